@@ -1,0 +1,131 @@
+"""The `yibao` command line: quote bills, check policy files, run the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from yibao.domain.errors import YibaoError
+from yibao.domain.money import format_yuan
+from yibao.domain.settlement import Settlement
+from yibao.formats.bill_json import loads_bill_text
+from yibao.formats.national import settlement_document
+from yibao.policies.loader import load_policy_file
+from yibao.services.quote import quote
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
+policy_app = typer.Typer(no_args_is_help=True, help="策略文件 Policy files.")
+app.add_typer(policy_app, name="policy")
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _fail(exc: YibaoError) -> "typer.Exit":
+    Console(stderr=True).print(f"[bold red]错误 error[/] {exc.describe()}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        Console(stderr=True).print(f"[bold red]错误 error[/] {path}: 无法读取 / cannot read: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def render(s: Settlement, console: Console) -> None:
+    y = format_yuan
+    lines = Table(title="费用明细 Fee lines", title_justify="left")
+    for col in ("code", "名称 name", "类 class", "金额 total", "全自费 own", "超限价 over", "先行自付 pre", "范围内 in scope"):
+        lines.add_column(col, justify="right" if col[0] not in "cn名类" else "left")
+    for ln in s.lines:
+        lines.add_row(ln.code, ln.name, ln.line_class, y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope))
+    console.print(lines)
+
+    split = Table(title=f"结算 Settlement · 策略 policy {s.policy_version} ({s.policy_digest})", title_justify="left")
+    split.add_column("项目 item")
+    split.add_column("字段 field")
+    split.add_column("金额 yuan", justify="right")
+    rows = [
+        ("医疗费总额 total", "medfee_sumamt", s.total),
+        ("全自费 own expense", "fulamt_ownpay_amt", s.own_expense),
+        ("超限价自费 over limit", "overlmt_selfpay", s.over_limit),
+        ("先行自付 pre-self-pay", "preselfpay_amt", s.pre_self_pay),
+        ("符合范围 in scope", "inscp_scp_amt", s.in_scope),
+        ("起付线 deductible", "act_pay_dedc", s.deductible),
+        ("统筹基金 pooled fund", "hifp_pay", s.pool_fund),
+        ("大病保险 serious illness", "hifmi_pay", s.serious_illness),
+        ("职工大额 large amount", "hifob_pay", s.large_amount),
+        ("医疗救助 assistance", "maf_pay", s.assistance),
+        ("基金合计 funds total", "fund_pay_sumamt", s.fund_total),
+        ("个人负担 patient share", "psn_part_amt", s.person_total),
+        ("个人账户 account", "acct_pay", s.account_pay),
+        ("现金 cash", "psn_cash_pay", s.cash_pay),
+        ("账户余额 balance after", "balc", s.balance_after),
+    ]
+    for label, field, amount in rows:
+        split.add_row(label, field, y(amount))
+    console.print(split)
+
+    console.print("[bold]说明 Explanation[/]")
+    for e in s.explanation:
+        console.print(f" {e.step}. {e.zh}\n    {e.en}  [dim]({e.clause})[/]", highlight=False)
+
+
+@app.command("quote")
+def quote_cmd(
+    bill: Path = typer.Argument(..., help="bill JSON file (docs/quote.md)", show_default=False),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="policy YAML for the insured region (default: the built-in one)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object with the national field names"),
+) -> None:
+    """预结算 Price a bill: split fund, personal account and cash, with the explanation."""
+    try:
+        settlement = quote(loads_bill_text(_read(bill)), policy)
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(settlement_document(settlement), ensure_ascii=False, indent=2) + "\n")
+    else:
+        render(settlement, Console())
+
+
+@policy_app.command("check")
+def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files")) -> None:
+    """校验策略文件 Validate policy files; errors name the file and the field."""
+    console = Console()
+    for f in files:
+        try:
+            p = load_policy_file(f)
+        except YibaoError as exc:
+            raise _fail(exc) from None
+        console.print(f"[green]OK[/] {f}: {p.version} {p.region_name} (sha256 {p.digest}), schemes: {', '.join(p.schemes)}", highlight=False)
+
+
+@app.command("demo")
+def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bills")) -> None:
+    """演示 Quote every example bill shipped in examples/."""
+    console = Console()
+    files = sorted(examples.glob("*.json"))
+    if not files:
+        console.print(f"no example bills in {examples}")
+        raise typer.Exit(code=2)
+    for f in files:
+        console.rule(f"[bold]{f.name}")
+        try:
+            render(quote(loads_bill_text(_read(f))), console)
+        except YibaoError as exc:
+            console.print(f"[red]{exc.describe()}[/]", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Errors raised by the domain. Each names the field and the rule, in Chinese and English."""
+
+from __future__ import annotations
+
+
+class YibaoError(Exception):
+    """Base of every error yibao reports to a user (never shown as a traceback)."""
+
+    code: str = "error"
+
+    def __init__(self, field: str, code: str, message_zh: str, message_en: str) -> None:
+        self.field = field
+        self.code = code
+        self.message_zh = message_zh
+        self.message_en = message_en
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        return f"{where}{self.message_zh} / {self.message_en}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message_zh": self.message_zh, "message_en": self.message_en}
+
+
+class InputError(YibaoError):
+    """Bad input from a caller: a bill, a request, a command-line argument."""
+
+
+class PolicyError(YibaoError):
+    """A policy file that does not validate; ``field`` includes the file name."""

@@ -1,0 +1,259 @@
+"""A pooling region's benefit policy for one year, as validated, immutable values.
+
+Amounts are fen, ratios parts per million. The policy files (YAML) are parsed into these
+classes by ``yibao.policies.schema``; nothing here reads a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from yibao.domain.money import RATIO_ONE, apply_ratio
+
+INSURANCE_TYPES = ("employee", "resident", "child")
+VISIT_KINDS = ("outpatient", "emergency", "inpatient", "pharmacy")
+LEVELS = ("community", "level1", "level2", "level3", "pharmacy")
+FILINGS = ("long_term", "temporary", "unfiled")
+LINE_CLASSES = ("A", "B", "C", "unlisted")
+BASE_PARTS = ("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")
+MUTUAL_AID_RELATIONS = ("spouse", "parent", "child")
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound)."""
+
+    upto: int | None
+    ratio: int
+
+
+@dataclass(frozen=True, slots=True)
+class RatioSchedule:
+    """A flat ratio (one open band) or ratio bands by amount, ascending."""
+
+    bands: tuple[Band, ...]
+
+    @classmethod
+    def flat(cls, ratio: int) -> "RatioSchedule":
+        return cls((Band(None, ratio),))
+
+    @property
+    def is_flat(self) -> bool:
+        return len(self.bands) == 1
+
+    def cut(self, points: int) -> "RatioSchedule":
+        """Every band's ratio lowered by ``points`` (ppm), not below zero (cross-region cut)."""
+        if not points:
+            return self
+        return RatioSchedule(tuple(Band(b.upto, max(0, b.ratio - points)) for b in self.bands))
+
+    def bonus(self, points: int) -> "RatioSchedule":
+        """Every band's ratio raised by ``points`` (ppm), not above 100% (hardship bonus)."""
+        if not points:
+            return self
+        return RatioSchedule(tuple(Band(b.upto, min(RATIO_ONE, b.ratio + points)) for b in self.bands))
+
+    def pay_exact(self, start: int, amount: int) -> int:
+        """Σ ratio × the part of [start, start+amount) in each band, in fen·ppm (not yet rounded)."""
+        total = 0
+        lo = 0
+        end = start + amount
+        for band in self.bands:
+            hi = band.upto
+            a = max(lo, start)
+            b = end if hi is None else min(hi, end)
+            if b > a:
+                total += (b - a) * band.ratio
+            if hi is not None:
+                lo = hi
+            if hi is None or hi >= end:
+                break
+        return total
+
+    def cost_to_pay(self, start: int, pay_fen: int) -> tuple[int, int]:
+        """The measured amount from ``start`` whose payment reaches ``pay_fen`` exactly.
+
+        Returned as an exact fraction (numerator, denominator) so the caller rounds once.
+        Used when an annual cap binds in the middle of a bill: the cost the fund covered.
+        """
+        if pay_fen <= 0:
+            return 0, 1
+        need = pay_fen * RATIO_ONE  # fen·ppm still to pay
+        num, den = 0, 1  # cost so far, as num/den fen
+        lo = 0
+        for band in self.bands:
+            hi = band.upto
+            a = max(lo, start)
+            if hi is None or hi > a:
+                width = None if hi is None else hi - a
+                if band.ratio and (width is None or width * band.ratio >= need):
+                    # The cap is reached inside this band: cost = need / ratio.
+                    num = num * band.ratio + need * den
+                    den = den * band.ratio
+                    return num, den
+                if width is None:
+                    break  # a zero-ratio open band never reaches the cap
+                need -= width * band.ratio
+                num += width * den
+            if hi is not None:
+                lo = hi
+        raise ValueError("payment cannot be reached with these bands")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """Which people a benefit variant applies to; None means "any"."""
+
+    tier: int | None = None
+    retired: bool | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+
+    def matches(self, tier: int | None, retired: bool, age: int) -> bool:
+        return (
+            (self.tier is None or self.tier == tier)
+            and (self.retired is None or self.retired == retired)
+            and (self.age_min is None or age >= self.age_min)
+            and (self.age_max is None or age <= self.age_max)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitVariant:
+    """Basic pooled-fund rules for one visit class and one group of people.
+
+    ``deductible`` is per admission for inpatient visits and per year otherwise.
+    A level missing from ``ratio`` is not covered by the pooled fund at all.
+    """
+
+    path: str  # where it stands in the policy file, cited in explanations
+    label_zh: str
+    label_en: str
+    when: Condition
+    deductible: Mapping[str, int]
+    ratio: Mapping[str, RatioSchedule]
+    repeat_admission_factors: tuple[int, ...] = (RATIO_ONE,)
+    bands_basis: str = "excess"  # "excess": bands measured above the deductible; "cumulative": deductible included
+    annual_cap: int | None = None  # outpatient pooling's own yearly cap (inpatient uses the scheme cap)
+    eligible_ceiling: int | None = None  # yearly in-scope cost above which the basic layer stops
+
+    def deductible_for(self, level: str, admission_number: int) -> int:
+        base = self.deductible.get(level, 0)
+        factors = self.repeat_admission_factors
+        factor = factors[min(admission_number, len(factors)) - 1]
+        return apply_ratio(base, factor)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    insurance_type: str
+    label_zh: str
+    label_en: str
+    tiers: tuple[int, ...] | None
+    annual_cap: int  # basic pooled fund, per person and year (pool_fund_paid)
+    personal_account_tiers: tuple[int, ...] | None  # None: every tier has an account
+    has_personal_account: bool
+    second_layer: str | None  # "serious_illness" | "large_amount" | None
+    benefits: Mapping[str, tuple[BenefitVariant, ...]]  # visit kind -> variants, first match wins
+
+    def account_for(self, tier: int | None) -> bool:
+        if not self.has_personal_account:
+            return False
+        return self.personal_account_tiers is None or tier in self.personal_account_tiers
+
+    def variants_for(self, kind: str) -> tuple[str, tuple[BenefitVariant, ...]]:
+        """Emergency and pharmacy visits use the outpatient rules unless the policy sets their own."""
+        if kind in self.benefits:
+            return kind, self.benefits[kind]
+        return "outpatient", self.benefits["outpatient"]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriousIllness:
+    """Resident serious-illness insurance (大病保险, hifmi_pay), measured on a yearly base."""
+
+    threshold: int
+    bands: RatioSchedule
+    basis: str  # "excess": bands measured above the threshold; "cumulative": on the whole yearly base
+    annual_cap: int | None
+    base_includes: frozenset[str]
+    hardship_statuses: frozenset[str]
+    hardship_threshold_factor: int
+    hardship_ratio_bonus: int
+    hardship_no_cap: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LargeAmount:
+    """Employees' large-amount subsidy (职工大额, hifob_pay): pays on cost beyond the basic layer."""
+
+    ratio: int
+    annual_cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssistanceStatus:
+    label_zh: str
+    label_en: str
+    threshold: int  # yearly (起助线)
+    ratio: int
+    annual_cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Assistance:
+    """Medical assistance (医疗救助, maf_pay) for people with a hardship status."""
+
+    statuses: Mapping[str, AssistanceStatus]
+    base_includes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CrossRegionRule:
+    extra_self_pay: int  # share of each line's in-scope amount the patient pays first
+    ratio_cut: int  # points off the pooled-fund ratio
+
+
+@dataclass(frozen=True, slots=True)
+class CrossRegion:
+    emergency_counts_as_filed: bool
+    rules: Mapping[str, CrossRegionRule]  # filing -> rule
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRules:
+    excludes: frozenset[str]  # parts of the patient's share the account may not pay (own_expense, over_limit)
+    family_mutual_aid: frozenset[str]  # relations whose account may pay (spouse, parent, child)
+    guardian_min_balance_share: int  # of the previous-year average on-post wage; balance must exceed it
+    guardian_visit_kinds: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    region: str
+    region_name: str
+    year: int
+    revision: int
+    digest: str  # sha256 of the file, first 12 hex digits: which exact text priced a bill
+    source: str  # the file it came from, for error messages and citations
+    avg_onpost_wage: int  # previous-year average on-post wage, yearly, fen
+    wage_year: int
+    paycode_ttl_seconds: int
+    b_self_pay_ratio: int
+    schemes: Mapping[str, Scheme]
+    serious_illness: SeriousIllness | None
+    large_amount: LargeAmount | None
+    assistance: Assistance | None
+    cross_region: CrossRegion
+    account: AccountRules
+    references: tuple[str, ...] = field(default=())
+
+    @property
+    def version(self) -> str:
+        return f"{self.region}-{self.year}.{self.revision}"
+
+    @property
+    def guardian_min_balance(self) -> int:
+        """Shenzhen rule (5): the guardian's balance must exceed this (2017: 5% × 100,176 = 5008.80)."""
+        return apply_ratio(self.avg_onpost_wage, self.account.guardian_min_balance_share)

@@ -1,0 +1,415 @@
+"""The settlement engine: of this bill, what does each fund pay, what the account, what cash.
+
+Pure: a Bill and the Policy in, a Settlement out. The eight steps of docs/engine.md run in
+order, each driven by the policy file and each explained to the patient. Every derived
+amount is rounded ROUND_HALF_UP once; the cash share takes the residue, so the parts add
+up exactly (the identities are asserted by the property tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from yibao.domain.bill import Accumulators, Bill
+from yibao.domain.errors import InputError
+from yibao.domain.family import check_guardian_account
+from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up, format_ratio, format_yuan
+from yibao.domain.policy import Policy, RatioSchedule
+
+LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
+KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
+FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
+FILING_EN = {"long_term": "long-term filing", "temporary": "temporary filing", "unfiled": "no filing"}
+
+
+@dataclass(frozen=True, slots=True)
+class LineResult:
+    """One fee line adjudicated: total = own_expense + over_limit + pre_self_pay + in_scope."""
+
+    code: str
+    name: str
+    line_class: str
+    total: int
+    own_expense: int
+    over_limit: int
+    pre_self_pay: int
+    in_scope: int
+    cross_region_extra: int  # the part of pre_self_pay due to cross-region treatment
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    step: int
+    code: str
+    zh: str
+    en: str
+    amount: int | None
+    clause: str  # where in the policy the rule stands
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRefusal:
+    code: str
+    zh: str
+    en: str
+    failed_conditions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    policy_version: str
+    policy_digest: str
+    insured_region: str
+    treatment_region: str
+    total: int
+    own_expense: int
+    over_limit: int
+    pre_self_pay: int
+    in_scope: int
+    deductible: int
+    pool_fund: int
+    pool_ratio: int  # the basic ratio applied (first band), ppm
+    serious_illness: int
+    large_amount: int
+    assistance: int
+    fund_total: int
+    person_total: int
+    account_pay: int
+    mutual_aid_pay: int  # the part of account_pay from a guardian's or relative's account
+    cash_pay: int
+    balance_before: int
+    balance_after: int
+    lines: tuple[LineResult, ...]
+    accumulator_delta: Accumulators
+    explanation: tuple[Explanation, ...]
+    account_refusal: AccountRefusal | None
+
+
+def _y(fen: int) -> str:
+    return f"¥{format_yuan(fen)}"
+
+
+def _describe_schedule(s: RatioSchedule) -> tuple[str, str]:
+    if s.is_flat:
+        text = format_ratio(s.bands[0].ratio)
+        return text, text
+    parts_zh, parts_en, lo = [], [], 0
+    for b in s.bands:
+        if b.upto is None:
+            parts_zh.append(f"{_y(lo)}以上{format_ratio(b.ratio)}")
+            parts_en.append(f"{format_ratio(b.ratio)} above {_y(lo)}")
+        else:
+            parts_zh.append(f"{_y(lo)}–{_y(b.upto)} {format_ratio(b.ratio)}")
+            parts_en.append(f"{format_ratio(b.ratio)} for {_y(lo)}–{_y(b.upto)}")
+            lo = b.upto
+    return "、".join(parts_zh), ", ".join(parts_en)
+
+
+def validate_bill(bill: Bill, policy: Policy) -> None:
+    """Checks that need the policy; field names follow the bill JSON format (docs/quote.md)."""
+    person, visit = bill.person, bill.visit
+    if bill.insured_region != policy.region:
+        raise InputError("insured_region", "policy_region_mismatch",
+                         f"策略文件属于统筹区 {policy.region}，与参保地 {bill.insured_region} 不符",
+                         f"the policy is for region {policy.region}, not the insured region {bill.insured_region}")
+    if bill.date.year != policy.year:
+        raise InputError("date", "policy_year_mismatch", f"就诊日期 {bill.date} 不在策略年度 {policy.year} 内",
+                         f"date {bill.date} is outside policy year {policy.year} ({policy.version})")
+    scheme = policy.schemes.get(person.insurance_type)
+    if scheme is None:
+        raise InputError("person.insurance_type", "scheme_not_in_policy",
+                         f"{policy.version} 未定义险种 {person.insurance_type}",
+                         f"policy {policy.version} has no scheme {person.insurance_type!r}; it has {', '.join(policy.schemes)}")
+    if scheme.tiers is not None and person.tier not in scheme.tiers:
+        raise InputError("person.tier", "unknown_tier", f"档次应为 {scheme.tiers} 之一",
+                         f"tier must be one of {list(scheme.tiers)} for {person.insurance_type} in {policy.region}")
+    if person.hardship is not None:
+        known = set(policy.assistance.statuses) if policy.assistance else set()
+        if policy.serious_illness:
+            known |= policy.serious_illness.hardship_statuses
+        if person.hardship not in known:
+            raise InputError("person.hardship", "unknown_hardship", f"困难身份 {person.hardship!r} 未在策略中定义，可选：{', '.join(sorted(known)) or '无'}",
+                             f"hardship status {person.hardship!r} is not in the policy; known: {', '.join(sorted(known)) or 'none'}")
+    if bill.cross_region and person.filing is None:
+        raise InputError("person.filing", "filing_required", "异地就医须填写备案类型：long_term | temporary | unfiled",
+                         "treatment outside the insured region needs a filing: long_term | temporary | unfiled")
+    if visit.kind == "inpatient" and visit.institution_level == "pharmacy":
+        raise InputError("visit.institution_level", "inpatient_at_pharmacy", "住院不能发生在药店", "an inpatient visit cannot be at a pharmacy")
+    if visit.kind == "pharmacy" and visit.institution_level != "pharmacy":
+        raise InputError("visit.institution_level", "pharmacy_level", "药店购药的机构级别应为 pharmacy", "a pharmacy visit must be at institution_level pharmacy")
+    account = bill.account
+    if account.use and account.payer == "guardian":
+        if person.insurance_type != "child":
+            raise InputError("account.payer", "guardian_for_child_only", "仅少儿医保参保人可使用监护人账户",
+                             "only a child's bill may be paid from a guardian's account")
+        if account.guardian is None:
+            raise InputError("account.guardian", "guardian_facts_required", "使用监护人账户时须提供监护关系信息",
+                             "account.guardian is required when account.payer is guardian")
+    if account.use and account.payer == "family" and account.relation is None:
+        raise InputError("account.relation", "relation_required", "家庭共济须填写关系：spouse | parent | child",
+                         "family mutual aid needs a relation: spouse | parent | child")
+
+
+def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
+    """Price ``bill`` under the insured region's ``policy``.
+
+    ``catalogue`` is the treatment region's policy, whose catalogue (the default 乙 self-pay
+    ratio) applies across regions: 就医地目录、参保地政策. None means the insured region's.
+    """
+    validate_bill(bill, policy)
+    person, visit, acc = bill.person, bill.visit, bill.accumulators
+    scheme = policy.schemes[person.insurance_type]
+    ver = policy.version
+    ex: list[Explanation] = []
+
+    # Step 2 (set up first, applied per line): cross-region rule of the insured region.
+    xr = None
+    filing = None
+    if bill.cross_region:
+        filing = person.filing
+        if filing == "unfiled" and visit.kind == "emergency" and policy.cross_region.emergency_counts_as_filed:
+            filing = "temporary"
+        xr = policy.cross_region.rules[filing]
+    extra = xr.extra_self_pay if xr else 0
+    cat = catalogue if catalogue is not None else policy
+    b_default = cat.b_self_pay_ratio
+
+    # Step 1: split each line.
+    lines = []
+    t_total = t_own = t_over = t_pre = t_in = t_extra = t_pre_b = 0
+    b_ratios: set[int] = set()
+    for line in bill.lines:
+        total = div_round_half_up(line.unit_price * line.quantity, QTY_SCALE)
+        own = over = pre = extra_fen = 0
+        if line.line_class in ("C", "unlisted"):
+            own = total
+        else:
+            if line.price_cap is not None and line.unit_price > line.price_cap:
+                over = div_round_half_up((line.unit_price - line.price_cap) * line.quantity, QTY_SCALE)
+            allowed = total - over
+            if line.line_class == "B":
+                ratio = b_default if line.self_pay_ratio is None else line.self_pay_ratio
+                b_ratios.add(ratio)
+                pre = apply_ratio(allowed, ratio)
+                t_pre_b += pre
+            if extra:
+                extra_fen = apply_ratio(allowed - pre, extra)
+                pre += extra_fen
+        in_scope = total - own - over - pre
+        lines.append(LineResult(line.code, line.name, line.line_class, total, own, over, pre, in_scope, extra_fen))
+        t_total += total
+        t_own += own
+        t_over += over
+        t_pre += pre
+        t_in += in_scope
+        t_extra += extra_fen
+
+    ex.append(Explanation(1, "total", f"医疗费用总额：{_y(t_total)}（{len(lines)}项）", f"Total medical fees: {_y(t_total)} ({len(lines)} items)", t_total, f"{ver} catalogue"))
+    if t_own:
+        ex.append(Explanation(1, "own_expense", f"丙类及目录外项目全自费：{_y(t_own)}", f"Class C and unlisted items, paid in full by the patient: {_y(t_own)}", t_own, f"{ver} catalogue"))
+    if t_over:
+        ex.append(Explanation(1, "over_limit", f"超出限价部分个人自付：{_y(t_over)}", f"Above the price cap, paid by the patient: {_y(t_over)}", t_over, f"{ver} catalogue"))
+    if t_pre_b:
+        if len(b_ratios) == 1:
+            r = format_ratio(next(iter(b_ratios)))
+            zh, en = f"乙类项目先行自付{r}：{_y(t_pre_b)}", f"Class B items, {r} paid first by the patient: {_y(t_pre_b)}"
+        else:
+            zh, en = f"乙类项目按各自比例先行自付：{_y(t_pre_b)}", f"Class B items, each at its own self-pay ratio: {_y(t_pre_b)}"
+        ex.append(Explanation(1, "pre_self_pay", zh, en, t_pre_b, f"{cat.version} catalogue.b_self_pay_ratio"))
+    ex.append(Explanation(1, "in_scope", f"符合政策范围金额：{_y(t_in)}", f"Within the policy scope: {_y(t_in)}", t_in, f"{ver} catalogue"))
+
+    if bill.cross_region:
+        assert filing is not None and xr is not None
+        zh = f"异地就医（{FILING_ZH[filing]}）：按参保地{bill.insured_region}政策、就医地{bill.treatment_region}目录"
+        en = f"Treated outside the insured region ({FILING_EN[filing]}): policy of {bill.insured_region}, catalogue of {bill.treatment_region}"
+        if catalogue is None:
+            zh += "（就医地目录未配置，乙类默认比例按参保地）"
+            en += " (no catalogue on file for the treatment region; the insured region's default class-B ratio applies)"
+        if t_extra:
+            zh += f"；异地先行自付{format_ratio(xr.extra_self_pay)}：{_y(t_extra)}"
+            en += f"; cross-region extra self-pay {format_ratio(xr.extra_self_pay)}: {_y(t_extra)}"
+        if xr.ratio_cut:
+            zh += f"；统筹支付比例降低{format_ratio(xr.ratio_cut)}"
+            en += f"; pooled-fund ratio cut by {format_ratio(xr.ratio_cut)} points"
+        ex.append(Explanation(2, "cross_region", zh, en, t_extra, f"{ver} cross_region.{filing}"))
+
+    # Steps 3–4: deductible and pooled fund, by the first matching benefit variant.
+    benefit_kind, variants = scheme.variants_for(visit.kind)
+    variant = next(v for v in variants if v.when.matches(person.tier, person.retired, person.age))
+    per_year = benefit_kind != "inpatient"
+    schedule = variant.ratio.get(visit.institution_level)
+    level_zh = LEVEL_ZH[visit.institution_level]
+    dedc = within = hifp = covered = overflow = pool_ratio = 0
+    if schedule is None:
+        ex.append(Explanation(4, "not_covered", f"{variant.label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
+                              f"{variant.label_en}: {visit.institution_level} institutions are outside pooled-fund cover; fund pays ¥0.00", 0, f"{ver} {variant.path}.ratio"))
+    else:
+        if per_year:
+            annual = variant.deductible.get(visit.institution_level, 0)
+            remaining = max(0, annual - acc.outpatient_deductible_used)
+            dedc = min(remaining, t_in)
+            zh = f"{KIND_ZH[visit.kind]}年度起付线{_y(annual)}，本年已用{_y(acc.outpatient_deductible_used)}，本次计入起付线：{_y(dedc)}"
+            en = f"Yearly deductible {_y(annual)}, {_y(acc.outpatient_deductible_used)} used before; this bill: {_y(dedc)}"
+        else:
+            full = variant.deductible_for(visit.institution_level, visit.admission_number)
+            dedc = min(full, t_in)
+            base = variant.deductible.get(visit.institution_level, 0)
+            zh = f"住院起付线（{level_zh}医院{_y(base)}，本年第{visit.admission_number}次住院应付{_y(full)}）：{_y(dedc)}"
+            en = f"Inpatient deductible ({visit.institution_level} {_y(base)}, admission {visit.admission_number} this year: {_y(full)}): {_y(dedc)}"
+        ex.append(Explanation(3, "deductible", zh, en, dedc, f"{ver} {variant.path}.deductible"))
+
+        eligible = t_in - dedc
+        within = eligible
+        if variant.eligible_ceiling is not None:
+            within = min(eligible, max(0, variant.eligible_ceiling - acc.pool_eligible_used))
+        spill = eligible - within
+        sched = schedule.cut(xr.ratio_cut) if xr else schedule
+        pool_ratio = sched.bands[0].ratio
+        start = dedc if variant.bands_basis == "cumulative" else 0
+        raw = div_round_half_up(sched.pay_exact(start, within), RATIO_ONE)
+        cap_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        if per_year and variant.annual_cap is not None:
+            cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
+        ratio_zh, ratio_en = _describe_schedule(sched)
+        if raw > cap_left:
+            hifp = cap_left
+            num, den = sched.cost_to_pay(start, cap_left)
+            covered = min(within, div_round_half_up(num, den))
+        else:
+            hifp = raw
+            covered = within
+        overflow = spill + within - covered
+        zh = f"统筹基金支付（{variant.label_zh}，{level_zh}，{ratio_zh}）：({_y(t_in)} − 起付线{_y(dedc)}"
+        en = f"Pooled fund ({variant.label_en}, {visit.institution_level}, {ratio_en}): ({_y(t_in)} − deductible {_y(dedc)}"
+        if spill:
+            zh += f" − 超过年度合规费用上限{_y(spill)}"
+            en += f" − {_y(spill)} above the yearly eligible-cost ceiling"
+        zh += f") × 比例 = {_y(raw)}"
+        en += f") × ratio = {_y(raw)}"
+        if raw > cap_left:
+            zh += f"；已达年度最高支付限额，本次只支付剩余额度{_y(hifp)}，超出部分费用{_y(within - covered)}转入下一层"
+            en += f"; the yearly cap is reached, so only the remaining {_y(hifp)} is paid and {_y(within - covered)} of cost moves to the next layer"
+        ex.append(Explanation(4, "pool_fund", zh, en, hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap"))
+
+    # Step 5: second layer.
+    hifmi = hifob = si_base = 0
+    parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
+    if scheme.second_layer == "large_amount" and policy.large_amount is not None:
+        la = policy.large_amount
+        if overflow:
+            raw = apply_ratio(overflow, la.ratio)
+            left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
+            hifob = raw if left is None else min(raw, left)
+            ex.append(Explanation(5, "large_amount", f"职工大额医疗费用补助：{_y(overflow)} × {format_ratio(la.ratio)} = {_y(raw)}，支付{_y(hifob)}",
+                                  f"Employee large-amount subsidy: {_y(overflow)} × {format_ratio(la.ratio)} = {_y(raw)}, paid {_y(hifob)}", hifob, f"{ver} large_amount"))
+    elif scheme.second_layer == "serious_illness" and policy.serious_illness is not None:
+        si = policy.serious_illness
+        si_base = sum(parts[p] for p in si.base_includes)
+        hard = person.hardship in si.hardship_statuses
+        thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
+        b0 = acc.serious_illness_base
+        b1 = b0 + si_base
+        lo = max(b0, thr)
+        if b1 > lo:
+            bands = si.bands.bonus(si.hardship_ratio_bonus) if hard else si.bands
+            offset = thr if si.basis == "excess" else 0
+            raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
+            left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
+            hifmi = raw if left is None else min(raw, left)
+            rz, re_ = _describe_schedule(bands)
+            ex.append(Explanation(5, "serious_illness",
+                                  f"大病保险：本年累计{_y(b1)}，起付线{_y(thr)}，本次超过起付线{_y(b1 - lo)}（{rz}）= {_y(raw)}，支付{_y(hifmi)}",
+                                  f"Serious-illness insurance: yearly base {_y(b1)}, threshold {_y(thr)}, {_y(b1 - lo)} above it this bill ({re_}) = {_y(raw)}, paid {_y(hifmi)}",
+                                  hifmi, f"{ver} serious_illness"))
+        elif si_base:
+            ex.append(Explanation(5, "serious_illness", f"大病保险：本年累计{_y(b1)}，未达起付线{_y(thr)}",
+                                  f"Serious-illness insurance: yearly base {_y(b1)} is below the threshold {_y(thr)}", 0, f"{ver} serious_illness.threshold"))
+
+    # Step 6: medical assistance.
+    maf = a_base = 0
+    assistance = policy.assistance
+    if person.hardship is not None and assistance is not None and person.hardship in assistance.statuses:
+        st = assistance.statuses[person.hardship]
+        a_base = max(0, sum(parts[p] for p in assistance.base_includes) - hifmi - hifob)
+        a0 = acc.assistance_base
+        a1 = a0 + a_base
+        lo = max(a0, st.threshold)
+        if a1 > lo:
+            raw = apply_ratio(a1 - lo, st.ratio)
+            left = None if st.annual_cap is None else max(0, st.annual_cap - acc.assistance_paid)
+            maf = raw if left is None else min(raw, left)
+        ex.append(Explanation(6, "assistance",
+                              f"医疗救助（{st.label_zh}）：个人自付累计{_y(a1)}，起助线{_y(st.threshold)}，超过部分{_y(max(0, a1 - lo))} × {format_ratio(st.ratio)}，支付{_y(maf)}",
+                              f"Medical assistance ({st.label_en}): yearly self-pay {_y(a1)}, threshold {_y(st.threshold)}, {_y(max(0, a1 - lo))} above it × {format_ratio(st.ratio)}, paid {_y(maf)}",
+                              maf, f"{ver} assistance.statuses.{person.hardship}"))
+
+    fund_total = hifp + hifmi + hifob + maf
+    person_total = t_total - fund_total
+
+    # Step 7: personal account.
+    account = bill.account
+    rules = policy.account
+    excluded = (t_own if "own_expense" in rules.excludes else 0) + (t_over if "over_limit" in rules.excludes else 0)
+    payable = max(0, person_total - excluded)
+    acct = mulaid = 0
+    refusal: AccountRefusal | None = None
+    if account.use:
+        if account.payer == "self":
+            if scheme.account_for(person.tier):
+                acct = min(payable, account.balance)
+            else:
+                refusal = AccountRefusal("no_personal_account", f"{scheme.label_zh}无个人账户", f"{scheme.label_en} has no personal account")
+        elif account.payer == "guardian":
+            assert account.guardian is not None
+            if visit.kind not in rules.guardian_visit_kinds:
+                refusal = AccountRefusal("guardian_visit_kind", f"监护人账户仅可用于{'、'.join(KIND_ZH[k] for k in sorted(rules.guardian_visit_kinds))}",
+                                         f"a guardian's account pays only for {', '.join(sorted(rules.guardian_visit_kinds))} visits")
+            else:
+                decision = check_guardian_account(account.guardian, policy.guardian_min_balance)
+                if decision.allowed:
+                    acct = mulaid = min(payable, account.balance)
+                else:
+                    refusal = AccountRefusal("guardian_conditions", decision.reason_zh(), decision.reason_en(), tuple(c.code for c in decision.failed))
+        else:  # family mutual aid
+            if account.relation in rules.family_mutual_aid:
+                acct = mulaid = min(payable, account.balance)
+            else:
+                refusal = AccountRefusal("relation_not_allowed", f"家庭共济仅限：{', '.join(sorted(rules.family_mutual_aid))}",
+                                         f"family mutual aid is only for: {', '.join(sorted(rules.family_mutual_aid))}")
+        if refusal is not None:
+            ex.append(Explanation(7, "account_refused", f"个人账户不可用：{refusal.zh}", f"Personal account not used: {refusal.en}", 0, f"{ver} personal_account"))
+        else:
+            whose_zh = {"self": "本人", "guardian": "监护人", "family": "家庭共济"}[account.payer]
+            whose_en = {"self": "own", "guardian": "guardian's", "family": "family mutual-aid"}[account.payer]
+            zh = f"个人账户（{whose_zh}）支付：{_y(acct)}，余额{_y(account.balance - acct)}"
+            en = f"Personal account ({whose_en}) pays {_y(acct)}; balance {_y(account.balance - acct)}"
+            if excluded:
+                zh += f"（{_y(excluded)}不可由个人账户支付）"
+                en += f" ({_y(excluded)} may not be paid from the account)"
+            ex.append(Explanation(7, "account", zh, en, acct, f"{ver} personal_account"))
+
+    # Step 8: the rest is cash (through a payment institution or a credit line).
+    cash = person_total - acct
+    ex.append(Explanation(8, "cash", f"基金支付合计{_y(fund_total)}，个人负担{_y(person_total)}，其中现金支付：{_y(cash)}",
+                          f"Funds pay {_y(fund_total)}; the patient's share is {_y(person_total)}, of which cash: {_y(cash)}", cash, f"{ver}"))
+
+    delta = Accumulators(
+        outpatient_deductible_used=dedc if per_year else 0,
+        pool_fund_paid=hifp,
+        outpatient_pool_paid=hifp if per_year else 0,
+        pool_eligible_used=within,
+        serious_illness_base=si_base,
+        serious_illness_paid=hifmi,
+        large_amount_paid=hifob,
+        assistance_base=a_base,
+        assistance_paid=maf,
+    )
+    return Settlement(
+        policy_version=ver, policy_digest=policy.digest,
+        insured_region=bill.insured_region, treatment_region=bill.treatment_region,
+        total=t_total, own_expense=t_own, over_limit=t_over, pre_self_pay=t_pre, in_scope=t_in,
+        deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob,
+        assistance=maf, fund_total=fund_total, person_total=person_total, account_pay=acct,
+        mutual_aid_pay=mulaid, cash_pay=cash, balance_before=account.balance, balance_after=account.balance - acct,
+        lines=tuple(lines), accumulator_delta=delta, explanation=tuple(ex), account_refusal=refusal,
+    )

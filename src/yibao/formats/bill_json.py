@@ -1,0 +1,181 @@
+"""Parse the bill JSON format (docs/quote.md) into domain values; errors name the field path."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any, Mapping
+
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
+from yibao.domain.errors import InputError
+from yibao.domain.family import GuardianFacts
+from yibao.domain.money import parse_quantity, parse_ratio, parse_yuan
+from yibao.domain.policy import FILINGS, INSURANCE_TYPES, LEVELS, LINE_CLASSES, MUTUAL_AID_RELATIONS, VISIT_KINDS
+
+_ABSENT = object()
+GUARDIAN_FACT_FIELDS = {
+    "child_insured_in_region": "child_insured_in_region",
+    "child_has_financial_card": "child_has_financial_card",
+    "ecard_bound": "guardian_ecard_bound",
+    "child_card_linked": "child_card_linked",
+    "family_linked": "family_account_linked",
+    "matches_enrolment": "guardian_matches_enrolment",
+}
+
+
+def loads_bill_text(text: str) -> Any:
+    """JSON with exact decimals: 12.50 becomes Decimal("12.50"), never a float."""
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"line {exc.lineno} column {exc.colno}", "invalid_json", f"JSON 格式错误：{exc.msg}", f"invalid JSON: {exc.msg}") from None
+
+
+class _Obj:
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise InputError(path or "(bill)", "not_an_object", "应为 JSON 对象", "must be a JSON object")
+        self.data = data
+        self.path = path
+
+    def f(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = _ABSENT) -> Any:
+        value = self.data.get(key, _ABSENT)
+        if value is _ABSENT:
+            if default is _ABSENT:
+                raise InputError(self.f(key), "required", "缺少必填字段", "is required")
+            return default
+        return value
+
+    def obj(self, key: str, required: bool = True) -> "_Obj | None":
+        value = self.get(key, _ABSENT if required else None)
+        return None if value is None else _Obj(value, self.f(key))
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: Any = _ABSENT) -> Any:
+        value = self.get(key, default)
+        if value is None and default is None:
+            return None
+        if value not in allowed:
+            raise InputError(self.f(key), "invalid_choice", f"取值应为 {' | '.join(allowed)}", f"must be one of {' | '.join(allowed)}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: Any = _ABSENT) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise InputError(self.f(key), "invalid_boolean", "应为 true 或 false", f"must be true or false, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: Any = _ABSENT, lo: int | None = None, hi: int | None = None) -> Any:
+        value = self.get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(self.f(key), "invalid_integer", "应为整数", f"must be an integer, got {value!r}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise InputError(self.f(key), "out_of_range", f"应在 {lo}–{hi} 之间", f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    def text(self, key: str, default: Any = _ABSENT) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(self.f(key), "invalid_text", "应为非空字符串", "must be a non-empty string")
+        return value
+
+    def region(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str) or len(value) != 6 or not value.isdigit():
+            raise InputError(self.f(key), "invalid_region", "统筹区代码应为6位数字字符串，如 \"440300\"", "must be a 6-digit region code string such as \"440300\"")
+        return value
+
+    def yuan(self, key: str, default: Any = _ABSENT) -> Any:
+        value = self.get(key, default)
+        return None if value is None else parse_yuan(value, self.f(key))
+
+
+def bill_from_mapping(data: Any) -> Bill:
+    root = _Obj(data, "")
+    raw_date = root.get("date")
+    try:
+        visit_date = date.fromisoformat(raw_date) if isinstance(raw_date, str) else None
+    except ValueError:
+        visit_date = None
+    if visit_date is None:
+        raise InputError("date", "invalid_date", "日期格式应为 YYYY-MM-DD", f"must be a date YYYY-MM-DD, got {raw_date!r}")
+
+    p = root.obj("person")
+    person = Person(
+        insurance_type=p.choice("insurance_type", INSURANCE_TYPES),
+        tier=p.integer("tier", None, lo=1, hi=9),
+        retired=p.boolean("retired", False),
+        age=p.integer("age", lo=0, hi=150),
+        hardship=p.get("hardship", None),
+        filing=p.choice("filing", FILINGS, None),
+    )
+    if person.hardship is not None and (not isinstance(person.hardship, str) or not person.hardship):
+        raise InputError("person.hardship", "invalid_text", "应为 null 或困难身份名称", "must be null or a hardship status name")
+
+    v = root.obj("visit")
+    visit = Visit(
+        kind=v.choice("kind", VISIT_KINDS),
+        institution_level=v.choice("institution_level", LEVELS),
+        admission_number=v.integer("admission_number", 1, lo=1, hi=366),
+    )
+
+    raw_lines = root.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
+    lines = []
+    for i, item in enumerate(raw_lines):
+        ln = _Obj(item, f"lines[{i}]")
+        cls = ln.choice("class", LINE_CLASSES)
+        ratio = ln.get("self_pay_ratio", None)
+        ratio_ppm = None if ratio is None else parse_ratio(ratio, ln.f("self_pay_ratio"))
+        if ratio_ppm and cls != "B":
+            raise InputError(ln.f("self_pay_ratio"), "self_pay_ratio_not_b", "只有乙类（B）项目有先行自付比例",
+                             f"only class B lines carry a self-pay ratio; this line is class {cls}")
+        lines.append(FeeLine(
+            code=ln.text("code"),
+            name=ln.text("name", ln.data.get("code") or "-"),
+            line_class=cls,
+            unit_price=ln.yuan("unit_price"),
+            quantity=parse_quantity(ln.get("quantity"), ln.f("quantity")),
+            price_cap=ln.yuan("price_cap", None),
+            self_pay_ratio=ratio_ppm,
+        ))
+
+    a = root.obj("accumulators", required=False)
+    accumulators = Accumulators()
+    if a is not None:
+        for key in a.data:
+            if key not in ACCUMULATOR_FIELDS:
+                raise InputError(a.f(key), "unknown_field", f"未知累计项，可用：{', '.join(ACCUMULATOR_FIELDS)}",
+                                 f"unknown accumulator; known: {', '.join(ACCUMULATOR_FIELDS)}")
+        accumulators = Accumulators(**{k: a.yuan(k, "0") for k in ACCUMULATOR_FIELDS})
+
+    acct = root.obj("account", required=False)
+    account = AccountChoice()
+    if acct is not None:
+        payer = acct.choice("payer", ("self", "guardian", "family"), "self")
+        balance = acct.yuan("balance", "0")
+        guardian = None
+        g = acct.obj("guardian", required=False)
+        if g is not None:
+            guardian = GuardianFacts(guardian_balance=balance, **{attr: g.boolean(key) for key, attr in GUARDIAN_FACT_FIELDS.items()})
+        account = AccountChoice(
+            use=acct.boolean("use", False), balance=balance, payer=payer,
+            relation=acct.choice("relation", MUTUAL_AID_RELATIONS, None), guardian=guardian,
+        )
+
+    return Bill(
+        insured_region=root.region("insured_region"),
+        treatment_region=root.region("treatment_region"),
+        date=visit_date,
+        person=person,
+        visit=visit,
+        lines=tuple(lines),
+        accumulators=accumulators,
+        account=account,
+    )

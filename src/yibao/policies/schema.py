@@ -1,0 +1,372 @@
+"""Validate a policy file's mapping into a ``Policy``; every error names the file and the field.
+
+The format is documented in docs/policy.md. Amounts are yuan strings, ratios decimal
+strings between 0 and 1; both are parsed exactly (no floats).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable, Mapping
+
+from yibao.domain.errors import InputError, PolicyError
+from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
+from yibao.domain.policy import (
+    BASE_PARTS,
+    FILINGS,
+    INSURANCE_TYPES,
+    LEVELS,
+    MUTUAL_AID_RELATIONS,
+    VISIT_KINDS,
+    AccountRules,
+    Assistance,
+    AssistanceStatus,
+    Band,
+    BenefitVariant,
+    Condition,
+    CrossRegion,
+    CrossRegionRule,
+    LargeAmount,
+    Policy,
+    RatioSchedule,
+    Scheme,
+    SeriousIllness,
+)
+
+_MISSING = object()
+
+
+class _Reader:
+    """Walks a mapping, remembering the dotted path for error messages."""
+
+    def __init__(self, source: str, data: Any, path: str = "") -> None:
+        self.source = source
+        self.data = data
+        self.path = path
+
+    def fail(self, field: str, zh: str, en: str) -> PolicyError:
+        where = f"{self.path}.{field}" if self.path and field else (self.path or field)
+        return PolicyError(f"{self.source}: {where}", "invalid_policy", zh, en)
+
+    def child(self, key: str | int, data: Any) -> "_Reader":
+        sub = f"{self.path}[{key}]" if isinstance(key, int) else (f"{self.path}.{key}" if self.path else key)
+        return _Reader(self.source, data, sub)
+
+    def mapping(self, key: str, required: bool = True) -> "_Reader | None":
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING or value is None:
+            if required:
+                raise self.fail(key, "缺少必填项", "is required")
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(key, "应为映射（键: 值）", "must be a mapping")
+        return self.child(key, value)
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise self.fail(key, "缺少必填项", "is required")
+            return default
+        return value
+
+    def _convert(self, key: str, value: Any, parse: Callable[[Any, str], int]) -> int:
+        if isinstance(value, float):
+            raise self.fail(key, f"请加引号写成字符串，例如 \"{value}\"", f"write it as a quoted string such as \"{value}\" so it stays exact")
+        try:
+            return parse(value, key)
+        except InputError as exc:
+            raise self.fail(key, exc.message_zh, exc.message_en) from None
+
+    def yuan(self, key: str, default: Any = _MISSING) -> int | None:
+        value = self.raw(key, default)
+        if value is None:
+            return None
+        return self._convert(key, value, parse_yuan)
+
+    def ratio(self, key: str, default: Any = _MISSING) -> int:
+        return self._convert(key, self.raw(key, default), parse_ratio)
+
+    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> int | None:
+        value = self.raw(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "应为整数", "must be an integer")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"不能小于{minimum}", f"must be at least {minimum}")
+        return value
+
+    def boolean(self, key: str, default: Any = _MISSING) -> bool:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "应为 true 或 false", "must be true or false")
+        return value
+
+    def text(self, key: str, default: Any = _MISSING) -> str:
+        value = self.raw(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, "应为非空字符串", "must be a non-empty string")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> str:
+        value = self.raw(key, default)
+        if value not in allowed:
+            raise self.fail(key, f"取值应为 {' | '.join(allowed)}", f"must be one of {' | '.join(allowed)}, got {value!r}")
+        return value
+
+    def subset(self, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> frozenset[str]:
+        value = self.raw(key, default)
+        if not isinstance(value, list):
+            raise self.fail(key, "应为列表", "must be a list")
+        for item in value:
+            if item not in allowed:
+                raise self.fail(key, f"未知取值 {item!r}，可选 {' | '.join(allowed)}", f"unknown value {item!r}; allowed: {' | '.join(allowed)}")
+        return frozenset(value)
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        """Unknown keys are refused: a misspelt key would otherwise silently change a benefit."""
+        for key in self.data:
+            if key not in allowed:
+                raise self.fail(str(key), f"未知字段，可用字段：{', '.join(allowed)}", f"unknown field; known fields: {', '.join(allowed)}")
+
+
+def _schedule(r: _Reader, key: str) -> RatioSchedule:
+    """A ratio ("0.9") or bands ([{upto: "50000", ratio: "0.6"}, {ratio: "0.7"}])."""
+    value = r.raw(key)
+    if not isinstance(value, list):
+        return RatioSchedule.flat(r.ratio(key))
+    if not value:
+        raise r.fail(key, "分段列表不能为空", "band list must not be empty")
+    bands: list[Band] = []
+    previous = 0
+    for i, item in enumerate(value):
+        br = r.child(key, value).child(i, item)
+        if not isinstance(item, Mapping):
+            raise br.fail("", "分段应为 {upto, ratio}", "each band must be a mapping {upto, ratio}")
+        br.check_keys(("upto", "ratio"))
+        upto = br.yuan("upto", None)
+        last = i == len(value) - 1
+        if upto is None and not last:
+            raise br.fail("upto", "只有最后一段可以不设上限", "only the last band may omit upto")
+        if upto is not None and upto <= previous:
+            raise br.fail("upto", "分段上限必须递增", "band limits must increase")
+        bands.append(Band(upto, br.ratio("ratio")))
+        previous = upto or previous
+    if bands[-1].upto is not None:
+        bands.append(Band(None, 0))  # nothing is paid above the last limit
+    return RatioSchedule(tuple(bands))
+
+
+def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any]) -> dict[str, Any]:
+    """A value per institution level, or one scalar that applies to every level of ``ratio``."""
+    value = r.raw(key)
+    if isinstance(value, Mapping):
+        sub = r.child(key, value)
+        sub.check_keys(LEVELS)
+        return {level: convert(sub, level) for level in value}
+    return {"*": convert(r, key)}
+
+
+def _condition(r: _Reader | None) -> Condition:
+    if r is None:
+        return Condition()
+    r.check_keys(("tier", "retired", "age_min", "age_max"))
+    retired = r.raw("retired", None)
+    if retired is not None and not isinstance(retired, bool):
+        raise r.fail("retired", "应为 true 或 false", "must be true or false")
+    return Condition(
+        tier=r.integer("tier", None, minimum=1),
+        retired=retired,
+        age_min=r.integer("age_min", None, minimum=0),
+        age_max=r.integer("age_max", None, minimum=0),
+    )
+
+
+def _variant(r: _Reader, kind: str) -> BenefitVariant:
+    r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
+                  "bands_basis", "annual_cap", "eligible_ceiling"))
+    ratio = _by_level(r, "ratio", _schedule)
+    if "*" in ratio:
+        raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
+                     "give the ratio per institution level (community, level1, level2, level3, pharmacy)")
+    deductible = _by_level(r, "deductible", lambda rr, k: rr.yuan(k))
+    if "*" in deductible:
+        deductible = {level: deductible["*"] for level in ratio}
+    factors: tuple[int, ...] = (RATIO_ONE,)
+    raw_factors = r.raw("repeat_admission_factor", None)
+    if raw_factors is not None:
+        if kind != "inpatient":
+            raise r.fail("repeat_admission_factor", "仅住院可设置多次住院起付线系数", "only inpatient rules have repeat-admission factors")
+        if not isinstance(raw_factors, list) or not raw_factors:
+            raise r.fail("repeat_admission_factor", "应为非空列表，如 [\"1\", \"0.5\", \"0\"]", "must be a non-empty list such as [\"1\", \"0.5\", \"0\"]")
+        fr = r.child("repeat_admission_factor", raw_factors)
+        factors = tuple(fr._convert(f"[{i}]", v, parse_ratio) for i, v in enumerate(raw_factors))
+    annual_cap = r.yuan("annual_cap", None)
+    if annual_cap is not None and kind == "inpatient":
+        raise r.fail("annual_cap", "住院统筹的年度限额在 schemes.<险种>.annual_cap 设置", "the inpatient yearly cap is the scheme's annual_cap")
+    return BenefitVariant(
+        path=r.path,
+        label_zh=r.text("label_zh", r.path),
+        label_en=r.text("label_en", r.path),
+        when=_condition(r.mapping("when", required=False)),
+        deductible=deductible,
+        ratio=ratio,
+        repeat_admission_factors=factors,
+        bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
+        annual_cap=annual_cap,
+        eligible_ceiling=r.yuan("eligible_ceiling", None),
+    )
+
+
+def _scheme(r: _Reader, insurance_type: str) -> Scheme:
+    r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
+    tiers = r.raw("tiers", None)
+    if tiers is not None and (not isinstance(tiers, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tiers) or not tiers):
+        raise r.fail("tiers", "应为整数列表，如 [1, 2]", "must be a list of integers such as [1, 2]")
+    account = r.raw("personal_account")
+    if isinstance(account, bool):
+        has_account, account_tiers = account, None
+    elif isinstance(account, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in account):
+        has_account, account_tiers = True, tuple(account)
+    else:
+        raise r.fail("personal_account", "应为 true、false 或档次列表，如 [1]", "must be true, false or a list of tiers such as [1]")
+    benefits: dict[str, tuple[BenefitVariant, ...]] = {}
+    for kind in VISIT_KINDS:
+        value = r.raw(kind, None)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not value:
+            raise r.fail(kind, "应为非空的规则列表", "must be a non-empty list of benefit rules")
+        lr = r.child(kind, value)
+        variants = []
+        for i, item in enumerate(value):
+            vr = lr.child(i, item)
+            if not isinstance(item, Mapping):
+                raise vr.fail("", "应为映射", "must be a mapping")
+            variants.append(_variant(vr, kind))
+        if variants[-1].when != Condition():
+            raise lr.fail("", "最后一条规则不能带 when 条件（兜底规则）", "the last rule must have no `when`, so every person matches one")
+        benefits[kind] = tuple(variants)
+    for kind in ("outpatient", "inpatient"):
+        if kind not in benefits:
+            raise r.fail(kind, "缺少必填项", "is required")
+    return Scheme(
+        insurance_type=insurance_type,
+        label_zh=r.text("label_zh", insurance_type),
+        label_en=r.text("label_en", insurance_type),
+        tiers=tuple(tiers) if tiers else None,
+        annual_cap=r.yuan("annual_cap"),
+        personal_account_tiers=account_tiers,
+        has_personal_account=has_account,
+        second_layer=r.raw("second_layer", None) and r.choice("second_layer", ("serious_illness", "large_amount")),
+        benefits=benefits,
+    )
+
+
+def _serious_illness(r: _Reader) -> SeriousIllness:
+    r.check_keys(("threshold", "bands", "basis", "annual_cap", "base_includes", "hardship"))
+    h = r.mapping("hardship", required=False)
+    if h is not None:
+        h.check_keys(("statuses", "threshold_factor", "ratio_bonus", "no_cap"))
+    return SeriousIllness(
+        threshold=r.yuan("threshold"),
+        bands=_schedule(r, "bands"),
+        basis=r.choice("basis", ("excess", "cumulative"), "excess"),
+        annual_cap=r.yuan("annual_cap", None),
+        base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay"]),
+        hardship_statuses=frozenset(h.raw("statuses", [])) if h else frozenset(),
+        hardship_threshold_factor=h.ratio("threshold_factor", "1") if h else RATIO_ONE,
+        hardship_ratio_bonus=h.ratio("ratio_bonus", "0") if h else 0,
+        hardship_no_cap=h.boolean("no_cap", False) if h else False,
+    )
+
+
+def _assistance(r: _Reader) -> Assistance:
+    r.check_keys(("statuses", "base_includes"))
+    sr = r.mapping("statuses")
+    statuses = {}
+    for name, value in sr.data.items():
+        if not isinstance(value, Mapping):
+            raise sr.fail(str(name), "应为映射", "must be a mapping")
+        st = sr.child(str(name), value)
+        st.check_keys(("label_zh", "label_en", "threshold", "ratio", "annual_cap"))
+        statuses[str(name)] = AssistanceStatus(
+            label_zh=st.text("label_zh"), label_en=st.text("label_en"),
+            threshold=st.yuan("threshold"), ratio=st.ratio("ratio"), annual_cap=st.yuan("annual_cap", None),
+        )
+    return Assistance(statuses=statuses, base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay", "pre_self_pay"]))
+
+
+def _cross_region(r: _Reader) -> CrossRegion:
+    r.check_keys(("emergency_counts_as_filed", *FILINGS))
+    rules = {}
+    for filing in FILINGS:
+        fr = r.mapping(filing)
+        fr.check_keys(("extra_self_pay", "ratio_cut"))
+        rules[filing] = CrossRegionRule(extra_self_pay=fr.ratio("extra_self_pay", "0"), ratio_cut=fr.ratio("ratio_cut", "0"))
+    return CrossRegion(emergency_counts_as_filed=r.boolean("emergency_counts_as_filed", True), rules=rules)
+
+
+def _account(r: _Reader) -> AccountRules:
+    r.check_keys(("excludes", "family_mutual_aid", "guardian_min_balance_share", "guardian_visit_kinds"))
+    return AccountRules(
+        excludes=r.subset("excludes", ("own_expense", "over_limit"), []),
+        family_mutual_aid=r.subset("family_mutual_aid", MUTUAL_AID_RELATIONS, list(MUTUAL_AID_RELATIONS)),
+        guardian_min_balance_share=r.ratio("guardian_min_balance_share", "0.05"),
+        guardian_visit_kinds=r.subset("guardian_visit_kinds", VISIT_KINDS, ["outpatient", "emergency", "pharmacy"]),
+    )
+
+
+def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Policy:
+    """Build a Policy from a parsed YAML document; ``text`` (the file's bytes) gives the digest."""
+    r = _Reader(source, data)
+    if not isinstance(data, Mapping):
+        raise r.fail("", "策略文件应为 YAML 映射", "a policy file must be a YAML mapping")
+    r.check_keys(("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year",
+                  "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
+                  "assistance", "cross_region", "personal_account", "references"))
+    region = str(r.raw("region"))
+    if not (len(region) == 6 and region.isdigit()):
+        raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
+    catalogue = r.mapping("catalogue")
+    catalogue.check_keys(("b_self_pay_ratio",))
+    schemes_r = r.mapping("schemes")
+    schemes_r.check_keys(INSURANCE_TYPES)
+    schemes = {}
+    for insurance_type, value in schemes_r.data.items():
+        if not isinstance(value, Mapping):
+            raise schemes_r.fail(insurance_type, "应为映射", "must be a mapping")
+        schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type)
+    si_r = r.mapping("serious_illness", required=False)
+    la_r = r.mapping("large_amount", required=False)
+    if la_r is not None:
+        la_r.check_keys(("ratio", "annual_cap"))
+    for insurance_type, scheme in schemes.items():
+        needed = {"serious_illness": si_r, "large_amount": la_r}.get(scheme.second_layer or "", True)
+        if needed is None:
+            raise r.fail(scheme.second_layer or "", f"险种 {insurance_type} 使用了该层但文件未定义", f"scheme {insurance_type} uses this layer but the file does not define it")
+    assistance_r = r.mapping("assistance", required=False)
+    references = r.raw("references", [])
+    if not isinstance(references, list) or not all(isinstance(x, str) for x in references):
+        raise r.fail("references", "应为字符串列表", "must be a list of strings")
+    raw_text = text.encode() if isinstance(text, str) else text
+    return Policy(
+        region=region,
+        region_name=r.text("region_name"),
+        year=r.integer("year", minimum=2000),
+        revision=r.integer("revision", 1, minimum=1),
+        digest=hashlib.sha256(raw_text).hexdigest()[:12],
+        source=source,
+        avg_onpost_wage=r.yuan("avg_onpost_wage_prev_year"),
+        wage_year=r.integer("wage_year", minimum=2000),
+        paycode_ttl_seconds=r.integer("paycode_ttl_seconds", 180, minimum=10),
+        b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
+        schemes=schemes,
+        serious_illness=_serious_illness(si_r) if si_r else None,
+        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.yuan("annual_cap", None)) if la_r else None,
+        assistance=_assistance(assistance_r) if assistance_r else None,
+        cross_region=_cross_region(r.mapping("cross_region")),
+        account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),
+        references=tuple(references),
+    )
