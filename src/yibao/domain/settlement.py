@@ -9,21 +9,24 @@ up exactly (the identities are asserted by the property tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from yibao.domain.bill import Accumulators, Bill
 from yibao.domain.errors import InputError
+from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
-from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up, format_ratio, format_yuan
-from yibao.domain.policy import Policy, RatioSchedule
+from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up
+from yibao.domain.policy import Policy
 
 LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
 FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
 FILING_EN = {"long_term": "long-term filing", "temporary": "temporary filing", "unfiled": "no filing"}
+PAYER_ZH = {"self": "本人", "guardian": "监护人", "family": "家庭共济"}
+PAYER_EN = {"self": "own", "guardian": "guardian's", "family": "family mutual-aid"}
 
 
-@dataclass(frozen=True, slots=True)
-class LineResult:
+class LineResult(NamedTuple):
     """One fee line adjudicated: total = own_expense + over_limit + pre_self_pay + in_scope."""
 
     code: str
@@ -35,16 +38,6 @@ class LineResult:
     pre_self_pay: int
     in_scope: int
     cross_region_extra: int  # the part of pre_self_pay due to cross-region treatment
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    step: int
-    code: str
-    zh: str
-    en: str
-    amount: int | None
-    clause: str  # where in the policy the rule stands
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,26 +76,6 @@ class Settlement:
     accumulator_delta: Accumulators
     explanation: tuple[Explanation, ...]
     account_refusal: AccountRefusal | None
-
-
-def _y(fen: int) -> str:
-    return f"¥{format_yuan(fen)}"
-
-
-def _describe_schedule(s: RatioSchedule) -> tuple[str, str]:
-    if s.is_flat:
-        text = format_ratio(s.bands[0].ratio)
-        return text, text
-    parts_zh, parts_en, lo = [], [], 0
-    for b in s.bands:
-        if b.upto is None:
-            parts_zh.append(f"{_y(lo)}以上{format_ratio(b.ratio)}")
-            parts_en.append(f"{format_ratio(b.ratio)} above {_y(lo)}")
-        else:
-            parts_zh.append(f"{_y(lo)}–{_y(b.upto)} {format_ratio(b.ratio)}")
-            parts_en.append(f"{format_ratio(b.ratio)} for {_y(lo)}–{_y(b.upto)}")
-            lo = b.upto
-    return "、".join(parts_zh), ", ".join(parts_en)
 
 
 def validate_bill(bill: Bill, policy: Policy) -> None:
@@ -204,59 +177,66 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         t_in += in_scope
         t_extra += extra_fen
 
-    ex.append(Explanation(1, "total", f"医疗费用总额：{_y(t_total)}（{len(lines)}项）", f"Total medical fees: {_y(t_total)} ({len(lines)} items)", t_total, f"{ver} catalogue"))
+    clause = f"{ver} catalogue"
+    ex.append(Explanation(1, "total", t_total, clause, "医疗费用总额：{a:y}（{n}项）", "Total medical fees: {a:y} ({n} items)", {"a": t_total, "n": len(lines)}))
     if t_own:
-        ex.append(Explanation(1, "own_expense", f"丙类及目录外项目全自费：{_y(t_own)}", f"Class C and unlisted items, paid in full by the patient: {_y(t_own)}", t_own, f"{ver} catalogue"))
+        ex.append(Explanation(1, "own_expense", t_own, clause, "丙类及目录外项目全自费：{a:y}",
+                              "Class C and unlisted items, paid in full by the patient: {a:y}", {"a": t_own}))
     if t_over:
-        ex.append(Explanation(1, "over_limit", f"超出限价部分个人自付：{_y(t_over)}", f"Above the price cap, paid by the patient: {_y(t_over)}", t_over, f"{ver} catalogue"))
+        ex.append(Explanation(1, "over_limit", t_over, clause, "超出限价部分个人自付：{a:y}", "Above the price cap, paid by the patient: {a:y}", {"a": t_over}))
     if t_pre_b:
         if len(b_ratios) == 1:
-            r = format_ratio(next(iter(b_ratios)))
-            zh, en = f"乙类项目先行自付{r}：{_y(t_pre_b)}", f"Class B items, {r} paid first by the patient: {_y(t_pre_b)}"
+            ex.append(Explanation(1, "pre_self_pay", t_pre_b, f"{cat.version} catalogue.b_self_pay_ratio", "乙类项目先行自付{r:p}：{a:y}",
+                                  "Class B items, {r:p} paid first by the patient: {a:y}", {"a": t_pre_b, "r": next(iter(b_ratios))}))
         else:
-            zh, en = f"乙类项目按各自比例先行自付：{_y(t_pre_b)}", f"Class B items, each at its own self-pay ratio: {_y(t_pre_b)}"
-        ex.append(Explanation(1, "pre_self_pay", zh, en, t_pre_b, f"{cat.version} catalogue.b_self_pay_ratio"))
-    ex.append(Explanation(1, "in_scope", f"符合政策范围金额：{_y(t_in)}", f"Within the policy scope: {_y(t_in)}", t_in, f"{ver} catalogue"))
+            ex.append(Explanation(1, "pre_self_pay", t_pre_b, f"{cat.version} catalogue.b_self_pay_ratio", "乙类项目按各自比例先行自付：{a:y}",
+                                  "Class B items, each at its own self-pay ratio: {a:y}", {"a": t_pre_b}))
+    ex.append(Explanation(1, "in_scope", t_in, clause, "符合政策范围金额：{a:y}", "Within the policy scope: {a:y}", {"a": t_in}))
 
-    if bill.cross_region:
-        assert filing is not None and xr is not None
-        zh = f"异地就医（{FILING_ZH[filing]}）：按参保地{bill.insured_region}政策、就医地{bill.treatment_region}目录"
-        en = f"Treated outside the insured region ({FILING_EN[filing]}): policy of {bill.insured_region}, catalogue of {bill.treatment_region}"
+    if xr is not None:
+        zh = "异地就医（{filing_zh}）：按参保地{insured}政策、就医地{treatment}目录"
+        en = "Treated outside the insured region ({filing_en}): policy of {insured}, catalogue of {treatment}"
         if catalogue is None:
             zh += "（就医地目录未配置，乙类默认比例按参保地）"
             en += " (no catalogue on file for the treatment region; the insured region's default class-B ratio applies)"
         if t_extra:
-            zh += f"；异地先行自付{format_ratio(xr.extra_self_pay)}：{_y(t_extra)}"
-            en += f"; cross-region extra self-pay {format_ratio(xr.extra_self_pay)}: {_y(t_extra)}"
+            zh += "；异地先行自付{extra:p}：{a:y}"
+            en += "; cross-region extra self-pay {extra:p}: {a:y}"
         if xr.ratio_cut:
-            zh += f"；统筹支付比例降低{format_ratio(xr.ratio_cut)}"
-            en += f"; pooled-fund ratio cut by {format_ratio(xr.ratio_cut)} points"
-        ex.append(Explanation(2, "cross_region", zh, en, t_extra, f"{ver} cross_region.{filing}"))
+            zh += "；统筹支付比例降低{cut:p}"
+            en += "; pooled-fund ratio cut by {cut:p} points"
+        ex.append(Explanation(2, "cross_region", t_extra, f"{ver} cross_region.{filing}", zh, en, {
+            "filing_zh": FILING_ZH[filing], "filing_en": FILING_EN[filing], "insured": bill.insured_region,
+            "treatment": bill.treatment_region, "extra": xr.extra_self_pay, "a": t_extra, "cut": xr.ratio_cut}))
 
     # Steps 3–4: deductible and pooled fund, by the first matching benefit variant.
     benefit_kind, variants = scheme.variants_for(visit.kind)
     variant = next(v for v in variants if v.when.matches(person.tier, person.retired, person.age))
     per_year = benefit_kind != "inpatient"
     schedule = variant.ratio.get(visit.institution_level)
-    level_zh = LEVEL_ZH[visit.institution_level]
-    dedc = within = hifp = covered = overflow = pool_ratio = 0
+    level = visit.institution_level
+    dedc = within = hifp = overflow = pool_ratio = 0
     if schedule is None:
-        ex.append(Explanation(4, "not_covered", f"{variant.label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
-                              f"{variant.label_en}: {visit.institution_level} institutions are outside pooled-fund cover; fund pays ¥0.00", 0, f"{ver} {variant.path}.ratio"))
+        ex.append(Explanation(4, "not_covered", 0, f"{ver} {variant.path}.ratio",
+                              "{label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
+                              "{label_en}: {level} institutions are outside pooled-fund cover; fund pays ¥0.00",
+                              {"label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level}))
     else:
         if per_year:
-            annual = variant.deductible.get(visit.institution_level, 0)
-            remaining = max(0, annual - acc.outpatient_deductible_used)
-            dedc = min(remaining, t_in)
-            zh = f"{KIND_ZH[visit.kind]}年度起付线{_y(annual)}，本年已用{_y(acc.outpatient_deductible_used)}，本次计入起付线：{_y(dedc)}"
-            en = f"Yearly deductible {_y(annual)}, {_y(acc.outpatient_deductible_used)} used before; this bill: {_y(dedc)}"
+            annual = variant.deductible.get(level, 0)
+            dedc = min(max(0, annual - acc.outpatient_deductible_used), t_in)
+            ex.append(Explanation(3, "deductible", dedc, f"{ver} {variant.path}.deductible",
+                                  "{kind_zh}年度起付线{annual:y}，本年已用{used:y}，本次计入起付线：{a:y}",
+                                  "Yearly deductible {annual:y}, {used:y} used before; this bill: {a:y}",
+                                  {"kind_zh": KIND_ZH[visit.kind], "annual": annual, "used": acc.outpatient_deductible_used, "a": dedc}))
         else:
-            full = variant.deductible_for(visit.institution_level, visit.admission_number)
+            full = variant.deductible_for(level, visit.admission_number)
             dedc = min(full, t_in)
-            base = variant.deductible.get(visit.institution_level, 0)
-            zh = f"住院起付线（{level_zh}医院{_y(base)}，本年第{visit.admission_number}次住院应付{_y(full)}）：{_y(dedc)}"
-            en = f"Inpatient deductible ({visit.institution_level} {_y(base)}, admission {visit.admission_number} this year: {_y(full)}): {_y(dedc)}"
-        ex.append(Explanation(3, "deductible", zh, en, dedc, f"{ver} {variant.path}.deductible"))
+            ex.append(Explanation(3, "deductible", dedc, f"{ver} {variant.path}.deductible",
+                                  "住院起付线（{level_zh}医院{base:y}，本年第{n}次住院应付{full:y}）：{a:y}",
+                                  "Inpatient deductible ({level} {base:y}, admission {n} this year: {full:y}): {a:y}",
+                                  {"level_zh": LEVEL_ZH[level], "level": level, "base": variant.deductible.get(level, 0),
+                                   "n": visit.admission_number, "full": full, "a": dedc}))
 
         eligible = t_in - dedc
         within = eligible
@@ -270,26 +250,27 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         cap_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
         if per_year and variant.annual_cap is not None:
             cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
-        ratio_zh, ratio_en = _describe_schedule(sched)
+        covered = within
+        hifp = raw
         if raw > cap_left:
+            # The cap binds inside this bill: the fund stops at the cost where it reached the cap.
             hifp = cap_left
             num, den = sched.cost_to_pay(start, cap_left)
             covered = min(within, div_round_half_up(num, den))
-        else:
-            hifp = raw
-            covered = within
         overflow = spill + within - covered
-        zh = f"统筹基金支付（{variant.label_zh}，{level_zh}，{ratio_zh}）：({_y(t_in)} − 起付线{_y(dedc)}"
-        en = f"Pooled fund ({variant.label_en}, {visit.institution_level}, {ratio_en}): ({_y(t_in)} − deductible {_y(dedc)}"
+        zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
+        en = "Pooled fund ({label_en}, {level}, {s:en}): ({inscope:y} − deductible {dedc:y}"
         if spill:
-            zh += f" − 超过年度合规费用上限{_y(spill)}"
-            en += f" − {_y(spill)} above the yearly eligible-cost ceiling"
-        zh += f") × 比例 = {_y(raw)}"
-        en += f") × ratio = {_y(raw)}"
+            zh += " − 超过年度合规费用上限{spill:y}"
+            en += " − {spill:y} above the yearly eligible-cost ceiling"
+        zh += ") × 比例 = {raw:y}"
+        en += ") × ratio = {raw:y}"
         if raw > cap_left:
-            zh += f"；已达年度最高支付限额，本次只支付剩余额度{_y(hifp)}，超出部分费用{_y(within - covered)}转入下一层"
-            en += f"; the yearly cap is reached, so only the remaining {_y(hifp)} is paid and {_y(within - covered)} of cost moves to the next layer"
-        ex.append(Explanation(4, "pool_fund", zh, en, hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap"))
+            zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
+            en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
+        ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
+            "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "s": sched,
+            "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
 
     # Step 5: second layer.
     hifmi = hifob = si_base = 0
@@ -300,8 +281,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = apply_ratio(overflow, la.ratio)
             left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
             hifob = raw if left is None else min(raw, left)
-            ex.append(Explanation(5, "large_amount", f"职工大额医疗费用补助：{_y(overflow)} × {format_ratio(la.ratio)} = {_y(raw)}，支付{_y(hifob)}",
-                                  f"Employee large-amount subsidy: {_y(overflow)} × {format_ratio(la.ratio)} = {_y(raw)}, paid {_y(hifob)}", hifob, f"{ver} large_amount"))
+            ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
+                                  "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
+                                  {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
     elif scheme.second_layer == "serious_illness" and policy.serious_illness is not None:
         si = policy.serious_illness
         si_base = sum(parts[p] for p in si.base_includes)
@@ -316,14 +298,13 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
             left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
             hifmi = raw if left is None else min(raw, left)
-            rz, re_ = _describe_schedule(bands)
-            ex.append(Explanation(5, "serious_illness",
-                                  f"大病保险：本年累计{_y(b1)}，起付线{_y(thr)}，本次超过起付线{_y(b1 - lo)}（{rz}）= {_y(raw)}，支付{_y(hifmi)}",
-                                  f"Serious-illness insurance: yearly base {_y(b1)}, threshold {_y(thr)}, {_y(b1 - lo)} above it this bill ({re_}) = {_y(raw)}, paid {_y(hifmi)}",
-                                  hifmi, f"{ver} serious_illness"))
+            ex.append(Explanation(5, "serious_illness", hifmi, f"{ver} serious_illness",
+                                  "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
+                                  "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
+                                  {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": hifmi}))
         elif si_base:
-            ex.append(Explanation(5, "serious_illness", f"大病保险：本年累计{_y(b1)}，未达起付线{_y(thr)}",
-                                  f"Serious-illness insurance: yearly base {_y(b1)} is below the threshold {_y(thr)}", 0, f"{ver} serious_illness.threshold"))
+            ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
+                                  "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
 
     # Step 6: medical assistance.
     maf = a_base = 0
@@ -338,10 +319,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = apply_ratio(a1 - lo, st.ratio)
             left = None if st.annual_cap is None else max(0, st.annual_cap - acc.assistance_paid)
             maf = raw if left is None else min(raw, left)
-        ex.append(Explanation(6, "assistance",
-                              f"医疗救助（{st.label_zh}）：个人自付累计{_y(a1)}，起助线{_y(st.threshold)}，超过部分{_y(max(0, a1 - lo))} × {format_ratio(st.ratio)}，支付{_y(maf)}",
-                              f"Medical assistance ({st.label_en}): yearly self-pay {_y(a1)}, threshold {_y(st.threshold)}, {_y(max(0, a1 - lo))} above it × {format_ratio(st.ratio)}, paid {_y(maf)}",
-                              maf, f"{ver} assistance.statuses.{person.hardship}"))
+        ex.append(Explanation(6, "assistance", maf, f"{ver} assistance.statuses.{person.hardship}",
+                              "医疗救助（{label_zh}）：个人自付累计{a1:y}，起助线{thr:y}，超过部分{above:y} × {r:p}，支付{a:y}",
+                              "Medical assistance ({label_en}): yearly self-pay {a1:y}, threshold {thr:y}, {above:y} above it × {r:p}, paid {a:y}",
+                              {"label_zh": st.label_zh, "label_en": st.label_en, "a1": a1, "thr": st.threshold,
+                               "above": max(0, a1 - lo), "r": st.ratio, "a": maf}))
 
     fund_total = hifp + hifmi + hifob + maf
     person_total = t_total - fund_total
@@ -361,37 +343,39 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                 refusal = AccountRefusal("no_personal_account", f"{scheme.label_zh}无个人账户", f"{scheme.label_en} has no personal account")
         elif account.payer == "guardian":
             assert account.guardian is not None
+            kinds = sorted(rules.guardian_visit_kinds)
             if visit.kind not in rules.guardian_visit_kinds:
-                refusal = AccountRefusal("guardian_visit_kind", f"监护人账户仅可用于{'、'.join(KIND_ZH[k] for k in sorted(rules.guardian_visit_kinds))}",
-                                         f"a guardian's account pays only for {', '.join(sorted(rules.guardian_visit_kinds))} visits")
+                refusal = AccountRefusal("guardian_visit_kind", f"监护人账户仅可用于{'、'.join(KIND_ZH[k] for k in kinds)}",
+                                         f"a guardian's account pays only for {', '.join(kinds)} visits")
             else:
                 decision = check_guardian_account(account.guardian, policy.guardian_min_balance)
                 if decision.allowed:
                     acct = mulaid = min(payable, account.balance)
                 else:
                     refusal = AccountRefusal("guardian_conditions", decision.reason_zh(), decision.reason_en(), tuple(c.code for c in decision.failed))
-        else:  # family mutual aid
-            if account.relation in rules.family_mutual_aid:
-                acct = mulaid = min(payable, account.balance)
-            else:
-                refusal = AccountRefusal("relation_not_allowed", f"家庭共济仅限：{', '.join(sorted(rules.family_mutual_aid))}",
-                                         f"family mutual aid is only for: {', '.join(sorted(rules.family_mutual_aid))}")
-        if refusal is not None:
-            ex.append(Explanation(7, "account_refused", f"个人账户不可用：{refusal.zh}", f"Personal account not used: {refusal.en}", 0, f"{ver} personal_account"))
+        elif account.relation in rules.family_mutual_aid:  # family mutual aid
+            acct = mulaid = min(payable, account.balance)
         else:
-            whose_zh = {"self": "本人", "guardian": "监护人", "family": "家庭共济"}[account.payer]
-            whose_en = {"self": "own", "guardian": "guardian's", "family": "family mutual-aid"}[account.payer]
-            zh = f"个人账户（{whose_zh}）支付：{_y(acct)}，余额{_y(account.balance - acct)}"
-            en = f"Personal account ({whose_en}) pays {_y(acct)}; balance {_y(account.balance - acct)}"
+            relations = ", ".join(sorted(rules.family_mutual_aid))
+            refusal = AccountRefusal("relation_not_allowed", f"家庭共济仅限：{relations}", f"family mutual aid is only for: {relations}")
+        if refusal is not None:
+            ex.append(Explanation(7, "account_refused", 0, f"{ver} personal_account", "个人账户不可用：{why}",
+                                  "Personal account not used: {why_en}", {"why": refusal.zh, "why_en": refusal.en}))
+        else:
+            zh = "个人账户（{whose_zh}）支付：{a:y}，余额{balc:y}"
+            en = "Personal account ({whose_en}) pays {a:y}; balance {balc:y}"
             if excluded:
-                zh += f"（{_y(excluded)}不可由个人账户支付）"
-                en += f" ({_y(excluded)} may not be paid from the account)"
-            ex.append(Explanation(7, "account", zh, en, acct, f"{ver} personal_account"))
+                zh += "（{excluded:y}不可由个人账户支付）"
+                en += " ({excluded:y} may not be paid from the account)"
+            ex.append(Explanation(7, "account", acct, f"{ver} personal_account", zh, en, {
+                "whose_zh": PAYER_ZH[account.payer], "whose_en": PAYER_EN[account.payer], "a": acct,
+                "balc": account.balance - acct, "excluded": excluded}))
 
     # Step 8: the rest is cash (through a payment institution or a credit line).
     cash = person_total - acct
-    ex.append(Explanation(8, "cash", f"基金支付合计{_y(fund_total)}，个人负担{_y(person_total)}，其中现金支付：{_y(cash)}",
-                          f"Funds pay {_y(fund_total)}; the patient's share is {_y(person_total)}, of which cash: {_y(cash)}", cash, f"{ver}"))
+    ex.append(Explanation(8, "cash", cash, ver, "基金支付合计{funds:y}，个人负担{person:y}，其中现金支付：{a:y}",
+                          "Funds pay {funds:y}; the patient's share is {person:y}, of which cash: {a:y}",
+                          {"funds": fund_total, "person": person_total, "a": cash}))
 
     delta = Accumulators(
         outpatient_deductible_used=dedc if per_year else 0,

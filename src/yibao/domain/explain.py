@@ -1,0 +1,63 @@
+"""Explanation lines, rendered only when read.
+
+The engine records each step as templates plus raw values (fen, ppm); the zh/en text is
+formatted on access, so pricing a bill does no string work that no one reads. In a template,
+``{x:y}`` prints fen as yuan (¥12.50) and ``{x:p}`` a ppm ratio as a percentage (10%);
+``{x:zh}`` / ``{x:en}`` a RatioSchedule described in that language.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, Mapping, NamedTuple
+
+from yibao.domain.money import format_ratio, format_yuan
+from yibao.domain.policy import RatioSchedule
+
+
+def describe_schedule(s: RatioSchedule, lang: str) -> str:
+    """"90%" or "¥0.00–¥10000.00 80%、¥10000.00以上 90%" (bands)."""
+    if s.is_flat:
+        return format_ratio(s.bands[0].ratio)
+    parts, lo = [], 0
+    for b in s.bands:
+        r = format_ratio(b.ratio)
+        if b.upto is None:
+            parts.append(f"¥{format_yuan(lo)}以上{r}" if lang == "zh" else f"{r} above ¥{format_yuan(lo)}")
+        else:
+            span = f"¥{format_yuan(lo)}–¥{format_yuan(b.upto)}"
+            parts.append(f"{span} {r}" if lang == "zh" else f"{r} for {span}")
+            lo = b.upto
+    return ("、" if lang == "zh" else ", ").join(parts)
+
+
+class _Formatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "y":
+            return f"¥{format_yuan(value)}"
+        if format_spec == "p":
+            return format_ratio(value)
+        if format_spec in ("zh", "en"):
+            return describe_schedule(value, format_spec)
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _Formatter()
+
+
+class Explanation(NamedTuple):
+    step: int
+    code: str
+    amount: int | None
+    clause: str  # where in the policy the rule stands
+    zh_template: str
+    en_template: str
+    params: Mapping[str, Any]
+
+    @property
+    def zh(self) -> str:
+        return _FORMATTER.vformat(self.zh_template, (), self.params)
+
+    @property
+    def en(self) -> str:
+        return _FORMATTER.vformat(self.en_template, (), self.params)

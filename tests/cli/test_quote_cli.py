@@ -1,0 +1,101 @@
+"""`yibao quote` as a user runs it: a real process, exit codes, output."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "sz-employee-inpatient.json"
+NATIONAL = ["medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
+            "hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay", "psn_cash_pay", "balc"]
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "yibao.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, input=stdin)
+
+
+def test_quote_json_has_national_fields_and_policy_version():
+    r = run("quote", EXAMPLE, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    for key in NATIONAL:
+        assert isinstance(doc[key], str) and "." in doc[key], key
+    assert doc["medfee_sumamt"] == "6635.00"
+    assert doc["hifp_pay"] == "4075.20"  # (5128.00 − 600.00) × 90%
+    assert doc["acct_pay"] == "1000.00" and doc["psn_cash_pay"] == "1559.80" and doc["balc"] == "0.00"
+    assert doc["policy_version"] == "440300-2026.1"
+    line = doc["lines"][0]
+    assert line == {"code": "XB01", "name": "头孢克肟胶囊", "class": "B", "det_item_fee_sumamt": "25.00", "fulamt_ownpay_amt": "0.00",
+                    "overlmt_amt": "5.00", "preselfpay_amt": "2.00", "inscp_scp_amt": "18.00"}
+    assert any("乙类" in e["zh"] for e in doc["explanation"])
+
+
+def test_quote_table_shows_split_and_explanation():
+    r = run("quote", EXAMPLE)
+    assert r.returncode == 0, r.stderr
+    assert "hifp_pay" in r.stdout and "4075.20" in r.stdout and "440300-2026.1" in r.stdout
+    assert "统筹基金支付" in r.stdout and "Pooled fund" in r.stdout
+
+
+def _bill_with(tmp_path, mutate):
+    data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
+    mutate(data)
+    path = tmp_path / "bill.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d["lines"][0].update(unit_price="12.345"), "lines[0].unit_price"),
+    (lambda d: d["lines"][1].update(quantity="-1"), "lines[1].quantity"),
+    (lambda d: d["lines"][0].update(unit_price="abc"), "lines[0].unit_price"),
+    (lambda d: d["lines"][0].update(unit_price=""), "lines[0].unit_price"),
+    (lambda d: d["lines"][0].update({"class": "D"}), "lines[0].class"),
+    (lambda d: d["person"].update(insurance_type="military"), "person.insurance_type"),
+    (lambda d: d["person"].update(tier=3), "person.tier"),
+    (lambda d: d["person"].update(hardship="rich"), "person.hardship"),
+    (lambda d: d.update(treatment_region="370200"), "person.filing"),
+    (lambda d: d.update(date="2026-13-01"), "date"),
+    (lambda d: d.update(date="2031-01-01"), "insured_region"),
+    (lambda d: d.pop("visit"), "visit"),
+    (lambda d: d.update(lines=[]), "lines"),
+    (lambda d: d["accumulators"].update(pool_fund_paid="-5"), "accumulators.pool_fund_paid"),
+    (lambda d: d["accumulators"].update(typo="1"), "accumulators.typo"),
+    (lambda d: d["account"].update(payer="guardian"), "account.payer"),
+    (lambda d: d["visit"].update(institution_level="pharmacy"), "visit.institution_level"),
+])
+def test_bad_input_exits_2_naming_the_field(tmp_path, mutate, field):
+    r = run("quote", _bill_with(tmp_path, mutate))
+    assert r.returncode == 2
+    assert field in r.stderr
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+
+
+def test_not_json_and_missing_file(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text("{not json", encoding="utf-8")
+    r = run("quote", bad)
+    assert r.returncode == 2 and "JSON" in r.stderr and "Traceback" not in r.stderr
+    r = run("quote", tmp_path / "missing.json")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_quote_with_explicit_policy_file(tmp_path):
+    policy = ROOT / "src" / "yibao" / "policies" / "440300-2026.yaml"
+    r = run("quote", EXAMPLE, "--policy", policy, "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["hifp_pay"] == "4075.20"
+    other = ROOT / "src" / "yibao" / "policies" / "370200-2026.yaml"
+    r = run("quote", EXAMPLE, "--policy", other)
+    assert r.returncode == 2 and "insured_region" in r.stderr
+
+
+def test_policy_check_and_demo():
+    r = run("policy", "check", *sorted((ROOT / "src" / "yibao" / "policies").glob("*.yaml")))
+    assert r.returncode == 0 and r.stdout.count("OK") == 3
+    r = run("demo")
+    assert r.returncode == 0 and "Traceback" not in r.stdout
+    for example in (ROOT / "examples").glob("*.json"):
+        assert example.name in r.stdout

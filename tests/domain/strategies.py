@@ -1,0 +1,140 @@
+"""Hypothesis strategies: bills, people, accumulators and policies for the property tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+from hypothesis import strategies as st
+
+from yibao.domain.bill import AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
+from yibao.domain.family import GuardianFacts
+from yibao.domain.money import QTY_SCALE, RATIO_ONE
+from yibao.domain.policy import Band, Policy, RatioSchedule
+from yibao.policies.loader import builtin_policy
+
+REGIONS = ("440300", "370200", "330200")
+POLICIES = {r: builtin_policy(r, 2026) for r in REGIONS}
+
+fen = st.integers(min_value=0, max_value=5_000_000)  # up to 50,000 yuan
+ratios = st.integers(min_value=0, max_value=RATIO_ONE)
+
+
+@st.composite
+def fee_lines(draw) -> FeeLine:
+    cls = draw(st.sampled_from(("A", "B", "C", "unlisted")))
+    price = draw(st.one_of(st.integers(0, 2_000), st.integers(0, 3_000_000)))
+    cap = draw(st.one_of(st.none(), st.integers(0, max(price * 2, 1))))
+    return FeeLine(
+        code=f"L{draw(st.integers(0, 999))}", name="item", line_class=cls,
+        unit_price=price,
+        quantity=draw(st.integers(1, 40 * QTY_SCALE)),
+        price_cap=cap,
+        self_pay_ratio=draw(st.one_of(st.none(), ratios)) if cls == "B" else None,
+    )
+
+
+@st.composite
+def schedules(draw) -> RatioSchedule:
+    if draw(st.booleans()):
+        return RatioSchedule.flat(draw(ratios))
+    limits = sorted(set(draw(st.lists(st.integers(1, 20_000_000), min_size=1, max_size=3))))
+    bands = tuple(Band(u, draw(ratios)) for u in limits) + (Band(None, draw(ratios)),)
+    return RatioSchedule(bands)
+
+
+@st.composite
+def policies(draw) -> Policy:
+    """A built-in policy with its money knobs redrawn: caps, ratios, bands, thresholds, ceilings."""
+    base = POLICIES[draw(st.sampled_from(REGIONS))]
+    schemes = {}
+    for name, scheme in base.schemes.items():
+        benefits = {}
+        for kind, variants in scheme.benefits.items():
+            new = []
+            for v in variants:
+                ratio = {lvl: draw(schedules()) for lvl in v.ratio}
+                new.append(dataclasses.replace(
+                    v, ratio=ratio,
+                    deductible={lvl: draw(st.integers(0, 200_000)) for lvl in v.deductible},
+                    bands_basis=draw(st.sampled_from(("excess", "cumulative"))),
+                    annual_cap=None if kind == "inpatient" else draw(st.one_of(st.none(), st.integers(0, 2_000_000))),
+                    eligible_ceiling=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
+                ))
+            benefits[kind] = tuple(new)
+        schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.integers(0, 60_000_000)))
+    si = base.serious_illness
+    if si is not None:
+        si = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
+                                 basis=draw(st.sampled_from(("excess", "cumulative"))),
+                                 annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))),
+                                 hardship_ratio_bonus=draw(st.integers(0, 200_000)))
+    la = base.large_amount
+    if la is not None:
+        la = dataclasses.replace(la, ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
+    cross = dataclasses.replace(base.cross_region, rules={
+        k: dataclasses.replace(r, extra_self_pay=draw(st.integers(0, 300_000)), ratio_cut=draw(st.integers(0, 300_000)))
+        for k, r in base.cross_region.rules.items()})
+    return dataclasses.replace(base, schemes=schemes, serious_illness=si, large_amount=la, cross_region=cross,
+                               b_self_pay_ratio=draw(ratios))
+
+
+@st.composite
+def accumulators(draw) -> Accumulators:
+    # Often near typical caps, so caps bind in the middle of bills.
+    amount = st.one_of(st.just(0), st.integers(0, 60_000_000), st.integers(0, 400_000))
+    return Accumulators(**{f.name: draw(amount) for f in dataclasses.fields(Accumulators)})
+
+
+@st.composite
+def bills_for(draw, policy: Policy) -> Bill:
+    insurance_type = draw(st.sampled_from(sorted(policy.schemes)))
+    scheme = policy.schemes[insurance_type]
+    kind = draw(st.sampled_from(("outpatient", "emergency", "inpatient", "pharmacy")))
+    if kind == "pharmacy":
+        level = "pharmacy"
+    elif kind == "inpatient":
+        level = draw(st.sampled_from(("community", "level1", "level2", "level3")))
+    else:
+        level = draw(st.sampled_from(("community", "level1", "level2", "level3", "pharmacy")))
+    statuses = set(policy.assistance.statuses) if policy.assistance else set()
+    if policy.serious_illness:
+        statuses |= policy.serious_illness.hardship_statuses
+    cross = draw(st.booleans())
+    treatment = draw(st.sampled_from([r for r in REGIONS if r != policy.region])) if cross else policy.region
+    person = Person(
+        insurance_type=insurance_type,
+        tier=draw(st.sampled_from(scheme.tiers)) if scheme.tiers else None,
+        retired=draw(st.booleans()),
+        age=draw(st.integers(0, 110)),
+        hardship=draw(st.one_of(st.none(), st.sampled_from(sorted(statuses)))) if statuses else None,
+        filing=draw(st.sampled_from(("long_term", "temporary", "unfiled"))) if cross else None,
+    )
+    payer = draw(st.sampled_from(("self", "guardian", "family"))) if insurance_type == "child" else draw(st.sampled_from(("self", "family")))
+    balance = draw(st.one_of(fen, st.integers(500_000, 501_000)))
+    guardian = None
+    if payer == "guardian":
+        flags = draw(st.lists(st.booleans(), min_size=6, max_size=6))
+        guardian = GuardianFacts(*flags, guardian_balance=balance)
+    account = AccountChoice(
+        use=draw(st.booleans()), balance=balance, payer=payer,
+        relation=draw(st.sampled_from(("spouse", "parent", "child"))) if payer == "family" else None,
+        guardian=guardian,
+    )
+    return Bill(
+        insured_region=policy.region, treatment_region=treatment, date=date(policy.year, 11, 22),
+        person=person,
+        visit=Visit(kind=kind, institution_level=level, admission_number=draw(st.integers(1, 5))),
+        lines=tuple(draw(st.lists(fee_lines(), min_size=1, max_size=25))),
+        accumulators=draw(accumulators()),
+        account=account,
+    )
+
+
+@st.composite
+def priced(draw):
+    """(bill, insured policy, catalogue policy) — built-in or perturbed policies."""
+    policy = draw(st.one_of(st.sampled_from(list(POLICIES.values())), policies()))
+    bill = draw(bills_for(policy))
+    catalogue = POLICIES[bill.treatment_region] if bill.cross_region else policy
+    return bill, policy, catalogue

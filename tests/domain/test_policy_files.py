@@ -1,0 +1,68 @@
+"""Policy files: the shipped ones load; a broken one is refused naming the file and the field."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from yibao.domain.errors import PolicyError
+from yibao.policies.loader import BUILTIN_DIR, builtin_policies, builtin_policy, load_policy_file
+
+
+def test_builtin_policies_load_with_version_and_digest():
+    versions = {p.version for p in builtin_policies()}
+    assert versions == {"440300-2026.1", "370200-2026.1", "330200-2026.1"}
+    for p in builtin_policies():
+        assert len(p.digest) == 12 and set(p.schemes) == {"employee", "resident", "child"}
+
+
+def test_shenzhen_wage_and_guardian_threshold():
+    sz = builtin_policy("440300", 2026)
+    assert sz.avg_onpost_wage == 10017600
+    assert sz.guardian_min_balance == 500880  # 5008.80 yuan
+    assert sz.schemes["employee"].annual_cap == 6 * 10017600
+    assert sz.schemes["employee"].tiers == (1, 2)
+    assert sz.schemes["employee"].account_for(1) and not sz.schemes["employee"].account_for(2)
+    assert sz.paycode_ttl_seconds == 180
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((BUILTIN_DIR / "440300-2026.yaml").read_text(encoding="utf-8"))
+    mutate(data)
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda d: d.pop("year"), "year"),
+    (lambda d: d.update(region="4403"), "region"),
+    (lambda d: d["catalogue"].update(b_self_pay_ratio="1.5"), "catalogue.b_self_pay_ratio"),
+    (lambda d: d["catalogue"].update(b_self_pay_ratio=0.1), "catalogue.b_self_pay_ratio"),
+    (lambda d: d["schemes"]["employee"].update(annual_cap="12.345"), "schemes.employee.annual_cap"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][1]["ratio"].update(level9="0.9"), "schemes.employee.inpatient[1].ratio.level9"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][1].update(when={"retired": False}), "schemes.employee.inpatient"),
+    (lambda d: d["schemes"]["resident"].update(second_layer="nonsense"), "schemes.resident.second_layer"),
+    (lambda d: d["serious_illness"].update(bands=[{"upto": "5000", "ratio": "0.6"}, {"upto": "1000", "ratio": "0.7"}]), "serious_illness.bands[1].upto"),
+    (lambda d: d["schemes"]["child"].update(ratio_typo="0.9"), "schemes.child.ratio_typo"),
+    (lambda d: d["cross_region"].pop("unfiled"), "cross_region.unfiled"),
+    (lambda d: d["assistance"]["statuses"]["tekun"].update(ratio="abc"), "assistance.statuses.tekun.ratio"),
+])
+def test_invalid_policy_names_file_and_field(tmp_path, mutate, field):
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(_write(tmp_path, mutate))
+    assert err.value.field == f"broken.yaml: {field}"
+    assert err.value.message_en and err.value.message_zh
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("region: \"440300\"\nschemes: [unclosed\n", encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert err.value.field.startswith("bad.yaml:")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy_file(tmp_path / "none.yaml")

@@ -1,0 +1,115 @@
+"""The money identities of docs/engine.md, for every generated bill, person and policy."""
+
+from __future__ import annotations
+
+from hypothesis import given
+
+from yibao.domain.bill import Accumulators
+from yibao.domain.settlement import settle
+
+from .strategies import accumulators, priced
+
+AMOUNT_FIELDS = ("total", "own_expense", "over_limit", "pre_self_pay", "in_scope", "deductible", "pool_fund",
+                 "serious_illness", "large_amount", "assistance", "fund_total", "person_total", "account_pay",
+                 "mutual_aid_pay", "cash_pay", "balance_after")
+
+
+@given(priced())
+def test_identities_hold(case):
+    bill, policy, catalogue = case
+    s = settle(bill, policy, catalogue)
+    for ln in s.lines:
+        assert ln.total == ln.own_expense + ln.over_limit + ln.pre_self_pay + ln.in_scope
+        assert min(ln.own_expense, ln.over_limit, ln.pre_self_pay, ln.in_scope) >= 0
+    assert s.total == sum(ln.total for ln in s.lines)
+    assert s.total == s.own_expense + s.over_limit + s.pre_self_pay + s.in_scope
+    assert s.total == s.fund_total + s.person_total
+    assert s.person_total == s.account_pay + s.cash_pay
+    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+    for name in AMOUNT_FIELDS:
+        assert getattr(s, name) >= 0, name
+    assert s.deductible <= s.in_scope
+    assert s.mutual_aid_pay <= s.account_pay
+
+
+@given(priced())
+def test_no_fund_pays_beyond_its_remaining_cap(case):
+    bill, policy, catalogue = case
+    s = settle(bill, policy, catalogue)
+    acc = bill.accumulators
+    scheme = policy.schemes[bill.person.insurance_type]
+    assert s.pool_fund <= max(0, scheme.annual_cap - acc.pool_fund_paid)
+    kind, variants = scheme.variants_for(bill.visit.kind)
+    variant = next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
+    if kind != "inpatient" and variant.annual_cap is not None:
+        assert s.pool_fund <= max(0, variant.annual_cap - acc.outpatient_pool_paid)
+    if variant.eligible_ceiling is not None:
+        assert s.accumulator_delta.pool_eligible_used <= max(0, variant.eligible_ceiling - acc.pool_eligible_used)
+    la = policy.large_amount
+    if la is not None and la.annual_cap is not None:
+        assert s.large_amount <= max(0, la.annual_cap - acc.large_amount_paid)
+    si = policy.serious_illness
+    hard = si is not None and bill.person.hardship in si.hardship_statuses
+    if si is not None and si.annual_cap is not None and not (hard and si.hardship_no_cap):
+        assert s.serious_illness <= max(0, si.annual_cap - acc.serious_illness_paid)
+    if s.assistance:
+        status = policy.assistance.statuses[bill.person.hardship]
+        if status.annual_cap is not None:
+            assert s.assistance <= max(0, status.annual_cap - acc.assistance_paid)
+
+
+@given(priced())
+def test_no_account_goes_below_zero(case):
+    bill, policy, catalogue = case
+    s = settle(bill, policy, catalogue)
+    assert s.account_pay <= bill.account.balance
+    assert s.balance_after == bill.account.balance - s.account_pay >= 0
+    if not bill.account.use or s.account_refusal is not None:
+        assert s.account_pay == 0
+
+
+@given(priced())
+def test_deltas_then_their_negation_restore_the_accumulators(case):
+    bill, policy, catalogue = case
+    s = settle(bill, policy, catalogue)
+    acc = bill.accumulators
+    after = acc.plus(s.accumulator_delta)
+    assert after.plus(s.accumulator_delta.negated()) == acc
+    assert all(v >= 0 for v in s.accumulator_delta.as_dict().values())
+    assert after.pool_fund_paid - acc.pool_fund_paid == s.pool_fund
+    assert after.serious_illness_paid - acc.serious_illness_paid == s.serious_illness
+    assert after.large_amount_paid - acc.large_amount_paid == s.large_amount
+    assert after.assistance_paid - acc.assistance_paid == s.assistance
+
+
+@given(accumulators(), accumulators())
+def test_accumulator_negation_is_exact(a, d):
+    assert a.plus(d).plus(d.negated()) == a
+    assert d.negated().negated() == d
+    assert a.plus(Accumulators()) == a
+
+
+@given(priced())
+def test_settling_again_with_updated_accumulators_never_exceeds_caps(case):
+    """A second identical bill after the first one's deltas still respects every cap."""
+    bill, policy, catalogue = case
+    import dataclasses
+
+    first = settle(bill, policy, catalogue)
+    second_bill = dataclasses.replace(bill, accumulators=bill.accumulators.plus(first.accumulator_delta))
+    second = settle(second_bill, policy, catalogue)
+    scheme = policy.schemes[bill.person.insurance_type]
+    paid = bill.accumulators.pool_fund_paid
+    if paid <= scheme.annual_cap:
+        assert first.pool_fund + second.pool_fund <= scheme.annual_cap - paid
+
+
+@given(priced())
+def test_every_explanation_renders_in_both_languages(case):
+    bill, policy, catalogue = case
+    s = settle(bill, policy, catalogue)
+    assert [e.step for e in s.explanation] == sorted(e.step for e in s.explanation)
+    for e in s.explanation:
+        for text in (e.zh, e.en):
+            assert text and "{" not in text and "}" not in text
+    assert s.explanation[-1].code == "cash" and s.explanation[-1].amount == s.cash_pay
