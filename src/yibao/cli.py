@@ -27,7 +27,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _fail(exc: YibaoError) -> "typer.Exit":
-    Console(stderr=True).print(f"[bold red]错误 error[/] {exc.describe()}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]错误 error[/] {exc.describe()}", highlight=False, markup=True)
     return typer.Exit(code=2)
 
 
@@ -35,7 +35,7 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        Console(stderr=True).print(f"[bold red]错误 error[/] {path}: 无法读取 / cannot read: {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]错误 error[/] {path}: 无法读取 / cannot read: {exc}", highlight=False)
         raise typer.Exit(code=2) from None
 
 

@@ -2,7 +2,7 @@
 
 The engine records each step as templates plus raw values (fen, ppm); the zh/en text is
 formatted on access, so pricing a bill does no string work that no one reads. In a template,
-``{x:y}`` prints fen as yuan (¥12.50) and ``{x:p}`` a ppm ratio as a percentage (10%);
+``{x:y}`` prints fen as yuan (¥12.50) and ``{x:p}`` a ppm ratio as a percentage (10%), ``{x:pt}`` as points (10);
 ``{x:zh}`` / ``{x:en}`` a RatioSchedule described in that language.
 """
 
@@ -37,6 +37,8 @@ class _Formatter(string.Formatter):
             return f"¥{format_yuan(value)}"
         if format_spec == "p":
             return format_ratio(value)
+        if format_spec == "pt":
+            return format_ratio(value)[:-1]  # percentage points: "10"
         if format_spec in ("zh", "en"):
             return describe_schedule(value, format_spec)
         return super().format_field(value, format_spec)

@@ -203,8 +203,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             zh += "；异地先行自付{extra:p}：{a:y}"
             en += "; cross-region extra self-pay {extra:p}: {a:y}"
         if xr.ratio_cut:
-            zh += "；统筹支付比例降低{cut:p}"
-            en += "; pooled-fund ratio cut by {cut:p} points"
+            zh += "；统筹支付比例降低{cut:pt}个百分点"
+            en += "; pooled-fund ratio cut by {cut:pt} points"
         ex.append(Explanation(2, "cross_region", t_extra, f"{ver} cross_region.{filing}", zh, en, {
             "filing_zh": FILING_ZH[filing], "filing_en": FILING_EN[filing], "insured": bill.insured_region,
             "treatment": bill.treatment_region, "extra": xr.extra_self_pay, "a": t_extra, "cut": xr.ratio_cut}))
