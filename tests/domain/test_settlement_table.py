@@ -234,7 +234,8 @@ SHENZHEN = [
          # covered = 1056/0.92 = 1147.826 -> 1147.83; overflow 4800-1147.83 = 3652.17
          large_amount=328695,  # 3652.17*0.90 = 3286.953 -> 3286.95
          fund_total=434295, person_total=65705, cash_pay=65705,  # 5000-1056-3286.95 = 657.05
-         delta={"pool_fund_paid": 105600, "pool_eligible_used": 480000, "large_amount_paid": 328695}),
+         # pool_eligible_used grows by the cost the basic layer covered: 1147.83
+         delta={"pool_fund_paid": 105600, "pool_eligible_used": 114783, "large_amount_paid": 328695}),
     case("sz-emp-pool-cap-used-up-large-amount-cap",
          bill(SZ, a("3000.00"), level="level3",
               acc={"pool_fund_paid": "601056.00", "large_amount_paid": "999000.00"}),
@@ -242,7 +243,7 @@ SHENZHEN = [
          pool_fund=0,  # cap left 0; overflow = all of (3000-600) = 2400.00
          large_amount=100000,  # min(2400*0.90 = 2160.00, 1000000-999000 = 1000.00)
          fund_total=100000, person_total=200000, cash_pay=200000,
-         delta={"pool_eligible_used": 240000, "large_amount_paid": 100000}),
+         delta={"pool_eligible_used": 0, "large_amount_paid": 100000}),  # the basic layer covered nothing
     # ---- personal account
     case("sz-emp-account-pays-all-incl-own-expense",
          bill(SZ, a("400.00"), c("100.00"), kind="outpatient", acc={"outpatient_deductible_used": "300.00"},
@@ -268,12 +269,10 @@ SHENZHEN = [
          bill(SZ, a("200.00"), kind="outpatient", level="community", tier=2,
               acc={"outpatient_pool_paid": "1950.00", "pool_fund_paid": "1950.00"}),
          pool_fund=5000,  # raw 200*0.70 = 140.00 > 2000-1950 = 50.00
-         # docs/engine.md step 4-5 read literally: covered 50/0.70 = 71.428 -> 71.43,
-         # overflow 200-71.43 = 128.57 goes to the employee large-amount layer
-         large_amount=11571,  # 128.57*0.90 = 115.713 -> 115.71
-         fund_total=16571, person_total=3429, cash_pay=3429,  # 200-50-115.71 = 34.29
-         delta={"pool_fund_paid": 5000, "outpatient_pool_paid": 5000, "pool_eligible_used": 20000,
-                "large_amount_paid": 11571}),
+         # covered 50/0.70 = 71.428 -> 71.43; cost beyond the outpatient-pooling cap stays co-pay,
+         # it does not move to the large-amount layer (only the scheme cap / ceiling overflow does)
+         fund_total=5000, person_total=15000, cash_pay=15000,  # 200-50
+         delta={"pool_fund_paid": 5000, "outpatient_pool_paid": 5000, "pool_eligible_used": 7143}),
     # ---- resident and child
     case("sz-res-inpatient-below-si-threshold",
          bill(SZ, a("10000.00"), b("2000.00"), insurance="resident", level="level2"),
@@ -293,7 +292,8 @@ SHENZHEN = [
               acc={"outpatient_pool_paid": "480.00", "pool_fund_paid": "480.00"}),
          pool_fund=2000,  # raw 100*0.50 = 50.00 > 500-480 = 20.00
          person_total=8000, cash_pay=8000,
-         delta={"pool_fund_paid": 2000, "outpatient_pool_paid": 2000, "pool_eligible_used": 10000,
+         # covered 20/0.50 = 40.00
+         delta={"pool_fund_paid": 2000, "outpatient_pool_paid": 2000, "pool_eligible_used": 4000,
                 "serious_illness_base": 8000}),
     case("sz-res-account-refused",
          bill(SZ, a("100.00"), insurance="resident", kind="outpatient", level="community", account=own("300.00")),
@@ -502,7 +502,7 @@ QINGDAO = [
          # overflow 19700-11036.84 = 8663.16
          large_amount=779684,  # 8663.16*0.90 = 7796.844 -> 7796.84
          fund_total=1779684, person_total=220316, cash_pay=220316,
-         delta={"pool_fund_paid": 1000000, "pool_eligible_used": 1970000, "large_amount_paid": 779684}),
+         delta={"pool_fund_paid": 1000000, "pool_eligible_used": 1103684, "large_amount_paid": 779684}),  # covered 11036.84
     # ---- employee outpatient, account excludes own_expense
     case("qd-emp-outpatient-account-excludes-own-expense",
          bill(QD, a("200.00"), c("150.00"), b("100.00"), kind="outpatient",
@@ -560,7 +560,8 @@ QINGDAO = [
               acc={"outpatient_pool_paid": "790.00", "pool_fund_paid": "790.00"}),
          pool_fund=1000,  # min(100*0.60 = 60.00, 800-790 = 10.00)
          person_total=9000, cash_pay=9000,
-         delta={"pool_fund_paid": 1000, "outpatient_pool_paid": 1000, "pool_eligible_used": 10000,
+         # covered 10/0.60 = 16.667 -> 16.67
+         delta={"pool_fund_paid": 1000, "outpatient_pool_paid": 1000, "pool_eligible_used": 1667,
                 "serious_illness_base": 9000}),
     # ---- serious illness, excess basis: threshold 18000, bands on the amount above it (<100000 60%, 75%)
     case("qd-si-excess", qd_res_l3_50000(),
@@ -629,6 +630,15 @@ NINGBO = [
          person_total=42600,  # 900-474
          account_pay=32600,  # 426 - own 80 - over 20
          cash_pay=10000, balance_after=67400),
+    case("nb-emp-account-exclusion-net-of-assistance",
+         bill(NB, a("1000.00", cap="200.00"), kind="outpatient", level="level1", hardship="dibao", account=own("5000.00")),
+         total=100000, over_limit=80000, in_scope=20000,
+         pool_fund=14000,  # 200*0.70
+         assistance=60200,  # base (200-140) + over 800 = 860; *0.70 = 602.00
+         fund_total=74200, person_total=25800,  # 1000-140-602
+         # assistance's base includes over_limit, so it pays that part first: 800-602 = 198 still excluded
+         account_pay=6000,  # 258-198 = 60.00, the in-scope co-pay
+         cash_pay=19800, balance_after=494000),
     case("nb-emp-account-balance-short",
          bill(NB, a("10000.00"), b("2000.00"), level="level3", account=own("1000.00")),
          pool_fund=941600, person_total=258400,  # as nb-emp-inpatient-b-default-0.15
@@ -640,7 +650,7 @@ NINGBO = [
          # covered 1000/0.98 = 1020.408 -> 1020.41; overflow 1700-1020.41 = 679.59
          large_amount=57765,  # 679.59*0.85 = 577.6515 -> 577.65
          fund_total=157765, person_total=42235, cash_pay=42235,  # 2000-1000-577.65
-         delta={"pool_fund_paid": 100000, "pool_eligible_used": 170000, "large_amount_paid": 57765}),
+         delta={"pool_fund_paid": 100000, "pool_eligible_used": 102041, "large_amount_paid": 57765}),  # covered 1020.41
     # ---- resident and child
     case("nb-res-inpatient-si-base-includes-pre",
          bill(NB, a("7000.00"), b("1000.00"), insurance="resident", level="level2"),

@@ -123,6 +123,22 @@ def validate_bill(bill: Bill, policy: Policy) -> None:
                          "family mutual aid needs a relation: spouse | parent | child")
 
 
+def _excluded_share(excludes: frozenset[str], own: int, over: int, layers: list[tuple[int, frozenset[str]]]) -> int:
+    """The patient's remaining share of the parts the account may not pay (own expense, over limit).
+
+    A second-layer or assistance payment whose base includes such a part is taken to pay that
+    part first, so what those funds already relieved is not withheld from the account again.
+    """
+    remaining = {"own_expense": own if "own_expense" in excludes else 0, "over_limit": over if "over_limit" in excludes else 0}
+    for paid, includes in layers:
+        for part in ("own_expense", "over_limit"):
+            if part in includes and remaining[part]:
+                used = min(paid, remaining[part])
+                remaining[part] -= used
+                paid -= used
+    return remaining["own_expense"] + remaining["over_limit"]
+
+
 def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
     """Price ``bill`` under the insured region's ``policy``.
 
@@ -215,7 +231,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     per_year = benefit_kind != "inpatient"
     schedule = variant.ratio.get(visit.institution_level)
     level = visit.institution_level
-    dedc = within = hifp = overflow = pool_ratio = 0
+    dedc = covered = hifp = overflow = pool_ratio = 0
     if schedule is None:
         ex.append(Explanation(4, "not_covered", 0, f"{ver} {variant.path}.ratio",
                               "{label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
@@ -247,7 +263,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         pool_ratio = sched.bands[0].ratio
         start = dedc if variant.bands_basis == "cumulative" else 0
         raw = div_round_half_up(sched.pay_exact(start, within), RATIO_ONE)
-        cap_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        cap_left = scheme_left
         if per_year and variant.annual_cap is not None:
             cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
         covered = within
@@ -257,7 +274,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             hifp = cap_left
             num, den = sched.cost_to_pay(start, cap_left)
             covered = min(within, div_round_half_up(num, den))
-        overflow = spill + within - covered
+        # Only cost beyond the basic layer itself (its yearly cap or eligible ceiling) moves to the
+        # second layer; cost beyond the outpatient-pooling cap stays the patient's co-pay.
+        overflow = spill + (within - covered if cap_left == scheme_left else 0)
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
         en = "Pooled fund ({label_en}, {level}, {s:en}): ({inscope:y} − deductible {dedc:y}"
         if spill:
@@ -265,9 +284,12 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             en += " − {spill:y} above the yearly eligible-cost ceiling"
         zh += ") × 比例 = {raw:y}"
         en += ") × ratio = {raw:y}"
-        if raw > cap_left:
+        if raw > cap_left and cap_left == scheme_left:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
+        elif raw > cap_left:
+            zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
+            en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
         ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
             "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "s": sched,
             "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
@@ -326,12 +348,17 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                                "above": max(0, a1 - lo), "r": st.ratio, "a": maf}))
 
     fund_total = hifp + hifmi + hifob + maf
+    layers = []
+    if hifmi and policy.serious_illness is not None:
+        layers.append((hifmi, policy.serious_illness.base_includes))
+    if maf and assistance is not None:
+        layers.append((maf, assistance.base_includes))
     person_total = t_total - fund_total
 
     # Step 7: personal account.
     account = bill.account
     rules = policy.account
-    excluded = (t_own if "own_expense" in rules.excludes else 0) + (t_over if "over_limit" in rules.excludes else 0)
+    excluded = _excluded_share(rules.excludes, t_own, t_over, layers)
     payable = max(0, person_total - excluded)
     acct = mulaid = 0
     refusal: AccountRefusal | None = None
@@ -381,7 +408,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         outpatient_deductible_used=dedc if per_year else 0,
         pool_fund_paid=hifp,
         outpatient_pool_paid=hifp if per_year else 0,
-        pool_eligible_used=within,
+        pool_eligible_used=covered,
         serious_illness_base=si_base,
         serious_illness_paid=hifmi,
         large_amount_paid=hifob,
