@@ -40,7 +40,7 @@ def make_bill(n_lines: int):
     })
 
 
-def measure(n_lines: int, rounds: int = 25, budget_s: float = 0.04) -> dict:
+def measure(n_lines: int, rounds: int = 60, budget_s: float = 0.02) -> dict:
     policy = builtin_policy("440300", 2026)
     bill = make_bill(n_lines)
     settle(bill, policy, policy)  # warm up
@@ -55,7 +55,9 @@ def measure(n_lines: int, rounds: int = 25, budget_s: float = 0.04) -> dict:
                 break
         per_bill.append(elapsed / k)
     median = statistics.median(per_bill)
-    return {"bench": "settlement", "lines": n_lines, "us_per_bill_median": round(median * 1e6, 1), "bills_per_s": round(1 / median)}
+    # The minimum shows the cost without interference from a shared machine; the median is the target.
+    return {"bench": "settlement", "lines": n_lines, "us_per_bill_median": round(median * 1e6, 1), "bills_per_s": round(1 / median),
+            "us_per_bill_min": round(min(per_bill) * 1e6, 1)}
 
 
 def main() -> None:
