@@ -29,3 +29,23 @@ class InputError(YibaoError):
 
 class PolicyError(YibaoError):
     """A policy file that does not validate; ``field`` includes the file name."""
+
+
+class NotFound(YibaoError):
+    """The thing does not exist, or the caller may not see it (never say which)."""
+
+
+class Conflict(YibaoError):
+    """The request clashes with the current state (already settled, key reused …)."""
+
+
+class Unauthorized(YibaoError):
+    """No valid credential for this audience."""
+
+
+class Forbidden(YibaoError):
+    """A valid credential that may not do this."""
+
+
+def not_found(field: str, what_zh: str, what_en: str) -> NotFound:
+    return NotFound(field, "not_found", f"{what_zh}不存在", f"{what_en} not found")

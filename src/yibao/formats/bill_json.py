@@ -95,6 +95,26 @@ class _Obj:
         return None if value is None else parse_yuan(value, self.f(key))
 
 
+def fee_line_from_mapping(item: Any, path: str) -> FeeLine:
+    """One fee line of the bill format (also what a hospital uploads); errors name ``path``.field."""
+    ln = _Obj(item, path)
+    cls = ln.choice("class", LINE_CLASSES)
+    ratio = ln.get("self_pay_ratio", None)
+    ratio_ppm = None if ratio is None else parse_ratio(ratio, ln.f("self_pay_ratio"))
+    if ratio_ppm and cls != "B":
+        raise InputError(ln.f("self_pay_ratio"), "self_pay_ratio_not_b", "只有乙类（B）项目有先行自付比例",
+                         f"only class B lines carry a self-pay ratio; this line is class {cls}")
+    return FeeLine(
+        code=ln.text("code"),
+        name=ln.text("name", ln.data.get("code") or "-"),
+        line_class=cls,
+        unit_price=ln.yuan("unit_price"),
+        quantity=parse_quantity(ln.get("quantity"), ln.f("quantity")),
+        price_cap=ln.yuan("price_cap", None),
+        self_pay_ratio=ratio_ppm,
+    )
+
+
 def bill_from_mapping(data: Any) -> Bill:
     root = _Obj(data, "")
     raw_date = root.get("date")
@@ -127,24 +147,7 @@ def bill_from_mapping(data: Any) -> Bill:
     raw_lines = root.get("lines")
     if not isinstance(raw_lines, list) or not raw_lines:
         raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
-    lines = []
-    for i, item in enumerate(raw_lines):
-        ln = _Obj(item, f"lines[{i}]")
-        cls = ln.choice("class", LINE_CLASSES)
-        ratio = ln.get("self_pay_ratio", None)
-        ratio_ppm = None if ratio is None else parse_ratio(ratio, ln.f("self_pay_ratio"))
-        if ratio_ppm and cls != "B":
-            raise InputError(ln.f("self_pay_ratio"), "self_pay_ratio_not_b", "只有乙类（B）项目有先行自付比例",
-                             f"only class B lines carry a self-pay ratio; this line is class {cls}")
-        lines.append(FeeLine(
-            code=ln.text("code"),
-            name=ln.text("name", ln.data.get("code") or "-"),
-            line_class=cls,
-            unit_price=ln.yuan("unit_price"),
-            quantity=parse_quantity(ln.get("quantity"), ln.f("quantity")),
-            price_cap=ln.yuan("price_cap", None),
-            self_pay_ratio=ratio_ppm,
-        ))
+    lines = [fee_line_from_mapping(item, f"lines[{i}]") for i, item in enumerate(raw_lines)]
 
     a = root.obj("accumulators", required=False)
     accumulators = Accumulators()

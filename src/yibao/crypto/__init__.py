@@ -1,0 +1,1 @@
+"""Cryptography adapters: PII encryption at rest, keyed lookups, masking; signatures (payments)."""

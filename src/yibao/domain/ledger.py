@@ -1,0 +1,48 @@
+"""Ledger rules: account naming and the errors a transfer can meet. Pure; the SQL is in services/ledger.py."""
+
+from __future__ import annotations
+
+from yibao.domain.errors import YibaoError
+
+FUND_LAYERS = ("pool", "serious_illness", "large_amount", "assistance")
+
+
+def person_account(person_id: str) -> str:
+    return f"person:{person_id}"
+
+
+def fund_account(region: str, layer: str) -> str:
+    return f"fund:{region}:{layer}"
+
+
+def contributions_account(region: str) -> str:
+    """Where personal-account credits come from (employer and employee contributions)."""
+    return f"fund:{region}:contributions"
+
+
+def institution_receivable(institution_id: str) -> str:
+    """What the agency owes an institution: fund shares and personal-account payments, cleared later."""
+    return f"institution:{institution_id}:receivable"
+
+
+def institution_cash(institution_id: str) -> str:
+    """Cash the institution collected from patients (at the counter, or through a payment institution)."""
+    return f"institution:{institution_id}:cash"
+
+
+def patient_cash_source(region: str) -> str:
+    """Money from outside the ledger: what patients pay in cash."""
+    return f"external:{region}:patient_cash"
+
+
+class LedgerError(YibaoError):
+    pass
+
+
+class InsufficientFunds(LedgerError):
+    def __init__(self, account_id: str, amount: int, available: int) -> None:
+        from yibao.domain.money import format_yuan
+
+        super().__init__("amount", "insufficient_funds", f"账户余额不足：需要¥{format_yuan(amount)}，可用¥{format_yuan(available)}",
+                         f"insufficient balance: needs ¥{format_yuan(amount)}, available ¥{format_yuan(available)}")
+        self.account_id = account_id

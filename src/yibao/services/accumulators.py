@@ -1,0 +1,36 @@
+"""A person's running totals for the year (deductible used, fund paid per layer, admissions)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain.bill import ACCUMULATOR_FIELDS, Accumulators
+from yibao.store.tables import accumulators as T
+from yibao.store.upsert import insert_ignore
+
+
+def lock(conn: Connection, region: str, person_id: str, year: int) -> tuple[Accumulators, int]:
+    """The year's totals and admission count, locked for this transaction (one settlement per person at a time)."""
+    insert_ignore(conn, T, dict(region=region, person_id=person_id, year=year, admissions=0, **{f: 0 for f in ACCUMULATOR_FIELDS}))
+    row = conn.execute(select(T).where(T.c.person_id == person_id, T.c.year == year).with_for_update()).one()
+    return Accumulators(*(getattr(row, f) for f in ACCUMULATOR_FIELDS)), row.admissions
+
+
+def read(conn: Connection, person_id: str, year: int) -> Accumulators:
+    row = conn.execute(select(T).where(T.c.person_id == person_id, T.c.year == year)).first()
+    return Accumulators() if row is None else Accumulators(*(getattr(row, f) for f in ACCUMULATOR_FIELDS))
+
+
+def add(conn: Connection, person_id: str, year: int, delta: Accumulators) -> None:
+    """Add ``delta`` (or, to cancel, its negation) with one UPDATE; values never drop below zero."""
+    values = {f: getattr(T.c, f) + getattr(delta, f) for f in ACCUMULATOR_FIELDS if getattr(delta, f)}
+    if values:
+        conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(**values))
+
+
+def count_admission(conn: Connection, region: str, person_id: str, year: int) -> int:
+    """Record an admission; returns its number this year (the deductible falls for repeat admissions)."""
+    _, admissions = lock(conn, region, person_id, year)
+    conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(admissions=admissions + 1))
+    return admissions + 1

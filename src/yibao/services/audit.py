@@ -1,0 +1,89 @@
+"""The append-only, hash-chained audit log of money-state changes and PII access.
+
+One chain per region: entry n stores sha256(prev_hash ‖ canonical entry), and a head row per
+region holds the last (seq, hash). Appending locks the head row, so entries of one region are
+totally ordered; `verify` recomputes every chain and reports the first break.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.store.tables import audit_heads as H, audit_log as L
+from yibao.store.upsert import insert_ignore
+
+GENESIS = "0" * 64
+
+
+def _digest(prev: str, region: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: str) -> str:
+    canonical = json.dumps([region, seq, at.isoformat(timespec="microseconds").replace("+00:00", "Z"), actor, action, subject, detail],
+                           ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev + canonical).encode("utf-8")).hexdigest()
+
+
+def _utc(at: datetime) -> datetime:
+    from datetime import timezone
+
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+def append(conn: Connection, *, region: str, actor: str, action: str, subject: str, detail: dict[str, Any], now: datetime) -> int:
+    """Add one entry to the region's chain inside the caller's transaction; returns its sequence number."""
+    insert_ignore(conn, H, dict(region=region, seq=0, hash=GENESIS))
+    head = conn.execute(select(H.c.seq, H.c.hash).where(H.c.region == region).with_for_update()).one()
+    seq = head.seq + 1
+    at = _utc(now)
+    text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    digest = _digest(head.hash, region, seq, at, actor, action, subject, text)
+    conn.execute(L.insert().values(region=region, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=text,
+                                   prev_hash=head.hash, hash=digest))
+    conn.execute(update(H).where(H.c.region == region).values(seq=seq, hash=digest))
+    return seq
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    region: str
+    entries: int
+    ok: bool
+    problem: str | None = None
+
+
+def verify(conn: Connection) -> list[ChainReport]:
+    reports = []
+    heads = {r.region: r for r in conn.execute(select(H)).all()}
+    regions = sorted(set(heads) | {r[0] for r in conn.execute(select(L.c.region).distinct()).all()})
+    for region in regions:
+        prev, count, problem = GENESIS, 0, None
+        for row in conn.execute(select(L).where(L.c.region == region).order_by(L.c.seq)).yield_per(1000):
+            count += 1
+            if row.seq != count:
+                problem = f"entry {count}: sequence {row.seq} (a gap or a deleted entry)"
+                break
+            if row.prev_hash != prev:
+                problem = f"entry {row.seq}: prev_hash does not match the entry before it"
+                break
+            expected = _digest(prev, region, row.seq, _utc(row.at), row.actor, row.action, row.subject, row.detail)
+            if expected != row.hash:
+                problem = f"entry {row.seq}: content does not match its hash (altered)"
+                break
+            prev = row.hash
+        head = heads.get(region)
+        if problem is None and head is not None and (head.seq != count or head.hash != prev):
+            problem = f"head says {head.seq} entries but the chain has {count} (entries removed from the end?)"
+        reports.append(ChainReport(region, count, problem is None, problem))
+    return reports
+
+
+def entries(conn: Connection, region: str | None = None, limit: int = 100) -> list[Any]:
+    q = select(L).order_by(L.c.at.desc(), L.c.seq.desc()).limit(limit)
+    if region:
+        q = q.where(L.c.region == region)
+    return conn.execute(q).all()

@@ -1,0 +1,279 @@
+"""The double-entry ledger in SQL, with TigerBeetle's semantics.
+
+A transfer moves ``amount`` from a debit account to a credit account, so every transfer's two
+legs sum to zero and so does the whole ledger. Transfers are immutable: a correction is a new
+transfer. A pending transfer reserves the amount (debits_pending / credits_pending) until it is
+posted or voided, or expires at its timeout. ``client_id`` is the caller's identifier: the same
+id twice is one transfer. An account flagged ``debits_must_not_exceed_credits`` (a personal
+account) is never overdrawn — checked by a conditional UPDATE and by a CHECK constraint.
+
+Every function takes the open connection of the caller's unit of work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain.ledger import InsufficientFunds, LedgerError
+from yibao.store.tables import ledger_accounts as A, transfers as T
+from yibao.store.upsert import insert_ignore
+
+
+@dataclass(frozen=True)
+class Transfer:
+    id: int
+    client_id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    kind: str
+    state: str
+    code: str
+    ref: str | None
+    created_at: datetime
+    region: str = ""
+    timeout_at: datetime | None = None
+    pending_id: int | None = None
+
+
+def _transfer(row) -> Transfer:  # noqa: ANN001
+    return Transfer(row.id, row.client_id, row.debit_account_id, row.credit_account_id, row.amount, row.kind, row.state,
+                    row.code, row.ref, row.created_at, row.region, row.timeout_at, row.pending_id)
+
+
+def ensure_account(conn: Connection, account_id: str, region: str, kind: str, now: datetime, *,
+                   owner_id: str | None = None, no_overdraft: bool = False) -> None:
+    insert_ignore(conn, A, dict(id=account_id, region=region, kind=kind, owner_id=owner_id, debits_pending=0, debits_posted=0,
+                                credits_pending=0, credits_posted=0, debits_must_not_exceed_credits=no_overdraft, created_at=now))
+
+
+def get_transfer(conn: Connection, client_id: str) -> Transfer | None:
+    row = conn.execute(select(T).where(T.c.client_id == client_id)).first()
+    return _transfer(row) if row else None
+
+
+def available(conn: Connection, account_id: str) -> int:
+    """Credits posted less debits posted and pending: what a credit-normal account can still pay."""
+    row = conn.execute(select(A.c.credits_posted, A.c.debits_posted, A.c.debits_pending).where(A.c.id == account_id)).first()
+    if row is None:
+        return 0
+    return row.credits_posted - row.debits_posted - row.debits_pending
+
+
+def balance(conn: Connection, account_id: str) -> int:
+    row = conn.execute(select(A.c.credits_posted, A.c.debits_posted).where(A.c.id == account_id)).first()
+    return 0 if row is None else row.credits_posted - row.debits_posted
+
+
+def lock_account(conn: Connection, account_id: str) -> None:
+    """Serialise users of one account (PostgreSQL row lock; SQLite writers are already serial)."""
+    conn.execute(select(A.c.id).where(A.c.id == account_id).with_for_update())
+
+
+def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
+    col = A.c.debits_pending if pending else A.c.debits_posted
+    guard = or_(A.c.debits_must_not_exceed_credits.is_(False),
+                A.c.debits_posted + A.c.debits_pending + amount <= A.c.credits_posted)
+    res = conn.execute(update(A).where(A.c.id == account_id, guard).values({col: col + amount}))
+    if res.rowcount != 1:
+        exists = conn.execute(select(A.c.id).where(A.c.id == account_id)).first()
+        if exists is None:
+            raise LedgerError("debit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
+        raise InsufficientFunds(account_id, amount, available(conn, account_id))
+
+
+def _credit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
+    col = A.c.credits_pending if pending else A.c.credits_posted
+    res = conn.execute(update(A).where(A.c.id == account_id).values({col: col + amount}))
+    if res.rowcount != 1:
+        raise LedgerError("credit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
+
+
+def transfer(conn: Connection, *, client_id: str, debit: str, credit: str, amount: int, code: str, region: str,
+             now: datetime, ref: str | None = None, pending: bool = False, timeout: timedelta | None = None) -> Transfer:
+    """Create a single-phase (posted) or pending transfer; the same client_id returns the first one."""
+    existing = get_transfer(conn, client_id)
+    if existing is not None:
+        if (existing.debit_account_id, existing.credit_account_id, existing.amount) != (debit, credit, amount):
+            raise LedgerError("client_id", "client_id_reused", f"客户端ID {client_id} 已用于另一笔转账",
+                              f"client id {client_id} was already used for a different transfer")
+        return existing
+    if amount <= 0:
+        raise LedgerError("amount", "not_positive", "转账金额必须大于0", "a transfer amount must be greater than 0")
+    if debit == credit:
+        raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
+    _debit(conn, debit, amount, pending=pending)
+    _credit(conn, credit, amount, pending=pending)
+    values = dict(client_id=client_id, region=region, debit_account_id=debit, credit_account_id=credit, amount=amount,
+                  kind="pending" if pending else "single", state="pending" if pending else "posted",
+                  timeout_at=(now + timeout) if (pending and timeout) else None, code=code, ref=ref, created_at=now)
+    new_id = conn.execute(T.insert().values(**values)).inserted_primary_key[0]
+    return Transfer(id=new_id, **{k: values[k] for k in ("client_id", "debit_account_id", "credit_account_id", "amount", "kind",
+                                                         "state", "code", "ref", "created_at", "region", "timeout_at")})
+
+
+def _resolve(conn: Connection, *, client_id: str, pending_client_id: str, now: datetime, post: bool) -> Transfer:
+    done = get_transfer(conn, client_id)
+    if done is not None:
+        return done
+    row = conn.execute(select(T).where(T.c.client_id == pending_client_id).with_for_update()).first()
+    if row is None or row.kind != "pending":
+        raise LedgerError("pending_id", "no_pending_transfer", f"没有待处理的转账 {pending_client_id}", f"no pending transfer {pending_client_id}")
+    if row.state == "pending" and row.timeout_at is not None and _aware(row.timeout_at) <= now:
+        _release(conn, row, "expired")
+        row = conn.execute(select(T).where(T.c.id == row.id)).first()
+    if row.state != "pending":
+        raise LedgerError("pending_id", f"pending_{row.state}", f"该转账已{ {'posted': '入账', 'voided': '作废', 'expired': '超时'}[row.state] }",
+                          f"the pending transfer is already {row.state}")
+    a = row.amount
+    if post:
+        conn.execute(update(A).where(A.c.id == row.debit_account_id).values(debits_pending=A.c.debits_pending - a, debits_posted=A.c.debits_posted + a))
+        conn.execute(update(A).where(A.c.id == row.credit_account_id).values(credits_pending=A.c.credits_pending - a, credits_posted=A.c.credits_posted + a))
+        conn.execute(update(T).where(T.c.id == row.id).values(state="posted"))
+    else:
+        _release(conn, row, "voided")
+    values = dict(client_id=client_id, region=row.region, debit_account_id=row.debit_account_id, credit_account_id=row.credit_account_id,
+                  amount=a, kind="post" if post else "void", state="posted", pending_id=row.id, code=row.code, ref=row.ref, created_at=now)
+    new_id = conn.execute(T.insert().values(**values)).inserted_primary_key[0]
+    return Transfer(id=new_id, client_id=client_id, debit_account_id=row.debit_account_id, credit_account_id=row.credit_account_id,
+                    amount=a, kind=values["kind"], state="posted", code=row.code, ref=row.ref, created_at=now, region=row.region,
+                    pending_id=row.id)
+
+
+def _release(conn: Connection, row, state: str) -> None:  # noqa: ANN001
+    a = row.amount
+    conn.execute(update(A).where(A.c.id == row.debit_account_id).values(debits_pending=A.c.debits_pending - a))
+    conn.execute(update(A).where(A.c.id == row.credit_account_id).values(credits_pending=A.c.credits_pending - a))
+    conn.execute(update(T).where(T.c.id == row.id).values(state=state))
+
+
+def _aware(dt: datetime) -> datetime:
+    from datetime import timezone
+
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)  # SQLite returns naive UTC
+
+
+def post_pending(conn: Connection, *, client_id: str, pending_client_id: str, now: datetime) -> Transfer:
+    return _resolve(conn, client_id=client_id, pending_client_id=pending_client_id, now=now, post=True)
+
+
+def void_pending(conn: Connection, *, client_id: str, pending_client_id: str, now: datetime) -> Transfer:
+    return _resolve(conn, client_id=client_id, pending_client_id=pending_client_id, now=now, post=False)
+
+
+def expire_pending(conn: Connection, now: datetime) -> int:
+    """Release every pending transfer past its timeout; returns how many."""
+    rows = conn.execute(select(T).where(T.c.state == "pending", T.c.timeout_at.is_not(None), T.c.timeout_at <= now).with_for_update()).all()
+    for row in rows:
+        _release(conn, row, "expired")
+    return len(rows)
+
+
+def history(conn: Connection, account_id: str, *, limit: int = 50, before_id: int | None = None) -> list[tuple[Transfer, int]]:
+    """Posted movements of one account, newest first, each with its signed amount (credit +, debit −)."""
+    q = select(T).where(or_(T.c.debit_account_id == account_id, T.c.credit_account_id == account_id),
+                        T.c.kind.in_(("single", "post")))
+    if before_id is not None:
+        q = q.where(T.c.id < before_id)
+    rows = conn.execute(q.order_by(T.c.id.desc()).limit(limit)).all()
+    return [(_transfer(r), r.amount if r.credit_account_id == account_id else -r.amount) for r in rows]
+
+
+@dataclass(frozen=True)
+class Statement:
+    account_id: str
+    year: int
+    month: int
+    opening: int
+    credits: int
+    debits: int
+    closing: int
+    lines: list[tuple[Transfer, int]]
+
+
+def _posted_sum(conn: Connection, account_id: str, *, side: str, start: datetime | None, end: datetime) -> int:
+    col = T.c.credit_account_id if side == "credit" else T.c.debit_account_id
+    q = select(func.coalesce(func.sum(T.c.amount), 0)).where(col == account_id, T.c.kind.in_(("single", "post")), T.c.created_at < end)
+    if start is not None:
+        q = q.where(T.c.created_at >= start)
+    return int(conn.execute(q).scalar_one())
+
+
+def monthly_statement(conn: Connection, account_id: str, year: int, month: int) -> Statement:
+    from datetime import timezone
+
+    start = datetime(year, month, 1, tzinfo=timezone.utc)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+    opening = _posted_sum(conn, account_id, side="credit", start=None, end=start) - _posted_sum(conn, account_id, side="debit", start=None, end=start)
+    credits = _posted_sum(conn, account_id, side="credit", start=start, end=end)
+    debits = _posted_sum(conn, account_id, side="debit", start=start, end=end)
+    rows = conn.execute(select(T).where(or_(T.c.debit_account_id == account_id, T.c.credit_account_id == account_id),
+                                        T.c.kind.in_(("single", "post")), T.c.created_at >= start, T.c.created_at < end)
+                        .order_by(T.c.id)).all()
+    lines = [(_transfer(r), r.amount if r.credit_account_id == account_id else -r.amount) for r in rows]
+    return Statement(account_id, year, month, opening, credits, debits, opening + credits - debits, lines)
+
+
+@dataclass(frozen=True)
+class Totals:
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.debits_posted == self.credits_posted and self.debits_pending == self.credits_pending
+
+
+def totals(conn: Connection, region: str | None = None) -> Totals:
+    """Σ over accounts: posted debits equal posted credits (and pending likewise) in a sound ledger."""
+    q = select(func.coalesce(func.sum(A.c.debits_posted), 0), func.coalesce(func.sum(A.c.credits_posted), 0),
+               func.coalesce(func.sum(A.c.debits_pending), 0), func.coalesce(func.sum(A.c.credits_pending), 0))
+    if region is not None:
+        q = q.where(A.c.region == region)
+    return Totals(*(int(v) for v in conn.execute(q).one()))
+
+
+
+
+@dataclass(frozen=True)
+class Leg:
+    client_id: str
+    debit: str
+    credit: str
+    amount: int
+    region: str
+
+
+def post_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: datetime) -> None:
+    """Post several single-phase transfers as one journal entry (all or nothing with the transaction).
+
+    Balances are updated once per account, so a settlement's five or six legs cost a handful of
+    statements; a no-overdraft account is still guarded by its conditional UPDATE.
+    """
+    legs = [leg for leg in legs if leg.amount > 0]
+    if not legs:
+        return
+    debits: dict[str, int] = {}
+    credits: dict[str, int] = {}
+    for leg in legs:
+        if leg.debit == leg.credit:
+            raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
+        debits[leg.debit] = debits.get(leg.debit, 0) + leg.amount
+        credits[leg.credit] = credits.get(leg.credit, 0) + leg.amount
+    for account_id, amount in debits.items():
+        _debit(conn, account_id, amount, pending=False)
+    for account_id, amount in credits.items():
+        _credit(conn, account_id, amount, pending=False)
+    conn.execute(T.insert(), [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
+                                   amount=leg.amount, kind="single", state="posted", timeout_at=None, pending_id=None, code=code,
+                                   ref=ref, created_at=now) for leg in legs])
+
+
+def journal(conn: Connection, ref: str, code: str) -> list[Transfer]:
+    return [_transfer(r) for r in conn.execute(select(T).where(T.c.ref == ref, T.c.code == code).order_by(T.c.id)).all()]

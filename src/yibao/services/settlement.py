@@ -1,0 +1,238 @@
+"""Settle a visit: price it with the engine, move the money in the ledger, update the year's totals.
+
+One unit of work does it all (the caller's transaction): the person's accumulator row is locked
+first, so two settlements of one person never race past a cap; the paying personal account is
+guarded by the ledger, so it never goes below zero; a message id is claimed once, so a retry or
+a late message after a reversal (冲正) cannot settle twice.
+
+Cancelling (2208) and reversing (2601) post the opposite transfers and subtract the same
+accumulator deltas, which restores balances and the year's totals exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, Person as BillPerson, Visit as BillVisit
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
+from yibao.domain.ledger import (
+    InsufficientFunds, fund_account, institution_cash, institution_receivable, patient_cash_source, person_account,
+)
+from yibao.domain.settlement import Settlement, settle as price
+from yibao.formats.national import settlement_document
+from yibao.services import accumulators, audit, families, institutions, ledger, people, visits
+from yibao.services.institutions import Institution
+from yibao.services.policies import catalogue_for, policy_for
+from yibao.store.db import Retry
+from yibao.store.tables import messages as M, settlements as S
+from yibao.store.upsert import insert_ignore
+
+SETTLE_INFNO = "2207"
+
+
+@dataclass(frozen=True)
+class AccountRequest:
+    """Whether a personal account pays and whose: self, a guardian's (child) or a relative's (mutual aid)."""
+
+    use: bool = False
+    payer: str = "self"
+    payer_person_id: str | None = None
+
+
+def _account_choice(conn: Connection, patient: people.Person, req: AccountRequest, region: str) -> tuple[AccountChoice, str | None]:
+    """The engine's account input, read from the database, and the ledger account that would pay."""
+    if not req.use:
+        return AccountChoice(use=False), None
+    if req.payer == "self":
+        account = person_account(patient.id)
+        return AccountChoice(use=True, balance=ledger.available(conn, account), payer="self"), account
+    if req.payer_person_id is None:
+        raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
+    payer = people.get(conn, req.payer_person_id)
+    if payer is None:
+        raise NotFound("account.payer_person_id", "not_found", "付款账户的参保人不存在", "the paying person was not found")
+    account = person_account(payer.id)
+    ledger.lock_account(conn, account)
+    if req.payer == "guardian":
+        facts = families.guardian_facts(conn, guardian_id=payer.id, child_id=patient.id, region=region)
+        return AccountChoice(use=True, balance=facts.guardian_balance, payer="guardian", guardian=facts), account
+    if req.payer == "family":
+        relation = families.mutual_aid_relation(conn, holder_id=payer.id, member_id=patient.id)
+        if relation is None:
+            raise Forbidden("account.payer_person_id", "no_mutual_aid_link", "该参保人未授权家庭共济", "that person has not shared their account with this patient")
+        return AccountChoice(use=True, balance=ledger.available(conn, account), payer="family", relation=relation), account
+    raise InputError("account.payer", "invalid_choice", "付款方应为 self | guardian | family", "must be self, guardian or family")
+
+
+def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, *, lock: bool) -> tuple[Settlement, Accumulators, str | None, people.Person]:
+    patient = people.require(conn, visit.person_id)
+    lines = visits.active_fee_lines(conn, visit.id)
+    if not lines:
+        raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
+    year = visit.visit_date.year
+    policy = policy_for(patient.region, year)
+    catalogue = policy if visit.region == patient.region else catalogue_for(visit.region, year)
+    if lock:
+        acc, _ = accumulators.lock(conn, patient.region, patient.id, year)
+    else:
+        acc = accumulators.read(conn, patient.id, year)
+    choice, paying_account = _account_choice(conn, patient, req, patient.region)
+    bill = Bill(
+        insured_region=patient.region, treatment_region=visit.region, date=visit.visit_date,
+        person=BillPerson(insurance_type=patient.insurance_type, tier=patient.tier, retired=patient.retired,
+                          age=patient.age_on(visit.visit_date), hardship=patient.hardship, filing=visit.filing),
+        visit=BillVisit(kind=visit.kind, institution_level=_level(conn, visit.institution_id), admission_number=visit.admission_number),
+        lines=tuple(lines), accumulators=acc, account=choice,
+    )
+    return price(bill, policy, catalogue), acc, paying_account, patient
+
+
+def _level(conn: Connection, institution_id: str) -> str:
+    inst = institutions.get(conn, institution_id)
+    assert inst is not None
+    return inst.level
+
+
+def _check_settleable(visit: visits.Visit) -> None:
+    if visit.kind == "inpatient" and visit.status == "admitted":
+        raise Conflict("visit_id", "not_discharged", "住院费用在出院后结算", "an inpatient stay is settled after discharge")
+    if visit.status not in ("open", "discharged"):
+        raise Conflict("visit_id", f"visit_{visit.status}", "该就诊已结算", f"the visit is {visit.status}")
+
+
+def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: people.Person, msgid: str, status: str,
+              setl_time: datetime | None) -> dict[str, Any]:
+    doc = settlement_document(s)
+    doc.update(setl_id=setl_id, mdtrt_id=visit.id, psn_no=patient.id, insutype=patient.insurance_type, med_type=visit.kind,
+               fixmedins_code=visit.institution_id, msgid=msgid, status=status,
+               setl_time=setl_time.isoformat() if setl_time else None)
+    return doc
+
+
+def presettle(conn: Connection, *, institution: Institution, visit_id: str, account: AccountRequest) -> dict[str, Any]:
+    """Price the visit as it stands (2206); nothing is stored and no money moves."""
+    visit = visits.get(conn, institution.id, visit_id)
+    _check_settleable(visit)
+    s, _, _, patient = _price(conn, visit, account, lock=False)
+    return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
+
+
+def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
+           actor: str) -> dict[str, Any]:
+    """Settle the visit (2207): the fund, account and cash shares in one step, or nothing."""
+    if not msgid or len(msgid) > 40:
+        raise InputError("msgid", "invalid_msgid", "报文ID应为1–40个字符", "must be a 1–40 character message id")
+    claimed = conn.execute(select(M).where(M.c.msgid == msgid)).first()
+    if claimed is not None:
+        if claimed.infno == SETTLE_INFNO and claimed.state == "done" and claimed.institution_id == institution.id:
+            row = conn.execute(select(S).where(S.c.msgid == msgid)).one()
+            return json.loads(row.document)  # the same message again: the same answer
+        raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
+    visit = visits.get(conn, institution.id, visit_id, lock=True)
+    _check_settleable(visit)
+    s, acc_before, paying_account, patient = _price(conn, visit, account, lock=True)
+    if not insert_ignore(conn, M, dict(msgid=msgid, region=visit.region, institution_id=institution.id, infno=SETTLE_INFNO,
+                                       state="done", ref=None, created_at=now)):
+        raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
+
+    setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
+    receivable = institution_receivable(institution.id)
+    legs = [ledger.Leg(f"{setl_id}:{layer}", fund_account(patient.region, layer), receivable, amount, patient.region)
+            for layer, amount in (("pool", s.pool_fund), ("serious_illness", s.serious_illness),
+                                  ("large_amount", s.large_amount), ("assistance", s.assistance))]
+    if s.account_pay:
+        assert paying_account is not None
+        legs.append(ledger.Leg(f"{setl_id}:account", paying_account, receivable, s.account_pay, patient.region))
+    legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay, visit.region))
+    try:
+        ledger.post_many(conn, legs, code="settlement", ref=setl_id, now=now)
+    except InsufficientFunds:
+        raise Retry() from None  # the balance moved since it was read: price again
+    accumulators.add(conn, patient.id, visit.visit_date.year, s.accumulator_delta)
+    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status="settled", setl_time=now)
+    conn.execute(S.insert().values(
+        id=setl_id, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
+        institution_id=institution.id, msgid=msgid, status="settled", year=visit.visit_date.year, total=s.total,
+        fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
+        assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
+        policy_version=s.policy_version, accumulator_delta=json.dumps(s.accumulator_delta.as_dict()),
+        document=json.dumps(doc, ensure_ascii=False), created_at=now))
+    conn.execute(update(M).where(M.c.msgid == msgid).values(ref=setl_id))
+    visits.set_status(conn, visit.id, "settled", now)
+    audit.append(conn, region=visit.region, actor=actor, action="settlement.settle", subject=setl_id, detail={
+        "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
+        "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,
+        "policy": s.policy_version, "msgid": msgid}, now=now)
+    return doc
+
+
+def _undo(conn: Connection, now: datetime, row: Any, *, reason: str, actor: str) -> dict[str, Any]:
+    legs = [ledger.Leg(f"{t.client_id}:{reason}", t.credit_account_id, t.debit_account_id, t.amount, t.region)
+            for t in ledger.journal(conn, row.id, "settlement")]
+    ledger.post_many(conn, legs, code=reason, ref=row.id, now=now)
+    delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    accumulators.add(conn, row.person_id, row.year, delta.negated())
+    conn.execute(update(S).where(S.c.id == row.id).values(status="cancelled", cancelled_at=now, cancel_reason=reason))
+    conn.execute(update(M).where(M.c.msgid == row.msgid).values(state="reversed" if reason == "reversal" else "done"))
+    visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
+    visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    audit.append(conn, region=row.region, actor=actor, action=f"settlement.{reason}", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay}, now=now)
+    doc = json.loads(row.document)
+    doc.update(status="cancelled", cancel_reason=reason, cancelled_at=now.isoformat())
+    conn.execute(update(S).where(S.c.id == row.id).values(document=json.dumps(doc, ensure_ascii=False)))
+    return doc
+
+
+def cancel(conn: Connection, now: datetime, *, institution: Institution, setl_id: str, actor: str) -> dict[str, Any]:
+    """Cancel a whole settlement (2208); its items may then be changed and the visit settled again."""
+    row = conn.execute(select(S).where(S.c.id == setl_id, S.c.institution_id == institution.id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status == "cancelled":
+        return json.loads(row.document)  # already cancelled: cancelling again changes nothing
+    return _undo(conn, now, row, reason="cancel", actor=actor)
+
+
+def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid: str, oinfno: str, actor: str) -> dict[str, Any]:
+    """Reverse (冲正, 2601) the settlement sent as message ``omsgid``.
+
+    When that message never arrived, the id is claimed as reversed, so if it arrives late it is
+    refused instead of settling a bill the hospital has already written off (no 单边账).
+    """
+    if oinfno != SETTLE_INFNO:
+        raise InputError("oinfno", "not_reversible", "只能冲正结算交易（2207）", "only a settlement (2207) can be reversed here")
+    if not omsgid or len(omsgid) > 40:
+        raise InputError("omsgid", "invalid_msgid", "原报文ID应为1–40个字符", "must be a 1–40 character message id")
+    if insert_ignore(conn, M, dict(msgid=omsgid, region=institution.region, institution_id=institution.id, infno=SETTLE_INFNO,
+                                   state="reversed_before_arrival", ref=None, created_at=now)):
+        audit.append(conn, region=institution.region, actor=actor, action="settlement.reversal_before_arrival", subject=omsgid,
+                     detail={"institution": institution.id}, now=now)
+        return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
+    msg = conn.execute(select(M).where(M.c.msgid == omsgid).with_for_update()).one()
+    if msg.institution_id != institution.id:
+        raise NotFound("omsgid", "not_found", "原报文不存在", "original message not found")
+    if msg.state == "reversed_before_arrival":
+        return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
+    row = conn.execute(select(S).where(S.c.msgid == omsgid).with_for_update()).first()
+    if row is None:
+        raise Retry()  # claimed by a settlement still committing
+    if row.status == "cancelled":
+        doc = json.loads(row.document)
+        return {"omsgid": omsgid, "status": "reversed" if row.cancel_reason == "reversal" else "cancelled", "setl_id": row.id, "settlement": doc}
+    doc = _undo(conn, now, row, reason="reversal", actor=actor)
+    return {"omsgid": omsgid, "status": "reversed", "setl_id": row.id, "settlement": doc}
+
+
+def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) -> dict[str, Any]:
+    row = conn.execute(select(S.c.document).where(S.c.id == setl_id, S.c.institution_id == institution.id)).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    return json.loads(row.document)

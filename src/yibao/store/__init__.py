@@ -1,0 +1,1 @@
+"""Storage adapters: tables, the database and its units of work, migrations."""

@@ -1,0 +1,110 @@
+"""The database: SQLite (embedded default, WAL) or PostgreSQL, chosen by YIBAO_DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from yibao.store.tables import metadata
+
+T = TypeVar("T")
+DEFAULT_URL = "sqlite:///yibao.db"
+
+
+def database_url() -> str:
+    return os.environ.get("YIBAO_DATABASE_URL", DEFAULT_URL)
+
+
+def _normalise(url: str) -> str:
+    # Accept the plain libpq-style scheme and use psycopg 3.
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+class Retry(Exception):
+    """Raised inside a unit of work to ask for a clean re-run (a lost race, a lock conflict)."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, Retry):
+        return True
+    if isinstance(exc, OperationalError):
+        text = str(exc.orig).lower()
+        return "database is locked" in text or "deadlock" in text or "could not serialize" in text
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
+        return code in ("40001", "40P01")  # serialization failure, deadlock
+    return False
+
+
+class Database:
+    """Owns the engine; runs units of work with retries; tells the time (replaceable in tests)."""
+
+    def __init__(self, url: str | None = None, *, echo: bool = False, clock: Callable[[], datetime] | None = None) -> None:
+        self.url = _normalise(url or database_url())
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.engine: Engine = self._make_engine(echo)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _make_engine(self, echo: bool) -> Engine:
+        if self.url.startswith("sqlite"):
+            engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn, _record) -> None:  # noqa: ANN001
+                dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+                cur = dbapi_conn.cursor()
+                if ":memory:" not in self.url:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+            @event.listens_for(engine, "begin")
+            def _begin(conn: Connection) -> None:
+                # Writers take the lock up front: no deadlock on a read-to-write upgrade.
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("yibao_write") else "BEGIN")
+
+            return engine
+        return create_engine(self.url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+    def create_all(self) -> None:
+        """For tests and throwaway databases; real ones use `yibao db upgrade` (Alembic)."""
+        metadata.create_all(self.engine)
+
+    def drop_all(self) -> None:
+        metadata.drop_all(self.engine)
+
+    def run(self, work: Callable[[Connection], T], *, write: bool = True, attempts: int = 8) -> T:
+        """Run ``work(conn)`` in one transaction; commit, or roll back and re-run on a transient conflict."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.engine.connect() as conn:
+                    if write:
+                        conn = conn.execution_options(yibao_write=True)
+                    with conn.begin():
+                        return work(conn)
+            except (OperationalError, DBAPIError, Retry) as exc:
+                if isinstance(exc, IntegrityError) or not _is_transient(exc) or attempt == attempts:
+                    raise
+                time.sleep(min(0.002 * 2**attempt, 0.2))
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

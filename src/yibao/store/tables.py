@@ -1,0 +1,341 @@
+"""Every table, as SQLAlchemy Core. Money columns are BIGINT fen; every row carries its region.
+
+Rows are partitioned by pooling region (`region`, the 6-digit admdvs code): a region's data never
+depends on another's, so a deployment can shard by it. PII columns hold AES-GCM ciphertext
+(`*_enc`) beside a keyed hash for lookups (`*_hash`); see yibao.crypto.pii.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer, LargeBinary,
+    MetaData, String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def _region() -> Column:
+    return Column("region", String(6), nullable=False, index=True)
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+# ---- institutions and payment institutions -------------------------------------------------
+
+institutions = Table(
+    "institutions", metadata,
+    Column("id", String(20), primary_key=True),  # fixmedins_code
+    _region(),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(10), nullable=False),  # hospital | pharmacy
+    Column("level", String(10), nullable=False),  # community | level1 | level2 | level3 | pharmacy
+    Column("status", String(10), nullable=False),  # active | suspended
+    Column("secret_hash", String(128), nullable=False),  # API credential, hashed
+    _created(),
+)
+
+payment_institutions = Table(
+    "payment_institutions", metadata,
+    Column("id", String(40), primary_key=True),
+    _region(),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # wallet | bank
+    Column("status", String(12), nullable=False),  # admitted | suspended | withdrawn
+    Column("admitted_at", DateTime(timezone=True)),
+    Column("admission_ref", String(80)),  # the agency's admission decision
+    _created(),
+)
+
+# ---- people, identity, cards -----------------------------------------------------------------
+
+persons = Table(
+    "persons", metadata,
+    Column("id", String(24), primary_key=True),  # psn_no
+    _region(),  # insured region
+    Column("id_number_enc", LargeBinary, nullable=False),
+    Column("id_number_hash", String(64), nullable=False, unique=True),
+    Column("name_enc", LargeBinary, nullable=False),
+    Column("phone_enc", LargeBinary),
+    Column("phone_hash", String(64), index=True),
+    Column("birth_date", Date, nullable=False),
+    Column("insurance_type", String(10), nullable=False),  # employee | resident | child
+    Column("tier", Integer),
+    Column("employment_status", String(12), nullable=False),  # employed | retired | none
+    Column("hardship", String(20)),
+    Column("enrolment_guardian_id", String(24), ForeignKey("persons.id")),  # recorded at a child's enrolment
+    Column("real_name_verified_at", DateTime(timezone=True)),
+    Column("real_person_verified_at", DateTime(timezone=True)),
+    Column("face_template_enc", LargeBinary),  # the verifier's template reference, encrypted
+    Column("status", String(10), nullable=False),  # active | suspended
+    _created(),
+)
+
+filings = Table(  # cross-region filings (异地备案)
+    "filings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),  # insured region
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("treatment_region", String(6), nullable=False),
+    Column("filing_type", String(10), nullable=False),  # long_term | temporary
+    Column("valid_from", Date, nullable=False),
+    Column("valid_to", Date),
+    _created(),
+)
+
+cards = Table(
+    "cards", metadata,
+    Column("id", String(24), primary_key=True),
+    _region(),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),  # physical | ecard
+    Column("card_no_enc", LargeBinary, nullable=False),
+    Column("card_no_hash", String(64), nullable=False, unique=True),
+    Column("financial", Boolean, nullable=False),  # a financial social-security card (bank function)
+    Column("status", String(14), nullable=False),  # in_production | issued | active | lost | cancelled
+    Column("production_stage", String(20)),  # accepted | printing | mailed | ready
+    Column("photo", LargeBinary),
+    Column("photo_type", String(20)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+card_events = Table(
+    "card_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("card_id", String(24), ForeignKey("cards.id"), nullable=False, index=True),
+    Column("event", String(20), nullable=False),
+    Column("from_status", String(14)),
+    Column("to_status", String(14)),
+    Column("actor", String(60), nullable=False),
+    _created(),
+)
+
+ecard_bindings = Table(
+    "ecard_bindings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("card_id", String(24), ForeignKey("cards.id"), nullable=False),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("status", String(10), nullable=False),  # bound | unbound
+    Column("is_default", Boolean, nullable=False),
+    Column("password_free_limit", BigInteger, nullable=False),  # fen
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("card_id", "payment_institution_id"),
+)
+
+family_links = Table(
+    "family_links", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("holder_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),  # account owner / guardian
+    Column("member_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("relation", String(10), nullable=False),  # guardian (holder is the child's guardian) | spouse | parent | child
+    Column("status", String(10), nullable=False),  # active | removed
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("holder_id", "member_id", "relation"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    _region(),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
+    "sms_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("phone_hash", String(64), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("used", Boolean, nullable=False),
+    _created(),
+)
+
+# ---- ledger (double entry, two-phase; TigerBeetle's semantics in SQL) -------------------------
+
+ledger_accounts = Table(
+    "ledger_accounts", metadata,
+    Column("id", String(60), primary_key=True),  # e.g. "person:P440300000001", "fund:440300:pool"
+    _region(),
+    Column("kind", String(24), nullable=False),
+    Column("owner_id", String(40), index=True),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    # A personal account may never be debited beyond its credits (never below zero).
+    Column("debits_must_not_exceed_credits", Boolean, nullable=False),
+    _created(),
+    CheckConstraint("debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0", name="non_negative"),
+    CheckConstraint("NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted", name="no_overdraft"),
+)
+
+transfers = Table(
+    "transfers", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client_id", String(80), nullable=False, unique=True),  # the caller's id: the same id twice is one transfer
+    _region(),
+    Column("debit_account_id", String(60), ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    Column("credit_account_id", String(60), ForeignKey("ledger_accounts.id"), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("kind", String(10), nullable=False),  # single | pending | post | void
+    Column("state", String(10), nullable=False),  # posted | pending | voided | expired (post/void rows: posted)
+    Column("pending_id", BigInteger, ForeignKey("transfers.id")),  # for post / void rows
+    Column("timeout_at", DateTime(timezone=True)),
+    Column("code", String(30), nullable=False),  # why: settlement, cancel, contribution, refund …
+    Column("ref", String(60), index=True),  # the business object (settlement id …)
+    _created(),
+    CheckConstraint("amount > 0", name="positive"),
+    CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
+)
+
+# ---- visits, fee lines, settlements, accumulators ---------------------------------------------
+
+visits = Table(
+    "visits", metadata,
+    Column("id", String(30), primary_key=True),  # mdtrt_id
+    _region(),  # the treatment region (institution's)
+    Column("insured_region", String(6), nullable=False),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("kind", String(12), nullable=False),
+    Column("status", String(12), nullable=False),  # open | admitted | discharged | settled | cancelled
+    Column("visit_date", Date, nullable=False),
+    Column("admission_number", Integer, nullable=False),
+    Column("admitted_at", DateTime(timezone=True)),
+    Column("discharged_at", DateTime(timezone=True)),
+    Column("filing", String(10)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+fee_lines = Table(
+    "fee_lines", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("visit_id", String(30), ForeignKey("visits.id"), nullable=False, index=True),
+    Column("feedetl_sn", String(30), nullable=False),
+    Column("code", String(50), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("line_class", String(10), nullable=False),
+    Column("unit_price", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),  # 1/10000 units
+    Column("price_cap", BigInteger),
+    Column("self_pay_ratio", Integer),  # ppm
+    Column("prescription", Boolean, nullable=False),
+    Column("prescriber", String(60)),
+    Column("status", String(10), nullable=False),  # active | revoked
+    _created(),
+    UniqueConstraint("visit_id", "feedetl_sn"),
+)
+
+settlements = Table(
+    "settlements", metadata,
+    Column("id", String(30), primary_key=True),  # setl_id
+    _region(),  # treatment region
+    Column("insured_region", String(6), nullable=False),
+    Column("visit_id", String(30), ForeignKey("visits.id"), nullable=False, index=True),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("msgid", String(40), nullable=False, unique=True),  # the settle message id (for 冲正 by omsgid)
+    Column("status", String(10), nullable=False),  # settled | cancelled
+    Column("year", Integer, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("fund_total", BigInteger, nullable=False),
+    Column("pool_fund", BigInteger, nullable=False),
+    Column("serious_illness", BigInteger, nullable=False),
+    Column("large_amount", BigInteger, nullable=False),
+    Column("assistance", BigInteger, nullable=False),
+    Column("account_pay", BigInteger, nullable=False),
+    Column("account_id", String(60)),  # the paying personal account (own, guardian's or relative's)
+    Column("cash_pay", BigInteger, nullable=False),
+    Column("policy_version", String(30), nullable=False),
+    Column("accumulator_delta", Text, nullable=False),  # JSON of fen ints, negated on cancel
+    Column("document", Text, nullable=False),  # the setlinfo document returned to the caller
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("cancel_reason", String(20)),  # cancel | reversal
+    _created(),
+)
+
+messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
+    "messages", metadata,
+    Column("msgid", String(40), primary_key=True),
+    _region(),
+    Column("institution_id", String(20), nullable=False),
+    Column("infno", String(6), nullable=False),  # 2207 settle, 2208 cancel, 2601 reversal
+    Column("state", String(30), nullable=False),  # done | reversed | reversed_before_arrival
+    Column("ref", String(40)),  # the settlement it concerns
+    _created(),
+)
+
+accumulators = Table(
+    "accumulators", metadata,
+    Column("region", String(6), nullable=False),
+    Column("person_id", String(24), ForeignKey("persons.id"), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("outpatient_deductible_used", BigInteger, nullable=False),
+    Column("pool_fund_paid", BigInteger, nullable=False),
+    Column("outpatient_pool_paid", BigInteger, nullable=False),
+    Column("pool_eligible_used", BigInteger, nullable=False),
+    Column("serious_illness_base", BigInteger, nullable=False),
+    Column("serious_illness_paid", BigInteger, nullable=False),
+    Column("large_amount_paid", BigInteger, nullable=False),
+    Column("assistance_base", BigInteger, nullable=False),
+    Column("assistance_paid", BigInteger, nullable=False),
+    Column("admissions", Integer, nullable=False),
+    CheckConstraint("outpatient_deductible_used >= 0 AND pool_fund_paid >= 0 AND outpatient_pool_paid >= 0 AND "
+                    "pool_eligible_used >= 0 AND serious_illness_base >= 0 AND serious_illness_paid >= 0 AND "
+                    "large_amount_paid >= 0 AND assistance_base >= 0 AND assistance_paid >= 0", name="non_negative"),
+)
+
+# ---- platform: idempotency and audit ---------------------------------------------------------
+
+idempotency_records = Table(
+    "idempotency_records", metadata,
+    Column("scope", String(80), primary_key=True),  # audience:principal
+    Column("key", String(100), primary_key=True),
+    Column("region", String(6), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    _created(),
+)
+
+audit_log = Table(  # append-only, hash-chained per region
+    "audit_log", metadata,
+    Column("region", String(6), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("subject", String(80), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_heads = Table(
+    "audit_heads", metadata,
+    Column("region", String(6), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+Index("ix_visits_institution_status", visits.c.institution_id, visits.c.status)
