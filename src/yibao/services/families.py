@@ -46,3 +46,11 @@ def mutual_aid_relation(conn: Connection, *, holder_id: str, member_id: str) -> 
     row = conn.execute(select(F.c.relation).where(F.c.holder_id == holder_id, F.c.member_id == member_id,
                                                   F.c.relation.in_(("spouse", "parent", "child")), F.c.status == "active")).first()
     return row.relation if row else None
+
+
+def can_view(conn: Connection, viewer_id: str, target_id: str) -> bool:
+    """A holder sees their own data and that of people linked to them in either direction."""
+    if viewer_id == target_id:
+        return True
+    return conn.execute(select(F.c.id).where(F.c.status == "active", ((F.c.holder_id == viewer_id) & (F.c.member_id == target_id)) |
+                                             ((F.c.holder_id == target_id) & (F.c.member_id == viewer_id)))).first() is not None

@@ -131,3 +131,53 @@ def credit_account(conn: Connection, now: datetime, *, person_id: str, amount: i
     audit.append(conn, region=person.region, actor=actor, action="account.credit", subject=person_id,
                  detail={"amount": amount, "transfer": t.client_id}, now=now)
     return ledger.balance(conn, account)
+
+
+def find_by_card_no(conn: Connection, keyring: Keyring, card_no: str, kind: str | None = None) -> Person | None:
+    from yibao.store.tables import cards as C
+
+    q = select(C.c.person_id).where(C.c.card_no_hash == keyring.lookup_hash(card_no), C.c.status == "active")
+    if kind is not None:
+        q = q.where(C.c.kind == kind)
+    row = conn.execute(q).first()
+    return get(conn, row.person_id) if row else None
+
+
+def masked_view(person: Person, keyring: Keyring) -> dict:
+    """What an institution or a holder may see of a person: identifiers masked."""
+    from yibao.crypto.pii import mask_id_number, mask_name, mask_phone
+
+    return {
+        "psn_no": person.id, "insuplc_admdvs": person.region,
+        "psn_name": mask_name(keyring.decrypt(person.name_enc, "name")),
+        "certno": mask_id_number(keyring.decrypt(person.id_number_enc, "id_number")),
+        "phone": mask_phone(keyring.decrypt(person.phone_enc, "phone")) if person.phone_enc else None,
+        "insutype": person.insurance_type, "tier": person.tier, "employment_status": person.employment_status,
+        "birth_date": person.birth_date.isoformat(), "status": person.status,
+    }
+
+
+def lookup_for_institution(conn: Connection, keyring: Keyring, now: datetime, *, caller: str, region: str,
+                           credential_type: str, credential_no: str) -> dict:
+    """Person lookup by credential (1101): the e-card or card as an identity credential. Audited as PII access."""
+    if credential_type == "id_number":
+        number, _ = parse_id_number(credential_no, "credential_no")
+        person = find_by_id_number(conn, keyring, number)
+    else:
+        person = find_by_card_no(conn, keyring, credential_no, kind="ecard" if credential_type == "ecard" else "physical")
+    if person is None:
+        raise NotFound("credential_no", "not_found", "未找到该凭证对应的参保人，或卡片不可用", "no insured person holds an active credential like this")
+    view = masked_view(person, keyring)
+    view["balc"] = _balance_text(conn, person.id)
+    audit.append(conn, region=region or person.region, actor=caller, action="pii.lookup", subject=person.id,
+                 detail={"credential_type": credential_type}, now=now)
+    return view
+
+
+def _balance_text(conn: Connection, person_id: str) -> str | None:
+    from yibao.domain.money import format_yuan
+
+    account = person_account(person_id)
+    if conn.execute(select(ledger.A.c.id).where(ledger.A.c.id == account)).first() is None:
+        return None
+    return format_yuan(ledger.available(conn, account))

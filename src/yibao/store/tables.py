@@ -168,6 +168,16 @@ sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
     _created(),
 )
 
+sandbox_sms_outbox = Table(  # the sandbox SMS gateway: what it would have sent
+    "sandbox_sms_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("phone_masked", String(20), nullable=False),
+    Column("phone_hash", String(64), nullable=False, index=True),
+    Column("text", String(200), nullable=False),
+    _created(),
+)
+
 # ---- ledger (double entry, two-phase; TigerBeetle's semantics in SQL) -------------------------
 
 ledger_accounts = Table(

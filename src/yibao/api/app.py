@@ -1,0 +1,38 @@
+"""The yibao web application: REST API (OpenAPI at /docs), later the pages and sandboxes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from yibao.api import errors
+from yibao.api.context import Platform, operator_tokens_from_env
+from yibao.api.routers import admin, his, patient
+from yibao.crypto.pii import Keyring, load_keyring
+from yibao.store.db import Database
+
+DESCRIPTION = """医保便捷支付平台 yibao — medical-insurance convenient payment.
+
+Audiences: `his` (hospitals and pharmacies: `Bearer <fixmedins_code>.<secret>`), `patient` (the holder's
+session token) and `admin` (an operator token). Every mutating call takes an `Idempotency-Key`
+header. Amounts are yuan strings ("12.50"). Errors have one shape:
+`{"error": {"code", "field", "message_zh", "message_en", "request_id"}}`.
+"""
+
+
+def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True) -> FastAPI:
+    app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+    db = db or Database()
+    app.state.platform = Platform(db=db, keyring=keyring or load_keyring(), operator_tokens=operator_tokens_from_env(demo_tokens))
+    errors.install(app)
+    app.include_router(patient.router)
+    app.include_router(his.router)
+    app.include_router(admin.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "database": db.dialect}
+
+    logging.getLogger("yibao").setLevel(logging.INFO)
+    return app

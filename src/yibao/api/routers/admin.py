@@ -1,0 +1,139 @@
+"""Agency operators: admit institutions, enrol people, credit accounts, file cross-region care,
+watch the ledger and the audit log. Authentication: `Authorization: Bearer <operator token>`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import Field
+from sqlalchemy.engine import Connection
+
+from yibao.api.context import Caller, Platform, operator_caller, platform
+from yibao.api.idempotency import IdempotencyKey, idempotent
+from yibao.api.schemas import Strict, Yuan
+from yibao.domain.money import format_yuan, parse_yuan
+from yibao.services import audit, filings, institutions, ledger, people, sessions
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
+
+
+class InstitutionIn(Strict):
+    code: str = Field(min_length=1, max_length=20, description="fixmedins_code")
+    region: str = Field(min_length=1, max_length=6)
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["hospital", "pharmacy"]
+    level: Literal["community", "level1", "level2", "level3", "pharmacy"]
+
+
+class PersonIn(Strict):
+    region: str = Field(min_length=1, max_length=6)
+    id_number: str = Field(min_length=1, max_length=18)
+    name: str = Field(min_length=1, max_length=50)
+    phone: str | None = Field(None, max_length=11)
+    insurance_type: Literal["employee", "resident", "child"]
+    tier: int | None = Field(None, ge=1, le=9)
+    employment_status: Literal["employed", "retired", "none"] = "employed"
+    hardship: str | None = Field(None, max_length=20)
+    guardian_psn_no: str | None = Field(None, max_length=24, description="a child's guardian, recorded at enrolment")
+
+
+class CreditIn(Strict):
+    amount: str = Yuan
+
+
+class FilingIn(Strict):
+    treatment_region: str = Field(min_length=1, max_length=6)
+    filing_type: Literal["long_term", "temporary"]
+    valid_from: date
+    valid_to: date | None = None
+
+
+def _inst_view(i: institutions.Institution) -> dict[str, Any]:
+    return {"code": i.id, "region": i.region, "name": i.name, "kind": i.kind, "level": i.level, "status": i.status}
+
+
+@router.post("/institutions", status_code=201, summary="定点机构准入 Admit an institution; its API secret is shown once")
+async def admit(body: InstitutionIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c: Connection) -> tuple[int, dict[str, Any]]:
+        inst, secret = institutions.admit(c, now, code=body.code, region=body.region, name=body.name, kind=body.kind, level=body.level,
+                                          actor=caller.actor)
+        return 201, {**_inst_view(inst), "credential": f"{inst.id}.{secret}"}
+    return await idempotent(p, request, caller, key, work)
+
+
+@router.get("/institutions", summary="定点机构 Institutions")
+async def list_institutions(region: str | None = Query(None, max_length=6), caller: Caller = Depends(operator_caller),
+                            p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": [_inst_view(i) for i in await p.run(lambda c: institutions.list_all(c, region), write=False)]}
+
+
+@router.post("/persons", status_code=201, summary="参保登记 Enrol an insured person")
+async def enrol(body: PersonIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c: Connection) -> tuple[int, dict[str, Any]]:
+        person = people.enrol(c, p.keyring, now, region=body.region, id_number=body.id_number, name=body.name, phone=body.phone,
+                              insurance_type=body.insurance_type, tier=body.tier, employment_status=body.employment_status,
+                              hardship=body.hardship, guardian_id=body.guardian_psn_no, actor=caller.actor)
+        return 201, people.masked_view(person, p.keyring)
+    return await idempotent(p, request, caller, key, work)
+
+
+@router.post("/persons/{psn_no}/account-credits", summary="个人账户划入 Credit a personal account")
+async def credit(body: CreditIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                 caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    amount = parse_yuan(body.amount, "amount")
+
+    def work(c: Connection) -> tuple[int, dict[str, Any]]:
+        bal = people.credit_account(c, now, person_id=psn_no, amount=amount, client_id=f"credit:{caller.principal}:{key}", actor=caller.actor)
+        return 200, {"psn_no": psn_no, "balance": format_yuan(bal)}
+    return await idempotent(p, request, caller, key, work)
+
+
+@router.post("/persons/{psn_no}/filings", status_code=201, summary="异地就医备案 File cross-region care")
+async def file(body: FilingIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, filings.file(
+        c, now, person_id=psn_no, treatment_region=body.treatment_region, filing_type=body.filing_type,
+        valid_from=body.valid_from, valid_to=body.valid_to, actor=caller.actor)))
+
+
+@router.get("/ledger/totals", summary="账本平衡 Ledger totals: debits equal credits")
+async def totals(region: str | None = Query(None, max_length=6), caller: Caller = Depends(operator_caller),
+                 p: Platform = Depends(platform)) -> dict[str, Any]:
+    t = await p.run(lambda c: ledger.totals(c, region), write=False)
+    return {"debits_posted": format_yuan(t.debits_posted), "credits_posted": format_yuan(t.credits_posted),
+            "debits_pending": format_yuan(t.debits_pending), "credits_pending": format_yuan(t.credits_pending), "balanced": t.balanced}
+
+
+@router.post("/ledger/expire-pending", summary="释放超时的预留 Release pending transfers past their timeout")
+async def expire(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, {"expired": ledger.expire_pending(c, now)}))
+
+
+@router.get("/audit", summary="审计日志 The audit log, newest first")
+async def audit_log(region: str | None = Query(None, max_length=6), limit: int = Query(100, ge=1, le=1000),
+                    caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    rows = await p.run(lambda c: audit.entries(c, region, limit), write=False)
+    return {"items": [{"region": r.region, "seq": r.seq, "at": r.at.isoformat(), "actor": r.actor, "action": r.action,
+                       "subject": r.subject, "detail": r.detail, "hash": r.hash} for r in rows]}
+
+
+@router.get("/audit/verify", summary="校验审计链 Verify every region's hash chain")
+async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    reports = await p.run(audit.verify, write=False)
+    return {"ok": all(r.ok for r in reports), "chains": [r.__dict__ for r in reports]}
+
+
+@router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox")
+async def sms_outbox(limit: int = Query(20, ge=1, le=200), caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": await p.run(lambda c: sessions.outbox(c, limit), write=False)}

@@ -1,0 +1,113 @@
+"""Hospitals and pharmacies (HIS): look up a person, register visits, upload fees, settle, cancel, reverse.
+
+Authentication: `Authorization: Bearer <fixmedins_code>.<secret>`. An institution sees only its
+own visits and settlements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from yibao.api.context import Caller, Platform, institution_caller, platform
+from yibao.api.idempotency import IdempotencyKey, idempotent
+from yibao.api.schemas import CredentialIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, VisitIn
+from yibao.api.views import visit_view
+from yibao.services import people, settlement, visits
+from yibao.services.settlement import AccountRequest
+
+router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
+VisitId = Path(min_length=1, max_length=30)
+
+
+def _account(a) -> AccountRequest:  # noqa: ANN001
+    return AccountRequest(use=a.use, payer=a.payer, payer_person_id=a.payer_person_id)
+
+
+@router.post("/persons/lookup", summary="人员信息获取 Look up an insured person by credential (1101)")
+async def lookup(body: CredentialIn, caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    now = p.now()
+    return await p.run(lambda c: people.lookup_for_institution(c, p.keyring, now, caller=caller.actor, region=caller.region or "",
+                                                               credential_type=body.credential_type, credential_no=body.credential_no))
+
+
+@router.post("/visits", status_code=201, summary="挂号/入院 Register a visit or admit (2201 / 2401)")
+async def open_visit(body: VisitIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                     p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, visit_view(visits.open_visit(
+        c, now, institution=caller.institution, person_id=body.psn_no, kind=body.kind, visit_date=body.visit_date))))
+
+
+@router.get("/visits/{visit_id}", summary="就诊信息 A visit with its fee lines")
+async def get_visit(visit_id: str = VisitId, caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c):  # noqa: ANN001, ANN202
+        view = visit_view(visits.get(c, caller.institution.id, visit_id))
+        view["lines"] = visits.list_lines(c, caller.institution.id, visit_id)
+        return view
+    return await p.run(work, write=False)
+
+
+@router.post("/visits/{visit_id}/discharge", summary="出院 Discharge an inpatient (2402)")
+async def discharge(request: Request, visit_id: str = VisitId, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                    p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, visit_view(visits.discharge(c, now, institution=caller.institution,
+                                                                                                  visit_id=visit_id))))
+
+
+@router.post("/visits/{visit_id}/fee-lines", summary="费用明细上传 Upload fee lines (2204 / 2301)")
+async def upload(body: FeeLinesIn, request: Request, visit_id: str = VisitId, key: str = IdempotencyKey,
+                 caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    items = [line.model_dump(by_alias=True) for line in body.lines]
+    return await idempotent(p, request, caller, key, lambda c: (200, {"lines": visits.upload_lines(
+        c, now, institution=caller.institution, visit_id=visit_id, items=items)}))
+
+
+@router.delete("/visits/{visit_id}/fee-lines/{feedetl_sn}", summary="明细撤销 Revoke a fee line (2205)")
+async def revoke(request: Request, visit_id: str = VisitId, feedetl_sn: str = Path(min_length=1, max_length=30), key: str = IdempotencyKey,
+                 caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    def work(c):  # noqa: ANN001, ANN202
+        visits.revoke_line(c, institution=caller.institution, visit_id=visit_id, feedetl_sn=feedetl_sn)
+        return 200, {"visit_id": visit_id, "feedetl_sn": feedetl_sn, "status": "revoked"}
+    return await idempotent(p, request, caller, key, work)
+
+
+@router.post("/visits/{visit_id}/presettle", summary="预结算 Pre-settle: the split, stored nowhere (2206)")
+async def presettle(body: PresettleIn, visit_id: str = VisitId, caller: Caller = Depends(institution_caller),
+                    p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: settlement.presettle(c, institution=caller.institution, visit_id=visit_id, account=_account(body.account)),
+                       write=False)
+
+
+@router.post("/visits/{visit_id}/settle", summary="结算 Settle: fund, account and cash in one step (2207)")
+async def settle(body: SettleIn, request: Request, visit_id: str = VisitId, key: str = IdempotencyKey,
+                 caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    msgid = body.msgid or key
+    return await idempotent(p, request, caller, key, lambda c: (200, settlement.settle(
+        c, now, institution=caller.institution, visit_id=visit_id, msgid=msgid, account=_account(body.account), actor=caller.actor)))
+
+
+@router.get("/settlements/{setl_id}", summary="结算信息 A settlement")
+async def get_settlement(setl_id: str = Path(min_length=1, max_length=30), caller: Caller = Depends(institution_caller),
+                         p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: settlement.get_settlement(c, institution=caller.institution, setl_id=setl_id), write=False)
+
+
+@router.post("/settlements/{setl_id}/cancel", summary="结算撤销 Cancel a settlement (2208 / 2305)")
+async def cancel(request: Request, setl_id: str = Path(min_length=1, max_length=30), key: str = IdempotencyKey,
+                 caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, settlement.cancel(
+        c, now, institution=caller.institution, setl_id=setl_id, actor=caller.actor)))
+
+
+@router.post("/reversals", summary="冲正 Reverse a settlement by its original message id (2601)")
+async def reversal(body: ReversalIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                   p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, settlement.reverse(
+        c, now, institution=caller.institution, omsgid=body.omsgid, oinfno=body.oinfno, actor=caller.actor)))

@@ -1,0 +1,49 @@
+"""Shared set-up for storage and API tests: a region's institutions and a few insured people."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from yibao.crypto.pii import Keyring
+from yibao.domain.identity import make_id_number
+from yibao.services import institutions, people
+from yibao.services.institutions import Institution
+from yibao.store.db import Database
+
+
+@dataclass
+class World:
+    hospital: Institution
+    hospital_credential: str
+    other_hospital: Institution
+    other_credential: str
+    pharmacy: Institution
+    employee: people.Person
+    retiree: people.Person
+    resident: people.Person
+    phones: dict[str, str]
+
+
+def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 300000) -> World:
+    now = db.clock()
+    h, hs = db.run(lambda c: institutions.admit(c, now, code=f"H{region}01", region=region, name="人民医院", kind="hospital",
+                                                level="level3", actor="test", secret="hospital-secret"))
+    o, os_ = db.run(lambda c: institutions.admit(c, now, code=f"H{region}02", region=region, name="社区健康服务中心", kind="hospital",
+                                                 level="community", actor="test", secret="other-secret"))
+    ph, _ = db.run(lambda c: institutions.admit(c, now, code=f"P{region}01", region=region, name="大药房", kind="pharmacy",
+                                                level="pharmacy", actor="test", secret="pharmacy-secret"))
+    area = region[:4] + "01"
+    phones = {"employee": "13800000001", "retiree": "13800000002", "resident": "13800000003"}
+
+    def enrol(n: int, kind: str, status: str, phone: str, tier: int | None):  # noqa: ANN202
+        return db.run(lambda c: people.enrol(c, keyring, now, region=region, id_number=make_id_number(area, date(1960 + n * 7, 3, 1 + n), n),
+                                             name=f"测试{n}", insurance_type=kind, employment_status=status, tier=tier, phone=phone))
+
+    tier = 1 if region == "440300" else None
+    emp = enrol(1, "employee", "employed", phones["employee"], tier)
+    ret = enrol(2, "employee", "retired", phones["retiree"], tier)
+    res = enrol(3, "resident", "none", phones["resident"], None)
+    for person in (emp, ret):
+        db.run(lambda c, pid=person.id: people.credit_account(c, now, person_id=pid, amount=balance, client_id=f"open:{pid}", actor="test"))
+    return World(h, f"{h.id}.hospital-secret", o, f"{o.id}.other-secret", ph, emp, ret, res, phones)
