@@ -16,7 +16,7 @@ from yibao.domain.money import format_yuan
 from yibao.domain.settlement import Settlement
 from yibao.formats.bill_json import loads_bill_text
 from yibao.formats.national import settlement_document
-from yibao.policies.loader import load_policy_file
+from yibao.policies.loader import load_policy_file, unreadable
 from yibao.services.quote import quote
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
@@ -26,32 +26,42 @@ app.add_typer(policy_app, name="policy")
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
+def _say_error(text: str) -> None:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]错误 error[/] {text}", highlight=False, markup=True)
+
+
 def _fail(exc: YibaoError) -> "typer.Exit":
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]错误 error[/] {exc.describe()}", highlight=False, markup=True)
+    _say_error(exc.describe())
     return typer.Exit(code=2)
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[bold red]错误 error[/] {path}: 无法读取 / cannot read: {exc}", highlight=False)
-        raise typer.Exit(code=2) from None
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
+    except OSError as exc:
+        zh, en = unreadable(path, exc)
+        _say_error(f"{path}: {zh} / {en}")
+    except UnicodeDecodeError:
+        _say_error(f"{path}: 文件不是 UTF-8 编码 / the file is not UTF-8 text")
+    raise typer.Exit(code=2)
 
 
 def render(s: Settlement, console: Console) -> None:
     y = format_yuan
     lines = Table(title="费用明细 Fee lines", title_justify="left")
     for col in ("code", "名称 name", "类 class", "金额 total", "全自费 own", "超限价 over", "先行自付 pre", "范围内 in scope"):
-        lines.add_column(col, justify="right" if col[0] not in "cn名类" else "left")
+        numeric = col[0] not in "cn名类"
+        # Amounts are never cut or wrapped; long names fold instead.
+        lines.add_column(col, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
     for ln in s.lines:
         lines.add_row(ln.code, ln.name, ln.line_class, y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope))
     console.print(lines)
 
-    split = Table(title=f"结算 Settlement · 策略 policy {s.policy_version} ({s.policy_digest})", title_justify="left")
+    catalogue = "" if s.catalogue_version == s.policy_version else f" · 目录 catalogue {s.catalogue_version} ({s.catalogue_digest})"
+    split = Table(title=f"结算 Settlement · 策略 policy {s.policy_version} ({s.policy_digest}){catalogue}", title_justify="left")
     split.add_column("项目 item")
     split.add_column("字段 field")
-    split.add_column("金额 yuan", justify="right")
+    split.add_column("金额 yuan", justify="right", no_wrap=True)
     rows = [
         ("医疗费总额 total", "medfee_sumamt", s.total),
         ("全自费 own expense", "fulamt_ownpay_amt", s.own_expense),
@@ -74,8 +84,13 @@ def render(s: Settlement, console: Console) -> None:
     console.print(split)
 
     console.print("[bold]说明 Explanation[/]")
+    step = 0
     for e in s.explanation:
-        console.print(f" {e.step}. {e.zh}\n    {e.en}  [dim]({e.clause})[/]", highlight=False)
+        if e.step != step:
+            step = e.step
+            console.print(f"[bold]步骤{step} Step {step}[/]", highlight=False)
+        console.print(f"  {e.zh}", highlight=False, soft_wrap=True)
+        console.print(f"  {e.en}  [dim]({e.clause})[/]", highlight=False, soft_wrap=True)
 
 
 @app.command("quote")
@@ -98,13 +113,18 @@ def quote_cmd(
 @policy_app.command("check")
 def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files")) -> None:
     """校验策略文件 Validate policy files; errors name the file and the field."""
-    console = Console()
-    for f in files:
+    console = Console(soft_wrap=True)
+    failed = 0
+    for f in files:  # check every file, then report
         try:
             p = load_policy_file(f)
         except YibaoError as exc:
-            raise _fail(exc) from None
+            _say_error(exc.describe())
+            failed += 1
+            continue
         console.print(f"[green]OK[/] {f}: {p.version} {p.region_name} (sha256 {p.digest}), schemes: {', '.join(p.schemes)}", highlight=False)
+    if failed:
+        raise typer.Exit(code=2)
 
 
 @app.command("demo")
@@ -115,12 +135,16 @@ def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bil
     if not files:
         console.print(f"no example bills in {examples}")
         raise typer.Exit(code=2)
+    failed = 0
     for f in files:
         console.rule(f"[bold]{f.name}")
         try:
             render(quote(loads_bill_text(_read(f))), console)
         except YibaoError as exc:
-            console.print(f"[red]{exc.describe()}[/]", highlight=False)
+            _say_error(f"{f.name}: {exc.describe()}")
+            failed += 1
+    if failed:
+        raise typer.Exit(code=2)
 
 
 def main() -> None:

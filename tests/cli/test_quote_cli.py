@@ -59,19 +59,62 @@ def _bill_with(tmp_path, mutate):
     (lambda d: d["person"].update(hardship="rich"), "person.hardship"),
     (lambda d: d.update(treatment_region="370200"), "person.filing"),
     (lambda d: d.update(date="2026-13-01"), "date"),
-    (lambda d: d.update(date="2031-01-01"), "insured_region"),
+    (lambda d: d.update(date="2031-01-01"), "date"),
+    (lambda d: d.update(insured_region="110000"), "insured_region"),
     (lambda d: d.pop("visit"), "visit"),
     (lambda d: d.update(lines=[]), "lines"),
     (lambda d: d["accumulators"].update(pool_fund_paid="-5"), "accumulators.pool_fund_paid"),
     (lambda d: d["accumulators"].update(typo="1"), "accumulators.typo"),
     (lambda d: d["account"].update(payer="guardian"), "account.payer"),
     (lambda d: d["visit"].update(institution_level="pharmacy"), "visit.institution_level"),
+    # found by a new user: nulls, misspelt keys, loose dates, oversized numbers
+    (lambda d: d["lines"][0].update(unit_price=None), "lines[0].unit_price"),
+    (lambda d: d["account"].update(balance=None), "account.balance"),
+    (lambda d: d["accumulators"].update(pool_fund_paid=None), "accumulators.pool_fund_paid"),
+    (lambda d: d["accumulators"].update(large_amount_paid=None), "accumulators.large_amount_paid"),
+    (lambda d: d.update(acount=d.pop("account")), "acount"),
+    (lambda d: d["lines"][0].update(price_cp=d["lines"][0].pop("price_cap")), "lines[0].price_cp"),
+    (lambda d: d["person"].update(agee=40), "person.agee"),
+    (lambda d: d.update(date="20261122"), "date"),
+    (lambda d: d.update(date="2026-W47-7"), "date"),
+    (lambda d: d["lines"][0].update(unit_price="9" * 40), "lines[0].unit_price"),
+    (lambda d: d["person"].pop("tier"), "person.tier"),
 ])
 def test_bad_input_exits_2_naming_the_field(tmp_path, mutate, field):
     r = run("quote", _bill_with(tmp_path, mutate))
     assert r.returncode == 2
     assert field in r.stderr
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000,  # nesting
+    '{"date": ' + "9" * 5000 + "}",  # an integer beyond Python's conversion limit
+    '{"date": "2026-11-22", "date": "2026-11-23"}',  # duplicate key
+    '{"date": NaN}',
+    "[]",
+    "",
+])
+def test_hostile_or_odd_json_exits_2_without_traceback(tmp_path, text):
+    path = tmp_path / "bill.json"
+    path.write_text(text, encoding="utf-8")
+    r = run("quote", path)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE.read_bytes())
+    assert run("quote", path, "--json").returncode == 0
+
+
+def test_cross_region_result_names_both_policy_files():
+    r = run("quote", ROOT / "examples" / "nb-employee-cross-region-temporary.json", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["policy_version"] == "330200-2026.1" and doc["catalogue_version"] == "440300-2026.1"
+    assert len(doc["catalogue_digest"]) == 12 and doc["catalogue_digest"] != doc["policy_digest"]
+    assert doc["pool_prop_selfpay"] == "0.8200" and doc["cvlserv_pay"] == "0.00" and doc["hifes_pay"] == "0.00"
 
 
 def test_not_json_and_missing_file(tmp_path):
@@ -92,9 +135,17 @@ def test_quote_with_explicit_policy_file(tmp_path):
     assert r.returncode == 2 and "insured_region" in r.stderr
 
 
-def test_policy_check_and_demo():
-    r = run("policy", "check", *sorted((ROOT / "src" / "yibao" / "policies").glob("*.yaml")))
+def test_policy_check_and_demo(tmp_path):
+    good = sorted((ROOT / "src" / "yibao" / "policies").glob("*.yaml"))
+    r = run("policy", "check", *good)
     assert r.returncode == 0 and r.stdout.count("OK") == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("region: x\n", encoding="utf-8")
+    r = run("policy", "check", bad, *good)  # every file is checked, the bad one reported
+    assert r.returncode == 2 and r.stdout.count("OK") == 3 and "bad.yaml" in r.stderr
+    (tmp_path / "broken.json").write_text("{}", encoding="utf-8")
+    r = run("demo", "--examples", tmp_path)
+    assert r.returncode == 2 and "broken.json" in r.stderr
     r = run("demo")
     assert r.returncode == 0 and "Traceback" not in r.stdout
     for example in (ROOT / "examples").glob("*.json"):

@@ -47,12 +47,46 @@ def _write(tmp_path: Path, mutate) -> Path:
     (lambda d: d["schemes"]["child"].update(ratio_typo="0.9"), "schemes.child.ratio_typo"),
     (lambda d: d["cross_region"].pop("unfiled"), "cross_region.unfiled"),
     (lambda d: d["assistance"]["statuses"]["tekun"].update(ratio="abc"), "assistance.statuses.tekun.ratio"),
+    # found by a new user: empty required values and wrong shapes
+    (lambda d: d["schemes"]["employee"].update(annual_cap=None), "schemes.employee.annual_cap"),
+    (lambda d: d.update(avg_onpost_wage_prev_year=None), "avg_onpost_wage_prev_year"),
+    (lambda d: d["serious_illness"].update(threshold=None), "serious_illness.threshold"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][0]["deductible"].update(level3=None), "schemes.employee.inpatient[0].deductible.level3"),
+    (lambda d: d["assistance"]["statuses"]["tekun"].update(threshold=None), "assistance.statuses.tekun.threshold"),
+    (lambda d: d["serious_illness"]["hardship"].update(statuses=5), "serious_illness.hardship.statuses"),
+    (lambda d: d["serious_illness"]["hardship"].update(statuses="tekun"), "serious_illness.hardship.statuses"),
+    (lambda d: d["serious_illness"]["hardship"].update(statuses=[["tekun"]]), "serious_illness.hardship.statuses"),
+    (lambda d: d.update(revision=10**50), "revision"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][1].update(repeat_admission_factor=["1", "2"]), "schemes.employee.inpatient[1].repeat_admission_factor[1]"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field):
     with pytest.raises(PolicyError) as err:
         load_policy_file(_write(tmp_path, mutate))
     assert err.value.field == f"broken.yaml: {field}"
     assert err.value.message_en and err.value.message_zh
+
+
+@pytest.mark.parametrize("text, where", [
+    ("region: '440300'\nregion: '440301'\n", "dup.yaml:2"),  # a duplicate key never silently wins
+    ("revision: " + "9" * 5000 + "\n", "dup.yaml"),
+    ("a: " + "[" * 5000 + "\n", "dup.yaml"),
+    ("- 1\n", "dup.yaml"),
+])
+def test_odd_yaml_is_refused_in_one_line(tmp_path, text, where):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(path)
+    assert err.value.field.startswith(where) and "\n" not in err.value.describe()
+    assert ": :" not in err.value.describe()
+
+
+def test_non_utf8_policy(tmp_path):
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes("region_name: 深圳市\n".encode("gbk"))
+    with pytest.raises(PolicyError, match="UTF-8") as err:
+        load_policy_file(path)
+    assert "\n" not in err.value.describe()
 
 
 def test_yaml_syntax_error_names_file_and_line(tmp_path):

@@ -39,11 +39,11 @@ def apply_ratio(amount_fen: int, ratio_ppm: int) -> int:
 def _decimal_text(value: object, field: str, what_zh: str, what_en: str) -> str:
     """Normalise str / int / Decimal input to a plain decimal string, or raise InputError."""
     if isinstance(value, bool) or value is None:
-        raise InputError(field, "invalid_number", f"{what_zh}不能为空或布尔值", f"{what_en} must be a decimal string, got {value!r}")
+        raise InputError(field, "invalid_number", f"{what_zh}应为十进制字符串，不能为空或布尔值", f"{what_en} must be a decimal string, not {str(value).lower() if value is not None else 'null'}")
     if isinstance(value, float):
-        # A float has already lost exactness; refuse instead of guessing.
-        raise InputError(field, "float_not_allowed", f"{what_zh}请用字符串表示，例如 \"12.50\"",
-                         f"{what_en} must be a decimal string such as \"12.50\", not a binary float")
+        # A float has already lost exactness (or is NaN/Infinity); refuse instead of guessing.
+        raise InputError(field, "float_not_allowed", f"{what_zh}请用十进制字符串表示，例如 \"12.50\"",
+                         f"{what_en} must be a decimal string such as \"12.50\"")
     if isinstance(value, int):
         text = str(value)
     elif isinstance(value, Decimal):
@@ -65,8 +65,15 @@ def _decimal_text(value: object, field: str, what_zh: str, what_en: str) -> str:
     return text
 
 
+# National fields are numeric(16,2) for money and numeric(16,4) for counts: bound the whole part.
+_MAX_WHOLE_DIGITS = {2: 14, 4: 12, 6: 1}
+
+
 def _scaled(text: str, places: int, field: str, what_zh: str, what_en: str) -> int:
     whole, _, frac = text.partition(".")
+    limit = _MAX_WHOLE_DIGITS[places]
+    if len(whole.lstrip("0")) > limit:
+        raise InputError(field, "too_large", f"{what_zh}过大：整数部分最多{limit}位", f"{what_en} is too large: at most {limit} digits before the point")
     if len(frac) > places:
         # Trailing zeros beyond the scale are harmless ("12.500"); real digits are not.
         if frac[places:].strip("0"):
@@ -116,8 +123,8 @@ def format_ratio(ppm: int) -> str:
 
 
 def ratio_to_text(ppm: int) -> str:
-    """100000 -> "0.1" (for JSON output of ratios)."""
-    return str((Decimal(ppm) / Decimal(RATIO_SCALE)).normalize()) if ppm else "0"
+    """900000 -> "0.9000": the national numeric(5,4) form of a ratio."""
+    return f"{ppm // RATIO_SCALE}.{ppm % RATIO_SCALE // 100:04d}"
 
 
 def to_decimal_yuan(fen: int) -> Decimal:

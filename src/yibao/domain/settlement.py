@@ -52,6 +52,8 @@ class AccountRefusal:
 class Settlement:
     policy_version: str
     policy_digest: str
+    catalogue_version: str  # whose catalogue priced the lines (the treatment region's, across regions)
+    catalogue_digest: str
     insured_region: str
     treatment_region: str
     total: int
@@ -94,8 +96,10 @@ def validate_bill(bill: Bill, policy: Policy) -> None:
                          f"{policy.version} 未定义险种 {person.insurance_type}",
                          f"policy {policy.version} has no scheme {person.insurance_type!r}; it has {', '.join(policy.schemes)}")
     if scheme.tiers is not None and person.tier not in scheme.tiers:
-        raise InputError("person.tier", "unknown_tier", f"档次应为 {scheme.tiers} 之一",
-                         f"tier must be one of {list(scheme.tiers)} for {person.insurance_type} in {policy.region}")
+        choices = " 或 ".join(map(str, scheme.tiers))
+        what_zh, what_en = ("为必填项，" if person.tier is None else ""), ("is required; " if person.tier is None else "")
+        raise InputError("person.tier", "unknown_tier", f"档次{what_zh}应为 {choices}",
+                         f"tier {what_en}must be {' or '.join(map(str, scheme.tiers))} for {person.insurance_type} in {policy.region}")
     if person.hardship is not None:
         known = set(policy.assistance.statuses) if policy.assistance else set()
         if policy.serious_illness:
@@ -154,10 +158,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     # Step 2 (set up first, applied per line): cross-region rule of the insured region.
     xr = None
     filing = None
+    emergency_deemed = False
     if bill.cross_region:
         filing = person.filing
         if filing == "unfiled" and visit.kind == "emergency" and policy.cross_region.emergency_counts_as_filed:
-            filing = "temporary"
+            filing, emergency_deemed = "temporary", True
         xr = policy.cross_region.rules[filing]
     extra = xr.extra_self_pay if xr else 0
     cat = catalogue if catalogue is not None else policy
@@ -193,8 +198,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         t_in += in_scope
         t_extra += extra_fen
 
-    clause = f"{ver} catalogue"
-    ex.append(Explanation(1, "total", t_total, clause, "医疗费用总额：{a:y}（{n}项）", "Total medical fees: {a:y} ({n} items)", {"a": t_total, "n": len(lines)}))
+    clause = f"{cat.version} catalogue"
+    ex.append(Explanation(1, "total", t_total, clause, "医疗费用总额：{a:y}（{n}项）", "Total medical fees: {a:y} (fee lines: {n})", {"a": t_total, "n": len(lines)}))
     if t_own:
         ex.append(Explanation(1, "own_expense", t_own, clause, "丙类及目录外项目全自费：{a:y}",
                               "Class C and unlisted items, paid in full by the patient: {a:y}", {"a": t_own}))
@@ -212,6 +217,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     if xr is not None:
         zh = "异地就医（{filing_zh}）：按参保地{insured}政策、就医地{treatment}目录"
         en = "Treated outside the insured region ({filing_en}): policy of {insured}, catalogue of {treatment}"
+        if emergency_deemed:
+            zh = "异地就医（未备案急诊，视同临时外出备案）：按参保地{insured}政策、就医地{treatment}目录"
+            en = "Treated outside the insured region (unfiled emergency, counted as a temporary filing): policy of {insured}, catalogue of {treatment}"
         if catalogue is None:
             zh += "（就医地目录未配置，乙类默认比例按参保地）"
             en += " (no catalogue on file for the treatment region; the insured region's default class-B ratio applies)"
@@ -235,7 +243,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     if schedule is None:
         ex.append(Explanation(4, "not_covered", 0, f"{ver} {variant.path}.ratio",
                               "{label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
-                              "{label_en}: {level} institutions are outside pooled-fund cover; fund pays ¥0.00",
+                              "Not covered ({label_en}): {level} institutions are outside pooled-fund cover; fund pays ¥0.00",
                               {"label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level}))
     else:
         if per_year:
@@ -367,7 +375,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             if scheme.account_for(person.tier):
                 acct = min(payable, account.balance)
             else:
-                refusal = AccountRefusal("no_personal_account", f"{scheme.label_zh}无个人账户", f"{scheme.label_en} has no personal account")
+                tier_zh = f"{person.tier}档" if scheme.tiers and person.tier else ""
+                tier_en = f" tier {person.tier}" if scheme.tiers and person.tier else ""
+                refusal = AccountRefusal("no_personal_account", f"{scheme.label_zh}{tier_zh}无个人账户", f"{scheme.label_en}{tier_en} has no personal account")
         elif account.payer == "guardian":
             assert account.guardian is not None
             kinds = sorted(rules.guardian_visit_kinds)
@@ -416,7 +426,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         assistance_paid=maf,
     )
     return Settlement(
-        policy_version=ver, policy_digest=policy.digest,
+        policy_version=ver, policy_digest=policy.digest, catalogue_version=cat.version, catalogue_digest=cat.digest,
         insured_region=bill.insured_region, treatment_region=bill.treatment_region,
         total=t_total, own_expense=t_own, over_limit=t_over, pre_self_pay=t_pre, in_scope=t_in,
         deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any, Mapping
@@ -24,12 +25,41 @@ GUARDIAN_FACT_FIELDS = {
 }
 
 
-def loads_bill_text(text: str) -> Any:
-    """JSON with exact decimals: 12.50 becomes Decimal("12.50"), never a float."""
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it (JSON), short — never a Python repr."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputError(key, "duplicate_key", f"JSON 对象中字段 {key} 重复", f"the key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _no_constants(name: str) -> Any:
+    raise InputError("", "invalid_number", f"不支持 {name}，金额和数量须为有限的十进制数", f"{name} is not allowed; amounts and quantities are finite decimals")
+
+
+def loads_bill_text(text: str) -> Any:
+    """JSON with exact decimals: 12.50 becomes Decimal("12.50"), never a float; duplicate keys refused."""
+    try:
+        return json.loads(text, parse_float=Decimal, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise InputError(f"line {exc.lineno} column {exc.colno}", "invalid_json", f"JSON 格式错误：{exc.msg}", f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError("", "invalid_json", "JSON 嵌套层级过深", "the JSON is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise InputError("", "invalid_json", "JSON 中的数字过大", f"a number in the JSON is too large ({str(exc)[:60]})") from None
 
 
 class _Obj:
@@ -48,7 +78,17 @@ class _Obj:
             if default is _ABSENT:
                 raise InputError(self.f(key), "required", "缺少必填字段", "is required")
             return default
+        if value is None and default is not None:
+            # null is only "absent" for fields whose default is null; elsewhere it hides a mistake.
+            raise InputError(self.f(key), "null_not_allowed", "不能为 null", "must not be null")
         return value
+
+    def check_keys(self, allowed: tuple[str, ...]) -> None:
+        """Unknown keys are refused: a misspelt "price_cap" would otherwise silently change the money."""
+        for key in self.data:
+            if key not in allowed:
+                raise InputError(self.f(str(key)), "unknown_field", f"未知字段，可用字段：{', '.join(allowed)}",
+                                 f"unknown field; known fields: {', '.join(allowed)}")
 
     def obj(self, key: str, required: bool = True) -> "_Obj | None":
         value = self.get(key, _ABSENT if required else None)
@@ -59,13 +99,14 @@ class _Obj:
         if value is None and default is None:
             return None
         if value not in allowed:
-            raise InputError(self.f(key), "invalid_choice", f"取值应为 {' | '.join(allowed)}", f"must be one of {' | '.join(allowed)}, got {value!r}")
+            raise InputError(self.f(key), "invalid_choice", f"取值应为 {' | '.join(allowed)}，收到 {show(value)}",
+                             f"must be one of {' | '.join(allowed)}, got {show(value)}")
         return value
 
     def boolean(self, key: str, default: Any = _ABSENT) -> bool:
         value = self.get(key, default)
         if not isinstance(value, bool):
-            raise InputError(self.f(key), "invalid_boolean", "应为 true 或 false", f"must be true or false, got {value!r}")
+            raise InputError(self.f(key), "invalid_boolean", f"应为 true 或 false，收到 {show(value)}", f"must be true or false, got {show(value)}")
         return value
 
     def integer(self, key: str, default: Any = _ABSENT, lo: int | None = None, hi: int | None = None) -> Any:
@@ -73,7 +114,7 @@ class _Obj:
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(self.f(key), "invalid_integer", "应为整数", f"must be an integer, got {value!r}")
+            raise InputError(self.f(key), "invalid_integer", f"应为整数，收到 {show(value)}", f"must be an integer, got {show(value)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise InputError(self.f(key), "out_of_range", f"应在 {lo}–{hi} 之间", f"must be between {lo} and {hi}, got {value}")
         return value
@@ -95,9 +136,15 @@ class _Obj:
         return None if value is None else parse_yuan(value, self.f(key))
 
 
+LINE_FIELDS = ("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio",
+               # what a hospital's upload adds (the engine ignores them)
+               "feedetl_sn", "prescription", "prescriber")
+
+
 def fee_line_from_mapping(item: Any, path: str) -> FeeLine:
     """One fee line of the bill format (also what a hospital uploads); errors name ``path``.field."""
     ln = _Obj(item, path)
+    ln.check_keys(LINE_FIELDS)
     cls = ln.choice("class", LINE_CLASSES)
     ratio = ln.get("self_pay_ratio", None)
     ratio_ppm = None if ratio is None else parse_ratio(ratio, ln.f("self_pay_ratio"))
@@ -117,15 +164,17 @@ def fee_line_from_mapping(item: Any, path: str) -> FeeLine:
 
 def bill_from_mapping(data: Any) -> Bill:
     root = _Obj(data, "")
+    root.check_keys(("insured_region", "treatment_region", "date", "person", "visit", "lines", "accumulators", "account"))
     raw_date = root.get("date")
     try:
-        visit_date = date.fromisoformat(raw_date) if isinstance(raw_date, str) else None
+        visit_date = date.fromisoformat(raw_date) if isinstance(raw_date, str) and _DATE_RE.match(raw_date) else None
     except ValueError:
         visit_date = None
     if visit_date is None:
-        raise InputError("date", "invalid_date", "日期格式应为 YYYY-MM-DD", f"must be a date YYYY-MM-DD, got {raw_date!r}")
+        raise InputError("date", "invalid_date", f"日期格式应为 YYYY-MM-DD，收到 {show(raw_date)}", f"must be a date YYYY-MM-DD, got {show(raw_date)}")
 
     p = root.obj("person")
+    p.check_keys(("insurance_type", "tier", "retired", "age", "hardship", "filing"))
     person = Person(
         insurance_type=p.choice("insurance_type", INSURANCE_TYPES),
         tier=p.integer("tier", None, lo=1, hi=9),
@@ -138,6 +187,7 @@ def bill_from_mapping(data: Any) -> Bill:
         raise InputError("person.hardship", "invalid_text", "应为 null 或困难身份名称", "must be null or a hardship status name")
 
     v = root.obj("visit")
+    v.check_keys(("kind", "institution_level", "admission_number"))
     visit = Visit(
         kind=v.choice("kind", VISIT_KINDS),
         institution_level=v.choice("institution_level", LEVELS),
@@ -161,11 +211,13 @@ def bill_from_mapping(data: Any) -> Bill:
     acct = root.obj("account", required=False)
     account = AccountChoice()
     if acct is not None:
+        acct.check_keys(("use", "balance", "payer", "relation", "guardian"))
         payer = acct.choice("payer", ("self", "guardian", "family"), "self")
         balance = acct.yuan("balance", "0")
         guardian = None
         g = acct.obj("guardian", required=False)
         if g is not None:
+            g.check_keys(tuple(GUARDIAN_FACT_FIELDS))
             guardian = GuardianFacts(guardian_balance=balance, **{attr: g.boolean(key) for key, attr in GUARDIAN_FACT_FIELDS.items()})
         account = AccountChoice(
             use=acct.boolean("use", False), balance=balance, payer=payer,

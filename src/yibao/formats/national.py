@@ -18,10 +18,12 @@ def setlinfo(s: Settlement) -> dict[str, Any]:
         "inscp_scp_amt": y(s.in_scope),
         "act_pay_dedc": y(s.deductible),
         "hifp_pay": y(s.pool_fund),
-        "pool_prop_selfpay": ratio_to_text(s.pool_ratio),
+        "pool_prop_selfpay": ratio_to_text(s.pool_ratio),  # a ratio, numeric(5,4): "0.9000"
         "hifmi_pay": y(s.serious_illness),
         "hifob_pay": y(s.large_amount),
         "maf_pay": y(s.assistance),
+        "cvlserv_pay": y(0),  # civil-servant subsidy and enterprise supplement: not modelled, always 0
+        "hifes_pay": y(0),
         "oth_pay": y(0),
         "fund_pay_sumamt": y(s.fund_total),
         "psn_part_amt": y(s.person_total),
@@ -57,4 +59,6 @@ def settlement_document(s: Settlement) -> dict[str, Any]:
     }
     doc["policy_version"] = s.policy_version
     doc["policy_digest"] = s.policy_digest
+    doc["catalogue_version"] = s.catalogue_version
+    doc["catalogue_digest"] = s.catalogue_digest
     return doc

@@ -14,20 +14,55 @@ from yibao.policies.schema import policy_from_mapping
 BUILTIN_DIR = Path(__file__).resolve().parent
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: a second `annual_cap:` must not silently win."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def unreadable(path: Path, exc: OSError) -> tuple[str, str]:
+    """A file error in words, zh and en (no errno text)."""
+    if isinstance(exc, FileNotFoundError):
+        return "文件不存在", "no such file"
+    if isinstance(exc, IsADirectoryError):
+        return "这是一个目录，不是文件", "is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return "没有读取权限", "permission denied"
+    return "无法读取", f"cannot read ({exc.strerror or type(exc).__name__})"
+
+
 def load_policy_file(path: str | Path) -> Policy:
     """Load and validate one file; errors name the file and the field."""
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise PolicyError(str(p), "policy_unreadable", f"无法读取策略文件：{exc.strerror}", f"cannot read policy file: {exc.strerror}") from None
+        zh, en = unreadable(p, exc)
+        raise PolicyError(str(p), "policy_unreadable", f"无法读取策略文件：{zh}", f"cannot read the policy file: {en}") from None
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p.name}:{mark.line + 1}:{mark.column + 1}" if mark else p.name
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        if isinstance(exc, yaml.reader.ReaderError):
+            problem = "the file is not UTF-8 text"
         raise PolicyError(where, "policy_yaml", f"YAML 格式错误：{problem}", f"invalid YAML: {problem}") from None
+    except RecursionError:
+        raise PolicyError(p.name, "policy_yaml", "YAML 嵌套层级过深", "the YAML is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with thousands of digits
+        raise PolicyError(p.name, "policy_yaml", "YAML 中的数字过大", f"a number in the file is too large ({str(exc)[:60]})") from None
     return policy_from_mapping(data, p.name, raw)
 
 
@@ -40,6 +75,10 @@ def _builtin(region: str, year: int) -> Policy | None:
 def builtin_policy(region: str, year: int) -> Policy | None:
     """The shipped policy for a region and year, or None."""
     return _builtin(region, year)
+
+
+def builtin_years(region: str) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in BUILTIN_DIR.glob(f"{region}-*.yaml"))
 
 
 def builtin_policies() -> list[Policy]:

@@ -45,8 +45,9 @@ class _Reader:
         self.path = path
 
     def fail(self, field: str, zh: str, en: str) -> PolicyError:
-        where = f"{self.path}.{field}" if self.path and field else (self.path or field)
-        return PolicyError(f"{self.source}: {where}", "invalid_policy", zh, en)
+        sep = "" if field.startswith("[") else "."
+        where = f"{self.path}{sep}{field}" if self.path and field else (self.path or field)
+        return PolicyError(f"{self.source}: {where}" if where else self.source, "invalid_policy", zh, en)
 
     def child(self, key: str | int, data: Any) -> "_Reader":
         sub = f"{self.path}[{key}]" if isinstance(key, int) else (f"{self.path}.{key}" if self.path else key)
@@ -81,20 +82,26 @@ class _Reader:
     def yuan(self, key: str, default: Any = _MISSING) -> int | None:
         value = self.raw(key, default)
         if value is None:
+            if default is _MISSING:
+                raise self.fail(key, "缺少取值（不能为空）", "needs a value (it is empty)")
             return None
         return self._convert(key, value, parse_yuan)
 
     def ratio(self, key: str, default: Any = _MISSING) -> int:
         return self._convert(key, self.raw(key, default), parse_ratio)
 
-    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None) -> int | None:
+    def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int = 10**6) -> int | None:
         value = self.raw(key, default)
         if value is None:
+            if default is _MISSING:
+                raise self.fail(key, "缺少取值（不能为空）", "needs a value (it is empty)")
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, "应为整数", "must be an integer")
         if minimum is not None and value < minimum:
             raise self.fail(key, f"不能小于{minimum}", f"must be at least {minimum}")
+        if value > maximum:
+            raise self.fail(key, f"不能大于{maximum}", f"must be at most {maximum}")
         return value
 
     def boolean(self, key: str, default: Any = _MISSING) -> bool:
@@ -115,12 +122,19 @@ class _Reader:
             raise self.fail(key, f"取值应为 {' | '.join(allowed)}", f"must be one of {' | '.join(allowed)}, got {value!r}")
         return value
 
+    def names(self, key: str, default: Any = _MISSING) -> frozenset[str]:
+        """A list of plain names, e.g. hardship statuses."""
+        value = self.raw(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "应为名称列表，如 [tekun, dibao]", "must be a list of names such as [tekun, dibao]")
+        return frozenset(value)
+
     def subset(self, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> frozenset[str]:
         value = self.raw(key, default)
         if not isinstance(value, list):
             raise self.fail(key, "应为列表", "must be a list")
         for item in value:
-            if item not in allowed:
+            if not isinstance(item, str) or item not in allowed:
                 raise self.fail(key, f"未知取值 {item!r}，可选 {' | '.join(allowed)}", f"unknown value {item!r}; allowed: {' | '.join(allowed)}")
         return frozenset(value)
 
@@ -275,7 +289,7 @@ def _serious_illness(r: _Reader) -> SeriousIllness:
         basis=r.choice("basis", ("excess", "cumulative"), "excess"),
         annual_cap=r.yuan("annual_cap", None),
         base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay"]),
-        hardship_statuses=frozenset(h.raw("statuses", [])) if h else frozenset(),
+        hardship_statuses=h.names("statuses", []) if h else frozenset(),
         hardship_threshold_factor=h.ratio("threshold_factor", "1") if h else RATIO_ONE,
         hardship_ratio_bonus=h.ratio("ratio_bonus", "0") if h else 0,
         hardship_no_cap=h.boolean("no_cap", False) if h else False,
@@ -354,13 +368,13 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
     return Policy(
         region=region,
         region_name=r.text("region_name"),
-        year=r.integer("year", minimum=2000),
+        year=r.integer("year", minimum=2000, maximum=2100),
         revision=r.integer("revision", 1, minimum=1),
         digest=hashlib.sha256(raw_text).hexdigest()[:12],
         source=source,
         avg_onpost_wage=r.yuan("avg_onpost_wage_prev_year"),
-        wage_year=r.integer("wage_year", minimum=2000),
-        paycode_ttl_seconds=r.integer("paycode_ttl_seconds", 180, minimum=10),
+        wage_year=r.integer("wage_year", minimum=2000, maximum=2100),
+        paycode_ttl_seconds=r.integer("paycode_ttl_seconds", 180, minimum=10, maximum=3600),
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
         schemes=schemes,
         serious_illness=_serious_illness(si_r) if si_r else None,
