@@ -22,6 +22,11 @@ from yibao.services.quote import quote
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
 policy_app = typer.Typer(no_args_is_help=True, help="策略文件 Policy files.")
 app.add_typer(policy_app, name="policy")
+db_app = typer.Typer(no_args_is_help=True, help="数据库 Database schema.")
+app.add_typer(db_app, name="db")
+audit_app = typer.Typer(no_args_is_help=True, help="审计日志 The audit log.")
+app.add_typer(audit_app, name="audit")
+DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
@@ -145,6 +150,63 @@ def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bil
             failed += 1
     if failed:
         raise typer.Exit(code=2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
+    """建表/迁移 Create or migrate the schema to the newest revision (Alembic)."""
+    from yibao.store import migrate
+    from yibao.store.db import Database
+
+    db = Database(database)
+    migrate.upgrade(db)
+    Console().print(f"[green]OK[/] {db.dialect} schema at revision {migrate.current(db)}", highlight=False)
+
+
+@audit_app.command("verify")
+def audit_verify(database: Optional[str] = DatabaseOption) -> None:
+    """校验审计链 Recompute every region's hash chain; exit 1 if any entry was altered or removed."""
+    from yibao.services import audit
+    from yibao.store.db import Database
+
+    reports = Database(database).run(audit.verify, write=False)
+    console = Console(soft_wrap=True)
+    for r in reports:
+        mark = "[green]OK[/]" if r.ok else "[bold red]BROKEN[/]"
+        console.print(f"{mark} region {r.region}: {r.entries} entries" + ("" if r.ok else f" — {r.problem}"), highlight=False)
+    if not reports:
+        console.print("no audit entries yet")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(code=1)
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port"),
+    database: Optional[str] = DatabaseOption,
+    demo: bool = typer.Option(True, "--demo/--no-demo", help="load the demo regions, institutions and people if the database is empty"),
+    workers: int = typer.Option(1, min=1, max=16, help="worker processes"),
+) -> None:
+    """启动平台 Migrate the database, load the demo data, and serve the API (OpenAPI at /docs)."""
+    import os
+
+    import uvicorn
+
+    from yibao.crypto.pii import load_keyring
+    from yibao.store import migrate
+    from yibao.store.db import Database
+
+    db = Database(database)
+    os.environ["YIBAO_DATABASE_URL"] = db.url
+    os.environ["YIBAO_DEMO"] = "1" if demo else "0"
+    migrate.upgrade(db)
+    if demo:
+        from yibao.services import demo as demo_data
+
+        demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", Console(soft_wrap=True))
+    db.dispose()
+    uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from fastapi import FastAPI
 
@@ -36,3 +37,8 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 
     logging.getLogger("yibao").setLevel(logging.INFO)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment."""
+    return create_app(Database(), keyring=load_keyring(), demo_tokens=os.environ.get("YIBAO_DEMO", "1") == "1")

@@ -2,7 +2,8 @@
 
 The master key comes from YIBAO_SECRET_KEY (64 hex digits). Without it, a key is generated once
 into a local file (``.yibao-secret`` beside the SQLite database by default) so a demo keeps its
-data readable across restarts; production sets the variable (from a KMS) instead.
+data readable across restarts (``.yibao/secret.key``, beside the demo database); production sets the
+variable (from a KMS) instead.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def load_keyring(key_file: str | Path | None = None) -> Keyring:
     env = os.environ.get("YIBAO_SECRET_KEY")
     if env:
         return Keyring(bytes.fromhex(env))
-    path = Path(key_file or os.environ.get("YIBAO_SECRET_FILE", ".yibao-secret"))
+    path = Path(key_file or os.environ.get("YIBAO_SECRET_FILE", ".yibao/secret.key"))
     if path.exists():
         return Keyring(bytes.fromhex(path.read_text().strip()))
     key = secrets.token_bytes(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(key.hex())
     path.chmod(0o600)
     return Keyring(key)

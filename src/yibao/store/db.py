@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from yibao.store.tables import metadata
 
 T = TypeVar("T")
-DEFAULT_URL = "sqlite:///yibao.db"
+DEFAULT_URL = "sqlite:///.yibao/yibao.db"  # beside the demo's key file, ignored by git
 
 
 def database_url() -> str:
@@ -63,6 +63,9 @@ class Database:
 
     def _make_engine(self, echo: bool) -> Engine:
         if self.url.startswith("sqlite"):
+            path = self.url.split("///", 1)[1] if "///" in self.url else ""
+            if path and path != ":memory:":
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
             @event.listens_for(engine, "connect")

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent
 from yibao.api.schemas import CredentialIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, VisitIn
-from yibao.api.views import visit_view
+from yibao.api.views import line_view, visit_view
 from yibao.services import people, settlement, visits
 from yibao.services.settlement import AccountRequest
 
@@ -44,7 +44,7 @@ async def open_visit(body: VisitIn, request: Request, key: str = IdempotencyKey,
 async def get_visit(visit_id: str = VisitId, caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     def work(c):  # noqa: ANN001, ANN202
         view = visit_view(visits.get(c, caller.institution.id, visit_id))
-        view["lines"] = visits.list_lines(c, caller.institution.id, visit_id)
+        view["lines"] = [line_view(r) for r in visits.list_lines(c, caller.institution.id, visit_id)]
         return view
     return await p.run(work, write=False)
 
@@ -62,8 +62,8 @@ async def upload(body: FeeLinesIn, request: Request, visit_id: str = VisitId, ke
                  caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
     items = [line.model_dump(by_alias=True) for line in body.lines]
-    return await idempotent(p, request, caller, key, lambda c: (200, {"lines": visits.upload_lines(
-        c, now, institution=caller.institution, visit_id=visit_id, items=items)}))
+    return await idempotent(p, request, caller, key, lambda c: (200, {"mdtrt_id": visit_id, "lines": [line_view(r) for r in visits.upload_lines(
+        c, now, institution=caller.institution, visit_id=visit_id, items=items)]}))
 
 
 @router.delete("/visits/{visit_id}/fee-lines/{feedetl_sn}", summary="明细撤销 Revoke a fee line (2205)")

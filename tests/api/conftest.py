@@ -1,0 +1,24 @@
+import pytest
+from fastapi.testclient import TestClient
+
+from yibao.api.app import create_app
+from tests.support import seed
+
+
+@pytest.fixture
+def app(db, keyring):
+    return create_app(db, keyring=keyring)
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def world(db, keyring):
+    return seed(db, keyring)
+
+
+OPERATOR = {"Authorization": "Bearer demo-operator-token"}

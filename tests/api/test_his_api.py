@@ -1,0 +1,136 @@
+"""The HIS audience over HTTP, on SQLite and PostgreSQL: paths, idempotency, errors, access control."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.api.conftest import OPERATOR
+
+LINES = [
+    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
+    {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
+     "price_cap": "10.00", "prescription": True, "prescriber": "D0042"},
+]
+
+
+def his(world, other=False):
+    return {"Authorization": f"Bearer {world.other_credential if other else world.hospital_credential}"}
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def post(client, path, body, headers):
+    return client.post(path, json=body, headers={**headers, **key()})
+
+
+def open_visit(client, world, person, kind="outpatient", lines=LINES):
+    r = post(client, "/api/v1/his/visits", {"psn_no": person.id, "kind": kind}, his(world))
+    assert r.status_code == 201, r.text
+    visit = r.json()
+    r = post(client, f"/api/v1/his/visits/{visit['mdtrt_id']}/fee-lines", {"lines": lines}, his(world))
+    assert r.status_code == 200, r.text
+    return visit["mdtrt_id"]
+
+
+def balance(client, world, person_id):
+    r = client.get("/api/v1/admin/ledger/totals", headers=OPERATOR)
+    assert r.json()["balanced"] is True
+    return None
+
+
+def test_outpatient_path_over_http(client, world):
+    r = post(client, "/api/v1/his/persons/lookup", {"credential_type": "id_number", "credential_no": "440301196001010018"}, his(world))
+    assert r.status_code in (404, 422)  # not an enrolled number: no leak of who exists
+    vid = open_visit(client, world, world.employee)
+    pre = client.post(f"/api/v1/his/visits/{vid}/presettle", json={"account": {"use": True}}, headers=his(world))
+    assert pre.status_code == 200, pre.text
+    r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world))
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    # 300 + 25 = 325; B over 5.00, pre 2.00, in 18.00; in scope 318.00; deductible 300; (318-300)*0.50 = 9.00
+    assert doc["medfee_sumamt"] == "325.00" and doc["hifp_pay"] == "9.00" and doc["acct_pay"] == "316.00"
+    assert {k: pre.json()[k] for k in ("hifp_pay", "acct_pay")} == {k: doc[k] for k in ("hifp_pay", "acct_pay")}
+    assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(world)).json()["status"] == "settled"
+    r = post(client, f"/api/v1/his/settlements/{doc['setl_id']}/cancel", {}, his(world))
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert client.get("/api/v1/admin/ledger/totals", headers=OPERATOR).json()["balanced"] is True
+    assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world)).json()["status"] == "open"
+
+
+def test_inpatient_path_and_reversal_over_http(client, world):
+    lines = [{"feedetl_sn": "1", "code": "A010", "name": "手术", "class": "A", "unit_price": "5000.00", "quantity": "1"}]
+    vid = open_visit(client, world, world.retiree, kind="inpatient", lines=lines)
+    r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world))
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_discharged"
+    assert post(client, f"/api/v1/his/visits/{vid}/discharge", {}, his(world)).status_code == 200
+    r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}, "msgid": "H440300012026112200001"}, his(world))
+    assert r.status_code == 200 and r.json()["hifp_pay"] == "4180.00"
+    r = post(client, "/api/v1/his/reversals", {"omsgid": "H440300012026112200001", "oinfno": "2207"}, his(world))
+    assert r.status_code == 200 and r.json()["status"] == "reversed"
+    assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world)).json()["status"] == "discharged"
+
+
+def test_same_idempotency_key_never_charges_twice(client, world):
+    vid = open_visit(client, world, world.employee)
+    headers = {**his(world), "Idempotency-Key": "settle-once"}
+    first = client.post(f"/api/v1/his/visits/{vid}/settle", json={"account": {"use": True}}, headers=headers)
+    second = client.post(f"/api/v1/his/visits/{vid}/settle", json={"account": {"use": True}}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json() == second.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    other = client.post(f"/api/v1/his/visits/{vid}/settle", json={"account": {"use": False}}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["field"] == "Idempotency-Key"
+    r = client.get("/api/v1/admin/audit?limit=1000", headers=OPERATOR).json()["items"]
+    assert sum(1 for e in r if e["action"] == "settlement.settle") == 1
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"lines": [{**LINES[0], "unit_price": "12.345"}]}, "lines[0].unit_price"),
+    ({"lines": [{**LINES[0], "quantity": "0"}]}, "lines[0].quantity"),
+    ({"lines": [{**LINES[0], "class": "D"}]}, "lines[0].class"),
+    ({"lines": [{**LINES[1], "prescriber": None}]}, "lines[0].prescriber"),
+    ({"lines": [{**LINES[0], "price_cp": "1"}]}, "lines[0].price_cp"),
+    ({"lines": []}, "lines"),
+    ({}, "lines"),
+])
+def test_bad_fee_lines_get_422_naming_the_field(client, world, body, field):
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world))
+    vid = r.json()["mdtrt_id"]
+    r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", body, his(world))
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["field"] == field and err["message_zh"] and err["message_en"] and err["code"]
+
+
+def test_missing_idempotency_key_and_credentials(client, world):
+    r = client.post("/api/v1/his/visits", json={"psn_no": world.employee.id, "kind": "outpatient"}, headers=his(world))
+    assert r.status_code == 422 and r.json()["error"]["field"] == "Idempotency-Key"
+    r = client.post("/api/v1/his/visits", json={"psn_no": world.employee.id, "kind": "outpatient"}, headers=key())
+    assert r.status_code == 401 and r.json()["error"]["field"] == "Authorization"
+    r = client.post("/api/v1/his/visits", json={"psn_no": world.employee.id, "kind": "outpatient"},
+                    headers={"Authorization": f"Bearer {world.hospital.id}.wrong", **key()})
+    assert r.status_code == 401
+    r = client.get("/api/v1/admin/audit", headers=his(world))
+    assert r.status_code == 401  # an institution is not an operator
+
+
+def test_an_institution_cannot_read_another_institutions_visits(client, world):
+    vid = open_visit(client, world, world.employee)
+    doc = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world)).json()
+    assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world, other=True)).status_code == 404
+    assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(world, other=True)).status_code == 404
+    assert post(client, f"/api/v1/his/settlements/{doc['setl_id']}/cancel", {}, his(world, other=True)).status_code == 404
+    assert post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": LINES}, his(world, other=True)).status_code == 404
+    r = post(client, "/api/v1/his/reversals", {"omsgid": doc["msgid"], "oinfno": "2207"}, his(world, other=True))
+    assert r.status_code == 404
+
+
+def test_unknown_route_and_wrong_method_use_the_error_shape(client):
+    r = client.get("/api/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = client.delete("/api/v1/his/visits")
+    assert r.status_code == 405 and r.json()["error"]["message_zh"]
