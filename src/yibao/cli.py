@@ -191,8 +191,6 @@ def serve(
     """启动平台 Migrate the database, load the demo data, and serve the API (OpenAPI at /docs)."""
     import os
 
-    import uvicorn
-
     from yibao.crypto.pii import load_keyring
     from yibao.store import migrate
     from yibao.store.db import Database
@@ -206,7 +204,9 @@ def serve(
 
         demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", Console(soft_wrap=True))
     db.dispose()
-    uvicorn.run("yibao.api.app:app_from_env", factory=True, host=host, port=port, workers=workers, log_level="info")
+    from yibao.api.server import serve as run_server
+
+    run_server(host, port, workers)
 
 
 def main() -> None:

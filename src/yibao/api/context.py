@@ -36,7 +36,15 @@ class Platform:
         return self.db.clock()
 
     async def run(self, work: Callable[[Connection], Any], *, write: bool = True) -> Any:
-        """Run a unit of work on a worker thread, off the event loop."""
+        """Run a unit of work.
+
+        PostgreSQL units run on a worker thread: their network round trips overlap. SQLite units
+        run right here on the event loop: they are a few milliseconds of local work, writers are
+        serialised anyway, and the thread hand-off measured slower than the work (bench/api.py).
+        Nothing slow — no call to a payment institution or verifier — ever runs inside a unit.
+        """
+        if self.db.is_sqlite:
+            return self.db.run(work, write=write)
         return await run_in_threadpool(self.db.run, work, write=write)
 
 

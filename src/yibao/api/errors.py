@@ -75,13 +75,43 @@ _PYDANTIC_ZH = {
 }
 
 
+# Route-level failures raised by Starlette/FastAPI before a handler runs. FastAPI answers 400 when the
+# body cannot be read at all (not UTF-8, say) — the body is the field.
+_HTTP_TEXTS = {
+    400: ("invalid_body", "body", "请求体无法解析，应为 UTF-8 编码的 JSON", "the body could not be parsed; send UTF-8 encoded JSON"),
+    404: ("not_found", "", "资源不存在", "not found"),
+    405: ("method_not_allowed", "", "不支持该请求方法", "method not allowed"),
+    413: ("body_too_large", "body", "请求体过大", "the body is too large"),
+}
+
+
+class RequestIdMiddleware:
+    """Give every request an id (the caller's X-Request-Id or a new one) and echo it in the response.
+
+    Plain ASGI rather than @app.middleware("http"), which runs the app in an extra task per request.
+    """
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:64]
+        rid = given or uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message) -> None:  # noqa: ANN001
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
 def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):  # noqa: ANN001, ANN202
-        request.state.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
-        response = await call_next(request)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(YibaoError)
     async def yibao_error(request: Request, exc: YibaoError) -> JSONResponse:
@@ -99,13 +129,15 @@ def install(app: FastAPI) -> None:
         if kind == "literal_error":
             expected = first.get("ctx", {}).get("expected", "")
             zh, en = f"取值应为 {expected}", f"must be one of {expected}"
-        return JSONResponse(error_body(kind, _loc(tuple(first.get("loc", ()))), zh, en, _rid(request)), status_code=422)
+        # A JSON syntax error's loc is ("body", <character offset>): the field is the body, not "[17]".
+        field = "body" if kind == "json_invalid" else _loc(tuple(first.get("loc", ())))
+        return JSONResponse(error_body(kind, field, zh, en, _rid(request)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        texts = {404: ("not_found", "资源不存在", "not found"), 405: ("method_not_allowed", "不支持该请求方法", "method not allowed")}
-        code, zh, en = texts.get(exc.status_code, ("http_error", "请求无法处理", str(exc.detail)))
-        return JSONResponse(error_body(code, "", zh, en, _rid(request)), status_code=exc.status_code)
+        code, field, zh, en = _HTTP_TEXTS.get(exc.status_code, ("http_error", "", "请求无法处理", str(exc.detail)))
+        return JSONResponse(error_body(code, field, zh, en, _rid(request)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -11,14 +11,17 @@ from typing import Any, Callable
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform
 from yibao.domain.errors import Conflict
 from yibao.store.db import Retry
-from yibao.store.tables import idempotency_records as R
-from yibao.store.upsert import insert_ignore
+from yibao.store.sql import Sql
+
+_CLAIM = Sql("""INSERT INTO idempotency_records (scope, key, region, request_hash, status_code, body, created_at)
+                VALUES (:scope, :key, :region, :hash, 0, 'null', :now) ON CONFLICT DO NOTHING RETURNING key""")
+_GET = Sql("SELECT request_hash, status_code, body FROM idempotency_records WHERE scope = :scope AND key = :key")
+_DONE = Sql("UPDATE idempotency_records SET status_code = :status, body = :body WHERE scope = :scope AND key = :key")
 
 IdempotencyKey = Header(..., alias="Idempotency-Key", min_length=1, max_length=100,
                         description="Unique per intended change; a retry with the same key and body returns the first response")
@@ -30,19 +33,20 @@ async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
     digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
     now = p.now()
 
+    ids = {"scope": caller.scope, "key": key}
+
     def unit(conn: Connection) -> tuple[int, Any, bool]:
-        row = conn.execute(select(R).where(R.c.scope == caller.scope, R.c.key == key)).first()
-        if row is not None:
+        # Claim the key first: a concurrent twin blocks on it (PostgreSQL) or waits its turn (SQLite).
+        if _CLAIM(conn, {**ids, "region": caller.region or "000000", "hash": digest, "now": now}).first() is None:
+            row = _GET(conn, ids).first()
             if row.request_hash != digest:
                 raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
                                "this Idempotency-Key was already used for a different request")
-            return row.status_code, json.loads(row.body), True
-        if not insert_ignore(conn, R, dict(scope=caller.scope, key=key, region=caller.region or "000000", request_hash=digest,
-                                           status_code=0, body="null", created_at=now)):
-            raise Retry()  # the same key is being processed concurrently; re-run and replay its answer
+            if row.status_code == 0:
+                raise Retry()  # still being processed by its twin
+            return int(row.status_code), json.loads(row.body), True
         status, payload = work(conn)
-        conn.execute(update(R).where(R.c.scope == caller.scope, R.c.key == key).values(
-            status_code=status, body=json.dumps(payload, ensure_ascii=False, default=str)))
+        _DONE(conn, {**ids, "status": status, "body": json.dumps(payload, ensure_ascii=False, default=str)})
         return status, payload, False
 
     status, payload, replayed = await p.run(unit)

@@ -6,15 +6,23 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.domain.bill import ACCUMULATOR_FIELDS, Accumulators
+from yibao.store.sql import Sql
 from yibao.store.tables import accumulators as T
 from yibao.store.upsert import insert_ignore
+
+_COLUMNS = ", ".join(ACCUMULATOR_FIELDS)
+_LOCK = Sql(f"SELECT {_COLUMNS}, admissions FROM accumulators WHERE person_id = :person_id AND year = :year {{lock}}")
+_ADD = Sql("UPDATE accumulators SET " + ", ".join(f"{f} = {f} + :{f}" for f in ACCUMULATOR_FIELDS)
+           + " WHERE person_id = :person_id AND year = :year")
 
 
 def lock(conn: Connection, region: str, person_id: str, year: int) -> tuple[Accumulators, int]:
     """The year's totals and admission count, locked for this transaction (one settlement per person at a time)."""
-    insert_ignore(conn, T, dict(region=region, person_id=person_id, year=year, admissions=0, **{f: 0 for f in ACCUMULATOR_FIELDS}))
-    row = conn.execute(select(T).where(T.c.person_id == person_id, T.c.year == year).with_for_update()).one()
-    return Accumulators(*(getattr(row, f) for f in ACCUMULATOR_FIELDS)), row.admissions
+    row = _LOCK(conn, {"person_id": person_id, "year": year}).first()
+    if row is None:  # the person's first visit this year
+        insert_ignore(conn, T, dict(region=region, person_id=person_id, year=year, admissions=0, **{f: 0 for f in ACCUMULATOR_FIELDS}))
+        row = _LOCK(conn, {"person_id": person_id, "year": year}).first()
+    return Accumulators(*(int(v) for v in row[:-1])), int(row[-1])
 
 
 def read(conn: Connection, person_id: str, year: int) -> Accumulators:
@@ -24,9 +32,8 @@ def read(conn: Connection, person_id: str, year: int) -> Accumulators:
 
 def add(conn: Connection, person_id: str, year: int, delta: Accumulators) -> None:
     """Add ``delta`` (or, to cancel, its negation) with one UPDATE; values never drop below zero."""
-    values = {f: getattr(T.c, f) + getattr(delta, f) for f in ACCUMULATOR_FIELDS if getattr(delta, f)}
-    if values:
-        conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(**values))
+    if any(delta.as_dict().values()):
+        _ADD(conn, {"person_id": person_id, "year": year, **delta.as_dict()})
 
 
 def count_admission(conn: Connection, region: str, person_id: str, year: int) -> int:

@@ -13,11 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from yibao.store.sql import Sql
 from yibao.store.tables import audit_heads as H, audit_log as L
 from yibao.store.upsert import insert_ignore
+
+_HEAD = Sql("SELECT seq, hash FROM audit_heads WHERE region = :region {lock}")
+_APPEND = Sql("""INSERT INTO audit_log (region, seq, at, actor, action, subject, detail, prev_hash, hash)
+                 VALUES (:region, :seq, :at, :actor, :action, :subject, :detail, :prev, :hash)""")
+_MOVE_HEAD = Sql("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE region = :region")
 
 GENESIS = "0" * 64
 
@@ -36,15 +42,17 @@ def _utc(at: datetime) -> datetime:
 
 def append(conn: Connection, *, region: str, actor: str, action: str, subject: str, detail: dict[str, Any], now: datetime) -> int:
     """Add one entry to the region's chain inside the caller's transaction; returns its sequence number."""
-    insert_ignore(conn, H, dict(region=region, seq=0, hash=GENESIS))
-    head = conn.execute(select(H.c.seq, H.c.hash).where(H.c.region == region).with_for_update()).one()
-    seq = head.seq + 1
+    head = _HEAD(conn, {"region": region}).first()
+    if head is None:  # the region's first entry
+        insert_ignore(conn, H, dict(region=region, seq=0, hash=GENESIS))
+        head = _HEAD(conn, {"region": region}).first()
+    prev_seq, prev_hash = int(head[0]), head[1]
+    seq = prev_seq + 1
     at = _utc(now)
     text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    digest = _digest(head.hash, region, seq, at, actor, action, subject, text)
-    conn.execute(L.insert().values(region=region, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=text,
-                                   prev_hash=head.hash, hash=digest))
-    conn.execute(update(H).where(H.c.region == region).values(seq=seq, hash=digest))
+    digest = _digest(prev_hash, region, seq, at, actor, action, subject, text)
+    _APPEND(conn, dict(region=region, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=text, prev=prev_hash, hash=digest))
+    _MOVE_HEAD(conn, {"region": region, "seq": seq, "hash": digest})
     return seq
 
 

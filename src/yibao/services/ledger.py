@@ -19,8 +19,21 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from yibao.domain.ledger import InsufficientFunds, LedgerError
+from yibao.store.sql import Sql
 from yibao.store.tables import ledger_accounts as A, transfers as T
 from yibao.store.upsert import insert_ignore
+
+# Hot-path statements (a settlement runs them every time); see yibao.store.sql.
+_AVAILABLE = Sql("SELECT credits_posted - debits_posted - debits_pending FROM ledger_accounts WHERE id = :id")
+_LOCK = Sql("SELECT id FROM ledger_accounts WHERE id = :id {lock}")
+_DEBIT_POSTED = Sql("""UPDATE ledger_accounts SET debits_posted = debits_posted + :amount WHERE id = :id
+                       AND (NOT debits_must_not_exceed_credits OR debits_posted + debits_pending + :amount <= credits_posted)""")
+_DEBIT_PENDING = Sql("""UPDATE ledger_accounts SET debits_pending = debits_pending + :amount WHERE id = :id
+                        AND (NOT debits_must_not_exceed_credits OR debits_posted + debits_pending + :amount <= credits_posted)""")
+_CREDIT_POSTED = Sql("UPDATE ledger_accounts SET credits_posted = credits_posted + :amount WHERE id = :id")
+_CREDIT_PENDING = Sql("UPDATE ledger_accounts SET credits_pending = credits_pending + :amount WHERE id = :id")
+_INSERT_POSTED = Sql("""INSERT INTO transfers (client_id, region, debit_account_id, credit_account_id, amount, kind, state, code, ref, created_at)
+                        VALUES (:client_id, :region, :debit, :credit, :amount, 'single', 'posted', :code, :ref, :now)""")
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,8 @@ def get_transfer(conn: Connection, client_id: str) -> Transfer | None:
 
 def available(conn: Connection, account_id: str) -> int:
     """Credits posted less debits posted and pending: what a credit-normal account can still pay."""
-    row = conn.execute(select(A.c.credits_posted, A.c.debits_posted, A.c.debits_pending).where(A.c.id == account_id)).first()
-    if row is None:
-        return 0
-    return row.credits_posted - row.debits_posted - row.debits_pending
+    row = _AVAILABLE(conn, {"id": account_id}).first()
+    return 0 if row is None else int(row[0])
 
 
 def balance(conn: Connection, account_id: str) -> int:
@@ -71,14 +82,11 @@ def balance(conn: Connection, account_id: str) -> int:
 
 def lock_account(conn: Connection, account_id: str) -> None:
     """Serialise users of one account (PostgreSQL row lock; SQLite writers are already serial)."""
-    conn.execute(select(A.c.id).where(A.c.id == account_id).with_for_update())
+    _LOCK(conn, {"id": account_id}).first()
 
 
 def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
-    col = A.c.debits_pending if pending else A.c.debits_posted
-    guard = or_(A.c.debits_must_not_exceed_credits.is_(False),
-                A.c.debits_posted + A.c.debits_pending + amount <= A.c.credits_posted)
-    res = conn.execute(update(A).where(A.c.id == account_id, guard).values({col: col + amount}))
+    res = (_DEBIT_PENDING if pending else _DEBIT_POSTED)(conn, {"id": account_id, "amount": amount})
     if res.rowcount != 1:
         exists = conn.execute(select(A.c.id).where(A.c.id == account_id)).first()
         if exists is None:
@@ -87,8 +95,7 @@ def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> 
 
 
 def _credit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
-    col = A.c.credits_pending if pending else A.c.credits_posted
-    res = conn.execute(update(A).where(A.c.id == account_id).values({col: col + amount}))
+    res = (_CREDIT_PENDING if pending else _CREDIT_POSTED)(conn, {"id": account_id, "amount": amount})
     if res.rowcount != 1:
         raise LedgerError("credit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
 
@@ -270,9 +277,8 @@ def post_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
         _debit(conn, account_id, amount, pending=False)
     for account_id, amount in credits.items():
         _credit(conn, account_id, amount, pending=False)
-    conn.execute(T.insert(), [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
-                                   amount=leg.amount, kind="single", state="posted", timeout_at=None, pending_id=None, code=code,
-                                   ref=ref, created_at=now) for leg in legs])
+    _INSERT_POSTED(conn, [dict(client_id=leg.client_id, region=leg.region, debit=leg.debit, credit=leg.credit, amount=leg.amount,
+                               code=code, ref=ref, now=now) for leg in legs])
 
 
 def journal(conn: Connection, ref: str, code: str) -> list[Transfer]:

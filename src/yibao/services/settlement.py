@@ -20,21 +20,74 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, Person as BillPerson, Visit as BillVisit
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine, Person as BillPerson, Visit as BillVisit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.ledger import (
     InsufficientFunds, fund_account, institution_cash, institution_receivable, patient_cash_source, person_account,
 )
 from yibao.domain.settlement import Settlement, settle as price
 from yibao.formats.national import settlement_document
-from yibao.services import accumulators, audit, families, institutions, ledger, people, visits
+from yibao.services import accumulators, audit, families, ledger, people, visits
 from yibao.services.institutions import Institution
 from yibao.services.policies import catalogue_for, policy_for
 from yibao.store.db import Retry
+from yibao.store.sql import Sql, as_date
 from yibao.store.tables import messages as M, settlements as S
 from yibao.store.upsert import insert_ignore
 
 SETTLE_INFNO = "2207"
+
+# The settle path's statements (see yibao.store.sql for why these are not Core).
+_MESSAGE = Sql("SELECT infno, state, institution_id FROM messages WHERE msgid = :msgid")
+_CLAIM_MESSAGE = Sql("""INSERT INTO messages (msgid, region, institution_id, infno, state, ref, created_at)
+                        VALUES (:msgid, :region, :institution_id, '2207', 'done', :ref, :now) ON CONFLICT DO NOTHING RETURNING msgid""")
+_VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, kind, status, visit_date, admission_number, filing
+                FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
+_PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
+                  FROM persons WHERE id = :id""")
+_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio
+                FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+_SETTLED_DOC = Sql("SELECT document FROM settlements WHERE msgid = :msgid")
+_INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
+        total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+        accumulator_delta, document, created_at)
+    VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, 'settled', :year, :total, :fund_total,
+        :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
+        :accumulator_delta, :document, :now)""")
+_SET_VISIT_STATUS = Sql("UPDATE visits SET status = :status, updated_at = :now WHERE id = :id")
+
+
+@dataclass(frozen=True)
+class _Patient:
+    id: str
+    region: str
+    insurance_type: str
+    tier: int | None
+    retired: bool
+    hardship: str | None
+    birth_date: Any
+
+    def age_on(self, day: Any) -> int:
+        from yibao.domain.identity import age_on
+
+        return age_on(self.birth_date, day)
+
+
+def _load_visit(conn: Connection, institution_id: str, visit_id: str, *, lock: bool) -> visits.Visit:
+    if not lock:
+        return visits.get(conn, institution_id, visit_id)
+    r = _VISIT(conn, {"id": visit_id, "institution_id": institution_id}).first()
+    if r is None:
+        raise NotFound("visit_id", "not_found", "就诊记录不存在", "visit not found")
+    return visits.Visit(r.id, r.region, r.insured_region, r.person_id, r.institution_id, r.kind, r.status, as_date(r.visit_date),
+                        int(r.admission_number), r.filing, None, None)
+
+
+def _load_patient(conn: Connection, person_id: str) -> _Patient:
+    r = _PATIENT(conn, {"id": person_id}).first()
+    if r is None:
+        raise NotFound("person_id", "not_found", "参保人不存在", "insured person not found")
+    return _Patient(r.id, r.region, r.insurance_type, r.tier, r.employment_status == "retired", r.hardship, as_date(r.birth_date))
 
 
 @dataclass(frozen=True)
@@ -46,7 +99,7 @@ class AccountRequest:
     payer_person_id: str | None = None
 
 
-def _account_choice(conn: Connection, patient: people.Person, req: AccountRequest, region: str) -> tuple[AccountChoice, str | None]:
+def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, region: str) -> tuple[AccountChoice, str | None]:
     """The engine's account input, read from the database, and the ledger account that would pay."""
     if not req.use:
         return AccountChoice(use=False), None
@@ -55,6 +108,8 @@ def _account_choice(conn: Connection, patient: people.Person, req: AccountReques
         return AccountChoice(use=True, balance=ledger.available(conn, account), payer="self"), account
     if req.payer_person_id is None:
         raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
+    if req.payer_person_id == patient.id:
+        raise InputError("account.payer_person_id", "payer_is_patient", "付款人即本人时请用 payer=self", "use payer self for the patient's own account")
     payer = people.get(conn, req.payer_person_id)
     if payer is None:
         raise NotFound("account.payer_person_id", "not_found", "付款账户的参保人不存在", "the paying person was not found")
@@ -71,9 +126,10 @@ def _account_choice(conn: Connection, patient: people.Person, req: AccountReques
     raise InputError("account.payer", "invalid_choice", "付款方应为 self | guardian | family", "must be self, guardian or family")
 
 
-def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, *, lock: bool) -> tuple[Settlement, Accumulators, str | None, people.Person]:
-    patient = people.require(conn, visit.person_id)
-    lines = visits.active_fee_lines(conn, visit.id)
+def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
+    patient = _load_patient(conn, visit.person_id)
+    lines = [FeeLine(r.code, r.name, r.line_class, int(r.unit_price), int(r.quantity), None if r.price_cap is None else int(r.price_cap),
+                     None if r.self_pay_ratio is None else int(r.self_pay_ratio)) for r in _LINES(conn, {"visit_id": visit.id})]
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year
@@ -88,16 +144,10 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, *, lock: 
         insured_region=patient.region, treatment_region=visit.region, date=visit.visit_date,
         person=BillPerson(insurance_type=patient.insurance_type, tier=patient.tier, retired=patient.retired,
                           age=patient.age_on(visit.visit_date), hardship=patient.hardship, filing=visit.filing),
-        visit=BillVisit(kind=visit.kind, institution_level=_level(conn, visit.institution_id), admission_number=visit.admission_number),
+        visit=BillVisit(kind=visit.kind, institution_level=level, admission_number=visit.admission_number),
         lines=tuple(lines), accumulators=acc, account=choice,
     )
-    return price(bill, policy, catalogue), acc, paying_account, patient
-
-
-def _level(conn: Connection, institution_id: str) -> str:
-    inst = institutions.get(conn, institution_id)
-    assert inst is not None
-    return inst.level
+    return price(bill, policy, catalogue), paying_account, patient
 
 
 def _check_settleable(visit: visits.Visit) -> None:
@@ -107,7 +157,7 @@ def _check_settleable(visit: visits.Visit) -> None:
         raise Conflict("visit_id", f"visit_{visit.status}", "该就诊已结算", f"the visit is {visit.status}")
 
 
-def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: people.Person, msgid: str, status: str,
+def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: _Patient, msgid: str, status: str,
               setl_time: datetime | None) -> dict[str, Any]:
     doc = settlement_document(s)
     doc.update(setl_id=setl_id, mdtrt_id=visit.id, psn_no=patient.id, insutype=patient.insurance_type, med_type=visit.kind,
@@ -120,7 +170,7 @@ def presettle(conn: Connection, *, institution: Institution, visit_id: str, acco
     """Price the visit as it stands (2206); nothing is stored and no money moves."""
     visit = visits.get(conn, institution.id, visit_id)
     _check_settleable(visit)
-    s, _, _, patient = _price(conn, visit, account, lock=False)
+    s, _, patient = _price(conn, visit, account, institution.level, lock=False)
     return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
 
 
@@ -129,20 +179,20 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing."""
     if not msgid or len(msgid) > 40:
         raise InputError("msgid", "invalid_msgid", "报文ID应为1–40个字符", "must be a 1–40 character message id")
-    claimed = conn.execute(select(M).where(M.c.msgid == msgid)).first()
+    claimed = _MESSAGE(conn, {"msgid": msgid}).first()
     if claimed is not None:
         if claimed.infno == SETTLE_INFNO and claimed.state == "done" and claimed.institution_id == institution.id:
-            row = conn.execute(select(S).where(S.c.msgid == msgid)).one()
-            return json.loads(row.document)  # the same message again: the same answer
+            row = _SETTLED_DOC(conn, {"msgid": msgid}).first()
+            if row is not None:
+                return json.loads(row.document)  # the same message again: the same answer
         raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
-    visit = visits.get(conn, institution.id, visit_id, lock=True)
+    visit = _load_visit(conn, institution.id, visit_id, lock=True)
     _check_settleable(visit)
-    s, acc_before, paying_account, patient = _price(conn, visit, account, lock=True)
-    if not insert_ignore(conn, M, dict(msgid=msgid, region=visit.region, institution_id=institution.id, infno=SETTLE_INFNO,
-                                       state="done", ref=None, created_at=now)):
+    s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
+    setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
+    if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:
         raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
 
-    setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
     receivable = institution_receivable(institution.id)
     legs = [ledger.Leg(f"{setl_id}:{layer}", fund_account(patient.region, layer), receivable, amount, patient.region)
             for layer, amount in (("pool", s.pool_fund), ("serious_illness", s.serious_illness),
@@ -157,15 +207,14 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         raise Retry() from None  # the balance moved since it was read: price again
     accumulators.add(conn, patient.id, visit.visit_date.year, s.accumulator_delta)
     doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status="settled", setl_time=now)
-    conn.execute(S.insert().values(
+    _INSERT_SETTLEMENT(conn, dict(
         id=setl_id, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
-        institution_id=institution.id, msgid=msgid, status="settled", year=visit.visit_date.year, total=s.total,
+        institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
         fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
         assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
         policy_version=s.policy_version, accumulator_delta=json.dumps(s.accumulator_delta.as_dict()),
-        document=json.dumps(doc, ensure_ascii=False), created_at=now))
-    conn.execute(update(M).where(M.c.msgid == msgid).values(ref=setl_id))
-    visits.set_status(conn, visit.id, "settled", now)
+        document=json.dumps(doc, ensure_ascii=False), now=now))
+    _SET_VISIT_STATUS(conn, {"id": visit.id, "status": "settled", "now": now})
     audit.append(conn, region=visit.region, actor=actor, action="settlement.settle", subject=setl_id, detail={
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
         "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -51,7 +54,13 @@ class Database:
     def __init__(self, url: str | None = None, *, echo: bool = False, clock: Callable[[], datetime] | None = None) -> None:
         self.url = _normalise(url or database_url())
         self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._sqlite_path: str | None = None
         self.engine: Engine = self._make_engine(echo)
+        # SQLite has one writer at a time and its busy handler polls with growing sleeps, which
+        # turns contention into second-long stalls. Writers queue here instead: a lock for this
+        # process's threads and an flock on a file beside the database for other processes.
+        self._thread_lock = threading.Lock()
+        self._lock_fd: int | None = None
 
     @property
     def dialect(self) -> str:
@@ -66,6 +75,7 @@ class Database:
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                self._sqlite_path = os.path.abspath(path)
             engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 
             @event.listens_for(engine, "connect")
@@ -94,11 +104,25 @@ class Database:
     def drop_all(self) -> None:
         metadata.drop_all(self.engine)
 
+    @contextmanager
+    def _sqlite_writer(self) -> Iterator[None]:
+        import fcntl
+
+        with self._thread_lock:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(self._sqlite_path + ".writelock", os.O_CREAT | os.O_RDWR, 0o600)  # type: ignore[operator]
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     def run(self, work: Callable[[Connection], T], *, write: bool = True, attempts: int = 8) -> T:
         """Run ``work(conn)`` in one transaction; commit, or roll back and re-run on a transient conflict."""
         for attempt in range(1, attempts + 1):
             try:
-                with self.engine.connect() as conn:
+                queue = self._sqlite_writer() if (write and self._sqlite_path and os.name == "posix") else nullcontext()
+                with queue, self.engine.connect() as conn:
                     if write:
                         conn = conn.execution_options(yibao_write=True)
                     with conn.begin():
@@ -111,3 +135,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,167 @@
+"""End-to-end settlements over HTTP against `yibao serve`: throughput and latency, one JSON line per run.
+
+Target (issue "Platform core"): at least 500 settlements/s on SQLite on the 2-core machine, p99 at
+most 50 ms at 32 concurrent clients.
+
+What is timed: `POST /api/v1/his/visits/{id}/settle` with an Idempotency-Key and personal-account
+use — authentication, idempotency record, the engine, ledger legs, accumulators, the audit chain,
+one transaction — for visits registered and filled with 6 fee lines beforehand through the same
+services (not timed). Patients are spread over many people, as at a real hospital. The server is a
+real `yibao serve` process on loopback; the clients are asyncio tasks in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from yibao.crypto.pii import Keyring
+from yibao.domain.identity import make_id_number
+from yibao.services import institutions, people, visits
+from yibao.store import migrate
+from yibao.store.db import Database
+
+LINES = [
+    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "30.00", "quantity": "1"},
+    {"feedetl_sn": "2", "code": "A101", "name": "血常规", "class": "A", "unit_price": "25.00", "quantity": "1"},
+    {"feedetl_sn": "3", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2", "price_cap": "10.00"},
+    {"feedetl_sn": "4", "code": "XB02", "name": "布洛芬缓释胶囊", "class": "B", "unit_price": "18.60", "quantity": "1", "self_pay_ratio": "0.05"},
+    {"feedetl_sn": "5", "code": "C900", "name": "保健品", "class": "C", "unit_price": "39.90", "quantity": "1"},
+    {"feedetl_sn": "6", "code": "A201", "name": "注射费", "class": "A", "unit_price": "8.00", "quantity": "3"},
+]
+RUNS = (1, 8, 32)
+SECONDS = float(os.environ.get("YIBAO_BENCH_SECONDS", "4"))
+PEOPLE = 300
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[str]]:
+    now = db.clock()
+    inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0001", region="440300", name="基准测试医院", kind="hospital",
+                                                       level="level2", actor="bench"))
+    persons = []
+
+    def enrol_batch(c, start: int, end: int) -> None:  # noqa: ANN001
+        for i in range(start, end):
+            p = people.enrol(c, keyring, now, region="440300", id_number=make_id_number("440301", date(1970 + i % 30, 1 + i % 12, 1 + i % 28), i % 1000),
+                             name=f"患者{i}", insurance_type="employee", tier=1, actor="bench")
+            people.credit_account(c, now, person_id=p.id, amount=5_000_00, client_id=f"bench:{p.id}", actor="bench")
+            persons.append(p.id)
+
+    for start in range(0, PEOPLE, 100):
+        db.run(lambda c, s=start: enrol_batch(c, s, min(s + 100, PEOPLE)))
+    ids: list[str] = []
+
+    def open_batch(c, n: int) -> None:  # noqa: ANN001
+        for i in range(n):
+            v = visits.open_visit(c, now, institution=inst, person_id=persons[(len(ids)) % PEOPLE], kind="outpatient")
+            visits.upload_lines(c, now, institution=inst, visit_id=v.id, items=LINES)
+            ids.append(v.id)
+
+    while len(ids) < visits_needed:
+        db.run(lambda c: open_batch(c, min(500, visits_needed - len(ids))))
+    return f"{inst.id}.{secret}", ids
+
+
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"yibao serve exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("yibao serve did not start")
+
+
+async def run_clients(base: str, credential: str, pending: list[str], clients: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {credential}"}
+    stop = time.monotonic() + seconds
+    errors = 0
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30,
+                                 limits=httpx.Limits(max_connections=clients, max_keepalive_connections=clients)) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop and pending:
+                visit_id = pending.pop()
+                t0 = time.perf_counter()
+                r = await client.post(f"/api/v1/his/visits/{visit_id}/settle", json={"account": {"use": True}},
+                                      headers={"Idempotency-Key": f"bench-{visit_id}"})
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    errors += 1
+                    if errors <= 3:
+                        print(f"settle {visit_id}: {r.status_code} {r.text[:200]}", file=sys.stderr)
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    if errors:
+        raise SystemExit(f"{errors} settlements failed")
+    return latencies
+
+
+def bench(db_name: str, url: str, workers: int) -> None:
+    db = Database(url)
+    if db.dialect == "postgresql":
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    migrate.upgrade(db)
+    key = os.urandom(32)  # the server must decrypt what the seed encrypted
+    credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * 1500) + 2000)
+    db.dispose()
+    port = free_port()
+    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url}
+    proc = subprocess.Popen([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
+                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        asyncio.run(run_clients(base, credential, ids, 4, 1.0))  # warm up
+        for clients in RUNS:
+            t0 = time.perf_counter()
+            lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
+            elapsed = time.perf_counter() - t0
+            lat.sort()
+            print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "clients": clients, "settlements": len(lat),
+                              "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
+                              "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}), flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> None:
+    workers = int(os.environ.get("YIBAO_BENCH_WORKERS", "2"))
+    with tempfile.TemporaryDirectory() as tmp:
+        bench("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", workers)
+    pg = os.environ.get("YIBAO_BENCH_POSTGRES_URL") or os.environ.get("YIBAO_TEST_POSTGRES_URL")
+    if pg:
+        bench("postgresql", pg, workers)
+    else:
+        print(json.dumps({"bench": "api", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
