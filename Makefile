@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/yibao demo
+	$(BIN)/yibao serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

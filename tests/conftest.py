@@ -10,6 +10,8 @@ settings.register_profile("ci", max_examples=600, deadline=None, suppress_health
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+pytest_plugins = ["tests.conftest_face"]  # the sandbox face verifier as a real loopback server
+
 PG_URL = os.environ.get("YIBAO_TEST_POSTGRES_URL")
 _pg_state = {"schema_ready": False, "used": False}
 

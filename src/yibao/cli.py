@@ -14,7 +14,7 @@ from rich.table import Table
 from yibao.domain.errors import YibaoError
 from yibao.domain.money import format_yuan
 from yibao.domain.settlement import Settlement
-from yibao.formats.bill_json import loads_bill_text
+from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
 from yibao.formats.national import settlement_document
 from yibao.policies.loader import load_policy_file, unreadable
 from yibao.services.quote import quote
@@ -106,7 +106,7 @@ def quote_cmd(
 ) -> None:
     """预结算 Price a bill: split fund, personal account and cash, with the explanation."""
     try:
-        settlement = quote(loads_bill_text(_read(bill)), policy)
+        settlement = quote(bill_from_mapping(loads_bill_text(_read(bill))), policy)
     except YibaoError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -144,7 +144,7 @@ def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bil
     for f in files:
         console.rule(f"[bold]{f.name}")
         try:
-            render(quote(loads_bill_text(_read(f))), console)
+            render(quote(bill_from_mapping(loads_bill_text(_read(f)))), console)
         except YibaoError as exc:
             _say_error(f"{f.name}: {exc.describe()}")
             failed += 1
@@ -198,6 +198,12 @@ def serve(
     db = Database(database)
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
+    if demo:  # the demo's face checks go to its own sandbox verifier, over HTTP
+        from yibao.api.app import DEMO_FACE_KEY
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
+        os.environ.setdefault("YIBAO_FACE_URL", f"http://{local}:{port}/sandbox/face")
     migrate.upgrade(db)
     if demo:
         from yibao.services import demo as demo_data

@@ -1,8 +1,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from yibao.api.app import create_app
 from tests.support import seed
+from yibao.api.app import create_app
 
 
 @pytest.fixture

@@ -75,8 +75,19 @@ def policies(draw) -> Policy:
     cross = dataclasses.replace(base.cross_region, rules={
         k: dataclasses.replace(r, extra_self_pay=draw(st.integers(0, 300_000)), ratio_cut=draw(st.integers(0, 300_000)))
         for k, r in base.cross_region.rules.items()})
+    parts = st.frozensets(st.sampled_from(("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")), min_size=1)
+    if si is not None:
+        si = dataclasses.replace(si, base_includes=draw(parts))
+    assistance = base.assistance
+    if assistance is not None:
+        assistance = dataclasses.replace(assistance, base_includes=draw(parts))
+    account = dataclasses.replace(base.account, excludes=draw(st.frozensets(st.sampled_from(("own_expense", "over_limit")))))
+    for name, scheme in schemes.items():
+        inpatient = tuple(dataclasses.replace(v, repeat_admission_factors=tuple(draw(st.lists(ratios, min_size=1, max_size=3))))
+                          for v in scheme.benefits["inpatient"])
+        schemes[name] = dataclasses.replace(scheme, benefits={**scheme.benefits, "inpatient": inpatient})
     return dataclasses.replace(base, schemes=schemes, serious_illness=si, large_amount=la, cross_region=cross,
-                               b_self_pay_ratio=draw(ratios))
+                               b_self_pay_ratio=draw(ratios), assistance=assistance, account=account)
 
 
 @st.composite

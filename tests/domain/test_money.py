@@ -1,12 +1,11 @@
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from yibao.domain.errors import InputError
-from yibao.domain.money import (
-    apply_ratio, div_round_half_up, format_ratio, format_yuan, parse_quantity, parse_ratio, parse_yuan,
-)
+from yibao.domain.money import apply_ratio, div_round_half_up, format_ratio, format_yuan, parse_quantity, parse_ratio, parse_yuan
 
 
 @pytest.mark.parametrize("text, fen", [
@@ -81,3 +80,10 @@ def test_ratios_and_quantities():
         parse_quantity("0", "q")
     with pytest.raises(InputError, match="at most 4"):
         parse_quantity("1.00001", "q")
+
+
+def test_only_ascii_digits_and_bounded_exponents():
+    with pytest.raises(InputError):
+        parse_yuan("١٢.٥٠", "x")  # Arabic-Indic digits
+    with pytest.raises(InputError, match="out of range"):
+        parse_yuan(Decimal("1E+100000000"), "x")  # refused before it is formatted into 100 MB of digits

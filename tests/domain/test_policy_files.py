@@ -37,6 +37,7 @@ def _write(tmp_path: Path, mutate) -> Path:
 @pytest.mark.parametrize("mutate, field", [
     (lambda d: d.pop("year"), "year"),
     (lambda d: d.update(region="4403"), "region"),
+    (lambda d: d.update(region="٤٤٠٣٠٠"), "region"),
     (lambda d: d["catalogue"].update(b_self_pay_ratio="1.5"), "catalogue.b_self_pay_ratio"),
     (lambda d: d["catalogue"].update(b_self_pay_ratio=0.1), "catalogue.b_self_pay_ratio"),
     (lambda d: d["schemes"]["employee"].update(annual_cap="12.345"), "schemes.employee.annual_cap"),
@@ -100,3 +101,22 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy_file(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("mutate, field", [
+    # review findings: values that load but can never apply, or silently mean "nothing"
+    (lambda d: d["schemes"]["employee"]["inpatient"][1]["deductible"].pop("level3"), "schemes.employee.inpatient[1].deductible"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][0].update(when={"tier": 3}), "schemes.employee.inpatient[0].when.tier"),
+    (lambda d: d["schemes"]["employee"]["inpatient"][0].update(when={"age_min": 70, "age_max": 60}), "schemes.employee.inpatient[0].when.age_min"),
+    (lambda d: d["schemes"]["employee"].update(personal_account=[3]), "schemes.employee.personal_account"),
+    (lambda d: d["schemes"]["employee"].update(personal_account=[]), "schemes.employee.personal_account"),
+    (lambda d: d["schemes"]["employee"].update(tiers=[0, -1]), "schemes.employee.tiers"),
+    (lambda d: d["schemes"]["employee"]["outpatient"][2].update(ratio={}), "schemes.employee.outpatient[2].ratio"),
+    (lambda d: d["schemes"]["resident"].update(second_layer=False), "schemes.resident.second_layer"),
+    (lambda d: d.update(region="٤٤٠٣٠٠"), "region"),  # Arabic-Indic digits are not an admdvs code
+])
+def test_policy_values_that_could_never_apply_are_refused(tmp_path, mutate, field):
+    with pytest.raises(PolicyError) as err:
+        load_policy_file(_write(tmp_path, lambda d: (d["schemes"]["employee"]["inpatient"][1].__setitem__(
+            "deductible", dict(d["schemes"]["employee"]["inpatient"][1]["deductible"])), mutate(d))))
+    assert err.value.field == f"broken.yaml: {field}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import given
+from hypothesis import strategies as st
 
 from yibao.domain.bill import Accumulators
 from yibao.domain.settlement import settle
@@ -113,3 +114,45 @@ def test_every_explanation_renders_in_both_languages(case):
         for text in (e.zh, e.en):
             assert text and "{" not in text and "}" not in text
     assert s.explanation[-1].code == "cash" and s.explanation[-1].amount == s.cash_pay
+
+
+@given(priced(), st.integers(1, 100))
+def test_one_fen_more_cap_headroom_moves_the_patients_share_by_little(case, fen):
+    """Continuity at a binding cap: a little more headroom shifts the patient's share by a bounded amount.
+    (The sharper regression for cost in zero-ratio bands is the table test
+    test_cost_in_a_band_that_pays_nothing_never_spills_when_the_cap_binds.)"""
+    import dataclasses
+
+    bill, policy, catalogue = case
+    scheme = policy.schemes[bill.person.insurance_type]
+    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, pool_fund_paid=max(0, scheme.annual_cap - 10_000)))
+    more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators, pool_fund_paid=max(0, base.accumulators.pool_fund_paid - fen)))
+    a, b = settle(base, policy, catalogue), settle(more, policy, catalogue)
+    # fen more cap can lower the patient's share by at most fen / (lowest ratio) (cost the fund now covers) plus rounding
+    assert abs(a.person_total - b.person_total) <= 1_000 * fen + 2
+
+
+def test_the_domain_checks_its_own_inputs():
+    """Callers other than the JSON parser (the services read rows) cannot slip negative or empty values in."""
+    import dataclasses
+
+    import pytest
+
+    from yibao.domain.errors import InputError
+    from yibao.formats.bill_json import bill_from_mapping
+    from yibao.policies.loader import builtin_policy
+
+    policy = builtin_policy("440300", 2026)
+    bill = bill_from_mapping({"insured_region": "440300", "treatment_region": "440300", "date": "2026-11-22",
+                              "person": {"insurance_type": "employee", "tier": 1, "age": 40},
+                              "visit": {"kind": "inpatient", "institution_level": "level3"},
+                              "lines": [{"code": "A", "name": "x", "class": "A", "unit_price": "10.00", "quantity": "1"}]})
+    bad = [
+        dataclasses.replace(bill, lines=(dataclasses.replace(bill.lines[0], quantity=-10_000),)),
+        dataclasses.replace(bill, visit=dataclasses.replace(bill.visit, admission_number=0)),
+        dataclasses.replace(bill, account=dataclasses.replace(bill.account, use=True, balance=-1)),
+        dataclasses.replace(bill, lines=()),
+    ]
+    for b in bad:
+        with pytest.raises(InputError):
+            settle(b, policy, policy)

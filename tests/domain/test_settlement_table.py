@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from yibao.domain.bill import ACCUMULATOR_FIELDS
+from yibao.formats.bill_json import bill_from_mapping
 from yibao.services.quote import quote
 
 SZ, QD, NB = "440300", "370200", "330200"  # Shenzhen, Qingdao, Ningbo
@@ -765,7 +766,7 @@ DEFAULT_ZERO = ("serious_illness", "large_amount", "assistance", "account_pay", 
 
 @pytest.mark.parametrize(("data", "expected"), CASES)
 def test_settlement_table(data: dict[str, Any], expected: dict[str, Any]) -> None:
-    s = quote(data)
+    s = quote(bill_from_mapping(data))
     expected = dict(expected)
     lines = expected.pop("lines", None)
     extra = expected.pop("extra", None)
@@ -807,3 +808,31 @@ def test_table_spans_regions_and_kinds() -> None:
     for region in (SZ, QD, NB):
         assert (region, "inpatient") in seen
         assert (region, "outpatient") in seen
+
+
+def test_cost_in_a_band_that_pays_nothing_never_spills_when_the_cap_binds(tmp_path):
+    """Review finding F1: a top band with a limit (0% above) and a cap binding one yuan early."""
+    import yaml
+
+    from yibao.policies.loader import BUILTIN_DIR
+
+    data = yaml.safe_load((BUILTIN_DIR / "440300-2026.yaml").read_text(encoding="utf-8"))
+    data["schemes"]["employee"]["inpatient"][1]["ratio"]["level3"] = [{"upto": "100000", "ratio": "0.90"}]
+    path = tmp_path / "440300-2026.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    bill = bill_from_mapping({**BASE_BILL_150K})
+    free = quote(bill, path)
+    tight = quote(bill_from_mapping({**BASE_BILL_150K, "accumulators": {"pool_fund_paid": "511057.00"}}), path)
+    # 150000 − 600 deductible; the band pays 90% of the first 100000 measured above the deductible = 90000.00
+    assert (free.pool_fund, free.large_amount, free.cash_pay) == (9_000_000, 0, 6_000_000)
+    # cap left 89999.00: the fund pays that; only the one yuan of paying cost it could not cover moves on
+    # (1/0.90 = 1.11 yuan of cost × 90% large-amount = 1.00), nothing of the unpaid top band
+    assert tight.pool_fund == 8_999_900 and tight.large_amount == 100 and tight.cash_pay == 6_000_000
+
+
+BASE_BILL_150K = {
+    "insured_region": "440300", "treatment_region": "440300", "date": "2026-11-22",
+    "person": {"insurance_type": "employee", "tier": 1, "retired": False, "age": 45},
+    "visit": {"kind": "inpatient", "institution_level": "level3", "admission_number": 1},
+    "lines": [{"code": "A1", "name": "手术", "class": "A", "unit_price": "150000.00", "quantity": "1"}],
+}

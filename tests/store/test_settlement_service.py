@@ -7,13 +7,12 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from tests.support import seed
 from yibao.domain.errors import Conflict, NotFound
 from yibao.domain.ledger import person_account
 from yibao.services import accumulators, ledger, settlement, visits
 from yibao.services.settlement import AccountRequest
 from yibao.store.tables import transfers
-
-from tests.support import seed
 
 LINES = [
     {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},

@@ -7,12 +7,15 @@ import os
 
 from fastapi import FastAPI
 
+from yibao import face
 from yibao.api import errors
 from yibao.api.context import Platform, operator_tokens_from_env
 from yibao.api.routers import admin, his, patient
 from yibao.crypto.pii import Keyring, load_keyring
+from yibao.face import FaceVerifier
 from yibao.store.db import Database
 
+DEMO_FACE_KEY = "demo-face-sandbox-key"  # the demo's shared key with its own sandbox verifier
 DESCRIPTION = """医保便捷支付平台 yibao — medical-insurance convenient payment.
 
 Audiences: `his` (hospitals and pharmacies: `Bearer <fixmedins_code>.<secret>`), `patient` (the holder's
@@ -22,14 +25,22 @@ header. Amounts are yuan strings ("12.50"). Errors have one shape:
 """
 
 
-def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True) -> FastAPI:
+def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
+               face_verifier: FaceVerifier | None = None, sandboxes: bool = False) -> FastAPI:
+    """The platform. ``sandboxes`` mounts the sandbox services (face verifier) for the demo; the
+    platform still reaches them over HTTP at the URLs it is configured with, as it would real ones."""
     app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
     db = db or Database()
     app.state.platform = Platform(db=db, keyring=keyring or load_keyring(), operator_tokens=operator_tokens_from_env(demo_tokens))
     errors.install(app)
+    face.install(app, face_verifier)
     app.include_router(patient.router)
     app.include_router(his.router)
     app.include_router(admin.router)
+    if sandboxes:
+        from yibao.face.sandbox import create_app as face_sandbox
+
+        app.mount("/sandbox/face", face_sandbox(os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -41,4 +52,5 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 
 def app_from_env() -> FastAPI:
     """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment."""
-    return create_app(Database(), keyring=load_keyring(), demo_tokens=os.environ.get("YIBAO_DEMO", "1") == "1")
+    demo = os.environ.get("YIBAO_DEMO", "1") == "1"
+    return create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo)

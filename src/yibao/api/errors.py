@@ -6,21 +6,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, PolicyError, Unauthorized, YibaoError
-from yibao.domain.ledger import InsufficientFunds
+from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds
 
 log = logging.getLogger("yibao.api")
 
-STATUS = {InputError: 422, PolicyError: 500, NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, InsufficientFunds: 409}
+STATUS = {InputError: 422, PolicyError: 500, NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, InsufficientFunds: 409,
+          AccountLimitExceeded: 409}
 
 
 def status_for(exc: YibaoError) -> int:
@@ -72,6 +75,7 @@ _PYDANTIC_ZH = {
     "date_parsing": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
     "date_type": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
     "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
+    "string_unicode": ("应为有效的 Unicode 字符串", "must be a valid Unicode string"),
 }
 
 
@@ -110,7 +114,68 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+_NUL = "\x00"
+
+
+def _nul_error(field: str) -> InputError:
+    return InputError(field.replace(_NUL, "\\u0000"), "nul_character", "不能包含空字符（\\u0000）", "must not contain the NUL character (\\u0000)")
+
+
+def _nul_path(doc: Any) -> str | None:
+    """Where the first NUL sits in parsed JSON, as a field path ("lines[0].code"); None if nowhere."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _NUL in value:
+                return path or "body"
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                sub = f"{path}.{key}" if path else str(key)
+                if _NUL in str(key):
+                    return sub
+                stack.append((sub, item))
+    return None
+
+
+async def refuse_nul(request: Request) -> None:
+    """Refuse a NUL character anywhere in the input (path, query, headers, JSON body), naming the field.
+
+    PostgreSQL text cannot hold NUL: such a value would fail the statement and answer 500, so it is
+    refused here, once, for every route — before authentication or any query runs.
+    """
+    for name, value in request.path_params.items():
+        if _NUL in str(value):
+            raise _nul_error(name)
+    for name, value in request.query_params.multi_items():
+        if _NUL in name or _NUL in value:
+            raise _nul_error(name)
+    for name, value in request.headers.items():
+        if _NUL in value:
+            raise _nul_error("-".join(part.capitalize() for part in name.split("-")))
+    ctype = request.headers.get("content-type", "")
+    if not ctype or "json" in ctype:  # what FastAPI parses as JSON; reading it here is cached, not consumed
+        body = await request.body()
+        if b"\\u0000" in body:  # NUL can only reach a JSON string escaped; a raw one is invalid JSON
+            try:
+                field = _nul_path(json.loads(body))
+            except ValueError:
+                return  # not JSON: FastAPI answers for it
+            if field is not None:
+                raise _nul_error(field)
+
+
 def install(app: FastAPI) -> None:
+    """The error shape for every failure, the request id, and input every route refuses (NUL).
+
+    Call before including the routers: the NUL check is an app-wide dependency, which FastAPI copies
+    into each route as it is added.
+    """
+    if any(isinstance(route, APIRoute) for route in app.routes):
+        raise RuntimeError("errors.install(app) must run before the routers are included")
+    app.router.dependencies.append(Depends(refuse_nul))
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(YibaoError)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable
+from collections.abc import Awaitable
+from typing import Any, Callable, TypeVar
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +23,8 @@ _CLAIM = Sql("""INSERT INTO idempotency_records (scope, key, region, request_has
                 VALUES (:scope, :key, :region, :hash, 0, 'null', :now) ON CONFLICT DO NOTHING RETURNING key""")
 _GET = Sql("SELECT request_hash, status_code, body FROM idempotency_records WHERE scope = :scope AND key = :key")
 _DONE = Sql("UPDATE idempotency_records SET status_code = :status, body = :body WHERE scope = :scope AND key = :key")
+
+T = TypeVar("T")
 
 IdempotencyKey = Header(..., alias="Idempotency-Key", min_length=1, max_length=100,
                         description="Unique per intended change; a retry with the same key and body returns the first response")
@@ -51,3 +54,23 @@ async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
 
     status, payload, replayed = await p.run(unit)
     return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+
+
+class _NoAnswerYet(Exception):
+    """The key has no stored answer; raised inside a look-up whose claim is then rolled back."""
+
+
+def _no_answer_yet(_: Connection) -> tuple[int, Any]:
+    raise _NoAnswerYet
+
+
+async def idempotent_after_call(p: Platform, request: Request, caller: Caller, key: str, call: Callable[[], Awaitable[T]],
+                                work: Callable[[Connection, T], tuple[int, Any]]) -> JSONResponse:
+    """Like `idempotent`, for a change that first needs an outside call (a face check) made outside any
+    unit of work: a retry whose key has an answer replays it (another body: 409) without calling out."""
+    try:
+        return await idempotent(p, request, caller, key, _no_answer_yet)
+    except _NoAnswerYet:
+        pass
+    result = await call()
+    return await idempotent(p, request, caller, key, lambda c: work(c, result))

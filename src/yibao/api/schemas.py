@@ -4,7 +4,7 @@ the field in its error; unknown fields are refused."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,3 +62,74 @@ class PresettleIn(Strict):
 class ReversalIn(Strict):
     omsgid: str = Field(min_length=1, max_length=40, description="the message id of the settlement to reverse")
     oinfno: Literal["2207"] = "2207"
+
+
+# ---- identity, cards, payment institutions, families ------------------------------------------
+
+def _capture() -> Any:
+    return Field(min_length=1, max_length=350_000, description="the terminal's capture: a PNG image, base64")
+
+
+class LivenessIn(Strict):
+    method: Literal["structured_light", "tof", "action"] = Field(description="3D structured light | 3D time of flight | action prompts")
+    score: float = Field(ge=0, le=1, allow_inf_nan=False, description="the terminal's liveness score, 0–1")
+
+
+class FaceEnrolIn(Strict):
+    capture: str = _capture()
+
+
+class RealNameIn(Strict):
+    name: str = Field(min_length=1, max_length=50)
+    id_number: str = Field(min_length=1, max_length=18)
+
+
+class RealPersonIn(Strict):
+    capture: str = _capture()
+    liveness: LivenessIn
+
+
+class CardIn(Strict):
+    financial: bool = Field(True, description="a financial social-security card (with a bank account)")
+    card_no: str | None = Field(None, min_length=8, max_length=20, description="the card number if the card bank assigned one; else generated")
+
+
+class ProductionIn(Strict):
+    stage: Literal["printing", "mailed", "ready"] = Field(description="the next production stage, in order")
+
+
+class PhotoIn(Strict):
+    photo: str = Field(min_length=1, max_length=280_000, description="PNG or JPEG, base64, at most 200 KB")
+
+
+class PaymentInstitutionIn(Strict):
+    id: str = Field(min_length=2, max_length=40, description="the institution's identifier, e.g. \"wechat-pay\"")
+    region: str = Field(min_length=1, max_length=6)
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["wallet", "bank"]
+    admission_ref: str = Field(min_length=1, max_length=80, description="the agency's admission decision (准入文号)")
+
+
+class SuspensionIn(Strict):
+    reason: str | None = Field(None, max_length=200)
+
+
+class BindingIn(Strict):
+    payment_institution_id: str = Field(min_length=1, max_length=40)
+    password_free_limit: str = Field("0.00", max_length=20, description="yuan, 0.00–2000.00: cash up to it is paid without asking again")
+    default: bool = Field(False, description="make it the default institution (the first binding always is)")
+
+
+class LimitIn(Strict):
+    password_free_limit: str = Field(max_length=20, description="yuan, 0.00–2000.00", examples=["200.00"])
+
+
+class ChildCardIn(Strict):
+    card_no: str = Field(min_length=1, max_length=20, description="the child's social-security card number")
+    child_name: str = Field(min_length=1, max_length=50)
+
+
+class MutualAidIn(Strict):
+    relation: Literal["spouse", "parent", "child"] = Field(description="what the relative is to you")
+    id_number: str = Field(min_length=1, max_length=18)
+    name: str = Field(min_length=1, max_length=50)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from yibao.formats.timefmt import iso_utc
 from yibao.services.visits import Visit
 
 
@@ -11,8 +12,8 @@ def visit_view(v: Visit) -> dict[str, Any]:
     return {"mdtrt_id": v.id, "region": v.region, "insured_region": v.insured_region, "psn_no": v.person_id,
             "fixmedins_code": v.institution_id, "kind": v.kind, "status": v.status, "visit_date": v.visit_date.isoformat(),
             "admission_number": v.admission_number, "filing": v.filing,
-            "admitted_at": v.admitted_at.isoformat() if v.admitted_at else None,
-            "discharged_at": v.discharged_at.isoformat() if v.discharged_at else None}
+            "admitted_at": iso_utc(v.admitted_at),
+            "discharged_at": iso_utc(v.discharged_at)}
 
 
 def _qty(units: int) -> str:

@@ -6,8 +6,6 @@ from __future__ import annotations
 class YibaoError(Exception):
     """Base of every error yibao reports to a user (never shown as a traceback)."""
 
-    code: str = "error"
-
     def __init__(self, field: str, code: str, message_zh: str, message_en: str) -> None:
         self.field = field
         self.code = code
@@ -18,9 +16,6 @@ class YibaoError(Exception):
     def describe(self) -> str:
         where = f"{self.field}: " if self.field else ""
         return f"{where}{self.message_zh} / {self.message_en}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message_zh": self.message_zh, "message_en": self.message_en}
 
 
 class InputError(YibaoError):

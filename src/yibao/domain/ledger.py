@@ -46,3 +46,14 @@ class InsufficientFunds(LedgerError):
         super().__init__("amount", "insufficient_funds", f"账户余额不足：需要¥{format_yuan(amount)}，可用¥{format_yuan(available)}",
                          f"insufficient balance: needs ¥{format_yuan(amount)}, available ¥{format_yuan(available)}")
         self.account_id = account_id
+
+
+class AccountLimitExceeded(LedgerError):
+    """A transfer that would take an account's debits or credits past MAX_FEN (numeric(16,2))."""
+
+    def __init__(self, account_id: str, amount: int) -> None:
+        from yibao.domain.money import MAX_FEN, format_yuan
+
+        super().__init__("amount", "account_limit_exceeded", f"金额超出账户上限：¥{format_yuan(amount)}，上限¥{format_yuan(MAX_FEN)}",
+                         f"the amount ¥{format_yuan(amount)} would take the account past its limit of ¥{format_yuan(MAX_FEN)}")
+        self.account_id = account_id

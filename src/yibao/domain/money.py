@@ -11,15 +11,18 @@ Every derived amount is rounded ROUND_HALF_UP exactly once, by ``div_round_half_
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from yibao.domain.errors import InputError
 
 RATIO_SCALE = 1_000_000
 RATIO_ONE = RATIO_SCALE
 QTY_SCALE = 10_000
+# The largest amount stored anywhere (a line or visit total, a transfer, an account side), in fen:
+# the national money fields are numeric(16,2), and it keeps every sum far from BIGINT's limit.
+MAX_FEN = 10**16 - 1
 
-_DECIMAL_RE = re.compile(r"^(\d+)(?:\.(\d+))?$")
+_DECIMAL_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")  # ASCII digits only
 
 
 def div_round_half_up(numerator: int, denominator: int) -> int:
@@ -49,6 +52,8 @@ def _decimal_text(value: object, field: str, what_zh: str, what_en: str) -> str:
     elif isinstance(value, Decimal):
         if not value.is_finite():
             raise InputError(field, "invalid_number", f"{what_zh}必须是有限数字", f"{what_en} must be a finite number")
+        if not -30 <= value.adjusted() <= 30:  # refuse 1E+100000000 before formatting it
+            raise InputError(field, "too_large", f"{what_zh}超出范围", f"{what_en} is out of range")
         text = format(value, "f")
     elif isinstance(value, str):
         text = value.strip()
@@ -125,11 +130,3 @@ def format_ratio(ppm: int) -> str:
 def ratio_to_text(ppm: int) -> str:
     """900000 -> "0.9000": the national numeric(5,4) form of a ratio."""
     return f"{ppm // RATIO_SCALE}.{ppm % RATIO_SCALE // 100:04d}"
-
-
-def to_decimal_yuan(fen: int) -> Decimal:
-    """For the FSI edge, which carries numbers with two decimals."""
-    try:
-        return Decimal(fen).scaleb(-2).quantize(Decimal("0.01"))
-    except InvalidOperation as exc:  # pragma: no cover - ints always quantize
-        raise ValueError(fen) from exc

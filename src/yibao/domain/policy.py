@@ -71,6 +71,19 @@ class RatioSchedule:
                 break
         return total
 
+    def paying_width(self, a: int, b: int) -> int:
+        """How much of [a, b) lies in bands whose ratio is above zero."""
+        total, lo = 0, 0
+        for band in self.bands:
+            hi = band.upto
+            x, y = max(lo, a), b if hi is None else min(hi, b)
+            if band.ratio and y > x:
+                total += y - x
+            if hi is None or hi >= b:
+                break
+            lo = hi
+        return total
+
     def cost_to_pay(self, start: int, pay_fen: int) -> tuple[int, int]:
         """The measured amount from ``start`` whose payment reaches ``pay_fen`` exactly.
 

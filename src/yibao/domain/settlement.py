@@ -16,7 +16,7 @@ from yibao.domain.errors import InputError
 from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
 from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up
-from yibao.domain.policy import Policy
+from yibao.domain.policy import INSURANCE_TYPES, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
 
 LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
@@ -80,8 +80,33 @@ class Settlement:
     account_refusal: AccountRefusal | None
 
 
+def _check_values(bill: Bill) -> None:
+    """The domain does not trust its callers: amounts, counts and choices are checked here too."""
+    person, visit, account = bill.person, bill.visit, bill.account
+    if person.insurance_type not in INSURANCE_TYPES:
+        raise InputError("person.insurance_type", "invalid_choice", "险种无效", f"unknown insurance type {person.insurance_type!r}")
+    if visit.kind not in VISIT_KINDS or visit.institution_level not in LEVELS:
+        raise InputError("visit.kind", "invalid_choice", "就诊类型或机构级别无效", "unknown visit kind or institution level")
+    if visit.admission_number < 1:
+        raise InputError("visit.admission_number", "out_of_range", "住院次数从1开始", "admission numbers start at 1")
+    if not 0 <= person.age <= 150:
+        raise InputError("person.age", "out_of_range", "年龄应在0–150之间", "age must be between 0 and 150")
+    if not bill.lines:
+        raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
+    for i, line in enumerate(bill.lines):
+        if line.line_class not in LINE_CLASSES:
+            raise InputError(f"lines[{i}].class", "invalid_choice", "项目类别无效", f"unknown class {line.line_class!r}")
+        if line.quantity <= 0 or line.unit_price < 0 or (line.price_cap is not None and line.price_cap < 0):
+            raise InputError(f"lines[{i}]", "out_of_range", "数量须大于0，价格不能为负", "quantity must be positive and prices not negative")
+        if line.self_pay_ratio is not None and not 0 <= line.self_pay_ratio <= RATIO_ONE:
+            raise InputError(f"lines[{i}].self_pay_ratio", "out_of_range", "比例应在0–1之间", "the ratio must be between 0 and 1")
+    if min(bill.accumulators.as_dict().values()) < 0 or account.balance < 0:
+        raise InputError("accumulators", "negative", "累计值和余额不能为负", "accumulators and balances must not be negative")
+
+
 def validate_bill(bill: Bill, policy: Policy) -> None:
     """Checks that need the policy; field names follow the bill JSON format (docs/quote.md)."""
+    _check_values(bill)
     person, visit = bill.person, bill.visit
     if bill.insured_region != policy.region:
         raise InputError("insured_region", "policy_region_mismatch",
@@ -127,20 +152,20 @@ def validate_bill(bill: Bill, policy: Policy) -> None:
                          "family mutual aid needs a relation: spouse | parent | child")
 
 
-def _excluded_share(excludes: frozenset[str], own: int, over: int, layers: list[tuple[int, frozenset[str]]]) -> int:
-    """The patient's remaining share of the parts the account may not pay (own expense, over limit).
+# The order in which a layer's payment relieves the parts of its base: first what the personal
+# account may not pay, so the account stays usable for the policy-scope co-pay.
+_ALLOCATION_ORDER = ("own_expense", "over_limit", "pre_self_pay", "in_scope_self_pay")
 
-    A second-layer or assistance payment whose base includes such a part is taken to pay that
-    part first, so what those funds already relieved is not withheld from the account again.
-    """
-    remaining = {"own_expense": own if "own_expense" in excludes else 0, "over_limit": over if "over_limit" in excludes else 0}
-    for paid, includes in layers:
-        for part in ("own_expense", "over_limit"):
-            if part in includes and remaining[part]:
-                used = min(paid, remaining[part])
-                remaining[part] -= used
-                paid -= used
-    return remaining["own_expense"] + remaining["over_limit"]
+
+def _allocate(parts: dict[str, int], paid: int, includes: frozenset[str] | tuple[str, ...]) -> None:
+    """Take ``paid`` off the parts it was computed on, in _ALLOCATION_ORDER."""
+    for part in _ALLOCATION_ORDER:
+        if paid <= 0:
+            break
+        if part in includes and parts[part]:
+            used = min(paid, parts[part])
+            parts[part] -= used
+            paid -= used
 
 
 def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
@@ -178,9 +203,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         if line.line_class in ("C", "unlisted"):
             own = total
         else:
+            allowed = total
             if line.price_cap is not None and line.unit_price > line.price_cap:
-                over = div_round_half_up((line.unit_price - line.price_cap) * line.quantity, QTY_SCALE)
-            allowed = total - over
+                # The capped value is rounded once; the over-limit part is what remains of the total.
+                allowed = div_round_half_up(line.price_cap * line.quantity, QTY_SCALE)
+                over = total - allowed
             if line.line_class == "B":
                 ratio = b_default if line.self_pay_ratio is None else line.self_pay_ratio
                 b_ratios.add(ratio)
@@ -282,9 +309,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             hifp = cap_left
             num, den = sched.cost_to_pay(start, cap_left)
             covered = min(within, div_round_half_up(num, den))
-        # Only cost beyond the basic layer itself (its yearly cap or eligible ceiling) moves to the
-        # second layer; cost beyond the outpatient-pooling cap stays the patient's co-pay.
-        overflow = spill + (within - covered if cap_left == scheme_left else 0)
+        # Only cost the basic layer would have paid on, but could not because its yearly cap ran
+        # out, moves to the second layer (with cost above the eligible ceiling). Cost in bands that
+        # pay nothing never does, cap or no cap; cost beyond the outpatient-pooling cap stays co-pay.
+        beyond = sched.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
+        overflow = spill + beyond
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
         en = "Pooled fund ({label_en}, {level}, {s:en}): ({inscope:y} − deductible {dedc:y}"
         if spill:
@@ -302,7 +331,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "s": sched,
             "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
 
-    # Step 5: second layer.
+    # Step 5: second layer. `parts` is what the patient still bears of each part; every later
+    # layer's payment is allocated to the parts it was computed on (see _allocate).
     hifmi = hifob = si_base = 0
     parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
     if scheme.second_layer == "large_amount" and policy.large_amount is not None:
@@ -311,6 +341,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = apply_ratio(overflow, la.ratio)
             left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
             hifob = raw if left is None else min(raw, left)
+            _allocate(parts, hifob, ("in_scope_self_pay",))
             ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
                                   "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
                                   {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
@@ -328,6 +359,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
             left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
             hifmi = raw if left is None else min(raw, left)
+            _allocate(parts, hifmi, si.base_includes)
             ex.append(Explanation(5, "serious_illness", hifmi, f"{ver} serious_illness",
                                   "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
                                   "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
@@ -341,7 +373,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     assistance = policy.assistance
     if person.hardship is not None and assistance is not None and person.hardship in assistance.statuses:
         st = assistance.statuses[person.hardship]
-        a_base = max(0, sum(parts[p] for p in assistance.base_includes) - hifmi - hifob)
+        a_base = sum(parts[p] for p in assistance.base_includes)
         a0 = acc.assistance_base
         a1 = a0 + a_base
         lo = max(a0, st.threshold)
@@ -349,6 +381,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             raw = apply_ratio(a1 - lo, st.ratio)
             left = None if st.annual_cap is None else max(0, st.annual_cap - acc.assistance_paid)
             maf = raw if left is None else min(raw, left)
+            _allocate(parts, maf, assistance.base_includes)
         ex.append(Explanation(6, "assistance", maf, f"{ver} assistance.statuses.{person.hardship}",
                               "医疗救助（{label_zh}）：个人自付累计{a1:y}，起助线{thr:y}，超过部分{above:y} × {r:p}，支付{a:y}",
                               "Medical assistance ({label_en}): yearly self-pay {a1:y}, threshold {thr:y}, {above:y} above it × {r:p}, paid {a:y}",
@@ -356,17 +389,12 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                                "above": max(0, a1 - lo), "r": st.ratio, "a": maf}))
 
     fund_total = hifp + hifmi + hifob + maf
-    layers = []
-    if hifmi and policy.serious_illness is not None:
-        layers.append((hifmi, policy.serious_illness.base_includes))
-    if maf and assistance is not None:
-        layers.append((maf, assistance.base_includes))
     person_total = t_total - fund_total
 
     # Step 7: personal account.
     account = bill.account
     rules = policy.account
-    excluded = _excluded_share(rules.excludes, t_own, t_over, layers)
+    excluded = sum(parts[p] for p in rules.excludes)
     payable = max(0, person_total - excluded)
     acct = mulaid = 0
     refusal: AccountRefusal | None = None

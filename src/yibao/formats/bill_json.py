@@ -25,7 +25,8 @@ GUARDIAN_FACT_FIELDS = {
 }
 
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_REGION_RE = re.compile(r"^[0-9]{6}$")
 
 
 def show(value: Any) -> str:
@@ -127,7 +128,7 @@ class _Obj:
 
     def region(self, key: str) -> str:
         value = self.get(key)
-        if not isinstance(value, str) or len(value) != 6 or not value.isdigit():
+        if not isinstance(value, str) or not _REGION_RE.match(value):
             raise InputError(self.f(key), "invalid_region", "统筹区代码应为6位数字字符串，如 \"440300\"", "must be a 6-digit region code string such as \"440300\"")
         return value
 

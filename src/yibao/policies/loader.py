@@ -69,7 +69,13 @@ def load_policy_file(path: str | Path) -> Policy:
 @lru_cache(maxsize=64)
 def _builtin(region: str, year: int) -> Policy | None:
     path = BUILTIN_DIR / f"{region}-{year}.yaml"
-    return load_policy_file(path) if path.exists() else None
+    if not path.exists():
+        return None
+    policy = load_policy_file(path)
+    if (policy.region, policy.year) != (region, year):  # the name is how it is found; it must not lie
+        raise PolicyError(path.name, "policy_misnamed", f"文件内容是 {policy.region}-{policy.year}，与文件名不符",
+                          f"the file holds {policy.region}-{policy.year}, not what its name says")
+    return policy
 
 
 def builtin_policy(region: str, year: int) -> Policy | None:

@@ -7,6 +7,7 @@ strings between 0 and 1; both are parsed exactly (no floats).
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Callable, Mapping
 
 from yibao.domain.errors import InputError, PolicyError
@@ -182,31 +183,41 @@ def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any]) -> d
     return {"*": convert(r, key)}
 
 
-def _condition(r: _Reader | None) -> Condition:
+def _condition(r: _Reader | None, tiers: tuple[int, ...] | None) -> Condition:
     if r is None:
         return Condition()
     r.check_keys(("tier", "retired", "age_min", "age_max"))
     retired = r.raw("retired", None)
     if retired is not None and not isinstance(retired, bool):
         raise r.fail("retired", "应为 true 或 false", "must be true or false")
-    return Condition(
-        tier=r.integer("tier", None, minimum=1),
+    cond = Condition(
+        tier=r.integer("tier", None, minimum=1, maximum=9),
         retired=retired,
-        age_min=r.integer("age_min", None, minimum=0),
-        age_max=r.integer("age_max", None, minimum=0),
+        age_min=r.integer("age_min", None, minimum=0, maximum=150),
+        age_max=r.integer("age_max", None, minimum=0, maximum=150),
     )
+    if cond.tier is not None and (tiers is None or cond.tier not in tiers):  # a rule no one can match
+        raise r.fail("tier", f"该险种没有档次 {cond.tier}", f"the scheme has no tier {cond.tier}")
+    if cond.age_min is not None and cond.age_max is not None and cond.age_min > cond.age_max:
+        raise r.fail("age_min", "age_min 大于 age_max，无人能匹配", "is above age_max, so no one can match")
+    return cond
 
 
-def _variant(r: _Reader, kind: str) -> BenefitVariant:
+def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVariant:
     r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
                   "bands_basis", "annual_cap", "eligible_ceiling"))
     ratio = _by_level(r, "ratio", _schedule)
     if "*" in ratio:
         raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
                      "give the ratio per institution level (community, level1, level2, level3, pharmacy)")
+    if not ratio:
+        raise r.fail("ratio", "至少要有一个机构级别", "must cover at least one institution level")
     deductible = _by_level(r, "deductible", lambda rr, k: rr.yuan(k))
     if "*" in deductible:
         deductible = {level: deductible["*"] for level in ratio}
+    missing = [level for level in ratio if level not in deductible]
+    if missing:  # a forgotten level must not silently mean "no deductible"
+        raise r.fail("deductible", f"缺少这些级别的起付线：{', '.join(missing)}", f"has no amount for covered levels: {', '.join(missing)}")
     factors: tuple[int, ...] = (RATIO_ONE,)
     raw_factors = r.raw("repeat_admission_factor", None)
     if raw_factors is not None:
@@ -223,7 +234,7 @@ def _variant(r: _Reader, kind: str) -> BenefitVariant:
         path=r.path,
         label_zh=r.text("label_zh", r.path),
         label_en=r.text("label_en", r.path),
-        when=_condition(r.mapping("when", required=False)),
+        when=_condition(r.mapping("when", required=False), tiers),
         deductible=deductible,
         ratio=ratio,
         repeat_admission_factors=factors,
@@ -236,15 +247,17 @@ def _variant(r: _Reader, kind: str) -> BenefitVariant:
 def _scheme(r: _Reader, insurance_type: str) -> Scheme:
     r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
     tiers = r.raw("tiers", None)
-    if tiers is not None and (not isinstance(tiers, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tiers) or not tiers):
-        raise r.fail("tiers", "应为整数列表，如 [1, 2]", "must be a list of integers such as [1, 2]")
+    if tiers is not None and (not isinstance(tiers, list) or not tiers
+                              or not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 9 for t in tiers)):
+        raise r.fail("tiers", "应为1–9的整数列表，如 [1, 2]", "must be a list of integers 1–9 such as [1, 2]")
     account = r.raw("personal_account")
     if isinstance(account, bool):
         has_account, account_tiers = account, None
-    elif isinstance(account, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in account):
+    elif isinstance(account, list) and account and tiers and all(isinstance(t, int) and not isinstance(t, bool) and t in tiers for t in account):
         has_account, account_tiers = True, tuple(account)
     else:
-        raise r.fail("personal_account", "应为 true、false 或档次列表，如 [1]", "must be true, false or a list of tiers such as [1]")
+        raise r.fail("personal_account", "应为 true、false 或本险种档次的列表，如 [1]",
+                     "must be true, false or a non-empty list of this scheme's tiers such as [1]")
     benefits: dict[str, tuple[BenefitVariant, ...]] = {}
     for kind in VISIT_KINDS:
         value = r.raw(kind, None)
@@ -258,7 +271,7 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
             vr = lr.child(i, item)
             if not isinstance(item, Mapping):
                 raise vr.fail("", "应为映射", "must be a mapping")
-            variants.append(_variant(vr, kind))
+            variants.append(_variant(vr, kind, tuple(tiers) if tiers else None))
         if variants[-1].when != Condition():
             raise lr.fail("", "最后一条规则不能带 when 条件（兜底规则）", "the last rule must have no `when`, so every person matches one")
         benefits[kind] = tuple(variants)
@@ -273,7 +286,7 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
         annual_cap=r.yuan("annual_cap"),
         personal_account_tiers=account_tiers,
         has_personal_account=has_account,
-        second_layer=r.raw("second_layer", None) and r.choice("second_layer", ("serious_illness", "large_amount")),
+        second_layer=None if r.raw("second_layer", None) is None else r.choice("second_layer", ("serious_illness", "large_amount")),
         benefits=benefits,
     )
 
@@ -341,7 +354,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
                   "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
                   "assistance", "cross_region", "personal_account", "references"))
     region = str(r.raw("region"))
-    if not (len(region) == 6 and region.isdigit()):
+    if not re.fullmatch(r"[0-9]{6}", region):
         raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
     catalogue = r.mapping("catalogue")
     catalogue.check_keys(("b_self_pay_ratio",))

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.store.sql import Sql
-from yibao.store.tables import audit_heads as H, audit_log as L
+from yibao.store.tables import audit_heads as H
+from yibao.store.tables import audit_log as L
 from yibao.store.upsert import insert_ignore
 
 _HEAD = Sql("SELECT seq, hash FROM audit_heads WHERE region = :region {lock}")

@@ -18,20 +18,28 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.ledger import InsufficientFunds, LedgerError
+from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds, LedgerError
+from yibao.domain.money import MAX_FEN
 from yibao.store.sql import Sql
-from yibao.store.tables import ledger_accounts as A, transfers as T
+from yibao.store.tables import ledger_accounts as A
+from yibao.store.tables import transfers as T
 from yibao.store.upsert import insert_ignore
 
 # Hot-path statements (a settlement runs them every time); see yibao.store.sql.
 _AVAILABLE = Sql("SELECT credits_posted - debits_posted - debits_pending FROM ledger_accounts WHERE id = :id")
 _LOCK = Sql("SELECT id FROM ledger_accounts WHERE id = :id {lock}")
+# Every side of an account stays within MAX_FEN (:max): past BIGINT, SQLite silently turns the sum into
+# a float and PostgreSQL fails the statement.
 _DEBIT_POSTED = Sql("""UPDATE ledger_accounts SET debits_posted = debits_posted + :amount WHERE id = :id
+                       AND debits_posted + debits_pending + :amount <= :max
                        AND (NOT debits_must_not_exceed_credits OR debits_posted + debits_pending + :amount <= credits_posted)""")
 _DEBIT_PENDING = Sql("""UPDATE ledger_accounts SET debits_pending = debits_pending + :amount WHERE id = :id
+                        AND debits_posted + debits_pending + :amount <= :max
                         AND (NOT debits_must_not_exceed_credits OR debits_posted + debits_pending + :amount <= credits_posted)""")
-_CREDIT_POSTED = Sql("UPDATE ledger_accounts SET credits_posted = credits_posted + :amount WHERE id = :id")
-_CREDIT_PENDING = Sql("UPDATE ledger_accounts SET credits_pending = credits_pending + :amount WHERE id = :id")
+_CREDIT_POSTED = Sql("""UPDATE ledger_accounts SET credits_posted = credits_posted + :amount WHERE id = :id
+                        AND credits_posted + credits_pending + :amount <= :max""")
+_CREDIT_PENDING = Sql("""UPDATE ledger_accounts SET credits_pending = credits_pending + :amount WHERE id = :id
+                         AND credits_posted + credits_pending + :amount <= :max""")
 _INSERT_POSTED = Sql("""INSERT INTO transfers (client_id, region, debit_account_id, credit_account_id, amount, kind, state, code, ref, created_at)
                         VALUES (:client_id, :region, :debit, :credit, :amount, 'single', 'posted', :code, :ref, :now)""")
 
@@ -86,18 +94,22 @@ def lock_account(conn: Connection, account_id: str) -> None:
 
 
 def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
-    res = (_DEBIT_PENDING if pending else _DEBIT_POSTED)(conn, {"id": account_id, "amount": amount})
+    res = (_DEBIT_PENDING if pending else _DEBIT_POSTED)(conn, {"id": account_id, "amount": amount, "max": MAX_FEN})
     if res.rowcount != 1:
-        exists = conn.execute(select(A.c.id).where(A.c.id == account_id)).first()
-        if exists is None:
+        row = conn.execute(select(A.c.debits_posted, A.c.debits_pending).where(A.c.id == account_id)).first()
+        if row is None:
             raise LedgerError("debit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
+        if row.debits_posted + row.debits_pending + amount > MAX_FEN:
+            raise AccountLimitExceeded(account_id, amount)
         raise InsufficientFunds(account_id, amount, available(conn, account_id))
 
 
 def _credit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
-    res = (_CREDIT_PENDING if pending else _CREDIT_POSTED)(conn, {"id": account_id, "amount": amount})
+    res = (_CREDIT_PENDING if pending else _CREDIT_POSTED)(conn, {"id": account_id, "amount": amount, "max": MAX_FEN})
     if res.rowcount != 1:
-        raise LedgerError("credit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
+        if conn.execute(select(A.c.id).where(A.c.id == account_id)).first() is None:
+            raise LedgerError("credit_account_id", "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
+        raise AccountLimitExceeded(account_id, amount)
 
 
 def transfer(conn: Connection, *, client_id: str, debit: str, credit: str, amount: int, code: str, region: str,
@@ -111,6 +123,8 @@ def transfer(conn: Connection, *, client_id: str, debit: str, credit: str, amoun
         return existing
     if amount <= 0:
         raise LedgerError("amount", "not_positive", "转账金额必须大于0", "a transfer amount must be greater than 0")
+    if amount > MAX_FEN:
+        raise AccountLimitExceeded(debit, amount)
     if debit == credit:
         raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
     _debit(conn, debit, amount, pending=pending)
@@ -185,7 +199,8 @@ def history(conn: Connection, account_id: str, *, limit: int = 50, before_id: in
     q = select(T).where(or_(T.c.debit_account_id == account_id, T.c.credit_account_id == account_id),
                         T.c.kind.in_(("single", "post")))
     if before_id is not None:
-        q = q.where(T.c.id < before_id)
+        # Ids are BIGINT: one past the largest is "before every transfer" (binding it would fail the query).
+        q = q.where(T.c.id < min(before_id, 2**63 - 1))
     rows = conn.execute(q.order_by(T.c.id.desc()).limit(limit)).all()
     return [(_transfer(r), r.amount if r.credit_account_id == account_id else -r.amount) for r in rows]
 

@@ -105,7 +105,7 @@ def get(conn: Connection, person_id: str) -> Person | None:
 def require(conn: Connection, person_id: str) -> Person:
     p = get(conn, person_id)
     if p is None:
-        raise NotFound("person_id", "not_found", "参保人不存在", "insured person not found")
+        raise NotFound("psn_no", "not_found", "参保人不存在", "insured person not found")
     return p
 
 

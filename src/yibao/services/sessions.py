@@ -13,8 +13,11 @@ from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_phone
 from yibao.domain.errors import InputError, Unauthorized
+from yibao.formats.timefmt import iso_utc
 from yibao.services import people
-from yibao.store.tables import sandbox_sms_outbox as OUT, sessions as SES, sms_codes as SMS
+from yibao.store.tables import sandbox_sms_outbox as OUT
+from yibao.store.tables import sessions as SES
+from yibao.store.tables import sms_codes as SMS
 
 CODE_TTL = timedelta(minutes=5)
 SESSION_TTL = timedelta(hours=12)
@@ -67,7 +70,7 @@ def verify_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str
 
 def outbox(conn: Connection, limit: int = 20) -> list[dict]:
     rows = conn.execute(select(OUT).order_by(OUT.c.id.desc()).limit(limit)).all()
-    return [{"phone": r.phone_masked, "text": r.text, "at": r.created_at.isoformat()} for r in rows]
+    return [{"phone": r.phone_masked, "text": r.text, "at": iso_utc(r.created_at)} for r in rows]
 
 
 def outbox_for(conn: Connection, keyring: Keyring, phone: str) -> list[str]:

@@ -20,19 +20,28 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine, Person as BillPerson, Visit as BillVisit
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine
+from yibao.domain.bill import Person as BillPerson
+from yibao.domain.bill import Visit as BillVisit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.ledger import (
-    InsufficientFunds, fund_account, institution_cash, institution_receivable, patient_cash_source, person_account,
+    InsufficientFunds,
+    fund_account,
+    institution_cash,
+    institution_receivable,
+    patient_cash_source,
+    person_account,
 )
-from yibao.domain.settlement import Settlement, settle as price
+from yibao.domain.settlement import Settlement
+from yibao.domain.settlement import settle as price
 from yibao.formats.national import settlement_document
 from yibao.services import accumulators, audit, families, ledger, people, visits
 from yibao.services.institutions import Institution
-from yibao.services.policies import catalogue_for, policy_for
+from yibao.services.policies import policies_for
 from yibao.store.db import Retry
 from yibao.store.sql import Sql, as_date
-from yibao.store.tables import messages as M, settlements as S
+from yibao.store.tables import messages as M
+from yibao.store.tables import settlements as S
 from yibao.store.upsert import insert_ignore
 
 SETTLE_INFNO = "2207"
@@ -133,8 +142,7 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: st
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year
-    policy = policy_for(patient.region, year)
-    catalogue = policy if visit.region == patient.region else catalogue_for(visit.region, year)
+    policy, catalogue = policies_for(patient.region, visit.region, year)
     if lock:
         acc, _ = accumulators.lock(conn, patient.region, patient.id, year)
     else:

@@ -16,11 +16,15 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.bill import FeeLine
 from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.money import MAX_FEN, QTY_SCALE, div_round_half_up, format_yuan
 from yibao.domain.policy import VISIT_KINDS
 from yibao.formats.bill_json import fee_line_from_mapping
 from yibao.services import accumulators, people
 from yibao.services.institutions import Institution
-from yibao.store.tables import fee_lines as L, filings as FL, visits as V
+from yibao.services.policies import policy_for
+from yibao.store.tables import fee_lines as L
+from yibao.store.tables import filings as FL
+from yibao.store.tables import visits as V
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ def open_visit(conn: Connection, now: datetime, *, institution: Institution, per
     if person is None or person.status != "active":
         raise NotFound("person_id", "not_found", "参保人不存在或已停保", "insured person not found or not active")
     day = visit_date or now.date()
+    # A visit is settled under its year's policy: refuse a date no policy covers now, naming the field,
+    # rather than at settlement.
+    policy_for(person.region, day.year, field="psn_no", date_field="visit_date")
     filing = None if person.region == institution.region else _filing(conn, person_id, institution.region, day)
     admission_number, status, admitted_at = 1, "open", None
     if kind == "inpatient":
@@ -108,6 +115,9 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     for i, item in enumerate(items):
         path = f"lines[{i}]"
         line = fee_line_from_mapping(item, path)
+        if _line_total(line.unit_price, line.quantity) > MAX_FEN:
+            raise InputError(f"{path}.quantity", "line_total_too_large", f"单价×数量超出上限¥{format_yuan(MAX_FEN)}",
+                             f"unit_price × quantity exceeds the limit of ¥{format_yuan(MAX_FEN)}")
         sn = item.get("feedetl_sn")
         if not isinstance(sn, str) or not sn.strip() or len(sn) > 30:
             raise InputError(f"{path}.feedetl_sn", "invalid_text", "明细流水号应为1–30个字符", "must be a 1–30 character line serial number")
@@ -132,8 +142,17 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             continue  # the same line again: a retried upload
         rows.append(row)
     if rows:
+        total = sum(_line_total(r.unit_price, r.quantity) for r in existing.values() if r.status == "active")
+        if total + sum(_line_total(r["unit_price"], r["quantity"]) for r in rows) > MAX_FEN:
+            raise InputError("lines", "visit_total_too_large", f"就诊费用合计超出上限¥{format_yuan(MAX_FEN)}",
+                             f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
         conn.execute(L.insert(), rows)
     return list_lines(conn, institution.id, visit_id)
+
+
+def _line_total(unit_price: int, quantity: int) -> int:
+    """What the settlement computes for the line (fen): stored totals must fit the money fields."""
+    return div_round_half_up(unit_price * quantity, QTY_SCALE)
 
 
 def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, feedetl_sn: str) -> None:

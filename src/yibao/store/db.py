@@ -7,9 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine

@@ -11,10 +11,13 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, operator_caller, platform
-from yibao.api.idempotency import IdempotencyKey, idempotent
-from yibao.api.schemas import Strict, Yuan
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.money import format_yuan, parse_yuan
-from yibao.services import audit, filings, institutions, ledger, people, sessions
+from yibao.face import verifier_of
+from yibao.formats.timefmt import iso_utc
+from yibao.services import audit, cards, filings, identity, institutions, ledger, people, sessions
+from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
 
@@ -124,7 +127,7 @@ async def expire(request: Request, key: str = IdempotencyKey, caller: Caller = D
 async def audit_log(region: str | None = Query(None, max_length=6), limit: int = Query(100, ge=1, le=1000),
                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     rows = await p.run(lambda c: audit.entries(c, region, limit), write=False)
-    return {"items": [{"region": r.region, "seq": r.seq, "at": r.at.isoformat(), "actor": r.actor, "action": r.action,
+    return {"items": [{"region": r.region, "seq": r.seq, "at": iso_utc(r.at), "actor": r.actor, "action": r.action,
                        "subject": r.subject, "detail": r.detail, "hash": r.hash} for r in rows]}
 
 
@@ -137,3 +140,76 @@ async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = 
 @router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox")
 async def sms_outbox(limit: int = Query(20, ge=1, le=200), caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     return {"items": await p.run(lambda c: sessions.outbox(c, limit), write=False)}
+
+
+# ---- payment institutions, faces, cards ---------------------------------------------------------
+
+@router.post("/payment-institutions", status_code=201, summary="支付机构准入 Admit a payment institution (none is designated)")
+async def admit_payment_institution(body: PaymentInstitutionIn, request: Request, key: str = IdempotencyKey,
+                                    caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, pis.view(pis.admit(
+        c, now, pi_id=body.id, region=body.region, name=body.name, kind=body.kind, admission_ref=body.admission_ref, actor=caller.actor))))
+
+
+@router.post("/payment-institutions/{pi_id}/suspension", summary="暂停支付机构 Suspend a payment institution")
+async def suspend_payment_institution(body: SuspensionIn, request: Request, pi_id: str = Path(min_length=1, max_length=40),
+                                      key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                                      p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pis.view(pis.suspend(
+        c, now, pi_id=pi_id, reason=body.reason, actor=caller.actor))))
+
+
+@router.get("/payment-institutions", summary="支付机构准入记录 Payment institutions")
+async def list_payment_institutions(region: str | None = Query(None, max_length=6),
+                                    status: Literal["admitted", "suspended", "withdrawn"] | None = Query(None),
+                                    caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": [pis.view(i) for i in await p.run(lambda c: pis.list_all(c, region, status), write=False)]}
+
+
+@router.post("/persons/{psn_no}/face", summary="采集人脸 Enrol a person's reference face (through the face verifier)")
+async def enrol_face(body: FaceEnrolIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call() -> str:
+        await p.run(lambda c: identity.status(c, psn_no), write=False)  # no template for nobody
+        return await verifier_of(request.app).enrol(body.capture)
+
+    return await idempotent_after_call(p, request, caller, key, call, lambda c, template_id: (200, identity.enrol_face(
+        c, p.keyring, p.now(), person_id=psn_no, template_id=template_id, actor=caller.actor)))
+
+
+@router.post("/persons/{psn_no}/cards", status_code=201, summary="受理制卡 Accept a card application: a physical card in production")
+async def create_card(body: CardIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                      caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c: Connection) -> tuple[int, dict[str, Any]]:
+        card = cards.create_physical(c, p.keyring, now, person_id=psn_no, financial=body.financial, card_no=body.card_no, actor=caller.actor)
+        return 201, cards.view(c, p.keyring, card)
+    return await idempotent(p, request, caller, key, work)
+
+
+@router.get("/persons/{psn_no}/cards", summary="参保人的卡 A person's cards")
+async def person_cards(psn_no: str = Path(min_length=1, max_length=24), caller: Caller = Depends(operator_caller),
+                       p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c: Connection) -> dict[str, Any]:
+        people.require(c, psn_no)
+        return {"items": [cards.view(c, p.keyring, k) for k in cards.for_person(c, psn_no)]}
+    return await p.run(work, write=False)
+
+
+@router.post("/cards/{card_id}/production", summary="制卡进度 Record the next production stage")
+async def card_production(body: ProductionIn, request: Request, card_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                          caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, cards.advance_production(
+        c, now, card_id=card_id, stage=body.stage, actor=caller.actor))))
+
+
+@router.post("/cards/{card_id}/issue", summary="发卡 Issue a ready card to its holder")
+async def card_issue(request: Request, card_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, cards.issue(
+        c, now, card_id=card_id, actor=caller.actor))))

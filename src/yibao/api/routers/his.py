@@ -61,7 +61,8 @@ async def discharge(request: Request, visit_id: str = VisitId, key: str = Idempo
 async def upload(body: FeeLinesIn, request: Request, visit_id: str = VisitId, key: str = IdempotencyKey,
                  caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
-    items = [line.model_dump(by_alias=True) for line in body.lines]
+    # The schema's optional fields (name, price_cap, ...) may be omitted or null; both mean "absent" here.
+    items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines]
     return await idempotent(p, request, caller, key, lambda c: (200, {"mdtrt_id": visit_id, "lines": [line_view(r) for r in visits.upload_lines(
         c, now, institution=caller.institution, visit_id=visit_id, items=items)]}))
 

@@ -6,18 +6,24 @@ A holder sees only their own data and their linked family members'.
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, patient_caller, platform
-from yibao.api.schemas import Strict
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
-from yibao.domain.money import format_yuan
-from yibao.services import families, ledger, people, sessions
+from yibao.domain.money import format_yuan, parse_yuan
+from yibao.face import verifier_of
+from yibao.formats.timefmt import iso_utc
+from yibao.services import cards, families, identity, ledger, people, sessions
+from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
 PsnNo = Path(min_length=1, max_length=24)
@@ -75,7 +81,7 @@ async def transactions(psn_no: str = PsnNo, limit: int = Query(50, ge=1, le=200)
     def work(c: Connection) -> dict[str, Any]:
         _visible(c, caller, psn_no)
         items = ledger.history(c, person_account(psn_no), limit=limit, before_id=before_id)
-        return {"psn_no": psn_no, "items": [{"id": t.id, "at": t.created_at.isoformat(), "amount": format_yuan(signed), "code": t.code,
+        return {"psn_no": psn_no, "items": [{"id": t.id, "at": iso_utc(t.created_at), "amount": format_yuan(signed), "code": t.code,
                                              "ref": t.ref} for t, signed in items]}
     return await p.run(work, write=False)
 
@@ -88,5 +94,180 @@ async def statement(psn_no: str = PsnNo, year: int = Path(ge=2000, le=2100), mon
         s = ledger.monthly_statement(c, person_account(psn_no), year, month)
         return {"psn_no": psn_no, "year": year, "month": month, "opening": format_yuan(s.opening), "credits": format_yuan(s.credits),
                 "debits": format_yuan(s.debits), "closing": format_yuan(s.closing),
-                "lines": [{"at": t.created_at.isoformat(), "amount": format_yuan(a), "code": t.code, "ref": t.ref} for t, a in s.lines]}
+                "lines": [{"at": iso_utc(t.created_at), "amount": format_yuan(a), "code": t.code, "ref": t.ref} for t, a in s.lines]}
     return await p.run(work, write=False)
+
+
+# ---- identity, cards, bindings, families --------------------------------------------------------
+
+CardId = Path(min_length=1, max_length=24)
+PiId = Path(min_length=1, max_length=40)
+
+
+@router.get("/identity", summary="认证状态 Real-name and real-person status")
+async def identity_status(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: identity.status(c, caller.principal), write=False)
+
+
+@router.post("/identity/real-name", summary="实名认证 Real-name authentication against the enrolment record")
+async def real_name(body: RealNameIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                    p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, identity.real_name(
+        c, p.keyring, now, person_id=caller.principal, name=body.name, id_number=body.id_number, actor=caller.actor)))
+
+
+@router.post("/identity/real-person", summary="实人认证 Real-person authentication: a live face, 1:1 with the enrolled face")
+async def real_person(body: RealPersonIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                      p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call() -> tuple[str, Any]:
+        template = await p.run(lambda c: identity.face_template(c, p.keyring, p.now(), person_id=caller.principal, actor=caller.actor))
+        return template, await verifier_of(request.app).verify(template, body.capture, body.liveness.model_dump())
+
+    def work(c: Connection, checked: tuple[str, Any]) -> tuple[int, dict[str, Any]]:
+        template, v = checked
+        done = identity.record_real_person(c, p.keyring, p.now(), person_id=caller.principal, template_id=template, match=v.match,
+                                           liveness=v.liveness, similarity=v.similarity, actor=caller.actor)
+        return 200, {**done, "similarity": v.similarity, "liveness": v.liveness}
+    return await idempotent_after_call(p, request, caller, key, call, work)
+
+
+@router.get("/persons/{psn_no}/cards", summary="社保卡：制卡进度与状态 Cards: production progress and status")
+async def person_cards(psn_no: str = PsnNo, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c: Connection) -> dict[str, Any]:
+        _visible(c, caller, psn_no)
+        return {"items": [cards.view(c, p.keyring, k) for k in cards.for_person(c, psn_no)]}
+    return await p.run(work, write=False)
+
+
+def _card_action(action: Callable[..., cards.Card]):  # noqa: ANN202
+    async def endpoint(request: Request, card_id: str = CardId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN202
+        now = p.now()
+        return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, action(
+            c, now, card_id=card_id, holder_id=caller.principal, actor=caller.actor))))
+    return endpoint
+
+
+router.post("/cards/{card_id}/activation", name="card_activation", summary="激活 Activate an issued card")(_card_action(cards.activate))
+router.post("/cards/{card_id}/loss-report", name="card_loss_report", summary="挂失 Report an active card lost")(_card_action(cards.report_loss))
+router.post("/cards/{card_id}/cancellation", name="card_cancellation",
+            summary="注销 Cancel a card, from any status and anywhere")(_card_action(cards.cancel))
+
+
+@router.put("/cards/{card_id}/photo", summary="上传照片 Upload the card photo (PNG or JPEG, at most 200 KB) before printing")
+async def upload_photo(body: PhotoIn, request: Request, card_id: str = CardId, key: str = IdempotencyKey,
+                       caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    data = cards.decode_photo(body.photo)
+    return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, cards.upload_photo(
+        c, p.keyring, now, card_id=card_id, holder_id=caller.principal, data=data, actor=caller.actor))))
+
+
+@router.get("/cards/{card_id}/photo", summary="查看照片 The card photo (base64, with its type)")
+async def photo(card_id: str = CardId, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    data, kind = await p.run(lambda c: cards.read_photo(c, p.keyring, p.now(), card_id=card_id, holder_id=caller.principal,
+                                                         actor=caller.actor))
+    return {"card_id": card_id, "content_type": kind, "photo": base64.b64encode(data).decode("ascii")}
+
+
+@router.post("/ecards", status_code=201, summary="申领电子社保卡 Issue the e-card (after real-name and real-person authentication)")
+async def issue_ecard(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                      p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, cards.view(c, p.keyring, cards.issue_ecard(
+        c, p.keyring, now, person_id=caller.principal, actor=caller.actor))))
+
+
+@router.get("/payment-institutions", summary="可绑定的支付机构 Admitted payment institutions of my region")
+async def payment_institutions(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    items = await p.run(lambda c: pis.list_admitted(c, pis.holder_region(c, caller.principal)), write=False)
+    return {"items": [pis.view(i) for i in items]}
+
+
+def _bindings(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"items": items, "max_password_free_limit": format_yuan(pis.MAX_PASSWORD_FREE)}
+
+
+@router.get("/ecard/bindings", summary="电子社保卡绑定的支付机构 My e-card's bindings")
+async def bindings(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return _bindings(await p.run(lambda c: pis.bindings(c, caller.principal), write=False))
+
+
+@router.post("/ecard/bindings", status_code=201, summary="绑定支付机构 Bind my e-card to an admitted payment institution")
+async def bind(body: BindingIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+               p: Platform = Depends(platform)):  # noqa: ANN201
+    now, limit = p.now(), parse_yuan(body.password_free_limit, "password_free_limit")
+    return await idempotent(p, request, caller, key, lambda c: (201, _bindings(pis.bind(
+        c, now, holder_id=caller.principal, pi_id=body.payment_institution_id, password_free_limit=limit, make_default=body.default,
+        actor=caller.actor))))
+
+
+@router.put("/ecard/bindings/{pi_id}/default", summary="设为默认 Make a bound institution the default")
+async def binding_default(request: Request, pi_id: str = PiId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                          p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.set_default(
+        c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
+
+
+@router.put("/ecard/bindings/{pi_id}/limit", summary="免密额度 Set the password-free limit (0.00–2000.00)")
+async def binding_limit(body: LimitIn, request: Request, pi_id: str = PiId, key: str = IdempotencyKey,
+                        caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now, limit = p.now(), parse_yuan(body.password_free_limit, "password_free_limit")
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.set_limit(
+        c, now, holder_id=caller.principal, pi_id=pi_id, password_free_limit=limit, actor=caller.actor))))
+
+
+@router.delete("/ecard/bindings/{pi_id}", summary="解绑 Unbind a payment institution")
+async def unbind(request: Request, pi_id: str = PiId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                 p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.unbind(
+        c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
+
+
+@router.get("/family", summary="家庭关联 My family links (names masked)")
+async def family(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": await p.run(lambda c: families.links(c, p.keyring, caller.principal), write=False)}
+
+
+@router.post("/family/child-cards", status_code=201, summary="关联少儿社保卡 Link a child's card (conditions 1, 2, 4)")
+async def link_child_card(body: ChildCardIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                          p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, families.link_child_card(
+        c, p.keyring, now, guardian_id=caller.principal, card_no=body.card_no, child_name=body.child_name, actor=caller.actor)))
+
+
+@router.post("/family/children/{psn_no}/family-account", status_code=201, summary="家庭账户关联 Link guardian and child (condition 3)")
+async def link_family_account(request: Request, psn_no: str = PsnNo, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                              p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, families.link_family_account(
+        c, now, guardian_id=caller.principal, child_id=psn_no, actor=caller.actor)))
+
+
+@router.get("/family/children/{psn_no}/checklist", summary="少儿使用监护人账户的五项条件 The five conditions, met or not")
+async def checklist(psn_no: str = PsnNo, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c: Connection) -> dict[str, Any]:
+        _visible(c, caller, psn_no)
+        return families.checklist(c, p.now(), guardian_id=caller.principal, child_id=psn_no)
+    return await p.run(work, write=False)
+
+
+@router.post("/family/mutual-aid", status_code=201, summary="家庭共济授权 Let a relative use my personal account")
+async def grant_mutual_aid(body: MutualAidIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                           p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, families.grant_mutual_aid(
+        c, p.keyring, now, holder_id=caller.principal, relation=body.relation, id_number=body.id_number, name=body.name,
+        actor=caller.actor)))
+
+
+@router.delete("/family/mutual-aid/{psn_no}", summary="撤销家庭共济 Revoke a relative's use of my account")
+async def revoke_mutual_aid(request: Request, psn_no: str = PsnNo, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                            p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, families.revoke_mutual_aid(
+        c, now, holder_id=caller.principal, member_id=psn_no, actor=caller.actor)))

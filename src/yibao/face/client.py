@@ -1,0 +1,108 @@
+"""The platform's face-verifier client: async HTTP, signed both ways, every answer checked.
+
+Call it from async code outside any database unit of work: a face check takes a network round
+trip, and no transaction may wait on one.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from yibao.domain.errors import Conflict, InputError, YibaoError
+from yibao.face import signing
+from yibao.face.features import CaptureError, decode_capture
+from yibao.face.png import SIGNATURE
+
+
+class FaceUnavailable(YibaoError):
+    """The verifier did not give a trustworthy answer (down, slow, failing, or a bad signature)."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    match: bool
+    similarity: float
+    threshold: float
+    liveness: str  # pass | fail
+    liveness_method: str
+
+    @property
+    def verified(self) -> bool:
+        return self.match and self.liveness == "pass"
+
+
+def check_capture(capture: str) -> None:
+    """Refuse what is plainly not a PNG capture here, before it costs a call to the verifier."""
+    try:
+        data = decode_capture(capture)
+    except CaptureError as exc:
+        raise InputError("capture", "bad_capture", "人脸图像应为base64编码的PNG图像，且不超过256KB", str(exc)) from None
+    if not data.startswith(SIGNATURE):
+        raise InputError("capture", "capture_not_png", "人脸图像应为PNG格式", "the capture must be a PNG image")
+
+
+def _unavailable(code: str, en: str) -> FaceUnavailable:
+    return FaceUnavailable("face_verifier", code, "人脸核验服务暂不可用，请稍后重试", f"the face verifier is unavailable: {en}")
+
+
+class FaceVerifier:
+    def __init__(self, base_url: str, key: bytes | str, *, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = key.encode() if isinstance(key, str) else key
+        self._timeout = timeout
+        self._transport = transport
+
+    def __repr__(self) -> str:  # never show the key
+        return f"FaceVerifier({self.base_url!r})"
+
+    async def enrol(self, capture: str) -> str:
+        """Enrol a reference template from a capture (base64 PNG); returns the verifier's template id."""
+        check_capture(capture)
+        return str((await self._call("/templates", {"capture": capture}))["template_id"])
+
+    async def verify(self, template_id: str, capture: str, liveness: dict[str, Any]) -> Verification:
+        """Compare a live capture 1:1 with a template; ``liveness`` is the terminal's {method, score}."""
+        check_capture(capture)
+        data = await self._call("/verify", {"template_id": template_id, "capture": capture, "liveness": liveness})
+        if data.get("template_id") != template_id:
+            raise _unavailable("face_verifier_mismatched_answer", "the answer names another template")
+        return Verification(bool(data["match"]), float(data["similarity"]), float(data["threshold"]), str(data["liveness"]),
+                            str(data["liveness_method"]))
+
+    async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        request_id = secrets.token_hex(16)
+        body = json.dumps({"request_id": request_id, **payload}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(self._key, body)}
+        try:
+            async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout, transport=self._transport) as client:
+                resp = await client.post(path, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise _unavailable("face_verifier_timeout", "no answer in time") from None
+        except httpx.HTTPError as exc:
+            raise _unavailable("face_verifier_unreachable", type(exc).__name__) from None
+        if not signing.valid(self._key, resp.content, resp.headers.get(signing.HEADER)):
+            raise _unavailable("face_verifier_bad_signature", f"the answer (HTTP {resp.status_code}) is not signed with the shared key")
+        try:
+            data = resp.json()
+        except ValueError:
+            raise _unavailable("face_verifier_bad_answer", "the answer is not JSON") from None
+        if resp.is_success and data.get("request_id") != request_id:
+            raise _unavailable("face_verifier_mismatched_answer", "the answer is for another request")
+        if not resp.is_success:
+            raise _refusal(resp.status_code, data.get("error") or {})
+        return data
+
+
+def _refusal(status: int, err: dict[str, Any]) -> YibaoError:
+    code, message = str(err.get("code", "")), str(err.get("message", ""))
+    if status == 422 and code == "bad_capture":
+        return InputError("capture", "bad_capture", "人脸图像无法使用（须为清晰的PNG图像）", f"the capture cannot be used: {message}")
+    if status == 404 and code == "unknown_template":
+        return Conflict("face_template", "face_template_unknown", "人脸模板已失效，请到经办机构重新采集",
+                        "the enrolled face template is no longer known to the verifier; enrol the face again at the agency")
+    return _unavailable(f"face_verifier_{code or status}", message or f"HTTP {status}")

@@ -1,0 +1,48 @@
+"""The demo world: loads once, and what it promises works (guardian paying for the child, the cross-region patient)."""
+
+from __future__ import annotations
+
+from yibao.domain.ledger import person_account
+from yibao.services import demo, families, institutions, ledger, settlement, visits
+from yibao.services.settlement import AccountRequest
+
+
+def test_demo_loads_once_with_every_role(db, keyring):
+    guide = demo.ensure(db, keyring)
+    assert guide.created and len(guide.institutions) == 15 and len(guide.people) == 6
+    again = demo.ensure(db, keyring)
+    assert not again.created and again.people == guide.people
+    assert db.run(ledger.totals, write=False).balanced
+    ids = {p["name"]: p["psn_no"] for p in guide.people}
+    checklist = db.run(lambda c: families.checklist(c, db.clock(), guardian_id=ids["李明"], child_id=ids["李小雨"]), write=False)
+    assert all(item["met"] for item in checklist["conditions"]), checklist
+
+
+def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_settles(db, keyring):
+    guide = demo.ensure(db, keyring)
+    ids = {p["name"]: p["psn_no"] for p in guide.people}
+    now = db.clock()
+    community = db.run(lambda c: institutions.get(c, demo.institution_code("440300", "community")), write=False)
+    lines = [{"feedetl_sn": "1", "code": "A201", "name": "儿科诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"}]
+    before = db.run(lambda c: ledger.balance(c, person_account(ids["李明"])), write=False)
+
+    def child_visit(c):
+        v = visits.open_visit(c, now, institution=community, person_id=ids["李小雨"], kind="outpatient")
+        visits.upload_lines(c, now, institution=community, visit_id=v.id, items=lines)
+        return settlement.settle(c, now, institution=community, visit_id=v.id, msgid="DEMO-CHILD-1",
+                                 account=AccountRequest(use=True, payer="guardian", payer_person_id=ids["李明"]), actor="test")
+
+    doc = db.run(child_visit)
+    # child outpatient at community level: 25.00 × 75% = 18.75 from the fund; 6.25 from the guardian's account
+    assert doc["hifp_pay"] == "18.75" and doc["acct_pay"] == "6.25" and doc["acct_mulaid_pay"] == "6.25" and doc["psn_cash_pay"] == "0.00"
+    assert db.run(lambda c: ledger.balance(c, person_account(ids["李明"])), write=False) == before - 625
+
+    def cross_region(c):
+        v = visits.open_visit(c, now, institution=community, person_id=ids["赵磊"], kind="outpatient")
+        visits.upload_lines(c, now, institution=community, visit_id=v.id, items=lines)
+        return v, settlement.settle(c, now, institution=community, visit_id=v.id, msgid="DEMO-XR-1", account=AccountRequest(use=True),
+                                    actor="test")
+
+    v, doc = db.run(cross_region)
+    assert v.filing == "long_term" and doc["insuplc_admdvs"] == "330200" and doc["mdtrtarea_admvs"] == "440300"
+    assert doc["catalogue_version"] == "440300-2026.1" and doc["policy_version"] == "330200-2026.1"
