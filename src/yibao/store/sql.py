@@ -1,18 +1,22 @@
 """Prepared SQL for the hot paths (settlement, ledger, idempotency, audit).
 
-SQLAlchemy Core spends ~100 µs building and keying each statement; a settlement issues about
-twenty. Here a statement is plain SQL with ``:name`` parameters, handed straight to the driver
-(sqlite3 takes ``:name``; psycopg gets ``%(name)s``), which costs a few microseconds. The rest of
-the code keeps using Core; use this only where a benchmark shows it matters.
+SQLAlchemy Core spends ~100 µs building and keying each statement, and even driver-level SQL
+through SQLAlchemy's execution context costs ~60 µs; a settlement issues about twenty. Here a
+statement is plain SQL with ``:name`` parameters run on the DBAPI cursor of the caller's own
+connection and transaction (sqlite3 takes ``:name``; psycopg gets ``%(name)s``): a few µs. Rows
+come back as namedtuples. The rest of the code keeps Core; use this only where a benchmark shows
+it matters (bench/api.py).
 """
 
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from datetime import date, datetime, timezone
-from typing import Any
+from functools import lru_cache
+from typing import Any, Iterator
 
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection
 
 _PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_][a-zA-Z0-9_]*)")
 
@@ -39,15 +43,51 @@ class Sql:
         self.text = text.replace(" {lock}", "")
         self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", text.replace("%", "%%").replace("{lock}", "FOR UPDATE"))
 
-    def __call__(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> CursorResult:
+    def __call__(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> "Rows":
         params = params or {}
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         if conn.dialect.name == "postgresql":
-            return conn.exec_driver_sql(self._pg, params)  # type: ignore[arg-type]
-        if isinstance(params, list):
-            params = [{k: _sqlite_value(v) for k, v in p.items()} for p in params]
+            text = self._pg
         else:
-            params = {k: _sqlite_value(v) for k, v in params.items()}
-        return conn.exec_driver_sql(self.text, params)  # type: ignore[arg-type]
+            text = self.text
+            params = [{k: _sqlite_value(v) for k, v in p.items()} for p in params] if isinstance(params, list) else \
+                {k: _sqlite_value(v) for k, v in params.items()}
+        if isinstance(params, list):
+            cursor.executemany(text, params)
+        else:
+            cursor.execute(text, params)
+        return Rows(cursor)
+
+
+@lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> type:
+    return namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
+class Rows:
+    """The cursor's result: rows as namedtuples (attribute or index access), and rowcount."""
+
+    __slots__ = ("_cursor", "_type")
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+        desc = cursor.description
+        self._type = _row_type(tuple(d[0] for d in desc)) if desc else None
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def first(self) -> Any:
+        if self._type is None:
+            return None
+        row = self._cursor.fetchone()
+        return None if row is None else self._type._make(row)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._type is not None:
+            for row in self._cursor.fetchall():
+                yield self._type._make(row)
 
 
 def as_date(value: Any) -> date:
