@@ -125,8 +125,10 @@ def test_an_institution_cannot_read_another_institutions_visits(client, world):
     assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(world, other=True)).status_code == 404
     assert post(client, f"/api/v1/his/settlements/{doc['setl_id']}/cancel", {}, his(world, other=True)).status_code == 404
     assert post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": LINES}, his(world, other=True)).status_code == 404
+    # message ids are each institution's own: another's "reversal" of this id touches nothing of ours
     r = post(client, "/api/v1/his/reversals", {"omsgid": doc["msgid"], "oinfno": "2207"}, his(world, other=True))
-    assert r.status_code == 404
+    assert r.status_code == 200 and r.json()["status"] == "reversed_before_arrival"
+    assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(world)).json()["status"] == "settled"
 
 
 def test_unknown_route_and_wrong_method_use_the_error_shape(client):

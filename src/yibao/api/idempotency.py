@@ -31,7 +31,9 @@ IdempotencyKey = Header(..., alias="Idempotency-Key", min_length=1, max_length=1
 
 
 async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
-                     work: Callable[[Connection], tuple[int, Any]]) -> JSONResponse:
+                     work: Callable[[Connection], tuple[int, Any]], redact: Callable[[Any], Any] | None = None) -> JSONResponse:
+    """Run ``work`` once per key. ``redact`` removes secrets from what is stored for replays (a retry
+    then gets the answer without them), so no secret sits in clear in the idempotency table."""
     body = await request.body()
     digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
     now = p.now()
@@ -49,7 +51,8 @@ async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
                 raise Retry()  # still being processed by its twin
             return int(row.status_code), json.loads(row.body), True
         status, payload = work(conn)
-        _DONE(conn, {**ids, "status": status, "body": json.dumps(payload, ensure_ascii=False, default=str)})
+        stored = redact(payload) if redact else payload
+        _DONE(conn, {**ids, "status": status, "body": json.dumps(stored, ensure_ascii=False, default=str)})
         return status, payload, False
 
     status, payload, replayed = await p.run(unit)

@@ -30,6 +30,12 @@ def institution_cash(institution_id: str) -> str:
     return f"institution:{institution_id}:cash"
 
 
+def clearing_account(region: str, other: str) -> str:
+    """In ``region``'s books: what is settled with ``other`` region (异地清算). A cross-region transfer is
+    split in two through these, so each region's ledger sums to zero on its own."""
+    return f"clearing:{region}:{other}"
+
+
 def patient_cash_source(region: str) -> str:
     """Money from outside the ledger: what patients pay in cash."""
     return f"external:{region}:patient_cash"

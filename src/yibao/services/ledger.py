@@ -288,10 +288,10 @@ def post_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
             raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
         debits[leg.debit] = debits.get(leg.debit, 0) + leg.amount
         credits[leg.credit] = credits.get(leg.credit, 0) + leg.amount
-    for account_id, amount in debits.items():
-        _debit(conn, account_id, amount, pending=False)
-    for account_id, amount in credits.items():
-        _credit(conn, account_id, amount, pending=False)
+    # One lock order for every journal entry (accounts by id), so a settlement and a cancel never deadlock.
+    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()])
+    for account_id, side, amount in changes:
+        (_debit if side == "debit" else _credit)(conn, account_id, amount, pending=False)
     _INSERT_POSTED(conn, [dict(client_id=leg.client_id, region=leg.region, debit=leg.debit, credit=leg.credit, amount=leg.amount,
                                code=code, ref=ref, now=now) for leg in legs])
 

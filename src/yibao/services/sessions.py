@@ -50,15 +50,19 @@ def send_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str) 
     return {"sent": True, "phone": mask_phone(phone), "expires_in": int(CODE_TTL.total_seconds())}
 
 
-def verify_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str, code: str) -> dict:
+def verify_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str, code: str) -> dict | Unauthorized:
+    """A session for the right code; for a wrong one, the refusal is *returned* so the caller commits the
+    counted attempt before raising it (raising here would roll the count back: unlimited guessing)."""
     _check_phone(phone)
     row = conn.execute(select(SMS).where(SMS.c.phone_hash == keyring.lookup_hash(phone), SMS.c.used.is_(False), SMS.c.expires_at > now)
                        .order_by(SMS.c.id.desc()).with_for_update()).first()
     if row is None or row.attempts >= MAX_ATTEMPTS:
-        raise Unauthorized("code", "code_invalid", "验证码无效或已过期，请重新获取", "the code is invalid or expired; request a new one")
+        return Unauthorized("code", "code_invalid", "验证码无效、已过期或错误次数过多，请重新获取",
+                            "the code is invalid, expired or tried too often; request a new one")
     if row.code_hash != _h(code):
         conn.execute(update(SMS).where(SMS.c.id == row.id).values(attempts=row.attempts + 1))
-        raise Unauthorized("code", "code_wrong", "验证码错误", "wrong code")
+        return Unauthorized("code", "code_wrong", f"验证码错误，还可尝试{MAX_ATTEMPTS - row.attempts - 1}次",
+                            f"wrong code; {MAX_ATTEMPTS - row.attempts - 1} attempts left")
     conn.execute(update(SMS).where(SMS.c.id == row.id).values(used=True))
     person = people.find_by_phone(conn, keyring, phone)
     assert person is not None

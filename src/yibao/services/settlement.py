@@ -26,6 +26,7 @@ from yibao.domain.bill import Visit as BillVisit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.ledger import (
     InsufficientFunds,
+    clearing_account,
     fund_account,
     institution_cash,
     institution_receivable,
@@ -47,16 +48,16 @@ from yibao.store.upsert import insert_ignore
 SETTLE_INFNO = "2207"
 
 # The settle path's statements (see yibao.store.sql for why these are not Core).
-_MESSAGE = Sql("SELECT infno, state, institution_id FROM messages WHERE msgid = :msgid")
+_MESSAGE = Sql("SELECT infno, state, ref FROM messages WHERE institution_id = :institution_id AND msgid = :msgid")
 _CLAIM_MESSAGE = Sql("""INSERT INTO messages (msgid, region, institution_id, infno, state, ref, created_at)
-                        VALUES (:msgid, :region, :institution_id, '2207', 'done', :ref, :now) ON CONFLICT DO NOTHING RETURNING msgid""")
+                        VALUES (:msgid, :region, :institution_id, '2207', 'done', :ref, :now) ON CONFLICT DO NOTHING RETURNING ref""")
 _VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, kind, status, visit_date, admission_number, filing
                 FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
 _PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
                   FROM persons WHERE id = :id""")
 _LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio
                 FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
-_SETTLED_DOC = Sql("SELECT document FROM settlements WHERE msgid = :msgid")
+_SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
         total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
         accumulator_delta, document, created_at)
@@ -114,6 +115,7 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
         return AccountChoice(use=False), None
     if req.payer == "self":
         account = person_account(patient.id)
+        ledger.lock_account(conn, account)  # the balance reported back must be the one debited
         return AccountChoice(use=True, balance=ledger.available(conn, account), payer="self"), account
     if req.payer_person_id is None:
         raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
@@ -125,7 +127,7 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
     account = person_account(payer.id)
     ledger.lock_account(conn, account)
     if req.payer == "guardian":
-        facts = families.guardian_facts(conn, guardian_id=payer.id, child_id=patient.id, region=region)
+        facts = families.guardian_facts(conn, guardian_id=payer.id, child_id=patient.id, region=payer.region)
         return AccountChoice(use=True, balance=facts.guardian_balance, payer="guardian", guardian=facts), account
     if req.payer == "family":
         relation = families.mutual_aid_relation(conn, holder_id=payer.id, member_id=patient.id)
@@ -187,12 +189,15 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing."""
     if not msgid or len(msgid) > 40:
         raise InputError("msgid", "invalid_msgid", "报文ID应为1–40个字符", "must be a 1–40 character message id")
-    claimed = _MESSAGE(conn, {"msgid": msgid}).first()
+    ids = {"institution_id": institution.id, "msgid": msgid}
+    claimed = _MESSAGE(conn, ids).first()
     if claimed is not None:
-        if claimed.infno == SETTLE_INFNO and claimed.state == "done" and claimed.institution_id == institution.id:
-            row = _SETTLED_DOC(conn, {"msgid": msgid}).first()
-            if row is not None:
-                return json.loads(row.document)  # the same message again: the same answer
+        row = _SETTLED_DOC(conn, ids).first() if claimed.infno == SETTLE_INFNO and claimed.state == "done" else None
+        if row is not None and row.visit_id == visit_id:
+            return json.loads(row.document)  # the same message again: the same answer
+        if row is not None:  # replaying another visit's answer would record a payment that never happened
+            raise Conflict("msgid", "msgid_used_for_other_visit", "该报文ID已用于另一就诊的结算",
+                           "this message id already settled a different visit")
         raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
     visit = _load_visit(conn, institution.id, visit_id, lock=True)
     _check_settleable(visit)
@@ -202,12 +207,22 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
 
     receivable = institution_receivable(institution.id)
-    legs = [ledger.Leg(f"{setl_id}:{layer}", fund_account(patient.region, layer), receivable, amount, patient.region)
-            for layer, amount in (("pool", s.pool_fund), ("serious_illness", s.serious_illness),
-                                  ("large_amount", s.large_amount), ("assistance", s.assistance))]
+    paid_from = [(layer, fund_account(patient.region, layer), amount) for layer, amount in (
+        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("assistance", s.assistance))]
     if s.account_pay:
         assert paying_account is not None
-        legs.append(ledger.Leg(f"{setl_id}:account", paying_account, receivable, s.account_pay, patient.region))
+        paid_from.append(("account", paying_account, s.account_pay))
+    legs = []
+    for name, source, amount in paid_from:
+        if visit.region == patient.region:
+            legs.append(ledger.Leg(f"{setl_id}:{name}", source, receivable, amount, patient.region))
+        else:  # through the two regions' clearing accounts: each region's books balance on their own
+            legs.append(ledger.Leg(f"{setl_id}:{name}", source, clearing_account(patient.region, visit.region), amount, patient.region))
+            legs.append(ledger.Leg(f"{setl_id}:{name}:cleared", clearing_account(visit.region, patient.region), receivable, amount,
+                                   visit.region))
+    if visit.region != patient.region and legs:
+        ledger.ensure_account(conn, clearing_account(patient.region, visit.region), patient.region, "clearing", now, owner_id=visit.region)
+        ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
     legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay, visit.region))
     try:
         ledger.post_many(conn, legs, code="settlement", ref=setl_id, now=now)
@@ -231,13 +246,15 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
 
 
 def _undo(conn: Connection, now: datetime, row: Any, *, reason: str, actor: str) -> dict[str, Any]:
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
     legs = [ledger.Leg(f"{t.client_id}:{reason}", t.credit_account_id, t.debit_account_id, t.amount, t.region)
             for t in ledger.journal(conn, row.id, "settlement")]
     ledger.post_many(conn, legs, code=reason, ref=row.id, now=now)
     delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
     accumulators.add(conn, row.person_id, row.year, delta.negated())
     conn.execute(update(S).where(S.c.id == row.id).values(status="cancelled", cancelled_at=now, cancel_reason=reason))
-    conn.execute(update(M).where(M.c.msgid == row.msgid).values(state="reversed" if reason == "reversal" else "done"))
+    conn.execute(update(M).where(M.c.institution_id == row.institution_id, M.c.msgid == row.msgid)
+                 .values(state="reversed" if reason == "reversal" else "done"))
     visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
     visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
     audit.append(conn, region=row.region, actor=actor, action=f"settlement.{reason}", subject=row.id,
@@ -273,12 +290,10 @@ def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid
         audit.append(conn, region=institution.region, actor=actor, action="settlement.reversal_before_arrival", subject=omsgid,
                      detail={"institution": institution.id}, now=now)
         return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
-    msg = conn.execute(select(M).where(M.c.msgid == omsgid).with_for_update()).one()
-    if msg.institution_id != institution.id:
-        raise NotFound("omsgid", "not_found", "原报文不存在", "original message not found")
+    msg = conn.execute(select(M).where(M.c.institution_id == institution.id, M.c.msgid == omsgid).with_for_update()).one()
     if msg.state == "reversed_before_arrival":
         return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
-    row = conn.execute(select(S).where(S.c.msgid == omsgid).with_for_update()).first()
+    row = conn.execute(select(S).where(S.c.institution_id == institution.id, S.c.msgid == omsgid).with_for_update()).first()
     if row is None:
         raise Retry()  # claimed by a settlement still committing
     if row.status == "cancelled":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Iterator, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from yibao.store.tables import metadata
 
@@ -36,15 +37,17 @@ class Retry(Exception):
 
 
 def _is_transient(exc: BaseException) -> bool:
+    """A conflict a clean re-run resolves — from SQLAlchemy, or straight from the driver (store/sql.py)."""
     if isinstance(exc, Retry):
         return True
-    if isinstance(exc, OperationalError):
-        text = str(exc.orig).lower()
-        return "database is locked" in text or "deadlock" in text or "could not serialize" in text
-    if isinstance(exc, DBAPIError):
-        code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
-        return code in ("40001", "40P01")  # serialization failure, deadlock
-    return False
+    if isinstance(exc, IntegrityError):
+        return False
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps driver errors; the hot path raises them bare
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    if code in ("40001", "40P01"):  # serialization failure, deadlock
+        return True
+    text = str(orig).lower()
+    return isinstance(orig, sqlite3.OperationalError) and "database is locked" in text
 
 
 class Database:
@@ -126,8 +129,8 @@ class Database:
                         conn = conn.execution_options(yibao_write=True)
                     with conn.begin():
                         return work(conn)
-            except (OperationalError, DBAPIError, Retry) as exc:
-                if isinstance(exc, IntegrityError) or not _is_transient(exc) or attempt == attempts:
+            except Exception as exc:
+                if not _is_transient(exc) or attempt == attempts:
                     raise
                 time.sleep(min(0.002 * 2**attempt, 0.2))
         raise AssertionError("unreachable")

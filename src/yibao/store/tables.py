@@ -277,7 +277,7 @@ settlements = Table(
     Column("visit_id", String(30), ForeignKey("visits.id"), nullable=False, index=True),
     Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
     Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
-    Column("msgid", String(40), nullable=False, unique=True),  # the settle message id (for 冲正 by omsgid)
+    Column("msgid", String(40), nullable=False),  # the settle message id (for 冲正 by omsgid), unique per institution
     Column("status", String(10), nullable=False),  # settled | cancelled
     Column("year", Integer, nullable=False),
     Column("total", BigInteger, nullable=False),
@@ -295,13 +295,14 @@ settlements = Table(
     Column("cancelled_at", DateTime(timezone=True)),
     Column("cancel_reason", String(20)),  # cancel | reversal
     _created(),
+    UniqueConstraint("institution_id", "msgid"),
 )
 
 messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
     "messages", metadata,
+    Column("institution_id", String(20), primary_key=True),  # ids are the sender's: one hospital's never block another's
     Column("msgid", String(40), primary_key=True),
     _region(),
-    Column("institution_id", String(20), nullable=False),
     Column("infno", String(6), nullable=False),  # 2207 settle, 2208 cancel, 2601 reversal
     Column("state", String(30), nullable=False),  # done | reversed | reversed_before_arrival
     Column("ref", String(40)),  # the settlement it concerns

@@ -66,7 +66,8 @@ async def admit(body: InstitutionIn, request: Request, key: str = IdempotencyKey
         inst, secret = institutions.admit(c, now, code=body.code, region=body.region, name=body.name, kind=body.kind, level=body.level,
                                           actor=caller.actor)
         return 201, {**_inst_view(inst), "credential": f"{inst.id}.{secret}"}
-    return await idempotent(p, request, caller, key, work)
+    return await idempotent(p, request, caller, key, work, redact=lambda doc: {
+        **doc, "credential": None, "credential_note": "凭证仅首次返回；遗失请重新签发 / shown once only; issue a new one if lost"})
 
 
 @router.get("/institutions", summary="定点机构 Institutions")

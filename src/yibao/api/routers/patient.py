@@ -47,7 +47,10 @@ async def sms_code(body: SmsCodeIn, p: Platform = Depends(platform)) -> dict[str
 @router.post("/sessions", status_code=201, summary="登录 Log in with the SMS code")
 async def login(body: SessionIn, p: Platform = Depends(platform)) -> dict[str, Any]:
     now = p.now()
-    return await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=body.phone, code=body.code))
+    result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=body.phone, code=body.code))
+    if isinstance(result, Exception):
+        raise result  # after the failed attempt was committed
+    return result
 
 
 def _visible(conn: Connection, caller: Caller, psn_no: str) -> people.Person:

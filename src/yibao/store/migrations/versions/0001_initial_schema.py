@@ -2,10 +2,11 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 07:13:38.472528
+Create Date: 2026-11-22 08:20:56.324391
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 revision = '0001'
 down_revision = None
@@ -77,14 +78,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ledger_accounts_region'), ['region'], unique=False)
 
     op.create_table('messages',
+    sa.Column('institution_id', sa.String(length=20), nullable=False),
     sa.Column('msgid', sa.String(length=40), nullable=False),
     sa.Column('region', sa.String(length=6), nullable=False),
-    sa.Column('institution_id', sa.String(length=20), nullable=False),
     sa.Column('infno', sa.String(length=6), nullable=False),
     sa.Column('state', sa.String(length=30), nullable=False),
     sa.Column('ref', sa.String(length=40), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('msgid', name=op.f('pk_messages'))
+    sa.PrimaryKeyConstraint('institution_id', 'msgid', name=op.f('pk_messages'))
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_region'), ['region'], unique=False)
@@ -385,7 +386,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_settlements_person_id_persons')),
     sa.ForeignKeyConstraint(['visit_id'], ['visits.id'], name=op.f('fk_settlements_visit_id_visits')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_settlements')),
-    sa.UniqueConstraint('msgid', name=op.f('uq_settlements_msgid'))
+    sa.UniqueConstraint('institution_id', 'msgid', name=op.f('uq_settlements_institution_id_msgid'))
     )
     with op.batch_alter_table('settlements', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_settlements_institution_id'), ['institution_id'], unique=False)
