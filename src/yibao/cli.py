@@ -205,10 +205,17 @@ def serve(
         os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
         os.environ.setdefault("YIBAO_FACE_URL", f"http://{local}:{port}/sandbox/face")
     migrate.upgrade(db)
+    console = Console(soft_wrap=True)
     if demo:
         from yibao.services import demo as demo_data
 
-        demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", Console(soft_wrap=True))
+        demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", console)
+        console.print("[bold yellow]演示模式：演示凭证、沙箱短信发件箱和沙箱人脸核验已启用，切勿用于生产。[/]\n"
+                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS outbox and the sandbox face verifier are on — "
+                      "never in production (use --no-demo and YIBAO_ADMIN_TOKENS).[/]", highlight=False)
+    elif not os.environ.get("YIBAO_ADMIN_TOKENS"):
+        console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
+                      "no operator can use the admin API.[/]", highlight=False)
     db.dispose()
     from yibao.api.server import serve as run_server
 
