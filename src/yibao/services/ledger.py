@@ -144,9 +144,11 @@ def _resolve(conn: Connection, *, client_id: str, pending_client_id: str, now: d
     row = conn.execute(select(T).where(T.c.client_id == pending_client_id).with_for_update()).first()
     if row is None or row.kind != "pending":
         raise LedgerError("pending_id", "no_pending_transfer", f"没有待处理的转账 {pending_client_id}", f"no pending transfer {pending_client_id}")
-    if row.state == "pending" and row.timeout_at is not None and _aware(row.timeout_at) <= now:
-        _release(conn, row, "expired")
-        row = conn.execute(select(T).where(T.c.id == row.id)).first()
+    overdue = row.state == "pending" and row.timeout_at is not None and _aware(row.timeout_at) <= now
+    if overdue and post:
+        # Refused without writing: a release here would be rolled back with the refusal. The hold is
+        # released by expire_pending (or by a void), which commit on their own.
+        raise LedgerError("pending_id", "pending_expired", "该转账已超时", "the pending transfer is past its timeout")
     if row.state != "pending":
         raise LedgerError("pending_id", f"pending_{row.state}", f"该转账已{ {'posted': '入账', 'voided': '作废', 'expired': '超时'}[row.state] }",
                           f"the pending transfer is already {row.state}")
@@ -156,7 +158,7 @@ def _resolve(conn: Connection, *, client_id: str, pending_client_id: str, now: d
         conn.execute(update(A).where(A.c.id == row.credit_account_id).values(credits_pending=A.c.credits_pending - a, credits_posted=A.c.credits_posted + a))
         conn.execute(update(T).where(T.c.id == row.id).values(state="posted"))
     else:
-        _release(conn, row, "voided")
+        _release(conn, row, "expired" if overdue else "voided")
     values = dict(client_id=client_id, region=row.region, debit_account_id=row.debit_account_id, credit_account_id=row.credit_account_id,
                   amount=a, kind="post" if post else "void", state="posted", pending_id=row.id, code=row.code, ref=row.ref, created_at=now)
     new_id = conn.execute(T.insert().values(**values)).inserted_primary_key[0]

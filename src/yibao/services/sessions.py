@@ -75,8 +75,3 @@ def verify_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str
 def outbox(conn: Connection, limit: int = 20) -> list[dict]:
     rows = conn.execute(select(OUT).order_by(OUT.c.id.desc()).limit(limit)).all()
     return [{"phone": r.phone_masked, "text": r.text, "at": iso_utc(r.created_at)} for r in rows]
-
-
-def outbox_for(conn: Connection, keyring: Keyring, phone: str) -> list[str]:
-    rows = conn.execute(select(OUT.c.text).where(OUT.c.phone_hash == keyring.lookup_hash(phone)).order_by(OUT.c.id.desc())).all()
-    return [r.text for r in rows]

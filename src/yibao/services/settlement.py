@@ -64,7 +64,6 @@ _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region,
     VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, 'settled', :year, :total, :fund_total,
         :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
         :accumulator_delta, :document, :now)""")
-_SET_VISIT_STATUS = Sql("UPDATE visits SET status = :status, updated_at = :now WHERE id = :id")
 
 
 @dataclass(frozen=True)
@@ -237,7 +236,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
         policy_version=s.policy_version, accumulator_delta=json.dumps(s.accumulator_delta.as_dict()),
         document=json.dumps(doc, ensure_ascii=False), now=now))
-    _SET_VISIT_STATUS(conn, {"id": visit.id, "status": "settled", "now": now})
+    visits.set_status(conn, visit.id, "settled", now)
     audit.append(conn, region=visit.region, actor=actor, action="settlement.settle", subject=setl_id, detail={
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
         "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import FeeLine
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import MAX_FEN, QTY_SCALE, div_round_half_up, format_yuan
 from yibao.domain.policy import VISIT_KINDS
@@ -22,6 +21,7 @@ from yibao.formats.bill_json import fee_line_from_mapping
 from yibao.services import accumulators, people
 from yibao.services.institutions import Institution
 from yibao.services.policies import policy_for
+from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
 from yibao.store.tables import filings as FL
 from yibao.store.tables import visits as V
@@ -171,10 +171,8 @@ def list_lines(conn: Connection, institution_id: str, visit_id: str) -> list[dic
     return [dict(r._mapping) for r in rows]
 
 
-def active_fee_lines(conn: Connection, visit_id: str) -> list[FeeLine]:
-    rows = conn.execute(select(L).where(and_(L.c.visit_id == visit_id, L.c.status == "active")).order_by(L.c.id)).all()
-    return [FeeLine(r.code, r.name, r.line_class, r.unit_price, r.quantity, r.price_cap, r.self_pay_ratio) for r in rows]
+_SET_STATUS = Sql("UPDATE visits SET status = :status, updated_at = :now WHERE id = :id")  # on the settle path
 
 
 def set_status(conn: Connection, visit_id: str, status: str, now: datetime) -> None:
-    conn.execute(update(V).where(V.c.id == visit_id).values(status=status, updated_at=now))
+    _SET_STATUS(conn, {"id": visit_id, "status": status, "now": now})
