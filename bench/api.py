@@ -41,6 +41,9 @@ LINES = [
     {"feedetl_sn": "6", "code": "A201", "name": "注射费", "class": "A", "unit_price": "8.00", "quantity": "3"},
 ]
 RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "1,8,32").split(","))
+# The paced run: clients send on a fixed schedule adding up to this many settlements per second.
+PACED = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_PACED", "500").split(",") if x)
+PACED_CLIENTS = 32
 SECONDS = float(os.environ.get("YIBAO_BENCH_SECONDS", "4"))
 PEOPLE = 300
 
@@ -137,6 +140,53 @@ async def run_clients(base: str, credential: str, pending: list[str], clients: i
     return latencies
 
 
+async def run_paced(base: str, credential: str, pending: list[str], clients: int, rate: float, seconds: float) -> tuple[list[float], float]:
+    """Open loop: each client sends on its own fixed schedule (together ``rate`` per second) and a
+    latency counts from the scheduled send time, so a server that falls behind is charged for the
+    queue it causes (no coordinated omission). Closed-loop runs (`run_clients`) measure capacity:
+    there ``clients`` requests are always in flight, so p50 is ``clients / throughput`` by Little's law."""
+    latencies: list[float] = []
+    host, port = base.split("//")[1].split(":")
+    body = json.dumps({"account": {"use": True}}).encode()
+    loop = asyncio.get_running_loop()
+    interval = clients / rate
+    start = loop.time() + 0.05
+    stop = start + seconds
+    errors = 0
+
+    async def worker(i: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        due = start + i * interval / clients
+        try:
+            while due < stop and pending:
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                visit_id = pending.pop()
+                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: bench-{visit_id}\r\n"
+                status, answer = await _post(reader, writer, f"/api/v1/his/visits/{visit_id}/settle", headers, body)
+                latencies.append(loop.time() - due)
+                if status != 200:
+                    errors += 1
+                    if errors <= 3:
+                        print(f"settle {visit_id}: {status} {answer[:200]!r}", file=sys.stderr)
+                due += interval
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    if errors:
+        raise SystemExit(f"{errors} settlements failed")
+    return latencies, loop.time() - start
+
+
+def _figures(lat: list[float], elapsed: float) -> dict[str, float]:
+    lat.sort()
+    return {"settlements": len(lat), "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
+            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}
+
+
 def bench(db_name: str, url: str, workers: int) -> None:
     db = Database(url)
     if db.dialect == "postgresql":
@@ -145,7 +195,7 @@ def bench(db_name: str, url: str, workers: int) -> None:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     migrate.upgrade(db)
     key = os.urandom(32)  # the server must decrypt what the seed encrypted
-    credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * 1500) + 2000)
+    credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * (1500 * len(RUNS) + sum(PACED))) + 2000)
     db.dispose()
     port = free_port()
     env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url}
@@ -159,10 +209,12 @@ def bench(db_name: str, url: str, workers: int) -> None:
             t0 = time.perf_counter()
             lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
             elapsed = time.perf_counter() - t0
-            lat.sort()
-            print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "clients": clients, "settlements": len(lat),
-                              "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
-                              "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}), flush=True)
+            print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "closed", "clients": clients,
+                              **_figures(lat, elapsed)}), flush=True)
+        for rate in PACED:
+            lat, elapsed = asyncio.run(run_paced(base, credential, ids, PACED_CLIENTS, rate, SECONDS))
+            print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "paced", "clients": PACED_CLIENTS,
+                              "offered_per_s": rate, **_figures(lat, elapsed)}), flush=True)
     finally:
         proc.terminate()
         try:

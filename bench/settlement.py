@@ -12,9 +12,9 @@ import os
 import statistics
 import time
 
+from yibao.domain.settlement import settle
 from yibao.formats.bill_json import bill_from_mapping
 from yibao.policies.loader import builtin_policy
-from yibao.domain.settlement import settle
 
 CLASSES = ("A", "B", "B", "A", "C", "unlisted", "A", "B")
 

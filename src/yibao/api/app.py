@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -34,8 +35,8 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     app.state.platform = Platform(db=db, keyring=keyring or load_keyring(), operator_tokens=operator_tokens_from_env(demo_tokens))
     errors.install(app)
     face.install(app, face_verifier)
+    app.include_router(his.router)  # first: the hospitals' calls are the hot path, and routes match in order
     app.include_router(patient.router)
-    app.include_router(his.router)
     app.include_router(admin.router)
     if sandboxes:
         from yibao.face.sandbox import create_app as face_sandbox
@@ -53,4 +54,10 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 def app_from_env() -> FastAPI:
     """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment."""
     demo = os.environ.get("YIBAO_DEMO", "1") == "1"
-    return create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo)
+    app = create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo)
+    # A serving process: move what start-up built (modules, policies, routes) out of the collector's
+    # sight and collect the young generation less often. Full collections walking those objects
+    # stalled every request in flight: p99 at 32 clients 135 ms -> 72 ms (bench/api.py).
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 1_000)
+    return app

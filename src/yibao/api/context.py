@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,6 +33,7 @@ class Platform:
     keyring: Keyring
     operator_tokens: dict[str, str]  # sha256(token) -> operator name
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
+    _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
     def now(self):  # noqa: ANN201
         return self.db.clock()
@@ -41,11 +44,77 @@ class Platform:
         PostgreSQL units run on a worker thread: their network round trips overlap. SQLite units
         run right here on the event loop: they are a few milliseconds of local work, writers are
         serialised anyway, and the thread hand-off measured slower than the work (bench/api.py).
-        Nothing slow — no call to a payment institution or verifier — ever runs inside a unit.
+        SQLite writes go through a `WriteBatcher` (group commit). Nothing slow — no call to a
+        payment institution or verifier — ever runs inside a unit.
         """
         if self.db.is_sqlite:
+            if write and self.db.batches_writes:
+                return await self._batcher().run(work)
             return self.db.run(work, write=write)
         return await run_in_threadpool(self.db.run, work, write=write)
+
+    def _batcher(self) -> "WriteBatcher":
+        loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = WriteBatcher(self.db, loop)
+        return batcher
+
+
+class WriteBatcher:
+    """Group commit for SQLite on one event loop.
+
+    A write unit is queued and its request awaits the outcome. The queue is flushed on the loop's
+    next turn as one transaction (`Database.try_run_batch`), so the requests parsed meanwhile share
+    one commit. When another worker process holds the database, the flush is retried shortly
+    instead of blocking the loop: this process keeps parsing requests (the other core does the
+    writing), and the next batch is larger. A response is sent only after its unit's commit.
+    """
+
+    MAX_BATCH = 64  # bounds the time one batch holds the database (and the wait of the last unit in it)
+    RETRY_S = 0.0005
+
+    def __init__(self, db: Database, loop: asyncio.AbstractEventLoop) -> None:
+        self.db = db
+        self.loop = loop
+        self.queue: list[tuple[Callable[[Connection], Any], asyncio.Future]] = []
+        self.scheduled = False
+
+    async def run(self, work: Callable[[Connection], Any]) -> Any:
+        future = self.loop.create_future()
+        self.queue.append((work, future))
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self.scheduled = False
+        batch = [(w, f) for w, f in self.queue[: self.MAX_BATCH] if not f.cancelled()]
+        del self.queue[: self.MAX_BATCH]
+        if batch:
+            try:
+                outcomes = self.db.try_run_batch([w for w, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 — nothing was committed; every waiter learns why
+                for _, f in batch:
+                    if not f.done():
+                        f.set_exception(exc)
+                raise
+            if outcomes is None:  # another process is writing: keep these first in line and try again soon
+                self.queue[:0] = batch
+                self.scheduled = True
+                self.loop.call_later(self.RETRY_S, self._flush)
+                return
+            for (_, f), outcome in zip(batch, outcomes):
+                if f.done():
+                    continue
+                if outcome.ok:
+                    f.set_result(outcome.value)
+                else:
+                    f.set_exception(outcome.value)
+        if self.queue and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self._flush)
 
 
 def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:
@@ -59,7 +128,8 @@ def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:
     return tokens
 
 
-def platform(request: Request) -> Platform:
+async def platform(request: Request) -> Platform:
+    # async on purpose: FastAPI runs a plain `def` dependency on the thread pool (a thread hop per request).
     return request.app.state.platform
 
 

@@ -6,16 +6,16 @@ guards, so a retry after a crash or a lost response never applies a change twice
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable
 from typing import Any, Callable, TypeVar
 
 from fastapi import Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform
 from yibao.domain.errors import Conflict
+from yibao.formats import fastjson
 from yibao.store.db import Retry
 from yibao.store.sql import Sql
 
@@ -31,7 +31,7 @@ IdempotencyKey = Header(..., alias="Idempotency-Key", min_length=1, max_length=1
 
 
 async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
-                     work: Callable[[Connection], tuple[int, Any]], redact: Callable[[Any], Any] | None = None) -> JSONResponse:
+                     work: Callable[[Connection], tuple[int, Any]], redact: Callable[[Any], Any] | None = None) -> Response:
     """Run ``work`` once per key. ``redact`` removes secrets from what is stored for replays (a retry
     then gets the answer without them), so no secret sits in clear in the idempotency table."""
     body = await request.body()
@@ -49,14 +49,16 @@ async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
                                "this Idempotency-Key was already used for a different request")
             if row.status_code == 0:
                 raise Retry()  # still being processed by its twin
-            return int(row.status_code), json.loads(row.body), True
+            return int(row.status_code), row.body.encode("utf-8"), True
         status, payload = work(conn)
-        stored = redact(payload) if redact else payload
-        _DONE(conn, {**ids, "status": status, "body": json.dumps(stored, ensure_ascii=False, default=str)})
-        return status, payload, False
+        answer = fastjson.dumps_bytes(payload)  # serialised once: for the record (unless redacted) and the response
+        stored = answer if redact is None else fastjson.dumps_bytes(redact(payload))
+        _DONE(conn, {**ids, "status": status, "body": stored.decode("utf-8")})
+        return status, answer, False
 
-    status, payload, replayed = await p.run(unit)
-    return JSONResponse(payload, status_code=status, headers={"Idempotent-Replayed": "true" if replayed else "false"})
+    status, answer, replayed = await p.run(unit)
+    return Response(answer, status_code=status, media_type="application/json",
+                    headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
 
 class _NoAnswerYet(Exception):
@@ -68,7 +70,7 @@ def _no_answer_yet(_: Connection) -> tuple[int, Any]:
 
 
 async def idempotent_after_call(p: Platform, request: Request, caller: Caller, key: str, call: Callable[[], Awaitable[T]],
-                                work: Callable[[Connection, T], tuple[int, Any]]) -> JSONResponse:
+                                work: Callable[[Connection, T], tuple[int, Any]]) -> Response:
     """Like `idempotent`, for a change that first needs an outside call (a face check) made outside any
     unit of work: a retry whose key has an answer replays it (another body: 409) without calling out."""
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from yibao.formats import fastjson
 from yibao.store.sql import Sql
 from yibao.store.tables import audit_heads as H
 from yibao.store.tables import audit_log as L
@@ -50,7 +51,7 @@ def append(conn: Connection, *, region: str, actor: str, action: str, subject: s
     prev_seq, prev_hash = int(head[0]), head[1]
     seq = prev_seq + 1
     at = _utc(now)
-    text = json.dumps(detail, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = fastjson.dumps(detail, sort_keys=True)  # canonical: sorted keys, compact, UTF-8
     digest = _digest(prev_hash, region, seq, at, actor, action, subject, text)
     _APPEND(conn, dict(region=region, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=text, prev=prev_hash, hash=digest))
     _MOVE_HEAD(conn, {"region": region, "seq": seq, "hash": digest})

@@ -35,6 +35,7 @@ from yibao.domain.ledger import (
 )
 from yibao.domain.settlement import Settlement
 from yibao.domain.settlement import settle as price
+from yibao.formats import fastjson
 from yibao.formats.national import settlement_document
 from yibao.services import accumulators, audit, families, ledger, people, visits
 from yibao.services.institutions import Institution
@@ -234,8 +235,8 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
         fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
         assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
-        policy_version=s.policy_version, accumulator_delta=json.dumps(s.accumulator_delta.as_dict()),
-        document=json.dumps(doc, ensure_ascii=False), now=now))
+        policy_version=s.policy_version, accumulator_delta=fastjson.dumps(s.accumulator_delta.as_dict()),
+        document=fastjson.dumps(doc), now=now))
     visits.set_status(conn, visit.id, "settled", now)
     audit.append(conn, region=visit.region, actor=actor, action="settlement.settle", subject=setl_id, detail={
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
