@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import uuid
+import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +38,11 @@ from starlette.testclient import TestClient
 
 from tests.api.conftest import OPERATOR
 from tests.conftest import Clock
+from tests.identity_support import ecard, id_number_of, name_of
 from tests.support import World, seed
 from yibao.api.app import create_app
 from yibao.crypto.pii import Keyring
+from yibao.services import paycodes
 from yibao.store.db import Database
 
 MAX_EXAMPLES = int(os.environ.get("YIBAO_FUZZ_EXAMPLES", "20"))
@@ -117,6 +120,9 @@ def fuzz(tmp_path_factory):
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/yibao-fuzz.db", clock=Clock())
     db.create_all()
     world = seed(db, KEYRING)
+    # The logged-in holder has an e-card, so payment codes are issued and drawn (the SVG answers are checked).
+    ecard(db, KEYRING, world.employee.id, name_of(1), id_number_of(1))
+    db.run(lambda c: paycodes.issue(c, KEYRING, db.clock(), holder_id=world.employee.id, actor="fuzz"))  # the clock stands still: it stays live
     app = create_app(db, keyring=KEYRING, face_verifier=_face_verifier())
     his = {"Authorization": f"Bearer {world.hospital_credential}"}
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -146,11 +152,18 @@ def _header(response, name: str) -> str:  # noqa: ANN001
 
 @schemathesis.check
 def yibao_error_shape(ctx, response, case) -> bool | None:  # noqa: ANN001, ARG001
-    """Every response is JSON; every 4xx is {"error": {code, field, message_zh, message_en, request_id}}
+    """Every response is JSON (or a 2xx in a media type its operation documents, e.g. an SVG image, which
+    must then parse); every 4xx is {"error": {code, field, message_zh, message_en, request_id}}
     with a code and both messages, and names the field unless the failure is at the route level."""
     if response.status_code in (204, 304):
         return None
     ctype = _header(response, "content-type")
+    documented = case.operation.definition.raw.get("responses", {}).get(str(response.status_code), {}).get("content", {})
+    media = ctype.split(";")[0].strip()
+    if 200 <= response.status_code < 300 and media in documented and media != "application/json":
+        if media == "image/svg+xml":
+            assert ET.fromstring(response.content).tag == "{http://www.w3.org/2000/svg}svg", "an SVG response that is not SVG"
+        return None
     assert ctype.startswith("application/json"), f"{response.status_code} with content-type {ctype!r}, not JSON"
     try:
         body = response.json()

@@ -14,6 +14,8 @@ def test_builtin_policies_load_with_version_and_digest():
     assert versions == {"440300-2026.1", "370200-2026.1", "330200-2026.1"}
     for p in builtin_policies():
         assert len(p.digest) == 12 and set(p.schemes) == {"employee", "resident", "child"}
+        assert p.paycode_ttl_seconds == 180  # every demo region states it: Qingdao's 3 minutes (seed 003)
+        assert "paycode_ttl_seconds" in (BUILTIN_DIR / f"{p.region}-{p.year}.yaml").read_text(encoding="utf-8")
 
 
 def test_shenzhen_wage_and_guardian_threshold():
@@ -58,6 +60,9 @@ def _write(tmp_path: Path, mutate) -> Path:
     (lambda d: d["serious_illness"]["hardship"].update(statuses="tekun"), "serious_illness.hardship.statuses"),
     (lambda d: d["serious_illness"]["hardship"].update(statuses=[["tekun"]]), "serious_illness.hardship.statuses"),
     (lambda d: d.update(revision=10**50), "revision"),
+    (lambda d: d.update(paycode_ttl_seconds=5), "paycode_ttl_seconds"),  # a code nobody could scan in time
+    (lambda d: d.update(paycode_ttl_seconds=3601), "paycode_ttl_seconds"),
+    (lambda d: d.update(paycode_ttl_seconds="180"), "paycode_ttl_seconds"),
     (lambda d: d["schemes"]["employee"]["inpatient"][1].update(repeat_admission_factor=["1", "2"]), "schemes.employee.inpatient[1].repeat_admission_factor[1]"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field):

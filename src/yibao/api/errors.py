@@ -17,13 +17,13 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, PolicyError, Unauthorized, YibaoError
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, PolicyError, TooManyAttempts, Unauthorized, YibaoError
 from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds
 
 log = logging.getLogger("yibao.api")
 
 STATUS = {InputError: 422, PolicyError: 500, NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, InsufficientFunds: 409,
-          AccountLimitExceeded: 409}
+          AccountLimitExceeded: 409, TooManyAttempts: 429}
 
 
 def status_for(exc: YibaoError) -> int:
@@ -184,6 +184,8 @@ def install(app: FastAPI) -> None:
         if status >= 500:
             log.error("policy error %s", exc.describe())
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc.code, exc.field, exc.message_zh, exc.message_en, _rid(request)), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

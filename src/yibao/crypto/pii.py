@@ -23,6 +23,7 @@ class Keyring:
             raise ValueError("the master key must be 32 bytes")
         self._aead = AESGCM(hmac.new(master, b"yibao pii encryption v1", hashlib.sha256).digest())
         self._mac = hmac.new(master, b"yibao pii lookup v1", hashlib.sha256).digest()
+        self._derive = hmac.new(master, b"yibao purpose keys v1", hashlib.sha256).digest()
 
     def encrypt(self, text: str, context: str = "") -> bytes:
         nonce = secrets.token_bytes(12)
@@ -30,6 +31,10 @@ class Keyring:
 
     def decrypt(self, blob: bytes, context: str = "") -> str:
         return self._aead.decrypt(bytes(blob[:12]), bytes(blob[12:]), context.encode() or None).decode("utf-8")
+
+    def purpose_key(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. payment-code MACs): one key never serves two uses."""
+        return hmac.new(self._derive, purpose.encode("utf-8"), hashlib.sha256).digest()
 
     def lookup_hash(self, text: str) -> str:
         """Deterministic keyed hash: find a row by ID number or phone without storing it in clear."""

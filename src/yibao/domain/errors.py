@@ -42,5 +42,13 @@ class Forbidden(YibaoError):
     """A valid credential that may not do this."""
 
 
+class TooManyAttempts(YibaoError):
+    """Refused without looking: too many failed attempts recently; try again after ``retry_after`` seconds."""
+
+    def __init__(self, field: str, code: str, message_zh: str, message_en: str, retry_after: int) -> None:
+        super().__init__(field, code, message_zh, message_en)
+        self.retry_after = retry_after
+
+
 def not_found(field: str, what_zh: str, what_en: str) -> NotFound:
     return NotFound(field, "not_found", f"{what_zh}不存在", f"{what_en} not found")

@@ -363,3 +363,46 @@ audit_heads = Table(
 )
 
 Index("ix_visits_institution_status", visits.c.institution_id, visits.c.status)
+
+# ---- dynamic payment codes (动态医保码; services/paycodes.py) ------------------------------------
+
+paycode_slots = Table(  # per card that ever showed a code: its opaque slot in the code and its latest counter
+    "paycode_slots", metadata,
+    Column("card_id", String(24), ForeignKey("cards.id"), primary_key=True),
+    _region(),  # the card's region
+    Column("slot", String(8), nullable=False, unique=True),
+    Column("counter", BigInteger, nullable=False),  # the latest code's; a new code takes counter + 1
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+paycodes = Table(  # one row per code issued; single use is a conditional UPDATE of status live → used
+    "paycodes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),  # the card's (insured) region
+    Column("card_id", String(24), ForeignKey("cards.id"), nullable=False),
+    Column("counter", BigInteger, nullable=False),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),  # whose card it is
+    Column("holder_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),  # who showed it: the person or a guardian
+    Column("status", String(10), nullable=False),  # live | used | replaced (expiry is expires_at, not a status)
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),  # when it was used or replaced
+    Column("institution_id", String(20), ForeignKey("institutions.id")),  # who consumed it
+    Column("terminal_id", String(40)),
+    _created(),
+    UniqueConstraint("card_id", "counter"),
+)
+
+paycode_refusals = Table(  # every refused scan: the trace, and the guesses the rate limit counts
+    "paycode_refusals", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),  # the scanning institution's region
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("terminal_id", String(40), nullable=False),  # "" when the scan named no terminal
+    Column("reason", String(40), nullable=False),  # the refusal's error code
+    Column("counted", Boolean, nullable=False),  # a guess (no such code, bad MAC): counts toward the limit
+    Column("card_id", String(24)),  # set when the code was genuine (used, expired, replaced …)
+    _created(),
+)
+
+Index("ix_paycode_refusals_guesses", paycode_refusals.c.institution_id, paycode_refusals.c.terminal_id, paycode_refusals.c.created_at)

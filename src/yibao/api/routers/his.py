@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
+from pydantic import Field
 
 from yibao.api.context import Caller, Platform, institution_caller, platform
+from yibao.api.errors import error_body, status_for
 from yibao.api.idempotency import IdempotencyKey, idempotent
-from yibao.api.schemas import CredentialIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, VisitIn
+from yibao.api.schemas import CredentialIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
-from yibao.services import people, settlement, visits
+from yibao.domain.errors import YibaoError
+from yibao.services import paycodes, people, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -112,3 +115,25 @@ async def reversal(body: ReversalIn, request: Request, key: str = IdempotencyKey
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, settlement.reverse(
         c, now, institution=caller.institution, omsgid=body.omsgid, oinfno=body.oinfno, actor=caller.actor)))
+
+
+# ---- dynamic payment codes (services/paycodes.py) -----------------------------------------------
+
+class PaycodeVerifyIn(Strict):
+    code: str = Field(min_length=1, max_length=64, description="the payment code as scanned: 20 digits starting 91", examples=["91..."])
+    terminal_id: str | None = Field(None, min_length=1, max_length=40, description="the scanning terminal; guesses are limited per terminal")
+
+
+@router.post("/paycodes/verify", summary="扫码核验 Verify a scanned payment code and use it up (single use): who it is for")
+async def verify_paycode(body: PaycodeVerifyIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                         p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c):  # noqa: ANN001, ANN202
+        result = paycodes.consume(c, p.keyring, now, code=body.code, institution=caller.institution, terminal_id=body.terminal_id,
+                                  actor=caller.actor)
+        if isinstance(result, YibaoError):  # answered (and kept for a replay) in the same commit as the counted refusal
+            return status_for(result), error_body(result.code, result.field, result.message_zh, result.message_en,
+                                                  getattr(request.state, "request_id", ""))
+        return 200, paycodes.consumed_view(c, p.keyring, result)
+    return await idempotent(p, request, caller, key, work)

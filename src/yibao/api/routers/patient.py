@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
@@ -21,8 +22,9 @@ from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
+from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.services import cards, families, identity, ledger, people, sessions
+from yibao.services import cards, families, identity, ledger, paycodes, people, sessions
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
@@ -274,3 +276,60 @@ async def revoke_mutual_aid(request: Request, psn_no: str = PsnNo, key: str = Id
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, families.revoke_mutual_aid(
         c, now, holder_id=caller.principal, member_id=psn_no, actor=caller.actor)))
+
+
+# ---- dynamic payment codes (services/paycodes.py) -----------------------------------------------
+# The code never appears in a URL (access logs): images are drawn for "the current code", and the
+# stored replay of an issue carries no code (GET /paycodes/current draws it again).
+
+NO_STORE = {"Cache-Control": "no-store"}
+OptionalPsnNo = Query(None, min_length=1, max_length=24, description="a linked child's psn_no; omit for your own code")
+SVG_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"image/svg+xml": {}}, "description": "SVG image"}}
+
+
+class PaycodeIn(Strict):
+    psn_no: str | None = Field(None, min_length=1, max_length=24, description="a linked child's psn_no; omit for your own code")
+
+
+def _paycode_view(issued: paycodes.Issued) -> dict[str, Any]:
+    query = f"?psn_no={issued.person_id}" if issued.person_id != issued.holder_id else ""
+    base = "/api/v1/patient/paycodes/current"
+    return {**paycodes.issued_view(issued), "links": {"current": base + query, "qr_svg": f"{base}/qr.svg{query}",
+                                                      "barcode_svg": f"{base}/barcode.svg{query}"}}
+
+
+def _without_code(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "code": None}
+
+
+@router.post("/paycodes", status_code=201, summary="获取/刷新动态医保码 Get a new payment code (the previous one dies at once)")
+async def issue_paycode(body: PaycodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                        p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    response = await idempotent(p, request, caller, key, lambda c: (201, _paycode_view(paycodes.issue(
+        c, p.keyring, now, holder_id=caller.principal, person_id=body.psn_no, actor=caller.actor))), redact=_without_code)
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _current(p: Platform, caller: Caller, psn_no: str | None):  # noqa: ANN202
+    return p.run(lambda c: paycodes.current(c, p.keyring, p.now(), holder_id=caller.principal, person_id=psn_no), write=False)
+
+
+@router.get("/paycodes/current", summary="当前支付码 My live payment code (or a linked child's)")
+async def current_paycode(psn_no: str | None = OptionalPsnNo, caller: Caller = Depends(patient_caller),
+                          p: Platform = Depends(platform)) -> Response:
+    return JSONResponse(_paycode_view(await _current(p, caller, psn_no)), headers=NO_STORE)
+
+
+@router.get("/paycodes/current/qr.svg", response_class=Response, responses=SVG_RESPONSE, summary="支付码二维码 The live code as a QR (SVG)")
+async def current_paycode_qr(psn_no: str | None = OptionalPsnNo, caller: Caller = Depends(patient_caller),
+                             p: Platform = Depends(platform)) -> Response:
+    return Response(qr_svg((await _current(p, caller, psn_no)).code), media_type="image/svg+xml", headers=NO_STORE)
+
+
+@router.get("/paycodes/current/barcode.svg", response_class=Response, responses=SVG_RESPONSE,
+            summary="支付码条形码 The live code as a Code 128 barcode (SVG)")
+async def current_paycode_barcode(psn_no: str | None = OptionalPsnNo, caller: Caller = Depends(patient_caller),
+                                  p: Platform = Depends(platform)) -> Response:
+    return Response(barcode_svg((await _current(p, caller, psn_no)).code), media_type="image/svg+xml", headers=NO_STORE)
