@@ -1,0 +1,73 @@
+"""SANDBOX payment institutions: real HTTP services standing in for wxpay, alipay, unionpay and a bank.
+
+`pair(name)` makes one sandbox institution together with the platform-side credentials that match
+it (each side gets its own RSA key pair, generated here, and is told only the other's public key —
+as with a real institution), and `Pair.connector(base_url)` the platform's `Channel` for it.
+`mount_all(app, …)` mounts them all under `/sandbox/{name}` of the demo app.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from fastapi import FastAPI
+
+from yibao.channels.base import Channel
+from yibao.channels.crypto import generate_rsa_key, key_serial
+from yibao.channels.sandbox.admin import Runtime
+from yibao.channels.sandbox.notifier import REAL_WORLD_DELAYS_MS
+
+NAMES = ("wxpay",)  # grows as the sandbox institutions are built
+
+
+@dataclass
+class Pair:
+    name: str
+    app: FastAPI
+    make_connector: Callable[..., Channel]
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.sandbox
+
+    def connector(self, base_url: str, *, notify_url: str | None = None, timeout: float = 5.0) -> Any:
+        """The platform's connector to this sandbox, reached over HTTP at ``base_url``."""
+        return self.make_connector(base_url.rstrip("/"), notify_url=notify_url, timeout=timeout)
+
+
+def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
+         notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS, clock: Callable[[], datetime] | None = None,
+         sandbox_key: Any = None, platform_key: Any = None) -> Pair:
+    """One sandbox institution and the matching platform-side configuration."""
+    skey = sandbox_key or generate_rsa_key()
+    pkey = platform_key or generate_rsa_key()
+    if name == "wxpay":
+        from yibao.channels import wxpay
+        from yibao.channels.sandbox import wxpay as sandbox
+
+        v3 = secrets.token_bytes(32)
+        cfg = sandbox.WxPaySandboxConfig(key=skey, mchid="1900000109", appid="wxd678efh567hg6787", merchant_key=pkey.public_key(),
+                                         api_v3_key=v3, callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed)
+
+        def make_wxpay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
+            return wxpay.WxPayChannel(wxpay.WxPayConfig(base_url, cfg.mchid, cfg.appid, key_serial(pkey), pkey, key_serial(skey),
+                                                        skey.public_key(), v3, notify_url, timeout))
+        return Pair(name, sandbox.create_app(cfg, clock=clock), make_wxpay)
+    raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
+
+
+def mount_all(app: FastAPI, *, base_url: str, callback_url: Callable[[str], str] | None = None,
+              names: tuple[str, ...] = NAMES, **kw: Any) -> dict[str, Pair]:
+    """Mount each sandbox institution at /sandbox/{name}; returns the pairs, whose
+    ``connector(f"{base_url}/sandbox/{name}")`` the platform uses (over HTTP, async, as with a real one)."""
+    pairs: dict[str, Pair] = {}
+    for name in names:
+        p = pair(name, callback_url=callback_url(name) if callback_url else None, **kw)
+        app.mount(f"/sandbox/{name}", p.app)
+        pairs[name] = p
+    app.state.sandbox_institutions = pairs
+    app.state.sandbox_base_url = base_url.rstrip("/")
+    return pairs
