@@ -79,7 +79,7 @@ def test_request_types_have_no_field_for_a_fund_share():
 
 
 @pytest.mark.parametrize("kw", [dict(amount_fen=0), dict(amount_fen=-1), dict(amount_fen=1.0), dict(out_trade_no="短"),
-                                dict(description=""), dict(description="身份证440301199001011234")])
+                                dict(description=""), dict(description="两行\n#第二行"), dict(description="身份证440301199001011234")])
 def test_payment_requests_refuse_bad_values(kw):
     base = dict(out_trade_no="T1234567", amount_fen=100, description="门诊", agreement_no="AG1")
     with pytest.raises(ValueError):

@@ -136,6 +136,8 @@ class PaymentRequest:
             raise ValueError(f"description must be 1–{MAX_DESCRIPTION} characters")
         if _LOOKS_LIKE_ID_NUMBER.search(self.description):
             raise ValueError("description must not carry an ID number")
+        if any(ord(c) < 0x20 or c == "\x7f" for c in self.description):
+            raise ValueError("description must be one line without control characters")
         if not isinstance(self.agreement_no, str) or not 0 < len(self.agreement_no) <= 64:
             raise ValueError("agreement_no must be 1–64 characters")
 

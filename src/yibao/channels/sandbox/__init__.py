@@ -20,7 +20,7 @@ from yibao.channels.crypto import generate_rsa_key, key_serial
 from yibao.channels.sandbox.admin import Runtime
 from yibao.channels.sandbox.notifier import REAL_WORLD_DELAYS_MS
 
-NAMES = ("wxpay",)  # grows as the sandbox institutions are built
+NAMES = ("wxpay", "alipay")  # grows as the sandbox institutions are built
 
 
 @dataclass
@@ -56,6 +56,16 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
             return wxpay.WxPayChannel(wxpay.WxPayConfig(base_url, cfg.mchid, cfg.appid, key_serial(pkey), pkey, key_serial(skey),
                                                         skey.public_key(), v3, notify_url, timeout))
         return Pair(name, sandbox.create_app(cfg, clock=clock), make_wxpay)
+    if name == "alipay":
+        from yibao.channels import alipay
+        from yibao.channels.sandbox import alipay as sandbox_alipay
+
+        acfg = sandbox_alipay.AlipaySandboxConfig(key=skey, app_id="2021000122600001", app_key=pkey.public_key(), callback_url=callback_url,
+                                                  notify_delays_ms=notify_delays_ms, seed=seed)
+
+        def make_alipay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
+            return alipay.AlipayChannel(alipay.AlipayConfig(base_url, acfg.app_id, pkey, skey.public_key(), notify_url, timeout))
+        return Pair(name, sandbox_alipay.create_app(acfg, clock=clock), make_alipay)
     raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
 
 
