@@ -20,7 +20,7 @@ from yibao.channels.crypto import generate_rsa_key, key_serial
 from yibao.channels.sandbox.admin import Runtime
 from yibao.channels.sandbox.notifier import REAL_WORLD_DELAYS_MS
 
-NAMES = ("wxpay", "alipay")  # grows as the sandbox institutions are built
+NAMES = ("wxpay", "alipay", "unionpay")  # grows as the sandbox institutions are built
 
 
 @dataclass
@@ -66,6 +66,17 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
         def make_alipay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
             return alipay.AlipayChannel(alipay.AlipayConfig(base_url, acfg.app_id, pkey, skey.public_key(), notify_url, timeout))
         return Pair(name, sandbox_alipay.create_app(acfg, clock=clock), make_alipay)
+    if name == "unionpay":
+        from yibao.channels import unionpay
+        from yibao.channels.sandbox import unionpay as sandbox_unionpay
+
+        ucfg = sandbox_unionpay.UnionPaySandboxConfig(key=skey, mer_id="777290058110048", merchant_key=pkey.public_key(),
+                                                      callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed)
+
+        def make_unionpay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
+            return unionpay.UnionPayChannel(unionpay.UnionPayConfig(base_url, ucfg.mer_id, key_serial(pkey), pkey, key_serial(skey),
+                                                                    skey.public_key(), notify_url, timeout))
+        return Pair(name, sandbox_unionpay.create_app(ucfg, clock=clock), make_unionpay)
     raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
 
 
