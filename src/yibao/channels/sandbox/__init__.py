@@ -20,7 +20,7 @@ from yibao.channels.crypto import generate_rsa_key, key_serial
 from yibao.channels.sandbox.admin import Runtime
 from yibao.channels.sandbox.notifier import REAL_WORLD_DELAYS_MS
 
-NAMES = ("wxpay", "alipay", "unionpay")  # grows as the sandbox institutions are built
+NAMES = ("wxpay", "alipay", "unionpay", "bank")
 
 
 @dataclass
@@ -42,6 +42,18 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
          notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS, clock: Callable[[], datetime] | None = None,
          sandbox_key: Any = None, platform_key: Any = None) -> Pair:
     """One sandbox institution and the matching platform-side configuration."""
+    if name == "bank":  # HMAC under a shared secret: no key pairs
+        from yibao.channels import bank
+        from yibao.channels.sandbox import bank as sandbox_bank
+
+        bcfg = sandbox_bank.BankSandboxConfig(secret=secrets.token_bytes(32), merchant_id="H440300-SANDBOX", callback_url=callback_url,
+                                              notify_delays_ms=notify_delays_ms, seed=seed)
+
+        def make_bank(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
+            return bank.BankChannel(bank.BankConfig(base_url, bcfg.merchant_id, bcfg.secret, notify_url, timeout))
+        return Pair(name, sandbox_bank.create_app(bcfg, clock=clock), make_bank)
+    if name not in NAMES:
+        raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
     skey = sandbox_key or generate_rsa_key()
     pkey = platform_key or generate_rsa_key()
     if name == "wxpay":

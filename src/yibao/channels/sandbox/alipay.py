@@ -252,7 +252,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         except WireError:
             sent_at = None
         if (params.get("app_id") != config.app_id or params.get("sign_type") != "RSA2" or sent_at is None
-                or abs((books.now().astimezone(CHINA) - sent_at).total_seconds()) > 600
+                or abs((books.wall().astimezone(CHINA) - sent_at).total_seconds()) > 600
                 or not rsa_verify(config.app_key, canonical_kv(params, exclude=("sign",)).encode(), params.get("sign"))):
             return answer(method, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature",
                                    "sub_msg": "signature verification failed"})

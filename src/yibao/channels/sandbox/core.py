@@ -135,7 +135,12 @@ class Books:
 
     # -- time, ids, randomness --
     def now(self) -> datetime:
+        """Business time: stamps trades and decides due dates; the admin clock knob moves it."""
         return self._clock() + self.clock_offset
+
+    def wall(self) -> datetime:
+        """Real time, for signature timestamps and their freshness (moving the business clock must not break signatures)."""
+        return self._clock()
 
     def new_id(self, kind: str) -> str:
         return f"{self.prefix}{kind}{china_time(self.now()):%Y%m%d}{next(self._ids):010d}"
@@ -250,7 +255,11 @@ class Books:
                     done.append(replace(t, status="succeeded", paid_at=t.settles_at, settles_at=None))
                     self.trades[no] = done[-1]
         for t in done:
+            self.settled(t)
             self._emit("payment", t, t.notify_url)
+
+    def settled(self, trade: TradeRec) -> None:
+        """Called once for each payment that succeeds after a delay; an institution may book more (the bank: a bill)."""
 
     def trade(self, out_trade_no: str) -> TradeRec:
         self.settle_due()

@@ -130,7 +130,7 @@ def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
         except ValueError:
             sent_at = None
         if (params.get("merId") != config.mer_id or params.get("certId") != merchant_cert_id or sent_at is None
-                or abs(books.now().timestamp() - sent_at) > 600
+                or abs(books.wall().timestamp() - sent_at) > 600
                 or not rsa_verify(config.merchant_key, digest_text(params), params.get("signature"))):
             return answer(params, {}, "11", "signature verification failed")  # 11: 验证签名失败
         return params

@@ -148,7 +148,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
     bills: dict[str, bytes] = {}  # download token → file
 
     def signed_headers(body: bytes, *, tamper: bool = False) -> dict[str, str]:
-        ts, nonce = str(int(books.now().timestamp())), secrets.token_hex(16)
+        ts, nonce = str(int(books.wall().timestamp())), secrets.token_hex(16)
         signature = rsa_sign(config.key, f"{ts}\n{nonce}\n".encode() + body + b"\n")
         if tamper:  # a signature over something else: as an attacker without the key would send
             signature = rsa_sign(config.key, b"tampered" + body)
@@ -201,7 +201,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
                 fields[k] = v.strip('"')
         ts = fields.get("timestamp", "")
         if (fields.get("mchid") != config.mchid or fields.get("serial_no") != merchant_serial or not ts.isdigit()
-                or abs(int(books.now().timestamp()) - int(ts)) > 300
+                or abs(int(books.wall().timestamp()) - int(ts)) > 300
                 or not rsa_verify(config.merchant_key, f"{request.method}\n{target}\n{ts}\n{fields.get('nonce_str', '')}\n".encode()
                                   + body + b"\n", fields.get("signature"))):
             raise SandboxRefusal("SIGN_ERROR", "signature verification failed", 401)
