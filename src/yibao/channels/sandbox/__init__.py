@@ -8,15 +8,17 @@ as with a real institution), and `Pair.connector(base_url)` the platform's `Chan
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import FastAPI
 
 from yibao.channels.base import Channel
-from yibao.channels.crypto import generate_rsa_key, key_serial
+from yibao.channels.crypto import generate_rsa_key, key_serial, load_or_create_key
 from yibao.channels.sandbox.admin import Runtime
 from yibao.channels.sandbox.notifier import REAL_WORLD_DELAYS_MS
 
@@ -38,15 +40,37 @@ class Pair:
         return self.make_connector(base_url.rstrip("/"), notify_url=notify_url, timeout=timeout)
 
 
+def _secret(key_dir: Path | None, name: str) -> bytes:
+    """A 32-byte shared secret (WeChat's API v3 key, the bank's HMAC key): from key_dir, made on first use, or fresh."""
+    if key_dir is None:
+        return secrets.token_bytes(32)
+    path = key_dir / f"{name}-shared-secret.bin"
+    if not path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    data = path.read_bytes()
+    if len(data) != 32:
+        raise ValueError(f"{path} must hold exactly 32 bytes")
+    return data
+
+
 def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
          notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS, clock: Callable[[], datetime] | None = None,
-         sandbox_key: Any = None, platform_key: Any = None) -> Pair:
-    """One sandbox institution and the matching platform-side configuration."""
+         key_dir: Path | None = None) -> Pair:
+    """One sandbox institution and the matching platform-side configuration.
+
+    Keys are fresh for each call, or — with ``key_dir`` — read from (and made once in) that folder:
+    ``{name}-sandbox-key.pem`` (the sandbox's private key), ``{name}-platform-key.pem`` (the
+    platform's), ``{name}-shared-secret.bin``. A sandbox run alone and the platform then use the
+    same folder, each reading its own private key and the other's public half.
+    """
     if name == "bank":  # HMAC under a shared secret: no key pairs
         from yibao.channels import bank
         from yibao.channels.sandbox import bank as sandbox_bank
 
-        bcfg = sandbox_bank.BankSandboxConfig(secret=secrets.token_bytes(32), merchant_id="H440300-SANDBOX", callback_url=callback_url,
+        bcfg = sandbox_bank.BankSandboxConfig(secret=_secret(key_dir, name), merchant_id="H440300-SANDBOX", callback_url=callback_url,
                                               notify_delays_ms=notify_delays_ms, seed=seed)
 
         def make_bank(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
@@ -54,13 +78,13 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
         return Pair(name, sandbox_bank.create_app(bcfg, clock=clock), make_bank)
     if name not in NAMES:
         raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
-    skey = sandbox_key or generate_rsa_key()
-    pkey = platform_key or generate_rsa_key()
+    skey = load_or_create_key(key_dir / f"{name}-sandbox-key.pem") if key_dir else generate_rsa_key()
+    pkey = load_or_create_key(key_dir / f"{name}-platform-key.pem") if key_dir else generate_rsa_key()
     if name == "wxpay":
         from yibao.channels import wxpay
         from yibao.channels.sandbox import wxpay as sandbox
 
-        v3 = secrets.token_bytes(32)
+        v3 = _secret(key_dir, name)
         cfg = sandbox.WxPaySandboxConfig(key=skey, mchid="1900000109", appid="wxd678efh567hg6787", merchant_key=pkey.public_key(),
                                          api_v3_key=v3, callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed)
 
