@@ -85,3 +85,8 @@ def install(app: FastAPI, runtime: Runtime) -> None:
 
 def public_key_of(key: Any) -> bytes:
     return public_pem(key)
+
+
+def own_base_url(request: Request) -> str:
+    """This sandbox's own URL, mount prefix included (Starlette's base_url is the top-level app's)."""
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}".rstrip("/")

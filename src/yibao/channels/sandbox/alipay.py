@@ -266,7 +266,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
                 return answer(method, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-parameter",
                                        "sub_msg": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"})
             if method.endswith("downloadurl.query"):
-                result = work(biz, params, str(request.base_url).rstrip("/"))
+                result = work(biz, params, admin.own_base_url(request))
             else:
                 result = work(biz, params)
             await books.after_effect()

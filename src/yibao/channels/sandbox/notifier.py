@@ -107,7 +107,9 @@ class Notifier:
             for d in [d for d in self.deliveries if d.state == "pending" and d.next_at <= now]:
                 await self._attempt(d)
             waits = [d.next_at - time.monotonic() for d in self.deliveries if d.state == "pending"]
-            if any(t.status == "processing" for t in list(self.books.trades.values())):
+            with self.books.lock:
+                pending_settlement = any(t.settles_at is not None for t in self.books.trades.values())
+            if pending_settlement:
                 waits.append(0.02)  # a delayed payment is due soon: look again shortly
             self._wake.clear()
             try:

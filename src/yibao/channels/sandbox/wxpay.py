@@ -288,7 +288,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             content = render_statement(config, *books.statement(day))
             token = secrets.token_urlsafe(16)
             bills[token] = content
-            base = str(request.base_url).rstrip("/")
+            base = admin.own_base_url(request)
             return {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
                     "download_url": f"{base}/v3/billdownload/file?token={token}"}
         return await handle(request, None, work)
