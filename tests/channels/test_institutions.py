@@ -349,3 +349,25 @@ def test_the_wire_inspection_would_catch_a_fund_share():
     for body in (b'{"amount":{"total":1,"gov_fee":5}}', b'{"med_ins_cash_fee":1}', b"txnAmt=1&hifp_pay=2",
                  b'biz_content={"pool_fund":"1.00"}', b'{"acctPay":1}'):
         assert [n for n in field_names(url, body) if words(n) & FUND_FIELD_WORDS], body
+
+
+def test_knobs_through_the_python_object_and_http_agree_and_a_seed_replays_the_same_failures(wxpay):
+    assert wxpay.runtime.set_knobs(error_rate=0.5, seed=5)["error_rate"] == 0.5
+    assert httpx.get(f"{wxpay.url}/sandbox/knobs").json()["seed"] == 5
+    assert httpx.put(f"{wxpay.url}/sandbox/knobs", json={"error_rate": 2}).status_code == 422
+    assert httpx.put(f"{wxpay.url}/sandbox/knobs", json={"no_such_knob": 1}).status_code == 422
+
+    async def pattern() -> list[bool]:
+        await wxpay.knobs(error_rate=0.0)
+        agreement = await signed_up(wxpay)
+        await wxpay.knobs(error_rate=0.5, seed=5)
+        outcome = []
+        for _ in range(12):
+            try:
+                await wxpay.channel.pay(PaymentRequest(no(), 1_00, "门诊缴费", agreement))
+                outcome.append(True)
+            except Declined:
+                outcome.append(False)
+        return outcome
+    first, second = run(pattern()), run(pattern())
+    assert first == second and True in first and False in first
