@@ -75,6 +75,15 @@ class LivenessIn(Strict):
     score: float = Field(ge=0, le=1, allow_inf_nan=False, description="the terminal's liveness score, 0–1")
 
 
+class FaceAuthorizationIn(Strict):
+    psn_no: str = Field(min_length=1, max_length=24, description="the patient (read from the card, the ID card or chosen at the terminal)")
+    payer_psn_no: str | None = Field(None, min_length=1, max_length=24,
+                                     description="whose face is captured when not the patient's: a guardian paying for a linked child")
+    capture: str = _capture()
+    liveness: LivenessIn
+    terminal_id: str | None = Field(None, min_length=1, max_length=40, description="the face terminal")
+
+
 class FaceEnrolIn(Strict):
     capture: str = _capture()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError
@@ -28,3 +29,9 @@ def file(conn: Connection, now: datetime, *, person_id: str, treatment_region: s
                  detail={"treatment_region": treatment_region, "filing_type": filing_type}, now=now)
     return {"id": new_id, "psn_no": person_id, "treatment_region": treatment_region, "filing_type": filing_type,
             "valid_from": valid_from.isoformat(), "valid_to": valid_to.isoformat() if valid_to else None}
+
+
+def filed_for(conn: Connection, person_id: str, treatment_region: str, day: date) -> bool:
+    """Whether the person holds a filing for ``treatment_region`` valid on ``day`` (long-term or temporary)."""
+    return conn.execute(select(FL.c.id).where(FL.c.person_id == person_id, FL.c.treatment_region == treatment_region,
+                                              FL.c.valid_from <= day, or_(FL.c.valid_to.is_(None), FL.c.valid_to >= day))).first() is not None

@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_card_no, mask_name
@@ -30,9 +30,9 @@ from yibao.domain import paycode
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.formats.timefmt import iso_utc
 from yibao.services import audit, cards, families, people
+from yibao.services.filings import filed_for
 from yibao.services.institutions import Institution
 from yibao.services.policies import policy_for
-from yibao.store.tables import filings as FL
 from yibao.store.tables import paycode_refusals as R
 from yibao.store.tables import paycode_slots as S
 from yibao.store.tables import paycodes as PC
@@ -223,12 +223,6 @@ def _refuse(conn: Connection, now: datetime, institution: Institution, terminal_
     return error
 
 
-def _filed(conn: Connection, person_id: str, treatment_region: str, now: datetime) -> bool:
-    day = now.date()
-    return conn.execute(select(FL.c.id).where(FL.c.person_id == person_id, FL.c.treatment_region == treatment_region,
-                                              FL.c.valid_from <= day, or_(FL.c.valid_to.is_(None), FL.c.valid_to >= day))).first() is not None
-
-
 def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, institution: Institution, terminal_id: str | None = None,
             actor: str) -> Consumed | YibaoError:
     """Verify and use a scanned code once. Returns who it is for, or the refusal to raise after commit.
@@ -295,7 +289,7 @@ def _holder_refusal(conn: Connection, row, institution: Institution, now: dateti
     if row.holder_id != row.person_id and not families.can_view(conn, row.holder_id, row.person_id):
         return Forbidden("code", "paycode_guardian_unlinked", "出示该码的监护人已不再关联该少儿",
                          "the guardian who showed this code is no longer linked to the child")
-    if person.region != institution.region and not _filed(conn, person.id, institution.region, now):
+    if person.region != institution.region and not filed_for(conn, person.id, institution.region, now.date()):
         return Forbidden("code", "paycode_other_region", "该参保人属其他统筹区且未在本地备案，不能在本机构使用支付码",
                          "this person is insured in another region and not filed for this one, so the code cannot be used here")
     return None

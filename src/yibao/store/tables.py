@@ -406,3 +406,33 @@ paycode_refusals = Table(  # every refused scan: the trace, and the guesses the 
 )
 
 Index("ix_paycode_refusals_guesses", paycode_refusals.c.institution_id, paycode_refusals.c.terminal_id, paycode_refusals.c.created_at)
+
+# ---- face payment (刷脸支付; services/face_pay.py) ------------------------------------------------
+
+face_attempts = Table(  # every 1:1 face check at a terminal: the trace, and the failures the limit counts
+    "face_attempts", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),  # the institution's region
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),  # whose face was checked (the payer)
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("terminal_id", String(40), nullable=False),  # "" when the terminal did not name itself
+    Column("outcome", String(24), nullable=False),  # verified | face_mismatch | liveness_failed
+    _created(),
+)
+
+Index("ix_face_attempts_recent", face_attempts.c.person_id, face_attempts.c.institution_id, face_attempts.c.created_at)
+
+face_authorizations = Table(  # a verified face, good for one payment at that institution, briefly
+    "face_authorizations", metadata,
+    Column("id", String(40), primary_key=True),
+    _region(),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),  # the patient
+    Column("holder_id", String(24), ForeignKey("persons.id"), nullable=False),  # whose face: the patient or a guardian
+    Column("relation", String(10), nullable=False),  # self | guardian
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("terminal_id", String(40), nullable=False),
+    Column("status", String(8), nullable=False),  # live | used
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    _created(),
+)

@@ -13,11 +13,12 @@ from pydantic import Field
 
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
-from yibao.api.idempotency import IdempotencyKey, idempotent
-from yibao.api.schemas import CredentialIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
-from yibao.services import paycodes, people, settlement, visits
+from yibao.face import verifier_of
+from yibao.services import face_pay, paycodes, people, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -137,3 +138,25 @@ async def verify_paycode(body: PaycodeVerifyIn, request: Request, key: str = Ide
                                                   getattr(request.state, "request_id", ""))
         return 200, paycodes.consumed_view(c, p.keyring, result)
     return await idempotent(p, request, caller, key, work)
+
+
+# ---- face payment (services/face_pay.py) --------------------------------------------------------
+
+@router.post("/face-authorizations", summary="刷脸核验 Face payment: a live capture, 1:1 with the enrolled face, authorises one payment")
+async def face_authorization(body: FaceAuthorizationIn, request: Request, key: str = IdempotencyKey,
+                             caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    """Three failed checks of one person here within ten minutes: `429 face_attempts_exhausted` — pay with the code."""
+    async def call() -> tuple[face_pay.Prepared, Any]:
+        prepared = await p.run(lambda c: face_pay.prepare(c, p.keyring, p.now(), institution=caller.institution, person_id=body.psn_no,
+                                                          payer_id=body.payer_psn_no, actor=caller.actor))
+        return prepared, await verifier_of(request.app).verify(prepared.template_id, body.capture, body.liveness.model_dump())
+
+    def work(c, checked):  # noqa: ANN001, ANN202
+        prepared, v = checked
+        result = face_pay.record(c, p.now(), institution=caller.institution, prepared=prepared, terminal_id=body.terminal_id,
+                                 match=v.match, liveness=v.liveness, similarity=v.similarity, actor=caller.actor)
+        if isinstance(result, YibaoError):  # the failed attempt commits with its answer, so it counts
+            return status_for(result), error_body(result.code, result.field, result.message_zh, result.message_en,
+                                                  getattr(request.state, "request_id", ""))
+        return 201, face_pay.view(c, p.keyring, result)
+    return await idempotent_after_call(p, request, caller, key, call, work)
