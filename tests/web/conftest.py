@@ -97,7 +97,19 @@ def _serve(app):  # noqa: ANN001, ANN202
     return server, thread, sock
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_databases: run this page test against PostgreSQL too (not only SQLite)")
+
+
+def pytest_generate_tests(metafunc):
+    """Page tests run on SQLite; those marked both_databases (the money flows) on PostgreSQL as well.
+    A browser test costs seconds, so the rest, which exercise pages rather than storage, run once."""
+    if "live" in metafunc.fixturenames:
+        kinds = ["sqlite", "postgresql"] if metafunc.definition.get_closest_marker("both_databases") else ["sqlite"]
+        metafunc.parametrize("live", kinds, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def live(request, tmp_path_factory):
     """The platform with the demo world, served over HTTP; once per database kind."""
     from sqlalchemy import text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import log_in_holder
@@ -47,6 +48,7 @@ def test_a_holder_logs_in_and_shows_a_code_with_qr_barcode_and_countdown(phone, 
     assert page.evaluate("[...document.styleSheets].every(s => s.href && s.href.startsWith(location.origin))")
 
 
+@pytest.mark.both_databases
 def test_tapping_the_code_refreshes_it_and_the_old_one_dies(phone, live):
     page = phone.new_page()
     log_in_holder(page, live, LI_MING)

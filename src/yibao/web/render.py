@@ -44,9 +44,8 @@ def yuan(value: Any) -> str:
     """¥123.45 from fen (int) or from a yuan string of a settlement document."""
     if value is None or value == "":
         return "—"
-    if isinstance(value, int):
-        return f"¥{format_yuan(value)}"
-    return f"¥{value}"
+    text = format_yuan(value) if isinstance(value, int) else str(value)
+    return f"-¥{text[1:]}" if text.startswith("-") else f"¥{text}"
 
 
 def local_time(value: Any, with_seconds: bool = False) -> str:
