@@ -54,11 +54,12 @@ def test_a_code_shown_on_the_phone_is_settled_at_the_counter_and_the_account_sho
     cashier.locator("#verify-code").click()
     expect(cashier.locator("#patient-name")).to_have_text("李*")
     cashier.locator("#load-sample").click()
-    expect(cashier.locator("#lines tbody tr")).to_have_count(4)
+    expect(cashier.locator("#lines tbody tr")).to_have_count(5)
     cashier.locator("#presettle").click()
     expect(cashier.locator("#explanation li").first).to_be_visible()
     presettled = split_of(cashier)
-    assert fen(presettled["split-total"]) == 2500 + 2500 + 2000 + 3000  # the sample set: 25 + 12.50×2 + 20 + 30
+    assert fen(presettled["split-total"]) == 2500 + 2500 + 2000 + 3000 + 36000  # the sample set: 25 + 12.50×2 + 20 + 30 + 360
+    assert fen(presettled["split-pool"]) > 0  # above the year's deductible: the pooled fund pays a share
     assert fen(presettled["split-total"]) == fen(presettled["split-fund"]) + fen(presettled["split-account"]) + fen(presettled["split-cash"])
     explanation = cashier.locator("#explanation").inner_text()
     assert "¥" in explanation

@@ -41,6 +41,7 @@ SAMPLE_LINES = {
          "price_cap": "10.00", "prescription": True, "prescriber": "演示医师"},
         {"feedetl_sn": "S3", "code": "A310", "name": "血常规检查", "class": "A", "unit_price": "20.00", "quantity": "1"},
         {"feedetl_sn": "S4", "code": "C900", "name": "医用护肤品（自费）", "class": "C", "unit_price": "30.00", "quantity": "1"},
+        {"feedetl_sn": "S5", "code": "A520", "name": "CT检查（平扫）", "class": "A", "unit_price": "360.00", "quantity": "1"},
     ],
     "pharmacy": [
         {"feedetl_sn": "S1", "code": "XA11", "name": "阿莫西林胶囊", "class": "A", "unit_price": "18.60", "quantity": "1",
