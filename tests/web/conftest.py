@@ -165,6 +165,10 @@ def browser():
         chromium.close()
 
 
+# Waits, not timings: an expectation holds as soon as the page shows it; the limit only bounds a
+# failing wait on a loaded two-core machine.
+expect.set_options(timeout=15_000)
+
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
@@ -173,7 +177,7 @@ DESKTOP = {"width": 1366, "height": 900}
 def phone(browser, live):
     """A phone-sized browser context for the holder's app."""
     context = browser.new_context(viewport=PHONE, base_url=live.url, device_scale_factor=1, is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     yield context
     context.close()
 
@@ -181,7 +185,7 @@ def phone(browser, live):
 @pytest.fixture
 def desktop(browser, live):
     context = browser.new_context(viewport=DESKTOP, base_url=live.url)
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(15_000)
     yield context
     context.close()
 
