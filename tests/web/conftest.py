@@ -3,7 +3,7 @@ uvicorn on 127.0.0.1 in a thread, with the demo world loaded.
 
 Chromium must be at /usr/bin/chromium (`.ci/run` installs Debian's `chromium` package when it is
 missing). Without it these tests fail, saying how to install it; they are skipped only when
-YIBAO_SKIP_BROWSER=1 is set explicitly (and the run's summary says so). Playwright's own browser
+YIBAO_SKIP_BROWSER=1 is set explicitly (and the run's summary says so), Chromium or not. Playwright's own browser
 download is not used (`executable_path` is set).
 
 The server's clock is real time plus an offset the tests can move forward (`live.clock.advance`):
@@ -150,10 +150,10 @@ def live(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
+    if SKIP_BROWSER:
+        _skipped["browser"] = True
+        pytest.skip("YIBAO_SKIP_BROWSER=1: browser tests skipped on request")
     if not os.path.exists(CHROMIUM):
-        if SKIP_BROWSER:
-            _skipped["browser"] = True
-            pytest.skip("YIBAO_SKIP_BROWSER=1: browser tests skipped on request (Chromium is not installed)")
         pytest.fail(f"Chromium not found at {CHROMIUM}: the page tests need it. Install Debian's package "
                     "(`sudo apt-get install -y chromium`; .ci/run does this), or set YIBAO_SKIP_BROWSER=1 to skip them explicitly.",
                     pytrace=False)
