@@ -1,4 +1,4 @@
-"""The yibao web application: REST API (OpenAPI at /docs), later the pages and sandboxes."""
+"""The yibao web application: REST API (OpenAPI at /docs), the pages (yibao.web) and, for the demo, the sandboxes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 
 from fastapi import FastAPI
 
-from yibao import face
+from yibao import face, web
 from yibao.api import errors
 from yibao.api.context import Platform, operator_tokens_from_env
 from yibao.api.routers import admin, his, patient
@@ -42,6 +42,8 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
         from yibao.face.sandbox import create_app as face_sandbox
 
         app.mount("/sandbox/face", face_sandbox(os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)))
+    # The pages (/app, /cashier, /admin): after the API, whose routes and error handlers they build on.
+    web.install(app, demo=sandboxes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

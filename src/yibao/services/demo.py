@@ -219,6 +219,8 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
 
     console.rule("[bold]yibao 医保 demo 演示")
     console.print("已载入演示数据 Demo data loaded." if guide.created else "演示数据已存在 Demo data already present.", highlight=False)
+    console.print(f"页面 Pages: {base_url}/app (参保人 holder) · {base_url}/cashier (收费员 cashier) · {base_url}/admin (经办 agency)",
+                  highlight=False)
     console.print(f"API 文档 OpenAPI: {base_url}/docs", highlight=False)
     console.print(f"经办人员 Operator: Authorization: Bearer {guide.operator_token}", highlight=False)
     inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>)", title_justify="left")

@@ -1,0 +1,129 @@
+"""`make screenshots`: start the demo server, use the three pages as demo users, and save what they
+show into docs/screenshots/ — /app at phone width (390×844), /cashier and /admin at desktop width
+(1366×900). Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
+(`apt-get install fonts-noto-cjk`), without which the pictures show boxes: the script refuses then.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check_tools() -> None:
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"screenshots: no Chromium at {CHROMIUM}; install Debian's package: apt-get install -y chromium")
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout if shutil.which("fc-list") else ""
+    if not fonts.strip():
+        sys.exit("screenshots: no Chinese font, the pages would show boxes; install one: apt-get install -y fonts-noto-cjk")
+
+
+def _serve(workdir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "YIBAO_SECRET_FILE": str(workdir / "secret.key")}
+    env.pop("YIBAO_DATABASE_URL", None)
+    yibao = Path(sys.executable).with_name("yibao")
+    server = subprocess.Popen([str(yibao), "serve", "--port", str(port), "--database", f"sqlite:///{workdir}/yibao.db"], cwd=workdir, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"screenshots: the demo server stopped:\n{server.stderr.read()}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("screenshots: the demo server did not start within 60 s")
+
+
+def _holder(browser, base: str):  # noqa: ANN001, ANN202
+    ctx = browser.new_context(viewport=PHONE, base_url=base, is_mobile=True, has_touch=True, device_scale_factor=2, locale="zh-CN")
+    page = ctx.new_page()
+    page.goto("/app/login")
+    page.fill("#phone", "13800138001")
+    page.click("#send-code")
+    expect(page.locator("#flash")).to_be_visible()
+    outbox = ctx.new_page()
+    outbox.goto("/app/sandbox/sms")
+    code = re.search(r"验证码为 (\d{6})", outbox.locator("#outbox li").first.inner_text()).group(1)
+    outbox.close()
+    page.fill("#code", code)
+    page.click("#log-in")
+    page.click("#show-code")
+    expect(page.locator("#qr svg")).to_be_visible()
+    return ctx, page
+
+
+def main() -> None:
+    _check_tools()
+    OUT.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="yibao-screens-") as tmp:
+        server = _serve(Path(tmp), port)
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                ctx, phone = _holder(browser, base)
+                phone.screenshot(path=OUT / "app-phone.png")
+                code = re.sub(r"\D", "", phone.locator("#barcode text").text_content())
+
+                desk = browser.new_context(viewport=DESKTOP, base_url=base, locale="zh-CN")
+                cashier = desk.new_page()
+                cashier.goto("/cashier")
+                cashier.fill("#credential", "H440300L3.demo-h440300l3")
+                cashier.click("#cashier-log-in")
+                cashier.fill("#code", code)
+                cashier.click("#verify-code")
+                cashier.click("#load-sample")
+                cashier.click("#presettle")
+                expect(cashier.locator("#split")).to_be_visible()
+                cashier.screenshot(path=OUT / "cashier-desktop.png", full_page=True)
+                cashier.click("#confirm-settle")
+                expect(cashier.locator("#receipt")).to_be_visible()
+                cashier.screenshot(path=OUT / "cashier-receipt-desktop.png", full_page=True)
+
+                admin = desk.new_page()
+                admin.goto("/admin")
+                admin.fill("#token", "demo-operator-token")
+                admin.click("#admin-log-in")
+                expect(admin.locator("#chart-counts")).to_be_visible()
+                admin.screenshot(path=OUT / "admin-desktop.png", full_page=True)
+
+                phone.goto("/app/account")
+                phone.screenshot(path=OUT / "app-account-phone.png")
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    for name in sorted(OUT.glob("*.png")):
+        print(f"saved {name.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""/admin — the agency's dashboard.
+
+Log in with an operator token; today's settlements and the money paid by each fund layer as SVG
+charts; the ledger's balance and the audit chains' verification; institutions and payment
+institutions with their admission (admit, suspend, admit again); the audit log. The same service
+functions as the admin API (api/routers/admin.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Connection
+
+from yibao.domain.errors import Unauthorized, YibaoError
+from yibao.domain.money import format_yuan
+from yibao.services import audit, institutions, ledger, volumes
+from yibao.services import payment_institutions as pis
+from yibao.services.policies import policy_for
+from yibao.web import charts, forms, i18n, render, security
+from yibao.web.auth import Who, act, operator, platform
+
+router = APIRouter(include_in_schema=False)
+AREA = "admin"
+COOKIE = security.SESSION_COOKIES[AREA]
+# The four fund layers in blue shades, the patient's own money (account, cash) in green and amber.
+LAYER_COLOURS = ("#0b5cad", "#2f7fd0", "#5c9ee0", "#8ab8ec", "#1b7f4b", "#c98a00")
+
+
+def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResponse:
+    return render.render(request, template, area=AREA, csrf_cookie=who.cookie, who=who, **context)
+
+
+def region_name(region: str, year: int, lang: str) -> str:
+    """深圳市 or Shenzhen from the region's policy file ("深圳市 Shenzhen"); the code if it has none."""
+    try:
+        name = policy_for(region, year).region_name
+    except YibaoError:
+        return region
+    zh, _, en = name.partition(" ")
+    return f"{(en or zh) if lang == 'en' else zh} {region}"
+
+
+# ---- log-in ----------------------------------------------------------------------------------
+
+@router.get("/admin/login")
+async def login_page(request: Request) -> HTMLResponse:
+    pre, new = security.pre_cookie(request)
+    return render.render(request, "admin/login.html", area=AREA, csrf_cookie=pre,
+                         set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None)
+
+
+@router.post("/admin/sessions")
+async def log_in(request: Request) -> Response:
+    p = platform(request)
+    form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
+    digest = hashlib.sha256(form.get("token").encode()).hexdigest()
+    name = next((n for known, n in p.operator_tokens.items() if hmac.compare_digest(known, digest)), None)
+    if name is None:
+        return render.redirect(request, "/admin/login", error=Unauthorized("token", "bad_credentials", "经办人员凭证无效",
+                                                                           "invalid operator token"))
+    response = render.redirect(request, "/admin")
+    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, name, time.time()), path="/admin", max_age=security.SIGNED_TTL)
+    return response
+
+
+@router.post("/admin/logout")
+async def log_out(request: Request) -> Response:
+    await forms.read(request, AREA, request.cookies.get(COOKIE))
+    response = render.redirect(request, "/admin/login", ok=("已退出登录", "Logged out"))
+    security.clear_cookie(response, request, COOKIE, path="/admin")
+    return response
+
+
+# ---- overview ----------------------------------------------------------------------------------
+
+@router.get("/admin")
+async def overview(request: Request) -> HTMLResponse:
+    who = await operator(request)
+    p = platform(request)
+    now = p.now()
+    lang = render.lang_of(request)
+    day = volumes.local_day(now)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {"days": volumes.by_region(conn, day), "totals": ledger.totals(conn), "chains": audit.verify(conn)}
+
+    data = await p.run(read, write=False)
+    days = data["days"]
+    def t(key: str, **kw: Any) -> str:
+        return i18n.text(lang, key, **kw)
+
+    counts = charts.bar_chart([(region_name(d.region, day.year, lang), d.settled) for d in days], chart_id="chart-counts",
+                              title=t("chart_counts", day=day.isoformat()), empty=t("chart_empty"))
+    # Every layer is drawn, the empty ones too: a fund layer that paid nothing today is news as well.
+    layers = {key: sum(d.paid[key] for d in days) for key in volumes.LAYERS}
+    paid = charts.bar_chart([(t(k), v) for k, v in layers.items()] if days else [], chart_id="chart-layers",
+                            title=t("chart_layers", day=day.isoformat()), empty=t("chart_empty"), fmt=lambda fen: f"¥{format_yuan(fen)}",
+                            colours=LAYER_COLOURS)
+    return _page(request, who, "admin/overview.html", nav="overview", day=day, days=days, layers=layers,
+                 region_label=lambda r: region_name(r, day.year, lang), counts_svg=render.markup_svg(counts),
+                 layers_svg=render.markup_svg(paid), totals=data["totals"], chains=data["chains"],
+                 chains_ok=all(c.ok for c in data["chains"]))
+
+
+# ---- institutions and payment institutions -----------------------------------------------------
+
+@router.get("/admin/institutions")
+async def institutions_page(request: Request) -> HTMLResponse:
+    who = await operator(request)
+    p = platform(request)
+    lang = render.lang_of(request)
+    year = p.now().year
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {"hospitals": institutions.list_all(conn), "pis": pis.list_all(conn)}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "admin/institutions.html", nav="institutions", region_label=lambda r: region_name(r, year, lang), **data)
+
+
+@router.post("/admin/payment-institutions")
+async def admit_payment_institution(request: Request) -> Response:
+    """Admit a payment institution, or admit a suspended one again (a new admission decision)."""
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        pis.admit(conn, p.now(), pi_id=form.require("id", "机构标识", "the id"), region=form.require("region", "统筹区", "the region"),
+                  name=form.require("name", "名称", "the name"), kind=form.require("kind", "类型", "the kind"),
+                  admission_ref=form.require("admission_ref", "准入文号", "the admission reference"), actor=who.actor)
+    return await act(request, who, form, work, back="/admin/institutions", ok=("已准入", "Admitted"),
+                     keep=("id", "region", "name", "kind", "admission_ref"))
+
+
+@router.post("/admin/payment-institutions/{pi_id}/suspension")
+async def suspend_payment_institution(request: Request, pi_id: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: pis.suspend(c, p.now(), pi_id=pi_id, reason=form.get("reason") or None, actor=who.actor),
+                     back="/admin/institutions", ok=("已暂停", "Suspended"))
+
+
+# ---- the audit log -----------------------------------------------------------------------------
+
+@router.get("/admin/audit")
+async def audit_page(request: Request) -> HTMLResponse:
+    who = await operator(request)
+    p = platform(request)
+    region = request.query_params.get("region") or None
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {"entries": audit.entries(conn, region, 50), "chains": audit.verify(conn)}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "admin/audit.html", nav="audit", region=region or "", chains_ok=all(c.ok for c in data["chains"]), **data)
+

@@ -1,0 +1,111 @@
+"""Who is using a page, and how a form post runs its change.
+
+Each area has its own session cookie (security.py): the holder's is the session token, the
+cashier's and the operator's a signed claim checked again on every request (a suspended institution
+or a removed operator token stops working at once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from sqlalchemy.engine import Connection
+
+from yibao.api.context import Platform
+from yibao.domain.errors import YibaoError
+from yibao.services import holder_sessions, institutions, people
+from yibao.services.institutions import Institution
+from yibao.web import once, render, security
+from yibao.web.errors import LoginRequired
+from yibao.web.forms import Form
+
+
+@dataclass(frozen=True)
+class Goto:
+    """What a form's work answers to go somewhere other than its `back` page on success."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Who:
+    area: str  # app | cashier | admin
+    principal: str  # person id | institution id | operator name
+    region: str
+    cookie: str  # the session cookie's value; the CSRF token derives from it
+    label: str  # shown in the header
+    institution: Institution | None = None
+
+    @property
+    def actor(self) -> str:
+        audience = {"app": "patient", "cashier": "his", "admin": "operator"}[self.area]
+        return f"{audience}:{self.principal}"
+
+
+def platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+async def holder(request: Request) -> Who:
+    p = platform(request)
+    token = request.cookies.get(security.SESSION_COOKIES["app"], "")
+    now = p.now()
+
+    def load(conn: Connection) -> tuple[holder_sessions.Holder, str] | None:
+        found = holder_sessions.holder_of(conn, token, now)
+        if found is None:
+            return None
+        return found, people.masked_view(people.require(conn, found.person_id), p.keyring)["psn_name"]
+
+    found = await p.run(load, write=False) if token else None
+    if found is None:
+        raise LoginRequired("app")
+    (person_id, region), name = found
+    return Who("app", person_id, region, token, name)
+
+
+async def cashier(request: Request) -> Who:
+    p = platform(request)
+    cookie = request.cookies.get(security.SESSION_COOKIES["cashier"], "")
+    code = security.claimed(p.keyring, cookie, time.time())
+    inst = await p.run(lambda c: institutions.get(c, code), write=False) if code else None
+    if inst is None or inst.status != "active":
+        raise LoginRequired("cashier")
+    return Who("cashier", inst.id, inst.region, cookie, inst.name, inst)
+
+
+async def operator(request: Request) -> Who:
+    p = platform(request)
+    cookie = request.cookies.get(security.SESSION_COOKIES["admin"], "")
+    name = security.claimed(p.keyring, cookie, time.time())
+    if name is None or name not in p.operator_tokens.values():
+        raise LoginRequired("admin")
+    return Who("admin", name, "000000", cookie, name)
+
+
+async def act(request: Request, who: Who, form: Form, work: Callable[[Connection], Any], *, back: str,
+              ok: tuple[str, str] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
+    """Run a form's change once per rendered form (nonce), then 303 to the page to show next.
+
+    On a refusal the reader goes back to ``back`` with the refusal in words and the fields in
+    ``keep`` filled in again. ``work`` may answer a `Goto` to go elsewhere on success; anything else
+    it returns (the service's answer) is not kept.
+    """
+    p = platform(request)
+
+    def outcome_of(conn: Connection) -> once.Outcome:
+        result = work(conn)
+        return {"to": result.path} if isinstance(result, Goto) else {}
+
+    try:
+        unit = once.unit(scope=f"web:{who.area}:{who.principal}", nonce=form.nonce, path=request.url.path, region=who.region,
+                         now=p.now(), work=outcome_of)
+        outcome, _ = await p.run(unit)
+    except YibaoError as exc:
+        return render.redirect(request, back, error=exc, values=form.values(*keep))
+    return render.redirect(request, outcome.get("to", back), ok=ok)

@@ -1,0 +1,281 @@
+"""/cashier — the cashier console of a hospital or pharmacy.
+
+Log in with the institution's credential (`<code>.<secret>`); scan or type a payment code (or a
+card number) and a visit opens for the person it names; enter fee lines or load a sample set; see
+the pre-settlement split with its explanation; confirm to settle; a print-style receipt; cancel a
+settlement (refund). The same service functions as the HIS API (api/routers/his.py).
+
+Cash is, for now, collected at the counter: the payment-institution flows come with the payment
+pages.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Connection
+
+from yibao.api.views import line_view, visit_view
+from yibao.domain.errors import InputError, YibaoError
+from yibao.services import institutions, paycodes, people, settlement, visits, volumes
+from yibao.services.settlement import AccountRequest
+from yibao.web import forms, once, render, security
+from yibao.web.auth import Goto, Who, act, cashier, platform
+
+router = APIRouter(include_in_schema=False)
+AREA = "cashier"
+COOKIE = security.SESSION_COOKIES[AREA]
+TERMINAL = "web-cashier"  # the console's terminal id: guesses of payment codes are limited per terminal
+ACCOUNT_CHOICES = ("self", "guardian", "family", "none")
+
+# A sample set a cashier can load to try the console (demo and training): one line of each kind
+# the engine treats differently. Serial numbers are fixed, so loading twice adds nothing.
+SAMPLE_LINES = {
+    "hospital": [
+        {"feedetl_sn": "S1", "code": "A001", "name": "普通门诊诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"},
+        {"feedetl_sn": "S2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
+         "price_cap": "10.00", "prescription": True, "prescriber": "演示医师"},
+        {"feedetl_sn": "S3", "code": "A310", "name": "血常规检查", "class": "A", "unit_price": "20.00", "quantity": "1"},
+        {"feedetl_sn": "S4", "code": "C900", "name": "医用护肤品（自费）", "class": "C", "unit_price": "30.00", "quantity": "1"},
+        {"feedetl_sn": "S5", "code": "A520", "name": "CT检查（平扫）", "class": "A", "unit_price": "360.00", "quantity": "1"},
+    ],
+    "pharmacy": [
+        {"feedetl_sn": "S1", "code": "XA11", "name": "阿莫西林胶囊", "class": "A", "unit_price": "18.60", "quantity": "1",
+         "prescription": True, "prescriber": "演示医师"},
+        {"feedetl_sn": "S2", "code": "XB21", "name": "布洛芬缓释胶囊", "class": "B", "unit_price": "26.00", "quantity": "1"},
+        {"feedetl_sn": "S3", "code": "C120", "name": "维生素C泡腾片（自费）", "class": "C", "unit_price": "15.00", "quantity": "1"},
+    ],
+}
+
+
+def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResponse:
+    return render.render(request, template, area=AREA, csrf_cookie=who.cookie, who=who, **context)
+
+
+def _account(choice: str, payer_psn_no: str | None) -> AccountRequest:
+    if choice not in ACCOUNT_CHOICES:
+        raise InputError("account", "invalid_choice", "个人账户选项无效", "not a valid personal-account choice")
+    if choice == "none":
+        return AccountRequest(use=False)
+    if choice == "self":
+        return AccountRequest(use=True)
+    return AccountRequest(use=True, payer=choice, payer_person_id=payer_psn_no or None)
+
+
+def _visit_url(visit_id: str, account: str, payer_psn_no: str | None, **extra: str) -> str:
+    query = {"account": account, **({"payer_psn_no": payer_psn_no} if payer_psn_no else {}), **extra}
+    return f"/cashier/visits/{visit_id}?{urlencode(query)}"
+
+
+# ---- log-in ----------------------------------------------------------------------------------
+
+@router.get("/cashier/login")
+async def login_page(request: Request) -> HTMLResponse:
+    pre, new = security.pre_cookie(request)
+    return render.render(request, "cashier/login.html", area=AREA, csrf_cookie=pre,
+                         set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None)
+
+
+@router.post("/cashier/sessions")
+async def log_in(request: Request) -> Response:
+    p = platform(request)
+    form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
+    code, _, secret = form.get("credential").partition(".")
+    try:
+        inst = await p.run(lambda c: institutions.authenticate(c, code, secret), write=False)
+    except YibaoError as exc:
+        return render.redirect(request, "/cashier/login", error=exc)
+    response = render.redirect(request, "/cashier")
+    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, inst.id, time.time()), path="/cashier",
+                        max_age=security.SIGNED_TTL)
+    return response
+
+
+@router.post("/cashier/logout")
+async def log_out(request: Request) -> Response:
+    await forms.read(request, AREA, request.cookies.get(COOKIE))
+    response = render.redirect(request, "/cashier/login", ok=("已退出登录", "Logged out"))
+    security.clear_cookie(response, request, COOKIE, path="/cashier")
+    return response
+
+
+# ---- scan, and the console's front page ---------------------------------------------------------
+
+@router.get("/cashier")
+async def console(request: Request) -> HTMLResponse:
+    who = await cashier(request)
+    p = platform(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {"recent": volumes.recent_for_institution(conn, who.principal, 10), "refusals": paycodes.refusals(conn, who.principal, 5)}
+
+    return _page(request, who, "cashier/console.html", **(await p.run(read, write=False)))
+
+
+def _kind(form: forms.Form, who: Who) -> str:
+    return "pharmacy" if who.institution and who.institution.kind == "pharmacy" else (form.get("kind") or "outpatient")
+
+
+@router.post("/cashier/scan")
+async def scan(request: Request) -> Response:
+    """A scanned (or typed) payment code: verified and used up, then a visit opens for its person.
+
+    A refused code is recorded (guesses are counted) in the same commit as the form's outcome, and the
+    refusal is shown afterwards, in words."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    code = "".join(form.get("code").split())  # a typed code may carry the spaces it is printed with
+
+    def work(conn: Connection) -> once.Outcome:
+        now = p.now()
+        result = paycodes.consume(conn, p.keyring, now, code=code, institution=who.institution, terminal_id=TERMINAL, actor=who.actor)
+        if isinstance(result, YibaoError):
+            return {"refusal": {"code": result.code, "zh": result.message_zh, "en": result.message_en}}
+        visit = visits.open_visit(conn, now, institution=who.institution, person_id=result.person_id, kind=_kind(form, who))
+        guardian = result.relation == "guardian"
+        return {"to": _visit_url(visit.id, "guardian" if guardian else "self", result.holder_id if guardian else None)}
+
+    try:
+        outcome, _ = await p.run(once.unit(scope=f"web:{AREA}:{who.principal}", nonce=form.nonce, path=request.url.path,
+                                           region=who.region, now=p.now(), work=work))
+    except YibaoError as exc:
+        return render.redirect(request, "/cashier", error=exc, values={"code": code})
+    if "refusal" in outcome:
+        r = outcome["refusal"]
+        return render.redirect(request, "/cashier", error=InputError("code", r["code"], r["zh"], r["en"]), values={"code": code})
+    return render.redirect(request, outcome["to"], ok=("支付码核验通过，已登记就诊", "Payment code verified; the visit is open"))
+
+
+@router.post("/cashier/lookup")
+async def lookup(request: Request) -> Response:
+    """No code to scan: the person's social-security card number (1101), then a visit."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> Goto:
+        now = p.now()
+        person = people.lookup_for_institution(conn, p.keyring, now, caller=who.actor, region=who.region, credential_type="card",
+                                               credential_no=form.require("card_no", "社保卡号", "the card number"))
+        visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=_kind(form, who))
+        return Goto(_visit_url(visit.id, "self", None))
+    return await act(request, who, form, work, back="/cashier", ok=("已登记就诊", "The visit is open"), keep=("card_no",))
+
+
+# ---- a visit: fee lines, pre-settlement, settlement ----------------------------------------------
+
+@router.get("/cashier/visits/{visit_id}")
+async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
+    who = await cashier(request)
+    p = platform(request)
+    choice = request.query_params.get("account", "self")
+    payer_psn_no = request.query_params.get("payer_psn_no") or None
+    want_split = request.query_params.get("presettle") == "1"
+
+    def read(conn: Connection) -> dict[str, Any]:
+        visit = visits.get(conn, who.principal, visit_id)
+        lines = [line_view(r) for r in visits.list_lines(conn, who.principal, visit_id)]
+        person = people.masked_view(people.require(conn, visit.person_id), p.keyring)
+        split, problem = None, None
+        if want_split and visit.status in ("open", "discharged"):
+            try:
+                split = settlement.presettle(conn, institution=who.institution, visit_id=visit_id, account=_account(choice, payer_psn_no))
+            except YibaoError as exc:
+                problem = exc
+        return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "cashier/visit.html", choice=choice, payer_psn_no=payer_psn_no or "", choices=ACCOUNT_CHOICES,
+                 here_query=_visit_url(visit_id, choice, payer_psn_no), **data)
+
+
+def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"feedetl_sn": serial, "code": form.require("code", "项目编码", "the item code"), "name": form.get("name") or None,
+                            "class": form.require("class", "目录类别", "the catalogue class"),
+                            "unit_price": form.require("unit_price", "单价", "the unit price"),
+                            "quantity": form.require("quantity", "数量", "the quantity"),
+                            "price_cap": form.get("price_cap") or None, "self_pay_ratio": form.get("self_pay_ratio") or None}
+    if form.flag("prescription"):
+        item.update(prescription=True, prescriber=form.get("prescriber") or None)
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _back(visit_id: str, form: forms.Form) -> str:
+    return _visit_url(visit_id, form.get("account") or "self", form.get("payer_psn_no") or None)
+
+
+@router.post("/cashier/visits/{visit_id}/lines")
+async def add_line(request: Request, visit_id: str) -> Response:
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
+        visits.upload_lines(conn, p.now(), institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial)])
+    return await act(request, who, form, work, back=_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
+                     keep=("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "prescriber"))
+
+
+@router.post("/cashier/visits/{visit_id}/sample-lines")
+async def load_sample(request: Request, visit_id: str) -> Response:
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    kind = "pharmacy" if who.institution and who.institution.kind == "pharmacy" else "hospital"
+    return await act(request, who, form, lambda c: visits.upload_lines(c, p.now(), institution=who.institution, visit_id=visit_id,
+                                                                      items=[dict(x) for x in SAMPLE_LINES[kind]]),
+                     back=_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))
+
+
+@router.post("/cashier/visits/{visit_id}/lines/{feedetl_sn}/revoke")
+async def revoke_line(request: Request, visit_id: str, feedetl_sn: str) -> Response:
+    who = await cashier(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: visits.revoke_line(c, institution=who.institution, visit_id=visit_id, feedetl_sn=feedetl_sn),
+                     back=_back(visit_id, form), ok=("已撤销该明细", "Fee line revoked"))
+
+
+@router.post("/cashier/visits/{visit_id}/settle")
+async def settle(request: Request, visit_id: str) -> Response:
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    account = form.get("account") or "self"
+    payer_psn_no = form.get("payer_psn_no") or None
+
+    def work(conn: Connection) -> Goto:
+        # The message id comes from the form's nonce: the same form sent twice is one settlement.
+        doc = settlement.settle(conn, p.now(), institution=who.institution, visit_id=visit_id, msgid=f"W{form.nonce}"[:40],
+                                account=_account(account, payer_psn_no), actor=who.actor)
+        return Goto(f"/cashier/settlements/{doc['setl_id']}")
+    return await act(request, who, form, work, back=_visit_url(visit_id, account, payer_psn_no, presettle="1"),
+                     ok=("结算成功", "Settled"))
+
+
+# ---- receipts and refunds ------------------------------------------------------------------------
+
+@router.get("/cashier/settlements/{setl_id}")
+async def receipt(request: Request, setl_id: str) -> HTMLResponse:
+    who = await cashier(request)
+    p = platform(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        doc = settlement.get_settlement(conn, institution=who.institution, setl_id=setl_id)
+        return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring)}
+
+    return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
+
+
+@router.post("/cashier/settlements/{setl_id}/cancel")
+async def cancel(request: Request, setl_id: str) -> Response:
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: settlement.cancel(c, p.now(), institution=who.institution, setl_id=setl_id, actor=who.actor),
+                     back=f"/cashier/settlements/{setl_id}", ok=("结算已撤销，款项已退回", "Settlement cancelled; the money is returned"))

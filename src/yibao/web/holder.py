@@ -1,0 +1,409 @@
+"""/app — the insured person's (or guardian's) phone app.
+
+Log-in by sandbox SMS code; the e-card with its dynamic payment code; switching to a linked child's
+card; the personal account; payment-institution bindings; card services; family links. Every page
+reads through services and every form posts to a route here that calls the same service function
+as the REST API does (api/routers/patient.py).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Connection
+
+from yibao.domain.errors import InputError, NotFound, YibaoError
+from yibao.domain.money import format_yuan, parse_yuan
+from yibao.formats.paycode_svg import barcode_svg, qr_svg
+from yibao.services import accounts, cards, families, holder_sessions, identity, ledger, paycodes, people, sessions
+from yibao.services import payment_institutions as pis
+from yibao.services.demo import PEOPLE as DEMO_PEOPLE
+from yibao.web import forms, render, security
+from yibao.web.auth import Who, act, holder, platform
+
+router = APIRouter(include_in_schema=False)
+AREA = "app"
+COOKIE = security.SESSION_COOKIES[AREA]
+_MONTH = re.compile(r"^(20\d\d|2100)-(0[1-9]|1[0-2])$")
+
+
+def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResponse:
+    return render.render(request, template, area=AREA, csrf_cookie=who.cookie, who=who, **context)
+
+
+def _family_cards(conn: Connection, request: Request, who: Who) -> list[dict[str, str]]:
+    """Whose cards this holder may show and see: themselves, then the children linked to them."""
+    keyring = platform(request).keyring
+    me = people.masked_view(people.require(conn, who.principal), keyring)
+    out = [{"psn_no": who.principal, "name": me["psn_name"], "self": True}]
+    for link in families.links(conn, keyring, who.principal):
+        if link["holder_psn_no"] == who.principal and link["relation"] in ("child_card", "guardian") \
+                and all(o["psn_no"] != link["member_psn_no"] for o in out):
+            out.append({"psn_no": link["member_psn_no"], "name": link["other_name"], "self": False})
+    return out
+
+
+def _chosen(request: Request, choices: list[dict[str, str]], who: Who) -> dict[str, str]:
+    """The person picked with ?psn_no= among those the holder may see (themselves otherwise)."""
+    wanted = request.query_params.get("psn_no") or who.principal
+    for c in choices:
+        if c["psn_no"] == wanted:
+            return c
+    raise NotFound("psn_no", "not_found", "参保人不存在", "insured person not found")
+
+
+# ---- log-in ----------------------------------------------------------------------------------
+
+def _login_page(request: Request, *, phone: str = "", sent: bool = False) -> HTMLResponse:
+    pre, new = security.pre_cookie(request)
+    demo_people = [p for p in DEMO_PEOPLE if p.phone] if getattr(request.app.state, "web_demo", False) else []
+    return render.render(request, "app/login.html", area=AREA, csrf_cookie=pre, set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None,
+                         phone=phone, sent=sent, demo_people=demo_people)
+
+
+@router.get("/app/login")
+async def login_page(request: Request) -> HTMLResponse:
+    return _login_page(request)
+
+
+@router.post("/app/sms-codes")
+async def send_code(request: Request) -> Response:
+    p = platform(request)
+    form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
+    phone = form.get("phone")
+    try:
+        now = p.now()
+        await p.run(lambda c: sessions.send_code(c, p.keyring, now, phone=phone))
+    except YibaoError as exc:
+        return render.redirect(request, "/app/login", error=exc, values={"phone": phone})
+    response = render.redirect(request, "/app/login", ok=("如该手机号已参保登记，验证码已发送，5分钟内有效。",
+                                                             "If this number is enrolled, a code was sent; it is valid for 5 minutes."),
+                               values={"phone": phone, "sent": "1"})
+    return response
+
+
+@router.post("/app/sessions")
+async def log_in(request: Request) -> Response:
+    p = platform(request)
+    form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
+    phone, code = form.get("phone"), form.get("code")
+    try:
+        if not code:
+            raise InputError("code", "required", "请输入短信验证码", "enter the SMS code")
+        now = p.now()
+        result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=phone, code=code))
+        if isinstance(result, YibaoError):
+            raise result  # after the counted attempt was committed
+    except YibaoError as exc:
+        return render.redirect(request, "/app/login", error=exc, values={"phone": phone, "sent": "1"})
+    response = render.redirect(request, "/app")
+    security.set_cookie(response, request, COOKIE, result["token"], path="/app", max_age=int(sessions.SESSION_TTL.total_seconds()))
+    return response
+
+
+@router.post("/app/logout")
+async def log_out(request: Request) -> Response:
+    p = platform(request)
+    token = request.cookies.get(COOKIE, "")
+    await forms.read(request, AREA, token)
+    await p.run(lambda c: holder_sessions.end(c, token))
+    response = render.redirect(request, "/app/login", ok=("已退出登录", "Logged out"))
+    security.clear_cookie(response, request, COOKIE, path="/app")
+    return response
+
+
+@router.get("/app/sandbox/sms")
+async def outbox(request: Request) -> HTMLResponse:
+    """Demo only: where the sandbox SMS gateway's messages can be read (no real SMS is sent)."""
+    if not getattr(request.app.state, "web_demo", False):
+        raise NotFound("", "not_found", "页面不存在", "not found")
+    p = platform(request)
+    items = await p.run(lambda c: sessions.outbox(c, 10), write=False)
+    return render.render(request, "app/outbox.html", area=AREA, csrf_cookie=None, items=items)
+
+
+# ---- the e-card and its payment code -----------------------------------------------------------
+
+@router.get("/app")
+async def card(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+    now = p.now()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        choices = _family_cards(conn, request, who)
+        chosen = _chosen(request, choices, who)
+        issued, problem = None, None
+        try:
+            issued = paycodes.current(conn, p.keyring, now, holder_id=who.principal, person_id=chosen["psn_no"])
+        except YibaoError as exc:
+            if exc.code != "no_live_paycode":
+                problem = exc
+        return {"choices": choices, "chosen": chosen, "issued": issued, "problem": problem,
+                "account": accounts.summary(conn, chosen["psn_no"])}
+
+    data = await p.run(read, write=False)
+    issued = data["issued"]
+    code = None
+    if issued is not None:
+        code = {"qr": render.markup_svg(qr_svg(issued.code)), "barcode": render.markup_svg(barcode_svg(issued.code)),
+                "expires_in": max(0, int((issued.expires_at - now).total_seconds())), "ttl": issued.ttl_seconds}
+    return _page(request, who, "app/card.html", code=code, **{k: v for k, v in data.items() if k != "issued"})
+
+
+@router.post("/app/paycodes")
+async def issue_code(request: Request) -> Response:
+    """Show a code, or refresh it (tap, or the countdown reaching zero): the card's previous code dies."""
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    psn_no = form.get("psn_no") or None
+    back = "/app" + (f"?psn_no={quote(psn_no, safe='')}" if psn_no and psn_no != who.principal else "")
+
+    def work(conn: Connection) -> None:
+        # The code itself is not kept in the form's record: the page draws the live code again.
+        paycodes.issue(conn, p.keyring, p.now(), holder_id=who.principal, person_id=psn_no, actor=who.actor)
+    return await act(request, who, form, work, back=back)
+
+
+# ---- the personal account ----------------------------------------------------------------------
+
+@router.get("/app/account")
+async def account(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+    now = p.now()
+    month = request.query_params.get("month", "")
+    if month and not _MONTH.match(month):
+        raise InputError("month", "invalid_month", "月份格式应为 YYYY-MM", "the month must be YYYY-MM")
+    year, mon = (int(month[:4]), int(month[5:])) if month else (now.year, now.month)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        choices = _family_cards(conn, request, who)
+        chosen = _chosen(request, choices, who)
+        summary = accounts.summary(conn, chosen["psn_no"])
+        if summary is None:
+            return {"choices": choices, "chosen": chosen, "account": None}
+        return {"choices": choices, "chosen": chosen, "account": summary,
+                "history": ledger.history(conn, summary.account_id, limit=20),
+                "statement": ledger.monthly_statement(conn, summary.account_id, year, mon)}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "app/account.html", month=f"{year:04d}-{mon:02d}", **data)
+
+
+# ---- payment-institution bindings --------------------------------------------------------------
+
+@router.get("/app/bindings")
+async def bindings(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        bound = pis.bindings(conn, who.principal)
+        taken = {b["payment_institution_id"] for b in bound}
+        admitted = [i for i in pis.list_admitted(conn, who.region) if i.id not in taken]
+        return {"bound": bound, "admitted": admitted, "has_ecard": cards.active_ecard(conn, who.principal) is not None}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "app/bindings.html", max_limit=format_yuan(pis.MAX_PASSWORD_FREE), **data)
+
+
+@router.post("/app/bindings")
+async def bind(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        limit = parse_yuan(form.get("password_free_limit") or "0", "password_free_limit")
+        pis.bind(conn, p.now(), holder_id=who.principal, pi_id=form.require("payment_institution_id", "支付机构", "the payment institution"),
+                 password_free_limit=limit, make_default=form.flag("default"), actor=who.actor)
+    return await act(request, who, form, work, back="/app/bindings", ok=("已绑定", "Bound"), keep=("password_free_limit",))
+
+
+@router.post("/app/bindings/{pi_id}/default")
+async def binding_default(request: Request, pi_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: pis.set_default(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
+                     back="/app/bindings", ok=("已设为默认", "Made default"))
+
+
+@router.post("/app/bindings/{pi_id}/limit")
+async def binding_limit(request: Request, pi_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        limit = parse_yuan(form.require("password_free_limit", "免密额度", "the password-free limit"), "password_free_limit")
+        pis.set_limit(conn, p.now(), holder_id=who.principal, pi_id=pi_id, password_free_limit=limit, actor=who.actor)
+    return await act(request, who, form, work, back="/app/bindings", ok=("免密额度已修改", "Password-free limit set"))
+
+
+@router.post("/app/bindings/{pi_id}/unbind")
+async def unbind(request: Request, pi_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: pis.unbind(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
+                     back="/app/bindings", ok=("已解绑", "Unbound"))
+
+
+# ---- card services -----------------------------------------------------------------------------
+
+@router.get("/app/cards")
+async def card_services(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        choices = _family_cards(conn, request, who)
+        chosen = _chosen(request, choices, who)
+        items = [cards.view(conn, p.keyring, k) for k in cards.for_person(conn, chosen["psn_no"])]
+        return {"choices": choices, "chosen": chosen, "items": items, "identity": identity.status(conn, who.principal),
+                "has_ecard": cards.active_ecard(conn, who.principal) is not None}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "app/cards.html", max_photo_kb=cards.MAX_PHOTO_BYTES // 1024, **data)
+
+
+def _card_action(action: Any, ok: tuple[str, str]):  # noqa: ANN202
+    async def endpoint(request: Request, card_id: str) -> Response:
+        who = await holder(request)
+        p = platform(request)
+        form = await forms.read(request, AREA, who.cookie)
+        back = "/app/cards"
+        return await act(request, who, form, lambda c: action(c, p.now(), card_id=card_id, holder_id=who.principal, actor=who.actor),
+                         back=back, ok=ok)
+    return endpoint
+
+
+router.post("/app/cards/{card_id}/activation")(_card_action(cards.activate, ("卡已激活", "Card activated")))
+router.post("/app/cards/{card_id}/loss-report")(_card_action(cards.report_loss, ("已挂失", "Reported lost")))
+router.post("/app/cards/{card_id}/cancellation")(_card_action(cards.cancel, ("卡已注销", "Card cancelled")))
+
+
+@router.post("/app/cards/{card_id}/photo")
+async def upload_photo(request: Request, card_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    upload = form.files.get("photo")
+    data = await upload.read(cards.MAX_PHOTO_BYTES + 1) if upload is not None else b""
+
+    def work(conn: Connection) -> None:
+        if not data:
+            raise InputError("photo", "required", "请选择照片文件", "choose a photo file")
+        cards.upload_photo(conn, p.keyring, p.now(), card_id=card_id, holder_id=who.principal, data=data, actor=who.actor)
+    return await act(request, who, form, work, back="/app/cards", ok=("照片已上传", "Photo uploaded"))
+
+
+@router.post("/app/identity/real-name")
+async def real_name(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        identity.real_name(conn, p.keyring, p.now(), person_id=who.principal, name=form.require("name", "姓名", "the name"),
+                           id_number=form.require("id_number", "身份证号", "the ID number"), actor=who.actor)
+    return await act(request, who, form, work, back="/app/cards", ok=("实名认证已通过", "Real-name authentication passed"), keep=("name",))
+
+
+@router.post("/app/ecards")
+async def issue_ecard(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: cards.issue_ecard(c, p.keyring, p.now(), person_id=who.principal, actor=who.actor),
+                     back="/app/cards", ok=("电子社保卡已开通", "Electronic card issued"))
+
+
+# ---- family ------------------------------------------------------------------------------------
+
+@router.get("/app/family")
+async def family(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+    now = p.now()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        links = families.links(conn, p.keyring, who.principal)
+        children = []
+        for c in _family_cards(conn, request, who)[1:]:
+            checklist = families.checklist(conn, now, guardian_id=who.principal, child_id=c["psn_no"])
+            family_account = any(l["relation"] == "guardian" and l["member_psn_no"] == c["psn_no"] for l in links)
+            children.append({**c, "checklist": checklist, "family_account": family_account})
+        return {"links": links, "children": children}
+
+    data = await p.run(read, write=False)
+    return _page(request, who, "app/family.html", **data)
+
+
+@router.post("/app/family/child-cards")
+async def link_child_card(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        families.link_child_card(conn, p.keyring, p.now(), guardian_id=who.principal,
+                                 card_no=form.require("card_no", "少儿社保卡号", "the child's card number"),
+                                 child_name=form.require("child_name", "少儿姓名", "the child's name"), actor=who.actor)
+    return await act(request, who, form, work, back="/app/family", ok=("已关联少儿社保卡", "Child's card linked"),
+                     keep=("card_no", "child_name"))
+
+
+@router.post("/app/family/children/{psn_no}/family-account")
+async def link_family_account(request: Request, psn_no: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: families.link_family_account(c, p.now(), guardian_id=who.principal, child_id=psn_no,
+                                                                               actor=who.actor),
+                     back="/app/family", ok=("已建立家庭账户关联", "Family account linked"))
+
+
+@router.post("/app/family/mutual-aid")
+async def grant_mutual_aid(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        families.grant_mutual_aid(conn, p.keyring, p.now(), holder_id=who.principal, relation=form.require("relation", "关系", "the relation"),
+                                  id_number=form.require("id_number", "身份证号", "the ID number"),
+                                  name=form.require("name", "姓名", "the name"), actor=who.actor)
+    return await act(request, who, form, work, back="/app/family", ok=("已授权家庭共济", "Mutual aid granted"), keep=("relation", "name"))
+
+
+@router.post("/app/family/mutual-aid/{psn_no}/revoke")
+async def revoke_mutual_aid(request: Request, psn_no: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: families.revoke_mutual_aid(c, p.now(), holder_id=who.principal, member_id=psn_no,
+                                                                             actor=who.actor),
+                     back="/app/family", ok=("已撤销家庭共济", "Mutual aid revoked"))
+
+
+# ---- what comes with the payment flows ---------------------------------------------------------
+
+@router.get("/app/bills")
+async def bills(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    return _page(request, who, "app/coming.html", title_key="bills_title", text_key="bills_coming", nav="bills")
+
+
+@router.get("/app/credit")
+async def credit(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    return _page(request, who, "app/coming.html", title_key="credit_title", text_key="credit_coming", nav="credit")
+

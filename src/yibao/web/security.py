@@ -1,0 +1,110 @@
+"""Cookies and CSRF for the pages.
+
+- The holder's cookie holds the session token that `sessions.verify_code` issued (the same session
+  the API uses); the cashier's and the operator's cookies hold a signed, expiring claim (who, until
+  when, a random nonce). Every session cookie is HttpOnly, SameSite=Strict, and scoped to its area's
+  path, so /app, /cashier and /admin never see each other's.
+- CSRF: each form carries a token derived from the session cookie with a key of its own
+  (HMAC); before log-in, from a random `yibao_pre` cookie. A post whose token does not match is
+  refused before anything runs.
+- Keys come from the platform keyring (`purpose_key`), so nothing new needs to be configured.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from typing import Any
+
+from fastapi import Request
+from starlette.responses import Response
+
+from yibao.crypto.pii import Keyring
+
+LANG_COOKIE = "yibao_lang"
+PRE_COOKIE = "yibao_pre"
+FLASH_COOKIE = "yibao_flash"
+SESSION_COOKIES = {"app": "yibao_app", "cashier": "yibao_cashier", "admin": "yibao_admin"}
+AREA_PATHS = {"app": "/app", "cashier": "/cashier", "admin": "/admin"}
+SIGNED_TTL = 8 * 3600  # a cashier's shift, an operator's day
+
+
+def _key(keyring: Keyring, purpose: str) -> bytes:
+    return keyring.purpose_key(f"web {purpose} v1")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(keyring: Keyring, payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    mac = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
+    return f"{body}.{mac}"
+
+
+def unsign(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
+    """The payload of a cookie we signed, or None if it is absent, altered or malformed."""
+    if not value or "." not in value:
+        return None
+    body, mac = value.rsplit(".", 1)
+    good = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
+    if not hmac.compare_digest(mac, good):
+        return None
+    try:
+        payload = json.loads(_unb64(body))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def claim(keyring: Keyring, who: str, now_ts: float | None = None) -> str:
+    """A signed cashier/operator session: who, until when, and a nonce (a new CSRF token per log-in)."""
+    return sign(keyring, {"w": who, "e": int((now_ts or time.time()) + SIGNED_TTL), "n": secrets.token_urlsafe(12)})
+
+
+def claimed(keyring: Keyring, value: str | None, now_ts: float | None = None) -> str | None:
+    payload = unsign(keyring, value)
+    if payload is None or not isinstance(payload.get("w"), str) or not isinstance(payload.get("e"), int):
+        return None
+    return payload["w"] if payload["e"] > (now_ts or time.time()) else None
+
+
+def csrf_token(keyring: Keyring, area: str, cookie_value: str) -> str:
+    return hmac.new(_key(keyring, "csrf"), f"{area}\n{cookie_value}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def csrf_ok(keyring: Keyring, area: str, cookie_value: str | None, given: str | None) -> bool:
+    if not cookie_value or not given:
+        return False
+    return hmac.compare_digest(csrf_token(keyring, area, cookie_value), given)
+
+
+def secure_cookies(request: Request) -> bool:
+    """Secure cookies behind TLS (or when told so: a proxy terminating TLS)."""
+    return request.url.scheme == "https" or os.environ.get("YIBAO_WEB_SECURE_COOKIES") == "1"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, *, path: str = "/", max_age: int | None = None) -> None:
+    response.set_cookie(name, value, path=path, max_age=max_age, httponly=True, samesite="strict", secure=secure_cookies(request))
+
+
+def clear_cookie(response: Response, request: Request, name: str, *, path: str = "/") -> None:
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=secure_cookies(request))
+
+
+def pre_cookie(request: Request) -> tuple[str, bool]:
+    """The anonymous cookie that log-in forms' CSRF tokens are bound to; (value, newly made)."""
+    value = request.cookies.get(PRE_COOKIE)
+    if value and 16 <= len(value) <= 64:
+        return value, False
+    return secrets.token_urlsafe(24), True

@@ -1,0 +1,88 @@
+"""/admin in Chromium: log-in, today's volumes as SVG charts, the chains' verification, suspending
+and admitting again a payment institution (and the holder's app following), the audit log."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.web.conftest import log_in_holder
+from yibao.services import settlement, visits
+from yibao.services.demo import institution_code
+from yibao.services.institutions import get as get_institution
+from yibao.services.settlement import AccountRequest
+
+
+def log_in_operator(page) -> None:
+    page.goto("/admin")
+    page.get_by_label(re.compile("经办人员凭证|Operator token")).fill("demo-operator-token")
+    page.locator("#admin-log-in").click()
+    expect(page.locator("#chart-counts")).to_be_visible()
+
+
+def settle_one(live, region: str = "330200") -> None:
+    """A settlement today in another region, through the services (what a hospital's HIS would do)."""
+    person = live.psn("陈静")
+    now = live.db.clock()
+
+    def work(c):  # noqa: ANN001, ANN202
+        inst = get_institution(c, institution_code(region, "community"))
+        v = visits.open_visit(c, now, institution=inst, person_id=person, kind="outpatient")
+        visits.upload_lines(c, now, institution=inst, visit_id=v.id,
+                            items=[{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "40.00", "quantity": "1"}])
+        settlement.settle(c, now, institution=inst, visit_id=v.id, msgid=f"ADMIN-TEST-{v.id}", account=AccountRequest(), actor="test")
+    live.db.run(work)
+
+
+def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, live):
+    settle_one(live)
+    page = desktop.new_page()
+    log_in_operator(page)
+    bars = page.locator("#chart-counts g.bar")
+    ningbo = bars.filter(has_text="宁波市 330200")
+    expect(ningbo).to_have_count(1)
+    assert int(ningbo.get_attribute("data-value")) >= 1
+    assert int(page.locator("#today-count").inner_text()) == sum(int(b.get_attribute("data-value")) for b in bars.all())
+    expect(page.locator("#chart-layers g.bar")).to_have_count(6)
+    expect(page.locator("#chain-status")).to_have_text("全部审计链完整")
+    expect(page.locator("#ledger-balanced")).to_have_text("借贷平衡")
+    page.locator("#lang-toggle").click()
+    expect(page.locator("#chart-counts g.bar").filter(has_text="Ningbo 330200")).to_have_count(1)
+    expect(page.locator("#chart-layers title")).to_have_text(re.compile(r"^Paid on \d{4}-\d\d-\d\d \(yuan\)$"))
+    expect(page.locator("#chain-status")).to_have_text("Every audit chain is intact")
+
+
+def test_suspending_a_payment_institution_takes_it_off_the_holders_list(desktop, phone, live):
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.locator("#nav-institutions").click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#reason-unionpay-440300").fill("演示暂停")
+    page.locator("#suspend-unionpay-440300").click()
+    expect(page.locator("#pi-status-unionpay-440300")).to_have_text("已暂停")
+
+    holder = phone.new_page()
+    log_in_holder(holder, live, "13800138005")  # 王芳, Shenzhen
+    holder.goto("/app/bindings")
+    options = holder.locator("#payment_institution_id option")
+    expect(options.filter(has_text="云闪付")).to_have_count(0)
+
+    page.locator("#ref-unionpay-440300").fill("深医保准〔2026〕再准入")
+    page.locator("#readmit-unionpay-440300").click()
+    expect(page.locator("#pi-status-unionpay-440300")).to_have_text("已准入")
+    holder.reload()
+    expect(options.filter(has_text="云闪付")).to_have_count(1)
+
+    page.goto("/admin/audit")
+    expect(page.locator("#audit tbody tr").filter(has_text="payment_institution.admit").first).to_contain_text("unionpay-440300")
+    expect(page.locator("#audit tbody tr").filter(has_text="payment_institution.suspend").first).to_contain_text("operator:demo-operator")
+
+
+def test_a_wrong_operator_token_is_refused_in_words(desktop, live):
+    page = desktop.new_page()
+    page.goto("/admin")
+    page.locator("#token").fill("not-the-token")
+    page.locator("#admin-log-in").click()
+    expect(page.locator("#flash")).to_have_text("经办人员凭证无效")
+    assert page.url.endswith("/admin/login")

@@ -1,0 +1,132 @@
+"""/app in Chromium: log-in, the payment code (show, tap to refresh, refresh at expiry), a child's
+card, the English toggle, errors in words."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import log_in_holder
+from yibao.services import institutions, paycodes
+from yibao.services.demo import institution_code
+
+LI_MING = "13800138001"
+
+
+def shown_code(page) -> str:
+    """The digits printed under the barcode (what a cashier types when the scanner fails)."""
+    return re.sub(r"\D", "", page.locator("#barcode text").text_content())
+
+
+def show_code(page) -> str:
+    """The holder's code on screen: asked for when none is live (an earlier test may have left one)."""
+    if page.locator("#show-code").count():
+        page.locator("#show-code").click()
+    expect(page.locator("#qr svg")).to_be_visible()
+    return shown_code(page)
+
+
+def scan_directly(live, code: str):
+    """What the platform says to a hospital scanning this code (the service, not the pages)."""
+    hospital = live.db.run(lambda c: institutions.get(c, institution_code("440300", "level3")), write=False)
+    return live.db.run(lambda c: paycodes.consume(c, live.keyring, live.db.clock(), code=code, institution=hospital, actor="test"))
+
+
+def test_a_holder_logs_in_and_shows_a_code_with_qr_barcode_and_countdown(phone, live):
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    expect(page.locator("#who")).to_have_text("李*")
+    code = show_code(page)
+    expect(page.locator("#barcode svg")).to_be_visible()
+    assert len(code) == 20 and code.startswith("91")
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^[0-3]:\d\d$"))
+    assert page.locator("#balance").inner_text().startswith("¥")
+    # The pages use no outside asset and no inline script (the CSP forbids both).
+    assert page.evaluate("[...document.scripts].every(s => s.src.startsWith(location.origin))")
+    assert page.evaluate("[...document.styleSheets].every(s => s.href && s.href.startsWith(location.origin))")
+
+
+@pytest.mark.both_databases
+def test_tapping_the_code_refreshes_it_and_the_old_one_dies(phone, live):
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    old = show_code(page)
+    page.locator("#qr").click()  # a tap on the QR code
+    expect(page.locator("#barcode text")).not_to_have_text(re.compile(" ".join(old[i:i + 4] for i in range(0, 20, 4))))
+    new = shown_code(page)
+    assert new != old
+    refusal = scan_directly(live, old)
+    assert getattr(refusal, "code", None) == "paycode_replaced", refusal
+    assert scan_directly(live, new).person_id == live.psn("李明")
+
+
+def test_the_code_refreshes_itself_when_its_time_is_up(phone, live):
+    page = phone.new_page()
+    page.clock.install()  # the page's timers run on a clock the test moves
+    log_in_holder(page, live, LI_MING)
+    old = show_code(page)
+    page.clock.run_for(60_000)
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^[12]:\d\d$"))
+    page.clock.run_for(125_000)  # past the 180 s lifetime: the page asks for a new code
+    page.wait_for_load_state()
+    expect(page.locator("#barcode text")).not_to_have_text(" ".join(old[i:i + 4] for i in range(0, 20, 4)))
+    assert shown_code(page) != old
+    assert getattr(scan_directly(live, old), "code", None) == "paycode_replaced"
+
+
+def test_a_guardian_switches_to_the_childs_card(phone, live):
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    chooser = page.get_by_label(re.compile("出示谁的码|Whose code"))
+    expect(chooser.locator(f"option[value='{live.psn('李小雨')}']")).to_have_text("李**（少儿）")
+    chooser.select_option(value=live.psn("李小雨"))
+    page.locator("#switch-button").click()
+    expect(page.locator("#ecard-title")).to_contain_text("李**")
+    code = show_code(page)
+    expect(page.locator("#ecard-title")).to_contain_text("李**")
+    consumed = scan_directly(live, code)
+    assert consumed.person_id == live.psn("李小雨") and consumed.holder_id == live.psn("李明") and consumed.relation == "guardian"
+
+
+def test_the_english_toggle_changes_the_language_and_stays(phone, live):
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.locator("#nav-account")).to_have_text("账户")
+    page.locator("#lang-toggle").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#nav-account")).to_have_text("Account")
+    assert re.search(r"/app$", page.url)  # back on the page it was clicked on
+    page.locator("#nav-family").click()
+    expect(page.get_by_role("heading", name="Family links")).to_be_visible()
+    page.locator("#lang-toggle").click()
+    expect(page.get_by_role("heading", name="家庭关联")).to_be_visible()
+
+
+def test_a_wrong_sms_code_is_said_in_words_not_json(phone, live):
+    page = phone.new_page()
+    live.clock.advance(seconds=31)
+    page.goto("/app/login")
+    page.locator("#phone").fill("13800138002")
+    page.locator("#send-code").click()
+    page.locator("#code").fill("000000")
+    page.locator("#log-in").click()
+    expect(page.locator("#flash")).to_have_text(re.compile("验证码错误，还可尝试\\d次"))
+    body = page.locator("body").inner_text()
+    assert "{" not in body and "message_zh" not in body and "Traceback" not in body
+    page.locator("#lang-toggle").click()
+    page.locator("#phone").fill("13800138002")
+    page.locator("#code").fill("000001")
+    page.locator("#log-in").click()
+    expect(page.locator("#flash")).to_have_text(re.compile(r"wrong code; \d attempts left"))
+
+
+def test_pages_without_a_session_send_the_reader_to_log_in(phone, live):
+    page = phone.new_page()
+    page.goto("/app/account")
+    assert page.url.endswith("/app/login")
+    response = page.goto("/app/no-such-page")
+    assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+    expect(page.locator("h1")).to_have_text("页面不存在")

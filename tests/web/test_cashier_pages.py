@@ -1,0 +1,157 @@
+"""/cashier with /app in Chromium: a holder shows a code, the cashier types it, enters fees,
+pre-settles, confirms; the receipt matches the pre-settlement; the holder's account shows it;
+a refreshed code's predecessor is refused at the counter; a refund restores the balance."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import log_in_holder
+from tests.web.test_app_pages import LI_MING, show_code
+from yibao.domain.money import parse_yuan
+
+HOSPITAL = "H440300L3.demo-h440300l3"
+SPLIT = ("split-total", "split-pool", "split-fund", "split-account", "split-cash")
+
+
+def fen(text: str) -> int:
+    """¥12.50, +¥12.50 or -¥12.50 as signed fen."""
+    text = text.strip()
+    sign = -1 if text.startswith("-") else 1
+    return sign * parse_yuan(text.lstrip("+-").replace("¥", ""))
+
+
+def log_in_cashier(page, credential: str = HOSPITAL) -> None:
+    page.goto("/cashier")
+    page.get_by_label(re.compile("机构凭证|Institution credential")).fill(credential)
+    page.locator("#cashier-log-in").click()
+    expect(page.locator("#scan-form")).to_be_visible()
+
+
+def split_of(page) -> dict[str, str]:
+    return {k: page.locator(f"#{k}").inner_text() for k in SPLIT}
+
+
+def balance(page) -> int:
+    page.goto("/app/account")
+    return fen(page.locator("#balance").inner_text())
+
+
+@pytest.mark.both_databases
+def test_a_code_shown_on_the_phone_is_settled_at_the_counter_and_the_account_shows_it(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    before = balance(holder)
+    holder.goto("/app")
+    code = show_code(holder)
+
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    cashier.get_by_label(re.compile("医保支付码|Payment code")).fill(" ".join(code[i:i + 4] for i in range(0, 20, 4)))
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#patient-name")).to_have_text("李*")
+    cashier.locator("#load-sample").click()
+    expect(cashier.locator("#lines tbody tr")).to_have_count(5)
+    cashier.locator("#presettle").click()
+    expect(cashier.locator("#explanation li").first).to_be_visible()
+    presettled = split_of(cashier)
+    assert fen(presettled["split-total"]) == 2500 + 2500 + 2000 + 3000 + 36000  # the sample set: 25 + 12.50×2 + 20 + 30 + 360
+    assert fen(presettled["split-pool"]) > 0  # above the year's deductible: the pooled fund pays a share
+    assert fen(presettled["split-total"]) == fen(presettled["split-fund"]) + fen(presettled["split-account"]) + fen(presettled["split-cash"])
+    explanation = cashier.locator("#explanation").inner_text()
+    assert "¥" in explanation
+
+    cashier.locator("#confirm-settle").click()
+    expect(cashier.locator("#receipt")).to_be_visible()
+    assert split_of(cashier) == presettled  # the receipt's split is the pre-settlement's
+    setl_id = cashier.locator("#setl-id").inner_text()
+    expect(cashier.locator("#cash-note")).to_contain_text(presettled["split-cash"])
+
+    account_pay = fen(presettled["split-account"])
+    assert account_pay > 0
+    assert balance(holder) == before - account_pay
+    newest = holder.locator("#transactions tbody tr").first
+    expect(newest).to_contain_text(setl_id)
+    expect(newest).to_contain_text("医保结算支付")
+    assert fen(newest.locator("td.num").inner_text()) == -account_pay
+
+    # The code was used up by the scan: the same code again is refused, in words.
+    cashier.goto("/cashier")
+    cashier.locator("#code").fill(code)
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#flash")).to_have_text(re.compile("该支付码已使用"))
+
+    # Refund: the settlement is cancelled and the account gets its money back.
+    cashier.goto(f"/cashier/settlements/{setl_id}")
+    cashier.once("dialog", lambda dialog: dialog.accept())
+    cashier.locator("#refund").click()
+    expect(cashier.locator("#cancelled-stamp")).to_be_visible()
+    assert balance(holder) == before
+    expect(holder.locator("#transactions tbody tr").first).to_contain_text("结算撤销退回")
+
+
+def test_a_refreshed_codes_predecessor_is_refused_at_the_counter_with_its_own_message(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    old = show_code(holder)
+    holder.locator("#refresh").click()
+    expect(holder.locator("#barcode text")).not_to_have_text(" ".join(old[i:i + 4] for i in range(0, 20, 4)))
+
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    cashier.locator("#code").fill(old)
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#flash")).to_have_text("该支付码已被新码替换（已刷新），请扫描最新的码")
+    expect(cashier.locator("#refusals")).to_contain_text("paycode_replaced")
+    cashier.locator("#lang-toggle").click()
+    cashier.locator("#code").fill(old)
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#flash")).to_have_text("this code was replaced by a newer one (refreshed); scan the newest code")
+
+
+@pytest.mark.both_databases
+def test_a_childs_code_settles_on_the_guardians_account(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    before = balance(holder)
+    holder.goto(f"/app?psn_no={live.psn('李小雨')}")
+    code = show_code(holder)
+
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    cashier.locator("#code").fill(code)
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#patient-name")).to_have_text("李**")
+    expect(cashier.locator("#account")).to_have_value("guardian")
+    cashier.locator("#line-form").evaluate("f => f.closest('details').open = true")
+    cashier.get_by_label(re.compile("项目编码|Item code")).fill("A201")
+    cashier.get_by_label(re.compile("项目名称|Item name")).fill("儿科诊查费")
+    cashier.get_by_label(re.compile("单价（元）|Unit price")).fill("25.00")
+    cashier.locator("#add-line").click()
+    expect(cashier.locator("#lines tbody tr")).to_have_count(1)
+    cashier.locator("#presettle").click()
+    account_pay = fen(cashier.locator("#split-account").inner_text())
+    assert account_pay > 0
+    cashier.locator("#confirm-settle").click()
+    expect(cashier.locator("#receipt")).to_be_visible()
+    assert balance(holder) == before - account_pay
+
+
+def test_bad_fee_input_is_said_in_words_and_the_form_keeps_what_was_typed(desktop, live, phone):
+    holder = phone.new_page()
+    log_in_holder(holder, live, "13800138004")  # 赵磊, insured in Ningbo, filed in Shenzhen
+    code = show_code(holder)
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    cashier.locator("#code").fill(code)
+    cashier.locator("#verify-code").click()
+    cashier.locator("#line-form").evaluate("f => f.closest('details').open = true")
+    cashier.locator("#l-code").fill("A001")
+    cashier.locator("#l-price").fill("12.345")
+    cashier.locator("#add-line").click()
+    expect(cashier.locator("#flash")).to_contain_text("金额最多2位小数")
+    expect(cashier.locator("#l-price")).to_have_value("12.345")
+    assert "message_zh" not in cashier.content()

@@ -1,0 +1,44 @@
+"""The dashboard's SVG bar chart: proportional, labelled, escaped, valid XML."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from yibao.web.charts import LABEL_W, PAD, VALUE_W, bar_chart
+
+NS = {"s": "http://www.w3.org/2000/svg"}
+
+
+def bars(svg: str) -> list[tuple[str, int, str]]:
+    root = ET.fromstring(svg)
+    out = []
+    for g in root.findall("s:g", NS):
+        texts = g.findall("s:text", NS)
+        out.append((texts[0].text, int(g.find("s:rect", NS).get("width")), texts[1].text))
+    return out
+
+
+def test_bars_are_proportional_and_the_largest_fills_the_space():
+    svg = bar_chart([("深圳", 4), ("青岛", 2), ("宁波", 1), ("空", 0)], title="t", empty="none", width=560)
+    space = 560 - LABEL_W - VALUE_W - 2 * PAD
+    assert bars(svg) == [("深圳", space, "4"), ("青岛", round(space / 2), "2"), ("宁波", round(space / 4), "1"), ("空", 0, "0")]
+
+
+def test_values_are_formatted_and_text_is_escaped():
+    svg = bar_chart([("<a&b>", 12345)], title="x<y", empty="none", fmt=lambda fen: f"¥{fen // 100}.{fen % 100:02d}")
+    root = ET.fromstring(svg)  # parses: nothing unescaped
+    assert root.find("s:title", NS).text == "x<y"
+    assert bars(svg) == [("<a&b>", 560 - LABEL_W - VALUE_W - 2 * PAD, "¥123.45")]
+
+
+def test_all_zero_and_empty_charts_draw_no_bar_lengths_and_say_so():
+    assert [w for _, w, _ in bars(bar_chart([("a", 0), ("b", 0)], title="t", empty="none"))] == [0, 0]
+    root = ET.fromstring(bar_chart([], title="t", empty="今日暂无结算"))
+    assert root.findall("s:g", NS) == [] and "今日暂无结算" in [t.text for t in root.findall("s:text", NS)]
+
+
+def test_negative_values_are_refused():
+    with pytest.raises(ValueError):
+        bar_chart([("a", -1)], title="t", empty="none")

@@ -1,0 +1,134 @@
+"""Sessions, CSRF, double submits, redirects and error pages, through HTTP without a browser
+(the ASGI app in-process), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from http.cookies import SimpleCookie
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.identity_support import admit, ecard, id_number_of, name_of
+from tests.support import seed
+from yibao.api.app import create_app
+from yibao.services import payment_institutions as pis
+from yibao.services import volumes
+
+
+@pytest.fixture
+def site(db, keyring):
+    world = seed(db, keyring)
+    ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
+    admit(db, "wechat")
+    app = create_app(db, keyring=keyring, sandboxes=True)
+    with TestClient(app, raise_server_exceptions=False, follow_redirects=True) as client:
+        yield world, client
+
+
+def tokens(html: str) -> dict[str, str]:
+    """The CSRF token and a nonce of the first form on a page."""
+    return {"csrf": re.search(r'name="csrf" value="([^"]+)"', html).group(1), "nonce": re.search(r'name="nonce" value="([^"]+)"', html).group(1)}
+
+
+def flash(html: str) -> str:
+    return re.search(r'id="flash">([^<]*)<', html).group(1)
+
+
+def log_in(client, phone: str) -> str:
+    page = client.get("/app/login").text
+    client.post("/app/sms-codes", data={**tokens(page), "phone": phone})
+    code = re.search(r"验证码为 (\d{6})", client.get("/app/sandbox/sms").text).group(1)
+    r = client.post("/app/sessions", data={**tokens(page), "phone": phone, "code": code}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app"
+    cookie = SimpleCookie(r.headers["set-cookie"])["yibao_app"]
+    assert cookie["httponly"] and cookie["samesite"] == "strict" and cookie["path"] == "/app"
+    return cookie.value
+
+
+def test_the_holders_cookie_is_the_session_and_log_out_ends_it_on_the_server(site):
+    world, client = site
+    token = log_in(client, world.phones["employee"])
+    page = client.get("/app")
+    assert page.status_code == 200 and 'id="who"' in page.text
+    assert page.headers["cache-control"] == "no-store" and "script-src 'self'" in page.headers["content-security-policy"]
+    client.post("/app/logout", data=tokens(page.text))
+    client.cookies.clear()
+    client.cookies.set("yibao_app", token, path="/app")  # a copy of the old cookie no longer works
+    assert client.get("/app").url.path == "/app/login"
+
+
+def test_a_post_without_the_right_csrf_token_changes_nothing_and_says_why(site, db):
+    world, client = site
+    log_in(client, world.phones["employee"])
+    page = client.get("/app/bindings").text
+    for csrf in ("", "0" * 40):
+        r = client.post("/app/bindings", data={**tokens(page), "csrf": csrf, "payment_institution_id": "wechat"})
+        assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
+        assert "页面已过期或来源不明" in r.text and "{" not in r.text
+    assert db.run(lambda c: pis.bindings(c, world.employee.id), write=False) == []
+
+
+def test_the_same_form_sent_twice_changes_things_once(site, db):
+    world, client = site
+    log_in(client, world.phones["employee"])
+    form = {**tokens(client.get("/app/bindings").text), "payment_institution_id": "wechat", "password_free_limit": "100.00"}
+    first = client.post("/app/bindings", data=form)
+    second = client.post("/app/bindings", data=form)  # not "already bound": the first outcome again
+    assert flash(first.text) == flash(second.text) == "已绑定"
+    assert [b["payment_institution_id"] for b in db.run(lambda c: pis.bindings(c, world.employee.id), write=False)] == ["wechat"]
+    again = client.post("/app/bindings", data={**form, "nonce": tokens(client.get("/app/bindings").text)["nonce"]})
+    assert flash(again.text) == "已绑定该支付机构"  # a new form is a new request
+
+
+def test_a_settlement_confirmed_twice_is_one_settlement(site, db):
+    world, client = site
+    from yibao.services import paycodes
+
+    code = db.run(lambda c: paycodes.issue(c, site_keyring(client), db.clock(), holder_id=world.employee.id, actor="test")).code
+    page = client.get("/cashier/login").text
+    client.post("/cashier/sessions", data={**tokens(page), "credential": world.hospital_credential})
+    visit = client.post("/cashier/scan", data={**tokens(client.get("/cashier").text), "code": code, "kind": "outpatient"})
+    assert "/cashier/visits/" in str(visit.url)
+    client.post(str(visit.url).split("?")[0] + "/sample-lines", data={**tokens(visit.text), "account": "self"})
+    split = client.get(str(visit.url) + "&presettle=1").text
+    form = {**tokens(split[split.index('id="settle-form"'):]), "account": "self", "payer_psn_no": ""}
+    first = client.post(str(visit.url).split("?")[0] + "/settle", data=form)
+    second = client.post(str(visit.url).split("?")[0] + "/settle", data=form)
+    assert first.url == second.url and "/cashier/settlements/" in str(first.url)
+    assert len(db.run(lambda c: volumes.recent_for_institution(c, world.hospital.id), write=False)) == 1
+
+
+def site_keyring(client):  # noqa: ANN001, ANN201
+    return client.app.state.platform.keyring
+
+
+def test_the_language_toggle_sets_a_cookie_and_goes_back_only_to_this_site(site):
+    _, client = site
+    r = client.get("/lang", params={"to": "en", "next": "/app/login"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/app/login"
+    assert 'lang="en"' in client.get("/app/login").text
+    for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        assert client.get("/lang", params={"to": "zh", "next": evil}, follow_redirects=False).headers["location"] == "/"
+
+
+def test_pages_answer_in_html_and_the_api_keeps_its_json(site):
+    _, client = site
+    page = client.get("/cashier/no-such-page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html") and "页面不存在" in page.text
+    api = client.get("/api/v1/his/no-such-call")
+    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    bad = client.get("/app/account", params={"month": "2026-13"})
+    assert bad.url.path == "/app/login"  # no session: log in first, whatever the query
+
+
+def test_a_tampered_cashier_cookie_is_no_session(site):
+    world, client = site
+    page = client.get("/cashier/login").text
+    client.post("/cashier/sessions", data={**tokens(page), "credential": world.hospital_credential})
+    assert client.get("/cashier").url.path == "/cashier"
+    body, mac = client.cookies.get("yibao_cashier").rsplit(".", 1)
+    forged = body[:5] + ("A" if body[5] != "A" else "B") + body[6:]  # another institution, another expiry …
+    client.cookies.clear()
+    client.cookies.set("yibao_cashier", f"{forged}.{mac}", path="/cashier")
+    assert client.get("/cashier").url.path == "/cashier/login"
