@@ -10,7 +10,7 @@ settings.register_profile("ci", max_examples=600, deadline=None, suppress_health
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["tests.conftest_face"]  # the sandbox face verifier as a real loopback server
+pytest_plugins = ["tests.conftest_face", "tests.conftest_channels"]  # sandbox face verifier and payment institutions as real loopback servers
 
 PG_URL = os.environ.get("YIBAO_TEST_POSTGRES_URL")
 _pg_state = {"schema_ready": False, "used": False}

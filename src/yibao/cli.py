@@ -222,6 +222,30 @@ def serve(
     run_server(host, port, workers)
 
 
+@app.command("sandbox")
+def sandbox(
+    name: str = typer.Argument(..., help="wxpay | alipay | unionpay | bank"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8711, help="port"),
+    callback: Optional[str] = typer.Option(None, "--callback", help="where notifications go (the platform's notify URL for this institution)"),
+    keys: Path = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of the sandbox's and the platform's keys (made on first use)"),
+    seed: Optional[int] = typer.Option(None, help="seed of the sandbox's randomness (reproducible failures)"),
+) -> None:
+    """运行一个沙箱支付机构（非真实机构） Run one SANDBOX payment institution alone — not a real institution."""
+    from yibao.channels.sandbox import NAMES, pair
+
+    if name not in NAMES:
+        _say_error(f"没有名为 {name} 的沙箱支付机构 / no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
+        raise typer.Exit(code=2)
+    import uvicorn
+
+    p = pair(name, callback_url=callback, seed=seed, key_dir=keys)
+    Console(soft_wrap=True).print(
+        f"[bold yellow]沙箱 SANDBOX[/] {p.app.title}\n  http://{host}:{port}  (admin: /sandbox/knobs, /sandbox/notifications/flush, /docs)\n"
+        f"  keys: {keys}/{name}-*  ·  notifications → {callback or '(none: set --callback)'}", highlight=False)
+    uvicorn.run(p.app, host=host, port=port, log_level="info")
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,331 @@
+"""The SANDBOX institutions' shared machinery: in-memory books, knobs, failure injection.
+
+Every sandbox institution (wxpay, alipay, unionpay, bank) keeps the same kind of books —
+password-free agreements, trades, refunds — and differs in its wire format and signatures,
+which live in its own module. Nothing here is a real payment institution's behaviour beyond the
+shape: it is what a test or the demo needs to be told "no", "later", or nothing at all.
+
+State is guarded by a threading lock: the books are touched from the sandbox's event loop and,
+through the Python object, from a test's thread. No lock is held across an await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from yibao.channels.wire import china_time
+
+
+class Knobs(BaseModel):
+    """Failure injection. Rates are shares of calls (0 … 1), drawn from the sandbox's seeded random."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    latency_ms: int = Field(0, ge=0, le=60_000, description="added before every business call")
+    error_rate: float = Field(0.0, ge=0.0, le=1.0, description="payments, refunds and signings definitely declined")
+    server_error_rate: float = Field(0.0, ge=0.0, le=1.0, description="answered 5xx before anything happens")
+    timeout_rate: float = Field(0.0, ge=0.0, le=1.0, description="the effect happens, then the answer hangs for hang_ms")
+    hang_ms: int = Field(10_000, ge=0, le=600_000, description="how long a timed-out answer hangs (longer than the client waits)")
+    settle_delay_ms: int = Field(0, ge=0, le=600_000, description="payments answer 'processing' and succeed after this delay")
+    drop_notification_rate: float = Field(0.0, ge=0.0, le=1.0, description="notifications never sent")
+    duplicate_notification_rate: float = Field(0.0, ge=0.0, le=1.0, description="notifications sent twice")
+    bad_notification_signature: bool = Field(False, description="notifications carry a wrong signature")
+    notify_delays_ms: list[int] | None = Field(None, max_length=20, description="resend delays; null: the sandbox's configured ones")
+    seed: int | None = Field(None, description="reseeds the sandbox's random (reproducible failure patterns)")
+
+
+class KnobsPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int | None = Field(None, ge=0, le=60_000)
+    error_rate: float | None = Field(None, ge=0.0, le=1.0)
+    server_error_rate: float | None = Field(None, ge=0.0, le=1.0)
+    timeout_rate: float | None = Field(None, ge=0.0, le=1.0)
+    hang_ms: int | None = Field(None, ge=0, le=600_000)
+    settle_delay_ms: int | None = Field(None, ge=0, le=600_000)
+    drop_notification_rate: float | None = Field(None, ge=0.0, le=1.0)
+    duplicate_notification_rate: float | None = Field(None, ge=0.0, le=1.0)
+    bad_notification_signature: bool | None = None
+    notify_delays_ms: list[int] | None = Field(None, max_length=20)
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class AgreementRec:
+    out_agreement_no: str
+    agreement_no: str
+    holder_token: str
+    limit_fen: int
+    status: str  # active | terminated
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TradeRec:
+    out_trade_no: str
+    trade_no: str
+    amount_fen: int
+    description: str
+    agreement_no: str
+    status: str  # succeeded | processing | failed
+    error_code: str | None
+    created_at: datetime
+    paid_at: datetime | None = None
+    refunded_fen: int = 0
+    notify_url: str | None = None
+    settles_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RefundRec:
+    out_trade_no: str
+    out_refund_no: str
+    refund_id: str
+    trade_no: str
+    amount_fen: int
+    status: str  # succeeded | failed
+    error_code: str | None
+    at: datetime
+    notify_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the institution tells the platform about, asynchronously."""
+
+    kind: str  # payment | refund | agreement | credit
+    event_id: str
+    record: Any
+    notify_url: str | None
+
+
+class SandboxRefusal(Exception):
+    """A business refusal the sandbox answers, in its own words, with a stable code."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class Books:
+    """One sandbox institution's books, knobs, clock and random."""
+
+    def __init__(self, prefix: str, *, seed: int | None = None, clock: Callable[[], datetime] | None = None,
+                 knobs: Knobs | None = None) -> None:
+        self.prefix = prefix
+        self.lock = threading.Lock()
+        self.knobs = knobs or Knobs(seed=seed)
+        self.random = random.Random(seed)
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock_offset = timedelta(0)
+        self.agreements: dict[str, AgreementRec] = {}
+        self.trades: dict[str, TradeRec] = {}
+        self.refunds: dict[str, RefundRec] = {}
+        self.calls = 0
+        self._ids = itertools.count(1)
+        self.on_event: Callable[[Event], None] = lambda event: None  # set by the notifier
+
+    # -- time, ids, randomness --
+    def now(self) -> datetime:
+        """Business time: stamps trades and decides due dates; the admin clock knob moves it."""
+        return self._clock() + self.clock_offset
+
+    def wall(self) -> datetime:
+        """Real time, for signature timestamps and their freshness (moving the business clock must not break signatures)."""
+        return self._clock()
+
+    def new_id(self, kind: str) -> str:
+        return f"{self.prefix}{kind}{china_time(self.now()):%Y%m%d}{next(self._ids):010d}"
+
+    def chance(self, rate: float) -> bool:
+        with self.lock:
+            return rate > 0 and self.random.random() < rate
+
+    def set_knobs(self, patch: dict[str, Any]) -> Knobs:
+        with self.lock:
+            self.knobs = self.knobs.model_copy(update=patch)
+            if patch.get("seed") is not None:
+                self.random.seed(patch["seed"])
+            return self.knobs
+
+    # -- failure injection around a business call --
+    async def before_call(self) -> None:
+        """Latency first, then an injected server error (nothing has happened yet)."""
+        self.calls += 1
+        if self.knobs.latency_ms:
+            await asyncio.sleep(self.knobs.latency_ms / 1000)
+        if self.chance(self.knobs.server_error_rate):
+            raise SandboxRefusal("SYSTEM_ERROR", "injected server error (server_error_rate knob)", 500)
+
+    async def after_effect(self) -> None:
+        """The effect is booked; now, perhaps, the answer is lost: hang past the client's patience."""
+        if self.chance(self.knobs.timeout_rate):
+            await asyncio.sleep(self.knobs.hang_ms / 1000)
+
+    def _emit(self, kind: str, record: Any, notify_url: str | None) -> None:
+        self.on_event(Event(kind, self.new_id("N"), record, notify_url))
+
+    # -- agreements --
+    def sign_agreement(self, out_agreement_no: str, holder_token: str, limit_fen: int) -> AgreementRec:
+        declined = self.chance(self.knobs.error_rate)
+        with self.lock:
+            existing = self.agreements.get(out_agreement_no)
+            if existing is not None:
+                if (existing.holder_token, existing.limit_fen) != (holder_token, limit_fen):
+                    raise SandboxRefusal("OUT_AGREEMENT_NO_USED", "the agreement number was used with other parameters")
+                return existing
+            if declined:
+                raise SandboxRefusal("USER_NOT_VERIFIED", "the holder did not pass the institution's checks (error_rate knob)")
+            rec = AgreementRec(out_agreement_no, self.new_id("A"), holder_token, limit_fen, "active", self.now())
+            self.agreements[out_agreement_no] = rec
+        self._emit("agreement", rec, None)
+        return rec
+
+    def agreement(self, out_agreement_no: str) -> AgreementRec:
+        with self.lock:
+            rec = self.agreements.get(out_agreement_no)
+        if rec is None:
+            raise SandboxRefusal("AGREEMENT_NOT_EXIST", "no such agreement", 404)
+        return rec
+
+    def agreement_by_no(self, agreement_no: str) -> AgreementRec | None:
+        with self.lock:
+            return next((a for a in self.agreements.values() if a.agreement_no == agreement_no), None)
+
+    def terminate_agreement(self, out_agreement_no: str) -> AgreementRec:
+        with self.lock:
+            rec = self.agreements.get(out_agreement_no)
+            if rec is None:
+                raise SandboxRefusal("AGREEMENT_NOT_EXIST", "no such agreement", 404)
+            if rec.status == "terminated":
+                return rec
+            rec = self.agreements[out_agreement_no] = replace(rec, status="terminated", at=self.now())
+        self._emit("agreement", rec, None)
+        return rec
+
+    # -- payments --
+    def pay(self, out_trade_no: str, amount_fen: int, description: str, agreement_no: str, notify_url: str | None) -> TradeRec:
+        """Collect under a password-free agreement. Same order number, same parameters: the same trade."""
+        declined = self.chance(self.knobs.error_rate)
+        delay = self.knobs.settle_delay_ms
+        with self.lock:
+            existing = self.trades.get(out_trade_no)
+            if existing is not None:
+                if (existing.amount_fen, existing.agreement_no) != (amount_fen, agreement_no):
+                    raise SandboxRefusal("OUT_TRADE_NO_USED", "the order number was used with other parameters")
+                return existing
+            agreement = next((a for a in self.agreements.values() if a.agreement_no == agreement_no), None)
+            now = self.now()
+            code = None
+            if agreement is None or agreement.status != "active":
+                code = "AGREEMENT_NOT_ACTIVE"
+            elif amount_fen > agreement.limit_fen:
+                code = "EXCEEDS_PASSWORD_FREE_LIMIT"
+            elif declined:
+                code = "NOT_ENOUGH"  # the holder's balance is short (error_rate knob)
+            if code:
+                rec = TradeRec(out_trade_no, self.new_id("T"), amount_fen, description, agreement_no, "failed", code, now,
+                               notify_url=notify_url)
+            elif delay:
+                rec = TradeRec(out_trade_no, self.new_id("T"), amount_fen, description, agreement_no, "processing", None, now,
+                               notify_url=notify_url, settles_at=now + timedelta(milliseconds=delay))
+            else:
+                rec = TradeRec(out_trade_no, self.new_id("T"), amount_fen, description, agreement_no, "succeeded", None, now,
+                               paid_at=now, notify_url=notify_url)
+            self.trades[out_trade_no] = rec
+        if rec.status != "processing":
+            self._emit("payment", rec, notify_url)
+        return rec
+
+    def settle_due(self) -> None:
+        """Processing trades whose delay has passed succeed now (and say so)."""
+        now = self.now()
+        done: list[TradeRec] = []
+        with self.lock:
+            for no, t in self.trades.items():
+                if t.status == "processing" and t.settles_at is not None and t.settles_at <= now:
+                    done.append(replace(t, status="succeeded", paid_at=t.settles_at, settles_at=None))
+                    self.trades[no] = done[-1]
+        for t in done:
+            self.settled(t)
+            self._emit("payment", t, t.notify_url)
+
+    def settled(self, trade: TradeRec) -> None:
+        """Called once for each payment that succeeds after a delay; an institution may book more (the bank: a bill)."""
+
+    def trade(self, out_trade_no: str) -> TradeRec:
+        self.settle_due()
+        with self.lock:
+            rec = self.trades.get(out_trade_no)
+        if rec is None:
+            raise SandboxRefusal("ORDER_NOT_EXIST", "no such order", 404)
+        return rec
+
+    # -- refunds --
+    def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int, notify_url: str | None) -> RefundRec:
+        declined = self.chance(self.knobs.error_rate)
+        self.settle_due()
+        with self.lock:
+            existing = self.refunds.get(out_refund_no)
+            if existing is not None:
+                if (existing.out_trade_no, existing.amount_fen) != (out_trade_no, amount_fen):
+                    raise SandboxRefusal("OUT_REFUND_NO_USED", "the refund number was used with other parameters")
+                return existing
+            trade = self.trades.get(out_trade_no)
+            if trade is None:
+                raise SandboxRefusal("ORDER_NOT_EXIST", "no such order", 404)
+            if trade.status != "succeeded":
+                raise SandboxRefusal("TRADE_NOT_PAID", "the order is not paid")
+            if amount_fen > trade.amount_fen - trade.refunded_fen:
+                raise SandboxRefusal("REFUND_AMOUNT_EXCEEDS", "the refund exceeds what is left of the payment")
+            now = self.now()
+            if declined:
+                # A declined refund is still booked, as failed: query then tells the same story.
+                rec = RefundRec(out_trade_no, out_refund_no, self.new_id("R"), trade.trade_no, amount_fen, "failed",
+                                "REFUND_DECLINED", now, notify_url)
+            else:
+                rec = RefundRec(out_trade_no, out_refund_no, self.new_id("R"), trade.trade_no, amount_fen, "succeeded", None, now,
+                                notify_url)
+                self.trades[out_trade_no] = replace(trade, refunded_fen=trade.refunded_fen + amount_fen)
+            self.refunds[out_refund_no] = rec
+        self._emit("refund", rec, notify_url)
+        return rec
+
+    def refund_of(self, out_refund_no: str) -> RefundRec:
+        with self.lock:
+            rec = self.refunds.get(out_refund_no)
+        if rec is None:
+            raise SandboxRefusal("REFUND_NOT_EXIST", "no such refund", 404)
+        return rec
+
+    # -- statements --
+    def statement(self, day: date) -> tuple[list[TradeRec], list[RefundRec]]:
+        """The day's succeeded trades and refunds (Beijing days), in time order."""
+        self.settle_due()
+        with self.lock:
+            trades = [t for t in self.trades.values() if t.status == "succeeded" and t.paid_at and china_time(t.paid_at).date() == day]
+            refunds = [r for r in self.refunds.values() if r.status == "succeeded" and china_time(r.at).date() == day]
+        return sorted(trades, key=lambda t: (t.paid_at, t.trade_no)), sorted(refunds, key=lambda r: (r.at, r.refund_id))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.knobs = Knobs(seed=self.knobs.seed)
+            self.clock_offset = timedelta(0)
+
+
+@dataclass
+class SandboxInfo:
+    """What a sandbox tells the world about itself (GET /sandbox/info): it is a sandbox."""
+
+    name: str
+    title: str
+    scheme: str
+    extra: dict[str, Any] = field(default_factory=dict)

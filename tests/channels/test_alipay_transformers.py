@@ -1,0 +1,86 @@
+"""alipay transformers without HTTP: RSA2 over sorted k=v both ways, answers' signed text, notifications, statements."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from yibao.channels import BadSignature, PaymentRequest, StatementError
+from yibao.channels import alipay_transformers as tx
+from yibao.channels.crypto import canonical_kv, generate_rsa_key, rsa_sign, rsa_verify
+from yibao.channels.sandbox.alipay import AlipaySandboxConfig, render_statement
+from yibao.channels.sandbox.core import RefundRec, TradeRec
+
+APP, ALIPAY, OTHER = generate_rsa_key(), generate_rsa_key(), generate_rsa_key()
+CFG = tx.AlipayConfig("http://ali", "2021000122600001", APP, ALIPAY.public_key())
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc)
+
+
+def test_request_parameters_are_signed_over_the_sorted_string_including_sign_type():
+    params = tx.request_params(CFG, "alipay.trade.pay", tx.pay_biz(PaymentRequest("T1234567", 1234, "门诊缴费", "AG1")), NOW)
+    assert params["timestamp"] == "2026-11-22 17:30:00" and '"total_amount":"12.34"' in params["biz_content"]
+    message = canonical_kv(params, exclude=("sign",)).encode()
+    assert message.startswith(b"app_id=") and b"sign_type=RSA2" in message
+    assert rsa_verify(APP.public_key(), message, params["sign"])
+    assert not rsa_verify(APP.public_key(), message.replace(b"12.34", b"1.34"), params["sign"])
+    assert not rsa_verify(OTHER.public_key(), message, params["sign"])
+
+
+def answer(node: str, inner: str, key=ALIPAY) -> bytes:
+    return ('{"' + node + '": ' + inner + ',"sign":"' + rsa_sign(key, inner.encode()) + '"}').encode()
+
+
+def test_an_answer_is_verified_over_the_exact_text_of_its_response_node():
+    inner = '{"code":"10000","msg":"Success","out_trade_no":"T1234567","total_amount":"1.00", "x": {"y": "}"}}'
+    data = tx.open_answer(CFG, "alipay.trade.query", answer("alipay_trade_query_response", inner))
+    assert data["out_trade_no"] == "T1234567"
+    with pytest.raises(BadSignature):
+        tx.open_answer(CFG, "alipay.trade.query", answer("alipay_trade_query_response", inner).replace(b"1.00", b"9.00"))
+    with pytest.raises(BadSignature):
+        tx.open_answer(CFG, "alipay.trade.query", answer("alipay_trade_query_response", inner, key=OTHER))
+    assert tx.signed_part('{"a_response":{"k":"v"},"sign":"s"}', "a_response") == '{"k":"v"}'
+
+
+def notify(params: dict[str, str], key=ALIPAY, tamper: dict[str, str] | None = None) -> bytes:
+    full = {"app_id": CFG.app_id, "sign_type": "RSA2", "charset": "utf-8", **params}
+    full["sign"] = rsa_sign(key, canonical_kv(full, exclude=("sign", "sign_type")).encode())
+    return urlencode({**full, **(tamper or {})}).encode()
+
+
+PAID = {"notify_type": "trade_status_sync", "notify_id": "N1", "out_trade_no": "T1234567", "trade_no": "AP1",
+        "trade_status": "TRADE_SUCCESS", "total_amount": "88.80"}
+
+
+def test_a_notification_verifies_and_parses_and_a_changed_field_is_refused():
+    n = tx.parse_notification(CFG, notify(PAID))
+    assert (n.kind, n.status, n.amount_fen, n.out_trade_no, n.event_id) == ("payment", "succeeded", 88_80, "T1234567", "N1")
+    for body in (notify(PAID, tamper={"total_amount": "0.01"}), notify(PAID, key=OTHER), notify(PAID, tamper={"app_id": "2088"}),
+                 b"%%%", notify({**PAID, "notify_type": "weird"})):
+        with pytest.raises(BadSignature):
+            tx.parse_notification(CFG, body)
+    assert tx.ack(True).body == b"success" and tx.ack(False).body != b"success"
+
+
+def test_a_refund_notification_carries_this_refunds_amount():
+    n = tx.parse_notification(CFG, notify({**PAID, "out_biz_no": "R1234567", "refund_fee": "50.00", "send_back_fee": "20.00"}))
+    assert (n.kind, n.out_refund_no, n.amount_fen) == ("refund", "R1234567", 20_00)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(min_value=1, max_value=10**10), max_size=6), st.lists(st.integers(min_value=1, max_value=10**6), max_size=3),
+       st.text(alphabet=st.sampled_from('药,"# x'), min_size=1, max_size=8))
+def test_a_rendered_statement_parses_back_to_the_same_totals(amounts, refund_amounts, desc):
+    at = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+    trades = [TradeRec(f"T{i:08d}", f"AP{i}", a, desc, "AG", "succeeded", None, at, paid_at=at + timedelta(seconds=i))
+              for i, a in enumerate(amounts)]
+    refunds = [RefundRec(f"T{i:08d}", f"R{i:08d}", f"APR{i}", f"AP{i}", a, "succeeded", None, at) for i, a in enumerate(refund_amounts)]
+    text = render_statement(AlipaySandboxConfig(ALIPAY, CFG.app_id, APP.public_key()), date(2026, 11, 22), trades, refunds).decode()
+    parsed = tx.parse_statement("alipay", text, date(2026, 11, 22))
+    assert [r.amount_fen for r in parsed.rows if r.kind == "trade"] == amounts
+    assert [(r.out_refund_no, r.amount_fen) for r in parsed.rows if r.kind == "refund"] == [(r.out_refund_no, r.amount_fen) for r in refunds]
+    with pytest.raises(StatementError):
+        tx.parse_statement("alipay", text.replace(f"交易{len(amounts)}笔", f"交易{len(amounts) + 1}笔"), date(2026, 11, 22))
