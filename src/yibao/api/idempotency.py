@@ -79,3 +79,37 @@ async def idempotent_after_call(p: Platform, request: Request, caller: Caller, k
         pass
     result = await call()
     return await idempotent(p, request, caller, key, lambda c: work(c, result))
+
+
+async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: str,
+                          call: Callable[[str], Awaitable[tuple[int, Any, bool]]]) -> Response:
+    """Like `idempotent`, for a change made of several units with outside calls between them (a payment).
+
+    A stored answer replays (another body: 409) without running anything. Otherwise ``call(digest)``
+    runs (``digest`` identifies the request body, for a flow that records it) and returns (status,
+    payload, keep); the answer is stored when ``keep`` — not for a payment still in progress, whose
+    retry should drive it on and answer as it then stands. A refusal is stored like an answer, except
+    a rate limit (its Retry-After would be lost) and a reused key.
+    """
+    from yibao.api.errors import error_body, status_for
+    from yibao.domain.errors import TooManyAttempts, YibaoError
+
+    body = await request.body()
+    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
+    try:
+        return await idempotent(p, request, caller, key, _no_answer_yet)
+    except _NoAnswerYet:
+        pass
+    try:
+        status, payload, keep = await call(digest)
+    except TooManyAttempts:
+        raise
+    except YibaoError as exc:
+        if exc.code == "idempotency_key_reused":
+            raise
+        status, keep = status_for(exc), True
+        payload = error_body(exc.code, exc.field, exc.message_zh, exc.message_en, getattr(request.state, "request_id", ""))
+    if not keep:
+        return Response(fastjson.dumps_bytes(payload), status_code=status, media_type="application/json",
+                        headers={"Idempotent-Replayed": "false"})
+    return await idempotent(p, request, caller, key, lambda c: (status, payload))
