@@ -80,3 +80,48 @@ def payment_world(db: Database, keyring: Keyring, live: Any, *, limit: int = 100
     configure_channel(db, keyring, pi_id, live.channel, **override)
     bind(db, w.employee.id, pi_id, password_free_limit=limit, make_default=True)
     return PaymentWorld(w, pi_id, db, keyring)
+
+
+class PlatformServer:
+    """The platform app under uvicorn on 127.0.0.1 (lifespan on), in a thread: institutions can reach its
+    notify endpoint, and tests call it over real HTTP."""
+
+    def __init__(self, app_factory: Any) -> None:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.app = app_factory(self.url)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True, name="platform")
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the platform did not start")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        self.sock.close()
+
+
+def wait_until(predicate: Any, *, what: str, seconds: float = 20.0, step: float = 0.02) -> Any:
+    """Poll until ``predicate()`` is truthy (a wait for an asynchronous effect, not a timed assertion)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(step)

@@ -61,6 +61,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._sending: asyncio.Lock | None = None
         books.on_event = self.enqueue
+        books.on_delayed = self._poke
 
     def enqueue(self, event: Event) -> None:
         url = event.notify_url or self.callback_url
