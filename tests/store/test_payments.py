@@ -153,3 +153,30 @@ def test_a_guardian_pays_the_cash_for_a_linked_child_from_their_own_binding(db, 
     done = pw.pay(key="K12", code=code)
     assert (done.status, done.person_id, done.payer_id) == (po.COMPLETED, child.id, guardian.id)
     assert done.cash_pay > 0 and done.payment_institution_id == pw.pi_id
+
+
+def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, keyring, wxpay):
+    import threading
+
+    pw = payment_world(db, keyring, wxpay)
+    pw.pay(key="K13")  # the agreement exists
+    code = pw.code()
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def copy() -> None:
+        barrier.wait()
+        try:
+            results.append(pw.pay(key="K14", code=code))
+        except Exception as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=copy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 2
+    assert results[0].id == results[1].id and {r.status for r in results} == {po.COMPLETED}
+    assert wxpay.runtime.books.trades[results[0].id].status == "succeeded"
+    assert pw.balances()["pending"] == 0

@@ -86,29 +86,28 @@ async def _channel(ctx: Context, pi_id: str) -> Channel:
     return ctx.channels.get(cfg)
 
 
-async def _agreement(ctx: Context, channel: Channel, order: Order, actor: str) -> str:
-    """The payer's agreement number at the institution, signed now if this is their first payment there."""
-    pi_id = order.payment_institution_id
-    assert pi_id is not None
-    agreement = await ctx.run(lambda c: payments.agreement_for(c, ctx.keyring, order.payer_id, pi_id), write=False)
+async def _route(ctx: Context, order: Order, actor: str) -> tuple[Channel, str]:
+    """The institution's connector and the payer's agreement number there, signed now if this is their first payment."""
+    route = await ctx.run(lambda c: payments.cash_route(c, ctx.keyring, order), write=False)
+    channel = ctx.channels.get(route.config)
+    agreement = route.agreement
     if agreement.agreement_no is not None:
-        return agreement.agreement_no
+        return channel, agreement.agreement_no
     signed = await channel.sign_agreement(AgreementRequest(agreement.out_agreement_no, agreement.holder_token, agreement.limit_fen))
     if signed.status != "active":
         raise Declined(channel.name, "agreement_not_active", "免密协议未生效", f"{channel.name}: the agreement is {signed.status}")
     now = ctx.now()
-    await ctx.run(lambda c: payments.record_agreement(c, now, payer_id=order.payer_id, pi_id=pi_id, region=order.region,
-                                                      out_agreement_no=signed.out_agreement_no, agreement_no=signed.agreement_no,
-                                                      limit_fen=signed.limit_fen, actor=actor))
-    return signed.agreement_no
+    await ctx.run(lambda c: payments.record_agreement(c, now, payer_id=order.payer_id, pi_id=route.config.payment_institution_id,
+                                                      region=order.region, out_agreement_no=signed.out_agreement_no,
+                                                      agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor=actor))
+    return channel, signed.agreement_no
 
 
 async def collect(ctx: Context, order: Order, *, actor: str) -> Order:
     """Collect the cash of a held order (password-free) or of a confirmed one (already cash_requested)."""
     assert order.payment_institution_id is not None
     try:
-        channel = await _channel(ctx, order.payment_institution_id)
-        agreement_no = await _agreement(ctx, channel, order, actor)
+        channel, agreement_no = await _route(ctx, order, actor)
     except (ChannelError, YibaoError) as exc:
         if order.status in po.CASH_IN_DOUBT:
             raise  # a confirmed order cannot be voided on our side alone once requested; recovery will ask
@@ -165,8 +164,7 @@ async def confirm(ctx: Context, *, order_id: str, payer_id: str, pin: str, actor
     if order.status == po.AWAITING_CONFIRMATION and order.payment_institution_id is not None:
         # The agreement first (a call): once cash_requested, only the institution's answer may end the order.
         try:
-            channel = await _channel(ctx, order.payment_institution_id)
-            await _agreement(ctx, channel, order, actor)
+            await _route(ctx, order, actor)
         except (ChannelError, YibaoError) as exc:
             log.warning("payment %s: no channel for the cash (%s)", order.id, exc.code)
             now = ctx.now()
@@ -180,8 +178,7 @@ async def confirm(ctx: Context, *, order_id: str, payer_id: str, pin: str, actor
     if isinstance(result, YibaoError):
         raise result  # the counted attempt (or the void) is committed
     try:
-        channel = await _channel(ctx, result.payment_institution_id)  # type: ignore[arg-type]
-        agreement_no = await _agreement(ctx, channel, result, actor)
+        channel, agreement_no = await _route(ctx, result, actor)
     except (ChannelError, YibaoError):
         return result  # cash_requested without a call: recovery asks the institution (not found → voided)
     return await _pay(ctx, channel, result, agreement_no, actor)

@@ -148,6 +148,21 @@ class Agreement:
     limit_fen: int
 
 
+@dataclass(frozen=True)
+class CashRoute:
+    config: Any  # channel_registry.ChannelConfig
+    agreement: Agreement
+
+
+def cash_route(conn: Connection, keyring: Keyring, order: Order) -> CashRoute:
+    """Where an order's cash goes: the institution's channel configuration and the payer's agreement there (one read)."""
+    from yibao.services import channel_registry
+
+    assert order.payment_institution_id is not None
+    return CashRoute(channel_registry.require(conn, order.payment_institution_id),
+                     agreement_for(conn, keyring, order.payer_id, order.payment_institution_id))
+
+
 def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
     """The payer's password-free agreement at the institution, or what to ask it to sign.
 
@@ -212,6 +227,9 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
         return existing
     consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
     if isinstance(consumed, YibaoError):
+        twin = for_request(conn, institution.id, request_key) if consumed.code == "paycode_used" else None
+        if twin is not None and twin.request_hash == request_hash:
+            return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
     visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
     payer_id = consumed.holder_id  # a guardian showing a child's code pays the cash from their own binding
