@@ -180,3 +180,24 @@ def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, key
     assert results[0].id == results[1].id and {r.status for r in results} == {po.COMPLETED}
     assert wxpay.runtime.books.trades[results[0].id].status == "succeeded"
     assert pw.balances()["pending"] == 0
+
+
+def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, keyring, wxpay):
+    from sqlalchemy import select
+
+    from yibao.services import payment_institutions as pis
+    from yibao.store.tables import payment_orders
+
+    pw = payment_world(db, keyring, wxpay)
+    db.run(lambda c: pis.unbind(c, db.clock(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
+    before = pw.balances()
+    code = pw.code()
+    with pytest.raises(Conflict) as exc:
+        pw.pay(key="K15", code=code)
+    assert exc.value.code == "no_default_binding"
+    row = db.run(lambda c: c.execute(select(payment_orders).where(payment_orders.c.request_key == "K15")).one(), write=False)
+    assert (row.status, row.void_reason, row.setl_id) == (po.VOIDED, po.NO_CHANNEL, None)
+    assert pw.balances() == before
+    with pytest.raises(YibaoError) as used:
+        pw.pay(key="K16", code=code)
+    assert used.value.code == "paycode_used"

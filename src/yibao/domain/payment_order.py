@@ -4,7 +4,7 @@ A payment order carries one settlement through to money: the settlement is price
 fund and account leg is *held* (pending two-phase transfers), then the patient's cash share is
 collected from a payment institution, and only then is everything posted — or everything voided.
 
-    created ──hold──▶ held ──no_cash──▶ completed
+    created ──hold──▶ held ──no_cash──▶ completed        (created: the code is used, the visit registered)
                        │ ├──ask_holder──▶ awaiting_confirmation ──request_cash──▶ cash_requested
                        │ └──request_cash──────────────────────────────────────▶ cash_requested
     cash_requested ──cash_succeeded──▶ completed      cash_requested ──cash_unknown──▶ cash_unknown
@@ -55,6 +55,8 @@ EVENTS = (HOLD, NO_CASH, ASK_HOLDER, WRONG_PIN, REQUEST_CASH, CASH_SUCCEEDED, CA
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (CREATED, HOLD): HELD,
+    (CREATED, ABANDONED): VOIDED,  # the code was used but nothing was held (the hold failed, or the process died)
+    (CREATED, NO_CHANNEL): VOIDED,
     (HELD, NO_CASH): COMPLETED,
     (HELD, ASK_HOLDER): AWAITING_CONFIRMATION,
     (HELD, REQUEST_CASH): CASH_REQUESTED,

@@ -66,14 +66,27 @@ async def onecode(ctx: Context, *, institution: Institution, request_key: str, r
     now = ctx.now()
     started = await ctx.run(lambda c: payments.start_onecode(c, ctx.keyring, now, institution=institution, request_key=request_key,
                                                              request_hash=request_hash, code=code, terminal_id=terminal_id, visit_id=visit_id,
-                                                             lines=lines, use_account=use_account, actor=actor))
+                                                             lines=lines, actor=actor))
     if isinstance(started, YibaoError):
         raise started  # its refusal row is committed
-    return await drive(ctx, started, actor=actor)
+    return await drive(ctx, started, institution=institution, use_account=use_account, actor=actor)
 
 
-async def drive(ctx: Context, order: Order, *, actor: str) -> Order:
+async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str) -> Order:
+    """Price and hold a created order; if that fails, the order is voided (its code stays used) and the failure raised."""
+    now = ctx.now()
+    try:
+        return await ctx.run(lambda c: payments.hold(c, now, order_id=order.id, institution=institution, use_account=use_account, actor=actor))
+    except YibaoError as exc:
+        event = po.NO_CHANNEL if exc.code == "no_default_binding" else po.ABANDONED
+        await ctx.run(lambda c: payments.void(c, now, order_id=order.id, event=event, actor=actor, only_from=(po.CREATED,)))
+        raise
+
+
+async def drive(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str) -> Order:
     """Take an order as far as it can go now (a retry of the same request resumes here)."""
+    if order.status == po.CREATED:
+        order = await hold(ctx, order, institution=institution, use_account=use_account, actor=actor)
     if order.status == po.HELD:
         return await collect(ctx, order, actor=actor)
     if order.status in po.CASH_IN_DOUBT:
@@ -204,7 +217,7 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
     """Find payments stopped midway and finish or undo them.
 
     - cash requested, answer unknown → ask the institution: completed, or voided (failed / never seen);
-    - held, never sent to an institution, older than ``held_grace`` → voided (abandoned);
+    - created or held, never sent to an institution, older than ``held_grace`` → voided (abandoned);
     - awaiting confirmation past its expiry → voided;
     - then ledger holds past their timeout are released.
     """
@@ -223,7 +236,8 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
             report.still_unknown += 1
 
     for order in found.held:
-        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.ABANDONED, actor=actor, only_from=(po.HELD,))))
+        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.ABANDONED, actor=actor,
+                                                             only_from=(po.CREATED, po.HELD))))
     for order in found.expired:
         count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.CONFIRMATION_EXPIRED, actor=actor,
                                                              only_from=(po.AWAITING_CONFIRMATION,))))

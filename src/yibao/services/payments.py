@@ -211,13 +211,16 @@ def _visit_for(conn: Connection, now: datetime, institution: Institution, person
 
 
 def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, request_key: str, request_hash: str,
-                  code: str, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, use_account: bool,
-                  actor: str) -> Order | YibaoError:
-    """一码支付, first unit: verify and use the code, price, hold every leg, record the order.
+                  code: str, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str) -> Order | YibaoError:
+    """一码支付, first unit: verify and use the code, register the visit (with ``lines``), record the order ``created``.
 
     A retry of the same request (same Idempotency-Key) finds its order and returns it as it stands.
-    A refused code is *returned* (its refusal row must commit) and raised by the caller. Any other
-    failure raises and rolls back everything, the code's use included.
+    A refused code is *returned* (its refusal row must commit) and raised by the caller.
+
+    The code is used in a unit of its own, before the hold: using it appends to the region's audit
+    chain, and a hold that then waited on a fund account held by another payment's post (which
+    appends to the chain last) would deadlock on PostgreSQL. As docs/paycodes.md says, a used code
+    stays used if the payment then fails: the holder refreshes it.
     """
     existing = for_request(conn, institution.id, request_key)
     if existing is not None:
@@ -225,6 +228,9 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
             raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
                            "this Idempotency-Key was already used for a different request")
         return existing
+    if (visit_id is None) == (lines is None):  # before the code is used: a malformed request must not burn it
+        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
+                         "give either visit_id (fee lines already uploaded) or lines")
     consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
     if isinstance(consumed, YibaoError):
         twin = for_request(conn, institution.id, request_key) if consumed.code == "paycode_used" else None
@@ -232,28 +238,41 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
             return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
     visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
-    payer_id = consumed.holder_id  # a guardian showing a child's code pays the cash from their own binding
+    order_id = _new_id(now)
+    conn.execute(O.insert().values(
+        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method="onecode",
+        visit_id=visit.id, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id, terminal_id=terminal_id,
+        status=po.CREATED, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
+    audit.append(conn, region=visit.region, actor=actor, action="payment.create", subject=order_id,
+                 detail={"method": "onecode", "visit": visit.id, "person": consumed.person_id, "payer": consumed.holder_id}, now=now)
+    return require(conn, order_id)
+
+
+def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str) -> Order:
+    """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
+    year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
+    limit waits for the holder; else the order stays ``held`` for the cash request. An order past
+    ``created`` is returned as it is. A failure raises and rolls this unit back (the caller voids the order)."""
+    order = require(conn, order_id, lock=True)
+    if order.status != po.CREATED:
+        return order
+    guardian_pays = order.payer_id != order.person_id  # a guardian showing a child's code pays from their own binding
     if not use_account:
         account = AccountRequest(use=False)
-    elif consumed.relation == "guardian":
-        account = AccountRequest(use=True, payer="guardian", payer_person_id=payer_id)
+    elif guardian_pays:
+        account = AccountRequest(use=True, payer="guardian", payer_person_id=order.payer_id)
     else:
         account = AccountRequest(use=True)
-    order_id = _new_id(now)
-    doc = settlement.settle(conn, now, institution=institution, visit_id=visit.id, msgid=order_id, account=account, actor=actor,
+    doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
                             pending=True, hold_timeout=HOLD_TIMEOUT)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
-    binding = default_binding(conn, payer_id) if s.cash_pay else None
+    binding = default_binding(conn, order.payer_id) if s.cash_pay else None
     if s.cash_pay and binding is None:
         raise Conflict("payment_institution_id", "no_default_binding", "付款人未绑定可用的支付机构，无法支付现金部分",
                        "the payer has no usable default payment institution for the cash share")
-    conn.execute(O.insert().values(
-        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method="onecode",
-        visit_id=visit.id, person_id=consumed.person_id, payer_id=payer_id, setl_id=doc["setl_id"], paycode_id=consumed.paycode_id,
-        terminal_id=terminal_id, payment_institution_id=binding.payment_institution_id if binding else None, status=po.CREATED,
-        total=int(s.total), fund_total=int(s.fund_total), account_pay=int(s.account_pay), cash_pay=int(s.cash_pay), pin_attempts=0,
-        updated_at=now, created_at=now))
-    order = _move(conn, require(conn, order_id), po.HOLD, now, actor, setl_id=doc["setl_id"])
+    order = _move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
+                  account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
+                  payment_institution_id=binding.payment_institution_id if binding else None)
     event = po.first_event_after_hold(order.cash_pay, binding.password_free_limit if binding else 0)
     if event == po.NO_CASH:
         settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
@@ -310,7 +329,8 @@ def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str,
 def _void(conn: Connection, order: Order, event: str, now: datetime, actor: str) -> Order:
     after = po.transition(order.status, event)  # refuse before touching the settlement
     assert after == po.VOIDED
-    settlement.void_settlement(conn, now, setl_id=order.setl_id, reason=event, actor=actor)
+    if order.setl_id is not None:  # a created order holds nothing yet
+        settlement.void_settlement(conn, now, setl_id=order.setl_id, reason=event, actor=actor)
     return _move(conn, order, event, now, actor, void_reason=event)
 
 
@@ -418,7 +438,7 @@ def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor:
 @dataclass(frozen=True)
 class Stranded:
     in_doubt: list[Order]  # cash requested, answer unknown: ask the institution
-    held: list[Order]  # held, never requested, and the request that held them is gone
+    held: list[Order]  # created or held, never requested, and the request that made them is gone
     expired: list[Order]  # the holder did not confirm in time
 
 
@@ -427,7 +447,7 @@ def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_gra
         return [_order(r) for r in conn.execute(select(O).where(*where).order_by(O.c.updated_at).limit(limit)).all()]
 
     return Stranded(rows(O.c.status.in_(po.CASH_IN_DOUBT), O.c.updated_at <= now - cash_grace),
-                    rows(O.c.status == po.HELD, O.c.updated_at <= now - held_grace),
+                    rows(O.c.status.in_((po.CREATED, po.HELD)), O.c.updated_at <= now - held_grace),
                     rows(O.c.status == po.AWAITING_CONFIRMATION, O.c.confirm_expires_at <= now))
 
 

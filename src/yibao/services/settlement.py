@@ -350,6 +350,9 @@ def post_settlement(conn: Connection, now: datetime, *, setl_id: str, actor: str
         return json.loads(row.document)  # posted already: a retry changes nothing
     if row.status != "pending":
         raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能入账", f"the settlement is {row.status}; it cannot be posted")
+    # The person's totals row first, as settle and void take it: a post that reached the person's account
+    # after the fund accounts could deadlock with that person's next hold (which locks the account early).
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)
     ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=True)
     visits.set_status(conn, row.visit_id, "settled", now)
     audit.append(conn, region=row.region, actor=actor, action="settlement.post", subject=row.id,
