@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tests.identity_support import active_card, enrol_child, link_child
-from tests.payments_support import BIG_LINES, LINES, payment_world
+from tests.payments_support import BIG_LINES, payment_world
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services import audit, payment_flow, payments, visits
