@@ -26,6 +26,8 @@ db_app = typer.Typer(no_args_is_help=True, help="数据库 Database schema.")
 app.add_typer(db_app, name="db")
 audit_app = typer.Typer(no_args_is_help=True, help="审计日志 The audit log.")
 app.add_typer(audit_app, name="audit")
+payments_app = typer.Typer(no_args_is_help=True, help="支付 Payments.")
+app.add_typer(payments_app, name="payments")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -204,6 +206,7 @@ def serve(
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
         os.environ.setdefault("YIBAO_FACE_URL", f"http://{local}:{port}/sandbox/face")
+        os.environ.setdefault("YIBAO_BASE_URL", f"http://{local}:{port}")  # where the mounted sandbox institutions are reached
     migrate.upgrade(db)
     console = Console(soft_wrap=True)
     if demo:
@@ -216,6 +219,7 @@ def serve(
     elif not os.environ.get("YIBAO_ADMIN_TOKENS"):
         console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
                       "no operator can use the admin API.[/]", highlight=False)
+    _recover_at_start(db, console)
     db.dispose()
     from yibao.api.server import serve as run_server
 
@@ -244,6 +248,36 @@ def sandbox(
         f"[bold yellow]沙箱 SANDBOX[/] {p.app.title}\n  http://{host}:{port}  (admin: /sandbox/knobs, /sandbox/notifications/flush, /docs)\n"
         f"  keys: {keys}/{name}-*  ·  notifications → {callback or '(none: set --callback)'}", highlight=False)
     uvicorn.run(p.app, host=host, port=port, log_level="info")
+
+
+def _recover(db, now=None):  # noqa: ANN001, ANN202
+    import asyncio
+
+    from yibao.crypto.pii import load_keyring
+    from yibao.services import payment_flow
+
+    return asyncio.run(payment_flow.recover(payment_flow.context_for_database(db, load_keyring()), now))
+
+
+def _recover_at_start(db, console: Console) -> None:  # noqa: ANN001
+    """Payments a previous process left midway are finished or undone before serving (an institution not
+    reachable yet leaves its orders for the serving process's periodic recovery)."""
+    report = _recover(db)
+    if report.orders or report.holds_expired:
+        console.print(f"支付恢复 Payment recovery at start-up: {report.as_dict()}", highlight=False)
+
+
+@payments_app.command("recover")
+def payments_recover(database: Optional[str] = DatabaseOption) -> None:
+    """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones."""
+    from yibao.store.db import Database
+
+    db = Database(database)
+    try:
+        report = _recover(db)
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ def _his(world) -> dict[str, str]:  # noqa: ANN001
     return {"Authorization": f"Bearer {world.hospital_credential}"}
 
 
-def _scan(api, world, psn_no: str, face: str, *, payer: str | None = None, score: float = 0.97, day: int = 5):  # noqa: ANN001, ANN202
+def _scan(api, world, psn_no: str, face: str, *, payer: str | None = None, score: float = 0.97, day: int = 5):  # noqa: ANN001, ANN202, F811
     body = {"psn_no": psn_no, "capture": capture(face, day=day), "liveness": {**LIVE, "score": score}, "terminal_id": "FACE-01"}
     if payer:
         body["payer_psn_no"] = payer

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from yibao import face, web
 from yibao.api import errors
 from yibao.api.context import Platform, operator_tokens_from_env
-from yibao.api.routers import admin, his, patient
+from yibao.api.routers import admin, channels, his, patient
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier
 from yibao.store.db import Database
@@ -26,22 +30,62 @@ header. Amounts are yuan strings ("12.50"). Errors have one shape:
 """
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start-up hooks (the demo's channel configuration), then payment recovery as a background task."""
+    for hook in app.state.on_start:
+        hook()
+    tasks = []
+    interval = app.state.recovery_interval
+    if interval:
+        from yibao.services.payment_flow import run_periodically
+
+        tasks.append(asyncio.create_task(run_periodically(app.state.platform.payments("platform:recovery"), interval)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+
+
 def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
-               face_verifier: FaceVerifier | None = None, sandboxes: bool = False) -> FastAPI:
-    """The platform. ``sandboxes`` mounts the sandbox services (face verifier) for the demo; the
-    platform still reaches them over HTTP at the URLs it is configured with, as it would real ones."""
-    app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
+               face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
+               recovery_interval: float | None = None, channel_transport: Any = None) -> FastAPI:
+    """The platform. ``sandboxes`` mounts the sandbox services (face verifier, payment institutions) for
+    the demo at ``base_url`` (default $YIBAO_BASE_URL); the platform still reaches them over HTTP at the
+    URLs it is configured with, as it would real ones. ``recovery_interval`` (seconds) runs payment
+    recovery in the background; ``channel_transport`` (an httpx transport) carries every call to a
+    payment institution (tests record the wire with it)."""
+    from yibao.services.channel_registry import Channels
+
+    app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None, lifespan=_lifespan)
     db = db or Database()
-    app.state.platform = Platform(db=db, keyring=keyring or load_keyring(), operator_tokens=operator_tokens_from_env(demo_tokens))
+    keyring = keyring or load_keyring()
+    app.state.platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo_tokens),
+                                  channels=Channels(keyring, transport=channel_transport))
+    app.state.on_start: list[Callable[[], None]] = []
+    app.state.recovery_interval = recovery_interval
     errors.install(app)
     face.install(app, face_verifier)
     app.include_router(his.router)  # first: the hospitals' calls are the hot path, and routes match in order
     app.include_router(patient.router)
+    app.include_router(channels.router)
     app.include_router(admin.router)
     if sandboxes:
+        from yibao.channels.sandbox import mount_all
         from yibao.face.sandbox import create_app as face_sandbox
+        from yibao.services import demo
 
         app.mount("/sandbox/face", face_sandbox(os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)))
+        base = (base_url or os.environ.get("YIBAO_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+        pairs = mount_all(app, base_url=base)
+        # Their keys are made afresh in this process: point the demo's institutions at them at start-up.
+        app.state.on_start.append(lambda: demo.configure_sandbox_channels(db, keyring, pairs, base))
     # The pages (/app, /cashier, /admin): after the API, whose routes and error handlers they build on.
     web.install(app, demo=sandboxes)
 
@@ -56,7 +100,8 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 def app_from_env() -> FastAPI:
     """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment."""
     demo = os.environ.get("YIBAO_DEMO", "1") == "1"
-    app = create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo)
+    interval = float(os.environ.get("YIBAO_RECOVERY_INTERVAL", "30"))  # seconds; 0 turns background recovery off
+    app = create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo, recovery_interval=interval or None)
     # A serving process: move what start-up built (modules, policies, routes) out of the collector's
     # sight and collect the young generation less often. Full collections walking those objects
     # stalled every request in flight: p99 at 32 clients 135 ms -> 72 ms (bench/api.py).

@@ -32,11 +32,24 @@ class Platform:
     db: Database
     keyring: Keyring
     operator_tokens: dict[str, str]  # sha256(token) -> operator name
+    channels: Any = None  # services.channel_registry.Channels: connectors to payment institutions, built once per config
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
+    def __post_init__(self) -> None:
+        if self.channels is None:
+            from yibao.services.channel_registry import Channels
+
+            self.channels = Channels(self.keyring)
+
     def now(self):  # noqa: ANN201
         return self.db.clock()
+
+    def payments(self, actor: str = "platform:payments"):  # noqa: ANN201
+        """The context a payment flow runs in: this platform's units of work, clock, keyring and connectors."""
+        from yibao.services.payment_flow import Context
+
+        return Context(self.run, self.now, self.keyring, self.channels, actor)
 
     async def run(self, work: Callable[[Connection], Any], *, write: bool = True) -> Any:
         """Run a unit of work.

@@ -79,3 +79,42 @@ async def idempotent_after_call(p: Platform, request: Request, caller: Caller, k
         pass
     result = await call()
     return await idempotent(p, request, caller, key, lambda c: work(c, result))
+
+
+async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: str,
+                          call: Callable[[str], Awaitable[tuple[int, Any, bool]]]) -> Response:
+    """Like `idempotent`, for a change made of several units with outside calls between them (a payment).
+
+    A stored answer replays (another body: 409) without running anything. Otherwise ``call(digest)``
+    runs (``digest`` identifies the request body, for a flow that records it) and returns (status,
+    payload, keep); the answer is stored when ``keep`` — not for a payment still in progress, whose
+    retry should drive it on and answer as it then stands. A refusal is stored like an answer, except
+    a rate limit (its Retry-After would be lost) and a reused key.
+    """
+    from yibao.api.errors import error_body, status_for
+    from yibao.domain.errors import TooManyAttempts, YibaoError
+
+    body = await request.body()
+    digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
+    # A read is enough here: two copies racing past it both reach the flow, which gives them one order,
+    # and the first answer stored is the one both return (the store below claims the key).
+    stored = await p.run(lambda c: _GET(c, {"scope": caller.scope, "key": key}).first(), write=False)
+    if stored is not None and stored.status_code != 0:
+        if stored.request_hash != digest:
+            raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
+                           "this Idempotency-Key was already used for a different request")
+        return Response(stored.body.encode("utf-8"), status_code=int(stored.status_code), media_type="application/json",
+                        headers={"Idempotent-Replayed": "true"})
+    try:
+        status, payload, keep = await call(digest)
+    except TooManyAttempts:
+        raise
+    except YibaoError as exc:
+        if exc.code == "idempotency_key_reused":
+            raise
+        status, keep = status_for(exc), True
+        payload = error_body(exc.code, exc.field, exc.message_zh, exc.message_en, getattr(request.state, "request_id", ""))
+    if not keep:
+        return Response(fastjson.dumps_bytes(payload), status_code=status, media_type="application/json",
+                        headers={"Idempotent-Replayed": "false"})
+    return await idempotent(p, request, caller, key, lambda c: (status, payload))

@@ -6,9 +6,25 @@
 See docs/channels.md for the protocol, each institution's wire format and the sandboxes' knobs.
 """
 
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, BadSignature, Channel, ChannelError, Declined, Notification,
-                                 NotFoundAtChannel, OutcomeUnknown, PaymentRequest, PaymentResult, RefundRequest, RefundResult,
-                                 Statement, StatementError, StatementRow)
+from yibao.channels.base import (
+                                 Ack,
+                                 Agreement,
+                                 AgreementRequest,
+                                 BadSignature,
+                                 Channel,
+                                 ChannelError,
+                                 Declined,
+                                 NotFoundAtChannel,
+                                 Notification,
+                                 OutcomeUnknown,
+                                 PaymentRequest,
+                                 PaymentResult,
+                                 RefundRequest,
+                                 RefundResult,
+                                 Statement,
+                                 StatementError,
+                                 StatementRow,
+)
 from yibao.channels.receiver import NotificationReceiver, Receipt
 from yibao.channels.wire import holder_token
 

@@ -9,8 +9,20 @@ from urllib.parse import urlencode
 import httpx
 
 from yibao.channels import alipay_transformers as tx
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, StatementError, declined, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    StatementError,
+    declined,
+    unknown,
+)
 from yibao.channels.http import send
 from yibao.channels.wire import WireError
 

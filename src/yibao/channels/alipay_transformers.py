@@ -20,9 +20,24 @@ from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, StatementError, StatementRow, bad_signature, check_statement_totals,
-                                 declined, not_found_at, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    StatementError,
+    StatementRow,
+    bad_signature,
+    check_statement_totals,
+    declined,
+    not_found_at,
+    unknown,
+)
 from yibao.channels.crypto import canonical_kv, rsa_sign, rsa_verify
 from yibao.channels.wire import WireError, fen_to_yuan, parse_plain_time, plain_time, yuan_to_fen
 

@@ -17,8 +17,19 @@ from urllib.parse import quote
 import httpx
 
 from yibao.channels import bank_transformers as tx
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, declined, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    declined,
+    unknown,
+)
 from yibao.channels.http import send
 from yibao.channels.wire import WireError
 

@@ -16,9 +16,25 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Mapping
 
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, StatementError, StatementRow, bad_signature, check_holder_token,
-                                 check_statement_totals, declined, not_found_at, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    StatementError,
+    StatementRow,
+    bad_signature,
+    check_holder_token,
+    check_statement_totals,
+    declined,
+    not_found_at,
+    unknown,
+)
 from yibao.channels.crypto import hmac_equal, hmac_sha256_hex
 from yibao.channels.wire import WireError, fen_to_yuan, parse_rfc3339, rfc3339, yuan_to_fen
 

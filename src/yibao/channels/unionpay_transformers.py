@@ -19,9 +19,24 @@ from urllib.parse import parse_qsl
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, StatementError, StatementRow, bad_signature, check_statement_totals,
-                                 declined, not_found_at, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    StatementError,
+    StatementRow,
+    bad_signature,
+    check_statement_totals,
+    declined,
+    not_found_at,
+    unknown,
+)
 from yibao.channels.crypto import canonical_kv, rsa_sign, rsa_verify
 from yibao.channels.wire import CHINA, WireError, compact_time, digits_to_fen, fen_to_digits, parse_compact_time, yuan_to_fen
 

@@ -21,9 +21,24 @@ from typing import Any, Mapping
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from yibao.channels.base import (Ack, Agreement, AgreementRequest, Notification, PaymentRequest, PaymentResult, RefundRequest,
-                                 RefundResult, Statement, StatementError, StatementRow, bad_signature, check_statement_totals,
-                                 declined, not_found_at, unknown)
+from yibao.channels.base import (
+    Ack,
+    Agreement,
+    AgreementRequest,
+    Notification,
+    PaymentRequest,
+    PaymentResult,
+    RefundRequest,
+    RefundResult,
+    Statement,
+    StatementError,
+    StatementRow,
+    bad_signature,
+    check_statement_totals,
+    declined,
+    not_found_at,
+    unknown,
+)
 from yibao.channels.crypto import aes_gcm_decrypt, rsa_sign, rsa_verify
 from yibao.channels.wire import WireError, parse_plain_time, parse_rfc3339, yuan_to_fen
 

@@ -236,3 +236,35 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
         ppl.add_row(row["name"], row["psn_no"], row["card_no"], row["phone"] or "—", f"{row['role_zh']} / {row['role_en']}")
     console.print(ppl)
     console.print("沙箱短信验证码 SMS codes (sandbox): GET /api/v1/admin/sandbox/sms with the operator token.", highlight=False)
+
+
+SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "bank": "bank"}
+
+
+def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str) -> None:
+    """Point the demo's admitted payment institutions at the SANDBOX institutions mounted in this process.
+
+    The sandboxes' keys and books are made afresh at each start, so each configuration is written
+    again and the agreements signed with the previous process's sandboxes are forgotten (the next
+    payment signs a new one). Nothing happens when the demo world is not loaded.
+    """
+    from sqlalchemy import delete
+
+    from yibao.services import channel_registry
+    from yibao.store.tables import channel_agreements as AG
+
+    now = db.clock()
+    for region in REGIONS:
+        for wallet, _, _ in WALLETS:
+            pi_id, name = f"{wallet}-{region}", SANDBOX_OF[wallet]
+            if name not in pairs:
+                continue
+            connector = pairs[name].connector(f"{base_url}/sandbox/{name}", notify_url=f"{base_url}/api/v1/channels/{pi_id}/notify")
+
+            def configure(conn: Connection, pi_id: str = pi_id, connector: Any = connector) -> None:
+                pi = payment_institutions.get(conn, pi_id)
+                if pi is None or pi.status != "admitted":
+                    return
+                channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
+                conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id))
+            db.run(configure)

@@ -300,3 +300,67 @@ def post_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
 
 def journal(conn: Connection, ref: str, code: str) -> list[Transfer]:
     return [_transfer(r) for r in conn.execute(select(T).where(T.c.ref == ref, T.c.code == code).order_by(T.c.id)).all()]
+
+
+def hold_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: datetime, timeout: timedelta | None) -> None:
+    """Hold several legs as pending transfers, one journal entry: each reserves its amount (debits_pending,
+    credits_pending; a personal account's hold counts against what it can pay) until `resolve_many`
+    posts or voids them all, or `expire_pending` releases them after ``timeout``."""
+    legs = [leg for leg in legs if leg.amount > 0]
+    if not legs:
+        return
+    debits: dict[str, int] = {}
+    credits: dict[str, int] = {}
+    for leg in legs:
+        if leg.debit == leg.credit:
+            raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
+        debits[leg.debit] = debits.get(leg.debit, 0) + leg.amount
+        credits[leg.credit] = credits.get(leg.credit, 0) + leg.amount
+    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()])
+    for account_id, side, amount in changes:  # one lock order (accounts by id), as post_many
+        (_debit if side == "debit" else _credit)(conn, account_id, amount, pending=True)
+    timeout_at = now + timeout if timeout else None
+    conn.execute(T.insert(), [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
+                                   amount=leg.amount, kind="pending", state="pending", timeout_at=timeout_at, code=code, ref=ref,
+                                   created_at=now) for leg in legs])
+
+
+def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: bool) -> int:
+    """Post (or void) every pending transfer of one journal entry; returns how many were resolved.
+
+    Already resolved ones are left as they are (a retry resolves nothing twice). Posting refuses,
+    writing nothing, if a hold has expired or been voided: its reservation is gone, so the money it
+    held may have moved since. Balances are updated once per account, in account-id order.
+    """
+    rows = conn.execute(select(T).where(T.c.ref == ref, T.c.code == code, T.c.kind == "pending").order_by(T.c.id).with_for_update()).all()
+    if post:
+        gone = [r for r in rows if r.state in ("voided", "expired")]
+        if gone:
+            raise LedgerError("pending_id", f"pending_{gone[0].state}", "预留资金已释放，不能入账",
+                              f"a held transfer of {ref} is already {gone[0].state}; it cannot be posted")
+    todo = [r for r in rows if r.state == "pending"]
+    if not todo:
+        return 0
+    deltas: dict[str, dict[str, int]] = {}
+    for r in todo:
+        d = deltas.setdefault(r.debit_account_id, {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0})
+        d["debits_pending"] -= r.amount
+        d["debits_posted"] += r.amount if post else 0
+        c = deltas.setdefault(r.credit_account_id, {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0})
+        c["credits_pending"] -= r.amount
+        c["credits_posted"] += r.amount if post else 0
+    for account_id in sorted(deltas):
+        d = deltas[account_id]
+        conn.execute(update(A).where(A.c.id == account_id).values(**{k: getattr(A.c, k) + v for k, v in d.items() if v}))
+    conn.execute(update(T).where(T.c.id.in_([r.id for r in todo])).values(state="posted" if post else "voided"))
+    kind = "post" if post else "void"
+    conn.execute(T.insert(), [dict(client_id=f"{r.client_id}:{kind}", region=r.region, debit_account_id=r.debit_account_id,
+                                   credit_account_id=r.credit_account_id, amount=r.amount, kind=kind, state="posted", pending_id=r.id,
+                                   code=r.code, ref=r.ref, created_at=now) for r in todo])
+    return len(todo)
+
+
+def held_amounts(conn: Connection, ref: str, code: str) -> dict[str, str]:
+    """The states of one journal entry's held transfers by client id (for tests and the order view)."""
+    rows = conn.execute(select(T.c.client_id, T.c.state).where(T.c.ref == ref, T.c.code == code, T.c.kind == "pending")).all()
+    return {r.client_id: r.state for r in rows}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -62,7 +62,7 @@ _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
         total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
         accumulator_delta, document, created_at)
-    VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, 'settled', :year, :total, :fund_total,
+    VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, :status, :year, :total, :fund_total,
         :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
         :accumulator_delta, :document, :now)""")
 
@@ -185,8 +185,13 @@ def presettle(conn: Connection, *, institution: Institution, visit_id: str, acco
 
 
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
-           actor: str) -> dict[str, Any]:
-    """Settle the visit (2207): the fund, account and cash shares in one step, or nothing."""
+           actor: str, pending: bool = False, hold_timeout: timedelta | None = None) -> dict[str, Any]:
+    """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
+
+    ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
+    pending transfer (expiring after ``hold_timeout``), the year's totals are reserved, the visit is
+    ``settling`` and the settlement ``pending`` until `post_settlement` or `void_settlement`.
+    """
     if not msgid or len(msgid) > 40:
         raise InputError("msgid", "invalid_msgid", "报文ID应为1–40个字符", "must be a 1–40 character message id")
     ids = {"institution_id": institution.id, "msgid": msgid}
@@ -225,20 +230,24 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
     legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay, visit.region))
     try:
-        ledger.post_many(conn, legs, code="settlement", ref=setl_id, now=now)
+        if pending:
+            ledger.hold_many(conn, legs, code="settlement", ref=setl_id, now=now, timeout=hold_timeout)
+        else:
+            ledger.post_many(conn, legs, code="settlement", ref=setl_id, now=now)
     except InsufficientFunds:
         raise Retry() from None  # the balance moved since it was read: price again
     accumulators.add(conn, patient.id, visit.visit_date.year, s.accumulator_delta)
-    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status="settled", setl_time=now)
+    status = "pending" if pending else "settled"
+    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status=status, setl_time=now)
     _INSERT_SETTLEMENT(conn, dict(
-        id=setl_id, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
+        id=setl_id, status=status, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
         institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
         fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
         assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
         policy_version=s.policy_version, accumulator_delta=fastjson.dumps(s.accumulator_delta.as_dict()),
         document=fastjson.dumps(doc), now=now))
-    visits.set_status(conn, visit.id, "settled", now)
-    audit.append(conn, region=visit.region, actor=actor, action="settlement.settle", subject=setl_id, detail={
+    visits.set_status(conn, visit.id, "settling" if pending else "settled", now)
+    audit.append(conn, region=visit.region, actor=actor, action="settlement.hold" if pending else "settlement.settle", subject=setl_id, detail={
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
         "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,
         "policy": s.policy_version, "msgid": msgid}, now=now)
@@ -247,8 +256,9 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
 
 def _undo(conn: Connection, now: datetime, row: Any, *, reason: str, actor: str) -> dict[str, Any]:
     accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    # The money that moved: single-phase legs, or held legs that were posted (their post rows repeat them).
     legs = [ledger.Leg(f"{t.client_id}:{reason}", t.credit_account_id, t.debit_account_id, t.amount, t.region)
-            for t in ledger.journal(conn, row.id, "settlement")]
+            for t in ledger.journal(conn, row.id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
     ledger.post_many(conn, legs, code=reason, ref=row.id, now=now)
     delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
     accumulators.add(conn, row.person_id, row.year, delta.negated())
@@ -272,6 +282,7 @@ def cancel(conn: Connection, now: datetime, *, institution: Institution, setl_id
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
     if row.status == "cancelled":
         return json.loads(row.document)  # already cancelled: cancelling again changes nothing
+    _refuse_unsettled(row)
     return _undo(conn, now, row, reason="cancel", actor=actor)
 
 
@@ -299,6 +310,7 @@ def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid
     if row.status == "cancelled":
         doc = json.loads(row.document)
         return {"omsgid": omsgid, "status": "reversed" if row.cancel_reason == "reversal" else "cancelled", "setl_id": row.id, "settlement": doc}
+    _refuse_unsettled(row)
     doc = _undo(conn, now, row, reason="reversal", actor=actor)
     return {"omsgid": omsgid, "status": "reversed", "setl_id": row.id, "settlement": doc}
 
@@ -308,3 +320,67 @@ def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) 
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
     return json.loads(row.document)
+
+
+def _refuse_unsettled(row: Any) -> None:
+    if row.status == "pending":
+        raise Conflict("setl_id", "settlement_pending", "该结算正在支付中，尚未完成，不能撤销", "the settlement is held for a payment still in progress")
+    if row.status == "voided":
+        raise Conflict("setl_id", "settlement_voided", "该结算已作废（支付未完成），无需撤销", "the settlement was voided (its payment did not complete)")
+
+
+def _pending_row(conn: Connection, setl_id: str) -> Any:
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    return row
+
+
+def _restate(conn: Connection, row: Any, status: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    doc = json.loads(row.document)
+    doc.update(status=status, **extra)
+    conn.execute(update(S).where(S.c.id == row.id).values(status=status, document=fastjson.dumps(doc)))
+    return doc
+
+
+def post_settlement(conn: Connection, now: datetime, *, setl_id: str, actor: str) -> dict[str, Any]:
+    """Second phase, success: post every held leg; the settlement is settled and the visit with it."""
+    row = _pending_row(conn, setl_id)
+    if row.status == "settled":
+        return json.loads(row.document)  # posted already: a retry changes nothing
+    if row.status != "pending":
+        raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能入账", f"the settlement is {row.status}; it cannot be posted")
+    # The person's totals row first, as settle and void take it: a post that reached the person's account
+    # after the fund accounts could deadlock with that person's next hold (which locks the account early).
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=True)
+    visits.set_status(conn, row.visit_id, "settled", now)
+    audit.append(conn, region=row.region, actor=actor, action="settlement.post", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay,
+                         "cash_pay": row.cash_pay}, now=now)
+    return _restate(conn, row, "settled", now, setl_time=now.isoformat())
+
+
+def void_settlement(conn: Connection, now: datetime, *, setl_id: str, reason: str, actor: str) -> dict[str, Any]:
+    """Second phase, failure: void every held leg, give the year's totals back exactly, reopen the visit.
+
+    The message id stays used (state ``voided``), so a late copy of the request cannot settle the
+    visit behind the payment's back; a new payment uses a new one.
+    """
+    row = _pending_row(conn, setl_id)
+    if row.status == "voided":
+        return json.loads(row.document)
+    if row.status != "pending":
+        raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能作废", f"the settlement is {row.status}; it cannot be voided")
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=False)
+    delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    accumulators.add(conn, row.person_id, row.year, delta.negated())
+    conn.execute(update(S).where(S.c.id == row.id).values(cancelled_at=now, cancel_reason="void"))
+    conn.execute(update(M).where(M.c.institution_id == row.institution_id, M.c.msgid == row.msgid).values(state="voided"))
+    visit = conn.execute(select(visits.V.c.kind).where(visits.V.c.id == row.visit_id)).one()
+    visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    audit.append(conn, region=row.region, actor=actor, action="settlement.void", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay,
+                         "reason": reason}, now=now)
+    return _restate(conn, row, "voided", now, void_reason=reason)

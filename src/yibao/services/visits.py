@@ -106,8 +106,8 @@ def discharge(conn: Connection, now: datetime, *, institution: Institution, visi
 def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any]) -> list[dict]:
     """Upload fee lines (2204 / 2301). A prescription line must name its prescriber (seed 002: legal prescribing first)."""
     v = get(conn, institution.id, visit_id, lock=True)
-    if v.status in ("settled", "cancelled"):
-        raise Conflict("visit_id", f"visit_{v.status}", "已结算的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    if v.status in ("settled", "cancelled", "settling"):
+        raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
     if not isinstance(items, list) or not items:
         raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
     existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
@@ -158,8 +158,8 @@ def _line_total(unit_price: int, quantity: int) -> int:
 def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, feedetl_sn: str) -> None:
     """Revoke one uploaded line before settlement (2205)."""
     v = get(conn, institution.id, visit_id, lock=True)
-    if v.status in ("settled", "cancelled"):
-        raise Conflict("visit_id", f"visit_{v.status}", "已结算的就诊不能撤销明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    if v.status in ("settled", "cancelled", "settling"):
+        raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能撤销明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
     res = conn.execute(update(L).where(L.c.visit_id == visit_id, L.c.feedetl_sn == feedetl_sn, L.c.status == "active").values(status="revoked"))
     if res.rowcount != 1:
         raise NotFound("feedetl_sn", "not_found", "明细不存在或已撤销", "line not found or already revoked")

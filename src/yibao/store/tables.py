@@ -434,5 +434,96 @@ face_authorizations = Table(  # a verified face, good for one payment at that in
     Column("status", String(8), nullable=False),  # live | used
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
+)
+
+# ---- payments: orders, the channel registry, agreements, notifications, PINs (services/payments.py) ---
+
+payment_orders = Table(  # one per payment: the settlement held, then the cash collected, then all posted or all voided
+    "payment_orders", metadata,
+    Column("id", String(32), primary_key=True),  # also our out_trade_no at the payment institution
+    _region(),  # the treatment region (the institution's)
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("request_key", String(100), nullable=False),  # the hospital's Idempotency-Key: a retry resumes this order
+    Column("request_hash", String(64), nullable=False),
+    Column("method", String(12), nullable=False),  # onecode (later: mobile, face, credit)
+    Column("visit_id", String(30), ForeignKey("visits.id"), nullable=False, index=True),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),  # the patient
+    Column("payer_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),  # whose binding pays the cash
+    Column("setl_id", String(30)),
+    Column("paycode_id", BigInteger),
+    Column("terminal_id", String(40)),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id")),
+    Column("status", String(24), nullable=False),  # domain/payment_order.py
+    Column("void_reason", String(30)),
+    Column("total", BigInteger, nullable=False),
+    Column("fund_total", BigInteger, nullable=False),
+    Column("account_pay", BigInteger, nullable=False),
+    Column("cash_pay", BigInteger, nullable=False),
+    Column("trade_no", String(64)),  # the institution's id for the cash trade
+    Column("pin_attempts", Integer, nullable=False),
+    Column("confirm_expires_at", DateTime(timezone=True)),
+    Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("institution_id", "request_key"),
+    CheckConstraint("total = fund_total + account_pay + cash_pay", name="split"),
+    CheckConstraint("fund_total >= 0 AND account_pay >= 0 AND cash_pay >= 0", name="non_negative"),
+)
+
+Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
+
+channel_configs = Table(  # how the platform reaches an admitted payment institution (its connector and keys)
+    "channel_configs", metadata,
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
+    _region(),
+    Column("connector", String(10), nullable=False),  # wxpay | alipay | unionpay | bank
+    Column("base_url", String(300), nullable=False),
+    Column("merchant_id", String(64), nullable=False),  # mchid | app_id | merId | merchant id
+    Column("app_id", String(64)),  # wxpay's appid
+    Column("private_key_enc", LargeBinary),  # ours (PEM), encrypted with the PII keyring
+    Column("shared_secret_enc", LargeBinary),  # wxpay's API v3 key or the bank's HMAC secret, encrypted
+    Column("institution_public_key", Text),  # theirs (PEM): verifies answers and notifications
+    Column("notify_url", String(300)),
+    Column("timeout_ms", Integer, nullable=False),
+    Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+channel_agreements = Table(  # a holder's password-free agreement (免密协议) at a payment institution
+    "channel_agreements", metadata,
+    Column("person_id", String(24), ForeignKey("persons.id"), primary_key=True),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
+    _region(),
+    Column("out_agreement_no", String(32), nullable=False, unique=True),
+    Column("agreement_no", String(64), nullable=False),
+    Column("limit_fen", BigInteger, nullable=False),
+    Column("status", String(12), nullable=False),  # active | terminated
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+channel_notifications = Table(  # verified notifications acted on: the unique key is the durable dedup claim
+    "channel_notifications", metadata,
+    Column("payment_institution_id", String(40), primary_key=True),
+    Column("dedup_key", String(200), primary_key=True),
+    _region(),
+    Column("kind", String(12), nullable=False),
+    Column("out_trade_no", String(40)),
+    Column("status", String(20), nullable=False),
+    Column("effect", String(30), nullable=False),  # what the platform did: completed | voided | ignored | anomaly
+    _created(),
+)
+
+payment_pins = Table(  # a holder's 6-digit payment PIN: a salted, keyed scrypt hash
+    "payment_pins", metadata,
+    Column("person_id", String(24), ForeignKey("persons.id"), primary_key=True),
+    _region(),
+    Column("pin_hash", String(128), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("failed", Integer, nullable=False),  # wrong old PINs when changing it
+    Column("locked_until", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
 )

@@ -9,8 +9,8 @@ as the REST API does (api/routers/patient.py).
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response

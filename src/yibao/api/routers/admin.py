@@ -16,7 +16,7 @@ from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, Product
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.timefmt import iso_utc
-from yibao.services import audit, cards, filings, identity, institutions, ledger, people, sessions
+from yibao.services import audit, cards, channel_registry, filings, identity, institutions, ledger, people, sessions
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
@@ -214,3 +214,51 @@ async def card_issue(request: Request, card_id: str = Path(min_length=1, max_len
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, cards.issue(
         c, now, card_id=card_id, actor=caller.actor))))
+
+
+# ---- the channel registry: how the platform reaches a payment institution ------------------------------
+
+class ChannelConfigIn(Strict):
+    connector: Literal["wxpay", "alipay", "unionpay", "bank"]
+    base_url: str = Field(min_length=1, max_length=300, description="the institution's API base URL")
+    merchant_id: str = Field(min_length=1, max_length=64, description="our merchant id there (mchid, app_id, merId …)")
+    app_id: str | None = Field(None, min_length=1, max_length=64, description="wxpay: the appid")
+    private_key_pem: str | None = Field(None, max_length=10_000, description="our RSA private key (PEM); stored encrypted")
+    institution_public_key_pem: str | None = Field(None, max_length=10_000, description="the institution's RSA public key (PEM)")
+    shared_secret: str | None = Field(None, max_length=100, description="wxpay API v3 key or the bank's HMAC key: 32 bytes, base64")
+    notify_url: str | None = Field(None, max_length=300, description="where the institution sends notifications")
+    timeout_ms: int = Field(5000, ge=100, le=60_000)
+
+
+@router.put("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 Configure how the platform reaches a payment institution")
+async def configure_channel(body: ChannelConfigIn, request: Request, pi_id: str = Path(min_length=1, max_length=40), key: str = IdempotencyKey,
+                            caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    import base64
+    import binascii
+
+    from yibao.domain.errors import InputError
+
+    secret = None
+    if body.shared_secret is not None:
+        try:
+            secret = base64.b64decode(body.shared_secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise InputError("shared_secret", "invalid_secret", "共享密钥应为 base64 编码的32字节", "must be 32 bytes, base64") from None
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, channel_registry.configure(
+        c, p.keyring, now, pi_id=pi_id, connector=body.connector, base_url=body.base_url, merchant_id=body.merchant_id, app_id=body.app_id,
+        private_key_pem=body.private_key_pem, shared_secret=secret, institution_public_key_pem=body.institution_public_key_pem,
+        notify_url=body.notify_url, timeout_ms=body.timeout_ms, actor=caller.actor)))
+
+
+@router.get("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 The channel configuration (no keys or secrets)")
+async def channel_config(pi_id: str = Path(min_length=1, max_length=40), caller: Caller = Depends(operator_caller),
+                         p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c: Connection) -> dict[str, Any]:
+        cfg = channel_registry.get(c, pi_id)
+        if cfg is None:
+            from yibao.domain.errors import NotFound
+
+            raise NotFound("pi_id", "not_found", "该支付机构没有接入配置", "no channel configuration for this payment institution")
+        return channel_registry.view(cfg)
+    return await p.run(work, write=False)

@@ -13,12 +13,12 @@ from pydantic import Field
 
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
-from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
-from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
+from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
 from yibao.face import verifier_of
-from yibao.services import face_pay, paycodes, people, settlement, visits
+from yibao.services import face_pay, paycodes, payment_flow, payments, people, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -160,3 +160,43 @@ async def face_authorization(body: FaceAuthorizationIn, request: Request, key: s
                                                   getattr(request.state, "request_id", ""))
         return 201, face_pay.view(c, p.keyring, result)
     return await idempotent_after_call(p, request, caller, key, call, work)
+
+
+# ---- one-code payment (一码支付; services/payments.py, services/payment_flow.py) -------------------------
+
+class OnecodeAccountIn(Strict):
+    use: bool = Field(False, description="pay from the personal account first (a child's code: the guardian's account)")
+
+
+class OnecodeIn(Strict):
+    code: str = Field(min_length=1, max_length=64, description="the scanned payment code: 20 digits starting 91")
+    visit_id: str | None = Field(None, min_length=1, max_length=30, description="a visit whose fee lines are uploaded (or give lines)")
+    lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
+    terminal_id: str | None = Field(None, min_length=1, max_length=40)
+    account: OnecodeAccountIn = OnecodeAccountIn()
+
+
+_IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's confirmation, or the cash outcome is not known yet; "
+                                      "query GET /api/v1/his/payments/{payment_id}. A retry with the same Idempotency-Key drives it on."}}
+
+
+@router.post("/payments/onecode", responses=_IN_PROGRESS,
+             summary="一码支付 One scan: verify the code, settle fund and account, collect the cash — all or nothing")
+async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                  p: Platform = Depends(platform)):  # noqa: ANN201
+    items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
+    ctx = p.payments(caller.actor)
+
+    async def call(digest: str) -> tuple[int, Any, bool]:
+        order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
+                                           terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
+                                           actor=caller.actor)
+        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+        return (200 if order.terminal else 202), view, order.terminal
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/payments/{payment_id}", summary="支付查询 A payment: its state and the split (fund by layer, account, cash)")
+async def get_payment(payment_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                      p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: payments.receipt(c, payments.for_institution(c, caller.institution.id, payment_id)), write=False)

@@ -16,7 +16,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, patient_caller, platform
-from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
@@ -24,7 +24,7 @@ from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.services import cards, families, identity, ledger, paycodes, people, sessions
+from yibao.services import cards, families, identity, ledger, paycodes, payment_flow, payment_pins, payments, people, sessions
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
@@ -333,3 +333,77 @@ async def current_paycode_qr(psn_no: str | None = OptionalPsnNo, caller: Caller 
 async def current_paycode_barcode(psn_no: str | None = OptionalPsnNo, caller: Caller = Depends(patient_caller),
                                   p: Platform = Depends(platform)) -> Response:
     return Response(barcode_svg((await _current(p, caller, psn_no)).code), media_type="image/svg+xml", headers=NO_STORE)
+
+
+# ---- payments awaiting the holder, and the payment PIN -------------------------------------------------
+
+PaymentId = Path(min_length=1, max_length=32)
+
+
+class PinIn(Strict):
+    pin: str = Field(min_length=1, max_length=12, description="the 6-digit payment PIN")
+    old_pin: str | None = Field(None, min_length=1, max_length=12, description="the current PIN, to change it")
+
+
+class ConfirmIn(Strict):
+    pin: str = Field(min_length=1, max_length=12, description="the 6-digit payment PIN")
+
+
+@router.post("/payment-pin", summary="设置/修改支付密码 Set or change the 6-digit payment PIN")
+async def set_payment_pin(body: PinIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                          p: Platform = Depends(platform)):  # noqa: ANN201
+    import asyncio
+
+    payment_pins.check_format(body.pin)
+    payment_pins.check_strength(body.pin)
+    if body.old_pin is not None:
+        payment_pins.check_format(body.old_pin, "old_pin")
+
+    async def call(_: str) -> tuple[int, Any, bool]:
+        # The slow hashes are made here, off the event loop and outside any unit of work.
+        current = await p.run(lambda c: payment_pins.stored(c, caller.principal), write=False)
+        old = None
+        if current is not None and body.old_pin is not None:
+            old = await asyncio.to_thread(payment_pins.pin_hash, p.keyring, body.old_pin, current.salt)
+        salt = payment_pins.new_salt()
+        new_hash = await asyncio.to_thread(payment_pins.pin_hash, p.keyring, body.pin, salt)
+        now = p.now()
+        result = await p.run(lambda c: payment_pins.set_pin(c, now, person_id=caller.principal, salt=salt, new_hash=new_hash,
+                                                            old_candidate=old, old_salt=current.salt if current else None, actor=caller.actor))
+        if isinstance(result, Exception):
+            raise result  # the wrong attempt is committed
+        return 200, result, True
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/payments/pending", summary="待确认支付 Payments waiting for my confirmation (cash above my password-free limit)")
+async def pending_payments(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    now = p.now()
+    return await p.run(lambda c: {"items": [payments.receipt(c, o) for o in payments.pending_for(c, caller.principal, now)]}, write=False)
+
+
+@router.get("/payments/{payment_id}", summary="支付详情 One of my payments (as the payer)")
+async def my_payment(payment_id: str = PaymentId, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: payments.receipt(c, payments.payer_order(c, payment_id, caller.principal)), write=False)
+
+
+@router.post("/payments/{payment_id}/confirm", responses={202: {"description": "在途 The cash outcome is not known yet"}},
+             summary="确认支付 Confirm a waiting payment with the PIN; the cash is then collected")
+async def confirm_payment(body: ConfirmIn, request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey,
+                          caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    payment_pins.check_format(body.pin)
+    ctx = p.payments(caller.actor)
+
+    async def call(_: str) -> tuple[int, Any, bool]:
+        order = await payment_flow.confirm(ctx, order_id=payment_id, payer_id=caller.principal, pin=body.pin, actor=caller.actor)
+        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+        return (200 if order.terminal else 202), view, True
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.post("/payments/{payment_id}/decline", summary="拒绝支付 Refuse a waiting payment: everything held is released")
+async def decline_payment(request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                          p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, payments.receipt(
+        c, payments.decline(c, now, order_id=payment_id, payer_id=caller.principal, actor=caller.actor))))

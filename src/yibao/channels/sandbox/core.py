@@ -132,6 +132,7 @@ class Books:
         self.calls = 0
         self._ids = itertools.count(1)
         self.on_event: Callable[[Event], None] = lambda event: None  # set by the notifier
+        self.on_delayed: Callable[[], None] = lambda: None  # set by the notifier: a delayed payment needs its loop awake
 
     # -- time, ids, randomness --
     def now(self) -> datetime:
@@ -243,6 +244,8 @@ class Books:
             self.trades[out_trade_no] = rec
         if rec.status != "processing":
             self._emit("payment", rec, notify_url)
+        else:
+            self.on_delayed()  # the resend loop may be asleep with nothing due: it must settle this one on time
         return rec
 
     def settle_due(self) -> None:

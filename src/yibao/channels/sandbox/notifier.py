@@ -19,6 +19,7 @@ from typing import Callable
 
 import httpx
 
+from yibao.channels.http import tls_context
 from yibao.channels.sandbox.core import Books, Event
 
 REAL_WORLD_DELAYS_MS = (15_000, 15_000, 30_000, 180_000, 600_000, 1_200_000, 1_800_000, 1_800_000, 1_800_000, 3_600_000)
@@ -61,6 +62,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._sending: asyncio.Lock | None = None
         books.on_event = self.enqueue
+        books.on_delayed = self._poke
 
     def enqueue(self, event: Event) -> None:
         url = event.notify_url or self.callback_url
@@ -125,7 +127,7 @@ class Notifier:
             headers, body = self.render(d.event, self.books.knobs.bad_notification_signature)
             d.attempts += 1
             try:
-                async with httpx.AsyncClient(timeout=self.timeout) as client:
+                async with httpx.AsyncClient(timeout=self.timeout, verify=tls_context()) as client:  # no CA bundle read per send
                     resp = await client.post(d.url, content=body, headers=headers)
                 ok, d.last_result = self.is_ack(resp), f"HTTP {resp.status_code}"
             except httpx.HTTPError as exc:

@@ -1,0 +1,205 @@
+"""One-code payments end to end over HTTP against `yibao serve`, a SANDBOX institution in the loop.
+
+What is timed: `POST /api/v1/his/payments/onecode` with an Idempotency-Key — authentication, the code
+verified and used, a visit registered with 6 fee lines, the settlement priced and held (pending legs,
+reserved totals), the cash request recorded, the SANDBOX wxpay (a separate `yibao sandbox` process,
+signed RSA requests over loopback) asked for the cash under the holder's password-free agreement,
+everything posted — three units of work and one institution call per payment. The sandbox then
+notifies the platform (verified, deduplicated, a unit of its own), as a real institution would.
+
+Set up beforehand through the same services (not timed): a hospital, holders with e-cards bound to
+the institution (limit 1000.00) and agreements signed, one live code per holder. One JSON line per
+run: 1, 8 and 32 concurrent clients, on SQLite and (when YIBAO_BENCH_POSTGRES_URL is set) PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api import LINES, _post, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+
+from yibao.channels import AgreementRequest  # noqa: E402
+from yibao.channels.sandbox import pair  # noqa: E402
+from yibao.crypto.pii import Keyring  # noqa: E402
+from yibao.domain.identity import make_id_number  # noqa: E402
+from yibao.services import cards, channel_registry, identity, institutions, paycodes, payment_institutions, payments, people  # noqa: E402
+from yibao.store import migrate  # noqa: E402
+from yibao.store.db import Database  # noqa: E402
+
+RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "1,8,32").split(","))
+SECONDS = float(os.environ.get("YIBAO_BENCH_SECONDS", "3"))
+PI = "wxpay-bench"
+
+
+def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_url: str, key_dir: Path) -> tuple[str, list[str]]:
+    now = db.clock()
+    inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0002", region="440300", name="基准测试医院", kind="hospital",
+                                                       level="level2", actor="bench"))
+    connector = pair("wxpay", key_dir=key_dir).connector(sandbox_url, notify_url=notify_url)
+
+    def institution(c) -> None:  # noqa: ANN001
+        payment_institutions.admit(c, now, pi_id=PI, region="440300", name="微信支付（沙箱）", kind="wallet", admission_ref="bench", actor="bench")
+        channel_registry.configure(c, keyring, now, pi_id=PI, actor="bench", **channel_registry.settings_of(connector))
+    db.run(institution)
+    ids: list[str] = []
+
+    def enrol_batch(c, start: int, end: int) -> None:  # noqa: ANN001
+        for i in range(start, end):
+            number = make_id_number("440301", date(1960 + i % 40, 1 + i % 12, 1 + i % 28), i % 1000)
+            name = f"持码人{i}"
+            p = people.enrol(c, keyring, now, region="440300", id_number=number, name=name, insurance_type="employee", tier=1, actor="bench")
+            identity.real_name(c, keyring, now, person_id=p.id, name=name, id_number=number, actor="bench")
+            identity.enrol_face(c, keyring, now, person_id=p.id, template_id=f"tpl_{p.id}", actor="bench")
+            identity.record_real_person(c, keyring, now, person_id=p.id, template_id=f"tpl_{p.id}", match=True, liveness="pass",
+                                        similarity=0.97, actor="bench")
+            cards.issue_ecard(c, keyring, now, person_id=p.id, actor="bench")
+            payment_institutions.bind(c, now, holder_id=p.id, pi_id=PI, password_free_limit=100000, actor="bench")
+            ids.append(p.id)
+
+    for start in range(0, holders, 100):
+        db.run(lambda c, s=start: enrol_batch(c, s, min(s + 100, holders)))
+
+    async def sign_all() -> None:  # the holders' password-free agreements, as their first payment would sign them
+        gate = asyncio.Semaphore(16)
+
+        async def sign(pid: str) -> None:
+            ag = db.run(lambda c: payments.agreement_for(c, keyring, pid, PI), write=False)
+            async with gate:
+                signed = await connector.sign_agreement(AgreementRequest(ag.out_agreement_no, ag.holder_token, ag.limit_fen))
+            db.run(lambda c: payments.record_agreement(c, now, payer_id=pid, pi_id=PI, region="440300", out_agreement_no=signed.out_agreement_no,
+                                                       agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor="bench"))
+        await asyncio.gather(*(sign(pid) for pid in ids))
+    asyncio.run(sign_all())
+    return f"{inst.id}.{secret}", ids
+
+
+def issue_codes(db: Database, keyring: Keyring, ids: list[str]) -> list[str]:
+    """One live code per holder, issued just before the runs (codes live 180 s)."""
+    codes: list[str] = []
+    for start in range(0, len(ids), 200):
+        codes += db.run(lambda c, s=start: [paycodes.issue(c, keyring, db.clock(), holder_id=pid, actor="bench").code
+                                            for pid in ids[s:s + 200]])
+    return codes
+
+
+async def run_clients(base: str, credential: str, codes: list[str], clients: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    host, port = base.split("//")[1].split(":")
+    stop = time.monotonic() + seconds
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while time.monotonic() < stop and codes:
+                body = json.dumps({"code": codes.pop(), "lines": LINES, "terminal_id": "BENCH"}).encode()
+                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n"
+                t0 = time.perf_counter()
+                status, answer = await _post(reader, writer, "/api/v1/his/payments/onecode", headers, body)
+                latencies.append(time.perf_counter() - t0)
+                if status != 200 or json.loads(answer)["status"] != "completed":
+                    errors += 1
+                    if errors <= 3:
+                        print(f"payment: {status} {answer[:300]!r}", file=sys.stderr)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    if errors:
+        raise SystemExit(f"{errors} payments failed")
+    return latencies
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "yibao.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
+    db = Database(url)
+    if db.dialect == "postgresql":
+        db.drop_all()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    migrate.upgrade(db)
+    key = os.urandom(32)
+    keyring = Keyring(key)
+    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_RECOVERY_INTERVAL": "0"}
+    port, sandbox_port = free_port(), free_port()
+    base, sandbox_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
+    key_dir = tmp / f"keys-{db_name}"
+    sandbox = start(["sandbox", "wxpay", "--port", str(sandbox_port), "--keys", str(key_dir)], env)
+    server = None
+    try:
+        _wait_sandbox(sandbox_url, sandbox)
+        holders = int(SECONDS * 220 * len(RUNS)) + 100
+        credential, ids = seed(db, keyring, holders, sandbox_url, f"{base}/api/v1/channels/{PI}/notify", key_dir)
+        server = start(["serve", "--no-demo", "--port", str(port), "--database", url, "--workers", str(workers)], env)
+        wait_ready(base, server)
+        codes = issue_codes(db, keyring, ids)
+        db.dispose()
+        asyncio.run(run_clients(base, credential, codes, 4, 0.5))  # warm up
+        for clients in RUNS:
+            t0 = time.perf_counter()
+            lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
+            elapsed = time.perf_counter() - t0
+            lat.sort()
+            print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, "clients": clients, "payments": len(lat),
+                              "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
+                              "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}), flush=True)
+            if not codes:
+                print(json.dumps({"bench": "payments", "warning": "ran out of codes: raise the holder count"}), flush=True)
+    finally:
+        if server is not None:
+            stop(server)
+        stop(sandbox)
+
+
+def _wait_sandbox(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"yibao sandbox exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/sandbox/info", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("yibao sandbox did not start")
+
+
+def main() -> None:
+    workers = int(os.environ.get("YIBAO_BENCH_WORKERS", "2"))
+    with tempfile.TemporaryDirectory() as tmp:
+        bench("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", workers, Path(tmp))
+        pg = os.environ.get("YIBAO_BENCH_POSTGRES_URL")
+        if pg:
+            bench("postgresql", pg, workers, Path(tmp))
+        else:
+            print(json.dumps({"bench": "payments", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Faults between the platform and a payment institution, over real HTTP on loopback, on SQLite and PostgreSQL.
+
+The platform runs under uvicorn (the institution can reach its notify endpoint); the SANDBOX wxpay
+injects the fault. After each: the ledger balances, nothing stays held, and the holder, fund and
+hospital balances are what the outcome says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.payments_support import LINES, PlatformServer, payment_world, wait_until
+from yibao.api.app import create_app
+from yibao.domain import payment_order as po
+from yibao.services import audit, payment_flow, payments
+from yibao.store.tables import channel_notifications
+
+
+@pytest.fixture
+def stack(db, keyring, wxpay):
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring))
+    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=300,
+                       notify_url=f"{server.url}/api/v1/channels/wxpay-440300/notify")
+    pw.pay(key="warm-up")  # signs the holder's agreement before any knob is turned
+    yield pw, server
+    server.stop()
+
+
+def onecode(pw, server) -> httpx.Response:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "account": {"use": True}},
+                           headers={"Authorization": f"Bearer {pw.w.hospital_credential}", "Idempotency-Key": uuid.uuid4().hex})
+
+
+def order(pw, order_id):
+    return pw.db.run(lambda c: payments.require(c, order_id), write=False)
+
+
+def recover(pw, clock, minutes=2):
+    clock.advance(minutes=minutes)
+    return asyncio.run(payment_flow.recover(pw.ctx()))
+
+
+def paid(pw, before, after, o):
+    """The holder paid the account share, the hospital got the cash, nothing is held; the ledger balances (balances())."""
+    assert after["pending"] == 0
+    assert before["holder"] - after["holder"] == o.account_pay
+    assert after["hospital_cash"] - before["hospital_cash"] == o.cash_pay
+    assert after["receivable"] - before["receivable"] == o.fund_total + o.account_pay
+
+
+def test_a_timeout_leaves_the_cash_unknown_until_the_query_finds_it_paid(stack, wxpay, clock):
+    pw, server = stack
+    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=1500, drop_notification_rate=1.0)
+    before = pw.balances()
+    r = onecode(pw, server)
+    assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN, r.text
+    held = pw.balances()
+    assert held["pending"] > 0 and held["holder_available"] == 0
+    wxpay.runtime.set_knobs(timeout_rate=0.0)
+    report = recover(pw, clock)
+    o = order(pw, r.json()["payment_id"])
+    assert report.orders == {o.id: po.COMPLETED} and o.trade_no
+    paid(pw, before, pw.balances(), o)
+
+
+def test_a_server_error_before_anything_happened_is_found_not_at_the_institution_and_voided(stack, wxpay, clock):
+    pw, server = stack
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    before = pw.balances()
+    r = onecode(pw, server)
+    assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+    recover(pw, clock)
+    o = order(pw, r.json()["payment_id"])
+    assert (o.status, o.void_reason) == (po.VOIDED, po.CASH_NOT_FOUND)
+    assert pw.balances() == before
+
+
+def test_a_declined_payment_is_voided_and_balances_restored(stack, wxpay):
+    pw, server = stack
+    wxpay.runtime.set_knobs(error_rate=1.0)
+    before = pw.balances()
+    r = onecode(pw, server)
+    assert r.status_code == 200 and (r.json()["status"], r.json()["void_reason"]) == (po.VOIDED, po.DECLINED)
+    assert pw.balances() == before
+
+
+def test_a_dropped_notification_is_made_up_for_by_the_query(stack, wxpay, clock):
+    pw, server = stack
+    wxpay.runtime.set_knobs(settle_delay_ms=30, drop_notification_rate=1.0)
+    before = pw.balances()
+    r = onecode(pw, server)
+    assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN  # "processing"
+    oid = r.json()["payment_id"]
+    clock.advance(minutes=2)
+    # The institution finishes after its delay; recovery keeps asking until it says so.
+    wait_until(lambda: asyncio.run(payment_flow.recover(pw.ctx())).orders.get(oid) == po.COMPLETED, what="the query finds it paid")
+    paid(pw, before, pw.balances(), order(pw, oid))
+
+
+def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
+    pw, server = stack
+    wxpay.runtime.set_knobs(settle_delay_ms=30, duplicate_notification_rate=1.0)
+    before = pw.balances()
+    r = onecode(pw, server)
+    oid = r.json()["payment_id"]
+    assert r.json()["status"] == po.CASH_UNKNOWN
+    wait_until(lambda: order(pw, oid).status == po.COMPLETED, what="the notification completes the order")
+    def deliveries():
+        return [d for d in wxpay.runtime.notifier.deliveries if getattr(d.event.record, "out_trade_no", None) == oid]
+    wait_until(lambda: len(deliveries()) == 2 and all(d.state == "delivered" for d in deliveries()), what="both copies acknowledged")
+    claims = db.run(lambda c: c.execute(select(channel_notifications.c.effect).where(channel_notifications.c.out_trade_no == oid)).scalars().all(),
+                    write=False)
+    assert claims == [po.COMPLETED]
+    moves = [e for e in db.run(lambda c: audit.entries(c, "440300", 200), write=False) if e.subject == oid and e.action == "payment.cash_succeeded"]
+    assert len(moves) == 1
+    paid(pw, before, pw.balances(), order(pw, oid))
+
+
+def test_a_notification_with_a_bad_signature_is_refused_and_the_order_waits_for_the_query(stack, wxpay, db, clock):
+    pw, server = stack
+    wxpay.runtime.set_knobs(settle_delay_ms=30, bad_notification_signature=True, notify_delays_ms=[60_000])
+    before = pw.balances()
+    r = onecode(pw, server)
+    oid = r.json()["payment_id"]
+    wait_until(lambda: [d for d in wxpay.runtime.notifier.deliveries
+                        if getattr(d.event.record, "out_trade_no", None) == oid and d.last_result], what="a delivery answered")
+    attempt = next(d for d in wxpay.runtime.notifier.deliveries if getattr(d.event.record, "out_trade_no", None) == oid)
+    assert attempt.state == "pending" and attempt.last_result == "HTTP 400"  # refused: the institution will resend
+    assert order(pw, oid).status == po.CASH_UNKNOWN
+    assert db.run(lambda c: c.execute(select(func.count()).select_from(channel_notifications)
+                                      .where(channel_notifications.c.out_trade_no == oid)).scalar_one(), write=False) == 0
+    recover(pw, clock)
+    o = order(pw, oid)
+    assert o.status == po.COMPLETED
+    paid(pw, before, pw.balances(), o)
+    wxpay.runtime.set_knobs(bad_notification_signature=False)
+    asyncio.run(wxpay.flush())  # the resend now verifies: acknowledged, and it changes nothing
+    assert order(pw, oid) == o

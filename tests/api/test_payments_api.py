@@ -1,0 +1,142 @@
+"""One-code payment over HTTP: the hospital's request, the holder's confirmation, the admin's channel registry."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import OPERATOR
+from tests.payments_support import BIG_LINES, LINES, payment_world
+from yibao.api.app import create_app
+from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
+
+
+@pytest.fixture
+def pw(db, keyring, wxpay):
+    return payment_world(db, keyring, wxpay, limit=50000, balance=20000)
+
+
+@pytest.fixture
+def client(db, keyring):
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as c:
+        yield c
+
+
+def his(pw) -> dict[str, str]:
+    return {"Authorization": f"Bearer {pw.w.hospital_credential}"}
+
+
+def key() -> dict[str, str]:
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
+def login(client, phone: str) -> dict[str, str]:
+    assert client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
+    text = client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"][0]["text"]
+    r = client.post("/api/v1/patient/sessions", json={"phone": phone, "code": re.search(r"(\d{6})", text).group(1)})
+    assert r.status_code == 201, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_a_password_free_one_code_payment_answers_one_receipt_and_replays_it(client, pw):
+    headers = {**his(pw), **key()}
+    body = {"code": pw.code(), "lines": LINES, "terminal_id": "T9", "account": {"use": True}}
+    r = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert doc["status"] == "completed" and doc["in_progress"] is False and doc["terminal_id"] == "T9"
+    assert (doc["total"], doc["fund"]["pool"], doc["fund"]["total"], doc["account"]["amount"], doc["cash"]["amount"]) == (
+        "375.00", "9.00", "9.00", "200.00", "166.00")
+    assert doc["cash"]["payment_institution_id"] == pw.pi_id and doc["cash"]["trade_no"] and doc["cash"]["out_trade_no"] == doc["payment_id"]
+    again = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
+    assert again.json() == doc and again.headers["Idempotent-Replayed"] == "true"
+    assert client.get(f"/api/v1/his/payments/{doc['payment_id']}", headers=his(pw)).json() == doc
+    other = client.get(f"/api/v1/his/payments/{doc['payment_id']}", headers={"Authorization": f"Bearer {pw.w.other_credential}"})
+    assert other.status_code == 404 and other.json()["error"]["field"] == "payment_id"
+    # The settlement behind it is an ordinary settled one for the hospital.
+    s = client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()
+    assert (s["status"], s["acct_pay"], s["psn_cash_pay"]) == ("settled", "200.00", "166.00")
+
+
+def test_a_refused_code_is_answered_with_its_code_and_the_same_answer_on_retry(client, pw):
+    code = pw.code()
+    assert client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES}, headers={**his(pw), **key()}).status_code == 200
+    headers = {**his(pw), **key()}
+    r = client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES}, headers=headers)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "paycode_used" and r.json()["error"]["field"] == "code"
+    again = client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES}, headers=headers)
+    assert again.status_code == 409 and again.headers["Idempotent-Replayed"] == "true"
+    both = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "visit_id": "X"}, headers={**his(pw), **key()})
+    assert both.status_code == 422 and both.json()["error"]["code"] == "visit_or_lines"
+
+
+def test_above_the_limit_the_holder_confirms_in_the_app_and_the_hospital_learns_it(client, pw):
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": BIG_LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 202, r.text
+    waiting = r.json()
+    assert waiting["status"] == "awaiting_confirmation" and waiting["in_progress"] and waiting["confirm_expires_at"]
+    me = login(client, pw.w.phones["employee"])
+    pending = client.get("/api/v1/patient/payments/pending", headers=me).json()["items"]
+    assert [p["payment_id"] for p in pending] == [waiting["payment_id"]]
+    confirm = f"/api/v1/patient/payments/{waiting['payment_id']}/confirm"
+    no_pin = client.post(confirm, json={"pin": "246810"}, headers={**me, **key()})
+    assert no_pin.status_code == 409 and no_pin.json()["error"]["code"] == "pin_not_set"
+    weak = client.post("/api/v1/patient/payment-pin", json={"pin": "123456"}, headers={**me, **key()})
+    assert weak.status_code == 422 and weak.json()["error"]["code"] == "pin_too_simple"
+    assert client.post("/api/v1/patient/payment-pin", json={"pin": "246810"}, headers={**me, **key()}).json()["pin_set"] is True
+    wrong = client.post(confirm, json={"pin": "246811"}, headers={**me, **key()})
+    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "pin_wrong"
+    badform = client.post(confirm, json={"pin": "24681"}, headers={**me, **key()})
+    assert badform.status_code == 422 and badform.json()["error"]["field"] == "pin"
+    done = client.post(confirm, json={"pin": "246810"}, headers={**me, **key()})
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed" and done.json()["cash"]["trade_no"]
+    assert client.get(f"/api/v1/his/payments/{waiting['payment_id']}", headers=his(pw)).json()["status"] == "completed"
+    assert client.get("/api/v1/patient/payments/pending", headers=me).json()["items"] == []
+    # Changing the PIN needs the old one.
+    change = client.post("/api/v1/patient/payment-pin", json={"pin": "135790"}, headers={**me, **key()})
+    assert change.status_code == 409 and change.json()["error"]["code"] == "old_pin_required"
+    changed = client.post("/api/v1/patient/payment-pin", json={"pin": "135790", "old_pin": "246810"}, headers={**me, **key()})
+    assert changed.status_code == 200 and changed.json()["changed"] is True
+
+
+def test_the_holder_declines_and_everything_held_is_released(client, pw):
+    before = pw.balances()
+    waiting = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": BIG_LINES, "account": {"use": True}},
+                          headers={**his(pw), **key()}).json()
+    assert pw.balances() != before
+    me = login(client, pw.w.phones["employee"])
+    r = client.post(f"/api/v1/patient/payments/{waiting['payment_id']}/decline", headers={**me, **key()})
+    assert r.status_code == 200 and (r.json()["status"], r.json()["void_reason"]) == ("voided", "holder_declined")
+    assert pw.balances() == before
+    stranger = login(client, pw.w.phones["retiree"])
+    assert client.post(f"/api/v1/patient/payments/{waiting['payment_id']}/decline", headers={**stranger, **key()}).status_code == 404
+
+
+def test_the_channel_registry_keeps_keys_encrypted_and_never_shows_them(client, pw, db):
+    key_pem = private_pem(generate_rsa_key()).decode()
+    body = {"connector": "alipay", "base_url": "https://openapi.example.com/gateway", "merchant_id": "2021000000000001",
+            "private_key_pem": key_pem, "institution_public_key_pem": public_pem(generate_rsa_key()).decode(), "timeout_ms": 3000}
+    r = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", json=body, headers={**OPERATOR, **key()})
+    assert r.status_code == 200, r.text
+    view = client.get(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", headers=OPERATOR).json()
+    assert view["connector"] == "alipay" and view["has_private_key"] and len(view["institution_key_serial"]) == 40
+    assert "BEGIN" not in str(view)
+    from sqlalchemy import select
+
+    from yibao.store.tables import channel_configs
+
+    stored = db.run(lambda c: c.execute(select(channel_configs.c.private_key_enc)).scalar_one(), write=False)
+    assert b"PRIVATE KEY" not in bytes(stored)
+    bad = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", json={**body, "private_key_pem": "nope"},
+                     headers={**OPERATOR, **key()})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "private_key_pem"
+    secret = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel",
+                        json={**body, "connector": "bank", "shared_secret": base64.b64encode(b"x" * 31).decode()}, headers={**OPERATOR, **key()})
+    assert secret.status_code == 422 and secret.json()["error"]["code"] == "invalid_secret"
+    missing = client.get("/api/v1/admin/payment-institutions/nobody/channel", headers=OPERATOR)
+    assert missing.status_code == 404
