@@ -217,3 +217,31 @@ def grants_account(payment_institution_id: str) -> str:
 def repayments_source(region: str) -> str:
     """Money from outside the ledger: what holders and their families pay the bank back."""
     return f"external:{region}:credit_repayments"
+
+
+class BankOutcomeUnknown(CreditError):
+    """The bank gave no trustworthy answer: the state is kept as unknown until a query resolves it."""
+
+    def __init__(self, field: str, what_zh: str, what_en: str) -> None:
+        super().__init__(field, "bank_outcome_unknown", f"银行未给出确定结果（{what_zh}），已记录待查询，请稍后查看",
+                         f"the bank gave no definite answer ({what_en}); it is recorded and will be queried — check again later")
+
+
+def bank_refusal(field: str, bank_code: str) -> CreditError:
+    """A bank's signed refusal, as our own stable code (the bank's code kept in the message)."""
+    known = {
+        "LINE_SUSPENDED_OVERDUE": ("credit_line_suspended", "信用额度因账单逾期已暂停", "the credit line is suspended: a bill is overdue"),
+        "CREDIT_LIMIT_EXCEEDED": ("credit_line_exceeded", "超出银行授信额度", "above the bank's credit line"),
+        "EXCEEDS_PASSWORD_FREE_LIMIT": ("credit_single_limit_exceeded", "超出单笔免密额度", "above the per-payment limit agreed with the bank"),
+        "CREDIT_REFUSED": ("credit_refused", "银行未批准授信", "the bank did not grant a credit line"),
+        "CONSENT_REQUIRED": ("consent_outdated", "银行要求同意最新版协议", "the bank requires the current terms to be accepted"),
+        "REPAYMENT_EXCEEDS_OUTSTANDING": ("repayment_exceeds_outstanding", "还款金额超过银行记录的待还金额",
+                                          "the repayment is more than the bank says is owed"),
+    }
+    code, zh, en = known.get(bank_code, ("bank_declined", "银行拒绝了该请求", "the bank declined the request"))
+    return CreditError(field, code, f"{zh}（银行代码 {bank_code}）", f"{en} (bank code {bank_code})")
+
+
+def suspended_error() -> CreditError:
+    return CreditError("credit_line", "credit_line_suspended", "信用额度因账单逾期已暂停，还清逾期账单后恢复",
+                       "the credit line is suspended because a bill is overdue; repaying it in full restores the line")
