@@ -6,13 +6,17 @@ import gc
 import logging
 import os
 
+from typing import Mapping
+
 from fastapi import FastAPI
 
 from yibao import face
 from yibao.api import errors
 from yibao.api.context import Platform, operator_tokens_from_env
 from yibao.api.routers import admin, his, patient
+from yibao.api.routers import credit as credit_routes
 from yibao.crypto.pii import Keyring, load_keyring
+from yibao.channels.bank import BankChannel
 from yibao.face import FaceVerifier
 from yibao.store.db import Database
 
@@ -27,7 +31,8 @@ header. Amounts are yuan strings ("12.50"). Errors have one shape:
 
 
 def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
-               face_verifier: FaceVerifier | None = None, sandboxes: bool = False) -> FastAPI:
+               face_verifier: FaceVerifier | None = None, sandboxes: bool = False,
+               credit_banks: Mapping[str, BankChannel] | None = None) -> FastAPI:
     """The platform. ``sandboxes`` mounts the sandbox services (face verifier) for the demo; the
     platform still reaches them over HTTP at the URLs it is configured with, as it would real ones."""
     app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None)
@@ -38,6 +43,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     app.include_router(his.router)  # first: the hospitals' calls are the hot path, and routes match in order
     app.include_router(patient.router)
     app.include_router(admin.router)
+    credit_routes.install(app, credit_banks)  # credit_banks: payment_institution_id → the bank's connector
     if sandboxes:
         from yibao.face.sandbox import create_app as face_sandbox
 
