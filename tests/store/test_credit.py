@@ -296,3 +296,30 @@ def test_a_bank_notification_is_verified_then_the_line_is_queried_and_applied_on
     headers, body = _signed(cfg.secret, cfg.merchant_id, {**payload, "event_id": "EV1-resent"})
     assert run(credit.apply_bank_notification(cw.ctx, BANK, headers, body)) == (ack, "duplicate")
     assert line(db, cw)["bills"][0]["repaid"] == "70.00" and balanced(db)
+
+
+def test_the_banks_own_refusal_is_committed_with_the_hold_released_then_raised(db, cw, clock):
+    cw.enrol()
+    paid(cw, 100_00)
+    advance(clock, cw.bank, 31)  # past the bank's due date (it suspends at once), within our grace
+    ref = order()
+    with pytest.raises(CreditError) as exc:
+        reserve(cw, 10_00, ref)
+    assert (exc.value.code, exc.value.field) == ("credit_line_suspended", "credit_line")
+    r = db.run(lambda c: credit.reservation(c, ref), write=False)
+    assert (r.state, r.error_code) == ("failed", "LINE_SUSPENDED_OVERDUE")  # the trace stays
+    assert line(db, cw)["used"] == "100.00" and balanced(db)  # the hold was given back
+
+
+def test_a_reservation_whose_answer_was_lost_is_resolved_by_asking_the_bank(db, cw):
+    cw.enrol()
+    ref = order()
+    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=1500))
+    with pytest.raises(BankOutcomeUnknown):
+        reserve(cw, 40_00, ref)
+    run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))
+    assert db.run(lambda c: credit.reservation(c, ref), write=False).state == "unknown"
+    assert line(db, cw)["used"] == "40.00"  # still held while unknown
+    assert run(credit.resolve(cw.ctx, ref, actor="test")).state == "reserved"
+    done = run(credit.capture(cw.ctx, ref, actor="test"))
+    assert done.state == "captured" and done.bill_no is not None and balanced(db)

@@ -400,8 +400,10 @@ async def reserve(ctx: CreditContext, *, order_ref: str, holder_id: str, institu
                                       pi_id=pi_id, actor=actor))
     if r.state in ("reserved", "captured"):
         return r
-    if r.state in ("failed", "released"):
-        raise rules_.bank_refusal("order_ref", r.error_code or "RELEASED")
+    if r.state == "released":
+        raise Conflict("order_ref", "credit_reservation_released", "该信用占用已释放", "the reservation for this order was released")
+    if r.state == "failed":
+        raise rules_.bank_refusal("amount", r.error_code or "FAILED")
     enrolment = await ctx.run(lambda c: _enrolment(c, r.enrolment_id))
     try:
         result = await ctx.bank(enrolment.payment_institution_id).reserve(PaymentRequest(order_ref, amount, DESCRIPTION,
