@@ -28,6 +28,9 @@ audit_app = typer.Typer(no_args_is_help=True, help="审计日志 The audit log."
 app.add_typer(audit_app, name="audit")
 payments_app = typer.Typer(no_args_is_help=True, help="支付 Payments.")
 app.add_typer(payments_app, name="payments")
+
+credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment: daily jobs.")
+app.add_typer(credit_app, name="credit")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -180,6 +183,54 @@ def audit_verify(database: Optional[str] = DatabaseOption) -> None:
         console.print("no audit entries yet")
     if not all(r.ok for r in reports):
         raise typer.Exit(code=1)
+
+
+def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:
+    """Run one credit job with a progress bar; banks are `ID=URL` (a bank run by `yibao sandbox bank --keys …`)."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from yibao.channels.sandbox import pair
+    from yibao.crypto.pii import load_keyring
+    from yibao.services import credit, credit_jobs
+    from yibao.store.db import Database
+
+    connectors = {}
+    for item in banks:
+        pi_id, _, url = item.partition("=")
+        if not pi_id or not url.startswith(("http://", "https://")):
+            _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
+            raise typer.Exit(code=2)
+        connectors[pi_id] = pair("bank", key_dir=keys).connector(url)
+    db = Database(database)
+    ctx = credit.CreditContext.for_database(db, load_keyring(), connectors)
+    job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(job_name, total=None)
+        try:
+            report = asyncio.run(job(ctx, progress=lambda done, total: progress.update(task, completed=done, total=total)))
+        except YibaoError as exc:
+            raise _fail(exc) from None
+    db.dispose()
+    Console(soft_wrap=True).print_json(json.dumps(report, ensure_ascii=False))
+    return report
+
+
+BankOption = typer.Option([], "--bank", help="a credit bank as PAYMENT_INSTITUTION_ID=URL (repeatable)")
+KeysOption = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of the bank's shared secret (as `yibao sandbox bank --keys`)")
+
+
+@credit_app.command("reminders")
+def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
+    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind; sandbox SMS outbox)."""
+    _credit_job("reminders", database, [], Path("."))
+
+
+@credit_app.command("overdue")
+def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption) -> None:
+    """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones."""
+    _credit_job("overdue", database, bank, keys)
 
 
 @app.command("serve")

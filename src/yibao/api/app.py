@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Mapping
 
 from fastapi import FastAPI
 
@@ -16,6 +16,8 @@ from yibao import face, web
 from yibao.api import errors
 from yibao.api.context import Platform, operator_tokens_from_env
 from yibao.api.routers import admin, channels, his, patient
+from yibao.api.routers import credit as credit_routes
+from yibao.channels.bank import BankChannel
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier
 from yibao.store.db import Database
@@ -55,7 +57,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
                face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
-               recovery_interval: float | None = None, channel_transport: Any = None) -> FastAPI:
+               recovery_interval: float | None = None, channel_transport: Any = None,
+               credit_banks: Mapping[str, BankChannel] | None = None) -> FastAPI:
     """The platform. ``sandboxes`` mounts the sandbox services (face verifier, payment institutions) for
     the demo at ``base_url`` (default $YIBAO_BASE_URL); the platform still reaches them over HTTP at the
     URLs it is configured with, as it would real ones. ``recovery_interval`` (seconds) runs payment
@@ -76,6 +79,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     app.include_router(patient.router)
     app.include_router(channels.router)
     app.include_router(admin.router)
+    credit_routes.install(app, credit_banks)  # credit_banks: payment_institution_id → the bank's connector
     if sandboxes:
         from yibao.channels.sandbox import mount_all
         from yibao.face.sandbox import create_app as face_sandbox

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from yibao.domain.credit import CreditRules
 from yibao.domain.money import RATIO_ONE, apply_ratio
 
 INSURANCE_TYPES = ("employee", "resident", "child")
@@ -261,6 +262,7 @@ class Policy:
     cross_region: CrossRegion
     account: AccountRules
     references: tuple[str, ...] = field(default=())
+    credit: CreditRules | None = None  # None: the region offers no credit payment
 
     @property
     def version(self) -> str:

@@ -10,6 +10,7 @@ import hashlib
 import re
 from typing import Any, Callable, Mapping
 
+from yibao.domain.credit import CreditRules
 from yibao.domain.errors import InputError, PolicyError
 from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
 from yibao.domain.policy import (
@@ -345,6 +346,21 @@ def _account(r: _Reader) -> AccountRules:
     )
 
 
+def _credit(r: _Reader) -> CreditRules:
+    r.check_keys(("max_line", "interest_free_days", "grace_days", "reminder_days_before", "min_age"))
+    max_line = r.yuan("max_line")
+    if not max_line or max_line <= 0 or max_line > 100_000_00:
+        raise r.fail("max_line", "应在0.01至100000.00元之间", "must be between 0.01 and 100000.00 yuan")
+    days = r.raw("reminder_days_before", [3])
+    if (not isinstance(days, list) or len(days) > 5
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 30 for d in days) or len(set(days)) != len(days)):
+        raise r.fail("reminder_days_before", "应为1–30之间互不相同的整数列表（最多5个）", "must be a list of up to 5 distinct integers between 1 and 30")
+    return CreditRules(max_line=max_line, interest_free_days=r.integer("interest_free_days", minimum=1, maximum=90),  # type: ignore[arg-type]
+                       grace_days=r.integer("grace_days", 0, minimum=0, maximum=30),  # type: ignore[arg-type]
+                       reminder_days_before=tuple(sorted(days, reverse=True)),
+                       min_age=r.integer("min_age", 18, minimum=18, maximum=100))  # type: ignore[arg-type]
+
+
 def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Policy:
     """Build a Policy from a parsed YAML document; ``text`` (the file's bytes) gives the digest."""
     r = _Reader(source, data)
@@ -352,7 +368,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         raise r.fail("", "策略文件应为 YAML 映射", "a policy file must be a YAML mapping")
     r.check_keys(("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year",
                   "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
-                  "assistance", "cross_region", "personal_account", "references"))
+                  "assistance", "cross_region", "personal_account", "references", "credit"))
     region = str(r.raw("region"))
     if not re.fullmatch(r"[0-9]{6}", region):
         raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
@@ -396,4 +412,5 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         cross_region=_cross_region(r.mapping("cross_region")),
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),
         references=tuple(references),
+        credit=_credit(credit_r) if (credit_r := r.mapping("credit", required=False)) else None,
     )

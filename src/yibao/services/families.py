@@ -211,3 +211,19 @@ def links(conn: Connection, keyring: Keyring, person_id: str) -> list[dict[str, 
         out.append({"holder_psn_no": r.holder_id, "member_psn_no": r.member_id, "relation": r.relation,
                     "other_psn_no": other.id, "other_name": mask_name(keyring.decrypt(other.name_enc, "name")), "since": iso_utc(r.updated_at)})
     return out
+
+
+def relation_between(conn: Connection, payer_id: str, person_id: str) -> str | None:
+    """The active family link between two people in either direction (guardian and child, or a
+    mutual-aid relative), if any: who may repay a credit bill for whom."""
+    row = conn.execute(select(F.c.relation).where(F.c.status == "active", (
+        (F.c.holder_id == payer_id) & (F.c.member_id == person_id)) | ((F.c.holder_id == person_id) & (F.c.member_id == payer_id)))
+        .order_by(F.c.id)).first()
+    return row.relation if row else None
+
+
+def linked_people(conn: Connection, person_id: str) -> list[str]:
+    """Everyone with an active family link to the person, in either direction."""
+    rows = conn.execute(select(F.c.holder_id, F.c.member_id).where(F.c.status == "active",
+                                                                    (F.c.holder_id == person_id) | (F.c.member_id == person_id))).all()
+    return sorted({r.member_id if r.holder_id == person_id else r.holder_id for r in rows} - {person_id})

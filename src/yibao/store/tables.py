@@ -527,3 +527,93 @@ payment_pins = Table(  # a holder's 6-digit payment PIN: a salted, keyed scrypt 
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
 )
+
+# ---- credit payment (信用支付; services/credit.py) -------------------------------------------------
+
+credit_enrolments = Table(  # a holder's contract with a bank: consent, the bank's decision, the line we let them use
+    "credit_enrolments", metadata,
+    Column("id", String(32), primary_key=True),  # our out_agreement_no at the bank
+    _region(),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("status", String(12), nullable=False),  # pending | active | suspended | refused
+    Column("consent_version", String(40), nullable=False),
+    Column("consent_accepted_at", DateTime(timezone=True), nullable=False),
+    Column("agreement_no", String(64)),  # the bank's
+    Column("score", Integer),
+    Column("bank_limit", BigInteger),  # what the bank granted
+    Column("limit_fen", BigInteger, nullable=False),  # what the holder may use: the bank's line capped by the region
+    Column("single_limit", BigInteger, nullable=False),  # asked of the bank per payment
+    Column("bank_status", String(12)),  # the line's status as the bank last told it
+    Column("refusal_code", String(40)),
+    Column("suspended_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("person_id", "payment_institution_id"),
+)
+
+credit_reservations = Table(  # the cash share of one payment order held on a line, then captured or released
+    "credit_reservations", metadata,
+    Column("order_ref", String(32), primary_key=True),  # the payment order's number: our out_trade_no at the bank
+    _region(),
+    Column("enrolment_id", String(32), ForeignKey("credit_enrolments.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(10), nullable=False),  # holding | reserved | unknown | captured | released | failed
+    Column("bank_ref", String(64)),
+    Column("error_code", String(40)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    CheckConstraint("amount > 0", name="positive"),
+)
+
+credit_bills = Table(  # one per captured payment (the bank's bill number)
+    "credit_bills", metadata,
+    Column("bill_no", String(40), primary_key=True),
+    _region(),
+    Column("enrolment_id", String(32), ForeignKey("credit_enrolments.id"), nullable=False, index=True),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("order_ref", String(32), ForeignKey("credit_reservations.order_ref"), nullable=False, unique=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("repaid", BigInteger, nullable=False),
+    Column("paid_on", Date, nullable=False),  # the Beijing day the bank paid the hospital
+    Column("due_date", Date, nullable=False, index=True),  # paid_on + the region's interest-free days
+    Column("bank_due_date", Date, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    CheckConstraint("repaid >= 0 AND repaid <= amount", name="repaid_within_amount"),
+)
+
+credit_repayments = Table(
+    "credit_repayments", metadata,
+    Column("id", String(32), primary_key=True),  # our out_repayment_no at the bank
+    _region(),
+    Column("bill_no", String(40), ForeignKey("credit_bills.bill_no"), nullable=False, index=True),
+    Column("payer_id", String(24), ForeignKey("persons.id")),  # None: repaid at the bank, learned from it
+    Column("amount", BigInteger, nullable=False),
+    Column("state", String(10), nullable=False),  # pending | unknown | succeeded | failed
+    Column("error_code", String(40)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    CheckConstraint("amount > 0", name="positive"),
+)
+
+credit_reminders = Table(  # one per bill and kind: the reminder job may run any number of times
+    "credit_reminders", metadata,
+    Column("bill_no", String(40), ForeignKey("credit_bills.bill_no"), primary_key=True),
+    Column("kind", String(12), primary_key=True),  # d-N | d0 | overdue
+    _region(),
+    Column("sms_id", Integer),  # the sandbox outbox row; None when the holder has no phone on file
+    _created(),
+)
+
+credit_notifications = Table(  # bank notifications acted on: the durable dedup claim, written with the effect
+    "credit_notifications", metadata,
+    Column("payment_institution_id", String(40), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("subject", String(64), primary_key=True),
+    Column("status", String(20), primary_key=True),
+    _region(),
+    Column("event_id", String(64), nullable=False),
+    _created(),
+)

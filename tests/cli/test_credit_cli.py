@@ -1,0 +1,61 @@
+"""`yibao credit reminders|overdue` run the daily jobs as processes, with a progress bar on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from tests.conftest import Clock
+from tests.credit_support import credit_world, run
+from yibao.crypto.pii import Keyring
+from yibao.services import credit
+from yibao.store.db import Database
+from yibao.store.tables import credit_bills, credit_reminders
+
+KEY = bytes(range(32))
+
+
+def yibao(*args: str) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("yibao")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1"})
+
+
+def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_path, bank):
+    url = f"sqlite:///{tmp_path}/credit.db"
+    db = Database(url, clock=Clock())
+    db.create_all()
+    cw = credit_world(db, Keyring(KEY), db.clock, bank)
+    cw.enrol()
+    r = run(credit.reserve(cw.ctx, order_ref="ORDCLI" + os.urandom(6).hex().upper(), holder_id=cw.holder,
+                           institution_id=cw.world.hospital.id, amount=25_00, actor="test"))
+    done = run(credit.capture(cw.ctx, r.order_ref, actor="test"))
+    today = credit.beijing_day(db.clock())
+    # the CLI runs on the real clock: make this bill due in three days from now
+    db.run(lambda c: c.execute(update(credit_bills).where(credit_bills.c.bill_no == done.bill_no).values(due_date=today + timedelta(days=3))))
+    db.dispose()
+
+    first = yibao("credit", "reminders", "--database", url)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}}
+    second = yibao("credit", "reminders", "--database", url)
+    assert json.loads(second.stdout)["sent"] == 0
+    db = Database(url)
+    rows = db.run(lambda c: c.execute(select(credit_reminders)).all(), write=False)
+    assert [(x.bill_no, x.kind) for x in rows] == [(done.bill_no, "d-3")] and rows[0].sms_id is not None
+    db.dispose()
+
+
+def test_overdue_job_refuses_a_malformed_bank_option(tmp_path):
+    url = f"sqlite:///{tmp_path}/empty.db"
+    assert yibao("db", "upgrade", "--database", url).returncode == 0
+    bad = yibao("credit", "overdue", "--database", url, "--bank", "bank-440300")
+    assert bad.returncode == 2 and "ID=URL" in bad.stderr
+    ok = yibao("credit", "overdue", "--database", url)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["checked"] == 0
