@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/yibao serve
 
 test: $(STAMP)
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
