@@ -434,6 +434,7 @@ face_authorizations = Table(  # a verified face, good for one payment at that in
     Column("status", String(8), nullable=False),  # live | used
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
+    _created(),
 )
 
 # ---- payments: orders, the channel registry, agreements, notifications, PINs (services/payments.py) ---
