@@ -80,6 +80,16 @@ async def onecode(ctx: Context, *, institution: Institution, request_key: str, r
     return await drive(ctx, started, institution=institution, use_account=use_account, actor=actor)
 
 
+async def face(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
+               visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str) -> Order:
+    """刷脸支付: the face authorization (a verified 1:1 match, single use) in place of the code; then the same flow."""
+    now = ctx.now()
+    started = await ctx.run(lambda c: payments.start_face(c, now, institution=institution, request_key=request_key,
+                                                          request_hash=request_hash, authorization_id=authorization_id,
+                                                          visit_id=visit_id, lines=lines, actor=actor))
+    return await drive(ctx, started, institution=institution, use_account=use_account, actor=actor)
+
+
 async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str) -> Order:
     """Price and hold a created order; if that fails, the order is voided (its code stays used) and the failure raised."""
     now = ctx.now()

@@ -238,14 +238,56 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
             return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
     visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
+                         visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+                         terminal_id=terminal_id, actor=actor)
+
+
+def _insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
+                  visit: visits.Visit, person_id: str, payer_id: str, paycode_id: int | None, terminal_id: str | None, actor: str,
+                  status: str = po.CREATED) -> Order:
     order_id = _new_id(now)
     conn.execute(O.insert().values(
-        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method="onecode",
-        visit_id=visit.id, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id, terminal_id=terminal_id,
-        status=po.CREATED, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
+        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method=method,
+        visit_id=visit.id, person_id=person_id, payer_id=payer_id, paycode_id=paycode_id, terminal_id=terminal_id,
+        status=status, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
     audit.append(conn, region=visit.region, actor=actor, action="payment.create", subject=order_id,
-                 detail={"method": "onecode", "visit": visit.id, "person": consumed.person_id, "payer": consumed.holder_id}, now=now)
+                 detail={"method": method, "visit": visit.id, "person": person_id, "payer": payer_id}, now=now)
     return require(conn, order_id)
+
+
+def _existing(conn: Connection, institution: Institution, request_key: str, request_hash: str) -> Order | None:
+    existing = for_request(conn, institution.id, request_key)
+    if existing is not None and existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
+                       "this Idempotency-Key was already used for a different request")
+    return existing
+
+
+def start_face(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
+               visit_id: str | None, lines: list[dict] | None, actor: str) -> Order:
+    """刷脸支付, first unit: use the face authorization once (`face_pay.consume`), register the visit (with
+    ``lines``), record the order ``created`` (method ``face``; the payer is the authorization's holder).
+
+    A retry of the same request finds its order. A refused authorization (unknown, used, expired) or a
+    malformed request raises and rolls the whole unit back: the authorization is not used by a refusal.
+    """
+    from yibao.services import face_pay
+
+    existing = _existing(conn, institution, request_key, request_hash)
+    if existing is not None:
+        return existing
+    if (visit_id is None) == (lines is None):
+        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
+                         "give either visit_id (fee lines already uploaded) or lines")
+    auth = face_pay.consume(conn, now, authorization_id=authorization_id, institution=institution)
+    if visit_id is not None and visits.get(conn, institution.id, visit_id).person_id != auth.person_id:
+        raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",
+                       "the face authorization is for another person than the visit's")
+    visit = _visit_for(conn, now, institution, auth.person_id, visit_id, lines)
+    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="face",
+                         visit=visit, person_id=auth.person_id, payer_id=auth.holder_id, paycode_id=None,
+                         terminal_id=auth.terminal_id, actor=actor)
 
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str) -> Order:

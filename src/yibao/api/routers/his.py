@@ -200,3 +200,28 @@ async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, 
 async def get_payment(payment_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
                       p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: payments.receipt(c, payments.for_institution(c, caller.institution.id, payment_id)), write=False)
+
+
+# ---- face payment (刷脸支付; a face authorization in place of the code) -------------------------------
+
+class FacePaymentIn(Strict):
+    face_authorization: str = Field(min_length=1, max_length=40, description="from POST /api/v1/his/face-authorizations; single use")
+    visit_id: str | None = Field(None, min_length=1, max_length=30, description="a visit whose fee lines are uploaded (or give lines)")
+    lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
+    account: OnecodeAccountIn = OnecodeAccountIn()
+
+
+@router.post("/payments/face", responses=_IN_PROGRESS,
+             summary="刷脸支付 Pay with a verified face: settle fund and account, collect the cash from the face's holder — all or nothing")
+async def face_payment(body: FacePaymentIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
+    ctx = p.payments(caller.actor)
+
+    async def call(digest: str) -> tuple[int, Any, bool]:
+        order = await payment_flow.face(ctx, institution=caller.institution, request_key=key, request_hash=digest,
+                                        authorization_id=body.face_authorization, visit_id=body.visit_id, lines=items,
+                                        use_account=body.account.use, actor=caller.actor)
+        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+        return (200 if order.terminal else 202), view, order.terminal
+    return await idempotent_flow(p, request, caller, key, call)
