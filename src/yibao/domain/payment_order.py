@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from yibao.domain.errors import Conflict
 
+BILLED = "billed"  # mobile payment: the hospital published the bill; the holder pays it in the app
 CREATED = "created"
 HELD = "held"
 AWAITING_CONFIRMATION = "awaiting_confirmation"
@@ -31,7 +32,7 @@ CASH_UNKNOWN = "cash_unknown"
 COMPLETED = "completed"
 VOIDED = "voided"
 
-STATES = (CREATED, HELD, AWAITING_CONFIRMATION, CASH_REQUESTED, CASH_UNKNOWN, COMPLETED, VOIDED)
+STATES = (BILLED, CREATED, HELD, AWAITING_CONFIRMATION, CASH_REQUESTED, CASH_UNKNOWN, COMPLETED, VOIDED)
 
 # Events. The void events each name why the order was undone (kept as the order's void reason).
 HOLD = "hold"  # settlement priced, legs held, accumulators reserved, the code consumed
@@ -54,6 +55,8 @@ VOID_EVENTS = (DECLINED, CASH_FAILED, CASH_NOT_FOUND, HOLDER_DECLINED, CONFIRMAT
 EVENTS = (HOLD, NO_CASH, ASK_HOLDER, WRONG_PIN, REQUEST_CASH, CASH_SUCCEEDED, CASH_UNKNOWN, *VOID_EVENTS)
 
 TRANSITIONS: dict[tuple[str, str], str] = {
+    (BILLED, HOLD): HELD,  # the holder pays: priced and held at that moment (the PIN checked before, if cash is due)
+    (BILLED, PIN_EXHAUSTED): VOIDED,  # too many wrong PINs on the bill: the hospital publishes it again
     (CREATED, HOLD): HELD,
     (CREATED, ABANDONED): VOIDED,  # the code was used but nothing was held (the hold failed, or the process died)
     (CREATED, NO_CHANNEL): VOIDED,

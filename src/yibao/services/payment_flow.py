@@ -33,6 +33,7 @@ from yibao.channels.base import (
 )
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
+from yibao.domain.errors import Conflict as YibaoConflict
 from yibao.domain.errors import YibaoError
 from yibao.services import channel_registry, ledger, payment_pins, payments
 from yibao.services.institutions import Institution
@@ -262,6 +263,7 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
     for order in found.in_doubt:
         count(await ask(ctx, order, actor=actor))
     report.holds_expired = await ctx.run(lambda c: ledger.expire_pending(c, now))
+    await deliver_callbacks(ctx, now=now)  # hospital callbacks still due (a failed attempt waits its backoff)
     if report.orders or report.holds_expired:
         log.info("payment recovery: %s", report.as_dict())
     return report
@@ -277,3 +279,52 @@ async def run_periodically(ctx: Context, interval: float) -> None:
             raise
         except Exception:  # noqa: BLE001 — a database hiccup must not end recovery for the life of the process
             log.exception("payment recovery failed; retrying in %s s", interval)
+
+
+# ---- mobile payment: the holder pays a published bill in the app ------------------------------------
+
+async def pay_bill(ctx: Context, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None, pin: str | None,
+                   actor: str) -> Order:
+    """移动支付: the holder (present, in the app) pays a bill. Cash above 0 needs the PIN (checked here, outside
+    any unit; a wrong one counted in a unit of its own). Then the bill is held and its cash collected like any
+    order; the hospital learns the end by a signed callback (outbox written with the end, delivered here once
+    and retried by recovery). A bill already paid or on its way is driven on, never paid twice."""
+    from yibao.services import bills, institutions
+
+    order = await ctx.run(lambda c: bills.holder_bill(c, order_id, holder_id), write=False)
+    if order.status == po.BILLED:
+        cash = await ctx.run(lambda c: bills.preview_cash(c, order, holder_id, use_account), write=False)
+        pin_verified = False
+        if cash > 0:
+            if pin is None:
+                raise YibaoConflict("pin", "pin_required", "现金部分需输入支付密码", "the cash share needs the payment PIN")
+            payment_pins.check_format(pin)
+            stored = await ctx.run(lambda c: payment_pins.stored(c, holder_id), write=False)
+            candidate = await asyncio.to_thread(payment_pins.pin_hash, ctx.keyring, pin, stored.salt) if stored else None
+            pin_ok = payment_pins.matches(stored, candidate)
+            now = ctx.now()
+            refused = await ctx.run(lambda c: bills.check_pin(c, now, order_id=order_id, holder_id=holder_id, pin_ok=pin_ok, actor=actor))
+            if refused is not None:
+                await deliver_callbacks(ctx, order_id)  # a 5th wrong PIN voided the bill: the hospital hears of it
+                raise refused
+            pin_verified = bool(pin_ok)
+        now = ctx.now()
+        order = await ctx.run(lambda c: bills.start_pay(c, now, order_id=order_id, holder_id=holder_id, use_account=use_account,
+                                                        pi_id=pi_id, pin_verified=pin_verified, actor=actor))
+    if not order.terminal and order.status != po.BILLED:
+        inst = await ctx.run(lambda c: institutions.get(c, order.institution_id), write=False)
+        order = await drive(ctx, order, institution=inst, use_account=use_account, actor=actor)
+    if order.terminal:
+        await deliver_callbacks(ctx, order.id)
+    return order
+
+
+async def deliver_callbacks(ctx: Context, order_id: str | None = None, now: datetime | None = None) -> dict[str, int]:
+    """One delivery attempt for the hospital callbacks that are due (one order's, or all); failures stay for the next round."""
+    from yibao.services import his_callbacks
+
+    try:
+        return await his_callbacks.deliver_due(ctx.run, ctx.keyring, now or ctx.now(), order_id=order_id)
+    except Exception:  # noqa: BLE001 — a callback problem never changes what the payment answers; recovery retries
+        log.exception("callback delivery failed")
+        return {}

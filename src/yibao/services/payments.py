@@ -32,7 +32,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
-from yibao.services import audit, cards, paycodes, settlement, visits
+from yibao.services import audit, cards, his_callbacks, paycodes, settlement, visits
 from yibao.services.institutions import Institution
 from yibao.services.settlement import AccountRequest
 from yibao.store.tables import channel_agreements as AG
@@ -119,7 +119,13 @@ def _move(conn: Connection, order: Order, event: str, now: datetime, actor: str,
     audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
-    return require(conn, order.id)
+    moved = require(conn, order.id)
+    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED):
+        # The hospital did not see this payment happen: it learns the result by a signed callback, written
+        # to the outbox in this same unit (delivered after it: services/his_callbacks.py).
+        his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
+                              event=f"payment.{after}", payload=receipt(conn, moved))
+    return moved
 
 
 # ---- the payer's binding and agreement -------------------------------------------------------------
@@ -130,13 +136,14 @@ class Binding:
     password_free_limit: int
 
 
-def default_binding(conn: Connection, payer_id: str) -> Binding | None:
-    """The payer's default institution, if bound through their active e-card and still admitted."""
+def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -> Binding | None:
+    """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted."""
     card = cards.active_ecard(conn, payer_id)
     if card is None:
         return None
+    which = B.c.is_default.is_(True) if pi_id is None else B.c.payment_institution_id == pi_id
     r = conn.execute(select(B.c.payment_institution_id, B.c.password_free_limit).join(PI, PI.c.id == B.c.payment_institution_id)
-                     .where(B.c.card_id == card.id, B.c.status == "bound", B.c.is_default.is_(True), PI.c.status == "admitted")).first()
+                     .where(B.c.card_id == card.id, B.c.status == "bound", which, PI.c.status == "admitted")).first()
     return Binding(r.payment_institution_id, int(r.password_free_limit)) if r else None
 
 
@@ -290,13 +297,18 @@ def start_face(conn: Connection, now: datetime, *, institution: Institution, req
                          terminal_id=auth.terminal_id, actor=actor)
 
 
-def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str) -> Order:
+def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
+         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False) -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
-    ``created`` is returned as it is. A failure raises and rolls this unit back (the caller voids the order)."""
+    ``created`` is returned as it is. A failure raises and rolls this unit back (the caller voids the order).
+
+    A mobile bill (``billed``) is held the same way when its holder pays it in the app: ``pi_id`` is the
+    institution they chose (else their default), and the holder is present (``holder_present``): no
+    password-free limit applies, but cash above 0 needs the PIN checked before (``pin_verified``)."""
     order = require(conn, order_id, lock=True)
-    if order.status != po.CREATED:
+    if order.status not in (po.CREATED, po.BILLED):
         return order
     guardian_pays = order.payer_id != order.person_id  # a guardian showing a child's code pays from their own binding
     if not use_account:
@@ -308,14 +320,19 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
                             pending=True, hold_timeout=HOLD_TIMEOUT)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
-    binding = default_binding(conn, order.payer_id) if s.cash_pay else None
+    binding = default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
     if s.cash_pay and binding is None:
+        if pi_id is not None:
+            raise Conflict("payment_institution_id", "not_bound", "付款人未绑定该支付机构", "the payer has not bound this payment institution")
         raise Conflict("payment_institution_id", "no_default_binding", "付款人未绑定可用的支付机构，无法支付现金部分",
                        "the payer has no usable default payment institution for the cash share")
+    if holder_present and s.cash_pay and not pin_verified:  # the amount changed since the preview the PIN was asked for
+        raise Conflict("pin", "pin_required", "需要支付密码确认现金部分", "the cash share needs the payment PIN")
     order = _move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
                   account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
                   payment_institution_id=binding.payment_institution_id if binding else None)
-    event = po.first_event_after_hold(order.cash_pay, binding.password_free_limit if binding else 0)
+    limit = order.cash_pay if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
+    event = po.first_event_after_hold(order.cash_pay, limit)
     if event == po.NO_CASH:
         settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
         return _move(conn, order, po.NO_CASH, now, actor, completed_at=now)
@@ -502,7 +519,7 @@ def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     if s is not None:
         fund = {"pool": int(s.pool_fund), "serious_illness": int(s.serious_illness), "large_amount": int(s.large_amount),
                 "assistance": int(s.assistance)}
-    in_progress = order.status in (po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
+    in_progress = order.status in (po.BILLED, po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
     return {
         "payment_id": order.id, "method": order.method, "status": order.status, "void_reason": order.void_reason,
         "in_progress": in_progress, "anomaly": order.anomaly,

@@ -474,6 +474,36 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
 
 Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
 
+his_callbacks = Table(  # where a hospital wants payment results POSTed, and the secret they are signed with (HMAC-SHA256)
+    "his_callbacks", metadata,
+    Column("institution_id", String(20), ForeignKey("institutions.id"), primary_key=True),
+    _region(),
+    Column("url", String(300), nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),  # PII keyring, context "his callback secret"
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+callback_deliveries = Table(  # the outbox: written in the unit that ends the order, delivered (and retried) after it
+    "callback_deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), nullable=False),
+    Column("event", String(30), nullable=False),  # payment.completed | payment.voided | refund.*
+    Column("body", Text, nullable=False),  # the exact bytes signed and sent (UTF-8 JSON)
+    Column("status", String(10), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_status", Integer),  # the hospital's HTTP status on the last attempt
+    Column("last_error", String(200)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    _created(),
+    UniqueConstraint("order_id", "event"),
+)
+
+Index("ix_callback_deliveries_due", callback_deliveries.c.status, callback_deliveries.c.next_attempt_at)
+
 channel_configs = Table(  # how the platform reaches an admitted payment institution (its connector and keys)
     "channel_configs", metadata,
     Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),

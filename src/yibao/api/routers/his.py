@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
 from yibao.api.context import Caller, Platform, institution_caller, platform
@@ -18,7 +18,7 @@ from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeL
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
 from yibao.face import verifier_of
-from yibao.services import face_pay, paycodes, payment_flow, payments, people, settlement, visits
+from yibao.services import bills, face_pay, his_callbacks, paycodes, payment_flow, payments, people, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -225,3 +225,41 @@ async def face_payment(body: FacePaymentIn, request: Request, key: str = Idempot
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- mobile payment (移动支付): publish a bill; learn the result by signed callback or query --------------
+
+@router.post("/visits/{visit_id}/bill", status_code=201,
+             summary="发布账单 Publish a visit's bill for mobile payment: the holder pays it in the app")
+async def publish_bill(request: Request, visit_id: str = VisitId, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c):  # noqa: ANN001, ANN202
+        digest = f"bill:{visit_id}"
+        return 201, payments.receipt(c, bills.publish(c, now, institution=caller.institution, visit_id=visit_id, request_key=key,
+                                                      request_hash=digest, actor=caller.actor))
+    return await idempotent(p, request, caller, key, work)
+
+
+class CallbackIn(Strict):
+    url: str = Field(min_length=8, max_length=300, description="where payment results are POSTed (http or https)")
+
+
+@router.put("/callback", summary="配置回调 Set the callback URL; a new signing secret (HMAC-SHA256) is answered once")
+async def set_callback(body: CallbackIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, his_callbacks.configure(
+        c, p.keyring, now, institution=caller.institution, url=body.url, actor=caller.actor)))
+
+
+@router.get("/callback", summary="回调配置 The callback URL (never the secret)")
+async def get_callback(caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: his_callbacks.view(c, caller.institution), write=False)
+
+
+@router.get("/callback/deliveries", summary="回调记录 Callback deliveries: attempts, the last answer, delivered or not")
+async def callback_deliveries(payment_id: str | None = Query(None, min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                              p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": his_callbacks.deliveries(c, caller.institution, payment_id)}, write=False)
