@@ -225,6 +225,7 @@ class RecoveryReport:
     still_unknown: int = 0
     holds_expired: int = 0
     orders: dict[str, str] = field(default_factory=dict)
+    refunds: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"completed": self.completed, "voided": self.voided, "still_unknown": self.still_unknown,
@@ -262,6 +263,11 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
                                                              only_from=(po.AWAITING_CONFIRMATION,))))
     for order in found.in_doubt:
         count(await ask(ctx, order, actor=actor))
+    from yibao.services import refunds
+
+    for r in await ctx.run(lambda c: refunds.stranded(c, now, grace=CASH_GRACE), write=False):
+        done = await drive_refund(ctx, r, actor=actor)
+        report.refunds[done.id] = done.status
     report.holds_expired = await ctx.run(lambda c: ledger.expire_pending(c, now))
     await deliver_callbacks(ctx, now=now)  # hospital callbacks still due (a failed attempt waits its backoff)
     if report.orders or report.holds_expired:
@@ -328,3 +334,56 @@ async def deliver_callbacks(ctx: Context, order_id: str | None = None, now: date
     except Exception:  # noqa: BLE001 — a callback problem never changes what the payment answers; recovery retries
         log.exception("callback delivery failed")
         return {}
+
+
+# ---- refunds ----------------------------------------------------------------------------------------
+
+async def refund(ctx: Context, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
+                 actor: str) -> Any:
+    """Refund a completed payment (all, cash only, insurance only). A retry of the same request drives its refund on."""
+    from yibao.services import refunds
+
+    now = ctx.now()
+    started = await ctx.run(lambda c: refunds.start(c, now, institution=institution, order_id=order_id, request_key=request_key,
+                                                    request_hash=request_hash, scope=scope, actor=actor))
+    done = await drive_refund(ctx, started, actor=actor)
+    if done.final:
+        await deliver_callbacks(ctx, done.order_id)
+    return done
+
+
+async def drive_refund(ctx: Context, r: Any, *, actor: str) -> Any:
+    """Ask the institution for the cash back (``requested``) or what became of it (``unknown``), and record the answer.
+    The institution's refund is idempotent by our out_refund_no: asking again never refunds twice."""
+    from yibao.channels.base import RefundRequest
+    from yibao.services import refunds
+
+    if r.final:
+        return r
+    order = await ctx.run(lambda c: payments.require(c, r.order_id), write=False)
+    assert order.payment_institution_id is not None
+    refund_no = error_code = None
+    try:
+        channel = await _channel(ctx, order.payment_institution_id)
+        if r.status == "unknown":
+            try:
+                result = await channel.query_refund(order.id, r.id)
+            except NotFoundAtChannel:  # signed: it never got the refund, so nothing was given back: ask for it (same out_refund_no)
+                result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+        else:
+            result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+        refund_no, error_code = result.refund_id, result.error_code
+        outcome = {"succeeded": "succeeded", "failed": "failed"}.get(result.status, "unknown")
+        if outcome == "succeeded" and result.amount_fen != r.cash_fen:
+            log.error("refund %s: the institution reports %s fen, we asked %s", r.id, result.amount_fen, r.cash_fen)
+            outcome = "unknown"
+    except Declined as exc:
+        outcome, error_code = "failed", exc.code
+    except (OutcomeUnknown, NotFoundAtChannel, BadSignature, ChannelError, YibaoError):
+        outcome = "unknown"
+    now = ctx.now()
+    return await ctx.run(lambda c: refunds.record(c, now, refund_id=r.id, outcome=outcome, refund_no=refund_no, error_code=error_code,
+                                                  actor=actor))
+
+
+REFUND_REASON = "医保支付退款"

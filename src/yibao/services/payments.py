@@ -120,7 +120,7 @@ def _move(conn: Connection, order: Order, event: str, now: datetime, actor: str,
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
     moved = require(conn, order.id)
-    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED):
+    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
         # The hospital did not see this payment happen: it learns the result by a signed callback, written
         # to the outbox in this same unit (delivered after it: services/his_callbacks.py).
         his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
@@ -519,7 +519,7 @@ def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     if s is not None:
         fund = {"pool": int(s.pool_fund), "serious_illness": int(s.serious_illness), "large_amount": int(s.large_amount),
                 "assistance": int(s.assistance)}
-    in_progress = order.status in (po.BILLED, po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
+    in_progress = order.status in (po.BILLED, po.REFUNDING, po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
     return {
         "payment_id": order.id, "method": order.method, "status": order.status, "void_reason": order.void_reason,
         "in_progress": in_progress, "anomaly": order.anomaly,

@@ -502,6 +502,30 @@ callback_deliveries = Table(  # the outbox: written in the unit that ends the or
     UniqueConstraint("order_id", "event"),
 )
 
+payment_refunds = Table(  # one per refund of a payment order: what it gives back, and the institution's answer for the cash
+    "payment_refunds", metadata,
+    Column("id", String(32), primary_key=True),  # also our out_refund_no at the payment institution
+    _region(),
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("request_key", String(100), nullable=False),  # the hospital's Idempotency-Key: a retry resumes this refund
+    Column("request_hash", String(64), nullable=False),
+    Column("scope", String(10), nullable=False),  # all | cash | insurance | lines
+    Column("status", String(12), nullable=False),  # requested | unknown | succeeded | failed
+    Column("insurance_fen", BigInteger, nullable=False),  # fund + account given back
+    Column("cash_fen", BigInteger, nullable=False),  # cash asked back from the institution
+    Column("refund_no", String(64)),  # the institution's id for the refund
+    Column("error_code", String(40)),
+    Column("rebill_order_id", String(32)),  # scope lines: the new order for the lines kept
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("institution_id", "request_key"),
+    CheckConstraint("insurance_fen >= 0 AND cash_fen >= 0", name="non_negative"),
+)
+
+Index("ix_payment_refunds_status_updated", payment_refunds.c.status, payment_refunds.c.updated_at)
+
 Index("ix_callback_deliveries_due", callback_deliveries.c.status, callback_deliveries.c.next_attempt_at)
 
 channel_configs = Table(  # how the platform reaches an admitted payment institution (its connector and keys)

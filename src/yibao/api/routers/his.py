@@ -6,7 +6,7 @@ own visits and settlements.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
@@ -18,7 +18,7 @@ from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeL
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
 from yibao.face import verifier_of
-from yibao.services import bills, face_pay, his_callbacks, paycodes, payment_flow, payments, people, settlement, visits
+from yibao.services import bills, face_pay, his_callbacks, paycodes, payment_flow, payments, people, refunds, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -263,3 +263,34 @@ async def get_callback(caller: Caller = Depends(institution_caller), p: Platform
 async def callback_deliveries(payment_id: str | None = Query(None, min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
                               p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: {"items": his_callbacks.deliveries(c, caller.institution, payment_id)}, write=False)
+
+
+# ---- refunds of completed payments (services/refunds.py) ---------------------------------------------
+
+class RefundIn(Strict):
+    scope: Literal["all", "cash", "insurance"] = Field(description="all: fund, account and cash; cash: the cash share only; "
+                                                                   "insurance: the fund and account shares only")
+
+
+@router.post("/payments/{payment_id}/refunds", responses={202: {"description": "在途 The institution's answer about the cash is not "
+                                                                              "known yet; a retry with the same Idempotency-Key asks again"}},
+             summary="退款 Refund a completed payment: all, the cash only, or the insurance (fund + account) only")
+async def refund_payment(body: RefundIn, request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                         caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    ctx = p.payments(caller.actor)
+
+    async def call(digest: str) -> tuple[int, Any, bool]:
+        r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
+                                      scope=body.scope, actor=caller.actor)
+        view = await p.run(lambda c: refunds.view(c, r), write=False)
+        return (200 if r.final else 202), view, r.final
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/payments/{payment_id}/refunds", summary="退款记录 A payment's refunds")
+async def payment_refunds(payment_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                          p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c):  # noqa: ANN001, ANN202
+        payments.for_institution(c, caller.institution.id, payment_id)
+        return {"items": [refunds.view(c, r) for r in refunds.for_order(c, payment_id)]}
+    return await p.run(work, write=False)
