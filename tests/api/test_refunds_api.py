@@ -162,3 +162,30 @@ def test_only_a_completed_payment_of_the_hospitals_own_is_refunded(client, pw):
     assert other.status_code == 404 and other.json()["error"]["field"] == "payment_id"
     bad = _refund(client, pw, doc["payment_id"], "some")
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "scope"
+
+
+def test_refunding_some_items_cancels_the_whole_settlement_and_settles_the_kept_lines_again(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    bad = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["9"]},
+                      headers={**his(pw), **key()})
+    assert bad.status_code == 422 and (bad.json()["error"]["field"], bad.json()["error"]["code"]) == ("lines_to_keep", "unknown_line")
+    everything = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1", "2", "3"]},
+                             headers={**his(pw), **key()})
+    assert everything.status_code == 422 and everything.json()["error"]["code"] == "lines_to_keep_invalid"
+    r = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1"]},
+                    headers={**his(pw), **key()})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["status"], out["scope"], out["payment"]["status"], out["lines_to_keep"]) == ("succeeded", "lines", "refunded", ["1"])
+    rest = out["rebill"]
+    assert rest["status"] == "completed" and rest["payment_id"] != doc["payment_id"] and rest["mdtrt_id"] == doc["mdtrt_id"]
+    assert rest["total"] == "300.00"  # only the kept line (诊查费 300.00) is paid now
+    after = _books(pw)
+    paid_now = int(round(float(rest["account"]["amount"]) * 100))
+    assert after["holder"] == before["holder"] - paid_now
+    assert after["hospital_cash"] - before["hospital_cash"] == int(round(float(rest["cash"]["amount"]) * 100))
+    assert after["receivable"] - before["receivable"] == int(round((float(rest["fund"]["total"]) + float(rest["account"]["amount"])) * 100))
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    visit = client.get(f"/api/v1/his/visits/{doc['mdtrt_id']}", headers=his(pw)).json()
+    assert [ln["feedetl_sn"] for ln in visit["lines"] if ln["status"] == "active"] == ["1"]

@@ -339,14 +339,22 @@ async def deliver_callbacks(ctx: Context, order_id: str | None = None, now: date
 # ---- refunds ----------------------------------------------------------------------------------------
 
 async def refund(ctx: Context, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
-                 actor: str) -> Any:
+                 actor: str, lines_to_keep: list[str] | None = None) -> Any:
     """Refund a completed payment (all, cash only, insurance only). A retry of the same request drives its refund on."""
     from yibao.services import refunds
 
     now = ctx.now()
     started = await ctx.run(lambda c: refunds.start(c, now, institution=institution, order_id=order_id, request_key=request_key,
-                                                    request_hash=request_hash, scope=scope, actor=actor))
+                                                    request_hash=request_hash, scope=scope, actor=actor, lines_to_keep=lines_to_keep))
     done = await drive_refund(ctx, started, actor=actor)
+    if done.rebill_order_id is not None:  # some items refunded: the kept lines are settled again in a new order
+        rest = await ctx.run(lambda c: payments.require(c, done.rebill_order_id), write=False)
+        if not rest.terminal:
+            original = await ctx.run(lambda c: payments.require(c, done.order_id), write=False)
+            try:
+                await drive(ctx, rest, institution=institution, use_account=original.account_pay > 0, actor=actor)
+            except YibaoError as exc:  # the refund stands; the new order is voided and shows why (the hospital charges otherwise)
+                log.warning("refund %s: the kept lines could not be settled again (%s)", done.id, exc.code)
     if done.final:
         await deliver_callbacks(ctx, done.order_id)
     return done

@@ -516,6 +516,7 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     Column("cash_fen", BigInteger, nullable=False),  # cash asked back from the institution
     Column("refund_no", String(64)),  # the institution's id for the refund
     Column("error_code", String(40)),
+    Column("lines_to_keep", Text),  # scope lines: JSON list of the feedetl_sn re-settled in a new order
     Column("rebill_order_id", String(32)),  # scope lines: the new order for the lines kept
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -6,7 +6,7 @@ own visits and settlements.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
@@ -270,6 +270,9 @@ async def callback_deliveries(payment_id: str | None = Query(None, min_length=1,
 class RefundIn(Strict):
     scope: Literal["all", "cash", "insurance"] = Field(description="all: fund, account and cash; cash: the cash share only; "
                                                                    "insurance: the fund and account shares only")
+    lines_to_keep: list[Annotated[str, Field(min_length=1, max_length=30)]] | None = Field(None, min_length=1, max_length=500,
+                                            description="refund some items (scope all): the whole settlement is cancelled and these "
+                                                        "lines (feedetl_sn) settled again in a new order (`rebill`)")
 
 
 @router.post("/payments/{payment_id}/refunds", responses={202: {"description": "在途 The institution's answer about the cash is not "
@@ -281,7 +284,7 @@ async def refund_payment(body: RefundIn, request: Request, payment_id: str = Pat
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
-                                      scope=body.scope, actor=caller.actor)
+                                      scope=body.scope, actor=caller.actor, lines_to_keep=body.lines_to_keep)
         view = await p.run(lambda c: refunds.view(c, r), write=False)
         return (200 if r.final else 202), view, r.final
     return await idempotent_flow(p, request, caller, key, call)

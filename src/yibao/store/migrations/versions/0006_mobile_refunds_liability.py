@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-01 08:19:51.671537
+Create Date: 2026-12-01 08:22:25.184135
 """
 from alembic import op
 import sqlalchemy as sa
@@ -66,6 +66,7 @@ def upgrade() -> None:
     sa.Column('cash_fen', sa.BigInteger(), nullable=False),
     sa.Column('refund_no', sa.String(length=64), nullable=True),
     sa.Column('error_code', sa.String(length=40), nullable=True),
+    sa.Column('lines_to_keep', sa.Text(), nullable=True),
     sa.Column('rebill_order_id', sa.String(length=32), nullable=True),
     sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
