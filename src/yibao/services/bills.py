@@ -124,7 +124,7 @@ def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
 
 
 def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None,
-              pin_verified: bool, actor: str) -> Order:
+              pin_verified: bool, actor: str, pay_by: str = "channel") -> Order:
     """The holder pays: the payer becomes the holder (a guardian for a child), then the bill is held (one unit)."""
     order = holder_bill(conn, order_id, holder_id, lock=True)
     if order.status != po.BILLED:
@@ -134,7 +134,7 @@ def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
     if order.payer_id != holder_id:
         conn.execute(update(O).where(O.c.id == order.id).values(payer_id=holder_id))
     return payments.hold(conn, now, order_id=order.id, institution=inst, use_account=use_account, actor=actor, pi_id=pi_id,
-                         holder_present=True, pin_verified=pin_verified)
+                         holder_present=True, pin_verified=pin_verified, pay_by=pay_by)
 
 
 def for_institution_bill(conn: Connection, institution_id: str, order_id: str) -> Order:

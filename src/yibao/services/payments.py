@@ -77,6 +77,7 @@ class Order:
     completed_at: datetime | None
     updated_at: datetime
     created_at: datetime
+    cash_source: str | None = None  # None: a payment institution; "credit": the payer's credit line
 
     @property
     def terminal(self) -> bool:
@@ -91,7 +92,7 @@ def _order(r: Any) -> Order:
     return Order(r.id, r.region, r.institution_id, r.request_key, r.request_hash, r.method, r.visit_id, r.person_id, r.payer_id, r.setl_id,
                  r.terminal_id, r.payment_institution_id, r.status, r.void_reason, int(r.total), int(r.fund_total), int(r.account_pay),
                  int(r.cash_pay), r.trade_no, int(r.pin_attempts), _utc(r.confirm_expires_at), r.anomaly, _utc(r.completed_at),
-                 _utc(r.updated_at), _utc(r.created_at))
+                 _utc(r.updated_at), _utc(r.created_at), r.cash_source)
 
 
 def get(conn: Connection, order_id: str, *, lock: bool = False) -> Order | None:
@@ -298,7 +299,7 @@ def start_face(conn: Connection, now: datetime, *, institution: Institution, req
 
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
-         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False) -> Order:
+         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel") -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
@@ -317,10 +318,17 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
         account = AccountRequest(use=True, payer="guardian", payer_person_id=order.payer_id)
     else:
         account = AccountRequest(use=True)
+    by_credit = pay_by == "credit"
+    if by_credit:  # the cash from the payer's credit line at their bank: enrolled, or refused before anything is held
+        from yibao.services import credit
+
+        pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
-                            pending=True, hold_timeout=HOLD_TIMEOUT)
+                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
     binding = default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
+    if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time
+        binding = Binding(pi_id, 0)
     if s.cash_pay and binding is None:
         if pi_id is not None:
             raise Conflict("payment_institution_id", "not_bound", "付款人未绑定该支付机构", "the payer has not bound this payment institution")
@@ -330,7 +338,8 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
         raise Conflict("pin", "pin_required", "需要支付密码确认现金部分", "the cash share needs the payment PIN")
     order = _move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
                   account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
-                  payment_institution_id=binding.payment_institution_id if binding else None)
+                  payment_institution_id=binding.payment_institution_id if binding else None,
+                  cash_source="credit" if by_credit and s.cash_pay else None)
     limit = order.cash_pay if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
     event = po.first_event_after_hold(order.cash_pay, limit)
     if event == po.NO_CASH:

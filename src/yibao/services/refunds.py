@@ -121,6 +121,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
                        "part of this payment was refunded: it cannot be refunded by items any more")
     want_insurance = scope in ("all", "insurance", "lines") and not insurance_done
     want_cash = scope in ("all", "cash", "lines") and not cash_done
+    if want_cash and order.cash_source == "credit":
+        raise Conflict("scope", "credit_refund_unsupported", "信用支付的现金部分暂不支持退款（请与银行办理），可仅退医保部分",
+                       "the cash of a credit payment cannot be refunded here yet (the bank handles it); refund the insurance part")
     if not (want_insurance or want_cash):
         raise Conflict("scope", "already_refunded", "该部分已退款或无可退金额", "that part was already refunded or has nothing to refund")
     refund_id = f"RF{now:%Y%m%d}{secrets.token_hex(7).upper()}"

@@ -185,7 +185,7 @@ def presettle(conn: Connection, *, institution: Institution, visit_id: str, acco
 
 
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
-           actor: str, pending: bool = False, hold_timeout: timedelta | None = None) -> dict[str, Any]:
+           actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True) -> dict[str, Any]:
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
 
     ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
@@ -228,7 +228,9 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     if visit.region != patient.region and legs:
         ledger.ensure_account(conn, clearing_account(patient.region, visit.region), patient.region, "clearing", now, owner_id=visit.region)
         ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
-    legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay, visit.region))
+    if cash_leg:  # without: the cash reaches the hospital by another transfer (a credit line's: services/credit.py)
+        legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay,
+                               visit.region))
     try:
         if pending:
             ledger.hold_many(conn, legs, code="settlement", ref=setl_id, now=now, timeout=hold_timeout)

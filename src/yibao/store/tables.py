@@ -464,6 +464,7 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     Column("pin_attempts", Integer, nullable=False),
     Column("confirm_expires_at", DateTime(timezone=True)),
     Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
+    Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

@@ -14,6 +14,7 @@ from pydantic import Field
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
+from yibao.api.payment_context import payment_context
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
@@ -174,6 +175,7 @@ class OnecodeIn(Strict):
     lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
     terminal_id: str | None = Field(None, min_length=1, max_length=40)
     account: OnecodeAccountIn = OnecodeAccountIn()
+    pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from the payer's payment institution, or their credit line")
 
 
 _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's confirmation, or the cash outcome is not known yet; "
@@ -185,12 +187,12 @@ _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's 
 async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                   p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = p.payments(caller.actor)
+    ctx = payment_context(p, request, caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
-                                           actor=caller.actor)
+                                           actor=caller.actor, pay_by=body.pay_by)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
@@ -209,6 +211,7 @@ class FacePaymentIn(Strict):
     visit_id: str | None = Field(None, min_length=1, max_length=30, description="a visit whose fee lines are uploaded (or give lines)")
     lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
     account: OnecodeAccountIn = OnecodeAccountIn()
+    pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from the payer's payment institution, or their credit line")
 
 
 @router.post("/payments/face", responses=_IN_PROGRESS,
@@ -216,12 +219,12 @@ class FacePaymentIn(Strict):
 async def face_payment(body: FacePaymentIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                        p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = p.payments(caller.actor)
+    ctx = payment_context(p, request, caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.face(ctx, institution=caller.institution, request_key=key, request_hash=digest,
                                         authorization_id=body.face_authorization, visit_id=body.visit_id, lines=items,
-                                        use_account=body.account.use, actor=caller.actor)
+                                        use_account=body.account.use, actor=caller.actor, pay_by=body.pay_by)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
@@ -280,7 +283,7 @@ class RefundIn(Strict):
              summary="退款 Refund a completed payment: all, the cash only, or the insurance (fund + account) only")
 async def refund_payment(body: RefundIn, request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
                          caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = p.payments(caller.actor)
+    ctx = payment_context(p, request, caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
