@@ -102,3 +102,8 @@ def test_a_fee_lines_optional_fields_may_be_omitted_or_null(client, world):
     r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [bare, nulls]}, his(world))
     assert r.status_code == 200, r.text
     assert [(ln["name"], ln["price_cap"]) for ln in r.json()["lines"]] == [("A001", None), ("A001", None)]
+
+
+def test_a_nul_in_a_query_parameter_without_a_name_is_named_query(client, world):
+    """Found by the fuzz run on GET /patient/bills/{id}: "?=%00" was refused with an empty field."""
+    error(client.get("/api/v1/admin/audit?=a%00b", headers=OPERATOR), 422, "nul_character", "query")

@@ -80,19 +80,42 @@ def test_random_event_sequences_never_leave_the_table(events):
             assert (state, e) not in po.TRANSITIONS
             continue
         assert after in po.STATES
-        if state in po.TERMINAL:
+        if state in po.FINAL or (state in po.TERMINAL and e not in po.REFUND_EVENTS):
             raise AssertionError(f"{state} accepted {e}")
+        if state in po.TERMINAL:
+            assert after in po.PAID  # only refunds leave a finished payment, and only a paid one
         state = after
         if state in po.TERMINAL and terminal_at is None:
             terminal_at = state
     if terminal_at is not None:
-        assert state == terminal_at
+        assert (state == terminal_at) or (terminal_at == po.COMPLETED and state in po.PAID)
 
 
-@given(st.sampled_from(sorted(po.TERMINAL)), st.sampled_from(po.EVENTS))
-def test_terminal_states_are_absorbing(state, event):
+@given(st.sampled_from(sorted(po.TERMINAL)), st.sampled_from([e for e in po.EVENTS if e not in po.REFUND_EVENTS]))
+def test_finished_payments_take_no_payment_event(state, event):
     with pytest.raises(po.IllegalTransition):
         po.transition(state, event)
+
+
+@given(st.sampled_from(sorted(po.FINAL)), st.sampled_from(po.EVENTS))
+def test_final_states_are_absorbing(state, event):
+    with pytest.raises(po.IllegalTransition):
+        po.transition(state, event)
+
+
+@pytest.mark.parametrize("events, end", [
+    ([po.REFUND_REQUESTED, po.REFUNDED_ALL], po.REFUNDED),
+    ([po.REFUND_REQUESTED, po.REFUND_UNKNOWN, po.REFUNDED_PART, po.REFUND_REQUESTED, po.REFUNDED_ALL], po.REFUNDED),
+    ([po.REFUND_REQUESTED, po.REFUND_FAILED], po.COMPLETED),
+    ([po.REFUND_REQUESTED, po.REFUNDED_PART, po.REFUND_REQUESTED, po.REFUND_FAILED_AFTER_PART], po.PARTIALLY_REFUNDED),
+])
+def test_the_refund_paths(events, end):
+    assert run(events, po.COMPLETED) == end
+
+
+def test_a_bill_is_held_when_paid_or_voided_by_wrong_pins_only():
+    assert run([po.HOLD], po.BILLED) == po.HELD and run([po.PIN_EXHAUSTED], po.BILLED) == po.VOIDED
+    assert set(po.allowed(po.BILLED)) == {po.HOLD, po.PIN_EXHAUSTED}
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=200_000))

@@ -42,7 +42,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if interval:
         from yibao.services.payment_flow import run_periodically
 
-        tasks.append(asyncio.create_task(run_periodically(app.state.platform.payments("platform:recovery"), interval)))
+        from yibao.services import credit
+
+        platform = app.state.platform
+        ctx = platform.payments("platform:recovery")
+        ctx.credit = credit.CreditContext(platform.run, platform.now, platform.keyring, getattr(app.state, "credit_banks", {}))
+        tasks.append(asyncio.create_task(run_periodically(ctx, interval)))
     try:
         yield
     finally:

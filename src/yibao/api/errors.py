@@ -151,7 +151,7 @@ async def refuse_nul(request: Request) -> None:
             raise _nul_error(name)
     for name, value in request.query_params.multi_items():
         if _NUL in name or _NUL in value:
-            raise _nul_error(name)
+            raise _nul_error(name or "query")  # a parameter without a name ("?=x") is named by where it is
     for name, value in request.headers.items():
         if _NUL in value:
             raise _nul_error("-".join(part.capitalize() for part in name.split("-")))

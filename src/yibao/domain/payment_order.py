@@ -15,14 +15,16 @@ collected from a payment institution, and only then is everything posted — or 
 an order that recovery asks the institution about (the truth), never one it guesses about.
 `completed` and `voided` are terminal: no event leaves them.
 
-Refunds (another machine on top of `completed`) add their own states and rows to `TRANSITIONS`;
-nothing here needs to change for that.
+Refunds add states on top of `completed`: `refunding` (recorded before the institution is asked for
+the cash back; stays while the answer is unknown), `partially_refunded` (insurance or cash given back,
+not both) and `refunded` (everything given back; final). A refused refund returns the order to where it was.
 """
 
 from __future__ import annotations
 
 from yibao.domain.errors import Conflict
 
+BILLED = "billed"  # mobile payment: the hospital published the bill; the holder pays it in the app
 CREATED = "created"
 HELD = "held"
 AWAITING_CONFIRMATION = "awaiting_confirmation"
@@ -30,8 +32,12 @@ CASH_REQUESTED = "cash_requested"
 CASH_UNKNOWN = "cash_unknown"
 COMPLETED = "completed"
 VOIDED = "voided"
+REFUNDING = "refunding"  # a refund was recorded before the institution is asked for the cash back (or is in doubt)
+PARTIALLY_REFUNDED = "partially_refunded"  # the insurance part or the cash part was given back, not both
+REFUNDED = "refunded"  # every leg given back: fund, account and cash
 
-STATES = (CREATED, HELD, AWAITING_CONFIRMATION, CASH_REQUESTED, CASH_UNKNOWN, COMPLETED, VOIDED)
+STATES = (BILLED, CREATED, HELD, AWAITING_CONFIRMATION, CASH_REQUESTED, CASH_UNKNOWN, COMPLETED, VOIDED, REFUNDING, PARTIALLY_REFUNDED,
+          REFUNDED)
 
 # Events. The void events each name why the order was undone (kept as the order's void reason).
 HOLD = "hold"  # settlement priced, legs held, accumulators reserved, the code consumed
@@ -50,10 +56,21 @@ PIN_EXHAUSTED = "pin_exhausted"  # too many wrong PINs
 ABANDONED = "abandoned"  # held, never sent to an institution, and the request is gone (a crash)
 NO_CHANNEL = "no_channel"  # no usable binding, agreement or institution for the cash
 
+# Refund events (services/refunds.py). A refund's own record says what it gives back; the order says where it stands.
+REFUND_REQUESTED = "refund_requested"  # recorded before the institution is called
+REFUND_UNKNOWN = "refund_unknown"  # timeout, 5xx, processing: ask again (query_refund)
+REFUNDED_PART = "refunded_part"  # the refund succeeded and something is still not given back
+REFUNDED_ALL = "refunded_all"  # the refund succeeded and nothing is left
+REFUND_FAILED = "refund_failed"  # the institution refused the refund: nothing was given back by it (back to completed)
+REFUND_FAILED_AFTER_PART = "refund_failed_after_part"  # the same, after an earlier partial refund
+REFUND_EVENTS = (REFUND_REQUESTED, REFUND_UNKNOWN, REFUNDED_PART, REFUNDED_ALL, REFUND_FAILED, REFUND_FAILED_AFTER_PART)
+
 VOID_EVENTS = (DECLINED, CASH_FAILED, CASH_NOT_FOUND, HOLDER_DECLINED, CONFIRMATION_EXPIRED, PIN_EXHAUSTED, ABANDONED, NO_CHANNEL)
-EVENTS = (HOLD, NO_CASH, ASK_HOLDER, WRONG_PIN, REQUEST_CASH, CASH_SUCCEEDED, CASH_UNKNOWN, *VOID_EVENTS)
+EVENTS = (HOLD, NO_CASH, ASK_HOLDER, WRONG_PIN, REQUEST_CASH, CASH_SUCCEEDED, CASH_UNKNOWN, *VOID_EVENTS, *REFUND_EVENTS)
 
 TRANSITIONS: dict[tuple[str, str], str] = {
+    (BILLED, HOLD): HELD,  # the holder pays: priced and held at that moment (the PIN checked before, if cash is due)
+    (BILLED, PIN_EXHAUSTED): VOIDED,  # too many wrong PINs on the bill: the hospital publishes it again
     (CREATED, HOLD): HELD,
     (CREATED, ABANDONED): VOIDED,  # the code was used but nothing was held (the hold failed, or the process died)
     (CREATED, NO_CHANNEL): VOIDED,
@@ -78,9 +95,22 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     (CASH_UNKNOWN, DECLINED): VOIDED,
     (CASH_UNKNOWN, CASH_FAILED): VOIDED,
     (CASH_UNKNOWN, CASH_NOT_FOUND): VOIDED,
+    # refunds: on top of completed
+    (COMPLETED, REFUND_REQUESTED): REFUNDING,
+    (PARTIALLY_REFUNDED, REFUND_REQUESTED): REFUNDING,
+    (REFUNDING, REFUND_UNKNOWN): REFUNDING,
+    (REFUNDING, REFUNDED_PART): PARTIALLY_REFUNDED,
+    (REFUNDING, REFUNDED_ALL): REFUNDED,
+    (REFUNDING, REFUND_FAILED): COMPLETED,
+    (REFUNDING, REFUND_FAILED_AFTER_PART): PARTIALLY_REFUNDED,
 }
 
-TERMINAL = frozenset({COMPLETED, VOIDED})
+# Terminal for the payment: no payment event leaves these (refund events may leave `completed`).
+TERMINAL = frozenset({COMPLETED, VOIDED, REFUNDING, PARTIALLY_REFUNDED, REFUNDED})
+# Where no event at all leads out.
+FINAL = frozenset({VOIDED, REFUNDED})
+# A payment whose money moved (completed, and what refunds make of it).
+PAID = frozenset({COMPLETED, REFUNDING, PARTIALLY_REFUNDED, REFUNDED})
 # States whose ledger legs are still held: what recovery looks at.
 OPEN = tuple(s for s in STATES if s not in TERMINAL)
 # States in which the institution may have been asked for the cash: only its answer may end them.

@@ -32,7 +32,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
-from yibao.services import audit, cards, paycodes, settlement, visits
+from yibao.services import audit, cards, his_callbacks, paycodes, settlement, visits
 from yibao.services.institutions import Institution
 from yibao.services.settlement import AccountRequest
 from yibao.store.tables import channel_agreements as AG
@@ -77,6 +77,7 @@ class Order:
     completed_at: datetime | None
     updated_at: datetime
     created_at: datetime
+    cash_source: str | None = None  # None: a payment institution; "credit": the payer's credit line
 
     @property
     def terminal(self) -> bool:
@@ -91,7 +92,7 @@ def _order(r: Any) -> Order:
     return Order(r.id, r.region, r.institution_id, r.request_key, r.request_hash, r.method, r.visit_id, r.person_id, r.payer_id, r.setl_id,
                  r.terminal_id, r.payment_institution_id, r.status, r.void_reason, int(r.total), int(r.fund_total), int(r.account_pay),
                  int(r.cash_pay), r.trade_no, int(r.pin_attempts), _utc(r.confirm_expires_at), r.anomaly, _utc(r.completed_at),
-                 _utc(r.updated_at), _utc(r.created_at))
+                 _utc(r.updated_at), _utc(r.created_at), r.cash_source)
 
 
 def get(conn: Connection, order_id: str, *, lock: bool = False) -> Order | None:
@@ -119,7 +120,13 @@ def _move(conn: Connection, order: Order, event: str, now: datetime, actor: str,
     audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
-    return require(conn, order.id)
+    moved = require(conn, order.id)
+    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
+        # The hospital did not see this payment happen: it learns the result by a signed callback, written
+        # to the outbox in this same unit (delivered after it: services/his_callbacks.py).
+        his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
+                              event=f"payment.{after}", payload=receipt(conn, moved))
+    return moved
 
 
 # ---- the payer's binding and agreement -------------------------------------------------------------
@@ -130,13 +137,14 @@ class Binding:
     password_free_limit: int
 
 
-def default_binding(conn: Connection, payer_id: str) -> Binding | None:
-    """The payer's default institution, if bound through their active e-card and still admitted."""
+def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -> Binding | None:
+    """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted."""
     card = cards.active_ecard(conn, payer_id)
     if card is None:
         return None
+    which = B.c.is_default.is_(True) if pi_id is None else B.c.payment_institution_id == pi_id
     r = conn.execute(select(B.c.payment_institution_id, B.c.password_free_limit).join(PI, PI.c.id == B.c.payment_institution_id)
-                     .where(B.c.card_id == card.id, B.c.status == "bound", B.c.is_default.is_(True), PI.c.status == "admitted")).first()
+                     .where(B.c.card_id == card.id, B.c.status == "bound", which, PI.c.status == "admitted")).first()
     return Binding(r.payment_institution_id, int(r.password_free_limit)) if r else None
 
 
@@ -238,23 +246,70 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
             return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
     visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
+                         visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+                         terminal_id=terminal_id, actor=actor)
+
+
+def _insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
+                  visit: visits.Visit, person_id: str, payer_id: str, paycode_id: int | None, terminal_id: str | None, actor: str,
+                  status: str = po.CREATED) -> Order:
     order_id = _new_id(now)
     conn.execute(O.insert().values(
-        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method="onecode",
-        visit_id=visit.id, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id, terminal_id=terminal_id,
-        status=po.CREATED, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
+        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method=method,
+        visit_id=visit.id, person_id=person_id, payer_id=payer_id, paycode_id=paycode_id, terminal_id=terminal_id,
+        status=status, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
     audit.append(conn, region=visit.region, actor=actor, action="payment.create", subject=order_id,
-                 detail={"method": "onecode", "visit": visit.id, "person": consumed.person_id, "payer": consumed.holder_id}, now=now)
+                 detail={"method": method, "visit": visit.id, "person": person_id, "payer": payer_id}, now=now)
     return require(conn, order_id)
 
 
-def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str) -> Order:
+def _existing(conn: Connection, institution: Institution, request_key: str, request_hash: str) -> Order | None:
+    existing = for_request(conn, institution.id, request_key)
+    if existing is not None and existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
+                       "this Idempotency-Key was already used for a different request")
+    return existing
+
+
+def start_face(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
+               visit_id: str | None, lines: list[dict] | None, actor: str) -> Order:
+    """刷脸支付, first unit: use the face authorization once (`face_pay.consume`), register the visit (with
+    ``lines``), record the order ``created`` (method ``face``; the payer is the authorization's holder).
+
+    A retry of the same request finds its order. A refused authorization (unknown, used, expired) or a
+    malformed request raises and rolls the whole unit back: the authorization is not used by a refusal.
+    """
+    from yibao.services import face_pay
+
+    existing = _existing(conn, institution, request_key, request_hash)
+    if existing is not None:
+        return existing
+    if (visit_id is None) == (lines is None):
+        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
+                         "give either visit_id (fee lines already uploaded) or lines")
+    auth = face_pay.consume(conn, now, authorization_id=authorization_id, institution=institution)
+    if visit_id is not None and visits.get(conn, institution.id, visit_id).person_id != auth.person_id:
+        raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",
+                       "the face authorization is for another person than the visit's")
+    visit = _visit_for(conn, now, institution, auth.person_id, visit_id, lines)
+    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="face",
+                         visit=visit, person_id=auth.person_id, payer_id=auth.holder_id, paycode_id=None,
+                         terminal_id=auth.terminal_id, actor=actor)
+
+
+def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
+         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel") -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
-    ``created`` is returned as it is. A failure raises and rolls this unit back (the caller voids the order)."""
+    ``created`` is returned as it is. A failure raises and rolls this unit back (the caller voids the order).
+
+    A mobile bill (``billed``) is held the same way when its holder pays it in the app: ``pi_id`` is the
+    institution they chose (else their default), and the holder is present (``holder_present``): no
+    password-free limit applies, but cash above 0 needs the PIN checked before (``pin_verified``)."""
     order = require(conn, order_id, lock=True)
-    if order.status != po.CREATED:
+    if order.status not in (po.CREATED, po.BILLED):
         return order
     guardian_pays = order.payer_id != order.person_id  # a guardian showing a child's code pays from their own binding
     if not use_account:
@@ -263,17 +318,30 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
         account = AccountRequest(use=True, payer="guardian", payer_person_id=order.payer_id)
     else:
         account = AccountRequest(use=True)
+    by_credit = pay_by == "credit"
+    if by_credit:  # the cash from the payer's credit line at their bank: enrolled, or refused before anything is held
+        from yibao.services import credit
+
+        pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
-                            pending=True, hold_timeout=HOLD_TIMEOUT)
+                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
-    binding = default_binding(conn, order.payer_id) if s.cash_pay else None
+    binding = default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
+    if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time
+        binding = Binding(pi_id, 0)
     if s.cash_pay and binding is None:
+        if pi_id is not None:
+            raise Conflict("payment_institution_id", "not_bound", "付款人未绑定该支付机构", "the payer has not bound this payment institution")
         raise Conflict("payment_institution_id", "no_default_binding", "付款人未绑定可用的支付机构，无法支付现金部分",
                        "the payer has no usable default payment institution for the cash share")
+    if holder_present and s.cash_pay and not pin_verified:  # the amount changed since the preview the PIN was asked for
+        raise Conflict("pin", "pin_required", "需要支付密码确认现金部分", "the cash share needs the payment PIN")
     order = _move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
                   account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
-                  payment_institution_id=binding.payment_institution_id if binding else None)
-    event = po.first_event_after_hold(order.cash_pay, binding.password_free_limit if binding else 0)
+                  payment_institution_id=binding.payment_institution_id if binding else None,
+                  cash_source="credit" if by_credit and s.cash_pay else None)
+    limit = order.cash_pay if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
+    event = po.first_event_after_hold(order.cash_pay, limit)
     if event == po.NO_CASH:
         settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
         return _move(conn, order, po.NO_CASH, now, actor, completed_at=now)
@@ -460,7 +528,7 @@ def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     if s is not None:
         fund = {"pool": int(s.pool_fund), "serious_illness": int(s.serious_illness), "large_amount": int(s.large_amount),
                 "assistance": int(s.assistance)}
-    in_progress = order.status in (po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
+    in_progress = order.status in (po.BILLED, po.REFUNDING, po.HELD, po.CASH_REQUESTED, po.CASH_UNKNOWN, po.AWAITING_CONFIRMATION)
     return {
         "payment_id": order.id, "method": order.method, "status": order.status, "void_reason": order.void_reason,
         "in_progress": in_progress, "anomaly": order.anomaly,

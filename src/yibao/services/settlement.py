@@ -185,7 +185,7 @@ def presettle(conn: Connection, *, institution: Institution, visit_id: str, acco
 
 
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
-           actor: str, pending: bool = False, hold_timeout: timedelta | None = None) -> dict[str, Any]:
+           actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True) -> dict[str, Any]:
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
 
     ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
@@ -228,7 +228,9 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     if visit.region != patient.region and legs:
         ledger.ensure_account(conn, clearing_account(patient.region, visit.region), patient.region, "clearing", now, owner_id=visit.region)
         ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
-    legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay, visit.region))
+    if cash_leg:  # without: the cash reaches the hospital by another transfer (a credit line's: services/credit.py)
+        legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay,
+                               visit.region))
     try:
         if pending:
             ledger.hold_many(conn, legs, code="settlement", ref=setl_id, now=now, timeout=hold_timeout)
@@ -325,6 +327,9 @@ def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) 
 def _refuse_unsettled(row: Any) -> None:
     if row.status == "pending":
         raise Conflict("setl_id", "settlement_pending", "该结算正在支付中，尚未完成，不能撤销", "the settlement is held for a payment still in progress")
+    if row.status == "partial":
+        raise Conflict("setl_id", "settlement_partially_refunded", "该结算已部分退款，请通过支付退款接口办理其余部分",
+                       "part of this settlement was refunded: refund the rest through the payment's refunds")
     if row.status == "voided":
         raise Conflict("setl_id", "settlement_voided", "该结算已作废（支付未完成），无需撤销", "the settlement was voided (its payment did not complete)")
 
@@ -384,3 +389,51 @@ def void_settlement(conn: Connection, now: datetime, *, setl_id: str, reason: st
                  detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay,
                          "reason": reason}, now=now)
     return _restate(conn, row, "voided", now, void_reason=reason)
+
+
+# ---- refunds of a payment order's settlement (services/refunds.py) --------------------------------------
+
+REFUND_PARTS = ("insurance", "cash")
+
+
+def _is_cash_leg(setl_id: str, client_id: str) -> bool:
+    return client_id == f"{setl_id}:cash"
+
+
+def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, refund_id: str, actor: str) -> dict[str, int]:
+    """Reverse one part of a posted settlement, exactly: ``insurance`` = every fund and account leg (clearing legs
+    too) with the year's accumulators given back; ``cash`` = the cash leg (hospital cash back to the patient's
+    cash source, after the institution refunded it). A part already reversed is not reversed again. When both
+    parts are reversed the settlement is ``cancelled`` (reason ``refund``) and the visit open again; after one
+    it is ``partial`` — which HIS cancel refuses, so nothing is ever reversed twice. Returns what moved (fen)."""
+    if part not in REFUND_PARTS:
+        raise ValueError(part)
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status not in ("settled", "partial"):
+        raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
+    done = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
+    posted = [t for t in ledger.journal(conn, setl_id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
+    mine = [t for t in posted if _is_cash_leg(setl_id, t.client_id) == (part == "cash")]
+    legs = [ledger.Leg(f"{t.client_id}:refund", t.credit_account_id, t.debit_account_id, t.amount, t.region)
+            for t in mine if f"{t.client_id}:refund" not in done]
+    if part == "insurance" and legs:
+        accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    ledger.post_many(conn, legs, code="refund", ref=setl_id, now=now)
+    if part == "insurance" and legs:
+        delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+        accumulators.add(conn, row.person_id, row.year, delta.negated())
+    reversed_now = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
+    everything = all(f"{t.client_id}:refund" in reversed_now for t in posted if t.amount > 0)
+    if everything:
+        conn.execute(update(S).where(S.c.id == setl_id).values(cancelled_at=now, cancel_reason="refund"))
+        _restate(conn, row, "cancelled", now, cancel_reason="refund", cancelled_at=now.isoformat())
+        visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
+        visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    else:
+        _restate(conn, row, "partial", now)
+    moved = sum(leg.amount for leg in legs if not leg.client_id.endswith(":cleared:refund"))
+    audit.append(conn, region=row.region, actor=actor, action=f"settlement.refund_{part}", subject=setl_id,
+                 detail={"refund": refund_id, "amount": moved, "settlement_status": "cancelled" if everything else "partial"}, now=now)
+    return {"amount": moved, "cancelled": int(everything)}

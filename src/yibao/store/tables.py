@@ -464,6 +464,7 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     Column("pin_attempts", Integer, nullable=False),
     Column("confirm_expires_at", DateTime(timezone=True)),
     Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
+    Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
@@ -473,6 +474,61 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
 )
 
 Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
+
+his_callbacks = Table(  # where a hospital wants payment results POSTed, and the secret they are signed with (HMAC-SHA256)
+    "his_callbacks", metadata,
+    Column("institution_id", String(20), ForeignKey("institutions.id"), primary_key=True),
+    _region(),
+    Column("url", String(300), nullable=False),
+    Column("secret_enc", LargeBinary, nullable=False),  # PII keyring, context "his callback secret"
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+callback_deliveries = Table(  # the outbox: written in the unit that ends the order, delivered (and retried) after it
+    "callback_deliveries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), nullable=False),
+    Column("event", String(30), nullable=False),  # payment.completed | payment.voided | refund.*
+    Column("body", Text, nullable=False),  # the exact bytes signed and sent (UTF-8 JSON)
+    Column("status", String(10), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("last_status", Integer),  # the hospital's HTTP status on the last attempt
+    Column("last_error", String(200)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    _created(),
+    UniqueConstraint("order_id", "event"),
+)
+
+payment_refunds = Table(  # one per refund of a payment order: what it gives back, and the institution's answer for the cash
+    "payment_refunds", metadata,
+    Column("id", String(32), primary_key=True),  # also our out_refund_no at the payment institution
+    _region(),
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("request_key", String(100), nullable=False),  # the hospital's Idempotency-Key: a retry resumes this refund
+    Column("request_hash", String(64), nullable=False),
+    Column("scope", String(10), nullable=False),  # all | cash | insurance | lines
+    Column("status", String(12), nullable=False),  # requested | unknown | succeeded | failed
+    Column("insurance_fen", BigInteger, nullable=False),  # fund + account given back
+    Column("cash_fen", BigInteger, nullable=False),  # cash asked back from the institution
+    Column("refund_no", String(64)),  # the institution's id for the refund
+    Column("error_code", String(40)),
+    Column("lines_to_keep", Text),  # scope lines: JSON list of the feedetl_sn re-settled in a new order
+    Column("rebill_order_id", String(32)),  # scope lines: the new order for the lines kept
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("institution_id", "request_key"),
+    CheckConstraint("insurance_fen >= 0 AND cash_fen >= 0", name="non_negative"),
+)
+
+Index("ix_payment_refunds_status_updated", payment_refunds.c.status, payment_refunds.c.updated_at)
+
+Index("ix_callback_deliveries_due", callback_deliveries.c.status, callback_deliveries.c.next_attempt_at)
 
 channel_configs = Table(  # how the platform reaches an admitted payment institution (its connector and keys)
     "channel_configs", metadata,

@@ -6,19 +6,20 @@ own visits and settlements.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
+from yibao.api.payment_context import payment_context
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
 from yibao.face import verifier_of
-from yibao.services import face_pay, paycodes, payment_flow, payments, people, settlement, visits
+from yibao.services import bills, face_pay, his_callbacks, paycodes, payment_flow, payments, people, refunds, settlement, visits
 from yibao.services.settlement import AccountRequest
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
@@ -174,6 +175,7 @@ class OnecodeIn(Strict):
     lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
     terminal_id: str | None = Field(None, min_length=1, max_length=40)
     account: OnecodeAccountIn = OnecodeAccountIn()
+    pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from the payer's payment institution, or their credit line")
 
 
 _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's confirmation, or the cash outcome is not known yet; "
@@ -185,12 +187,12 @@ _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's 
 async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                   p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = p.payments(caller.actor)
+    ctx = payment_context(p, request, caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
-                                           actor=caller.actor)
+                                           actor=caller.actor, pay_by=body.pay_by)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
@@ -200,3 +202,101 @@ async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, 
 async def get_payment(payment_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
                       p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: payments.receipt(c, payments.for_institution(c, caller.institution.id, payment_id)), write=False)
+
+
+# ---- face payment (刷脸支付; a face authorization in place of the code) -------------------------------
+
+class FacePaymentIn(Strict):
+    face_authorization: str = Field(min_length=1, max_length=40, description="from POST /api/v1/his/face-authorizations; single use")
+    visit_id: str | None = Field(None, min_length=1, max_length=30, description="a visit whose fee lines are uploaded (or give lines)")
+    lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
+    account: OnecodeAccountIn = OnecodeAccountIn()
+    pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from the payer's payment institution, or their credit line")
+
+
+@router.post("/payments/face", responses=_IN_PROGRESS,
+             summary="刷脸支付 Pay with a verified face: settle fund and account, collect the cash from the face's holder — all or nothing")
+async def face_payment(body: FacePaymentIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
+    ctx = payment_context(p, request, caller.actor)
+
+    async def call(digest: str) -> tuple[int, Any, bool]:
+        order = await payment_flow.face(ctx, institution=caller.institution, request_key=key, request_hash=digest,
+                                        authorization_id=body.face_authorization, visit_id=body.visit_id, lines=items,
+                                        use_account=body.account.use, actor=caller.actor, pay_by=body.pay_by)
+        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+        return (200 if order.terminal else 202), view, order.terminal
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- mobile payment (移动支付): publish a bill; learn the result by signed callback or query --------------
+
+@router.post("/visits/{visit_id}/bill", status_code=201,
+             summary="发布账单 Publish a visit's bill for mobile payment: the holder pays it in the app")
+async def publish_bill(request: Request, visit_id: str = VisitId, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c):  # noqa: ANN001, ANN202
+        digest = f"bill:{visit_id}"
+        return 201, payments.receipt(c, bills.publish(c, now, institution=caller.institution, visit_id=visit_id, request_key=key,
+                                                      request_hash=digest, actor=caller.actor))
+    return await idempotent(p, request, caller, key, work)
+
+
+class CallbackIn(Strict):
+    url: str = Field(min_length=8, max_length=300, description="where payment results are POSTed (http or https)")
+
+
+@router.put("/callback", summary="配置回调 Set the callback URL; a new signing secret (HMAC-SHA256) is answered once")
+async def set_callback(body: CallbackIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, his_callbacks.configure(
+        c, p.keyring, now, institution=caller.institution, url=body.url, actor=caller.actor)))
+
+
+@router.get("/callback", summary="回调配置 The callback URL (never the secret)")
+async def get_callback(caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: his_callbacks.view(c, caller.institution), write=False)
+
+
+@router.get("/callback/deliveries", summary="回调记录 Callback deliveries: attempts, the last answer, delivered or not")
+async def callback_deliveries(payment_id: str | None = Query(None, min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                              p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": his_callbacks.deliveries(c, caller.institution, payment_id)}, write=False)
+
+
+# ---- refunds of completed payments (services/refunds.py) ---------------------------------------------
+
+class RefundIn(Strict):
+    scope: Literal["all", "cash", "insurance"] = Field(description="all: fund, account and cash; cash: the cash share only; "
+                                                                   "insurance: the fund and account shares only")
+    lines_to_keep: list[Annotated[str, Field(min_length=1, max_length=30)]] | None = Field(None, min_length=1, max_length=500,
+                                            description="refund some items (scope all): the whole settlement is cancelled and these "
+                                                        "lines (feedetl_sn) settled again in a new order (`rebill`)")
+
+
+@router.post("/payments/{payment_id}/refunds", responses={202: {"description": "在途 The institution's answer about the cash is not "
+                                                                              "known yet; a retry with the same Idempotency-Key asks again"}},
+             summary="退款 Refund a completed payment: all, the cash only, or the insurance (fund + account) only")
+async def refund_payment(body: RefundIn, request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                         caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    ctx = payment_context(p, request, caller.actor)
+
+    async def call(digest: str) -> tuple[int, Any, bool]:
+        r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
+                                      scope=body.scope, actor=caller.actor, lines_to_keep=body.lines_to_keep)
+        view = await p.run(lambda c: refunds.view(c, r), write=False)
+        return (200 if r.final else 202), view, r.final
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/payments/{payment_id}/refunds", summary="退款记录 A payment's refunds")
+async def payment_refunds(payment_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                          p: Platform = Depends(platform)) -> dict[str, Any]:
+    def work(c):  # noqa: ANN001, ANN202
+        payments.for_institution(c, caller.institution.id, payment_id)
+        return {"items": [refunds.view(c, r) for r in refunds.for_order(c, payment_id)]}
+    return await p.run(work, write=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
+from yibao.api.payment_context import payment_context
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
@@ -24,7 +25,7 @@ from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.services import cards, families, identity, ledger, paycodes, payment_flow, payment_pins, payments, people, sessions
+from yibao.services import bills, cards, families, identity, ledger, paycodes, payment_flow, payment_pins, payments, people, sessions
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
@@ -392,7 +393,7 @@ async def my_payment(payment_id: str = PaymentId, caller: Caller = Depends(patie
 async def confirm_payment(body: ConfirmIn, request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey,
                           caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     payment_pins.check_format(body.pin)
-    ctx = p.payments(caller.actor)
+    ctx = payment_context(p, request, caller.actor)
 
     async def call(_: str) -> tuple[int, Any, bool]:
         order = await payment_flow.confirm(ctx, order_id=payment_id, payer_id=caller.principal, pin=body.pin, actor=caller.actor)
@@ -407,3 +408,42 @@ async def decline_payment(request: Request, payment_id: str = PaymentId, key: st
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, payments.receipt(
         c, payments.decline(c, now, order_id=payment_id, payer_id=caller.principal, actor=caller.actor))))
+
+
+# ---- mobile payment (移动支付): my bills and my linked children's -----------------------------------------
+
+class BillPayIn(Strict):
+    use_account: bool = Field(False, description="pay from the personal account first (a child's bill: the guardian's account)")
+    payment_institution_id: str | None = Field(None, min_length=1, max_length=40, description="a bound institution; default: my default")
+    pin: str | None = Field(None, min_length=1, max_length=12, description="the 6-digit payment PIN: required when the cash share is above 0")
+    pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from my payment institution, or my credit line")
+
+
+@router.get("/bills", summary="待支付账单 Bills published for me or my linked children, with the split previewed")
+async def my_bills(use_account: bool = Query(True, description="preview with the personal account used"),
+                   all: bool = Query(False, description="also paid and voided bills"),  # noqa: A002
+                   caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": bills.for_holder(c, caller.principal, use_account=use_account, include_done=all)}, write=False)
+
+
+@router.get("/bills/{payment_id}", summary="账单详情 One bill, with the split previewed while it waits")
+async def my_bill(payment_id: str = PaymentId, use_account: bool = Query(True), caller: Caller = Depends(patient_caller),
+                  p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: bills.bill_view(c, bills.holder_bill(c, payment_id, caller.principal), caller.principal, use_account),
+                       write=False)
+
+
+@router.post("/bills/{payment_id}/pay", responses={202: {"description": "在途 The cash outcome is not known yet"}},
+             summary="支付账单 Pay a bill: fund and account settled, the cash collected (PIN when cash > 0)")
+async def pay_bill(body: BillPayIn, request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey,
+                   caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    if body.pin is not None:
+        payment_pins.check_format(body.pin)
+    ctx = payment_context(p, request, caller.actor)
+
+    async def call(_: str) -> tuple[int, Any, bool]:
+        order = await payment_flow.pay_bill(ctx, order_id=payment_id, holder_id=caller.principal, use_account=body.use_account,
+                                            pi_id=body.payment_institution_id, pin=body.pin, actor=caller.actor, pay_by=body.pay_by)
+        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+        return (200 if order.terminal else 202), view, order.terminal
+    return await idempotent_flow(p, request, caller, key, call)

@@ -1,0 +1,89 @@
+"""Credit as the cash source of a payment, over HTTP on SQLite and PostgreSQL, with the SANDBOX bank on loopback: the cash
+is reserved on the payer's credit line (never Channel.pay), captured on completion — a bill appears on the line — and a
+refused payment is voided with the line's hold released."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.test_patient_api import login
+from tests.credit_support import BANK, balanced, credit_world
+from tests.payments_support import LINES
+from yibao.api.app import create_app
+from yibao.domain import credit as rules_
+from yibao.domain.ledger import institution_cash, person_account
+from yibao.services import credit, ledger, paycodes
+from yibao.services import payment_institutions as pis
+
+
+@pytest.fixture
+def setup(db, keyring, clock, bank):
+    cw = credit_world(db, keyring, clock, bank)
+    db.run(lambda c: pis.set_limit(c, db.clock(), holder_id=cw.holder, pi_id=BANK, password_free_limit=100000, actor="test"))
+    cw.enrol()
+    app = create_app(db, keyring=keyring, credit_banks={BANK: bank.channel})
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield cw, client
+
+
+def _pay(db, keyring, cw, client, **extra):  # noqa: ANN001, ANN202
+    code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=cw.holder, person_id=None, actor="test")).code
+    return client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES, "account": {"use": False}, **extra},
+                       headers={"Authorization": f"Bearer {cw.world.hospital_credential}", "Idempotency-Key": uuid.uuid4().hex})
+
+
+def _books(db, cw) -> dict[str, int]:  # noqa: ANN001
+    def read(c):  # noqa: ANN001, ANN202
+        enrolment = credit.holder_enrolment(c, cw.holder)
+        return {"line_available": ledger.available(c, rules_.line_account(enrolment.id)),
+                "holder": ledger.balance(c, person_account(cw.holder)), "holder_available": ledger.available(c, person_account(cw.holder)),
+                "hospital_cash": ledger.balance(c, institution_cash(cw.world.hospital.id))}
+    return db.run(read, write=False)
+
+
+def test_a_credit_payment_completes_and_a_bill_appears_on_the_line(db, keyring, setup, bank):
+    cw, client = setup
+    before = _books(db, cw)
+    calls_before = bank.runtime.books.calls
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert (doc["status"], doc["cash"]["amount"], doc["cash"]["payment_institution_id"]) == ("completed", "366.00", BANK)
+    after = _books(db, cw)
+    assert before["line_available"] - after["line_available"] == 366_00  # the cash came from the line
+    assert after["hospital_cash"] - before["hospital_cash"] == 366_00  # once: the settlement carries no second cash leg
+    assert before["holder"] == after["holder"]  # no account use asked
+    reservation = db.run(lambda c: credit.reservation(c, doc["payment_id"]), write=False)
+    assert reservation.state == "captured" and reservation.bill_no and reservation.amount == 366_00
+    assert doc["cash"]["trade_no"] == reservation.bill_no
+    holder = login(client, cw.world.phones["employee"])
+    line = client.get("/api/v1/patient/credit", headers=holder).json()["lines"][0]
+    assert [b["bill_no"] for b in line["bills"]] == [reservation.bill_no] and line["used"] == "366.00"
+    assert bank.runtime.books.calls > calls_before and balanced(db)
+    # the cash part of a credit payment is not refunded through a payment institution; the insurance part is
+    refund = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "cash"},
+                         headers={"Authorization": f"Bearer {cw.world.hospital_credential}", "Idempotency-Key": uuid.uuid4().hex})
+    assert refund.status_code == 409 and refund.json()["error"]["code"] == "credit_refund_unsupported"
+
+
+def test_a_refused_credit_payment_is_voided_and_the_line_released(db, keyring, setup, bank):
+    cw, client = setup
+    before = _books(db, cw)
+    bank.runtime.set_knobs(error_rate=1.0)
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["void_reason"]) == ("voided", "declined")
+    assert _books(db, cw) == before  # the line's hold, the account hold: all released
+    reservation = db.run(lambda c: credit.reservation(c, r.json()["payment_id"]), write=False)
+    assert reservation.state == "failed" and reservation.bill_no is None
+    assert balanced(db)
+
+
+def test_credit_without_an_enrolment_is_refused_naming_credit(db, keyring, setup):
+    cw, client = setup
+    db.run(lambda c: c.execute(credit.CE.update().values(status="closed")))
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert r.status_code == 409 and (r.json()["error"]["field"], r.json()["error"]["code"]) == ("credit", "credit_not_enrolled")

@@ -1,0 +1,191 @@
+"""Refunds of completed payments over HTTP (SQLite and PostgreSQL) against a SANDBOX institution on loopback: all,
+cash only, insurance only; after each the ledger sums to zero and every balance and the year's accumulators are
+exactly as the refund promises; a timeout leaves the refund unknown until a query resolves it; never twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.test_payments_api import his, key
+from tests.payments_support import LINES, payment_world
+from yibao.api.app import create_app
+from yibao.services import accumulators, payment_flow
+
+
+@pytest.fixture
+def pw(db, keyring, wxpay):
+    return payment_world(db, keyring, wxpay, limit=50000, balance=20000, timeout_ms=300)
+
+
+@pytest.fixture
+def client(db, keyring):
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _books(pw) -> dict:  # noqa: ANN001
+    acc = pw.db.run(lambda c: accumulators.read(c, pw.w.employee.id, pw.db.clock().year), write=False)
+    return {**pw.balances(), "accumulators": acc}
+
+
+def _pay(client, pw) -> dict:  # noqa: ANN001
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "account": {"use": True}},
+                    headers={**his(pw), **key()})
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    return r.json()
+
+
+def _refund(client, pw, payment_id: str, scope: str, k: str | None = None):  # noqa: ANN001, ANN202
+    return client.post(f"/api/v1/his/payments/{payment_id}/refunds", json={"scope": scope},
+                       headers={**his(pw), "Idempotency-Key": k or uuid.uuid4().hex})
+
+
+def _sandbox_refunded(wxpay, payment_id: str) -> int:  # noqa: ANN001
+    return wxpay.runtime.books.trades[payment_id].refunded_fen
+
+
+def test_a_full_refund_restores_every_balance_and_the_accumulators_exactly(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    assert paid["holder"] == before["holder"] - 200_00 and paid["accumulators"] != before["accumulators"]
+    k = uuid.uuid4().hex
+    r = _refund(client, pw, doc["payment_id"], "all", k)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["status"], out["scope"], out["insurance"], out["cash"], out["payment"]["status"]) == (
+        "succeeded", "all", "209.00", "166.00", "refunded")
+    assert out["refund_no"] and out["out_refund_no"] == out["refund_id"]
+    assert _books(pw) == before  # holder account, fund pool, hospital receivable and cash, accumulators; the ledger balances
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    again = _refund(client, pw, doc["payment_id"], "all", k)
+    assert again.json() == out and again.headers["Idempotent-Replayed"] == "true"
+    twice = _refund(client, pw, doc["payment_id"], "all")
+    assert twice.status_code == 409 and (twice.json()["error"]["field"], twice.json()["error"]["code"]) == ("scope", "already_refunded")
+    assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    s = client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()
+    assert s["status"] == "cancelled"
+    listed = client.get(f"/api/v1/his/payments/{doc['payment_id']}/refunds", headers=his(pw)).json()["items"]
+    assert [x["refund_id"] for x in listed] == [out["refund_id"]]
+
+
+def test_cash_then_insurance_each_gives_back_exactly_its_part(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    cash = _refund(client, pw, doc["payment_id"], "cash")
+    assert cash.status_code == 200, cash.text
+    assert (cash.json()["insurance"], cash.json()["cash"], cash.json()["payment"]["status"]) == ("0.00", "166.00", "partially_refunded")
+    after_cash = _books(pw)
+    assert after_cash["hospital_cash"] == before["hospital_cash"]
+    assert {k: after_cash[k] for k in ("holder", "pool", "receivable", "accumulators")} == {
+        k: paid[k] for k in ("holder", "pool", "receivable", "accumulators")}
+    # the settlement is partly refunded: a HIS cancel of it would reverse the cash twice, so it is refused
+    cancel = client.post(f"/api/v1/his/settlements/{doc['setl_id']}/cancel", headers={**his(pw), **key()})
+    assert cancel.status_code == 409 and cancel.json()["error"]["code"] == "settlement_partially_refunded"
+    again = _refund(client, pw, doc["payment_id"], "cash")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_refunded"
+    ins = _refund(client, pw, doc["payment_id"], "insurance")
+    assert ins.status_code == 200, ins.text
+    assert (ins.json()["insurance"], ins.json()["cash"], ins.json()["payment"]["status"]) == ("209.00", "0.00", "refunded")
+    assert _books(pw) == before
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+
+
+def test_insurance_only_gives_back_fund_account_and_accumulators_and_keeps_the_cash(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    r = _refund(client, pw, doc["payment_id"], "insurance")
+    assert r.status_code == 200 and r.json()["payment"]["status"] == "partially_refunded", r.text
+    now = _books(pw)
+    assert (now["holder"], now["pool"], now["accumulators"]) == (before["holder"], before["pool"], before["accumulators"])
+    assert now["hospital_cash"] == paid["hospital_cash"] and now["receivable"] == before["receivable"]
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 0
+    rest = _refund(client, pw, doc["payment_id"], "all")
+    assert rest.status_code == 200 and (rest.json()["insurance"], rest.json()["cash"]) == ("0.00", "166.00")
+    assert _books(pw) == before
+
+
+def test_a_refund_timeout_is_unknown_until_the_query_resolves_it_and_never_refunds_twice(client, pw, wxpay, db, keyring, clock):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=1500, drop_notification_rate=1.0)
+    k = uuid.uuid4().hex
+    r = _refund(client, pw, doc["payment_id"], "all", k)
+    assert r.status_code == 202, r.text
+    assert (r.json()["status"], r.json()["in_progress"], r.json()["payment"]["status"]) == ("unknown", True, "refunding")
+    assert _books(pw) == paid  # nothing given back on our books while the cash answer is unknown
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00  # the institution did refund (then its answer hung)
+    busy = _refund(client, pw, doc["payment_id"], "cash")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "refund_in_progress"
+    wxpay.runtime.set_knobs(timeout_rate=0.0)
+    resolved = _refund(client, pw, doc["payment_id"], "all", k)  # the retry asks (query_refund) instead of refunding again
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["payment"]["status"]) == ("succeeded", "refunded")
+    assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+
+
+def test_recovery_resolves_an_unknown_refund(client, pw, wxpay, db, keyring, clock):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    r = _refund(client, pw, doc["payment_id"], "all")
+    assert r.status_code == 202 and r.json()["status"] == "unknown", r.text
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+    clock.advance(minutes=2)
+    report = asyncio.run(payment_flow.recover(payment_flow.context_for_database(db, keyring)))
+    assert report.refunds == {r.json()["refund_id"]: "succeeded"}
+    assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+
+
+def test_a_declined_refund_leaves_the_payment_completed_and_nothing_given_back(client, pw, wxpay):
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    wxpay.runtime.set_knobs(error_rate=1.0)
+    r = _refund(client, pw, doc["payment_id"], "all")
+    assert r.status_code == 200 and (r.json()["status"], r.json()["payment"]["status"]) == ("failed", "completed"), r.text
+    assert _books(pw) == paid
+    wxpay.runtime.set_knobs(error_rate=0.0)
+    assert _refund(client, pw, doc["payment_id"], "all").json()["payment"]["status"] == "refunded"
+
+
+def test_only_a_completed_payment_of_the_hospitals_own_is_refunded(client, pw):
+    doc = _pay(client, pw)
+    other = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all"},
+                        headers={"Authorization": f"Bearer {pw.w.other_credential}", **key()})
+    assert other.status_code == 404 and other.json()["error"]["field"] == "payment_id"
+    bad = _refund(client, pw, doc["payment_id"], "some")
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "scope"
+
+
+def test_refunding_some_items_cancels_the_whole_settlement_and_settles_the_kept_lines_again(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    bad = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["9"]},
+                      headers={**his(pw), **key()})
+    assert bad.status_code == 422 and (bad.json()["error"]["field"], bad.json()["error"]["code"]) == ("lines_to_keep", "unknown_line")
+    everything = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1", "2", "3"]},
+                             headers={**his(pw), **key()})
+    assert everything.status_code == 422 and everything.json()["error"]["code"] == "lines_to_keep_invalid"
+    r = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1"]},
+                    headers={**his(pw), **key()})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["status"], out["scope"], out["payment"]["status"], out["lines_to_keep"]) == ("succeeded", "lines", "refunded", ["1"])
+    rest = out["rebill"]
+    assert rest["status"] == "completed" and rest["payment_id"] != doc["payment_id"] and rest["mdtrt_id"] == doc["mdtrt_id"]
+    assert rest["total"] == "300.00"  # only the kept line (诊查费 300.00) is paid now
+    after = _books(pw)
+    paid_now = int(round(float(rest["account"]["amount"]) * 100))
+    assert after["holder"] == before["holder"] - paid_now
+    assert after["hospital_cash"] - before["hospital_cash"] == int(round(float(rest["cash"]["amount"]) * 100))
+    assert after["receivable"] - before["receivable"] == int(round((float(rest["fund"]["total"]) + float(rest["account"]["amount"])) * 100))
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    visit = client.get(f"/api/v1/his/visits/{doc['mdtrt_id']}", headers=his(pw)).json()
+    assert [ln["feedetl_sn"] for ln in visit["lines"] if ln["status"] == "active"] == ["1"]
