@@ -117,6 +117,8 @@ def main() -> None:
 
                 phone.goto("/app/account")
                 phone.screenshot(path=OUT / "app-account-phone.png")
+                phone.goto("/app/bills")
+                phone.screenshot(path=OUT / "app-bills-phone.png")
                 browser.close()
         finally:
             server.terminate()

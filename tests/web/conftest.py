@@ -80,12 +80,16 @@ def _in_thread(fn):  # noqa: ANN001, ANN202
     return out["value"]
 
 
-def _serve(app):  # noqa: ANN001, ANN202
-    import uvicorn
-
+def _socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _serve(app, sock):  # noqa: ANN001, ANN202
+    import uvicorn
+
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="web-server", daemon=True)
     thread.start()
@@ -138,9 +142,14 @@ def live(request, tmp_path_factory):
         db.create_all()
     keyring = Keyring(bytes(range(32)))
     guide = _in_thread(lambda: demo.ensure(db, keyring))
-    app = create_app(db, keyring=keyring, sandboxes=True)
-    server, thread, sock = _serve(app)
+    sock = _socket()
     port = sock.getsockname()[1]
+    # The SANDBOX payment institutions are mounted in this app and reached over HTTP at its own address,
+    # as `yibao serve` does; the start-up hooks point the demo's institutions at them.
+    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}")
+    for hook in app.state.on_start:
+        _in_thread(hook)
+    server, thread, sock = _serve(app, sock)
     yield Live(f"http://127.0.0.1:{port}", db, keyring, clock, {p["name"]: p for p in guide.people})
     server.should_exit = True
     thread.join(timeout=10)

@@ -8,7 +8,7 @@ or a removed operator token stops working at once).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.engine import Connection
 
 from yibao.api.context import Platform
-from yibao.domain.errors import YibaoError
+from yibao.domain.errors import Conflict, YibaoError
 from yibao.services import holder_sessions, institutions, people
 from yibao.services.institutions import Institution
 from yibao.web import once, render, security
@@ -109,3 +109,38 @@ async def act(request: Request, who: Who, form: Form, work: Callable[[Connection
     except YibaoError as exc:
         return render.redirect(request, back, error=exc, values=form.values(*keep))
     return render.redirect(request, outcome.get("to", back), ok=ok)
+
+
+async def act_flow(request: Request, who: Who, form: Form, call: Callable[[], Awaitable[Any]], *, back: str,
+                   ok: tuple[str, str] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
+    """Like `act`, for a change made of several units with an institution called between them (a payment).
+
+    The form's nonce is claimed first (its own unit); ``call`` runs the flow; its outcome — where to
+    go, what to say, or the refusal in words — is stored under the nonce, so the same form sent again
+    is answered the same way and runs nothing. ``call`` may answer a `Goto` and, with it, a message
+    (``(Goto, (zh, en))``) that depends on how the flow ended.
+    """
+    p = platform(request)
+    scope = f"web:{who.area}:{who.principal}"
+    try:
+        replay = await p.run(once.claim(scope=scope, nonce=form.nonce, path=request.url.path, region=who.region, now=p.now()))
+    except YibaoError as exc:
+        return render.redirect(request, back, error=exc, values=form.values(*keep))
+    if replay is None:
+        try:
+            result = await call()
+            said = ok
+            if isinstance(result, tuple):
+                result, said = result
+            outcome: once.Outcome = {"to": result.path if isinstance(result, Goto) else back, "ok": list(said) if said else None}
+        except YibaoError as exc:
+            outcome = {"to": back, "error": {"field": exc.field, "code": exc.code, "zh": exc.message_zh, "en": exc.message_en},
+                       "values": form.values(*keep)}
+        await p.run(once.record(scope=scope, nonce=form.nonce, outcome=outcome))
+    else:
+        outcome = replay
+    if outcome.get("error"):
+        e = outcome["error"]
+        return render.redirect(request, outcome["to"], error=Conflict(e["field"], e["code"], e["zh"], e["en"]), values=outcome.get("values"))
+    said = outcome.get("ok")
+    return render.redirect(request, outcome["to"], ok=tuple(said) if said else None)

@@ -5,12 +5,14 @@ card number) and a visit opens for the person it names; enter fee lines or load 
 the pre-settlement split with its explanation; confirm to settle; a print-style receipt; cancel a
 settlement (refund). The same service functions as the HIS API (api/routers/his.py).
 
-Cash is, for now, collected at the counter: the payment-institution flows come with the payment
-pages.
+The cash share is either collected at the counter (settle) or, with 一码支付, the whole visit is paid
+in one scan (payment_flow.onecode, as POST /api/v1/his/payments/onecode): fund and account held, the
+cash collected from the payer's payment institution, then all posted or all voided.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -21,10 +23,11 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import InputError, YibaoError
-from yibao.services import institutions, paycodes, people, settlement, visits, volumes
+from yibao.domain import payment_order as po
+from yibao.services import institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
 from yibao.services.settlement import AccountRequest
-from yibao.web import forms, once, render, security
-from yibao.web.auth import Goto, Who, act, cashier, platform
+from yibao.web import forms, once, payviews, render, security
+from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "cashier"
@@ -267,7 +270,8 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
 
     def read(conn: Connection) -> dict[str, Any]:
         doc = settlement.get_settlement(conn, institution=who.institution, setl_id=setl_id)
-        return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring)}
+        return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring),
+                "payment_id": payviews.order_of_settlement(conn, who.principal, setl_id)}
 
     return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
 
@@ -279,3 +283,56 @@ async def cancel(request: Request, setl_id: str) -> Response:
     form = await forms.read(request, AREA, who.cookie)
     return await act(request, who, form, lambda c: settlement.cancel(c, p.now(), institution=who.institution, setl_id=setl_id, actor=who.actor),
                      back=f"/cashier/settlements/{setl_id}", ok=("结算已撤销，款项已退回", "Settlement cancelled; the money is returned"))
+
+
+# ---- one-code payment (一码支付) --------------------------------------------------------------------
+
+_PAID = {
+    po.COMPLETED: ("一码支付成功", "One-code payment completed"),
+    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
+    po.AWAITING_CONFIRMATION: ("个人自付超过免密额度，等待参保人在手机上输入支付密码确认", "The cash is above the password-free limit: waiting for the holder to confirm with the PIN"),
+}
+
+
+@router.post("/cashier/visits/{visit_id}/onecode")
+async def onecode(request: Request, visit_id: str) -> Response:
+    """The code shown now pays the visit: the same flow as POST /api/v1/his/payments/onecode (the form's nonce is the request key)."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    code = "".join(form.get("code").split())
+    use_account = form.flag("use_account")
+    key = f"W{form.nonce}"[:64]
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        if not code:
+            raise InputError("code", "required", "请扫描或输入参保人出示的医保支付码", "scan or type the payment code the holder shows")
+        digest = hashlib.sha256(f"web onecode {visit_id} {code} {use_account}".encode()).hexdigest()
+        order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest, code=code,
+                                           terminal_id=TERMINAL, visit_id=visit_id, lines=None, use_account=use_account, actor=who.actor)
+        return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+    return await act_flow(request, who, form, call, back=_back(visit_id, form) + "&presettle=1")
+
+
+@router.get("/cashier/payments/{payment_id}")
+async def payment_page(request: Request, payment_id: str) -> HTMLResponse:
+    who = await cashier(request)
+    p = platform(request)
+    doc = await p.run(lambda c: payviews.view(c, p, payments.for_institution(c, who.principal, payment_id)), write=False)
+    return _page(request, who, "cashier/payment.html", pay=doc)
+
+
+@router.post("/cashier/payments/{payment_id}/query")
+async def query_payment(request: Request, payment_id: str) -> Response:
+    """查询: a payment whose cash outcome is not known yet is asked about at the institution (the truth)."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    back = f"/cashier/payments/{payment_id}"
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        order = await p.run(lambda c: payments.for_institution(c, who.principal, payment_id), write=False)
+        if order.status in po.CASH_IN_DOUBT:
+            order = await payment_flow.ask(p.payments(who.actor), order, actor=who.actor)
+        return Goto(back), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+    return await act_flow(request, who, form, call, back=back)

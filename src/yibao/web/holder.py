@@ -19,11 +19,11 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
-from yibao.services import accounts, cards, families, holder_sessions, identity, ledger, paycodes, people, sessions
+from yibao.services import accounts, cards, families, holder_sessions, identity, ledger, paycodes, payment_pins, payments, people, sessions
 from yibao.services import payment_institutions as pis
 from yibao.services.demo import PEOPLE as DEMO_PEOPLE
-from yibao.web import forms, render, security
-from yibao.web.auth import Who, act, holder, platform
+from yibao.web import forms, payviews, render, security
+from yibao.web.auth import Goto, Who, act, act_flow, holder, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "app"
@@ -394,12 +394,83 @@ async def revoke_mutual_aid(request: Request, psn_no: str) -> Response:
                      back="/app/family", ok=("已撤销家庭共济", "Mutual aid revoked"))
 
 
-# ---- what comes with the payment flows ---------------------------------------------------------
+# ---- payments awaiting my confirmation, and the payment PIN ------------------------------------
 
 @router.get("/app/bills")
 async def bills(request: Request) -> HTMLResponse:
+    """待支付: one-code payments whose cash is above my password-free limit, waiting for my PIN."""
     who = await holder(request)
-    return _page(request, who, "app/coming.html", title_key="bills_title", text_key="bills_coming", nav="bills")
+    p = platform(request)
+    now = p.now()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        return {"pending": [payviews.view(conn, p, o) for o in payments.pending_for(conn, who.principal, now)],
+                "pin_set": payment_pins.stored(conn, who.principal) is not None}
+
+    return _page(request, who, "app/bills.html", nav="bills", **(await p.run(read, write=False)))
+
+
+@router.get("/app/payments/{payment_id}")
+async def payment(request: Request, payment_id: str) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+    doc = await p.run(lambda c: payviews.view(c, p, payments.payer_order(c, payment_id, who.principal)), write=False)
+    return _page(request, who, "app/payment.html", nav="bills", pay=doc)
+
+
+_OUTCOME = {
+    "completed": ("支付成功", "Paid"),
+    "voided": ("支付已撤销", "The payment was voided"),
+}
+
+
+@router.post("/app/payments/{payment_id}/confirm")
+async def confirm_payment(request: Request, payment_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    async def call() -> tuple[Goto, tuple[str, str] | None]:
+        pin = form.require("pin", "支付密码", "the payment PIN")
+        order = await payviews.confirm(p, order_id=payment_id, payer_id=who.principal, pin=pin, actor=who.actor)
+        said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked"))
+        return Goto(f"/app/payments/{payment_id}"), said
+    return await act_flow(request, who, form, call, back="/app/bills")
+
+
+@router.post("/app/payments/{payment_id}/decline")
+async def decline_payment(request: Request, payment_id: str) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> Goto:
+        payments.decline(conn, p.now(), order_id=payment_id, payer_id=who.principal, actor=who.actor)
+        return Goto(f"/app/payments/{payment_id}")
+    return await act(request, who, form, work, back="/app/bills", ok=("已拒绝该笔支付，冻结的款项已释放", "Payment refused; everything held is released"))
+
+
+@router.get("/app/pin")
+async def pin_page(request: Request) -> HTMLResponse:
+    who = await holder(request)
+    p = platform(request)
+    pin_set = await p.run(lambda c: payment_pins.stored(c, who.principal) is not None, write=False)
+    return _page(request, who, "app/pin.html", nav="bills", pin_set=pin_set)
+
+
+@router.post("/app/pin")
+async def set_pin(request: Request) -> Response:
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        pin = form.require("pin", "新支付密码", "the new PIN")
+        if pin != form.get("pin_again"):
+            raise InputError("pin_again", "pin_mismatch", "两次输入的支付密码不一致", "the two PINs differ")
+        result = await payviews.set_pin(p, person_id=who.principal, pin=pin, old_pin=form.get("old_pin") or None, actor=who.actor)
+        return Goto("/app/bills"), (("支付密码已修改", "Payment PIN changed") if result["changed"] else ("支付密码已设置", "Payment PIN set"))
+    return await act_flow(request, who, form, call, back="/app/pin")
 
 
 @router.get("/app/credit")

@@ -1,0 +1,176 @@
+"""Payments in Chromium: one-code payment at /cashier (一码支付), and the holder's PIN confirmation
+in /app when the cash share is above the password-free limit. The cash goes to the SANDBOX payment
+institutions mounted in the app and reached over HTTP, as in `yibao serve`'s demo."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.web.conftest import log_in_holder
+from tests.web.test_app_pages import LI_MING, show_code
+from tests.web.test_cashier_pages import balance, fen, log_in_cashier, split_of
+
+WANG_FANG = "13800138005"  # Shenzhen, bound to wechat-440300
+
+
+def open_visit_with_sample(cashier, code: str, account: str) -> dict[str, str]:
+    """Verify a code (the visit opens), load the sample set, pre-settle with the account option: the split."""
+    cashier.goto("/cashier")
+    cashier.locator("#code").fill(code)
+    cashier.locator("#verify-code").click()
+    expect(cashier.locator("#patient")).to_be_visible()
+    if cashier.locator("#load-sample").count():
+        cashier.locator("#load-sample").click()
+        expect(cashier.locator("#lines tbody tr").first).to_be_visible()
+    cashier.locator("#account").select_option(account)
+    cashier.locator("#presettle").click()
+    expect(cashier.locator("#split")).to_be_visible()
+    return split_of(cashier)
+
+
+def pay_split(page) -> dict[str, int]:
+    cells = page.locator("#pay-split td[data-k]")
+    return {cells.nth(i).get_attribute("data-k"): fen(cells.nth(i).inner_text()) for i in range(cells.count())}
+
+
+def same_split(presettled: dict[str, str], paid: dict[str, int]) -> None:
+    assert paid["total"] == fen(presettled["split-total"])
+    assert paid["pool"] == fen(presettled["split-pool"])
+    assert paid["fund"] == fen(presettled["split-fund"])
+    assert paid["account"] == fen(presettled["split-account"])
+    assert paid["cash"] == fen(presettled["split-cash"])
+
+
+@pytest.mark.both_databases
+def test_a_one_code_payment_within_the_limit_collects_the_cash_from_the_institution(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    before = balance(holder)
+    holder.goto("/app")
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    presettled = open_visit_with_sample(cashier, show_code(holder), "none")
+    assert 0 < fen(presettled["split-cash"]) <= 100000  # within 李明's password-free limit (1000.00)
+
+    holder.goto("/app")
+    code = show_code(holder)  # the scan that opened the visit used the first code: the holder shows the live one to pay
+    cashier.locator("#onecode-code").fill(code)
+    expect(cashier.locator("#onecode-account")).not_to_be_checked()
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+    expect(cashier.locator("#flash")).to_have_text("一码支付成功")
+    same_split(presettled, pay_split(cashier))
+    assert cashier.locator("#trade-no").inner_text().strip()  # the institution's own number for the cash
+
+    # The settlement's receipt says the cash went through the payment institution, not "collect at the counter".
+    cashier.locator("#pay-setl-id").click()
+    expect(cashier.locator("#paid-onecode")).to_be_visible()
+    assert cashier.locator("#cash-note").count() == 0
+    assert split_of(cashier) == presettled
+    assert balance(holder) == before  # no account share was asked for
+
+    # The code is used: sent again (another visit), it is refused in words and nothing moves.
+    cashier.goto("/cashier")
+    cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
+    cashier.locator("#lookup-form input[name=card_no]").fill(live.people["李明"]["card_no"])
+    cashier.locator("#lookup").click()
+    cashier.locator("#load-sample").click()
+    cashier.locator("#presettle").click()
+    cashier.locator("#onecode-code").fill(code)
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#flash")).to_have_text(re.compile("该支付码已使用"))
+    assert balance(holder) == before
+
+
+@pytest.mark.both_databases
+def test_a_guardian_showing_a_childs_code_pays_for_the_child_from_the_guardians_account(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    before = balance(holder)
+    child = live.psn("李小雨")
+    holder.goto(f"/app?psn_no={child}")
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    presettled = open_visit_with_sample(cashier, show_code(holder), "guardian")
+    expect(cashier.locator("#patient-name")).to_have_text("李**")
+    assert fen(presettled["split-account"]) > 0
+
+    holder.goto(f"/app?psn_no={child}")
+    cashier.locator("#onecode-code").fill(show_code(holder))
+    expect(cashier.locator("#onecode-account")).to_be_checked()
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+    expect(cashier.locator("#payment-receipt")).to_contain_text("监护人代付")
+    same_split(presettled, pay_split(cashier))
+    setl_id = cashier.locator("#pay-setl-id").inner_text()
+    assert balance(holder) == before - fen(presettled["split-account"])
+    newest = holder.locator("#transactions tbody tr").first
+    expect(newest).to_contain_text(setl_id)
+    assert fen(newest.locator("td.num").inner_text()) == -fen(presettled["split-account"])
+
+
+@pytest.mark.both_databases
+def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cashier_sees_it_completed(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, WANG_FANG)
+    # Every cash share asks for the PIN: the password-free limit 0.00.
+    holder.goto("/app/bindings")
+    holder.locator("#limit-wechat-440300").fill("0.00")
+    holder.locator("#binding-wechat-440300 button", has_text=re.compile("修改|Set")).click()
+    expect(holder.locator("#flash")).to_have_text("免密额度已修改")
+    holder.goto("/app/pin")
+    if holder.locator("#old-pin").count() == 0:
+        holder.get_by_label("新支付密码", exact=True).fill("246810")
+        holder.get_by_label("再次输入新支付密码").fill("246810")
+        holder.locator("#save-pin").click()
+        expect(holder.locator("#flash")).to_have_text("支付密码已设置")
+
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    holder.goto("/app")
+    presettled = open_visit_with_sample(cashier, show_code(holder), "none")
+    assert fen(presettled["split-cash"]) > 0
+    holder.goto("/app")
+    cashier.locator("#onecode-code").fill(show_code(holder))
+    expect(cashier.locator("#onecode-account")).not_to_be_checked()
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#pay-status")).to_have_text("待您确认")
+    expect(cashier.locator("#awaiting")).to_be_visible()
+    payment_id = cashier.locator("#payment-id").inner_text()
+
+    holder.goto("/app/bills")
+    item = holder.locator(f"#pending-{payment_id}")
+    expect(item).to_be_visible()
+    same_split(presettled, pay_split(item))
+    # A wrong PIN is said in words, with the attempts left; the payment still waits.
+    item.get_by_label("6位支付密码").fill("135791")
+    sent = item.locator("form.pin-form").evaluate("f => Object.fromEntries(new FormData(f))")
+    item.locator(f"#confirm-{payment_id}").click()
+    expect(holder.locator("#flash")).to_have_text("支付密码错误，还可尝试4次")
+    # The same form sent again (a double submit) replays the first answer and counts nothing more.
+    again = holder.request.post(f"/app/payments/{payment_id}/confirm", form=sent, max_redirects=0)
+    assert again.status == 303 and again.headers["location"] == "/app/bills"
+    holder.goto("/app/bills")
+    holder.locator(f"#pin-{payment_id}").fill("975319")
+    holder.locator(f"#confirm-{payment_id}").click()
+    expect(holder.locator("#flash")).to_have_text("支付密码错误，还可尝试3次")
+    cashier.locator("#refresh-payment").click()
+    expect(cashier.locator("#pay-status")).to_have_text("待您确认")
+    # The right PIN: the cash is collected and everything posted.
+    holder.locator(f"#pin-{payment_id}").fill("246810")
+    holder.locator(f"#confirm-{payment_id}").click()
+    expect(holder.locator("#flash")).to_have_text("支付成功")
+    expect(holder.locator("#pay-status")).to_have_text("支付完成")
+    holder.goto("/app/bills")
+    expect(holder.locator(f"#pending-{payment_id}")).to_have_count(0)
+
+    cashier.locator("#refresh-payment").click()
+    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+    same_split(presettled, pay_split(cashier))
+    assert cashier.locator("#trade-no").inner_text().strip()
+    cashier.locator("#lang-toggle").click()
+    expect(cashier.locator("#pay-status")).to_have_text("Completed")
+    cashier.locator("#lang-toggle").click()
