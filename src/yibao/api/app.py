@@ -40,9 +40,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = []
     interval = app.state.recovery_interval
     if interval:
-        from yibao.services.payment_flow import run_periodically
-
         from yibao.services import credit
+        from yibao.services.payment_flow import run_periodically
 
         platform = app.state.platform
         ctx = platform.payments("platform:recovery")

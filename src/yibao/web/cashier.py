@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
 from yibao.api.views import line_view, visit_view
-from yibao.domain.errors import InputError, YibaoError
 from yibao.domain import payment_order as po
+from yibao.domain.errors import InputError, YibaoError
 from yibao.services import institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
 from yibao.services.settlement import AccountRequest
 from yibao.web import forms, once, payviews, render, security
