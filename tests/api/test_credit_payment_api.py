@@ -87,3 +87,24 @@ def test_credit_without_an_enrolment_is_refused_naming_credit(db, keyring, setup
     db.run(lambda c: c.execute(credit.CE.update().values(status="closed")))
     r = _pay(db, keyring, cw, client, pay_by="credit")
     assert r.status_code == 409 and (r.json()["error"]["field"], r.json()["error"]["code"]) == ("credit", "credit_not_enrolled")
+
+
+def test_recovery_asks_credit_resolve_for_a_credit_payment_in_doubt(db, keyring, setup, bank, clock):
+    import asyncio
+
+    from yibao.services import payment_flow
+
+    cw, client = setup
+    before = _books(db, cw)
+    bank.runtime.set_knobs(server_error_rate=1.0)  # answered 5xx before anything happens at the bank
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert r.status_code == 202 and r.json()["status"] == "cash_unknown", r.text
+    assert _books(db, cw)["line_available"] == before["line_available"] - 366_00  # still held on the line while in doubt
+    bank.runtime.set_knobs(server_error_rate=0.0)
+    ctx = payment_flow.context_for_database(db, keyring)
+    ctx.credit = credit.CreditContext.for_database(db, keyring, {BANK: bank.channel})
+    clock.advance(minutes=2)
+    report = asyncio.run(payment_flow.recover(ctx))
+    assert report.orders == {r.json()["payment_id"]: "voided"}  # the bank never saw it: nothing was lent
+    assert _books(db, cw) == before and balanced(db)
+    assert db.run(lambda c: credit.reservation(c, r.json()["payment_id"]), write=False).state == "failed"

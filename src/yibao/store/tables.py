@@ -526,6 +526,35 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     CheckConstraint("insurance_fen >= 0 AND cash_fen >= 0", name="non_negative"),
 )
 
+backstop_liabilities = Table(  # 兜底责任 (seed 002): a fund loss caused by a mobile payment, charged to the hospital
+    "backstop_liabilities", metadata,
+    Column("id", String(32), primary_key=True),
+    _region(),  # the hospital's (treatment) region
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), nullable=False, index=True),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),  # charged
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id")),  # recourse against
+    Column("amount", BigInteger, nullable=False),
+    Column("cause", String(500), nullable=False),
+    Column("recovered", BigInteger, nullable=False),  # by recourse, so far
+    Column("status", String(12), nullable=False),  # charged | recovering | recovered
+    Column("actor", String(80), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    CheckConstraint("amount > 0 AND recovered >= 0 AND recovered <= amount", name="amounts"),
+)
+
+liability_recourses = Table(  # what the hospital recovered from the payment institution, each time
+    "liability_recourses", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),
+    Column("liability_id", String(32), ForeignKey("backstop_liabilities.id"), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("note", String(500)),
+    Column("actor", String(80), nullable=False),
+    _created(),
+    CheckConstraint("amount > 0", name="positive"),
+)
+
 Index("ix_payment_refunds_status_updated", payment_refunds.c.status, payment_refunds.c.updated_at)
 
 Index("ix_callback_deliveries_due", callback_deliveries.c.status, callback_deliveries.c.next_attempt_at)

@@ -16,7 +16,7 @@ from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, Product
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.timefmt import iso_utc
-from yibao.services import audit, cards, channel_registry, filings, identity, institutions, ledger, people, sessions
+from yibao.services import audit, cards, channel_registry, filings, identity, institutions, ledger, liabilities, people, sessions
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
@@ -262,3 +262,48 @@ async def channel_config(pi_id: str = Path(min_length=1, max_length=40), caller:
             raise NotFound("pi_id", "not_found", "该支付机构没有接入配置", "no channel configuration for this payment institution")
         return channel_registry.view(cfg)
     return await p.run(work, write=False)
+
+
+# ---- backstop liability (兜底责任, services/liabilities.py) ----------------------------------------------
+
+class LiabilityIn(Strict):
+    payment_id: str = Field(min_length=1, max_length=32, description="the payment order whose fund share was lost")
+    amount: str = Yuan
+    cause: str = Field(min_length=1, max_length=500, description="what caused the loss")
+
+
+class RecourseIn(Strict):
+    amount: str = Yuan
+    note: str | None = Field(None, max_length=500)
+
+
+@router.post("/liabilities", status_code=201,
+             summary="兜底责任 Charge a hospital for a fund loss caused by a mobile payment (receivable → fund)")
+async def charge_liability(body: LiabilityIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                           p: Platform = Depends(platform)):  # noqa: ANN201
+    amount = parse_yuan(body.amount, "amount")
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, liabilities.record(
+        c, now, order_id=body.payment_id, amount=amount, cause=body.cause, actor=caller.actor)))
+
+
+@router.post("/liabilities/{liability_id}/recourse", summary="追偿 Record what the hospital recovered from the payment institution")
+async def liability_recourse(body: RecourseIn, request: Request, liability_id: str = Path(min_length=1, max_length=32),
+                             key: str = IdempotencyKey, caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    amount = parse_yuan(body.amount, "amount")
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, liabilities.recourse(
+        c, now, liability_id=liability_id, amount=amount, note=body.note, actor=caller.actor)))
+
+
+@router.get("/liabilities", summary="兜底责任记录 Backstop liabilities, newest first")
+async def list_liabilities(region: str | None = Query(None, min_length=1, max_length=6),
+                           fixmedins_code: str | None = Query(None, min_length=1, max_length=20),
+                           caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": liabilities.listing(c, region=region, institution_id=fixmedins_code)}, write=False)
+
+
+@router.get("/liabilities/{liability_id}", summary="兜底责任 One liability with its recourse")
+async def get_liability(liability_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(operator_caller),
+                        p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: liabilities.view(c, liability_id), write=False)

@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-01 08:24:41.553739
+Create Date: 2026-12-01 08:27:27.201150
 """
 import sqlalchemy as sa
 from alembic import op
@@ -27,6 +27,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('his_callbacks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_his_callbacks_region'), ['region'], unique=False)
+
+    op.create_table('backstop_liabilities',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('region', sa.String(length=6), nullable=False),
+    sa.Column('order_id', sa.String(length=32), nullable=False),
+    sa.Column('institution_id', sa.String(length=20), nullable=False),
+    sa.Column('payment_institution_id', sa.String(length=40), nullable=True),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('cause', sa.String(length=500), nullable=False),
+    sa.Column('recovered', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('actor', sa.String(length=80), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('amount > 0 AND recovered >= 0 AND recovered <= amount', name=op.f('ck_backstop_liabilities_amounts')),
+    sa.ForeignKeyConstraint(['institution_id'], ['institutions.id'], name=op.f('fk_backstop_liabilities_institution_id_institutions')),
+    sa.ForeignKeyConstraint(['order_id'], ['payment_orders.id'], name=op.f('fk_backstop_liabilities_order_id_payment_orders')),
+    sa.ForeignKeyConstraint(['payment_institution_id'], ['payment_institutions.id'], name=op.f('fk_backstop_liabilities_payment_institution_id_payment_institutions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_backstop_liabilities'))
+    )
+    with op.batch_alter_table('backstop_liabilities', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_backstop_liabilities_institution_id'), ['institution_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_backstop_liabilities_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_backstop_liabilities_region'), ['region'], unique=False)
 
     op.create_table('callback_deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -81,6 +105,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_payment_refunds_region'), ['region'], unique=False)
         batch_op.create_index('ix_payment_refunds_status_updated', ['status', 'updated_at'], unique=False)
 
+    op.create_table('liability_recourses',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('region', sa.String(length=6), nullable=False),
+    sa.Column('liability_id', sa.String(length=32), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('note', sa.String(length=500), nullable=True),
+    sa.Column('actor', sa.String(length=80), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('amount > 0', name=op.f('ck_liability_recourses_positive')),
+    sa.ForeignKeyConstraint(['liability_id'], ['backstop_liabilities.id'], name=op.f('fk_liability_recourses_liability_id_backstop_liabilities')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_liability_recourses'))
+    )
+    with op.batch_alter_table('liability_recourses', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_liability_recourses_liability_id'), ['liability_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_liability_recourses_region'), ['region'], unique=False)
+
     with op.batch_alter_table('payment_orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cash_source', sa.String(length=10), nullable=True))
 
@@ -92,6 +132,11 @@ def downgrade() -> None:
     with op.batch_alter_table('payment_orders', schema=None) as batch_op:
         batch_op.drop_column('cash_source')
 
+    with op.batch_alter_table('liability_recourses', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_liability_recourses_region'))
+        batch_op.drop_index(batch_op.f('ix_liability_recourses_liability_id'))
+
+    op.drop_table('liability_recourses')
     with op.batch_alter_table('payment_refunds', schema=None) as batch_op:
         batch_op.drop_index('ix_payment_refunds_status_updated')
         batch_op.drop_index(batch_op.f('ix_payment_refunds_region'))
@@ -104,6 +149,12 @@ def downgrade() -> None:
         batch_op.drop_index('ix_callback_deliveries_due')
 
     op.drop_table('callback_deliveries')
+    with op.batch_alter_table('backstop_liabilities', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_backstop_liabilities_region'))
+        batch_op.drop_index(batch_op.f('ix_backstop_liabilities_order_id'))
+        batch_op.drop_index(batch_op.f('ix_backstop_liabilities_institution_id'))
+
+    op.drop_table('backstop_liabilities')
     with op.batch_alter_table('his_callbacks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_his_callbacks_region'))
 
