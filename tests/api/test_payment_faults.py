@@ -87,7 +87,9 @@ def test_a_declined_payment_is_voided_and_balances_restored(stack, wxpay):
     wxpay.runtime.set_knobs(error_rate=1.0)
     before = pw.balances()
     r = onecode(pw, server)
-    assert r.status_code == 200 and (r.json()["status"], r.json()["void_reason"]) == (po.VOIDED, po.DECLINED)
+    # The signed decline answer and the institution's signed "failed" notification race: whichever is
+    # recorded first voids the order (declined or cash_failed); both say the cash was never collected.
+    assert r.status_code == 200 and r.json()["status"] == po.VOIDED and r.json()["void_reason"] in (po.DECLINED, po.CASH_FAILED)
     assert pw.balances() == before
 
 
