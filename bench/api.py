@@ -82,18 +82,19 @@ def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[
     return f"{inst.id}.{secret}", ids
 
 
-def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60, *, path: str = "/healthz", what: str = "yibao serve") -> None:
+    """Wait until ``proc`` answers 200 at ``base + path`` (or exits, or the timeout passes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"yibao serve exited with {proc.returncode}")
+            raise SystemExit(f"{what} exited with {proc.returncode}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise SystemExit("yibao serve did not start")
+    raise SystemExit(f"{what} did not start")
 
 
 async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, headers: str, body: bytes) -> tuple[int, bytes]:
@@ -181,9 +182,10 @@ async def run_paced(base: str, credential: str, pending: list[str], clients: int
     return latencies, loop.time() - start
 
 
-def _figures(lat: list[float], elapsed: float) -> dict[str, float]:
+def figures(lat: list[float], elapsed: float, *, unit: str = "settlements") -> dict[str, float]:
+    """Count, rate and p50/p99 in ms of one run's latencies (seconds)."""
     lat.sort()
-    return {"settlements": len(lat), "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
+    return {unit: len(lat), "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
             "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}
 
 
@@ -210,11 +212,11 @@ def bench(db_name: str, url: str, workers: int) -> None:
             lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
             elapsed = time.perf_counter() - t0
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "closed", "clients": clients,
-                              **_figures(lat, elapsed)}), flush=True)
+                              **figures(lat, elapsed)}), flush=True)
         for rate in PACED:
             lat, elapsed = asyncio.run(run_paced(base, credential, ids, PACED_CLIENTS, rate, SECONDS))
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "paced", "clients": PACED_CLIENTS,
-                              "offered_per_s": rate, **_figures(lat, elapsed)}), flush=True)
+                              "offered_per_s": rate, **figures(lat, elapsed)}), flush=True)
     finally:
         proc.terminate()
         try:

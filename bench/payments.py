@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +25,8 @@ import uuid
 from datetime import date
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, _post, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, _post, figures, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.channels import AgreementRequest  # noqa: E402
 from yibao.channels.sandbox import pair  # noqa: E402
@@ -152,7 +149,7 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
     sandbox = start(["sandbox", "wxpay", "--port", str(sandbox_port), "--keys", str(key_dir)], env)
     server = None
     try:
-        _wait_sandbox(sandbox_url, sandbox)
+        wait_ready(sandbox_url, sandbox, path="/sandbox/info", what="yibao sandbox")
         holders = int(SECONDS * 220 * len(RUNS)) + 100
         credential, ids = seed(db, keyring, holders, sandbox_url, f"{base}/api/v1/channels/{PI}/notify", key_dir)
         server = start(["serve", "--no-demo", "--port", str(port), "--database", url, "--workers", str(workers)], env)
@@ -164,30 +161,14 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
             t0 = time.perf_counter()
             lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
             elapsed = time.perf_counter() - t0
-            lat.sort()
-            print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, "clients": clients, "payments": len(lat),
-                              "per_s": round(len(lat) / elapsed), "p50_ms": round(statistics.median(lat) * 1000, 1),
-                              "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}), flush=True)
+            print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, "clients": clients,
+                              **figures(lat, elapsed, unit="payments")}), flush=True)
             if not codes:
                 print(json.dumps({"bench": "payments", "warning": "ran out of codes: raise the holder count"}), flush=True)
     finally:
         if server is not None:
             stop(server)
         stop(sandbox)
-
-
-def _wait_sandbox(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"yibao sandbox exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/sandbox/info", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("yibao sandbox did not start")
 
 
 def main() -> None:
