@@ -71,17 +71,22 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
 
 
-def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str) -> TooManyAttempts | None:
+def _recent_failures(conn: Connection, now: datetime, person_id: str, institution_id: str) -> list[datetime]:
+    """Failed checks of this person here within the window and after their latest success, oldest first."""
     since = now - WINDOW
     last_ok = conn.execute(select(func.max(FA.c.created_at)).where(
         FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome == "verified", FA.c.created_at > since)).scalar()
     start = max(since, _utc(last_ok)) if last_ok is not None else since
-    failures = conn.execute(select(FA.c.created_at).where(
+    return [_utc(at) for at in conn.execute(select(FA.c.created_at).where(
         FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome != "verified", FA.c.created_at > start)
-        .order_by(FA.c.created_at)).scalars().all()
+        .order_by(FA.c.created_at)).scalars()]
+
+
+def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str) -> TooManyAttempts | None:
+    failures = _recent_failures(conn, now, person_id, institution_id)
     if len(failures) < ATTEMPT_LIMIT:
         return None
-    retry_after = max(1, math.ceil((_utc(failures[-ATTEMPT_LIMIT]) + WINDOW - now).total_seconds()))
+    retry_after = max(1, math.ceil((failures[-ATTEMPT_LIMIT] + WINDOW - now).total_seconds()))
     return TooManyAttempts("capture", "face_attempts_exhausted", f"刷脸失败已达{ATTEMPT_LIMIT}次，请改用医保码支付",
                            f"{ATTEMPT_LIMIT} failed face checks: pay with the payment code instead", retry_after)
 
@@ -134,7 +139,7 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
     if locked is not None:
         return locked
     if outcome != "verified":
-        left = ATTEMPT_LIMIT - _failures_since_success(conn, now, prepared.holder_id, institution.id)
+        left = ATTEMPT_LIMIT - len(_recent_failures(conn, now, prepared.holder_id, institution.id))
         tail_zh = f"，还可再试{left}次" if left > 0 else "，请改用医保码支付"
         tail_en = f"; {left} more tries" if left > 0 else "; pay with the payment code instead"
         if outcome == "liveness_failed":
@@ -147,15 +152,6 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
                                  relation=auth.relation, institution_id=auth.institution_id, terminal_id=terminal_id or "",
                                  status="live", expires_at=auth.expires_at, used_at=None, created_at=now))
     return auth
-
-
-def _failures_since_success(conn: Connection, now: datetime, person_id: str, institution_id: str) -> int:
-    since = now - WINDOW
-    last_ok = conn.execute(select(func.max(FA.c.created_at)).where(
-        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome == "verified", FA.c.created_at > since)).scalar()
-    start = max(since, _utc(last_ok)) if last_ok is not None else since
-    return int(conn.execute(select(func.count()).select_from(FA).where(
-        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome != "verified", FA.c.created_at > start)).scalar())
 
 
 def consume(conn: Connection, now: datetime, *, authorization_id: str, institution: Institution) -> FaceAuthorization:
