@@ -40,12 +40,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = []
     interval = app.state.recovery_interval
     if interval:
-        from yibao.services import credit
         from yibao.services.payment_flow import run_periodically
 
-        platform = app.state.platform
-        ctx = platform.payments("platform:recovery")
-        ctx.credit = credit.CreditContext(platform.run, platform.now, platform.keyring, getattr(app.state, "credit_banks", {}))
+        ctx = app.state.platform.payments("platform:recovery")
         tasks.append(asyncio.create_task(run_periodically(ctx, interval)))
     try:
         yield

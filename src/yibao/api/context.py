@@ -34,6 +34,7 @@ class Platform:
     operator_tokens: dict[str, str]  # sha256(token) -> operator name
     channels: Any = None  # services.channel_registry.Channels: connectors to payment institutions, built once per config
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
+    credit_banks: dict[str, Any] = field(default_factory=dict)  # payment_institution_id → BankChannel (routers/credit.install)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
     def __post_init__(self) -> None:
@@ -46,10 +47,13 @@ class Platform:
         return self.db.clock()
 
     def payments(self, actor: str = "platform:payments"):  # noqa: ANN201
-        """The context a payment flow runs in: this platform's units of work, clock, keyring and connectors."""
+        """The context a payment flow runs in: this platform's units of work, clock, keyring, connectors
+        and credit-line banks — one place, so every flow (API, pages, recovery) can pay by credit."""
+        from yibao.services.credit import CreditContext
         from yibao.services.payment_flow import Context
 
-        return Context(self.run, self.now, self.keyring, self.channels, actor)
+        return Context(self.run, self.now, self.keyring, self.channels, actor,
+                       credit=CreditContext(self.run, self.now, self.keyring, self.credit_banks))
 
     async def run(self, work: Callable[[Connection], Any], *, write: bool = True) -> Any:
         """Run a unit of work.

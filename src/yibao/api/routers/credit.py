@@ -34,6 +34,7 @@ PiId = Path(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]+$"
 def install(app: FastAPI, banks: Mapping[str, BankChannel] | None = None) -> None:
     """Give the app its credit-line banks (payment_institution_id → connector) and the routes."""
     app.state.credit_banks = dict(banks or {})
+    app.state.platform.credit_banks = app.state.credit_banks
     app.include_router(patient_router)
     app.include_router(admin_router)
     app.include_router(notify_router)

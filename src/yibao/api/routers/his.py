@@ -14,7 +14,6 @@ from pydantic import Field
 from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.payment_context import payment_context
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
@@ -187,7 +186,7 @@ _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's 
 async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                   p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = payment_context(p, request, caller.actor)
+    ctx = p.payments(caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
@@ -219,7 +218,7 @@ class FacePaymentIn(Strict):
 async def face_payment(body: FacePaymentIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                        p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = payment_context(p, request, caller.actor)
+    ctx = p.payments(caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.face(ctx, institution=caller.institution, request_key=key, request_hash=digest,
@@ -283,7 +282,7 @@ class RefundIn(Strict):
              summary="退款 Refund a completed payment: all, the cash only, or the insurance (fund + account) only")
 async def refund_payment(body: RefundIn, request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
                          caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = payment_context(p, request, caller.actor)
+    ctx = p.payments(caller.actor)
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,

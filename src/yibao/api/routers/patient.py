@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.payment_context import payment_context
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
@@ -393,7 +392,7 @@ async def my_payment(payment_id: str = PaymentId, caller: Caller = Depends(patie
 async def confirm_payment(body: ConfirmIn, request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey,
                           caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     payment_pins.check_format(body.pin)
-    ctx = payment_context(p, request, caller.actor)
+    ctx = p.payments(caller.actor)
 
     async def call(_: str) -> tuple[int, Any, bool]:
         order = await payment_flow.confirm(ctx, order_id=payment_id, payer_id=caller.principal, pin=body.pin, actor=caller.actor)
@@ -439,7 +438,7 @@ async def pay_bill(body: BillPayIn, request: Request, payment_id: str = PaymentI
                    caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     if body.pin is not None:
         payment_pins.check_format(body.pin)
-    ctx = payment_context(p, request, caller.actor)
+    ctx = p.payments(caller.actor)
 
     async def call(_: str) -> tuple[int, Any, bool]:
         order = await payment_flow.pay_bill(ctx, order_id=payment_id, holder_id=caller.principal, use_account=body.use_account,
