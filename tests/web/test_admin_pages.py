@@ -86,3 +86,37 @@ def test_a_wrong_operator_token_is_refused_in_words(desktop, live):
     page.locator("#admin-log-in").click()
     expect(page.locator("#flash")).to_have_text("经办人员凭证无效")
     assert page.url.endswith("/admin/login")
+
+
+def test_admitting_an_institution_shows_its_credential_once_and_it_logs_in(desktop, live):
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.locator("#nav-institutions").click()
+    page.locator("summary", has_text="准入新的定点医药机构").click()
+    page.locator("#inst-new-code").fill("P44030099")
+    page.locator("#inst-new-region").fill("440300")
+    page.locator("#inst-new-name").fill("演示新药房")
+    page.locator("#inst-new-kind").select_option("pharmacy")
+    page.locator("#inst-new-level").select_option("level2")  # a pharmacy's level is "pharmacy": refused in words
+    page.locator("#admit-inst").click()
+    expect(page.locator("#flash")).to_contain_text("级别应为")
+    expect(page.locator("#inst-new-code")).to_have_value("P44030099")  # the form is filled in again
+    page.locator("#inst-new-level").select_option("pharmacy")
+    form = {name: page.locator(f"#admit-inst-form input[name={name}]").input_value() for name in ("csrf", "nonce")}
+    page.locator("#admit-inst").click()
+    credential = page.locator("#credential").input_value()
+    assert credential.startswith("P44030099.") and len(credential) > 20
+
+    # The same form sent again (a double click, a reload): nothing admitted twice, the secret not shown again.
+    again = page.request.post("/admin/institutions", form={**form, "form": "inst", "code": "P44030099", "region": "440300",
+                                                          "name": "演示新药房", "kind": "pharmacy", "level": "pharmacy"})
+    assert again.ok and credential not in again.text()
+    assert "凭证已在首次提交时显示" in again.text()
+    page.goto("/admin/institutions")
+    expect(page.locator("#institutions")).to_contain_text("演示新药房")
+
+    cashier = desktop.new_page()
+    cashier.goto("/cashier/login")
+    cashier.locator("#credential").fill(credential)
+    cashier.locator("#cashier-log-in").click()
+    expect(cashier.locator("body")).to_contain_text("演示新药房")

@@ -17,12 +17,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
-from yibao.domain.errors import Unauthorized, YibaoError
+from yibao.domain.errors import InputError, Unauthorized, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services import audit, institutions, ledger, volumes
 from yibao.services import payment_institutions as pis
 from yibao.services.policies import policy_for
 from yibao.web import charts, forms, i18n, render, security
+from yibao.web import once
 from yibao.web.auth import Who, act, operator, platform
 
 router = APIRouter(include_in_schema=False)
@@ -146,6 +147,41 @@ async def suspend_payment_institution(request: Request, pi_id: str) -> Response:
     form = await forms.read(request, AREA, who.cookie)
     return await act(request, who, form, lambda c: pis.suspend(c, p.now(), pi_id=pi_id, reason=form.get("reason") or None, actor=who.actor),
                      back="/admin/institutions", ok=("已暂停", "Suspended"))
+
+
+@router.post("/admin/institutions")
+async def admit_institution(request: Request) -> Response:
+    """Admit a designated hospital or pharmacy (as POST /api/v1/admin/institutions).
+
+    Its API credential is shown once, on the page answering this post (no redirect: the secret must
+    not travel in a cookie or be stored for a replay). The same form sent again admits nothing and
+    says the credential was shown already.
+    """
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    keep = ("form", "code", "region", "name", "kind", "level")
+    shown: dict[str, str] = {}
+
+    def work(conn: Connection) -> once.Outcome:
+        kind = form.require("kind", "机构类型", "the kind")
+        if kind not in ("hospital", "pharmacy"):
+            raise InputError("kind", "invalid_choice", "机构类型应为医院或药店", "must be hospital or pharmacy")
+        inst, secret = institutions.admit(conn, p.now(), code=form.require("code", "机构编码", "the code"),
+                                          region=form.require("region", "统筹区", "the region"), name=form.require("name", "名称", "the name"),
+                                          kind=kind, level=form.require("level", "级别", "the level"), actor=who.actor)
+        shown.update(code=inst.id, name=inst.name, credential=f"{inst.id}.{secret}")
+        return {"code": inst.id}  # kept for a replay: never the secret
+
+    try:
+        outcome, replayed = await p.run(once.unit(scope=f"web:{AREA}:{who.principal}", nonce=form.nonce, path=request.url.path,
+                                                  region=who.region, now=p.now(), work=work))
+    except YibaoError as exc:
+        return render.redirect(request, "/admin/institutions", error=exc, values=form.values(*keep))
+    if replayed:
+        return render.redirect(request, "/admin/institutions", ok=(f"机构 {outcome['code']} 已准入；凭证已在首次提交时显示，遗失请重新准入签发",
+                                                                   f"Institution {outcome['code']} is admitted; its credential was shown on the first submit"))
+    return _page(request, who, "admin/admitted.html", nav="institutions", admitted=shown)
 
 
 # ---- the audit log -----------------------------------------------------------------------------
