@@ -22,8 +22,7 @@ from yibao.domain.money import format_yuan
 from yibao.services import audit, institutions, ledger, volumes
 from yibao.services import payment_institutions as pis
 from yibao.services.policies import policy_for
-from yibao.web import charts, forms, i18n, render, security
-from yibao.web import once
+from yibao.web import charts, forms, i18n, once, render, security
 from yibao.web.auth import Who, act, operator, platform
 
 router = APIRouter(include_in_schema=False)
