@@ -1,6 +1,6 @@
 """`make screenshots`: start the demo server, use the three pages as demo users, and save what they
-show into docs/screenshots/ — /app at phone width (390×844), /cashier and /admin at desktop width
-(1366×900). Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
+show into docs/screenshots/ — each of /app, /cashier and /admin at phone width (390×844, `*-phone.png`)
+and at desktop width (1366×900, `*-desktop.png`). Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
 (`apt-get install fonts-noto-cjk`), without which the pictures show boxes: the script refuses then.
 """
 
@@ -79,6 +79,14 @@ def _holder(browser, base: str):  # noqa: ANN001, ANN202
     return ctx, page
 
 
+def _both(page, name: str, first: dict) -> None:  # noqa: ANN001
+    """The page at the width it was opened with, then at the other one (the same page, resized)."""
+    for size in (first, DESKTOP if first is PHONE else PHONE):
+        page.set_viewport_size(size)
+        page.screenshot(path=OUT / f"{name}-{'phone' if size is PHONE else 'desktop'}.png", full_page=size is DESKTOP)
+    page.set_viewport_size(first)
+
+
 def main() -> None:
     _check_tools()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -90,7 +98,7 @@ def main() -> None:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 ctx, phone = _holder(browser, base)
-                phone.screenshot(path=OUT / "app-phone.png")
+                _both(phone, "app", PHONE)
                 code = re.sub(r"\D", "", phone.locator("#barcode text").text_content())
 
                 desk = browser.new_context(viewport=DESKTOP, base_url=base, locale="zh-CN")
@@ -103,7 +111,7 @@ def main() -> None:
                 cashier.click("#load-sample")
                 cashier.click("#presettle")
                 expect(cashier.locator("#split")).to_be_visible()
-                cashier.screenshot(path=OUT / "cashier-desktop.png", full_page=True)
+                _both(cashier, "cashier", DESKTOP)
                 cashier.click("#confirm-settle")
                 expect(cashier.locator("#receipt")).to_be_visible()
                 cashier.screenshot(path=OUT / "cashier-receipt-desktop.png", full_page=True)
@@ -113,7 +121,7 @@ def main() -> None:
                 admin.fill("#token", "demo-operator-token")
                 admin.click("#admin-log-in")
                 expect(admin.locator("#chart-counts")).to_be_visible()
-                admin.screenshot(path=OUT / "admin-desktop.png", full_page=True)
+                _both(admin, "admin", DESKTOP)
 
                 phone.goto("/app/account")
                 phone.screenshot(path=OUT / "app-account-phone.png")
