@@ -130,3 +130,31 @@ def test_pages_without_a_session_send_the_reader_to_log_in(phone, live):
     response = page.goto("/app/no-such-page")
     assert response.status == 404 and response.headers["content-type"].startswith("text/html")
     expect(page.locator("h1")).to_have_text("页面不存在")
+
+
+def test_real_name_log_in_with_the_face_and_a_photo_refused(phone, live):
+    """实名登录: name + ID number + a live face (the demo's sandbox captures); a photo fails the liveness check."""
+    page = phone.new_page()
+    page.goto("/app/login")
+    page.locator("#real-name-login summary").click()
+    # The demo guide on the page lists the demo people's ID numbers (synthetic ones).
+    id_number = re.search(r"张建国 · 13800138002 · (\d{17}[\dX])", page.locator("body").text_content()).group(1)
+    page.locator("#rn-name").fill("张建国")
+    page.locator("#rn-id").fill(id_number)
+    page.locator("#rn-sample").select_option(label="张建国 的脸（现场采集）")
+    page.locator("#rn-name").fill("张建军")  # a wrong name: refused, without saying which part was wrong
+    page.locator("#real-name-log-in").click()
+    expect(page.locator("#flash")).to_have_text(re.compile("实名信息或人脸核验未通过"))
+    expect(page.locator("#real-name-form")).to_be_visible()  # the real-name form stays open
+    assert id_number not in repr(page.context.cookies())  # personal data stays out of the cookies
+    page.locator("#rn-name").fill("张建国")
+    page.locator("#rn-id").fill(id_number)
+    page.locator("#rn-sample").select_option(label="李明 的照片（翻拍，活体检测不通过）")  # someone else's photo
+    page.locator("#real-name-log-in").click()
+    expect(page.locator("#flash")).to_have_text(re.compile("实名信息或人脸核验未通过"))
+    page.locator("#rn-name").fill("张建国")
+    page.locator("#rn-id").fill(id_number)
+    page.locator("#rn-sample").select_option(label="张建国 的脸（现场采集）")
+    page.locator("#real-name-log-in").click()
+    expect(page.locator("#qr svg, #show-code").first).to_be_visible()
+    assert page.url.endswith("/app")

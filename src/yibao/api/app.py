@@ -75,6 +75,10 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     app.state.on_start: list[Callable[[], None]] = []
     app.state.recovery_interval = recovery_interval
     errors.install(app)
+    base = (base_url or os.environ.get("YIBAO_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+    if face_verifier is None and sandboxes and face.verifier_from_env() is None:
+        # The demo's checks go to the sandbox verifier mounted below, over HTTP, as they would to a real one.
+        face_verifier = face.FaceVerifier(f"{base}/sandbox/face", os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY))
     face.install(app, face_verifier)
     app.include_router(his.router)  # first: the hospitals' calls are the hot path, and routes match in order
     app.include_router(patient.router)
@@ -87,7 +91,6 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
         from yibao.services import demo
 
         app.mount("/sandbox/face", face_sandbox(os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)))
-        base = (base_url or os.environ.get("YIBAO_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
         pairs = mount_all(app, base_url=base)
         # Their keys are made afresh in this process: point the demo's institutions at them at start-up.
         app.state.on_start.append(lambda: demo.configure_sandbox_channels(db, keyring, pairs, base))

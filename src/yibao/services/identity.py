@@ -67,9 +67,14 @@ def real_name(conn: Connection, keyring: Keyring, now: datetime, *, person_id: s
 
 def face_template(conn: Connection, keyring: Keyring, now: datetime, *, person_id: str, actor: str, purpose: str = "real_person") -> str:
     """The reference template for a face check (after real-name); an audited read of PII, with its purpose."""
-    row = _person(conn, person_id)
-    if row.real_name_verified_at is None:
+    if _person(conn, person_id).real_name_verified_at is None:
         raise Forbidden("real_name", "real_name_required", "请先完成实名认证", "complete real-name authentication first")
+    return enrolled_template(conn, keyring, now, person_id=person_id, actor=actor, purpose=purpose)
+
+
+def enrolled_template(conn: Connection, keyring: Keyring, now: datetime, *, person_id: str, actor: str, purpose: str) -> str:
+    """The reference template, for a check that itself proves the name (real-name log-in); an audited read of PII."""
+    row = _person(conn, person_id)
     if row.face_template_enc is None:
         raise Conflict("face_template", "face_not_enrolled", "尚未采集人脸，请到经办机构采集", "no face is enrolled; enrol it at the agency first")
     audit.append(conn, region=row.region, actor=actor, action="pii.face_template", subject=row.id, detail={"purpose": purpose}, now=now)

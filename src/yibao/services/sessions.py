@@ -1,4 +1,4 @@
-"""Holder log-in by SMS code. The SMS gateway here is the sandbox: messages go to an outbox that
+"""Holder log-in by SMS code (and the session every log-in opens). The SMS gateway here is the sandbox: messages go to an outbox that
 operators (and tests) read at /api/v1/admin/sandbox/sms; a real deployment plugs in its gateway.
 """
 
@@ -66,6 +66,11 @@ def verify_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str
     conn.execute(update(SMS).where(SMS.c.id == row.id).values(used=True))
     person = people.find_by_phone(conn, keyring, phone)
     assert person is not None
+    return open_session(conn, now, person)
+
+
+def open_session(conn: Connection, now: datetime, person: people.Person) -> dict:
+    """A new session for a person who proved who they are (SMS code, or real name and face: face_login.py)."""
     token = secrets.token_urlsafe(32)
     conn.execute(SES.insert().values(token_hash=_h(token), region=person.region, person_id=person.id,
                                      expires_at=now + SESSION_TTL, created_at=now))

@@ -169,6 +169,17 @@ sessions = Table(
     _created(),
 )
 
+face_logins = Table(  # every real-name log-in's face check (name + ID number + a live face): the failures the limit counts
+    "face_logins", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),
+    Column("outcome", String(24), nullable=False),  # verified | name_mismatch | face_mismatch | liveness_failed
+    _created(),
+)
+
+Index("ix_face_logins_recent", face_logins.c.person_id, face_logins.c.created_at)
+
 sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
     "sms_codes", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

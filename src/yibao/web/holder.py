@@ -19,7 +19,10 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
-from yibao.services import accounts, cards, families, holder_sessions, identity, ledger, paycodes, payment_pins, payments, people, sessions
+from yibao.domain.identity import make_id_number
+from yibao.face import verifier_of
+from yibao.face.samples import capture as sample_capture
+from yibao.services import accounts, cards, face_login, families, holder_sessions, identity, ledger, paycodes, payment_pins, payments, people, sessions
 from yibao.services import payment_institutions as pis
 from yibao.services.demo import PEOPLE as DEMO_PEOPLE
 from yibao.web import forms, payviews, render, security
@@ -58,11 +61,33 @@ def _chosen(request: Request, choices: list[dict[str, str]], who: Who) -> dict[s
 
 # ---- log-in ----------------------------------------------------------------------------------
 
+# The demo's face captures for real-name log-in: a phone page has no liveness detection of its own (a
+# real app uses its terminal's SDK), so the demo offers the sandbox's synthetic captures, each with the
+# liveness result a terminal would report: a demo person's face today, or a photo of it (fails liveness).
+LIVE_SCORE, PHOTO_SCORE = 0.97, 0.30
+
+
+def _demo_faces() -> list[dict[str, str]]:
+    adults = [p for p in DEMO_PEOPLE if p.phone]
+    return [{"value": f"live:{p.key}", "name": p.name, "kind": "live"} for p in adults] + \
+           [{"value": f"photo:{adults[0].key}", "name": adults[0].name, "kind": "photo"}]
+
+
+def _demo_capture(choice: str) -> tuple[str, dict[str, float | str]]:
+    kind, _, key = choice.partition(":")
+    person = next((p for p in DEMO_PEOPLE if p.key == key and p.phone), None)
+    if person is None or kind not in ("live", "photo"):
+        raise InputError("sample", "invalid_choice", "请选择人脸采集样本", "choose a face capture")
+    # Another day's capture of the enrolled face (the demo enrolled day 0 and checked day 1).
+    return sample_capture(person.name, day=5), {"method": "structured_light", "score": LIVE_SCORE if kind == "live" else PHOTO_SCORE}
+
+
 def _login_page(request: Request, *, phone: str = "", sent: bool = False) -> HTMLResponse:
     pre, new = security.pre_cookie(request)
-    demo_people = [p for p in DEMO_PEOPLE if p.phone] if getattr(request.app.state, "web_demo", False) else []
+    demo = getattr(request.app.state, "web_demo", False)
+    demo_people = [{"p": p, "id_number": make_id_number(p.area, p.born, p.serial)} for p in DEMO_PEOPLE if p.phone] if demo else []
     return render.render(request, "app/login.html", area=AREA, csrf_cookie=pre, set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None,
-                         phone=phone, sent=sent, demo_people=demo_people)
+                         phone=phone, sent=sent, demo_people=demo_people, demo_faces=_demo_faces() if demo else [])
 
 
 @router.get("/app/login")
@@ -100,6 +125,26 @@ async def log_in(request: Request) -> Response:
             raise result  # after the counted attempt was committed
     except YibaoError as exc:
         return render.redirect(request, "/app/login", error=exc, values={"phone": phone, "sent": "1"})
+    response = render.redirect(request, "/app")
+    security.set_cookie(response, request, COOKIE, result["token"], path="/app", max_age=int(sessions.SESSION_TTL.total_seconds()))
+    return response
+
+
+@router.post("/app/sessions/real-name")
+async def log_in_real_name(request: Request) -> Response:
+    """实名登录: name, ID number and a live face (as POST /api/v1/patient/sessions/real-name). Demo captures only."""
+    if not getattr(request.app.state, "web_demo", False):
+        raise NotFound("", "not_found", "页面不存在", "not found")
+    p = platform(request)
+    form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
+    try:
+        capture, liveness = _demo_capture(form.get("sample"))
+        result = await face_login.log_in(p.run, p.now, p.keyring, verifier_of(request.app),
+                                         id_number=form.require("id_number", "身份证号", "the ID number"),
+                                         name=form.require("name", "姓名", "the name"), capture=capture, liveness=liveness)
+    except YibaoError as exc:
+        # Name and ID number are not sent back in the flash cookie: personal data stays out of cookies.
+        return render.redirect(request, "/app/login", error=exc, values={"mode": "real-name"})
     response = render.redirect(request, "/app")
     security.set_cookie(response, request, COOKIE, result["token"], path="/app", max_age=int(sessions.SESSION_TTL.total_seconds()))
     return response

@@ -60,6 +60,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "outbox_intro": ("演示环境中短信不会真正发出，而是记录在这里。", "In the demo, text messages are not sent; they are kept here."),
     "outbox_empty": ("发件箱为空。", "The outbox is empty."),
     "to_login": ("返回登录", "Back to log-in"),
+    "real_name_login": ("实名登录（姓名、身份证号与刷脸）", "Real-name log-in (name, ID number and your face)"),
+    "real_name_login_intro": ("演示环境：人脸由沙箱样本代替手机摄像头采集，活体检测结果随样本给出。",
+                              "Demo: a sandbox sample stands in for the phone camera's capture, with the liveness result a terminal would report."),
+    "rn_name": ("姓名", "Name"),
+    "rn_id_number": ("身份证号", "ID number"),
+    "rn_sample": ("人脸采集（沙箱样本）", "Face capture (sandbox sample)"),
+    "rn_sample_live": ("{name} 的脸（现场采集）", "{name}'s face (live capture)"),
+    "rn_sample_photo": ("{name} 的照片（翻拍，活体检测不通过）", "a photo of {name} (fails the liveness check)"),
+    "real_name_log_in": ("刷脸登录", "Log in with my face"),
+    "real_name_login_app_only": ("实名刷脸登录需要手机应用的活体检测，网页版请使用短信验证码登录。",
+                                 "Real-name log-in needs the phone app's liveness detection; on the web, log in with an SMS code."),
 
     # ---- holder app: navigation
     "nav_card": ("医保码", "Pay code"),

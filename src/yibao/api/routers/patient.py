@@ -17,14 +17,27 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.context import Caller, Platform, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
+from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, LivenessIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import NotFound
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.services import bills, cards, families, identity, ledger, paycodes, payment_flow, payment_pins, payments, people, sessions
+from yibao.services import (
+    bills,
+    cards,
+    face_login,
+    families,
+    identity,
+    ledger,
+    paycodes,
+    payment_flow,
+    payment_pins,
+    payments,
+    people,
+    sessions,
+)
 from yibao.services import payment_institutions as pis
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
@@ -53,6 +66,22 @@ async def login(body: SessionIn, p: Platform = Depends(platform)) -> dict[str, A
     if isinstance(result, Exception):
         raise result  # after the failed attempt was committed
     return result
+
+
+class RealNameLoginIn(Strict):
+    id_number: str = Field(min_length=1, max_length=18, description="the 18-character ID number")
+    name: str = Field(min_length=1, max_length=50)
+    capture: str = RealPersonIn.model_fields["capture"]
+    liveness: LivenessIn
+
+
+@router.post("/sessions/real-name", status_code=201,
+             summary="实名登录 Log in with name, ID number and a live face (1:1 with the enrolled face)")
+async def login_real_name(body: RealNameLoginIn, request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Three failures for one person within ten minutes: `429 real_name_login_locked` (the SMS code still works).
+    Every refusal of the credentials has the same words: the answer does not tell which one was wrong."""
+    return await face_login.log_in(p.run, p.now, p.keyring, verifier_of(request.app), id_number=body.id_number, name=body.name,
+                                   capture=body.capture, liveness=body.liveness.model_dump())
 
 
 def _visible(conn: Connection, caller: Caller, psn_no: str) -> people.Person:
