@@ -140,3 +140,34 @@ def test_the_channel_registry_keeps_keys_encrypted_and_never_shows_them(client, 
     assert secret.status_code == 422 and secret.json()["error"]["code"] == "invalid_secret"
     missing = client.get("/api/v1/admin/payment-institutions/nobody/channel", headers=OPERATOR)
     assert missing.status_code == 404
+
+
+def test_the_scan_that_opened_the_visit_pays_it_once_and_only_for_a_while(client, pw, db):
+    """POST /paycodes/verify answers a paycode_id; within ten minutes it pays that person's visit once (no second code)."""
+    scan = client.post("/api/v1/his/paycodes/verify", json={"code": pw.code(), "terminal_id": "T1"}, headers={**his(pw), **key()})
+    assert scan.status_code == 200, scan.text
+    scanned = scan.json()
+    visit = client.post("/api/v1/his/visits", json={"psn_no": scanned["psn_no"], "kind": "outpatient"}, headers={**his(pw), **key()})
+    assert visit.status_code == 201, visit.text
+    visit_id = visit.json()["mdtrt_id"]
+    assert client.post(f"/api/v1/his/visits/{visit_id}/fee-lines", json={"lines": LINES}, headers={**his(pw), **key()}).status_code == 200
+
+    both = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "paycode_id": scanned["paycode_id"], "visit_id": visit_id},
+                       headers={**his(pw), **key()})
+    assert both.status_code == 422 and both.json()["error"]["code"] == "code_or_scan"
+    elsewhere = client.post("/api/v1/his/payments/onecode", json={"paycode_id": scanned["paycode_id"], "visit_id": visit_id},
+                            headers={"Authorization": f"Bearer {pw.w.other_credential}", **key()})
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"]["code"] == "scan_unknown"
+
+    r = client.post("/api/v1/his/payments/onecode", json={"paycode_id": scanned["paycode_id"], "visit_id": visit_id, "account": {"use": True}},
+                    headers={**his(pw), **key()})
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    assert r.json()["terminal_id"] == "T1"  # the scan's terminal
+    again = client.post("/api/v1/his/payments/onecode", json={"paycode_id": scanned["paycode_id"], "lines": LINES},
+                        headers={**his(pw), **key()})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "paycode_used"
+
+    late = client.post("/api/v1/his/paycodes/verify", json={"code": pw.code()}, headers={**his(pw), **key()}).json()
+    db.clock.advance(minutes=10)
+    r = client.post("/api/v1/his/payments/onecode", json={"paycode_id": late["paycode_id"], "lines": LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "scan_expired"

@@ -3,7 +3,6 @@ with the sandbox face verifier as a real loopback server. Both databases."""
 
 from __future__ import annotations
 
-
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient

@@ -86,6 +86,30 @@ def test_a_one_code_payment_within_the_limit_collects_the_cash_from_the_institut
 
 
 @pytest.mark.both_databases
+def test_the_scan_that_opened_the_visit_pays_it_without_a_second_code(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    holder.goto("/app")
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    presettled = open_visit_with_sample(cashier, show_code(holder), "none")
+    expect(cashier.locator("#onecode-use-scan")).to_be_checked()
+    cashier.locator("#onecode-pay").click()  # no code typed: the scan pays
+    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+    same_split(presettled, pay_split(cashier))
+
+    # That scan has paid: the next visit of the same person offers it no more, and a code is needed again.
+    cashier.goto("/cashier")
+    cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
+    cashier.locator("#lookup-form input[name=card_no]").fill(live.people["李明"]["card_no"])
+    cashier.locator("#lookup").click()
+    cashier.locator("#load-sample").click()
+    cashier.locator("#presettle").click()
+    expect(cashier.locator("#onecode-form")).to_be_visible()
+    assert cashier.locator("#onecode-use-scan").count() == 0
+
+
+@pytest.mark.both_databases
 def test_a_guardian_showing_a_childs_code_pays_for_the_child_from_the_guardians_account(phone, desktop, live):
     holder = phone.new_page()
     log_in_holder(holder, live, LI_MING)

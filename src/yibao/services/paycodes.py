@@ -295,6 +295,51 @@ def _holder_refusal(conn: Connection, row, institution: Institution, now: dateti
     return None
 
 
+# How long a scan stays good for paying the visit it opened. The holder showed the code to this
+# counter for this visit; asking for a second code minutes later adds no consent, only friction (the
+# national interface likewise carries the code's ecToken from 1101 through to 2207). [G: 10 minutes]
+SCAN_TO_PAY = timedelta(minutes=10)
+
+
+def scanned(conn: Connection, now: datetime, *, paycode_id: int, institution: Institution) -> Consumed:
+    """A code this institution scanned a little earlier, to pay with it once (一码支付 of the visit it opened).
+
+    The row is locked: two payments racing for one scan are serialised, and the second finds the first's
+    order (payments.start_onecode). Raises: unknown here, not scanned (used) here, too old."""
+    row = conn.execute(select(PC).where(PC.c.id == paycode_id).with_for_update()).first()
+    if row is None or row.institution_id != institution.id or row.status != "used":
+        raise NotFound("paycode_id", "scan_unknown", "本机构没有这次扫码记录，请重新扫描参保人出示的医保码",
+                       "no such scan at this institution; scan the code the holder shows")
+    ended = row.ended_at if row.ended_at.tzinfo else row.ended_at.replace(tzinfo=timezone.utc)
+    if ended + SCAN_TO_PAY <= now:
+        minutes = int(SCAN_TO_PAY.total_seconds() // 60)
+        raise Conflict("paycode_id", "scan_expired", f"扫码已超过{minutes}分钟，请参保人重新出示医保码",
+                       f"the scan is more than {minutes} minutes old; scan the code the holder shows now")
+    refusal = _holder_refusal(conn, row, institution, now)  # a card lost or a link revoked since the scan
+    if refusal is not None:
+        raise refusal
+    card = cards.get(conn, row.card_id)
+    assert card is not None
+    relation = "self" if row.holder_id == row.person_id else "guardian"
+    return Consumed(int(row.id), row.person_id, row.card_id, card.kind, row.holder_id, relation, row.region, institution.id,
+                    row.terminal_id, ended)
+
+
+def recent_scan(conn: Connection, now: datetime, *, institution_id: str, person_id: str) -> tuple[int, datetime] | None:
+    """The code for ``person_id`` this institution scanned last, if within SCAN_TO_PAY and it has paid nothing yet:
+    (paycode_id, until when it can pay). The cashier console offers it to pay the visit it opened; a newer
+    scan of the same person supersedes it there."""
+    from yibao.store.tables import payment_orders as O
+
+    row = conn.execute(select(PC.c.id, PC.c.ended_at).where(
+        PC.c.institution_id == institution_id, PC.c.person_id == person_id, PC.c.status == "used", PC.c.ended_at > now - SCAN_TO_PAY)
+        .order_by(PC.c.id.desc()).limit(1)).first()
+    if row is None or conn.execute(select(O.c.id).where(O.c.paycode_id == row.id)).first() is not None:
+        return None
+    ended = row.ended_at if row.ended_at.tzinfo else row.ended_at.replace(tzinfo=timezone.utc)
+    return int(row.id), ended + SCAN_TO_PAY
+
+
 def unwrap(result: Consumed | YibaoError) -> Consumed:
     """For callers of `consume`: raise the refusal (after its unit of work has committed)."""
     if isinstance(result, YibaoError):

@@ -66,8 +66,9 @@ def context_for_database(db: Any, keyring: Keyring, channels: channel_registry.C
 
 # ---- one-code payment ------------------------------------------------------------------------------
 
-async def onecode(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str, terminal_id: str | None,
-                  visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
+async def onecode(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str | None, terminal_id: str | None,
+                  visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel",
+                  paycode_id: int | None = None) -> Order:
     """一码支付: hold, then (cash within the password-free limit) collect it and complete or void.
 
     Returns the order as it then stands: completed, voided, awaiting_confirmation (the holder is
@@ -76,7 +77,7 @@ async def onecode(ctx: Context, *, institution: Institution, request_key: str, r
     now = ctx.now()
     started = await ctx.run(lambda c: payments.start_onecode(c, ctx.keyring, now, institution=institution, request_key=request_key,
                                                              request_hash=request_hash, code=code, terminal_id=terminal_id, visit_id=visit_id,
-                                                             lines=lines, actor=actor))
+                                                             lines=lines, actor=actor, paycode_id=paycode_id))
     if isinstance(started, YibaoError):
         raise started  # its refusal row is committed
     return await drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)

@@ -219,8 +219,12 @@ def _visit_for(conn: Connection, now: datetime, institution: Institution, person
 
 
 def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, request_key: str, request_hash: str,
-                  code: str, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str) -> Order | YibaoError:
+                  code: str | None, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str,
+                  paycode_id: int | None = None) -> Order | YibaoError:
     """一码支付, first unit: verify and use the code, register the visit (with ``lines``), record the order ``created``.
+
+    Instead of ``code``, ``paycode_id`` names a code this institution scanned within the last minutes
+    (`paycodes.scanned`, typically to open the visit): it pays once, for its own person only.
 
     A retry of the same request (same Idempotency-Key) finds its order and returns it as it stands.
     A refused code is *returned* (its refusal row must commit) and raised by the caller.
@@ -239,6 +243,19 @@ def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institut
     if (visit_id is None) == (lines is None):  # before the code is used: a malformed request must not burn it
         raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
                          "give either visit_id (fee lines already uploaded) or lines")
+    if (code is None) == (paycode_id is None):
+        raise InputError("code", "code_or_scan", "请给出 code（现在出示的医保码）或 paycode_id（刚才扫描的码）之一",
+                         "give either code (the code shown now) or paycode_id (a code scanned a moment ago)")
+    if paycode_id is not None:
+        consumed = paycodes.scanned(conn, now, paycode_id=paycode_id, institution=institution)
+        if conn.execute(select(O.c.id).where(O.c.paycode_id == paycode_id)).first() is not None:
+            raise Conflict("paycode_id", "paycode_used", "该次扫码已用于一笔支付，请参保人重新出示医保码",
+                           "this scan already paid once; scan the code the holder shows now")
+        visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+        return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
+                             visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+                             terminal_id=terminal_id or consumed.terminal_id, actor=actor)
+    assert code is not None
     consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
     if isinstance(consumed, YibaoError):
         twin = for_request(conn, institution.id, request_key) if consumed.code == "paycode_used" else None

@@ -485,6 +485,7 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
 )
 
 Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
+Index("ux_payment_orders_paycode", payment_orders.c.paycode_id, unique=True)  # one payment per code (or scan), ever
 
 his_callbacks = Table(  # where a hospital wants payment results POSTed, and the secret they are signed with (HMAC-SHA256)
     "his_callbacks", metadata,

@@ -190,7 +190,9 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
                 split = settlement.presettle(conn, institution=who.institution, visit_id=visit_id, account=_account(choice, payer_psn_no))
             except YibaoError as exc:
                 problem = exc
-        return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem}
+        scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
+        return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
+                "scan_until": scan[1] if scan else None}
 
     data = await p.run(read, write=False)
     return _page(request, who, "cashier/visit.html", choice=choice, payer_psn_no=payer_psn_no or "", choices=ACCOUNT_CHOICES,
@@ -301,15 +303,27 @@ async def onecode(request: Request, visit_id: str) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
     code = "".join(form.get("code").split())
+    use_scan = form.flag("use_scan") and not code  # a code typed now wins over the earlier scan
     use_account = form.flag("use_account")
     key = f"W{form.nonce}"[:64]
 
     async def call() -> tuple[Goto, tuple[str, str]]:
-        if not code:
+        paycode_id = None
+        if use_scan:  # the code scanned to open this visit, if it is still good and has paid nothing
+            def find(conn: Connection) -> int | None:
+                visit = visits.get(conn, who.principal, visit_id)
+                scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
+                return scan[0] if scan else None
+            paycode_id = await p.run(find, write=False)
+            if paycode_id is None:
+                raise InputError("code", "scan_expired", "刚才的扫码已超时或已使用，请参保人重新出示医保码",
+                                 "the earlier scan has expired or was used; scan the code the holder shows now")
+        elif not code:
             raise InputError("code", "required", "请扫描或输入参保人出示的医保支付码", "scan or type the payment code the holder shows")
-        digest = hashlib.sha256(f"web onecode {visit_id} {code} {use_account}".encode()).hexdigest()
-        order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest, code=code,
-                                           terminal_id=TERMINAL, visit_id=visit_id, lines=None, use_account=use_account, actor=who.actor)
+        digest = hashlib.sha256(f"web onecode {visit_id} {code} {paycode_id} {use_account}".encode()).hexdigest()
+        order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
+                                           code=code or None, paycode_id=paycode_id, terminal_id=TERMINAL, visit_id=visit_id, lines=None,
+                                           use_account=use_account, actor=who.actor)
         return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
     return await act_flow(request, who, form, call, back=_back(visit_id, form) + "&presettle=1")
 

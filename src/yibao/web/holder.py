@@ -17,12 +17,25 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError, NotFound, YibaoError
-from yibao.domain.money import format_yuan, parse_yuan
-from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.domain.identity import make_id_number
+from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.face.samples import capture as sample_capture
-from yibao.services import accounts, cards, face_login, families, holder_sessions, identity, ledger, paycodes, payment_pins, payments, people, sessions
+from yibao.formats.paycode_svg import barcode_svg, qr_svg
+from yibao.services import (
+    accounts,
+    cards,
+    face_login,
+    families,
+    holder_sessions,
+    identity,
+    ledger,
+    paycodes,
+    payment_pins,
+    payments,
+    people,
+    sessions,
+)
 from yibao.services import payment_institutions as pis
 from yibao.services.demo import PEOPLE as DEMO_PEOPLE
 from yibao.web import forms, payviews, render, security

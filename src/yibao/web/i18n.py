@@ -445,6 +445,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "onecode_hint": ("或者：请参保人出示当前医保码，扫描后一次完成医保基金、个人账户和个人自付（由其支付机构扣款）。",
                      "Or: scan the code the holder shows now to pay everything at once — fund, personal account, and the cash "
                      "from the holder's payment institution."),
+    "onecode_use_scan": ("使用开始就诊时扫描的医保码支付（{until} 前有效）", "Pay with the code scanned to open this visit (good until {until})"),
+    "paycode_now": ("或扫描参保人现在出示的医保码", "Or scan the code the holder shows now"),
     "onecode_use_account": ("使用个人账户", "Use the personal account"),
     "onecode_pay": ("一码支付", "One-code pay"),
     "paid_by_guardian": ("监护人代付", "paid by the guardian"),

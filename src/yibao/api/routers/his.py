@@ -169,7 +169,9 @@ class OnecodeAccountIn(Strict):
 
 
 class OnecodeIn(Strict):
-    code: str = Field(min_length=1, max_length=64, description="the scanned payment code: 20 digits starting 91")
+    code: str | None = Field(None, min_length=1, max_length=64, description="the scanned payment code: 20 digits starting 91")
+    paycode_id: int | None = Field(None, ge=1, description="instead of code: the paycode_id answered by POST /paycodes/verify at this "
+                                   "institution within the last 10 minutes (the scan that opened the visit pays it, once)")
     visit_id: str | None = Field(None, min_length=1, max_length=30, description="a visit whose fee lines are uploaded (or give lines)")
     lines: list[FeeLineIn] | None = Field(None, min_length=1, max_length=500, description="fee lines: a visit is registered for them")
     terminal_id: str | None = Field(None, min_length=1, max_length=40)
@@ -191,7 +193,7 @@ async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, 
     async def call(digest: str) -> tuple[int, Any, bool]:
         order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
-                                           actor=caller.actor, pay_by=body.pay_by)
+                                           actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
