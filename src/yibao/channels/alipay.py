@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import date
+from typing import Any, Mapping
 from urllib.parse import urlencode
-
-import httpx
 
 from yibao.channels import alipay_transformers as tx
 from yibao.channels.base import (
@@ -23,21 +21,16 @@ from yibao.channels.base import (
     declined,
     unknown,
 )
+from yibao.channels.connector import Connector
 from yibao.channels.http import send
-from yibao.channels.wire import WireError
 
 AlipayConfig = tx.AlipayConfig
 
 
-class AlipayChannel:
+class AlipayChannel(Connector):
     """One Alipay-style institution (the SANDBOX alipay speaks the same protocol)."""
 
-    def __init__(self, config: AlipayConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self._transport = transport
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+    config: AlipayConfig
 
     def __repr__(self) -> str:
         return f"AlipayChannel({self.config.base_url!r}, app_id={self.config.app_id!r})"
@@ -51,12 +44,6 @@ class AlipayChannel:
         data = tx.open_answer(self.config, method, resp.content)
         tx.check_code(self.config, data, what)
         return data
-
-    def _parse(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except (WireError, KeyError, TypeError, ValueError) as exc:
-            raise unknown(self.name, "garbled_answer", str(exc)) from None
 
     async def sign_agreement(self, req: AgreementRequest) -> Agreement:
         return self._parse(tx.agreement_from, await self._call("alipay.user.agreement.sign", tx.agreement_biz(req), "the agreement"))

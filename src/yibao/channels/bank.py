@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import date
+from typing import Any, Mapping
 from urllib.parse import quote
-
-import httpx
 
 from yibao.channels import bank_transformers as tx
 from yibao.channels.base import (
@@ -30,8 +28,8 @@ from yibao.channels.base import (
     declined,
     unknown,
 )
+from yibao.channels.connector import Connector
 from yibao.channels.http import send
-from yibao.channels.wire import WireError
 
 BankConfig = tx.BankConfig
 CreditBill = tx.CreditBill
@@ -39,13 +37,8 @@ CreditConsent = tx.CreditConsent
 CreditLine = tx.CreditLine
 
 
-class BankChannel:
-    def __init__(self, config: BankConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self._transport = transport
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+class BankChannel(Connector):
+    config: BankConfig
 
     def __repr__(self) -> str:
         return f"BankChannel({self.config.base_url!r}, merchant={self.config.merchant_id!r})"
@@ -63,12 +56,6 @@ class BankChannel:
         if not resp.is_success:
             raise tx.error_from(self.name, resp.status_code, data, what)
         return data
-
-    def _parse(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except (WireError, KeyError, TypeError, ValueError) as exc:
-            raise unknown(self.name, "garbled_answer", str(exc)) from None
 
     # -- agreement: enrolment in a credit line --
     async def enrol(self, req: AgreementRequest, consent: CreditConsent) -> Agreement:

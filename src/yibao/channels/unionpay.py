@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import zlib
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import date
+from typing import Mapping
 from urllib.parse import urlencode
-
-import httpx
 
 from yibao.channels import unionpay_transformers as tx
 from yibao.channels.base import (
@@ -24,21 +22,16 @@ from yibao.channels.base import (
     declined,
     unknown,
 )
+from yibao.channels.connector import Connector
 from yibao.channels.http import send
-from yibao.channels.wire import WireError
 
 UnionPayConfig = tx.UnionPayConfig
 
 
-class UnionPayChannel:
+class UnionPayChannel(Connector):
     """One UnionPay-style institution (the SANDBOX unionpay speaks the same protocol)."""
 
-    def __init__(self, config: UnionPayConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self._transport = transport
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+    config: UnionPayConfig
 
     def __repr__(self) -> str:
         return f"UnionPayChannel({self.config.base_url!r}, merId={self.config.mer_id!r})"
@@ -49,12 +42,6 @@ class UnionPayChannel:
         answer = tx.open_answer(self.config, resp.status_code, resp.content, what)
         tx.check_resp(self.config, answer, what, code_field)
         return answer
-
-    def _parse(self, fn: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return fn(*args)
-        except (WireError, KeyError, TypeError, ValueError) as exc:
-            raise unknown(self.name, "garbled_answer", str(exc)) from None
 
     async def sign_agreement(self, req: AgreementRequest) -> Agreement:
         answer = await self._call(tx.BACK_PATH, tx.agreement_params(self.config, req, self._clock()), "the agreement")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import date, datetime, timezone
-from typing import Any, Callable, Mapping
+from datetime import date
+from typing import Any, Mapping
 from urllib.parse import quote
-
-import httpx
 
 from yibao.channels import wxpay_transformers as tx
 from yibao.channels.base import (
@@ -25,21 +23,16 @@ from yibao.channels.base import (
     declined,
     unknown,
 )
+from yibao.channels.connector import Connector
 from yibao.channels.http import send
-from yibao.channels.wire import WireError
 
 WxPayConfig = tx.WxPayConfig
 
 
-class WxPayChannel:
+class WxPayChannel(Connector):
     """One WeChat-Pay-style institution (the SANDBOX wxpay speaks the same protocol)."""
 
-    def __init__(self, config: WxPayConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
-        self.config = config
-        self.name = config.name
-        self._transport = transport
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+    config: WxPayConfig
 
     def __repr__(self) -> str:
         return f"WxPayChannel({self.config.base_url!r}, mchid={self.config.mchid!r})"
@@ -59,12 +52,6 @@ class WxPayChannel:
         if not resp.is_success:
             raise tx.error_from(self.name, resp.status_code, data, what)
         return data
-
-    def _parse(self, fn: Callable[[Mapping[str, Any]], Any], data: Mapping[str, Any]) -> Any:
-        try:
-            return fn(data)
-        except (WireError, KeyError, TypeError, ValueError) as exc:
-            raise unknown(self.name, "garbled_answer", str(exc)) from None
 
     async def sign_agreement(self, req: AgreementRequest) -> Agreement:
         data = await self._call("POST", "/v3/papay/contracts", tx.agreement_body(self.config, req), what="the agreement")
