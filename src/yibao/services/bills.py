@@ -73,11 +73,12 @@ def account_request(order: Order, payer_id: str, use_account: bool) -> AccountRe
 
 
 def preview(conn: Connection, order: Order, payer_id: str, use_account: bool) -> dict[str, Any]:
-    """The split as it would be now (pre-settlement, stored nowhere), in yuan."""
+    """The split as it would be now (pre-settlement, stored nowhere), in yuan: the fund by layer too."""
     inst = institutions.get(conn, order.institution_id)
     assert inst is not None
     doc = settlement.presettle(conn, institution=inst, visit_id=order.visit_id, account=account_request(order, payer_id, use_account))
-    return {k: doc[k] for k in ("medfee_sumamt", "fund_pay_sumamt", "acct_pay", "psn_cash_pay", "account_refusal") if k in doc}
+    return {k: doc[k] for k in ("medfee_sumamt", "hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "fund_pay_sumamt", "acct_pay",
+                                "acct_mulaid_pay", "psn_cash_pay", "account_refusal") if k in doc}
 
 
 def preview_cash(conn: Connection, order: Order, payer_id: str, use_account: bool) -> int:
@@ -135,6 +136,13 @@ def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
         conn.execute(update(O).where(O.c.id == order.id).values(payer_id=holder_id))
     return payments.hold(conn, now, order_id=order.id, institution=inst, use_account=use_account, actor=actor, pi_id=pi_id,
                          holder_present=True, pin_verified=pin_verified, pay_by=pay_by)
+
+
+def latest_for_visit(conn: Connection, institution_id: str, visit_id: str) -> str | None:
+    """The id of the latest bill a hospital published for one of its visits, if any."""
+    visits.get(conn, institution_id, visit_id)  # another hospital's visit is "not found"
+    return conn.execute(select(O.c.id).where(O.c.institution_id == institution_id, O.c.visit_id == visit_id, O.c.method == "mobile")
+                        .order_by(O.c.created_at.desc(), O.c.id.desc()).limit(1)).scalar()
 
 
 def for_institution_bill(conn: Connection, institution_id: str, order_id: str) -> Order:

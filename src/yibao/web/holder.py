@@ -38,7 +38,7 @@ from yibao.services import (
 )
 from yibao.services import payment_institutions as pis
 from yibao.services.demo import PEOPLE as DEMO_PEOPLE
-from yibao.web import forms, payviews, render, security
+from yibao.web import forms, mobile_bills, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, holder, platform
 
 router = APIRouter(include_in_schema=False)
@@ -456,14 +456,17 @@ async def revoke_mutual_aid(request: Request, psn_no: str) -> Response:
 
 @router.get("/app/bills")
 async def bills(request: Request) -> HTMLResponse:
-    """待支付: one-code payments whose cash is above my password-free limit, waiting for my PIN."""
+    """待支付: one-code payments whose cash is above my password-free limit, waiting for my PIN; and the
+    bills hospitals sent to my phone (mine and my linked children's), to pay here (web/mobile_bills.py)."""
     who = await holder(request)
     p = platform(request)
     now = p.now()
+    use_account = mobile_bills.use_account_choice(request)
 
     def read(conn: Connection) -> dict[str, Any]:
         return {"pending": [payviews.view(conn, p, o) for o in payments.pending_for(conn, who.principal, now)],
-                "pin_set": payment_pins.stored(conn, who.principal) is not None}
+                "pin_set": payment_pins.stored(conn, who.principal) is not None,
+                "mobile": mobile_bills.for_page(conn, p, who.principal, use_account)}
 
     return _page(request, who, "app/bills.html", nav="bills", **(await p.run(read, write=False)))
 

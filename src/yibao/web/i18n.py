@@ -398,6 +398,35 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "subject": ("对象", "Subject"),
     "hash": ("哈希", "Hash"),
 
+    # ---- mobile bills (cashier publishes, holder pays)
+    "mobile_bill_title": ("移动支付", "Mobile payment"),
+    "mobile_bill_hint": ("把本次就诊的账单发送到参保人手机：参保人在医保App中先看费用分摊，再选择支付方式、输入支付密码完成支付。",
+                         "Send this visit's bill to the holder's phone: the holder sees the split in the app first, then chooses how to "
+                         "pay and pays with the PIN."),
+    "publish_bill": ("发送到手机支付", "Send the bill to the holder's phone"),
+    "visit_bill_link": ("查看本次就诊发送到手机的账单", "The bill sent to the phone for this visit"),
+    "bill_waiting_holder": ("账单已发送到参保人手机，等待参保人在手机上支付。费用分摊在支付时计算，完成后在此显示。",
+                            "The bill was sent to the holder's phone and waits for the holder to pay it there. The split is computed "
+                            "when it is paid and shows here then."),
+    "pay_status_billed": ("待支付（已发送到手机）", "Waiting to be paid (sent to the phone)"),
+    "my_bills_title": ("医院发来的账单", "Bills from hospitals"),
+    "my_bills_intro": ("医院发送到您手机的就诊账单，包括您关联的少儿的账单。下面的费用分摊按当前情况预估，支付时以实际结算为准；个人现金部分需要输入支付密码。",
+                       "Bills hospitals sent to your phone, including those of the children linked to you. The split below is a "
+                       "preview as things stand now; paying settles it. The cash share needs your payment PIN."),
+    "bill_use_account": ("使用个人账户", "Use the personal account"),
+    "bill_re_preview": ("重新预估", "Preview again"),
+    "bill_no_binding": ("您还没有绑定支付机构，现金部分无法支付。", "You have no payment institution bound: the cash share cannot be paid."),
+    "bill_published": ("发送于", "sent"),
+    "bill_amount": ("金额", "Amount"),
+    "bill_child_from_my_account": ("少儿的账单从您（监护人）的个人账户支付。", "A child's bill is paid from your (the guardian's) personal account."),
+    "bill_pay_with": ("现金部分支付方式", "Pay the cash with"),
+    "bill_no_pin_needed": ("个人现金部分为0，无需输入支付密码。", "There is no cash to pay, so no PIN is needed."),
+    "bill_pay": ("支付 {cash}", "Pay {cash}"),
+    "bill_pay_no_cash": ("确认支付", "Pay"),
+    "bill_none": ("没有待支付的账单。", "No bill is waiting to be paid."),
+    "bills_done_title": ("已处理的账单", "Bills done"),
+    "bill_details": ("详情", "Details"),
+
     # ---- holder app: payments to confirm, PIN
     "bills_title": ("待支付", "To pay"),
     "bills_intro": ("个人自付超过免密额度的一码支付，需要您输入6位支付密码确认；确认前医保基金和个人账户部分已冻结，拒绝或超时则全部退回。",
