@@ -137,6 +137,8 @@ def test_a_mobile_bill_paid_with_the_pin(phone, desktop, live):
     newest = holder.locator("#transactions tbody tr").first
     expect(newest).to_contain_text(setl_id)
     assert fen(newest.locator("td.num").inner_text()) == -fen(presettled["split-account"])
+    cashier.locator("#pay-setl-id").click()  # the receipt says the holder paid the cash on the phone
+    expect(cashier.locator("#paid-onecode")).to_contain_text("移动支付")
 
     holder.goto("/app/bills")
     holder.locator("#lang-toggle").click()

@@ -273,7 +273,7 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
     def read(conn: Connection) -> dict[str, Any]:
         doc = settlement.get_settlement(conn, institution=who.institution, setl_id=setl_id)
         return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring),
-                "payment_id": payviews.order_of_settlement(conn, who.principal, setl_id)}
+                "paid_by": payviews.order_of_settlement(conn, who.principal, setl_id)}
 
     return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
 

@@ -50,11 +50,12 @@ async def confirm(p: Platform, *, order_id: str, payer_id: str, pin: str, actor:
     return await payment_flow.confirm(p.payments(actor), order_id=order_id, payer_id=payer_id, pin=pin, actor=actor)
 
 
-def order_of_settlement(conn: Connection, institution_id: str, setl_id: str) -> str | None:
-    """The payment order that carried a settlement to money (a one-code payment), if any: its receipt
-    then says the cash went through the payment institution, not "collect at the counter"."""
+def order_of_settlement(conn: Connection, institution_id: str, setl_id: str) -> tuple[str, str] | None:
+    """The payment order that carried a settlement to money (one-code, face or mobile payment), if any, with
+    its method: its receipt then says how the cash went through the payment institution, not "collect at the counter"."""
     from sqlalchemy import select
 
     from yibao.store.tables import payment_orders as O
 
-    return conn.execute(select(O.c.id).where(O.c.institution_id == institution_id, O.c.setl_id == setl_id)).scalar()
+    row = conn.execute(select(O.c.id, O.c.method).where(O.c.institution_id == institution_id, O.c.setl_id == setl_id)).first()
+    return (row.id, row.method) if row else None
