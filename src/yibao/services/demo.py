@@ -63,7 +63,8 @@ class DemoPerson:
 
 PEOPLE = (
     DemoPerson("guardian", "李明", "440300", date(1986, 4, 12), "440304", 11, "employee", tier=1, phone="13800138001", balance=620000,
-               role_zh="在职职工，监护人（账户余额高于¥5008.80）", role_en="employed, the child's guardian (balance above ¥5008.80)"),
+               role_zh="在职职工，监护人（账户余额高于¥5008.80），已绑定信用银行（沙箱）",
+               role_en="employed, the child's guardian (balance above ¥5008.80), bound to the sandbox credit bank"),
     DemoPerson("child", "李小雨", "440300", date(2020, 6, 1), "440304", 22, "child",
                role_zh="少儿医保，李明的孩子", role_en="insured child of 李明"),
     DemoPerson("spouse", "王芳", "440300", date(1988, 9, 30), "440305", 32, "employee", tier=2, phone="13800138005",
@@ -75,6 +76,9 @@ PEOPLE = (
     DemoPerson("cross_region", "赵磊", "330200", date(1972, 2, 14), "330204", 33, "employee", phone="13800138004", balance=250000,
                role_zh="宁波职工，长期异地备案在深圳", role_en="Ningbo employee with a long-term filing in Shenzhen"),
 )
+
+
+CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
 
 
 @dataclass
@@ -185,6 +189,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
             cards.issue_ecard(conn, keyring, now, person_id=pid, actor=ACTOR)
             payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
                                       actor=ACTOR)
+            if p.key in CREDIT_HOLDERS:  # the e-card bound to the sandbox credit bank: he can enrol in 信用支付 in the app
+                payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
         db.run(authenticate)
 
     def family(conn: Connection) -> None:
@@ -268,3 +274,13 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
                 channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
                 conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id))
             db.run(configure)
+
+
+def sandbox_credit_banks(pairs: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The demo's credit banks (信用支付): each region's `bank-{region}` reached over HTTP at the SANDBOX bank
+    mounted in this process, its notifications addressed to the credit notify endpoint. Like the payment
+    connectors, the sandbox's books and secret are made afresh at each start."""
+    if "bank" not in pairs:
+        return {}
+    return {f"bank-{region}": pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/bank-{region}")
+            for region in REGIONS}
