@@ -79,6 +79,7 @@ PEOPLE = (
 
 
 CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
+CREDIT_BANKS = tuple(f"bank-{region}" for region in REGIONS)  # each region's bank: the SANDBOX bank as its credit bank
 
 
 @dataclass
@@ -282,5 +283,37 @@ def sandbox_credit_banks(pairs: dict[str, Any], base_url: str) -> dict[str, Any]
     connectors, the sandbox's books and secret are made afresh at each start."""
     if "bank" not in pairs:
         return {}
-    return {f"bank-{region}": pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/bank-{region}")
-            for region in REGIONS}
+    return {pi_id: pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/{pi_id}")
+            for pi_id in CREDIT_BANKS}
+
+
+def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]) -> int:
+    """Give the SANDBOX bank made afresh at this start the demo's credit lines and bills from the database.
+
+    Unlike a payment agreement (forgotten, then signed again at the next payment), a credit line cannot be
+    signed again without the holder's consent, and its bills are owed: the sandbox stands in for a bank that
+    keeps its books, so it is told them again. Returns how many lines were restored."""
+    if "bank" not in pairs:
+        return 0
+    from datetime import datetime, time, timezone
+
+    from yibao.channels.sandbox import bank as sandbox_bank
+    from yibao.services import credit
+    from yibao.store.tables import credit_bills as CB
+    from yibao.store.tables import credit_enrolments as CE
+
+    def read(conn: Connection) -> tuple[list[Any], list[Any]]:
+        rows = conn.execute(select(CE).where(CE.c.payment_institution_id.in_(CREDIT_BANKS),
+                                             CE.c.status.in_(("active", "suspended")), CE.c.agreement_no.is_not(None))).all()
+        bills = conn.execute(select(CB).where(CB.c.enrolment_id.in_([r.id for r in rows]))).all() if rows else []
+        return rows, bills
+
+    rows, bills = db.run(read, write=False)
+    books = pairs["bank"].runtime.books
+    for r in rows:
+        token = credit.token_for(keyring, r.person_id, r.payment_institution_id)
+        line = sandbox_bank.Line(r.agreement_no, r.score or sandbox_bank.score_of(token), r.bank_limit or r.limit_fen)
+        own = [(sandbox_bank.Bill(b.bill_no, b.order_ref, r.agreement_no, b.bank_due_date, b.repaid), b.amount,
+                datetime.combine(b.paid_on, time(4, 0), tzinfo=timezone.utc)) for b in bills if b.enrolment_id == r.id]  # noon in Beijing
+        books.restore(line, out_agreement_no=r.id, holder_token=token, single_limit=r.single_limit, bills=own)
+    return len(rows)
