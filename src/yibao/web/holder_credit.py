@@ -84,10 +84,10 @@ async def repay(request: Request, bill_no: str) -> Response:
     """Repay a bill, whole or in part: my own, or a linked family member's (the service checks the link)."""
     who = await holder(request)
     form = await forms.read(request, AREA, who.cookie)
-    # Our repayment number at the bank comes from the form: the same form again is the same repayment there.
-    repayment_id = "RP" + hashlib.sha256(f"web:{AREA}:{who.principal}\x00{form.nonce}".encode()).hexdigest()[:22].upper()
 
     async def call() -> tuple[Goto, tuple[str, str]]:
+        # Our repayment number at the bank comes from the form: the same form again is the same repayment there.
+        repayment_id = "RP" + hashlib.sha256(f"web:{AREA}:{who.principal}\x00{form.nonce}".encode()).hexdigest()[:22].upper()
         amount = parse_yuan(form.require("amount", "还款金额", "the repayment amount"), "amount")
         done = await credit.repay(_ctx(request, who), payer_id=who.principal, bill_no=credit.parse_bill_no(bill_no), amount=amount,
                                   repayment_id=repayment_id, actor=who.actor)
