@@ -92,8 +92,11 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 
         app.mount("/sandbox/face", face_sandbox(os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)))
         pairs = mount_all(app, base_url=base)
+        for pi_id, bank in demo.sandbox_credit_banks(pairs, base).items():  # 信用支付 with the sandbox bank; given banks come first
+            app.state.credit_banks.setdefault(pi_id, bank)
         # Their keys are made afresh in this process: point the demo's institutions at them at start-up.
         app.state.on_start.append(lambda: demo.configure_sandbox_channels(db, keyring, pairs, base))
+        app.state.on_start.append(lambda: demo.restore_sandbox_credit(db, keyring, pairs))  # the credit lines of a previous start
     # The pages (/app, /cashier, /admin): after the API, whose routes and error handlers they build on.
     web.install(app, demo=sandboxes)
 

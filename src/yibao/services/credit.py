@@ -17,7 +17,7 @@ Only the cash share, our order number and an opaque holder token ever reach the 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -149,10 +149,14 @@ def line_of(conn: Connection, row: Any) -> Line:
 def enrolment_view(conn: Connection, row: Any, now: datetime) -> dict[str, Any]:
     today, rules = beijing_day(now), credit_rules(row.region, now)
     line = line_of(conn, row)
-    bills = [bill_view(b, today, rules) for b in _bills(conn, row.id)]
+    rows = _bills(conn, row.id)
+    bills = [bill_view(b, today, rules) for b in rows]
+    owed = sum(_bill(b).outstanding for b in rows)
     return {"enrolment_id": row.id, "payment_institution_id": row.payment_institution_id, "status": row.status,
             "consent_version": row.consent_version, "consent_accepted_at": iso_utc(row.consent_accepted_at), "score": row.score,
             "limit": format_yuan(line.limit), "used": format_yuan(line.used),
+            # used = held (payments in progress) + owed (bills outstanding); a capture whose bill is not recorded yet counts as held
+            "held": format_yuan(max(0, line.used - owed)), "owed": format_yuan(owed),
             "available": format_yuan(line.available if row.status == "active" else 0),
             "overdue": any(b["status"] == "overdue" for b in bills), "suspended": row.status == "suspended",
             "rules": {"max_line": format_yuan(rules.max_line), "interest_free_days": rules.interest_free_days,
@@ -182,6 +186,54 @@ def family_bills(conn: Connection, keyring: Keyring, payer_id: str, now: datetim
         relation = families.relation_between(conn, payer_id, person_id)
         items += [{**bill_view(r, beijing_day(now), rules), "name": name, "relation": relation} for r in rows]
     return {"items": items}
+
+
+def eligibility(conn: Connection, holder_id: str, now: datetime, connected: Collection[str]) -> dict[str, Any]:
+    """What the holder's page shows before enrolment: each condition met or not, and the banks to choose from —
+    the region's admitted credit banks the platform is connected to (``connected``) and the e-card is bound to,
+    not enrolled with yet. Consent is given on the enrolment form itself: its ``met`` is None (still to give)."""
+    person = people.require(conn, holder_id)
+    rules = credit_rules(person.region, now)
+    enrolled = set(conn.execute(select(CE.c.payment_institution_id).where(CE.c.person_id == holder_id,
+                                                                          CE.c.status.in_(("active", "suspended")))).scalars())
+    banks = [pi for pi in pis.list_admitted(conn, person.region) if pi.kind == "bank" and pi.id in connected and pi.id not in enrolled]
+    bound = [pi for pi in banks if _ecard_bound(conn, holder_id, pi.id)]
+    facts = EligibilityFacts(age=person.age_on(beijing_day(now)), insured_active=person.status == "active",
+                             consent_version=rules_.CONSENT_VERSION, ecard_bound_to_bank=bool(bound))
+    failed = rules_.failed_conditions(facts, rules)
+    return {"conditions": [{"code": c.code, "zh": c.zh, "en": c.en, "met": None if c is rules_.CONSENT_GIVEN else c not in failed}
+                           for c in rules_.CONDITIONS],
+            "eligible": not failed, "banks": [{"payment_institution_id": pi.id, "name": pi.name} for pi in bound],
+            "unbound_banks": [{"payment_institution_id": pi.id, "name": pi.name} for pi in banks if pi not in bound],
+            "max_line": format_yuan(rules.max_line), "interest_free_days": rules.interest_free_days}
+
+
+def bill_hospitals(conn: Connection, order_refs: Collection[str]) -> dict[str, str]:
+    """The hospital each bill's payment went to, by order number: what a holder knows a bill by."""
+    if not order_refs:
+        return {}
+    rows = conn.execute(select(RS.c.order_ref, I.c.name).join(I, I.c.id == RS.c.institution_id).where(RS.c.order_ref.in_(list(order_refs))))
+    return {r.order_ref: r.name for r in rows}
+
+
+def repayments_in_doubt(conn: Connection, bill_nos: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+    """Repayments of these bills whose bank answer is not known yet (pending or unknown), by bill: `resolve_repayment` settles them."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if not bill_nos:
+        return out
+    rows = conn.execute(select(CR).where(CR.c.bill_no.in_(list(bill_nos)), CR.c.state.in_(("pending", "unknown")))
+                        .order_by(CR.c.created_at, CR.c.id)).all()
+    for r in rows:
+        out.setdefault(r.bill_no, []).append({"repayment_no": r.id, "amount": format_yuan(r.amount), "state": r.state,
+                                              "payer_psn_no": r.payer_id, "created_at": iso_utc(r.created_at)})
+    return out
+
+
+def require_repayment_party(conn: Connection, repayment_id: str, person_id: str) -> None:
+    """Only the payer of a repayment, or the holder whose bill it is, may have it asked about."""
+    row = conn.execute(select(CR.c.payer_id, CB.c.person_id).join(CB, CB.c.bill_no == CR.c.bill_no).where(CR.c.id == repayment_id)).first()
+    if row is None or person_id not in (row.payer_id, row.person_id):
+        raise NotFound("repayment_no", "not_found", "还款记录不存在", "repayment not found")
 
 
 # ---- the line's ledger account and its state -----------------------------------------------------

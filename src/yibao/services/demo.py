@@ -63,7 +63,8 @@ class DemoPerson:
 
 PEOPLE = (
     DemoPerson("guardian", "李明", "440300", date(1986, 4, 12), "440304", 11, "employee", tier=1, phone="13800138001", balance=620000,
-               role_zh="在职职工，监护人（账户余额高于¥5008.80）", role_en="employed, the child's guardian (balance above ¥5008.80)"),
+               role_zh="在职职工，监护人（账户余额高于¥5008.80），已绑定信用银行（沙箱）",
+               role_en="employed, the child's guardian (balance above ¥5008.80), bound to the sandbox credit bank"),
     DemoPerson("child", "李小雨", "440300", date(2020, 6, 1), "440304", 22, "child",
                role_zh="少儿医保，李明的孩子", role_en="insured child of 李明"),
     DemoPerson("spouse", "王芳", "440300", date(1988, 9, 30), "440305", 32, "employee", tier=2, phone="13800138005",
@@ -75,6 +76,10 @@ PEOPLE = (
     DemoPerson("cross_region", "赵磊", "330200", date(1972, 2, 14), "330204", 33, "employee", phone="13800138004", balance=250000,
                role_zh="宁波职工，长期异地备案在深圳", role_en="Ningbo employee with a long-term filing in Shenzhen"),
 )
+
+
+CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
+CREDIT_BANKS = tuple(f"bank-{region}" for region in REGIONS)  # each region's bank: the SANDBOX bank as its credit bank
 
 
 @dataclass
@@ -185,6 +190,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
             cards.issue_ecard(conn, keyring, now, person_id=pid, actor=ACTOR)
             payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
                                       actor=ACTOR)
+            if p.key in CREDIT_HOLDERS:  # the e-card bound to the sandbox credit bank: he can enrol in 信用支付 in the app
+                payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
         db.run(authenticate)
 
     def family(conn: Connection) -> None:
@@ -268,3 +275,45 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
                 channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
                 conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id))
             db.run(configure)
+
+
+def sandbox_credit_banks(pairs: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The demo's credit banks (信用支付): each region's `bank-{region}` reached over HTTP at the SANDBOX bank
+    mounted in this process, its notifications addressed to the credit notify endpoint. Like the payment
+    connectors, the sandbox's books and secret are made afresh at each start."""
+    if "bank" not in pairs:
+        return {}
+    return {pi_id: pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/{pi_id}")
+            for pi_id in CREDIT_BANKS}
+
+
+def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]) -> int:
+    """Give the SANDBOX bank made afresh at this start the demo's credit lines and bills from the database.
+
+    Unlike a payment agreement (forgotten, then signed again at the next payment), a credit line cannot be
+    signed again without the holder's consent, and its bills are owed: the sandbox stands in for a bank that
+    keeps its books, so it is told them again. Returns how many lines were restored."""
+    if "bank" not in pairs:
+        return 0
+    from datetime import datetime, time, timezone
+
+    from yibao.channels.sandbox import bank as sandbox_bank
+    from yibao.services import credit
+    from yibao.store.tables import credit_bills as CB
+    from yibao.store.tables import credit_enrolments as CE
+
+    def read(conn: Connection) -> tuple[list[Any], list[Any]]:
+        rows = conn.execute(select(CE).where(CE.c.payment_institution_id.in_(CREDIT_BANKS),
+                                             CE.c.status.in_(("active", "suspended")), CE.c.agreement_no.is_not(None))).all()
+        bills = conn.execute(select(CB).where(CB.c.enrolment_id.in_([r.id for r in rows]))).all() if rows else []
+        return rows, bills
+
+    rows, bills = db.run(read, write=False)
+    books = pairs["bank"].runtime.books
+    for r in rows:
+        token = credit.token_for(keyring, r.person_id, r.payment_institution_id)
+        line = sandbox_bank.Line(r.agreement_no, r.score or sandbox_bank.score_of(token), r.bank_limit or r.limit_fen)
+        own = [(sandbox_bank.Bill(b.bill_no, b.order_ref, r.agreement_no, b.bank_due_date, b.repaid), b.amount,
+                datetime.combine(b.paid_on, time(4, 0), tzinfo=timezone.utc)) for b in bills if b.enrolment_id == r.id]  # noon in Beijing
+        books.restore(line, out_agreement_no=r.id, holder_token=token, single_limit=r.single_limit, bills=own)
+    return len(rows)

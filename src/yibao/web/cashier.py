@@ -34,6 +34,7 @@ AREA = "cashier"
 COOKIE = security.SESSION_COOKIES[AREA]
 TERMINAL = "web-cashier"  # the console's terminal id: guesses of payment codes are limited per terminal
 ACCOUNT_CHOICES = ("self", "guardian", "family", "none")
+PAY_BY = ("channel", "credit")  # as the HIS API's pay_by
 
 # A sample set a cashier can load to try the console (demo and training): one line of each kind
 # the engine treats differently. Serial numbers are fixed, so loading twice adds nothing.
@@ -305,6 +306,7 @@ async def onecode(request: Request, visit_id: str) -> Response:
     code = "".join(form.get("code").split())
     use_scan = form.flag("use_scan") and not code  # a code typed now wins over the earlier scan
     use_account = form.flag("use_account")
+    pay_by = form.get("pay_by") or "channel"  # the cash share: the holder's payment institution, or their credit line (信用支付)
     key = f"W{form.nonce}"[:64]
 
     async def call() -> tuple[Goto, tuple[str, str]]:
@@ -320,10 +322,12 @@ async def onecode(request: Request, visit_id: str) -> Response:
                                  "the earlier scan has expired or was used; scan the code the holder shows now")
         elif not code:
             raise InputError("code", "required", "请扫描或输入参保人出示的医保支付码", "scan or type the payment code the holder shows")
-        digest = hashlib.sha256(f"web onecode {visit_id} {code} {paycode_id} {use_account}".encode()).hexdigest()
+        if pay_by not in PAY_BY:
+            raise InputError("pay_by", "invalid_choice", "个人自付方式无效", "not a valid way to pay the cash share")
+        digest = hashlib.sha256(f"web onecode {visit_id} {code} {paycode_id} {use_account} {pay_by}".encode()).hexdigest()
         order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
                                            code=code or None, paycode_id=paycode_id, terminal_id=TERMINAL, visit_id=visit_id, lines=None,
-                                           use_account=use_account, actor=who.actor)
+                                           use_account=use_account, actor=who.actor, pay_by=pay_by)
         return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
     return await act_flow(request, who, form, call, back=_back(visit_id, form) + "&presettle=1")
 

@@ -1,7 +1,7 @@
 """/app — the insured person's (or guardian's) phone app.
 
 Log-in by sandbox SMS code; the e-card with its dynamic payment code; switching to a linked child's
-card; the personal account; payment-institution bindings; card services; family links. Every page
+card; the personal account; payment-institution bindings; card services; family links (信用支付: holder_credit.py). Every page
 reads through services and every form posts to a route here that calls the same service function
 as the REST API does (api/routers/patient.py).
 """
@@ -532,10 +532,3 @@ async def set_pin(request: Request) -> Response:
         result = await payviews.set_pin(p, person_id=who.principal, pin=pin, old_pin=form.get("old_pin") or None, actor=who.actor)
         return Goto("/app/bills"), (("支付密码已修改", "Payment PIN changed") if result["changed"] else ("支付密码已设置", "Payment PIN set"))
     return await act_flow(request, who, form, call, back="/app/pin")
-
-
-@router.get("/app/credit")
-async def credit(request: Request) -> HTMLResponse:
-    who = await holder(request)
-    return _page(request, who, "app/coming.html", title_key="credit_title", text_key="credit_coming", nav="credit")
-

@@ -40,8 +40,8 @@ def install(app: FastAPI, banks: Mapping[str, BankChannel] | None = None) -> Non
     app.include_router(notify_router)
 
 
-def _ctx(request: Request, p: Platform) -> credit.CreditContext:
-    return credit.CreditContext(p.run, p.now, p.keyring, request.app.state.credit_banks)
+def _ctx(p: Platform) -> credit.CreditContext:
+    return p.payments().credit  # the platform's credit banks, as every payment flow sees them (one place)
 
 
 class EnrolIn(Strict):
@@ -62,7 +62,7 @@ async def overview(caller: Caller = Depends(patient_caller), p: Platform = Depen
 @patient_router.post("/enrol", status_code=201, summary="开通信用支付 Enrol: accept the terms; the bank scores and grants a line")
 async def enrol(body: EnrolIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                 p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(request, p)
+    ctx = _ctx(p)
 
     async def call() -> dict[str, Any]:
         return await credit.enrol(ctx, holder_id=caller.principal, pi_id=body.payment_institution_id,
@@ -79,7 +79,7 @@ async def family_bills(caller: Caller = Depends(patient_caller), p: Platform = D
 async def repay(body: RepayIn, request: Request, bill_no: str = BillNo, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                 p: Platform = Depends(platform)):  # noqa: ANN201
     amount = parse_yuan(body.amount, "amount")
-    ctx = _ctx(request, p)
+    ctx = _ctx(p)
     # Our repayment number at the bank comes from the key: a retry after a lost answer is the same repayment there.
     repayment_id = "RP" + hashlib.sha256(f"{caller.scope}\x00{key}".encode()).hexdigest()[:22].upper()
 
@@ -98,21 +98,21 @@ async def overdue(region: str | None = Query(None, min_length=6, max_length=6, p
 @admin_router.post("/jobs/reminders", summary="运行还款提醒 Record today's repayment reminders (once per bill and kind)")
 async def reminders(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
                     p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(request, p)
+    ctx = _ctx(p)
     return await idempotent_after_call(p, request, caller, key, lambda: credit_jobs.run_reminders(ctx), lambda c, result: (200, result))
 
 
 @admin_router.post("/jobs/overdue", summary="运行逾期处理 Suspend lines with a bill past due + grace; restore repaid ones")
 async def overdue_job(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
                       p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(request, p)
+    ctx = _ctx(p)
     return await idempotent_after_call(p, request, caller, key, lambda: credit_jobs.run_overdue(ctx), lambda c, result: (200, result))
 
 
 @notify_router.post("/notify/{payment_institution_id}", summary="银行通知 A bank's signed notification (verified, then the line is queried)",
                     responses={200: {"description": "accepted (the bank's acknowledgement)"}, 401: {"description": "refused: bad signature"}})
 async def notify(request: Request, payment_institution_id: str = PiId, p: Platform = Depends(platform)) -> Response:
-    ack, outcome = await credit.apply_bank_notification(_ctx(request, p), payment_institution_id, dict(request.headers), await request.body())
+    ack, outcome = await credit.apply_bank_notification(_ctx(p), payment_institution_id, dict(request.headers), await request.body())
     if outcome == "refused":  # the bank looks at the status only (and resends); the body keeps our one error shape
         return JSONResponse(error_body("notification_refused", "X-Bank-Signature", "通知验签失败或暂无法核实，请重发",
                                        "the notification failed verification or could not be checked now; send it again",

@@ -98,6 +98,22 @@ class CreditBooks(Books):
             self.lines.setdefault(rec.agreement_no, Line(rec.agreement_no, score, limit_for(score)))
         return rec
 
+    def restore(self, line: Line, *, out_agreement_no: str, holder_token: str, single_limit: int,
+                bills: list[tuple[Bill, int, datetime]]) -> None:
+        """SANDBOX only, for the demo's start-up: books made afresh are given back a line and its bills
+        (each with its amount and when the bank paid) that the platform recorded with an earlier process's
+        sandbox — as a real bank would still hold them. Nothing is notified; a line already here stays."""
+        with self.lock:
+            if out_agreement_no in self.agreements:
+                return
+            self.agreements[out_agreement_no] = AgreementRec(out_agreement_no, line.agreement_no, holder_token, single_limit, "active",
+                                                             self.now())
+            self.lines[line.agreement_no] = line
+            for bill, amount_fen, paid_at in bills:
+                self.trades[bill.out_trade_no] = TradeRec(bill.out_trade_no, self.new_id("T"), amount_fen, "restored", line.agreement_no,
+                                                          "succeeded", None, paid_at, paid_at=paid_at)
+                self.bills[bill.bill_no] = bill
+
     # -- derived amounts, under the lock --
     def _outstanding(self, b: Bill) -> int:
         t = self.trades[b.out_trade_no]
