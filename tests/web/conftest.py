@@ -118,8 +118,9 @@ def live(request, tmp_path_factory):
     """The platform with the demo world, served over HTTP; once per database kind."""
     from sqlalchemy import text
 
-    from yibao.api.app import create_app
+    from yibao.api.app import DEMO_FACE_KEY, create_app
     from yibao.crypto.pii import Keyring
+    from yibao.face import FaceVerifier
     from yibao.services import demo
     from yibao.store.db import Database
 
@@ -144,9 +145,10 @@ def live(request, tmp_path_factory):
     guide = _in_thread(lambda: demo.ensure(db, keyring))
     sock = _socket()
     port = sock.getsockname()[1]
-    # The SANDBOX payment institutions are mounted in this app and reached over HTTP at its own address,
-    # as `yibao serve` does; the start-up hooks point the demo's institutions at them.
-    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}")
+    # The SANDBOX payment institutions and face verifier are mounted in this app and reached over HTTP at
+    # its own address, as `yibao serve` does; the start-up hooks point the demo's institutions at them.
+    face = FaceVerifier(f"http://127.0.0.1:{port}/sandbox/face", os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY))
+    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}", face_verifier=face)
     for hook in app.state.on_start:
         _in_thread(hook)
     server, thread, sock = _serve(app, sock)

@@ -37,10 +37,10 @@ def install(app: FastAPI, *, demo: bool) -> None:
 
     Call after the API's routers and error handlers are installed. ``demo`` shows demo aids (the
     sandbox SMS outbox, the demo people and credentials)."""
-    from yibao.web import admin, cashier, holder
+    from yibao.web import admin, cashier, cashier_payments, holder
 
     app.state.web_demo = demo
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (common, holder.router, cashier.router, admin.router):
+    for router in (common, holder.router, cashier.router, cashier_payments.router, admin.router):
         app.include_router(router)
