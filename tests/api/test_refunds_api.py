@@ -189,3 +189,26 @@ def test_refunding_some_items_cancels_the_whole_settlement_and_settles_the_kept_
     assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
     visit = client.get(f"/api/v1/his/visits/{doc['mdtrt_id']}", headers=his(pw)).json()
     assert [ln["feedetl_sn"] for ln in visit["lines"] if ln["status"] == "active"] == ["1"]
+
+
+def test_a_refund_reason_is_audited_and_an_unknown_one_refused_before_anything_moves(client, pw, wxpay, db):
+    from sqlalchemy import select
+
+    from yibao.domain.errors import InputError
+    from yibao.store.tables import audit_log
+
+    doc = _pay(client, pw)
+    paid = _books(pw)
+
+    def refund(reason: str):  # noqa: ANN202 — the pages' call (web/cashier_payments.py): the same flow as the API's
+        return asyncio.run(payment_flow.refund(pw.ctx(), institution=pw.w.hospital, order_id=doc["payment_id"], request_key=uuid.uuid4().hex,
+                                               request_hash="h", scope="insurance", actor="test", reason=reason))
+
+    with pytest.raises(InputError) as refused:
+        refund("because")
+    assert refused.value.code == "invalid_reason" and _books(pw) == paid
+    done = refund("duplicate_charge")
+    assert done.status == "succeeded"
+    details = db.run(lambda c: c.execute(select(audit_log.c.detail).where(audit_log.c.action == "refund.reason",
+                                                                          audit_log.c.subject == done.id)).scalars().all(), write=False)
+    assert len(details) == 1 and "duplicate_charge" in str(details[0])

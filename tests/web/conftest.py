@@ -144,8 +144,9 @@ def live(request, tmp_path_factory):
     guide = _in_thread(lambda: demo.ensure(db, keyring))
     sock = _socket()
     port = sock.getsockname()[1]
-    # The SANDBOX payment institutions are mounted in this app and reached over HTTP at its own address,
-    # as `yibao serve` does; the start-up hooks point the demo's institutions at them.
+    # The SANDBOX payment institutions and face verifier are mounted in this app and reached over HTTP at
+    # its own address, as `yibao serve` does; the start-up hooks point the demo's institutions at them.
+    # (create_app points its face verifier at the mounted one when no other is configured.)
     app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}")
     for hook in app.state.on_start:
         _in_thread(hook)

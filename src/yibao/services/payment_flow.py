@@ -405,13 +405,14 @@ async def deliver_callbacks(ctx: Context, order_id: str | None = None, now: date
 # ---- refunds ----------------------------------------------------------------------------------------
 
 async def refund(ctx: Context, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
-                 actor: str, lines_to_keep: list[str] | None = None) -> Any:
+                 actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Any:
     """Refund a completed payment (all, cash only, insurance only). A retry of the same request drives its refund on."""
     from yibao.services import refunds
 
     now = ctx.now()
     started = await ctx.run(lambda c: refunds.start(c, now, institution=institution, order_id=order_id, request_key=request_key,
-                                                    request_hash=request_hash, scope=scope, actor=actor, lines_to_keep=lines_to_keep))
+                                                    request_hash=request_hash, scope=scope, actor=actor, lines_to_keep=lines_to_keep,
+                                                    reason=reason))
     done = await drive_refund(ctx, started, actor=actor)
     if done.rebill_order_id is not None:  # some items refunded: the kept lines are settled again in a new order
         rest = await ctx.run(lambda c: payments.require(c, done.rebill_order_id), write=False)

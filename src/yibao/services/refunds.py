@@ -30,7 +30,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
-from yibao.services import institutions, payments, settlement, visits
+from yibao.services import audit, institutions, payments, settlement, visits
 from yibao.services.institutions import Institution
 from yibao.services.payments import Order
 from yibao.store.tables import payment_refunds as R
@@ -38,6 +38,9 @@ from yibao.store.tables import payment_refunds as R
 SCOPES = ("all", "cash", "insurance")
 OUTCOMES = ("succeeded", "failed", "unknown")
 REASON = "医保支付退款"  # what the institution shows: no names, no numbers
+# Why the hospital refunds, for our own audit trail (never sent to the institution): codes, so no free
+# text with names or diagnoses lands in the log.
+REASONS = ("patient_request", "items_returned", "duplicate_charge", "wrong_charge", "other")
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,9 @@ def given_back(conn: Connection, order: Order) -> tuple[bool, bool]:
 
 
 def start(conn: Connection, now: datetime, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
-          actor: str, lines_to_keep: list[str] | None = None) -> Refund:
-    """Record the refund and move the order to ``refunding`` (before any call). Insurance only: done here, in this unit."""
+          actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Refund:
+    """Record the refund and move the order to ``refunding`` (before any call). Insurance only: done here, in this unit.
+    ``reason`` (one of REASONS) goes into the audit log with the request."""
     existing = conn.execute(select(R).where(R.c.institution_id == institution.id, R.c.request_key == request_key)).first()
     if existing is not None:
         if existing.request_hash != request_hash:
@@ -104,6 +108,8 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
         return _refund(existing)
     if scope not in SCOPES:
         raise InputError("scope", "invalid_scope", "退款范围应为 all、cash 或 insurance", "scope must be all, cash or insurance")
+    if reason is not None and reason not in REASONS:
+        raise InputError("reason", "invalid_reason", "退款原因无效", "not a valid refund reason")
     payments.for_institution(conn, institution.id, order_id)  # the hospital's own payment, else not found
     order = payments.require(conn, order_id, lock=True)
     if order.status == po.REFUNDING:
@@ -133,6 +139,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
                                    cash_fen=order.cash_pay if want_cash else 0, updated_at=now, created_at=now,
                                    lines_to_keep=json.dumps(sorted(lines_to_keep)) if lines_to_keep is not None else None))
     payments._move(conn, order, po.REFUND_REQUESTED, now, actor)
+    if reason is not None:
+        audit.append(conn, region=order.region, actor=actor, action="refund.reason", subject=refund_id,
+                     detail={"payment": order.id, "scope": scope, "reason": reason}, now=now)
     if not want_cash:  # nothing to ask an institution: give the insurance part back now
         return record(conn, now, refund_id=refund_id, outcome="succeeded", actor=actor)
     return get(conn, refund_id)

@@ -37,10 +37,10 @@ def install(app: FastAPI, *, demo: bool) -> None:
 
     Call after the API's routers and error handlers are installed. ``demo`` shows demo aids (the
     sandbox SMS outbox, the demo people and credentials)."""
-    from yibao.web import admin, cashier, holder, holder_credit, mobile_bills
+    from yibao.web import admin, cashier, cashier_payments, holder, holder_credit, mobile_bills
 
     app.state.web_demo = demo
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (common, holder.router, holder_credit.router, cashier.router, admin.router, mobile_bills.router):
+    for router in (common, holder.router, holder_credit.router, cashier.router, cashier_payments.router, admin.router, mobile_bills.router):
         app.include_router(router)

@@ -26,7 +26,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
 from yibao.services import institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
 from yibao.services.settlement import AccountRequest
-from yibao.web import forms, once, payviews, render, security
+from yibao.web import cashier_payments, forms, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
@@ -193,7 +193,8 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
                 problem = exc
         scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
-                "scan_until": scan[1] if scan else None}
+                "scan_until": scan[1] if scan else None,
+                "face": cashier_payments.face_section(conn, p.keyring, visit, choice, payer_psn_no) if split else None}
 
     data = await p.run(read, write=False)
     return _page(request, who, "cashier/visit.html", choice=choice, payer_psn_no=payer_psn_no or "", choices=ACCOUNT_CHOICES,
@@ -336,8 +337,12 @@ async def onecode(request: Request, visit_id: str) -> Response:
 async def payment_page(request: Request, payment_id: str) -> HTMLResponse:
     who = await cashier(request)
     p = platform(request)
-    doc = await p.run(lambda c: payviews.view(c, p, payments.for_institution(c, who.principal, payment_id)), write=False)
-    return _page(request, who, "cashier/payment.html", pay=doc)
+
+    def read(conn: Connection) -> dict[str, Any]:
+        order = payments.for_institution(conn, who.principal, payment_id)
+        return {"pay": payviews.view(conn, p, order), **cashier_payments.refund_section(conn, order)}
+
+    return _page(request, who, "cashier/payment.html", **(await p.run(read, write=False)))
 
 
 @router.post("/cashier/payments/{payment_id}/query")

@@ -1,0 +1,230 @@
+"""/cashier: face payment (刷脸支付) on the visit page and refunds (退款) on the payment page.
+
+刷脸支付 runs the steps of POST /api/v1/his/face-authorizations and POST /api/v1/his/payments/face:
+`face_pay.prepare` (a unit), the app's configured face verifier over HTTP (no unit waits on it),
+`face_pay.record` (a unit: a failed check commits before it is said, so it counts), then
+`payment_flow.face` with the single-use authorization. The console has no camera: the cashier chooses
+a synthetic capture sample (yibao.face.samples) — the payer on another day (a match), another demo
+person (a mismatch) or the enrolment photo held up to the camera (liveness fails). Those samples
+match only the demo's enrolments, so the section works in demo mode only: elsewhere a wrong sample
+would count against a real person's tries.
+
+退款 runs `payment_flow.refund` as POST /api/v1/his/payments/{id}/refunds (the form's nonce is the
+request key); 查询 sends the same refund request again, which is the API's retry: `drive_refund`
+asks the institution, and the kept lines of a refund of some items are settled again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Connection
+
+from yibao.api.views import line_view
+from yibao.crypto.pii import Keyring, mask_name
+from yibao.domain import payment_order as po
+from yibao.domain.errors import Forbidden, InputError, YibaoError
+from yibao.face import samples, verifier_of
+from yibao.services import face_pay, families, payment_flow, payments, people, refunds, visits
+from yibao.services.demo import PEOPLE as DEMO_PEOPLE
+from yibao.services.payments import Order
+from yibao.services.visits import Visit
+from yibao.web import forms
+from yibao.web.auth import Goto, act_flow, cashier, platform
+
+router = APIRouter(include_in_schema=False)
+AREA = "cashier"
+TERMINAL = "web-cashier"  # the console's terminal id (as in cashier.py): face attempts are recorded with it
+
+# The capture samples: which face is drawn (the payer's or another person's), which day, and what the
+# terminal's liveness check reports. Day 0 is the enrolment image itself: a photo held up to the camera.
+LIVE = {"method": "structured_light", "score": 0.98}
+SAMPLES = {"same": (True, 2, LIVE), "other": (False, 1, LIVE), "spoof": (True, 0, {"method": "structured_light", "score": 0.12})}
+
+_FACE_PAID = {
+    po.COMPLETED: ("刷脸支付成功", "Face payment completed"),
+    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
+    po.AWAITING_CONFIRMATION: ("个人自付超过免密额度，等待参保人在手机上输入支付密码确认",
+                               "The cash is above the password-free limit: waiting for the holder to confirm with the PIN"),
+}
+_REFUNDED = {
+    "succeeded": ("退款成功", "Refunded"),
+    "failed": ("支付机构拒绝退款，款项未退回", "The payment institution refused the refund; nothing was given back"),
+}
+_REFUND_PENDING = ("退款结果尚未确认，请稍后点“查询”", "The refund's outcome is not known yet: query it again shortly")
+
+
+def _demo_only(request: Request) -> None:
+    if not getattr(request.app.state, "web_demo", False):
+        raise Forbidden("sample", "face_samples_demo_only", "示例人脸仅用于演示，刷脸支付请使用人脸采集终端",
+                        "the sample faces are for the demo only: pay by face at a face terminal")
+
+
+def _name(conn: Connection, keyring: Keyring, person_id: str) -> str:
+    return keyring.decrypt(people.require(conn, person_id).name_enc, "name")
+
+
+def _sample_face(conn: Connection, keyring: Keyring, holder_id: str, sample: str) -> tuple[str, int, dict[str, Any]]:
+    """The sample's (face key, day, liveness): the demo enrols each person's face drawn from their name."""
+    if sample not in SAMPLES:
+        raise InputError("sample", "invalid_sample", "请选择人脸采集样本", "choose a face-capture sample")
+    own, day, liveness = SAMPLES[sample]
+    name = _name(conn, keyring, holder_id)
+    if not own:
+        name = next(p.name for p in DEMO_PEOPLE if p.name != name)
+    return name, day, liveness
+
+
+def _guardians(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
+    """The patient's linked guardians (who may pay for them by face), names masked."""
+    seen: dict[str, dict[str, str]] = {}
+    for link in families.links(conn, keyring, patient_id):
+        if link["member_psn_no"] == patient_id and link["relation"] in ("guardian", "child_card"):
+            seen.setdefault(link["holder_psn_no"], {"psn_no": link["holder_psn_no"], "name": link["other_name"]})
+    return list(seen.values())
+
+
+def _payer_allowed(conn: Connection, patient_id: str, payer_id: str) -> bool:
+    return payer_id == patient_id or families.can_view(conn, payer_id, patient_id)
+
+
+def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, payer_psn_no: str | None) -> dict[str, Any]:
+    """What the visit page's 刷脸支付 section shows: whose face (the patient, or a guardian the page pays
+    with), links to switch, and the sample images."""
+    guardians = _guardians(conn, keyring, visit.person_id)
+    payer = payer_psn_no if choice == "guardian" and payer_psn_no in {g["psn_no"] for g in guardians} else visit.person_id
+
+    def url(account: str, payer_id: str | None) -> str:
+        query = {"account": account, **({"payer_psn_no": payer_id} if payer_id else {}), "presettle": "1"}
+        return f"/cashier/visits/{visit.id}?{urlencode(query)}"
+
+    payers = [{"psn_no": visit.person_id, "name": mask_name(_name(conn, keyring, visit.person_id)), "guardian": False,
+               "url": url("self", None), "current": payer == visit.person_id}]
+    payers += [{**g, "guardian": True, "url": url("guardian", g["psn_no"]), "current": payer == g["psn_no"]} for g in guardians]
+    base = f"/cashier/visits/{visit.id}/face-samples"
+    return {"payer": payer if payer != visit.person_id else "", "payers": payers,
+            "samples": [{"key": k, "img": f"{base}/{k}.png?{urlencode({'payer': payer})}"} for k in SAMPLES]}
+
+
+@router.get("/cashier/visits/{visit_id}/face-samples/{sample}.png")
+async def face_sample(request: Request, visit_id: str, sample: str) -> Response:
+    """A sample capture as the PNG the verifier receives: served by the app (the CSP's img-src 'self')."""
+    who = await cashier(request)
+    p = platform(request)
+    _demo_only(request)
+
+    def read(conn: Connection) -> bytes:
+        visit = visits.get(conn, who.principal, visit_id)
+        payer = request.query_params.get("payer") or visit.person_id
+        if not _payer_allowed(conn, visit.person_id, payer):
+            raise Forbidden("payer_psn_no", "not_guardian", "付款人不是该参保人已关联的监护人", "the payer is not a linked guardian of this patient")
+        name, day, _ = _sample_face(conn, p.keyring, payer, sample)
+        return samples.face_png(name, day=day)
+
+    png = await p.run(read, write=False)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/cashier/visits/{visit_id}/face")
+async def face_pay_visit(request: Request, visit_id: str) -> Response:
+    """刷脸支付: prepare → verifier → record → payment_flow.face; then the payment page."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    sample = form.get("sample")
+    payer = form.get("face_payer") or None
+    use_account = form.flag("use_account")
+    account = form.get("account") or "self"
+    back_query = {"account": account, **({"payer_psn_no": form.get("payer_psn_no")} if form.get("payer_psn_no") else {}), "presettle": "1"}
+    back = f"/cashier/visits/{visit_id}?{urlencode(back_query)}"
+    key = f"W{form.nonce}"[:64]
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        _demo_only(request)
+        now = p.now()
+
+        def prepare(conn: Connection) -> tuple[face_pay.Prepared, tuple[str, int, dict[str, Any]]]:
+            visit = visits.get(conn, who.principal, visit_id)
+            prepared = face_pay.prepare(conn, p.keyring, now, institution=who.institution, person_id=visit.person_id, payer_id=payer,
+                                        actor=who.actor)
+            return prepared, _sample_face(conn, p.keyring, prepared.holder_id, sample)
+
+        prepared, (name, day, liveness) = await p.run(prepare)
+        checked = await verifier_of(request.app).verify(prepared.template_id, samples.capture(name, day), liveness)
+        later = p.now()
+        result = await p.run(lambda c: face_pay.record(c, later, institution=who.institution, prepared=prepared, terminal_id=TERMINAL,
+                                                       match=checked.match, liveness=checked.liveness, similarity=checked.similarity,
+                                                       actor=who.actor))
+        if isinstance(result, YibaoError):  # recorded (it counts) before it is said
+            raise result
+        digest = hashlib.sha256(f"web face {visit_id} {use_account}".encode()).hexdigest()
+        order = await payment_flow.face(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
+                                        authorization_id=result.id, visit_id=visit_id, lines=None, use_account=use_account, actor=who.actor)
+        return Goto(f"/cashier/payments/{order.id}"), _FACE_PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+    return await act_flow(request, who, form, call, back=back)
+
+
+# ---- refunds ---------------------------------------------------------------------------------------
+
+def refund_section(conn: Connection, order: Order) -> dict[str, Any]:
+    """The payment page's refunds (the API's view of each) and, while it can be refunded, the fee lines to choose from."""
+    refundable = order.status in (po.COMPLETED, po.PARTIALLY_REFUNDED)
+    lines = [ln for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"] if refundable else []
+    return {"refunds": [refunds.view(conn, r) for r in refunds.for_order(conn, order.id)], "refundable": refundable,
+            "refund_lines": [line_view(ln) for ln in lines],
+            "refund_reasons": refunds.REASONS}
+
+
+def _active_lines(conn: Connection, institution_id: str, payment_id: str) -> list[str]:
+    order = payments.for_institution(conn, institution_id, payment_id)
+    return [ln["feedetl_sn"] for ln in visits.list_lines(conn, institution_id, order.visit_id) if ln["status"] == "active"]
+
+
+@router.post("/cashier/payments/{payment_id}/refunds")
+async def refund(request: Request, payment_id: str) -> Response:
+    """退款: all, the cash only, the insurance only, or some items (the rest settled again in a new order)."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    back = f"/cashier/payments/{payment_id}"
+    scope = form.get("scope")
+    reason = form.get("reason") or None
+    key = f"W{form.nonce}"[:64]
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        keep: list[str] | None = None
+        if scope == "lines":  # the checkboxes name the lines to refund; the service takes the lines to keep
+            active = await p.run(lambda c: _active_lines(c, who.principal, payment_id), write=False)
+            chosen = [sn for sn in active if form.flag(f"refund_line_{sn}")]
+            if not chosen:
+                raise InputError("refund_lines", "no_lines_chosen", "请勾选要退款的项目", "tick the items to refund")
+            if len(chosen) == len(active):
+                raise InputError("refund_lines", "all_lines_chosen", "全部项目都退款时请选择“全部退款”", "to refund every item, choose “refund everything”")
+            keep = [sn for sn in active if sn not in chosen]
+        service_scope = "all" if scope == "lines" else scope
+        digest = hashlib.sha256(f"web refund {payment_id} {service_scope} {keep} {reason}".encode()).hexdigest()
+        r = await payment_flow.refund(p.payments(who.actor), institution=who.institution, order_id=payment_id, request_key=key,
+                                      request_hash=digest, scope=service_scope, actor=who.actor, lines_to_keep=keep, reason=reason)
+        return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
+    return await act_flow(request, who, form, call, back=back)
+
+
+@router.post("/cashier/payments/{payment_id}/refunds/{refund_id}/query")
+async def query_refund(request: Request, payment_id: str, refund_id: str) -> Response:
+    """查询: a refund whose outcome is not known is asked about again — the same request (its key), as the API's retry."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    back = f"/cashier/payments/{payment_id}"
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        r = await p.run(lambda c: refunds.for_request(c, who.principal, payment_id, refund_id), write=False)
+        if not r.final:
+            r = await payment_flow.refund(p.payments(who.actor), institution=who.institution, order_id=payment_id, request_key=r.request_key,
+                                          request_hash=r.request_hash, scope=r.scope, actor=who.actor)
+        return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
+    return await act_flow(request, who, form, call, back=back)
