@@ -171,3 +171,20 @@ def test_the_scan_that_opened_the_visit_pays_it_once_and_only_for_a_while(client
     db.clock.advance(minutes=10)
     r = client.post("/api/v1/his/payments/onecode", json={"paycode_id": late["paycode_id"], "lines": LINES}, headers={**his(pw), **key()})
     assert r.status_code == 409 and r.json()["error"]["code"] == "scan_expired"
+
+
+def test_a_settlement_paid_through_an_institution_is_refunded_through_its_payment_not_cancelled(client, pw):
+    """2208 / 2601 on a one-code payment's settlement would give back fund and account but leave the cash with
+    the institution: refused, naming the payment to refund through."""
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "account": {"use": True}},
+                    headers={**his(pw), **key()})
+    doc = r.json()
+    assert doc["status"] == "completed", r.text
+    cancel = client.post(f"/api/v1/his/settlements/{doc['setl_id']}/cancel", headers={**his(pw), **key()})
+    assert cancel.status_code == 409 and cancel.json()["error"]["code"] == "settlement_paid_by_payment"
+    assert doc["payment_id"] in cancel.json()["error"]["message_en"]
+    s = client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()
+    assert s["status"] == "settled"  # nothing moved
+    refund = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all"}, headers={**his(pw), **key()})
+    assert refund.status_code == 200, refund.text
+    assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()["status"] == "cancelled"

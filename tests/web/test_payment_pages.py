@@ -69,6 +69,9 @@ def test_a_one_code_payment_within_the_limit_collects_the_cash_from_the_institut
     cashier.locator("#pay-setl-id").click()
     expect(cashier.locator("#paid-onecode")).to_be_visible()
     assert cashier.locator("#cash-note").count() == 0
+    # Its refund goes back through the institution (the payment's refunds), not by cancelling the settlement.
+    assert cashier.locator("#refund").count() == 0
+    expect(cashier.locator("#refund-via-payment")).to_have_attribute("href", re.compile(r"^/cashier/payments/PO\w+#refunds$"))
     assert split_of(cashier) == presettled
     assert balance(holder) == before  # no account share was asked for
 

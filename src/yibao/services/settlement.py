@@ -285,6 +285,7 @@ def cancel(conn: Connection, now: datetime, *, institution: Institution, setl_id
     if row.status == "cancelled":
         return json.loads(row.document)  # already cancelled: cancelling again changes nothing
     _refuse_unsettled(row)
+    _refuse_paid_through_institution(conn, row)
     return _undo(conn, now, row, reason="cancel", actor=actor)
 
 
@@ -313,6 +314,7 @@ def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid
         doc = json.loads(row.document)
         return {"omsgid": omsgid, "status": "reversed" if row.cancel_reason == "reversal" else "cancelled", "setl_id": row.id, "settlement": doc}
     _refuse_unsettled(row)
+    _refuse_paid_through_institution(conn, row)
     doc = _undo(conn, now, row, reason="reversal", actor=actor)
     return {"omsgid": omsgid, "status": "reversed", "setl_id": row.id, "settlement": doc}
 
@@ -322,6 +324,18 @@ def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) 
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
     return json.loads(row.document)
+
+
+def _refuse_paid_through_institution(conn: Connection, row: Any) -> None:
+    """A settlement a payment order carried had its cash collected by a payment institution: cancelling or
+    reversing it here would give back the fund and account shares but leave the holder's cash with the
+    institution. Its refund goes through the payment (services/refunds.py), which refunds the cash too."""
+    from yibao.store.tables import payment_orders as O
+
+    order = conn.execute(select(O.c.id).where(O.c.setl_id == row.id)).scalar()
+    if order is not None and row.status == "settled":
+        raise Conflict("setl_id", "settlement_paid_by_payment", f"该结算的个人自付已由支付机构收取，请通过支付 {order} 办理退款",
+                       f"this settlement's cash went through a payment institution: refund it through payment {order}")
 
 
 def _refuse_unsettled(row: Any) -> None:

@@ -536,6 +536,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "awaiting_holder": ("个人自付超过免密额度：等待参保人在手机上输入支付密码确认（{at} 前）。", "Above the password-free limit: waiting for the holder to confirm with the PIN in the app (before {at})."),
     "refresh": ("刷新", "Refresh"),
     "query_payment": ("查询支付结果", "Query the outcome"),
+    "refund_via_payment": ("退款（经支付机构原路退回）", "Refund (back through the payment institution)"),
     "paid_by_onecode": ("个人自付已由支付机构扣款（一码支付）：", "The cash was collected by the payment institution (one-code payment):"),
     "paid_by_face": ("个人自付已由支付机构扣款（刷脸支付）：", "The cash was collected by the payment institution (face payment):"),
     "paid_by_mobile": ("个人自付已由参保人在手机上支付（移动支付）：", "The holder paid the cash on the phone (mobile payment):"),
