@@ -81,8 +81,10 @@ def test_face_payment_with_the_payers_face_completes_and_another_face_is_refused
     # The samples are PNGs the app serves (the CSP's img-src 'self'), drawn for this payer.
     for sample in ("same", "other", "spoof"):
         image = cashier.locator(f"#face-img-{sample}")
-        expect(image).to_be_visible()
-        assert image.evaluate("i => i.complete && i.naturalWidth") == 64
+        expect(image).to_be_visible()  # laid out (width/height attributes) — not yet loaded
+        # Wait for the load to end either way, then check it drew: a PNG that failed has width 0.
+        cashier.wait_for_function("i => i.complete", arg=image.element_handle())
+        assert image.evaluate("i => i.naturalWidth") == 64
     expect(cashier.locator("#face-account")).to_be_checked()
     pay_by_face(cashier, "same")
     expect(cashier.locator("#pay-status")).to_have_text("支付完成")
