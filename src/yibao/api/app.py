@@ -10,7 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Mapping
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from yibao import face, web
 from yibao.api import errors
@@ -67,7 +70,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     payment institution (tests record the wire with it)."""
     from yibao.services.channel_registry import Channels
 
-    app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url="/docs", redoc_url=None, lifespan=_lifespan)
+    app = FastAPI(title="yibao 医保", version="0.2.0", description=DESCRIPTION, docs_url=None, redoc_url=None, lifespan=_lifespan)
     db = db or Database()
     keyring = keyring or load_keyring()
     app.state.platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo_tokens),
@@ -99,6 +102,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
         app.state.on_start.append(lambda: demo.restore_sandbox_credit(db, keyring, pairs))  # the credit lines of a previous start
     # The pages (/app, /cashier, /admin): after the API, whose routes and error handlers they build on.
     web.install(app, demo=sandboxes)
+    _install_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -106,6 +110,18 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 
     logging.getLogger("yibao").setLevel(logging.INFO)
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs, Swagger UI with try-it-out, its assets served by the app (from fastapi-offline), not FastAPI's CDN ones."""
+    app.mount("/docs-assets", StaticFiles(packages=[("fastapi_offline", "static")]), name="docs-assets")
+
+    async def docs(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI", swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css", swagger_favicon_url="/docs-assets/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})  # no badge from validator.swagger.io
+
+    app.add_route("/docs", docs, include_in_schema=False)  # GET and HEAD, as FastAPI's own /docs
 
 
 def app_from_env() -> FastAPI:
