@@ -132,3 +132,44 @@ def test_a_tampered_cashier_cookie_is_no_session(site):
     client.cookies.clear()
     client.cookies.set("yibao_cashier", f"{forged}.{mac}", path="/cashier")
     assert client.get("/cashier").url.path == "/cashier/login"
+
+
+def test_a_cashiers_cookie_never_passes_as_an_operators_even_when_the_names_match(site):
+    world, client = site
+    page = client.get("/cashier/login").text
+    client.post("/cashier/sessions", data={**tokens(page), "credential": world.hospital_credential})
+    cashier_claim = client.cookies.get("yibao_cashier")
+    platform = client.app.state.platform
+    code = world.hospital_credential.split(".")[0]
+    platform.operator_tokens["0" * 64] = code  # an operator whose name is the institution's code
+    client.cookies.clear()
+    client.cookies.set("yibao_admin", cashier_claim, path="/admin")
+    assert client.get("/admin").url.path == "/admin/login"
+    client.cookies.set("yibao_cashier", cashier_claim, path="/cashier")
+    assert client.get("/cashier").url.path == "/cashier"  # in its own area it is still the cashier's session
+
+
+@pytest.mark.parametrize("value", ["abc.é", "é.abc", "%E9.%FF", "a" * 9000, "..", "e30.e30"])
+def test_a_malformed_cookie_is_no_cookie_not_an_error(site, value):
+    world, client = site
+    sent = f"yibao_flash={value}; yibao_cashier={value}".encode("utf-8")  # raw bytes, as any client may send them
+    login = client.get("/cashier", headers={"cookie": sent})
+    assert login.status_code == 200 and login.url.path == "/cashier/login"
+    assert client.get("/", headers={"cookie": sent}).status_code == 200
+
+
+def test_what_a_refused_form_keeps_travels_encrypted(site):
+    world, client = site
+    log_in(client, world.phones["employee"])
+    page = client.get("/app/family").text
+    form = re.search(r'<form[^>]+action="/app/family/mutual-aid"[^>]*>(.*?)</form>', page, re.S).group(1)
+    data = {**tokens(form), "relation": "spouse", "name": "王大锤", "id_number": "440304198801011234"}
+    r = client.post("/app/family/mutual-aid", data=data, follow_redirects=False)
+    assert r.status_code == 303
+    sealed = SimpleCookie(r.headers["set-cookie"])["yibao_flash"].value
+    import base64
+
+    raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+    assert "王大锤".encode() not in raw and b"spouse" not in raw and b"relation" not in raw
+    shown = client.get(r.headers["location"]).text
+    assert 'value="王大锤"' in shown  # the reader still gets the form back as typed

@@ -65,7 +65,7 @@ async def log_in(request: Request) -> Response:
         return render.redirect(request, "/admin/login", error=Unauthorized("token", "bad_credentials", "经办人员凭证无效",
                                                                            "invalid operator token"))
     response = render.redirect(request, "/admin")
-    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, name, time.time()), path="/admin", max_age=security.SIGNED_TTL)
+    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, "admin", name, time.time()), path="/admin", max_age=security.SIGNED_TTL)
     return response
 
 

@@ -72,7 +72,7 @@ async def holder(request: Request) -> Who:
 async def cashier(request: Request) -> Who:
     p = platform(request)
     cookie = request.cookies.get(security.SESSION_COOKIES["cashier"], "")
-    code = security.claimed(p.keyring, cookie, time.time())
+    code = security.claimed(p.keyring, "cashier", cookie, time.time())
     inst = await p.run(lambda c: institutions.get(c, code), write=False) if code else None
     if inst is None or inst.status != "active":
         raise LoginRequired("cashier")
@@ -82,7 +82,7 @@ async def cashier(request: Request) -> Who:
 async def operator(request: Request) -> Who:
     p = platform(request)
     cookie = request.cookies.get(security.SESSION_COOKIES["admin"], "")
-    name = security.claimed(p.keyring, cookie, time.time())
+    name = security.claimed(p.keyring, "admin", cookie, time.time())
     if name is None or name not in p.operator_tokens.values():
         raise LoginRequired("admin")
     return Who("admin", name, "000000", cookie, name)

@@ -94,7 +94,7 @@ async def log_in(request: Request) -> Response:
     except YibaoError as exc:
         return render.redirect(request, "/cashier/login", error=exc)
     response = render.redirect(request, "/cashier")
-    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, inst.id, time.time()), path="/cashier",
+    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, "cashier", inst.id, time.time()), path="/cashier",
                         max_age=security.SIGNED_TTL)
     return response
 

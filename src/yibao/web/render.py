@@ -63,7 +63,7 @@ ENV.filters["local"] = local_time
 
 def _flash_of(request: Request) -> dict[str, Any] | None:
     keyring = request.app.state.platform.keyring
-    return security.unsign(keyring, request.cookies.get(security.FLASH_COOKIE))
+    return security.unseal(keyring, request.cookies.get(security.FLASH_COOKIE))
 
 
 def render(request: Request, template: str, *, area: str, csrf_cookie: str | None, status: int = 200,
@@ -115,7 +115,7 @@ def redirect(request: Request, to: str, *, ok: tuple[str, str] | None = None, er
         if values:
             flash["values"] = values
         keyring = request.app.state.platform.keyring
-        security.set_cookie(response, request, security.FLASH_COOKIE, security.sign(keyring, flash), max_age=60)
+        security.set_cookie(response, request, security.FLASH_COOKIE, security.seal(keyring, flash, ttl=60), max_age=60)
     return response
 
 

@@ -7,6 +7,8 @@
 - CSRF: each form carries a token derived from the session cookie with a key of its own
   (HMAC); before log-in, from a random `yibao_pre` cookie. A post whose token does not match is
   refused before anything runs.
+- The flash cookie (a message, and the fields to fill in again after a refusal) is encrypted, not only
+  signed: it may carry a name, a card number or a typed payment code.
 - Keys come from the platform keyring (`purpose_key`), so nothing new needs to be configured.
 """
 
@@ -53,28 +55,49 @@ def sign(keyring: Keyring, payload: dict[str, Any]) -> str:
 
 
 def unsign(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
-    """The payload of a cookie we signed, or None if it is absent, altered or malformed."""
+    """The payload of a cookie we signed, or None if it is absent, altered or malformed (any bytes a client sends)."""
     if not value or "." not in value:
         return None
     body, mac = value.rsplit(".", 1)
-    good = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
-    if not hmac.compare_digest(mac, good):
-        return None
     try:
+        good = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
+        if not hmac.compare_digest(mac.encode("ascii"), good.encode("ascii")):
+            return None
         payload = json.loads(_unb64(body))
-    except ValueError:
+    except (ValueError, TypeError):  # UnicodeError is a ValueError: a cookie that is not ASCII is no cookie of ours
         return None
     return payload if isinstance(payload, dict) else None
 
 
-def claim(keyring: Keyring, who: str, now_ts: float | None = None) -> str:
-    """A signed cashier/operator session: who, until when, and a nonce (a new CSRF token per log-in)."""
-    return sign(keyring, {"w": who, "e": int((now_ts or time.time()) + SIGNED_TTL), "n": secrets.token_urlsafe(12)})
+def seal(keyring: Keyring, payload: dict[str, Any], ttl: int) -> str:
+    """An encrypted, authenticated, expiring cookie value (AES-GCM): for what may carry personal data —
+    the flash message and the form fields kept after a refusal (a name, a card number) — which a signed
+    cookie would show to anyone who reads it."""
+    plain = json.dumps({"p": payload, "e": int(time.time() + ttl)}, separators=(",", ":"), ensure_ascii=False)
+    return _b64(keyring.encrypt(plain, "web sealed cookie v1"))
 
 
-def claimed(keyring: Keyring, value: str | None, now_ts: float | None = None) -> str | None:
+def unseal(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
+    if not value or len(value) > 8192:
+        return None
+    try:
+        outer = json.loads(keyring.decrypt(_unb64(value), "web sealed cookie v1"))
+    except Exception:  # noqa: BLE001 — altered, truncated, another key, not base64: no cookie of ours
+        return None
+    if not isinstance(outer, dict) or not isinstance(outer.get("e"), int) or outer["e"] < time.time():
+        return None
+    return outer["p"] if isinstance(outer.get("p"), dict) else None
+
+
+def claim(keyring: Keyring, area: str, who: str, now_ts: float | None = None) -> str:
+    """A signed cashier/operator session: which area, who, until when, and a nonce (a new CSRF token per
+    log-in). The area is signed too: an institution's claim must never pass as an operator named alike."""
+    return sign(keyring, {"a": area, "w": who, "e": int((now_ts or time.time()) + SIGNED_TTL), "n": secrets.token_urlsafe(12)})
+
+
+def claimed(keyring: Keyring, area: str, value: str | None, now_ts: float | None = None) -> str | None:
     payload = unsign(keyring, value)
-    if payload is None or not isinstance(payload.get("w"), str) or not isinstance(payload.get("e"), int):
+    if payload is None or payload.get("a") != area or not isinstance(payload.get("w"), str) or not isinstance(payload.get("e"), int):
         return None
     return payload["w"] if payload["e"] > (now_ts or time.time()) else None
 
