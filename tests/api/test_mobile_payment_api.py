@@ -166,3 +166,84 @@ def test_a_guardian_sees_and_pays_a_linked_childs_bill(client, pw, hospital, db,
                     headers={**me, "Idempotency-Key": uuid.uuid4().hex})
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["psn_no"], r.json()["payer_psn_no"]) == ("completed", child.id, pw.w.employee.id)
+
+
+def test_a_bill_on_the_phone_holds_its_visit_until_the_hospital_withdraws_it(client, pw, hospital):
+    bill = _bill(client, pw)
+    visit_id, bill_id = bill["mdtrt_id"], bill["payment_id"]
+    extra = [{"feedetl_sn": "9", "code": "A009", "name": "加项", "class": "A", "unit_price": "360.00", "quantity": "1"}]
+    # While the holder has the bill, its lines and its price stay what the bill shows, and nothing else settles it.
+    added = client.post(f"/api/v1/his/visits/{visit_id}/fee-lines", json={"lines": extra}, headers={**his(pw), **key()})
+    assert added.status_code == 409 and (added.json()["error"]["field"], added.json()["error"]["code"]) == ("visit_id", "visit_billed")
+    assert bill_id in added.json()["error"]["message_zh"]
+    revoked = client.delete(f"/api/v1/his/visits/{visit_id}/fee-lines/1", headers={**his(pw), **key()})
+    assert revoked.status_code == 409 and revoked.json()["error"]["code"] == "visit_billed"
+    settled = client.post(f"/api/v1/his/visits/{visit_id}/settle", json={"account": {"use": True}}, headers={**his(pw), **key()})
+    assert settled.status_code == 409 and settled.json()["error"]["code"] == "visit_billed"
+    before = pw.balances()
+
+    withdrawal = f"/api/v1/his/payments/{bill_id}/withdrawal"
+    w = client.post(withdrawal, headers={**his(pw), **key()})
+    assert w.status_code == 200, w.text
+    assert (w.json()["status"], w.json()["void_reason"]) == ("voided", "withdrawn")
+    assert client.post(withdrawal, headers={**his(pw), **key()}).json()["status"] == "voided"  # withdrawn already: as it is
+    me = login(client, pw.w.phones["employee"])
+    assert client.get("/api/v1/patient/bills", headers=me).json()["items"] == []
+    _set_pin(client, me)
+    late = client.post(f"/api/v1/patient/bills/{bill_id}/pay", json={"use_account": True, "pin": "246810"}, headers={**me, **key()})
+    assert late.json()["status"] == "voided" and pw.balances() == before  # a withdrawn bill pays nothing
+    # Withdrawn, the visit is the hospital's again: a line added, settled at the counter.
+    assert client.post(f"/api/v1/his/visits/{visit_id}/fee-lines", json={"lines": extra}, headers={**his(pw), **key()}).status_code == 200
+    done = client.post(f"/api/v1/his/visits/{visit_id}/settle", json={"account": {"use": True}}, headers={**his(pw), **key()})
+    assert done.status_code == 200, done.text
+    # A bill being paid or paid cannot be withdrawn; another hospital's is not found.
+    paid = _bill(client, pw)
+    assert client.post(f"/api/v1/patient/bills/{paid['payment_id']}/pay", json={"use_account": True, "pin": "246810"},
+                       headers={**me, **key()}).json()["status"] == "completed"
+    refused = client.post(f"/api/v1/his/payments/{paid['payment_id']}/withdrawal", headers={**his(pw), **key()})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "bill_not_waiting"
+
+
+def test_a_bill_is_paid_only_for_the_amounts_the_holder_was_shown(client, pw, hospital):
+    bill = _bill(client, pw)
+    me = login(client, pw.w.phones["employee"])
+    _set_pin(client, me)
+    pay = f"/api/v1/patient/bills/{bill['payment_id']}/pay"
+    shown = client.get(f"/api/v1/patient/bills/{bill['payment_id']}", headers=me).json()["preview"]
+    assert (shown["acct_pay"], shown["psn_cash_pay"]) == ("200.00", "166.00")
+    before = pw.balances()
+    # The split moved since the holder looked (here: what they were shown is not what it comes to): nothing is held.
+    stale = client.post(pay, json={"use_account": True, "pin": "246810", "expected_account": "200.00", "expected_cash": "10.00"},
+                        headers={**me, **key()})
+    assert stale.status_code == 409, stale.text
+    err = stale.json()["error"]
+    assert (err["field"], err["code"]) == ("expected_cash", "bill_amount_changed") and "¥166.00" in err["message_zh"]
+    assert pw.balances() == before
+    assert client.get(f"/api/v1/his/payments/{bill['payment_id']}", headers=his(pw)).json()["status"] == "billed"
+    half = client.post(pay, json={"use_account": True, "pin": "246810", "expected_cash": "166.00"}, headers={**me, **key()})
+    assert half.status_code == 422 and half.json()["error"]["field"] == "expected_account"
+    bad = client.post(pay, json={"use_account": True, "pin": "246810", "expected_account": "abc", "expected_cash": "166.00"},
+                      headers={**me, **key()})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "expected_account"
+    ok = client.post(pay, json={"use_account": True, "pin": "246810", "expected_account": "200.00", "expected_cash": "166.00"},
+                     headers={**me, **key()})
+    assert ok.status_code == 200 and ok.json()["status"] == "completed"
+    assert before["holder"] - pw.balances()["holder"] == 200_00
+
+
+def test_a_bill_that_cannot_be_priced_now_says_why_and_the_others_still_show(client, pw, hospital, db):
+    from sqlalchemy import update
+
+    from yibao.store.tables import visits
+
+    first, second = _bill(client, pw), _bill(client, pw)
+    me = login(client, pw.w.phones["employee"])
+    # The first visit was settled meanwhile (a counter payment that raced the bill on another connection):
+    # its bill cannot be priced; it says so, and the other bill still shows its split.
+    db.run(lambda c: c.execute(update(visits).where(visits.c.id == first["mdtrt_id"]).values(status="settled")))
+    items = {b["payment_id"]: b for b in client.get("/api/v1/patient/bills", headers=me).json()["items"]}
+    assert set(items) == {first["payment_id"], second["payment_id"]}
+    broken = items[first["payment_id"]]
+    assert broken["preview"] is None and (broken["problem"]["field"], broken["problem"]["code"]) == ("visit_id", "visit_settled")
+    assert broken["problem"]["zh"] and broken["problem"]["en"]
+    assert items[second["payment_id"]]["problem"] is None and items[second["payment_id"]]["preview"]["psn_cash_pay"] == "166.00"

@@ -113,9 +113,11 @@ def test_the_refund_paths(events, end):
     assert run(events, po.COMPLETED) == end
 
 
-def test_a_bill_is_held_when_paid_or_voided_by_wrong_pins_only():
+def test_a_bill_is_held_when_paid_or_voided_by_wrong_pins_or_the_hospitals_withdrawal_only():
     assert run([po.HOLD], po.BILLED) == po.HELD and run([po.PIN_EXHAUSTED], po.BILLED) == po.VOIDED
-    assert set(po.allowed(po.BILLED)) == {po.HOLD, po.PIN_EXHAUSTED}
+    assert run([po.WITHDRAWN], po.BILLED) == po.VOIDED
+    assert set(po.allowed(po.BILLED)) == {po.HOLD, po.PIN_EXHAUSTED, po.WITHDRAWN}
+    assert not any(e == po.WITHDRAWN for (s, e) in po.TRANSITIONS if s != po.BILLED)  # once being paid, a bill stays the holder's
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=200_000))

@@ -186,3 +186,35 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
     assert balance(holder) == before - fen(presettled["split-account"])
     newest = holder.locator("#transactions tbody tr").first
     expect(newest).to_contain_text(setl_id)
+
+
+def test_a_bill_on_the_phone_is_withdrawn_to_change_its_lines_and_sent_again(phone, desktop, live):
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    visit_id = open_visit_by_card(cashier, live.people["赵磊"]["card_no"])
+    first = publish(cashier)
+    holder = phone.new_page()
+    log_in_holder(holder, live, ZHAO_LEI)
+    holder.goto("/app/bills")
+    total = fen(holder.locator(f"#bill-{first} .bill-amount").inner_text())
+
+    # While the holder has it, the visit's lines stay as the bill shows them: refused in words, naming the bill.
+    cashier.goto(f"/cashier/visits/{visit_id}")
+    expect(cashier.locator("#open-bill")).to_contain_text(first)
+    expect(cashier.locator("#bill-form")).to_have_count(0)
+    cashier.locator("#lines tbody tr").first.get_by_role("button").click()  # revoke a line
+    expect(cashier.locator("#flash")).to_contain_text(f"该就诊的账单 {first} 已发送到参保人手机")
+    expect(cashier.locator("#lines tbody tr", has_text="已撤销")).to_have_count(0)
+
+    cashier.once("dialog", lambda dialog: dialog.accept())
+    cashier.locator("#withdraw-bill").click()
+    expect(cashier.locator("#flash")).to_have_text("账单已撤回，可修改明细后重新发送或改用其他方式收费")
+    cashier.locator("#lines tbody tr").first.get_by_role("button").click()  # now the line can go
+    expect(cashier.locator("#lines tbody tr", has_text="已撤销")).to_have_count(1)
+    second = publish(cashier)
+    assert second != first
+
+    holder.goto("/app/bills")
+    expect(holder.locator(f"#bill-{first}")).to_have_count(0)  # withdrawn: no longer to pay
+    expect(holder.locator(f"#done-{first}")).to_contain_text("医院已撤回账单")
+    assert fen(holder.locator(f"#bill-{second} .bill-amount").inner_text()) < total  # the new bill, without the line

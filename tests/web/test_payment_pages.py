@@ -139,11 +139,8 @@ def test_a_guardian_showing_a_childs_code_pays_for_the_child_from_the_guardians_
     assert fen(newest.locator("td.num").inner_text()) == -fen(presettled["split-account"])
 
 
-@pytest.mark.both_databases
-def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cashier_sees_it_completed(phone, desktop, live):
-    holder = phone.new_page()
-    log_in_holder(holder, live, WANG_FANG)
-    # Every cash share asks for the PIN: the password-free limit 0.00.
+def every_cash_share_asks_for_the_pin(holder) -> None:
+    """The password-free limit 0.00 on 王芳's wechat binding, and her PIN set (unless a test did so already)."""
     holder.goto("/app/bindings")
     holder.locator("#limit-wechat-440300").fill("0.00")
     holder.locator("#binding-wechat-440300 button", has_text=re.compile("修改|Set")).click()
@@ -155,6 +152,13 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
         holder.locator("#save-pin").click()
         expect(holder.locator("#flash")).to_have_text("支付密码已设置")
 
+
+@pytest.mark.both_databases
+def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cashier_sees_it_completed(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, WANG_FANG)
+    every_cash_share_asks_for_the_pin(holder)
+
     cashier = desktop.new_page()
     log_in_cashier(cashier)
     holder.goto("/app")
@@ -164,7 +168,7 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
     cashier.locator("#onecode-code").fill(show_code(holder))
     expect(cashier.locator("#onecode-account")).not_to_be_checked()
     cashier.locator("#onecode-pay").click()
-    expect(cashier.locator("#pay-status")).to_have_text("待您确认")
+    expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
     expect(cashier.locator("#awaiting")).to_be_visible()
     payment_id = cashier.locator("#payment-id").inner_text()
 
@@ -185,7 +189,7 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
     holder.locator(f"#confirm-{payment_id}").click()
     expect(holder.locator("#flash")).to_have_text("支付密码错误，还可尝试3次")
     cashier.locator("#refresh-payment").click()
-    expect(cashier.locator("#pay-status")).to_have_text("待您确认")
+    expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
     # The right PIN: the cash is collected and everything posted.
     holder.locator(f"#pin-{payment_id}").fill("246810")
     holder.locator(f"#confirm-{payment_id}").click()
@@ -200,4 +204,37 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
     assert cashier.locator("#trade-no").inner_text().strip()
     cashier.locator("#lang-toggle").click()
     expect(cashier.locator("#pay-status")).to_have_text("Completed")
+    cashier.locator("#lang-toggle").click()
+
+
+def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_it_is_refused(phone, desktop, live):
+    holder = phone.new_page()
+    log_in_holder(holder, live, WANG_FANG)
+    every_cash_share_asks_for_the_pin(holder)
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    holder.goto("/app")
+    open_visit_with_sample(cashier, show_code(holder), "none")
+    holder.goto("/app")
+    cashier.locator("#onecode-code").fill(show_code(holder))
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
+    payment_id = cashier.locator("#payment-id").inner_text()
+    cashier.locator("#pay-setl-id").click()  # the settlement, held for the payment
+    expect(cashier.locator("#status-stamp")).to_have_text("待支付")
+    expect(cashier.locator("#not-collected")).to_contain_text("个人自付未收取")
+    expect(cashier.locator("#paid-onecode")).to_have_count(0)
+    expect(cashier.locator("#print")).to_have_count(0)  # nothing to hand over as a receipt
+    receipt = cashier.url
+
+    holder.goto("/app/bills")
+    holder.once("dialog", lambda dialog: dialog.accept())
+    holder.locator(f"#decline-{payment_id}").click()
+    expect(holder.locator("#pay-status")).to_have_text("已撤销")
+    cashier.goto(receipt)
+    expect(cashier.locator("#status-stamp")).to_have_text("已作废")
+    expect(cashier.locator("#not-collected")).to_be_visible()
+    expect(cashier.locator("#print")).to_have_count(0)
+    cashier.locator("#lang-toggle").click()
+    expect(cashier.locator("#status-stamp")).to_have_text("Voided")
     cashier.locator("#lang-toggle").click()

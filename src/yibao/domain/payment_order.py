@@ -55,6 +55,7 @@ CONFIRMATION_EXPIRED = "confirmation_expired"  # the holder did not confirm in t
 PIN_EXHAUSTED = "pin_exhausted"  # too many wrong PINs
 ABANDONED = "abandoned"  # held, never sent to an institution, and the request is gone (a crash)
 NO_CHANNEL = "no_channel"  # no usable binding, agreement or institution for the cash
+WITHDRAWN = "withdrawn"  # the hospital withdrew a published bill before the holder paid it
 
 # Refund events (services/refunds.py). A refund's own record says what it gives back; the order says where it stands.
 REFUND_REQUESTED = "refund_requested"  # recorded before the institution is called
@@ -65,12 +66,13 @@ REFUND_FAILED = "refund_failed"  # the institution refused the refund: nothing w
 REFUND_FAILED_AFTER_PART = "refund_failed_after_part"  # the same, after an earlier partial refund
 REFUND_EVENTS = (REFUND_REQUESTED, REFUND_UNKNOWN, REFUNDED_PART, REFUNDED_ALL, REFUND_FAILED, REFUND_FAILED_AFTER_PART)
 
-VOID_EVENTS = (DECLINED, CASH_FAILED, CASH_NOT_FOUND, HOLDER_DECLINED, CONFIRMATION_EXPIRED, PIN_EXHAUSTED, ABANDONED, NO_CHANNEL)
+VOID_EVENTS = (DECLINED, CASH_FAILED, CASH_NOT_FOUND, HOLDER_DECLINED, CONFIRMATION_EXPIRED, PIN_EXHAUSTED, ABANDONED, NO_CHANNEL, WITHDRAWN)
 EVENTS = (HOLD, NO_CASH, ASK_HOLDER, WRONG_PIN, REQUEST_CASH, CASH_SUCCEEDED, CASH_UNKNOWN, *VOID_EVENTS, *REFUND_EVENTS)
 
 TRANSITIONS: dict[tuple[str, str], str] = {
     (BILLED, HOLD): HELD,  # the holder pays: priced and held at that moment (the PIN checked before, if cash is due)
     (BILLED, PIN_EXHAUSTED): VOIDED,  # too many wrong PINs on the bill: the hospital publishes it again
+    (BILLED, WITHDRAWN): VOIDED,  # the hospital takes the bill back (to change its lines, or to be paid otherwise)
     (CREATED, HOLD): HELD,
     (CREATED, ABANDONED): VOIDED,  # the code was used but nothing was held (the hold failed, or the process died)
     (CREATED, NO_CHANNEL): VOIDED,

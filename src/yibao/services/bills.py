@@ -13,6 +13,7 @@ Anyone else gets "not found" — the same as for a bill that does not exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -88,11 +89,18 @@ def preview_cash(conn: Connection, order: Order, payer_id: str, use_account: boo
 
 
 def bill_view(conn: Connection, order: Order, viewer_id: str, use_account: bool) -> dict[str, Any]:
+    """A bill with its lines and, while it waits, the split previewed — or, when the visit cannot be priced now
+    (its person no longer insured, say), ``problem``: that refusal, so one bad bill never hides the others."""
     view = payments.receipt(conn, order)
     view["lines"] = [{"feedetl_sn": ln["feedetl_sn"], "code": ln["code"], "name": ln["name"], "class": ln["line_class"],
                       "unit_price": format_yuan(ln["unit_price"])}
                      for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"]
-    view["preview"] = preview(conn, order, viewer_id, use_account) if order.status == po.BILLED else None
+    view["preview"], view["problem"] = None, None
+    if order.status == po.BILLED:
+        try:
+            view["preview"] = preview(conn, order, viewer_id, use_account)
+        except YibaoError as exc:
+            view["problem"] = {"code": exc.code, "field": exc.field, "zh": exc.message_zh, "en": exc.message_en}
     return view
 
 
@@ -124,9 +132,19 @@ def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
     return InputError("pin", "pin_wrong", f"支付密码错误，还可尝试{left}次", f"wrong PIN; {left} attempts left")
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What the holder saw and agreed to pay (fen): the bill is held only if it still comes to exactly this.
+    The split can move between the preview and the tap — the hospital's lines, the account's balance (another
+    payment, a relative's mutual aid), the year's totals — and a PIN confirms an amount, not whatever it became."""
+    account: int
+    cash: int
+
+
 def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None,
-              pin_verified: bool, actor: str, pay_by: str = "channel") -> Order:
-    """The holder pays: the payer becomes the holder (a guardian for a child), then the bill is held (one unit)."""
+              pin_verified: bool, actor: str, pay_by: str = "channel", expected: Expected | None = None) -> Order:
+    """The holder pays: the payer becomes the holder (a guardian for a child), then the bill is held (one unit).
+    With ``expected``, a hold that comes to another account or cash amount is refused and rolled back whole."""
     order = holder_bill(conn, order_id, holder_id, lock=True)
     if order.status != po.BILLED:
         return order
@@ -134,8 +152,29 @@ def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
     assert inst is not None
     if order.payer_id != holder_id:
         conn.execute(update(O).where(O.c.id == order.id).values(payer_id=holder_id))
-    return payments.hold(conn, now, order_id=order.id, institution=inst, use_account=use_account, actor=actor, pi_id=pi_id,
+    held = payments.hold(conn, now, order_id=order.id, institution=inst, use_account=use_account, actor=actor, pi_id=pi_id,
                          holder_present=True, pin_verified=pin_verified, pay_by=pay_by)
+    if expected is not None and (held.account_pay, held.cash_pay) != (expected.account, expected.cash):
+        raise Conflict("expected_cash", "bill_amount_changed",
+                       f"账单金额已变化：个人账户支付¥{format_yuan(held.account_pay)}，个人现金支付¥{format_yuan(held.cash_pay)}，请核对后重新支付",
+                       f"the bill has changed: account ¥{format_yuan(held.account_pay)}, cash ¥{format_yuan(held.cash_pay)}; "
+                       "check it and pay again")
+    return held
+
+
+def withdraw(conn: Connection, now: datetime, *, institution: Institution, order_id: str, actor: str) -> Order:
+    """The hospital takes back a bill the holder has not paid (to change its lines, or to be paid another way).
+    Withdrawing one already withdrawn answers it as it is; a bill being paid or paid cannot be withdrawn."""
+    order = payments.for_institution(conn, institution.id, order_id)
+    order = payments.require(conn, order.id, lock=True)
+    if order.method != "mobile":
+        raise Conflict("payment_id", "not_a_bill", "该支付不是发送到手机的账单", "this payment is not a bill sent to the phone")
+    if order.status == po.VOIDED and order.void_reason == po.WITHDRAWN:
+        return order
+    if order.status != po.BILLED:
+        raise Conflict("payment_id", "bill_not_waiting", "该账单已在支付中、已支付或已撤销，不能撤回",
+                       "the bill is being paid, paid or voided: it cannot be withdrawn")
+    return payments._move(conn, order, po.WITHDRAWN, now, actor, void_reason=po.WITHDRAWN)
 
 
 def latest_for_visit(conn: Connection, institution_id: str, visit_id: str) -> str | None:

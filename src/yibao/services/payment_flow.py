@@ -356,11 +356,12 @@ async def run_periodically(ctx: Context, interval: float) -> None:
 # ---- mobile payment: the holder pays a published bill in the app ------------------------------------
 
 async def pay_bill(ctx: Context, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None, pin: str | None,
-                   actor: str, pay_by: str = "channel") -> Order:
+                   actor: str, pay_by: str = "channel", expected: Any = None) -> Order:
     """移动支付: the holder (present, in the app) pays a bill. Cash above 0 needs the PIN (checked here, outside
     any unit; a wrong one counted in a unit of its own). Then the bill is held and its cash collected like any
     order; the hospital learns the end by a signed callback (outbox written with the end, delivered here once
-    and retried by recovery). A bill already paid or on its way is driven on, never paid twice."""
+    and retried by recovery). A bill already paid or on its way is driven on, never paid twice.
+    ``expected`` (`bills.Expected`): the account and cash amounts the holder was shown; held only if they still hold."""
     from yibao.services import bills, institutions
 
     order = await ctx.run(lambda c: bills.holder_bill(c, order_id, holder_id), write=False)
@@ -382,7 +383,8 @@ async def pay_bill(ctx: Context, *, order_id: str, holder_id: str, use_account: 
             pin_verified = bool(pin_ok)
         now = ctx.now()
         order = await ctx.run(lambda c: bills.start_pay(c, now, order_id=order_id, holder_id=holder_id, use_account=use_account,
-                                                        pi_id=pi_id, pin_verified=pin_verified, actor=actor, pay_by=pay_by))
+                                                        pi_id=pi_id, pin_verified=pin_verified, actor=actor, pay_by=pay_by,
+                                                        expected=expected))
     if not order.terminal and order.status != po.BILLED:
         inst = await ctx.run(lambda c: institutions.get(c, order.institution_id), write=False)
         order = await drive(ctx, order, institution=inst, use_account=use_account, actor=actor)

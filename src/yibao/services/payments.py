@@ -211,6 +211,7 @@ def _visit_for(conn: Connection, now: datetime, institution: Institution, person
         visit = visits.get(conn, institution.id, visit_id)
         if visit.person_id != person_id:  # the code is someone else's: nothing may move
             raise Conflict("visit_id", "visit_other_person", "该支付码不属于此次就诊的参保人", "the payment code belongs to another person than the visit's")
+        visits.refuse_if_billed(conn, visit.id)
         return visit
     kind = "pharmacy" if institution.kind == "pharmacy" else "outpatient"
     visit = visits.open_visit(conn, now, institution=institution, person_id=person_id, kind=kind)
@@ -448,9 +449,14 @@ def payer_order(conn: Connection, order_id: str, payer_id: str, *, lock: bool = 
     return order
 
 
+_ENDED_ZH = {po.COMPLETED: "已支付完成", po.VOIDED: "已撤销", po.CASH_REQUESTED: "正在扣款", po.CASH_UNKNOWN: "结果确认中",
+             po.REFUNDING: "退款中", po.PARTIALLY_REFUNDED: "已部分退款", po.REFUNDED: "已全额退款"}
+
+
 def _not_waiting(order: Order) -> Conflict:
-    return Conflict("payment_id", "not_awaiting_confirmation", f"该支付单不在待确认状态（{order.status}）",
-                    f"the payment is not awaiting confirmation (it is {order.status})")
+    where = _ENDED_ZH.get(order.status, "不在待确认状态")
+    return Conflict("payment_id", "not_awaiting_confirmation", f"该支付不再等待确认：{where}",
+                    f"the payment is no longer awaiting confirmation (it is {order.status.replace('_', ' ')})")
 
 
 def confirm(conn: Connection, now: datetime, *, order_id: str, payer_id: str, pin_ok: bool | None, actor: str) -> Order | YibaoError:
@@ -559,6 +565,13 @@ def receipt(conn: Connection, order: Order) -> dict[str, Any]:
         "confirm_expires_at": iso_utc(order.confirm_expires_at) if order.status == po.AWAITING_CONFIRMATION else None,
         "created_at": iso_utc(order.created_at), "completed_at": iso_utc(order.completed_at), "updated_at": iso_utc(order.updated_at),
     }
+
+
+def of_settlement(conn: Connection, institution_id: str, setl_id: str) -> Order | None:
+    """The payment order that carried this institution's settlement to money (one-code, face or mobile), if any:
+    its receipt then says how the cash went (a payment institution or a credit line), not "collect at the counter"."""
+    r = conn.execute(select(O).where(O.c.institution_id == institution_id, O.c.setl_id == setl_id)).first()
+    return _order(r) if r else None
 
 
 def for_institution(conn: Connection, institution_id: str, order_id: str) -> Order:

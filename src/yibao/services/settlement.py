@@ -206,6 +206,8 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
     visit = _load_visit(conn, institution.id, visit_id, lock=True)
     _check_settleable(visit)
+    if not pending:  # a payment order's hold (pending) is the bill being paid; anything else must wait for its withdrawal
+        visits.refuse_if_billed(conn, visit_id)
     s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
     setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
     if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:

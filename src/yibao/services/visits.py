@@ -24,6 +24,7 @@ from yibao.services.policies import policy_for
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
 from yibao.store.tables import filings as FL
+from yibao.store.tables import payment_orders as O
 from yibao.store.tables import visits as V
 
 
@@ -103,11 +104,27 @@ def discharge(conn: Connection, now: datetime, *, institution: Institution, visi
     return get(conn, institution.id, visit_id)
 
 
+def open_bill(conn: Connection, visit_id: str) -> str | None:
+    """The mobile bill published for this visit and not yet paid or withdrawn (services/bills.py), if any."""
+    return conn.execute(select(O.c.id).where(O.c.visit_id == visit_id, O.c.status == "billed").limit(1)).scalar()
+
+
+def refuse_if_billed(conn: Connection, visit_id: str) -> None:
+    """While the holder has the visit's bill on the phone, its lines and its price must stay what the bill shows,
+    and no other payment may settle it (the bill would stay waiting for good): the hospital withdraws it first."""
+    bill = open_bill(conn, visit_id)
+    if bill is not None:
+        raise Conflict("visit_id", "visit_billed", f"该就诊的账单 {bill} 已发送到参保人手机，等待支付；如需修改明细或改用其他方式收费，请先撤回账单",
+                       f"the visit's bill {bill} is on the holder's phone awaiting payment: withdraw it before changing the lines "
+                       "or taking payment another way")
+
+
 def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any]) -> list[dict]:
     """Upload fee lines (2204 / 2301). A prescription line must name its prescriber (seed 002: legal prescribing first)."""
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    refuse_if_billed(conn, visit_id)
     if not isinstance(items, list) or not items:
         raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
     existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
@@ -160,6 +177,7 @@ def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, fe
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能撤销明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    refuse_if_billed(conn, visit_id)
     res = conn.execute(update(L).where(L.c.visit_id == visit_id, L.c.feedetl_sn == feedetl_sn, L.c.status == "active").values(status="revoked"))
     if res.rowcount != 1:
         raise NotFound("feedetl_sn", "not_found", "明细不存在或已撤销", "line not found or already revoked")

@@ -32,7 +32,7 @@ from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
 router = APIRouter(include_in_schema=False)
 AREA = "cashier"
 COOKIE = security.SESSION_COOKIES[AREA]
-TERMINAL = "web-cashier"  # the console's terminal id: guesses of payment codes are limited per terminal
+TERMINAL = payviews.TERMINAL
 ACCOUNT_CHOICES = ("self", "guardian", "family", "none")
 PAY_BY = ("channel", "credit")  # as the HIS API's pay_by
 
@@ -193,7 +193,7 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
                 problem = exc
         scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
-                "scan_until": scan[1] if scan else None,
+                "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id),
                 "face": cashier_payments.face_section(conn, p.keyring, visit, choice, payer_psn_no) if split else None}
 
     data = await p.run(read, write=False)
@@ -275,7 +275,7 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
     def read(conn: Connection) -> dict[str, Any]:
         doc = settlement.get_settlement(conn, institution=who.institution, setl_id=setl_id)
         return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring),
-                "paid_by": payviews.order_of_settlement(conn, who.principal, setl_id)}
+                "paid_by": payments.of_settlement(conn, who.principal, setl_id)}
 
     return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
 
@@ -329,7 +329,7 @@ async def onecode(request: Request, visit_id: str) -> Response:
         order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
                                            code=code or None, paycode_id=paycode_id, terminal_id=TERMINAL, visit_id=visit_id, lines=None,
                                            use_account=use_account, actor=who.actor, pay_by=pay_by)
-        return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+        return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, payviews.CHECKING)
     return await act_flow(request, who, form, call, back=_back(visit_id, form) + "&presettle=1")
 
 
@@ -357,5 +357,5 @@ async def query_payment(request: Request, payment_id: str) -> Response:
         order = await p.run(lambda c: payments.for_institution(c, who.principal, payment_id), write=False)
         if order.status in po.CASH_IN_DOUBT:
             order = await payment_flow.ask(p.payments(who.actor), order, actor=who.actor)
-        return Goto(back), _PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+        return Goto(back), _PAID.get(order.status, payviews.CHECKING)
     return await act_flow(request, who, form, call, back=back)

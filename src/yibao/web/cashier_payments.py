@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from yibao.api.views import line_view
-from yibao.crypto.pii import Keyring, mask_name
+from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Forbidden, InputError, YibaoError
 from yibao.face import samples, verifier_of
@@ -33,12 +33,12 @@ from yibao.services import face_pay, families, payment_flow, payments, people, r
 from yibao.services.demo import PEOPLE as DEMO_PEOPLE
 from yibao.services.payments import Order
 from yibao.services.visits import Visit
-from yibao.web import forms
+from yibao.web import forms, payviews
 from yibao.web.auth import Goto, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "cashier"
-TERMINAL = "web-cashier"  # the console's terminal id (as in cashier.py): face attempts are recorded with it
+TERMINAL = payviews.TERMINAL
 
 # The capture samples: which face is drawn (the payer's or another person's), which day, and what the
 # terminal's liveness check reports. Day 0 is the enrolment image itself: a photo held up to the camera.
@@ -65,6 +65,7 @@ def _demo_only(request: Request) -> None:
 
 
 def _name(conn: Connection, keyring: Keyring, person_id: str) -> str:
+    """The full name, for the demo's sample faces only (each demo face is drawn from its person's name)."""
     return keyring.decrypt(people.require(conn, person_id).name_enc, "name")
 
 
@@ -102,7 +103,7 @@ def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, 
         query = {"account": account, **({"payer_psn_no": payer_id} if payer_id else {}), "presettle": "1"}
         return f"/cashier/visits/{visit.id}?{urlencode(query)}"
 
-    payers = [{"psn_no": visit.person_id, "name": mask_name(_name(conn, keyring, visit.person_id)), "guardian": False,
+    payers = [{"psn_no": visit.person_id, "name": people.masked_view(people.require(conn, visit.person_id), keyring)["psn_name"], "guardian": False,
                "url": url("self", None), "current": payer == visit.person_id}]
     payers += [{**g, "guardian": True, "url": url("guardian", g["psn_no"]), "current": payer == g["psn_no"]} for g in guardians]
     base = f"/cashier/visits/{visit.id}/face-samples"
@@ -164,7 +165,7 @@ async def face_pay_visit(request: Request, visit_id: str) -> Response:
         digest = hashlib.sha256(f"web face {visit_id} {use_account}".encode()).hexdigest()
         order = await payment_flow.face(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
                                         authorization_id=result.id, visit_id=visit_id, lines=None, use_account=use_account, actor=who.actor)
-        return Goto(f"/cashier/payments/{order.id}"), _FACE_PAID.get(order.status, ("支付结果确认中", "The payment's outcome is being checked"))
+        return Goto(f"/cashier/payments/{order.id}"), _FACE_PAID.get(order.status, payviews.CHECKING)
     return await act_flow(request, who, form, call, back=back)
 
 

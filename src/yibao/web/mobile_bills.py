@@ -18,9 +18,10 @@ from sqlalchemy.engine import Connection
 from yibao.api.context import Platform
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
+from yibao.domain.money import parse_yuan
 from yibao.services import bills, institutions, payment_flow, people
 from yibao.services import payment_institutions as pis
-from yibao.web import forms, render
+from yibao.web import forms, payviews, render
 from yibao.web.auth import Goto, act, act_flow, cashier, holder, platform
 from yibao.web.cashier import _back as visit_back
 
@@ -30,7 +31,7 @@ _PAID = {
     po.COMPLETED: ("支付成功", "Paid"),
     po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
 }
-_CHECKING = ("支付结果确认中", "The payment's outcome is being checked")
+_CHECKING = payviews.CHECKING
 
 
 # ---- the cashier: send the bill to the holder's phone ---------------------------------------------
@@ -49,6 +50,20 @@ async def publish(request: Request, visit_id: str) -> Response:
         return Goto(f"/cashier/payments/{order.id}")
     return await act(request, who, form, work, back=visit_back(visit_id, form),
                      ok=("账单已发送到参保人手机，等待参保人支付", "The bill was sent to the holder's phone; waiting for the holder to pay"))
+
+
+@router.post("/cashier/payments/{payment_id}/withdrawal")
+async def withdraw(request: Request, payment_id: str) -> Response:
+    """撤回账单: the bill the holder has not paid is taken back (as POST /api/v1/his/payments/{id}/withdrawal)."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, "cashier", who.cookie)
+
+    def work(conn: Connection) -> Goto:
+        order = bills.withdraw(conn, p.now(), institution=who.institution, order_id=payment_id, actor=who.actor)
+        return Goto(f"/cashier/visits/{order.visit_id}")
+    return await act(request, who, form, work, back=f"/cashier/payments/{payment_id}",
+                     ok=("账单已撤回，可修改明细后重新发送或改用其他方式收费", "The bill was withdrawn: change the lines and send it again, or take payment another way"))
 
 
 @router.get("/cashier/visits/{visit_id}/bill")
@@ -101,7 +116,8 @@ def for_page(conn: Connection, p: Platform, holder_id: str, use_account: bool) -
 
     every = [named(v) for v in bills.for_holder(conn, holder_id, use_account=use_account, include_done=True)]
     return {"waiting": [b for b in every if b["status"] == po.BILLED], "done": [b for b in every if b["status"] != po.BILLED][:10],
-            "use_account": use_account, "bound": pis.bindings(conn, holder_id)}
+            "use_account": use_account,  # a suspended institution is not offered: it would only be refused
+            "bound": [b for b in pis.bindings(conn, holder_id) if b["institution_status"] == "admitted"]}
 
 
 @router.post("/app/bills/{payment_id}/pay")
@@ -113,7 +129,11 @@ async def pay(request: Request, payment_id: str) -> Response:
     use_account = form.flag("use_account")
 
     async def call() -> tuple[Goto, tuple[str, str]]:
+        # The amounts the holder was shown: paid only if the bill still comes to them (bills.Expected).
+        expected = bills.Expected(parse_yuan(form.get("expected_account"), "expected_account"),
+                                  parse_yuan(form.get("expected_cash"), "expected_cash"))
         order = await payment_flow.pay_bill(p.payments(who.actor), order_id=payment_id, holder_id=who.principal, use_account=use_account,
-                                            pi_id=form.get("payment_institution_id") or None, pin=form.get("pin") or None, actor=who.actor)
+                                            pi_id=form.get("payment_institution_id") or None, pin=form.get("pin") or None, actor=who.actor,
+                                            expected=expected)
         return Goto(f"/app/payments/{order.id}"), _PAID.get(order.status, _CHECKING)
     return await act_flow(request, who, form, call, back=_bills_url(use_account))

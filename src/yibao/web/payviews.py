@@ -14,6 +14,9 @@ from yibao.services import institutions, payment_flow, payment_pins, payments, p
 from yibao.services import payment_institutions as pis
 from yibao.services.payments import Order
 
+TERMINAL = "web-cashier"  # the cashier console's terminal id: code guesses and face attempts are limited per terminal
+CHECKING = ("支付结果确认中", "The payment's outcome is being checked")  # said when a payment has not ended yet
+
 
 def view(conn: Connection, p: Platform, order: Order) -> dict[str, Any]:
     doc = payments.receipt(conn, order)
@@ -50,12 +53,3 @@ async def confirm(p: Platform, *, order_id: str, payer_id: str, pin: str, actor:
     return await payment_flow.confirm(p.payments(actor), order_id=order_id, payer_id=payer_id, pin=pin, actor=actor)
 
 
-def order_of_settlement(conn: Connection, institution_id: str, setl_id: str) -> tuple[str, str] | None:
-    """The payment order that carried a settlement to money (one-code, face or mobile payment), if any, with
-    its method: its receipt then says how the cash went through the payment institution, not "collect at the counter"."""
-    from sqlalchemy import select
-
-    from yibao.store.tables import payment_orders as O
-
-    row = conn.execute(select(O.c.id, O.c.method).where(O.c.institution_id == institution_id, O.c.setl_id == setl_id)).first()
-    return (row.id, row.method) if row else None

@@ -246,6 +246,15 @@ async def publish_bill(request: Request, visit_id: str = VisitId, key: str = Ide
     return await idempotent(p, request, caller, key, work)
 
 
+@router.post("/payments/{payment_id}/withdrawal", summary="撤回账单 Withdraw a bill the holder has not paid (to change its lines, "
+                                                          "or to take payment another way)")
+async def withdraw_bill(request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                        caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, payments.receipt(
+        c, bills.withdraw(c, now, institution=caller.institution, order_id=payment_id, actor=caller.actor))))
+
+
 class CallbackIn(Strict):
     url: str = Field(min_length=8, max_length=300, description="where payment results are POSTed (http or https)")
 

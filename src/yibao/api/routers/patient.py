@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from yibao.api.context import Caller, Platform, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, LivenessIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
-from yibao.domain.errors import NotFound
+from yibao.domain.errors import InputError, NotFound
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
@@ -445,6 +445,19 @@ class BillPayIn(Strict):
     payment_institution_id: str | None = Field(None, min_length=1, max_length=40, description="a bound institution; default: my default")
     pin: str | None = Field(None, min_length=1, max_length=12, description="the 6-digit payment PIN: required when the cash share is above 0")
     pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from my payment institution, or my credit line")
+    expected_account: str | None = Field(None, max_length=20, description="the account share I was shown (yuan, from the bill's "
+                                                                        "preview); with expected_cash, the bill is paid only if it "
+                                                                        "still comes to both, else 409 bill_amount_changed")
+    expected_cash: str | None = Field(None, max_length=20, description="the cash share I was shown (yuan)")
+
+
+def _expected(body: BillPayIn) -> bills.Expected | None:
+    if body.expected_account is None and body.expected_cash is None:
+        return None
+    if body.expected_account is None or body.expected_cash is None:
+        missing = "expected_account" if body.expected_account is None else "expected_cash"
+        raise InputError(missing, "expected_pair", "expected_account 与 expected_cash 须同时给出", "give both expected_account and expected_cash")
+    return bills.Expected(parse_yuan(body.expected_account, "expected_account"), parse_yuan(body.expected_cash, "expected_cash"))
 
 
 @router.get("/bills", summary="待支付账单 Bills published for me or my linked children, with the split previewed")
@@ -467,11 +480,13 @@ async def pay_bill(body: BillPayIn, request: Request, payment_id: str = PaymentI
                    caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     if body.pin is not None:
         payment_pins.check_format(body.pin)
+    expected = _expected(body)
     ctx = p.payments(caller.actor)
 
     async def call(_: str) -> tuple[int, Any, bool]:
         order = await payment_flow.pay_bill(ctx, order_id=payment_id, holder_id=caller.principal, use_account=body.use_account,
-                                            pi_id=body.payment_institution_id, pin=body.pin, actor=caller.actor, pay_by=body.pay_by)
+                                            pi_id=body.payment_institution_id, pin=body.pin, actor=caller.actor, pay_by=body.pay_by,
+                                            expected=expected)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
