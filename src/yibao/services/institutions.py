@@ -15,6 +15,7 @@ from yibao.domain.errors import Conflict, InputError, Unauthorized
 from yibao.domain.ledger import institution_cash, institution_receivable
 from yibao.domain.policy import LEVELS
 from yibao.services import audit, ledger
+from yibao.services.policies import require_known_region
 from yibao.services.regions import ensure_region
 from yibao.store.tables import institutions as I
 
@@ -33,6 +34,25 @@ def _row(r) -> Institution:  # noqa: ANN001
     return Institution(r.id, r.region, r.name, r.kind, r.level, r.status)
 
 
+HOSPITAL_LEVELS = tuple(level for level in LEVELS if level != "pharmacy")
+_LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
+
+
+def _check_level(kind: str, level: str) -> None:
+    """A hospital has a hospital level (community, level 1–3); a pharmacy has the level pharmacy. Said in words."""
+    hospital_zh = "、".join(f"{_LEVEL_ZH[lv]}（{lv}）" for lv in HOSPITAL_LEVELS)
+    if level not in LEVELS:
+        raise InputError("level", "invalid_level", f"级别应为医院的{hospital_zh}之一，或药店的“药店”（pharmacy）",
+                         "the level must be a hospital's community, level1, level2 or level3, or pharmacy for a pharmacy")
+    if kind == "pharmacy" and level != "pharmacy":
+        raise InputError("level", "invalid_level",
+                         f"药店的级别应为“药店”（pharmacy）；“{_LEVEL_ZH[level]}”（{level}）是医院的级别，药店不能选",
+                         f"a pharmacy's level must be pharmacy; {level} is a hospital's level")
+    if kind == "hospital" and level == "pharmacy":
+        raise InputError("level", "invalid_level", f"医院的级别应为{hospital_zh}之一；“药店”（pharmacy）只用于药店",
+                         "a hospital's level must be community, level1, level2 or level3; pharmacy is only for a pharmacy")
+
+
 def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -42,13 +62,10 @@ def admit(conn: Connection, now: datetime, *, code: str, region: str, name: str,
     """Admit an institution; returns it and its API secret (shown once, stored hashed)."""
     if not (code.isalnum() and 6 <= len(code) <= 20):
         raise InputError("code", "invalid_code", "机构编码应为6–20位字母或数字", "must be 6–20 letters or digits (fixmedins_code)")
-    if not (len(region) == 6 and region.isdigit()):
-        raise InputError("region", "invalid_region", "统筹区代码应为6位数字", "must be a 6-digit region code")
+    require_known_region(region)
     if kind not in ("hospital", "pharmacy"):
         raise InputError("kind", "invalid_choice", "机构类型应为 hospital 或 pharmacy", "must be hospital or pharmacy")
-    if level not in LEVELS or (kind == "pharmacy") != (level == "pharmacy"):
-        raise InputError("level", "invalid_level", "级别应为 community/level1/level2/level3（医院）或 pharmacy（药店）",
-                         "must be community, level1, level2 or level3 for a hospital, pharmacy for a pharmacy")
+    _check_level(kind, level)
     if conn.execute(select(I.c.id).where(I.c.id == code)).first():
         raise Conflict("code", "institution_exists", f"机构 {code} 已存在", f"institution {code} already exists")
     secret = secret or secrets.token_urlsafe(24)

@@ -9,9 +9,10 @@ again; it ranges from 0.00 (always ask; the default) to MAX_PASSWORD_FREE.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -21,6 +22,8 @@ from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.services import audit, cards
+from yibao.services.policies import require_known_region
+from yibao.store.tables import audit_log as L
 from yibao.store.tables import ecard_bindings as B
 from yibao.store.tables import payment_institutions as PI
 from yibao.store.tables import persons as P
@@ -61,8 +64,7 @@ def admit(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str
     """Record the agency's admission decision; a suspended institution is admitted again by a new decision."""
     if not _ID.match(pi_id or ""):
         raise InputError("id", "invalid_id", "机构标识应为2–40位字母、数字、_ . -", "must be 2–40 letters, digits, _ . or -")
-    if not (len(region) == 6 and region.isdigit()):
-        raise InputError("region", "invalid_region", "统筹区代码应为6位数字", "must be a 6-digit region code")
+    require_known_region(region)
     if kind not in KINDS:
         raise InputError("kind", "invalid_choice", "类型应为 wallet 或 bank", "must be wallet or bank")
     if not name.strip() or len(name) > 200:
@@ -86,7 +88,11 @@ def admit(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str
 
 
 def suspend(conn: Connection, now: datetime, *, pi_id: str, reason: str | None, actor: str) -> PaymentInstitution:
-    """Stop new bindings to the institution; existing bindings stay on record."""
+    """Stop new bindings to the institution; existing bindings stay on record. The reason (optional over the API)
+    is kept in the audit log with the time (`suspensions`)."""
+    reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > 200:
+        raise InputError("reason", "invalid_text", "暂停原因应不超过200个字符", "must be at most 200 characters")
     pi = get(conn, pi_id, lock=True)
     if pi is None:
         raise NotFound("id", "not_found", "支付机构不存在", "payment institution not found")
@@ -96,6 +102,30 @@ def suspend(conn: Connection, now: datetime, *, pi_id: str, reason: str | None, 
     audit.append(conn, region=pi.region, actor=actor, action="payment_institution.suspend", subject=pi_id,
                  detail={"reason": reason or ""}, now=now)
     return get(conn, pi_id)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Suspension:
+    at: datetime
+    reason: str  # "" when none was given (the admin API takes it as optional)
+    actor: str
+
+
+def suspensions(conn: Connection, institutions: list[PaymentInstitution]) -> dict[str, Suspension]:
+    """When, why and by whom each suspended institution of ``institutions`` was last suspended: from the audit log,
+    where `suspend` records the decision (the admission record keeps only the admission)."""
+    suspended = {pi.id: pi.region for pi in institutions if pi.status == "suspended"}
+    if not suspended:
+        return {}
+    rows = conn.execute(select(L.c.region, L.c.subject, L.c.at, L.c.actor, L.c.detail)
+                        .where(L.c.action == "payment_institution.suspend", L.c.subject.in_(sorted(suspended)))
+                        .order_by(L.c.at, L.c.seq)).all()
+    out: dict[str, Suspension] = {}
+    for r in rows:  # oldest first: the latest suspension wins
+        if suspended[r.subject] == r.region:
+            at = r.at.replace(tzinfo=timezone.utc) if r.at.tzinfo is None else r.at
+            out[r.subject] = Suspension(at, str(json.loads(r.detail).get("reason") or ""), r.actor)
+    return out
 
 
 def list_all(conn: Connection, region: str | None = None, status: str | None = None) -> list[PaymentInstitution]:

@@ -5,7 +5,23 @@ from __future__ import annotations
 
 from yibao.domain.errors import InputError
 from yibao.domain.policy import Policy
-from yibao.policies.loader import builtin_policy, builtin_years
+from yibao.policies.loader import BUILTIN_DIR, builtin_policy, builtin_years
+
+
+def known_regions() -> list[str]:
+    """The pooling regions the platform serves: those with a policy file (policies/<region>-<year>.yaml)."""
+    return sorted({path.stem.split("-")[0] for path in BUILTIN_DIR.glob("*-*.yaml")})
+
+
+def require_known_region(region: str, field: str = "region") -> None:
+    """Refuse a region code that is not 6 digits, or that no policy file configures (an institution admitted
+    there could never settle: no policy prices its bills)."""
+    if not (len(region) == 6 and region.isdigit()):
+        raise InputError(field, "invalid_region", "统筹区代码应为6位数字", "must be a 6-digit region code")
+    known = known_regions()
+    if region not in known:
+        raise InputError(field, "unknown_region", f"统筹区 {region} 不存在（已配置：{'、'.join(known)}）",
+                         f"region {region} does not exist (configured: {', '.join(known)})")
 
 
 def policy_for(region: str, year: int, field: str = "region", date_field: str = "date") -> Policy:

@@ -1,8 +1,20 @@
 """Settlement volumes for the agency's dashboard and an institution's recent settlements for its
 cashier console. Read only.
 
-A "day" is the regions' calendar day (China Standard Time, UTC+8); settlements are stored in UTC.
-Cancelled settlements are counted apart and their money is not in the paid totals.
+A "day" is the regions' calendar day (China Standard Time, UTC+8): [00:00, 24:00) local, compared with
+``created_at`` in UTC (every time is stored in UTC). A settlement belongs to the day it was made (for a
+payment order: when its money was held), whatever became of it since, and is counted by its status now:
+
+- ``settled`` and ``partial`` (partly refunded: the cash only or the insurance only, services/refunds.py)
+  are the day's settlements. Their money is what was paid **net of what has been given back**: each
+  layer (the four fund layers, the personal account, the cash) less its refund legs in the ledger
+  (transfers ``code='refund'``, ``ref=<setl_id>``, client ids ``<setl_id>:<leg>:refund``). What was
+  given back is also kept per layer (``refunded``), so the gross is ``paid + refunded``.
+- ``cancelled`` (cancelled, reversed, or refunded in full) are counted apart and none of their money is
+  in the paid figures: everything they moved was moved back.
+- ``pending`` (a payment order holds the money; nothing has moved yet) is counted as in progress, not
+  as a settlement, and none of its money is in the paid figures.
+- ``voided`` (a payment that did not go through: nothing was ever paid) is left out altogether.
 """
 
 from __future__ import annotations
@@ -15,21 +27,45 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from yibao.store.tables import settlements as S
+from yibao.store.tables import transfers as T
 
 CHINA = timezone(timedelta(hours=8))
 LAYERS = ("pool_fund", "serious_illness", "large_amount", "assistance", "account_pay", "cash_pay")
+FUND_LAYERS = LAYERS[:4]
+# A settlement's ledger legs are named <setl_id>:<leg> (services/settlement.py); a refund reverses one as <...>:refund.
+# Cross-region legs have a second half, <setl_id>:<leg>:cleared, between the regions' clearing accounts: the same money.
+_LEG_LAYER = {"pool": "pool_fund", "serious_illness": "serious_illness", "large_amount": "large_amount", "assistance": "assistance",
+              "account": "account_pay", "cash": "cash_pay"}
+COUNTED = ("settled", "partial")
+
+
+def _zero() -> dict[str, int]:
+    return dict.fromkeys(LAYERS, 0)
 
 
 @dataclass
 class RegionDay:
     region: str
-    settled: int = 0
-    cancelled: int = 0
-    total: int = 0  # fen, of settled ones
-    paid: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))  # fen per layer, settled ones
+    settled: int = 0  # settlements of the day: settled + partial
+    partial: int = 0  # of which partly refunded
+    cancelled: int = 0  # cancelled, reversed or refunded in full
+    in_progress: int = 0  # pending: held for a payment order, nothing moved yet
+    total: int = 0  # fen, the day's settlements' totals net of refunds (= Σ paid)
+    paid: dict[str, int] = field(default_factory=_zero)  # fen per layer, net of what was given back
+    refunded: dict[str, int] = field(default_factory=_zero)  # fen per layer given back of the day's partial settlements
+
+    @property
+    def refunded_insurance(self) -> int:
+        """Fund layers and personal account given back (a refund's insurance part)."""
+        return sum(self.refunded[layer] for layer in (*FUND_LAYERS, "account_pay"))
+
+    @property
+    def refunded_cash(self) -> int:
+        return self.refunded["cash_pay"]
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The region's calendar day in UTC: [day 00:00 UTC+8, next day 00:00 UTC+8)."""
     start = datetime.combine(day, time(0), tzinfo=CHINA).astimezone(timezone.utc)
     return start, start + timedelta(days=1)
 
@@ -38,23 +74,54 @@ def local_day(now: datetime) -> date:
     return now.astimezone(CHINA).date()
 
 
+def _refund_layer(setl_id: str, client_id: str) -> str | None:
+    """The layer a refund leg gives back, or None for the clearing half of a cross-region leg (counted once)."""
+    prefix, suffix = f"{setl_id}:", ":refund"
+    if not (client_id.startswith(prefix) and client_id.endswith(suffix)):
+        raise ValueError(f"refund transfer {client_id!r} is not a leg of settlement {setl_id}")
+    leg = client_id[len(prefix):-len(suffix)]
+    if leg.endswith(":cleared"):
+        return None
+    if leg not in _LEG_LAYER:
+        raise ValueError(f"refund transfer {client_id!r}: unknown leg {leg!r}")
+    return _LEG_LAYER[leg]
+
+
 def by_region(conn: Connection, day: date) -> list[RegionDay]:
-    """Per treatment region: settlements of the day (by when they were made), and money paid per layer."""
+    """Per treatment region: the day's settlements by status, and the money they paid per layer, net of refunds (fen)."""
     start, end = day_bounds(day)
+    made = (S.c.created_at >= start, S.c.created_at < end)
     sums = [func.coalesce(func.sum(getattr(S.c, layer)), 0) for layer in LAYERS]
-    rows = conn.execute(select(S.c.region, S.c.status, func.count(), func.coalesce(func.sum(S.c.total), 0), *sums)
-                        .where(S.c.created_at >= start, S.c.created_at < end).group_by(S.c.region, S.c.status)
-                        .order_by(S.c.region)).all()
+    rows = conn.execute(select(S.c.region, S.c.status, func.count(), func.coalesce(func.sum(S.c.total), 0), *sums).where(*made)
+                        .group_by(S.c.region, S.c.status).order_by(S.c.region)).all()
     days: dict[str, RegionDay] = {}
     for region, status, count, total, *paid in rows:
+        if status == "voided":  # nothing was ever paid
+            continue
         d = days.setdefault(region, RegionDay(region))
-        if status == "settled":
+        if status in COUNTED:
             d.settled += int(count)
+            if status == "partial":
+                d.partial += int(count)
             d.total += int(total)
             for layer, amount in zip(LAYERS, paid):
                 d.paid[layer] += int(amount)
-        else:
+        elif status == "cancelled":
             d.cancelled += int(count)
+        elif status == "pending":
+            d.in_progress += int(count)
+        else:
+            raise ValueError(f"settlement status {status!r} is not known to the dashboard")
+    # What the partly refunded ones gave back, leg by leg, as the ledger recorded it.
+    refunds = conn.execute(select(S.c.region, S.c.id, T.c.client_id, T.c.amount).join(T, T.c.ref == S.c.id)
+                           .where(*made, S.c.status == "partial", T.c.code == "refund", T.c.state == "posted")).all()
+    for region, setl_id, client_id, amount in refunds:
+        layer = _refund_layer(setl_id, client_id)
+        if layer is not None:
+            d = days[region]
+            d.refunded[layer] += int(amount)
+            d.paid[layer] -= int(amount)
+            d.total -= int(amount)
     return [days[r] for r in sorted(days)]
 
 

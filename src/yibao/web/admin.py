@@ -118,7 +118,8 @@ async def institutions_page(request: Request) -> HTMLResponse:
     year = p.now().year
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"hospitals": institutions.list_all(conn), "pis": pis.list_all(conn)}
+        listed = pis.list_all(conn)
+        return {"hospitals": institutions.list_all(conn), "pis": listed, "suspensions": pis.suspensions(conn, listed)}
 
     data = await p.run(read, write=False)
     return _page(request, who, "admin/institutions.html", nav="institutions", region_label=lambda r: region_name(r, year, lang), **data)
@@ -144,8 +145,10 @@ async def suspend_payment_institution(request: Request, pi_id: str) -> Response:
     who = await operator(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda c: pis.suspend(c, p.now(), pi_id=pi_id, reason=form.get("reason") or None, actor=who.actor),
-                     back="/admin/institutions", ok=("已暂停", "Suspended"))
+
+    def work(conn: Connection) -> None:  # the operator says why: the reason is the record of the decision
+        pis.suspend(conn, p.now(), pi_id=pi_id, reason=form.require("reason", "暂停原因", "the reason for the suspension"), actor=who.actor)
+    return await act(request, who, form, work, back="/admin/institutions", ok=("已暂停", "Suspended"))
 
 
 @router.post("/admin/institutions")
@@ -178,7 +181,7 @@ async def admit_institution(request: Request) -> Response:
     except YibaoError as exc:
         return render.redirect(request, "/admin/institutions", error=exc, values=form.values(*keep))
     if replayed:
-        return render.redirect(request, "/admin/institutions", ok=(f"机构 {outcome['code']} 已准入；凭证已在首次提交时显示，遗失请重新准入签发",
+        return render.redirect(request, "/admin/institutions", ok=(f"机构 {outcome['code']} 已准入；凭证已在首次提交时显示",
                                                                    f"Institution {outcome['code']} is admitted; its credential was shown on the first submit"))
     return _page(request, who, "admin/admitted.html", nav="institutions", admitted=shown)
 
