@@ -4,26 +4,47 @@
   "use strict";
 
   // The payment code's countdown, from the seconds the server computed (no reliance on the phone's
-  // clock). At zero the refresh form is submitted: a new code replaces the expired one.
+  // clock). At zero the countdown stops and the refresh form is submitted once: a new code replaces
+  // the expired one. A page nobody looks at (a hidden tab, a locked phone) asks for no code — each one
+  // is an audit entry — until it is shown again, and then at once.
   function countdown(form) {
-    var left = parseInt(form.getAttribute("data-countdown"), 10);
+    var total = parseInt(form.getAttribute("data-countdown"), 10);
     var out = document.getElementById("countdown");
-    if (isNaN(left) || !out) return;
+    if (isNaN(total) || !out) return;
     var started = Date.now();
-    var total = left;
-    var done = false;
+    var timer = null;
+    var expired = false;
+    var sent = false;
     function tick() {
-      left = Math.max(0, total - Math.floor((Date.now() - started) / 1000));
-      var m = Math.floor(left / 60), s = left % 60;
-      out.textContent = m + ":" + (s < 10 ? "0" : "") + s;
-      if (left === 0 && !done) {
-        done = true;
-        out.textContent = form.getAttribute("data-expired-text") || "0:00";
-        form.requestSubmit ? form.requestSubmit() : form.submit();
+      var left = Math.max(0, total - Math.floor((Date.now() - started) / 1000));
+      if (left > 0) {
+        var m = Math.floor(left / 60), s = left % 60;
+        out.textContent = m + ":" + (s < 10 ? "0" : "") + s;
+        return;
       }
+      if (!expired) {
+        expired = true;
+        if (timer !== null) { clearInterval(timer); timer = null; }
+        out.textContent = form.getAttribute("data-expired-text") || "0:00";
+      }
+      if (sent || document.hidden) return;  // hidden: asked for when the page is shown again (below)
+      sent = true;
+      form.requestSubmit ? form.requestSubmit() : form.submit();
     }
     tick();
-    setInterval(tick, 1000);
+    if (!expired) timer = setInterval(tick, 1000);
+    // Shown again (a hidden page's timers are slowed down): the countdown catches up at once, and an
+    // expired code is replaced then.
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) tick(); });
+  }
+
+  // A tab strip wider than the screen scrolls sideways: the current tab is brought into view (centred
+  // when it can be), so the reader sees where they are. Only the strip moves, never the page.
+  function revealCurrentTab(strip) {
+    var current = strip.querySelector("[aria-current=page]");
+    if (!current || strip.scrollWidth <= strip.clientWidth) return;
+    var s = strip.getBoundingClientRect(), r = current.getBoundingClientRect();
+    strip.scrollLeft += (r.left + r.width / 2) - (s.left + s.width / 2);
   }
 
   // A form is sent once: its buttons are disabled after the first submit (the server ignores a
@@ -54,9 +75,6 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (b) {
       b.addEventListener("click", function () { window.print(); });
     });
-    // A select that says data-autosubmit changes the page as soon as it changes.
-    Array.prototype.forEach.call(document.querySelectorAll("select[data-autosubmit]"), function (s) {
-      s.addEventListener("change", function () { s.form.submit(); });
-    });
+    Array.prototype.forEach.call(document.querySelectorAll("nav.tabs"), revealCurrentTab);
   });
 })();
