@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,6 +115,7 @@ def test_every_explanation_renders_in_both_languages(case):
     for e in s.explanation:
         for text in (e.zh, e.en):
             assert text and "{" not in text and "}" not in text
+        assert not re.search(r"\blevel[123]\b", e.en), e.en  # a reader's words, not the policy file's codes
     assert s.explanation[-1].code == "cash" and s.explanation[-1].amount == s.cash_pay
 
 

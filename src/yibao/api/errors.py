@@ -81,7 +81,7 @@ _PYDANTIC_ZH = {
 
 # Route-level failures raised by Starlette/FastAPI before a handler runs. FastAPI answers 400 when the
 # body cannot be read at all (not UTF-8, say) — the body is the field.
-_HTTP_TEXTS = {
+HTTP_TEXTS = {
     400: ("invalid_body", "body", "请求体无法解析，应为 UTF-8 编码的 JSON", "the body could not be parsed; send UTF-8 encoded JSON"),
     404: ("not_found", "", "资源不存在", "not found"),
     405: ("method_not_allowed", "", "不支持该请求方法", "method not allowed"),
@@ -202,7 +202,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code, field, zh, en = _HTTP_TEXTS.get(exc.status_code, ("http_error", "", "请求无法处理", str(exc.detail)))
+        code, field, zh, en = HTTP_TEXTS.get(exc.status_code, ("http_error", "", "请求无法处理", str(exc.detail)))
         return JSONResponse(error_body(code, field, zh, en, _rid(request)), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

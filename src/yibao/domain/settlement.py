@@ -19,6 +19,7 @@ from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half
 from yibao.domain.policy import INSURANCE_TYPES, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
 
 LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
+LEVEL_EN = {"community": "community", "level1": "grade-1", "level2": "grade-2", "level3": "grade-3", "pharmacy": "pharmacy"}
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
 FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
 FILING_EN = {"long_term": "long-term filing", "temporary": "temporary filing", "unfiled": "no filing"}
@@ -270,8 +271,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     if schedule is None:
         ex.append(Explanation(4, "not_covered", 0, f"{ver} {variant.path}.ratio",
                               "{label_zh}：{level_zh}机构不在统筹支付范围，统筹基金支付¥0.00",
-                              "Not covered ({label_en}): {level} institutions are outside pooled-fund cover; fund pays ¥0.00",
-                              {"label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level}))
+                              "Not covered ({label_en}): {level_en} institutions are outside pooled-fund cover; fund pays ¥0.00",
+                              {"label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level]}))
     else:
         if per_year:
             annual = variant.deductible.get(level, 0)
@@ -285,8 +286,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             dedc = min(full, t_in)
             ex.append(Explanation(3, "deductible", dedc, f"{ver} {variant.path}.deductible",
                                   "住院起付线（{level_zh}医院{base:y}，本年第{n}次住院应付{full:y}）：{a:y}",
-                                  "Inpatient deductible ({level} {base:y}, admission {n} this year: {full:y}): {a:y}",
-                                  {"level_zh": LEVEL_ZH[level], "level": level, "base": variant.deductible.get(level, 0),
+                                  "Inpatient deductible ({level_en} {base:y}, admission {n} this year: {full:y}): {a:y}",
+                                  {"level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "base": variant.deductible.get(level, 0),
                                    "n": visit.admission_number, "full": full, "a": dedc}))
 
         eligible = t_in - dedc
@@ -315,7 +316,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         beyond = sched.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
         overflow = spill + beyond
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
-        en = "Pooled fund ({label_en}, {level}, {s:en}): ({inscope:y} − deductible {dedc:y}"
+        en = "Pooled fund ({label_en}, {level_en}, {s:en}): ({inscope:y} − deductible {dedc:y}"
         if spill:
             zh += " − 超过年度合规费用上限{spill:y}"
             en += " − {spill:y} above the yearly eligible-cost ceiling"
@@ -328,7 +329,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
             en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
         ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
-            "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "s": sched,
+            "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "s": sched,
             "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
 
     # Step 5: second layer. `parts` is what the patient still bears of each part; every later

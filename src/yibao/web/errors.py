@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yibao.api.errors import status_for
+from yibao.api.errors import HTTP_TEXTS, status_for
 from yibao.domain.errors import InputError, YibaoError
 from yibao.web import render
 
@@ -75,7 +75,9 @@ def install(app: FastAPI) -> None:
             return await api(StarletteHTTPException)(request, exc)
         if exc.status_code == 404:
             return error_page(request, 404, title_key="not_found_title", text_key="not_found_text")
-        return error_page(request, exc.status_code, title_key="error", text=str(exc.detail))
+        # The API's words for the status (405 method not allowed …), in the reader's language: never Starlette's English.
+        _, _, zh, en = HTTP_TEXTS.get(exc.status_code, ("", "", "请求无法处理", "the request could not be handled"))
+        return error_page(request, exc.status_code, title_key="error", text=en if render.lang_of(request) == "en" else zh)
 
     async def unexpected(request: Request, exc: Exception):  # noqa: ANN202
         if not is_page(request.url.path):
