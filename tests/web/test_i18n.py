@@ -46,3 +46,13 @@ def test_no_han_text_is_written_into_a_template_outside_the_catalogue():
 
 def test_the_toggle_names_the_other_language():
     assert i18n.text("zh", "lang_switch") == "English" and i18n.text("en", "lang_switch") == "中文"
+
+
+def test_every_catalogue_entry_is_used_somewhere():
+    """A text nobody shows is a text nobody keeps right: each key is asked for by a template or the web code,
+    by name or under a prefix the pages complete (label('card_status_', …), 'paid_by_' ~ method, field_…)."""
+    web = TEMPLATES.parent
+    sources = "".join(p.read_text(encoding="utf-8") for p in [*TEMPLATES.rglob("*.html"), *web.glob("*.py")] if p.name != "i18n.py")
+    prefixes = {"field_"} | set(re.findall(r"""label\(\s*'([a-z0-9_]+_)'""", sources)) | set(re.findall(r"""'([a-z0-9_]+_)'\s*~""", sources))
+    unused = [k for k in i18n.MESSAGES if not re.search(rf"""['"]{k}['"]""", sources) and not any(k.startswith(p) for p in prefixes)]
+    assert unused == []

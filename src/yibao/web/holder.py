@@ -302,7 +302,8 @@ async def binding_limit(request: Request, pi_id: str) -> Response:
     def work(conn: Connection) -> None:
         limit = parse_yuan(form.require("password_free_limit", "免密额度", "the password-free limit"), "password_free_limit")
         pis.set_limit(conn, p.now(), holder_id=who.principal, pi_id=pi_id, password_free_limit=limit, actor=who.actor)
-    return await act(request, who, form, work, back="/app/bindings", ok=("免密额度已修改", "Password-free limit set"))
+    return await act(request, who, form, work, back="/app/bindings", ok=("免密额度已修改", "Password-free limit set"),
+                     keep=("password_free_limit", "for_pi"))
 
 
 @router.post("/app/bindings/{pi_id}/unbind")
@@ -354,7 +355,12 @@ async def upload_photo(request: Request, card_id: str) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
     upload = form.files.get("photo")
-    data = await upload.read(cards.MAX_PHOTO_BYTES + 1) if upload is not None else b""
+    data = b""
+    if upload is not None:
+        try:
+            data = await upload.read(cards.MAX_PHOTO_BYTES + 1)
+        finally:
+            await upload.close()  # its spooled temporary file, now, not whenever it is collected
 
     def work(conn: Connection) -> None:
         if not data:

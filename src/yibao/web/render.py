@@ -6,7 +6,7 @@ signed flash cookie that the next page shows once, in the reader's language.
 
 from __future__ import annotations
 
-import json
+import re
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -61,6 +61,11 @@ ENV.filters["yuan"] = yuan
 ENV.filters["local"] = local_time
 
 
+def field_name(field: str | None) -> str:
+    """The form control an error's field names: "lines[0].unit_price" → "unit_price" (the page's control)."""
+    return re.sub(r"\[\d+\]", "", (field or "").rsplit(".", 1)[-1])
+
+
 def _flash_of(request: Request) -> dict[str, Any] | None:
     keyring = request.app.state.platform.keyring
     return security.unseal(keyring, request.cookies.get(security.FLASH_COOKIE))
@@ -85,12 +90,29 @@ def render(request: Request, template: str, *, area: str, csrf_cookie: str | Non
         return i18n.text(lang, prefix + code) if prefix + code in i18n.MESSAGES else code
 
     def message(err: dict[str, Any] | YibaoError) -> str:
+        """An error in the reader's language, led by the name of the field it is about when the page has one
+        ("单价：金额最多2位小数" — a service's message names the rule, the form's label names the field)."""
         if isinstance(err, YibaoError):
-            return both(err.message_zh, err.message_en)
-        return both(err.get("zh", ""), err.get("en", ""))
+            text, field = both(err.message_zh, err.message_en), err.field
+        else:
+            text, field = both(err.get("zh", ""), err.get("en", "")), err.get("field") or ""
+        name = field_name(field)
+        key = f"field_{name}"
+        if not name or key not in i18n.MESSAGES:
+            return text
+        what = i18n.text(lang, key)
+        if what.lower() in text.lower():  # the message names it already ("还款金额超过待还金额")
+            return text
+        return f"{what}：{text}" if lang == "zh" else f"{what}: {text}"
+
+    def invalid(name: str) -> Markup:
+        """Marks the control the refusal shown in the flash is about (screen readers hear why)."""
+        if flash and flash.get("level") == "error" and field_name(flash.get("field")) == name:
+            return Markup(' aria-invalid="true" aria-describedby="flash"')
+        return Markup("")
 
     html = ENV.get_template(template).render(
-        lang=lang, t=t, both=both, label=label, message=message, area=area, flash=flash, values=(flash or {}).get("values", {}),
+        lang=lang, t=t, both=both, label=label, message=message, invalid=invalid, area=area, flash=flash, values=(flash or {}).get("values", {}),
         csrf=security.csrf_token(keyring, area, csrf_cookie) if csrf_cookie else "", nonce=lambda: secrets.token_urlsafe(18),
         lang_toggle=f"/lang?to={'en' if lang == 'zh' else 'zh'}&next={quote(here, safe='')}", here=here,
         demo=getattr(request.app.state, "web_demo", False), **context)
@@ -129,7 +151,3 @@ def safe_next(to: str) -> str:
 def markup_svg(svg: str) -> Markup:
     """An SVG we drew ourselves (segno, code128, charts: no input text unescaped) placed inline."""
     return Markup(svg)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
