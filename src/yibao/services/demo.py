@@ -72,12 +72,14 @@ PEOPLE = (
     DemoPerson("retiree", "张建国", "370200", date(1958, 9, 20), "370202", 15, "employee", employment="retired", phone="13800138002",
                balance=480000, role_zh="退休职工", role_en="retired employee"),
     DemoPerson("resident", "陈静", "330200", date(1979, 11, 3), "330203", 27, "resident", employment="none", phone="13800138003",
-               hardship="dibao", role_zh="居民医保，低保对象", role_en="resident, minimum-living-allowance recipient"),
+               hardship="dibao", role_zh="居民医保，低保对象；社保卡在制（待上传照片），用电子社保卡支付",
+               role_en="resident, minimum-living-allowance recipient; her card is being made (photo awaited), she pays with the e-card"),
     DemoPerson("cross_region", "赵磊", "330200", date(1972, 2, 14), "330204", 33, "employee", phone="13800138004", balance=250000,
                role_zh="宁波职工，长期异地备案在深圳", role_en="Ningbo employee with a long-term filing in Shenzhen"),
 )
 
 
+CARD_IN_PRODUCTION = ("resident",)  # her first financial card was just applied for; she pays with the e-card meanwhile
 CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
 CREDIT_BANKS = tuple(f"bank-{region}" for region in REGIONS)  # each region's bank: the SANDBOX bank as its credit bank
 
@@ -165,6 +167,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
                 people.credit_account(conn, now, person_id=person.id, amount=p.balance, client_id=f"demo:opening:{person.id}", actor=ACTOR)
             card = cards.create_physical(conn, keyring, now, person_id=person.id, financial=True, actor=ACTOR,
                                          card_no=card_number(p))
+            if p.key in CARD_IN_PRODUCTION:  # accepted, waiting for the holder's photo: 卡服务 shows the upload
+                return person.id
             for stage in ("printing", "mailed", "ready"):
                 cards.advance_production(conn, now, card_id=card.id, stage=stage, actor=ACTOR)
             cards.issue(conn, now, card_id=card.id, actor=ACTOR)
