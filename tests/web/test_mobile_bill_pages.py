@@ -157,8 +157,13 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
     log_in_cashier(cashier)
     visit_id = open_visit_by_card(cashier, live.people["李小雨"]["card_no"])
     expect(cashier.locator("#patient-name")).to_have_text("李**")
-    # The pre-settlement the guardian will see: the child's account share from the guardian's account.
-    cashier.goto(f"/cashier/visits/{visit_id}?account=guardian&payer_psn_no={live.psn('李明')}&presettle=1")
+    # The pre-settlement the guardian will see: the child's account share from the guardian's account,
+    # chosen among the child's linked guardians (a child has no account of her own).
+    cashier.locator("#account").select_option(f"guardian:{live.psn('李明')}")
+    expect(cashier.locator("#account option:checked")).to_have_text("使用监护人李*的个人账户")
+    cashier.locator("#presettle").click()
+    expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?.*account=guardian"))
+    expect(cashier.locator("#account option:checked")).to_have_text("使用监护人个人账户")
     presettled = split_of(cashier)
     assert fen(presettled["split-account"]) > 0
     payment_id = publish(cashier)

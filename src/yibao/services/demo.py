@@ -236,13 +236,13 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
     console.print(f"经办人员 Operator: Authorization: Bearer {guide.operator_token}", highlight=False)
     inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>)", title_justify="left")
     for col in ("region", "level", "name", "credential"):
-        inst.add_column(col, no_wrap=col == "credential")
+        inst.add_column(col, no_wrap=col == "credential", overflow="fold")
     for row in guide.institutions:
         inst.add_row(row["region"], row["level"], row["name"], row["credential"])
     console.print(inst)
     ppl = Table(title="参保人 Insured people (log in: POST /api/v1/patient/sms-codes, then /sessions)", title_justify="left")
     for col in ("name", "psn_no", "card", "phone", "role"):
-        ppl.add_column(col, no_wrap=col in ("psn_no", "card", "phone"))
+        ppl.add_column(col, no_wrap=col in ("psn_no", "card", "phone"), overflow="fold")
     for row in guide.people:
         ppl.add_row(row["name"], row["psn_no"], row["card_no"], row["phone"] or "—", f"{row['role_zh']} / {row['role_en']}")
     console.print(ppl)

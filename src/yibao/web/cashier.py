@@ -179,6 +179,8 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
     p = platform(request)
     choice = request.query_params.get("account", "self")
     payer_psn_no = request.query_params.get("payer_psn_no") or None
+    if choice.startswith("guardian:"):  # a linked guardian chosen in the select (a child looked up by card)
+        choice, payer_psn_no = "guardian", choice.split(":", 1)[1] or None
     want_split = request.query_params.get("presettle") == "1"
 
     def read(conn: Connection) -> dict[str, Any]:
@@ -194,6 +196,7 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
                 "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id),
+                "guardians": cashier_payments.guardians_of(conn, p.keyring, visit.person_id),
                 "face": cashier_payments.face_section(conn, p.keyring, visit, choice, payer_psn_no) if split else None}
 
     data = await p.run(read, write=False)

@@ -80,7 +80,7 @@ def _sample_face(conn: Connection, keyring: Keyring, holder_id: str, sample: str
     return name, day, liveness
 
 
-def _guardians(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
+def guardians_of(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
     """The patient's linked guardians (who may pay for them by face), names masked."""
     seen: dict[str, dict[str, str]] = {}
     for link in families.links(conn, keyring, patient_id):
@@ -96,7 +96,7 @@ def _payer_allowed(conn: Connection, patient_id: str, payer_id: str) -> bool:
 def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, payer_psn_no: str | None) -> dict[str, Any]:
     """What the visit page's 刷脸支付 section shows: whose face (the patient, or a guardian the page pays
     with), links to switch, and the sample images."""
-    guardians = _guardians(conn, keyring, visit.person_id)
+    guardians = guardians_of(conn, keyring, visit.person_id)
     payer = payer_psn_no if choice == "guardian" and payer_psn_no in {g["psn_no"] for g in guardians} else visit.person_id
 
     def url(account: str, payer_id: str | None) -> str:

@@ -237,7 +237,8 @@ async def account(request: Request) -> HTMLResponse:
     now = p.now()
     month = request.query_params.get("month", "")
     if month and not _MONTH.match(month):
-        raise InputError("month", "invalid_month", "月份格式应为 YYYY-MM", "the month must be YYYY-MM")
+        raise InputError("month", "invalid_month", "月份应为2000-01至2100-12之间的年月（YYYY-MM）",
+                         "the month must be a YYYY-MM between 2000-01 and 2100-12")
     year, mon = (int(month[:4]), int(month[5:])) if month else (now.year, now.month)
 
     def read(conn: Connection) -> dict[str, Any]:
