@@ -1,6 +1,7 @@
 """`make screenshots`: start the demo server, use the three pages as demo users, and save what they
 show into docs/screenshots/ — each of /app, /cashier and /admin at phone width (390×844, `*-phone.png`)
-and at desktop width (1366×900, `*-desktop.png`). Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
+and at desktop width (1366×900, `*-desktop.png`), and a few moments of a payment: the receipt, a
+completed one-code payment with its refund form, a bill on the phone (待支付), the credit page. Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
 (`apt-get install fonts-noto-cjk`), without which the pictures show boxes: the script refuses then.
 """
 
@@ -116,6 +117,30 @@ def main() -> None:
                 expect(cashier.locator("#receipt")).to_be_visible()
                 cashier.screenshot(path=OUT / "cashier-receipt-desktop.png", full_page=True)
 
+                # 一码支付 with the scan that opened the visit: the completed payment, its split and the refund form.
+                phone.goto("/app")
+                phone.click("#show-code" if phone.locator("#show-code").count() else "#qr")  # a new code: the one above was used
+                expect(phone.locator("#qr svg")).to_be_visible()
+                code = re.sub(r"\D", "", phone.locator("#barcode text").text_content())
+                cashier.goto("/cashier")
+                cashier.fill("#code", code)
+                cashier.click("#verify-code")
+                cashier.click("#load-sample")
+                cashier.click("#presettle")
+                expect(cashier.locator("#split")).to_be_visible()
+                cashier.click("#onecode-pay")
+                expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+                cashier.screenshot(path=OUT / "cashier-payment-desktop.png", full_page=True)
+
+                # 移动支付: a visit's bill sent to the phone, seen in 待支付 with its split and the PIN step.
+                cashier.goto("/cashier")
+                cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
+                cashier.fill("#card_no", "D44030000011")
+                cashier.click("#lookup")
+                cashier.click("#load-sample")
+                cashier.click("#publish-bill")
+                expect(cashier.locator("#bill-waiting")).to_be_visible()
+
                 admin = desk.new_page()
                 admin.goto("/admin")
                 admin.fill("#token", "demo-operator-token")
@@ -126,7 +151,10 @@ def main() -> None:
                 phone.goto("/app/account")
                 phone.screenshot(path=OUT / "app-account-phone.png")
                 phone.goto("/app/bills")
-                phone.screenshot(path=OUT / "app-bills-phone.png")
+                expect(phone.locator(".mobile-bill").first).to_be_visible()
+                phone.screenshot(path=OUT / "app-bills-phone.png", full_page=True)
+                phone.goto("/app/credit")
+                phone.screenshot(path=OUT / "app-credit-phone.png", full_page=True)
                 browser.close()
         finally:
             server.terminate()
