@@ -94,3 +94,12 @@ def test_the_overview_counts_settled_and_cancelled_apart_and_the_money_of_the_se
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
     # settled, partial, cancelled, in progress, total, pool, serious illness, large amount, assistance, account, cash, returned ×2
     assert cells == ["1", "0", "1", "0", "¥375.00", "¥9.00", "¥0.00", "¥0.00", "¥0.00", "¥366.00", "¥0.00", "¥0.00", "¥0.00"]
+
+
+@pytest.mark.parametrize("region, said", [("abc", "统筹区代码应为6位数字"), ("123456", "统筹区 123456 不存在")])
+def test_the_audit_log_filtered_by_a_region_that_is_not_one_says_so(site, region, said):
+    world, client = site
+    page = client.get("/admin/audit", params={"region": region})
+    assert page.url.path == "/admin/audit" and not page.url.query  # back to the whole log
+    assert said in flash(page.text)
+    assert client.get("/admin/audit", params={"region": "440300"}).status_code == 200

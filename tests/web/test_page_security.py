@@ -173,3 +173,14 @@ def test_what_a_refused_form_keeps_travels_encrypted(site):
     assert "王大锤".encode() not in raw and b"spouse" not in raw and b"relation" not in raw
     shown = client.get(r.headers["location"]).text
     assert 'value="王大锤"' in shown  # the reader still gets the form back as typed
+
+
+def test_a_failed_real_name_log_in_gives_the_name_back_but_not_the_id_number(site):
+    world, client = site
+    page = client.get("/app/login").text
+    form = re.search(r'<form[^>]+action="/app/sessions/real-name"[^>]*>(.*?)</form>', page, re.S).group(1)
+    r = client.post("/app/sessions/real-name", data={**tokens(form), "name": "王大锤", "id_number": "440304198801011234",
+                                                     "sample": "live:retiree"})
+    assert r.url.path == "/app/login"
+    assert 'value="王大锤"' in r.text and "440304198801011234" not in r.text
+

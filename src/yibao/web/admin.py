@@ -21,7 +21,7 @@ from yibao.domain.errors import InputError, Unauthorized, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services import audit, institutions, ledger, volumes
 from yibao.services import payment_institutions as pis
-from yibao.services.policies import policy_for
+from yibao.services.policies import policy_for, require_known_region
 from yibao.web import charts, forms, i18n, once, render, security
 from yibao.web.auth import Who, act, operator, platform
 
@@ -189,10 +189,15 @@ async def admit_institution(request: Request) -> Response:
 # ---- the audit log -----------------------------------------------------------------------------
 
 @router.get("/admin/audit")
-async def audit_page(request: Request) -> HTMLResponse:
+async def audit_page(request: Request) -> Response:
     who = await operator(request)
     p = platform(request)
     region = request.query_params.get("region") or None
+    if region is not None:
+        try:
+            require_known_region(region)  # "abc" or 123456 would just list nothing: say why instead
+        except YibaoError as exc:
+            return render.redirect(request, "/admin/audit", error=exc)
 
     def read(conn: Connection) -> dict[str, Any]:
         return {"entries": audit.entries(conn, region, 50), "chains": audit.verify(conn)}

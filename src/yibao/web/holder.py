@@ -156,8 +156,8 @@ async def log_in_real_name(request: Request) -> Response:
                                          id_number=form.require("id_number", "身份证号", "the ID number"),
                                          name=form.require("name", "姓名", "the name"), capture=capture, liveness=liveness)
     except YibaoError as exc:
-        # Name and ID number are not sent back in the flash cookie: personal data stays out of cookies.
-        return render.redirect(request, "/app/login", error=exc, values={"mode": "real-name"})
+        # The name comes back to the form (the flash cookie is encrypted); the ID number is typed again.
+        return render.redirect(request, "/app/login", error=exc, values={"mode": "real-name", "name": form.get("name")})
     response = render.redirect(request, "/app")
     security.set_cookie(response, request, COOKIE, result["token"], path="/app", max_age=int(sessions.SESSION_TTL.total_seconds()))
     return response
