@@ -90,7 +90,7 @@ def preview_cash(conn: Connection, order: Order, payer_id: str, use_account: boo
 
 def bill_view(conn: Connection, order: Order, viewer_id: str, use_account: bool) -> dict[str, Any]:
     """A bill with its lines and, while it waits, the split previewed — or, when the visit cannot be priced now
-    (its person no longer insured, say), ``problem``: that refusal, so one bad bill never hides the others."""
+    (settled by a payment that raced the bill, say), ``problem``: that refusal, so one bad bill never hides the others."""
     view = payments.receipt(conn, order)
     view["lines"] = [{"feedetl_sn": ln["feedetl_sn"], "code": ln["code"], "name": ln["name"], "class": ln["line_class"],
                       "unit_price": format_yuan(ln["unit_price"])}

@@ -24,7 +24,6 @@ from yibao.services.policies import policy_for
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
 from yibao.store.tables import filings as FL
-from yibao.store.tables import payment_orders as O
 from yibao.store.tables import visits as V
 
 
@@ -104,9 +103,13 @@ def discharge(conn: Connection, now: datetime, *, institution: Institution, visi
     return get(conn, institution.id, visit_id)
 
 
+_OPEN_BILL = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND status = 'billed' LIMIT 1")  # on the settle path
+
+
 def open_bill(conn: Connection, visit_id: str) -> str | None:
     """The mobile bill published for this visit and not yet paid or withdrawn (services/bills.py), if any."""
-    return conn.execute(select(O.c.id).where(O.c.visit_id == visit_id, O.c.status == "billed").limit(1)).scalar()
+    row = _OPEN_BILL(conn, {"visit_id": visit_id}).first()
+    return row.id if row else None
 
 
 def refuse_if_billed(conn: Connection, visit_id: str) -> None:
