@@ -1,7 +1,7 @@
 """Rendering pages: the Jinja2 environment, the language, flash messages, redirects, headers.
 
 A post answers 303 to a page (post/redirect/get); what it has to say travels in a short-lived,
-signed flash cookie that the next page shows once, in the reader's language.
+encrypted flash cookie that the next page shows once, in the reader's language.
 """
 
 from __future__ import annotations
