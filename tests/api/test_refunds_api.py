@@ -191,6 +191,27 @@ def test_refunding_some_items_cancels_the_whole_settlement_and_settles_the_kept_
     assert [ln["feedetl_sn"] for ln in visit["lines"] if ln["status"] == "active"] == ["1"]
 
 
+def test_items_are_refunded_from_a_payment_the_account_paid_in_full(client, db, keyring, wxpay):
+    """No cash share (the account paid all the personal share): nothing to give back in cash is not "already
+    given back" — refunding some items must work here as well (it was refused already_partly_refunded)."""
+    rich = payment_world(db, keyring, wxpay, limit=50000, balance=10_000_00, timeout_ms=300)
+    doc = _pay(client, rich)
+    assert doc["cash"]["amount"] == "0.00" and doc["account"]["amount"] != "0.00", doc
+    before = rich.balances()
+    r = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1"]},
+                    headers={**his(rich), **key()})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["status"], out["scope"], out["payment"]["status"]) == ("succeeded", "lines", "refunded")
+    rest = out["rebill"]
+    assert rest["status"] == "completed" and rest["total"] == "300.00" and rest["cash"]["amount"] == "0.00"
+    given_back = int(doc["account"]["amount"].replace(".", "")) - int(rest["account"]["amount"].replace(".", ""))
+    assert rich.balances()["holder"] - before["holder"] == given_back  # the refunded items' account share, to the fen
+    again = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1"]},
+                        headers={**his(rich), **key()})
+    assert again.status_code == 409  # the original is refunded: nothing more by items
+
+
 def test_a_refund_reason_is_audited_and_an_unknown_one_refused_before_anything_moves(client, pw, wxpay, db):
     from sqlalchemy import select
 

@@ -122,7 +122,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
         _check_lines(conn, order, scope, lines_to_keep)
         scope = "lines"
     insurance_done, cash_done = given_back(conn, order)
-    if scope == "lines" and (insurance_done or cash_done):
+    # Items are refunded from a payment nothing was given back of yet. (Not "insurance_done or cash_done":
+    # those are also true of a part that was 0 — a payment whose account paid all has no cash to give back.)
+    if scope == "lines" and any(r.status == "succeeded" for r in for_order(conn, order.id)):
         raise Conflict("lines_to_keep", "already_partly_refunded", "该支付已部分退款，不能再按明细退款",
                        "part of this payment was refunded: it cannot be refunded by items any more")
     want_insurance = scope in ("all", "insurance", "lines") and not insurance_done
