@@ -88,8 +88,8 @@ def test_the_overview_counts_settled_and_cancelled_apart_and_the_money_of_the_se
     doc = settle(db, world.hospital, undone.id, "OV-2")
     db.run(lambda c: settlement.cancel(c, db.clock(), institution=world.hospital, setl_id=doc["setl_id"], actor="test"))
     page = client.get("/admin").text
-    assert re.search(r'id="today-count">1<', page) and re.search(r'id="today-partial">0<', page)
-    assert re.search(r'id="today-in-progress">0<', page) and "撤销 1 笔" in page
+    assert re.search(r'id="today-count">1<', page) and re.search(r'id="today-partial" data-n="0">部分退款 0 笔<', page)
+    assert re.search(r'id="today-in-progress" data-n="0">支付中 0 笔<', page) and "撤销 1 笔" in page
     row = re.search(r'<tr id="region-440300">(.*?)</tr>', page, re.S).group(1)
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
     # settled, partial, cancelled, in progress, total, pool, serious illness, large amount, assistance, account, cash, returned ×2

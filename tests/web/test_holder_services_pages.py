@@ -53,6 +53,7 @@ def test_bindings_bind_set_the_limit_make_default_and_unbind(phone, live):
     expect(page.locator("#limit-alipay-330200")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#limit-wechat-330200")).to_have_value("1000.00")
     expect(page.locator("#limit-wechat-330200")).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#new-limit")).to_have_value("0.00")  # another binding's refusal is not the new binding's
     page.reload()
     expect(page.locator("#limit-alipay-330200")).to_have_value("200.00")  # the refusal changed nothing
 
@@ -118,6 +119,10 @@ def test_the_monthly_statement_adds_up_and_the_guardian_conditions_are_a_checkli
     opening, credits, debits, closing = figures
     assert opening + credits - debits == closing and debits >= 5000  # the demo's visit paid ¥50.00 from it this month
     assert closing == fen(page.locator("#balance").inner_text())
+    page.goto("/app/account?month=2026-13")  # not a month: this month's statement, the refusal said, the field marked
+    expect(page).to_have_url(re.compile("/app/account$"))
+    expect(page.locator("#flash")).to_have_text(re.compile("^月份"))
+    expect(page.locator("#month")).to_have_attribute("aria-invalid", "true")
     page.locator("#month").fill("2025-01")
     page.locator("#show-statement").click()
     expect(page.locator("#statement dd").first).to_have_text("¥0.00")  # before the account existed

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from yibao.api.views import line_view, visit_view
 from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
-from yibao.services import institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
+from yibao.services import accounts, institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
 from yibao.services.settlement import AccountRequest
 from yibao.web import cashier_payments, forms, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
@@ -167,7 +167,7 @@ async def lookup(request: Request) -> Response:
         person = people.lookup_for_institution(conn, p.keyring, now, caller=who.actor, region=who.region, credential_type="card",
                                                credential_no=form.require("card_no", "社保卡号", "the card number"))
         visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=_kind(form, who))
-        return Goto(_visit_url(visit.id, "self", None))
+        return Goto(f"/cashier/visits/{visit.id}")  # the account to offer first is decided there (a child: her guardian's)
     return await act(request, who, form, work, back="/cashier", ok=("已登记就诊", "The visit is open"), keep=("card_no",))
 
 
@@ -187,21 +187,25 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         visit = visits.get(conn, who.principal, visit_id)
         lines = [line_view(r) for r in visits.list_lines(conn, who.principal, visit_id)]
         person = people.masked_view(people.require(conn, visit.person_id), p.keyring)
+        guardians = cashier_payments.guardians_of(conn, p.keyring, visit.person_id)
+        account, payer = choice, payer_psn_no
+        if "account" not in request.query_params and guardians and accounts.summary(conn, visit.person_id) is None:
+            account, payer = "guardian", guardians[0]["psn_no"]  # a child has no account: her guardian's is the one to offer first
         split, problem = None, None
         if want_split and visit.status in ("open", "discharged"):
             try:
-                split = settlement.presettle(conn, institution=who.institution, visit_id=visit_id, account=_account(choice, payer_psn_no))
+                split = settlement.presettle(conn, institution=who.institution, visit_id=visit_id, account=_account(account, payer))
             except YibaoError as exc:
                 problem = exc
         scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
-                "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id),
-                "guardians": cashier_payments.guardians_of(conn, p.keyring, visit.person_id),
-                "face": cashier_payments.face_section(conn, p.keyring, visit, choice, payer_psn_no) if split else None}
+                "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
+                "choice": account, "payer_psn_no": payer or "",
+                "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer) if split else None}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "cashier/visit.html", choice=choice, payer_psn_no=payer_psn_no or "", choices=ACCOUNT_CHOICES,
-                 here_query=_visit_url(visit_id, choice, payer_psn_no), **data)
+    return _page(request, who, "cashier/visit.html", choices=ACCOUNT_CHOICES,
+                 here_query=_visit_url(visit_id, data["choice"], data["payer_psn_no"] or None), **data)
 
 
 def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
@@ -229,7 +233,7 @@ async def add_line(request: Request, visit_id: str) -> Response:
         serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
         visits.upload_lines(conn, p.now(), institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial)])
     return await act(request, who, form, work, back=_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
-                     keep=("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "prescriber"))
+                     keep=("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "prescription", "prescriber"))
 
 
 @router.post("/cashier/visits/{visit_id}/sample-lines")

@@ -231,14 +231,14 @@ async def issue_code(request: Request) -> Response:
 # ---- the personal account ----------------------------------------------------------------------
 
 @router.get("/app/account")
-async def account(request: Request) -> HTMLResponse:
+async def account(request: Request) -> Response:
     who = await holder(request)
     p = platform(request)
     now = p.now()
     month = request.query_params.get("month", "")
-    if month and not _MONTH.match(month):
-        raise InputError("month", "invalid_month", "月份应为2000-01至2100-12之间的年月（YYYY-MM）",
-                         "the month must be a YYYY-MM between 2000-01 and 2100-12")
+    if month and not _MONTH.match(month):  # back to this month's statement, the refusal said and the field marked
+        return render.redirect(request, "/app/account", error=InputError("month", "invalid_month", "月份应为2000-01至2100-12之间的年月（YYYY-MM）",
+                                                                         "the month must be a YYYY-MM between 2000-01 and 2100-12"))
     year, mon = (int(month[:4]), int(month[5:])) if month else (now.year, now.month)
 
     def read(conn: Connection) -> dict[str, Any]:
