@@ -153,12 +153,12 @@ def every_cash_share_asks_for_the_pin(holder) -> None:
         expect(holder.locator("#flash")).to_have_text("支付密码已设置")
 
 
-@pytest.mark.both_databases
-def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cashier_sees_it_completed(phone, desktop, live):
+def awaiting_the_holders_pin(phone, desktop, live):  # noqa: ANN001, ANN201
+    """王芳's sample visit paid by one code without the account, above her limit (0.00): the cashier's page
+    says it waits for her PIN. Answers (holder page, cashier page, the pre-settlement, the payment id)."""
     holder = phone.new_page()
     log_in_holder(holder, live, WANG_FANG)
     every_cash_share_asks_for_the_pin(holder)
-
     cashier = desktop.new_page()
     log_in_cashier(cashier)
     holder.goto("/app")
@@ -169,8 +169,13 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
     expect(cashier.locator("#onecode-account")).not_to_be_checked()
     cashier.locator("#onecode-pay").click()
     expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
+    return holder, cashier, presettled, cashier.locator("#payment-id").inner_text()
+
+
+@pytest.mark.both_databases
+def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cashier_sees_it_completed(phone, desktop, live):
+    holder, cashier, presettled, payment_id = awaiting_the_holders_pin(phone, desktop, live)
     expect(cashier.locator("#awaiting")).to_be_visible()
-    payment_id = cashier.locator("#payment-id").inner_text()
 
     holder.goto("/app/bills")
     item = holder.locator(f"#pending-{payment_id}")
@@ -208,18 +213,7 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
 
 
 def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_it_is_refused(phone, desktop, live):
-    holder = phone.new_page()
-    log_in_holder(holder, live, WANG_FANG)
-    every_cash_share_asks_for_the_pin(holder)
-    cashier = desktop.new_page()
-    log_in_cashier(cashier)
-    holder.goto("/app")
-    open_visit_with_sample(cashier, show_code(holder), "none")
-    holder.goto("/app")
-    cashier.locator("#onecode-code").fill(show_code(holder))
-    cashier.locator("#onecode-pay").click()
-    expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
-    payment_id = cashier.locator("#payment-id").inner_text()
+    holder, cashier, _, payment_id = awaiting_the_holders_pin(phone, desktop, live)
     cashier.locator("#pay-setl-id").click()  # the settlement, held for the payment
     expect(cashier.locator("#status-stamp")).to_have_text("待支付")
     expect(cashier.locator("#not-collected")).to_contain_text("个人自付未收取")
