@@ -24,7 +24,7 @@ from yibao.store.tables import channel_notifications
 @pytest.fixture
 def stack(db, keyring, wxpay):
     server = PlatformServer(lambda url: create_app(db, keyring=keyring))
-    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=300,
+    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=1000,  # under the 1.5 s hang below, with room for a loaded machine
                        notify_url=f"{server.url}/api/v1/channels/wxpay-440300/notify")
     pw.pay(key="warm-up")  # signs the holder's agreement before any knob is turned
     yield pw, server
