@@ -80,6 +80,15 @@ def _holder(browser, base: str):  # noqa: ANN001, ANN202
     return ctx, page
 
 
+def _scan_and_presettle(cashier, code: str) -> None:  # noqa: ANN001
+    """At /cashier: the holder's code scanned (a visit opens), the sample fee lines loaded, the split shown."""
+    cashier.fill("#code", code)
+    cashier.click("#verify-code")
+    cashier.click("#load-sample")
+    cashier.click("#presettle")
+    expect(cashier.locator("#split")).to_be_visible()
+
+
 def _both(page, name: str, first: dict) -> None:  # noqa: ANN001
     """The page at the width it was opened with, then at the other one (the same page, resized)."""
     for size in (first, DESKTOP if first is PHONE else PHONE):
@@ -107,11 +116,7 @@ def main() -> None:
                 cashier.goto("/cashier")
                 cashier.fill("#credential", "H440300L3.demo-h440300l3")
                 cashier.click("#cashier-log-in")
-                cashier.fill("#code", code)
-                cashier.click("#verify-code")
-                cashier.click("#load-sample")
-                cashier.click("#presettle")
-                expect(cashier.locator("#split")).to_be_visible()
+                _scan_and_presettle(cashier, code)
                 _both(cashier, "cashier", DESKTOP)
                 cashier.click("#confirm-settle")
                 expect(cashier.locator("#receipt")).to_be_visible()
@@ -123,11 +128,7 @@ def main() -> None:
                 expect(phone.locator("#qr svg")).to_be_visible()
                 code = re.sub(r"\D", "", phone.locator("#barcode text").text_content())
                 cashier.goto("/cashier")
-                cashier.fill("#code", code)
-                cashier.click("#verify-code")
-                cashier.click("#load-sample")
-                cashier.click("#presettle")
-                expect(cashier.locator("#split")).to_be_visible()
+                _scan_and_presettle(cashier, code)
                 cashier.click("#onecode-pay")
                 expect(cashier.locator("#pay-status")).to_have_text("支付完成")
                 cashier.screenshot(path=OUT / "cashier-payment-desktop.png", full_page=True)

@@ -15,6 +15,9 @@ from yibao.domain.money import RATIO_ONE, apply_ratio
 INSURANCE_TYPES = ("employee", "resident", "child")
 VISIT_KINDS = ("outpatient", "emergency", "inpatient", "pharmacy")
 LEVELS = ("community", "level1", "level2", "level3", "pharmacy")
+# A level as a reader says it (explanations, refusals): the codes above are the policy files' words.
+LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
+LEVEL_EN = {"community": "community", "level1": "grade-1", "level2": "grade-2", "level3": "grade-3", "pharmacy": "pharmacy"}
 FILINGS = ("long_term", "temporary", "unfiled")
 LINE_CLASSES = ("A", "B", "C", "unlisted")
 BASE_PARTS = ("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")

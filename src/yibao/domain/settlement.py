@@ -16,10 +16,8 @@ from yibao.domain.errors import InputError
 from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
 from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up
-from yibao.domain.policy import INSURANCE_TYPES, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
+from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
 
-LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
-LEVEL_EN = {"community": "community", "level1": "grade-1", "level2": "grade-2", "level3": "grade-3", "pharmacy": "pharmacy"}
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
 FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
 FILING_EN = {"long_term": "long-term filing", "temporary": "temporary filing", "unfiled": "no filing"}

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, InputError, Unauthorized
 from yibao.domain.ledger import institution_cash, institution_receivable
-from yibao.domain.policy import LEVELS
+from yibao.domain.policy import LEVEL_ZH, LEVELS
 from yibao.services import audit, ledger
 from yibao.services.policies import require_known_region
 from yibao.services.regions import ensure_region
@@ -35,18 +35,17 @@ def _row(r) -> Institution:  # noqa: ANN001
 
 
 HOSPITAL_LEVELS = tuple(level for level in LEVELS if level != "pharmacy")
-_LEVEL_ZH = {"community": "社区", "level1": "一级", "level2": "二级", "level3": "三级", "pharmacy": "药店"}
 
 
 def _check_level(kind: str, level: str) -> None:
     """A hospital has a hospital level (community, level 1–3); a pharmacy has the level pharmacy. Said in words."""
-    hospital_zh = "、".join(f"{_LEVEL_ZH[lv]}（{lv}）" for lv in HOSPITAL_LEVELS)
+    hospital_zh = "、".join(f"{LEVEL_ZH[lv]}（{lv}）" for lv in HOSPITAL_LEVELS)
     if level not in LEVELS:
         raise InputError("level", "invalid_level", f"级别应为医院的{hospital_zh}之一，或药店的“药店”（pharmacy）",
                          "the level must be a hospital's community, level1, level2 or level3, or pharmacy for a pharmacy")
     if kind == "pharmacy" and level != "pharmacy":
         raise InputError("level", "invalid_level",
-                         f"药店的级别应为“药店”（pharmacy）；“{_LEVEL_ZH[level]}”（{level}）是医院的级别，药店不能选",
+                         f"药店的级别应为“药店”（pharmacy）；“{LEVEL_ZH[level]}”（{level}）是医院的级别，药店不能选",
                          f"a pharmacy's level must be pharmacy; {level} is a hospital's level")
     if kind == "hospital" and level == "pharmacy":
         raise InputError("level", "invalid_level", f"医院的级别应为{hospital_zh}之一；“药店”（pharmacy）只用于药店",

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy.engine import Connection
 
@@ -38,6 +38,9 @@ from yibao.domain.errors import YibaoError
 from yibao.services import channel_registry, ledger, payment_pins, payments
 from yibao.services.institutions import Institution
 from yibao.services.payments import Order
+
+if TYPE_CHECKING:  # bills imports this module's neighbours; at run time it is imported where used
+    from yibao.services import bills
 
 log = logging.getLogger("yibao.payments")
 
@@ -356,7 +359,7 @@ async def run_periodically(ctx: Context, interval: float) -> None:
 # ---- mobile payment: the holder pays a published bill in the app ------------------------------------
 
 async def pay_bill(ctx: Context, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None, pin: str | None,
-                   actor: str, pay_by: str = "channel", expected: Any = None) -> Order:
+                   actor: str, pay_by: str = "channel", expected: bills.Expected | None = None) -> Order:
     """移动支付: the holder (present, in the app) pays a bill. Cash above 0 needs the PIN (checked here, outside
     any unit; a wrong one counted in a unit of its own). Then the bill is held and its cash collected like any
     order; the hospital learns the end by a signed callback (outbox written with the end, delivered here once

@@ -23,6 +23,7 @@ import secrets
 import time
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from fastapi import Request
 from starlette.responses import Response
 
@@ -82,7 +83,7 @@ def unseal(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
         return None
     try:
         outer = json.loads(keyring.decrypt(_unb64(value), "web sealed cookie v1"))
-    except Exception:  # noqa: BLE001 — altered, truncated, another key, not base64: no cookie of ours
+    except (InvalidTag, ValueError, TypeError):  # altered, another key, truncated, not base64 or not JSON: no cookie of ours
         return None
     if not isinstance(outer, dict) or not isinstance(outer.get("e"), int) or outer["e"] < time.time():
         return None
