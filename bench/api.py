@@ -28,7 +28,9 @@ import httpx
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
-from yibao.services import institutions, people, visits
+from yibao.services.agency import institutions
+from yibao.services.care import visits
+from yibao.services.people import persons as people
 from yibao.store import migrate
 from yibao.store.db import Database
 

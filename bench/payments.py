@@ -29,10 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import LINES, _post, figures, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.channels import AgreementRequest  # noqa: E402
-from yibao.channels.sandbox import pair  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
-from yibao.services import cards, channel_registry, identity, institutions, paycodes, payment_institutions, payments, people  # noqa: E402
+from yibao.sandbox.channels import pair  # noqa: E402
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.agency import institutions, payment_institutions
+from yibao.services.payments import orders as payments
+from yibao.services.payments import paycodes  # noqa: E402
+from yibao.services.people import cards, identity
+from yibao.services.people import persons as people
 from yibao.store import migrate  # noqa: E402
 from yibao.store.db import Database  # noqa: E402
 

@@ -107,7 +107,7 @@ class Live:
 @pytest.fixture(scope="session")
 def channel_world():
     from yibao.channels.receiver import NotificationReceiver
-    from yibao.channels.sandbox import NAMES, pair
+    from yibao.sandbox.channels import NAMES, pair
 
     callbacks = Callbacks()
     cb_url, cb_server, cb_thread, cb_sock = serve_in_thread(callbacks.app(), "test-callbacks")

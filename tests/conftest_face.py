@@ -26,7 +26,7 @@ class FaceSandbox:
     state: object  # yibao.face.sandbox.SandboxState
 
     def reset(self) -> None:
-        from yibao.face.sandbox import Knobs
+        from yibao.sandbox.face import Knobs
 
         self.state.knobs = Knobs()  # type: ignore[attr-defined]
 
@@ -35,7 +35,7 @@ class FaceSandbox:
 def face_sandbox():
     import uvicorn
 
-    from yibao.face.sandbox import create_app
+    from yibao.sandbox.face import create_app
 
     app = create_app(FACE_KEY, seed=7)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -13,8 +13,10 @@ from tests.identity_support import admit, bind, ecard, enrol_adult, id_number_of
 from tests.support import World, seed
 from yibao.domain import credit as rules_
 from yibao.domain.identity import make_id_number
-from yibao.services import credit, families, ledger
-from yibao.services.credit import CreditContext
+from yibao.services.books import ledger
+from yibao.services.credit import lines as credit
+from yibao.services.credit.lines import CreditContext
+from yibao.services.people import families
 
 BANK = "bank-440300"
 

@@ -6,8 +6,9 @@ from datetime import date
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
-from yibao.services import cards, families, identity, people
-from yibao.services import payment_institutions as pis
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.people import cards, families, identity
+from yibao.services.people import persons as people
 from yibao.store.db import Database
 
 

@@ -18,8 +18,10 @@ import httpx
 
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
-from yibao.services import channel_registry, institutions, payment_flow
-from yibao.services.payments import Order
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.agency import institutions
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments.orders import Order
 from yibao.store.db import Database
 
 KILLED = 137

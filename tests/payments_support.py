@@ -10,7 +10,11 @@ from tests.identity_support import admit, bind, ecard, id_number_of, name_of
 from tests.support import World, seed
 from yibao.crypto.pii import Keyring
 from yibao.domain.ledger import fund_account, institution_cash, institution_receivable, person_account
-from yibao.services import channel_registry, ledger, paycodes, payment_flow, payment_pins
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.books import ledger
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import paycodes
+from yibao.services.payments import pins as payment_pins
 from yibao.store.db import Database
 
 LINES = [

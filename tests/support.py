@@ -7,8 +7,9 @@ from datetime import date
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
-from yibao.services import institutions, people
-from yibao.services.institutions import Institution
+from yibao.services.agency import institutions
+from yibao.services.agency.institutions import Institution
+from yibao.services.people import persons as people
 from yibao.store.db import Database
 
 

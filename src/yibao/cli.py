@@ -17,7 +17,7 @@ from yibao.domain.settlement import Settlement
 from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
 from yibao.formats.national import settlement_document
 from yibao.policies.loader import load_policy_file, unreadable
-from yibao.services.quote import quote
+from yibao.services.care.quote import quote
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
 policy_app = typer.Typer(no_args_is_help=True, help="策略文件 Policy files.")
@@ -171,7 +171,7 @@ def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
 @audit_app.command("verify")
 def audit_verify(database: Optional[str] = DatabaseOption) -> None:
     """校验审计链 Recompute every region's hash chain; exit 1 if any entry was altered or removed."""
-    from yibao.services import audit
+    from yibao.services.books import audit
     from yibao.store.db import Database
 
     reports = Database(database).run(audit.verify, write=False)
@@ -191,9 +191,10 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
 
     from rich.progress import Progress
 
-    from yibao.channels.sandbox import pair
     from yibao.crypto.pii import load_keyring
-    from yibao.services import credit, credit_jobs
+    from yibao.sandbox.channels import pair
+    from yibao.services.credit import jobs as credit_jobs
+    from yibao.services.credit import lines as credit
     from yibao.store.db import Database
 
     connectors = {}
@@ -252,7 +253,7 @@ def serve(
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
     if demo:  # the demo's face checks go to its own sandbox verifier, over HTTP
-        from yibao.api.app import DEMO_FACE_KEY
+        from yibao.app import DEMO_FACE_KEY
 
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
@@ -261,7 +262,7 @@ def serve(
     migrate.upgrade(db)
     console = Console(soft_wrap=True)
     if demo:
-        from yibao.services import demo as demo_data
+        from yibao.sandbox import demo as demo_data
 
         demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", console)
         console.print("[bold yellow]演示模式：演示凭证、沙箱短信发件箱和沙箱人脸核验已启用，切勿用于生产。[/]\n"
@@ -272,7 +273,7 @@ def serve(
                       "no operator can use the admin API.[/]", highlight=False)
     _recover_at_start(db, console)
     db.dispose()
-    from yibao.api.server import serve as run_server
+    from yibao.runtime.server import serve as run_server
 
     run_server(host, port, workers)
 
@@ -287,7 +288,7 @@ def sandbox(
     seed: Optional[int] = typer.Option(None, help="seed of the sandbox's randomness (reproducible failures)"),
 ) -> None:
     """运行一个沙箱支付机构（非真实机构） Run one SANDBOX payment institution alone — not a real institution."""
-    from yibao.channels.sandbox import NAMES, pair
+    from yibao.sandbox.channels import NAMES, pair
 
     if name not in NAMES:
         _say_error(f"没有名为 {name} 的沙箱支付机构 / no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
@@ -305,7 +306,7 @@ def _recover(db, now=None):  # noqa: ANN001, ANN202
     import asyncio
 
     from yibao.crypto.pii import load_keyring
-    from yibao.services import payment_flow
+    from yibao.services.payments import flow as payment_flow
 
     return asyncio.run(payment_flow.recover(payment_flow.context_for_database(db, load_keyring()), now))
 

@@ -2,7 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support import seed
-from yibao.api.app import create_app
+from yibao.app import create_app
 
 
 @pytest.fixture

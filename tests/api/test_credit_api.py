@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import OPERATOR
 from tests.api.test_patient_api import login
 from tests.credit_support import BANK, advance, balanced, credit_world, relative, run
-from yibao.api.app import create_app
-from yibao.channels import bank_transformers as tx
+from yibao.app import create_app
+from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
-from yibao.services import credit
+from yibao.services.credit import lines as credit
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ import httpx
 
 from tests.api.test_patient_api import login
 from tests.payments_support import PlatformServer
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.domain import credit as rules_
-from yibao.services import demo, paycodes
+from yibao.sandbox import demo
+from yibao.services.payments import paycodes
 
 BANK = "bank-440300"
 

@@ -12,11 +12,13 @@ from fastapi.testclient import TestClient
 from tests.api.test_patient_api import login
 from tests.credit_support import BANK, balanced, credit_world
 from tests.payments_support import LINES
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.domain import credit as rules_
 from yibao.domain.ledger import institution_cash, person_account
-from yibao.services import credit, ledger, paycodes
-from yibao.services import payment_institutions as pis
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import ledger
+from yibao.services.credit import lines as credit
+from yibao.services.payments import paycodes
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_credit_without_an_enrolment_is_refused_naming_credit(db, keyring, setup
 def test_recovery_asks_credit_resolve_for_a_credit_payment_in_doubt(db, keyring, setup, bank, clock):
     import asyncio
 
-    from yibao.services import payment_flow
+    from yibao.services.payments import flow as payment_flow
 
     cw, client = setup
     before = _books(db, cw)

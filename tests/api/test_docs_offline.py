@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from yibao.api.app import create_app
+from yibao.app import create_app
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from tests.api.test_patient_identity_api import LIVE, OPERATOR, _authenticated_e
 from tests.identity_support import enrol_child, link_child
 from tests.support import seed
 from yibao.domain.errors import Conflict
-from yibao.face.samples import capture
-from yibao.services import face_pay, families
+from yibao.sandbox.face_samples import capture
+from yibao.services.payments import face as face_pay
+from yibao.services.people import families
 from yibao.store.tables import audit_log, face_attempts
 
 FACE = "face-of-employee"

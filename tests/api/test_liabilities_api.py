@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from tests.api.conftest import OPERATOR
 from tests.api.test_payments_api import his, key
 from tests.payments_support import LINES, payment_world
-from yibao.api.app import create_app
+from yibao.app import create_app
 
 
 @pytest.fixture

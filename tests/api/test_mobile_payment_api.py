@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from tests.api.test_payments_api import his, key, login
 from tests.callback_support import HospitalEndpoint
 from tests.payments_support import LINES, payment_world
-from yibao.api.app import create_app
-from yibao.services import his_callbacks, payment_flow
+from yibao.app import create_app
+from yibao.services.payments import callbacks as his_callbacks
+from yibao.services.payments import flow as payment_flow
 
 
 @pytest.fixture

@@ -40,9 +40,9 @@ from tests.api.conftest import OPERATOR
 from tests.conftest import Clock
 from tests.identity_support import ecard, id_number_of, name_of
 from tests.support import World, seed
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.crypto.pii import Keyring
-from yibao.services import paycodes
+from yibao.services.payments import paycodes
 from yibao.store.db import Database
 
 MAX_EXAMPLES = int(os.environ.get("YIBAO_FUZZ_EXAMPLES", "20"))
@@ -109,7 +109,7 @@ def _face_verifier():
     import httpx
 
     from yibao.face import FaceVerifier
-    from yibao.face.sandbox import create_app as face_sandbox
+    from yibao.sandbox.face import create_app as face_sandbox
 
     key = "fuzz-face-key"
     return FaceVerifier("http://face-sandbox", key, transport=httpx.ASGITransport(app=face_sandbox(key, seed=7)))

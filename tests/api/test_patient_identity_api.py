@@ -11,10 +11,10 @@ from starlette.testclient import TestClient
 
 from tests.identity_support import active_card, enrol_child, id_number_of, name_of
 from tests.support import seed
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.face import FaceVerifier, install
 from yibao.face.png import encode_grey
-from yibao.face.samples import capture
+from yibao.sandbox.face_samples import capture
 
 OPERATOR = {"Authorization": "Bearer demo-operator-token"}
 LIVE = {"method": "structured_light", "score": 0.97}

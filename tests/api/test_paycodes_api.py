@@ -11,7 +11,7 @@ from tests.domain.test_code128 import decode
 from tests.identity_support import ecard, guardian_ready, id_number_of, link_child, name_of
 from tests.support import seed
 from yibao.domain import paycode
-from yibao.services import paycodes
+from yibao.services.payments import paycodes
 
 ISSUE = "/api/v1/patient/paycodes"
 CURRENT = "/api/v1/patient/paycodes/current"

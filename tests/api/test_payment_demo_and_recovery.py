@@ -12,9 +12,11 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.payments_support import PlatformServer, payment_world, wait_until
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.domain import payment_order as po
-from yibao.services import demo, paycodes, payments
+from yibao.sandbox import demo
+from yibao.services.payments import orders as payments
+from yibao.services.payments import paycodes
 
 
 def test_the_demo_pays_a_childs_bill_from_the_guardians_binding_through_its_mounted_sandbox(db, keyring):

@@ -15,9 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.payments_support import LINES, PlatformServer, payment_world, wait_until
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.domain import payment_order as po
-from yibao.services import audit, payment_flow, payments
+from yibao.services.books import audit
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
 from yibao.store.tables import channel_notifications
 
 

@@ -10,9 +10,9 @@ from starlette.testclient import TestClient
 from tests.api.test_patient_identity_api import LIVE, OPERATOR, Api
 from tests.identity_support import id_number_of, name_of
 from tests.support import seed
-from yibao.api.app import create_app
+from yibao.app import create_app
 from yibao.face import install
-from yibao.face.samples import capture
+from yibao.sandbox.face_samples import capture
 from yibao.store.tables import face_logins, sessions
 
 URL = "/api/v1/patient/sessions/real-name"

@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from tests.api.test_payments_api import his, key
 from tests.payments_support import LINES, payment_world
-from yibao.api.app import create_app
-from yibao.services import accumulators, payment_flow
+from yibao.app import create_app
+from yibao.services.books import accumulators
+from yibao.services.payments import flow as payment_flow
 
 
 @pytest.fixture

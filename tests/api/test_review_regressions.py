@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 
 from tests.api.conftest import OPERATOR
-from yibao.services import ledger
+from yibao.services.books import ledger
 from yibao.store.tables import idempotency_records
 
 LINE = [{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"}]

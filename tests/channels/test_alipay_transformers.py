@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yibao.channels import BadSignature, PaymentRequest, StatementError
-from yibao.channels import alipay_transformers as tx
+from yibao.channels.alipay import transformers as tx
 from yibao.channels.crypto import canonical_kv, generate_rsa_key, rsa_sign, rsa_verify
-from yibao.channels.sandbox.alipay import AlipaySandboxConfig, render_statement
-from yibao.channels.sandbox.core import RefundRec, TradeRec
+from yibao.sandbox.channels.alipay import AlipaySandboxConfig, render_statement
+from yibao.sandbox.channels.core import RefundRec, TradeRec
 
 APP, ALIPAY, OTHER = generate_rsa_key(), generate_rsa_key(), generate_rsa_key()
 CFG = tx.AlipayConfig("http://ali", "2021000122600001", APP, ALIPAY.public_key())

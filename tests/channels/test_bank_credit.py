@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from yibao.channels import AgreementRequest, BadSignature, Declined, PaymentRequest, RefundRequest, holder_token
-from yibao.channels import bank_transformers as tx
-from yibao.channels.bank import CreditConsent
-from yibao.channels.sandbox.bank import limit_for, score_of
+from yibao.channels.bank import transformers as tx
+from yibao.channels.bank.connector import CreditConsent
 from yibao.channels.wire import china_time
+from yibao.sandbox.channels.bank import limit_for, score_of
 
 
 def run(coro):

@@ -27,8 +27,8 @@ from yibao.channels import (
     RefundRequest,
     holder_token,
 )
-from yibao.channels.sandbox import NAMES
 from yibao.channels.wire import china_time
+from yibao.sandbox.channels import NAMES
 
 HOLDER_KEY = b"k" * 32
 
@@ -255,7 +255,7 @@ def test_the_days_statement_carries_the_trades_and_refunds(live):
 
 def test_a_forged_answer_is_not_believed(live):
     """A connector configured with another key for the institution refuses every answer (an impostor's)."""
-    from yibao.channels.sandbox import pair
+    from yibao.sandbox.channels import pair
 
     stranger = pair(live.name, seed=1).connector(live.url, timeout=1.0)
 

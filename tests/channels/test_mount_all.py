@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from tests.conftest_channels import serve_in_thread
 from yibao.channels import AgreementRequest, PaymentRequest, holder_token
-from yibao.channels.sandbox import NAMES, mount_all
 from yibao.channels.wire import china_time
+from yibao.sandbox.channels import NAMES, mount_all
 
 
 def test_every_sandbox_mounted_in_one_app_pays_and_gives_its_statement():

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yibao.channels import BadSignature, PaymentRequest, StatementError
-from yibao.channels import unionpay_transformers as tx
 from yibao.channels.crypto import canonical_kv, generate_rsa_key, key_serial, rsa_verify
-from yibao.channels.sandbox.core import RefundRec, TradeRec
-from yibao.channels.sandbox.unionpay import render_statement
+from yibao.channels.unionpay import transformers as tx
+from yibao.sandbox.channels.core import RefundRec, TradeRec
+from yibao.sandbox.channels.unionpay import render_statement
 
 MERCHANT, UNIONPAY, OTHER = generate_rsa_key(), generate_rsa_key(), generate_rsa_key()
 CFG = tx.UnionPayConfig("http://up", "777290058110048", key_serial(MERCHANT), MERCHANT, key_serial(UNIONPAY), UNIONPAY.public_key())

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yibao.channels import BadSignature, StatementError
-from yibao.channels import wxpay_transformers as tx
 from yibao.channels.crypto import aes_gcm_encrypt, generate_rsa_key, key_serial, rsa_sign, rsa_verify
-from yibao.channels.sandbox.core import RefundRec, TradeRec
-from yibao.channels.sandbox.wxpay import WxPaySandboxConfig, render_statement
+from yibao.channels.wxpay import transformers as tx
+from yibao.sandbox.channels.core import RefundRec, TradeRec
+from yibao.sandbox.channels.wxpay import WxPaySandboxConfig, render_statement
 
 MERCHANT, PLATFORM, OTHER = generate_rsa_key(), generate_rsa_key(), generate_rsa_key()
 V3 = secrets.token_bytes(32)

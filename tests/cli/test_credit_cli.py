@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from tests.conftest import Clock
 from tests.credit_support import credit_world, run
 from yibao.crypto.pii import Keyring
-from yibao.services import credit
+from yibao.services.credit import lines as credit
 from yibao.store.db import Database
 from yibao.store.tables import credit_bills, credit_reminders
 

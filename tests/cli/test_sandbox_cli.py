@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from yibao.channels import AgreementRequest, PaymentRequest, holder_token
-from yibao.channels.sandbox import pair
+from yibao.sandbox.channels import pair
 
 
 def free_port() -> int:

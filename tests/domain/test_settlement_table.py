@@ -27,7 +27,7 @@ import pytest
 
 from yibao.domain.bill import ACCUMULATOR_FIELDS
 from yibao.formats.bill_json import bill_from_mapping
-from yibao.services.quote import quote
+from yibao.services.care.quote import quote
 
 SZ, QD, NB = "440300", "370200", "330200"  # Shenzhen, Qingdao, Ningbo
 NO_POLICY = "110000"  # a treatment region with no policy file on record

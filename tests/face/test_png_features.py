@@ -10,8 +10,8 @@ import pytest
 
 from yibao.face.features import CaptureError, decode_capture, feature_vector, similarity
 from yibao.face.png import PngError, decode_grey, encode_grey
-from yibao.face.samples import capture, face_png
-from yibao.face.samples import main as samples_main
+from yibao.sandbox.face_samples import capture, face_png
+from yibao.sandbox.face_samples import main as samples_main
 
 DEMO_PEOPLE = ["张伟", "李娜", "王芳", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周婷", "吴军", "小明", "小红"]
 

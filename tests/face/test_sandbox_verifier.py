@@ -12,7 +12,7 @@ import pytest
 from yibao.domain.errors import Conflict, InputError
 from yibao.face import FaceUnavailable, FaceVerifier, signing
 from yibao.face.png import encode_grey
-from yibao.face.samples import capture
+from yibao.sandbox.face_samples import capture
 
 ANY = capture("任何人")
 BLANK = base64.b64encode(encode_grey([[90] * 32] * 32)).decode()
@@ -136,8 +136,8 @@ def test_an_unreachable_verifier_is_unavailable():
 def test_a_sealed_template_survives_a_restart_and_cannot_be_forged():
     """Templates are sealed tokens: a fresh sandbox with the same key opens them; another key, or an edit, does not."""
     from yibao.face.features import decode_capture, feature_vector
-    from yibao.face.samples import capture
-    from yibao.face.sandbox import open_template, seal_template
+    from yibao.sandbox.face import open_template, seal_template
+    from yibao.sandbox.face_samples import capture
 
     vector = feature_vector(decode_capture(capture("王芳")))
     sealed = seal_template(b"k1", vector)

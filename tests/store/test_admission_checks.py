@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from yibao.domain.errors import InputError
-from yibao.services import institutions, policies
-from yibao.services import payment_institutions as pis
+from yibao.services.agency import institutions, policies
+from yibao.services.agency import payment_institutions as pis
 from yibao.store.tables import audit_log
 from yibao.store.tables import institutions as I
 from yibao.store.tables import payment_institutions as PI

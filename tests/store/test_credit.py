@@ -10,13 +10,15 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.credit_support import BANK, advance, balanced, credit_world, relative, run
-from yibao.channels import bank_transformers as tx
-from yibao.channels.sandbox.bank import limit_for, score_of
+from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
 from yibao.domain.credit import BankOutcomeUnknown, CreditError
 from yibao.domain.errors import Conflict, Forbidden, NotFound
 from yibao.domain.ledger import institution_cash
-from yibao.services import audit, credit, credit_jobs, ledger
+from yibao.sandbox.channels.bank import limit_for, score_of
+from yibao.services.books import audit, ledger
+from yibao.services.credit import jobs as credit_jobs
+from yibao.services.credit import lines as credit
 from yibao.store.tables import credit_enrolments, credit_reminders, sandbox_sms_outbox
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.credit_support import BANK, credit_world, relative, run
 from yibao.domain.credit import BankOutcomeUnknown
 from yibao.domain.errors import Conflict, NotFound
-from yibao.services import credit
+from yibao.services.credit import lines as credit
 
 
 @pytest.fixture

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from yibao.domain.ledger import person_account
-from yibao.services import demo, families, institutions, ledger, settlement, visits
-from yibao.services.settlement import AccountRequest
+from yibao.sandbox import demo
+from yibao.services.agency import institutions
+from yibao.services.books import ledger
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.people import families
 
 
 def test_demo_loads_once_with_every_role(db, keyring):

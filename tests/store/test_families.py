@@ -18,9 +18,11 @@ from tests.identity_support import (
 )
 from tests.support import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
-from yibao.services import audit, families, settlement, visits
-from yibao.services import payment_institutions as pis
-from yibao.services.settlement import AccountRequest
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import audit
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.people import families
 
 RICH = 600000  # 6000.00 yuan: above Shenzhen's 5008.80
 

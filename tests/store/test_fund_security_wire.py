@@ -13,9 +13,10 @@ import pytest
 
 from tests.identity_support import id_number_of, name_of
 from tests.payments_support import payment_world
-from yibao.channels.sandbox import NAMES
 from yibao.domain import payment_order as po
-from yibao.services import channel_registry, payments
+from yibao.sandbox.channels import NAMES
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.payments import orders as payments
 
 LINES = [
     {"feedetl_sn": "1", "code": "A002", "name": "住院床位费", "class": "A", "unit_price": "1234.56", "quantity": "1"},

@@ -16,10 +16,11 @@ from sqlalchemy import text
 
 from tests.store.test_settlement_service import open_with_lines
 from tests.support import seed
-from yibao.api.app import create_app
-from yibao.api.context import WriteBatcher
+from yibao.app import create_app
 from yibao.domain.errors import InputError
-from yibao.services import ledger, visits
+from yibao.runtime.platform import WriteBatcher
+from yibao.services.books import ledger
+from yibao.services.care import visits
 from yibao.store.db import Database, Retry
 
 

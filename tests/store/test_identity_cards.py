@@ -9,7 +9,9 @@ from tests.identity_support import active_card, authenticate, ecard, id_number_o
 from tests.support import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.face.png import encode_grey
-from yibao.services import audit, cards, identity, people
+from yibao.services.books import audit
+from yibao.services.people import cards, identity
+from yibao.services.people import persons as people
 from yibao.store.tables import card_events
 from yibao.store.tables import cards as C
 from yibao.store.tables import persons as P

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from yibao.domain.ledger import InsufficientFunds, LedgerError
-from yibao.services import ledger
+from yibao.services.books import ledger
 
 SRC, PERSON, INST = "fund:440300:contributions", "person:P1", "institution:H1:receivable"
 

@@ -13,7 +13,10 @@ from tests.support import seed
 from yibao.domain import paycode
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.domain.identity import make_id_number
-from yibao.services import audit, cards, filings, institutions, paycodes
+from yibao.services.agency import institutions
+from yibao.services.books import audit
+from yibao.services.payments import paycodes
+from yibao.services.people import cards, filings
 from yibao.store.tables import family_links, paycode_refusals
 from yibao.store.tables import paycodes as PC
 

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from tests.identity_support import admit, bind, ecard, id_number_of, name_of
 from tests.support import seed
 from yibao.domain.errors import Conflict, InputError, NotFound
-from yibao.services import audit, cards
-from yibao.services import payment_institutions as pis
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import audit
+from yibao.services.people import cards
 from yibao.store.tables import ecard_bindings as B
 
 

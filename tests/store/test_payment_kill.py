@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from tests.payments_support import LINES, payment_world
 from yibao.domain import payment_order as po
-from yibao.services import payment_flow, payments
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
 from yibao.store.tables import payment_orders
 
 ROOT = Path(__file__).resolve().parents[2]

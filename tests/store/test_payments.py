@@ -10,7 +10,10 @@ from tests.identity_support import active_card, enrol_child, link_child
 from tests.payments_support import BIG_LINES, payment_world
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
-from yibao.services import audit, payment_flow, payments, visits
+from yibao.services.books import audit
+from yibao.services.care import visits
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
 
 
 def order(pw, order_id):
@@ -185,7 +188,7 @@ def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, key
 def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, keyring, wxpay):
     from sqlalchemy import select
 
-    from yibao.services import payment_institutions as pis
+    from yibao.services.agency import payment_institutions as pis
     from yibao.store.tables import payment_orders
 
     pw = payment_world(db, keyring, wxpay)

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from tests.support import seed
 from yibao.domain.errors import Conflict, NotFound
 from yibao.domain.ledger import person_account
-from yibao.services import accumulators, ledger, settlement, visits
-from yibao.services.settlement import AccountRequest
+from yibao.services.books import accumulators, ledger
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
 from yibao.store.tables import transfers
 
 LINES = [

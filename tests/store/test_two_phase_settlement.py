@@ -10,8 +10,9 @@ from tests.store.test_settlement_service import LINES, acc, balance, open_with_l
 from tests.support import seed
 from yibao.domain.errors import Conflict
 from yibao.domain.ledger import LedgerError, fund_account, institution_cash, institution_receivable, person_account
-from yibao.services import ledger, settlement, visits
-from yibao.services.settlement import AccountRequest
+from yibao.services.books import ledger
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
 
 CASH_LINES = [*LINES, {"feedetl_sn": "9", "code": "C901", "name": "护理用品", "class": "C", "unit_price": "4000.00", "quantity": "1"}]
 

@@ -19,8 +19,11 @@ from tests.support import seed
 from yibao.domain import payment_order as po
 from yibao.domain.ledger import person_account
 from yibao.domain.money import parse_yuan
-from yibao.services import ledger, payment_flow, people, settlement, volumes
-from yibao.services.settlement import AccountRequest
+from yibao.services.books import ledger, volumes
+from yibao.services.care import settlement
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import flow as payment_flow
+from yibao.services.people import persons as people
 from yibao.store.tables import payment_refunds, settlements
 
 YESTERDAY, TODAY = date(2026, 11, 21), date(2026, 11, 22)

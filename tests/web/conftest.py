@@ -118,9 +118,9 @@ def live(request, tmp_path_factory):
     """The platform with the demo world, served over HTTP; once per database kind."""
     from sqlalchemy import text
 
-    from yibao.api.app import create_app
+    from yibao.app import create_app
     from yibao.crypto.pii import Keyring
-    from yibao.services import demo
+    from yibao.sandbox import demo
     from yibao.store.db import Database
 
     clock = ShiftedClock()

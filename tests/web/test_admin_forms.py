@@ -13,9 +13,9 @@ from tests.identity_support import admit
 from tests.store.test_settlement_service import open_with_lines, settle
 from tests.support import seed
 from tests.web.test_page_security import flash, tokens
-from yibao.api.app import create_app
-from yibao.services import payment_institutions as pis
-from yibao.services import settlement
+from yibao.app import create_app
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.care import settlement
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import re
 from playwright.sync_api import expect
 
 from tests.web.conftest import log_in_holder
-from yibao.services import settlement, visits
-from yibao.services.demo import institution_code
-from yibao.services.institutions import get as get_institution
-from yibao.services.settlement import AccountRequest
+from yibao.sandbox.demo import institution_code
+from yibao.services.agency.institutions import get as get_institution
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
 
 
 def log_in_operator(page) -> None:

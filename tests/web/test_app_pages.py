@@ -9,8 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import log_in_holder
-from yibao.services import institutions, paycodes
-from yibao.services.demo import institution_code
+from yibao.sandbox.demo import institution_code
+from yibao.services.agency import institutions
+from yibao.services.payments import paycodes
 
 LI_MING = "13800138001"
 

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tests.web.conftest import log_in_holder
 from tests.web.test_cashier_pages import fen
-from yibao.face.samples import face_png
+from yibao.sandbox.face_samples import face_png
 
 CHEN_JING, ZHANG_JIANGUO, LI_MING = "13800138003", "13800138002", "13800138001"
 

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from tests.identity_support import admit, ecard, id_number_of, name_of
 from tests.support import seed
-from yibao.api.app import create_app
-from yibao.services import payment_institutions as pis
-from yibao.services import volumes
+from yibao.app import create_app
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import volumes
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_the_same_form_sent_twice_changes_things_once(site, db):
 
 def test_a_settlement_confirmed_twice_is_one_settlement(site, db):
     world, client = site
-    from yibao.services import paycodes
+    from yibao.services.payments import paycodes
 
     code = db.run(lambda c: paycodes.issue(c, site_keyring(client), db.clock(), holder_id=world.employee.id, actor="test")).code
     page = client.get("/cashier/login").text

@@ -13,9 +13,9 @@ from fastapi import Header, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Caller, Platform
 from yibao.domain.errors import Conflict
 from yibao.formats import fastjson
+from yibao.runtime.platform import Caller, Platform
 from yibao.store.db import Retry
 from yibao.store.sql import Sql
 

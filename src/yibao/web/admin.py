@@ -19,9 +19,10 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError, Unauthorized, YibaoError
 from yibao.domain.money import format_yuan
-from yibao.services import audit, institutions, ledger, volumes
-from yibao.services import payment_institutions as pis
-from yibao.services.policies import policy_for, require_known_region
+from yibao.services.agency import institutions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.agency.policies import policy_for, require_known_region
+from yibao.services.books import audit, ledger, volumes
 from yibao.web import charts, forms, i18n, once, render, security
 from yibao.web.auth import Who, act, operator, platform
 

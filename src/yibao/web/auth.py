@@ -16,10 +16,12 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Platform
 from yibao.domain.errors import Conflict, YibaoError
-from yibao.services import holder_sessions, institutions, people
-from yibao.services.institutions import Institution
+from yibao.runtime.platform import Platform
+from yibao.services.access import holder_sessions
+from yibao.services.agency import institutions
+from yibao.services.agency.institutions import Institution
+from yibao.services.people import persons as people
 from yibao.web import once, render, security
 from yibao.web.errors import LoginRequired
 from yibao.web.forms import Form

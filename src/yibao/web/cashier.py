@@ -21,11 +21,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
-from yibao.api.views import line_view, visit_view
 from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
-from yibao.services import accounts, institutions, paycodes, payment_flow, payments, people, settlement, visits, volumes
-from yibao.services.settlement import AccountRequest
+from yibao.services.agency import institutions
+from yibao.services.books import accounts, volumes
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.care.views import line_view, visit_view
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
+from yibao.services.payments import paycodes
+from yibao.services.people import persons as people
 from yibao.web import cashier_payments, forms, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
 

@@ -4,7 +4,7 @@
 `face_pay.prepare` (a unit), the app's configured face verifier over HTTP (no unit waits on it),
 `face_pay.record` (a unit: a failed check commits before it is said, so it counts), then
 `payment_flow.face` with the single-use authorization. The console has no camera: the cashier chooses
-a synthetic capture sample (yibao.face.samples) — the payer on another day (a match), another demo
+a synthetic capture sample (yibao.sandbox.face_samples) — the payer on another day (a match), another demo
 person (a mismatch) or the enrolment photo held up to the camera (liveness fails). Those samples
 match only the demo's enrolments, so the section works in demo mode only: elsewhere a wrong sample
 would count against a real person's tries.
@@ -24,15 +24,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from yibao.api.views import line_view
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Forbidden, InputError, YibaoError
-from yibao.face import samples, verifier_of
-from yibao.services import face_pay, families, payment_flow, payments, people, refunds, visits
-from yibao.services.demo import PEOPLE as DEMO_PEOPLE
-from yibao.services.payments import Order
-from yibao.services.visits import Visit
+from yibao.face import verifier_of
+from yibao.sandbox import face_samples as samples
+from yibao.sandbox.demo import PEOPLE as DEMO_PEOPLE
+from yibao.services.care import visits
+from yibao.services.care.views import line_view
+from yibao.services.care.visits import Visit
+from yibao.services.payments import face as face_pay
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
+from yibao.services.payments import refunds
+from yibao.services.payments.orders import Order
+from yibao.services.people import families
+from yibao.services.people import persons as people
 from yibao.web import forms, payviews
 from yibao.web.auth import Goto, act_flow, cashier, platform
 

@@ -20,24 +20,17 @@ from yibao.domain.errors import InputError, NotFound, YibaoError
 from yibao.domain.identity import make_id_number
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
-from yibao.face.samples import capture as sample_capture
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
-from yibao.services import (
-    accounts,
-    cards,
-    face_login,
-    families,
-    holder_sessions,
-    identity,
-    ledger,
-    paycodes,
-    payment_pins,
-    payments,
-    people,
-    sessions,
-)
-from yibao.services import payment_institutions as pis
-from yibao.services.demo import PEOPLE as DEMO_PEOPLE
+from yibao.sandbox.demo import PEOPLE as DEMO_PEOPLE
+from yibao.sandbox.face_samples import capture as sample_capture
+from yibao.services.access import face_login, holder_sessions, sessions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import accounts, ledger
+from yibao.services.payments import orders as payments
+from yibao.services.payments import paycodes
+from yibao.services.payments import pins as payment_pins
+from yibao.services.people import cards, families, identity
+from yibao.services.people import persons as people
 from yibao.web import forms, mobile_bills, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, holder, platform
 

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import YibaoError
 from yibao.domain.money import parse_yuan
-from yibao.services import credit
-from yibao.services import payment_institutions as pis
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.credit import lines as credit
 from yibao.web import forms, render
 from yibao.web.auth import Goto, Who, act_flow, holder, platform
 

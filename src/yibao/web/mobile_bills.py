@@ -15,12 +15,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Platform
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
 from yibao.domain.money import parse_yuan
-from yibao.services import bills, institutions, payment_flow, people
-from yibao.services import payment_institutions as pis
+from yibao.runtime.platform import Platform
+from yibao.services.agency import institutions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.payments import bills
+from yibao.services.payments import flow as payment_flow
+from yibao.services.people import persons as people
 from yibao.web import forms, payviews, render
 from yibao.web.auth import Goto, act, act_flow, cashier, holder, platform
 from yibao.web.cashier import _back as visit_back

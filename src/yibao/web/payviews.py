@@ -9,10 +9,14 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Platform
-from yibao.services import institutions, payment_flow, payment_pins, payments, people
-from yibao.services import payment_institutions as pis
-from yibao.services.payments import Order
+from yibao.runtime.platform import Platform
+from yibao.services.agency import institutions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
+from yibao.services.payments import pins as payment_pins
+from yibao.services.payments.orders import Order
+from yibao.services.people import persons as people
 
 TERMINAL = "web-cashier"  # the cashier console's terminal id: code guesses and face attempts are limited per terminal
 CHECKING = ("支付结果确认中", "The payment's outcome is being checked")  # said when a payment has not ended yet

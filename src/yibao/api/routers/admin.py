@@ -10,14 +10,20 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Caller, Platform, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.timefmt import iso_utc
-from yibao.services import audit, cards, channel_registry, filings, identity, institutions, ledger, liabilities, people, sessions
-from yibao.services import payment_institutions as pis
+from yibao.runtime.platform import Caller, Platform, operator_caller, platform
+from yibao.services.access import sessions
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.agency import institutions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import audit, ledger
+from yibao.services.payments import liabilities
+from yibao.services.people import cards, filings, identity
+from yibao.services.people import persons as people
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
 

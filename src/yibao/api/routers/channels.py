@@ -14,10 +14,11 @@ import logging
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
-from yibao.api.context import Platform, platform
 from yibao.channels.base import ChannelError
 from yibao.domain.errors import NotFound
-from yibao.services import channel_registry, payments
+from yibao.runtime.platform import Platform, platform
+from yibao.services.agency import connectors as channel_registry
+from yibao.services.payments import orders as payments
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels 支付机构通知"])
 log = logging.getLogger("yibao.api.channels")

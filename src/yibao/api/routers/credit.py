@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from yibao.api.context import Caller, Platform, operator_caller, patient_caller, platform
 from yibao.api.errors import error_body
 from yibao.api.idempotency import IdempotencyKey, idempotent_after_call
 from yibao.api.schemas import Strict, Yuan
-from yibao.channels.bank import BankChannel
+from yibao.channels.bank.connector import BankChannel
 from yibao.domain.money import parse_yuan
-from yibao.services import credit, credit_jobs
+from yibao.runtime.platform import Caller, Platform, operator_caller, patient_caller, platform
+from yibao.services.credit import jobs as credit_jobs
+from yibao.services.credit import lines as credit
 
 patient_router = APIRouter(prefix="/api/v1/patient/credit", tags=["patient 参保人"])
 admin_router = APIRouter(prefix="/api/v1/admin/credit", tags=["admin 经办机构"])

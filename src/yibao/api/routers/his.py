@@ -11,15 +11,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
-from yibao.api.context import Caller, Platform, institution_caller, platform
 from yibao.api.errors import error_body, status_for
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
-from yibao.api.views import line_view, visit_view
 from yibao.domain.errors import YibaoError
 from yibao.face import verifier_of
-from yibao.services import bills, face_pay, his_callbacks, paycodes, payment_flow, payments, people, refunds, settlement, visits
-from yibao.services.settlement import AccountRequest
+from yibao.runtime.platform import Caller, Platform, institution_caller, platform
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.care.views import line_view, visit_view
+from yibao.services.payments import bills, paycodes, refunds
+from yibao.services.payments import callbacks as his_callbacks
+from yibao.services.payments import face as face_pay
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
+from yibao.services.people import persons as people
 
 router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
 VisitId = Path(min_length=1, max_length=30)

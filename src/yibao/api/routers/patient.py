@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
-from yibao.api.context import Caller, Platform, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, LivenessIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import InputError, NotFound
@@ -24,21 +23,16 @@ from yibao.domain.money import format_yuan, parse_yuan
 from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.services import (
-    bills,
-    cards,
-    face_login,
-    families,
-    identity,
-    ledger,
-    paycodes,
-    payment_flow,
-    payment_pins,
-    payments,
-    people,
-    sessions,
-)
-from yibao.services import payment_institutions as pis
+from yibao.runtime.platform import Caller, Platform, patient_caller, platform
+from yibao.services.access import face_login, sessions
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import ledger
+from yibao.services.payments import bills, paycodes
+from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import orders as payments
+from yibao.services.payments import pins as payment_pins
+from yibao.services.people import cards, families, identity
+from yibao.services.people import persons as people
 
 router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
 PsnNo = Path(min_length=1, max_length=24)

@@ -1,0 +1,92 @@
+"""The SANDBOX admin endpoints every sandbox institution shares (under /sandbox/…), and its runtime object.
+
+Not part of any real institution's API. Unauthenticated: a sandbox is for tests and the demo only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from yibao.channels.crypto import public_pem
+from yibao.sandbox.channels.core import Books, KnobsPatch, SandboxInfo
+from yibao.sandbox.channels.notifier import Notifier
+
+
+@dataclass
+class Runtime:
+    """A running sandbox as a Python object: ``books`` (state and knobs), ``notifier``, ``info``."""
+
+    info: SandboxInfo
+    books: Books
+    notifier: Notifier
+    public_key_pem: bytes | None = None  # the sandbox's own public key, for configuring the platform side
+
+    def set_knobs(self, **patch: Any) -> dict[str, Any]:
+        return self.books.set_knobs(KnobsPatch(**patch).model_dump(exclude_none=True)).model_dump()
+
+    def reset(self) -> None:
+        self.books.reset()
+
+
+class ClockMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(0, ge=0, le=3650)
+    seconds: int = Field(0, ge=0, le=86_400 * 30)
+
+
+def install(app: FastAPI, runtime: Runtime) -> None:
+    app.state.sandbox = runtime
+    router = APIRouter(prefix="/sandbox", tags=["SANDBOX admin"])
+
+    @app.middleware("http")
+    async def start_notifier(request: Request, call_next):  # noqa: ANN001, ANN202 — the resend loop runs on the serving loop
+        runtime.notifier.ensure_started()
+        return await call_next(request)
+
+    @router.get("/info", summary="What this sandbox is (and its public key)")
+    async def info() -> dict[str, Any]:
+        return {"sandbox": True, "name": runtime.info.name, "title": runtime.info.title, "signature_scheme": runtime.info.scheme,
+                "public_key_pem": runtime.public_key_pem.decode() if runtime.public_key_pem else None, **runtime.info.extra}
+
+    @router.get("/knobs", summary="Current failure-injection knobs")
+    async def get_knobs() -> dict[str, Any]:
+        return runtime.books.knobs.model_dump()
+
+    @router.put("/knobs", summary="Change knobs (only the fields given)")
+    async def put_knobs(patch: KnobsPatch) -> dict[str, Any]:
+        return runtime.books.set_knobs(patch.model_dump(exclude_none=True)).model_dump()
+
+    @router.post("/reset", summary="Knobs back to defaults and the clock back to now (the books stay)")
+    async def reset() -> dict[str, Any]:
+        runtime.reset()
+        return runtime.books.knobs.model_dump()
+
+    @router.post("/notifications/flush", summary="Send every pending notification now; counts by state")
+    async def flush() -> dict[str, int]:
+        return await runtime.notifier.flush()
+
+    @router.get("/notifications", summary="Every notification and its delivery state")
+    async def notifications() -> list[dict[str, Any]]:
+        return [d.view() for d in runtime.notifier.deliveries]
+
+    @router.post("/clock", summary="Move the sandbox's clock forward (due dates, overdue bills)")
+    async def clock(move: ClockMove) -> dict[str, str]:
+        runtime.books.clock_offset += timedelta(days=move.days, seconds=move.seconds)
+        return {"now": runtime.books.now().isoformat()}
+
+    app.include_router(router)
+
+
+def public_key_of(key: Any) -> bytes:
+    return public_pem(key)
+
+
+def own_base_url(request: Request) -> str:
+    """This sandbox's own URL, mount prefix included (Starlette's base_url is the top-level app's)."""
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}".rstrip("/")

@@ -1,0 +1,326 @@
+"""The demo world `yibao serve` loads into an empty database: three regions, their institutions,
+admitted payment institutions, and a handful of insured people with cards, e-cards and family links.
+
+Everything goes through the same services as the API (one write path); face templates are
+enrolled through the real verifier client, talking to the sandbox verifier in-process over ASGI
+with the same key the served sandbox uses, so real-person checks work once the server is up.
+Demo credentials are fixed and printed; they are for a demo database only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from yibao.crypto.pii import Keyring
+from yibao.domain.identity import make_id_number
+from yibao.face import FaceVerifier
+from yibao.sandbox.face_samples import capture
+from yibao.services.agency import institutions, payment_institutions
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.people import cards, families, filings, identity
+from yibao.services.people import persons as people
+from yibao.store.db import Database
+from yibao.store.tables import institutions as INST
+
+ACTOR = "demo:seed"
+OPERATOR_TOKEN = "demo-operator-token"
+REGIONS = {"440300": "深圳市", "370200": "青岛市", "330200": "宁波市"}
+LEVEL_NAMES = {
+    "community": ("hospital", "{city}莲花社区健康服务中心（演示）"),
+    "level1": ("hospital", "{city}第二人民医院分院（演示）"),
+    "level2": ("hospital", "{city}中西医结合医院（演示）"),
+    "level3": ("hospital", "{city}第一人民医院（演示）"),
+    "pharmacy": ("pharmacy", "{city}健民大药房（演示）"),
+}
+LEVEL_CODES = {"community": "C1", "level1": "L1", "level2": "L2", "level3": "L3", "pharmacy": "P1"}
+WALLETS = (("wechat", "微信支付（沙箱）", "wallet"), ("alipay", "支付宝（沙箱）", "wallet"),
+           ("unionpay", "云闪付（沙箱）", "wallet"), ("bank", "医保信用银行（沙箱）", "bank"))
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    key: str
+    name: str
+    region: str
+    born: date
+    area: str
+    serial: int
+    insurance_type: str
+    employment: str = "employed"
+    tier: int | None = None
+    phone: str | None = None
+    balance: int = 0  # fen
+    hardship: str | None = None
+    role_zh: str = ""
+    role_en: str = ""
+
+
+PEOPLE = (
+    DemoPerson("guardian", "李明", "440300", date(1986, 4, 12), "440304", 11, "employee", tier=1, phone="13800138001", balance=620000,
+               role_zh="在职职工，监护人（账户余额高于¥5008.80），已绑定信用银行（沙箱）",
+               role_en="employed, the child's guardian (balance above ¥5008.80), bound to the sandbox credit bank"),
+    DemoPerson("child", "李小雨", "440300", date(2020, 6, 1), "440304", 22, "child",
+               role_zh="少儿医保，李明的孩子", role_en="insured child of 李明"),
+    DemoPerson("spouse", "王芳", "440300", date(1988, 9, 30), "440305", 32, "employee", tier=2, phone="13800138005",
+               role_zh="职工二档（无个人账户），李明授权家庭共济", role_en="employee tier 2 (no account); 李明 shares his account"),
+    DemoPerson("retiree", "张建国", "370200", date(1958, 9, 20), "370202", 15, "employee", employment="retired", phone="13800138002",
+               balance=480000, role_zh="退休职工", role_en="retired employee"),
+    DemoPerson("resident", "陈静", "330200", date(1979, 11, 3), "330203", 27, "resident", employment="none", phone="13800138003",
+               hardship="dibao", role_zh="居民医保，低保对象；社保卡在制（待上传照片），用电子社保卡支付",
+               role_en="resident, minimum-living-allowance recipient; her card is being made (photo awaited), she pays with the e-card"),
+    DemoPerson("cross_region", "赵磊", "330200", date(1972, 2, 14), "330204", 33, "employee", phone="13800138004", balance=250000,
+               role_zh="宁波职工，长期异地备案在深圳", role_en="Ningbo employee with a long-term filing in Shenzhen"),
+)
+
+
+CARD_IN_PRODUCTION = ("resident",)  # her first financial card was just applied for; she pays with the e-card meanwhile
+CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
+CREDIT_BANKS = tuple(f"bank-{region}" for region in REGIONS)  # each region's bank: the SANDBOX bank as its credit bank
+
+
+@dataclass
+class DemoGuide:
+    operator_token: str = OPERATOR_TOKEN
+    institutions: list[dict[str, str]] = field(default_factory=list)
+    people: list[dict[str, Any]] = field(default_factory=list)
+    created: bool = False
+
+
+def institution_code(region: str, level: str) -> str:
+    return f"{'P' if level == 'pharmacy' else 'H'}{region}{LEVEL_CODES[level]}"
+
+
+def institution_secret(code: str) -> str:
+    return f"demo-{code.lower()}"
+
+
+def card_number(p: DemoPerson) -> str:
+    """Demo card numbers are fixed, so a hospital can look people up from the printed guide."""
+    return f"D{p.region}{p.serial:05d}"
+
+
+def _verifier() -> FaceVerifier:
+    from yibao.app import DEMO_FACE_KEY
+    from yibao.sandbox.face import create_app as sandbox
+
+    key = os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)
+    return FaceVerifier("http://face-sandbox", key, transport=httpx.ASGITransport(app=sandbox(key)))
+
+
+def _guide(db: Database, keyring: Keyring, created: bool) -> DemoGuide:
+    def read(conn: Connection) -> DemoGuide:
+        guide = DemoGuide(created=created)
+        for region, city in REGIONS.items():
+            for level in LEVEL_CODES:
+                code = institution_code(region, level)
+                inst = institutions.get(conn, code)
+                if inst is not None:
+                    guide.institutions.append({"region": f"{region} {city}", "level": level, "name": inst.name,
+                                               "credential": f"{code}.{institution_secret(code)}"})
+        for p in PEOPLE:
+            number = make_id_number(p.area, p.born, p.serial)
+            person = people.find_by_id_number(conn, keyring, number)
+            if person is not None:
+                guide.people.append({"name": p.name, "psn_no": person.id, "phone": p.phone, "region": p.region, "card_no": card_number(p),
+                                     "role_zh": p.role_zh, "role_en": p.role_en})
+        return guide
+
+    return db.run(read, write=False)
+
+
+def ensure(db: Database, keyring: Keyring) -> DemoGuide:
+    """Load the demo world unless it is there already; return what a visitor needs to try it."""
+    exists = db.run(lambda c: c.execute(select(INST.c.id).where(INST.c.id == institution_code("440300", "level3"))).first(), write=False)
+    if exists is None:
+        _seed(db, keyring)
+    return _guide(db, keyring, created=exists is None)
+
+
+def _seed(db: Database, keyring: Keyring) -> None:
+    now = db.clock()
+    for region, city in REGIONS.items():
+        def admit(conn: Connection, region: str = region, city: str = city) -> None:
+            for level, (kind, name) in LEVEL_NAMES.items():
+                code = institution_code(region, level)
+                institutions.admit(conn, now, code=code, region=region, name=name.format(city=city), kind=kind, level=level,
+                                   actor=ACTOR, secret=institution_secret(code))
+            for pi, name, kind in WALLETS:
+                payment_institutions.admit(conn, now, pi_id=f"{pi}-{region}", region=region, name=name, kind=kind,
+                                           admission_ref=f"{city}医保局准入〔2026〕演示", actor=ACTOR)
+        db.run(admit)
+
+    ids: dict[str, str] = {}
+    for p in PEOPLE:
+        guardian = ids.get("guardian") if p.insurance_type == "child" else None
+
+        def enrol(conn: Connection, p: DemoPerson = p, guardian: str | None = guardian) -> str:
+            person = people.enrol(conn, keyring, now, region=p.region, id_number=make_id_number(p.area, p.born, p.serial), name=p.name,
+                                  insurance_type=p.insurance_type, employment_status=p.employment, tier=p.tier, phone=p.phone,
+                                  hardship=p.hardship, guardian_id=guardian, actor=ACTOR)
+            if p.balance:
+                people.credit_account(conn, now, person_id=person.id, amount=p.balance, client_id=f"demo:opening:{person.id}", actor=ACTOR)
+            card = cards.create_physical(conn, keyring, now, person_id=person.id, financial=True, actor=ACTOR,
+                                         card_no=card_number(p))
+            if p.key in CARD_IN_PRODUCTION:  # accepted, waiting for the holder's photo: 卡服务 shows the upload
+                return person.id
+            for stage in ("printing", "mailed", "ready"):
+                cards.advance_production(conn, now, card_id=card.id, stage=stage, actor=ACTOR)
+            cards.issue(conn, now, card_id=card.id, actor=ACTOR)
+            cards.activate(conn, now, card_id=card.id, holder_id=person.id, actor=ACTOR)
+            return person.id
+
+        ids[p.key] = db.run(enrol)
+
+    # Real-name and real-person authentication, then e-cards and a default payment institution, for the adults.
+    verifier = _verifier()
+    for p in PEOPLE:
+        if p.phone is None:
+            continue
+        pid = ids[p.key]
+        template = asyncio.run(verifier.enrol(capture(p.name)))
+        check = asyncio.run(verifier.verify(template, capture(p.name, day=1), {"method": "structured_light", "score": 0.98}))
+
+        def authenticate(conn: Connection, p: DemoPerson = p, pid: str = pid) -> None:
+            identity.enrol_face(conn, keyring, now, person_id=pid, template_id=template, actor=ACTOR)
+            identity.real_name(conn, keyring, now, person_id=pid, name=p.name, id_number=make_id_number(p.area, p.born, p.serial), actor=ACTOR)
+            identity.record_real_person(conn, keyring, now, person_id=pid, template_id=template, match=check.match, liveness=check.liveness,
+                                        similarity=check.similarity, actor=ACTOR)
+            cards.issue_ecard(conn, keyring, now, person_id=pid, actor=ACTOR)
+            payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
+                                      actor=ACTOR)
+            if p.key in CREDIT_HOLDERS:  # the e-card bound to the sandbox credit bank: he can enrol in 信用支付 in the app
+                payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
+        db.run(authenticate)
+
+    def family(conn: Connection) -> None:
+        child = next(p for p in PEOPLE if p.key == "child")
+        families.link_child_card(conn, keyring, now, guardian_id=ids["guardian"], card_no=card_number(child),
+                                 child_name=child.name, actor=ACTOR)
+        families.link_family_account(conn, now, guardian_id=ids["guardian"], child_id=ids["child"], actor=ACTOR)
+        spouse = next(p for p in PEOPLE if p.key == "spouse")
+        families.grant_mutual_aid(conn, keyring, now, holder_id=ids["guardian"], relation="spouse",
+                                  id_number=make_id_number(spouse.area, spouse.born, spouse.serial), name=spouse.name, actor=ACTOR)
+        filings.file(conn, now, person_id=ids["cross_region"], treatment_region="440300", filing_type="long_term",
+                     valid_from=date(now.year, 1, 1), valid_to=None, actor=ACTOR)
+    db.run(family)
+
+    # One settled visit, so the guardian's transactions and statement are not empty.
+    hospital = db.run(lambda c: institutions.get(c, institution_code("440300", "level3")), write=False)
+    assert hospital is not None
+    lines = [{"feedetl_sn": "1", "code": "A001", "name": "普通门诊诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"},
+             {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
+              "price_cap": "10.00", "prescription": True, "prescriber": "演示医师"}]
+
+    def first_visit(conn: Connection) -> None:
+        v = visits.open_visit(conn, now, institution=hospital, person_id=ids["guardian"], kind="outpatient")
+        visits.upload_lines(conn, now, institution=hospital, visit_id=v.id, items=lines)
+        settlement.settle(conn, now, institution=hospital, visit_id=v.id, msgid=f"DEMO{v.id}", account=AccountRequest(use=True),
+                          actor=ACTOR)
+    db.run(first_visit)
+
+
+def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
+    from rich.table import Table
+
+    console.rule("[bold]yibao 医保 demo 演示")
+    console.print("已载入演示数据 Demo data loaded." if guide.created else "演示数据已存在 Demo data already present.", highlight=False)
+    console.print(f"页面 Pages: {base_url}/app (参保人 holder) · {base_url}/cashier (收费员 cashier) · {base_url}/admin (经办 agency)",
+                  highlight=False)
+    console.print(f"API 文档 OpenAPI: {base_url}/docs", highlight=False)
+    console.print(f"经办人员 Operator: Authorization: Bearer {guide.operator_token}", highlight=False)
+    inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>)", title_justify="left")
+    for col in ("region", "level", "name", "credential"):
+        inst.add_column(col, no_wrap=col == "credential", overflow="fold")
+    for row in guide.institutions:
+        inst.add_row(row["region"], row["level"], row["name"], row["credential"])
+    console.print(inst)
+    ppl = Table(title="参保人 Insured people (log in: POST /api/v1/patient/sms-codes, then /sessions)", title_justify="left")
+    for col in ("name", "psn_no", "card", "phone", "role"):
+        ppl.add_column(col, no_wrap=col in ("psn_no", "card", "phone"), overflow="fold")
+    for row in guide.people:
+        ppl.add_row(row["name"], row["psn_no"], row["card_no"], row["phone"] or "—", f"{row['role_zh']} / {row['role_en']}")
+    console.print(ppl)
+    console.print("沙箱短信验证码 SMS codes (sandbox): GET /api/v1/admin/sandbox/sms with the operator token.", highlight=False)
+
+
+SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "bank": "bank"}
+
+
+def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str) -> None:
+    """Point the demo's admitted payment institutions at the SANDBOX institutions mounted in this process.
+
+    The sandboxes' keys and books are made afresh at each start, so each configuration is written
+    again and the agreements signed with the previous process's sandboxes are forgotten (the next
+    payment signs a new one). Nothing happens when the demo world is not loaded.
+    """
+    from sqlalchemy import delete
+
+    from yibao.services.agency import connectors as channel_registry
+    from yibao.store.tables import channel_agreements as AG
+
+    now = db.clock()
+    for region in REGIONS:
+        for wallet, _, _ in WALLETS:
+            pi_id, name = f"{wallet}-{region}", SANDBOX_OF[wallet]
+            if name not in pairs:
+                continue
+            connector = pairs[name].connector(f"{base_url}/sandbox/{name}", notify_url=f"{base_url}/api/v1/channels/{pi_id}/notify")
+
+            def configure(conn: Connection, pi_id: str = pi_id, connector: Any = connector) -> None:
+                pi = payment_institutions.get(conn, pi_id)
+                if pi is None or pi.status != "admitted":
+                    return
+                channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
+                conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id))
+            db.run(configure)
+
+
+def sandbox_credit_banks(pairs: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The demo's credit banks (信用支付): each region's `bank-{region}` reached over HTTP at the SANDBOX bank
+    mounted in this process, its notifications addressed to the credit notify endpoint. Like the payment
+    connectors, the sandbox's books and secret are made afresh at each start."""
+    if "bank" not in pairs:
+        return {}
+    return {pi_id: pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/{pi_id}")
+            for pi_id in CREDIT_BANKS}
+
+
+def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]) -> int:
+    """Give the SANDBOX bank made afresh at this start the demo's credit lines and bills from the database.
+
+    Unlike a payment agreement (forgotten, then signed again at the next payment), a credit line cannot be
+    signed again without the holder's consent, and its bills are owed: the sandbox stands in for a bank that
+    keeps its books, so it is told them again. Returns how many lines were restored."""
+    if "bank" not in pairs:
+        return 0
+    from datetime import datetime, time, timezone
+
+    from yibao.sandbox.channels import bank as sandbox_bank
+    from yibao.services.credit import lines as credit
+    from yibao.store.tables import credit_bills as CB
+    from yibao.store.tables import credit_enrolments as CE
+
+    def read(conn: Connection) -> tuple[list[Any], list[Any]]:
+        rows = conn.execute(select(CE).where(CE.c.payment_institution_id.in_(CREDIT_BANKS),
+                                             CE.c.status.in_(("active", "suspended")), CE.c.agreement_no.is_not(None))).all()
+        bills = conn.execute(select(CB).where(CB.c.enrolment_id.in_([r.id for r in rows]))).all() if rows else []
+        return rows, bills
+
+    rows, bills = db.run(read, write=False)
+    books = pairs["bank"].runtime.books
+    for r in rows:
+        token = credit.token_for(keyring, r.person_id, r.payment_institution_id)
+        line = sandbox_bank.Line(r.agreement_no, r.score or sandbox_bank.score_of(token), r.bank_limit or r.limit_fen)
+        own = [(sandbox_bank.Bill(b.bill_no, b.order_ref, r.agreement_no, b.bank_due_date, b.repaid), b.amount,
+                datetime.combine(b.paid_on, time(4, 0), tzinfo=timezone.utc)) for b in bills if b.enrolment_id == r.id]  # noon in Beijing
+        books.restore(line, out_agreement_no=r.id, holder_token=token, single_limit=r.single_limit, bills=own)
+    return len(rows)

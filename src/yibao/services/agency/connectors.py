@@ -1,0 +1,213 @@
+"""The channel registry: how the platform reaches each admitted payment institution.
+
+One row per payment institution (`channel_configs`): the connector kind (wxpay | alipay | unionpay |
+bank), its base URL, our merchant identity, our private key and shared secret (AES-GCM under the PII
+keyring, never stored in clear), the institution's public key, the notify URL we give it, a timeout.
+`configure` is the one write path (admin API, demo start-up, tests); `Channels` builds the `Channel`
+for a payment institution and keeps it per config version, so keys are parsed once, not per payment.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.channels.base import Channel
+from yibao.channels.crypto import key_serial, load_private_key, load_public_key, private_pem, public_pem
+from yibao.crypto.pii import Keyring
+from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.formats.timefmt import iso_utc
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.books import audit
+from yibao.store.tables import channel_configs as CC
+
+CONNECTORS = ("wxpay", "alipay", "unionpay", "bank")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_MERCHANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    payment_institution_id: str
+    region: str
+    connector: str
+    base_url: str
+    merchant_id: str
+    app_id: str | None
+    private_key_enc: bytes | None
+    shared_secret_enc: bytes | None
+    institution_public_key: str | None
+    notify_url: str | None
+    timeout_ms: int
+    version: int
+    updated_at: datetime
+
+
+def _row(r: Any) -> ChannelConfig:
+    return ChannelConfig(r.payment_institution_id, r.region, r.connector, r.base_url, r.merchant_id, r.app_id,
+                         None if r.private_key_enc is None else bytes(r.private_key_enc),
+                         None if r.shared_secret_enc is None else bytes(r.shared_secret_enc), r.institution_public_key, r.notify_url,
+                         int(r.timeout_ms), int(r.version), r.updated_at)
+
+
+def get(conn: Connection, pi_id: str) -> ChannelConfig | None:
+    r = conn.execute(select(CC).where(CC.c.payment_institution_id == pi_id)).first()
+    return _row(r) if r else None
+
+
+def require(conn: Connection, pi_id: str) -> ChannelConfig:
+    cfg = get(conn, pi_id)
+    if cfg is None:
+        raise Conflict("payment_institution_id", "channel_not_configured", "该支付机构尚未配置接入参数",
+                       "this payment institution has no channel configuration yet")
+    return cfg
+
+
+def _url(value: str | None, field: str, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise InputError(field, "required", "缺少地址", "is required")
+        return None
+    if len(value) > 300 or not _URL.match(value):
+        raise InputError(field, "invalid_url", "应为 http(s):// 开头的地址，至多300个字符", "must be an http(s):// URL of at most 300 characters")
+    return value.rstrip("/")
+
+
+def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, connector: str, base_url: str, merchant_id: str,
+              app_id: str | None = None, private_key_pem: str | None = None, shared_secret: bytes | None = None,
+              institution_public_key_pem: str | None = None, notify_url: str | None = None, timeout_ms: int = 5000,
+              actor: str) -> dict[str, Any]:
+    """Create or replace the institution's channel configuration (an admitted institution only)."""
+    pi = pis.get(conn, pi_id, lock=True)
+    if pi is None:
+        raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "payment institution not found")
+    if pi.status != "admitted":
+        raise Conflict("payment_institution_id", "not_admitted", "该支付机构未准入或已暂停", "this payment institution is not admitted")
+    if connector not in CONNECTORS:
+        raise InputError("connector", "invalid_choice", "接入类型应为 wxpay | alipay | unionpay | bank", "must be wxpay, alipay, unionpay or bank")
+    base = _url(base_url, "base_url", required=True)
+    notify = _url(notify_url, "notify_url", required=False)
+    if not _MERCHANT.match(merchant_id or ""):
+        raise InputError("merchant_id", "invalid_text", "商户号应为1–64位字母、数字、_ . -", "must be 1–64 letters, digits, _ . or -")
+    if app_id is not None and not _MERCHANT.match(app_id):
+        raise InputError("app_id", "invalid_text", "应用ID应为1–64位字母、数字、_ . -", "must be 1–64 letters, digits, _ . or -")
+    if not 100 <= timeout_ms <= 60_000:
+        raise InputError("timeout_ms", "out_of_range", "超时应在100–60000毫秒之间", "must be 100–60000 ms")
+    needs_keys = connector != "bank"
+    needs_secret = connector in ("wxpay", "bank")
+    key_enc = pub = secret_enc = None
+    if needs_keys:
+        try:
+            key_enc = keyring.encrypt(private_pem(load_private_key(private_key_pem or "")).decode(), "channel private key")
+        except (ValueError, TypeError):
+            raise InputError("private_key_pem", "invalid_key", "应为 PEM 格式的 RSA 私钥", "must be an RSA private key in PEM") from None
+        try:
+            pub = public_pem(load_public_key(institution_public_key_pem or "")).decode()
+        except (ValueError, TypeError):
+            raise InputError("institution_public_key_pem", "invalid_key", "应为 PEM 格式的 RSA 公钥", "must be an RSA public key in PEM") from None
+    if needs_secret:
+        if not isinstance(shared_secret, bytes) or len(shared_secret) != 32:
+            raise InputError("shared_secret", "invalid_secret", "共享密钥应为32字节（base64）", "must be 32 bytes (base64)")
+        secret_enc = keyring.encrypt(base64.b64encode(shared_secret).decode(), "channel shared secret")
+    if connector == "wxpay" and not app_id:
+        raise InputError("app_id", "required", "微信类接入须填写 app_id", "a wxpay connector needs app_id")
+    values = dict(region=pi.region, connector=connector, base_url=base, merchant_id=merchant_id, app_id=app_id, private_key_enc=key_enc,
+                  shared_secret_enc=secret_enc, institution_public_key=pub, notify_url=notify, timeout_ms=timeout_ms, updated_at=now)
+    existing = get(conn, pi_id)
+    if existing is None:
+        conn.execute(CC.insert().values(payment_institution_id=pi_id, version=1, created_at=now, **values))
+    else:
+        conn.execute(update(CC).where(CC.c.payment_institution_id == pi_id).values(version=existing.version + 1, **values))
+    cfg = get(conn, pi_id)
+    assert cfg is not None
+    audit.append(conn, region=pi.region, actor=actor, action="channel.configure", subject=pi_id,
+                 detail={"connector": connector, "base_url": base, "merchant_id": merchant_id, "version": cfg.version,
+                         "institution_key": key_serial(load_public_key(pub)) if pub else None}, now=now)
+    return view(cfg)
+
+
+def view(cfg: ChannelConfig) -> dict[str, Any]:
+    """What an operator sees: never a key or secret, only the institution key's serial."""
+    return {"payment_institution_id": cfg.payment_institution_id, "region": cfg.region, "connector": cfg.connector,
+            "base_url": cfg.base_url, "merchant_id": cfg.merchant_id, "app_id": cfg.app_id, "notify_url": cfg.notify_url,
+            "timeout_ms": cfg.timeout_ms, "version": cfg.version, "has_private_key": cfg.private_key_enc is not None,
+            "has_shared_secret": cfg.shared_secret_enc is not None,
+            "institution_key_serial": key_serial(load_public_key(cfg.institution_public_key)) if cfg.institution_public_key else None,
+            "updated_at": iso_utc(cfg.updated_at)}
+
+
+def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTransport | None = None) -> Channel:
+    """The connector for one configuration (keys decrypted here, kept only in the connector)."""
+    key = load_private_key(keyring.decrypt(cfg.private_key_enc, "channel private key")) if cfg.private_key_enc else None
+    pub = load_public_key(cfg.institution_public_key) if cfg.institution_public_key else None
+    secret = base64.b64decode(keyring.decrypt(cfg.shared_secret_enc, "channel shared secret")) if cfg.shared_secret_enc else b""
+    timeout = cfg.timeout_ms / 1000
+    if cfg.connector == "wxpay":
+        from yibao.channels.wxpay import connector as wxpay
+
+        assert key is not None and pub is not None
+        return wxpay.WxPayChannel(wxpay.WxPayConfig(cfg.base_url, cfg.merchant_id, cfg.app_id or "", key_serial(key), key, key_serial(pub),
+                                                    pub, secret, cfg.notify_url, timeout), transport=transport)
+    if cfg.connector == "alipay":
+        from yibao.channels.alipay import connector as alipay
+
+        assert key is not None
+        return alipay.AlipayChannel(alipay.AlipayConfig(cfg.base_url, cfg.merchant_id, key, pub, cfg.notify_url, timeout), transport=transport)
+    if cfg.connector == "unionpay":
+        from yibao.channels.unionpay import connector as unionpay
+
+        assert key is not None and pub is not None
+        return unionpay.UnionPayChannel(unionpay.UnionPayConfig(cfg.base_url, cfg.merchant_id, key_serial(key), key, key_serial(pub), pub,
+                                                                cfg.notify_url, timeout), transport=transport)
+    from yibao.channels.bank import connector as bank
+
+    return bank.BankChannel(bank.BankConfig(cfg.base_url, cfg.merchant_id, secret, cfg.notify_url, timeout), transport=transport)
+
+
+class Channels:
+    """Built connectors per payment institution and config version (one per process).
+
+    ``transport`` (an httpx transport) is handed to every connector built: tests record the wire with it.
+    """
+
+    def __init__(self, keyring: Keyring, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.keyring = keyring
+        self.transport = transport
+        self._built: dict[str, tuple[int, int, Channel]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cfg: ChannelConfig) -> Channel:
+        marker = id(self.transport)
+        with self._lock:
+            hit = self._built.get(cfg.payment_institution_id)
+            if hit is not None and hit[0] == cfg.version and hit[1] == marker:
+                return hit[2]
+        channel = build(cfg, self.keyring, transport=self.transport)
+        with self._lock:
+            self._built[cfg.payment_institution_id] = (cfg.version, marker, channel)
+        return channel
+
+
+def settings_of(channel: Any) -> dict[str, Any]:
+    """The `configure` arguments that reproduce a built connector (for the demo's and the tests' sandboxes)."""
+    c = channel.config
+    name = c.name
+    common = {"connector": name, "base_url": c.base_url, "notify_url": c.notify_url, "timeout_ms": int(c.timeout * 1000)}
+    if name == "wxpay":
+        return {**common, "merchant_id": c.mchid, "app_id": c.appid, "private_key_pem": private_pem(c.merchant_key).decode(),
+                "institution_public_key_pem": public_pem(c.platform_key).decode(), "shared_secret": c.api_v3_key}
+    if name == "alipay":
+        return {**common, "merchant_id": c.app_id, "private_key_pem": private_pem(c.app_key).decode(),
+                "institution_public_key_pem": public_pem(c.alipay_key).decode()}
+    if name == "unionpay":
+        return {**common, "merchant_id": c.mer_id, "private_key_pem": private_pem(c.merchant_key).decode(),
+                "institution_public_key_pem": public_pem(c.unionpay_key).decode()}
+    return {**common, "merchant_id": c.merchant_id, "shared_secret": c.secret}

@@ -1,0 +1,458 @@
+"""Settle a visit: price it with the engine, move the money in the ledger, update the year's totals.
+
+One unit of work does it all (the caller's transaction): the person's accumulator row is locked
+first, so two settlements of one person never race past a cap; the paying personal account is
+guarded by the ledger, so it never goes below zero; a message id is claimed once, so a retry or
+a late message after a reversal (冲正) cannot settle twice.
+
+Cancelling (2208) and reversing (2601) post the opposite transfers and subtract the same
+accumulator deltas, which restores balances and the year's totals exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine
+from yibao.domain.bill import Person as BillPerson
+from yibao.domain.bill import Visit as BillVisit
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
+from yibao.domain.ledger import (
+    InsufficientFunds,
+    clearing_account,
+    fund_account,
+    institution_cash,
+    institution_receivable,
+    patient_cash_source,
+    person_account,
+)
+from yibao.domain.settlement import Settlement
+from yibao.domain.settlement import settle as price
+from yibao.formats import fastjson
+from yibao.formats.national import settlement_document
+from yibao.services.agency.institutions import Institution
+from yibao.services.agency.policies import policies_for
+from yibao.services.books import accumulators, audit, ledger
+from yibao.services.care import visits
+from yibao.services.people import families
+from yibao.services.people import persons as people
+from yibao.store.db import Retry
+from yibao.store.sql import Sql, as_date
+from yibao.store.tables import messages as M
+from yibao.store.tables import settlements as S
+from yibao.store.upsert import insert_ignore
+
+SETTLE_INFNO = "2207"
+
+# The settle path's statements (see yibao.store.sql for why these are not Core).
+_MESSAGE = Sql("SELECT infno, state, ref FROM messages WHERE institution_id = :institution_id AND msgid = :msgid")
+_CLAIM_MESSAGE = Sql("""INSERT INTO messages (msgid, region, institution_id, infno, state, ref, created_at)
+                        VALUES (:msgid, :region, :institution_id, '2207', 'done', :ref, :now) ON CONFLICT DO NOTHING RETURNING ref""")
+_VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, kind, status, visit_date, admission_number, filing
+                FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
+_PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
+                  FROM persons WHERE id = :id""")
+_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio
+                FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+_SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
+_INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
+        total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+        accumulator_delta, document, created_at)
+    VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, :status, :year, :total, :fund_total,
+        :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
+        :accumulator_delta, :document, :now)""")
+
+
+@dataclass(frozen=True)
+class _Patient:
+    id: str
+    region: str
+    insurance_type: str
+    tier: int | None
+    retired: bool
+    hardship: str | None
+    birth_date: Any
+
+    def age_on(self, day: Any) -> int:
+        from yibao.domain.identity import age_on
+
+        return age_on(self.birth_date, day)
+
+
+def _load_visit(conn: Connection, institution_id: str, visit_id: str, *, lock: bool) -> visits.Visit:
+    if not lock:
+        return visits.get(conn, institution_id, visit_id)
+    r = _VISIT(conn, {"id": visit_id, "institution_id": institution_id}).first()
+    if r is None:
+        raise NotFound("visit_id", "not_found", "就诊记录不存在", "visit not found")
+    return visits.Visit(r.id, r.region, r.insured_region, r.person_id, r.institution_id, r.kind, r.status, as_date(r.visit_date),
+                        int(r.admission_number), r.filing, None, None)
+
+
+def _load_patient(conn: Connection, person_id: str) -> _Patient:
+    r = _PATIENT(conn, {"id": person_id}).first()
+    if r is None:
+        raise NotFound("person_id", "not_found", "参保人不存在", "insured person not found")
+    return _Patient(r.id, r.region, r.insurance_type, r.tier, r.employment_status == "retired", r.hardship, as_date(r.birth_date))
+
+
+@dataclass(frozen=True)
+class AccountRequest:
+    """Whether a personal account pays and whose: self, a guardian's (child) or a relative's (mutual aid)."""
+
+    use: bool = False
+    payer: str = "self"
+    payer_person_id: str | None = None
+
+
+def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, region: str) -> tuple[AccountChoice, str | None]:
+    """The engine's account input, read from the database, and the ledger account that would pay."""
+    if not req.use:
+        return AccountChoice(use=False), None
+    if req.payer == "self":
+        account = person_account(patient.id)
+        ledger.lock_account(conn, account)  # the balance reported back must be the one debited
+        return AccountChoice(use=True, balance=ledger.available(conn, account), payer="self"), account
+    if req.payer_person_id is None:
+        raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
+    if req.payer_person_id == patient.id:
+        raise InputError("account.payer_person_id", "payer_is_patient", "付款人即本人时请用 payer=self", "use payer self for the patient's own account")
+    payer = people.get(conn, req.payer_person_id)
+    if payer is None:
+        raise NotFound("account.payer_person_id", "not_found", "付款账户的参保人不存在", "the paying person was not found")
+    account = person_account(payer.id)
+    ledger.lock_account(conn, account)
+    if req.payer == "guardian":
+        facts = families.guardian_facts(conn, guardian_id=payer.id, child_id=patient.id, region=payer.region)
+        return AccountChoice(use=True, balance=facts.guardian_balance, payer="guardian", guardian=facts), account
+    if req.payer == "family":
+        relation = families.mutual_aid_relation(conn, holder_id=payer.id, member_id=patient.id)
+        if relation is None:
+            raise Forbidden("account.payer_person_id", "no_mutual_aid_link", "该参保人未授权家庭共济", "that person has not shared their account with this patient")
+        return AccountChoice(use=True, balance=ledger.available(conn, account), payer="family", relation=relation), account
+    raise InputError("account.payer", "invalid_choice", "付款方应为 self | guardian | family", "must be self, guardian or family")
+
+
+def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
+    patient = _load_patient(conn, visit.person_id)
+    lines = [FeeLine(r.code, r.name, r.line_class, int(r.unit_price), int(r.quantity), None if r.price_cap is None else int(r.price_cap),
+                     None if r.self_pay_ratio is None else int(r.self_pay_ratio)) for r in _LINES(conn, {"visit_id": visit.id})]
+    if not lines:
+        raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
+    year = visit.visit_date.year
+    policy, catalogue = policies_for(patient.region, visit.region, year)
+    if lock:
+        acc, _ = accumulators.lock(conn, patient.region, patient.id, year)
+    else:
+        acc = accumulators.read(conn, patient.id, year)
+    choice, paying_account = _account_choice(conn, patient, req, patient.region)
+    bill = Bill(
+        insured_region=patient.region, treatment_region=visit.region, date=visit.visit_date,
+        person=BillPerson(insurance_type=patient.insurance_type, tier=patient.tier, retired=patient.retired,
+                          age=patient.age_on(visit.visit_date), hardship=patient.hardship, filing=visit.filing),
+        visit=BillVisit(kind=visit.kind, institution_level=level, admission_number=visit.admission_number),
+        lines=tuple(lines), accumulators=acc, account=choice,
+    )
+    return price(bill, policy, catalogue), paying_account, patient
+
+
+def _check_settleable(visit: visits.Visit) -> None:
+    if visit.kind == "inpatient" and visit.status == "admitted":
+        raise Conflict("visit_id", "not_discharged", "住院费用在出院后结算", "an inpatient stay is settled after discharge")
+    if visit.status not in ("open", "discharged"):
+        raise Conflict("visit_id", f"visit_{visit.status}", "该就诊已结算", f"the visit is {visit.status}")
+
+
+def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: _Patient, msgid: str, status: str,
+              setl_time: datetime | None) -> dict[str, Any]:
+    doc = settlement_document(s)
+    doc.update(setl_id=setl_id, mdtrt_id=visit.id, psn_no=patient.id, insutype=patient.insurance_type, med_type=visit.kind,
+               fixmedins_code=visit.institution_id, msgid=msgid, status=status,
+               setl_time=setl_time.isoformat() if setl_time else None)
+    return doc
+
+
+def presettle(conn: Connection, *, institution: Institution, visit_id: str, account: AccountRequest) -> dict[str, Any]:
+    """Price the visit as it stands (2206); nothing is stored and no money moves."""
+    visit = visits.get(conn, institution.id, visit_id)
+    _check_settleable(visit)
+    s, _, patient = _price(conn, visit, account, institution.level, lock=False)
+    return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
+
+
+def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
+           actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True) -> dict[str, Any]:
+    """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
+
+    ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
+    pending transfer (expiring after ``hold_timeout``), the year's totals are reserved, the visit is
+    ``settling`` and the settlement ``pending`` until `post_settlement` or `void_settlement`.
+    """
+    if not msgid or len(msgid) > 40:
+        raise InputError("msgid", "invalid_msgid", "报文ID应为1–40个字符", "must be a 1–40 character message id")
+    ids = {"institution_id": institution.id, "msgid": msgid}
+    claimed = _MESSAGE(conn, ids).first()
+    if claimed is not None:
+        row = _SETTLED_DOC(conn, ids).first() if claimed.infno == SETTLE_INFNO and claimed.state == "done" else None
+        if row is not None and row.visit_id == visit_id:
+            return json.loads(row.document)  # the same message again: the same answer
+        if row is not None:  # replaying another visit's answer would record a payment that never happened
+            raise Conflict("msgid", "msgid_used_for_other_visit", "该报文ID已用于另一就诊的结算",
+                           "this message id already settled a different visit")
+        raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
+    visit = _load_visit(conn, institution.id, visit_id, lock=True)
+    _check_settleable(visit)
+    if not pending:  # a payment order's hold (pending) is the bill being paid; anything else must wait for its withdrawal
+        visits.refuse_if_billed(conn, visit_id)
+    s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
+    setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
+    if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:
+        raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
+
+    receivable = institution_receivable(institution.id)
+    paid_from = [(layer, fund_account(patient.region, layer), amount) for layer, amount in (
+        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("assistance", s.assistance))]
+    if s.account_pay:
+        assert paying_account is not None
+        paid_from.append(("account", paying_account, s.account_pay))
+    legs = []
+    for name, source, amount in paid_from:
+        if visit.region == patient.region:
+            legs.append(ledger.Leg(f"{setl_id}:{name}", source, receivable, amount, patient.region))
+        else:  # through the two regions' clearing accounts: each region's books balance on their own
+            legs.append(ledger.Leg(f"{setl_id}:{name}", source, clearing_account(patient.region, visit.region), amount, patient.region))
+            legs.append(ledger.Leg(f"{setl_id}:{name}:cleared", clearing_account(visit.region, patient.region), receivable, amount,
+                                   visit.region))
+    if visit.region != patient.region and legs:
+        ledger.ensure_account(conn, clearing_account(patient.region, visit.region), patient.region, "clearing", now, owner_id=visit.region)
+        ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
+    if cash_leg:  # without: the cash reaches the hospital by another transfer (a credit line's: services/credit.py)
+        legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay,
+                               visit.region))
+    try:
+        if pending:
+            ledger.hold_many(conn, legs, code="settlement", ref=setl_id, now=now, timeout=hold_timeout)
+        else:
+            ledger.post_many(conn, legs, code="settlement", ref=setl_id, now=now)
+    except InsufficientFunds:
+        raise Retry() from None  # the balance moved since it was read: price again
+    accumulators.add(conn, patient.id, visit.visit_date.year, s.accumulator_delta)
+    status = "pending" if pending else "settled"
+    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status=status, setl_time=now)
+    _INSERT_SETTLEMENT(conn, dict(
+        id=setl_id, status=status, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
+        institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
+        fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
+        assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
+        policy_version=s.policy_version, accumulator_delta=fastjson.dumps(s.accumulator_delta.as_dict()),
+        document=fastjson.dumps(doc), now=now))
+    visits.set_status(conn, visit.id, "settling" if pending else "settled", now)
+    audit.append(conn, region=visit.region, actor=actor, action="settlement.hold" if pending else "settlement.settle", subject=setl_id, detail={
+        "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
+        "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,
+        "policy": s.policy_version, "msgid": msgid}, now=now)
+    return doc
+
+
+def _undo(conn: Connection, now: datetime, row: Any, *, reason: str, actor: str) -> dict[str, Any]:
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    # The money that moved: single-phase legs, or held legs that were posted (their post rows repeat them).
+    legs = [ledger.Leg(f"{t.client_id}:{reason}", t.credit_account_id, t.debit_account_id, t.amount, t.region)
+            for t in ledger.journal(conn, row.id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
+    ledger.post_many(conn, legs, code=reason, ref=row.id, now=now)
+    delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    accumulators.add(conn, row.person_id, row.year, delta.negated())
+    conn.execute(update(S).where(S.c.id == row.id).values(status="cancelled", cancelled_at=now, cancel_reason=reason))
+    conn.execute(update(M).where(M.c.institution_id == row.institution_id, M.c.msgid == row.msgid)
+                 .values(state="reversed" if reason == "reversal" else "done"))
+    visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
+    visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    audit.append(conn, region=row.region, actor=actor, action=f"settlement.{reason}", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay}, now=now)
+    doc = json.loads(row.document)
+    doc.update(status="cancelled", cancel_reason=reason, cancelled_at=now.isoformat())
+    conn.execute(update(S).where(S.c.id == row.id).values(document=json.dumps(doc, ensure_ascii=False)))
+    return doc
+
+
+def cancel(conn: Connection, now: datetime, *, institution: Institution, setl_id: str, actor: str) -> dict[str, Any]:
+    """Cancel a whole settlement (2208); its items may then be changed and the visit settled again."""
+    row = conn.execute(select(S).where(S.c.id == setl_id, S.c.institution_id == institution.id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status == "cancelled":
+        return json.loads(row.document)  # already cancelled: cancelling again changes nothing
+    _refuse_unsettled(row)
+    _refuse_paid_through_institution(conn, row)
+    return _undo(conn, now, row, reason="cancel", actor=actor)
+
+
+def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid: str, oinfno: str, actor: str) -> dict[str, Any]:
+    """Reverse (冲正, 2601) the settlement sent as message ``omsgid``.
+
+    When that message never arrived, the id is claimed as reversed, so if it arrives late it is
+    refused instead of settling a bill the hospital has already written off (no 单边账).
+    """
+    if oinfno != SETTLE_INFNO:
+        raise InputError("oinfno", "not_reversible", "只能冲正结算交易（2207）", "only a settlement (2207) can be reversed here")
+    if not omsgid or len(omsgid) > 40:
+        raise InputError("omsgid", "invalid_msgid", "原报文ID应为1–40个字符", "must be a 1–40 character message id")
+    if insert_ignore(conn, M, dict(msgid=omsgid, region=institution.region, institution_id=institution.id, infno=SETTLE_INFNO,
+                                   state="reversed_before_arrival", ref=None, created_at=now)):
+        audit.append(conn, region=institution.region, actor=actor, action="settlement.reversal_before_arrival", subject=omsgid,
+                     detail={"institution": institution.id}, now=now)
+        return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
+    msg = conn.execute(select(M).where(M.c.institution_id == institution.id, M.c.msgid == omsgid).with_for_update()).one()
+    if msg.state == "reversed_before_arrival":
+        return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
+    row = conn.execute(select(S).where(S.c.institution_id == institution.id, S.c.msgid == omsgid).with_for_update()).first()
+    if row is None:
+        raise Retry()  # claimed by a settlement still committing
+    if row.status == "cancelled":
+        doc = json.loads(row.document)
+        return {"omsgid": omsgid, "status": "reversed" if row.cancel_reason == "reversal" else "cancelled", "setl_id": row.id, "settlement": doc}
+    _refuse_unsettled(row)
+    _refuse_paid_through_institution(conn, row)
+    doc = _undo(conn, now, row, reason="reversal", actor=actor)
+    return {"omsgid": omsgid, "status": "reversed", "setl_id": row.id, "settlement": doc}
+
+
+def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) -> dict[str, Any]:
+    row = conn.execute(select(S.c.document).where(S.c.id == setl_id, S.c.institution_id == institution.id)).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    return json.loads(row.document)
+
+
+def _refuse_paid_through_institution(conn: Connection, row: Any) -> None:
+    """A settlement a payment order carried had its cash collected by a payment institution: cancelling or
+    reversing it here would give back the fund and account shares but leave the holder's cash with the
+    institution. Its refund goes through the payment (services/refunds.py), which refunds the cash too."""
+    from yibao.store.tables import payment_orders as O
+
+    order = conn.execute(select(O.c.id).where(O.c.setl_id == row.id)).scalar()
+    if order is not None and row.status == "settled":
+        raise Conflict("setl_id", "settlement_paid_by_payment", f"该结算的个人自付已由支付机构收取，请通过支付 {order} 办理退款",
+                       f"this settlement's cash went through a payment institution: refund it through payment {order}")
+
+
+def _refuse_unsettled(row: Any) -> None:
+    if row.status == "pending":
+        raise Conflict("setl_id", "settlement_pending", "该结算正在支付中，尚未完成，不能撤销", "the settlement is held for a payment still in progress")
+    if row.status == "partial":
+        raise Conflict("setl_id", "settlement_partially_refunded", "该结算已部分退款，请通过支付退款接口办理其余部分",
+                       "part of this settlement was refunded: refund the rest through the payment's refunds")
+    if row.status == "voided":
+        raise Conflict("setl_id", "settlement_voided", "该结算已作废（支付未完成），无需撤销", "the settlement was voided (its payment did not complete)")
+
+
+def _pending_row(conn: Connection, setl_id: str) -> Any:
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    return row
+
+
+def _restate(conn: Connection, row: Any, status: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    doc = json.loads(row.document)
+    doc.update(status=status, **extra)
+    conn.execute(update(S).where(S.c.id == row.id).values(status=status, document=fastjson.dumps(doc)))
+    return doc
+
+
+def post_settlement(conn: Connection, now: datetime, *, setl_id: str, actor: str) -> dict[str, Any]:
+    """Second phase, success: post every held leg; the settlement is settled and the visit with it."""
+    row = _pending_row(conn, setl_id)
+    if row.status == "settled":
+        return json.loads(row.document)  # posted already: a retry changes nothing
+    if row.status != "pending":
+        raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能入账", f"the settlement is {row.status}; it cannot be posted")
+    # The person's totals row first, as settle and void take it: a post that reached the person's account
+    # after the fund accounts could deadlock with that person's next hold (which locks the account early).
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=True)
+    visits.set_status(conn, row.visit_id, "settled", now)
+    audit.append(conn, region=row.region, actor=actor, action="settlement.post", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay,
+                         "cash_pay": row.cash_pay}, now=now)
+    return _restate(conn, row, "settled", now, setl_time=now.isoformat())
+
+
+def void_settlement(conn: Connection, now: datetime, *, setl_id: str, reason: str, actor: str) -> dict[str, Any]:
+    """Second phase, failure: void every held leg, give the year's totals back exactly, reopen the visit.
+
+    The message id stays used (state ``voided``), so a late copy of the request cannot settle the
+    visit behind the payment's back; a new payment uses a new one.
+    """
+    row = _pending_row(conn, setl_id)
+    if row.status == "voided":
+        return json.loads(row.document)
+    if row.status != "pending":
+        raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能作废", f"the settlement is {row.status}; it cannot be voided")
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=False)
+    delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    accumulators.add(conn, row.person_id, row.year, delta.negated())
+    conn.execute(update(S).where(S.c.id == row.id).values(cancelled_at=now, cancel_reason="void"))
+    conn.execute(update(M).where(M.c.institution_id == row.institution_id, M.c.msgid == row.msgid).values(state="voided"))
+    visit = conn.execute(select(visits.V.c.kind).where(visits.V.c.id == row.visit_id)).one()
+    visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    audit.append(conn, region=row.region, actor=actor, action="settlement.void", subject=row.id,
+                 detail={"visit": row.visit_id, "person": row.person_id, "total": row.total, "account_pay": row.account_pay,
+                         "reason": reason}, now=now)
+    return _restate(conn, row, "voided", now, void_reason=reason)
+
+
+# ---- refunds of a payment order's settlement (services/refunds.py) --------------------------------------
+
+REFUND_PARTS = ("insurance", "cash")
+
+
+def _is_cash_leg(setl_id: str, client_id: str) -> bool:
+    return client_id == f"{setl_id}:cash"
+
+
+def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, refund_id: str, actor: str) -> dict[str, int]:
+    """Reverse one part of a posted settlement, exactly: ``insurance`` = every fund and account leg (clearing legs
+    too) with the year's accumulators given back; ``cash`` = the cash leg (hospital cash back to the patient's
+    cash source, after the institution refunded it). A part already reversed is not reversed again. When both
+    parts are reversed the settlement is ``cancelled`` (reason ``refund``) and the visit open again; after one
+    it is ``partial`` — which HIS cancel refuses, so nothing is ever reversed twice. Returns what moved (fen)."""
+    if part not in REFUND_PARTS:
+        raise ValueError(part)
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status not in ("settled", "partial"):
+        raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
+    done = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
+    posted = [t for t in ledger.journal(conn, setl_id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
+    mine = [t for t in posted if _is_cash_leg(setl_id, t.client_id) == (part == "cash")]
+    legs = [ledger.Leg(f"{t.client_id}:refund", t.credit_account_id, t.debit_account_id, t.amount, t.region)
+            for t in mine if f"{t.client_id}:refund" not in done]
+    if part == "insurance" and legs:
+        accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    ledger.post_many(conn, legs, code="refund", ref=setl_id, now=now)
+    if part == "insurance" and legs:
+        delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+        accumulators.add(conn, row.person_id, row.year, delta.negated())
+    reversed_now = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
+    everything = all(f"{t.client_id}:refund" in reversed_now for t in posted if t.amount > 0)
+    if everything:
+        conn.execute(update(S).where(S.c.id == setl_id).values(cancelled_at=now, cancel_reason="refund"))
+        _restate(conn, row, "cancelled", now, cancel_reason="refund", cancelled_at=now.isoformat())
+        visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
+        visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
+    else:
+        _restate(conn, row, "partial", now)
+    moved = sum(leg.amount for leg in legs if not leg.client_id.endswith(":cleared:refund"))
+    audit.append(conn, region=row.region, actor=actor, action=f"settlement.refund_{part}", subject=setl_id,
+                 detail={"refund": refund_id, "amount": moved, "settlement_status": "cancelled" if everything else "partial"}, now=now)
+    return {"amount": moved, "cancelled": int(everything)}

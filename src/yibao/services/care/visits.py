@@ -1,0 +1,200 @@
+"""Visits (就诊) and their fee lines: registration or admission, discharge, upload and revocation.
+
+An institution sees only its own visits: every lookup filters by the calling institution and
+answers "not found" for anyone else's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.money import MAX_FEN, QTY_SCALE, div_round_half_up, format_yuan
+from yibao.domain.policy import VISIT_KINDS
+from yibao.formats.bill_json import fee_line_from_mapping
+from yibao.services.agency.institutions import Institution
+from yibao.services.agency.policies import policy_for
+from yibao.services.books import accumulators
+from yibao.services.people import persons as people
+from yibao.store.sql import Sql
+from yibao.store.tables import fee_lines as L
+from yibao.store.tables import filings as FL
+from yibao.store.tables import visits as V
+
+
+@dataclass(frozen=True)
+class Visit:
+    id: str
+    region: str
+    insured_region: str
+    person_id: str
+    institution_id: str
+    kind: str
+    status: str
+    visit_date: date
+    admission_number: int
+    filing: str | None
+    admitted_at: datetime | None
+    discharged_at: datetime | None
+
+
+def _row(r) -> Visit:  # noqa: ANN001
+    return Visit(r.id, r.region, r.insured_region, r.person_id, r.institution_id, r.kind, r.status, r.visit_date, r.admission_number,
+                 r.filing, r.admitted_at, r.discharged_at)
+
+
+def _filing(conn: Connection, person_id: str, treatment_region: str, day: date) -> str:
+    row = conn.execute(select(FL.c.filing_type).where(
+        FL.c.person_id == person_id, FL.c.treatment_region == treatment_region, FL.c.valid_from <= day,
+        or_(FL.c.valid_to.is_(None), FL.c.valid_to >= day)).order_by(FL.c.filing_type)).first()
+    return row.filing_type if row else "unfiled"
+
+
+def open_visit(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
+               visit_date: date | None = None) -> Visit:
+    """Register an outpatient, emergency or pharmacy visit, or admit an inpatient (2201 / 2401)."""
+    if kind not in VISIT_KINDS:
+        raise InputError("kind", "invalid_choice", "就诊类型应为 outpatient | emergency | inpatient | pharmacy",
+                         "must be outpatient, emergency, inpatient or pharmacy")
+    if (kind == "pharmacy") != (institution.kind == "pharmacy"):
+        raise InputError("kind", "kind_for_institution", "药店只能办理 pharmacy 类就诊，医院不能办理 pharmacy 类就诊",
+                         "a pharmacy records pharmacy visits only, and a hospital never does")
+    person = people.get(conn, person_id)
+    if person is None or person.status != "active":
+        raise NotFound("person_id", "not_found", "参保人不存在或已停保", "insured person not found or not active")
+    day = visit_date or now.date()
+    # A visit is settled under its year's policy: refuse a date no policy covers now, naming the field,
+    # rather than at settlement.
+    policy_for(person.region, day.year, field="psn_no", date_field="visit_date")
+    filing = None if person.region == institution.region else _filing(conn, person_id, institution.region, day)
+    admission_number, status, admitted_at = 1, "open", None
+    if kind == "inpatient":
+        admission_number = accumulators.count_admission(conn, person.region, person_id, day.year)
+        status, admitted_at = "admitted", now
+    visit_id = f"{day:%Y%m%d}{secrets.token_hex(6).upper()}"
+    conn.execute(V.insert().values(id=visit_id, region=institution.region, insured_region=person.region, person_id=person_id,
+                                   institution_id=institution.id, kind=kind, status=status, visit_date=day,
+                                   admission_number=admission_number, admitted_at=admitted_at, filing=filing, updated_at=now,
+                                   created_at=now))
+    return Visit(visit_id, institution.region, person.region, person_id, institution.id, kind, status, day, admission_number,
+                 filing, admitted_at, None)
+
+
+def get(conn: Connection, institution_id: str, visit_id: str, *, lock: bool = False) -> Visit:
+    q = select(V).where(V.c.id == visit_id, V.c.institution_id == institution_id)
+    r = conn.execute(q.with_for_update() if lock else q).first()
+    if r is None:
+        raise NotFound("visit_id", "not_found", "就诊记录不存在", "visit not found")
+    return _row(r)
+
+
+def discharge(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
+    v = get(conn, institution.id, visit_id, lock=True)
+    if v.kind != "inpatient":
+        raise Conflict("visit_id", "not_inpatient", "只有住院就诊可以办理出院", "only an inpatient visit can be discharged")
+    if v.status != "admitted":
+        raise Conflict("visit_id", f"visit_{v.status}", "该住院已出院或已结算", f"the stay is already {v.status}")
+    conn.execute(update(V).where(V.c.id == visit_id).values(status="discharged", discharged_at=now, updated_at=now))
+    return get(conn, institution.id, visit_id)
+
+
+_OPEN_BILL = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND status = 'billed' LIMIT 1")  # on the settle path
+
+
+def open_bill(conn: Connection, visit_id: str) -> str | None:
+    """The mobile bill published for this visit and not yet paid or withdrawn (services/bills.py), if any."""
+    row = _OPEN_BILL(conn, {"visit_id": visit_id}).first()
+    return row.id if row else None
+
+
+def refuse_if_billed(conn: Connection, visit_id: str) -> None:
+    """While the holder has the visit's bill on the phone, its lines and its price must stay what the bill shows,
+    and no other payment may settle it (the bill would stay waiting for good): the hospital withdraws it first."""
+    bill = open_bill(conn, visit_id)
+    if bill is not None:
+        raise Conflict("visit_id", "visit_billed", f"该就诊的账单 {bill} 已发送到参保人手机，等待支付；如需修改明细或改用其他方式收费，请先撤回账单",
+                       f"the visit's bill {bill} is on the holder's phone awaiting payment: withdraw it before changing the lines "
+                       "or taking payment another way")
+
+
+def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any]) -> list[dict]:
+    """Upload fee lines (2204 / 2301). A prescription line must name its prescriber (seed 002: legal prescribing first)."""
+    v = get(conn, institution.id, visit_id, lock=True)
+    if v.status in ("settled", "cancelled", "settling"):
+        raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    refuse_if_billed(conn, visit_id)
+    if not isinstance(items, list) or not items:
+        raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
+    existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
+    rows, seen = [], set()
+    for i, item in enumerate(items):
+        path = f"lines[{i}]"
+        line = fee_line_from_mapping(item, path)
+        if _line_total(line.unit_price, line.quantity) > MAX_FEN:
+            raise InputError(f"{path}.quantity", "line_total_too_large", f"单价×数量超出上限¥{format_yuan(MAX_FEN)}",
+                             f"unit_price × quantity exceeds the limit of ¥{format_yuan(MAX_FEN)}")
+        sn = item.get("feedetl_sn")
+        if not isinstance(sn, str) or not sn.strip() or len(sn) > 30:
+            raise InputError(f"{path}.feedetl_sn", "invalid_text", "明细流水号应为1–30个字符", "must be a 1–30 character line serial number")
+        prescription = item.get("prescription", False)
+        if not isinstance(prescription, bool):
+            raise InputError(f"{path}.prescription", "invalid_boolean", "应为 true 或 false", "must be true or false")
+        prescriber = item.get("prescriber")
+        if prescription and (not isinstance(prescriber, str) or not prescriber.strip()):
+            raise InputError(f"{path}.prescriber", "prescriber_required", "处方项目须填写开方医师（合法处方是医保支付的前提）",
+                             "a prescription line must name its prescriber (legal prescribing comes before insurance payment)")
+        if sn in seen:
+            raise InputError(f"{path}.feedetl_sn", "duplicate_serial", "同一批次内明细流水号重复", "repeats a serial number in this upload")
+        seen.add(sn)
+        row = dict(region=v.region, visit_id=visit_id, feedetl_sn=sn, code=line.code, name=line.name, line_class=line.line_class,
+                   unit_price=line.unit_price, quantity=line.quantity, price_cap=line.price_cap, self_pay_ratio=line.self_pay_ratio,
+                   prescription=prescription, prescriber=prescriber if prescription else None, status="active", created_at=now)
+        old = existing.get(sn)
+        if old is not None:
+            same = all(getattr(old, k) == row[k] for k in ("code", "line_class", "unit_price", "quantity", "price_cap", "self_pay_ratio"))
+            if not same or old.status != "active":
+                raise Conflict(f"{path}.feedetl_sn", "serial_reused", f"明细流水号 {sn} 已用于另一条明细", f"serial {sn} was already used for a different line")
+            continue  # the same line again: a retried upload
+        rows.append(row)
+    if rows:
+        total = sum(_line_total(r.unit_price, r.quantity) for r in existing.values() if r.status == "active")
+        if total + sum(_line_total(r["unit_price"], r["quantity"]) for r in rows) > MAX_FEN:
+            raise InputError("lines", "visit_total_too_large", f"就诊费用合计超出上限¥{format_yuan(MAX_FEN)}",
+                             f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
+        conn.execute(L.insert(), rows)
+    return list_lines(conn, institution.id, visit_id)
+
+
+def _line_total(unit_price: int, quantity: int) -> int:
+    """What the settlement computes for the line (fen): stored totals must fit the money fields."""
+    return div_round_half_up(unit_price * quantity, QTY_SCALE)
+
+
+def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, feedetl_sn: str) -> None:
+    """Revoke one uploaded line before settlement (2205)."""
+    v = get(conn, institution.id, visit_id, lock=True)
+    if v.status in ("settled", "cancelled", "settling"):
+        raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能撤销明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
+    refuse_if_billed(conn, visit_id)
+    res = conn.execute(update(L).where(L.c.visit_id == visit_id, L.c.feedetl_sn == feedetl_sn, L.c.status == "active").values(status="revoked"))
+    if res.rowcount != 1:
+        raise NotFound("feedetl_sn", "not_found", "明细不存在或已撤销", "line not found or already revoked")
+
+
+def list_lines(conn: Connection, institution_id: str, visit_id: str) -> list[dict]:
+    get(conn, institution_id, visit_id)
+    rows = conn.execute(select(L).where(L.c.visit_id == visit_id).order_by(L.c.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
+_SET_STATUS = Sql("UPDATE visits SET status = :status, updated_at = :now WHERE id = :id")  # on the settle path
+
+
+def set_status(conn: Connection, visit_id: str, status: str, now: datetime) -> None:
+    _SET_STATUS(conn, {"id": visit_id, "status": status, "now": now})

@@ -1,0 +1,111 @@
+"""Credit payment's daily jobs: reminders before and on the due date, and the overdue sweep.
+
+Both may run any number of times a day: a reminder is recorded once per bill and kind (its key),
+and the overdue rule gives the same answer however often it is applied. Each bill or line is its
+own unit of work; the bank is asked between units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from yibao.channels import ChannelError
+from yibao.crypto.pii import Keyring, mask_phone
+from yibao.domain import credit as rules_
+from yibao.domain.money import format_yuan
+from yibao.services.credit import lines as credit
+from yibao.services.people import persons as people
+from yibao.store.tables import credit_bills as CB
+from yibao.store.tables import credit_enrolments as CE
+from yibao.store.tables import credit_reminders as RM
+from yibao.store.tables import sandbox_sms_outbox as OUT
+from yibao.store.upsert import insert_ignore
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+_TEXT = {
+    "d0": ("今天是还款日", "due today"),
+    "overdue": ("已逾期，请尽快还款，逾期将暂停信用支付", "is overdue: please repay; an overdue bill suspends credit payment"),
+}
+
+
+def reminder_text(kind: str, bill_no: str, outstanding: int, due: date) -> str:
+    if kind.startswith("d-"):
+        zh, en = f"将于{kind[2:]}天后到期", f"is due in {kind[2:]} day(s)"
+    else:
+        zh, en = _TEXT[kind]
+    return (f"【医保】您的信用就医账单{bill_no}待还¥{format_yuan(outstanding)}，还款日{due.isoformat()}，{zh}。"
+            f"Bill {bill_no}: ¥{format_yuan(outstanding)} {en} ({due.isoformat()}).")[:200]
+
+
+def remind_bill(conn: Connection, keyring: Keyring, now: datetime, bill_no: str) -> str | None:
+    """Record the reminder this bill should have today, once per kind; returns the kind if new."""
+    row = conn.execute(select(CB).where(CB.c.bill_no == bill_no)).first()
+    if row is None:
+        return None
+    rules = credit.credit_rules(row.region, now)
+    bill = rules_.Bill(row.amount, row.repaid, row.due_date)
+    kind = rules_.reminder_kind(bill, credit.beijing_day(now), rules)
+    if kind is None:
+        return None
+    if not insert_ignore(conn, RM, dict(bill_no=bill_no, kind=kind, region=row.region, sms_id=None, created_at=now)):
+        return None  # this reminder was already sent
+    person = people.require(conn, row.person_id)
+    if person.phone_enc is not None:
+        phone = keyring.decrypt(person.phone_enc, "phone")
+        sms_id = conn.execute(OUT.insert().values(region=row.region, phone_masked=mask_phone(phone), phone_hash=keyring.lookup_hash(phone),
+                                                  text=reminder_text(kind, bill_no, bill.outstanding, row.due_date), created_at=now)
+                              ).inserted_primary_key[0]
+        conn.execute(RM.update().where(RM.c.bill_no == bill_no, RM.c.kind == kind).values(sms_id=sms_id))
+    return kind
+
+
+async def run_reminders(ctx: credit.CreditContext, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Send today's reminders for every unpaid bill (sandbox SMS outbox)."""
+    bill_nos = await ctx.run(lambda c: [r.bill_no for r in c.execute(select(CB.c.bill_no).where(CB.c.repaid < CB.c.amount)
+                                                                          .order_by(CB.c.due_date, CB.c.bill_no)).all()])
+    sent: dict[str, int] = {}
+    for i, bill_no in enumerate(bill_nos, 1):
+        kind = await ctx.run(lambda c, b=bill_no: remind_bill(c, ctx.keyring, ctx.now(), b))
+        if kind:
+            sent[kind] = sent.get(kind, 0) + 1
+        if progress:
+            progress(i, len(bill_nos))
+    return {"day": credit.beijing_day(ctx.now()).isoformat(), "bills": len(bill_nos), "sent": sum(sent.values()), "by_kind": sent}
+
+
+def _candidates(conn: Connection, now: datetime) -> list[str]:
+    """Lines with a bill past due (the grace is checked per region by the rule), or already suspended."""
+    today = credit.beijing_day(now)
+    rows = conn.execute(select(CE.c.id).where(CE.c.status.in_(("active", "suspended")), (CE.c.status == "suspended") | CE.c.id.in_(
+        select(CB.c.enrolment_id).where(CB.c.repaid < CB.c.amount, CB.c.due_date < today)))
+        .order_by(CE.c.id)).all()
+    return [r.id for r in rows]
+
+
+async def run_overdue(ctx: credit.CreditContext, *, progress: Progress | None = None) -> dict[str, Any]:
+    """For each line with a bill past due: ask the bank for the line (repayments made there, its own
+    suspension), then apply the overdue rule here — suspend past due + grace, restore once repaid."""
+    ids = await ctx.run(lambda c: _candidates(c, ctx.now()))
+    counts = {"checked": 0, "suspended": 0, "active": 0, "bank_unreachable": 0}
+    for i, enrolment_id in enumerate(ids, 1):
+        enrolment = await ctx.run(lambda c, e=enrolment_id: credit._enrolment(c, e))
+        try:
+            line = await ctx.bank(enrolment.payment_institution_id).credit_line(enrolment_id)
+        except ChannelError:
+            line = None  # our own bills still decide; the bank's view is applied on the next run
+            counts["bank_unreachable"] += 1
+        if line is not None:
+            status = await ctx.run(lambda c, e=enrolment_id, ln=line: credit.sync_line(c, ctx.now(), e, ln, "job:credit-overdue"))
+        else:
+            status = await ctx.run(lambda c, e=enrolment_id: credit.evaluate(c, e, ctx.now(), "job:credit-overdue"))
+        counts["checked"] += 1
+        counts[status] = counts.get(status, 0) + 1
+        if progress:
+            progress(i, len(ids))
+    return {"day": credit.beijing_day(ctx.now()).isoformat(), **counts}

@@ -1,0 +1,184 @@
+"""Face payment (刷脸支付, seed 004): a terminal's live capture, compared 1:1 with the face enrolled
+at real-person authentication, authorises one payment at that institution.
+
+The flow is in three steps, because the comparison is a call to the face verifier and no unit of
+work may wait on one:
+1. `prepare` (a unit): the payer may pay by face here — active, real-person verified, not locked
+   out by failed attempts; a guardian paying for a child must be linked to that child; the patient's
+   region must be the institution's or filed for it. Returns the reference template (an audited read).
+2. the caller asks the verifier (`FaceVerifier.verify`), outside any unit;
+3. `record` (a unit): the attempt is recorded whatever its outcome; a verified face yields a
+   single-use `FaceAuthorization` that lives `AUTHORIZATION_TTL`. A failed check is *returned*, not
+   raised, so its row commits first (raising would roll the count back: unlimited tries).
+
+After `ATTEMPT_LIMIT` failed checks of one person at one institution within `WINDOW`, face payment
+is refused there until the window has passed: the patient pays with the dynamic code instead
+("three failed attempts, then the code path"). A success resets the count.
+
+`consume` uses an authorization once (a conditional UPDATE live → used), for the payment flow.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from yibao.crypto.pii import Keyring, mask_name
+from yibao.domain.errors import Conflict, Forbidden, NotFound, TooManyAttempts, YibaoError
+from yibao.formats.timefmt import iso_utc
+from yibao.services.agency.institutions import Institution
+from yibao.services.books import audit
+from yibao.services.people import families, identity
+from yibao.services.people import persons as people
+from yibao.services.people.filings import filed_for
+from yibao.store.tables import face_attempts as FA
+from yibao.store.tables import face_authorizations as AU
+from yibao.store.upsert import insert_ignore
+
+ATTEMPT_LIMIT = 3  # the issue's rule: three failed attempts, then the code path
+WINDOW = timedelta(minutes=10)  # guessed: how long failures count; also the longest lock-out
+AUTHORIZATION_TTL = timedelta(seconds=120)  # guessed: a verified face is for the payment at hand, not for later
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What step 2 needs: the template to compare with, and who is paying for whom."""
+
+    template_id: str
+    person_id: str  # the patient
+    holder_id: str  # whose face: the patient, or a guardian paying for a linked child
+    relation: str  # self | guardian
+
+
+@dataclass(frozen=True)
+class FaceAuthorization:
+    """A verified face, good for one payment: what the payment flow proceeds with (like a consumed code)."""
+
+    id: str
+    person_id: str
+    holder_id: str
+    relation: str
+    insured_region: str
+    institution_id: str
+    terminal_id: str | None
+    expires_at: datetime
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+
+
+def _recent_failures(conn: Connection, now: datetime, person_id: str, institution_id: str) -> list[datetime]:
+    """Failed checks of this person here within the window and after their latest success, oldest first."""
+    since = now - WINDOW
+    last_ok = conn.execute(select(func.max(FA.c.created_at)).where(
+        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome == "verified", FA.c.created_at > since)).scalar()
+    start = max(since, _utc(last_ok)) if last_ok is not None else since
+    return [_utc(at) for at in conn.execute(select(FA.c.created_at).where(
+        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome != "verified", FA.c.created_at > start)
+        .order_by(FA.c.created_at)).scalars()]
+
+
+def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str) -> TooManyAttempts | None:
+    failures = _recent_failures(conn, now, person_id, institution_id)
+    if len(failures) < ATTEMPT_LIMIT:
+        return None
+    retry_after = max(1, math.ceil((failures[-ATTEMPT_LIMIT] + WINDOW - now).total_seconds()))
+    return TooManyAttempts("capture", "face_attempts_exhausted", f"刷脸失败已达{ATTEMPT_LIMIT}次，请改用医保码支付",
+                           f"{ATTEMPT_LIMIT} failed face checks: pay with the payment code instead", retry_after)
+
+
+def prepare(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, person_id: str, payer_id: str | None,
+            actor: str) -> Prepared:
+    """Step 1: may ``payer_id`` (default: the patient) pay by face for ``person_id`` here? Returns the template."""
+    holder_id = payer_id or person_id
+    patient = people.get(conn, person_id)
+    if patient is None:
+        raise NotFound("psn_no", "not_found", "参保人不存在", "insured person not found")
+    if patient.status != "active":
+        raise Forbidden("psn_no", "person_not_active", "该参保人已停保，不能使用医保支付", "this insured person is not active")
+    relation = "self"
+    if holder_id != person_id:
+        payer = people.get(conn, holder_id)
+        # The same answer whether the payer does not exist or is not linked: no probing of who is whose guardian.
+        if payer is None or payer.status != "active" or not families.can_view(conn, holder_id, person_id):
+            raise Forbidden("payer_psn_no", "not_guardian", "付款人不是该参保人已关联的监护人", "the payer is not a linked guardian of this patient")
+        relation = "guardian"
+    if patient.region != institution.region and not filed_for(conn, person_id, institution.region, now.date()):
+        raise Forbidden("psn_no", "face_other_region", "该参保人属其他统筹区且未在本地备案，不能在本机构刷脸支付",
+                        "this person is insured in another region and not filed for this one")
+    locked = _lockout(conn, now, holder_id, institution.id)
+    if locked is not None:
+        raise locked
+    if identity.status(conn, holder_id)["real_person_verified_at"] is None:
+        raise Forbidden("payer_psn_no" if relation == "guardian" else "psn_no", "real_person_required",
+                        "尚未完成实人认证，不能刷脸支付，请使用医保码", "real-person (face) authentication is not done: pay with the payment code")
+    template = identity.face_template(conn, keyring, now, person_id=holder_id, actor=actor, purpose="face_payment")
+    return Prepared(template, person_id, holder_id, relation)
+
+
+def record(conn: Connection, now: datetime, *, institution: Institution, prepared: Prepared, terminal_id: str | None, match: bool,
+           liveness: str, similarity: float, actor: str) -> FaceAuthorization | YibaoError:
+    """Step 3: record the check; a verified face becomes a single-use authorization. A failure is returned."""
+    if liveness != "pass":
+        outcome = "liveness_failed"
+    elif not match:
+        outcome = "face_mismatch"
+    else:
+        outcome = "verified"
+    # Re-check the lock-out: a concurrent attempt may have used the last try since `prepare`.
+    locked = _lockout(conn, now, prepared.holder_id, institution.id)
+    conn.execute(FA.insert().values(region=institution.region, person_id=prepared.holder_id, institution_id=institution.id,
+                                    terminal_id=terminal_id or "", outcome=outcome, created_at=now))
+    audit.append(conn, region=institution.region, actor=actor, action=f"face_pay.{outcome}", subject=prepared.holder_id,
+                 detail={"patient": prepared.person_id, "institution": institution.id, "terminal": terminal_id,
+                         "similarity": round(similarity, 4)}, now=now)
+    if locked is not None:
+        return locked
+    if outcome != "verified":
+        left = ATTEMPT_LIMIT - len(_recent_failures(conn, now, prepared.holder_id, institution.id))
+        tail_zh = f"，还可再试{left}次" if left > 0 else "，请改用医保码支付"
+        tail_en = f"; {left} more tries" if left > 0 else "; pay with the payment code instead"
+        if outcome == "liveness_failed":
+            return Forbidden("liveness", "liveness_failed", "活体检测未通过" + tail_zh, "the liveness check failed" + tail_en)
+        return Forbidden("capture", "face_mismatch", "人脸比对不一致" + tail_zh, "the face does not match the enrolled face" + tail_en)
+    person = people.require(conn, prepared.person_id)
+    auth = FaceAuthorization("FA" + secrets.token_hex(16).upper(), prepared.person_id, prepared.holder_id, prepared.relation,
+                             person.region, institution.id, terminal_id, now + AUTHORIZATION_TTL)
+    insert_ignore(conn, AU, dict(id=auth.id, region=institution.region, person_id=auth.person_id, holder_id=auth.holder_id,
+                                 relation=auth.relation, institution_id=auth.institution_id, terminal_id=terminal_id or "",
+                                 status="live", expires_at=auth.expires_at, used_at=None, created_at=now))
+    return auth
+
+
+def consume(conn: Connection, now: datetime, *, authorization_id: str, institution: Institution) -> FaceAuthorization:
+    """Use an authorization once, at the institution it was made for (the payment flow calls this)."""
+    row = conn.execute(select(AU).where(AU.c.id == authorization_id, AU.c.institution_id == institution.id)).first()
+    if row is None:
+        raise NotFound("face_authorization", "face_authorization_unknown", "刷脸授权不存在", "no such face authorization at this institution")
+    won = conn.execute(update(AU).where(AU.c.id == row.id, AU.c.status == "live", AU.c.expires_at > now)
+                       .values(status="used", used_at=now).returning(AU.c.id)).first()
+    if won is None:
+        if row.status == "used":
+            raise Conflict("face_authorization", "face_authorization_used", "该刷脸授权已使用", "this face authorization was already used")
+        raise Conflict("face_authorization", "face_authorization_expired", "刷脸授权已过期，请重新刷脸", "the face authorization expired; scan the face again")
+    person = people.require(conn, row.person_id)
+    audit.append(conn, region=row.region, actor=f"his:{institution.id}", action="face_pay.consume", subject=row.person_id,
+                 detail={"authorization": row.id, "holder": row.holder_id}, now=now)
+    return FaceAuthorization(row.id, row.person_id, row.holder_id, row.relation, person.region, row.institution_id,
+                             row.terminal_id or None, _utc(row.expires_at))
+
+
+def view(conn: Connection, keyring: Keyring, auth: FaceAuthorization) -> dict:
+    """What the terminal learns: who was verified (masked), for whom, and until when the authorization holds."""
+    patient = people.require(conn, auth.person_id)
+    holder = patient if auth.holder_id == auth.person_id else people.require(conn, auth.holder_id)
+    return {"face_authorization": auth.id, "psn_no": patient.id, "psn_name": mask_name(keyring.decrypt(patient.name_enc, "name")),
+            "insuplc_admdvs": auth.insured_region, "payer_psn_no": holder.id,
+            "payer_name": mask_name(keyring.decrypt(holder.name_enc, "name")), "relation": auth.relation,
+            "terminal_id": auth.terminal_id, "expires_at": iso_utc(auth.expires_at)}

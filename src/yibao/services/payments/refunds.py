@@ -1,0 +1,237 @@
+"""Refunds of completed payment orders: units of work (none calls an institution; payment_flow drives them).
+
+A refund gives back one or both parts of a payment, exactly:
+- ``insurance``: every fund and account leg reversed (clearing legs too) and the year's accumulators
+  given back — our own books, no call (`settlement.refund_part(..., "insurance")`);
+- ``cash``: the institution is asked to refund the cash (`Channel.refund` with our own out_refund_no = the
+  refund's id), and only when it says so is the cash leg reversed;
+- ``all``: both, in the unit that records the institution's success — so a refused or unknown cash refund
+  never leaves the insurance half given back on its own.
+
+The order moves `completed`/`partially_refunded` → `refunding` (recorded before the call) → `refunded`
+(nothing left), `partially_refunded` (one part left) or back (the institution refused). While the answer
+is unknown the refund stays `unknown` and is asked about (`query_refund`) — by a retry of the same
+request or by recovery; the institution's refund is idempotent by out_refund_no, so asking again never
+refunds twice. One refund at a time per order.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from yibao.domain import payment_order as po
+from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.money import format_yuan
+from yibao.formats.timefmt import iso_utc
+from yibao.services.agency import institutions
+from yibao.services.agency.institutions import Institution
+from yibao.services.books import audit
+from yibao.services.care import settlement, visits
+from yibao.services.payments import orders as payments
+from yibao.services.payments.orders import Order
+from yibao.store.tables import payment_refunds as R
+
+SCOPES = ("all", "cash", "insurance")
+OUTCOMES = ("succeeded", "failed", "unknown")
+REASON = "医保支付退款"  # what the institution shows: no names, no numbers
+# Why the hospital refunds, for our own audit trail (never sent to the institution): codes, so no free
+# text with names or diagnoses lands in the log.
+REASONS = ("patient_request", "items_returned", "duplicate_charge", "wrong_charge", "other")
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    order_id: str
+    institution_id: str
+    request_key: str
+    request_hash: str
+    scope: str
+    status: str
+    insurance_fen: int
+    cash_fen: int
+    refund_no: str | None
+    error_code: str | None
+    updated_at: datetime
+    created_at: datetime
+    lines_to_keep: tuple[str, ...] | None = None
+    rebill_order_id: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("succeeded", "failed")
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+
+
+def _refund(r: Any) -> Refund:
+    return Refund(r.id, r.order_id, r.institution_id, r.request_key, r.request_hash, r.scope, r.status, int(r.insurance_fen),
+                  int(r.cash_fen), r.refund_no, r.error_code, _utc(r.updated_at), _utc(r.created_at),
+                  tuple(json.loads(r.lines_to_keep)) if r.lines_to_keep else None, r.rebill_order_id)
+
+
+def get(conn: Connection, refund_id: str, *, lock: bool = False) -> Refund:
+    q = select(R).where(R.c.id == refund_id)
+    r = conn.execute(q.with_for_update() if lock else q).first()
+    if r is None:
+        raise NotFound("refund_id", "not_found", "退款记录不存在", "refund not found")
+    return _refund(r)
+
+
+def for_order(conn: Connection, order_id: str) -> list[Refund]:
+    return [_refund(r) for r in conn.execute(select(R).where(R.c.order_id == order_id).order_by(R.c.created_at, R.c.id)).all()]
+
+
+def given_back(conn: Connection, order: Order) -> tuple[bool, bool]:
+    """(insurance given back, cash given back): by succeeded refunds, or nothing to give back."""
+    done = [r for r in for_order(conn, order.id) if r.status == "succeeded"]
+    insurance = order.fund_total + order.account_pay == 0 or any(r.scope in ("all", "insurance", "lines") for r in done)
+    cash = order.cash_pay == 0 or any(r.scope in ("all", "cash", "lines") for r in done)
+    return insurance, cash
+
+
+def start(conn: Connection, now: datetime, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
+          actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Refund:
+    """Record the refund and move the order to ``refunding`` (before any call). Insurance only: done here, in this unit.
+    ``reason`` (one of REASONS) goes into the audit log with the request."""
+    existing = conn.execute(select(R).where(R.c.institution_id == institution.id, R.c.request_key == request_key)).first()
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
+                           "this Idempotency-Key was already used for a different request")
+        return _refund(existing)
+    if scope not in SCOPES:
+        raise InputError("scope", "invalid_scope", "退款范围应为 all、cash 或 insurance", "scope must be all, cash or insurance")
+    if reason is not None and reason not in REASONS:
+        raise InputError("reason", "invalid_reason", "退款原因无效", "not a valid refund reason")
+    payments.for_institution(conn, institution.id, order_id)  # the hospital's own payment, else not found
+    order = payments.require(conn, order_id, lock=True)
+    if order.status == po.REFUNDING:
+        raise Conflict("payment_id", "refund_in_progress", "该支付有退款正在处理中", "a refund of this payment is in progress")
+    if order.status == po.REFUNDED:
+        raise Conflict("scope", "already_refunded", "该支付已全额退款", "this payment was refunded in full")
+    if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
+        raise Conflict("payment_id", "not_refundable", f"支付单状态为 {order.status}，不能退款", f"a {order.status} payment cannot be refunded")
+    if lines_to_keep is not None:
+        _check_lines(conn, order, scope, lines_to_keep)
+        scope = "lines"
+    insurance_done, cash_done = given_back(conn, order)
+    # Items are refunded from a payment nothing was given back of yet. (Not "insurance_done or cash_done":
+    # those are also true of a part that was 0 — a payment whose account paid all has no cash to give back.)
+    if scope == "lines" and any(r.status == "succeeded" for r in for_order(conn, order.id)):
+        raise Conflict("lines_to_keep", "already_partly_refunded", "该支付已部分退款，不能再按明细退款",
+                       "part of this payment was refunded: it cannot be refunded by items any more")
+    want_insurance = scope in ("all", "insurance", "lines") and not insurance_done
+    want_cash = scope in ("all", "cash", "lines") and not cash_done
+    if want_cash and order.cash_source == "credit":
+        raise Conflict("scope", "credit_refund_unsupported", "信用支付的现金部分暂不支持退款（请与银行办理），可仅退医保部分",
+                       "the cash of a credit payment cannot be refunded here yet (the bank handles it); refund the insurance part")
+    if not (want_insurance or want_cash):
+        raise Conflict("scope", "already_refunded", "该部分已退款或无可退金额", "that part was already refunded or has nothing to refund")
+    refund_id = f"RF{now:%Y%m%d}{secrets.token_hex(7).upper()}"
+    conn.execute(R.insert().values(id=refund_id, region=order.region, order_id=order.id, institution_id=institution.id,
+                                   request_key=request_key, request_hash=request_hash, scope=scope, status="requested",
+                                   insurance_fen=order.fund_total + order.account_pay if want_insurance else 0,
+                                   cash_fen=order.cash_pay if want_cash else 0, updated_at=now, created_at=now,
+                                   lines_to_keep=json.dumps(sorted(lines_to_keep)) if lines_to_keep is not None else None))
+    payments._move(conn, order, po.REFUND_REQUESTED, now, actor)
+    if reason is not None:
+        audit.append(conn, region=order.region, actor=actor, action="refund.reason", subject=refund_id,
+                     detail={"payment": order.id, "scope": scope, "reason": reason}, now=now)
+    if not want_cash:  # nothing to ask an institution: give the insurance part back now
+        return record(conn, now, refund_id=refund_id, outcome="succeeded", actor=actor)
+    return get(conn, refund_id)
+
+
+def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, refund_no: str | None = None, error_code: str | None = None,
+           actor: str) -> Refund:
+    """The institution's answer about the cash (or, for insurance only, the refund itself): give back, go back, or keep asking."""
+    if outcome not in OUTCOMES:
+        raise ValueError(outcome)
+    refund = get(conn, refund_id, lock=True)
+    if refund.final:
+        return refund
+    order = payments.require(conn, refund.order_id, lock=True)
+    if outcome == "unknown":
+        conn.execute(update(R).where(R.c.id == refund.id).values(status="unknown", updated_at=now))
+        payments._move(conn, order, po.REFUND_UNKNOWN, now, actor)
+        return get(conn, refund.id)
+    if outcome == "failed":
+        before = given_back(conn, order)
+        conn.execute(update(R).where(R.c.id == refund.id).values(status="failed", error_code=error_code, refund_no=refund_no, updated_at=now,
+                                                                 completed_at=now))
+        partly = order.fund_total + order.account_pay > 0 and before[0] or order.cash_pay > 0 and before[1]
+        payments._move(conn, order, po.REFUND_FAILED_AFTER_PART if partly else po.REFUND_FAILED, now, actor)
+        return get(conn, refund.id)
+    assert order.setl_id is not None
+    if refund.insurance_fen:
+        settlement.refund_part(conn, now, setl_id=order.setl_id, part="insurance", refund_id=refund.id, actor=actor)
+    if refund.cash_fen:
+        settlement.refund_part(conn, now, setl_id=order.setl_id, part="cash", refund_id=refund.id, actor=actor)
+    conn.execute(update(R).where(R.c.id == refund.id).values(status="succeeded", refund_no=refund_no, updated_at=now, completed_at=now))
+    insurance_done, cash_done = given_back(conn, order)
+    payments._move(conn, order, po.REFUNDED_ALL if insurance_done and cash_done else po.REFUNDED_PART, now, actor)
+    if refund.lines_to_keep is not None:
+        _rebill(conn, now, order, refund, actor)
+    return get(conn, refund.id)
+
+
+def _check_lines(conn: Connection, order: Order, scope: str, keep: list[str]) -> None:
+    if scope != "all":
+        raise InputError("lines_to_keep", "lines_need_scope_all", "按明细退款时 scope 应为 all（整单撤销后重新结算保留的明细）",
+                         "a refund of some items takes scope all: the whole settlement is cancelled and the kept lines settled again")
+    active = {ln["feedetl_sn"] for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"}
+    unknown = sorted(set(keep) - active)
+    if unknown:
+        raise InputError("lines_to_keep", "unknown_line", f"明细不存在：{unknown[0]}", f"no such fee line: {unknown[0]}")
+    if not keep or len(set(keep)) != len(keep) or set(keep) == active:
+        raise InputError("lines_to_keep", "lines_to_keep_invalid", "保留的明细应不为空、不重复，且不是全部明细",
+                         "the lines to keep must be some of the lines, each once, not all of them")
+
+
+def _rebill(conn: Connection, now: datetime, order: Order, refund: Refund, actor: str) -> None:
+    """Refund of some items: the whole settlement is cancelled (above); the lines not kept are revoked and a new
+    order (same method, patient and payer; ``created``) is made for the visit's remaining lines. The flow drives it."""
+    inst = institutions.get(conn, order.institution_id)
+    assert inst is not None and refund.lines_to_keep is not None
+    for ln in visits.list_lines(conn, order.institution_id, order.visit_id):
+        if ln["status"] == "active" and ln["feedetl_sn"] not in refund.lines_to_keep:
+            visits.revoke_line(conn, institution=inst, visit_id=order.visit_id, feedetl_sn=ln["feedetl_sn"])
+    visit = visits.get(conn, order.institution_id, order.visit_id)
+    rest = payments._insert_order(conn, now, institution=inst, request_key=f"rebill:{refund.id}", request_hash=refund.id, method=order.method,
+                                  visit=visit, person_id=order.person_id, payer_id=order.payer_id, paycode_id=None,
+                                  terminal_id=order.terminal_id, actor=actor)
+    conn.execute(update(R).where(R.c.id == refund.id).values(rebill_order_id=rest.id))
+
+
+def for_request(conn: Connection, institution_id: str, order_id: str, refund_id: str) -> Refund:
+    refund = get(conn, refund_id)
+    if refund.institution_id != institution_id or refund.order_id != order_id:
+        raise NotFound("refund_id", "not_found", "退款记录不存在", "refund not found")
+    return refund
+
+
+def stranded(conn: Connection, now: datetime, *, grace: timedelta, limit: int = 200) -> list[Refund]:
+    """Refunds whose cash answer is not known and untouched for ``grace``: ask the institution."""
+    rows = conn.execute(select(R).where(R.c.status.in_(("requested", "unknown")), R.c.updated_at <= now - grace)
+                        .order_by(R.c.updated_at).limit(limit)).all()
+    return [_refund(r) for r in rows]
+
+
+def view(conn: Connection, refund: Refund) -> dict[str, Any]:
+    order = payments.require(conn, refund.order_id)
+    return {"refund_id": refund.id, "payment_id": refund.order_id, "scope": refund.scope, "status": refund.status,
+            "in_progress": not refund.final, "insurance": format_yuan(refund.insurance_fen), "cash": format_yuan(refund.cash_fen),
+            "out_refund_no": refund.id, "refund_no": refund.refund_no, "error_code": refund.error_code,
+            "lines_to_keep": list(refund.lines_to_keep) if refund.lines_to_keep is not None else None,
+            "rebill": payments.receipt(conn, payments.require(conn, refund.rebill_order_id)) if refund.rebill_order_id else None,
+            "created_at": iso_utc(refund.created_at), "updated_at": iso_utc(refund.updated_at), "payment": payments.receipt(conn, order)}
