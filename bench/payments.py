@@ -34,9 +34,9 @@ from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.sandbox.channels import pair  # noqa: E402
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions, payment_institutions
-from yibao.services.payments import orders as payments
+from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import paycodes  # noqa: E402
-from yibao.services.people import cards, identity
+from yibao.services.people import bindings, cards, identity
 from yibao.services.people import persons as people
 from yibao.store import migrate  # noqa: E402
 from yibao.store.db import Database  # noqa: E402
@@ -68,7 +68,7 @@ def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_
             identity.record_real_person(c, keyring, now, person_id=p.id, template_id=f"tpl_{p.id}", match=True, liveness="pass",
                                         similarity=0.97, actor="bench")
             cards.issue_ecard(c, keyring, now, person_id=p.id, actor="bench")
-            payment_institutions.bind(c, now, holder_id=p.id, pi_id=PI, password_free_limit=100000, actor="bench")
+            bindings.bind(c, now, holder_id=p.id, pi_id=PI, password_free_limit=100000, actor="bench")
             ids.append(p.id)
 
     for start in range(0, holders, 100):
@@ -78,10 +78,10 @@ def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_
         gate = asyncio.Semaphore(16)
 
         async def sign(pid: str) -> None:
-            ag = db.run(lambda c: payments.agreement_for(c, keyring, pid, PI), write=False)
+            ag = db.run(lambda c: cash_leg.agreement_for(c, keyring, pid, PI), write=False)
             async with gate:
                 signed = await connector.sign_agreement(AgreementRequest(ag.out_agreement_no, ag.holder_token, ag.limit_fen))
-            db.run(lambda c: payments.record_agreement(c, now, payer_id=pid, pi_id=PI, region="440300", out_agreement_no=signed.out_agreement_no,
+            db.run(lambda c: cash_leg.record_agreement(c, now, payer_id=pid, pi_id=PI, region="440300", out_agreement_no=signed.out_agreement_no,
                                                        agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor="bench"))
         await asyncio.gather(*(sign(pid) for pid in ids))
     asyncio.run(sign_all())

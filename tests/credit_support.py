@@ -13,9 +13,10 @@ from tests.identity_support import admit, bind, ecard, enrol_adult, id_number_of
 from tests.support import World, seed
 from yibao.domain import credit as rules_
 from yibao.domain.identity import make_id_number
+from yibao.services import Context
+from yibao.services.agency import connectors
 from yibao.services.books import ledger
-from yibao.services.credit import lines as credit
-from yibao.services.credit.lines import CreditContext
+from yibao.services.credit import enrolment as credit_enrolment
 from yibao.services.people import families
 
 BANK = "bank-440300"
@@ -28,12 +29,12 @@ def run(coro):
 @dataclass
 class CreditWorld:
     world: World
-    ctx: CreditContext
+    ctx: Context
     holder: str
     bank: object  # the Live sandbox handle
 
     def enrol(self, person_id: str | None = None):
-        return run(credit.enrol(self.ctx, holder_id=person_id or self.holder, pi_id=BANK, consent_version=rules_.CONSENT_VERSION,
+        return run(credit_enrolment.enrol(self.ctx, holder_id=person_id or self.holder, pi_id=BANK, consent_version=rules_.CONSENT_VERSION,
                                 actor="test"))
 
 
@@ -43,8 +44,14 @@ def credit_world(db, keyring, clock, bank) -> CreditWorld:
     w = seed(db, keyring)
     ecard(db, keyring, w.employee.id, name_of(1), id_number_of(1))
     admit(db, BANK, kind="bank")
+    connect(db, keyring, BANK, bank.channel)  # the platform reaches the bank as configured, like any institution
     bind(db, w.employee.id, BANK)
-    return CreditWorld(w, CreditContext.for_database(db, keyring, {BANK: bank.channel}), w.employee.id, bank)
+    return CreditWorld(w, Context.for_database(db, keyring), w.employee.id, bank)
+
+
+def connect(db, keyring, pi_id: str, channel) -> None:
+    """Configure how the platform reaches ``pi_id``: the settings of a connector to a sandbox (a credit bank, say)."""
+    db.run(lambda c: connectors.configure(c, keyring, db.clock(), pi_id=pi_id, actor="test", **connectors.settings_of(channel)))
 
 
 def relative(db, keyring, cw: CreditWorld, *, n: int = 21, name: str = "亲属甲", relation: str = "child"):

@@ -7,7 +7,7 @@ from datetime import date
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.services.agency import payment_institutions as pis
-from yibao.services.people import cards, families, identity
+from yibao.services.people import bindings, cards, families, identity
 from yibao.services.people import persons as people
 from yibao.store.db import Database
 
@@ -64,7 +64,7 @@ def active_card(db: Database, keyring: Keyring, person_id: str, *, financial: bo
 
 
 def bind(db: Database, person_id: str, pi_id: str, **kw) -> list[dict]:
-    return db.run(lambda c: pis.bind(c, db.clock(), holder_id=person_id, pi_id=pi_id, actor="test", **kw))
+    return db.run(lambda c: bindings.bind(c, db.clock(), holder_id=person_id, pi_id=pi_id, actor="test", **kw))
 
 
 def guardian_ready(db: Database, keyring: Keyring, guardian: people.Person, n: int, child_card_no: str = "CHILD0001"):

@@ -9,6 +9,7 @@ clean-up, no rollback, no finally blocks) at the point named by YIBAO_KILL_AT:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -18,9 +19,10 @@ import httpx
 
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
+from yibao.services import Context
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import onecode
 from yibao.services.payments.orders import Order
 from yibao.store.db import Database
 
@@ -46,8 +48,8 @@ def main() -> None:
     db = Database(args["database"], clock=lambda: now)
     keyring = Keyring(bytes.fromhex(args["key"]))
     kill_at = args["kill_at"]
-    channels = channel_registry.Channels(keyring, transport=KillAfterPay() if kill_at == "after_cash_request" else None)
-    ctx = payment_flow.context_for_database(db, keyring, channels)
+    channels = channel_registry.Connectors(keyring, transport=KillAfterPay() if kill_at == "after_cash_request" else None)
+    ctx = Context.for_database(db, keyring, channels)
     if kill_at == "after_hold":
         inner = ctx.run
 
@@ -57,10 +59,10 @@ def main() -> None:
                 print(result.id, flush=True)
                 os._exit(KILLED)  # the hold is committed; nothing after it happens
             return result
-        ctx.run = run
+        ctx = dataclasses.replace(ctx, run=run)
     institution = db.run(lambda c: institutions.get(c, args["institution"]), write=False)
-    order = asyncio.run(payment_flow.onecode(ctx, institution=institution, request_key=args["key_id"], request_hash="h", code=args["code"],
-                                             terminal_id=None, visit_id=None, lines=args["lines"], use_account=True, actor="his:child"))
+    order = asyncio.run(onecode.pay(ctx, institution=institution, request_key=args["key_id"], request_hash="h", code=args["code"],
+                            terminal_id=None, visit_id=None, lines=args["lines"], use_account=True, actor="his:child"))
     print(f"not killed: {order.status}", flush=True)
     os._exit(0)
 

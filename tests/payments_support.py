@@ -10,10 +10,10 @@ from tests.identity_support import admit, bind, ecard, id_number_of, name_of
 from tests.support import World, seed
 from yibao.crypto.pii import Keyring
 from yibao.domain.ledger import fund_account, institution_cash, institution_receivable, person_account
+from yibao.services import Context
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.books import ledger
-from yibao.services.payments import flow as payment_flow
-from yibao.services.payments import paycodes
+from yibao.services.payments import onecode, paycodes
 from yibao.services.payments import pins as payment_pins
 from yibao.store.db import Database
 
@@ -38,15 +38,15 @@ class PaymentWorld:
         return self.db.run(lambda c: paycodes.issue(c, self.keyring, self.db.clock(), holder_id=holder, person_id=person_id,
                                                     actor="test")).code
 
-    def ctx(self, channels: channel_registry.Channels | None = None) -> payment_flow.Context:
-        return payment_flow.context_for_database(self.db, self.keyring, channels)
+    def ctx(self, channels: channel_registry.Channels | None = None) -> Context:
+        return Context.for_database(self.db, self.keyring, channels)
 
     def pay(self, *, key: str, code: str | None = None, lines: list[dict] | None = None, visit_id: str | None = None,
-            use_account: bool = False, ctx: payment_flow.Context | None = None, request_hash: str = "h"):
+            use_account: bool = False, ctx: Context | None = None, request_hash: str = "h"):
         code = code or self.code()
         if visit_id is None and lines is None:
             lines = LINES
-        return asyncio.run(payment_flow.onecode(ctx or self.ctx(), institution=self.w.hospital, request_key=key, request_hash=request_hash,
+        return asyncio.run(onecode.pay(ctx or self.ctx(), institution=self.w.hospital, request_key=key, request_hash=request_hash,
                                                 code=code, terminal_id="T1", visit_id=visit_id, lines=lines, use_account=use_account,
                                                 actor="his:test"))
 

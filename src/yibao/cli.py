@@ -17,7 +17,9 @@ from yibao.domain.settlement import Settlement
 from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
 from yibao.formats.national import settlement_document
 from yibao.policies.loader import load_policy_file, unreadable
+from yibao.services import Context
 from yibao.services.care.quote import quote
+from yibao.services.payments import recovery
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
 policy_app = typer.Typer(no_args_is_help=True, help="策略文件 Policy files.")
@@ -193,19 +195,21 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
 
     from yibao.crypto.pii import load_keyring
     from yibao.sandbox.channels import pair
+    from yibao.services import Context
+    from yibao.services.agency.connectors import Connectors
     from yibao.services.credit import jobs as credit_jobs
-    from yibao.services.credit import lines as credit
     from yibao.store.db import Database
 
-    connectors = {}
+    overrides = {}
     for item in banks:
         pi_id, _, url = item.partition("=")
         if not pi_id or not url.startswith(("http://", "https://")):
             _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
             raise typer.Exit(code=2)
-        connectors[pi_id] = pair("bank", key_dir=keys).connector(url)
+        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
     db = Database(database)
-    ctx = credit.CreditContext.for_database(db, load_keyring(), connectors)
+    keyring = load_keyring()
+    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
     job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(job_name, total=None)
@@ -253,7 +257,7 @@ def serve(
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
     if demo:  # the demo's face checks go to its own sandbox verifier, over HTTP
-        from yibao.app import DEMO_FACE_KEY
+        from yibao.sandbox.face import DEMO_FACE_KEY
 
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
@@ -306,9 +310,8 @@ def _recover(db, now=None):  # noqa: ANN001, ANN202
     import asyncio
 
     from yibao.crypto.pii import load_keyring
-    from yibao.services.payments import flow as payment_flow
 
-    return asyncio.run(payment_flow.recover(payment_flow.context_for_database(db, load_keyring()), now))
+    return asyncio.run(recovery.recover(Context.for_database(db, load_keyring()), now))
 
 
 def _recover_at_start(db, console: Console) -> None:  # noqa: ANN001

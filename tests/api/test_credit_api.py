@@ -17,12 +17,13 @@ from yibao.app import create_app
 from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
 from yibao.services.credit import lines as credit
+from yibao.services.credit import reservations as credit_reservations
 
 
 @pytest.fixture
 def setup(db, keyring, clock, bank):
     cw = credit_world(db, keyring, clock, bank)
-    app = create_app(db, keyring=keyring, credit_banks={BANK: bank.channel})
+    app = create_app(db, keyring=keyring)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 
@@ -37,9 +38,9 @@ def enrol(client, holder):
 
 
 def captured(cw, amount):
-    r = run(credit.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder,
+    r = run(credit_reservations.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder,
                            institution_id=cw.world.hospital.id, amount=amount, actor="test"))
-    return run(credit.capture(cw.ctx, r.order_ref, actor="test"))
+    return run(credit_reservations.capture(cw.ctx, r.order_ref, actor="test"))
 
 
 def test_enrol_view_and_repay_by_the_holder(db, setup):

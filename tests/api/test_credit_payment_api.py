@@ -15,18 +15,20 @@ from tests.payments_support import LINES
 from yibao.app import create_app
 from yibao.domain import credit as rules_
 from yibao.domain.ledger import institution_cash, person_account
-from yibao.services.agency import payment_institutions as pis
+from yibao.services import Context
 from yibao.services.books import ledger
 from yibao.services.credit import lines as credit
-from yibao.services.payments import paycodes
+from yibao.services.credit import reservations as credit_reservations
+from yibao.services.payments import paycodes, recovery
+from yibao.services.people import bindings
 
 
 @pytest.fixture
 def setup(db, keyring, clock, bank):
     cw = credit_world(db, keyring, clock, bank)
-    db.run(lambda c: pis.set_limit(c, db.clock(), holder_id=cw.holder, pi_id=BANK, password_free_limit=100000, actor="test"))
+    db.run(lambda c: bindings.set_limit(c, db.clock(), holder_id=cw.holder, pi_id=BANK, password_free_limit=100000, actor="test"))
     cw.enrol()
-    app = create_app(db, keyring=keyring, credit_banks={BANK: bank.channel})
+    app = create_app(db, keyring=keyring)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 
@@ -58,7 +60,7 @@ def test_a_credit_payment_completes_and_a_bill_appears_on_the_line(db, keyring, 
     assert before["line_available"] - after["line_available"] == 366_00  # the cash came from the line
     assert after["hospital_cash"] - before["hospital_cash"] == 366_00  # once: the settlement carries no second cash leg
     assert before["holder"] == after["holder"]  # no account use asked
-    reservation = db.run(lambda c: credit.reservation(c, doc["payment_id"]), write=False)
+    reservation = db.run(lambda c: credit_reservations.reservation(c, doc["payment_id"]), write=False)
     assert reservation.state == "captured" and reservation.bill_no and reservation.amount == 366_00
     assert doc["cash"]["trade_no"] == reservation.bill_no
     holder = login(client, cw.world.phones["employee"])
@@ -79,7 +81,7 @@ def test_a_refused_credit_payment_is_voided_and_the_line_released(db, keyring, s
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["void_reason"]) == ("voided", "declined")
     assert _books(db, cw) == before  # the line's hold, the account hold: all released
-    reservation = db.run(lambda c: credit.reservation(c, r.json()["payment_id"]), write=False)
+    reservation = db.run(lambda c: credit_reservations.reservation(c, r.json()["payment_id"]), write=False)
     assert reservation.state == "failed" and reservation.bill_no is None
     assert balanced(db)
 
@@ -94,7 +96,6 @@ def test_credit_without_an_enrolment_is_refused_naming_credit(db, keyring, setup
 def test_recovery_asks_credit_resolve_for_a_credit_payment_in_doubt(db, keyring, setup, bank, clock):
     import asyncio
 
-    from yibao.services.payments import flow as payment_flow
 
     cw, client = setup
     before = _books(db, cw)
@@ -103,10 +104,9 @@ def test_recovery_asks_credit_resolve_for_a_credit_payment_in_doubt(db, keyring,
     assert r.status_code == 202 and r.json()["status"] == "cash_unknown", r.text
     assert _books(db, cw)["line_available"] == before["line_available"] - 366_00  # still held on the line while in doubt
     bank.runtime.set_knobs(server_error_rate=0.0)
-    ctx = payment_flow.context_for_database(db, keyring)
-    ctx.credit = credit.CreditContext.for_database(db, keyring, {BANK: bank.channel})
+    ctx = Context.for_database(db, keyring)
     clock.advance(minutes=2)
-    report = asyncio.run(payment_flow.recover(ctx))
+    report = asyncio.run(recovery.recover(ctx))
     assert report.orders == {r.json()["payment_id"]: "voided"}  # the bank never saw it: nothing was lent
     assert _books(db, cw) == before and balanced(db)
-    assert db.run(lambda c: credit.reservation(c, r.json()["payment_id"]), write=False).state == "failed"
+    assert db.run(lambda c: credit_reservations.reservation(c, r.json()["payment_id"]), write=False).state == "failed"

@@ -17,8 +17,9 @@ from tests.api.test_payments_api import his, key, login
 from tests.callback_support import HospitalEndpoint
 from tests.payments_support import LINES, payment_world
 from yibao.app import create_app
+from yibao.services import Context
 from yibao.services.payments import callbacks as his_callbacks
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import recovery
 
 
 @pytest.fixture
@@ -143,9 +144,9 @@ def test_a_refused_callback_is_retried_and_recorded(client, pw, hospital, db, ke
     assert r.status_code == 200 and r.json()["status"] == "completed"  # the hospital's trouble does not change the payment
     first = client.get(f"/api/v1/his/callback/deliveries?payment_id={bill['payment_id']}", headers=his(pw)).json()["items"][0]
     assert (first["status"], first["attempts"], first["last_status"]) == ("pending", 1, 503)
-    ctx = payment_flow.context_for_database(db, keyring)
-    assert asyncio.run(payment_flow.deliver_callbacks(ctx)) == {"delivered": 0, "pending": 0, "failed": 0}  # not due yet
-    report = asyncio.run(payment_flow.recover(ctx, db.clock() + timedelta(seconds=11)))
+    ctx = Context.for_database(db, keyring)
+    assert asyncio.run(his_callbacks.deliver(ctx)) == {"delivered": 0, "pending": 0, "failed": 0}  # not due yet
+    report = asyncio.run(recovery.recover(ctx, db.clock() + timedelta(seconds=11)))
     assert report.as_dict()["completed"] == 0
     done = client.get(f"/api/v1/his/callback/deliveries?payment_id={bill['payment_id']}", headers=his(pw)).json()["items"][0]
     assert (done["status"], done["attempts"], done["last_status"]) == ("delivered", 2, 200)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from tests.identity_support import active_card, enrol_child, id_number_of, name_of
 from tests.support import seed
 from yibao.app import create_app
-from yibao.face import FaceVerifier, install
+from yibao.face import FaceVerifier
 from yibao.face.png import encode_grey
 from yibao.sandbox.face_samples import capture
 
@@ -41,8 +41,7 @@ class Api:
 
 @pytest.fixture
 def api(db, keyring, face_verifier):  # noqa: F811
-    app = create_app(db, keyring=keyring)
-    install(app, face_verifier)
+    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
     with TestClient(app) as client:
         yield Api(client)
 
@@ -186,10 +185,10 @@ def test_face_verifier_outages_are_503_in_the_error_shape(api, db, keyring, face
     blank = base64.b64encode(encode_grey([[7] * 32] * 32)).decode()
     _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": blank}), 422, "capture", "bad_capture")
 
-    api.client.app.state.face_verifier = FaceVerifier("http://127.0.0.1:9", "k", timeout=0.5)
+    api.client.app.state.platform.face = FaceVerifier("http://127.0.0.1:9", "k", timeout=0.5)
     _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
            "face_verifier_unreachable")
-    api.client.app.state.face_verifier = None
+    api.client.app.state.platform.face = None
     _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
            "face_verifier_not_configured")
 

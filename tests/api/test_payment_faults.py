@@ -18,8 +18,8 @@ from tests.payments_support import LINES, PlatformServer, payment_world, wait_un
 from yibao.app import create_app
 from yibao.domain import payment_order as po
 from yibao.services.books import audit
-from yibao.services.payments import flow as payment_flow
 from yibao.services.payments import orders as payments
+from yibao.services.payments import recovery
 from yibao.store.tables import channel_notifications
 
 
@@ -45,7 +45,7 @@ def order(pw, order_id):
 
 def recover(pw, clock, minutes=2):
     clock.advance(minutes=minutes)
-    return asyncio.run(payment_flow.recover(pw.ctx()))
+    return asyncio.run(recovery.recover(pw.ctx()))
 
 
 def paid(pw, before, after, o):
@@ -104,7 +104,7 @@ def test_a_dropped_notification_is_made_up_for_by_the_query(stack, wxpay, clock)
     oid = r.json()["payment_id"]
     clock.advance(minutes=2)
     # The institution finishes after its delay; recovery keeps asking until it says so.
-    wait_until(lambda: asyncio.run(payment_flow.recover(pw.ctx())).orders.get(oid) == po.COMPLETED, what="the query finds it paid")
+    wait_until(lambda: asyncio.run(recovery.recover(pw.ctx())).orders.get(oid) == po.COMPLETED, what="the query finds it paid")
     paid(pw, before, pw.balances(), order(pw, oid))
 
 

@@ -11,7 +11,6 @@ from tests.api.test_patient_identity_api import LIVE, OPERATOR, Api
 from tests.identity_support import id_number_of, name_of
 from tests.support import seed
 from yibao.app import create_app
-from yibao.face import install
 from yibao.sandbox.face_samples import capture
 from yibao.store.tables import face_logins, sessions
 
@@ -20,8 +19,7 @@ URL = "/api/v1/patient/sessions/real-name"
 
 @pytest.fixture
 def api(db, keyring, face_verifier):
-    app = create_app(db, keyring=keyring)
-    install(app, face_verifier)
+    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
     with TestClient(app) as client:
         yield Api(client)
 

@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from tests.api.test_payments_api import his, key
 from tests.payments_support import LINES, payment_world
 from yibao.app import create_app
+from yibao.services import Context
 from yibao.services.books import accumulators
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import recovery, refunds
 
 
 @pytest.fixture
@@ -142,7 +143,7 @@ def test_recovery_resolves_an_unknown_refund(client, pw, wxpay, db, keyring, clo
     assert r.status_code == 202 and r.json()["status"] == "unknown", r.text
     wxpay.runtime.set_knobs(server_error_rate=0.0)
     clock.advance(minutes=2)
-    report = asyncio.run(payment_flow.recover(payment_flow.context_for_database(db, keyring)))
+    report = asyncio.run(recovery.recover(Context.for_database(db, keyring)))
     assert report.refunds == {r.json()["refund_id"]: "succeeded"}
     assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
 
@@ -225,7 +226,7 @@ def test_a_refund_reason_is_audited_and_an_unknown_one_refused_before_anything_m
     paid = _books(pw)
 
     def refund(reason: str):  # noqa: ANN202 — the pages' call (web/cashier_payments.py): the same flow as the API's
-        return asyncio.run(payment_flow.refund(pw.ctx(), institution=pw.w.hospital, order_id=doc["payment_id"], request_key=uuid.uuid4().hex,
+        return asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=doc["payment_id"], request_key=uuid.uuid4().hex,
                                                request_hash="h", scope="insurance", actor="test", reason=reason))
 
     with pytest.raises(InputError) as refused:

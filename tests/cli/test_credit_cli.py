@@ -15,6 +15,7 @@ from tests.conftest import Clock
 from tests.credit_support import credit_world, run
 from yibao.crypto.pii import Keyring
 from yibao.services.credit import lines as credit
+from yibao.services.credit import reservations as credit_reservations
 from yibao.store.db import Database
 from yibao.store.tables import credit_bills, credit_reminders
 
@@ -33,9 +34,9 @@ def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_pat
     db.create_all()
     cw = credit_world(db, Keyring(KEY), db.clock, bank)
     cw.enrol()
-    r = run(credit.reserve(cw.ctx, order_ref="ORDCLI" + os.urandom(6).hex().upper(), holder_id=cw.holder,
+    r = run(credit_reservations.reserve(cw.ctx, order_ref="ORDCLI" + os.urandom(6).hex().upper(), holder_id=cw.holder,
                            institution_id=cw.world.hospital.id, amount=25_00, actor="test"))
-    done = run(credit.capture(cw.ctx, r.order_ref, actor="test"))
+    done = run(credit_reservations.capture(cw.ctx, r.order_ref, actor="test"))
     today = credit.beijing_day(db.clock())
     # the CLI runs on the real clock: make this bill due in three days from now
     db.run(lambda c: c.execute(update(credit_bills).where(credit_bills.c.bill_no == done.bill_no).values(due_date=today + timedelta(days=3))))

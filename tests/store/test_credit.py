@@ -17,8 +17,12 @@ from yibao.domain.errors import Conflict, Forbidden, NotFound
 from yibao.domain.ledger import institution_cash
 from yibao.sandbox.channels.bank import limit_for, score_of
 from yibao.services.books import audit, ledger
+from yibao.services.credit import enrolment as credit_enrolment
 from yibao.services.credit import jobs as credit_jobs
 from yibao.services.credit import lines as credit
+from yibao.services.credit import repayments as credit_repayments
+from yibao.services.credit import reservations as credit_reservations
+from yibao.services.credit import sync as credit_sync
 from yibao.store.tables import credit_enrolments, credit_reminders, sandbox_sms_outbox
 
 
@@ -36,18 +40,18 @@ def line(db, cw) -> dict:
 
 
 def reserve(cw, amount, ref=None, institution=None):
-    return run(credit.reserve(cw.ctx, order_ref=ref or order(), holder_id=cw.holder, institution_id=institution or cw.world.hospital.id,
+    return run(credit_reservations.reserve(cw.ctx, order_ref=ref or order(), holder_id=cw.holder, institution_id=institution or cw.world.hospital.id,
                               amount=amount, actor="test"))
 
 
 def paid(cw, amount):
     """A payment completed by credit: reserved, then captured (the bank paid the hospital)."""
     r = reserve(cw, amount)
-    return run(credit.capture(cw.ctx, r.order_ref, actor="test"))
+    return run(credit_reservations.capture(cw.ctx, r.order_ref, actor="test"))
 
 
 def repay(cw, payer, bill_no, amount, rid=None):
-    return run(credit.repay(cw.ctx, payer_id=payer, bill_no=bill_no, amount=amount, repayment_id=rid, actor="test"))
+    return run(credit_repayments.repay(cw.ctx, payer_id=payer, bill_no=bill_no, amount=amount, repayment_id=rid, actor="test"))
 
 
 # ---- enrolment --------------------------------------------------------------------------------
@@ -73,13 +77,13 @@ def test_enrolment_records_the_consent_and_the_bank_grants_a_line(db, keyring, c
 
 def test_enrolment_refuses_without_consent_or_binding_naming_each_condition(db, keyring, cw):
     with pytest.raises(Forbidden) as exc:
-        run(credit.enrol(cw.ctx, holder_id=cw.holder, pi_id=BANK, consent_version="old-terms", actor="test"))
+        run(credit_enrolment.enrol(cw.ctx, holder_id=cw.holder, pi_id=BANK, consent_version="old-terms", actor="test"))
     assert (exc.value.code, exc.value.field) == ("credit_not_eligible", "consent_given")
     with pytest.raises(Forbidden) as exc:  # the resident has no e-card, let alone one bound to the bank
-        run(credit.enrol(cw.ctx, holder_id=cw.world.resident.id, pi_id=BANK, consent_version=rules_.CONSENT_VERSION, actor="test"))
+        run(credit_enrolment.enrol(cw.ctx, holder_id=cw.world.resident.id, pi_id=BANK, consent_version=rules_.CONSENT_VERSION, actor="test"))
     assert exc.value.field == "ecard_bound"
     with pytest.raises(NotFound) as exc:
-        run(credit.enrol(cw.ctx, holder_id=cw.holder, pi_id="nobank", consent_version=rules_.CONSENT_VERSION, actor="test"))
+        run(credit_enrolment.enrol(cw.ctx, holder_id=cw.holder, pi_id="nobank", consent_version=rules_.CONSENT_VERSION, actor="test"))
     assert exc.value.code == "bank_not_connected"
     assert db.run(lambda c: c.execute(select(func.count()).select_from(credit_enrolments)).scalar_one(), write=False) == 0
 
@@ -98,9 +102,9 @@ def test_reserve_capture_release_keep_the_ledger_balanced_and_the_line_right(db,
     cash = institution_cash(cw.world.hospital.id)
     assert db.run(lambda c: ledger.balance(c, cash), write=False) == 0  # held, not yet paid
 
-    done = run(credit.capture(cw.ctx, a.order_ref, actor="test"))
+    done = run(credit_reservations.capture(cw.ctx, a.order_ref, actor="test"))
     assert done.state == "captured" and done.bill_no is not None
-    gone = run(credit.release(cw.ctx, b.order_ref, actor="test"))
+    gone = run(credit_reservations.release(cw.ctx, b.order_ref, actor="test"))
     assert gone.state == "released"
     view = line(db, cw)
     assert view["used"] == "300.00" and view["available"] == f"{(limit - 300_00) / 100:.2f}"
@@ -109,10 +113,10 @@ def test_reserve_capture_release_keep_the_ledger_balanced_and_the_line_right(db,
     bank_line = run(cw.bank.channel.credit_line(done.enrolment_id))
     assert (bank_line.used_fen, [x.bill_no for x in bank_line.bills]) == (300_00, [done.bill_no])
     # both calls again: the same outcome, nothing moves twice
-    assert run(credit.capture(cw.ctx, a.order_ref, actor="test")).state == "captured"
-    assert run(credit.release(cw.ctx, b.order_ref, actor="test")).state == "released"
+    assert run(credit_reservations.capture(cw.ctx, a.order_ref, actor="test")).state == "captured"
+    assert run(credit_reservations.release(cw.ctx, b.order_ref, actor="test")).state == "released"
     with pytest.raises(Conflict):
-        run(credit.release(cw.ctx, a.order_ref, actor="test"))
+        run(credit_reservations.release(cw.ctx, a.order_ref, actor="test"))
     assert db.run(lambda c: ledger.balance(c, cash), write=False) == 300_00 and balanced(db)
 
 
@@ -210,10 +214,10 @@ def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(d
     with pytest.raises(BankOutcomeUnknown) as exc:
         repay(cw, cw.holder, done.bill_no, 150_00, rid=rid)
     assert exc.value.code == "bank_outcome_unknown"
-    state = db.run(lambda c: credit.repayment_view(c, rid, db.clock()), write=False)
+    state = db.run(lambda c: credit_repayments.repayment_view(c, rid, db.clock()), write=False)
     assert (state["state"], state["bill"]["repaid"]) == ("unknown", "0.00")
     run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))
-    resolved = run(credit.resolve_repayment(cw.ctx, rid, actor="test"))
+    resolved = run(credit_repayments.resolve_repayment(cw.ctx, rid, actor="test"))
     assert (resolved["state"], resolved["bill"]["repaid"], resolved["bill"]["status"]) == ("succeeded", "150.00", "repaid")
     assert run(cw.bank.channel.credit_line(done.enrolment_id)).bills[0].repaid_fen == 150_00  # once, not twice
     assert line(db, cw)["used"] == "0.00" and balanced(db)
@@ -286,17 +290,17 @@ def test_a_bank_notification_is_verified_then_the_line_is_queried_and_applied_on
     payload = {"event_id": "EV1", "event": "bill.repaid", "data": data}
 
     headers, body = _signed(cfg.secret, cfg.merchant_id, payload, tamper=True)
-    ack, what = run(credit.apply_bank_notification(cw.ctx, BANK, headers, body))
+    ack, what = run(credit_sync.apply_bank_notification(cw.ctx, BANK, headers, body))
     assert (ack.status_code, what) == (401, "refused")
     assert line(db, cw)["bills"][0]["repaid"] == "0.00"  # nothing trusted
 
     headers, body = _signed(cfg.secret, cfg.merchant_id, payload)
-    ack, what = run(credit.apply_bank_notification(cw.ctx, BANK, headers, body))
+    ack, what = run(credit_sync.apply_bank_notification(cw.ctx, BANK, headers, body))
     assert (ack.status_code, what) == (200, "applied")
     view = line(db, cw)
     assert (view["bills"][0]["repaid"], view["bills"][0]["status"], view["used"]) == ("70.00", "repaid", "0.00")
     headers, body = _signed(cfg.secret, cfg.merchant_id, {**payload, "event_id": "EV1-resent"})
-    assert run(credit.apply_bank_notification(cw.ctx, BANK, headers, body)) == (ack, "duplicate")
+    assert run(credit_sync.apply_bank_notification(cw.ctx, BANK, headers, body)) == (ack, "duplicate")
     assert line(db, cw)["bills"][0]["repaid"] == "70.00" and balanced(db)
 
 
@@ -308,7 +312,7 @@ def test_the_banks_own_refusal_is_committed_with_the_hold_released_then_raised(d
     with pytest.raises(CreditError) as exc:
         reserve(cw, 10_00, ref)
     assert (exc.value.code, exc.value.field) == ("credit_line_suspended", "credit_line")
-    r = db.run(lambda c: credit.reservation(c, ref), write=False)
+    r = db.run(lambda c: credit_reservations.reservation(c, ref), write=False)
     assert (r.state, r.error_code) == ("failed", "LINE_SUSPENDED_OVERDUE")  # the trace stays
     assert line(db, cw)["used"] == "100.00" and balanced(db)  # the hold was given back
 
@@ -320,8 +324,8 @@ def test_a_reservation_whose_answer_was_lost_is_resolved_by_asking_the_bank(db, 
     with pytest.raises(BankOutcomeUnknown):
         reserve(cw, 40_00, ref)
     run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))
-    assert db.run(lambda c: credit.reservation(c, ref), write=False).state == "unknown"
+    assert db.run(lambda c: credit_reservations.reservation(c, ref), write=False).state == "unknown"
     assert line(db, cw)["used"] == "40.00"  # still held while unknown
-    assert run(credit.resolve(cw.ctx, ref, actor="test")).state == "reserved"
-    done = run(credit.capture(cw.ctx, ref, actor="test"))
+    assert run(credit_reservations.resolve(cw.ctx, ref, actor="test")).state == "reserved"
+    done = run(credit_reservations.capture(cw.ctx, ref, actor="test"))
     assert done.state == "captured" and done.bill_no is not None and balanced(db)

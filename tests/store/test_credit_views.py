@@ -13,6 +13,8 @@ from tests.credit_support import BANK, credit_world, relative, run
 from yibao.domain.credit import BankOutcomeUnknown
 from yibao.domain.errors import Conflict, NotFound
 from yibao.services.credit import lines as credit
+from yibao.services.credit import repayments as credit_repayments
+from yibao.services.credit import reservations as credit_reservations
 
 
 @pytest.fixture
@@ -29,9 +31,9 @@ def met(view: dict) -> dict[str, bool | None]:
 
 
 def paid(cw, amount: int):
-    r = run(credit.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder,
+    r = run(credit_reservations.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder,
                            institution_id=cw.world.hospital.id, amount=amount, actor="test"))
-    return run(credit.capture(cw.ctx, r.order_ref, actor="test"))
+    return run(credit_reservations.capture(cw.ctx, r.order_ref, actor="test"))
 
 
 def test_eligibility_names_each_condition_and_offers_the_bound_connected_banks(db, cw):
@@ -60,7 +62,7 @@ def test_a_region_without_credit_payment_says_so(db, cw, monkeypatch):
 def test_the_line_splits_used_into_held_and_owed_and_bills_name_their_hospital(db, cw):
     cw.enrol()
     done = paid(cw, 120_00)
-    run(credit.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder, institution_id=cw.world.hospital.id,
+    run(credit_reservations.reserve(cw.ctx, order_ref="ORD" + secrets.token_hex(8).upper(), holder_id=cw.holder, institution_id=cw.world.hospital.id,
                        amount=30_00, actor="test"))  # a payment still in progress
     line = db.run(lambda c: credit.overview(c, cw.holder, db.clock()), write=False)["lines"][0]
     assert (line["used"], line["held"], line["owed"]) == ("150.00", "30.00", "120.00")
@@ -77,16 +79,16 @@ def test_a_repayment_in_doubt_is_listed_until_resolved_and_only_its_parties_may_
     run(cw.bank.knobs(server_error_rate=1.0))  # the bank answers 5xx: no definite answer
     try:
         with pytest.raises(BankOutcomeUnknown):
-            run(credit.repay(cw.ctx, payer_id=kin.id, bill_no=done.bill_no, amount=20_00, repayment_id=rid, actor="test"))
+            run(credit_repayments.repay(cw.ctx, payer_id=kin.id, bill_no=done.bill_no, amount=20_00, repayment_id=rid, actor="test"))
     finally:
         run(cw.bank.knobs(server_error_rate=0.0))
-    doubt = db.run(lambda c: credit.repayments_in_doubt(c, [done.bill_no]), write=False)
+    doubt = db.run(lambda c: credit_repayments.repayments_in_doubt(c, [done.bill_no]), write=False)
     assert [(r["repayment_no"], r["amount"], r["state"], r["payer_psn_no"]) for r in doubt[done.bill_no]] == [(rid, "20.00", "unknown", kin.id)]
     for person in (kin.id, cw.holder):  # the payer and the holder whose bill it is
-        db.run(lambda c, p=person: credit.require_repayment_party(c, rid, p), write=False)
+        db.run(lambda c, p=person: credit_repayments.require_repayment_party(c, rid, p), write=False)
     with pytest.raises(NotFound):
-        db.run(lambda c: credit.require_repayment_party(c, rid, cw.world.retiree.id), write=False)
+        db.run(lambda c: credit_repayments.require_repayment_party(c, rid, cw.world.retiree.id), write=False)
     with pytest.raises(NotFound):
-        db.run(lambda c: credit.require_repayment_party(c, "RPNOSUCH", cw.holder), write=False)
-    assert run(credit.resolve_repayment(cw.ctx, rid, actor="test"))["state"] == "succeeded"
-    assert db.run(lambda c: credit.repayments_in_doubt(c, [done.bill_no]), write=False) == {}
+        db.run(lambda c: credit_repayments.require_repayment_party(c, "RPNOSUCH", cw.holder), write=False)
+    assert run(credit_repayments.resolve_repayment(cw.ctx, rid, actor="test"))["state"] == "succeeded"
+    assert db.run(lambda c: credit_repayments.repayments_in_doubt(c, [done.bill_no]), write=False) == {}

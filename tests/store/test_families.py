@@ -18,11 +18,10 @@ from tests.identity_support import (
 )
 from tests.support import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
-from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
-from yibao.services.people import families
+from yibao.services.people import bindings, families
 
 RICH = 600000  # 6000.00 yuan: above Shenzhen's 5008.80
 
@@ -175,6 +174,6 @@ def test_binding_a_card_is_what_condition_two_sees(db, keyring):
     w = seed(db, keyring, balance=RICH)
     child = guardian_ready(db, keyring, w.employee, 1)
     link_child(db, keyring, w.employee.id)
-    db.run(lambda c: pis.unbind(c, db.clock(), holder_id=w.employee.id, pi_id="wechat", actor="h"))
+    db.run(lambda c: bindings.unbind(c, db.clock(), holder_id=w.employee.id, pi_id="wechat", actor="h"))
     check = db.run(lambda c: families.checklist(c, db.clock(), guardian_id=w.employee.id, child_id=child.id), write=False)
     assert _met(check)[2] is False

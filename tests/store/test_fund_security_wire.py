@@ -16,6 +16,7 @@ from tests.payments_support import payment_world
 from yibao.domain import payment_order as po
 from yibao.sandbox.channels import NAMES
 from yibao.services.agency import connectors as channel_registry
+from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
 
 LINES = [
@@ -59,7 +60,7 @@ def live(request, channel_world):
 def test_only_the_cash_share_reaches_the_institution(db, keyring, live):
     pw = payment_world(db, keyring, live, balance=31415, limit=200000)
     recorder = Recorder()
-    done = pw.pay(key="wire", lines=LINES, use_account=True, ctx=pw.ctx(channel_registry.Channels(keyring, transport=recorder)))
+    done = pw.pay(key="wire", lines=LINES, use_account=True, ctx=pw.ctx(channel_registry.Connectors(keyring, transport=recorder)))
     assert done.status == po.COMPLETED, done
     s = db.run(lambda c: payments.receipt(c, done), write=False)
     fund_shares = [int(round(float(v) * 100)) for k, v in s["fund"].items() if float(v) > 0]
@@ -76,5 +77,5 @@ def test_only_the_cash_share_reaches_the_institution(db, keyring, live):
     assert amount_on_wire(done.cash_pay, wire)
     assert done.id.encode() in wire
     assert any(form in wire for form in forms(payments.CASH_DESCRIPTION))
-    token = db.run(lambda c: payments.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).holder_token
+    token = db.run(lambda c: cash_leg.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).holder_token
     assert token.encode() in wire

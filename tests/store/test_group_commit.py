@@ -18,7 +18,7 @@ from tests.store.test_settlement_service import open_with_lines
 from tests.support import seed
 from yibao.app import create_app
 from yibao.domain.errors import InputError
-from yibao.runtime.platform import WriteBatcher
+from yibao.runtime.batching import WriteBatcher
 from yibao.services.books import ledger
 from yibao.services.care import visits
 from yibao.store.db import Database, Retry

@@ -12,7 +12,7 @@ from tests.support import seed
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
-from yibao.services.people import cards
+from yibao.services.people import bindings, cards
 from yibao.store.tables import ecard_bindings as B
 
 
@@ -87,21 +87,21 @@ def test_bindings_default_limit_and_unbind(db, keyring):
         assert exc.value.field == "password_free_limit"
 
     now = db.clock()
-    items = db.run(lambda c: pis.set_default(c, now, holder_id=pid, pi_id="alipay", actor="h"))
+    items = db.run(lambda c: bindings.set_default(c, now, holder_id=pid, pi_id="alipay", actor="h"))
     assert items[0]["payment_institution_id"] == "alipay" and _defaults(db, card.id) == 1
-    items = db.run(lambda c: pis.set_limit(c, now, holder_id=pid, pi_id="wechat", password_free_limit=200000, actor="h"))
+    items = db.run(lambda c: bindings.set_limit(c, now, holder_id=pid, pi_id="wechat", password_free_limit=200000, actor="h"))
     assert {i["payment_institution_id"]: i["password_free_limit"] for i in items}["wechat"] == "2000.00"
-    items = db.run(lambda c: pis.unbind(c, now, holder_id=pid, pi_id="alipay", actor="h"))
+    items = db.run(lambda c: bindings.unbind(c, now, holder_id=pid, pi_id="alipay", actor="h"))
     assert [(i["payment_institution_id"], i["default"]) for i in items] == [("wechat", True), ("unionpay", False)]
     with pytest.raises(NotFound):
-        db.run(lambda c: pis.set_default(c, now, holder_id=pid, pi_id="alipay", actor="h"))
+        db.run(lambda c: bindings.set_default(c, now, holder_id=pid, pi_id="alipay", actor="h"))
     with pytest.raises(NotFound):
-        db.run(lambda c: pis.unbind(c, now, holder_id=pid, pi_id="alipay", actor="h"))
+        db.run(lambda c: bindings.unbind(c, now, holder_id=pid, pi_id="alipay", actor="h"))
     items = bind(db, pid, "alipay", password_free_limit=100)  # a second binding after unbinding reuses the row
     assert {i["payment_institution_id"]: (i["default"], i["password_free_limit"]) for i in items}["alipay"] == (False, "1.00")
     for pi_id in ("wechat", "unionpay", "alipay"):
-        db.run(lambda c, p=pi_id: pis.unbind(c, now, holder_id=pid, pi_id=p, actor="h"))
-    assert db.run(lambda c: pis.bindings(c, pid), write=False) == []
+        db.run(lambda c, p=pi_id: bindings.unbind(c, now, holder_id=pid, pi_id=p, actor="h"))
+    assert db.run(lambda c: bindings.of_holder(c, pid), write=False) == []
     assert _defaults(db, card.id) == 0
 
 
@@ -118,11 +118,11 @@ def test_suspended_institutions_cannot_be_bound_and_a_cancelled_ecard_loses_its_
         bind(db, pid, "alipay")
     assert exc.value.code == "not_admitted"
     db.run(lambda c: pis.suspend(c, now, pi_id="wechat", reason=None, actor="op"))
-    assert db.run(lambda c: pis.bindings(c, pid), write=False)[0]["institution_status"] == "suspended"
+    assert db.run(lambda c: bindings.of_holder(c, pid), write=False)[0]["institution_status"] == "suspended"
     db.run(lambda c: cards.cancel(c, now, card_id=card.id, holder_id=pid, actor="h"))
     assert db.run(lambda c: c.execute(select(B.c.status, B.c.is_default).where(B.c.card_id == card.id)).all(), write=False) == \
         [("unbound", False)]
-    assert db.run(lambda c: pis.bindings(c, pid), write=False) == []
+    assert db.run(lambda c: bindings.of_holder(c, pid), write=False) == []
 
 
 def test_concurrent_default_changes_leave_exactly_one_default(db, keyring):
@@ -139,7 +139,7 @@ def test_concurrent_default_changes_leave_exactly_one_default(db, keyring):
     def worker(pi_id):
         try:
             for _ in range(3):
-                db.run(lambda c: pis.set_default(c, db.clock(), holder_id=pid, pi_id=pi_id, actor="h"))
+                db.run(lambda c: bindings.set_default(c, db.clock(), holder_id=pid, pi_id=pi_id, actor="h"))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 

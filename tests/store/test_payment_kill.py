@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from tests.payments_support import LINES, payment_world
 from yibao.domain import payment_order as po
-from yibao.services.payments import flow as payment_flow
 from yibao.services.payments import orders as payments
+from yibao.services.payments import recovery
 from yibao.store.tables import payment_orders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,9 +58,9 @@ def test_a_payment_killed_midway_is_finished_or_undone_by_recovery(db, keyring, 
         assert wxpay.runtime.books.trades[stopped.id].status == "succeeded"  # the institution collected; we never heard
 
     # Too early: a request might still be in flight, so recovery leaves it alone.
-    assert asyncio.run(payment_flow.recover(pw.ctx())).orders == {}
+    assert asyncio.run(recovery.recover(pw.ctx())).orders == {}
     clock.advance(minutes=2)
-    report = asyncio.run(payment_flow.recover(pw.ctx()))
+    report = asyncio.run(recovery.recover(pw.ctx()))
     after = pw.balances()
     final = db.run(lambda c: payments.require(c, stopped.id), write=False)
     assert report.orders == {final.id: final.status}
@@ -75,4 +75,4 @@ def test_a_payment_killed_midway_is_finished_or_undone_by_recovery(db, keyring, 
         assert after["receivable"] - before["receivable"] == final.fund_total + final.account_pay
         assert before["pool"] - after["pool"] == final.fund_total
     # Recovery again finds nothing to do.
-    assert asyncio.run(payment_flow.recover(pw.ctx())).orders == {}
+    assert asyncio.run(recovery.recover(pw.ctx())).orders == {}

@@ -12,8 +12,9 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services.books import audit
 from yibao.services.care import visits
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import confirmation, onecode, recovery
 from yibao.services.payments import orders as payments
+from yibao.services.people import bindings
 
 
 def order(pw, order_id):
@@ -87,7 +88,7 @@ def test_a_refused_code_moves_nothing_and_its_refusal_is_kept(db, keyring, wxpay
         pw.pay(key="K6", code=code)
     assert exc.value.code == "paycode_used"
     with pytest.raises(InputError):  # neither a visit nor lines: refused before anything is used up
-        asyncio.run(payment_flow.onecode(pw.ctx(), institution=pw.w.hospital, request_key="K7", request_hash="h", code=pw.code(),
+        asyncio.run(onecode.pay(pw.ctx(), institution=pw.w.hospital, request_key="K7", request_hash="h", code=pw.code(),
                                          terminal_id=None, visit_id=None, lines=None, use_account=False, actor="his:test"))
     assert pw.balances()["pending"] == before["pending"] == 0
 
@@ -97,18 +98,18 @@ def test_above_the_limit_the_holder_confirms_with_the_pin(db, keyring, wxpay):
     pw.set_pin(pw.w.employee.id, "731946")
     waiting = pw.pay(key="K8", lines=BIG_LINES)
     assert waiting.status == po.AWAITING_CONFIRMATION and waiting.cash_pay > 50000
-    assert [o.id for o in db.run(lambda c: payments.pending_for(c, pw.w.employee.id, db.clock()), write=False)] == [waiting.id]
+    assert [o.id for o in db.run(lambda c: confirmation.pending_for(c, pw.w.employee.id, db.clock()), write=False)] == [waiting.id]
     assert waiting.id not in wxpay.runtime.books.trades
     held = pw.balances()
     assert held["pending"] > 0
     with pytest.raises(InputError) as exc:
-        asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="000001", actor="patient:x"))
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="000001", actor="patient:x"))
     assert exc.value.code == "pin_wrong" and "4" in exc.value.message_en
     assert order(pw, waiting.id).pin_attempts == 1  # counted and committed although the call raised
     with pytest.raises(YibaoError) as exc:  # someone else cannot confirm it
-        asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.retiree.id, pin="731946", actor="patient:y"))
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.retiree.id, pin="731946", actor="patient:y"))
     assert exc.value.code == "not_found"
-    done = asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="patient:x"))
+    done = asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="patient:x"))
     assert done.status == po.COMPLETED and done.trade_no
     assert pw.balances()["hospital_cash"] - held["hospital_cash"] == done.cash_pay
 
@@ -120,27 +121,27 @@ def test_five_wrong_pins_void_the_payment(db, keyring, wxpay):
     waiting = pw.pay(key="K9")
     for i in range(4):
         with pytest.raises(InputError):
-            asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
+            asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
     with pytest.raises(Conflict) as exc:
-        asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
     assert exc.value.code == "pin_attempts_exhausted"
     got = order(pw, waiting.id)
     assert (got.status, got.void_reason, got.pin_attempts) == (po.VOIDED, po.PIN_EXHAUSTED, 5)
     assert pw.balances() == before
     with pytest.raises(Conflict):  # the right PIN now is too late
-        asyncio.run(payment_flow.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="p"))
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="p"))
 
 
 def test_the_holder_declines_and_an_unconfirmed_payment_expires(db, keyring, wxpay, clock):
     pw = payment_world(db, keyring, wxpay, limit=0)
     before = pw.balances()
     first = pw.pay(key="K10")
-    declined = db.run(lambda c: payments.decline(c, clock(), order_id=first.id, payer_id=pw.w.employee.id, actor="p"))
+    declined = db.run(lambda c: confirmation.decline(c, clock(), order_id=first.id, payer_id=pw.w.employee.id, actor="p"))
     assert (declined.status, declined.void_reason) == (po.VOIDED, po.HOLDER_DECLINED)
     assert pw.balances() == before
     second = pw.pay(key="K11")
     clock.advance(minutes=11)
-    report = asyncio.run(payment_flow.recover(pw.ctx()))
+    report = asyncio.run(recovery.recover(pw.ctx()))
     assert report.orders == {second.id: po.VOIDED}
     assert order(pw, second.id).void_reason == po.CONFIRMATION_EXPIRED
     assert pw.balances() == before
@@ -188,11 +189,10 @@ def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, key
 def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, keyring, wxpay):
     from sqlalchemy import select
 
-    from yibao.services.agency import payment_institutions as pis
     from yibao.store.tables import payment_orders
 
     pw = payment_world(db, keyring, wxpay)
-    db.run(lambda c: pis.unbind(c, db.clock(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
+    db.run(lambda c: bindings.unbind(c, db.clock(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
     before = pw.balances()
     code = pw.code()
     with pytest.raises(Conflict) as exc:

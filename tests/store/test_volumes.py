@@ -22,7 +22,7 @@ from yibao.domain.money import parse_yuan
 from yibao.services.books import ledger, volumes
 from yibao.services.care import settlement
 from yibao.services.care.settlement import AccountRequest
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import refunds
 from yibao.services.people import persons as people
 from yibao.store.tables import payment_refunds, settlements
 
@@ -48,7 +48,7 @@ def _pay(pw, key: str, *, lines=LINES):  # noqa: ANN001, ANN202
 
 
 def _refund(pw, order, scope: str):  # noqa: ANN001, ANN202
-    r = asyncio.run(payment_flow.refund(pw.ctx(), institution=pw.w.hospital, order_id=order.id, request_key=f"refund-{order.id}-{scope}",
+    r = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=order.id, request_key=f"refund-{order.id}-{scope}",
                                         request_hash=scope, scope=scope, actor="his:test"))
     assert r.status == "succeeded", r
     pw.db.clock.advance(seconds=1)

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from tests.identity_support import admit, ecard, id_number_of, name_of
 from tests.support import seed
 from yibao.app import create_app
-from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import volumes
+from yibao.services.people import bindings
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_a_post_without_the_right_csrf_token_changes_nothing_and_says_why(site, 
         r = client.post("/app/bindings", data={**tokens(page), "csrf": csrf, "payment_institution_id": "wechat"})
         assert r.status_code == 403 and r.headers["content-type"].startswith("text/html")
         assert "页面已过期或来源不明" in r.text and "{" not in r.text
-    assert db.run(lambda c: pis.bindings(c, world.employee.id), write=False) == []
+    assert db.run(lambda c: bindings.of_holder(c, world.employee.id), write=False) == []
 
 
 def test_the_same_form_sent_twice_changes_things_once(site, db):
@@ -76,7 +76,7 @@ def test_the_same_form_sent_twice_changes_things_once(site, db):
     first = client.post("/app/bindings", data=form)
     second = client.post("/app/bindings", data=form)  # not "already bound": the first outcome again
     assert flash(first.text) == flash(second.text) == "已绑定"
-    assert [b["payment_institution_id"] for b in db.run(lambda c: pis.bindings(c, world.employee.id), write=False)] == ["wechat"]
+    assert [b["payment_institution_id"] for b in db.run(lambda c: bindings.of_holder(c, world.employee.id), write=False)] == ["wechat"]
     again = client.post("/app/bindings", data={**form, "nonce": tokens(client.get("/app/bindings").text)["nonce"]})
     assert flash(again.text) == "已绑定该支付机构"  # a new form is a new request
 

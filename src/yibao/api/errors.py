@@ -1,8 +1,5 @@
-"""One error shape for every failure: a stable code, the field, and messages in Chinese and English.
-
-    {"error": {"code": "invalid_number", "field": "lines[0].unit_price",
-               "message_zh": "...", "message_en": "...", "request_id": "..."}}
-"""
+"""The API's answers to failures, in the one error shape (formats/errors.py): the handlers, the request
+id, and input every route refuses (NUL)."""
 
 from __future__ import annotations
 
@@ -17,25 +14,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, PolicyError, TooManyAttempts, Unauthorized, YibaoError
-from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds
+from yibao.domain.errors import InputError, YibaoError
+from yibao.formats.errors import HTTP_TEXTS, body_of, error_body, headers_for, status_for
 
 log = logging.getLogger("yibao.api")
-
-STATUS = {InputError: 422, PolicyError: 500, NotFound: 404, Conflict: 409, Unauthorized: 401, Forbidden: 403, InsufficientFunds: 409,
-          AccountLimitExceeded: 409, TooManyAttempts: 429}
-
-
-def status_for(exc: YibaoError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
-
-
-def error_body(code: str, field: str, zh: str, en: str, request_id: str) -> dict[str, Any]:
-    return {"error": {"code": code, "field": field, "message_zh": zh, "message_en": en, "request_id": request_id}}
-
 
 def _rid(request: Request) -> str:
     return getattr(request.state, "request_id", None) or uuid.uuid4().hex[:16]
@@ -76,16 +58,6 @@ _PYDANTIC_ZH = {
     "date_type": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
     "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
     "string_unicode": ("应为有效的 Unicode 字符串", "must be a valid Unicode string"),
-}
-
-
-# Route-level failures raised by Starlette/FastAPI before a handler runs. FastAPI answers 400 when the
-# body cannot be read at all (not UTF-8, say) — the body is the field.
-HTTP_TEXTS = {
-    400: ("invalid_body", "body", "请求体无法解析，应为 UTF-8 编码的 JSON", "the body could not be parsed; send UTF-8 encoded JSON"),
-    404: ("not_found", "", "资源不存在", "not found"),
-    405: ("method_not_allowed", "", "不支持该请求方法", "method not allowed"),
-    413: ("body_too_large", "body", "请求体过大", "the body is too large"),
 }
 
 
@@ -181,12 +153,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(YibaoError)
     async def yibao_error(request: Request, exc: YibaoError) -> JSONResponse:
         status = status_for(exc)
-        if status >= 500:
+        if status == 500:
             log.error("policy error %s", exc.describe())
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, TooManyAttempts):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(error_body(exc.code, exc.field, exc.message_zh, exc.message_en, _rid(request)), status_code=status, headers=headers)
+        return JSONResponse(body_of(exc, _rid(request)), status_code=status, headers=headers_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

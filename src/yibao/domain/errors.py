@@ -50,5 +50,12 @@ class TooManyAttempts(YibaoError):
         self.retry_after = retry_after
 
 
+class Unavailable(YibaoError):
+    """An outside party the answer depends on (a verifier, an institution) gave no trustworthy answer now;
+    nothing changed, try again after ``retry_after`` seconds."""
+
+    retry_after = 5
+
+
 def not_found(field: str, what_zh: str, what_en: str) -> NotFound:
     return NotFound(field, "not_found", f"{what_zh}不存在", f"{what_en} not found")

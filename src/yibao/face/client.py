@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 
-from yibao.domain.errors import Conflict, InputError, YibaoError
+from yibao.domain.errors import Conflict, InputError, Unavailable, YibaoError
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture
 from yibao.face.png import SIGNATURE
 
 
-class FaceUnavailable(YibaoError):
+class FaceUnavailable(Unavailable):
     """The verifier did not give a trustworthy answer (down, slow, failing, or a bad signature)."""
 
 

@@ -10,7 +10,6 @@ Demo credentials are fixed and printed; they are for a demo database only.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -26,7 +25,7 @@ from yibao.sandbox.face_samples import capture
 from yibao.services.agency import institutions, payment_institutions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
-from yibao.services.people import cards, families, filings, identity
+from yibao.services.people import bindings, cards, families, filings, identity
 from yibao.services.people import persons as people
 from yibao.store.db import Database
 from yibao.store.tables import institutions as INST
@@ -109,10 +108,10 @@ def card_number(p: DemoPerson) -> str:
 
 
 def _verifier() -> FaceVerifier:
-    from yibao.app import DEMO_FACE_KEY
     from yibao.sandbox.face import create_app as sandbox
+    from yibao.sandbox.face import face_key
 
-    key = os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)
+    key = face_key()
     return FaceVerifier("http://face-sandbox", key, transport=httpx.ASGITransport(app=sandbox(key)))
 
 
@@ -195,10 +194,10 @@ def _seed(db: Database, keyring: Keyring) -> None:
             identity.record_real_person(conn, keyring, now, person_id=pid, template_id=template, match=check.match, liveness=check.liveness,
                                         similarity=check.similarity, actor=ACTOR)
             cards.issue_ecard(conn, keyring, now, person_id=pid, actor=ACTOR)
-            payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
+            bindings.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
                                       actor=ACTOR)
             if p.key in CREDIT_HOLDERS:  # the e-card bound to the sandbox credit bank: he can enrol in 信用支付 in the app
-                payment_institutions.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
+                bindings.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
         db.run(authenticate)
 
     def family(conn: Connection) -> None:
@@ -256,16 +255,14 @@ SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "ba
 
 
 def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str) -> None:
-    """Point the demo's admitted payment institutions at the SANDBOX institutions mounted in this process.
+    """Point the demo's admitted payment institutions (credit banks included) at the SANDBOX institutions mounted in this process.
 
     The sandboxes' keys and books are made afresh at each start, so each configuration is written
     again and the agreements signed with the previous process's sandboxes are forgotten (the next
     payment signs a new one). Nothing happens when the demo world is not loaded.
     """
-    from sqlalchemy import delete
-
     from yibao.services.agency import connectors as channel_registry
-    from yibao.store.tables import channel_agreements as AG
+    from yibao.services.payments import cash
 
     now = db.clock()
     for region in REGIONS:
@@ -280,18 +277,8 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
                 if pi is None or pi.status != "admitted":
                     return
                 channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
-                conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id))
+                cash.forget_agreements(conn, pi_id)
             db.run(configure)
-
-
-def sandbox_credit_banks(pairs: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """The demo's credit banks (信用支付): each region's `bank-{region}` reached over HTTP at the SANDBOX bank
-    mounted in this process, its notifications addressed to the credit notify endpoint. Like the payment
-    connectors, the sandbox's books and secret are made afresh at each start."""
-    if "bank" not in pairs:
-        return {}
-    return {pi_id: pairs["bank"].connector(f"{base_url}/sandbox/bank", notify_url=f"{base_url}/api/v1/credit/notify/{pi_id}")
-            for pi_id in CREDIT_BANKS}
 
 
 def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]) -> int:
@@ -306,16 +293,8 @@ def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]
 
     from yibao.sandbox.channels import bank as sandbox_bank
     from yibao.services.credit import lines as credit
-    from yibao.store.tables import credit_bills as CB
-    from yibao.store.tables import credit_enrolments as CE
 
-    def read(conn: Connection) -> tuple[list[Any], list[Any]]:
-        rows = conn.execute(select(CE).where(CE.c.payment_institution_id.in_(CREDIT_BANKS),
-                                             CE.c.status.in_(("active", "suspended")), CE.c.agreement_no.is_not(None))).all()
-        bills = conn.execute(select(CB).where(CB.c.enrolment_id.in_([r.id for r in rows]))).all() if rows else []
-        return rows, bills
-
-    rows, bills = db.run(read, write=False)
+    rows, bills = db.run(lambda c: credit.lines_at(c, CREDIT_BANKS), write=False)
     books = pairs["bank"].runtime.books
     for r in rows:
         token = credit.token_for(keyring, r.person_id, r.payment_institution_id)

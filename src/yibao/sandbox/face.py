@@ -30,6 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture, feature_vector, similarity
 
+DEMO_FACE_KEY = "demo-face-sandbox-key"  # the demo's shared key with its own sandbox verifier
+
+
+def face_key() -> str:
+    """The key the demo shares with its sandbox verifier ($YIBAO_FACE_KEY, else the demo's)."""
+    return os.environ.get("YIBAO_FACE_KEY", DEMO_FACE_KEY)
+
 LIVENESS_METHODS = ("structured_light", "tof", "action")  # 3D structured light, 3D time of flight, action prompts
 
 

@@ -1,5 +1,8 @@
 """Every table, as SQLAlchemy Core. Money columns are BIGINT fen; every row carries its region.
 
+Each table names the package that owns it (`info={"owner": ...}`): only that package writes it; others
+call it (scripts/check_architecture.py checks this on every `make test`).
+
 Rows are partitioned by pooling region (`region`, the 6-digit admdvs code): a region's data never
 depends on another's, so a deployment can shard by it. PII columns hold AES-GCM ciphertext
 (`*_enc`) beside a keyed hash for lookups (`*_hash`); see yibao.crypto.pii.
@@ -54,6 +57,7 @@ institutions = Table(
     Column("status", String(10), nullable=False),  # active | suspended
     Column("secret_hash", String(128), nullable=False),  # API credential, hashed
     _created(),
+    info={"owner": "services.agency"},
 )
 
 payment_institutions = Table(
@@ -66,6 +70,7 @@ payment_institutions = Table(
     Column("admitted_at", DateTime(timezone=True)),
     Column("admission_ref", String(80)),  # the agency's admission decision
     _created(),
+    info={"owner": "services.agency"},
 )
 
 # ---- people, identity, cards -----------------------------------------------------------------
@@ -90,6 +95,7 @@ persons = Table(
     Column("face_template_enc", LargeBinary),  # the verifier's template reference, encrypted
     Column("status", String(10), nullable=False),  # active | suspended
     _created(),
+    info={"owner": "services.people"},
 )
 
 filings = Table(  # cross-region filings (异地备案)
@@ -102,6 +108,7 @@ filings = Table(  # cross-region filings (异地备案)
     Column("valid_from", Date, nullable=False),
     Column("valid_to", Date),
     _created(),
+    info={"owner": "services.people"},
 )
 
 cards = Table(
@@ -119,6 +126,7 @@ cards = Table(
     Column("photo_type", String(20)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.people"},
 )
 
 card_events = Table(
@@ -131,6 +139,7 @@ card_events = Table(
     Column("to_status", String(14)),
     Column("actor", String(60), nullable=False),
     _created(),
+    info={"owner": "services.people"},
 )
 
 ecard_bindings = Table(
@@ -145,6 +154,7 @@ ecard_bindings = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     UniqueConstraint("card_id", "payment_institution_id"),
+    info={"owner": "services.people"},
 )
 
 family_links = Table(
@@ -158,6 +168,7 @@ family_links = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     UniqueConstraint("holder_id", "member_id", "relation"),
+    info={"owner": "services.people"},
 )
 
 sessions = Table(
@@ -167,6 +178,7 @@ sessions = Table(
     Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.access"},
 )
 
 face_logins = Table(  # every real-name log-in's face check (name + ID number + a live face): the failures the limit counts
@@ -176,6 +188,7 @@ face_logins = Table(  # every real-name log-in's face check (name + ID number + 
     Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),
     Column("outcome", String(24), nullable=False),  # verified | name_mismatch | face_mismatch | liveness_failed
     _created(),
+    info={"owner": "services.access"},
 )
 
 Index("ix_face_logins_recent", face_logins.c.person_id, face_logins.c.created_at)
@@ -190,6 +203,7 @@ sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
     Column("attempts", Integer, nullable=False),
     Column("used", Boolean, nullable=False),
     _created(),
+    info={"owner": "services.access"},
 )
 
 sandbox_sms_outbox = Table(  # the sandbox SMS gateway: what it would have sent
@@ -200,6 +214,7 @@ sandbox_sms_outbox = Table(  # the sandbox SMS gateway: what it would have sent
     Column("phone_hash", String(64), nullable=False, index=True),
     Column("text", String(200), nullable=False),
     _created(),
+    info={"owner": "services.access"},
 )
 
 # ---- ledger (double entry, two-phase; TigerBeetle's semantics in SQL) -------------------------
@@ -219,6 +234,7 @@ ledger_accounts = Table(
     _created(),
     CheckConstraint("debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0", name="non_negative"),
     CheckConstraint("NOT debits_must_not_exceed_credits OR debits_posted + debits_pending <= credits_posted", name="no_overdraft"),
+    info={"owner": "services.books"},
 )
 
 transfers = Table(
@@ -238,6 +254,7 @@ transfers = Table(
     _created(),
     CheckConstraint("amount > 0", name="positive"),
     CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
+    info={"owner": "services.books"},
 )
 
 # ---- visits, fee lines, settlements, accumulators ---------------------------------------------
@@ -258,6 +275,7 @@ visits = Table(
     Column("filing", String(10)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.care"},
 )
 
 fee_lines = Table(
@@ -278,6 +296,7 @@ fee_lines = Table(
     Column("status", String(10), nullable=False),  # active | revoked
     _created(),
     UniqueConstraint("visit_id", "feedetl_sn"),
+    info={"owner": "services.care"},
 )
 
 settlements = Table(
@@ -307,6 +326,7 @@ settlements = Table(
     Column("cancel_reason", String(20)),  # cancel | reversal
     _created(),
     UniqueConstraint("institution_id", "msgid"),
+    info={"owner": "services.care"},
 )
 
 messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
@@ -318,6 +338,7 @@ messages = Table(  # message ids of money-changing requests: a settle and a reve
     Column("state", String(30), nullable=False),  # done | reversed | reversed_before_arrival
     Column("ref", String(40)),  # the settlement it concerns
     _created(),
+    info={"owner": "services.care"},
 )
 
 accumulators = Table(
@@ -338,6 +359,7 @@ accumulators = Table(
     CheckConstraint("outpatient_deductible_used >= 0 AND pool_fund_paid >= 0 AND outpatient_pool_paid >= 0 AND "
                     "pool_eligible_used >= 0 AND serious_illness_base >= 0 AND serious_illness_paid >= 0 AND "
                     "large_amount_paid >= 0 AND assistance_base >= 0 AND assistance_paid >= 0", name="non_negative"),
+    info={"owner": "services.books"},
 )
 
 # ---- platform: idempotency and audit ---------------------------------------------------------
@@ -351,6 +373,7 @@ idempotency_records = Table(
     Column("status_code", Integer, nullable=False),
     Column("body", Text, nullable=False),
     _created(),
+    info={"owner": "runtime"},
 )
 
 audit_log = Table(  # append-only, hash-chained per region
@@ -364,6 +387,7 @@ audit_log = Table(  # append-only, hash-chained per region
     Column("detail", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    info={"owner": "services.books"},
 )
 
 audit_heads = Table(
@@ -371,6 +395,7 @@ audit_heads = Table(
     Column("region", String(6), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    info={"owner": "services.books"},
 )
 
 Index("ix_visits_institution_status", visits.c.institution_id, visits.c.status)
@@ -385,6 +410,7 @@ paycode_slots = Table(  # per card that ever showed a code: its opaque slot in t
     Column("counter", BigInteger, nullable=False),  # the latest code's; a new code takes counter + 1
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.payments"},
 )
 
 paycodes = Table(  # one row per code issued; single use is a conditional UPDATE of status live → used
@@ -402,6 +428,7 @@ paycodes = Table(  # one row per code issued; single use is a conditional UPDATE
     Column("terminal_id", String(40)),
     _created(),
     UniqueConstraint("card_id", "counter"),
+    info={"owner": "services.payments"},
 )
 
 paycode_refusals = Table(  # every refused scan: the trace, and the guesses the rate limit counts
@@ -414,6 +441,7 @@ paycode_refusals = Table(  # every refused scan: the trace, and the guesses the 
     Column("counted", Boolean, nullable=False),  # a guess (no such code, bad MAC): counts toward the limit
     Column("card_id", String(24)),  # set when the code was genuine (used, expired, replaced …)
     _created(),
+    info={"owner": "services.payments"},
 )
 
 Index("ix_paycode_refusals_guesses", paycode_refusals.c.institution_id, paycode_refusals.c.terminal_id, paycode_refusals.c.created_at)
@@ -429,6 +457,7 @@ face_attempts = Table(  # every 1:1 face check at a terminal: the trace, and the
     Column("terminal_id", String(40), nullable=False),  # "" when the terminal did not name itself
     Column("outcome", String(24), nullable=False),  # verified | face_mismatch | liveness_failed
     _created(),
+    info={"owner": "services.payments"},
 )
 
 Index("ix_face_attempts_recent", face_attempts.c.person_id, face_attempts.c.institution_id, face_attempts.c.created_at)
@@ -446,6 +475,7 @@ face_authorizations = Table(  # a verified face, good for one payment at that in
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True)),
     _created(),
+    info={"owner": "services.payments"},
 )
 
 # ---- payments: orders, the channel registry, agreements, notifications, PINs (services/payments.py) ---
@@ -482,6 +512,7 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     UniqueConstraint("institution_id", "request_key"),
     CheckConstraint("total = fund_total + account_pay + cash_pay", name="split"),
     CheckConstraint("fund_total >= 0 AND account_pay >= 0 AND cash_pay >= 0", name="non_negative"),
+    info={"owner": "services.payments"},
 )
 
 Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
@@ -495,6 +526,7 @@ his_callbacks = Table(  # where a hospital wants payment results POSTed, and the
     Column("secret_enc", LargeBinary, nullable=False),  # PII keyring, context "his callback secret"
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.payments"},
 )
 
 callback_deliveries = Table(  # the outbox: written in the unit that ends the order, delivered (and retried) after it
@@ -513,6 +545,7 @@ callback_deliveries = Table(  # the outbox: written in the unit that ends the or
     Column("delivered_at", DateTime(timezone=True)),
     _created(),
     UniqueConstraint("order_id", "event"),
+    info={"owner": "services.payments"},
 )
 
 payment_refunds = Table(  # one per refund of a payment order: what it gives back, and the institution's answer for the cash
@@ -536,6 +569,7 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     _created(),
     UniqueConstraint("institution_id", "request_key"),
     CheckConstraint("insurance_fen >= 0 AND cash_fen >= 0", name="non_negative"),
+    info={"owner": "services.payments"},
 )
 
 backstop_liabilities = Table(  # 兜底责任 (seed 002): a fund loss caused by a mobile payment, charged to the hospital
@@ -553,6 +587,7 @@ backstop_liabilities = Table(  # 兜底责任 (seed 002): a fund loss caused by 
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     CheckConstraint("amount > 0 AND recovered >= 0 AND recovered <= amount", name="amounts"),
+    info={"owner": "services.payments"},
 )
 
 liability_recourses = Table(  # what the hospital recovered from the payment institution, each time
@@ -565,6 +600,7 @@ liability_recourses = Table(  # what the hospital recovered from the payment ins
     Column("actor", String(80), nullable=False),
     _created(),
     CheckConstraint("amount > 0", name="positive"),
+    info={"owner": "services.payments"},
 )
 
 Index("ix_payment_refunds_status_updated", payment_refunds.c.status, payment_refunds.c.updated_at)
@@ -587,6 +623,7 @@ channel_configs = Table(  # how the platform reaches an admitted payment institu
     Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.agency"},
 )
 
 channel_agreements = Table(  # a holder's password-free agreement (免密协议) at a payment institution
@@ -600,6 +637,7 @@ channel_agreements = Table(  # a holder's password-free agreement (免密协议)
     Column("status", String(12), nullable=False),  # active | terminated
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.payments"},
 )
 
 channel_notifications = Table(  # verified notifications acted on: the unique key is the durable dedup claim
@@ -612,6 +650,7 @@ channel_notifications = Table(  # verified notifications acted on: the unique ke
     Column("status", String(20), nullable=False),
     Column("effect", String(30), nullable=False),  # what the platform did: completed | voided | ignored | anomaly
     _created(),
+    info={"owner": "services.payments"},
 )
 
 payment_pins = Table(  # a holder's 6-digit payment PIN: a salted, keyed scrypt hash
@@ -624,6 +663,7 @@ payment_pins = Table(  # a holder's 6-digit payment PIN: a salted, keyed scrypt 
     Column("locked_until", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
+    info={"owner": "services.payments"},
 )
 
 # ---- credit payment (信用支付; services/credit.py) -------------------------------------------------
@@ -648,6 +688,7 @@ credit_enrolments = Table(  # a holder's contract with a bank: consent, the bank
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     UniqueConstraint("person_id", "payment_institution_id"),
+    info={"owner": "services.credit"},
 )
 
 credit_reservations = Table(  # the cash share of one payment order held on a line, then captured or released
@@ -663,6 +704,7 @@ credit_reservations = Table(  # the cash share of one payment order held on a li
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     CheckConstraint("amount > 0", name="positive"),
+    info={"owner": "services.credit"},
 )
 
 credit_bills = Table(  # one per captured payment (the bank's bill number)
@@ -680,6 +722,7 @@ credit_bills = Table(  # one per captured payment (the bank's bill number)
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     CheckConstraint("repaid >= 0 AND repaid <= amount", name="repaid_within_amount"),
+    info={"owner": "services.credit"},
 )
 
 credit_repayments = Table(
@@ -694,6 +737,7 @@ credit_repayments = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     CheckConstraint("amount > 0", name="positive"),
+    info={"owner": "services.credit"},
 )
 
 credit_reminders = Table(  # one per bill and kind: the reminder job may run any number of times
@@ -703,6 +747,7 @@ credit_reminders = Table(  # one per bill and kind: the reminder job may run any
     _region(),
     Column("sms_id", Integer),  # the sandbox outbox row; None when the holder has no phone on file
     _created(),
+    info={"owner": "services.credit"},
 )
 
 credit_notifications = Table(  # bank notifications acted on: the durable dedup claim, written with the effect
@@ -714,4 +759,5 @@ credit_notifications = Table(  # bank notifications acted on: the durable dedup 
     _region(),
     Column("event_id", String(64), nullable=False),
     _created(),
+    info={"owner": "services.credit"},
 )

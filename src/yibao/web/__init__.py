@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from yibao.web import errors, render, security
+from yibao.web.demo import DemoAids
 
 STATIC = Path(__file__).parent / "static"
 common = APIRouter(include_in_schema=False)
@@ -32,14 +33,14 @@ async def switch_language(request: Request, to: str = "zh", next: str = "/") -> 
     return response
 
 
-def install(app: FastAPI, *, demo: bool) -> None:
+def install(app: FastAPI, *, aids: DemoAids | None = None) -> None:
     """Mount the pages and their static files; pages answer failures with pages (errors.install).
 
-    Call after the API's routers and error handlers are installed. ``demo`` shows demo aids (the
-    sandbox SMS outbox, the demo people and credentials)."""
+    Call after the API's routers and error handlers are installed. ``aids`` (demo only) shows the demo's
+    aids: the sandbox SMS outbox, the demo people and credentials, the synthetic face captures."""
     from yibao.web import admin, cashier, cashier_payments, holder, holder_credit, mobile_bills
 
-    app.state.web_demo = demo
+    app.state.demo_aids = aids
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in (common, holder.router, holder_credit.router, cashier.router, cashier_payments.router, admin.router, mobile_bills.router):

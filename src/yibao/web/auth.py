@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, YibaoError
 from yibao.runtime.platform import Platform
-from yibao.services.access import holder_sessions
+from yibao.services.access import sessions
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
 from yibao.services.people import persons as people
@@ -58,8 +58,8 @@ async def holder(request: Request) -> Who:
     token = request.cookies.get(security.SESSION_COOKIES["app"], "")
     now = p.now()
 
-    def load(conn: Connection) -> tuple[holder_sessions.Holder, str] | None:
-        found = holder_sessions.holder_of(conn, token, now)
+    def load(conn: Connection) -> tuple[sessions.Holder, str] | None:
+        found = sessions.holder_of(conn, token, now)
         if found is None:
             return None
         return found, people.masked_view(people.require(conn, found.person_id), p.keyring)["psn_name"]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -28,11 +27,12 @@ from yibao.services.books import accounts, volumes
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.payments import paycodes
 from yibao.services.people import persons as people
-from yibao.web import cashier_payments, forms, once, payviews, render, security
+from yibao.web import cashier_payments, demo, forms, links, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
@@ -74,11 +74,6 @@ def _account(choice: str, payer_psn_no: str | None) -> AccountRequest:
     if choice == "self":
         return AccountRequest(use=True)
     return AccountRequest(use=True, payer=choice, payer_person_id=payer_psn_no or None)
-
-
-def _visit_url(visit_id: str, account: str, payer_psn_no: str | None, **extra: str) -> str:
-    query = {"account": account, **({"payer_psn_no": payer_psn_no} if payer_psn_no else {}), **extra}
-    return f"/cashier/visits/{visit_id}?{urlencode(query)}"
 
 
 # ---- log-in ----------------------------------------------------------------------------------
@@ -148,7 +143,7 @@ async def scan(request: Request) -> Response:
             return {"refusal": {"code": result.code, "zh": result.message_zh, "en": result.message_en}}
         visit = visits.open_visit(conn, now, institution=who.institution, person_id=result.person_id, kind=_kind(form, who))
         guardian = result.relation == "guardian"
-        return {"to": _visit_url(visit.id, "guardian" if guardian else "self", result.holder_id if guardian else None)}
+        return {"to": links.visit_url(visit.id, "guardian" if guardian else "self", result.holder_id if guardian else None)}
 
     try:
         outcome, _ = await p.run(once.unit(scope=f"web:{AREA}:{who.principal}", nonce=form.nonce, path=request.url.path,
@@ -183,6 +178,7 @@ async def lookup(request: Request) -> Response:
 async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
     who = await cashier(request)
     p = platform(request)
+    aids = demo.aids(request)
     choice = request.query_params.get("account", "self")
     payer_psn_no = request.query_params.get("payer_psn_no") or None
     if choice.startswith("guardian:"):  # a linked guardian chosen in the select (a child looked up by card)
@@ -207,11 +203,11 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
                 "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
                 "choice": account, "payer_psn_no": payer or "",
-                "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer) if split else None}
+                "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer, aids.samples if aids else ()) if split else None}
 
     data = await p.run(read, write=False)
     return _page(request, who, "cashier/visit.html", choices=ACCOUNT_CHOICES,
-                 here_query=_visit_url(visit_id, data["choice"], data["payer_psn_no"] or None), **data)
+                 here_query=links.visit_url(visit_id, data["choice"], data["payer_psn_no"] or None), **data)
 
 
 def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
@@ -225,10 +221,6 @@ def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
     return {k: v for k, v in item.items() if v is not None}
 
 
-def _back(visit_id: str, form: forms.Form) -> str:
-    return _visit_url(visit_id, form.get("account") or "self", form.get("payer_psn_no") or None)
-
-
 @router.post("/cashier/visits/{visit_id}/lines")
 async def add_line(request: Request, visit_id: str) -> Response:
     who = await cashier(request)
@@ -238,7 +230,7 @@ async def add_line(request: Request, visit_id: str) -> Response:
     def work(conn: Connection) -> None:
         serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
         visits.upload_lines(conn, p.now(), institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial)])
-    return await act(request, who, form, work, back=_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
+    return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
                      keep=("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "prescription", "prescriber"))
 
 
@@ -250,7 +242,7 @@ async def load_sample(request: Request, visit_id: str) -> Response:
     kind = "pharmacy" if who.institution and who.institution.kind == "pharmacy" else "hospital"
     return await act(request, who, form, lambda c: visits.upload_lines(c, p.now(), institution=who.institution, visit_id=visit_id,
                                                                       items=[dict(x) for x in SAMPLE_LINES[kind]]),
-                     back=_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))
+                     back=links.visit_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))
 
 
 @router.post("/cashier/visits/{visit_id}/lines/{feedetl_sn}/revoke")
@@ -258,7 +250,7 @@ async def revoke_line(request: Request, visit_id: str, feedetl_sn: str) -> Respo
     who = await cashier(request)
     form = await forms.read(request, AREA, who.cookie)
     return await act(request, who, form, lambda c: visits.revoke_line(c, institution=who.institution, visit_id=visit_id, feedetl_sn=feedetl_sn),
-                     back=_back(visit_id, form), ok=("已撤销该明细", "Fee line revoked"))
+                     back=links.visit_back(visit_id, form), ok=("已撤销该明细", "Fee line revoked"))
 
 
 @router.post("/cashier/visits/{visit_id}/settle")
@@ -274,7 +266,7 @@ async def settle(request: Request, visit_id: str) -> Response:
         doc = settlement.settle(conn, p.now(), institution=who.institution, visit_id=visit_id, msgid=f"W{form.nonce}"[:40],
                                 account=_account(account, payer_psn_no), actor=who.actor)
         return Goto(f"/cashier/settlements/{doc['setl_id']}")
-    return await act(request, who, form, work, back=_visit_url(visit_id, account, payer_psn_no, presettle="1"),
+    return await act(request, who, form, work, back=links.visit_url(visit_id, account, payer_psn_no, presettle="1"),
                      ok=("结算成功", "Settled"))
 
 
@@ -339,11 +331,11 @@ async def onecode(request: Request, visit_id: str) -> Response:
         if pay_by not in PAY_BY:
             raise InputError("pay_by", "invalid_choice", "个人自付方式无效", "not a valid way to pay the cash share")
         digest = hashlib.sha256(f"web onecode {visit_id} {code} {paycode_id} {use_account} {pay_by}".encode()).hexdigest()
-        order = await payment_flow.onecode(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
+        order = await onecode_pay.pay(p.context, institution=who.institution, request_key=key, request_hash=digest,
                                            code=code or None, paycode_id=paycode_id, terminal_id=TERMINAL, visit_id=visit_id, lines=None,
                                            use_account=use_account, actor=who.actor, pay_by=pay_by)
         return Goto(f"/cashier/payments/{order.id}"), _PAID.get(order.status, payviews.CHECKING)
-    return await act_flow(request, who, form, call, back=_back(visit_id, form) + "&presettle=1")
+    return await act_flow(request, who, form, call, back=links.visit_back(visit_id, form) + "&presettle=1")
 
 
 @router.get("/cashier/payments/{payment_id}")
@@ -369,6 +361,6 @@ async def query_payment(request: Request, payment_id: str) -> Response:
     async def call() -> tuple[Goto, tuple[str, str]]:
         order = await p.run(lambda c: payments.for_institution(c, who.principal, payment_id), write=False)
         if order.status in po.CASH_IN_DOUBT:
-            order = await payment_flow.ask(p.payments(who.actor), order, actor=who.actor)
+            order = await cash_leg.ask(p.context, order, actor=who.actor)
         return Goto(back), _PAID.get(order.status, payviews.CHECKING)
     return await act_flow(request, who, form, call, back=back)

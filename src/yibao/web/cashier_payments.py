@@ -1,16 +1,16 @@
 """/cashier: face payment (刷脸支付) on the visit page and refunds (退款) on the payment page.
 
 刷脸支付 runs the steps of POST /api/v1/his/face-authorizations and POST /api/v1/his/payments/face:
-`face_pay.prepare` (a unit), the app's configured face verifier over HTTP (no unit waits on it),
-`face_pay.record` (a unit: a failed check commits before it is said, so it counts), then
-`payment_flow.face` with the single-use authorization. The console has no camera: the cashier chooses
-a synthetic capture sample (yibao.sandbox.face_samples) — the payer on another day (a match), another demo
-person (a mismatch) or the enrolment photo held up to the camera (liveness fails). Those samples
+`face_pay.check` (a unit, then the platform's face verifier over HTTP: no unit waits on it), the unit it
+hands back (a failed check commits before it is said, so it counts), then `face_pay.pay` with the
+single-use authorization. The console has no camera: the cashier chooses a synthetic capture sample from
+the demo's aids (`web/demo.py`, given by the sandbox wing) — the payer on another day (a match), another
+demo person (a mismatch) or the enrolment photo held up to the camera (liveness fails). Those samples
 match only the demo's enrolments, so the section works in demo mode only: elsewhere a wrong sample
 would count against a real person's tries.
 
-退款 runs `payment_flow.refund` as POST /api/v1/his/payments/{id}/refunds (the form's nonce is the
-request key); 查询 sends the same refund request again, which is the API's retry: `drive_refund`
+退款 runs `refunds.refund` as POST /api/v1/his/payments/{id}/refunds (the form's nonce is the
+request key); 查询 sends the same refund request again, which is the API's retry: `refunds.drive`
 asks the institution, and the kept lines of a refund of some items are settled again.
 """
 
@@ -27,30 +27,21 @@ from sqlalchemy.engine import Connection
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Forbidden, InputError, YibaoError
-from yibao.face import verifier_of
-from yibao.sandbox import face_samples as samples
-from yibao.sandbox.demo import PEOPLE as DEMO_PEOPLE
 from yibao.services.care import visits
 from yibao.services.care.views import line_view
 from yibao.services.care.visits import Visit
 from yibao.services.payments import face as face_pay
-from yibao.services.payments import flow as payment_flow
 from yibao.services.payments import orders as payments
 from yibao.services.payments import refunds
 from yibao.services.payments.orders import Order
 from yibao.services.people import families
 from yibao.services.people import persons as people
-from yibao.web import forms, payviews
+from yibao.web import demo, forms, payviews
 from yibao.web.auth import Goto, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "cashier"
 TERMINAL = payviews.TERMINAL
-
-# The capture samples: which face is drawn (the payer's or another person's), which day, and what the
-# terminal's liveness check reports. Day 0 is the enrolment image itself: a photo held up to the camera.
-LIVE = {"method": "structured_light", "score": 0.98}
-SAMPLES = {"same": (True, 2, LIVE), "other": (False, 1, LIVE), "spoof": (True, 0, {"method": "structured_light", "score": 0.12})}
 
 _FACE_PAID = {
     po.COMPLETED: ("刷脸支付成功", "Face payment completed"),
@@ -65,26 +56,14 @@ _REFUNDED = {
 _REFUND_PENDING = ("退款结果尚未确认，请稍后点“查询”", "The refund's outcome is not known yet: query it again shortly")
 
 
-def _demo_only(request: Request) -> None:
-    if not getattr(request.app.state, "web_demo", False):
-        raise Forbidden("sample", "face_samples_demo_only", "示例人脸仅用于演示，刷脸支付请使用人脸采集终端",
-                        "the sample faces are for the demo only: pay by face at a face terminal")
-
-
 def _name(conn: Connection, keyring: Keyring, person_id: str) -> str:
     """The full name, for the demo's sample faces only (each demo face is drawn from its person's name)."""
     return keyring.decrypt(people.require(conn, person_id).name_enc, "name")
 
 
-def _sample_face(conn: Connection, keyring: Keyring, holder_id: str, sample: str) -> tuple[str, int, dict[str, Any]]:
+def _sample_face(conn: Connection, keyring: Keyring, aids: demo.DemoAids, holder_id: str, sample: str) -> tuple[str, int, dict[str, Any]]:
     """The sample's (face key, day, liveness): the demo enrols each person's face drawn from their name."""
-    if sample not in SAMPLES:
-        raise InputError("sample", "invalid_sample", "请选择人脸采集样本", "choose a face-capture sample")
-    own, day, liveness = SAMPLES[sample]
-    name = _name(conn, keyring, holder_id)
-    if not own:
-        name = next(p.name for p in DEMO_PEOPLE if p.name != name)
-    return name, day, liveness
+    return aids.sample_face(_name(conn, keyring, holder_id), sample)
 
 
 def guardians_of(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
@@ -100,7 +79,8 @@ def _payer_allowed(conn: Connection, patient_id: str, payer_id: str) -> bool:
     return payer_id == patient_id or families.can_view(conn, payer_id, patient_id)
 
 
-def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, payer_psn_no: str | None) -> dict[str, Any]:
+def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, payer_psn_no: str | None,
+                 samples: tuple[str, ...]) -> dict[str, Any]:
     """What the visit page's 刷脸支付 section shows: whose face (the patient, or a guardian the page pays
     with), links to switch, and the sample images."""
     guardians = guardians_of(conn, keyring, visit.person_id)
@@ -115,7 +95,7 @@ def face_section(conn: Connection, keyring: Keyring, visit: Visit, choice: str, 
     payers += [{**g, "guardian": True, "url": url("guardian", g["psn_no"]), "current": payer == g["psn_no"]} for g in guardians]
     base = f"/cashier/visits/{visit.id}/face-samples"
     return {"payer": payer if payer != visit.person_id else "", "payers": payers,
-            "samples": [{"key": k, "img": f"{base}/{k}.png?{urlencode({'payer': payer})}"} for k in SAMPLES]}
+            "samples": [{"key": k, "img": f"{base}/{k}.png?{urlencode({'payer': payer})}"} for k in samples]}
 
 
 @router.get("/cashier/visits/{visit_id}/face-samples/{sample}.png")
@@ -123,15 +103,15 @@ async def face_sample(request: Request, visit_id: str, sample: str) -> Response:
     """A sample capture as the PNG the verifier receives: served by the app (the CSP's img-src 'self')."""
     who = await cashier(request)
     p = platform(request)
-    _demo_only(request)
+    aids = demo.require_samples(request)
 
     def read(conn: Connection) -> bytes:
         visit = visits.get(conn, who.principal, visit_id)
         payer = request.query_params.get("payer") or visit.person_id
         if not _payer_allowed(conn, visit.person_id, payer):
             raise Forbidden("payer_psn_no", "not_guardian", "付款人不是该参保人已关联的监护人", "the payer is not a linked guardian of this patient")
-        name, day, _ = _sample_face(conn, p.keyring, payer, sample)
-        return samples.face_png(name, day=day)
+        name, day, _ = _sample_face(conn, p.keyring, aids, payer, sample)
+        return aids.face_png(name, day)
 
     png = await p.run(read, write=False)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
@@ -152,25 +132,20 @@ async def face_pay_visit(request: Request, visit_id: str) -> Response:
     key = f"W{form.nonce}"[:64]
 
     async def call() -> tuple[Goto, tuple[str, str]]:
-        _demo_only(request)
-        now = p.now()
+        aids = demo.require_samples(request)
 
-        def prepare(conn: Connection) -> tuple[face_pay.Prepared, tuple[str, int, dict[str, Any]]]:
+        def sample_of(conn: Connection) -> tuple[str, tuple[str, int, dict[str, Any]]]:
             visit = visits.get(conn, who.principal, visit_id)
-            prepared = face_pay.prepare(conn, p.keyring, now, institution=who.institution, person_id=visit.person_id, payer_id=payer,
-                                        actor=who.actor)
-            return prepared, _sample_face(conn, p.keyring, prepared.holder_id, sample)
+            return visit.person_id, _sample_face(conn, p.keyring, aids, payer or visit.person_id, sample)
 
-        prepared, (name, day, liveness) = await p.run(prepare)
-        checked = await verifier_of(request.app).verify(prepared.template_id, samples.capture(name, day), liveness)
-        later = p.now()
-        result = await p.run(lambda c: face_pay.record(c, later, institution=who.institution, prepared=prepared, terminal_id=TERMINAL,
-                                                       match=checked.match, liveness=checked.liveness, similarity=checked.similarity,
-                                                       actor=who.actor))
+        patient, (name, day, liveness) = await p.run(sample_of, write=False)
+        record = await face_pay.check(p.context, institution=who.institution, person_id=patient, payer_id=payer,
+                                      capture=aids.capture(name, day), liveness=liveness, terminal_id=TERMINAL, actor=who.actor)
+        result = await p.run(record)
         if isinstance(result, YibaoError):  # recorded (it counts) before it is said
             raise result
         digest = hashlib.sha256(f"web face {visit_id} {use_account}".encode()).hexdigest()
-        order = await payment_flow.face(p.payments(who.actor), institution=who.institution, request_key=key, request_hash=digest,
+        order = await face_pay.pay(p.context, institution=who.institution, request_key=key, request_hash=digest,
                                         authorization_id=result.id, visit_id=visit_id, lines=None, use_account=use_account, actor=who.actor)
         return Goto(f"/cashier/payments/{order.id}"), _FACE_PAID.get(order.status, payviews.CHECKING)
     return await act_flow(request, who, form, call, back=back)
@@ -215,7 +190,7 @@ async def refund(request: Request, payment_id: str) -> Response:
             keep = [sn for sn in active if sn not in chosen]
         service_scope = "all" if scope == "lines" else scope
         digest = hashlib.sha256(f"web refund {payment_id} {service_scope} {keep} {reason}".encode()).hexdigest()
-        r = await payment_flow.refund(p.payments(who.actor), institution=who.institution, order_id=payment_id, request_key=key,
+        r = await refunds.refund(p.context, institution=who.institution, order_id=payment_id, request_key=key,
                                       request_hash=digest, scope=service_scope, actor=who.actor, lines_to_keep=keep, reason=reason)
         return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
     return await act_flow(request, who, form, call, back=back)
@@ -232,7 +207,7 @@ async def query_refund(request: Request, payment_id: str, refund_id: str) -> Res
     async def call() -> tuple[Goto, tuple[str, str]]:
         r = await p.run(lambda c: refunds.for_request(c, who.principal, payment_id, refund_id), write=False)
         if not r.final:
-            r = await payment_flow.refund(p.payments(who.actor), institution=who.institution, order_id=payment_id, request_key=r.request_key,
+            r = await refunds.refund(p.context, institution=who.institution, order_id=payment_id, request_key=r.request_key,
                                           request_hash=r.request_hash, scope=r.scope, actor=who.actor)
         return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
     return await act_flow(request, who, form, call, back=back)

@@ -15,8 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yibao.api.errors import HTTP_TEXTS, status_for
 from yibao.domain.errors import InputError, YibaoError
+from yibao.formats.errors import HTTP_TEXTS, status_for
 from yibao.web import render
 
 log = logging.getLogger("yibao.web")

@@ -17,21 +17,17 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError, NotFound, YibaoError
-from yibao.domain.identity import make_id_number
 from yibao.domain.money import format_yuan, parse_yuan
-from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
-from yibao.sandbox.demo import PEOPLE as DEMO_PEOPLE
-from yibao.sandbox.face_samples import capture as sample_capture
-from yibao.services.access import face_login, holder_sessions, sessions
+from yibao.services.access import face_login, sessions, sms
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import accounts, ledger
-from yibao.services.payments import orders as payments
-from yibao.services.payments import paycodes
+from yibao.services.payments import confirmation, paycodes
 from yibao.services.payments import pins as payment_pins
+from yibao.services.people import bindings as ecard_bindings
 from yibao.services.people import cards, families, identity
 from yibao.services.people import persons as people
-from yibao.web import forms, mobile_bills, payviews, render, security
+from yibao.web import demo, forms, mobile_bills, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, holder, platform
 
 router = APIRouter(include_in_schema=False)
@@ -67,33 +63,11 @@ def _chosen(request: Request, choices: list[dict[str, str]], who: Who) -> dict[s
 
 # ---- log-in ----------------------------------------------------------------------------------
 
-# The demo's face captures for real-name log-in: a phone page has no liveness detection of its own (a
-# real app uses its terminal's SDK), so the demo offers the sandbox's synthetic captures, each with the
-# liveness result a terminal would report: a demo person's face today, or a photo of it (fails liveness).
-LIVE_SCORE, PHOTO_SCORE = 0.97, 0.30
-
-
-def _demo_faces() -> list[dict[str, str]]:
-    adults = [p for p in DEMO_PEOPLE if p.phone]
-    return [{"value": f"live:{p.key}", "name": p.name, "kind": "live"} for p in adults] + \
-           [{"value": f"photo:{adults[0].key}", "name": adults[0].name, "kind": "photo"}]
-
-
-def _demo_capture(choice: str) -> tuple[str, dict[str, float | str]]:
-    kind, _, key = choice.partition(":")
-    person = next((p for p in DEMO_PEOPLE if p.key == key and p.phone), None)
-    if person is None or kind not in ("live", "photo"):
-        raise InputError("sample", "invalid_choice", "请选择人脸采集样本", "choose a face capture")
-    # Another day's capture of the enrolled face (the demo enrolled day 0 and checked day 1).
-    return sample_capture(person.name, day=5), {"method": "structured_light", "score": LIVE_SCORE if kind == "live" else PHOTO_SCORE}
-
-
 def _login_page(request: Request, *, phone: str = "", sent: bool = False) -> HTMLResponse:
     pre, new = security.pre_cookie(request)
-    demo = getattr(request.app.state, "web_demo", False)
-    demo_people = [{"p": p, "id_number": make_id_number(p.area, p.born, p.serial)} for p in DEMO_PEOPLE if p.phone] if demo else []
+    aids = demo.aids(request)
     return render.render(request, "app/login.html", area=AREA, csrf_cookie=pre, set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None,
-                         phone=phone, sent=sent, demo_people=demo_people, demo_faces=_demo_faces() if demo else [])
+                         phone=phone, sent=sent, demo_people=aids.login_people() if aids else [], demo_faces=aids.login_faces() if aids else [])
 
 
 @router.get("/app/login")
@@ -139,14 +113,12 @@ async def log_in(request: Request) -> Response:
 @router.post("/app/sessions/real-name")
 async def log_in_real_name(request: Request) -> Response:
     """实名登录: name, ID number and a live face (as POST /api/v1/patient/sessions/real-name). Demo captures only."""
-    if not getattr(request.app.state, "web_demo", False):
-        raise NotFound("", "not_found", "页面不存在", "not found")
+    aids = demo.require(request)
     p = platform(request)
     form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
     try:
-        capture, liveness = _demo_capture(form.get("sample"))
-        result = await face_login.log_in(p.run, p.now, p.keyring, verifier_of(request.app),
-                                         id_number=form.require("id_number", "身份证号", "the ID number"),
+        capture, liveness = aids.login_capture(form.get("sample"))
+        result = await face_login.log_in(p.context, id_number=form.require("id_number", "身份证号", "the ID number"),
                                          name=form.require("name", "姓名", "the name"), capture=capture, liveness=liveness)
     except YibaoError as exc:
         # The name comes back to the form (the flash cookie is encrypted); the ID number is typed again.
@@ -161,7 +133,7 @@ async def log_out(request: Request) -> Response:
     p = platform(request)
     token = request.cookies.get(COOKIE, "")
     await forms.read(request, AREA, token)
-    await p.run(lambda c: holder_sessions.end(c, token))
+    await p.run(lambda c: sessions.end(c, token))
     response = render.redirect(request, "/app/login", ok=("已退出登录", "Logged out"))
     security.clear_cookie(response, request, COOKIE, path="/app")
     return response
@@ -170,10 +142,9 @@ async def log_out(request: Request) -> Response:
 @router.get("/app/sandbox/sms")
 async def outbox(request: Request) -> HTMLResponse:
     """Demo only: where the sandbox SMS gateway's messages can be read (no real SMS is sent)."""
-    if not getattr(request.app.state, "web_demo", False):
-        raise NotFound("", "not_found", "页面不存在", "not found")
+    demo.require(request)
     p = platform(request)
-    items = await p.run(lambda c: sessions.outbox(c, 10), write=False)
+    items = await p.run(lambda c: sms.outbox(c, 10), write=False)
     return render.render(request, "app/outbox.html", area=AREA, csrf_cookie=None, items=items)
 
 
@@ -256,13 +227,13 @@ async def bindings(request: Request) -> HTMLResponse:
     p = platform(request)
 
     def read(conn: Connection) -> dict[str, Any]:
-        bound = pis.bindings(conn, who.principal)
+        bound = ecard_bindings.of_holder(conn, who.principal)
         taken = {b["payment_institution_id"] for b in bound}
         admitted = [i for i in pis.list_admitted(conn, who.region) if i.id not in taken]
         return {"bound": bound, "admitted": admitted, "has_ecard": cards.active_ecard(conn, who.principal) is not None}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "app/bindings.html", max_limit=format_yuan(pis.MAX_PASSWORD_FREE), **data)
+    return _page(request, who, "app/bindings.html", max_limit=format_yuan(ecard_bindings.MAX_PASSWORD_FREE), **data)
 
 
 @router.post("/app/bindings")
@@ -273,7 +244,7 @@ async def bind(request: Request) -> Response:
 
     def work(conn: Connection) -> None:
         limit = parse_yuan(form.get("password_free_limit") or "0", "password_free_limit")
-        pis.bind(conn, p.now(), holder_id=who.principal, pi_id=form.require("payment_institution_id", "支付机构", "the payment institution"),
+        ecard_bindings.bind(conn, p.now(), holder_id=who.principal, pi_id=form.require("payment_institution_id", "支付机构", "the payment institution"),
                  password_free_limit=limit, make_default=form.flag("default"), actor=who.actor)
     return await act(request, who, form, work, back="/app/bindings", ok=("已绑定", "Bound"), keep=("password_free_limit",))
 
@@ -283,7 +254,7 @@ async def binding_default(request: Request, pi_id: str) -> Response:
     who = await holder(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda c: pis.set_default(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
+    return await act(request, who, form, lambda c: ecard_bindings.set_default(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
                      back="/app/bindings", ok=("已设为默认", "Made default"))
 
 
@@ -295,7 +266,7 @@ async def binding_limit(request: Request, pi_id: str) -> Response:
 
     def work(conn: Connection) -> None:
         limit = parse_yuan(form.require("password_free_limit", "免密额度", "the password-free limit"), "password_free_limit")
-        pis.set_limit(conn, p.now(), holder_id=who.principal, pi_id=pi_id, password_free_limit=limit, actor=who.actor)
+        ecard_bindings.set_limit(conn, p.now(), holder_id=who.principal, pi_id=pi_id, password_free_limit=limit, actor=who.actor)
     return await act(request, who, form, work, back="/app/bindings", ok=("免密额度已修改", "Password-free limit set"),
                      keep=("password_free_limit", "for_pi"))
 
@@ -305,7 +276,7 @@ async def unbind(request: Request, pi_id: str) -> Response:
     who = await holder(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda c: pis.unbind(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
+    return await act(request, who, form, lambda c: ecard_bindings.unbind(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
                      back="/app/bindings", ok=("已解绑", "Unbound"))
 
 
@@ -464,7 +435,7 @@ async def bills(request: Request) -> HTMLResponse:
     use_account = mobile_bills.use_account_choice(request)
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"pending": [payviews.view(conn, p, o) for o in payments.pending_for(conn, who.principal, now)],
+        return {"pending": [payviews.view(conn, p, o) for o in confirmation.pending_for(conn, who.principal, now)],
                 "pin_set": payment_pins.stored(conn, who.principal) is not None,
                 "mobile": mobile_bills.for_page(conn, p, who.principal, use_account)}
 
@@ -475,7 +446,7 @@ async def bills(request: Request) -> HTMLResponse:
 async def payment(request: Request, payment_id: str) -> HTMLResponse:
     who = await holder(request)
     p = platform(request)
-    doc = await p.run(lambda c: payviews.view(c, p, payments.payer_order(c, payment_id, who.principal)), write=False)
+    doc = await p.run(lambda c: payviews.view(c, p, confirmation.payer_order(c, payment_id, who.principal)), write=False)
     return _page(request, who, "app/payment.html", nav="bills", pay=doc)
 
 
@@ -493,7 +464,7 @@ async def confirm_payment(request: Request, payment_id: str) -> Response:
 
     async def call() -> tuple[Goto, tuple[str, str] | None]:
         pin = form.require("pin", "支付密码", "the payment PIN")
-        order = await payviews.confirm(p, order_id=payment_id, payer_id=who.principal, pin=pin, actor=who.actor)
+        order = await confirmation.confirm(p.context, order_id=payment_id, payer_id=who.principal, pin=pin, actor=who.actor)
         said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked"))
         return Goto(f"/app/payments/{payment_id}"), said
     return await act_flow(request, who, form, call, back="/app/bills")
@@ -506,7 +477,7 @@ async def decline_payment(request: Request, payment_id: str) -> Response:
     form = await forms.read(request, AREA, who.cookie)
 
     def work(conn: Connection) -> Goto:
-        payments.decline(conn, p.now(), order_id=payment_id, payer_id=who.principal, actor=who.actor)
+        confirmation.decline(conn, p.now(), order_id=payment_id, payer_id=who.principal, actor=who.actor)
         return Goto(f"/app/payments/{payment_id}")
     return await act(request, who, form, work, back="/app/bills", ok=("已拒绝该笔支付，冻结的款项已释放", "Payment refused; everything held is released"))
 
@@ -529,6 +500,6 @@ async def set_pin(request: Request) -> Response:
         pin = form.require("pin", "新支付密码", "the new PIN")
         if pin != form.get("pin_again"):
             raise InputError("pin_again", "pin_mismatch", "两次输入的支付密码不一致", "the two PINs differ")
-        result = await payviews.set_pin(p, person_id=who.principal, pin=pin, old_pin=form.get("old_pin") or None, actor=who.actor)
+        result = await payment_pins.change(p.context, person_id=who.principal, pin=pin, old_pin=form.get("old_pin") or None, actor=who.actor)
         return Goto("/app/bills"), (("支付密码已修改", "Payment PIN changed") if result["changed"] else ("支付密码已设置", "Payment PIN set"))
     return await act_flow(request, who, form, call, back="/app/pin")

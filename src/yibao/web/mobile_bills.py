@@ -20,13 +20,11 @@ from yibao.domain.errors import NotFound
 from yibao.domain.money import parse_yuan
 from yibao.runtime.platform import Platform
 from yibao.services.agency import institutions
-from yibao.services.agency import payment_institutions as pis
 from yibao.services.payments import bills
-from yibao.services.payments import flow as payment_flow
+from yibao.services.people import bindings
 from yibao.services.people import persons as people
-from yibao.web import forms, payviews, render
+from yibao.web import forms, links, payviews, render
 from yibao.web.auth import Goto, act, act_flow, cashier, holder, platform
-from yibao.web.cashier import _back as visit_back
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,7 +49,7 @@ async def publish(request: Request, visit_id: str) -> Response:
         order = bills.publish(conn, p.now(), institution=who.institution, visit_id=visit_id, request_key=key,
                               request_hash=f"bill:{visit_id}", actor=who.actor)
         return Goto(f"/cashier/payments/{order.id}")
-    return await act(request, who, form, work, back=visit_back(visit_id, form),
+    return await act(request, who, form, work, back=links.visit_back(visit_id, form),
                      ok=("账单已发送到参保人手机，等待参保人支付", "The bill was sent to the holder's phone; waiting for the holder to pay"))
 
 
@@ -120,7 +118,7 @@ def for_page(conn: Connection, p: Platform, holder_id: str, use_account: bool) -
     every = [named(v) for v in bills.for_holder(conn, holder_id, use_account=use_account, include_done=True)]
     return {"waiting": [b for b in every if b["status"] == po.BILLED], "done": [b for b in every if b["status"] != po.BILLED][:10],
             "use_account": use_account,  # a suspended institution is not offered: it would only be refused
-            "bound": [b for b in pis.bindings(conn, holder_id) if b["institution_status"] == "admitted"]}
+            "bound": [b for b in bindings.of_holder(conn, holder_id) if b["institution_status"] == "admitted"]}
 
 
 @router.post("/app/bills/{payment_id}/pay")
@@ -135,7 +133,7 @@ async def pay(request: Request, payment_id: str) -> Response:
         # The amounts the holder was shown: paid only if the bill still comes to them (bills.Expected).
         expected = bills.Expected(parse_yuan(form.get("expected_account"), "expected_account"),
                                   parse_yuan(form.get("expected_cash"), "expected_cash"))
-        order = await payment_flow.pay_bill(p.payments(who.actor), order_id=payment_id, holder_id=who.principal, use_account=use_account,
+        order = await bills.pay(p.context, order_id=payment_id, holder_id=who.principal, use_account=use_account,
                                             pi_id=form.get("payment_institution_id") or None, pin=form.get("pin") or None, actor=who.actor,
                                             expected=expected)
         return Goto(f"/app/payments/{order.id}"), _PAID.get(order.status, _CHECKING)

@@ -115,7 +115,7 @@ def render(request: Request, template: str, *, area: str, csrf_cookie: str | Non
         lang=lang, t=t, both=both, label=label, message=message, invalid=invalid, area=area, flash=flash, values=(flash or {}).get("values", {}),
         csrf=security.csrf_token(keyring, area, csrf_cookie) if csrf_cookie else "", nonce=lambda: secrets.token_urlsafe(18),
         lang_toggle=f"/lang?to={'en' if lang == 'zh' else 'zh'}&next={quote(here, safe='')}", here=here,
-        demo=getattr(request.app.state, "web_demo", False), **context)
+        demo=getattr(request.app.state, "demo_aids", None) is not None, **context)
     response = HTMLResponse(html, status_code=status, headers=HEADERS)
     if flash is not None:
         security.clear_cookie(response, request, security.FLASH_COOKIE)

@@ -3,6 +3,7 @@ watch the ledger and the audit log. Authentication: `Authorization: Bearer <oper
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal
 
@@ -10,13 +11,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
+from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.money import format_yuan, parse_yuan
-from yibao.face import verifier_of
 from yibao.formats.timefmt import iso_utc
-from yibao.runtime.platform import Caller, Platform, operator_caller, platform
-from yibao.services.access import sessions
+from yibao.runtime.platform import Platform
+from yibao.services.access import sms
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
@@ -146,7 +147,7 @@ async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = 
 
 @router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox")
 async def sms_outbox(limit: int = Query(20, ge=1, le=200), caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    return {"items": await p.run(lambda c: sessions.outbox(c, limit), write=False)}
+    return {"items": await p.run(lambda c: sms.outbox(c, limit), write=False)}
 
 
 # ---- payment institutions, faces, cards ---------------------------------------------------------
@@ -178,12 +179,10 @@ async def list_payment_institutions(region: str | None = Query(None, max_length=
 @router.post("/persons/{psn_no}/face", summary="采集人脸 Enrol a person's reference face (through the face verifier)")
 async def enrol_face(body: FaceEnrolIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
                      caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
-    async def call() -> str:
-        await p.run(lambda c: identity.status(c, psn_no), write=False)  # no template for nobody
-        return await verifier_of(request.app).enrol(body.capture)
+    async def call() -> Callable[[Connection], dict[str, Any]]:
+        return await identity.enrol_capture(p.context, person_id=psn_no, capture=body.capture, actor=caller.actor)
 
-    return await idempotent_after_call(p, request, caller, key, call, lambda c, template_id: (200, identity.enrol_face(
-        c, p.keyring, p.now(), person_id=psn_no, template_id=template_id, actor=caller.actor)))
+    return await idempotent_after_call(p, request, caller, key, call, lambda c, record: (200, record(c)))
 
 
 @router.post("/persons/{psn_no}/cards", status_code=201, summary="受理制卡 Accept a card application: a physical card in production")

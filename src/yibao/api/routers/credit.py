@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Mapping
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
-from yibao.api.errors import error_body
+from yibao.api.deps import Caller, operator_caller, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent_after_call
 from yibao.api.schemas import Strict, Yuan
-from yibao.channels.bank.connector import BankChannel
 from yibao.domain.money import parse_yuan
-from yibao.runtime.platform import Caller, Platform, operator_caller, patient_caller, platform
+from yibao.formats.errors import error_body
+from yibao.runtime.platform import Platform
+from yibao.services.credit import enrolment as credit_enrolment
 from yibao.services.credit import jobs as credit_jobs
 from yibao.services.credit import lines as credit
+from yibao.services.credit import repayments as credit_repayments
+from yibao.services.credit import sync as credit_sync
 
 patient_router = APIRouter(prefix="/api/v1/patient/credit", tags=["patient 参保人"])
 admin_router = APIRouter(prefix="/api/v1/admin/credit", tags=["admin 经办机构"])
@@ -30,19 +33,6 @@ notify_router = APIRouter(prefix="/api/v1/credit", tags=["banks 银行"])
 
 BillNo = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
 PiId = Path(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]+$")
-
-
-def install(app: FastAPI, banks: Mapping[str, BankChannel] | None = None) -> None:
-    """Give the app its credit-line banks (payment_institution_id → connector) and the routes."""
-    app.state.credit_banks = dict(banks or {})
-    app.state.platform.credit_banks = app.state.credit_banks
-    app.include_router(patient_router)
-    app.include_router(admin_router)
-    app.include_router(notify_router)
-
-
-def _ctx(p: Platform) -> credit.CreditContext:
-    return p.payments().credit  # the platform's credit banks, as every payment flow sees them (one place)
 
 
 class EnrolIn(Strict):
@@ -63,10 +53,10 @@ async def overview(caller: Caller = Depends(patient_caller), p: Platform = Depen
 @patient_router.post("/enrol", status_code=201, summary="开通信用支付 Enrol: accept the terms; the bank scores and grants a line")
 async def enrol(body: EnrolIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                 p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(p)
+    ctx = p.context
 
     async def call() -> dict[str, Any]:
-        return await credit.enrol(ctx, holder_id=caller.principal, pi_id=body.payment_institution_id,
+        return await credit_enrolment.enrol(ctx, holder_id=caller.principal, pi_id=body.payment_institution_id,
                                   consent_version=body.consent_version, actor=caller.actor)
     return await idempotent_after_call(p, request, caller, key, call, lambda c, result: (201, result))
 
@@ -80,12 +70,12 @@ async def family_bills(caller: Caller = Depends(patient_caller), p: Platform = D
 async def repay(body: RepayIn, request: Request, bill_no: str = BillNo, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                 p: Platform = Depends(platform)):  # noqa: ANN201
     amount = parse_yuan(body.amount, "amount")
-    ctx = _ctx(p)
+    ctx = p.context
     # Our repayment number at the bank comes from the key: a retry after a lost answer is the same repayment there.
     repayment_id = "RP" + hashlib.sha256(f"{caller.scope}\x00{key}".encode()).hexdigest()[:22].upper()
 
     async def call() -> dict[str, Any]:
-        return await credit.repay(ctx, payer_id=caller.principal, bill_no=bill_no, amount=amount, repayment_id=repayment_id,
+        return await credit_repayments.repay(ctx, payer_id=caller.principal, bill_no=bill_no, amount=amount, repayment_id=repayment_id,
                                   actor=caller.actor)
     return await idempotent_after_call(p, request, caller, key, call, lambda c, result: (200, result))
 
@@ -99,21 +89,21 @@ async def overdue(region: str | None = Query(None, min_length=6, max_length=6, p
 @admin_router.post("/jobs/reminders", summary="运行还款提醒 Record today's repayment reminders (once per bill and kind)")
 async def reminders(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
                     p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(p)
+    ctx = p.context
     return await idempotent_after_call(p, request, caller, key, lambda: credit_jobs.run_reminders(ctx), lambda c, result: (200, result))
 
 
 @admin_router.post("/jobs/overdue", summary="运行逾期处理 Suspend lines with a bill past due + grace; restore repaid ones")
 async def overdue_job(request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
                       p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = _ctx(p)
+    ctx = p.context
     return await idempotent_after_call(p, request, caller, key, lambda: credit_jobs.run_overdue(ctx), lambda c, result: (200, result))
 
 
 @notify_router.post("/notify/{payment_institution_id}", summary="银行通知 A bank's signed notification (verified, then the line is queried)",
                     responses={200: {"description": "accepted (the bank's acknowledgement)"}, 401: {"description": "refused: bad signature"}})
 async def notify(request: Request, payment_institution_id: str = PiId, p: Platform = Depends(platform)) -> Response:
-    ack, outcome = await credit.apply_bank_notification(_ctx(p), payment_institution_id, dict(request.headers), await request.body())
+    ack, outcome = await credit_sync.apply_bank_notification(p.context, payment_institution_id, dict(request.headers), await request.body())
     if outcome == "refused":  # the bank looks at the status only (and resends); the body keeps our one error shape
         return JSONResponse(error_body("notification_refused", "X-Bank-Signature", "通知验签失败或暂无法核实，请重发",
                                        "the notification failed verification or could not be checked now; send it again",

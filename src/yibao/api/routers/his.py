@@ -6,24 +6,26 @@ own visits and settlements.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
+from sqlalchemy.engine import Connection
 
-from yibao.api.errors import error_body, status_for
+from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.domain.errors import YibaoError
-from yibao.face import verifier_of
-from yibao.runtime.platform import Caller, Platform, institution_caller, platform
+from yibao.formats.errors import error_body, status_for
+from yibao.runtime.platform import Platform
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
 from yibao.services.payments import bills, paycodes, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import face as face_pay
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.people import persons as people
 
@@ -146,21 +148,18 @@ async def verify_paycode(body: PaycodeVerifyIn, request: Request, key: str = Ide
     return await idempotent(p, request, caller, key, work)
 
 
-# ---- face payment (services/face_pay.py) --------------------------------------------------------
+# ---- face payment (services/payments/face.py) --------------------------------------------------------
 
 @router.post("/face-authorizations", summary="刷脸核验 Face payment: a live capture, 1:1 with the enrolled face, authorises one payment")
 async def face_authorization(body: FaceAuthorizationIn, request: Request, key: str = IdempotencyKey,
                              caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     """Three failed checks of one person here within ten minutes: `429 face_attempts_exhausted` — pay with the code."""
-    async def call() -> tuple[face_pay.Prepared, Any]:
-        prepared = await p.run(lambda c: face_pay.prepare(c, p.keyring, p.now(), institution=caller.institution, person_id=body.psn_no,
-                                                          payer_id=body.payer_psn_no, actor=caller.actor))
-        return prepared, await verifier_of(request.app).verify(prepared.template_id, body.capture, body.liveness.model_dump())
+    async def call() -> Callable[[Connection], Any]:
+        return await face_pay.check(p.context, institution=caller.institution, person_id=body.psn_no, payer_id=body.payer_psn_no,
+                                    capture=body.capture, liveness=body.liveness.model_dump(), terminal_id=body.terminal_id, actor=caller.actor)
 
-    def work(c, checked):  # noqa: ANN001, ANN202
-        prepared, v = checked
-        result = face_pay.record(c, p.now(), institution=caller.institution, prepared=prepared, terminal_id=body.terminal_id,
-                                 match=v.match, liveness=v.liveness, similarity=v.similarity, actor=caller.actor)
+    def work(c: Connection, record: Callable[[Connection], Any]) -> tuple[int, Any]:
+        result = record(c)
         if isinstance(result, YibaoError):  # the failed attempt commits with its answer, so it counts
             return status_for(result), error_body(result.code, result.field, result.message_zh, result.message_en,
                                                   getattr(request.state, "request_id", ""))
@@ -168,7 +167,7 @@ async def face_authorization(body: FaceAuthorizationIn, request: Request, key: s
     return await idempotent_after_call(p, request, caller, key, call, work)
 
 
-# ---- one-code payment (一码支付; services/payments.py, services/payment_flow.py) -------------------------
+# ---- one-code payment (一码支付; services/payments/onecode.py) -------------------------
 
 class OnecodeAccountIn(Strict):
     use: bool = Field(False, description="pay from the personal account first (a child's code: the guardian's account)")
@@ -194,10 +193,10 @@ _IN_PROGRESS = {202: {"description": "在途 In progress: awaiting the holder's 
 async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                   p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = p.payments(caller.actor)
+    ctx = p.context
 
     async def call(digest: str) -> tuple[int, Any, bool]:
-        order = await payment_flow.onecode(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
+        order = await onecode_pay.pay(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
                                            actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
@@ -226,10 +225,10 @@ class FacePaymentIn(Strict):
 async def face_payment(body: FacePaymentIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                        p: Platform = Depends(platform)):  # noqa: ANN201
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
-    ctx = p.payments(caller.actor)
+    ctx = p.context
 
     async def call(digest: str) -> tuple[int, Any, bool]:
-        order = await payment_flow.face(ctx, institution=caller.institution, request_key=key, request_hash=digest,
+        order = await face_pay.pay(ctx, institution=caller.institution, request_key=key, request_hash=digest,
                                         authorization_id=body.face_authorization, visit_id=body.visit_id, lines=items,
                                         use_account=body.account.use, actor=caller.actor, pay_by=body.pay_by)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
@@ -284,7 +283,7 @@ async def callback_deliveries(payment_id: str | None = Query(None, min_length=1,
     return await p.run(lambda c: {"items": his_callbacks.deliveries(c, caller.institution, payment_id)}, write=False)
 
 
-# ---- refunds of completed payments (services/refunds.py) ---------------------------------------------
+# ---- refunds of completed payments (services/payments/refunds.py) ---------------------------------------------
 
 class RefundIn(Strict):
     scope: Literal["all", "cash", "insurance"] = Field(description="all: fund, account and cash; cash: the cash share only; "
@@ -299,10 +298,10 @@ class RefundIn(Strict):
              summary="退款 Refund a completed payment: all, the cash only, or the insurance (fund + account) only")
 async def refund_payment(body: RefundIn, request: Request, payment_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
                          caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
-    ctx = p.payments(caller.actor)
+    ctx = p.context
 
     async def call(digest: str) -> tuple[int, Any, bool]:
-        r = await payment_flow.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
+        r = await refunds.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
                                       scope=body.scope, actor=caller.actor, lines_to_keep=body.lines_to_keep)
         view = await p.run(lambda c: refunds.view(c, r), write=False)
         return (200 if r.final else 202), view, r.final

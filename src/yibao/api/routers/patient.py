@@ -15,22 +15,22 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
+from yibao.api.deps import Caller, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, LivenessIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
 from yibao.domain.errors import InputError, NotFound
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
-from yibao.face import verifier_of
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
-from yibao.runtime.platform import Caller, Platform, patient_caller, platform
+from yibao.runtime.platform import Platform
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import ledger
-from yibao.services.payments import bills, paycodes
-from yibao.services.payments import flow as payment_flow
+from yibao.services.payments import bills, confirmation, paycodes
 from yibao.services.payments import orders as payments
 from yibao.services.payments import pins as payment_pins
+from yibao.services.people import bindings as ecard_bindings
 from yibao.services.people import cards, families, identity
 from yibao.services.people import persons as people
 
@@ -74,7 +74,7 @@ class RealNameLoginIn(Strict):
 async def login_real_name(body: RealNameLoginIn, request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
     """Three failures for one person within ten minutes: `429 real_name_login_locked` (the SMS code still works).
     Every refusal of the credentials has the same words: the answer does not tell which one was wrong."""
-    return await face_login.log_in(p.run, p.now, p.keyring, verifier_of(request.app), id_number=body.id_number, name=body.name,
+    return await face_login.log_in(p.context, id_number=body.id_number, name=body.name,
                                    capture=body.capture, liveness=body.liveness.model_dump())
 
 
@@ -148,15 +148,12 @@ async def real_name(body: RealNameIn, request: Request, key: str = IdempotencyKe
 @router.post("/identity/real-person", summary="实人认证 Real-person authentication: a live face, 1:1 with the enrolled face")
 async def real_person(body: RealPersonIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                       p: Platform = Depends(platform)):  # noqa: ANN201
-    async def call() -> tuple[str, Any]:
-        template = await p.run(lambda c: identity.face_template(c, p.keyring, p.now(), person_id=caller.principal, actor=caller.actor))
-        return template, await verifier_of(request.app).verify(template, body.capture, body.liveness.model_dump())
+    async def call() -> Callable[[Connection], dict[str, Any]]:
+        return await identity.check_real_person(p.context, person_id=caller.principal, capture=body.capture,
+                                                liveness=body.liveness.model_dump(), actor=caller.actor)
 
-    def work(c: Connection, checked: tuple[str, Any]) -> tuple[int, dict[str, Any]]:
-        template, v = checked
-        done = identity.record_real_person(c, p.keyring, p.now(), person_id=caller.principal, template_id=template, match=v.match,
-                                           liveness=v.liveness, similarity=v.similarity, actor=caller.actor)
-        return 200, {**done, "similarity": v.similarity, "liveness": v.liveness}
+    def work(c: Connection, record: Callable[[Connection], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        return 200, record(c)
     return await idempotent_after_call(p, request, caller, key, call, work)
 
 
@@ -209,24 +206,24 @@ async def issue_ecard(request: Request, key: str = IdempotencyKey, caller: Calle
 
 @router.get("/payment-institutions", summary="可绑定的支付机构 Admitted payment institutions of my region")
 async def payment_institutions(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    items = await p.run(lambda c: pis.list_admitted(c, pis.holder_region(c, caller.principal)), write=False)
+    items = await p.run(lambda c: pis.list_admitted(c, people.region_of(c, caller.principal)), write=False)
     return {"items": [pis.view(i) for i in items]}
 
 
 def _bindings(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"items": items, "max_password_free_limit": format_yuan(pis.MAX_PASSWORD_FREE)}
+    return {"items": items, "max_password_free_limit": format_yuan(ecard_bindings.MAX_PASSWORD_FREE)}
 
 
 @router.get("/ecard/bindings", summary="电子社保卡绑定的支付机构 My e-card's bindings")
 async def bindings(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    return _bindings(await p.run(lambda c: pis.bindings(c, caller.principal), write=False))
+    return _bindings(await p.run(lambda c: ecard_bindings.of_holder(c, caller.principal), write=False))
 
 
 @router.post("/ecard/bindings", status_code=201, summary="绑定支付机构 Bind my e-card to an admitted payment institution")
 async def bind(body: BindingIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                p: Platform = Depends(platform)):  # noqa: ANN201
     now, limit = p.now(), parse_yuan(body.password_free_limit, "password_free_limit")
-    return await idempotent(p, request, caller, key, lambda c: (201, _bindings(pis.bind(
+    return await idempotent(p, request, caller, key, lambda c: (201, _bindings(ecard_bindings.bind(
         c, now, holder_id=caller.principal, pi_id=body.payment_institution_id, password_free_limit=limit, make_default=body.default,
         actor=caller.actor))))
 
@@ -235,7 +232,7 @@ async def bind(body: BindingIn, request: Request, key: str = IdempotencyKey, cal
 async def binding_default(request: Request, pi_id: str = PiId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                           p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
-    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.set_default(
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(ecard_bindings.set_default(
         c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
 
 
@@ -243,7 +240,7 @@ async def binding_default(request: Request, pi_id: str = PiId, key: str = Idempo
 async def binding_limit(body: LimitIn, request: Request, pi_id: str = PiId, key: str = IdempotencyKey,
                         caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now, limit = p.now(), parse_yuan(body.password_free_limit, "password_free_limit")
-    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.set_limit(
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(ecard_bindings.set_limit(
         c, now, holder_id=caller.principal, pi_id=pi_id, password_free_limit=limit, actor=caller.actor))))
 
 
@@ -251,7 +248,7 @@ async def binding_limit(body: LimitIn, request: Request, pi_id: str = PiId, key:
 async def unbind(request: Request, pi_id: str = PiId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                  p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
-    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(pis.unbind(
+    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(ecard_bindings.unbind(
         c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
 
 
@@ -375,39 +372,25 @@ class ConfirmIn(Strict):
 @router.post("/payment-pin", summary="设置/修改支付密码 Set or change the 6-digit payment PIN")
 async def set_payment_pin(body: PinIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                           p: Platform = Depends(platform)):  # noqa: ANN201
-    import asyncio
-
     payment_pins.check_format(body.pin)
     payment_pins.check_strength(body.pin)
     if body.old_pin is not None:
         payment_pins.check_format(body.old_pin, "old_pin")
 
     async def call(_: str) -> tuple[int, Any, bool]:
-        # The slow hashes are made here, off the event loop and outside any unit of work.
-        current = await p.run(lambda c: payment_pins.stored(c, caller.principal), write=False)
-        old = None
-        if current is not None and body.old_pin is not None:
-            old = await asyncio.to_thread(payment_pins.pin_hash, p.keyring, body.old_pin, current.salt)
-        salt = payment_pins.new_salt()
-        new_hash = await asyncio.to_thread(payment_pins.pin_hash, p.keyring, body.pin, salt)
-        now = p.now()
-        result = await p.run(lambda c: payment_pins.set_pin(c, now, person_id=caller.principal, salt=salt, new_hash=new_hash,
-                                                            old_candidate=old, old_salt=current.salt if current else None, actor=caller.actor))
-        if isinstance(result, Exception):
-            raise result  # the wrong attempt is committed
-        return 200, result, True
+        return 200, await payment_pins.change(p.context, person_id=caller.principal, pin=body.pin, old_pin=body.old_pin, actor=caller.actor), True
     return await idempotent_flow(p, request, caller, key, call)
 
 
 @router.get("/payments/pending", summary="待确认支付 Payments waiting for my confirmation (cash above my password-free limit)")
 async def pending_payments(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     now = p.now()
-    return await p.run(lambda c: {"items": [payments.receipt(c, o) for o in payments.pending_for(c, caller.principal, now)]}, write=False)
+    return await p.run(lambda c: {"items": [payments.receipt(c, o) for o in confirmation.pending_for(c, caller.principal, now)]}, write=False)
 
 
 @router.get("/payments/{payment_id}", summary="支付详情 One of my payments (as the payer)")
 async def my_payment(payment_id: str = PaymentId, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    return await p.run(lambda c: payments.receipt(c, payments.payer_order(c, payment_id, caller.principal)), write=False)
+    return await p.run(lambda c: payments.receipt(c, confirmation.payer_order(c, payment_id, caller.principal)), write=False)
 
 
 @router.post("/payments/{payment_id}/confirm", responses={202: {"description": "在途 The cash outcome is not known yet"}},
@@ -415,10 +398,10 @@ async def my_payment(payment_id: str = PaymentId, caller: Caller = Depends(patie
 async def confirm_payment(body: ConfirmIn, request: Request, payment_id: str = PaymentId, key: str = IdempotencyKey,
                           caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     payment_pins.check_format(body.pin)
-    ctx = p.payments(caller.actor)
+    ctx = p.context
 
     async def call(_: str) -> tuple[int, Any, bool]:
-        order = await payment_flow.confirm(ctx, order_id=payment_id, payer_id=caller.principal, pin=body.pin, actor=caller.actor)
+        order = await confirmation.confirm(ctx, order_id=payment_id, payer_id=caller.principal, pin=body.pin, actor=caller.actor)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, True
     return await idempotent_flow(p, request, caller, key, call)
@@ -429,7 +412,7 @@ async def decline_payment(request: Request, payment_id: str = PaymentId, key: st
                           p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, payments.receipt(
-        c, payments.decline(c, now, order_id=payment_id, payer_id=caller.principal, actor=caller.actor))))
+        c, confirmation.decline(c, now, order_id=payment_id, payer_id=caller.principal, actor=caller.actor))))
 
 
 # ---- mobile payment (移动支付): my bills and my linked children's -----------------------------------------
@@ -475,10 +458,10 @@ async def pay_bill(body: BillPayIn, request: Request, payment_id: str = PaymentI
     if body.pin is not None:
         payment_pins.check_format(body.pin)
     expected = _expected(body)
-    ctx = p.payments(caller.actor)
+    ctx = p.context
 
     async def call(_: str) -> tuple[int, Any, bool]:
-        order = await payment_flow.pay_bill(ctx, order_id=payment_id, holder_id=caller.principal, use_account=body.use_account,
+        order = await bills.pay(ctx, order_id=payment_id, holder_id=caller.principal, use_account=body.use_account,
                                             pi_id=body.payment_institution_id, pin=body.pin, actor=caller.actor, pay_by=body.pay_by,
                                             expected=expected)
         view = await p.run(lambda c: payments.receipt(c, order), write=False)

@@ -16,7 +16,6 @@ no one to count it against).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,6 +27,7 @@ from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, InputError, TooManyAttempts, Unauthorized, YibaoError
 from yibao.domain.identity import parse_id_number
 from yibao.face.client import check_capture
+from yibao.services import Context
 from yibao.services.access import sessions
 from yibao.services.books import audit
 from yibao.services.people import identity
@@ -116,18 +116,15 @@ def record(conn: Connection, keyring: Keyring, now: datetime, *, prepared: Prepa
     return sessions.open_session(conn, now, person)
 
 
-async def log_in(run: Callable[[Callable[[Connection], Any]], Awaitable[Any]], clock: Callable[[], datetime], keyring: Keyring,
-                 verifier: Any, *, id_number: str, name: str, capture: str, liveness: dict[str, Any]) -> dict:
-    """The whole log-in: prepare (a unit), the verifier over HTTP, record (a unit); a refusal raised after its commit.
-
-    ``run`` runs a unit of work (the platform's), ``verifier`` is a `yibao.face.FaceVerifier`."""
+async def log_in(ctx: Context, *, id_number: str, name: str, capture: str, liveness: dict[str, Any]) -> dict:
+    """The whole log-in: prepare (a unit), the verifier over HTTP, record (a unit); a refusal raised after its commit."""
     check_capture(capture)  # a capture that is plainly no PNG is refused before it costs a try
-    prepared = await run(lambda c: prepare(c, keyring, clock(), id_number=id_number, name=name))
+    prepared = await ctx.run(lambda c: prepare(c, ctx.keyring, ctx.now(), id_number=id_number, name=name))
     if isinstance(prepared, YibaoError):
         raise prepared
-    checked = await verifier.verify(prepared.template_id, capture, liveness)
-    result = await run(lambda c: record(c, keyring, clock(), prepared=prepared, match=checked.match, liveness=checked.liveness,
-                                        similarity=checked.similarity))
+    checked = await ctx.verifier().verify(prepared.template_id, capture, liveness)
+    result = await ctx.run(lambda c: record(c, ctx.keyring, ctx.now(), prepared=prepared, match=checked.match, liveness=checked.liveness,
+                                            similarity=checked.similarity))
     if isinstance(result, YibaoError):
         raise result
     return result

@@ -1,21 +1,23 @@
-"""Holder log-in by SMS code (and the session every log-in opens). The SMS gateway here is the sandbox: messages go to an outbox that
-operators (and tests) read at /api/v1/admin/sandbox/sms; a real deployment plugs in its gateway.
+"""Holder log-in by SMS code, the session every log-in opens, and a session by its token (who it
+belongs to while valid; logging out). Only the token's hash is stored.
+
+The code goes out by text message (sms.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_phone
 from yibao.domain.errors import InputError, Unauthorized
-from yibao.formats.timefmt import iso_utc
+from yibao.services.access import sms
 from yibao.services.people import persons as people
-from yibao.store.tables import sandbox_sms_outbox as OUT
 from yibao.store.tables import sessions as SES
 from yibao.store.tables import sms_codes as SMS
 
@@ -44,9 +46,8 @@ def send_code(conn: Connection, keyring: Keyring, now: datetime, *, phone: str) 
             code = f"{secrets.randbelow(10**6):06d}"
             conn.execute(SMS.insert().values(region=person.region, phone_hash=keyring.lookup_hash(phone), code_hash=_h(code),
                                              expires_at=now + CODE_TTL, attempts=0, used=False, created_at=now))
-            conn.execute(OUT.insert().values(region=person.region, phone_masked=mask_phone(phone), phone_hash=keyring.lookup_hash(phone),
-                                             text=f"【医保】您的登录验证码为 {code}，5分钟内有效。Your yibao log-in code is {code}.",
-                                             created_at=now))
+            sms.send(conn, keyring, now, region=person.region, phone=phone,
+                     text=f"【医保】您的登录验证码为 {code}，5分钟内有效。Your yibao log-in code is {code}.")
     return {"sent": True, "phone": mask_phone(phone), "expires_in": int(CODE_TTL.total_seconds())}
 
 
@@ -77,6 +78,25 @@ def open_session(conn: Connection, now: datetime, person: people.Person) -> dict
     return {"token": token, "psn_no": person.id, "expires_at": (now + SESSION_TTL).isoformat()}
 
 
-def outbox(conn: Connection, limit: int = 20) -> list[dict]:
-    rows = conn.execute(select(OUT).order_by(OUT.c.id.desc()).limit(limit)).all()
-    return [{"phone": r.phone_masked, "text": r.text, "at": iso_utc(r.created_at)} for r in rows]
+# ---- a session by its token (the API's bearer token, the pages' cookie) -----------------------------
+
+
+class Holder(NamedTuple):
+    person_id: str
+    region: str
+
+
+def holder_of(conn: Connection, token: str, now: datetime) -> Holder | None:
+    """The session's person while it is unexpired; None for an unknown or expired token."""
+    if not token:
+        return None
+    row = conn.execute(select(SES.c.person_id, SES.c.region, SES.c.expires_at).where(SES.c.token_hash == _h(token))).first()
+    if row is None:
+        return None
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
+    return Holder(row.person_id, row.region) if expires > now else None
+
+
+def end(conn: Connection, token: str) -> None:
+    """Log out: the token stops working at once (a copied cookie included)."""
+    conn.execute(delete(SES).where(SES.c.token_hash == _h(token)))

@@ -3,8 +3,9 @@
 One row per payment institution (`channel_configs`): the connector kind (wxpay | alipay | unionpay |
 bank), its base URL, our merchant identity, our private key and shared secret (AES-GCM under the PII
 keyring, never stored in clear), the institution's public key, the notify URL we give it, a timeout.
-`configure` is the one write path (admin API, demo start-up, tests); `Channels` builds the `Channel`
-for a payment institution and keeps it per config version, so keys are parsed once, not per payment.
+`configure` is the one write path (admin API, demo start-up, tests); `Connectors` builds the `Channel`
+for a payment institution — a credit bank is one too — and keeps it per config version, so keys are
+parsed once, not per payment.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from yibao.channels.bank.connector import BankChannel
 from yibao.channels.base import Channel
 from yibao.channels.crypto import key_serial, load_private_key, load_public_key, private_pem, public_pem
 from yibao.crypto.pii import Keyring
@@ -172,15 +175,20 @@ def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTra
     return bank.BankChannel(bank.BankConfig(cfg.base_url, cfg.merchant_id, secret, cfg.notify_url, timeout), transport=transport)
 
 
-class Channels:
-    """Built connectors per payment institution and config version (one per process).
+class Connectors:
+    """The one registry of connectors: every admitted payment institution, credit banks included, is
+    reached through its configuration (`configure`), built once per config version in this process.
 
     ``transport`` (an httpx transport) is handed to every connector built: tests record the wire with it.
+    ``overrides`` (payment_institution_id → connector) replaces an institution's configured connector for
+    this process: `yibao credit overdue --bank ID=URL` reaches a bank run on its own that way.
     """
 
-    def __init__(self, keyring: Keyring, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, keyring: Keyring, transport: httpx.AsyncBaseTransport | None = None,
+                 overrides: Mapping[str, Channel] | None = None) -> None:
         self.keyring = keyring
         self.transport = transport
+        self.overrides = dict(overrides or {})
         self._built: dict[str, tuple[int, int, Channel]] = {}
         self._lock = threading.Lock()
 
@@ -194,6 +202,30 @@ class Channels:
         with self._lock:
             self._built[cfg.payment_institution_id] = (cfg.version, marker, channel)
         return channel
+
+    async def channel(self, run: Callable[..., Awaitable[Any]], pi_id: str) -> Channel:
+        """The institution's connector, its configuration read in a unit of ``run``'s."""
+        if pi_id in self.overrides:
+            return self.overrides[pi_id]
+        return self.get(await run(lambda c: require(c, pi_id), write=False))
+
+    async def bank(self, run: Callable[..., Awaitable[Any]], pi_id: str) -> BankChannel:
+        """A credit bank's connector: an institution configured with the bank connector, or refused."""
+        found = self.overrides.get(pi_id)
+        if isinstance(found, BankChannel):
+            return found
+        cfg = await run(lambda c: get(c, pi_id), write=False)
+        if cfg is None or cfg.connector != "bank":
+            raise NotFound("payment_institution_id", "bank_not_connected", "平台未接入该银行的信用支付",
+                           "the platform has no credit connection to this bank")
+        channel = self.get(cfg)
+        assert isinstance(channel, BankChannel)
+        return channel
+
+
+def connected_banks(conn: Connection) -> set[str]:
+    """The payment institutions the platform reaches as credit banks (configured with the bank connector)."""
+    return set(conn.execute(select(CC.c.payment_institution_id).where(CC.c.connector == "bank")).scalars())
 
 
 def settings_of(channel: Any) -> dict[str, Any]:

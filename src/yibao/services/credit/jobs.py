@@ -15,15 +15,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.channels import ChannelError
-from yibao.crypto.pii import Keyring, mask_phone
+from yibao.crypto.pii import Keyring
 from yibao.domain import credit as rules_
 from yibao.domain.money import format_yuan
+from yibao.services import Context
+from yibao.services.access import sms
 from yibao.services.credit import lines as credit
+from yibao.services.credit import sync
 from yibao.services.people import persons as people
 from yibao.store.tables import credit_bills as CB
 from yibao.store.tables import credit_enrolments as CE
 from yibao.store.tables import credit_reminders as RM
-from yibao.store.tables import sandbox_sms_outbox as OUT
 from yibao.store.upsert import insert_ignore
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -58,14 +60,12 @@ def remind_bill(conn: Connection, keyring: Keyring, now: datetime, bill_no: str)
     person = people.require(conn, row.person_id)
     if person.phone_enc is not None:
         phone = keyring.decrypt(person.phone_enc, "phone")
-        sms_id = conn.execute(OUT.insert().values(region=row.region, phone_masked=mask_phone(phone), phone_hash=keyring.lookup_hash(phone),
-                                                  text=reminder_text(kind, bill_no, bill.outstanding, row.due_date), created_at=now)
-                              ).inserted_primary_key[0]
+        sms_id = sms.send(conn, keyring, now, region=row.region, phone=phone, text=reminder_text(kind, bill_no, bill.outstanding, row.due_date))
         conn.execute(RM.update().where(RM.c.bill_no == bill_no, RM.c.kind == kind).values(sms_id=sms_id))
     return kind
 
 
-async def run_reminders(ctx: credit.CreditContext, *, progress: Progress | None = None) -> dict[str, Any]:
+async def run_reminders(ctx: Context, *, progress: Progress | None = None) -> dict[str, Any]:
     """Send today's reminders for every unpaid bill (sandbox SMS outbox)."""
     bill_nos = await ctx.run(lambda c: [r.bill_no for r in c.execute(select(CB.c.bill_no).where(CB.c.repaid < CB.c.amount)
                                                                           .order_by(CB.c.due_date, CB.c.bill_no)).all()])
@@ -88,20 +88,20 @@ def _candidates(conn: Connection, now: datetime) -> list[str]:
     return [r.id for r in rows]
 
 
-async def run_overdue(ctx: credit.CreditContext, *, progress: Progress | None = None) -> dict[str, Any]:
+async def run_overdue(ctx: Context, *, progress: Progress | None = None) -> dict[str, Any]:
     """For each line with a bill past due: ask the bank for the line (repayments made there, its own
     suspension), then apply the overdue rule here — suspend past due + grace, restore once repaid."""
     ids = await ctx.run(lambda c: _candidates(c, ctx.now()))
     counts = {"checked": 0, "suspended": 0, "active": 0, "bank_unreachable": 0}
     for i, enrolment_id in enumerate(ids, 1):
-        enrolment = await ctx.run(lambda c, e=enrolment_id: credit._enrolment(c, e))
+        enrolment = await ctx.run(lambda c, e=enrolment_id: credit.enrolment_row(c, e))
         try:
-            line = await ctx.bank(enrolment.payment_institution_id).credit_line(enrolment_id)
+            line = await (await ctx.bank(enrolment.payment_institution_id)).credit_line(enrolment_id)
         except ChannelError:
             line = None  # our own bills still decide; the bank's view is applied on the next run
             counts["bank_unreachable"] += 1
         if line is not None:
-            status = await ctx.run(lambda c, e=enrolment_id, ln=line: credit.sync_line(c, ctx.now(), e, ln, "job:credit-overdue"))
+            status = await ctx.run(lambda c, e=enrolment_id, ln=line: sync.sync_line(c, ctx.now(), e, ln, "job:credit-overdue"))
         else:
             status = await ctx.run(lambda c, e=enrolment_id: credit.evaluate(c, e, ctx.now(), "job:credit-overdue"))
         counts["checked"] += 1

@@ -23,11 +23,15 @@ from sqlalchemy.engine import Connection
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
+from yibao.services import Context
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import callbacks as his_callbacks
+from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
+from yibao.services.payments import pins as payment_pins
 from yibao.services.payments.orders import Order
 from yibao.services.people import families
 from yibao.store.tables import family_links as F
@@ -50,7 +54,7 @@ def publish(conn: Connection, now: datetime, *, institution: Institution, visit_
     open_bill = conn.execute(select(O.c.id).where(O.c.visit_id == visit.id, O.c.status.in_(po.OPEN))).first()
     if open_bill is not None:
         raise Conflict("visit_id", "bill_open", "该就诊已有未完成的账单或支付", "the visit already has an open bill or payment")
-    return payments._insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="mobile",
+    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="mobile",
                                   visit=visit, person_id=visit.person_id, payer_id=visit.person_id, paycode_id=None, terminal_id=None,
                                   actor=actor, status=po.BILLED)
 
@@ -113,7 +117,7 @@ def for_holder(conn: Connection, holder_id: str, *, use_account: bool, include_d
     if not include_done:
         q = q.where(O.c.status == po.BILLED)
     rows = conn.execute(q.order_by(O.c.created_at.desc()).limit(100)).all()
-    return [bill_view(conn, payments._order(r), holder_id, use_account) for r in rows]
+    return [bill_view(conn, payments.from_row(r), holder_id, use_account) for r in rows]
 
 
 def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str, pin_ok: bool | None, actor: str) -> YibaoError | None:
@@ -129,7 +133,7 @@ def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
     left = payments.MAX_PIN_ATTEMPTS - attempts
     conn.execute(update(O).where(O.c.id == order.id).values(pin_attempts=attempts, updated_at=now))
     if left <= 0:
-        payments._move(conn, payments.require(conn, order.id), po.PIN_EXHAUSTED, now, actor, void_reason=po.PIN_EXHAUSTED)
+        payments.move(conn, payments.require(conn, order.id), po.PIN_EXHAUSTED, now, actor, void_reason=po.PIN_EXHAUSTED)
         return Conflict("pin", "pin_attempts_exhausted", "支付密码错误次数过多，账单已撤销，请联系医院重新发布",
                         "too many wrong PINs; the bill was voided (the hospital publishes it again)")
     return InputError("pin", "pin_wrong", f"支付密码错误，还可尝试{left}次", f"wrong PIN; {left} attempts left")
@@ -177,7 +181,7 @@ def withdraw(conn: Connection, now: datetime, *, institution: Institution, order
     if order.status != po.BILLED:
         raise Conflict("payment_id", "bill_not_waiting", "该账单已在支付中、已支付或已撤销，不能撤回",
                        "the bill is being paid, paid or voided: it cannot be withdrawn")
-    return payments._move(conn, order, po.WITHDRAWN, now, actor, void_reason=po.WITHDRAWN)
+    return payments.move(conn, order, po.WITHDRAWN, now, actor, void_reason=po.WITHDRAWN)
 
 
 def latest_for_visit(conn: Connection, institution_id: str, visit_id: str) -> str | None:
@@ -189,3 +193,41 @@ def latest_for_visit(conn: Connection, institution_id: str, visit_id: str) -> st
 
 def for_institution_bill(conn: Connection, institution_id: str, order_id: str) -> Order:
     return payments.for_institution(conn, institution_id, order_id)
+
+
+# ---- the holder pays in the app ------------------------------------------------------------------
+
+
+async def pay(ctx: Context, *, order_id: str, holder_id: str, use_account: bool, pi_id: str | None, pin: str | None,
+                   actor: str, pay_by: str = "channel", expected: Expected | None = None) -> Order:
+    """移动支付: the holder (present, in the app) pays a bill. Cash above 0 needs the PIN (checked here, outside
+    any unit; a wrong one counted in a unit of its own). Then the bill is held and its cash collected like any
+    order; the hospital learns the end by a signed callback (outbox written with the end, delivered here once
+    and retried by recovery). A bill already paid or on its way is driven on, never paid twice.
+    ``expected`` (`Expected`): the account and cash amounts the holder was shown; held only if they still hold."""
+    from yibao.services.agency import institutions
+
+    order = await ctx.run(lambda c: holder_bill(c, order_id, holder_id), write=False)
+    if order.status == po.BILLED:
+        cash = await ctx.run(lambda c: preview_cash(c, order, holder_id, use_account), write=False)
+        pin_verified = False
+        if cash > 0:
+            if pin is None:
+                raise Conflict("pin", "pin_required", "现金部分需输入支付密码", "the cash share needs the payment PIN")
+            pin_ok = await payment_pins.verify(ctx, holder_id, pin)
+            now = ctx.now()
+            refused = await ctx.run(lambda c: check_pin(c, now, order_id=order_id, holder_id=holder_id, pin_ok=pin_ok, actor=actor))
+            if refused is not None:
+                await his_callbacks.deliver(ctx, order_id)  # a 5th wrong PIN voided the bill: the hospital hears of it
+                raise refused
+            pin_verified = bool(pin_ok)
+        now = ctx.now()
+        order = await ctx.run(lambda c: start_pay(c, now, order_id=order_id, holder_id=holder_id, use_account=use_account,
+                                                        pi_id=pi_id, pin_verified=pin_verified, actor=actor, pay_by=pay_by,
+                                                        expected=expected))
+    if not order.terminal and order.status != po.BILLED:
+        inst = await ctx.run(lambda c: institutions.get(c, order.institution_id), write=False)
+        order = await cash_leg.drive(ctx, order, institution=inst, use_account=use_account, actor=actor)
+    if order.terminal:
+        await his_callbacks.deliver(ctx, order.id)
+    return order

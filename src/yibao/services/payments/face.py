@@ -1,12 +1,12 @@
 """Face payment (刷脸支付, seed 004): a terminal's live capture, compared 1:1 with the face enrolled
 at real-person authentication, authorises one payment at that institution.
 
-The flow is in three steps, because the comparison is a call to the face verifier and no unit of
-work may wait on one:
+The check is in three steps, because the comparison is a call to the face verifier and no unit of
+work may wait on one (`check` runs the first two and hands back the third):
 1. `prepare` (a unit): the payer may pay by face here — active, real-person verified, not locked
    out by failed attempts; a guardian paying for a child must be linked to that child; the patient's
    region must be the institution's or filed for it. Returns the reference template (an audited read).
-2. the caller asks the verifier (`FaceVerifier.verify`), outside any unit;
+2. the verifier is asked (`FaceVerifier.verify`), outside any unit;
 3. `record` (a unit): the attempt is recorded whatever its outcome; a verified face yields a
    single-use `FaceAuthorization` that lives `AUTHORIZATION_TTL`. A failed check is *returned*, not
    raised, so its row commits first (raising would roll the count back: unlimited tries).
@@ -15,24 +15,32 @@ After `ATTEMPT_LIMIT` failed checks of one person at one institution within `WIN
 is refused there until the window has passed: the patient pays with the dynamic code instead
 ("three failed attempts, then the code path"). A success resets the count.
 
-`consume` uses an authorization once (a conditional UPDATE live → used), for the payment flow.
+`consume` uses an authorization once (a conditional UPDATE live → used); `pay` is the payment it authorises:
+the one-code path with the authorization in place of the code.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_name
-from yibao.domain.errors import Conflict, Forbidden, NotFound, TooManyAttempts, YibaoError
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.formats.timefmt import iso_utc
+from yibao.services import Context
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
+from yibao.services.care import visits
+from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import orders as payments
+from yibao.services.payments.orders import Order
 from yibao.services.people import families, identity
 from yibao.services.people import persons as people
 from yibao.services.people.filings import filed_for
@@ -182,3 +190,52 @@ def view(conn: Connection, keyring: Keyring, auth: FaceAuthorization) -> dict:
             "insuplc_admdvs": auth.insured_region, "payer_psn_no": holder.id,
             "payer_name": mask_name(keyring.decrypt(holder.name_enc, "name")), "relation": auth.relation,
             "terminal_id": auth.terminal_id, "expires_at": iso_utc(auth.expires_at)}
+
+
+async def check(ctx: Context, *, institution: Institution, person_id: str, payer_id: str | None, capture: str,
+                liveness: dict[str, Any], terminal_id: str | None, actor: str) -> Callable[[Connection], FaceAuthorization | YibaoError]:
+    """Steps 1 and 2 — `prepare` (a unit) and the verifier's 1:1 comparison (a call) — then step 3 handed back:
+    the unit that records the answer, for the caller to run (with its idempotency record, when it keeps one).
+    That unit returns a failed check rather than raising it, so the counted attempt commits before it is said."""
+    prepared = await ctx.run(lambda c: prepare(c, ctx.keyring, ctx.now(), institution=institution, person_id=person_id, payer_id=payer_id,
+                                               actor=actor))
+    checked = await ctx.verifier().verify(prepared.template_id, capture, liveness)
+    return lambda c: record(c, ctx.now(), institution=institution, prepared=prepared, terminal_id=terminal_id, match=checked.match,
+                            liveness=checked.liveness, similarity=checked.similarity, actor=actor)
+
+
+# ---- paying with the authorization ----------------------------------------------------------------
+
+
+def start(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
+               visit_id: str | None, lines: list[dict] | None, actor: str) -> Order:
+    """刷脸支付, first unit: use the face authorization once (`face_pay.consume`), register the visit (with
+    ``lines``), record the order ``created`` (method ``face``; the payer is the authorization's holder).
+
+    A retry of the same request finds its order. A refused authorization (unknown, used, expired) or a
+    malformed request raises and rolls the whole unit back: the authorization is not used by a refusal.
+    """
+    existing = payments.existing_for(conn, institution, request_key, request_hash)
+    if existing is not None:
+        return existing
+    if (visit_id is None) == (lines is None):
+        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
+                         "give either visit_id (fee lines already uploaded) or lines")
+    auth = consume(conn, now, authorization_id=authorization_id, institution=institution)
+    if visit_id is not None and visits.get(conn, institution.id, visit_id).person_id != auth.person_id:
+        raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",
+                       "the face authorization is for another person than the visit's")
+    visit = payments.visit_for(conn, now, institution, auth.person_id, visit_id, lines)
+    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="face",
+                         visit=visit, person_id=auth.person_id, payer_id=auth.holder_id, paycode_id=None,
+                         terminal_id=auth.terminal_id, actor=actor)
+
+
+async def pay(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
+               visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
+    """刷脸支付: the face authorization (a verified 1:1 match, single use) in place of the code; then the same flow."""
+    now = ctx.now()
+    started = await ctx.run(lambda c: start(c, now, institution=institution, request_key=request_key,
+                                                          request_hash=request_hash, authorization_id=authorization_id,
+                                                          visit_id=visit_id, lines=lines, actor=actor))
+    return await cash_leg.drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)

@@ -1,12 +1,11 @@
-"""Payment orders: the units of work of a payment (each one transaction, none doing I/O).
+"""Payment orders: the order, its moves, and the units every kind of payment shares (each one
+transaction, none doing I/O). Each kind starts its order in its own module (onecode, face, bills);
+cash.py drives it on, calling the institution *between* these units:
 
-A payment runs as several units with the institution called *between* them (services/payment_flow.py
-drives them):
-
-1. `start_onecode` — consume the code, price the visit, hold every fund and account leg (a pending
-   settlement), reserve the year's totals, record the order `held`; cash 0 completes right here;
-   cash above the payer's password-free limit moves on to `awaiting_confirmation`.
-2. `request_cash` (or `confirm`, after the holder's PIN) — record `cash_requested` BEFORE the call.
+1. `hold` — price the visit, hold every fund and account leg (a pending settlement), reserve the
+   year's totals, record the order `held`; cash 0 completes right here; cash above the payer's
+   password-free limit moves on to `awaiting_confirmation` (confirmation.py).
+2. `request_cash` (or `confirmation.record_pin`, after the holder's PIN) — record `cash_requested` BEFORE the call.
 3. `record_cash` — the institution's answer: succeeded → post everything (`completed`); declined,
    failed or never seen → void everything (`voided`); no trustworthy answer → `cash_unknown`.
 
@@ -25,11 +24,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import Notification
-from yibao.channels.wire import holder_token
-from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
-from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
+from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.institutions import Institution
@@ -37,20 +33,13 @@ from yibao.services.books import audit
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import callbacks as his_callbacks
-from yibao.services.payments import paycodes
-from yibao.services.people import cards
-from yibao.store.tables import channel_agreements as AG
-from yibao.store.tables import channel_notifications as CN
-from yibao.store.tables import ecard_bindings as B
-from yibao.store.tables import payment_institutions as PI
+from yibao.services.people import bindings
 from yibao.store.tables import payment_orders as O
 from yibao.store.tables import settlements as S
-from yibao.store.upsert import insert_ignore
 
 HOLD_TIMEOUT = timedelta(hours=24)  # ledger holds outlive any confirmation or recovery; recovery resolves orders long before
 CONFIRM_TTL = timedelta(minutes=10)  # how long the holder has to confirm with the PIN
 MAX_PIN_ATTEMPTS = 5
-AGREEMENT_LIMIT_FEN = 50_000_00  # per deduction, agreed with the institution; our password-free limit decides when we ask
 CASH_DESCRIPTION = "医保一码付 个人现金部分"  # what the institution shows the holder: no names, no numbers
 
 
@@ -92,7 +81,7 @@ def _utc(at: datetime | None) -> datetime | None:
     return None if at is None else (at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at)
 
 
-def _order(r: Any) -> Order:
+def from_row(r: Any) -> Order:
     return Order(r.id, r.region, r.institution_id, r.request_key, r.request_hash, r.method, r.visit_id, r.person_id, r.payer_id, r.setl_id,
                  r.terminal_id, r.payment_institution_id, r.status, r.void_reason, int(r.total), int(r.fund_total), int(r.account_pay),
                  int(r.cash_pay), r.trade_no, int(r.pin_attempts), _utc(r.confirm_expires_at), r.anomaly, _utc(r.completed_at),
@@ -102,7 +91,7 @@ def _order(r: Any) -> Order:
 def get(conn: Connection, order_id: str, *, lock: bool = False) -> Order | None:
     q = select(O).where(O.c.id == order_id)
     r = conn.execute(q.with_for_update() if lock else q).first()
-    return _order(r) if r else None
+    return from_row(r) if r else None
 
 
 def require(conn: Connection, order_id: str, *, lock: bool = False) -> Order:
@@ -114,10 +103,10 @@ def require(conn: Connection, order_id: str, *, lock: bool = False) -> Order:
 
 def for_request(conn: Connection, institution_id: str, request_key: str) -> Order | None:
     r = conn.execute(select(O).where(O.c.institution_id == institution_id, O.c.request_key == request_key)).first()
-    return _order(r) if r else None
+    return from_row(r) if r else None
 
 
-def _move(conn: Connection, order: Order, event: str, now: datetime, actor: str, **values: Any) -> Order:
+def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, **values: Any) -> Order:
     """Apply one event: the domain decides the next state; the row is updated; the move is audited."""
     after = po.transition(order.status, event)
     conn.execute(update(O).where(O.c.id == order.id).values(status=after, updated_at=now, **values))
@@ -135,78 +124,15 @@ def _move(conn: Connection, order: Order, event: str, now: datetime, actor: str,
 
 # ---- the payer's binding and agreement -------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Binding:
-    payment_institution_id: str
-    password_free_limit: int
-
-
-def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -> Binding | None:
-    """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted."""
-    card = cards.active_ecard(conn, payer_id)
-    if card is None:
-        return None
-    which = B.c.is_default.is_(True) if pi_id is None else B.c.payment_institution_id == pi_id
-    r = conn.execute(select(B.c.payment_institution_id, B.c.password_free_limit).join(PI, PI.c.id == B.c.payment_institution_id)
-                     .where(B.c.card_id == card.id, B.c.status == "bound", which, PI.c.status == "admitted")).first()
-    return Binding(r.payment_institution_id, int(r.password_free_limit)) if r else None
-
-
-@dataclass(frozen=True)
-class Agreement:
-    out_agreement_no: str
-    agreement_no: str | None  # None until the institution has signed it
-    holder_token: str
-    limit_fen: int
-
-
-@dataclass(frozen=True)
-class CashRoute:
-    config: Any  # channel_registry.ChannelConfig
-    agreement: Agreement
-
-
-def cash_route(conn: Connection, keyring: Keyring, order: Order) -> CashRoute:
-    """Where an order's cash goes: the institution's channel configuration and the payer's agreement there (one read)."""
-    from yibao.services.agency import connectors as channel_registry
-
-    assert order.payment_institution_id is not None
-    return CashRoute(channel_registry.require(conn, order.payment_institution_id),
-                     agreement_for(conn, keyring, order.payer_id, order.payment_institution_id))
-
-
-def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
-    """The payer's password-free agreement at the institution, or what to ask it to sign.
-
-    Our agreement number is derived from (payer, institution) so signing again after a crash is the
-    same request (the institution answers with the same agreement), never a second one.
-    """
-    token = holder_token(keyring.purpose_key("channel holder token v1"), payer_id, pi_id)
-    r = conn.execute(select(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)).first()
-    if r is not None and r.status == "active":
-        return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
-    digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()
-    return Agreement(f"AG{digest[:22]}", None, token, AGREEMENT_LIMIT_FEN)
-
-
-def record_agreement(conn: Connection, now: datetime, *, payer_id: str, pi_id: str, region: str, out_agreement_no: str,
-                     agreement_no: str, limit_fen: int, actor: str) -> None:
-    if insert_ignore(conn, AG, dict(person_id=payer_id, payment_institution_id=pi_id, region=region, out_agreement_no=out_agreement_no,
-                                    agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now, created_at=now)):
-        audit.append(conn, region=region, actor=actor, action="channel.agreement", subject=payer_id,
-                     detail={"payment_institution_id": pi_id, "out_agreement_no": out_agreement_no}, now=now)
-    else:
-        conn.execute(update(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)
-                     .values(out_agreement_no=out_agreement_no, agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now))
-
 
 # ---- 1. hold ---------------------------------------------------------------------------------------
+
 
 def _new_id(now: datetime) -> str:
     return f"PO{now:%Y%m%d}{secrets.token_hex(7).upper()}"  # 24 letters and digits: every institution's out_trade_no
 
 
-def _visit_for(conn: Connection, now: datetime, institution: Institution, person_id: str, visit_id: str | None,
+def visit_for(conn: Connection, now: datetime, institution: Institution, person_id: str, visit_id: str | None,
                lines: list[dict] | None) -> visits.Visit:
     if (visit_id is None) == (lines is None):
         raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
@@ -223,57 +149,7 @@ def _visit_for(conn: Connection, now: datetime, institution: Institution, person
     return visit
 
 
-def start_onecode(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, request_key: str, request_hash: str,
-                  code: str | None, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str,
-                  paycode_id: int | None = None) -> Order | YibaoError:
-    """一码支付, first unit: verify and use the code, register the visit (with ``lines``), record the order ``created``.
-
-    Instead of ``code``, ``paycode_id`` names a code this institution scanned within the last minutes
-    (`paycodes.scanned`, typically to open the visit): it pays once, for its own person only.
-
-    A retry of the same request (same Idempotency-Key) finds its order and returns it as it stands.
-    A refused code is *returned* (its refusal row must commit) and raised by the caller.
-
-    The code is used in a unit of its own, before the hold: using it appends to the region's audit
-    chain, and a hold that then waited on a fund account held by another payment's post (which
-    appends to the chain last) would deadlock on PostgreSQL. As docs/paycodes.md says, a used code
-    stays used if the payment then fails: the holder refreshes it.
-    """
-    existing = for_request(conn, institution.id, request_key)
-    if existing is not None:
-        if existing.request_hash != request_hash:
-            raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
-                           "this Idempotency-Key was already used for a different request")
-        return existing
-    if (visit_id is None) == (lines is None):  # before the code is used: a malformed request must not burn it
-        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
-                         "give either visit_id (fee lines already uploaded) or lines")
-    if (code is None) == (paycode_id is None):
-        raise InputError("code", "code_or_scan", "请给出 code（现在出示的医保码）或 paycode_id（刚才扫描的码）之一",
-                         "give either code (the code shown now) or paycode_id (a code scanned a moment ago)")
-    if paycode_id is not None:
-        consumed = paycodes.scanned(conn, now, paycode_id=paycode_id, institution=institution)
-        if conn.execute(select(O.c.id).where(O.c.paycode_id == paycode_id)).first() is not None:
-            raise Conflict("paycode_id", "paycode_used", "该次扫码已用于一笔支付，请参保人重新出示医保码",
-                           "this scan already paid once; scan the code the holder shows now")
-        visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
-        return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
-                             visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
-                             terminal_id=terminal_id or consumed.terminal_id, actor=actor)
-    assert code is not None
-    consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
-    if isinstance(consumed, YibaoError):
-        twin = for_request(conn, institution.id, request_key) if consumed.code == "paycode_used" else None
-        if twin is not None and twin.request_hash == request_hash:
-            return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
-        return consumed
-    visit = _visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
-    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
-                         visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
-                         terminal_id=terminal_id, actor=actor)
-
-
-def _insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
+def insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
                   visit: visits.Visit, person_id: str, payer_id: str, paycode_id: int | None, terminal_id: str | None, actor: str,
                   status: str = po.CREATED) -> Order:
     order_id = _new_id(now)
@@ -286,38 +162,12 @@ def _insert_order(conn: Connection, now: datetime, *, institution: Institution, 
     return require(conn, order_id)
 
 
-def _existing(conn: Connection, institution: Institution, request_key: str, request_hash: str) -> Order | None:
+def existing_for(conn: Connection, institution: Institution, request_key: str, request_hash: str) -> Order | None:
     existing = for_request(conn, institution.id, request_key)
     if existing is not None and existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
                        "this Idempotency-Key was already used for a different request")
     return existing
-
-
-def start_face(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, authorization_id: str,
-               visit_id: str | None, lines: list[dict] | None, actor: str) -> Order:
-    """刷脸支付, first unit: use the face authorization once (`face_pay.consume`), register the visit (with
-    ``lines``), record the order ``created`` (method ``face``; the payer is the authorization's holder).
-
-    A retry of the same request finds its order. A refused authorization (unknown, used, expired) or a
-    malformed request raises and rolls the whole unit back: the authorization is not used by a refusal.
-    """
-    from yibao.services.payments import face as face_pay
-
-    existing = _existing(conn, institution, request_key, request_hash)
-    if existing is not None:
-        return existing
-    if (visit_id is None) == (lines is None):
-        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
-                         "give either visit_id (fee lines already uploaded) or lines")
-    auth = face_pay.consume(conn, now, authorization_id=authorization_id, institution=institution)
-    if visit_id is not None and visits.get(conn, institution.id, visit_id).person_id != auth.person_id:
-        raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",
-                       "the face authorization is for another person than the visit's")
-    visit = _visit_for(conn, now, institution, auth.person_id, visit_id, lines)
-    return _insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="face",
-                         visit=visit, person_id=auth.person_id, payer_id=auth.holder_id, paycode_id=None,
-                         terminal_id=auth.terminal_id, actor=actor)
 
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
@@ -348,9 +198,9 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
                             pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
-    binding = default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
+    binding = bindings.default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
     if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time
-        binding = Binding(pi_id, 0)
+        binding = bindings.Binding(pi_id, 0)
     if s.cash_pay and binding is None:
         if pi_id is not None:
             raise Conflict("payment_institution_id", "not_bound", "付款人未绑定该支付机构", "the payer has not bound this payment institution")
@@ -358,7 +208,7 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
                        "the payer has no usable default payment institution for the cash share")
     if holder_present and s.cash_pay and not pin_verified:  # the amount changed since the preview the PIN was asked for
         raise Conflict("pin", "pin_required", "需要支付密码确认现金部分", "the cash share needs the payment PIN")
-    order = _move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
+    order = move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
                   account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
                   payment_institution_id=binding.payment_institution_id if binding else None,
                   cash_source="credit" if by_credit and s.cash_pay else None)
@@ -366,13 +216,14 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     event = po.first_event_after_hold(order.cash_pay, limit)
     if event == po.NO_CASH:
         settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
-        return _move(conn, order, po.NO_CASH, now, actor, completed_at=now)
+        return move(conn, order, po.NO_CASH, now, actor, completed_at=now)
     if event == po.ASK_HOLDER:
-        return _move(conn, order, po.ASK_HOLDER, now, actor, confirm_expires_at=now + CONFIRM_TTL)
+        return move(conn, order, po.ASK_HOLDER, now, actor, confirm_expires_at=now + CONFIRM_TTL)
     return order  # held: the flow records the cash request next, then calls the institution
 
 
 # ---- 2. the cash request ---------------------------------------------------------------------------
+
 
 def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) -> Order:
     """Record that the institution is about to be asked for the cash (held → cash_requested).
@@ -383,7 +234,7 @@ def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) 
     order = require(conn, order_id, lock=True)
     if order.status in po.CASH_IN_DOUBT:
         return order
-    return _move(conn, order, po.REQUEST_CASH, now, actor)
+    return move(conn, order, po.REQUEST_CASH, now, actor)
 
 
 # ---- 3. the institution's answer --------------------------------------------------------------------
@@ -410,18 +261,18 @@ def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str,
         raise po.IllegalTransition(order.status, event)
     if event == po.CASH_SUCCEEDED:
         settlement.post_settlement(conn, now, setl_id=order.setl_id, actor=actor)
-        return _move(conn, order, event, now, actor, trade_no=trade_no, completed_at=now)
+        return move(conn, order, event, now, actor, trade_no=trade_no, completed_at=now)
     if event == po.CASH_UNKNOWN:
-        return _move(conn, order, event, now, actor)
-    return _void(conn, order, event, now, actor)
+        return move(conn, order, event, now, actor)
+    return void_now(conn, order, event, now, actor)
 
 
-def _void(conn: Connection, order: Order, event: str, now: datetime, actor: str) -> Order:
+def void_now(conn: Connection, order: Order, event: str, now: datetime, actor: str) -> Order:
     after = po.transition(order.status, event)  # refuse before touching the settlement
     assert after == po.VOIDED
     if order.setl_id is not None:  # a created order holds nothing yet
         settlement.void_settlement(conn, now, setl_id=order.setl_id, reason=event, actor=actor)
-    return _move(conn, order, event, now, actor, void_reason=event)
+    return move(conn, order, event, now, actor, void_reason=event)
 
 
 def void(conn: Connection, now: datetime, *, order_id: str, event: str, actor: str, only_from: tuple[str, ...] | None = None) -> Order:
@@ -435,97 +286,13 @@ def void(conn: Connection, now: datetime, *, order_id: str, event: str, actor: s
     order = require(conn, order_id, lock=True)
     if order.status == po.VOIDED or (only_from is not None and order.status not in only_from):
         return order
-    return _void(conn, order, event, now, actor)
+    return void_now(conn, order, event, now, actor)
 
 
 # ---- confirmation by the holder ---------------------------------------------------------------------
 
-def pending_for(conn: Connection, payer_id: str, now: datetime) -> list[Order]:
-    rows = conn.execute(select(O).where(O.c.payer_id == payer_id, O.c.status == po.AWAITING_CONFIRMATION).order_by(O.c.created_at)).all()
-    return [o for o in map(_order, rows) if o.confirm_expires_at is None or o.confirm_expires_at > now]
-
-
-def payer_order(conn: Connection, order_id: str, payer_id: str, *, lock: bool = False) -> Order:
-    """The payer's own order (someone else's is "not found")."""
-    order = get(conn, order_id, lock=lock)
-    if order is None or order.payer_id != payer_id:  # someone else's payment: the same answer as none
-        raise NotFound("payment_id", "not_found", "支付单不存在", "payment not found")
-    return order
-
-
-_ENDED_ZH = {po.COMPLETED: "已支付完成", po.VOIDED: "已撤销", po.CASH_REQUESTED: "正在扣款", po.CASH_UNKNOWN: "结果确认中",
-             po.REFUNDING: "退款中", po.PARTIALLY_REFUNDED: "已部分退款", po.REFUNDED: "已全额退款"}
-
-
-def _not_waiting(order: Order) -> Conflict:
-    where = _ENDED_ZH.get(order.status, "不在待确认状态")
-    return Conflict("payment_id", "not_awaiting_confirmation", f"该支付不再等待确认：{where}",
-                    f"the payment is no longer awaiting confirmation (it is {order.status.replace('_', ' ')})")
-
-
-def confirm(conn: Connection, now: datetime, *, order_id: str, payer_id: str, pin_ok: bool | None, actor: str) -> Order | YibaoError:
-    """The holder's PIN for a waiting payment (checked by the caller against the stored hash, outside the unit:
-    ``pin_ok`` None means no PIN is set). Right: cash_requested. Wrong: counted, and after MAX_PIN_ATTEMPTS
-    the payment is voided. A refusal is returned, to be raised after this unit commits the count."""
-    order = payer_order(conn, order_id, payer_id, lock=True)
-    if order.status != po.AWAITING_CONFIRMATION:
-        raise _not_waiting(order)
-    if order.confirm_expires_at is not None and order.confirm_expires_at <= now:
-        _void(conn, order, po.CONFIRMATION_EXPIRED, now, actor)
-        return Conflict("payment_id", "confirmation_expired", "确认已超时，支付已撤销，请重新扫码", "confirmation timed out; the payment was voided")
-    if pin_ok is None:
-        raise Conflict("pin", "pin_not_set", "请先设置支付密码", "set a payment PIN first")
-    if not pin_ok:
-        attempts = order.pin_attempts + 1
-        left = MAX_PIN_ATTEMPTS - attempts
-        if left <= 0:
-            conn.execute(update(O).where(O.c.id == order.id).values(pin_attempts=attempts))
-            _void(conn, require(conn, order.id), po.PIN_EXHAUSTED, now, actor)
-            return Conflict("pin", "pin_attempts_exhausted", "支付密码错误次数过多，支付已撤销", "too many wrong PINs; the payment was voided")
-        _move(conn, order, po.WRONG_PIN, now, actor, pin_attempts=attempts)
-        return InputError("pin", "pin_wrong", f"支付密码错误，还可尝试{left}次", f"wrong PIN; {left} attempts left")
-    return _move(conn, order, po.REQUEST_CASH, now, actor)
-
-
-def decline(conn: Connection, now: datetime, *, order_id: str, payer_id: str, actor: str) -> Order:
-    order = payer_order(conn, order_id, payer_id, lock=True)
-    if order.status == po.VOIDED and order.void_reason == po.HOLDER_DECLINED:
-        return order
-    if order.status != po.AWAITING_CONFIRMATION:
-        raise _not_waiting(order)
-    return _void(conn, order, po.HOLDER_DECLINED, now, actor)
-
 
 # ---- notifications ----------------------------------------------------------------------------------
-
-def apply_notification(conn: Connection, now: datetime, *, pi_id: str, region: str, notification: Notification, actor: str) -> str:
-    """Act on a verified notification once: the dedup claim is inserted in this same unit as its effect,
-    so a crash between the two cannot lose the event or apply it twice. Returns what was done."""
-    key = "|".join(notification.dedup_key)[:200]
-    claimed = insert_ignore(conn, CN, dict(payment_institution_id=pi_id, dedup_key=key, region=region, kind=notification.kind,
-                                           out_trade_no=notification.out_trade_no, status=notification.status, effect="pending",
-                                           created_at=now))
-    if not claimed:
-        return "duplicate"
-    effect = _effect(conn, now, pi_id, notification, actor)
-    conn.execute(update(CN).where(CN.c.payment_institution_id == pi_id, CN.c.dedup_key == key).values(effect=effect))
-    return effect
-
-
-def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor: str) -> str:
-    if n.kind != "payment" or n.out_trade_no is None or n.status not in ("succeeded", "failed"):
-        return "ignored"
-    order = get(conn, n.out_trade_no)
-    if order is None or order.payment_institution_id != pi_id:
-        return "unknown_order"
-    if n.amount_fen is not None and n.amount_fen != order.cash_pay:  # signed, but not what we asked for: never complete on it
-        audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
-                     detail={"anomaly": "amount_mismatch", "cash_pay": order.cash_pay, "notified": n.amount_fen}, now=now)
-        return "anomaly"
-    if order.status not in po.CASH_IN_DOUBT and not order.terminal:
-        return "ignored"  # never asked for: nothing the institution says can complete it
-    done = record_cash(conn, now, order_id=order.id, outcome=n.status, trade_no=n.trade_no, actor=actor)
-    return done.status if done.anomaly is None else "anomaly"
 
 
 # ---- recovery's reads ------------------------------------------------------------------------------
@@ -539,7 +306,7 @@ class Stranded:
 
 def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_grace: timedelta, limit: int = 500) -> Stranded:
     def rows(*where: Any) -> list[Order]:
-        return [_order(r) for r in conn.execute(select(O).where(*where).order_by(O.c.updated_at).limit(limit)).all()]
+        return [from_row(r) for r in conn.execute(select(O).where(*where).order_by(O.c.updated_at).limit(limit)).all()]
 
     return Stranded(rows(O.c.status.in_(po.CASH_IN_DOUBT), O.c.updated_at <= now - cash_grace),
                     rows(O.c.status.in_((po.CREATED, po.HELD)), O.c.updated_at <= now - held_grace),
@@ -547,6 +314,7 @@ def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_gra
 
 
 # ---- views ------------------------------------------------------------------------------------------
+
 
 def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     """The one document a payment answers with: the split (fund by layer, account, cash) and where the cash went."""
@@ -575,7 +343,7 @@ def of_settlement(conn: Connection, institution_id: str, setl_id: str) -> Order 
     """The payment order that carried this institution's settlement to money (one-code, face or mobile), if any:
     its receipt then says how the cash went (a payment institution or a credit line), not "collect at the counter"."""
     r = conn.execute(select(O).where(O.c.institution_id == institution_id, O.c.setl_id == setl_id)).first()
-    return _order(r) if r else None
+    return from_row(r) if r else None
 
 
 def for_institution(conn: Connection, institution_id: str, order_id: str) -> Order:

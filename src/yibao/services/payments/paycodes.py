@@ -87,6 +87,7 @@ def _mac_key(keyring: Keyring) -> bytes:
 
 # ---- issuing ------------------------------------------------------------------------------------
 
+
 def _holder(conn: Connection, holder_id: str) -> tuple[people.Person, cards.Card]:
     holder = people.get(conn, holder_id)
     if holder is None or holder.status != "active":
@@ -168,6 +169,7 @@ def issued_view(issued: Issued) -> dict:
 
 
 # ---- consuming ----------------------------------------------------------------------------------
+
 
 def _unknown() -> NotFound:
     return NotFound("code", "paycode_unknown", "支付码无效：不存在或未通过平台校验", "unknown payment code: no such code, or it fails verification")

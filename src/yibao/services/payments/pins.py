@@ -9,6 +9,7 @@ committed before the refusal is raised; after MAX_FAILED the PIN is locked for L
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, InputError, TooManyAttempts, YibaoError
+from yibao.services import Context
 from yibao.services.books import audit
 from yibao.services.people import persons as people
 from yibao.store.tables import payment_pins as PP
@@ -110,3 +112,32 @@ def set_pin(conn: Connection, now: datetime, *, person_id: str, salt: str, new_h
                                                                       updated_at=now))
     audit.append(conn, region=person.region, actor=actor, action="payment_pin.change", subject=person_id, detail={}, now=now)
     return {"psn_no": person_id, "pin_set": True, "changed": True}
+
+
+async def change(ctx: Context, *, person_id: str, pin: str, old_pin: str | None, actor: str) -> dict:
+    """Set or change the payment PIN: the slow hashes off the event loop and outside any unit; a wrong old PIN
+    is counted (committed) and then raised."""
+    check_format(pin)
+    check_strength(pin)
+    if old_pin is not None:
+        check_format(old_pin, "old_pin")
+    current = await ctx.run(lambda c: stored(c, person_id), write=False)
+    old = None
+    if current is not None and old_pin is not None:
+        old = await asyncio.to_thread(pin_hash, ctx.keyring, old_pin, current.salt)
+    salt = new_salt()
+    new_hash = await asyncio.to_thread(pin_hash, ctx.keyring, pin, salt)
+    now = ctx.now()
+    result = await ctx.run(lambda c: set_pin(c, now, person_id=person_id, salt=salt, new_hash=new_hash, old_candidate=old,
+                                             old_salt=current.salt if current else None, actor=actor))
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+async def verify(ctx: Context, person_id: str, pin: str) -> bool | None:
+    """Whether ``pin`` is the person's PIN (None: none is set). The hash is made off the event loop, outside any unit."""
+    check_format(pin)
+    current = await ctx.run(lambda c: stored(c, person_id), write=False)
+    candidate = await asyncio.to_thread(pin_hash, ctx.keyring, pin, current.salt) if current else None
+    return matches(current, candidate)

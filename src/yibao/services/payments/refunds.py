@@ -1,4 +1,5 @@
-"""Refunds of completed payment orders: units of work (none calls an institution; payment_flow drives them).
+"""Refunds of completed payment orders: the units (none calls an institution), and `refund`/`drive`, which ask the
+institution for the cash back between them.
 
 A refund gives back one or both parts of a payment, exactly:
 - ``insurance``: every fund and account leg reversed (clearing legs too) and the year's accumulators
@@ -18,6 +19,7 @@ refunds twice. One refund at a time per order.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,17 +28,23 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest
 from yibao.domain import payment_order as po
-from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
+from yibao.services import Context
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import settlement, visits
+from yibao.services.payments import callbacks as his_callbacks
+from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.tables import payment_refunds as R
+
+log = logging.getLogger("yibao.payments")
 
 SCOPES = ("all", "cash", "insurance")
 OUTCOMES = ("succeeded", "failed", "unknown")
@@ -143,7 +151,7 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
                                    insurance_fen=order.fund_total + order.account_pay if want_insurance else 0,
                                    cash_fen=order.cash_pay if want_cash else 0, updated_at=now, created_at=now,
                                    lines_to_keep=json.dumps(sorted(lines_to_keep)) if lines_to_keep is not None else None))
-    payments._move(conn, order, po.REFUND_REQUESTED, now, actor)
+    payments.move(conn, order, po.REFUND_REQUESTED, now, actor)
     if reason is not None:
         audit.append(conn, region=order.region, actor=actor, action="refund.reason", subject=refund_id,
                      detail={"payment": order.id, "scope": scope, "reason": reason}, now=now)
@@ -163,14 +171,14 @@ def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, ref
     order = payments.require(conn, refund.order_id, lock=True)
     if outcome == "unknown":
         conn.execute(update(R).where(R.c.id == refund.id).values(status="unknown", updated_at=now))
-        payments._move(conn, order, po.REFUND_UNKNOWN, now, actor)
+        payments.move(conn, order, po.REFUND_UNKNOWN, now, actor)
         return get(conn, refund.id)
     if outcome == "failed":
         before = given_back(conn, order)
         conn.execute(update(R).where(R.c.id == refund.id).values(status="failed", error_code=error_code, refund_no=refund_no, updated_at=now,
                                                                  completed_at=now))
         partly = order.fund_total + order.account_pay > 0 and before[0] or order.cash_pay > 0 and before[1]
-        payments._move(conn, order, po.REFUND_FAILED_AFTER_PART if partly else po.REFUND_FAILED, now, actor)
+        payments.move(conn, order, po.REFUND_FAILED_AFTER_PART if partly else po.REFUND_FAILED, now, actor)
         return get(conn, refund.id)
     assert order.setl_id is not None
     if refund.insurance_fen:
@@ -179,7 +187,7 @@ def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, ref
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="cash", refund_id=refund.id, actor=actor)
     conn.execute(update(R).where(R.c.id == refund.id).values(status="succeeded", refund_no=refund_no, updated_at=now, completed_at=now))
     insurance_done, cash_done = given_back(conn, order)
-    payments._move(conn, order, po.REFUNDED_ALL if insurance_done and cash_done else po.REFUNDED_PART, now, actor)
+    payments.move(conn, order, po.REFUNDED_ALL if insurance_done and cash_done else po.REFUNDED_PART, now, actor)
     if refund.lines_to_keep is not None:
         _rebill(conn, now, order, refund, actor)
     return get(conn, refund.id)
@@ -207,7 +215,7 @@ def _rebill(conn: Connection, now: datetime, order: Order, refund: Refund, actor
         if ln["status"] == "active" and ln["feedetl_sn"] not in refund.lines_to_keep:
             visits.revoke_line(conn, institution=inst, visit_id=order.visit_id, feedetl_sn=ln["feedetl_sn"])
     visit = visits.get(conn, order.institution_id, order.visit_id)
-    rest = payments._insert_order(conn, now, institution=inst, request_key=f"rebill:{refund.id}", request_hash=refund.id, method=order.method,
+    rest = payments.insert_order(conn, now, institution=inst, request_key=f"rebill:{refund.id}", request_hash=refund.id, method=order.method,
                                   visit=visit, person_id=order.person_id, payer_id=order.payer_id, paycode_id=None,
                                   terminal_id=order.terminal_id, actor=actor)
     conn.execute(update(R).where(R.c.id == refund.id).values(rebill_order_id=rest.id))
@@ -235,3 +243,60 @@ def view(conn: Connection, refund: Refund) -> dict[str, Any]:
             "lines_to_keep": list(refund.lines_to_keep) if refund.lines_to_keep is not None else None,
             "rebill": payments.receipt(conn, payments.require(conn, refund.rebill_order_id)) if refund.rebill_order_id else None,
             "created_at": iso_utc(refund.created_at), "updated_at": iso_utc(refund.updated_at), "payment": payments.receipt(conn, order)}
+
+
+# ---- asking the institution ------------------------------------------------------------------------
+
+REFUND_REASON = "医保支付退款"
+
+
+async def refund(ctx: Context, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
+                 actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Any:
+    """Refund a completed payment (all, cash only, insurance only). A retry of the same request drives its refund on."""
+    now = ctx.now()
+    started = await ctx.run(lambda c: start(c, now, institution=institution, order_id=order_id, request_key=request_key,
+                                                    request_hash=request_hash, scope=scope, actor=actor, lines_to_keep=lines_to_keep,
+                                                    reason=reason))
+    done = await drive(ctx, started, actor=actor)
+    if done.rebill_order_id is not None:  # some items refunded: the kept lines are settled again in a new order
+        rest = await ctx.run(lambda c: payments.require(c, done.rebill_order_id), write=False)
+        if not rest.terminal:
+            original = await ctx.run(lambda c: payments.require(c, done.order_id), write=False)
+            try:
+                await cash_leg.drive(ctx, rest, institution=institution, use_account=original.account_pay > 0, actor=actor)
+            except YibaoError as exc:  # the refund stands; the new order is voided and shows why (the hospital charges otherwise)
+                log.warning("refund %s: the kept lines could not be settled again (%s)", done.id, exc.code)
+    if done.final:
+        await his_callbacks.deliver(ctx, done.order_id)
+    return done
+
+
+async def drive(ctx: Context, r: Any, *, actor: str) -> Any:
+    """Ask the institution for the cash back (``requested``) or what became of it (``unknown``), and record the answer.
+    The institution's refund is idempotent by our out_refund_no: asking again never refunds twice."""
+    if r.final:
+        return r
+    order = await ctx.run(lambda c: payments.require(c, r.order_id), write=False)
+    assert order.payment_institution_id is not None
+    refund_no = error_code = None
+    try:
+        channel = await ctx.channel( order.payment_institution_id)
+        if r.status == "unknown":
+            try:
+                result = await channel.query_refund(order.id, r.id)
+            except NotFoundAtChannel:  # signed: it never got the refund, so nothing was given back: ask for it (same out_refund_no)
+                result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+        else:
+            result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+        refund_no, error_code = result.refund_id, result.error_code
+        outcome = {"succeeded": "succeeded", "failed": "failed"}.get(result.status, "unknown")
+        if outcome == "succeeded" and result.amount_fen != r.cash_fen:
+            log.error("refund %s: the institution reports %s fen, we asked %s", r.id, result.amount_fen, r.cash_fen)
+            outcome = "unknown"
+    except Declined as exc:
+        outcome, error_code = "failed", exc.code
+    except (OutcomeUnknown, NotFoundAtChannel, BadSignature, ChannelError, YibaoError):
+        outcome = "unknown"
+    now = ctx.now()
+    return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, refund_no=refund_no, error_code=error_code,
+                                                  actor=actor))

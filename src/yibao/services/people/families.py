@@ -82,6 +82,7 @@ def can_view(conn: Connection, viewer_id: str, target_id: str) -> bool:
 
 # ---- making and removing links --------------------------------------------------------------
 
+
 def _lock_holder(conn: Connection, person_id: str) -> people.Person:
     """Link changes of one holder are serialised on the holder's row."""
     if conn.execute(select(P.c.id).where(P.c.id == person_id).with_for_update()).first() is None:

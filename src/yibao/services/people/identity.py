@@ -9,6 +9,7 @@ inside one: `face_template` hands out the template reference (an audited read of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.identity import parse_id_number
 from yibao.formats.timefmt import iso_utc
+from yibao.services import Context
 from yibao.services.books import audit
 from yibao.store.tables import persons as P
 
@@ -95,3 +97,28 @@ def record_real_person(conn: Connection, keyring: Keyring, now: datetime, *, per
     audit.append(conn, region=row.region, actor=actor, action="identity.real_person", subject=row.id,
                  detail={"similarity": round(similarity, 4)}, now=now)
     return status(conn, row.id)
+
+
+# ---- through the face verifier (a call between units) ---------------------------------------------
+
+
+async def enrol_capture(ctx: Context, *, person_id: str, capture: str, actor: str) -> Callable[[Connection], dict[str, Any]]:
+    """The agency enrols a person's reference face: the verifier makes the template from the capture (a call);
+    returned is the unit that stores it, for the caller to run (with its idempotency record)."""
+    await ctx.run(lambda c: status(c, person_id), write=False)  # no template for nobody
+    template_id = await ctx.verifier().enrol(capture)
+    return lambda c: enrol_face(c, ctx.keyring, ctx.now(), person_id=person_id, template_id=template_id, actor=actor)
+
+
+async def check_real_person(ctx: Context, *, person_id: str, capture: str, liveness: dict[str, Any],
+                            actor: str) -> Callable[[Connection], dict[str, Any]]:
+    """实人认证: a live face, 1:1 with the enrolled one. The template is read (an audited unit), the verifier
+    compares (a call); returned is the unit recording the answer, for the caller to run (with its idempotency record)."""
+    template = await ctx.run(lambda c: face_template(c, ctx.keyring, ctx.now(), person_id=person_id, actor=actor))
+    checked = await ctx.verifier().verify(template, capture, liveness)
+
+    def record(c: Connection) -> dict[str, Any]:
+        done = record_real_person(c, ctx.keyring, ctx.now(), person_id=person_id, template_id=template, match=checked.match,
+                                  liveness=checked.liveness, similarity=checked.similarity, actor=actor)
+        return {**done, "similarity": checked.similarity, "liveness": checked.liveness}
+    return record

@@ -181,3 +181,10 @@ def _balance_text(conn: Connection, person_id: str) -> str | None:
     if conn.execute(select(ledger.A.c.id).where(ledger.A.c.id == account)).first() is None:
         return None
     return format_yuan(ledger.available(conn, account))
+
+
+def region_of(conn: Connection, person_id: str) -> str:
+    row = conn.execute(select(P.c.region).where(P.c.id == person_id)).first()
+    if row is None:
+        raise NotFound("psn_no", "not_found", "参保人不存在", "insured person not found")
+    return row.region

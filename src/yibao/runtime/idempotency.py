@@ -1,0 +1,115 @@
+"""Idempotency of a change under a caller's scope — one mechanism for the API's `Idempotency-Key` and
+the pages' form nonce.
+
+A request is identified by (scope, key) — the caller (`his:<code>`, `patient:<psn>`, `web:cashier:<code>` …)
+and the key it chose — and described by a digest of what it asks. The record is claimed in the same
+transaction as the change it guards and holds the answer given, so a retry after a crash or a lost
+answer never applies the change twice: the same key and digest get the first answer back; the same key
+with another digest is refused (``reused``); a twin still running is waited for inside a unit (the unit
+is retried) or refused (``in_progress``) by a flow that must not wait.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from sqlalchemy.engine import Connection
+
+from yibao.domain.errors import YibaoError
+from yibao.store.db import Retry
+from yibao.store.sql import Sql
+
+_CLAIM = Sql("""INSERT INTO idempotency_records (scope, key, region, request_hash, status_code, body, created_at)
+                VALUES (:scope, :key, :region, :hash, 0, 'null', :now) ON CONFLICT DO NOTHING RETURNING key""")
+_GET = Sql("SELECT request_hash, status_code, body FROM idempotency_records WHERE scope = :scope AND key = :key")
+_DONE = Sql("UPDATE idempotency_records SET status_code = :status, body = :body WHERE scope = :scope AND key = :key")
+
+SCOPE_MAX = 80  # the column's width: a longer scope is cut (scopes are short: audience and principal)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int  # an HTTP status (the pages store 200)
+    body: str  # what was answered, as stored (JSON text)
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Key:
+    """One intended change: who (scope), which (key), what (digest of the request), where (region of the row)."""
+
+    scope: str
+    key: str
+    digest: str
+    region: str
+    reused: YibaoError  # said when the key was used for another request
+    in_progress: YibaoError | None = None  # said by `claim` when a twin is still running (None: wait for it)
+
+    @property
+    def ids(self) -> dict[str, str]:
+        return {"scope": self.scope[:SCOPE_MAX], "key": self.key}
+
+
+def _stored(conn: Connection, k: Key) -> Answer | None:
+    row = _GET(conn, k.ids).first()
+    if row is None:
+        return None
+    if row.request_hash != k.digest:
+        raise k.reused
+    if row.status_code == 0:
+        if k.in_progress is not None:
+            raise k.in_progress
+        raise Retry()  # its twin is still running: this unit runs again once it has finished
+    return Answer(int(row.status_code), row.body, True)
+
+
+def once(k: Key, now: datetime, work: Callable[[Connection], tuple[int, str]]) -> Callable[[Connection], Answer]:
+    """A unit of work running ``work`` once for the key: ``work`` returns (status, body) to store and answer."""
+    def unit(conn: Connection) -> Answer:
+        # Claim the key first: a concurrent twin blocks on it (PostgreSQL) or waits its turn (SQLite).
+        if _CLAIM(conn, {**k.ids, "region": k.region, "hash": k.digest, "now": now}).first() is None:
+            found = _stored(conn, k)
+            assert found is not None
+            return found
+        status, body = work(conn)
+        _DONE(conn, {**k.ids, "status": status, "body": body})
+        return Answer(status, body, False)
+    return unit
+
+
+def lookup(k: Key) -> Callable[[Connection], Answer | None]:
+    """A read: the stored answer for the key, if there is one (another request under the key is refused)."""
+    def read(conn: Connection) -> Answer | None:
+        row = _GET(conn, k.ids).first()
+        if row is None or row.status_code == 0:
+            if row is not None and row.request_hash != k.digest:
+                raise k.reused
+            return None
+        return _stored(conn, k)
+    return read
+
+
+def claim(k: Key, now: datetime) -> Callable[[Connection], Answer | None]:
+    """A unit claiming the key for a flow made of several units: None if claimed now, else the stored answer."""
+    def unit(conn: Connection) -> Answer | None:
+        if _CLAIM(conn, {**k.ids, "region": k.region, "hash": k.digest, "now": now}).first() is not None:
+            return None
+        return _stored(conn, k)
+    return unit
+
+
+def record(k: Key, status: int, body: str) -> Callable[[Connection], None]:
+    """The unit storing a claimed flow's answer."""
+    def unit(conn: Connection) -> None:
+        _DONE(conn, {**k.ids, "status": status, "body": body})
+    return unit
+
+
+def store(k: Key, now: datetime, status: int, body: str) -> Callable[[Connection], Answer]:
+    """A unit storing the answer of a flow that did not claim the key first (the first answer stored wins)."""
+    return once(k, now, lambda _: (status, body))
+
+
+__all__ = ["Answer", "Key", "claim", "lookup", "once", "record", "store"]

@@ -1,0 +1,258 @@
+"""The cash leg of a payment: the payer's agreement at their payment institution, and driving a held
+order to its end — the institution (or the payer's credit line) called between units, never inside one.
+
+    hold (unit) → agreement signed if missing (call, unit) → cash_requested (unit) → pay (call) → answer (unit)
+
+A crash after the hold leaves `held` (recovery voids it: no institution ever heard of it); after
+`cash_requested` recovery asks the institution (`ask`: the truth) and completes or voids. The
+institution's pay is idempotent by our out_trade_no (the order id), so asking again never charges twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.engine import Connection
+
+from yibao.channels.base import (
+    AgreementRequest,
+    BadSignature,
+    Channel,
+    ChannelError,
+    Declined,
+    NotFoundAtChannel,
+    OutcomeUnknown,
+    PaymentRequest,
+)
+from yibao.channels.wire import holder_token
+from yibao.crypto.pii import Keyring
+from yibao.domain import payment_order as po
+from yibao.domain.credit import BankOutcomeUnknown
+from yibao.domain.errors import NotFound, YibaoError
+from yibao.services import Context
+from yibao.services.agency import connectors
+from yibao.services.agency.institutions import Institution
+from yibao.services.books import audit
+from yibao.services.credit import reservations as credit_reservations
+from yibao.services.payments import orders as payments
+from yibao.services.payments.orders import Order
+from yibao.store.tables import channel_agreements as AG
+from yibao.store.upsert import insert_ignore
+
+log = logging.getLogger("yibao.payments")
+
+
+# ---- the payer's password-free agreement at the institution ---------------------------------------
+
+AGREEMENT_LIMIT_FEN = 50_000_00  # per deduction, agreed with the institution; our password-free limit decides when we ask
+
+@dataclass(frozen=True)
+class Agreement:
+    out_agreement_no: str
+    agreement_no: str | None  # None until the institution has signed it
+    holder_token: str
+    limit_fen: int
+
+@dataclass(frozen=True)
+class CashRoute:
+    config: Any  # channel_registry.ChannelConfig
+    agreement: Agreement
+
+
+def cash_route(conn: Connection, keyring: Keyring, order: Order) -> CashRoute:
+    """Where an order's cash goes: the institution's channel configuration and the payer's agreement there (one read)."""
+
+    assert order.payment_institution_id is not None
+    return CashRoute(connectors.require(conn, order.payment_institution_id),
+                     agreement_for(conn, keyring, order.payer_id, order.payment_institution_id))
+
+
+def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
+    """The payer's password-free agreement at the institution, or what to ask it to sign.
+
+    Our agreement number is derived from (payer, institution) so signing again after a crash is the
+    same request (the institution answers with the same agreement), never a second one.
+    """
+    token = holder_token(keyring.purpose_key("channel holder token v1"), payer_id, pi_id)
+    r = conn.execute(select(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)).first()
+    if r is not None and r.status == "active":
+        return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
+    digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()
+    return Agreement(f"AG{digest[:22]}", None, token, AGREEMENT_LIMIT_FEN)
+
+
+def record_agreement(conn: Connection, now: datetime, *, payer_id: str, pi_id: str, region: str, out_agreement_no: str,
+                     agreement_no: str, limit_fen: int, actor: str) -> None:
+    if insert_ignore(conn, AG, dict(person_id=payer_id, payment_institution_id=pi_id, region=region, out_agreement_no=out_agreement_no,
+                                    agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now, created_at=now)):
+        audit.append(conn, region=region, actor=actor, action="channel.agreement", subject=payer_id,
+                     detail={"payment_institution_id": pi_id, "out_agreement_no": out_agreement_no}, now=now)
+    else:
+        conn.execute(update(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)
+                     .values(out_agreement_no=out_agreement_no, agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now))
+
+
+def forget_agreements(conn: Connection, pi_id: str) -> int:
+    """Forget every agreement signed at ``pi_id`` (the institution's books were reset, as a sandbox's are at
+    each start): the next payment there signs a new one. Returns how many were forgotten."""
+    return conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id)).rowcount or 0
+
+
+# ---- driving a held order ---------------------------------------------------------------------------
+
+
+async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
+    """Price and hold a created order; if that fails, the order is voided (its code stays used) and the failure raised."""
+    now = ctx.now()
+    try:
+        return await ctx.run(lambda c: payments.hold(c, now, order_id=order.id, institution=institution, use_account=use_account, actor=actor,
+                                                     pay_by=pay_by))
+    except YibaoError as exc:
+        event = po.NO_CHANNEL if exc.code == "no_default_binding" else po.ABANDONED
+        await ctx.run(lambda c: payments.void(c, now, order_id=order.id, event=event, actor=actor, only_from=(po.CREATED,)))
+        raise
+
+
+async def drive(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
+    """Take an order as far as it can go now (a retry of the same request resumes here)."""
+    if order.status == po.CREATED:
+        order = await hold(ctx, order, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+    if order.status == po.HELD:
+        return await collect(ctx, order, actor=actor)
+    if order.status in po.CASH_IN_DOUBT:
+        return await ask(ctx, order, actor=actor)
+    return order
+
+
+async def _route(ctx: Context, order: Order, actor: str) -> tuple[Channel, str]:
+    """The institution's connector and the payer's agreement number there, signed now if this is their first payment."""
+    route = await ctx.run(lambda c: cash_route(c, ctx.keyring, order), write=False)
+    channel = ctx.connectors.get(route.config)
+    agreement = route.agreement
+    if agreement.agreement_no is not None:
+        return channel, agreement.agreement_no
+    signed = await channel.sign_agreement(AgreementRequest(agreement.out_agreement_no, agreement.holder_token, agreement.limit_fen))
+    if signed.status != "active":
+        raise Declined(channel.name, "agreement_not_active", "免密协议未生效", f"{channel.name}: the agreement is {signed.status}")
+    now = ctx.now()
+    await ctx.run(lambda c: record_agreement(c, now, payer_id=order.payer_id, pi_id=route.config.payment_institution_id,
+                                                      region=order.region, out_agreement_no=signed.out_agreement_no,
+                                                      agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor=actor))
+    return channel, signed.agreement_no
+
+
+async def collect(ctx: Context, order: Order, *, actor: str) -> Order:
+    """Collect the cash of a held order (password-free) or of a confirmed one (already cash_requested)."""
+    assert order.payment_institution_id is not None
+    if order.cash_source == "credit":
+        now = ctx.now()
+        order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor))  # recorded before the bank is called
+        return order if order.terminal else await _credit_pay(ctx, order, actor)
+    try:
+        channel, agreement_no = await _route(ctx, order, actor)
+    except (ChannelError, YibaoError) as exc:
+        if order.status in po.CASH_IN_DOUBT:
+            raise  # a confirmed order cannot be voided on our side alone once requested; recovery will ask
+        log.warning("payment %s: no channel for the cash (%s)", order.id, exc.code)
+        now = ctx.now()
+        return await ctx.run(lambda c: payments.void(c, now, order_id=order.id, event=po.NO_CHANNEL, actor=actor,
+                                                     only_from=(po.HELD, po.AWAITING_CONFIRMATION)))
+    now = ctx.now()
+    order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor))  # recorded before the call
+    if order.terminal:
+        return order
+    return await _pay(ctx, channel, order, agreement_no, actor)
+
+
+async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str) -> Order:
+    trade_no = None
+    try:
+        result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no))
+        outcome, trade_no = ("succeeded" if result.status == "succeeded" else "unknown"), result.trade_no
+    except Declined:
+        outcome = "declined"
+    except (OutcomeUnknown, NotFoundAtChannel, ChannelError):
+        outcome = "unknown"  # timeout, 5xx, unsigned answer: only a query (or a verified notification) may end it
+    now = ctx.now()
+    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+
+
+async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
+    """Ask the institution what became of the cash (PSync: the truth), and record it."""
+    assert order.payment_institution_id is not None
+    if order.cash_source == "credit":
+        return await _credit_ask(ctx, order, actor)
+    trade_no = None
+    try:
+        channel = await ctx.channel(order.payment_institution_id)
+        truth = await channel.query(order.id)
+        outcome = {"succeeded": "succeeded", "failed": "failed"}.get(truth.status, "unknown")
+        trade_no = truth.trade_no
+        if truth.status == "succeeded" and truth.amount_fen != order.cash_pay:
+            log.error("payment %s: the institution reports %s fen, we asked %s", order.id, truth.amount_fen, order.cash_pay)
+            outcome = "unknown"  # never complete on an amount we did not ask for; an operator looks at it
+    except NotFoundAtChannel:
+        outcome = "not_found"  # signed: it never saw the order, so nothing was collected
+    except (OutcomeUnknown, BadSignature, ChannelError, YibaoError):
+        outcome = "unknown"
+    now = ctx.now()
+    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+
+
+async def _credit_pay(ctx: Context, order: Order, actor: str) -> Order:
+    """The cash from the payer's credit line: reserved at the bank (in place of `Channel.pay`), captured at once
+    (the bank pays the hospital; the holder owes a bill), and the order completed. A refusal (line exceeded,
+    suspended, the bank's no) voids the order — the line's hold released by credit; no answer: unknown, and
+    recovery asks `credit_reservations.resolve`."""
+    trade_no = None
+    if not await _reaches_bank(ctx, order):
+        outcome = "unknown"  # the platform does not reach this bank now: recovery resolves it once it does
+    else:
+        try:
+            await credit_reservations.reserve(ctx, order_ref=order.id, holder_id=order.payer_id, institution_id=order.institution_id,
+                                              amount=order.cash_pay, pi_id=order.payment_institution_id, actor=actor)
+            captured = await credit_reservations.capture(ctx, order.id, actor=actor)
+            outcome, trade_no = "succeeded", captured.bill_no
+        except BankOutcomeUnknown:
+            outcome = "unknown"
+        except YibaoError as exc:
+            log.info("payment %s: credit refused (%s)", order.id, exc.code)
+            outcome = "declined"
+    now = ctx.now()
+    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+
+
+async def _reaches_bank(ctx: Context, order: Order) -> bool:
+    assert order.payment_institution_id is not None
+    try:
+        await ctx.bank(order.payment_institution_id)
+    except NotFound:
+        return False
+    return True
+
+
+async def _credit_ask(ctx: Context, order: Order, actor: str) -> Order:
+    """Recovery for a credit order: `credit_reservations.resolve` (the bank's truth), then capture a reservation still open."""
+    trade_no = None
+    if not await _reaches_bank(ctx, order):
+        outcome = "unknown"
+    else:
+        try:
+            r = await credit_reservations.resolve(ctx, order.id, actor=actor)
+            if r.state == "reserved":
+                r = await credit_reservations.capture(ctx, order.id, actor=actor)
+            outcome = {"captured": "succeeded", "failed": "failed", "released": "failed"}.get(r.state, "unknown")
+            trade_no = r.bill_no
+        except NotFound:
+            outcome = "not_found"  # no reservation was ever made: nothing was held at the bank
+        except BankOutcomeUnknown:
+            outcome = "unknown"
+        except YibaoError as exc:
+            log.warning("payment %s: credit resolve refused (%s)", order.id, exc.code)
+            outcome = "unknown"
+    now = ctx.now()
+    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))

@@ -1,0 +1,75 @@
+"""Payment institutions' notifications: verified by the institution's connector, then acted on once.
+
+Anything unverified is refused in the institution's own terms (so it resends) and never acted on —
+the order is then settled by asking the institution (recovery's query). A verified event is applied
+once: its dedup claim is inserted in the same unit of work as its effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
+
+from yibao.channels.base import Ack, ChannelError, Notification
+from yibao.domain import payment_order as po
+from yibao.domain.errors import NotFound
+from yibao.services import Context
+from yibao.services.agency import connectors
+from yibao.services.books import audit
+from yibao.services.payments import orders as payments
+from yibao.store.tables import channel_notifications as CN
+from yibao.store.upsert import insert_ignore
+
+log = logging.getLogger("yibao.payments")
+
+
+async def receive(ctx: Context, pi_id: str, headers: Mapping[str, str], body: bytes) -> Ack:
+    """A notification as it arrived: verified with the institution's connector, applied once; the answer the
+    institution expects (its own format) is returned, refused when the notification does not verify."""
+    cfg = await ctx.run(lambda c: connectors.get(c, pi_id), write=False)
+    if cfg is None:
+        raise NotFound("payment_institution_id", "not_found", "支付机构不存在或未配置", "no such configured payment institution")
+    channel = ctx.connectors.get(cfg)
+    try:
+        notification = channel.verify_notification(dict(headers), body)
+    except ChannelError as exc:
+        log.warning("notification from %s refused: %s", pi_id, exc.code)
+        return channel.ack(False)
+    now = ctx.now()
+    effect = await ctx.run(lambda c: apply(c, now, pi_id=pi_id, region=cfg.region, notification=notification, actor=f"channel:{pi_id}"))
+    log.info("notification from %s (%s %s): %s", pi_id, notification.kind, notification.status, effect)
+    return channel.ack(True)
+
+
+def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notification: Notification, actor: str) -> str:
+    """Act on a verified notification once: the dedup claim is inserted in this same unit as its effect,
+    so a crash between the two cannot lose the event or apply it twice. Returns what was done."""
+    key = "|".join(notification.dedup_key)[:200]
+    claimed = insert_ignore(conn, CN, dict(payment_institution_id=pi_id, dedup_key=key, region=region, kind=notification.kind,
+                                           out_trade_no=notification.out_trade_no, status=notification.status, effect="pending",
+                                           created_at=now))
+    if not claimed:
+        return "duplicate"
+    effect = _effect(conn, now, pi_id, notification, actor)
+    conn.execute(update(CN).where(CN.c.payment_institution_id == pi_id, CN.c.dedup_key == key).values(effect=effect))
+    return effect
+
+
+def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor: str) -> str:
+    if n.kind != "payment" or n.out_trade_no is None or n.status not in ("succeeded", "failed"):
+        return "ignored"
+    order = payments.get(conn, n.out_trade_no)
+    if order is None or order.payment_institution_id != pi_id:
+        return "unknown_order"
+    if n.amount_fen is not None and n.amount_fen != order.cash_pay:  # signed, but not what we asked for: never complete on it
+        audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
+                     detail={"anomaly": "amount_mismatch", "cash_pay": order.cash_pay, "notified": n.amount_fen}, now=now)
+        return "anomaly"
+    if order.status not in po.CASH_IN_DOUBT and not order.terminal:
+        return "ignored"  # never asked for: nothing the institution says can complete it
+    done = payments.record_cash(conn, now, order_id=order.id, outcome=n.status, trade_no=n.trade_no, actor=actor)
+    return done.status if done.anomaly is None else "anomaly"

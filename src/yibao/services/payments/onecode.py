@@ -1,0 +1,90 @@
+"""一码支付 (one-code payment, seed 004): one scan of the holder's dynamic code settles the fund, the
+personal account and the cash share together — all or nothing.
+
+`start` (a unit) uses the code and records the order; `pay` runs it: the hold, then the cash leg
+(`cash_leg.drive`). A retry of the same request (same Idempotency-Key) finds its order and drives it on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from yibao.crypto.pii import Keyring
+from yibao.domain.errors import Conflict, InputError, YibaoError
+from yibao.services import Context
+from yibao.services.agency.institutions import Institution
+from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import orders as payments
+from yibao.services.payments import paycodes
+from yibao.services.payments.orders import Order
+from yibao.store.tables import payment_orders as O
+
+
+def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, request_key: str, request_hash: str,
+                  code: str | None, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str,
+                  paycode_id: int | None = None) -> Order | YibaoError:
+    """一码支付, first unit: verify and use the code, register the visit (with ``lines``), record the order ``created``.
+
+    Instead of ``code``, ``paycode_id`` names a code this institution scanned within the last minutes
+    (`paycodes.scanned`, typically to open the visit): it pays once, for its own person only.
+
+    A retry of the same request (same Idempotency-Key) finds its order and returns it as it stands.
+    A refused code is *returned* (its refusal row must commit) and raised by the caller.
+
+    The code is used in a unit of its own, before the hold: using it appends to the region's audit
+    chain, and a hold that then waited on a fund account held by another payment's post (which
+    appends to the chain last) would deadlock on PostgreSQL. As docs/paycodes.md says, a used code
+    stays used if the payment then fails: the holder refreshes it.
+    """
+    existing = payments.for_request(conn, institution.id, request_key)
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
+                           "this Idempotency-Key was already used for a different request")
+        return existing
+    if (visit_id is None) == (lines is None):  # before the code is used: a malformed request must not burn it
+        raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
+                         "give either visit_id (fee lines already uploaded) or lines")
+    if (code is None) == (paycode_id is None):
+        raise InputError("code", "code_or_scan", "请给出 code（现在出示的医保码）或 paycode_id（刚才扫描的码）之一",
+                         "give either code (the code shown now) or paycode_id (a code scanned a moment ago)")
+    if paycode_id is not None:
+        consumed = paycodes.scanned(conn, now, paycode_id=paycode_id, institution=institution)
+        if conn.execute(select(O.c.id).where(O.c.paycode_id == paycode_id)).first() is not None:
+            raise Conflict("paycode_id", "paycode_used", "该次扫码已用于一笔支付，请参保人重新出示医保码",
+                           "this scan already paid once; scan the code the holder shows now")
+        visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+        return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
+                             visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+                             terminal_id=terminal_id or consumed.terminal_id, actor=actor)
+    assert code is not None
+    consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
+    if isinstance(consumed, YibaoError):
+        twin = payments.for_request(conn, institution.id, request_key) if consumed.code == "paycode_used" else None
+        if twin is not None and twin.request_hash == request_hash:
+            return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
+        return consumed
+    visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
+                         visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+                         terminal_id=terminal_id, actor=actor)
+
+
+async def pay(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str | None, terminal_id: str | None,
+                  visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel",
+                  paycode_id: int | None = None) -> Order:
+    """一码支付: hold, then (cash within the password-free limit) collect it and complete or void.
+
+    Returns the order as it then stands: completed, voided, awaiting_confirmation (the holder is
+    asked in the app), or cash_unknown (recovery and notifications will finish it). Raises a refused code.
+    """
+    now = ctx.now()
+    started = await ctx.run(lambda c: start(c, ctx.keyring, now, institution=institution, request_key=request_key,
+                                                             request_hash=request_hash, code=code, terminal_id=terminal_id, visit_id=visit_id,
+                                                             lines=lines, actor=actor, paycode_id=paycode_id))
+    if isinstance(started, YibaoError):
+        raise started  # its refusal row is committed
+    return await cash_leg.drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)

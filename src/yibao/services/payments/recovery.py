@@ -1,0 +1,92 @@
+"""Recovery: payments and refunds a crash or a silent institution left midway are finished or undone —
+at start-up, in the background of a serving process, and from the CLI (`yibao payments recover`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from yibao.domain import payment_order as po
+from yibao.services import Context
+from yibao.services.books import ledger
+from yibao.services.payments import callbacks as his_callbacks
+from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import orders as payments
+from yibao.services.payments import refunds
+from yibao.services.payments.orders import Order
+
+log = logging.getLogger("yibao.payments")
+
+CASH_GRACE = timedelta(seconds=60)  # an in-flight request (timeout ≤ 60 s) has finished by then; recovery queries after it
+
+HELD_GRACE = timedelta(seconds=60)  # a held order not sent on within this is abandoned
+
+
+@dataclass
+class RecoveryReport:
+    completed: int = 0
+    voided: int = 0
+    still_unknown: int = 0
+    holds_expired: int = 0
+    orders: dict[str, str] = field(default_factory=dict)
+    refunds: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"completed": self.completed, "voided": self.voided, "still_unknown": self.still_unknown,
+                "holds_expired": self.holds_expired}
+
+
+async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: timedelta = CASH_GRACE,
+                  held_grace: timedelta = HELD_GRACE) -> RecoveryReport:
+    """Find payments stopped midway and finish or undo them.
+
+    - cash requested, answer unknown → ask the institution: completed, or voided (failed / never seen);
+    - created or held, never sent to an institution, older than ``held_grace`` → voided (abandoned);
+    - awaiting confirmation past its expiry → voided;
+    - then ledger holds past their timeout are released.
+    """
+    now = now or ctx.now()
+    actor = "platform:recovery"
+    found = await ctx.run(lambda c: payments.stranded(c, now, cash_grace=cash_grace, held_grace=held_grace), write=False)
+    report = RecoveryReport()
+
+    def count(order: Order) -> None:
+        report.orders[order.id] = order.status
+        if order.status == po.COMPLETED:
+            report.completed += 1
+        elif order.status == po.VOIDED:
+            report.voided += 1
+        else:
+            report.still_unknown += 1
+
+    for order in found.held:
+        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.ABANDONED, actor=actor,
+                                                             only_from=(po.CREATED, po.HELD))))
+    for order in found.expired:
+        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.CONFIRMATION_EXPIRED, actor=actor,
+                                                             only_from=(po.AWAITING_CONFIRMATION,))))
+    for order in found.in_doubt:
+        count(await cash_leg.ask(ctx, order, actor=actor))
+    for r in await ctx.run(lambda c: refunds.stranded(c, now, grace=CASH_GRACE), write=False):
+        done = await refunds.drive(ctx, r, actor=actor)
+        report.refunds[done.id] = done.status
+    report.holds_expired = await ctx.run(lambda c: ledger.expire_pending(c, now))
+    await his_callbacks.deliver(ctx, now=now)  # hospital callbacks still due (a failed attempt waits its backoff)
+    if report.orders or report.holds_expired:
+        log.info("payment recovery: %s", report.as_dict())
+    return report
+
+
+async def run_periodically(ctx: Context, interval: float) -> None:
+    """Recovery as a background task of a serving process; an error is logged and the next round tries again."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await recover(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 — a database hiccup must not end recovery for the life of the process
+            log.exception("payment recovery failed; retrying in %s s", interval)
