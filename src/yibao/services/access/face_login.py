@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain.attempts import AttemptLimit
 from yibao.domain.errors import Conflict, InputError, TooManyAttempts, Unauthorized, YibaoError
 from yibao.domain.identity import parse_id_number
 from yibao.face.client import check_capture
 from yibao.services import Context
-from yibao.services.access import sessions
+from yibao.services.access import attempts, sessions
 from yibao.services.books import audit
 from yibao.services.people import identity
 from yibao.services.people import persons as people
@@ -36,6 +36,7 @@ from yibao.store.tables import face_logins as FL
 
 ATTEMPT_LIMIT = 3
 WINDOW = timedelta(minutes=10)
+PER_PERSON = AttemptLimit(ATTEMPT_LIMIT, WINDOW)
 ACTOR = "patient:real-name-login"
 
 
@@ -57,16 +58,11 @@ def _utc(at: datetime) -> datetime:
 
 def _lockout(conn: Connection, now: datetime, person_id: str) -> TooManyAttempts | None:
     """Failures since the person's latest success within the window; the limit reached locks until the oldest ages out."""
-    since = now - WINDOW
-    # By id, not time: a success and a failure may share a timestamp.
-    last_ok = conn.execute(select(func.max(FL.c.id)).where(FL.c.person_id == person_id, FL.c.outcome == "verified",
-                                                           FL.c.created_at > since)).scalar()
-    failures = [_utc(at) for at in conn.execute(select(FL.c.created_at).where(
-        FL.c.person_id == person_id, FL.c.outcome != "verified", FL.c.created_at > since, FL.c.id > (last_ok or 0))
-        .order_by(FL.c.id)).scalars()]
-    if len(failures) < ATTEMPT_LIMIT:
+    failures = attempts.failures(conn, FL, PER_PERSON, now, FL.c.person_id == person_id, failed=FL.c.outcome != "verified",
+                                 succeeded=FL.c.outcome == "verified")
+    retry_after = PER_PERSON.retry_after(failures, now)
+    if retry_after is None:
         return None
-    retry_after = max(1, math.ceil((failures[-ATTEMPT_LIMIT] + WINDOW - now).total_seconds()))
     return TooManyAttempts("credentials", "real_name_login_locked", f"实名登录失败已达{ATTEMPT_LIMIT}次，请{math.ceil(retry_after / 60)}分钟后再试，或使用短信验证码登录",
                            f"{ATTEMPT_LIMIT} failed real-name log-ins: try again in {math.ceil(retry_after / 60)} min, or log in with an SMS code",
                            retry_after)

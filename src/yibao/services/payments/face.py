@@ -21,20 +21,21 @@ the one-code path with the authorization in place of the code.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_name
+from yibao.domain.attempts import AttemptLimit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
+from yibao.services.access import attempts
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import visits
@@ -50,6 +51,7 @@ from yibao.store.upsert import insert_ignore
 
 ATTEMPT_LIMIT = 3  # the issue's rule: three failed attempts, then the code path
 WINDOW = timedelta(minutes=10)  # guessed: how long failures count; also the longest lock-out
+PER_PERSON_HERE = AttemptLimit(ATTEMPT_LIMIT, WINDOW)
 AUTHORIZATION_TTL = timedelta(seconds=120)  # guessed: a verified face is for the payment at hand, not for later
 
 
@@ -82,21 +84,15 @@ def _utc(at: datetime) -> datetime:
 
 
 def _recent_failures(conn: Connection, now: datetime, person_id: str, institution_id: str) -> list[datetime]:
-    """Failed checks of this person here within the window and after their latest success, oldest first."""
-    since = now - WINDOW
-    last_ok = conn.execute(select(func.max(FA.c.created_at)).where(
-        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome == "verified", FA.c.created_at > since)).scalar()
-    start = max(since, _utc(last_ok)) if last_ok is not None else since
-    return [_utc(at) for at in conn.execute(select(FA.c.created_at).where(
-        FA.c.person_id == person_id, FA.c.institution_id == institution_id, FA.c.outcome != "verified", FA.c.created_at > start)
-        .order_by(FA.c.created_at)).scalars()]
+    """Failed checks of this person here within the window and after their latest success."""
+    return attempts.failures(conn, FA, PER_PERSON_HERE, now, FA.c.person_id == person_id, FA.c.institution_id == institution_id,
+                             failed=FA.c.outcome != "verified", succeeded=FA.c.outcome == "verified")
 
 
 def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str) -> TooManyAttempts | None:
-    failures = _recent_failures(conn, now, person_id, institution_id)
-    if len(failures) < ATTEMPT_LIMIT:
+    retry_after = PER_PERSON_HERE.retry_after(_recent_failures(conn, now, person_id, institution_id), now)
+    if retry_after is None:
         return None
-    retry_after = max(1, math.ceil((failures[-ATTEMPT_LIMIT] + WINDOW - now).total_seconds()))
     return TooManyAttempts("capture", "face_attempts_exhausted", f"刷脸失败已达{ATTEMPT_LIMIT}次，请改用医保码支付",
                            f"{ATTEMPT_LIMIT} failed face checks: pay with the payment code instead", retry_after)
 
@@ -149,7 +145,7 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
     if locked is not None:
         return locked
     if outcome != "verified":
-        left = ATTEMPT_LIMIT - len(_recent_failures(conn, now, prepared.holder_id, institution.id))
+        left = PER_PERSON_HERE.left(_recent_failures(conn, now, prepared.holder_id, institution.id))
         tail_zh = f"，还可再试{left}次" if left > 0 else "，请改用医保码支付"
         tail_en = f"; {left} more tries" if left > 0 else "; pay with the payment code instead"
         if outcome == "liveness_failed":

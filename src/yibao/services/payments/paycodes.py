@@ -17,18 +17,19 @@ The code value is never stored or audited in clear: the platform rebuilds it fro
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring, mask_card_no, mask_name
 from yibao.domain import paycode
+from yibao.domain.attempts import AttemptLimit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.formats.timefmt import iso_utc
+from yibao.services.access import attempts
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit
@@ -45,6 +46,7 @@ from yibao.store.upsert import insert_ignore
 WINDOW = timedelta(minutes=10)
 TERMINAL_LIMIT = 5  # per terminal, when the scan names one
 INSTITUTION_LIMIT = 20  # per institution, all its terminals together
+PER_TERMINAL, PER_INSTITUTION = AttemptLimit(TERMINAL_LIMIT, WINDOW), AttemptLimit(INSTITUTION_LIMIT, WINDOW)
 
 
 @dataclass(frozen=True)
@@ -200,22 +202,15 @@ def _state_refusal(row, now: datetime) -> YibaoError | None:  # noqa: ANN001
 
 
 def _lockout(conn: Connection, now: datetime, institution_id: str, terminal_id: str | None) -> TooManyAttempts | None:
-    """Over a limit when the limit-th newest guess is still inside the window; no scan is looked at
-    while locked, so no new guess is counted and the lock ends when that guess leaves the window."""
-    since = now - WINDOW
-    checks = [(R.c.institution_id == institution_id, INSTITUTION_LIMIT)]
+    """Over a limit (the terminal's, or the institution's for all its terminals): no scan is looked at while
+    locked, so no new guess is counted and the lock ends when the limit-th newest guess leaves the window."""
+    checks = [(PER_INSTITUTION, (R.c.institution_id == institution_id,))]
     if terminal_id:
-        checks.append((and_(R.c.institution_id == institution_id, R.c.terminal_id == terminal_id), TERMINAL_LIMIT))
-    retry_at = None
-    for where, limit in checks:
-        times = conn.execute(select(R.c.created_at).where(where, R.c.counted.is_(True), R.c.created_at > since)
-                             .order_by(R.c.created_at.desc()).limit(limit)).scalars().all()
-        if len(times) >= limit:
-            ends = _utc(times[-1]) + WINDOW
-            retry_at = ends if retry_at is None else max(retry_at, ends)
-    if retry_at is None:
+        checks.append((PER_TERMINAL, (R.c.institution_id == institution_id, R.c.terminal_id == terminal_id)))
+    waits = [rule.retry_after(attempts.failures(conn, R, rule, now, *subject, failed=R.c.counted.is_(True)), now) for rule, subject in checks]
+    seconds = max((w for w in waits if w is not None), default=None)
+    if seconds is None:
         return None
-    seconds = max(1, math.ceil((retry_at - now).total_seconds()))
     return TooManyAttempts("code", "too_many_attempts", f"无效支付码尝试过多，请{seconds}秒后再试",
                            f"too many invalid payment codes; try again in {seconds} s", seconds)
 
