@@ -1,4 +1,5 @@
-"""Payment-institution connectors (one `Channel` per admitted institution) and the SANDBOX institutions.
+"""Payment-institution connectors: one package per institution (wxpay, alipay, unionpay, bank), each a connector
+and its pure transformers, behind one `Channel` protocol (base.py). The SANDBOX institutions are in yibao.sandbox.channels.
 
     from yibao.channels import PaymentRequest, OutcomeUnknown
     result = await channel.pay(PaymentRequest(out_trade_no, amount_fen, "门诊缴费", agreement_no))

@@ -1,0 +1,1 @@
+"""WeChat Pay API v3-style connector: connector.py (async HTTP, one method per flow) and transformers.py (the wire format, pure)."""
