@@ -1,4 +1,4 @@
-"""Ledger rules: account naming and the errors a transfer can meet. Pure; the SQL is in services/ledger.py."""
+"""Ledger rules: account naming and the errors a transfer can meet. Pure; the SQL is in services/books/ledger.py."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ ABANDONED = "abandoned"  # held, never sent to an institution, and the request i
 NO_CHANNEL = "no_channel"  # no usable binding, agreement or institution for the cash
 WITHDRAWN = "withdrawn"  # the hospital withdrew a published bill before the holder paid it
 
-# Refund events (services/refunds.py). A refund's own record says what it gives back; the order says where it stands.
+# Refund events (services/payments/refunds.py). A refund's own record says what it gives back; the order says where it stands.
 REFUND_REQUESTED = "refund_requested"  # recorded before the institution is called
 REFUND_UNKNOWN = "refund_unknown"  # timeout, 5xx, processing: ask again (query_refund)
 REFUNDED_PART = "refunded_part"  # the refund succeeded and something is still not given back

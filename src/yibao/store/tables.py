@@ -400,7 +400,7 @@ audit_heads = Table(
 
 Index("ix_visits_institution_status", visits.c.institution_id, visits.c.status)
 
-# ---- dynamic payment codes (动态医保码; services/paycodes.py) ------------------------------------
+# ---- dynamic payment codes (动态医保码; services/payments/paycodes.py) ------------------------------------
 
 paycode_slots = Table(  # per card that ever showed a code: its opaque slot in the code and its latest counter
     "paycode_slots", metadata,
@@ -446,7 +446,7 @@ paycode_refusals = Table(  # every refused scan: the trace, and the guesses the 
 
 Index("ix_paycode_refusals_guesses", paycode_refusals.c.institution_id, paycode_refusals.c.terminal_id, paycode_refusals.c.created_at)
 
-# ---- face payment (刷脸支付; services/face_pay.py) ------------------------------------------------
+# ---- face payment (刷脸支付; services/payments/face.py) ------------------------------------------------
 
 face_attempts = Table(  # every 1:1 face check at a terminal: the trace, and the failures the limit counts
     "face_attempts", metadata,
@@ -478,7 +478,7 @@ face_authorizations = Table(  # a verified face, good for one payment at that in
     info={"owner": "services.payments"},
 )
 
-# ---- payments: orders, the channel registry, agreements, notifications, PINs (services/payments.py) ---
+# ---- payments: orders, agreements, notifications, PINs (services/payments/) -----------------------
 
 payment_orders = Table(  # one per payment: the settlement held, then the cash collected, then all posted or all voided
     "payment_orders", metadata,
@@ -666,7 +666,7 @@ payment_pins = Table(  # a holder's 6-digit payment PIN: a salted, keyed scrypt 
     info={"owner": "services.payments"},
 )
 
-# ---- credit payment (信用支付; services/credit.py) -------------------------------------------------
+# ---- credit payment (信用支付; services/credit/) -------------------------------------------------
 
 credit_enrolments = Table(  # a holder's contract with a bank: consent, the bank's decision, the line we let them use
     "credit_enrolments", metadata,

@@ -6,7 +6,7 @@ the pre-settlement split with its explanation; confirm to settle; a print-style 
 settlement (refund). The same service functions as the HIS API (api/routers/his.py).
 
 The cash share is either collected at the counter (settle) or, with 一码支付, the whole visit is paid
-in one scan (payment_flow.onecode, as POST /api/v1/his/payments/onecode): fund and account held, the
+in one scan (onecode.pay, as POST /api/v1/his/payments/onecode): fund and account held, the
 cash collected from the payer's payment institution, then all posted or all voided.
 """
 

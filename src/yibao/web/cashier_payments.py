@@ -119,7 +119,7 @@ async def face_sample(request: Request, visit_id: str, sample: str) -> Response:
 
 @router.post("/cashier/visits/{visit_id}/face")
 async def face_pay_visit(request: Request, visit_id: str) -> Response:
-    """刷脸支付: prepare → verifier → record → payment_flow.face; then the payment page."""
+    """刷脸支付: face.check (prepare, the verifier) → its record unit → face.pay; then the payment page."""
     who = await cashier(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)

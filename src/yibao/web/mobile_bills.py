@@ -2,7 +2,7 @@
 holder (or a linked child's guardian) pays it in /app with the split previewed first and the PIN.
 
 The same service calls as the REST API: `bills.publish` (POST /api/v1/his/visits/{id}/bill, the form's
-nonce as the request key), `bills.for_holder` (GET /api/v1/patient/bills) and `payment_flow.pay_bill`
+nonce as the request key), `bills.for_holder` (GET /api/v1/patient/bills) and `bills.pay`
 (POST /api/v1/patient/bills/{id}/pay). The cashier follows the bill on /cashier/payments/{id}; the
 holder's result is /app/payments/{id}. See docs/payments.md, "Mobile payment".
 """

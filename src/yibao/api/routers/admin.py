@@ -269,7 +269,7 @@ async def channel_config(pi_id: str = Path(min_length=1, max_length=40), caller:
     return await p.run(work, write=False)
 
 
-# ---- backstop liability (兜底责任, services/liabilities.py) ----------------------------------------------
+# ---- backstop liability (兜底责任, services/payments/liabilities.py) ----------------------------------------------
 
 class LiabilityIn(Strict):
     payment_id: str = Field(min_length=1, max_length=32, description="the payment order whose fund share was lost")

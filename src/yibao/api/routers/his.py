@@ -126,7 +126,7 @@ async def reversal(body: ReversalIn, request: Request, key: str = IdempotencyKey
         c, now, institution=caller.institution, omsgid=body.omsgid, oinfno=body.oinfno, actor=caller.actor)))
 
 
-# ---- dynamic payment codes (services/paycodes.py) -----------------------------------------------
+# ---- dynamic payment codes (services/payments/paycodes.py) -----------------------------------------------
 
 class PaycodeVerifyIn(Strict):
     code: str = Field(min_length=1, max_length=64, description="the payment code as scanned: 20 digits starting 91", examples=["91..."])

@@ -298,7 +298,7 @@ async def revoke_mutual_aid(request: Request, psn_no: str = PsnNo, key: str = Id
         c, now, holder_id=caller.principal, member_id=psn_no, actor=caller.actor)))
 
 
-# ---- dynamic payment codes (services/paycodes.py) -----------------------------------------------
+# ---- dynamic payment codes (services/payments/paycodes.py) -----------------------------------------------
 # The code never appears in a URL (access logs): images are drawn for "the current code", and the
 # stored replay of an issue carries no code (GET /paycodes/current draws it again).
 

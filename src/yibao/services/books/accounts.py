@@ -1,5 +1,5 @@
 """A personal account as its holder sees it: whether there is one, its balance and what it can pay.
-Read only; the ledger (services/ledger.py) moves the money."""
+Read only; the ledger (services/books/ledger.py) moves the money."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ A "day" is the regions' calendar day (China Standard Time, UTC+8): [00:00, 24:00
 ``created_at`` in UTC (every time is stored in UTC). A settlement belongs to the day it was made (for a
 payment order: when its money was held), whatever became of it since, and is counted by its status now:
 
-- ``settled`` and ``partial`` (partly refunded: the cash only or the insurance only, services/refunds.py)
+- ``settled`` and ``partial`` (partly refunded: the cash only or the insurance only, services/payments/refunds.py)
   are the day's settlements. Their money is what was paid **net of what has been given back**: each
   layer (the four fund layers, the personal account, the cash) less its refund legs in the ledger
   (transfers ``code='refund'``, ``ref=<setl_id>``, client ids ``<setl_id>:<leg>:refund``). What was
@@ -32,7 +32,7 @@ from yibao.store.tables import transfers as T
 CHINA = timezone(timedelta(hours=8))
 LAYERS = ("pool_fund", "serious_illness", "large_amount", "assistance", "account_pay", "cash_pay")
 FUND_LAYERS = LAYERS[:4]
-# A settlement's ledger legs are named <setl_id>:<leg> (services/settlement.py); a refund reverses one as <...>:refund.
+# A settlement's ledger legs are named <setl_id>:<leg> (services/care/settlement.py); a refund reverses one as <...>:refund.
 # Cross-region legs have a second half, <setl_id>:<leg>:cleared, between the regions' clearing accounts: the same money.
 _LEG_LAYER = {"pool": "pool_fund", "serious_illness": "serious_illness", "large_amount": "large_amount", "assistance": "assistance",
               "account": "account_pay", "cash": "cash_pay"}

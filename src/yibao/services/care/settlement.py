@@ -233,7 +233,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     if visit.region != patient.region and legs:
         ledger.ensure_account(conn, clearing_account(patient.region, visit.region), patient.region, "clearing", now, owner_id=visit.region)
         ledger.ensure_account(conn, clearing_account(visit.region, patient.region), visit.region, "clearing", now, owner_id=patient.region)
-    if cash_leg:  # without: the cash reaches the hospital by another transfer (a credit line's: services/credit.py)
+    if cash_leg:  # without: the cash reaches the hospital by another transfer (a credit line's: services/credit/)
         legs.append(ledger.Leg(f"{setl_id}:cash", patient_cash_source(visit.region), institution_cash(institution.id), s.cash_pay,
                                visit.region))
     try:
@@ -334,7 +334,7 @@ def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) 
 def _refuse_paid_through_institution(conn: Connection, row: Any) -> None:
     """A settlement a payment order carried had its cash collected by a payment institution: cancelling or
     reversing it here would give back the fund and account shares but leave the holder's cash with the
-    institution. Its refund goes through the payment (services/refunds.py), which refunds the cash too."""
+    institution. Its refund goes through the payment (services/payments/refunds.py), which refunds the cash too."""
     from yibao.store.tables import payment_orders as O
 
     order = conn.execute(select(O.c.id).where(O.c.setl_id == row.id)).scalar()
@@ -410,7 +410,7 @@ def void_settlement(conn: Connection, now: datetime, *, setl_id: str, reason: st
     return _restate(conn, row, "voided", now, void_reason=reason)
 
 
-# ---- refunds of a payment order's settlement (services/refunds.py) --------------------------------------
+# ---- refunds of a payment order's settlement (services/payments/refunds.py) --------------------------------------
 
 REFUND_PARTS = ("insurance", "cash")
 

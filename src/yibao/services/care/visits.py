@@ -108,7 +108,7 @@ _OPEN_BILL = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND s
 
 
 def open_bill(conn: Connection, visit_id: str) -> str | None:
-    """The mobile bill published for this visit and not yet paid or withdrawn (services/bills.py), if any."""
+    """The mobile bill published for this visit and not yet paid or withdrawn (services/payments/bills.py), if any."""
     row = _OPEN_BILL(conn, {"visit_id": visit_id}).first()
     return row.id if row else None
 

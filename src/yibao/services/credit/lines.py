@@ -2,8 +2,8 @@
 the overdue list. The use cases are beside it: enrolment, reservations (the cash share of a payment),
 repayments, and sync (keeping in step with the bank: queries and notifications).
 
-Every use case here needs the bank, so each is an async function that runs units of work through
-``CreditContext.run`` and calls the bank *between* them, never inside one: a first unit checks and
+Every use case beside it needs the bank, so each is an async function taking the one `Context`: it runs
+units of work through ``ctx.run`` and calls the bank (``await ctx.bank(pi_id)``) *between* them, never inside one: a first unit checks and
 records the intent (a hold in the ledger, a pending repayment), the bank is called, a second unit
 records the answer. A bank refusal is committed (the trace) before it is raised; a bank that gives no
 definite answer leaves the row ``unknown`` for `resolve_*` to settle by asking again.

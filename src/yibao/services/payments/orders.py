@@ -116,7 +116,7 @@ def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, 
     moved = require(conn, order.id)
     if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
         # The hospital did not see this payment happen: it learns the result by a signed callback, written
-        # to the outbox in this same unit (delivered after it: services/his_callbacks.py).
+        # to the outbox in this same unit (delivered after it: services/payments/callbacks.py).
         his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
                               event=f"payment.{after}", payload=receipt(conn, moved))
     return moved
