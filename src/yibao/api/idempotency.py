@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller
-from yibao.domain.errors import Conflict, TooManyAttempts, YibaoError
+from yibao.domain.errors import Conflict, TooManyAttempts, Unavailable, YibaoError
 from yibao.formats import fastjson
 from yibao.formats.errors import body_of, status_for
 from yibao.runtime import idempotency
@@ -25,14 +25,17 @@ T = TypeVar("T")
 IdempotencyKey = Header(..., alias="Idempotency-Key", min_length=1, max_length=100,
                         description="Unique per intended change; a retry with the same key and body returns the first response")
 
-REUSED = Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
-                  "this Idempotency-Key was already used for a different request")
+REUSED_CODE = "idempotency_key_reused"
+
+
+def _reused() -> Conflict:
+    return Conflict("Idempotency-Key", REUSED_CODE, "该 Idempotency-Key 已用于另一个请求", "this Idempotency-Key was already used for a different request")
 
 
 async def _key(request: Request, caller: Caller, key: str) -> idempotency.Key:
     body = await request.body()
     digest = hashlib.sha256(request.method.encode() + b" " + request.url.path.encode() + b"\n" + body).hexdigest()
-    return idempotency.Key(caller.scope, key, digest, caller.region or "000000", REUSED)
+    return idempotency.Key(caller.scope, key, digest, caller.region or "000000", _reused)
 
 
 def _response(answer: idempotency.Answer | tuple[int, bytes, bool]) -> Response:
@@ -64,9 +67,10 @@ async def idempotent_after_call(p: Platform, request: Request, caller: Caller, k
     """Like `idempotent`, for a change that first needs an outside call (a face check) made outside any
     unit of work: a retry whose key has an answer replays it (another body: 409) without calling out."""
     k = await _key(request, caller, key)
-    stored = await p.run(idempotency.lookup(k), write=False)
-    if stored is not None:
-        return _response(stored)
+    try:
+        return _response(await p.run(idempotency.answered(k, p.now())))
+    except idempotency.NoAnswerYet:
+        pass
     result = await call()
     return await idempotent(p, request, caller, key, lambda c: work(c, result))
 
@@ -79,7 +83,7 @@ async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: st
     runs (``digest`` identifies the request body, for a flow that records it) and returns (status,
     payload, keep); the answer is stored when ``keep`` — not for a payment still in progress, whose
     retry should drive it on and answer as it then stands. A refusal is stored like an answer, except
-    a rate limit (its Retry-After would be lost) and a reused key.
+    a rate limit or an outside party's outage (their Retry-After would be lost) and a reused key.
     """
     k = await _key(request, caller, key)
     # A read is enough here: two copies racing past it both reach the flow, which gives them one order,
@@ -89,10 +93,10 @@ async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: st
         return _response(stored)
     try:
         status, payload, keep = await call(k.digest)
-    except TooManyAttempts:
-        raise
+    except (TooManyAttempts, Unavailable):
+        raise  # a refusal that says when to try again is not stored: its Retry-After would be lost on replay
     except YibaoError as exc:
-        if exc.code == REUSED.code:
+        if exc.code == REUSED_CODE:
             raise
         status, keep = status_for(exc), True
         payload = body_of(exc, getattr(request.state, "request_id", ""))

@@ -11,6 +11,7 @@ is retried) or refused (``in_progress``) by a flow that must not wait.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -26,7 +27,13 @@ _CLAIM = Sql("""INSERT INTO idempotency_records (scope, key, region, request_has
 _GET = Sql("SELECT request_hash, status_code, body FROM idempotency_records WHERE scope = :scope AND key = :key")
 _DONE = Sql("UPDATE idempotency_records SET status_code = :status, body = :body WHERE scope = :scope AND key = :key")
 
-SCOPE_MAX = 80  # the column's width: a longer scope is cut (scopes are short: audience and principal)
+SCOPE_MAX = 80  # the column's width; a longer scope is stored as its head and a digest, so two never collide
+
+
+def stored_scope(scope: str) -> str:
+    if len(scope) <= SCOPE_MAX:
+        return scope
+    return f"{scope[:SCOPE_MAX - 33]}~{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,12 @@ class Key:
     key: str
     digest: str
     region: str
-    reused: YibaoError  # said when the key was used for another request
-    in_progress: YibaoError | None = None  # said by `claim` when a twin is still running (None: wait for it)
+    reused: Callable[[], YibaoError]  # the refusal when the key was used for another request (a new one each time)
+    in_progress: Callable[[], YibaoError] | None = None  # `claim`'s refusal while a twin still runs (None: wait for it)
 
     @property
     def ids(self) -> dict[str, str]:
-        return {"scope": self.scope[:SCOPE_MAX], "key": self.key}
+        return {"scope": stored_scope(self.scope), "key": self.key}
 
 
 def _stored(conn: Connection, k: Key) -> Answer | None:
@@ -57,10 +64,10 @@ def _stored(conn: Connection, k: Key) -> Answer | None:
     if row is None:
         return None
     if row.request_hash != k.digest:
-        raise k.reused
+        raise k.reused()
     if row.status_code == 0:
         if k.in_progress is not None:
-            raise k.in_progress
+            raise k.in_progress()
         raise Retry()  # its twin is still running: this unit runs again once it has finished
     return Answer(int(row.status_code), row.body, True)
 
@@ -85,10 +92,27 @@ def lookup(k: Key) -> Callable[[Connection], Answer | None]:
         row = _GET(conn, k.ids).first()
         if row is None or row.status_code == 0:
             if row is not None and row.request_hash != k.digest:
-                raise k.reused
+                raise k.reused()
             return None
         return _stored(conn, k)
     return read
+
+
+class NoAnswerYet(Exception):
+    """Raised inside `answered` when the key has no answer: the claim it made is rolled back with it."""
+
+
+def answered(k: Key, now: datetime) -> Callable[[Connection], Answer]:
+    """A unit asking whether the key has an answer, as a claim would: a twin still running is waited for (its
+    claim blocks this one on PostgreSQL; the unit is retried until it ends), so a retry replays its answer
+    instead of calling out again. No answer: `NoAnswerYet` is raised, rolling the claim back with it."""
+    def unit(conn: Connection) -> Answer:
+        if _CLAIM(conn, {**k.ids, "region": k.region, "hash": k.digest, "now": now}).first() is not None:
+            raise NoAnswerYet
+        found = _stored(conn, k)
+        assert found is not None
+        return found
+    return unit
 
 
 def claim(k: Key, now: datetime) -> Callable[[Connection], Answer | None]:
@@ -112,4 +136,4 @@ def store(k: Key, now: datetime, status: int, body: str) -> Callable[[Connection
     return once(k, now, lambda _: (status, body))
 
 
-__all__ = ["Answer", "Key", "claim", "lookup", "once", "record", "store"]
+__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "lookup", "once", "record", "store"]

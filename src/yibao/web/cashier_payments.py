@@ -134,13 +134,13 @@ async def face_pay_visit(request: Request, visit_id: str) -> Response:
     async def call() -> tuple[Goto, tuple[str, str]]:
         aids = demo.require_samples(request)
 
-        def sample_of(conn: Connection) -> tuple[str, tuple[str, int, dict[str, Any]]]:
-            visit = visits.get(conn, who.principal, visit_id)
-            return visit.person_id, _sample_face(conn, p.keyring, aids, payer or visit.person_id, sample)
+        def sample_of(conn: Connection, holder_id: str) -> tuple[str, dict[str, Any]]:
+            name, day, liveness = _sample_face(conn, p.keyring, aids, holder_id, sample)
+            return aids.capture(name, day), liveness
 
-        patient, (name, day, liveness) = await p.run(sample_of, write=False)
-        record = await face_pay.check(p.context, institution=who.institution, person_id=patient, payer_id=payer,
-                                      capture=aids.capture(name, day), liveness=liveness, terminal_id=TERMINAL, actor=who.actor)
+        patient = await p.run(lambda c: visits.get(c, who.principal, visit_id).person_id, write=False)
+        record = await face_pay.check(p.context, institution=who.institution, person_id=patient, payer_id=payer, terminal_id=TERMINAL,
+                                      actor=who.actor, capture_of=sample_of)
         result = await p.run(record)
         if isinstance(result, YibaoError):  # recorded (it counts) before it is said
             raise result

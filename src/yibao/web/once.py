@@ -19,13 +19,17 @@ from yibao.runtime import idempotency
 
 Outcome = dict[str, Any]
 
-REUSED = Conflict("nonce", "form_reused", "该表单已用于另一操作，请刷新页面", "this form was already used for another action; reload the page")
-IN_PROGRESS = Conflict("nonce", "form_in_progress", "该操作正在处理中，请稍后刷新页面查看结果",
-                       "this action is still being processed; reload the page shortly to see its result")
+def _reused() -> Conflict:  # a new refusal each time: a shared one would keep every raise's frames (the form) alive
+    return Conflict("nonce", "form_reused", "该表单已用于另一操作，请刷新页面", "this form was already used for another action; reload the page")
+
+
+def _in_progress() -> Conflict:
+    return Conflict("nonce", "form_in_progress", "该操作正在处理中，请稍后刷新页面查看结果",
+                    "this action is still being processed; reload the page shortly to see its result")
 
 
 def _key(scope: str, nonce: str, path: str, region: str) -> idempotency.Key:
-    return idempotency.Key(scope, nonce, hashlib.sha256(f"WEB {path}".encode()).hexdigest(), region, REUSED, IN_PROGRESS)
+    return idempotency.Key(scope, nonce, hashlib.sha256(f"WEB {path}".encode()).hexdigest(), region, _reused, _in_progress)
 
 
 def _outcome(answer: idempotency.Answer) -> Outcome:
@@ -40,7 +44,7 @@ def unit(*, scope: str, nonce: str, path: str, region: str, now: datetime,
          work: Callable[[Connection], Outcome | None]) -> Callable[[Connection], tuple[Outcome, bool]]:
     """A unit of work running ``work`` once for (scope, nonce): returns (outcome, replayed). A twin still
     running is waited for (the unit is retried), as the API does."""
-    k = idempotency.Key(scope, nonce, _key(scope, nonce, path, region).digest, region, REUSED)
+    k = idempotency.Key(scope, nonce, _key(scope, nonce, path, region).digest, region, _reused)
     run = idempotency.once(k, now, lambda conn: (200, _text(work(conn) or {})))
 
     def outcome(conn: Connection) -> tuple[Outcome, bool]:
@@ -64,4 +68,4 @@ def claim(*, scope: str, nonce: str, path: str, region: str, now: datetime) -> C
 
 def record(*, scope: str, nonce: str, outcome: Outcome) -> Callable[[Connection], None]:
     """The unit storing a claimed flow's outcome (where to go, what to say) for a replay."""
-    return idempotency.record(idempotency.Key(scope, nonce, "", "", REUSED), 200, _text(outcome))
+    return idempotency.record(idempotency.Key(scope, nonce, "", "", _reused), 200, _text(outcome))

@@ -114,11 +114,12 @@ def record(conn: Connection, keyring: Keyring, now: datetime, *, prepared: Prepa
 
 async def log_in(ctx: Context, *, id_number: str, name: str, capture: str, liveness: dict[str, Any]) -> dict:
     """The whole log-in: prepare (a unit), the verifier over HTTP, record (a unit); a refusal raised after its commit."""
+    verifier = ctx.verifier()  # none configured: refused before anything is looked at, counted or audited
     check_capture(capture)  # a capture that is plainly no PNG is refused before it costs a try
     prepared = await ctx.run(lambda c: prepare(c, ctx.keyring, ctx.now(), id_number=id_number, name=name))
     if isinstance(prepared, YibaoError):
         raise prepared
-    checked = await ctx.verifier().verify(prepared.template_id, capture, liveness)
+    checked = await verifier.verify(prepared.template_id, capture, liveness)
     result = await ctx.run(lambda c: record(c, ctx.keyring, ctx.now(), prepared=prepared, match=checked.match, liveness=checked.liveness,
                                             similarity=checked.similarity))
     if isinstance(result, YibaoError):

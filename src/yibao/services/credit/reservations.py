@@ -53,6 +53,11 @@ def reservation(conn: Connection, order_ref: str) -> Reservation:
                        r.error_code)
 
 
+def exists(conn: Connection, order_ref: str) -> bool:
+    """Whether anything was ever held on a line for this order."""
+    return conn.execute(select(RS.c.order_ref).where(RS.c.order_ref == order_ref)).first() is not None
+
+
 def _set_state(conn: Connection, order_ref: str, now: datetime, state: str, **values: Any) -> None:
     conn.execute(update(RS).where(RS.c.order_ref == order_ref).values(state=state, updated_at=now, **values))
 

@@ -210,7 +210,7 @@ async def _credit_pay(ctx: Context, order: Order, actor: str) -> Order:
     recovery asks `credit_reservations.resolve`."""
     trade_no = None
     if not await _reaches_bank(ctx, order):
-        outcome = "unknown"  # the platform does not reach this bank now: recovery resolves it once it does
+        outcome = "declined"  # the platform reaches no such bank: nothing was asked of it or held on the line
     else:
         try:
             await credit_reservations.reserve(ctx, order_ref=order.id, holder_id=order.payer_id, institution_id=order.institution_id,
@@ -239,7 +239,10 @@ async def _credit_ask(ctx: Context, order: Order, actor: str) -> Order:
     """Recovery for a credit order: `credit_reservations.resolve` (the bank's truth), then capture a reservation still open."""
     trade_no = None
     if not await _reaches_bank(ctx, order):
-        outcome = "unknown"
+        # The bank cannot be asked: with nothing held on the line nothing happened there (voided); with a
+        # reservation, only the bank knows what became of it — the order stays in doubt until it is reached again.
+        held = await ctx.run(lambda c: credit_reservations.exists(c, order.id), write=False)
+        outcome = "unknown" if held else "not_found"
     else:
         try:
             r = await credit_reservations.resolve(ctx, order.id, actor=actor)

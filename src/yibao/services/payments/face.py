@@ -188,14 +188,25 @@ def view(conn: Connection, keyring: Keyring, auth: FaceAuthorization) -> dict:
             "terminal_id": auth.terminal_id, "expires_at": iso_utc(auth.expires_at)}
 
 
-async def check(ctx: Context, *, institution: Institution, person_id: str, payer_id: str | None, capture: str,
-                liveness: dict[str, Any], terminal_id: str | None, actor: str) -> Callable[[Connection], FaceAuthorization | YibaoError]:
+async def check(ctx: Context, *, institution: Institution, person_id: str, payer_id: str | None, terminal_id: str | None, actor: str,
+                capture: str | None = None, liveness: dict[str, Any] | None = None,
+                capture_of: Callable[[Connection, str], tuple[str, dict[str, Any]]] | None = None
+                ) -> Callable[[Connection], FaceAuthorization | YibaoError]:
     """Steps 1 and 2 — `prepare` (a unit) and the verifier's 1:1 comparison (a call) — then step 3 handed back:
     the unit that records the answer, for the caller to run (with its idempotency record, when it keeps one).
-    That unit returns a failed check rather than raising it, so the counted attempt commits before it is said."""
-    prepared = await ctx.run(lambda c: prepare(c, ctx.keyring, ctx.now(), institution=institution, person_id=person_id, payer_id=payer_id,
-                                               actor=actor))
-    checked = await ctx.verifier().verify(prepared.template_id, capture, liveness)
+    That unit returns a failed check rather than raising it, so the counted attempt commits before it is said.
+
+    The capture is the terminal's (``capture``, ``liveness``); or, when what is shown to the camera depends on
+    whose face is asked for (the demo's synthetic samples), ``capture_of(conn, holder_id)`` draws it in the
+    prepare unit, after its checks — so a payer who may not pay here is refused before anything about them is read."""
+    def prepared_capture(c: Connection) -> tuple[Prepared, str, dict[str, Any]]:
+        prepared = prepare(c, ctx.keyring, ctx.now(), institution=institution, person_id=person_id, payer_id=payer_id, actor=actor)
+        shown, live = capture_of(c, prepared.holder_id) if capture_of is not None else (capture, liveness)
+        assert shown is not None and live is not None
+        return prepared, shown, live
+
+    prepared, shown, live = await ctx.run(prepared_capture)
+    checked = await ctx.verifier().verify(prepared.template_id, shown, live)
     return lambda c: record(c, ctx.now(), institution=institution, prepared=prepared, terminal_id=terminal_id, match=checked.match,
                             liveness=checked.liveness, similarity=checked.similarity, actor=actor)
 
