@@ -5,12 +5,15 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
+# Helpers in tests/support assert as tests do: rewritten, so a failing helper shows its values.
+pytest.register_assert_rewrite("tests.support")
+
 # CI runs more examples; a developer's `make test` stays quick.
 settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["tests.conftest_face", "tests.conftest_channels"]  # sandbox face verifier and payment institutions as real loopback servers
+pytest_plugins = ["tests.support.face", "tests.support.channels"]  # sandbox face verifier and payment institutions as real loopback servers
 
 PG_URL = os.environ.get("YIBAO_TEST_POSTGRES_URL")
 _pg_state = {"schema_ready": False, "used": False}

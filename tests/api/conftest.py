@@ -1,7 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import seed
+from tests.support.world import seed
 from yibao.app import create_app
 
 

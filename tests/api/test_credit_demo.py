@@ -9,7 +9,7 @@ import uuid
 import httpx
 
 from tests.api.test_patient_api import login
-from tests.payments_support import PlatformServer
+from tests.support.payments import PlatformServer
 from yibao.app import create_app
 from yibao.domain import credit as rules_
 from yibao.sandbox import demo

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.api.test_patient_identity_api import LIVE, OPERATOR, _authenticated_ecard, _error, api  # noqa: F401
-from tests.identity_support import enrol_child, link_child
-from tests.support import seed
+from tests.support.identity import enrol_child, link_child
+from tests.support.world import seed
 from yibao.domain.errors import Conflict
 from yibao.sandbox.face_samples import capture
 from yibao.services.payments import face as face_pay
@@ -103,7 +103,7 @@ def test_a_guardian_pays_for_a_linked_child_after_their_own_face_check(api, db, 
     w = seed(db, keyring)
     me = _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     child = enrol_child(db, keyring, w.employee.id)
-    from tests.identity_support import active_card, admit, bind
+    from tests.support.identity import active_card, admit, bind
 
     active_card(db, keyring, child.id, card_no="CHILD0001")
     admit(db, "wechat")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from tests.api.test_face_pay_api import FACE, _his, _scan
 from tests.api.test_patient_identity_api import _authenticated_ecard, _error, api  # noqa: F401
-from tests.identity_support import active_card, admit, bind, enrol_child, link_child
-from tests.payments_support import LINES, PaymentWorld, configure_channel
-from tests.support import seed
+from tests.support.identity import active_card, admit, bind, enrol_child, link_child
+from tests.support.payments import LINES, PaymentWorld, configure_channel
+from tests.support.world import seed
 
 
 def _world(api, db, keyring, wxpay, *, balance: int = 20000) -> PaymentWorld:  # noqa: ANN001, F811

@@ -38,8 +38,8 @@ from starlette.testclient import TestClient
 
 from tests.api.conftest import OPERATOR
 from tests.conftest import Clock
-from tests.identity_support import ecard, id_number_of, name_of
-from tests.support import World, seed
+from tests.support.identity import ecard, id_number_of, name_of
+from tests.support.world import World, seed
 from yibao.app import create_app
 from yibao.crypto.pii import Keyring
 from yibao.services.payments import paycodes

@@ -9,8 +9,8 @@ import uuid
 import pytest
 from starlette.testclient import TestClient
 
-from tests.identity_support import active_card, enrol_child, id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import active_card, enrol_child, id_number_of, name_of
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.face import FaceVerifier
 from yibao.face.png import encode_grey

@@ -11,7 +11,7 @@ import uuid
 import httpx
 from fastapi.testclient import TestClient
 
-from tests.payments_support import PlatformServer, payment_world, wait_until
+from tests.support.payments import PlatformServer, payment_world, wait_until
 from yibao.app import create_app
 from yibao.domain import payment_order as po
 from yibao.sandbox import demo

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import OPERATOR
-from tests.payments_support import BIG_LINES, LINES, payment_world
+from tests.support.payments import BIG_LINES, LINES, payment_world
 from yibao.app import create_app
 from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
 

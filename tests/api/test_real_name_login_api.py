@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from tests.api.test_patient_identity_api import LIVE, OPERATOR, Api
-from tests.identity_support import id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import id_number_of, name_of
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.sandbox.face_samples import capture
 from yibao.store.tables import face_logins, sessions

@@ -69,7 +69,7 @@ def test_an_institutions_secret_is_not_stored_for_replays(client, db, world):
 
 
 def test_cross_region_settlement_balances_each_regions_books(client, db, keyring, world):
-    from tests.support import seed
+    from tests.support.world import seed
 
     ningbo = seed(db, keyring, region="330200")
     r = _post(client, f"/api/v1/admin/persons/{ningbo.employee.id}/filings",

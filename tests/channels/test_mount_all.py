@@ -8,7 +8,7 @@ from datetime import date
 
 from fastapi import FastAPI
 
-from tests.conftest_channels import serve_in_thread
+from tests.support.channels import serve_in_thread
 from yibao.channels import AgreementRequest, PaymentRequest, holder_token
 from yibao.channels.wire import china_time
 from yibao.sandbox.channels import NAMES, mount_all

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.credit_support import BANK, advance, balanced, credit_world, relative, run
+from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
 from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
 from yibao.domain.credit import BankOutcomeUnknown, CreditError

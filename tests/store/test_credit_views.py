@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.credit_support import BANK, credit_world, relative, run
+from tests.support.credit import BANK, credit_world, relative, run
 from yibao.domain.credit import BankOutcomeUnknown
 from yibao.domain.errors import Conflict, NotFound
 from yibao.services.credit import lines as credit

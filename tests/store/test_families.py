@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.identity_support import (
+from tests.support.identity import (
     active_card,
     admit,
     bind,
@@ -16,7 +16,7 @@ from tests.identity_support import (
     link_child,
     name_of,
 )
-from tests.support import seed
+from tests.support.world import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.services.books import audit
 from yibao.services.care import settlement, visits

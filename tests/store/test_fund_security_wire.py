@@ -11,8 +11,8 @@ from urllib.parse import quote, quote_plus
 import httpx
 import pytest
 
-from tests.identity_support import id_number_of, name_of
-from tests.payments_support import payment_world
+from tests.support.identity import id_number_of, name_of
+from tests.support.payments import payment_world
 from yibao.domain import payment_order as po
 from yibao.sandbox.channels import NAMES
 from yibao.services.agency import connectors as channel_registry

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.store.test_settlement_service import open_with_lines
-from tests.support import seed
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.domain.errors import InputError
 from yibao.runtime.batching import WriteBatcher

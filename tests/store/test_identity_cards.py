@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.identity_support import active_card, authenticate, ecard, id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import active_card, authenticate, ecard, id_number_of, name_of
+from tests.support.world import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.face.png import encode_grey
 from yibao.services.books import audit

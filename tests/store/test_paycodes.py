@@ -8,8 +8,8 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from tests.identity_support import authenticate, ecard, enrol_adult, guardian_ready, id_number_of, link_child, name_of
-from tests.support import seed
+from tests.support.identity import authenticate, ecard, enrol_adult, guardian_ready, id_number_of, link_child, name_of
+from tests.support.world import seed
 from yibao.domain import paycode
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.domain.identity import make_id_number

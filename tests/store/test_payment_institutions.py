@@ -7,8 +7,8 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from tests.identity_support import admit, bind, ecard, id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import admit, bind, ecard, id_number_of, name_of
+from tests.support.world import seed
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit

@@ -1,6 +1,6 @@
 """A payment process killed midway, then recovery: the order ends in a defined state and no money is made or lost.
 
-The payment runs in a subprocess (tests/payment_kill_child.py) against the SANDBOX wxpay on loopback
+The payment runs in a subprocess (tests/support/kill_child.py) against the SANDBOX wxpay on loopback
 and dies with os._exit right after the hold commits, or right after the cash request went out.
 Recovery then runs here, as `yibao payments recover` would.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.payments_support import LINES, payment_world
+from tests.support.payments import LINES, payment_world
 from yibao.domain import payment_order as po
 from yibao.services.payments import orders as payments
 from yibao.services.payments import recovery
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_child(pw, db, kill_at: str) -> subprocess.CompletedProcess:
     args = {"database": db.url, "key": bytes(range(32)).hex(), "now": db.clock().isoformat(), "kill_at": kill_at, "code": pw.code(),
             "institution": pw.w.hospital.id, "key_id": f"kill-{kill_at}", "lines": LINES}
-    return subprocess.run([sys.executable, "-m", "tests.payment_kill_child", json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tests.support.kill_child", json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.identity_support import active_card, enrol_child, link_child
-from tests.payments_support import BIG_LINES, payment_world
+from tests.support.identity import active_card, enrol_child, link_child
+from tests.support.payments import BIG_LINES, payment_world
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services.books import audit

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from tests.support import seed
+from tests.support.world import seed
 from yibao.domain.errors import Conflict, NotFound
 from yibao.domain.ledger import person_account
 from yibao.services.books import accumulators, ledger

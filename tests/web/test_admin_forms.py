@@ -9,9 +9,9 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.identity_support import admit
 from tests.store.test_settlement_service import open_with_lines, settle
-from tests.support import seed
+from tests.support.identity import admit
+from tests.support.world import seed
 from tests.web.test_page_security import flash, tokens
 from yibao.app import create_app
 from yibao.services.agency import payment_institutions as pis

@@ -9,8 +9,8 @@ from http.cookies import SimpleCookie
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.identity_support import admit, ecard, id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import admit, ecard, id_number_of, name_of
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.services.books import volumes
 from yibao.services.people import bindings

@@ -9,8 +9,8 @@ from datetime import date, datetime, timezone
 
 import httpx
 
-from tests.identity_support import admit, bind, ecard, enrol_adult, id_number_of, name_of
-from tests.support import World, seed
+from tests.support.identity import admit, bind, ecard, enrol_adult, id_number_of, name_of
+from tests.support.world import World, seed
 from yibao.domain import credit as rules_
 from yibao.domain.identity import make_id_number
 from yibao.services import Context

@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from tests.identity_support import admit, bind, ecard, id_number_of, name_of
-from tests.support import World, seed
+from tests.support.identity import admit, bind, ecard, id_number_of, name_of
+from tests.support.world import World, seed
 from yibao.crypto.pii import Keyring
 from yibao.domain.ledger import fund_account, institution_cash, institution_receivable, person_account
 from yibao.services import Context

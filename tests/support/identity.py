@@ -1,4 +1,4 @@
-"""Set-up for identity, card, binding and family tests, on top of tests.support.seed()."""
+"""Set-up for identity, card, binding and family tests, on top of tests.support.world.seed()."""
 
 from __future__ import annotations
 

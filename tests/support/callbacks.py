@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.conftest_channels import serve_in_thread
+from tests.support.channels import serve_in_thread
 
 
 @dataclass
