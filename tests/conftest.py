@@ -1,12 +1,14 @@
 import os
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
-# Helpers in tests/support assert as tests do: rewritten, so a failing helper shows its values.
+# Helpers in tests/support assert as tests do: rewritten, so a failing helper shows its values
+# (registered before anything imports them).
 pytest.register_assert_rewrite("tests.support")
+
+from tests.support.db import PG_URL, Clock  # noqa: E402
 
 # CI runs more examples; a developer's `make test` stays quick.
 settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -15,21 +17,7 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 pytest_plugins = ["tests.support.face", "tests.support.channels"]  # sandbox face verifier and payment institutions as real loopback servers
 
-PG_URL = os.environ.get("YIBAO_TEST_POSTGRES_URL")
 _pg_state = {"schema_ready": False, "used": False}
-
-
-class Clock:
-    """A settable clock for the platform: tests move time forward to expire codes and reservations."""
-
-    def __init__(self, start: datetime = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from tests.api.test_patient_api import login
+from tests.support.api import login
 from tests.support.payments import PlatformServer
 from yibao.app import create_app
 from yibao.domain import credit as rules_

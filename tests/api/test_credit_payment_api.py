@@ -9,7 +9,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_patient_api import login
+from tests.support.api import login
 from tests.support.credit import BANK, balanced, credit_world
 from tests.support.payments import LINES
 from yibao.app import create_app

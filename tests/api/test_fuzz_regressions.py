@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import OPERATOR
-from tests.api.test_his_api import LINES, his, key, open_visit, post
-from tests.api.test_patient_api import login
+from tests.support.api import LINES, OPERATOR, his, key, login, open_visit, post
 
 
 def error(r, status: int, code: str, field: str) -> dict:

@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_payments_api import his, key, login
+from tests.support.api import his, key, login
 from tests.support.callbacks import HospitalEndpoint
 from tests.support.payments import LINES, payment_world
 from yibao.app import create_app

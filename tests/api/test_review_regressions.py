@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
-from tests.api.conftest import OPERATOR
+from tests.support.api import OPERATOR
 from yibao.services.books import ledger
 from yibao.store.tables import idempotency_records
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.store.test_settlement_service import open_with_lines
+from tests.support.settlement import open_with_lines
 from tests.support.world import seed
 from yibao.app import create_app
 from yibao.domain.errors import InputError

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.store.test_settlement_service import LINES, acc, balance, open_with_lines
+from tests.support.settlement import LINES, acc, balance, open_with_lines
 from tests.support.world import seed
 from yibao.domain.errors import Conflict
 from yibao.domain.ledger import LedgerError, fund_account, institution_cash, institution_receivable, person_account

@@ -13,8 +13,8 @@ from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 
-from tests.store.test_settlement_service import open_with_lines
 from tests.support.payments import BIG_LINES, LINES, payment_world
+from tests.support.settlement import open_with_lines
 from tests.support.world import seed
 from yibao.domain import payment_order as po
 from yibao.domain.ledger import person_account
