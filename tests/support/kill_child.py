@@ -1,4 +1,4 @@
-"""A payment process that dies midway: run by tests/store/test_payment_kill.py as a subprocess.
+"""A payment process that dies midway: run by tests/services/payments/test_payment_kill.py as a subprocess.
 
 It pays one code against a SANDBOX institution on loopback and kills itself with os._exit (no
 clean-up, no rollback, no finally blocks) at the point named by YIBAO_KILL_AT:

@@ -23,7 +23,7 @@ from yibao.services.payments import orders as payments
 from yibao.services.payments import recovery
 from yibao.store.tables import payment_orders
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def run_child(pw, db, kill_at: str) -> subprocess.CompletedProcess:
