@@ -16,6 +16,7 @@ OPERATOR = {"Authorization": "Bearer demo-operator-token"}
 LIVE = {"method": "structured_light", "score": 0.97}
 FACE = "face-of-employee"
 
+LINE = [{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"}]
 LINES = [
     {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
     {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
@@ -29,6 +30,10 @@ def his(world, other=False):
     return {"Authorization": f"Bearer {world.other_credential if other else world.hospital_credential}"}
 
 
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
 def key() -> dict[str, str]:
     return {"Idempotency-Key": uuid.uuid4().hex}
 
@@ -38,12 +43,20 @@ def post(client, path, body, headers):
 
 
 def open_visit(client, world, person, kind="outpatient", lines=LINES):
+    """A visit of ``person`` opened by seed()'s hospital, with ``lines``: its id."""
     r = post(client, "/api/v1/his/visits", {"psn_no": person.id, "kind": kind}, his(world))
     assert r.status_code == 201, r.text
     visit = r.json()
     r = post(client, f"/api/v1/his/visits/{visit['mdtrt_id']}/fee-lines", {"lines": lines}, his(world))
     assert r.status_code == 200, r.text
     return visit["mdtrt_id"]
+
+
+def visit(client, credential, psn_no):
+    """An outpatient visit opened, with one fee line, by the institution whose credential this is."""
+    v = post(client, "/api/v1/his/visits", {"psn_no": psn_no, "kind": "outpatient"}, bearer(credential)).json()["mdtrt_id"]
+    assert post(client, f"/api/v1/his/visits/{v}/fee-lines", {"lines": LINE}, bearer(credential)).status_code == 200
+    return v
 
 
 def login(client, phone: str) -> dict[str, str]:
