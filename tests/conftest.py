@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -56,6 +57,15 @@ def keyring():
     from yibao.crypto.pii import Keyring
 
     return Keyring(bytes(range(32)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The page tests run last, whatever directory names sort after tests/web: once Playwright's sync API
+    is up (the session's browser), it keeps an event loop on the main thread, and a later test that calls
+    asyncio.run fails. A stable sort: the order within each part is kept."""
+    web = Path(__file__).parent / "web"
+    items.sort(key=lambda item: item.path.is_relative_to(web))
 
 
 def pytest_terminal_summary(terminalreporter):
