@@ -1,32 +1,24 @@
 import os
-from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import text
+
+# Helpers in tests/support assert as tests do: rewritten, so a failing helper shows its values
+# (registered before anything imports them).
+pytest.register_assert_rewrite("tests.support")
+
+from tests.support.db import PG_URL, Clock  # noqa: E402
 
 # CI runs more examples; a developer's `make test` stays quick.
 settings.register_profile("ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["tests.conftest_face", "tests.conftest_channels"]  # sandbox face verifier and payment institutions as real loopback servers
+pytest_plugins = ["tests.support.face", "tests.support.channels"]  # sandbox face verifier and payment institutions as real loopback servers
 
-PG_URL = os.environ.get("YIBAO_TEST_POSTGRES_URL")
 _pg_state = {"schema_ready": False, "used": False}
-
-
-class Clock:
-    """A settable clock for the platform: tests move time forward to expire codes and reservations."""
-
-    def __init__(self, start: datetime = datetime(2026, 11, 22, 9, 0, tzinfo=timezone.utc)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture
@@ -65,6 +57,15 @@ def keyring():
     from yibao.crypto.pii import Keyring
 
     return Keyring(bytes(range(32)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The page tests run last, whatever directory names sort after tests/web: once Playwright's sync API
+    is up (the session's browser), it keeps an event loop on the main thread, and a later test that calls
+    asyncio.run fails. A stable sort: the order within each part is kept."""
+    web = Path(__file__).parent / "web"
+    items.sort(key=lambda item: item.path.is_relative_to(web))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,7 +1,8 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import seed
+from tests.support.api import Api
+from tests.support.world import seed
 from yibao.app import create_app
 
 
@@ -21,4 +22,9 @@ def world(db, keyring):
     return seed(db, keyring)
 
 
-OPERATOR = {"Authorization": "Bearer demo-operator-token"}
+@pytest.fixture
+def api(db, keyring, face_verifier):
+    """The app with the sandbox face verifier on loopback, behind the `Api` wrapper."""
+    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
+    with TestClient(app) as client:
+        yield Api(client)

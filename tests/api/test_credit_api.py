@@ -10,9 +10,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import OPERATOR
-from tests.api.test_patient_api import login
-from tests.credit_support import BANK, advance, balanced, credit_world, relative, run
+from tests.support.api import OPERATOR, login
+from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
 from yibao.app import create_app
 from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_

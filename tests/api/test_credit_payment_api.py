@@ -9,9 +9,9 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_patient_api import login
-from tests.credit_support import BANK, balanced, credit_world
-from tests.payments_support import LINES
+from tests.support.api import login
+from tests.support.credit import BANK, balanced, credit_world
+from tests.support.payments import LINES
 from yibao.app import create_app
 from yibao.domain import credit as rules_
 from yibao.domain.ledger import institution_cash, person_account

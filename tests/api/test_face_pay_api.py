@@ -7,27 +7,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.api.test_patient_identity_api import LIVE, OPERATOR, _authenticated_ecard, _error, api  # noqa: F401
-from tests.identity_support import enrol_child, link_child
-from tests.support import seed
+from tests.support.api import FACE, authenticated_ecard, error, scan_face
+from tests.support.identity import enrol_child, link_child
+from tests.support.world import seed
 from yibao.domain.errors import Conflict
-from yibao.sandbox.face_samples import capture
 from yibao.services.payments import face as face_pay
 from yibao.services.people import families
 from yibao.store.tables import audit_log, face_attempts
-
-FACE = "face-of-employee"
-
-
-def _his(world) -> dict[str, str]:  # noqa: ANN001
-    return {"Authorization": f"Bearer {world.hospital_credential}"}
-
-
-def _scan(api, world, psn_no: str, face: str, *, payer: str | None = None, score: float = 0.97, day: int = 5):  # noqa: ANN001, ANN202, F811
-    body = {"psn_no": psn_no, "capture": capture(face, day=day), "liveness": {**LIVE, "score": score}, "terminal_id": "FACE-01"}
-    if payer:
-        body["payer_psn_no"] = payer
-    return api.send("POST", "/api/v1/his/face-authorizations", _his(world), body)
 
 
 def _consume(db, world, auth_id: str):  # noqa: ANN001, ANN202
@@ -39,10 +25,10 @@ def _failures(db, person_id: str) -> int:  # noqa: ANN001
         face_attempts.c.person_id == person_id, face_attempts.c.outcome != "verified")).scalar(), write=False)
 
 
-def test_a_verified_face_authorises_one_payment_here_and_only_once(api, db, keyring, clock, face_sandbox):  # noqa: F811
+def test_a_verified_face_authorises_one_payment_here_and_only_once(api, db, keyring, clock, face_sandbox):
     w = seed(db, keyring)
-    _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
-    r = _scan(api, w, w.employee.id, FACE)
+    authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
+    r = scan_face(api, w, w.employee.id, FACE)
     assert r.status_code == 201, r.text
     view = r.json()
     assert view["psn_no"] == w.employee.id and view["relation"] == "self" and view["psn_name"].endswith("*")
@@ -52,7 +38,7 @@ def test_a_verified_face_authorises_one_payment_here_and_only_once(api, db, keyr
         _consume(db, w, view["face_authorization"])
     assert used.value.code == "face_authorization_used"
     # another institution cannot use it; an unused one expires
-    later = _scan(api, w, w.employee.id, FACE).json()["face_authorization"]
+    later = scan_face(api, w, w.employee.id, FACE).json()["face_authorization"]
     with pytest.raises(Exception) as other:
         db.run(lambda c: face_pay.consume(c, db.clock(), authorization_id=later, institution=w.other_hospital))
     assert getattr(other.value, "code", "") == "face_authorization_unknown"
@@ -66,58 +52,58 @@ def test_a_verified_face_authorises_one_payment_here_and_only_once(api, db, keyr
     assert any('"face_payment"' in d for d in purposes)
 
 
-def test_three_failed_checks_then_the_code_path_until_the_window_passes(api, db, keyring, clock, face_sandbox):  # noqa: F811
+def test_three_failed_checks_then_the_code_path_until_the_window_passes(api, db, keyring, clock, face_sandbox):
     w = seed(db, keyring)
-    _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
+    authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     left = []
     for _ in range(3):
-        r = _scan(api, w, w.employee.id, "someone-else")
-        left.append(_error(r, 403, "capture", "face_mismatch")["message_en"])
+        r = scan_face(api, w, w.employee.id, "someone-else")
+        left.append(error(r, 403, "capture", "face_mismatch")["message_en"])
     assert "2 more tries" in left[0] and "1 more tries" in left[1] and "payment code" in left[2]
     assert _failures(db, w.employee.id) == 3  # each failure committed, though each answer was a refusal
-    r = _scan(api, w, w.employee.id, FACE)  # even the right face: the terminal must switch to the code
-    _error(r, 429, "capture", "face_attempts_exhausted")
+    r = scan_face(api, w, w.employee.id, FACE)  # even the right face: the terminal must switch to the code
+    error(r, 429, "capture", "face_attempts_exhausted")
     assert int(r.headers["Retry-After"]) > 0
     clock.advance(minutes=10, seconds=1)
-    assert _scan(api, w, w.employee.id, FACE).status_code == 201
+    assert scan_face(api, w, w.employee.id, FACE).status_code == 201
 
 
-def test_a_success_resets_the_count_and_liveness_failure_counts(api, db, keyring, face_sandbox):  # noqa: F811
+def test_a_success_resets_the_count_and_liveness_failure_counts(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
-    _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
-    _error(_scan(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")
-    _error(_scan(api, w, w.employee.id, FACE, score=0.2), 403, "liveness", "liveness_failed")
-    assert _scan(api, w, w.employee.id, FACE).status_code == 201
+    authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
+    error(scan_face(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")
+    error(scan_face(api, w, w.employee.id, FACE, score=0.2), 403, "liveness", "liveness_failed")
+    assert scan_face(api, w, w.employee.id, FACE).status_code == 201
     for _ in range(2):  # two more failures after a success do not lock: the count starts again
-        _error(_scan(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")
-    assert _scan(api, w, w.employee.id, FACE).status_code == 201
+        error(scan_face(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")
+    assert scan_face(api, w, w.employee.id, FACE).status_code == 201
 
 
-def test_only_real_person_verified_people_pay_by_face(api, db, keyring, face_sandbox):  # noqa: F811
+def test_only_real_person_verified_people_pay_by_face(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
-    _error(_scan(api, w, w.retiree.id, FACE), 403, "psn_no", "real_person_required")
-    _error(_scan(api, w, "440300000000000000", FACE), 404, "psn_no", "not_found")
+    error(scan_face(api, w, w.retiree.id, FACE), 403, "psn_no", "real_person_required")
+    error(scan_face(api, w, "440300000000000000", FACE), 404, "psn_no", "not_found")
 
 
-def test_a_guardian_pays_for_a_linked_child_after_their_own_face_check(api, db, keyring, face_sandbox):  # noqa: F811
+def test_a_guardian_pays_for_a_linked_child_after_their_own_face_check(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
-    me = _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
+    me = authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     child = enrol_child(db, keyring, w.employee.id)
-    from tests.identity_support import active_card, admit, bind
+    from tests.support.identity import active_card, admit, bind
 
     active_card(db, keyring, child.id, card_no="CHILD0001")
     admit(db, "wechat")
     bind(db, w.employee.id, "wechat")
     # not linked yet: refused, with the same answer a stranger gets
-    _error(_scan(api, w, child.id, FACE, payer=w.employee.id), 403, "payer_psn_no", "not_guardian")
+    error(scan_face(api, w, child.id, FACE, payer=w.employee.id), 403, "payer_psn_no", "not_guardian")
     link_child(db, keyring, w.employee.id)
     assert db.run(lambda c: families.can_view(c, w.employee.id, child.id), write=False)
-    r = _scan(api, w, child.id, FACE, payer=w.employee.id)
+    r = scan_face(api, w, child.id, FACE, payer=w.employee.id)
     assert r.status_code == 201, r.text
     assert r.json()["relation"] == "guardian" and r.json()["payer_psn_no"] == w.employee.id
     auth = _consume(db, w, r.json()["face_authorization"])
     assert (auth.person_id, auth.holder_id) == (child.id, w.employee.id)
     # the child's own face is not what is checked: a different face for the guardian fails
-    _error(_scan(api, w, child.id, "the-child", payer=w.employee.id), 403, "capture", "face_mismatch")
-    _error(_scan(api, w, child.id, FACE, payer=w.retiree.id), 403, "payer_psn_no", "not_guardian")
+    error(scan_face(api, w, child.id, "the-child", payer=w.employee.id), 403, "capture", "face_mismatch")
+    error(scan_face(api, w, child.id, FACE, payer=w.retiree.id), 403, "payer_psn_no", "not_guardian")
     assert me  # the guardian's app session stays valid throughout

@@ -4,16 +4,15 @@ cash from their own binding)."""
 
 from __future__ import annotations
 
-from tests.api.test_face_pay_api import FACE, _his, _scan
-from tests.api.test_patient_identity_api import _authenticated_ecard, _error, api  # noqa: F401
-from tests.identity_support import active_card, admit, bind, enrol_child, link_child
-from tests.payments_support import LINES, PaymentWorld, configure_channel
-from tests.support import seed
+from tests.support.api import FACE, authenticated_ecard, error, his, scan_face
+from tests.support.identity import active_card, admit, bind, enrol_child, link_child
+from tests.support.payments import LINES, PaymentWorld, configure_channel
+from tests.support.world import seed
 
 
-def _world(api, db, keyring, wxpay, *, balance: int = 20000) -> PaymentWorld:  # noqa: ANN001, F811
+def _world(api, db, keyring, wxpay, *, balance: int = 20000) -> PaymentWorld:  # noqa: ANN001
     w = seed(db, keyring, balance=balance)
-    _authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
+    authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     pi_id = "wxpay-440300"
     admit(db, pi_id)
     configure_channel(db, keyring, pi_id, wxpay.channel)
@@ -21,15 +20,15 @@ def _world(api, db, keyring, wxpay, *, balance: int = 20000) -> PaymentWorld:  #
     return PaymentWorld(w, pi_id, db, keyring)
 
 
-def _pay(api, pw: PaymentWorld, auth: str, *, key: str | None = None, use: bool = False, **where):  # noqa: ANN001, ANN202, F811
+def _pay(api, pw: PaymentWorld, auth: str, *, key: str | None = None, use: bool = False, **where):  # noqa: ANN001, ANN202
     body = {"face_authorization": auth, "account": {"use": use}, **(where or {"lines": LINES})}
-    return api.send("POST", "/api/v1/his/payments/face", _his(pw.w), body, key=key)
+    return api.send("POST", "/api/v1/his/payments/face", his(pw.w), body, key=key)
 
 
-def test_a_verified_face_pays_once_and_the_retry_replays(api, db, keyring, wxpay, face_sandbox):  # noqa: F811
+def test_a_verified_face_pays_once_and_the_retry_replays(api, db, keyring, wxpay, face_sandbox):
     pw = _world(api, db, keyring, wxpay)
     before = pw.balances()
-    auth = _scan(api, pw.w, pw.w.employee.id, FACE).json()["face_authorization"]
+    auth = scan_face(api, pw.w, pw.w.employee.id, FACE).json()["face_authorization"]
     r = _pay(api, pw, auth, key="face-1", use=True)
     assert r.status_code == 200, r.text
     doc = r.json()
@@ -43,29 +42,29 @@ def test_a_verified_face_pays_once_and_the_retry_replays(api, db, keyring, wxpay
     assert again.json() == doc and again.headers["Idempotent-Replayed"] == "true"
     assert pw.balances() == after  # the retry paid nothing
     # the authorization is spent: a new request with it is refused, nothing moves
-    _error(_pay(api, pw, auth), 409, "face_authorization", "face_authorization_used")
-    _error(_pay(api, pw, "FA-NOPE"), 404, "face_authorization", "face_authorization_unknown")
+    error(_pay(api, pw, auth), 409, "face_authorization", "face_authorization_used")
+    error(_pay(api, pw, "FA-NOPE"), 404, "face_authorization", "face_authorization_unknown")
     assert pw.balances() == after
-    assert api.get(f"/api/v1/his/payments/{doc['payment_id']}", _his(pw.w)).json() == doc
+    assert api.get(f"/api/v1/his/payments/{doc['payment_id']}", his(pw.w)).json() == doc
 
 
-def test_a_malformed_request_does_not_spend_the_authorization(api, db, keyring, wxpay, face_sandbox):  # noqa: F811
+def test_a_malformed_request_does_not_spend_the_authorization(api, db, keyring, wxpay, face_sandbox):
     pw = _world(api, db, keyring, wxpay)
-    auth = _scan(api, pw.w, pw.w.employee.id, FACE).json()["face_authorization"]
-    _error(_pay(api, pw, auth, lines=LINES, visit_id="V1"), 422, "visit_id", "visit_or_lines")
-    other = api.send("POST", "/api/v1/his/visits", _his(pw.w), {"psn_no": pw.w.retiree.id, "kind": "outpatient"})
+    auth = scan_face(api, pw.w, pw.w.employee.id, FACE).json()["face_authorization"]
+    error(_pay(api, pw, auth, lines=LINES, visit_id="V1"), 422, "visit_id", "visit_or_lines")
+    other = api.send("POST", "/api/v1/his/visits", his(pw.w), {"psn_no": pw.w.retiree.id, "kind": "outpatient"})
     assert other.status_code == 201, other.text
-    _error(_pay(api, pw, auth, visit_id=other.json()["mdtrt_id"]), 409, "visit_id", "visit_other_person")
+    error(_pay(api, pw, auth, visit_id=other.json()["mdtrt_id"]), 409, "visit_id", "visit_other_person")
     assert _pay(api, pw, auth).json()["status"] == "completed"
 
 
-def test_a_guardian_pays_a_linked_childs_cash_with_their_own_binding(api, db, keyring, wxpay, face_sandbox):  # noqa: F811
+def test_a_guardian_pays_a_linked_childs_cash_with_their_own_binding(api, db, keyring, wxpay, face_sandbox):
     pw = _world(api, db, keyring, wxpay)
     child = enrol_child(db, keyring, pw.w.employee.id)
     active_card(db, keyring, child.id, card_no="CHILD0001")
     link_child(db, keyring, pw.w.employee.id)
     before = pw.balances()
-    auth = _scan(api, pw.w, child.id, FACE, payer=pw.w.employee.id).json()["face_authorization"]
+    auth = scan_face(api, pw.w, child.id, FACE, payer=pw.w.employee.id).json()["face_authorization"]
     r = _pay(api, pw, auth, use=True)
     assert r.status_code == 200, r.text
     doc = r.json()

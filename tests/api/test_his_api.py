@@ -2,38 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.api.conftest import OPERATOR
-
-LINES = [
-    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-     "price_cap": "10.00", "prescription": True, "prescriber": "D0042"},
-]
-
-
-def his(world, other=False):
-    return {"Authorization": f"Bearer {world.other_credential if other else world.hospital_credential}"}
-
-
-def key() -> dict[str, str]:
-    return {"Idempotency-Key": uuid.uuid4().hex}
-
-
-def post(client, path, body, headers):
-    return client.post(path, json=body, headers={**headers, **key()})
-
-
-def open_visit(client, world, person, kind="outpatient", lines=LINES):
-    r = post(client, "/api/v1/his/visits", {"psn_no": person.id, "kind": kind}, his(world))
-    assert r.status_code == 201, r.text
-    visit = r.json()
-    r = post(client, f"/api/v1/his/visits/{visit['mdtrt_id']}/fee-lines", {"lines": lines}, his(world))
-    assert r.status_code == 200, r.text
-    return visit["mdtrt_id"]
+from tests.support.api import LINES, OPERATOR, his, key, open_visit, post
 
 
 def balance(client, world, person_id):

@@ -9,9 +9,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import OPERATOR
-from tests.api.test_payments_api import his, key
-from tests.payments_support import LINES, payment_world
+from tests.support.api import OPERATOR, his, key
+from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 
 

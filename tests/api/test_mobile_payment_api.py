@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_payments_api import his, key, login
-from tests.callback_support import HospitalEndpoint
-from tests.payments_support import LINES, payment_world
+from tests.support.api import his, key, login
+from tests.support.callbacks import HospitalEndpoint
+from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 from yibao.services import Context
 from yibao.services.payments import callbacks as his_callbacks
@@ -155,7 +155,7 @@ def test_a_refused_callback_is_retried_and_recorded(client, pw, hospital, db, ke
 
 
 def test_a_guardian_sees_and_pays_a_linked_childs_bill(client, pw, hospital, db, keyring):
-    from tests.identity_support import active_card, enrol_child, link_child
+    from tests.support.identity import active_card, enrol_child, link_child
 
     child = enrol_child(db, keyring, pw.w.employee.id)
     active_card(db, keyring, child.id, card_no="CHILD0001")

@@ -36,10 +36,10 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import content_type_conformance, negative_data_rejection
 from starlette.testclient import TestClient
 
-from tests.api.conftest import OPERATOR
-from tests.conftest import Clock
-from tests.identity_support import ecard, id_number_of, name_of
-from tests.support import World, seed
+from tests.support.api import OPERATOR
+from tests.support.db import Clock
+from tests.support.identity import ecard, id_number_of, name_of
+from tests.support.world import World, seed
 from yibao.app import create_app
 from yibao.crypto.pii import Keyring
 from yibao.services.payments import paycodes

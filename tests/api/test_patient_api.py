@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from tests.api.conftest import OPERATOR
-
-
-def login(client, phone: str) -> dict[str, str]:
-    assert client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-    texts = [m["text"] for m in client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"]]
-    code = re.search(r"(\d{6})", texts[0]).group(1)
-    r = client.post("/api/v1/patient/sessions", json={"phone": phone, "code": code})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
+from tests.support.api import login
 
 
 def test_login_and_own_account(client, world):

@@ -4,67 +4,13 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
 
-import pytest
-from starlette.testclient import TestClient
-
-from tests.identity_support import active_card, enrol_child, id_number_of, name_of
-from tests.support import seed
-from yibao.app import create_app
+from tests.support.api import LIVE, OPERATOR, Api, authenticated_ecard, error
+from tests.support.identity import active_card, enrol_child, id_number_of, name_of
+from tests.support.world import seed
 from yibao.face import FaceVerifier
 from yibao.face.png import encode_grey
 from yibao.sandbox.face_samples import capture
-
-OPERATOR = {"Authorization": "Bearer demo-operator-token"}
-LIVE = {"method": "structured_light", "score": 0.97}
-
-
-class Api:
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def login(self, phone: str) -> dict[str, str]:
-        assert self.client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-        text = self.client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"][0]["text"]
-        r = self.client.post("/api/v1/patient/sessions", json={"phone": phone, "code": re.search(r"(\d{6})", text).group(1)})
-        assert r.status_code == 201, r.text
-        return {"Authorization": f"Bearer {r.json()['token']}"}
-
-    def send(self, method: str, path: str, auth: dict[str, str], body=None, key: str | None = None):  # noqa: ANN001, ANN201
-        headers = {**auth, "Idempotency-Key": key or uuid.uuid4().hex}
-        return self.client.request(method, path, headers=headers, json=body)
-
-    def get(self, path: str, auth: dict[str, str]):  # noqa: ANN201
-        return self.client.get(path, headers=auth)
-
-
-@pytest.fixture
-def api(db, keyring, face_verifier):  # noqa: F811
-    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
-    with TestClient(app) as client:
-        yield Api(client)
-
-
-def _error(r, status: int, field: str, code: str | None = None) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["field"] == field and err["message_zh"] and err["message_en"]
-    if code:
-        assert err["code"] == code
-    return err
-
-
-def _authenticated_ecard(api: Api, world, n: int, phone: str, face: str) -> dict[str, str]:
-    """Enrol the face (agency), log in, real name, real person, e-card: the holder's session."""
-    psn = getattr(world, {1: "employee", 2: "retiree"}[n]).id
-    assert api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture(face)}).status_code == 200
-    me = api.login(phone)
-    assert api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(n), "id_number": id_number_of(n)}).status_code == 200
-    r = api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture(face, day=3), "liveness": LIVE})
-    assert r.status_code == 200, r.text
-    assert api.send("POST", "/api/v1/patient/ecards", me).status_code == 201
-    return me
 
 
 def _admit(api: Api, pi_id: str, region: str = "440300"):  # noqa: ANN202
@@ -72,29 +18,29 @@ def _admit(api: Api, pi_id: str, region: str = "440300"):  # noqa: ANN202
                     {"id": pi_id, "region": region, "name": f"{pi_id} 支付", "kind": "wallet", "admission_ref": f"准入〔2026〕{pi_id}"})
 
 
-def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):  # noqa: F811
+def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
     me = api.login("13800000001")
     psn = w.employee.id
     assert api.get("/api/v1/patient/identity", me).json() == {"psn_no": psn, "face_enrolled": False, "real_name_verified_at": None,
                                                                "real_person_verified_at": None}
-    _error(api.send("POST", "/api/v1/patient/ecards", me), 403, "real_name", "real_name_required")
-    _error(api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(1), "id_number": id_number_of(2)}),
-           403, "id_number", "real_name_mismatch")
-    _error(api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(1), "id_number": "123"}), 422, "id_number")
+    error(api.send("POST", "/api/v1/patient/ecards", me), 403, "real_name", "real_name_required")
+    error(api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(1), "id_number": id_number_of(2)}),
+          403, "id_number", "real_name_mismatch")
+    error(api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(1), "id_number": "123"}), 422, "id_number")
     r = api.send("POST", "/api/v1/patient/identity/real-name", me, {"name": name_of(1), "id_number": id_number_of(1)})
     assert r.status_code == 200 and r.json()["real_name_verified_at"]
 
     real_person = {"capture": capture("张伟", day=2), "liveness": LIVE}
-    _error(api.send("POST", "/api/v1/patient/identity/real-person", me, real_person), 409, "face_template", "face_not_enrolled")
+    error(api.send("POST", "/api/v1/patient/identity/real-person", me, real_person), 409, "face_template", "face_not_enrolled")
     r = api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("张伟")})
     assert r.status_code == 200 and r.json()["face_enrolled"] is True and "tpl_" not in r.text
-    _error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("李娜", day=1), "liveness": LIVE}),
-           403, "capture", "face_mismatch")
-    _error(api.send("POST", "/api/v1/patient/identity/real-person", me,
-                    {"capture": capture("张伟", day=1), "liveness": {"method": "tof", "score": 0.3}}), 403, "liveness", "liveness_failed")
-    _error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("张伟"), "liveness": {"method": "photo", "score": 1}}),
-           422, "liveness.method")
+    error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("李娜", day=1), "liveness": LIVE}),
+          403, "capture", "face_mismatch")
+    error(api.send("POST", "/api/v1/patient/identity/real-person", me,
+                   {"capture": capture("张伟", day=1), "liveness": {"method": "tof", "score": 0.3}}), 403, "liveness", "liveness_failed")
+    error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("张伟"), "liveness": {"method": "photo", "score": 1}}),
+          422, "liveness.method")
     r = api.send("POST", "/api/v1/patient/identity/real-person", me, real_person)
     assert r.status_code == 200, r.text
     assert r.json()["liveness"] == "pass" and r.json()["similarity"] >= 0.9 and r.json()["real_person_verified_at"]
@@ -102,7 +48,7 @@ def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):  # n
     r = api.send("POST", "/api/v1/patient/ecards", me)
     assert r.status_code == 201 and r.json()["kind"] == "ecard" and r.json()["status"] == "active"
     assert re.fullmatch(r"E4\*+\d{4}", r.json()["card_no"])
-    _error(api.send("POST", "/api/v1/patient/ecards", me), 409, "ecard", "ecard_exists")
+    error(api.send("POST", "/api/v1/patient/ecards", me), 409, "ecard", "ecard_exists")
 
     for pi_id, region in [("wechat", "440300"), ("alipay", "440300"), ("suspended-pay", "440300"), ("qd-bank", "370200")]:
         assert _admit(api, pi_id, region).status_code == 201
@@ -117,24 +63,24 @@ def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):  # n
     r = api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "alipay", "password_free_limit": "200.00"})
     assert [(i["payment_institution_id"], i["default"], i["password_free_limit"]) for i in r.json()["items"]] == \
         [("wechat", True, "0.00"), ("alipay", False, "200.00")]
-    _error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "suspended-pay"}),
-           409, "payment_institution_id", "not_admitted")
-    _error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "qd-bank"}), 404, "payment_institution_id")
-    _error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "alipay"}), 409, "payment_institution_id",
-           "already_bound")
+    error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "suspended-pay"}),
+          409, "payment_institution_id", "not_admitted")
+    error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "qd-bank"}), 404, "payment_institution_id")
+    error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "alipay"}), 409, "payment_institution_id",
+          "already_bound")
     r = api.send("PUT", "/api/v1/patient/ecard/bindings/alipay/default", me)
     assert r.status_code == 200 and [i["payment_institution_id"] for i in r.json()["items"] if i["default"]] == ["alipay"]
     for bad in ("2000.01", "-1", "1.234", "abc"):
-        _error(api.send("PUT", "/api/v1/patient/ecard/bindings/wechat/limit", me, {"password_free_limit": bad}), 422, "password_free_limit")
+        error(api.send("PUT", "/api/v1/patient/ecard/bindings/wechat/limit", me, {"password_free_limit": bad}), 422, "password_free_limit")
     r = api.send("PUT", "/api/v1/patient/ecard/bindings/wechat/limit", me, {"password_free_limit": "2000.00"})
     assert {i["payment_institution_id"]: i["password_free_limit"] for i in r.json()["items"]}["wechat"] == "2000.00"
     r = api.send("DELETE", "/api/v1/patient/ecard/bindings/alipay", me)
     assert [(i["payment_institution_id"], i["default"]) for i in r.json()["items"]] == [("wechat", True)]
-    _error(api.send("DELETE", "/api/v1/patient/ecard/bindings/alipay", me), 404, "payment_institution_id", "not_bound")
+    error(api.send("DELETE", "/api/v1/patient/ecard/bindings/alipay", me), 404, "payment_institution_id", "not_bound")
     assert api.get("/api/v1/patient/ecard/bindings", me).json()["items"][0]["payment_institution_id"] == "wechat"
 
 
-def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face_sandbox):  # noqa: F811
+def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
     psn = w.retiree.id
     enrol = {"capture": capture("王芳")}
@@ -142,8 +88,8 @@ def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face
     calls, enrolled = face_sandbox.state.calls, face_sandbox.state.enrolled
     again = api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, enrol, key="enrol-1")
     assert (again.status_code, again.json()) == (first.status_code, first.json()) and again.headers["Idempotent-Replayed"] == "true"
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("刘洋")}, key="enrol-1"),
-           409, "Idempotency-Key", "idempotency_key_reused")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("刘洋")}, key="enrol-1"),
+          409, "Idempotency-Key", "idempotency_key_reused")
     assert (face_sandbox.state.calls, face_sandbox.state.enrolled) == (calls, enrolled)
 
     me = api.login("13800000002")
@@ -153,8 +99,8 @@ def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face
     calls = face_sandbox.state.calls
     again = api.send("POST", "/api/v1/patient/identity/real-person", me, body, key="rp-1")
     assert first.status_code == 200 and again.json() == first.json() and face_sandbox.state.calls == calls
-    _error(api.send("POST", "/api/v1/patient/identity/real-person", me, {**body, "liveness": {"method": "tof", "score": 0.99}}, key="rp-1"),
-           409, "Idempotency-Key")
+    error(api.send("POST", "/api/v1/patient/identity/real-person", me, {**body, "liveness": {"method": "tof", "score": 0.99}}, key="rp-1"),
+          409, "Idempotency-Key")
 
     ecard = api.send("POST", "/api/v1/patient/ecards", me, key="ec-1")
     assert api.send("POST", "/api/v1/patient/ecards", me, key="ec-1").json() == ecard.json()
@@ -166,31 +112,31 @@ def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face
     r1 = api.send("POST", "/api/v1/patient/ecard/bindings", me, bind, key="bind-1")
     r2 = api.send("POST", "/api/v1/patient/ecard/bindings", me, bind, key="bind-1")
     assert r1.status_code == r2.status_code == 201 and r1.json() == r2.json()
-    _error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {**bind, "password_free_limit": "60.00"}, key="bind-1"), 409,
-           "Idempotency-Key")
+    error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {**bind, "password_free_limit": "60.00"}, key="bind-1"), 409,
+          "Idempotency-Key")
 
 
-def test_face_verifier_outages_are_503_in_the_error_shape(api, db, keyring, face_sandbox):  # noqa: F811
+def test_face_verifier_outages_are_503_in_the_error_shape(api, db, keyring, face_sandbox):
     w = seed(db, keyring)
     psn = w.employee.id
     face_sandbox.state.knobs = face_sandbox.state.knobs.model_copy(update={"error_rate": 1.0})
     r = api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}, key="k-outage")
-    err = _error(r, 503, "face_verifier", "face_verifier_sandbox_injected_error")
+    err = error(r, 503, "face_verifier", "face_verifier_sandbox_injected_error")
     assert err["request_id"] and r.headers["Retry-After"] == "5"
     face_sandbox.reset()
     ok = api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}, key="k-outage")
     assert ok.status_code == 200  # the failed attempt stored nothing under its key
-    _error(api.send("POST", "/api/v1/admin/persons/nobody/face", OPERATOR, {"capture": capture("赵敏")}), 404, "psn_no")
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": "aGVsbG8="}), 422, "capture", "capture_not_png")
+    error(api.send("POST", "/api/v1/admin/persons/nobody/face", OPERATOR, {"capture": capture("赵敏")}), 404, "psn_no")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": "aGVsbG8="}), 422, "capture", "capture_not_png")
     blank = base64.b64encode(encode_grey([[7] * 32] * 32)).decode()
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": blank}), 422, "capture", "bad_capture")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": blank}), 422, "capture", "bad_capture")
 
     api.client.app.state.platform.face = FaceVerifier("http://127.0.0.1:9", "k", timeout=0.5)
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
-           "face_verifier_unreachable")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
+          "face_verifier_unreachable")
     api.client.app.state.platform.face = None
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
-           "face_verifier_not_configured")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/face", OPERATOR, {"capture": capture("赵敏")}), 503, "face_verifier",
+          "face_verifier_not_configured")
 
 
 PNG_PHOTO = encode_grey([[(x + y) % 256 for x in range(60)] for y in range(80)])
@@ -205,24 +151,24 @@ def test_card_life_cycle_photo_and_progress_over_http(api, db, keyring):
     card = r.json()
     assert card["card_no"] == "Q1***5678" and card["status"] == "in_production" and card["production_stage"] == "accepted"
     cid = card["card_id"]
-    _error(api.send("POST", f"/api/v1/admin/persons/{psn}/cards", OPERATOR, {"financial": True}), 409, "psn_no", "card_exists")
+    error(api.send("POST", f"/api/v1/admin/persons/{psn}/cards", OPERATOR, {"financial": True}), 409, "psn_no", "card_exists")
 
     photo = {"photo": base64.b64encode(PNG_PHOTO).decode()}
-    _error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, {"photo": base64.b64encode(b"GIF89a" + bytes(99)).decode()}),
-           422, "photo", "photo_type")
-    _error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, {"photo": "@@@"}), 422, "photo", "invalid_base64")
+    error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, {"photo": base64.b64encode(b"GIF89a" + bytes(99)).decode()}),
+          422, "photo", "photo_type")
+    error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, {"photo": "@@@"}), 422, "photo", "invalid_base64")
     assert api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, photo).json()["photo"] is True
     got = api.get(f"/api/v1/patient/cards/{cid}/photo", me)
     assert got.status_code == 200 and got.json()["content_type"] == "image/png" and base64.b64decode(got.json()["photo"]) == PNG_PHOTO
 
-    _error(api.send("POST", f"/api/v1/admin/cards/{cid}/production", OPERATOR, {"stage": "ready"}), 409, "stage", "stage_out_of_order")
-    _error(api.send("POST", f"/api/v1/admin/cards/{cid}/issue", OPERATOR), 409, "card_id", "not_ready")
+    error(api.send("POST", f"/api/v1/admin/cards/{cid}/production", OPERATOR, {"stage": "ready"}), 409, "stage", "stage_out_of_order")
+    error(api.send("POST", f"/api/v1/admin/cards/{cid}/issue", OPERATOR), 409, "card_id", "not_ready")
     for stage in ("printing", "mailed", "ready"):
         assert api.send("POST", f"/api/v1/admin/cards/{cid}/production", OPERATOR, {"stage": stage}).status_code == 200
-    _error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, photo), 409, "card_id", "photo_locked")
+    error(api.send("PUT", f"/api/v1/patient/cards/{cid}/photo", me, photo), 409, "card_id", "photo_locked")
     mine = api.get(f"/api/v1/patient/persons/{psn}/cards", me).json()["items"][0]
     assert [p["done"] for p in mine["progress"]] == [True, True, True, True] and mine["status"] == "in_production"
-    _error(api.send("POST", f"/api/v1/patient/cards/{cid}/activation", me), 409, "card_id", "not_issued")
+    error(api.send("POST", f"/api/v1/patient/cards/{cid}/activation", me), 409, "card_id", "not_issued")
     assert api.send("POST", f"/api/v1/admin/cards/{cid}/issue", OPERATOR).json()["status"] == "issued"
     assert api.send("POST", f"/api/v1/patient/cards/{cid}/activation", me).json()["status"] == "active"
     assert api.send("POST", f"/api/v1/patient/cards/{cid}/loss-report", me).json()["status"] == "lost"
@@ -235,23 +181,23 @@ def test_card_life_cycle_photo_and_progress_over_http(api, db, keyring):
     assert "Q12345678" not in api.get(f"/api/v1/patient/persons/{psn}/cards", me).text
 
 
-def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sandbox):  # noqa: F811
+def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sandbox):
     w = seed(db, keyring, balance=600000)
     child = enrol_child(db, keyring, w.employee.id)
     active_card(db, keyring, child.id, card_no="CHILD0001")
-    guardian = _authenticated_ecard(api, w, 1, "13800000001", "张伟")
+    guardian = authenticated_ecard(api, w, 1, "13800000001", "张伟")
     link = {"card_no": "CHILD0001", "child_name": "小明"}
-    err = _error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, link), 403, "conditions", "guardian_conditions_not_met")
+    err = error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, link), 403, "conditions", "guardian_conditions_not_met")
     assert "条件2" in err["message_zh"] and "condition 2 not met" in err["message_en"] and "条件1" not in err["message_zh"]
-    _error(api.get(f"/api/v1/patient/family/children/{child.id}/checklist", guardian), 404, "psn_no")
+    error(api.get(f"/api/v1/patient/family/children/{child.id}/checklist", guardian), 404, "psn_no")
 
     assert _admit(api, "wechat").status_code == 201
     api.send("POST", "/api/v1/patient/ecard/bindings", guardian, {"payment_institution_id": "wechat"})
-    _error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, {**link, "child_name": "小红"}), 404, "card_no")
+    error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, {**link, "child_name": "小红"}), 404, "card_no")
     r = api.send("POST", "/api/v1/patient/family/child-cards", guardian, link, key="link-1")
     assert r.status_code == 201 and r.json()["child_psn_no"] == child.id
     assert api.send("POST", "/api/v1/patient/family/child-cards", guardian, link, key="link-1").json() == r.json()
-    _error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, link), 409, "relation", "already_linked")
+    error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, link), 409, "relation", "already_linked")
 
     r = api.send("POST", f"/api/v1/patient/family/children/{child.id}/family-account", guardian)
     assert r.status_code == 201 and r.json()["allowed"] is True
@@ -268,30 +214,30 @@ def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sa
     for path in (f"/api/v1/patient/persons/{child.id}/cards", f"/api/v1/patient/family/children/{child.id}/checklist",
                  f"/api/v1/patient/persons/{child.id}/account", f"/api/v1/patient/persons/{w.employee.id}/account",
                  f"/api/v1/patient/persons/{w.employee.id}/cards"):
-        _error(api.get(path, other), 404, "psn_no")
+        error(api.get(path, other), 404, "psn_no")
     ecard_id = next(c["card_id"] for c in api.get(f"/api/v1/patient/persons/{w.employee.id}/cards", guardian).json()["items"])
-    _error(api.send("POST", f"/api/v1/patient/cards/{ecard_id}/cancellation", other), 404, "card_id")
-    _error(api.get(f"/api/v1/patient/cards/{ecard_id}/photo", other), 404, "card_id")
-    _error(api.send("POST", f"/api/v1/patient/family/children/{child.id}/family-account", other), 404, "psn_no")
+    error(api.send("POST", f"/api/v1/patient/cards/{ecard_id}/cancellation", other), 404, "card_id")
+    error(api.get(f"/api/v1/patient/cards/{ecard_id}/photo", other), 404, "card_id")
+    error(api.send("POST", f"/api/v1/patient/family/children/{child.id}/family-account", other), 404, "psn_no")
 
 
 def test_mutual_aid_grant_revoke_and_visibility(api, db, keyring):
     w = seed(db, keyring)
     holder, relative = api.login("13800000001"), api.login("13800000003")
     grant = {"relation": "parent", "id_number": id_number_of(3), "name": name_of(3)}
-    _error(api.send("POST", "/api/v1/patient/family/mutual-aid", holder, {**grant, "name": "别人"}), 404, "id_number", "no_matching_person")
-    _error(api.send("POST", "/api/v1/patient/family/mutual-aid", holder, {**grant, "relation": "cousin"}), 422, "relation")
-    _error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
+    error(api.send("POST", "/api/v1/patient/family/mutual-aid", holder, {**grant, "name": "别人"}), 404, "id_number", "no_matching_person")
+    error(api.send("POST", "/api/v1/patient/family/mutual-aid", holder, {**grant, "relation": "cousin"}), 422, "relation")
+    error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
     r = api.send("POST", "/api/v1/patient/family/mutual-aid", holder, grant)
     assert r.status_code == 201 and r.json() == {"holder_psn_no": w.employee.id, "member_psn_no": w.resident.id, "relation": "parent",
                                                  "name": "测**", "status": "active"}
     assert id_number_of(3) not in r.text
     # a grant lets the relative's bills use the account; it does not let the relative read it
-    _error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
+    error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
     r = api.send("DELETE", f"/api/v1/patient/family/mutual-aid/{w.resident.id}", holder)
     assert r.status_code == 200 and r.json()["status"] == "removed"
-    _error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
-    _error(api.send("DELETE", f"/api/v1/patient/family/mutual-aid/{w.resident.id}", holder), 404, "psn_no", "not_granted")
+    error(api.get(f"/api/v1/patient/persons/{w.employee.id}/account", relative), 404, "psn_no")
+    error(api.send("DELETE", f"/api/v1/patient/family/mutual-aid/{w.resident.id}", holder), 404, "psn_no", "not_granted")
 
 
 def test_institutions_and_operators_never_reach_patient_endpoints(api, db, keyring):
@@ -303,7 +249,7 @@ def test_institutions_and_operators_never_reach_patient_endpoints(api, db, keyri
                              ("POST", "/api/v1/patient/ecards"), ("POST", "/api/v1/patient/family/mutual-aid")]:
             r = api.send(method, path, auth, {"relation": "spouse", "id_number": id_number_of(2), "name": name_of(2)}) if method == "POST" \
                 else api.get(path, auth)
-            _error(r, 401, "Authorization")
-    _error(api.send("POST", "/api/v1/admin/payment-institutions", me, {"id": "x1", "region": "440300", "name": "n", "kind": "bank",
-                                                                       "admission_ref": "r"}), 401, "Authorization")
-    _error(api.get("/api/v1/admin/payment-institutions", {"Authorization": f"Bearer {w.hospital_credential}"}), 401, "Authorization")
+            error(r, 401, "Authorization")
+    error(api.send("POST", "/api/v1/admin/payment-institutions", me, {"id": "x1", "region": "440300", "name": "n", "kind": "bank",
+                                                                      "admission_ref": "r"}), 401, "Authorization")
+    error(api.get("/api/v1/admin/payment-institutions", {"Authorization": f"Bearer {w.hospital_credential}"}), 401, "Authorization")

@@ -6,10 +6,10 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 
-from tests.api.conftest import OPERATOR
-from tests.domain.test_code128 import decode
-from tests.identity_support import ecard, guardian_ready, id_number_of, link_child, name_of
-from tests.support import seed
+from tests.support.api import OPERATOR
+from tests.support.code128 import decode
+from tests.support.identity import ecard, guardian_ready, id_number_of, link_child, name_of
+from tests.support.world import seed
 from yibao.domain import paycode
 from yibao.services.payments import paycodes
 

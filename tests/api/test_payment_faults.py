@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.payments_support import LINES, PlatformServer, payment_world, wait_until
+from tests.support.payments import LINES, PlatformServer, payment_world, wait_until
 from yibao.app import create_app
 from yibao.domain import payment_order as po
 from yibao.services.books import audit

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import base64
-import re
-import uuid
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import OPERATOR
-from tests.payments_support import BIG_LINES, LINES, payment_world
+from tests.support.api import OPERATOR, his, key, login
+from tests.support.payments import BIG_LINES, LINES, payment_world
 from yibao.app import create_app
 from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
 
@@ -24,22 +22,6 @@ def pw(db, keyring, wxpay):
 def client(db, keyring):
     with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as c:
         yield c
-
-
-def his(pw) -> dict[str, str]:
-    return {"Authorization": f"Bearer {pw.w.hospital_credential}"}
-
-
-def key() -> dict[str, str]:
-    return {"Idempotency-Key": uuid.uuid4().hex}
-
-
-def login(client, phone: str) -> dict[str, str]:
-    assert client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-    text = client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"][0]["text"]
-    r = client.post("/api/v1/patient/sessions", json={"phone": phone, "code": re.search(r"(\d{6})", text).group(1)})
-    assert r.status_code == 201, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def test_a_password_free_one_code_payment_answers_one_receipt_and_replays_it(client, pw):

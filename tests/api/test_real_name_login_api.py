@@ -3,25 +3,15 @@ with the sandbox face verifier as a real loopback server. Both databases."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
-from starlette.testclient import TestClient
 
-from tests.api.test_patient_identity_api import LIVE, OPERATOR, Api
-from tests.identity_support import id_number_of, name_of
-from tests.support import seed
-from yibao.app import create_app
+from tests.support.api import LIVE, OPERATOR, Api
+from tests.support.identity import id_number_of, name_of
+from tests.support.world import seed
 from yibao.sandbox.face_samples import capture
 from yibao.store.tables import face_logins, sessions
 
 URL = "/api/v1/patient/sessions/real-name"
-
-
-@pytest.fixture
-def api(db, keyring, face_verifier):
-    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
-    with TestClient(app) as client:
-        yield Api(client)
 
 
 def _login(api: Api, *, n: int = 1, name: str | None = None, id_number: str | None = None, face: str = "张伟", day: int = 2,

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.test_payments_api import his, key
-from tests.payments_support import LINES, payment_world
+from tests.support.api import his, key
+from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 from yibao.services import Context
 from yibao.services.books import accumulators

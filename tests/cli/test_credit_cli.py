@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from tests.conftest import Clock
-from tests.credit_support import credit_world, run
+from tests.support.credit import credit_world, run
+from tests.support.db import Clock
 from yibao.crypto.pii import Keyring
 from yibao.services.credit import lines as credit
 from yibao.services.credit import reservations as credit_reservations

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.code128 import SVG, decode
 from yibao.formats import code128
-
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def as_bits(pattern: str) -> str:
@@ -43,29 +42,6 @@ def test_checksum_worked_example():
 def test_only_an_even_number_of_ascii_digits(bad):
     with pytest.raises(ValueError):
         code128.symbols(bad)
-
-
-def decode(svg_text: str, module: int) -> str:
-    """Read the bars of our SVG like a scanner would: run lengths → symbols → checksum → digits."""
-    root = ET.fromstring(svg_text)
-    width = int(root.get("width"))
-    bars = sorted((int(r.get("x")), int(r.get("width"))) for r in root.find(f"{SVG}g").findall(f"{SVG}rect"))
-    first, (last_x, last_w) = bars[0][0], bars[-1]
-    assert first == code128.QUIET_MODULES * module, "left quiet zone"
-    assert width - (last_x + last_w) == code128.QUIET_MODULES * module, "right quiet zone"
-    runs: list[int] = []
-    for (x, w), nxt in zip(bars, bars[1:] + [None]):
-        assert x % module == 0 and w % module == 0
-        runs.append(w // module)
-        if nxt is not None:
-            runs.append((nxt[0] - x - w) // module)
-    lookup = {p: v for v, p in enumerate(code128.PATTERNS)}
-    values = [lookup["".join(map(str, runs[i:i + 6]))] for i in range(0, len(runs) - 7, 6)]
-    assert lookup["".join(map(str, runs[-7:]))] == code128.STOP
-    start, *data, checksum = values
-    assert start == code128.START_C
-    assert checksum == (start + sum(i * v for i, v in enumerate(data, 1))) % 103
-    return "".join(f"{v:02d}" for v in data)
 
 
 @given(st.integers(1, 12).flatmap(lambda n: st.text("0123456789", min_size=2 * n, max_size=2 * n)), st.integers(1, 4))

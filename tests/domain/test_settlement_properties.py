@@ -7,10 +7,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.strategies import accumulators, priced
 from yibao.domain.bill import Accumulators
 from yibao.domain.settlement import settle
-
-from .strategies import accumulators, priced
 
 AMOUNT_FIELDS = ("total", "own_expense", "over_limit", "pre_self_pay", "in_scope", "deductible", "pool_fund",
                  "serious_illness", "large_amount", "assistance", "fund_total", "person_total", "account_pay",

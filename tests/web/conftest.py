@@ -14,7 +14,6 @@ ahead rather than waiting.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
@@ -24,7 +23,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import PG_URL
+from tests.support.db import PG_URL
+from tests.support.pages import DESKTOP, PHONE
 
 CHROMIUM = os.environ.get("YIBAO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -179,10 +179,6 @@ def browser():
 # failing wait on a loaded two-core machine.
 expect.set_options(timeout=15_000)
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
-
-
 @pytest.fixture
 def phone(browser, live):
     """A phone-sized browser context for the holder's app."""
@@ -198,26 +194,6 @@ def desktop(browser, live):
     context.set_default_timeout(15_000)
     yield context
     context.close()
-
-
-def log_in_holder(page, live: Live, phone: str) -> None:
-    """Through the pages, as a demo visitor would: ask for a code, read it in the sandbox outbox, log in."""
-    live.clock.advance(seconds=31)  # past the gateway's one-code-per-30-s limit for this phone
-    page.goto("/app/login")
-    page.get_by_label(re.compile("手机号|Mobile number")).fill(phone)
-    page.locator("#send-code").click()
-    expect(page.locator("#flash")).to_be_visible()  # "a code was sent"
-    with page.context.expect_page() as opened:
-        page.locator("#outbox-link").click()  # the outbox opens beside the log-in page
-    outbox = opened.value
-    masked = f"{phone[:3]}****{phone[-4:]}"
-    text = outbox.locator("#outbox li", has_text=masked).first.inner_text()
-    code = re.search(r"(\d{6})", text.split(masked, 1)[1]).group(1)
-    outbox.close()
-    expect(page.locator("#phone")).to_have_value(phone)
-    page.locator("#code").fill(code)
-    page.locator("#log-in").click()
-    expect(page.locator("#who")).to_be_visible()  # logged in: the header names the holder
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -9,10 +9,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.identity_support import admit
-from tests.store.test_settlement_service import open_with_lines, settle
-from tests.support import seed
-from tests.web.test_page_security import flash, tokens
+from tests.support.identity import admit
+from tests.support.pages import flash, tokens
+from tests.support.settlement import open_with_lines, settle
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.care import settlement

@@ -7,18 +7,11 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
+from tests.support.pages import log_in_holder, log_in_operator
 from yibao.sandbox.demo import institution_code
 from yibao.services.agency.institutions import get as get_institution
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
-
-
-def log_in_operator(page) -> None:
-    page.goto("/admin")
-    page.get_by_label(re.compile("经办人员凭证|Operator token")).fill("demo-operator-token")
-    page.locator("#admin-log-in").click()
-    expect(page.locator("#chart-counts")).to_be_visible()
 
 
 def settle_one(live, region: str = "330200") -> None:

@@ -8,25 +8,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
+from tests.support.pages import LI_MING, log_in_holder, show_code, shown_code
 from yibao.sandbox.demo import institution_code
 from yibao.services.agency import institutions
 from yibao.services.payments import paycodes
-
-LI_MING = "13800138001"
-
-
-def shown_code(page) -> str:
-    """The digits printed under the barcode (what a cashier types when the scanner fails)."""
-    return re.sub(r"\D", "", page.locator("#barcode text").text_content())
-
-
-def show_code(page) -> str:
-    """The holder's code on screen: asked for when none is live (an earlier test may have left one)."""
-    if page.locator("#show-code").count():
-        page.locator("#show-code").click()
-    expect(page.locator("#qr svg")).to_be_visible()
-    return shown_code(page)
 
 
 def scan_directly(live, code: str):

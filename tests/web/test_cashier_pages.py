@@ -9,35 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_app_pages import LI_MING, show_code
-from yibao.domain.money import parse_yuan
-
-HOSPITAL = "H440300L3.demo-h440300l3"
-SPLIT = ("split-total", "split-pool", "split-fund", "split-account", "split-cash")
-
-
-def fen(text: str) -> int:
-    """¥12.50, +¥12.50 or -¥12.50 as signed fen."""
-    text = text.strip()
-    sign = -1 if text.startswith("-") else 1
-    return sign * parse_yuan(text.lstrip("+-").replace("¥", ""))
-
-
-def log_in_cashier(page, credential: str = HOSPITAL) -> None:
-    page.goto("/cashier")
-    page.get_by_label(re.compile("机构凭证|Institution credential")).fill(credential)
-    page.locator("#cashier-log-in").click()
-    expect(page.locator("#scan-form")).to_be_visible()
-
-
-def split_of(page) -> dict[str, str]:
-    return {k: page.locator(f"#{k}").inner_text() for k in SPLIT}
-
-
-def balance(page) -> int:
-    page.goto("/app/account")
-    return fen(page.locator("#balance").inner_text())
+from tests.support.pages import LI_MING, balance, fen, log_in_cashier, log_in_holder, show_code, split_of
 
 
 @pytest.mark.both_databases

@@ -17,10 +17,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_app_pages import show_code
-from tests.web.test_cashier_pages import balance, fen, log_in_cashier, split_of
-from tests.web.test_payment_pages import pay_split, same_split
+from tests.support.pages import balance, fen, log_in_cashier, log_in_holder, pay_split, same_split, show_code, split_of
 
 ZHAO_LEI = "13800138004"
 SAMPLE_TOTAL = 2500 + 2500 + 2000 + 3000 + 36000  # the hospital's sample set: 25 + 12.50×2 + 20 + 30 + 360

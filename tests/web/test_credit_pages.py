@@ -10,10 +10,18 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import PHONE, log_in_holder
-from tests.web.test_app_pages import LI_MING, show_code
-from tests.web.test_cashier_pages import fen, log_in_cashier
-from tests.web.test_payment_pages import WANG_FANG, open_visit_with_sample, pay_split, same_split
+from tests.support.pages import (
+    LI_MING,
+    PHONE,
+    WANG_FANG,
+    fen,
+    log_in_cashier,
+    log_in_holder,
+    open_visit_with_sample,
+    pay_split,
+    same_split,
+    show_code,
+)
 from yibao.domain.money import format_yuan
 
 BANK = "bank-440300"

@@ -13,8 +13,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_cashier_pages import fen
+from tests.support.pages import fen, log_in_holder
 from yibao.sandbox.face_samples import face_png
 
 CHEN_JING, ZHANG_JIANGUO, LI_MING = "13800138003", "13800138002", "13800138001"

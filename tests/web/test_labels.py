@@ -3,10 +3,7 @@ label, aria-label or aria-labelledby) — walked in Chromium, as rendered, for t
 
 from __future__ import annotations
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_admin_pages import log_in_operator
-from tests.web.test_app_pages import LI_MING
-from tests.web.test_cashier_pages import log_in_cashier
+from tests.support.pages import LI_MING, log_in_cashier, log_in_holder, log_in_operator
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .filter(el => el.type !== 'hidden' && el.type !== 'submit' && el.type !== 'button')

@@ -10,10 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_app_pages import LI_MING
-from tests.web.test_cashier_pages import balance, fen, log_in_cashier, split_of
-from tests.web.test_payment_pages import pay_split, same_split
+from tests.support.pages import LI_MING, balance, fen, log_in_cashier, log_in_holder, pay_split, same_split, split_of
 
 PIN = "246810"
 # 赵磊: insured in Ningbo, long-term filing in Shenzhen, treated at the Shenzhen hospital. His account may not pay

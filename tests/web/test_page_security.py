@@ -9,8 +9,9 @@ from http.cookies import SimpleCookie
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.identity_support import admit, ecard, id_number_of, name_of
-from tests.support import seed
+from tests.support.identity import admit, ecard, id_number_of, name_of
+from tests.support.pages import flash, tokens
+from tests.support.world import seed
 from yibao.app import create_app
 from yibao.services.books import volumes
 from yibao.services.people import bindings
@@ -24,15 +25,6 @@ def site(db, keyring):
     app = create_app(db, keyring=keyring, sandboxes=True)
     with TestClient(app, raise_server_exceptions=False, follow_redirects=True) as client:
         yield world, client
-
-
-def tokens(html: str) -> dict[str, str]:
-    """The CSRF token and a nonce of the first form on a page."""
-    return {"csrf": re.search(r'name="csrf" value="([^"]+)"', html).group(1), "nonce": re.search(r'name="nonce" value="([^"]+)"', html).group(1)}
-
-
-def flash(html: str) -> str:
-    return re.search(r'id="flash">([^<]*)<', html).group(1)
 
 
 def log_in(client, phone: str) -> str:

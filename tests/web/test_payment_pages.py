@@ -9,39 +9,19 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import log_in_holder
-from tests.web.test_app_pages import LI_MING, show_code
-from tests.web.test_cashier_pages import balance, fen, log_in_cashier, split_of
-
-WANG_FANG = "13800138005"  # Shenzhen, bound to wechat-440300
-
-
-def open_visit_with_sample(cashier, code: str, account: str) -> dict[str, str]:
-    """Verify a code (the visit opens), load the sample set, pre-settle with the account option: the split."""
-    cashier.goto("/cashier")
-    cashier.locator("#code").fill(code)
-    cashier.locator("#verify-code").click()
-    expect(cashier.locator("#patient")).to_be_visible()
-    if cashier.locator("#load-sample").count():
-        cashier.locator("#load-sample").click()
-        expect(cashier.locator("#lines tbody tr").first).to_be_visible()
-    cashier.locator("#account").select_option(account)
-    cashier.locator("#presettle").click()
-    expect(cashier.locator("#split")).to_be_visible()
-    return split_of(cashier)
-
-
-def pay_split(page) -> dict[str, int]:
-    cells = page.locator("#pay-split td[data-k]")
-    return {cells.nth(i).get_attribute("data-k"): fen(cells.nth(i).inner_text()) for i in range(cells.count())}
-
-
-def same_split(presettled: dict[str, str], paid: dict[str, int]) -> None:
-    assert paid["total"] == fen(presettled["split-total"])
-    assert paid["pool"] == fen(presettled["split-pool"])
-    assert paid["fund"] == fen(presettled["split-fund"])
-    assert paid["account"] == fen(presettled["split-account"])
-    assert paid["cash"] == fen(presettled["split-cash"])
+from tests.support.pages import (
+    LI_MING,
+    WANG_FANG,
+    balance,
+    fen,
+    log_in_cashier,
+    log_in_holder,
+    open_visit_with_sample,
+    pay_split,
+    same_split,
+    show_code,
+    split_of,
+)
 
 
 @pytest.mark.both_databases

@@ -9,8 +9,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import PHONE, log_in_holder
-from tests.web.test_app_pages import show_code, shown_code
+from tests.support.pages import PHONE, log_in_holder, show_code, shown_code
 
 CHEN_JING = "13800138003"
 PAGES = ("/app", "/app/account", "/app/bindings", "/app/cards", "/app/family", "/app/bills", "/app/credit", "/app/pin")

@@ -1,0 +1,110 @@
+"""Hostile input is refused in words naming the field, never with a 500, on SQLite and PostgreSQL: a body
+that is not UTF-8 or not JSON, NUL characters anywhere, fee lines or credits past the money fields, a cursor
+past BIGINT, a visit date no policy covers; and a fee line's optional fields may be omitted or null.
+Each case was found by the OpenAPI fuzz run (test_openapi_fuzz.py) or probing around it: a 500, or an
+error that did not name its field."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import LINES, OPERATOR, his, key, login, open_visit, post
+
+
+def error(r, status: int, code: str, field: str) -> dict:
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["field"]) == (code, field), err
+    assert err["message_zh"] and err["message_en"] and err["request_id"]
+    return err
+
+
+def test_a_body_that_is_not_utf8_or_not_json_names_the_body(client, world):
+    headers = {**his(world), **key(), "Content-Type": "application/json"}
+    error(client.post("/api/v1/his/visits", content=b"\xff\xfe\x0b", headers=headers), 400, "invalid_body", "body")
+    # was field "[11]": the character offset of the syntax error
+    error(client.post("/api/v1/his/visits", content=b'{"psn_no": 1', headers=headers), 422, "json_invalid", "body")
+
+
+@pytest.mark.parametrize("where", ["path", "query", "body", "nested body", "header", "credential"])
+def test_a_nul_character_is_refused_naming_the_field(client, world, where):
+    """PostgreSQL text cannot hold NUL: each of these was a 500 there (a DataError from the driver)."""
+    if where == "path":
+        r = client.get("/api/v1/his/visits/V%00", headers=his(world))
+        error(r, 422, "nul_character", "visit_id")
+    elif where == "query":
+        error(client.get("/api/v1/admin/audit?region=44%0003", headers=OPERATOR), 422, "nul_character", "region")
+    elif where == "body":
+        r = post(client, "/api/v1/admin/institutions", {"code": "H44030009", "region": "440300", "name": "医院\x00",
+                                                         "kind": "hospital", "level": "level1"}, OPERATOR)
+        error(r, 422, "nul_character", "name")
+    elif where == "nested body":
+        vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+        r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [LINES[0], {**LINES[1], "prescriber": "D\x00"}]}, his(world))
+        error(r, 422, "nul_character", "lines[1].prescriber")
+    elif where == "header":
+        r = client.post("/api/v1/admin/ledger/expire-pending", headers={**OPERATOR, "Idempotency-Key": "k\x00"})
+        error(r, 422, "nul_character", "Idempotency-Key")
+    else:  # refused before the institution lookup reads the code
+        r = client.get("/api/v1/his/visits/V1", headers={"Authorization": f"Bearer {world.hospital.id}\x00.x"})
+        error(r, 422, "nul_character", "Authorization")
+
+
+def test_fee_lines_whose_total_does_not_fit_the_money_fields_are_refused(client, world):
+    """unit_price × quantity reached 10^28 fen: presettle answered it, settle failed to store it (500)."""
+    vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+    line = {**LINES[0], "unit_price": "99999999999999.99", "quantity": "999999999999.9999"}
+    error(post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [line]}, his(world)), 422, "line_total_too_large",
+          "lines[0].quantity")
+    big = {**LINES[0], "unit_price": "60000000000000.00", "quantity": "1"}
+    assert post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [big]}, his(world)).status_code == 200
+    r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [{**big, "feedetl_sn": "2"}]}, his(world))
+    error(r, 422, "visit_total_too_large", "lines")
+    r = client.post(f"/api/v1/his/visits/{vid}/presettle", json={}, headers=his(world))
+    assert r.status_code == 200 and r.json()["medfee_sumamt"] == "60000000000000.00"
+
+
+def test_a_credit_that_would_overflow_an_account_is_refused_and_changes_nothing(client, world):
+    """Repeated large credits pushed an account side past BIGINT: SQLite silently stored a float
+    (then a 500 formatting it), PostgreSQL failed the statement."""
+    psn = world.employee.id
+    r = post(client, f"/api/v1/admin/persons/{psn}/account-credits", {"amount": "99999999990000.00"}, OPERATOR)
+    assert r.status_code == 200 and r.json()["balance"] == "99999999993000.00", r.text
+    r = post(client, f"/api/v1/admin/persons/{psn}/account-credits", {"amount": "10000.00"}, OPERATOR)
+    error(r, 409, "account_limit_exceeded", "amount")
+    h = login(client, world.phones["employee"])
+    assert client.get(f"/api/v1/patient/persons/{psn}/account", headers=h).json()["balance"] == "99999999993000.00"
+    totals = client.get("/api/v1/admin/ledger/totals", headers=OPERATOR).json()
+    assert totals["balanced"] is True and totals["credits_posted"] == totals["debits_posted"] == "99999999996000.00"
+
+
+def test_a_transaction_cursor_past_bigint_is_before_every_transaction(client, world):
+    """before_id past BIGINT could not be bound (OverflowError on SQLite, bigint out of range on PostgreSQL)."""
+    h = login(client, world.phones["employee"])
+    for before in (2**63, 10**30):
+        r = client.get(f"/api/v1/patient/persons/{world.employee.id}/account/transactions?before_id={before}", headers=h)
+        assert r.status_code == 200 and [t["amount"] for t in r.json()["items"]] == ["3000.00"], r.text
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "2025-12-31", "9999-12-31"])
+def test_a_visit_date_no_policy_covers_is_refused_when_the_visit_opens(client, world, day):
+    """Such a visit opened, then every presettle and settle failed naming a field "date" the API does not have."""
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "inpatient", "visit_date": day}, his(world))
+    error(r, 422, "no_policy_for_year", "visit_date")
+    assert open_visit(client, world, world.employee)  # today's visits still open and take lines
+
+
+def test_a_fee_lines_optional_fields_may_be_omitted_or_null(client, world):
+    """The schema marks name (and price_cap, prescriber ...) optional and nullable; an omitted name was
+    refused as "lines[0].name must not be null"."""
+    vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+    bare = {"feedetl_sn": "1", "code": "A001", "class": "A", "unit_price": "10.00", "quantity": "1"}
+    nulls = {**bare, "feedetl_sn": "2", "name": None, "price_cap": None, "self_pay_ratio": None, "prescriber": None}
+    r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [bare, nulls]}, his(world))
+    assert r.status_code == 200, r.text
+    assert [(ln["name"], ln["price_cap"]) for ln in r.json()["lines"]] == [("A001", None), ("A001", None)]
+
+
+def test_a_nul_in_a_query_parameter_without_a_name_is_named_query(client, world):
+    """Found by the fuzz run on GET /patient/bills/{id}: "?=%00" was refused with an empty field."""
+    error(client.get("/api/v1/admin/audit?=a%00b", headers=OPERATOR), 422, "nul_character", "query")

@@ -1,0 +1,21 @@
+"""An institution's secret is shown once, at admission: a replay of the same request answers without it,
+and no stored response holds it (SQLite and PostgreSQL). A finding of the platform-core review."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tests.support.api import OPERATOR
+from yibao.store.tables import idempotency_records
+
+
+def test_an_institutions_secret_is_not_stored_for_replays(client, db, world):
+    headers = {**OPERATOR, "Idempotency-Key": "admit-once"}
+    body = {"code": "H44030099", "region": "440300", "name": "新医院", "kind": "hospital", "level": "level2"}
+    first = client.post("/api/v1/admin/institutions", json=body, headers=headers)
+    secret = first.json()["credential"]
+    assert first.status_code == 201 and secret.startswith("H44030099.")
+    stored = db.run(lambda c: [r.body for r in c.execute(select(idempotency_records.c.body)).all()], write=False)
+    assert not any(secret.split(".", 1)[1] in b for b in stored)
+    again = client.post("/api/v1/admin/institutions", json=body, headers=headers)
+    assert again.status_code == 201 and again.json()["credential"] is None and again.json()["credential_note"]

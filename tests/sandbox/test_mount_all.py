@@ -1,0 +1,39 @@
+"""mount_all: every sandbox under /sandbox/{name} of one app, reached over HTTP with paths signed below the mount."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+from fastapi import FastAPI
+
+from tests.support.channels import serve_in_thread
+from yibao.channels import AgreementRequest, PaymentRequest, holder_token
+from yibao.channels.wire import china_time
+from yibao.sandbox.channels import NAMES, mount_all
+
+
+def test_every_sandbox_mounted_in_one_app_pays_and_gives_its_statement():
+    app = FastAPI(title="demo")
+    pairs = mount_all(app, base_url="http://unused", notify_delays_ms=(10,))
+    assert sorted(pairs) == sorted(NAMES) and app.state.sandbox_institutions is pairs
+    url, server, thread, sock = serve_in_thread(app, "mounted-sandboxes")
+    try:
+        async def story(name: str):
+            channel = pairs[name].connector(f"{url}/sandbox/{name}", timeout=2)
+            out_agreement, out_trade = uuid.uuid4().hex[:20], uuid.uuid4().hex[:20]
+            agreement = await channel.sign_agreement(AgreementRequest(out_agreement, holder_token(b"m" * 32, "p", name), 100_00))
+            paid = await channel.pay(PaymentRequest(out_trade, 9_99, "门诊缴费", agreement.agreement_no))
+            statement = await channel.statement(china_time(paid.paid_at).date())
+            return paid, statement
+
+        for name in NAMES:
+            paid, statement = asyncio.run(story(name))
+            assert paid.status == "succeeded"
+            assert [r.amount_fen for r in statement.rows if r.out_trade_no == paid.out_trade_no] == [9_99]
+            assert isinstance(statement.day, date)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,0 +1,206 @@
+"""One-code payments through the services and a SANDBOX institution on loopback, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.support.identity import active_card, enrol_child, link_child
+from tests.support.payments import BIG_LINES, payment_world
+from yibao.domain import payment_order as po
+from yibao.domain.errors import Conflict, InputError, YibaoError
+from yibao.services.books import audit
+from yibao.services.care import visits
+from yibao.services.payments import confirmation, onecode, recovery
+from yibao.services.payments import orders as payments
+from yibao.services.people import bindings
+
+
+def order(pw, order_id):
+    return pw.db.run(lambda c: payments.require(c, order_id), write=False)
+
+
+def test_zero_cash_completes_at_once_without_any_institution(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay, balance=50000)
+    before = pw.balances()
+    done = pw.pay(key="K1", use_account=True)
+    assert (done.status, done.cash_pay, done.account_pay, done.payment_institution_id) == (po.COMPLETED, 0, 36600, None)
+    assert done.total == done.fund_total + done.account_pay + done.cash_pay == 37500
+    after = pw.balances()
+    assert after["holder"] == before["holder"] - 36600 and after["pending"] == 0
+    assert after["receivable"] - before["receivable"] == done.fund_total + done.account_pay
+    assert done.id not in wxpay.runtime.books.trades  # the institution never heard of it
+
+
+def test_password_free_cash_is_collected_and_everything_posted(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay, balance=20000)  # the account pays 200.00, the rest is cash
+    before = pw.balances()
+    done = pw.pay(key="K2", use_account=True)
+    assert done.status == po.COMPLETED and done.trade_no
+    assert (done.account_pay, done.cash_pay) == (20000, 16600) and done.total == done.fund_total + 20000 + 16600
+    after = pw.balances()
+    assert after["holder"] == before["holder"] - 20000 and after["pending"] == 0
+    assert after["hospital_cash"] - before["hospital_cash"] == 16600
+    assert after["receivable"] - before["receivable"] == done.fund_total + 20000
+    truth = asyncio.run(wxpay.channel.query(done.id))
+    assert (truth.status, truth.amount_fen, truth.trade_no) == ("succeeded", 16600, done.trade_no)
+    receipt = db.run(lambda c: payments.receipt(c, done), write=False)
+    assert receipt["cash"] == {"amount": "166.00", "payment_institution_id": pw.pi_id, "out_trade_no": done.id, "trade_no": done.trade_no}
+    assert receipt["account"]["amount"] == "200.00" and receipt["fund"]["pool"] == receipt["fund"]["total"] == "9.00"
+    actions = [e.action for e in db.run(lambda c: audit.entries(c, "440300", 12), write=False)]
+    for action in ("payment.hold", "payment.request_cash", "payment.cash_succeeded", "settlement.post"):
+        assert action in actions
+    # The visit is settled: the same visit cannot be paid again.
+    assert db.run(lambda c: visits.get(c, pw.w.hospital.id, done.visit_id), write=False).status == "settled"
+
+
+def test_a_declined_cash_share_voids_every_leg_and_restores_balances(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay, balance=20000)
+    pw.pay(key="K0")  # signs the holder's agreement (error_rate declines signings too)
+    wxpay.runtime.set_knobs(error_rate=1.0)
+    before = pw.balances()
+    done = pw.pay(key="K3", use_account=True)
+    assert (done.status, done.void_reason) == (po.VOIDED, po.DECLINED)
+    assert pw.balances() == before
+    assert db.run(lambda c: visits.get(c, pw.w.hospital.id, done.visit_id), write=False).status == "open"
+    assert asyncio.run(wxpay.channel.query(done.id)).status == "failed"
+
+
+def test_a_retry_with_the_same_key_resumes_the_same_order_and_charges_once(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay)
+    code = pw.code()
+    first = pw.pay(key="K4", code=code)
+    again = pw.pay(key="K4", code=code)
+    assert again.id == first.id and again.status == po.COMPLETED
+    assert len([t for t in wxpay.runtime.books.trades.values() if t.out_trade_no == first.id]) == 1
+    with pytest.raises(Conflict) as exc:
+        pw.pay(key="K4", code=code, request_hash="another body")
+    assert exc.value.code == "idempotency_key_reused"
+
+
+def test_a_refused_code_moves_nothing_and_its_refusal_is_kept(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay)
+    before = pw.balances()
+    code = pw.code()
+    pw.pay(key="K5", code=code)
+    with pytest.raises(YibaoError) as exc:
+        pw.pay(key="K6", code=code)
+    assert exc.value.code == "paycode_used"
+    with pytest.raises(InputError):  # neither a visit nor lines: refused before anything is used up
+        asyncio.run(onecode.pay(pw.ctx(), institution=pw.w.hospital, request_key="K7", request_hash="h", code=pw.code(),
+                                         terminal_id=None, visit_id=None, lines=None, use_account=False, actor="his:test"))
+    assert pw.balances()["pending"] == before["pending"] == 0
+
+
+def test_above_the_limit_the_holder_confirms_with_the_pin(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay, limit=50000)
+    pw.set_pin(pw.w.employee.id, "731946")
+    waiting = pw.pay(key="K8", lines=BIG_LINES)
+    assert waiting.status == po.AWAITING_CONFIRMATION and waiting.cash_pay > 50000
+    assert [o.id for o in db.run(lambda c: confirmation.pending_for(c, pw.w.employee.id, db.clock()), write=False)] == [waiting.id]
+    assert waiting.id not in wxpay.runtime.books.trades
+    held = pw.balances()
+    assert held["pending"] > 0
+    with pytest.raises(InputError) as exc:
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="000001", actor="patient:x"))
+    assert exc.value.code == "pin_wrong" and "4" in exc.value.message_en
+    assert order(pw, waiting.id).pin_attempts == 1  # counted and committed although the call raised
+    with pytest.raises(YibaoError) as exc:  # someone else cannot confirm it
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.retiree.id, pin="731946", actor="patient:y"))
+    assert exc.value.code == "not_found"
+    done = asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="patient:x"))
+    assert done.status == po.COMPLETED and done.trade_no
+    assert pw.balances()["hospital_cash"] - held["hospital_cash"] == done.cash_pay
+
+
+def test_five_wrong_pins_void_the_payment(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay, limit=0)
+    pw.set_pin(pw.w.employee.id, "731946")
+    before = pw.balances()
+    waiting = pw.pay(key="K9")
+    for i in range(4):
+        with pytest.raises(InputError):
+            asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
+    with pytest.raises(Conflict) as exc:
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="111112", actor="p"))
+    assert exc.value.code == "pin_attempts_exhausted"
+    got = order(pw, waiting.id)
+    assert (got.status, got.void_reason, got.pin_attempts) == (po.VOIDED, po.PIN_EXHAUSTED, 5)
+    assert pw.balances() == before
+    with pytest.raises(Conflict):  # the right PIN now is too late
+        asyncio.run(confirmation.confirm(pw.ctx(), order_id=waiting.id, payer_id=pw.w.employee.id, pin="731946", actor="p"))
+
+
+def test_the_holder_declines_and_an_unconfirmed_payment_expires(db, keyring, wxpay, clock):
+    pw = payment_world(db, keyring, wxpay, limit=0)
+    before = pw.balances()
+    first = pw.pay(key="K10")
+    declined = db.run(lambda c: confirmation.decline(c, clock(), order_id=first.id, payer_id=pw.w.employee.id, actor="p"))
+    assert (declined.status, declined.void_reason) == (po.VOIDED, po.HOLDER_DECLINED)
+    assert pw.balances() == before
+    second = pw.pay(key="K11")
+    clock.advance(minutes=11)
+    report = asyncio.run(recovery.recover(pw.ctx()))
+    assert report.orders == {second.id: po.VOIDED}
+    assert order(pw, second.id).void_reason == po.CONFIRMATION_EXPIRED
+    assert pw.balances() == before
+
+
+def test_a_guardian_pays_the_cash_for_a_linked_child_from_their_own_binding(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay)
+    guardian = pw.w.employee
+    child = enrol_child(db, keyring, guardian.id)
+    active_card(db, keyring, child.id, card_no="CHILD0001")
+    link_child(db, keyring, guardian.id)
+    code = pw.code(holder_id=guardian.id, person_id=child.id)
+    done = pw.pay(key="K12", code=code)
+    assert (done.status, done.person_id, done.payer_id) == (po.COMPLETED, child.id, guardian.id)
+    assert done.cash_pay > 0 and done.payment_institution_id == pw.pi_id
+
+
+def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, keyring, wxpay):
+    import threading
+
+    pw = payment_world(db, keyring, wxpay)
+    pw.pay(key="K13")  # the agreement exists
+    code = pw.code()
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def copy() -> None:
+        barrier.wait()
+        try:
+            results.append(pw.pay(key="K14", code=code))
+        except Exception as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=copy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 2
+    assert results[0].id == results[1].id and {r.status for r in results} == {po.COMPLETED}
+    assert wxpay.runtime.books.trades[results[0].id].status == "succeeded"
+    assert pw.balances()["pending"] == 0
+
+
+def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, keyring, wxpay):
+    from sqlalchemy import select
+
+    from yibao.store.tables import payment_orders
+
+    pw = payment_world(db, keyring, wxpay)
+    db.run(lambda c: bindings.unbind(c, db.clock(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
+    before = pw.balances()
+    code = pw.code()
+    with pytest.raises(Conflict) as exc:
+        pw.pay(key="K15", code=code)
+    assert exc.value.code == "no_default_binding"
+    row = db.run(lambda c: c.execute(select(payment_orders).where(payment_orders.c.request_key == "K15")).one(), write=False)
+    assert (row.status, row.void_reason, row.setl_id) == (po.VOIDED, po.NO_CHANNEL, None)
+    assert pw.balances() == before
+    with pytest.raises(YibaoError) as used:
+        pw.pay(key="K16", code=code)
+    assert used.value.code == "paycode_used"

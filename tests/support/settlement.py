@@ -1,0 +1,35 @@
+"""Settlement through the services for tests: a visit opened with fee lines, settled; a person's balance and accumulators."""
+
+from __future__ import annotations
+
+from yibao.domain.ledger import person_account
+from yibao.services.books import accumulators, ledger
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+
+LINES = [
+    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
+    {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
+     "price_cap": "10.00", "prescription": True, "prescriber": "D0042"},
+    {"feedetl_sn": "3", "code": "C900", "name": "保健品", "class": "C", "unit_price": "50.00", "quantity": "1"},
+]
+
+
+def open_with_lines(db, inst, person_id, kind="outpatient", lines=LINES):
+    now = db.clock()
+    v = db.run(lambda c: visits.open_visit(c, now, institution=inst, person_id=person_id, kind=kind))
+    db.run(lambda c: visits.upload_lines(c, now, institution=inst, visit_id=v.id, items=lines))
+    return v
+
+
+def settle(db, inst, visit_id, msgid, use=True, **kw):
+    return db.run(lambda c: settlement.settle(c, db.clock(), institution=inst, visit_id=visit_id, msgid=msgid,
+                                              account=AccountRequest(use=use, **kw), actor="test"))
+
+
+def balance(db, person_id):
+    return db.run(lambda c: ledger.balance(c, person_account(person_id)), write=False)
+
+
+def acc(db, person_id):
+    return db.run(lambda c: accumulators.read(c, person_id, 2026), write=False)
