@@ -64,7 +64,7 @@ def load(src: Path = SRC) -> dict[str, Module]:
 def _type_checking_nodes(tree: ast.AST) -> set[int]:
     skip: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
             for inner in node.body:
                 skip.update(id(n) for n in ast.walk(inner))
     return skip
@@ -76,20 +76,30 @@ def _resolve(name: str, mods: dict[str, Module]) -> str | None:
     return name or None
 
 
+_FACTORY = re.compile(r"^(yibao(?:\.\w+)*):\w+$")  # "yibao.app:app_from_env": a module named to be imported by a server
+
+
+def _relative(m: Module, level: int, module: str | None) -> str:
+    here = m.name.split(".") if m.is_package else m.name.split(".")[:-1]
+    here = here[: len(here) - (level - 1)]
+    return ".".join(here + ([module] if module else []))
+
+
 def _imports(m: Module, mods: dict[str, Module]) -> set[str]:
     skip = _type_checking_nodes(m.tree)
     found: set[str] = set()
     for node in ast.walk(m.tree):
         if id(node) in skip:
             continue
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and _call_name(node) in ("import_module", "__import__") and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            targets = [node.args[0].value]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _FACTORY.match(node.value):
+            targets = [_FACTORY.match(node.value).group(1)]
+        elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                here = m.name.split(".") if m.is_package else m.name.split(".")[:-1]
-                here = here[: len(here) - (node.level - 1)]
-                base = ".".join(here + ([base] if base else []))
+            base = _relative(m, node.level, node.module) if node.level else node.module or ""
             # `from pkg import mod` imports pkg.mod; `from mod import name` imports mod.
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
         else:
@@ -100,6 +110,11 @@ def _imports(m: Module, mods: dict[str, Module]) -> set[str]:
                 if resolved and resolved != m.name:
                     found.add(resolved)
     return found
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
 
 
 def cycles(mods: dict[str, Module]) -> list[list[str]]:
@@ -186,7 +201,9 @@ def layout_breaches(src: Path = SRC) -> list[str]:
 
 # ---- table ownership -------------------------------------------------------------------------------
 
-_SQL_WRITE = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([a-z_][a-z0-9_]*)", re.I)
+_SQL_WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE(?:\s+ONLY)?|DELETE\s+FROM(?:\s+ONLY)?|TRUNCATE(?:\s+TABLE)?(?:\s+ONLY)?|"
+                        r"REPLACE\s+INTO|MERGE\s+INTO)\s+(?:\"?\w+\"?\.)?\"?([a-z_][a-z0-9_]*)\"?", re.I)
+_WRITE_FUNCS = {"insert", "update", "delete", "insert_ignore"}  # sqlalchemy's (any dialect's) and store/upsert.py's
 
 
 def table_owners(src: Path = SRC) -> dict[str, str]:
@@ -194,7 +211,7 @@ def table_owners(src: Path = SRC) -> dict[str, str]:
     tree = ast.parse((src / PKG / "store" / "tables.py").read_text(encoding="utf-8"))
     owners: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Table" and node.args:
+        if isinstance(node, ast.Call) and _call_name(node) == "Table" and node.args:
             name = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
             owner = None
             for kw in node.keywords:
@@ -207,44 +224,89 @@ def table_owners(src: Path = SRC) -> dict[str, str]:
     return owners
 
 
-def _writes(m: Module, table_names: set[str]) -> set[str]:
-    """Tables this module inserts into, updates or deletes from (SQLAlchemy Core or SQL text)."""
-    alias: dict[str, str] = {}
-    module_alias: set[str] = set()
+def _writes(m: Module, table_names: set[str]) -> tuple[set[str], list[str]]:
+    """Tables this module inserts into, updates, deletes from or truncates — through SQLAlchemy (any name the
+    table or the write function is reached by) or SQL text (plain, f-string, concatenated) — and the ways of
+    reaching tables this checker cannot follow, reported as breaches themselves."""
+    TABLES = "yibao.store.tables"
+    alias: dict[str, str] = {}  # local name -> table
+    modules: set[str] = set()  # local names bound to the tables module ("" for the dotted yibao.store.tables)
+    writers = set(_WRITE_FUNCS)  # local names of write functions (insert as ins, pg_insert …)
+    opaque: list[str] = []
     for node in ast.walk(m.tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "yibao.store.tables":
+        if isinstance(node, ast.ImportFrom):
+            base = _relative(m, node.level, node.module) if node.level else node.module or ""
             for a in node.names:
-                if a.name in table_names:
+                if base == TABLES and a.name == "*":
+                    opaque.append(f"{m.name} imports every table with *: import tables by name")
+                elif base == TABLES and a.name in table_names:
                     alias[a.asname or a.name] = a.name
-        if isinstance(node, ast.ImportFrom) and node.module == "yibao.store":
-            module_alias.update(a.asname or a.name for a in node.names if a.name == "tables")
+                elif base == "yibao.store" and a.name == "tables":
+                    modules.add(a.asname or a.name)
+                elif a.name in _WRITE_FUNCS and base.startswith(("sqlalchemy", "yibao.store")):
+                    writers.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == TABLES:
+                    modules.add(a.asname or "")
 
     def table_of(node: ast.AST) -> str | None:
         if isinstance(node, ast.Name) and node.id in alias:
             return alias[node.id]
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in module_alias:
-            return node.attr if node.attr in table_names else None
+        if isinstance(node, ast.Attribute) and node.attr in table_names:
+            owner = ast.unparse(node.value)
+            if owner in modules or ("" in modules and owner == TABLES):
+                return node.attr
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "tables":
+            key = node.slice
+            if isinstance(key, ast.Constant) and key.value in table_names:
+                return key.value  # metadata.tables["transfers"]
+        return None
+
+    for node in ast.walk(m.tree):  # X = T: X is the table too (to a fixed point: X = T; Y = X)
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            found_table = table_of(node.value)
+            if found_table:
+                alias[node.targets[0].id] = found_table
+
+    def text_of(node: ast.AST) -> str | None:
+        """The SQL a string expression spells: constants, f-strings (a table's name filled in), concatenations."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.JoinedStr):
+            parts = []
+            for v in node.values:
+                if isinstance(v, ast.Constant):
+                    parts.append(str(v.value))
+                else:
+                    inner = v.value if isinstance(v, ast.FormattedValue) else v
+                    named = table_of(inner.value) if isinstance(inner, ast.Attribute) and inner.attr == "name" else table_of(inner)
+                    parts.append(named or "{}")
+            return "".join(parts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = text_of(node.left), text_of(node.right)
+            return left + right if left is not None and right is not None else None
         return None
 
     found: set[str] = set()
     for node in ast.walk(m.tree):
         if isinstance(node, ast.Call):
-            f = node.func
-            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-            if name in ("insert", "update", "delete", "insert_ignore"):
-                for arg in node.args[:2]:  # insert(T) / insert_ignore(conn, T, …) / dialect.insert(T)
-                    t = table_of(arg)
-                    if t:
-                        found.add(t)
-                if isinstance(f, ast.Attribute):  # T.insert() / T.update() / T.delete()
-                    t = table_of(f.value)
-                    if t:
-                        found.add(t)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            for match in _SQL_WRITE.finditer(node.value):
+            name = _call_name(node)
+            if name in writers:
+                for arg in [*node.args, *(k.value for k in node.keywords)]:  # insert(T), insert_ignore(conn, table=T), dialect.insert(T)
+                    hit = table_of(arg)
+                    if hit:
+                        found.add(hit)
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("insert", "update", "delete"):  # T.insert() …
+                hit = table_of(node.func.value)
+                if hit:
+                    found.add(hit)
+        sql = text_of(node) if isinstance(node, (ast.Constant, ast.JoinedStr, ast.BinOp)) else None
+        if sql:
+            for match in _SQL_WRITE.finditer(sql):
                 if match.group(1) in table_names:
                     found.add(match.group(1))
-    return found
+    return found, opaque
 
 
 def ownership_breaches(mods: dict[str, Module], src: Path = SRC) -> list[str]:
@@ -253,7 +315,9 @@ def ownership_breaches(mods: dict[str, Module], src: Path = SRC) -> list[str]:
     for m in mods.values():
         if _within(m.name, "yibao.store"):
             continue  # migrations and the store's own helpers
-        for t in sorted(_writes(m, set(owners))):
+        written, opaque = _writes(m, set(owners))
+        out += opaque
+        for t in sorted(written):
             owner = f"{PKG}.{owners[t]}" if owners[t] else ""
             if owner and not _within(m.name, owner):
                 out.append(f"table {t} is written only by {owners[t]}: {m.name} writes it")

@@ -77,3 +77,38 @@ def test_imports_under_type_checking_are_not_circles(checker, tmp_path):
     files = {"services/books/a.py": "from yibao.services.books import b\n",
              "services/books/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from yibao.services.books import a\n"}
     assert checker.breaches(_tree(tmp_path, {**CLEAN, **files})) == []
+
+
+V = "services/care/visits.py"
+# Ways to break a rule that a first version of the checker did not see (found by trying to fool it).
+DISGUISED = {
+    "update only": {V: 'from sqlalchemy import text\ndef f(c):\n    c.execute(text("UPDATE ONLY transfers SET amount = 0"))\n'},
+    "quoted name": {V: 'from sqlalchemy import text\ndef f(c):\n    c.execute(text(\'UPDATE "transfers" SET amount = 0\'))\n'},
+    "schema-qualified": {V: 'from sqlalchemy import text\ndef f(c):\n    c.execute(text("DELETE FROM public.transfers"))\n'},
+    "insert or ignore": {V: 'from sqlalchemy import text\ndef f(c):\n    c.execute(text("INSERT OR IGNORE INTO transfers (id) VALUES (1)"))\n'},
+    "f-string": {V: 'from yibao.store.tables import transfers as T\ndef f(c):\n    c.execute(f"DELETE FROM {T.name}")\n'},
+    "concatenation": {V: 'def f(c):\n    c.execute("DELETE FROM " + "transfers")\n'},
+    "truncate": {V: 'def f(c):\n    c.execute("TRUNCATE transfers")\n'},
+    "insert under another name": {V: 'from sqlalchemy import insert as ins\nfrom yibao.store.tables import transfers as T\n'
+                                     'def f(c):\n    c.execute(ins(T).values(id=1))\n'},
+    "a dialect's insert": {V: 'from sqlalchemy.dialects.postgresql import insert as pg_insert\nfrom yibao.store.tables import transfers as T\n'
+                              'def f(c):\n    c.execute(pg_insert(T).values(id=1).on_conflict_do_nothing())\n'},
+    "star import": {V: 'from yibao.store.tables import *\ndef f(c):\n    c.execute(transfers.delete())\n'},
+    "module alias": {V: 'import yibao.store.tables as tables\ndef f(c):\n    c.execute(tables.transfers.update())\n'},
+    "dotted name": {V: 'import yibao.store.tables\ndef f(c):\n    c.execute(yibao.store.tables.transfers.delete())\n'},
+    "relative import": {V: 'from ...store.tables import transfers as T\ndef f(c):\n    c.execute(T.delete())\n'},
+    "rebound name": {V: 'from yibao.store.tables import transfers as T\nX = T\ndef f(c):\n    c.execute(X.delete())\n'},
+    "metadata lookup": {V: 'from yibao.store.tables import metadata\ndef f(c):\n    c.execute(metadata.tables["transfers"].delete())\n'},
+    "keyword argument": {V: 'from yibao.store.upsert import insert_ignore\nfrom yibao.store.tables import transfers as T\n'
+                            'def f(c):\n    insert_ignore(c, table=T, values={})\n'},
+    "sa.Table without an owner": {"store/tables.py": 'import sqlalchemy as sa\ntransfers = sa.Table("transfers", metadata)\n'},
+    "import_module": {"web/page.py": 'import importlib\ndemo = importlib.import_module("yibao.sandbox")\n'},
+    "if not TYPE_CHECKING": {"services/books/audit.py": 'from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    from yibao.api import deps\n'},
+    "a factory string": {"runtime/__init__.py": "", "runtime/server.py": 'FACTORY = "yibao.app:app_from_env"\n'},
+}
+
+
+@pytest.mark.parametrize("how", sorted(DISGUISED))
+def test_a_disguised_breach_is_still_caught(checker, tmp_path, how):
+    files = {**CLEAN, "services/care/__init__.py": "", **DISGUISED[how]}
+    assert checker.breaches(_tree(tmp_path, files)) != [], how

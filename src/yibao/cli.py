@@ -279,7 +279,7 @@ def serve(
     db.dispose()
     from yibao.runtime.server import serve as run_server
 
-    run_server(host, port, workers)
+    run_server(host, port, workers, "yibao.app:app_from_env")  # the composition root builds each worker's app
 
 
 @app.command("sandbox")

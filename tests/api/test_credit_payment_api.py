@@ -110,3 +110,48 @@ def test_recovery_asks_credit_resolve_for_a_credit_payment_in_doubt(db, keyring,
     assert report.orders == {r.json()["payment_id"]: "voided"}  # the bank never saw it: nothing was lent
     assert _books(db, cw) == before and balanced(db)
     assert db.run(lambda c: credit_reservations.reservation(c, r.json()["payment_id"]), write=False).state == "failed"
+
+
+def _disconnect(db) -> None:  # noqa: ANN001
+    from sqlalchemy import delete
+
+    from yibao.store.tables import channel_configs
+
+    db.run(lambda c: c.execute(delete(channel_configs).where(channel_configs.c.payment_institution_id == BANK)))
+
+
+def test_a_credit_payment_to_a_bank_the_platform_does_not_reach_is_voided_and_holds_nothing(db, keyring, setup, bank):
+    """The bank's connector configuration is gone: nothing is asked of the bank or held on the line — the payment
+    is voided at once (not left in doubt for recovery that could never ask anyone)."""
+    cw, client = setup
+    before = _books(db, cw)
+    _disconnect(db)
+    calls = bank.runtime.books.calls
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert (r.status_code, r.json()["status"]) == (200, "voided"), r.text
+    assert bank.runtime.books.calls == calls and _books(db, cw) == before and balanced(db)
+    with pytest.raises(Exception, match="no credit reservation"):
+        db.run(lambda c: credit_reservations.reservation(c, r.json()["payment_id"]), write=False)
+
+
+def test_recovery_leaves_a_credit_payment_in_doubt_while_its_bank_cannot_be_asked(db, keyring, setup, bank, clock):
+    """A reservation was made, the answer lost, then the bank's configuration removed: only the bank knows — the
+    order stays in doubt (never voided on a guess) until the bank is reached again; then recovery ends it."""
+    import asyncio
+
+    from tests.support.credit import connect
+
+    cw, client = setup
+    before = _books(db, cw)
+    bank.runtime.set_knobs(server_error_rate=1.0)
+    r = _pay(db, keyring, cw, client, pay_by="credit")
+    assert (r.status_code, r.json()["status"]) == (202, "cash_unknown"), r.text
+    bank.runtime.set_knobs(server_error_rate=0.0)
+    _disconnect(db)
+    clock.advance(minutes=2)
+    report = asyncio.run(recovery.recover(Context.for_database(db, keyring)))
+    assert report.orders == {r.json()["payment_id"]: "cash_unknown"}
+    connect(db, keyring, BANK, bank.channel)
+    clock.advance(minutes=2)
+    report = asyncio.run(recovery.recover(Context.for_database(db, keyring)))
+    assert report.orders == {r.json()["payment_id"]: "voided"} and _books(db, cw) == before and balanced(db)

@@ -58,3 +58,22 @@ def test_name_number_and_face_open_a_session_and_failures_lock(api, db, keyring,
     db.clock.advance(minutes=11)  # the window passes
     assert _login(api).status_code == 201
     assert api.login("13800000001")  # the SMS code was never locked
+
+
+def test_without_a_face_verifier_nothing_is_checked_counted_or_audited(db, keyring, monkeypatch):
+    """No verifier configured: 503 for every attempt, right or wrong name alike — the answer must not tell whether a
+    name belongs to an ID number, and nothing is counted toward a lock-out or written to the audit log."""
+    from starlette.testclient import TestClient
+
+    from yibao.app import create_app
+    from yibao.store.tables import audit_log
+
+    monkeypatch.delenv("YIBAO_FACE_URL", raising=False)
+    seed(db, keyring)
+    before = db.run(lambda c: c.execute(select(func.count()).select_from(audit_log)).scalar(), write=False)
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
+        answers = [client.post(URL, json={"id_number": id_number_of(1), "name": name, "capture": capture("张伟", day=2),
+                                          "liveness": {"method": "structured_light", "score": 0.97}}) for name in (name_of(1), "王五", "王五", "王五", name_of(1))]
+    assert {(r.status_code, r.json()["error"]["code"]) for r in answers} == {(503, "face_verifier_not_configured")}
+    assert db.run(lambda c: c.execute(select(func.count()).select_from(face_logins)).scalar(), write=False) == 0
+    assert db.run(lambda c: c.execute(select(func.count()).select_from(audit_log)).scalar(), write=False) == before

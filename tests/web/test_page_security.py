@@ -176,3 +176,37 @@ def test_a_failed_real_name_log_in_gives_the_name_back_but_not_the_id_number(sit
     assert r.url.path == "/app/login"
     assert 'value="王大锤"' in r.text and "440304198801011234" not in r.text
 
+
+
+def _presettled_visit(site, db) -> tuple[str, str]:  # noqa: ANN001
+    world, client = site
+    from yibao.services.payments import paycodes
+
+    code = db.run(lambda c: paycodes.issue(c, site_keyring(client), db.clock(), holder_id=world.employee.id, actor="test")).code
+    client.post("/cashier/sessions", data={**tokens(client.get("/cashier/login").text), "credential": world.hospital_credential})
+    visit = client.post("/cashier/scan", data={**tokens(client.get("/cashier").text), "code": code, "kind": "outpatient"})
+    base = str(visit.url).split("?")[0]
+    client.post(base + "/sample-lines", data={**tokens(visit.text), "account": "self"})
+    return base, client.get(str(visit.url) + "&presettle=1").text
+
+
+@pytest.mark.parametrize("payer", ["440300NOSUCH0000", "OTHER"])
+def test_face_payment_answers_an_unknown_and_an_unlinked_payer_alike(site, db, payer):
+    """A cashier cannot tell from the answer whether a person number exists: both are 'not a linked guardian'."""
+    world, client = site
+    base, page = _presettled_visit(site, db)
+    payer_id = world.retiree.id if payer == "OTHER" else payer
+    r = client.post(base + "/face", data={**tokens(page), "sample": "same", "face_payer": payer_id, "account": "self"})
+    assert flash(r.text) == "付款人不是该参保人已关联的监护人"
+
+
+def test_face_payment_says_the_lock_out_before_looking_at_the_sample(site, db):
+    from yibao.store.tables import face_attempts as FA
+
+    world, client = site
+    now = db.clock()
+    db.run(lambda c: [c.execute(FA.insert().values(region=world.hospital.region, person_id=world.employee.id, institution_id=world.hospital.id,
+                                                   terminal_id="t", outcome="face_mismatch", created_at=now)) for _ in range(3)])
+    base, page = _presettled_visit(site, db)
+    r = client.post(base + "/face", data={**tokens(page), "sample": "not-a-sample", "face_payer": "", "account": "self"})
+    assert flash(r.text).startswith("刷脸失败已达3次")

@@ -31,7 +31,8 @@ def _run_worker(sock: socket.socket, factory: str) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve(host: str, port: int, workers: int, factory: str = "yibao.app:app_from_env") -> None:
+def serve(host: str, port: int, workers: int, factory: str) -> None:
+    """Serve the app ``factory`` ("module:function", called once per worker process) on host:port."""
     sock = _listener(host, port)
     if workers == 1 or not hasattr(os, "fork"):
         _run_worker(sock, factory)

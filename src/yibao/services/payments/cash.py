@@ -59,7 +59,7 @@ class Agreement:
 
 @dataclass(frozen=True)
 class CashRoute:
-    config: Any  # channel_registry.ChannelConfig
+    config: Any  # connectors.ChannelConfig
     agreement: Agreement
 
 

@@ -304,7 +304,7 @@ def scanned(conn: Connection, now: datetime, *, paycode_id: int, institution: In
     """A code this institution scanned a little earlier, to pay with it once (一码支付 of the visit it opened).
 
     The row is locked: two payments racing for one scan are serialised, and the second finds the first's
-    order (payments.start_onecode). Raises: unknown here, not scanned (used) here, too old."""
+    order (onecode.start). Raises: unknown here, not scanned (used) here, too old."""
     row = conn.execute(select(PC).where(PC.c.id == paycode_id).with_for_update()).first()
     if row is None or row.institution_id != institution.id or row.status != "used":
         raise NotFound("paycode_id", "scan_unknown", "本机构没有这次扫码记录，请重新扫描参保人出示的医保码",
