@@ -90,11 +90,11 @@ def lookup(k: Key) -> Callable[[Connection], Answer | None]:
     """A read: the stored answer for the key, if there is one (another request under the key is refused)."""
     def read(conn: Connection) -> Answer | None:
         row = _GET(conn, k.ids).first()
-        if row is None or row.status_code == 0:
-            if row is not None and row.request_hash != k.digest:
-                raise k.reused()
+        if row is None:
             return None
-        return _stored(conn, k)
+        if row.request_hash != k.digest:
+            raise k.reused()
+        return None if row.status_code == 0 else Answer(int(row.status_code), row.body, True)  # a twin still running: not yet
     return read
 
 

@@ -57,6 +57,7 @@ class Agreement:
     holder_token: str
     limit_fen: int
 
+
 @dataclass(frozen=True)
 class CashRoute:
     config: Any  # connectors.ChannelConfig

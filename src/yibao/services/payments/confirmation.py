@@ -35,6 +35,7 @@ def payer_order(conn: Connection, order_id: str, payer_id: str, *, lock: bool = 
         raise NotFound("payment_id", "not_found", "支付单不存在", "payment not found")
     return order
 
+
 _ENDED_ZH = {po.COMPLETED: "已支付完成", po.VOIDED: "已撤销", po.CASH_REQUESTED: "正在扣款", po.CASH_UNKNOWN: "结果确认中",
              po.REFUNDING: "退款中", po.PARTIALLY_REFUNDED: "已部分退款", po.REFUNDED: "已全额退款"}
 

@@ -21,7 +21,6 @@ from yibao.services.payments.orders import Order
 log = logging.getLogger("yibao.payments")
 
 CASH_GRACE = timedelta(seconds=60)  # an in-flight request (timeout ≤ 60 s) has finished by then; recovery queries after it
-
 HELD_GRACE = timedelta(seconds=60)  # a held order not sent on within this is abandoned
 
 
