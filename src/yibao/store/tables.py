@@ -129,6 +129,22 @@ cards = Table(
     info={"owner": "services.people"},
 )
 
+person_lookups = Table(  # every look-up of a person by a number at an institution: its throttle and the enumeration watch
+    "person_lookups", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),  # the institution's
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("credential_type", String(10), nullable=False),  # id_number | card | ecard | card_pin (a card read with its PIN)
+    Column("outcome", String(10), nullable=False),  # found | not_found | wrong_pin
+    Column("number_hash", String(64), nullable=False),  # keyed hash of the number looked up (never the number)
+    Column("block_hash", String(64), nullable=False),  # keyed hash of its block (all but the last digits): neighbours share it
+    Column("alert", Boolean, nullable=False),  # this look-up raised the enumeration alert (pii.lookup_enumeration)
+    _created(),
+    info={"owner": "services.people"},
+)
+
+Index("ix_person_lookups_recent", person_lookups.c.institution_id, person_lookups.c.created_at)
+
 card_events = Table(
     "card_events", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -340,6 +356,28 @@ messages = Table(  # message ids of money-changing requests: a settle and a reve
     _created(),
     info={"owner": "services.care"},
 )
+
+presences = Table(  # a credential an account's owner presented at an institution: the one settlement that debits the account uses it
+    "presences", metadata,
+    Column("id", String(24), primary_key=True),
+    _region(),  # the institution's
+    Column("kind", String(10), nullable=False),  # paycode | face | card_pin | app | rebill (services/care/presence.py)
+    Column("credential_id", String(60), nullable=False),  # the scanned code's row, the face authorization, the card read, the order …
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("visit_id", String(30), ForeignKey("visits.id")),  # presented for this visit, or bound to the first visit it pays
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),  # whom the credential names (a child, for her code)
+    Column("owner_id", String(24), ForeignKey("persons.id"), nullable=False),  # who presented it (a guardian showing the child's code)
+    Column("terminal_id", String(40)),
+    Column("status", String(8), nullable=False),  # live | used
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    Column("setl_id", String(30)),  # the settlement that used it
+    _created(),
+    UniqueConstraint("kind", "credential_id"),  # one presence per credential shown
+    info={"owner": "services.care"},
+)
+
+Index("ix_presences_live", presences.c.institution_id, presences.c.status, presences.c.expires_at)
 
 accumulators = Table(
     "accumulators", metadata,
