@@ -40,7 +40,7 @@ from yibao.formats.national import settlement_document
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for
 from yibao.services.books import accumulators, audit, ledger
-from yibao.services.care import visits
+from yibao.services.care import presence, visits
 from yibao.services.people import families
 from yibao.services.people import persons as people
 from yibao.store.db import Retry
@@ -179,17 +179,40 @@ def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: _Pat
     return doc
 
 
-def presettle(conn: Connection, *, institution: Institution, visit_id: str, account: AccountRequest) -> dict[str, Any]:
-    """Price the visit as it stands (2206); nothing is stored and no money moves."""
+def _owner(visit: visits.Visit, req: AccountRequest) -> str:
+    """Whose personal account the request would debit (asked before anything about that account is read)."""
+    if req.payer == "self":
+        return visit.person_id
+    if req.payer_person_id is None:
+        raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
+    return req.payer_person_id
+
+
+def presettle(conn: Connection, now: datetime | None = None, *, institution: Institution, visit_id: str, account: AccountRequest,
+              holder_present: bool = False) -> dict[str, Any]:
+    """Price the visit as it stands (2206); nothing is stored and no money moves.
+
+    With the account, the answer shows the account's share and balance: only once its owner has presented a
+    credential for this visit here (services/care/presence.py; looked at, not used) — or ``holder_present``, the
+    owner's own view in the app (a bill's preview). ``now`` is needed then."""
     visit = visits.get(conn, institution.id, visit_id)
     _check_settleable(visit)
+    if account.use and not holder_present:  # nothing about the account is read before its owner is present
+        if now is None:
+            raise ValueError("a pre-settlement with the account needs the time, to look for its owner's presence")
+        if presence.covered(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=_owner(visit, account)) is None:
+            raise presence.required()
     s, _, patient = _price(conn, visit, account, institution.level, lock=False)
     return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
 
 
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
-           actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True) -> dict[str, Any]:
+           actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True,
+           presence_id: str | None = None) -> dict[str, Any]:
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
+
+    With the account (``account.use``), a credential the account's owner presented here for this visit is used
+    up in this unit (`presence.claim`; ``presence_id``: that one), else `403 presence_required` and nothing is written.
 
     ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
     pending transfer (expiring after ``hold_timeout``), the year's totals are reserved, the visit is
@@ -211,8 +234,12 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     _check_settleable(visit)
     if not pending:  # a payment order's hold (pending) is the bill being paid; anything else must wait for its withdrawal
         visits.refuse_if_billed(conn, visit_id)
-    s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
     setl_id = f"S{now:%Y%m%d}{secrets.token_hex(6).upper()}"
+    # Nobody moves a holder's money without the holder: a credential the account's owner presented here for this visit,
+    # used up in this unit — before anything about the account is read.
+    present = presence.claim(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=_owner(visit, account),
+                             setl_id=setl_id, presence_id=presence_id) if account.use else None
+    s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
     if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:
         raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
 
@@ -257,7 +284,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     audit.append(conn, region=visit.region, actor=actor, action="settlement.hold" if pending else "settlement.settle", subject=setl_id, detail={
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
         "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,
-        "policy": s.policy_version, "msgid": msgid}, now=now)
+        "policy": s.policy_version, "msgid": msgid, "presence": f"{present.kind}:{present.id}" if present else None}, now=now)
     return doc
 
 
