@@ -26,7 +26,7 @@ from yibao.domain.money import format_yuan
 from yibao.services import Context
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
-from yibao.services.care import settlement, visits
+from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import cash as cash_leg
@@ -84,7 +84,8 @@ def preview(conn: Connection, order: Order, payer_id: str, use_account: bool) ->
     """The split as it would be now (pre-settlement, stored nowhere), in yuan: the fund by layer too."""
     inst = institutions.get(conn, order.institution_id)
     assert inst is not None
-    doc = settlement.presettle(conn, institution=inst, visit_id=order.visit_id, account=account_request(order, payer_id, use_account))
+    doc = settlement.presettle(conn, institution=inst, visit_id=order.visit_id, account=account_request(order, payer_id, use_account),
+                               holder_present=True)  # the holder's (or guardian's) own view, in the app
     return {k: doc[k] for k in ("medfee_sumamt", "hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "fund_pay_sumamt", "acct_pay",
                                 "acct_mulaid_pay", "psn_cash_pay", "account_refusal") if k in doc}
 
@@ -159,8 +160,11 @@ def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
     assert inst is not None
     if order.payer_id != holder_id:
         conn.execute(update(O).where(O.c.id == order.id).values(payer_id=holder_id))
+    # Paying in the app is the holder's own act: their presence for this visit, used by this hold (services/care/presence.py).
+    present = presence.record(conn, now, kind="app", credential_id=order.id, institution=inst, person_id=order.person_id,
+                              owner_id=holder_id, ttl=presence.APP_TTL, visit_id=order.visit_id) if use_account else None
     held = payments.hold(conn, now, order_id=order.id, institution=inst, use_account=use_account, actor=actor, pi_id=pi_id,
-                         holder_present=True, pin_verified=pin_verified, pay_by=pay_by)
+                         holder_present=True, pin_verified=pin_verified, pay_by=pay_by, presence_id=present.id if present else None)
     if expected is not None and (held.account_pay, held.cash_pay) != (expected.account, expected.cash):
         raise Conflict("expected_cash", "bill_amount_changed",
                        f"账单金额已变化：个人账户支付¥{format_yuan(held.account_pay)}，个人现金支付¥{format_yuan(held.cash_pay)}，请核对后重新支付",

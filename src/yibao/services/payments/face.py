@@ -38,7 +38,7 @@ from yibao.services import Context
 from yibao.services.access import attempts
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
-from yibao.services.care import visits
+from yibao.services.care import presence, visits
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
@@ -157,6 +157,9 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
     insert_ignore(conn, AU, dict(id=auth.id, region=institution.region, person_id=auth.person_id, holder_id=auth.holder_id,
                                  relation=auth.relation, institution_id=auth.institution_id, terminal_id=terminal_id or "",
                                  status="live", expires_at=auth.expires_at, used_at=None, created_at=now))
+    # The verified face is its owner's presence here, as long as the authorization lives (services/care/presence.py).
+    presence.record(conn, now, kind="face", credential_id=auth.id, institution=institution, person_id=auth.person_id,
+                    owner_id=auth.holder_id, ttl=AUTHORIZATION_TTL, terminal_id=terminal_id)
     return auth
 
 
@@ -171,6 +174,14 @@ def consume(conn: Connection, now: datetime, *, authorization_id: str, instituti
         if row.status == "used":
             raise Conflict("face_authorization", "face_authorization_used", "该刷脸授权已使用", "this face authorization was already used")
         raise Conflict("face_authorization", "face_authorization_expired", "刷脸授权已过期，请重新刷脸", "the face authorization expired; scan the face again")
+    # Its presence, locked before the audit entry below (a settlement takes a presence, then the audit head): used up by
+    # a settlement at the counter, the authorization pays nothing more (this unit rolls back, the authorization with it).
+    try:
+        presence.take(conn, now, kind="face", credential_id=row.id, institution_id=institution.id, field="face_authorization")
+    except Conflict as exc:
+        if exc.code == "presence_used":
+            raise Conflict("face_authorization", "face_authorization_used", "该刷脸授权已使用", "this face authorization was already used") from None
+        raise
     person = people.require(conn, row.person_id)
     audit.append(conn, region=row.region, actor=f"his:{institution.id}", action="face_pay.consume", subject=row.person_id,
                  detail={"authorization": row.id, "holder": row.holder_id}, now=now)
@@ -233,6 +244,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, request_
         raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",
                        "the face authorization is for another person than the visit's")
     visit = payments.visit_for(conn, now, institution, auth.person_id, visit_id, lines)
+    face_presence = presence.of_credential(conn, "face", auth.id)  # taken (locked) by consume
+    assert face_presence is not None
+    presence.bind(conn, now, face_presence, visit_id=visit.id, field="face_authorization")  # the face shown now pays this visit
     return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="face",
                          visit=visit, person_id=auth.person_id, payer_id=auth.holder_id, paycode_id=None,
                          terminal_id=auth.terminal_id, actor=actor)

@@ -16,6 +16,7 @@ from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services import Context
 from yibao.services.agency.institutions import Institution
+from yibao.services.care import presence
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
 from yibao.services.payments import paycodes
@@ -56,7 +57,12 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
         if conn.execute(select(O.c.id).where(O.c.paycode_id == paycode_id)).first() is not None:
             raise Conflict("paycode_id", "paycode_used", "该次扫码已用于一笔支付，请参保人重新出示医保码",
                            "this scan already paid once; scan the code the holder shows now")
+        # The scan's presence, taken before anything is audited (a settlement takes it, then the audit head); used by
+        # a settlement at the counter, or presented for another visit, it pays nothing here.
+        present = presence.take(conn, now, kind="paycode", credential_id=str(paycode_id), institution_id=institution.id, field="paycode_id",
+                                visit_id=visit_id)
         visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+        presence.bind(conn, now, present, visit_id=visit.id, field="paycode_id")
         return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
                              visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
                              terminal_id=terminal_id or consumed.terminal_id, actor=actor)
@@ -68,6 +74,9 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
             return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
     visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
+    scanned_now = presence.get(conn, consumed.presence_id) if consumed.presence_id else None
+    assert scanned_now is not None
+    presence.bind(conn, now, scanned_now, visit_id=visit.id, field="code")  # the code shown now: the holder is present for this visit
     return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
                          visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
                          terminal_id=terminal_id, actor=actor)

@@ -171,7 +171,8 @@ def existing_for(conn: Connection, institution: Institution, request_key: str, r
 
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
-         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel") -> Order:
+         pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel",
+         presence_id: str | None = None) -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
@@ -179,7 +180,10 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
 
     A mobile bill (``billed``) is held the same way when its holder pays it in the app: ``pi_id`` is the
     institution they chose (else their default), and the holder is present (``holder_present``): no
-    password-free limit applies, but cash above 0 needs the PIN checked before (``pin_verified``)."""
+    password-free limit applies, but cash above 0 needs the PIN checked before (``pin_verified``).
+
+    With the account, the settlement uses up the presence its flow bound to the visit (the code scanned, the face
+    verified) or ``presence_id`` (the holder's own act in the app): services/care/presence.py."""
     order = require(conn, order_id, lock=True)
     if order.status not in (po.CREATED, po.BILLED):
         return order
@@ -196,7 +200,7 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
 
         pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
-                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit)
+                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit, presence_id=presence_id)
     s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
     binding = bindings.default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
     if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time

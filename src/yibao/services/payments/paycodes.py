@@ -33,6 +33,7 @@ from yibao.services.access import attempts
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit
+from yibao.services.care import presence, visits
 from yibao.services.people import cards, families
 from yibao.services.people import persons as people
 from yibao.services.people.filings import filed_for
@@ -76,6 +77,7 @@ class Consumed:
     institution_id: str
     terminal_id: str | None
     consumed_at: datetime
+    presence_id: str | None = None  # the holder's presence it stands for here (services/care/presence.py)
 
 
 def _utc(at: datetime) -> datetime:
@@ -223,14 +225,19 @@ def _refuse(conn: Connection, now: datetime, institution: Institution, terminal_
 
 
 def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, institution: Institution, terminal_id: str | None = None,
-            actor: str) -> Consumed | YibaoError:
+            actor: str, visit_id: str | None = None) -> Consumed | YibaoError:
     """Verify and use a scanned code once. Returns who it is for, or the refusal to raise after commit.
 
+    The scan is the holder's presence here (services/care/presence.py: kind ``paycode``, for SCAN_TO_PAY): for
+    ``visit_id`` when it names one of this institution's visits, else for the first visit it pays.
+
     Raises (nothing to record): a code that is not ours in form (`paycode_format`, `paycode_not_medical`),
-    and `too_many_attempts` while the terminal or institution is locked.
+    `too_many_attempts` while the terminal or institution is locked, and a ``visit_id`` that is not this institution's.
     """
     if terminal_id is not None and not terminal_id.strip():
         terminal_id = None
+    if visit_id is not None:
+        visits.get(conn, institution.id, visit_id)  # before the code is used: another institution's visit is "not found"
     try:
         parts: paycode.PaycodeParts | None = paycode.parse(code)
         misread = None
@@ -269,11 +276,13 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
     card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
+    present = presence.record(conn, now, kind="paycode", credential_id=str(row.id), institution=institution, person_id=row.person_id,
+                              owner_id=row.holder_id, ttl=SCAN_TO_PAY, visit_id=visit_id, terminal_id=terminal_id)
     audit.append(conn, region=row.region, actor=actor, action="paycode.consume", subject=row.person_id,
                  detail={"card_id": row.card_id, "counter": counter, "holder": row.holder_id, "institution": institution.id,
-                         "terminal": terminal_id}, now=now)
+                         "terminal": terminal_id, "presence": present.id}, now=now)
     return Consumed(int(row.id), row.person_id, row.card_id, card.kind, row.holder_id, relation, row.region, institution.id,
-                    terminal_id, now)
+                    terminal_id, now, present.id)
 
 
 def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime) -> YibaoError | None:  # noqa: ANN001
@@ -320,14 +329,16 @@ def scanned(conn: Connection, now: datetime, *, paycode_id: int, institution: In
     card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
+    present = presence.of_credential(conn, "paycode", str(row.id))
     return Consumed(int(row.id), row.person_id, row.card_id, card.kind, row.holder_id, relation, row.region, institution.id,
-                    row.terminal_id, ended)
+                    row.terminal_id, ended, present.id if present else None)
 
 
-def recent_scan(conn: Connection, now: datetime, *, institution_id: str, person_id: str) -> tuple[int, datetime] | None:
+def recent_scan(conn: Connection, now: datetime, *, institution_id: str, person_id: str, visit_id: str | None = None) -> tuple[int, datetime] | None:
     """The code for ``person_id`` this institution scanned last, if within SCAN_TO_PAY and it has paid nothing yet:
     (paycode_id, until when it can pay). The cashier console offers it to pay the visit it opened; a newer
-    scan of the same person supersedes it there."""
+    scan of the same person supersedes it there. With ``visit_id``: only if the scan was not presented for
+    another visit (its presence is live and bound to this visit or to none)."""
     from yibao.store.tables import payment_orders as O
 
     row = conn.execute(select(PC.c.id, PC.c.ended_at).where(
@@ -335,6 +346,9 @@ def recent_scan(conn: Connection, now: datetime, *, institution_id: str, person_
         .order_by(PC.c.id.desc()).limit(1)).first()
     if row is None or conn.execute(select(O.c.id).where(O.c.paycode_id == row.id)).first() is not None:
         return None
+    present = presence.of_credential(conn, "paycode", str(row.id))
+    if present is None or present.status != "live" or (visit_id is not None and present.visit_id not in (None, visit_id)):
+        return None  # used by a settlement at the counter, or presented for another visit
     ended = row.ended_at if row.ended_at.tzinfo else row.ended_at.replace(tzinfo=timezone.utc)
     return int(row.id), ended + SCAN_TO_PAY
 
@@ -351,10 +365,12 @@ def consumed_view(conn: Connection, keyring: Keyring, consumed: Consumed) -> dic
     person = people.require(conn, consumed.person_id)
     card = cards.get(conn, consumed.card_id)
     assert card is not None
+    present = presence.get(conn, consumed.presence_id) if consumed.presence_id else None
     return {"paycode_id": consumed.paycode_id, "psn_no": person.id, "psn_name": mask_name(keyring.decrypt(person.name_enc, "name")),
             "insuplc_admdvs": person.region, "insutype": person.insurance_type, "card_id": card.id, "card_kind": card.kind,
             "card_no": mask_card_no(keyring.decrypt(card.card_no_enc, "card_no")), "holder_psn_no": consumed.holder_id,
-            "relation": consumed.relation, "terminal_id": consumed.terminal_id, "consumed_at": iso_utc(consumed.consumed_at)}
+            "relation": consumed.relation, "terminal_id": consumed.terminal_id, "consumed_at": iso_utc(consumed.consumed_at),
+            "presence": presence.view(present) if present else None}
 
 
 def refusals(conn: Connection, institution_id: str, limit: int = 50) -> list[dict]:

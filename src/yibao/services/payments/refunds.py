@@ -37,7 +37,7 @@ from yibao.services import Context
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
-from yibao.services.care import settlement, visits
+from yibao.services.care import presence, settlement, visits
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
@@ -215,6 +215,9 @@ def _rebill(conn: Connection, now: datetime, order: Order, refund: Refund, actor
         if ln["status"] == "active" and ln["feedetl_sn"] not in refund.lines_to_keep:
             visits.revoke_line(conn, institution=inst, visit_id=order.visit_id, feedetl_sn=ln["feedetl_sn"])
     visit = visits.get(conn, order.institution_id, order.visit_id)
+    # The owner was present for this visit when it was paid; the kept items are settled again for less, once.
+    assert order.setl_id is not None
+    presence.carry(conn, now, setl_id=order.setl_id, institution=inst, visit_id=visit.id, credential_id=f"refund:{refund.id}")
     rest = payments.insert_order(conn, now, institution=inst, request_key=f"rebill:{refund.id}", request_hash=refund.id, method=order.method,
                                   visit=visit, person_id=order.person_id, payer_id=order.payer_id, paycode_id=None,
                                   terminal_id=order.terminal_id, actor=actor)

@@ -256,6 +256,12 @@ def issue_ecard(conn: Connection, keyring: Keyring, now: datetime, *, person_id:
     return card
 
 
+def find_active(conn: Connection, keyring: Keyring, card_no: str, kind: str) -> Card | None:
+    """The active card of this kind with this number (found by its keyed hash), if any."""
+    r = conn.execute(select(C).where(C.c.card_no_hash == keyring.lookup_hash(card_no), C.c.kind == kind, C.c.status == "active")).first()
+    return _card(r) if r else None
+
+
 def for_person(conn: Connection, person_id: str) -> list[Card]:
     return [_card(r) for r in conn.execute(select(C).where(C.c.person_id == person_id).order_by(C.c.created_at, C.c.kind.desc(), C.c.id)).all()]
 
