@@ -14,13 +14,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.identity import age_on, parse_id_number
 from yibao.domain.ledger import contributions_account, person_account
 from yibao.domain.policy import INSURANCE_TYPES
+from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
 from yibao.services.agency.regions import ensure_region
 from yibao.services.books import audit, ledger
+from yibao.services.people import lookups
 from yibao.store.tables import persons as P
 
 EMPLOYMENT = ("employed", "retired", "none")
@@ -157,30 +159,40 @@ def masked_view(person: Person, keyring: Keyring) -> dict:
     }
 
 
-def lookup_for_institution(conn: Connection, keyring: Keyring, now: datetime, *, caller: str, region: str,
-                           credential_type: str, credential_no: str) -> dict:
-    """Person lookup by credential (1101): the e-card or card as an identity credential. Audited as PII access."""
+def counter_view(person: Person, keyring: Keyring, card_status: str | None = None) -> dict:
+    """What a counter learns from a look-up, before the person has presented anything: who (masked name, the
+    number to open a visit with), where insured and how, and whether the person and card are in use. Never the
+    account balance, the birth date, the ID number or the phone: the balance is for after presence (the
+    pre-settlement and settlement with a credential), the rest is not the counter's to know."""
+    from yibao.crypto.pii import mask_name
+
+    return {"psn_no": person.id, "psn_name": mask_name(keyring.decrypt(person.name_enc, "name")), "insuplc_admdvs": person.region,
+            "insutype": person.insurance_type, "status": person.status, "card_status": card_status}
+
+
+def lookup_for_institution(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, actor: str,
+                           credential_type: str, credential_no: str) -> dict | YibaoError:
+    """Person lookup by credential (1101): the e-card, the card or the ID number as an identity credential.
+
+    Throttled per institution and watched for enumeration (services/people/lookups.py). Answers `counter_view`,
+    audited as a PII read; a number that names nobody is *returned* as the refusal (its row must commit: it
+    counts), and the caller raises it. Raises `too_many_lookups` (429) while the institution is throttled."""
+    lookups.throttle(conn, now, institution.id)
     if credential_type == "id_number":
         number, _ = parse_id_number(credential_no, "credential_no")
         person = find_by_id_number(conn, keyring, number)
+        card_status = None
     else:
-        person = find_by_card_no(conn, keyring, credential_no, kind="ecard" if credential_type == "ecard" else "physical")
+        number = credential_no.strip().upper()
+        person = find_by_card_no(conn, keyring, number, kind="ecard" if credential_type == "ecard" else "physical")
+        card_status = "active" if person is not None else None  # only an active card finds anyone
+    lookups.record(conn, keyring, now, institution=institution, credential_type=credential_type, number=number,
+                   outcome="found" if person is not None else "not_found", actor=actor)
     if person is None:
-        raise NotFound("credential_no", "not_found", "未找到该凭证对应的参保人，或卡片不可用", "no insured person holds an active credential like this")
-    view = masked_view(person, keyring)
-    view["balc"] = _balance_text(conn, person.id)
-    audit.append(conn, region=region or person.region, actor=caller, action="pii.lookup", subject=person.id,
+        return NotFound("credential_no", "not_found", "未找到该凭证对应的参保人，或卡片不可用", "no insured person holds an active credential like this")
+    audit.append(conn, region=institution.region, actor=actor, action="pii.lookup", subject=person.id,
                  detail={"credential_type": credential_type}, now=now)
-    return view
-
-
-def _balance_text(conn: Connection, person_id: str) -> str | None:
-    from yibao.domain.money import format_yuan
-
-    account = person_account(person_id)
-    if conn.execute(select(ledger.A.c.id).where(ledger.A.c.id == account)).first() is None:
-        return None
-    return format_yuan(ledger.available(conn, account))
+    return counter_view(person, keyring, card_status)
 
 
 def region_of(conn: Connection, person_id: str) -> str:
