@@ -22,7 +22,7 @@ from yibao.runtime.platform import Platform
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
-from yibao.services.payments import bills, paycodes, refunds
+from yibao.services.payments import bills, card_pin, paycodes, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import face as face_pay
 from yibao.services.payments import onecode as onecode_pay
@@ -37,11 +37,18 @@ def _account(a) -> AccountRequest:  # noqa: ANN001
     return AccountRequest(use=a.use, payer=a.payer, payer_person_id=a.payer_person_id)
 
 
-@router.post("/persons/lookup", summary="人员信息获取 Look up an insured person by credential (1101)")
+@router.post("/persons/lookup", summary="人员信息获取 Look up an insured person by credential (1101): what a counter needs, no balance",
+             responses={429: {"description": "本机构查询过于频繁 Too many look-ups from this institution: Retry-After"}})
 async def lookup(body: CredentialIn, caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Masked name, insured region, insurance type, person and card status — never the balance or the birth date (the
+    balance comes with the pre-settlement once the account's owner has presented a credential). Look-ups are throttled
+    per institution (429) and an enumeration pattern raises an audited alert."""
     now = p.now()
-    return await p.run(lambda c: people.lookup_for_institution(c, p.keyring, now, caller=caller.actor, region=caller.region or "",
-                                                               credential_type=body.credential_type, credential_no=body.credential_no))
+    result = await p.run(lambda c: people.lookup_for_institution(c, p.keyring, now, institution=caller.institution, actor=caller.actor,
+                                                                 credential_type=body.credential_type, credential_no=body.credential_no))
+    if isinstance(result, YibaoError):
+        raise result  # a miss is counted (committed) before it is said
+    return result
 
 
 @router.post("/visits", status_code=201, summary="挂号/入院 Register a visit or admit (2201 / 2401)")
@@ -91,11 +98,14 @@ async def revoke(request: Request, visit_id: str = VisitId, feedetl_sn: str = Pa
 @router.post("/visits/{visit_id}/presettle", summary="预结算 Pre-settle: the split, stored nowhere (2206)")
 async def presettle(body: PresettleIn, visit_id: str = VisitId, caller: Caller = Depends(institution_caller),
                     p: Platform = Depends(platform)) -> dict[str, Any]:
-    return await p.run(lambda c: settlement.presettle(c, institution=caller.institution, visit_id=visit_id, account=_account(body.account)),
-                       write=False)
+    now = p.now()
+    return await p.run(lambda c: settlement.presettle(c, now, institution=caller.institution, visit_id=visit_id,
+                                                      account=_account(body.account)), write=False)
 
 
-@router.post("/visits/{visit_id}/settle", summary="结算 Settle: fund, account and cash in one step (2207)")
+@router.post("/visits/{visit_id}/settle", summary="结算 Settle: fund, account and cash in one step (2207)",
+             responses={403: {"description": "presence_required: the account is used and its owner has presented no credential here "
+                                             "for this visit (scan the code, a face authorization, the card with its PIN)"}})
 async def settle(body: SettleIn, request: Request, visit_id: str = VisitId, key: str = IdempotencyKey,
                  caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
@@ -131,6 +141,8 @@ async def reversal(body: ReversalIn, request: Request, key: str = IdempotencyKey
 class PaycodeVerifyIn(Strict):
     code: str = Field(min_length=1, max_length=64, description="the payment code as scanned: 20 digits starting 91", examples=["91..."])
     terminal_id: str | None = Field(None, min_length=1, max_length=40, description="the scanning terminal; guesses are limited per terminal")
+    mdtrt_id: str | None = Field(None, min_length=1, max_length=30, description="the visit the code is shown for (else: the first visit "
+                                 "it pays). The scan is the holder's presence: one settlement with the account, here, for 10 minutes")
 
 
 @router.post("/paycodes/verify", summary="扫码核验 Verify a scanned payment code and use it up (single use): who it is for")
@@ -140,12 +152,41 @@ async def verify_paycode(body: PaycodeVerifyIn, request: Request, key: str = Ide
 
     def work(c):  # noqa: ANN001, ANN202
         result = paycodes.consume(c, p.keyring, now, code=body.code, institution=caller.institution, terminal_id=body.terminal_id,
-                                  actor=caller.actor)
+                                  actor=caller.actor, visit_id=body.mdtrt_id)
         if isinstance(result, YibaoError):  # answered (and kept for a replay) in the same commit as the counted refusal
             return status_for(result), error_body(result.code, result.field, result.message_zh, result.message_en,
                                                   getattr(request.state, "request_id", ""))
         return 200, paycodes.consumed_view(c, p.keyring, result)
     return await idempotent(p, request, caller, key, work)
+
+
+# ---- the card read with its PIN (mdtrt_cert_type 03; services/payments/card_pin.py) ---------------------------
+
+class CardPresentationIn(Strict):
+    card_no: str = Field(min_length=1, max_length=20, description="the social-security card number as read at the terminal")
+    pin: str = Field(min_length=1, max_length=12, description="the holder's 6-digit PIN, typed by the holder (the payment PIN serves as the "
+                                                              "card's PIN)")
+    mdtrt_id: str | None = Field(None, min_length=1, max_length=30, description="the visit it is presented for (else: the first visit it pays)")
+    terminal_id: str | None = Field(None, min_length=1, max_length=40)
+
+
+@router.post("/card-presentations", status_code=201, responses={429: {"description": "Too many look-ups from this institution"}},
+             summary="读卡验密 The card read with its PIN: the holder's presence for one settlement with the account, here")
+async def card_presentation(body: CardPresentationIn, request: Request, key: str = IdempotencyKey,
+                            caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    """A wrong PIN answers 422 `pin_wrong` (counted); a card of another region (not filed here) 403 `card_other_region`.
+    Card reads count as look-ups (throttled per institution: 429 with Retry-After)."""
+    async def call() -> Callable[[Connection], Any]:
+        return await card_pin.present(p.context, institution=caller.institution, card_no=body.card_no, pin=body.pin, actor=caller.actor,
+                                      visit_id=body.mdtrt_id, terminal_id=body.terminal_id)
+
+    def work(c: Connection, record: Callable[[Connection], Any]) -> tuple[int, Any]:
+        result = record(c)
+        if isinstance(result, YibaoError):  # the counted look-up commits with its answer
+            return status_for(result), error_body(result.code, result.field, result.message_zh, result.message_en,
+                                                  getattr(request.state, "request_id", ""))
+        return 201, card_pin.view(c, p.keyring, result)
+    return await idempotent_after_call(p, request, caller, key, call, work)
 
 
 # ---- face payment (services/payments/face.py) --------------------------------------------------------
