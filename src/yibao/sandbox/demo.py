@@ -25,6 +25,7 @@ from yibao.sandbox.face_samples import capture
 from yibao.services.agency import institutions, payment_institutions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import paycodes
 from yibao.services.people import bindings, cards, families, filings, identity
 from yibao.services.people import persons as people
 from yibao.store.db import Database
@@ -222,6 +223,9 @@ def _seed(db: Database, keyring: Keyring) -> None:
     def first_visit(conn: Connection) -> None:
         v = visits.open_visit(conn, now, institution=hospital, person_id=ids["guardian"], kind="outpatient")
         visits.upload_lines(conn, now, institution=hospital, visit_id=v.id, items=lines)
+        # He showed his payment code at the counter for this visit: his presence, which the settlement with his account uses.
+        code = paycodes.issue(conn, keyring, now, holder_id=ids["guardian"], actor=ACTOR).code
+        paycodes.unwrap(paycodes.consume(conn, keyring, now, code=code, institution=hospital, terminal_id="DEMO", actor=ACTOR, visit_id=v.id))
         settlement.settle(conn, now, institution=hospital, visit_id=v.id, msgid=f"DEMO{v.id}", account=AccountRequest(use=True),
                           actor=ACTOR)
     db.run(first_visit)

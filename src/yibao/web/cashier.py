@@ -24,13 +24,13 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
 from yibao.services.agency import institutions
 from yibao.services.books import accounts, volumes
-from yibao.services.care import settlement, visits
+from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
+from yibao.services.payments import card_pin, paycodes
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
-from yibao.services.payments import paycodes
 from yibao.services.people import persons as people
 from yibao.web import cashier_payments, demo, forms, links, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
@@ -158,18 +158,52 @@ async def scan(request: Request) -> Response:
 
 @router.post("/cashier/lookup")
 async def lookup(request: Request) -> Response:
-    """No code to scan: the person's social-security card number (1101), then a visit."""
+    """No code to scan: the person's social-security card (1101), then a visit. With the card's PIN typed by its
+    holder, the read is also the holder's presence for that visit (card_pin.present): the account may pay it.
+    A miss or a wrong PIN is counted (committed) before it is said."""
     who = await cashier(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
+    card_no = form.require("card_no", "社保卡号", "the card number")
+    pin = form.get("pin")
+    kind = _kind(form, who)
+    if pin:
+        async def call() -> tuple[Goto, tuple[str, str]]:
+            record = await card_pin.present(p.context, institution=who.institution, card_no=card_no, pin=pin, actor=who.actor,
+                                            terminal_id=TERMINAL)
+            read = await p.run(record)
+            if isinstance(read, YibaoError):
+                raise read  # counted (committed) before it is said
 
-    def work(conn: Connection) -> Goto:
+            def open_for(conn: Connection) -> str:
+                now = p.now()
+                taken = presence.take(conn, now, kind="card_pin", credential_id=read.credential_id, institution_id=who.principal,
+                                      field="card_no")
+                visit = visits.open_visit(conn, now, institution=who.institution, person_id=read.person_id, kind=kind)
+                presence.bind(conn, now, taken, visit_id=visit.id, field="card_no")
+                return visit.id
+            visit_id = await p.run(open_for)
+            return Goto(f"/cashier/visits/{visit_id}"), ("读卡验密通过，已登记就诊", "Card and PIN checked; the visit is open")
+        return await act_flow(request, who, form, call, back="/cashier", keep=("card_no",))
+
+    def work(conn: Connection) -> once.Outcome:
         now = p.now()
-        person = people.lookup_for_institution(conn, p.keyring, now, caller=who.actor, region=who.region, credential_type="card",
-                                               credential_no=form.require("card_no", "社保卡号", "the card number"))
-        visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=_kind(form, who))
-        return Goto(f"/cashier/visits/{visit.id}")  # the account to offer first is decided there (a child: her guardian's)
-    return await act(request, who, form, work, back="/cashier", ok=("已登记就诊", "The visit is open"), keep=("card_no",))
+        person = people.lookup_for_institution(conn, p.keyring, now, institution=who.institution, actor=who.actor, credential_type="card",
+                                               credential_no=card_no)
+        if isinstance(person, YibaoError):  # the miss commits (it counts), then it is said
+            return {"refusal": {"field": person.field, "code": person.code, "zh": person.message_zh, "en": person.message_en}}
+        visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=kind)
+        return {"to": f"/cashier/visits/{visit.id}"}  # the account to offer first is decided there (a child: her guardian's)
+
+    try:
+        outcome, _ = await p.run(once.unit(scope=f"web:{AREA}:{who.principal}", nonce=form.nonce, path=request.url.path,
+                                           region=who.region, now=p.now(), work=work))
+    except YibaoError as exc:
+        return render.redirect(request, "/cashier", error=exc, values=form.values("card_no"))
+    if "refusal" in outcome:
+        r = outcome["refusal"]
+        return render.redirect(request, "/cashier", error=InputError(r["field"], r["code"], r["zh"], r["en"]), values=form.values("card_no"))
+    return render.redirect(request, outcome["to"], ok=("已登记就诊", "The visit is open"))
 
 
 # ---- a visit: fee lines, pre-settlement, settlement ----------------------------------------------
@@ -193,14 +227,25 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         account, payer = choice, payer_psn_no
         if "account" not in request.query_params and guardians and accounts.summary(conn, visit.person_id) is None:
             account, payer = "guardian", guardians[0]["psn_no"]  # a child has no account: her guardian's is the one to offer first
-        split, problem = None, None
+        now = p.now()
+        split, problem, needs_presence = None, None, None
         if want_split and visit.status in ("open", "discharged"):
             try:
-                split = settlement.presettle(conn, institution=who.institution, visit_id=visit_id, account=_account(account, payer))
+                split = settlement.presettle(conn, now, institution=who.institution, visit_id=visit_id, account=_account(account, payer))
             except YibaoError as exc:
-                problem = exc
-        scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
+                if exc.code != "presence_required":
+                    problem = exc
+                else:  # the account's share (its balance) only once its owner is present: the split without it meanwhile
+                    needs_presence = exc
+                    try:
+                        split = settlement.presettle(conn, now, institution=who.institution, visit_id=visit_id, account=AccountRequest())
+                    except YibaoError as again:
+                        problem = again
+        scan = paycodes.recent_scan(conn, now, institution_id=who.principal, person_id=visit.person_id, visit_id=visit.id)
+        presences = [presence.view(x) for x in presence.live_for_visit(conn, now, institution_id=who.principal, visit_id=visit.id,
+                                                                       person_id=visit.person_id)]
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
+                "needs_presence": needs_presence, "presences": presences,
                 "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
                 "choice": account, "payer_psn_no": payer or "",
                 "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer, aids.samples if aids else ()) if split else None}
@@ -270,6 +315,57 @@ async def settle(request: Request, visit_id: str) -> Response:
                      ok=("结算成功", "Settled"))
 
 
+# ---- presence: the account's owner presents a credential for this visit ----------------------------------
+
+@router.post("/cashier/visits/{visit_id}/presence/code")
+async def present_code(request: Request, visit_id: str) -> Response:
+    """The code the account's owner shows, scanned for this visit (paycodes.consume): their presence for one settlement
+    with the account. A refused code is recorded (guesses count) before it is said, as at /cashier/scan."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    code = "".join(form.get("code").split())
+    back = links.visit_back(visit_id, form) + "&presettle=1"
+
+    def work(conn: Connection) -> once.Outcome:
+        if not code:
+            raise InputError("code", "required", "请扫描或输入参保人出示的医保支付码", "scan or type the payment code the holder shows")
+        result = paycodes.consume(conn, p.keyring, p.now(), code=code, institution=who.institution, terminal_id=TERMINAL, actor=who.actor,
+                                  visit_id=visit_id)
+        if isinstance(result, YibaoError):
+            return {"refusal": {"code": result.code, "zh": result.message_zh, "en": result.message_en}}
+        return {}
+
+    try:
+        outcome, _ = await p.run(once.unit(scope=f"web:{AREA}:{who.principal}", nonce=form.nonce, path=request.url.path,
+                                           region=who.region, now=p.now(), work=work))
+    except YibaoError as exc:
+        return render.redirect(request, back, error=exc)
+    if "refusal" in outcome:
+        r = outcome["refusal"]
+        return render.redirect(request, back, error=InputError("code", r["code"], r["zh"], r["en"]))
+    return render.redirect(request, back, ok=("支付码核验通过：可从个人账户支付本次就诊", "Payment code verified: the account may pay this visit"))
+
+
+@router.post("/cashier/visits/{visit_id}/presence/card")
+async def present_card(request: Request, visit_id: str) -> Response:
+    """The owner's card read with its PIN, typed by its holder (card_pin.present): their presence for this visit."""
+    who = await cashier(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    back = links.visit_back(visit_id, form) + "&presettle=1"
+
+    async def call() -> tuple[Goto, tuple[str, str]]:
+        record = await card_pin.present(p.context, institution=who.institution, card_no=form.require("card_no", "社保卡号", "the card number"),
+                                        pin=form.require("pin", "社保卡密码", "the card's PIN"), actor=who.actor, visit_id=visit_id,
+                                        terminal_id=TERMINAL)
+        read = await p.run(record)
+        if isinstance(read, YibaoError):
+            raise read  # counted (committed) before it is said
+        return Goto(back), ("读卡验密通过：可从个人账户支付本次就诊", "Card and PIN checked: the account may pay this visit")
+    return await act_flow(request, who, form, call, back=back, keep=("card_no",))
+
+
 # ---- receipts and refunds ------------------------------------------------------------------------
 
 @router.get("/cashier/settlements/{setl_id}")
@@ -320,7 +416,7 @@ async def onecode(request: Request, visit_id: str) -> Response:
         if use_scan:  # the code scanned to open this visit, if it is still good and has paid nothing
             def find(conn: Connection) -> int | None:
                 visit = visits.get(conn, who.principal, visit_id)
-                scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id)
+                scan = paycodes.recent_scan(conn, p.now(), institution_id=who.principal, person_id=visit.person_id, visit_id=visit.id)
                 return scan[0] if scan else None
             paycode_id = await p.run(find, write=False)
             if paycode_id is None:
