@@ -127,7 +127,8 @@ def _kind(form: forms.Form, who: Who) -> str:
 
 @router.post("/cashier/scan")
 async def scan(request: Request) -> Response:
-    """A scanned (or typed) payment code: verified and used up, then a visit opens for its person.
+    """A scanned (or typed) payment code: verified and used up, then a visit opens for its person — the holder's
+    presence for that visit (paycodes.consume records it; bound here to the visit it opens).
 
     A refused code is recorded (guesses are counted) in the same commit as the form's outcome, and the
     refusal is shown afterwards, in words."""
@@ -142,6 +143,9 @@ async def scan(request: Request) -> Response:
         if isinstance(result, YibaoError):
             return {"refusal": {"code": result.code, "zh": result.message_zh, "en": result.message_en}}
         visit = visits.open_visit(conn, now, institution=who.institution, person_id=result.person_id, kind=_kind(form, who))
+        scanned = presence.get(conn, result.presence_id) if result.presence_id else None
+        if scanned is not None:  # the code was shown for the visit it opens: the holder's presence for this one, not another
+            presence.bind(conn, now, scanned, visit_id=visit.id, field="code")
         guardian = result.relation == "guardian"
         return {"to": links.visit_url(visit.id, "guardian" if guardian else "self", result.holder_id if guardian else None)}
 
