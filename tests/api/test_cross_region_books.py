@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from tests.support.api import OPERATOR, bearer, post, visit
+from tests.support.presence import card_with_pin, present_card_over_http
 from yibao.services.books import ledger
 
 
@@ -15,6 +16,9 @@ def test_cross_region_settlement_balances_each_regions_books(client, db, keyring
              {"treatment_region": "440300", "filing_type": "long_term", "valid_from": "2026-01-01"}, OPERATOR)
     assert r.status_code == 201
     v = visit(client, world.hospital_credential, ningbo.employee.id)
+    # Filed in Shenzhen: the Ningbo holder reads their card with its PIN there, for this visit.
+    card_no = card_with_pin(db, keyring, ningbo.employee.id)
+    assert present_card_over_http(client, bearer(world.hospital_credential), card_no, visit_id=v).status_code == 201
     doc = post(client, f"/api/v1/his/visits/{v}/settle", {"account": {"use": True}}, bearer(world.hospital_credential)).json()
     assert doc["insuplc_admdvs"] == "330200" and doc["mdtrtarea_admvs"] == "440300"
     for region in ("330200", "440300"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.api import LINES, OPERATOR, his, key, open_visit, post
+from tests.support.presence import card_with_pin, present_card_over_http
 
 
 def balance(client, world, person_id):
@@ -13,10 +14,12 @@ def balance(client, world, person_id):
     return None
 
 
-def test_outpatient_path_over_http(client, world):
+def test_outpatient_path_over_http(client, world, db, keyring):
     r = post(client, "/api/v1/his/persons/lookup", {"credential_type": "id_number", "credential_no": "440301196001010018"}, his(world))
     assert r.status_code in (404, 422)  # not an enrolled number: no leak of who exists
     vid = open_visit(client, world, world.employee)
+    # The holder reads their card and types its PIN for this visit: the account may pay it (services/care/presence.py).
+    assert present_card_over_http(client, his(world), card_with_pin(db, keyring, world.employee.id), visit_id=vid).status_code == 201
     pre = client.post(f"/api/v1/his/visits/{vid}/presettle", json={"account": {"use": True}}, headers=his(world))
     assert pre.status_code == 200, pre.text
     r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world))
@@ -32,12 +35,13 @@ def test_outpatient_path_over_http(client, world):
     assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world)).json()["status"] == "open"
 
 
-def test_inpatient_path_and_reversal_over_http(client, world):
+def test_inpatient_path_and_reversal_over_http(client, world, db, keyring):
     lines = [{"feedetl_sn": "1", "code": "A010", "name": "手术", "class": "A", "unit_price": "5000.00", "quantity": "1"}]
     vid = open_visit(client, world, world.retiree, kind="inpatient", lines=lines)
     r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world))
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_discharged"
     assert post(client, f"/api/v1/his/visits/{vid}/discharge", {}, his(world)).status_code == 200
+    assert present_card_over_http(client, his(world), card_with_pin(db, keyring, world.retiree.id), visit_id=vid).status_code == 201
     r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}, "msgid": "H440300012026112200001"}, his(world))
     assert r.status_code == 200 and r.json()["hifp_pay"] == "4180.00"
     r = post(client, "/api/v1/his/reversals", {"omsgid": "H440300012026112200001", "oinfno": "2207"}, his(world))
@@ -45,8 +49,9 @@ def test_inpatient_path_and_reversal_over_http(client, world):
     assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world)).json()["status"] == "discharged"
 
 
-def test_same_idempotency_key_never_charges_twice(client, world):
+def test_same_idempotency_key_never_charges_twice(client, world, db, keyring):
     vid = open_visit(client, world, world.employee)
+    assert present_card_over_http(client, his(world), card_with_pin(db, keyring, world.employee.id), visit_id=vid).status_code == 201
     headers = {**his(world), "Idempotency-Key": "settle-once"}
     first = client.post(f"/api/v1/his/visits/{vid}/settle", json={"account": {"use": True}}, headers=headers)
     second = client.post(f"/api/v1/his/visits/{vid}/settle", json={"account": {"use": True}}, headers=headers)
@@ -89,8 +94,9 @@ def test_missing_idempotency_key_and_credentials(client, world):
     assert r.status_code == 401  # an institution is not an operator
 
 
-def test_an_institution_cannot_read_another_institutions_visits(client, world):
+def test_an_institution_cannot_read_another_institutions_visits(client, world, db, keyring):
     vid = open_visit(client, world, world.employee)
+    assert present_card_over_http(client, his(world), card_with_pin(db, keyring, world.employee.id), visit_id=vid).status_code == 201
     doc = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world)).json()
     assert client.get(f"/api/v1/his/visits/{vid}", headers=his(world, other=True)).status_code == 404
     assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(world, other=True)).status_code == 404

@@ -196,6 +196,9 @@ def test_a_bill_on_the_phone_holds_its_visit_until_the_hospital_withdraws_it(cli
     assert late.json()["status"] == "voided" and pw.balances() == before  # a withdrawn bill pays nothing
     # Withdrawn, the visit is the hospital's again: a line added, settled at the counter.
     assert client.post(f"/api/v1/his/visits/{visit_id}/fee-lines", json={"lines": extra}, headers={**his(pw), **key()}).status_code == 200
+    # The holder shows the payment code at the counter for this visit: the account may pay it (services/care/presence.py).
+    scan = client.post("/api/v1/his/paycodes/verify", json={"code": pw.code(), "mdtrt_id": visit_id}, headers={**his(pw), **key()})
+    assert scan.status_code == 200, scan.text
     done = client.post(f"/api/v1/his/visits/{visit_id}/settle", json={"account": {"use": True}}, headers={**his(pw), **key()})
     assert done.status_code == 200, done.text
     # A bill being paid or paid cannot be withdrawn; another hospital's is not found.

@@ -39,6 +39,7 @@ from starlette.testclient import TestClient
 from tests.support.api import OPERATOR
 from tests.support.db import Clock
 from tests.support.identity import ecard, id_number_of, name_of
+from tests.support.presence import PIN, card_with_pin
 from tests.support.world import World, seed
 from yibao.app import create_app
 from yibao.crypto.pii import Keyring
@@ -92,7 +93,7 @@ def _login(client: TestClient, phone: str) -> str:
     return r.json()["token"]
 
 
-def _visit(client: TestClient, his: dict[str, str], person_id: str, settle: bool) -> dict[str, str]:
+def _visit(client: TestClient, his: dict[str, str], person_id: str, settle: bool, card_no: str | None = None) -> dict[str, str]:
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
         r = client.post(path, json=body, headers={**his, "Idempotency-Key": uuid.uuid4().hex})
         assert r.status_code in (200, 201), r.text
@@ -100,7 +101,10 @@ def _visit(client: TestClient, his: dict[str, str], person_id: str, settle: bool
 
     vid = post("/api/v1/his/visits", {"psn_no": person_id, "kind": "outpatient"})["mdtrt_id"]
     post(f"/api/v1/his/visits/{vid}/fee-lines", {"lines": LINES})
-    return post(f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}) if settle else {"mdtrt_id": vid}
+    if not settle:
+        return {"mdtrt_id": vid}
+    post("/api/v1/his/card-presentations", {"card_no": card_no, "pin": PIN, "mdtrt_id": vid})  # the holder present, for the account
+    return post(f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}})
 
 
 def _face_verifier():
@@ -128,7 +132,7 @@ def fuzz(tmp_path_factory):
     with TestClient(app, raise_server_exceptions=False) as client:
         patient = _login(client, world.phones["employee"])
         open_visit = _visit(client, his, world.employee.id, settle=False)
-        settled = _visit(client, his, world.retiree.id, settle=True)
+        settled = _visit(client, his, world.retiree.id, settle=True, card_no=card_with_pin(db, KEYRING, world.retiree.id))
     tokens = {"/api/v1/his/": world.hospital_credential, "/api/v1/patient/": patient, "/api/v1/admin/": "demo-operator-token"}
     known = {"psn_no": [world.employee.id, world.retiree.id, world.resident.id],
              "visit_id": [open_visit["mdtrt_id"], settled["mdtrt_id"]], "setl_id": [settled["setl_id"]],

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.support.presence import present
 from tests.support.settlement import open_with_lines
 from tests.support.world import seed
 from yibao.app import create_app
@@ -134,6 +135,8 @@ def test_fifty_concurrent_settlements_over_http_never_overdraw(db, keyring):
     w = seed(db, keyring, balance=100000)  # 1000.00 yuan
     lines = [{"feedetl_sn": "1", "code": "C1", "name": "自费项目", "class": "C", "unit_price": "70.00", "quantity": "1"}]
     visit_ids = [open_with_lines(db, w.hospital, w.employee.id, lines=lines).id for _ in range(50)]
+    for v in visit_ids:  # the holder presented a credential for each visit (set-up: the settlements are what is tested)
+        present(db, w.hospital, w.employee.id, v)
     app = create_app(db, keyring=keyring)
     auth = {"Authorization": f"Bearer {w.hospital_credential}"}
 

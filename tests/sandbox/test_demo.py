@@ -8,6 +8,7 @@ from yibao.services.agency import institutions
 from yibao.services.books import ledger
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import paycodes
 from yibao.services.people import families
 
 
@@ -30,9 +31,14 @@ def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_se
     lines = [{"feedetl_sn": "1", "code": "A201", "name": "儿科诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"}]
     before = db.run(lambda c: ledger.balance(c, person_account(ids["李明"])), write=False)
 
+    def scanned(c, visit_id, *, holder, person=None):  # noqa: ANN001, ANN202 — set-up: the holder's code scanned for the visit
+        code = paycodes.issue(c, keyring, now, holder_id=holder, person_id=person, actor="test").code
+        paycodes.unwrap(paycodes.consume(c, keyring, now, code=code, institution=community, actor="test", visit_id=visit_id))
+
     def child_visit(c):
         v = visits.open_visit(c, now, institution=community, person_id=ids["李小雨"], kind="outpatient")
         visits.upload_lines(c, now, institution=community, visit_id=v.id, items=lines)
+        scanned(c, v.id, holder=ids["李明"], person=ids["李小雨"])  # the guardian shows the child's code for this visit
         return settlement.settle(c, now, institution=community, visit_id=v.id, msgid="DEMO-CHILD-1",
                                  account=AccountRequest(use=True, payer="guardian", payer_person_id=ids["李明"]), actor="test")
 
@@ -44,6 +50,7 @@ def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_se
     def cross_region(c):
         v = visits.open_visit(c, now, institution=community, person_id=ids["赵磊"], kind="outpatient")
         visits.upload_lines(c, now, institution=community, visit_id=v.id, items=lines)
+        scanned(c, v.id, holder=ids["赵磊"])  # filed in Shenzhen: his code is accepted there
         return v, settlement.settle(c, now, institution=community, visit_id=v.id, msgid="DEMO-XR-1", account=AccountRequest(use=True),
                                     actor="test")
 

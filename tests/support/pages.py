@@ -18,6 +18,7 @@ LI_MING = "13800138001"
 WANG_FANG = "13800138005"  # Shenzhen, bound to wechat-440300
 
 HOSPITAL = "H440300L3.demo-h440300l3"
+PIN = "246810"  # every page test gives the demo holders this payment PIN (whichever sets it first)
 SPLIT = ("split-total", "split-pool", "split-fund", "split-account", "split-cash")
 
 
@@ -120,3 +121,37 @@ def tokens(html: str) -> dict[str, str]:
 
 def flash(html: str) -> str:
     return re.search(r'id="flash">([^<]*)<', html).group(1)
+
+
+def ensure_pin(live, name: str) -> str:
+    """The demo holder's payment PIN — which is also their card's PIN at the counter — set through the services unless
+    a test set it already (they all set PIN): set-up for a cashier reading the card with its PIN."""
+    from yibao.services.payments import pins
+
+    psn = live.psn(name)
+    if live.db.run(lambda c: pins.stored(c, psn), write=False) is None:
+        salt = pins.new_salt()
+        digest = pins.pin_hash(live.keyring, PIN, salt)
+        done = live.db.run(lambda c: pins.set_pin(c, live.clock(), person_id=psn, salt=salt, new_hash=digest, old_candidate=None,
+                                                  old_salt=None, actor="test"))
+        assert isinstance(done, dict), done
+    return PIN
+
+
+def look_up_card(cashier, live, name: str, pin: str | None = None) -> None:
+    """At the console, the person's card read (its number typed) and, with ``pin``, its PIN typed by the holder: a visit opens."""
+    cashier.goto("/cashier")
+    cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
+    cashier.locator("#card_no").fill(live.people[name]["card_no"])
+    if pin is not None:
+        cashier.locator("#card-pin").fill(pin)
+    cashier.locator("#lookup").click()
+
+
+def present_card_on_visit(cashier, live, name: str) -> None:
+    """On the visit page, the card of ``name`` read and its PIN typed by its holder (读卡验密): their presence for this visit."""
+    cashier.locator("#presence-card-form").evaluate("f => f.closest('details').open = true")
+    cashier.locator("#presence-card-no").fill(live.people[name]["card_no"])
+    cashier.locator("#presence-pin").fill(ensure_pin(live, name))
+    cashier.locator("#present-card").click()
+    expect(cashier.locator("#flash")).to_have_text("读卡验密通过：可从个人账户支付本次就诊")

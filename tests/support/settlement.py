@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.presence import present
 from yibao.domain.ledger import person_account
 from yibao.services.books import accumulators, ledger
 from yibao.services.care import settlement, visits
@@ -23,6 +24,11 @@ def open_with_lines(db, inst, person_id, kind="outpatient", lines=LINES):
 
 
 def settle(db, inst, visit_id, msgid, use=True, **kw):
+    """Settle the visit; with the account, its owner (the patient, or ``payer_person_id``) has presented a credential
+    for it first (tests.support.presence.present): these tests are about what the settlement then does."""
+    if use:
+        owner = kw.get("payer_person_id") or db.run(lambda c: visits.get(c, inst.id, visit_id), write=False).person_id
+        present(db, inst, owner, visit_id)
     return db.run(lambda c: settlement.settle(c, db.clock(), institution=inst, visit_id=visit_id, msgid=msgid,
                                               account=AccountRequest(use=use, **kw), actor="test"))
 

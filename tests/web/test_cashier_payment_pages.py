@@ -17,18 +17,28 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.pages import balance, fen, log_in_cashier, log_in_holder, pay_split, same_split, show_code, split_of
+from tests.support.pages import (
+    balance,
+    ensure_pin,
+    fen,
+    log_in_cashier,
+    log_in_holder,
+    look_up_card,
+    pay_split,
+    present_card_on_visit,
+    same_split,
+    show_code,
+    split_of,
+)
 
 ZHAO_LEI = "13800138004"
 SAMPLE_TOTAL = 2500 + 2500 + 2000 + 3000 + 36000  # the hospital's sample set: 25 + 12.50×2 + 20 + 30 + 360
 
 
-def open_visit_by_card(cashier, live, name: str, account: str) -> dict[str, str]:
-    """Look the person up by card number, load the sample fee lines, pre-settle: the split."""
-    cashier.goto("/cashier")
-    cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
-    cashier.locator("#card_no").fill(live.people[name]["card_no"])
-    cashier.locator("#lookup").click()
+def open_visit_by_card(cashier, live, name: str, account: str, pin: str | None = None) -> dict[str, str]:
+    """Look the person up by card number (with ``pin``: its PIN typed by the holder, their presence for the account),
+    load the sample fee lines, pre-settle: the split."""
+    look_up_card(cashier, live, name, pin)
     expect(cashier.locator("#patient")).to_be_visible()
     cashier.locator("#load-sample").click()
     expect(cashier.locator("#lines tbody tr")).to_have_count(5)
@@ -44,8 +54,9 @@ def pay_by_face(cashier, sample: str) -> None:
 
 
 def pay_by_code(cashier, holder, live) -> dict[str, str]:
-    """A completed one-code payment of 赵磊's sample visit, his account used: the pre-settlement."""
-    presettled = open_visit_by_card(cashier, live, "赵磊", "self")
+    """A completed one-code payment of 赵磊's sample visit, his account used: the pre-settlement (his card read with its
+    PIN first, so it shows the account's share)."""
+    presettled = open_visit_by_card(cashier, live, "赵磊", "self", pin=ensure_pin(live, "赵磊"))
     holder.goto("/app")
     cashier.locator("#onecode-code").fill(show_code(holder))
     expect(cashier.locator("#onecode-account")).to_be_checked()
@@ -70,7 +81,8 @@ def test_face_payment_with_the_payers_face_completes_and_another_face_is_refused
     before = balance(holder)
     cashier = desktop.new_page()
     log_in_cashier(cashier)
-    presettled = open_visit_by_card(cashier, live, "赵磊", "self")
+    # His card read with its PIN: he is present, so the pre-settlement shows his account's share.
+    presettled = open_visit_by_card(cashier, live, "赵磊", "self", pin=ensure_pin(live, "赵磊"))
     assert fen(presettled["split-total"]) == SAMPLE_TOTAL
     account_pay = fen(presettled["split-account"])
     assert account_pay > 0 and 0 < fen(presettled["split-cash"]) <= 100000
@@ -230,6 +242,7 @@ def test_a_guardian_pays_a_childs_visit_by_face(desktop, live):
     cashier = desktop.new_page()
     log_in_cashier(cashier)
     open_visit_by_card(cashier, live, "李小雨", "none")
+    present_card_on_visit(cashier, live, "李明")  # the guardian reads his own card with its PIN: his account's share can be shown
     expect(cashier.locator("#face-payer-current")).to_contain_text("患者本人")
     cashier.locator(f"#face-payer-{live.psn('李明')}").click()  # the linked guardian's face, and his account
     expect(cashier.locator("#face-payer-current")).to_contain_text("监护人")

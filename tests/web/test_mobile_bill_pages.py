@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.pages import LI_MING, balance, fen, log_in_cashier, log_in_holder, pay_split, same_split, split_of
+from tests.support.pages import LI_MING, balance, fen, log_in_cashier, log_in_holder, pay_split, present_card_on_visit, same_split, split_of
 
 PIN = "246810"
 # 赵磊: insured in Ningbo, long-term filing in Shenzhen, treated at the Shenzhen hospital. His account may not pay
@@ -29,11 +29,14 @@ def ensure_pin(holder) -> None:
         expect(holder.locator("#flash")).to_have_text("支付密码已设置")
 
 
-def open_visit_by_card(cashier, card_no: str) -> str:
-    """No code: the visit opens by the card number; the sample fee lines are loaded. Answers the visit's id."""
+def open_visit_by_card(cashier, card_no: str, pin: str | None = None) -> str:
+    """No code: the visit opens by the card number (with ``pin``, typed by its holder: their presence, so the cashier's
+    pre-settlement shows the account's share); the sample fee lines are loaded. Answers the visit's id."""
     cashier.goto("/cashier")
     cashier.locator("#lookup-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
     cashier.locator("#card_no").fill(card_no)
+    if pin is not None:
+        cashier.locator("#card-pin").fill(pin)
     cashier.locator("#lookup").click()
     expect(cashier.locator("#patient")).to_be_visible()
     cashier.locator("#load-sample").click()
@@ -77,7 +80,7 @@ def test_a_mobile_bill_paid_with_the_pin(phone, desktop, live):
 
     cashier = desktop.new_page()
     log_in_cashier(cashier)
-    open_visit_by_card(cashier, live.people["赵磊"]["card_no"])
+    open_visit_by_card(cashier, live.people["赵磊"]["card_no"], PIN)  # he is at the counter: card and PIN
     cashier.locator("#account").select_option("self")
     cashier.locator("#presettle").click()
     expect(cashier.locator("#split")).to_be_visible()
@@ -158,6 +161,7 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
     # offered first, as a child has no account of her own.
     expect(cashier.locator("#account option:checked")).to_have_text("使用监护人个人账户")
     expect(cashier.locator("#account option[value='self']")).to_have_count(1)  # still there to choose
+    present_card_on_visit(cashier, live, "李明")  # the guardian, at the counter, reads his card with its PIN
     cashier.locator("#presettle").click()
     expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?(?=.*account=guardian)(?=.*payer_psn_no={live.psn('李明')})"))
     presettled = split_of(cashier)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 
 from tests.support.payments import BIG_LINES, LINES, payment_world
+from tests.support.presence import present
 from tests.support.settlement import open_with_lines
 from tests.support.world import seed
 from yibao.domain import payment_order as po
@@ -81,6 +82,7 @@ def test_a_day_with_every_settlement_status_counts_and_sums_exactly(db, keyring,
     # A settlement at the counter (no payment order), to be cancelled by the HIS (2208).
     _account_at(pw, 100_00)
     visit = open_with_lines(db, pw.w.hospital, pw.w.employee.id)
+    present(db, pw.w.hospital, pw.w.employee.id, visit.id)  # the holder presented a credential for it (set-up)
     doc = db.run(lambda c: settlement.settle(c, clock(), institution=pw.w.hospital, visit_id=visit.id, msgid="HIS-E",
                                              account=AccountRequest(use=True), actor="his:test"))
     assert (doc["hifp_pay"], doc["acct_pay"], doc["psn_cash_pay"]) == ("159.00", "100.00", "116.00")
@@ -139,6 +141,7 @@ def test_a_cross_region_refund_is_taken_off_once_not_with_its_clearing_half(db, 
     qd = seed(db, keyring, region="370200")
     visit = open_with_lines(db, qd.hospital, sz.employee.id, lines=[{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A",
                                                                       "unit_price": "1000.00", "quantity": "1"}])
+    present(db, qd.hospital, sz.employee.id, visit.id)  # the holder presented a credential for it (set-up)
     doc = db.run(lambda c: settlement.settle(c, clock(), institution=qd.hospital, visit_id=visit.id, msgid="X-1", account=AccountRequest(use=True),
                                              actor="his:test", pending=True))
     db.run(lambda c: settlement.post_settlement(c, clock(), setl_id=doc["setl_id"], actor="test"))

@@ -7,6 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from tests.support.presence import present
 from tests.support.settlement import acc, balance, open_with_lines, settle
 from tests.support.world import seed
 from yibao.domain.errors import Conflict, NotFound
@@ -19,7 +20,9 @@ from yibao.store.tables import transfers
 def test_outpatient_path_presettle_settle_cancel(db, keyring):
     w = seed(db, keyring)
     v = open_with_lines(db, w.hospital, w.employee.id)
-    pre = db.run(lambda c: settlement.presettle(c, institution=w.hospital, visit_id=v.id, account=AccountRequest(use=True)), write=False)
+    present(db, w.hospital, w.employee.id, v.id)  # the owner is present: the pre-settlement shows the account's share
+    pre = db.run(lambda c: settlement.presettle(c, db.clock(), institution=w.hospital, visit_id=v.id, account=AccountRequest(use=True)),
+                 write=False)
     doc = settle(db, w.hospital, v.id, "MSG-1")
     # 300 + 25 + 50 = 375; B: over 5.00, pre 2.00, in 18.00; C 50 own; in scope 318.00;
     # Shenzhen employee outpatient level3: deductible 300 -> 300.00 used; (318-300)*0.50 = 9.00

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.support.presence import present
 from tests.support.settlement import LINES, acc, balance, open_with_lines
 from tests.support.world import seed
 from yibao.domain.errors import Conflict
@@ -18,6 +19,8 @@ CASH_LINES = [*LINES, {"feedetl_sn": "9", "code": "C901", "name": "护理用品"
 
 
 def hold(db, inst, visit_id, msgid, use=True):
+    if use:  # the account's owner has presented a credential for the visit (set-up: what the hold does then is tested here)
+        present(db, inst, db.run(lambda c: visits.get(c, inst.id, visit_id), write=False).person_id, visit_id)
     return db.run(lambda c: settlement.settle(c, db.clock(), institution=inst, visit_id=visit_id, msgid=msgid,
                                               account=AccountRequest(use=use), actor="test", pending=True,
                                               hold_timeout=timedelta(hours=1)))
@@ -41,7 +44,9 @@ def snapshot(db, w):
 def test_a_hold_reserves_and_posting_moves_exactly_what_a_one_phase_settlement_moves(db, keyring):
     w = seed(db, keyring, balance=50000)  # 500.00: the account runs out, so there is cash as well
     v = open_with_lines(db, w.hospital, w.employee.id, lines=CASH_LINES)
-    pre = db.run(lambda c: settlement.presettle(c, institution=w.hospital, visit_id=v.id, account=AccountRequest(use=True)), write=False)
+    present(db, w.hospital, w.employee.id, v.id)  # the owner is present: the pre-settlement shows the account's share
+    pre = db.run(lambda c: settlement.presettle(c, db.clock(), institution=w.hospital, visit_id=v.id, account=AccountRequest(use=True)),
+                 write=False)
     doc = hold(db, w.hospital, v.id, "PAY1")
     assert doc["status"] == "pending"
     assert {k: doc[k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")} == {k: pre[k] for k in ("hifp_pay", "acct_pay", "psn_cash_pay")}

@@ -16,6 +16,7 @@ from tests.support.identity import (
     link_child,
     name_of,
 )
+from tests.support.presence import present
 from tests.support.world import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.services.books import audit
@@ -65,6 +66,7 @@ def test_the_link_opens_the_guardians_account_to_the_childs_outpatient_bill(db, 
     def settle(msgid):
         v = db.run(lambda c: visits.open_visit(c, now, institution=w.hospital, person_id=child.id, kind="outpatient"))
         db.run(lambda c: visits.upload_lines(c, now, institution=w.hospital, visit_id=v.id, items=lines))
+        present(db, w.hospital, w.employee.id, v.id, person_id=child.id)  # the guardian presented a credential for the child's visit
         return db.run(lambda c: settlement.settle(c, now, institution=w.hospital, visit_id=v.id, msgid=msgid, actor="test",
                                                   account=AccountRequest(use=True, payer="guardian", payer_person_id=w.employee.id)))
 
