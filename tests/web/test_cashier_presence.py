@@ -14,7 +14,6 @@ from tests.support.world import seed
 from yibao.app import create_app
 from yibao.domain.ledger import person_account
 from yibao.services.books import ledger
-from yibao.store.tables import person_lookups
 
 
 @pytest.fixture
@@ -74,6 +73,8 @@ def test_the_card_and_its_pin_at_the_console_open_the_visit_with_the_owner_prese
     assert str(wrong.url).endswith("/cashier") and flash(wrong.text).endswith("社保卡密码（支付密码）错误")
     base, page = _visit_by_card(client, card_no, PIN)
     assert 'data-kind="card_pin"' in page and 'id="confirm-settle"' in page
+    from yibao.store.tables import person_lookups
+
     outcomes = db.run(lambda c: [r.outcome for r in c.execute(select(person_lookups.c.outcome).order_by(person_lookups.c.id))], write=False)
     assert outcomes == ["wrong_pin", "found"]  # both reads counted as look-ups, the wrong PIN as a miss
 
@@ -82,6 +83,8 @@ def test_a_card_number_that_names_nobody_is_counted_before_it_is_said(counter, d
     world, client, _ = counter
     r = client.post("/cashier/lookup", data={**_form(client.get("/cashier").text, "lookup-form"), "card_no": "NOSUCH0001"})
     assert flash(r.text).endswith("未找到该凭证对应的参保人，或卡片不可用")
+    from yibao.store.tables import person_lookups
+
     assert db.run(lambda c: c.execute(select(person_lookups.c.outcome)).scalars().all(), write=False) == ["not_found"]
 
 
