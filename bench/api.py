@@ -4,10 +4,11 @@ Target (issue "Platform core"): at least 500 settlements/s on SQLite on the 2-co
 most 50 ms at 32 concurrent clients.
 
 What is timed: `POST /api/v1/his/visits/{id}/settle` with an Idempotency-Key and personal-account
-use — authentication, idempotency record, the engine, ledger legs, accumulators, the audit chain,
-one transaction — for visits registered and filled with 6 fee lines beforehand through the same
-services (not timed). Patients are spread over many people, as at a real hospital. The server is a
-real `yibao serve` process on loopback; the clients are asyncio tasks in this process.
+use — authentication, idempotency record, the patient's presence used up, the engine, ledger legs,
+accumulators, the audit chain, one transaction — for visits registered and filled with 6 fee lines, and
+the patient's presence recorded, beforehand through the same services (not timed). Patients are spread
+over many people, as at a real hospital. The server is a real `yibao serve` process on loopback; the
+clients are asyncio tasks in this process.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,7 @@ import httpx
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.services.agency import institutions
-from yibao.services.care import visits
+from yibao.services.care import presence, visits
 from yibao.services.people import persons as people
 from yibao.store import migrate
 from yibao.store.db import Database
@@ -75,8 +76,12 @@ def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[
 
     def open_batch(c, n: int) -> None:  # noqa: ANN001
         for i in range(n):
-            v = visits.open_visit(c, now, institution=inst, person_id=persons[(len(ids)) % PEOPLE], kind="outpatient")
+            person = persons[(len(ids)) % PEOPLE]
+            v = visits.open_visit(c, now, institution=inst, person_id=person, kind="outpatient")
             visits.upload_lines(c, now, institution=inst, visit_id=v.id, items=LINES)
+            # The patient presented a credential for the visit (the card with its PIN, say), as the account's use requires.
+            presence.record(c, now, kind="card_pin", credential_id=f"bench:{v.id}", institution=inst, person_id=person, owner_id=person,
+                            ttl=timedelta(hours=2), visit_id=v.id)
             ids.append(v.id)
 
     while len(ids) < visits_needed:
