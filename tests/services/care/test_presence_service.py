@@ -1,0 +1,61 @@
+"""Presence through the services, on SQLite and PostgreSQL: a presented credential lives briefly and is used once,
+even by two settlements racing for it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.support.presence import present
+from tests.support.settlement import balance, open_with_lines
+from tests.support.world import seed
+from yibao.domain.errors import Forbidden
+from yibao.services.care import settlement
+from yibao.services.care.settlement import AccountRequest
+
+
+def _settle(db, inst, visit_id, msgid):  # noqa: ANN001, ANN202 — no presence of its own: what was presented before is used
+    return db.run(lambda c: settlement.settle(c, db.clock(), institution=inst, visit_id=visit_id, msgid=msgid,
+                                              account=AccountRequest(use=True), actor="test"))
+
+
+def test_a_presence_past_its_life_pays_nothing(db, keyring, clock):
+    w = seed(db, keyring)
+    v = open_with_lines(db, w.hospital, w.employee.id)
+    present(db, w.hospital, w.employee.id, v.id)
+    clock.advance(minutes=10, seconds=1)
+    with pytest.raises(Forbidden) as exc:
+        _settle(db, w.hospital, v.id, "LATE-1")
+    assert exc.value.code == "presence_required"
+    assert balance(db, w.employee.id) == 300000
+
+
+def test_two_settlements_racing_for_one_presence_one_wins(db, keyring):
+    w = seed(db, keyring)
+    visit_ids = [open_with_lines(db, w.hospital, w.employee.id).id for _ in range(2)]
+    present(db, w.hospital, w.employee.id)  # presented for no visit yet: either may use it, not both
+    results, refusals = [], []
+
+    def run(i: int) -> None:
+        try:
+            results.append(_settle(db, w.hospital, visit_ids[i], f"RACE-{i}"))
+        except Forbidden as exc:
+            refusals.append(exc.code)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1 and refusals == ["presence_required"]
+    assert balance(db, w.employee.id) == 300000 - int(results[0]["acct_pay"].replace(".", ""))
+
+
+def test_someone_elses_presence_pays_nothing_from_this_account(db, keyring):
+    w = seed(db, keyring)
+    v = open_with_lines(db, w.hospital, w.employee.id)
+    present(db, w.hospital, w.retiree.id, v.id)  # someone else read their own card for this visit
+    with pytest.raises(Forbidden):
+        _settle(db, w.hospital, v.id, "OTHER-1")
+    assert balance(db, w.employee.id) == 300000
