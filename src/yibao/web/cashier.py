@@ -168,13 +168,12 @@ async def lookup(request: Request) -> Response:
     who = await cashier(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    card_no = form.require("card_no", "社保卡号", "the card number")
     pin = form.get("pin")
     kind = _kind(form, who)
     if pin:
         async def call() -> tuple[Goto, tuple[str, str]]:
-            record = await card_pin.present(p.context, institution=who.institution, card_no=card_no, pin=pin, actor=who.actor,
-                                            terminal_id=TERMINAL)
+            record = await card_pin.present(p.context, institution=who.institution, card_no=form.require("card_no", "社保卡号", "the card number"),
+                                            pin=pin, actor=who.actor, terminal_id=TERMINAL)
             read = await p.run(record)
             if isinstance(read, YibaoError):
                 raise read  # counted (committed) before it is said
@@ -193,7 +192,7 @@ async def lookup(request: Request) -> Response:
     def work(conn: Connection) -> once.Outcome:
         now = p.now()
         person = people.lookup_for_institution(conn, p.keyring, now, institution=who.institution, actor=who.actor, credential_type="card",
-                                               credential_no=card_no)
+                                               credential_no=form.require("card_no", "社保卡号", "the card number"))
         if isinstance(person, YibaoError):  # the miss commits (it counts), then it is said
             return {"refusal": {"field": person.field, "code": person.code, "zh": person.message_zh, "en": person.message_en}}
         visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=kind)
