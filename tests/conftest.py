@@ -16,7 +16,7 @@ settings.register_profile("ci", max_examples=600, deadline=None, suppress_health
 settings.register_profile("dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-pytest_plugins = ["tests.support.face", "tests.support.channels"]  # sandbox face verifier and payment institutions as real loopback servers
+pytest_plugins = ["tests.support.face", "tests.support.sms", "tests.support.channels"]  # sandbox face verifier, SMS gateway and payment institutions as real loopback servers
 
 _pg_state = {"schema_ready": False, "used": False}
 
