@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.support.api import FACE, LIVE, authenticated_ecard, error, his, scan_face
 from tests.support.world import seed
-from yibao.sandbox.face_samples import capture, reshot
+from yibao.sandbox.face_samples import capture
 
 
 def _scan_at(api, credential: str, psn_no: str, face_capture: str, liveness=None):  # noqa: ANN001, ANN202
@@ -39,6 +39,8 @@ def test_a_hospital_claiming_liveness_for_the_enrolment_photo_is_refused(api, db
     authenticated_ecard(api, w, 1, w.phones["employee"], FACE)  # the agency enrolled capture(FACE): day 0
     claim = {"method": "structured_light", "score": 0.99}
     error(scan_face(api, w, w.employee.id, FACE, score=0.99, day=0), 403, "liveness", "liveness_failed")  # the enrolment photo itself
+    from yibao.sandbox.face_samples import reshot
+
     error(_scan_at(api, w.hospital_credential, w.employee.id, reshot(FACE), claim), 403, "liveness", "liveness_failed")  # re-shot
     # A live capture passes whatever the terminal claims, or without a claim at all: the verifier decides.
     assert _scan_at(api, w.hospital_credential, w.employee.id, capture(FACE, day=6), {"method": "tof", "score": 0.01}).status_code == 201
@@ -52,6 +54,7 @@ def test_real_person_and_real_name_log_in_refuse_the_enrolment_photo_whatever_is
     error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture(FACE), "liveness": {**LIVE, "score": 1.0}}),
           403, "liveness", "liveness_failed")
     from tests.support.identity import id_number_of, name_of
+    from yibao.sandbox.face_samples import reshot
 
     r = api.client.post("/api/v1/patient/sessions/real-name", json={"id_number": id_number_of(1), "name": name_of(1),
                                                                    "capture": reshot(FACE), "liveness": {**LIVE, "score": 1.0}})

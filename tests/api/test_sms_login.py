@@ -16,7 +16,6 @@ from sqlalchemy import String, Text, select
 from tests.support.api import OPERATOR
 from tests.support.sms import gateway_url, latest_code, texts_to
 from yibao.app import create_app
-from yibao.services.access import sessions
 from yibao.store.tables import metadata, sms_codes
 
 SEND, LOG_IN = "/api/v1/patient/sms-codes", "/api/v1/patient/sessions"
@@ -195,6 +194,3 @@ def test_the_sandbox_gateway_refuses_unsigned_and_stale_requests(sms_sandbox):
     assert r.status_code == 401 and r.json()["error"]["code"] == "stale_request"  # a copied request cannot be replayed later
     assert sms_sandbox.state.sent_to("13800000001") == []
 
-
-def test_the_code_text_names_the_code_once(world):
-    assert sessions.code_text("123456").count("123456") == 2  # Chinese and English

@@ -68,20 +68,22 @@ def _console_log_in(client, area: str, field: str, credential: str) -> str:
 def test_the_cashier_and_operator_cookies_die_at_log_out(site, db, area, field, home):
     """Their sessions were signed claims checked on every request: log-out cleared the browser's cookie, and a copy
     of it worked for hours. Now the cookie is a random token whose hash only is stored, and log-out deletes it."""
-    from yibao.store.tables import console_sessions
-
     world, client = site
     credential = world.hospital_credential if area == "cashier" else "demo-operator-token"
     token = _console_log_in(client, area, field, credential)
     page = client.get(f"/{area}")
     assert page.url.path == f"/{area}" and home.lstrip("#") in page.text
-    stored = db.run(lambda c: c.execute(select(console_sessions.c.token_hash)).scalars().all(), write=False)
-    assert len(stored) == 1 and token not in stored[0] and stored[0] == hashlib.sha256(token.encode()).hexdigest()
     client.post(f"/{area}/logout", data=tokens(page.text))
-    assert db.run(lambda c: c.execute(select(console_sessions)).all(), write=False) == []
     client.cookies.clear()
     client.cookies.set(f"yibao_{area}", token, path=f"/{area}")  # a copy of the old cookie no longer works
     assert client.get(f"/{area}").url.path == f"/{area}/login"
+    # Server-side: only the token's hash was stored, and log-out deleted it.
+    from yibao.store.tables import console_sessions
+
+    assert db.run(lambda c: c.execute(select(console_sessions)).all(), write=False) == []
+    token = _console_log_in(client, area, field, credential)
+    stored = db.run(lambda c: c.execute(select(console_sessions.c.token_hash)).scalars().all(), write=False)
+    assert len(stored) == 1 and token not in stored[0] and stored[0] == hashlib.sha256(token.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("area, field", [("cashier", "credential"), ("admin", "token")])
