@@ -50,27 +50,6 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def sign(keyring: Keyring, payload: dict[str, Any]) -> str:
-    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    mac = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
-    return f"{body}.{mac}"
-
-
-def unsign(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
-    """The payload of a cookie we signed, or None if it is absent, altered or malformed (any bytes a client sends)."""
-    if not value or "." not in value:
-        return None
-    body, mac = value.rsplit(".", 1)
-    try:
-        good = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
-        if not hmac.compare_digest(mac.encode("ascii"), good.encode("ascii")):
-            return None
-        payload = json.loads(_unb64(body))
-    except (ValueError, TypeError):  # UnicodeError is a ValueError: a cookie that is not ASCII is no cookie of ours
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
 def seal(keyring: Keyring, payload: dict[str, Any], ttl: int) -> str:
     """An encrypted, authenticated, expiring cookie value (AES-GCM): for what may carry personal data —
     the flash message and the form fields kept after a refusal (a name, a card number) — which a signed
