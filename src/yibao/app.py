@@ -20,6 +20,7 @@ from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier, verifier_from_env
 from yibao.runtime.platform import Platform, operator_tokens_from_env
 from yibao.services.agency.connectors import Connectors
+from yibao.sms import SmsGateway, gateway_from_env
 from yibao.store.db import Database
 
 log = logging.getLogger("yibao")
@@ -50,15 +51,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
                face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
-               recovery_interval: float | None = None, channel_transport: Any = None) -> FastAPI:
-    """The platform. ``sandboxes`` mounts the sandbox wing (face verifier, payment institutions, the pages'
-    demo aids) at ``base_url`` (default $YIBAO_BASE_URL). ``recovery_interval`` (seconds) runs payment
+               recovery_interval: float | None = None, channel_transport: Any = None, sms_gateway: SmsGateway | None = None) -> FastAPI:
+    """The platform. ``sandboxes`` mounts the sandbox wing (face verifier, SMS gateway, payment institutions, the
+    pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL); ``face_verifier`` and ``sms_gateway`` default to
+    the ones configured in the environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``recovery_interval`` (seconds) runs payment
     recovery in the background; ``channel_transport`` (an httpx transport) carries every call to a
     payment institution or credit bank (tests record the wire with it)."""
     db = db or Database()
     keyring = keyring or load_keyring()
     platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo_tokens),
-                        connectors=Connectors(keyring, transport=channel_transport), face=face_verifier or verifier_from_env())
+                        connectors=Connectors(keyring, transport=channel_transport), face=face_verifier or verifier_from_env(),
+                        sms=sms_gateway or gateway_from_env())
     app = FastAPI(title="yibao 医保", version="0.2.0", description=api.DESCRIPTION, docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.platform = platform
     app.state.on_start: list[Callable[[], None]] = []

@@ -209,7 +209,9 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
         overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
     db = Database(database)
     keyring = load_keyring()
-    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
+    from yibao.sms import gateway_from_env
+
+    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), sms=gateway_from_env())
     job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(job_name, total=None)
@@ -228,7 +230,7 @@ KeysOption = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of
 
 @credit_app.command("reminders")
 def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
-    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind; sandbox SMS outbox)."""
+    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent ones wait for the next run)."""
     _credit_job("reminders", database, [], Path("."))
 
 
@@ -256,12 +258,15 @@ def serve(
     db = Database(database)
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
-    if demo:  # the demo's face checks go to its own sandbox verifier, over HTTP
+    if demo:  # the demo's face checks and text messages go to its own sandboxes, over HTTP
         from yibao.sandbox.face import DEMO_FACE_KEY
+        from yibao.sandbox.sms import DEMO_SMS_KEY
 
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         os.environ.setdefault("YIBAO_FACE_KEY", DEMO_FACE_KEY)
         os.environ.setdefault("YIBAO_FACE_URL", f"http://{local}:{port}/sandbox/face")
+        os.environ.setdefault("YIBAO_SMS_KEY", DEMO_SMS_KEY)
+        os.environ.setdefault("YIBAO_SMS_URL", f"http://{local}:{port}/sandbox/sms")
         os.environ.setdefault("YIBAO_BASE_URL", f"http://{local}:{port}")  # where the mounted sandbox institutions are reached
     migrate.upgrade(db)
     console = Console(soft_wrap=True)
@@ -269,12 +274,16 @@ def serve(
         from yibao.sandbox import demo as demo_data
 
         demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", console)
-        console.print("[bold yellow]演示模式：演示凭证、沙箱短信发件箱和沙箱人脸核验已启用，切勿用于生产。[/]\n"
-                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS outbox and the sandbox face verifier are on — "
-                      "never in production (use --no-demo and YIBAO_ADMIN_TOKENS).[/]", highlight=False)
-    elif not os.environ.get("YIBAO_ADMIN_TOKENS"):
-        console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
-                      "no operator can use the admin API.[/]", highlight=False)
+        console.print("[bold yellow]演示模式：演示凭证、沙箱短信网关和沙箱人脸核验已启用，切勿用于生产。[/]\n"
+                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS gateway and the sandbox face verifier are on — "
+                      "never in production (use --no-demo, YIBAO_ADMIN_TOKENS, YIBAO_SMS_URL/KEY, YIBAO_FACE_URL/KEY).[/]", highlight=False)
+    else:
+        if not os.environ.get("YIBAO_ADMIN_TOKENS"):
+            console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
+                          "no operator can use the admin API.[/]", highlight=False)
+        if not (os.environ.get("YIBAO_SMS_URL") and os.environ.get("YIBAO_SMS_KEY")):
+            console.print("[bold yellow]未配置短信网关（YIBAO_SMS_URL、YIBAO_SMS_KEY）：短信验证码登录将答复服务不可用。 / "
+                          "No SMS gateway (YIBAO_SMS_URL, YIBAO_SMS_KEY): SMS log-in answers 503.[/]", highlight=False)
     _recover_at_start(db, console)
     db.dispose()
     from yibao.runtime.server import serve as run_server

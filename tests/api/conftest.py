@@ -7,8 +7,8 @@ from yibao.app import create_app
 
 
 @pytest.fixture
-def app(db, keyring):
-    return create_app(db, keyring=keyring)
+def app(db, keyring, sms_gateway):
+    return create_app(db, keyring=keyring, sms_gateway=sms_gateway)
 
 
 @pytest.fixture
@@ -23,8 +23,8 @@ def world(db, keyring):
 
 
 @pytest.fixture
-def api(db, keyring, face_verifier):
-    """The app with the sandbox face verifier on loopback, behind the `Api` wrapper."""
-    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
+def api(db, keyring, face_verifier, sms_gateway):
+    """The app with the sandbox face verifier and SMS gateway on loopback, behind the `Api` wrapper."""
+    app = create_app(db, keyring=keyring, face_verifier=face_verifier, sms_gateway=sms_gateway)
     with TestClient(app) as client:
         yield Api(client)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.api import OPERATOR, login
 from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
+from tests.support.sms import gateway_url, texts_to
 from yibao.app import create_app
 from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
@@ -20,9 +21,9 @@ from yibao.services.credit import reservations as credit_reservations
 
 
 @pytest.fixture
-def setup(db, keyring, clock, bank):
+def setup(db, keyring, clock, bank, sms_gateway):
     cw = credit_world(db, keyring, clock, bank)
-    app = create_app(db, keyring=keyring)
+    app = create_app(db, keyring=keyring, sms_gateway=sms_gateway)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 
@@ -98,7 +99,7 @@ def test_admin_jobs_and_the_overdue_list(db, setup, clock):
     advance(clock, cw.bank, 27)
     r = client.post("/api/v1/admin/credit/jobs/reminders", headers={**OPERATOR, **key()})
     assert r.status_code == 200 and r.json()["by_kind"] == {"d-3": 1}
-    sms = client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"]
+    sms = [{"text": t} for t in texts_to(gateway_url(client.app), cw.world.phones["employee"])]  # what the gateway sent
     assert done.bill_no in sms[0]["text"]
     assert client.post("/api/v1/admin/credit/jobs/reminders", headers={**OPERATOR, **key()}).json()["sent"] == 0
     assert client.get("/api/v1/admin/credit/overdue", headers=OPERATOR).json()["items"] == []

@@ -72,7 +72,8 @@ def test_a_success_resets_the_count_and_liveness_failure_counts(api, db, keyring
     w = seed(db, keyring)
     authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     error(scan_face(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")
-    error(scan_face(api, w, w.employee.id, FACE, score=0.2), 403, "liveness", "liveness_failed")
+    # Set-up changed with issue 11 (point 5): the verifier decides liveness from the capture — the enrolment photo (day 0).
+    error(scan_face(api, w, w.employee.id, FACE, score=0.2, day=0), 403, "liveness", "liveness_failed")
     assert scan_face(api, w, w.employee.id, FACE).status_code == 201
     for _ in range(2):  # two more failures after a success do not lock: the count starts again
         error(scan_face(api, w, w.employee.id, "someone-else"), 403, "capture", "face_mismatch")

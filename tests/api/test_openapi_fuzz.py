@@ -36,7 +36,6 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import content_type_conformance, negative_data_rejection
 from starlette.testclient import TestClient
 
-from tests.support.api import OPERATOR
 from tests.support.db import Clock
 from tests.support.identity import ecard, id_number_of, name_of
 from tests.support.presence import PIN, card_with_pin
@@ -84,9 +83,9 @@ class Fuzz:
     fuzzed: Counter = field(default_factory=Counter)  # (method, path) -> cases sent
 
 
-def _login(client: TestClient, phone: str) -> str:
+def _login(client: TestClient, phone: str, outbox: Any) -> str:
     assert client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-    texts = [m["text"] for m in client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"]]
+    texts = [m["text"] for m in outbox.sent_to(phone)]  # the sandbox SMS gateway's memory: what it sent
     code = re.search(r"(\d{6})", texts[0]).group(1)
     r = client.post("/api/v1/patient/sessions", json={"phone": phone, "code": code})
     assert r.status_code == 201, r.text
@@ -119,6 +118,19 @@ def _face_verifier():
     return FaceVerifier("http://face-sandbox", key, transport=httpx.ASGITransport(app=face_sandbox(key, seed=7)))
 
 
+def _sms_gateway() -> tuple[Any, Any]:
+    """The sandbox SMS gateway, reached in-process (no socket), and its memory (what it sent): log-in codes go out
+    as they would in the demo instead of 503 "no SMS gateway configured"."""
+    import httpx
+
+    from yibao.sandbox.sms import create_app as sms_sandbox
+    from yibao.sms import SmsGateway
+
+    key = "fuzz-sms-key"
+    sandbox = sms_sandbox(key, seed=7)
+    return SmsGateway("http://sms-sandbox", key, transport=httpx.ASGITransport(app=sandbox)), sandbox.state.sandbox
+
+
 @pytest.fixture(scope="module")
 def fuzz(tmp_path_factory):
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('fuzz')}/yibao-fuzz.db", clock=Clock())
@@ -127,10 +139,11 @@ def fuzz(tmp_path_factory):
     # The logged-in holder has an e-card, so payment codes are issued and drawn (the SVG answers are checked).
     ecard(db, KEYRING, world.employee.id, name_of(1), id_number_of(1))
     db.run(lambda c: paycodes.issue(c, KEYRING, db.clock(), holder_id=world.employee.id, actor="fuzz"))  # the clock stands still: it stays live
-    app = create_app(db, keyring=KEYRING, face_verifier=_face_verifier())
+    gateway, outbox = _sms_gateway()
+    app = create_app(db, keyring=KEYRING, face_verifier=_face_verifier(), sms_gateway=gateway)
     his = {"Authorization": f"Bearer {world.hospital_credential}"}
     with TestClient(app, raise_server_exceptions=False) as client:
-        patient = _login(client, world.phones["employee"])
+        patient = _login(client, world.phones["employee"], outbox)
         open_visit = _visit(client, his, world.employee.id, settle=False)
         settled = _visit(client, his, world.retiree.id, settle=True, card_no=card_with_pin(db, KEYRING, world.retiree.id))
     tokens = {"/api/v1/his/": world.hospital_credential, "/api/v1/patient/": patient, "/api/v1/admin/": "demo-operator-token"}

@@ -37,8 +37,9 @@ def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):
     assert r.status_code == 200 and r.json()["face_enrolled"] is True and "tpl_" not in r.text
     error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("李娜", day=1), "liveness": LIVE}),
           403, "capture", "face_mismatch")
+    # Set-up changed with issue 11 (point 5): what fails liveness is the enrolment photo itself (day 0), not a low score.
     error(api.send("POST", "/api/v1/patient/identity/real-person", me,
-                   {"capture": capture("张伟", day=1), "liveness": {"method": "tof", "score": 0.3}}), 403, "liveness", "liveness_failed")
+                   {"capture": capture("张伟", day=0), "liveness": {"method": "tof", "score": 0.3}}), 403, "liveness", "liveness_failed")
     error(api.send("POST", "/api/v1/patient/identity/real-person", me, {"capture": capture("张伟"), "liveness": {"method": "photo", "score": 1}}),
           422, "liveness.method")
     r = api.send("POST", "/api/v1/patient/identity/real-person", me, real_person)

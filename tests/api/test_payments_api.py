@@ -19,8 +19,8 @@ def pw(db, keyring, wxpay):
 
 
 @pytest.fixture
-def client(db, keyring):
-    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as c:
+def client(db, keyring, sms_gateway):
+    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -48,7 +48,9 @@ def test_name_number_and_face_open_a_session_and_failures_lock(api, db, keyring,
 
     sessions_before = _count(db, sessions)
     assert _login(api, face="李娜").json()["error"]["code"] == refused  # someone else's face
-    locked = _login(api, score=0.3)  # third failure (a photo: liveness fails) → the fourth try is locked
+    # Set-up changed with issue 11 (point 5): liveness is the verifier's finding from the capture, not the caller's
+    # score — the photo is the enrolment image itself (day 0).
+    locked = _login(api, day=0)  # third failure (a photo: liveness fails) → the fourth try is locked
     assert locked.json()["error"]["code"] == refused
     r = _login(api)
     assert r.status_code == 429 and r.json()["error"]["code"] == "real_name_login_locked"

@@ -22,13 +22,13 @@ from yibao.store.tables import credit_bills, credit_reminders
 KEY = bytes(range(32))
 
 
-def yibao(*args: str) -> subprocess.CompletedProcess:
+def yibao(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("yibao")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1"})
+                          env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1", **(env or {})})
 
 
-def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_path, bank):
+def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_path, bank, sms_gateway, sms_sandbox):
     url = f"sqlite:///{tmp_path}/credit.db"
     db = Database(url, clock=Clock())
     db.create_all()
@@ -42,10 +42,12 @@ def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_pat
     db.run(lambda c: c.execute(update(credit_bills).where(credit_bills.c.bill_no == done.bill_no).values(due_date=today + timedelta(days=3))))
     db.dispose()
 
-    first = yibao("credit", "reminders", "--database", url)
+    # Set-up changed with issue 11 (point 2): the texts go out through an SMS gateway — the sandbox one on loopback.
+    gateway = {"YIBAO_SMS_URL": sms_sandbox.url, "YIBAO_SMS_KEY": sms_sandbox.key}
+    first = yibao("credit", "reminders", "--database", url, env=gateway)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}}
-    second = yibao("credit", "reminders", "--database", url)
+    second = yibao("credit", "reminders", "--database", url, env=gateway)
     assert json.loads(second.stdout)["sent"] == 0
     db = Database(url)
     rows = db.run(lambda c: c.execute(select(credit_reminders)).all(), write=False)
@@ -60,3 +62,31 @@ def test_overdue_job_refuses_a_malformed_bank_option(tmp_path):
     assert bad.returncode == 2 and "ID=URL" in bad.stderr
     ok = yibao("credit", "overdue", "--database", url)
     assert ok.returncode == 0 and json.loads(ok.stdout)["checked"] == 0
+
+
+def test_reminders_without_a_gateway_wait_for_the_next_run(tmp_path, bank, sms_gateway, sms_sandbox):
+    """No SMS gateway configured: the reminder is recorded, its text waits (said in the report), and the next run
+    with a gateway sends it — once."""
+    url = f"sqlite:///{tmp_path}/credit.db"
+    db = Database(url, clock=Clock())
+    db.create_all()
+    cw = credit_world(db, Keyring(KEY), db.clock, bank)
+    cw.enrol()
+    r = run(credit_reservations.reserve(cw.ctx, order_ref="ORDCLI" + os.urandom(6).hex().upper(), holder_id=cw.holder,
+                           institution_id=cw.world.hospital.id, amount=25_00, actor="test"))
+    done = run(credit_reservations.capture(cw.ctx, r.order_ref, actor="test"))
+    today = credit.beijing_day(db.clock())
+    db.run(lambda c: c.execute(update(credit_bills).where(credit_bills.c.bill_no == done.bill_no).values(due_date=today + timedelta(days=3))))
+    db.dispose()
+    none = {"YIBAO_SMS_URL": "", "YIBAO_SMS_KEY": ""}
+    first = yibao("credit", "reminders", "--database", url, env=none)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}, "unsent": 1,
+                                        "sms_problem": "sms_gateway_not_configured"}
+    assert sms_sandbox.state.sent_to(cw.world.phones["employee"]) == []
+    gateway = {"YIBAO_SMS_URL": sms_sandbox.url, "YIBAO_SMS_KEY": sms_sandbox.key}
+    for _ in range(2):
+        again = yibao("credit", "reminders", "--database", url, env=gateway)
+        assert json.loads(again.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 0, "by_kind": {}}
+    [text] = [m["text"] for m in sms_sandbox.state.sent_to(cw.world.phones["employee"])]
+    assert done.bill_no in text and "25.00" in text

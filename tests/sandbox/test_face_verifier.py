@@ -12,7 +12,7 @@ import pytest
 from yibao.domain.errors import Conflict, InputError
 from yibao.face import FaceUnavailable, FaceVerifier, signing
 from yibao.face.png import encode_grey
-from yibao.sandbox.face_samples import capture
+from yibao.sandbox.face_samples import capture, reshot
 
 BLANK = base64.b64encode(encode_grey([[90] * 32] * 32)).decode()
 
@@ -39,8 +39,31 @@ def test_another_persons_face_does_not_match(face_verifier):
 
 def test_a_failed_liveness_check_is_not_verified_even_when_the_face_matches(face_verifier):
     template = run(face_verifier.enrol(capture("陈静")))
-    v = run(face_verifier.verify(template, capture("陈静", day=1), {"method": "action", "score": 0.42}))
+    # Set-up changed with issue 11 (point 5): liveness is no longer the caller's score but the verifier's finding from
+    # the capture, so the capture that fails it is the enrolment photo itself (day 0), not a low score on a live one.
+    v = run(face_verifier.verify(template, capture("陈静", day=0), {"method": "action", "score": 0.42}))
     assert v.match and v.liveness == "fail" and not v.verified
+
+
+def test_liveness_is_decided_from_the_capture_never_from_the_claim(face_verifier):
+    template = run(face_verifier.enrol(capture("陈静")))
+    for photo in (capture("陈静"), reshot("陈静"), reshot("陈静", gain=0.8, offset=30)):  # the enrolment photo, as is or re-shot
+        v = run(face_verifier.verify(template, photo, {"method": "structured_light", "score": 1.0}))
+        assert v.match and v.liveness == "fail" and not v.verified
+    for claim in ({"method": "tof", "score": 0.0}, None):  # a live capture: whatever the terminal says, or nothing
+        v = run(face_verifier.verify(template, capture("陈静", day=4), claim))
+        assert v.match and v.liveness == "pass" and v.verified
+    assert v.liveness_method == "capture_analysis"  # no sensor named: the verifier says what it went by
+
+
+def test_the_verifier_answers_a_direct_call_with_a_score_and_ignores_the_score(face_sandbox):
+    """Older clients send the score: the sandbox still accepts it, and it still decides nothing."""
+    key = face_sandbox.key.encode()
+    template = run(FaceVerifier(face_sandbox.url, face_sandbox.key).enrol(capture("韩梅")))
+    body = json.dumps({"request_id": "r-1", "template_id": template, "capture": capture("韩梅"),
+                       "liveness": {"method": "tof", "score": 0.99}}).encode()
+    r = httpx.post(f"{face_sandbox.url}/verify", content=body, headers={signing.HEADER: signing.sign(key, body)})
+    assert r.status_code == 200 and (r.json()["match"], r.json()["liveness"]) == (True, "fail")
 
 
 def test_knobs_force_a_mismatch_and_move_the_threshold(face_sandbox, face_verifier):

@@ -1,15 +1,16 @@
-"""Steps over the HTTP API for tests: credentials, idempotency keys, SMS log-in, a visit with fee lines,
+"""Steps over the HTTP API for tests: credentials, idempotency keys, SMS log-in (the code read from the app's
+SANDBOX SMS gateway, as a demo visitor reads it), a visit with fee lines,
 the holder's path to an e-card with the sandbox face verifier, a face scan at a terminal, and the
 error shape. The fixtures that serve the app (``client``, ``api``, ``world``) are in tests/api/conftest.py."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from starlette.testclient import TestClient
 
 from tests.support.identity import id_number_of, name_of
+from tests.support.sms import gateway_of, gateway_url, latest_code
 from yibao.sandbox.face_samples import capture
 
 OPERATOR = {"Authorization": "Bearer demo-operator-token"}
@@ -60,9 +61,10 @@ def visit(client, credential, psn_no):
 
 
 def login(client, phone: str) -> dict[str, str]:
-    assert client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-    texts = [m["text"] for m in client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"]]
-    code = re.search(r"(\d{6})", texts[0]).group(1)
+    """Ask for a code, read it where the app's SMS gateway (the sandbox) keeps what it sent, log in."""
+    r = client.post("/api/v1/patient/sms-codes", json={"phone": phone})
+    assert r.status_code == 200, r.text
+    code = latest_code(gateway_of(client), phone)
     r = client.post("/api/v1/patient/sessions", json={"phone": phone, "code": code})
     assert r.status_code == 201, r.text
     return {"Authorization": f"Bearer {r.json()['token']}"}
@@ -73,9 +75,9 @@ class Api:
         self.client = client
 
     def login(self, phone: str) -> dict[str, str]:
-        assert self.client.post("/api/v1/patient/sms-codes", json={"phone": phone}).status_code == 200
-        text = self.client.get("/api/v1/admin/sandbox/sms", headers=OPERATOR).json()["items"][0]["text"]
-        r = self.client.post("/api/v1/patient/sessions", json={"phone": phone, "code": re.search(r"(\d{6})", text).group(1)})
+        r = self.client.post("/api/v1/patient/sms-codes", json={"phone": phone})
+        assert r.status_code == 200, r.text
+        r = self.client.post("/api/v1/patient/sessions", json={"phone": phone, "code": latest_code(gateway_url(self.client.app), phone)})
         assert r.status_code == 201, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
 

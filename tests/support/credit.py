@@ -38,15 +38,16 @@ class CreditWorld:
                                 actor="test"))
 
 
-def credit_world(db, keyring, clock, bank) -> CreditWorld:
-    """Our clock starts at the bank's (real) time, so both sides agree on what day it is."""
+def credit_world(db, keyring, clock, bank, sms=None) -> CreditWorld:
+    """Our clock starts at the bank's (real) time, so both sides agree on what day it is. ``sms``: the SMS gateway
+    the context texts through (reminders), if the test reads texts."""
     clock.now = datetime.now(timezone.utc)
     w = seed(db, keyring)
     ecard(db, keyring, w.employee.id, name_of(1), id_number_of(1))
     admit(db, BANK, kind="bank")
     connect(db, keyring, BANK, bank.channel)  # the platform reaches the bank as configured, like any institution
     bind(db, w.employee.id, BANK)
-    return CreditWorld(w, Context.for_database(db, keyring), w.employee.id, bank)
+    return CreditWorld(w, Context.for_database(db, keyring, sms=sms), w.employee.id, bank)
 
 
 def connect(db, keyring, pi_id: str, channel) -> None:

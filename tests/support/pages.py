@@ -22,10 +22,24 @@ PIN = "246810"  # every page test gives the demo holders this payment PIN (which
 SPLIT = ("split-total", "split-pool", "split-fund", "split-account", "split-cash")
 
 
+_SESSIONS: dict[tuple[str, str], str] = {}  # (served platform, phone) -> the holder's session cookie
+
+
 def log_in_holder(page, live, phone: str) -> None:
-    """Through the pages, as a demo visitor would: ask for a code, read it in the sandbox outbox, log in.
-    ``live`` is the served platform of tests/web/conftest.py (its clock is moved past the SMS limit)."""
-    live.clock.advance(seconds=31)  # past the gateway's one-code-per-30-s limit for this phone
+    """Through the pages, as a demo visitor would: ask for a code, read it in the sandbox SMS gateway's outbox (the
+    log-in page links it), log in. ``live`` is the served platform of tests/web/conftest.py.
+
+    The session a phone got is used again by the next test that logs that phone in (while it is still valid): SMS
+    codes are limited per phone (5 an hour) and per client address (20 an hour) — the browser tests all come from
+    127.0.0.1 and log the same demo people in again and again. A phone's first log-in, and any after its session
+    ended, go through the SMS pages."""
+    known = _SESSIONS.get((live.url, phone))
+    if known is not None:
+        page.context.add_cookies([{"name": "yibao_app", "value": known, "url": f"{live.url}/app", "httpOnly": True, "sameSite": "Strict"}])
+        page.goto("/app")
+        if page.locator("#who").count():
+            return
+    live.clock.advance(seconds=31)  # past the platform's one-code-per-30-s limit for this phone
     page.goto("/app/login")
     page.get_by_label(re.compile("手机号|Mobile number")).fill(phone)
     page.locator("#send-code").click()
@@ -41,6 +55,8 @@ def log_in_holder(page, live, phone: str) -> None:
     page.locator("#code").fill(code)
     page.locator("#log-in").click()
     expect(page.locator("#who")).to_be_visible()  # logged in: the header names the holder
+    cookie = next(c for c in page.context.cookies(f"{live.url}/app") if c["name"] == "yibao_app")
+    _SESSIONS[(live.url, phone)] = cookie["value"]
 
 
 def shown_code(page) -> str:

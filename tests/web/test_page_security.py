@@ -3,26 +3,31 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from http.cookies import SimpleCookie
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from tests.support.identity import admit, ecard, id_number_of, name_of
 from tests.support.pages import flash, tokens
+from tests.support.sms import gateway_url, texts_to
 from tests.support.world import seed
 from yibao.app import create_app
 from yibao.services.books import volumes
 from yibao.services.people import bindings
+from yibao.store.tables import institutions as institutions_table
 
 
 @pytest.fixture
-def site(db, keyring):
+def site(db, keyring, sms_gateway):
     world = seed(db, keyring)
     ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
     admit(db, "wechat")
-    app = create_app(db, keyring=keyring, sandboxes=True)
+    # In-process (no server): the texts go to the loopback sandbox gateway, not to the mounted one at a URL nobody serves.
+    app = create_app(db, keyring=keyring, sandboxes=True, sms_gateway=sms_gateway)
     with TestClient(app, raise_server_exceptions=False, follow_redirects=True) as client:
         yield world, client
 
@@ -30,7 +35,7 @@ def site(db, keyring):
 def log_in(client, phone: str) -> str:
     page = client.get("/app/login").text
     client.post("/app/sms-codes", data={**tokens(page), "phone": phone})
-    code = re.search(r"验证码为 (\d{6})", client.get("/app/sandbox/sms").text).group(1)
+    code = re.search(r"验证码为 (\d{6})", texts_to(gateway_url(client.app), phone)[0]).group(1)  # the sandbox gateway's memory
     r = client.post("/app/sessions", data={**tokens(page), "phone": phone, "code": code}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/app"
     cookie = SimpleCookie(r.headers["set-cookie"])["yibao_app"]
@@ -48,6 +53,56 @@ def test_the_holders_cookie_is_the_session_and_log_out_ends_it_on_the_server(sit
     client.cookies.clear()
     client.cookies.set("yibao_app", token, path="/app")  # a copy of the old cookie no longer works
     assert client.get("/app").url.path == "/app/login"
+
+
+def _console_log_in(client, area: str, field: str, credential: str) -> str:
+    page = client.get(f"/{area}/login").text
+    r = client.post(f"/{area}/sessions", data={**tokens(page), field: credential}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/{area}", r.text
+    cookie = SimpleCookie(r.headers["set-cookie"])[f"yibao_{area}"]
+    assert cookie["httponly"] and cookie["samesite"] == "strict" and cookie["path"] == f"/{area}"
+    return cookie.value
+
+
+@pytest.mark.parametrize("area, field, home", [("cashier", "credential", "#scan-form"), ("admin", "token", "chart-counts")])
+def test_the_cashier_and_operator_cookies_die_at_log_out(site, db, area, field, home):
+    """Their sessions were signed claims checked on every request: log-out cleared the browser's cookie, and a copy
+    of it worked for hours. Now the cookie is a random token whose hash only is stored, and log-out deletes it."""
+    world, client = site
+    credential = world.hospital_credential if area == "cashier" else "demo-operator-token"
+    token = _console_log_in(client, area, field, credential)
+    page = client.get(f"/{area}")
+    assert page.url.path == f"/{area}" and home.lstrip("#") in page.text
+    client.post(f"/{area}/logout", data=tokens(page.text))
+    client.cookies.clear()
+    client.cookies.set(f"yibao_{area}", token, path=f"/{area}")  # a copy of the old cookie no longer works
+    assert client.get(f"/{area}").url.path == f"/{area}/login"
+    # Server-side: only the token's hash was stored, and log-out deleted it.
+    from yibao.store.tables import console_sessions
+
+    assert db.run(lambda c: c.execute(select(console_sessions)).all(), write=False) == []
+    token = _console_log_in(client, area, field, credential)
+    stored = db.run(lambda c: c.execute(select(console_sessions.c.token_hash)).scalars().all(), write=False)
+    assert len(stored) == 1 and token not in stored[0] and stored[0] == hashlib.sha256(token.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("area, field", [("cashier", "credential"), ("admin", "token")])
+def test_a_console_session_still_expires_and_still_ends_with_its_credential(site, clock, area, field):
+    world, client = site
+    credential = world.hospital_credential if area == "cashier" else "demo-operator-token"
+    _console_log_in(client, area, field, credential)
+    clock.advance(hours=7, minutes=59)
+    assert client.get(f"/{area}").url.path == f"/{area}"
+    clock.advance(minutes=2)  # a shift (eight hours) later: over
+    assert client.get(f"/{area}").url.path == f"/{area}/login"
+    _console_log_in(client, area, field, credential)
+    platform = client.app.state.platform
+    if area == "cashier":  # a suspended institution stops at once
+        db = platform.db
+        db.run(lambda c: c.execute(institutions_table.update().where(institutions_table.c.id == world.hospital.id).values(status="suspended")))
+    else:  # an operator token removed from the configuration stops at once
+        platform.operator_tokens.clear()
+    assert client.get(f"/{area}").url.path == f"/{area}/login"
 
 
 def test_a_post_without_the_right_csrf_token_changes_nothing_and_says_why(site, db):
@@ -119,10 +174,10 @@ def test_a_tampered_cashier_cookie_is_no_session(site):
     page = client.get("/cashier/login").text
     client.post("/cashier/sessions", data={**tokens(page), "credential": world.hospital_credential})
     assert client.get("/cashier").url.path == "/cashier"
-    body, mac = client.cookies.get("yibao_cashier").rsplit(".", 1)
-    forged = body[:5] + ("A" if body[5] != "A" else "B") + body[6:]  # another institution, another expiry …
+    token = client.cookies.get("yibao_cashier")  # a random session token now (its hash is stored), no longer a signed claim
+    forged = token[:5] + ("A" if token[5] != "A" else "B") + token[6:]  # another token: no such session
     client.cookies.clear()
-    client.cookies.set("yibao_cashier", f"{forged}.{mac}", path="/cashier")
+    client.cookies.set("yibao_cashier", forged, path="/cashier")
     assert client.get("/cashier").url.path == "/cashier/login"
 
 

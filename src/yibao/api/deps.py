@@ -1,16 +1,16 @@
 """Who is calling the API: the platform, and the caller a bearer credential names (an institution, a
-holder's session or an operator)."""
+holder's session or an operator). A wrong institution credential or operator token is counted per client
+address (and per institution); too many are refused with Retry-After (services/access/credentials.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from yibao.domain.errors import Unauthorized
+from yibao.runtime.clients import client_address
 from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency.institutions import Institution
@@ -46,9 +46,10 @@ class Caller:
         return f"{self.audience}:{self.principal}"
 
 
-async def institution_caller(p: Platform = Depends(platform), creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+async def institution_caller(request: Request, p: Platform = Depends(platform),
+                             creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
     """HIS credentials: `Authorization: Bearer <fixmedins_code>.<secret>`."""
-    inst = await p.institution(_token(creds))
+    inst = await p.institution(_token(creds), client_address(request))
     return Caller("his", inst.id, inst.region, inst)
 
 
@@ -61,9 +62,7 @@ async def patient_caller(p: Platform = Depends(platform), creds: HTTPAuthorizati
     return Caller("patient", holder.person_id, holder.region)
 
 
-async def operator_caller(p: Platform = Depends(platform), creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
-    token_hash = hashlib.sha256(_token(creds).encode()).hexdigest()
-    for known, name in p.operator_tokens.items():
-        if hmac.compare_digest(known, token_hash):
-            return Caller("operator", name, None)
-    raise Unauthorized("Authorization", "bad_credentials", "经办人员凭证无效", "invalid operator token")
+async def operator_caller(request: Request, p: Platform = Depends(platform),
+                          creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Caller:
+    name = await p.operator(_token(creds), client_address(request))
+    return Caller("operator", name, None)

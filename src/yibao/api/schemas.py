@@ -71,8 +71,16 @@ def _capture() -> Any:
 
 
 class LivenessIn(Strict):
+    """The terminal's own liveness result. Accepted for compatibility and NOT trusted: whether the capture is
+    live is the face verifier's finding from the capture itself (its signed answer). Only ``method`` is passed
+    on, as the sensor the terminal used; ``score`` decides nothing."""
+
     method: Literal["structured_light", "tof", "action"] = Field(description="3D structured light | 3D time of flight | action prompts")
-    score: float = Field(ge=0, le=1, allow_inf_nan=False, description="the terminal's liveness score, 0–1")
+    score: float = Field(ge=0, le=1, allow_inf_nan=False, description="the terminal's liveness score, 0–1 (ignored: the verifier decides)")
+
+
+def _liveness() -> Any:
+    return Field(None, description="optional, not trusted: the terminal's claim; the face verifier decides liveness from the capture")
 
 
 class FaceAuthorizationIn(Strict):
@@ -80,7 +88,7 @@ class FaceAuthorizationIn(Strict):
     payer_psn_no: str | None = Field(None, min_length=1, max_length=24,
                                      description="whose face is captured when not the patient's: a guardian paying for a linked child")
     capture: str = _capture()
-    liveness: LivenessIn
+    liveness: LivenessIn | None = _liveness()
     terminal_id: str | None = Field(None, min_length=1, max_length=40, description="the face terminal")
 
 
@@ -95,7 +103,7 @@ class RealNameIn(Strict):
 
 class RealPersonIn(Strict):
     capture: str = _capture()
-    liveness: LivenessIn
+    liveness: LivenessIn | None = _liveness()
 
 
 class CardIn(Strict):

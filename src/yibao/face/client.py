@@ -2,6 +2,10 @@
 
 Call it from async code outside any database unit of work: a face check takes a network round
 trip, and no transaction may wait on one.
+
+Liveness is the verifier's finding, from the capture, in its signed answer: what a caller (a hospital's
+terminal, a page) claims about liveness is never forwarded as evidence — only the name of the sensor it
+used goes along, and its score stops here.
 """
 
 from __future__ import annotations
@@ -65,10 +69,14 @@ class FaceVerifier:
         check_capture(capture)
         return str((await self._call("/templates", {"capture": capture}))["template_id"])
 
-    async def verify(self, template_id: str, capture: str, liveness: dict[str, Any]) -> Verification:
-        """Compare a live capture 1:1 with a template; ``liveness`` is the terminal's {method, score}."""
+    async def verify(self, template_id: str, capture: str, liveness: dict[str, Any] | None = None) -> Verification:
+        """Compare a capture 1:1 with a template; the verifier decides from the capture whether it is live.
+        ``liveness``: the terminal's claim ({method, score}); only its method (the sensor) is passed on."""
         check_capture(capture)
-        data = await self._call("/verify", {"template_id": template_id, "capture": capture, "liveness": liveness})
+        payload: dict[str, Any] = {"template_id": template_id, "capture": capture}
+        if liveness and isinstance(liveness.get("method"), str):
+            payload["liveness"] = {"method": liveness["method"]}
+        data = await self._call("/verify", payload)
         if data.get("template_id") != template_id:
             raise _unavailable("face_verifier_mismatched_answer", "the answer names another template")
         return Verification(bool(data["match"]), float(data["similarity"]), float(data["threshold"]), str(data["liveness"]),

@@ -1,10 +1,12 @@
 """The platform a serving process runs: the database, the PII keyring, the clock, the connectors, the
-face verifier — and the one `Context` every use case that calls out is given (services/__init__.py)."""
+face verifier, the SMS gateway — and the one `Context` every use case that calls out is given
+(services/__init__.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import os
 import time
 import weakref
@@ -16,12 +18,14 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from yibao.crypto.pii import Keyring
+from yibao.domain.errors import YibaoError
 from yibao.face.client import FaceVerifier
 from yibao.runtime.batching import WriteBatcher
 from yibao.services import Context
-from yibao.services.agency import institutions
+from yibao.services.access import credentials
 from yibao.services.agency.connectors import Connectors
 from yibao.services.agency.institutions import Institution
+from yibao.sms.client import SmsGateway
 from yibao.store.db import Database
 
 INSTITUTION_CACHE_S = 30  # a suspension or a new secret takes effect within this
@@ -36,6 +40,7 @@ class Platform:
     operator_tokens: dict[str, str]  # sha256(token) -> operator name
     connectors: Connectors | None = None  # every payment institution and credit bank, from its configuration
     face: FaceVerifier | None = None
+    sms: SmsGateway | None = None
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
@@ -45,9 +50,9 @@ class Platform:
 
     @property
     def context(self) -> Context:
-        """The context every use case that calls out is given (a new face verifier takes effect at once)."""
+        """The context every use case that calls out is given (a new face verifier or SMS gateway takes effect at once)."""
         assert self.connectors is not None
-        return Context(self.run, self.now, self.keyring, self.connectors, self.face)
+        return Context(self.run, self.now, self.keyring, self.connectors, self.face, self.sms)
 
     def now(self) -> datetime:
         return self.db.clock()
@@ -74,15 +79,32 @@ class Platform:
             batcher = self._batchers[loop] = WriteBatcher(self.db, loop)
         return batcher
 
-    async def institution(self, credential: str) -> Institution:
-        """The institution a HIS credential (`<fixmedins_code>.<secret>`) belongs to; refused if wrong or suspended."""
-        cached = self._institution_cache.get(credential)
+    async def institution(self, credential: str, client: str | None = None, field: str = "Authorization") -> Institution:
+        """The institution a HIS credential (`<fixmedins_code>.<secret>`) belongs to; refused if wrong or suspended,
+        and — after too many wrong ones from ``client`` (its address) or for that institution — refused with
+        Retry-After (services/access/credentials.py). A credential that worked from this address is remembered
+        for a while: no query, no count."""
+        key = (credential, client)
+        cached = self._institution_cache.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         code, _, secret = credential.partition(".")
-        inst = await self.run(lambda c: institutions.authenticate(c, code, secret), write=False)
-        self._institution_cache[credential] = (time.monotonic() + INSTITUTION_CACHE_S, inst)
+        inst = await self.run(lambda c: credentials.institution(c, self.keyring, self.now(), code=code, secret=secret, address=client,
+                                                                field=field))
+        if isinstance(inst, YibaoError):
+            raise inst  # after its count committed
+        self._institution_cache[key] = (time.monotonic() + INSTITUTION_CACHE_S, inst)
         return inst
+
+    async def operator(self, token: str, client: str | None = None, field: str = "Authorization") -> str:
+        """The operator an operator token names; a wrong one is counted per client address, and too many are refused
+        with Retry-After — the right token too, so that guessing stops (services/access/credentials.py)."""
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        name = next((n for known, n in self.operator_tokens.items() if hmac.compare_digest(known, digest)), None)
+        found = await self.run(lambda c: credentials.operator(c, self.keyring, self.now(), name=name, address=client, field=field))
+        if isinstance(found, YibaoError):
+            raise found  # after its count committed
+        return found
 
 
 def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:

@@ -1,10 +1,13 @@
 """What the pages show only in the demo, given to them by the composition root (`app.state.demo_aids`):
-the demo people to log in as, and the synthetic face captures a page without a camera offers.
+the demo people to log in as, the synthetic face captures a page without a camera offers, and where the
+SANDBOX SMS gateway shows what it "sent" (the platform keeps no text: the log-in page links there).
 
-A phone page has no liveness detection of its own (a real app uses its terminal's SDK), and the
-cashier console has no camera: the demo offers the sandbox's synthetic captures instead, each with the
-liveness result a terminal would report. They match only the demo's enrolments (each demo face is
-drawn from its person's name), so the pages offer them in demo mode only.
+A phone page has no camera of its own here, and the cashier console has none at all: the demo offers the
+sandbox's synthetic captures instead — a live face (another day's capture: other light, a small shift,
+sensor noise) or a photo (the enrolment image itself, day 0, held up to the camera). Whether a capture is
+live is the sandbox verifier's decision from the capture (yibao.sandbox.face), never what the page says;
+the liveness claim sent with it only names the terminal's sensor. They match only the demo's enrolments
+(each demo face is drawn from its person's name), so the pages offer them in demo mode only.
 """
 
 from __future__ import annotations
@@ -16,18 +19,22 @@ from yibao.domain.identity import make_id_number
 from yibao.sandbox import face_samples
 from yibao.sandbox.demo import PEOPLE
 
-LIVE_SCORE, PHOTO_SCORE = 0.97, 0.30  # real-name log-in: a live face today, or a photo of it (fails liveness)
+LIVE_DAY, PHOTO_DAY = 5, 0  # real-name log-in: a live face today, or the enrolment photo held up (fails liveness)
 
-# The cashier's capture samples: which face is drawn (the payer's or another person's), which day, and what
-# the terminal's liveness check reports. Day 0 is the enrolment image itself: a photo held up to the camera.
+# The cashier's capture samples: which face is drawn (the payer's or another person's), which day, and what the
+# terminal says about its sensor. Day 0 is the enrolment image itself: a photo held up to the camera, which the
+# verifier finds not live whatever the terminal claims (the "spoof" sample claims a high score on purpose).
 LIVE = {"method": "structured_light", "score": 0.98}
-SAMPLES = {"same": (True, 2, LIVE), "other": (False, 1, LIVE), "spoof": (True, 0, {"method": "structured_light", "score": 0.12})}
+SAMPLES = {"same": (True, 2, LIVE), "other": (False, 1, LIVE), "spoof": (True, 0, LIVE)}
 
 
 class DemoAids:
     """The demo's aids for the pages (see yibao.web.DemoAids for the shape the pages rely on)."""
 
     samples = tuple(SAMPLES)
+
+    def __init__(self, sms_outbox_url: str = "/sandbox/sms/outbox") -> None:
+        self.sms_outbox_url = sms_outbox_url  # the SANDBOX SMS gateway's own page of what it "sent"
 
     def login_people(self) -> list[dict[str, str]]:
         return [{"name": p.name, "phone": p.phone or "", "id_number": make_id_number(p.area, p.born, p.serial),
@@ -43,8 +50,8 @@ class DemoAids:
         person = next((p for p in PEOPLE if p.key == key and p.phone), None)
         if person is None or kind not in ("live", "photo"):
             raise InputError("sample", "invalid_choice", "请选择人脸采集样本", "choose a face capture")
-        # Another day's capture of the enrolled face (the demo enrolled day 0 and checked day 1).
-        return face_samples.capture(person.name, day=5), {"method": "structured_light", "score": LIVE_SCORE if kind == "live" else PHOTO_SCORE}
+        # Live: another day's capture of the enrolled face (the demo enrolled day 0 and checked day 1). Photo: day 0.
+        return face_samples.capture(person.name, day=LIVE_DAY if kind == "live" else PHOTO_DAY), dict(LIVE)
 
     def sample_face(self, holder_name: str, sample: str) -> tuple[str, int, dict[str, Any]]:
         """A cashier sample's (face key, day, liveness) for the holder whose full name is given."""

@@ -252,7 +252,9 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
     for row in guide.people:
         ppl.add_row(row["name"], row["psn_no"], row["card_no"], row["phone"] or "—", f"{row['role_zh']} / {row['role_en']}")
     console.print(ppl)
-    console.print("沙箱短信验证码 SMS codes (sandbox): GET /api/v1/admin/sandbox/sms with the operator token.", highlight=False)
+    console.print("沙箱短信验证码 SMS codes (sandbox): the SANDBOX SMS gateway keeps what it sent — "
+                  f"{base_url}/sandbox/sms/outbox, or GET {base_url}/sandbox/sms/messages?phone=… (the platform keeps no text).",
+                  highlight=False)
 
 
 SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "bank": "bank"}

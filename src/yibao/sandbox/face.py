@@ -2,10 +2,23 @@
 
 Not a real recognition system. It enrols reference templates from captures and compares a live
 capture 1:1 with a template (cosine similarity of pixel features, see yibao.face.features), and
-checks the liveness result the terminal reports. Requests and responses are signed with
-HMAC-SHA256 over the body (`X-Face-Signature`); a response echoes the request's `request_id`, so
-a client cannot be fed an answer meant for another request. Knobs (constructor or `PUT /knobs`):
-latency, error rate, forced mismatch, thresholds.
+decides liveness ITSELF, from the capture — never from what the caller says about it. Requests and
+responses are signed with HMAC-SHA256 over the body (`X-Face-Signature`); a response echoes the
+request's `request_id`, so a client cannot be fed an answer meant for another request, and the
+platform trusts only the signed answer. Knobs (constructor or `PUT /knobs`): latency, error rate,
+forced mismatch, thresholds.
+
+The sandbox's liveness rule (a stand-in for a real presentation-attack detector, documented so the demo
+and the tests can rely on it): a capture is live when
+1. it carries a camera's sensor noise — the median absolute Laplacian of its grey levels (each pixel
+   less the mean of its four neighbours) is at least `noise_threshold` (2.0): a still image — the
+   enrolment photo replayed as a file, or re-rendered under other light — is smooth where a live
+   capture is grainy (the sample faces: day 0 ≤ 0.5, live days 4–7); and
+2. it is not the enrolled image again: its features are less than `replay_similarity` (0.9999) alike
+   to the template's (two captures of a live face never are; the enrolment image and any copy of it
+   with other brightness or contrast are, to the fourth decimal).
+The request's `liveness` (the terminal's claim: a method and a score) is accepted for compatibility and
+ignored for the decision; its `method` is echoed as the sensor the terminal says it used.
 
     YIBAO_FACE_KEY=... python -m yibao.sandbox.face --port 8701
 """
@@ -29,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture, feature_vector, similarity
+from yibao.face.png import PngError, decode_grey
 
 DEMO_FACE_KEY = "demo-face-sandbox-key"  # the demo's shared key with its own sandbox verifier
 
@@ -75,7 +89,8 @@ class Knobs(_Strict):
     error_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of requests answered 503")
     force_mismatch: bool = False
     threshold: float = Field(0.80, ge=0.0, le=1.0, description="similarity at or above which two faces match")
-    liveness_threshold: float = Field(0.90, ge=0.0, le=1.0)
+    noise_threshold: float = Field(2.0, ge=0.0, le=255.0, description="sensor noise (median |Laplacian|) a live capture shows at least")
+    replay_similarity: float = Field(0.9999, ge=0.0, le=1.0, description="similarity to the template at which a capture is the enrolled image")
 
 
 class KnobsPatch(_Strict):
@@ -83,7 +98,8 @@ class KnobsPatch(_Strict):
     error_rate: float | None = Field(None, ge=0.0, le=1.0)
     force_mismatch: bool | None = None
     threshold: float | None = Field(None, ge=0.0, le=1.0)
-    liveness_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    noise_threshold: float | None = Field(None, ge=0.0, le=255.0)
+    replay_similarity: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class TemplateIn(_Strict):
@@ -92,15 +108,29 @@ class TemplateIn(_Strict):
 
 
 class Liveness(_Strict):
+    """What the terminal says about its liveness check: the sensor it used. A score may come along (older
+    clients send one); it decides nothing."""
+
     method: Literal["structured_light", "tof", "action"]
-    score: float = Field(ge=0.0, le=1.0)
+    score: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class VerifyIn(_Strict):
     request_id: str = Field(min_length=1, max_length=64)
     template_id: str = Field(min_length=1, max_length=1024)
     capture: str = Field(min_length=1, max_length=400_000)
-    liveness: Liveness
+    liveness: Liveness | None = None
+
+
+def sensor_noise(png: bytes) -> float:
+    """The median absolute Laplacian of the capture's grey levels (a sample of at most ~128×128 pixels): near 0
+    for a smooth still image, several grey levels for a camera's live frame."""
+    _, _, rows = decode_grey(png)
+    height, width = len(rows), len(rows[0])
+    step = max(1, max(width, height) // 128)
+    values = sorted(abs(rows[y][x] - (rows[y - 1][x] + rows[y + 1][x] + rows[y][x - 1] + rows[y][x + 1]) / 4)
+                    for y in range(1, height - 1, step) for x in range(1, width - 1, step))
+    return values[len(values) // 2] if values else 0.0
 
 
 class SandboxState:
@@ -113,11 +143,11 @@ class SandboxState:
 
 
 def create_app(key: bytes | str, *, latency_ms: int = 0, error_rate: float = 0.0, force_mismatch: bool = False,
-               threshold: float = 0.80, liveness_threshold: float = 0.90, seed: int | None = None) -> FastAPI:
+               threshold: float = 0.80, noise_threshold: float = 2.0, replay_similarity: float = 0.9999, seed: int | None = None) -> FastAPI:
     app = FastAPI(title="yibao SANDBOX face verifier (not a real recognition service)", version="1")
     state = SandboxState(key.encode() if isinstance(key, str) else key,
                          Knobs(latency_ms=latency_ms, error_rate=error_rate, force_mismatch=force_mismatch,
-                               threshold=threshold, liveness_threshold=liveness_threshold), seed)
+                               threshold=threshold, noise_threshold=noise_threshold, replay_similarity=replay_similarity), seed)
     app.state.sandbox = state
 
     def signed(payload: dict[str, Any], status: int = 200) -> Response:
@@ -150,6 +180,14 @@ def create_app(key: bytes | str, *, latency_ms: int = 0, error_rate: float = 0.0
         except CaptureError as exc:
             return None, error(422, "bad_capture", str(exc), request_id)
 
+    def live(capture: str, score: float) -> bool:
+        """The sandbox's liveness rule (module docstring): sensor noise, and not the enrolled image again."""
+        try:
+            noise = sensor_noise(decode_capture(capture))
+        except (CaptureError, PngError):
+            return False
+        return noise >= state.knobs.noise_threshold and score < state.knobs.replay_similarity
+
     @app.post("/templates", status_code=201, summary="Enrol a reference template from a capture")
     async def enrol(request: Request) -> Response:
         req, failure = await admit(request, TemplateIn)
@@ -163,7 +201,7 @@ def create_app(key: bytes | str, *, latency_ms: int = 0, error_rate: float = 0.0
         state.enrolled += 1
         return signed({"request_id": req.request_id, "template_id": template_id}, 201)
 
-    @app.post("/verify", summary="Compare a capture 1:1 with a template and check liveness")
+    @app.post("/verify", summary="Compare a capture 1:1 with a template; decide from the capture whether it is live")
     async def verify(request: Request) -> Response:
         req, failure = await admit(request, VerifyIn)
         if failure:
@@ -176,12 +214,14 @@ def create_app(key: bytes | str, *, latency_ms: int = 0, error_rate: float = 0.0
         if failure:
             return failure
         knobs = state.knobs
-        score = round(similarity(reference, vector), 4)  # type: ignore[arg-type]
+        alike = similarity(reference, vector)  # type: ignore[arg-type]
+        score = round(alike, 4)
         match = score >= knobs.threshold and not knobs.force_mismatch
-        live = "pass" if req.liveness.score >= knobs.liveness_threshold else "fail"
+        # Decided here, from the capture: the caller's liveness claim is not an input to it.
+        liveness = "pass" if live(req.capture, alike) else "fail"
         return signed({"request_id": req.request_id, "template_id": req.template_id, "match": match, "similarity": score,
-                       "threshold": knobs.threshold, "liveness": live, "liveness_method": req.liveness.method,
-                       "forced_mismatch": knobs.force_mismatch})
+                       "threshold": knobs.threshold, "liveness": liveness,
+                       "liveness_method": req.liveness.method if req.liveness else "capture_analysis", "forced_mismatch": knobs.force_mismatch})
 
     @app.get("/knobs", summary="Current knobs")
     async def get_knobs() -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """Synthetic sample faces for tests and the demo pages: one face per person, drawn from a seed.
 
-`face_png(key)` draws the person's face; `face_png(key, day=n)` draws the same person on another
-day (other light, contrast, a small shift and sensor noise), which the sandbox verifier matches;
-a different key is another person, which it does not. Nothing here is a real person's image.
+`face_png(key)` draws the person's face — day 0, the ENROLMENT image: a still photo, without sensor
+noise; `face_png(key, day=n)` draws the same person live on another day (other light, contrast, a
+small shift and a camera's sensor noise), which the sandbox verifier matches and finds live;
+`reshot(key)` is the enrolment photo shown to the camera again under other light — which the verifier
+matches but finds NOT live (yibao.sandbox.face: its liveness rule). A different key is another person,
+which it does not match. Nothing here is a real person's image.
 
     python -m yibao.sandbox.face_samples out/ 张三 李四      # writes out/张三-0.png, out/张三-1.png …
 """
@@ -93,6 +96,14 @@ def face_png(key: str, day: int = 0, size: int = SIZE) -> bytes:
 def capture(key: str, day: int = 0) -> str:
     """The face as a capture, ready for the verifier API (base64 PNG)."""
     return base64.b64encode(face_png(key, day)).decode("ascii")
+
+
+def reshot(key: str, gain: float = 1.15, offset: float = -12.0) -> str:
+    """The enrolment photo (day 0) held up to a camera under other light: brighter or darker, more or less
+    contrast — still the same still image (a capture, base64 PNG)."""
+    f = _face(key)
+    rows = [[round(_level(f, px + 0.5, py + 0.5) * gain + offset) for px in range(SIZE)] for py in range(SIZE)]
+    return base64.b64encode(encode_grey(rows)).decode("ascii")
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,7 @@
 
 A use case that only reads or writes the database is a plain function taking a connection, run in
 one unit of work by its caller. A use case that calls an outside party (a payment institution, a
-credit bank, the face verifier) has one shape: ``async def use_case(ctx: Context, ...)``. It runs its
+credit bank, the face verifier, the SMS gateway) has one shape: ``async def use_case(ctx: Context, ...)``. It runs its
 units through ``ctx.run`` and calls out *between* them, never inside one.
 """
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from yibao.channels.base import Channel
     from yibao.face.client import FaceVerifier
     from yibao.services.agency.connectors import Connectors
+    from yibao.sms.client import SmsGateway
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,18 @@ class Context:
 
     ``run(work, *, write=True)`` runs one unit of work and returns its result; ``now`` is the clock;
     ``connectors`` reaches every admitted payment institution and credit bank as configured;
-    ``face`` is the face verifier (None where none is configured)."""
+    ``face`` is the face verifier and ``sms`` the SMS gateway (None where none is configured)."""
 
     run: Callable[..., Awaitable[Any]]
     now: Callable[[], datetime]
     keyring: Keyring
     connectors: Connectors
     face: FaceVerifier | None = None
+    sms: SmsGateway | None = None
 
     @classmethod
     def for_database(cls, db: Any, keyring: Keyring, connectors: Connectors | None = None,
-                     face: FaceVerifier | None = None) -> Context:
+                     face: FaceVerifier | None = None, sms: SmsGateway | None = None) -> Context:
         """For a process without the API (the CLI, tests, recovery at start-up): each unit is one
         `Database.run` transaction on a worker thread."""
         if connectors is None:
@@ -49,7 +51,7 @@ class Context:
 
         async def run(work: Callable[[Any], Any], *, write: bool = True) -> Any:
             return await asyncio.to_thread(db.run, work, write=write)
-        return cls(run, db.clock, keyring, connectors, face)
+        return cls(run, db.clock, keyring, connectors, face, sms)
 
     async def channel(self, pi_id: str) -> Channel:
         """The connector of an admitted payment institution (refused if it has no configuration)."""
@@ -66,3 +68,11 @@ class Context:
             raise FaceUnavailable("face_verifier", "face_verifier_not_configured", "人脸核验服务未配置",
                                   "no face verifier is configured (YIBAO_FACE_URL, YIBAO_FACE_KEY)")
         return self.face
+
+    def texter(self) -> SmsGateway:
+        """The SMS gateway; none configured is a 503 that says so (never a code "sent" to nowhere)."""
+        if self.sms is None:
+            from yibao.sms.client import unavailable
+
+            raise unavailable("sms_gateway_not_configured", "no SMS gateway is configured (YIBAO_SMS_URL, YIBAO_SMS_KEY)", retry_after=3600)
+        return self.sms

@@ -209,7 +209,18 @@ face_logins = Table(  # every real-name log-in's face check (name + ID number + 
 
 Index("ix_face_logins_recent", face_logins.c.person_id, face_logins.c.created_at)
 
-sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
+console_sessions = Table(  # a cashier's or an operator's page session: only the cookie token's hash; log-out deletes it
+    "console_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    _region(),  # the institution's region; 000000 for an operator
+    Column("area", String(10), nullable=False),  # cashier | admin
+    Column("principal", String(80), nullable=False),  # the institution id | the operator's name
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.access"},
+)
+
+sms_codes = Table(  # the log-in codes sent by text message: only a keyed hash of each (HMAC under a keyring purpose key)
     "sms_codes", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     _region(),
@@ -222,16 +233,18 @@ sms_codes = Table(  # the sandbox SMS gateway's outbox and the codes it sent
     info={"owner": "services.access"},
 )
 
-sandbox_sms_outbox = Table(  # the sandbox SMS gateway: what it would have sent
-    "sandbox_sms_outbox", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    _region(),
-    Column("phone_masked", String(20), nullable=False),
-    Column("phone_hash", String(64), nullable=False, index=True),
-    Column("text", String(200), nullable=False),
+attempts = Table(  # attempts every lock-out without a table of its own counts, keyed by (kind, subject): services/access/attempts.py
+    "attempts", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),  # the subject's region where it has one; 000000 for a phone, an address or a credential
+    Column("kind", String(24), nullable=False),  # e.g. sms_send:phone, sms_code:address, pin:holder, credential:institution
+    Column("subject", String(80), nullable=False),  # a person id, an institution code, or a keyed hash (phone, client address)
+    Column("failed", Boolean, nullable=False),  # a counted failure; a success ends the count for rules that reset on one
     _created(),
     info={"owner": "services.access"},
 )
+
+Index("ix_attempts_subject", attempts.c.kind, attempts.c.subject, attempts.c.created_at)
 
 # ---- ledger (double entry, two-phase; TigerBeetle's semantics in SQL) -------------------------
 
@@ -499,6 +512,7 @@ face_attempts = Table(  # every 1:1 face check at a terminal: the trace, and the
 )
 
 Index("ix_face_attempts_recent", face_attempts.c.person_id, face_attempts.c.institution_id, face_attempts.c.created_at)
+Index("ix_face_attempts_person", face_attempts.c.person_id, face_attempts.c.created_at)  # the limit counts per person, across institutions
 
 face_authorizations = Table(  # a verified face, good for one payment at that institution, briefly
     "face_authorizations", metadata,
@@ -783,7 +797,8 @@ credit_reminders = Table(  # one per bill and kind: the reminder job may run any
     Column("bill_no", String(40), ForeignKey("credit_bills.bill_no"), primary_key=True),
     Column("kind", String(12), primary_key=True),  # d-N | d0 | overdue
     _region(),
-    Column("sms_id", Integer),  # the sandbox outbox row; None when the holder has no phone on file
+    Column("sms_status", String(10), nullable=False),  # pending (to send) | sent | no_phone (nothing to send to) | repaid
+    Column("sms_id", String(64)),  # the SMS gateway's id of the message, once sent
     _created(),
     info={"owner": "services.credit"},
 )

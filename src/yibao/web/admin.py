@@ -8,23 +8,21 @@ functions as the admin API (api/routers/admin.py).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
-from yibao.domain.errors import InputError, Unauthorized, YibaoError
+from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
+from yibao.services.access import sessions
 from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.agency.policies import policy_for, require_known_region
 from yibao.services.books import audit, ledger, volumes
 from yibao.web import charts, forms, i18n, once, render, security
-from yibao.web.auth import Who, act, operator, platform
+from yibao.web.auth import Who, act, log_in_console, log_out_console, operator, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "admin"
@@ -58,21 +56,21 @@ async def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/admin/sessions")
 async def log_in(request: Request) -> Response:
-    p = platform(request)
+    """The operator's token, counted like the admin API's (per client address)."""
     form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
-    digest = hashlib.sha256(form.get("token").encode()).hexdigest()
-    name = next((n for known, n in p.operator_tokens.items() if hmac.compare_digest(known, digest)), None)
-    if name is None:
-        return render.redirect(request, "/admin/login", error=Unauthorized("token", "bad_credentials", "经办人员凭证无效",
-                                                                           "invalid operator token"))
+    try:
+        token, path = await log_in_console(request, AREA, form.get("token"))
+    except YibaoError as exc:
+        return render.redirect(request, "/admin/login", error=exc)
     response = render.redirect(request, "/admin")
-    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, "admin", name, time.time()), path="/admin", max_age=security.SIGNED_TTL)
+    security.set_cookie(response, request, COOKIE, token, path=path, max_age=int(sessions.CONSOLE_TTL.total_seconds()))
     return response
 
 
 @router.post("/admin/logout")
 async def log_out(request: Request) -> Response:
     await forms.read(request, AREA, request.cookies.get(COOKIE))
+    await log_out_console(request, AREA)  # the session is gone: the cookie (and any copy) stops working now
     response = render.redirect(request, "/admin/login", ok=("已退出登录", "Logged out"))
     security.clear_cookie(response, request, COOKIE, path="/admin")
     return response

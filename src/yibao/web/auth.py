@@ -1,13 +1,14 @@
 """Who is using a page, and how a form post runs its change.
 
-Each area has its own session cookie (security.py): the holder's is the session token, the
-cashier's and the operator's a signed claim checked again on every request (a suspended institution
-or a removed operator token stops working at once).
+Each area has its own session cookie (security.py), a random token whose hash is stored server-side:
+the holder's session, the cashier's and the operator's console session — each looked up on every
+request, so a log-out ends it at once, and a suspended institution or a removed operator token stops
+working at the next request. The log-in posts count wrong credentials per client address (and per
+institution) like the API does (`log_in_institution`, `log_in_operator`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, YibaoError
+from yibao.runtime.clients import client_address
 from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency import institutions
@@ -74,8 +76,13 @@ async def holder(request: Request) -> Who:
 async def cashier(request: Request) -> Who:
     p = platform(request)
     cookie = request.cookies.get(security.SESSION_COOKIES["cashier"], "")
-    code = security.claimed(p.keyring, "cashier", cookie, time.time())
-    inst = await p.run(lambda c: institutions.get(c, code), write=False) if code else None
+    now = p.now()
+
+    def load(conn: Connection) -> Institution | None:
+        found = sessions.console_of(conn, cookie, "cashier", now)
+        return institutions.get(conn, found.principal) if found else None
+
+    inst = await p.run(load, write=False) if cookie else None
     if inst is None or inst.status != "active":
         raise LoginRequired("cashier")
     return Who("cashier", inst.id, inst.region, cookie, inst.name, inst)
@@ -84,10 +91,35 @@ async def cashier(request: Request) -> Who:
 async def operator(request: Request) -> Who:
     p = platform(request)
     cookie = request.cookies.get(security.SESSION_COOKIES["admin"], "")
-    name = security.claimed(p.keyring, "admin", cookie, time.time())
-    if name is None or name not in p.operator_tokens.values():
+    now = p.now()
+    found = await p.run(lambda c: sessions.console_of(c, cookie, "admin", now), write=False) if cookie else None
+    if found is None or found.principal not in p.operator_tokens.values():
         raise LoginRequired("admin")
-    return Who("admin", name, "000000", cookie, name)
+    return Who("admin", found.principal, "000000", cookie, found.principal)
+
+
+async def log_in_console(request: Request, area: str, credential: str) -> tuple[str, str]:
+    """A cashier's (``area`` cashier: an institution credential) or an operator's (admin: a token) log-in post:
+    the credential checked and counted as the API counts it, then a console session opened. Returns the cookie's
+    token and the path the cookie is for; a refusal is raised (its count committed)."""
+    p = platform(request)
+    address = client_address(request)
+    if area == "cashier":
+        inst = await p.institution(credential, address, field="credential")
+        principal, region = inst.id, inst.region
+    else:
+        principal, region = await p.operator(credential, address, field="token"), "000000"
+    now = p.now()
+    token = await p.run(lambda c: sessions.open_console(c, now, area=area, principal=principal, region=region))
+    return token, security.AREA_PATHS[area]
+
+
+async def log_out_console(request: Request, area: str) -> None:
+    """Log out of a console: its session row is deleted, so the cookie stops working at once."""
+    p = platform(request)
+    token = request.cookies.get(security.SESSION_COOKIES[area], "")
+    if token:
+        await p.run(lambda c: sessions.end_console(c, token))
 
 
 async def act(request: Request, who: Who, form: Form, work: Callable[[Connection], Any], *, back: str,
@@ -128,6 +160,7 @@ async def act_flow(request: Request, who: Who, form: Form, call: Callable[[], Aw
         replay = await p.run(once.claim(scope=scope, nonce=form.nonce, path=request.url.path, region=who.region, now=p.now()))
     except YibaoError as exc:
         return render.redirect(request, back, error=exc, values=form.values(*keep))
+    refused: YibaoError | None = None  # this answer's own refusal: its Retry-After goes along (a replay has only the words)
     if replay is None:
         try:
             result = await call()
@@ -136,6 +169,7 @@ async def act_flow(request: Request, who: Who, form: Form, call: Callable[[], Aw
                 result, said = result
             outcome: once.Outcome = {"to": result.path if isinstance(result, Goto) else back, "ok": list(said) if said else None}
         except YibaoError as exc:
+            refused = exc
             outcome = {"to": back, "error": {"field": exc.field, "code": exc.code, "zh": exc.message_zh, "en": exc.message_en},
                        "values": form.values(*keep)}
         await p.run(once.record(scope=scope, nonce=form.nonce, outcome=outcome))
@@ -143,6 +177,7 @@ async def act_flow(request: Request, who: Who, form: Form, call: Callable[[], Aw
         outcome = replay
     if outcome.get("error"):
         e = outcome["error"]
-        return render.redirect(request, outcome["to"], error=Conflict(e["field"], e["code"], e["zh"], e["en"]), values=outcome.get("values"))
+        return render.redirect(request, outcome["to"], error=refused or Conflict(e["field"], e["code"], e["zh"], e["en"]),
+                               values=outcome.get("values"))
     said = outcome.get("ok")
     return render.redirect(request, outcome["to"], ok=tuple(said) if said else None)

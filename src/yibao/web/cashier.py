@@ -13,7 +13,6 @@ cash collected from the payer's payment institution, then all posted or all void
 from __future__ import annotations
 
 import hashlib
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
-from yibao.services.agency import institutions
+from yibao.services.access import sessions
 from yibao.services.books import accounts, volumes
 from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
@@ -33,7 +32,7 @@ from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.people import persons as people
 from yibao.web import cashier_payments, demo, forms, links, once, payviews, render, security
-from yibao.web.auth import Goto, Who, act, act_flow, cashier, platform
+from yibao.web.auth import Goto, Who, act, act_flow, cashier, log_in_console, log_out_console, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "cashier"
@@ -87,22 +86,21 @@ async def login_page(request: Request) -> HTMLResponse:
 
 @router.post("/cashier/sessions")
 async def log_in(request: Request) -> Response:
-    p = platform(request)
+    """The institution's credential, counted like the HIS API's (per client address and per institution)."""
     form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
-    code, _, secret = form.get("credential").partition(".")
     try:
-        inst = await p.run(lambda c: institutions.authenticate(c, code, secret), write=False)
+        token, path = await log_in_console(request, AREA, form.get("credential"))
     except YibaoError as exc:
         return render.redirect(request, "/cashier/login", error=exc)
     response = render.redirect(request, "/cashier")
-    security.set_cookie(response, request, COOKIE, security.claim(p.keyring, "cashier", inst.id, time.time()), path="/cashier",
-                        max_age=security.SIGNED_TTL)
+    security.set_cookie(response, request, COOKIE, token, path=path, max_age=int(sessions.CONSOLE_TTL.total_seconds()))
     return response
 
 
 @router.post("/cashier/logout")
 async def log_out(request: Request) -> Response:
     await forms.read(request, AREA, request.cookies.get(COOKIE))
+    await log_out_console(request, AREA)  # the session is gone: the cookie (and any copy) stops working now
     response = render.redirect(request, "/cashier/login", ok=("已退出登录", "Logged out"))
     security.clear_cookie(response, request, COOKIE, path="/cashier")
     return response

@@ -15,6 +15,7 @@ class DemoAids(Protocol):
     `yibao.sandbox.aids.DemoAids`); None in production, where those pages and sections are absent."""
 
     samples: tuple[str, ...]  # the cashier's face-capture samples
+    sms_outbox_url: str  # where the SANDBOX SMS gateway shows what it "sent" (the platform keeps no text)
 
     def login_people(self) -> list[dict[str, str]]: ...  # name, phone, id_number, role_zh, role_en
 

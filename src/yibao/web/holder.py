@@ -1,6 +1,6 @@
 """/app — the insured person's (or guardian's) phone app.
 
-Log-in by sandbox SMS code; the e-card with its dynamic payment code; switching to a linked child's
+Log-in by SMS code (in the demo, read in the SANDBOX gateway's outbox, which the demo aids link to); the e-card with its dynamic payment code; switching to a linked child's
 card; the personal account; payment-institution bindings; card services; family links (信用支付: holder_credit.py). Every page
 reads through services and every form posts to a route here that calls the same service function
 as the REST API does (api/routers/patient.py).
@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
-from yibao.services.access import face_login, sessions, sms
+from yibao.runtime.clients import client_address
+from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import accounts, ledger
 from yibao.services.payments import confirmation, paycodes
@@ -67,7 +68,8 @@ def _login_page(request: Request, *, phone: str = "", sent: bool = False) -> HTM
     pre, new = security.pre_cookie(request)
     aids = demo.aids(request)
     return render.render(request, "app/login.html", area=AREA, csrf_cookie=pre, set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None,
-                         phone=phone, sent=sent, demo_people=aids.login_people() if aids else [], demo_faces=aids.login_faces() if aids else [])
+                         phone=phone, sent=sent, demo_people=aids.login_people() if aids else [], demo_faces=aids.login_faces() if aids else [],
+                         sms_outbox_url=aids.sms_outbox_url if aids else None)
 
 
 @router.get("/app/login")
@@ -81,8 +83,7 @@ async def send_code(request: Request) -> Response:
     form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
     phone = form.get("phone")
     try:
-        now = p.now()
-        await p.run(lambda c: sessions.send_code(c, p.keyring, now, phone=phone))
+        await sessions.send_code(p.context, phone=phone, address=client_address(request))
     except YibaoError as exc:
         return render.redirect(request, "/app/login", error=exc, values={"phone": phone})
     response = render.redirect(request, "/app/login", ok=("如该手机号已参保登记，验证码已发送，5分钟内有效。",
@@ -99,8 +100,8 @@ async def log_in(request: Request) -> Response:
     try:
         if not code:
             raise InputError("code", "required", "请输入短信验证码", "enter the SMS code")
-        now = p.now()
-        result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=phone, code=code))
+        now, address = p.now(), client_address(request)
+        result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=phone, code=code, address=address))
         if isinstance(result, YibaoError):
             raise result  # after the counted attempt was committed
     except YibaoError as exc:
@@ -137,15 +138,6 @@ async def log_out(request: Request) -> Response:
     response = render.redirect(request, "/app/login", ok=("已退出登录", "Logged out"))
     security.clear_cookie(response, request, COOKIE, path="/app")
     return response
-
-
-@router.get("/app/sandbox/sms")
-async def outbox(request: Request) -> HTMLResponse:
-    """Demo only: where the sandbox SMS gateway's messages can be read (no real SMS is sent)."""
-    demo.require(request)
-    p = platform(request)
-    items = await p.run(lambda c: sms.outbox(c, 10), write=False)
-    return render.render(request, "app/outbox.html", area=AREA, csrf_cookie=None, items=items)
 
 
 # ---- the e-card and its payment code -----------------------------------------------------------

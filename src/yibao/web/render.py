@@ -126,8 +126,12 @@ def render(request: Request, template: str, *, area: str, csrf_cookie: str | Non
 
 def redirect(request: Request, to: str, *, ok: tuple[str, str] | None = None, error: YibaoError | None = None,
              values: dict[str, str] | None = None) -> RedirectResponse:
-    """303 to a page of ours, with a message (and form values to show again) for it."""
-    response = RedirectResponse(safe_next(to), status_code=303, headers={"Cache-Control": "no-store"})
+    """303 to a page of ours, with a message (and form values to show again) for it. A refusal that says when to
+    try again (a lock-out, an outage) carries Retry-After too, as the API's does; its words say it to the reader."""
+    headers = {"Cache-Control": "no-store"}
+    if error is not None and isinstance(getattr(error, "retry_after", None), int):
+        headers["Retry-After"] = str(error.retry_after)
+    response = RedirectResponse(safe_next(to), status_code=303, headers=headers)
     flash: dict[str, Any] | None = None
     if error is not None:
         flash = {"level": "error", "zh": error.message_zh, "en": error.message_en, "code": error.code, "field": error.field}

@@ -1,9 +1,11 @@
 """Cookies and CSRF for the pages.
 
-- The holder's cookie holds the session token that `sessions.verify_code` issued (the same session
-  the API uses); the cashier's and the operator's cookies hold a signed, expiring claim (who, until
-  when, a random nonce). Every session cookie is HttpOnly, SameSite=Strict, and scoped to its area's
-  path, so /app, /cashier and /admin never see each other's.
+- Every area's cookie holds a random session token whose hash only is stored server-side: the holder's
+  is the session `sessions.verify_code` opened (the same the API uses), the cashier's and the operator's
+  a console session (`sessions.open_console`, CONSOLE_TTL). Log-out deletes the row, so the cookie —
+  and any copy of it — stops working at once; a suspended institution or a removed operator token stops
+  at the next request. Every session cookie is HttpOnly, SameSite=Strict, and scoped to its area's path,
+  so /app, /cashier and /admin never see each other's.
 - CSRF: each form carries a token derived from the session cookie with a key of its own
   (HMAC); before log-in, from a random `yibao_pre` cookie. A post whose token does not match is
   refused before anything runs.
@@ -34,7 +36,6 @@ PRE_COOKIE = "yibao_pre"
 FLASH_COOKIE = "yibao_flash"
 SESSION_COOKIES = {"app": "yibao_app", "cashier": "yibao_cashier", "admin": "yibao_admin"}
 AREA_PATHS = {"app": "/app", "cashier": "/cashier", "admin": "/admin"}
-SIGNED_TTL = 8 * 3600  # a cashier's shift, an operator's day
 
 
 def _key(keyring: Keyring, purpose: str) -> bytes:
@@ -47,27 +48,6 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def sign(keyring: Keyring, payload: dict[str, Any]) -> str:
-    body = _b64(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    mac = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
-    return f"{body}.{mac}"
-
-
-def unsign(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
-    """The payload of a cookie we signed, or None if it is absent, altered or malformed (any bytes a client sends)."""
-    if not value or "." not in value:
-        return None
-    body, mac = value.rsplit(".", 1)
-    try:
-        good = _b64(hmac.new(_key(keyring, "cookie"), body.encode("ascii"), hashlib.sha256).digest())
-        if not hmac.compare_digest(mac.encode("ascii"), good.encode("ascii")):
-            return None
-        payload = json.loads(_unb64(body))
-    except (ValueError, TypeError):  # UnicodeError is a ValueError: a cookie that is not ASCII is no cookie of ours
-        return None
-    return payload if isinstance(payload, dict) else None
 
 
 def seal(keyring: Keyring, payload: dict[str, Any], ttl: int) -> str:
@@ -88,19 +68,6 @@ def unseal(keyring: Keyring, value: str | None) -> dict[str, Any] | None:
     if not isinstance(outer, dict) or not isinstance(outer.get("e"), int) or outer["e"] < time.time():
         return None
     return outer["p"] if isinstance(outer.get("p"), dict) else None
-
-
-def claim(keyring: Keyring, area: str, who: str, now_ts: float | None = None) -> str:
-    """A signed cashier/operator session: which area, who, until when, and a nonce (a new CSRF token per
-    log-in). The area is signed too: an institution's claim must never pass as an operator named alike."""
-    return sign(keyring, {"a": area, "w": who, "e": int((now_ts or time.time()) + SIGNED_TTL), "n": secrets.token_urlsafe(12)})
-
-
-def claimed(keyring: Keyring, area: str, value: str | None, now_ts: float | None = None) -> str | None:
-    payload = unsign(keyring, value)
-    if payload is None or payload.get("a") != area or not isinstance(payload.get("w"), str) or not isinstance(payload.get("e"), int):
-        return None
-    return payload["w"] if payload["e"] > (now_ts or time.time()) else None
 
 
 def csrf_token(keyring: Keyring, area: str, cookie_value: str) -> str:

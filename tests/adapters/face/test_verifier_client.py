@@ -56,3 +56,20 @@ def test_an_unreachable_verifier_is_unavailable():
     with pytest.raises(FaceUnavailable) as exc:
         run(dead.enrol(capture("吴军")))
     assert exc.value.code == "face_verifier_unreachable"
+
+
+def test_the_terminals_liveness_score_is_never_sent_on():
+    """Liveness is the verifier's finding from the capture: the client passes on the sensor's name, never a score."""
+    key = b"sekrit-shared-key"
+    seen = []
+
+    def answer(sent: dict) -> dict:
+        seen.append(sent)
+        return {"match": True, "similarity": 0.99, "threshold": 0.8, "liveness": "fail", "liveness_method": "tof",
+                "template_id": "tpl_1", "request_id": sent["request_id"]}
+    client = FaceVerifier("http://verifier.test", key, transport=_fake(key, answer))
+    v = run(client.verify("tpl_1", ANY, {"method": "tof", "score": 0.99}))
+    assert not v.verified  # the verifier said "fail": a 0.99 from the terminal changes nothing
+    assert seen[0]["liveness"] == {"method": "tof"} and "score" not in json.dumps(seen[0])
+    run(client.verify("tpl_1", ANY))
+    assert "liveness" not in seen[1]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
+from tests.support.sms import texts_to
 from yibao.channels.bank import transformers as tx
 from yibao.domain import credit as rules_
 from yibao.domain.credit import BankOutcomeUnknown, CreditError
@@ -23,12 +24,12 @@ from yibao.services.credit import lines as credit
 from yibao.services.credit import repayments as credit_repayments
 from yibao.services.credit import reservations as credit_reservations
 from yibao.services.credit import sync as credit_sync
-from yibao.store.tables import credit_enrolments, credit_reminders, sandbox_sms_outbox
+from yibao.store.tables import credit_enrolments, credit_reminders
 
 
 @pytest.fixture
-def cw(db, keyring, clock, bank):
-    return credit_world(db, keyring, clock, bank)
+def cw(db, keyring, clock, bank, sms_gateway):
+    return credit_world(db, keyring, clock, bank, sms=sms_gateway)
 
 
 def order() -> str:
@@ -259,7 +260,7 @@ def test_reminders_are_recorded_once_per_bill_and_kind(db, cw, clock):
     assert run(credit_jobs.run_reminders(cw.ctx))["sent"] == 0
     rows = db.run(lambda c: c.execute(select(credit_reminders).order_by(credit_reminders.c.created_at)).all(), write=False)
     assert [(r.bill_no, r.kind) for r in rows] == [(done.bill_no, "d-3"), (done.bill_no, "d0")]
-    texts = db.run(lambda c: [r.text for r in c.execute(select(sandbox_sms_outbox).order_by(sandbox_sms_outbox.c.id)).all()], write=False)
+    texts = texts_to(cw.ctx.sms.base_url, cw.world.phones["employee"])  # what the (sandbox) SMS gateway sent
     assert len(texts) == 2 and all(done.bill_no in t and "66.00" in t for t in texts)
     repay(cw, cw.holder, done.bill_no, 66_00)
     advance(clock, cw.bank, 1)

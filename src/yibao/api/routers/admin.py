@@ -17,7 +17,6 @@ from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, Product
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.runtime.platform import Platform
-from yibao.services.access import sms
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
@@ -143,11 +142,6 @@ async def audit_log(region: str | None = Query(None, max_length=6), limit: int =
 async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     reports = await p.run(audit.verify, write=False)
     return {"ok": all(r.ok for r in reports), "chains": [r.__dict__ for r in reports]}
-
-
-@router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox")
-async def sms_outbox(limit: int = Query(20, ge=1, le=200), caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    return {"items": await p.run(lambda c: sms.outbox(c, limit), write=False)}
 
 
 # ---- payment institutions, faces, cards ---------------------------------------------------------

@@ -197,7 +197,8 @@ async def face_authorization(body: FaceAuthorizationIn, request: Request, key: s
     """Three failed checks of one person here within ten minutes: `429 face_attempts_exhausted` — pay with the code."""
     async def call() -> Callable[[Connection], Any]:
         return await face_pay.check(p.context, institution=caller.institution, person_id=body.psn_no, payer_id=body.payer_psn_no,
-                                    terminal_id=body.terminal_id, actor=caller.actor, capture=body.capture, liveness=body.liveness.model_dump())
+                                    terminal_id=body.terminal_id, actor=caller.actor, capture=body.capture,
+                                    liveness=body.liveness.model_dump() if body.liveness else None)
 
     def work(c: Connection, record: Callable[[Connection], Any]) -> tuple[int, Any]:
         result = record(c)

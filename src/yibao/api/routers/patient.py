@@ -23,6 +23,7 @@ from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.formats.timefmt import iso_utc
+from yibao.runtime.clients import client_address
 from yibao.runtime.platform import Platform
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
@@ -47,16 +48,19 @@ class SessionIn(Strict):
     code: str = Field(min_length=1, max_length=10)
 
 
-@router.post("/sms-codes", summary="获取登录验证码 Send a log-in code (sandbox SMS)")
-async def sms_code(body: SmsCodeIn, p: Platform = Depends(platform)) -> dict[str, Any]:
-    now = p.now()
-    return await p.run(lambda c: sessions.send_code(c, p.keyring, now, phone=body.phone))
+@router.post("/sms-codes", summary="获取登录验证码 Send a log-in code by text message")
+async def sms_code(body: SmsCodeIn, request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
+    """The same answer whether or not the number is enrolled. At most one code per 30 s, 5 an hour per number, 20
+    requests an hour per client address: `429` with Retry-After. No SMS gateway configured or reachable: `503`."""
+    return await sessions.send_code(p.context, phone=body.phone, address=client_address(request))
 
 
 @router.post("/sessions", status_code=201, summary="登录 Log in with the SMS code")
-async def login(body: SessionIn, p: Platform = Depends(platform)) -> dict[str, Any]:
-    now = p.now()
-    result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=body.phone, code=body.code))
+async def login(body: SessionIn, request: Request, p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Five tries per code; 10 wrong codes in 24 h lock the number's SMS log-in, 20 in an hour the client address:
+    `429` with Retry-After (the right code too, while locked). A right code ends the number's count."""
+    now, address = p.now(), client_address(request)
+    result = await p.run(lambda c: sessions.verify_code(c, p.keyring, now, phone=body.phone, code=body.code, address=address))
     if isinstance(result, Exception):
         raise result  # after the failed attempt was committed
     return result
@@ -66,7 +70,7 @@ class RealNameLoginIn(Strict):
     id_number: str = Field(min_length=1, max_length=18, description="the 18-character ID number")
     name: str = Field(min_length=1, max_length=50)
     capture: str = RealPersonIn.model_fields["capture"]
-    liveness: LivenessIn
+    liveness: LivenessIn | None = RealPersonIn.model_fields["liveness"]
 
 
 @router.post("/sessions/real-name", status_code=201,
@@ -75,7 +79,7 @@ async def login_real_name(body: RealNameLoginIn, request: Request, p: Platform =
     """Three failures for one person within ten minutes: `429 real_name_login_locked` (the SMS code still works).
     Every refusal of the credentials has the same words: the answer does not tell which one was wrong."""
     return await face_login.log_in(p.context, id_number=body.id_number, name=body.name,
-                                   capture=body.capture, liveness=body.liveness.model_dump())
+                                   capture=body.capture, liveness=body.liveness.model_dump() if body.liveness else None)
 
 
 def _visible(conn: Connection, caller: Caller, psn_no: str) -> people.Person:
@@ -150,7 +154,7 @@ async def real_person(body: RealPersonIn, request: Request, key: str = Idempoten
                       p: Platform = Depends(platform)):  # noqa: ANN201
     async def call() -> Callable[[Connection], dict[str, Any]]:
         return await identity.check_real_person(p.context, person_id=caller.principal, capture=body.capture,
-                                                liveness=body.liveness.model_dump(), actor=caller.actor)
+                                                liveness=body.liveness.model_dump() if body.liveness else None, actor=caller.actor)
 
     def work(c: Connection, record: Callable[[Connection], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
         return 200, record(c)

@@ -24,8 +24,9 @@ from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.attempts import AttemptLimit
-from yibao.domain.errors import Conflict, InputError, TooManyAttempts, Unauthorized, YibaoError
+from yibao.domain.errors import Conflict, TooManyAttempts, Unauthorized, YibaoError
 from yibao.domain.identity import parse_id_number
+from yibao.domain.names import check_name
 from yibao.face.client import check_capture
 from yibao.services import Context
 from yibao.services.access import attempts, sessions
@@ -76,9 +77,7 @@ def _count(conn: Connection, now: datetime, person: people.Person, outcome: str,
 def prepare(conn: Connection, keyring: Keyring, now: datetime, *, id_number: str, name: str) -> Prepared | YibaoError:
     """Step 1: the name and ID number against the enrolment record; the template to check the face against."""
     number, _ = parse_id_number(id_number)  # a malformed number is an input error, said as such (it names no one)
-    given = name.strip() if isinstance(name, str) else ""
-    if not given or len(given) > 50:
-        raise InputError("name", "invalid_text", "姓名应为1–50个字符", "must be 1–50 characters")
+    given = check_name(name)
     person = people.find_by_id_number(conn, keyring, number)
     if person is None:
         return _refused()
@@ -102,6 +101,7 @@ def record(conn: Connection, keyring: Keyring, now: datetime, *, prepared: Prepa
            similarity: float) -> dict | YibaoError:
     """Step 3: the verifier's answer. A match with liveness passed opens a session; a failure is counted and returned."""
     person = people.require(conn, prepared.person_id)
+    attempts.serialise(conn, "face_login:person", person.id)  # one attempt of this person at a time
     locked = _lockout(conn, now, person.id)  # a concurrent attempt may have used the last try since `prepare`
     if locked is not None:
         return locked
@@ -112,7 +112,7 @@ def record(conn: Connection, keyring: Keyring, now: datetime, *, prepared: Prepa
     return sessions.open_session(conn, now, person)
 
 
-async def log_in(ctx: Context, *, id_number: str, name: str, capture: str, liveness: dict[str, Any]) -> dict:
+async def log_in(ctx: Context, *, id_number: str, name: str, capture: str, liveness: dict[str, Any] | None = None) -> dict:
     """The whole log-in: prepare (a unit), the verifier over HTTP, record (a unit); a refusal raised after its commit."""
     verifier = ctx.verifier()  # none configured: refused before anything is looked at, counted or audited
     check_capture(capture)  # a capture that is plainly no PNG is refused before it costs a try

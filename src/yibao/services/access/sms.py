@@ -1,26 +1,16 @@
-"""Text messages to holders (log-in codes, credit reminders). The gateway here is the sandbox's: each
-message is written to an outbox, in the unit that decides to send it, which operators (and tests) read
-at /api/v1/admin/sandbox/sms; a real deployment plugs in its gateway and keeps the outbox as its queue.
+"""Text messages to holders — log-in codes (sessions.py), credit reminders (services/credit/jobs.py) — go out
+through the configured SMS gateway (yibao.sms.SmsGateway; `Context.texter()`, a 503 when there is none; the
+demo's is the SANDBOX gateway, yibao.sandbox.sms, reached over HTTP like a real one).
+
+Sending is a call to an outside party: between units of work, never inside one. The platform keeps no copy of
+what it sent — no outbox, no text — so a log-in code cannot be read back from it by anyone, operators included.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
-
-from yibao.crypto.pii import Keyring, mask_phone
-from yibao.formats.timefmt import iso_utc
-from yibao.store.tables import sandbox_sms_outbox as OUT
+from yibao.sms import SmsGateway
 
 
-def send(conn: Connection, keyring: Keyring, now: datetime, *, region: str, phone: str, text: str) -> int:
-    """Queue one message; returns its id."""
-    return conn.execute(OUT.insert().values(region=region, phone_masked=mask_phone(phone), phone_hash=keyring.lookup_hash(phone),
-                                            text=text, created_at=now)).inserted_primary_key[0]
-
-
-def outbox(conn: Connection, limit: int = 20) -> list[dict]:
-    rows = conn.execute(select(OUT).order_by(OUT.c.id.desc()).limit(limit)).all()
-    return [{"phone": r.phone_masked, "text": r.text, "at": iso_utc(r.created_at)} for r in rows]
+async def send(gateway: SmsGateway, *, phone: str, text: str) -> str:
+    """Send one message; the gateway's message id (`SmsUnavailable`, a 503, when it did not take it)."""
+    return await gateway.send(phone, text)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, InputError, Unauthorized
 from yibao.domain.ledger import institution_cash, institution_receivable
+from yibao.domain.names import check_name
 from yibao.domain.policy import LEVEL_ZH, LEVELS
 from yibao.services.agency.policies import require_known_region
 from yibao.services.agency.regions import ensure_region
@@ -61,6 +62,7 @@ def admit(conn: Connection, now: datetime, *, code: str, region: str, name: str,
     """Admit an institution; returns it and its API secret (shown once, stored hashed)."""
     if not (code.isalnum() and 6 <= len(code) <= 20):
         raise InputError("code", "invalid_code", "机构编码应为6–20位字母或数字", "must be 6–20 letters or digits (fixmedins_code)")
+    name = check_name(name, max_length=200, noun_zh="名称")  # shown on every receipt and list: nothing invisible in it
     require_known_region(region)
     if kind not in ("hospital", "pharmacy"):
         raise InputError("kind", "invalid_choice", "机构类型应为 hospital 或 pharmacy", "must be hospital or pharmacy")
@@ -82,11 +84,23 @@ def get(conn: Connection, code: str) -> Institution | None:
     return _row(r) if r else None
 
 
-def authenticate(conn: Connection, code: str, secret: str) -> Institution:
+def bad_credentials(field: str = "Authorization") -> Unauthorized:
+    return Unauthorized(field, "bad_credentials", "机构凭证无效", "invalid institution credentials")
+
+
+def with_secret(conn: Connection, code: str, secret: str) -> Institution | None:
+    """The institution whose credential this is, whatever its status; None for a wrong code or secret."""
     r = conn.execute(select(I).where(I.c.id == code)).first()
-    if r is None or not hmac.compare_digest(r.secret_hash, secret_hash(secret)) or r.status != "active":
-        raise Unauthorized("Authorization", "bad_credentials", "机构凭证无效", "invalid institution credentials")
+    if r is None or not hmac.compare_digest(r.secret_hash, secret_hash(secret)):
+        return None
     return _row(r)
+
+
+def authenticate(conn: Connection, code: str, secret: str) -> Institution:
+    inst = with_secret(conn, code, secret)
+    if inst is None or inst.status != "active":
+        raise bad_credentials()
+    return inst
 
 
 def list_all(conn: Connection, region: str | None = None) -> list[Institution]:

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.names import check_name
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
@@ -61,8 +62,7 @@ def admit(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str
     require_known_region(region)
     if kind not in KINDS:
         raise InputError("kind", "invalid_choice", "类型应为 wallet 或 bank", "must be wallet or bank")
-    if not name.strip() or len(name) > 200:
-        raise InputError("name", "invalid_text", "名称应为1–200个字符", "must be 1–200 characters")
+    name = check_name(name, max_length=200, noun_zh="名称")
     if not admission_ref.strip() or len(admission_ref) > 80:
         raise InputError("admission_ref", "invalid_text", "准入文号应为1–80个字符", "must be 1–80 characters")
     existing = get(conn, pi_id, lock=True)

@@ -3,6 +3,11 @@
 Both may run any number of times a day: a reminder is recorded once per bill and kind (its key),
 and the overdue rule gives the same answer however often it is applied. Each bill or line is its
 own unit of work; the bank is asked between units.
+
+A reminder's text goes out through the SMS gateway (services/access/sms.py) after the unit that records
+it, never inside it: the row is its outbox entry (`sms_status` pending), marked sent with the gateway's
+message id (`sms_id`) once the gateway took it. A text that could not go out (no gateway configured, the gateway
+down) stays pending and is sent by the next run, worded from the bill as it is then.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.channels import ChannelError
 from yibao.crypto.pii import Keyring
 from yibao.domain import credit as rules_
+from yibao.domain.errors import Unavailable
 from yibao.domain.money import format_yuan
 from yibao.services import Context
 from yibao.services.access import sms
@@ -55,18 +61,38 @@ def remind_bill(conn: Connection, keyring: Keyring, now: datetime, bill_no: str)
     kind = rules_.reminder_kind(bill, credit.beijing_day(now), rules)
     if kind is None:
         return None
-    if not insert_ignore(conn, RM, dict(bill_no=bill_no, kind=kind, region=row.region, sms_id=None, created_at=now)):
-        return None  # this reminder was already sent
     person = people.require(conn, row.person_id)
-    if person.phone_enc is not None:
-        phone = keyring.decrypt(person.phone_enc, "phone")
-        sms_id = sms.send(conn, keyring, now, region=row.region, phone=phone, text=reminder_text(kind, bill_no, bill.outstanding, row.due_date))
-        conn.execute(RM.update().where(RM.c.bill_no == bill_no, RM.c.kind == kind).values(sms_id=sms_id))
+    status = "pending" if person.phone_enc is not None else "no_phone"
+    if not insert_ignore(conn, RM, dict(bill_no=bill_no, kind=kind, region=row.region, sms_status=status, sms_id=None, created_at=now)):
+        return None  # this reminder was already recorded
     return kind
 
 
+def unsent(conn: Connection) -> list[tuple[str, str]]:
+    """Reminders recorded whose text has not gone out yet: (bill_no, kind)."""
+    rows = conn.execute(select(RM.c.bill_no, RM.c.kind).where(RM.c.sms_status == "pending").order_by(RM.c.created_at, RM.c.bill_no)).all()
+    return [(r.bill_no, r.kind) for r in rows]
+
+
+def message_of(conn: Connection, keyring: Keyring, bill_no: str, kind: str) -> tuple[str, str] | None:
+    """The phone and text of a pending reminder, worded from the bill as it is now; None when there is nothing to
+    send any more (the bill repaid meanwhile: marked so)."""
+    row = conn.execute(select(CB).where(CB.c.bill_no == bill_no)).first()
+    outstanding = row.amount - row.repaid
+    if outstanding <= 0:
+        conn.execute(update(RM).where(RM.c.bill_no == bill_no, RM.c.kind == kind, RM.c.sms_status == "pending").values(sms_status="repaid"))
+        return None
+    person = people.require(conn, row.person_id)
+    assert person.phone_enc is not None
+    return keyring.decrypt(person.phone_enc, "phone"), reminder_text(kind, bill_no, outstanding, row.due_date)
+
+
+def mark_sent(conn: Connection, bill_no: str, kind: str, message_id: str) -> None:
+    conn.execute(update(RM).where(RM.c.bill_no == bill_no, RM.c.kind == kind).values(sms_status="sent", sms_id=message_id))
+
+
 async def run_reminders(ctx: Context, *, progress: Progress | None = None) -> dict[str, Any]:
-    """Send today's reminders for every unpaid bill (sandbox SMS outbox)."""
+    """Record today's reminders for every unpaid bill, then text every reminder not texted yet (SMS gateway)."""
     bill_nos = await ctx.run(lambda c: [r.bill_no for r in c.execute(select(CB.c.bill_no).where(CB.c.repaid < CB.c.amount)
                                                                           .order_by(CB.c.due_date, CB.c.bill_no)).all()])
     sent: dict[str, int] = {}
@@ -76,7 +102,25 @@ async def run_reminders(ctx: Context, *, progress: Progress | None = None) -> di
             sent[kind] = sent.get(kind, 0) + 1
         if progress:
             progress(i, len(bill_nos))
-    return {"day": credit.beijing_day(ctx.now()).isoformat(), "bills": len(bill_nos), "sent": sum(sent.values()), "by_kind": sent}
+    problem = None
+    todo = await ctx.run(unsent, write=False)
+    for bill_no, kind in todo:
+        try:
+            gateway = ctx.texter()
+            message = await ctx.run(lambda c, b=bill_no, k=kind: message_of(c, ctx.keyring, b, k))
+            if message is None:
+                continue
+            message_id = await sms.send(gateway, phone=message[0], text=message[1])
+        except Unavailable as exc:
+            problem = exc.code  # no gateway, or it is down: the rest stay pending for the next run
+            break
+        await ctx.run(lambda c, b=bill_no, k=kind, m=message_id: mark_sent(c, b, k, m))
+    left = len(await ctx.run(unsent, write=False))
+    report: dict[str, Any] = {"day": credit.beijing_day(ctx.now()).isoformat(), "bills": len(bill_nos), "sent": sum(sent.values()),
+                              "by_kind": sent}
+    if left:  # texts that could not go out (said only then: a run that texted everything reports as it always did)
+        report.update(unsent=left, sms_problem=problem)
+    return report
 
 
 def _candidates(conn: Connection, now: datetime) -> list[str]:

@@ -122,7 +122,8 @@ def for_holder(conn: Connection, holder_id: str, *, use_account: bool, include_d
 
 
 def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str, pin_ok: bool | None, actor: str) -> YibaoError | None:
-    """Count a wrong PIN on the bill (committed before the refusal is answered); the 5th voids the bill."""
+    """Count a wrong PIN on the bill (committed before the refusal is answered); the 5th voids the bill. The holder's
+    own count (pins.PER_HOLDER, across bills and payments) may lock their PIN first: said with Retry-After."""
     order = holder_bill(conn, order_id, holder_id, lock=True)
     if order.status != po.BILLED:
         return None  # already paid or on its way: the flow drives it on
@@ -137,6 +138,10 @@ def check_pin(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
         payments.move(conn, payments.require(conn, order.id), po.PIN_EXHAUSTED, now, actor, void_reason=po.PIN_EXHAUSTED)
         return Conflict("pin", "pin_attempts_exhausted", "支付密码错误次数过多，账单已撤销，请联系医院重新发布",
                         "too many wrong PINs; the bill was voided (the hospital publishes it again)")
+    wait = payment_pins.wait_for(conn, now, holder_id)
+    if wait is not None:
+        return payment_pins.pin_locked("pin", wait)
+    left = min(left, payment_pins.PER_HOLDER.left(conn, now, holder_id))
     return InputError("pin", "pin_wrong", f"支付密码错误，还可尝试{left}次", f"wrong PIN; {left} attempts left")
 
 

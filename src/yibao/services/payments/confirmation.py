@@ -49,7 +49,9 @@ def _not_waiting(order: Order) -> Conflict:
 def record_pin(conn: Connection, now: datetime, *, order_id: str, payer_id: str, pin_ok: bool | None, actor: str) -> Order | YibaoError:
     """The holder's PIN for a waiting payment (checked by the caller against the stored hash, outside the unit:
     ``pin_ok`` None means no PIN is set). Right: cash_requested. Wrong: counted, and after payments.MAX_PIN_ATTEMPTS
-    the payment is voided. A refusal is returned, to be raised after this unit commits the count."""
+    the payment is voided; the holder's own count (pins.PER_HOLDER, across payments and bills) may lock their PIN
+    first — then the refusal says so, with Retry-After, and the payment still waits. A refusal is returned, to be
+    raised after this unit commits the count."""
     order = payer_order(conn, order_id, payer_id, lock=True)
     if order.status != po.AWAITING_CONFIRMATION:
         raise _not_waiting(order)
@@ -66,6 +68,10 @@ def record_pin(conn: Connection, now: datetime, *, order_id: str, payer_id: str,
             payments.void_now(conn, payments.require(conn, order.id), po.PIN_EXHAUSTED, now, actor)
             return Conflict("pin", "pin_attempts_exhausted", "支付密码错误次数过多，支付已撤销", "too many wrong PINs; the payment was voided")
         payments.move(conn, order, po.WRONG_PIN, now, actor, pin_attempts=attempts)
+        wait = payment_pins.wait_for(conn, now, payer_id)
+        if wait is not None:
+            return payment_pins.pin_locked("pin", wait)
+        left = min(left, payment_pins.PER_HOLDER.left(conn, now, payer_id))
         return InputError("pin", "pin_wrong", f"支付密码错误，还可尝试{left}次", f"wrong PIN; {left} attempts left")
     return payments.move(conn, order, po.REQUEST_CASH, now, actor)
 
@@ -83,9 +89,16 @@ def decline(conn: Connection, now: datetime, *, order_id: str, payer_id: str, ac
 
 
 async def confirm(ctx: Context, *, order_id: str, payer_id: str, pin: str, actor: str) -> Order:
-    """The holder confirms a waiting payment with the PIN; then the cash is collected."""
+    """The holder confirms a waiting payment with the PIN; then the cash is collected. A payment that no longer waits
+    is said so before any PIN is checked (nothing to confirm: no PIN is tried on it)."""
     payment_pins.check_format(pin)
     order = await ctx.run(lambda c: payer_order(c, order_id, payer_id), write=False)
+    if order.status != po.AWAITING_CONFIRMATION:
+        raise _not_waiting(order)
+    if order.confirm_expires_at is not None and order.confirm_expires_at <= ctx.now():
+        now = ctx.now()
+        expired = await ctx.run(lambda c: record_pin(c, now, order_id=order_id, payer_id=payer_id, pin_ok=None, actor=actor))
+        raise expired if isinstance(expired, YibaoError) else _not_waiting(expired)
     if order.status == po.AWAITING_CONFIRMATION and order.payment_institution_id is not None and order.cash_source != "credit":
         # The agreement first (a call): once cash_requested, only the institution's answer may end the order.
         try:

@@ -4,16 +4,18 @@ at real-person authentication, authorises one payment at that institution.
 The check is in three steps, because the comparison is a call to the face verifier and no unit of
 work may wait on one (`check` runs the first two and hands back the third):
 1. `prepare` (a unit): the payer may pay by face here — active, real-person verified, not locked
-   out by failed attempts; a guardian paying for a child must be linked to that child; the patient's
+   out by failed attempts (anywhere); a guardian paying for a child must be linked to that child; the patient's
    region must be the institution's or filed for it. Returns the reference template (an audited read).
 2. the verifier is asked (`FaceVerifier.verify`), outside any unit;
 3. `record` (a unit): the attempt is recorded whatever its outcome; a verified face yields a
    single-use `FaceAuthorization` that lives `AUTHORIZATION_TTL`. A failed check is *returned*, not
    raised, so its row commits first (raising would roll the count back: unlimited tries).
 
-After `ATTEMPT_LIMIT` failed checks of one person at one institution within `WINDOW`, face payment
-is refused there until the window has passed: the patient pays with the dynamic code instead
-("three failed attempts, then the code path"). A success resets the count.
+After `ATTEMPT_LIMIT` failed checks of one person within `WINDOW` — at any institutions, counted together:
+the limit is the person's, not each door's (three per hospital made fifteen across five) — face payment
+is refused everywhere until the window has passed: the patient pays with the dynamic code instead
+("three failed attempts, then the code path"). A success resets the count. Whether a capture is live is
+the verifier's finding from the capture, never the terminal's say (yibao.face.client).
 
 `consume` uses an authorization once (a conditional UPDATE live → used); `pay` is the payment it authorises:
 the one-code path with the authorization in place of the code.
@@ -51,7 +53,8 @@ from yibao.store.upsert import insert_ignore
 
 ATTEMPT_LIMIT = 3  # the issue's rule: three failed attempts, then the code path
 WINDOW = timedelta(minutes=10)  # guessed: how long failures count; also the longest lock-out
-PER_PERSON_HERE = AttemptLimit(ATTEMPT_LIMIT, WINDOW)
+PER_PERSON = AttemptLimit(ATTEMPT_LIMIT, WINDOW)  # per person, across institutions
+PER_PERSON_HERE = PER_PERSON  # the former name (it counted per institution): kept for callers
 AUTHORIZATION_TTL = timedelta(seconds=120)  # guessed: a verified face is for the payment at hand, not for later
 
 
@@ -83,14 +86,15 @@ def _utc(at: datetime) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
 
 
-def _recent_failures(conn: Connection, now: datetime, person_id: str, institution_id: str) -> list[datetime]:
-    """Failed checks of this person here within the window and after their latest success."""
-    return attempts.failures(conn, FA, PER_PERSON_HERE, now, FA.c.person_id == person_id, FA.c.institution_id == institution_id,
+def _recent_failures(conn: Connection, now: datetime, person_id: str, institution_id: str | None = None) -> list[datetime]:
+    """Failed checks of this person within the window and after their latest success, at every institution
+    (``institution_id`` is not a filter: a person's face is one subject whichever terminal it is shown to)."""
+    return attempts.failures(conn, FA, PER_PERSON, now, FA.c.person_id == person_id,
                              failed=FA.c.outcome != "verified", succeeded=FA.c.outcome == "verified")
 
 
-def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str) -> TooManyAttempts | None:
-    retry_after = PER_PERSON_HERE.retry_after(_recent_failures(conn, now, person_id, institution_id), now)
+def _lockout(conn: Connection, now: datetime, person_id: str, institution_id: str | None = None) -> TooManyAttempts | None:
+    retry_after = PER_PERSON.retry_after(_recent_failures(conn, now, person_id), now)
     if retry_after is None:
         return None
     return TooManyAttempts("capture", "face_attempts_exhausted", f"刷脸失败已达{ATTEMPT_LIMIT}次，请改用医保码支付",
@@ -135,7 +139,9 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
         outcome = "face_mismatch"
     else:
         outcome = "verified"
-    # Re-check the lock-out: a concurrent attempt may have used the last try since `prepare`.
+    # Re-check the lock-out, one check of this person at a time: a concurrent attempt (at any terminal) may have
+    # used the last try since `prepare`.
+    attempts.serialise(conn, "face_pay:person", prepared.holder_id)
     locked = _lockout(conn, now, prepared.holder_id, institution.id)
     conn.execute(FA.insert().values(region=institution.region, person_id=prepared.holder_id, institution_id=institution.id,
                                     terminal_id=terminal_id or "", outcome=outcome, created_at=now))
@@ -145,7 +151,7 @@ def record(conn: Connection, now: datetime, *, institution: Institution, prepare
     if locked is not None:
         return locked
     if outcome != "verified":
-        left = PER_PERSON_HERE.left(_recent_failures(conn, now, prepared.holder_id, institution.id))
+        left = PER_PERSON.left(_recent_failures(conn, now, prepared.holder_id))
         tail_zh = f"，还可再试{left}次" if left > 0 else "，请改用医保码支付"
         tail_en = f"; {left} more tries" if left > 0 else "; pay with the payment code instead"
         if outcome == "liveness_failed":
@@ -213,10 +219,10 @@ async def check(ctx: Context, *, institution: Institution, person_id: str, payer
     def prepared_capture(c: Connection) -> tuple[Prepared, str, dict[str, Any]]:
         prepared = prepare(c, ctx.keyring, ctx.now(), institution=institution, person_id=person_id, payer_id=payer_id, actor=actor)
         shown, live = capture_of(c, prepared.holder_id) if capture_of is not None else (capture, liveness)
-        assert shown is not None and live is not None
+        assert shown is not None
         return prepared, shown, live
 
-    prepared, shown, live = await ctx.run(prepared_capture)
+    prepared, shown, live = await ctx.run(prepared_capture)  # `live`: the terminal's claim, not trusted (the verifier decides)
     checked = await ctx.verifier().verify(prepared.template_id, shown, live)
     return lambda c: record(c, ctx.now(), institution=institution, prepared=prepared, terminal_id=terminal_id, match=checked.match,
                             liveness=checked.liveness, similarity=checked.similarity, actor=actor)

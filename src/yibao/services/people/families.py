@@ -26,6 +26,7 @@ from yibao.domain.family import GUARDIAN_BALANCE, GUARDIAN_CONDITIONS, GuardianD
 from yibao.domain.identity import parse_id_number
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan
+from yibao.domain.names import check_name
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit, ledger
@@ -117,10 +118,11 @@ def _require(facts: GuardianFacts, min_balance: int, numbers: tuple[int, ...]) -
 def link_child_card(conn: Connection, keyring: Keyring, now: datetime, *, guardian_id: str, card_no: str, child_name: str,
                     actor: str) -> dict[str, Any]:
     """The guardian links a child's social-security card (number and the child's name) to their e-card."""
+    child_name = check_name(child_name, "child_name")
     guardian = _lock_holder(conn, guardian_id)
     card = conn.execute(select(C).where(C.c.card_no_hash == keyring.lookup_hash(card_no), C.c.kind == "physical")).first()
     child = people.get(conn, card.person_id) if card is not None else None
-    if child is None or keyring.decrypt(child.name_enc, "name") != child_name.strip():
+    if child is None or keyring.decrypt(child.name_enc, "name") != child_name:
         raise NotFound("card_no", "no_matching_card", "未找到卡号与姓名一致的社保卡", "no social-security card with this number and name")
     if child.id == guardian.id:
         raise InputError("card_no", "own_card", "不能关联本人的社保卡", "this is your own card")
@@ -170,9 +172,10 @@ def grant_mutual_aid(conn: Connection, keyring: Keyring, now: datetime, *, holde
     if relation not in MUTUAL_AID:
         raise InputError("relation", "invalid_choice", "关系应为 spouse | parent | child", "must be spouse, parent or child")
     number, _ = parse_id_number(id_number)
+    name = check_name(name)
     holder = _lock_holder(conn, holder_id)
     relative = people.find_by_id_number(conn, keyring, number)
-    if relative is None or keyring.decrypt(relative.name_enc, "name") != name.strip():
+    if relative is None or keyring.decrypt(relative.name_enc, "name") != name:
         raise NotFound("id_number", "no_matching_person", "未找到身份证号与姓名均一致的参保人",
                        "no insured person has this ID number and this name")
     if relative.id == holder.id:

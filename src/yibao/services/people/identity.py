@@ -17,8 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
+from yibao.domain.errors import Conflict, Forbidden, NotFound
 from yibao.domain.identity import parse_id_number
+from yibao.domain.names import check_name
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.books import audit
@@ -52,9 +53,7 @@ def enrol_face(conn: Connection, keyring: Keyring, now: datetime, *, person_id: 
 def real_name(conn: Connection, keyring: Keyring, now: datetime, *, person_id: str, name: str, id_number: str, actor: str) -> dict[str, Any]:
     """The holder's name and ID number against the enrolment record (a read of clear PII: audited)."""
     number, _ = parse_id_number(id_number)
-    given = name.strip() if isinstance(name, str) else ""
-    if not given or len(given) > 50:
-        raise InputError("name", "invalid_text", "姓名应为1–50个字符", "must be 1–50 characters")
+    given = check_name(name)
     row = _person(conn, person_id, lock=True)
     id_ok = row.id_number_hash == keyring.lookup_hash(number)
     name_ok = keyring.decrypt(bytes(row.name_enc), "name") == given
@@ -110,7 +109,7 @@ async def enrol_capture(ctx: Context, *, person_id: str, capture: str, actor: st
     return lambda c: enrol_face(c, ctx.keyring, ctx.now(), person_id=person_id, template_id=template_id, actor=actor)
 
 
-async def check_real_person(ctx: Context, *, person_id: str, capture: str, liveness: dict[str, Any],
+async def check_real_person(ctx: Context, *, person_id: str, capture: str, liveness: dict[str, Any] | None,
                             actor: str) -> Callable[[Connection], dict[str, Any]]:
     """实人认证: a live face, 1:1 with the enrolled one. The template is read (an audited unit), the verifier
     compares (a call); returned is the unit recording the answer, for the caller to run (with its idempotency record)."""

@@ -17,6 +17,7 @@ from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.identity import age_on, parse_id_number
 from yibao.domain.ledger import contributions_account, person_account
+from yibao.domain.names import check_name
 from yibao.domain.policy import INSURANCE_TYPES
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
@@ -68,8 +69,7 @@ def enrol(conn: Connection, keyring: Keyring, now: datetime, *, region: str, id_
         raise InputError("insurance_type", "invalid_choice", "险种应为 employee | resident | child", "must be employee, resident or child")
     if employment_status not in EMPLOYMENT:
         raise InputError("employment_status", "invalid_choice", "就业状态应为 employed | retired | none", "must be employed, retired or none")
-    if not isinstance(name, str) or not name.strip() or len(name) > 50:
-        raise InputError("name", "invalid_text", "姓名应为1–50个字符", "must be 1–50 characters")
+    name = check_name(name)  # 1–50 characters, none of them invisible (a bidi override, a zero-width joiner …)
     if phone is not None and not (phone.isdigit() and len(phone) == 11):
         raise InputError("phone", "invalid_phone", "手机号应为11位数字", "must be an 11-digit mobile number")
     policy = policy_for(region, now.year)
@@ -146,7 +146,11 @@ def find_by_card_no(conn: Connection, keyring: Keyring, card_no: str, kind: str 
 
 
 def masked_view(person: Person, keyring: Keyring) -> dict:
-    """What an institution or a holder may see of a person: identifiers masked."""
+    """What an institution or a holder may see of a person: identifiers masked.
+
+    No birth date, and no age either: the ten hidden characters of a masked ID number are two of the area
+    code and the eight of the birth date, and the last character shown is a checksum over all of them — so a
+    birth date beside the mask gave the number back, and even an age cut it to a few thousand candidates."""
     from yibao.crypto.pii import mask_id_number, mask_name, mask_phone
 
     return {
@@ -155,7 +159,7 @@ def masked_view(person: Person, keyring: Keyring) -> dict:
         "certno": mask_id_number(keyring.decrypt(person.id_number_enc, "id_number")),
         "phone": mask_phone(keyring.decrypt(person.phone_enc, "phone")) if person.phone_enc else None,
         "insutype": person.insurance_type, "tier": person.tier, "employment_status": person.employment_status,
-        "birth_date": person.birth_date.isoformat(), "status": person.status,
+        "status": person.status,
     }
 
 
