@@ -171,18 +171,37 @@ def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(database: Optional[str] = DatabaseOption) -> None:
-    """校验审计链 Recompute every region's hash chain; exit 1 if any entry was altered or removed."""
+def audit_verify(database: Optional[str] = DatabaseOption,
+                 anchor: Optional[Path] = typer.Option(None, "--anchor", help="the anchor file (default: $YIBAO_AUDIT_ANCHOR, else "
+                                                                              ".yibao/audit-anchors.log)")) -> None:
+    """校验审计链 Recompute every region's keyed chain, check it against the anchor file and the ledger against the
+    trail, then anchor the heads that verified; exit 1 if anything was altered, removed or inserted."""
+    import asyncio
+
+    from yibao.crypto.pii import load_keyring
     from yibao.services.books import audit
+    from yibao.store.anchors import AnchorLog
     from yibao.store.db import Database
 
-    reports = Database(database).run(audit.verify, write=False)
+    try:
+        keyring = load_keyring(create=False)
+    except FileNotFoundError as exc:
+        _say_error(f"没有主密钥（{exc}）：请设置 YIBAO_SECRET_KEY 或 YIBAO_SECRET_FILE / no master key ({exc}): set YIBAO_SECRET_KEY "
+                   "or YIBAO_SECRET_FILE — the chain is keyed with it")
+        raise typer.Exit(code=2) from None
+    db = Database(database)
+    anchors = AnchorLog(anchor) if anchor is not None else AnchorLog.from_env()
+    try:
+        reports = asyncio.run(audit.verify_and_anchor(Context.for_database(db, keyring).run, anchors))
+    finally:
+        db.dispose()
     console = Console(soft_wrap=True)
     for r in reports:
         mark = "[green]OK[/]" if r.ok else "[bold red]BROKEN[/]"
         console.print(f"{mark} region {r.region}: {r.entries} entries" + ("" if r.ok else f" — {r.problem}"), highlight=False)
     if not reports:
         console.print("no audit entries yet")
+    console.print(f"anchors: {anchors.path}", highlight=False)
     if not all(r.ok for r in reports):
         raise typer.Exit(code=1)
 
