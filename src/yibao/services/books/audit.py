@@ -111,11 +111,12 @@ class _Pending:
     """What one unit of work adds to the trail: its entries, in order, and the transfers it wrote. Written
     by the unit's end hook (store/db.py `unit_end`), after the unit's work, before its commit."""
 
-    __slots__ = ("entries", "transfers")
+    __slots__ = ("entries", "transfers", "now")
 
     def __init__(self) -> None:
         self.entries: list[tuple[str, datetime, str, str, str, str]] = []
         self.transfers: list[tuple[str, str, str, str, int]] = []
+        self.now: datetime | None = None  # the unit's time, for an entry of its own when it moved money without one
 
     def __call__(self, conn: Connection) -> None:
         _write(conn, self)
@@ -146,22 +147,16 @@ def vouch(conn: Connection, transfers: Iterable[tuple[str, str, str, str, int]],
     """The ledger's transfers of this unit, (client_id, region, debit, credit, amount): carried by its last entry."""
     pending, now_ = _pending(conn)
     pending.transfers.extend(transfers)
+    pending.now = pending.now or now
     if now_:
-        if not pending.entries:
-            _unvouched_entry(pending, now)
         _write(conn, pending)
 
 
-def _unvouched_entry(pending: _Pending, now: datetime) -> None:
-    # A unit that moved money without an entry of its own: its transfers still get one.
-    first = pending.transfers[0]
-    pending.entries.append((first[1], _utc(now), "system", "ledger.transfers", first[0][:80],
-                            fastjson.dumps({"count": len(pending.transfers)}, sort_keys=True)))
-
-
 def _write(conn: Connection, pending: _Pending) -> None:
-    if pending.transfers and not pending.entries:
-        _unvouched_entry(pending, datetime.now(timezone.utc))
+    if pending.transfers and not pending.entries:  # a unit that moved money without an entry: its transfers still get one
+        first = pending.transfers[0]
+        pending.entries.append((first[1], _utc(pending.now or datetime.now(timezone.utc)), "system", "ledger.transfers", first[0][:80],
+                                fastjson.dumps({"count": len(pending.transfers)}, sort_keys=True)))
     if not pending.entries:
         return
     root = audit_key(conn)
