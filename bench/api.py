@@ -30,7 +30,9 @@ import httpx
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.services.agency import institutions
+from yibao.services.books import audit, contributions
 from yibao.services.care import presence, visits
+from yibao.services.people import account_credits
 from yibao.services.people import persons as people
 from yibao.store import migrate
 from yibao.store.db import Database
@@ -58,16 +60,20 @@ def free_port() -> int:
 
 
 def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[str]]:
+    audit.use_key(db, keyring)  # the server keys the chain with the same master key
     now = db.clock()
     inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0001", region="440300", name="基准测试医院", kind="hospital",
                                                        level="level2", actor="bench"))
+    # Credits draw from contributions collected: collect the opening balances first.
+    db.run(lambda c: contributions.record_collection(c, now, region="440300", amount=PEOPLE * 5_000_00, reference="bench:opening",
+                                                     actor="bench"))
     persons = []
 
     def enrol_batch(c, start: int, end: int) -> None:  # noqa: ANN001
         for i in range(start, end):
             p = people.enrol(c, keyring, now, region="440300", id_number=make_id_number("440301", date(1970 + i % 30, 1 + i % 12, 1 + i % 28), i % 1000),
                              name=f"患者{i}", insurance_type="employee", tier=1, actor="bench")
-            people.credit_account(c, now, person_id=p.id, amount=5_000_00, client_id=f"bench:{p.id}", actor="bench")
+            account_credits.credit_account(c, now, person_id=p.id, amount=5_000_00, client_id=f"bench:{p.id}", actor="bench")
             persons.append(p.id)
 
     for start in range(0, PEOPLE, 100):

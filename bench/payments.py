@@ -34,6 +34,7 @@ from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.sandbox.channels import pair  # noqa: E402
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions, payment_institutions
+from yibao.services.books import audit
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import paycodes  # noqa: E402
 from yibao.services.people import bindings, cards, identity
@@ -47,6 +48,7 @@ PI = "wxpay-bench"
 
 
 def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_url: str, key_dir: Path) -> tuple[str, list[str]]:
+    audit.use_key(db, keyring)  # the server keys the chain with the same master key
     now = db.clock()
     inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0002", region="440300", name="基准测试医院", kind="hospital",
                                                        level="level2", actor="bench"))

@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,24 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 pytest_plugins = ["tests.support.face", "tests.support.sms", "tests.support.channels"]  # sandbox face verifier, SMS gateway and payment institutions as real loopback servers
 
 _pg_state = {"schema_ready": False, "used": False}
+TEST_KEY = bytes(range(32))  # the `keyring` fixture's master key; the `db` fixture keys its audit chain with it
+
+# Audit anchors (services/books/audit.py) go to a file outside the database: one per test (below), so a database
+# reused between tests (PostgreSQL, truncated) never meets another test's anchors; this one serves servers that
+# live for the whole session.
+_ANCHOR_DIR = tempfile.mkdtemp(prefix="yibao-test-anchors-")
+os.environ["YIBAO_AUDIT_ANCHOR"] = os.path.join(_ANCHOR_DIR, "session-anchors.log")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_ANCHOR_DIR, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def audit_anchor(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "audit-anchors.log"
+    monkeypatch.setenv("YIBAO_AUDIT_ANCHOR", str(path))
+    return path
 
 
 @pytest.fixture
@@ -28,7 +48,9 @@ def clock() -> Clock:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path, clock):
-    """A fresh, empty database of each kind."""
+    """A fresh, empty database of each kind, its audit chain keyed with the `keyring` fixture's master key."""
+    from yibao.crypto.pii import Keyring
+    from yibao.services.books import audit
     from yibao.store.db import Database
     from yibao.store.tables import metadata
 
@@ -53,6 +75,7 @@ def db(request, tmp_path, clock):
             names = ", ".join(t.name for t in metadata.sorted_tables)
             with database.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    audit.use_key(database, Keyring(TEST_KEY))
     yield database
     database.dispose()
 
@@ -61,7 +84,7 @@ def db(request, tmp_path, clock):
 def keyring():
     from yibao.crypto.pii import Keyring
 
-    return Keyring(bytes(range(32)))
+    return Keyring(TEST_KEY)
 
 
 @pytest.hookimpl(trylast=True)

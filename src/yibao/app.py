@@ -21,6 +21,7 @@ from yibao.face import FaceVerifier, verifier_from_env
 from yibao.runtime.platform import Platform, operator_tokens_from_env
 from yibao.services.agency.connectors import Connectors
 from yibao.sms import SmsGateway, gateway_from_env
+from yibao.store.anchors import AnchorLog
 from yibao.store.db import Database
 
 log = logging.getLogger("yibao")
@@ -28,10 +29,16 @@ log = logging.getLogger("yibao")
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start-up hooks (the demo's channel configuration), then payment recovery as a background task."""
+    """Start-up hooks (the demo's channel configuration), then payment recovery and the audit anchor as background
+    tasks (the anchor checkpoints once more when the task is cancelled at shutdown)."""
     for hook in app.state.on_start:
         hook()
     tasks = []
+    platform = app.state.platform
+    if platform.anchors is not None and app.state.anchor_interval:
+        from yibao.services.books import audit
+
+        tasks.append(asyncio.create_task(audit.anchor_periodically(platform.run, platform.anchors, app.state.anchor_interval)))
     interval = app.state.recovery_interval
     if interval:
         from yibao.services.payments import recovery
@@ -51,21 +58,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
                face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
-               recovery_interval: float | None = None, channel_transport: Any = None, sms_gateway: SmsGateway | None = None) -> FastAPI:
+               recovery_interval: float | None = None, channel_transport: Any = None, sms_gateway: SmsGateway | None = None,
+               audit_anchor: AnchorLog | None = None, anchor_interval: float | None = None) -> FastAPI:
     """The platform. ``sandboxes`` mounts the sandbox wing (face verifier, SMS gateway, payment institutions, the
     pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL); ``face_verifier`` and ``sms_gateway`` default to
     the ones configured in the environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``recovery_interval`` (seconds) runs payment
     recovery in the background; ``channel_transport`` (an httpx transport) carries every call to a
-    payment institution or credit bank (tests record the wire with it)."""
+    payment institution or credit bank (tests record the wire with it). ``audit_anchor`` is the file the audit
+    chain's heads are checkpointed to (default $YIBAO_AUDIT_ANCHOR): at start, every ``anchor_interval`` seconds
+    (default $YIBAO_AUDIT_ANCHOR_INTERVAL, 60), at shutdown and on every verify (0: on verify only)."""
     db = db or Database()
     keyring = keyring or load_keyring()
     platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo_tokens),
                         connectors=Connectors(keyring, transport=channel_transport), face=face_verifier or verifier_from_env(),
-                        sms=sms_gateway or gateway_from_env())
+                        sms=sms_gateway or gateway_from_env(), anchors=audit_anchor or AnchorLog.from_env())
     app = FastAPI(title="yibao 医保", version="0.2.0", description=api.DESCRIPTION, docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.platform = platform
     app.state.on_start: list[Callable[[], None]] = []
     app.state.recovery_interval = recovery_interval
+    app.state.anchor_interval = float(os.environ.get("YIBAO_AUDIT_ANCHOR_INTERVAL", "60")) if anchor_interval is None else anchor_interval
     api.install(app)
     aids = None
     if sandboxes:

@@ -31,6 +31,9 @@ app.add_typer(audit_app, name="audit")
 payments_app = typer.Typer(no_args_is_help=True, help="支付 Payments.")
 app.add_typer(payments_app, name="payments")
 
+contributions_app = typer.Typer(no_args_is_help=True, help="缴费归集 Contributions collected: what personal-account credits draw from.")
+app.add_typer(contributions_app, name="contributions")
+
 credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment: daily jobs.")
 app.add_typer(credit_app, name="credit")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
@@ -171,20 +174,84 @@ def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(database: Optional[str] = DatabaseOption) -> None:
-    """校验审计链 Recompute every region's hash chain; exit 1 if any entry was altered or removed."""
+def audit_verify(database: Optional[str] = DatabaseOption,
+                 anchor: Optional[Path] = typer.Option(None, "--anchor", help="the anchor file (default: $YIBAO_AUDIT_ANCHOR, else "
+                                                                              ".yibao/audit-anchors.log)")) -> None:
+    """校验审计链 Recompute every region's keyed chain, check it against the anchor file and the ledger against the
+    trail, then anchor the heads that verified; exit 1 if anything was altered, removed or inserted."""
+    import asyncio
+
+    from yibao.crypto.pii import load_keyring
     from yibao.services.books import audit
+    from yibao.store.anchors import AnchorLog
     from yibao.store.db import Database
 
-    reports = Database(database).run(audit.verify, write=False)
+    try:
+        keyring = load_keyring(create=False)
+    except FileNotFoundError as exc:
+        _say_error(f"没有主密钥（{exc}）：请设置 YIBAO_SECRET_KEY 或 YIBAO_SECRET_FILE / no master key ({exc}): set YIBAO_SECRET_KEY "
+                   "or YIBAO_SECRET_FILE — the chain is keyed with it")
+        raise typer.Exit(code=2) from None
+    db = Database(database)
+    anchors = AnchorLog(anchor) if anchor is not None else AnchorLog.from_env()
+    try:
+        reports = asyncio.run(audit.verify_and_anchor(Context.for_database(db, keyring).run, anchors))
+    finally:
+        db.dispose()
     console = Console(soft_wrap=True)
     for r in reports:
         mark = "[green]OK[/]" if r.ok else "[bold red]BROKEN[/]"
         console.print(f"{mark} region {r.region}: {r.entries} entries" + ("" if r.ok else f" — {r.problem}"), highlight=False)
     if not reports:
         console.print("no audit entries yet")
+    console.print(f"anchors: {anchors.path}", highlight=False)
     if not all(r.ok for r in reports):
         raise typer.Exit(code=1)
+
+
+@contributions_app.command("import")
+def contributions_import(file: Path = typer.Argument(..., help="CSV with a header: region,amount,reference (amount in yuan, e.g. 1200.00)"),
+                         database: Optional[str] = DatabaseOption) -> None:
+    """导入缴费归集 Record the contributions collected listed in a CSV file (all rows or none); a reference already
+    recorded with the same amount is recorded once."""
+    import csv
+
+    from yibao.crypto.pii import load_keyring
+    from yibao.domain.money import parse_yuan
+    from yibao.services.books import contributions
+    from yibao.store.db import Database
+
+    try:
+        keyring = load_keyring(create=False)
+    except FileNotFoundError as exc:
+        _say_error(f"没有主密钥（{exc}）：请设置 YIBAO_SECRET_KEY 或 YIBAO_SECRET_FILE / no master key ({exc}): set YIBAO_SECRET_KEY "
+                   "or YIBAO_SECRET_FILE")
+        raise typer.Exit(code=2) from None
+    rows = list(csv.DictReader(_read(file).splitlines()))
+    if not rows or set(rows[0]) != {"region", "amount", "reference"}:
+        _say_error(f"{file.name}: 表头应为 region,amount,reference / the header must be region,amount,reference")
+        raise typer.Exit(code=2)
+    db = Database(database)
+    Context.for_database(db, keyring)  # keys the audit chain
+    now = db.clock()
+
+    def work(conn):  # noqa: ANN001, ANN202
+        regions = {}
+        for n, row in enumerate(rows, 2):
+            try:
+                region = row["region"] or ""
+                regions[region] = contributions.record_collection(conn, now, region=region, amount=parse_yuan(row["amount"] or "", "amount"),
+                                                                  reference=row["reference"] or "", actor=f"import:{file.name}"[:80])
+            except YibaoError as exc:
+                raise YibaoError(exc.field, exc.code, f"第 {n} 行：{exc.message_zh}", f"line {n}: {exc.message_en}") from None
+        return regions
+    try:
+        done = db.run(work)
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps({"rows": len(rows), "regions": {r: c.view() for r, c in sorted(done.items())}}, ensure_ascii=False) + "\n")
 
 
 def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.api import LINES, OPERATOR, his, key, login, open_visit, post
+from tests.support.api import CHECKER, LINES, OPERATOR, his, key, login, open_visit, post
 
 
 def error(r, status: int, code: str, field: str) -> dict:
@@ -66,16 +66,26 @@ def test_fee_lines_whose_total_does_not_fit_the_money_fields_are_refused(client,
 
 def test_a_credit_that_would_overflow_an_account_is_refused_and_changes_nothing(client, world):
     """Repeated large credits pushed an account side past BIGINT: SQLite silently stored a float
-    (then a 500 formatting it), PostgreSQL failed the statement."""
+    (then a 500 formatting it), PostgreSQL failed the statement.
+
+    Set-up since credits stopped minting money (issue 11): the money is collected into the region's contributions
+    first, and a credit this large is requested by one operator and approved by another (the answer checked here
+    is the approval's)."""
     psn = world.employee.id
-    r = post(client, f"/api/v1/admin/persons/{psn}/account-credits", {"amount": "99999999990000.00"}, OPERATOR)
+    collected = post(client, "/api/v1/admin/regions/440300/contribution-collections",
+                     {"amount": "99999999990000.00", "reference": "BANK-OVERFLOW"}, OPERATOR)
+    assert collected.status_code == 201, collected.text
+    asked = post(client, f"/api/v1/admin/persons/{psn}/account-credits", {"amount": "99999999990000.00"}, OPERATOR)
+    assert asked.status_code == 202, asked.text
+    r = client.post(f"/api/v1/admin/account-credits/{asked.json()['credit_id']}/approval", headers={**CHECKER, **key()})
     assert r.status_code == 200 and r.json()["balance"] == "99999999993000.00", r.text
     r = post(client, f"/api/v1/admin/persons/{psn}/account-credits", {"amount": "10000.00"}, OPERATOR)
     error(r, 409, "account_limit_exceeded", "amount")
     h = login(client, world.phones["employee"])
     assert client.get(f"/api/v1/patient/persons/{psn}/account", headers=h).json()["balance"] == "99999999993000.00"
     totals = client.get("/api/v1/admin/ledger/totals", headers=OPERATOR).json()
-    assert totals["balanced"] is True and totals["credits_posted"] == totals["debits_posted"] == "99999999996000.00"
+    # 99999999996000.00 credited to personal accounts, and the same collected into the contributions they came from
+    assert totals["balanced"] is True and totals["credits_posted"] == totals["debits_posted"] == "199999999992000.00"
 
 
 def test_a_transaction_cursor_past_bigint_is_before_every_transaction(client, world):

@@ -14,6 +14,7 @@ from tests.support.sms import gateway_of, gateway_url, latest_code
 from yibao.sandbox.face_samples import capture
 
 OPERATOR = {"Authorization": "Bearer demo-operator-token"}
+CHECKER = {"Authorization": "Bearer demo-checker-token"}  # a second operator: approves what OPERATOR requests (maker-checker)
 LIVE = {"method": "structured_light", "score": 0.97}
 FACE = "face-of-employee"
 

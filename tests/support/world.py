@@ -9,6 +9,8 @@ from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
+from yibao.services.books import audit, contributions
+from yibao.services.people import account_credits
 from yibao.services.people import persons as people
 from yibao.store.db import Database
 
@@ -26,7 +28,20 @@ class World:
     phones: dict[str, str]
 
 
+def credit(db: Database, person_id: str, amount: int, client_id: str) -> int:
+    """Credit a personal account as the platform does: the money collected into its region's contributions first
+    (under ``client_id`` as the collection's reference), then drawn; one operator (at or below the threshold)."""
+    now = db.clock()
+
+    def work(c):  # noqa: ANN001, ANN202
+        region = people.require(c, person_id).region
+        contributions.record_collection(c, now, region=region, amount=amount, reference=f"test:{client_id}", actor="test")
+        return account_credits.credit_account(c, now, person_id=person_id, amount=amount, client_id=client_id, actor="test")
+    return db.run(work)
+
+
 def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 300000) -> World:
+    audit.use_key(db, keyring)  # the platform keys its audit chain with the master key (create_app does too)
     now = db.clock()
     h, hs = db.run(lambda c: institutions.admit(c, now, code=f"H{region}01", region=region, name="人民医院", kind="hospital",
                                                 level="level3", actor="test", secret="hospital-secret"))
@@ -46,5 +61,5 @@ def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 
     ret = enrol(2, "employee", "retired", phones["retiree"], tier)
     res = enrol(3, "resident", "none", phones["resident"], None)
     for person in (emp, ret):
-        db.run(lambda c, pid=person.id: people.credit_account(c, now, person_id=pid, amount=balance, client_id=f"open:{pid}", actor="test"))
+        credit(db, person.id, balance, f"open:{person.id}")
     return World(h, f"{h.id}.hospital-secret", o, f"{o.id}.other-secret", ph, emp, ret, res, phones)

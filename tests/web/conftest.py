@@ -121,6 +121,7 @@ def live(request, tmp_path_factory):
     from yibao.app import create_app
     from yibao.crypto.pii import Keyring
     from yibao.sandbox import demo
+    from yibao.store.anchors import AnchorLog
     from yibao.store.db import Database
 
     clock = ShiftedClock()
@@ -147,7 +148,9 @@ def live(request, tmp_path_factory):
     # The SANDBOX payment institutions and face verifier are mounted in this app and reached over HTTP at
     # its own address, as `yibao serve` does; the start-up hooks point the demo's institutions at them.
     # (create_app points its face verifier at the mounted one when no other is configured.)
-    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}")
+    # Its own audit anchor file: the anchors belong to one database (the SQLite and PostgreSQL servers run side by side).
+    anchors = AnchorLog(tmp_path_factory.mktemp(f"anchors-{request.param}") / "audit-anchors.log")
+    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}", audit_anchor=anchors)
     for hook in app.state.on_start:
         _in_thread(hook)
     server, thread, sock = _serve(app, sock)

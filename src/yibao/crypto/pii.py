@@ -41,13 +41,17 @@ class Keyring:
         return hmac.new(self._mac, text.strip().upper().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def load_keyring(key_file: str | Path | None = None) -> Keyring:
+def load_keyring(key_file: str | Path | None = None, *, create: bool = True) -> Keyring:
+    """The master key from YIBAO_SECRET_KEY, else the key file; made there on first use unless ``create`` is
+    False (a checker such as `yibao audit verify` must not invent a key: FileNotFoundError)."""
     env = os.environ.get("YIBAO_SECRET_KEY")
     if env:
         return Keyring(bytes.fromhex(env))
     path = Path(key_file or os.environ.get("YIBAO_SECRET_FILE", ".yibao/secret.key"))
     if path.exists():
         return Keyring(bytes.fromhex(path.read_text().strip()))
+    if not create:
+        raise FileNotFoundError(path)
     key = secrets.token_bytes(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(key.hex())

@@ -16,8 +16,15 @@ def fund_account(region: str, layer: str) -> str:
 
 
 def contributions_account(region: str) -> str:
-    """Where personal-account credits come from (employer and employee contributions)."""
+    """The region's contributions collected and not yet credited: where personal-account credits come from.
+    It may never go below zero (no overdraft), so nothing is credited that was not collected first."""
     return f"fund:{region}:contributions"
+
+
+def contributions_source(region: str) -> str:
+    """Money from outside the ledger: the contributions employers and employees paid in (a collection
+    moves it into the region's contributions account)."""
+    return f"external:{region}:contributions"
 
 
 def institution_receivable(institution_id: str) -> str:
@@ -39,6 +46,13 @@ def clearing_account(region: str, other: str) -> str:
 def patient_cash_source(region: str) -> str:
     """Money from outside the ledger: what patients pay in cash."""
     return f"external:{region}:patient_cash"
+
+
+def lock_order(account_id: str) -> tuple[int, str]:
+    """The order in which one unit of work locks several ledger accounts (docs/architecture.md, the lock
+    order): personal accounts first — a settlement locks the paying account early, to read its balance —
+    then every other account by id."""
+    return (0 if account_id.startswith("person:") else 1, account_id)
 
 
 class LedgerError(YibaoError):

@@ -244,6 +244,8 @@ class AccountRules:
     family_mutual_aid: frozenset[str]  # relations whose account may pay (spouse, parent, child)
     guardian_min_balance_share: int  # of the previous-year average on-post wage; balance must exceed it
     guardian_visit_kinds: frozenset[str]
+    # A credit to a personal account above this (fen) needs a second operator's approval (maker-checker).
+    credit_approval_threshold: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

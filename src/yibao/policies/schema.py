@@ -337,12 +337,13 @@ def _cross_region(r: _Reader) -> CrossRegion:
 
 
 def _account(r: _Reader) -> AccountRules:
-    r.check_keys(("excludes", "family_mutual_aid", "guardian_min_balance_share", "guardian_visit_kinds"))
+    r.check_keys(("excludes", "family_mutual_aid", "guardian_min_balance_share", "guardian_visit_kinds", "credit_approval_threshold"))
     return AccountRules(
         excludes=r.subset("excludes", ("own_expense", "over_limit"), []),
         family_mutual_aid=r.subset("family_mutual_aid", MUTUAL_AID_RELATIONS, list(MUTUAL_AID_RELATIONS)),
         guardian_min_balance_share=r.ratio("guardian_min_balance_share", "0.05"),
         guardian_visit_kinds=r.subset("guardian_visit_kinds", VISIT_KINDS, ["outpatient", "emergency", "pharmacy"]),
+        credit_approval_threshold=r.yuan("credit_approval_threshold", "10000.00"),  # type: ignore[arg-type]
     )
 
 

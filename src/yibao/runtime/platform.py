@@ -25,7 +25,9 @@ from yibao.services import Context
 from yibao.services.access import credentials
 from yibao.services.agency.connectors import Connectors
 from yibao.services.agency.institutions import Institution
+from yibao.services.books import audit
 from yibao.sms.client import SmsGateway
+from yibao.store.anchors import AnchorLog
 from yibao.store.db import Database
 
 INSTITUTION_CACHE_S = 30  # a suspension or a new secret takes effect within this
@@ -41,12 +43,14 @@ class Platform:
     connectors: Connectors | None = None  # every payment institution and credit bank, from its configuration
     face: FaceVerifier | None = None
     sms: SmsGateway | None = None
+    anchors: AnchorLog | None = None  # where the audit chain's heads are checkpointed (YIBAO_AUDIT_ANCHOR)
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
     def __post_init__(self) -> None:
         if self.connectors is None:
             self.connectors = Connectors(self.keyring)
+        audit.use_key(self.db, self.keyring)
 
     @property
     def context(self) -> Context:
@@ -115,4 +119,6 @@ def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:
         tokens[hashlib.sha256(token.encode()).hexdigest()] = name
     if not tokens and default_demo:
         tokens[hashlib.sha256(b"demo-operator-token").hexdigest()] = "demo-operator"
+        # A second operator, to approve what the first requests above a threshold (maker-checker).
+        tokens[hashlib.sha256(b"demo-checker-token").hexdigest()] = "demo-checker"
     return tokens

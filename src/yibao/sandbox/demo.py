@@ -23,10 +23,11 @@ from yibao.domain.identity import make_id_number
 from yibao.face import FaceVerifier
 from yibao.sandbox.face_samples import capture
 from yibao.services.agency import institutions, payment_institutions
+from yibao.services.books import audit, contributions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import paycodes
-from yibao.services.people import bindings, cards, families, filings, identity
+from yibao.services.people import account_credits, bindings, cards, families, filings, identity
 from yibao.services.people import persons as people
 from yibao.store.db import Database
 from yibao.store.tables import institutions as INST
@@ -139,6 +140,7 @@ def _guide(db: Database, keyring: Keyring, created: bool) -> DemoGuide:
 
 def ensure(db: Database, keyring: Keyring) -> DemoGuide:
     """Load the demo world unless it is there already; return what a visitor needs to try it."""
+    audit.use_key(db, keyring)
     exists = db.run(lambda c: c.execute(select(INST.c.id).where(INST.c.id == institution_code("440300", "level3"))).first(), write=False)
     if exists is None:
         _seed(db, keyring)
@@ -158,6 +160,13 @@ def _seed(db: Database, keyring: Keyring) -> None:
                                            admission_ref=f"{city}医保局准入〔2026〕演示", actor=ACTOR)
         db.run(admit)
 
+    # The opening balances are credited from contributions collected first, as every credit is (never minted).
+    for region in REGIONS:
+        opening = sum(p.balance for p in PEOPLE if p.region == region)
+        if opening:
+            db.run(lambda conn, region=region, opening=opening: contributions.record_collection(
+                conn, now, region=region, amount=opening, reference=f"demo:opening:{region}", actor=ACTOR))
+
     ids: dict[str, str] = {}
     for p in PEOPLE:
         guardian = ids.get("guardian") if p.insurance_type == "child" else None
@@ -167,7 +176,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
                                   insurance_type=p.insurance_type, employment_status=p.employment, tier=p.tier, phone=p.phone,
                                   hardship=p.hardship, guardian_id=guardian, actor=ACTOR)
             if p.balance:
-                people.credit_account(conn, now, person_id=person.id, amount=p.balance, client_id=f"demo:opening:{person.id}", actor=ACTOR)
+                account_credits.credit_account(conn, now, person_id=person.id, amount=p.balance, client_id=f"demo:opening:{person.id}",
+                                               actor=ACTOR)
             card = cards.create_physical(conn, keyring, now, person_id=person.id, financial=True, actor=ACTOR,
                                          card_no=card_number(p))
             if p.key in CARD_IN_PRODUCTION:  # accepted, waiting for the holder's photo: 卡服务 shows the upload

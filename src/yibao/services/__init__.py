@@ -43,7 +43,10 @@ class Context:
     def for_database(cls, db: Any, keyring: Keyring, connectors: Connectors | None = None,
                      face: FaceVerifier | None = None, sms: SmsGateway | None = None) -> Context:
         """For a process without the API (the CLI, tests, recovery at start-up): each unit is one
-        `Database.run` transaction on a worker thread."""
+        `Database.run` transaction on a worker thread; the database's audit chain is keyed with ``keyring``."""
+        from yibao.services.books import audit
+
+        audit.use_key(db, keyring)
         if connectors is None:
             from yibao.services.agency.connectors import Connectors
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -19,6 +20,12 @@ from yibao.store.tables import metadata
 
 T = TypeVar("T")
 DEFAULT_URL = "sqlite:///.yibao/yibao.db"  # beside the demo's key file, ignored by git
+# How long a unit of work is re-run after transient conflicts (deadlocks, serialisation failures, a lost
+# race) before the conflict is raised: a deadline, not a count — under a burst of conflicting units on
+# PostgreSQL (each deadlock costs its deadlock_timeout, 1 s by default) a fixed 8 attempts ran out.
+RETRY_DEADLINE_S = float(os.environ.get("YIBAO_RETRY_DEADLINE", "30"))
+_UNIT_END = "yibao_unit_end"
+_AUDIT_KEY = "yibao_audit_key"
 
 
 def database_url() -> str:
@@ -50,6 +57,23 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "database is locked" in text
 
 
+def unit_end(conn: Connection) -> list[Callable[[Connection], None]] | None:
+    """The callables this unit of work runs on ``conn`` after its work and before it commits (in its own
+    transaction or savepoint, so they commit or roll back with it); None on a connection no unit runs
+    (a migration, a test's own transaction). The audit chain appends there: its head is locked last."""
+    return conn.get_execution_options().get(_UNIT_END)
+
+
+def audit_key(conn: Connection) -> bytes | None:
+    """The audit chain's key configured on this database (`Database.use_audit_key`), None if none."""
+    return conn.get_execution_options().get(_AUDIT_KEY)
+
+
+def _finish(conn: Connection, hooks: list[Callable[[Connection], None]]) -> None:
+    while hooks:
+        hooks.pop(0)(conn)
+
+
 class Outcome(NamedTuple):
     """What one unit of a batch gave: its value, or the exception it raised (its savepoint rolled back)."""
 
@@ -70,6 +94,12 @@ class Database:
         # process's threads and an flock on a file beside the database for other processes.
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
+        self.retry_deadline = RETRY_DEADLINE_S
+
+    def use_audit_key(self, key: bytes) -> None:
+        """The key the audit chain's entries are MAC'd with (derived from the master key by the caller;
+        services/books/audit.py `use_key`). Every connection of this database carries it."""
+        self.engine.update_execution_options(**{_AUDIT_KEY: key})
 
     @property
     def dialect(self) -> str:
@@ -154,21 +184,27 @@ class Database:
         """Whether write units may be grouped into one transaction (SQLite: see `try_run_batch`)."""
         return self._sqlite_path is not None and os.name == "posix"
 
-    def run(self, work: Callable[[Connection], T], *, write: bool = True, attempts: int = 8) -> T:
-        """Run ``work(conn)`` in one transaction; commit, or roll back and re-run on a transient conflict."""
-        for attempt in range(1, attempts + 1):
+    def run(self, work: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run ``work(conn)`` in one transaction; commit, or roll back and re-run on a transient conflict
+        until `retry_deadline` seconds have passed (then the conflict is raised)."""
+        deadline = time.monotonic() + self.retry_deadline
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 queue = self._sqlite_writer() if (write and self.batches_writes) else nullcontext()
                 with queue, self.engine.connect() as conn:
-                    if write:
-                        conn = conn.execution_options(yibao_write=True)
+                    hooks: list[Callable[[Connection], None]] = []
+                    conn = conn.execution_options(yibao_write=write, **{_UNIT_END: hooks})
                     with conn.begin():
-                        return work(conn)
+                        value = work(conn)
+                        _finish(conn, hooks)
+                        return value
             except Exception as exc:
-                if not _is_transient(exc) or attempt == attempts:
+                if not _is_transient(exc) or time.monotonic() >= deadline:
                     raise
-                time.sleep(min(0.002 * 2**attempt, 0.2))
-        raise AssertionError("unreachable")
+                # Exponential back-off with jitter, so units that collided do not collide again in step.
+                time.sleep(random.uniform(0, min(0.002 * 2**min(attempt, 8), 0.25)))
 
     def try_run_batch(self, works: list[Callable[[Connection], Any]], *, attempts: int = 8) -> list[Outcome] | None:
         """Group commit (SQLite): run several write units in ONE transaction, each under its own
@@ -204,8 +240,11 @@ class Database:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         for attempt in range(1, attempts + 1):
             cursor.execute("SAVEPOINT unit")
+            hooks: list[Callable[[Connection], None]] = []
+            conn.execution_options(**{_UNIT_END: hooks})  # in place: this unit's own end hooks
             try:
                 value = work(conn)
+                _finish(conn, hooks)
             except Exception as exc:
                 cursor.execute("ROLLBACK TO unit")
                 cursor.execute("RELEASE unit")

@@ -98,6 +98,23 @@ persons = Table(
     info={"owner": "services.people"},
 )
 
+account_credits = Table(  # personal-account credits (个人账户划入): maker-checker above the region's threshold
+    "account_credits", metadata,
+    Column("id", String(24), primary_key=True),
+    _region(),  # the person's (insured) region: the contributions the credit draws from
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("client_id", String(80), nullable=False, unique=True),  # the request's own id: the same id twice is one credit
+    Column("status", String(20), nullable=False),  # awaiting_approval | credited
+    Column("requested_by", String(80), nullable=False),
+    Column("approved_by", String(80)),  # a second operator, for a credit above the threshold
+    Column("credited_at", DateTime(timezone=True)),
+    _created(),
+    CheckConstraint("amount > 0", name="positive"),
+    CheckConstraint("approved_by IS NULL OR approved_by <> requested_by", name="second_operator"),
+    info={"owner": "services.people"},
+)
+
 filings = Table(  # cross-region filings (异地备案)
     "filings", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -437,7 +454,10 @@ audit_log = Table(  # append-only, hash-chained per region
     Column("subject", String(80), nullable=False),
     Column("detail", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),  # HMAC-SHA256 (keyed), or SHA-256 before the chain was keyed
+    # The transfers the entry's unit of work wrote, as [client_id, region, debit, credit, amount]: verify checks
+    # every transfer in the ledger against them (services/books/audit.py).
+    Column("transfers", Text),
     info={"owner": "services.books"},
 )
 
@@ -446,6 +466,10 @@ audit_heads = Table(
     Column("region", String(6), primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Entries from this sequence number on are keyed; earlier ones (before migration 0010) are plain SHA-256.
+    Column("keyed_from", BigInteger, nullable=False, server_default="1"),
+    # Transfers up to this id were written before the audit trail vouched for transfers (migration 0010).
+    Column("legacy_transfers_upto", BigInteger, nullable=False, server_default="0"),
     info={"owner": "services.books"},
 )
 

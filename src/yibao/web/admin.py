@@ -8,6 +8,7 @@ functions as the admin API (api/routers/admin.py).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -86,10 +87,13 @@ async def overview(request: Request) -> HTMLResponse:
     lang = render.lang_of(request)
     day = volumes.local_day(now)
 
+    anchored = await asyncio.to_thread(p.anchors.read) if p.anchors is not None else None
+
     def read(conn: Connection) -> dict[str, Any]:
-        return {"days": volumes.by_region(conn, day), "totals": ledger.totals(conn), "chains": audit.verify(conn)}
+        return {"days": volumes.by_region(conn, day), "totals": ledger.totals(conn), "chains": audit.verify(conn, anchored)}
 
     data = await p.run(read, write=False)
+    await audit.anchor_reports(p.anchors, data["chains"])
     days = data["days"]
     def t(key: str, **kw: Any) -> str:
         return i18n.text(lang, key, **kw)
@@ -198,9 +202,12 @@ async def audit_page(request: Request) -> Response:
         except YibaoError as exc:
             return render.redirect(request, "/admin/audit", error=exc)
 
+    anchored = await asyncio.to_thread(p.anchors.read) if p.anchors is not None else None
+
     def read(conn: Connection) -> dict[str, Any]:
-        return {"entries": audit.entries(conn, region, 50), "chains": audit.verify(conn)}
+        return {"entries": audit.entries(conn, region, 50), "chains": audit.verify(conn, anchored)}
 
     data = await p.run(read, write=False)
+    await audit.anchor_reports(p.anchors, data["chains"])
     return _page(request, who, "admin/audit.html", nav="audit", region=region or "", chains_ok=all(c.ok for c in data["chains"]), **data)
 

@@ -24,3 +24,64 @@ def test_upgrade_from_empty_matches_the_tables(db):
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_an_upgraded_database_keeps_its_plain_chain_keys_what_follows_and_never_overdraws_contributions(db, keyring):
+    """Migration 0010 on books written before it: the old SHA-256 entries still verify and stay covered (the first keyed
+    entry MACs the last plain hash), the contributions account credited past what was collected gets that deficit
+    recorded as collected and becomes no-overdraft, and the older transfers are not reported as unvouched."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from sqlalchemy import insert, select
+
+    from tests.support import audit as attack
+    from yibao.services.books import audit, ledger
+    from yibao.store.tables import audit_heads, audit_log, ledger_accounts, transfers
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db, "0007")
+    at = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
+    with db.engine.begin() as conn:
+        for account, kind, no_overdraft, debits, credits in (("fund:440300:contributions", "contributions", False, 1000_00, 0),
+                                                             ("person:P1", "personal_account", True, 0, 1000_00)):
+            conn.execute(insert(ledger_accounts).values(id=account, region="440300", kind=kind, owner_id=None, debits_pending=0,
+                                                        debits_posted=debits, credits_pending=0, credits_posted=credits,
+                                                        debits_must_not_exceed_credits=no_overdraft, created_at=at))
+        conn.execute(insert(transfers).values(client_id="open:P1", region="440300", debit_account_id="fund:440300:contributions",
+                                              credit_account_id="person:P1", amount=1000_00, kind="single", state="posted",
+                                              code="contribution", ref="P1", created_at=at))
+        prev = attack.GENESIS
+        for seq, action in ((1, "person.enrol"), (2, "account.credit")):
+            row = SimpleNamespace(region="440300", seq=seq, at=at, actor="operator:a", action=action, subject="P1", detail="{}")
+            digest = attack.sha256_digest(prev, row)
+            conn.execute(insert(audit_log).values(region="440300", seq=seq, at=at, actor="operator:a", action=action, subject="P1",
+                                                  detail="{}", prev_hash=prev, hash=digest))
+            prev = digest
+        conn.execute(insert(audit_heads).values(region="440300", seq=2, hash=prev))
+
+    migrate.upgrade(db)
+    audit.use_key(db, keyring)
+    head = db.run(lambda c: c.execute(select(audit_heads)).one(), write=False)
+    assert (head.seq, head.keyed_from, head.legacy_transfers_upto) == (2, 3, 2)  # transfer 2: the deficit collected below
+    contributions = db.run(lambda c: c.execute(select(ledger_accounts).where(ledger_accounts.c.id == "fund:440300:contributions")).one(),
+                           write=False)
+    assert contributions.debits_must_not_exceed_credits and contributions.credits_posted == contributions.debits_posted == 1000_00
+    assert db.run(lambda c: ledger.get_transfer(c, "migration:0010:collection:440300"), write=False).amount == 1000_00
+    assert db.run(lambda c: ledger.totals(c), write=False).balanced
+    assert all(r.ok for r in db.run(audit.verify, write=False))
+
+    db.run(lambda c: audit.append(c, region="440300", actor="operator:a", action="pii.lookup", subject="P1", detail={}, now=at))
+    assert all(r.ok for r in db.run(audit.verify, write=False))
+    third = attack.entries(db, "440300")[2]
+    assert third.hash != attack.sha256_digest(third.prev_hash, third)  # keyed
+    attack.edit_and_recompute(db, "440300", 1, '{"edited":1}')  # the plain part and what follows, recomputed without the key
+    report = db.run(audit.verify, write=False)[0]
+    assert not report.ok and report.problem.endswith("entry 3: content does not match its MAC (altered)")
+
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

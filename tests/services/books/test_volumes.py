@@ -16,7 +16,7 @@ from sqlalchemy import select
 from tests.support.payments import BIG_LINES, LINES, payment_world
 from tests.support.presence import present
 from tests.support.settlement import open_with_lines
-from tests.support.world import seed
+from tests.support.world import credit, seed
 from yibao.domain import payment_order as po
 from yibao.domain.ledger import person_account
 from yibao.domain.money import parse_yuan
@@ -24,7 +24,6 @@ from yibao.services.books import ledger, volumes
 from yibao.services.care import settlement
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import refunds
-from yibao.services.people import persons as people
 from yibao.store.tables import payment_refunds, settlements
 
 YESTERDAY, TODAY = date(2026, 11, 21), date(2026, 11, 22)
@@ -37,8 +36,7 @@ def _account_at(pw, fen: int) -> None:  # noqa: ANN001
     holder = pw.w.employee.id
     available = pw.db.run(lambda c: ledger.available(c, person_account(holder)), write=False)
     if available < fen:
-        pw.db.run(lambda c: people.credit_account(c, pw.db.clock(), person_id=holder, amount=fen - available,
-                                                  client_id=f"top-up:{pw.db.clock().isoformat()}:{available}", actor="test"))
+        credit(pw.db, holder, fen - available, f"top-up:{pw.db.clock().isoformat()}:{available}")
 
 
 def _pay(pw, key: str, *, lines=LINES):  # noqa: ANN001, ANN202

@@ -14,15 +14,16 @@ from sqlalchemy.engine import Connection
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.runtime.platform import Platform
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
-from yibao.services.books import audit, ledger
+from yibao.services.books import audit, contributions, ledger
 from yibao.services.payments import liabilities
-from yibao.services.people import cards, filings, identity
+from yibao.services.people import account_credits, cards, filings, identity
 from yibao.services.people import persons as people
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
@@ -95,16 +96,62 @@ async def enrol(body: PersonIn, request: Request, key: str = IdempotencyKey, cal
     return await idempotent(p, request, caller, key, work)
 
 
-@router.post("/persons/{psn_no}/account-credits", summary="个人账户划入 Credit a personal account")
+@router.post("/persons/{psn_no}/account-credits", summary="个人账户划入 Credit a personal account from the contributions collected; "
+             "above the region's threshold the credit waits for a second operator (202)",
+             responses={202: {"description": "待审批 Above the threshold: recorded, nothing moved until another operator approves it"}})
 async def credit(body: CreditIn, request: Request, psn_no: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
                  caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
     amount = parse_yuan(body.amount, "amount")
 
     def work(c: Connection) -> tuple[int, dict[str, Any]]:
-        bal = people.credit_account(c, now, person_id=psn_no, amount=amount, client_id=f"credit:{caller.principal}:{key}", actor=caller.actor)
-        return 200, {"psn_no": psn_no, "balance": format_yuan(bal)}
+        done = account_credits.request(c, now, person_id=psn_no, amount=amount, client_id=f"credit:{caller.principal}:{key}",
+                                       actor=caller.actor)
+        if done.status != account_credits.CREDITED:
+            return 202, done.view()
+        return 200, done.view(balance=ledger.balance(c, person_account(psn_no)))
     return await idempotent(p, request, caller, key, work)
+
+
+@router.get("/account-credits", summary="个人账户划入记录 Account credits, newest first (awaiting_approval: those a second operator must approve)")
+async def list_credits(status: Literal["awaiting_approval", "credited"] | None = Query(None), region: str | None = Query(None, max_length=6),
+                       caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    rows = await p.run(lambda c: account_credits.listing(c, status=status, region=region), write=False)
+    return {"items": [r.view() for r in rows]}
+
+
+@router.post("/account-credits/{credit_id}/approval", summary="审批划入 Approve a credit awaiting approval (another operator than "
+                                                              "the requester); the money moves now, once")
+async def approve_credit(request: Request, credit_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                         caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+
+    def work(c: Connection) -> tuple[int, dict[str, Any]]:
+        done = account_credits.approve(c, now, credit_id=credit_id, actor=caller.actor)
+        return 200, done.view(balance=ledger.balance(c, person_account(done.person_id)))
+    return await idempotent(p, request, caller, key, work)
+
+
+class CollectionIn(Strict):
+    amount: str = Yuan
+    reference: str = Field(min_length=1, max_length=60, description="the bank receipt or import batch the money came with; "
+                                                                    "the same reference twice is one collection")
+
+
+@router.post("/regions/{region}/contribution-collections", status_code=201,
+             summary="缴费归集 Record contributions collected into a region: what personal-account credits may draw")
+async def collect(body: CollectionIn, request: Request, region: str = Path(min_length=6, max_length=6), key: str = IdempotencyKey,
+                  caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    amount = parse_yuan(body.amount, "amount")
+    return await idempotent(p, request, caller, key, lambda c: (201, {"reference": body.reference, **contributions.record_collection(
+        c, now, region=region, amount=amount, reference=body.reference, actor=caller.actor).view()}))
+
+
+@router.get("/regions/{region}/contributions", summary="缴费归集余额 A region's contributions: collected, credited, available")
+async def contributions_summary(region: str = Path(min_length=6, max_length=6), caller: Caller = Depends(operator_caller),
+                                p: Platform = Depends(platform)) -> dict[str, Any]:
+    return (await p.run(lambda c: contributions.summary(c, region), write=False)).view()
 
 
 @router.post("/persons/{psn_no}/filings", status_code=201, summary="异地就医备案 File cross-region care")
@@ -138,10 +185,11 @@ async def audit_log(region: str | None = Query(None, max_length=6), limit: int =
                        "subject": r.subject, "detail": r.detail, "hash": r.hash} for r in rows]}
 
 
-@router.get("/audit/verify", summary="校验审计链 Verify every region's hash chain")
+@router.get("/audit/verify", summary="校验审计链 Verify every region's keyed chain against its anchors, and the ledger against the trail; "
+                                    "then anchor the heads that verified")
 async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    reports = await p.run(audit.verify, write=False)
-    return {"ok": all(r.ok for r in reports), "chains": [r.__dict__ for r in reports]}
+    reports = await audit.verify_and_anchor(p.run, p.anchors)
+    return {"ok": all(r.ok for r in reports), "chains": [r.view() for r in reports]}
 
 
 # ---- payment institutions, faces, cards ---------------------------------------------------------

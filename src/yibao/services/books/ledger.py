@@ -7,19 +7,23 @@ posted or voided, or expires at its timeout. ``client_id`` is the caller's ident
 id twice is one transfer. An account flagged ``debits_must_not_exceed_credits`` (a personal
 account) is never overdrawn — checked by a conditional UPDATE and by a CHECK constraint.
 
-Every function takes the open connection of the caller's unit of work.
+Every function takes the open connection of the caller's unit of work. Accounts are locked (updated) in
+one order, `lock_order`: personal accounts first, then by id. Every transfer written is handed to the audit
+trail (`audit.vouch`), which carries it under its MAC; `audit.verify` checks the ledger against it.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds, LedgerError
+from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds, LedgerError, lock_order
 from yibao.domain.money import MAX_FEN
+from yibao.services.books import audit
 from yibao.store.sql import Sql
 from yibao.store.tables import ledger_accounts as A
 from yibao.store.tables import transfers as T
@@ -127,12 +131,16 @@ def transfer(conn: Connection, *, client_id: str, debit: str, credit: str, amoun
         raise AccountLimitExceeded(debit, amount)
     if debit == credit:
         raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
-    _debit(conn, debit, amount, pending=pending)
-    _credit(conn, credit, amount, pending=pending)
+    for account_id in sorted((debit, credit), key=lock_order):
+        if account_id == debit:
+            _debit(conn, debit, amount, pending=pending)
+        else:
+            _credit(conn, credit, amount, pending=pending)
     values = dict(client_id=client_id, region=region, debit_account_id=debit, credit_account_id=credit, amount=amount,
                   kind="pending" if pending else "single", state="pending" if pending else "posted",
                   timeout_at=(now + timeout) if (pending and timeout) else None, code=code, ref=ref, created_at=now)
     new_id = conn.execute(T.insert().values(**values)).inserted_primary_key[0]
+    audit.vouch(conn, [(client_id, region, debit, credit, amount)], now)
     return Transfer(id=new_id, **{k: values[k] for k in ("client_id", "debit_account_id", "credit_account_id", "amount", "kind",
                                                          "state", "code", "ref", "created_at", "region", "timeout_at")})
 
@@ -154,23 +162,31 @@ def _resolve(conn: Connection, *, client_id: str, pending_client_id: str, now: d
                           f"the pending transfer is already {row.state}")
     a = row.amount
     if post:
-        conn.execute(update(A).where(A.c.id == row.debit_account_id).values(debits_pending=A.c.debits_pending - a, debits_posted=A.c.debits_posted + a))
-        conn.execute(update(A).where(A.c.id == row.credit_account_id).values(credits_pending=A.c.credits_pending - a, credits_posted=A.c.credits_posted + a))
+        _apply(conn, {row.debit_account_id: {"debits_pending": -a, "debits_posted": a}, row.credit_account_id: {"credits_pending": -a,
+                                                                                                              "credits_posted": a}})
         conn.execute(update(T).where(T.c.id == row.id).values(state="posted"))
     else:
         _release(conn, row, "expired" if overdue else "voided")
     values = dict(client_id=client_id, region=row.region, debit_account_id=row.debit_account_id, credit_account_id=row.credit_account_id,
                   amount=a, kind="post" if post else "void", state="posted", pending_id=row.id, code=row.code, ref=row.ref, created_at=now)
     new_id = conn.execute(T.insert().values(**values)).inserted_primary_key[0]
+    audit.vouch(conn, [(client_id, row.region, row.debit_account_id, row.credit_account_id, a)], now)
     return Transfer(id=new_id, client_id=client_id, debit_account_id=row.debit_account_id, credit_account_id=row.credit_account_id,
                     amount=a, kind=values["kind"], state="posted", code=row.code, ref=row.ref, created_at=now, region=row.region,
                     pending_id=row.id)
 
 
+def _apply(conn: Connection, deltas: dict[str, dict[str, int]]) -> None:
+    """Add each account's deltas (column -> amount), the accounts in lock order."""
+    for account_id in sorted(deltas, key=lock_order):
+        changes = {k: getattr(A.c, k) + v for k, v in deltas[account_id].items() if v}
+        if changes:
+            conn.execute(update(A).where(A.c.id == account_id).values(**changes))
+
+
 def _release(conn: Connection, row, state: str) -> None:  # noqa: ANN001
     a = row.amount
-    conn.execute(update(A).where(A.c.id == row.debit_account_id).values(debits_pending=A.c.debits_pending - a))
-    conn.execute(update(A).where(A.c.id == row.credit_account_id).values(credits_pending=A.c.credits_pending - a))
+    _apply(conn, {row.debit_account_id: {"debits_pending": -a}, row.credit_account_id: {"credits_pending": -a}})
     conn.execute(update(T).where(T.c.id == row.id).values(state=state))
 
 
@@ -190,9 +206,15 @@ def void_pending(conn: Connection, *, client_id: str, pending_client_id: str, no
 
 def expire_pending(conn: Connection, now: datetime) -> int:
     """Release every pending transfer past its timeout; returns how many."""
-    rows = conn.execute(select(T).where(T.c.state == "pending", T.c.timeout_at.is_not(None), T.c.timeout_at <= now).with_for_update()).all()
-    for row in rows:
-        _release(conn, row, "expired")
+    rows = conn.execute(select(T).where(T.c.state == "pending", T.c.timeout_at.is_not(None), T.c.timeout_at <= now)
+                        .order_by(T.c.id).with_for_update()).all()
+    deltas: dict[str, dict[str, int]] = defaultdict(lambda: {"debits_pending": 0, "credits_pending": 0})
+    for row in rows:  # the balances once per account, in lock order, as every other unit takes them
+        deltas[row.debit_account_id]["debits_pending"] -= row.amount
+        deltas[row.credit_account_id]["credits_pending"] -= row.amount
+    _apply(conn, deltas)
+    if rows:
+        conn.execute(update(T).where(T.c.id.in_([r.id for r in rows])).values(state="expired"))
     return len(rows)
 
 
@@ -290,12 +312,14 @@ def post_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
             raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
         debits[leg.debit] = debits.get(leg.debit, 0) + leg.amount
         credits[leg.credit] = credits.get(leg.credit, 0) + leg.amount
-    # One lock order for every journal entry (accounts by id), so a settlement and a cancel never deadlock.
-    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()])
+    # One lock order for every journal entry (`lock_order`), so a settlement and a cancel never deadlock.
+    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()],
+                     key=lambda c: (lock_order(c[0]), c[1]))
     for account_id, side, amount in changes:
         (_debit if side == "debit" else _credit)(conn, account_id, amount, pending=False)
     _INSERT_POSTED(conn, [dict(client_id=leg.client_id, region=leg.region, debit=leg.debit, credit=leg.credit, amount=leg.amount,
                                code=code, ref=ref, now=now) for leg in legs])
+    audit.vouch(conn, [(leg.client_id, leg.region, leg.debit, leg.credit, leg.amount) for leg in legs], now)
 
 
 def journal(conn: Connection, ref: str, code: str) -> list[Transfer]:
@@ -316,13 +340,15 @@ def hold_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
             raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
         debits[leg.debit] = debits.get(leg.debit, 0) + leg.amount
         credits[leg.credit] = credits.get(leg.credit, 0) + leg.amount
-    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()])
-    for account_id, side, amount in changes:  # one lock order (accounts by id), as post_many
+    changes = sorted([(a, "debit", n) for a, n in debits.items()] + [(a, "credit", n) for a, n in credits.items()],
+                     key=lambda c: (lock_order(c[0]), c[1]))
+    for account_id, side, amount in changes:  # one lock order, as post_many
         (_debit if side == "debit" else _credit)(conn, account_id, amount, pending=True)
     timeout_at = now + timeout if timeout else None
     conn.execute(T.insert(), [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
                                    amount=leg.amount, kind="pending", state="pending", timeout_at=timeout_at, code=code, ref=ref,
                                    created_at=now) for leg in legs])
+    audit.vouch(conn, [(leg.client_id, leg.region, leg.debit, leg.credit, leg.amount) for leg in legs], now)
 
 
 def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: bool) -> int:
@@ -330,7 +356,7 @@ def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: 
 
     Already resolved ones are left as they are (a retry resolves nothing twice). Posting refuses,
     writing nothing, if a hold has expired or been voided: its reservation is gone, so the money it
-    held may have moved since. Balances are updated once per account, in account-id order.
+    held may have moved since. Balances are updated once per account, in lock order.
     """
     rows = conn.execute(select(T).where(T.c.ref == ref, T.c.code == code, T.c.kind == "pending").order_by(T.c.id).with_for_update()).all()
     if post:
@@ -349,14 +375,13 @@ def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: 
         c = deltas.setdefault(r.credit_account_id, {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0})
         c["credits_pending"] -= r.amount
         c["credits_posted"] += r.amount if post else 0
-    for account_id in sorted(deltas):
-        d = deltas[account_id]
-        conn.execute(update(A).where(A.c.id == account_id).values(**{k: getattr(A.c, k) + v for k, v in d.items() if v}))
+    _apply(conn, deltas)
     conn.execute(update(T).where(T.c.id.in_([r.id for r in todo])).values(state="posted" if post else "voided"))
     kind = "post" if post else "void"
     conn.execute(T.insert(), [dict(client_id=f"{r.client_id}:{kind}", region=r.region, debit_account_id=r.debit_account_id,
                                    credit_account_id=r.credit_account_id, amount=r.amount, kind=kind, state="posted", pending_id=r.id,
                                    code=r.code, ref=r.ref, created_at=now) for r in todo])
+    audit.vouch(conn, [(f"{r.client_id}:{kind}", r.region, r.debit_account_id, r.credit_account_id, int(r.amount)) for r in todo], now)
     return len(todo)
 
 

@@ -1,7 +1,9 @@
 """Settle a visit: price it with the engine, move the money in the ledger, update the year's totals.
 
-One unit of work does it all (the caller's transaction): the person's accumulator row is locked
-first, so two settlements of one person never race past a cap; the paying personal account is
+One unit of work does it all (the caller's transaction), taking its locks in the one global order
+(docs/architecture.md): the settlement row, the visit, the person's accumulator row, the accounts (the
+paying personal account first, then by id), the audit head last (audit.py). The accumulator row makes
+two settlements of one person serial, so they never race past a cap; the paying personal account is
 guarded by the ledger, so it never goes below zero; a message id is claimed once, so a retry or
 a late message after a reversal (冲正) cannot settle twice.
 
@@ -61,6 +63,7 @@ _PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, ha
                   FROM persons WHERE id = :id""")
 _LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio
                 FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+_LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
         total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
@@ -288,8 +291,14 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     return doc
 
 
+def _lock_person(conn: Connection, row: Any) -> None:
+    """After the settlement row: its visit, then the person's accumulator row — the order settle takes them in."""
+    _LOCK_VISIT(conn, {"id": row.visit_id}).first()
+    accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+
+
 def _undo(conn: Connection, now: datetime, row: Any, *, reason: str, actor: str) -> dict[str, Any]:
-    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    _lock_person(conn, row)
     # The money that moved: single-phase legs, or held legs that were posted (their post rows repeat them).
     legs = [ledger.Leg(f"{t.client_id}:{reason}", t.credit_account_id, t.debit_account_id, t.amount, t.region)
             for t in ledger.journal(conn, row.id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
@@ -336,10 +345,11 @@ def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid
         audit.append(conn, region=institution.region, actor=actor, action="settlement.reversal_before_arrival", subject=omsgid,
                      detail={"institution": institution.id}, now=now)
         return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
+    # The settlement row before the message row: cancel and _undo take them in that order.
+    row = conn.execute(select(S).where(S.c.institution_id == institution.id, S.c.msgid == omsgid).with_for_update()).first()
     msg = conn.execute(select(M).where(M.c.institution_id == institution.id, M.c.msgid == omsgid).with_for_update()).one()
     if msg.state == "reversed_before_arrival":
         return {"omsgid": omsgid, "status": "reversed_before_arrival", "setl_id": None}
-    row = conn.execute(select(S).where(S.c.institution_id == institution.id, S.c.msgid == omsgid).with_for_update()).first()
     if row is None:
         raise Retry()  # claimed by a settlement still committing
     if row.status == "cancelled":
@@ -401,9 +411,9 @@ def post_settlement(conn: Connection, now: datetime, *, setl_id: str, actor: str
         return json.loads(row.document)  # posted already: a retry changes nothing
     if row.status != "pending":
         raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能入账", f"the settlement is {row.status}; it cannot be posted")
-    # The person's totals row first, as settle and void take it: a post that reached the person's account
-    # after the fund accounts could deadlock with that person's next hold (which locks the account early).
-    accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    # The visit and the person's totals row before any account, as settle and void take them: a post that reached
+    # the person's account after the fund accounts could deadlock with that person's next hold.
+    _lock_person(conn, row)
     ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=True)
     visits.set_status(conn, row.visit_id, "settled", now)
     audit.append(conn, region=row.region, actor=actor, action="settlement.post", subject=row.id,
@@ -423,7 +433,7 @@ def void_settlement(conn: Connection, now: datetime, *, setl_id: str, reason: st
         return json.loads(row.document)
     if row.status != "pending":
         raise Conflict("setl_id", f"settlement_{row.status}", f"结算状态为 {row.status}，不能作废", f"the settlement is {row.status}; it cannot be voided")
-    accumulators.lock(conn, row.insured_region, row.person_id, row.year)  # the same lock order as settle
+    _lock_person(conn, row)  # the same lock order as settle
     ledger.resolve_many(conn, ref=row.id, code="settlement", now=now, post=False)
     delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
     accumulators.add(conn, row.person_id, row.year, delta.negated())
@@ -464,8 +474,7 @@ def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, ref
     mine = [t for t in posted if _is_cash_leg(setl_id, t.client_id) == (part == "cash")]
     legs = [ledger.Leg(f"{t.client_id}:refund", t.credit_account_id, t.debit_account_id, t.amount, t.region)
             for t in mine if f"{t.client_id}:refund" not in done]
-    if part == "insurance" and legs:
-        accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    _lock_person(conn, row)  # before any account, as settle; the visit may reopen below
     ledger.post_many(conn, legs, code="refund", ref=setl_id, now=now)
     if part == "insurance" and legs:
         delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})

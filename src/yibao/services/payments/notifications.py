@@ -2,7 +2,9 @@
 
 Anything unverified is refused in the institution's own terms (so it resends) and never acted on —
 the order is then settled by asking the institution (recovery's query). A verified event is applied
-once: its dedup claim is inserted in the same unit of work as its effect.
+once: its dedup claim is inserted in the same unit of work as its effect. A signed notification whose
+amount is not the order's is recorded as an anomaly under a key of its own (the amount in it) and gives
+the event's key back: the correct notification that follows is applied, not dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import Ack, ChannelError, Notification
@@ -25,6 +27,7 @@ from yibao.store.tables import channel_notifications as CN
 from yibao.store.upsert import insert_ignore
 
 log = logging.getLogger("yibao.payments")
+WRONG_AMOUNT = "wrong_amount"  # _effect's verdict: recorded by apply as an anomaly that does not use up the event's key
 
 
 async def receive(ctx: Context, pi_id: str, headers: Mapping[str, str], body: bytes) -> Ack:
@@ -55,6 +58,18 @@ def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notificat
     if not claimed:
         return "duplicate"
     effect = _effect(conn, now, pi_id, notification, actor)
+    if effect == WRONG_AMOUNT:
+        # Not applied, so not this event: free its key, and remember the anomaly under one of its own (a resend of the
+        # same wrong notification is a duplicate of that, audited once).
+        conn.execute(delete(CN).where(CN.c.payment_institution_id == pi_id, CN.c.dedup_key == key))
+        if not insert_ignore(conn, CN, dict(payment_institution_id=pi_id, dedup_key=f"{key}|amount:{notification.amount_fen}"[:200],
+                                            region=region, kind=notification.kind, out_trade_no=notification.out_trade_no,
+                                            status=notification.status, effect="anomaly", created_at=now)):
+            return "duplicate"
+        order = payments.require(conn, notification.out_trade_no)  # type: ignore[arg-type]
+        audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
+                     detail={"anomaly": "amount_mismatch", "cash_pay": order.cash_pay, "notified": notification.amount_fen}, now=now)
+        return "anomaly"
     conn.execute(update(CN).where(CN.c.payment_institution_id == pi_id, CN.c.dedup_key == key).values(effect=effect))
     return effect
 
@@ -66,9 +81,7 @@ def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor:
     if order is None or order.payment_institution_id != pi_id:
         return "unknown_order"
     if n.amount_fen is not None and n.amount_fen != order.cash_pay:  # signed, but not what we asked for: never complete on it
-        audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
-                     detail={"anomaly": "amount_mismatch", "cash_pay": order.cash_pay, "notified": n.amount_fen}, now=now)
-        return "anomaly"
+        return WRONG_AMOUNT
     if order.status not in po.CASH_IN_DOUBT and not order.terminal:
         return "ignored"  # never asked for: nothing the institution says can complete it
     done = payments.record_cash(conn, now, order_id=order.id, outcome=n.status, trade_no=n.trade_no, actor=actor)

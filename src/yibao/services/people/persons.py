@@ -1,4 +1,4 @@
-"""Insured people: enrolment, lookups by credential, personal-account credits.
+"""Insured people: enrolment, lookups by credential (personal-account credits: account_credits.py).
 
 Identity numbers, names and phones are stored encrypted with a keyed hash for lookups; every
 read of clear PII by a user-facing path is audited by the caller (see api/).
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from yibao.crypto.pii import Keyring
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.identity import age_on, parse_id_number
-from yibao.domain.ledger import contributions_account, person_account
+from yibao.domain.ledger import person_account
 from yibao.domain.names import check_name
 from yibao.domain.policy import INSURANCE_TYPES
 from yibao.services.agency.institutions import Institution
@@ -120,19 +120,6 @@ def find_by_phone(conn: Connection, keyring: Keyring, phone: str) -> Person | No
     r = conn.execute(select(P).where(P.c.phone_hash == keyring.lookup_hash(phone))).first()
     return _row(r) if r else None
 
-
-
-def credit_account(conn: Connection, now: datetime, *, person_id: str, amount: int, client_id: str, actor: str) -> int:
-    """Credit a personal account from the region's contributions (a monthly credit, or the demo's opening balance)."""
-    person = require(conn, person_id)
-    account = person_account(person_id)
-    if conn.execute(select(ledger.A.c.id).where(ledger.A.c.id == account)).first() is None:
-        raise InputError("person_id", "no_personal_account", "该参保人没有个人账户", "this person has no personal account")
-    t = ledger.transfer(conn, client_id=client_id, debit=contributions_account(person.region), credit=account, amount=amount,
-                        code="contribution", region=person.region, now=now, ref=person_id)
-    audit.append(conn, region=person.region, actor=actor, action="account.credit", subject=person_id,
-                 detail={"amount": amount, "transfer": t.client_id}, now=now)
-    return ledger.balance(conn, account)
 
 
 def find_by_card_no(conn: Connection, keyring: Keyring, card_no: str, kind: str | None = None) -> Person | None:

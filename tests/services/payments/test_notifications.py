@@ -1,0 +1,46 @@
+"""A payment institution's verified notifications are applied once — and only a notification that was applied
+uses up its event's key (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tests.support.payments import payment_world
+from yibao.channels.base import Notification
+from yibao.domain import payment_order as po
+from yibao.services.books import audit
+from yibao.services.payments import notifications
+from yibao.services.payments import orders as payments
+from yibao.store.tables import channel_notifications
+
+
+def _notified(pw, order, amount_fen: int) -> str:  # noqa: ANN001
+    n = Notification(channel="wxpay", kind="payment", event_id=f"EV{amount_fen}", status="succeeded", out_trade_no=order.id,
+                     trade_no="WX4200001", amount_fen=amount_fen)
+    now = pw.db.clock()
+    return pw.db.run(lambda c: notifications.apply(c, now, pi_id=pw.pi_id, region="440300", notification=n, actor=f"channel:{pw.pi_id}"))
+
+
+def test_a_wrong_amount_is_an_anomaly_and_the_right_notification_after_it_completes_the_order(db, keyring, wxpay):
+    """The wrong one claimed the event's key before it was found wrong: the right one was then dropped as a duplicate
+    and the order waited for recovery's query."""
+    pw = payment_world(db, keyring, wxpay, balance=20000)
+    pw.pay(key="warm-up")  # signs the holder's agreement before any knob is turned
+    wxpay.runtime.set_knobs(settle_delay_ms=30, notify_delays_ms=[60_000])  # the cash is in doubt; no notification comes by itself
+    order = pw.pay(key="in-doubt")
+    assert order.status == po.CASH_UNKNOWN and order.cash_pay > 0
+
+    assert _notified(pw, order, order.cash_pay + 1) == "anomaly"
+    assert _notified(pw, order, order.cash_pay + 1) == "duplicate"  # the same wrong one again: recorded once
+    assert db.run(lambda c: payments.require(c, order.id), write=False).status == po.CASH_UNKNOWN
+    assert _notified(pw, order, order.cash_pay) == po.COMPLETED
+    assert _notified(pw, order, order.cash_pay) == "duplicate"
+    assert db.run(lambda c: payments.require(c, order.id), write=False).status == po.COMPLETED
+
+    effects = db.run(lambda c: sorted(c.execute(select(channel_notifications.c.effect).where(
+        channel_notifications.c.out_trade_no == order.id)).scalars().all()), write=False)
+    assert effects == ["anomaly", po.COMPLETED]
+    anomalies = [e for e in db.run(lambda c: audit.entries(c, "440300", 200), write=False)
+                 if e.subject == order.id and e.action == "payment.anomaly"]
+    assert len(anomalies) == 1 and '"amount_mismatch"' in anomalies[0].detail
+    assert all(r.ok for r in db.run(audit.verify, write=False))
