@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -193,7 +194,6 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
 
     from rich.progress import Progress
 
-    from yibao.crypto.pii import load_keyring
     from yibao.sandbox.channels import pair
     from yibao.services import Context
     from yibao.services.agency.connectors import Connectors
@@ -208,7 +208,7 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
             raise typer.Exit(code=2)
         overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
     db = Database(database)
-    keyring = load_keyring()
+    keyring = _keyring()
     ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
     job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
     with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -243,17 +243,20 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port"),
     database: Optional[str] = DatabaseOption,
-    demo: bool = typer.Option(True, "--demo/--no-demo", help="load the demo regions, institutions and people if the database is empty"),
+    demo: bool = typer.Option(False, "--demo/--no-demo", help="the demo: its world loaded into an empty database (or the one it "
+                              "loaded before), its public credentials, the sandboxes; without it, production"),
     workers: int = typer.Option(1, min=1, max=16, help="worker processes"),
 ) -> None:
-    """启动平台 Migrate the database, load the demo data, and serve the API (OpenAPI at /docs)."""
-    import os
-
-    from yibao.crypto.pii import load_keyring
+    """启动平台 Migrate the database and serve the API and pages (OpenAPI at /docs): production unless --demo."""
+    from yibao.runtime import production
     from yibao.store import migrate
     from yibao.store.db import Database
 
+    if not demo:  # before anything is created: what production needs from its operator
+        _refuse_to_start(production.problems())
     db = Database(database)
+    if not demo:
+        _refuse_to_start(production.file_problems(db.sqlite_path), db)
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
     if demo:  # the demo's face checks go to its own sandbox verifier, over HTTP
@@ -268,18 +271,44 @@ def serve(
     if demo:
         from yibao.sandbox import demo as demo_data
 
-        demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", console)
-        console.print("[bold yellow]演示模式：演示凭证、沙箱短信发件箱和沙箱人脸核验已启用，切勿用于生产。[/]\n"
-                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS outbox and the sandbox face verifier are on — "
-                      "never in production (use --no-demo and YIBAO_ADMIN_TOKENS).[/]", highlight=False)
-    elif not os.environ.get("YIBAO_ADMIN_TOKENS"):
-        console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
-                      "no operator can use the admin API.[/]", highlight=False)
-    _recover_at_start(db, console)
+        try:  # refused on a database the demo did not create
+            guide = demo_data.ensure(db, _keyring())
+        except YibaoError as exc:
+            db.dispose()
+            raise _fail(exc) from None
+        demo_data.print_guide(guide, f"http://{host}:{port}", console)
+        console.print("[bold yellow]演示模式：演示凭证、沙箱短信发件箱、沙箱支付机构和沙箱人脸核验已启用，切勿用于生产。[/]\n"
+                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS outbox, sandbox payment institutions and the sandbox "
+                      "face verifier are on — never in production (`yibao serve` without --demo; see README).[/]", highlight=False)
+    else:
+        _refuse_to_start(production.database_problems(db), db)
+    _recover_at_start(db, console, allow_private_callbacks=demo)
     db.dispose()
     from yibao.runtime.server import serve as run_server
 
     run_server(host, port, workers, "yibao.app:app_from_env")  # the composition root builds each worker's app
+
+
+def _refuse_to_start(problems: list[YibaoError], db=None) -> None:  # noqa: ANN001
+    """Production lacks something: one line per missing thing, what it needs, and exit status 2."""
+    if not problems:
+        return
+    for problem in problems:
+        _say_error(problem.describe())
+    _say_error("生产模式未启动；演示请用 yibao serve --demo / production did not start; for the demo run yibao serve --demo")
+    if db is not None:
+        db.dispose()
+    raise typer.Exit(code=2)
+
+
+def _keyring():  # noqa: ANN202
+    """The PII keyring (the demo's key file made on first use); a refusal (a key file others can read …) exits 2."""
+    from yibao.crypto.pii import load_keyring
+
+    try:
+        return load_keyring()
+    except YibaoError as exc:
+        raise _fail(exc) from None
 
 
 @app.command("sandbox")
@@ -306,18 +335,17 @@ def sandbox(
     uvicorn.run(p.app, host=host, port=port, log_level="info")
 
 
-def _recover(db, now=None):  # noqa: ANN001, ANN202
+def _recover(db, now=None, *, allow_private_callbacks: bool = False):  # noqa: ANN001, ANN202
     import asyncio
 
-    from yibao.crypto.pii import load_keyring
-
-    return asyncio.run(recovery.recover(Context.for_database(db, load_keyring()), now))
+    return asyncio.run(recovery.recover(Context.for_database(db, _keyring(), allow_private_callbacks=allow_private_callbacks), now))
 
 
-def _recover_at_start(db, console: Console) -> None:  # noqa: ANN001
+def _recover_at_start(db, console: Console, *, allow_private_callbacks: bool) -> None:  # noqa: ANN001
     """Payments a previous process left midway are finished or undone before serving (an institution not
-    reachable yet leaves its orders for the serving process's periodic recovery)."""
-    report = _recover(db)
+    reachable yet leaves its orders for the serving process's periodic recovery). Hospitals' callbacks go
+    where the serving process would send them (loopback only in the demo)."""
+    report = _recover(db, allow_private_callbacks=allow_private_callbacks)
     if report.orders or report.holds_expired:
         console.print(f"支付恢复 Payment recovery at start-up: {report.as_dict()}", highlight=False)
 
@@ -336,6 +364,9 @@ def payments_recover(database: Optional[str] = DatabaseOption) -> None:
 
 
 def main() -> None:
+    # Whatever this process creates — the SQLite database and its -wal/-shm, key files, sandbox keys — only
+    # its user may read; the code asks for 0600/0700 where it creates them, and this covers anything else.
+    os.umask(0o077)
     app()
 
 

@@ -8,7 +8,7 @@ from yibao.app import create_app
 
 @pytest.fixture
 def app(db, keyring):
-    return create_app(db, keyring=keyring)
+    return create_app(db, keyring=keyring, demo=True)
 
 
 @pytest.fixture
@@ -25,6 +25,6 @@ def world(db, keyring):
 @pytest.fixture
 def api(db, keyring, face_verifier):
     """The app with the sandbox face verifier on loopback, behind the `Api` wrapper."""
-    app = create_app(db, keyring=keyring, face_verifier=face_verifier)
+    app = create_app(db, keyring=keyring, demo=True, face_verifier=face_verifier)
     with TestClient(app) as client:
         yield Api(client)

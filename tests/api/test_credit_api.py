@@ -22,7 +22,7 @@ from yibao.services.credit import reservations as credit_reservations
 @pytest.fixture
 def setup(db, keyring, clock, bank):
     cw = credit_world(db, keyring, clock, bank)
-    app = create_app(db, keyring=keyring)
+    app = create_app(db, keyring=keyring, demo=True)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 

@@ -18,8 +18,9 @@ header. Amounts are yuan strings ("12.50"). Errors have one shape:
 """
 
 
-def install(app: FastAPI) -> None:
-    """The error shape, then the routers (the hospitals' first: they are the hot path, and routes match in order)."""
+def install(app: FastAPI, *, demo: bool = False) -> None:
+    """The error shape, then the routers (the hospitals' first: they are the hot path, and routes match in order);
+    the demo's own (the sandbox SMS outbox) only when the composition root says ``demo``."""
     from yibao.api import errors
     from yibao.api.routers import admin, channels, credit, his, patient
 
@@ -27,6 +28,8 @@ def install(app: FastAPI) -> None:
     for router in (his.router, patient.router, channels.router, admin.router, credit.patient_router, credit.admin_router,
                    credit.notify_router):
         app.include_router(router)
+    if demo:
+        app.include_router(admin.demo_router)
 
 
 def install_docs(app: FastAPI) -> None:

@@ -4,7 +4,6 @@ face verifier — and the one `Context` every use case that calls out is given (
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 import weakref
@@ -17,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from yibao.crypto.pii import Keyring
 from yibao.face.client import FaceVerifier
+from yibao.runtime import production
 from yibao.runtime.batching import WriteBatcher
 from yibao.services import Context
 from yibao.services.agency import institutions
@@ -36,6 +36,9 @@ class Platform:
     operator_tokens: dict[str, str]  # sha256(token) -> operator name
     connectors: Connectors | None = None  # every payment institution and credit bank, from its configuration
     face: FaceVerifier | None = None
+    # Hospitals' callbacks may go to loopback and private addresses over plain HTTP: the tests' and the
+    # demo's, set by the composition root; production never (services/payments/callbacks.py).
+    allow_private_callbacks: bool = False
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
@@ -47,7 +50,7 @@ class Platform:
     def context(self) -> Context:
         """The context every use case that calls out is given (a new face verifier takes effect at once)."""
         assert self.connectors is not None
-        return Context(self.run, self.now, self.keyring, self.connectors, self.face)
+        return Context(self.run, self.now, self.keyring, self.connectors, self.face, allow_private_callbacks=self.allow_private_callbacks)
 
     def now(self) -> datetime:
         return self.db.clock()
@@ -85,12 +88,7 @@ class Platform:
         return inst
 
 
-def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:
-    tokens = {}
-    raw = os.environ.get("YIBAO_ADMIN_TOKENS", "")  # "name:token,name2:token2"
-    for item in filter(None, raw.split(",")):
-        name, _, token = item.partition(":")
-        tokens[hashlib.sha256(token.encode()).hexdigest()] = name
-    if not tokens and default_demo:
-        tokens[hashlib.sha256(b"demo-operator-token").hexdigest()] = "demo-operator"
-    return tokens
+def operator_tokens_from_env(demo: bool) -> dict[str, str]:
+    """The operators' tokens of YIBAO_ADMIN_TOKENS ("name:token,…"): production refuses weak ones and never
+    knows the demo's (runtime/production.py)."""
+    return production.operator_tokens(os.environ.get("YIBAO_ADMIN_TOKENS", ""), demo=demo)

@@ -27,6 +27,7 @@ from yibao.services.people import cards, filings, identity
 from yibao.services.people import persons as people
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
+demo_router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])  # the demo's only: installed by api.install(demo=True)
 
 
 class InstitutionIn(Strict):
@@ -145,7 +146,7 @@ async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = 
     return {"ok": all(r.ok for r in reports), "chains": [r.__dict__ for r in reports]}
 
 
-@router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox")
+@demo_router.get("/sandbox/sms", summary="沙箱短信发件箱 The sandbox SMS gateway's outbox (demo only)")
 async def sms_outbox(limit: int = Query(20, ge=1, le=200), caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     return {"items": await p.run(lambda c: sms.outbox(c, limit), write=False)}
 
