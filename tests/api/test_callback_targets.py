@@ -102,7 +102,7 @@ def _refused(client, pw, cases) -> None:  # noqa: ANN001
 
 
 def test_registration_refuses_every_address_but_a_public_https_one(db, keyring, pw):
-    with _client(db, keyring) as client:
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:  # production's app
         _refused(client, pw, REFUSED)
         url = f"https://{PUBLIC}/yibao/callback"
         assert client.put("/api/v1/his/callback", json={"url": url}, headers={**his(pw), **key()}).status_code == 200
@@ -110,7 +110,7 @@ def test_registration_refuses_every_address_but_a_public_https_one(db, keyring, 
 
 
 def test_registration_resolves_a_name_and_refuses_one_reaching_inside(db, keyring, pw, resolver):
-    with _client(db, keyring) as client:
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:  # production's app
         _refused(client, pw, REFUSED_NAMES)
         url = "https://his.hospital.example:8443/yibao/callback"
         assert client.put("/api/v1/his/callback", json={"url": url}, headers={**his(pw), **key()}).status_code == 200

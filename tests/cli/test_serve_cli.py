@@ -104,8 +104,6 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
 
 
 def test_demo_refuses_a_database_it_did_not_create_and_re_points_nothing(tmp_path):
-    from yibao.store.tables import platform_marks
-
     url = f"sqlite:///{tmp_path}/agency.db"
     db, keyring = Database(url), Keyring(bytes.fromhex(KEY))
     migrate.upgrade(db)
@@ -125,6 +123,8 @@ def test_demo_refuses_a_database_it_did_not_create_and_re_points_nothing(tmp_pat
     after = db.run(lambda c: channel_registry.get(c, "wechat-440300"), write=False)
     assert (after.base_url, after.version) == ("https://api.mch.weixin.qq.com", before.version)  # not re-pointed at a sandbox
     assert db.run(lambda c: c.execute(institutions.select()).all(), write=False) == []  # no demo world loaded into it
+    from yibao.store.tables import platform_marks
+
     assert db.run(lambda c: c.execute(platform_marks.select()).all(), write=False) == []
     db.dispose()
 

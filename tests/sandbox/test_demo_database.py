@@ -40,8 +40,6 @@ def test_the_demo_marks_the_empty_database_it_loads(db, keyring):
 
 
 def test_the_demo_refuses_a_database_it_did_not_create(db, keyring):
-    from yibao.store.tables import platform_marks
-
     seed(db, keyring)
     count = db.run(lambda c: c.execute(select(func.count()).select_from(institutions)).scalar_one(), write=False)
     with pytest.raises(Conflict) as refused:
@@ -49,6 +47,8 @@ def test_the_demo_refuses_a_database_it_did_not_create(db, keyring):
     assert (refused.value.field, refused.value.code) == ("database", "not_a_demo_database")
     assert "--demo" in refused.value.message_en and "--demo" in refused.value.message_zh
     # nothing of the demo written: no mark, no demo institution
+    from yibao.store.tables import platform_marks
+
     assert db.run(lambda c: c.execute(select(func.count()).select_from(platform_marks)).scalar_one(), write=False) == 0
     assert db.run(lambda c: c.execute(select(func.count()).select_from(institutions)).scalar_one(), write=False) == count
 
