@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/yibao serve
+	$(BIN)/yibao serve --demo
 
 test: $(STAMP)
 	@scripts/ensure-chromium

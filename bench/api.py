@@ -213,7 +213,8 @@ def bench(db_name: str, url: str, workers: int) -> None:
     credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * (1500 * len(RUNS) + sum(PACED))) + 2000)
     db.dispose()
     port = free_port()
-    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url}
+    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url,
+           "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}"}  # production refuses to start without an operator
     proc = subprocess.Popen([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
                              "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"

@@ -149,7 +149,8 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
     migrate.upgrade(db)
     key = os.urandom(32)
     keyring = Keyring(key)
-    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_RECOVERY_INTERVAL": "0"}
+    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_RECOVERY_INTERVAL": "0",
+           "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}"}  # production refuses to start without an operator
     port, sandbox_port = free_port(), free_port()
     base, sandbox_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
     key_dir = tmp / f"keys-{db_name}"

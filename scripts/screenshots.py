@@ -47,7 +47,7 @@ def _serve(workdir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "YIBAO_SECRET_FILE": str(workdir / "secret.key")}
     env.pop("YIBAO_DATABASE_URL", None)
     yibao = Path(sys.executable).with_name("yibao")
-    server = subprocess.Popen([str(yibao), "serve", "--port", str(port), "--database", f"sqlite:///{workdir}/yibao.db"], cwd=workdir, env=env,
+    server = subprocess.Popen([str(yibao), "serve", "--demo", "--port", str(port), "--database", f"sqlite:///{workdir}/yibao.db"], cwd=workdir, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from yibao import api, web
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier, verifier_from_env
+from yibao.runtime import production
 from yibao.runtime.platform import Platform, operator_tokens_from_env
 from yibao.services.agency.connectors import Connectors
 from yibao.sms import SmsGateway, gateway_from_env
@@ -56,22 +57,31 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 pass
 
 
-def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo_tokens: bool = True,
+def create_app(db: Database | None = None, *, keyring: Keyring | None = None, demo: bool = False,
                face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
                recovery_interval: float | None = None, channel_transport: Any = None, sms_gateway: SmsGateway | None = None,
-               audit_anchor: AnchorLog | None = None, anchor_interval: float | None = None) -> FastAPI:
-    """The platform. ``sandboxes`` mounts the sandbox wing (face verifier, SMS gateway, payment institutions, the
-    pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL); ``face_verifier`` and ``sms_gateway`` default to
-    the ones configured in the environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``recovery_interval`` (seconds) runs payment
-    recovery in the background; ``channel_transport`` (an httpx transport) carries every call to a
-    payment institution or credit bank (tests record the wire with it). ``audit_anchor`` is the file the audit
-    chain's heads are checkpointed to (default $YIBAO_AUDIT_ANCHOR): at start, every ``anchor_interval`` seconds
-    (default $YIBAO_AUDIT_ANCHOR_INTERVAL, 60), at shutdown and on every verify (0: on verify only)."""
+               audit_anchor: AnchorLog | None = None, anchor_interval: float | None = None,
+               allow_private_callbacks: bool = False) -> FastAPI:
+    """The platform; production unless told otherwise.
+
+    ``demo`` accepts the demo's operator tokens (when YIBAO_ADMIN_TOKENS names none); production refuses weak
+    operator tokens (runtime/production.py) and never knows the demo's. ``sandboxes`` mounts the sandbox wing (face
+    verifier, SMS gateway, payment institutions, the pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL) — the
+    demo's, so it implies ``demo``. ``face_verifier`` and ``sms_gateway`` default to the ones configured in the
+    environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``allow_private_callbacks`` lets
+    hospitals' callbacks go to loopback and private addresses over plain HTTP (tests, the demo); production posts
+    only to public HTTPS addresses. ``recovery_interval`` (seconds) runs payment recovery in the background;
+    ``channel_transport`` (an httpx transport) carries every call to a payment institution or credit bank (tests
+    record the wire with it). ``audit_anchor`` is the file the audit chain's heads are checkpointed to (default
+    $YIBAO_AUDIT_ANCHOR): at start, every ``anchor_interval`` seconds (default $YIBAO_AUDIT_ANCHOR_INTERVAL, 60), at
+    shutdown and on every verify (0: on verify only)."""
+    demo = demo or sandboxes
     db = db or Database()
-    keyring = keyring or load_keyring()
-    platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo_tokens),
+    keyring = keyring or load_keyring(create=demo)
+    platform = Platform(db=db, keyring=keyring, operator_tokens=operator_tokens_from_env(demo),
                         connectors=Connectors(keyring, transport=channel_transport), face=face_verifier or verifier_from_env(),
-                        sms=sms_gateway or gateway_from_env(), anchors=audit_anchor or AnchorLog.from_env())
+                        sms=sms_gateway or gateway_from_env(), anchors=audit_anchor or AnchorLog.from_env(),
+                        allow_private_callbacks=allow_private_callbacks)
     app = FastAPI(title="yibao 医保", version="0.2.0", description=api.DESCRIPTION, docs_url=None, redoc_url=None, lifespan=_lifespan)
     app.state.platform = platform
     app.state.on_start: list[Callable[[], None]] = []
@@ -97,10 +107,18 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
 
 
 def app_from_env() -> FastAPI:
-    """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment."""
-    demo = os.environ.get("YIBAO_DEMO", "1") == "1"
+    """The factory `yibao serve` hands to uvicorn (one per worker process): configuration from the environment.
+    Production unless YIBAO_DEMO=1 (`yibao serve --demo` sets it after checking the database is the demo's);
+    production refuses to build without what it needs (runtime/production.py)."""
+    demo = os.environ.get("YIBAO_DEMO", "0") == "1"
     interval = float(os.environ.get("YIBAO_RECOVERY_INTERVAL", "30"))  # seconds; 0 turns background recovery off
-    app = create_app(Database(), keyring=load_keyring(), demo_tokens=demo, sandboxes=demo, recovery_interval=interval or None)
+    db = Database()
+    if not demo:
+        missing = production.problems(sqlite_path=db.sqlite_path) or production.database_problems(db)
+        if missing:
+            raise SystemExit("\n".join(f"yibao: {problem.describe()}" for problem in missing))
+    app = create_app(db, keyring=load_keyring(create=demo), demo=demo, sandboxes=demo, recovery_interval=interval or None,
+                     allow_private_callbacks=demo)
     # A serving process: move what start-up built (modules, policies, routes) out of the collector's
     # sight and collect the young generation less often. Full collections walking those objects
     # stalled every request in flight: p99 at 32 clients 135 ms -> 72 ms (bench/api.py).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -186,12 +187,10 @@ def audit_verify(database: Optional[str] = DatabaseOption,
     from yibao.store.anchors import AnchorLog
     from yibao.store.db import Database
 
-    try:
+    try:  # the chain is keyed with the master key: never invent one here
         keyring = load_keyring(create=False)
-    except FileNotFoundError as exc:
-        _say_error(f"没有主密钥（{exc}）：请设置 YIBAO_SECRET_KEY 或 YIBAO_SECRET_FILE / no master key ({exc}): set YIBAO_SECRET_KEY "
-                   "or YIBAO_SECRET_FILE — the chain is keyed with it")
-        raise typer.Exit(code=2) from None
+    except YibaoError as exc:
+        raise _fail(exc) from None
     db = Database(database)
     anchors = AnchorLog(anchor) if anchor is not None else AnchorLog.from_env()
     try:
@@ -223,10 +222,8 @@ def contributions_import(file: Path = typer.Argument(..., help="CSV with a heade
 
     try:
         keyring = load_keyring(create=False)
-    except FileNotFoundError as exc:
-        _say_error(f"没有主密钥（{exc}）：请设置 YIBAO_SECRET_KEY 或 YIBAO_SECRET_FILE / no master key ({exc}): set YIBAO_SECRET_KEY "
-                   "or YIBAO_SECRET_FILE")
-        raise typer.Exit(code=2) from None
+    except YibaoError as exc:
+        raise _fail(exc) from None
     rows = list(csv.DictReader(_read(file).splitlines()))
     if not rows or set(rows[0]) != {"region", "amount", "reference"}:
         _say_error(f"{file.name}: 表头应为 region,amount,reference / the header must be region,amount,reference")
@@ -260,7 +257,6 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
 
     from rich.progress import Progress
 
-    from yibao.crypto.pii import load_keyring
     from yibao.sandbox.channels import pair
     from yibao.services import Context
     from yibao.services.agency.connectors import Connectors
@@ -275,7 +271,7 @@ def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: 
             raise typer.Exit(code=2)
         overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
     db = Database(database)
-    keyring = load_keyring()
+    keyring = _keyring()
     from yibao.sms import gateway_from_env
 
     ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), sms=gateway_from_env())
@@ -312,17 +308,20 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port"),
     database: Optional[str] = DatabaseOption,
-    demo: bool = typer.Option(True, "--demo/--no-demo", help="load the demo regions, institutions and people if the database is empty"),
+    demo: bool = typer.Option(False, "--demo/--no-demo", help="the demo: its world loaded into an empty database (or the one it "
+                              "loaded before), its public credentials, the sandboxes; without it, production"),
     workers: int = typer.Option(1, min=1, max=16, help="worker processes"),
 ) -> None:
-    """启动平台 Migrate the database, load the demo data, and serve the API (OpenAPI at /docs)."""
-    import os
-
-    from yibao.crypto.pii import load_keyring
+    """启动平台 Migrate the database and serve the API and pages (OpenAPI at /docs): production unless --demo."""
+    from yibao.runtime import production
     from yibao.store import migrate
     from yibao.store.db import Database
 
+    if not demo:  # before anything is created: what production needs from its operator
+        _refuse_to_start(production.problems())
     db = Database(database)
+    if not demo:
+        _refuse_to_start(production.file_problems(db.sqlite_path), db)
     os.environ["YIBAO_DATABASE_URL"] = db.url
     os.environ["YIBAO_DEMO"] = "1" if demo else "0"
     if demo:  # the demo's face checks and text messages go to its own sandboxes, over HTTP
@@ -340,22 +339,47 @@ def serve(
     if demo:
         from yibao.sandbox import demo as demo_data
 
-        demo_data.print_guide(demo_data.ensure(db, load_keyring()), f"http://{host}:{port}", console)
-        console.print("[bold yellow]演示模式：演示凭证、沙箱短信网关和沙箱人脸核验已启用，切勿用于生产。[/]\n"
-                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS gateway and the sandbox face verifier are on — "
-                      "never in production (use --no-demo, YIBAO_ADMIN_TOKENS, YIBAO_SMS_URL/KEY, YIBAO_FACE_URL/KEY).[/]", highlight=False)
+        try:  # refused on a database the demo did not create
+            guide = demo_data.ensure(db, _keyring())
+        except YibaoError as exc:
+            db.dispose()
+            raise _fail(exc) from None
+        demo_data.print_guide(guide, f"http://{host}:{port}", console)
+        console.print("[bold yellow]演示模式：演示凭证、沙箱短信网关、沙箱支付机构和沙箱人脸核验已启用，切勿用于生产。[/]\n"
+                      "[bold yellow]Demo mode: demo credentials, the sandbox SMS gateway, sandbox payment institutions and the sandbox "
+                      "face verifier are on — never in production (`yibao serve` without --demo; see README).[/]", highlight=False)
     else:
-        if not os.environ.get("YIBAO_ADMIN_TOKENS"):
-            console.print("[bold yellow]未设置 YIBAO_ADMIN_TOKENS：经办接口无人可用。 / YIBAO_ADMIN_TOKENS is not set: "
-                          "no operator can use the admin API.[/]", highlight=False)
+        _refuse_to_start(production.database_problems(db), db)
         if not (os.environ.get("YIBAO_SMS_URL") and os.environ.get("YIBAO_SMS_KEY")):
             console.print("[bold yellow]未配置短信网关（YIBAO_SMS_URL、YIBAO_SMS_KEY）：短信验证码登录将答复服务不可用。 / "
                           "No SMS gateway (YIBAO_SMS_URL, YIBAO_SMS_KEY): SMS log-in answers 503.[/]", highlight=False)
-    _recover_at_start(db, console)
+    _recover_at_start(db, console, allow_private_callbacks=demo)
     db.dispose()
     from yibao.runtime.server import serve as run_server
 
     run_server(host, port, workers, "yibao.app:app_from_env")  # the composition root builds each worker's app
+
+
+def _refuse_to_start(problems: list[YibaoError], db=None) -> None:  # noqa: ANN001
+    """Production lacks something: one line per missing thing, what it needs, and exit status 2."""
+    if not problems:
+        return
+    for problem in problems:
+        _say_error(problem.describe())
+    _say_error("生产模式未启动；演示请用 yibao serve --demo / production did not start; for the demo run yibao serve --demo")
+    if db is not None:
+        db.dispose()
+    raise typer.Exit(code=2)
+
+
+def _keyring():  # noqa: ANN202
+    """The PII keyring (the demo's key file made on first use); a refusal (a key file others can read …) exits 2."""
+    from yibao.crypto.pii import load_keyring
+
+    try:
+        return load_keyring()
+    except YibaoError as exc:
+        raise _fail(exc) from None
 
 
 @app.command("sandbox")
@@ -382,18 +406,17 @@ def sandbox(
     uvicorn.run(p.app, host=host, port=port, log_level="info")
 
 
-def _recover(db, now=None):  # noqa: ANN001, ANN202
+def _recover(db, now=None, *, allow_private_callbacks: bool = False):  # noqa: ANN001, ANN202
     import asyncio
 
-    from yibao.crypto.pii import load_keyring
-
-    return asyncio.run(recovery.recover(Context.for_database(db, load_keyring()), now))
+    return asyncio.run(recovery.recover(Context.for_database(db, _keyring(), allow_private_callbacks=allow_private_callbacks), now))
 
 
-def _recover_at_start(db, console: Console) -> None:  # noqa: ANN001
+def _recover_at_start(db, console: Console, *, allow_private_callbacks: bool) -> None:  # noqa: ANN001
     """Payments a previous process left midway are finished or undone before serving (an institution not
-    reachable yet leaves its orders for the serving process's periodic recovery)."""
-    report = _recover(db)
+    reachable yet leaves its orders for the serving process's periodic recovery). Hospitals' callbacks go
+    where the serving process would send them (loopback only in the demo)."""
+    report = _recover(db, allow_private_callbacks=allow_private_callbacks)
     if report.orders or report.holds_expired:
         console.print(f"支付恢复 Payment recovery at start-up: {report.as_dict()}", highlight=False)
 
@@ -412,6 +435,9 @@ def payments_recover(database: Optional[str] = DatabaseOption) -> None:
 
 
 def main() -> None:
+    # Whatever this process creates — the SQLite database and its -wal/-shm, key files, sandbox keys — only
+    # its user may read; the code asks for 0600/0700 where it creates them, and this covers anything else.
+    os.umask(0o077)
     app()
 
 

@@ -8,7 +8,7 @@ from yibao.app import create_app
 
 @pytest.fixture
 def app(db, keyring, sms_gateway):
-    return create_app(db, keyring=keyring, sms_gateway=sms_gateway)
+    return create_app(db, keyring=keyring, demo=True, sms_gateway=sms_gateway)
 
 
 @pytest.fixture
@@ -25,6 +25,6 @@ def world(db, keyring):
 @pytest.fixture
 def api(db, keyring, face_verifier, sms_gateway):
     """The app with the sandbox face verifier and SMS gateway on loopback, behind the `Api` wrapper."""
-    app = create_app(db, keyring=keyring, face_verifier=face_verifier, sms_gateway=sms_gateway)
+    app = create_app(db, keyring=keyring, demo=True, face_verifier=face_verifier, sms_gateway=sms_gateway)
     with TestClient(app) as client:
         yield Api(client)

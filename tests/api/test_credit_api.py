@@ -23,7 +23,7 @@ from yibao.services.credit import reservations as credit_reservations
 @pytest.fixture
 def setup(db, keyring, clock, bank, sms_gateway):
     cw = credit_world(db, keyring, clock, bank)
-    app = create_app(db, keyring=keyring, sms_gateway=sms_gateway)
+    app = create_app(db, keyring=keyring, demo=True, sms_gateway=sms_gateway)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 

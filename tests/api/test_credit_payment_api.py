@@ -28,7 +28,7 @@ def setup(db, keyring, clock, bank, sms_gateway):
     cw = credit_world(db, keyring, clock, bank)
     db.run(lambda c: bindings.set_limit(c, db.clock(), holder_id=cw.holder, pi_id=BANK, password_free_limit=100000, actor="test"))
     cw.enrol()
-    app = create_app(db, keyring=keyring, sms_gateway=sms_gateway)
+    app = create_app(db, keyring=keyring, demo=True, sms_gateway=sms_gateway)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield cw, client
 

@@ -21,7 +21,7 @@ def pw(db, keyring, wxpay):
 
 @pytest.fixture
 def client(db, keyring):
-    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as c:
+    with TestClient(create_app(db, keyring=keyring, demo=True), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -54,7 +54,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 
 def _bare_app():
     """An app to read the OpenAPI document and routes from; nothing touches its (in-memory) database."""
-    return create_app(Database("sqlite://"), keyring=KEYRING)
+    return create_app(Database("sqlite://"), keyring=KEYRING, demo=True)
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _bare_app())
@@ -140,7 +140,7 @@ def fuzz(tmp_path_factory):
     ecard(db, KEYRING, world.employee.id, name_of(1), id_number_of(1))
     db.run(lambda c: paycodes.issue(c, KEYRING, db.clock(), holder_id=world.employee.id, actor="fuzz"))  # the clock stands still: it stays live
     gateway, outbox = _sms_gateway()
-    app = create_app(db, keyring=KEYRING, face_verifier=_face_verifier(), sms_gateway=gateway)
+    app = create_app(db, keyring=KEYRING, demo=True, face_verifier=_face_verifier(), sms_gateway=gateway)
     his = {"Authorization": f"Bearer {world.hospital_credential}"}
     with TestClient(app, raise_server_exceptions=False) as client:
         patient = _login(client, world.phones["employee"], outbox)

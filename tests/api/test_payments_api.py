@@ -20,7 +20,7 @@ def pw(db, keyring, wxpay):
 
 @pytest.fixture
 def client(db, keyring, sms_gateway):
-    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway), raise_server_exceptions=False) as c:
+    with TestClient(create_app(db, keyring=keyring, demo=True, sms_gateway=sms_gateway), raise_server_exceptions=False) as c:
         yield c
 
 

@@ -73,7 +73,7 @@ def test_without_a_face_verifier_nothing_is_checked_counted_or_audited(db, keyri
     monkeypatch.delenv("YIBAO_FACE_URL", raising=False)
     seed(db, keyring)
     before = db.run(lambda c: c.execute(select(func.count()).select_from(audit_log)).scalar(), write=False)
-    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
+    with TestClient(create_app(db, keyring=keyring, demo=True), raise_server_exceptions=False) as client:
         answers = [client.post(URL, json={"id_number": id_number_of(1), "name": name, "capture": capture("张伟", day=2),
                                           "liveness": {"method": "structured_light", "score": 0.97}}) for name in (name_of(1), "王五", "王五", "王五", name_of(1))]
     assert {(r.status_code, r.json()["error"]["code"]) for r in answers} == {(503, "face_verifier_not_configured")}

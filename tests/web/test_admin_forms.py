@@ -22,7 +22,7 @@ from yibao.services.care import settlement
 def site(db, keyring):
     world = seed(db, keyring)
     admit(db, "wechat")
-    app = create_app(db, keyring=keyring)
+    app = create_app(db, keyring=keyring, demo=True)
     with TestClient(app, raise_server_exceptions=False, follow_redirects=True) as client:
         page = client.get("/admin/login").text
         r = client.post("/admin/sessions", data={**tokens(page), "token": "demo-operator-token"})

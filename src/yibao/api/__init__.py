@@ -19,7 +19,8 @@ header. Amounts are yuan strings ("12.50"). Errors have one shape:
 
 
 def install(app: FastAPI) -> None:
-    """The error shape, then the routers (the hospitals' first: they are the hot path, and routes match in order)."""
+    """The error shape, then the routers (the hospitals' first: they are the hot path, and routes match in order).
+    The API has no demo-only routes: the demo's sandboxes (the SMS gateway's outbox included) are the sandbox wing's."""
     from yibao.api import errors
     from yibao.api.routers import admin, channels, credit, his, patient
 

@@ -11,7 +11,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 from pathlib import Path
 from typing import Mapping
 
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from yibao.crypto.files import create_private
 
 
 def generate_rsa_key() -> RSAPrivateKey:
@@ -60,10 +61,8 @@ def load_or_create_key(path: Path) -> RSAPrivateKey:
     if path.exists():
         return load_private_key(path.read_bytes())
     key = generate_rsa_key()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(private_pem(key))
+    if not create_private(path, private_pem(key)):  # made meanwhile by another process: theirs is the key
+        return load_private_key(path.read_bytes())
     return key
 
 

@@ -1,9 +1,9 @@
 """Personal data at rest: AES-256-GCM ciphertext plus a keyed hash (HMAC-SHA256) for lookups.
 
-The master key comes from YIBAO_SECRET_KEY (64 hex digits). Without it, a key is generated once
-into a local file (``.yibao-secret`` beside the SQLite database by default) so a demo keeps its
-data readable across restarts (``.yibao/secret.key``, beside the demo database); production sets the
-variable (from a KMS) instead.
+The master key comes from YIBAO_SECRET_KEY (64 hex digits) or from a key file (YIBAO_SECRET_FILE) that
+only its owner may read (mode 600: a group- or world-readable one is refused, naming the chmod to run).
+The demo, and only the demo, has one generated once into ``.yibao/secret.key`` (0600, beside the demo
+database) so its data stays readable across restarts; production never generates one (`create=False`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,15 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from yibao.crypto.files import create_private, readable_by_others
+from yibao.domain.errors import InputError
+
+DEFAULT_KEY_FILE = ".yibao/secret.key"
 
 
 class Keyring:
@@ -41,21 +47,41 @@ class Keyring:
         return hmac.new(self._mac, text.strip().upper().encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def load_keyring(key_file: str | Path | None = None, *, create: bool = True) -> Keyring:
-    """The master key from YIBAO_SECRET_KEY, else the key file; made there on first use unless ``create`` is
-    False (a checker such as `yibao audit verify` must not invent a key: FileNotFoundError)."""
-    env = os.environ.get("YIBAO_SECRET_KEY")
+def _master(text: str, field: str) -> Keyring:
+    try:
+        return Keyring(bytes.fromhex(text.strip()))
+    except ValueError:
+        raise InputError(field, "invalid_master_key", "主密钥应为64位十六进制数字（32字节）", "the master key must be 64 hex digits (32 bytes)") from None
+
+
+def load_keyring(key_file: str | Path | None = None, *, create: bool = True, environ: Mapping[str, str] | None = None) -> Keyring:
+    """The keyring of YIBAO_SECRET_KEY, else of the key file (``key_file``, $YIBAO_SECRET_FILE, else
+    .yibao/secret.key), read from ``environ`` (default: the process's). With ``create`` (the demo) a
+    missing file is generated; without it (production) a key must be given. Refusals are `InputError`s
+    naming the variable and what to do."""
+    environ = os.environ if environ is None else environ
+    env = environ.get("YIBAO_SECRET_KEY")
     if env:
-        return Keyring(bytes.fromhex(env))
-    path = Path(key_file or os.environ.get("YIBAO_SECRET_FILE", ".yibao/secret.key"))
+        return _master(env, "YIBAO_SECRET_KEY")
+    named = key_file or environ.get("YIBAO_SECRET_FILE")
+    if not named and not create:
+        raise InputError("YIBAO_SECRET_KEY", "master_key_required",
+                         "需要主密钥：设置 YIBAO_SECRET_KEY（64位十六进制），或 YIBAO_SECRET_FILE（仅属主可读的密钥文件，chmod 600）",
+                         "a master key is needed: set YIBAO_SECRET_KEY (64 hex digits) or YIBAO_SECRET_FILE (a key file only its "
+                         "owner may read, chmod 600)")
+    path = Path(named or DEFAULT_KEY_FILE)
     if path.exists():
-        return Keyring(bytes.fromhex(path.read_text().strip()))
+        if not path.is_file():
+            raise InputError("YIBAO_SECRET_FILE", "key_file_invalid", f"密钥文件 {path} 不是普通文件", f"the key file {path} is not a regular file")
+        if readable_by_others(path):
+            raise InputError("YIBAO_SECRET_FILE", "key_file_exposed", f"密钥文件 {path} 可被其他用户读取，请先运行：chmod 600 {path}",
+                             f"the key file {path} can be read by other users; run: chmod 600 {path}")
+        return _master(path.read_text(), "YIBAO_SECRET_FILE")
     if not create:
-        raise FileNotFoundError(path)
+        raise InputError("YIBAO_SECRET_FILE", "key_file_missing", f"密钥文件 {path} 不存在", f"the key file {path} does not exist")
     key = secrets.token_bytes(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key.hex())
-    path.chmod(0o600)
+    if not create_private(path, key.hex().encode()):  # another process made it meanwhile: theirs is the key
+        return load_keyring(path, create=False, environ={})
     return Keyring(key)
 
 

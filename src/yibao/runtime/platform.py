@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from yibao.crypto.pii import Keyring
 from yibao.domain.errors import YibaoError
 from yibao.face.client import FaceVerifier
+from yibao.runtime import production
 from yibao.runtime.batching import WriteBatcher
 from yibao.services import Context
 from yibao.services.access import credentials
@@ -44,6 +45,9 @@ class Platform:
     face: FaceVerifier | None = None
     sms: SmsGateway | None = None
     anchors: AnchorLog | None = None  # where the audit chain's heads are checkpointed (YIBAO_AUDIT_ANCHOR)
+    # Hospitals' callbacks may go to loopback and private addresses over plain HTTP: the tests' and the
+    # demo's, set by the composition root; production never (services/payments/callbacks.py).
+    allow_private_callbacks: bool = False
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
@@ -56,7 +60,7 @@ class Platform:
     def context(self) -> Context:
         """The context every use case that calls out is given (a new face verifier or SMS gateway takes effect at once)."""
         assert self.connectors is not None
-        return Context(self.run, self.now, self.keyring, self.connectors, self.face, self.sms)
+        return Context(self.run, self.now, self.keyring, self.connectors, self.face, self.sms, allow_private_callbacks=self.allow_private_callbacks)
 
     def now(self) -> datetime:
         return self.db.clock()
@@ -111,14 +115,7 @@ class Platform:
         return found
 
 
-def operator_tokens_from_env(default_demo: bool) -> dict[str, str]:
-    tokens = {}
-    raw = os.environ.get("YIBAO_ADMIN_TOKENS", "")  # "name:token,name2:token2"
-    for item in filter(None, raw.split(",")):
-        name, _, token = item.partition(":")
-        tokens[hashlib.sha256(token.encode()).hexdigest()] = name
-    if not tokens and default_demo:
-        tokens[hashlib.sha256(b"demo-operator-token").hexdigest()] = "demo-operator"
-        # A second operator, to approve what the first requests above a threshold (maker-checker).
-        tokens[hashlib.sha256(b"demo-checker-token").hexdigest()] = "demo-checker"
-    return tokens
+def operator_tokens_from_env(demo: bool) -> dict[str, str]:
+    """The operators' tokens of YIBAO_ADMIN_TOKENS ("name:token,…"): production refuses weak ones and never
+    knows the demo's (runtime/production.py)."""
+    return production.operator_tokens(os.environ.get("YIBAO_ADMIN_TOKENS", ""), demo=demo)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import httpx
@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain.errors import Conflict
 from yibao.domain.identity import make_id_number
 from yibao.face import FaceVerifier
+from yibao.runtime import marks
 from yibao.sandbox.face_samples import capture
 from yibao.services.agency import institutions, payment_institutions
 from yibao.services.books import audit, contributions
@@ -138,9 +140,28 @@ def _guide(db: Database, keyring: Keyring, created: bool) -> DemoGuide:
     return db.run(read, write=False)
 
 
+def not_the_demos() -> Conflict:
+    return Conflict("database", "not_a_demo_database",
+                    "该数据库已有数据且不是演示创建的：演示模式会以公开的演示凭证和沙箱接管它，因此拒绝。演示请用空数据库（--database），"
+                    "或去掉 --demo 以生产模式运行",
+                    "this database holds data the demo did not create: demo mode would open it to the public demo credentials and "
+                    "the sandboxes, so it refuses. Give the demo an empty database (--database), or run production without --demo")
+
+
+def _claim(conn: Connection, now: datetime) -> None:
+    """The database is the demo's: marked so before, or empty and marked now (refused otherwise)."""
+    if marks.is_demo(conn):
+        return
+    if not marks.is_empty(conn):
+        raise not_the_demos()
+    marks.put_new(conn, now, marks.DEMO_WORLD, "loaded")
+
+
 def ensure(db: Database, keyring: Keyring) -> DemoGuide:
-    """Load the demo world unless it is there already; return what a visitor needs to try it."""
+    """Load the demo world unless it is there already; return what a visitor needs to try it. Only into a
+    database the demo marked as its own, or an empty one (marked first): a `Conflict` on any other."""
     audit.use_key(db, keyring)
+    db.run(lambda c: _claim(c, db.clock()))
     exists = db.run(lambda c: c.execute(select(INST.c.id).where(INST.c.id == institution_code("440300", "level3"))).first(), write=False)
     if exists is None:
         _seed(db, keyring)
@@ -270,16 +291,25 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
 SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "bank": "bank"}
 
 
+def _channel_mark(pi_id: str) -> str:
+    return f"demo_channel:{pi_id}"
+
+
 def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str) -> None:
     """Point the demo's admitted payment institutions (credit banks included) at the SANDBOX institutions mounted in this process.
 
     The sandboxes' keys and books are made afresh at each start, so each configuration is written
     again and the agreements signed with the previous process's sandboxes are forgotten (the next
-    payment signs a new one). Nothing happens when the demo world is not loaded.
+    payment signs a new one). Only in the demo's database, and never over a configuration the demo did
+    not write: each one it writes is marked with its version, and one changed since (an operator's, or a
+    real institution's) is left alone, as is any not pointing at a sandbox. Nothing happens when the
+    database is not the demo's.
     """
     from yibao.services.agency import connectors as channel_registry
     from yibao.services.payments import cash
 
+    if not db.run(marks.is_demo, write=False):
+        return
     now = db.clock()
     for region in REGIONS:
         for wallet, _, _ in WALLETS:
@@ -288,11 +318,17 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
                 continue
             connector = pairs[name].connector(f"{base_url}/sandbox/{name}", notify_url=f"{base_url}/api/v1/channels/{pi_id}/notify")
 
-            def configure(conn: Connection, pi_id: str = pi_id, connector: Any = connector) -> None:
+            def configure(conn: Connection, pi_id: str = pi_id, name: str = name, connector: Any = connector) -> None:
                 pi = payment_institutions.get(conn, pi_id)
                 if pi is None or pi.status != "admitted":
                     return
-                channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
+                current = channel_registry.get(conn, pi_id)
+                if current is not None:
+                    written = marks.get(conn, _channel_mark(pi_id))
+                    if written != str(current.version) or not current.base_url.endswith(f"/sandbox/{name}"):
+                        return  # configured by someone else since: never re-pointed
+                done = channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
+                marks.put(conn, now, _channel_mark(pi_id), str(done["version"]))
                 cash.forget_agreements(conn, pi_id)
             db.run(configure)
 
@@ -302,8 +338,8 @@ def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]
 
     Unlike a payment agreement (forgotten, then signed again at the next payment), a credit line cannot be
     signed again without the holder's consent, and its bills are owed: the sandbox stands in for a bank that
-    keeps its books, so it is told them again. Returns how many lines were restored."""
-    if "bank" not in pairs:
+    keeps its books, so it is told them again (in the demo's database only). Returns how many lines were restored."""
+    if "bank" not in pairs or not db.run(marks.is_demo, write=False):
         return 0
     from datetime import datetime, time, timezone
 

@@ -30,7 +30,9 @@ class Context:
 
     ``run(work, *, write=True)`` runs one unit of work and returns its result; ``now`` is the clock;
     ``connectors`` reaches every admitted payment institution and credit bank as configured;
-    ``face`` is the face verifier and ``sms`` the SMS gateway (None where none is configured)."""
+    ``face`` is the face verifier and ``sms`` the SMS gateway (None where none is configured);
+    ``allow_private_callbacks`` lets hospitals' callbacks go to loopback and private addresses over plain HTTP
+    (tests and the demo only: services/payments/callbacks.py)."""
 
     run: Callable[..., Awaitable[Any]]
     now: Callable[[], datetime]
@@ -38,10 +40,12 @@ class Context:
     connectors: Connectors
     face: FaceVerifier | None = None
     sms: SmsGateway | None = None
+    allow_private_callbacks: bool = False
 
     @classmethod
     def for_database(cls, db: Any, keyring: Keyring, connectors: Connectors | None = None,
-                     face: FaceVerifier | None = None, sms: SmsGateway | None = None) -> Context:
+                     face: FaceVerifier | None = None, sms: SmsGateway | None = None, *,
+                     allow_private_callbacks: bool = False) -> Context:
         """For a process without the API (the CLI, tests, recovery at start-up): each unit is one
         `Database.run` transaction on a worker thread; the database's audit chain is keyed with ``keyring``."""
         from yibao.services.books import audit
@@ -54,7 +58,7 @@ class Context:
 
         async def run(work: Callable[[Any], Any], *, write: bool = True) -> Any:
             return await asyncio.to_thread(db.run, work, write=write)
-        return cls(run, db.clock, keyring, connectors, face, sms)
+        return cls(run, db.clock, keyring, connectors, face, sms, allow_private_callbacks)
 
     async def channel(self, pi_id: str) -> Channel:
         """The connector of an admitted payment institution (refused if it has no configuration)."""

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from yibao.crypto.files import create_private
 from yibao.store.tables import metadata
 
 T = TypeVar("T")
@@ -109,11 +110,18 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite database file (None for PostgreSQL or an in-memory database)."""
+        return self._sqlite_path
+
     def _make_engine(self, echo: bool) -> Engine:
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[1] if "///" in self.url else ""
             if path and path != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+                # Made here 0600 (its folder 0700) before SQLite opens it: SQLite gives its -wal and -shm
+                # files the database file's mode, so they are private too.
+                create_private(os.path.abspath(path))
                 self._sqlite_path = os.path.abspath(path)
             engine = create_engine(self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
 

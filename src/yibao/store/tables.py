@@ -444,6 +444,15 @@ idempotency_records = Table(
     info={"owner": "runtime"},
 )
 
+platform_marks = Table(  # facts about the database itself, e.g. that the demo world was loaded into it (runtime/marks.py)
+    "platform_marks", metadata,
+    Column("name", String(80), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "runtime"},
+)
+
 audit_log = Table(  # append-only, hash-chained per region
     "audit_log", metadata,
     Column("region", String(6), primary_key=True),

@@ -303,15 +303,18 @@ async def withdraw_bill(request: Request, payment_id: str = Path(min_length=1, m
 
 
 class CallbackIn(Strict):
-    url: str = Field(min_length=8, max_length=300, description="where payment results are POSTed (http or https)")
+    url: str = Field(min_length=8, max_length=300, description="where payment results are POSTed: an https:// URL whose host is, "
+                                                               "or resolves only to, public addresses")
 
 
 @router.put("/callback", summary="配置回调 Set the callback URL; a new signing secret (HMAC-SHA256) is answered once")
 async def set_callback(body: CallbackIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
                        p: Platform = Depends(platform)):  # noqa: ANN201
-    now = p.now()
-    return await idempotent(p, request, caller, key, lambda c: (200, his_callbacks.configure(
-        c, p.keyring, now, institution=caller.institution, url=body.url, actor=caller.actor)))
+    ctx = p.context
+    # The URL's name is resolved and checked before the unit (no DNS inside a transaction); a retry replays.
+    return await idempotent_after_call(
+        p, request, caller, key, lambda: his_callbacks.prepare_configure(ctx, institution=caller.institution, url=body.url, actor=caller.actor),
+        lambda c, unit: (200, unit(c)))
 
 
 @router.get("/callback", summary="回调配置 The callback URL (never the secret)")

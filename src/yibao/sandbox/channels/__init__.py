@@ -8,7 +8,6 @@ as with a real institution), and `Pair.connector(base_url)` the platform's `Chan
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from fastapi import FastAPI
 
 from yibao.channels.base import Channel
 from yibao.channels.crypto import generate_rsa_key, key_serial, load_or_create_key
+from yibao.crypto.files import create_private
 from yibao.sandbox.channels.admin import Runtime
 from yibao.sandbox.channels.notifier import REAL_WORLD_DELAYS_MS
 
@@ -45,11 +45,7 @@ def _secret(key_dir: Path | None, name: str) -> bytes:
     if key_dir is None:
         return secrets.token_bytes(32)
     path = key_dir / f"{name}-shared-secret.bin"
-    if not path.exists():
-        key_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
+    create_private(path, secrets.token_bytes(32))  # 0600 in a 0700 folder; kept when it exists
     data = path.read_bytes()
     if len(data) != 32:
         raise ValueError(f"{path} must hold exactly 32 bytes")

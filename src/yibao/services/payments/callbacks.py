@@ -10,23 +10,38 @@ invented by a crash. Delivery happens after that unit, outside any unit: the exa
     X-Yibao-Event: payment.completed | payment.voided | refund.succeeded
     X-Yibao-Delivery: <delivery id>
 
-A 2xx answer marks it delivered; anything else (or no answer) is retried with backoff
-(`BACKOFF`) by the recovery loop, up to `MAX_ATTEMPTS`, then `failed` (the hospital can still query).
-Every attempt is recorded on the row (attempts, last status, last error).
+A 2xx answer marks it delivered; anything else (a redirect included: it is not followed) or no answer
+is retried with backoff (`BACKOFF`) by the recovery loop, up to `MAX_ATTEMPTS`, then `failed` (the
+hospital can still query). Every attempt is recorded on the row (attempts, last status, last error).
+
+**Where callbacks may go.** The platform posts wherever a hospital says, from inside the agency's network:
+so only to public HTTPS addresses. A URL must be `https://`, without a user name or password, and its host
+must be — or resolve only to — public addresses: private (10/8, 172.16/12, 192.168/16, fc00::/7), loopback,
+link-local (169.254/16 — cloud metadata services live there — and fe80::/10), shared (100.64/10), multicast,
+reserved and unspecified addresses are refused, IPv4 inside IPv6 (::ffff:…, 6to4, 64:ff9b::) judged as the
+IPv4 it carries. It is checked at registration and again at every delivery after resolving the name afresh;
+the delivery then connects to the very address it checked (the name kept for TLS and Host), so a name that
+resolves to a public address for the check and to 127.0.0.1 for the connection (DNS rebinding) does not
+help. A refused delivery is recorded like an unanswered one. Tests and the demo post to loopback over
+plain HTTP: the composition root allows that (`allow_private_callbacks`); production never does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse, urlunparse
 
 import httpx
 from sqlalchemy import select, update
@@ -60,11 +75,102 @@ def verify(secret: bytes, body: bytes, signature: str) -> bool:
     return hmac.compare_digest(sign(secret, body), signature or "")
 
 
-def configure(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, url: str, actor: str) -> dict[str, Any]:
-    """Set the callback URL; a new secret is made each time and answered once (base64), never shown again."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise InputError("url", "invalid_url", "回调地址应为 http(s) URL", "must be an http(s) URL")
+RESOLVE_TIMEOUT_S = 5.0
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the last 32 bits are an IPv4 address
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is one a callback may go to: globally routable unicast, nothing else."""
+    a: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])  # a zone id is never public
+    if isinstance(a, ipaddress.IPv6Address):
+        inner = a.ipv4_mapped or a.sixtofour or (ipaddress.IPv4Address(int(a) & 0xFFFFFFFF) if a in _NAT64 else None)
+        if inner is not None:
+            a = inner  # an IPv4 address carried in IPv6 reaches that IPv4 address: judge it
+        elif a.is_site_local:
+            return False
+    return a.is_global and not (a.is_private or a.is_loopback or a.is_link_local or a.is_multicast or a.is_unspecified or a.is_reserved)
+
+
+def _literal(host: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _refuse_address(host: str) -> InputError:
+    return InputError("url", "callback_address_not_public", f"回调地址须指向公网地址：{host} 是内网、回环、链路本地、组播、保留或未指定地址",
+                      f"must point at a public address: {host} is a private, loopback, link-local, multicast, reserved or "
+                      "unspecified address")
+
+
+def check_form(url: str, *, allow_private: bool = False) -> ParseResult:
+    """What can be told from the URL alone (no I/O): the scheme, no credentials, an address written in it."""
+    try:
+        parsed = urlparse(url)
+        port = parsed.port
+    except ValueError:
+        raise InputError("url", "invalid_url", "回调地址不是有效的 URL", "is not a valid URL") from None
+    if allow_private:
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise InputError("url", "invalid_url", "回调地址应为 http(s) URL", "must be an http(s) URL")
+    elif parsed.scheme != "https" or not parsed.hostname:
+        raise InputError("url", "callback_https_required", "回调地址须为 https:// URL（生产环境只向公网 HTTPS 地址回调）",
+                         "must be an https:// URL (callbacks go to public HTTPS addresses only)")
+    if parsed.username is not None or parsed.password is not None:
+        raise InputError("url", "callback_credentials", "回调地址不得包含用户名或密码", "must not carry a user name or password")
+    if port == 0:
+        raise InputError("url", "invalid_url", "回调地址的端口无效", "has an invalid port")
+    literal = _literal(parsed.hostname or "")
+    if not allow_private and literal is not None and not is_public(literal):
+        raise _refuse_address(parsed.hostname or "")
+    return parsed
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to now (none if it does not resolve in time). Tests replace this."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S)
+    except (OSError, UnicodeError, asyncio.TimeoutError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery connects: ``url`` (its host the checked address), with the name for Host and TLS."""
+
+    url: str
+    host: str | None = None  # the Host header, when the URL names an address in place of the name
+    sni: str | None = None  # the name the hospital's certificate is checked against
+
+
+async def vet(url: str, *, allow_private: bool = False) -> Target:
+    """Check a callback URL completely, resolving its name now; the target pinned to a checked address."""
+    parsed = check_form(url, allow_private=allow_private)
+    host = parsed.hostname or ""
+    if allow_private or _literal(host) is not None:
+        return Target(url)  # the tests' and demo's loopback, or an address checked by check_form: nothing to resolve
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InputError("url", "invalid_url", "回调地址的主机名无效", "has an invalid host name") from None
+    addresses = await resolve(ascii_host, parsed.port or 443)
+    if not addresses or not all(is_public(a) for a in addresses):
+        # One answer for both: which internal names exist is not the hospital's to learn.
+        raise InputError("url", "callback_host_not_public", f"回调地址的主机名 {host} 须能解析，且只解析到公网地址",
+                         f"the host name {host} must resolve, and only to public addresses")
+    address = addresses[0]
+    netloc = (f"[{address}]" if ":" in address else address) + (f":{parsed.port}" if parsed.port else "")
+    return Target(urlunparse(parsed._replace(netloc=netloc)), host=parsed.netloc, sni=ascii_host)
+
+
+def configure(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, url: str, actor: str,
+              allow_private: bool = False) -> dict[str, Any]:
+    """Set the callback URL; a new secret is made each time and answered once (base64), never shown again.
+    Its form is checked here; its name is resolved and checked by `prepare_configure`, outside the unit."""
+    check_form(url, allow_private=allow_private)
     secret = secrets.token_bytes(32)
     secret_b64 = base64.b64encode(secret).decode()
     enc = keyring.encrypt(secret_b64, _SECRET_CONTEXT)
@@ -75,6 +181,14 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, institution:
                  detail={"url": url}, now=now)
     return {"fixmedins_code": institution.id, "url": url, "secret": secret_b64, "algorithm": "HMAC-SHA256",
             "header": "X-Yibao-Signature", "updated_at": iso_utc(now)}
+
+
+async def prepare_configure(ctx: Context, *, institution: Institution, url: str, actor: str) -> Callable[[Connection], dict[str, Any]]:
+    """Check the URL completely (its name resolved now, outside any unit), then hand back the unit that stores it."""
+    await vet(url, allow_private=ctx.allow_private_callbacks)
+    now = ctx.now()
+    return lambda conn: configure(conn, ctx.keyring, now, institution=institution, url=url, actor=actor,
+                                  allow_private=ctx.allow_private_callbacks)
 
 
 def view(conn: Connection, institution: Institution) -> dict[str, Any]:
@@ -134,21 +248,31 @@ def _record(conn: Connection, now: datetime, delivery_id: int, status: int | Non
 
 
 async def deliver_due(run: Any, keyring: Keyring, now: datetime, *, order_id: str | None = None, limit: int = 100,
-                      transport: httpx.AsyncBaseTransport | None = None) -> dict[str, int]:
-    """One attempt at each due delivery (all, or one order's): POST outside any unit, then record the outcome (a unit)."""
+                      transport: httpx.AsyncBaseTransport | None = None, allow_private: bool = False) -> dict[str, int]:
+    """One attempt at each due delivery (all, or one order's): vet the URL afresh and POST to the address it
+    checked, outside any unit, then record the outcome (a unit). A URL refused now is recorded as a failed
+    attempt, its reason as the last error."""
     due = await run(lambda c: _due(c, keyring, now, order_id, limit), write=False)
     report = {"delivered": 0, "pending": 0, "failed": 0}
     if not due:
         return report
-    async with httpx.AsyncClient(timeout=TIMEOUT_S, transport=transport) as client:
+    # follow_redirects=False: a redirect would lead to an address nobody checked.
+    async with httpx.AsyncClient(timeout=TIMEOUT_S, transport=transport, follow_redirects=False) as client:
         for d in due:
             status: int | None = None
             error: str | None = None
             try:
-                answer = await client.post(d.url, content=d.body, headers={
-                    "Content-Type": "application/json; charset=utf-8", "X-Yibao-Signature": sign(d.secret, d.body),
-                    "X-Yibao-Event": d.event, "X-Yibao-Delivery": str(d.id)})
+                target = await vet(d.url, allow_private=allow_private)
+                headers = {"Content-Type": "application/json; charset=utf-8", "X-Yibao-Signature": sign(d.secret, d.body),
+                           "X-Yibao-Event": d.event, "X-Yibao-Delivery": str(d.id)}
+                if target.host:
+                    headers["Host"] = target.host
+                answer = await client.post(target.url, content=d.body, headers=headers,
+                                           extensions={"sni_hostname": target.sni} if target.sni else None)
                 status = answer.status_code
+            except InputError as exc:
+                log.warning("callback %s refused: %s", d.id, exc.message_en)
+                error = exc.describe()
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             outcome = await run(lambda c, d=d, s=status, e=error: _record(c, now, d.id, s, e))
@@ -169,7 +293,7 @@ def deliveries(conn: Connection, institution: Institution, order_id: str | None 
 async def deliver(ctx: Context, order_id: str | None = None, now: datetime | None = None) -> dict[str, int]:
     """One delivery attempt for the hospital callbacks that are due (one order's, or all); failures stay for the next round."""
     try:
-        return await deliver_due(ctx.run, ctx.keyring, now or ctx.now(), order_id=order_id)
+        return await deliver_due(ctx.run, ctx.keyring, now or ctx.now(), order_id=order_id, allow_private=ctx.allow_private_callbacks)
     except Exception:  # noqa: BLE001 — a callback problem never changes what the payment answers; recovery retries
         log.exception("callback delivery failed")
         return {}
