@@ -49,9 +49,9 @@ def pw(db, keyring, wxpay):
     return payment_world(db, keyring, wxpay, limit=0, balance=20000)
 
 
-def _client(db, keyring, **kw):  # noqa: ANN001, ANN202
-    # demo=True only for the SMS outbox the holder's log-in reads here; callbacks follow allow_private_callbacks alone.
-    return TestClient(create_app(db, keyring=keyring, demo=True, **kw), raise_server_exceptions=False)
+def _client(db, keyring, sms_gateway, **kw):  # noqa: ANN001, ANN202
+    # The holder logs in by SMS (the sandbox gateway); callbacks follow allow_private_callbacks alone.
+    return TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, **kw), raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -147,8 +147,8 @@ class Recorder:
         return httpx.Response(200)
 
 
-def test_a_url_registered_under_the_allowance_is_not_delivered_without_it(db, keyring, pw, hospital):
-    with _client(db, keyring, allow_private_callbacks=True) as client:  # as the tests and the demo run
+def test_a_url_registered_under_the_allowance_is_not_delivered_without_it(db, keyring, pw, hospital, sms_gateway):
+    with _client(db, keyring, sms_gateway, allow_private_callbacks=True) as client:  # as the tests and the demo run
         assert client.put("/api/v1/his/callback", json={"url": hospital.url}, headers={**his(pw), **key()}).status_code == 200
         hospital.answers = [503]
         payment_id = _pay_a_bill(client, pw)
@@ -174,10 +174,10 @@ def test_a_url_registered_under_the_allowance_is_not_delivered_without_it(db, ke
     assert report["delivered"] == 1 and len(hospital.received) == 2
 
 
-def test_the_name_is_resolved_at_each_delivery_and_the_address_checked_is_the_one_connected(db, keyring, pw, resolver):
+def test_the_name_is_resolved_at_each_delivery_and_the_address_checked_is_the_one_connected(db, keyring, pw, resolver, sms_gateway):
     names, asked = resolver
     url = "https://his.hospital.example/yibao/callback?from=yibao"
-    with _client(db, keyring) as client:  # production's rule
+    with _client(db, keyring, sms_gateway) as client:  # production's rule
         assert client.put("/api/v1/his/callback", json={"url": url}, headers={**his(pw), **key()}).status_code == 200
         names["his.hospital.example"] = ["127.0.0.1"]  # the name now points inside (DNS rebinding)
         payment_id = _pay_a_bill(client, pw)  # the platform delivers at once: refused, nothing sent

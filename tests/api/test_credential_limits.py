@@ -78,7 +78,7 @@ def test_wrong_operator_tokens_lock_the_address(client, world, clock, proxied):
 
 
 def test_the_cashier_and_operator_log_in_pages_count_like_the_api(db, keyring, world, clock, proxied):
-    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
+    with TestClient(create_app(db, keyring=keyring, demo=True), raise_server_exceptions=False) as client:
         for path, field, good in (("/cashier", "credential", world.hospital_credential), ("/admin", "token", "demo-operator-token")):
             address = "192.0.2.50" if path == "/cashier" else "192.0.2.51"
             page = client.get(f"{path}/login").text

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.api import his, key, open_visit
 from tests.support.payments import LINES, payment_world
+from tests.support.presence import present
 from yibao.app import create_app
 from yibao.domain.bill import Accumulators
 from yibao.services.books import accumulators
@@ -28,6 +29,7 @@ def test_concurrent_cancels_and_refunds_of_one_holder_end_without_a_500_and_bala
         settled = []
         for _ in range(CANCELS):
             visit_id = open_visit(client, pw.w, holder)
+            present(db, pw.w.hospital, holder.id, visit_id)  # the holder presented a credential for the visit (issue 11: presence)
             r = client.post(f"/api/v1/his/visits/{visit_id}/settle", json={"account": {"use": True}}, headers={**his(pw), **key()})
             assert r.status_code == 200, r.text
             settled.append(r.json()["setl_id"])

@@ -15,7 +15,7 @@ ZWJ = "王\u200d五"  # ZERO WIDTH JOINER: looks like 王五, is not
 
 
 def _no_birth_date(view: dict, born: str) -> None:
-    assert view["certno"].count("*") == 10  # the number is masked ...
+    assert "certno" not in view or view["certno"].count("*") == 10  # the number masked (a counter's look-up has none at all) ...
     assert "birth_date" not in view and "age" not in view  # ... and nothing beside it gives the hidden part back
     assert born not in repr(view) and born.replace("-", "") not in repr(view)
 

@@ -36,10 +36,13 @@ def test_a_weak_or_malformed_operator_token_is_refused_in_production(raw, says):
     assert refused.value.message_zh and STRONG not in refused.value.describe() and "short" not in refused.value.describe()
 
 
-def test_the_demo_token_only_in_the_demo():
+def test_the_demo_tokens_only_in_the_demo():
     demo_hash = hashlib.sha256(b"demo-operator-token").hexdigest()
-    assert production.operator_tokens("", demo=True) == {demo_hash: "demo-operator"}
+    checker_hash = hashlib.sha256(b"demo-checker-token").hexdigest()  # the demo's second operator (maker-checker)
+    assert production.operator_tokens("", demo=True) == {demo_hash: "demo-operator", checker_hash: "demo-checker"}
     assert production.operator_tokens("", demo=False) == {}
+    with pytest.raises(InputError):
+        production.operator_tokens("bob:demo-checker-token", demo=False)
 
 
 def test_production_says_each_missing_thing(tmp_path):

@@ -22,7 +22,7 @@ REGION = "440300"
 @pytest.fixture
 def site(db, keyring):
     world = seed(db, keyring)
-    app = create_app(db, keyring=keyring, anchor_interval=0)  # anchored on each check only
+    app = create_app(db, keyring=keyring, demo=True, anchor_interval=0)  # anchored on each check only
     with TestClient(app, raise_server_exceptions=False, follow_redirects=True) as client:
         page = client.get("/admin/login").text
         r = client.post("/admin/sessions", data={**tokens(page), "token": "demo-operator-token"})

@@ -78,7 +78,8 @@ def load_keyring(key_file: str | Path | None = None, *, create: bool = True, env
                              f"the key file {path} can be read by other users; run: chmod 600 {path}")
         return _master(path.read_text(), "YIBAO_SECRET_FILE")
     if not create:
-        raise InputError("YIBAO_SECRET_FILE", "key_file_missing", f"密钥文件 {path} 不存在", f"the key file {path} does not exist")
+        raise InputError("YIBAO_SECRET_FILE", "key_file_missing", f"密钥文件 {path} 不存在：请设置 YIBAO_SECRET_KEY，或提供该文件（chmod 600）",
+                         f"the key file {path} does not exist: set YIBAO_SECRET_KEY, or provide the file (chmod 600)")
     key = secrets.token_bytes(32)
     if not create_private(path, key.hex().encode()):  # another process made it meanwhile: theirs is the key
         return load_keyring(path, create=False, environ={})
