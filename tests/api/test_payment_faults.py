@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.channels import HANG_MS
 from tests.support.payments import LINES, PlatformServer, payment_world, wait_until
 from yibao.app import create_app
 from yibao.domain import payment_order as po
@@ -58,7 +59,7 @@ def paid(pw, before, after, o):
 
 def test_a_timeout_leaves_the_cash_unknown_until_the_query_finds_it_paid(stack, wxpay, clock):
     pw, server = stack
-    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=1500, drop_notification_rate=1.0)
+    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=HANG_MS, drop_notification_rate=1.0)
     before = pw.balances()
     r = onecode(pw, server)
     assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN, r.text

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api import his, key
+from tests.support.channels import HANG_MS
 from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 from yibao.services import Context
@@ -119,7 +120,7 @@ def test_a_refund_timeout_is_unknown_until_the_query_resolves_it_and_never_refun
     before = _books(pw)
     doc = _pay(client, pw)
     paid = _books(pw)
-    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=1500, drop_notification_rate=1.0)
+    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=HANG_MS, drop_notification_rate=1.0)
     k = uuid.uuid4().hex
     r = _refund(client, pw, doc["payment_id"], "all", k)
     assert r.status_code == 202, r.text

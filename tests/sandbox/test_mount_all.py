@@ -21,7 +21,7 @@ def test_every_sandbox_mounted_in_one_app_pays_and_gives_its_statement():
     url, server, thread, sock = serve_in_thread(app, "mounted-sandboxes")
     try:
         async def story(name: str):
-            channel = pairs[name].connector(f"{url}/sandbox/{name}", timeout=2)
+            channel = pairs[name].connector(f"{url}/sandbox/{name}", timeout=5)
             out_agreement, out_trade = uuid.uuid4().hex[:20], uuid.uuid4().hex[:20]
             agreement = await channel.sign_agreement(AgreementRequest(out_agreement, holder_token(b"m" * 32, "p", name), 100_00))
             paid = await channel.pay(PaymentRequest(out_trade, 9_99, "门诊缴费", agreement.agreement_no))

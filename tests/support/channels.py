@@ -25,6 +25,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 TEST_NOTIFY_DELAYS_MS = (10, 20, 40)
+# How long the platform's connectors wait for a sandbox: room for a loaded 2-core CI machine (1 s once
+# was not enough). A test that needs a lost answer makes the sandbox hang for HANG_MS, longer still.
+CLIENT_TIMEOUT_S = 5.0
+HANG_MS = 7_000
 
 
 def serve_in_thread(app: Any, name: str) -> tuple[str, Any, threading.Thread, socket.socket]:
@@ -116,7 +120,7 @@ def channel_world():
         p = pair(name, callback_url=f"{cb_url}/notify/{name}", seed=20261122, notify_delays_ms=TEST_NOTIFY_DELAYS_MS)
         url, server, thread, sock = serve_in_thread(p.app, f"sandbox-{name}")
         running.append((server, thread, sock))
-        channel = p.connector(url, timeout=1.0)
+        channel = p.connector(url, timeout=CLIENT_TIMEOUT_S)
         callbacks.receivers[name] = NotificationReceiver(channel)
         lives[name] = Live(name, url, channel, p.runtime, callbacks)
     yield lives

@@ -61,5 +61,5 @@ def face_verifier(face_sandbox):
     from yibao.face import FaceVerifier
 
     face_sandbox.reset()
-    yield FaceVerifier(face_sandbox.url, face_sandbox.key, timeout=2.0)
+    yield FaceVerifier(face_sandbox.url, face_sandbox.key, timeout=5.0)
     face_sandbox.reset()

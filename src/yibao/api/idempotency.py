@@ -63,16 +63,17 @@ async def idempotent(p: Platform, request: Request, caller: Caller, key: str,
 
 
 async def idempotent_after_call(p: Platform, request: Request, caller: Caller, key: str, call: Callable[[], Awaitable[T]],
-                                work: Callable[[Connection, T], tuple[int, Any]]) -> Response:
+                                work: Callable[[Connection, T], tuple[int, Any]], redact: Callable[[Any], Any] | None = None) -> Response:
     """Like `idempotent`, for a change that first needs an outside call (a face check) made outside any
-    unit of work: a retry whose key has an answer replays it (another body: 409) without calling out."""
+    unit of work: a retry whose key has an answer replays it (another body: 409) without calling out.
+    ``redact`` as in `idempotent`."""
     k = await _key(request, caller, key)
     try:
         return _response(await p.run(idempotency.answered(k, p.now())))
     except idempotency.NoAnswerYet:
         pass
     result = await call()
-    return await idempotent(p, request, caller, key, lambda c: work(c, result))
+    return await idempotent(p, request, caller, key, lambda c: work(c, result), redact=redact)
 
 
 async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: str,

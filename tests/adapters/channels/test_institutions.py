@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
+from tests.support.channels import HANG_MS
 from yibao.channels import (
     AgreementRequest,
     BadSignature,
@@ -173,7 +174,7 @@ def test_a_dropped_notification_leaves_the_query_as_the_truth(live):
 def test_a_timeout_is_an_unknown_outcome_and_the_query_finds_the_truth(live):
     async def story():
         agreement = await signed_up(live)
-        await live.knobs(timeout_rate=1.0, hang_ms=1_500)  # the client waits 1.0 s
+        await live.knobs(timeout_rate=1.0, hang_ms=HANG_MS)  # longer than the client waits
         out = no()
         with pytest.raises(OutcomeUnknown) as exc:
             await live.channel.pay(PaymentRequest(out, 66_00, "门诊缴费", agreement))
@@ -257,7 +258,7 @@ def test_a_forged_answer_is_not_believed(live):
     """A connector configured with another key for the institution refuses every answer (an impostor's)."""
     from yibao.sandbox.channels import pair
 
-    stranger = pair(live.name, seed=1).connector(live.url, timeout=1.0)
+    stranger = pair(live.name, seed=1).connector(live.url, timeout=5.0)
 
     async def story():
         with pytest.raises((BadSignature, Declined)) as exc:

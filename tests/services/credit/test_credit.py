@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.channels import HANG_MS
 from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
 from tests.support.sms import texts_to
 from yibao.channels.bank import transformers as tx
@@ -211,7 +212,7 @@ def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(d
     cw.enrol()
     done = paid(cw, 150_00)
     rid = order()
-    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=1500))  # booked at the bank, the answer lost
+    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=HANG_MS))  # booked at the bank, the answer lost
     with pytest.raises(BankOutcomeUnknown) as exc:
         repay(cw, cw.holder, done.bill_no, 150_00, rid=rid)
     assert exc.value.code == "bank_outcome_unknown"
@@ -321,7 +322,7 @@ def test_the_banks_own_refusal_is_committed_with_the_hold_released_then_raised(d
 def test_a_reservation_whose_answer_was_lost_is_resolved_by_asking_the_bank(db, cw):
     cw.enrol()
     ref = order()
-    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=1500))
+    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=HANG_MS))
     with pytest.raises(BankOutcomeUnknown):
         reserve(cw, 40_00, ref)
     run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))

@@ -186,6 +186,18 @@ def test_two_copies_of_one_request_at_once_make_one_order_and_one_charge(db, key
     assert pw.balances()["pending"] == 0
 
 
+def test_a_copy_that_reaches_request_cash_after_the_other_finished_gets_the_finished_order(db, keyring, wxpay):
+    # The race behind the test above, made deterministic: copy A read the order held, copy B completed it,
+    # then A's request_cash takes the lock. A gets the completed order back (and stops); nothing moves twice.
+    pw = payment_world(db, keyring, wxpay)
+    done = pw.pay(key="K16")
+    assert done.status == po.COMPLETED
+    before = pw.balances()
+    again = db.run(lambda c: payments.request_cash(c, db.clock(), order_id=done.id, actor="test"))
+    assert (again.status, again.trade_no, again.updated_at) == (po.COMPLETED, done.trade_no, done.updated_at)
+    assert pw.balances() == before
+
+
 def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, keyring, wxpay):
     from sqlalchemy import select
 

@@ -314,7 +314,12 @@ async def set_callback(body: CallbackIn, request: Request, key: str = Idempotenc
     # The URL's name is resolved and checked before the unit (no DNS inside a transaction); a retry replays.
     return await idempotent_after_call(
         p, request, caller, key, lambda: his_callbacks.prepare_configure(ctx, institution=caller.institution, url=body.url, actor=caller.actor),
-        lambda c, unit: (200, unit(c)))
+        lambda c, unit: (200, unit(c)), redact=_without_secret)
+
+
+def _without_secret(doc: dict[str, Any]) -> dict[str, Any]:
+    """What a retry of the same key gets back: the signing secret is answered once, never kept in the idempotency record."""
+    return {**doc, "secret": None, "secret_note": "签名密钥仅首次返回；遗失请重新配置 / shown once only; configure again for a new one"}
 
 
 @router.get("/callback", summary="回调配置 The callback URL (never the secret)")

@@ -233,10 +233,12 @@ def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) 
     """Record that the institution is about to be asked for the cash (held → cash_requested).
 
     An order already requested is returned unchanged: the caller asks again with the same
-    out_trade_no, which the institution treats as the same trade.
+    out_trade_no, which the institution treats as the same trade. An order already ended (a second
+    copy of the same request finished it between our read and this lock) is returned as it is; the
+    callers stop on a terminal order.
     """
     order = require(conn, order_id, lock=True)
-    if order.status in po.CASH_IN_DOUBT:
+    if order.status in po.CASH_IN_DOUBT or order.terminal:
         return order
     return move(conn, order, po.REQUEST_CASH, now, actor)
 
