@@ -176,8 +176,12 @@ async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, 
         outcome, trade_no = ("succeeded" if result.status == "succeeded" else "unknown"), result.trade_no
     except Declined:
         outcome = "declined"
-    except (OutcomeUnknown, NotFoundAtChannel, ChannelError):
+    except (OutcomeUnknown, NotFoundAtChannel, ChannelError) as exc:
         outcome = "unknown"  # timeout, 5xx, unsigned answer: only a query (or a verified notification) may end it
+        log.warning("payment %s: the cash outcome is unknown (%s: %s); recovery will ask", order.id, type(exc).__name__, exc.code)
+    else:
+        if outcome == "unknown":
+            log.info("payment %s: the institution answered %s; waiting for its result", order.id, result.status)
     now = ctx.now()
     return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
 
