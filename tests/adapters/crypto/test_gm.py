@@ -215,6 +215,18 @@ def test_sm2_scalar_multiplications_agree_with_repeated_addition():
     assert (x, y) == (c.gx, c.p - c.gy)  # (n-1)·G = -G
 
 
+def test_sm2_a_key_verifies_the_same_before_and_after_its_table():
+    public = Sm2PublicKey.from_hex(REC_PUBLIC)
+    answers = []
+    for _ in range(gm._TABLE_AFTER + 2):
+        answers.append((sm2_verify(public, MESSAGE, REC_SIGNATURE), sm2_verify(public, MESSAGE + b".", REC_SIGNATURE)))
+    assert public._table is not None  # the later rounds used the key's own table
+    assert answers == [(True, False)] * len(answers)
+    c = gm.SM2_CURVE
+    for k in (1, 2, 15, 16, 17, 2**128 + 5, c.n - 1):
+        assert gm._affine(c, gm._multiply_comb(public._table, c, k)) == gm._affine(c, gm._multiply(c, k, public.x, public.y))
+
+
 # --- SM2: round trips and refusals -------------------------------------------------------------------------------
 
 KEY = Sm2PrivateKey.generate()
