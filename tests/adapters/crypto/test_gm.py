@@ -198,6 +198,11 @@ def test_sm2_gbt_32918_2_test_curve_example():
     assert gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S)
     assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S ^ 1)
     assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E ^ 1, TEST_R, TEST_S)
+    # This curve's n is far below 2^256, so r + n and s + n still fit in 32 bytes: the same point, refused all the
+    # same (without the range check, each signature would have a second valid form).
+    assert TEST_R + c.n < 2**256 and TEST_S + c.n < 2**256
+    assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R + c.n, TEST_S)
+    assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S + c.n)
 
 
 def test_sm2_scalar_multiplications_agree_with_repeated_addition():
