@@ -7,14 +7,15 @@ and the measured speeds.
 - **SM3** (GB/T 32905-2016) and **SM4** (GB/T 32907-2016) come from ``cryptography`` (OpenSSL): ``hashes.SM3``
   and ``algorithms.SM4``.
 - **SM2** (GB/T 32918, recommended curve of GB/T 32918.5 / GM/T 0003.5): ``cryptography`` has no SM2 curve, so
-  signing and verifying are implemented here with Python integers. The PyPI libraries were weighed and not taken
-  (docs/fsi-crypto.md has the details): ``gmssl`` 3.2.x (pure Python, last release 2023) draws the signing nonce
-  from ``random`` (a Mersenne Twister: predictable, and a predictable k gives away the private key) unless every
-  caller brings its own, and its hex-string arithmetic is slow; ``gmssl-python``/``pygmssl`` need the GmSSL C
-  library installed on the machine (not installable from PyPI); ``tongsuopy`` ships a second OpenSSL fork whose
-  last release is from 2023. SM2 signing is ~100 lines of modular arithmetic that the standard's own examples
-  pin down exactly (tests/adapters/crypto/test_gm.py runs both: the recommended curve's and GB/T 32918.2's
-  test-curve example, with the standard's k).
+  signing and verifying are implemented here with Python integers. The PyPI libraries were tried and not taken
+  (docs/fsi-crypto.md has the table): ``gmssl`` 3.2.2 (2023) draws the nonce from ``random`` (a Mersenne Twister:
+  a predictable k gives the private key away) and fixes the user ID; ``gmalg`` is correct but verifies ~30 times
+  a second; ``tongsuopy`` (2023) cannot take a user ID; ``gmssl-pyx`` (GmSSL 3.2 in C) is correct but signs 8×
+  slower than this module and prints GmSSL's error trace on every failed verification — it is the tests'
+  independent cross-check; ``gmssl-python`` needs a system GmSSL library that neither PyPI nor Debian ships.
+  SM2 signing is a few dozen lines of modular arithmetic that the standards' own examples pin down exactly
+  (tests/adapters/crypto/test_gm.py reproduces the recommended curve's and GB/T 32918.2's test-curve example,
+  r and s from the standard's k).
   **Not constant-time**: Python integers leak timing (their operations' cost depends on the values, and the
   scalar multiplication skips zero digits). Acceptable for a gateway signing requests with its own key over
   the network, not for a signer an attacker can time precisely on the same machine; say so before reusing it.
