@@ -28,6 +28,7 @@ what an attacker controls (the message, the signature): it answers False.
 from __future__ import annotations
 
 import secrets
+import string
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, padding
@@ -59,10 +60,13 @@ class GmError(Exception):
         super().__init__(f"{code}: {message_zh} / {message_en}")
 
 
+_NAMES_ZH = {"data": "数据", "SM4 key": "SM4密钥", "plaintext": "明文", "ciphertext": "密文", "uid": "用户标识", "signature": "签名"}
+
+
 def _as_bytes(value: object, what: str) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise GmError("not_bytes", f"{what}应为字节串", f"{what} must be bytes")
+    raise GmError("not_bytes", f"{_NAMES_ZH[what]}应为字节串", f"{what} must be bytes")
 
 
 # --- SM3 -------------------------------------------------------------------------------------------------------
@@ -160,7 +164,7 @@ SM2_CURVE = _Curve(
     gy=0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0,
 )
 
-# The user ID both sides assume when none is agreed (GM/T 0009 §10; the research notes' userId 1234567812345678).
+# The user ID both sides assume when none is agreed (GM/T 0009's default; the research notes' userId).
 DEFAULT_UID = b"1234567812345678"
 _MAX_UID = 8191  # ENTL is two bytes of BITS: at most 65535 bits
 
@@ -427,10 +431,10 @@ class Sm2PrivateKey:
 
 
 def _unhex(text: str, code: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise GmError(code, "应为十六进制数字", "expected hex digits") from None
+    # Hex digits only: bytes.fromhex would skip spaces inside, making a 64-character string a shorter key.
+    if len(text) % 2 or text.strip(string.hexdigits):
+        raise GmError(code, "应为十六进制数字", "expected hex digits")
+    return bytes.fromhex(text)
 
 
 def sm2_sign(private: Sm2PrivateKey, data: bytes, uid: bytes = DEFAULT_UID) -> bytes:

@@ -329,6 +329,7 @@ def test_sm2_key_hex_forms():
         "05" + REC_PUBLIC[2:],  # 130 digits without the uncompressed marker
         "02" + REC_PUBLIC[2:66],  # compressed: not accepted
         REC_PUBLIC[:-1] + "g",
+        REC_PUBLIC[:60] + "  " + REC_PUBLIC[62:],
         REC_PUBLIC[:-2] + ("00" if REC_PUBLIC[-2:] != "00" else "01"),  # off the curve
         "04" + "00" * 64,  # (0, 0) is not on the curve
         "04" + "ff" * 64,  # coordinates above p
@@ -348,6 +349,8 @@ def test_sm2_malformed_public_keys_are_refused(text):
         REC_D[:-2],
         REC_D + "00",
         REC_D[:-1] + "x",
+        REC_D[:30] + " " + REC_D[32:] + " ",  # 64 characters, 62 digits: not a shorter key
+        REC_D[:30] + "  " + REC_D[32:],
         "00" * 32,
         (gm.SM2_CURVE.n - 1).to_bytes(32, "big").hex(),  # 1 + d would not be invertible
         gm.SM2_CURVE.n.to_bytes(32, "big").hex(),

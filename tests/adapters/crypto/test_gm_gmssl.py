@@ -20,15 +20,6 @@ def _raw_public(key: Sm2PrivateKey) -> bytes:
     return bytes.fromhex(key.public_key().to_hex()[2:])  # GmSSL takes x‖y, 64 bytes
 
 
-@given(d=scalars)
-def test_same_public_key(d):
-    key = Sm2PrivateKey(d)
-    # GmSSL derives nothing from a private key alone: sign with it and check that its signature needs our point.
-    signature = gmssl_pyx.sm2_sign(d.to_bytes(32, "big"), _raw_public(key), b"key check")
-    assert gmssl_pyx.sm2_verify(_raw_public(key), b"key check", signature)
-    assert sm2_verify(key.public_key(), b"key check", signature_from_der(signature))
-
-
 @given(d=scalars, data=st.binary(max_size=300), uid=uids)
 def test_gmssl_verifies_ours(d, data, uid):
     key = Sm2PrivateKey(d)
