@@ -60,7 +60,7 @@ def check_setlway(value: Any, field: str) -> None:
     raise InputError(field, "psn_setlway_not_supported", "个人结算方式仅支持 01（按项目结算）", "only 01 (settle by items) is offered")
 
 
-def _yuan_text(value: Any, field: str) -> str | None:
+def yuan_text(value: Any, field: str) -> str | None:
     """A national amount (a JSON number, exactly parsed, or a string) as the yuan text the services parse."""
     if value is None or value == "":
         return None
@@ -70,10 +70,6 @@ def _yuan_text(value: Any, field: str) -> str | None:
         return format(Decimal(str(value)), "f")
     except InvalidOperation:
         raise InputError(field, "invalid_number", "应为金额（元，最多两位小数）", "must be an amount in yuan with at most 2 decimals") from None
-
-
-def _number_text(value: Any, field: str) -> str | None:
-    return _yuan_text(value, field)
 
 
 # feedetail[] field → the item key the services name in their errors (`lines[i].<key>`)
@@ -102,15 +98,15 @@ def fee_items(feedetail: Any, field: str = "feedetail") -> list[dict[str, Any]]:
                              "must be 01 (class A), 02 (class B) or 03 (class C)")
         item: dict[str, Any] = {"feedetl_sn": line.get("feedetl_sn"), "code": line.get("med_list_codg"),
                                 "class": CLASS_OF_LEVEL.get(level, "unlisted") if level else "unlisted",
-                                "unit_price": _yuan_text(line.get("pric"), f"{path}.pric"),
-                                "quantity": _number_text(line.get("cnt"), f"{path}.cnt")}
+                                "unit_price": yuan_text(line.get("pric"), f"{path}.pric"),
+                                "quantity": yuan_text(line.get("cnt"), f"{path}.cnt")}
         name = line.get("medins_list_name") or line.get("medins_list_codg")
         if name:
             item["name"] = name
-        cap = _yuan_text(line.get("pric_uplmt_amt"), f"{path}.pric_uplmt_amt")
+        cap = yuan_text(line.get("pric_uplmt_amt"), f"{path}.pric_uplmt_amt")
         if cap is not None:
             item["price_cap"] = cap
-        ratio = _number_text(line.get("selfpay_prop"), f"{path}.selfpay_prop")
+        ratio = yuan_text(line.get("selfpay_prop"), f"{path}.selfpay_prop")
         if ratio is not None and item["class"] == "B":
             item["self_pay_ratio"] = ratio
         if line.get("rxno"):

@@ -339,10 +339,7 @@ def _check_sum(doc: dict[str, Any], d: dict[str, Any]) -> None:
     sent = d.get("medfee_sumamt")
     if sent in (None, ""):
         return
-    try:
-        fen = parse_yuan(codes._yuan_text(sent, "input.data.medfee_sumamt"), "input.data.medfee_sumamt")
-    except InputError:
-        raise
+    fen = parse_yuan(codes.yuan_text(sent, "input.data.medfee_sumamt"), "input.data.medfee_sumamt")
     if fen != parse_yuan(doc["medfee_sumamt"], "medfee_sumamt"):
         raise InputError("input.data.medfee_sumamt", "medfee_sumamt_mismatch", f"医疗费总额与已上传明细合计（{doc['medfee_sumamt']}）不符",
                          f"does not match the uploaded lines' total ({doc['medfee_sumamt']})")
@@ -371,9 +368,8 @@ def settle(call: Call, conn: Connection) -> dict[str, Any] | YibaoError:
         refused = _present_e_voucher(call, conn, v, d)
         if refused is not None:
             return refused
-    if d.get("medfee_sumamt") not in (None, ""):
-        _check_sum(settlement.presettle(conn, call.now, institution=call.institution, visit_id=v.id, account=AccountRequest(use=False)), d)
     doc = settlement.settle(conn, call.now, institution=call.institution, visit_id=v.id, msgid=call.msgid, account=account, actor=call.actor)
+    _check_sum(doc, d)  # a mismatch raises: the settlement is rolled back with the message's unit
     return _settled(doc, d)
 
 

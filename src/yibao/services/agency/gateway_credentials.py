@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from yibao.crypto import gm
 from yibao.crypto.pii import Keyring
 from yibao.domain.errors import InputError, NotFound
 from yibao.services.agency import institutions
@@ -53,8 +54,11 @@ def issue(conn: Connection, keyring: Keyring, now: datetime, *, institution_id: 
         raise InputError("token", "weak_token", "网关令牌应为16–100个字符", "the gateway token must be 16–100 characters")
     if sm4_key is not None and len(sm4_key) != 16:
         raise InputError("sm4_key", "invalid_key", "SM4 密钥应为16字节（32位十六进制）", "the SM4 key must be 16 bytes (32 hex digits)")
-    if sm2_public is not None and not (len(sm2_public) in (128, 130) and all(ch in "0123456789abcdefABCDEF" for ch in sm2_public)):
-        raise InputError("sm2_public", "invalid_key", "SM2 公钥应为128或130位十六进制", "the SM2 public key must be 128 or 130 hex digits")
+    if sm2_public is not None:
+        try:
+            sm2_public = gm.Sm2PublicKey.from_hex(sm2_public).to_hex()
+        except gm.GmError as exc:
+            raise InputError("sm2_public", exc.code, exc.message_zh, exc.message_en) from None
     if (sm4_key is None) != (sm2_public is None):
         raise InputError("sm4_key", "incomplete_mode", "加密模式须同时设置 SM4 密钥和 SM2 公钥", "the encrypted mode needs both the SM4 key and the SM2 public key")
     token = token or secrets.token_urlsafe(24)
