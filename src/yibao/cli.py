@@ -515,6 +515,7 @@ def fsi_issue(
 
     db = Database(database)
     keyring = _keyring()
+    Context.for_database(db, keyring)  # keys the audit chain
     try:
         key = bytes.fromhex(sm4_key) if sm4_key else None
     except ValueError:
