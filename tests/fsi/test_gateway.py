@@ -218,3 +218,22 @@ def test_the_years_totals_need_the_holder_present(hospital, world, db, infno):
     present(db, world.hospital, world.employee.id, vid)
     cum = hospital.ok(infno, {"data": {"psn_no": world.employee.id, "mdtrt_id": vid, "cum_ym": "202611"}})["cuminfo"]
     assert {c["cum_type_code"] for c in cum} >= {"pool_fund_paid", "outpatient_deductible_used"}
+
+
+def test_the_e_voucher_shown_as_a_payment_code_is_the_holders_presence(hospital, world, db, keyring):
+    from tests.support.identity import ecard, name_of
+    from yibao.services.payments import paycodes
+
+    ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
+    code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=world.employee.id, actor="test")).code
+
+    def visit():
+        vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+        hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+        return {"mdtrt_id": vid, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code}
+
+    data = visit()
+    pre = hospital.ok("2206", {"data": data})["setlinfo"]  # the scan: used up here, the presence kept for this visit
+    settled = hospital.ok("2207", {"data": data})["setlinfo"]
+    assert settled["acct_pay"] > 0 and settled["acct_pay"] == pre["acct_pay"]
+    hospital.refused("2207", {"data": visit()}, "mdtrt_cert_no")  # the code is used: it pays no other visit

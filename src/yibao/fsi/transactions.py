@@ -262,6 +262,7 @@ def revoke(call: Call, conn: Connection) -> dict[str, Any]:
 AMOUNTS = ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc", "hifp_pay",
            "cvlserv_pay", "hifes_pay", "hifmi_pay", "hifob_pay", "maf_pay", "oth_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay",
            "psn_cash_pay", "hosp_part_amt", "balc", "acct_mulaid_pay")
+CLR_TYPES = {"outpatient": "11", "emergency": "11", "inpatient": "21", "pharmacy": "41"}  # clr_type 清算类别 [guess]
 # fund_pay_type codes of setldetail [guess: codes seen in public HIS code; the spec's dictionary was not available]
 FUND_TYPES = (("hifp_pay", {"310": "310100", "390": "390100"}, "基本医疗保险统筹基金"),
               ("hifob_pay", {"310": "330100", "390": "330100"}, "职工大额医疗费用补助"),
@@ -277,7 +278,8 @@ def setlinfo(doc: dict[str, Any], *, psn_setlway: str = "01") -> dict[str, Any]:
                            "insutype": insutype, "med_type": codes.MED_TYPE_OF_KIND.get(doc.get("med_type", ""), doc.get("med_type")),
                            "psn_setlway": psn_setlway, "setl_time": _time(doc.get("setl_time")),
                            "insuplc_admdvs": doc.get("insuplc_admdvs"), "mdtrtarea_admvs": doc.get("mdtrtarea_admvs"),
-                           "medins_setl_id": doc.get("msgid") or "", "clr_optins": doc.get("insuplc_admdvs"), "clr_way": "1", "clr_type": "11",
+                           "medins_setl_id": doc.get("msgid") or "", "clr_optins": doc.get("insuplc_admdvs"), "clr_way": "1",
+                           "clr_type": CLR_TYPES.get(doc.get("med_type", ""), "11"),
                            "setl_stas": {"settled": "1", "cancelled": "0", "presettled": "P"}.get(doc.get("status", ""), doc.get("status"))}
     for key in AMOUNTS:
         text = doc.get(key, "0.00") if key != "hosp_part_amt" else "0.00"

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.formats.fsi import beijing
 from yibao.store.sql import Sql
 from yibao.store.tables import fsi_signins as SI
 
@@ -60,7 +61,7 @@ def sign_in(conn: Connection, now: datetime, *, institution_id: str, region: str
             ip: object = None) -> SignIn:
     opter = _check_text(opter_no, "signIn.opter_no", 30, required=True)
     assert opter is not None
-    sign_no = f"{now:%Y%m%d%H%M%S}{secrets.token_hex(8).upper()}"
+    sign_no = f"{beijing(now):%Y%m%d%H%M%S}{secrets.token_hex(8).upper()}"  # the nation's clock: Beijing time
     conn.execute(SI.insert().values(sign_no=sign_no, region=region, institution_id=institution_id, opter_no=opter,
                                     mac=_check_text(mac, "signIn.mac", 40, required=False), ip=_check_text(ip, "signIn.ip", 60, required=False),
                                     status="in", created_at=now))
