@@ -187,6 +187,8 @@ def test_service_refusals_name_the_national_field(hospital, world):
     vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
     bad = [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, "pric": Decimal("12.345")}]
     hospital.refused("2204", {"feedetail": bad}, "input.feedetail[0].pric")
+    huge = [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, "pric": Decimal("1E+999999999")}]  # never written out digit by digit
+    hospital.refused("2204", {"feedetail": huge}, "input.feedetail[0].pric", "超出范围")
     hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, "det_item_fee_sumamt": Decimal("1.00")}]},
                      "det_item_fee_sumamt", "单价×数量")
     hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
@@ -237,3 +239,32 @@ def test_the_e_voucher_shown_as_a_payment_code_is_the_holders_presence(hospital,
     settled = hospital.ok("2207", {"data": data})["setlinfo"]
     assert settled["acct_pay"] > 0 and settled["acct_pay"] == pre["acct_pay"]
     hospital.refused("2207", {"data": visit()}, "mdtrt_cert_no")  # the code is used: it pays no other visit
+
+
+def test_undoing_registrations_admissions_and_a_mismatched_settlement(client, hospital, world):
+    # 2202: a registration with no standing lines is cancelled; with lines it must lose them first.
+    vid = hospital.ok("2201", {"data": {"psn_no": world.resident.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+    hospital.refused("2202", {"data": {"mdtrt_id": vid}}, "visit_has_lines")
+    # 2207 with a total that is not the lines': refused, and nothing settled (the unit rolled back).
+    hospital.refused("2207", {"data": {"mdtrt_id": vid, "medfee_sumamt": Decimal("1.00")}}, "medfee_sumamt")
+    assert rest(client, world, "GET", f"/api/v1/his/visits/{vid}")["status"] == "open"
+    hospital.ok("2205", {"data": {"mdtrt_id": vid, "feedetl_sn": "0000"}})
+    hospital.ok("2202", {"data": {"mdtrt_id": vid}})
+    assert rest(client, world, "GET", f"/api/v1/his/visits/{vid}")["status"] == "cancelled"
+    hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]}, "visit_cancelled")
+    # An inpatient stay settled and cancelled with 2305, the discharge undone (2405), the lines revoked, the admission undone (2404).
+    stay = hospital.ok("2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}})["result"]["mdtrt_id"]
+    hospital.ok("2301", {"feedetail": [{**INPATIENT_FEEDETAIL[0], "mdtrt_id": stay}]})
+    hospital.refused("2202", {"data": {"mdtrt_id": stay}}, "2404")
+    hospital.ok("2402", {"dscginfo": {"mdtrt_id": stay}})
+    setl = hospital.ok("2304", {"data": {"mdtrt_id": stay, "medfee_sumamt": Decimal("5000.00")}})["setlinfo"]
+    hospital.refused("2208", {"data": {"setl_id": setl["setl_id"]}}, "2305")
+    assert hospital.ok("2305", {"data": {"setl_id": setl["setl_id"]}})["setlinfo"]["setl_stas"] == "0"
+    hospital.ok("2405", {"data": {"mdtrt_id": stay}})
+    hospital.ok("2302", {"data": [{"mdtrt_id": stay, "feedetl_sn": "1"}]})
+    hospital.ok("2404", {"data": {"mdtrt_id": stay}})
+    assert rest(client, world, "GET", f"/api/v1/his/visits/{stay}")["status"] == "cancelled"
+    # The undone admission was the year's latest: the next stay is the first again (its deductible is a first stay's).
+    again = hospital.ok("2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}})["result"]["mdtrt_id"]
+    assert rest(client, world, "GET", f"/api/v1/his/visits/{again}")["admission_number"] == 1

@@ -121,17 +121,18 @@ def yuan_text_amount(text: str | None) -> Number | None:
     return None if text is None else Number(text)
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 text; `Number` values written raw."""
+def dumps(value: Any, *, sort_keys: bool = False) -> str:
+    """Compact JSON, UTF-8 text; `Number` and `Decimal` values written as the numbers they are."""
     if isinstance(value, Number):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()) + "}"
+        items = sorted(value.items()) if sort_keys else value.items()
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v, sort_keys=sort_keys)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
+        return "[" + ",".join(dumps(v, sort_keys=sort_keys) for v in value) + "]"
     if isinstance(value, Decimal):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return str(value) if value.is_finite() else json.dumps(str(value))  # str: 1E+999999999 stays 12 characters
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def loads(text: str | bytes) -> Any:
@@ -140,8 +141,9 @@ def loads(text: str | bytes) -> Any:
 
 
 def canonical(value: Any) -> str:
-    """The input as one string, keys sorted: what the idempotency digest and the SM2 signature are taken over."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    """The input as one string, keys sorted, numbers as numbers: what the idempotency digest and the SM2 signature are
+    taken over (and, in the encrypted mode, the plaintext that is encrypted)."""
+    return dumps(value, sort_keys=True)
 
 
 # ---- building a request (the HIS side) -----------------------------------------------------------------

@@ -67,9 +67,12 @@ def yuan_text(value: Any, field: str) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
         raise InputError(field, "invalid_number", "应为金额（元，最多两位小数）", "must be an amount in yuan with at most 2 decimals")
     try:
-        return format(Decimal(str(value)), "f")
+        number = Decimal(str(value))
     except InvalidOperation:
         raise InputError(field, "invalid_number", "应为金额（元，最多两位小数）", "must be an amount in yuan with at most 2 decimals") from None
+    if not number.is_finite() or abs(number.adjusted()) > 20:  # written out, 1E+999999999 would be a billion digits
+        raise InputError(field, "invalid_number", "金额超出范围", "the amount is out of range")
+    return format(number, "f")
 
 
 # feedetail[] field → the item key the services name in their errors (`lines[i].<key>`)

@@ -187,10 +187,6 @@ def _reused() -> Conflict:
     return Conflict("msgid", "msgid_reused", "该报文ID已用于另一笔不同内容的交易", "this msgid was already used for a different request")
 
 
-def _in_progress() -> Conflict:
-    return Conflict("msgid", "msgid_in_progress", "该报文ID的交易正在处理中，请稍后查询", "a message with this msgid is still being processed")
-
-
 def install(app: FastAPI, window: timedelta | None = None) -> None:
     """Mount the gateway on the app the composition root builds."""
     seconds = float(os.environ.get("YIBAO_FSI_WINDOW", "300")) if window is None else window.total_seconds()
@@ -227,7 +223,7 @@ def install(app: FastAPI, window: timedelta | None = None) -> None:
 async def _run(p: Platform, env: dict[str, Any], payload: dict[str, Any], inst: Institution, received: datetime) -> str:
     infno, msgid = env["infno"], env["msgid"]
     digest = hashlib.sha256(f"{infno}\n{wire.canonical(payload)}".encode()).hexdigest()
-    key = idempotency.Key(f"fsi:{inst.id}", msgid, digest, inst.region, _reused, _in_progress)
+    key = idempotency.Key(f"fsi:{inst.id}", msgid, digest, inst.region, _reused)  # a twin still running is waited for
     handler = HANDLERS[infno]
     call = Call(infno, msgid, inst, p.keyring, received, payload, env)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
@@ -204,7 +205,8 @@ def _line_out(row: dict[str, Any]) -> dict[str, Any]:
     return {"feedetl_sn": row["feedetl_sn"], "med_list_codg": row["code"], "medins_list_name": row["name"],
             "det_item_fee_sumamt": amount(total), "cnt": Number(_qty(row["quantity"])), "pric": amount(row["unit_price"]),
             "pric_uplmt_amt": amount(row["price_cap"]) if row["price_cap"] is not None else None,
-            "selfpay_prop": Number(f"{row['self_pay_ratio'] / 1_000_000:.4f}") if row["self_pay_ratio"] is not None else None,
+            "selfpay_prop": Number(str((Decimal(row["self_pay_ratio"]) / 1_000_000).quantize(Decimal("0.0001"))))
+            if row["self_pay_ratio"] is not None else None,
             "chrgitm_lv": codes.LEVEL_OF_CLASS.get(row["line_class"]), "memo": "" if row["status"] == "active" else row["status"]}
 
 
