@@ -171,6 +171,11 @@ def test_bad_envelopes_are_answered_in_words(hospital, world, clock):
     replay = _headers(hospital)
     assert hospital.raw("2201", ok, headers=replay)["infcode"] == 0
     hospital.refused("2201", ok, "x-tif-nonce", "重放", headers=replay)
+    # A refused request's nonce is used all the same: replayed later (say once the cause is gone), it is a replay.
+    refused_once, nobody = _headers(hospital), {"data": {"psn_no": "NOBODY"}}
+    env_nobody = wire.envelope(hospital.sender, "2201", nobody, clock(), msgid=hospital.msgid(), sign_no=hospital.sign_no)
+    hospital.refused("2201", nobody, "psn_no", "不存在", headers=refused_once, envelope=env_nobody)
+    hospital.refused("2201", nobody, "x-tif-nonce", headers=refused_once, envelope=env_nobody)
     hospital.refused("9999", ok, "infno", "不支持的交易编号")
     hospital.refused("2201", ok, "body", "JSON", body=b"{not json")
     hospital.refused("2201", ok, "body", "JSON", body="不是JSON".encode())

@@ -30,9 +30,12 @@ def nonce_reused() -> Conflict:
     return Conflict("x-tif-nonce", "nonce_reused", "该随机数（x-tif-nonce）已使用过，疑似重放请求", "this nonce was already used: a replayed request")
 
 
-def claim_nonce(conn: Connection, now: datetime, *, institution_id: str, region: str, nonce: str, window: timedelta) -> None:
-    """Claim the nonce for the window (raises `nonce_reused` if it was seen within it); drop this institution's expired ones."""
-    _PURGE(conn, {"institution_id": institution_id, "now": now})
+def claim_nonce(conn: Connection, now: datetime, *, institution_id: str, region: str, nonce: str, window: timedelta,
+                purge: bool = True) -> None:
+    """Claim the nonce for the window (raises `nonce_reused` if it was seen within it); with ``purge``, drop this
+    institution's expired ones (a caller may do that on some requests only: they are only dead weight)."""
+    if purge:
+        _PURGE(conn, {"institution_id": institution_id, "now": now})
     if _CLAIM(conn, {"institution_id": institution_id, "nonce": nonce, "region": region, "expires_at": now + 2 * window,
                      "now": now}).first() is None:
         raise nonce_reused()
@@ -79,6 +82,9 @@ def sign_out(conn: Connection, now: datetime, *, institution_id: str, sign_no: o
     return SignIn(row.sign_no, row.institution_id, row.opter_no, "out", row.created_at)
 
 
+_SIGNED_IN = Sql("SELECT status FROM fsi_signins WHERE sign_no = :sign_no AND institution_id = :institution_id")  # every message
+
+
 def signed_in(conn: Connection, *, institution_id: str, sign_no: str) -> bool:
-    row = conn.execute(select(SI.c.status).where(SI.c.sign_no == sign_no, SI.c.institution_id == institution_id)).first()
+    row = _SIGNED_IN(conn, {"sign_no": sign_no, "institution_id": institution_id}).first()
     return row is not None and row.status == "in"
