@@ -225,6 +225,7 @@ def test_the_years_totals_need_the_holder_present(hospital, world, db, infno):
     present(db, world.hospital, world.employee.id, vid)
     cum = hospital.ok(infno, {"data": {"psn_no": world.employee.id, "mdtrt_id": vid, "cum_ym": "202611"}})["cuminfo"]
     assert {c["cum_type_code"] for c in cum} >= {"pool_fund_paid", "outpatient_deductible_used"}
+    hospital.refused(infno, {"data": {"psn_no": world.employee.id, "mdtrt_id": vid, "cum_ym": "2026-11"}}, "cum_ym", "yyyyMM")
 
 
 def test_the_e_voucher_shown_as_a_payment_code_is_the_holders_presence(hospital, world, db, keyring):

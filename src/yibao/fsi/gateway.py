@@ -33,7 +33,7 @@ from yibao.fsi.transactions import HANDLERS, Call
 from yibao.runtime import idempotency
 from yibao.runtime.platform import Platform
 from yibao.services.access import gateway
-from yibao.services.agency import gateway_credentials
+from yibao.services.agency import gateway_credentials, institutions
 from yibao.services.agency.gateway_credentials import GatewayCredential
 from yibao.services.agency.institutions import Institution
 
@@ -61,9 +61,7 @@ class Gateway:
             return cached[1], cached[2]
         p = self.platform
 
-        def read(conn):  # noqa: ANN001, ANN202
-            from yibao.services.agency import institutions
-
+        def read(conn: Connection) -> tuple[GatewayCredential, Institution | None] | None:
             cred = gateway_credentials.active(conn, p.keyring, paasid)
             return (cred, institutions.get(conn, paasid)) if cred is not None else None
         found = await p.run(read, write=False)

@@ -501,8 +501,12 @@ def query_totals(call: Call, conn: Connection) -> dict[str, Any]:
     if presence.covered(conn, call.now, institution_id=call.institution.id, visit_id=v.id, owner_id=v.person_id) is None:
         raise Forbidden("input.data.mdtrt_id", "presence_required", "查询人员累计信息须参保人本人到场出示凭证（该就诊）",
                         "the year's totals are shown only once the person has presented a credential for this visit")
-    year = int(str(d.get("cum_ym") or f"{v.visit_date.year}")[:4]) if str(d.get("cum_ym") or "")[:4].isdigit() or not d.get("cum_ym") else None
-    if year is None:
+    cum_ym = d.get("cum_ym")
+    if cum_ym in (None, ""):
+        year = v.visit_date.year
+    elif isinstance(cum_ym, str) and len(cum_ym) == 6 and cum_ym.isdigit() and 1 <= int(cum_ym[4:]) <= 12:
+        year = int(cum_ym[:4])  # the totals are kept per year: the month names its year
+    else:
         raise InputError("input.data.cum_ym", "invalid_month", "累计年月应为 yyyyMM", "must be yyyyMM")
     acc = accumulators.read(conn, v.person_id, year).as_dict()
     return {"cuminfo": [{"year": str(year), "cum_type_code": key, "cum_type_name": name, "cum": Number(format_yuan(acc[key]))}
