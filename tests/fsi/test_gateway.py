@@ -200,6 +200,7 @@ def test_service_refusals_name_the_national_field(hospital, world):
     hospital.refused("2206", {"data": {"mdtrt_id": vid, "medfee_sumamt": Decimal("1.00")}}, "medfee_sumamt", "不符")
     hospital.refused("2201", {"data": {"psn_no": world.employee.id, "med_type": "14"}}, "med_type", "门诊慢特病")
     hospital.refused("2201", {"data": {"psn_no": world.employee.id, "insutype": "390"}}, "insutype")
+    hospital.refused("2201", {"data": {"psn_no": world.employee.id}}, "insuplc_admdvs", "440300", insuplc_admdvs="330200")
     hospital.refused("2207", {"data": {"mdtrt_id": "nope"}}, "mdtrt_id", "不存在")
     hospital.refused("2601", {"data": {"omsgid": "x", "oinfno": "2201"}}, "oinfno")
 

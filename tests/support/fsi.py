@@ -43,9 +43,10 @@ class His:
         return wire.new_msgid(self.sender.fixmedins_code, self.clock(), self.seq)
 
     def raw(self, infno: str, payload: dict[str, Any], *, msgid: str | None = None, headers: dict[str, str] | None = None,
-            envelope: dict[str, Any] | None = None, body: bytes | None = None):  # noqa: ANN201
+            envelope: dict[str, Any] | None = None, body: bytes | None = None, insuplc_admdvs: str = ""):  # noqa: ANN201
         at = self.clock()
-        env = envelope or wire.envelope(self.sender, infno, payload, at, msgid=msgid or self.msgid(), sign_no=self.sign_no)
+        env = envelope or wire.envelope(self.sender, infno, payload, at, msgid=msgid or self.msgid(), sign_no=self.sign_no,
+                                        insuplc_admdvs=insuplc_admdvs)
         h = headers or {"Content-Type": "application/json", **wire.gateway_headers(self.sender.fixmedins_code, self.sender.token, at)}
         r = self.client.post(PATH, content=body if body is not None else wire.dumps(env).encode(), headers=h)
         assert r.status_code == 200, r.text

@@ -145,20 +145,24 @@ def _renamed(exc: YibaoError, field: str) -> YibaoError:
 
 # ---- outpatient: 2201 registration, 2202 its cancellation, 2203 visit information ----------------------------
 
-def _person_for_visit(conn: Connection, d: dict[str, Any], field: str) -> people.Person:
+def _person_for_visit(call: Call, conn: Connection, d: dict[str, Any], field: str) -> people.Person:
     psn_no = _text(d, "psn_no", field, max_length=24)
     assert psn_no is not None
     person = people.get(conn, psn_no)
     if person is None or person.status != "active":
         raise NotFound(f"{field}.psn_no", "not_found", "参保人不存在或已停保", "insured person not found or not active")
     codes.check_insutype(d.get("insutype"), person.insurance_type, f"{field}.insutype")
+    insured = call.envelope.get("insuplc_admdvs")
+    if insured and insured != person.region:  # the HIS took it from 1101: another region's means another person's data
+        raise InputError("insuplc_admdvs", "insuplc_mismatch", f"参保地医保区划与参保人不符（应为 {person.region}）",
+                         f"is not the person's insured region ({person.region})")
     return person
 
 
 @handles("2201")
 def register(call: Call, conn: Connection) -> dict[str, Any]:
     d = _section(call, "data")
-    person = _person_for_visit(conn, d, "input.data")
+    person = _person_for_visit(call, conn, d, "input.data")
     kind = "pharmacy" if call.institution.kind == "pharmacy" else "outpatient"
     if d.get("med_type") not in (None, ""):
         kind = codes.med_type_kind(d.get("med_type"), "input.data.med_type", allowed=("11", "12", "13", "41"))
@@ -406,7 +410,7 @@ def _settlement(call: Call, conn: Connection, setl_id: str, d: dict[str, Any]) -
 @handles("2401")
 def admit(call: Call, conn: Connection) -> dict[str, Any]:
     d = _section(call, "mdtrtinfo")
-    person = _person_for_visit(conn, d, "input.mdtrtinfo")
+    person = _person_for_visit(call, conn, d, "input.mdtrtinfo")
     codes.med_type_kind(d.get("med_type") or "21", "input.mdtrtinfo.med_type", allowed=("21",))
     v = visits.open_visit(conn, call.now, institution=call.institution, person_id=person.id, kind="inpatient")
     return {"result": {"mdtrt_id": v.id, "psn_no": v.person_id, "ipt_otp_no": _text(d, "ipt_no", "input.mdtrtinfo", required=False) or v.id}}
