@@ -7,14 +7,15 @@ and the measured speeds.
 - **SM3** (GB/T 32905-2016) and **SM4** (GB/T 32907-2016) come from ``cryptography`` (OpenSSL): ``hashes.SM3``
   and ``algorithms.SM4``.
 - **SM2** (GB/T 32918, recommended curve of GB/T 32918.5 / GM/T 0003.5): ``cryptography`` has no SM2 curve, so
-  signing and verifying are implemented here with Python integers. The PyPI libraries were weighed and not taken
-  (docs/fsi-crypto.md has the details): ``gmssl`` 3.2.x (pure Python, last release 2023) draws the signing nonce
-  from ``random`` (a Mersenne Twister: predictable, and a predictable k gives away the private key) unless every
-  caller brings its own, and its hex-string arithmetic is slow; ``gmssl-python``/``pygmssl`` need the GmSSL C
-  library installed on the machine (not installable from PyPI); ``tongsuopy`` ships a second OpenSSL fork whose
-  last release is from 2023. SM2 signing is ~100 lines of modular arithmetic that the standard's own examples
-  pin down exactly (tests/adapters/crypto/test_gm.py runs both: the recommended curve's and GB/T 32918.2's
-  test-curve example, with the standard's k).
+  signing and verifying are implemented here with Python integers. The PyPI libraries were tried and not taken
+  (docs/fsi-crypto.md has the table): ``gmssl`` 3.2.2 (2023) draws the nonce from ``random`` (a Mersenne Twister:
+  a predictable k gives the private key away) and fixes the user ID; ``gmalg`` is correct but verifies ~30 times
+  a second; ``tongsuopy`` (2023) cannot take a user ID; ``gmssl-pyx`` (GmSSL 3.2 in C) is correct but signs 8×
+  slower than this module and prints GmSSL's error trace on every failed verification — it is the tests'
+  independent cross-check; ``gmssl-python`` needs a system GmSSL library that neither PyPI nor Debian ships.
+  SM2 signing is a few dozen lines of modular arithmetic that the standards' own examples pin down exactly
+  (tests/adapters/crypto/test_gm.py reproduces the recommended curve's and GB/T 32918.2's test-curve example,
+  r and s from the standard's k).
   **Not constant-time**: Python integers leak timing (their operations' cost depends on the values, and the
   scalar multiplication skips zero digits). Acceptable for a gateway signing requests with its own key over
   the network, not for a signer an attacker can time precisely on the same machine; say so before reusing it.
@@ -27,6 +28,7 @@ what an attacker controls (the message, the signature): it answers False.
 from __future__ import annotations
 
 import secrets
+import string
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes, padding
@@ -58,10 +60,13 @@ class GmError(Exception):
         super().__init__(f"{code}: {message_zh} / {message_en}")
 
 
+_NAMES_ZH = {"data": "数据", "SM4 key": "SM4密钥", "plaintext": "明文", "ciphertext": "密文", "uid": "用户标识", "signature": "签名"}
+
+
 def _as_bytes(value: object, what: str) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    raise GmError("not_bytes", f"{what}应为字节串", f"{what} must be bytes")
+    raise GmError("not_bytes", f"{_NAMES_ZH[what]}应为字节串", f"{what} must be bytes")
 
 
 # --- SM3 -------------------------------------------------------------------------------------------------------
@@ -159,7 +164,7 @@ SM2_CURVE = _Curve(
     gy=0xBC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0,
 )
 
-# The user ID both sides assume when none is agreed (GM/T 0009 §10; the research notes' userId 1234567812345678).
+# The user ID both sides assume when none is agreed (GM/T 0009's default; the research notes' userId).
 DEFAULT_UID = b"1234567812345678"
 _MAX_UID = 8191  # ENTL is two bytes of BITS: at most 65535 bits
 
@@ -426,10 +431,10 @@ class Sm2PrivateKey:
 
 
 def _unhex(text: str, code: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise GmError(code, "应为十六进制数字", "expected hex digits") from None
+    # Hex digits only: bytes.fromhex would skip spaces inside, making a 64-character string a shorter key.
+    if len(text) % 2 or text.strip(string.hexdigits):
+        raise GmError(code, "应为十六进制数字", "expected hex digits")
+    return bytes.fromhex(text)
 
 
 def sm2_sign(private: Sm2PrivateKey, data: bytes, uid: bytes = DEFAULT_UID) -> bytes:

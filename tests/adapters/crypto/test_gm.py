@@ -198,6 +198,11 @@ def test_sm2_gbt_32918_2_test_curve_example():
     assert gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S)
     assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S ^ 1)
     assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E ^ 1, TEST_R, TEST_S)
+    # This curve's n is far below 2^256, so r + n and s + n still fit in 32 bytes: the same point, refused all the
+    # same (without the range check, each signature would have a second valid form).
+    assert TEST_R + c.n < 2**256 and TEST_S + c.n < 2**256
+    assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R + c.n, TEST_S)
+    assert not gm._verify_digest(c, *TEST_PUBLIC, TEST_E, TEST_R, TEST_S + c.n)
 
 
 def test_sm2_scalar_multiplications_agree_with_repeated_addition():
@@ -324,6 +329,7 @@ def test_sm2_key_hex_forms():
         "05" + REC_PUBLIC[2:],  # 130 digits without the uncompressed marker
         "02" + REC_PUBLIC[2:66],  # compressed: not accepted
         REC_PUBLIC[:-1] + "g",
+        REC_PUBLIC[:60] + "  " + REC_PUBLIC[62:],
         REC_PUBLIC[:-2] + ("00" if REC_PUBLIC[-2:] != "00" else "01"),  # off the curve
         "04" + "00" * 64,  # (0, 0) is not on the curve
         "04" + "ff" * 64,  # coordinates above p
@@ -343,6 +349,8 @@ def test_sm2_malformed_public_keys_are_refused(text):
         REC_D[:-2],
         REC_D + "00",
         REC_D[:-1] + "x",
+        REC_D[:30] + " " + REC_D[32:] + " ",  # 64 characters, 62 digits: not a shorter key
+        REC_D[:30] + "  " + REC_D[32:],
         "00" * 32,
         (gm.SM2_CURVE.n - 1).to_bytes(32, "big").hex(),  # 1 + d would not be invertible
         gm.SM2_CURVE.n.to_bytes(32, "big").hex(),
