@@ -52,7 +52,8 @@ def test_plain_input_a_wrong_signature_or_key_is_refused(sealed, world, clock, i
     sealed.refused("2201", payload, "input", "encData", envelope=plain)
     env = wire.envelope(sealed.sender, "2201", payload, clock(), msgid=sealed.msgid(), sign_no=sealed.sign_no)
     forged = {**env, "cainfo": gm.sm2_sign(gm.Sm2PrivateKey.generate(), wire.canonical(payload).encode()).hex()}
-    sealed.refused("2201", payload, "cainfo", "SM2", envelope=forged)
-    sealed.refused("2201", payload, "cainfo", envelope={**env, "msgid": sealed.msgid(), "cainfo": "zz"})
+    # A forged signature, a malformed one and a wrong key are one refusal: the padding check tells nothing apart.
     wrong_key = {**env, "msgid": sealed.msgid(), "input": {"encData": gm.sm4_encrypt(bytes(16), b"{}").hex()}}
-    sealed.refused("2201", payload, "input.encData", "SM4", envelope=wrong_key)
+    said = {sealed.refused("2201", payload, "input", "SM4", "cainfo", envelope=broken)
+            for broken in (forged, {**env, "msgid": sealed.msgid(), "cainfo": "zz"}, wrong_key)}
+    assert len(said) == 1

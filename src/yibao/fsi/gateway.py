@@ -162,6 +162,8 @@ def _open_input(env: dict[str, Any], cred: GatewayCredential, public: Any) -> di
 
 
 def _decrypt(raw: Any, env: dict[str, Any], cred: GatewayCredential, public: Any) -> Any:
+    """The input's plaintext, once its SM4 decryption and the institution's SM2 signature over it both hold. Either
+    failing is answered the same way (docs/fsi-crypto.md: the padding check must not become an oracle)."""
     from yibao.crypto import gm
 
     if not isinstance(raw, dict) or not isinstance(raw.get("encData"), str):
@@ -169,14 +171,12 @@ def _decrypt(raw: Any, env: dict[str, Any], cred: GatewayCredential, public: Any
                          "this institution sends encrypted input: {\"encData\": hex of the SM4 ciphertext}")
     try:
         plain = gm.sm4_decrypt(cred.sm4_key, bytes.fromhex(raw["encData"]))
+        sealed = env.get("signtype") == wire.SIGNTYPE_SM2 and gm.sm2_verify(public, plain, bytes.fromhex(env.get("cainfo") or ""))
     except (ValueError, gm.GmError):
-        raise InputError("input.encData", "bad_ciphertext", "input 无法用本机构的 SM4 密钥解密", "input does not decrypt under the institution's SM4 key") from None
-    try:
-        signed = env.get("signtype") == wire.SIGNTYPE_SM2 and gm.sm2_verify(public, plain, bytes.fromhex(env.get("cainfo") or ""))
-    except (ValueError, gm.GmError):
-        signed = False
-    if not signed:
-        raise Unauthorized("cainfo", "bad_cainfo", "cainfo 不是本机构对 input 明文的 SM3withSM2 签名", "cainfo is not the institution's SM3withSM2 signature of the input")
+        sealed = False
+    if not sealed:
+        raise Unauthorized("input", "bad_seal", "input 不能用本机构的 SM4 密钥解密，或 cainfo 不是本机构对其明文的 SM3withSM2 签名",
+                           "input does not decrypt under the institution's SM4 key, or cainfo is not its SM3withSM2 signature of the plaintext")
     try:
         return wire.loads(plain)
     except (ValueError, UnicodeDecodeError):
