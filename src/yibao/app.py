@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from yibao import api, web
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier, verifier_from_env
+from yibao.fsi import gateway as fsi
 from yibao.runtime import production
 from yibao.runtime.platform import Platform, operator_tokens_from_env
 from yibao.services.agency.connectors import Connectors
@@ -88,6 +89,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     app.state.recovery_interval = recovery_interval
     app.state.anchor_interval = float(os.environ.get("YIBAO_AUDIT_ANCHOR_INTERVAL", "60")) if anchor_interval is None else anchor_interval
     api.install(app)
+    fsi.install(app)  # the national interface envelope: a sibling entrypoint over the same services
     aids = None
     if sandboxes:
         from yibao import sandbox

@@ -35,6 +35,8 @@ app.add_typer(payments_app, name="payments")
 contributions_app = typer.Typer(no_args_is_help=True, help="缴费归集 Contributions collected: what personal-account credits draw from.")
 app.add_typer(contributions_app, name="contributions")
 
+fsi_app = typer.Typer(no_args_is_help=True, help="国家接口 The national interface (FSI): the reference HIS client, gateway credentials.")
+app.add_typer(fsi_app, name="fsi")
 credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment: daily jobs.")
 app.add_typer(credit_app, name="credit")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
@@ -432,6 +434,106 @@ def payments_recover(database: Optional[str] = DatabaseOption) -> None:
     finally:
         db.dispose()
     sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
+
+
+@fsi_app.command("call")
+def fsi_call(
+    infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 … (docs/fsi.md)"),
+    url: str = typer.Option(..., "--url", help="the platform, e.g. http://127.0.0.1:8000 (the gateway path is added)"),
+    institution: str = typer.Option(..., "--institution", help="fixmedins_code, also the x-tif-paasid"),
+    secret: str = typer.Option(..., "--secret", help="the institution's gateway token (yibao fsi issue)"),
+    input_: str = typer.Option(..., "--input", help="the transaction's input: JSON, or @FILE"),
+    sign_no: str = typer.Option("", "--sign-no", help="the sign_no 9001 answered"),
+    msgid: Optional[str] = typer.Option(None, "--msgid", help="default: code + yyyyMMddHHmmss + a 4-digit sequence"),
+    region: Optional[str] = typer.Option(None, "--region", help="mdtrtarea_admvs (default: the 6 digits after the code's letter)"),
+    opter: str = typer.Option("001", "--opter", help="the operator's number"),
+    sm4_key: Optional[str] = typer.Option(None, "--sm4-key", help="hex: the institution's SM4 key (encrypted mode)"),
+    sm2_private: Optional[str] = typer.Option(None, "--sm2-private", help="hex: the institution's SM2 private key (encrypted mode)"),
+    platform_public: Optional[str] = typer.Option(None, "--platform-public", help="hex: the platform's SM2 public key, to check answers"),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds"),
+) -> None:
+    """调用国家接口 Send one transaction in the national envelope; print the answer envelope as JSON.
+    Exit 0 when infcode is 0, 1 when -1, 2 on bad usage or no answer."""
+    import httpx
+
+    from yibao.formats import fsi as wire
+
+    text = input_
+    if input_.startswith("@"):
+        try:
+            text = Path(input_[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            _say_error(f"无法读取输入文件 / cannot read the input file: {exc}")
+            raise typer.Exit(code=2) from None
+    try:
+        payload = wire.loads(text)
+    except ValueError:
+        _say_error("--input 不是有效的 JSON / --input is not valid JSON")
+        raise typer.Exit(code=2) from None
+    if not isinstance(payload, dict):
+        _say_error("--input 应为 JSON 对象 / --input must be a JSON object")
+        raise typer.Exit(code=2)
+    if (sm4_key is None) != (sm2_private is None):
+        _say_error("加密模式须同时给出 --sm4-key 与 --sm2-private / the encrypted mode needs both --sm4-key and --sm2-private")
+        raise typer.Exit(code=2)
+    key = private = public = None
+    try:
+        if sm4_key is not None:
+            from yibao.crypto import gm
+
+            key, private = bytes.fromhex(sm4_key), gm.Sm2PrivateKey.from_hex(sm2_private)
+            public = gm.Sm2PublicKey.from_hex(platform_public) if platform_public else None
+    except (ValueError, ImportError) as exc:
+        _say_error(f"密钥无效 / a key is invalid: {exc}")
+        raise typer.Exit(code=2) from None
+    area = region or (institution[1:7] if institution[1:7].isdigit() else "")
+    from datetime import datetime, timezone
+
+    sender = wire.Sender(institution, secret, mdtrtarea_admvs=area, opter=opter, opter_name=opter, sm4_key=key, sm2_private=private)
+    headers, body = wire.request(sender, infno, payload, datetime.now(timezone.utc), sign_no=sign_no, msgid=msgid)
+    try:
+        r = httpx.post(url.rstrip("/") + "/fsi/api/rsfComIfsService/callService", content=body, headers=headers, timeout=timeout)
+        answer = wire.loads(r.content)
+        answer = wire.open_output(sender, answer, public)
+    except (httpx.HTTPError, ValueError) as exc:
+        _say_error(f"没有得到应答 / no answer: {exc}")
+        raise typer.Exit(code=2) from None
+    sys.stdout.write(wire.dumps(answer) + "\n")
+    raise typer.Exit(code=0 if answer.get("infcode") == 0 else 1)
+
+
+@fsi_app.command("issue")
+def fsi_issue(
+    code: str = typer.Argument(..., help="the institution's fixmedins_code"),
+    database: Optional[str] = DatabaseOption,
+    sm4_key: Optional[str] = typer.Option(None, "--sm4-key", help="hex, 16 bytes: turn the encrypted mode on (with --sm2-public)"),
+    sm2_public: Optional[str] = typer.Option(None, "--sm2-public", help="hex: the institution's SM2 public key"),
+) -> None:
+    """签发国家接口网关令牌 Issue (or replace) an institution's gateway token; printed once."""
+    from yibao.services.agency import gateway_credentials
+    from yibao.store.db import Database
+
+    db = Database(database)
+    keyring = _keyring()
+    Context.for_database(db, keyring)  # keys the audit chain
+    try:
+        key = bytes.fromhex(sm4_key) if sm4_key else None
+    except ValueError:
+        _say_error("--sm4-key 应为十六进制 / --sm4-key must be hex")
+        raise typer.Exit(code=2) from None
+    try:
+        cred = db.run(lambda c: gateway_credentials.issue(c, keyring, db.clock(), institution_id=code, actor="cli", sm4_key=key,
+                                                          sm2_public=sm2_public))
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    out = {"institution": cred.institution_id, "token": cred.token, "encrypted": cred.encrypted}
+    if cred.encrypted:
+        from yibao.fsi.keys import platform_key
+
+        out["platform_sm2_public"] = platform_key(keyring).public_key().to_hex()
+    sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

@@ -136,4 +136,12 @@ def store(k: Key, now: datetime, status: int, body: str) -> Callable[[Connection
     return once(k, now, lambda _: (status, body))
 
 
-__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "lookup", "once", "record", "store"]
+def stored_answer(conn: Connection, scope: str, key: str) -> Answer | None:
+    """The answer stored under (scope, key), whatever request it answered (a reversal reading what a message did)."""
+    row = _GET(conn, {"scope": stored_scope(scope), "key": key}).first()
+    if row is None or row.status_code == 0:
+        return None
+    return Answer(int(row.status_code), row.body, True)
+
+
+__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "lookup", "once", "record", "store", "stored_answer"]

@@ -24,7 +24,7 @@ from yibao.domain.identity import make_id_number
 from yibao.face import FaceVerifier
 from yibao.runtime import marks
 from yibao.sandbox.face_samples import capture
-from yibao.services.agency import institutions, payment_institutions
+from yibao.services.agency import gateway_credentials, institutions, payment_institutions
 from yibao.services.books import audit, contributions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
@@ -106,6 +106,11 @@ def institution_secret(code: str) -> str:
     return f"demo-{code.lower()}"
 
 
+def fsi_token(code: str) -> str:
+    """The demo institution's national-interface gateway token (services/agency/gateway_credentials.py)."""
+    return f"demo-fsi-{code.lower()}"
+
+
 def card_number(p: DemoPerson) -> str:
     """Demo card numbers are fixed, so a hospital can look people up from the printed guide."""
     return f"D{p.region}{p.serial:05d}"
@@ -128,7 +133,8 @@ def _guide(db: Database, keyring: Keyring, created: bool) -> DemoGuide:
                 inst = institutions.get(conn, code)
                 if inst is not None:
                     guide.institutions.append({"region": f"{region} {city}", "level": level, "name": inst.name,
-                                               "credential": f"{code}.{institution_secret(code)}"})
+                                               "credential": f"{code}.{institution_secret(code)}",
+                                               "fsi_token": fsi_token(code)})
         for p in PEOPLE:
             number = make_id_number(p.area, p.born, p.serial)
             person = people.find_by_id_number(conn, keyring, number)
@@ -176,6 +182,7 @@ def _seed(db: Database, keyring: Keyring) -> None:
                 code = institution_code(region, level)
                 institutions.admit(conn, now, code=code, region=region, name=name.format(city=city), kind=kind, level=level,
                                    actor=ACTOR, secret=institution_secret(code))
+                gateway_credentials.issue(conn, keyring, now, institution_id=code, actor=ACTOR, token=fsi_token(code))
             for pi, name, kind in WALLETS:
                 payment_institutions.admit(conn, now, pi_id=f"{pi}-{region}", region=region, name=name, kind=kind,
                                            admission_ref=f"{city}医保局准入〔2026〕演示", actor=ACTOR)
@@ -271,11 +278,12 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
                   highlight=False)
     console.print(f"API 文档 OpenAPI: {base_url}/docs", highlight=False)
     console.print(f"经办人员 Operator: Authorization: Bearer {guide.operator_token}", highlight=False)
-    inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>)", title_justify="left")
-    for col in ("region", "level", "name", "credential"):
+    inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>; national interface: yibao fsi call … "
+                       "--institution <code> --secret <fsi_token>, docs/fsi.md)", title_justify="left")
+    for col in ("region", "level", "name", "credential", "fsi_token"):
         inst.add_column(col, no_wrap=col == "credential", overflow="fold")
     for row in guide.institutions:
-        inst.add_row(row["region"], row["level"], row["name"], row["credential"])
+        inst.add_row(row["region"], row["level"], row["name"], row["credential"], row["fsi_token"])
     console.print(inst)
     ppl = Table(title="参保人 Insured people (log in: POST /api/v1/patient/sms-codes, then /sessions)", title_justify="left")
     for col in ("name", "psn_no", "card", "phone", "role"):

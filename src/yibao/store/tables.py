@@ -430,6 +430,46 @@ accumulators = Table(
     info={"owner": "services.books"},
 )
 
+# ---- the national interface gateway (FSI, migration 0013) ---------------------------------------
+
+fsi_credentials = Table(  # an institution's gateway credential: x-tif-paasid is its code, the token signs each request
+    "fsi_credentials", metadata,
+    Column("institution_id", String(20), ForeignKey("institutions.id"), primary_key=True),
+    _region(),
+    Column("token_enc", LargeBinary, nullable=False),  # AES-GCM under the keyring: the gateway recomputes signatures with it
+    Column("sm4_key_enc", LargeBinary),  # set: input/output SM4-encrypted (the provincial mode), else plain
+    Column("sm2_public", String(160)),  # set: cainfo must be the institution's SM2 signature of the plaintext input
+    Column("status", String(10), nullable=False),  # active | revoked
+    Column("issued_by", String(60), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.agency"},
+)
+
+fsi_nonces = Table(  # nonces seen within the timestamp window: a request whose nonce is here is a replay
+    "fsi_nonces", metadata,
+    Column("institution_id", String(20), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("region", String(6), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),  # past the window: deleted
+    _created(),
+    info={"owner": "services.access"},
+)
+
+fsi_signins = Table(  # 9001 sign-ins: the sign_no every later message carries, until 9002 signs it out
+    "fsi_signins", metadata,
+    Column("sign_no", String(30), primary_key=True),
+    _region(),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("opter_no", String(30), nullable=False),
+    Column("mac", String(40)),
+    Column("ip", String(60)),
+    Column("status", String(10), nullable=False),  # in | out
+    Column("signed_out_at", DateTime(timezone=True)),
+    _created(),
+    info={"owner": "services.access"},
+)
+
 # ---- platform: idempotency and audit ---------------------------------------------------------
 
 idempotency_records = Table(

@@ -41,3 +41,11 @@ def count_admission(conn: Connection, region: str, person_id: str, year: int) ->
     _, admissions = lock(conn, region, person_id, year)
     conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(admissions=admissions + 1))
     return admissions + 1
+
+
+def uncount_admission(conn: Connection, region: str, person_id: str, year: int, number: int) -> None:
+    """An admission undone (2404): when it was the year's latest, the count falls back, so the next admission takes its
+    number (and its deductible); an earlier one leaves the count, since later stays were priced as repeats already."""
+    _, admissions = lock(conn, region, person_id, year)
+    if admissions == number:
+        conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(admissions=admissions - 1))

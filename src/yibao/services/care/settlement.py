@@ -52,6 +52,7 @@ from yibao.store.tables import settlements as S
 from yibao.store.upsert import insert_ignore
 
 SETTLE_INFNO = "2207"
+SETTLE_INFNOS = ("2207", "2304")  # outpatient and inpatient settlement: one settle, one message id space
 
 # The settle path's statements (see yibao.store.sql for why these are not Core).
 _MESSAGE = Sql("SELECT infno, state, ref FROM messages WHERE institution_id = :institution_id AND msgid = :msgid")
@@ -336,8 +337,8 @@ def reverse(conn: Connection, now: datetime, *, institution: Institution, omsgid
     When that message never arrived, the id is claimed as reversed, so if it arrives late it is
     refused instead of settling a bill the hospital has already written off (no 单边账).
     """
-    if oinfno != SETTLE_INFNO:
-        raise InputError("oinfno", "not_reversible", "只能冲正结算交易（2207）", "only a settlement (2207) can be reversed here")
+    if oinfno not in SETTLE_INFNOS:
+        raise InputError("oinfno", "not_reversible", "只能冲正结算交易（2207 / 2304）", "only a settlement (2207 / 2304) can be reversed here")
     if not omsgid or len(omsgid) > 40:
         raise InputError("omsgid", "invalid_msgid", "原报文ID应为1–40个字符", "must be a 1–40 character message id")
     if insert_ignore(conn, M, dict(msgid=omsgid, region=institution.region, institution_id=institution.id, infno=SETTLE_INFNO,

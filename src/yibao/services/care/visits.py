@@ -104,6 +104,41 @@ def discharge(conn: Connection, now: datetime, *, institution: Institution, visi
     return get(conn, institution.id, visit_id)
 
 
+def _active_lines(conn: Connection, visit_id: str) -> int:
+    return len(conn.execute(select(L.c.id).where(L.c.visit_id == visit_id, L.c.status == "active")).all())
+
+
+def cancel_visit(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
+    """Cancel a registration (2202) or undo an admission (2404): only before any fee line stands and before discharge or
+    settlement; an admission's count for the year falls back when it was the latest (services/books/accumulators.py)."""
+    v = get(conn, institution.id, visit_id, lock=True)
+    if v.status == "cancelled":
+        return v  # cancelled already: again changes nothing
+    if v.status not in ("open", "admitted"):
+        raise Conflict("visit_id", f"visit_{v.status}", "已出院、结算或支付中的就诊不能撤销，请先撤销结算或出院",
+                       f"the visit is {v.status}; undo the settlement or the discharge first")
+    refuse_if_billed(conn, visit_id)
+    if _active_lines(conn, visit_id):
+        raise Conflict("visit_id", "visit_has_lines", "该就诊还有未撤销的费用明细，请先撤销明细", "the visit still has fee lines: revoke them first")
+    if v.kind == "inpatient":
+        accumulators.uncount_admission(conn, v.insured_region, v.person_id, v.visit_date.year, v.admission_number)
+    conn.execute(update(V).where(V.c.id == visit_id).values(status="cancelled", updated_at=now))
+    return get(conn, institution.id, visit_id)
+
+
+def undo_discharge(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
+    """Undo a discharge (2405): the stay is admitted again, before it is settled."""
+    v = get(conn, institution.id, visit_id, lock=True)
+    if v.kind != "inpatient":
+        raise Conflict("visit_id", "not_inpatient", "只有住院就诊可以撤销出院", "only an inpatient stay has a discharge to undo")
+    if v.status == "admitted":
+        return v  # undone already
+    if v.status != "discharged":
+        raise Conflict("visit_id", f"visit_{v.status}", "已结算的住院不能撤销出院，请先撤销结算", f"the stay is {v.status}; cancel the settlement first")
+    conn.execute(update(V).where(V.c.id == visit_id).values(status="admitted", discharged_at=None, updated_at=now))
+    return get(conn, institution.id, visit_id)
+
+
 _OPEN_BILL = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND status = 'billed' LIMIT 1")  # on the settle path
 
 

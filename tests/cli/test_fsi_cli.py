@@ -1,0 +1,75 @@
+"""`yibao fsi issue` and `yibao fsi call` — the reference HIS client — against a real `yibao serve` (production), as
+processes: exit 0 when infcode is 0, 1 when -1, 2 on bad usage or no answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_serve_cli import KEY, TOKEN, YIBAO, Server, env, free_port
+from tests.support.world import seed
+from yibao.crypto.pii import Keyring
+from yibao.store import migrate
+from yibao.store.db import Database
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    """One production server for the module, over a database holding seed()'s world and the hospital's gateway token."""
+    home = tmp_path_factory.mktemp("fsi-cli")
+    url = f"sqlite:///{home}/data/yibao.db"
+    db = Database(url)
+    migrate.upgrade(db)
+    world = seed(db, Keyring(bytes.fromhex(KEY)))
+    db.dispose()
+    issued = subprocess.run([YIBAO, "fsi", "issue", world.hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
+                            capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0, issued.stderr
+    token = json.loads(issued.stdout)["token"]
+    server = Server(["--database", url], home, env(YIBAO_ADMIN_TOKENS=f"ops:{TOKEN}", YIBAO_SECRET_KEY=KEY, YIBAO_RECOVERY_INTERVAL="0"))
+    try:
+        yield server, world, token, home
+    finally:
+        server.stop()
+
+
+def call(platform, infno: str, payload, *extra: str, secret: str | None = None) -> subprocess.CompletedProcess:
+    server, world, token, home = platform
+    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    args = [YIBAO, "fsi", "call", infno, "--url", server.url, "--institution", world.hospital.id, "--secret", secret or token,
+            "--input", text, *extra]
+    return subprocess.run(args, cwd=home, env=env(), capture_output=True, text=True, timeout=60)
+
+
+def test_the_client_signs_in_registers_and_exits_by_infcode(platform):
+    _, world, _, home = platform
+    signed = call(platform, "9001", {"signIn": {"opter_no": "001"}})
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    answer = json.loads(signed.stdout)
+    assert answer["infcode"] == 0 and len(answer["respond_time"]) == 17
+    sign_no = answer["output"]["signinoutb"]["sign_no"]
+    (home / "register.json").write_text(json.dumps({"data": {"psn_no": world.employee.id, "insutype": "310"}}), encoding="utf-8")
+    registered = call(platform, "2201", "@register.json", "--sign-no", sign_no)
+    assert registered.returncode == 0, registered.stdout
+    assert json.loads(registered.stdout)["output"]["data"]["psn_no"] == world.employee.id
+
+    refused = call(platform, "2201", {"data": {"psn_no": "NOBODY"}}, "--sign-no", sign_no)
+    assert refused.returncode == 1 and "参保人不存在" in json.loads(refused.stdout)["err_msg"]
+    wrong = call(platform, "9001", {"signIn": {"opter_no": "001"}}, secret="not-the-token-0000000000")
+    assert wrong.returncode == 1 and "x-tif-signature" in json.loads(wrong.stdout)["err_msg"]
+
+
+def test_bad_usage_exits_2_without_a_traceback(platform, tmp_path):
+    server, world, token, _ = platform
+    for result in (call(platform, "9001", "{not json"), call(platform, "9001", "@no-such-file.json"), call(platform, "9001", "[1]")):
+        assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.strip()
+    missing = subprocess.run([YIBAO, "fsi", "call", "9001", "--institution", world.hospital.id, "--secret", token, "--input", "{}"],
+                             cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "--url" in missing.stderr
+    nobody = subprocess.run([YIBAO, "fsi", "call", "9001", "--url", f"http://127.0.0.1:{free_port()}", "--institution", world.hospital.id,
+                             "--secret", token, "--input", "{}"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
+    assert nobody.returncode == 2 and "no answer" in nobody.stderr and "Traceback" not in nobody.stderr
+    assert Path(YIBAO).exists()
