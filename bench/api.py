@@ -38,12 +38,12 @@ from yibao.store import migrate
 from yibao.store.db import Database
 
 LINES = [
-    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "30.00", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "A101", "name": "血常规", "class": "A", "unit_price": "25.00", "quantity": "1"},
-    {"feedetl_sn": "3", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2", "price_cap": "10.00"},
-    {"feedetl_sn": "4", "code": "XB02", "name": "布洛芬缓释胶囊", "class": "B", "unit_price": "18.60", "quantity": "1", "self_pay_ratio": "0.05"},
-    {"feedetl_sn": "5", "code": "C900", "name": "保健品", "class": "C", "unit_price": "39.90", "quantity": "1"},
-    {"feedetl_sn": "6", "code": "A201", "name": "注射费", "class": "A", "unit_price": "8.00", "quantity": "3"},
+    {"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "30.00", "quantity": "1"},
+    {"feedetl_sn": "2", "medins_list_codg": "A101", "name": "血常规", "unit_price": "25.00", "quantity": "1"},
+    {"feedetl_sn": "3", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2"},
+    {"feedetl_sn": "4", "medins_list_codg": "XB02", "name": "布洛芬缓释胶囊", "unit_price": "18.60", "quantity": "1"},
+    {"feedetl_sn": "5", "medins_list_codg": "C900", "name": "保健品", "unit_price": "39.90", "quantity": "1"},
+    {"feedetl_sn": "6", "medins_list_codg": "A201", "name": "注射费", "unit_price": "8.00", "quantity": "3"},
 ]
 RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "1,8,32").split(","))
 # The paced run: clients send on a fixed schedule adding up to this many settlements per second.
