@@ -4,7 +4,7 @@ the hospitals' paged query."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -150,8 +150,8 @@ def query(conn: Connection, *, region: str, day: date, hilist_code: str | None =
     cond = [E.c.version_id == version.id]
     if hilist_code is not None:
         cond.append(E.c.hilist_code == hilist_code)
-    if updated_since is not None:
-        cond.append(E.c.updt_time > updated_since)
+    if updated_since is not None:  # stored in UTC (SQLite keeps no offset): compare in UTC
+        cond.append(E.c.updt_time > updated_since.astimezone(timezone.utc))
     total = conn.execute(select(func.count()).select_from(E).where(and_(*cond))).scalar_one()
     rows = conn.execute(select(E).where(and_(*cond)).order_by(E.c.hilist_code).offset((page_num - 1) * page_size).limit(page_size)).all()
     return {"insu_admdvs": region, "ver": version.ver, "begndate": version.begndate.isoformat(), "page_num": page_num,
