@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -160,7 +160,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             if not _same_line(old, line) or old.status != "active":
                 raise Conflict(f"{path}.feedetl_sn", "serial_reused", f"明细流水号 {sn} 已用于另一条明细", f"serial {sn} was already used for a different line")
             continue  # the same line again: a retried upload
-        at = line.fee_ocur_time or now
+        at = (line.fee_ocur_time or now).astimezone(timezone.utc)  # stored in UTC: SQLite keeps no offset
         day = at.astimezone(CHINA).date()  # catalogue dates are Beijing dates
         if day < v.visit_date or at > now + timedelta(minutes=5):
             raise InputError(f"{path}.fee_ocur_time", "fee_time_outside_visit", f"费用发生时间应在就诊日期 {v.visit_date} 之后且不晚于现在",
