@@ -163,3 +163,27 @@ def test_the_settlement_prices_what_was_decided_at_upload_even_after_a_new_versi
     doc = settle(db, w.hospital, v.id, "M1", use=False)
     assert (doc["medfee_sumamt"], doc["fulamt_ownpay_amt"], doc["overlmt_selfpay"], doc["preselfpay_amt"], doc["inscp_scp_amt"]) == (
         "375.00", "50.00", "5.00", "2.00", "318.00")
+
+
+def test_the_quantity_limit_counts_what_earlier_uploads_paid_and_not_what_was_revoked(db, keyring):
+    w = seed(db, keyring)
+    v = _open(db, w.hospital, w.employee.id)
+
+    def one(sn):
+        items = [{"feedetl_sn": sn, "med_list_codg": tc.TWO_PER_VISIT, "unit_price": "10.00", "quantity": "1"}]
+        rows = db.run(lambda c: visits.upload_lines(c, db.clock(), institution=w.hospital, visit_id=v.id, items=items))
+        return next(line_view(r) for r in rows if r["feedetl_sn"] == sn)
+
+    assert one("1")["class"] == one("2")["class"] == "A"
+    assert one("3")["class"] == "unlisted"  # a third in the visit: beyond 2
+    db.run(lambda c: visits.revoke_line(c, institution=w.hospital, visit_id=v.id, feedetl_sn="2"))
+    assert one("4")["class"] == "A"  # the revoked one no longer counts; the refused third never did
+
+
+def test_a_fee_time_in_the_future_or_before_the_visit_is_refused_naming_the_field(db, keyring):
+    w = seed(db, keyring)
+    v = _open(db, w.hospital, w.employee.id)
+    for when in ("2026-11-23 09:00:00", "2026-11-21T23:00:00+08:00"):
+        with pytest.raises(InputError) as caught:
+            _upload(db, w.hospital, v.id, {"med_list_codg": tc.SERVICE, "fee_ocur_time": when})
+        assert (caught.value.field, caught.value.code) == ("lines[0].fee_ocur_time", "fee_time_outside_visit")

@@ -142,7 +142,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     # Per code, the quantity already on the visit: a per-visit quantity limit counts it.
     counted: dict[str, int] = {}
     for r in existing.values():
-        if r.status == "active" and r.med_list_codg:
+        if r.status == "active" and r.med_list_codg and r.line_class not in ("C", "unlisted"):  # what was paid
             counted[r.med_list_codg] = counted.get(r.med_list_codg, 0) + int(r.quantity)
     rows, seen = [], set()
     for i, item in enumerate(items):
@@ -162,7 +162,9 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             continue  # the same line again: a retried upload
         at = (line.fee_ocur_time or now).astimezone(timezone.utc)  # stored in UTC: SQLite keeps no offset
         day = at.astimezone(CHINA).date()  # catalogue dates are Beijing dates
-        if day < v.visit_date or at > now + timedelta(minutes=5):
+        if line.fee_ocur_time is None:
+            day = max(day, v.visit_date)  # a visit registered for a later day: its fees fall on that day
+        elif day < v.visit_date or at > now + timedelta(minutes=5):
             raise InputError(f"{path}.fee_ocur_time", "fee_time_outside_visit", f"费用发生时间应在就诊日期 {v.visit_date} 之后且不晚于现在",
                              f"the fee's time must be on or after the visit date {v.visit_date} and not in the future")
         code = decisions.resolve(conn, institution.id, med_list_codg=line.med_list_codg, medins_list_codg=line.medins_list_codg, path=path)
