@@ -135,7 +135,7 @@ def test_bad_fee_input_is_said_in_words_and_the_form_keeps_what_was_typed(deskto
     cashier.locator("#l-rx").check()
     cashier.locator("#l-prescriber").fill("王医生")
     cashier.locator("#add-line").click()
-    expect(cashier.locator("#flash")).to_have_text(re.compile("^数量："))
+    expect(cashier.locator("#flash")).to_have_text(re.compile("^数量不是有效的数字"))  # the field named (its message starts with it), then the rule
     expect(cashier.locator("#l-qty")).to_have_attribute("aria-invalid", "true")
     expect(cashier.locator("#l-rx")).to_be_checked()  # the whole line comes back, the prescription too
     expect(cashier.locator("#l-prescriber")).to_have_value("王医生")
