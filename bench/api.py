@@ -29,6 +29,7 @@ import httpx
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
+from yibao.sandbox import catalogue as demo_catalogue
 from yibao.services.agency import institutions
 from yibao.services.books import audit, contributions
 from yibao.services.care import presence, visits
@@ -38,12 +39,13 @@ from yibao.store import migrate
 from yibao.store.db import Database
 
 LINES = [
-    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "30.00", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "A101", "name": "血常规", "class": "A", "unit_price": "25.00", "quantity": "1"},
-    {"feedetl_sn": "3", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2", "price_cap": "10.00"},
-    {"feedetl_sn": "4", "code": "XB02", "name": "布洛芬缓释胶囊", "class": "B", "unit_price": "18.60", "quantity": "1", "self_pay_ratio": "0.05"},
-    {"feedetl_sn": "5", "code": "C900", "name": "保健品", "class": "C", "unit_price": "39.90", "quantity": "1"},
-    {"feedetl_sn": "6", "code": "A201", "name": "注射费", "class": "A", "unit_price": "8.00", "quantity": "3"},
+    {"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "30.00", "quantity": "1"},
+    {"feedetl_sn": "2", "medins_list_codg": "A310", "name": "血常规", "unit_price": "25.00", "quantity": "1"},
+    {"feedetl_sn": "3", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True,
+     "prescriber": "D0042"},
+    {"feedetl_sn": "4", "medins_list_codg": "XB21", "name": "布洛芬缓释胶囊", "unit_price": "18.60", "quantity": "1"},
+    {"feedetl_sn": "5", "medins_list_codg": "C900", "name": "保健品", "unit_price": "39.90", "quantity": "1"},
+    {"feedetl_sn": "6", "medins_list_codg": "A201", "name": "注射费", "unit_price": "8.00", "quantity": "3"},
 ]
 RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "1,8,32").split(","))
 # The paced run: clients send on a fixed schedule adding up to this many settlements per second.
@@ -64,6 +66,8 @@ def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[
     now = db.clock()
     inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0001", region="440300", name="基准测试医院", kind="hospital",
                                                        level="level2", actor="bench"))
+    # The DEMO catalogue and the demo's item mappings: the platform decides each line's class from them (at upload, untimed).
+    db.run(lambda c: demo_catalogue.load(c, now, [inst], actor="bench"))
     # Credits draw from contributions collected: collect the opening balances first.
     db.run(lambda c: contributions.record_collection(c, now, region="440300", amount=PEOPLE * 5_000_00, reference="bench:opening",
                                                      actor="bench"))

@@ -37,6 +37,9 @@ app.add_typer(contributions_app, name="contributions")
 
 fsi_app = typer.Typer(no_args_is_help=True, help="国家接口 The national interface (FSI): the reference HIS client, gateway credentials.")
 app.add_typer(fsi_app, name="fsi")
+catalogue_app = typer.Typer(no_args_is_help=True, help="医保目录 The medical-insurance catalogue: import, check and compare versions.")
+app.add_typer(catalogue_app, name="catalogue")
+
 credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment: daily jobs.")
 app.add_typer(credit_app, name="credit")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
@@ -251,6 +254,82 @@ def contributions_import(file: Path = typer.Argument(..., help="CSV with a heade
     finally:
         db.dispose()
     sys.stdout.write(json.dumps({"rows": len(rows), "regions": {r: c.view() for r, c in sorted(done.items())}}, ensure_ascii=False) + "\n")
+
+
+def _catalogue_file(path: Path):  # noqa: ANN202
+    """A catalogue file parsed, or every error listed (file, row, field) and exit 1."""
+    from yibao.domain.catalogue import CatalogueFileError
+    from yibao.formats import catalogue_csv
+
+    try:
+        return catalogue_csv.parse(path.name, _read(path))
+    except CatalogueFileError as exc:
+        console = Console(stderr=True, soft_wrap=True)
+        for e in exc.errors:
+            console.print(f"[bold red]错误 error[/] {e.describe()}", highlight=False, markup=True)
+        console.print(f"{len(exc.errors)} 处错误 / error(s)", highlight=False)
+        raise typer.Exit(code=1) from None
+
+
+@catalogue_app.command("check")
+def catalogue_check(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)")) -> None:
+    """校验目录文件 Validate a catalogue file without loading it: exit 1 listing every error (file, row, field)."""
+    f = _catalogue_file(file)
+    sys.stdout.write(json.dumps({"file": f.name, "insu_admdvs": f.region, "ver": f.ver, "begndate": f.begndate.isoformat(),
+                                 "entries": len(f.entries), "digest": f.digest, "ok": True}, ensure_ascii=False) + "\n")
+
+
+@catalogue_app.command("import")
+def catalogue_import(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)"),
+                     region: Optional[str] = typer.Option(None, "--region", help="the region it is for (must match the file's insu_admdvs)"),
+                     database: Optional[str] = DatabaseOption) -> None:
+    """导入目录 Import a catalogue file as its region's version (all entries or none); the same version again changes nothing."""
+    from rich.progress import Progress
+
+    from yibao.services.catalogue import versions
+    from yibao.store.db import Database
+
+    f = _catalogue_file(file)
+    db = Database(database)
+    now = db.clock()
+    try:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"{f.name} → {region or f.region}", total=len(f.entries))
+            done = db.run(lambda c: versions.import_file(c, now, file=f, region=region, actor=f"import:{file.name}"[:80],
+                                                         progress=lambda n: bar.advance(task, n)))
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps(done.view(), ensure_ascii=False) + "\n")
+
+
+@catalogue_app.command("diff")
+def catalogue_diff(old: Path = typer.Argument(..., help="the older catalogue file"), new: Path = typer.Argument(..., help="the newer one"),
+                   as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """比较目录版本 What a new catalogue file adds, removes and changes against an older one."""
+    from yibao.domain.catalogue import diff
+    from yibao.services.catalogue.views import entry_view
+
+    a, b = _catalogue_file(old), _catalogue_file(new)
+    d = diff(list(a.entries), list(b.entries))
+    if as_json:
+        sys.stdout.write(json.dumps({"old": a.ver, "new": b.ver, "added": [entry_view(e) for e in d.added],
+                                     "removed": [entry_view(e) for e in d.removed],
+                                     "changed": [{"hilist_code": o.hilist_code, "fields": {k: [entry_view(o).get(k), entry_view(n).get(k)]
+                                                                                             for k in names}} for o, n, names in d.changed]},
+                                    ensure_ascii=False) + "\n")
+        return
+    console = Console(soft_wrap=True)
+    console.print(f"{a.ver} → {b.ver}: 新增 added {len(d.added)}, 删除 removed {len(d.removed)}, 变更 changed {len(d.changed)}", highlight=False)
+    for e in d.added:
+        console.print(f"+ {e.hilist_code} {e.hilist_name} ({e.chrgitm_lv})", highlight=False, markup=False)
+    for e in d.removed:
+        console.print(f"- {e.hilist_code} {e.hilist_name}", highlight=False, markup=False)
+    for o, n, names in d.changed:
+        va, vb = entry_view(o), entry_view(n)
+        what = "; ".join(f"{k}: {va.get(k)} → {vb.get(k)}" for k in names)
+        console.print(f"~ {o.hilist_code} {n.hilist_name}: {what}", highlight=False, markup=False)
 
 
 def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:

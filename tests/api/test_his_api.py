@@ -36,7 +36,7 @@ def test_outpatient_path_over_http(client, world, db, keyring):
 
 
 def test_inpatient_path_and_reversal_over_http(client, world, db, keyring):
-    lines = [{"feedetl_sn": "1", "code": "A010", "name": "手术", "class": "A", "unit_price": "5000.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "A010", "name": "手术", "unit_price": "5000.00", "quantity": "1"}]
     vid = open_visit(client, world, world.retiree, kind="inpatient", lines=lines)
     r = post(client, f"/api/v1/his/visits/{vid}/settle", {"account": {"use": True}}, his(world))
     assert r.status_code == 409 and r.json()["error"]["code"] == "not_discharged"

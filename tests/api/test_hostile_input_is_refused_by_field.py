@@ -108,7 +108,7 @@ def test_a_fee_lines_optional_fields_may_be_omitted_or_null(client, world):
     """The schema marks name (and price_cap, prescriber ...) optional and nullable; an omitted name was
     refused as "lines[0].name must not be null"."""
     vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
-    bare = {"feedetl_sn": "1", "code": "A001", "class": "A", "unit_price": "10.00", "quantity": "1"}
+    bare = {"feedetl_sn": "1", "medins_list_codg": "A001", "unit_price": "10.00", "quantity": "1"}
     nulls = {**bare, "feedetl_sn": "2", "name": None, "price_cap": None, "self_pay_ratio": None, "prescriber": None}
     r = post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [bare, nulls]}, his(world))
     assert r.status_code == 200, r.text

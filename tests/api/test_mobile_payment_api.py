@@ -175,7 +175,7 @@ def test_a_guardian_sees_and_pays_a_linked_childs_bill(client, pw, hospital, db,
 def test_a_bill_on_the_phone_holds_its_visit_until_the_hospital_withdraws_it(client, pw, hospital):
     bill = _bill(client, pw)
     visit_id, bill_id = bill["mdtrt_id"], bill["payment_id"]
-    extra = [{"feedetl_sn": "9", "code": "A009", "name": "加项", "class": "A", "unit_price": "360.00", "quantity": "1"}]
+    extra = [{"feedetl_sn": "9", "medins_list_codg": "A009", "name": "加项", "unit_price": "360.00", "quantity": "1"}]
     # While the holder has the bill, its lines and its price stay what the bill shows, and nothing else settles it.
     added = client.post(f"/api/v1/his/visits/{visit_id}/fee-lines", json={"lines": extra}, headers={**his(pw), **key()})
     assert added.status_code == 409 and (added.json()["error"]["field"], added.json()["error"]["code"]) == ("visit_id", "visit_billed")

@@ -14,7 +14,7 @@ from yibao.domain.ledger import person_account
 from yibao.services.agency import institutions
 from yibao.services.books import ledger
 
-BIG_LINE = [{"feedetl_sn": "1", "code": "C900", "name": "营养品", "class": "C", "unit_price": "500.00", "quantity": "1"}]
+BIG_LINE = [{"feedetl_sn": "1", "medins_list_codg": "C900", "name": "营养品", "unit_price": "500.00", "quantity": "1"}]
 
 
 def balance(db, person_id):

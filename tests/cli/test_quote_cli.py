@@ -28,7 +28,7 @@ def test_quote_json_has_national_fields_and_policy_version():
     assert doc["acct_pay"] == "1000.00" and doc["psn_cash_pay"] == "1559.80" and doc["balc"] == "0.00"
     assert doc["policy_version"] == "440300-2026.1"
     line = doc["lines"][0]
-    assert line == {"code": "XB01", "name": "头孢克肟胶囊", "class": "B", "det_item_fee_sumamt": "25.00", "fulamt_ownpay_amt": "0.00",
+    assert line == {"code": "XJ01DDC078A001010100483", "name": "头孢克肟胶囊", "class": "B", "det_item_fee_sumamt": "25.00", "fulamt_ownpay_amt": "0.00",
                     "overlmt_amt": "5.00", "preselfpay_amt": "2.00", "inscp_scp_amt": "18.00"}
     assert any("乙类" in e["zh"] for e in doc["explanation"])
 

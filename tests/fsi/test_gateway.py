@@ -17,13 +17,13 @@ from tests.support.world import credit
 from yibao.formats import fsi as wire
 from yibao.fsi.transactions import AMOUNTS
 
-INPATIENT_LINES = [{"feedetl_sn": "1", "code": "A010", "name": "手术", "class": "A", "unit_price": "5000.00", "quantity": "1"},
-                   {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-                    "price_cap": "10.00", "self_pay_ratio": "0.10"}]
+INPATIENT_LINES = [{"feedetl_sn": "1", "medins_list_codg": "A010", "name": "手术", "unit_price": "5000.00", "quantity": "1"},
+                   {"feedetl_sn": "2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2",
+                    "prescription": True, "prescriber": "D0042"}]
 INPATIENT_FEEDETAIL = [
-    {"feedetl_sn": "1", "med_list_codg": "A010", "medins_list_name": "手术", "chrgitm_lv": "01", "pric": Decimal("5000.00"), "cnt": 1},
-    {"feedetl_sn": "2", "med_list_codg": "XB01", "medins_list_name": "头孢克肟胶囊", "chrgitm_lv": "02", "pric": Decimal("12.50"), "cnt": 2,
-     "pric_uplmt_amt": Decimal("10.00"), "selfpay_prop": Decimal("0.10")},
+    {"feedetl_sn": "1", "medins_list_codg": "A010", "medins_list_name": "手术", "pric": Decimal("5000.00"), "cnt": 1},
+    {"feedetl_sn": "2", "medins_list_codg": "XB01", "medins_list_name": "头孢克肟胶囊", "pric": Decimal("12.50"), "cnt": 2,
+     "rxno": "RX2", "bilg_dr_codg": "D0042"},
 ]
 
 
@@ -72,6 +72,15 @@ def test_an_outpatient_day_gives_the_rest_amounts(client, world, db, keyring, ho
     lines = [{**line, "mdtrt_id": mdtrt, "psn_no": mine.id} for line in fsi.FEEDETAIL]
     result = hospital.ok("2204", {"feedetail": lines})["result"]
     assert [r["det_item_fee_sumamt"] for r in result] == [Decimal("300.00"), Decimal("25.00")]
+    # The catalogue decided each line (the hospital sent codes only); the same per-line result as REST's upload.
+    rest_lines = {r["feedetl_sn"]: r for r in rest(client, world, "GET", f"/api/v1/his/visits/{vid}")["lines"]}
+    for r in result:
+        assert r["chrgitm_lv"] == rest_lines[r["feedetl_sn"]]["chrgitm_lv"]
+        for k in ("pric_uplmt_amt", "fulamt_ownpay_amt", "overlmt_amt", "preselfpay_amt", "inscp_scp_amt"):
+            assert (None if r[k] is None else f"{r[k]:.2f}") == rest_lines[r["feedetl_sn"]][k], k
+    assert (result[1]["chrgitm_lv"], result[1]["pric_uplmt_amt"], result[1]["overlmt_amt"]) == ("02", Decimal("10.00"), Decimal("5.00"))
+    assert result[1]["det_item_fee_sumamt"] == (result[1]["fulamt_ownpay_amt"] + result[1]["overlmt_amt"] + result[1]["preselfpay_amt"]
+                                              + result[1]["inscp_scp_amt"])
     data = {"psn_no": mine.id, "mdtrt_id": mdtrt, "med_type": "11", "medfee_sumamt": Decimal("325.00"), "psn_setlway": "01",
             "acct_used_flag": "1", "insutype": "310", "mdtrt_cert_type": "02", "mdtrt_cert_no": "x"}
     # Nobody present: the account may not pay, through the envelope as through REST.
@@ -196,6 +205,13 @@ def test_service_refusals_name_the_national_field(hospital, world):
     hospital.refused("2204", {"feedetail": huge}, "input.feedetail[0].pric", "超出范围")
     hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, "det_item_fee_sumamt": Decimal("1.00")}]},
                      "det_item_fee_sumamt", "单价×数量")
+    # What the catalogue decides is never taken from the HIS: a class, a cap or a ratio sent is refused by name.
+    for key, value in (("chrgitm_lv", "01"), ("pric_uplmt_amt", Decimal("999.00")), ("selfpay_prop", Decimal("0"))):
+        hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, key: value}]},
+                         f"input.feedetail[0].{key}", "decided_by_platform")
+    unknown = hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "feedetl_sn": "9", "mdtrt_id": vid, "medins_list_codg": "NOPE1"}]})
+    assert unknown["result"][0]["fulamt_ownpay_amt"] == Decimal("300.00") and unknown["result"][0]["memo"]  # unmapped: own expense, why
+    hospital.ok("2205", {"data": {"mdtrt_id": vid, "feedetl_sn": "9"}})
     hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
     hospital.refused("2206", {"data": {"mdtrt_id": vid, "medfee_sumamt": Decimal("1.00")}}, "medfee_sumamt", "不符")
     hospital.refused("2201", {"data": {"psn_no": world.employee.id, "med_type": "14"}}, "med_type", "门诊慢特病")

@@ -133,7 +133,7 @@ def test_batcher_shares_one_commit_and_keeps_the_loop_free_while_another_writer_
 def test_fifty_concurrent_settlements_over_http_never_overdraw(db, keyring):
     """Through the app on one event loop: on SQLite they are group-committed, on PostgreSQL run on threads."""
     w = seed(db, keyring, balance=100000)  # 1000.00 yuan
-    lines = [{"feedetl_sn": "1", "code": "C1", "name": "自费项目", "class": "C", "unit_price": "70.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "C1", "name": "自费项目", "unit_price": "70.00", "quantity": "1"}]
     visit_ids = [open_with_lines(db, w.hospital, w.employee.id, lines=lines).id for _ in range(50)]
     for v in visit_ids:  # the holder presented a credential for each visit (set-up: the settlements are what is tested)
         present(db, w.hospital, w.employee.id, v)

@@ -24,7 +24,7 @@ def _key() -> dict[str, str]:
 
 def _pay_by_credit(db, keyring, server, holder_id: str, credential: str, price: str) -> dict:
     code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=holder_id, person_id=holder_id, actor="test")).code
-    lines = [{"feedetl_sn": "1", "code": "C901", "name": "护理用品", "class": "C", "unit_price": price, "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "C901", "name": "护理用品", "unit_price": price, "quantity": "1"}]
     r = httpx.post(f"{server.url}/api/v1/his/payments/onecode", json={"code": code, "lines": lines, "pay_by": "credit"}, timeout=30,
                    headers={"Authorization": f"Bearer {credential}", **_key()})
     assert r.status_code == 200, r.text

@@ -28,7 +28,7 @@ def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_se
     ids = {p["name"]: p["psn_no"] for p in guide.people}
     now = db.clock()
     community = db.run(lambda c: institutions.get(c, demo.institution_code("440300", "community")), write=False)
-    lines = [{"feedetl_sn": "1", "code": "A201", "name": "儿科诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "A201", "name": "儿科诊查费", "unit_price": "25.00", "quantity": "1"}]
     before = db.run(lambda c: ledger.balance(c, person_account(ids["李明"])), write=False)
 
     def scanned(c, visit_id, *, holder, person=None):  # noqa: ANN001, ANN202 — set-up: the holder's code scanned for the visit

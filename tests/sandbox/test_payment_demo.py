@@ -20,7 +20,7 @@ def test_the_demo_pays_a_childs_bill_from_the_guardians_binding_through_its_moun
     try:
         def pay(unit_price: str) -> httpx.Response:
             code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=ids["李明"], person_id=ids["李小雨"], actor="test")).code
-            lines = [{"feedetl_sn": "1", "code": "C901", "name": "儿童护理用品", "class": "C", "unit_price": unit_price, "quantity": "1"}]
+            lines = [{"feedetl_sn": "1", "medins_list_codg": "C901", "name": "儿童护理用品", "unit_price": unit_price, "quantity": "1"}]
             return httpx.post(f"{server.url}/api/v1/his/payments/onecode", json={"code": code, "lines": lines}, timeout=30,
                               headers={"Authorization": f"Bearer {credential}", "Idempotency-Key": uuid.uuid4().hex})
 

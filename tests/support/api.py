@@ -18,11 +18,10 @@ CHECKER = {"Authorization": "Bearer demo-checker-token"}  # a second operator: a
 LIVE = {"method": "structured_light", "score": 0.97}
 FACE = "face-of-employee"
 
-LINE = [{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"}]
+LINE = [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "300.00", "quantity": "1"}]
 LINES = [
-    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-     "price_cap": "10.00", "prescription": True, "prescriber": "D0042"},
+    {"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "300.00", "quantity": "1"},
+    {"feedetl_sn": "2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "D0042"},
 ]
 
 

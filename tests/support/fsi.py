@@ -16,10 +16,10 @@ TOKEN = "test-fsi-token-0123456789"
 
 # The same items as tests.support.api.LINES, the national way.
 FEEDETAIL = [
-    {"feedetl_sn": "1", "med_list_codg": "A001", "medins_list_name": "诊查费", "chrgitm_lv": "01", "pric": Decimal("300.00"), "cnt": 1,
+    {"feedetl_sn": "1", "medins_list_codg": "A001", "medins_list_name": "诊查费", "pric": Decimal("300.00"), "cnt": 1,
      "det_item_fee_sumamt": Decimal("300.00")},
-    {"feedetl_sn": "2", "med_list_codg": "XB01", "medins_list_name": "头孢克肟胶囊", "chrgitm_lv": "02", "pric": Decimal("12.50"),
-     "cnt": 2, "pric_uplmt_amt": Decimal("10.00"), "rxno": "RX1", "bilg_dr_codg": "D0042"},
+    {"feedetl_sn": "2", "medins_list_codg": "XB01", "medins_list_name": "头孢克肟胶囊", "pric": Decimal("12.50"),
+     "cnt": 2, "rxno": "RX1", "bilg_dr_codg": "D0042"},
 ]
 
 

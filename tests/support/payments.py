@@ -18,12 +18,11 @@ from yibao.services.payments import pins as payment_pins
 from yibao.store.db import Database
 
 LINES = [
-    {"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "300.00", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-     "price_cap": "10.00", "prescription": True, "prescriber": "D0042"},
-    {"feedetl_sn": "3", "code": "C900", "name": "保健品", "class": "C", "unit_price": "50.00", "quantity": "1"},
+    {"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "300.00", "quantity": "1"},
+    {"feedetl_sn": "2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "D0042"},
+    {"feedetl_sn": "3", "medins_list_codg": "C900", "name": "保健品", "unit_price": "50.00", "quantity": "1"},
 ]
-BIG_LINES = [*LINES, {"feedetl_sn": "9", "code": "C901", "name": "护理用品", "class": "C", "unit_price": "4000.00", "quantity": "1"}]
+BIG_LINES = [*LINES, {"feedetl_sn": "9", "medins_list_codg": "C901", "name": "护理用品", "unit_price": "4000.00", "quantity": "1"}]
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from tests.support import catalogue
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.services.agency import institutions
@@ -49,6 +50,7 @@ def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 
                                                  level="community", actor="test", secret="other-secret"))
     ph, _ = db.run(lambda c: institutions.admit(c, now, code=f"P{region}01", region=region, name="大药房", kind="pharmacy",
                                                 level="pharmacy", actor="test", secret="pharmacy-secret"))
+    catalogue.load(db, region, [h, o, ph])  # the platform decides each fee line's class from it
     area = region[:4] + "01"
     phones = {"employee": "13800000001", "retiree": "13800000002", "resident": "13800000003"}
 

@@ -23,7 +23,7 @@ def settle_one(live, region: str = "330200") -> None:
         inst = get_institution(c, institution_code(region, "community"))
         v = visits.open_visit(c, now, institution=inst, person_id=person, kind="outpatient")
         visits.upload_lines(c, now, institution=inst, visit_id=v.id,
-                            items=[{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "40.00", "quantity": "1"}])
+                            items=[{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "40.00", "quantity": "1"}])
         settlement.settle(c, now, institution=inst, visit_id=v.id, msgid=f"ADMIN-TEST-{v.id}", account=AccountRequest(), actor="test")
     live.db.run(work)
 

@@ -127,15 +127,15 @@ def test_bad_fee_input_is_said_in_words_and_the_form_keeps_what_was_typed(deskto
     expect(cashier.locator("#flash")).to_have_text(re.compile("^单价：金额最多2位小数"))  # the field named, then the rule
     expect(cashier.locator("#l-price")).to_have_value("12.345")
     expect(cashier.locator("#l-price")).to_have_attribute("aria-invalid", "true")
-    expect(cashier.locator("#l-cap")).not_to_have_attribute("aria-invalid", "true")
+    expect(cashier.locator("#l-qty")).not_to_have_attribute("aria-invalid", "true")
     assert "message_zh" not in cashier.content()
     cashier.locator("#line-form").evaluate("f => f.closest('details').open = true")
     cashier.locator("#l-price").fill("12.00")
-    cashier.locator("#l-cap").fill("abc")
+    cashier.locator("#l-qty").fill("abc")
     cashier.locator("#l-rx").check()
     cashier.locator("#l-prescriber").fill("王医生")
     cashier.locator("#add-line").click()
-    expect(cashier.locator("#flash")).to_have_text(re.compile("^限价："))
-    expect(cashier.locator("#l-cap")).to_have_attribute("aria-invalid", "true")
+    expect(cashier.locator("#flash")).to_have_text(re.compile("^数量不是有效的数字"))  # the field named (its message starts with it), then the rule
+    expect(cashier.locator("#l-qty")).to_have_attribute("aria-invalid", "true")
     expect(cashier.locator("#l-rx")).to_be_checked()  # the whole line comes back, the prescription too
     expect(cashier.locator("#l-prescriber")).to_have_value("王医生")

@@ -26,18 +26,33 @@ class VisitIn(Strict):
     visit_date: date | None = Field(None, description="defaults to today")
 
 
+def _decided(what: str) -> Any:
+    return Field(None, deprecated=True, description=f"REFUSED (422 decided_by_platform): the {what} is decided by the platform from the "
+                 "catalogue, never taken from the institution")
+
+
 class FeeLineIn(BaseModel):
+    """A fee line as the institution uploads it (2204 feedetail): codes, price and quantity. The class, price cap and
+    self-pay ratio are the platform's decision from the catalogue (docs/catalogue.md); sending one is refused."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     feedetl_sn: str = Field(min_length=1, max_length=30, description="the line's serial number, unique within the visit")
-    code: str = Field(min_length=1, max_length=50)
+    med_list_codg: str | None = Field(None, min_length=1, max_length=30, description="the national catalogue code (hilist_code)",
+                                      examples=["001102000010000"])
+    medins_list_codg: str | None = Field(None, min_length=1, max_length=50,
+                                         description="your own item code, resolved through your mapping (POST /his/item-mappings)")
     name: str | None = Field(None, max_length=200)
-    line_class: Literal["A", "B", "C", "unlisted"] = Field(alias="class", description="A 甲 | B 乙 | C 丙 | unlisted 目录外")
-    unit_price: str = Yuan
-    quantity: str = Field(description="decimal string > 0, at most 4 places", examples=["2"], max_length=20)
-    price_cap: str | None = Field(None, description="yuan; the catalogue's price cap (限价)", max_length=20)
-    self_pay_ratio: str | None = Field(None, description="B lines: the pre-self-pay ratio, e.g. \"0.10\"", max_length=20)
+    unit_price: str = Field(description="pric: yuan as a decimal string with at most 2 places", examples=["12.50"], max_length=20)
+    quantity: str = Field(description="cnt: decimal string > 0, at most 4 places", examples=["2"], max_length=20)
+    fee_ocur_time: str | None = Field(None, max_length=40, description="when the fee arose: yyyy-MM-dd HH:mm:ss (Beijing time) or ISO 8601; "
+                                      "default now. The catalogue in force on its date decides")
     prescription: bool = False
     prescriber: str | None = Field(None, max_length=60, description="required on prescription lines")
+    hosp_appr_flag: bool = Field(False, description="the hospital approved a limited use that needs its approval")
+    line_class: Any = Field(None, alias="class", deprecated=True, description="REFUSED (422 decided_by_platform): the class is decided by "
+                            "the platform from the catalogue, never taken from the institution")
+    price_cap: Any = _decided("price cap")
+    self_pay_ratio: Any = _decided("self-pay ratio")
 
 
 class FeeLinesIn(Strict):

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from yibao.domain.bill import Accumulators, Bill
+from yibao.domain.catalogue import split_line
 from yibao.domain.errors import InputError
 from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
-from yibao.domain.money import QTY_SCALE, RATIO_ONE, apply_ratio, div_round_half_up
+from yibao.domain.money import RATIO_ONE, apply_ratio, div_round_half_up
 from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
 
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
@@ -197,23 +198,16 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     t_total = t_own = t_over = t_pre = t_in = t_extra = t_pre_b = 0
     b_ratios: set[int] = set()
     for line in bill.lines:
-        total = div_round_half_up(line.unit_price * line.quantity, QTY_SCALE)
-        own = over = pre = extra_fen = 0
-        if line.line_class in ("C", "unlisted"):
-            own = total
-        else:
-            allowed = total
-            if line.price_cap is not None and line.unit_price > line.price_cap:
-                # The capped value is rounded once; the over-limit part is what remains of the total.
-                allowed = div_round_half_up(line.price_cap * line.quantity, QTY_SCALE)
-                over = total - allowed
+        # The catalogue's per-line split (the one the fee-line upload answers with), then the cross-region extra.
+        sp = split_line(line.line_class, line.unit_price, line.quantity, line.price_cap, line.self_pay_ratio, b_default)
+        total, own, over, pre = sp.total, sp.own_expense, sp.over_limit, sp.pre_self_pay
+        extra_fen = 0
+        if line.line_class not in ("C", "unlisted"):
             if line.line_class == "B":
-                ratio = b_default if line.self_pay_ratio is None else line.self_pay_ratio
-                b_ratios.add(ratio)
-                pre = apply_ratio(allowed, ratio)
+                b_ratios.add(b_default if line.self_pay_ratio is None else line.self_pay_ratio)
                 t_pre_b += pre
             if extra:
-                extra_fen = apply_ratio(allowed - pre, extra)
+                extra_fen = apply_ratio(total - over - pre, extra)
                 pre += extra_fen
         in_scope = total - own - over - pre
         lines.append(LineResult(line.code, line.name, line.line_class, total, own, over, pre, in_scope, extra_fen))

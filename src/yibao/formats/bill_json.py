@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -235,3 +236,84 @@ def bill_from_mapping(data: Any) -> Bill:
         accumulators=accumulators,
         account=account,
     )
+
+
+# ---- what a hospital uploads: codes and quantities; the platform decides class, cap and ratio --------------------
+
+# Fields the platform decides from the catalogue (services/catalogue): a hospital sending one is refused, never trusted.
+DECIDED_FIELDS = ("class", "price_cap", "self_pay_ratio", "chrgitm_lv", "pric_uplmt_amt", "selfpay_prop")
+UPLOAD_FIELDS = ("feedetl_sn", "med_list_codg", "medins_list_codg", "name", "unit_price", "quantity", "fee_ocur_time",
+                 "prescription", "prescriber", "hosp_appr_flag")
+CHINA = timezone(timedelta(hours=8))
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedLine:
+    """A fee line as a hospital uploads it (2204 feedetail): codes, price and quantity, never a class."""
+
+    feedetl_sn: str
+    med_list_codg: str | None
+    medins_list_codg: str | None
+    name: str | None
+    unit_price: int
+    quantity: int
+    fee_ocur_time: datetime | None
+    prescription: bool
+    prescriber: str | None
+    hosp_appr_flag: bool
+
+
+def _code(ln: _Obj, key: str, most: int) -> str | None:
+    value = ln.get(key, None)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > most:
+        raise InputError(ln.f(key), "invalid_text", f"应为1–{most}个字符的编码", f"must be a code of 1–{most} characters")
+    return value.strip()
+
+
+def _time(ln: _Obj, key: str) -> datetime | None:
+    """ISO 8601, or the national "yyyy-MM-dd HH:mm:ss" (Beijing time, like every national time without an offset)."""
+    value = ln.get(key, None)
+    if value is None:
+        return None
+    at = None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            at = None
+    if at is None:
+        raise InputError(ln.f(key), "invalid_time", f"时间格式应为 yyyy-MM-dd HH:mm:ss 或 ISO 8601，收到 {show(value)}",
+                         f"must be a time yyyy-MM-dd HH:mm:ss or ISO 8601, got {show(value)}")
+    return at.replace(tzinfo=CHINA) if at.tzinfo is None else at
+
+
+def upload_line_from_mapping(item: Any, path: str) -> UploadedLine:
+    """One uploaded fee line; errors name ``path``.field. A field the platform decides is refused by name."""
+    ln = _Obj(item, path)
+    for key in DECIDED_FIELDS:
+        if key in ln.data:
+            raise InputError(ln.f(key), "decided_by_platform", f"{key} 由医保平台按医保目录确定，医药机构不能上传（请上传 med_list_codg 或本院编码 "
+                             "medins_list_codg）", f"{key} is decided by the platform from the catalogue and is never taken from the "
+                             "institution: send med_list_codg or your own medins_list_codg")
+    ln.check_keys(UPLOAD_FIELDS)
+    sn = ln.get("feedetl_sn")
+    if not isinstance(sn, str) or not sn.strip() or len(sn) > 30:
+        raise InputError(ln.f("feedetl_sn"), "invalid_text", "明细流水号应为1–30个字符", "must be a 1–30 character line serial number")
+    med, own = _code(ln, "med_list_codg", 30), _code(ln, "medins_list_codg", 50)
+    if med is None and own is None:
+        raise InputError(ln.f("med_list_codg"), "code_required", "须填写医保目录编码 med_list_codg 或本院项目编码 medins_list_codg",
+                         "give the national code med_list_codg or your own item code medins_list_codg")
+    name = ln.get("name", None)
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 200):
+        raise InputError(ln.f("name"), "invalid_text", "名称应为1–200个字符", "must be 1–200 characters")
+    prescription = ln.boolean("prescription", False)
+    prescriber = ln.get("prescriber", None)
+    if prescriber is not None and (not isinstance(prescriber, str) or len(prescriber) > 60):
+        raise InputError(ln.f("prescriber"), "invalid_text", "开方医师应为最多60个字符", "must be at most 60 characters")
+    if prescription and (not isinstance(prescriber, str) or not prescriber.strip()):
+        raise InputError(ln.f("prescriber"), "prescriber_required", "处方项目须填写开方医师（合法处方是医保支付的前提）",
+                         "a prescription line must name its prescriber (legal prescribing comes before insurance payment)")
+    return UploadedLine(sn, med, own, name, ln.yuan("unit_price"), parse_quantity(ln.get("quantity"), ln.f("quantity")), _time(ln, "fee_ocur_time"),
+                        prescription, prescriber if prescription else None, ln.boolean("hosp_appr_flag", False))

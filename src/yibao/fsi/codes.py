@@ -76,18 +76,22 @@ def yuan_text(value: Any, field: str) -> str | None:
 
 
 # feedetail[] field → the item key the services name in their errors (`lines[i].<key>`)
-FEE_FIELDS = {"feedetl_sn": "feedetl_sn", "med_list_codg": "code", "medins_list_name": "name", "chrgitm_lv": "class", "pric": "unit_price",
-              "cnt": "quantity", "pric_uplmt_amt": "price_cap", "selfpay_prop": "self_pay_ratio", "rxno": "prescription",
-              "bilg_dr_codg": "prescriber"}
+FEE_FIELDS = {"feedetl_sn": "feedetl_sn", "med_list_codg": "med_list_codg", "medins_list_codg": "medins_list_codg",
+              "medins_list_name": "name", "pric": "unit_price", "cnt": "quantity", "fee_ocur_time": "fee_ocur_time",
+              "rxno": "prescription", "bilg_dr_codg": "prescriber", "hosp_appr_flag": "hosp_appr_flag",
+              "chrgitm_lv": "chrgitm_lv", "pric_uplmt_amt": "pric_uplmt_amt", "selfpay_prop": "selfpay_prop"}
+DECIDED = ("chrgitm_lv", "pric_uplmt_amt", "selfpay_prop")  # what the catalogue decides: 2204 outputs, never inputs
 NATIONAL_OF_ITEM = {v: k for k, v in FEE_FIELDS.items()}
 
 
 def fee_items(feedetail: Any, field: str = "feedetail") -> list[dict[str, Any]]:
-    """The national fee lines (2204 / 2301 `feedetail[]`) as the item dicts `visits.upload_lines` takes today — the one
-    place the two meet. `chrgitm_lv` (01 甲 / 02 乙 / 03 丙; absent: not in the catalogue), `pric_uplmt_amt` and
-    `selfpay_prop` are what the catalogue says of the line; until the catalogue is in yibao (upload_lines taking
-    `med_list_codg` alone), the HIS sends them from its copy of the national catalogue. A line with `rxno` is a
-    prescription and names its prescriber in `bilg_dr_codg`. `det_item_fee_sumamt`, when sent, must be pric × cnt."""
+    """The national fee lines (2204 / 2301 `feedetail[]`) as the item dicts `visits.upload_lines` takes — the one place
+    the two meet. A line names its item by the national code `med_list_codg` and/or the hospital's own code
+    `medins_list_codg` (resolved through its mapping, 对照); the platform decides class, cap and ratio from the
+    catalogue. `chrgitm_lv`, `pric_uplmt_amt` and `selfpay_prop` are 2204 *outputs*: a HIS sending them is refused by
+    the service, naming the field (never trusted). A line with `rxno` is a prescription and names its prescriber in
+    `bilg_dr_codg`; `hosp_appr_flag` 1 says the hospital approved a limited item. `det_item_fee_sumamt`, when sent,
+    must be pric × cnt. Other national fields (dosage, department, ...) are accepted and not used."""
     if not isinstance(feedetail, list) or not feedetail:
         raise InputError(field, "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
     items = []
@@ -95,23 +99,23 @@ def fee_items(feedetail: Any, field: str = "feedetail") -> list[dict[str, Any]]:
         path = f"{field}[{i}]"
         if not isinstance(line, dict):
             raise InputError(path, "invalid_object", "应为 JSON 对象", "must be a JSON object")
-        level = line.get("chrgitm_lv")
-        if level not in (None, "") and level not in CLASS_OF_LEVEL:
-            raise InputError(f"{path}.chrgitm_lv", "invalid_choice", "收费项目等级应为 01（甲类）、02（乙类）或 03（丙类）",
-                             "must be 01 (class A), 02 (class B) or 03 (class C)")
-        item: dict[str, Any] = {"feedetl_sn": line.get("feedetl_sn"), "code": line.get("med_list_codg"),
-                                "class": CLASS_OF_LEVEL.get(level, "unlisted") if level else "unlisted",
+        item: dict[str, Any] = {"feedetl_sn": line.get("feedetl_sn"),
                                 "unit_price": yuan_text(line.get("pric"), f"{path}.pric"),
                                 "quantity": yuan_text(line.get("cnt"), f"{path}.cnt")}
-        name = line.get("medins_list_name") or line.get("medins_list_codg")
+        for key in ("med_list_codg", "medins_list_codg", "fee_ocur_time"):
+            if line.get(key) not in (None, ""):
+                item[key] = line[key]
+        for key in DECIDED:  # passed on so the service refuses them by name
+            if key in line:
+                item[key] = line[key]
+        name = line.get("medins_list_name")
         if name:
             item["name"] = name
-        cap = yuan_text(line.get("pric_uplmt_amt"), f"{path}.pric_uplmt_amt")
-        if cap is not None:
-            item["price_cap"] = cap
-        ratio = yuan_text(line.get("selfpay_prop"), f"{path}.selfpay_prop")
-        if ratio is not None and item["class"] == "B":
-            item["self_pay_ratio"] = ratio
+        approval = line.get("hosp_appr_flag")
+        if approval not in (None, ""):
+            if approval not in ("0", "1", 0, 1):
+                raise InputError(f"{path}.hosp_appr_flag", "invalid_choice", "医院审批标志应为 1（已审批）或 0", "must be 1 (approved) or 0")
+            item["hosp_appr_flag"] = approval in ("1", 1)
         if line.get("rxno"):
             item["prescription"] = True
             item["prescriber"] = line.get("bilg_dr_codg")

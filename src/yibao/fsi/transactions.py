@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
@@ -22,7 +21,7 @@ from yibao.runtime import idempotency
 from yibao.services.access import gateway
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import accumulators
-from yibao.services.care import presence, settlement, visits
+from yibao.services.care import presence, settlement, views, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import paycodes
 from yibao.services.people import persons as people
@@ -203,20 +202,20 @@ def visit_info(call: Call, conn: Connection) -> dict[str, Any]:
 # ---- fee lines: 2204 / 2301 upload, 2205 / 2302 revocation -----------------------------------------------
 
 def _line_out(row: dict[str, Any]) -> dict[str, Any]:
-    from yibao.domain.money import QTY_SCALE, div_round_half_up
+    """The national per-line result (2204 / 2301): what the platform decided from the catalogue, and the line's split
+    (the same view the REST upload answers: services/care/views.line_view), amounts as numbers."""
+    v = views.line_view(row)
 
-    total = div_round_half_up(row["unit_price"] * row["quantity"], QTY_SCALE)
-    return {"feedetl_sn": row["feedetl_sn"], "med_list_codg": row["code"], "medins_list_name": row["name"],
-            "det_item_fee_sumamt": amount(total), "cnt": Number(_qty(row["quantity"])), "pric": amount(row["unit_price"]),
-            "pric_uplmt_amt": amount(row["price_cap"]) if row["price_cap"] is not None else None,
-            "selfpay_prop": Number(str((Decimal(row["self_pay_ratio"]) / 1_000_000).quantize(Decimal("0.0001"))))
-            if row["self_pay_ratio"] is not None else None,
-            "chrgitm_lv": codes.LEVEL_OF_CLASS.get(row["line_class"]), "memo": "" if row["status"] == "active" else row["status"]}
-
-
-def _qty(units: int) -> str:
-    whole, frac = divmod(units, 10_000)
-    return f"{whole}.{frac:04d}".rstrip("0").rstrip(".") if frac else str(whole)
+    def num(key: str) -> Number | None:
+        return Number(v[key]) if v.get(key) is not None else None
+    memo = v.get("memo") or ""
+    if row["status"] != "active":
+        memo = f"{row['status']} {memo}".strip()
+    return {"feedetl_sn": v["feedetl_sn"], "med_list_codg": v.get("med_list_codg"), "medins_list_codg": v.get("medins_list_codg"),
+            "medins_list_name": v["name"], "det_item_fee_sumamt": num("det_item_fee_sumamt"), "cnt": Number(v["cnt"]), "pric": num("pric"),
+            "pric_uplmt_amt": num("pric_uplmt_amt"), "selfpay_prop": num("selfpay_prop"), "fulamt_ownpay_amt": num("fulamt_ownpay_amt"),
+            "overlmt_amt": num("overlmt_amt"), "preselfpay_amt": num("preselfpay_amt"), "inscp_scp_amt": num("inscp_scp_amt"),
+            "chrgitm_lv": v.get("chrgitm_lv"), "lmt_used_flag": v.get("lmt_used_flag"), "memo": memo}
 
 
 @handles("2204", "2301")

@@ -23,6 +23,7 @@ from yibao.domain.errors import Conflict
 from yibao.domain.identity import make_id_number
 from yibao.face import FaceVerifier
 from yibao.runtime import marks
+from yibao.sandbox import catalogue as demo_catalogue
 from yibao.sandbox.face_samples import capture
 from yibao.services.agency import gateway_credentials, institutions, payment_institutions
 from yibao.services.books import audit, contributions
@@ -188,6 +189,13 @@ def _seed(db: Database, keyring: Keyring) -> None:
                                            admission_ref=f"{city}医保局准入〔2026〕演示", actor=ACTOR)
         db.run(admit)
 
+    # The agency's catalogue for each region (DEMO data) and every demo institution's mapping of its own item codes to it:
+    # the platform decides each fee line's class, cap and ratio from them.
+    def catalogue(conn: Connection) -> None:
+        demo_catalogue.load(conn, now, [institutions.get(conn, institution_code(region, level)) for region in REGIONS
+                                        for level in LEVEL_NAMES], actor=ACTOR)
+    db.run(catalogue)
+
     # The opening balances are credited from contributions collected first, as every credit is (never minted).
     for region in REGIONS:
         opening = sum(p.balance for p in PEOPLE if p.region == region)
@@ -254,9 +262,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
     # One settled visit, so the guardian's transactions and statement are not empty.
     hospital = db.run(lambda c: institutions.get(c, institution_code("440300", "level3")), write=False)
     assert hospital is not None
-    lines = [{"feedetl_sn": "1", "code": "A001", "name": "普通门诊诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"},
-             {"feedetl_sn": "2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-              "price_cap": "10.00", "prescription": True, "prescriber": "演示医师"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+             {"feedetl_sn": "2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "演示医师"}]
 
     def first_visit(conn: Connection) -> None:
         v = visits.open_visit(conn, now, institution=hospital, person_id=ids["guardian"], kind="outpatient")

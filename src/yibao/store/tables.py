@@ -340,6 +340,17 @@ fee_lines = Table(
     Column("prescription", Boolean, nullable=False),
     Column("prescriber", String(60)),
     Column("status", String(10), nullable=False),  # active | revoked
+    # What the platform decided from the catalogue (services/catalogue): the line_class, price_cap and self_pay_ratio
+    # above, and beside them the codes it came from, the entry's level, the version, the limited-use flag and the reason.
+    # Null on lines uploaded before the catalogue (0012).
+    Column("med_list_codg", String(30)),  # the national code (hilist_code), from the upload or the institution's mapping
+    Column("medins_list_codg", String(50)),  # the institution's own code, when it sent one
+    Column("chrgitm_lv", String(3)),  # the entry's level 01 | 02 | 03; null: no entry
+    Column("catalogue_version", String(40)),
+    Column("lmt_used_flag", String(1)),
+    Column("hosp_appr_flag", Boolean),
+    Column("memo", String(300)),
+    Column("fee_ocur_time", DateTime(timezone=True)),
     _created(),
     UniqueConstraint("visit_id", "feedetl_sn"),
     info={"owner": "services.care"},
@@ -886,4 +897,61 @@ credit_notifications = Table(  # bank notifications acted on: the durable dedup 
     Column("event_id", String(64), nullable=False),
     _created(),
     info={"owner": "services.credit"},
+)
+
+
+# ---- the catalogue (医保目录) and the institutions' mappings to it (对照) -------------------------------------
+
+catalogue_versions = Table(  # one imported file: a region's whole catalogue, in force from begndate until a later version's
+    "catalogue_versions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _region(),
+    Column("ver", String(40), nullable=False),
+    Column("begndate", Date, nullable=False),
+    Column("digest", String(64), nullable=False),  # SHA-256 of the entries: re-importing the same version is a no-op
+    Column("source", String(200), nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("imported_by", String(80), nullable=False),
+    _created(),
+    UniqueConstraint("region", "ver"),
+    info={"owner": "services.catalogue"},
+)
+
+catalogue_entries = Table(
+    "catalogue_entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("catalogue_versions.id"), nullable=False),
+    _region(),
+    Column("hilist_code", String(30), nullable=False),
+    Column("hilist_name", String(200), nullable=False),
+    Column("list_type", String(3), nullable=False),
+    Column("chrgitm_lv", String(3), nullable=False),
+    Column("pric_uplmt_amt", BigInteger),  # fen per unit
+    Column("selfpay_prop", Integer),  # ppm
+    Column("fund_prop", Integer),  # ppm; stored, not yet used by the engine
+    Column("lmt_med_type", String(80)),  # visit kinds separated by |
+    Column("lmt_medins_lv", String(10)),
+    Column("lmt_cnt", BigInteger),  # 1/10000 units per visit
+    Column("lmt_age_min", Integer),
+    Column("lmt_age_max", Integer),
+    Column("hosp_appr_flag", Boolean, nullable=False),
+    Column("rx_flag", Boolean, nullable=False),
+    Column("begndate", Date, nullable=False),
+    Column("enddate", Date),
+    Column("updt_time", DateTime(timezone=True), nullable=False),  # when this content first appeared in the region's catalogue
+    UniqueConstraint("version_id", "hilist_code"),
+    Index("ix_catalogue_entries_region_hilist_code", "region", "hilist_code"),
+    info={"owner": "services.catalogue"},
+)
+
+item_mappings = Table(  # 对照: an institution's own item code to a national code
+    "item_mappings", metadata,
+    Column("institution_id", String(20), ForeignKey("institutions.id"), primary_key=True),
+    Column("medins_list_codg", String(50), primary_key=True),
+    _region(),
+    Column("medins_list_name", String(200), nullable=False),
+    Column("hilist_code", String(30), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.catalogue"},
 )

@@ -45,18 +45,17 @@ PAY_BY = ("channel", "credit")  # as the HIS API's pay_by
 # the engine treats differently. Serial numbers are fixed, so loading twice adds nothing.
 SAMPLE_LINES = {
     "hospital": [
-        {"feedetl_sn": "S1", "code": "A001", "name": "普通门诊诊查费", "class": "A", "unit_price": "25.00", "quantity": "1"},
-        {"feedetl_sn": "S2", "code": "XB01", "name": "头孢克肟胶囊", "class": "B", "unit_price": "12.50", "quantity": "2",
-         "price_cap": "10.00", "prescription": True, "prescriber": "演示医师"},
-        {"feedetl_sn": "S3", "code": "A310", "name": "血常规检查", "class": "A", "unit_price": "20.00", "quantity": "1"},
-        {"feedetl_sn": "S4", "code": "C900", "name": "医用护肤品（自费）", "class": "C", "unit_price": "30.00", "quantity": "1"},
-        {"feedetl_sn": "S5", "code": "A520", "name": "CT检查（平扫）", "class": "A", "unit_price": "360.00", "quantity": "1"},
+        {"feedetl_sn": "S1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+        {"feedetl_sn": "S2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "演示医师"},
+        {"feedetl_sn": "S3", "medins_list_codg": "A310", "name": "血常规检查", "unit_price": "20.00", "quantity": "1"},
+        {"feedetl_sn": "S4", "medins_list_codg": "C900", "name": "医用护肤品（自费）", "unit_price": "30.00", "quantity": "1"},
+        {"feedetl_sn": "S5", "medins_list_codg": "A520", "name": "CT检查（平扫）", "unit_price": "360.00", "quantity": "1"},
     ],
     "pharmacy": [
-        {"feedetl_sn": "S1", "code": "XA11", "name": "阿莫西林胶囊", "class": "A", "unit_price": "18.60", "quantity": "1",
+        {"feedetl_sn": "S1", "medins_list_codg": "XA11", "name": "阿莫西林胶囊", "unit_price": "18.60", "quantity": "1",
          "prescription": True, "prescriber": "演示医师"},
-        {"feedetl_sn": "S2", "code": "XB21", "name": "布洛芬缓释胶囊", "class": "B", "unit_price": "26.00", "quantity": "1"},
-        {"feedetl_sn": "S3", "code": "C120", "name": "维生素C泡腾片（自费）", "class": "C", "unit_price": "15.00", "quantity": "1"},
+        {"feedetl_sn": "S2", "medins_list_codg": "XB21", "name": "布洛芬缓释胶囊", "unit_price": "26.00", "quantity": "1"},
+        {"feedetl_sn": "S3", "medins_list_codg": "C120", "name": "维生素C泡腾片（自费）", "unit_price": "15.00", "quantity": "1"},
     ],
 }
 
@@ -257,11 +256,11 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
 
 
 def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"feedetl_sn": serial, "code": form.require("code", "项目编码", "the item code"), "name": form.get("name") or None,
-                            "class": form.require("class", "目录类别", "the catalogue class"),
+    """A line as the counter enters it: codes, price, quantity — the platform decides its class, cap and ratio."""
+    item: dict[str, Any] = {"feedetl_sn": serial, "medins_list_codg": form.get("medins_list_codg") or None,
+                            "med_list_codg": form.get("med_list_codg") or None, "name": form.get("name") or None,
                             "unit_price": form.require("unit_price", "单价", "the unit price"),
-                            "quantity": form.require("quantity", "数量", "the quantity"),
-                            "price_cap": form.get("price_cap") or None, "self_pay_ratio": form.get("self_pay_ratio") or None}
+                            "quantity": form.require("quantity", "数量", "the quantity")}
     if form.flag("prescription"):
         item.update(prescription=True, prescriber=form.get("prescriber") or None)
     return {k: v for k, v in item.items() if v is not None}
@@ -277,7 +276,7 @@ async def add_line(request: Request, visit_id: str) -> Response:
         serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
         visits.upload_lines(conn, p.now(), institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial)])
     return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
-                     keep=("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "prescription", "prescriber"))
+                     keep=("medins_list_codg", "med_list_codg", "name", "unit_price", "quantity", "prescription", "prescriber"))
 
 
 @router.post("/cashier/visits/{visit_id}/sample-lines")

@@ -137,7 +137,7 @@ def test_a_cross_region_refund_is_taken_off_once_not_with_its_clearing_half(db, 
     (two transfers for one payment); giving the insurance back reverses both, and the dashboard takes it off once."""
     sz = seed(db, keyring, balance=100_00)  # the account pays 100.00, the rest is cash: a partial refund, not a full one
     qd = seed(db, keyring, region="370200")
-    visit = open_with_lines(db, qd.hospital, sz.employee.id, lines=[{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A",
+    visit = open_with_lines(db, qd.hospital, sz.employee.id, lines=[{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费",
                                                                       "unit_price": "1000.00", "quantity": "1"}])
     present(db, qd.hospital, sz.employee.id, visit.id)  # the holder presented a credential for it (set-up)
     doc = db.run(lambda c: settlement.settle(c, clock(), institution=qd.hospital, visit_id=visit.id, msgid="X-1", account=AccountRequest(use=True),

@@ -46,7 +46,7 @@ def test_outpatient_path_presettle_settle_cancel(db, keyring):
 
 def test_inpatient_path_with_admission_counting_and_reversal(db, keyring):
     w = seed(db, keyring)
-    lines = [{"feedetl_sn": "1", "code": "A010", "name": "阑尾切除术", "class": "A", "unit_price": "5000.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "A010", "name": "阑尾切除术", "unit_price": "5000.00", "quantity": "1"}]
     v1 = open_with_lines(db, w.hospital, w.retiree.id, kind="inpatient", lines=lines)
     with pytest.raises(Conflict, match="discharge"):
         settle(db, w.hospital, v1.id, "IP-1")
@@ -108,7 +108,7 @@ def test_institutions_see_only_their_own(db, keyring):
 
 def test_fifty_concurrent_settlements_never_overdraw(db, keyring):
     w = seed(db, keyring, balance=100000)  # 1000.00 yuan
-    lines = [{"feedetl_sn": "1", "code": "C1", "name": "自费项目", "class": "C", "unit_price": "70.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "C1", "name": "自费项目", "unit_price": "70.00", "quantity": "1"}]
     visit_ids = [open_with_lines(db, w.hospital, w.employee.id, lines=lines).id for _ in range(50)]
     results, errors = [], []
 

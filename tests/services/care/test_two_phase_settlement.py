@@ -15,7 +15,7 @@ from yibao.services.books import ledger
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 
-CASH_LINES = [*LINES, {"feedetl_sn": "9", "code": "C901", "name": "护理用品", "class": "C", "unit_price": "4000.00", "quantity": "1"}]
+CASH_LINES = [*LINES, {"feedetl_sn": "9", "medins_list_codg": "C901", "name": "护理用品", "unit_price": "4000.00", "quantity": "1"}]
 
 
 def hold(db, inst, visit_id, msgid, use=True):

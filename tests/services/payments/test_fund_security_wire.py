@@ -20,8 +20,8 @@ from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
 
 LINES = [
-    {"feedetl_sn": "1", "code": "A002", "name": "住院床位费", "class": "A", "unit_price": "1234.56", "quantity": "1"},
-    {"feedetl_sn": "2", "code": "C900", "name": "保健品", "class": "C", "unit_price": "87.65", "quantity": "1"},
+    {"feedetl_sn": "1", "medins_list_codg": "A002", "name": "住院床位费", "unit_price": "1234.56", "quantity": "1"},
+    {"feedetl_sn": "2", "medins_list_codg": "C900", "name": "保健品", "unit_price": "87.65", "quantity": "1"},
 ]
 
 

@@ -30,7 +30,7 @@ def run_child(pw, db, kill_at: str) -> subprocess.CompletedProcess:
     args = {"database": db.url, "key": bytes(range(32)).hex(), "now": db.clock().isoformat(), "kill_at": kill_at, "code": pw.code(),
             "institution": pw.w.hospital.id, "key_id": f"kill-{kill_at}", "lines": LINES}
     return subprocess.run([sys.executable, "-m", "tests.support.kill_child", json.dumps(args)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT)))})  # this tree's code, not an installed copy
 
 
 def the_order(db):

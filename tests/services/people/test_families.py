@@ -61,7 +61,7 @@ def test_the_link_opens_the_guardians_account_to_the_childs_outpatient_bill(db, 
     child = guardian_ready(db, keyring, w.employee, 1)
     link_child(db, keyring, w.employee.id)
     now = db.clock()
-    lines = [{"feedetl_sn": "1", "code": "A001", "name": "诊查费", "class": "A", "unit_price": "50.00", "quantity": "1"}]
+    lines = [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "50.00", "quantity": "1"}]
 
     def settle(msgid):
         v = db.run(lambda c: visits.open_visit(c, now, institution=w.hospital, person_id=child.id, kind="outpatient"))

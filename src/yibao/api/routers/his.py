@@ -7,6 +7,7 @@ own visits and settlements.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,11 +18,14 @@ from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.domain.errors import YibaoError
+from yibao.formats.bill_json import CHINA
 from yibao.formats.errors import error_body, status_for
 from yibao.runtime.platform import Platform
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
+from yibao.services.catalogue import mappings as catalogue_mappings
+from yibao.services.catalogue import versions as catalogue_versions
 from yibao.services.payments import bills, card_pin, paycodes, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import face as face_pay
@@ -134,6 +138,50 @@ async def reversal(body: ReversalIn, request: Request, key: str = IdempotencyKey
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, settlement.reverse(
         c, now, institution=caller.institution, omsgid=body.omsgid, oinfno=body.oinfno, actor=caller.actor)))
+
+
+# ---- the catalogue (医保目录) and the institution's mapping to it (对照; services/catalogue) -------------------------
+
+class ItemMappingIn(Strict):
+    medins_list_codg: str = Field(min_length=1, max_length=50, description="your own item code")
+    medins_list_name: str | None = Field(None, min_length=1, max_length=200, description="your own item name")
+    med_list_codg: str = Field(min_length=1, max_length=30, description="the national catalogue code (hilist_code) it stands for")
+
+
+class ItemMappingsIn(Strict):
+    mappings: list[ItemMappingIn] = Field(min_length=1, max_length=5000)
+
+
+@router.post("/item-mappings", summary="目录对照上传 Map your own item codes to national catalogue codes (created or replaced, all or none)")
+async def put_item_mappings(body: ItemMappingsIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                            p: Platform = Depends(platform)):  # noqa: ANN201
+    """Each national code must be in the region's catalogue (any version). Fee lines may then carry your own code
+    (`medins_list_codg`); an unmapped code is the patient's own expense, and the line says why."""
+    now = p.now()
+    items = [m.model_dump(exclude_none=True) for m in body.mappings]
+    return await idempotent(p, request, caller, key, lambda c: (200, {"mappings": catalogue_mappings.put(
+        c, now, institution=caller.institution, items=items)}))
+
+
+@router.get("/item-mappings", summary="目录对照查询 Your mappings (one code, or all, by code)")
+async def get_item_mappings(medins_list_codg: str | None = Query(None, min_length=1, max_length=50), caller: Caller = Depends(institution_caller),
+                            p: Platform = Depends(platform)) -> dict[str, Any]:
+    codes = [medins_list_codg] if medins_list_codg is not None else None
+    return {"mappings": await p.run(lambda c: catalogue_mappings.lookup(c, institution_id=caller.institution.id, codes=codes), write=False)}
+
+
+@router.get("/catalogue", summary="医保目录查询 The region's catalogue in force today, a page at a time (1312)")
+async def get_catalogue(hilist_code: str | None = Query(None, min_length=1, max_length=30),
+                        updated_since: datetime | None = Query(None, description="only entries whose content changed after this time (ISO 8601)"),
+                        page_num: int = Query(1, ge=1, le=100_000), page_size: int = Query(100, ge=1, le=1000),
+                        caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    """National field names; `pric_uplmt_amt` in yuan, `selfpay_prop` a ratio ("0.1000"; null: the region's default applies),
+    `fund_prop` (stored, not yet used by the settlement), the limited-use rules (`lmt_*`, `hosp_appr_flag`, `rx_flag`)."""
+    if updated_since is not None and updated_since.tzinfo is None:
+        updated_since = updated_since.replace(tzinfo=CHINA)  # a time without an offset is Beijing time, as in the national interface
+    day = p.now().astimezone(CHINA).date()
+    return await p.run(lambda c: catalogue_versions.query(c, region=caller.institution.region, day=day, hilist_code=hilist_code,
+                                                          updated_since=updated_since, page_num=page_num, page_size=page_size), write=False)
 
 
 # ---- dynamic payment codes (services/payments/paycodes.py) -----------------------------------------------

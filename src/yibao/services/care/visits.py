@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
+from yibao.domain.catalogue import LineFacts
 from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.identity import age_on
 from yibao.domain.money import MAX_FEN, QTY_SCALE, div_round_half_up, format_yuan
 from yibao.domain.policy import VISIT_KINDS
-from yibao.formats.bill_json import fee_line_from_mapping
+from yibao.formats.bill_json import CHINA, upload_line_from_mapping
 from yibao.services.agency.institutions import Institution
-from yibao.services.agency.policies import policy_for
+from yibao.services.agency.policies import policies_for, policy_for
 from yibao.services.books import accumulators
+from yibao.services.catalogue import decisions
 from yibao.services.people import persons as people
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
@@ -159,7 +162,9 @@ def refuse_if_billed(conn: Connection, visit_id: str) -> None:
 
 
 def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any]) -> list[dict]:
-    """Upload fee lines (2204 / 2301). A prescription line must name its prescriber (seed 002: legal prescribing first)."""
+    """Upload fee lines (2204 / 2301): codes and quantities. The platform decides each line's class, price cap and
+    self-pay ratio from the treatment region's catalogue on the fee's date (services/catalogue); a class, cap or ratio
+    sent by the institution is refused. A prescription line must name its prescriber (seed 002: legal prescribing first)."""
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
@@ -167,36 +172,56 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     if not isinstance(items, list) or not items:
         raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
     existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
+    b_ratio = default_b_ratio(v)
+    patient = people.get(conn, v.person_id)
+    # Per code, the quantity already on the visit: a per-visit quantity limit counts it.
+    counted: dict[str, int] = {}
+    for r in existing.values():
+        if r.status == "active" and r.med_list_codg and r.line_class not in ("C", "unlisted"):  # what was paid
+            counted[r.med_list_codg] = counted.get(r.med_list_codg, 0) + int(r.quantity)
     rows, seen = [], set()
     for i, item in enumerate(items):
         path = f"lines[{i}]"
-        line = fee_line_from_mapping(item, path)
+        line = upload_line_from_mapping(item, path)
         if _line_total(line.unit_price, line.quantity) > MAX_FEN:
             raise InputError(f"{path}.quantity", "line_total_too_large", f"单价×数量超出上限¥{format_yuan(MAX_FEN)}",
                              f"unit_price × quantity exceeds the limit of ¥{format_yuan(MAX_FEN)}")
-        sn = item.get("feedetl_sn")
-        if not isinstance(sn, str) or not sn.strip() or len(sn) > 30:
-            raise InputError(f"{path}.feedetl_sn", "invalid_text", "明细流水号应为1–30个字符", "must be a 1–30 character line serial number")
-        prescription = item.get("prescription", False)
-        if not isinstance(prescription, bool):
-            raise InputError(f"{path}.prescription", "invalid_boolean", "应为 true 或 false", "must be true or false")
-        prescriber = item.get("prescriber")
-        if prescription and (not isinstance(prescriber, str) or not prescriber.strip()):
-            raise InputError(f"{path}.prescriber", "prescriber_required", "处方项目须填写开方医师（合法处方是医保支付的前提）",
-                             "a prescription line must name its prescriber (legal prescribing comes before insurance payment)")
+        sn = line.feedetl_sn
         if sn in seen:
             raise InputError(f"{path}.feedetl_sn", "duplicate_serial", "同一批次内明细流水号重复", "repeats a serial number in this upload")
         seen.add(sn)
-        row = dict(region=v.region, visit_id=visit_id, feedetl_sn=sn, code=line.code, name=line.name, line_class=line.line_class,
-                   unit_price=line.unit_price, quantity=line.quantity, price_cap=line.price_cap, self_pay_ratio=line.self_pay_ratio,
-                   prescription=prescription, prescriber=prescriber if prescription else None, status="active", created_at=now)
         old = existing.get(sn)
         if old is not None:
-            same = all(getattr(old, k) == row[k] for k in ("code", "line_class", "unit_price", "quantity", "price_cap", "self_pay_ratio"))
-            if not same or old.status != "active":
+            if not _same_line(old, line) or old.status != "active":
                 raise Conflict(f"{path}.feedetl_sn", "serial_reused", f"明细流水号 {sn} 已用于另一条明细", f"serial {sn} was already used for a different line")
             continue  # the same line again: a retried upload
-        rows.append(row)
+        at = (line.fee_ocur_time or now).astimezone(timezone.utc)  # stored in UTC: SQLite keeps no offset
+        day = at.astimezone(CHINA).date()  # catalogue dates are Beijing dates
+        if line.fee_ocur_time is None:
+            day = max(day, v.visit_date)  # a visit registered for a later day: its fees fall on that day
+        elif day < v.visit_date or at > now + timedelta(minutes=5):
+            raise InputError(f"{path}.fee_ocur_time", "fee_time_outside_visit", f"费用发生时间应在就诊日期 {v.visit_date} 之后且不晚于现在",
+                             f"the fee's time must be on or after the visit date {v.visit_date} and not in the future")
+        code = decisions.resolve(conn, institution.id, med_list_codg=line.med_list_codg, medins_list_codg=line.medins_list_codg, path=path)
+        if code.hilist_code is None:
+            assert code.unmapped is not None
+            decided = decisions.Decided(code.unmapped, None, None)
+        else:
+            facts = LineFacts(day=day, visit_kind=v.kind, institution_level=institution.level,
+                              age=age_on(patient.birth_date, day) if patient else 0, quantity=line.quantity,
+                              quantity_before=counted.get(code.hilist_code, 0), prescription=line.prescription,
+                              prescriber=line.prescriber, hosp_appr_flag=line.hosp_appr_flag)
+            decided = decisions.decide(conn, region=v.region, hilist_code=code.hilist_code, facts=facts, default_b_ratio=b_ratio)
+            if not decided.decision.own_expense:  # what was paid counts against the visit's limit; what was refused does not
+                counted[code.hilist_code] = counted.get(code.hilist_code, 0) + line.quantity
+        d = decided.decision
+        rows.append(dict(region=v.region, visit_id=visit_id, feedetl_sn=sn, code=line.medins_list_codg or code.hilist_code or "",
+                         name=(line.name or code.name or decided.entry_name or line.medins_list_codg or code.hilist_code or "")[:200],
+                         line_class=d.line_class, unit_price=line.unit_price, quantity=line.quantity, price_cap=d.price_cap,
+                         self_pay_ratio=d.self_pay_ratio, prescription=line.prescription, prescriber=line.prescriber, status="active",
+                         med_list_codg=code.hilist_code, medins_list_codg=line.medins_list_codg, chrgitm_lv=d.chrgitm_lv,
+                         catalogue_version=decided.catalogue_version, lmt_used_flag=d.lmt_used_flag, hosp_appr_flag=line.hosp_appr_flag,
+                         memo=d.memo[:300], fee_ocur_time=at, created_at=now))
     if rows:
         total = sum(_line_total(r.unit_price, r.quantity) for r in existing.values() if r.status == "active")
         if total + sum(_line_total(r["unit_price"], r["quantity"]) for r in rows) > MAX_FEN:
@@ -204,6 +229,18 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
                              f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
         conn.execute(L.insert(), rows)
     return list_lines(conn, institution.id, visit_id)
+
+
+def _same_line(old: Any, line: Any) -> bool:
+    """Whether a stored line is what this upload says again (a retried upload): the codes as sent, price and quantity."""
+    codes = old.medins_list_codg == line.medins_list_codg and (line.med_list_codg is None or old.med_list_codg == line.med_list_codg)
+    return codes and (int(old.unit_price), int(old.quantity), bool(old.prescription)) == (line.unit_price, line.quantity, line.prescription)
+
+
+def default_b_ratio(visit: Visit) -> int:
+    """The class-B self-pay ratio a line without its own is priced with (the engine's default for this visit)."""
+    policy, cat = policies_for(visit.insured_region, visit.region, visit.visit_date.year)
+    return (cat or policy).b_self_pay_ratio
 
 
 def _line_total(unit_price: int, quantity: int) -> int:

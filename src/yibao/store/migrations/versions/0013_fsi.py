@@ -2,14 +2,14 @@
 SM2 public key), the nonces seen within the timestamp window, and the sign-ins (9001 sign_no)
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06 16:00:00.000000
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0011'  # re-chained after 0012 (catalogue) by the merger
+down_revision = '0012'  # after the catalogue
 branch_labels = None
 depends_on = None
 

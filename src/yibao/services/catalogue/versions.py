@@ -1,0 +1,159 @@
+"""Catalogue versions: import (idempotent per region and version), the version in force on a day, an entry on a day,
+the hospitals' paged query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Connection
+
+from yibao.domain.catalogue import Entry, entry_from_row
+from yibao.domain.errors import Conflict, InputError
+from yibao.formats.catalogue_csv import CatalogueFile
+from yibao.services.agency.policies import require_known_region
+from yibao.services.catalogue.views import entry_view
+from yibao.store.tables import catalogue_entries as E
+from yibao.store.tables import catalogue_versions as CV
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+@dataclass(frozen=True)
+class Version:
+    id: int
+    region: str
+    ver: str
+    begndate: date
+    digest: str
+    entries: int
+
+
+@dataclass(frozen=True)
+class Imported:
+    version: Version
+    created: bool  # False: the same version was already imported (nothing written)
+    added: int
+    changed: int
+    removed: int  # against the version it supersedes
+
+    def view(self) -> dict[str, Any]:
+        return {"insu_admdvs": self.version.region, "ver": self.version.ver, "begndate": self.version.begndate.isoformat(),
+                "entries": self.version.entries, "created": self.created, "added": self.added, "changed": self.changed,
+                "removed": self.removed}
+
+
+def _version(r: Any) -> Version:
+    return Version(int(r.id), r.region, r.ver, r.begndate, r.digest, int(r.entries))
+
+
+def import_file(conn: Connection, now: datetime, *, file: CatalogueFile, region: str | None = None, actor: str,
+                progress: Any = None) -> Imported:
+    """Import one catalogue file as its region's version ``file.ver`` (all entries or none).
+
+    The same version again with the same content changes nothing; with other content it is refused (a version, once
+    published, is what settled lines were priced with). ``progress(n)`` is told how many entries were written."""
+    region = region or file.region
+    require_known_region(region, "insu_admdvs")
+    if region != file.region:
+        raise InputError("insu_admdvs", "region_mismatch", f"文件属于统筹区 {file.region}，不是 {region}",
+                         f"the file is region {file.region}'s, not {region}'s")
+    existing = conn.execute(select(CV).where(CV.c.region == region, CV.c.ver == file.ver)).first()
+    if existing is not None:
+        if existing.digest != file.digest:
+            raise Conflict("ver", "catalogue_version_differs", f"统筹区 {region} 的目录版本 {file.ver} 已导入且内容不同；新内容请用新版本号",
+                           f"version {file.ver} of region {region}'s catalogue was imported with other content; give new content a new version")
+        return Imported(_version(existing), False, 0, 0, 0)
+    # What this version supersedes: the one in force on its first day. An entry whose content is unchanged keeps
+    # its updt_time, so "updated since" finds only what changed.
+    before = in_force(conn, region, file.begndate)
+    old = {e.hilist_code: (e, t) for e, t in _entries_with_time(conn, before.id)} if before else {}
+    vid = conn.execute(CV.insert().values(region=region, ver=file.ver, begndate=file.begndate, digest=file.digest, source=file.name[:200],
+                                          entries=len(file.entries), imported_by=actor[:80], created_at=now)).inserted_primary_key[0]
+    added = changed = 0
+    batch = []
+    for e in file.entries:
+        prior = old.get(e.hilist_code)
+        if prior is None:
+            added += 1
+        elif prior[0] != e:
+            changed += 1
+        updt = prior[1] if prior is not None and prior[0] == e else now
+        batch.append({**e.as_row(), "version_id": vid, "region": region, "updt_time": updt})
+        if len(batch) >= 500:
+            conn.execute(E.insert(), batch)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        conn.execute(E.insert(), batch)
+        if progress:
+            progress(len(batch))
+    removed = len(old.keys() - {e.hilist_code for e in file.entries})
+    row = conn.execute(select(CV).where(CV.c.id == vid)).one()
+    return Imported(_version(row), True, added, changed, removed)
+
+
+def in_force(conn: Connection, region: str, day: date) -> Version | None:
+    """The region's version in force on ``day``: the latest to begin on or before it (a later import of the same start wins)."""
+    r = conn.execute(select(CV).where(CV.c.region == region, CV.c.begndate <= day)
+                     .order_by(CV.c.begndate.desc(), CV.c.id.desc()).limit(1)).first()
+    return _version(r) if r else None
+
+
+def versions(conn: Connection, region: str) -> list[Version]:
+    return [_version(r) for r in conn.execute(select(CV).where(CV.c.region == region).order_by(CV.c.begndate, CV.c.id))]
+
+
+def _entries_with_time(conn: Connection, version_id: int) -> list[tuple[Entry, datetime]]:
+    rows = conn.execute(select(E).where(E.c.version_id == version_id).order_by(E.c.hilist_code)).all()
+    return [(entry_from_row(r._mapping), r.updt_time) for r in rows]
+
+
+def entries(conn: Connection, version_id: int) -> list[Entry]:
+    return [e for e, _ in _entries_with_time(conn, version_id)]
+
+
+@dataclass(frozen=True)
+class Found:
+    entry: Entry | None  # None: not in the version in force
+    version: Version | None  # None: no version in force
+    later: Version | None = None  # when absent: a later version that lists it (so the reason can say "from …")
+
+
+def entry_on(conn: Connection, region: str, hilist_code: str, day: date) -> Found:
+    """The entry of ``hilist_code`` in the region's version in force on ``day``."""
+    version = in_force(conn, region, day)
+    if version is not None:
+        r = conn.execute(select(E).where(E.c.version_id == version.id, E.c.hilist_code == hilist_code)).first()
+        if r is not None:
+            return Found(entry_from_row(r._mapping), version)
+    later = conn.execute(select(CV).join(E, E.c.version_id == CV.c.id).where(
+        CV.c.region == region, CV.c.begndate > day, E.c.hilist_code == hilist_code).order_by(CV.c.begndate).limit(1)).first()
+    return Found(None, version, _version(later) if later else None)
+
+
+def known_code(conn: Connection, region: str, hilist_code: str) -> bool:
+    """Whether any version of the region's catalogue lists the code (a mapping may point only at such a code)."""
+    return conn.execute(select(E.c.id).where(E.c.region == region, E.c.hilist_code == hilist_code).limit(1)).first() is not None
+
+
+def query(conn: Connection, *, region: str, day: date, hilist_code: str | None = None, updated_since: datetime | None = None,
+          page_num: int = 1, page_size: int = 100) -> dict[str, Any]:
+    """The version in force on ``day``, a page of its entries (by code), optionally one code or those changed since a time."""
+    version = in_force(conn, region, day)
+    if version is None:
+        return {"insu_admdvs": region, "ver": None, "begndate": None, "page_num": page_num, "page_size": page_size, "recordCounts": 0,
+                "pages": 0, "data": []}
+    cond = [E.c.version_id == version.id]
+    if hilist_code is not None:
+        cond.append(E.c.hilist_code == hilist_code)
+    if updated_since is not None:  # stored in UTC (SQLite keeps no offset): compare in UTC
+        cond.append(E.c.updt_time > updated_since.astimezone(timezone.utc))
+    total = conn.execute(select(func.count()).select_from(E).where(and_(*cond))).scalar_one()
+    rows = conn.execute(select(E).where(and_(*cond)).order_by(E.c.hilist_code).offset((page_num - 1) * page_size).limit(page_size)).all()
+    return {"insu_admdvs": region, "ver": version.ver, "begndate": version.begndate.isoformat(), "page_num": page_num,
+            "page_size": page_size, "recordCounts": int(total), "pages": -(-int(total) // page_size),
+            "data": [entry_view(entry_from_row(r._mapping), r.updt_time) for r in rows]}
