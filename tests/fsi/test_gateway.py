@@ -206,9 +206,9 @@ def test_service_refusals_name_the_national_field(hospital, world):
     hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, "det_item_fee_sumamt": Decimal("1.00")}]},
                      "det_item_fee_sumamt", "单价×数量")
     # What the catalogue decides is never taken from the HIS: a class, a cap or a ratio sent is refused by name.
-    for key, value in (("chrgitm_lv", "01"), ("pric_uplmt_amt", Decimal("999.00")), ("selfpay_prop", Decimal("0"))):
-        hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, key: value}]},
-                         f"input.feedetail[0].{key}", "decided_by_platform")
+    for name, value in (("chrgitm_lv", "01"), ("pric_uplmt_amt", Decimal("999.00")), ("selfpay_prop", Decimal("0"))):
+        hospital.refused("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid, name: value}]},
+                         f"input.feedetail[0].{name}", "decided_by_platform")
     unknown = hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "feedetl_sn": "9", "mdtrt_id": vid, "medins_list_codg": "NOPE1"}]})
     assert unknown["result"][0]["fulamt_ownpay_amt"] == Decimal("300.00") and unknown["result"][0]["memo"]  # unmapped: own expense, why
     hospital.ok("2205", {"data": {"mdtrt_id": vid, "feedetl_sn": "9"}})

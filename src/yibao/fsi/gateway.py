@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, InputError, Unauthorized, YibaoError
 from yibao.formats import fsi as wire
-from yibao.fsi import codes
+from yibao.fsi import catalogue_tx, codes  # noqa: F401 — catalogue_tx registers the 13xx and 9101/9102 handlers
 from yibao.fsi.transactions import HANDLERS, Call
 from yibao.runtime import idempotency
 from yibao.runtime.platform import Platform

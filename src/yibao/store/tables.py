@@ -955,3 +955,22 @@ item_mappings = Table(  # 对照: an institution's own item code to a national c
     _created(),
     info={"owner": "services.catalogue"},
 )
+
+
+# ---- files exchanged with institutions (the national interface's 9101 upload, 9102 download) -----------------
+
+exchange_files = Table(  # a file the platform made for an institution (a 1301-series catalogue download) or one it uploaded
+    "exchange_files", metadata,
+    Column("file_qury_no", String(40), primary_key=True),  # unguessable; only its institution may fetch it
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    _region(),
+    Column("infno", String(4), nullable=False),  # what made it: 1301, 1302, 1305, 1306 (a download) or 9101 (an upload)
+    Column("filename", String(200), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data_cnt", Integer),  # the rows of a catalogue download; None for an upload
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    _created(),
+    info={"owner": "services.files"},
+)

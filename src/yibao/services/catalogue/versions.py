@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Connection
 
-from yibao.domain.catalogue import Entry, entry_from_row
+from yibao.domain.catalogue import Entry, diff, entry_from_row
 from yibao.domain.errors import Conflict, InputError
 from yibao.formats.catalogue_csv import CatalogueFile
 from yibao.services.agency.policies import require_known_region
@@ -141,8 +141,11 @@ def known_code(conn: Connection, region: str, hilist_code: str) -> bool:
 
 
 def query(conn: Connection, *, region: str, day: date, hilist_code: str | None = None, updated_since: datetime | None = None,
-          page_num: int = 1, page_size: int = 100) -> dict[str, Any]:
-    """The version in force on ``day``, a page of its entries (by code), optionally one code or those changed since a time."""
+          page_num: int = 1, page_size: int = 100, list_types: tuple[str, ...] | None = None, begins_from: date | None = None,
+          having: str | None = None) -> dict[str, Any]:
+    """The version in force on ``day``, a page of its entries (by code), optionally one code, those changed since a time,
+    of some list types, beginning on or after a date, or only those with a price cap (``having="cap"``, 1318) or their
+    own class-B self-pay ratio (``having="ratio"``, 1319)."""
     version = in_force(conn, region, day)
     if version is None:
         return {"insu_admdvs": region, "ver": None, "begndate": None, "page_num": page_num, "page_size": page_size, "recordCounts": 0,
@@ -150,6 +153,16 @@ def query(conn: Connection, *, region: str, day: date, hilist_code: str | None =
     cond = [E.c.version_id == version.id]
     if hilist_code is not None:
         cond.append(E.c.hilist_code == hilist_code)
+    if list_types is not None:
+        cond.append(E.c.list_type.in_(list_types))
+    if begins_from is not None:
+        cond.append(E.c.begndate >= begins_from)
+    if having == "cap":
+        cond.append(E.c.pric_uplmt_amt.is_not(None))
+    elif having == "ratio":
+        cond.append(E.c.selfpay_prop.is_not(None))
+    elif having is not None:
+        raise ValueError(having)
     if updated_since is not None:  # stored in UTC (SQLite keeps no offset): compare in UTC
         cond.append(E.c.updt_time > updated_since.astimezone(timezone.utc))
     total = conn.execute(select(func.count()).select_from(E).where(and_(*cond))).scalar_one()
@@ -157,3 +170,42 @@ def query(conn: Connection, *, region: str, day: date, hilist_code: str | None =
     return {"insu_admdvs": region, "ver": version.ver, "begndate": version.begndate.isoformat(), "page_num": page_num,
             "page_size": page_size, "recordCounts": int(total), "pages": -(-int(total) // page_size),
             "data": [entry_view(entry_from_row(r._mapping), r.updt_time) for r in rows]}
+
+
+def by_ver(conn: Connection, region: str, ver: str) -> Version | None:
+    r = conn.execute(select(CV).where(CV.c.region == region, CV.c.ver == ver)).first()
+    return _version(r) if r else None
+
+
+@dataclass(frozen=True)
+class Change:
+    entry: Entry
+    updt_time: datetime
+    valid: bool  # False: listed in the version the caller has, gone from the one in force (vali_flag 0)
+
+
+@dataclass(frozen=True)
+class Changes:
+    version: Version  # in force
+    since: Version | None
+    rows: tuple[Change, ...]  # by code
+
+
+def changes(conn: Connection, *, region: str, day: date, list_types: tuple[str, ...], since: Version | None = None) -> Changes | None:
+    """The entries of ``list_types`` in the version in force on ``day`` — all of them, or, against ``since`` (a version
+    the caller already has), those added or changed since, and those removed (valid False, timed at the import of the
+    version in force). None: no version in force."""
+    version = in_force(conn, region, day)
+    if version is None:
+        return None
+    now = [(e, t) for e, t in _entries_with_time(conn, version.id) if e.list_type in list_types]
+    if since is None:
+        return Changes(version, None, tuple(Change(e, t, True) for e, t in now))
+    old = [e for e in entries(conn, since.id) if e.list_type in list_types]
+    d = diff(old, [e for e, _ in now])
+    wanted = {e.hilist_code for e in d.added} | {new.hilist_code for _, new, _ in d.changed}
+    rows = [Change(e, t, True) for e, t in now if e.hilist_code in wanted]
+    if d.removed:
+        imported = conn.execute(select(CV.c.created_at).where(CV.c.id == version.id)).scalar_one()
+        rows += [Change(e, imported, False) for e in d.removed]
+    return Changes(version, since, tuple(sorted(rows, key=lambda c: c.entry.hilist_code)))
