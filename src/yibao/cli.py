@@ -530,6 +530,7 @@ def fsi_call(
     sm2_private: Optional[str] = typer.Option(None, "--sm2-private", help="hex: the institution's SM2 private key (encrypted mode)"),
     platform_public: Optional[str] = typer.Option(None, "--platform-public", help="hex: the platform's SM2 public key, to check answers"),
     timeout: float = typer.Option(30.0, "--timeout", help="seconds"),
+    save: Optional[Path] = typer.Option(None, "--save", help="9102: write the file (output.file_data, base64) to this path"),
 ) -> None:
     """调用国家接口 Send one transaction in the national envelope; print the answer envelope as JSON.
     Exit 0 when infcode is 0, 1 when -1, 2 on bad usage or no answer."""
@@ -577,6 +578,12 @@ def fsi_call(
     except (httpx.HTTPError, ValueError) as exc:
         _say_error(f"没有得到应答 / no answer: {exc}")
         raise typer.Exit(code=2) from None
+    output = answer.get("output")
+    if save is not None and answer.get("infcode") == 0 and isinstance(output, dict) and isinstance(output.get("file_data"), str):
+        import base64
+
+        save.write_bytes(base64.b64decode(output["file_data"]))
+        output["file_data"] = f"<{output.get('file_size')} bytes written to {save}>"  # the file, not its base64, on the screen
     sys.stdout.write(wire.dumps(answer) + "\n")
     raise typer.Exit(code=0 if answer.get("infcode") == 0 else 1)
 

@@ -73,3 +73,21 @@ def test_bad_usage_exits_2_without_a_traceback(platform, tmp_path):
                              "--secret", token, "--input", "{}"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
     assert nobody.returncode == 2 and "no answer" in nobody.stderr and "Traceback" not in nobody.stderr
     assert Path(YIBAO).exists()
+
+
+def test_the_client_downloads_the_catalogue_file(platform):
+    """1301 answers a file query number; 9102 --save writes the file itself (a zip), not its base64, and says so."""
+    from yibao.formats import catalogue_txt
+
+    _, world, _, home = platform
+    sign_no = json.loads(call(platform, "9001", {"signIn": {"opter_no": "001"}}).stdout)["output"]["signinoutb"]["sign_no"]
+    asked = call(platform, "1301", {"data": {"ver": "0"}}, "--sign-no", sign_no)
+    assert asked.returncode == 0, asked.stdout
+    out = json.loads(asked.stdout)["output"]
+    got = call(platform, "9102", {"fsDownloadIn": {"file_qury_no": out["file_qury_no"], "filename": "plc"}}, "--sign-no", sign_no,
+               "--save", "catalogue.zip")
+    assert got.returncode == 0, got.stdout
+    assert json.loads(got.stdout)["output"]["file_data"].endswith("bytes written to catalogue.zip>")
+    name, rows = catalogue_txt.read((home / "catalogue.zip").read_bytes())
+    assert name == out["filename"].removesuffix(".zip") and len(rows) == out["data_cnt"] > 0
+    assert {r["list_type"] for r in rows} <= {"101", "102"}
