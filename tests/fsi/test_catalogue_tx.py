@@ -16,7 +16,7 @@ from tests.support import fsi
 from tests.support.api import bearer
 from yibao.domain import files as file_rules
 from yibao.domain.catalogue import COLUMNS
-from yibao.domain.errors import InputError
+from yibao.domain.errors import Conflict, InputError
 from yibao.formats import catalogue_csv, catalogue_txt
 from yibao.formats.fsi import BEIJING
 from yibao.services.catalogue import versions
@@ -207,3 +207,33 @@ def test_1318_and_1319_answer_caps_and_own_ratios(hospital):
     ratios = hospital.ok("1319", {"data": {"page_size": 10}})
     assert [(e["hilist_code"], e["selfpay_prop"]) for e in ratios["data"]] == [(tcat.IBUPROFEN, Decimal("0.0500"))]
     assert ratios["recordCounts"] == 1 and ratios["data"][0]["insu_admdvs"] == "440300"
+
+
+def test_a_file_of_the_full_size_round_trips(hospital):
+    """5 MB exactly: accepted, and fetched back whole (its answer, ~7 MB of base64, is the message's stored answer too)."""
+    content = hashlib.sha256(b"seed").digest() * (file_rules.MAX_BYTES // 32)
+    assert len(content) == file_rules.MAX_BYTES
+    up = hospital.ok("9101", {"fsUploadIn": {"in": base64.b64encode(content).decode(), "filename": "big.bin"}})
+    assert fetch(hospital, up)[1] == content
+
+
+def test_files_expired_a_week_ago_are_deleted(db, world, clock):
+    from sqlalchemy import func, select
+
+    from yibao.services.files import stored
+    from yibao.store.tables import exchange_files
+
+    def put(name):
+        return db.run(lambda c: stored.put(c, clock(), institution_id=world.hospital.id, region="440300", infno="9101", filename=name,
+                                           content=b"x"))
+    old = put("old.txt")
+    clock.advance(hours=24)
+    recent = put("recent.txt")  # the old one has expired, but only just: still known, refused as expired
+    with pytest.raises(Conflict) as e:
+        db.run(lambda c: stored.fetch(c, clock(), institution_id=world.hospital.id, file_qury_no=old.file_qury_no))
+    assert e.value.code == "file_expired"
+    clock.advance(days=7, seconds=1)
+    put("new.txt")
+    left = db.run(lambda c: c.execute(select(exchange_files.c.filename)).scalars().all(), write=False)
+    assert sorted(left) == ["new.txt", "recent.txt"] and recent.file_qury_no != old.file_qury_no
+    assert db.run(lambda c: c.execute(select(func.count()).select_from(exchange_files)).scalar_one(), write=False) == 2
