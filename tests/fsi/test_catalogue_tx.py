@@ -237,3 +237,19 @@ def test_files_expired_a_week_ago_are_deleted(db, world, clock):
     left = db.run(lambda c: c.execute(select(exchange_files.c.filename)).scalars().all(), write=False)
     assert sorted(left) == ["new.txt", "recent.txt"] and recent.file_qury_no != old.file_qury_no
     assert db.run(lambda c: c.execute(select(func.count()).select_from(exchange_files)).scalar_one(), write=False) == 2
+
+
+def test_files_in_the_encrypted_mode(client, world, db, keyring, clock):
+    """An institution in the SM4/SM2 mode downloads and uploads the same way: its file comes back inside the sealed output."""
+    from yibao.crypto import gm
+
+    key = gm.Sm2PrivateKey.generate()
+    sm4 = bytes.fromhex("0123456789abcdeffedcba9876543210")
+    fsi.issue(db, keyring, world.other_hospital.id, token="other-fsi-token-0123456", sm4_key=sm4, sm2_public=key.public_key().to_hex())
+    sealed = fsi.his(client, world.other_hospital, clock, token="other-fsi-token-0123456", sm4_key=sm4, sm2_private=key)
+    sealed.sign_in()
+    out = sealed.ok("1306", {"data": {"ver": "0"}})
+    _, rows = catalogue_txt.read(fetch(sealed, out)[1])
+    assert {r["hilist_code"] for r in rows} == {tcat.NURSING, tcat.OWN, tcat.APPROVAL}
+    up = sealed.ok("9101", {"fsUploadIn": {"in": base64.b64encode(b"sealed bytes").decode(), "filename": "s.txt"}})
+    assert fetch(sealed, up)[1] == b"sealed bytes"
