@@ -132,6 +132,8 @@ def test_an_upload_round_trips(hospital):
     got, data = fetch(hospital, up, "3202_detail.txt")
     assert data == content and got["data_cnt"] is None
     assert fetch(hospital, up, "plc")[1] == content
+    plc = hospital.ok("9102", {"fsDownloadIn": {"file_qury_no": up["file_qury_no"], "filename": "plc", "fixmedins_code": "plc"}})
+    assert base64.b64decode(plc["file_data"]) == content  # some HIS send "plc" as fixmedins_code too
     again = hospital.ok("9101", {"fsUploadIn": {"in": base64.b64encode(b"x").decode(), "filename": "3202_detail.txt"}})
     assert again["file_qury_no"] != up["file_qury_no"]  # each upload its own file
     assert fetch(hospital, again)[1] == b"x" and fetch(hospital, up)[1] == content

@@ -36,9 +36,10 @@ def _today(call: Call) -> date:
     return beijing(call.now).date()
 
 
-def _fixmedins(d: dict[str, Any], call: Call, field: str) -> None:
+def _fixmedins(d: dict[str, Any], call: Call, field: str, *, plc: bool = False) -> None:
+    """`fixmedins_code` in the section, when given, is the caller's (9102: or "plc", which some HIS send there)."""
     code = d.get("fixmedins_code")
-    if code not in (None, "", call.institution.id):
+    if code not in (None, "", call.institution.id) and not (plc and code == "plc"):
         raise InputError(f"{field}.fixmedins_code", "not_the_caller", "医药机构编号与网关认证的机构不符", "is not the institution the gateway authenticates")
 
 
@@ -69,7 +70,7 @@ def download(call: Call, conn: Connection) -> dict[str, Any]:
         if since is None:
             raise InputError("input.data.ver", "unknown_ver", f"统筹区 {region} 没有目录版本 {ver}（首次下载传 0）",
                              f"region {region} has no catalogue version {ver} (send 0 for the whole list)")
-    list_types, name = DOWNLOADS[call.infno]
+    list_types, _ = DOWNLOADS[call.infno]
     found = versions.changes(conn, region=region, day=_today(call), list_types=list_types, since=since)
     if found is None:
         raise NotFound("input.data", "no_catalogue", f"统筹区 {region} 今日没有生效的医保目录", f"region {region} has no catalogue in force today")
@@ -80,7 +81,7 @@ def download(call: Call, conn: Connection) -> dict[str, Any]:
     f = stored.put(conn, call.now, institution_id=call.institution.id, region=region, infno=call.infno, filename=f"{txt}.zip",
                    content=content, data_cnt=len(rows))
     return {"file_qury_no": f.file_qury_no, "filename": f.filename, "dld_endtime": inf_time(f.expires_at), "data_cnt": len(rows),
-            "ver": found.version.ver, "ver_name": name}
+            "ver": found.version.ver}
 
 
 # ---- 9101 upload, 9102 download ---------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def download_file(call: Call, conn: Connection) -> dict[str, Any]:
     """`fsDownloadIn{file_qury_no, filename, fixmedins_code}` → the file, base64 in `file_data` (yibao keeps the envelope;
     national gateways answer the bytes themselves [?]), with its size and SHA-256."""
     d = _section(call, "fsDownloadIn")
-    _fixmedins(d, call, "input.fsDownloadIn")
+    _fixmedins(d, call, "input.fsDownloadIn", plc=True)
     qury_no = _text(d, "file_qury_no", "input.fsDownloadIn", max_length=40)
     filename = _text(d, "filename", "input.fsDownloadIn", required=False, max_length=200)
     assert qury_no is not None
