@@ -216,3 +216,33 @@ def test_6203_all_gives_every_part_back_in_one_and_a_retry_does_not_refund_twice
     assert hospital.ok("6203", body, msgid=msgid) == done  # the msgid's answer, replayed
     assert wxpay.runtime.books.trades[out["payOrdId"]].refunded_fen == 166_00
     assert pw.balances()["holder"] == before["holder"]
+
+
+def test_6203_answers_exp_while_the_cash_answer_is_unknown_and_a_retry_of_the_msgid_finishes_it(client, pw, hospital, wxpay):
+    out, _ = _publish(hospital, pw)
+    assert _pay_in_app(client, pw, out["payOrdId"]).json()["status"] == "completed"
+    paid_books = pw.balances()
+    paid = hospital.ok("6301", _order(out["payOrdId"], out["payToken"]))
+    body = _refund(hospital, out, "R-EXP", "ALL", fund=str(paid["fundPay"]), account=str(paid["psnAcctPay"]), cash=str(paid["ownPayAmt"]))
+    msgid = hospital.msgid()
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    pending = hospital.ok("6203", body, msgid=msgid)
+    assert (pending["refStatus"], pending["ordStas"]) == ("EXP", "17")
+    assert pw.balances() == paid_books  # nothing given back on our books while the cash answer is unknown
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+    done = hospital.ok("6203", body, msgid=msgid)  # not stored while in progress: the retry asks the institution again
+    assert (done["refStatus"], done["ordStas"], done["refdSn"]) == ("SUCC", "7", pending["refdSn"])
+    assert wxpay.runtime.books.trades[out["payOrdId"]].refunded_fen == 166_00
+    assert hospital.ok("6203", body, msgid=msgid) == done  # final: now the msgid's stored answer
+
+
+def test_6203_answers_fail_when_the_institution_declines_and_nothing_is_given_back(client, pw, hospital, wxpay):
+    out, _ = _publish(hospital, pw)
+    assert _pay_in_app(client, pw, out["payOrdId"]).json()["status"] == "completed"
+    paid_books = pw.balances()
+    wxpay.runtime.set_knobs(error_rate=1.0)
+    failed = hospital.ok("6203", _refund(hospital, out, "R-FAIL", "CASH", fund="0", account="0", cash="166.00"))
+    assert (failed["refStatus"], failed["ordStas"]) == ("FAIL", "6") and "nothing was given back" in failed["errMsg"]
+    assert pw.balances() == paid_books
+    wxpay.runtime.set_knobs(error_rate=0.0)
+    assert hospital.ok("6203", _refund(hospital, out, "R-FAIL-2", "CASH", fund="0", account="0", cash="166.00"))["refStatus"] == "SUCC"
