@@ -37,7 +37,6 @@ def pw(db, keyring, wxpay):
 @pytest.fixture
 def client(db, keyring, sms_gateway, pw):
     fsi.issue(db, keyring, pw.w.hospital.id)
-    fsi.issue(db, keyring, pw.w.other_hospital.id)
     with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True), raise_server_exceptions=False) as c:
         yield c
 
@@ -105,14 +104,20 @@ def test_a_published_order_is_paid_by_the_holder_in_the_app_and_6301_shows_the_r
     assert before["holder"] - pw.balances()["holder"] == 200_00
 
 
-def test_a_wrong_pay_token_or_another_institutions_order_is_refused(client, pw, hospital, clock):
+def test_a_wrong_pay_token_or_another_institutions_order_is_refused(client, pw, hospital, clock, db, keyring):
     out, _ = _publish(hospital, pw)
     pay_ord_id, token = out["payOrdId"], out["payToken"]
     for infno in ("6202", "6301", "6401"):
         hospital.refused(infno, _order(pay_ord_id, "0" * 64), "input.data.payToken", "pay_token_mismatch")
     hospital.refused("6301", {"data": {"payOrdId": pay_ord_id}}, "input.data.payToken", "required")
+    unsigned = fsi.his(client, pw.w.hospital, clock)  # the same HIS without a sign-in (9001): neither kind of transaction runs
+    unsigned.seq = 1000  # its own message ids
+    unsigned.refused("6301", _order(pay_ord_id, token), "sign_no", "not_signed_in")
+    unsigned.refused("6203", {"data": {**_order(pay_ord_id, token)["data"], "appRefdSn": "R0", "refdType": "HI", "totlRefdAmt": 0,
+                                       "psnAcctRefdAmt": 0, "fundRefdAmt": 0, "cashRefdAmt": 0}}, "sign_no", "not_signed_in")
     hospital.refused("6301", {"data": {**_order(pay_ord_id, token)["data"], "orgCodg": pw.w.other_hospital.id}}, "input.data.orgCodg")
     # another hospital, signed in to the gateway itself, holding the very token: "not found", as any order not its own
+    fsi.issue(db, keyring, pw.w.other_hospital.id)
     other = fsi.his(client, pw.w.other_hospital, clock)
     other.sign_in()
     for infno in ("6202", "6301", "6401"):
@@ -246,3 +251,16 @@ def test_6203_answers_fail_when_the_institution_declines_and_nothing_is_given_ba
     assert pw.balances() == paid_books
     wxpay.runtime.set_knobs(error_rate=0.0)
     assert hospital.ok("6203", _refund(hospital, out, "R-FAIL-2", "CASH", fund="0", account="0", cash="166.00"))["refStatus"] == "SUCC"
+
+
+def test_in_the_encrypted_mode_the_token_is_answered_sealed_and_works(client, pw, db, keyring, clock):
+    from yibao.crypto import gm
+
+    sm4_key, private = bytes.fromhex("0123456789abcdeffedcba9876543210"), gm.Sm2PrivateKey.generate()
+    fsi.issue(db, keyring, pw.w.other_hospital.id, token="other-fsi-token-0123456", sm4_key=sm4_key, sm2_public=private.public_key().to_hex())
+    sealed = fsi.his(client, pw.w.other_hospital, clock, token="other-fsi-token-0123456", sm4_key=sm4_key, sm2_private=private)
+    sealed.sign_in()
+    out = sealed.ok("6201", {"data": {"psnNo": pw.w.employee.id, "medOrgOrd": "ENC-1", "feedetailList": FEEDETAIL_LIST[:1]}})
+    assert len(out["payToken"]) == 64 and out["feeSumamt"] == Decimal("300.00")
+    assert sealed.ok("6301", _order(out["payOrdId"], out["payToken"]))["ordStas"] == "1"
+    assert sealed.ok("6401", _order(out["payOrdId"], out["payToken"]))["ordStas"] == "12"

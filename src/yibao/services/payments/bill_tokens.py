@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from yibao.domain.errors import Forbidden
+from yibao.domain.errors import Conflict, Forbidden
 from yibao.services.agency.institutions import Institution
 from yibao.services.payments import bills
 from yibao.services.payments import orders as payments
@@ -35,6 +35,8 @@ def publish(conn: Connection, now: datetime, *, institution: Institution, visit_
     the order and the token in clear (answered once; only its hash is stored)."""
     order = bills.publish(conn, now, institution=institution, visit_id=visit_id, request_key=request_key, request_hash=request_hash,
                           actor=actor)
+    if conn.execute(select(T.c.order_id).where(T.c.order_id == order.id)).first() is not None:  # a REST key that collides
+        raise Conflict("Idempotency-Key", "idempotency_key_reused", "该请求编号已用于另一个账单", "this request key was already used for another bill")
     token = secrets.token_hex(32)
     conn.execute(T.insert().values(order_id=order.id, region=order.region, institution_id=institution.id, token_hash=_digest(token),
                                    med_org_ord=med_org_ord, created_at=now))
