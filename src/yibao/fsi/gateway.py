@@ -26,10 +26,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from yibao.domain.errors import Conflict, InputError, Unauthorized, YibaoError
+from yibao.domain.errors import Conflict, InputError, TooManyAttempts, Unauthorized, Unavailable, YibaoError
 from yibao.formats import fsi as wire
 from yibao.fsi import catalogue_tx, codes  # noqa: F401 — catalogue_tx registers the 13xx and 9101/9102 handlers
-from yibao.fsi.transactions import HANDLERS, Call
+from yibao.fsi import mobile_tx as _mobile  # noqa: F401 — registers the mobile payment transactions (6201–6401)
+from yibao.fsi.transactions import FLOWS, HANDLERS, Call, OnceOnly
 from yibao.runtime import idempotency
 from yibao.runtime.platform import Platform
 from yibao.services.access import gateway
@@ -147,7 +148,7 @@ def _envelope(body: bytes, inst: Institution) -> dict[str, Any]:
     if env["opter_type"] not in ("1", "2", "3"):
         raise InputError("opter_type", "invalid_choice", "经办人类别应为 1（经办人）、2（自助终端）或 3（移动终端）",
                          "must be 1 (operator), 2 (self-service terminal) or 3 (mobile terminal)")
-    if env["infno"] not in HANDLERS:
+    if env["infno"] not in HANDLERS and env["infno"] not in FLOWS:
         raise InputError("infno", "unknown_infno", f"不支持的交易编号 {str(env['infno'])[:10]}", "is not a transaction this gateway offers")
     return env
 
@@ -234,26 +235,75 @@ def install(app: FastAPI, window: timedelta | None = None) -> None:
 async def _run(p: Platform, env: dict[str, Any], payload: dict[str, Any], inst: Institution, received: datetime,
                claim: Callable[[Connection], None]) -> str:
     infno, msgid = env["infno"], env["msgid"]
-    digest = hashlib.sha256(f"{infno}\n{wire.canonical(payload)}".encode()).hexdigest()
-    key = idempotency.Key(f"fsi:{inst.id}", msgid, digest, inst.region, _reused)  # a twin still running is waited for
+    if infno in FLOWS:
+        return await _run_flow(p, env, payload, inst, received, claim)
+    key = _key(env, payload, inst)
     handler = HANDLERS[infno]
     call = Call(infno, msgid, inst, p.keyring, received, payload, env)
+    fresh: dict[str, str] = {}
 
     def work(conn):  # noqa: ANN001, ANN202
-        if infno not in NO_SIGN_IN and not gateway.signed_in(conn, institution_id=inst.id, sign_no=str(env.get("sign_no") or "")):
-            raise Unauthorized("sign_no", "not_signed_in", "签到编号无效或已签退，请先签到（9001）", "no such sign-in, or signed out: sign in first (9001)")
+        _check_signed_in(conn, env, inst)
         out = handler(call, conn)
         if isinstance(out, YibaoError):  # a refusal that counted: it commits, and is answered the same way again
             return 200, wire.dumps(_answer(-1, received, p.now(), inst.region, err_msg=codes.err_msg(out)))
+        if isinstance(out, OnceOnly):  # a secret answered now; the record (and a replay) keeps the output without it
+            answer = _answer(0, received, p.now(), inst.region, output=out.output)
+            fresh["body"] = wire.dumps(answer)
+            return 200, wire.dumps({**answer, "output": out.stored})
         return 200, wire.dumps(_answer(0, received, p.now(), inst.region, output=out))
 
     once = idempotency.once(key, received, work)
 
     def unit(conn: Connection) -> idempotency.Answer:
+        fresh.clear()  # a unit re-run (a transient conflict) answers what its last run did
         claim(conn)  # the nonce first: a replay of a message already answered is refused too, not replayed
         return once(conn)
     answer = await p.run(unit)
-    return answer.body
+    return answer.body if answer.replayed else fresh.get("body", answer.body)
+
+
+def _key(env: dict[str, Any], payload: dict[str, Any], inst: Institution) -> idempotency.Key:
+    digest = hashlib.sha256(f"{env['infno']}\n{wire.canonical(payload)}".encode()).hexdigest()
+    return idempotency.Key(f"fsi:{inst.id}", env["msgid"], digest, inst.region, _reused)  # a twin still running is waited for
+
+
+def _check_signed_in(conn: Connection, env: dict[str, Any], inst: Institution) -> None:
+    if env["infno"] not in NO_SIGN_IN and not gateway.signed_in(conn, institution_id=inst.id, sign_no=str(env.get("sign_no") or "")):
+        raise Unauthorized("sign_no", "not_signed_in", "签到编号无效或已签退，请先签到（9001）", "no such sign-in, or signed out: sign in first (9001)")
+
+
+async def _run_flow(p: Platform, env: dict[str, Any], payload: dict[str, Any], inst: Institution, received: datetime,
+                    claim: Callable[[Connection], None]) -> str:
+    """A transaction that calls a payment institution (transactions.FLOWS): the REST API's shape for a payment
+    (api/idempotency.py idempotent_flow). One unit claims the nonce, checks the sign-in and looks for the msgid's stored
+    answer (replayed; another input under it refused); then the flow runs its own units with the call between them,
+    never inside one; its answer is stored once final — an answer still in progress is not, so a retry of the msgid
+    asks again and answers as things then stand. A refusal is stored like an answer, except one that says when to
+    try again."""
+    key = _key(env, payload, inst)
+
+    def first(conn: Connection) -> idempotency.Answer | None:
+        claim(conn)
+        _check_signed_in(conn, env, inst)
+        return idempotency.lookup(key)(conn)
+    stored = await p.run(first)
+    if stored is not None:
+        return stored.body
+    call = Call(env["infno"], env["msgid"], inst, p.keyring, received, payload, env)
+    try:
+        out, keep = await FLOWS[env["infno"]](call, p.context)
+    except (TooManyAttempts, Unavailable):
+        raise
+    except YibaoError as exc:
+        out, keep = exc, True
+    if isinstance(out, YibaoError):
+        text = wire.dumps(_answer(-1, received, p.now(), inst.region, err_msg=codes.err_msg(out)))
+    else:
+        text = wire.dumps(_answer(0, received, p.now(), inst.region, output=out))
+    if not keep:
+        return text
+    return (await p.run(idempotency.store(key, p.now(), 200, text))).body
 
 
 def _seal(text: str, cred: GatewayCredential, p: Platform) -> str:

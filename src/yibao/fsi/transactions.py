@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy.engine import Connection
 
@@ -18,6 +18,7 @@ from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.fsi import Number, amount, inf_time
 from yibao.fsi import codes
 from yibao.runtime import idempotency
+from yibao.services import Context
 from yibao.services.access import gateway
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import accumulators
@@ -42,7 +43,7 @@ class Call:
         return f"fsi:{self.institution.id}:{self.envelope.get('opter') or ''}"[:60]
 
 
-Handler = Callable[[Call, Connection], "dict[str, Any] | YibaoError"]
+Handler = Callable[[Call, Connection], "dict[str, Any] | OnceOnly | YibaoError"]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -50,6 +51,30 @@ def handles(*infnos: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         for infno in infnos:
             HANDLERS[infno] = fn
+        return fn
+    return register
+
+
+@dataclass(frozen=True)
+class OnceOnly:
+    """A handler's output holding a secret answered once (6201's payToken): `output` is answered now, `stored` is what
+    the message's idempotency record keeps and a replay of the msgid gets — no secret sits in clear in that table."""
+    output: dict[str, Any]
+    stored: dict[str, Any]
+
+
+# A transaction that calls an outside party (a payment institution) runs as a flow: its own units with the call between
+# them (docs/architecture.md "One shape for a use case"), given the services' Context. It answers (output or refusal,
+# keep): `keep` False means still in progress — not stored, so a retry of the msgid drives it on (api/idempotency.py's
+# idempotent_flow, the REST shape).
+Flow = Callable[[Call, Context], Awaitable[tuple["dict[str, Any] | YibaoError", bool]]]
+FLOWS: dict[str, Flow] = {}
+
+
+def flows(*infnos: str) -> Callable[[Flow], Flow]:
+    def register(fn: Flow) -> Flow:
+        for infno in infnos:
+            FLOWS[infno] = fn
         return fn
     return register
 

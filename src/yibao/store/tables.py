@@ -708,6 +708,17 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     info={"owner": "services.payments"},
 )
 
+bill_tokens = Table(  # a bill published over the national interface (6201): its payToken's hash and the hospital's order number
+    "bill_tokens", metadata,
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), primary_key=True),  # payOrdId
+    _region(),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False),  # SHA-256 of the payToken (256 random bits): the token is answered once, never kept
+    Column("med_org_ord", String(40), nullable=False),  # medOrgOrd, the HIS's own order number, answered back by 6301
+    _created(),
+    info={"owner": "services.payments"},
+)
+
 backstop_liabilities = Table(  # 兜底责任 (seed 002): a fund loss caused by a mobile payment, charged to the hospital
     "backstop_liabilities", metadata,
     Column("id", String(32), primary_key=True),
