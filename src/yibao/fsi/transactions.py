@@ -122,7 +122,7 @@ def person_info(call: Call, conn: Connection) -> dict[str, Any] | YibaoError:
     in national sections — never a balance, a birth date or an identity status: 1101 by card (03) reveals no more."""
     d = _section(call, "data")
     cert_type = d.get("mdtrt_cert_type")
-    if cert_type not in codes.CERT_TYPES:
+    if not isinstance(cert_type, str) or cert_type not in codes.CERT_TYPES:  # a list or an object is no key of the table
         raise InputError("input.data.mdtrt_cert_type", "invalid_choice", "就诊凭证类型应为 01（电子凭证）、02（身份证）或 03（社保卡）",
                          "must be 01 (e-voucher), 02 (ID number) or 03 (card)")
     number = _text(d, "mdtrt_cert_no", "input.data", max_length=64) if cert_type != "02" or d.get("mdtrt_cert_no") else \
@@ -233,8 +233,8 @@ def upload(call: Call, conn: Connection) -> dict[str, Any]:
         if _obj(line, f"input.feedetail[{i}]").get("mdtrt_id") not in (None, v.id):
             raise InputError(f"input.feedetail[{i}].mdtrt_id", "mixed_visits", "一次上传的明细须属于同一就诊", "every line of one upload must be of one visit")
     items = codes.fee_items(feedetail, "input.feedetail")
-    sns = {item["feedetl_sn"] for item in items}
     rows = visits.upload_lines(conn, call.now, institution=call.institution, visit_id=v.id, items=items)
+    sns = {item["feedetl_sn"] for item in items}  # after the service checked each serial is text (a list is no set member)
     return {"result": [_line_out(r) for r in rows if r["feedetl_sn"] in sns]}
 
 
