@@ -1,11 +1,17 @@
-"""The gateway under attack and under fuzz, on SQLite and PostgreSQL: wrong types — each a refusal naming its field,
-never an unexpected fault."""
+"""The gateway under attack and under fuzz, on SQLite and PostgreSQL: wrong types, deep nesting, NUL inside the
+encrypted input — each a refusal naming its field, never an unexpected fault."""
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 
 from tests.support import fsi
+from yibao.crypto import gm
+from yibao.formats import fsi as wire
+
+SM4_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 
 
 def no_fault(err_msg: str) -> str:
@@ -24,3 +30,25 @@ def test_a_line_serial_of_the_wrong_type_is_refused_by_name(hospital, world, ser
     vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
     line = {**fsi.FEEDETAIL[0], "mdtrt_id": vid, "feedetl_sn": serial}
     no_fault(hospital.refused("2204", {"feedetail": [line]}, "input.feedetail[0].feedetl_sn"))
+
+
+@pytest.mark.parametrize("depth", [400, 990, 5000])
+def test_deeply_nested_json_is_refused_in_words(hospital, depth):
+    env = wire.envelope(hospital.sender, "2203", {"mdtrtinfo": {"mdtrt_id": "nope"}, "diseinfo": "PLACE"}, hospital.clock(),
+                        msgid=hospital.msgid(), sign_no=hospital.sign_no)
+    body = wire.dumps(env).encode().replace(b'"PLACE"', b"[" * depth + b"]" * depth)
+    no_fault(hospital.refused("2203", {}, "嵌套", body=body))
+
+
+def test_nul_inside_the_encrypted_input_is_refused(client, world, db, keyring, clock):
+    """The plain body's NUL is refused before parsing; the decrypted plaintext must be held to the same rule (PostgreSQL
+    text cannot hold NUL: the statement would fail)."""
+    key = gm.Sm2PrivateKey.generate()
+    fsi.issue(db, keyring, world.other_hospital.id, token="other-fsi-token-0123456", sm4_key=SM4_KEY, sm2_public=key.public_key().to_hex())
+    h = fsi.his(client, world.other_hospital, clock, token="other-fsi-token-0123456", sm4_key=SM4_KEY, sm2_private=key)
+    no_fault(h.refused("9001", {"signIn": {"opter_no": "001", "mac": "00\u0000"}}, "input", "\\u0000"))
+    h.sign_in()
+    vid = h.ok("2201", {"data": {"psn_no": world.resident.id}})["data"]["mdtrt_id"]
+    line = {**fsi.FEEDETAIL[0], "mdtrt_id": vid, "medins_list_name": "诊查\u0000费"}
+    no_fault(h.refused("2204", {"feedetail": [line]}, "input", "\\u0000"))
+    assert h.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})["result"][0]["pric"] == Decimal("300.00")

@@ -120,6 +120,8 @@ def _envelope(body: bytes, inst: Institution) -> dict[str, Any]:
         raise InputError("body", "nul_character", "报文不能包含空字符（\\u0000）", "must not contain the NUL character (\\u0000)")
     try:
         env = wire.loads(body)
+    except wire.TooDeep:
+        raise _too_deep("body") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("body", "invalid_json", "报文不是有效的 JSON", "the body is not valid JSON") from None
     if not isinstance(env, dict):
@@ -152,6 +154,10 @@ def _envelope(body: bytes, inst: Institution) -> dict[str, Any]:
     return env
 
 
+def _too_deep(field_: str) -> InputError:
+    return InputError(field_, "too_deep", f"JSON 嵌套层数超过 {wire.MAX_DEPTH} 层", f"the JSON is nested deeper than {wire.MAX_DEPTH} levels")
+
+
 def _open_input(env: dict[str, Any], cred: GatewayCredential, public: Any) -> dict[str, Any]:
     raw = env["input"]
     if cred.sm4_key is not None:
@@ -177,8 +183,12 @@ def _decrypt(raw: Any, env: dict[str, Any], cred: GatewayCredential, public: Any
     if not sealed:
         raise Unauthorized("input", "bad_seal", "input 不能用本机构的 SM4 密钥解密，或 cainfo 不是本机构对其明文的 SM3withSM2 签名",
                            "input does not decrypt under the institution's SM4 key, or cainfo is not its SM3withSM2 signature of the plaintext")
+    if b"\\u0000" in plain or b"\x00" in plain:  # as the plain body (_envelope): PostgreSQL text cannot hold NUL
+        raise InputError("input", "nul_character", "解密后的 input 不能包含空字符（\\u0000）", "the decrypted input must not contain the NUL character (\\u0000)")
     try:
         return wire.loads(plain)
+    except wire.TooDeep:
+        raise _too_deep("input") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("input", "invalid_json", "解密后的 input 不是有效的 JSON", "the decrypted input is not valid JSON") from None
 
