@@ -73,3 +73,17 @@ def test_bad_usage_exits_2_without_a_traceback(platform, tmp_path):
                              "--secret", token, "--input", "{}"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
     assert nobody.returncode == 2 and "no answer" in nobody.stderr and "Traceback" not in nobody.stderr
     assert Path(YIBAO).exists()
+
+
+def test_the_client_says_which_msgid_it_sent_so_it_can_be_reversed(platform):
+    """docs/fsi.md: "keep this message's msgid" (2401 → 2601): the client, choosing it, must say it (on stderr: stdout
+    stays the answer's JSON)."""
+    _, world, _, _ = platform
+    sign_no = json.loads(call(platform, "9001", {"signIn": {"opter_no": "001"}}).stdout)["output"]["signinoutb"]["sign_no"]
+    admitted = call(platform, "2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}, "diseinfo": []}, "--sign-no", sign_no)
+    assert admitted.returncode == 0, admitted.stdout
+    said = [line.split()[-1] for line in admitted.stderr.splitlines() if line.startswith("msgid")]
+    assert len(said) == 1 and said[0].startswith(world.hospital.id), admitted.stderr
+    reversed_ = call(platform, "2601", {"data": {"omsgid": said[0], "oinfno": "2401"}}, "--sign-no", sign_no)
+    assert reversed_.returncode == 0, reversed_.stdout
+    assert json.loads(reversed_.stdout)["output"]["data"]["mdtrt_id"] == json.loads(admitted.stdout)["output"]["result"]["mdtrt_id"]
