@@ -52,3 +52,20 @@ def test_nul_inside_the_encrypted_input_is_refused(client, world, db, keyring, c
     line = {**fsi.FEEDETAIL[0], "mdtrt_id": vid, "medins_list_name": "诊查\u0000费"}
     no_fault(h.refused("2204", {"feedetail": [line]}, "input", "\\u0000"))
     assert h.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})["result"][0]["pric"] == Decimal("300.00")
+
+
+def test_an_admission_reversed_before_it_arrived_is_refused_when_it_arrives(client, hospital, world):
+    """2601 of a 2401 that has not arrived (the HIS timed out): as for a settlement, the id is claimed as reversed, so the
+    admission arriving late opens no stay the HIS has written off; asked again, the reversal says the same."""
+    late = hospital.msgid()
+    out = hospital.ok("2601", {"data": {"omsgid": late, "oinfno": "2401"}})["data"]
+    assert out["status"] == "reversed_before_arrival" and out["mdtrt_id"] is None
+    assert hospital.ok("2601", {"data": {"omsgid": late, "oinfno": "2401"}})["data"]["status"] == "reversed_before_arrival"
+    no_fault(hospital.refused("2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}}, "msgid", msgid=late))
+    itself = hospital.msgid()
+    no_fault(hospital.refused("2601", {"data": {"omsgid": itself, "oinfno": "2401"}}, "omsgid", msgid=itself))
+    # An admission that did arrive is undone as before.
+    sent = hospital.msgid()
+    stay = hospital.ok("2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}}, msgid=sent)["result"]["mdtrt_id"]
+    assert hospital.ok("2601", {"data": {"omsgid": sent, "oinfno": "2401"}})["data"] == {
+        "omsgid": sent, "oinfno": "2401", "mdtrt_id": stay, "status": "reversed"}

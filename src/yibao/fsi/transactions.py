@@ -446,10 +446,18 @@ def reverse(call: Call, conn: Connection) -> dict[str, Any]:
     omsgid = _text(d, "omsgid", "input.data", max_length=40)
     oinfno = d.get("oinfno")
     assert omsgid is not None
+    if omsgid == call.msgid:  # this very message is not done yet: waiting for it would wait for ever
+        raise InputError("input.data.omsgid", "own_msgid", "原报文ID不能是本报文ID", "must be another message's id, not this one's")
     if oinfno not in REVERSIBLE:
         raise InputError("input.data.oinfno", "not_reversible", "可冲正的原交易为 2207、2304、2401", "only 2207, 2304 and 2401 can be reversed")
     if oinfno == "2401":
-        answer = idempotency.stored_answer(conn, f"fsi:{call.institution.id}", omsgid)
+        # As settlement.reverse does for a settlement: a message that has not arrived is closed, so that arriving late it
+        # is refused (its digest is not this one) instead of opening a stay the HIS has written off.
+        closed = idempotency.Key(f"fsi:{call.institution.id}", omsgid, REVERSED_BEFORE_ARRIVAL, call.institution.region,
+                                 lambda: Conflict("omsgid", "msgid_reused", "该报文ID已用于另一笔交易", "this msgid was used for another request"))
+        answer = idempotency.close(conn, closed, call.now, 409, _CLOSED)
+        if answer is None or answer.body == _CLOSED:
+            return {"data": {"omsgid": omsgid, "oinfno": oinfno, "mdtrt_id": None, "status": REVERSED_BEFORE_ARRIVAL}}
         output = _admission_output(answer)
         if output is None:
             raise NotFound("input.data.omsgid", "not_found", "未找到该报文ID的入院办理记录", "no admission was made by that message")
@@ -457,6 +465,10 @@ def reverse(call: Call, conn: Connection) -> dict[str, Any]:
         return {"data": {"omsgid": omsgid, "oinfno": oinfno, "mdtrt_id": output["mdtrt_id"], "status": "reversed"}}
     result = settlement.reverse(conn, call.now, institution=call.institution, omsgid=omsgid, oinfno=oinfno, actor=call.actor)
     return {"data": {"omsgid": omsgid, "oinfno": oinfno, "setl_id": result.get("setl_id"), "status": result["status"]}}
+
+
+REVERSED_BEFORE_ARRIVAL = "reversed_before_arrival"
+_CLOSED = json.dumps({"infcode": -1, "status": REVERSED_BEFORE_ARRIVAL})  # what a 2401 reversed before it arrived left
 
 
 def _admission_output(answer: idempotency.Answer | None) -> dict[str, Any] | None:
