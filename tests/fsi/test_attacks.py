@@ -69,3 +69,19 @@ def test_an_admission_reversed_before_it_arrived_is_refused_when_it_arrives(clie
     stay = hospital.ok("2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}}, msgid=sent)["result"]["mdtrt_id"]
     assert hospital.ok("2601", {"data": {"omsgid": sent, "oinfno": "2401"}})["data"] == {
         "omsgid": sent, "oinfno": "2401", "mdtrt_id": stay, "status": "reversed"}
+
+
+def test_a_body_beyond_the_limit_is_refused_unread(hospital):
+    """The gateway reads no more than MAX_BODY (a signed HIS's batch of fee lines is far smaller): beyond it, a refusal in
+    words — as a declared length or as a stream — rather than a body of any size held in memory."""
+    from yibao.fsi.gateway import MAX_BODY
+
+    env = wire.envelope(hospital.sender, "2203", {"mdtrtinfo": {"mdtrt_id": "nope"}, "diseinfo": "PLACE"}, hospital.clock(),
+                        msgid=hospital.msgid(), sign_no=hospital.sign_no)
+    big = wire.dumps(env).encode().replace(b'"PLACE"', b'"' + b"x" * MAX_BODY + b'"')
+    no_fault(hospital.refused("2203", {}, "body", "过大", body=big))
+
+    def streamed():
+        yield big[: MAX_BODY // 2]
+        yield big[MAX_BODY // 2:]
+    no_fault(hospital.refused("2203", {}, "body", "过大", body=streamed()))
