@@ -85,3 +85,82 @@ def test_a_body_beyond_the_limit_is_refused_unread(hospital):
         yield big[: MAX_BODY // 2]
         yield big[MAX_BODY // 2:]
     no_fault(hospital.refused("2203", {}, "body", "过大", body=streamed()))
+
+
+def identities_hold(setlinfo: dict, setldetail: list) -> None:
+    """The national identities, to the fen, every amount a number with two decimals."""
+    for key in ("medfee_sumamt", "fund_pay_sumamt", "psn_part_amt", "acct_pay", "psn_cash_pay", "hifp_pay", "balc"):
+        assert isinstance(setlinfo[key], Decimal) and setlinfo[key].as_tuple().exponent == -2, (key, setlinfo[key])
+    assert setlinfo["medfee_sumamt"] == setlinfo["fund_pay_sumamt"] + setlinfo["psn_part_amt"]
+    assert setlinfo["psn_part_amt"] == setlinfo["acct_pay"] + setlinfo["psn_cash_pay"]
+    assert setlinfo["fund_pay_sumamt"] == sum((row["fund_payamt"] for row in setldetail), Decimal("0.00"))
+    assert setlinfo["fund_pay_sumamt"] == sum(setlinfo[k] for k in ("hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "cvlserv_pay",
+                                                                      "hifes_pay", "oth_pay"))
+
+
+def test_the_amounts_keep_the_national_identities_with_the_account(hospital, world, db, keyring):
+    from tests.support.identity import ecard, id_number_of, name_of
+    from tests.support.world import credit
+    from yibao.services.payments import paycodes
+
+    credit(db, world.employee.id, 12345, "identities")
+    ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
+    for lines in (fsi.FEEDETAIL, [{**fsi.FEEDETAIL[1], "cnt": 3}]):  # the deductible, then beyond it
+        code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=world.employee.id, actor="test")).code
+        vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+        hospital.ok("2204", {"feedetail": [{**line, "mdtrt_id": vid} for line in lines]})
+        out = hospital.ok("2207", {"data": {"mdtrt_id": vid, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code}})
+        assert out["setlinfo"]["acct_pay"] > 0
+        identities_hold(out["setlinfo"], out["setldetail"])
+        again = hospital.ok("5203", {"data": {"setl_id": out["setlinfo"]["setl_id"]}})
+        identities_hold(again["setlinfo"], again["setldetail"])
+
+
+def test_another_hospital_cannot_reach_this_ones_visits_settlements_or_messages(client, hospital, world, db, keyring, clock):
+    fsi.issue(db, keyring, world.other_hospital.id, token="other-fsi-token-0123456")
+    other = fsi.his(client, world.other_hospital, clock, token="other-fsi-token-0123456")
+    other.sign_in()
+    vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+    settled_by = hospital.msgid()
+    setl = hospital.ok("2207", {"data": {"mdtrt_id": vid}}, msgid=settled_by)["setlinfo"]
+    for infno, payload in (("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "feedetl_sn": "9", "mdtrt_id": vid}]}),
+                           ("2206", {"data": {"mdtrt_id": vid}}), ("2207", {"data": {"mdtrt_id": vid}}),
+                           ("2205", {"data": {"mdtrt_id": vid}}), ("2202", {"data": {"mdtrt_id": vid}}),
+                           ("5204", {"data": {"mdtrt_id": vid}}), ("5206", {"data": {"psn_no": world.employee.id, "mdtrt_id": vid}}),
+                           ("2208", {"data": {"setl_id": setl["setl_id"]}}), ("5203", {"data": {"setl_id": setl["setl_id"]}}),
+                           ("5204", {"data": {"setl_id": setl["setl_id"]}})):
+        no_fault(other.refused(infno, payload, "不存在"))
+    # Another's msgid is not even a msgid of the other hospital; its own 2601 of it reverses nothing of this one's.
+    no_fault(other.refused("2601", {"data": {"omsgid": settled_by, "oinfno": "2207"}}, "msgid", envelope={
+        **wire.envelope(other.sender, "2601", {}, clock(), msgid=settled_by, sign_no=other.sign_no)}))
+    other.ok("2601", {"data": {"omsgid": settled_by, "oinfno": "2207"}})
+    assert hospital.ok("5203", {"data": {"setl_id": setl["setl_id"]}})["setlinfo"]["setl_stas"] == "1"
+
+
+def test_the_account_is_not_debited_without_its_owner(hospital, world, db, keyring):
+    """acct_used_flag 1 with nothing presented, or with someone else's payment code, is presence_required — and the
+    other person's code is not used up by the attempt."""
+    from tests.support.identity import ecard, id_number_of, name_of
+    from tests.support.world import credit
+    from yibao.services.payments import paycodes
+
+    credit(db, world.employee.id, 50000, "owner")
+    vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+    for infno in ("2206", "2207"):
+        no_fault(hospital.refused(infno, {"data": {"mdtrt_id": vid, "acct_used_flag": "1"}}, "presence_required"))
+        no_fault(hospital.refused(infno, {"data": {"mdtrt_id": vid, "acct_used_flag": 1, "mdtrt_cert_type": "03",
+                                                   "mdtrt_cert_no": "D44030000011"}}, "presence_required"))
+    someone = world.retiree
+    ecard(db, keyring, someone.id, name_of(2), id_number_of(2))
+    theirs = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=someone.id, actor="test")).code
+    no_fault(hospital.refused("2207", {"data": {"mdtrt_id": vid, "acct_used_flag": "1", "mdtrt_cert_type": "01",
+                                                "mdtrt_cert_no": theirs}}, "presence_required"))
+    # Nothing moved, and the code still pays its holder's own visit.
+    assert hospital.ok("2207", {"data": {"mdtrt_id": vid, "acct_used_flag": "0"}})["setlinfo"]["acct_pay"] == Decimal("0.00")
+    own = hospital.ok("2201", {"data": {"psn_no": someone.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": own}]})
+    credit(db, someone.id, 50000, "someone")
+    paid = hospital.ok("2207", {"data": {"mdtrt_id": own, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": theirs}})
+    assert paid["setlinfo"]["acct_pay"] > 0
