@@ -164,3 +164,38 @@ def test_the_account_is_not_debited_without_its_owner(hospital, world, db, keyri
     credit(db, someone.id, 50000, "someone")
     paid = hospital.ok("2207", {"data": {"mdtrt_id": own, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": theirs}})
     assert paid["setlinfo"]["acct_pay"] > 0
+
+
+def test_the_same_msgid_sent_at_once_settles_once(client, hospital, world, db):
+    """Eight copies of one 2207 (one msgid, each signed with its own nonce, as a HIS retrying in a hurry) arrive together:
+    one settlement, eight identical answers; and eight 2207 of one visit under different msgids: one settles."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from yibao.store.tables import settlements
+
+    n = 8
+    vid = hospital.ok("2201", {"data": {"psn_no": world.resident.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+    start, msgid = threading.Barrier(n), hospital.msgid()
+
+    def send(m):  # noqa: ANN001, ANN202
+        start.wait()
+        return hospital.raw("2207", {"data": {"mdtrt_id": vid}}, msgid=m)
+
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(send, [msgid] * n))
+    assert all(a["infcode"] == 0 for a in answers), [a["err_msg"] for a in answers]
+    assert len({a["output"]["setlinfo"]["setl_id"] for a in answers}) == 1
+    count = select(func.count()).select_from(settlements).where(settlements.c.visit_id == vid)
+    assert db.run(lambda c: c.execute(count).scalar(), write=False) == 1
+
+    other = hospital.ok("2201", {"data": {"psn_no": world.resident.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": other}]})
+    vid, start = other, threading.Barrier(n)
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(send, [hospital.msgid() for _ in range(n)]))
+    assert sorted(a["infcode"] for a in answers) == [-1] * (n - 1) + [0], [a["err_msg"] for a in answers]
+    assert all("visit_settled" in a["err_msg"] for a in answers if a["infcode"] == -1), [a["err_msg"] for a in answers]
