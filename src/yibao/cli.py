@@ -539,6 +539,27 @@ def fsi_issue(
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
+@fsi_app.command("revoke")
+def fsi_revoke(
+    code: str = typer.Argument(..., help="the institution's fixmedins_code"),
+    database: Optional[str] = DatabaseOption,
+) -> None:
+    """吊销国家接口网关令牌 Revoke an institution's gateway token (a serving process notices within 30 s); `fsi issue` gives a new one."""
+    from yibao.services.agency import gateway_credentials
+    from yibao.store.db import Database
+
+    db = Database(database)
+    keyring = _keyring()
+    Context.for_database(db, keyring)  # keys the audit chain
+    try:
+        db.run(lambda c: gateway_credentials.revoke(c, db.clock(), institution_id=code, actor="cli"))
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps({"institution": code, "status": "revoked"}, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     # Whatever this process creates — the SQLite database and its -wal/-shm, key files, sandbox keys — only
     # its user may read; the code asks for 0600/0700 where it creates them, and this covers anything else.
