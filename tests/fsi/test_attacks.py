@@ -199,3 +199,37 @@ def test_the_same_msgid_sent_at_once_settles_once(client, hospital, world, db):
         answers = list(pool.map(send, [hospital.msgid() for _ in range(n)]))
     assert sorted(a["infcode"] for a in answers) == [-1] * (n - 1) + [0], [a["err_msg"] for a in answers]
     assert all("visit_settled" in a["err_msg"] for a in answers if a["infcode"] == -1), [a["err_msg"] for a in answers]
+
+
+LIMIT = 10  # services/access/credentials.py: PER_ADDRESS and PER_INSTITUTION, within 15 minutes
+
+
+def test_wrong_signatures_cost_what_wrong_credentials_cost(client, hospital, world, db, keyring, clock, monkeypatch):
+    """A wrong x-tif-signature (or a paasid with no token) is counted per address and per institution code like a wrong
+    REST credential (access/credentials.py); too many lock them — the right signature too, so a lucky guess is not told
+    apart — until the window has passed. (Unthrottled, a token could be guessed at the gateway's speed.)"""
+    monkeypatch.setenv("YIBAO_TRUSTED_PROXIES", "testclient")
+
+    def from_(address: str, his) -> dict[str, str]:  # noqa: ANN001
+        return {"Content-Type": "application/json", "X-Forwarded-For": address,
+                **wire.gateway_headers(his.sender.fixmedins_code, his.sender.token, clock())}
+
+    ok = {"data": {"psn_no": world.employee.id}}
+    guesser = fsi.his(client, world.hospital, clock, token="not-the-token-at-all-000")
+    guesser.sign_no = hospital.sign_no
+    for _ in range(LIMIT):
+        no_fault(guesser.refused("2201", ok, "x-tif-signature", "[bad_signature]", headers=from_("203.0.113.9", guesser)))
+    no_fault(guesser.refused("2201", ok, "credentials_locked", headers=from_("203.0.113.9", guesser)))
+    no_fault(hospital.refused("2201", ok, "credentials_locked", headers=from_("203.0.113.9", hospital)))  # the right one too
+    # The code is locked too (ten guesses at it): a new address with the right token is refused, the HIS's own known
+    # address is not (it signed rightly there before), and once the window has passed all is as before.
+    no_fault(hospital.refused("2201", ok, "credentials_locked", headers=from_("198.51.100.1", hospital)))
+    assert hospital.raw("2201", ok, headers=from_("testclient", hospital))["infcode"] == 0
+    clock.advance(minutes=15, seconds=1)
+    for address in ("203.0.113.9", "198.51.100.1"):
+        assert hospital.raw("2201", ok, headers=from_(address, hospital))["infcode"] == 0
+    # A paasid with no gateway token is a guess as well.
+    stranger = fsi.his(client, world.other_hospital, clock, token="whatever-token-00000000")
+    for _ in range(LIMIT):
+        no_fault(stranger.refused("9001", {"signIn": {"opter_no": "1"}}, "x-tif-paasid", headers=from_("192.0.2.7", stranger)))
+    no_fault(stranger.refused("9001", {"signIn": {"opter_no": "1"}}, "credentials_locked", headers=from_("192.0.2.7", stranger)))
