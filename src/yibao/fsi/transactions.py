@@ -14,14 +14,13 @@ from typing import Any, Callable
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, YibaoError
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.fsi import Number, amount, inf_time
 from yibao.fsi import codes
 from yibao.runtime import idempotency
 from yibao.services.access import gateway
 from yibao.services.agency.institutions import Institution
-from yibao.services.books import accumulators
 from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import paycodes
@@ -510,20 +509,20 @@ ACCUMULATORS = (("outpatient_deductible_used", "门诊起付线累计"), ("pool_
 
 @handles("5206")
 def query_totals(call: Call, conn: Connection) -> dict[str, Any]:
-    """The person's totals this year. Not something the REST counter sees before the holder is there: answered only with
-    a visit here (`mdtrt_id`) its person has presented a credential for (the presence the settlement would use)."""
+    """The person's totals this year: settlement.year_totals, answered only with a visit here (`mdtrt_id`) its person has
+    presented a credential for (the presence the settlement would use)."""
     d = _section(call, "data")
     v = _visit(call, conn, d, "input.data")
-    if presence.covered(conn, call.now, institution_id=call.institution.id, visit_id=v.id, owner_id=v.person_id) is None:
-        raise Forbidden("input.data.mdtrt_id", "presence_required", "查询人员累计信息须参保人本人到场出示凭证（该就诊）",
-                        "the year's totals are shown only once the person has presented a credential for this visit")
     cum_ym = d.get("cum_ym")
     if cum_ym in (None, ""):
-        year = v.visit_date.year
+        year = None
     elif isinstance(cum_ym, str) and len(cum_ym) == 6 and cum_ym.isdigit() and 1 <= int(cum_ym[4:]) <= 12:
         year = int(cum_ym[:4])  # the totals are kept per year: the month names its year
     else:
         raise InputError("input.data.cum_ym", "invalid_month", "累计年月应为 yyyyMM", "must be yyyyMM")
-    acc = accumulators.read(conn, v.person_id, year).as_dict()
-    return {"cuminfo": [{"year": str(year), "cum_type_code": key, "cum_type_name": name, "cum": Number(format_yuan(acc[key]))}
+    try:
+        acc = settlement.year_totals(conn, call.now, institution=call.institution, visit_id=v.id, year=year).as_dict()
+    except YibaoError as exc:
+        raise _renamed(exc, "input.data.mdtrt_id") from None
+    return {"cuminfo": [{"year": str(year or v.visit_date.year), "cum_type_code": key, "cum_type_name": name, "cum": Number(format_yuan(acc[key]))}
                         for key, name in ACCUMULATORS]}
