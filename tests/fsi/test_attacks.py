@@ -233,3 +233,21 @@ def test_wrong_signatures_cost_what_wrong_credentials_cost(client, hospital, wor
     for _ in range(LIMIT):
         no_fault(stranger.refused("9001", {"signIn": {"opter_no": "1"}}, "x-tif-paasid", headers=from_("192.0.2.7", stranger)))
     no_fault(stranger.refused("9001", {"signIn": {"opter_no": "1"}}, "credentials_locked", headers=from_("192.0.2.7", stranger)))
+
+
+def test_an_unexpected_fault_is_answered_in_words_and_its_nonce_is_used_all_the_same(hospital, world, monkeypatch):
+    """A fault nobody foresaw: infcode -1 with a reference, no traceback; and its headers are spent like any refused
+    request's (replayed later — once the fault is fixed — they would otherwise run)."""
+    from yibao.fsi import transactions
+
+    def broken(call, conn):  # noqa: ANN001, ANN202
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(transactions.HANDLERS, "2201", broken)
+    ok = {"data": {"psn_no": world.employee.id}}
+    headers = {"Content-Type": "application/json", **wire.gateway_headers(hospital.sender.fixmedins_code, hospital.sender.token,
+                                                                           hospital.clock())}
+    said = hospital.refused("2201", ok, "internal_error", headers=headers)
+    assert "Traceback" not in said and "a bug" not in said
+    monkeypatch.undo()
+    hospital.refused("2201", ok, "x-tif-nonce", "nonce_reused", headers=headers)

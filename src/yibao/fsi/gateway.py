@@ -274,6 +274,13 @@ def install(app: FastAPI, window: timedelta | None = None) -> None:
         except Exception:  # noqa: BLE001 — the national practice: an answer, never a traceback
             rid = secrets.token_hex(8)
             log.exception("fsi: unexpected fault, reference %s", rid)
+            if claim is not None:
+                try:
+                    await p.run(claim)  # spent as a refused request's: replayed once the fault is fixed, it must not run
+                except YibaoError:
+                    pass  # used meanwhile: a replay
+                except Exception:  # noqa: BLE001 — the answer below is owed whatever the claim met
+                    log.exception("fsi: the nonce of the faulted request %s was not claimed", rid)
             text = wire.dumps(_answer(-1, received, p.now(), region, err_msg=f"系统内部错误，请凭编号 {rid} 联系经办机构（internal error; "
                                                                              f"quote {rid} to the agency）[internal_error]"))
         if cred is not None and cred.sm4_key is not None:
