@@ -251,3 +251,19 @@ def test_an_unexpected_fault_is_answered_in_words_and_its_nonce_is_used_all_the_
     assert "Traceback" not in said and "a bug" not in said
     monkeypatch.undo()
     hospital.refused("2201", ok, "x-tif-nonce", "nonce_reused", headers=headers)
+
+
+def test_a_payment_code_given_to_1101_is_pointed_to_2206_not_counted_as_a_miss(hospital, world, db, keyring):
+    """A HIS scanning the e-voucher (the dynamic payment code, 91…) may hand it to 1101 as national HIS code does; yibao's
+    1101 looks up the e-card's number, and the code is presented with 2206/2207. Said so — not a look-up of nobody,
+    counted towards the enumeration watch, with the code left unused."""
+    from tests.support.identity import ecard, id_number_of, name_of
+    from yibao.services.payments import paycodes
+
+    ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
+    code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=world.employee.id, actor="test")).code
+    said = hospital.refused("1101", {"data": {"mdtrt_cert_type": "01", "mdtrt_cert_no": code}}, "mdtrt_cert_no", "2206")
+    assert "not_found" not in said
+    vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+    hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
+    hospital.ok("2206", {"data": {"mdtrt_id": vid, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code}})

@@ -127,6 +127,11 @@ def person_info(call: Call, conn: Connection) -> dict[str, Any] | YibaoError:
     number = _text(d, "mdtrt_cert_no", "input.data", max_length=64) if cert_type != "02" or d.get("mdtrt_cert_no") else \
         _text(d, "certno", "input.data", max_length=64)
     assert number is not None
+    if cert_type == "01" and codes.PAYCODE.match(number):  # the scanned e-voucher: a credential to present, not to look up by
+        raise InputError("input.data.mdtrt_cert_no", "paycode_not_for_lookup",
+                         "动态医保码（91开头）请在 2206/2207 的 mdtrt_cert_no 中出示；1101 凭电子社保卡号、身份证号或社保卡号查询",
+                         "the dynamic payment code (91…) is presented in 2206/2207's mdtrt_cert_no; 1101 looks up by the e-card's "
+                         "number, the ID number or the card number")
     result = people.lookup_for_institution(conn, call.keyring, call.now, institution=call.institution, actor=call.actor,
                                            credential_type=codes.CERT_TYPES[cert_type], credential_no=number)
     if isinstance(result, YibaoError):
