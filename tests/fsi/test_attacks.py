@@ -267,3 +267,24 @@ def test_a_payment_code_given_to_1101_is_pointed_to_2206_not_counted_as_a_miss(h
     vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
     hospital.ok("2204", {"feedetail": [{**fsi.FEEDETAIL[0], "mdtrt_id": vid}]})
     hospital.ok("2206", {"data": {"mdtrt_id": vid, "acct_used_flag": "1", "mdtrt_cert_type": "01", "mdtrt_cert_no": code}})
+
+
+def test_a_revoked_token_and_a_switch_to_sm4_hold_once_the_cache_has_passed(client, hospital, world, db, keyring, clock, monkeypatch):
+    """Within CREDENTIAL_CACHE_S (30 s, as the REST path's suspension) a serving process may still pass a revoked token or
+    plain input; after it, neither passes (the cache's life set to nothing here, rather than waiting)."""
+    from yibao.fsi import gateway
+    from yibao.services.agency import gateway_credentials
+
+    monkeypatch.setattr(gateway, "CREDENTIAL_CACHE_S", 0)
+    client.app.state.fsi_gateway._cache.clear()  # what the hospital's sign-in left there, for 30 s
+    ok = {"data": {"psn_no": world.employee.id}}
+    assert hospital.raw("2201", ok)["infcode"] == 0
+    db.run(lambda c: gateway_credentials.revoke(c, clock(), institution_id=world.hospital.id, actor="test"))
+    no_fault(hospital.refused("2201", ok, "x-tif-paasid"))
+    key = gm.Sm2PrivateKey.generate()
+    fsi.issue(db, keyring, world.hospital.id, sm4_key=SM4_KEY, sm2_public=key.public_key().to_hex())  # the same token, now SM4
+    no_fault(hospital.refused("2201", ok, "input", "encData"))  # plain input: no downgrade
+    sealed = fsi.his(client, world.hospital, clock, sm4_key=SM4_KEY, sm2_private=key)
+    sealed.sign_no, sealed.seq = hospital.sign_no, hospital.seq  # one HIS: its msgids go on
+    answer = sealed.raw("2201", ok)
+    assert answer["infcode"] == 0, answer["err_msg"]
