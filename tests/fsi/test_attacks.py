@@ -288,3 +288,20 @@ def test_a_revoked_token_and_a_switch_to_sm4_hold_once_the_cache_has_passed(clie
     sealed.sign_no, sealed.seq = hospital.sign_no, hospital.seq  # one HIS: its msgids go on
     answer = sealed.raw("2201", ok)
     assert answer["infcode"] == 0, answer["err_msg"]
+
+
+def test_the_window_edges_leave_no_replay(hospital, world, clock):
+    """A timestamp up to the window ahead is accepted; its nonce is kept until no timestamp it carries can be in the
+    window any more — replayed at the far edge (599 s later, the stamp 299 s behind) it is still a replay."""
+    from datetime import timedelta
+
+    ok = {"data": {"psn_no": world.employee.id}}
+    ahead = {"Content-Type": "application/json",
+             **wire.gateway_headers(hospital.sender.fixmedins_code, hospital.sender.token, clock() + timedelta(seconds=300))}
+    assert hospital.raw("2201", ok, headers=ahead)["infcode"] == 0
+    too_far = wire.gateway_headers(hospital.sender.fixmedins_code, hospital.sender.token, clock() + timedelta(seconds=302))
+    no_fault(hospital.refused("2201", ok, "x-tif-timestamp", headers={"Content-Type": "application/json", **too_far}))
+    clock.advance(seconds=599)
+    no_fault(hospital.refused("2201", ok, "x-tif-nonce", headers=ahead))
+    clock.advance(seconds=2)
+    no_fault(hospital.refused("2201", ok, "x-tif-timestamp", headers=ahead))
