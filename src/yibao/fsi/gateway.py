@@ -5,10 +5,11 @@ status): a refusal — a bad signature, an old timestamp, a reused nonce, a malf
 unknown `infno`, any service's refusal, even an unexpected fault — is `infcode -1` with `err_msg` naming the
 field and the rule in Chinese and English. Never a traceback.
 
-Order: the gateway headers (institution, time window, signature), then the envelope, then — in ONE unit — the
-nonce claimed, the message id claimed (runtime/idempotency.py: the same msgid and input get the stored answer;
-another input under it is refused), the sign-in checked and the transaction run. A refused request's nonce is
-claimed in a unit of its own, so no request can be replayed later with the same headers.
+Order: the gateway headers (institution, time window, signature — a wrong one counted as a wrong credential,
+access/credentials.py), then the body (at most MAX_BODY) and the envelope, then — in ONE unit — the nonce claimed,
+the message id claimed (runtime/idempotency.py: the same msgid and input get the stored answer; another input under
+it is refused), the sign-in checked and the transaction run. A refused (or faulted) request's nonce is claimed in a
+unit of its own, so no request can be replayed later with the same headers.
 """
 
 from __future__ import annotations
