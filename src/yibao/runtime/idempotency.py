@@ -144,7 +144,7 @@ def close(conn: Connection, k: Key, now: datetime, status: int, body: str) -> An
         _DONE(conn, {**k.ids, "status": status, "body": body})
         return None
     row = _GET(conn, k.ids).first()
-    if row.status_code == 0:
+    if row is None or row.status_code == 0:  # None: claimed by a unit this one's snapshot cannot see yet
         raise Retry()
     return Answer(int(row.status_code), row.body, True)
 
