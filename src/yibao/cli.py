@@ -523,7 +523,7 @@ def fsi_call(
     secret: str = typer.Option(..., "--secret", help="the institution's gateway token (yibao fsi issue)"),
     input_: str = typer.Option(..., "--input", help="the transaction's input: JSON, or @FILE"),
     sign_no: str = typer.Option("", "--sign-no", help="the sign_no 9001 answered"),
-    msgid: Optional[str] = typer.Option(None, "--msgid", help="default: code + yyyyMMddHHmmss + a 4-digit sequence"),
+    msgid: Optional[str] = typer.Option(None, "--msgid", help="default: code + yyyyMMddHHmmss + a 4-digit sequence (said on stderr)"),
     region: Optional[str] = typer.Option(None, "--region", help="mdtrtarea_admvs (default: the 6 digits after the code's letter)"),
     opter: str = typer.Option("001", "--opter", help="the operator's number"),
     sm4_key: Optional[str] = typer.Option(None, "--sm4-key", help="hex: the institution's SM4 key (encrypted mode)"),
@@ -570,7 +570,10 @@ def fsi_call(
     from datetime import datetime, timezone
 
     sender = wire.Sender(institution, secret, mdtrtarea_admvs=area, opter=opter, opter_name=opter, sm4_key=key, sm2_private=private)
-    headers, body = wire.request(sender, infno, payload, datetime.now(timezone.utc), sign_no=sign_no, msgid=msgid)
+    at = datetime.now(timezone.utc)
+    msgid = msgid or wire.new_msgid(institution, at)
+    sys.stderr.write(f"msgid {msgid}\n")  # stdout is the answer; a reversal (2601) or a retry needs the id that was sent
+    headers, body = wire.request(sender, infno, payload, at, sign_no=sign_no, msgid=msgid)
     try:
         r = httpx.post(url.rstrip("/") + "/fsi/api/rsfComIfsService/callService", content=body, headers=headers, timeout=timeout)
         answer = wire.loads(r.content)
@@ -620,6 +623,27 @@ def fsi_issue(
 
         out["platform_sm2_public"] = platform_key(keyring).public_key().to_hex()
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+
+
+@fsi_app.command("revoke")
+def fsi_revoke(
+    code: str = typer.Argument(..., help="the institution's fixmedins_code"),
+    database: Optional[str] = DatabaseOption,
+) -> None:
+    """吊销国家接口网关令牌 Revoke an institution's gateway token (a serving process notices within 30 s); `fsi issue` gives a new one."""
+    from yibao.services.agency import gateway_credentials
+    from yibao.store.db import Database
+
+    db = Database(database)
+    keyring = _keyring()
+    Context.for_database(db, keyring)  # keys the audit chain
+    try:
+        db.run(lambda c: gateway_credentials.revoke(c, db.clock(), institution_id=code, actor="cli"))
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    sys.stdout.write(json.dumps({"institution": code, "status": "revoked"}, ensure_ascii=False) + "\n")
 
 
 def main() -> None:

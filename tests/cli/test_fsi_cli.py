@@ -91,3 +91,38 @@ def test_the_client_downloads_the_catalogue_file(platform):
     name, rows = catalogue_txt.read((home / "catalogue.zip").read_bytes())
     assert name == out["filename"].removesuffix(".zip") and len(rows) == out["data_cnt"] > 0
     assert {r["list_type"] for r in rows} <= {"101", "102"}
+
+
+def test_the_client_says_which_msgid_it_sent_so_it_can_be_reversed(platform):
+    """docs/fsi.md: "keep this message's msgid" (2401 → 2601): the client, choosing it, must say it (on stderr: stdout
+    stays the answer's JSON)."""
+    _, world, _, _ = platform
+    sign_no = json.loads(call(platform, "9001", {"signIn": {"opter_no": "001"}}).stdout)["output"]["signinoutb"]["sign_no"]
+    admitted = call(platform, "2401", {"mdtrtinfo": {"psn_no": world.resident.id, "med_type": "21"}, "diseinfo": []}, "--sign-no", sign_no)
+    assert admitted.returncode == 0, admitted.stdout
+    said = [line.split()[-1] for line in admitted.stderr.splitlines() if line.startswith("msgid")]
+    assert len(said) == 1 and said[0].startswith(world.hospital.id), admitted.stderr
+    reversed_ = call(platform, "2601", {"data": {"omsgid": said[0], "oinfno": "2401"}}, "--sign-no", sign_no)
+    assert reversed_.returncode == 0, reversed_.stdout
+    assert json.loads(reversed_.stdout)["output"]["data"]["mdtrt_id"] == json.loads(admitted.stdout)["output"]["result"]["mdtrt_id"]
+
+
+def test_a_token_is_revoked_from_the_command_line(platform):
+    """`yibao fsi revoke CODE`: the gateway refuses the institution's token from then on (a serving process that has used
+    it within CREDENTIAL_CACHE_S notices within that time; this institution never called, so at once)."""
+    server, world, _, home = platform
+    url = f"sqlite:///{home}/data/yibao.db"  # the platform fixture's
+    issued = subprocess.run([YIBAO, "fsi", "issue", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
+                            capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0, issued.stderr
+    revoked = subprocess.run([YIBAO, "fsi", "revoke", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
+                             capture_output=True, text=True, timeout=60)
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout) == {"institution": world.other_hospital.id, "status": "revoked"}
+    args = [YIBAO, "fsi", "call", "9001", "--url", server.url, "--institution", world.other_hospital.id, "--secret",
+            json.loads(issued.stdout)["token"], "--input", json.dumps({"signIn": {"opter_no": "001"}})]
+    refused = subprocess.run(args, cwd=home, env=env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "x-tif-paasid" in json.loads(refused.stdout)["err_msg"]
+    again = subprocess.run([YIBAO, "fsi", "revoke", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "Traceback" not in again.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from yibao.domain.ledger import person_account
 from yibao.sandbox import demo
 from yibao.services.agency import institutions
@@ -57,3 +59,16 @@ def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_se
     v, doc = db.run(cross_region)
     assert v.filing == "long_term" and doc["insuplc_admdvs"] == "330200" and doc["mdtrtarea_admvs"] == "440300"
     assert doc["catalogue_version"] == "440300-2026.1" and doc["policy_version"] == "330200-2026.1"
+
+
+def test_the_guide_prints_every_token_whole_on_a_narrow_terminal(db, keyring):
+    """A HIS developer copies the credential and the fsi_token out of the guide (docs/fsi.md): neither may be folded
+    across lines, whatever the terminal's width (a log file's is 80)."""
+    from rich.console import Console
+
+    guide = demo.ensure(db, keyring)
+    console = Console(width=80, record=True, file=io.StringIO())
+    demo.print_guide(guide, "http://127.0.0.1:8000", console)
+    text = console.export_text()
+    for row in guide.institutions:
+        assert row["credential"] in text and row["fsi_token"] in text, row

@@ -135,9 +135,28 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+MAX_DEPTH = 16  # the national input nests 3 levels; far deeper is an attack on the stack (parser, digest, signature)
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than MAX_DEPTH."""
+
+
 def loads(text: str | bytes) -> Any:
-    """Parse an envelope with exact decimals: 12.5 becomes Decimal("12.5"), never a float."""
-    return json.loads(text, parse_float=Decimal)
+    """Parse an envelope with exact decimals: 12.5 becomes Decimal("12.5"), never a float. Nesting deeper than
+    MAX_DEPTH raises TooDeep (a ValueError): the recursive writer (`canonical`) must never meet it."""
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except RecursionError:
+        raise TooDeep(f"nested deeper than {MAX_DEPTH} levels") from None
+    stack = [(value, 1)]
+    while stack:  # iterative: the check itself must not recurse
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        if children and depth >= MAX_DEPTH:
+            raise TooDeep(f"nested deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+    return value
 
 
 def canonical(value: Any) -> str:

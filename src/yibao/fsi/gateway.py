@@ -5,10 +5,11 @@ status): a refusal — a bad signature, an old timestamp, a reused nonce, a malf
 unknown `infno`, any service's refusal, even an unexpected fault — is `infcode -1` with `err_msg` naming the
 field and the rule in Chinese and English. Never a traceback.
 
-Order: the gateway headers (institution, time window, signature), then the envelope, then — in ONE unit — the
-nonce claimed, the message id claimed (runtime/idempotency.py: the same msgid and input get the stored answer;
-another input under it is refused), the sign-in checked and the transaction run. A refused request's nonce is
-claimed in a unit of its own, so no request can be replayed later with the same headers.
+Order: the gateway headers (institution, time window, signature — a wrong one counted as a wrong credential,
+access/credentials.py), then the body (at most MAX_BODY) and the envelope, then — in ONE unit — the nonce claimed,
+the message id claimed (runtime/idempotency.py: the same msgid and input get the stored answer; another input under
+it is refused), the sign-in checked and the transaction run. A refused (or faulted) request's nonce is claimed in a
+unit of its own, so no request can be replayed later with the same headers.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from yibao.fsi import catalogue_tx, codes  # noqa: F401 — catalogue_tx registe
 from yibao.fsi import mobile_tx as _mobile  # noqa: F401 — registers the mobile payment transactions (6201–6401)
 from yibao.fsi.transactions import FLOWS, HANDLERS, Call, OnceOnly
 from yibao.runtime import idempotency
+from yibao.runtime.clients import client_address
 from yibao.runtime.platform import Platform
-from yibao.services.access import gateway
+from yibao.services.access import credentials, gateway
 from yibao.services.agency import gateway_credentials, institutions
 from yibao.services.agency.gateway_credentials import GatewayCredential
 from yibao.services.agency.institutions import Institution
@@ -43,6 +45,8 @@ log = logging.getLogger("yibao.fsi")
 PATH = "/fsi/api/rsfComIfsService/callService"
 CREDENTIAL_CACHE_S = 30  # a revoked or re-issued token takes effect within this
 NO_SIGN_IN = ("9001",)  # every other transaction carries the sign_no 9001 answered
+MAX_BODY = 16 * 1024 * 1024  # room for a 9101 upload of the largest file (5 MB, base64, then SM4 as hex: ~13.4 MB); more is
+# refused unread [guess: no national figure found]
 
 
 def _refused(field_: str, code: str, zh: str, en: str) -> Unauthorized:
@@ -55,8 +59,9 @@ class Gateway:
     window: timedelta
     _cache: dict[str, tuple[float, GatewayCredential, Institution]] = field(default_factory=dict)
     _public_keys: dict[str, Any] = field(default_factory=dict)
+    _passed: dict[tuple[str, str | None], float] = field(default_factory=dict)  # (paasid, address) → until when it passes unqueried
 
-    async def credential(self, paasid: str) -> tuple[GatewayCredential, Institution]:
+    async def credential(self, paasid: str) -> tuple[GatewayCredential, Institution] | None:
         cached = self._cache.get(paasid)
         if cached and cached[0] > time.monotonic():
             return cached[1], cached[2]
@@ -66,10 +71,32 @@ class Gateway:
             cred = gateway_credentials.active(conn, p.keyring, paasid)
             return (cred, institutions.get(conn, paasid)) if cred is not None else None
         found = await p.run(read, write=False)
-        if found is None:
-            raise _refused(wire.HEADER_PAASID, "unknown_paasid", "x-tif-paasid 不是已开通国家接口的定点机构", "x-tif-paasid is no institution admitted to the gateway")
+        if found is None or found[1] is None:
+            return None
         self._cache[paasid] = (time.monotonic() + CREDENTIAL_CACHE_S, found[0], found[1])
-        return found
+        return found[0], found[1]
+
+    async def counted(self, paasid: str, address: str | None, now: datetime, found: tuple[GatewayCredential, Institution] | None,
+                      valid: bool) -> None:
+        """The signature's verdict, counted as a credential's (access/credentials.py): a wrong one — or a paasid with no
+        token — counts and is refused; too many refuse the right one too. A right one from an address where this
+        institution's signature passed within CREDENTIAL_CACHE_S is let through without a query (as the REST path
+        remembers a credential that worked)."""
+        passed = (paasid, address)
+        if valid and self._passed.get(passed, 0.0) > time.monotonic():
+            return
+        if found is None:
+            refusal = _refused(wire.HEADER_PAASID, "unknown_paasid", "x-tif-paasid 不是已开通国家接口的定点机构",
+                               "x-tif-paasid is no institution admitted to the gateway")
+        else:
+            refusal = _refused(wire.HEADER_SIGNATURE, "bad_signature", "x-tif-signature 签名不正确（SHA256(时间戳+令牌+随机数+时间戳)）",
+                               "the signature does not match SHA256(timestamp + token + nonce + timestamp)")
+        p, region = self.platform, found[1].region if found else None
+        verdict = await p.run(lambda c: credentials.gateway_signature(c, p.keyring, now, code=paasid, region=region, valid=valid,
+                                                                      address=address, refusal=refusal))
+        if verdict is not None:
+            raise verdict  # after its count committed
+        self._passed[passed] = time.monotonic() + CREDENTIAL_CACHE_S
 
     def public_key(self, cred: GatewayCredential) -> Any:
         """The institution's SM2 public key, parsed once and kept (a kept key verifies faster: yibao.crypto.gm)."""
@@ -103,11 +130,12 @@ class Gateway:
         nonce = values[wire.HEADER_NONCE]
         if len(nonce) > 64:
             raise _refused(wire.HEADER_NONCE, "invalid_nonce", "x-tif-nonce 不超过64个字符", "must be at most 64 characters")
-        cred, inst = await self.credential(values[wire.HEADER_PAASID])
-        if not wire.signature_ok(stamp, cred.token, nonce, values[wire.HEADER_SIGNATURE]):
-            raise _refused(wire.HEADER_SIGNATURE, "bad_signature", "x-tif-signature 签名不正确（SHA256(时间戳+令牌+随机数+时间戳)）",
-                           "the signature does not match SHA256(timestamp + token + nonce + timestamp)")
-        return cred, inst, nonce
+        paasid = values[wire.HEADER_PAASID]
+        found = await self.credential(paasid)
+        valid = found is not None and wire.signature_ok(stamp, found[0].token, nonce, values[wire.HEADER_SIGNATURE])
+        await self.counted(paasid, client_address(request), now, found, valid)
+        assert found is not None
+        return found[0], found[1], nonce
 
     def claim(self, inst: Institution, nonce: str, now: datetime) -> Callable[[Connection], None]:
         """The nonce's claim, as a unit or the first step of one (expired nonces dropped on one request in 64)."""
@@ -116,11 +144,31 @@ class Gateway:
                                                 purge=purge)
 
 
+def _too_large() -> InputError:
+    return InputError("body", "body_too_large", f"报文过大（不超过 {MAX_BODY // 1024 // 1024} MB）", f"the body is too large (at most {MAX_BODY // 1024 // 1024} MB)")
+
+
+async def _body(request: Request) -> bytes:
+    """The body, read only up to MAX_BODY: a declared length beyond it is refused before reading, a stream when it passes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _envelope(body: bytes, inst: Institution) -> dict[str, Any]:
     if b"\\u0000" in body:  # PostgreSQL text cannot hold NUL: refused here, not answered by a failed statement
         raise InputError("body", "nul_character", "报文不能包含空字符（\\u0000）", "must not contain the NUL character (\\u0000)")
     try:
         env = wire.loads(body)
+    except wire.TooDeep:
+        raise _too_deep("body") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("body", "invalid_json", "报文不是有效的 JSON", "the body is not valid JSON") from None
     if not isinstance(env, dict):
@@ -153,6 +201,10 @@ def _envelope(body: bytes, inst: Institution) -> dict[str, Any]:
     return env
 
 
+def _too_deep(field_: str) -> InputError:
+    return InputError(field_, "too_deep", f"JSON 嵌套层数超过 {wire.MAX_DEPTH} 层", f"the JSON is nested deeper than {wire.MAX_DEPTH} levels")
+
+
 def _open_input(env: dict[str, Any], cred: GatewayCredential, public: Any) -> dict[str, Any]:
     raw = env["input"]
     if cred.sm4_key is not None:
@@ -178,8 +230,12 @@ def _decrypt(raw: Any, env: dict[str, Any], cred: GatewayCredential, public: Any
     if not sealed:
         raise Unauthorized("input", "bad_seal", "input 不能用本机构的 SM4 密钥解密，或 cainfo 不是本机构对其明文的 SM3withSM2 签名",
                            "input does not decrypt under the institution's SM4 key, or cainfo is not its SM3withSM2 signature of the plaintext")
+    if b"\\u0000" in plain or b"\x00" in plain:  # as the plain body (_envelope): PostgreSQL text cannot hold NUL
+        raise InputError("input", "nul_character", "解密后的 input 不能包含空字符（\\u0000）", "the decrypted input must not contain the NUL character (\\u0000)")
     try:
         return wire.loads(plain)
+    except wire.TooDeep:
+        raise _too_deep("input") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("input", "invalid_json", "解密后的 input 不是有效的 JSON", "the decrypted input is not valid JSON") from None
 
@@ -206,10 +262,9 @@ def install(app: FastAPI, window: timedelta | None = None) -> None:
         region, cred, claim = "000000", None, None
         env: dict[str, Any] | None = None
         try:
-            body = await request.body()
-            cred, inst, nonce = await gw.authenticate(request, received)
+            cred, inst, nonce = await gw.authenticate(request, received)  # the headers first: nobody unknown gets the body read
             region, claim = inst.region, gw.claim(inst, nonce, received)
-            env = _envelope(body, inst)
+            env = _envelope(await _body(request), inst)
             payload = _open_input(env, cred, gw.public_key(cred))
             text = await _run(p, env, payload, inst, received, claim)
         except YibaoError as exc:
@@ -222,6 +277,13 @@ def install(app: FastAPI, window: timedelta | None = None) -> None:
         except Exception:  # noqa: BLE001 — the national practice: an answer, never a traceback
             rid = secrets.token_hex(8)
             log.exception("fsi: unexpected fault, reference %s", rid)
+            if claim is not None:
+                try:
+                    await p.run(claim)  # spent as a refused request's: replayed once the fault is fixed, it must not run
+                except YibaoError:
+                    pass  # used meanwhile: a replay
+                except Exception:  # noqa: BLE001 — the answer below is owed whatever the claim met
+                    log.exception("fsi: the nonce of the faulted request %s was not claimed", rid)
             text = wire.dumps(_answer(-1, received, p.now(), region, err_msg=f"系统内部错误，请凭编号 {rid} 联系经办机构（internal error; "
                                                                              f"quote {rid} to the agency）[internal_error]"))
         if cred is not None and cred.sm4_key is not None:

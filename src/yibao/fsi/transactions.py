@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, YibaoError
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.fsi import Number, amount, inf_time
 from yibao.fsi import codes
@@ -21,7 +21,6 @@ from yibao.runtime import idempotency
 from yibao.services import Context
 from yibao.services.access import gateway
 from yibao.services.agency.institutions import Institution
-from yibao.services.books import accumulators
 from yibao.services.care import presence, settlement, views, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import paycodes
@@ -146,12 +145,17 @@ def person_info(call: Call, conn: Connection) -> dict[str, Any] | YibaoError:
     in national sections — never a balance, a birth date or an identity status: 1101 by card (03) reveals no more."""
     d = _section(call, "data")
     cert_type = d.get("mdtrt_cert_type")
-    if cert_type not in codes.CERT_TYPES:
+    if not isinstance(cert_type, str) or cert_type not in codes.CERT_TYPES:  # a list or an object is no key of the table
         raise InputError("input.data.mdtrt_cert_type", "invalid_choice", "就诊凭证类型应为 01（电子凭证）、02（身份证）或 03（社保卡）",
                          "must be 01 (e-voucher), 02 (ID number) or 03 (card)")
     number = _text(d, "mdtrt_cert_no", "input.data", max_length=64) if cert_type != "02" or d.get("mdtrt_cert_no") else \
         _text(d, "certno", "input.data", max_length=64)
     assert number is not None
+    if cert_type == "01" and codes.PAYCODE.match(number):  # the scanned e-voucher: a credential to present, not to look up by
+        raise InputError("input.data.mdtrt_cert_no", "paycode_not_for_lookup",
+                         "动态医保码（91开头）请在 2206/2207 的 mdtrt_cert_no 中出示；1101 凭电子社保卡号、身份证号或社保卡号查询",
+                         "the dynamic payment code (91…) is presented in 2206/2207's mdtrt_cert_no; 1101 looks up by the e-card's "
+                         "number, the ID number or the card number")
     result = people.lookup_for_institution(conn, call.keyring, call.now, institution=call.institution, actor=call.actor,
                                            credential_type=codes.CERT_TYPES[cert_type], credential_no=number)
     if isinstance(result, YibaoError):
@@ -257,8 +261,8 @@ def upload(call: Call, conn: Connection) -> dict[str, Any]:
         if _obj(line, f"input.feedetail[{i}]").get("mdtrt_id") not in (None, v.id):
             raise InputError(f"input.feedetail[{i}].mdtrt_id", "mixed_visits", "一次上传的明细须属于同一就诊", "every line of one upload must be of one visit")
     items = codes.fee_items(feedetail, "input.feedetail")
-    sns = {item["feedetl_sn"] for item in items}
     rows = visits.upload_lines(conn, call.now, institution=call.institution, visit_id=v.id, items=items)
+    sns = {item["feedetl_sn"] for item in items}  # after the service checked each serial is text (a list is no set member)
     return {"result": [_line_out(r) for r in rows if r["feedetl_sn"] in sns]}
 
 
@@ -470,10 +474,18 @@ def reverse(call: Call, conn: Connection) -> dict[str, Any]:
     omsgid = _text(d, "omsgid", "input.data", max_length=40)
     oinfno = d.get("oinfno")
     assert omsgid is not None
+    if omsgid == call.msgid:  # this very message is not done yet: waiting for it would wait for ever
+        raise InputError("input.data.omsgid", "own_msgid", "原报文ID不能是本报文ID", "must be another message's id, not this one's")
     if oinfno not in REVERSIBLE:
         raise InputError("input.data.oinfno", "not_reversible", "可冲正的原交易为 2207、2304、2401", "only 2207, 2304 and 2401 can be reversed")
     if oinfno == "2401":
-        answer = idempotency.stored_answer(conn, f"fsi:{call.institution.id}", omsgid)
+        # As settlement.reverse does for a settlement: a message that has not arrived is closed, so that arriving late it
+        # is refused (its digest is not this one) instead of opening a stay the HIS has written off.
+        closed = idempotency.Key(f"fsi:{call.institution.id}", omsgid, REVERSED_BEFORE_ARRIVAL, call.institution.region,
+                                 lambda: Conflict("omsgid", "msgid_reused", "该报文ID已用于另一笔交易", "this msgid was used for another request"))
+        answer = idempotency.close(conn, closed, call.now, 409, _CLOSED)
+        if answer is None or answer.body == _CLOSED:
+            return {"data": {"omsgid": omsgid, "oinfno": oinfno, "mdtrt_id": None, "status": REVERSED_BEFORE_ARRIVAL}}
         output = _admission_output(answer)
         if output is None:
             raise NotFound("input.data.omsgid", "not_found", "未找到该报文ID的入院办理记录", "no admission was made by that message")
@@ -481,6 +493,10 @@ def reverse(call: Call, conn: Connection) -> dict[str, Any]:
         return {"data": {"omsgid": omsgid, "oinfno": oinfno, "mdtrt_id": output["mdtrt_id"], "status": "reversed"}}
     result = settlement.reverse(conn, call.now, institution=call.institution, omsgid=omsgid, oinfno=oinfno, actor=call.actor)
     return {"data": {"omsgid": omsgid, "oinfno": oinfno, "setl_id": result.get("setl_id"), "status": result["status"]}}
+
+
+REVERSED_BEFORE_ARRIVAL = "reversed_before_arrival"
+_CLOSED = json.dumps({"infcode": -1, "status": REVERSED_BEFORE_ARRIVAL})  # what a 2401 reversed before it arrived left
 
 
 def _admission_output(answer: idempotency.Answer | None) -> dict[str, Any] | None:
@@ -522,20 +538,20 @@ ACCUMULATORS = (("outpatient_deductible_used", "门诊起付线累计"), ("pool_
 
 @handles("5206")
 def query_totals(call: Call, conn: Connection) -> dict[str, Any]:
-    """The person's totals this year. Not something the REST counter sees before the holder is there: answered only with
-    a visit here (`mdtrt_id`) its person has presented a credential for (the presence the settlement would use)."""
+    """The person's totals this year: settlement.year_totals, answered only with a visit here (`mdtrt_id`) its person has
+    presented a credential for (the presence the settlement would use)."""
     d = _section(call, "data")
     v = _visit(call, conn, d, "input.data")
-    if presence.covered(conn, call.now, institution_id=call.institution.id, visit_id=v.id, owner_id=v.person_id) is None:
-        raise Forbidden("input.data.mdtrt_id", "presence_required", "查询人员累计信息须参保人本人到场出示凭证（该就诊）",
-                        "the year's totals are shown only once the person has presented a credential for this visit")
     cum_ym = d.get("cum_ym")
     if cum_ym in (None, ""):
-        year = v.visit_date.year
+        year = None
     elif isinstance(cum_ym, str) and len(cum_ym) == 6 and cum_ym.isdigit() and 1 <= int(cum_ym[4:]) <= 12:
         year = int(cum_ym[:4])  # the totals are kept per year: the month names its year
     else:
         raise InputError("input.data.cum_ym", "invalid_month", "累计年月应为 yyyyMM", "must be yyyyMM")
-    acc = accumulators.read(conn, v.person_id, year).as_dict()
-    return {"cuminfo": [{"year": str(year), "cum_type_code": key, "cum_type_name": name, "cum": Number(format_yuan(acc[key]))}
+    try:
+        acc = settlement.year_totals(conn, call.now, institution=call.institution, visit_id=v.id, year=year).as_dict()
+    except YibaoError as exc:
+        raise _renamed(exc, "input.data.mdtrt_id") from None
+    return {"cuminfo": [{"year": str(year or v.visit_date.year), "cum_type_code": key, "cum_type_name": name, "cum": Number(format_yuan(acc[key]))}
                         for key, name in ACCUMULATORS]}

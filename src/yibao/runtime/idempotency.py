@@ -136,6 +136,19 @@ def store(k: Key, now: datetime, status: int, body: str) -> Callable[[Connection
     return once(k, now, lambda _: (status, body))
 
 
+def close(conn: Connection, k: Key, now: datetime, status: int, body: str) -> Answer | None:
+    """Store ``body`` under the key before any request uses it (a reversal of a message that has not arrived: when it
+    does, its digest is not ``k.digest`` and it is refused as ``reused``). None when closed now; the stored answer when
+    a request got there first; a twin still running is waited for (the unit is retried)."""
+    if _CLAIM(conn, {**k.ids, "region": k.region, "hash": k.digest, "now": now}).first() is not None:
+        _DONE(conn, {**k.ids, "status": status, "body": body})
+        return None
+    row = _GET(conn, k.ids).first()
+    if row is None or row.status_code == 0:  # None: claimed by a unit this one's snapshot cannot see yet
+        raise Retry()
+    return Answer(int(row.status_code), row.body, True)
+
+
 def stored_answer(conn: Connection, scope: str, key: str) -> Answer | None:
     """The answer stored under (scope, key), whatever request it answered (a reversal reading what a message did)."""
     row = _GET(conn, {"scope": stored_scope(scope), "key": key}).first()
@@ -144,4 +157,4 @@ def stored_answer(conn: Connection, scope: str, key: str) -> Answer | None:
     return Answer(int(row.status_code), row.body, True)
 
 
-__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "lookup", "once", "record", "store", "stored_answer"]
+__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "close", "lookup", "once", "record", "store", "stored_answer"]

@@ -288,7 +288,7 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
     inst = Table(title="定点机构 Institutions (HIS: Authorization: Bearer <credential>; national interface: yibao fsi call … "
                        "--institution <code> --secret <fsi_token>, docs/fsi.md)", title_justify="left")
     for col in ("region", "level", "name", "credential", "fsi_token"):
-        inst.add_column(col, no_wrap=col == "credential", overflow="fold")
+        inst.add_column(col, no_wrap=col in ("credential", "fsi_token"), overflow="fold")  # copied whole into a HIS
     for row in guide.institutions:
         inst.add_row(row["region"], row["level"], row["name"], row["credential"], row["fsi_token"])
     console.print(inst)

@@ -59,3 +59,23 @@ def test_someone_elses_presence_pays_nothing_from_this_account(db, keyring):
     with pytest.raises(Forbidden):
         _settle(db, w.hospital, v.id, "OTHER-1")
     assert balance(db, w.employee.id) == 300000
+
+
+def test_the_years_totals_are_shown_only_with_the_person_present_for_the_visit(db, keyring, clock):
+    """settlement.year_totals (FSI 5206): the deductible used and the funds' totals are the person's health history —
+    like the balance, not for the counter before the person has presented a credential for this visit."""
+    w = seed(db, keyring)
+    visit_id = open_with_lines(db, w.hospital, w.employee.id).id
+    other = open_with_lines(db, w.hospital, w.employee.id).id
+
+    def totals(vid: str):  # noqa: ANN202
+        return db.run(lambda c: settlement.year_totals(c, clock(), institution=w.hospital, visit_id=vid), write=False)
+
+    with pytest.raises(Forbidden) as refused:
+        totals(visit_id)
+    assert refused.value.code == "presence_required"
+    present(db, w.hospital, w.employee.id, other)  # presented for another visit: not for this one
+    with pytest.raises(Forbidden):
+        totals(visit_id)
+    present(db, w.hospital, w.employee.id, visit_id)
+    assert totals(visit_id).pool_fund_paid == 0

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from yibao.crypto.pii import Keyring
 from yibao.domain.attempts import AttemptLimit
 from yibao.domain.errors import TooManyAttempts, Unauthorized, YibaoError
-from yibao.services.access.attempts import Counter, serialise, subject_of
+from yibao.services.access.attempts import NO_REGION, Counter, serialise, subject_of
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
 
@@ -47,37 +47,78 @@ def _address(keyring: Keyring, address: str | None) -> str | None:
     return subject_of(keyring, "address", address) if address else None
 
 
-def institution(conn: Connection, keyring: Keyring, now: datetime, *, code: str, secret: str, address: str | None,
-                field: str = "Authorization") -> Institution | YibaoError:
-    """The institution whose credential this is (active), or the refusal — returned, not raised, so that the
-    counted failure commits with it."""
+def _subjects(keyring: Keyring, code: str, address: str | None) -> tuple[str | None, str | None, str | None]:
+    """Who a credential's attempt is counted against: the address, the code (when it looks like one), and the pair
+    remembered when it works."""
     addr = _address(keyring, address)
     countable = code if _CODE.match(code or "") else None
+    known = subject_of(keyring, "known", f"{code}@{address}") if addr and countable else None
+    return addr, countable, known
+
+
+def _locked_out(conn: Connection, now: datetime, addr: str | None, countable: str | None, known: str | None,
+                field: str) -> YibaoError | None:
     if addr:
         serialise(conn, PER_ADDRESS.kind, addr)
         wait = PER_ADDRESS.wait(conn, now, addr)
         if wait is not None:
             return locked(field, wait)
-    known = subject_of(keyring, "known", f"{code}@{address}") if addr and countable else None
     if countable:
         serialise(conn, PER_INSTITUTION.kind, countable)
         wait = PER_INSTITUTION.wait(conn, now, countable)
         if wait is not None and (known is None or KNOWN.seen(conn, now, known, failed=False) is None):
             return locked(field, wait)
-    inst = institutions.with_secret(conn, code, secret)
-    if inst is None:
-        if addr:
-            PER_ADDRESS.count(conn, now, addr)
-        if countable:
-            PER_INSTITUTION.count(conn, now, countable)
-        return institutions.bad_credentials(field)
-    if inst.status != "active":
-        return institutions.bad_credentials(field)
+    return None
+
+
+def _failed(conn: Connection, now: datetime, addr: str | None, countable: str | None) -> None:
+    if addr:
+        PER_ADDRESS.count(conn, now, addr)
+    if countable:
+        PER_INSTITUTION.count(conn, now, countable)
+
+
+def _worked(conn: Connection, now: datetime, known: str | None, region: str) -> None:
     if known is not None:
         last = KNOWN.seen(conn, now, known, failed=False)
         if last is None or last <= now - timedelta(days=1):  # one row a day is enough to remember the address
-            KNOWN.count(conn, now, known, failed=False, region=inst.region)
+            KNOWN.count(conn, now, known, failed=False, region=region)
+
+
+def institution(conn: Connection, keyring: Keyring, now: datetime, *, code: str, secret: str, address: str | None,
+                field: str = "Authorization") -> Institution | YibaoError:
+    """The institution whose credential this is (active), or the refusal — returned, not raised, so that the
+    counted failure commits with it."""
+    addr, countable, known = _subjects(keyring, code, address)
+    refusal = _locked_out(conn, now, addr, countable, known, field)
+    if refusal is not None:
+        return refusal
+    inst = institutions.with_secret(conn, code, secret)
+    if inst is None:
+        _failed(conn, now, addr, countable)
+        return institutions.bad_credentials(field)
+    if inst.status != "active":
+        return institutions.bad_credentials(field)
+    _worked(conn, now, known, inst.region)
     return inst
+
+
+def gateway_signature(conn: Connection, keyring: Keyring, now: datetime, *, code: str, region: str | None, valid: bool,
+                      address: str | None, refusal: YibaoError, field: str = "x-tif-signature") -> YibaoError | None:
+    """The national-interface gateway's signature (x-tif-*, checked by the caller, who holds the token) counted as the
+    institution's credential: a wrong one (``valid`` False: a bad signature, or a code with no gateway token) is
+    counted per address and per code and answered ``refusal``; too many lock both, the right signature too — as
+    `institution` does for the REST credential. None: it may pass (``region``: the institution's, to remember the
+    address)."""
+    addr, countable, known = _subjects(keyring, code, address)
+    locked_out = _locked_out(conn, now, addr, countable, known, field)
+    if locked_out is not None:
+        return locked_out
+    if not valid:
+        _failed(conn, now, addr, countable)
+        return refusal
+    _worked(conn, now, known, region or NO_REGION)
+    return None
 
 
 def bad_operator_token(field: str = "Authorization") -> Unauthorized:

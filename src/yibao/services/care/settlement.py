@@ -210,6 +210,17 @@ def presettle(conn: Connection, now: datetime | None = None, *, institution: Ins
     return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
 
 
+def year_totals(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, year: int | None = None) -> Accumulators:
+    """The visit's person's totals for ``year`` (default: the visit's) — the deductible used, what each fund has paid
+    (5206). Like the balance (`presettle`), not for the counter before the person is there: only once a credential
+    was presented for this visit here, else `presence_required`."""
+    visit = visits.get(conn, institution.id, visit_id)
+    if presence.covered(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=visit.person_id) is None:
+        raise Forbidden("visit_id", "presence_required", "查询人员累计信息须参保人本人到场出示凭证（该就诊）",
+                        "the year's totals are shown only once the person has presented a credential for this visit")
+    return accumulators.read(conn, visit.person_id, visit.visit_date.year if year is None else year)
+
+
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
            actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True,
            presence_id: str | None = None) -> dict[str, Any]:
