@@ -29,6 +29,7 @@ from yibao.crypto import gm  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.formats import fsi as wire  # noqa: E402
+from yibao.sandbox import catalogue as demo_catalogue  # noqa: E402
 from yibao.services.agency import gateway_credentials, institutions  # noqa: E402
 from yibao.services.books import audit, contributions  # noqa: E402
 from yibao.services.care import presence, visits  # noqa: E402
@@ -62,6 +63,8 @@ def seed(db: Database, keyring: Keyring, per_kind: int) -> dict:
             sm2_public=inst_key.public_key().to_hex() if sm else None))
         made[kind] = {"inst": inst, "credential": f"{inst.id}.{secret}", "token": token, "visits": []}
     made["fsi_sm"]["sm2"] = inst_key
+    # The DEMO catalogue and the demo's item mappings at the three hospitals: each line priced as in bench/api.py (untimed).
+    db.run(lambda c: demo_catalogue.load(c, now, [m["inst"] for m in made.values()], actor="bench"))
     db.run(lambda c: contributions.record_collection(c, now, region="440300", amount=PEOPLE * 10_000_00, reference="bench:opening",
                                                      actor="bench"))
     persons: list[str] = []
@@ -81,7 +84,8 @@ def seed(db: Database, keyring: Keyring, per_kind: int) -> dict:
         for _ in range(n):
             person = persons[len(ids) % PEOPLE]
             v = visits.open_visit(c, now, institution=inst, person_id=person, kind="outpatient")
-            visits.upload_lines(c, now, institution=inst, visit_id=v.id, items=LINES)
+            lines = visits.upload_lines(c, now, institution=inst, visit_id=v.id, items=LINES)
+            assert all(r["chrgitm_lv"] for r in lines), "every bench line is in the catalogue (not own expense)"
             presence.record(c, now, kind="card_pin", credential_id=f"bench:{v.id}", institution=inst, person_id=person, owner_id=person,
                             ttl=timedelta(hours=2), visit_id=v.id)
             ids.append((v.id, person))
