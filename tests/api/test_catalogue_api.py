@@ -68,13 +68,13 @@ def test_the_catalogue_is_read_a_page_at_a_time(client, world):
     r = client.get("/api/v1/his/catalogue", params={"page_size": 5, "page_num": 2}, headers=his(world))
     assert r.status_code == 200, r.text
     page = r.json()
-    assert (page["ver"], page["recordCounts"], page["pages"], len(page["data"])) == ("440300-T1", 17, 4, 5)
+    assert (page["ver"], page["recordCounts"], page["pages"], len(page["data"])) == ("440300-T1", 18, 4, 5)
     one = client.get("/api/v1/his/catalogue", params={"hilist_code": tc.APPROVAL}, headers=his(world)).json()["data"]
     assert one == [{"hilist_code": tc.APPROVAL, "hilist_name": "人工晶体", "list_type": "301", "chrgitm_lv": "02", "pric_uplmt_amt": "800.00",
-                    "selfpay_prop": None, "fund_prop": None, "lmt_used_flag": "1", "lmt_med_type": [], "lmt_medins_lv": None, "lmt_cnt": None,
+                    "selfpay_prop": None, "fund_prop": None, "lmt_used_flag": "1", "lmt_med_type": [], "lmt_medins_lv": None, "lmt_cnt": None, "lmt_cnt_day": None,
                     "lmt_age_min": None, "lmt_age_max": None, "hosp_appr_flag": "1", "rx_flag": "0", "begndate": "2026-01-01", "enddate": None,
                     "updt_time": one[0]["updt_time"]}]
     later = client.get("/api/v1/his/catalogue", params={"updated_since": "2026-11-22T18:00:00"}, headers=his(world)).json()
     assert later["recordCounts"] == 0  # Beijing 18:00 is after the import at 09:00 UTC (17:00 Beijing)
     earlier = client.get("/api/v1/his/catalogue", params={"updated_since": "2026-11-22T16:59:00"}, headers=his(world)).json()
-    assert earlier["recordCounts"] == 17
+    assert earlier["recordCounts"] == 18

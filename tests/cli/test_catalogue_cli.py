@@ -36,8 +36,8 @@ def test_an_import_is_written_once(db, tmp_path):
     path.write_text(tc.text("370200"), encoding="utf-8")
     first = yibao("catalogue", "import", str(path), "--region", "370200", "--database", db.url)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"insu_admdvs": "370200", "ver": "370200-T1", "begndate": "2026-01-01", "entries": 17, "created": True,
-                                        "added": 17, "changed": 0, "removed": 0}
+    assert json.loads(first.stdout) == {"insu_admdvs": "370200", "ver": "370200-T1", "begndate": "2026-01-01", "entries": 18, "created": True,
+                                        "added": 18, "changed": 0, "removed": 0}
     again = yibao("catalogue", "import", str(path), "--database", db.url)
     assert again.returncode == 0 and json.loads(again.stdout)["created"] is False, again.stderr
     assert [v.ver for v in db.run(lambda c: versions.versions(c, "370200"), write=False)] == ["370200-T1"]

@@ -74,6 +74,8 @@ def test_the_decision_takes_class_cap_and_ratio_from_the_entry():
     (dict(lmt_medins_lv="level2"), dict(institution_level="pharmacy"), "lmt_medins_lv", "limited to level-2 institutions and above"),
     (dict(lmt_med_type=("inpatient",)), dict(visit_kind="outpatient"), "lmt_med_type", "限住院使用"),
     (dict(lmt_cnt=20_000), dict(quantity=10_000, quantity_before=20_000), "lmt_cnt", "每次就诊限2"),
+    (dict(lmt_cnt_day=10_000), dict(quantity=10_000, quantity_before=10_000, quantity_before_day=10_000), "lmt_cnt_day", "每日限1"),
+    (dict(lmt_cnt_day=10_000), dict(quantity=20_000), "lmt_cnt_day", "at most 1 per day"),
     (dict(lmt_age_max=14), dict(age=15), "lmt_age", "限14岁及以下使用"),
     (dict(lmt_age_min=60), dict(age=59), "lmt_age", "限60岁及以上使用"),
     (dict(hosp_appr_flag=True), dict(), "hosp_appr", "限医院审批后使用"),
@@ -91,6 +93,8 @@ def test_within_the_limits_the_line_is_paid_and_flagged_limited():
     d = decide(entry(lmt_medins_lv="level2", lmt_cnt=20_000), facts(institution_level="level2", quantity=10_000, quantity_before=10_000),
                default_b_ratio=100_000)
     assert (d.line_class, d.lmt_used_flag) == ("B", "1")
+    per_day = decide(entry(lmt_cnt_day=10_000), facts(quantity=10_000, quantity_before=30_000, quantity_before_day=0), default_b_ratio=100_000)
+    assert (per_day.line_class, per_day.lmt_used_flag) == ("B", "1")  # earlier days' quantities do not count against today
     approved = decide(entry(hosp_appr_flag=True), facts(hosp_appr_flag=True), default_b_ratio=100_000)
     assert approved.line_class == "B"
 

@@ -71,7 +71,7 @@ def test_a_download_is_the_catalogue_exactly(client, world, hospital):
     # 1305: the service items alone; 1306: the consumables; each its own file.
     services = hospital.ok("1305", {"data": {"ver": "0"}})
     _, rows = catalogue_txt.read(fetch(hospital, services, services["filename"])[1])
-    assert {r["list_type"] for r in rows} == {"201"} and len(rows) == 6 and services["file_qury_no"] != out["file_qury_no"]
+    assert {r["list_type"] for r in rows} == {"201"} and len(rows) == 7 and services["file_qury_no"] != out["file_qury_no"]
     consumables = hospital.ok("1306", {"data": {}})
     _, rows = catalogue_txt.read(fetch(hospital, consumables)[1])
     assert {r["hilist_code"] for r in rows} == {tcat.NURSING, tcat.OWN, tcat.APPROVAL}
@@ -164,12 +164,12 @@ def test_the_upload_limit_is_exact():
 
 def test_1312_pages_and_filters_the_catalogue(client, world, db, hospital, clock):
     rest = rest_catalogue(client, world)["data"]
-    assert len(rest) == 17
+    assert len(rest) == 18
     seen = []
     for page in (1, 2, 3, 4):
         out = hospital.ok("1312", {"data": {"page_num": page, "page_size": 5}})
-        assert (out["recordCounts"], out["pages"], out["pageNum"], out["pageSize"]) == (17, 4, page, 5)
-        assert out["size"] == len(out["data"]) == (5 if page < 4 else 2) and out["ver"] == "440300-T1"
+        assert (out["recordCounts"], out["pages"], out["pageNum"], out["pageSize"]) == (18, 4, page, 5)
+        assert out["size"] == len(out["data"]) == (5 if page < 4 else 3) and out["ver"] == "440300-T1"
         seen += out["data"]
     assert [e["hilist_code"] for e in seen] == [r["hilist_code"] for r in rest]
     for national, r in zip(seen, rest):  # the REST entry in national form: numbers, Beijing times
@@ -183,7 +183,7 @@ def test_1312_pages_and_filters_the_catalogue(client, world, db, hospital, clock
     one = hospital.ok("1312", {"data": {"hilist_code": tcat.CEFIXIME}})["data"]
     assert [(e["hilist_code"], e["pric_uplmt_amt"], e["chrgitm_lv"]) for e in one] == [(tcat.CEFIXIME, Decimal("10.00"), "02")]
     services = hospital.ok("1312", {"data": {"list_type": "201", "page_size": 100}})
-    assert services["recordCounts"] == 6 and {e["list_type"] for e in services["data"]} == {"201"}
+    assert services["recordCounts"] == 7 and {e["list_type"] for e in services["data"]} == {"201"}
     later = hospital.ok("1312", {"data": {"begndate": "2026-12-01"}})["data"]
     assert [e["hilist_code"] for e in later] == [tcat.NEXT_MONTH]
     # updt_time: only what changed after it (the second version's changes, in force from 2026-11-01).

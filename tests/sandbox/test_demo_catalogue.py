@@ -26,7 +26,7 @@ def test_the_files_are_what_the_generator_writes_and_are_valid():
         levels = {e.chrgitm_lv for e in f.entries}
         assert levels == {"01", "02", "03"}
         assert any(e.pric_uplmt_amt for e in f.entries) and any(e.selfpay_prop for e in f.entries)
-        assert any(e.lmt_medins_lv for e in f.entries) and any(e.lmt_cnt for e in f.entries) and any(e.lmt_med_type for e in f.entries)
+        assert any(e.lmt_medins_lv for e in f.entries) and any(e.lmt_cnt for e in f.entries) and any(e.lmt_cnt_day for e in f.entries) and any(e.lmt_med_type for e in f.entries)
         assert {e.list_type for e in f.entries} == {"101", "102", "103", "201", "301"}
         total += len(f.entries)
     assert total >= 300

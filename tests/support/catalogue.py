@@ -28,8 +28,9 @@ APPROVAL = "C0301010010010010001"  # 限医院审批 乙, cap 800.00 (a consumab
 NEXT_MONTH = "XN02BEA044A001010100404"  # from 2026-12-01
 ENDED = "XN02BEA044A001010100405"  # until 2026-06-30
 FUND = "003101000010000"  # 甲 with a fund-ratio override 0.80 (stored, not used yet)
+ONE_A_DAY = "001106000020000"  # 监护床位费 甲, at most 1 a day
 
-CSV = f"""hilist_code,hilist_name,list_type,chrgitm_lv,pric_uplmt_amt,selfpay_prop,fund_prop,lmt_med_type,lmt_medins_lv,lmt_cnt,lmt_age_min,lmt_age_max,hosp_appr_flag,rx_flag,begndate,enddate
+CSV = f"""hilist_code,hilist_name,list_type,chrgitm_lv,pric_uplmt_amt,selfpay_prop,fund_prop,lmt_med_type,lmt_medins_lv,lmt_cnt,lmt_age_min,lmt_age_max,hosp_appr_flag,rx_flag,begndate,enddate,lmt_cnt_day
 {SERVICE},诊查费,201,01,,,,,,,,,0,0,2026-01-01,
 {SURGERY},阑尾切除术,201,01,,,,,,,,,0,0,2026-01-01,
 {BED},住院床位费,201,01,,,,,,,,,0,0,2026-01-01,
@@ -47,6 +48,7 @@ CSV = f"""hilist_code,hilist_name,list_type,chrgitm_lv,pric_uplmt_amt,selfpay_pr
 {NEXT_MONTH},新纳入药品,101,01,,,,,,,,,0,0,2026-12-01,
 {ENDED},已退出药品,101,01,,,,,,,,,0,0,2026-01-01,2026-06-30
 {FUND},高值检查,201,01,,,0.80,,,,,,0,0,2026-01-01,
+{ONE_A_DAY},监护床位费,201,01,,,,,,,,,0,0,2026-01-01,,1
 """
 
 # The institutions' own codes (what the tests' lines used to carry) mapped to national codes.

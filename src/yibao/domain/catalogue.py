@@ -29,10 +29,10 @@ _KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院"
 
 # The file's columns (docs/catalogue.md). The first ones are national field names (1312 目录信息, 1318 限价, 1319 先自付
 # 比例); lmt_* beyond lmt_used_flag, rx_flag and fund_prop are OUR names for the limited-use rules (a guess at no
-# national spelling).
+# national spelling). lmt_cnt_day came last, so files written before it still read the same.
 COLUMNS = ("hilist_code", "hilist_name", "list_type", "chrgitm_lv", "pric_uplmt_amt", "selfpay_prop", "fund_prop",
            "lmt_med_type", "lmt_medins_lv", "lmt_cnt", "lmt_age_min", "lmt_age_max", "hosp_appr_flag", "rx_flag",
-           "begndate", "enddate")
+           "begndate", "enddate", "lmt_cnt_day")
 REQUIRED = ("hilist_code", "hilist_name", "list_type", "chrgitm_lv", "begndate")
 
 _CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{2,29}$")
@@ -59,11 +59,13 @@ class Entry:
     lmt_age_max: int | None = None
     hosp_appr_flag: bool = False  # paid only with the hospital's approval on the line
     rx_flag: bool = False  # paid only on a prescription naming its prescriber
+    lmt_cnt_day: int | None = None  # the most paid per day of the fee (a stay's daily dose, e.g. bed days)
 
     @property
     def limited(self) -> bool:
         """限制使用: the entry carries a limited-use rule."""
-        return bool(self.lmt_med_type or self.lmt_medins_lv or self.lmt_cnt is not None or self.lmt_age_min is not None
+        return bool(self.lmt_med_type or self.lmt_medins_lv or self.lmt_cnt is not None or self.lmt_cnt_day is not None
+                    or self.lmt_age_min is not None
                     or self.lmt_age_max is not None or self.hosp_appr_flag)
 
     def valid_on(self, day: date) -> bool:
@@ -80,7 +82,7 @@ def entry_from_row(row: dict[str, object]) -> Entry:
     """An entry from a stored row (the inverse of as_row)."""
     values = {f.name: row[f.name] for f in fields(Entry)}
     values["lmt_med_type"] = tuple(str(values["lmt_med_type"]).split("|")) if values["lmt_med_type"] else ()
-    for k in ("pric_uplmt_amt", "selfpay_prop", "fund_prop", "lmt_cnt", "lmt_age_min", "lmt_age_max"):
+    for k in ("pric_uplmt_amt", "selfpay_prop", "fund_prop", "lmt_cnt", "lmt_cnt_day", "lmt_age_min", "lmt_age_max"):
         values[k] = None if values[k] is None else int(values[k])  # type: ignore[arg-type]
     values["hosp_appr_flag"], values["rx_flag"] = bool(values["hosp_appr_flag"]), bool(values["rx_flag"])
     return Entry(**values)  # type: ignore[arg-type]
@@ -168,6 +170,7 @@ def parse_entry(raw: dict[str, str]) -> Entry:
     if level is not None and level not in MIN_LEVELS:
         raise InputError("lmt_medins_lv", "invalid_choice", f"最低机构级别应为 {' | '.join(MIN_LEVELS)}", f"must be one of {', '.join(MIN_LEVELS)}")
     cnt = parse_quantity(v["lmt_cnt"], "lmt_cnt") if v["lmt_cnt"] else None
+    cnt_day = parse_quantity(v["lmt_cnt_day"], "lmt_cnt_day") if v["lmt_cnt_day"] else None
     age_min = _int(v["lmt_age_min"], "lmt_age_min", 0, 150) if v["lmt_age_min"] else None
     age_max = _int(v["lmt_age_max"], "lmt_age_max", 0, 150) if v["lmt_age_max"] else None
     if age_min is not None and age_max is not None and age_min > age_max:
@@ -177,7 +180,7 @@ def parse_entry(raw: dict[str, str]) -> Entry:
     if end is not None and end < begin:
         raise InputError("enddate", "end_before_begin", "结束日期早于开始日期", "is before begndate")
     return Entry(code, v["hilist_name"], v["list_type"], v["chrgitm_lv"], begin, end, cap, prop, fund, kinds, level, cnt, age_min, age_max,
-                 _flag(v["hosp_appr_flag"], "hosp_appr_flag"), _flag(v["rx_flag"], "rx_flag"))
+                 _flag(v["hosp_appr_flag"], "hosp_appr_flag"), _flag(v["rx_flag"], "rx_flag"), cnt_day)
 
 
 def parse_rows(file: str, header: list[str], rows: list[tuple[int, dict[str, str]]], header_line: int = 1) -> list[Entry]:
@@ -246,7 +249,8 @@ class LineFacts:
     institution_level: str
     age: int  # the patient's age on that day
     quantity: int  # this line's, 1/10000 units
-    quantity_before: int = 0  # the same code's active lines already on the visit
+    quantity_before: int = 0  # the same code's paid lines already on the visit
+    quantity_before_day: int = 0  # ... of them, those of the fee's day
     prescription: bool = False
     prescriber: str | None = None
     hosp_appr_flag: bool = False  # the hospital approved the limited use on this line
@@ -303,6 +307,9 @@ def _breach(e: Entry, f: LineFacts) -> tuple[str, str, str] | None:
     if e.lmt_cnt is not None and f.quantity_before + f.quantity > e.lmt_cnt:
         most = _qty(e.lmt_cnt)
         return "lmt_cnt", f"每次就诊限{most}，本行超出", f"at most {most} per visit; this line goes beyond it"
+    if e.lmt_cnt_day is not None and f.quantity_before_day + f.quantity > e.lmt_cnt_day:
+        most = _qty(e.lmt_cnt_day)
+        return "lmt_cnt_day", f"每日限{most}，本行超出", f"at most {most} per day; this line goes beyond it"
     if e.hosp_appr_flag and not f.hosp_appr_flag:
         return "hosp_appr", "限医院审批后使用，本行未经审批", "needs the hospital's approval, which the line does not carry"
     return None

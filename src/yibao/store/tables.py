@@ -943,6 +943,7 @@ catalogue_entries = Table(
     Column("lmt_med_type", String(80)),  # visit kinds separated by |
     Column("lmt_medins_lv", String(10)),
     Column("lmt_cnt", BigInteger),  # 1/10000 units per visit
+    Column("lmt_cnt_day", BigInteger),  # 1/10000 units per day of the fee
     Column("lmt_age_min", Integer),
     Column("lmt_age_max", Integer),
     Column("hosp_appr_flag", Boolean, nullable=False),

@@ -34,7 +34,7 @@ def test_import_is_idempotent_and_a_changed_version_is_refused(db, keyring):
     seed(db, keyring)  # loads the test catalogue 440300-T1 once
     file = catalogue_csv.parse("again.csv", tc.text("440300"))
     again = db.run(lambda c: versions.import_file(c, db.clock(), file=file, actor="test"))
-    assert (again.created, again.version.ver, again.version.entries) == (False, "440300-T1", 17)
+    assert (again.created, again.version.ver, again.version.entries) == (False, "440300-T1", 18)
     assert len(db.run(lambda c: versions.versions(c, "440300"), write=False)) == 1
     changed = catalogue_csv.parse("changed.csv", tc.text("440300", body=tc.CSV.replace("头孢克肟胶囊,101,02,10.00", "头孢克肟胶囊,101,02,9.00")))
     with pytest.raises(Conflict) as caught:
@@ -178,6 +178,27 @@ def test_the_quantity_limit_counts_what_earlier_uploads_paid_and_not_what_was_re
     assert one("3")["class"] == "unlisted"  # a third in the visit: beyond 2
     db.run(lambda c: visits.revoke_line(c, institution=w.hospital, visit_id=v.id, feedetl_sn="2"))
     assert one("4")["class"] == "A"  # the revoked one no longer counts; the refused third never did
+
+
+def test_the_per_day_limit_counts_the_fee_s_day(db, keyring, clock):
+    # 监护床位费 at most 1 a day: a second on the same day is own expense, the next day's is paid (exact fen).
+    w = seed(db, keyring)
+    v = _open(db, w.hospital, w.employee.id, kind="inpatient")
+
+    def one(sn, **kw):
+        items = [{"feedetl_sn": sn, "med_list_codg": tc.ONE_A_DAY, "unit_price": "60.00", "quantity": "1", **kw}]
+        rows = db.run(lambda c: visits.upload_lines(c, db.clock(), institution=w.hospital, visit_id=v.id, items=items))
+        return next(line_view(r) for r in rows if r["feedetl_sn"] == sn)
+
+    first, second = one("1"), one("2")
+    assert (first["class"], first["inscp_scp_amt"], first["lmt_used_flag"]) == ("A", "60.00", "1")
+    assert (second["class"], second["fulamt_ownpay_amt"], second["inscp_scp_amt"]) == ("unlisted", "60.00", "0.00")
+    assert second["memo"].startswith("每日限1，本行超出")
+    clock.now += timedelta(days=1)
+    third = one("3")  # no fee time: now, the next day
+    assert (third["class"], third["inscp_scp_amt"]) == ("A", "60.00")
+    fourth = one("4", fee_ocur_time=(clock.now - timedelta(days=1)).isoformat())  # dated back to the first day: still full
+    assert fourth["class"] == "unlisted" and "每日限1" in fourth["memo"]
 
 
 def test_a_fee_time_in_the_future_or_before_the_visit_is_refused_naming_the_field(db, keyring):

@@ -44,8 +44,8 @@ CONSUMABLES = ("一次性输液器", "一次性注射器", "医用纱布", "医�
                "弹力袜（自费）", "助听器（自费）", "轮椅（自费）", "颈托", "护膝（自费）")
 
 
-def _row(*values: object) -> str:
-    return ",".join("" if v is None else str(v) for v in values)
+def _row(*values: object, per_day: str = "") -> str:
+    return ",".join("" if v is None else str(v) for v in (*values, per_day))  # lmt_cnt_day is the last column
 
 
 def rows(region: str) -> list[str]:
@@ -99,7 +99,7 @@ def rows(region: str) -> list[str]:
             lv, cap, prop = "03", "", ""
         fund = "0.80" if name in ("PET-CT", "MRI检查（平扫）") else ""  # a fund-ratio override (stored; not used yet)
         out.append(_row(f"{rng.randint(1, 33):03d}{rng.randint(100, 999):03d}{i:05d}0000", name, "201", lv, cap, prop, fund, *limits(lv),
-                        "0", begin, ""))
+                        "0", begin, "", per_day="1" if name in ("普通床位费", "重症监护") else ""))  # one a day
     for i, name in enumerate(CONSUMABLES, 1):
         lv, cap, prop = level_and_money(rng.randint(2, 30000))
         if "自费" in name:

@@ -176,9 +176,12 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     patient = people.get(conn, v.person_id)
     # Per code, the quantity already on the visit: a per-visit quantity limit counts it.
     counted: dict[str, int] = {}
+    counted_day: dict[tuple[str, date], int] = {}  # per code and day of the fee: a per-day limit counts it
     for r in existing.values():
         if r.status == "active" and r.med_list_codg and r.line_class not in ("C", "unlisted"):  # what was paid
             counted[r.med_list_codg] = counted.get(r.med_list_codg, 0) + int(r.quantity)
+            key = (r.med_list_codg, _fee_day(r.fee_ocur_time, v.visit_date))
+            counted_day[key] = counted_day.get(key, 0) + int(r.quantity)
     rows, seen = [], set()
     for i, item in enumerate(items):
         path = f"lines[{i}]"
@@ -209,11 +212,13 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
         else:
             facts = LineFacts(day=day, visit_kind=v.kind, institution_level=institution.level,
                               age=age_on(patient.birth_date, day) if patient else 0, quantity=line.quantity,
-                              quantity_before=counted.get(code.hilist_code, 0), prescription=line.prescription,
+                              quantity_before=counted.get(code.hilist_code, 0),
+                              quantity_before_day=counted_day.get((code.hilist_code, day), 0), prescription=line.prescription,
                               prescriber=line.prescriber, hosp_appr_flag=line.hosp_appr_flag)
             decided = decisions.decide(conn, region=v.region, hilist_code=code.hilist_code, facts=facts, default_b_ratio=b_ratio)
             if not decided.decision.own_expense:  # what was paid counts against the visit's limit; what was refused does not
                 counted[code.hilist_code] = counted.get(code.hilist_code, 0) + line.quantity
+                counted_day[(code.hilist_code, day)] = counted_day.get((code.hilist_code, day), 0) + line.quantity
         d = decided.decision
         rows.append(dict(region=v.region, visit_id=visit_id, feedetl_sn=sn, code=line.medins_list_codg or code.hilist_code or "",
                          name=(line.name or code.name or decided.entry_name or line.medins_list_codg or code.hilist_code or "")[:200],
@@ -229,6 +234,14 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
                              f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
         conn.execute(L.insert(), rows)
     return list_lines(conn, institution.id, visit_id)
+
+
+def _fee_day(at: datetime | None, visit_date: date) -> date:
+    """The Beijing date of a stored line's fee time (kept in UTC; SQLite gives it back without an offset); a line
+    uploaded before fee times were kept falls on its visit's date."""
+    if at is None:
+        return visit_date
+    return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(CHINA).date()
 
 
 def _same_line(old: Any, line: Any) -> bool:

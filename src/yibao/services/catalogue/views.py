@@ -21,7 +21,8 @@ def entry_view(e: Entry, updt_time: datetime | None = None) -> dict[str, Any]:
             "selfpay_prop": None if e.selfpay_prop is None else ratio_to_text(e.selfpay_prop),
             "fund_prop": None if e.fund_prop is None else ratio_to_text(e.fund_prop),
             "lmt_used_flag": "1" if e.limited else "0", "lmt_med_type": list(e.lmt_med_type), "lmt_medins_lv": e.lmt_medins_lv,
-            "lmt_cnt": None if e.lmt_cnt is None else _qty(e.lmt_cnt), "lmt_age_min": e.lmt_age_min, "lmt_age_max": e.lmt_age_max,
+            "lmt_cnt": None if e.lmt_cnt is None else _qty(e.lmt_cnt),
+            "lmt_cnt_day": None if e.lmt_cnt_day is None else _qty(e.lmt_cnt_day), "lmt_age_min": e.lmt_age_min, "lmt_age_max": e.lmt_age_max,
             "hosp_appr_flag": "1" if e.hosp_appr_flag else "0", "rx_flag": "1" if e.rx_flag else "0",
             "begndate": e.begndate.isoformat(), "enddate": e.enddate.isoformat() if e.enddate else None,
             "updt_time": iso_utc(updt_time) if updt_time else None}

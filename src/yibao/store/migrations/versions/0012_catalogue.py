@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('lmt_med_type', sa.String(length=80), nullable=True),
     sa.Column('lmt_medins_lv', sa.String(length=10), nullable=True),
     sa.Column('lmt_cnt', sa.BigInteger(), nullable=True),
+    sa.Column('lmt_cnt_day', sa.BigInteger(), nullable=True),
     sa.Column('lmt_age_min', sa.Integer(), nullable=True),
     sa.Column('lmt_age_max', sa.Integer(), nullable=True),
     sa.Column('hosp_appr_flag', sa.Boolean(), nullable=False),
