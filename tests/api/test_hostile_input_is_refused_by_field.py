@@ -96,6 +96,15 @@ def test_a_transaction_cursor_past_bigint_is_before_every_transaction(client, wo
         assert r.status_code == 200 and [t["amount"] for t in r.json()["items"]] == ["3000.00"], r.text
 
 
+def test_a_visit_dated_after_today_is_refused(client, world):
+    """A review finding: a visit dated 2026-12-01 had its lines decided by the catalogue in force that day (an entry not
+    yet in the catalogue today came back class A) and settled today, the fund paying."""
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient", "visit_date": "2026-11-23"}, his(world))
+    error(r, 422, "visit_date_in_future", "visit_date")
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient", "visit_date": "2026-11-22"}, his(world))
+    assert r.status_code == 201, r.text  # today (Beijing) is fine
+
+
 @pytest.mark.parametrize("day", ["0001-01-01", "2025-12-31", "9999-12-31"])
 def test_a_visit_date_no_policy_covers_is_refused_when_the_visit_opens(client, world, day):
     """Such a visit opened, then every presettle and settle failed naming a field "date" the API does not have."""

@@ -305,3 +305,51 @@ def test_the_window_edges_leave_no_replay(hospital, world, clock):
     no_fault(hospital.refused("2201", ok, "x-tif-nonce", headers=ahead))
     clock.advance(seconds=2)
     no_fault(hospital.refused("2201", ok, "x-tif-timestamp", headers=ahead))
+
+
+async def _asgi(app, headers: list[tuple[bytes, bytes]], body: bytes):  # noqa: ANN001, ANN202
+    """One request straight through ASGI: a test client re-encodes header bytes, a hostile HIS need not."""
+    sent, got = [], [False]
+
+    async def receive():  # noqa: ANN202
+        if got[0]:
+            return {"type": "http.disconnect"}
+        got[0] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(msg):  # noqa: ANN001, ANN202
+        sent.append(msg)
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": fsi.PATH, "raw_path": fsi.PATH.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), *headers], "client": ("10.9.9.9", 1234), "server": ("t", 80)}
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+@pytest.mark.parametrize(("header", "value", "code"), [
+    (b"x-tif-timestamp", b"\xb2", "invalid_timestamp"),  # "²": a digit to str.isdigit, not to int()
+    (b"x-tif-signature", b"\xe9" * 64, "bad_signature"),  # non-ASCII: compare_digest raised
+    (b"x-tif-signature", b"g" * 64, "bad_signature"),
+])
+def test_hostile_header_bytes_are_refused_in_words_not_faults(hospital, clock, header, value, code):
+    """A review finding: both raised inside the gateway (internal_error, a logged traceback, the bad signature never counted)."""
+    at = clock()
+    raw = [(k.encode(), value if k.encode() == header else v.encode()) for k, v in
+           wire.gateway_headers(hospital.sender.fixmedins_code, hospital.sender.token, at).items()]
+    env = wire.envelope(hospital.sender, "9001", {"signIn": {"opter_no": "001"}}, at, sign_no="")
+    status, body = hospital.client.portal.call(_asgi, hospital.client.app, raw, wire.dumps(env).encode())
+    answer = wire.loads(body)
+    assert status == 200 and answer["infcode"] == -1 and f"[{code}]" in answer["err_msg"], answer["err_msg"]
+
+
+def test_times_outside_1900_2100_are_refused_by_name(client, hospital, world):
+    """A review finding: the year 1 (or 9999 with an offset) cannot be turned to UTC: REST answered 500, the envelope
+    internal_error."""
+    vid = hospital.ok("2201", {"data": {"psn_no": world.employee.id}})["data"]["mdtrt_id"]
+    line = {**fsi.FEEDETAIL[0], "mdtrt_id": vid, "fee_ocur_time": "0001-01-01 00:00:00"}
+    no_fault(hospital.refused("2204", {"feedetail": [line]}, "input.feedetail[0].fee_ocur_time", "1900–2100"))
+    no_fault(hospital.refused("1312", {"data": {"updt_time": "0001-01-01 00:00:00"}}, "updt_time", "1900–2100"))
+    r = client.get("/api/v1/his/catalogue", params={"updated_since": "0001-01-01T00:00:00"},
+                   headers={"Authorization": f"Bearer {world.hospital_credential}"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "updated_since", r.text

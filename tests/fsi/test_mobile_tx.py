@@ -264,3 +264,23 @@ def test_in_the_encrypted_mode_the_token_is_answered_sealed_and_works(client, pw
     assert len(out["payToken"]) == 64 and out["feeSumamt"] == Decimal("300.00")
     assert sealed.ok("6301", _order(out["payOrdId"], out["payToken"]))["ordStas"] == "1"
     assert sealed.ok("6401", _order(out["payOrdId"], out["payToken"]))["ordStas"] == "12"
+
+
+def test_one_msgid_carries_one_body_even_while_its_refund_is_unknown(client, pw, hospital, wxpay):
+    """A review finding: 6203 under msgid M answered EXP kept nothing for M, so M with ANOTHER body (another refund) was
+    run and moved money. M is now claimed for its body before anything runs: another body under M is refused, M with
+    its own body resumes and ends with the institution's answer."""
+    out, _ = _publish(hospital, pw)
+    assert _pay_in_app(client, pw, out["payOrdId"]).json()["status"] == "completed"
+    paid = hospital.ok("6301", _order(out["payOrdId"], out["payToken"]))
+    cash_body = _refund(hospital, out, "R-A", "CASH", fund="0", account="0", cash=str(paid["ownPayAmt"]))
+    hi_body = _refund(hospital, out, "R-B", "HI", fund=str(paid["fundPay"]), account=str(paid["psnAcctPay"]), cash="0")
+    m = hospital.msgid()
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    assert hospital.ok("6203", cash_body, msgid=m)["refStatus"] == "EXP"
+    hospital.refused("6203", hi_body, "msgid_reused", msgid=m)  # another body under M: refused, nothing run
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+    assert hospital.ok("6203", cash_body, msgid=m)["refStatus"] == "SUCC"  # M with its body resumes
+    assert hospital.ok("6203", cash_body, msgid=m)["refStatus"] == "SUCC"  # and now replays
+    hospital.refused("6203", hi_body, "msgid_reused", msgid=m)
+    assert hospital.ok("6301", _order(out["payOrdId"], out["payToken"]))["ordStas"] in ("8", "9")  # one part back: the HI refund never ran

@@ -286,7 +286,10 @@ def _time(ln: _Obj, key: str) -> datetime | None:
     if at is None:
         raise InputError(ln.f(key), "invalid_time", f"时间格式应为 yyyy-MM-dd HH:mm:ss 或 ISO 8601，收到 {show(value)}",
                          f"must be a time yyyy-MM-dd HH:mm:ss or ISO 8601, got {show(value)}")
-    return at.replace(tzinfo=CHINA) if at.tzinfo is None else at
+    at = at.replace(tzinfo=CHINA) if at.tzinfo is None else at
+    if not 1900 <= at.year <= 2100:  # the year 1 or 9999 with an offset cannot even be turned to UTC
+        raise InputError(ln.f(key), "invalid_time", f"时间应在1900–2100年之间，收到 {show(value)}", f"must be a time in 1900–2100, got {show(value)}")
+    return at
 
 
 def upload_line_from_mapping(item: Any, path: str) -> UploadedLine:

@@ -101,6 +101,10 @@ def gateway_headers(paasid: str, token: str, at: datetime, nonce: str | None = N
 
 
 def signature_ok(timestamp: str, token: str, nonce: str, signature: str) -> bool:
+    """Whether ``signature`` is the hex SHA-256 the gateway expects; anything not 64 hex digits is simply wrong
+    (compare_digest raises on non-ASCII text)."""
+    if len(signature) != 64 or not signature.isascii() or any(ch not in "0123456789abcdefABCDEF" for ch in signature):
+        return False
     return hmac.compare_digest(gateway_signature(timestamp, token, nonce), signature.lower())
 
 

@@ -136,10 +136,13 @@ def _time(value: Any, field: str) -> datetime | None:
     if isinstance(value, str):
         for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d"):
             try:
-                return datetime.strptime(value, fmt).replace(tzinfo=BEIJING)
+                at = datetime.strptime(value, fmt).replace(tzinfo=BEIJING)
             except ValueError:
-                pass
-    raise InputError(field, "invalid_time", "更新时间应为 yyyy-MM-dd HH:mm:ss（北京时间）", "must be yyyy-MM-dd HH:mm:ss (Beijing time)")
+                continue
+            if 1900 <= at.year <= 2100:  # the year 1 cannot even be turned to UTC
+                return at
+    raise InputError(field, "invalid_time", "更新时间应为 yyyy-MM-dd HH:mm:ss（北京时间，1900–2100年）",
+                     "must be yyyy-MM-dd HH:mm:ss (Beijing time, 1900–2100)")
 
 
 def _int(value: Any, field: str, default: int, most: int) -> int:

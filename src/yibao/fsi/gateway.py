@@ -121,7 +121,7 @@ class Gateway:
                 raise _refused(name, "missing_header", f"缺少网关认证头 {name}", f"the gateway header {name} is missing")
             values[name] = value
         stamp = values[wire.HEADER_TIMESTAMP]
-        if not stamp.isdigit():
+        if not (stamp.isascii() and stamp.isdigit()):  # "²" is a digit to str.isdigit, not to int()
             raise _refused(wire.HEADER_TIMESTAMP, "invalid_timestamp", "x-tif-timestamp 应为秒级 Unix 时间戳", "must be a Unix time in seconds")
         if abs(int(stamp) - now.timestamp()) > self.window.total_seconds():
             raise _refused(wire.HEADER_TIMESTAMP, "timestamp_outside_window",
@@ -338,17 +338,18 @@ def _check_signed_in(conn: Connection, env: dict[str, Any], inst: Institution) -
 async def _run_flow(p: Platform, env: dict[str, Any], payload: dict[str, Any], inst: Institution, received: datetime,
                     claim: Callable[[Connection], None]) -> str:
     """A transaction that calls a payment institution (transactions.FLOWS): the REST API's shape for a payment
-    (api/idempotency.py idempotent_flow). One unit claims the nonce, checks the sign-in and looks for the msgid's stored
-    answer (replayed; another input under it refused); then the flow runs its own units with the call between them,
-    never inside one; its answer is stored once final — an answer still in progress is not, so a retry of the msgid
-    asks again and answers as things then stand. A refusal is stored like an answer, except one that says when to
-    try again."""
+    (api/idempotency.py idempotent_flow). One unit claims the nonce, checks the sign-in and claims the msgid for this
+    input (a final answer replayed; another input under it refused at once, before any money moves); then the flow runs
+    its own units with the call between them, never inside one; its answer is kept once final — an answer still in
+    progress is not, so the same msgid and input again resume and answer as things then stand. A refusal is kept like
+    an answer, except one that says when to try again."""
     key = _key(env, payload, inst)
+    now = p.now()
 
     def first(conn: Connection) -> idempotency.Answer | None:
         claim(conn)
         _check_signed_in(conn, env, inst)
-        return idempotency.lookup(key)(conn)
+        return idempotency.claim_or_resume(key, now)(conn)
     stored = await p.run(first)
     if stored is not None:
         return stored.body
@@ -365,7 +366,8 @@ async def _run_flow(p: Platform, env: dict[str, Any], payload: dict[str, Any], i
         text = wire.dumps(_answer(0, received, p.now(), inst.region, output=out))
     if not keep:
         return text
-    return (await p.run(idempotency.store(key, p.now(), 200, text))).body
+    await p.run(idempotency.record(key, 200, text))
+    return text
 
 
 def _seal(text: str, cred: GatewayCredential, p: Platform) -> str:

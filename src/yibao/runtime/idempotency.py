@@ -124,6 +124,23 @@ def claim(k: Key, now: datetime) -> Callable[[Connection], Answer | None]:
     return unit
 
 
+def claim_or_resume(k: Key, now: datetime) -> Callable[[Connection], Answer | None]:
+    """A unit for a flow whose answers in progress are not kept (a payment institution's outcome unknown): the key is
+    claimed for this request before anything runs, so another request under it is refused at once; the same request
+    again resumes (None) while no final answer is kept — its earlier try ended without one, or a twin still runs (the
+    flow itself is idempotent) — and replays the final answer once `record` kept it."""
+    def unit(conn: Connection) -> Answer | None:
+        if _CLAIM(conn, {**k.ids, "region": k.region, "hash": k.digest, "now": now}).first() is not None:
+            return None
+        row = _GET(conn, k.ids).first()
+        if row is None:
+            raise Retry()  # claimed by a unit this one's snapshot cannot see yet
+        if row.request_hash != k.digest:
+            raise k.reused()
+        return None if row.status_code == 0 else Answer(int(row.status_code), row.body, True)
+    return unit
+
+
 def record(k: Key, status: int, body: str) -> Callable[[Connection], None]:
     """The unit storing a claimed flow's answer."""
     def unit(conn: Connection) -> None:
@@ -157,4 +174,4 @@ def stored_answer(conn: Connection, scope: str, key: str) -> Answer | None:
     return Answer(int(row.status_code), row.body, True)
 
 
-__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "close", "lookup", "once", "record", "store", "stored_answer"]
+__all__ = ["Answer", "Key", "NoAnswerYet", "answered", "claim", "claim_or_resume", "close", "lookup", "once", "record", "store", "stored_answer"]

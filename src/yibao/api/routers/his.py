@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
-from yibao.domain.errors import YibaoError
+from yibao.domain.errors import InputError, YibaoError
 from yibao.formats.bill_json import CHINA
 from yibao.formats.errors import error_body, status_for
 from yibao.runtime.platform import Platform
@@ -179,6 +179,8 @@ async def get_catalogue(hilist_code: str | None = Query(None, min_length=1, max_
     `fund_prop` (stored, not yet used by the settlement), the limited-use rules (`lmt_*`, `hosp_appr_flag`, `rx_flag`)."""
     if updated_since is not None and updated_since.tzinfo is None:
         updated_since = updated_since.replace(tzinfo=CHINA)  # a time without an offset is Beijing time, as in the national interface
+    if updated_since is not None and not 1900 <= updated_since.year <= 2100:  # the year 1 cannot even be turned to UTC
+        raise InputError("updated_since", "invalid_time", "时间应在1900–2100年之间", "must be a time in 1900–2100")
     day = p.now().astimezone(CHINA).date()
     return await p.run(lambda c: catalogue_versions.query(c, region=caller.institution.region, day=day, hilist_code=hilist_code,
                                                           updated_since=updated_since, page_num=page_num, page_size=page_size), write=False)

@@ -43,9 +43,10 @@ def count_admission(conn: Connection, region: str, person_id: str, year: int) ->
     return admissions + 1
 
 
-def uncount_admission(conn: Connection, region: str, person_id: str, year: int, number: int) -> None:
-    """An admission undone (2404): when it was the year's latest, the count falls back, so the next admission takes its
-    number (and its deductible); an earlier one leaves the count, since later stays were priced as repeats already."""
+def uncount_admission(conn: Connection, region: str, person_id: str, year: int) -> None:
+    """An admission undone (2404 or its 2601): it never happened, so the year's count falls back by one whichever stay it
+    was — the next admission's number (and its deductible) counts only the stays that stand. The caller renumbers the
+    later stays not yet settled (services/care/visits.cancel_visit)."""
     _, admissions = lock(conn, region, person_id, year)
-    if admissions == number:
+    if admissions > 0:
         conn.execute(update(T).where(T.c.person_id == person_id, T.c.year == year).values(admissions=admissions - 1))

@@ -75,6 +75,9 @@ def open_visit(conn: Connection, now: datetime, *, institution: Institution, per
     # A visit is settled under its year's policy: refuse a date no policy covers now, naming the field,
     # rather than at settlement.
     policy_for(person.region, day.year, field="psn_no", date_field="visit_date")
+    today = now.astimezone(CHINA).date()
+    if day > today:  # its lines would be decided by a catalogue not yet in force, and settled today
+        raise InputError("visit_date", "visit_date_in_future", f"就诊日期不能晚于今天（{today}）", f"must not be after today ({today})")
     filing = None if person.region == institution.region else _filing(conn, person_id, institution.region, day)
     admission_number, status, admitted_at = 1, "open", None
     if kind == "inpatient":
@@ -113,7 +116,7 @@ def _active_lines(conn: Connection, visit_id: str) -> int:
 
 def cancel_visit(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
     """Cancel a registration (2202) or undo an admission (2404): only before any fee line stands and before discharge or
-    settlement; an admission's count for the year falls back when it was the latest (services/books/accumulators.py)."""
+    settlement; the year's admission count falls back and later unsettled stays move down one (their deductible)."""
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status == "cancelled":
         return v  # cancelled already: again changes nothing
@@ -124,7 +127,15 @@ def cancel_visit(conn: Connection, now: datetime, *, institution: Institution, v
     if _active_lines(conn, visit_id):
         raise Conflict("visit_id", "visit_has_lines", "该就诊还有未撤销的费用明细，请先撤销明细", "the visit still has fee lines: revoke them first")
     if v.kind == "inpatient":
-        accumulators.uncount_admission(conn, v.insured_region, v.person_id, v.visit_date.year, v.admission_number)
+        year = v.visit_date.year
+        accumulators.uncount_admission(conn, v.insured_region, v.person_id, year)
+        # The year's later stays not yet settled are priced by their number at settlement: each moves down one, so a
+        # HIS's retried admission (2401 applied twice, the first reversed) is not priced as a repeat. A later stay
+        # settled already keeps the number it was priced with.
+        conn.execute(update(V).where(V.c.person_id == v.person_id, V.c.kind == "inpatient", V.c.id != visit_id,
+                                     V.c.admission_number > v.admission_number, V.c.status.in_(("admitted", "discharged")),
+                                     V.c.visit_date >= date(year, 1, 1), V.c.visit_date < date(year + 1, 1, 1))
+                     .values(admission_number=V.c.admission_number - 1, updated_at=now))
     conn.execute(update(V).where(V.c.id == visit_id).values(status="cancelled", updated_at=now))
     return get(conn, institution.id, visit_id)
 
