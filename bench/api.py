@@ -206,24 +206,49 @@ def figures(lat: list[float], elapsed: float, *, unit: str = "settlements") -> d
             "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}
 
 
-def bench(db_name: str, url: str, workers: int) -> None:
+def fresh_database(url: str) -> Database:
+    """The bench's database, migrated from nothing (PostgreSQL: every table dropped first)."""
     db = Database(url)
     if db.dialect == "postgresql":
         db.drop_all()
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     migrate.upgrade(db)
-    key = os.urandom(32)  # the server must decrypt what the seed encrypted
-    credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * (1500 * len(RUNS) + sum(PACED))) + 2000)
-    db.dispose()
+    return db
+
+
+def serve(url: str, key: bytes, workers: int, **env: str) -> tuple[subprocess.Popen, str]:
+    """`yibao serve` in production mode on a free port (a fresh operator token: production refuses to start without
+    one), ready; its process and base URL."""
     port = free_port()
-    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url,
-           "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}"}  # production refuses to start without an operator
+    environ = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}",
+               **env}
     proc = subprocess.Popen([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--workers", str(workers)], env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, base
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def bench(db_name: str, url: str, workers: int) -> None:
+    db = fresh_database(url)
+    key = os.urandom(32)  # the server must decrypt what the seed encrypted
+    credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * (1500 * len(RUNS) + sum(PACED))) + 2000)
+    db.dispose()
+    proc, base = serve(url, key, workers)
+    try:
         asyncio.run(run_clients(base, credential, ids, 4, 1.0))  # warm up
         for clients in RUNS:
             t0 = time.perf_counter()
@@ -236,11 +261,7 @@ def bench(db_name: str, url: str, workers: int) -> None:
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "paced", "clients": PACED_CLIENTS,
                               "offered_per_s": rate, **figures(lat, elapsed)}), flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def main() -> None:

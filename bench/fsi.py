@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, _post, figures, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, _post, figures, fresh_database, serve, stop  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.crypto import gm  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
@@ -35,7 +34,6 @@ from yibao.services.books import audit, contributions  # noqa: E402
 from yibao.services.care import presence, visits  # noqa: E402
 from yibao.services.people import account_credits  # noqa: E402
 from yibao.services.people import persons as people  # noqa: E402
-from yibao.store import migrate  # noqa: E402
 from yibao.store.db import Database  # noqa: E402
 
 RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "8,32").split(","))
@@ -201,24 +199,13 @@ def _ok_fsi(status: int, answer: bytes) -> bool:
 
 
 def bench(db_name: str, url: str, workers: int) -> None:
-    db = Database(url)
-    if db.dialect == "postgresql":
-        db.drop_all()
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    migrate.upgrade(db)
+    db = fresh_database(url)
     key = os.urandom(32)
     per_kind = int(SECONDS * BUILD_PER_S * len(RUNS)) + 300
     made = seed(db, Keyring(key), per_kind)
     db.dispose()
-    port = free_port()
-    env = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}",
-           "YIBAO_RECOVERY_INTERVAL": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve(url, key, workers, YIBAO_RECOVERY_INTERVAL="0")
     try:
-        wait_ready(base, proc)
         signs = {kind: sign_in(base, made[kind]) for kind in KINDS if kind != "rest"}
         for kind in KINDS:  # warm up
             asyncio.run(run(base, build(kind, made[kind], signs.get(kind, ""), 50), 4, 1.0, _ok_rest if kind == "rest" else _ok_fsi))
@@ -239,11 +226,7 @@ def bench(db_name: str, url: str, workers: int) -> None:
                                   "path": {"rest": "REST settle", "fsi_plain": "2207 plain", "fsi_sm": "2207 SM4/SM2"}[kind], **fig,
                                   "of_limit": round(fig["per_s"] / max(limit["per_s"], 1), 3)}), flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def main() -> None:

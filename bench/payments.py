@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, _post, figures, free_port, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, _post, figures, free_port, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.channels import AgreementRequest  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
@@ -130,14 +130,6 @@ async def run_clients(base: str, credential: str, codes: list[str], clients: int
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "yibao.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from yibao.crypto import signed_http
 from yibao.domain.errors import Conflict, InputError, Unavailable, YibaoError
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture
@@ -85,20 +86,8 @@ class FaceVerifier:
     async def _call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         request_id = secrets.token_hex(16)
         body = json.dumps({"request_id": request_id, **payload}, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(self._key, body)}
-        try:
-            async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout, transport=self._transport) as client:
-                resp = await client.post(path, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise _unavailable("face_verifier_timeout", "no answer in time") from None
-        except httpx.HTTPError as exc:
-            raise _unavailable("face_verifier_unreachable", type(exc).__name__) from None
-        if not signing.valid(self._key, resp.content, resp.headers.get(signing.HEADER)):
-            raise _unavailable("face_verifier_bad_signature", f"the answer (HTTP {resp.status_code}) is not signed with the shared key")
-        try:
-            data = resp.json()
-        except ValueError:
-            raise _unavailable("face_verifier_bad_answer", "the answer is not JSON") from None
+        resp, data = await signed_http.post(self.base_url, path, body, key=self._key, header=signing.HEADER, timeout=self._timeout,
+                                            transport=self._transport, fail=lambda code, en: _unavailable(f"face_verifier_{code}", en))
         if resp.is_success and data.get("request_id") != request_id:
             raise _unavailable("face_verifier_mismatched_answer", "the answer is for another request")
         if not resp.is_success:

@@ -1,16 +1,10 @@
-"""HMAC-SHA256 over a message body with the key shared by the platform and the face verifier."""
+"""HMAC-SHA256 over a message body with the key the platform shares with the face verifier (crypto/signed_http.py);
+this module names its header."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from yibao.crypto.signed_http import sign, valid
 
 HEADER = "X-Face-Signature"
 
-
-def sign(key: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def valid(key: bytes, body: bytes, signature: str | None) -> bool:
-    return signature is not None and hmac.compare_digest(sign(key, body), signature)
+__all__ = ["HEADER", "sign", "valid"]

@@ -14,6 +14,7 @@ import time
 
 import httpx
 
+from yibao.crypto import signed_http
 from yibao.domain.errors import Unavailable
 from yibao.sms import signing
 
@@ -43,20 +44,8 @@ class SmsGateway:
         request_id = secrets.token_hex(16)
         body = json.dumps({"request_id": request_id, "phone": phone, "text": text, "sent_at": int(time.time())},
                           ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", signing.HEADER: signing.sign(self._key, body)}
-        try:
-            async with httpx.AsyncClient(base_url=self.base_url, timeout=self._timeout, transport=self._transport) as client:
-                resp = await client.post("/messages", content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise unavailable("sms_gateway_timeout", "no answer in time") from None
-        except httpx.HTTPError as exc:
-            raise unavailable("sms_gateway_unreachable", type(exc).__name__) from None
-        if not signing.valid(self._key, resp.content, resp.headers.get(signing.HEADER)):
-            raise unavailable("sms_gateway_bad_signature", f"the answer (HTTP {resp.status_code}) is not signed with the shared key")
-        try:
-            data = resp.json()
-        except ValueError:
-            raise unavailable("sms_gateway_bad_answer", "the answer is not JSON") from None
+        resp, data = await signed_http.post(self.base_url, "/messages", body, key=self._key, header=signing.HEADER, timeout=self._timeout,
+                                            transport=self._transport, fail=lambda code, en: unavailable(f"sms_gateway_{code}", en))
         if not resp.is_success:
             err = data.get("error") or {}
             raise unavailable(f"sms_gateway_{err.get('code') or resp.status_code}", str(err.get("message") or f"HTTP {resp.status_code}"))

@@ -1,17 +1,11 @@
-"""HMAC-SHA256 over a message body with the key the platform shares with its SMS gateway."""
+"""HMAC-SHA256 over a message body with the key the platform shares with the SMS gateway (crypto/signed_http.py);
+this module names its header."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from yibao.crypto.signed_http import sign, valid
 
 HEADER = "X-Sms-Signature"
 MAX_SKEW_S = 300  # a signed request older (or newer) than this is refused: a copied request cannot be sent again later
 
-
-def sign(key: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def valid(key: bytes, body: bytes, signature: str | None) -> bool:
-    return signature is not None and hmac.compare_digest(sign(key, body), signature)
+__all__ = ["HEADER", "sign", "valid"]

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from yibao.web import errors, render, security
-from yibao.web.demo import DemoAids
+from yibao.web.aids import DemoAids
 
 STATIC = Path(__file__).parent / "static"
 common = APIRouter(include_in_schema=False)

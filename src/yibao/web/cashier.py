@@ -31,7 +31,8 @@ from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.people import persons as people
-from yibao.web import cashier_payments, demo, forms, links, once, payviews, render, security
+from yibao.web import aids as page_aids
+from yibao.web import cashier_payments, forms, links, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, log_in_console, log_out_console, platform
 
 router = APIRouter(include_in_schema=False)
@@ -212,7 +213,7 @@ async def lookup(request: Request) -> Response:
 async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
     who = await cashier(request)
     p = platform(request)
-    aids = demo.aids(request)
+    aids = page_aids.aids(request)
     choice = request.query_params.get("account", "self")
     payer_psn_no = request.query_params.get("payer_psn_no") or None
     if choice.startswith("guardian:"):  # a linked guardian chosen in the select (a child looked up by card)

@@ -4,7 +4,7 @@
 `face_pay.check` (a unit, then the platform's face verifier over HTTP: no unit waits on it), the unit it
 hands back (a failed check commits before it is said, so it counts), then `face_pay.pay` with the
 single-use authorization. The console has no camera: the cashier chooses a synthetic capture sample from
-the demo's aids (`web/demo.py`, given by the sandbox wing) — the payer on another day (a match), another
+the demo's aids (`web/aids.py`, given by the sandbox wing) — the payer on another day (a match), another
 demo person (a mismatch) or the enrolment photo held up to the camera (liveness fails). Those samples
 match only the demo's enrolments, so the section works in demo mode only: elsewhere a wrong sample
 would count against a real person's tries.
@@ -36,7 +36,8 @@ from yibao.services.payments import refunds
 from yibao.services.payments.orders import Order
 from yibao.services.people import families
 from yibao.services.people import persons as people
-from yibao.web import demo, forms, payviews
+from yibao.web import aids as page_aids
+from yibao.web import forms, payviews
 from yibao.web.auth import Goto, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
@@ -61,7 +62,7 @@ def _name(conn: Connection, keyring: Keyring, person_id: str) -> str:
     return keyring.decrypt(people.require(conn, person_id).name_enc, "name")
 
 
-def _sample_face(conn: Connection, keyring: Keyring, aids: demo.DemoAids, holder_id: str, sample: str) -> tuple[str, int, dict[str, Any]]:
+def _sample_face(conn: Connection, keyring: Keyring, aids: page_aids.DemoAids, holder_id: str, sample: str) -> tuple[str, int, dict[str, Any]]:
     """The sample's (face key, day, liveness): the demo enrols each person's face drawn from their name."""
     return aids.sample_face(_name(conn, keyring, holder_id), sample)
 
@@ -103,7 +104,7 @@ async def face_sample(request: Request, visit_id: str, sample: str) -> Response:
     """A sample capture as the PNG the verifier receives: served by the app (the CSP's img-src 'self')."""
     who = await cashier(request)
     p = platform(request)
-    aids = demo.require_samples(request)
+    aids = page_aids.require_samples(request)
 
     def read(conn: Connection) -> bytes:
         visit = visits.get(conn, who.principal, visit_id)
@@ -132,7 +133,7 @@ async def face_pay_visit(request: Request, visit_id: str) -> Response:
     key = f"W{form.nonce}"[:64]
 
     async def call() -> tuple[Goto, tuple[str, str]]:
-        aids = demo.require_samples(request)
+        aids = page_aids.require_samples(request)
 
         def sample_of(conn: Connection, holder_id: str) -> tuple[str, dict[str, Any]]:
             name, day, liveness = _sample_face(conn, p.keyring, aids, holder_id, sample)

@@ -28,7 +28,8 @@ from yibao.services.payments import pins as payment_pins
 from yibao.services.people import bindings as ecard_bindings
 from yibao.services.people import cards, families, identity
 from yibao.services.people import persons as people
-from yibao.web import demo, forms, mobile_bills, payviews, render, security
+from yibao.web import aids as page_aids
+from yibao.web import forms, mobile_bills, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, holder, platform
 
 router = APIRouter(include_in_schema=False)
@@ -66,7 +67,7 @@ def _chosen(request: Request, choices: list[dict[str, str]], who: Who) -> dict[s
 
 def _login_page(request: Request, *, phone: str = "", sent: bool = False) -> HTMLResponse:
     pre, new = security.pre_cookie(request)
-    aids = demo.aids(request)
+    aids = page_aids.aids(request)
     return render.render(request, "app/login.html", area=AREA, csrf_cookie=pre, set_cookies={security.PRE_COOKIE: (pre, "/")} if new else None,
                          phone=phone, sent=sent, demo_people=aids.login_people() if aids else [], demo_faces=aids.login_faces() if aids else [],
                          sms_outbox_url=aids.sms_outbox_url if aids else None)
@@ -114,7 +115,7 @@ async def log_in(request: Request) -> Response:
 @router.post("/app/sessions/real-name")
 async def log_in_real_name(request: Request) -> Response:
     """实名登录: name, ID number and a live face (as POST /api/v1/patient/sessions/real-name). Demo captures only."""
-    aids = demo.require(request)
+    aids = page_aids.require(request)
     p = platform(request)
     form = await forms.read(request, AREA, request.cookies.get(security.PRE_COOKIE))
     try:

@@ -202,8 +202,9 @@ async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
             outcome = "unknown"  # never complete on an amount we did not ask for; an operator looks at it
     except NotFoundAtChannel:
         outcome = "not_found"  # signed: it never saw the order, so nothing was collected
-    except (OutcomeUnknown, BadSignature, ChannelError, YibaoError):
+    except (OutcomeUnknown, BadSignature, ChannelError, YibaoError) as exc:
         outcome = "unknown"
+        log.warning("payment %s: the query gave no answer (%s: %s); asked again later", order.id, type(exc).__name__, exc.code)
     now = ctx.now()
     return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
 
