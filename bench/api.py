@@ -206,6 +206,67 @@ def figures(lat: list[float], elapsed: float, *, unit: str = "settlements") -> d
             "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 1)}
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process (its threads included), from /proc; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime: fields 14 and 15 of stat
+
+
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process this user can see."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    head, tail = f.read().rsplit(b")", 1)
+                out.append((int(entry), int(tail.split()[1]), head.split(b"(", 1)[1].decode(errors="replace")))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+class CpuMeter:
+    """CPU seconds spent by the serving processes (``root`` and its descendants: uvicorn's workers, a sandbox) and,
+    separately, by PostgreSQL's processes (named ``postgres``), between `start` and `stop` — a figure per operation
+    that a noisy neighbour on the machine does not inflate the way a wall-clock rate is inflated."""
+
+    def __init__(self, *roots: int) -> None:
+        self.roots = roots
+        self._start: tuple[float, float] = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        procs = _processes()
+        children: dict[int, list[int]] = {}
+        for pid, ppid, _ in procs:
+            children.setdefault(ppid, []).append(pid)
+        tree, todo = set(), list(self.roots)
+        while todo:
+            pid = todo.pop()
+            if pid not in tree:
+                tree.add(pid)
+                todo.extend(children.get(pid, ()))
+        return sum(_cpu_of(pid) for pid in tree), sum(_cpu_of(pid) for pid, _, name in procs if name == "postgres")
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def per(self, count: int, unit: str) -> dict[str, float]:
+        """CPU ms per ``unit`` since `start`: the platform's, and PostgreSQL's when it did any work."""
+        platform, database = (b - a for a, b in zip(self._start, self._now()))
+        figures = {f"platform_cpu_ms_per_{unit}": round(platform * 1000 / max(count, 1), 2)}
+        if database > 0:
+            figures[f"postgres_cpu_ms_per_{unit}"] = round(database * 1000 / max(count, 1), 2)
+        return figures
+
+
 def fresh_database(url: str) -> Database:
     """The bench's database, migrated from nothing (PostgreSQL: every table dropped first)."""
     db = Database(url)
@@ -248,18 +309,21 @@ def bench(db_name: str, url: str, workers: int) -> None:
     credential, ids = seed(db, Keyring(key), visits_needed=int(SECONDS * (1500 * len(RUNS) + sum(PACED))) + 2000)
     db.dispose()
     proc, base = serve(url, key, workers)
+    cpu = CpuMeter(proc.pid)
     try:
         asyncio.run(run_clients(base, credential, ids, 4, 1.0))  # warm up
         for clients in RUNS:
+            cpu.start()
             t0 = time.perf_counter()
             lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
             elapsed = time.perf_counter() - t0
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "closed", "clients": clients,
-                              **figures(lat, elapsed)}), flush=True)
+                              **figures(lat, elapsed), **cpu.per(len(lat), "settlement")}), flush=True)
         for rate in PACED:
+            cpu.start()
             lat, elapsed = asyncio.run(run_paced(base, credential, ids, PACED_CLIENTS, rate, SECONDS))
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "paced", "clients": PACED_CLIENTS,
-                              "offered_per_s": rate, **figures(lat, elapsed)}), flush=True)
+                              "offered_per_s": rate, **figures(lat, elapsed), **cpu.per(len(lat), "settlement")}), flush=True)
     finally:
         stop(proc)
 

@@ -1,5 +1,6 @@
 """Attacks on the books by someone who can write the database, for the audit tests: truncate a region's chain,
-rewind its head, edit an entry and recompute the chain after it, insert a transfer behind the platform's back."""
+rewind its head, edit an entry and recompute the chain after it, insert a transfer behind the platform's back.
+They attack lane 0 of a region's trail (the lane a unit takes when no other holds it: every entry of these tests)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def sha256_digest(prev: str, row: Any) -> str:
 
 
 def entries(db: Database, region: str) -> list[Any]:
-    return db.run(lambda c: c.execute(select(audit_log).where(audit_log.c.region == region).order_by(audit_log.c.seq)).all(), write=False)
+    return db.run(lambda c: c.execute(select(audit_log).where(audit_log.c.region == region, audit_log.c.lane == 0).order_by(audit_log.c.seq)).all(), write=False)
 
 
 def truncate(db: Database, region: str) -> None:
@@ -45,9 +46,9 @@ def truncate(db: Database, region: str) -> None:
 def rewind(db: Database, region: str, keep: int) -> None:
     """The last entries removed and the head moved back to entry ``keep``: what is left is a consistent chain."""
     def work(c):  # noqa: ANN001, ANN202
-        last = c.execute(select(audit_log.c.hash).where(audit_log.c.region == region, audit_log.c.seq == keep)).scalar_one()
-        c.execute(delete(audit_log).where(audit_log.c.region == region, audit_log.c.seq > keep))
-        c.execute(update(audit_heads).where(audit_heads.c.region == region).values(seq=keep, hash=last))
+        last = c.execute(select(audit_log.c.hash).where(audit_log.c.region == region, audit_log.c.lane == 0, audit_log.c.seq == keep)).scalar_one()
+        c.execute(delete(audit_log).where(audit_log.c.region == region, audit_log.c.lane == 0, audit_log.c.seq > keep))
+        c.execute(update(audit_heads).where(audit_heads.c.region == region, audit_heads.c.lane == 0).values(seq=keep, hash=last))
     db.run(work)
 
 
@@ -61,10 +62,10 @@ def edit_and_recompute(db: Database, region: str, seq: int, detail: str,
         for row in rows[seq - 1:]:
             changed = SimpleNamespace(**{**row._mapping, **({"detail": detail} if row.seq == seq else {})})
             new = digest(prev, changed)
-            c.execute(update(audit_log).where(audit_log.c.region == region, audit_log.c.seq == row.seq)
+            c.execute(update(audit_log).where(audit_log.c.region == region, audit_log.c.lane == 0, audit_log.c.seq == row.seq)
                       .values(detail=changed.detail, prev_hash=prev, hash=new))
             prev = new
-        c.execute(update(audit_heads).where(audit_heads.c.region == region).values(hash=prev))
+        c.execute(update(audit_heads).where(audit_heads.c.region == region, audit_heads.c.lane == 0).values(hash=prev))
     db.run(work)
 
 

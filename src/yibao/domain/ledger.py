@@ -48,6 +48,19 @@ def patient_cash_source(region: str) -> str:
     return f"external:{region}:patient_cash"
 
 
+def keeps_balance(account_id: str) -> bool:
+    """Whether an account keeps a running balance row (and so is locked by the units that move it).
+
+    Only accounts that must never be overdrawn do: a personal account, a credit line, a region's
+    contributions not yet credited — their balance must be read and checked inside the unit that
+    debits them, under the row's lock. Every other account (a fund layer, a hospital's receivable and
+    cash, clearing between regions, the outside world) may run either way, so its balance is derived
+    from its transfers when read and no unit ever writes, or waits on, a row of its own: two settlements
+    of one region never queue behind each other's commit (issue 13, docs/benchmarks.md).
+    """
+    return account_id.startswith(("person:", "credit:")) or (account_id.startswith("fund:") and account_id.endswith(":contributions"))
+
+
 def lock_order(account_id: str) -> tuple[int, str]:
     """The order in which one unit of work locks several ledger accounts (docs/architecture.md, the lock
     order): personal accounts first — a settlement locks the paying account early, to read its balance —

@@ -33,15 +33,17 @@ def _sqlite_value(value: Any) -> Any:
 
 
 class Sql:
-    """One statement. ``{lock}`` marks where PostgreSQL takes row locks (FOR UPDATE); SQLite's
-    single writer already holds the whole database, so there it is dropped."""
+    """One statement. ``{lock}`` marks where PostgreSQL takes row locks (FOR UPDATE), ``{skip_locked}`` where
+    it takes them skipping rows other transactions hold (FOR UPDATE SKIP LOCKED); SQLite's single writer
+    already holds the whole database, so there both are dropped."""
 
     __slots__ = ("text", "_pg")
 
     def __init__(self, text: str) -> None:
         text = " ".join(text.split())
-        self.text = text.replace(" {lock}", "")
-        self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", text.replace("%", "%%").replace("{lock}", "FOR UPDATE"))
+        self.text = text.replace(" {lock}", "").replace(" {skip_locked}", "")
+        pg = text.replace("%", "%%").replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")
+        self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", pg)
 
     def __call__(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> "Rows":
         params = params or {}

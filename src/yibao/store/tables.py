@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -504,9 +505,10 @@ platform_marks = Table(  # facts about the database itself, e.g. that the demo w
     info={"owner": "runtime"},
 )
 
-audit_log = Table(  # append-only, hash-chained per region
+audit_log = Table(  # append-only, hash-chained per region and lane (services/books/audit.py)
     "audit_log", metadata,
     Column("region", String(6), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True, server_default="0"),
     Column("seq", BigInteger, primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(80), nullable=False),
@@ -521,9 +523,10 @@ audit_log = Table(  # append-only, hash-chained per region
     info={"owner": "services.books"},
 )
 
-audit_heads = Table(
+audit_heads = Table(  # one head per lane of a region's trail
     "audit_heads", metadata,
     Column("region", String(6), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True, server_default="0"),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     # Entries from this sequence number on are keyed; earlier ones (before migration 0010) are plain SHA-256.

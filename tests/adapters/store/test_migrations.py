@@ -29,20 +29,27 @@ def test_upgrade_from_empty_matches_the_tables(db):
 def test_an_upgraded_database_keeps_its_plain_chain_keys_what_follows_and_never_overdraws_contributions(db, keyring):
     """Migration 0010 on books written before it: the old SHA-256 entries still verify and stay covered (the first keyed
     entry MACs the last plain hash), the contributions account credited past what was collected gets that deficit
-    recorded as collected and becomes no-overdraft, and the older transfers are not reported as unvouched."""
+    recorded as collected and becomes no-overdraft, and the older transfers are not reported as unvouched. Then 0016: the
+    chain becomes lane 0 of the region's trail (15 empty lanes beside it) and an account that derives its balance has its
+    row zeroed, its balance unchanged (the sums of its transfers)."""
     from datetime import datetime, timezone
     from types import SimpleNamespace
 
+    import sqlalchemy as sa
     from sqlalchemy import insert, select
 
     from tests.support import audit as attack
     from yibao.services.books import audit, ledger
-    from yibao.store.tables import audit_heads, audit_log, ledger_accounts, transfers
+    from yibao.store.tables import audit_heads, ledger_accounts, transfers
 
     db.drop_all()
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     migrate.upgrade(db, "0007")
+    # The trail's tables as they were before lanes (0016): the current metadata has a lane column.
+    audit_log_0007 = sa.table("audit_log", *(sa.column(n) for n in ("region", "seq", "at", "actor", "action", "subject", "detail",
+                                                                    "prev_hash", "hash")))
+    audit_heads_0007 = sa.table("audit_heads", sa.column("region"), sa.column("seq"), sa.column("hash"))
     at = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
     with db.engine.begin() as conn:
         for account, kind, no_overdraft, debits, credits in (("fund:440300:contributions", "contributions", False, 1000_00, 0),
@@ -57,15 +64,21 @@ def test_an_upgraded_database_keeps_its_plain_chain_keys_what_follows_and_never_
         for seq, action in ((1, "person.enrol"), (2, "account.credit")):
             row = SimpleNamespace(region="440300", seq=seq, at=at, actor="operator:a", action=action, subject="P1", detail="{}")
             digest = attack.sha256_digest(prev, row)
-            conn.execute(insert(audit_log).values(region="440300", seq=seq, at=at, actor="operator:a", action=action, subject="P1",
+            conn.execute(insert(audit_log_0007).values(region="440300", seq=seq, at=at, actor="operator:a", action=action, subject="P1",
                                                   detail="{}", prev_hash=prev, hash=digest))
             prev = digest
-        conn.execute(insert(audit_heads).values(region="440300", seq=2, hash=prev))
+        conn.execute(insert(audit_heads_0007).values(region="440300", seq=2, hash=prev))
 
     migrate.upgrade(db)
     audit.use_key(db, keyring)
-    head = db.run(lambda c: c.execute(select(audit_heads)).one(), write=False)
-    assert (head.seq, head.keyed_from, head.legacy_transfers_upto) == (2, 3, 2)  # transfer 2: the deficit collected below
+    heads = db.run(lambda c: c.execute(select(audit_heads).order_by(audit_heads.c.lane)).all(), write=False)
+    head = heads[0]
+    assert (head.lane, head.seq, head.keyed_from, head.legacy_transfers_upto) == (0, 2, 3, 2)  # transfer 2: the deficit collected below
+    assert [(h.lane, h.seq, h.legacy_transfers_upto) for h in heads[1:]] == [(lane, 0, 2) for lane in range(1, audit.LANES)]
+    source = db.run(lambda c: c.execute(select(ledger_accounts).where(ledger_accounts.c.id == "external:440300:contributions")).one(),
+                    write=False)
+    assert (source.debits_posted, source.credits_posted) == (0, 0)  # 0016: derived from its transfers from now on
+    assert db.run(lambda c: ledger.balance(c, "external:440300:contributions"), write=False) == -1000_00
     contributions = db.run(lambda c: c.execute(select(ledger_accounts).where(ledger_accounts.c.id == "fund:440300:contributions")).one(),
                            write=False)
     assert contributions.debits_must_not_exceed_credits and contributions.credits_posted == contributions.debits_posted == 1000_00

@@ -114,17 +114,30 @@ def test_a_transfer_inserted_directly_in_the_database_is_reported(db, books):
 
 
 def test_a_balance_edited_directly_in_the_database_is_reported(db, books):
+    """Two balance rows edited so that the ledger still sums to zero: one personal account credited, another debited
+    to match (only accounts that may never be overdrawn keep balance rows)."""
     world, _ = books
-    account, pool = person_account(world.employee.id), fund_account(REGION, "pool")
+    account, other = person_account(world.employee.id), person_account(world.retiree.id)
 
     def edit(c):  # noqa: ANN001, ANN202
         A = ledger_accounts
-        c.execute(update(A).where(A.c.id == account).values(credits_posted=A.c.credits_posted + 500_00))
-        c.execute(update(A).where(A.c.id == pool).values(debits_posted=A.c.debits_posted + 500_00))
+        c.execute(update(A).where(A.c.id == account).values(credits_posted=A.c.credits_posted + 5_00))
+        c.execute(update(A).where(A.c.id == other).values(debits_posted=A.c.debits_posted + 5_00))
     db.run(edit)
     assert db.run(lambda c: ledger.totals(c), write=False).balanced
     report = check(db)[REGION]
     assert not report.ok and "does not match the sum of its transfers" in report.problem
+
+
+def test_a_fund_account_row_written_directly_is_reported(db, books):
+    """A fund layer derives its balance from its transfers and its row is never written: a number put there is an edit
+    (and would mislead anything that read the row rather than the ledger)."""
+    pool = fund_account(REGION, "pool")
+    before = db.run(lambda c: ledger.balance(c, pool), write=False)
+    db.run(lambda c: c.execute(update(ledger_accounts).where(ledger_accounts.c.id == pool).values(credits_posted=500_00)))
+    assert db.run(lambda c: ledger.balance(c, pool), write=False) == before  # the balance is still its transfers'
+    report = check(db)[REGION]
+    assert not report.ok and f"account {pool}: its balance does not match the sum of its transfers" in report.problem
 
 
 def test_an_anchor_line_not_written_with_the_key_is_reported(db, books):

@@ -9,7 +9,7 @@ import pytest
 from yibao.domain.ledger import InsufficientFunds, LedgerError
 from yibao.services.books import ledger
 
-SRC, PERSON, INST = "fund:440300:contributions", "person:P1", "institution:H1:receivable"
+SRC, PERSON, INST = "external:440300:contributions", "person:P1", "institution:H1:receivable"
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def accounts(db):
     now = db.clock()
 
     def make(c):
-        ledger.ensure_account(c, SRC, "440300", "contributions", now)
+        ledger.ensure_account(c, SRC, "440300", "external_contributions", now)
         ledger.ensure_account(c, PERSON, "440300", "personal_account", now, owner_id="P1", no_overdraft=True)
         ledger.ensure_account(c, INST, "440300", "institution_receivable", now, owner_id="H1")
         ledger.transfer(c, client_id="fund-1", debit=SRC, credit=PERSON, amount=10_000, code="contribution", region="440300", now=now)

@@ -1,8 +1,15 @@
 """The append-only, keyed, anchored audit log of money-state changes and PII access.
 
-One chain per region: entry n stores HMAC-SHA256(key, prev_hash ‖ canonical entry) with a key derived
-from the master key (`use_key`), and a head row per region holds the last (seq, hash). Without the key,
-someone able to write the database cannot recompute the chain after editing a row.
+Each region's trail is LANES chains ("lanes"), each with a head row holding its last (seq, hash): entry n of a
+lane stores HMAC-SHA256(key, prev_hash ‖ canonical entry) with a key derived from the master key (`use_key`).
+Without the key, someone able to write the database cannot recompute a chain after editing a row.
+
+**Lanes, so a region is not serialised.** One chain per region meant one head row that every unit of the
+region updated and held until its commit: the region's settlements queued behind each other's commit fsync on
+PostgreSQL (issue 13). A unit now takes the first head of its region that no other open unit holds
+(`FOR UPDATE SKIP LOCKED`, lowest lane first) and waits only when every lane is taken. Each lane is a complete
+chain — its sequence, MACs and anchors are checked as one region's chain was — and an entry's MAC covers its
+lane, so an entry moved between lanes fails. SQLite has one writer at a time: there, every entry is in lane 0.
 
 **Appended last.** `append` only queues the entry; the unit of work writes its entries when its work is
 done, just before it commits (store/db.py `unit_end`), locking each region's head in region order. So the
@@ -35,6 +42,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,10 +69,15 @@ log = logging.getLogger("yibao.audit")
 KEY_PURPOSE = "audit chain v1"
 GENESIS = "0" * 64
 
-_HEAD = Sql("SELECT seq, hash, keyed_from FROM audit_heads WHERE region = :region {lock}")
-_APPEND = Sql("""INSERT INTO audit_log (region, seq, at, actor, action, subject, detail, prev_hash, hash, transfers)
-                 VALUES (:region, :seq, :at, :actor, :action, :subject, :detail, :prev, :hash, :transfers)""")
-_MOVE_HEAD = Sql("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE region = :region")
+LANES = 16  # heads per region: more than the units one region has open at once (the pools' connections) rarely wait
+
+# The first free head of the region (PostgreSQL: skipping those other units hold; SQLite: lane 0), and one
+# lane named, waited for, when every head was taken.
+_FREE_HEAD = Sql("SELECT lane, seq, hash FROM audit_heads WHERE region = :region ORDER BY lane LIMIT 1 {skip_locked}")
+_HEAD = Sql("SELECT lane, seq, hash FROM audit_heads WHERE region = :region AND lane = :lane {lock}")
+_APPEND = Sql("""INSERT INTO audit_log (region, lane, seq, at, actor, action, subject, detail, prev_hash, hash, transfers)
+                 VALUES (:region, :lane, :seq, :at, :actor, :action, :subject, :detail, :prev, :hash, :transfers)""")
+_MOVE_HEAD = Sql("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE region = :region AND lane = :lane")
 
 
 class AuditKeyMissing(RuntimeError):
@@ -100,8 +113,12 @@ def _sha(prev: str, region: str, seq: int, at: datetime, actor: str, action: str
 
 
 def _mac(key: bytes, prev: str, region: str, seq: int, at: datetime, actor: str, action: str, subject: str, detail: str,
-         transfers: str | None) -> str:
-    canonical = json.dumps([region, seq, _iso(at), actor, action, subject, detail, transfers], ensure_ascii=False, separators=(",", ":"))
+         transfers: str | None, lane: int = 0) -> str:
+    # Lane 0's canonical form is the one chains had before lanes (so they verify unchanged); any other lane is in it.
+    fields: list[Any] = [region, seq, _iso(at), actor, action, subject, detail, transfers]
+    if lane:
+        fields.append(lane)
+    canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hmac.new(key, (prev + canonical).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -169,23 +186,32 @@ def _write(conn: Connection, pending: _Pending) -> None:
     for i, entry in enumerate(pending.entries):
         by_region[entry[0]].append((i, entry))
     for region in sorted(by_region):  # one order for the heads of several regions
-        head = _HEAD(conn, {"region": region}).first()
-        if head is None:  # the region's first entry
-            insert_ignore(conn, H, dict(region=region, seq=0, hash=GENESIS, keyed_from=1, legacy_transfers_upto=0))
-            head = _HEAD(conn, {"region": region}).first()
-        seq, prev = int(head.seq), head.hash
+        head = _take_head(conn, region)
+        lane, seq, prev = int(head.lane), int(head.seq), head.hash
         rows = []
         for i, (_, at, actor, action, subject, detail) in by_region[region]:
             seq += 1
             carried = transfers if i == last else None
-            digest = _mac(key, prev, region, seq, at, actor, action, subject, detail, carried)
-            rows.append(dict(region=region, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail, prev=prev,
-                             hash=digest, transfers=carried))
+            digest = _mac(key, prev, region, seq, at, actor, action, subject, detail, carried, lane)
+            rows.append(dict(region=region, lane=lane, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail,
+                             prev=prev, hash=digest, transfers=carried))
             prev = digest
         _APPEND(conn, rows if len(rows) > 1 else rows[0])
-        _MOVE_HEAD(conn, {"region": region, "seq": seq, "hash": prev})
+        _MOVE_HEAD(conn, {"region": region, "lane": lane, "seq": seq, "hash": prev})
     pending.entries.clear()
     pending.transfers.clear()
+
+
+def _take_head(conn: Connection, region: str) -> Any:
+    """Lock and return a head of the region: the first one free, else (every lane busy) a random one, waited for."""
+    head = _FREE_HEAD(conn, {"region": region}).first()
+    if head is None:
+        head = _HEAD(conn, {"region": region, "lane": random.randrange(LANES)}).first()
+    if head is None:  # the region's first entry: its lanes are opened together
+        for lane in range(LANES):
+            insert_ignore(conn, H, dict(region=region, lane=lane, seq=0, hash=GENESIS, keyed_from=1, legacy_transfers_upto=0))
+        head = _HEAD(conn, {"region": region, "lane": 0}).first()
+    return head
 
 
 # ---- verifying -------------------------------------------------------------------------------------
@@ -196,8 +222,8 @@ class ChainReport:
     entries: int
     ok: bool
     problem: str | None = None
-    # (state, line) to append to the anchor file when the region verified: its head, MAC'd.
-    anchor: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    # (topic, (state, line)) to append to the anchor file when the region verified: each lane's head, MAC'd.
+    anchors: tuple[tuple[str, tuple[str, str]], ...] = field(default=(), repr=False, compare=False)
 
     def view(self) -> dict[str, Any]:
         return {"region": self.region, "entries": self.entries, "ok": self.ok, "problem": self.problem}
@@ -212,24 +238,33 @@ class _Pin:
     at: str
 
 
-def _anchor_line(key: bytes, region: str, seq: int, digest: str, keyed_from: int, legacy_upto: int) -> tuple[str, str]:
+def _topic(region: str, lane: int) -> str:
+    return region if lane == 0 else f"{region}/{lane}"  # lane 0 keeps the topic a region's single chain had
+
+
+def _anchor_line(key: bytes, region: str, lane: int, seq: int, digest: str, keyed_from: int, legacy_upto: int) -> tuple[str, tuple[str, str]]:
     at = _iso(datetime.now(timezone.utc))
-    fields = [1, region, seq, digest, keyed_from, legacy_upto, at]
+    fields = [2, region, lane, seq, digest, keyed_from, legacy_upto, at]
     mac = hmac.new(key, json.dumps(fields, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
-    line = json.dumps({"v": 1, "region": region, "seq": seq, "hash": digest, "keyed_from": keyed_from, "legacy_upto": legacy_upto,
-                       "at": at, "mac": mac}, separators=(",", ":"))
-    return f"{seq}:{digest}:{keyed_from}:{legacy_upto}", line
+    line = json.dumps({"v": 2, "region": region, "lane": lane, "seq": seq, "hash": digest, "keyed_from": keyed_from,
+                       "legacy_upto": legacy_upto, "at": at, "mac": mac}, separators=(",", ":"))
+    return _topic(region, lane), (f"{seq}:{digest}:{keyed_from}:{legacy_upto}", line)
 
 
-def _parse_anchors(lines: Sequence[str], key: bytes | None) -> tuple[dict[str, list[_Pin]], list[str]]:
-    pins: dict[str, list[_Pin]] = defaultdict(list)
+def _parse_anchors(lines: Sequence[str], key: bytes | None) -> tuple[dict[tuple[str, int], list[_Pin]], list[str]]:
+    """Pins by (region, lane). Version 1 lines (before lanes) pin lane 0."""
+    pins: dict[tuple[str, int], list[_Pin]] = defaultdict(list)
     problems: list[str] = []
     if lines and key is None:
         return pins, ["审计链密钥未配置，无法核对锚点 / no audit key is configured: the anchors cannot be checked"]
     for n, line in enumerate(lines, 1):
         try:
             d = json.loads(line)
-            fields = [d["v"], d["region"], d["seq"], d["hash"], d["keyed_from"], d["legacy_upto"], d["at"]]
+            if d["v"] == 1:
+                lane, fields = 0, [d["v"], d["region"], d["seq"], d["hash"], d["keyed_from"], d["legacy_upto"], d["at"]]
+            else:
+                lane = int(d["lane"])
+                fields = [d["v"], d["region"], d["lane"], d["seq"], d["hash"], d["keyed_from"], d["legacy_upto"], d["at"]]
             pin = _Pin(int(d["seq"]), str(d["hash"]), int(d["keyed_from"]), int(d["legacy_upto"]), str(d["at"]))
             mac = str(d["mac"])
         except (ValueError, KeyError, TypeError):
@@ -239,13 +274,18 @@ def _parse_anchors(lines: Sequence[str], key: bytes | None) -> tuple[dict[str, l
         if not hmac.compare_digest(expected, mac):
             problems.append(f"锚点文件第 {n} 行的校验码不符（非本平台密钥写入） / anchor file line {n} fails its MAC (not written with this platform's key)")
             continue
-        pins[str(d["region"])].append(pin)
+        pins[(str(d["region"]), lane)].append(pin)
     return pins, problems
 
 
+def _lane(lane: int) -> tuple[str, str]:
+    """How a problem names the lane (nothing for lane 0, so a region's one chain reads as before)."""
+    return ("", "") if lane == 0 else (f"第 {lane} 道 ", f"lane {lane}, ")
+
+
 def verify(conn: Connection, anchors: Sequence[str] | None = None) -> list[ChainReport]:
-    """Recompute every region's chain, check it against the anchor file's lines (``anchors``, when given),
-    and cross-check the ledger against the trail; one report per region, with its first problem."""
+    """Recompute every chain (each lane of each region), check it against the anchor file's lines (``anchors``,
+    when given), and cross-check the ledger against the trail; one report per region, with its first problem."""
     root = audit_key(conn)
     entry_key, anchor_key = _subkeys(root) if root is not None else (None, None)
     problems: dict[str, str] = {}
@@ -253,81 +293,95 @@ def verify(conn: Connection, anchors: Sequence[str] | None = None) -> list[Chain
     def problem(region: str, text: str) -> None:
         problems.setdefault(region, text)
 
-    heads = {r.region: r for r in conn.execute(select(H)).all()}
+    heads = {(r.region, int(r.lane)): r for r in conn.execute(select(H)).all()}
     pins, file_problems = _parse_anchors(anchors or [], anchor_key)
-    chain_regions = {r[0] for r in conn.execute(select(L.c.region).distinct()).all()}
-    counts: dict[str, int] = {}
+    chains = {(r[0], int(r[1])) for r in conn.execute(select(L.c.region, L.c.lane).distinct()).all()}
+    counts: dict[tuple[str, int], int] = {}
     vouched: dict[str, tuple[str, str, str, int]] = {}
-    for region in sorted(set(heads) | chain_regions):
-        head = heads.get(region)
+    for region, lane in sorted(set(heads) | chains):
+        zh, en = _lane(lane)
+        head = heads.get((region, lane))
         keyed_from = head.keyed_from if head is not None else 1
         pinned: dict[int, list[_Pin]] = defaultdict(list)
-        for pin in pins.get(region, []):
+        for pin in pins.get((region, lane), []):
             pinned[pin.seq].append(pin)
-        prev, count = GENESIS, 0
-        for row in conn.execute(select(L).where(L.c.region == region).order_by(L.c.seq)).yield_per(1000):
+        prev, count, broken = GENESIS, 0, False
+        rows = conn.execute(select(L).where(L.c.region == region, L.c.lane == lane).order_by(L.c.seq)).yield_per(1000)
+        for row in rows:
             count += 1
             if row.seq != count:
-                problem(region, f"第 {count} 条缺失（序号为 {row.seq}：有间断或被删除） / entry {count}: sequence {row.seq} (a gap or a deleted entry)")
+                problem(region, f"{zh}第 {count} 条缺失（序号为 {row.seq}：有间断或被删除） / {en}entry {count}: sequence {row.seq} "
+                                "(a gap or a deleted entry)")
+                broken = True
                 break
             if row.prev_hash != prev:
-                problem(region, f"第 {row.seq} 条的前序哈希与上一条不符 / entry {row.seq}: prev_hash does not match the entry before it")
+                problem(region, f"{zh}第 {row.seq} 条的前序哈希与上一条不符 / {en}entry {row.seq}: prev_hash does not match the entry before it")
+                broken = True
                 break
             at = _utc(row.at)
             if row.seq < keyed_from:
                 expected = _sha(prev, region, row.seq, at, row.actor, row.action, row.subject, row.detail)
             elif entry_key is None:
                 problem(region, "审计链密钥未配置，无法校验 / no audit key is configured: the keyed entries cannot be checked")
+                broken = True
                 break
             else:
-                expected = _mac(entry_key, prev, region, row.seq, at, row.actor, row.action, row.subject, row.detail, row.transfers)
+                expected = _mac(entry_key, prev, region, row.seq, at, row.actor, row.action, row.subject, row.detail, row.transfers, lane)
             if not hmac.compare_digest(expected, row.hash):
-                problem(region, f"第 {row.seq} 条内容与其校验码不符（被改动） / entry {row.seq}: content does not match its MAC (altered)")
+                problem(region, f"{zh}第 {row.seq} 条内容与其校验码不符（被改动） / {en}entry {row.seq}: content does not match its MAC (altered)")
+                broken = True
                 break
             for pin in pinned.get(row.seq, ()):
                 if pin.hash != row.hash:
-                    problem(region, f"第 {row.seq} 条与 {pin.at} 的锚点不符（被重写） / entry {row.seq} differs from the anchor of {pin.at} (rewritten)")
+                    problem(region, f"{zh}第 {row.seq} 条与 {pin.at} 的锚点不符（被重写） / {en}entry {row.seq} differs from the anchor of "
+                                    f"{pin.at} (rewritten)")
             if row.transfers:
                 for client_id, t_region, debit, credit, amount in json.loads(row.transfers):
                     vouched[client_id] = (t_region, debit, credit, int(amount))
             prev = row.hash
-        counts[region] = count
-        if region in problems:
+        if broken:
+            rows.close()  # the rest of a broken chain is not read (yield_per keeps a server-side cursor)
+        counts[(region, lane)] = count
+        if broken:
             continue
         if head is None:
-            problem(region, "缺少链头记录 / the chain has no head row")
+            problem(region, f"{zh}缺少链头记录 / {en}the chain has no head row")
         elif head.seq != count or head.hash != prev:
-            problem(region, f"链头记录 {head.seq} 条，链上有 {count} 条（末尾被删除？） / head says {head.seq} entries but the chain has {count} "
-                            "(entries removed from the end?)")
-    for region, region_pins in pins.items():
-        head = heads.get(region)
-        for pin in region_pins:
-            if pin.seq > counts.get(region, 0):
-                problem(region, f"{pin.at} 的锚点记录该链已有 {pin.seq} 条，现只有 {counts.get(region, 0)} 条（被截断或回退） / the anchor of "
-                                f"{pin.at} recorded {pin.seq} entries, the chain has {counts.get(region, 0)} (truncated or rewound)")
+            problem(region, f"{zh}链头记录 {head.seq} 条，链上有 {count} 条（末尾被删除？） / {en}head says {head.seq} entries but the chain "
+                            f"has {count} (entries removed from the end?)")
+    for (region, lane), lane_pins in pins.items():
+        zh, en = _lane(lane)
+        head = heads.get((region, lane))
+        have = counts.get((region, lane), 0)
+        for pin in lane_pins:
+            if pin.seq > have:
+                problem(region, f"{zh}{pin.at} 的锚点记录该链已有 {pin.seq} 条，现只有 {have} 条（被截断或回退） / {en}the anchor of "
+                                f"{pin.at} recorded {pin.seq} entries, the chain has {have} (truncated or rewound)")
             elif head is not None and (pin.keyed_from, pin.legacy_upto) != (head.keyed_from, head.legacy_transfers_upto):
-                problem(region, f"链头的密钥起点或遗留转账界限在 {pin.at} 锚定后被改动 / the head's keyed_from or legacy boundary changed "
-                                f"since the anchor of {pin.at}")
-    _cross_check(conn, heads, vouched, problem)
+                problem(region, f"{zh}链头的密钥起点或遗留转账界限在 {pin.at} 锚定后被改动 / {en}the head's keyed_from or legacy boundary "
+                                f"changed since the anchor of {pin.at}")
+    _cross_check(conn, list(heads.values()), vouched, problem)
 
+    regions = {region for region, _ in counts} | {region for region, _ in pins} | set(problems)
     reports = []
-    for region in sorted(set(counts) | set(pins) | set(problems)):
+    for region in sorted(regions):
         text = problems.get(region)
-        head = heads.get(region)
-        anchor = None
-        if text is None and head is not None and head.seq > 0 and anchor_key is not None:
-            anchor = _anchor_line(anchor_key, region, int(head.seq), head.hash, int(head.keyed_from), int(head.legacy_transfers_upto))
-        reports.append(ChainReport(region, counts.get(region, 0), text is None, text, anchor))
+        lines: tuple[tuple[str, tuple[str, str]], ...] = ()
+        if text is None and anchor_key is not None:
+            lines = tuple(_anchor_line(anchor_key, region, lane, int(h.seq), h.hash, int(h.keyed_from), int(h.legacy_transfers_upto))
+                          for (r, lane), h in sorted(heads.items()) if r == region and h.seq > 0)
+        entries_ = sum(n for (r, _), n in counts.items() if r == region)
+        reports.append(ChainReport(region, entries_, text is None, text, lines))
     if file_problems:
         reports.append(ChainReport("anchors", len(anchors or []), False, file_problems[0]))
     return reports
 
 
-def _cross_check(conn: Connection, heads: dict[str, Any], vouched: dict[str, tuple[str, str, str, int]],
+def _cross_check(conn: Connection, heads: Sequence[Any], vouched: dict[str, tuple[str, str, str, int]],
                  problem: Callable[[str, str], None]) -> None:
     """The ledger against the trail: every transfer (after the legacy boundary) is the one an entry vouched
     for, every vouched transfer exists, and every account's four sides are the sums of its transfers."""
-    boundary = max((int(h.legacy_transfers_upto) for h in heads.values()), default=0)
+    boundary = max((int(h.legacy_transfers_upto) for h in heads), default=0)
     q = select(T.c.id, T.c.client_id, T.c.region, T.c.debit_account_id, T.c.credit_account_id, T.c.amount)
     for t in conn.execute(q.order_by(T.c.id)).yield_per(5000):
         seen = vouched.pop(t.client_id, None)
@@ -346,8 +400,11 @@ def _cross_check(conn: Connection, heads: dict[str, Any], vouched: dict[str, tup
         where = (T.c.kind == "pending") & (T.c.state == "pending") if pending else T.c.kind.in_(("single", "post"))
         for account_id, total in conn.execute(select(column, func.sum(T.c.amount)).where(where).group_by(column)).all():
             sides[account_id][index] = int(total)
-    for a in conn.execute(select(A.c.id, A.c.region, A.c.debits_pending, A.c.debits_posted, A.c.credits_pending, A.c.credits_posted)).all():
-        if [int(a.debits_pending), int(a.debits_posted), int(a.credits_pending), int(a.credits_posted)] != sides.get(a.id, [0, 0, 0, 0]):
+    for a in conn.execute(select(A.c.id, A.c.region, A.c.debits_pending, A.c.debits_posted, A.c.credits_pending, A.c.credits_posted,
+                                 A.c.debits_must_not_exceed_credits)).all():
+        # An account that derives its balance from its transfers never has its row written: anything there is an edit.
+        expected = sides.get(a.id, [0, 0, 0, 0]) if a.debits_must_not_exceed_credits else [0, 0, 0, 0]
+        if [int(a.debits_pending), int(a.debits_posted), int(a.credits_pending), int(a.credits_posted)] != expected:
             problem(a.region, f"账户 {a.id} 的余额与其转账合计不符（被改动） / account {a.id}: its balance does not match the sum of its "
                               "transfers (edited)")
 
@@ -362,13 +419,13 @@ def entries(conn: Connection, region: str | None = None, limit: int = 100) -> li
 # ---- anchoring: after commit, outside every unit ---------------------------------------------------------
 
 def heads_to_anchor(conn: Connection) -> dict[str, tuple[str, str]]:
-    """Every region's head as an anchor line (read in a unit; written to the file after it)."""
+    """Every lane's head that has entries as an anchor line (read in a unit; written to the file after it)."""
     root = audit_key(conn)
     if root is None:
         raise AuditKeyMissing()
     key = _subkeys(root)[1]
-    return {r.region: _anchor_line(key, r.region, int(r.seq), r.hash, int(r.keyed_from), int(r.legacy_transfers_upto))
-            for r in conn.execute(select(H).where(H.c.seq > 0)).all()}
+    return dict(_anchor_line(key, r.region, int(r.lane), int(r.seq), r.hash, int(r.keyed_from), int(r.legacy_transfers_upto))
+                for r in conn.execute(select(H).where(H.c.seq > 0)).all())
 
 
 Run = Callable[..., Awaitable[Any]]
@@ -386,7 +443,7 @@ async def verify_and_anchor(run: Run, anchors: AnchorLog | None) -> list[ChainRe
 async def anchor_reports(anchors: AnchorLog | None, reports: Sequence[ChainReport]) -> int:
     if anchors is None:
         return 0
-    return await asyncio.to_thread(anchors.append, {r.region: r.anchor for r in reports if r.ok and r.anchor is not None})
+    return await asyncio.to_thread(anchors.append, {topic: line for r in reports if r.ok for topic, line in r.anchors})
 
 
 async def anchor(run: Run, anchors: AnchorLog) -> int:

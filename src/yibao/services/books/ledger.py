@@ -10,6 +10,14 @@ account) is never overdrawn — checked by a conditional UPDATE and by a CHECK c
 Every function takes the open connection of the caller's unit of work. Accounts are locked (updated) in
 one order, `lock_order`: personal accounts first, then by id. Every transfer written is handed to the audit
 trail (`audit.vouch`), which carries it under its MAC; `audit.verify` checks the ledger against it.
+
+**No hot rows.** Only accounts that must never be overdrawn keep running-balance columns
+(`domain.ledger.keeps_balance`: personal accounts, credit lines, contributions); their rows are updated and
+locked by the units that move them. The others — a region's fund layers, a hospital's receivable and cash,
+clearing, the outside world — are never written after they are opened: their four sides are the sums of
+their transfers (`sides`), read when asked. A region's settlements therefore take no common lock; what they
+share is an INSERT into `transfers`. Such an account has no MAX_FEN guard on its sums (they are computed in
+Python integers and PostgreSQL numerics, never a BIGINT column); every transfer's amount still is guarded.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds, LedgerError, lock_order
+from yibao.domain.ledger import AccountLimitExceeded, InsufficientFunds, LedgerError, keeps_balance, lock_order
 from yibao.domain.money import MAX_FEN
 from yibao.services.books import audit
 from yibao.store.sql import Sql
@@ -44,6 +52,14 @@ _CREDIT_POSTED = Sql("""UPDATE ledger_accounts SET credits_posted = credits_post
                         AND credits_posted + credits_pending + :amount <= :max""")
 _CREDIT_PENDING = Sql("""UPDATE ledger_accounts SET credits_pending = credits_pending + :amount WHERE id = :id
                          AND credits_posted + credits_pending + :amount <= :max""")
+# A derived account's sides: sums over its transfers (the indexes on debit_account_id and credit_account_id).
+_SIDES = Sql("""SELECT
+    (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit_account_id = :id AND kind = 'pending' AND state = 'pending'),
+    (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE debit_account_id = :id AND kind IN ('single', 'post')),
+    (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit_account_id = :id AND kind = 'pending' AND state = 'pending'),
+    (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit_account_id = :id AND kind IN ('single', 'post'))""")
+_SIDES_ROW = Sql("SELECT debits_pending, debits_posted, credits_pending, credits_posted FROM ledger_accounts WHERE id = :id")
+_EXISTS = Sql("SELECT 1 FROM ledger_accounts WHERE id = :id")
 _INSERT_POSTED = Sql("""INSERT INTO transfers (client_id, region, debit_account_id, credit_account_id, amount, kind, state, code, ref, created_at)
                         VALUES (:client_id, :region, :debit, :credit, :amount, 'single', 'posted', :code, :ref, :now)""")
 
@@ -72,6 +88,10 @@ def _transfer(row) -> Transfer:  # noqa: ANN001
 
 def ensure_account(conn: Connection, account_id: str, region: str, kind: str, now: datetime, *,
                    owner_id: str | None = None, no_overdraft: bool = False) -> None:
+    if no_overdraft != keeps_balance(account_id):
+        # The ledger decides by the account's name which accounts keep (and lock) a balance: one that may
+        # never be overdrawn must be one of them, and only those.
+        raise ValueError(f"{account_id}: no_overdraft={no_overdraft} disagrees with domain.ledger.keeps_balance")
     insert_ignore(conn, A, dict(id=account_id, region=region, kind=kind, owner_id=owner_id, debits_pending=0, debits_posted=0,
                                 credits_pending=0, credits_posted=0, debits_must_not_exceed_credits=no_overdraft, created_at=now))
 
@@ -81,15 +101,32 @@ def get_transfer(conn: Connection, client_id: str) -> Transfer | None:
     return _transfer(row) if row else None
 
 
+@dataclass(frozen=True)
+class Sides:
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+
+def sides(conn: Connection, account_id: str) -> Sides:
+    """An account's four sides: its row for an account that keeps a balance, the sums of its transfers otherwise."""
+    row = (_SIDES_ROW if keeps_balance(account_id) else _SIDES)(conn, {"id": account_id}).first()
+    return Sides(*(int(v) for v in row)) if row is not None else Sides(0, 0, 0, 0)
+
+
 def available(conn: Connection, account_id: str) -> int:
     """Credits posted less debits posted and pending: what a credit-normal account can still pay."""
+    if not keeps_balance(account_id):
+        s = sides(conn, account_id)
+        return s.credits_posted - s.debits_posted - s.debits_pending
     row = _AVAILABLE(conn, {"id": account_id}).first()
     return 0 if row is None else int(row[0])
 
 
 def balance(conn: Connection, account_id: str) -> int:
-    row = conn.execute(select(A.c.credits_posted, A.c.debits_posted).where(A.c.id == account_id)).first()
-    return 0 if row is None else row.credits_posted - row.debits_posted
+    s = sides(conn, account_id)
+    return s.credits_posted - s.debits_posted
 
 
 def lock_account(conn: Connection, account_id: str) -> None:
@@ -98,6 +135,8 @@ def lock_account(conn: Connection, account_id: str) -> None:
 
 
 def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
+    if not keeps_balance(account_id):
+        return  # derived from its transfers: nothing to write or lock
     res = (_DEBIT_PENDING if pending else _DEBIT_POSTED)(conn, {"id": account_id, "amount": amount, "max": MAX_FEN})
     if res.rowcount != 1:
         row = conn.execute(select(A.c.debits_posted, A.c.debits_pending).where(A.c.id == account_id)).first()
@@ -109,6 +148,8 @@ def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> 
 
 
 def _credit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:
+    if not keeps_balance(account_id):
+        return
     res = (_CREDIT_PENDING if pending else _CREDIT_POSTED)(conn, {"id": account_id, "amount": amount, "max": MAX_FEN})
     if res.rowcount != 1:
         if conn.execute(select(A.c.id).where(A.c.id == account_id)).first() is None:
@@ -131,6 +172,11 @@ def transfer(conn: Connection, *, client_id: str, debit: str, credit: str, amoun
         raise AccountLimitExceeded(debit, amount)
     if debit == credit:
         raise LedgerError("credit_account_id", "same_account", "借贷账户不能相同", "debit and credit accounts must differ")
+    for field, account_id in (("debit_account_id", debit), ("credit_account_id", credit)):
+        # A derived account is not updated, so its existence is asked here (the foreign key would also refuse
+        # it, but as a fault): a named error for a caller that names an account. The hot paths rely on the key.
+        if not keeps_balance(account_id) and _EXISTS(conn, {"id": account_id}).first() is None:
+            raise LedgerError(field, "unknown_account", f"账户不存在：{account_id}", f"no such account: {account_id}")
     for account_id in sorted((debit, credit), key=lock_order):
         if account_id == debit:
             _debit(conn, debit, amount, pending=pending)
@@ -179,6 +225,8 @@ def _resolve(conn: Connection, *, client_id: str, pending_client_id: str, now: d
 def _apply(conn: Connection, deltas: dict[str, dict[str, int]]) -> None:
     """Add each account's deltas (column -> amount), the accounts in lock order."""
     for account_id in sorted(deltas, key=lock_order):
+        if not keeps_balance(account_id):
+            continue
         changes = {k: getattr(A.c, k) + v for k, v in deltas[account_id].items() if v}
         if changes:
             conn.execute(update(A).where(A.c.id == account_id).values(**changes))
@@ -277,12 +325,25 @@ class Totals:
 
 
 def totals(conn: Connection, region: str | None = None) -> Totals:
-    """Σ over accounts: posted debits equal posted credits (and pending likewise) in a sound ledger."""
+    """Σ over accounts: posted debits equal posted credits (and pending likewise) in a sound ledger.
+
+    The rows of the accounts that keep a balance, plus the transfers of those that derive theirs — so a
+    balance row edited (or an update lost) shows as debits ≠ credits, as before derived accounts."""
     q = select(func.coalesce(func.sum(A.c.debits_posted), 0), func.coalesce(func.sum(A.c.credits_posted), 0),
                func.coalesce(func.sum(A.c.debits_pending), 0), func.coalesce(func.sum(A.c.credits_pending), 0))
     if region is not None:
         q = q.where(A.c.region == region)
-    return Totals(*(int(v) for v in conn.execute(q).one()))
+    kept = [int(v) for v in conn.execute(q.where(A.c.debits_must_not_exceed_credits)).one()]
+    derived = [0, 0, 0, 0]
+    for index, column, pending in ((0, T.c.debit_account_id, False), (1, T.c.credit_account_id, False),
+                                   (2, T.c.debit_account_id, True), (3, T.c.credit_account_id, True)):
+        where = (T.c.kind == "pending") & (T.c.state == "pending") if pending else T.c.kind.in_(("single", "post"))
+        s = select(func.coalesce(func.sum(T.c.amount), 0)).select_from(T.join(A, A.c.id == column)).where(
+            where, ~A.c.debits_must_not_exceed_credits)
+        if region is not None:
+            s = s.where(A.c.region == region)
+        derived[index] = int(conn.execute(s).scalar_one())
+    return Totals(*(k + d for k, d in zip(kept, derived)))
 
 
 
