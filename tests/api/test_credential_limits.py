@@ -96,3 +96,28 @@ def test_the_cashier_and_operator_log_in_pages_count_like_the_api(db, keyring, w
             locked(client.get(api_path, headers=at(address, auth)))
             r = client.post(f"{path}/sessions", data={**tokens(page), field: good}, headers=at("192.0.2.99"), follow_redirects=False)
             assert r.status_code == 303 and r.headers["location"] == path  # from another address: in
+
+
+def test_a_burst_of_requests_with_one_credential_checks_it_once(app, world, monkeypatch):
+    """Issue 13: thirty connections of one HIS arriving together, nothing cached yet, make ONE check of the credential
+    (the others wait for its answer); each check took the credential's attempt lock and paid the secret's hash, so a
+    burst after a start stalled for seconds, one check after the other."""
+    import asyncio
+
+    from yibao.services.access import credentials
+
+    calls: list[str] = []
+    real = credentials.institution
+
+    def counted(conn, *args, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(kw["code"])
+        return real(conn, *args, **kw)
+
+    monkeypatch.setattr(credentials, "institution", counted)
+    platform = app.state.platform
+
+    async def burst():  # noqa: ANN202
+        return await asyncio.gather(*(platform.institution(his(world)["Authorization"].split(" ", 1)[1], "192.0.2.30") for _ in range(30)))
+
+    found = asyncio.run(burst())
+    assert {i.id for i in found} == {world.hospital.id} and calls == [world.hospital.id]

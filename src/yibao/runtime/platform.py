@@ -5,6 +5,7 @@ face verifier, the SMS gateway — and the one `Context` every use case that cal
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
+import anyio
+import anyio.to_thread
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 
 from yibao.crypto.pii import Keyring
 from yibao.domain.errors import YibaoError
@@ -31,6 +33,7 @@ from yibao.sms.client import SmsGateway
 from yibao.store.anchors import AnchorLog
 from yibao.store.db import Database
 
+PG_THREADS = int(os.environ.get("YIBAO_PG_THREADS", "16"))
 INSTITUTION_CACHE_S = 30  # a suspension or a new secret takes effect within this
 
 
@@ -49,6 +52,9 @@ class Platform:
     # demo's, set by the composition root; production never (services/payments/callbacks.py).
     allow_private_callbacks: bool = False
     _institution_cache: dict[str, tuple[float, Institution]] = field(default_factory=dict)
+    # Credentials being checked now, per event loop: a HIS that opens thirty connections at once is checked once.
+    _institution_inflight: dict[tuple[Any, ...], "asyncio.Future[Any]"] = field(default_factory=dict)
+    _limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]" = field(default_factory=weakref.WeakKeyDictionary)
     _batchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, WriteBatcher]" = field(default_factory=weakref.WeakKeyDictionary)
 
     def __post_init__(self) -> None:
@@ -78,7 +84,13 @@ class Platform:
             if write and self.db.batches_writes:
                 return await self._batcher().run(work)
             return self.db.run(work, write=write)
-        return await run_in_threadpool(self.db.run, work, write=write)
+        return await anyio.to_thread.run_sync(functools.partial(self.db.run, work, write=write), limiter=self._pg_threads())
+
+    def _pg_threads(self) -> anyio.CapacityLimiter:
+        limiter = self._limiters.get(asyncio.get_running_loop())
+        if limiter is None:
+            limiter = self._limiters[asyncio.get_running_loop()] = anyio.CapacityLimiter(PG_THREADS)
+        return limiter
 
     def _batcher(self) -> WriteBatcher:
         loop = asyncio.get_running_loop()
@@ -96,9 +108,30 @@ class Platform:
         cached = self._institution_cache.get(key)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        code, _, secret = credential.partition(".")
-        inst = await self.run(lambda c: credentials.institution(c, self.keyring, self.now(), code=code, secret=secret, address=client,
-                                                                field=field))
+        # One check per credential and address at a time: the requests that arrive meanwhile wait for its answer. Without
+        # this, the first burst after a start (every connection of a HIS, the cache empty) ran one check each, each
+        # serialised on the credential's attempt counter and each paying the secret's hash: a stall of seconds (bench/api.py).
+        flight = (asyncio.get_running_loop(), credential, client, field)
+        pending = self._institution_inflight.get(flight)
+        if pending is not None:
+            inst = await asyncio.shield(pending)
+        else:
+            pending = self._institution_inflight[flight] = asyncio.get_running_loop().create_future()
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, even when nobody waited
+            code, _, secret = credential.partition(".")
+            try:
+                inst = await self.run(lambda c: credentials.institution(c, self.keyring, self.now(), code=code, secret=secret,
+                                                                        address=client, field=field))
+            except asyncio.CancelledError:
+                pending.cancel()  # whoever waited asks again
+                raise
+            except BaseException as exc:
+                pending.set_exception(exc)
+                raise
+            else:
+                pending.set_result(inst)
+            finally:
+                del self._institution_inflight[flight]
         if isinstance(inst, YibaoError):
             raise inst  # after its count committed
         self._institution_cache[key] = (time.monotonic() + INSTITUTION_CACHE_S, inst)

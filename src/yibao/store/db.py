@@ -14,7 +14,7 @@ from typing import Any, Iterator, NamedTuple, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 
 from yibao.crypto.files import create_private
 from yibao.store.tables import metadata
@@ -25,6 +25,7 @@ DEFAULT_URL = "sqlite:///.yibao/yibao.db"  # beside the demo's key file, ignored
 # race) before the conflict is raised: a deadline, not a count — under a burst of conflicting units on
 # PostgreSQL (each deadlock costs its deadlock_timeout, 1 s by default) a fixed 8 attempts ran out.
 RETRY_DEADLINE_S = float(os.environ.get("YIBAO_RETRY_DEADLINE", "30"))
+PING_AFTER_IDLE_S = 10.0  # a pooled PostgreSQL connection idle longer than this is asked before it is used
 _UNIT_END = "yibao_unit_end"
 _AUDIT_KEY = "yibao_audit_key"
 
@@ -96,6 +97,7 @@ class Database:
         self._thread_lock = threading.Lock()
         self._lock_fd: int | None = None
         self.retry_deadline = RETRY_DEADLINE_S
+        self.ping_after_idle_s = PING_AFTER_IDLE_S
 
     def use_audit_key(self, key: bytes) -> None:
         """The key the audit chain's entries are MAC'd with (derived from the master key by the caller;
@@ -142,7 +144,32 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("yibao_write") else "BEGIN")
 
             return engine
-        return create_engine(self.url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        engine = create_engine(self.url, echo=echo, pool_size=20, max_overflow=20)
+
+        @event.listens_for(engine, "connect")
+        @event.listens_for(engine, "checkin")
+        def _idle_from(_dbapi_conn, record) -> None:  # noqa: ANN001
+            record.info["idle_since"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _checkout(dbapi_conn, record, _proxy) -> None:  # noqa: ANN001
+            # A connection idle for a while may have been closed under us (a restarted server, a firewall's idle
+            # timeout): ask it first, as pool_pre_ping would. One that was in use a moment ago is not asked — pre_ping
+            # did, for every unit: a round trip per settlement (issue 13).
+            if time.monotonic() - record.info.get("idle_since", 0.0) > self.ping_after_idle_s:
+                self._ping(dbapi_conn)
+
+        return engine
+
+    @staticmethod
+    def _ping(dbapi_conn: Any) -> None:
+        try:
+            cur = dbapi_conn.cursor()
+            cur.execute("SELECT 1")
+            cur.close()
+            dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - the pool replaces a dead connection and checks out anew
+            raise DisconnectionError(str(exc)) from exc
 
     def create_all(self) -> None:
         """For tests and throwaway databases; real ones use `yibao db upgrade` (Alembic)."""

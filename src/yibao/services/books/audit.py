@@ -69,7 +69,7 @@ log = logging.getLogger("yibao.audit")
 KEY_PURPOSE = "audit chain v1"
 GENESIS = "0" * 64
 
-LANES = 16  # heads per region: more than the units one region has open at once (the pools' connections) rarely wait
+LANES = 32  # heads per region: a unit holds one until its commit, so this many of a region's units commit at once without waiting
 
 # The first free head of the region (PostgreSQL: skipping those other units hold; SQLite: lane 0), and one
 # lane named, waited for, when every head was taken.

@@ -40,6 +40,7 @@ from yibao.store.upsert import insert_ignore
 # Hot-path statements (a settlement runs them every time); see yibao.store.sql.
 _AVAILABLE = Sql("SELECT credits_posted - debits_posted - debits_pending FROM ledger_accounts WHERE id = :id")
 _LOCK = Sql("SELECT id FROM ledger_accounts WHERE id = :id {lock}")
+_LOCK_AVAILABLE = Sql("SELECT credits_posted - debits_posted - debits_pending FROM ledger_accounts WHERE id = :id {lock}")
 # Every side of an account stays within MAX_FEN (:max): past BIGINT, SQLite silently turns the sum into
 # a float and PostgreSQL fails the statement.
 _DEBIT_POSTED = Sql("""UPDATE ledger_accounts SET debits_posted = debits_posted + :amount WHERE id = :id
@@ -132,6 +133,13 @@ def balance(conn: Connection, account_id: str) -> int:
 def lock_account(conn: Connection, account_id: str) -> None:
     """Serialise users of one account (PostgreSQL row lock; SQLite writers are already serial)."""
     _LOCK(conn, {"id": account_id}).first()
+
+
+def lock_available(conn: Connection, account_id: str) -> int:
+    """`lock_account` and `available` in one statement, for an account that keeps its balance (a settlement's payer)."""
+    assert keeps_balance(account_id)
+    row = _LOCK_AVAILABLE(conn, {"id": account_id}).first()
+    return 0 if row is None else int(row[0])
 
 
 def _debit(conn: Connection, account_id: str, amount: int, *, pending: bool) -> None:

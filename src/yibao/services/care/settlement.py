@@ -122,8 +122,8 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
         return AccountChoice(use=False), None
     if req.payer == "self":
         account = person_account(patient.id)
-        ledger.lock_account(conn, account)  # the balance reported back must be the one debited
-        return AccountChoice(use=True, balance=ledger.available(conn, account), payer="self"), account
+        # Locked as read: the balance reported back must be the one debited.
+        return AccountChoice(use=True, balance=ledger.lock_available(conn, account), payer="self"), account
     if req.payer_person_id is None:
         raise InputError("account.payer_person_id", "required", "须指定付款账户的参保人", "name the person whose account pays")
     if req.payer_person_id == patient.id:

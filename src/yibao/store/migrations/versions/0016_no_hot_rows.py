@@ -1,5 +1,6 @@
 """no hot rows: accounts that may be overdrawn derive their balances from their transfers; the audit trail
-has several lanes per region
+has several lanes per region; a settlement finds the patient's presence by person, not among all the hospital's;
+the rows a payment updates leave room for their next version on their page (PostgreSQL)
 
 Revision ID: 0016
 Revises: 0015
@@ -9,7 +10,7 @@ Data, for a database that already has books:
 - the balance columns of every account that does not keep a running balance (all but personal accounts,
   credit lines and contributions: `domain.ledger.keeps_balance`) are set to zero — from now on its sides
   are the sums of its transfers, which they equalled (`yibao audit verify` checked it).
-- each region's chain becomes lane 0 of its trail, unchanged (its entries verify as before); lanes 1–15
+- each region's chain becomes lane 0 of its trail, unchanged (its entries verify as before); lanes 1–31
   are opened empty, with the region's legacy boundary.
 """
 import sqlalchemy as sa
@@ -20,7 +21,9 @@ down_revision = '0015'
 branch_labels = None
 depends_on = None
 
-LANES = 16
+LANES = 32
+UPDATED_IN_PLACE = ('visits', 'presences', 'accumulators', 'ledger_accounts', 'idempotency_records', 'payment_orders',
+                    'audit_heads', 'messages')
 
 
 def upgrade() -> None:
@@ -32,6 +35,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('lane', sa.SmallInteger(), server_default='0', nullable=False))
         batch_op.drop_constraint('pk_audit_heads', type_='primary')
         batch_op.create_primary_key('pk_audit_heads', ['region', 'lane'])
+    op.drop_index('ix_presences_live', table_name='presences')
+    # Never queried (visits are found by id): it made every status change of a visit a non-HOT update that inserted
+    # into one leaf page per hospital — settlements queued on that page's lock (LWLock:BufferContent, issue 13).
+    op.drop_index('ix_visits_institution_status', table_name='visits')
+    if op.get_bind().dialect.name == 'postgresql':
+        # Rows a payment updates in place (a status, a balance, a counter): 20 % of each new page kept free, so the
+        # next version fits beside the old one (a HOT update: no index entry written, no page extended).
+        for table in UPDATED_IN_PLACE:
+            op.execute(f'ALTER TABLE {table} SET (fillfactor = 80)')
+    op.create_index('ix_presences_owner_live', 'presences', ['owner_id', 'status'], unique=False)
+    op.create_index('ix_presences_person_live', 'presences', ['person_id', 'status'], unique=False)
     conn = op.get_bind()
     for region, upto in conn.execute(sa.text("SELECT region, legacy_transfers_upto FROM audit_heads WHERE lane = 0")).all():
         for lane in range(1, LANES):
