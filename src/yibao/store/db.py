@@ -229,17 +229,23 @@ class Database:
             try:
                 queue = self._sqlite_writer() if (write and self.batches_writes) else nullcontext()
                 with queue, self.engine.connect() as conn:
-                    hooks: list[Callable[[Connection], None]] = []
-                    conn = conn.execution_options(yibao_write=write, **{_UNIT_END: hooks})
-                    with conn.begin():
-                        value = work(conn)
-                        _finish(conn, hooks)
-                        return value
+                    return self.unit_on(conn, work, write=write)
             except Exception as exc:
                 if not _is_transient(exc) or time.monotonic() >= deadline:
                     raise
                 # Exponential back-off with jitter, so units that collided do not collide again in step.
                 time.sleep(random.uniform(0, min(0.002 * 2**min(attempt, 8), 0.25)))
+
+    @staticmethod
+    def unit_on(conn: Connection, work: Callable[[Connection], T], *, write: bool = True) -> T:
+        """One unit of work on a connection the caller opened: its transaction, its end hooks (the audit trail), no
+        retry (`run` re-runs it; bench/pg_driver.py runs it on an async driver's connection)."""
+        hooks: list[Callable[[Connection], None]] = []
+        conn = conn.execution_options(yibao_write=write, **{_UNIT_END: hooks})
+        with conn.begin():
+            value = work(conn)
+            _finish(conn, hooks)
+            return value
 
     def try_run_batch(self, works: list[Callable[[Connection], Any]], *, attempts: int = 8) -> list[Outcome] | None:
         """Group commit (SQLite): run several write units in ONE transaction, each under its own
