@@ -14,6 +14,7 @@ clients are asyncio tasks in this process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -234,13 +236,21 @@ def _processes() -> list[tuple[int, int, str]]:
 
 
 class CpuMeter:
-    """CPU seconds spent by the serving processes (``root`` and its descendants: uvicorn's workers, a sandbox) and,
-    separately, by PostgreSQL's processes (named ``postgres``), between `start` and `stop` — a figure per operation
-    that a noisy neighbour on the machine does not inflate the way a wall-clock rate is inflated."""
+    """CPU seconds spent by the serving processes (``roots`` and their descendants: uvicorn's workers, a sandbox) and,
+    separately, by PostgreSQL's processes serving ``database`` (a backend's title names its database), between `start`
+    and `per` — a figure per operation that a busy neighbour on the machine inflates less than a rate."""
 
-    def __init__(self, *roots: int) -> None:
+    def __init__(self, *roots: int, database: str | None = None) -> None:
         self.roots = roots
+        self.database = f" {database} ".encode() if database else None
         self._start: tuple[float, float] = (0.0, 0.0)
+
+    def _serves_database(self, pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return self.database is not None and self.database in f.read()
+        except OSError:
+            return False
 
     def _now(self) -> tuple[float, float]:
         procs = _processes()
@@ -253,7 +263,8 @@ class CpuMeter:
             if pid not in tree:
                 tree.add(pid)
                 todo.extend(children.get(pid, ()))
-        return sum(_cpu_of(pid) for pid in tree), sum(_cpu_of(pid) for pid, _, name in procs if name == "postgres")
+        database = sum(_cpu_of(pid) for pid, _, name in procs if name == "postgres" and self._serves_database(pid))
+        return sum(_cpu_of(pid) for pid in tree), database
 
     def start(self) -> None:
         self._start = self._now()
@@ -265,6 +276,41 @@ class CpuMeter:
         if database > 0:
             figures[f"postgres_cpu_ms_per_{unit}"] = round(database * 1000 / max(count, 1), 2)
         return figures
+
+
+class WaitSampler:
+    """PostgreSQL: what the bench database's busy sessions are doing, sampled every 20 ms from pg_stat_activity while a
+    run lasts (a wait event — a lock, a WAL flush — or on the CPU, with the statement): where the time goes in the
+    database, printed beside the figures."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.counts, self._stop = url, {}, threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "WaitSampler":
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psycopg
+
+        query = ("SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 60) "
+                 "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()")
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.wait(0.02):
+                for (what,) in conn.execute(query):
+                    self.counts[what] = self.counts.get(what, 0) + 1
+
+    def top(self, n: int = 8) -> dict[str, float]:
+        """The ``n`` commonest states, each as its share of every busy session sampled."""
+        total = sum(self.counts.values()) or 1
+        return {k: round(v / total, 3) for k, v in sorted(self.counts.items(), key=lambda kv: -kv[1])[:n]}
 
 
 def fresh_database(url: str) -> Database:
@@ -319,16 +365,20 @@ def bench(db_name: str, url: str, workers: int) -> None:
     analyze(db)
     db.dispose()
     proc, base = serve(url, key, workers)
-    cpu = CpuMeter(proc.pid)
+    cpu = CpuMeter(proc.pid, database=url.rsplit("/", 1)[-1] if db_name == "postgresql" else None)
     try:
         asyncio.run(run_clients(base, credential, ids, 4, 1.0))  # warm up
         for clients in RUNS:
             cpu.start()
             t0 = time.perf_counter()
-            lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
+            with WaitSampler(url) if db_name == "postgresql" and clients == max(RUNS) else contextlib.nullcontext() as waits:
+                lat = asyncio.run(run_clients(base, credential, ids, clients, SECONDS))
             elapsed = time.perf_counter() - t0
             print(json.dumps({"bench": "api", "db": db_name, "workers": workers, "mode": "closed", "clients": clients,
                               **figures(lat, elapsed), **cpu.per(len(lat), "settlement")}), flush=True)
+            if waits is not None:
+                print(json.dumps({"bench": "api", "db": db_name, "clients": clients, "postgres_sessions_were": waits.top()},
+                                 ensure_ascii=False), flush=True)
         for rate in PACED:
             cpu.start()
             lat, elapsed = asyncio.run(run_paced(base, credential, ids, PACED_CLIENTS, rate, SECONDS))
