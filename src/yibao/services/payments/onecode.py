@@ -84,11 +84,12 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
 
 async def pay(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str | None, terminal_id: str | None,
                   visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel",
-                  paycode_id: int | None = None) -> Order:
+                  paycode_id: int | None = None, finish: cash_leg.Finish | None = None) -> Order:
     """一码支付: hold, then (cash within the password-free limit) collect it and complete or void.
 
     Returns the order as it then stands: completed, voided, awaiting_confirmation (the holder is
     asked in the app), or cash_unknown (recovery and notifications will finish it). Raises a refused code.
+    ``finish`` runs in the unit that leaves the order so (services/payments/cash.py).
     """
     now = ctx.now()
     started = await ctx.run(lambda c: start(c, ctx.keyring, now, institution=institution, request_key=request_key,
@@ -96,4 +97,4 @@ async def pay(ctx: Context, *, institution: Institution, request_key: str, reque
                                                              lines=lines, actor=actor, paycode_id=paycode_id))
     if isinstance(started, YibaoError):
         raise started  # its refusal row is committed
-    return await cash_leg.drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+    return await cash_leg.drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by, finish=finish)

@@ -243,6 +243,11 @@ def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) 
     return move(conn, order, po.REQUEST_CASH, now, actor)
 
 
+def request_cash_locked(conn: Connection, now: datetime, order: Order, *, actor: str) -> Order:
+    """`request_cash` for an order this unit holds locked and has just moved (the hold's unit): no second read."""
+    return move(conn, order, po.REQUEST_CASH, now, actor)
+
+
 # ---- 3. the institution's answer --------------------------------------------------------------------
 
 OUTCOMES = {"succeeded": po.CASH_SUCCEEDED, "declined": po.DECLINED, "failed": po.CASH_FAILED, "not_found": po.CASH_NOT_FOUND,
