@@ -169,9 +169,10 @@ def visit_for(conn: Connection, now: datetime, institution: Institution, person_
         visits.refuse_if_billed(conn, visit.id)
         return visit
     kind = "pharmacy" if institution.kind == "pharmacy" else "outpatient"
-    visit = visits.open_visit(conn, now, institution=institution, person_id=person_id, kind=kind)
-    visits.upload_lines(conn, now, institution=institution, visit_id=visit.id, items=lines or [])
-    return visit
+    opened = visits.open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind)
+    # Opened in this unit: no lines or bill to read back, the patient already read, no list wanted.
+    visits.upload_lines(conn, now, institution=institution, visit_id=opened.visit.id, items=lines or [], opened=opened)
+    return opened.visit
 
 
 def insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
