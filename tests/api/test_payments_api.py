@@ -188,9 +188,9 @@ def test_a_one_code_payment_stores_its_answer_in_its_last_unit(client, pw):
         body = {"code": pw.code(), "lines": LINES}
         r = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
         assert r.status_code == 200 and r.json()["status"] == "completed"
-        # the key looked up (a read); the code and the order; the hold with the cash request; the answer with the
-        # receipt stored under the key. Neither the receipt nor the stored answer takes a unit of its own.
-        assert units == [False, True, True, True]
+        # the key looked up (a read); the code, the order, the hold and the cash request; the answer with the receipt
+        # stored under the key. Neither the receipt nor the stored answer takes a unit of its own.
+        assert units == [False, True, True]
     finally:
         platform.run = run
     again = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)

@@ -230,14 +230,14 @@ def _counting(ctx):
     return dataclasses.replace(ctx, run=run), units
 
 
-def test_a_payment_with_its_agreement_signed_commits_three_units_and_reads_nothing_apart(db, keyring, wxpay):
+def test_a_payment_with_its_agreement_signed_commits_two_units_and_reads_nothing_apart(db, keyring, wxpay):
     pw = payment_world(db, keyring, wxpay)
     pw.pay(key="K-first")  # the first payment signs the holder's agreement (a call between units)
     ctx, units = _counting(pw.ctx())
     order = pw.pay(key="K-next", ctx=ctx)
     assert order.status == po.COMPLETED
-    # the code and the order; the hold with the cash request; the institution's answer.
-    assert units == [True, True, True]
+    # the code, the order, the hold and the cash request; the institution's answer.
+    assert units == [True, True]
 
 
 def test_a_first_payment_records_the_agreement_with_the_cash_request(db, keyring, wxpay):
@@ -245,5 +245,5 @@ def test_a_first_payment_records_the_agreement_with_the_cash_request(db, keyring
     ctx, units = _counting(pw.ctx())
     order = pw.pay(key="K-first", ctx=ctx)
     assert order.status == po.COMPLETED
-    # the code and the order; the hold (it stops at held); the signed agreement with the cash request; the answer.
-    assert units == [True, True, True, True]
+    # the code, the order and the hold (it stops at held); the signed agreement with the cash request; the answer.
+    assert units == [True, True, True]

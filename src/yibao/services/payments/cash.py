@@ -172,15 +172,24 @@ async def hold(ctx: Context, order: Order, *, institution: Institution, use_acco
 async def drive(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel",
                 finish: Finish | None = None) -> Order:
     """Take an order as far as it can go now (a retry of the same request resumes here)."""
-    route = None
     if order.status == po.CREATED:
         held = await hold(ctx, order, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by, finish=finish)
-        order, route = held.order, held.route
-        if held.requested:  # cash_requested committed with the hold: ask the institution (or the bank) now
-            if order.cash_source == "credit":
-                return await _credit_pay(ctx, order, actor, finish)
-            assert route is not None
-            return await _pay(ctx, ctx.connectors.get(route.config), order, route.agreement.agreement_no, actor, finish)
+        return await after_hold(ctx, held, actor=actor, finish=finish)
+    return await _resume(ctx, order, actor, finish)
+
+
+async def after_hold(ctx: Context, held: Held, *, actor: str, finish: Finish | None = None) -> Order:
+    """Go on from what the hold's unit left (`hold_and_request`, run on its own or in a kind's first unit)."""
+    order = held.order
+    if held.requested:  # cash_requested committed with the hold: ask the institution (or the bank) now
+        if order.cash_source == "credit":
+            return await _credit_pay(ctx, order, actor, finish)
+        assert held.route is not None and held.route.agreement.agreement_no is not None
+        return await _pay(ctx, ctx.connectors.get(held.route.config), order, held.route.agreement.agreement_no, actor, finish)
+    return await _resume(ctx, order, actor, finish, held.route)
+
+
+async def _resume(ctx: Context, order: Order, actor: str, finish: Finish | None, route: CashRoute | None = None) -> Order:
     if order.status == po.HELD:
         return await collect(ctx, order, actor=actor, route=route, finish=finish)
     if order.status == po.CASH_REQUESTED and order.cash_source != "credit":
