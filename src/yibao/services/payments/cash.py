@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import (
@@ -50,6 +50,7 @@ from yibao.services.books import audit
 from yibao.services.credit import reservations as credit_reservations
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
+from yibao.store.sql import Sql
 from yibao.store.tables import channel_agreements as AG
 from yibao.store.upsert import insert_ignore
 
@@ -90,6 +91,10 @@ def cash_route(conn: Connection, keyring: Keyring, order: Order) -> CashRoute:
                      agreement_for(conn, keyring, order.payer_id, order.payment_institution_id))
 
 
+_AGREEMENT = Sql("""SELECT out_agreement_no, agreement_no, limit_fen, status FROM channel_agreements
+                    WHERE person_id = :person_id AND payment_institution_id = :pi_id""")  # every payment: prepared (store/sql.py)
+
+
 def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
     """The payer's password-free agreement at the institution, or what to ask it to sign.
 
@@ -97,7 +102,7 @@ def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str)
     same request (the institution answers with the same agreement), never a second one.
     """
     token = holder_token(keyring.purpose_key("channel holder token v1"), payer_id, pi_id)
-    r = conn.execute(select(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)).first()
+    r = _AGREEMENT(conn, {"person_id": payer_id, "pi_id": pi_id}).first()
     if r is not None and r.status == "active":
         return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
     digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()

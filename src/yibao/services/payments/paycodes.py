@@ -276,7 +276,8 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
     if row is None:
         return _refuse(conn, now, institution, terminal_id, _unknown(), counted=True)
 
-    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now)
+    card = cards.get(conn, row.card_id)  # read once: the holder's checks and the answer both need it
+    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now, card)
     if refusal is not None:
         return _refuse(conn, now, institution, terminal_id, refusal, counted=False, card_id=row.card_id)
 
@@ -287,7 +288,6 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
         after = _CODE_BY_ID(conn, {"id": row.id}).first()
         return _refuse(conn, now, institution, terminal_id, _state_refusal(after, now) or _used(), counted=False, card_id=row.card_id)
 
-    card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
     present = presence.record(conn, now, kind="paycode", credential_id=str(row.id), institution=institution, person_id=row.person_id,
@@ -299,9 +299,11 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
                     terminal_id, now, present.id)
 
 
-def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime) -> YibaoError | None:  # noqa: ANN001
-    """Whether the card, the person, the guardian link and the region still allow this genuine code."""
-    card = cards.get(conn, row.card_id)
+def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime,  # noqa: ANN001
+                    card: cards.Card | None = None) -> YibaoError | None:
+    """Whether the card (read here unless given), the person, the guardian link and the region still allow this genuine code."""
+    if card is None:
+        card = cards.get(conn, row.card_id)
     if card is None or card.status != "active":
         return Conflict("code", "paycode_card_not_active", "该支付码对应的社保卡已挂失、注销或不在用",
                         "the card behind this code is lost, cancelled or otherwise not active")
@@ -337,10 +339,10 @@ def scanned(conn: Connection, now: datetime, *, paycode_id: int, institution: In
         minutes = int(SCAN_TO_PAY.total_seconds() // 60)
         raise Conflict("paycode_id", "scan_expired", f"扫码已超过{minutes}分钟，请参保人重新出示医保码",
                        f"the scan is more than {minutes} minutes old; scan the code the holder shows now")
-    refusal = _holder_refusal(conn, row, institution, now)  # a card lost or a link revoked since the scan
+    card = cards.get(conn, row.card_id)
+    refusal = _holder_refusal(conn, row, institution, now, card)  # a card lost or a link revoked since the scan
     if refusal is not None:
         raise refusal
-    card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
     present = presence.of_credential(conn, "paycode", str(row.id))
