@@ -4,7 +4,7 @@ What is timed: `POST /api/v1/his/payments/onecode` with an Idempotency-Key — a
 verified and used, a visit registered with 6 fee lines, the settlement priced and held (pending legs,
 reserved totals), the cash request recorded, the SANDBOX wxpay (a separate `yibao sandbox` process,
 signed RSA requests over loopback) asked for the cash under the holder's password-free agreement,
-everything posted — three units of work and one institution call per payment. The sandbox then
+everything posted — two units of work and one institution call per payment. The sandbox then
 notifies the platform (verified, deduplicated, a unit of its own), as a real institution would.
 
 Set up beforehand through the same services (not timed): a hospital, holders with e-cards bound to

@@ -188,10 +188,12 @@ def test_a_one_code_payment_stores_its_answer_in_its_last_unit(client, pw):
         body = {"code": pw.code(), "lines": LINES}
         r = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
         assert r.status_code == 200 and r.json()["status"] == "completed"
-        # the key looked up (a read); the code, the order, the hold and the cash request; the answer with the receipt
-        # stored under the key. Neither the receipt nor the stored answer takes a unit of its own.
-        assert units == [False, True, True]
+        # the key looked up, the code, the order, the hold and the cash request; the answer with the receipt stored under
+        # the key. Neither the look-up, the receipt nor the stored answer takes a unit of its own.
+        assert units == [True, True]
     finally:
         platform.run = run
     again = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
     assert again.json() == r.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/api/v1/his/payments/onecode", json={**body, "terminal_id": "T2"}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"

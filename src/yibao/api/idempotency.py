@@ -112,13 +112,20 @@ class LastUnit:
     stores the answer under the key in that same unit — so the answer costs no unit of its own, and commits with the
     change it answers (a crash cannot leave the change without its answer)."""
 
-    __slots__ = ("_k", "_now", "answer", "body", "payload")
+    __slots__ = ("_k", "_now", "answer", "body", "payload", "replay")
 
     def __init__(self, k: idempotency.Key, now: Any) -> None:
         self._k, self._now = k, now
         self.answer: idempotency.Answer | None = None
         self.body = b""
         self.payload: Any = None
+        self.replay: idempotency.Answer | None = None
+
+    def answered(self, conn: Connection) -> bool:
+        """Run first in the flow's first unit: whether the key has an answer already (the flow then does nothing and it
+        is replayed; another request under the key is refused) — the look-up `idempotent_flow` makes in a read of its own."""
+        self.replay = idempotency.lookup(self._k)(conn)
+        return self.replay is not None
 
     def keep(self, conn: Connection, status: int, payload: Any) -> None:
         body = fastjson.dumps_bytes(payload)
@@ -129,15 +136,15 @@ class LastUnit:
 
 async def idempotent_flow_kept(p: Platform, request: Request, caller: Caller, key: str,
                                call: Callable[[str, LastUnit], Awaitable[tuple[int, Any, bool]]]) -> Response:
-    """`idempotent_flow` for a flow that can store its final answer in its last unit (`LastUnit.keep`): when the
-    payload it returns is the one it kept, nothing more is written; else the answer is stored as `idempotent_flow` does."""
+    """`idempotent_flow` for a flow that looks its key up in its first unit (`LastUnit.answered`) and can store its final
+    answer in its last (`LastUnit.keep`): a stored answer is replayed; when the payload the flow returns is the one it
+    kept, nothing more is written; else the answer is stored as `idempotent_flow` does."""
     k = await _key(request, caller, key)
-    stored = await p.run(idempotency.lookup(k), write=False)  # a read, as in idempotent_flow
-    if stored is not None:
-        return _response(stored)
     last = LastUnit(k, p.now())
     try:
         status, payload, keep = await call(k.digest, last)
+        if last.replay is not None:
+            return _response(last.replay)
     except (TooManyAttempts, Unavailable):
         raise
     except YibaoError as exc:

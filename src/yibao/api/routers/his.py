@@ -297,7 +297,10 @@ async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, 
 
         order = await onecode_pay.pay(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
-                                           actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id, finish=finish)
+                                           actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id, finish=finish,
+                                           answered=last.answered)
+        if order is None:
+            return 0, None, False  # the key has its answer: replayed by idempotent_flow_kept
         if seen.get("order") == order:
             view = seen["view"]  # read in the unit that left the order so
         else:

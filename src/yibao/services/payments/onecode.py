@@ -7,6 +7,7 @@ personal account and the cash share together — all or nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -91,7 +92,8 @@ class _HoldFailed(Exception):
 
 async def pay(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str | None, terminal_id: str | None,
                   visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel",
-                  paycode_id: int | None = None, finish: cash_leg.Finish | None = None) -> Order:
+                  paycode_id: int | None = None, finish: cash_leg.Finish | None = None,
+                  answered: Callable[[Connection], bool] | None = None) -> Order | None:
     """一码支付: hold, then (cash within the password-free limit) collect it and complete or void.
 
     The code, the visit, the order, the hold and (the payer's agreement signed) the cash request are ONE unit: a crash
@@ -101,11 +103,14 @@ async def pay(ctx: Context, *, institution: Institution, request_key: str, reque
 
     Returns the order as it then stands: completed, voided, awaiting_confirmation (the holder is
     asked in the app), or cash_unknown (recovery and notifications will finish it). Raises a refused code.
-    ``finish`` runs in the unit that leaves the order so (services/payments/cash.py).
+    ``finish`` runs in the unit that leaves the order so (services/payments/cash.py). ``answered``, run first in the
+    first unit, says whether the caller has an answer for this request already: then nothing is done and None returned.
     """
     now = ctx.now()
 
-    def begin(c: Connection) -> Order | cash_leg.Held | YibaoError:
+    def begin(c: Connection) -> Order | cash_leg.Held | YibaoError | None:
+        if answered is not None and answered(c):
+            return None
         started = start(c, ctx.keyring, now, institution=institution, request_key=request_key, request_hash=request_hash, code=code,
                         terminal_id=terminal_id, visit_id=visit_id, lines=lines, actor=actor, paycode_id=paycode_id)
         if isinstance(started, YibaoError) or started.status != po.CREATED:
@@ -130,6 +135,8 @@ async def pay(ctx: Context, *, institution: Institution, request_key: str, reque
                 payments.void(c, now, order_id=started.id, event=event, actor=actor, only_from=(po.CREATED,))
         await ctx.run(void)
         raise failed.error from None
+    if begun is None:
+        return None
     if isinstance(begun, YibaoError):
         raise begun  # its refusal row is committed
     if isinstance(begun, cash_leg.Held):
