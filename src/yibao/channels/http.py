@@ -4,8 +4,8 @@ A timeout or a broken connection is never a failure of the payment: it is `Outco
 the caller queries.
 
 Connections are kept per event loop: inside `pooled()` (the app's lifespan opens it for the serving loop)
-every call to one institution (base URL and transport) on that loop goes through one client, so its TCP
-connections are reused — a new connection per call cost the platform the connect, the client's set-up and
+every call to one institution (base URL and transport) on that loop goes through its clients (a few, taken in
+turn: see SHARDS), so their TCP connections are reused — a new connection per call cost the platform the connect, the client's set-up and
 tear-down on each payment. A client belongs to the loop that made it (its sockets do), hence one per loop,
 kept in a WeakKeyDictionary keyed by the loop; `pooled()` closes them when it ends. Outside `pooled()` (the
 CLI, a test's `asyncio.run`) a call opens its own client and closes it, as nobody would close a kept one.
@@ -36,14 +36,21 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# httpcore looks at every connection of a client on every request (is it idle, has it expired: a poll of each socket),
+# so one client holding the dozens of connections a busy worker keeps to an institution spent ~15 % of the worker's CPU
+# there. Calls are spread over a few clients per institution instead, each with a few connections to look at.
+SHARDS = 4
+
+
 class _Pool:
     """The clients of one loop, and how many `pooled()` blocks hold them open (two apps may share a loop)."""
 
-    __slots__ = ("clients", "holders")
+    __slots__ = ("clients", "holders", "turn")
 
     def __init__(self) -> None:
-        self.clients: dict[tuple[str, httpx.AsyncBaseTransport | None], httpx.AsyncClient] = {}
+        self.clients: dict[tuple[str, httpx.AsyncBaseTransport | None, int], httpx.AsyncClient] = {}
         self.holders = 0
+        self.turn = 0
 
 
 _pools: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool]" = weakref.WeakKeyDictionary()
@@ -79,9 +86,11 @@ async def send(channel: str, base_url: str, method: str, path: str, body: bytes,
         if pool is None:
             async with _client(base_url, transport) as client:
                 return await client.request(method, path, content=body or None, headers=headers, timeout=timeout)
-        client = pool.clients.get((base_url, transport))
+        pool.turn = (pool.turn + 1) % SHARDS
+        key = (base_url, transport, pool.turn)
+        client = pool.clients.get(key)
         if client is None:
-            client = pool.clients[(base_url, transport)] = _client(base_url, transport)
+            client = pool.clients[key] = _client(base_url, transport)
         return await client.request(method, path, content=body or None, headers=headers, timeout=timeout)
     except httpx.TimeoutException:
         raise unknown(channel, "timeout", f"no answer within {timeout}s") from None

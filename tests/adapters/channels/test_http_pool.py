@@ -33,15 +33,18 @@ async def _port(url: str) -> int:
     return int(resp.text)
 
 
-def test_calls_on_one_loop_share_a_connection_inside_pooled(port_server):
+def test_calls_on_one_loop_reuse_their_connections_inside_pooled(port_server):
+    shards = channel_http.SHARDS
+
     async def story() -> tuple[list[int], list[int]]:
         async with channel_http.pooled():
-            inside = [await _port(port_server) for _ in range(3)]
+            inside = [await _port(port_server) for _ in range(3 * shards)]
         after = [await _port(port_server) for _ in range(2)]
         return inside, after
 
     inside, after = asyncio.run(story())
-    assert len(set(inside)) == 1, inside  # one TCP connection carried the three calls
+    assert len(set(inside)) == shards, inside  # one kept connection per client carried all the calls
+    assert inside[:shards] == inside[shards:2 * shards] == inside[2 * shards:]  # the clients taken in turn
     assert len(set(after)) == 2 and not set(after) & set(inside), after  # outside the pool: a connection per call
 
 
@@ -64,8 +67,8 @@ def test_nested_pooled_blocks_keep_the_clients_until_the_outer_one_ends(port_ser
     async def story() -> None:
         async with channel_http.pooled():
             async with channel_http.pooled():
-                first = await _port(port_server)
-            assert await _port(port_server) == first  # the inner block's end closed nothing
+                first = [await _port(port_server) for _ in range(channel_http.SHARDS)]
+            assert [await _port(port_server) for _ in range(channel_http.SHARDS)] == first  # the inner block's end closed nothing
 
     asyncio.run(story())
 
