@@ -4,7 +4,7 @@ What is timed: `POST /api/v1/his/payments/onecode` with an Idempotency-Key — a
 verified and used, a visit registered with 6 fee lines, the settlement priced and held (pending legs,
 reserved totals), the cash request recorded, the SANDBOX wxpay (a separate `yibao sandbox` process,
 signed RSA requests over loopback) asked for the cash under the holder's password-free agreement,
-everything posted — three units of work and one institution call per payment. The sandbox then
+everything posted — two units of work and one institution call per payment. The sandbox then
 notifies the platform (verified, deduplicated, a unit of its own), as a real institution would.
 
 Set up beforehand through the same services (not timed): a hospital, holders with e-cards bound to
@@ -128,6 +128,31 @@ async def run_clients(base: str, credential: str, codes: list[str], clients: int
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and every process under it (the server's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry)] = int(fields[1])
+        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return sum(times.get(p, 0.0) for p in tree)
+
+
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "yibao.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -158,11 +183,15 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
         db.dispose()
         asyncio.run(run_clients(base, credential, codes, 4, 0.5))  # warm up
         for clients in RUNS:
-            t0 = time.perf_counter()
+            cpu0, sandbox_cpu0, t0 = cpu_seconds(server.pid), cpu_seconds(sandbox.pid), time.perf_counter()
             lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
             elapsed = time.perf_counter() - t0
+            cpu, sandbox_cpu = cpu_seconds(server.pid) - cpu0, cpu_seconds(sandbox.pid) - sandbox_cpu0
+            # The platform's CPU per payment (its notification from the sandbox included), and the sandbox's beside it.
             print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, "clients": clients,
-                              **figures(lat, elapsed, unit="payments")}), flush=True)
+                              **figures(lat, elapsed, unit="payments"),
+                              "platform_cpu_ms_per_payment": round(cpu * 1000 / max(len(lat), 1), 2),
+                              "sandbox_cpu_ms_per_payment": round(sandbox_cpu * 1000 / max(len(lat), 1), 2)}), flush=True)
             if not codes:
                 print(json.dumps({"bench": "payments", "warning": "ran out of codes: raise the holder count"}), flush=True)
     finally:

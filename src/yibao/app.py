@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from yibao import api, web
+from yibao.channels import http as channel_http
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier, verifier_from_env
 from yibao.fsi import gateway as fsi
@@ -32,7 +33,15 @@ log = logging.getLogger("yibao")
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Start-up hooks (the demo's channel configuration), then payment recovery and the audit anchor as background
-    tasks (the anchor checkpoints once more when the task is cancelled at shutdown)."""
+    tasks (the anchor checkpoints once more when the task is cancelled at shutdown); institutions' connections are
+    kept open while the app serves (channels/http.py)."""
+    async with channel_http.pooled():  # institutions' connections kept on this loop, closed after the tasks stop
+        async with _background(app):
+            yield
+
+
+@asynccontextmanager
+async def _background(app: FastAPI) -> AsyncIterator[None]:
     for hook in app.state.on_start:
         hook()
     tasks = []

@@ -170,3 +170,30 @@ def test_a_settlement_paid_through_an_institution_is_refunded_through_its_paymen
     refund = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all"}, headers={**his(pw), **key()})
     assert refund.status_code == 200, refund.text
     assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()["status"] == "cancelled"
+
+
+def test_a_one_code_payment_stores_its_answer_in_its_last_unit(client, pw):
+    platform = client.app.state.platform
+    body = {"code": pw.code(), "lines": LINES}
+    assert client.post("/api/v1/his/payments/onecode", json=body, headers={**his(pw), **key()}).status_code == 200  # the agreement
+    units: list[bool] = []
+    run = platform.run
+
+    async def counting(work, *, write=True):  # noqa: ANN001, ANN202
+        units.append(write)
+        return await run(work, write=write)
+    platform.run = counting
+    try:
+        headers = {**his(pw), **key()}
+        body = {"code": pw.code(), "lines": LINES}
+        r = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
+        assert r.status_code == 200 and r.json()["status"] == "completed"
+        # the key looked up, the code, the order, the hold and the cash request; the answer with the receipt stored under
+        # the key. Neither the look-up, the receipt nor the stored answer takes a unit of its own.
+        assert units == [True, True]
+    finally:
+        platform.run = run
+    again = client.post("/api/v1/his/payments/onecode", json=body, headers=headers)
+    assert again.json() == r.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = client.post("/api/v1/his/payments/onecode", json={**body, "terminal_id": "T2"}, headers=headers)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"

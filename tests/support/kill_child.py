@@ -2,7 +2,10 @@
 
 It pays one code against a SANDBOX institution on loopback and kills itself with os._exit (no
 clean-up, no rollback, no finally blocks) at the point named by YIBAO_KILL_AT:
-- ``after_hold``: right after the unit that held the settlement committed;
+- ``after_hold``: right after the unit that held the settlement committed and left the order ``held`` (a payer's first
+  payment: the agreement is signed before the cash is requested);
+- ``before_cash_call``: right after the unit that held the settlement and recorded ``cash_requested`` committed, before
+  the institution is called (every payment after the first);
 - ``after_cash_request``: right after the institution answered the cash request (the answer is lost).
 """
 
@@ -50,14 +53,16 @@ def main() -> None:
     kill_at = args["kill_at"]
     channels = channel_registry.Connectors(keyring, transport=KillAfterPay() if kill_at == "after_cash_request" else None)
     ctx = Context.for_database(db, keyring, channels)
-    if kill_at == "after_hold":
+    if kill_at in ("after_hold", "before_cash_call"):
         inner = ctx.run
+        stop_at = po.HELD if kill_at == "after_hold" else po.CASH_REQUESTED
 
         async def run(work, *, write=True):  # noqa: ANN001, ANN202
             result = await inner(work, write=write)
-            if write and isinstance(result, Order) and result.status == po.HELD:
-                print(result.id, flush=True)
-                os._exit(KILLED)  # the hold is committed; nothing after it happens
+            order = getattr(result, "order", result)  # the hold's unit answers a cash.Held
+            if write and isinstance(order, Order) and order.status == stop_at:
+                print(order.id, flush=True)
+                os._exit(KILLED)  # the unit is committed; nothing after it happens
             return result
         ctx = dataclasses.replace(ctx, run=run)
     institution = db.run(lambda c: institutions.get(c, args["institution"]), write=False)

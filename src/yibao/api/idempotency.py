@@ -105,3 +105,56 @@ async def idempotent_flow(p: Platform, request: Request, caller: Caller, key: st
     if not keep:
         return _response((status, body, False))
     return _response(await p.run(idempotency.store(k, p.now(), status, body.decode("utf-8"))))
+
+
+class LastUnit:
+    """Handed to a flow by `idempotent_flow_kept`: ``keep(conn, status, payload)``, called inside the flow's last unit,
+    stores the answer under the key in that same unit — so the answer costs no unit of its own, and commits with the
+    change it answers (a crash cannot leave the change without its answer)."""
+
+    __slots__ = ("_k", "_now", "answer", "body", "payload", "replay")
+
+    def __init__(self, k: idempotency.Key, now: Any) -> None:
+        self._k, self._now = k, now
+        self.answer: idempotency.Answer | None = None
+        self.body = b""
+        self.payload: Any = None
+        self.replay: idempotency.Answer | None = None
+
+    def answered(self, conn: Connection) -> bool:
+        """Run first in the flow's first unit: whether the key has an answer already (the flow then does nothing and it
+        is replayed; another request under the key is refused) — the look-up `idempotent_flow` makes in a read of its own."""
+        self.replay = idempotency.lookup(self._k)(conn)
+        return self.replay is not None
+
+    def keep(self, conn: Connection, status: int, payload: Any) -> None:
+        body = fastjson.dumps_bytes(payload)
+        # A re-run of the unit (a transient conflict) calls this again: the last call is the one that committed.
+        self.answer = idempotency.store(self._k, self._now, status, body.decode("utf-8"))(conn)
+        self.body, self.payload = body, payload
+
+
+async def idempotent_flow_kept(p: Platform, request: Request, caller: Caller, key: str,
+                               call: Callable[[str, LastUnit], Awaitable[tuple[int, Any, bool]]]) -> Response:
+    """`idempotent_flow` for a flow that looks its key up in its first unit (`LastUnit.answered`) and can store its final
+    answer in its last (`LastUnit.keep`): a stored answer is replayed; when the payload the flow returns is the one it
+    kept, nothing more is written; else the answer is stored as `idempotent_flow` does."""
+    k = await _key(request, caller, key)
+    last = LastUnit(k, p.now())
+    try:
+        status, payload, keep = await call(k.digest, last)
+        if last.replay is not None:
+            return _response(last.replay)
+    except (TooManyAttempts, Unavailable):
+        raise
+    except YibaoError as exc:
+        if exc.code == REUSED_CODE:
+            raise
+        status, keep = status_for(exc), True
+        payload = body_of(exc, getattr(request.state, "request_id", ""))
+    if keep and last.answer is not None and payload is last.payload:
+        return _response(last.answer if last.answer.replayed else (last.answer.status, last.body, False))
+    body = fastjson.dumps_bytes(payload)
+    if not keep:
+        return _response((status, body, False))
+    return _response(await p.run(idempotency.store(k, p.now(), status, body.decode("utf-8"))))

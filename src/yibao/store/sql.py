@@ -95,3 +95,13 @@ class Rows:
 def as_date(value: Any) -> date:
     """A DATE column read through the driver: SQLite gives text, PostgreSQL a date."""
     return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A DateTime column read through the driver, in UTC: SQLite gives the naive UTC text SQLAlchemy stored, PostgreSQL
+    an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value

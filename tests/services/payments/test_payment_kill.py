@@ -40,10 +40,11 @@ def the_order(db):
     return db.run(lambda c: payments.require(c, ids[0]), write=False)
 
 
-@pytest.mark.parametrize("kill_at", ["after_hold", "after_cash_request"])
+@pytest.mark.parametrize("kill_at", ["after_hold", "before_cash_call", "after_cash_request"])
 def test_a_payment_killed_midway_is_finished_or_undone_by_recovery(db, keyring, wxpay, clock, kill_at):
     pw = payment_world(db, keyring, wxpay, balance=20000)
-    pw.pay(key="warm-up")  # the holder's agreement exists: the child's first call is the payment itself
+    if kill_at != "after_hold":  # a first payment stops at held while the agreement is signed; later ones go on to the cash request
+        pw.pay(key="warm-up")  # the holder's agreement exists: the child's first call is the payment itself
     before = pw.balances()
     done = run_child(pw, db, kill_at)
     assert done.returncode == 137, (done.stdout, done.stderr)
@@ -53,6 +54,8 @@ def test_a_payment_killed_midway_is_finished_or_undone_by_recovery(db, keyring, 
     assert held["pending"] > 0 and held["holder_available"] == 0 and held["holder"] == before["holder"]
     if kill_at == "after_hold":
         assert stopped.status == po.HELD and stopped.id not in wxpay.runtime.books.trades
+    elif kill_at == "before_cash_call":
+        assert stopped.status == po.CASH_REQUESTED and stopped.id not in wxpay.runtime.books.trades  # recorded, never sent
     else:
         assert stopped.status == po.CASH_REQUESTED
         assert wxpay.runtime.books.trades[stopped.id].status == "succeeded"  # the institution collected; we never heard
@@ -68,6 +71,9 @@ def test_a_payment_killed_midway_is_finished_or_undone_by_recovery(db, keyring, 
     if kill_at == "after_hold":
         assert (final.status, final.void_reason) == (po.VOIDED, po.ABANDONED)
         assert after == before  # nothing moved
+    elif kill_at == "before_cash_call":
+        assert (final.status, final.void_reason) == (po.VOIDED, po.CASH_NOT_FOUND)  # the institution says it never saw it
+        assert after == before
     else:
         assert final.status == po.COMPLETED and final.trade_no == wxpay.runtime.books.trades[final.id].trade_no
         assert before["holder"] - after["holder"] == final.account_pay

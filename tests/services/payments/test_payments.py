@@ -216,3 +216,34 @@ def test_a_hold_that_fails_voids_the_created_order_and_the_code_stays_used(db, k
     with pytest.raises(YibaoError) as used:
         pw.pay(key="K16", code=code)
     assert used.value.code == "paycode_used"
+
+
+def _counting(ctx):
+    """``ctx`` whose units are listed as they run: True for a write unit, False for a read."""
+    import dataclasses
+
+    units: list[bool] = []
+
+    async def run(work, *, write=True):  # noqa: ANN001, ANN202
+        units.append(write)
+        return await ctx.run(work, write=write)
+    return dataclasses.replace(ctx, run=run), units
+
+
+def test_a_payment_with_its_agreement_signed_commits_two_units_and_reads_nothing_apart(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay)
+    pw.pay(key="K-first")  # the first payment signs the holder's agreement (a call between units)
+    ctx, units = _counting(pw.ctx())
+    order = pw.pay(key="K-next", ctx=ctx)
+    assert order.status == po.COMPLETED
+    # the code, the order, the hold and the cash request; the institution's answer.
+    assert units == [True, True]
+
+
+def test_a_first_payment_records_the_agreement_with_the_cash_request(db, keyring, wxpay):
+    pw = payment_world(db, keyring, wxpay)
+    ctx, units = _counting(pw.ctx())
+    order = pw.pay(key="K-first", ctx=ctx)
+    assert order.status == po.COMPLETED
+    # the code, the order and the hold (it stops at held); the signed agreement with the cash request; the answer.
+    assert units == [True, True, True]

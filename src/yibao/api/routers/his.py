@@ -15,7 +15,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, institution_caller, platform
-from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
+from yibao.api.idempotency import IdempotencyKey, LastUnit, idempotent, idempotent_after_call, idempotent_flow, idempotent_flow_kept
 from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
 from yibao.domain.errors import InputError, YibaoError
 from yibao.formats.bill_json import CHINA
@@ -287,13 +287,26 @@ async def onecode(body: OnecodeIn, request: Request, key: str = IdempotencyKey, 
     items = [line.model_dump(by_alias=True, exclude_none=True) for line in body.lines] if body.lines is not None else None
     ctx = p.context
 
-    async def call(digest: str) -> tuple[int, Any, bool]:
+    async def call(digest: str, last: LastUnit) -> tuple[int, Any, bool]:
+        seen: dict[str, Any] = {}
+
+        def finish(c: Connection, order: payments.Order) -> None:  # in the unit where the order ends for this request
+            seen["order"], seen["view"] = order, payments.receipt(c, order)
+            if order.terminal:
+                last.keep(c, 200, seen["view"])
+
         order = await onecode_pay.pay(ctx, institution=caller.institution, request_key=key, request_hash=digest, code=body.code,
                                            terminal_id=body.terminal_id, visit_id=body.visit_id, lines=items, use_account=body.account.use,
-                                           actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id)
-        view = await p.run(lambda c: payments.receipt(c, order), write=False)
+                                           actor=caller.actor, pay_by=body.pay_by, paycode_id=body.paycode_id, finish=finish,
+                                           answered=last.answered)
+        if order is None:
+            return 0, None, False  # the key has its answer: replayed by idempotent_flow_kept
+        if seen.get("order") == order:
+            view = seen["view"]  # read in the unit that left the order so
+        else:
+            view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
-    return await idempotent_flow(p, request, caller, key, call)
+    return await idempotent_flow_kept(p, request, caller, key, call)
 
 
 @router.get("/payments/{payment_id}", summary="支付查询 A payment: its state and the split (fund by layer, account, cash)")

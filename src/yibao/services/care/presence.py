@@ -24,17 +24,17 @@ a presence bound to visit X, or used, does not pay visit Y.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import Conflict, Forbidden, NotFound
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.institutions import Institution
 from yibao.services.care import visits
-from yibao.store.sql import Sql
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import presences as PR
 
 KINDS = ("paycode", "face", "card_pin", "app", "rebill")
@@ -66,8 +66,7 @@ class Presence:
         return owner_id in (self.owner_id, self.person_id)
 
 
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+_utc = as_datetime  # a row read through Core or the driver (store/sql.py): aware UTC either way
 
 
 def _row(r) -> Presence:  # noqa: ANN001
@@ -91,14 +90,24 @@ def record(conn: Connection, now: datetime, *, kind: str, credential_id: str, in
     if visit_id is not None:
         visits.get(conn, institution.id, visit_id)  # another institution's visit is "not found"
     presence_id = "PR" + secrets.token_hex(11).upper()
-    conn.execute(PR.insert().values(id=presence_id, region=institution.region, kind=kind, credential_id=credential_id,
-                                    institution_id=institution.id, visit_id=visit_id, person_id=person_id, owner_id=owner_id,
-                                    terminal_id=terminal_id, status="live", expires_at=now + ttl, created_at=now))
-    return get(conn, presence_id)  # type: ignore[return-value]
+    _INSERT(conn, dict(id=presence_id, region=institution.region, kind=kind, credential_id=credential_id, institution_id=institution.id,
+                       visit_id=visit_id, person_id=person_id, owner_id=owner_id, terminal_id=terminal_id, expires_at=now + ttl,
+                       created_at=now))
+    return Presence(presence_id, institution.region, kind, credential_id, institution.id, visit_id, person_id, owner_id, terminal_id or None,
+                    "live", now + ttl, None)  # as inserted: no read back
+
+
+# On every one-code payment (the scan records, the flow binds): prepared SQL (store/sql.py), not Core (~100 µs each).
+_INSERT = Sql("""INSERT INTO presences (id, region, kind, credential_id, institution_id, visit_id, person_id, owner_id, terminal_id, status,
+                 expires_at, created_at) VALUES (:id, :region, :kind, :credential_id, :institution_id, :visit_id, :person_id, :owner_id,
+                 :terminal_id, 'live', :expires_at, :created_at)""")
+_GET = Sql("""SELECT id, region, kind, credential_id, institution_id, visit_id, person_id, owner_id, terminal_id, status, expires_at, setl_id
+              FROM presences WHERE id = :id""")
+_BIND = Sql("UPDATE presences SET visit_id = :visit_id WHERE id = :id")
 
 
 def get(conn: Connection, presence_id: str) -> Presence | None:
-    r = conn.execute(select(PR).where(PR.c.id == presence_id)).first()
+    r = _GET(conn, {"id": presence_id}).first()
     return _row(r) if r else None
 
 
@@ -142,8 +151,9 @@ def bind(conn: Connection, now: datetime, presence: Presence, *, visit_id: str, 
     if refusal is not None:
         raise refusal
     if presence.visit_id is None:
-        conn.execute(update(PR).where(PR.c.id == presence.id).values(visit_id=visit_id))
-    return get(conn, presence.id)  # type: ignore[return-value]
+        _BIND(conn, {"id": presence.id, "visit_id": visit_id})
+        return replace(presence, visit_id=visit_id)  # the row as this unit now has it: no read back
+    return presence
 
 
 def _candidates(conn: Connection, now: datetime, institution_id: str, visit_id: str, owner_id: str) -> list[Presence]:

@@ -59,9 +59,23 @@ def _filing(conn: Connection, person_id: str, treatment_region: str, day: date) 
     return row.filing_type if row else "unfiled"
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A visit this unit has just opened, with its patient as read for it (`open_visit_for`)."""
+
+    visit: Visit
+    patient: people.Person
+
+
 def open_visit(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
                visit_date: date | None = None) -> Visit:
     """Register an outpatient, emergency or pharmacy visit, or admit an inpatient (2201 / 2401)."""
+    return open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind, visit_date=visit_date).visit
+
+
+def open_visit_for(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
+                   visit_date: date | None = None) -> Opened:
+    """`open_visit`, answering the patient too (a payment uploads the lines next: `upload_lines(opened=…)`)."""
     if kind not in VISIT_KINDS:
         raise InputError("kind", "invalid_choice", "就诊类型应为 outpatient | emergency | inpatient | pharmacy",
                          "must be outpatient, emergency, inpatient or pharmacy")
@@ -88,8 +102,8 @@ def open_visit(conn: Connection, now: datetime, *, institution: Institution, per
                                    institution_id=institution.id, kind=kind, status=status, visit_date=day,
                                    admission_number=admission_number, admitted_at=admitted_at, filing=filing, updated_at=now,
                                    created_at=now))
-    return Visit(visit_id, institution.region, person.region, person_id, institution.id, kind, status, day, admission_number,
-                 filing, admitted_at, None)
+    return Opened(Visit(visit_id, institution.region, person.region, person_id, institution.id, kind, status, day, admission_number,
+                        filing, admitted_at, None), person)
 
 
 def get(conn: Connection, institution_id: str, visit_id: str, *, lock: bool = False) -> Visit:
@@ -172,19 +186,28 @@ def refuse_if_billed(conn: Connection, visit_id: str) -> None:
                        "or taking payment another way")
 
 
-def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any]) -> list[dict]:
+def upload_lines(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, items: list[Any],
+                 opened: Opened | None = None) -> list[dict]:
     """Upload fee lines (2204 / 2301): codes and quantities. The platform decides each line's class, price cap and
     self-pay ratio from the treatment region's catalogue on the fee's date (services/catalogue); a class, cap or ratio
-    sent by the institution is refused. A prescription line must name its prescriber (seed 002: legal prescribing first)."""
-    v = get(conn, institution.id, visit_id, lock=True)
+    sent by the institution is refused. A prescription line must name its prescriber (seed 002: legal prescribing first).
+
+    ``opened``: the visit as this unit just opened it (`open_visit_for`), with its patient — it has no lines and no bill
+    yet, so none of them is read, and nothing is answered (a payment opening a visit for its lines wants no list)."""
+    if opened is not None:
+        v, patient, existing = opened.visit, opened.patient, {}
+    else:
+        v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
-    refuse_if_billed(conn, visit_id)
+    if opened is None:
+        refuse_if_billed(conn, visit_id)
     if not isinstance(items, list) or not items:
         raise InputError("lines", "no_lines", "费用明细不能为空", "must be a non-empty list of fee lines")
-    existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
+    if opened is None:
+        existing = {r.feedetl_sn: r for r in conn.execute(select(L).where(L.c.visit_id == visit_id)).all()}
+        patient = people.get(conn, v.person_id)
     b_ratio = default_b_ratio(v)
-    patient = people.get(conn, v.person_id)
     # Per code, the quantity already on the visit: a per-visit quantity limit counts it.
     counted: dict[str, int] = {}
     counted_day: dict[tuple[str, date], int] = {}  # per code and day of the fee: a per-day limit counts it
@@ -244,7 +267,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             raise InputError("lines", "visit_total_too_large", f"就诊费用合计超出上限¥{format_yuan(MAX_FEN)}",
                              f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
         conn.execute(L.insert(), rows)
-    return list_lines(conn, institution.id, visit_id)
+    return [] if opened is not None else list_lines(conn, institution.id, visit_id)
 
 
 def _fee_day(at: datetime | None, visit_date: date) -> date:

@@ -13,6 +13,7 @@ from yibao.domain.errors import InputError
 from yibao.services.agency.institutions import Institution
 from yibao.services.catalogue import versions
 from yibao.services.catalogue.views import mapping_view
+from yibao.store.sql import Sql
 from yibao.store.tables import item_mappings as M
 
 
@@ -62,8 +63,11 @@ def lookup(conn: Connection, *, institution_id: str, codes: list[str] | None = N
     return [mapping_view(r) for r in conn.execute(q.order_by(M.c.medins_list_codg).limit(limit)).all()]
 
 
+# Asked for every fee line an institution uploads with its own code: prepared SQL (store/sql.py), not Core (~100 µs each).
+_RESOLVE = Sql("SELECT hilist_code, medins_list_name FROM item_mappings WHERE institution_id = :institution_id AND medins_list_codg = :code")
+
+
 def resolve(conn: Connection, institution_id: str, medins_list_codg: str) -> tuple[str, str] | None:
     """(hilist_code, medins_list_name) the institution mapped its code to, or None."""
-    r = conn.execute(select(M.c.hilist_code, M.c.medins_list_name).where(
-        M.c.institution_id == institution_id, M.c.medins_list_codg == medins_list_codg)).first()
+    r = _RESOLVE(conn, {"institution_id": institution_id, "code": medins_list_codg}).first()
     return (r.hilist_code, r.medins_list_name) if r else None

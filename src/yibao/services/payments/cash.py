@@ -1,11 +1,21 @@
 """The cash leg of a payment: the payer's agreement at their payment institution, and driving a held
 order to its end — the institution (or the payer's credit line) called between units, never inside one.
 
-    hold (unit) → agreement signed if missing (call, unit) → cash_requested (unit) → pay (call) → answer (unit)
+    hold + cash_requested (one unit) → pay (call) → answer (unit)
+
+The hold and the cash request commit together when the payer's agreement is signed already (every payment
+but their first): nothing is called between them, and a crash before that commit leaves nothing. A first
+payment stops at `held` while the agreement is signed (a call), then records it with `cash_requested`:
+
+    hold (unit) → agreement signed (call) → agreement + cash_requested (unit) → pay (call) → answer (unit)
 
 A crash after the hold leaves `held` (recovery voids it: no institution ever heard of it); after
 `cash_requested` recovery asks the institution (`ask`: the truth) and completes or voids. The
 institution's pay is idempotent by our out_trade_no (the order id), so asking again never charges twice.
+
+``finish(conn, order)``, when given, runs inside the unit that leaves the order where this request ends it (the
+answer's unit, or the hold's when it ends there): the API stores its receipt under the Idempotency-Key there, so
+the answer needs no unit of its own.
 """
 
 from __future__ import annotations
@@ -13,9 +23,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import (
@@ -40,10 +50,19 @@ from yibao.services.books import audit
 from yibao.services.credit import reservations as credit_reservations
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
+from yibao.store.sql import Sql
 from yibao.store.tables import channel_agreements as AG
 from yibao.store.upsert import insert_ignore
 
 log = logging.getLogger("yibao.payments")
+
+Finish = Callable[[Connection, Order], None]  # run in the unit where the order ends for this request (see above)
+
+
+def _finished(conn: Connection, order: Order, finish: Finish | None) -> Order:
+    if finish is not None:
+        finish(conn, order)
+    return order
 
 
 # ---- the payer's password-free agreement at the institution ---------------------------------------
@@ -72,6 +91,10 @@ def cash_route(conn: Connection, keyring: Keyring, order: Order) -> CashRoute:
                      agreement_for(conn, keyring, order.payer_id, order.payment_institution_id))
 
 
+_AGREEMENT = Sql("""SELECT out_agreement_no, agreement_no, limit_fen, status FROM channel_agreements
+                    WHERE person_id = :person_id AND payment_institution_id = :pi_id""")  # every payment: prepared (store/sql.py)
+
+
 def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
     """The payer's password-free agreement at the institution, or what to ask it to sign.
 
@@ -79,7 +102,7 @@ def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str)
     same request (the institution answers with the same agreement), never a second one.
     """
     token = holder_token(keyring.purpose_key("channel holder token v1"), payer_id, pi_id)
-    r = conn.execute(select(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)).first()
+    r = _AGREEMENT(conn, {"person_id": payer_id, "pi_id": pi_id}).first()
     if r is not None and r.status == "active":
         return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
     digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()
@@ -106,70 +129,142 @@ def forget_agreements(conn: Connection, pi_id: str) -> int:
 # ---- driving a held order ---------------------------------------------------------------------------
 
 
-async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
-    """Price and hold a created order; if that fails, the order is voided (its code stays used) and the failure raised."""
+@dataclass(frozen=True)
+class Held:
+    """What the hold's unit left: the order, where its cash goes (read in that unit; None without cash to collect
+    from an institution), and whether that unit also recorded the cash request (the institution is to be asked now)."""
+
+    order: Order
+    route: CashRoute | None
+    requested: bool
+
+
+def hold_and_request(conn: Connection, keyring: Keyring, now: datetime, *, order_id: str, institution: Institution, use_account: bool,
+                     actor: str, pay_by: str = "channel", finish: Finish | None = None) -> Held:
+    """One unit: price and hold the order, then — when its cash goes password-free to an institution where the payer
+    has signed the agreement, or to their credit line — record ``cash_requested`` too. An order that ends here (no
+    cash) is handed to ``finish``."""
+    order = payments.hold(conn, now, order_id=order_id, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+    if order.status in po.CASH_IN_DOUBT:
+        return Held(order, None, False)  # a twin of this request got there first (it is calling the institution, or died)
+    if order.status != po.HELD:
+        return Held(_finished(conn, order, finish), None, False)  # completed (no cash) or waiting for the holder: this request ends here
+    if order.cash_source == "credit":  # the bank is asked next: recorded before, as for an institution
+        return Held(payments.request_cash_locked(conn, now, order, actor=actor), None, True)
+    try:
+        route = cash_route(conn, keyring, order)
+    except YibaoError:
+        return Held(order, None, False)  # no configuration: `collect` voids it (no channel), as before any request
+    if route.agreement.agreement_no is None:
+        return Held(order, route, False)  # the agreement is signed first (a call between units)
+    return Held(payments.request_cash_locked(conn, now, order, actor=actor), route, True)
+
+
+async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel",
+               finish: Finish | None = None) -> Held:
+    """Price and hold a created order (and request its cash); if that fails, the order is voided (its code stays used)
+    and the failure raised."""
     now = ctx.now()
     try:
-        return await ctx.run(lambda c: payments.hold(c, now, order_id=order.id, institution=institution, use_account=use_account, actor=actor,
-                                                     pay_by=pay_by))
+        return await ctx.run(lambda c: hold_and_request(c, ctx.keyring, now, order_id=order.id, institution=institution,
+                                                        use_account=use_account, actor=actor, pay_by=pay_by, finish=finish))
     except YibaoError as exc:
         event = po.NO_CHANNEL if exc.code == "no_default_binding" else po.ABANDONED
         await ctx.run(lambda c: payments.void(c, now, order_id=order.id, event=event, actor=actor, only_from=(po.CREATED,)))
         raise
 
 
-async def drive(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel") -> Order:
+async def drive(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel",
+                finish: Finish | None = None) -> Order:
     """Take an order as far as it can go now (a retry of the same request resumes here)."""
     if order.status == po.CREATED:
-        order = await hold(ctx, order, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+        held = await hold(ctx, order, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by, finish=finish)
+        return await after_hold(ctx, held, actor=actor, finish=finish)
+    return await _resume(ctx, order, actor, finish)
+
+
+async def after_hold(ctx: Context, held: Held, *, actor: str, finish: Finish | None = None) -> Order:
+    """Go on from what the hold's unit left (`hold_and_request`, run on its own or in a kind's first unit)."""
+    order = held.order
+    if held.requested:  # cash_requested committed with the hold: ask the institution (or the bank) now
+        if order.cash_source == "credit":
+            return await _credit_pay(ctx, order, actor, finish)
+        assert held.route is not None and held.route.agreement.agreement_no is not None
+        return await _pay(ctx, ctx.connectors.get(held.route.config), order, held.route.agreement.agreement_no, actor, finish)
+    return await _resume(ctx, order, actor, finish, held.route)
+
+
+async def _resume(ctx: Context, order: Order, actor: str, finish: Finish | None, route: CashRoute | None = None) -> Order:
     if order.status == po.HELD:
-        return await collect(ctx, order, actor=actor)
+        return await collect(ctx, order, actor=actor, route=route, finish=finish)
+    if order.status == po.CASH_REQUESTED and order.cash_source != "credit":
+        # Requested by a copy of this request that is calling the institution now (or died doing so): asking for the
+        # same out_trade_no again is the same trade, and answers once it is decided — a query could find nothing yet
+        # and void a payment the institution is about to collect.
+        return await collect(ctx, order, actor=actor, finish=finish)
     if order.status in po.CASH_IN_DOUBT:
-        return await ask(ctx, order, actor=actor)
+        return await ask(ctx, order, actor=actor, finish=finish)
     return order
 
 
-async def _route(ctx: Context, order: Order, actor: str) -> tuple[Channel, str]:
+async def _route(ctx: Context, order: Order, actor: str, route: CashRoute | None = None) -> tuple[Channel, str]:
     """The institution's connector and the payer's agreement number there, signed now if this is their first payment."""
-    route = await ctx.run(lambda c: cash_route(c, ctx.keyring, order), write=False)
+    channel, agreement_no, record = await _signed_route(ctx, order, actor, route)
+    if record is not None:
+        await ctx.run(record)
+    return channel, agreement_no
+
+
+async def _signed_route(ctx: Context, order: Order, actor: str,
+                        route: CashRoute | None = None) -> tuple[Channel, str, Callable[[Connection], None] | None]:
+    """Like `_route`, the new agreement not yet recorded: the part of a unit that records it (None if it was known)."""
+    if route is None:
+        route = await ctx.run(lambda c: cash_route(c, ctx.keyring, order), write=False)
     channel = ctx.connectors.get(route.config)
     agreement = route.agreement
     if agreement.agreement_no is not None:
-        return channel, agreement.agreement_no
+        return channel, agreement.agreement_no, None
     signed = await channel.sign_agreement(AgreementRequest(agreement.out_agreement_no, agreement.holder_token, agreement.limit_fen))
     if signed.status != "active":
         raise Declined(channel.name, "agreement_not_active", "免密协议未生效", f"{channel.name}: the agreement is {signed.status}")
     now = ctx.now()
-    await ctx.run(lambda c: record_agreement(c, now, payer_id=order.payer_id, pi_id=route.config.payment_institution_id,
-                                                      region=order.region, out_agreement_no=signed.out_agreement_no,
-                                                      agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor=actor))
-    return channel, signed.agreement_no
+    pi_id = route.config.payment_institution_id
+
+    def record(c: Connection) -> None:
+        record_agreement(c, now, payer_id=order.payer_id, pi_id=pi_id, region=order.region, out_agreement_no=signed.out_agreement_no,
+                         agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor=actor)
+    return channel, signed.agreement_no, record
 
 
-async def collect(ctx: Context, order: Order, *, actor: str) -> Order:
+async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | None = None, finish: Finish | None = None) -> Order:
     """Collect the cash of a held order (password-free) or of a confirmed one (already cash_requested)."""
     assert order.payment_institution_id is not None
     if order.cash_source == "credit":
         now = ctx.now()
         order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor))  # recorded before the bank is called
-        return order if order.terminal else await _credit_pay(ctx, order, actor)
+        return order if order.terminal else await _credit_pay(ctx, order, actor, finish)
     try:
-        channel, agreement_no = await _route(ctx, order, actor)
+        channel, agreement_no, record = await _signed_route(ctx, order, actor, route)
     except (ChannelError, YibaoError) as exc:
         if order.status in po.CASH_IN_DOUBT:
             raise  # a confirmed order cannot be voided on our side alone once requested; recovery will ask
         log.warning("payment %s: no channel for the cash (%s)", order.id, exc.code)
         now = ctx.now()
-        return await ctx.run(lambda c: payments.void(c, now, order_id=order.id, event=po.NO_CHANNEL, actor=actor,
-                                                     only_from=(po.HELD, po.AWAITING_CONFIRMATION)))
+        return await ctx.run(lambda c: _finished(c, payments.void(c, now, order_id=order.id, event=po.NO_CHANNEL, actor=actor,
+                                                                  only_from=(po.HELD, po.AWAITING_CONFIRMATION)), finish))
     now = ctx.now()
-    order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor))  # recorded before the call
+
+    def request(c: Connection) -> Order:  # the new agreement (if any) and the request: one unit, before the call
+        if record is not None:
+            record(c)
+        return payments.request_cash(c, now, order_id=order.id, actor=actor)
+    order = await ctx.run(request)
     if order.terminal:
         return order
-    return await _pay(ctx, channel, order, agreement_no, actor)
+    return await _pay(ctx, channel, order, agreement_no, actor, finish)
 
 
-async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str) -> Order:
+async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str, finish: Finish | None = None) -> Order:
     trade_no = None
     try:
         result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no))
@@ -183,14 +278,15 @@ async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, 
         if outcome == "unknown":
             log.info("payment %s: the institution answered %s; waiting for its result", order.id, result.status)
     now = ctx.now()
-    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+    return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
+                                                                     actor=actor), finish))
 
 
-async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
+async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None = None) -> Order:
     """Ask the institution what became of the cash (PSync: the truth), and record it."""
     assert order.payment_institution_id is not None
     if order.cash_source == "credit":
-        return await _credit_ask(ctx, order, actor)
+        return await _credit_ask(ctx, order, actor, finish)
     trade_no = None
     try:
         channel = await ctx.channel(order.payment_institution_id)
@@ -206,10 +302,11 @@ async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
         outcome = "unknown"
         log.warning("payment %s: the query gave no answer (%s: %s); asked again later", order.id, type(exc).__name__, exc.code)
     now = ctx.now()
-    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+    return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
+                                                                     actor=actor), finish))
 
 
-async def _credit_pay(ctx: Context, order: Order, actor: str) -> Order:
+async def _credit_pay(ctx: Context, order: Order, actor: str, finish: Finish | None = None) -> Order:
     """The cash from the payer's credit line: reserved at the bank (in place of `Channel.pay`), captured at once
     (the bank pays the hospital; the holder owes a bill), and the order completed. A refusal (line exceeded,
     suspended, the bank's no) voids the order — the line's hold released by credit; no answer: unknown, and
@@ -229,7 +326,8 @@ async def _credit_pay(ctx: Context, order: Order, actor: str) -> Order:
             log.info("payment %s: credit refused (%s)", order.id, exc.code)
             outcome = "declined"
     now = ctx.now()
-    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+    return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
+                                                                     actor=actor), finish))
 
 
 async def _reaches_bank(ctx: Context, order: Order) -> bool:
@@ -241,7 +339,7 @@ async def _reaches_bank(ctx: Context, order: Order) -> bool:
     return True
 
 
-async def _credit_ask(ctx: Context, order: Order, actor: str) -> Order:
+async def _credit_ask(ctx: Context, order: Order, actor: str, finish: Finish | None = None) -> Order:
     """Recovery for a credit order: `credit_reservations.resolve` (the bank's truth), then capture a reservation still open."""
     trade_no = None
     if not await _reaches_bank(ctx, order):
@@ -264,4 +362,5 @@ async def _credit_ask(ctx: Context, order: Order, actor: str) -> Order:
             log.warning("payment %s: credit resolve refused (%s)", order.id, exc.code)
             outcome = "unknown"
     now = ctx.now()
-    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no, actor=actor))
+    return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
+                                                                     actor=actor), finish))

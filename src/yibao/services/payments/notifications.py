@@ -13,7 +13,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import Ack, ChannelError, Notification
@@ -23,6 +23,7 @@ from yibao.services import Context
 from yibao.services.agency import connectors
 from yibao.services.books import audit
 from yibao.services.payments import orders as payments
+from yibao.store.sql import Sql
 from yibao.store.tables import channel_notifications as CN
 from yibao.store.upsert import insert_ignore
 
@@ -48,13 +49,19 @@ async def receive(ctx: Context, pi_id: str, headers: Mapping[str, str], body: by
     return channel.ack(True)
 
 
+# One notification per payment: its claim and its effect as prepared SQL (store/sql.py), not Core (~100 µs each).
+_CLAIM = Sql("""INSERT INTO channel_notifications (payment_institution_id, dedup_key, region, kind, out_trade_no, status, effect, created_at)
+                VALUES (:payment_institution_id, :dedup_key, :region, :kind, :out_trade_no, :status, 'pending', :now)
+                ON CONFLICT DO NOTHING RETURNING dedup_key""")
+_EFFECT = Sql("UPDATE channel_notifications SET effect = :effect WHERE payment_institution_id = :payment_institution_id AND dedup_key = :dedup_key")
+
+
 def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notification: Notification, actor: str) -> str:
     """Act on a verified notification once: the dedup claim is inserted in this same unit as its effect,
     so a crash between the two cannot lose the event or apply it twice. Returns what was done."""
     key = "|".join(notification.dedup_key)[:200]
-    claimed = insert_ignore(conn, CN, dict(payment_institution_id=pi_id, dedup_key=key, region=region, kind=notification.kind,
-                                           out_trade_no=notification.out_trade_no, status=notification.status, effect="pending",
-                                           created_at=now))
+    claimed = _CLAIM(conn, dict(payment_institution_id=pi_id, dedup_key=key, region=region, kind=notification.kind,
+                                out_trade_no=notification.out_trade_no, status=notification.status, now=now)).first() is not None
     if not claimed:
         return "duplicate"
     effect = _effect(conn, now, pi_id, notification, actor)
@@ -70,7 +77,7 @@ def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notificat
         audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
                      detail={"anomaly": "amount_mismatch", "cash_pay": order.cash_pay, "notified": notification.amount_fen}, now=now)
         return "anomaly"
-    conn.execute(update(CN).where(CN.c.payment_institution_id == pi_id, CN.c.dedup_key == key).values(effect=effect))
+    _EFFECT(conn, {"payment_institution_id": pi_id, "dedup_key": key, "effect": effect})
     return effect
 
 

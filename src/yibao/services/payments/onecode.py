@@ -1,18 +1,20 @@
 """一码支付 (one-code payment, seed 004): one scan of the holder's dynamic code settles the fund, the
 personal account and the cash share together — all or nothing.
 
-`start` (a unit) uses the code and records the order; `pay` runs it: the hold, then the cash leg
-(`cash_leg.drive`). A retry of the same request (same Idempotency-Key) finds its order and drives it on.
+`start` uses the code and records the order; `pay` runs it and the hold in one unit, then the cash leg
+(`cash_leg.after_hold`). A retry of the same request (same Idempotency-Key) finds its order and drives it on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services import Context
 from yibao.services.agency.institutions import Institution
@@ -35,10 +37,8 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
     A retry of the same request (same Idempotency-Key) finds its order and returns it as it stands.
     A refused code is *returned* (its refusal row must commit) and raised by the caller.
 
-    The code is used in a unit of its own, before the hold: using it appends to the region's audit
-    chain, and a hold that then waited on a fund account held by another payment's post (which
-    appends to the chain last) would deadlock on PostgreSQL. As docs/paycodes.md says, a used code
-    stays used if the payment then fails: the holder refreshes it.
+    `pay` runs this and the hold in one unit. As docs/paycodes.md says, a used code stays used if the payment then
+    fails: the holder refreshes it.
     """
     existing = payments.for_request(conn, institution.id, request_key)
     if existing is not None:
@@ -82,18 +82,63 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
                          terminal_id=terminal_id, actor=actor)
 
 
+class _HoldFailed(Exception):
+    """The hold (in the code's unit) refused: that unit rolls back whole, then `pay` uses the code and voids the order."""
+
+    def __init__(self, error: YibaoError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
 async def pay(ctx: Context, *, institution: Institution, request_key: str, request_hash: str, code: str | None, terminal_id: str | None,
                   visit_id: str | None, lines: list[dict] | None, use_account: bool, actor: str, pay_by: str = "channel",
-                  paycode_id: int | None = None) -> Order:
+                  paycode_id: int | None = None, finish: cash_leg.Finish | None = None,
+                  answered: Callable[[Connection], bool] | None = None) -> Order | None:
     """一码支付: hold, then (cash within the password-free limit) collect it and complete or void.
+
+    The code, the visit, the order, the hold and (the payer's agreement signed) the cash request are ONE unit: a crash
+    before its commit leaves nothing, after it recovery asks the institution (cash.py). That unit locks the person's
+    rows, then accounts, and takes an audit lane last (docs/architecture.md, the lock order): no fund row is locked and
+    no lane waited on, so the code's audit entry no longer needs a unit of its own to stay clear of a deadlock.
 
     Returns the order as it then stands: completed, voided, awaiting_confirmation (the holder is
     asked in the app), or cash_unknown (recovery and notifications will finish it). Raises a refused code.
+    ``finish`` runs in the unit that leaves the order so (services/payments/cash.py). ``answered``, run first in the
+    first unit, says whether the caller has an answer for this request already: then nothing is done and None returned.
     """
     now = ctx.now()
-    started = await ctx.run(lambda c: start(c, ctx.keyring, now, institution=institution, request_key=request_key,
-                                                             request_hash=request_hash, code=code, terminal_id=terminal_id, visit_id=visit_id,
-                                                             lines=lines, actor=actor, paycode_id=paycode_id))
-    if isinstance(started, YibaoError):
-        raise started  # its refusal row is committed
-    return await cash_leg.drive(ctx, started, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+
+    def begin(c: Connection) -> Order | cash_leg.Held | YibaoError | None:
+        if answered is not None and answered(c):
+            return None
+        started = start(c, ctx.keyring, now, institution=institution, request_key=request_key, request_hash=request_hash, code=code,
+                        terminal_id=terminal_id, visit_id=visit_id, lines=lines, actor=actor, paycode_id=paycode_id)
+        if isinstance(started, YibaoError) or started.status != po.CREATED:
+            return started  # a refused code (its refusal row commits), or a retry's order as it stands
+        try:
+            return cash_leg.hold_and_request(c, ctx.keyring, now, order_id=started.id, institution=institution, use_account=use_account,
+                                             actor=actor, pay_by=pay_by, finish=finish)
+        except YibaoError as exc:
+            raise _HoldFailed(exc) from None
+
+    try:
+        begun = await ctx.run(begin)
+    except _HoldFailed as failed:
+        # As when the hold was a unit of its own: the code stays used and the order is voided (docs/paycodes.md: the
+        # holder refreshes the code), in a unit that does again what the rolled-back one did up to the hold.
+        event = po.NO_CHANNEL if failed.error.code == "no_default_binding" else po.ABANDONED
+
+        def void(c: Connection) -> None:
+            started = start(c, ctx.keyring, now, institution=institution, request_key=request_key, request_hash=request_hash, code=code,
+                            terminal_id=terminal_id, visit_id=visit_id, lines=lines, actor=actor, paycode_id=paycode_id)
+            if isinstance(started, Order):
+                payments.void(c, now, order_id=started.id, event=event, actor=actor, only_from=(po.CREATED,))
+        await ctx.run(void)
+        raise failed.error from None
+    if begun is None:
+        return None
+    if isinstance(begun, YibaoError):
+        raise begun  # its refusal row is committed
+    if isinstance(begun, cash_leg.Held):
+        return await cash_leg.after_hold(ctx, begun, actor=actor, finish=finish)
+    return await cash_leg.drive(ctx, begun, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by, finish=finish)

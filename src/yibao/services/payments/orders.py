@@ -16,9 +16,10 @@ only where no cash can have been collected: before the request, or on the instit
 
 from __future__ import annotations
 
+import functools
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -34,8 +35,8 @@ from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.people import bindings
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import payment_orders as O
-from yibao.store.tables import settlements as S
 
 HOLD_TIMEOUT = timedelta(hours=24)  # ledger holds outlive any confirmation or recovery; recovery resolves orders long before
 CONFIRM_TTL = timedelta(minutes=10)  # how long the holder has to confirm with the PIN
@@ -77,8 +78,7 @@ class Order:
         return self.status in po.TERMINAL
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    return None if at is None else (at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at)
+_utc = as_datetime  # a row read through Core or the driver (store/sql.py): aware UTC either way
 
 
 def from_row(r: Any) -> Order:
@@ -88,9 +88,29 @@ def from_row(r: Any) -> Order:
                  _utc(r.updated_at), _utc(r.created_at), r.cash_source)
 
 
+# The payment path's statements as prepared SQL (store/sql.py): Core spent ~100 µs building and keying each of them.
+_ORDER = ("id, region, institution_id, request_key, request_hash, method, visit_id, person_id, payer_id, setl_id, terminal_id, "
+          "payment_institution_id, status, void_reason, total, fund_total, account_pay, cash_pay, trade_no, pin_attempts, "
+          "confirm_expires_at, anomaly, completed_at, updated_at, created_at, cash_source")
+_GET = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE id = :id")
+_GET_LOCKED = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE id = :id {{lock}}")
+_FOR_REQUEST = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE institution_id = :institution_id AND request_key = :request_key")
+_INSERT = Sql("""INSERT INTO payment_orders (id, region, institution_id, request_key, request_hash, method, visit_id, person_id, payer_id,
+                 paycode_id, terminal_id, status, total, fund_total, account_pay, cash_pay, pin_attempts, updated_at, created_at)
+                 VALUES (:id, :region, :institution_id, :request_key, :request_hash, :method, :visit_id, :person_id, :payer_id,
+                 :paycode_id, :terminal_id, :status, 0, 0, 0, 0, 0, :now, :now)""")
+_SPLIT = Sql("SELECT total, fund_total, account_pay, cash_pay FROM settlements WHERE id = :id")
+_RECEIPT = Sql("SELECT pool_fund, serious_illness, large_amount, assistance, account_id FROM settlements WHERE id = :id")
+_MOVED = {f.name for f in fields(Order)}  # what `move` may set besides status and updated_at (paycode_id is not an Order field)
+
+
+@functools.lru_cache(maxsize=64)
+def _update(names: tuple[str, ...]) -> Sql:
+    return Sql(f"UPDATE payment_orders SET status = :status, updated_at = :updated_at{''.join(f', {n} = :{n}' for n in names)} WHERE id = :id")
+
+
 def get(conn: Connection, order_id: str, *, lock: bool = False) -> Order | None:
-    q = select(O).where(O.c.id == order_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
+    r = (_GET_LOCKED if lock else _GET)(conn, {"id": order_id}).first()
     return from_row(r) if r else None
 
 
@@ -102,18 +122,23 @@ def require(conn: Connection, order_id: str, *, lock: bool = False) -> Order:
 
 
 def for_request(conn: Connection, institution_id: str, request_key: str) -> Order | None:
-    r = conn.execute(select(O).where(O.c.institution_id == institution_id, O.c.request_key == request_key)).first()
+    r = _FOR_REQUEST(conn, {"institution_id": institution_id, "request_key": request_key}).first()
     return from_row(r) if r else None
 
 
 def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, **values: Any) -> Order:
-    """Apply one event: the domain decides the next state; the row is updated; the move is audited."""
+    """Apply one event: the domain decides the next state; the row is updated; the move is audited.
+
+    ``order`` is the row as this unit read it under its lock (or wrote it since): the moved order is that plus what
+    this move set, with no second read."""
     after = po.transition(order.status, event)
-    conn.execute(update(O).where(O.c.id == order.id).values(status=after, updated_at=now, **values))
+    names = tuple(sorted(values))
+    assert set(names) <= _MOVED, names
+    _update(names)(conn, {**values, "status": after, "updated_at": now, "id": order.id})
     audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
-    moved = require(conn, order.id)
+    moved = replace(order, status=after, updated_at=now, **values)
     if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
         # The hospital did not see this payment happen: it learns the result by a signed callback, written
         # to the outbox in this same unit (delivered after it: services/payments/callbacks.py).
@@ -144,22 +169,23 @@ def visit_for(conn: Connection, now: datetime, institution: Institution, person_
         visits.refuse_if_billed(conn, visit.id)
         return visit
     kind = "pharmacy" if institution.kind == "pharmacy" else "outpatient"
-    visit = visits.open_visit(conn, now, institution=institution, person_id=person_id, kind=kind)
-    visits.upload_lines(conn, now, institution=institution, visit_id=visit.id, items=lines or [])
-    return visit
+    opened = visits.open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind)
+    # Opened in this unit: no lines or bill to read back, the patient already read, no list wanted.
+    visits.upload_lines(conn, now, institution=institution, visit_id=opened.visit.id, items=lines or [], opened=opened)
+    return opened.visit
 
 
 def insert_order(conn: Connection, now: datetime, *, institution: Institution, request_key: str, request_hash: str, method: str,
                   visit: visits.Visit, person_id: str, payer_id: str, paycode_id: int | None, terminal_id: str | None, actor: str,
                   status: str = po.CREATED) -> Order:
     order_id = _new_id(now)
-    conn.execute(O.insert().values(
-        id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash, method=method,
-        visit_id=visit.id, person_id=person_id, payer_id=payer_id, paycode_id=paycode_id, terminal_id=terminal_id,
-        status=status, total=0, fund_total=0, account_pay=0, cash_pay=0, pin_attempts=0, updated_at=now, created_at=now))
+    _INSERT(conn, dict(id=order_id, region=visit.region, institution_id=institution.id, request_key=request_key, request_hash=request_hash,
+                       method=method, visit_id=visit.id, person_id=person_id, payer_id=payer_id, paycode_id=paycode_id,
+                       terminal_id=terminal_id, status=status, now=now))
     audit.append(conn, region=visit.region, actor=actor, action="payment.create", subject=order_id,
                  detail={"method": method, "visit": visit.id, "person": person_id, "payer": payer_id}, now=now)
-    return require(conn, order_id)
+    return Order(order_id, visit.region, institution.id, request_key, request_hash, method, visit.id, person_id, payer_id, None, terminal_id,
+                 None, status, None, 0, 0, 0, 0, None, 0, None, None, None, now, now)  # as inserted: no read back
 
 
 def existing_for(conn: Connection, institution: Institution, request_key: str, request_hash: str) -> Order | None:
@@ -201,7 +227,7 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
         pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
                             pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit, presence_id=presence_id)
-    s = conn.execute(select(S.c.total, S.c.fund_total, S.c.account_pay, S.c.cash_pay).where(S.c.id == doc["setl_id"])).one()
+    s = _SPLIT(conn, {"id": doc["setl_id"]}).first()
     binding = bindings.default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
     if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time
         binding = bindings.Binding(pi_id, 0)
@@ -240,6 +266,11 @@ def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) 
     order = require(conn, order_id, lock=True)
     if order.status in po.CASH_IN_DOUBT or order.terminal:
         return order
+    return move(conn, order, po.REQUEST_CASH, now, actor)
+
+
+def request_cash_locked(conn: Connection, now: datetime, order: Order, *, actor: str) -> Order:
+    """`request_cash` for an order this unit holds locked and has just moved (the hold's unit): no second read."""
     return move(conn, order, po.REQUEST_CASH, now, actor)
 
 
@@ -324,7 +355,7 @@ def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_gra
 
 def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     """The one document a payment answers with: the split (fund by layer, account, cash) and where the cash went."""
-    s = conn.execute(select(S).where(S.c.id == order.setl_id)).first() if order.setl_id else None
+    s = _RECEIPT(conn, {"id": order.setl_id}).first() if order.setl_id else None
     fund = {"pool": 0, "serious_illness": 0, "large_amount": 0, "assistance": 0}
     if s is not None:
         fund = {"pool": int(s.pool_fund), "serious_illness": int(s.serious_illness), "large_amount": int(s.large_amount),

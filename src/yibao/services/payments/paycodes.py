@@ -29,7 +29,6 @@ from yibao.domain import paycode
 from yibao.domain.attempts import AttemptLimit
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.formats.timefmt import iso_utc
-from yibao.services.access import attempts
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit
@@ -37,6 +36,7 @@ from yibao.services.care import presence, visits
 from yibao.services.people import cards, families
 from yibao.services.people import persons as people
 from yibao.services.people.filings import filed_for
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import paycode_refusals as R
 from yibao.store.tables import paycode_slots as S
 from yibao.store.tables import paycodes as PC
@@ -80,9 +80,7 @@ class Consumed:
     presence_id: str | None = None  # the holder's presence it stands for here (services/care/presence.py)
 
 
-def _utc(at: datetime) -> datetime:
-    """SQLite hands back naive UTC, PostgreSQL aware values."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at
+_utc = as_datetime  # a row read through Core or the driver (store/sql.py): aware UTC either way
 
 
 def _mac_key(keyring: Keyring) -> bytes:
@@ -203,13 +201,31 @@ def _state_refusal(row, now: datetime) -> YibaoError | None:  # noqa: ANN001
     return None
 
 
+# The scan's statements as prepared SQL (store/sql.py): Core spent ~100 µs building and keying each, on every payment.
+_GUESSES = Sql("""SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id AND created_at > :since AND counted = :yes
+                  ORDER BY created_at DESC, id DESC LIMIT :limit""")
+_TERMINAL_GUESSES = Sql("""SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id AND terminal_id = :terminal_id
+                           AND created_at > :since AND counted = :yes ORDER BY created_at DESC, id DESC LIMIT :limit""")
+_SLOT = Sql("SELECT card_id, counter FROM paycode_slots WHERE slot = :slot")
+_CODE = ("id, region, card_id, person_id, holder_id, status, expires_at, ended_at")
+_CODE_OF = Sql(f"SELECT {_CODE} FROM paycodes WHERE card_id = :card_id AND counter = :counter")
+_CODE_BY_ID = Sql(f"SELECT {_CODE} FROM paycodes WHERE id = :id")
+_USE = Sql("""UPDATE paycodes SET status = 'used', ended_at = :now, institution_id = :institution_id, terminal_id = :terminal_id
+              WHERE id = :id AND status = 'live' AND expires_at > :now RETURNING id""")
+
+
+def _guesses(conn: Connection, sql: Sql, rule: AttemptLimit, now: datetime, **subject: str) -> list[datetime]:
+    return [_utc(r.created_at) for r in sql(conn, {**subject, "since": rule.since(now), "yes": True, "limit": rule.limit})]
+
+
 def _lockout(conn: Connection, now: datetime, institution_id: str, terminal_id: str | None) -> TooManyAttempts | None:
     """Over a limit (the terminal's, or the institution's for all its terminals): no scan is looked at while
     locked, so no new guess is counted and the lock ends when the limit-th newest guess leaves the window."""
-    checks = [(PER_INSTITUTION, (R.c.institution_id == institution_id,))]
+    # The rows `attempts.failures` would read (counted guesses in the window, newest first, at most the limit), prepared.
+    waits = [PER_INSTITUTION.retry_after(_guesses(conn, _GUESSES, PER_INSTITUTION, now, institution_id=institution_id), now)]
     if terminal_id:
-        checks.append((PER_TERMINAL, (R.c.institution_id == institution_id, R.c.terminal_id == terminal_id)))
-    waits = [rule.retry_after(attempts.failures(conn, R, rule, now, *subject, failed=R.c.counted.is_(True)), now) for rule, subject in checks]
+        waits.append(PER_TERMINAL.retry_after(_guesses(conn, _TERMINAL_GUESSES, PER_TERMINAL, now, institution_id=institution_id,
+                                                       terminal_id=terminal_id), now))
     seconds = max((w for w in waits if w is not None), default=None)
     if seconds is None:
         return None
@@ -252,28 +268,26 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
         return _refuse(conn, now, institution, terminal_id, misread, counted=True)  # type: ignore[arg-type]
 
     # The slot row is untrusted until the MAC over (slot, full counter) verifies.
-    slot = conn.execute(select(S).where(S.c.slot == parts.slot)).first()
+    slot = _SLOT(conn, {"slot": parts.slot}).first()
     counter = paycode.full_counter(parts.counter_residue, int(slot.counter)) if slot is not None else None
     if slot is None or counter is None or not paycode.verify(_mac_key(keyring), parts, counter):
         return _refuse(conn, now, institution, terminal_id, _unknown(), counted=True)
-    row = conn.execute(select(PC).where(PC.c.card_id == slot.card_id, PC.c.counter == counter)).first()
+    row = _CODE_OF(conn, {"card_id": slot.card_id, "counter": counter}).first()
     if row is None:
         return _refuse(conn, now, institution, terminal_id, _unknown(), counted=True)
 
-    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now)
+    card = cards.get(conn, row.card_id)  # read once: the holder's checks and the answer both need it
+    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now, card)
     if refusal is not None:
         return _refuse(conn, now, institution, terminal_id, refusal, counted=False, card_id=row.card_id)
 
     # Single use: only one scan moves the row from live to used. A concurrent twin blocks on the row
     # (PostgreSQL) or waits its turn (SQLite), then matches nothing and reports what beat it.
-    won = conn.execute(update(PC).where(PC.c.id == row.id, PC.c.status == "live", PC.c.expires_at > now)
-                       .values(status="used", ended_at=now, institution_id=institution.id, terminal_id=terminal_id)
-                       .returning(PC.c.id)).first()
+    won = _USE(conn, {"id": row.id, "now": now, "institution_id": institution.id, "terminal_id": terminal_id}).first()
     if won is None:
-        after = conn.execute(select(PC).where(PC.c.id == row.id)).one()
+        after = _CODE_BY_ID(conn, {"id": row.id}).first()
         return _refuse(conn, now, institution, terminal_id, _state_refusal(after, now) or _used(), counted=False, card_id=row.card_id)
 
-    card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
     present = presence.record(conn, now, kind="paycode", credential_id=str(row.id), institution=institution, person_id=row.person_id,
@@ -285,9 +299,11 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
                     terminal_id, now, present.id)
 
 
-def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime) -> YibaoError | None:  # noqa: ANN001
-    """Whether the card, the person, the guardian link and the region still allow this genuine code."""
-    card = cards.get(conn, row.card_id)
+def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime,  # noqa: ANN001
+                    card: cards.Card | None = None) -> YibaoError | None:
+    """Whether the card (read here unless given), the person, the guardian link and the region still allow this genuine code."""
+    if card is None:
+        card = cards.get(conn, row.card_id)
     if card is None or card.status != "active":
         return Conflict("code", "paycode_card_not_active", "该支付码对应的社保卡已挂失、注销或不在用",
                         "the card behind this code is lost, cancelled or otherwise not active")
@@ -323,10 +339,10 @@ def scanned(conn: Connection, now: datetime, *, paycode_id: int, institution: In
         minutes = int(SCAN_TO_PAY.total_seconds() // 60)
         raise Conflict("paycode_id", "scan_expired", f"扫码已超过{minutes}分钟，请参保人重新出示医保码",
                        f"the scan is more than {minutes} minutes old; scan the code the holder shows now")
-    refusal = _holder_refusal(conn, row, institution, now)  # a card lost or a link revoked since the scan
+    card = cards.get(conn, row.card_id)
+    refusal = _holder_refusal(conn, row, institution, now, card)  # a card lost or a link revoked since the scan
     if refusal is not None:
         raise refusal
-    card = cards.get(conn, row.card_id)
     assert card is not None
     relation = "self" if row.holder_id == row.person_id else "guardian"
     present = presence.of_credential(conn, "paycode", str(row.id))

@@ -22,6 +22,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
 from yibao.services.people import cards
+from yibao.store.sql import Sql
 from yibao.store.tables import ecard_bindings as B
 from yibao.store.tables import payment_institutions as PI
 
@@ -144,13 +145,20 @@ class Binding:
 
 def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -> Binding | None:
     """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted."""
-    card = cards.active_ecard(conn, payer_id)
-    if card is None:
-        return None
-    which = B.c.is_default.is_(True) if pi_id is None else B.c.payment_institution_id == pi_id
-    r = conn.execute(select(B.c.payment_institution_id, B.c.password_free_limit).join(PI, PI.c.id == B.c.payment_institution_id)
-                     .where(B.c.card_id == card.id, B.c.status == "bound", which, PI.c.status == "admitted")).first()
+    if pi_id is None:
+        r = _DEFAULT(conn, {"person_id": payer_id, "yes": True}).first()
+    else:
+        r = _BOUND_TO(conn, {"person_id": payer_id, "pi_id": pi_id}).first()
     return Binding(r.payment_institution_id, int(r.password_free_limit)) if r else None
+
+
+# Asked on every payment with cash: one prepared statement (store/sql.py) through the active e-card, not two in Core.
+_BINDING = """SELECT b.payment_institution_id, b.password_free_limit FROM cards c
+              JOIN ecard_bindings b ON b.card_id = c.id AND b.status = 'bound'
+              JOIN payment_institutions pi ON pi.id = b.payment_institution_id AND pi.status = 'admitted'
+              WHERE c.person_id = :person_id AND c.kind = 'ecard' AND c.status = 'active' AND """
+_DEFAULT = Sql(_BINDING + "b.is_default = :yes")
+_BOUND_TO = Sql(_BINDING + "b.payment_institution_id = :pi_id")
 
 
 def is_bound(conn: Connection, person_id: str, pi_id: str) -> bool:
