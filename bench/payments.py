@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, _post, figures, free_port, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, CpuMeter, _post, analyze, figures, free_port, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.channels import AgreementRequest  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
@@ -44,6 +44,9 @@ from yibao.store.db import Database  # noqa: E402
 
 RUNS = tuple(int(x) for x in os.environ.get("YIBAO_BENCH_CLIENTS", "1,8,32").split(","))
 SECONDS = float(os.environ.get("YIBAO_BENCH_SECONDS", "3"))
+# The paced run per database: issue 13's targets (YIBAO_BENCH_PACED_PAYMENTS="sqlite:200,postgresql:150"; empty: none).
+PACED = {db: int(rate) for db, _, rate in (item.partition(":") for item in
+                                          os.environ.get("YIBAO_BENCH_PACED_PAYMENTS", "sqlite:200,postgresql:150").split(",") if item)}
 PI = "wxpay-bench"
 
 
@@ -128,29 +131,42 @@ async def run_clients(base: str, credential: str, codes: list[str], clients: int
     return latencies
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of ``pid`` and every process under it (the server's workers), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+async def run_paced(base: str, credential: str, codes: list[str], clients: int, rate: float, seconds: float) -> tuple[list[float], float]:
+    """Open loop at ``rate`` payments per second from ``clients`` connections, each latency counted from its scheduled
+    send time (bench/api.py `run_paced`: no coordinated omission)."""
+    latencies: list[float] = []
+    host, port = base.split("//")[1].split(":")
+    loop = asyncio.get_running_loop()
+    interval = clients / rate
+    start_at = loop.time() + 0.05
+    stop_at = start_at + seconds
+    errors = 0
+
+    async def worker(i: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        due = start_at + i * interval / clients
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, todo = {pid}, [pid]
-    while todo:
-        parent = todo.pop()
-        for child, ppid in parents.items():
-            if ppid == parent and child not in tree:
-                tree.add(child)
-                todo.append(child)
-    return sum(times.get(p, 0.0) for p in tree)
+            while due < stop_at and codes:
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                body = json.dumps({"code": codes.pop(), "lines": LINES, "terminal_id": "BENCH"}).encode()
+                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n"
+                status, answer = await _post(reader, writer, "/api/v1/his/payments/onecode", headers, body)
+                latencies.append(loop.time() - due)
+                if status != 200 or json.loads(answer)["status"] != "completed":
+                    errors += 1
+                    if errors <= 3:
+                        print(f"payment: {status} {answer[:300]!r}", file=sys.stderr)
+                due += interval
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker(i) for i in range(clients)))
+    if errors:
+        raise SystemExit(f"{errors} payments failed")
+    return latencies, loop.time() - start_at
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -175,25 +191,35 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
     server = None
     try:
         wait_ready(sandbox_url, sandbox, path="/sandbox/info", what="yibao sandbox")
-        holders = int(SECONDS * 220 * len(RUNS)) + 100
+        holders = int(SECONDS * (220 * len(RUNS) + PACED.get(db_name, 0))) + 100
         credential, ids = seed(db, keyring, holders, sandbox_url, f"{base}/api/v1/channels/{PI}/notify", key_dir)
         server = start(["serve", "--no-demo", "--port", str(port), "--database", url, "--workers", str(workers)], env)
         wait_ready(base, server)
         codes = issue_codes(db, keyring, ids)
+        analyze(db)
         db.dispose()
         asyncio.run(run_clients(base, credential, codes, 4, 0.5))  # warm up
-        for clients in RUNS:
-            cpu0, sandbox_cpu0, t0 = cpu_seconds(server.pid), cpu_seconds(sandbox.pid), time.perf_counter()
-            lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
-            elapsed = time.perf_counter() - t0
-            cpu, sandbox_cpu = cpu_seconds(server.pid) - cpu0, cpu_seconds(sandbox.pid) - sandbox_cpu0
-            # The platform's CPU per payment (its notification from the sandbox included), and the sandbox's beside it.
-            print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, "clients": clients,
-                              **figures(lat, elapsed, unit="payments"),
-                              "platform_cpu_ms_per_payment": round(cpu * 1000 / max(len(lat), 1), 2),
-                              "sandbox_cpu_ms_per_payment": round(sandbox_cpu * 1000 / max(len(lat), 1), 2)}), flush=True)
+        database = url.rsplit("/", 1)[-1] if db_name == "postgresql" else None
+        # The platform's CPU per payment (its notification from the sandbox included), the sandbox's and PostgreSQL's beside it.
+        platform_cpu, sandbox_cpu = CpuMeter(server.pid, database=database), CpuMeter(sandbox.pid)
+
+        def report(lat: list[float], elapsed: float, **mode: object) -> None:
+            sandbox_ms = sandbox_cpu.per(len(lat), "payment")["platform_cpu_ms_per_payment"]
+            print(json.dumps({"bench": "payments", "db": db_name, "workers": workers, **mode, **figures(lat, elapsed, unit="payments"),
+                              **platform_cpu.per(len(lat), "payment"), "sandbox_cpu_ms_per_payment": sandbox_ms}), flush=True)
             if not codes:
                 print(json.dumps({"bench": "payments", "warning": "ran out of codes: raise the holder count"}), flush=True)
+
+        for clients in RUNS:
+            platform_cpu.start(), sandbox_cpu.start()
+            t0 = time.perf_counter()
+            lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
+            report(lat, time.perf_counter() - t0, mode="closed", clients=clients)
+        rate = PACED.get(db_name)
+        if rate:
+            platform_cpu.start(), sandbox_cpu.start()
+            lat, elapsed = asyncio.run(run_paced(base, credential, codes, 32, rate, SECONDS))
+            report(lat, elapsed, mode="paced", clients=32, offered_per_s=rate)
     finally:
         if server is not None:
             stop(server)
