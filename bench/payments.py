@@ -191,14 +191,14 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
     server = None
     try:
         wait_ready(sandbox_url, sandbox, path="/sandbox/info", what="yibao sandbox")
-        holders = int(SECONDS * (220 * len(RUNS) + PACED.get(db_name, 0))) + 100
+        holders = int(SECONDS * (220 * len(RUNS) + PACED.get(db_name, 0))) + 100 + 100 * max(RUNS) // 4
         credential, ids = seed(db, keyring, holders, sandbox_url, f"{base}/api/v1/channels/{PI}/notify", key_dir)
         server = start(["serve", "--no-demo", "--port", str(port), "--database", url, "--workers", str(workers)], env)
         wait_ready(base, server)
         codes = issue_codes(db, keyring, ids)
         analyze(db)
         db.dispose()
-        asyncio.run(run_clients(base, credential, codes, 4, 0.5))  # warm up
+        asyncio.run(run_clients(base, credential, codes, max(RUNS), 1.0))  # warm up: every pooled connection opened (bench/api.py)
         database = url.rsplit("/", 1)[-1] if db_name == "postgresql" else None
         # The platform's CPU per payment (its notification from the sandbox included), the sandbox's and PostgreSQL's beside it.
         platform_cpu, sandbox_cpu = CpuMeter(server.pid, database=database), CpuMeter(sandbox.pid)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.channels import HANG_MS
+from tests.support.channels import CLIENT_TIMEOUT_S, HANG_MS
 from tests.support.payments import LINES, PlatformServer, payment_world, wait_until
 from yibao.app import create_app
 from yibao.domain import payment_order as po
@@ -27,7 +27,7 @@ from yibao.store.tables import channel_notifications
 @pytest.fixture
 def stack(db, keyring, wxpay):
     server = PlatformServer(lambda url: create_app(db, keyring=keyring))
-    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=1000,  # under the 1.5 s hang below, with room for a loaded machine
+    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=int(CLIENT_TIMEOUT_S * 1000),  # just under the hang below
                        notify_url=f"{server.url}/api/v1/channels/wxpay-440300/notify")
     pw.pay(key="warm-up")  # signs the holder's agreement before any knob is turned
     yield pw, server

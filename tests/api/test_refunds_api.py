@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api import his, key
-from tests.support.channels import HANG_MS
+from tests.support.channels import CLIENT_TIMEOUT_S, HANG_MS
 from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 from yibao.services import Context
@@ -21,9 +21,9 @@ from yibao.services.payments import recovery, refunds
 
 @pytest.fixture
 def pw(db, keyring, wxpay):
-    # The connector waits 1 s: long enough for the sandbox's answer on a loaded CI machine (300 ms was not: the
-    # payment itself came back unknown), shorter than the 1.5 s hang of the timeout test.
-    return payment_world(db, keyring, wxpay, limit=50000, balance=20000, timeout_ms=1000)
+    # The connector waits as every test's does (tests/support/channels.py): 1 s was not always enough for the sandbox's
+    # answer on a loaded machine; the timeout test's hang is just past it.
+    return payment_world(db, keyring, wxpay, limit=50000, balance=20000, timeout_ms=int(CLIENT_TIMEOUT_S * 1000))
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_refunding_some_items_cancels_the_whole_settlement_and_settles_the_kept_
 def test_items_are_refunded_from_a_payment_the_account_paid_in_full(client, db, keyring, wxpay):
     """No cash share (the account paid all the personal share): nothing to give back in cash is not "already
     given back" — refunding some items must work here as well (it was refused already_partly_refunded)."""
-    rich = payment_world(db, keyring, wxpay, limit=50000, balance=10_000_00, timeout_ms=1000)
+    rich = payment_world(db, keyring, wxpay, limit=50000, balance=10_000_00, timeout_ms=int(CLIENT_TIMEOUT_S * 1000))
     doc = _pay(client, rich)
     assert doc["cash"]["amount"] == "0.00" and doc["account"]["amount"] != "0.00", doc
     before = rich.balances()

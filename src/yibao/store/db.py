@@ -26,6 +26,7 @@ DEFAULT_URL = "sqlite:///.yibao/yibao.db"  # beside the demo's key file, ignored
 # PostgreSQL (each deadlock costs its deadlock_timeout, 1 s by default) a fixed 8 attempts ran out.
 RETRY_DEADLINE_S = float(os.environ.get("YIBAO_RETRY_DEADLINE", "30"))
 PING_AFTER_IDLE_S = 10.0  # a pooled PostgreSQL connection idle longer than this is asked before it is used
+PREPARED_PER_CONNECTION = 2000  # statements psycopg keeps prepared on each connection (its default: 100)
 _UNIT_END = "yibao_unit_end"
 _AUDIT_KEY = "yibao_audit_key"
 
@@ -145,6 +146,14 @@ class Database:
 
             return engine
         engine = create_engine(self.url, echo=echo, pool_size=20, max_overflow=20)
+
+        @event.listens_for(engine, "connect")
+        def _prepare_more(dbapi_conn, _record) -> None:  # noqa: ANN001
+            # psycopg prepares a statement on the server after its 5th use and keeps 100 per connection, dropping the
+            # least recently used. The payment path alone uses more than 100 distinct statements, so each connection
+            # kept deallocating and preparing them again: the server planned anew ~every statement, 21 ms of its CPU
+            # per one-code payment (issue 13, docs/benchmarks.md). Room for all of them:
+            dbapi_conn.prepared_max = PREPARED_PER_CONNECTION
 
         @event.listens_for(engine, "connect")
         @event.listens_for(engine, "checkin")
