@@ -247,3 +247,44 @@ def test_a_first_payment_records_the_agreement_with_the_cash_request(db, keyring
     assert order.status == po.COMPLETED
     # the code, the order and the hold (it stops at held); the signed agreement with the cash request; the answer.
     assert units == [True, True, True]
+
+
+def test_a_retry_that_sends_a_requested_payment_again_never_voids_it_on_a_refusal_nor_on_a_stale_not_found(db, keyring, wxpay, monkeypatch,
+                                                                                                          clock):
+    """Review of issue 13: a copy of the request finds its order cash_requested (the first copy died calling the institution)
+    and sends the request again under the same out_trade_no. A real institution refuses a second pay of a trade it already
+    collected (ORDERPAID, ACQ.TRADE_HAS_SUCCESS): that refusal must not void the order — it is in doubt until a query
+    says. And the resend moves the order's time, so a recovery that read it before cannot void it on a stale "not found"."""
+    from yibao.channels import Declined
+    from yibao.channels.wxpay.connector import WxPayChannel
+    from yibao.services.payments import cash
+
+    pw = payment_world(db, keyring, wxpay)
+    pw.pay(key="R0")  # the agreement exists: the next payment requests its cash in its first unit
+
+    class Died(BaseException):
+        pass
+
+    async def die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the process dies between the request and the call
+        raise Died()
+
+    code = pw.code()
+    monkeypatch.setattr(cash, "_pay", die)
+    with pytest.raises(Died):
+        pw.pay(key="R1", code=code)
+    monkeypatch.undo()
+    first = db.run(lambda c: payments.for_request(c, pw.w.hospital.id, "R1"), write=False)
+    assert first.status == po.CASH_REQUESTED
+
+    async def refuse(self, request):  # noqa: ANN001, ANN202 - the institution refuses the second pay of the trade
+        raise Declined(self.name, "ORDERPAID", "订单已支付", "the order is already paid")
+
+    monkeypatch.setattr(WxPayChannel, "pay", refuse)
+    clock.advance(seconds=30)  # the HIS retries half a minute later
+    again = pw.pay(key="R1", code=code)
+    assert again.id == first.id and again.status == po.CASH_UNKNOWN and again.updated_at > first.updated_at
+    assert pw.balances()["pending"] > 0  # still held: a query decides
+
+    stale = db.run(lambda c: payments.record_cash(c, db.clock(), order_id=first.id, outcome="not_found", actor="recovery",
+                                                  seen=first.updated_at))
+    assert stale.status == po.CASH_UNKNOWN  # a "not found" decided on the order as it was before the resend is dropped

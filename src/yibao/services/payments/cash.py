@@ -200,8 +200,11 @@ async def _resume(ctx: Context, order: Order, actor: str, finish: Finish | None,
     if order.status == po.CASH_REQUESTED and order.cash_source != "credit":
         # Requested by a copy of this request that is calling the institution now (or died doing so): asking for the
         # same out_trade_no again is the same trade, and answers once it is decided — a query could find nothing yet
-        # and void a payment the institution is about to collect.
-        return await collect(ctx, order, actor=actor, finish=finish)
+        # and void a payment the institution is about to collect. Sent again, a refusal is not believed: a real
+        # institution refuses a second pay of a trade it already collected (ORDERPAID, ACQ.TRADE_HAS_SUCCESS), so
+        # only a query may void the order (`_pay` ``resent``); and the order's time moves first, so a recovery that
+        # read it before cannot void it on a stale "not found" while the request is on its way (review of issue 13).
+        return await collect(ctx, order, actor=actor, finish=finish, resend=True)
     if order.status in po.CASH_IN_DOUBT:
         return await ask(ctx, order, actor=actor, finish=finish)
     return order
@@ -236,7 +239,8 @@ async def _signed_route(ctx: Context, order: Order, actor: str,
     return channel, signed.agreement_no, record
 
 
-async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | None = None, finish: Finish | None = None) -> Order:
+async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | None = None, finish: Finish | None = None,
+                  resend: bool = False) -> Order:
     """Collect the cash of a held order (password-free) or of a confirmed one (already cash_requested)."""
     assert order.payment_institution_id is not None
     if order.cash_source == "credit":
@@ -257,20 +261,21 @@ async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | 
     def request(c: Connection) -> Order:  # the new agreement (if any) and the request: one unit, before the call
         if record is not None:
             record(c)
-        return payments.request_cash(c, now, order_id=order.id, actor=actor)
+        return payments.request_cash(c, now, order_id=order.id, actor=actor, resend=resend)
     order = await ctx.run(request)
     if order.terminal:
         return order
-    return await _pay(ctx, channel, order, agreement_no, actor, finish)
+    return await _pay(ctx, channel, order, agreement_no, actor, finish, resent=resend)
 
 
-async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str, finish: Finish | None = None) -> Order:
+async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str, finish: Finish | None = None,
+               resent: bool = False) -> Order:
     trade_no = None
     try:
         result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no))
         outcome, trade_no = ("succeeded" if result.status == "succeeded" else "unknown"), result.trade_no
     except Declined:
-        outcome = "declined"
+        outcome = "unknown" if resent else "declined"  # resent: the refusal may be of a second pay of a collected trade
     except (OutcomeUnknown, NotFoundAtChannel, ChannelError) as exc:
         outcome = "unknown"  # timeout, 5xx, unsigned answer: only a query (or a verified notification) may end it
         log.warning("payment %s: the cash outcome is unknown (%s: %s); recovery will ask", order.id, type(exc).__name__, exc.code)
@@ -303,7 +308,7 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
         log.warning("payment %s: the query gave no answer (%s: %s); asked again later", order.id, type(exc).__name__, exc.code)
     now = ctx.now()
     return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
-                                                                     actor=actor), finish))
+                                                                     actor=actor, seen=order.updated_at), finish))
 
 
 async def _credit_pay(ctx: Context, order: Order, actor: str, finish: Finish | None = None) -> Order:

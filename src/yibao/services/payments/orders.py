@@ -255,15 +255,22 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
 # ---- 2. the cash request ---------------------------------------------------------------------------
 
 
-def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str) -> Order:
+def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str, resend: bool = False) -> Order:
     """Record that the institution is about to be asked for the cash (held → cash_requested).
 
     An order already requested is returned unchanged: the caller asks again with the same
     out_trade_no, which the institution treats as the same trade. An order already ended (a second
     copy of the same request finished it between our read and this lock) is returned as it is; the
     callers stop on a terminal order.
+
+    ``resend``: a retry is about to send the request of a ``cash_requested`` order again; its time is moved to now, so
+    recovery's grace starts again and a recovery that read the order before cannot void it on a stale "not found"
+    (`record_cash` ``seen``).
     """
     order = require(conn, order_id, lock=True)
+    if resend and order.status == po.CASH_REQUESTED:
+        conn.execute(update(O).where(O.c.id == order.id).values(updated_at=now))
+        return require(conn, order.id)
     if order.status in po.CASH_IN_DOUBT or order.terminal:
         return order
     return move(conn, order, po.REQUEST_CASH, now, actor)
@@ -280,14 +287,19 @@ OUTCOMES = {"succeeded": po.CASH_SUCCEEDED, "declined": po.DECLINED, "failed": p
             "unknown": po.CASH_UNKNOWN}
 
 
-def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str, trade_no: str | None = None, actor: str) -> Order:
+def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str, trade_no: str | None = None, actor: str,
+                seen: datetime | None = None) -> Order:
     """What the institution said about the cash: complete, void, or keep asking.
 
     Only an order whose cash was requested can take it. A success for an order already voided (the
     institution collected after all) is not undone silently: it is marked as an anomaly to refund.
+    ``seen``: the order's time when the caller decided to ask; an answer that would void it is dropped if the order
+    moved since (a retry sent its request again meanwhile: the trade may be collected now) — it is asked again later.
     """
     event = OUTCOMES[outcome]
     order = require(conn, order_id, lock=True)
+    if seen is not None and outcome != "succeeded" and not order.terminal and order.updated_at != seen:
+        return order
     if order.terminal:
         if order.status == po.VOIDED and outcome == "succeeded" and order.anomaly is None:
             conn.execute(update(O).where(O.c.id == order.id).values(anomaly="cash_after_void", trade_no=trade_no, updated_at=now))
