@@ -98,3 +98,45 @@ def test_an_upgraded_database_keeps_its_plain_chain_keys_what_follows_and_never_
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0016_undone_writes_the_derived_balances_back_and_redone_derives_them_again(db):
+    """Down from 0016, an account that derived its balance gets its running balance written back from its transfers (and
+    the lanes and indexes go as they came); up again, the row is zero and the balance the same. The test's own alembic
+    run: `yibao db` has no downgrade command."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from yibao.services.books import ledger
+    from yibao.store.migrate import _config
+    from yibao.store.tables import ledger_accounts, transfers
+
+    def to(revision: str, up: bool) -> None:
+        cfg = _config(db)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    now = db.clock()
+    db.run(lambda c: [ledger.ensure_account(c, a, "440300", k, now) for a, k in (("fund:440300:pool", "fund_pool"),
+                                                                                   ("institution:H1:receivable", "institution_receivable"))])
+    with db.engine.begin() as conn:
+        conn.execute(insert(transfers).values(client_id="s:1", region="440300", debit_account_id="fund:440300:pool",
+                                              credit_account_id="institution:H1:receivable", amount=123_45, kind="single",
+                                              state="posted", code="settlement", ref="s", created_at=now))
+    to("0015", up=False)
+    with db.engine.connect() as conn:
+        rows = {r.id: (r.debits_posted, r.credits_posted) for r in conn.execute(select(ledger_accounts.c.id, ledger_accounts.c.debits_posted,
+                                                                                        ledger_accounts.c.credits_posted))}
+    assert rows == {"fund:440300:pool": (123_45, 0), "institution:H1:receivable": (0, 123_45)}
+    to("head", up=True)
+    assert db.run(lambda c: (ledger.balance(c, "fund:440300:pool"), ledger.balance(c, "institution:H1:receivable")),
+                  write=False) == (-123_45, 123_45)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

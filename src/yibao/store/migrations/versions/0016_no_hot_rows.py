@@ -57,4 +57,33 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("0016 is not undone: derived balances would have to be written back and lanes merged")
+    conn = op.get_bind()
+    used = conn.execute(sa.text("SELECT COUNT(*) FROM audit_log WHERE lane <> 0")).scalar_one()
+    if used:
+        # Entries of other lanes cannot join lane 0's chain without recomputing MACs the key vouches for: refused,
+        # with nothing changed, rather than a trail that no longer verifies.
+        raise RuntimeError(f"0016 cannot be undone: {used} audit entries are in lanes other than 0 (one chain per region "
+                           "cannot hold them without rewriting the trail)")
+    # Running balances again for every account: the sums of its transfers, as 0016 derived them.
+    for side, column, where in (("debits_pending", "debit_account_id", "kind = 'pending' AND state = 'pending'"),
+                                ("debits_posted", "debit_account_id", "kind IN ('single', 'post')"),
+                                ("credits_pending", "credit_account_id", "kind = 'pending' AND state = 'pending'"),
+                                ("credits_posted", "credit_account_id", "kind IN ('single', 'post')")):
+        conn.execute(sa.text(f"UPDATE ledger_accounts SET {side} = (SELECT COALESCE(SUM(amount), 0) FROM transfers "
+                             f"WHERE {column} = ledger_accounts.id AND {where}) WHERE NOT debits_must_not_exceed_credits"))
+    conn.execute(sa.text("DELETE FROM audit_heads WHERE lane <> 0"))
+    with op.batch_alter_table('audit_heads', schema=None, recreate='always') as batch_op:
+        batch_op.drop_constraint('pk_audit_heads', type_='primary')
+        batch_op.create_primary_key('pk_audit_heads', ['region'])
+        batch_op.drop_column('lane')
+    with op.batch_alter_table('audit_log', schema=None, recreate='always') as batch_op:
+        batch_op.drop_constraint('pk_audit_log', type_='primary')
+        batch_op.create_primary_key('pk_audit_log', ['region', 'seq'])
+        batch_op.drop_column('lane')
+    op.drop_index('ix_presences_person_live', table_name='presences')
+    op.drop_index('ix_presences_owner_live', table_name='presences')
+    op.create_index('ix_presences_live', 'presences', ['institution_id', 'status', 'expires_at'], unique=False)
+    op.create_index('ix_visits_institution_status', 'visits', ['institution_id', 'status'], unique=False)
+    if conn.dialect.name == 'postgresql':
+        for table in UPDATED_IN_PLACE:
+            op.execute(f'ALTER TABLE {table} RESET (fillfactor)')
