@@ -128,6 +128,9 @@ class PaymentRequest:
     amount_fen: int
     description: str
     agreement_no: str  # the institution's agreement number for the holder (from `sign_agreement`)
+    # When the platform recorded the order: an institution that names an order by number *and* time (UnionPay's
+    # txnTime) sends this one, so a resend is the same order and a later query can name it. None: the connector's clock.
+    sent_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _check_out_no(self.out_trade_no, "out_trade_no")
@@ -149,6 +152,11 @@ class RefundRequest:
     amount_fen: int
     paid_fen: int  # the original payment's amount (WeChat wants it; every connector checks amount ≤ paid)
     reason: str = ""
+    # For institutions that name orders by number and time (UnionPay): when the refund and its payment were recorded,
+    # and the institution's id of the trade (UnionPay's origQryId). None: the connector finds out or uses its clock.
+    sent_at: datetime | None = None
+    trade_no: str | None = None
+    trade_sent_at: datetime | None = None
 
     def __post_init__(self) -> None:
         _check_out_no(self.out_trade_no, "out_trade_no")
@@ -254,6 +262,12 @@ def check_statement_totals(st: Statement) -> Statement:
         raise StatementError(st.channel, "statement_totals_mismatch", "对账单汇总行与明细不符",
                              f"{st.channel}: the statement's summary line disagrees with its rows")
     return st
+
+
+def sent_at_kw(channel: object, at: datetime | None) -> dict[str, datetime]:
+    """The keyword for `query`/`query_refund` of a connector that names an order by number and send time
+    (``names_orders_by_time``, UnionPay's orderId + txnTime): the time the platform recorded it. Others take none."""
+    return {"sent_at": at} if at is not None and getattr(channel, "names_orders_by_time", False) else {}
 
 
 # ---- the protocol ------------------------------------------------------------------------------

@@ -102,12 +102,14 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
         from yibao.channels.unionpay import connector as unionpay
         from yibao.sandbox.channels import unionpay as sandbox_unionpay
 
-        ucfg = sandbox_unionpay.UnionPaySandboxConfig(key=skey, mer_id="777290058110048", merchant_key=pkey.public_key(),
+        # UnionPay signs with a certificate its root → middle CA issued; the platform trusts those two (not one key).
+        ca = sandbox_unionpay.load_or_create_ca(key_dir, skey)
+        ucfg = sandbox_unionpay.UnionPaySandboxConfig(ca=ca, mer_id="777290058110048", merchant_key=pkey.public_key(),
                                                       callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed)
 
         def make_unionpay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
-            return unionpay.UnionPayChannel(unionpay.UnionPayConfig(base_url, ucfg.mer_id, key_serial(pkey), pkey, key_serial(skey),
-                                                                    skey.public_key(), notify_url, timeout))
+            return unionpay.UnionPayChannel(unionpay.UnionPayConfig(base_url, ucfg.mer_id, unionpay.tx.cert_id_of(pkey), pkey, ca.root,
+                                                                    ca.middle, notify_url, timeout))
         return Pair(name, sandbox_unionpay.create_app(ucfg, clock=clock), make_unionpay)
     raise ValueError(f"no sandbox institution named {name!r}; choose one of {', '.join(NAMES)}")
 

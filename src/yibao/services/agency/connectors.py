@@ -119,9 +119,15 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
         except (ValueError, TypeError):
             raise InputError("private_key_pem", "invalid_key", "应为 PEM 格式的 RSA 私钥", "must be an RSA private key in PEM") from None
         try:
-            pub = public_pem(load_public_key(institution_public_key_pem or "")).decode()
+            if connector == "unionpay":  # UnionPay: its middle and root certificates (answers carry the signing certificate)
+                from yibao.channels.unionpay import transformers as unionpay_tx
+
+                pub = unionpay_tx.anchors_pem(*unionpay_tx.trust_anchors(institution_public_key_pem or ""))
+            else:
+                pub = public_pem(load_public_key(institution_public_key_pem or "")).decode()
         except (ValueError, TypeError):
-            raise InputError("institution_public_key_pem", "invalid_key", "应为 PEM 格式的 RSA 公钥", "must be an RSA public key in PEM") from None
+            raise InputError("institution_public_key_pem", "invalid_key", "应为 PEM 格式的 RSA 公钥（银联：中级与根证书）",
+                             "must be an RSA public key in PEM (UnionPay: its middle and root certificates)") from None
     if needs_secret:
         if not isinstance(shared_secret, bytes) or len(shared_secret) != 32:
             raise InputError("shared_secret", "invalid_secret", "共享密钥应为32字节（base64）", "must be 32 bytes (base64)")
@@ -139,8 +145,20 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
     assert cfg is not None
     audit.append(conn, region=pi.region, actor=actor, action="channel.configure", subject=pi_id,
                  detail={"connector": connector, "base_url": base, "merchant_id": merchant_id, "version": cfg.version,
-                         "institution_key": key_serial(load_public_key(pub)) if pub else None}, now=now)
+                         "institution_key": _serial(pub)}, now=now)
     return view(cfg)
+
+
+def _serial(pem: str | None) -> str | None:
+    """The institution key's serial; for UnionPay's certificate bundle, its middle certificate's key."""
+    if not pem:
+        return None
+    if "CERTIFICATE" in pem:
+        from yibao.channels.unionpay import transformers as unionpay_tx
+
+        middle, _ = unionpay_tx.trust_anchors(pem)
+        return key_serial(middle.public_key())  # type: ignore[arg-type]
+    return key_serial(load_public_key(pem))
 
 
 def view(cfg: ChannelConfig) -> dict[str, Any]:
@@ -149,14 +167,15 @@ def view(cfg: ChannelConfig) -> dict[str, Any]:
             "base_url": cfg.base_url, "merchant_id": cfg.merchant_id, "app_id": cfg.app_id, "notify_url": cfg.notify_url,
             "timeout_ms": cfg.timeout_ms, "version": cfg.version, "has_private_key": cfg.private_key_enc is not None,
             "has_shared_secret": cfg.shared_secret_enc is not None,
-            "institution_key_serial": key_serial(load_public_key(cfg.institution_public_key)) if cfg.institution_public_key else None,
+            "institution_key_serial": _serial(cfg.institution_public_key),
             "updated_at": iso_utc(cfg.updated_at)}
 
 
 def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTransport | None = None) -> Channel:
     """The connector for one configuration (keys decrypted here, kept only in the connector)."""
     key = load_private_key(keyring.decrypt(cfg.private_key_enc, "channel private key")) if cfg.private_key_enc else None
-    pub = load_public_key(cfg.institution_public_key) if cfg.institution_public_key else None
+    certs = cfg.institution_public_key is not None and "CERTIFICATE" in cfg.institution_public_key
+    pub = load_public_key(cfg.institution_public_key) if cfg.institution_public_key and not certs else None
     secret = base64.b64decode(keyring.decrypt(cfg.shared_secret_enc, "channel shared secret")) if cfg.shared_secret_enc else b""
     timeout = cfg.timeout_ms / 1000
     if cfg.connector == "wxpay":
@@ -173,8 +192,9 @@ def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTra
     if cfg.connector == "unionpay":
         from yibao.channels.unionpay import connector as unionpay
 
-        assert key is not None and pub is not None
-        return unionpay.UnionPayChannel(unionpay.UnionPayConfig(cfg.base_url, cfg.merchant_id, key_serial(key), key, key_serial(pub), pub,
+        assert key is not None and cfg.institution_public_key is not None
+        middle, root = unionpay.tx.trust_anchors(cfg.institution_public_key)
+        return unionpay.UnionPayChannel(unionpay.UnionPayConfig(cfg.base_url, cfg.merchant_id, unionpay.tx.cert_id_of(key), key, root, middle,
                                                                 cfg.notify_url, timeout), transport=transport)
     from yibao.channels.bank import connector as bank
 
@@ -246,6 +266,8 @@ def settings_of(channel: Any) -> dict[str, Any]:
         return {**common, "merchant_id": c.app_id, "private_key_pem": private_pem(c.app_key).decode(),
                 "institution_public_key_pem": public_pem(c.alipay_key).decode()}
     if name == "unionpay":
+        from yibao.channels.unionpay import transformers as unionpay_tx
+
         return {**common, "merchant_id": c.mer_id, "private_key_pem": private_pem(c.merchant_key).decode(),
-                "institution_public_key_pem": public_pem(c.unionpay_key).decode()}
+                "institution_public_key_pem": unionpay_tx.anchors_pem(c.middle_cert, c.root_cert)}
     return {**common, "merchant_id": c.merchant_id, "shared_secret": c.secret}

@@ -37,6 +37,7 @@ from yibao.channels.base import (
     NotFoundAtChannel,
     OutcomeUnknown,
     PaymentRequest,
+    sent_at_kw,
 )
 from yibao.channels.wire import holder_token
 from yibao.crypto.pii import Keyring
@@ -272,7 +273,7 @@ async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, 
                resent: bool = False) -> Order:
     trade_no = None
     try:
-        result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no))
+        result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no, sent_at=order.created_at))
         outcome, trade_no = ("succeeded" if result.status == "succeeded" else "unknown"), result.trade_no
     except Declined:
         outcome = "unknown" if resent else "declined"  # resent: the refusal may be of a second pay of a collected trade
@@ -295,7 +296,7 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
     trade_no = None
     try:
         channel = await ctx.channel(order.payment_institution_id)
-        truth = await channel.query(order.id)
+        truth = await channel.query(order.id, **sent_at_kw(channel, order.created_at))  # UnionPay names it by orderId + txnTime
         outcome = {"succeeded": "succeeded", "failed": "failed"}.get(truth.status, "unknown")
         trade_no = truth.trade_no
         if truth.status == "succeeded" and truth.amount_fen != order.cash_pay:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest
+from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest, sent_at_kw
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
@@ -284,13 +284,16 @@ async def drive(ctx: Context, r: Any, *, actor: str) -> Any:
     refund_no = error_code = None
     try:
         channel = await ctx.channel( order.payment_institution_id)
+        # UnionPay names a refund and its trade by number and send time, and the trade by its queryId (our trade_no).
+        ask = RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON, sent_at=r.created_at, trade_no=order.trade_no,
+                            trade_sent_at=order.created_at)
         if r.status == "unknown":
             try:
-                result = await channel.query_refund(order.id, r.id)
+                result = await channel.query_refund(order.id, r.id, **sent_at_kw(channel, r.created_at))
             except NotFoundAtChannel:  # signed: it never got the refund, so nothing was given back: ask for it (same out_refund_no)
-                result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+                result = await channel.refund(ask)
         else:
-            result = await channel.refund(RefundRequest(order.id, r.id, r.cash_fen, order.cash_pay, REFUND_REASON))
+            result = await channel.refund(ask)
         refund_no, error_code = result.refund_id, result.error_code
         outcome = {"succeeded": "succeeded", "failed": "failed"}.get(result.status, "unknown")
         if outcome == "succeeded" and result.amount_fen != r.cash_fen:
