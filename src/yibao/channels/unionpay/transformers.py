@@ -473,6 +473,11 @@ def trust_anchors(pem: str | bytes) -> tuple[x509.Certificate, x509.Certificate]
     middles = [c for c in certs if c.issuer != c.subject]
     if len(certs) != 2 or len(roots) != 1 or len(middles) != 1 or middles[0].issuer != roots[0].subject:
         raise ValueError("expected UnionPay's middle certificate and the root that issued it")
+    try:
+        middles[0].verify_directly_issued_by(roots[0])
+        roots[0].verify_directly_issued_by(roots[0])
+    except (InvalidSignature, TypeError) as exc:
+        raise ValueError("the middle certificate is not signed by the root") from exc
     return middles[0], roots[0]
 
 
