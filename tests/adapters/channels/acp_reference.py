@@ -32,6 +32,7 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 
 UNIONPAY_CNNAME = "中国银联股份有限公司"
 TEST_CNNAME = "00040000:SIGN"
+_JAVA_TRIM = "".join(map(chr, range(33)))  # what Java's String.trim() removes (filterBlank's isEmpty)
 
 
 def cover_map_to_string(data: dict[str, str]) -> str:
@@ -43,7 +44,7 @@ def _hex_sha256(data: dict[str, str]) -> bytes:
 
 
 def sign(data: dict[str, str], key: rsa.RSAPrivateKey, cert_id: str) -> dict[str, str]:
-    out = {k: v for k, v in data.items() if v is not None and v.strip() != ""}
+    out = {k: v for k, v in data.items() if v is not None and v.strip(_JAVA_TRIM) != ""}
     out["certId"] = cert_id
     out["signature"] = base64.b64encode(key.sign(_hex_sha256(out), padding.PKCS1v15(), hashes.SHA256())).decode()
     return out

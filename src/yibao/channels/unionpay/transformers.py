@@ -109,8 +109,8 @@ def digest_hex(params: Mapping[str, str]) -> bytes:
 
 
 def sign(cfg: UnionPayConfig, params: Mapping[str, str]) -> dict[str, str]:
-    """The SDK's request signing: empty fields dropped, certId set, then RSA over the hex digest."""
-    data = {k: v for k, v in params.items() if v != "" and k != "signature"}
+    """The SDK's request signing: blank fields dropped (filterBlank), certId set, then RSA over the hex digest."""
+    data = {k: v for k, v in params.items() if any(ord(c) > 32 for c in v) and k != "signature"}  # Java trim(): ≤ U+0020 is blank
     data["certId"] = cfg.cert_id
     return {**data, "signature": rsa_sign(cfg.merchant_key, digest_hex(data))}
 
@@ -230,7 +230,7 @@ def delete_token_params(cfg: UnionPayConfig, order_id: str, token: str, now: dat
 
 def pay_params(cfg: UnionPayConfig, req: PaymentRequest, at: datetime) -> dict[str, str]:
     return sign(cfg, _base(cfg, "01", "01", TOKEN_BIZ, at, channelType="07", orderId=req.out_trade_no, currencyCode="156",
-                           txnAmt=fen_to_digits(req.amount_fen), backUrl=cfg.notify_url or "",
+                           txnAmt=fen_to_digits(req.amount_fen), backUrl=cfg.notify_url or "", orderDesc=req.description,
                            tokenPayData=token_data(cfg, req.agreement_no)))
 
 
