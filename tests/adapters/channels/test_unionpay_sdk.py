@@ -323,6 +323,8 @@ def test_notifications_as_published_verify_and_forgeries_do_not():
                                                  "tokenPayData": "{token=6235240000021234567&trId=62000000001&tokenLevel=40"
                                                                  "&tokenBegin=20261231235958&tokenEnd=20361231235958&tokenType=01}"}))
     assert (a.kind, a.status, a.data["subject"], a.data["token"]) == ("agreement", "active", "K202612310001", "6235240000021234567")
+    assert ch.verify_notification({}, notification({**PAID, "respCode": "05"})).status == "processing"  # not decided: not a failure
+    assert ch.verify_notification({}, notification({**PAID, "respCode": "61"})).status == "failed"
     assert ch.ack(True).status_code == 200 and ch.ack(False).status_code != 200
     good = notification(PAID)
     forgeries = [good.replace(b"txnAmt=12345", b"txnAmt=1"),  # altered

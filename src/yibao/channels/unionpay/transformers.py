@@ -343,12 +343,13 @@ def parse_notification(cfg: UnionPayConfig, body: bytes, now: datetime) -> Notif
     try:
         txn, code = params["txnType"], params["respCode"]
         ok = code in SUCCESS
+        state = "succeeded" if ok else "processing" if code in UNKNOWN_CODES else "failed"  # 03/04/05: not decided yet
         data = {k: v for k, v in params.items() if k not in ("signature", "signPubKeyCert")}
         if txn == "01":
-            return Notification(cfg.name, "payment", params["queryId"], "succeeded" if ok else "failed", out_trade_no=params["orderId"],
+            return Notification(cfg.name, "payment", params["queryId"], state, out_trade_no=params["orderId"],
                                 trade_no=params["queryId"], amount_fen=digits_to_fen(params["txnAmt"]), data=data)
         if txn == "04":
-            return Notification(cfg.name, "refund", params["queryId"], "succeeded" if ok else "failed",
+            return Notification(cfg.name, "refund", params["queryId"], state,
                                 out_trade_no=params.get("reqReserved") or None, out_refund_no=params["orderId"],
                                 trade_no=params["queryId"], amount_fen=digits_to_fen(params["txnAmt"]), data=data)
         if txn in ("79", "74"):
