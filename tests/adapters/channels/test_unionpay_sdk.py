@@ -416,3 +416,38 @@ def test_the_statement_is_the_zm_file_of_a_settle_date():
     gw.answers = [lambda req: {**file_answer("")(req), "fileContent": base64.b64encode(b"not deflated").decode()}]
     with pytest.raises(StatementError):
         run(connector(gw).statement(date(2027, 1, 1)))
+
+
+# ---- the platform through the faithful connector (both databases) -----------------------------------------
+
+def test_the_platform_sends_each_order_with_its_own_time_and_asks_with_it_again(db, keyring, unionpay, clock):
+    """A payment and a refund through the platform's services: the order goes out with its recorded time as txnTime,
+    so any process can ask about it later; a refund whose answer was lost is found again by recovery with its own."""
+    from fastapi.testclient import TestClient
+
+    from tests.support.api import his, key
+    from tests.support.payments import LINES, payment_world
+    from yibao.app import create_app
+    from yibao.services import Context
+    from yibao.services.payments import orders, recovery
+
+    pw = payment_world(db, keyring, unionpay, limit=50000, balance=20000, timeout_ms=5000)
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
+        r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "account": {"use": True}},
+                        headers={**his(pw), **key()})
+        assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+        order = db.run(lambda c: orders.require(c, r.json()["payment_id"]), write=False)
+        elsewhere = UnionPayChannel(unionpay.channel.config)  # another process: it never sent this order
+        assert run(elsewhere.query(order.id, sent_at=order.created_at)).trade_no == order.trade_no
+        with pytest.raises(NotFoundAtChannel):  # the same orderId at another txnTime is another (unknown) order
+            run(elsewhere.query(order.id, sent_at=order.created_at + timedelta(seconds=1)))
+
+        unionpay.runtime.set_knobs(server_error_rate=1.0)  # 06 system busy: nothing done, the refund's outcome unknown
+        refund = client.post(f"/api/v1/his/payments/{order.id}/refunds", json={"scope": "cash"}, headers={**his(pw), **key()})
+        assert refund.status_code == 202 and refund.json()["status"] == "unknown", refund.text
+        unionpay.runtime.set_knobs(server_error_rate=0.0)
+        clock.advance(minutes=2)
+        report = asyncio.run(recovery.recover(Context.for_database(db, keyring)))
+        assert report.refunds == {refund.json()["refund_id"]: "succeeded"}
+        books = unionpay.runtime.books
+        assert books.refunds[refund.json()["refund_id"]].amount_fen == order.cash_pay and books.trades[order.id].refunded_fen == order.cash_pay
