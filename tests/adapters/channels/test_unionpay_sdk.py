@@ -451,3 +451,20 @@ def test_the_platform_sends_each_order_with_its_own_time_and_asks_with_it_again(
         assert report.refunds == {refund.json()["refund_id"]: "succeeded"}
         books = unionpay.runtime.books
         assert books.refunds[refund.json()["refund_id"]].amount_fen == order.cash_pay and books.trades[order.id].refunded_fen == order.cash_pay
+
+
+def test_a_resend_without_a_time_is_the_same_order_and_a_duplicate_of_an_unknown_time_stays_unknown():
+    gw = Gateway()
+    missing = lambda req: {**COMMON, "orderId": req["orderId"], "txnTime": req["txnTime"], "txnType": "00", "respCode": "34",  # noqa: E731
+                           "respMsg": "查无此交易"}
+    gw.answers = [consume_answer, query_answer("00"), lambda req: {**consume_answer(req), "respCode": "12"}, query_answer("00"),
+                  lambda req: {**consume_answer(req), "respCode": "12"}, missing]
+    now = [T0]
+    ch = UnionPayChannel(connector(gw).config, transport=gw.transport(), clock=lambda: now[0])
+    req = PaymentRequest("T202612310009", 12345, "门诊缴费", "6235240000021234567")
+    run(ch.pay(req))
+    now[0] = T0 + timedelta(seconds=5)
+    assert run(ch.pay(req)).status == "succeeded"  # sent again with the first txnTime: a duplicate of itself, found by the query
+    assert {f["txnTime"] for _, f in gw.requests} == {"20261231235958"}
+    with pytest.raises(OutcomeUnknown):  # a duplicate we cannot name: neither paid nor failed as far as we know
+        run(connector(gw).pay(PaymentRequest("T202612310009", 12345, "门诊缴费", "6235240000021234567", sent_at=T0 + timedelta(hours=1))))

@@ -61,6 +61,10 @@ class UnionPayChannel(Connector):
         while len(self._sent) > _REMEMBERED:
             self._sent.popitem(last=False)
 
+    def _known(self, kind: str, order_id: str) -> datetime | None:
+        known = self._sent.get((kind, order_id))
+        return known[0] if known else None
+
     def _time_of(self, kind: str, order_id: str, sent_at: datetime | None) -> datetime:
         if sent_at is not None:
             return sent_at
@@ -105,13 +109,15 @@ class UnionPayChannel(Connector):
     # -- payments --
     async def pay(self, req: PaymentRequest) -> PaymentResult:
         """Consume (01/01). 00 means accepted, 12 that this order was sent before: either way the query says what became of it."""
-        at = req.sent_at or self._clock()
+        at = req.sent_at or self._known("trade", req.out_trade_no) or self._clock()  # a resend is the same order: the same time
         self._remember("trade", req.out_trade_no, at)
-        await self._call(tx.BACK_PATH, tx.pay_params(self.config, req, at), "the payment")
+        code, _ = await self._call(tx.BACK_PATH, tx.pay_params(self.config, req, at), "the payment")
         try:
             result: PaymentResult = await self.query(req.out_trade_no, sent_at=at)
-        except NotFoundAtChannel:  # accepted, not yet on the books
-            return PaymentResult(req.out_trade_no, None, "processing", req.amount_fen)
+        except NotFoundAtChannel:
+            if code == tx.DUPLICATE:  # this orderId was sent at another txnTime, which we do not know
+                raise unknown(self.name, "duplicate", "the orderId was sent before at another txnTime") from None
+            return PaymentResult(req.out_trade_no, None, "processing", req.amount_fen)  # accepted, not yet on the books
         if result.amount_fen != req.amount_fen:
             raise declined(self.name, "ORDER_PARAMS_DIFFER", "this orderId was sent before with another amount")
         if result.status == "failed":
@@ -132,12 +138,14 @@ class UnionPayChannel(Connector):
             if trade.trade_no is None or trade.status != "succeeded":
                 raise declined(self.name, "TRADE_NOT_PAID", "the order is not paid")
             orig_qry_id = trade.trade_no
-        at = req.sent_at or self._clock()
+        at = req.sent_at or self._known("refund", req.out_refund_no) or self._clock()
         self._remember("refund", req.out_refund_no, at)
-        await self._call(tx.BACK_PATH, tx.refund_params(self.config, req, orig_qry_id, at), "the refund")
+        code, _ = await self._call(tx.BACK_PATH, tx.refund_params(self.config, req, orig_qry_id, at), "the refund")
         try:
             result = await self.query_refund(req.out_trade_no, req.out_refund_no, sent_at=at)
         except NotFoundAtChannel:
+            if code == tx.DUPLICATE:
+                raise unknown(self.name, "duplicate", "the refund's orderId was sent before at another txnTime") from None
             return RefundResult(req.out_trade_no, req.out_refund_no, None, "processing", req.amount_fen)
         if result.amount_fen != req.amount_fen:
             raise declined(self.name, "REFUND_PARAMS_DIFFER", "this refund orderId was sent before with another amount")
