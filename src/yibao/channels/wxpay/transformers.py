@@ -348,7 +348,7 @@ def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes
 def ack(accepted: bool) -> Ack:
     if accepted:
         return Ack(204, b"", "application/json")
-    return Ack(500, dumps({"code": "FAIL", "message": "验签失败，请重发 (refused: resend)"}), "application/json")
+    return Ack(400, dumps({"code": "FAIL", "message": "验签失败，请重发 (refused: resend)"}), "application/json")
 
 
 # ---- statements --------------------------------------------------------------------------------
