@@ -120,7 +120,8 @@ def test_refunds_in_parts_never_beyond_the_payment(live):
         assert r2.status == "succeeded"
         q = await live.channel.query_refund(out, first)
         assert (q.status, q.amount_fen, q.refund_id) == ("succeeded", 30_00, r1.refund_id)
-        assert (await live.channel.query(out)).refunded_fen == 100_00
+        # WeChat Pay's order query says REFUND (转入退款) without an amount: its refunds' queries carry the amounts.
+        assert (await live.channel.query(out)).refunded_fen == (0 if live.name == "wxpay" else 100_00)
         with pytest.raises(NotFoundAtChannel):
             await live.channel.query_refund(out, no())
         await live.flush()
