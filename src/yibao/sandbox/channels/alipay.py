@@ -327,6 +327,8 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         except ValueError:
             raise SandboxRefusal("INVALID_PARAMETER", "bill_date must be YYYY-MM-DD") from None
         token = secrets.token_urlsafe(16)
+        for old in [k for k, (until, _) in bills.items() if until < time.monotonic()]:
+            bills.pop(old, None)
         bills[token] = (time.monotonic() + BILL_URL_LIFETIME_S, render_statement(config, day, *books.statement(day)))
         name = f"{config.pid}_{day:%Y%m%d}.csv.zip"
         query = urlencode({"bizType": "trade", "userId": config.pid, "fileType": "csv.zip", "bizDates": f"{day:%Y%m%d}",
