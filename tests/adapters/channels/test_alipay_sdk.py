@@ -454,3 +454,22 @@ def test_the_connector_downloads_alipays_zipped_gbk_bill_from_its_file_host():
         wrong, _ = connector({"alipay.data.dataservice.bill.downloadurl.query": answer}, bad)
         with pytest.raises(StatementError):
             asyncio.run(wrong.statement(day))
+
+
+def test_a_refused_refund_is_submitted_again_under_its_own_out_request_no(alipay):
+    _, agreement_no = signed_up(alipay)
+    out, refund_no = no(), no()
+
+    async def story():
+        await alipay.channel.pay(PaymentRequest(out, 40_00, "门诊缴费", agreement_no))
+        alipay.runtime.set_knobs(error_rate=1.0)
+        with pytest.raises(Declined):
+            await alipay.channel.refund(RefundRequest(out, refund_no, 40_00, 40_00))
+        with pytest.raises(NotFoundAtChannel):  # refused: not refunded
+            await alipay.channel.query_refund(out, refund_no)
+        alipay.runtime.set_knobs(error_rate=0.0)
+        again = await alipay.channel.refund(RefundRequest(out, refund_no, 40_00, 40_00))
+        assert (again.status, again.amount_fen) == ("succeeded", 40_00)
+        assert (await alipay.channel.refund(RefundRequest(out, refund_no, 40_00, 40_00))).status == "processing"  # fund_change=N
+        assert (await alipay.channel.query_refund(out, refund_no)).status == "succeeded"
+    asyncio.run(story())

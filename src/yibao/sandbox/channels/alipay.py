@@ -212,7 +212,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
                                  "sub_msg": "系统繁忙 (injected: server_error_rate)"})
         sub = {"ORDER_NOT_EXIST": "ACQ.TRADE_NOT_EXIST", "AGREEMENT_NOT_EXIST": "USER_AGREEMENT_NOT_EXIST",
                "NOT_ENOUGH": "ACQ.BUYER_BALANCE_NOT_ENOUGH", "AGREEMENT_NOT_ACTIVE": "ACQ.AGREEMENT_STATUS_NOT_NORMAL",
-               "EXCEEDS_PASSWORD_FREE_LIMIT": "ACQ.EXCEED_AGREEMENT_LIMIT", "REFUND_AMOUNT_EXCEEDS": "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL",
+               "EXCEEDS_PASSWORD_FREE_LIMIT": "ACQ.EXCEED_AGREEMENT_LIMIT", "REFUND_AMOUNT_EXCEEDS": "ACQ.REASON_TRADE_REFUND_FEE_ERR",
                "TRADE_NOT_PAID": "ACQ.TRADE_STATUS_ERROR", "REFUND_DECLINED": "ACQ.SELLER_BALANCE_NOT_ENOUGH",
                "TRADE_HAS_SUCCESS": "ACQ.TRADE_HAS_SUCCESS", "TRADE_HAS_CLOSE": "ACQ.TRADE_HAS_CLOSE"}.get(exc.code, "ACQ." + exc.code)
         # The sandbox's own reason rides in sub_msg, after Alipay's words.
@@ -300,7 +300,10 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
 
     def refund(b: RefundIn, p: dict[str, str]) -> dict[str, Any]:
         with books.lock:
-            repeat = b.out_request_no in books.refunds
+            earlier = books.refunds.get(b.out_request_no)
+            if earlier is not None and earlier.status == "failed":
+                del books.refunds[b.out_request_no]  # Alipay: a failed refund is submitted again under its own out_request_no
+            repeat = earlier is not None and earlier.status == "succeeded"
         r = books.refund(b.out_trade_no, b.out_request_no, amount(b.refund_amount), p.get("notify_url"))
         if r.status == "failed":
             raise SandboxRefusal(r.error_code or "REFUND_FAIL", "the refund failed")
