@@ -66,7 +66,6 @@ ALREADY_PAID = "ACQ.TRADE_HAS_SUCCESS"
 # The stand-in for the holder's signing page (alipay.user.agreement.page.sign is a page flow, not a server call):
 # only the SANDBOX answers it. Part 3 of issue 14 replaces it with the page flow.
 SANDBOX_SIGN_METHOD = "yibao.sandbox.user.agreement.page.confirm"
-SIGNED_PARAMS = ("app_id", "method", "format", "charset", "sign_type", "timestamp", "version", "notify_url", "app_auth_token")
 
 
 @dataclass(frozen=True)
