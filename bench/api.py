@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -130,47 +131,33 @@ async def _post(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path
     return status, await reader.readexactly(length)
 
 
-async def run_clients(base: str, credential: str, pending: list[str], clients: int, seconds: float) -> list[float]:
-    latencies: list[float] = []
-    host, port = base.split("//")[1].split(":")
-    body = json.dumps({"account": {"use": True}}).encode()
-    stop = time.monotonic() + seconds
-    errors = 0
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while time.monotonic() < stop and pending:
-                visit_id = pending.pop()
-                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: bench-{visit_id}\r\n"
-                t0 = time.perf_counter()
-                status, answer = await _post(reader, writer, f"/api/v1/his/visits/{visit_id}/settle", headers, body)
-                latencies.append(time.perf_counter() - t0)
-                if status != 200:
-                    errors += 1
-                    if errors <= 3:
-                        print(f"settle {visit_id}: {status} {answer[:200]!r}", file=sys.stderr)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    if errors:
-        raise SystemExit(f"{errors} settlements failed")
-    return latencies
+# One request of a load run: (path, extra header lines, body), or None when nothing is left to send.
+NextRequest = Callable[[], "tuple[str, str, bytes] | None"]
+# Whether an answer (status, body) is what the run expects.
+AnswerOk = Callable[[int, bytes], bool]
 
 
-async def run_paced(base: str, credential: str, pending: list[str], clients: int, rate: float, seconds: float) -> tuple[list[float], float]:
+async def closed_loop(base: str, next_request: NextRequest, ok: AnswerOk, clients: int, seconds: float, what: str) -> list[float]:
+    """Closed loop: ``clients`` connections, each sending its next request when the last is answered (capacity)."""
+    return (await _drive(base, next_request, ok, clients, None, seconds, what))[0]
+
+
+async def open_loop(base: str, next_request: NextRequest, ok: AnswerOk, clients: int, rate: float, seconds: float,
+                    what: str) -> tuple[list[float], float]:
     """Open loop: each client sends on its own fixed schedule (together ``rate`` per second) and a
     latency counts from the scheduled send time, so a server that falls behind is charged for the
-    queue it causes (no coordinated omission). Closed-loop runs (`run_clients`) measure capacity:
-    there ``clients`` requests are always in flight, so p50 is ``clients / throughput`` by Little's law."""
+    queue it causes (no coordinated omission). Closed-loop runs measure capacity: there ``clients``
+    requests are always in flight, so p50 is ``clients / throughput`` by Little's law."""
+    return await _drive(base, next_request, ok, clients, rate, seconds, what)
+
+
+async def _drive(base: str, next_request: NextRequest, ok: AnswerOk, clients: int, rate: float | None, seconds: float,
+                 what: str) -> tuple[list[float], float]:
     latencies: list[float] = []
     host, port = base.split("//")[1].split(":")
-    body = json.dumps({"account": {"use": True}}).encode()
     loop = asyncio.get_running_loop()
-    interval = clients / rate
-    start = loop.time() + 0.05
+    interval = clients / rate if rate else 0.0
+    start = loop.time() + (0.05 if rate else 0.0)
     stop = start + seconds
     errors = 0
 
@@ -179,26 +166,54 @@ async def run_paced(base: str, credential: str, pending: list[str], clients: int
         reader, writer = await asyncio.open_connection(host, int(port))
         due = start + i * interval / clients
         try:
-            while due < stop and pending:
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                visit_id = pending.pop()
-                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: bench-{visit_id}\r\n"
-                status, answer = await _post(reader, writer, f"/api/v1/his/visits/{visit_id}/settle", headers, body)
-                latencies.append(loop.time() - due)
-                if status != 200:
+            while (due if rate else loop.time()) < stop:
+                if rate:
+                    delay = due - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                request = next_request()
+                if request is None:
+                    break
+                path, headers, body = request
+                sent = due if rate else loop.time()
+                status, answer = await _post(reader, writer, path, headers, body)
+                latencies.append(loop.time() - sent)
+                if not ok(status, answer):
                     errors += 1
                     if errors <= 3:
-                        print(f"settle {visit_id}: {status} {answer[:200]!r}", file=sys.stderr)
+                        print(f"{what} {path}: {status} {answer[:300]!r}", file=sys.stderr)
                 due += interval
         finally:
             writer.close()
 
     await asyncio.gather(*(worker(i) for i in range(clients)))
     if errors:
-        raise SystemExit(f"{errors} settlements failed")
+        raise SystemExit(f"{errors} {what} requests failed")
     return latencies, loop.time() - start
+
+
+def _settle_requests(credential: str, pending: list[str]) -> NextRequest:
+    body = json.dumps({"account": {"use": True}}).encode()
+
+    def next_request() -> tuple[str, str, bytes] | None:
+        if not pending:
+            return None
+        visit_id = pending.pop()
+        return (f"/api/v1/his/visits/{visit_id}/settle",
+                f"Authorization: Bearer {credential}\r\nIdempotency-Key: bench-{visit_id}\r\n", body)
+    return next_request
+
+
+def _settled(status: int, answer: bytes) -> bool:
+    return status == 200
+
+
+async def run_clients(base: str, credential: str, pending: list[str], clients: int, seconds: float) -> list[float]:
+    return await closed_loop(base, _settle_requests(credential, pending), _settled, clients, seconds, "settle")
+
+
+async def run_paced(base: str, credential: str, pending: list[str], clients: int, rate: float, seconds: float) -> tuple[list[float], float]:
+    return await open_loop(base, _settle_requests(credential, pending), _settled, clients, rate, seconds, "settle")
 
 
 def figures(lat: list[float], elapsed: float, *, unit: str = "settlements") -> dict[str, float]:

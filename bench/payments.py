@@ -26,7 +26,7 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, CpuMeter, _post, analyze, figures, free_port, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, CpuMeter, NextRequest, analyze, closed_loop, figures, free_port, open_loop, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.channels import AgreementRequest  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
@@ -102,71 +102,27 @@ def issue_codes(db: Database, keyring: Keyring, ids: list[str]) -> list[str]:
     return codes
 
 
+def _payment_requests(credential: str, codes: list[str]) -> NextRequest:
+    def next_request() -> tuple[str, str, bytes] | None:
+        if not codes:
+            return None
+        body = json.dumps({"code": codes.pop(), "lines": LINES, "terminal_id": "BENCH"}).encode()
+        return ("/api/v1/his/payments/onecode",
+                f"Authorization: Bearer {credential}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n", body)
+    return next_request
+
+
+def _completed(status: int, answer: bytes) -> bool:
+    return status == 200 and json.loads(answer)["status"] == "completed"
+
+
 async def run_clients(base: str, credential: str, codes: list[str], clients: int, seconds: float) -> list[float]:
-    latencies: list[float] = []
-    host, port = base.split("//")[1].split(":")
-    stop = time.monotonic() + seconds
-    errors = 0
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while time.monotonic() < stop and codes:
-                body = json.dumps({"code": codes.pop(), "lines": LINES, "terminal_id": "BENCH"}).encode()
-                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n"
-                t0 = time.perf_counter()
-                status, answer = await _post(reader, writer, "/api/v1/his/payments/onecode", headers, body)
-                latencies.append(time.perf_counter() - t0)
-                if status != 200 or json.loads(answer)["status"] != "completed":
-                    errors += 1
-                    if errors <= 3:
-                        print(f"payment: {status} {answer[:300]!r}", file=sys.stderr)
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    if errors:
-        raise SystemExit(f"{errors} payments failed")
-    return latencies
+    return await closed_loop(base, _payment_requests(credential, codes), _completed, clients, seconds, "payment")
 
 
 async def run_paced(base: str, credential: str, codes: list[str], clients: int, rate: float, seconds: float) -> tuple[list[float], float]:
-    """Open loop at ``rate`` payments per second from ``clients`` connections, each latency counted from its scheduled
-    send time (bench/api.py `run_paced`: no coordinated omission)."""
-    latencies: list[float] = []
-    host, port = base.split("//")[1].split(":")
-    loop = asyncio.get_running_loop()
-    interval = clients / rate
-    start_at = loop.time() + 0.05
-    stop_at = start_at + seconds
-    errors = 0
-
-    async def worker(i: int) -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        due = start_at + i * interval / clients
-        try:
-            while due < stop_at and codes:
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                body = json.dumps({"code": codes.pop(), "lines": LINES, "terminal_id": "BENCH"}).encode()
-                headers = f"Authorization: Bearer {credential}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n"
-                status, answer = await _post(reader, writer, "/api/v1/his/payments/onecode", headers, body)
-                latencies.append(loop.time() - due)
-                if status != 200 or json.loads(answer)["status"] != "completed":
-                    errors += 1
-                    if errors <= 3:
-                        print(f"payment: {status} {answer[:300]!r}", file=sys.stderr)
-                due += interval
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker(i) for i in range(clients)))
-    if errors:
-        raise SystemExit(f"{errors} payments failed")
-    return latencies, loop.time() - start_at
+    """Open loop at ``rate`` payments per second (bench/api.py `open_loop`: no coordinated omission)."""
+    return await open_loop(base, _payment_requests(credential, codes), _completed, clients, rate, seconds, "payment")
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -52,7 +52,7 @@ def notify(params: dict[str, str], key=ALIPAY, tamper: dict[str, str] | None = N
 
 
 PAID = {"notify_type": "trade_status_sync", "notify_id": "N1", "out_trade_no": "T1234567", "trade_no": "AP1",
-        "trade_status": "TRADE_SUCCESS", "total_amount": "88.80"}
+        "trade_status": "TRADE_SUCCESS", "total_amount": "88.80", "gmt_payment": "2026-11-22 17:30:00"}
 
 
 def test_a_notification_verifies_and_parses_and_a_changed_field_is_refused():
@@ -65,9 +65,11 @@ def test_a_notification_verifies_and_parses_and_a_changed_field_is_refused():
     assert tx.ack(True).body == b"success" and tx.ack(False).body != b"success"
 
 
-def test_a_refund_notification_carries_this_refunds_amount():
+def test_a_refund_notification_carries_the_cumulative_refund_fee_and_perhaps_this_refunds_amount():
     n = tx.parse_notification(CFG, notify({**PAID, "out_biz_no": "R1234567", "refund_fee": "50.00", "send_back_fee": "20.00"}))
     assert (n.kind, n.out_refund_no, n.amount_fen) == ("refund", "R1234567", 20_00)
+    n = tx.parse_notification(CFG, notify({**PAID, "out_biz_no": "R1234567", "refund_fee": "50.00"}))  # send_back_fee is optional
+    assert (n.kind, n.out_refund_no, n.amount_fen) == ("refund", "R1234567", None)
 
 
 @settings(max_examples=50)
@@ -78,9 +80,11 @@ def test_a_rendered_statement_parses_back_to_the_same_totals(amounts, refund_amo
     trades = [TradeRec(f"T{i:08d}", f"AP{i}", a, desc, "AG", "succeeded", None, at, paid_at=at + timedelta(seconds=i))
               for i, a in enumerate(amounts)]
     refunds = [RefundRec(f"T{i:08d}", f"R{i:08d}", f"APR{i}", f"AP{i}", a, "succeeded", None, at) for i, a in enumerate(refund_amounts)]
-    text = render_statement(AlipaySandboxConfig(ALIPAY, CFG.app_id, APP.public_key()), date(2026, 11, 22), trades, refunds).decode()
-    parsed = tx.parse_statement("alipay", text, date(2026, 11, 22))
+    content = render_statement(AlipaySandboxConfig(ALIPAY, CFG.app_id, APP.public_key()), date(2026, 11, 22), trades, refunds)
+    parsed = tx.parse_statement("alipay", content, date(2026, 11, 22))
     assert [r.amount_fen for r in parsed.rows if r.kind == "trade"] == amounts
     assert [(r.out_refund_no, r.amount_fen) for r in parsed.rows if r.kind == "refund"] == [(r.out_refund_no, r.amount_fen) for r in refunds]
-    with pytest.raises(StatementError):
-        tx.parse_statement("alipay", text.replace(f"交易{len(amounts)}笔", f"交易{len(amounts) + 1}笔"), date(2026, 11, 22))
+    with pytest.raises(StatementError):  # another day's file
+        tx.parse_statement("alipay", content, date(2026, 11, 23))
+    with pytest.raises(StatementError):  # not a zip
+        tx.parse_statement("alipay", content[:-30], date(2026, 11, 22))

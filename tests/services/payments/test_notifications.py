@@ -44,3 +44,50 @@ def test_a_wrong_amount_is_an_anomaly_and_the_right_notification_after_it_comple
                  if e.subject == order.id and e.action == "payment.anomaly"]
     assert len(anomalies) == 1 and '"amount_mismatch"' in anomalies[0].detail
     assert all(r.ok for r in db.run(audit.verify, write=False))
+
+
+def test_a_notification_is_verified_under_the_configuration_in_force_when_it_is_applied(db, keyring):
+    """`receive` verifies with the connector this process built before (no read of the configuration); after the
+    institution's secret is replaced, a notification signed with the old one is refused and one signed with the new
+    one is accepted — the cached connector neither lets the old key in nor keeps the new one out."""
+    import asyncio
+    import json
+    import time
+
+    from yibao.channels.bank import transformers as bank_wire
+    from yibao.services import Context
+    from yibao.services.agency import connectors, payment_institutions
+
+    pi_id, old, new = "bank-rotates", b"o" * 32, b"n" * 32
+    now = db.clock()
+
+    def admit(c) -> None:  # noqa: ANN001
+        payment_institutions.admit(c, now, pi_id=pi_id, region="440300", name="轮换银行", kind="bank", admission_ref="test", actor="test")
+    db.run(admit)
+
+    def configure(secret: bytes) -> None:
+        db.run(lambda c: connectors.configure(c, keyring, now, pi_id=pi_id, connector="bank", base_url="http://127.0.0.1:9",
+                                              merchant_id="H440300-ROT", shared_secret=secret, actor="test"))
+
+    ctx = Context.for_database(db, keyring)
+
+    def receive(secret: bytes, event_id: str) -> int:
+        body = json.dumps({"event": "payment.succeeded", "event_id": event_id,
+                           "data": {"out_trade_no": f"PO{event_id}", "status": "PAID", "amount": "1.00"}}).encode()
+        ts, nonce = str(int(time.time())), f"n{event_id}"
+        headers = {"X-Bank-Merchant": "H440300-ROT", "X-Bank-Timestamp": ts, "X-Bank-Nonce": nonce,
+                   "X-Bank-Signature": bank_wire.notify_signature(secret, ts, nonce, body)}
+        return asyncio.run(notifications.receive(ctx, pi_id, headers, body)).status_code
+
+    configure(old)
+    assert receive(old, "E1") == 200  # read, built, verified, applied
+    assert ctx.connectors.last_built(pi_id) is not None
+    assert receive(new, "E2") == 401  # not the institution's secret
+    configure(new)  # the connector built for the old secret is still cached
+    assert receive(old, "E3") == 401, "the old secret verified by the cached connector must not be applied"
+    assert receive(new, "E4") == 200
+    assert receive(new, "E5") == 200  # from the connector built for the new secret
+    assert receive(old, "E6") == 401
+    claimed = db.run(lambda c: sorted(c.execute(select(channel_notifications.c.out_trade_no).where(
+        channel_notifications.c.payment_institution_id == pi_id)).scalars().all()), write=False)
+    assert claimed == ["POE1", "POE4", "POE5"]

@@ -1,24 +1,25 @@
-"""Alipay-style connector: RSA2-signed form posts to one gateway over async HTTP. The wire format is in alipay_transformers."""
+"""Alipay OpenAPI (RSA2) connector: signed calls to one gateway over async HTTP. The wire format is in transformers."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 from yibao.channels.alipay import transformers as tx
 from yibao.channels.base import (
     Ack,
     Agreement,
     AgreementRequest,
+    Declined,
     Notification,
     PaymentRequest,
     PaymentResult,
     RefundRequest,
     RefundResult,
     Statement,
-    StatementError,
     declined,
+    not_found_at,
     unknown,
 )
 from yibao.channels.connector import Connector
@@ -28,7 +29,7 @@ AlipayConfig = tx.AlipayConfig
 
 
 class AlipayChannel(Connector):
-    """One Alipay-style institution (the SANDBOX alipay speaks the same protocol)."""
+    """One Alipay institution (the SANDBOX alipay speaks the same protocol)."""
 
     config: AlipayConfig
 
@@ -37,7 +38,8 @@ class AlipayChannel(Connector):
 
     async def _call(self, method: str, biz: Mapping[str, Any], what: str, *, notify: bool = False) -> dict[str, Any]:
         params = tx.request_params(self.config, method, biz, self._clock(), notify=notify)
-        resp = await send(self.name, self.config.base_url, "POST", tx.GATEWAY, urlencode(params).encode(),
+        query, body = tx.split_request(params)
+        resp = await send(self.name, self.config.base_url, "POST", f"{tx.GATEWAY}?{query}", body,
                           {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}, self.config.timeout, self._transport)
         if resp.status_code >= 500:
             raise unknown(self.name, f"HTTP_{resp.status_code}", "server error")
@@ -46,34 +48,48 @@ class AlipayChannel(Connector):
         return data
 
     async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        return self._parse(tx.agreement_from, await self._call("alipay.user.agreement.sign", tx.agreement_biz(req), "the agreement"))
+        """Alipay signs on the holder's page (alipay.user.agreement.page.sign), not by a server call: this asks the
+        SANDBOX's stand-in for that page (a real gateway refuses the method). Part 3 of issue 14 replaces it."""
+        await self._call(tx.SANDBOX_SIGN_METHOD, tx.agreement_biz(req), "the agreement")
+        return await self.query_agreement(req.out_agreement_no)
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement:
-        data = await self._call("alipay.user.agreement.query", {"external_agreement_no": out_agreement_no}, f"agreement {out_agreement_no}")
+        data = await self._call("alipay.user.agreement.query", tx.agreement_ref(out_agreement_no), f"agreement {out_agreement_no}")
         return self._parse(tx.agreement_from, data)
 
     async def terminate_agreement(self, out_agreement_no: str) -> Agreement:
-        data = await self._call("alipay.user.agreement.unsign", {"external_agreement_no": out_agreement_no}, f"agreement {out_agreement_no}")
-        return self._parse(tx.agreement_from, data)
+        # alipay.user.agreement.unsign answers only its code: the agreement's state is then asked for.
+        await self._call("alipay.user.agreement.unsign", tx.agreement_ref(out_agreement_no), f"agreement {out_agreement_no}")
+        return await self.query_agreement(out_agreement_no)
 
     async def pay(self, req: PaymentRequest) -> PaymentResult:
-        data = await self._call("alipay.trade.pay", tx.pay_biz(req), "the payment", notify=True)
-        return self._parse(tx.payment_from, data)
+        try:
+            data = await self._call("alipay.trade.pay", tx.pay_biz(req), "the payment", notify=True)
+        except Declined as exc:
+            if exc.code != tx.ALREADY_PAID:
+                raise
+            # A resent order Alipay already collected: the trade is the answer — if it is the one we asked for.
+            truth = await self.query(req.out_trade_no)
+            if truth.amount_fen != req.amount_fen or truth.status != "succeeded":
+                raise declined(self.name, "OUT_TRADE_NO_USED", "the order number was paid with other parameters") from None
+            return truth
+        return self._parse(tx.pay_answer_from, data)
 
     async def query(self, out_trade_no: str) -> PaymentResult:
-        return self._parse(tx.payment_from, await self._call("alipay.trade.query", {"out_trade_no": out_trade_no}, f"order {out_trade_no}"))
+        data = await self._call("alipay.trade.query", {"out_trade_no": out_trade_no}, f"order {out_trade_no}")
+        return self._parse(tx.payment_from, data)
 
     async def refund(self, req: RefundRequest) -> RefundResult:
         data = await self._call("alipay.trade.refund", tx.refund_biz(req), "the refund")
-        result: RefundResult = self._parse(tx.refund_from, data, req.out_trade_no, req.out_refund_no)
-        if result.status == "failed":
-            raise declined(self.name, result.error_code or "REFUND_FAIL", "the refund failed")
-        return result
+        return self._parse(tx.refund_from, data, req)
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
-        data = await self._call("alipay.trade.fastpay.refund.query", {"out_trade_no": out_trade_no, "out_request_no": out_refund_no},
-                                f"refund {out_refund_no}")
-        return self._parse(tx.refund_from, data, out_trade_no, out_refund_no)
+        what = f"refund {out_refund_no}"
+        data = await self._call("alipay.trade.fastpay.refund.query", tx.refund_query_biz(out_trade_no, out_refund_no), what)
+        if data.get("refund_status") != "REFUND_SUCCESS":
+            # Signed: not refunded (never received, or failed) — nothing was given back; the same out_request_no may be sent again.
+            raise not_found_at(self.name, what)
+        return self._parse(tx.refund_query_from, data, out_trade_no, out_refund_no)
 
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
         return tx.parse_notification(self.config, body)
@@ -85,11 +101,12 @@ class AlipayChannel(Connector):
         data = await self._call("alipay.data.dataservice.bill.downloadurl.query", {"bill_type": "trade", "bill_date": day.isoformat()},
                                 f"the statement of {day}")
         url = str(data.get("bill_download_url") or "")
-        base = self.config.base_url.rstrip("/")
-        if not url.startswith(base + "/"):
-            raise StatementError(self.name, "statement_url_foreign", "对账单下载地址不属于该支付机构", f"{self.name}: the download URL is not the institution's")
-        # The URL came in a signed answer and is good once, for seconds: it is the file's credential.
-        resp = await send(self.name, base, "GET", url[len(base):], b"", {}, self.config.timeout, self._transport)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise unknown(self.name, "garbled_answer", "the bill download URL is not a URL")
+        # The URL came in a signed answer, on Alipay's file host, good for about 30 s: it is the file's credential.
+        origin = f"{parts.scheme}://{parts.netloc}"
+        resp = await send(self.name, origin, "GET", url[len(origin):] or "/", b"", {}, self.config.timeout, self._transport)
         if not resp.is_success:
             raise unknown(self.name, f"HTTP_{resp.status_code}", "the statement download failed")
-        return tx.parse_statement(self.name, resp.content.decode("utf-8"), day)
+        return tx.parse_statement(self.name, resp.content, day)  # StatementError for a file that does not read or add up

@@ -1,11 +1,25 @@
-"""Alipay-style wire format: pure transformers, no I/O.
+"""Alipay OpenAPI (RSA2) wire format: pure transformers, no I/O.
 
-Requests are form posts to one gateway with common parameters (`app_id, method, charset,
-sign_type=RSA2, timestamp, version, biz_content`) signed RSA2 (SHA256withRSA) over the ASCII-sorted
-`k=v&…` string of every non-empty parameter except `sign`. Answers are JSON
-`{"<method>_response": {...}, "sign": "..."}`, signed over the exact text of the `_response` value.
-Asynchronous notifications are form posts signed over the sorted string without `sign` and
-`sign_type`; the platform answers the body `success` (anything else: resent). Amounts are yuan strings.
+Requests go to one gateway (`/gateway.do`). As Alipay's official SDK sends them, the common
+parameters (`app_id, method, format, charset, sign_type=RSA2, timestamp, version, notify_url, sign`)
+ride in the URL query and `biz_content` (JSON) in the form-encoded POST body; the gateway also takes
+everything in the query of a GET. The signature is RSA2 (SHA256withRSA) over the ASCII-sorted
+`k=v&…` of every non-empty parameter except `sign`, values raw. Answers are
+`{"<method with underscores>_response": {...}, "sign": "..."}` signed over the exact text of the
+`_response` value (gateway-level refusals come as `error_response`). Asynchronous notifications are
+form posts signed over the sorted string without `sign` and `sign_type`; the platform answers the
+plain body `success` (anything else: resent, 8 times over 25 h). Amounts are yuan strings; times
+`yyyy-MM-dd HH:mm:ss` Beijing time. Statements: `alipay.data.dataservice.bill.downloadurl.query` gives
+a short-lived URL (on Alipay's file host) of a zip holding GBK CSVs: the detail and its summary.
+
+What each answer means (Alipay's published definitions):
+- `alipay.trade.pay`: 10000 paid; 10003 in process (`query` tells the end); 20000 unknown; 40004
+  declined — except `ACQ.TRADE_HAS_SUCCESS` (a resent order already paid: the query gives the trade).
+- `alipay.trade.refund`: 10000 with `fund_change=Y` refunded now; `fund_change=N` (a repeat, or not
+  yet) is processing — ask `alipay.trade.fastpay.refund.query`. `refund_fee` is the trade's total
+  refunded so far, `send_back_fee` (optional) what went back to the buyer.
+- `alipay.trade.fastpay.refund.query`: `refund_status=REFUND_SUCCESS` refunded; without it the refund
+  was not received or failed (not refunded): resend the same `out_request_no`.
 """
 
 from __future__ import annotations
@@ -13,10 +27,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
@@ -44,9 +59,13 @@ from yibao.channels.wire import WireError, fen_to_yuan, parse_plain_time, plain_
 NAME = "alipay"
 GATEWAY = "/gateway.do"
 SUCCESS = "10000"
-PROCESSING = "10003"  # the holder's payment is being processed ("wait user pay")
-UNAVAILABLE = ("20000", "20001")
-NOT_FOUND_SUBCODES = ("ACQ.TRADE_NOT_EXIST", "AGREEMENT_NOT_EXIST", "ACQ.REFUND_NOT_EXIST")
+PROCESSING = "10003"  # alipay.trade.pay: "order success pay inprocess" — the result comes later
+UNAVAILABLE = ("20000", "20001")  # service unavailable / authorisation: nothing definite
+NOT_FOUND_SUBCODES = ("ACQ.TRADE_NOT_EXIST", "ACQ.REFUND_NOT_EXIST", "USER_AGREEMENT_NOT_EXIST", "AGREEMENT_NOT_EXIST")
+ALREADY_PAID = "ACQ.TRADE_HAS_SUCCESS"
+# The stand-in for the holder's signing page (alipay.user.agreement.page.sign is a page flow, not a server call):
+# only the SANDBOX answers it. Part 3 of issue 14 replaces it with the page flow.
+SANDBOX_SIGN_METHOD = "yibao.sandbox.user.agreement.page.confirm"
 
 
 @dataclass(frozen=True)
@@ -76,9 +95,19 @@ def request_params(cfg: AlipayConfig, method: str, biz: Mapping[str, Any], now: 
     return params
 
 
+def split_request(params: Mapping[str, str]) -> tuple[str, bytes]:
+    """As the official SDK sends a call: common parameters and the signature in the query, biz_content in the form body."""
+    query = {k: v for k, v in params.items() if k != "biz_content"}
+    return urlencode(query), urlencode({"biz_content": params["biz_content"]}).encode()
+
+
 def agreement_biz(req: AgreementRequest) -> dict[str, Any]:
     return {"personal_product_code": "GENERAL_WITHHOLDING_P", "external_agreement_no": req.out_agreement_no,
             "alipay_open_id": req.holder_token, "single_limit": fen_to_yuan(req.limit_fen)}
+
+
+def agreement_ref(out_agreement_no: str) -> dict[str, Any]:
+    return {"personal_product_code": "GENERAL_WITHHOLDING_P", "sign_scene": "INDUSTRY|MEDICAL", "external_agreement_no": out_agreement_no}
 
 
 def pay_biz(req: PaymentRequest) -> dict[str, Any]:
@@ -93,6 +122,10 @@ def refund_biz(req: RefundRequest) -> dict[str, Any]:
     return biz
 
 
+def refund_query_biz(out_trade_no: str, out_refund_no: str) -> dict[str, Any]:
+    return {"out_trade_no": out_trade_no, "out_request_no": out_refund_no, "query_options": ["gmt_refund_pay"]}
+
+
 # ---- answers -----------------------------------------------------------------------------------
 
 def node_name(method: str) -> str:
@@ -101,11 +134,16 @@ def node_name(method: str) -> str:
 
 def signed_part(text: str, node: str) -> str | None:
     """The exact text of the value under `node` — what the institution signed — or None."""
-    marker = f'"{node}":'
+    marker = f'"{node}"'
     at = text.find(marker)
     if at < 0:
         return None
     start = at + len(marker)
+    while start < len(text) and text[start] in " \t\r\n":
+        start += 1
+    if start >= len(text) or text[start] != ":":
+        return None
+    start += 1
     while start < len(text) and text[start] in " \t\r\n":
         start += 1
     try:
@@ -122,6 +160,8 @@ def open_answer(cfg: AlipayConfig, method: str, body: bytes) -> dict[str, Any]:
         envelope = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         raise unknown(cfg.name, "garbled_answer", "the answer is not JSON") from None
+    if not isinstance(envelope, dict):
+        raise unknown(cfg.name, "garbled_answer", "the answer is not an object")
     node = node_name(method) if node_name(method) in envelope else "error_response"
     part = signed_part(text, node)
     if cfg.alipay_key is None or part is None or not rsa_verify(cfg.alipay_key, part.encode(), envelope.get("sign")):
@@ -136,7 +176,7 @@ def check_code(cfg: AlipayConfig, data: Mapping[str, Any], what: str) -> None:
     code, sub = str(data.get("code", "")), str(data.get("sub_code", ""))
     if code in (SUCCESS, PROCESSING):
         return
-    if code in UNAVAILABLE or sub in ("ACQ.SYSTEM_ERROR", "SYSTEM_ERROR"):
+    if code in UNAVAILABLE or sub in ("ACQ.SYSTEM_ERROR", "SYSTEM_ERROR", "isp.unknow-error", "aop.ACQ.SYSTEM_ERROR"):
         raise unknown(cfg.name, sub or code, str(data.get("sub_msg") or data.get("msg") or ""))
     if sub in NOT_FOUND_SUBCODES:
         raise not_found_at(cfg.name, what)
@@ -150,39 +190,70 @@ def _s(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
+AGREEMENT_STATES = {"NORMAL": "active", "STOP": "terminated"}  # TEMP: signing not completed — neither
+
+
 def agreement_from(data: Mapping[str, Any]) -> Agreement:
+    """An alipay.user.agreement.query answer (or the sandbox's signing stand-in, which answers the same fields)."""
     status = data.get("status")
-    if status not in ("NORMAL", "STOP"):
-        raise WireError(f"unknown agreement status {status!r}")
-    return Agreement(_s(data, "external_agreement_no"), _s(data, "agreement_no"), "active" if status == "NORMAL" else "terminated",
-                     yuan_to_fen(_s(data, "single_limit")))
+    if status not in AGREEMENT_STATES:
+        raise WireError(f"agreement status {status!r} (TEMP: the holder has not completed signing)")
+    limit = data.get("single_quota") or data.get("single_limit")
+    return Agreement(_s(data, "external_agreement_no"), _s(data, "agreement_no"), AGREEMENT_STATES[status],  # type: ignore[arg-type]
+                     yuan_to_fen(limit) if isinstance(limit, str) and limit else 0)
 
 
 _TRADE_STATUS = {"TRADE_SUCCESS": "succeeded", "TRADE_FINISHED": "succeeded", "WAIT_BUYER_PAY": "processing", "TRADE_CLOSED": "failed"}
 
 
 def payment_from(data: Mapping[str, Any]) -> PaymentResult:
-    """An alipay.trade.query (or .pay) answer. A fully refunded trade is closed too: `refund_fee` tells them apart."""
-    refunded = yuan_to_fen(data["refund_fee"]) if data.get("refund_fee") else 0
+    """An alipay.trade.query answer: `trade_status` says it. A closed trade that had been paid (`send_pay_date`) was
+    refunded in full; an unpaid closed one failed. (The query carries no refunded total for a partly refunded trade.)"""
     status = data.get("trade_status")
-    if status is None:  # alipay.trade.pay answers without a status: its code says it
-        status = "WAIT_BUYER_PAY" if data.get("code") == PROCESSING else "TRADE_SUCCESS"
     if status not in _TRADE_STATUS:
         raise WireError(f"unknown trade_status {status!r}")
     mapped = _TRADE_STATUS[status]
-    if status == "TRADE_CLOSED" and refunded and data.get("send_pay_date"):
-        mapped = "succeeded"  # paid, then refunded in full
-    paid_at = parse_plain_time(data["send_pay_date"]) if data.get("send_pay_date") else None
-    return PaymentResult(_s(data, "out_trade_no"), data.get("trade_no") or None, mapped, yuan_to_fen(_s(data, "total_amount")),
-                         refunded, (data.get("fail_reason") or data.get("sub_code") or None) if mapped == "failed" else None, paid_at)
+    total = yuan_to_fen(_s(data, "total_amount"))
+    refunded = 0
+    if status == "TRADE_CLOSED" and data.get("send_pay_date"):
+        mapped, refunded = "succeeded", total
+    paid_at = parse_plain_time(data["send_pay_date"]) if data.get("send_pay_date") and mapped == "succeeded" else None
+    return PaymentResult(_s(data, "out_trade_no"), data.get("trade_no") or None, mapped, total, refunded,
+                         status if mapped == "failed" else None, paid_at)
 
 
-def refund_from(data: Mapping[str, Any], out_trade_no: str, out_refund_no: str) -> RefundResult:
-    status = data.get("refund_status") or "REFUND_SUCCESS"
-    return RefundResult(out_trade_no, out_refund_no, data.get("refund_id") or None,
-                        "succeeded" if status == "REFUND_SUCCESS" else "failed",
-                        yuan_to_fen(data.get("refund_amount") or _s(data, "send_back_fee")),  # query: refund_amount; refund: send_back_fee
-                        data.get("sub_code") or None)
+def pay_answer_from(data: Mapping[str, Any]) -> PaymentResult:
+    """An alipay.trade.pay answer: no trade_status — its code says it (10000 paid at `gmt_payment`, 10003 in process)."""
+    if data.get("code") == PROCESSING:
+        return PaymentResult(_s(data, "out_trade_no"), data.get("trade_no") or None, "processing", yuan_to_fen(_s(data, "total_amount")))
+    return PaymentResult(_s(data, "out_trade_no"), _s(data, "trade_no"), "succeeded", yuan_to_fen(_s(data, "total_amount")), 0, None,
+                         parse_plain_time(_s(data, "gmt_payment")))
+
+
+def refund_id(trade_no: str, out_request_no: str) -> str:
+    """Alipay gives a refund no id of its own: it is the trade's refund request `out_request_no` (yibao's name for it)."""
+    return f"{trade_no}/{out_request_no}"
+
+
+def refund_from(data: Mapping[str, Any], req: RefundRequest) -> RefundResult:
+    """An alipay.trade.refund answer: `fund_change=Y` refunded now; otherwise (a repeat, or not yet) processing — query."""
+    if data.get("out_trade_no") not in (None, req.out_trade_no):
+        raise WireError("the answer is about another order")
+    _s(data, "refund_fee")  # the trade's total refunded: present on every successful answer
+    status = "succeeded" if data.get("fund_change") == "Y" else "processing"
+    return RefundResult(req.out_trade_no, req.out_refund_no, refund_id(_s(data, "trade_no"), req.out_refund_no), status,  # type: ignore[arg-type]
+                        req.amount_fen)
+
+
+def refund_query_from(data: Mapping[str, Any], out_trade_no: str, out_refund_no: str) -> RefundResult:
+    """An alipay.trade.fastpay.refund.query answer. Only `refund_status=REFUND_SUCCESS` means refunded; without it the
+    refund was not received or failed: nothing was given back, and the same out_request_no may be sent again."""
+    if data.get("refund_status") != "REFUND_SUCCESS":
+        raise WireError("not refunded")  # the caller turns this into NotFoundAtChannel
+    if data.get("out_request_no") not in (None, out_refund_no):
+        raise WireError("the answer is about another refund")
+    return RefundResult(out_trade_no, out_refund_no, refund_id(_s(data, "trade_no"), out_refund_no), "succeeded",
+                        yuan_to_fen(_s(data, "refund_amount")))
 
 
 # ---- notifications -----------------------------------------------------------------------------
@@ -199,15 +270,20 @@ def parse_notification(cfg: AlipayConfig, body: bytes) -> Notification:
         kind, notify_id = params["notify_type"], params["notify_id"]
         data = {k: v for k, v in params.items() if k not in ("sign", "sign_type")}
         if kind == "trade_status_sync" and params.get("out_biz_no"):
+            # A refund: `refund_fee` is the trade's total refunded so far; `send_back_fee` (optional) this refund's amount.
+            yuan_to_fen(params["refund_fee"])
+            this = yuan_to_fen(params["send_back_fee"]) if params.get("send_back_fee") else None
             return Notification(cfg.name, "refund", notify_id, "succeeded", out_trade_no=params["out_trade_no"],
-                                out_refund_no=params["out_biz_no"], trade_no=params.get("trade_no"),
-                                amount_fen=yuan_to_fen(params["send_back_fee"]), data=data)
+                                out_refund_no=params["out_biz_no"], trade_no=params.get("trade_no"), amount_fen=this, data=data)
         if kind == "trade_status_sync":
             status = _TRADE_STATUS[params["trade_status"]]
+            if status == "succeeded":
+                parse_plain_time(params["gmt_payment"])  # a paid trade says when; a notification without it is not Alipay's
             return Notification(cfg.name, "payment", notify_id, status, out_trade_no=params["out_trade_no"], trade_no=params.get("trade_no"),
                                 amount_fen=yuan_to_fen(params["total_amount"]), data=data)
         if kind in ("dut_user_sign", "dut_user_unsign"):
-            return Notification(cfg.name, "agreement", notify_id, "active" if kind == "dut_user_sign" else "terminated",
+            state = {"NORMAL": "active", "UNSIGN": "terminated", "STOP": "terminated"}[params["status"]]
+            return Notification(cfg.name, "agreement", notify_id, state,
                                 data={**data, "subject": params["external_agreement_no"]})
     except (KeyError, ValueError) as exc:
         raise bad_signature(cfg.name, f"notification content ({type(exc).__name__})") from None
@@ -220,39 +296,76 @@ def ack(accepted: bool) -> Ack:
 
 # ---- statements --------------------------------------------------------------------------------
 
-HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "订单金额（元）", "商家实收（元）", "退款批次号/请求号"]
+# The trade bill's detail columns (业务明细), in Alipay's order; the summary file's (业务明细(汇总)) after it.
+DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员", "终端号",
+                 "对方账户", "订单金额（元）", "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）", "商家优惠（元）",
+                 "券核销金额（元）", "券名称", "商家红包消费金额（元）", "卡消费金额（元）", "退款批次号/请求号", "服务费（元）", "分润（元）", "备注"]
+SUMMARY_HEADER = ["门店编号", "门店名称", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）", "支付宝优惠（元）",
+                  "商家优惠（元）", "卡消费金额（元）", "服务费（元）", "分润（元）", "实收净额（元）"]
+_COL = {name: i for i, name in enumerate(DETAIL_HEADER)}
 
 
 def _signed_yuan(text: str) -> int:
     return -yuan_to_fen(text[1:]) if text.startswith("-") else yuan_to_fen(text)
 
 
-def parse_statement(name: str, text: str, day: date) -> Statement:
-    """`#` comment lines around a CSV block; refunds carry negative amounts; the footer `#交易合计…` sums them."""
+def _csv_rows(text: str) -> list[list[str]]:
+    """The CSV block between the `#` comment lines; cells stripped (Alipay pads them with tabs)."""
+    body = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return [[c.strip() for c in row] for row in csv.reader(io.StringIO("\n".join(body)))]
+
+
+def parse_detail(text: str) -> list[StatementRow]:
+    cells = _csv_rows(text)
+    if not cells or cells[0] != DETAIL_HEADER:
+        raise WireError("the detail lacks its header")
+    rows: list[StatementRow] = []
+    for c in cells[1:]:
+        if len(c) != len(DETAIL_HEADER):
+            raise WireError(f"a row has {len(c)} fields")
+        amount = _signed_yuan(c[_COL["商家实收（元）"]])
+        when = parse_plain_time(c[_COL["完成时间"]])
+        kind = c[_COL["业务类型"]]
+        if kind == "交易" and amount > 0:
+            rows.append(StatementRow("trade", c[1], c[0], amount, when))
+        elif kind == "退款" and amount < 0:
+            request_no = c[_COL["退款批次号/请求号"]]
+            rows.append(StatementRow("refund", c[1], c[0], -amount, when, out_refund_no=request_no, refund_id=refund_id(c[0], request_no)))
+        else:
+            raise WireError(f"a row of unknown kind {kind!r} or sign")
+    return rows
+
+
+def parse_summary(text: str) -> tuple[int, int, int]:
+    """(trades, refunds, net received in fen) from the summary file's 合计 line."""
+    cells = _csv_rows(text)
+    if not cells or cells[0] != SUMMARY_HEADER:
+        raise WireError("the summary lacks its header")
+    total = [c for c in cells[1:] if c and c[0] == "合计"]
+    if len(total) != 1 or len(total[0]) != len(SUMMARY_HEADER):
+        raise WireError("the summary lacks its 合计 line")
+    t = total[0]
+    return int(t[2]), int(t[3]), _signed_yuan(t[5])
+
+
+def parse_statement(name: str, content: bytes, day: date) -> Statement:
+    """The bill as downloaded: a zip of GBK CSVs — `…_业务明细.csv` and `…_业务明细(汇总).csv`. The summary must agree with the rows."""
     try:
-        body = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-        footer = [ln for ln in text.splitlines() if ln.startswith("#合计")]
-        cells = list(csv.reader(io.StringIO("\n".join(body))))
-        if not cells or cells[0] != HEADER or len(footer) != 1:
-            raise WireError("the statement lacks its header or its footer")
-        rows: list[StatementRow] = []
-        for c in cells[1:]:
-            if len(c) != len(HEADER):
-                raise WireError(f"a row has {len(c)} fields")
-            amount = _signed_yuan(c[7])
-            when = parse_plain_time(c[5])
-            if c[2] == "交易" and amount > 0:
-                rows.append(StatementRow("trade", c[1], c[0], amount, when))
-            elif c[2] == "退款" and amount < 0:
-                rows.append(StatementRow("refund", c[1], c[0], -amount, when, out_refund_no=c[8], refund_id=c[8]))
-            else:
-                raise WireError(f"a row of unknown kind {c[2]!r} or sign")
-        # #合计：交易N笔，金额X元；退款M笔，金额Y元
-        summary = footer[0].removeprefix("#合计：")
-        trade_part, refund_part = summary.split("；")
-        tn, tamount = trade_part.removeprefix("交易").removesuffix("元").split("笔，金额")
-        rn, ramount = refund_part.removeprefix("退款").removesuffix("元").split("笔，金额")
-        st = Statement(name, day, tuple(rows), int(tn), yuan_to_fen(tamount), int(rn), yuan_to_fen(ramount))
-    except (ValueError, IndexError) as exc:
+        with zipfile.ZipFile(io.BytesIO(content)) as zf:
+            names = zf.namelist()
+            detail = [n for n in names if n.endswith("_业务明细.csv")]
+            summary = [n for n in names if n.endswith("_业务明细(汇总).csv")]
+            if len(detail) != 1 or len(summary) != 1:
+                raise WireError(f"the zip holds {names}")
+            if f"_{day:%Y%m%d}_" not in detail[0]:
+                raise WireError(f"the file {detail[0]} is not of {day}")
+            rows = parse_detail(zf.read(detail[0]).decode("gbk"))
+            trades, refunds, net = parse_summary(zf.read(summary[0]).decode("gbk"))
+    except (zipfile.BadZipFile, UnicodeDecodeError, ValueError, IndexError, KeyError) as exc:
         raise StatementError(name, "statement_unreadable", "对账单格式无法识别", f"{name}: unreadable statement ({exc})") from None
-    return check_statement_totals(st)
+    trade_total = sum(r.amount_fen for r in rows if r.kind == "trade")
+    refund_total = sum(r.amount_fen for r in rows if r.kind == "refund")
+    if net != trade_total - refund_total:
+        raise StatementError(name, "statement_totals_mismatch", "对账单汇总与明细不符",
+                             f"{name}: the summary's net {net} disagrees with the rows' {trade_total - refund_total}")
+    return check_statement_totals(Statement(name, day, tuple(rows), trades, trade_total, refunds, refund_total))

@@ -1,17 +1,31 @@
-"""WeChat-Pay-v3-style connector: signed JSON over async HTTP. The wire format is in wxpay_transformers."""
+"""WeChat Pay API v3 connector: signed JSON over async HTTP. The wire format is in transformers.
+
+Keys the institution signs with are named by `Wechatpay-Serial`: the configured platform public key
+(by its `PUB_KEY_ID_…`), and — with `platform_certificates` — platform certificates downloaded from
+`GET /v3/certificates`, decrypted with the API v3 key, refreshed every 12 hours and whenever an answer
+names a serial we do not hold (WeChat rotates them).
+
+The password-free deduction answers "accepted" (HTTP 204): the result comes later, by notification or
+query. `pay` therefore asks once at once (`GET …/out-trade-no/{no}`) and returns what that says —
+`processing` while WeChat is still deducting.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
-from datetime import date
+import threading
+from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 from urllib.parse import quote
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from yibao.channels.base import (
     Ack,
     Agreement,
     AgreementRequest,
+    NotFoundAtChannel,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -27,56 +41,129 @@ from yibao.channels.http import send
 from yibao.channels.wxpay import transformers as tx
 
 WxPayConfig = tx.WxPayConfig
+public_key_id = tx.public_key_id
+CERTIFICATE_REFRESH = timedelta(hours=12)
 
 
 class WxPayChannel(Connector):
-    """One WeChat-Pay-style institution (the SANDBOX wxpay speaks the same protocol)."""
+    """One WeChat Pay (API v3) merchant account (the SANDBOX wxpay speaks the same protocol)."""
 
     config: WxPayConfig
+
+    def __init__(self, config: WxPayConfig, **kw: Any) -> None:
+        super().__init__(config, **kw)
+        self._certificates: dict[str, tx.PlatformCertificate] = {}
+        self._certs_lock = threading.Lock()
+        self._certs_at: datetime | None = None
 
     def __repr__(self) -> str:
         return f"WxPayChannel({self.config.base_url!r}, mchid={self.config.mchid!r})"
 
-    async def _call(self, method: str, path: str, payload: Mapping[str, Any] | None = None, *, what: str) -> dict[str, Any]:
-        body = tx.dumps(payload) if payload is not None else b""
-        ts, nonce = str(int(self._clock().timestamp())), secrets.token_hex(16)
+    # -- platform certificates --
+    @property
+    def certificates(self) -> dict[str, RSAPublicKey]:
+        """The platform certificates' keys we hold, by serial (valid now)."""
+        now = self._clock()
+        with self._certs_lock:
+            return {s: c.key for s, c in self._certificates.items() if c.not_before <= now <= c.not_after}
+
+    async def refresh_certificates(self) -> list[str]:
+        """Download the platform certificates (GET /v3/certificates), keep the valid ones; their serials."""
+        path = "/v3/certificates"
+        resp = await self._send("GET", path, b"")
+        try:
+            data = json.loads(resp.content) if resp.content else {}
+        except ValueError:
+            raise unknown(self.name, "garbled_answer", "the certificates answer is not JSON") from None
+        if not resp.is_success:
+            raise tx.error_from(self.name, resp.status_code, data, "the platform certificates")
+        found = self._parse(tx.certificates_from, self.config, data, self._clock())
+        # The answer is signed by one of the certificates it carries (or a key we already trust).
+        known = {**self.certificates, **{c.serial_no: c.key for c in found}}
+        tx.verify_signed(self.config, resp.headers, resp.content, self._clock(), "answer to GET /v3/certificates", known)
+        with self._certs_lock:
+            for c in found:
+                self._certificates[c.serial_no] = c
+            self._certs_at = self._clock()
+        return [c.serial_no for c in found]
+
+    async def _ensure_certificates(self) -> None:
+        if not self.config.platform_certificates:
+            return
+        at = self._certs_at
+        if at is None or self._clock() - at > CERTIFICATE_REFRESH:
+            await self.refresh_certificates()
+
+    # -- the signed call --
+    async def _send(self, method: str, path: str, body: bytes) -> Any:
+        ts, nonce = str(int(self._clock().timestamp())), secrets.token_hex(16).upper()
         headers = {"Authorization": tx.authorization(self.config, method, path, body, ts, nonce), "Accept": "application/json"}
-        if payload is not None:
+        if body:
             headers["Content-Type"] = "application/json"
-        resp = await send(self.name, self.config.base_url, method, path, body, headers, self.config.timeout, self._transport)
-        tx.verify_signed(self.config, resp.headers, resp.content, self._clock(), f"answer to {method} {path} (HTTP {resp.status_code})")
+        if self.config.platform_serial.startswith(tx.PUBLIC_KEY_ID_PREFIX):
+            headers["Wechatpay-Serial"] = self.config.platform_serial
+        return await send(self.name, self.config.base_url, method, path, body, headers, self.config.timeout, self._transport)
+
+    def _verify(self, resp: Any, what: str) -> None:
+        tx.verify_signed(self.config, resp.headers, resp.content, self._clock(), what, self.certificates)
+
+    async def _call(self, method: str, path: str, payload: Mapping[str, Any] | None = None, *, what: str) -> dict[str, Any]:
+        await self._ensure_certificates()
+        body = tx.dumps(payload) if payload is not None else b""
+        resp = await self._send(method, path, body)
+        label = f"answer to {method} {path} (HTTP {resp.status_code})"
+        try:
+            self._verify(resp, label)
+        except tx.UnknownSerial:
+            if not self.config.platform_certificates:
+                raise
+            await self.refresh_certificates()  # a rotated certificate: fetch the new ones, then check again
+            self._verify(resp, label)
         try:
             data = json.loads(resp.content) if resp.content else {}
         except ValueError:
             raise unknown(self.name, "garbled_answer", "the answer is not JSON") from None
         if not resp.is_success:
             raise tx.error_from(self.name, resp.status_code, data, what)
-        return data
+        return data if isinstance(data, dict) else {}
 
+    # -- agreements (委托代扣 contracts under the configured plan) --
     async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        data = await self._call("POST", "/v3/papay/contracts", tx.agreement_body(self.config, req), what="the agreement")
-        return self._parse(tx.agreement_from, data)
+        """SANDBOX ONLY: WeChat has no server-side signing call — the holder signs on WeChat's page and the
+        result comes by PAPAY.SIGN notification and query. The sandbox's `/sandbox-holder/papay/contracts`
+        stands in for that page; against the real WeChat Pay this path does not exist (→ NotFoundAtChannel)."""
+        data = await self._call("POST", "/sandbox-holder/papay/contracts", tx.sandbox_sign_body(self.config, req), what="the agreement")
+        return self._parse(tx.agreement_from, data, self.config.plan_limit_fen)
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement:
-        path = f"/v3/papay/contracts/out-contract-code/{quote(out_agreement_no)}?mchid={quote(self.config.mchid)}"
-        return self._parse(tx.agreement_from, await self._call("GET", path, what=f"agreement {out_agreement_no}"))
+        data = await self._call("GET", tx.contract_path(self.config, out_agreement_no), what=f"agreement {out_agreement_no}")
+        return self._parse(tx.agreement_from, data, self.config.plan_limit_fen)
 
     async def terminate_agreement(self, out_agreement_no: str) -> Agreement:
-        path = f"/v3/papay/contracts/out-contract-code/{quote(out_agreement_no)}/terminate"
-        data = await self._call("POST", path, tx.terminate_body(self.config), what=f"agreement {out_agreement_no}")
-        return self._parse(tx.agreement_from, data)
+        """Terminate by plan and contract code; the answer names the contract only, so ask for its state after."""
+        await self._call("POST", tx.contract_path(self.config, out_agreement_no) + "/terminate", tx.terminate_body(self.config),
+                         what=f"agreement {out_agreement_no}")
+        return await self.query_agreement(out_agreement_no)
 
+    # -- payments --
     async def pay(self, req: PaymentRequest) -> PaymentResult:
-        data = await self._call("POST", "/v3/papay/pay/transactions/apply", tx.pay_body(self.config, req), what="the payment")
-        result: PaymentResult = self._parse(tx.payment_from, data)
+        """Apply for the deduction (answer: accepted), then ask once for its state."""
+        await self._call("POST", "/v3/papay/pay/transactions/apply", tx.pay_body(self.config, req), what="the payment")
+        try:
+            result = await self.query(req.out_trade_no)
+        except NotFoundAtChannel:  # accepted but not yet visible: under way
+            return PaymentResult(req.out_trade_no, None, "processing", req.amount_fen)
+        if result.amount_fen != req.amount_fen:
+            raise declined(self.name, "OUT_TRADE_NO_USED", "the order number was used with another amount")
         if result.status == "failed":
-            raise declined(self.name, result.error_code or "PAYERROR", "the payment failed")
+            raise declined(self.name, "PAY_FAIL", result.error_code or "the deduction failed")
         return result
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?mchid={quote(self.config.mchid)}"
         return self._parse(tx.payment_from, await self._call("GET", path, what=f"order {out_trade_no}"))
 
+    # -- refunds --
     async def refund(self, req: RefundRequest) -> RefundResult:
         data = await self._call("POST", "/v3/refund/domestic/refunds", tx.refund_body(self.config, req), what="the refund")
         result: RefundResult = self._parse(tx.refund_from, data)
@@ -88,27 +175,35 @@ class WxPayChannel(Connector):
         path = f"/v3/refund/domestic/refunds/{quote(out_refund_no)}"
         return self._parse(tx.refund_from, await self._call("GET", path, what=f"refund {out_refund_no}"))
 
+    # -- notifications --
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:
-        return tx.parse_notification(self.config, headers, body, self._clock())
+        """Signed by the public key or a platform certificate we hold; a serial we do not hold is refused
+        (WeChat resends) and makes the next call download the certificates again."""
+        try:
+            return tx.parse_notification(self.config, headers, body, self._clock(), self.certificates)
+        except Exception:
+            if self.config.platform_certificates:
+                serial = {k.lower(): v for k, v in headers.items()}.get("wechatpay-serial", "")
+                if serial and tx.platform_key_for(self.config, serial, self.certificates) is None:
+                    self._certs_at = None
+            raise
 
     def ack(self, accepted: bool) -> Ack:
         return tx.ack(accepted)
 
+    # -- statements --
     async def statement(self, day: date) -> Statement:
-        """Ask for the day's bill, download it, check its SHA-1 against the signed answer, parse it."""
-        import hashlib
-
-        data = await self._call("GET", f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL", what=f"the statement of {day}")
+        """Ask for the day's trade bill (gzip), download it, check its SHA1 against the signed answer, parse it."""
+        data = await self._call("GET", f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL&tar_type=GZIP",
+                                what=f"the statement of {day}")
         url = str(data.get("download_url") or "")
         if not url.startswith(self.config.base_url.rstrip("/") + "/"):
             raise StatementError(self.name, "statement_url_foreign", "对账单下载地址不属于该支付机构", f"{self.name}: the download URL is not the institution's")
         path = url[len(self.config.base_url.rstrip("/")):]
-        ts, nonce = str(int(self._clock().timestamp())), secrets.token_hex(16)
-        headers = {"Authorization": tx.authorization(self.config, "GET", path, b"", ts, nonce)}
-        resp = await send(self.name, self.config.base_url, "GET", path, b"", headers, self.config.timeout, self._transport)
+        resp = await self._send("GET", path, b"")
         if not resp.is_success:
             raise unknown(self.name, f"HTTP_{resp.status_code}", "the statement download failed")
         # The file itself is not signed (as with WeChat Pay); its hash came in the signed answer.
-        if data.get("hash_type") != "SHA1" or hashlib.sha1(resp.content).hexdigest() != data.get("hash_value"):
-            raise StatementError(self.name, "statement_hash_mismatch", "对账单文件摘要不符", f"{self.name}: the statement file does not match its hash")
-        return tx.parse_statement(self.name, resp.content.decode("utf-8"), day)
+        text = tx.check_bill(self.name, resp.content, "GZIP", data.get("hash_type"), data.get("hash_value"))
+        return tx.parse_statement(self.name, text, day)
+

@@ -1,4 +1,4 @@
-"""WeChat-Pay-v3-style wire format: pure transformers, no I/O.
+"""WeChat Pay API v3 wire format: pure transformers, no I/O.
 
 Requests are JSON, signed `WECHATPAY2-SHA256-RSA2048` over `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n`
 with the merchant's (our) private key. Responses and notifications are signed by the institution
@@ -6,25 +6,32 @@ over `TIMESTAMP\\nNONCE\\nBODY\\n` (headers `Wechatpay-Timestamp/-Nonce/-Signatu
 notification's `resource` is AEAD_AES_256_GCM ciphertext under the API v3 key. Amounts are
 integer fen on this wire (as in WeChat Pay v3); statement files carry yuan.
 
-Paths follow WeChat Pay's password-free deduction (委托代扣, papay) and refund APIs as far as we know
-them; where the real ones differ in detail, docs/channels.md says so.
+Answers and notifications name their key in `Wechatpay-Serial`: a platform public-key id
+(`PUB_KEY_ID_…`) or the serial of a platform certificate (hex of the X.509 serial number), those
+certificates downloaded from `GET /v3/certificates` AEAD-encrypted under the API v3 key. Paths, fields
+and states follow WeChat Pay's direct-merchant 委托代扣 (papay) v3, refund and bill APIs; what we had to
+guess is marked in docs/channels.md.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from yibao.channels.base import (
     Ack,
     Agreement,
     AgreementRequest,
+    BadSignature,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -45,6 +52,10 @@ from yibao.channels.wire import WireError, parse_plain_time, parse_rfc3339, yuan
 NAME = "wxpay"
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 MAX_SKEW_S = 300  # a signed answer or notification older (or newer) than five minutes is a replay
+PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"
+PROBE_PREFIX = "WECHATPAY/SIGNTEST/"  # WeChat's probe traffic: such signatures are checked like any other
+# The papay template id when none is configured (the platform's stored configuration has no field for it yet).
+DEFAULT_PLAN_ID = 12535
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,16 @@ class WxPayConfig:
     notify_url: str | None = None
     timeout: float = 5.0
     name: str = NAME
+    plan_id: int = DEFAULT_PLAN_ID  # the papay template (委托代扣模板) the contracts are signed under
+    platform_certificates: bool = False  # also trust platform certificates downloaded from GET /v3/certificates
+    plan_limit_fen: int = 0  # the template's per-deduction limit, for contracts whose answer does not say
+
+
+def public_key_id(key: RSAPublicKey | RSAPrivateKey) -> str:
+    """A `PUB_KEY_ID_…` for a key (the sandbox's own; a real institution assigns its id, configured as `platform_serial`)."""
+    from yibao.channels.crypto import key_serial
+
+    return PUBLIC_KEY_ID_PREFIX + str(int(key_serial(key), 16))[:28].rjust(28, "0")
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
@@ -95,37 +116,108 @@ def parse_authorization(header: str | None) -> dict[str, str] | None:
     return fields if {"mchid", "nonce_str", "signature", "timestamp", "serial_no"} <= fields.keys() else None
 
 
-def verify_signed(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now: datetime, what: str) -> None:
+def _skew_ok(ts: str, now: datetime) -> bool:
+    return ts.isdigit() and abs(int(now.timestamp()) - int(ts)) <= MAX_SKEW_S
+
+
+def platform_key_for(cfg: WxPayConfig, serial: str, certificates: Mapping[str, RSAPublicKey] | None = None) -> RSAPublicKey | None:
+    """The key a `Wechatpay-Serial` names: the configured public key (by its id or serial), or a downloaded certificate's."""
+    if cfg.platform_key is not None:
+        if serial == cfg.platform_serial:
+            return cfg.platform_key
+        # The stored configuration may hold only the key: any public-key id then selects it (the signature decides).
+        if serial.startswith(PUBLIC_KEY_ID_PREFIX) and not cfg.platform_serial.startswith(PUBLIC_KEY_ID_PREFIX):
+            return cfg.platform_key
+    return (certificates or {}).get(serial.upper())
+
+
+def verify_signed(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now: datetime, what: str,
+                  certificates: Mapping[str, RSAPublicKey] | None = None) -> None:
     """Check an answer's or a notification's Wechatpay-* signature; BadSignature if anything is off."""
     h = {k.lower(): v for k, v in headers.items()}
     ts, nonce, sig, serial = (h.get("wechatpay-timestamp"), h.get("wechatpay-nonce"), h.get("wechatpay-signature"),
                               h.get("wechatpay-serial"))
-    if cfg.platform_key is None:
-        raise bad_signature(cfg.name, f"{what} (no institution key configured)")
-    if not (ts and nonce and sig and serial) or serial != cfg.platform_serial:
-        raise bad_signature(cfg.name, f"{what} (missing headers or unknown key serial)")
-    if not ts.isdigit() or abs(int(now.timestamp()) - int(ts)) > MAX_SKEW_S:
+    kind = h.get("wechatpay-signature-type")
+    if kind is not None and kind != SCHEME:
+        raise bad_signature(cfg.name, f"{what} (signature type {kind!r})")
+    if not (ts and nonce and sig and serial):
+        raise bad_signature(cfg.name, f"{what} (missing Wechatpay-* headers)")
+    key = platform_key_for(cfg, serial, certificates)
+    if key is None:
+        raise UnknownSerial(cfg.name, serial, what)
+    if not _skew_ok(ts, now):
         raise bad_signature(cfg.name, f"{what} (timestamp outside five minutes)")
-    if not rsa_verify(cfg.platform_key, response_message(ts, nonce, body), sig):
+    # Probe traffic (a signature starting WECHATPAY/SIGNTEST/) is deliberately wrong: it fails here like any forgery.
+    if not rsa_verify(key, response_message(ts, nonce, body), sig):
         raise bad_signature(cfg.name, what)
+
+
+class UnknownSerial(BadSignature):
+    """An answer or notification signed under a key serial we do not (yet) hold: fetch the certificates, or refuse."""
+
+    def __init__(self, name: str, serial: str, what: str) -> None:
+        super().__init__(name, "bad_signature", "签名验证失败（未知的平台证书或公钥），不予采信",
+                         f"{name}: {what} names an unknown key serial {serial!r}")
+        self.serial = serial
+
+
+# ---- platform certificates (GET /v3/certificates) -------------------------------------------------
+
+@dataclass(frozen=True)
+class PlatformCertificate:
+    serial_no: str
+    key: RSAPublicKey
+    not_before: datetime
+    not_after: datetime
+
+
+def certificates_from(cfg: WxPayConfig, data: Mapping[str, Any], now: datetime) -> list[PlatformCertificate]:
+    """Decrypt and load each certificate of a /v3/certificates answer; only those valid now, whose serial matches."""
+    out: list[PlatformCertificate] = []
+    for item in data.get("data") or []:
+        enc = item.get("encrypt_certificate") or {}
+        if enc.get("algorithm") != "AEAD_AES_256_GCM":
+            raise WireError(f"unsupported certificate encryption {enc.get('algorithm')!r}")
+        pem = aes_gcm_decrypt(cfg.api_v3_key, str(enc.get("nonce", "")).encode(), str(enc.get("associated_data", "")).encode(),
+                              str(enc.get("ciphertext", "")))
+        if pem is None:
+            raise WireError("a platform certificate does not decrypt under the API v3 key")
+        cert = x509.load_pem_x509_certificate(pem)
+        serial = _str(item, "serial_no").upper()
+        if serial != format(cert.serial_number, "X"):
+            raise WireError(f"serial_no {serial} is not the certificate's")
+        key = cert.public_key()
+        if not isinstance(key, RSAPublicKey):
+            raise WireError("a platform certificate without an RSA key")
+        nb, na = cert.not_valid_before_utc, cert.not_valid_after_utc
+        if nb <= now.astimezone(timezone.utc) <= na:
+            out.append(PlatformCertificate(serial, key, nb, na))
+    return out
 
 
 # ---- requests ----------------------------------------------------------------------------------
 
-def agreement_body(cfg: WxPayConfig, req: AgreementRequest) -> dict[str, Any]:
-    return {"appid": cfg.appid, "mchid": cfg.mchid, "out_contract_code": req.out_agreement_no, "openid": req.holder_token,
+def sandbox_sign_body(cfg: WxPayConfig, req: AgreementRequest) -> dict[str, Any]:
+    """SANDBOX ONLY: what the holder would enter on WeChat's signing page (there is no server-side signing call)."""
+    return {"appid": cfg.appid, "plan_id": cfg.plan_id, "out_contract_code": req.out_agreement_no, "openid": req.holder_token,
             "deduct_limit": {"total": req.limit_fen, "currency": "CNY"}}
 
 
+def contract_path(cfg: WxPayConfig, out_contract_code: str) -> str:
+    from urllib.parse import quote
+
+    return f"/v3/papay/sign/contracts/plan-id/{cfg.plan_id}/out-contract-code/{quote(out_contract_code)}"
+
+
 def terminate_body(cfg: WxPayConfig) -> dict[str, Any]:
-    return {"mchid": cfg.mchid, "reason": "holder unbound"}
+    return {"contract_termination_remark": "参保人解除绑定 (holder unbound)"}
 
 
 def pay_body(cfg: WxPayConfig, req: PaymentRequest) -> dict[str, Any]:
-    body = {"appid": cfg.appid, "mchid": cfg.mchid, "description": req.description, "out_trade_no": req.out_trade_no,
-            "contract_id": req.agreement_no, "amount": {"total": req.amount_fen, "currency": "CNY"}}
+    body: dict[str, Any] = {"appid": cfg.appid, "out_trade_no": req.out_trade_no, "description": req.description,
+                            "contract_id": req.agreement_no, "amount": {"total": req.amount_fen, "currency": "CNY"}}
     if cfg.notify_url:
-        body["notify_url"] = cfg.notify_url
+        body["transaction_notify_url"] = cfg.notify_url
     return body
 
 
@@ -157,37 +249,44 @@ def _str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def agreement_from(data: Mapping[str, Any]) -> Agreement:
+_CONTRACT_STATES = {"SIGNED": "active", "TERMINATED": "terminated"}
+
+
+def agreement_from(data: Mapping[str, Any], plan_limit_fen: int = 0) -> Agreement:
+    """A contract (query answer or PAPAY notification resource). `deduct_limit` is the sandbox's, absent in real answers."""
     state = data.get("contract_state")
-    if state not in ("ADD", "DELETE"):
-        raise WireError(f"unknown contract_state {state!r}")
-    return Agreement(_str(data, "out_contract_code"), _str(data, "contract_id"), "active" if state == "ADD" else "terminated",
-                     _int(data, "deduct_limit", "total"))
+    if state not in _CONTRACT_STATES:
+        raise WireError(f"contract_state {state!r} is not a signed or terminated contract")
+    limit = _int(data, "deduct_limit", "total") if isinstance(data.get("deduct_limit"), Mapping) else plan_limit_fen
+    return Agreement(_str(data, "out_contract_code"), _str(data, "contract_id"), _CONTRACT_STATES[state], limit)  # type: ignore[arg-type]
 
 
+# Query answers and TRANSACTION.* resources. ACCEPT: the deduction was accepted and is under way (papay).
 _TRADE_STATES = {"SUCCESS": "succeeded", "REFUND": "succeeded", "ACCEPT": "processing", "USERPAYING": "processing",
-                 "PAYERROR": "failed", "CLOSED": "failed", "NOTPAY": "processing"}
+                 "NOTPAY": "processing", "PAY_FAIL": "failed", "PAYERROR": "failed", "CLOSED": "failed", "REVOKED": "failed"}
 
 
 def payment_from(data: Mapping[str, Any]) -> PaymentResult:
     state = data.get("trade_state")
     if state not in _TRADE_STATES:
         raise WireError(f"unknown trade_state {state!r}")
-    paid_at = parse_rfc3339(data["success_time"]) if data.get("success_time") else None
-    return PaymentResult(_str(data, "out_trade_no"), data.get("transaction_id") or None, _TRADE_STATES[state], _int(data, "amount", "total"),
-                         _int(data, "amount", "refunded") if "refunded" in data.get("amount", {}) else 0,
-                         data.get("error_code") or None, paid_at)
+    status = _TRADE_STATES[state]
+    paid_at = parse_rfc3339(data["success_time"]) if data.get("success_time") and status == "succeeded" else None
+    error = (str(data.get("trade_state_desc") or state) if status == "failed" else None)
+    return PaymentResult(_str(data, "out_trade_no"), data.get("transaction_id") or None, status,  # type: ignore[arg-type]
+                         _int(data, "amount", "total"), 0, error, paid_at)
 
 
 _REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "processing", "ABNORMAL": "failed", "CLOSED": "failed"}
 
 
-def refund_from(data: Mapping[str, Any]) -> RefundResult:
-    status = data.get("status")
+def refund_from(data: Mapping[str, Any], *, key: str = "status") -> RefundResult:
+    """A refund answer or query (`status`) or a REFUND.* resource (`refund_status`)."""
+    status = data.get(key)
     if status not in _REFUND_STATES:
-        raise WireError(f"unknown refund status {status!r}")
-    return RefundResult(_str(data, "out_trade_no"), _str(data, "out_refund_no"), data.get("refund_id") or None, _REFUND_STATES[status],
-                        _int(data, "amount", "refund"), data.get("error_code") or None)
+        raise WireError(f"unknown {key} {status!r}")
+    return RefundResult(_str(data, "out_trade_no"), _str(data, "out_refund_no"), data.get("refund_id") or None,
+                        _REFUND_STATES[status], _int(data, "amount", "refund"), None if status in ("SUCCESS", "PROCESSING") else status)  # type: ignore[arg-type]
 
 
 def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Exception:
@@ -203,19 +302,23 @@ def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Ex
 
 # ---- notifications -----------------------------------------------------------------------------
 
-_EVENTS = {"TRANSACTION.SUCCESS": ("payment", "succeeded"), "TRANSACTION.PAYERROR": ("payment", "failed"),
-           "REFUND.SUCCESS": ("refund", "succeeded"), "REFUND.ABNORMAL": ("refund", "failed"),
-           "PAPAY.CONTRACT.ADD": ("agreement", "active"), "PAPAY.CONTRACT.DELETE": ("agreement", "terminated")}
+_EVENTS = {"TRANSACTION.SUCCESS": ("payment", "succeeded"), "TRANSACTION.FAIL": ("payment", "failed"),
+           "TRANSACTION.PAYERROR": ("payment", "failed"),
+           "REFUND.SUCCESS": ("refund", "succeeded"), "REFUND.ABNORMAL": ("refund", "failed"), "REFUND.CLOSED": ("refund", "failed"),
+           "PAPAY.SIGN": ("agreement", "active"), "PAPAY.TERMINATE": ("agreement", "terminated")}
 
 
-def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now: datetime) -> Notification:
+def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now: datetime,
+                       certificates: Mapping[str, RSAPublicKey] | None = None) -> Notification:
     """Verify the signature first, then decrypt the resource (its tag is a second check), then parse."""
-    verify_signed(cfg, headers, body, now, "notification")
+    verify_signed(cfg, headers, body, now, "notification", certificates)
     try:
         envelope = json.loads(body)
         event_type, resource = envelope["event_type"], envelope["resource"]
         if resource.get("algorithm") != "AEAD_AES_256_GCM" or event_type not in _EVENTS:
             raise WireError(f"unsupported notification {event_type!r}")
+        if envelope.get("resource_type", "encrypt-resource") != "encrypt-resource":
+            raise WireError("resource_type is not encrypt-resource")
         plain = aes_gcm_decrypt(cfg.api_v3_key, resource["nonce"].encode(), (resource.get("associated_data") or "").encode(),
                                 resource["ciphertext"])
         if plain is None:
@@ -225,15 +328,19 @@ def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes
         event_id = _str(envelope, "id")
         if kind == "payment":
             p = payment_from(data)
+            if p.status != status:
+                raise WireError(f"{event_type} carries trade_state {data.get('trade_state')!r}")
             return Notification(cfg.name, "payment", event_id, status, out_trade_no=p.out_trade_no, trade_no=p.trade_no,
                                 amount_fen=p.amount_fen, data={"event_type": event_type})
         if kind == "refund":
-            r = refund_from(data)
+            r = refund_from(data, key="refund_status")
+            if r.status != status:
+                raise WireError(f"{event_type} carries refund_status {data.get('refund_status')!r}")
             return Notification(cfg.name, "refund", event_id, status, out_trade_no=r.out_trade_no, out_refund_no=r.out_refund_no,
                                 trade_no=r.refund_id, amount_fen=r.amount_fen, data={"event_type": event_type})
-        a = agreement_from(data)
-        return Notification(cfg.name, "agreement", event_id, status, data={"event_type": event_type, "subject": a.out_agreement_no,
-                                                                          "agreement_no": a.agreement_no})
+        a = agreement_from(data, cfg.plan_limit_fen)
+        return Notification(cfg.name, "agreement", event_id, a.status, data={"event_type": event_type, "subject": a.out_agreement_no,
+                                                                             "agreement_no": a.agreement_no})
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # WireError and JSON errors are ValueErrors
         raise bad_signature(cfg.name, f"notification content ({type(exc).__name__})") from None
 
@@ -241,14 +348,19 @@ def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes
 def ack(accepted: bool) -> Ack:
     if accepted:
         return Ack(204, b"", "application/json")
-    return Ack(400, dumps({"code": "FAIL", "message": "refused"}), "application/json")
+    return Ack(400, dumps({"code": "FAIL", "message": "验签失败，请重发 (refused: resend)"}), "application/json")
 
 
 # ---- statements --------------------------------------------------------------------------------
 
-HEADER = ["交易时间", "公众账号ID", "商户号", "微信订单号", "商户订单号", "交易类型", "交易状态", "应结订单金额",
-          "微信退款单号", "商户退款单号", "退款金额", "退款状态", "商品名称"]
-SUMMARY = ["总交易单数", "总退款单数", "应结订单总金额", "退款总金额"]
+# The trade bill (交易账单, bill_type=ALL): 27 columns, each value prefixed with a backtick, amounts in yuan;
+# then a summary header and one summary line. Downloaded gzip-compressed (tar_type=GZIP); hash_value is
+# the SHA1 of the decompressed file.
+HEADER = ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号", "用户标识", "交易类型", "交易状态",
+          "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额", "充值券退款金额", "退款类型",
+          "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额", "费率备注"]
+SUMMARY = ["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额", "申请退款总金额"]
+_COL = {name: i for i, name in enumerate(HEADER)}
 
 
 def _cell(value: str) -> str:
@@ -257,25 +369,56 @@ def _cell(value: str) -> str:
     return value[1:]
 
 
-def parse_statement(name: str, text: str, day: date) -> Statement:
-    """Rows `交易时间,…` (each field prefixed with a backtick, as WeChat's are), then a summary header and line."""
+def check_bill(name: str, content: bytes, tar_type: str, hash_type: Any, hash_value: Any) -> str:
+    """Decompress (GZIP) and check the SHA1 the signed answer gave; the file's text."""
     try:
-        lines = list(csv.reader(io.StringIO(text)))
-        if not lines or lines[0] != HEADER:
+        raw = gzip.decompress(content) if tar_type == "GZIP" else content
+    except (OSError, EOFError) as exc:
+        raise StatementError(name, "statement_unreadable", "对账单无法解压", f"{name}: the statement does not decompress ({exc})") from None
+    if hash_type != "SHA1" or not isinstance(hash_value, str) or hashlib.sha1(raw).hexdigest() != hash_value.lower():
+        raise StatementError(name, "statement_hash_mismatch", "对账单文件摘要不符", f"{name}: the statement file does not match its hash")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise StatementError(name, "statement_unreadable", "对账单编码无法识别", f"{name}: the statement is not UTF-8") from None
+
+
+def parse_statement(name: str, text: str, day: date) -> Statement:
+    """Rows (SUCCESS: a trade, REFUND: a refund), then the summary, which must agree with them."""
+    try:
+        lines = [row for row in csv.reader(io.StringIO(text)) if row]
+        if not lines or [c.strip() for c in lines[0]] != HEADER:
             raise WireError("the statement does not start with its header")
-        at = lines.index(SUMMARY)
+        at = next(i for i, row in enumerate(lines) if [c.strip() for c in row] == SUMMARY)
         rows: list[StatementRow] = []
+        settled = ordered = applied = 0
         for cells in lines[1:at]:
             if len(cells) != len(HEADER):
                 raise WireError(f"a row has {len(cells)} fields")
             v = [_cell(c) for c in cells]
-            when = parse_plain_time(v[0])
-            if v[8] not in ("", "0"):
-                rows.append(StatementRow("refund", v[4], v[3], yuan_to_fen(v[10]), when, out_refund_no=v[9], refund_id=v[8]))
+            when = parse_plain_time(v[_COL["交易时间"]])
+            state = v[_COL["交易状态"]]
+            if state == "REFUND":
+                rows.append(StatementRow("refund", v[_COL["商户订单号"]], v[_COL["微信订单号"]], yuan_to_fen(v[_COL["退款金额"]]), when,
+                                         out_refund_no=v[_COL["商户退款单号"]], refund_id=v[_COL["微信退款单号"]]))
+                applied += yuan_to_fen(v[_COL["申请退款金额"]])
+            elif state == "SUCCESS":
+                amount = yuan_to_fen(v[_COL["应结订单金额"]])
+                rows.append(StatementRow("trade", v[_COL["商户订单号"]], v[_COL["微信订单号"]], amount, when))
+                settled += amount
+                ordered += yuan_to_fen(v[_COL["订单金额"]])
             else:
-                rows.append(StatementRow("trade", v[4], v[3], yuan_to_fen(v[7]), when))
+                raise WireError(f"unknown 交易状态 {state!r}")
         summary = [_cell(c) for c in lines[at + 1]]
-        st = Statement(name, day, tuple(rows), int(summary[0]), yuan_to_fen(summary[2]), int(summary[1]), yuan_to_fen(summary[3]))
-    except (ValueError, IndexError) as exc:
+        if len(summary) != len(SUMMARY) or len(lines) > at + 2:
+            raise WireError("the summary line is not the last, or has other fields")
+        trades = [r for r in rows if r.kind == "trade"]
+        refunds = [r for r in rows if r.kind == "refund"]
+        count, settled_total, refund_total = int(summary[0]), yuan_to_fen(summary[1]), yuan_to_fen(summary[2])
+        if (count, yuan_to_fen(summary[5]), yuan_to_fen(summary[6])) != (len(rows), ordered, applied):
+            raise StatementError(name, "statement_totals_mismatch", "对账单汇总行与明细不符",
+                                 f"{name}: the statement's summary line disagrees with its rows")
+        st = Statement(name, day, tuple(rows), len(trades), settled_total, len(refunds), refund_total)
+    except (ValueError, IndexError, StopIteration) as exc:
         raise StatementError(name, "statement_unreadable", "对账单格式无法识别", f"{name}: unreadable statement ({exc})") from None
     return check_statement_totals(st)

@@ -40,12 +40,14 @@ class Pair:
         return self.make_connector(base_url.rstrip("/"), notify_url=notify_url, timeout=timeout)
 
 
-def _secret(key_dir: Path | None, name: str) -> bytes:
-    """A 32-byte shared secret (WeChat's API v3 key, the bank's HMAC key): from key_dir, made on first use, or fresh."""
+def _secret(key_dir: Path | None, name: str, *, text: bool = False) -> bytes:
+    """A 32-byte shared secret (WeChat's API v3 key, the bank's HMAC key): from key_dir, made on first use, or fresh.
+    ``text``: 32 letters and digits, as WeChat's API v3 keys are (its SDKs take the key as a string)."""
+    fresh = secrets.token_urlsafe(24).replace("-", "a").replace("_", "b").encode() if text else secrets.token_bytes(32)
     if key_dir is None:
-        return secrets.token_bytes(32)
+        return fresh
     path = key_dir / f"{name}-shared-secret.bin"
-    create_private(path, secrets.token_bytes(32))  # 0600 in a 0700 folder; kept when it exists
+    create_private(path, fresh)  # 0600 in a 0700 folder; kept when it exists
     data = path.read_bytes()
     if len(data) != 32:
         raise ValueError(f"{path} must hold exactly 32 bytes")
@@ -54,13 +56,15 @@ def _secret(key_dir: Path | None, name: str) -> bytes:
 
 def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
          notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS, clock: Callable[[], datetime] | None = None,
-         key_dir: Path | None = None) -> Pair:
+         key_dir: Path | None = None, identification: str = "public_key") -> Pair:
     """One sandbox institution and the matching platform-side configuration.
 
     Keys are fresh for each call, or — with ``key_dir`` — read from (and made once in) that folder:
     ``{name}-sandbox-key.pem`` (the sandbox's private key), ``{name}-platform-key.pem`` (the
     platform's), ``{name}-shared-secret.bin``. A sandbox run alone and the platform then use the
     same folder, each reading its own private key and the other's public half.
+    ``identification`` (wxpay only): ``public_key`` — answers name the platform public-key id — or
+    ``certificate`` — platform certificates from ``GET /v3/certificates``, downloaded by the connector.
     """
     if name == "bank":  # HMAC under a shared secret: no key pairs
         from yibao.channels.bank import connector as bank
@@ -80,13 +84,17 @@ def pair(name: str, *, callback_url: str | None = None, seed: int | None = None,
         from yibao.channels.wxpay import connector as wxpay
         from yibao.sandbox.channels import wxpay as sandbox
 
-        v3 = _secret(key_dir, name)
+        v3 = _secret(key_dir, name, text=True)
         cfg = sandbox.WxPaySandboxConfig(key=skey, mchid="1900000109", appid="wxd678efh567hg6787", merchant_key=pkey.public_key(),
-                                         api_v3_key=v3, callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed)
+                                         api_v3_key=v3, callback_url=callback_url, notify_delays_ms=notify_delays_ms, seed=seed,
+                                         identification=identification)
 
         def make_wxpay(base_url: str, *, notify_url: str | None, timeout: float) -> Channel:
-            return wxpay.WxPayChannel(wxpay.WxPayConfig(base_url, cfg.mchid, cfg.appid, key_serial(pkey), pkey, key_serial(skey),
-                                                        skey.public_key(), v3, notify_url, timeout))
+            if cfg.identification == "certificate":  # no key configured: the connector downloads the certificates
+                return wxpay.WxPayChannel(wxpay.WxPayConfig(base_url, cfg.mchid, cfg.appid, key_serial(pkey), pkey, "", None, v3,
+                                                            notify_url, timeout, plan_id=cfg.plan_id, platform_certificates=True))
+            return wxpay.WxPayChannel(wxpay.WxPayConfig(base_url, cfg.mchid, cfg.appid, key_serial(pkey), pkey, wxpay.public_key_id(skey),
+                                                        skey.public_key(), v3, notify_url, timeout, plan_id=cfg.plan_id))
         return Pair(name, sandbox.create_app(cfg, clock=clock), make_wxpay)
     if name == "alipay":
         from yibao.channels.alipay import connector as alipay

@@ -72,6 +72,15 @@ def get(conn: Connection, pi_id: str) -> ChannelConfig | None:
     return _row(r._replace(updated_at=as_datetime(r.updated_at))) if r else None
 
 
+_VERSION = Sql("SELECT version FROM channel_configs WHERE payment_institution_id = :id")
+
+
+def version_of(conn: Connection, pi_id: str) -> int | None:
+    """The configuration's version (None: not configured): whether a connector built before is still current."""
+    r = _VERSION(conn, {"id": pi_id}).first()
+    return int(r.version) if r else None
+
+
 def require(conn: Connection, pi_id: str) -> ChannelConfig:
     cfg = get(conn, pi_id)
     if cfg is None:
@@ -215,19 +224,26 @@ class Connectors:
         self.keyring = keyring
         self.transport = transport
         self.overrides = dict(overrides or {})
-        self._built: dict[str, tuple[int, int, Channel]] = {}
+        self._built: dict[str, tuple[ChannelConfig, int, Channel]] = {}
         self._lock = threading.Lock()
 
     def get(self, cfg: ChannelConfig) -> Channel:
         marker = id(self.transport)
         with self._lock:
             hit = self._built.get(cfg.payment_institution_id)
-            if hit is not None and hit[0] == cfg.version and hit[1] == marker:
+            if hit is not None and hit[0].version == cfg.version and hit[1] == marker:
                 return hit[2]
         channel = build(cfg, self.keyring, transport=self.transport)
         with self._lock:
-            self._built[cfg.payment_institution_id] = (cfg.version, marker, channel)
+            self._built[cfg.payment_institution_id] = (cfg, marker, channel)
         return channel
+
+    def last_built(self, pi_id: str) -> tuple[ChannelConfig, Channel] | None:
+        """The connector this process last built for the institution, with its configuration — possibly stale: a
+        caller checks ``cfg.version`` (`version_of`) in the unit that acts on what the connector verified."""
+        with self._lock:
+            hit = self._built.get(pi_id)
+        return (hit[0], hit[2]) if hit is not None and hit[1] == id(self.transport) else None
 
     async def channel(self, run: Callable[..., Awaitable[Any]], pi_id: str) -> Channel:
         """The institution's connector, its configuration read in a unit of ``run``'s."""

@@ -23,7 +23,7 @@ from yibao.formats.bill_json import CHINA, upload_line_from_mapping
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for, policy_for
 from yibao.services.books import accumulators
-from yibao.services.catalogue import decisions
+from yibao.services.catalogue import decisions, mappings
 from yibao.services.people import persons as people
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
@@ -217,9 +217,10 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             key = (r.med_list_codg, _fee_day(r.fee_ocur_time, v.visit_date))
             counted_day[key] = counted_day.get(key, 0) + int(r.quantity)
     rows, seen = [], set()
-    for i, item in enumerate(items):
+    lines = [upload_line_from_mapping(item, f"lines[{i}]") for i, item in enumerate(items)]
+    mapped = mappings.resolve_many(conn, institution.id, {line.medins_list_codg for line in lines if line.medins_list_codg is not None})
+    for i, line in enumerate(lines):
         path = f"lines[{i}]"
-        line = upload_line_from_mapping(item, path)
         if _line_total(line.unit_price, line.quantity) > MAX_FEN:
             raise InputError(f"{path}.quantity", "line_total_too_large", f"单价×数量超出上限¥{format_yuan(MAX_FEN)}",
                              f"unit_price × quantity exceeds the limit of ¥{format_yuan(MAX_FEN)}")
@@ -239,7 +240,8 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
         elif day < v.visit_date or at > now + timedelta(minutes=5):
             raise InputError(f"{path}.fee_ocur_time", "fee_time_outside_visit", f"费用发生时间应在就诊日期 {v.visit_date} 之后且不晚于现在",
                              f"the fee's time must be on or after the visit date {v.visit_date} and not in the future")
-        code = decisions.resolve(conn, institution.id, med_list_codg=line.med_list_codg, medins_list_codg=line.medins_list_codg, path=path)
+        code = decisions.resolve(conn, institution.id, med_list_codg=line.med_list_codg, medins_list_codg=line.medins_list_codg, path=path,
+                                 mapped_codes=mapped)
         if code.hilist_code is None:
             assert code.unmapped is not None
             decided = decisions.Decided(code.unmapped, None, None)

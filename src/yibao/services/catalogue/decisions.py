@@ -4,6 +4,7 @@ sent its own code), the entry in force on the fee's date in the treatment region
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -20,11 +21,13 @@ class Code:
     unmapped: rules.Decision | None = None
 
 
-def resolve(conn: Connection, institution_id: str, *, med_list_codg: str | None, medins_list_codg: str | None, path: str) -> Code:
-    """The national code a line stands for. Both codes given must agree with the institution's mapping."""
+def resolve(conn: Connection, institution_id: str, *, med_list_codg: str | None, medins_list_codg: str | None, path: str,
+            mapped_codes: Mapping[str, tuple[str, str]] | None = None) -> Code:
+    """The national code a line stands for. Both codes given must agree with the institution's mapping.
+    ``mapped_codes``: the institution's mappings already read for the whole upload (`mappings.resolve_many`)."""
     if medins_list_codg is None:
         return Code(med_list_codg, None)
-    mapped = mappings.resolve(conn, institution_id, medins_list_codg)
+    mapped = mapped_codes.get(medins_list_codg) if mapped_codes is not None else mappings.resolve(conn, institution_id, medins_list_codg)
     if mapped is None:
         if med_list_codg is not None:  # the national code is given: the missing mapping does not matter
             return Code(med_list_codg, None)

@@ -71,3 +71,14 @@ def resolve(conn: Connection, institution_id: str, medins_list_codg: str) -> tup
     """(hilist_code, medins_list_name) the institution mapped its code to, or None."""
     r = _RESOLVE(conn, {"institution_id": institution_id, "code": medins_list_codg}).first()
     return (r.hilist_code, r.medins_list_name) if r else None
+
+
+def resolve_many(conn: Connection, institution_id: str, codes: set[str]) -> dict[str, tuple[str, str]]:
+    """`resolve` for every code of an upload in one statement (a visit's lines in one round trip, not one each);
+    a code with no mapping is absent."""
+    if len(codes) <= 1:
+        found = {code: resolve(conn, institution_id, code) for code in codes}
+        return {code: hit for code, hit in found.items() if hit is not None}
+    rows = conn.execute(select(M.c.medins_list_codg, M.c.hilist_code, M.c.medins_list_name)
+                        .where(M.c.institution_id == institution_id, M.c.medins_list_codg.in_(sorted(codes)))).all()
+    return {r.medins_list_codg: (r.hilist_code, r.medins_list_name) for r in rows}
