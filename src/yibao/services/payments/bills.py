@@ -39,8 +39,9 @@ from yibao.store.tables import payment_orders as O
 
 
 def publish(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, request_key: str, request_hash: str,
-            actor: str) -> Order:
-    """The hospital publishes the bill of a visit whose lines are uploaded: an order ``billed`` (method ``mobile``)."""
+            actor: str, method: str = "mobile") -> Order:
+    """The hospital publishes the bill of a visit whose lines are uploaded: an order ``billed`` (method ``mobile``; ``medins``:
+    paid through a wallet with the holder's pay_auth_no, services/payments/medins.py — never shown in the app)."""
     existing = payments.for_request(conn, institution.id, request_key)
     if existing is not None:
         if existing.request_hash != request_hash:
@@ -54,7 +55,7 @@ def publish(conn: Connection, now: datetime, *, institution: Institution, visit_
     open_bill = conn.execute(select(O.c.id).where(O.c.visit_id == visit.id, O.c.status.in_(po.OPEN))).first()
     if open_bill is not None:
         raise Conflict("visit_id", "bill_open", "该就诊已有未完成的账单或支付", "the visit already has an open bill or payment")
-    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="mobile",
+    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method=method,
                                   visit=visit, person_id=visit.person_id, payer_id=visit.person_id, paycode_id=None, terminal_id=None,
                                   actor=actor, status=po.BILLED)
 
