@@ -16,13 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from tests.support import fsi
 from tests.support.api import key, login
-from tests.support.payments import PlatformServer, payment_world
+from tests.support.channels import serve_in_thread
+from tests.support.payments import PlatformServer, payment_world, wait_until
 from yibao.app import create_app
-from yibao.channels.crypto import generate_rsa_key, key_serial, public_pem
+from yibao.channels.crypto import aes_gcm_decrypt, generate_rsa_key, key_serial, public_pem
 from yibao.channels.wxpay import transformers as tx
 from yibao.domain import payment_order as po
 from yibao.services.payments import orders as payments
@@ -78,6 +81,24 @@ class HospitalMerchant:
         from datetime import datetime, timezone
 
         return datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def hospital_callbacks():
+    """The hospital's callback_url for WeChat's MEDICAL_INSURANCE.SUCCESS: what arrived (headers, body)."""
+    got: list[tuple[dict[str, str], bytes]] = []
+    app = FastAPI()
+
+    @app.post("/wxpay/med-ins")
+    async def receive(request: Request) -> Response:
+        got.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+    url, server, thread, sock = serve_in_thread(app, "hospital-wxpay-callbacks")
+    yield url, got
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
 
 
 @pytest.fixture
@@ -162,8 +183,9 @@ def _to_completion(s: Stack) -> tuple[dict[str, Any], dict[str, Any], str]:
     return up, pre, mix["mix_trade_no"]
 
 
-def test_a_wallet_started_payment_completes_both_parts_to_the_fen(stack):
+def test_a_wallet_started_payment_completes_both_parts_to_the_fen(stack, hospital_callbacks):
     s = stack
+    callback_base, callbacks = hospital_callbacks
     before = s.pw.balances()
     pay_auth_no = s.pay_auth_no()
     up = s.upload(pay_auth_no)
@@ -179,7 +201,7 @@ def test_a_wallet_started_payment_completes_both_parts_to_the_fen(stack):
     # the same 6202 again answers the order as it stands (its pay_auth_no used for this order)
     assert s.presettle(up, pay_auth_no)["ordStas"] == "2"
 
-    status, mix = s.mixed_order(pre, pay_auth_no)
+    status, mix = s.mixed_order(pre, pay_auth_no, callback_url=f"{callback_base}/wxpay/med-ins")
     assert status == 200 and (mix["mix_pay_status"], mix["self_pay_status"], mix["med_ins_pay_status"]) == (
         "MIX_PAY_CREATED", "SELF_PAY_CREATED", "MED_INS_PAY_CREATED"), mix
     paid = s.holder_pays(mix["mix_trade_no"])
@@ -199,6 +221,14 @@ def test_a_wallet_started_payment_completes_both_parts_to_the_fen(stack):
     assert after["hospital_cash"] == before["hospital_cash"]  # the cash went to the hospital's own merchant account, not through yibao
     status, truth = s.merchant.call("GET", f"/v3/med-ins/orders/mix-trade-no/{mix['mix_trade_no']}")
     assert status == 200 and truth["pay_order_id"] == up["payOrdId"] and truth["mix_pay_status"] == "MIX_PAY_SUCCESS"
+    # WeChat tells the hospital: MEDICAL_INSURANCE.SUCCESS, signed by the platform key, the resource AEAD under the API v3 key
+    headers, body = wait_until(lambda: callbacks[0] if callbacks else None, what="the MEDICAL_INSURANCE.SUCCESS callback")
+    tx.verify_signed(s.merchant.cfg, headers, body, HospitalMerchant._dt(), "callback")
+    envelope = json.loads(body)
+    assert envelope["event_type"] == "MEDICAL_INSURANCE.SUCCESS"
+    res = envelope["resource"]
+    plain = json.loads(aes_gcm_decrypt(s.merchant.cfg.api_v3_key, res["nonce"].encode(), res["associated_data"].encode(), res["ciphertext"]))
+    assert (plain["mix_trade_no"], plain["mix_pay_status"], plain["pay_order_id"]) == (mix["mix_trade_no"], "MIX_PAY_SUCCESS", up["payOrdId"])
 
 
 def test_a_failed_self_pay_part_undoes_the_insurance_settlement(stack):

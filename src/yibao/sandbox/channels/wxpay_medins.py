@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from yibao.channels.wire import rfc3339
 from yibao.domain.med_ins import MIX_PAY_TYPES, Parts, identity_error
 from yibao.sandbox.channels.core import SandboxRefusal
 
+log = logging.getLogger("yibao.sandbox.wxpay")
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 ORDER_TYPES = ("REG_PAY", "DIAG_PAY", "COVID_EXAM_PAY", "IN_HOSP_PAY", "PHARMACY_PAY", "INSURANCE_PAY", "INT_REG_PAY", "INT_RE_DIAG_PAY",
                "INT_RX_PAY", "COVID_ANTIGEN_PAY", "MED_PAY")  # [guess: the list beyond REG/DIAG/IN_HOSP/PHARMACY_PAY]
@@ -402,8 +404,8 @@ def install(app: FastAPI, *, config: Any, books: Any, platform: Any, answer: Cal
                                              headers={"Content-Type": "application/json", **signed_headers(body)})
                 if resp.status_code in (200, 204):
                     return
-            except httpx.HTTPError:
-                pass
+            except httpx.HTTPError as exc:
+                log.info("SANDBOX wxpay: the callback of %s failed (%s)", o.mix_trade_no, exc)
             await asyncio.sleep(0.05)
 
     # ---- refunds ----
