@@ -282,6 +282,23 @@ def test_a_lost_word_from_the_wallet_is_settled_by_recovery_asking_it(stack):
     assert status == 400 and "order_not_payable" in late["message"], late
 
 
+def test_the_hospital_revokes_a_pre_settled_order_before_the_wallet_asks(stack):
+    s = stack
+    before = s.pw.balances()
+    pay_auth_no = s.pay_auth_no()
+    up = s.upload(pay_auth_no)
+    pre = s.presettle(up, pay_auth_no)
+    status, mix = s.mixed_order(pre, pay_auth_no)
+    assert status == 200
+    token = {"data": {"payOrdId": up["payOrdId"], "payToken": up["payToken"]}}
+    assert s.his.ok("6401", token)["ordStas"] == "12"
+    assert s.his.ok("6401", token)["ordStas"] == "12"  # again: the same answer
+    assert s.pw.balances() == before  # the hold released
+    paid = s.holder_pays(mix["mix_trade_no"])  # the holder comes too late: the platform refuses, the wallet collects nothing
+    assert (paid["mix_pay_status"], paid["self_pay_status"]) == ("MIX_PAY_FAIL", "SELF_PAY_FAIL"), paid
+    assert s.order(up["payOrdId"]).status == po.VOIDED and s.pw.balances() == before
+
+
 def test_forged_replayed_and_expired_authorisations_and_wrong_amounts_are_refused_by_field(stack):
     s = stack
     forged = "AUTH" + secrets.token_hex(16).upper()

@@ -135,7 +135,8 @@ def ord_stas(conn: Connection, order: Order) -> str:
         insurance, _ = refunds.given_back(conn, order)
         return "8" if insurance else "9"  # 已医保全部退款 / 仅自费全部退款
     if order.status == po.VOIDED:
-        return "12" if order.void_reason == po.WITHDRAWN else "15"  # 已撤销 / 结算失败
+        revoked = order.void_reason == po.WITHDRAWN or (order.method == "medins" and order.void_reason == po.ABANDONED)
+        return "12" if revoked else "15"  # 已撤销 (a wallet's pre-settlement revoked, or never ordered) / 结算失败
     return "2"  # 待支付 / 支付中: the holder is paying (held, PIN, cash asked)
 
 
@@ -295,7 +296,8 @@ def query_order_info(call: Call, conn: Connection) -> dict[str, Any]:
 @_renaming
 def revoke_order(call: Call, conn: Connection) -> dict[str, Any]:
     """撤销订单: the bill withdrawn from the holder's phone (REST POST /his/payments/{id}/withdrawal); once paid or
-    being paid it cannot be, and once withdrawn the holder cannot pay it."""
+    being paid it cannot be, and once withdrawn the holder cannot pay it. A wallet's order (payAuthNo) is revoked until
+    the wallet asks for the cash: a pre-settlement's hold is released, and the wallet's order is refused after."""
     d = _data(call)
     order, med_org_ord = _order(call, conn, d)
     order = bills.withdraw(conn, call.now, institution=call.institution, order_id=order.id, actor=call.actor)

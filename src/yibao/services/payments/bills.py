@@ -184,10 +184,12 @@ def withdraw(conn: Connection, now: datetime, *, institution: Institution, order
     Withdrawing one already withdrawn answers it as it is; a bill being paid or paid cannot be withdrawn."""
     order = payments.for_institution(conn, institution.id, order_id)
     order = payments.require(conn, order.id, lock=True)
-    if order.method != "mobile":
+    if order.method not in ("mobile", "medins"):
         raise Conflict("payment_id", "not_a_bill", "该支付不是发送到手机的账单", "this payment is not a bill sent to the phone")
-    if order.status == po.VOIDED and order.void_reason == po.WITHDRAWN:
+    if order.status == po.VOIDED and (order.void_reason == po.WITHDRAWN or (order.method == "medins" and order.void_reason == po.ABANDONED)):
         return order
+    if order.method == "medins" and order.status == po.HELD:  # pre-settled for a wallet that has not asked for the cash: the hold
+        return payments.void_now(conn, order, po.ABANDONED, now, actor)  # released, as recovery does when the wallet never asks
     if order.status != po.BILLED:
         raise Conflict("payment_id", "bill_not_waiting", "该账单已在支付中、已支付或已撤销，不能撤回",
                        "the bill is being paid, paid or voided: it cannot be withdrawn")

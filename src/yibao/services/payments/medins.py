@@ -15,8 +15,9 @@ orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platf
    what became of the self-pay part — collected: the insurance settlement is posted (``completed``); failed: the
    hold is voided (``voided``). Both parts complete, or both are undone.
 5. **Recovery** (`ask`): an order left ``cash_requested`` (the wallet's word lost, a crash) is settled by the
-   wallet's own query of its mixed order; an order left ``held`` past `ORDER_WAIT` (the wallet never ordered) is
-   voided (services/payments/orders.py `stranded`).
+   wallet's own query of its mixed order; an order left ``held`` past `orders.MEDINS_WAIT` (the wallet never ordered,
+   or the holder never paid) is voided (services/payments/orders.py `stranded`); the hospital may revoke it before
+   (6401, `bills.withdraw`).
 
 Nothing the wallet or the hospital sends is taken on its word: the pay_auth_no is matched by its hash to the
 order it was bound to, the wallet by the signature to the pay_auth_no's, the amounts against the held settlement.
@@ -58,7 +59,6 @@ log = logging.getLogger("yibao.payments")
 
 CODE_TTL = timedelta(minutes=5)  # [guess] the authCode: the wallet exchanges it at once
 PAY_AUTH_TTL = timedelta(minutes=10)  # [guess] the pay_auth_no "is valid for minutes" (research §5): until 6202 holds
-ORDER_WAIT = timedelta(minutes=15)  # [guess] a held order the wallet never ordered (or the holder never paid) is voided
 WALLET_CONNECTORS = ("wxpay",)  # the connectors that carry medical-insurance orders (Alipay's: not yet)
 # The WeChat field a refusal of `check` names (the wallet answers it to the hospital by that name).
 FIELD = {"pay_order_id": "pay_order_id", "pay_auth_no": "pay_auth_no", "mix_trade_no": "mix_trade_no"}
