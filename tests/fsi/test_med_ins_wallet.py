@@ -19,6 +19,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support import fsi
 from tests.support.api import key, login
@@ -157,7 +159,7 @@ class Stack:
                 "med_inst_name": "SANDBOX hospital", "med_inst_no": self.pw.w.hospital.id, "med_ins_order_create_time": "2026-11-22T17:00:00+08:00",
                 "total_fee": fen(pre["feeSumamt"]), "med_ins_gov_fee": parts.gov, "med_ins_self_fee": parts.self_,
                 "med_ins_other_fee": parts.other, "med_ins_cash_fee": parts.cash, "wechat_pay_cash_fee": parts.cash,
-                "callback_url": "https://hospital.example/wxpay/med-ins", **override}
+                "callback_url": "http://127.0.0.1:9/wxpay/med-ins", **override}
         return self.merchant.call("POST", "/v3/med-ins/orders", body)
 
     def holder_pays(self, mix_trade_no: str, simulate: str = "SUCCESS") -> dict[str, Any]:
@@ -379,3 +381,28 @@ def test_refunds_split_the_insurance_part_in_yibao_and_the_cash_at_the_wallet(st
     status, truth = s.merchant.call("GET", f"/v3/med-ins/orders/mix-trade-no/{mix}")
     assert (truth["mix_pay_status"], truth["self_pay_status"], truth["med_ins_pay_status"]) == (
         "MIX_PAY_REFUND", "SELF_PAY_REFUND", "MED_INS_PAY_REFUND")
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(min_value=1, max_value=40000), st.integers(min_value=1, max_value=3), st.integers(min_value=1, max_value=9000),
+       st.booleans())
+def test_any_amounts_complete_exactly_to_the_fen(stack, consult_fen, count, other_fen, account):
+    s = stack
+    before = s.pw.balances()
+    lines = [{"feedetlSn": "1", "medinsListCodg": "A001", "medinsListName": "诊查费", "pric": Decimal(consult_fen) / 100, "cnt": count},
+             {"feedetlSn": "2", "medinsListCodg": "C900", "medinsListName": "保健品", "pric": Decimal(other_fen) / 100, "cnt": 1}]
+    pay_auth_no = s.pay_auth_no()
+    up = s.his.ok("6201", {"data": {"psnNo": s.pw.w.employee.id, "medOrgOrd": "HIS-H-" + uuid.uuid4().hex[:8], "acctUsedFlag": "1" if account else "0",
+                                    "payAuthNo": pay_auth_no, "feedetailList": lines}})
+    pre = s.presettle(up, pay_auth_no, "1" if account else "0")
+    assert fen(pre["feeSumamt"]) == consult_fen * count + other_fen == fen(pre["fundPay"]) + fen(pre["psnAcctPay"]) + fen(pre["ownPayAmt"])
+    status, mix = s.mixed_order(pre, pay_auth_no)
+    assert status == 200, mix
+    paid = s.holder_pays(mix["mix_trade_no"])
+    assert paid["mix_pay_status"] == "MIX_PAY_SUCCESS" and paid["wechat_pay_cash_fee"] == fen(pre["ownPayAmt"]), paid
+    assert paid["total_fee"] == paid["med_ins_gov_fee"] + paid["med_ins_self_fee"] + paid["med_ins_other_fee"] + paid["wechat_pay_cash_fee"]
+    order = s.order(up["payOrdId"])
+    assert order.status == po.COMPLETED and (order.account_pay > 0) <= account
+    after = s.pw.balances()
+    assert after["holder"] == before["holder"] - order.account_pay and after["pending"] == before["pending"]
+    assert after["receivable"] - before["receivable"] == order.fund_total + order.account_pay

@@ -48,6 +48,7 @@ from yibao.services.agency import connectors
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.credit import reservations as credit_reservations
+from yibao.services.payments import medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.sql import Sql
@@ -298,8 +299,6 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
     if order.cash_source == "credit":
         return await _credit_ask(ctx, order, actor, finish)
     if order.cash_source == "wallet":  # a med-ins order: the wallet collected the self-pay part; its mixed order says
-        from yibao.services.payments import medins
-
         return _finished_after(await medins.ask(ctx, order, actor=actor), finish)
     trade_no = None
     try:

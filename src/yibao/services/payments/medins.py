@@ -49,9 +49,11 @@ from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import presence, settlement
 from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.services.people import persons as people
+from yibao.store.sql import as_datetime
 from yibao.store.tables import med_ins_auths as A
 from yibao.store.tables import settlements as S
 
@@ -81,8 +83,6 @@ class Auth:
 
 
 def _auth(r: Any) -> Auth:
-    from yibao.store.sql import as_datetime
-
     return Auth(r.id, r.region, r.person_id, r.payment_institution_id, r.status, r.order_id, r.mix_trade_no, as_datetime(r.expires_at))
 
 
@@ -385,8 +385,6 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         cash = fen("med_ins_cash_fee")
         order = await ctx.run(lambda c: record_result(c, now, pi_id=pi_id, pay_order_id=pay_order_id, mix_trade_no=mix,
                                                       self_pay_status=status, cash_fen=cash, actor=actor))
-        from yibao.services.payments import callbacks as his_callbacks
-
         if order.terminal:
             await his_callbacks.deliver(ctx, order.id)
         return {"pay_order_id": order.id, "status": order.status,

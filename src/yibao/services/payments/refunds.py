@@ -40,6 +40,7 @@ from yibao.services.books import audit
 from yibao.services.care import presence, settlement, visits
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.tables import payment_refunds as R
@@ -312,8 +313,6 @@ async def _drive_wallet(ctx: Context, r: Any, order: Order, *, actor: str) -> An
     there itself (the wallet's normal refund), and the cash part is recorded given back only when the wallet's mixed
     order shows it (SELF_PAY_REFUND) — until then the refund stays unknown and recovery asks again. The insurance part
     of ``all`` is given back in the same unit, so it never goes back alone."""
-    from yibao.services.payments import medins
-
     try:
         outcome = "succeeded" if await medins.cash_refunded(ctx, order) else "unknown"
     except (OutcomeUnknown, NotFoundAtChannel, BadSignature, ChannelError, YibaoError) as exc:
