@@ -305,3 +305,32 @@ class Channel(Protocol):
         ...
 
     async def statement(self, day: date) -> Statement: ...
+
+
+# ---- medical-insurance orders (医保支付: the wallet collects the self-pay part, the platform settles the insurance part) --
+
+MixPayStatus = Literal["MIX_PAY_CREATED", "MIX_PAY_SUCCESS", "MIX_PAY_REFUND", "MIX_PAY_FAIL"]
+
+
+@dataclass(frozen=True)
+class MedInsOrder:
+    """A wallet's mixed order (WeChat Pay `GET /v3/med-ins/orders/mix-trade-no/{id}`), as far as the platform reads it."""
+
+    mix_trade_no: str
+    pay_order_id: str
+    mix_pay_status: str
+    self_pay_status: str  # SELF_PAY_CREATED | SELF_PAY_SUCCESS | SELF_PAY_REFUND | SELF_PAY_FAIL | NO_SELF_PAY
+    med_ins_pay_status: str  # MED_INS_PAY_CREATED | MED_INS_PAY_SUCCESS | MED_INS_PAY_REFUND | MED_INS_PAY_FAIL | NO_MED_INS_PAY
+    cash_fen: int  # med_ins_cash_fee: the self-pay part of the insurance settlement the wallet collected
+
+
+class MedInsWallet(Protocol):
+    """What a wallet that carries medical-insurance orders offers the platform besides `Channel` (WeChat Pay only, now)."""
+
+    def verify_wallet_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        """A request the wallet sent the platform (it acts for the holder): signed by the wallet's platform key, or BadSignature."""
+        ...
+
+    async def query_med_ins_order(self, mix_trade_no: str) -> MedInsOrder:
+        """The wallet's truth about a mixed order (NotFoundAtChannel: it has none)."""
+        ...

@@ -1,11 +1,11 @@
 """Mobile payment over the national interface (医保移动支付: 6201 upload and publish, 6202 the order, 6301 its query,
 6203 refund, 6401 revoke), inputs camelCase as the national mobile interface spells them, in `input.data`.
 
-The mapping (docs/fsi.md "Mobile payment"): a 6201 order IS the REST bill (services/payments/bills.py) — published
-to the holder's phone, paid by the holder in yibao's app with the PIN. The holder's act in the app is what the
-national `payAuthNo` stands for; yibao has no such token for a HIS to carry, so 6202 authorises nothing: it answers the
-order as it stands (`ordStas`, the split), and a `payAuthNo` sent is refused by name rather than silently taken for
-an authorisation. The account is debited only by the holder paying in the app (services/care/presence.py).
+The mapping (docs/fsi.md "Mobile payment"): without a `payAuthNo`, a 6201 order IS the REST bill
+(services/payments/bills.py) — published to the holder's phone, paid by the holder in yibao's app with the PIN, and
+6202 authorises nothing (it answers the order as it stands). With a `payAuthNo` — the holder's authorisation in a
+wallet (services/payments/medins.py) — 6201 binds it to the order and 6202 pre-settles: the authorisation is the
+holder's presence, the fund and account parts are held, and the wallet's mixed order completes or undoes them.
 
 Every call after 6201 names the order (`payOrdId`, yibao's payment id) and presents its `payToken`
 (services/payments/bill_tokens.py); another institution's order is "not found". 6203 calls the payment institution
@@ -28,7 +28,7 @@ from yibao.fsi.transactions import Call, OnceOnly, flows, handles
 from yibao.services import Context
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
-from yibao.services.payments import bill_tokens, bills, refunds
+from yibao.services.payments import bill_tokens, bills, medins, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
@@ -37,7 +37,8 @@ from yibao.services.people import persons as people
 F = "input.data"
 # The services' field names, the national mobile interface's way.
 FIELDS = {"payment_id": "payOrdId", "pay_token": "payToken", "visit_id": "mdtrtId", "person_id": "psnNo", "scope": "refdType",
-          "Idempotency-Key": "appRefdSn", "lines": "feedetailList", "kind": "medType"}
+          "Idempotency-Key": "appRefdSn", "lines": "feedetailList", "kind": "medType",
+          "pay_auth_no": "payAuthNo"}
 REFD_TYPES = {"ALL": "all", "CASH": "cash", "HI": "insurance"}  # refdType → the refund's scope
 REF_STATUS = {"succeeded": "SUCC", "failed": "FAIL", "requested": "EXP", "unknown": "EXP"}
 
@@ -134,16 +135,20 @@ def ord_stas(conn: Connection, order: Order) -> str:
         insurance, _ = refunds.given_back(conn, order)
         return "8" if insurance else "9"  # 已医保全部退款 / 仅自费全部退款
     if order.status == po.VOIDED:
-        return "12" if order.void_reason == po.WITHDRAWN else "15"  # 已撤销 / 结算失败
+        revoked = order.void_reason == po.WITHDRAWN or (order.method == "medins" and order.void_reason == po.ABANDONED)
+        return "12" if revoked else "15"  # 已撤销 (a wallet's pre-settlement revoked, or never ordered) / 结算失败
     return "2"  # 待支付 / 支付中: the holder is paying (held, PIN, cash asked)
 
 
-def _split(conn: Connection, call: Call, order: Order) -> tuple[int, int, int, int]:
+def _split(conn: Connection, call: Call, order: Order, *, use_account: bool = False) -> tuple[int, int, int, int]:
     """(feeSumamt, fundPay, psnAcctPay, ownPayAmt) in fen: the order's own once the holder has paid or is paying; while
-    the bill waits, as the platform prices it now without the account — the holder chooses the account in the app."""
+    the bill waits, as the platform prices it now without the account — the holder chooses the account in the app.
+    ``use_account``: a 6201 carrying the holder's pay_auth_no and acctUsedFlag 1 — priced with the account (the holder
+    authorised; nothing is held until 6202)."""
     if order.status != po.BILLED:
         return order.total, order.fund_total, order.account_pay, order.cash_pay
-    doc = settlement.presettle(conn, institution=call.institution, visit_id=order.visit_id, account=AccountRequest(use=False))
+    doc = settlement.presettle(conn, call.now, institution=call.institution, visit_id=order.visit_id,
+                               account=AccountRequest(use=use_account), holder_present=use_account)
     return (parse_yuan(doc["medfee_sumamt"]), parse_yuan(doc["fund_pay_sumamt"]), parse_yuan(doc["acct_pay"]),
             parse_yuan(doc["psn_cash_pay"]))
 
@@ -160,10 +165,13 @@ def _setl_type(order: Order) -> str | None:
     return "ALL" if insurance and cash else "CASH" if cash else "HI"
 
 
-def _order_out(conn: Connection, call: Call, order: Order, med_org_ord: str) -> dict[str, Any]:
-    return {"payOrdId": order.id, "ordStas": ord_stas(conn, order), "medOrgOrd": med_org_ord, "mdtrtId": order.visit_id,
-            "psnNo": order.person_id, **_amounts(*_split(conn, call, order)), "setlType": _setl_type(order),
-            "setlId": order.setl_id, "traceTime": inf_time(order.completed_at) if order.completed_at else None}
+def _order_out(conn: Connection, call: Call, order: Order, med_org_ord: str, *, use_account: bool = False) -> dict[str, Any]:
+    out = {"payOrdId": order.id, "ordStas": ord_stas(conn, order), "medOrgOrd": med_org_ord, "mdtrtId": order.visit_id,
+           "psnNo": order.person_id, **_amounts(*_split(conn, call, order, use_account=use_account)), "setlType": _setl_type(order),
+           "setlId": order.setl_id, "traceTime": inf_time(order.completed_at) if order.completed_at else None}
+    if order.method == "medins":  # paid through a wallet: its mixed order (once ordered)
+        out["mixTradeNo"] = medins.mix_trade_no_of(conn, order.id)
+    return out
 
 
 # ---- 6201 fee upload: the bill on the holder's phone --------------------------------------------------
@@ -220,15 +228,17 @@ def upload_fee_info(call: Call, conn: Connection) -> OnceOnly:
     d = _data(call)
     med_org_ord = _text(d, "medOrgOrd", max_length=40)
     assert med_org_ord is not None
-    if d.get("payAuthNo") not in (None, ""):
-        raise _no_pay_auth()
-    codes.account_flag(d.get("acctUsedFlag"), f"{F}.acctUsedFlag")
+    pay_auth_no = _text(d, "payAuthNo", required=False, max_length=64)
+    use_account = codes.account_flag(d.get("acctUsedFlag"), f"{F}.acctUsedFlag")
     v = _visit_for_upload(call, conn, d)
     if d.get("feedetailList") not in (None, []):
         visits.upload_lines(conn, call.now, institution=call.institution, visit_id=v.id, items=_fee_items(d["feedetailList"]))
     order, token = bill_tokens.publish(conn, call.now, institution=call.institution, visit_id=v.id, request_key=f"fsi:{call.msgid}",
-                                       request_hash=f"bill:{v.id}", med_org_ord=med_org_ord, actor=call.actor)
-    out = _order_out(conn, call, order, med_org_ord)
+                                       request_hash=f"bill:{v.id}", med_org_ord=med_org_ord, actor=call.actor,
+                                       method="medins" if pay_auth_no else "mobile")
+    if pay_auth_no is not None:  # the holder's authorisation in a wallet: bound to this order, and no other
+        medins.bind(conn, call.now, pay_auth_no=pay_auth_no, order=order)
+    out = _order_out(conn, call, order, med_org_ord, use_account=use_account and pay_auth_no is not None)
     sent = _fen(d, "medfeeSumamt", required=False)
     if sent is not None and sent != parse_yuan(str(out["feeSumamt"])):
         raise InputError(f"{F}.medfeeSumamt", "medfee_sumamt_mismatch", f"医疗费总额与费用明细合计（{out['feeSumamt']}）不符",
@@ -238,8 +248,9 @@ def upload_fee_info(call: Call, conn: Connection) -> OnceOnly:
 
 
 def _no_pay_auth() -> InputError:
-    return InputError(f"{F}.payAuthNo", "pay_auth_not_used", "本平台不使用 payAuthNo：参保人在 App 中查看账单并凭支付密码支付，6202/6301 查询结果",
-                      "not used here: the holder pays the bill in the app with the PIN; 6202 / 6301 answer the result")
+    return InputError(f"{F}.payAuthNo", "pay_auth_not_used", "该订单由 6201 不带 payAuthNo 发布到参保人 App：参保人在 App 中凭支付密码支付，6202/6301 查询结果",
+                      "this order was published to the holder's app by a 6201 without payAuthNo: the holder pays it there with "
+                      "the PIN; 6202 / 6301 answer the result")
 
 
 # ---- 6202 the order, 6301 its query --------------------------------------------------------------------
@@ -247,12 +258,22 @@ def _no_pay_auth() -> InputError:
 @handles("6202")
 @_renaming
 def pay_order(call: Call, conn: Connection) -> dict[str, Any]:
-    """支付下单: authorises nothing — the holder pays in the app. Answers the order's state and split (`ordStas` 1 while
-    the bill waits on the phone, 2 while the holder is paying, 6 once paid)."""
+    """支付下单. With `payAuthNo` (an order 6201 bound to the holder's wallet authorisation): the pre-settlement — the
+    authorisation is used up as the holder's presence, the fund and account parts (`acctUsedFlag`) are held, and the
+    order waits for the wallet's mixed order (`ordStas` 2). Without: authorises nothing — the holder pays a bill in the
+    app; answers the order's state and split (`ordStas` 1 while the bill waits, 2 while paying, 6 once paid)."""
     d = _data(call)
-    if d.get("payAuthNo") not in (None, ""):
-        raise _no_pay_auth()
+    pay_auth_no = _text(d, "payAuthNo", required=False, max_length=64)
     order, med_org_ord = _order(call, conn, d)
+    if pay_auth_no is None and order.method == "medins" and order.status == po.BILLED:
+        raise InputError(f"{F}.payAuthNo", "required", "该订单由参保人在支付机构授权，6202 须携带 payAuthNo",
+                         "this order was authorised by the holder in a wallet: 6202 carries its payAuthNo")
+    if pay_auth_no is not None:
+        if order.method != "medins":
+            raise _no_pay_auth()
+        use_account = codes.account_flag(d.get("acctUsedFlag"), f"{F}.acctUsedFlag")
+        order = medins.hold(conn, call.now, institution=call.institution, order=order, pay_auth_no=pay_auth_no, use_account=use_account,
+                            actor=call.actor)
     return _order_out(conn, call, order, med_org_ord)
 
 
@@ -275,7 +296,8 @@ def query_order_info(call: Call, conn: Connection) -> dict[str, Any]:
 @_renaming
 def revoke_order(call: Call, conn: Connection) -> dict[str, Any]:
     """撤销订单: the bill withdrawn from the holder's phone (REST POST /his/payments/{id}/withdrawal); once paid or
-    being paid it cannot be, and once withdrawn the holder cannot pay it."""
+    being paid it cannot be, and once withdrawn the holder cannot pay it. A wallet's order (payAuthNo) is revoked until
+    the wallet asks for the cash: a pre-settlement's hold is released, and the wallet's order is refused after."""
     d = _data(call)
     order, med_org_ord = _order(call, conn, d)
     order = bills.withdraw(conn, call.now, institution=call.institution, order_id=order.id, actor=call.actor)

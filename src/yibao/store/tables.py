@@ -403,7 +403,7 @@ presences = Table(  # a credential an account's owner presented at an institutio
     "presences", metadata,
     Column("id", String(24), primary_key=True),
     _region(),  # the institution's
-    Column("kind", String(10), nullable=False),  # paycode | face | card_pin | app | rebill (services/care/presence.py)
+    Column("kind", String(10), nullable=False),  # paycode | face | card_pin | app | rebill | wallet (services/care/presence.py)
     Column("credential_id", String(60), nullable=False),  # the scanned code's row, the face authorization, the card read, the order …
     Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
     Column("visit_id", String(30), ForeignKey("visits.id")),  # presented for this visit, or bound to the first visit it pays
@@ -647,7 +647,7 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     Column("pin_attempts", Integer, nullable=False),
     Column("confirm_expires_at", DateTime(timezone=True)),
     Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
-    Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line
+    Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line; "wallet": collected by the wallet for the hospital (med-ins order)
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
@@ -721,6 +721,23 @@ bill_tokens = Table(  # a bill published over the national interface (6201): its
     Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
     Column("token_hash", String(64), nullable=False),  # SHA-256 of the payToken (256 random bits): the token is answered once, never kept
     Column("med_org_ord", String(40), nullable=False),  # medOrgOrd, the HIS's own order number, answered back by 6301
+    _created(),
+    info={"owner": "services.payments"},
+)
+
+med_ins_auths = Table(  # 医保移动支付授权: a holder's authorisation for a wallet (authCode → pay_auth_no), single use, short-lived
+    "med_ins_auths", metadata,
+    Column("id", String(24), primary_key=True),
+    _region(),  # the holder's
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False),  # the holder who authorised (their own account)
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),  # the wallet it is for
+    Column("code_hash", String(64), nullable=False, unique=True),  # SHA-256 of the authCode (answered once to the holder)
+    Column("pay_auth_hash", String(64), unique=True),  # SHA-256 of the pay_auth_no (answered once to the wallet)
+    Column("status", String(10), nullable=False),  # code | authorised | bound | used | spent (services/payments/medins.py)
+    Column("order_id", String(32), ForeignKey("payment_orders.id"), unique=True),  # the order it was bound to (6201 / 6202)
+    Column("mix_trade_no", String(64), unique=True),  # the wallet's mixed order for it (POST /v3/med-ins/orders)
+    Column("expires_at", DateTime(timezone=True), nullable=False),  # the authCode's life, then the pay_auth_no's
+    Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     info={"owner": "services.payments"},
 )

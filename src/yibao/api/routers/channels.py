@@ -1,4 +1,5 @@
-"""Payment institutions' notifications: `POST /api/v1/channels/{payment_institution_id}/notify`.
+"""Payment institutions' notifications: `POST /api/v1/channels/{payment_institution_id}/notify`; a wallet's requests for
+its medical-insurance orders: `POST /api/v1/channels/{payment_institution_id}/med-ins/{action}` (services/payments/medins.py).
 
 No bearer token: the institution's signature is the credential. The raw headers and body go to
 `services/payments/notifications.receive`: verified by the institution's connector, refused in the
@@ -8,13 +9,14 @@ institution's own terms when they do not verify (it resends; the platform asks i
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from yibao.api.deps import platform
 from yibao.runtime.platform import Platform
-from yibao.services.payments import notifications
+from yibao.services.payments import medins, notifications
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels 支付机构通知"])
 log = logging.getLogger("yibao.api.channels")
@@ -28,3 +30,16 @@ async def notify(request: Request, payment_institution_id: str = Path(min_length
                  p: Platform = Depends(platform)) -> Response:
     ack = await notifications.receive(p.context, payment_institution_id, request.headers, await request.body())
     return Response(ack.body, status_code=ack.status_code, media_type=ack.media_type)
+
+
+@router.post("/{payment_institution_id}/med-ins/{action}", summary="钱包医保支付请求 A wallet's signed request about a medical-insurance order",
+             responses={200: {"description": "done"}, 403: {"description": "the signature does not verify"},
+                        400: {"description": "refused, naming the field (WeChat's field names)"}})
+async def med_ins(request: Request, payment_institution_id: str = Path(min_length=1, max_length=40),
+                  action: str = Path(pattern="^(pay-auth|check|request|result)$"), p: Platform = Depends(platform)) -> dict[str, Any]:
+    """`pay-auth`: the holder's authCode for a pay_auth_no; `check`: a new mixed order's fee parts against the held
+    pre-settlement; `request`: the holder pays — recorded before the self-pay part is collected; `result`: what became
+    of the self-pay part (the insurance settlement posted, or its hold voided). Signed by the wallet's platform key over
+    method, path, time, nonce and body (docs/channels.md "Medical-insurance orders")."""
+    return await medins.wallet_request(p.context, payment_institution_id, action, request.method, request.url.path, request.headers,
+                                       await request.body())

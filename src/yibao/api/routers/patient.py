@@ -28,7 +28,7 @@ from yibao.runtime.platform import Platform
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import ledger
-from yibao.services.payments import bills, confirmation, paycodes
+from yibao.services.payments import bills, confirmation, medins, paycodes
 from yibao.services.payments import orders as payments
 from yibao.services.payments import pins as payment_pins
 from yibao.services.people import bindings as ecard_bindings
@@ -471,3 +471,32 @@ async def pay_bill(body: BillPayIn, request: Request, payment_id: str = PaymentI
         view = await p.run(lambda c: payments.receipt(c, order), write=False)
         return (200 if order.terminal else 202), view, order.terminal
     return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- the holder authorises a wallet (医保移动支付授权: authCode → the wallet's pay_auth_no) ----------------------------
+
+class MedInsAuthIn(Strict):
+    payment_institution_id: str = Field(min_length=1, max_length=40, description="the wallet (WeChat Pay) the authorisation is for")
+    pin: str = Field(min_length=1, max_length=12, description="my 6-digit payment PIN: the authorisation is my own act")
+
+
+@router.post("/med-ins/authorisations", status_code=201,
+             summary="医保移动支付授权 Authorise a wallet to carry one medical-insurance payment of mine: an authCode (single use, 5 min)")
+async def authorise_wallet(body: MedInsAuthIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                           p: Platform = Depends(platform)) -> Response:
+    """The e-voucher authorisation in the wallet, done here: logged in and with the PIN (counted per holder, as every PIN
+    check). The authCode goes to the wallet (the hospital's mini-program there), which exchanges it with the platform
+    for a pay_auth_no; answered once (a replay of the key answers without it)."""
+    payment_pins.check_format(body.pin)
+
+    async def call() -> bool | None:
+        return await payment_pins.verify(p.context, caller.principal, body.pin)
+
+    def work(c: Connection, ok: bool | None) -> tuple[int, Any]:
+        if ok is None:
+            raise InputError("pin", "pin_not_set", "请先设置支付密码", "set a payment PIN first")
+        if not ok:
+            raise InputError("pin", "pin_wrong", "支付密码错误", "wrong PIN")
+        auth, code = medins.authorise(c, p.now(), holder_id=caller.principal, pi_id=body.payment_institution_id, actor=caller.actor)
+        return 201, {"auth_code": code, "payment_institution_id": auth.pi_id, "expires_at": iso_utc(auth.expires_at)}
+    return await idempotent_after_call(p, request, caller, key, call, work, redact=lambda v: {**v, "auth_code": None})

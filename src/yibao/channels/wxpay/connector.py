@@ -25,6 +25,7 @@ from yibao.channels.base import (
     Ack,
     Agreement,
     AgreementRequest,
+    MedInsOrder,
     NotFoundAtChannel,
     Notification,
     PaymentRequest,
@@ -190,6 +191,16 @@ class WxPayChannel(Connector):
 
     def ack(self, accepted: bool) -> Ack:
         return tx.ack(accepted)
+
+    # -- medical-insurance orders (the platform as the insurance platform behind WeChat Pay: docs/channels.md) --
+    def verify_wallet_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
+        """A request WeChat Pay sent the platform, signed by its platform key (or a platform certificate we hold)."""
+        tx.verify_wallet_request(self.config, method, path, headers, body, self._clock(), self.certificates)
+
+    async def query_med_ins_order(self, mix_trade_no: str) -> MedInsOrder:
+        """The mixed order WeChat Pay holds for a pay order of ours (NotFoundAtChannel: none)."""
+        data = await self._call("GET", f"/v3/med-ins/orders/mix-trade-no/{quote(mix_trade_no)}", what=f"mixed order {mix_trade_no}")
+        return self._parse(tx.med_ins_order_from, data)
 
     # -- statements --
     async def statement(self, day: date) -> Statement:

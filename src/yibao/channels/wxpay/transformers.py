@@ -32,6 +32,7 @@ from yibao.channels.base import (
     Agreement,
     AgreementRequest,
     BadSignature,
+    MedInsOrder,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -422,3 +423,32 @@ def parse_statement(name: str, text: str, day: date) -> Statement:
     except (ValueError, IndexError, StopIteration) as exc:
         raise StatementError(name, "statement_unreadable", "对账单格式无法识别", f"{name}: unreadable statement ({exc})") from None
     return check_statement_totals(st)
+
+
+# ---- medical-insurance orders (医保支付: POST /v3/med-ins/orders, GET /v3/med-ins/orders/mix-trade-no/{id}) ---------
+
+def verify_wallet_request(cfg: WxPayConfig, method: str, path_and_query: str, headers: Mapping[str, str], body: bytes, now: datetime,
+                          certificates: Mapping[str, RSAPublicKey] | None = None) -> None:
+    """A request WeChat Pay sends the insurance platform (it acts for the holder, or reports a mixed order): signed with
+    its platform key over `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n` — API v3's request message, so the path is
+    covered too — in the `Wechatpay-*` headers its answers carry. [guess: that channel (WeChat ↔ the national platform)
+    is not public; this is API v3's own signature turned around.] BadSignature if anything is off."""
+    h = {k.lower(): v for k, v in headers.items()}
+    ts, nonce, sig, serial = (h.get("wechatpay-timestamp"), h.get("wechatpay-nonce"), h.get("wechatpay-signature"),
+                              h.get("wechatpay-serial"))
+    what = f"request {method} {path_and_query}"
+    if h.get("wechatpay-signature-type", SCHEME) != SCHEME or not (ts and nonce and sig and serial):
+        raise bad_signature(cfg.name, f"{what} (missing Wechatpay-* headers)")
+    key = platform_key_for(cfg, serial, certificates)
+    if key is None:
+        raise UnknownSerial(cfg.name, serial, what)
+    if not _skew_ok(ts, now):
+        raise bad_signature(cfg.name, f"{what} (timestamp outside five minutes)")
+    if not rsa_verify(key, request_message(method, path_and_query, ts, nonce, body), sig):
+        raise bad_signature(cfg.name, what)
+
+
+def med_ins_order_from(data: Mapping[str, Any]) -> MedInsOrder:
+    """A mixed order as `GET /v3/med-ins/orders/mix-trade-no/{id}` answers it (amounts fen)."""
+    return MedInsOrder(_str(data, "mix_trade_no"), _str(data, "pay_order_id"), _str(data, "mix_pay_status"), _str(data, "self_pay_status"),
+                       _str(data, "med_ins_pay_status"), _int(data, "med_ins_cash_fee") if "med_ins_cash_fee" in data else 0)

@@ -16,6 +16,9 @@ holder signs on WeChat's page. `POST /sandbox-holder/papay/contracts` — SANDBO
 page (the sandbox's imaginary holder signs at once); queries, termination and PAPAY.* notifications are
 the real paths.
 
+Medical-insurance mixed orders (医保支付: `/v3/med-ins/…`, the hospital as merchant of record, yibao as the insurance
+platform behind them) are in wxpay_medins.py, mounted on the same app.
+
     yibao sandbox wxpay --port 8711 --callback http://127.0.0.1:8000/api/v1/channels/wxpay/notify
 """
 
@@ -323,6 +326,11 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
                                                                          "plan_id": config.plan_id}),
                                      books, notifier, public_pem(config.key)))
 
+    from yibao.sandbox.channels import wxpay_medins
+
+    med_ins = wxpay_medins.install(app, config=config, books=books, platform=platform, answer=answer, refuse=refuse,
+                                   signed_headers=signed_headers, yibao_mchid=config.mchid, yibao_serial=merchant_serial)
+
     async def authenticate(request: Request) -> bytes:
         """The request's signature by the merchant key; SandboxRefusal(401) otherwise."""
         body = await request.body()
@@ -456,6 +464,14 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
     # ---- refunds ----
     @app.post("/v3/refund/domestic/refunds", summary="Refund (part of) a paid order")
     async def refund(request: Request) -> Response:
+        signer = request.headers.get("authorization", "").partition('mchid="')[2].partition('"')[0]
+        if signer in med_ins.merchants:  # a hospital refunding the self-pay part of its medical-insurance order
+            try:
+                mchid, body = await med_ins.merchant_of(request)
+            except SandboxRefusal as exc:
+                return refuse(exc.code, exc.message, exc.status)
+            return await med_ins.hospital_refund(request, mchid, body)
+
         def work(req: RefundIn) -> dict[str, Any]:
             out_trade_no = req.out_trade_no
             if out_trade_no is None and req.transaction_id is not None:

@@ -6,6 +6,8 @@ aid — is debited only with a credential its owner presented at that institutio
 - ``face``: a face authorization, a verified 1:1 live match (services/payments/face.py);
 - ``card_pin``: the social-security card read at a terminal with its PIN (mdtrt_cert_type 03; services/payments/card_pin.py);
 - ``app``: the owner paying a bill in the app — their own act (services/payments/bills.py);
+- ``wallet``: the owner's authorisation in a wallet (医保移动支付授权: authCode → pay_auth_no), carried by the hospital's
+  6202 for the one order it was bound to (services/payments/medins.py);
 - ``rebill``: the items kept when some of a paid visit's items are refunded, settled again for less
   (services/payments/refunds.py): the presence that paid the visit, carried to its re-settlement once.
 
@@ -37,7 +39,7 @@ from yibao.services.care import visits
 from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import presences as PR
 
-KINDS = ("paycode", "face", "card_pin", "app", "rebill")
+KINDS = ("paycode", "face", "card_pin", "app", "rebill", "wallet")
 # How long a presented credential may wait for its settlement. The scan's is paycodes.SCAN_TO_PAY and the
 # face's the authorization's own life (their modules pass them); a card read with its PIN, the same as a scan.
 CARD_TTL = timedelta(minutes=10)  # [G: as a scan]

@@ -30,11 +30,12 @@ def _digest(token: str) -> str:
 
 
 def publish(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, request_key: str, request_hash: str,
-            med_org_ord: str, actor: str) -> tuple[Order, str]:
+            med_org_ord: str, actor: str, method: str = "mobile") -> tuple[Order, str]:
     """Publish the visit's bill to the holder's phone (`bills.publish`, the REST path) and give it a payToken:
-    the order and the token in clear (answered once; only its hash is stored)."""
+    the order and the token in clear (answered once; only its hash is stored). ``method`` ``medins``: an order a wallet
+    pays with the holder's pay_auth_no (services/payments/medins.py), not a bill on the holder's phone."""
     order = bills.publish(conn, now, institution=institution, visit_id=visit_id, request_key=request_key, request_hash=request_hash,
-                          actor=actor)
+                          actor=actor, method=method)
     if conn.execute(select(T.c.order_id).where(T.c.order_id == order.id)).first() is not None:  # a REST key that collides
         raise Conflict("Idempotency-Key", "idempotency_key_reused", "该请求编号已用于另一个账单", "this request key was already used for another bill")
     token = secrets.token_hex(32)

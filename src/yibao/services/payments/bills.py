@@ -39,8 +39,9 @@ from yibao.store.tables import payment_orders as O
 
 
 def publish(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, request_key: str, request_hash: str,
-            actor: str) -> Order:
-    """The hospital publishes the bill of a visit whose lines are uploaded: an order ``billed`` (method ``mobile``)."""
+            actor: str, method: str = "mobile") -> Order:
+    """The hospital publishes the bill of a visit whose lines are uploaded: an order ``billed`` (method ``mobile``; ``medins``:
+    paid through a wallet with the holder's pay_auth_no, services/payments/medins.py — never shown in the app)."""
     existing = payments.for_request(conn, institution.id, request_key)
     if existing is not None:
         if existing.request_hash != request_hash:
@@ -54,7 +55,7 @@ def publish(conn: Connection, now: datetime, *, institution: Institution, visit_
     open_bill = conn.execute(select(O.c.id).where(O.c.visit_id == visit.id, O.c.status.in_(po.OPEN))).first()
     if open_bill is not None:
         raise Conflict("visit_id", "bill_open", "该就诊已有未完成的账单或支付", "the visit already has an open bill or payment")
-    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="mobile",
+    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method=method,
                                   visit=visit, person_id=visit.person_id, payer_id=visit.person_id, paycode_id=None, terminal_id=None,
                                   actor=actor, status=po.BILLED)
 
@@ -183,10 +184,12 @@ def withdraw(conn: Connection, now: datetime, *, institution: Institution, order
     Withdrawing one already withdrawn answers it as it is; a bill being paid or paid cannot be withdrawn."""
     order = payments.for_institution(conn, institution.id, order_id)
     order = payments.require(conn, order.id, lock=True)
-    if order.method != "mobile":
+    if order.method not in ("mobile", "medins"):
         raise Conflict("payment_id", "not_a_bill", "该支付不是发送到手机的账单", "this payment is not a bill sent to the phone")
-    if order.status == po.VOIDED and order.void_reason == po.WITHDRAWN:
+    if order.status == po.VOIDED and (order.void_reason == po.WITHDRAWN or (order.method == "medins" and order.void_reason == po.ABANDONED)):
         return order
+    if order.method == "medins" and order.status == po.HELD:  # pre-settled for a wallet that has not asked for the cash: the hold
+        return payments.void_now(conn, order, po.ABANDONED, now, actor)  # released, as recovery does when the wallet never asks
     if order.status != po.BILLED:
         raise Conflict("payment_id", "bill_not_waiting", "该账单已在支付中、已支付或已撤销，不能撤回",
                        "the bill is being paid, paid or voided: it cannot be withdrawn")

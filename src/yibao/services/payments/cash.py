@@ -49,6 +49,7 @@ from yibao.services.agency import connectors
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.credit import reservations as credit_reservations
+from yibao.services.payments import medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.sql import Sql
@@ -58,6 +59,11 @@ from yibao.store.upsert import insert_ignore
 log = logging.getLogger("yibao.payments")
 
 Finish = Callable[[Connection, Order], None]  # run in the unit where the order ends for this request (see above)
+
+
+def _finished_after(order: Order, finish: Finish | None) -> Order:
+    assert finish is None, "a med-ins order is driven by the wallet, never by a request that stores its answer"
+    return order
 
 
 def _finished(conn: Connection, order: Order, finish: Finish | None) -> Order:
@@ -293,6 +299,8 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
     assert order.payment_institution_id is not None
     if order.cash_source == "credit":
         return await _credit_ask(ctx, order, actor, finish)
+    if order.cash_source == "wallet":  # a med-ins order: the wallet collected the self-pay part; its mixed order says
+        return _finished_after(await medins.ask(ctx, order, actor=actor), finish)
     trade_no = None
     try:
         channel = await ctx.channel(order.payment_institution_id)

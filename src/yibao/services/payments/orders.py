@@ -353,12 +353,19 @@ class Stranded:
     expired: list[Order]  # the holder did not confirm in time
 
 
-def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_grace: timedelta, limit: int = 500) -> Stranded:
+MEDINS_WAIT = timedelta(minutes=15)  # a med-ins order held for a wallet that never ordered it: voided after (medins.ORDER_WAIT)
+
+
+def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_grace: timedelta, limit: int = 500,
+             medins_wait: timedelta = MEDINS_WAIT) -> Stranded:
+    """A med-ins order (method ``medins``) is held for the wallet's order and the holder's payment there, not for a call of
+    ours: it is abandoned after ``medins_wait``, not ``held_grace``."""
     def rows(*where: Any) -> list[Order]:
         return [from_row(r) for r in conn.execute(select(O).where(*where).order_by(O.c.updated_at).limit(limit)).all()]
 
     return Stranded(rows(O.c.status.in_(po.CASH_IN_DOUBT), O.c.updated_at <= now - cash_grace),
-                    rows(O.c.status.in_((po.CREATED, po.HELD)), O.c.updated_at <= now - held_grace),
+                    rows(O.c.status.in_((po.CREATED, po.HELD)), O.c.method != "medins", O.c.updated_at <= now - held_grace)
+                    + rows(O.c.status == po.HELD, O.c.method == "medins", O.c.updated_at <= now - medins_wait),
                     rows(O.c.status == po.AWAITING_CONFIRMATION, O.c.confirm_expires_at <= now))
 
 

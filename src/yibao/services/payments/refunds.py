@@ -40,6 +40,7 @@ from yibao.services.books import audit
 from yibao.services.care import presence, settlement, visits
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import cash as cash_leg
+from yibao.services.payments import medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.tables import payment_refunds as R
@@ -183,7 +184,7 @@ def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, ref
     assert order.setl_id is not None
     if refund.insurance_fen:
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="insurance", refund_id=refund.id, actor=actor)
-    if refund.cash_fen:
+    if refund.cash_fen and order.cash_source != "wallet":  # a wallet's cash never passed our books: the hospital refunded it there
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="cash", refund_id=refund.id, actor=actor)
     conn.execute(update(R).where(R.c.id == refund.id).values(status="succeeded", refund_no=refund_no, updated_at=now, completed_at=now))
     insurance_done, cash_done = given_back(conn, order)
@@ -281,6 +282,8 @@ async def drive(ctx: Context, r: Any, *, actor: str) -> Any:
         return r
     order = await ctx.run(lambda c: payments.require(c, r.order_id), write=False)
     assert order.payment_institution_id is not None
+    if order.cash_source == "wallet":
+        return await _drive_wallet(ctx, r, order, actor=actor)
     refund_no = error_code = None
     try:
         channel = await ctx.channel( order.payment_institution_id)
@@ -306,3 +309,17 @@ async def drive(ctx: Context, r: Any, *, actor: str) -> Any:
     now = ctx.now()
     return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, refund_no=refund_no, error_code=error_code,
                                                   actor=actor))
+
+
+async def _drive_wallet(ctx: Context, r: Any, order: Order, *, actor: str) -> Any:
+    """A med-ins order's cash was collected by the wallet for the hospital (merchant of record): the hospital refunds it
+    there itself (the wallet's normal refund), and the cash part is recorded given back only when the wallet's mixed
+    order shows it (SELF_PAY_REFUND) — until then the refund stays unknown and recovery asks again. The insurance part
+    of ``all`` is given back in the same unit, so it never goes back alone."""
+    try:
+        outcome = "succeeded" if await medins.cash_refunded(ctx, order) else "unknown"
+    except (OutcomeUnknown, NotFoundAtChannel, BadSignature, ChannelError, YibaoError) as exc:
+        log.warning("refund %s: the wallet's mixed order could not be read (%s)", r.id, exc.code)
+        outcome = "unknown"
+    now = ctx.now()
+    return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, actor=actor))
