@@ -149,6 +149,34 @@ def test_recovery_resolves_an_unknown_refund(client, pw, wxpay, db, keyring, clo
     assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
 
 
+def test_a_refused_refund_query_leaves_the_refund_unknown_never_failed(client, pw, wxpay, db, keyring, clock):
+    """The institution refuses the question (a rate limit, no permission: a signed 4xx about the query): it says nothing
+    of the refund, which it may well have made — recorded failed, the payment would be refundable again (a second refund)."""
+    from yibao.channels.base import declined
+    from yibao.services.agency.connectors import Connectors
+
+    doc = _pay(client, pw)
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    r = _refund(client, pw, doc["payment_id"], "all")
+    assert r.status_code == 202 and r.json()["status"] == "unknown", r.text
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+
+    class RefusesQueries:
+        name = "wxpay"
+
+        async def query_refund(self, out_trade_no, out_refund_no, **_):  # noqa: ANN001, ANN003, ANN202
+            raise declined("wxpay", "RATELIMIT_EXCEEDED", "频率超限")
+
+    clock.advance(minutes=2)
+    refused = Context.for_database(db, keyring, Connectors(keyring, overrides={pw.pi_id: RefusesQueries()}))
+    assert asyncio.run(recovery.recover(refused)).refunds == {r.json()["refund_id"]: "unknown"}
+    again = _refund(client, pw, doc["payment_id"], "cash")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "refund_in_progress"  # not refundable again
+    clock.advance(minutes=2)
+    assert asyncio.run(recovery.recover(Context.for_database(db, keyring))).refunds == {r.json()["refund_id"]: "succeeded"}
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+
+
 def test_a_declined_refund_leaves_the_payment_completed_and_nothing_given_back(client, pw, wxpay):
     doc = _pay(client, pw)
     paid = _books(pw)

@@ -6,13 +6,16 @@ adds its own signed call and the Channel methods; the wire format stays in its t
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import httpx
 
-from yibao.channels.base import unknown
+from yibao.channels.base import ChannelError, OutcomeUnknown, PaymentResult, RefundResult, declined, unknown
 from yibao.channels.wire import WireError
+
+R = TypeVar("R", PaymentResult, RefundResult)
 
 
 def _utc_now() -> datetime:
@@ -33,3 +36,32 @@ class Connector:
             return fn(*args)
         except (WireError, KeyError, TypeError, ValueError) as exc:
             raise unknown(self.name, "garbled_answer", str(exc)) from None
+
+    def _about(self, result: R, out_trade_no: str, out_refund_no: str | None = None) -> R:
+        """An answer about the order (and refund) we asked about — else unknown: a signed answer about another one,
+        replayed or misrouted, says nothing of ours (an Alipay answer carries no time to limit a replay)."""
+        if result.out_trade_no != out_trade_no or (out_refund_no is not None and getattr(result, "out_refund_no", None) != out_refund_no):
+            raise unknown(self.name, "mismatched_answer", f"the answer names {result.out_trade_no}, not {out_trade_no}")
+        return result
+
+    async def _after_acceptance(self, ask: Callable[[], Awaitable[R]], *, out_trade_no: str, out_refund_no: str | None = None,
+                                amount_fen: int, what: str) -> R:
+        """The state of a request the institution accepted (its result comes later), asked for once.
+
+        Only the request's own signed final state decides. Anything else leaves the outcome unknown — the notification
+        or a later query tells: an error or a refusal of the question itself (a rate limit, no permission: nothing about
+        the request), the request not yet visible, an answer about another request, or the number on the books with
+        another amount (an operator looks; `services/payments/cash.py` `ask` reads it the same way). Turning any of these
+        into a decline would void a payment the institution goes on to collect, or fail a refund it makes."""
+        try:
+            result = await ask()
+        except OutcomeUnknown:
+            raise
+        except ChannelError as exc:
+            raise unknown(self.name, "accepted_then_unclear", f"{what} was accepted; asking for it answered {exc.code}") from None
+        self._about(result, out_trade_no, out_refund_no)
+        if result.amount_fen != amount_fen:
+            raise unknown(self.name, "params_differ", f"{what} is on the institution's books with another amount")
+        if result.status == "failed":
+            raise declined(self.name, result.error_code or "failed", f"{what} failed")
+        return result

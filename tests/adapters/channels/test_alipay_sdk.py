@@ -67,7 +67,6 @@ from yibao.channels import (
     StatementError,
     holder_token,
 )
-from yibao.channels.alipay import transformers as tx
 from yibao.channels.alipay.connector import AlipayChannel, AlipayConfig
 from yibao.channels.crypto import canonical_kv, generate_rsa_key, public_pem, rsa_sign
 from yibao.channels.receiver import NotificationReceiver
@@ -349,7 +348,7 @@ def test_the_connector_keeps_alipays_meanings():
         paid_before, _ = connector({"alipay.trade.pay": '{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_HAS_SUCCESS",'
                                                         '"sub_msg":"交易已被支付"}'})
         assert (await paid_before.pay(PaymentRequest("T2026112200000001", 88_80, "门诊缴费", "AG1"))).status == "succeeded"
-        with pytest.raises(Declined):  # the same number, another amount: refused
+        with pytest.raises(OutcomeUnknown):  # the same number paid with another amount: an operator's matter, never declined
             await paid_before.pay(PaymentRequest("T2026112200000001", 1_00, "门诊缴费", "AG1"))
         busy, _ = connector({"alipay.trade.pay": '{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error",'
                                                  '"sub_msg":"系统繁忙"}'})
@@ -415,6 +414,14 @@ def test_the_connector_verifies_alipays_notifications_and_answers_success():
     assert (channel.ack(True).status_code, channel.ack(True).body, channel.ack(True).media_type) == (200, b"success", "text/plain")
 
 
+
+# Alipay's trade bill columns as its published sample has them — written out here, not taken from the code.
+DETAIL_HEADER = ["支付宝交易号", "商户订单号", "业务类型", "商品名称", "创建时间", "完成时间", "门店编号", "门店名称", "操作员", "终端号",
+                 "对方账户", "订单金额（元）", "商家实收（元）", "支付宝红包（元）", "集分宝（元）", "支付宝优惠（元）", "商家优惠（元）",
+                 "券核销金额（元）", "券名称", "商家红包消费金额（元）", "卡消费金额（元）", "退款批次号/请求号", "服务费（元）", "分润（元）", "备注"]
+SUMMARY_HEADER = ["门店编号", "门店名称", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）", "支付宝优惠（元）",
+                  "商家优惠（元）", "卡消费金额（元）", "服务费（元）", "分润（元）", "实收净额（元）"]
+
 def bill_zip(day: date, detail_rows: list[list[str]], summary_row: list[str], *, pid: str = "2088102177846875") -> bytes:
     def csv_text(title: str, header: list[str], rows: list[list[str]], footer: str) -> bytes:
         lines = [f"#{title}", f"#账号：[{pid}]", f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   终止日期：[{day:%Y年%m月%d日} 23:59:59]",
@@ -424,8 +431,8 @@ def bill_zip(day: date, detail_rows: list[list[str]], summary_row: list[str], *,
         return ("\r\n".join(lines) + "\r\n").encode("gbk")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr(f"{pid}_{day:%Y%m%d}_业务明细.csv", csv_text("支付宝业务明细查询", tx.DETAIL_HEADER, detail_rows, "#交易合计：2笔，退款合计：1笔"))
-        zf.writestr(f"{pid}_{day:%Y%m%d}_业务明细(汇总).csv", csv_text("支付宝业务汇总查询", tx.SUMMARY_HEADER, [summary_row], ""))
+        zf.writestr(f"{pid}_{day:%Y%m%d}_业务明细.csv", csv_text("支付宝业务明细查询", DETAIL_HEADER, detail_rows, "#交易合计：2笔，退款合计：1笔"))
+        zf.writestr(f"{pid}_{day:%Y%m%d}_业务明细(汇总).csv", csv_text("支付宝业务汇总查询", SUMMARY_HEADER, [summary_row], ""))
     return buf.getvalue()
 
 
@@ -472,4 +479,17 @@ def test_a_refused_refund_is_submitted_again_under_its_own_out_request_no(alipay
         assert (again.status, again.amount_fen) == ("succeeded", 40_00)
         assert (await alipay.channel.refund(RefundRequest(out, refund_no, 40_00, 40_00))).status == "processing"  # fund_change=N
         assert (await alipay.channel.query_refund(out, refund_no)).status == "succeeded"
+    asyncio.run(story())
+
+
+def test_a_signed_answer_about_another_order_is_no_answer_about_ours():
+    """Alipay's answers carry no time: a signed answer about another order (replayed or misrouted) must not complete ours."""
+    other = {m: ANSWERS[m].replace("T2026112200000001", "T2026112299999999") for m in ("alipay.trade.pay", "alipay.trade.query")}
+    channel, _ = connector(other)
+
+    async def story():
+        with pytest.raises(OutcomeUnknown):
+            await channel.pay(PaymentRequest("T2026112200000001", 88_80, "门诊缴费", "20265501000000026912"))
+        with pytest.raises(OutcomeUnknown):
+            await channel.query("T2026112200000001")
     asyncio.run(story())

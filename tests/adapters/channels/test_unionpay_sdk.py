@@ -29,7 +29,7 @@ from fastapi.responses import Response
 
 from tests.adapters.channels import acp_reference as sdk
 from tests.support.channels import serve_in_thread
-from yibao.channels import BadSignature, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, RefundRequest, StatementError
+from yibao.channels import BadSignature, Declined, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, RefundRequest, StatementError
 from yibao.channels.crypto import generate_rsa_key
 from yibao.channels.unionpay.connector import UnionPayChannel, UnionPayConfig
 from yibao.channels.unionpay.transformers import cert_id_of
@@ -468,3 +468,29 @@ def test_a_resend_without_a_time_is_the_same_order_and_a_duplicate_of_an_unknown
     assert {f["txnTime"] for _, f in gw.requests} == {"20261231235958"}
     with pytest.raises(OutcomeUnknown):  # a duplicate we cannot name: neither paid nor failed as far as we know
         run(connector(gw).pay(PaymentRequest("T202612310009", 12345, "门诊缴费", "6235240000021234567", sent_at=T0 + timedelta(hours=1))))
+
+
+def test_after_an_accepted_consume_or_refund_only_the_orders_own_state_decides():
+    """00 means accepted: a query then refused (respCode 10, 31, 01), not yet visible (34), about another amount, or
+    answered with the query's own txnType 00 — none of these may turn into a decline (the platform would void a payment
+    UnionPay goes on to collect, or fail a refund it makes). Only origRespCode decides."""
+    refusals = [lambda req: {**COMMON, "orderId": req["orderId"], "txnTime": req["txnTime"], "txnType": "00", "respCode": code,
+                             "respMsg": "拒绝"} for code in ("10", "31", "01", "34")]
+    for answer in [*refusals, query_answer("00", txnAmt="12346")]:
+        gw = Gateway()
+        gw.answers = [consume_answer, answer]
+        with pytest.raises(OutcomeUnknown):
+            run(connector(gw).pay(PaymentRequest("T202612310001", 12345, "门诊缴费", "6235240000021234567", sent_at=T0)))
+    gw = Gateway()
+    gw.answers = [consume_answer, query_answer("00", txnType="00")]  # the query's own type: still this order's answer
+    assert run(connector(gw).pay(PaymentRequest("T202612310001", 12345, "门诊缴费", "6235240000021234567", sent_at=T0))).status == "succeeded"
+    gw = Gateway()
+    gw.answers = [consume_answer, query_answer("61")]  # the order's own signed outcome: declined
+    with pytest.raises(Declined):
+        run(connector(gw).pay(PaymentRequest("T202612310001", 12345, "门诊缴费", "6235240000021234567", sent_at=T0)))
+    req = RefundRequest("T202612310001", "R202701010001", 345, 12345, sent_at=T0, trade_no="771612311559580185028")
+    for answer in refusals:
+        gw = Gateway()
+        gw.answers = [refund_answer, answer]
+        with pytest.raises(OutcomeUnknown):
+            run(connector(gw).refund(req))

@@ -34,7 +34,7 @@ from wechatpayv3.core import Core
 from wechatpayv3.type import RequestType
 
 from tests.support.channels import serve_in_thread
-from yibao.channels import BadSignature, Declined, NotFoundAtChannel, StatementError
+from yibao.channels import BadSignature, Declined, NotFoundAtChannel, OutcomeUnknown, StatementError
 from yibao.channels.base import AgreementRequest, PaymentRequest, RefundRequest
 from yibao.channels.crypto import aes_gcm_encrypt, generate_rsa_key, key_serial, private_pem, public_pem, rsa_sign
 from yibao.channels.wire import holder_token
@@ -239,7 +239,9 @@ def test_the_sandbox_refuses_what_the_merchant_did_not_sign_and_the_sdk_refuses_
     assert code == 401 and json.loads(text)["code"] == "SIGN_ERROR"
     wx = sdk_for(p, url, channel)
     inbox.take()
-    p.runtime.set_knobs(bad_notification_signature=True)
+    # Resends only when flushed: the background resends (10, 20, 40 ms) raced the checks below (a tampered resend arriving
+    # after reset, or the delivery given up before the last flush).
+    p.runtime.set_knobs(bad_notification_signature=True, notify_delays_ms=[60_000, 60_000])
     inbox.refuse = True
     try:
         asyncio.run(channel.sign_agreement(AgreementRequest(no(), holder_token(HOLDER_KEY, "p2", "wxpay"), 100_00)))
@@ -319,8 +321,16 @@ def test_the_deduction_is_accepted_then_queried_for_its_state():
     inst.routes[QUERY] = (200, {**QUERY_SUCCESS, "trade_state": "PAY_FAIL", "trade_state_desc": "余额不足"})
     with pytest.raises(Declined):
         asyncio.run(channel_for(inst).pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx1")))
-    inst.routes[QUERY] = (404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})  # accepted, not yet visible
-    assert asyncio.run(channel_for(inst).pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx1"))).status == "processing"
+    # Accepted, then the question answered anything but the order's own final state: unknown (never declined) — not yet
+    # visible, a rate limit, no permission, an answer about another order or with another amount.
+    for route in [(404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}), (429, {"code": "RATELIMIT_EXCEEDED", "message": "频率超限"}),
+                  (403, {"code": "NO_AUTH", "message": "无权限"}), (400, {"code": "PARAM_ERROR", "message": "参数错误"}),
+                  (200, {**QUERY_SUCCESS, "out_trade_no": "1217752501201407033233368099"}),
+                  (200, {**QUERY_SUCCESS, "amount": {**QUERY_SUCCESS["amount"], "total": 101}})]:
+        inst.routes[QUERY] = route
+        with pytest.raises(OutcomeUnknown):
+            asyncio.run(channel_for(inst).pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx1")))
+    inst.routes[QUERY] = (404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"})
     with pytest.raises(NotFoundAtChannel):
         asyncio.run(channel_for(inst).query(ORDER))
 
@@ -355,8 +365,14 @@ def test_a_refund_answered_processing_and_its_query():
     r = asyncio.run(ch.refund(RefundRequest(ORDER, REFUND_NO, 100, 100, "退一项检查")))
     assert (r.status, r.amount_fen, r.refund_id) == ("processing", 100, "50000000382019052709732678859")
     assert asyncio.run(ch.query_refund(ORDER, REFUND_NO)).status == "succeeded"
+    # ABNORMAL: the card refused the refund and WeChat holds the money for the merchant — it left us: not failed.
     inst.routes[("GET", f"/v3/refund/domestic/refunds/{REFUND_NO}")] = (200, {**REFUND_ANSWER, "status": "ABNORMAL"})
+    assert asyncio.run(ch.query_refund(ORDER, REFUND_NO)).status == "processing"
+    inst.routes[("GET", f"/v3/refund/domestic/refunds/{REFUND_NO}")] = (200, {**REFUND_ANSWER, "status": "CLOSED"})
     assert asyncio.run(ch.query_refund(ORDER, REFUND_NO)).status == "failed"
+    inst.routes[("GET", f"/v3/refund/domestic/refunds/{REFUND_NO}")] = (200, {**REFUND_ANSWER, "out_refund_no": "1217752501201407033233368099"})
+    with pytest.raises(OutcomeUnknown):  # about another refund
+        asyncio.run(ch.query_refund(ORDER, REFUND_NO))
 
 
 def notification(event_type: str, resource: dict[str, Any], original: str, summary: str, *, key: bytes = V3) -> bytes:
@@ -382,7 +398,7 @@ def test_notifications_as_wechat_pay_sends_them():
     assert (n.kind, n.status, n.out_refund_no, n.amount_fen, n.trade_no) == ("refund", "succeeded", "7752501201407033233368018", 999,
                                                                                "50200207182018070300011301001")
     body = notification("REFUND.ABNORMAL", {**REFUND_RESOURCE, "refund_status": "ABNORMAL"}, "refund", "退款异常")
-    assert ch.verify_notification(signed_headers(body), body).status == "failed"
+    assert ch.verify_notification(signed_headers(body), body).status == "processing"
     body = notification("TRANSACTION.SUCCESS", QUERY_SUCCESS, "transaction", "支付成功")
     n = ch.verify_notification(signed_headers(body), body)
     assert (n.kind, n.status, n.out_trade_no, n.amount_fen) == ("payment", "succeeded", ORDER, 100)
@@ -426,8 +442,16 @@ def test_contracts_are_queried_and_terminated_by_plan_and_contract_code():
     assert exc.value.code == "garbled_answer"  # not a state an active or ended agreement has: unknown, never a failure
 
 
+
+# WeChat Pay's trade bill (bill_type=ALL) as its published sample has it — written out here, not taken from the code
+# (a wrong or misordered column in the connector must fail this test).
+BILL_HEADER = ["交易时间", "公众账号ID", "商户号", "特约商户号", "设备号", "微信订单号", "商户订单号", "用户标识", "交易类型", "交易状态",
+               "付款银行", "货币种类", "应结订单金额", "代金券金额", "微信退款单号", "商户退款单号", "退款金额", "充值券退款金额", "退款类型",
+               "退款状态", "商品名称", "商户数据包", "手续费", "费率", "订单金额", "申请退款金额", "费率备注"]
+BILL_SUMMARY = ["总交易单数", "应结订单总金额", "退款总金额", "充值券退款总金额", "手续费总金额", "订单总金额", "申请退款总金额"]
+
 def bill(rows: list[list[str]], summary: list[str]) -> bytes:
-    lines = [",".join(tx.HEADER)] + [",".join("`" + c for c in r) for r in rows] + [",".join(tx.SUMMARY), ",".join("`" + c for c in summary)]
+    lines = [",".join(BILL_HEADER)] + [",".join("`" + c for c in r) for r in rows] + [",".join(BILL_SUMMARY), ",".join("`" + c for c in summary)]
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -533,3 +557,22 @@ def test_the_sandbox_connector_in_certificate_mode_pays_and_is_told(world):
     flush(url)
     kinds = sorted(channel.verify_notification(h, b).kind for h, b in inbox.take())
     assert kinds == ["agreement", "agreement", "payment"]
+
+
+def test_a_certificate_download_failing_after_a_deduction_was_sent_leaves_it_unknown():
+    """The deduction's answer names a certificate we do not hold yet (a rotation); the download then fails (an
+    unsigned 429, a signed 403): the deduction was sent, so nothing about it is known — never declined."""
+    k1, k2 = generate_rsa_key(), generate_rsa_key()
+    c1 = certificate(k1, 0x5157F09EFDC096DE15EBE81A47057A7232F1B8E1)
+    s1 = format(c1.serial_number, "X")
+    cfg = WxPayConfig(BASE, "1900000109", "wxd678efh567hg6787", key_serial(MERCHANT), MERCHANT, "", None, V3, None, 5.0,
+                      platform_certificates=True)
+    inst = Institution({("GET", "/v3/certificates"): (200, listing(c1)), QUERY: (200, QUERY_SUCCESS), APPLY: (204, None)}, key=k1, serial=s1)
+    ch = channel_for(inst, cfg)
+    assert asyncio.run(ch.query(ORDER)).status == "succeeded"  # the certificates downloaded once
+    inst.key, inst.serial = k2, "6C3D7E1F2A3B4C5D6E7F8091A2B3C4D5E6F70819"
+    for failure in [(429, b""), (403, {"code": "NO_AUTH", "message": "无权限"})]:
+        inst.routes[("GET", "/v3/certificates")] = failure
+        with pytest.raises(OutcomeUnknown):
+            asyncio.run(ch.pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx1")))
+        assert [m for m, p, _ in inst.seen[-2:]] == ["POST", "GET"]  # the deduction went out, then the download failed

@@ -25,7 +25,7 @@ CFG = tx.WxPayConfig("http://wx", "1900000109", "wxapp", key_serial(MERCHANT), M
 def signed(body: bytes, key=PLATFORM, at: datetime = NOW) -> dict[str, str]:
     ts, nonce = str(int(at.timestamp())), "n" * 32
     return {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": nonce, "Wechatpay-Serial": key_serial(key),
-            "Wechatpay-Signature": rsa_sign(key, tx.response_message(ts, nonce, body))}
+            "Wechatpay-Signature": rsa_sign(key, tx.response_message(ts, nonce, body)), "Wechatpay-Signature-Type": tx.SCHEME}
 
 
 def test_the_authorization_header_verifies_with_the_merchant_public_key_and_nothing_else():

@@ -18,7 +18,6 @@ from yibao.channels.base import (
     RefundRequest,
     RefundResult,
     Statement,
-    declined,
     not_found_at,
     unknown,
 )
@@ -68,16 +67,18 @@ class AlipayChannel(Connector):
         except Declined as exc:
             if exc.code != tx.ALREADY_PAID:
                 raise
-            # A resent order Alipay already collected: the trade is the answer — if it is the one we asked for.
-            truth = await self.query(req.out_trade_no)
-            if truth.amount_fen != req.amount_fen or truth.status != "succeeded":
-                raise declined(self.name, "OUT_TRADE_NO_USED", "the order number was paid with other parameters") from None
+            # A resent order Alipay already collected: the trade is the answer — if it is the one we asked for. Anything
+            # else (another amount, not paid after all, the query refused) is for an operator: unknown, never declined.
+            truth = await self._after_acceptance(lambda: self.query(req.out_trade_no), out_trade_no=req.out_trade_no,
+                                                 amount_fen=req.amount_fen, what=f"payment {req.out_trade_no}")
+            if truth.status != "succeeded":
+                raise unknown(self.name, "paid_but_not_succeeded", "Alipay says the trade was paid; its query says otherwise") from None
             return truth
-        return self._parse(tx.pay_answer_from, data)
+        return self._about(self._parse(tx.pay_answer_from, data), req.out_trade_no)
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         data = await self._call("alipay.trade.query", {"out_trade_no": out_trade_no}, f"order {out_trade_no}")
-        return self._parse(tx.payment_from, data)
+        return self._about(self._parse(tx.payment_from, data), out_trade_no)
 
     async def refund(self, req: RefundRequest) -> RefundResult:
         data = await self._call("alipay.trade.refund", tx.refund_biz(req), "the refund")
@@ -86,6 +87,8 @@ class AlipayChannel(Connector):
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
         what = f"refund {out_refund_no}"
         data = await self._call("alipay.trade.fastpay.refund.query", tx.refund_query_biz(out_trade_no, out_refund_no), what)
+        if data.get("out_trade_no") not in (None, out_trade_no) or data.get("out_request_no") not in (None, out_refund_no):
+            raise unknown(self.name, "mismatched_answer", f"the answer is about another refund than {out_refund_no}")
         if data.get("refund_status") != "REFUND_SUCCESS":
             # Signed: not refunded (never received, or failed) — nothing was given back; the same out_request_no may be sent again.
             raise not_found_at(self.name, what)

@@ -154,6 +154,8 @@ def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Ex
         return unknown(name, code, message or f"HTTP {status}")
     if status == 404:
         return not_found_at(name, what)
+    if code == "OUT_TRADE_NO_USED":  # our number is on its books with another request: an operator's matter, never a decline
+        return unknown(name, code, message or "the order number was used with other parameters")
     return declined(name, code, message)
 
 

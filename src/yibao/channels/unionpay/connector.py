@@ -21,7 +21,6 @@ from yibao.channels.base import (
     Agreement,
     AgreementRequest,
     Declined,
-    NotFoundAtChannel,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -111,18 +110,11 @@ class UnionPayChannel(Connector):
         """Consume (01/01). 00 means accepted, 12 that this order was sent before: either way the query says what became of it."""
         at = req.sent_at or self._known("trade", req.out_trade_no) or self._clock()  # a resend is the same order: the same time
         self._remember("trade", req.out_trade_no, at)
-        code, _ = await self._call(tx.BACK_PATH, tx.pay_params(self.config, req, at), "the payment")
-        try:
-            result: PaymentResult = await self.query(req.out_trade_no, sent_at=at)
-        except NotFoundAtChannel:
-            if code == tx.DUPLICATE:  # this orderId was sent at another txnTime, which we do not know
-                raise unknown(self.name, "duplicate", "the orderId was sent before at another txnTime") from None
-            return PaymentResult(req.out_trade_no, None, "processing", req.amount_fen)  # accepted, not yet on the books
-        if result.amount_fen != req.amount_fen:
-            raise declined(self.name, "ORDER_PARAMS_DIFFER", "this orderId was sent before with another amount")
-        if result.status == "failed":
-            raise declined(self.name, result.error_code or "failed", "the payment failed")
-        return result
+        await self._call(tx.BACK_PATH, tx.pay_params(self.config, req, at), "the payment")
+        # 00 (accepted) or 12 (sent before — a resend, or another txnTime we cannot know): the query decides, and
+        # whatever it cannot say for sure stays unknown (Connector._after_acceptance).
+        return await self._after_acceptance(lambda: self.query(req.out_trade_no, sent_at=at), out_trade_no=req.out_trade_no,
+                                            amount_fen=req.amount_fen, what=f"payment {req.out_trade_no}")
 
     async def query(self, out_trade_no: str, *, sent_at: datetime | None = None) -> PaymentResult:
         at = self._time_of("trade", out_trade_no, sent_at)
@@ -140,18 +132,11 @@ class UnionPayChannel(Connector):
             orig_qry_id = trade.trade_no
         at = req.sent_at or self._known("refund", req.out_refund_no) or self._clock()
         self._remember("refund", req.out_refund_no, at)
-        code, _ = await self._call(tx.BACK_PATH, tx.refund_params(self.config, req, orig_qry_id, at), "the refund")
-        try:
-            result = await self.query_refund(req.out_trade_no, req.out_refund_no, sent_at=at)
-        except NotFoundAtChannel:
-            if code == tx.DUPLICATE:
-                raise unknown(self.name, "duplicate", "the refund's orderId was sent before at another txnTime") from None
-            return RefundResult(req.out_trade_no, req.out_refund_no, None, "processing", req.amount_fen)
-        if result.amount_fen != req.amount_fen:
-            raise declined(self.name, "REFUND_PARAMS_DIFFER", "this refund orderId was sent before with another amount")
-        if result.status == "failed":
-            raise declined(self.name, result.error_code or "failed", "the refund failed")
-        return result
+        await self._call(tx.BACK_PATH, tx.refund_params(self.config, req, orig_qry_id, at), "the refund")
+        # 00 accepted or 12 sent before: the refund's query decides (as for a payment).
+        return await self._after_acceptance(lambda: self.query_refund(req.out_trade_no, req.out_refund_no, sent_at=at),
+                                            out_trade_no=req.out_trade_no, out_refund_no=req.out_refund_no, amount_fen=req.amount_fen,
+                                            what=f"refund {req.out_refund_no}")
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str, *, sent_at: datetime | None = None) -> RefundResult:
         at = self._time_of("refund", out_refund_no, sent_at)

@@ -298,7 +298,9 @@ def payment_from(params: Mapping[str, str], out_trade_no: str) -> PaymentResult:
     """A query's answer about a consume: `origRespCode` is its outcome; `traceTime` (MMDDhhmmss) when it was paid."""
     if params.get("orderId") != out_trade_no:
         raise WireError("the answer is about another order")
-    if params.get("txnType") != "01":
+    # The orderId names the order; the answer's txnType is the original's (01) as we read ACP — or the query's own (00),
+    # which we may have misread [guess]: either is taken; another transaction's type is not.
+    if params.get("txnType") not in ("01", "00"):
         raise WireError(f"not a consume: txnType {params.get('txnType')!r}")
     orig = params.get("origRespCode", "")
     status = "succeeded" if orig in SUCCESS else "processing" if orig in UNKNOWN_CODES or not orig else "failed"
@@ -313,7 +315,7 @@ def refund_from(params: Mapping[str, str], out_trade_no: str, out_refund_no: str
     """A query's answer about a refund (origRespCode), or a refund's own answer read as 'accepted'."""
     if params.get("orderId") != out_refund_no:
         raise WireError("the answer is about another refund")
-    if params.get("txnType") != "04":
+    if params.get("txnType") not in ("04", "00"):  # as for a consume
         raise WireError(f"not a refund: txnType {params.get('txnType')!r}")
     orig = params.get("origRespCode", "")
     status = "succeeded" if orig in SUCCESS else "processing" if orig in UNKNOWN_CODES or not orig else "failed"

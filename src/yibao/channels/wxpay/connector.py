@@ -26,7 +26,6 @@ from yibao.channels.base import (
     Agreement,
     AgreementRequest,
     MedInsOrder,
-    NotFoundAtChannel,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -69,15 +68,17 @@ class WxPayChannel(Connector):
             return {s: c.key for s, c in self._certificates.items() if c.not_before <= now <= c.not_after}
 
     async def refresh_certificates(self) -> list[str]:
-        """Download the platform certificates (GET /v3/certificates), keep the valid ones; their serials."""
+        """Download the platform certificates (GET /v3/certificates), keep the valid ones; their serials. Any failure is
+        unknown — never a decline: a refresh may follow a request already sent (a rotated certificate) and says
+        nothing about it."""
         path = "/v3/certificates"
         resp = await self._send("GET", path, b"")
+        if not resp.is_success:
+            raise unknown(self.name, f"HTTP_{resp.status_code}", "the platform certificates could not be downloaded")
         try:
             data = json.loads(resp.content) if resp.content else {}
         except ValueError:
             raise unknown(self.name, "garbled_answer", "the certificates answer is not JSON") from None
-        if not resp.is_success:
-            raise tx.error_from(self.name, resp.status_code, data, "the platform certificates")
         found = self._parse(tx.certificates_from, self.config, data, self._clock())
         # The answer is signed by one of the certificates it carries (or a key we already trust).
         known = {**self.certificates, **{c.serial_no: c.key for c in found}}
@@ -118,7 +119,7 @@ class WxPayChannel(Connector):
         except tx.UnknownSerial:
             if not self.config.platform_certificates:
                 raise
-            await self.refresh_certificates()  # a rotated certificate: fetch the new ones, then check again
+            await self.refresh_certificates()  # a rotated certificate: fetch the new ones (failing: unknown), then check again
             self._verify(resp, label)
         try:
             data = json.loads(resp.content) if resp.content else {}
@@ -148,33 +149,27 @@ class WxPayChannel(Connector):
 
     # -- payments --
     async def pay(self, req: PaymentRequest) -> PaymentResult:
-        """Apply for the deduction (answer: accepted), then ask once for its state."""
+        """Apply for the deduction (answer: accepted), then ask once for its state (`Connector._after_acceptance`)."""
         await self._call("POST", "/v3/papay/pay/transactions/apply", tx.pay_body(self.config, req), what="the payment")
-        try:
-            result = await self.query(req.out_trade_no)
-        except NotFoundAtChannel:  # accepted but not yet visible: under way
-            return PaymentResult(req.out_trade_no, None, "processing", req.amount_fen)
-        if result.amount_fen != req.amount_fen:
-            raise declined(self.name, "OUT_TRADE_NO_USED", "the order number was used with another amount")
-        if result.status == "failed":
-            raise declined(self.name, "PAY_FAIL", result.error_code or "the deduction failed")
-        return result
+        return await self._after_acceptance(lambda: self.query(req.out_trade_no), out_trade_no=req.out_trade_no,
+                                            amount_fen=req.amount_fen, what=f"payment {req.out_trade_no}")
 
     async def query(self, out_trade_no: str) -> PaymentResult:
         path = f"/v3/pay/transactions/out-trade-no/{quote(out_trade_no)}?mchid={quote(self.config.mchid)}"
-        return self._parse(tx.payment_from, await self._call("GET", path, what=f"order {out_trade_no}"))
+        return self._about(self._parse(tx.payment_from, await self._call("GET", path, what=f"order {out_trade_no}")), out_trade_no)
 
     # -- refunds --
     async def refund(self, req: RefundRequest) -> RefundResult:
         data = await self._call("POST", "/v3/refund/domestic/refunds", tx.refund_body(self.config, req), what="the refund")
-        result: RefundResult = self._parse(tx.refund_from, data)
-        if result.status == "failed":
-            raise declined(self.name, result.error_code or "ABNORMAL", "the refund failed")
+        result: RefundResult = self._about(self._parse(tx.refund_from, data), req.out_trade_no, req.out_refund_no)
+        if result.status == "failed":  # CLOSED: signed, final, nothing given back (ABNORMAL is processing: transformers)
+            raise declined(self.name, result.error_code or "CLOSED", "the refund failed")
         return result
 
     async def query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundResult:
         path = f"/v3/refund/domestic/refunds/{quote(out_refund_no)}"
-        return self._parse(tx.refund_from, await self._call("GET", path, what=f"refund {out_refund_no}"))
+        result = self._parse(tx.refund_from, await self._call("GET", path, what=f"refund {out_refund_no}"))
+        return self._about(result, out_trade_no, out_refund_no)
 
     # -- notifications --
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:

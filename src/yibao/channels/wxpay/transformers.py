@@ -139,7 +139,7 @@ def verify_signed(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now
     ts, nonce, sig, serial = (h.get("wechatpay-timestamp"), h.get("wechatpay-nonce"), h.get("wechatpay-signature"),
                               h.get("wechatpay-serial"))
     kind = h.get("wechatpay-signature-type")
-    if kind is not None and kind != SCHEME:
+    if kind != SCHEME:  # required, as WeChat's SDKs require it
         raise bad_signature(cfg.name, f"{what} (signature type {kind!r})")
     if not (ts and nonce and sig and serial):
         raise bad_signature(cfg.name, f"{what} (missing Wechatpay-* headers)")
@@ -278,7 +278,9 @@ def payment_from(data: Mapping[str, Any]) -> PaymentResult:
                          _int(data, "amount", "total"), 0, error, paid_at)
 
 
-_REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "processing", "ABNORMAL": "failed", "CLOSED": "failed"}
+# ABNORMAL: the refund to the buyer's card failed and WeChat holds the money for the merchant to redirect (an operator's
+# apply-abnormal-refund, not modelled) — it has left the merchant, so it is not "failed" (nothing given back): processing.
+_REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "processing", "ABNORMAL": "processing", "CLOSED": "failed"}
 
 
 def refund_from(data: Mapping[str, Any], *, key: str = "status") -> RefundResult:
@@ -291,13 +293,16 @@ def refund_from(data: Mapping[str, Any], *, key: str = "status") -> RefundResult
 
 
 def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Exception:
-    """A signed non-2xx answer: 5xx and SYSTEM_ERROR mean "unknown, query"; 404 "no such thing"; other 4xx a definite no."""
+    """A signed non-2xx answer: 5xx, 429 and SYSTEM_ERROR mean "unknown, query"; 404 "no such thing"; other 4xx a definite
+    no (of the request it answers — `Connector._after_acceptance` reads a refused query after an accepted request as unknown)."""
     code = str(data.get("code") or f"HTTP_{status}")
     message = str(data.get("message") or "")
-    if status >= 500 or code in ("SYSTEM_ERROR", "FREQUENCY_LIMITED", "BANK_ERROR"):
+    if status >= 500 or status == 429 or code in ("SYSTEM_ERROR", "FREQUENCY_LIMITED", "BANK_ERROR"):
         return unknown(name, code, message or f"HTTP {status}")
     if status == 404:
         return not_found_at(name, what)
+    if code == "OUT_TRADE_NO_USED":  # our number is on its books with another request: an operator's matter, never a decline
+        return unknown(name, code, message or "the order number was used with other parameters")
     return declined(name, code, message)
 
 
@@ -305,7 +310,7 @@ def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Ex
 
 _EVENTS = {"TRANSACTION.SUCCESS": ("payment", "succeeded"), "TRANSACTION.FAIL": ("payment", "failed"),
            "TRANSACTION.PAYERROR": ("payment", "failed"),
-           "REFUND.SUCCESS": ("refund", "succeeded"), "REFUND.ABNORMAL": ("refund", "failed"), "REFUND.CLOSED": ("refund", "failed"),
+           "REFUND.SUCCESS": ("refund", "succeeded"), "REFUND.ABNORMAL": ("refund", "processing"), "REFUND.CLOSED": ("refund", "failed"),
            "PAPAY.SIGN": ("agreement", "active"), "PAPAY.TERMINATE": ("agreement", "terminated")}
 
 

@@ -216,7 +216,7 @@ def _refund_amount(r: RefundRec, total: int) -> dict[str, Any]:
 def refund_view(r: RefundRec, total: int) -> dict[str, Any]:
     view: dict[str, Any] = {"refund_id": r.refund_id, "out_refund_no": r.out_refund_no, "transaction_id": r.trade_no,
                             "out_trade_no": r.out_trade_no, "channel": "ORIGINAL", "user_received_account": "支付用户零钱",
-                            "create_time": rfc3339(r.at), "status": "SUCCESS" if r.status == "succeeded" else "ABNORMAL",
+                            "create_time": rfc3339(r.at), "status": "SUCCESS" if r.status == "succeeded" else "CLOSED",
                             "funds_account": "AVAILABLE", "amount": _refund_amount(r, total)}
     if r.status == "succeeded":
         view["success_time"] = rfc3339(r.at)
@@ -226,7 +226,7 @@ def refund_view(r: RefundRec, total: int) -> dict[str, Any]:
 def refund_resource(r: RefundRec, total: int, mchid: str) -> dict[str, Any]:
     """A REFUND.* notification's resource: `refund_status`, not `status`."""
     view: dict[str, Any] = {"mchid": mchid, "transaction_id": r.trade_no, "out_trade_no": r.out_trade_no, "refund_id": r.refund_id,
-                            "out_refund_no": r.out_refund_no, "refund_status": "SUCCESS" if r.status == "succeeded" else "ABNORMAL",
+                            "out_refund_no": r.out_refund_no, "refund_status": "SUCCESS" if r.status == "succeeded" else "CLOSED",
                             "user_received_account": "支付用户零钱",
                             "amount": {"total": total, "refund": r.amount_fen, "payer_total": total, "payer_refund": r.amount_fen}}
     if r.status == "succeeded":
@@ -303,7 +303,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             event_type, summary = ("TRANSACTION.SUCCESS", "支付成功") if rec.status == "succeeded" else ("TRANSACTION.FAIL", "支付失败")
             resource, original = trade_view(rec, config, openid_of(rec.agreement_no)), "transaction"
         elif event.kind == "refund":
-            event_type, summary = ("REFUND.SUCCESS", "退款成功") if rec.status == "succeeded" else ("REFUND.ABNORMAL", "退款异常")
+            event_type, summary = ("REFUND.SUCCESS", "退款成功") if rec.status == "succeeded" else ("REFUND.CLOSED", "退款关闭")
             resource, original = refund_resource(rec, total_of(rec.out_trade_no), config.mchid), "refund"
         else:
             event_type, summary = ("PAPAY.SIGN", "签约成功") if rec.status == "active" else ("PAPAY.TERMINATE", "解约成功")

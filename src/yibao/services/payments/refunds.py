@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest, sent_at_kw
+from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest, sent_at_kw, unknown
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
@@ -295,6 +295,8 @@ async def drive(ctx: Context, r: Any, *, actor: str) -> Any:
                 result = await channel.query_refund(order.id, r.id, **sent_at_kw(channel, r.created_at))
             except NotFoundAtChannel:  # signed: it never got the refund, so nothing was given back: ask for it (same out_refund_no)
                 result = await channel.refund(ask)
+            except Declined as exc:  # the question refused (a rate limit, no permission): it says nothing of the refund
+                raise unknown(channel.name, "query_refused", f"the refund query was refused ({exc.code})") from None
         else:
             result = await channel.refund(ask)
         refund_no, error_code = result.refund_id, result.error_code
