@@ -773,6 +773,12 @@ channel_configs = Table(  # how the platform reaches an admitted payment institu
     Column("institution_public_key", Text),  # theirs (PEM): verifies answers and notifications
     Column("notify_url", String(300)),
     Column("timeout_ms", Integer, nullable=False),
+    # WeChat Pay only (NULL for the others): how answers and notifications are identified — the platform public key by the
+    # id WeChat assigned it (`PUB_KEY_ID_…`), platform certificates downloaded from /v3/certificates, or both — and the
+    # papay template (plan_id) the holders' contracts are signed under.
+    Column("platform_key_id", String(64)),
+    Column("certificate_mode", String(12)),  # public_key | certificates | both
+    Column("plan_id", Integer),
     Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

@@ -140,3 +140,48 @@ def test_0016_undone_writes_the_derived_balances_back_and_redone_derives_them_ag
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0017_undone_drops_wxpay_identification_and_redone_marks_existing_wxpay_rows_public_key(db, keyring):
+    """Down from 0017 the three wxpay columns go and the row stays; up again, a wxpay row configured before (the key by
+    its serial) reads as certificate_mode public_key with no key id or plan, as the code built it before."""
+    from alembic import command
+    from sqlalchemy import inspect, select
+
+    from tests.support.identity import admit
+    from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
+    from yibao.services.agency import connectors as channel_registry
+    from yibao.store.migrate import _config
+    from yibao.store.tables import channel_configs
+
+    def to(revision: str, up: bool) -> None:
+        cfg = _config(db)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    admit(db, "wxpay-440300")
+    db.run(lambda c: channel_registry.configure(
+        c, keyring, db.clock(), pi_id="wxpay-440300", connector="wxpay", base_url="https://api.mch.weixin.qq.com", merchant_id="1900000109",
+        app_id="wxd678efh567hg6787", private_key_pem=private_pem(generate_rsa_key()).decode(), shared_secret=b"k" * 32,
+        institution_public_key_pem=public_pem(generate_rsa_key().public_key()).decode(), certificate_mode="both",
+        platform_key_id="PUB_KEY_ID_0114", plan_id=12535, actor="test"))
+    to("0016", up=False)
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("channel_configs")}
+        assert not columns & {"platform_key_id", "certificate_mode", "plan_id"}
+        assert conn.execute(text("SELECT connector FROM channel_configs")).scalar_one() == "wxpay"
+    to("head", up=True)
+    with db.engine.connect() as conn:
+        row = conn.execute(select(channel_configs.c.certificate_mode, channel_configs.c.platform_key_id, channel_configs.c.plan_id)).one()
+    assert tuple(row) == ("public_key", None, None)
+    cfg = db.run(lambda c: channel_registry.require(c, "wxpay-440300"), write=False)
+    assert not channel_registry.build(cfg, keyring).config.platform_certificates
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it
