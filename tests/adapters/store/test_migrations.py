@@ -185,3 +185,48 @@ def test_0017_undone_drops_wxpay_identification_and_redone_marks_existing_wxpay_
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0018_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyring):
+    """Down from 0018 a pending agreement (no institution number) is deleted — the code before knew none — and a signed
+    one stays; up again, both kinds can be written."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from tests.support.world import seed
+    from yibao.store.migrate import _config
+    from yibao.store.tables import channel_agreements
+
+    def to(revision: str, up: bool) -> None:
+        cfg = _config(db)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    from tests.support.identity import admit
+
+    admit(db, "wxpay-440300")
+    now = db.clock()
+    with db.engine.begin() as conn:
+        for person, no, agreement_no, status in ((w.employee.id, "AGSIGNED0001", "WXA1", "active"), (w.retiree.id, "AGPENDING001", None, "pending")):
+            conn.execute(insert(channel_agreements).values(person_id=person, payment_institution_id="wxpay-440300", region="440300",
+                                                           out_agreement_no=no, agreement_no=agreement_no, limit_fen=5_000_000, status=status,
+                                                           signing_started_at=now, updated_at=now, created_at=now))
+    to("0017", up=False)
+    with db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT out_agreement_no, agreement_no FROM channel_agreements"))] == [("AGSIGNED0001", "WXA1")]
+    to("head", up=True)
+    with db.engine.begin() as conn:
+        conn.execute(insert(channel_agreements).values(person_id=w.retiree.id, payment_institution_id="wxpay-440300", region="440300",
+                                                       out_agreement_no="AGPENDING001", agreement_no=None, limit_fen=5_000_000,
+                                                       status="pending", signing_started_at=now, updated_at=now, created_at=now))
+        assert conn.execute(select(channel_agreements.c.status).order_by(channel_agreements.c.out_agreement_no)).scalars().all() == \
+            ["pending", "active"]
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

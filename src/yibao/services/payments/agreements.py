@@ -87,7 +87,7 @@ def _check_return_url(url: str | None) -> None:
                          "must be an http(s):// URL of at most 256 characters")
 
 
-def _pending(conn: Connection, keyring: Keyring, now: datetime, *, holder_id: str, pi_id: str, actor: str) -> tuple[Row, Any]:
+def open_pending(conn: Connection, keyring: Keyring, now: datetime, *, holder_id: str, pi_id: str, actor: str) -> tuple[Row, Any]:
     """The unit before the call: the holder is bound to the institution; their agreement row exists (pending unless
     signed already) and its signing is stamped as started now."""
     if not bindings.is_bound(conn, holder_id, pi_id):
@@ -114,7 +114,7 @@ async def start(ctx: Context, *, holder_id: str, pi_id: str, return_url: str | N
     Signed already: the active agreement, nothing started."""
     _check_return_url(return_url)
     now = ctx.now()
-    row, cfg = await ctx.run(lambda c: _pending(c, ctx.keyring, now, holder_id=holder_id, pi_id=pi_id, actor=actor))
+    row, cfg = await ctx.run(lambda c: open_pending(c, ctx.keyring, now, holder_id=holder_id, pi_id=pi_id, actor=actor))
     if row.status == "active":
         return view(row)
     channel = ctx.connectors.get(cfg)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import delete
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import BadSignature, Channel, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, sent_at_kw
@@ -40,7 +39,6 @@ from yibao.services.payments import agreements
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.sql import Sql
-from yibao.store.tables import channel_agreements as AG
 
 log = logging.getLogger("yibao.payments")
 
@@ -89,12 +87,6 @@ def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str)
     if r is not None and r.status == "active":
         return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
     return Agreement(agreements.out_agreement_no(keyring, payer_id, pi_id), None, token, agreements.AGREEMENT_LIMIT_FEN)
-
-
-def forget_agreements(conn: Connection, pi_id: str) -> int:
-    """Forget every agreement signed at ``pi_id`` (the institution's books were reset, as a sandbox's are at
-    each start): the next payment there signs a new one. Returns how many were forgotten."""
-    return conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id)).rowcount or 0
 
 
 # ---- driving a held order ---------------------------------------------------------------------------
