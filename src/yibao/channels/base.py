@@ -135,7 +135,7 @@ class PaymentRequest:
     out_trade_no: str
     amount_fen: int
     description: str
-    agreement_no: str  # the institution's agreement number for the holder (from `sign_agreement`)
+    agreement_no: str  # the institution's agreement number for the holder (signed on its page: `start_signing`, then notified or queried)
     # When the platform recorded the order: an institution that names an order by number *and* time (UnionPay's
     # txnTime) sends this one, so a resend is the same order and a later query can name it. None: the connector's clock.
     sent_at: datetime | None = None

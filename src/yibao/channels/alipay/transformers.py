@@ -63,8 +63,7 @@ PROCESSING = "10003"  # alipay.trade.pay: "order success pay inprocess" — the 
 UNAVAILABLE = ("20000", "20001")  # service unavailable / authorisation: nothing definite
 NOT_FOUND_SUBCODES = ("ACQ.TRADE_NOT_EXIST", "ACQ.REFUND_NOT_EXIST", "USER_AGREEMENT_NOT_EXIST", "AGREEMENT_NOT_EXIST")
 ALREADY_PAID = "ACQ.TRADE_HAS_SUCCESS"
-# The stand-in for the holder's signing page (alipay.user.agreement.page.sign is a page flow, not a server call):
-# only the SANDBOX answers it. Part 3 of issue 14 replaces it with the page flow.
+# The holder's signing page: a redirect the holder's browser opens (built and signed by us, never called by us).
 PAGE_SIGN_METHOD = "alipay.user.agreement.page.sign"
 
 
@@ -205,7 +204,7 @@ AGREEMENT_STATES = {"NORMAL": "active", "STOP": "terminated"}  # TEMP: signing n
 
 
 def agreement_from(data: Mapping[str, Any]) -> Agreement:
-    """An alipay.user.agreement.query answer (or the sandbox's signing stand-in, which answers the same fields)."""
+    """An alipay.user.agreement.query answer."""
     status = data.get("status")
     if status not in AGREEMENT_STATES:
         raise WireError(f"agreement status {status!r} (TEMP: the holder has not completed signing)")
