@@ -28,14 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import LINES, CpuMeter, NextRequest, analyze, closed_loop, figures, free_port, open_loop, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
-from yibao.channels import AgreementRequest  # noqa: E402
 from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.sandbox.channels import pair  # noqa: E402
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions, payment_institutions
 from yibao.services.books import audit
-from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import paycodes  # noqa: E402
 from yibao.services.people import bindings, cards, identity
 from yibao.services.people import persons as people
@@ -79,16 +77,30 @@ def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_
     for start in range(0, holders, 100):
         db.run(lambda c, s=start: enrol_batch(c, s, min(s + 100, holders)))
 
-    async def sign_all() -> None:  # the holders' password-free agreements, as their first payment would sign them
+    async def sign_all() -> None:  # each holder signs once on the sandbox's WeChat page, before any payment (as in the app)
+        import re
+
+        import httpx
+
+        from yibao.services import Context
+        from yibao.services.payments import agreements
+
+        ctx = Context.for_database(db, keyring)
         gate = asyncio.Semaphore(16)
 
-        async def sign(pid: str) -> None:
-            ag = db.run(lambda c: cash_leg.agreement_for(c, keyring, pid, PI), write=False)
+        async def sign(pid: str, client: httpx.AsyncClient) -> None:
             async with gate:
-                signed = await connector.sign_agreement(AgreementRequest(ag.out_agreement_no, ag.holder_token, ag.limit_fen))
-            db.run(lambda c: cash_leg.record_agreement(c, now, payer_id=pid, pi_id=PI, region="440300", out_agreement_no=signed.out_agreement_no,
-                                                       agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor="bench"))
-        await asyncio.gather(*(sign(pid) for pid in ids))
+                started = await agreements.start(ctx, holder_id=pid, pi_id=PI, return_url=None, actor="bench")
+                if started["status"] == "active":
+                    return
+                page = await client.get(started["signing"]["url"])
+                action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+                assert page.status_code == 200 and action is not None, page.text
+                await client.post(str(page.url.join(action.group(1))), data={"decision": "confirm"})
+                state = await agreements.refresh(ctx, holder_id=pid, pi_id=PI, actor="bench")
+                assert state["status"] == "active", state
+        async with httpx.AsyncClient(timeout=30) as client:
+            await asyncio.gather(*(sign(pid, client) for pid in ids))
     asyncio.run(sign_all())
     return f"{inst.id}.{secret}", ids
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.support.api import FACE, authenticated_ecard, error, his, scan_face
 from tests.support.identity import active_card, admit, bind, enrol_child, link_child
-from tests.support.payments import LINES, PaymentWorld, configure_channel
+from tests.support.payments import LINES, PaymentWorld, configure_channel, sign_agreement
 from tests.support.world import seed
 
 
@@ -15,9 +15,11 @@ def _world(api, db, keyring, wxpay, *, balance: int = 20000) -> PaymentWorld:  #
     authenticated_ecard(api, w, 1, w.phones["employee"], FACE)
     pi_id = "wxpay-440300"
     admit(db, pi_id)
-    configure_channel(db, keyring, pi_id, wxpay.channel)
+    configure_channel(db, keyring, pi_id, wxpay.channel, notify_url=wxpay.notify_url)
     bind(db, w.employee.id, pi_id, password_free_limit=50000, make_default=True)
-    return PaymentWorld(w, pi_id, db, keyring)
+    pw = PaymentWorld(w, pi_id, db, keyring)
+    sign_agreement(pw)  # on WeChat's page (the sandbox's), before any payment
+    return pw
 
 
 def _pay(api, pw: PaymentWorld, auth: str, *, key: str | None = None, use: bool = False, **where):  # noqa: ANN001, ANN202

@@ -120,6 +120,13 @@ def test_the_channel_registry_keeps_keys_encrypted_and_never_shows_them(client, 
     secret = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel",
                         json={**body, "connector": "bank", "shared_secret": base64.b64encode(b"x" * 31).decode()}, headers={**OPERATOR, **key()})
     assert secret.status_code == 422 and secret.json()["error"]["code"] == "invalid_secret"
+    wx_only = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", json={**body, "plan_id": 12535}, headers={**OPERATOR, **key()})
+    assert wx_only.status_code == 422 and (wx_only.json()["error"]["field"], wx_only.json()["error"]["code"]) == ("plan_id", "not_applicable")
+    wx = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", headers={**OPERATOR, **key()},
+                    json={**body, "connector": "wxpay", "app_id": "wxd678efh567hg6787", "shared_secret": base64.b64encode(b"k" * 32).decode(),
+                          "institution_public_key_pem": None, "certificate_mode": "certificates", "plan_id": 12535})
+    assert wx.status_code == 200, wx.text
+    assert (wx.json()["certificate_mode"], wx.json()["plan_id"], wx.json()["platform_key_id"]) == ("certificates", 12535, None)
     missing = client.get("/api/v1/admin/payment-institutions/nobody/channel", headers=OPERATOR)
     assert missing.status_code == 404
 

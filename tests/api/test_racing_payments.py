@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.api import his, key
 from tests.support.identity import bind, ecard, enrol_adult
-from tests.support.payments import LINES, payment_world
+from tests.support.payments import LINES, payment_world, sign_agreement
 from tests.support.world import credit
 from yibao.app import create_app
 from yibao.domain import payment_order as po
@@ -32,6 +32,7 @@ def test_racing_payments_of_one_region_all_complete_without_a_deadlock(db, keyri
         person = enrol_adult(db, keyring, n=10 + n, name=f"并发{n}")
         ecard(db, keyring, person.id, f"并发{n}", make_id_number("440301", date(1980, 1, 10 + n), 10 + n))  # as enrol_adult made it
         bind(db, person.id, pw.pi_id, password_free_limit=100000, make_default=True)
+        sign_agreement(pw, person.id)  # on WeChat's page (the sandbox's), before any payment
         credit(db, person.id, 50000, f"race-{n}")
         holders.append(person.id)
     conflicts: list[str] = []
@@ -46,7 +47,7 @@ def test_racing_payments_of_one_region_all_complete_without_a_deadlock(db, keyri
     monkeypatch.setattr(store_db, "_is_transient", counting)
 
     with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
-        for holder in holders:  # each holder's first payment signs their agreement; the race is of the payments after it
+        for holder in holders:  # each holder's first payment warms up; the race is of the payments after it
             r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(holder), "lines": LINES, "account": {"use": True}},
                             headers={**his(pw), **key()})
             assert r.status_code == 200 and r.json()["status"] == po.COMPLETED, r.text

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.channels import sign_on_page
 from yibao.channels import AgreementRequest, PaymentRequest, holder_token
 from yibao.sandbox.channels import pair
 
@@ -43,7 +44,7 @@ def test_a_sandbox_run_alone_serves_the_platform_that_shares_its_key_folder(tmp_
         channel = pair("alipay", key_dir=tmp_path).connector(url, timeout=2)  # the platform side: same folder, its own key
 
         async def story():
-            agreement = await channel.sign_agreement(AgreementRequest("CLI00001", holder_token(b"x" * 32, "p", "alipay"), 100_00))
+            agreement = await sign_on_page(channel, AgreementRequest("CLI00001", holder_token(b"x" * 32, "p", "alipay"), 100_00))
             return await channel.pay(PaymentRequest("CLI00002", 12_00, "门诊缴费", agreement.agreement_no))
         assert asyncio.run(story()).status == "succeeded"
     finally:

@@ -8,7 +8,7 @@ from datetime import date
 
 from fastapi import FastAPI
 
-from tests.support.channels import serve_in_thread
+from tests.support.channels import serve_in_thread, sign_on_page
 from yibao.channels import AgreementRequest, PaymentRequest, holder_token
 from yibao.channels.wire import china_time
 from yibao.sandbox.channels import NAMES, mount_all
@@ -23,7 +23,8 @@ def test_every_sandbox_mounted_in_one_app_pays_and_gives_its_statement():
         async def story(name: str):
             channel = pairs[name].connector(f"{url}/sandbox/{name}", timeout=5)
             out_agreement, out_trade = uuid.uuid4().hex[:20], uuid.uuid4().hex[:20]
-            agreement = await channel.sign_agreement(AgreementRequest(out_agreement, holder_token(b"m" * 32, "p", name), 100_00))
+            agreement = await sign_on_page(channel, AgreementRequest(out_agreement, holder_token(b"m" * 32, "p", name), 100_00,
+                                                                      notify_url=f"{url}/sandbox/{name}/sandbox/info"))
             paid = await channel.pay(PaymentRequest(out_trade, 9_99, "门诊缴费", agreement.agreement_no))
             statement = await channel.statement(china_time(paid.paid_at).date())
             return paid, statement

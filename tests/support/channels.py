@@ -56,6 +56,7 @@ class Callbacks:
 
     receivers: dict[str, Any] = field(default_factory=dict)
     receipts: dict[str, list[Any]] = field(default_factory=dict)
+    raw: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=dict)  # as they arrived: for the platform's own receiver
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app(self) -> Any:
@@ -63,9 +64,11 @@ class Callbacks:
 
         @app.post("/notify/{name}")
         async def notify(name: str, request: Request) -> Response:
-            receipt = self.receivers[name].receive(dict(request.headers), await request.body())
+            headers, body = dict(request.headers), await request.body()
+            receipt = self.receivers[name].receive(headers, body)
             with self.lock:
                 self.receipts.setdefault(name, []).append(receipt)
+                self.raw.setdefault(name, []).append((headers, body))
             return Response(receipt.ack.body, status_code=receipt.ack.status_code, media_type=receipt.ack.media_type)
 
         return app
@@ -78,6 +81,7 @@ class Live:
     channel: Any
     runtime: Any
     callbacks: Callbacks
+    notify_url: str = ""  # the callback server's URL for this institution (signings name it)
 
     @property
     def receipts(self) -> list[Any]:
@@ -107,6 +111,12 @@ class Live:
         with self.callbacks.lock:
             self.callbacks.receivers[self.name] = NotificationReceiver(self.channel)
             self.callbacks.receipts[self.name] = []
+            self.callbacks.raw[self.name] = []
+
+    def raw_notifications(self) -> list[tuple[dict[str, str], bytes]]:
+        """Every notification this institution sent the callback server (this test), as it arrived."""
+        with self.callbacks.lock:
+            return list(self.callbacks.raw.get(self.name, []))
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +133,7 @@ def channel_world():
         running.append((server, thread, sock))
         channel = p.connector(url, timeout=CLIENT_TIMEOUT_S)
         callbacks.receivers[name] = NotificationReceiver(channel)
-        lives[name] = Live(name, url, channel, p.runtime, callbacks)
+        lives[name] = Live(name, url, channel, p.runtime, callbacks, f"{cb_url}/notify/{name}")
     yield lives
     for server, thread, sock in [*running, (cb_server, cb_thread, cb_sock)]:
         server.should_exit = True
@@ -156,3 +166,38 @@ def unionpay(channel_world):
 @pytest.fixture
 def bank(channel_world):
     yield from _live(channel_world, "bank")
+
+
+# ---- the holder on the institution's signing page ----------------------------------------------------
+
+async def play_holder(start: Any, decision: str = "confirm") -> httpx.Response:
+    """Be the holder: open what `start_signing` gave (GET the URL, or post UnionPay's form as the browser would), check
+    the page shows the merchant and the limit, and confirm or decline on it. Returns the page's answer to the choice
+    (a 303 to the return URL, or the result page)."""
+    import re
+    from urllib.parse import urljoin
+
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        page = await (client.get(start.url) if start.method == "GET" else client.post(start.url, data=dict(start.form)))
+        assert page.status_code == 200, page.text
+        assert "免密支付签约" in page.text and 'id="merchant"' in page.text and 'id="limit"' in page.text, page.text
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert action is not None, page.text
+        return await client.post(urljoin(start.url, action.group(1)), data={"decision": decision})
+
+
+async def sign_on_page(channel: Any, req: Any, *, decision: str = "confirm") -> Any:
+    """Sign ``req`` the way a holder does: `start_signing`, the holder confirms on the sandbox's page, then the
+    institution's truth by `query_agreement`. A bank enrols with consent instead (no page)."""
+    if channel.name == "bank":
+        from yibao.channels.bank.connector import CreditConsent
+
+        return await channel.enrol(req, CreditConsent(channel.config.consent_version, channel._clock()))
+    await play_holder(await channel.start_signing(req), decision)
+    return await channel.query_agreement(req.out_agreement_no)
+
+
+def signing_request(live: Live, out_agreement_no: str, token: str, limit_fen: int, **kw: Any) -> Any:
+    from yibao.channels.base import AgreementRequest
+
+    return AgreementRequest(out_agreement_no, token, limit_fen, notify_url=kw.pop("notify_url", live.notify_url), **kw)

@@ -2,10 +2,10 @@
 
 It pays one code against a SANDBOX institution on loopback and kills itself with os._exit (no
 clean-up, no rollback, no finally blocks) at the point named by YIBAO_KILL_AT:
-- ``after_hold``: right after the unit that held the settlement committed and left the order ``held`` (a payer's first
-  payment: the agreement is signed before the cash is requested);
+- ``after_hold``: right after the unit that held the settlement committed and left the order ``held`` (a payer who has
+  not signed the agreement: the order is voided next, never signed on the fly);
 - ``before_cash_call``: right after the unit that held the settlement and recorded ``cash_requested`` committed, before
-  the institution is called (every payment after the first);
+  the institution is called (a payer who signed);
 - ``after_cash_request``: right after the institution answered the cash request (the answer is lost).
 """
 

@@ -74,15 +74,44 @@ def configure_channel(db: Database, keyring: Keyring, pi_id: str, channel: Any, 
     db.run(lambda c: channel_registry.configure(c, keyring, db.clock(), pi_id=pi_id, actor="test", **settings))
 
 
-def payment_world(db: Database, keyring: Keyring, live: Any, *, limit: int = 100000, balance: int = 50000, **override: Any) -> PaymentWorld:
-    """A holder (seed's employee, with ``balance`` fen) with an e-card bound to the SANDBOX ``live`` by default."""
+def payment_world(db: Database, keyring: Keyring, live: Any, *, limit: int = 100000, balance: int = 50000, signed: bool = True,
+                  **override: Any) -> PaymentWorld:
+    """A holder (seed's employee, with ``balance`` fen) with an e-card bound to the SANDBOX ``live`` by default, who has
+    signed the password-free agreement there once, through the page flow (``signed``; a bank: enrolled with consent)."""
     w = seed(db, keyring, balance=balance)
     ecard(db, keyring, w.employee.id, name_of(1), id_number_of(1))
     pi_id = f"{live.name}-440300"
     admit(db, pi_id, kind="bank" if live.name == "bank" else "wallet")
+    if getattr(live, "notify_url", "") and not getattr(live.channel.config, "notify_url", None):
+        override = {"notify_url": live.notify_url, **override}  # the institution tells the test's callback server
     configure_channel(db, keyring, pi_id, live.channel, **override)
     bind(db, w.employee.id, pi_id, password_free_limit=limit, make_default=True)
-    return PaymentWorld(w, pi_id, db, keyring)
+    pw = PaymentWorld(w, pi_id, db, keyring)
+    if signed:
+        sign_agreement(pw)
+    return pw
+
+
+def sign_agreement(pw: PaymentWorld, holder_id: str | None = None, *, decision: str = "confirm") -> dict[str, Any]:
+    """The holder signs on the institution's page as in the app: start (the platform), the sandbox's page (GET, confirm),
+    then the platform asks the institution (`refresh`). Returns the agreement's state as the app sees it."""
+    from tests.support.channels import play_holder
+    from yibao.channels.base import SigningStart
+    from yibao.services.payments import agreements
+
+    holder = holder_id or pw.w.employee.id
+
+    async def flow() -> dict[str, Any]:
+        ctx = pw.ctx()
+        started = await agreements.start(ctx, holder_id=holder, pi_id=pw.pi_id, return_url=None, actor="test")
+        if started["status"] == "active":
+            return started
+        s = started["signing"]
+        await play_holder(SigningStart(started["out_agreement_no"], s["url"], s["method"], s["form"]), decision)
+        return await agreements.refresh(ctx, holder_id=holder, pi_id=pw.pi_id, actor="test")
+    state = asyncio.run(flow())
+    assert state["status"] == ("active" if decision == "confirm" else "pending"), state
+    return state
 
 
 class PlatformServer:

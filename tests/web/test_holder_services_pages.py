@@ -133,3 +133,34 @@ def test_the_monthly_statement_adds_up_and_the_guardian_conditions_are_a_checkli
     expect(checklist.locator("ol.checklist li.met")).to_have_count(5)
     expect(page.locator(f"#checklist-verdict-{child}")).to_have_class(re.compile("flash-ok"))
     expect(checklist).to_contain_text("5008.80")  # the fifth: the balance above 5% of the average wage
+
+
+def test_the_holder_signs_the_password_free_agreement_on_the_institutions_own_page(phone, live):
+    """Issue 14: 张建国 binds Alipay and UnionPay, then signs each on the institution's page (the sandbox's, same
+    origin in the demo): a QR and link for Alipay's page.sign redirect, UnionPay's front-end form; confirmed there, he
+    comes back, and the platform — having asked the institution — shows the agreement signed."""
+    page = phone.new_page()
+    log_in_holder(page, live, ZHANG_JIANGUO)
+    for pi_id in ("alipay-370200", "unionpay-370200"):
+        page.goto("/app/bindings")
+        page.locator("#payment_institution_id").select_option(pi_id)
+        page.locator("#new-limit").fill("100.00")
+        page.locator("#bind").click()
+        expect(page.locator("#flash")).to_have_text("已绑定")
+        expect(page.locator(f"#agreement-{pi_id}")).to_have_attribute("data-status", "none")
+        page.locator(f"#sign-{pi_id}").click()
+        expect(page.locator("#signing h1")).to_have_text("前往支付机构签约")
+        if pi_id.startswith("alipay"):
+            expect(page.locator("#signing-qr svg")).to_be_visible()
+        page.locator("#signing-link").click()
+        expect(page.locator("h1")).to_contain_text("免密支付签约")  # the institution's page, not ours
+        expect(page.locator("#merchant")).not_to_be_empty()
+        expect(page.locator("#limit")).to_have_text("¥50000.00")
+        page.get_by_role("button", name=re.compile("确认签约")).click()
+        expect(page).to_have_url(re.compile("/app/bindings"))
+        expect(page.locator("#flash")).to_have_text("已签约免密支付")
+        expect(page.locator(f"#agreement-{pi_id}")).to_have_attribute("data-status", "active")
+        expect(page.locator(f"#sign-{pi_id}")).to_have_count(0)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator(f"#unbind-{pi_id}").click()  # leave his bindings as they were
+        expect(page.locator(f"#binding-{pi_id}")).to_have_count(0)

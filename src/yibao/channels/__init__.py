@@ -22,6 +22,7 @@ from yibao.channels.base import (
                                  PaymentResult,
                                  RefundRequest,
                                  RefundResult,
+                                 SigningStart,
                                  Statement,
                                  StatementError,
                                  StatementRow,
@@ -31,4 +32,4 @@ from yibao.channels.wire import holder_token
 
 __all__ = ["Ack", "Agreement", "AgreementRequest", "BadSignature", "Channel", "ChannelError", "Declined", "Notification",
            "NotFoundAtChannel", "NotificationReceiver", "OutcomeUnknown", "PaymentRequest", "PaymentResult", "Receipt", "RefundRequest",
-           "RefundResult", "Statement", "StatementError", "StatementRow", "holder_token"]
+           "RefundResult", "SigningStart", "Statement", "StatementError", "StatementRow", "holder_token"]

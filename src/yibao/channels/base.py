@@ -107,11 +107,19 @@ def check_holder_token(token: str) -> None:
 
 @dataclass(frozen=True)
 class AgreementRequest:
-    """Password-free signing (免密签约) for one holder's binding."""
+    """Password-free signing (免密签约) for one holder's binding.
+
+    ``return_url``: where the institution's signing page sends the holder back to; ``notify_url``: where it sends the
+    signed result (None: the connector's configured notify URL); ``display_name``: what the page shows as the
+    holder's account at the merchant (never an ID number or a name in clear)."""
 
     out_agreement_no: str
     holder_token: str
     limit_fen: int  # the password-free limit per payment agreed with the holder
+    return_url: str | None = None
+    notify_url: str | None = None
+    display_name: str = "免密支付用户"
+    sent_at: datetime | None = None  # when the platform started it: UnionPay names the opening by orderId + this txnTime
 
     def __post_init__(self) -> None:
         _check_out_no(self.out_agreement_no, "out_agreement_no")
@@ -127,7 +135,7 @@ class PaymentRequest:
     out_trade_no: str
     amount_fen: int
     description: str
-    agreement_no: str  # the institution's agreement number for the holder (from `sign_agreement`)
+    agreement_no: str  # the institution's agreement number for the holder (signed on its page: `start_signing`, then notified or queried)
     # When the platform recorded the order: an institution that names an order by number *and* time (UnionPay's
     # txnTime) sends this one, so a resend is the same order and a later query can name it. None: the connector's clock.
     sent_at: datetime | None = None
@@ -177,6 +185,20 @@ class Agreement:
     agreement_no: str
     status: AgreementStatus
     limit_fen: int
+
+
+@dataclass(frozen=True)
+class SigningStart:
+    """What the holder opens to sign on the institution's own page: ``url`` by ``method`` (GET: a redirect or a QR of
+    it; POST: an auto-submitted form of ``form``'s fields, UnionPay's front-end transaction). Nothing is signed yet:
+    the result comes by the institution's signed notification and by `query_agreement`."""
+
+    out_agreement_no: str
+    url: str
+    method: Literal["GET", "POST"] = "GET"
+    form: Mapping[str, str] = field(default_factory=dict)
+    session_id: str | None = None  # the institution's id of the signing session (WeChat's pre_entrustweb_id)
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -278,7 +300,9 @@ class Channel(Protocol):
 
     name: str
 
-    async def sign_agreement(self, req: AgreementRequest) -> Agreement: ...
+    async def start_signing(self, req: AgreementRequest) -> SigningStart:
+        """Open the holder's signing on the institution's page; the result arrives by notification and `query_agreement`."""
+        ...
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement: ...
 

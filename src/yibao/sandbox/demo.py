@@ -314,14 +314,13 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
     """Point the demo's admitted payment institutions (credit banks included) at the SANDBOX institutions mounted in this process.
 
     The sandboxes' keys and books are made afresh at each start, so each configuration is written
-    again and the agreements signed with the previous process's sandboxes are forgotten (the next
-    payment signs a new one). Only in the demo's database, and never over a configuration the demo did
+    again and the agreements signed on the previous process's sandbox pages are told to the new sandboxes
+    (`_restore_agreements`). Only in the demo's database, and never over a configuration the demo did
     not write: each one it writes is marked with its version, and one changed since (an operator's, or a
     real institution's) is left alone, as is any not pointing at a sandbox. Nothing happens when the
     database is not the demo's.
     """
     from yibao.services.agency import connectors as channel_registry
-    from yibao.services.payments import cash
 
     if not db.run(marks.is_demo, write=False):
         return
@@ -346,8 +345,33 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
                         return  # configured by someone else since: never re-pointed
                 done = channel_registry.configure(conn, keyring, now, pi_id=pi_id, actor=ACTOR, **channel_registry.settings_of(connector))
                 marks.put(conn, now, _channel_mark(pi_id), str(done["version"]))
-                cash.forget_agreements(conn, pi_id)
+                if name != "bank":
+                    _restore_agreements(conn, keyring, now, pi_id, pairs[name].runtime.books)
             db.run(configure)
+
+
+def _restore_agreements(conn: Connection, keyring: Keyring, now: datetime, pi_id: str, books: Any) -> None:
+    """The SANDBOX institution made afresh at this start stands in for one that keeps its books (as the credit bank
+    does, `restore_sandbox_credit`): the agreements holders signed on its page before are told to it again. The demo's
+    own holders bound to it who have none yet sign it now on its books — the demo plays them confirming on the page at
+    the demo's first start — and the platform records what the institution holds, as its query would answer."""
+    from yibao.sandbox.channels.core import AgreementRec
+    from yibao.services.payments import agreements
+    from yibao.store.tables import cards as CARDS
+    from yibao.store.tables import channel_agreements as AG
+    from yibao.store.tables import ecard_bindings as B
+
+    for r in conn.execute(select(AG).where(AG.c.payment_institution_id == pi_id, AG.c.status == "active")).all():
+        token = agreements.token_for(keyring, r.person_id, pi_id)
+        books.agreements[r.out_agreement_no] = AgreementRec(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen), "active", now)
+    signed = set(conn.execute(select(AG.c.person_id).where(AG.c.payment_institution_id == pi_id)).scalars())
+    bound = conn.execute(select(CARDS.c.person_id).join(B, B.c.card_id == CARDS.c.id)
+                         .where(B.c.payment_institution_id == pi_id, B.c.status == "bound", CARDS.c.kind == "ecard",
+                                CARDS.c.status == "active")).scalars().all()
+    for person_id in sorted(set(bound) - signed):
+        row, _ = agreements.open_pending(conn, keyring, now, holder_id=person_id, pi_id=pi_id, actor=ACTOR)
+        rec = books.sign_agreement(row.out_agreement_no, agreements.token_for(keyring, person_id, pi_id), row.limit_fen)
+        agreements.activate(conn, now, pi_id=pi_id, out_no=row.out_agreement_no, agreement_no=rec.agreement_no, actor=ACTOR)
 
 
 def restore_sandbox_credit(db: Database, keyring: Keyring, pairs: dict[str, Any]) -> int:

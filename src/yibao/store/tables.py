@@ -790,6 +790,12 @@ channel_configs = Table(  # how the platform reaches an admitted payment institu
     Column("institution_public_key", Text),  # theirs (PEM): verifies answers and notifications
     Column("notify_url", String(300)),
     Column("timeout_ms", Integer, nullable=False),
+    # WeChat Pay only (NULL for the others): how answers and notifications are identified — the platform public key by the
+    # id WeChat assigned it (`PUB_KEY_ID_…`), platform certificates downloaded from /v3/certificates, or both — and the
+    # papay template (plan_id) the holders' contracts are signed under.
+    Column("platform_key_id", String(64)),
+    Column("certificate_mode", String(12)),  # public_key | certificates | both
+    Column("plan_id", Integer),
     Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
@@ -802,9 +808,10 @@ channel_agreements = Table(  # a holder's password-free agreement (免密协议)
     Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
     _region(),
     Column("out_agreement_no", String(32), nullable=False, unique=True),
-    Column("agreement_no", String(64), nullable=False),
+    Column("agreement_no", String(64)),  # the institution's, once the holder has signed (NULL while pending)
     Column("limit_fen", BigInteger, nullable=False),
-    Column("status", String(12), nullable=False),  # active | terminated
+    Column("status", String(12), nullable=False),  # pending | active | terminated
+    Column("signing_started_at", DateTime(timezone=True)),  # when the holder's signing was last started (UnionPay's query names it)
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     info={"owner": "services.payments"},

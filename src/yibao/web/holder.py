@@ -23,7 +23,7 @@ from yibao.runtime.clients import client_address
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import accounts, ledger
-from yibao.services.payments import confirmation, paycodes
+from yibao.services.payments import agreements, cash, confirmation, paycodes
 from yibao.services.payments import pins as payment_pins
 from yibao.services.people import bindings as ecard_bindings
 from yibao.services.people import cards, families, identity
@@ -223,7 +223,8 @@ async def bindings(request: Request) -> HTMLResponse:
         bound = ecard_bindings.of_holder(conn, who.principal)
         taken = {b["payment_institution_id"] for b in bound}
         admitted = [i for i in pis.list_admitted(conn, who.region) if i.id not in taken]
-        return {"bound": bound, "admitted": admitted, "has_ecard": cards.active_ecard(conn, who.principal) is not None}
+        signed = {pi: agreements.status_of(conn, who.principal, pi)["status"] for pi in taken}
+        return {"bound": bound, "admitted": admitted, "has_ecard": cards.active_ecard(conn, who.principal) is not None, "signed": signed}
 
     data = await p.run(read, write=False)
     return _page(request, who, "app/bindings.html", max_limit=format_yuan(ecard_bindings.MAX_PASSWORD_FREE), **data)
@@ -240,6 +241,37 @@ async def bind(request: Request) -> Response:
         ecard_bindings.bind(conn, p.now(), holder_id=who.principal, pi_id=form.require("payment_institution_id", "支付机构", "the payment institution"),
                  password_free_limit=limit, make_default=form.flag("default"), actor=who.actor)
     return await act(request, who, form, work, back="/app/bindings", ok=("已绑定", "Bound"), keep=("password_free_limit",))
+
+
+@router.post("/app/bindings/{pi_id}/agreement")
+async def binding_sign(request: Request, pi_id: str) -> Response:
+    """签约免密支付: start the signing and send the holder to the institution's own page (its link and a QR of it, or
+    UnionPay's form); the institution sends them back to `/agreement/done`, where the platform asks it what holds."""
+    who = await holder(request)
+    p = platform(request)
+    await forms.read(request, AREA, who.cookie)
+    back = f"{str(request.base_url).rstrip('/')}/app/bindings/{quote(pi_id)}/agreement/done"
+    try:
+        started = await agreements.start(p.context, holder_id=who.principal, pi_id=pi_id, return_url=back, actor=who.actor)
+    except YibaoError as exc:
+        return render.redirect(request, "/app/bindings", error=exc)
+    if started["status"] == "active":
+        return render.redirect(request, "/app/bindings", ok=("已签约免密支付", "The password-free agreement is signed"))
+    signing = started["signing"]
+    qr = render.markup_svg(qr_svg(signing["url"])) if signing["method"] == "GET" else None
+    return _page(request, who, "app/signing.html", pi_id=pi_id, signing=signing, qr=qr, done=back)
+
+
+@router.get("/app/bindings/{pi_id}/agreement/done")
+async def binding_signed(request: Request, pi_id: str) -> Response:
+    """Back from the institution's page: the redirect proves nothing — the platform asks the institution (or has its
+    signed notification already)."""
+    who = await holder(request)
+    p = platform(request)
+    state = await agreements.refresh(p.context, holder_id=who.principal, pi_id=pi_id, actor=who.actor)
+    if state["status"] == "active":
+        return render.redirect(request, "/app/bindings", ok=("已签约免密支付", "The password-free agreement is signed"))
+    return render.redirect(request, "/app/bindings", error=cash.not_signed(pi_id))
 
 
 @router.post("/app/bindings/{pi_id}/default")

@@ -134,6 +134,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "Your own share is collected by the institution you choose; the platform designates none. "
                        "Up to the password-free limit no further confirmation is asked."),
     "no_bindings": ("尚未绑定支付机构。", "No payment institution is bound yet."),
+    "agreement_active": ("已签约免密支付", "Password-free agreement signed"),
+    "agreement_pending": ("签约未完成", "Signing not completed"),
+    "agreement_none": ("未签约免密支付", "No password-free agreement"),
+    "sign_agreement": ("签约免密支付", "Sign the password-free agreement"),
+    "agreement_needed": ("免密支付前，须先在支付机构的页面上签约；签约前的付款会被拒绝。",
+                         "Before paying password-free, sign the agreement on the institution's own page; payments before that are refused."),
+    "signing_title": ("前往支付机构签约", "Sign at the payment institution"),
+    "signing_intro": ("请在支付机构自己的页面上确认签约（可用手机扫码打开）。签约结果以支付机构的通知为准。",
+                      "Confirm the agreement on the institution's own page (scan the code with your phone to open it). "
+                      "The institution's notification decides the result."),
+    "signing_open": ("打开签约页面", "Open the signing page"),
+    "signing_done": ("我已完成签约", "I have signed"),
     "institution": ("支付机构", "Payment institution"),
     "default": ("默认", "Default"),
     "make_default": ("设为默认", "Make default"),

@@ -56,8 +56,8 @@ from alipay.aop.api.util.SignatureUtils import get_sign_content, verify_with_rsa
 from alipay.exceptions import AliPayException, AliPayValidationError  # noqa: E402
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.channels import sign_on_page, signing_request
 from yibao.channels import (
-    AgreementRequest,
     BadSignature,
     Declined,
     NotFoundAtChannel,
@@ -119,9 +119,9 @@ def community(live, alipay_public_pem: str | None = None) -> AliPay:
 
 
 def signed_up(live, limit_fen: int = 500_00) -> tuple[str, str]:
-    """An agreement through the sandbox's stand-in for the holder's page (Alipay has no server-side signing)."""
+    """An agreement signed by the holder on the sandbox's Alipay page (alipay.user.agreement.page.sign)."""
     out = no()
-    agreement = asyncio.run(live.channel.sign_agreement(AgreementRequest(out, holder_token(b"k" * 32, no(), "alipay"), limit_fen)))
+    agreement = asyncio.run(sign_on_page(live.channel, signing_request(live, out, holder_token(b"k" * 32, no(), "alipay"), limit_fen)))
     return out, agreement.agreement_no
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from tests.support.channels import sign_on_page
 from yibao.channels import AgreementRequest, BadSignature, Declined, PaymentRequest, RefundRequest, holder_token
 from yibao.channels.bank import transformers as tx
 from yibao.channels.bank.connector import CreditConsent
@@ -30,7 +31,7 @@ def token(who: str) -> str:
 
 async def enrolled(bank, single_limit: int = 2000_00):
     holder = token("holder")
-    agreement = await bank.channel.sign_agreement(AgreementRequest(no(), holder, single_limit))
+    agreement = await sign_on_page(bank.channel, AgreementRequest(no(), holder, single_limit))
     return agreement, holder
 
 

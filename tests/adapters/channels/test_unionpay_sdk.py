@@ -90,6 +90,26 @@ def post(world, path: str, fields: dict[str, str]) -> dict[str, str]:
     return answer
 
 
+def front_open(world, fields: dict[str, str]) -> None:
+    """The holder's browser posts the merchant's SDK-signed front-end form (79/00) to frontTransReq.do and confirms on
+    UnionPay's opening page (the sandbox's)."""
+    import re
+
+    signed = sdk.sign({"version": "5.1.0", "encoding": "UTF-8", "signMethod": "01", "accessType": "0", "merId": MER_ID, **fields},
+                      world["key"], world["cert_id"])
+    page = httpx.post(world["url"] + "/gateway/api/frontTransReq.do", data=signed, timeout=10)
+    assert page.status_code == 200 and "免密支付签约" in page.text, page.text
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert action is not None
+    done = httpx.post(str(httpx.URL(world["url"] + "/gateway/api/frontTransReq.do").join(action.group(1))), data={"decision": "confirm"},
+                      timeout=10)
+    if fields.get("frontUrl"):  # back to the merchant's front URL, the result in its query
+        assert done.status_code == 303 and done.headers["location"].startswith(fields["frontUrl"] + "?"), done.headers
+        assert "result=signed" in done.headers["location"]
+    else:
+        assert done.status_code == 200 and 'data-result="signed"' in done.text, done.text
+
+
 def notifications(world, predicate, count: int) -> list[dict[str, str]]:
     deadline = time.monotonic() + 10
     while True:
@@ -105,15 +125,14 @@ def test_every_answer_and_notification_of_the_sandbox_verifies_with_the_sdk(worl
     now = datetime.now(timezone.utc)
     stamp = f"{now:%H%M%S%f}"
     opening, order, refund = f"K{stamp}", f"T{stamp}", f"R{stamp}"
-    # The holder opens a token (the sandbox's stand-in for UnionPay's front-end page), then the 开通查询 finds it.
-    opened = post(world, "/sandbox/holder-page/open-token", {"txnType": "79", "txnSubType": "00", "bizType": "000902", "channelType": "07",
-                                                             "orderId": opening, "txnTime": beijing(now), "backUrl": world["callback"],
-                                                             "holderToken": "ht_" + "a" * 24, "singleLimit": "50000"})
-    assert (opened["respCode"], opened["activateStatus"]) == ("00", "1")
-    token = dict(parse_qsl(opened["tokenPayData"][1:-1]))["token"]
+    # The holder opens a token on UnionPay's front-end page (the sandbox's), then the 开通查询 finds it.
+    front_open(world, {"txnType": "79", "txnSubType": "00", "bizType": "000902", "channelType": "07", "orderId": opening,
+                       "txnTime": beijing(now), "backUrl": world["callback"], "frontUrl": world["callback"] + "/back",
+                       "tokenPayData": "{trId=62000000001&tokenType=01}", "reqReserved": "ht_" + "a" * 24})
     found = post(world, "/gateway/api/backTransReq.do", {"txnType": "78", "txnSubType": "02", "bizType": "000902", "channelType": "07",
                                                          "orderId": opening, "txnTime": beijing(now)})
-    assert (found["respCode"], found["activateStatus"], dict(parse_qsl(found["tokenPayData"][1:-1]))["token"]) == ("00", "1", token)
+    assert (found["respCode"], found["activateStatus"]) == ("00", "1")
+    token = dict(parse_qsl(found["tokenPayData"][1:-1]))["token"]
 
     consume = {"txnType": "01", "txnSubType": "01", "bizType": "000902", "channelType": "07", "orderId": order, "txnTime": beijing(now),
                "txnAmt": "12345", "currencyCode": "156", "backUrl": world["callback"], "tokenPayData": "{token=" + token + "&trId=62000000001}"}
@@ -173,9 +192,8 @@ def test_a_tampered_notification_fails_the_sdk(world):
     try:
         now = datetime.now(timezone.utc)
         opening = f"B{now:%H%M%S%f}"
-        post(world, "/sandbox/holder-page/open-token", {"txnType": "79", "txnSubType": "00", "bizType": "000902", "channelType": "07",
-                                                        "orderId": opening, "txnTime": beijing(now), "holderToken": "ht_" + "b" * 24,
-                                                        "singleLimit": "100"})
+        front_open(world, {"txnType": "79", "txnSubType": "00", "bizType": "000902", "channelType": "07", "orderId": opening,
+                           "txnTime": beijing(now), "backUrl": world["callback"], "reqReserved": "ht_" + "b" * 24})
         bad = notifications(world, lambda n: n.get("orderId") == opening, 1)
         assert bad and not any(sdk.validate(n, world["middle"], world["root"]) for n in bad)
     finally:

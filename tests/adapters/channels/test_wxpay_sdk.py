@@ -33,9 +33,9 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3.core import Core
 from wechatpayv3.type import RequestType
 
-from tests.support.channels import serve_in_thread
+from tests.support.channels import play_holder, serve_in_thread, sign_on_page
 from yibao.channels import BadSignature, Declined, NotFoundAtChannel, OutcomeUnknown, StatementError
-from yibao.channels.base import AgreementRequest, PaymentRequest, RefundRequest
+from yibao.channels.base import AgreementRequest, PaymentRequest, RefundRequest, SigningStart
 from yibao.channels.crypto import aes_gcm_encrypt, generate_rsa_key, key_serial, private_pem, public_pem, rsa_sign
 from yibao.channels.wire import holder_token
 from yibao.channels.wxpay import transformers as tx
@@ -121,19 +121,32 @@ def sdk_story(inbox: Inbox, p: Any, url: str, channel: WxPayChannel) -> None:
     out_contract, openid = no(), holder_token(HOLDER_KEY, "person-sdk", "wxpay")
     plan = channel.config.plan_id
 
-    # Contract: the sandbox-only stand-in for the holder's page, then the real query paths.
-    code, text = core.request("/sandbox-holder/papay/contracts", method=RequestType.POST,
-                              data={"appid": channel.config.appid, "plan_id": plan, "out_contract_code": out_contract, "openid": openid,
-                                    "deduct_limit": {"total": 500_00, "currency": "CNY"}})
+    # Contract: pre-signed by the merchant (the SDK signs the call), signed by the holder on the sandbox's WeChat page,
+    # told by PAPAY.SIGN (the SDK verifies and decrypts it), then the real query paths.
+    code, text = core.request("/v3/papay/sign/contracts/pre-entrust-sign", method=RequestType.POST,
+                              data={"sign_scene": "SIGN_SCENE_QRCODE", "appid": channel.config.appid, "plan_id": plan,
+                                    "out_contract_code": out_contract, "contract_display_account": "医保支付用户",
+                                    "contract_notify_url": p.runtime.notifier.callback_url, "out_user_code": openid, "device_info": {}})
     assert code == 200, text
-    contract_id = json.loads(text)["contract_id"]
+    pre = json.loads(text)
+    assert pre["pre_entrustweb_id"] and pre["redirect_url"].startswith(url)
+    answer = asyncio.run(play_holder(SigningStart(out_contract, pre["redirect_url"], session_id=pre["pre_entrustweb_id"])))
+    assert answer.status_code == 200 and 'data-result="signed"' in answer.text  # PAPAY.SIGN is checked with the others below
     code, text = core.request(f"/v3/papay/sign/contracts/plan-id/{plan}/out-contract-code/{out_contract}")
     assert code == 200 and json.loads(text)["contract_state"] == "SIGNED"
+    contract_id = json.loads(text)["contract_id"]
     code, text = core.request(f"/v3/papay/sign/contracts/{contract_id}")
     assert code == 200 and json.loads(text)["out_contract_code"] == out_contract
 
-    # Deduction: accepted (204, signed over an empty body), the result by query and notification.
+    def book(amount: int) -> None:  # 预扣费通知 before each deduction (204)
+        code, text = core.request(f"/v3/papay/contracts/{contract_id}/notify", method=RequestType.POST,
+                                  data={"mchid": channel.config.mchid, "appid": channel.config.appid,
+                                        "deduct_duration": {"count": 1, "unit": "DAY"}, "estimated_amount": {"amount": amount, "currency": "CNY"}})
+        assert code == 204, text
+
+    # Deduction: accepted (204, signed over an empty body) after its notice, the result by query and notification.
     out = no()
+    book(120_00)
     code, text = core.request("/v3/papay/pay/transactions/apply", method=RequestType.POST,
                               data={"appid": channel.config.appid, "out_trade_no": out, "description": "门诊缴费",
                                     "transaction_notify_url": p.runtime.notifier.callback_url, "contract_id": contract_id,
@@ -144,10 +157,21 @@ def sdk_story(inbox: Inbox, p: Any, url: str, channel: WxPayChannel) -> None:
     transaction_id = json.loads(text)["transaction_id"]
     code, text = wx.query(transaction_id=transaction_id)
     assert code == 200 and json.loads(text)["out_trade_no"] == out
-    failed = no()
+    unbooked = no()  # the notice was used by that deduction: another needs its own
+    code, text = core.request("/v3/papay/pay/transactions/apply", method=RequestType.POST,
+                              data={"appid": channel.config.appid, "out_trade_no": unbooked, "description": "门诊缴费",
+                                    "contract_id": contract_id, "amount": {"total": 1_00, "currency": "CNY"}})
+    assert code == 400 and json.loads(text)["code"] == "INVALID_REQUEST"
+    book(500_00)
+    code, text = core.request("/v3/papay/pay/transactions/apply", method=RequestType.POST,
+                              data={"appid": channel.config.appid, "out_trade_no": unbooked, "description": "门诊缴费",
+                                    "contract_id": contract_id, "amount": {"total": 500_01, "currency": "CNY"}})
+    assert code == 400 and json.loads(text)["code"] == "INVALID_REQUEST"  # more than the notice said
+    failed = no()  # noticed, but above the plan's limit: accepted, then PAY_FAIL
+    book(50_000_01)
     code, _ = core.request("/v3/papay/pay/transactions/apply", method=RequestType.POST,
                            data={"appid": channel.config.appid, "out_trade_no": failed, "description": "超限",
-                                 "contract_id": contract_id, "amount": {"total": 500_01, "currency": "CNY"}})
+                                 "contract_id": contract_id, "amount": {"total": 50_000_01, "currency": "CNY"}})
     assert code == 204
     assert json.loads(wx.query(out_trade_no=failed)[1])["trade_state"] == "PAY_FAIL"
 
@@ -244,7 +268,8 @@ def test_the_sandbox_refuses_what_the_merchant_did_not_sign_and_the_sdk_refuses_
     p.runtime.set_knobs(bad_notification_signature=True, notify_delays_ms=[60_000, 60_000])
     inbox.refuse = True
     try:
-        asyncio.run(channel.sign_agreement(AgreementRequest(no(), holder_token(HOLDER_KEY, "p2", "wxpay"), 100_00)))
+        asyncio.run(sign_on_page(channel, AgreementRequest(no(), holder_token(HOLDER_KEY, "p2", "wxpay"), 100_00,
+                                                           notify_url=p.runtime.notifier.callback_url)))
         flush(url)
         got = inbox.take()
         assert got and all(wx.callback(h, b) is None for h, b in got)
@@ -307,14 +332,20 @@ QUERY = ("GET", f"/v3/pay/transactions/out-trade-no/{ORDER}")
 
 
 def test_the_deduction_is_accepted_then_queried_for_its_state():
-    inst = Institution({APPLY: (204, None), QUERY: (200, QUERY_SUCCESS)})
+    notice = ("POST", "/v3/papay/contracts/Wx15463511252015071056489715/notify")
+    inst = Institution({notice: (204, None), ("POST", "/v3/papay/contracts/Wx1/notify"): (204, None), APPLY: (204, None),
+                        QUERY: (200, QUERY_SUCCESS)})
     paid = asyncio.run(channel_for(inst).pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx15463511252015071056489715")))
     assert (paid.status, paid.trade_no, paid.amount_fen) == ("succeeded", "4200000000201407033233368018", 100)
     assert paid.paid_at == datetime(2018, 6, 8, 2, 34, 56, tzinfo=timezone.utc)
-    sent = json.loads(inst.seen[0][2])
+    # 预扣费通知 first, as WeChat publishes it: mchid, appid, deduct_duration, estimated_amount — the amount about to be deducted.
+    assert inst.seen[0][1] == notice[1]
+    assert json.loads(inst.seen[0][2]) == {"mchid": "1900000109", "appid": CFG.appid, "deduct_duration": {"count": 1, "unit": "DAY"},
+                                           "estimated_amount": {"amount": 100, "currency": "CNY"}}
+    sent = json.loads(inst.seen[1][2])
     assert sent["transaction_notify_url"] == CFG.notify_url and "notify_url" not in sent and "mchid" not in sent
     assert set(sent) == {"appid", "out_trade_no", "description", "transaction_notify_url", "contract_id", "amount"}
-    assert inst.seen[1][1] == f"/v3/pay/transactions/out-trade-no/{ORDER}?mchid=1900000109"
+    assert inst.seen[2][1] == f"/v3/pay/transactions/out-trade-no/{ORDER}?mchid=1900000109"
     # Still deducting: processing, the truth later; a failure: declined.
     inst.routes[QUERY] = (200, {**QUERY_SUCCESS, "trade_state": "ACCEPT", "trade_state_desc": "已接收，等待扣款"})
     assert asyncio.run(channel_for(inst).pay(PaymentRequest(ORDER, 100, "水电代扣", "Wx1"))).status == "processing"
@@ -545,7 +576,7 @@ def test_the_sandbox_connector_in_certificate_mode_pays_and_is_told(world):
 
     async def story() -> None:
         token = holder_token(HOLDER_KEY, "person-cert", "wxpay")
-        a = await channel.sign_agreement(AgreementRequest(no(), token, 300_00))
+        a = await sign_on_page(channel, AgreementRequest(no(), token, 300_00, notify_url=p.runtime.notifier.callback_url))
         assert (await channel.query_agreement(a.out_agreement_no)) == a
         out = no()
         paid = await channel.pay(PaymentRequest(out, 12_34, "门诊缴费", a.agreement_no))

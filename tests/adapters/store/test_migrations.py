@@ -140,3 +140,93 @@ def test_0016_undone_writes_the_derived_balances_back_and_redone_derives_them_ag
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0018_undone_drops_wxpay_identification_and_redone_marks_existing_wxpay_rows_public_key(db, keyring):
+    """Down from 0018 the three wxpay columns go and the row stays; up again, a wxpay row configured before (the key by
+    its serial) reads as certificate_mode public_key with no key id or plan, as the code built it before."""
+    from alembic import command
+    from sqlalchemy import inspect, select
+
+    from tests.support.identity import admit
+    from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
+    from yibao.services.agency import connectors as channel_registry
+    from yibao.store.migrate import _config
+    from yibao.store.tables import channel_configs
+
+    def to(revision: str, up: bool) -> None:
+        cfg = _config(db)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    admit(db, "wxpay-440300")
+    db.run(lambda c: channel_registry.configure(
+        c, keyring, db.clock(), pi_id="wxpay-440300", connector="wxpay", base_url="https://api.mch.weixin.qq.com", merchant_id="1900000109",
+        app_id="wxd678efh567hg6787", private_key_pem=private_pem(generate_rsa_key()).decode(), shared_secret=b"k" * 32,
+        institution_public_key_pem=public_pem(generate_rsa_key().public_key()).decode(), certificate_mode="both",
+        platform_key_id="PUB_KEY_ID_0114", plan_id=12535, actor="test"))
+    to("0017", up=False)
+    with db.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("channel_configs")}
+        assert not columns & {"platform_key_id", "certificate_mode", "plan_id"}
+        assert conn.execute(text("SELECT connector FROM channel_configs")).scalar_one() == "wxpay"
+    to("head", up=True)
+    with db.engine.connect() as conn:
+        row = conn.execute(select(channel_configs.c.certificate_mode, channel_configs.c.platform_key_id, channel_configs.c.plan_id)).one()
+    assert tuple(row) == ("public_key", None, None)
+    cfg = db.run(lambda c: channel_registry.require(c, "wxpay-440300"), write=False)
+    assert not channel_registry.build(cfg, keyring).config.platform_certificates
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyring):
+    """Down from 0019 a pending agreement (no institution number) is deleted — the code before knew none — and a signed
+    one stays; up again, both kinds can be written."""
+    from alembic import command
+    from sqlalchemy import insert, select
+
+    from tests.support.world import seed
+    from yibao.store.migrate import _config
+    from yibao.store.tables import channel_agreements
+
+    def to(revision: str, up: bool) -> None:
+        cfg = _config(db)
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            (command.upgrade if up else command.downgrade)(cfg, revision)
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    from tests.support.identity import admit
+
+    admit(db, "wxpay-440300")
+    now = db.clock()
+    with db.engine.begin() as conn:
+        for person, no, agreement_no, status in ((w.employee.id, "AGSIGNED0001", "WXA1", "active"), (w.retiree.id, "AGPENDING001", None, "pending")):
+            conn.execute(insert(channel_agreements).values(person_id=person, payment_institution_id="wxpay-440300", region="440300",
+                                                           out_agreement_no=no, agreement_no=agreement_no, limit_fen=5_000_000, status=status,
+                                                           signing_started_at=now, updated_at=now, created_at=now))
+    to("0018", up=False)
+    with db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT out_agreement_no, agreement_no FROM channel_agreements"))] == [("AGSIGNED0001", "WXA1")]
+    to("head", up=True)
+    with db.engine.begin() as conn:
+        conn.execute(insert(channel_agreements).values(person_id=w.retiree.id, payment_institution_id="wxpay-440300", region="440300",
+                                                       out_agreement_no="AGPENDING001", agreement_no=None, limit_fen=5_000_000,
+                                                       status="pending", signing_started_at=now, updated_at=now, created_at=now))
+        assert conn.execute(select(channel_agreements.c.status).order_by(channel_agreements.c.out_agreement_no)).scalars().all() == \
+            ["pending", "active"]
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

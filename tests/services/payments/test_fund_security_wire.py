@@ -64,7 +64,7 @@ def test_only_the_cash_share_reaches_the_institution(db, keyring, live):
     assert done.status == po.COMPLETED, done
     s = db.run(lambda c: payments.receipt(c, done), write=False)
     fund_shares = [int(round(float(v) * 100)) for k, v in s["fund"].items() if float(v) > 0]
-    assert done.fund_total > 0 and done.account_pay == 31415 and done.cash_pay > 0 and len(recorder.sent) >= 2  # agreement + payment
+    assert done.fund_total > 0 and done.account_pay == 31415 and done.cash_pay > 0 and len(recorder.sent) >= 1  # the payment (WeChat: its notice first)
     wire = b"\n".join(recorder.sent)
 
     for fen in {*fund_shares, done.fund_total, done.account_pay, done.total}:
@@ -77,5 +77,6 @@ def test_only_the_cash_share_reaches_the_institution(db, keyring, live):
     assert amount_on_wire(done.cash_pay, wire)
     assert done.id.encode() in wire
     assert any(form in wire for form in forms(payments.CASH_DESCRIPTION))
-    token = db.run(lambda c: cash_leg.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).holder_token
-    assert token.encode() in wire
+    # The holder is named by the agreement they signed on the institution's page (before this payment), nothing else.
+    agreement_no = db.run(lambda c: cash_leg.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).agreement_no
+    assert agreement_no and agreement_no.encode() in wire

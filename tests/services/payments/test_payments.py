@@ -231,8 +231,7 @@ def _counting(ctx):
 
 
 def test_a_payment_with_its_agreement_signed_commits_two_units_and_reads_nothing_apart(db, keyring, wxpay):
-    pw = payment_world(db, keyring, wxpay)
-    pw.pay(key="K-first")  # the first payment signs the holder's agreement (a call between units)
+    pw = payment_world(db, keyring, wxpay)  # the holder signed on WeChat's page when the world was made
     ctx, units = _counting(pw.ctx())
     order = pw.pay(key="K-next", ctx=ctx)
     assert order.status == po.COMPLETED
@@ -240,13 +239,28 @@ def test_a_payment_with_its_agreement_signed_commits_two_units_and_reads_nothing
     assert units == [True, True]
 
 
-def test_a_first_payment_records_the_agreement_with_the_cash_request(db, keyring, wxpay):
-    pw = payment_world(db, keyring, wxpay)
-    ctx, units = _counting(pw.ctx())
-    order = pw.pay(key="K-first", ctx=ctx)
-    assert order.status == po.COMPLETED
-    # the code, the order and the hold (it stops at held); the signed agreement with the cash request; the answer.
-    assert units == [True, True, True]
+@pytest.mark.parametrize("name", ["wxpay", "alipay", "unionpay"])
+def test_a_password_free_payment_without_a_signed_agreement_is_voided_and_never_signs_one(db, keyring, channel_world, name):
+    """Issue 14: the holder signs on the institution's page before paying; a payer who has not is refused
+    (agreement_not_signed), the hold undone, and the institution hears nothing — no agreement, no deduction."""
+    from tests.adapters.channels.test_institutions import Recorder
+    from yibao.services.agency import connectors as channel_registry
+    from yibao.services.books import audit
+
+    live = channel_world[name]
+    live.reset()
+    pw = payment_world(db, keyring, live, signed=False)
+    before, agreements_before = pw.balances(), dict(live.runtime.books.agreements)
+    recorder = Recorder()
+    ctx, units = _counting(pw.ctx(channel_registry.Connectors(keyring, transport=recorder)))
+    order = pw.pay(key="K-unsigned", ctx=ctx)
+    assert (order.status, order.void_reason) == (po.VOIDED, po.NO_CHANNEL)
+    assert recorder.sent == [] and live.runtime.books.agreements == agreements_before and order.id not in live.runtime.books.trades
+    assert pw.balances() == before
+    # the code, the order and the hold (it stops at held: no agreement); the void.
+    assert units == [True, True]
+    entries = db.run(lambda c: audit.entries(c, "440300", 500), write=False)
+    assert not [e for e in entries if e.action == "channel.agreement"]
 
 
 def test_a_retry_that_sends_a_requested_payment_again_never_voids_it_on_a_refusal_nor_on_a_stale_not_found(db, keyring, wxpay, monkeypatch,

@@ -275,6 +275,10 @@ class ChannelConfigIn(Strict):
     shared_secret: str | None = Field(None, max_length=100, description="wxpay API v3 key or the bank's HMAC key: 32 bytes, base64")
     notify_url: str | None = Field(None, max_length=300, description="where the institution sends notifications")
     timeout_ms: int = Field(5000, ge=100, le=60_000)
+    platform_key_id: str | None = Field(None, min_length=1, max_length=64, description="wxpay: the platform public key's id (PUB_KEY_ID_…)")
+    certificate_mode: str | None = Field(None, min_length=1, max_length=12,
+                                         description="wxpay: public_key | certificates | both (how WeChat's signatures are identified)")
+    plan_id: int | None = Field(None, description="wxpay: the papay template (委托代扣模板) id the contracts are signed under")
 
 
 @router.put("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 Configure how the platform reaches a payment institution")
@@ -295,7 +299,8 @@ async def configure_channel(body: ChannelConfigIn, request: Request, pi_id: str 
     return await idempotent(p, request, caller, key, lambda c: (200, channel_registry.configure(
         c, p.keyring, now, pi_id=pi_id, connector=body.connector, base_url=body.base_url, merchant_id=body.merchant_id, app_id=body.app_id,
         private_key_pem=body.private_key_pem, shared_secret=secret, institution_public_key_pem=body.institution_public_key_pem,
-        notify_url=body.notify_url, timeout_ms=body.timeout_ms, actor=caller.actor)))
+        notify_url=body.notify_url, timeout_ms=body.timeout_ms, platform_key_id=body.platform_key_id, certificate_mode=body.certificate_mode,
+        plan_id=body.plan_id, actor=caller.actor)))
 
 
 @router.get("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 The channel configuration (no keys or secrets)")

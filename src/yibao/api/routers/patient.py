@@ -28,7 +28,7 @@ from yibao.runtime.platform import Platform
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import ledger
-from yibao.services.payments import bills, confirmation, medins, paycodes
+from yibao.services.payments import agreements, bills, confirmation, medins, paycodes
 from yibao.services.payments import orders as payments
 from yibao.services.payments import pins as payment_pins
 from yibao.services.people import bindings as ecard_bindings
@@ -254,6 +254,27 @@ async def unbind(request: Request, pi_id: str = PiId, key: str = IdempotencyKey,
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, _bindings(ecard_bindings.unbind(
         c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
+
+
+class SigningIn(Strict):
+    return_url: str | None = Field(None, min_length=1, max_length=256,
+                                   description="where the institution's signing page sends the holder back to (http(s)://)")
+
+
+@router.post("/ecard/bindings/{pi_id}/agreement", summary="签约免密支付 Start signing the password-free agreement on the institution's page")
+async def start_signing(request: Request, body: SigningIn | None = None, pi_id: str = PiId, key: str = IdempotencyKey,
+                        caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    return_url = body.return_url if body is not None else None
+
+    async def call(_: str) -> tuple[int, Any, bool]:  # not kept: a retry starts a fresh session (the same agreement)
+        return 200, await agreements.start(p.context, holder_id=caller.principal, pi_id=pi_id, return_url=return_url,
+                                           actor=caller.actor), False
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/ecard/bindings/{pi_id}/agreement", summary="签约结果 The agreement's state (a pending one is asked of the institution)")
+async def agreement_state(pi_id: str = PiId, caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await agreements.refresh(p.context, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor)
 
 
 @router.get("/family", summary="家庭关联 My family links (names masked)")

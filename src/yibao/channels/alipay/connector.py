@@ -17,6 +17,7 @@ from yibao.channels.base import (
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SigningStart,
     Statement,
     not_found_at,
     unknown,
@@ -46,11 +47,10 @@ class AlipayChannel(Connector):
         tx.check_code(self.config, data, what)
         return data
 
-    async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        """Alipay signs on the holder's page (alipay.user.agreement.page.sign), not by a server call: this asks the
-        SANDBOX's stand-in for that page (a real gateway refuses the method). Part 3 of issue 14 replaces it."""
-        await self._call(tx.SANDBOX_SIGN_METHOD, tx.agreement_biz(req), "the agreement")
-        return await self.query_agreement(req.out_agreement_no)
+    async def start_signing(self, req: AgreementRequest) -> SigningStart:
+        """The holder signs on Alipay's page: the signed `alipay.user.agreement.page.sign` redirect (no call is made).
+        The agreement is told by `dut_user_sign` and `alipay.user.agreement.query`."""
+        return SigningStart(req.out_agreement_no, tx.page_sign_url(self.config, req, self._clock()))
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement:
         data = await self._call("alipay.user.agreement.query", tx.agreement_ref(out_agreement_no), f"agreement {out_agreement_no}")

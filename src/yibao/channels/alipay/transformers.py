@@ -63,9 +63,8 @@ PROCESSING = "10003"  # alipay.trade.pay: "order success pay inprocess" — the 
 UNAVAILABLE = ("20000", "20001")  # service unavailable / authorisation: nothing definite
 NOT_FOUND_SUBCODES = ("ACQ.TRADE_NOT_EXIST", "ACQ.REFUND_NOT_EXIST", "USER_AGREEMENT_NOT_EXIST", "AGREEMENT_NOT_EXIST")
 ALREADY_PAID = "ACQ.TRADE_HAS_SUCCESS"
-# The stand-in for the holder's signing page (alipay.user.agreement.page.sign is a page flow, not a server call):
-# only the SANDBOX answers it. Part 3 of issue 14 replaces it with the page flow.
-SANDBOX_SIGN_METHOD = "yibao.sandbox.user.agreement.page.confirm"
+# The holder's signing page: a redirect the holder's browser opens (built and signed by us, never called by us).
+PAGE_SIGN_METHOD = "alipay.user.agreement.page.sign"
 
 
 @dataclass(frozen=True)
@@ -101,9 +100,20 @@ def split_request(params: Mapping[str, str]) -> tuple[str, bytes]:
     return urlencode(query), urlencode({"biz_content": params["biz_content"]}).encode()
 
 
-def agreement_biz(req: AgreementRequest) -> dict[str, Any]:
-    return {"personal_product_code": "GENERAL_WITHHOLDING_P", "external_agreement_no": req.out_agreement_no,
-            "alipay_open_id": req.holder_token, "single_limit": fen_to_yuan(req.limit_fen)}
+def page_sign_url(cfg: AlipayConfig, req: AgreementRequest, now: datetime) -> str:
+    """`alipay.user.agreement.page.sign` as the holder's redirect: the gateway's URL with every parameter, signed like a
+    request, in its query (the SDKs' page_execute with GET). The holder's browser opens it; we never call it."""
+    biz = {"personal_product_code": "GENERAL_WITHHOLDING_P", "product_code": "GENERAL_WITHHOLDING", "sign_scene": "INDUSTRY|MEDICAL",
+           "external_agreement_no": req.out_agreement_no, "external_logon_id": req.holder_token, "access_params": {"channel": "QRCODE"}}
+    params = {"app_id": cfg.app_id, "method": PAGE_SIGN_METHOD, "format": "JSON", "charset": "utf-8", "sign_type": "RSA2",
+              "timestamp": plain_time(now), "version": "1.0", "biz_content": dumps(biz)}
+    notify = req.notify_url or cfg.notify_url
+    if notify:
+        params["notify_url"] = notify
+    if req.return_url:
+        params["return_url"] = req.return_url
+    params["sign"] = rsa_sign(cfg.app_key, canonical_kv(params, exclude=("sign",)).encode())
+    return f"{cfg.base_url.rstrip('/')}{GATEWAY}?{urlencode(params)}"
 
 
 def agreement_ref(out_agreement_no: str) -> dict[str, Any]:
@@ -194,7 +204,7 @@ AGREEMENT_STATES = {"NORMAL": "active", "STOP": "terminated"}  # TEMP: signing n
 
 
 def agreement_from(data: Mapping[str, Any]) -> Agreement:
-    """An alipay.user.agreement.query answer (or the sandbox's signing stand-in, which answers the same fields)."""
+    """An alipay.user.agreement.query answer."""
     status = data.get("status")
     if status not in AGREEMENT_STATES:
         raise WireError(f"agreement status {status!r} (TEMP: the holder has not completed signing)")

@@ -1,7 +1,7 @@
 """A credit-line bank's connector (信用支付): the Channel flows plus the credit line's own.
 
-The Channel flows work as for any institution: `sign_agreement` enrols the holder (the bank scores
-them and grants a line), `pay` has the bank pay the hospital from the line. For the platform's
+The Channel flows work as for any institution but signing: the holder accepts the terms in the app and
+`enrol` enrols them with that consent (the bank scores them and grants a line; `start_signing` refuses), `pay` has the bank pay the hospital from the line. For the platform's
 two-phase settlement there are also `reserve` → `capture` | `release`; and for the holder,
 `credit_line`, `bills` and `repay` (a family member may repay: the payer token is theirs).
 """
@@ -24,6 +24,7 @@ from yibao.channels.base import (
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SigningStart,
     Statement,
     declined,
     unknown,
@@ -62,10 +63,11 @@ class BankChannel(Connector):
         data = await self._call("POST", "/credit/enrolments", tx.enrol_body(req, consent), what="the enrolment")
         return self._parse(tx.agreement_from, data)
 
-    async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        """Enrol under the terms version the platform showed the holder (config.consent_version), accepted now.
-        Call it only after the holder accepted those terms in the app; `enrol` takes an explicit consent record."""
-        return await self.enrol(req, CreditConsent(self.config.consent_version, self._clock()))
+    async def start_signing(self, req: AgreementRequest) -> SigningStart:
+        """A credit line has no institution's signing page: the holder accepts the terms in the app and the platform
+        enrols them with that consent (`enrol`, services/credit/enrolment.py)."""
+        raise declined(self.name, "ENROL_WITH_CONSENT", "信用支付在应用内确认条款后开通（enrol），无机构签约页 "
+                                                        "(a credit line is enrolled with the holder's consent, not signed on a page)")
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement:
         return self._parse(tx.agreement_from, await self._call("GET", f"/credit/enrolments/{quote(out_agreement_no)}",

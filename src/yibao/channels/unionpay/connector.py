@@ -26,6 +26,7 @@ from yibao.channels.base import (
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SigningStart,
     Statement,
     StatementError,
     declined,
@@ -80,14 +81,14 @@ class UnionPayChannel(Connector):
         return tx.check_resp(self.config, answer, what), answer
 
     # -- agreements (无跳转 tokens) --
-    async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        """SANDBOX ONLY: UnionPay has no server-side opening (the holder opens on UnionPay's front-end page,
-        frontTransReq.do, and the result comes by notification and 78 query). This posts the page's fields to
-        the sandbox's stand-in for the holder (`HOLDER_PAGE_PATH`); a real gateway answers it with no such path."""
-        at = self._clock()
+    async def start_signing(self, req: AgreementRequest) -> SigningStart:
+        """The front-end token opening (79/00): a signed form the holder's browser posts to UnionPay's frontTransReq.do
+        (nothing is sent by us). The opening is told by the 79 notification to backUrl and by the 78 query, which
+        names the opening by orderId and this txnTime (remembered here; the platform keeps the pending row's time)."""
+        at = req.sent_at or self._clock()
         self._remember("open", req.out_agreement_no, at, req.limit_fen)
-        _, answer = await self._call(tx.HOLDER_PAGE_PATH, tx.open_token_params(self.config, req, at), "the token opening")
-        return self._parse(tx.agreement_from, answer, req.out_agreement_no, req.limit_fen)
+        form = tx.open_token_params(self.config, req, at)
+        return SigningStart(req.out_agreement_no, self.config.base_url.rstrip("/") + tx.FRONT_PATH, method="POST", form=form)
 
     async def query_agreement(self, out_agreement_no: str, *, sent_at: datetime | None = None) -> Agreement:
         at = self._time_of("open", out_agreement_no, sent_at)

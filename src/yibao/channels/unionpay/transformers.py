@@ -65,8 +65,7 @@ NAME = "unionpay"
 BACK_PATH = "/gateway/api/backTransReq.do"
 QUERY_PATH = "/gateway/api/queryTrans.do"
 FILE_PATH = "/"  # the file-transfer host (filedownload.95516.com) takes its posts at its root
-# Sandbox only: stands in for the holder completing UnionPay's front-end token opening page (frontTransReq.do).
-HOLDER_PAGE_PATH = "/sandbox/holder-page/open-token"
+FRONT_PATH = "/gateway/api/frontTransReq.do"  # front-end transactions: posted by the holder's browser, not by us
 UNIONPAY_CN = "中国银联股份有限公司"
 TEST_ENV_CN = "00040000:SIGN"
 TOKEN_BIZ = "000902"  # 无跳转 (token) payment
@@ -211,11 +210,14 @@ def token_data(cfg: UnionPayConfig, token: str) -> str:
 
 
 def open_token_params(cfg: UnionPayConfig, req: AgreementRequest, at: datetime) -> dict[str, str]:
-    """The front-end token opening (79/00) the holder's page would carry; the holder's choice rides in the
-    sandbox-only fields `holderToken` and `singleLimit` (on a real page the holder identifies themself)."""
-    return sign(cfg, {**_base(cfg, "79", "00", TOKEN_BIZ, at, channelType="07", orderId=req.out_agreement_no,
-                              backUrl=cfg.notify_url or "", tokenPayData="{trId=" + cfg.tr_id + "&tokenType=01}"),
-                      "holderToken": req.holder_token, "singleLimit": fen_to_digits(req.limit_fen)})
+    """The front-end token opening (79/00): the signed form the holder's browser posts to frontTransReq.do.
+    `frontUrl` takes the holder back, `backUrl` gets the signed result; `reqReserved` (echoed by UnionPay) carries
+    our holder token (on a real page the holder identifies themself by card)."""
+    fields = dict(channelType="07", orderId=req.out_agreement_no, backUrl=req.notify_url or cfg.notify_url or "",
+                  tokenPayData="{trId=" + cfg.tr_id + "&tokenType=01}", reqReserved=req.holder_token)
+    if req.return_url:
+        fields["frontUrl"] = req.return_url
+    return sign(cfg, _base(cfg, "79", "00", TOKEN_BIZ, at, **fields))
 
 
 def open_query_params(cfg: UnionPayConfig, out_agreement_no: str, opened_at: datetime) -> dict[str, str]:

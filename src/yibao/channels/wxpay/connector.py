@@ -26,11 +26,13 @@ from yibao.channels.base import (
     Agreement,
     AgreementRequest,
     MedInsOrder,
+    NotFoundAtChannel,
     Notification,
     PaymentRequest,
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SigningStart,
     Statement,
     StatementError,
     declined,
@@ -130,12 +132,15 @@ class WxPayChannel(Connector):
         return data if isinstance(data, dict) else {}
 
     # -- agreements (委托代扣 contracts under the configured plan) --
-    async def sign_agreement(self, req: AgreementRequest) -> Agreement:
-        """SANDBOX ONLY: WeChat has no server-side signing call — the holder signs on WeChat's page and the
-        result comes by PAPAY.SIGN notification and query. The sandbox's `/sandbox-holder/papay/contracts`
-        stands in for that page; against the real WeChat Pay this path does not exist (→ NotFoundAtChannel)."""
-        data = await self._call("POST", "/sandbox-holder/papay/contracts", tx.sandbox_sign_body(self.config, req), what="the agreement")
-        return self._parse(tx.agreement_from, data, self.config.plan_limit_fen)
+    async def start_signing(self, req: AgreementRequest) -> SigningStart:
+        """代扣预签约: a session and the URL of WeChat's signing page for the holder (a redirect or a QR of it). The
+        contract is signed when the holder confirms there; it is told by PAPAY.SIGN and the contract query."""
+        try:
+            body = tx.pre_entrust_body(self.config, req)
+        except ValueError as exc:
+            raise declined(self.name, "NO_NOTIFY_URL", str(exc)) from None
+        data = await self._call("POST", "/v3/papay/sign/contracts/pre-entrust-sign", body, what="the pre-sign")
+        return self._parse(tx.signing_from, data, req.out_agreement_no)
 
     async def query_agreement(self, out_agreement_no: str) -> Agreement:
         data = await self._call("GET", tx.contract_path(self.config, out_agreement_no), what=f"agreement {out_agreement_no}")
@@ -149,7 +154,16 @@ class WxPayChannel(Connector):
 
     # -- payments --
     async def pay(self, req: PaymentRequest) -> PaymentResult:
-        """Apply for the deduction (answer: accepted), then ask once for its state (`Connector._after_acceptance`)."""
+        """The 预扣费通知 first (when the template requires one), then apply for the deduction (answer: accepted), then
+        ask once for its state (`Connector._after_acceptance`). A resent payment notifies again: a notice is used by one
+        deduction, and a second notice for an order already deducted changes nothing. The notice goes before anything is
+        deducted, so its refusal is a definite one."""
+        if self.config.deduct_notice:
+            try:
+                await self._call("POST", tx.deduct_notice_path(req.agreement_no), tx.deduct_notice_body(self.config, req.amount_fen),
+                                 what="the deduction notice")
+            except NotFoundAtChannel:  # no such contract: nothing can be deducted under it
+                raise declined(self.name, "CONTRACT_NOT_EXIST", "the contract does not exist") from None
         await self._call("POST", "/v3/papay/pay/transactions/apply", tx.pay_body(self.config, req), what="the payment")
         return await self._after_acceptance(lambda: self.query(req.out_trade_no), out_trade_no=req.out_trade_no,
                                             amount_fen=req.amount_fen, what=f"payment {req.out_trade_no}")

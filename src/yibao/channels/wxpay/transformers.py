@@ -38,6 +38,7 @@ from yibao.channels.base import (
     PaymentResult,
     RefundRequest,
     RefundResult,
+    SigningStart,
     Statement,
     StatementError,
     StatementRow,
@@ -75,6 +76,7 @@ class WxPayConfig:
     plan_id: int = DEFAULT_PLAN_ID  # the papay template (委托代扣模板) the contracts are signed under
     platform_certificates: bool = False  # also trust platform certificates downloaded from GET /v3/certificates
     plan_limit_fen: int = 0  # the template's per-deduction limit, for contracts whose answer does not say
+    deduct_notice: bool = True  # the template requires a 预扣费通知 before each deduction: `pay` sends one first
 
 
 def public_key_id(key: RSAPublicKey | RSAPrivateKey) -> str:
@@ -198,10 +200,37 @@ def certificates_from(cfg: WxPayConfig, data: Mapping[str, Any], now: datetime) 
 
 # ---- requests ----------------------------------------------------------------------------------
 
-def sandbox_sign_body(cfg: WxPayConfig, req: AgreementRequest) -> dict[str, Any]:
-    """SANDBOX ONLY: what the holder would enter on WeChat's signing page (there is no server-side signing call)."""
-    return {"appid": cfg.appid, "plan_id": cfg.plan_id, "out_contract_code": req.out_agreement_no, "openid": req.holder_token,
-            "deduct_limit": {"total": req.limit_fen, "currency": "CNY"}}
+def pre_entrust_body(cfg: WxPayConfig, req: AgreementRequest) -> dict[str, Any]:
+    """代扣预签约 (`POST /v3/papay/sign/contracts/pre-entrust-sign`), QR-code scene: the holder opens the page's URL."""
+    notify = req.notify_url or cfg.notify_url
+    if not notify:
+        raise ValueError("WeChat's pre-entrust-sign needs contract_notify_url: configure a notify URL")
+    body: dict[str, Any] = {"sign_scene": "SIGN_SCENE_QRCODE", "appid": cfg.appid, "plan_id": cfg.plan_id,
+                            "out_contract_code": req.out_agreement_no, "contract_display_account": req.display_name[:32],
+                            "contract_notify_url": notify, "out_user_code": req.holder_token, "device_info": {}}
+    if req.return_url:
+        body["return_url"] = req.return_url
+    return body
+
+
+def signing_from(data: Mapping[str, Any], out_contract_code: str) -> SigningStart:
+    session = _str(data, "pre_entrustweb_id")
+    url = str(data.get("redirect_url") or "")
+    if not url.startswith(("https://", "http://")):
+        raise WireError("the pre-sign answer carries no signing URL (redirect_url)")
+    return SigningStart(out_contract_code, url, session_id=session)
+
+
+def deduct_notice_path(contract_id: str) -> str:
+    from urllib.parse import quote
+
+    return f"/v3/papay/contracts/{quote(contract_id)}/notify"
+
+
+def deduct_notice_body(cfg: WxPayConfig, amount_fen: int) -> dict[str, Any]:
+    """预扣费通知 before a deduction: the amount about to be deducted (the deduction may not exceed it)."""
+    return {"mchid": cfg.mchid, "appid": cfg.appid, "deduct_duration": {"count": 1, "unit": "DAY"},
+            "estimated_amount": {"amount": amount_fen, "currency": "CNY"}}
 
 
 def contract_path(cfg: WxPayConfig, out_contract_code: str) -> str:

@@ -10,9 +10,10 @@ Notifications are form posts signed over the sorted string without `sign`/`sign_
 the platform answers `success`. Amounts are yuan strings. Statements: a URL on the "file host" (the
 same server under another host name: `localhost` for `127.0.0.1`), good for 30 s, to a zip of GBK CSVs.
 
-Agreements: Alipay signs them on the holder's page (`alipay.user.agreement.page.sign`); this sandbox
-has no page yet, so `yibao.sandbox.user.agreement.page.confirm` stands in for the holder confirming
-it (SANDBOX only). Query, unsign and the `dut_user_sign|unsign` notifications are Alipay's.
+Agreements: the holder signs them on Alipay's page: the merchant's signed `alipay.user.agreement.page.sign`
+redirect (a GET of the gateway, built by the merchant, not called by it) opens the page (signing_page.py),
+the holder confirms or declines there, and a signed agreement is told by `dut_user_sign` to the redirect's
+`notify_url` and by `alipay.user.agreement.query`. Unsign and `dut_user_unsign` are Alipay's too.
 
     yibao sandbox alipay --port 8712 --callback http://127.0.0.1:8000/api/v1/channels/alipay/notify
 """
@@ -20,6 +21,7 @@ it (SANDBOX only). Query, unsign and the `dut_user_sign|unsign` notifications ar
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import secrets
@@ -32,13 +34,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from yibao.channels.alipay.transformers import DETAIL_HEADER, SANDBOX_SIGN_METHOD, SUMMARY_HEADER
+from yibao.channels.alipay.transformers import DETAIL_HEADER, PAGE_SIGN_METHOD, SUMMARY_HEADER
 from yibao.channels.crypto import canonical_kv, key_serial, public_pem, rsa_sign, rsa_verify
 from yibao.channels.wire import CHINA, WireError, china_time, fen_to_yuan, parse_plain_time, plain_time, yuan_to_fen
-from yibao.sandbox.channels import admin
+from yibao.sandbox.channels import admin, signing_page
 from yibao.sandbox.channels.core import AgreementRec, Books, Event, RefundRec, SandboxInfo, SandboxRefusal, TradeRec
 from yibao.sandbox.channels.notifier import REAL_WORLD_DELAYS_MS, Notifier
 
@@ -56,17 +58,27 @@ class AlipaySandboxConfig:
     notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS
     seed: int | None = None
     pid: str = "2088102177846875"  # the merchant's Alipay partner id (2088…, 16 digits): names the bill files
+    single_quota_fen: int = 50_000_00  # the withholding product's per-payment limit, shown on the signing page
+    merchant_name: str = "医保便捷支付平台（沙箱商户）"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AgreementSignIn(_Strict):
+class AccessParams(_Strict):
+    channel: str = Field(pattern="^(ALIPAYAPP|QRCODE|QRCODEORSMS)$")
+
+
+class PageSignIn(_Strict):
+    """`alipay.user.agreement.page.sign`'s biz_content (the fields this sandbox reads; others are refused)."""
+
     personal_product_code: str = Field(pattern="^GENERAL_WITHHOLDING_P$")
+    product_code: str | None = Field(None, pattern="^GENERAL_WITHHOLDING$")
+    sign_scene: str | None = Field(None, max_length=64)
     external_agreement_no: str = Field(min_length=1, max_length=32)
-    alipay_open_id: str = Field(min_length=16, max_length=64)
-    single_limit: str
+    external_logon_id: str | None = Field(None, max_length=100)
+    access_params: AccessParams
 
 
 class AgreementRef(_Strict):
@@ -267,8 +279,25 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
                                                                            "serial": key_serial(config.key)}),
                                      books, notifier, public_pem(config.key)))
 
-    def confirm_agreement(b: AgreementSignIn, p: dict[str, str]) -> dict[str, Any]:
-        return agreement_view(books.sign_agreement(b.external_agreement_no, b.alipay_open_id, amount(b.single_limit)))
+    signing_page.install(app, books, institution="支付宝 Alipay")
+
+    def page_sign(params: dict[str, str]) -> Response:
+        """The holder's browser arrives with the merchant's signed redirect: Alipay's signing page, or an error page."""
+        def error(sub_code: str, message: str) -> Response:
+            return HTMLResponse(f"<!doctype html><p>签约请求有误 {html.escape(sub_code)}: {html.escape(message)}</p>", status_code=400)
+        try:
+            biz = PageSignIn.model_validate_json(params.get("biz_content", ""))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return error("isv.invalid-parameter", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+        try:
+            # SANDBOX: the holder is who the merchant names (external_logon_id); at Alipay, whoever logs in on the page.
+            session = books.open_signing(biz.external_agreement_no, biz.external_logon_id or "", config.single_quota_fen,
+                                         merchant=config.merchant_name, display_name=biz.external_logon_id or "",
+                                         return_url=params.get("return_url") or None, notify_url=params.get("notify_url") or None)
+        except SandboxRefusal as exc:
+            return error(exc.code, exc.message)
+        return HTMLResponse(signing_page.render(session, "支付宝 Alipay", action=f"{signing_page.PATH[1:]}/{session.id}"))
 
     def find_agreement(b: AgreementRef) -> AgreementRec:
         if b.external_agreement_no:
@@ -340,7 +369,6 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         return {"bill_download_url": f"{_file_host(base)}/dwbillcenter/downloadBillFile.resource?{query}"}
 
     methods: dict[str, tuple[type[BaseModel], Callable[..., dict[str, Any]]]] = {
-        SANDBOX_SIGN_METHOD: (AgreementSignIn, confirm_agreement),
         "alipay.user.agreement.query": (AgreementRef, lambda b, p: agreement_view(find_agreement(b))),
         "alipay.user.agreement.unsign": (AgreementRef, unsign),
         "alipay.trade.pay": (PayIn, pay),
@@ -360,7 +388,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         except UnicodeDecodeError:
             params = {}
         method = params.get("method", "")
-        if method not in methods:
+        if method not in methods and method != PAGE_SIGN_METHOD:
             return answer("error_response", {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-method",
                                              "sub_msg": f"不存在的方法名 {method}"})
         node = method.replace(".", "_") + "_response"
@@ -375,6 +403,8 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         if params.get("sign_type") != "RSA2" or not rsa_verify(config.app_key, canonical_kv(params, exclude=("sign",)).encode(),
                                                                params.get("sign")):
             return answer(node, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"})
+        if method == PAGE_SIGN_METHOD:
+            return page_sign(params)
         model, work = methods[method]
         try:
             await books.before_call()

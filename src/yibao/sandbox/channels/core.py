@@ -97,6 +97,24 @@ class RefundRec:
     notify_url: str | None = None
 
 
+@dataclass
+class SigningSession:
+    """A holder's signing on the institution's page (signing_page.py): opened by the merchant's call or redirect,
+    ended by the holder confirming or declining on the page."""
+
+    id: str
+    out_agreement_no: str
+    holder_token: str
+    limit_fen: int
+    merchant: str  # what the page names as the merchant
+    display_name: str  # the holder's account as the merchant names it
+    return_url: str | None
+    notify_url: str | None
+    status: str = "open"  # open | signed | declined | failed
+    agreement_no: str | None = None
+    error: str | None = None
+
+
 @dataclass(frozen=True)
 class Event:
     """Something the institution tells the platform about, asynchronously."""
@@ -129,6 +147,7 @@ class Books:
         self.agreements: dict[str, AgreementRec] = {}
         self.trades: dict[str, TradeRec] = {}
         self.refunds: dict[str, RefundRec] = {}
+        self.signings: dict[str, SigningSession] = {}
         self.calls = 0
         self._ids = itertools.count(1)
         self.on_event: Callable[[Event], None] = lambda event: None  # set by the notifier
@@ -175,7 +194,47 @@ class Books:
         self.on_event(Event(kind, self.new_id("N"), record, notify_url))
 
     # -- agreements --
-    def sign_agreement(self, out_agreement_no: str, holder_token: str, limit_fen: int) -> AgreementRec:
+    def open_signing(self, out_agreement_no: str, holder_token: str, limit_fen: int, *, merchant: str, display_name: str,
+                     return_url: str | None, notify_url: str | None) -> SigningSession:
+        """A signing session for the holder's page. An agreement number signed already with other parameters is refused."""
+        with self.lock:
+            existing = self.agreements.get(out_agreement_no)
+            if existing is not None and existing.status == "active" and (existing.holder_token, existing.limit_fen) != (holder_token, limit_fen):
+                raise SandboxRefusal("OUT_AGREEMENT_NO_USED", "the agreement number was used with other parameters")
+            session = SigningSession(self.new_id("S"), out_agreement_no, holder_token, limit_fen, merchant, display_name, return_url, notify_url)
+            self.signings[session.id] = session
+            return session
+
+    def signing(self, session_id: str) -> SigningSession:
+        with self.lock:
+            session = self.signings.get(session_id)
+        if session is None:
+            raise SandboxRefusal("SESSION_NOT_EXIST", "签约会话不存在或已过期 (no such signing session)", 404)
+        return session
+
+    def finish_signing(self, session_id: str, *, confirm: bool) -> SigningSession:
+        """The holder's choice on the page: confirmed, the agreement is signed (and notified, to the session's notify
+        URL); declined, nothing is signed or notified (WeChat and Alipay tell nothing of a declined signing). A session
+        ends once: a second choice is answered with the first."""
+        session = self.signing(session_id)
+        if session.status != "open":
+            return session
+        if not confirm:
+            with self.lock:
+                session.status = "declined"
+            return session
+        try:
+            rec = self.sign_agreement(session.out_agreement_no, session.holder_token, session.limit_fen, notify_url=session.notify_url)
+        except SandboxRefusal as exc:
+            with self.lock:
+                session.status, session.error = "failed", exc.code
+            return session
+        with self.lock:
+            session.status, session.agreement_no = "signed", rec.agreement_no
+        return session
+
+    def sign_agreement(self, out_agreement_no: str, holder_token: str, limit_fen: int, *, notify_url: str | None = None) -> AgreementRec:
+        """Only the holder's page (`finish_signing`) and the bank's consented enrolment sign an agreement."""
         declined = self.chance(self.knobs.error_rate)
         with self.lock:
             existing = self.agreements.get(out_agreement_no)
@@ -187,7 +246,7 @@ class Books:
                 raise SandboxRefusal("USER_NOT_VERIFIED", "the holder did not pass the institution's checks (error_rate knob)")
             rec = AgreementRec(out_agreement_no, self.new_id("A"), holder_token, limit_fen, "active", self.now())
             self.agreements[out_agreement_no] = rec
-        self._emit("agreement", rec, None)
+        self._emit("agreement", rec, notify_url)
         return rec
 
     def agreement(self, out_agreement_no: str) -> AgreementRec:

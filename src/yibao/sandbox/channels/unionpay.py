@@ -9,8 +9,9 @@ verified by `certId` (the merchant certificate's serial) against the one merchan
   notification to `backUrl` and by query), token open query 78/02, token delete 74/01; a repeated orderId is 12.
 - `POST /gateway/api/queryTrans.do`: 00/00 by orderId **and** the original txnTime (else 34): `origRespCode`.
 - `POST /` (the file-transfer host's root): 76, `settleDate` MMDD → `fileContent` = base64(deflate(ZIP of the ZM file)).
-- `POST /sandbox/holder-page/open-token`: SANDBOX ONLY — stands in for the holder opening a token on UnionPay's
-  front-end page (real: frontTransReq.do, in the holder's browser); the open is then notified (79) and queryable (78).
+- `POST /gateway/api/frontTransReq.do`: the front-end token opening 79/00, posted by the holder's browser (an
+  auto-submitted form the merchant signed): UnionPay's opening page (signing_page.py); the holder confirms or
+  declines there, then is sent to `frontUrl`; an opened token is notified (79) to `backUrl` and queryable (78).
 
     yibao sandbox unionpay --port 8713 --callback http://127.0.0.1:8000/api/v1/channels/unionpay/notify
 """
@@ -18,6 +19,7 @@ verified by `certId` (the merchant certificate's serial) against the one merchan
 from __future__ import annotations
 
 import hashlib
+import html
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.x509.oid import NameOID
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from yibao.channels.crypto import generate_rsa_key, load_or_create_key, public_pem, rsa_sign, rsa_verify
 from yibao.channels.unionpay.transformers import (
@@ -44,7 +46,7 @@ from yibao.channels.unionpay.transformers import (
 )
 from yibao.channels.wire import CHINA, china_time, compact_time, parse_compact_time
 from yibao.crypto.files import create_private
-from yibao.sandbox.channels import admin
+from yibao.sandbox.channels import admin, signing_page
 from yibao.sandbox.channels.core import AgreementRec, Books, Event, RefundRec, SandboxInfo, SandboxRefusal, TradeRec
 from yibao.sandbox.channels.notifier import REAL_WORLD_DELAYS_MS, Notifier
 
@@ -130,6 +132,8 @@ class UnionPaySandboxConfig:
     callback_url: str | None = None
     notify_delays_ms: tuple[int, ...] = REAL_WORLD_DELAYS_MS
     seed: int | None = None
+    single_limit_fen: int = 50_000_00  # the token's per-payment limit, shown on the opening page
+    merchant_name: str = "医保便捷支付平台（沙箱商户）"
 
     @property
     def key(self) -> RSAPrivateKey:
@@ -375,22 +379,25 @@ def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
         return answer(params, {"settleDate": params["settleDate"], "fileType": "00", "fileName": f"{config.mer_id}_{day:%Y%m%d}.zip",
                                "fileContent": content})
 
-    @app.post("/sandbox/holder-page/open-token", summary="SANDBOX ONLY: the holder opens a token on UnionPay's page (79/00)")
-    async def holder_page(request: Request) -> Response:
+    signing_page.install(app, books, institution="银联 UnionPay")
+
+    @app.post("/gateway/api/frontTransReq.do", summary="Front-end transactions from the holder's browser: token opening 79/00")
+    async def front(request: Request) -> Response:
         params = await admitted(request)
         if isinstance(params, Response):
-            return params
-        if params.get("txnType") != "79" or params.get("txnSubType") != "00":
-            return answer(params, {}, "32", "the holder page opens tokens (79/00) only")
-        limit = params.get("singleLimit", "")
+            return HTMLResponse(f"<!doctype html><p>请求有误 Bad request: {html.escape(params.body.decode('utf-8', 'replace'))}</p>",
+                                status_code=400)
+        if params.get("txnType") != "79" or params.get("txnSubType") != "00" or params.get("channelType") != "07":
+            return HTMLResponse("<!doctype html><p>前台交易仅支持开通 (79/00, channelType 07) Only token opening here</p>", status_code=400)
         try:
-            if not limit.isdigit():
-                raise SandboxRefusal("INVALID_AMOUNT", "singleLimit must be fen")
-            a = books.sign_agreement(params.get("orderId", ""), params.get("holderToken", ""), int(limit))
-            txn_times.setdefault(("open", a.out_agreement_no), params["txnTime"])
-            return answer(params, token_view(a))
+            # SANDBOX: the holder is who the merchant's reqReserved names; at UnionPay, whoever enters their card on the page.
+            session = books.open_signing(params.get("orderId", ""), params.get("reqReserved", ""), config.single_limit_fen,
+                                         merchant=config.merchant_name, display_name=params.get("reqReserved", "")[:8] + "…",
+                                         return_url=params.get("frontUrl") or None, notify_url=params.get("backUrl") or None)
         except SandboxRefusal as exc:
-            return refused(params, exc)
+            return HTMLResponse(f"<!doctype html><p>{html.escape(exc.code)}: {html.escape(exc.message)}</p>", status_code=400)
+        txn_times.setdefault(("open", session.out_agreement_no), params["txnTime"])
+        return HTMLResponse(signing_page.render(session, "银联 UnionPay", action=f"../..{signing_page.PATH}/{session.id}"))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, Any]:

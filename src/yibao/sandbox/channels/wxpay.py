@@ -11,10 +11,12 @@ Notification resources are AES-256-GCM under the API v3 key. Amounts are fen on 
 bills are gzip (`tar_type=GZIP`) with the SHA1 of the decompressed file in the signed answer.
 
 The deduction answers 204 (accepted); its result is booked at once (or after `settle_delay_ms`) and
-told by TRANSACTION.* notification and the order query. WeChat has no server-side contract signing: the
-holder signs on WeChat's page. `POST /sandbox-holder/papay/contracts` — SANDBOX ONLY — stands in for that
-page (the sandbox's imaginary holder signs at once); queries, termination and PAPAY.* notifications are
-the real paths.
+told by TRANSACTION.* notification and the order query. Each deduction needs a 预扣费通知 first
+(`POST /v3/papay/contracts/{contract_id}/notify`, for at least its amount; one deduction per notice) when the
+template requires it (`deduct_notice_required`). Contracts are signed by the holder on WeChat's page:
+`POST /v3/papay/sign/contracts/pre-entrust-sign` opens a session and answers its `pre_entrustweb_id` and
+the page's URL, the holder confirms or declines there (signing_page.py), and a signed contract is told by
+PAPAY.SIGN to the `contract_notify_url` and by the contract query.
 
 Medical-insurance mixed orders (医保支付: `/v3/med-ins/…`, the hospital as merchant of record, yibao as the insurance
 platform behind them) are in wxpay_medins.py, mounted on the same app.
@@ -47,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yibao.channels.crypto import aes_gcm_encrypt, generate_rsa_key, key_serial, public_pem, rsa_sign, rsa_verify
 from yibao.channels.wire import fen_to_yuan, plain_time, rfc3339
 from yibao.channels.wxpay.transformers import DEFAULT_PLAN_ID, HEADER, SUMMARY, public_key_id
-from yibao.sandbox.channels import admin
+from yibao.sandbox.channels import admin, signing_page
 from yibao.sandbox.channels.core import AgreementRec, Books, Event, RefundRec, SandboxInfo, SandboxRefusal, TradeRec
 from yibao.sandbox.channels.notifier import REAL_WORLD_DELAYS_MS, Notifier
 
@@ -67,6 +69,9 @@ class WxPaySandboxConfig:
     seed: int | None = None
     identification: str = "public_key"  # public_key: Wechatpay-Serial is PUB_KEY_ID_…; certificate: platform certificates
     plan_id: int = DEFAULT_PLAN_ID
+    plan_limit_fen: int = 50_000_00  # the template's per-deduction limit, shown on the signing page
+    deduct_notice_required: bool = True  # the template requires a 预扣费通知 (booking) before each deduction
+    merchant_name: str = "医保便捷支付平台（沙箱商户）"
 
 
 class _Strict(BaseModel):
@@ -84,15 +89,43 @@ class RefundAmount(_Strict):
     currency: str = Field(pattern="^CNY$")
 
 
-class HolderSignIn(_Strict):
-    """SANDBOX ONLY: what the holder enters on WeChat's signing page."""
+class DeviceInfo(_Strict):
+    device_id: str | None = Field(None, max_length=128)
+    ip: str | None = Field(None, max_length=64)
 
+
+class PreEntrustSignIn(_Strict):
+    """`POST /v3/papay/sign/contracts/pre-entrust-sign` (普通商户 代扣预签约)."""
+
+    sign_scene: str = Field(pattern="^SIGN_SCENE_(APP|QRCODE)$")
     appid: str
+    openid: str | None = Field(None, max_length=128)
     plan_id: int
-    out_contract_code: str = Field(min_length=1, max_length=32)
-    openid: str = Field(min_length=16, max_length=64)
-    contract_display_account: str | None = Field(None, min_length=1, max_length=32)
-    deduct_limit: Amount
+    out_contract_code: str = Field(min_length=1, max_length=32, pattern="^[0-9A-Za-z]+$")
+    contract_display_account: str = Field(min_length=1, max_length=32)
+    contract_notify_url: str = Field(min_length=1, max_length=256)
+    out_user_code: str = Field(min_length=1, max_length=64)
+    device_info: DeviceInfo
+    return_url: str | None = Field(None, max_length=256)
+
+
+class Duration(_Strict):
+    count: int = Field(gt=0, le=31)
+    unit: str = Field(pattern="^DAY$")
+
+
+class EstimatedAmount(_Strict):
+    amount: int = Field(gt=0, le=10**12)
+    currency: str = Field("CNY", pattern="^CNY$")
+
+
+class DeductNoticeIn(_Strict):
+    """`POST /v3/papay/contracts/{contract_id}/notify` (预扣费通知)."""
+
+    mchid: str
+    appid: str
+    deduct_duration: Duration
+    estimated_amount: EstimatedAmount
 
 
 class TerminateIn(_Strict):
@@ -267,6 +300,7 @@ def render_statement(cfg: WxPaySandboxConfig, trades: list[TradeRec], refunds: l
 def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
     app = FastAPI(title=TITLE, version="1", description="SANDBOX. Answers are signed by this sandbox's own key; nothing here moves money.")
     books = Books("WX", seed=config.seed, clock=clock)
+    bookings: dict[str, int] = {}  # contract_id → the estimated amount of its one pending 预扣费通知
     platform = Platform(config)
     merchant_serial = key_serial(config.merchant_key)
     bills: dict[str, bytes] = {}  # download token → file as served
@@ -354,10 +388,13 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             raise SandboxRefusal("PARAM_ERROR", "Wechatpay-Serial 不是有效的平台公钥ID或证书序列号 (unknown Wechatpay-Serial)")
         return body
 
-    async def handle(request: Request, model: type[BaseModel] | None, work: Any, *, status: int = 200) -> Response:
+    async def handle(request: Request, model: type[BaseModel] | None, work: Any, *, status: int = 200, knobs: bool = True) -> Response:
+        """``knobs``: inject the failure knobs (latency, errors, lost answers) — every business call; not the notice
+        before a deduction, so a knob meant for the deduction is not spent on it."""
         try:
             body = await authenticate(request)
-            await books.before_call()
+            if knobs:
+                await books.before_call()
             parsed = None
             if model is not None:
                 try:
@@ -366,7 +403,8 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
                     first = exc.errors()[0]
                     return refuse("PARAM_ERROR", f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
             result = work(parsed)
-            await books.after_effect()
+            if knobs:
+                await books.after_effect()
             return answer(result if status != 204 else None, status)
         except SandboxRefusal as exc:
             return refuse(exc.code, exc.message, exc.status)
@@ -399,15 +437,36 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
         except SandboxRefusal as exc:
             return {"error": exc.code, "message": exc.message}
 
-    # ---- contracts ----
-    @app.post("/sandbox-holder/papay/contracts", tags=["SANDBOX holder"],
-              summary="SANDBOX ONLY: the holder signs on 'WeChat's page' (no such server call exists at WeChat Pay)")
-    async def holder_signs(request: Request) -> Response:
-        def work(req: HolderSignIn) -> dict[str, Any]:
+    # ---- contracts: signed by the holder on WeChat's page (signing_page.py), opened by pre-entrust-sign ----
+    signing_page.install(app, books, institution="微信支付 WeChat Pay")
+
+    @app.post("/v3/papay/sign/contracts/pre-entrust-sign", summary="Pre-sign: a session and the URL of WeChat's signing page")
+    async def pre_entrust_sign(request: Request) -> Response:
+        base = admin.own_base_url(request)
+
+        def work(req: PreEntrustSignIn) -> dict[str, Any]:
             check_appid(req.appid)
             check_plan(req.plan_id)
-            return contract_view(books.sign_agreement(req.out_contract_code, req.openid, req.deduct_limit.total), config)
-        return await handle(request, HolderSignIn, work)
+            # SANDBOX: the holder is who the merchant says (out_user_code); at WeChat it is whoever signs in WeChat.
+            session = books.open_signing(req.out_contract_code, req.out_user_code, config.plan_limit_fen, merchant=config.merchant_name,
+                                         display_name=req.contract_display_account, return_url=req.return_url,
+                                         notify_url=req.contract_notify_url)
+            return {"pre_entrustweb_id": session.id, "redirect_url": signing_page.page_url(base, session.id)}
+        return await handle(request, PreEntrustSignIn, work)
+
+    @app.post("/v3/papay/contracts/{contract_id}/notify", summary="预扣费通知: tell the holder of a deduction before it is made (204)")
+    async def deduct_notice(contract_id: str, request: Request) -> Response:
+        def work(req: DeductNoticeIn) -> None:
+            check_appid(req.appid)
+            check_mchid(req.mchid)
+            rec = books.agreement_by_no(contract_id)
+            if rec is None:
+                raise SandboxRefusal("RESOURCE_NOT_EXISTS", "签约协议不存在 (no such contract)", 404)
+            if rec.status != "active":
+                raise SandboxRefusal("INVALID_REQUEST", "签约协议已解约 (AGREEMENT_NOT_ACTIVE: the contract was terminated)")
+            with books.lock:
+                bookings[contract_id] = req.estimated_amount.amount
+        return await handle(request, DeductNoticeIn, work, status=204, knobs=False)
 
     @app.get("/v3/papay/sign/contracts/plan-id/{plan_id}/out-contract-code/{code}", summary="Query a contract by plan and contract code")
     async def contract(plan_id: int, code: str, request: Request) -> Response:
@@ -438,6 +497,15 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
     async def pay(request: Request) -> Response:
         def work(req: PayIn) -> None:
             check_appid(req.appid)
+            if config.deduct_notice_required:
+                with books.lock:
+                    new = req.out_trade_no not in books.trades
+                    booked = bookings.get(req.contract_id)
+                    if new and (booked is None or req.amount.total > booked):
+                        raise SandboxRefusal("INVALID_REQUEST", "扣费前须发送预扣费通知，且扣款金额不得高于预计扣费金额 "
+                                             "(a deduction needs a notice first, for at least its amount)")
+                    if new:
+                        del bookings[req.contract_id]  # one deduction per notice
             books.pay(req.out_trade_no, req.amount.total, req.description, req.contract_id, req.transaction_notify_url)
         return await handle(request, PayIn, work, status=204)
 

@@ -36,6 +36,8 @@ from yibao.store.tables import channel_configs as CC
 CONNECTORS = ("wxpay", "alipay", "unionpay", "bank")
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _MERCHANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_PUB_KEY_ID = re.compile(r"^PUB_KEY_ID_[0-9A-Za-z]{1,53}$")
+CERTIFICATE_MODES = ("public_key", "certificates", "both")
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,23 @@ class ChannelConfig:
     timeout_ms: int
     version: int
     updated_at: datetime
+    platform_key_id: str | None = None  # wxpay: the platform public key's id (PUB_KEY_ID_…)
+    certificate_mode: str | None = None  # wxpay: public_key | certificates | both
+    plan_id: int | None = None  # wxpay: the papay template the contracts are signed under
 
 
 def _row(r: Any) -> ChannelConfig:
     return ChannelConfig(r.payment_institution_id, r.region, r.connector, r.base_url, r.merchant_id, r.app_id,
                          None if r.private_key_enc is None else bytes(r.private_key_enc),
                          None if r.shared_secret_enc is None else bytes(r.shared_secret_enc), r.institution_public_key, r.notify_url,
-                         int(r.timeout_ms), int(r.version), r.updated_at)
+                         int(r.timeout_ms), int(r.version), r.updated_at, r.platform_key_id, r.certificate_mode,
+                         None if r.plan_id is None else int(r.plan_id))
 
 
 # Read for every payment and every notification: prepared SQL (store/sql.py), not Core (~100 µs).
 _GET = Sql("""SELECT payment_institution_id, region, connector, base_url, merchant_id, app_id, private_key_enc, shared_secret_enc,
-              institution_public_key, notify_url, timeout_ms, version, updated_at FROM channel_configs WHERE payment_institution_id = :id""")
+              institution_public_key, notify_url, timeout_ms, version, updated_at, platform_key_id, certificate_mode, plan_id
+              FROM channel_configs WHERE payment_institution_id = :id""")
 
 
 def get(conn: Connection, pi_id: str) -> ChannelConfig | None:
@@ -102,8 +109,15 @@ def _url(value: str | None, field: str, *, required: bool) -> str | None:
 def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, connector: str, base_url: str, merchant_id: str,
               app_id: str | None = None, private_key_pem: str | None = None, shared_secret: bytes | None = None,
               institution_public_key_pem: str | None = None, notify_url: str | None = None, timeout_ms: int = 5000,
+              platform_key_id: str | None = None, certificate_mode: str | None = None, plan_id: int | None = None,
               actor: str) -> dict[str, Any]:
-    """Create or replace the institution's channel configuration (an admitted institution only)."""
+    """Create or replace the institution's channel configuration (an admitted institution only).
+
+    WeChat Pay (wxpay) only: ``certificate_mode`` says how its answers and notifications are identified —
+    ``public_key`` (the platform public key, named by ``platform_key_id``, the `PUB_KEY_ID_…` WeChat assigned it),
+    ``certificates`` (platform certificates downloaded from /v3/certificates; no public key needed) or ``both``
+    (during WeChat's migration from one to the other) — and ``plan_id`` the papay template the contracts are
+    signed under. Default: ``public_key``, and the key chosen by any id when none is given."""
     pi = pis.get(conn, pi_id, lock=True)
     if pi is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "payment institution not found")
@@ -119,6 +133,7 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
         raise InputError("app_id", "invalid_text", "应用ID应为1–64位字母、数字、_ . -", "must be 1–64 letters, digits, _ . or -")
     if not 100 <= timeout_ms <= 60_000:
         raise InputError("timeout_ms", "out_of_range", "超时应在100–60000毫秒之间", "must be 100–60000 ms")
+    key_id, mode, plan = _wxpay_identification(connector, platform_key_id, certificate_mode, plan_id)
     needs_keys = connector != "bank"
     needs_secret = connector in ("wxpay", "bank")
     key_enc = pub = secret_enc = None
@@ -132,6 +147,8 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
                 from yibao.channels.unionpay import transformers as unionpay_tx
 
                 pub = unionpay_tx.anchors_pem(*unionpay_tx.trust_anchors(institution_public_key_pem or ""))
+            elif mode == "certificates" and not institution_public_key_pem:
+                pub = None  # WeChat's keys come from its downloaded platform certificates
             else:
                 pub = public_pem(load_public_key(institution_public_key_pem or "")).decode()
         except (ValueError, TypeError):
@@ -144,7 +161,8 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
     if connector == "wxpay" and not app_id:
         raise InputError("app_id", "required", "微信类接入须填写 app_id", "a wxpay connector needs app_id")
     values = dict(region=pi.region, connector=connector, base_url=base, merchant_id=merchant_id, app_id=app_id, private_key_enc=key_enc,
-                  shared_secret_enc=secret_enc, institution_public_key=pub, notify_url=notify, timeout_ms=timeout_ms, updated_at=now)
+                  shared_secret_enc=secret_enc, institution_public_key=pub, notify_url=notify, timeout_ms=timeout_ms, updated_at=now,
+                  platform_key_id=key_id, certificate_mode=mode, plan_id=plan)
     existing = get(conn, pi_id)
     if existing is None:
         conn.execute(CC.insert().values(payment_institution_id=pi_id, version=1, created_at=now, **values))
@@ -156,6 +174,28 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
                  detail={"connector": connector, "base_url": base, "merchant_id": merchant_id, "version": cfg.version,
                          "institution_key": _serial(pub)}, now=now)
     return view(cfg)
+
+
+def _wxpay_identification(connector: str, key_id: str | None, mode: str | None, plan_id: int | None) -> tuple[str | None, str | None, int | None]:
+    """WeChat Pay's identification fields, checked by field; for any other connector each must be absent."""
+    if connector != "wxpay":
+        for name, value in (("platform_key_id", key_id), ("certificate_mode", mode), ("plan_id", plan_id)):
+            if value is not None:
+                raise InputError(name, "not_applicable", "仅微信支付（wxpay）接入可填写此项", "only a wxpay connector takes this field")
+        return None, None, None
+    mode = mode or "public_key"
+    if mode not in CERTIFICATE_MODES:
+        raise InputError("certificate_mode", "invalid_choice", "证书模式应为 public_key | certificates | both",
+                         "must be public_key, certificates or both")
+    if key_id is not None and not _PUB_KEY_ID.match(key_id):
+        raise InputError("platform_key_id", "invalid_text", "微信支付公钥ID应为 PUB_KEY_ID_ 加字母或数字，至多64个字符",
+                         "must be PUB_KEY_ID_ followed by letters or digits, at most 64 characters")
+    if key_id is not None and mode == "certificates":
+        raise InputError("platform_key_id", "not_applicable", "平台证书模式不使用微信支付公钥ID",
+                         "certificate_mode certificates uses no platform public key id")
+    if plan_id is not None and (isinstance(plan_id, bool) or not isinstance(plan_id, int) or not 0 < plan_id < 2**31):
+        raise InputError("plan_id", "out_of_range", "委托代扣模板ID应为正整数", "must be a positive integer")
+    return key_id, mode, plan_id
 
 
 def _serial(pem: str | None) -> str | None:
@@ -177,6 +217,8 @@ def view(cfg: ChannelConfig) -> dict[str, Any]:
             "timeout_ms": cfg.timeout_ms, "version": cfg.version, "has_private_key": cfg.private_key_enc is not None,
             "has_shared_secret": cfg.shared_secret_enc is not None,
             "institution_key_serial": _serial(cfg.institution_public_key),
+            **({"platform_key_id": cfg.platform_key_id, "certificate_mode": cfg.certificate_mode, "plan_id": cfg.plan_id}
+               if cfg.connector == "wxpay" else {}),
             "updated_at": iso_utc(cfg.updated_at)}
 
 
@@ -190,9 +232,13 @@ def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTra
     if cfg.connector == "wxpay":
         from yibao.channels.wxpay import connector as wxpay
 
-        assert key is not None and pub is not None
-        return wxpay.WxPayChannel(wxpay.WxPayConfig(cfg.base_url, cfg.merchant_id, cfg.app_id or "", key_serial(key), key, key_serial(pub),
-                                                    pub, secret, cfg.notify_url, timeout), transport=transport)
+        assert key is not None
+        mode = cfg.certificate_mode or "public_key"
+        serial = cfg.platform_key_id or (key_serial(pub) if pub is not None else "")
+        return wxpay.WxPayChannel(wxpay.WxPayConfig(
+            cfg.base_url, cfg.merchant_id, cfg.app_id or "", key_serial(key), key, serial, pub if mode != "certificates" else None, secret,
+            cfg.notify_url, timeout, plan_id=cfg.plan_id if cfg.plan_id is not None else wxpay.tx.DEFAULT_PLAN_ID,
+            platform_certificates=mode != "public_key"), transport=transport)
     if cfg.connector == "alipay":
         from yibao.channels.alipay import connector as alipay
 
@@ -276,8 +322,11 @@ def settings_of(channel: Any) -> dict[str, Any]:
     name = c.name
     common = {"connector": name, "base_url": c.base_url, "notify_url": c.notify_url, "timeout_ms": int(c.timeout * 1000)}
     if name == "wxpay":
+        mode = ("both" if c.platform_key is not None else "certificates") if c.platform_certificates else "public_key"
         return {**common, "merchant_id": c.mchid, "app_id": c.appid, "private_key_pem": private_pem(c.merchant_key).decode(),
-                "institution_public_key_pem": public_pem(c.platform_key).decode(), "shared_secret": c.api_v3_key}
+                "institution_public_key_pem": None if c.platform_key is None else public_pem(c.platform_key).decode(),
+                "shared_secret": c.api_v3_key, "certificate_mode": mode, "plan_id": c.plan_id,
+                "platform_key_id": c.platform_serial if c.platform_serial.startswith("PUB_KEY_ID_") and mode != "certificates" else None}
     if name == "alipay":
         return {**common, "merchant_id": c.app_id, "private_key_pem": private_pem(c.app_key).decode(),
                 "institution_public_key_pem": public_pem(c.alipay_key).decode()}

@@ -3,11 +3,10 @@ order to its end — the institution (or the payer's credit line) called between
 
     hold + cash_requested (one unit) → pay (call) → answer (unit)
 
-The hold and the cash request commit together when the payer's agreement is signed already (every payment
-but their first): nothing is called between them, and a crash before that commit leaves nothing. A first
-payment stops at `held` while the agreement is signed (a call), then records it with `cash_requested`:
-
-    hold (unit) → agreement signed (call) → agreement + cash_requested (unit) → pay (call) → answer (unit)
+The hold and the cash request commit together when the payer has signed the agreement (on the institution's page,
+before any payment: agreements.py): nothing is called between them, and a crash before that commit leaves nothing.
+A payer without a signed agreement is never signed here: the held order is voided (`agreement_not_signed`, the
+event `no_channel`) and the holder is told to sign in the app first.
 
 A crash after the hold leaves `held` (recovery voids it: no institution ever heard of it); after
 `cash_requested` recovery asks the institution (`ask`: the truth) and completes or voids. The
@@ -25,36 +24,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import (
-    AgreementRequest,
-    BadSignature,
-    Channel,
-    ChannelError,
-    Declined,
-    NotFoundAtChannel,
-    OutcomeUnknown,
-    PaymentRequest,
-    sent_at_kw,
-)
-from yibao.channels.wire import holder_token
+from yibao.channels.base import BadSignature, Channel, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, sent_at_kw
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.credit import BankOutcomeUnknown
-from yibao.domain.errors import NotFound, YibaoError
+from yibao.domain.errors import Conflict, NotFound, YibaoError
 from yibao.services import Context
 from yibao.services.agency import connectors
 from yibao.services.agency.institutions import Institution
-from yibao.services.books import audit
 from yibao.services.credit import reservations as credit_reservations
-from yibao.services.payments import medins
+from yibao.services.payments import agreements, medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.store.sql import Sql
-from yibao.store.tables import channel_agreements as AG
-from yibao.store.upsert import insert_ignore
 
 log = logging.getLogger("yibao.payments")
 
@@ -73,8 +57,6 @@ def _finished(conn: Connection, order: Order, finish: Finish | None) -> Order:
 
 
 # ---- the payer's password-free agreement at the institution ---------------------------------------
-
-AGREEMENT_LIMIT_FEN = 50_000_00  # per deduction, agreed with the institution; our password-free limit decides when we ask
 
 @dataclass(frozen=True)
 class Agreement:
@@ -103,34 +85,13 @@ _AGREEMENT = Sql("""SELECT out_agreement_no, agreement_no, limit_fen, status FRO
 
 
 def agreement_for(conn: Connection, keyring: Keyring, payer_id: str, pi_id: str) -> Agreement:
-    """The payer's password-free agreement at the institution, or what to ask it to sign.
-
-    Our agreement number is derived from (payer, institution) so signing again after a crash is the
-    same request (the institution answers with the same agreement), never a second one.
-    """
-    token = holder_token(keyring.purpose_key("channel holder token v1"), payer_id, pi_id)
+    """The payer's password-free agreement at the institution: its number there once the holder has signed it on the
+    institution's page (agreements.py), else None — a password-free payment is then refused, never signed here."""
+    token = agreements.token_for(keyring, payer_id, pi_id)
     r = _AGREEMENT(conn, {"person_id": payer_id, "pi_id": pi_id}).first()
     if r is not None and r.status == "active":
         return Agreement(r.out_agreement_no, r.agreement_no, token, int(r.limit_fen))
-    digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()
-    return Agreement(f"AG{digest[:22]}", None, token, AGREEMENT_LIMIT_FEN)
-
-
-def record_agreement(conn: Connection, now: datetime, *, payer_id: str, pi_id: str, region: str, out_agreement_no: str,
-                     agreement_no: str, limit_fen: int, actor: str) -> None:
-    if insert_ignore(conn, AG, dict(person_id=payer_id, payment_institution_id=pi_id, region=region, out_agreement_no=out_agreement_no,
-                                    agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now, created_at=now)):
-        audit.append(conn, region=region, actor=actor, action="channel.agreement", subject=payer_id,
-                     detail={"payment_institution_id": pi_id, "out_agreement_no": out_agreement_no}, now=now)
-    else:
-        conn.execute(update(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)
-                     .values(out_agreement_no=out_agreement_no, agreement_no=agreement_no, limit_fen=limit_fen, status="active", updated_at=now))
-
-
-def forget_agreements(conn: Connection, pi_id: str) -> int:
-    """Forget every agreement signed at ``pi_id`` (the institution's books were reset, as a sandbox's are at
-    each start): the next payment there signs a new one. Returns how many were forgotten."""
-    return conn.execute(delete(AG).where(AG.c.payment_institution_id == pi_id)).rowcount or 0
+    return Agreement(agreements.out_agreement_no(keyring, payer_id, pi_id), None, token, agreements.AGREEMENT_LIMIT_FEN)
 
 
 # ---- driving a held order ---------------------------------------------------------------------------
@@ -163,7 +124,7 @@ def hold_and_request(conn: Connection, keyring: Keyring, now: datetime, *, order
     except YibaoError:
         return Held(order, None, False)  # no configuration: `collect` voids it (no channel), as before any request
     if route.agreement.agreement_no is None:
-        return Held(order, route, False)  # the agreement is signed first (a call between units)
+        return Held(order, route, False)  # no signed agreement: `collect` voids it (agreement_not_signed)
     return Held(payments.request_cash_locked(conn, now, order, actor=actor), route, True)
 
 
@@ -217,33 +178,19 @@ async def _resume(ctx: Context, order: Order, actor: str, finish: Finish | None,
     return order
 
 
+def not_signed(pi_id: str) -> Conflict:
+    return Conflict("payment_institution_id", "agreement_not_signed",
+                    "付款人尚未在该支付机构签署免密支付协议：请先在应用的绑定页面完成签约，再付款",
+                    f"the payer has not signed the password-free agreement at {pi_id}: sign it in the app's bindings first, then pay")
+
+
 async def _route(ctx: Context, order: Order, actor: str, route: CashRoute | None = None) -> tuple[Channel, str]:
-    """The institution's connector and the payer's agreement number there, signed now if this is their first payment."""
-    channel, agreement_no, record = await _signed_route(ctx, order, actor, route)
-    if record is not None:
-        await ctx.run(record)
-    return channel, agreement_no
-
-
-async def _signed_route(ctx: Context, order: Order, actor: str,
-                        route: CashRoute | None = None) -> tuple[Channel, str, Callable[[Connection], None] | None]:
-    """Like `_route`, the new agreement not yet recorded: the part of a unit that records it (None if it was known)."""
+    """The institution's connector and the payer's signed agreement number there; `agreement_not_signed` without one."""
     if route is None:
         route = await ctx.run(lambda c: cash_route(c, ctx.keyring, order), write=False)
-    channel = ctx.connectors.get(route.config)
-    agreement = route.agreement
-    if agreement.agreement_no is not None:
-        return channel, agreement.agreement_no, None
-    signed = await channel.sign_agreement(AgreementRequest(agreement.out_agreement_no, agreement.holder_token, agreement.limit_fen))
-    if signed.status != "active":
-        raise Declined(channel.name, "agreement_not_active", "免密协议未生效", f"{channel.name}: the agreement is {signed.status}")
-    now = ctx.now()
-    pi_id = route.config.payment_institution_id
-
-    def record(c: Connection) -> None:
-        record_agreement(c, now, payer_id=order.payer_id, pi_id=pi_id, region=order.region, out_agreement_no=signed.out_agreement_no,
-                         agreement_no=signed.agreement_no, limit_fen=signed.limit_fen, actor=actor)
-    return channel, signed.agreement_no, record
+    if route.agreement.agreement_no is None:
+        raise not_signed(route.config.payment_institution_id)
+    return ctx.connectors.get(route.config), route.agreement.agreement_no
 
 
 async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | None = None, finish: Finish | None = None,
@@ -255,7 +202,7 @@ async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | 
         order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor))  # recorded before the bank is called
         return order if order.terminal else await _credit_pay(ctx, order, actor, finish)
     try:
-        channel, agreement_no, record = await _signed_route(ctx, order, actor, route)
+        channel, agreement_no = await _route(ctx, order, actor, route)
     except (ChannelError, YibaoError) as exc:
         if order.status in po.CASH_IN_DOUBT:
             raise  # a confirmed order cannot be voided on our side alone once requested; recovery will ask
@@ -265,11 +212,7 @@ async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | 
                                                                   only_from=(po.HELD, po.AWAITING_CONFIRMATION)), finish))
     now = ctx.now()
 
-    def request(c: Connection) -> Order:  # the new agreement (if any) and the request: one unit, before the call
-        if record is not None:
-            record(c)
-        return payments.request_cash(c, now, order_id=order.id, actor=actor, resend=resend)
-    order = await ctx.run(request)
+    order = await ctx.run(lambda c: payments.request_cash(c, now, order_id=order.id, actor=actor, resend=resend))
     if order.terminal:
         return order
     return await _pay(ctx, channel, order, agreement_no, actor, finish, resent=resend)

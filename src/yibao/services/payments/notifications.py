@@ -22,6 +22,7 @@ from yibao.domain.errors import NotFound
 from yibao.services import Context
 from yibao.services.agency import connectors
 from yibao.services.books import audit
+from yibao.services.payments import agreements
 from yibao.services.payments import orders as payments
 from yibao.store.sql import Sql
 from yibao.store.tables import channel_notifications as CN
@@ -111,6 +112,8 @@ def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notificat
 
 
 def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor: str) -> str:
+    if n.kind == "agreement":
+        return agreements.apply_notification(conn, now, pi_id, n, actor)
     if n.kind != "payment" or n.out_trade_no is None or n.status not in ("succeeded", "failed"):
         return "ignored"
     order = payments.get(conn, n.out_trade_no)
