@@ -61,6 +61,7 @@ log = logging.getLogger("yibao.payments")
 
 CODE_TTL = timedelta(minutes=5)  # [guess] the authCode: the wallet exchanges it at once
 PAY_AUTH_TTL = timedelta(minutes=10)  # [guess] the pay_auth_no "is valid for minutes" (research §5): until 6202 holds
+REQUEST_WINDOW = timedelta(minutes=5)  # [guess] the wallet collects at once after `request`; a replay of it is answered within this
 WALLET_CONNECTORS = ("wxpay",)  # the connectors that carry medical-insurance orders (Alipay's: not yet)
 # The WeChat field a refusal of `check` names (the wallet answers it to the hospital by that name).
 FIELD = {"pay_order_id": "pay_order_id", "pay_auth_no": "pay_auth_no", "mix_trade_no": "mix_trade_no"}
@@ -80,10 +81,13 @@ class Auth:
     order_id: str | None
     mix_trade_no: str | None
     expires_at: datetime
+    med_inst_no: str | None = None  # the hospital the pay_auth_no was asked for (WeChat's med_inst_no)
+    requested_at: datetime | None = None  # when the wallet's `request` was recorded
 
 
 def _auth(r: Any) -> Auth:
-    return Auth(r.id, r.region, r.person_id, r.payment_institution_id, r.status, r.order_id, r.mix_trade_no, as_datetime(r.expires_at))
+    return Auth(r.id, r.region, r.person_id, r.payment_institution_id, r.status, r.order_id, r.mix_trade_no, as_datetime(r.expires_at),
+                r.med_inst_no, as_datetime(r.requested_at) if r.requested_at is not None else None)
 
 
 def _set(conn: Connection, auth: Auth, now: datetime, **values: Any) -> None:
@@ -243,12 +247,25 @@ def check(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, pay
 
 def request_cash(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, mix_trade_no: str, actor: str) -> Order:
     """The holder pays in the wallet: recorded ``cash_requested`` BEFORE the wallet collects the self-pay part (a crash
-    after this leaves an order recovery asks the wallet about). A voided order is refused: the wallet collects nothing."""
+    after this leaves an order recovery asks the wallet about). Only a ``held`` order whose hold outlives
+    `REQUEST_WINDOW` may be requested, or the same request again within `REQUEST_WINDOW` of the first (its answer was
+    lost). Anything else is refused and the wallet collects nothing: an order in doubt (recovery decides it, and voids it
+    once the wallet has not collected within the window — no later request may collect then), a voided one, a completed
+    one."""
     order, auth = _wallet_order(conn, pi_id=pi_id, pay_order_id=pay_order_id, mix_trade_no=mix_trade_no)
     if auth.mix_trade_no != mix_trade_no:
         raise Conflict("mix_trade_no", "mix_trade_no_mismatch", "混合支付订单未经下单校验", "the mixed order was not checked at its creation")
     if order.status == po.VOIDED:
         raise Conflict("pay_order_id", "order_voided", "医保支付订单已撤销（预结算已作废），请重新下单", "the pay order was voided (its hold released)")
+    if order.status == po.CASH_REQUESTED and auth.requested_at is not None and now < auth.requested_at + REQUEST_WINDOW:
+        return order  # the same request again (its answer lost), in time: the same order, nothing moved
+    if order.status != po.HELD:
+        raise Conflict("pay_order_id", "order_not_payable", f"医保支付订单状态为 {order.status}，不能再发起自费扣款（只有已预结算的订单可以）",
+                       f"the pay order is {order.status}: its self-pay part cannot be requested (only a held order's can)")
+    if now + REQUEST_WINDOW >= order.updated_at + payments.HOLD_TIMEOUT:  # held since updated_at: nothing moves a held order
+        raise Conflict("pay_order_id", "hold_expiring", "医保预结算即将过期，不能再发起自费扣款，请医院重新预结算",
+                       "the pay order's hold expires too soon for the self-pay part to be requested: the hospital pre-settles again")
+    _set(conn, auth, now, requested_at=now)
     return payments.request_cash(conn, now, order_id=order.id, actor=actor)
 
 
@@ -299,9 +316,33 @@ async def truth(ctx: Context, order: Order) -> MedInsOrder | None:
         return None
 
 
+def outcome_of(found: MedInsOrder, order: Order, requested_at: datetime | None, now: datetime) -> str:
+    """What the wallet's mixed order says of an order in doubt (an outcome of `orders.record_cash`, or ``refunded``).
+
+    - the self-pay part refunded at the wallet while the insurance part was never settled there (not
+      MED_INS_PAY_SUCCESS): ``refunded`` — the order is voided and the anomaly recorded, never completed;
+    - the mixed order failed (MIX_PAY_FAIL), or the self-pay part failed: ``failed``;
+    - the self-pay part still not collected (SELF_PAY_CREATED) `REQUEST_WINDOW` after the request: ``failed`` — no new
+      request is accepted any more (`request_cash`), so the wallet can no longer collect it;
+    - collected (or nothing to collect), to the fen: ``succeeded``; anything else: ``unknown``."""
+    if found.self_pay_status == "SELF_PAY_REFUND" and found.med_ins_pay_status != "MED_INS_PAY_SUCCESS":
+        return "refunded"
+    if found.mix_pay_status == "MIX_PAY_FAIL" or found.self_pay_status == "SELF_PAY_FAIL":
+        return "failed"
+    if found.self_pay_status == "SELF_PAY_CREATED":
+        since = requested_at or order.updated_at
+        return "failed" if now >= since + REQUEST_WINDOW else "unknown"
+    outcome = {"SELF_PAY_SUCCESS": "succeeded", "NO_SELF_PAY": "succeeded", "SELF_PAY_REFUND": "succeeded"}.get(found.self_pay_status, "unknown")
+    if outcome == "succeeded" and found.cash_fen != order.cash_pay:
+        log.error("med-ins order %s: the wallet reports %s fen of self-pay, we held %s", order.id, found.cash_fen, order.cash_pay)
+        return "unknown"
+    return outcome
+
+
 async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
-    """Recovery of an order in doubt: the wallet's query of its mixed order decides (SELF_PAY_SUCCESS → completed,
-    SELF_PAY_FAIL or none → voided); anything else, or no answer, keeps it in doubt."""
+    """Recovery of an order in doubt: the wallet's query of its mixed order decides (`outcome_of`); no answer keeps it
+    in doubt."""
+    auth = await ctx.run(lambda c: _of_order(c, order.id), write=False)
     try:
         found = await truth(ctx, order)
         if found is None:
@@ -310,15 +351,20 @@ async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
             log.error("med-ins order %s: the wallet's mixed order names pay order %s", order.id, found.pay_order_id)
             outcome = "unknown"
         else:
-            outcome = {"SELF_PAY_SUCCESS": "succeeded", "NO_SELF_PAY": "succeeded", "SELF_PAY_REFUND": "succeeded",
-                       "SELF_PAY_FAIL": "failed"}.get(found.self_pay_status, "unknown")
-            if outcome == "succeeded" and found.cash_fen != order.cash_pay:
-                log.error("med-ins order %s: the wallet reports %s fen of self-pay, we held %s", order.id, found.cash_fen, order.cash_pay)
-                outcome = "unknown"
+            outcome = outcome_of(found, order, auth.requested_at if auth else None, ctx.now())
     except (OutcomeUnknown, BadSignature, ChannelError, YibaoError) as exc:
         outcome = "unknown"
         log.warning("med-ins order %s: the wallet's query gave no answer (%s)", order.id, exc.code)
     now = ctx.now()
+    if outcome == "refunded":
+        def refunded(c: Connection) -> Order:
+            voided = payments.record_cash(c, now, order_id=order.id, outcome="failed", actor=actor, seen=order.updated_at)
+            if voided.status == po.VOIDED and voided.anomaly is None:
+                return payments.flag_anomaly(c, voided, "cash_refunded_before_settlement", now, actor)
+            return voided
+        log.error("med-ins order %s: the wallet shows its self-pay part refunded before the insurance part was settled: voided",
+                  order.id)
+        return await ctx.run(refunded)
     return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, actor=actor, seen=order.updated_at))
 
 
