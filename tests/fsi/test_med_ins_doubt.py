@@ -12,11 +12,15 @@ from decimal import Decimal
 
 import pytest
 
-from tests.fsi.test_med_ins_wallet import _to_completion, stack  # noqa: F401 — the fixture
+from tests.fsi.test_med_ins_wallet import FEEDETAIL_LIST, PIN, _to_completion, stack  # noqa: F401 — the fixture
+from tests.support.api import key
+from tests.support.identity import admit
+from tests.support.payments import configure_channel
 from yibao.channels.base import MedInsOrder
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict
 from yibao.services.payments import medins, recovery, refunds
+from yibao.store.tables import med_ins_auths
 
 
 def _held_and_ordered(s):  # noqa: ANN001, ANN202
@@ -174,3 +178,25 @@ def test_a_cash_refund_never_seen_at_the_wallet_fails_after_its_wait(stack):  # 
     assert status == 200, refund
     done = s.his.ok("6203", cash("RF-CASH-2"))  # not refused refund_in_progress: the hospital's next 6203 goes through
     assert (done["refStatus"], done["cashRefdAmt"]) == ("SUCC", pre["ownPayAmt"]), done
+
+
+def test_a_pay_auth_no_binds_only_at_the_hospital_it_was_asked_for(stack):  # noqa: F811
+    s = stack
+    pay_auth_no = s.pay_auth_no(med_inst_no="H440300OTHER")  # the wallet asked it for another hospital
+    s.his.refused("6201", {"data": {"orgCodg": s.pw.w.hospital.id, "psnNo": s.pw.w.employee.id, "medOrgOrd": "HIS-H", "acctUsedFlag": "1",
+                                    "payAuthNo": pay_auth_no, "feedetailList": FEEDETAIL_LIST}}, "input.data.payAuthNo", "pay_auth_other_hospital")
+    up = s.upload(s.pay_auth_no())  # asked for this hospital: binds
+    assert up["ordStas"] == "1"
+    row = s.pw.db.run(lambda c: c.execute(med_ins_auths.select().where(med_ins_auths.c.order_id == up["payOrdId"])).one(), write=False)
+    assert row.med_inst_no == s.pw.w.hospital.id
+
+
+def test_a_holder_authorises_only_a_wallet_of_their_own_region(stack):  # noqa: F811
+    s = stack
+    s.auth_code()  # logged in, PIN set
+    admit(s.pw.db, "wxpay-370200", region="370200")
+    configure_channel(s.pw.db, s.pw.keyring, "wxpay-370200", s.wxpay.channel)
+    r = s.client.post("/api/v1/patient/med-ins/authorisations", json={"payment_institution_id": "wxpay-370200", "pin": PIN},
+                      headers={**s.me, **key()})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_in_region", r.text
+    assert r.json()["error"]["field"] == "payment_institution_id"

@@ -132,9 +132,10 @@ class Stack:
         assert r.status_code == 201, r.text
         return r.json()["auth_code"]
 
-    def pay_auth_no(self) -> str:
+    def pay_auth_no(self, med_inst_no: str | None = None) -> str:
         status, out = self.merchant.call("POST", "/sandbox-holder/med-ins/authorise",
-                                         {"appid": self.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": self.auth_code()})
+                                         {"appid": self.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": self.auth_code(),
+                                          "med_inst_no": med_inst_no or self.pw.w.hospital.id})
         assert status == 200, out
         return out["pay_auth_no"]
 
@@ -308,7 +309,7 @@ def test_forged_replayed_and_expired_authorisations_and_wrong_amounts_are_refuse
                   "input.data.payAuthNo", "pay_auth_not_found")
     # an authCode is exchanged once
     code = s.auth_code()
-    body = {"appid": s.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": code}
+    body = {"appid": s.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": code, "med_inst_no": s.pw.w.hospital.id}
     assert s.merchant.call("POST", "/sandbox-holder/med-ins/authorise", body)[0] == 200
     status, again = s.merchant.call("POST", "/sandbox-holder/med-ins/authorise", body)
     assert status == 400 and "auth_code_used" in again["message"]

@@ -106,6 +106,9 @@ def authorise(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, ac
     cfg = connectors.get(conn, pi_id)
     if inst is None or inst.status != "admitted" or cfg is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在或未准入", "no such admitted payment institution")
+    if inst.region != person.region:  # as credit enrolment: a holder authorises only a wallet admitted in their own region
+        raise NotFound("payment_institution_id", "not_in_region", "本统筹区没有该支付机构（只能授权本统筹区准入的支付机构）",
+                       "no such payment institution in your region (only a wallet admitted in your region may be authorised)")
     if cfg.connector not in WALLET_CONNECTORS:
         raise Conflict("payment_institution_id", "med_ins_not_supported", "该支付机构暂不支持医保移动支付（目前仅微信支付）",
                        "this payment institution does not carry medical-insurance orders here (WeChat Pay only, for now)")
@@ -118,9 +121,10 @@ def authorise(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, ac
     return Auth(auth_id, person.region, person.id, pi_id, "code", None, None, now + CODE_TTL), code
 
 
-def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, actor: str) -> tuple[Auth, str]:
+def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, med_inst_no: str, actor: str) -> tuple[Auth, str]:
     """The wallet (its signature checked by the caller) exchanges the holder's authCode for a pay_auth_no: once, in
-    time, only the wallet the holder authorised. Another wallet's code is "not found", as a code that never was."""
+    time, only the wallet the holder authorised. Another wallet's code is "not found", as a code that never was.
+    ``med_inst_no``: the hospital the wallet asks it for (WeChat's field); only that hospital's 6201 may bind it."""
     r = conn.execute(select(A).where(A.c.code_hash == _digest(auth_code)).with_for_update()).first()
     if r is None or r.payment_institution_id != pi_id:
         raise NotFound("auth_code", "auth_code_not_found", "授权码不存在", "no such authCode")
@@ -130,10 +134,10 @@ def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, act
     if auth.expires_at <= now:
         raise Conflict("auth_code", "auth_code_expired", "授权码已过期，请参保人重新授权", "the authCode has expired; the holder authorises again")
     pay_auth_no = "AUTH" + secrets.token_hex(16).upper()
-    _set(conn, auth, now, status="authorised", pay_auth_hash=_digest(pay_auth_no), expires_at=now + PAY_AUTH_TTL)
-    audit.append(conn, region=auth.region, actor=actor, action="med_ins.pay_auth", subject=auth.id, detail={"payment_institution_id": pi_id},
-                 now=now)
-    return Auth(auth.id, auth.region, auth.person_id, pi_id, "authorised", None, None, now + PAY_AUTH_TTL), pay_auth_no
+    _set(conn, auth, now, status="authorised", pay_auth_hash=_digest(pay_auth_no), expires_at=now + PAY_AUTH_TTL, med_inst_no=med_inst_no)
+    audit.append(conn, region=auth.region, actor=actor, action="med_ins.pay_auth", subject=auth.id,
+                 detail={"payment_institution_id": pi_id, "med_inst_no": med_inst_no}, now=now)
+    return Auth(auth.id, auth.region, auth.person_id, pi_id, "authorised", None, None, now + PAY_AUTH_TTL, med_inst_no), pay_auth_no
 
 
 def _by_pay_auth(conn: Connection, pay_auth_no: str, *, field: str) -> Auth:
@@ -160,8 +164,11 @@ def bind(conn: Connection, now: datetime, *, pay_auth_no: str, order: Order, fie
     _live(auth, now, field)
     if auth.person_id != order.person_id:
         raise Forbidden(field, "pay_auth_other_person", "payAuthNo 不是该就诊参保人本人的授权", "the pay_auth_no is not the patient's own authorisation")
+    if auth.med_inst_no != order.institution_id:
+        raise Forbidden(field, "pay_auth_other_hospital", "payAuthNo 是为另一家医疗机构申请的（med_inst_no 不符）",
+                        "the pay_auth_no was obtained for another hospital (its med_inst_no differs)")
     _set(conn, auth, now, status="bound", order_id=order.id)
-    return Auth(auth.id, auth.region, auth.person_id, auth.pi_id, "bound", order.id, None, auth.expires_at)
+    return Auth(auth.id, auth.region, auth.person_id, auth.pi_id, "bound", order.id, None, auth.expires_at, auth.med_inst_no)
 
 
 def _of_order(conn: Connection, order_id: str, *, lock: bool = False) -> Auth | None:
@@ -409,10 +416,10 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         return value
 
     if action == "pay-auth":
-        code = text("auth_code")
+        code, med_inst_no = text("auth_code"), text("med_inst_no", 20)
 
         def exchanged(c: Connection) -> dict[str, Any]:
-            auth, pay_auth_no = exchange(c, now, pi_id=pi_id, auth_code=code, actor=actor)
+            auth, pay_auth_no = exchange(c, now, pi_id=pi_id, auth_code=code, med_inst_no=med_inst_no, actor=actor)
             return {"pay_auth_no": pay_auth_no, "expire_time": iso_utc(auth.expires_at), "psn_no": auth.person_id}
         return await ctx.run(exchanged)
     if action == "check":
