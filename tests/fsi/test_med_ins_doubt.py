@@ -10,15 +10,20 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import httpx
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
 from tests.fsi.test_med_ins_wallet import FEEDETAIL_LIST, PIN, _to_completion, stack  # noqa: F401 — the fixture
 from tests.support.api import key
+from tests.support.channels import serve_in_thread
 from tests.support.identity import admit
 from tests.support.payments import configure_channel
-from yibao.channels.base import MedInsOrder
+from yibao.channels.base import BadSignature, MedInsOrder
+from yibao.channels.wxpay import transformers as tx
 from yibao.domain import payment_order as po
-from yibao.domain.errors import Conflict
+from yibao.domain.errors import Conflict, InputError
 from yibao.services.payments import medins, recovery, refunds
 from yibao.store.tables import med_ins_auths
 
@@ -200,3 +205,63 @@ def test_a_holder_authorises_only_a_wallet_of_their_own_region(stack):  # noqa: 
                       headers={**s.me, **key()})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_in_region", r.text
     assert r.json()["error"]["field"] == "payment_institution_id"
+
+
+@pytest.fixture
+def recorded(stack):  # noqa: F811
+    """The sandbox wallet's signed requests to yibao pass through a recorder (same paths), which keeps each one."""
+    s = stack
+    got: list[tuple[str, dict[str, str], bytes]] = []
+    app = FastAPI()
+
+    @app.post("/api/v1/channels/{pi_id}/med-ins/{action}")
+    async def forward(pi_id: str, action: str, request: Request) -> Response:
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("wechatpay-") or k.lower() == "content-type"}
+        got.append((request.url.path, headers, body))
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(f"{s.platform_url}{request.url.path}", content=body, headers=headers)
+        return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+    url, server, thread, sock = serve_in_thread(app, "wallet-recorder")
+    r = httpx.put(f"{s.wxpay.url}/sandbox/med-ins/platform", json={"url": f"{url}/api/v1/channels/{s.pw.pi_id}/med-ins"})
+    assert r.status_code == 200
+    yield s, got
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+def test_replayed_wrong_path_and_stale_wallet_requests_are_refused(recorded):
+    s, got = recorded
+    pay_auth_no = s.pay_auth_no()
+    pre = s.presettle(s.upload(pay_auth_no), pay_auth_no)
+    status, _ = s.mixed_order(pre, pay_auth_no)
+    assert status == 200
+    path, headers, body = next(g for g in got if g[0].endswith("/check"))
+    again = httpx.post(f"{s.platform_url}{path}", content=body, headers=headers, timeout=30)  # the same signed request, replayed
+    assert again.status_code == 409 and again.json()["error"]["code"] == "nonce_reused", again.text
+    assert again.json()["error"]["field"] == "Wechatpay-Nonce"
+    elsewhere = httpx.post(f"{s.platform_url}{path[:-len('check')]}request", content=body, headers=headers, timeout=30)
+    assert elsewhere.status_code == 403 and elsewhere.json()["error"]["code"] == "bad_signature", elsewhere.text  # the path is signed
+    assert s.order(pre["payOrdId"]).status == po.HELD  # nothing moved
+    cfg, now = s.wxpay.channel.config, datetime.now(timezone.utc)
+    tx.verify_wallet_request(cfg, "POST", path, headers, body, now)  # verifies now (within the window) ...
+    with pytest.raises(BadSignature):  # ... and not six minutes on: stale
+        tx.verify_wallet_request(cfg, "POST", path, headers, body, now + timedelta(minutes=6))
+
+
+def test_a_result_with_another_cash_amount_is_refused_by_field(stack):  # noqa: F811
+    s = stack
+    up, _, mix = _held_and_ordered(s)
+    order = _request(s, up, mix)
+
+    def result(cash: int):  # noqa: ANN202
+        return s.pw.db.run(lambda c: medins.record_result(c, s.clock.now, pi_id=s.pw.pi_id, pay_order_id=up["payOrdId"], mix_trade_no=mix,
+                                                          self_pay_status="SELF_PAY_SUCCESS", cash_fen=cash, actor="wallet:test"))
+    for wrong in (order.cash_pay + 1, order.cash_pay - 1, 0):
+        with pytest.raises(InputError) as refused:
+            result(wrong)
+        assert (refused.value.field, refused.value.code) == ("med_ins_cash_fee", "amount_mismatch")
+        assert s.order(up["payOrdId"]).status == po.CASH_REQUESTED  # nothing posted
+    assert result(order.cash_pay).status == po.COMPLETED

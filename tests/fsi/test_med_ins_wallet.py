@@ -113,7 +113,9 @@ def stack(db, keyring, wxpay, sms_gateway, clock):
     with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True), raise_server_exceptions=False) as client:
         his = fsi.his(client, pw.w.hospital, clock)
         his.sign_in()
-        yield Stack(pw, client, his, HospitalMerchant(wxpay), wxpay, clock)
+        st = Stack(pw, client, his, HospitalMerchant(wxpay), wxpay, clock)
+        st.platform_url = server.url  # where the sandbox wallet reaches yibao (a test may put a recorder in between)
+        yield st
     server.stop()
 
 

@@ -744,6 +744,15 @@ med_ins_auths = Table(  # 医保移动支付授权: a holder's authorisation for
     info={"owner": "services.payments"},
 )
 
+wallet_nonces = Table(  # the Wechatpay-Nonce of each signed request a wallet sent the platform, kept two timestamp windows: a replay
+    "wallet_nonces", metadata,
+    Column("payment_institution_id", String(40), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),  # past two windows: deleted
+    _created(),
+    info={"owner": "services.payments"},
+)
+
 backstop_liabilities = Table(  # 兜底责任 (seed 002): a fund loss caused by a mobile payment, charged to the hospital
     "backstop_liabilities", metadata,
     Column("id", String(32), primary_key=True),

@@ -53,7 +53,7 @@ from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.services.people import persons as people
-from yibao.store.sql import as_datetime
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import med_ins_auths as A
 from yibao.store.tables import settlements as S
 
@@ -384,6 +384,22 @@ async def cash_refunded(ctx: Context, order: Order) -> bool:
 
 # ---- the wallet's signed requests ------------------------------------------------------------------------------
 
+NONCE_WINDOW = timedelta(minutes=5)  # the signature's timestamp window (channels/wxpay/transformers.py `_skew_ok`)
+_CLAIM = Sql("""INSERT INTO wallet_nonces (payment_institution_id, nonce, expires_at, created_at)
+                VALUES (:pi_id, :nonce, :expires_at, :now) ON CONFLICT DO NOTHING RETURNING nonce""")
+_PURGE = Sql("DELETE FROM wallet_nonces WHERE payment_institution_id = :pi_id AND expires_at < :now")
+
+
+def claim_nonce(conn: Connection, now: datetime, *, pi_id: str, nonce: str) -> None:
+    """A signed request's Wechatpay-Nonce is claimed for two timestamp windows (as the FSI gateway claims x-tif-nonce):
+    the same signed request sent again — a replay — is refused, whatever it asks."""
+    if not 1 <= len(nonce) <= 64:
+        raise InputError("Wechatpay-Nonce", "invalid_nonce", "随机数（Wechatpay-Nonce）应为1–64个字符", "must be 1–64 characters")
+    _PURGE(conn, {"pi_id": pi_id, "now": now})
+    if _CLAIM(conn, {"pi_id": pi_id, "nonce": nonce, "expires_at": now + 2 * NONCE_WINDOW, "now": now}).first() is None:
+        raise Conflict("Wechatpay-Nonce", "nonce_reused", "该随机数（Wechatpay-Nonce）已使用过，疑似重放请求，不予受理",
+                       "this nonce was already used: a replayed request, refused")
+
 async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, path: str, headers: Mapping[str, str],
                          body: bytes) -> dict[str, Any]:
     """A request the wallet sent (it acts for the holder or reports its mixed order): verified by the wallet's connector
@@ -394,6 +410,9 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         wallet.verify_wallet_request(method, path, headers, body)
     except BadSignature:
         raise Forbidden("Wechatpay-Signature", "bad_signature", "签名验证失败，不予受理", "the signature does not verify: refused") from None
+    nonce = next((v for k, v in headers.items() if k.lower() == "wechatpay-nonce"), "")  # present: the signature covered it
+    claimed_at = ctx.now()
+    await ctx.run(lambda c: claim_nonce(c, claimed_at, pi_id=pi_id, nonce=nonce))
     try:
         data = json.loads(body)
     except ValueError:
