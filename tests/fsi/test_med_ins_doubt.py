@@ -7,6 +7,7 @@ items; a cash refund never seen at the wallet fails after its wait."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -16,10 +17,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from tests.fsi.test_med_ins_wallet import FEEDETAIL_LIST, PIN, _to_completion, stack  # noqa: F401 — the fixture
-from tests.support.api import key
+from tests.support.api import his, key
+from tests.support.callbacks import HospitalEndpoint
 from tests.support.channels import serve_in_thread
 from tests.support.identity import admit
-from tests.support.payments import configure_channel
+from tests.support.payments import configure_channel, wait_until
 from yibao.channels.base import BadSignature, MedInsOrder
 from yibao.channels.wxpay import transformers as tx
 from yibao.domain import payment_order as po
@@ -265,3 +267,17 @@ def test_a_result_with_another_cash_amount_is_refused_by_field(stack):  # noqa: 
         assert (refused.value.field, refused.value.code) == ("med_ins_cash_fee", "amount_mismatch")
         assert s.order(up["payOrdId"]).status == po.CASH_REQUESTED  # nothing posted
     assert result(order.cash_pay).status == po.COMPLETED
+
+
+def test_the_hospital_s_callback_hears_a_wallet_order_end(stack):  # noqa: F811
+    s = stack
+    endpoint = HospitalEndpoint().start()
+    try:
+        r = s.client.put("/api/v1/his/callback", json={"url": endpoint.url}, headers={**his(s.pw), **key()})
+        assert r.status_code == 200, r.text
+        up, _, _ = _to_completion(s)
+        got = wait_until(lambda: [json.loads(x.body) for x in endpoint.received] or None, what="the hospital's callback")
+        assert [(g["event"], g["payment"]["payment_id"], g["payment"]["method"]) for g in got] == [
+            ("payment.completed", up["payOrdId"], "medins")]
+    finally:
+        endpoint.stop()

@@ -107,10 +107,11 @@ def hospital_callbacks():
 def stack(db, keyring, wxpay, sms_gateway, clock):
     pw = payment_world(db, keyring, wxpay, limit=0, balance=20000)
     fsi.issue(db, keyring, pw.w.hospital.id)
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring))  # what the wallet calls, over HTTP
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, allow_private_callbacks=True))  # what the wallet calls, over HTTP
     r = httpx.put(f"{wxpay.url}/sandbox/med-ins/platform", json={"url": f"{server.url}/api/v1/channels/{pw.pi_id}/med-ins"})
     assert r.status_code == 200
-    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True), raise_server_exceptions=False) as client:
+    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True, allow_private_callbacks=True),
+                    raise_server_exceptions=False) as client:  # private: the hospital's callback endpoint of a test is on loopback
         his = fsi.his(client, pw.w.hospital, clock)
         his.sign_in()
         st = Stack(pw, client, his, HospitalMerchant(wxpay), wxpay, clock)

@@ -139,9 +139,9 @@ def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, 
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
     moved = replace(order, status=after, updated_at=now, **values)
-    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
-        # The hospital did not see this payment happen: it learns the result by a signed callback, written
-        # to the outbox in this same unit (delivered after it: services/payments/callbacks.py).
+    if moved.method in ("mobile", "medins") and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
+        # The hospital did not see this payment happen (the holder paid in the app, or in a wallet): it learns the
+        # result by a signed callback, written to the outbox in this same unit (delivered after it: callbacks.py).
         his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
                               event=f"payment.{after}", payload=receipt(conn, moved))
     return moved
