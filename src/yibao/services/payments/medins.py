@@ -15,7 +15,9 @@ orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platf
    what became of the self-pay part — collected: the insurance settlement is posted (``completed``); failed: the
    hold is voided (``voided``). Both parts complete, or both are undone.
 5. **Recovery** (`ask`): an order left ``cash_requested`` (the wallet's word lost, a crash) is settled by the
-   wallet's own query of its mixed order; an order left ``held`` past `orders.MEDINS_WAIT` (the wallet never ordered,
+   wallet's own query of its mixed order (`outcome_of`) — within minutes: once `REQUEST_WINDOW` has passed since the
+   request no new one is accepted, so a self-pay part still not collected never will be and the order is voided;
+   an order left ``held`` past `orders.MEDINS_WAIT` (the wallet never ordered,
    or the holder never paid) is voided (services/payments/orders.py `stranded`); the hospital may revoke it before
    (6401, `bills.withdraw`).
 
