@@ -107,13 +107,16 @@ def hospital_callbacks():
 def stack(db, keyring, wxpay, sms_gateway, clock):
     pw = payment_world(db, keyring, wxpay, limit=0, balance=20000)
     fsi.issue(db, keyring, pw.w.hospital.id)
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring))  # what the wallet calls, over HTTP
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, allow_private_callbacks=True))  # what the wallet calls, over HTTP
     r = httpx.put(f"{wxpay.url}/sandbox/med-ins/platform", json={"url": f"{server.url}/api/v1/channels/{pw.pi_id}/med-ins"})
     assert r.status_code == 200
-    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True), raise_server_exceptions=False) as client:
+    with TestClient(create_app(db, keyring=keyring, sms_gateway=sms_gateway, demo=True, allow_private_callbacks=True),
+                    raise_server_exceptions=False) as client:  # private: the hospital's callback endpoint of a test is on loopback
         his = fsi.his(client, pw.w.hospital, clock)
         his.sign_in()
-        yield Stack(pw, client, his, HospitalMerchant(wxpay), wxpay, clock)
+        st = Stack(pw, client, his, HospitalMerchant(wxpay), wxpay, clock)
+        st.platform_url = server.url  # where the sandbox wallet reaches yibao (a test may put a recorder in between)
+        yield st
     server.stop()
 
 
@@ -132,9 +135,10 @@ class Stack:
         assert r.status_code == 201, r.text
         return r.json()["auth_code"]
 
-    def pay_auth_no(self) -> str:
+    def pay_auth_no(self, med_inst_no: str | None = None) -> str:
         status, out = self.merchant.call("POST", "/sandbox-holder/med-ins/authorise",
-                                         {"appid": self.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": self.auth_code()})
+                                         {"appid": self.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": self.auth_code(),
+                                          "med_inst_no": med_inst_no or self.pw.w.hospital.id})
         assert status == 200, out
         return out["pay_auth_no"]
 
@@ -308,7 +312,7 @@ def test_forged_replayed_and_expired_authorisations_and_wrong_amounts_are_refuse
                   "input.data.payAuthNo", "pay_auth_not_found")
     # an authCode is exchanged once
     code = s.auth_code()
-    body = {"appid": s.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": code}
+    body = {"appid": s.merchant.cfg.appid, "openid": "o-holder-0001", "auth_code": code, "med_inst_no": s.pw.w.hospital.id}
     assert s.merchant.call("POST", "/sandbox-holder/med-ins/authorise", body)[0] == 200
     status, again = s.merchant.call("POST", "/sandbox-holder/med-ins/authorise", body)
     assert status == 400 and "auth_code_used" in again["message"]

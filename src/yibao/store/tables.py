@@ -733,11 +733,22 @@ med_ins_auths = Table(  # 医保移动支付授权: a holder's authorisation for
     Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),  # the wallet it is for
     Column("code_hash", String(64), nullable=False, unique=True),  # SHA-256 of the authCode (answered once to the holder)
     Column("pay_auth_hash", String(64), unique=True),  # SHA-256 of the pay_auth_no (answered once to the wallet)
-    Column("status", String(10), nullable=False),  # code | authorised | bound | used | spent (services/payments/medins.py)
+    Column("status", String(10), nullable=False),  # code | authorised | bound | used (services/payments/medins.py)
+    Column("med_inst_no", String(20)),  # the hospital the wallet asked the pay_auth_no for (WeChat's med_inst_no); 6201 must be its
     Column("order_id", String(32), ForeignKey("payment_orders.id"), unique=True),  # the order it was bound to (6201 / 6202)
     Column("mix_trade_no", String(64), unique=True),  # the wallet's mixed order for it (POST /v3/med-ins/orders)
+    Column("requested_at", DateTime(timezone=True)),  # when the wallet's `request` was recorded (the self-pay part asked for)
     Column("expires_at", DateTime(timezone=True), nullable=False),  # the authCode's life, then the pay_auth_no's
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.payments"},
+)
+
+wallet_nonces = Table(  # the Wechatpay-Nonce of each signed request a wallet sent the platform, kept two timestamp windows: a replay
+    "wallet_nonces", metadata,
+    Column("payment_institution_id", String(40), primary_key=True),
+    Column("nonce", String(64), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),  # past two windows: deleted
     _created(),
     info={"owner": "services.payments"},
 )

@@ -37,9 +37,10 @@ async def notify(request: Request, payment_institution_id: str = Path(min_length
                         400: {"description": "refused, naming the field (WeChat's field names)"}})
 async def med_ins(request: Request, payment_institution_id: str = Path(min_length=1, max_length=40),
                   action: str = Path(pattern="^(pay-auth|check|request|result)$"), p: Platform = Depends(platform)) -> dict[str, Any]:
-    """`pay-auth`: the holder's authCode for a pay_auth_no; `check`: a new mixed order's fee parts against the held
+    """`pay-auth`: the holder's authCode for a pay_auth_no, for one hospital (`med_inst_no`); `check`: a new mixed order's fee parts against the held
     pre-settlement; `request`: the holder pays — recorded before the self-pay part is collected; `result`: what became
     of the self-pay part (the insurance settlement posted, or its hold voided). Signed by the wallet's platform key over
-    method, path, time, nonce and body (docs/channels.md "Medical-insurance orders")."""
+    method, path, time, nonce and body; each nonce once (a replay: 409 nonce_reused) (docs/channels.md "Medical-insurance
+    orders")."""
     return await medins.wallet_request(p.context, payment_institution_id, action, request.method, request.url.path, request.headers,
                                        await request.body())

@@ -148,6 +148,7 @@ class AuthoriseIn(_Strict):
     appid: str
     openid: str = Field(min_length=1, max_length=128)
     auth_code: str = Field(min_length=1, max_length=64)
+    med_inst_no: str = Field(min_length=1, max_length=20)  # the hospital the pay_auth_no is for (as in the order, WeChat's name)
 
 
 class HolderPayIn(_Strict):
@@ -282,7 +283,7 @@ def install(app: FastAPI, *, config: Any, books: Any, platform: Any, answer: Cal
         try:
             _, body = await merchant_of(request)
             req = parse(AuthoriseIn, body)
-            status, data = await med.platform("pay-auth", {"auth_code": req.auth_code, "openid": req.openid})
+            status, data = await med.platform("pay-auth", {"auth_code": req.auth_code, "openid": req.openid, "med_inst_no": req.med_inst_no})
             if status != 200:
                 raise med.refusal(status, data)
             return answer({"pay_auth_no": data["pay_auth_no"], "expire_time": data["expire_time"], "openid": req.openid})

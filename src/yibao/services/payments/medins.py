@@ -15,7 +15,9 @@ orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platf
    what became of the self-pay part — collected: the insurance settlement is posted (``completed``); failed: the
    hold is voided (``voided``). Both parts complete, or both are undone.
 5. **Recovery** (`ask`): an order left ``cash_requested`` (the wallet's word lost, a crash) is settled by the
-   wallet's own query of its mixed order; an order left ``held`` past `orders.MEDINS_WAIT` (the wallet never ordered,
+   wallet's own query of its mixed order (`outcome_of`) — within minutes: once `REQUEST_WINDOW` has passed since the
+   request no new one is accepted, so a self-pay part still not collected never will be and the order is voided;
+   an order left ``held`` past `orders.MEDINS_WAIT` (the wallet never ordered,
    or the holder never paid) is voided (services/payments/orders.py `stranded`); the hospital may revoke it before
    (6401, `bills.withdraw`).
 
@@ -53,7 +55,7 @@ from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.services.people import persons as people
-from yibao.store.sql import as_datetime
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import med_ins_auths as A
 from yibao.store.tables import settlements as S
 
@@ -61,6 +63,7 @@ log = logging.getLogger("yibao.payments")
 
 CODE_TTL = timedelta(minutes=5)  # [guess] the authCode: the wallet exchanges it at once
 PAY_AUTH_TTL = timedelta(minutes=10)  # [guess] the pay_auth_no "is valid for minutes" (research §5): until 6202 holds
+REQUEST_WINDOW = timedelta(minutes=5)  # [guess] the wallet collects at once after `request`; a replay of it is answered within this
 WALLET_CONNECTORS = ("wxpay",)  # the connectors that carry medical-insurance orders (Alipay's: not yet)
 # The WeChat field a refusal of `check` names (the wallet answers it to the hospital by that name).
 FIELD = {"pay_order_id": "pay_order_id", "pay_auth_no": "pay_auth_no", "mix_trade_no": "mix_trade_no"}
@@ -80,10 +83,13 @@ class Auth:
     order_id: str | None
     mix_trade_no: str | None
     expires_at: datetime
+    med_inst_no: str | None = None  # the hospital the pay_auth_no was asked for (WeChat's med_inst_no)
+    requested_at: datetime | None = None  # when the wallet's `request` was recorded
 
 
 def _auth(r: Any) -> Auth:
-    return Auth(r.id, r.region, r.person_id, r.payment_institution_id, r.status, r.order_id, r.mix_trade_no, as_datetime(r.expires_at))
+    return Auth(r.id, r.region, r.person_id, r.payment_institution_id, r.status, r.order_id, r.mix_trade_no, as_datetime(r.expires_at),
+                r.med_inst_no, as_datetime(r.requested_at) if r.requested_at is not None else None)
 
 
 def _set(conn: Connection, auth: Auth, now: datetime, **values: Any) -> None:
@@ -102,6 +108,9 @@ def authorise(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, ac
     cfg = connectors.get(conn, pi_id)
     if inst is None or inst.status != "admitted" or cfg is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在或未准入", "no such admitted payment institution")
+    if inst.region != person.region:  # as credit enrolment: a holder authorises only a wallet admitted in their own region
+        raise NotFound("payment_institution_id", "not_in_region", "本统筹区没有该支付机构（只能授权本统筹区准入的支付机构）",
+                       "no such payment institution in your region (only a wallet admitted in your region may be authorised)")
     if cfg.connector not in WALLET_CONNECTORS:
         raise Conflict("payment_institution_id", "med_ins_not_supported", "该支付机构暂不支持医保移动支付（目前仅微信支付）",
                        "this payment institution does not carry medical-insurance orders here (WeChat Pay only, for now)")
@@ -114,9 +123,10 @@ def authorise(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, ac
     return Auth(auth_id, person.region, person.id, pi_id, "code", None, None, now + CODE_TTL), code
 
 
-def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, actor: str) -> tuple[Auth, str]:
+def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, med_inst_no: str, actor: str) -> tuple[Auth, str]:
     """The wallet (its signature checked by the caller) exchanges the holder's authCode for a pay_auth_no: once, in
-    time, only the wallet the holder authorised. Another wallet's code is "not found", as a code that never was."""
+    time, only the wallet the holder authorised. Another wallet's code is "not found", as a code that never was.
+    ``med_inst_no``: the hospital the wallet asks it for (WeChat's field); only that hospital's 6201 may bind it."""
     r = conn.execute(select(A).where(A.c.code_hash == _digest(auth_code)).with_for_update()).first()
     if r is None or r.payment_institution_id != pi_id:
         raise NotFound("auth_code", "auth_code_not_found", "授权码不存在", "no such authCode")
@@ -126,10 +136,10 @@ def exchange(conn: Connection, now: datetime, *, pi_id: str, auth_code: str, act
     if auth.expires_at <= now:
         raise Conflict("auth_code", "auth_code_expired", "授权码已过期，请参保人重新授权", "the authCode has expired; the holder authorises again")
     pay_auth_no = "AUTH" + secrets.token_hex(16).upper()
-    _set(conn, auth, now, status="authorised", pay_auth_hash=_digest(pay_auth_no), expires_at=now + PAY_AUTH_TTL)
-    audit.append(conn, region=auth.region, actor=actor, action="med_ins.pay_auth", subject=auth.id, detail={"payment_institution_id": pi_id},
-                 now=now)
-    return Auth(auth.id, auth.region, auth.person_id, pi_id, "authorised", None, None, now + PAY_AUTH_TTL), pay_auth_no
+    _set(conn, auth, now, status="authorised", pay_auth_hash=_digest(pay_auth_no), expires_at=now + PAY_AUTH_TTL, med_inst_no=med_inst_no)
+    audit.append(conn, region=auth.region, actor=actor, action="med_ins.pay_auth", subject=auth.id,
+                 detail={"payment_institution_id": pi_id, "med_inst_no": med_inst_no}, now=now)
+    return Auth(auth.id, auth.region, auth.person_id, pi_id, "authorised", None, None, now + PAY_AUTH_TTL, med_inst_no), pay_auth_no
 
 
 def _by_pay_auth(conn: Connection, pay_auth_no: str, *, field: str) -> Auth:
@@ -156,8 +166,11 @@ def bind(conn: Connection, now: datetime, *, pay_auth_no: str, order: Order, fie
     _live(auth, now, field)
     if auth.person_id != order.person_id:
         raise Forbidden(field, "pay_auth_other_person", "payAuthNo 不是该就诊参保人本人的授权", "the pay_auth_no is not the patient's own authorisation")
+    if auth.med_inst_no != order.institution_id:
+        raise Forbidden(field, "pay_auth_other_hospital", "payAuthNo 是为另一家医疗机构申请的（med_inst_no 不符）",
+                        "the pay_auth_no was obtained for another hospital (its med_inst_no differs)")
     _set(conn, auth, now, status="bound", order_id=order.id)
-    return Auth(auth.id, auth.region, auth.person_id, auth.pi_id, "bound", order.id, None, auth.expires_at)
+    return Auth(auth.id, auth.region, auth.person_id, auth.pi_id, "bound", order.id, None, auth.expires_at, auth.med_inst_no)
 
 
 def _of_order(conn: Connection, order_id: str, *, lock: bool = False) -> Auth | None:
@@ -243,12 +256,25 @@ def check(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, pay
 
 def request_cash(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, mix_trade_no: str, actor: str) -> Order:
     """The holder pays in the wallet: recorded ``cash_requested`` BEFORE the wallet collects the self-pay part (a crash
-    after this leaves an order recovery asks the wallet about). A voided order is refused: the wallet collects nothing."""
+    after this leaves an order recovery asks the wallet about). Only a ``held`` order whose hold outlives
+    `REQUEST_WINDOW` may be requested, or the same request again within `REQUEST_WINDOW` of the first (its answer was
+    lost). Anything else is refused and the wallet collects nothing: an order in doubt (recovery decides it, and voids it
+    once the wallet has not collected within the window — no later request may collect then), a voided one, a completed
+    one."""
     order, auth = _wallet_order(conn, pi_id=pi_id, pay_order_id=pay_order_id, mix_trade_no=mix_trade_no)
     if auth.mix_trade_no != mix_trade_no:
         raise Conflict("mix_trade_no", "mix_trade_no_mismatch", "混合支付订单未经下单校验", "the mixed order was not checked at its creation")
     if order.status == po.VOIDED:
         raise Conflict("pay_order_id", "order_voided", "医保支付订单已撤销（预结算已作废），请重新下单", "the pay order was voided (its hold released)")
+    if order.status == po.CASH_REQUESTED and auth.requested_at is not None and now < auth.requested_at + REQUEST_WINDOW:
+        return order  # the same request again (its answer lost), in time: the same order, nothing moved
+    if order.status != po.HELD:
+        raise Conflict("pay_order_id", "order_not_payable", f"医保支付订单状态为 {order.status}，不能再发起自费扣款（只有已预结算的订单可以）",
+                       f"the pay order is {order.status}: its self-pay part cannot be requested (only a held order's can)")
+    if now + REQUEST_WINDOW >= order.updated_at + payments.HOLD_TIMEOUT:  # held since updated_at: nothing moves a held order
+        raise Conflict("pay_order_id", "hold_expiring", "医保预结算即将过期，不能再发起自费扣款，请医院重新预结算",
+                       "the pay order's hold expires too soon for the self-pay part to be requested: the hospital pre-settles again")
+    _set(conn, auth, now, requested_at=now)
     return payments.request_cash(conn, now, order_id=order.id, actor=actor)
 
 
@@ -299,9 +325,33 @@ async def truth(ctx: Context, order: Order) -> MedInsOrder | None:
         return None
 
 
+def outcome_of(found: MedInsOrder, order: Order, requested_at: datetime | None, now: datetime) -> str:
+    """What the wallet's mixed order says of an order in doubt (an outcome of `orders.record_cash`, or ``refunded``).
+
+    - the self-pay part refunded at the wallet while the insurance part was never settled there (not
+      MED_INS_PAY_SUCCESS): ``refunded`` — the order is voided and the anomaly recorded, never completed;
+    - the mixed order failed (MIX_PAY_FAIL), or the self-pay part failed: ``failed``;
+    - the self-pay part still not collected (SELF_PAY_CREATED) `REQUEST_WINDOW` after the request: ``failed`` — no new
+      request is accepted any more (`request_cash`), so the wallet can no longer collect it;
+    - collected (or nothing to collect), to the fen: ``succeeded``; anything else: ``unknown``."""
+    if found.self_pay_status == "SELF_PAY_REFUND" and found.med_ins_pay_status != "MED_INS_PAY_SUCCESS":
+        return "refunded"
+    if found.mix_pay_status == "MIX_PAY_FAIL" or found.self_pay_status == "SELF_PAY_FAIL":
+        return "failed"
+    if found.self_pay_status == "SELF_PAY_CREATED":
+        since = requested_at or order.updated_at
+        return "failed" if now >= since + REQUEST_WINDOW else "unknown"
+    outcome = {"SELF_PAY_SUCCESS": "succeeded", "NO_SELF_PAY": "succeeded", "SELF_PAY_REFUND": "succeeded"}.get(found.self_pay_status, "unknown")
+    if outcome == "succeeded" and found.cash_fen != order.cash_pay:
+        log.error("med-ins order %s: the wallet reports %s fen of self-pay, we held %s", order.id, found.cash_fen, order.cash_pay)
+        return "unknown"
+    return outcome
+
+
 async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
-    """Recovery of an order in doubt: the wallet's query of its mixed order decides (SELF_PAY_SUCCESS → completed,
-    SELF_PAY_FAIL or none → voided); anything else, or no answer, keeps it in doubt."""
+    """Recovery of an order in doubt: the wallet's query of its mixed order decides (`outcome_of`); no answer keeps it
+    in doubt."""
+    auth = await ctx.run(lambda c: _of_order(c, order.id), write=False)
     try:
         found = await truth(ctx, order)
         if found is None:
@@ -310,15 +360,20 @@ async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
             log.error("med-ins order %s: the wallet's mixed order names pay order %s", order.id, found.pay_order_id)
             outcome = "unknown"
         else:
-            outcome = {"SELF_PAY_SUCCESS": "succeeded", "NO_SELF_PAY": "succeeded", "SELF_PAY_REFUND": "succeeded",
-                       "SELF_PAY_FAIL": "failed"}.get(found.self_pay_status, "unknown")
-            if outcome == "succeeded" and found.cash_fen != order.cash_pay:
-                log.error("med-ins order %s: the wallet reports %s fen of self-pay, we held %s", order.id, found.cash_fen, order.cash_pay)
-                outcome = "unknown"
+            outcome = outcome_of(found, order, auth.requested_at if auth else None, ctx.now())
     except (OutcomeUnknown, BadSignature, ChannelError, YibaoError) as exc:
         outcome = "unknown"
         log.warning("med-ins order %s: the wallet's query gave no answer (%s)", order.id, exc.code)
     now = ctx.now()
+    if outcome == "refunded":
+        def refunded(c: Connection) -> Order:
+            voided = payments.record_cash(c, now, order_id=order.id, outcome="failed", actor=actor, seen=order.updated_at)
+            if voided.status == po.VOIDED and voided.anomaly is None:
+                return payments.flag_anomaly(c, voided, "cash_refunded_before_settlement", now, actor)
+            return voided
+        log.error("med-ins order %s: the wallet shows its self-pay part refunded before the insurance part was settled: voided",
+                  order.id)
+        return await ctx.run(refunded)
     return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, actor=actor, seen=order.updated_at))
 
 
@@ -331,6 +386,22 @@ async def cash_refunded(ctx: Context, order: Order) -> bool:
 
 # ---- the wallet's signed requests ------------------------------------------------------------------------------
 
+NONCE_WINDOW = timedelta(minutes=5)  # the signature's timestamp window (channels/wxpay/transformers.py `_skew_ok`)
+_CLAIM = Sql("""INSERT INTO wallet_nonces (payment_institution_id, nonce, expires_at, created_at)
+                VALUES (:pi_id, :nonce, :expires_at, :now) ON CONFLICT DO NOTHING RETURNING nonce""")
+_PURGE = Sql("DELETE FROM wallet_nonces WHERE payment_institution_id = :pi_id AND expires_at < :now")
+
+
+def claim_nonce(conn: Connection, now: datetime, *, pi_id: str, nonce: str) -> None:
+    """A signed request's Wechatpay-Nonce is claimed for two timestamp windows (as the FSI gateway claims x-tif-nonce):
+    the same signed request sent again — a replay — is refused, whatever it asks."""
+    if not 1 <= len(nonce) <= 64:
+        raise InputError("Wechatpay-Nonce", "invalid_nonce", "随机数（Wechatpay-Nonce）应为1–64个字符", "must be 1–64 characters")
+    _PURGE(conn, {"pi_id": pi_id, "now": now})
+    if _CLAIM(conn, {"pi_id": pi_id, "nonce": nonce, "expires_at": now + 2 * NONCE_WINDOW, "now": now}).first() is None:
+        raise Conflict("Wechatpay-Nonce", "nonce_reused", "该随机数（Wechatpay-Nonce）已使用过，疑似重放请求，不予受理",
+                       "this nonce was already used: a replayed request, refused")
+
 async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, path: str, headers: Mapping[str, str],
                          body: bytes) -> dict[str, Any]:
     """A request the wallet sent (it acts for the holder or reports its mixed order): verified by the wallet's connector
@@ -341,6 +412,9 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         wallet.verify_wallet_request(method, path, headers, body)
     except BadSignature:
         raise Forbidden("Wechatpay-Signature", "bad_signature", "签名验证失败，不予受理", "the signature does not verify: refused") from None
+    nonce = next((v for k, v in headers.items() if k.lower() == "wechatpay-nonce"), "")  # present: the signature covered it
+    claimed_at = ctx.now()
+    await ctx.run(lambda c: claim_nonce(c, claimed_at, pi_id=pi_id, nonce=nonce))
     try:
         data = json.loads(body)
     except ValueError:
@@ -363,10 +437,10 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         return value
 
     if action == "pay-auth":
-        code = text("auth_code")
+        code, med_inst_no = text("auth_code"), text("med_inst_no", 20)
 
         def exchanged(c: Connection) -> dict[str, Any]:
-            auth, pay_auth_no = exchange(c, now, pi_id=pi_id, auth_code=code, actor=actor)
+            auth, pay_auth_no = exchange(c, now, pi_id=pi_id, auth_code=code, med_inst_no=med_inst_no, actor=actor)
             return {"pay_auth_no": pay_auth_no, "expire_time": iso_utc(auth.expires_at), "psn_no": auth.person_id}
         return await ctx.run(exchanged)
     if action == "check":

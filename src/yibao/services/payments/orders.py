@@ -139,9 +139,9 @@ def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, 
                  detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
                          **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
     moved = replace(order, status=after, updated_at=now, **values)
-    if moved.method == "mobile" and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
-        # The hospital did not see this payment happen: it learns the result by a signed callback, written
-        # to the outbox in this same unit (delivered after it: services/payments/callbacks.py).
+    if moved.method in ("mobile", "medins") and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
+        # The hospital did not see this payment happen (the holder paid in the app, or in a wallet): it learns the
+        # result by a signed callback, written to the outbox in this same unit (delivered after it: callbacks.py).
         his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
                               event=f"payment.{after}", payload=receipt(conn, moved))
     return moved
@@ -302,10 +302,8 @@ def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str,
         return order
     if order.terminal:
         if order.status == po.VOIDED and outcome == "succeeded" and order.anomaly is None:
-            conn.execute(update(O).where(O.c.id == order.id).values(anomaly="cash_after_void", trade_no=trade_no, updated_at=now))
-            audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
-                         detail={"anomaly": "cash_after_void", "cash_pay": order.cash_pay, "trade_no": trade_no}, now=now)
-        return require(conn, order.id)
+            return flag_anomaly(conn, order, "cash_after_void", now, actor, trade_no=trade_no)
+        return order
     if order.status not in po.CASH_IN_DOUBT:
         raise po.IllegalTransition(order.status, event)
     if event == po.CASH_SUCCEEDED:
@@ -314,6 +312,18 @@ def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str,
     if event == po.CASH_UNKNOWN:
         return move(conn, order, event, now, actor)
     return void_now(conn, order, event, now, actor)
+
+
+def flag_anomaly(conn: Connection, order: Order, anomaly: str, now: datetime, actor: str, *, trade_no: str | None = None) -> Order:
+    """Mark an ended order with an anomaly an operator settles (money moved outside what the order says): the one write of
+    ``anomaly``. ``trade_no``: the institution's number of the money, when it names one."""
+    values: dict[str, Any] = {"anomaly": anomaly, "updated_at": now}
+    if trade_no is not None:
+        values["trade_no"] = trade_no
+    conn.execute(update(O).where(O.c.id == order.id).values(**values))
+    audit.append(conn, region=order.region, actor=actor, action="payment.anomaly", subject=order.id,
+                 detail={"anomaly": anomaly, "cash_pay": order.cash_pay, "trade_no": trade_no}, now=now)
+    return replace(order, anomaly=anomaly, updated_at=now, trade_no=trade_no if trade_no is not None else order.trade_no)
 
 
 def void_now(conn: Connection, order: Order, event: str, now: datetime, actor: str) -> Order:
@@ -353,7 +363,7 @@ class Stranded:
     expired: list[Order]  # the holder did not confirm in time
 
 
-MEDINS_WAIT = timedelta(minutes=15)  # a med-ins order held for a wallet that never ordered it: voided after (medins.ORDER_WAIT)
+MEDINS_WAIT = timedelta(minutes=15)  # a med-ins order held for a wallet that never ordered it: voided after (services/payments/medins.py, step 5)
 
 
 def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_grace: timedelta, limit: int = 500,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,10 +33,11 @@ class RecoveryReport:
     holds_expired: int = 0
     orders: dict[str, str] = field(default_factory=dict)
     refunds: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # an order or refund whose step raised: logged, left for the next round
 
     def as_dict(self) -> dict[str, Any]:
         return {"completed": self.completed, "voided": self.voided, "still_unknown": self.still_unknown,
-                "holds_expired": self.holds_expired}
+                "holds_expired": self.holds_expired, "errors": len(self.errors)}
 
 
 async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: timedelta = CASH_GRACE,
@@ -61,20 +63,39 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
         else:
             report.still_unknown += 1
 
+    async def each(subject: str, step: Awaitable[Any]) -> Any:
+        """One order's or refund's step: an error in it (a ledger refusal, a bug) is logged and counted, and the round
+        goes on with the others — one bad order must not stop recovery of every other payment."""
+        try:
+            return await step
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — see the docstring
+            log.exception("payment recovery: %s failed (%s); the round goes on", subject, type(exc).__name__)
+            report.errors[subject] = f"{type(exc).__name__}: {exc}"[:300]
+            return None
+
     for order in found.held:
-        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.ABANDONED, actor=actor,
-                                                             only_from=(po.CREATED, po.HELD))))
+        done = await each(order.id, ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.ABANDONED, actor=actor,
+                                                                             only_from=(po.CREATED, po.HELD))))
+        if done is not None:
+            count(done)
     for order in found.expired:
-        count(await ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.CONFIRMATION_EXPIRED, actor=actor,
-                                                             only_from=(po.AWAITING_CONFIRMATION,))))
+        done = await each(order.id, ctx.run(lambda c, o=order: payments.void(c, now, order_id=o.id, event=po.CONFIRMATION_EXPIRED,
+                                                                             actor=actor, only_from=(po.AWAITING_CONFIRMATION,))))
+        if done is not None:
+            count(done)
     for order in found.in_doubt:
-        count(await cash_leg.ask(ctx, order, actor=actor))
+        done = await each(order.id, cash_leg.ask(ctx, order, actor=actor))
+        if done is not None:
+            count(done)
     for r in await ctx.run(lambda c: refunds.stranded(c, now, grace=CASH_GRACE), write=False):
-        done = await refunds.drive(ctx, r, actor=actor)
-        report.refunds[done.id] = done.status
+        done = await each(r.id, refunds.drive(ctx, r, actor=actor))
+        if done is not None:
+            report.refunds[done.id] = done.status
     report.holds_expired = await ctx.run(lambda c: ledger.expire_pending(c, now))
     await his_callbacks.deliver(ctx, now=now)  # hospital callbacks still due (a failed attempt waits its backoff)
-    if report.orders or report.holds_expired:
+    if report.orders or report.holds_expired or report.errors:
         log.info("payment recovery: %s", report.as_dict())
     return report
 

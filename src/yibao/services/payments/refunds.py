@@ -49,6 +49,9 @@ log = logging.getLogger("yibao.payments")
 
 SCOPES = ("all", "cash", "insurance")
 OUTCOMES = ("succeeded", "failed", "unknown")
+# [guess] a wallet order's cash refund: the hospital refunds at the wallet at once (WeChat shows SELF_PAY_REFUND when it
+# accepts the refund); not seen within this, the refund failed and the order is refundable again (`_drive_wallet`)
+WALLET_REFUND_WAIT = timedelta(hours=24)
 REASON = "医保支付退款"  # what the institution shows: no names, no numbers
 # Why the hospital refunds, for our own audit trail (never sent to the institution): codes, so no free
 # text with names or diagnoses lands in the log.
@@ -130,6 +133,11 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
         raise Conflict("scope", "already_refunded", "该支付已全额退款", "this payment was refunded in full")
     if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
         raise Conflict("payment_id", "not_refundable", f"支付单状态为 {order.status}，不能退款", f"a {order.status} payment cannot be refunded")
+    if lines_to_keep is not None and order.cash_source == "wallet":
+        raise Conflict("lines_to_keep", "lines_refund_not_for_wallet",
+                       "钱包医保移动支付订单不能按明细退款（lines_to_keep）：请医院全额退款，再以新的 payAuthNo 重新 6201 上传保留的明细",
+                       "lines_to_keep is refused for a wallet's medical-insurance order: the hospital refunds it in full and "
+                       "uploads the kept lines again in a new 6201 with a fresh pay_auth_no")
     if lines_to_keep is not None:
         _check_lines(conn, order, scope, lines_to_keep)
         scope = "lines"
@@ -317,11 +325,17 @@ async def _drive_wallet(ctx: Context, r: Any, order: Order, *, actor: str) -> An
     """A med-ins order's cash was collected by the wallet for the hospital (merchant of record): the hospital refunds it
     there itself (the wallet's normal refund), and the cash part is recorded given back only when the wallet's mixed
     order shows it (SELF_PAY_REFUND) — until then the refund stays unknown and recovery asks again. The insurance part
-    of ``all`` is given back in the same unit, so it never goes back alone."""
+    of ``all`` is given back in the same unit, so it never goes back alone. Not seen refunded within
+    `WALLET_REFUND_WAIT` of the request: the refund failed (nothing given back) and the order is as before, so the
+    hospital's next 6203 (once it has refunded at the wallet) is not refused ``refund_in_progress`` for ever."""
+    error_code = None
     try:
         outcome = "succeeded" if await medins.cash_refunded(ctx, order) else "unknown"
     except (OutcomeUnknown, NotFoundAtChannel, BadSignature, ChannelError, YibaoError) as exc:
         log.warning("refund %s: the wallet's mixed order could not be read (%s)", r.id, exc.code)
         outcome = "unknown"
     now = ctx.now()
-    return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, actor=actor))
+    if outcome == "unknown" and now >= r.created_at + WALLET_REFUND_WAIT:
+        log.warning("refund %s: the wallet shows no refund of the self-pay part after %s: failed", r.id, WALLET_REFUND_WAIT)
+        outcome, error_code = "failed", "wallet_refund_not_seen"
+    return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, error_code=error_code, actor=actor))

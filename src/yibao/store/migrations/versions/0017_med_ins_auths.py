@@ -23,8 +23,10 @@ def upgrade() -> None:
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('pay_auth_hash', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('med_inst_no', sa.String(length=20), nullable=True),
     sa.Column('order_id', sa.String(length=32), nullable=True),
     sa.Column('mix_trade_no', sa.String(length=64), nullable=True),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -39,8 +41,18 @@ def upgrade() -> None:
     sa.UniqueConstraint('mix_trade_no', name=op.f('uq_med_ins_auths_mix_trade_no')),
     )
     op.create_index(op.f('ix_med_ins_auths_region'), 'med_ins_auths', ['region'], unique=False)
+    op.create_table('wallet_nonces',
+    sa.Column('payment_institution_id', sa.String(length=40), nullable=False),
+    sa.Column('nonce', sa.String(length=64), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('payment_institution_id', 'nonce', name=op.f('pk_wallet_nonces'))
+    )
+    op.create_index(op.f('ix_wallet_nonces_expires_at'), 'wallet_nonces', ['expires_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index(op.f('ix_wallet_nonces_expires_at'), table_name='wallet_nonces')
+    op.drop_table('wallet_nonces')
     op.drop_index(op.f('ix_med_ins_auths_region'), table_name='med_ins_auths')
     op.drop_table('med_ins_auths')
