@@ -100,22 +100,29 @@ def test_an_upgraded_database_keeps_its_plain_chain_keys_what_follows_and_never_
     db.create_all()  # leave the fixture's database as other tests expect it
 
 
+def _migrate_to(db, revision: str, up: bool) -> None:  # noqa: ANN001
+    """Alembic up or down to ``revision`` on the test's database (as `yibao migrate` runs it)."""
+    from alembic import command
+
+    from yibao.store.migrate import _config
+
+    cfg = _config(db)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.upgrade if up else command.downgrade)(cfg, revision)
+
+
 def test_0016_undone_writes_the_derived_balances_back_and_redone_derives_them_again(db):
     """Down from 0016, an account that derived its balance gets its running balance written back from its transfers (and
     the lanes and indexes go as they came); up again, the row is zero and the balance the same. The test's own alembic
     run: `yibao db` has no downgrade command."""
-    from alembic import command
     from sqlalchemy import insert, select
 
     from yibao.services.books import ledger
-    from yibao.store.migrate import _config
     from yibao.store.tables import ledger_accounts, transfers
 
     def to(revision: str, up: bool) -> None:
-        cfg = _config(db)
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.upgrade if up else command.downgrade)(cfg, revision)
+        _migrate_to(db, revision, up)
 
     db.drop_all()
     with db.engine.begin() as conn:
@@ -145,20 +152,15 @@ def test_0016_undone_writes_the_derived_balances_back_and_redone_derives_them_ag
 def test_0018_undone_drops_wxpay_identification_and_redone_marks_existing_wxpay_rows_public_key(db, keyring):
     """Down from 0018 the three wxpay columns go and the row stays; up again, a wxpay row configured before (the key by
     its serial) reads as certificate_mode public_key with no key id or plan, as the code built it before."""
-    from alembic import command
     from sqlalchemy import inspect, select
 
     from tests.support.identity import admit
     from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
     from yibao.services.agency import connectors as channel_registry
-    from yibao.store.migrate import _config
     from yibao.store.tables import channel_configs
 
     def to(revision: str, up: bool) -> None:
-        cfg = _config(db)
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.upgrade if up else command.downgrade)(cfg, revision)
+        _migrate_to(db, revision, up)
 
     db.drop_all()
     with db.engine.begin() as conn:
@@ -190,18 +192,13 @@ def test_0018_undone_drops_wxpay_identification_and_redone_marks_existing_wxpay_
 def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyring):
     """Down from 0019 a pending agreement (no institution number) is deleted — the code before knew none — and a signed
     one stays; up again, both kinds can be written."""
-    from alembic import command
     from sqlalchemy import insert, select
 
     from tests.support.world import seed
-    from yibao.store.migrate import _config
     from yibao.store.tables import channel_agreements
 
     def to(revision: str, up: bool) -> None:
-        cfg = _config(db)
-        with db.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            (command.upgrade if up else command.downgrade)(cfg, revision)
+        _migrate_to(db, revision, up)
 
     db.drop_all()
     with db.engine.begin() as conn:

@@ -22,7 +22,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
@@ -137,6 +137,13 @@ def platform_key_for(cfg: WxPayConfig, serial: str, certificates: Mapping[str, R
 def verify_signed(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now: datetime, what: str,
                   certificates: Mapping[str, RSAPublicKey] | None = None) -> None:
     """Check an answer's or a notification's Wechatpay-* signature; BadSignature if anything is off."""
+    _verify_wechatpay_signature(cfg, headers, lambda ts, nonce: response_message(ts, nonce, body), now, what, certificates)
+
+
+def _verify_wechatpay_signature(cfg: WxPayConfig, headers: Mapping[str, str], message: Callable[[str, str], Any], now: datetime, what: str,
+                                certificates: Mapping[str, RSAPublicKey] | None) -> None:
+    """The `Wechatpay-*` headers' signature over ``message(timestamp, nonce)``: an answer's or notification's 3-line
+    message, or a wallet request's 5-line one. BadSignature (UnknownSerial for a key we do not hold) if anything is off."""
     h = {k.lower(): v for k, v in headers.items()}
     ts, nonce, sig, serial = (h.get("wechatpay-timestamp"), h.get("wechatpay-nonce"), h.get("wechatpay-signature"),
                               h.get("wechatpay-serial"))
@@ -151,9 +158,8 @@ def verify_signed(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes, now
     if not _skew_ok(ts, now):
         raise bad_signature(cfg.name, f"{what} (timestamp outside five minutes)")
     # Probe traffic (a signature starting WECHATPAY/SIGNTEST/) is deliberately wrong: it fails here like any forgery.
-    if not rsa_verify(key, response_message(ts, nonce, body), sig):
+    if not rsa_verify(key, message(ts, nonce), sig):
         raise bad_signature(cfg.name, what)
-
 
 class UnknownSerial(BadSignature):
     """An answer or notification signed under a key serial we do not (yet) hold: fetch the certificates, or refuse."""
@@ -467,20 +473,8 @@ def verify_wallet_request(cfg: WxPayConfig, method: str, path_and_query: str, he
     its platform key over `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n` — API v3's request message, so the path is
     covered too — in the `Wechatpay-*` headers its answers carry. [guess: that channel (WeChat ↔ the national platform)
     is not public; this is API v3's own signature turned around.] BadSignature if anything is off."""
-    h = {k.lower(): v for k, v in headers.items()}
-    ts, nonce, sig, serial = (h.get("wechatpay-timestamp"), h.get("wechatpay-nonce"), h.get("wechatpay-signature"),
-                              h.get("wechatpay-serial"))
-    what = f"request {method} {path_and_query}"
-    if h.get("wechatpay-signature-type", SCHEME) != SCHEME or not (ts and nonce and sig and serial):
-        raise bad_signature(cfg.name, f"{what} (missing Wechatpay-* headers)")
-    key = platform_key_for(cfg, serial, certificates)
-    if key is None:
-        raise UnknownSerial(cfg.name, serial, what)
-    if not _skew_ok(ts, now):
-        raise bad_signature(cfg.name, f"{what} (timestamp outside five minutes)")
-    if not rsa_verify(key, request_message(method, path_and_query, ts, nonce, body), sig):
-        raise bad_signature(cfg.name, what)
-
+    _verify_wechatpay_signature(cfg, headers, lambda ts, nonce: request_message(method, path_and_query, ts, nonce, body), now,
+                                f"request {method} {path_and_query}", certificates)
 
 def med_ins_order_from(data: Mapping[str, Any]) -> MedInsOrder:
     """A mixed order as `GET /v3/med-ins/orders/mix-trade-no/{id}` answers it (amounts fen)."""
