@@ -12,6 +12,7 @@ import sys
 from datetime import date, datetime, time, timedelta, timezone
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -20,10 +21,11 @@ from tests.support.payments import payment_world
 from yibao.app import create_app
 from yibao.domain import payment_order as po
 from yibao.domain import reconciliation as rc
+from yibao.domain.errors import YibaoError
 from yibao.services.books import audit, ledger
 from yibao.services.payments import orders as payments
 from yibao.services.payments import refunds
-from yibao.services.reconciliation import runs
+from yibao.services.reconciliation import resolutions, runs
 from yibao.store.tables import reconciliation_differences
 
 CHINA = timezone(timedelta(hours=8))
@@ -173,3 +175,59 @@ def test_a_day_with_injected_differences_is_found_resolved_and_the_next_runs_are
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert [(r["payment_institution_id"], r["status"], r["runs"], r["differences"]) for r in report["runs"]] == [(pw.pi_id, "balanced", 2, 0)]
+
+
+SECOND_DAYS = {"sqlite": date(2026, 11, 27), "postgresql": date(2026, 11, 29)}
+
+
+def test_money_without_an_order_goes_back_and_a_confirmed_amount_is_corrected_in_the_ledger(db, keyring, wxpay, clock):
+    """A trade the institution collected under a number the platform never gave (no order) is refunded through the refunds
+    service; a trade the institution's own query says was collected for more than the platform asked is corrected by one
+    ledger transfer — and the next runs match both."""
+    from dataclasses import replace
+
+    from yibao.domain.ledger import institution_cash
+    from yibao.services.payments import cash as cash_leg
+
+    d = SECOND_DAYS[db.engine.dialect.name]
+    pw = payment_world(db, keyring, wxpay)
+    ctx = pw.ctx()
+    recon = lambda day: asyncio.run(runs.reconcile(ctx, day=day, pi_id=pw.pi_id, actor="operator:test"))  # noqa: E731
+    resolve = lambda diff, how, **kw: asyncio.run(resolutions.resolve(  # noqa: E731
+        ctx, difference_id=diff["difference_id"], resolution=how, reason="对账 reconciliation", actor="operator:test", **kw))
+
+    at(clock, wxpay, beijing(d, 10))
+    over = pw.pay(key="p-over")
+    books = wxpay.runtime.books
+    with books.lock:  # the institution collected 0.50 more than asked (no knob makes this: the books are edited)
+        books.trades[over.id] = replace(books.trades[over.id], amount_fen=over.cash_pay + 50)
+    agreement_no = db.run(lambda c: cash_leg.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).agreement_no
+    stray = books.pay("PX" + over.id[2:], 1234, "未知订单", agreement_no, None)  # collected under a number the platform never gave
+
+    at(clock, wxpay, beijing(d + timedelta(days=1), 9))
+    found = by_class(recon(d).differences)
+    assert set(found) == {(rc.AMOUNT_DIFFERS, "trade", over.id), (rc.MISSING_AT_PLATFORM, "trade", stray.out_trade_no)}
+    amount, unowned = found[(rc.AMOUNT_DIFFERS, "trade", over.id)], found[(rc.MISSING_AT_PLATFORM, "trade", stray.out_trade_no)]
+    assert amount["resolutions"] == ["query", "correcting_transfer", "accept"] and unowned["resolutions"] == ["refund", "accept"]
+
+    # The institution's query confirms its own amount, not the platform's: the query does not settle it.
+    with pytest.raises(YibaoError) as refused:
+        resolve(amount, "query")
+    assert refused.value.code == "resolution_not_supported"
+    cash_before = db.run(lambda c: ledger.balance(c, institution_cash(pw.w.hospital.id)), write=False)
+    corrected = resolve(amount, "correcting_transfer")
+    assert corrected["status"] == "resolved" and corrected["outcome"]["transfer"]["amount"] == "0.50"
+    assert db.run(lambda c: ledger.balance(c, institution_cash(pw.w.hospital.id)), write=False) - cash_before == 50  # the hospital's cash
+
+    returned = resolve(unowned, "refund")
+    assert returned["outcome"]["refund"]["amount"] == "12.34"
+    assert books.trades[stray.out_trade_no].refunded_fen == 1234
+
+    at(clock, wxpay, beijing(d + timedelta(days=1), 9, 30))
+    rerun = recon(d)
+    assert rerun.run["status"] == "balanced" and [x["class"] for x in rerun.differences] == [rc.MISSING_AT_PLATFORM]  # the stray, resolved
+    assert rerun.run["matched"] == 1  # the corrected trade matches its row now
+    at(clock, wxpay, beijing(d + timedelta(days=2), 9))
+    next_day = recon(d + timedelta(days=1))  # the refund asked for the stray trade is listed there: the platform knows it
+    assert next_day.differences == [] and next_day.run["matched"] == 1
+    assert db.run(lambda c: ledger.totals(c), write=False).balanced

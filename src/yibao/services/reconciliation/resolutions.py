@@ -171,7 +171,7 @@ async def _refund(ctx: Context, diff: Any, actor: str) -> dict[str, Any]:
         if order.status != po.VOIDED:
             raise _unsupported(f"支付单为 {order.status}，其退款由医院发起", f"the order is {order.status}: the hospital refunds it")
     amount = int(diff.institution_fen)
-    out_refund_no = "RR" + diff.id[2:]  # one per difference: asking again asks about the same refund
+    out_refund_no = runs.RETURNED_PREFIX + diff.id[len(runs.RETURNED_PREFIX_DIFF):]  # one per difference: asking again asks the same
     result = await refunds.give_back_unowned(ctx, pi_id=diff.payment_institution_id, out_trade_no=diff.out_trade_no,
                                              trade_no=diff.institution_ref, paid_at=as_datetime(diff.institution_at), amount_fen=amount,
                                              out_refund_no=out_refund_no, sent_at=as_datetime(diff.created_at), region=diff.region,

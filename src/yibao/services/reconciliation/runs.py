@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -41,6 +41,7 @@ from yibao.store.tables import transfers as T
 from yibao.store.upsert import insert_ignore
 
 CHUNK = 500  # numbers per IN (…) look-up
+RETURNED_PREFIX, RETURNED_PREFIX_DIFF = "RR", "RD"  # a `refund` resolution's out_refund_no: RR + its difference's number
 
 _PAID = tuple(po.PAID)
 _REFUND_STATUS = {"succeeded": rc.DONE, "requested": rc.PENDING, "unknown": rc.PENDING, "failed": rc.FAILED}
@@ -87,6 +88,17 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
         yield items[i:i + CHUNK]
 
 
+def _corrected(conn: Connection, legs: list[rc.Leg]) -> list[rc.Leg]:
+    """A trade's cash leg as corrected by resolutions (`correcting_transfer`: code ``reconciliation``, ref the order): the
+    books' amount is the cash transfer plus its corrections, so a corrected trade matches its statement row after."""
+    done = [leg.key for leg in legs if leg.kind == "trade" and leg.status == rc.DONE]
+    delta: dict[str, int] = {}
+    for chunk in _chunks(done):
+        for t in conn.execute(select(T.c.ref, T.c.credit_account_id, T.c.amount).where(T.c.code == "reconciliation", T.c.ref.in_(chunk))):
+            delta[t.ref] = delta.get(t.ref, 0) + (int(t.amount) if t.credit_account_id.startswith("institution:") else -int(t.amount))
+    return [replace(leg, amount_fen=leg.amount_fen + delta[leg.key]) if leg.kind == "trade" and leg.key in delta else leg for leg in legs]
+
+
 def _lookup(conn: Connection, pi_id: str, kind: str, keys: Iterable[str], refs: Iterable[str]) -> list[rc.Leg]:
     """The platform's legs (any day, any state) named by our numbers or, second, the institution's."""
     out: dict[str, rc.Leg] = {}
@@ -95,11 +107,20 @@ def _lookup(conn: Connection, pi_id: str, kind: str, keys: Iterable[str], refs: 
             for chunk in _chunks(values):
                 for r in conn.execute(_trade_select().where(O.c.payment_institution_id == pi_id, col.in_(chunk))):
                     out.setdefault(r.id, _trade_leg(r))
-    else:
-        for col, values in ((R.c.id, keys), (R.c.refund_no, refs)):
-            for chunk in _chunks(values):
-                for r in conn.execute(_refund_select().where(O.c.payment_institution_id == pi_id, col.in_(chunk))):
-                    out.setdefault(r.id, _refund_leg(r))
+        return _corrected(conn, list(out.values()))
+    keys = list(keys)
+    for col, values in ((R.c.id, keys), (R.c.refund_no, refs)):
+        for chunk in _chunks(values):
+            for r in conn.execute(_refund_select().where(O.c.payment_institution_id == pi_id, col.in_(chunk))):
+                out.setdefault(r.id, _refund_leg(r))
+    # Refunds a resolution asked for (money without an order given back: out_refund_no RR + the difference's number).
+    returned = {RETURNED_PREFIX_DIFF + k[len(RETURNED_PREFIX):]: k for k in keys if k.startswith(RETURNED_PREFIX)}
+    for chunk in _chunks(returned):
+        for r in conn.execute(select(D).where(D.c.id.in_(chunk), D.c.payment_institution_id == pi_id, D.c.resolution == "refund")):
+            key = returned[r.id]
+            out.setdefault(key, rc.Leg("refund", key, json.loads(r.outcome or "{}").get("refund", {}).get("refund_id"), r.out_trade_no,
+                                       int(r.institution_fen), as_datetime(r.resolved_at), rc.DONE, "returned_without_order",
+                                       r.order_id or "", None, r.region))
     return list(out.values())
 
 
@@ -110,7 +131,7 @@ def legs_of_day(conn: Connection, pi_id: str, day: date) -> list[rc.Leg]:
         O.c.payment_institution_id == pi_id, O.c.status.in_(_PAID), O.c.completed_at >= start, O.c.completed_at < end))]
     refunds = [_refund_leg(r) for r in conn.execute(_refund_select().where(
         O.c.payment_institution_id == pi_id, R.c.status == "succeeded", R.c.completed_at >= start, R.c.completed_at < end))]
-    return trades + refunds
+    return _corrected(conn, trades) + refunds
 
 
 def _offday(conn: Connection, pi_id: str, day: date, legs: list[rc.Leg]) -> set[tuple[str, str]]:
