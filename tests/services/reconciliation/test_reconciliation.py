@@ -175,6 +175,10 @@ def test_a_day_with_injected_differences_is_found_resolved_and_the_next_runs_are
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert [(r["payment_institution_id"], r["status"], r["runs"], r["differences"]) for r in report["runs"]] == [(pw.pi_id, "balanced", 2, 0)]
+    shown = subprocess.run([yibao, "reconcile", "--date", d.isoformat(), "--database", db.url], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "YIBAO_SECRET_KEY": bytes(range(32)).hex(), "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert pw.pi_id in shown.stdout and "balanced" in shown.stdout and "Traceback" not in shown.stderr
 
 
 SECOND_DAYS = {"sqlite": date(2026, 11, 27), "postgresql": date(2026, 11, 29)}
