@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from yibao.channels.base import ChannelError, Statement
@@ -56,10 +56,14 @@ def _order_status(state: str) -> str:
 # ---- the platform's cash legs ----------------------------------------------------------------------
 
 def _trade_select() -> Any:
-    cash = T.alias("cash")
-    return (select(O.c.id, O.c.region, O.c.status, O.c.trade_no, O.c.completed_at, cash.c.amount)
-            .select_from(O.outerjoin(cash, and_(cash.c.client_id == O.c.setl_id + ":cash", cash.c.state == "posted")))
-            .where(O.c.cash_source.is_(None), O.c.cash_pay > 0))
+    """An order's cash leg: ``{setl_id}:cash`` for an institution's payment; ``credit-hold:{order}`` (posted on capture)
+    for a credit line's, which the bank's statement lists. A wallet's medical-insurance cash never passed our books."""
+    cash, hold = T.alias("cash"), T.alias("hold")
+    return (select(O.c.id, O.c.region, O.c.status, O.c.trade_no, O.c.completed_at, func.coalesce(cash.c.amount, hold.c.amount).label("amount"))
+            .select_from(O.outerjoin(cash, and_(O.c.cash_source.is_(None), cash.c.client_id == O.c.setl_id + ":cash", cash.c.state == "posted"))
+                         .outerjoin(hold, and_(O.c.cash_source == "credit", hold.c.client_id == "credit-hold:" + O.c.id,
+                                               hold.c.state == "posted")))
+            .where(or_(O.c.cash_source.is_(None), O.c.cash_source == "credit"), O.c.cash_pay > 0))
 
 
 def _refund_select() -> Any:
