@@ -149,14 +149,18 @@ def match(day: date, rows: list[Row], candidates: list[Leg], legs_of_day: list[L
     out = Outcome()
     by_key: dict[tuple[str, str], Leg] = {}
     by_ref: dict[tuple[str, str], Leg] = {}
-    for leg in [*candidates, *legs_of_day]:
-        by_key.setdefault((leg.kind, leg.key), leg)
-        if leg.ref:
-            by_ref.setdefault((leg.kind, leg.ref), leg)
+    for legs in (candidates, legs_of_day):
+        for leg in legs:
+            k = (leg.kind, leg.key)
+            if k not in by_key:
+                by_key[k] = leg
+                if leg.ref:
+                    by_ref.setdefault((leg.kind, leg.ref), leg)
     matched: set[tuple[str, str]] = set()
     seen: dict[tuple[str, str], int] = {}
     first: dict[tuple[str, str], Row] = {}
     start, end = day_bounds(day)
+    late = end - cutoff  # the cut-off minutes: [late, end)
     for row in rows:
         k = (row.kind, row.key)
         seen[k] = seen.get(k, 0) + 1
@@ -164,7 +168,7 @@ def match(day: date, rows: list[Row], candidates: list[Leg], legs_of_day: list[L
             continue
         first[k] = row
         leg = by_key.get(k) or (by_ref.get((row.kind, row.ref)) if row.ref else None)
-        waits = not row.carried and in_cutoff(row.at, day, cutoff)
+        waits = not row.carried and late <= row.at < end
         if leg is None:
             if waits:
                 out.pooled_rows.append(row)
@@ -192,7 +196,7 @@ def match(day: date, rows: list[Row], candidates: list[Leg], legs_of_day: list[L
     for leg in legs_of_day:
         if (leg.kind, leg.key) in matched or leg.status != DONE:
             continue
-        if not leg.carried and in_cutoff(leg.at, day, cutoff):
+        if not leg.carried and leg.at is not None and late <= leg.at < end:
             out.pooled_legs.append(leg)
         else:
             out.differences.append(Difference(MISSING_AT_INSTITUTION, leg.kind, leg.key, None, leg))

@@ -125,6 +125,8 @@ async def _query(ctx: Context, diff: Any, actor: str) -> dict[str, Any]:
             truth = await channel.query(order.id, **sent_at_kw(channel, order.created_at))
         except NotFoundAtChannel:
             raise _unsupported("支付机构查无此单", "the institution does not know the order") from None
+        except ChannelError as exc:
+            raise _unsupported(f"查询无结果（{exc.code}）", f"the query gave no answer ({exc.code})") from None
         platform_fen = diff.platform_fen if diff.platform_fen is not None else order.cash_pay
         if truth.status != "succeeded" or truth.amount_fen != platform_fen:
             raise _unsupported(f"支付机构答复 {truth.status}、{format_yuan(truth.amount_fen)} 元",
@@ -141,7 +143,12 @@ async def _query(ctx: Context, diff: Any, actor: str) -> dict[str, Any]:
             return {"refund": r.id, "status": r.status}
         if r.status != "succeeded":
             raise _unsupported(f"平台退款为 {r.status}", f"the platform's refund is {r.status}")
-        truth = await channel.query_refund(diff.out_trade_no, r.id, **sent_at_kw(channel, r.created_at))
+        # A refund recorded from the institution's own (adopt_institution_refund) is known there by its number, not ours.
+        theirs = r.request_key.removeprefix("institution:") if r.request_key.startswith("institution:") else r.id
+        try:
+            truth = await channel.query_refund(diff.out_trade_no, theirs, **sent_at_kw(channel, r.created_at))
+        except (NotFoundAtChannel, ChannelError) as exc:
+            raise _unsupported(f"退款查询无结果（{exc.code}）", f"the refund query gave no answer ({exc.code})") from None
         if truth.status != "succeeded" or truth.amount_fen != diff.platform_fen:
             raise _unsupported(f"支付机构答复 {truth.status}、{format_yuan(truth.amount_fen)} 元",
                                f"the institution answers {truth.status}, {format_yuan(truth.amount_fen)}")
@@ -186,7 +193,10 @@ async def _refund(ctx: Context, diff: Any, actor: str) -> dict[str, Any]:
 async def _correcting(ctx: Context, diff: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     order = await ctx.run(lambda c: payments.require(c, diff.order_id), write=False)
     channel = await ctx.channel(diff.payment_institution_id)
-    truth = await channel.query(order.id, **sent_at_kw(channel, order.created_at))
+    try:
+        truth = await channel.query(order.id, **sent_at_kw(channel, order.created_at))
+    except ChannelError as exc:
+        raise _unsupported(f"查询无结果（{exc.code}）", f"the query gave no answer ({exc.code})") from None
     if truth.status != "succeeded" or truth.amount_fen != diff.institution_fen:
         raise _unsupported(f"支付机构查询答复 {truth.status}、{format_yuan(truth.amount_fen)} 元，与对账单不符",
                            f"the institution's query answers {truth.status}, {format_yuan(truth.amount_fen)}: not its statement's amount")
