@@ -36,6 +36,13 @@ def test_each_class_exactly_once():
     assert out.matched == 2  # A, and D's first row
 
 
+def test_a_refund_the_platform_never_made_of_a_paid_order_is_a_status_difference():
+    out = rc.match(DAY, [row("A"), row("MR1", kind="refund")], [leg("A")], [leg("A")])
+    assert classes(out) == {(rc.MISSING_AT_PLATFORM, "MR1")}  # a refund of an order "MR1" the platform does not know
+    out = rc.match(DAY, [row("A"), rc.Row("refund", "MR1", "R1", "A", 100, t(11))], [leg("A")], [leg("A")])
+    assert classes(out) == {(rc.STATUS_DIFFERS, "MR1")} and out.differences[0].leg.key == "A"
+
+
 def test_the_institutions_number_matches_second():
     out = rc.match(DAY, [row("THEIRS", ref="WX1", kind="refund")], [leg("RF1", ref="WX1", kind="refund")],
                    [leg("RF1", ref="WX1", kind="refund")])

@@ -8,11 +8,14 @@ out_trade_no, the refund id our out_refund_no — and by the institution's numbe
 Each difference gets exactly one class:
 
 - ``missing_at_institution`` (短款·渠道漏单): a leg the platform completed that day, no row in the statement;
-- ``missing_at_platform`` (长款·平台漏单): a row the platform has no leg for (an unknown order, a refund it never made);
+- ``missing_at_platform`` (长款·平台漏单): a row the platform has no leg for (an unknown order; a refund it never made of
+  an order it does not hold as paid);
 - ``amount_differs`` (金额不符): matched, the amounts differ (both ways: ``platform_fen`` vs ``institution_fen``);
-- ``status_differs`` (状态不符): matched to a leg the platform has not completed — an order still pending or voided, a
-  refund still in doubt or failed — while the institution lists it done. The statement lists only what succeeded, so
-  the other way round (the platform done, the institution not) shows as ``missing_at_institution`` of that leg;
+- ``status_differs`` (状态不符), both ways: the institution lists done what the platform has not completed (an order still
+  pending or voided, a refund still in doubt or failed), or it lists a refund the platform never made of an order the
+  platform holds as paid (the platform says completed, the institution refunded: the difference names the order).
+  The statement lists only what succeeded, so "the platform done, the institution not listing it at all" shows as
+  ``missing_at_institution`` of that leg;
 - ``duplicate`` (重复): the same trade or refund listed more than once.
 
 **The pool.** A row or leg within ``CUTOFF`` before the day's midnight that finds no completed counterpart waits in the
@@ -132,14 +135,6 @@ class Outcome:
     offday: list[tuple[str, str]] = field(default_factory=list)  # (kind, key) of legs of another day matched here
 
 
-def in_cutoff(at: datetime | None, day: date, cutoff: timedelta = CUTOFF) -> bool:
-    """Within ``cutoff`` before the end of ``day`` (Beijing)."""
-    if at is None:
-        return False
-    _, end = day_bounds(day)
-    return end - cutoff <= at < end
-
-
 def match(day: date, rows: list[Row], candidates: list[Leg], legs_of_day: list[Leg], *, cutoff: timedelta = CUTOFF) -> Outcome:
     """Match the day's rows (and rows carried from the pool) to the platform's legs.
 
@@ -170,8 +165,13 @@ def match(day: date, rows: list[Row], candidates: list[Leg], legs_of_day: list[L
         leg = by_key.get(k) or (by_ref.get((row.kind, row.ref)) if row.ref else None)
         waits = not row.carried and late <= row.at < end
         if leg is None:
+            # A refund the platform never made, of an order it holds as paid: the platform says completed, the
+            # institution refunded — the order's status differs. Of an order it does not hold as paid: missing.
+            parent = by_key.get(("trade", row.out_trade_no)) if row.kind == "refund" else None
             if waits:
                 out.pooled_rows.append(row)
+            elif parent is not None and parent.status == DONE:
+                out.differences.append(Difference(STATUS_DIFFERS, row.kind, row.key, row, parent))
             else:
                 out.differences.append(Difference(MISSING_AT_PLATFORM, row.kind, row.key, row, None))
             continue

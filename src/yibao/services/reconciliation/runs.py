@@ -208,7 +208,8 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
     for kind in ("trade", "refund"):
         mine = [r for r in rows if r.kind == kind]
         carried_here = [k for kd, k in carried_keys if kd == kind]
-        candidates += _lookup(conn, pi_id, kind, [r.key for r in mine] + carried_here, [r.ref for r in mine])
+        parents = [r.out_trade_no for r in rows if r.kind == "refund"] if kind == "trade" else []  # a refund's order
+        candidates += _lookup(conn, pi_id, kind, [r.key for r in mine] + carried_here + parents, [r.ref for r in mine])
     carried_set = set(carried_keys)
     candidates = [rc.carried(leg) if (leg.kind, leg.key) in carried_set else leg for leg in candidates]  # type: ignore[misc]
     # A carried leg no row names is looked up again too (it must be found or counted now).
