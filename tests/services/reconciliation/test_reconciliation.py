@@ -210,7 +210,13 @@ def test_money_without_an_order_goes_back_and_a_confirmed_amount_is_corrected_in
     stray = books.pay("PX" + over.id[2:], 1234, "未知订单", agreement_no, None)  # collected under a number the platform never gave
 
     at(clock, wxpay, beijing(d + timedelta(days=1), 9))
-    found = by_class(recon(d).differences)
+
+    async def twice() -> list:  # two runs of the day at once: one after the other in the database, one set of differences
+        return await asyncio.gather(*(runs.reconcile(ctx, day=d, pi_id=pw.pi_id, actor="operator:test") for _ in range(2)))
+    one, other = asyncio.run(twice())
+    assert {x["difference_id"] for x in one.differences} == {x["difference_id"] for x in other.differences}
+    assert sorted((one.run["runs"], other.run["runs"])) == [1, 2] and one.run["run_id"] == other.run["run_id"]
+    found = by_class(one.differences)
     assert set(found) == {(rc.AMOUNT_DIFFERS, "trade", over.id), (rc.MISSING_AT_PLATFORM, "trade", stray.out_trade_no)}
     amount, unowned = found[(rc.AMOUNT_DIFFERS, "trade", over.id)], found[(rc.MISSING_AT_PLATFORM, "trade", stray.out_trade_no)]
     assert amount["resolutions"] == ["query", "correcting_transfer", "accept"] and unowned["resolutions"] == ["refund", "accept"]

@@ -202,6 +202,7 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
     pi = pis.get(conn, pi_id)
     if pi is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "no such payment institution")
+    run_id = _claim(conn, now, pi, day)  # first: two runs of one day are one after the other, each seeing the other's result
     carried_rows, carried_keys = _carried(conn, pi_id, day)
     rows = rows_of(statement) + carried_rows
     candidates = []
@@ -223,13 +224,6 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
     day_legs += [leg for leg in candidates if leg.carried]
     outcome = rc.match(day, rows, candidates, day_legs, cutoff=cutoff)
 
-    existing = conn.execute(select(RUN).where(RUN.c.payment_institution_id == pi_id, RUN.c.day == day).with_for_update()).first()
-    run_id = existing.id if existing is not None else f"RC{day:%Y%m%d}{secrets.token_hex(5).upper()}"
-    if existing is None:  # the row first: the differences name it
-        conn.execute(RUN.insert().values(id=run_id, region=pi.region, payment_institution_id=pi_id, day=day, status="open", runs=0,
-                                         statement_trades=0, statement_trade_fen=0, statement_refunds=0, statement_refund_fen=0,
-                                         platform_legs=0, platform_fen=0, matched=0, pooled=0, carried=0, differences=0,
-                                         open_differences=0, finished_at=now, created_at=now))
     found_ids: list[str] = []
     for d in outcome.differences:
         found_ids.append(_store_difference(conn, now, run_id=run_id, pi=pi, day=day, d=d))
@@ -264,6 +258,15 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
                          "differences": len(found_ids), "open": open_count, "cleared": len(gone), "pooled": values["pooled"],
                          "carried": values["carried"]}, now=now)
     return RunResult(run_view(get_run(conn, run_id)), [difference_view(r) for r in _differences_by_id(conn, found_ids)])
+
+
+def _claim(conn: Connection, now: datetime, pi: pis.PaymentInstitution, day: date) -> str:
+    """The day's run row, made if new and locked (a concurrent run of the same day waits here for this one to commit)."""
+    insert_ignore(conn, RUN, dict(id=f"RC{day:%Y%m%d}{secrets.token_hex(5).upper()}", region=pi.region, payment_institution_id=pi.id,
+                                  day=day, status="open", runs=0, statement_trades=0, statement_trade_fen=0, statement_refunds=0,
+                                  statement_refund_fen=0, platform_legs=0, platform_fen=0, matched=0, pooled=0, carried=0, differences=0,
+                                  open_differences=0, finished_at=now, created_at=now))
+    return conn.execute(select(RUN.c.id).where(RUN.c.payment_institution_id == pi.id, RUN.c.day == day).with_for_update()).scalar_one()
 
 
 def _store_difference(conn: Connection, now: datetime, *, run_id: str, pi: pis.PaymentInstitution, day: date, d: rc.Difference) -> str:
