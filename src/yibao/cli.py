@@ -515,6 +515,72 @@ def payments_recover(database: Optional[str] = DatabaseOption) -> None:
     sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
 
 
+@app.command("reconcile")
+def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of the statements, YYYY-MM-DD"),
+              institution: Optional[str] = typer.Option(None, "--institution", help="one payment institution (default: every one configured)"),
+              as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+              database: Optional[str] = DatabaseOption) -> None:
+    """日对账 Reconcile the payment institutions' statements of a day with the platform's cash legs (a re-run is idempotent).
+    Exit 0 when every run is balanced, 1 when differences are open, 2 when a statement could not be had."""
+    import asyncio
+    from datetime import date as date_
+
+    from rich.progress import Progress
+
+    from yibao.services.reconciliation import runs as recon
+    from yibao.store.db import Database
+
+    try:
+        the_day = date_.fromisoformat(day)
+    except ValueError:
+        _say_error(f"--date 应为 YYYY-MM-DD / --date must be YYYY-MM-DD, got {day!r}")
+        raise typer.Exit(code=2) from None
+    db = Database(database)
+    ctx = Context.for_database(db, _keyring())
+    done: list[dict] = []
+    failed: list[dict] = []
+    try:
+        ids = [institution] if institution else db.run(recon.institutions_to_reconcile, write=False)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"对账 {the_day}", total=len(ids))
+            for pi_id in ids:
+                bar.update(task, description=f"对账 {the_day} {pi_id}")
+                try:
+                    result = asyncio.run(recon.reconcile(ctx, day=the_day, pi_id=pi_id, actor="cli:reconcile"))
+                    done.append({**result.run, "found": result.differences})
+                except YibaoError as exc:
+                    failed.append({"payment_institution_id": pi_id, "error": exc.describe()})
+                bar.advance(task)
+    finally:
+        db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps({"day": the_day.isoformat(), "runs": done, "failed": failed}, ensure_ascii=False) + "\n")
+    else:
+        console = Console(soft_wrap=True)
+        table = Table(title=f"日对账 Reconciliation {the_day}", title_justify="left")
+        for col in ("支付机构 institution", "状态 status", "对账单 statement", "平台 platform", "匹配 matched", "待次日 pooled",
+                    "差异 differences", "未处理 open"):
+            table.add_column(col, no_wrap=True)
+        for r in done:
+            st = r["statement"]
+            table.add_row(r["payment_institution_id"], r["status"], f"{st['trades']} / {st['trade_total']} − {st['refunds']} / {st['refund_total']}",
+                          f"{r['platform']['legs']} / {r['platform']['net']}", str(r["matched"]), str(r["pooled"]), str(r["differences"]),
+                          str(r["open_differences"]))
+        console.print(table)
+        for r in done:
+            for x in r["found"]:
+                if x["status"] == "open":
+                    console.print(f"  {r['payment_institution_id']} {x['class_zh']} {x['class']} {x['kind']} {x['key']}: "
+                                  f"平台 platform {x['platform']['amount']} ({x['platform']['state']}) · "
+                                  f"机构 institution {x['institution']['amount']}", highlight=False, markup=False)
+        for f in failed:
+            _say_error(f"{f['payment_institution_id']}: {f['error']}")
+    if failed:
+        raise typer.Exit(code=2)
+    if any(r["open_differences"] for r in done):
+        raise typer.Exit(code=1)
+
+
 @fsi_app.command("call")
 def fsi_call(
     infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 … (docs/fsi.md)"),

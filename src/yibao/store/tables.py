@@ -1027,3 +1027,93 @@ exchange_files = Table(  # a file the platform made for an institution (a 1301-s
     _created(),
     info={"owner": "services.files"},
 )
+
+
+# ---- reconciliation with the payment institutions (services/reconciliation, docs/reconciliation.md) ------------
+
+reconciliation_runs = Table(  # one per (payment institution, Beijing day): a re-run updates it (its counts as of the last run)
+    "reconciliation_runs", metadata,
+    Column("id", String(32), primary_key=True),
+    _region(),  # the payment institution's
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("status", String(12), nullable=False),  # balanced (every difference found is resolved) | open | failed
+    Column("runs", Integer, nullable=False),  # how many times the day was reconciled
+    Column("statement_trades", Integer, nullable=False),
+    Column("statement_trade_fen", BigInteger, nullable=False),
+    Column("statement_refunds", Integer, nullable=False),
+    Column("statement_refund_fen", BigInteger, nullable=False),
+    Column("platform_legs", Integer, nullable=False),  # the platform's cash legs of the day (and carried from the pool)
+    Column("platform_fen", BigInteger, nullable=False),  # trades minus refunds, as the platform's books have them
+    Column("matched", Integer, nullable=False),
+    Column("pooled", Integer, nullable=False),  # rows and legs left waiting for the next day's run
+    Column("carried", Integer, nullable=False),  # rows and legs the previous day's run left in the pool
+    Column("differences", Integer, nullable=False),  # found by the last run (resolved or not)
+    Column("open_differences", Integer, nullable=False),
+    Column("error", String(300)),  # failed: why (the statement could not be had)
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("payment_institution_id", "day"),
+    info={"owner": "services.reconciliation"},
+)
+
+reconciliation_differences = Table(  # one per difference, named by its day, class and the leg's number: a re-run finds the same row
+    "reconciliation_differences", metadata,
+    Column("id", String(32), primary_key=True),
+    _region(),
+    Column("run_id", String(32), ForeignKey("reconciliation_runs.id"), nullable=False, index=True),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("cls", String(24), nullable=False),  # domain/reconciliation.py CLASSES
+    Column("kind", String(8), nullable=False),  # trade | refund
+    Column("key", String(64), nullable=False),  # our number: out_trade_no, or out_refund_no
+    Column("out_trade_no", String(64), nullable=False),
+    Column("institution_ref", String(64)),  # the institution's number in its statement (trade_no / refund_id)
+    Column("institution_fen", BigInteger),
+    Column("institution_at", DateTime(timezone=True)),
+    Column("platform_fen", BigInteger),
+    Column("platform_at", DateTime(timezone=True)),
+    Column("leg_status", String(10)),  # done | pending | voided | failed (None: no platform leg)
+    Column("platform_state", String(24)),  # the order's or the refund's own status
+    Column("order_id", String(32)),
+    Column("refund_id", String(32)),
+    Column("count", Integer, nullable=False),  # a duplicate: how many times it is listed
+    Column("status", String(10), nullable=False),  # open | resolved | cleared (not found again by a re-run)
+    Column("resolution", String(24)),
+    Column("reason", String(500)),
+    Column("note", String(500)),
+    Column("outcome", Text),  # JSON: what the resolution did (the query's answer, the refund, the transfer)
+    Column("resolved_by", String(80)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("payment_institution_id", "day", "cls", "kind", "key"),
+    info={"owner": "services.reconciliation"},
+)
+Index("ix_reconciliation_differences_status", reconciliation_differences.c.status, reconciliation_differences.c.day)
+
+reconciliation_pool = Table(  # rows and legs of the cut-off minutes before midnight, waiting for the next day's run
+    "reconciliation_pool", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    _region(),
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("day", Date, nullable=False),  # the run that left it (the next day's run takes it)
+    Column("side", String(12), nullable=False),  # institution (a statement row) | platform (a cash leg)
+    Column("kind", String(8), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("item", Text, nullable=False),  # JSON of the row or leg
+    _created(),
+    UniqueConstraint("payment_institution_id", "day", "side", "kind", "key"),
+    info={"owner": "services.reconciliation"},
+)
+
+reconciliation_offday = Table(  # a leg matched by a statement of another day than its own: its own day's run does not miss it
+    "reconciliation_offday", metadata,
+    Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    _region(),
+    Column("statement_day", Date, nullable=False),
+    _created(),
+    info={"owner": "services.reconciliation"},
+)

@@ -227,3 +227,48 @@ def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyrin
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0020_undone_drops_the_reconciliation_tables_and_redone_makes_them_again(db, keyring):
+    """Down from 0020 the reconciliation tables go with their rows (nothing else refers to them); up again they are there,
+    empty, and take a run and its difference."""
+    from datetime import date
+
+    from sqlalchemy import insert, inspect, select
+
+    from tests.support.identity import admit
+    from tests.support.world import seed
+    from yibao.store.tables import reconciliation_differences, reconciliation_runs
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    seed(db, keyring)
+    admit(db, "wxpay-440300")
+    now = db.clock()
+    counts = dict(statement_trades=0, statement_trade_fen=0, statement_refunds=0, statement_refund_fen=0, platform_legs=0, platform_fen=0,
+                  matched=0, pooled=0, carried=0, differences=1, open_differences=1)
+
+    def write() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert(reconciliation_runs).values(id="RC1", region="440300", payment_institution_id="wxpay-440300",
+                                                            day=date(2026, 11, 23), status="open", runs=1, finished_at=now, created_at=now,
+                                                            **counts))
+            conn.execute(insert(reconciliation_differences).values(
+                id="RD1", region="440300", run_id="RC1", payment_institution_id="wxpay-440300", day=date(2026, 11, 23),
+                cls="duplicate", kind="trade", key="PO1", out_trade_no="PO1", count=2, status="open", last_seen_at=now, created_at=now))
+
+    write()
+    _migrate_to(db, "0019", up=False)
+    assert not {"reconciliation_runs", "reconciliation_differences", "reconciliation_pool", "reconciliation_offday"} & \
+        set(inspect(db.engine).get_table_names())
+    _migrate_to(db, "head", up=True)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(reconciliation_runs.c.id)).all() == []
+    write()
+    with db.engine.begin() as conn:
+        assert conn.execute(select(reconciliation_differences.c.status)).scalars().all() == ["open"]
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

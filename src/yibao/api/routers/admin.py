@@ -12,7 +12,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, operator_caller, platform
-from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
@@ -25,6 +25,8 @@ from yibao.services.books import audit, contributions, ledger
 from yibao.services.payments import liabilities
 from yibao.services.people import account_credits, cards, filings, identity
 from yibao.services.people import persons as people
+from yibao.services.reconciliation import resolutions as recon_resolutions
+from yibao.services.reconciliation import runs as recon_runs
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
 
@@ -359,3 +361,53 @@ async def list_liabilities(region: str | None = Query(None, min_length=1, max_le
 async def get_liability(liability_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(operator_caller),
                         p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: liabilities.view(c, liability_id), write=False)
+
+
+# ---- reconciliation with the payment institutions (docs/reconciliation.md) ------------------------------------------
+
+class ReconcileIn(Strict):
+    day: date = Field(description="the Beijing day of the institution's statement")
+    payment_institution_id: str = Field(min_length=1, max_length=40)
+
+
+class ResolutionIn(Strict):
+    resolution: Literal["query", "refund", "correcting_transfer", "accept"]
+    reason: str = Field(min_length=1, max_length=500, description="why: the operator's words, kept in the audit trail")
+    note: str | None = Field(None, max_length=500, description="required to accept")
+
+
+@router.post("/reconciliation/runs", summary="对账 Reconcile a day's statement of a payment institution (a re-run is idempotent)")
+async def reconcile(body: ReconcileIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                    p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        done = await recon_runs.reconcile(p.context, day=body.day, pi_id=body.payment_institution_id, actor=caller.actor)
+        return 200, {**done.run, "found": done.differences}, True
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.get("/reconciliation/runs", summary="对账批次 Reconciliation runs, by day and payment institution")
+async def reconciliation_runs(day: date | None = Query(None), payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
+                              caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": await p.run(lambda c: recon_runs.list_runs(c, day=day, pi_id=payment_institution_id), write=False)}
+
+
+@router.get("/reconciliation/differences", summary="对账差异 Differences, by day, payment institution and status; each with the "
+                                                  "resolutions it allows")
+async def reconciliation_differences(day: date | None = Query(None),
+                                     payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
+                                     status: Literal["open", "resolved", "cleared"] | None = Query(None),
+                                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return {"items": await p.run(lambda c: recon_runs.list_differences(c, day=day, pi_id=payment_institution_id, status=status),
+                                 write=False)}
+
+
+@router.post("/reconciliation/differences/{difference_id}/resolution",
+             summary="处理差异 Resolve a difference: the institution's query, a refund, a correcting transfer, or accepted with a note")
+async def resolve_difference(body: ResolutionIn, request: Request, difference_id: str = Path(min_length=1, max_length=32),
+                             key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                             p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        view = await recon_resolutions.resolve(p.context, difference_id=difference_id, resolution=body.resolution, reason=body.reason,
+                                               note=body.note, actor=caller.actor)
+        return 200, view, True
+    return await idempotent_flow(p, request, caller, key, call)

@@ -10,10 +10,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from yibao.channels.crypto import public_pem
-from yibao.sandbox.channels.core import Books, KnobsPatch, SandboxInfo
+from yibao.sandbox.channels.core import Books, KnobsPatch, SandboxInfo, SandboxRefusal, StatementFaults
 from yibao.sandbox.channels.notifier import Notifier
 
 
@@ -31,6 +32,13 @@ class Runtime:
 
     def reset(self) -> None:
         self.books.reset()
+
+
+class MerchantRefund(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out_trade_no: str = Field(min_length=1, max_length=64)
+    amount_fen: int = Field(gt=0, le=10**12)
 
 
 class ClockMove(BaseModel):
@@ -79,6 +87,20 @@ def install(app: FastAPI, runtime: Runtime) -> None:
     async def clock(move: ClockMove) -> dict[str, str]:
         runtime.books.clock_offset += timedelta(days=move.days, seconds=move.seconds)
         return {"now": runtime.books.now().isoformat()}
+
+    @router.put("/statement-faults", summary="What the next statements get wrong: amounts altered, rows dropped or doubled")
+    async def put_faults(faults: StatementFaults) -> dict[str, Any]:
+        runtime.books.faults = faults
+        return faults.model_dump()
+
+    @router.post("/merchant-refunds", summary="Refund a trade at the institution without the platform asking (told to nobody)")
+    async def merchant_refund(body: MerchantRefund) -> Any:
+        try:
+            rec = runtime.books.merchant_refund(body.out_trade_no, body.amount_fen)
+        except SandboxRefusal as exc:
+            return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+        return {"out_trade_no": rec.out_trade_no, "out_refund_no": rec.out_refund_no, "refund_id": rec.refund_id,
+                "amount_fen": rec.amount_fen, "status": rec.status, "at": rec.at.isoformat()}
 
     app.include_router(router)
 

@@ -125,6 +125,17 @@ class Event:
     notify_url: str | None
 
 
+class StatementFaults(BaseModel):
+    """What the next statements get wrong (SANDBOX only: reconciliation tests). Keys are our numbers: an out_trade_no
+    for a trade, an out_refund_no for a refund. The summary still adds up: the faults are in the rows themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alter: dict[str, int] = Field(default_factory=dict, description="key → the amount (fen) the statement shows instead")
+    drop: list[str] = Field(default_factory=list, max_length=1000, description="keys left out of the statement")
+    duplicate: list[str] = Field(default_factory=list, max_length=1000, description="keys listed twice")
+
+
 class SandboxRefusal(Exception):
     """A business refusal the sandbox answers, in its own words, with a stable code."""
 
@@ -149,6 +160,7 @@ class Books:
         self.refunds: dict[str, RefundRec] = {}
         self.signings: dict[str, SigningSession] = {}
         self.calls = 0
+        self.faults = StatementFaults()
         self._ids = itertools.count(1)
         self.on_event: Callable[[Event], None] = lambda event: None  # set by the notifier
         self.on_delayed: Callable[[], None] = lambda: None  # set by the notifier: a delayed payment needs its loop awake
@@ -332,7 +344,7 @@ class Books:
         return rec
 
     # -- refunds --
-    def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int, notify_url: str | None) -> RefundRec:
+    def refund(self, out_trade_no: str, out_refund_no: str, amount_fen: int, notify_url: str | None, *, emit: bool = True) -> RefundRec:
         declined = self.chance(self.knobs.error_rate)
         self.settle_due()
         with self.lock:
@@ -358,7 +370,8 @@ class Books:
                                 notify_url)
                 self.trades[out_trade_no] = replace(trade, refunded_fen=trade.refunded_fen + amount_fen)
             self.refunds[out_refund_no] = rec
-        self._emit("refund", rec, notify_url)
+        if emit:
+            self._emit("refund", rec, notify_url)
         return rec
 
     def refund_of(self, out_refund_no: str) -> RefundRec:
@@ -375,12 +388,34 @@ class Books:
         with self.lock:
             trades = [t for t in self.trades.values() if t.status == "succeeded" and t.paid_at and china_time(t.paid_at).date() == day]
             refunds = [r for r in self.refunds.values() if r.status == "succeeded" and china_time(r.at).date() == day]
-        return sorted(trades, key=lambda t: (t.paid_at, t.trade_no)), sorted(refunds, key=lambda r: (r.at, r.refund_id))
+            faults = self.faults
+        trades = sorted(trades, key=lambda t: (t.paid_at, t.trade_no))
+        refunds = sorted(refunds, key=lambda r: (r.at, r.refund_id))
+        return _faulty(trades, "out_trade_no", faults), _faulty(refunds, "out_refund_no", faults)
+
+    def merchant_refund(self, out_trade_no: str, amount_fen: int) -> RefundRec:
+        """A refund made at the institution without the platform asking (its merchant portal): booked, told to nobody."""
+        return self.refund(out_trade_no, self.new_id("M"), amount_fen, None, emit=False)
 
     def reset(self) -> None:
         with self.lock:
             self.knobs = Knobs(seed=self.knobs.seed)
             self.clock_offset = timedelta(0)
+            self.faults = StatementFaults()
+
+
+def _faulty(records: list[Any], key: str, faults: StatementFaults) -> list[Any]:
+    out = []
+    for rec in records:
+        no = getattr(rec, key)
+        if no in faults.drop:
+            continue
+        if no in faults.alter:
+            rec = replace(rec, amount_fen=faults.alter[no])
+        out.append(rec)
+        if no in faults.duplicate:
+            out.append(rec)
+    return out
 
 
 @dataclass

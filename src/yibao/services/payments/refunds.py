@@ -28,7 +28,17 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import BadSignature, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, RefundRequest, sent_at_kw, unknown
+from yibao.channels.base import (
+    BadSignature,
+    ChannelError,
+    Declined,
+    NotFoundAtChannel,
+    OutcomeUnknown,
+    RefundRequest,
+    RefundResult,
+    sent_at_kw,
+    unknown,
+)
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
@@ -339,3 +349,58 @@ async def _drive_wallet(ctx: Context, r: Any, order: Order, *, actor: str) -> An
         log.warning("refund %s: the wallet shows no refund of the self-pay part after %s: failed", r.id, WALLET_REFUND_WAIT)
         outcome, error_code = "failed", "wallet_refund_not_seen"
     return await ctx.run(lambda c: record(c, now, refund_id=r.id, outcome=outcome, error_code=error_code, actor=actor))
+
+
+# ---- refunds reconciliation finds (services/reconciliation/resolutions.py) -----------------------------------------
+
+def adopt_institution_refund(conn: Connection, now: datetime, *, order_id: str, out_refund_no: str, refund_no: str | None,
+                             amount_fen: int, actor: str) -> Refund:
+    """A cash refund the institution made without the platform asking (in its merchant portal, say) and that its own
+    query confirmed: recorded as the order's cash refund (`record`: the cash leg reversed, the order moved on, the
+    hospital told), so the books say what happened. Only the whole cash of an order paid through the institution,
+    not given back yet: anything else is for an operator to accept or correct. The same institution refund twice is one."""
+    request_key = f"institution:{out_refund_no}"
+    order = payments.require(conn, order_id, lock=True)
+    existing = conn.execute(select(R).where(R.c.institution_id == order.institution_id, R.c.request_key == request_key)).first()
+    if existing is not None:
+        return _refund(existing)
+    if order.cash_source is not None:
+        raise Conflict("order_id", "not_an_institution_cash", "该支付的现金不经支付机构退款", "this payment's cash is not refunded at an institution")
+    if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
+        raise Conflict("order_id", "not_refundable", f"支付单状态为 {order.status}，不能记录退款", f"a {order.status} payment cannot take a refund")
+    if given_back(conn, order)[1]:
+        raise Conflict("order_id", "cash_already_refunded", "该支付的现金部分已退款", "this payment's cash was already refunded")
+    if amount_fen != order.cash_pay:
+        raise Conflict("amount", "partial_cash_refund", f"支付机构退款 {format_yuan(amount_fen)} 元，与现金部分 {format_yuan(order.cash_pay)} 元不符",
+                       f"the institution refunded {format_yuan(amount_fen)}, not the cash share {format_yuan(order.cash_pay)}: "
+                       "accept it with a note instead")
+    refund_id = f"RF{now:%Y%m%d}{secrets.token_hex(7).upper()}"
+    conn.execute(R.insert().values(id=refund_id, region=order.region, order_id=order.id, institution_id=order.institution_id,
+                                   request_key=request_key, request_hash=(refund_no or out_refund_no)[:64], scope="cash",
+                                   status="requested", insurance_fen=0, cash_fen=order.cash_pay, updated_at=now, created_at=now))
+    payments.move(conn, order, po.REFUND_REQUESTED, now, actor)
+    audit.append(conn, region=order.region, actor=actor, action="refund.adopted", subject=refund_id,
+                 detail={"payment": order.id, "out_refund_no": out_refund_no, "refund_no": refund_no, "cash": amount_fen}, now=now)
+    return record(conn, now, refund_id=refund_id, outcome="succeeded", refund_no=refund_no, actor=actor)
+
+
+async def give_back_unowned(ctx: Context, *, pi_id: str, out_trade_no: str, trade_no: str | None, paid_at: datetime | None,
+                            amount_fen: int, out_refund_no: str, sent_at: datetime, region: str, actor: str) -> RefundResult:
+    """Money an institution collected under a number the platform holds no payment for (no order, or one voided): asked
+    back to the payer in full. Nothing is in the platform's books for it, so nothing moves there; the request and the
+    answer are audited. Idempotent by ``out_refund_no`` (the institution's refund is): asking again asks about the same
+    refund (``sent_at``: the same each time, for an institution that names a refund by number and time). `Declined` and
+    `OutcomeUnknown` are raised as they come."""
+    channel = await ctx.channel(pi_id)
+    ask = RefundRequest(out_trade_no, out_refund_no, amount_fen, amount_fen, REFUND_REASON, sent_at=sent_at, trade_no=trade_no,
+                        trade_sent_at=paid_at)
+    try:
+        result = await channel.refund(ask)
+    finally:
+        now = ctx.now()
+
+        def note(conn: Connection) -> None:
+            audit.append(conn, region=region, actor=actor, action="refund.unowned", subject=out_refund_no,
+                         detail={"payment_institution": pi_id, "out_trade_no": out_trade_no, "amount": amount_fen}, now=now)
+        await ctx.run(note)
+    return result
