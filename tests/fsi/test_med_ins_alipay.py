@@ -16,13 +16,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from alipay.aop.api.AlipayClientConfig import AlipayClientConfig
+from alipay.aop.api.DefaultAlipayClient import DefaultAlipayClient
 from alipay.aop.api.domain.AlipayCommerceMedicalTradeCreateandpayModel import AlipayCommerceMedicalTradeCreateandpayModel
 from alipay.aop.api.domain.AlipayCommerceMedicalTradeQueryModel import AlipayCommerceMedicalTradeQueryModel
 from alipay.aop.api.request.AlipayCommerceMedicalTradeCreateandpayRequest import AlipayCommerceMedicalTradeCreateandpayRequest
 from alipay.aop.api.request.AlipayCommerceMedicalTradeQueryRequest import AlipayCommerceMedicalTradeQueryRequest
 from fastapi.testclient import TestClient
 
-from tests.adapters.channels.test_alipay_sdk import execute, official, sdk_host  # noqa: F401 — the fixture
+from tests.adapters.channels.test_alipay_sdk import execute, pem_private, sdk_host  # noqa: F401 — the fixture
 from tests.fsi.test_med_ins_wallet import Stack, fen
 from tests.support import fsi
 from tests.support.payments import PlatformServer, payment_world
@@ -46,13 +48,11 @@ class HospitalApp:
         r = httpx.put(f"{live.url}/sandbox/med-ins/apps", json={"app_id": self.app_id, "public_key_pem": public_pem(self.key).decode()})
         assert r.status_code == 200, r.text
 
-    def sdk(self) -> Any:
-        client = official(self.live)
-        client._DefaultAlipayClient__config.app_id = self.app_id  # the hospital's app, not the platform's
-        from tests.adapters.channels.test_alipay_sdk import pem_private
-
-        client._DefaultAlipayClient__config.app_private_key = pem_private(self.key)
-        return client
+    def sdk(self) -> DefaultAlipayClient:
+        cfg = AlipayClientConfig()
+        cfg.server_url, cfg.app_id = f"{self.live.url}/gateway.do", self.app_id
+        cfg.app_private_key, cfg.alipay_public_key = pem_private(self.key), self.live.runtime.public_key_pem.decode()
+        return DefaultAlipayClient(cfg)
 
     def call(self, method: str, biz: dict[str, Any]) -> dict[str, Any]:
         params = tx.request_params(self.cfg, method, biz, datetime.now(timezone.utc))
@@ -194,6 +194,14 @@ def test_a_lost_result_is_recovered_by_alipay_s_query(astack):
     assert report.orders.get(up["payOrdId"]) == po.COMPLETED, report
     order = s.order(up["payOrdId"])
     assert s.pw.balances()["holder"] == before["holder"] - order.account_pay and s.pw.balances()["pending"] == before["pending"]
+
+    # the hospital revokes a held order (6401) before the holder pays: the platform refuses the request, nothing collected
+    up2, pre2, pay_auth_no2 = _held(s)
+    made2 = s.createandpay(pre2, pay_auth_no2, med_org_ord="HIS-M-0003")
+    assert s.his.ok("6401", {"data": {"payOrdId": up2["payOrdId"], "payToken": up2["payToken"]}})["ordStas"] == "12"
+    late = s.holder_pays(made2["trade_no"])
+    assert (late["trade_status"], late["own_pay_status"], late["medical_pay_status"]) == ("TRADE_CLOSED", "PAY_FAIL", "PAY_FAIL"), late
+    assert s.order(up2["payOrdId"]).status == po.VOIDED and s.pw.balances()["pending"] == before["pending"]
 
 
 def test_refunds_split_the_insurance_part_in_yibao_and_the_self_pay_part_at_alipay(astack):

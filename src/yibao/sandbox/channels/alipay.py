@@ -221,7 +221,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
     def refusal(node: str, exc: SandboxRefusal) -> Response:
         if exc.status >= 500:
             return answer(node, {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error",
-                                 "sub_msg": "系统繁忙 (injected: server_error_rate)"})
+                                 "sub_msg": f"系统繁忙 ({exc.message})"})
         sub = {"ORDER_NOT_EXIST": "ACQ.TRADE_NOT_EXIST", "AGREEMENT_NOT_EXIST": "USER_AGREEMENT_NOT_EXIST",
                "NOT_ENOUGH": "ACQ.BUYER_BALANCE_NOT_ENOUGH", "AGREEMENT_NOT_ACTIVE": "ACQ.AGREEMENT_STATUS_NOT_NORMAL",
                "EXCEEDS_PASSWORD_FREE_LIMIT": "ACQ.EXCEED_AGREEMENT_LIMIT", "REFUND_AMOUNT_EXCEEDS": "ACQ.REASON_TRADE_REFUND_FEE_ERR",

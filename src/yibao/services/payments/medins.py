@@ -1,5 +1,8 @@
-"""Medical-insurance orders paid through a wallet (医保移动支付 as WeChat Pay models it: docs/channels.md "Medical-insurance
-orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platform behind the wallet.
+"""Medical-insurance orders paid through a wallet (医保移动支付 as WeChat Pay and Alipay model it: docs/channels.md
+"Medical-insurance orders" and "… through Alipay", docs/payments.md "Paid through a wallet"). yibao is the insurance
+platform behind the wallet. The wallet's words (WeChat's `POST /v3/med-ins/orders`, Alipay's
+`alipay.commerce.medical.trade.createandpay`) reach the same units: its connector (`MedInsWallet`) verifies each request
+and turns it into the platform's terms — WeChat's names, fen — and the answer back (`wallet_request`).
 
 1. **The holder authorises** (`authorise`): in yibao's app — logged in, with the payment PIN — for one wallet. That
    act is the e-voucher authorisation: an ``authCode`` (single use, `CODE_TTL`), handed to the wallet.
@@ -10,7 +13,7 @@ orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platf
    their presence (kind ``wallet``), used up by the pre-settlement that prices the visit and HOLDS every fund and
    account leg (the platform decides them); the order is ``held`` and waits for the wallet's mixed order.
 4. **The wallet's mixed order** (`check`, `request_cash`, `record_result`, each a request signed by the wallet): at
-   `POST /v3/med-ins/orders` it asks whether the amounts are the held ones (the fee parts, field by field); when the
+   the hospital's order it asks whether the amounts are the held ones (the fee parts, field by field); when the
    holder pays, it asks to collect (``cash_requested``: recorded before the self-pay part is collected), then says
    what became of the self-pay part — collected: the insurance settlement is posted (``completed``); failed: the
    hold is voided (``voided``). Both parts complete, or both are undone.
