@@ -348,11 +348,35 @@ class MedInsOrder:
     cash_fen: int  # med_ins_cash_fee: the self-pay part of the insurance settlement the wallet collected
 
 
-class MedInsWallet(Protocol):
-    """What a wallet that carries medical-insurance orders offers the platform besides `Channel` (WeChat Pay only, now)."""
+@dataclass(frozen=True)
+class WalletRequest:
+    """A verified request a wallet sent the platform about a medical-insurance order, in the platform's terms: its fields
+    under the names the platform uses for mixed orders (WeChat Pay's — `med_ins_gov_fee`, `mix_trade_no`, … — as
+    `MedInsOrder`'s states are WeChat's), amounts in integer fen, states in WeChat's vocabulary. A value that does not
+    read (an amount that is no amount) stays as sent, so the platform refuses it naming the field. ``values`` None: the
+    body is not an object. ``names``: the wallet's own name of each field, so every refusal names what the wallet sent."""
 
-    def verify_wallet_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
-        """A request the wallet sent the platform (it acts for the holder): signed by the wallet's platform key, or BadSignature."""
+    nonce: str  # once per request: claimed by the platform (WeChat: the Wechatpay-Nonce header; Alipay: notify_id)
+    values: Mapping[str, object] | None
+    names: Mapping[str, str] = field(default_factory=dict)
+    nonce_field: str = "nonce"
+
+    def name(self, key: str) -> str:
+        return self.names.get(key, key)
+
+
+class MedInsWallet(Protocol):
+    """What a wallet that carries medical-insurance orders offers the platform besides `Channel` (WeChat Pay, Alipay)."""
+
+    wallet_signature_field: str  # the field a bad signature is refused by (WeChat: Wechatpay-Signature; Alipay: sign)
+
+    def open_wallet_request(self, action: str, method: str, path: str, headers: Mapping[str, str], body: bytes) -> WalletRequest:
+        """A request the wallet sent the platform (it acts for the holder, or reports its mixed order) for ``action``:
+        signed by the wallet's own key — the one that verifies its answers and notifications — or BadSignature."""
+        ...
+
+    def wallet_answer(self, payload: Mapping[str, object]) -> dict[str, object]:
+        """The platform's answer (its names, fen) in the wallet's terms."""
         ...
 
     async def query_med_ins_order(self, mix_trade_no: str) -> MedInsOrder:

@@ -327,6 +327,8 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
     now = db.clock()
     if "wxpay" in pairs:  # its medical-insurance orders ask the platform as the first region's WeChat Pay (one sandbox for all)
         pairs["wxpay"].app.state.wxpay_med_ins.platform_url = f"{base_url}/api/v1/channels/wechat-{next(iter(REGIONS))}/med-ins"
+    if "alipay" in pairs:  # Alipay's medical-insurance trades likewise, as the first region's Alipay
+        pairs["alipay"].app.state.alipay_med_ins.platform_url = f"{base_url}/api/v1/channels/alipay-{next(iter(REGIONS))}/med-ins"
     for region in REGIONS:
         for wallet, _, _ in WALLETS:
             pi_id, name = f"{wallet}-{region}", SANDBOX_OF[wallet]

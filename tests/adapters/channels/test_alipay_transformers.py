@@ -88,3 +88,58 @@ def test_a_rendered_statement_parses_back_to_the_same_totals(amounts, refund_amo
         tx.parse_statement("alipay", content, date(2026, 11, 23))
     with pytest.raises(StatementError):  # not a zip
         tx.parse_statement("alipay", content[:-30], date(2026, 11, 22))
+
+
+# ---- medical-insurance trades (alipay.commerce.medical.trade.*) ---------------------------------------------------
+
+def wallet_form(action: str, fields: dict[str, str], *, at: datetime = NOW, key=ALIPAY, notify_type: str | None = None) -> bytes:
+    params = {"app_id": CFG.app_id, "notify_id": "N-" + action, "notify_time": tx.plain_time(at), "sign_type": "RSA2", "charset": "utf-8",
+              "notify_type": notify_type or tx.wallet_notify_type(action), **fields}
+    params["sign"] = rsa_sign(key, canonical_kv(params, exclude=("sign", "sign_type")).encode())
+    return urlencode(params).encode()
+
+
+def test_a_wallet_request_is_alipay_s_in_the_platform_s_names_or_refused():
+    check = {"pay_order_id": "PO1", "pay_auth_no": "AUTH1", "trade_no": "YK1", "gov_amount": "200.00", "account_amount": "12.34",
+             "other_amount": "0.00", "real_amount": "x.1"}
+    req = tx.open_wallet_request(CFG, "check", wallet_form("check", check), NOW + timedelta(minutes=4))
+    assert (req.nonce, req.nonce_field, req.name("med_ins_self_fee"), req.name("mix_trade_no")) == ("N-check", "notify_id", "account_amount", "trade_no")
+    assert dict(req.values or {}) == {"pay_order_id": "PO1", "pay_auth_no": "AUTH1", "mix_trade_no": "YK1", "med_ins_gov_fee": 20000,
+                                      "med_ins_self_fee": 1234, "med_ins_other_fee": 0, "med_ins_cash_fee": "x.1", "mix_pay_type": None}
+    result = tx.open_wallet_request(CFG, "result", wallet_form("result", {"pay_order_id": "PO1", "trade_no": "YK1", "real_amount": "0.00"}), NOW)
+    assert (result.values or {})["self_pay_status"] == "NO_SELF_PAY"  # no own_pay_status: the trade has no self-pay part
+    paid = tx.open_wallet_request(CFG, "result", wallet_form("result", {"own_pay_status": "PAY_SUCCESS"}), NOW)
+    assert (paid.values or {})["self_pay_status"] == "SELF_PAY_SUCCESS"
+    for body, at in ((wallet_form("check", check, key=OTHER), NOW), (wallet_form("check", check), NOW + timedelta(minutes=6)),
+                     (wallet_form("check", check, notify_type=tx.wallet_notify_type("result")), NOW), (b"not=a=form&&", NOW)):
+        with pytest.raises(BadSignature):
+            tx.open_wallet_request(CFG, "check", body, at)
+    assert tx.wallet_answer({"pay_order_id": "PO1", "med_ins_cash_fee": 501, "med_ins_pay_status": "MED_INS_PAY_SUCCESS"}) == {
+        "pay_order_id": "PO1", "real_amount": "5.01", "medical_pay_status": "PAY_SUCCESS"}
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"trade_status": "WAIT_BUYER_PAY", "medical_pay_status": "WAIT_PAY", "own_pay_status": "WAIT_PAY"},
+     ("MIX_PAY_CREATED", "SELF_PAY_CREATED", "MED_INS_PAY_CREATED")),
+    ({"trade_status": "TRADE_SUCCESS", "medical_pay_status": "PAY_SUCCESS", "own_pay_status": "PAY_SUCCESS", "gmt_own_paid": "x"},
+     ("MIX_PAY_SUCCESS", "SELF_PAY_SUCCESS", "MED_INS_PAY_SUCCESS")),
+    ({"trade_status": "TRADE_SUCCESS", "medical_pay_status": "PAY_SUCCESS"}, ("MIX_PAY_SUCCESS", "NO_SELF_PAY", "MED_INS_PAY_SUCCESS")),
+    ({"trade_status": "TRADE_CLOSED", "medical_pay_status": "PAY_FAIL", "own_pay_status": "PAY_FAIL"},
+     ("MIX_PAY_FAIL", "SELF_PAY_FAIL", "MED_INS_PAY_FAIL")),  # closed unpaid: failed
+    ({"trade_status": "TRADE_CLOSED", "medical_pay_status": "PAY_FAIL", "own_pay_status": "REFUND_SUCCESS", "gmt_own_paid": "x"},
+     ("MIX_PAY_REFUND", "SELF_PAY_REFUND", "MED_INS_PAY_FAIL")),  # closed after the self-pay part was paid: given back
+    ({"trade_status": "TRADE_SUCCESS", "own_pay_status": "PAY_SUCCESS"}, ("MIX_PAY_SUCCESS", "SELF_PAY_SUCCESS", "NO_MED_INS_PAY")),
+])
+def test_alipay_s_medical_trade_reads_as_a_mixed_order(fields: dict[str, str], expected: tuple[str, str, str]):
+    found = tx.med_ins_order_from({"trade_no": "YK1", "pay_order_id": "PO1", "real_amount": "1.25", **fields})
+    assert (found.mix_trade_no, found.pay_order_id, found.cash_fen) == ("YK1", "PO1", 125)
+    assert (found.mix_pay_status, found.self_pay_status, found.med_ins_pay_status) == expected
+
+
+@pytest.mark.parametrize("fields", [{"trade_status": "TRADE_FINISHED"}, {"trade_status": "TRADE_SUCCESS", "own_pay_status": "PAID"},
+                                    {"trade_status": "TRADE_SUCCESS", "pay_order_id": ""}])
+def test_a_medical_trade_in_unknown_terms_is_no_answer(fields: dict[str, str]):
+    from yibao.channels.wire import WireError
+
+    with pytest.raises(WireError):
+        tx.med_ins_order_from({"trade_no": "YK1", "pay_order_id": "PO1", **fields})

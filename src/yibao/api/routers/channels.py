@@ -33,14 +33,15 @@ async def notify(request: Request, payment_institution_id: str = Path(min_length
 
 
 @router.post("/{payment_institution_id}/med-ins/{action}", summary="钱包医保支付请求 A wallet's signed request about a medical-insurance order",
-             responses={200: {"description": "done"}, 403: {"description": "the signature does not verify"},
-                        400: {"description": "refused, naming the field (WeChat's field names)"}})
+             responses={200: {"description": "done, answered in the wallet's terms"}, 403: {"description": "the signature does not verify"},
+                        400: {"description": "refused, naming the wallet's own field"}})
 async def med_ins(request: Request, payment_institution_id: str = Path(min_length=1, max_length=40),
                   action: str = Path(pattern="^(pay-auth|check|request|result)$"), p: Platform = Depends(platform)) -> dict[str, Any]:
-    """`pay-auth`: the holder's authCode for a pay_auth_no, for one hospital (`med_inst_no`); `check`: a new mixed order's fee parts against the held
-    pre-settlement; `request`: the holder pays — recorded before the self-pay part is collected; `result`: what became
-    of the self-pay part (the insurance settlement posted, or its hold voided). Signed by the wallet's platform key over
-    method, path, time, nonce and body; each nonce once (a replay: 409 nonce_reused) (docs/channels.md "Medical-insurance
-    orders")."""
+    """`pay-auth`: the holder's authCode for a pay_auth_no, for one hospital (WeChat's `med_inst_no`, Alipay's `org_no`);
+    `check`: a new mixed order's fee parts against the held pre-settlement; `request`: the holder pays — recorded before
+    the self-pay part is collected; `result`: what became of the self-pay part (the insurance settlement posted, or its
+    hold voided). Signed by the wallet's own key — WeChat Pay: JSON, its platform key over method, path, time, nonce and
+    body (`Wechatpay-*` headers); Alipay: a form signed as its notifications, `notify_type` naming the call — each nonce
+    once (a replay: 409 nonce_reused) (docs/channels.md "Medical-insurance orders")."""
     return await medins.wallet_request(p.context, payment_institution_id, action, request.method, request.url.path, request.headers,
                                        await request.body())

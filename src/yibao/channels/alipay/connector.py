@@ -12,6 +12,7 @@ from yibao.channels.base import (
     Agreement,
     AgreementRequest,
     Declined,
+    MedInsOrder,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -19,6 +20,7 @@ from yibao.channels.base import (
     RefundResult,
     SigningStart,
     Statement,
+    WalletRequest,
     not_found_at,
     unknown,
 )
@@ -99,6 +101,24 @@ class AlipayChannel(Connector):
 
     def ack(self, accepted: bool) -> Ack:
         return tx.ack(accepted)
+
+    # -- medical-insurance orders (alipay.commerce.medical.trade.*): the platform as the insurance side --
+    wallet_signature_field = "sign"
+
+    def open_wallet_request(self, action: str, method: str, path: str, headers: Mapping[str, str], body: bytes) -> WalletRequest:
+        """A request Alipay sent the platform about a medical trade, signed as its notifications are (Alipay's key)."""
+        return tx.open_wallet_request(self.config, action, body, self._clock())
+
+    def wallet_answer(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return tx.wallet_answer(payload)
+
+    async def query_med_ins_order(self, mix_trade_no: str) -> MedInsOrder:
+        """The medical trade Alipay holds under its `trade_no` (NotFoundAtChannel: none), as a mixed order."""
+        data = await self._call(tx.MED_QUERY, {"trade_no": mix_trade_no}, f"medical trade {mix_trade_no}")
+        found: MedInsOrder = self._parse(tx.med_ins_order_from, data)
+        if found.mix_trade_no != mix_trade_no:
+            raise unknown(self.name, "mismatched_answer", f"the answer names trade {found.mix_trade_no}, not {mix_trade_no}")
+        return found
 
     async def statement(self, day: date) -> Statement:
         data = await self._call("alipay.data.dataservice.bill.downloadurl.query", {"bill_type": "trade", "bill_date": day.isoformat()},

@@ -39,6 +39,7 @@ from yibao.channels.base import (
     Ack,
     Agreement,
     AgreementRequest,
+    MedInsOrder,
     Notification,
     PaymentRequest,
     PaymentResult,
@@ -47,6 +48,7 @@ from yibao.channels.base import (
     Statement,
     StatementError,
     StatementRow,
+    WalletRequest,
     bad_signature,
     check_statement_totals,
     declined,
@@ -379,3 +381,117 @@ def parse_statement(name: str, content: bytes, day: date) -> Statement:
         raise StatementError(name, "statement_totals_mismatch", "对账单汇总与明细不符",
                              f"{name}: the summary's net {net} disagrees with the rows' {trade_total - refund_total}")
     return check_statement_totals(Statement(name, day, tuple(rows), trades, trade_total, refunds, refund_total))
+
+
+# ---- medical-insurance orders (医保移动支付: alipay.commerce.medical.trade.*) ------------------------------------------
+#
+# The fee parts as Alipay's SDK describes them (docs/channels.md "Medical-insurance orders through Alipay"):
+# `gov_amount` 医保基金支付金额 (the fund), `account_amount` 医保个账支付金额 (the personal account), `other_amount`
+# 医保其他支付金额, `real_amount` 用户自费实付金额 (the self-pay part), `total_amount` 订单总金额 — yuan strings. The platform
+# names them as WeChat does (med_ins_gov_fee, med_ins_self_fee, med_ins_other_fee, med_ins_cash_fee).
+MED_METHODS = ("alipay.commerce.medical.trade.createandpay", "alipay.commerce.medical.trade.query",
+               "alipay.commerce.medical.trade.refund", "alipay.commerce.medical.trade.refund.query",
+               "alipay.commerce.medical.trade.cancel")
+MED_QUERY = "alipay.commerce.medical.trade.query"
+# [guess] The state values: the SDK names the fields (trade_status 交易总状态, medical_pay_status 医保支付状态,
+# own_pay_status 自费交易状态) but not their values. trade_status takes alipay.trade.query's; the two parts these four.
+PART_STATES = ("WAIT_PAY", "PAY_SUCCESS", "PAY_FAIL", "REFUND_SUCCESS")
+TRADE_STATES = ("WAIT_BUYER_PAY", "TRADE_SUCCESS", "TRADE_CLOSED")
+OWN_TO_SELF = {"WAIT_PAY": "SELF_PAY_CREATED", "PAY_SUCCESS": "SELF_PAY_SUCCESS", "PAY_FAIL": "SELF_PAY_FAIL",
+               "REFUND_SUCCESS": "SELF_PAY_REFUND"}
+MEDICAL_TO_MED_INS = {"WAIT_PAY": "MED_INS_PAY_CREATED", "PAY_SUCCESS": "MED_INS_PAY_SUCCESS", "PAY_FAIL": "MED_INS_PAY_FAIL",
+                      "REFUND_SUCCESS": "MED_INS_PAY_REFUND"}
+MED_INS_TO_MEDICAL = {v: k for k, v in MEDICAL_TO_MED_INS.items()}
+# The platform's names (WeChat's) → Alipay's, in the wallet's requests and the platform's answers.
+WALLET_NAMES = {"med_inst_no": "org_no", "mix_trade_no": "trade_no", "med_ins_gov_fee": "gov_amount", "med_ins_self_fee": "account_amount",
+                "med_ins_other_fee": "other_amount", "med_ins_cash_fee": "real_amount", "self_pay_status": "own_pay_status",
+                "med_ins_pay_status": "medical_pay_status"}
+_FROM_WIRE = {v: k for k, v in WALLET_NAMES.items()}
+AMOUNTS = ("med_ins_gov_fee", "med_ins_self_fee", "med_ins_other_fee", "med_ins_cash_fee")
+WALLET_WINDOW_S = 300  # the wallet request's notify_time: five minutes either way, as WeChat's timestamp
+_COMMON = ("app_id", "notify_id", "notify_time", "notify_type", "charset", "version", "sign", "sign_type")
+
+
+def wallet_notify_type(action: str) -> str:
+    """The `notify_type` a wallet request carries: it names the call, so a request signed for one is no other [guess:
+    the channel Alipay → the insurance platform is not public; this is Alipay's notification turned to requests]."""
+    return "medical_insurance_" + action.replace("-", "_")
+
+
+def open_wallet_request(cfg: AlipayConfig, action: str, body: bytes, now: datetime) -> WalletRequest:
+    """A request Alipay sends the insurance platform (for the holder, or about its medical trade): a form post signed as
+    its notifications are — RSA2 with Alipay's key over the sorted `k=v&…` without `sign`/`sign_type` — our `app_id`,
+    `notify_type` naming ``action``, `notify_time` within five minutes, `notify_id` its nonce. BadSignature otherwise.
+    The fields are turned into the platform's names: amounts yuan → fen, `own_pay_status` into WeChat's vocabulary (no
+    `own_pay_status` on a result: the trade has no self-pay part, NO_SELF_PAY)."""
+    try:
+        params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+    except (UnicodeDecodeError, ValueError):
+        raise bad_signature(cfg.name, "wallet request (not a form)") from None
+    if (cfg.alipay_key is None or params.get("sign_type") != "RSA2" or params.get("app_id") != cfg.app_id
+            or not rsa_verify(cfg.alipay_key, canonical_kv(params, exclude=("sign", "sign_type")).encode(), params.get("sign"))):
+        raise bad_signature(cfg.name, f"wallet request {action}")
+    if params.get("notify_type") != wallet_notify_type(action):
+        raise bad_signature(cfg.name, f"wallet request signed for {params.get('notify_type')!r}, sent to {action}")
+    try:
+        sent = parse_plain_time(params.get("notify_time", ""))
+    except WireError:
+        raise bad_signature(cfg.name, "wallet request (no notify_time)") from None
+    if abs((now - sent).total_seconds()) > WALLET_WINDOW_S:
+        raise bad_signature(cfg.name, "wallet request (notify_time outside five minutes)")
+    values: dict[str, object] = {}
+    for key, value in params.items():
+        if key in _COMMON:
+            continue
+        name = _FROM_WIRE.get(key, key)
+        if name in AMOUNTS:
+            try:
+                values[name] = yuan_to_fen(value)
+            except WireError:
+                values[name] = value  # refused by the platform, naming the field
+        elif name == "self_pay_status":
+            values[name] = OWN_TO_SELF.get(value, value)
+        else:
+            values[name] = value
+    if action == "check":
+        values["mix_pay_type"] = None  # Alipay's order names no mix type: its order_type (INSURANCE_PAY) the sandbox checks
+    if action == "result" and "self_pay_status" not in values:
+        values["self_pay_status"] = "NO_SELF_PAY"
+    return WalletRequest(params.get("notify_id", ""), values, WALLET_NAMES, "notify_id")
+
+
+def wallet_answer(payload: Mapping[str, object]) -> dict[str, object]:
+    """The platform's answer to Alipay: Alipay's names, yuan, `medical_pay_status` in its [guessed] vocabulary."""
+    out: dict[str, object] = {}
+    for key, value in payload.items():
+        if key in AMOUNTS and isinstance(value, int):
+            value = fen_to_yuan(value)
+        elif key == "med_ins_pay_status" and isinstance(value, str):
+            value = MED_INS_TO_MEDICAL.get(value, value)
+        out[WALLET_NAMES.get(key, key)] = value
+    return out
+
+
+def _part(data: Mapping[str, Any], key: str, mapping: Mapping[str, str], absent: str) -> str:
+    value = data.get(key)
+    if value in (None, ""):
+        return absent
+    if value not in mapping:
+        raise WireError(f"unknown {key} {value!r}")
+    return mapping[value]  # type: ignore[index]
+
+
+def med_ins_order_from(data: Mapping[str, Any]) -> MedInsOrder:
+    """An alipay.commerce.medical.trade.query answer as the platform reads a mixed order. No `own_pay_status`: the trade
+    has no self-pay part (NO_SELF_PAY); no `medical_pay_status`: no insurance part. A closed trade that had been paid
+    (`gmt_own_paid` or `gmt_medical_paid`) was refunded (MIX_PAY_REFUND); an unpaid closed one failed."""
+    status = data.get("trade_status")
+    if status not in TRADE_STATES:
+        raise WireError(f"unknown trade_status {status!r}")
+    mix = {"WAIT_BUYER_PAY": "MIX_PAY_CREATED", "TRADE_SUCCESS": "MIX_PAY_SUCCESS"}.get(status)  # type: ignore[arg-type]
+    if mix is None:
+        mix = "MIX_PAY_REFUND" if data.get("gmt_own_paid") or data.get("gmt_medical_paid") else "MIX_PAY_FAIL"
+    real = data.get("real_amount")
+    return MedInsOrder(_s(data, "trade_no"), _s(data, "pay_order_id"), mix, _part(data, "own_pay_status", OWN_TO_SELF, "NO_SELF_PAY"),
+                       _part(data, "medical_pay_status", MEDICAL_TO_MED_INS, "NO_MED_INS_PAY"),
+                       yuan_to_fen(real) if isinstance(real, str) and real else 0)

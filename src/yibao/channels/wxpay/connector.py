@@ -35,6 +35,7 @@ from yibao.channels.base import (
     SigningStart,
     Statement,
     StatementError,
+    WalletRequest,
     declined,
     unknown,
 )
@@ -202,9 +203,16 @@ class WxPayChannel(Connector):
         return tx.ack(accepted)
 
     # -- medical-insurance orders (the platform as the insurance platform behind WeChat Pay: docs/channels.md) --
-    def verify_wallet_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> None:
-        """A request WeChat Pay sent the platform, signed by its platform key (or a platform certificate we hold)."""
+    wallet_signature_field = "Wechatpay-Signature"
+
+    def open_wallet_request(self, action: str, method: str, path: str, headers: Mapping[str, str], body: bytes) -> WalletRequest:
+        """A request WeChat Pay sent the platform, signed by its platform key (or a platform certificate we hold) over the
+        method, the path (so ``action``, the last segment, is covered), the time, the nonce and the body."""
         tx.verify_wallet_request(self.config, method, path, headers, body, self._clock(), self.certificates)
+        return tx.wallet_request_from(headers, body)
+
+    def wallet_answer(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(payload)  # the platform's names are WeChat's
 
     async def query_med_ins_order(self, mix_trade_no: str) -> MedInsOrder:
         """The mixed order WeChat Pay holds for a pay order of ours (NotFoundAtChannel: none)."""

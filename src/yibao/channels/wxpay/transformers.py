@@ -42,6 +42,7 @@ from yibao.channels.base import (
     Statement,
     StatementError,
     StatementRow,
+    WalletRequest,
     bad_signature,
     check_statement_totals,
     declined,
@@ -475,6 +476,16 @@ def verify_wallet_request(cfg: WxPayConfig, method: str, path_and_query: str, he
     is not public; this is API v3's own signature turned around.] BadSignature if anything is off."""
     _verify_wechatpay_signature(cfg, headers, lambda ts, nonce: request_message(method, path_and_query, ts, nonce, body), now,
                                 f"request {method} {path_and_query}", certificates)
+
+def wallet_request_from(headers: Mapping[str, str], body: bytes) -> WalletRequest:
+    """A verified wallet request's fields: its JSON body, already in the platform's names (fen); the nonce its header's."""
+    nonce = next((v for k, v in headers.items() if k.lower() == "wechatpay-nonce"), "")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    return WalletRequest(nonce, data if isinstance(data, dict) else None, nonce_field="Wechatpay-Nonce")
+
 
 def med_ins_order_from(data: Mapping[str, Any]) -> MedInsOrder:
     """A mixed order as `GET /v3/med-ins/orders/mix-trade-no/{id}` answers it (amounts fen)."""

@@ -26,6 +26,7 @@ class Runtime:
     books: Books
     notifier: Notifier
     public_key_pem: bytes | None = None  # the sandbox's own public key, for configuring the platform side
+    med_ins: Any = None  # the medical-insurance trade's state (wxpay_medins.MedIns, alipay_medins.AlipayMedIns), if it has one
 
     def set_knobs(self, **patch: Any) -> dict[str, Any]:
         return self.books.set_knobs(KnobsPatch(**patch).model_dump(exclude_none=True)).model_dump()

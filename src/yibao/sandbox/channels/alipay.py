@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from yibao.channels.alipay.transformers import DETAIL_HEADER, PAGE_SIGN_METHOD, SUMMARY_HEADER
+from yibao.channels.alipay.transformers import DETAIL_HEADER, MED_METHODS, PAGE_SIGN_METHOD, SUMMARY_HEADER
 from yibao.channels.crypto import canonical_kv, key_serial, public_pem, rsa_sign, rsa_verify
 from yibao.channels.wire import CHINA, WireError, china_time, fen_to_yuan, parse_plain_time, plain_time, yuan_to_fen
 from yibao.sandbox.channels import admin, signing_page
@@ -221,7 +221,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
     def refusal(node: str, exc: SandboxRefusal) -> Response:
         if exc.status >= 500:
             return answer(node, {"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error",
-                                 "sub_msg": "系统繁忙 (injected: server_error_rate)"})
+                                 "sub_msg": f"系统繁忙 ({exc.message})"})
         sub = {"ORDER_NOT_EXIST": "ACQ.TRADE_NOT_EXIST", "AGREEMENT_NOT_EXIST": "USER_AGREEMENT_NOT_EXIST",
                "NOT_ENOUGH": "ACQ.BUYER_BALANCE_NOT_ENOUGH", "AGREEMENT_NOT_ACTIVE": "ACQ.AGREEMENT_STATUS_NOT_NORMAL",
                "EXCEEDS_PASSWORD_FREE_LIMIT": "ACQ.EXCEED_AGREEMENT_LIMIT", "REFUND_AMOUNT_EXCEEDS": "ACQ.REASON_TRADE_REFUND_FEE_ERR",
@@ -377,6 +377,10 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         "alipay.trade.fastpay.refund.query": (RefundRef, refund_query),
         "alipay.data.dataservice.bill.downloadurl.query": (BillIn, bill),
     }
+    from yibao.sandbox.channels import alipay_medins
+
+    med_ins = alipay_medins.install(app, config=config, books=books, methods=methods, answer=answer)
+    app.state.sandbox.med_ins = med_ins
 
     @app.api_route("/gateway.do", methods=["GET", "POST"], summary="The one gateway: every method, signed RSA2 (query and/or form)")
     async def gateway(request: Request) -> Response:
@@ -396,13 +400,17 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
             sent_at = parse_plain_time(params.get("timestamp", ""))
         except WireError:
             sent_at = None
-        if params.get("app_id") != config.app_id:
+        # The platform's app, or a hospital's registered for the medical trade (which may call only those methods).
+        app_key = config.app_key if params.get("app_id") == config.app_id else med_ins.key_of(params.get("app_id", ""))
+        if app_key is None:
             return answer(node, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-app-id", "sub_msg": "无效的AppID参数"})
         if sent_at is None or abs((books.wall().astimezone(CHINA) - sent_at).total_seconds()) > 600:
             return answer(node, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-timestamp", "sub_msg": "非法的时间戳参数"})
-        if params.get("sign_type") != "RSA2" or not rsa_verify(config.app_key, canonical_kv(params, exclude=("sign",)).encode(),
-                                                               params.get("sign")):
+        if params.get("sign_type") != "RSA2" or not rsa_verify(app_key, canonical_kv(params, exclude=("sign",)).encode(), params.get("sign")):
             return answer(node, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"})
+        if app_key is not config.app_key and method not in MED_METHODS:
+            return answer(node, {"code": "40006", "msg": "Insufficient Permissions", "sub_code": "isv.insufficient-isv-permissions",
+                                 "sub_msg": "ISV权限不足 (this app may call the medical-insurance trade only)"})
         if method == PAGE_SIGN_METHOD:
             return page_sign(params)
         model, work = methods[method]
@@ -416,6 +424,8 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
                                      "sub_msg": f"{'.'.join(map(str, first['loc']))}: {first['msg']}"})
             if method.endswith("downloadurl.query"):
                 result = work(biz, params, admin.own_base_url(request))
+            elif method in MED_METHODS:
+                result = await work(biz, params, admin.own_base_url(request))
             else:
                 result = work(biz, params)
             await books.after_effect()

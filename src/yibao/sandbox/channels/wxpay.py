@@ -364,6 +364,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
 
     med_ins = wxpay_medins.install(app, config=config, books=books, platform=platform, answer=answer, refuse=refuse,
                                    signed_headers=signed_headers, yibao_mchid=config.mchid, yibao_serial=merchant_serial)
+    app.state.sandbox.med_ins = med_ins
 
     async def authenticate(request: Request) -> bytes:
         """The request's signature by the merchant key; SandboxRefusal(401) otherwise."""

@@ -1,5 +1,8 @@
-"""Medical-insurance orders paid through a wallet (医保移动支付 as WeChat Pay models it: docs/channels.md "Medical-insurance
-orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platform behind the wallet.
+"""Medical-insurance orders paid through a wallet (医保移动支付 as WeChat Pay and Alipay model it: docs/channels.md
+"Medical-insurance orders" and "… through Alipay", docs/payments.md "Paid through a wallet"). yibao is the insurance
+platform behind the wallet. The wallet's words (WeChat's `POST /v3/med-ins/orders`, Alipay's
+`alipay.commerce.medical.trade.createandpay`) reach the same units: its connector (`MedInsWallet`) verifies each request
+and turns it into the platform's terms — WeChat's names, fen — and the answer back (`wallet_request`).
 
 1. **The holder authorises** (`authorise`): in yibao's app — logged in, with the payment PIN — for one wallet. That
    act is the e-voucher authorisation: an ``authCode`` (single use, `CODE_TTL`), handed to the wallet.
@@ -10,7 +13,7 @@ orders", docs/payments.md "Paid through a wallet"). yibao is the insurance platf
    their presence (kind ``wallet``), used up by the pre-settlement that prices the visit and HOLDS every fund and
    account leg (the platform decides them); the order is ``held`` and waits for the wallet's mixed order.
 4. **The wallet's mixed order** (`check`, `request_cash`, `record_result`, each a request signed by the wallet): at
-   `POST /v3/med-ins/orders` it asks whether the amounts are the held ones (the fee parts, field by field); when the
+   the hospital's order it asks whether the amounts are the held ones (the fee parts, field by field); when the
    holder pays, it asks to collect (``cash_requested``: recorded before the self-pay part is collected), then says
    what became of the self-pay part — collected: the insurance settlement is posted (``completed``); failed: the
    hold is voided (``voided``). Both parts complete, or both are undone.
@@ -29,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 from collections.abc import Mapping
@@ -40,9 +42,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import BadSignature, ChannelError, MedInsOrder, MedInsWallet, NotFoundAtChannel, OutcomeUnknown
+from yibao.channels.base import BadSignature, ChannelError, MedInsOrder, MedInsWallet, NotFoundAtChannel, OutcomeUnknown, WalletRequest
 from yibao.domain import payment_order as po
-from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, YibaoError
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooManyAttempts, YibaoError
 from yibao.domain.med_ins import Parts, mix_pay_type
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
@@ -64,9 +66,7 @@ log = logging.getLogger("yibao.payments")
 CODE_TTL = timedelta(minutes=5)  # [guess] the authCode: the wallet exchanges it at once
 PAY_AUTH_TTL = timedelta(minutes=10)  # [guess] the pay_auth_no "is valid for minutes" (research §5): until 6202 holds
 REQUEST_WINDOW = timedelta(minutes=5)  # [guess] the wallet collects at once after `request`; a replay of it is answered within this
-WALLET_CONNECTORS = ("wxpay",)  # the connectors that carry medical-insurance orders (Alipay's: not yet)
-# The WeChat field a refusal of `check` names (the wallet answers it to the hospital by that name).
-FIELD = {"pay_order_id": "pay_order_id", "pay_auth_no": "pay_auth_no", "mix_trade_no": "mix_trade_no"}
+WALLET_CONNECTORS = ("wxpay", "alipay")  # the connectors that carry medical-insurance orders (MedInsWallet)
 
 
 def _digest(secret: str) -> str:
@@ -112,8 +112,8 @@ def authorise(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, ac
         raise NotFound("payment_institution_id", "not_in_region", "本统筹区没有该支付机构（只能授权本统筹区准入的支付机构）",
                        "no such payment institution in your region (only a wallet admitted in your region may be authorised)")
     if cfg.connector not in WALLET_CONNECTORS:
-        raise Conflict("payment_institution_id", "med_ins_not_supported", "该支付机构暂不支持医保移动支付（目前仅微信支付）",
-                       "this payment institution does not carry medical-insurance orders here (WeChat Pay only, for now)")
+        raise Conflict("payment_institution_id", "med_ins_not_supported", "该支付机构暂不支持医保移动支付（目前仅微信支付、支付宝）",
+                       "this payment institution does not carry medical-insurance orders here (WeChat Pay and Alipay only)")
     code = secrets.token_hex(16)
     auth_id = "MA" + secrets.token_hex(11).upper()
     conn.execute(A.insert().values(id=auth_id, region=person.region, person_id=person.id, payment_institution_id=pi_id,
@@ -233,10 +233,11 @@ def _wallet_order(conn: Connection, *, pi_id: str, pay_order_id: str, pay_auth_n
     return payments.require(conn, pay_order_id, lock=True), auth
 
 
-def check(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, pay_auth_no: str, mix_trade_no: str, mix_pay_type_: str,
+def check(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, pay_auth_no: str, mix_trade_no: str, mix_pay_type_: str | None,
           sent: Parts) -> Parts:
-    """`POST /v3/med-ins/orders`: the wallet asks whether its order is the held one — the pay_auth_no, the type and each
-    fee part; a difference is refused naming the field. The mixed order is bound to the pay order (one only)."""
+    """A new mixed order (WeChat's `POST /v3/med-ins/orders`, Alipay's `createandpay`): the wallet asks whether it is the
+    held one — the pay_auth_no, the type (a wallet that names one: WeChat's `mix_pay_type`) and each fee part; a
+    difference is refused naming the field. The mixed order is bound to the pay order (one only)."""
     order, auth = _wallet_order(conn, pi_id=pi_id, pay_order_id=pay_order_id, pay_auth_no=pay_auth_no, mix_trade_no=mix_trade_no)
     if order.status != po.HELD and not (auth.mix_trade_no == mix_trade_no and order.status not in (po.BILLED, po.VOIDED)):
         raise Conflict("pay_order_id", "order_not_payable", f"医保支付订单状态为 {order.status}，不能下单（须先经 6202 预结算）",
@@ -247,7 +248,7 @@ def check(conn: Connection, now: datetime, *, pi_id: str, pay_order_id: str, pay
         if mine != theirs:
             raise InputError(name, "amount_mismatch", f"与医保预结算金额不符（应为 {mine} 分）", f"differs from the insurance pre-settlement ({mine} fen)")
     expected = mix_pay_type(held)
-    if mix_pay_type_ != expected:
+    if mix_pay_type_ is not None and mix_pay_type_ != expected:
         raise InputError("mix_pay_type", "mix_pay_type_mismatch", f"混合支付类型应为 {expected}", f"must be {expected} for this pay order")
     if auth.mix_trade_no is None:
         _set(conn, auth, now, mix_trade_no=mix_trade_no)
@@ -307,7 +308,7 @@ def mix_trade_no_of(conn: Connection, order_id: str) -> str | None:
 
 async def _wallet(ctx: Context, pi_id: str) -> MedInsWallet:
     channel = await ctx.channel(pi_id)
-    if not hasattr(channel, "query_med_ins_order"):
+    if not (hasattr(channel, "query_med_ins_order") and hasattr(channel, "open_wallet_request")):
         raise Conflict("payment_institution_id", "med_ins_not_supported", "该支付机构暂不支持医保移动支付",
                        "this payment institution does not carry medical-insurance orders here")
     return channel  # type: ignore[return-value]
@@ -386,41 +387,55 @@ async def cash_refunded(ctx: Context, order: Order) -> bool:
 
 # ---- the wallet's signed requests ------------------------------------------------------------------------------
 
-NONCE_WINDOW = timedelta(minutes=5)  # the signature's timestamp window (channels/wxpay/transformers.py `_skew_ok`)
+NONCE_WINDOW = timedelta(minutes=5)  # the signature's time window (WeChat's `_skew_ok`, Alipay's `WALLET_WINDOW_S`)
 _CLAIM = Sql("""INSERT INTO wallet_nonces (payment_institution_id, nonce, expires_at, created_at)
                 VALUES (:pi_id, :nonce, :expires_at, :now) ON CONFLICT DO NOTHING RETURNING nonce""")
 _PURGE = Sql("DELETE FROM wallet_nonces WHERE payment_institution_id = :pi_id AND expires_at < :now")
 
 
-def claim_nonce(conn: Connection, now: datetime, *, pi_id: str, nonce: str) -> None:
-    """A signed request's Wechatpay-Nonce is claimed for two timestamp windows (as the FSI gateway claims x-tif-nonce):
-    the same signed request sent again — a replay — is refused, whatever it asks."""
+def claim_nonce(conn: Connection, now: datetime, *, pi_id: str, nonce: str, field: str = "Wechatpay-Nonce") -> None:
+    """A signed request's nonce (WeChat's Wechatpay-Nonce, Alipay's notify_id — ``field``) is claimed for two time
+    windows (as the FSI gateway claims x-tif-nonce): the same signed request sent again — a replay — is refused,
+    whatever it asks."""
     if not 1 <= len(nonce) <= 64:
-        raise InputError("Wechatpay-Nonce", "invalid_nonce", "随机数（Wechatpay-Nonce）应为1–64个字符", "must be 1–64 characters")
+        raise InputError(field, "invalid_nonce", f"随机数（{field}）应为1–64个字符", "must be 1–64 characters")
     _PURGE(conn, {"pi_id": pi_id, "now": now})
     if _CLAIM(conn, {"pi_id": pi_id, "nonce": nonce, "expires_at": now + 2 * NONCE_WINDOW, "now": now}).first() is None:
-        raise Conflict("Wechatpay-Nonce", "nonce_reused", "该随机数（Wechatpay-Nonce）已使用过，疑似重放请求，不予受理",
+        raise Conflict(field, "nonce_reused", f"该随机数（{field}）已使用过，疑似重放请求，不予受理",
                        "this nonce was already used: a replayed request, refused")
+
+
+def _named(exc: YibaoError, req: WalletRequest) -> YibaoError:
+    """The refusal naming the wallet's own field (Alipay's `gov_amount` for the platform's `med_ins_gov_fee`)."""
+    if isinstance(exc, TooManyAttempts) or req.name(exc.field) == exc.field:
+        return exc
+    return type(exc)(req.name(exc.field), exc.code, exc.message_zh, exc.message_en)
+
 
 async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, path: str, headers: Mapping[str, str],
                          body: bytes) -> dict[str, Any]:
     """A request the wallet sent (it acts for the holder or reports its mixed order): verified by the wallet's connector
-    (its platform key over method, path, time, nonce and body), then acted on in one unit. Unsigned or forged: refused,
-    nothing read."""
+    with the wallet's own key (WeChat: over method, path, time, nonce and body; Alipay: as its notifications, over the
+    sorted parameters, `notify_type` naming the call), its nonce claimed once, then acted on in one unit and answered in
+    the wallet's terms. Unsigned or forged: refused, nothing read. Every refusal names the wallet's field."""
     wallet = await _wallet(ctx, pi_id)
     try:
-        wallet.verify_wallet_request(method, path, headers, body)
+        req = wallet.open_wallet_request(action, method, path, headers, body)
     except BadSignature:
-        raise Forbidden("Wechatpay-Signature", "bad_signature", "签名验证失败，不予受理", "the signature does not verify: refused") from None
-    nonce = next((v for k, v in headers.items() if k.lower() == "wechatpay-nonce"), "")  # present: the signature covered it
+        field = wallet.wallet_signature_field
+        raise Forbidden(field, "bad_signature", "签名验证失败，不予受理", "the signature does not verify: refused") from None
     claimed_at = ctx.now()
-    await ctx.run(lambda c: claim_nonce(c, claimed_at, pi_id=pi_id, nonce=nonce))
+    await ctx.run(lambda c: claim_nonce(c, claimed_at, pi_id=pi_id, nonce=req.nonce, field=req.nonce_field))
     try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise InputError("body", "invalid_object", "应为 JSON 对象", "must be a JSON object")
+        return wallet.wallet_answer(await _act(ctx, pi_id, action, req))
+    except YibaoError as exc:
+        raise _named(exc, req) from None
+
+
+async def _act(ctx: Context, pi_id: str, action: str, req: WalletRequest) -> dict[str, Any]:
+    data = req.values
+    if data is None:
+        raise InputError("body", "invalid_object", "应为 JSON 对象或表单", "must be an object (JSON or a form)")
     now = ctx.now()
     actor = f"wallet:{pi_id}"
 
@@ -433,7 +448,7 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
     def fen(key: str) -> int:
         value = data.get(key, 0)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**12:
-            raise InputError(key, "invalid_amount", "应为非负整数（分）", "must be a non-negative whole number of fen")
+            raise InputError(key, "invalid_amount", "应为非负金额", "must be a non-negative amount")
         return value
 
     if action == "pay-auth":
@@ -445,8 +460,10 @@ async def wallet_request(ctx: Context, pi_id: str, action: str, method: str, pat
         return await ctx.run(exchanged)
     if action == "check":
         sent = Parts(gov=fen("med_ins_gov_fee"), self_=fen("med_ins_self_fee"), other=fen("med_ins_other_fee"), cash=fen("med_ins_cash_fee"))
+        # A wallet that names no mix type (Alipay) sends None; one that does (WeChat) must send it.
+        kind = None if "mix_pay_type" in data and data["mix_pay_type"] is None else text("mix_pay_type", 20)
         args = dict(pi_id=pi_id, pay_order_id=text("pay_order_id", 32), pay_auth_no=text("pay_auth_no"), mix_trade_no=text("mix_trade_no"),
-                    mix_pay_type_=text("mix_pay_type", 20))
+                    mix_pay_type_=kind)
         held = await ctx.run(lambda c: check(c, now, sent=sent, **args))
         return {"pay_order_id": args["pay_order_id"], "med_ins_gov_fee": held.gov, "med_ins_self_fee": held.self_,
                 "med_ins_other_fee": held.other, "med_ins_cash_fee": held.cash}
