@@ -16,13 +16,25 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, LastUnit, idempotent, idempotent_after_call, idempotent_flow, idempotent_flow_kept
-from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
+from yibao.api.schemas import (
+    CredentialIn,
+    FaceAuthorizationIn,
+    FeeLineIn,
+    FeeLinesIn,
+    PilotApplicationIn,
+    PresettleIn,
+    ReversalIn,
+    SettleIn,
+    Strict,
+    VisitIn,
+)
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats import his_statement as stmt_fmt
 from yibao.formats.bill_json import CHINA
 from yibao.formats.errors import error_body, status_for
 from yibao.runtime.platform import Platform
+from yibao.services.agency import pilots
 from yibao.services.books import his_statements
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
@@ -507,3 +519,16 @@ async def statement_detail(body: StatementDetailIn, caller: Caller = Depends(ins
     return {"stmt_rslt": "0" if r.unbalanced == 0 else "1", "balanced_cnt": r.balanced, "unbalanced_cnt": r.unbalanced,
             "file_qury_no": r.file.file_qury_no, "filename": r.file.filename, "dld_endtime": r.file.expires_at.isoformat(),
             "rows": [stmt_fmt.result_view(x) for x in r.rows]}
+
+
+# ---- pilot governance: the institution's own application (services/agency/pilots.py; docs/governance.md) ------------
+
+@router.post("/pilot-applications", status_code=201, summary="试点申请 Apply to take mobile-mode payments: the implementation plan and the "
+             "risk-assessment report")
+async def apply_pilot(body: PilotApplicationIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                      p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    plan, risk = body.documents()
+    return await idempotent(p, request, caller, key, lambda c: (201, pilots.apply(
+        c, now, applicant="institution", institution_id=caller.institution.id, region=None, modes=body.modes, plan=plan, risk_report=risk,
+        assessed_by=body.assessed_by, actor=caller.actor)))
