@@ -33,7 +33,7 @@ import httpx
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
 from yibao.sandbox import catalogue as demo_catalogue
-from yibao.services.agency import institutions
+from yibao.services.agency import institutions, pilots
 from yibao.services.books import audit, contributions
 from yibao.services.care import presence, visits
 from yibao.services.people import account_credits
@@ -69,6 +69,7 @@ def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[
     now = db.clock()
     inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0001", region="440300", name="基准测试医院", kind="hospital",
                                                        level="level2", actor="bench"))
+    db.run(lambda c: pilots.record_signed(c, now, institution_id=inst.id, modes=("onecode", "face", "mobile", "credit"), actor="bench"))
     # The DEMO catalogue and the demo's item mappings: the platform decides each line's class from them (at upload, untimed).
     db.run(lambda c: demo_catalogue.load(c, now, [inst], actor="bench"))
     # Credits draw from contributions collected: collect the opening balances first.

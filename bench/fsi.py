@@ -29,7 +29,7 @@ from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.formats import fsi as wire  # noqa: E402
 from yibao.sandbox import catalogue as demo_catalogue  # noqa: E402
-from yibao.services.agency import gateway_credentials, institutions  # noqa: E402
+from yibao.services.agency import gateway_credentials, institutions, pilots  # noqa: E402
 from yibao.services.books import audit, contributions  # noqa: E402
 from yibao.services.care import presence, visits  # noqa: E402
 from yibao.services.people import account_credits  # noqa: E402
@@ -54,6 +54,7 @@ def seed(db: Database, keyring: Keyring, per_kind: int) -> dict:
     for kind, code in (("rest", "HBENCH0001"), ("fsi_plain", "HBENCH0002"), ("fsi_sm", "HBENCH0003")):
         inst, secret = db.run(lambda c, code=code: institutions.admit(c, now, code=code, region="440300", name="基准测试医院", kind="hospital",
                                                                      level="level2", actor="bench"))
+        db.run(lambda c, code=code: pilots.record_signed(c, now, institution_id=code, modes=("onecode", "face", "mobile", "credit"), actor="bench"))
         token = f"bench-fsi-token-{code.lower()}"
         sm = kind == "fsi_sm"
         db.run(lambda c, code=code, token=token, sm=sm: gateway_credentials.issue(

@@ -32,7 +32,7 @@ from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
 from yibao.sandbox.channels import pair  # noqa: E402
 from yibao.services.agency import connectors as channel_registry
-from yibao.services.agency import institutions, payment_institutions
+from yibao.services.agency import institutions, payment_institutions, pilots
 from yibao.services.books import audit
 from yibao.services.payments import paycodes  # noqa: E402
 from yibao.services.people import bindings, cards, identity
@@ -53,6 +53,7 @@ def seed(db: Database, keyring: Keyring, holders: int, sandbox_url: str, notify_
     now = db.clock()
     inst, secret = db.run(lambda c: institutions.admit(c, now, code="HBENCH0002", region="440300", name="基准测试医院", kind="hospital",
                                                        level="level2", actor="bench"))
+    db.run(lambda c: pilots.record_signed(c, now, institution_id=inst.id, modes=("onecode", "face", "mobile", "credit"), actor="bench"))
     connector = pair("wxpay", key_dir=key_dir).connector(sandbox_url, notify_url=notify_url)
 
     def institution(c) -> None:  # noqa: ANN001

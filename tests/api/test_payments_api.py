@@ -204,3 +204,46 @@ def test_a_one_code_payment_stores_its_answer_in_its_last_unit(client, pw):
     assert again.json() == r.json() and again.headers["Idempotent-Replayed"] == "true"
     other = client.post("/api/v1/his/payments/onecode", json={**body, "terminal_id": "T2"}, headers=headers)
     assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_an_expired_or_suspended_pilot_agreement_refuses_one_code_but_not_the_counter(client, pw, db, clock):
+    """Seed 002: no mobile-mode payment without an agreement in force — refused naming the agreement, the code not used
+    up (the same code pays once the agreement is renewed); counter settlement goes on; the operator's API renews,
+    suspends and restores."""
+    from datetime import date
+
+    from sqlalchemy import update
+
+    from yibao.services.agency import pilots
+    from yibao.store.tables import pilot_agreements as AG
+
+    ops = OPERATOR
+    agreement = db.run(lambda c: pilots.in_force(c, pilots.today(clock()), institution_id=pw.w.hospital.id))
+    # The hospital's agreement was signed a year ago and ended yesterday (the policies go no further than 2026: the
+    # clock cannot be moved a year on instead).
+    db.run(lambda c: c.execute(update(AG).where(AG.c.id == agreement.id).values(starts_on=date(2025, 11, 21), expires_on=date(2026, 11, 21))))
+    code = pw.code()
+    r = client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 403, r.text
+    err = r.json()["error"]
+    assert (err["code"], err["field"]) == ("pilot_agreement_expired", "pilot_agreement") and agreement.id in err["message_zh"]
+    # The counter settles the same patient at the same hospital.
+    visit = client.post("/api/v1/his/visits", json={"psn_no": pw.w.employee.id, "kind": "outpatient"}, headers={**his(pw), **key()}).json()
+    assert client.post(f"/api/v1/his/visits/{visit['mdtrt_id']}/fee-lines", json={"lines": LINES}, headers={**his(pw), **key()}).status_code == 200
+    settled = client.post(f"/api/v1/his/visits/{visit['mdtrt_id']}/settle", json={}, headers={**his(pw), **key()})
+    assert settled.status_code == 200 and settled.json()["status"] == "settled", settled.text
+    # Renewed by the operator: the same code (never used) pays.
+    r = client.post(f"/api/v1/admin/pilot-agreements/{agreement.id}/renewal", headers={**ops, **key()})
+    assert r.status_code == 201 and r.json()["state"] == "active", r.text
+    r = client.post("/api/v1/his/payments/onecode", json={"code": code, "lines": LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    # Suspended: refused, saying so; restored: paid.
+    r = client.post(f"/api/v1/admin/institutions/{pw.w.hospital.id}/pilot-suspension", json={"reason": "风险核查"}, headers={**ops, **key()})
+    assert r.status_code == 200 and r.json()["status"] == "suspended", r.text
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "pilot_agreement_suspended"
+    assert client.post(f"/api/v1/admin/institutions/{pw.w.hospital.id}/pilot-restoration", headers={**ops, **key()}).status_code == 200
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES}, headers={**his(pw), **key()})
+    assert r.status_code == 200, r.text
+    listed = client.get("/api/v1/admin/pilots", headers=ops).json()
+    assert {g["id"]: g["state"] for g in listed["agreements"]}[agreement.id] == "expired"

@@ -41,6 +41,14 @@ def credit(db: Database, person_id: str, amount: int, client_id: str) -> int:
     return db.run(work)
 
 
+def sign_pilots(db: Database, *institution_ids: str) -> None:
+    """Each institution may take every mobile-mode payment (a pilot agreement recorded, services/agency/pilots.py)."""
+    from yibao.services.agency import pilots
+
+    for code in institution_ids:
+        db.run(lambda c, code=code: pilots.record_signed(c, db.clock(), institution_id=code, modes=pilots.rules.MODES, actor="test"))
+
+
 def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 300000) -> World:
     audit.use_key(db, keyring)  # the platform keys its audit chain with the master key (create_app does too)
     now = db.clock()
@@ -64,4 +72,5 @@ def seed(db: Database, keyring: Keyring, region: str = "440300", balance: int = 
     res = enrol(3, "resident", "none", phones["resident"], None)
     for person in (emp, ret):
         credit(db, person.id, balance, f"open:{person.id}")
+    sign_pilots(db, h.id, o.id, ph.id)
     return World(h, f"{h.id}.hospital-secret", o, f"{o.id}.other-secret", ph, emp, ret, res, phones)

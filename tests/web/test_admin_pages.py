@@ -113,3 +113,52 @@ def test_admitting_an_institution_shows_its_credential_once_and_it_logs_in(deskt
     cashier.locator("#credential").fill(credential)
     cashier.locator("#cashier-log-in").click()
     expect(cashier.locator("body")).to_contain_text("演示新药房")
+
+
+def test_a_pilot_application_is_approved_suspended_and_restored_on_the_page(desktop, live):
+    """An institution applies over its API with the plan and the risk report; the operator approves it on /admin/pilots
+    (the agreement: one year, backstop liability), suspends it (mobile-mode payments refused, naming the agreement) and
+    restores it."""
+    import base64
+
+    import httpx
+    import pytest as _pytest
+
+    from yibao.domain.errors import Forbidden
+    from yibao.services.agency import institutions, pilots
+
+    code = "H44030077"
+    live.db.run(lambda c: institutions.admit(c, live.clock(), code=code, region="440300", name="页面试点医院", kind="hospital", level="level2",
+                                             actor="test", secret="page-pilot-secret"))
+    doc = {"filename": "实施方案.pdf", "content": base64.b64encode(b"%PDF plan").decode()}
+    r = httpx.post(f"{live.url}/api/v1/his/pilot-applications", json={"modes": ["onecode", "mobile"], "assessed_by": "某测评中心", "plan": doc,
+                   "risk_report": {**doc, "filename": "风险评估.pdf"}}, headers={"Authorization": f"Bearer {code}.page-pilot-secret",
+                   "Idempotency-Key": "page-pilot-1"}, timeout=30)
+    assert r.status_code == 201, r.text
+    app_id = r.json()["id"]
+
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.locator("#nav-pilots").click()
+    expect(page.locator(f"#app-status-{app_id}")).to_have_text("待审核")
+    expect(page.locator(f"#app-{app_id}")).to_contain_text("页面试点医院")
+    expect(page.locator(f"#app-{app_id} a")).to_have_count(2)  # the plan and the report, to download
+    page.locator(f"#approve-{app_id}").click()
+    expect(page.locator("#flash")).to_contain_text("已批准")
+    expect(page.locator(f"#app-status-{app_id}")).to_have_text("已批准")
+    agreement = live.db.run(lambda c: pilots.in_force(c, pilots.today(live.clock()), institution_id=code))
+    row = page.locator(f"#agreement-{agreement.id}")
+    expect(row).to_contain_text("一码付")
+    expect(page.locator(f"#agreement-state-{agreement.id}")).to_have_text("生效")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"#preason-{agreement.id}").fill("风险核查")
+    page.locator(f"#psuspend-{agreement.id}").click()
+    expect(page.locator(f"#agreement-state-{agreement.id}")).to_have_text("已暂停")
+    with _pytest.raises(Forbidden) as e:
+        live.db.run(lambda c: pilots.require(c, live.clock(), institution_id=code, mode="onecode"))
+    assert e.value.code == "pilot_agreement_suspended" and agreement.id in e.value.message_zh
+    page.locator(f"#prestore-{agreement.id}").click()
+    expect(page.locator(f"#agreement-state-{agreement.id}")).to_have_text("生效")
+    live.db.run(lambda c: pilots.require(c, live.clock(), institution_id=code, mode="onecode"))
+    page.close()

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from yibao.domain.files import decode_upload
+from yibao.services.agency.pilots import Document
+
 Yuan = Field(description="yuan as a decimal string with at most 2 places, e.g. \"12.50\"", examples=["12.50"], max_length=20)
 
 
@@ -165,3 +168,21 @@ class MutualAidIn(Strict):
     relation: Literal["spouse", "parent", "child"] = Field(description="what the relative is to you")
     id_number: str = Field(min_length=1, max_length=18)
     name: str = Field(min_length=1, max_length=50)
+
+
+class PilotDocumentIn(Strict):
+    filename: str = Field(min_length=1, max_length=200, examples=["实施方案.pdf"])
+    content: str = Field(min_length=1, max_length=7_000_000, description="the file's bytes, base64 (at most 5 MB decoded)")
+
+
+class PilotApplicationIn(Strict):
+    modes: list[Literal["onecode", "face", "mobile", "credit"]] = Field(min_length=1, max_length=4,
+                                                                       description="一码付 / 刷脸 / 移动支付 / 信用支付")
+    assessed_by: str = Field(min_length=1, max_length=100, description="who made the security risk assessment")
+    plan: PilotDocumentIn = Field(description="实施方案 the implementation plan")
+    risk_report: PilotDocumentIn = Field(description="安全风险评估报告 the security risk-assessment report")
+
+    def documents(self) -> tuple[Document, Document]:
+        """The two files decoded (a bad base64 or an oversized file is refused naming `plan.content` / `risk_report.content`)."""
+        return (Document("plan", self.plan.filename, decode_upload(self.plan.content, "plan.content")),
+                Document("risk_report", self.risk_report.filename, decode_upload(self.risk_report.content, "risk_report.content")))

@@ -19,13 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain import pilot as pilot_rules
 from yibao.domain.errors import Conflict
 from yibao.domain.identity import make_id_number
 from yibao.face import FaceVerifier
 from yibao.runtime import marks
 from yibao.sandbox import catalogue as demo_catalogue
 from yibao.sandbox.face_samples import capture
-from yibao.services.agency import gateway_credentials, institutions, payment_institutions
+from yibao.services.agency import gateway_credentials, institutions, payment_institutions, pilots
 from yibao.services.books import audit, contributions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
@@ -184,6 +185,8 @@ def _seed(db: Database, keyring: Keyring) -> None:
                 institutions.admit(conn, now, code=code, region=region, name=name.format(city=city), kind=kind, level=level,
                                    actor=ACTOR, secret=institution_secret(code))
                 gateway_credentials.issue(conn, keyring, now, institution_id=code, actor=ACTOR, token=fsi_token(code))
+                # DEMO: every demo institution is a pilot for every mode (an agreement recorded, no application behind it)
+                pilots.record_signed(conn, now, institution_id=code, modes=pilot_rules.MODES, actor=ACTOR)
             for pi, name, kind in WALLETS:
                 payment_institutions.admit(conn, now, pi_id=f"{pi}-{region}", region=region, name=name, kind=kind,
                                            admission_ref=f"{city}医保局准入〔2026〕演示", actor=ACTOR)

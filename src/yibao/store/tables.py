@@ -1117,3 +1117,56 @@ reconciliation_offday = Table(  # a leg matched by a statement of another day th
     _created(),
     info={"owner": "services.reconciliation"},
 )
+
+# ---- pilot governance (seed 002): who may take mobile-mode payments, under which agreement --------------------------
+
+pilot_applications = Table(  # an institution's application to its agency, or a pooling region's to the province
+    "pilot_applications", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("applicant", String(12), nullable=False),  # institution | region
+    Column("institution_id", String(20), ForeignKey("institutions.id"), index=True),  # an institution's application
+    _region(),  # the institution's region, or the applying region
+    Column("modes", String(40), nullable=False),  # comma-separated: onecode, face, mobile, credit
+    Column("assessed_by", String(100), nullable=False),  # who made the risk assessment
+    Column("status", String(12), nullable=False),  # submitted | approved | rejected
+    Column("submitted_by", String(60), nullable=False),
+    Column("reviewed_by", String(60)),
+    Column("reviewed_at", DateTime(timezone=True)),
+    Column("review_note", String(300)),
+    _created(),
+    info={"owner": "services.agency"},
+)
+
+pilot_documents = Table(  # an application's implementation plan or risk-assessment report, kept as the record of the decision
+    "pilot_documents", metadata,
+    Column("id", String(24), primary_key=True),
+    Column("application_id", String(24), ForeignKey("pilot_applications.id"), nullable=False, index=True),
+    Column("kind", String(12), nullable=False),  # plan | risk_report
+    Column("filename", String(200), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    _created(),
+    info={"owner": "services.agency"},
+)
+
+pilot_agreements = Table(  # the agreement an approval signs: backstop liability and recourse, a one-year term
+    "pilot_agreements", metadata,
+    Column("id", String(24), primary_key=True),  # the agreement's number, named in every refusal
+    Column("applicant", String(12), nullable=False),  # institution | region
+    Column("institution_id", String(20), ForeignKey("institutions.id"), index=True),
+    _region(),
+    Column("application_id", String(24), ForeignKey("pilot_applications.id")),  # None: recorded when the platform was upgraded
+    Column("renews", String(24)),  # the agreement this one continues
+    Column("modes", String(40), nullable=False),
+    Column("backstop_liability", Boolean, nullable=False),  # the institution answers to the fund for mobile-payment losses
+    Column("recourse", String(300), nullable=False),  # its recourse against the payment institutions
+    Column("starts_on", Date, nullable=False),
+    Column("expires_on", Date, nullable=False),  # the last day it is in force
+    Column("status", String(12), nullable=False),  # active | suspended | superseded
+    Column("status_reason", String(300)),
+    Column("signed_by", String(60), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.agency"},
+)

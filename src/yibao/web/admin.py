@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services.access import sessions
-from yibao.services.agency import institutions
+from yibao.services.agency import institutions, pilots
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.agency.policies import policy_for, require_known_region
 from yibao.services.books import audit, ledger, volumes
@@ -187,6 +188,81 @@ async def admit_institution(request: Request) -> Response:
         return render.redirect(request, "/admin/institutions", ok=(f"机构 {outcome['code']} 已准入；凭证已在首次提交时显示",
                                                                    f"Institution {outcome['code']} is admitted; its credential was shown on the first submit"))
     return _page(request, who, "admin/admitted.html", nav="institutions", admitted=shown)
+
+
+# ---- pilot governance (services/agency/pilots.py; docs/governance.md) ---------------------------------------------
+
+@router.get("/admin/pilots")
+async def pilots_page(request: Request) -> HTMLResponse:
+    who = await operator(request)
+    p = platform(request)
+    lang = render.lang_of(request)
+    now = p.now()
+
+    def read(conn: Connection) -> dict[str, Any]:
+        data = pilots.overview(conn, now)
+        data["names"] = {i.id: i.name for i in institutions.list_all(conn)}
+        return data
+
+    data = await p.run(read, write=False)
+    renewed = {g["renews"] for g in data["agreements"] if g["renews"]}
+    return _page(request, who, "admin/pilots.html", nav="pilots", region_label=lambda r: region_name(r, now.year, lang), renewed=renewed,
+                 **data)
+
+
+@router.get("/admin/pilot-documents/{document_id}")
+async def pilot_document(request: Request, document_id: str) -> Response:
+    await operator(request)
+    p = platform(request)
+    try:
+        filename, content = await p.run(lambda c: pilots.document(c, document_id), write=False)
+    except YibaoError as exc:
+        return render.redirect(request, "/admin/pilots", error=exc)
+    return Response(content, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+@router.post("/admin/pilot-applications/{application_id}/review")
+async def review_pilot(request: Request, application_id: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    decision = form.get("decision")
+
+    def work(conn: Connection) -> None:
+        if decision not in ("approve", "reject"):
+            raise InputError("decision", "invalid_choice", "请选择批准或驳回", "approve or reject")
+        pilots.review(conn, p.now(), application_id=application_id, approve=decision == "approve", note=form.get("note"), actor=who.actor)
+    ok = ("已批准，试点协议已签订", "Approved: the agreement is signed") if decision == "approve" else ("已驳回", "Rejected")
+    return await act(request, who, form, work, back="/admin/pilots", ok=ok)
+
+
+@router.post("/admin/pilot-agreements/{agreement_id}/renewal")
+async def renew_pilot(request: Request, agreement_id: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda conn: pilots.renew(conn, p.now(), agreement_id=agreement_id, actor=who.actor),
+                     back="/admin/pilots", ok=("已续签一年", "Renewed for a year"))
+
+
+@router.post("/admin/institutions/{code}/pilot-suspension")
+async def suspend_pilot(request: Request, code: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda conn: pilots.suspend(
+        conn, p.now(), institution_id=code, reason=form.require("reason", "暂停原因", "the reason for the suspension"), actor=who.actor),
+        back="/admin/pilots", ok=("已暂停该机构的移动支付", "The institution's mobile-mode payments are suspended"))
+
+
+@router.post("/admin/institutions/{code}/pilot-restoration")
+async def restore_pilot(request: Request, code: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda conn: pilots.restore(conn, p.now(), institution_id=code, actor=who.actor),
+                     back="/admin/pilots", ok=("已恢复", "Restored"))
 
 
 # ---- the audit log -----------------------------------------------------------------------------

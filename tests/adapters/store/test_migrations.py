@@ -272,3 +272,36 @@ def test_0020_undone_drops_the_reconciliation_tables_and_redone_makes_them_again
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0024_gives_every_active_institution_an_agreement_so_payments_go_on(db, keyring):
+    """Up to 0024 an institution active before it gets an agreement recorded by the upgrade (all four modes, a year),
+    so an upgrade does not stop its mobile-mode payments; a suspended one gets none. Down, the tables go."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert, inspect, select
+
+    from yibao.services.agency import pilots
+    from yibao.store.tables import institutions, pilot_agreements
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    _migrate_to(db, "-1", up=False)  # the revision before 0024
+    assert "pilot_agreements" not in inspect(db.engine).get_table_names()
+    now = datetime(2026, 11, 22, 9, tzinfo=timezone.utc)
+    with db.engine.begin() as conn:
+        for code, status in (("H44030001", "active"), ("H44030002", "suspended")):
+            conn.execute(insert(institutions).values(id=code, region="440300", name="医院", kind="hospital", level="level2", status=status,
+                                                     secret_hash="x", created_at=now))
+    _migrate_to(db, "head", up=True)
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(pilot_agreements)).all()
+    assert [(r.institution_id, r.modes, r.status, r.signed_by) for r in rows] == [("H44030001", "onecode,face,mobile,credit", "active", "migration:0024")]
+    assert (rows[0].expires_on - rows[0].starts_on).days in (364, 365)
+    db.run(lambda c: pilots.require(c, datetime.now(timezone.utc), institution_id="H44030001", mode="face"))
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

@@ -6,20 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 from typing import Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, PilotApplicationIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.runtime.platform import Platform
 from yibao.services.agency import connectors as channel_registry
-from yibao.services.agency import institutions
+from yibao.services.agency import institutions, pilots
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit, contributions, ledger
 from yibao.services.payments import liabilities
@@ -411,3 +412,74 @@ async def resolve_difference(body: ResolutionIn, request: Request, difference_id
                                                note=body.note, actor=caller.actor)
         return 200, view, True
     return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- pilot governance (services/agency/pilots.py; docs/governance.md) -------------------------------------------
+
+class AdminPilotApplicationIn(PilotApplicationIn):
+    applicant: Literal["institution", "region"] = Field(description="a designated institution's application, or a pooling region's to the province")
+    institution_id: str | None = Field(None, min_length=1, max_length=20, description="fixmedins_code, for an institution's application")
+    region: str | None = Field(None, min_length=6, max_length=6, description="the applying region, for a region's application")
+
+
+class PilotReviewIn(Strict):
+    approve: bool
+    note: str | None = Field(None, max_length=300, description="the review's opinion; required to reject")
+    recourse: str | None = Field(None, max_length=300, description="the recourse clause with the payment institutions (a standard one if none)")
+
+
+@router.post("/pilot-applications", status_code=201, summary="试点申请 Record an institution's or a region's application to take mobile-mode payments")
+async def apply_pilot(body: AdminPilotApplicationIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                      p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    plan, risk = body.documents()
+    return await idempotent(p, request, caller, key, lambda c: (201, pilots.apply(
+        c, now, applicant=body.applicant, institution_id=body.institution_id, region=body.region, modes=body.modes, plan=plan, risk_report=risk,
+        assessed_by=body.assessed_by, actor=caller.actor)))
+
+
+@router.get("/pilots", summary="试点治理 Applications (open first) and agreements, with each agreement's state today")
+async def list_pilots(region: str | None = Query(None, min_length=6, max_length=6), caller: Caller = Depends(operator_caller),
+                      p: Platform = Depends(platform)) -> dict[str, Any]:
+    now = p.now()
+    return await p.run(lambda c: pilots.overview(c, now, region), write=False)
+
+
+@router.post("/pilot-applications/{application_id}/review", summary="审核试点申请 Approve (the agreement is signed: backstop liability, "
+             "recourse, one year) or reject with a reason")
+async def review_pilot(body: PilotReviewIn, request: Request, application_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                       caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.review(
+        c, now, application_id=application_id, approve=body.approve, note=body.note, recourse=body.recourse, actor=caller.actor)))
+
+
+@router.post("/pilot-agreements/{agreement_id}/renewal", status_code=201, summary="续签 Renew an agreement for another year (from 60 days before it ends)")
+async def renew_pilot(request: Request, agreement_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                      caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, pilots.renew(c, now, agreement_id=agreement_id, actor=caller.actor)))
+
+
+@router.post("/institutions/{code}/pilot-suspension", summary="暂停试点 Suspend an institution's mobile-mode payments (counter settlement goes on)")
+async def suspend_pilot(body: SuspensionIn, request: Request, code: str = Path(min_length=1, max_length=20), key: str = IdempotencyKey,
+                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.suspend(c, now, institution_id=code, reason=body.reason,
+                                                                                    actor=caller.actor)))
+
+
+@router.post("/institutions/{code}/pilot-restoration", summary="恢复试点 Restore an institution's suspended mobile-mode payments")
+async def restore_pilot(request: Request, code: str = Path(min_length=1, max_length=20), key: str = IdempotencyKey,
+                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.restore(c, now, institution_id=code, actor=caller.actor)))
+
+
+@router.get("/pilot-documents/{document_id}", summary="试点申请材料 An application's plan or risk report, as uploaded",
+            response_class=Response)
+async def pilot_document(document_id: str = Path(min_length=1, max_length=24), caller: Caller = Depends(operator_caller),
+                         p: Platform = Depends(platform)) -> Response:
+    filename, content = await p.run(lambda c: pilots.document(c, document_id), write=False)
+    return Response(content, media_type="application/octet-stream",
+                    headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})

@@ -16,11 +16,26 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, LastUnit, idempotent, idempotent_after_call, idempotent_flow, idempotent_flow_kept
-from yibao.api.schemas import CredentialIn, FaceAuthorizationIn, FeeLineIn, FeeLinesIn, PresettleIn, ReversalIn, SettleIn, Strict, VisitIn
+from yibao.api.schemas import (
+    CredentialIn,
+    FaceAuthorizationIn,
+    FeeLineIn,
+    FeeLinesIn,
+    PilotApplicationIn,
+    PresettleIn,
+    ReversalIn,
+    SettleIn,
+    Strict,
+    VisitIn,
+)
 from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.money import format_yuan
+from yibao.formats import his_statement as stmt_fmt
 from yibao.formats.bill_json import CHINA
 from yibao.formats.errors import error_body, status_for
 from yibao.runtime.platform import Platform
+from yibao.services.agency import pilots
+from yibao.services.books import his_statements
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
@@ -172,11 +187,19 @@ async def get_item_mappings(medins_list_codg: str | None = Query(None, min_lengt
 
 @router.get("/catalogue", summary="医保目录查询 The region's catalogue in force today, a page at a time (1312)")
 async def get_catalogue(hilist_code: str | None = Query(None, min_length=1, max_length=30),
-                        updated_since: datetime | None = Query(None, description="only entries whose content changed after this time (ISO 8601)"),
+                        updated_since_text: str | None = Query(None, alias="updated_since", min_length=10, max_length=40,
+                                                               pattern=r"^\d{4}-\d{2}-\d{2}",
+                                                               description="only entries whose content changed after this time (ISO 8601)"),
                         page_num: int = Query(1, ge=1, le=100_000), page_size: int = Query(100, ge=1, le=1000),
                         caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     """National field names; `pric_uplmt_amt` in yuan, `selfpay_prop` a ratio ("0.1000"; null: the region's default applies),
     `fund_prop` (stored, not yet used by the settlement), the limited-use rules (`lmt_*`, `hosp_appr_flag`, `rx_flag`)."""
+    # Parsed here, not by pydantic: its lax datetime takes "2237388422223" as a Unix time, which no HIS means.
+    try:
+        updated_since = datetime.fromisoformat(updated_since_text) if updated_since_text is not None else None
+    except ValueError:
+        raise InputError("updated_since", "invalid_time", "时间应为 ISO 8601 格式（如 2026-11-01T08:00:00+08:00）",
+                         "must be an ISO 8601 time such as 2026-11-01T08:00:00+08:00") from None
     if updated_since is not None and updated_since.tzinfo is None:
         updated_since = updated_since.replace(tzinfo=CHINA)  # a time without an offset is Beijing time, as in the national interface
     if updated_since is not None and not 1900 <= updated_since.year <= 2100:  # the year 1 cannot even be turned to UTC
@@ -428,3 +451,84 @@ async def payment_refunds(payment_id: str = Path(min_length=1, max_length=32), c
         payments.for_institution(c, caller.institution.id, payment_id)
         return {"items": [refunds.view(c, r) for r in refunds.for_order(c, payment_id)]}
     return await p.run(work, write=False)
+
+
+# ---- reconciliation (3201 / 3202; docs/reconciliation-his.md) ---------------------------------------------------
+
+SignedYuan = Field(description="yuan, at most 2 decimals; negative when the period's cancellations outweigh its settlements",
+                   examples=["8958.23"], max_length=24)
+
+
+class StatementPeriodIn(Strict):
+    setl_optins: str = Field(min_length=6, max_length=6, description="结算经办机构: the insured region's 6-digit code")
+    stmt_begndate: str = Field(min_length=10, max_length=10, description="first day, Beijing (yyyy-MM-dd)", examples=["2026-11-01"])
+    stmt_enddate: str = Field(min_length=10, max_length=10, description="last day, Beijing (yyyy-MM-dd)", examples=["2026-11-30"])
+    clr_type: Literal["11", "21", "41", "99"] | None = Field(None, description="清算类别 11 门诊 / 21 住院 / 41 药店 / 99 其他; none: all")
+
+
+class StatementTotalsIn(StatementPeriodIn):
+    insutype: Literal["310", "390"] = Field(description="险种类型 310 职工 / 390 居民")
+    medfee_sumamt: str = SignedYuan
+    fund_pay_sumamt: str = SignedYuan
+    acct_pay: str = SignedYuan
+    fixmedins_setl_cnt: int = Field(ge=-10**10, le=10**10, description="settlements in the period less those cancelled in it")
+
+
+class StatementRowIn(Strict):
+    setl_id: str = Field(min_length=1, max_length=40)
+    mdtrt_id: str = Field(min_length=1, max_length=40)
+    psn_no: str = Field(min_length=1, max_length=40)
+    medfee_sumamt: str = SignedYuan
+    fund_pay_sumamt: str = SignedYuan
+    acct_pay: str = SignedYuan
+    refd_setl_flag: Literal["0", "1"] = Field("0", description="0 a settlement, 1 its cancellation (amounts negative)")
+
+
+class StatementDetailIn(StatementPeriodIn):
+    rows: list[StatementRowIn] = Field(max_length=100_000, description="every settlement (and cancellation) of the period, as in "
+                                                                       "3202's detail file")
+
+
+def _totals_view(t: Any) -> dict[str, Any]:
+    return {"medfee_sumamt": format_yuan(t.medfee), "fund_pay_sumamt": format_yuan(t.fund),
+            "acct_pay": format_yuan(t.acct), "fixmedins_setl_cnt": t.count}
+
+
+@router.post("/statements/totals", summary="对总账 Reconcile a period's totals with the platform (3201)")
+async def statement_totals(body: StatementTotalsIn, caller: Caller = Depends(institution_caller),
+                           p: Platform = Depends(platform)) -> dict[str, Any]:
+    """`stmt_rslt` 0 balanced, 1 not — `stmt_rslt_dscr` and `differences` say which total differs, yours and the
+    platform's. Your settlements are counted on the day they were settled and, negatively, on the day cancelled."""
+    d = body.model_dump()
+    period, totals = stmt_fmt.period(d, "body", insutype_required=True), stmt_fmt.totals(d, "body", detail=False)
+    r = await p.run(lambda c: his_statements.check_totals(c, caller.institution, period, totals), write=False)
+    return {"setl_optins": r.setl_optins, "stmt_rslt": r.stmt_rslt, "stmt_rslt_dscr": r.stmt_rslt_dscr, "platform": _totals_view(r.platform),
+            "differences": [{"field": x.field, "hospital": x.hospital, "platform": x.platform} for x in r.differences]}
+
+
+@router.post("/statements/detail", summary="对明细账 Reconcile a period row by row with the platform (3202)")
+async def statement_detail(body: StatementDetailIn, caller: Caller = Depends(institution_caller),
+                           p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Every row of either side once, with `stmt_rslt` and the reason (`missing_at_platform`, `missing_at_hospital`,
+    `differs` with the fields, `duplicate`); the same result as a file (`file_qury_no`, fetched with 9102)."""
+    d = body.model_dump()
+    period = stmt_fmt.period(d, "body", insutype_required=False)
+    rows = [stmt_fmt.row_of(item, f"body.rows[{i}]") for i, item in enumerate(d["rows"])]
+    now = p.now()
+    r = await p.run(lambda c: his_statements.check_detail(c, now, caller.institution, period, rows))
+    return {"stmt_rslt": "0" if r.unbalanced == 0 else "1", "balanced_cnt": r.balanced, "unbalanced_cnt": r.unbalanced,
+            "file_qury_no": r.file.file_qury_no, "filename": r.file.filename, "dld_endtime": r.file.expires_at.isoformat(),
+            "rows": [stmt_fmt.result_view(x) for x in r.rows]}
+
+
+# ---- pilot governance: the institution's own application (services/agency/pilots.py; docs/governance.md) ------------
+
+@router.post("/pilot-applications", status_code=201, summary="试点申请 Apply to take mobile-mode payments: the implementation plan and the "
+             "risk-assessment report")
+async def apply_pilot(body: PilotApplicationIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                      p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    plan, risk = body.documents()
+    return await idempotent(p, request, caller, key, lambda c: (201, pilots.apply(
+        c, now, applicant="institution", institution_id=caller.institution.id, region=None, modes=body.modes, plan=plan, risk_report=risk,
+        assessed_by=body.assessed_by, actor=caller.actor)))

@@ -24,7 +24,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services import Context
-from yibao.services.agency import institutions
+from yibao.services.agency import institutions, pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
@@ -48,6 +48,7 @@ def publish(conn: Connection, now: datetime, *, institution: Institution, visit_
             raise Conflict("Idempotency-Key", "idempotency_key_reused", "该 Idempotency-Key 已用于另一个请求",
                            "this Idempotency-Key was already used for a different request")
         return existing
+    pilots.require(conn, now, institution_id=institution.id, mode="mobile")
     visit = visits.get(conn, institution.id, visit_id, lock=True)
     settlement.presettle(conn, institution=institution, visit_id=visit_id, account=AccountRequest(use=False))  # settleable and priced
     if not visits.list_lines(conn, institution.id, visit_id):

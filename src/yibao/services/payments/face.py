@@ -38,6 +38,7 @@ from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooMa
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.access import attempts
+from yibao.services.agency import pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import presence, visits
@@ -245,6 +246,7 @@ def start(conn: Connection, now: datetime, *, institution: Institution, request_
     if (visit_id is None) == (lines is None):
         raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
                          "give either visit_id (fee lines already uploaded) or lines")
+    pilots.require(conn, now, institution_id=institution.id, mode="face")  # before the authorization is used
     auth = consume(conn, now, authorization_id=authorization_id, institution=institution)
     if visit_id is not None and visits.get(conn, institution.id, visit_id).person_id != auth.person_id:
         raise Conflict("visit_id", "visit_other_person", "该刷脸授权不属于此次就诊的参保人",

@@ -17,6 +17,7 @@ from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services import Context
+from yibao.services.agency import pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.care import presence
 from yibao.services.payments import cash as cash_leg
@@ -52,6 +53,8 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
     if (code is None) == (paycode_id is None):
         raise InputError("code", "code_or_scan", "请给出 code（现在出示的医保码）或 paycode_id（刚才扫描的码）之一",
                          "give either code (the code shown now) or paycode_id (a code scanned a moment ago)")
+    # Before the code is used: an institution without a pilot agreement in force is refused and the code stays unused.
+    pilots.require(conn, now, institution_id=institution.id, mode="onecode")
     if paycode_id is not None:
         consumed = paycodes.scanned(conn, now, paycode_id=paycode_id, institution=institution)
         if conn.execute(select(O.c.id).where(O.c.paycode_id == paycode_id)).first() is not None:

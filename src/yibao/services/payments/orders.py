@@ -29,6 +29,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
+from yibao.services.agency import pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import settlement, visits
@@ -223,6 +224,8 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     by_credit = pay_by == "credit"
     if by_credit:  # the cash from the payer's credit line at their bank: enrolled, or refused before anything is held
         from yibao.services.credit import lines as credit
+
+        pilots.require(conn, now, institution_id=institution.id, mode="credit")
 
         pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
