@@ -143,3 +143,40 @@ def test_each_wechat_deduction_is_preceded_by_its_deduction_notice(db, keyring, 
     notice, apply = paths.index(f"/v3/papay/contracts/{contract_id}/notify"), paths.index("/v3/papay/pay/transactions/apply")
     assert notice < apply
     assert b'"estimated_amount":{"amount":%d,' % order.cash_pay in recorder.bodies[notice][1]
+
+
+def test_an_institutions_notification_naming_another_institutions_agreement_is_refused(db, keyring):
+    """WeChat's verified word about an agreement number that is Alipay's (a misrouted or replayed notification) activates
+    or terminates nothing: `activate` and `terminated` read and write only the notifying institution's row."""
+    from sqlalchemy import insert
+
+    from tests.support.identity import admit
+    from tests.support.world import seed
+    from yibao.channels.base import Notification
+
+    w = seed(db, keyring)
+    for pi in ("wxpay-440300", "alipay-440300"):
+        admit(db, pi)
+    now = db.clock()
+    with db.engine.begin() as conn:
+        for pi, no, status, agreement_no in (("wxpay-440300", "AGWXPAY00001", "pending", None), ("alipay-440300", "AGALIPAY0001", "pending", None),
+                                             ("alipay-440300", "AGALIPAY0002", "active", "ALI-2")):
+            person = w.employee.id if no != "AGALIPAY0002" else w.retiree.id
+            conn.execute(insert(AG).values(person_id=person, payment_institution_id=pi, region="440300", out_agreement_no=no,
+                                           agreement_no=agreement_no, limit_fen=5_000_000, status=status, signing_started_at=now,
+                                           updated_at=now, created_at=now))
+
+    def told(pi_id: str, status: str, out_no: str) -> str:
+        n = Notification("wxpay", "agreement", f"E-{status}-{out_no}", status, data={"subject": out_no, "agreement_no": "WX-FORGED"})
+        return db.run(lambda c: agreements.apply_notification(c, db.clock(), pi_id, n, "channel:wxpay-440300"))
+
+    def rows() -> dict:
+        return {r.out_agreement_no: (r.status, r.agreement_no)
+                for r in db.run(lambda c: c.execute(select(AG)).all(), write=False)}
+
+    before = rows()
+    assert told("wxpay-440300", "active", "AGALIPAY0001") == "unknown_agreement"
+    assert told("wxpay-440300", "terminated", "AGALIPAY0002") == "unknown_agreement"
+    assert rows() == before
+    assert told("wxpay-440300", "active", "AGWXPAY00001") == "agreement_active"  # its own agreement: applied
+    assert rows() == {**before, "AGWXPAY00001": ("active", "WX-FORGED")}

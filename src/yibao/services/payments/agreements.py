@@ -145,27 +145,40 @@ async def _enrol(ctx: Context, bank: Any, req: AgreementRequest, *, pi_id: str, 
     return view(await ctx.run(record))
 
 
+def _of_institution(conn: Connection, pi_id: str, out_no: str) -> Any:
+    """Our agreement ``out_no`` at ``pi_id`` only: an institution's word (its notification, its answer) never reaches
+    an agreement at another institution, whatever number it names."""
+    return conn.execute(select(AG).where(AG.c.out_agreement_no == out_no, AG.c.payment_institution_id == pi_id)).first()
+
+
+def _at(r: Any) -> Any:
+    """The WHERE of a write to the row ``r`` read: its key (holder, institution) and its number, so the write cannot
+    land on another institution's row even if a number were ever shared."""
+    return (AG.c.person_id == r.person_id, AG.c.payment_institution_id == r.payment_institution_id,
+            AG.c.out_agreement_no == r.out_agreement_no)
+
+
 def activate(conn: Connection, now: datetime, *, pi_id: str, out_no: str, agreement_no: str, actor: str) -> str:
     """The one write path to an active agreement: from a verified notification or the institution's answer to a query.
-    Idempotent; an agreement number we never started is ignored."""
-    r = conn.execute(select(AG).where(AG.c.out_agreement_no == out_no, AG.c.payment_institution_id == pi_id)).first()
+    Idempotent; an agreement number we never started at this institution is ignored."""
+    r = _of_institution(conn, pi_id, out_no)
     if r is None:
         return "unknown_agreement"
     if r.status == "active" and r.agreement_no == agreement_no:
         return "already_active"
-    conn.execute(update(AG).where(AG.c.out_agreement_no == out_no).values(status="active", agreement_no=agreement_no, updated_at=now))
+    conn.execute(update(AG).where(*_at(r)).values(status="active", agreement_no=agreement_no, updated_at=now))
     audit.append(conn, region=r.region, actor=actor, action="channel.agreement", subject=r.person_id,
                  detail={"payment_institution_id": pi_id, "out_agreement_no": out_no}, now=now)
     return "agreement_active"
 
 
 def terminated(conn: Connection, now: datetime, *, pi_id: str, out_no: str, actor: str) -> str:
-    r = conn.execute(select(AG).where(AG.c.out_agreement_no == out_no, AG.c.payment_institution_id == pi_id)).first()
+    r = _of_institution(conn, pi_id, out_no)
     if r is None:
         return "unknown_agreement"
     if r.status == "terminated":
         return "already_terminated"
-    conn.execute(update(AG).where(AG.c.out_agreement_no == out_no).values(status="terminated", updated_at=now))
+    conn.execute(update(AG).where(*_at(r)).values(status="terminated", updated_at=now))
     audit.append(conn, region=r.region, actor=actor, action="channel.agreement.terminated", subject=r.person_id,
                  detail={"payment_institution_id": pi_id, "out_agreement_no": out_no}, now=now)
     return "agreement_terminated"
