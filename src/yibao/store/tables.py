@@ -649,6 +649,9 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
     Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line; "wallet": collected by the wallet for the hospital (med-ins order)
     Column("completed_at", DateTime(timezone=True)),
+    # When the institution accepted the cash request, signed (WeChat's 204, UnionPay's 00, Alipay's 10003) with its result
+    # still unknown: its "not found" is then not believed for cash.ACCEPTED_WAIT (services/payments/cash.py)
+    Column("cash_accepted_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     UniqueConstraint("institution_id", "request_key"),

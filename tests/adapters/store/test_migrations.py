@@ -227,3 +227,40 @@ def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyrin
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_code_before_saw_them(db, keyring):
+    """Down from 0021 the order's acceptance goes (the row stays); up again, the order reads as never accepted — the short
+    grace it had before."""
+    from sqlalchemy import inspect, select
+
+    from tests.support.world import seed
+    from yibao.services.care import visits
+    from yibao.services.payments import orders as payments
+    from yibao.store.tables import payment_orders
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    now = db.clock()
+
+    def order(c):  # noqa: ANN001, ANN202
+        visit = visits.open_visit_for(c, now, institution=w.hospital, person_id=w.employee.id, kind="outpatient").visit
+        return payments.insert_order(c, now, institution=w.hospital, request_key="K", request_hash="h", method="onecode", visit=visit,
+                                     person_id=w.employee.id, payer_id=w.employee.id, paycode_id=None, terminal_id=None, actor="test")
+    made = db.run(order)
+    with db.engine.begin() as conn:
+        conn.execute(payment_orders.update().values(cash_accepted_at=now))
+    _migrate_to(db, "0019", up=False)
+    with db.engine.connect() as conn:
+        assert "cash_accepted_at" not in {c["name"] for c in inspect(conn).get_columns("payment_orders")}
+        assert conn.execute(text("SELECT id FROM payment_orders")).scalar_one() == made.id
+    _migrate_to(db, "head", up=True)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(payment_orders.c.cash_accepted_at)).scalar_one() is None
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it
