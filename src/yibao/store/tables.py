@@ -824,7 +824,7 @@ channel_agreements = Table(  # a holder's password-free agreement (免密协议)
     Column("out_agreement_no", String(32), nullable=False, unique=True),
     Column("agreement_no", String(64)),  # the institution's, once the holder has signed (NULL while pending)
     Column("limit_fen", BigInteger, nullable=False),
-    Column("status", String(12), nullable=False),  # pending | active | terminated
+    Column("status", String(12), nullable=False),  # pending | active | terminating (unbound, the institution not yet confirming) | terminated
     Column("signing_started_at", DateTime(timezone=True)),  # when the holder's signing was last started (UnionPay's query names it)
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

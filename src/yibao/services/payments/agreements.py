@@ -10,13 +10,24 @@ institution, so starting again is the same agreement) and becomes ``active`` onl
 institution's answer to a query — each the one write path `activate`, idempotent (a resend, a notification after the
 query, a query after the notification change nothing). A password-free payment reads only active rows
 (`cash.agreement_for`); without one it is voided with `agreement_not_signed` (cash.py), never signed on the fly.
+
+Unbinding ends the agreement at the institution too:
+
+    unbind (unit: the binding unbound, the agreement ``terminating``) → `terminate` (call: WeChat's contract
+    termination by plan id + out_contract_code, alipay.user.agreement.unsign, UnionPay's token delete 74/01) →
+    ``terminated`` (unit, `terminated`; or the institution's signed termination notification, whichever comes first)
+
+The local unbind never waits for the institution: if it cannot be reached (or does not confirm), the agreement stays
+``terminating`` — visible in the agreement's state, never used by a payment — and recovery asks again every round
+(`retry_terminations`, recovery.py) until the institution confirms. A ``terminating`` agreement is never activated again;
+signing again first ends it (`start`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,7 +36,7 @@ from sqlalchemy.engine import Connection
 from yibao.channels.base import AgreementRequest, ChannelError, NotFoundAtChannel, Notification, SigningStart, sent_at_kw
 from yibao.channels.wire import holder_token
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, InputError, NotFound
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.agency import connectors
@@ -63,10 +74,14 @@ class Row:
     signing_started_at: datetime | None
 
 
+def _from(r: Any) -> Row:
+    return Row(r.person_id, r.payment_institution_id, r.region, r.out_agreement_no, r.agreement_no, int(r.limit_fen), r.status,
+               as_datetime(r.signing_started_at) if r.signing_started_at else None)
+
+
 def _row(conn: Connection, payer_id: str, pi_id: str) -> Row | None:
     r = conn.execute(select(AG).where(AG.c.person_id == payer_id, AG.c.payment_institution_id == pi_id)).first()
-    return None if r is None else Row(r.person_id, r.payment_institution_id, r.region, r.out_agreement_no, r.agreement_no,
-                                      int(r.limit_fen), r.status, as_datetime(r.signing_started_at) if r.signing_started_at else None)
+    return None if r is None else _from(r)
 
 
 def view(row: Row | None, start: SigningStart | None = None) -> dict[str, Any]:
@@ -87,6 +102,11 @@ def _check_return_url(url: str | None) -> None:
                          "must be an http(s):// URL of at most 256 characters")
 
 
+def _still_terminating() -> Conflict:
+    return Conflict("payment_institution_id", "agreement_terminating", "上一份免密协议仍在支付机构解约中，请稍后再签约",
+                    "the previous agreement is still being terminated at the payment institution: sign again later")
+
+
 def open_pending(conn: Connection, keyring: Keyring, now: datetime, *, holder_id: str, pi_id: str, actor: str) -> tuple[Row, Any]:
     """The unit before the call: the holder is bound to the institution; their agreement row exists (pending unless
     signed already) and its signing is stamped as started now."""
@@ -101,6 +121,8 @@ def open_pending(conn: Connection, keyring: Keyring, now: datetime, *, holder_id
                                         created_at=now)):
             audit.append(conn, region=cfg.region, actor=actor, action="channel.agreement.start", subject=holder_id,
                          detail={"payment_institution_id": pi_id}, now=now)
+    elif row.status == "terminating":
+        raise _still_terminating()
     elif row.status != "active":
         conn.execute(update(AG).where(AG.c.person_id == holder_id, AG.c.payment_institution_id == pi_id)
                      .values(status="pending", signing_started_at=now, updated_at=now))
@@ -113,6 +135,9 @@ async def start(ctx: Context, *, holder_id: str, pi_id: str, return_url: str | N
     """Start the holder's signing: what they open (the institution's page, a redirect or a QR of it, or UnionPay's form).
     Signed already: the active agreement, nothing started."""
     _check_return_url(return_url)
+    ended = await ctx.run(lambda c: _row(c, holder_id, pi_id), write=False)
+    if ended is not None and ended.status == "terminating" and await _terminate_at(ctx, ended, actor) != "terminated":
+        raise _still_terminating()
     now = ctx.now()
     row, cfg = await ctx.run(lambda c: open_pending(c, ctx.keyring, now, holder_id=holder_id, pi_id=pi_id, actor=actor))
     if row.status == "active":
@@ -166,6 +191,8 @@ def activate(conn: Connection, now: datetime, *, pi_id: str, out_no: str, agreem
         return "unknown_agreement"
     if r.status == "active" and r.agreement_no == agreement_no:
         return "already_active"
+    if r.status in ENDING:  # the holder unbound: a late signing notification (or query) does not bring it back
+        return "agreement_ended"
     conn.execute(update(AG).where(*_at(r)).values(status="active", agreement_no=agreement_no, updated_at=now))
     audit.append(conn, region=r.region, actor=actor, action="channel.agreement", subject=r.person_id,
                  detail={"payment_institution_id": pi_id, "out_agreement_no": out_no}, now=now)
@@ -222,3 +249,63 @@ async def refresh(ctx: Context, *, holder_id: str, pi_id: str, actor: str) -> di
 
 def status_of(conn: Connection, holder_id: str, pi_id: str) -> dict[str, Any]:
     return view(_row(conn, holder_id, pi_id))
+
+
+# ---- unbinding: the agreement terminated at the institution ----------------------------------------
+
+ENDING = ("terminating", "terminated")
+
+
+def unbind(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, actor: str) -> list[dict[str, Any]]:
+    """The holder unbinds the institution (one unit): the binding ends (`bindings.unbind`) and their agreement there, signed
+    or being signed, becomes ``terminating`` — no payment uses it from now on; `terminate` tells the institution next."""
+    items = bindings.unbind(conn, now, holder_id=holder_id, pi_id=pi_id, actor=actor)
+    row = _row(conn, holder_id, pi_id)
+    if row is not None and row.status in ("active", "pending"):
+        conn.execute(update(AG).where(AG.c.person_id == holder_id, AG.c.payment_institution_id == pi_id, AG.c.status == row.status)
+                     .values(status="terminating", updated_at=now))
+        audit.append(conn, region=row.region, actor=actor, action="channel.agreement.terminating", subject=holder_id,
+                     detail={"payment_institution_id": pi_id, "out_agreement_no": row.out_agreement_no}, now=now)
+    return items
+
+
+async def terminate(ctx: Context, *, holder_id: str, pi_id: str, actor: str) -> dict[str, Any]:
+    """Tell the institution the holder's agreement is ended (after `unbind`'s unit); the agreement's state after. An
+    institution that cannot be reached leaves it ``terminating``, for recovery to ask again."""
+    row = await ctx.run(lambda c: _row(c, holder_id, pi_id), write=False)
+    if row is not None and row.status == "terminating":
+        await _terminate_at(ctx, row, actor)
+        row = await ctx.run(lambda c: _row(c, holder_id, pi_id), write=False)
+    return view(row)
+
+
+async def _terminate_at(ctx: Context, row: Row, actor: str) -> str:
+    """One attempt: the institution's termination of ``row``'s agreement, recorded once it confirms (``terminated``) or
+    says it has no such agreement (a signing never finished: nothing to end). Anything else: still ``terminating``."""
+    try:
+        channel = await ctx.channel(row.payment_institution_id)
+        truth = await channel.terminate_agreement(row.out_agreement_no, **sent_at_kw(channel, row.signing_started_at))
+        ended = truth.status == "terminated"
+    except NotFoundAtChannel:
+        ended = True
+    except (ChannelError, YibaoError) as exc:
+        log.warning("agreement %s: the institution did not terminate it (%s); recovery asks again", row.out_agreement_no, exc.code)
+        return "terminating"
+    if not ended:
+        log.warning("agreement %s: the institution still shows it active after terminating it; recovery asks again", row.out_agreement_no)
+        return "terminating"
+    now = ctx.now()
+    await ctx.run(lambda c: terminated(c, now, pi_id=row.payment_institution_id, out_no=row.out_agreement_no, actor=actor))
+    return "terminated"
+
+
+_TERMINATING = 100  # per recovery round
+
+
+async def retry_terminations(ctx: Context, now: datetime, *, grace: timedelta, actor: str) -> dict[str, str]:
+    """Recovery's round: every agreement left ``terminating`` for ``grace`` (its unbind's own call is over) is terminated
+    again at its institution; what each is now (out_agreement_no → terminated | terminating)."""
+    rows = await ctx.run(lambda c: [_from(r) for r in c.execute(
+        select(AG).where(AG.c.status == "terminating", AG.c.updated_at <= now - grace).order_by(AG.c.updated_at).limit(_TERMINATING))],
+        write=False)
+    return {row.out_agreement_no: await _terminate_at(ctx, row, actor) for row in rows}
