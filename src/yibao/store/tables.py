@@ -821,7 +821,9 @@ channel_agreements = Table(  # a holder's password-free agreement (免密协议)
     Column("person_id", String(24), ForeignKey("persons.id"), primary_key=True),
     Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
     _region(),
-    Column("out_agreement_no", String(32), nullable=False, unique=True),
+    Column("out_agreement_no", String(32), nullable=False, unique=True),  # of this generation (agreements.out_agreement_no)
+    # 1, 2, …: a holder who unbound (the agreement terminated) and signs again gets a new number, never the terminated one's
+    Column("generation", Integer, nullable=False, server_default="1"),
     Column("agreement_no", String(64)),  # the institution's, once the holder has signed (NULL while pending)
     Column("limit_fen", BigInteger, nullable=False),
     Column("status", String(12), nullable=False),  # pending | active | terminating (unbound, the institution not yet confirming) | terminated

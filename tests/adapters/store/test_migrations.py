@@ -230,14 +230,14 @@ def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyrin
 
 
 def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_code_before_saw_them(db, keyring):
-    """Down from 0021 the order's acceptance goes (the row stays); up again, the order reads as never accepted — the short
-    grace it had before."""
+    """Down from 0021 the order's acceptance and the agreement's generation go (the rows stay); up again, the order reads
+    as never accepted — the short grace it had before — and the agreement as the first generation."""
     from sqlalchemy import inspect, select
 
     from tests.support.world import seed
     from yibao.services.care import visits
     from yibao.services.payments import orders as payments
-    from yibao.store.tables import payment_orders
+    from yibao.store.tables import channel_agreements, payment_orders
 
     db.drop_all()
     with db.engine.begin() as conn:
@@ -251,15 +251,24 @@ def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_
         return payments.insert_order(c, now, institution=w.hospital, request_key="K", request_hash="h", method="onecode", visit=visit,
                                      person_id=w.employee.id, payer_id=w.employee.id, paycode_id=None, terminal_id=None, actor="test")
     made = db.run(order)
+    from tests.support.identity import admit
+
+    admit(db, "wxpay-440300")
     with db.engine.begin() as conn:
         conn.execute(payment_orders.update().values(cash_accepted_at=now))
+        conn.execute(channel_agreements.insert().values(person_id=w.employee.id, payment_institution_id="wxpay-440300", region="440300",
+                                                        out_agreement_no="AGSECOND0001", generation=2, agreement_no="WXA2", limit_fen=5_000_000,
+                                                        status="active", signing_started_at=now, updated_at=now, created_at=now))
     _migrate_to(db, "0019", up=False)
     with db.engine.connect() as conn:
         assert "cash_accepted_at" not in {c["name"] for c in inspect(conn).get_columns("payment_orders")}
+        assert "generation" not in {c["name"] for c in inspect(conn).get_columns("channel_agreements")}
         assert conn.execute(text("SELECT id FROM payment_orders")).scalar_one() == made.id
+        assert conn.execute(text("SELECT out_agreement_no FROM channel_agreements")).scalar_one() == "AGSECOND0001"
     _migrate_to(db, "head", up=True)
     with db.engine.connect() as conn:
         assert conn.execute(select(payment_orders.c.cash_accepted_at)).scalar_one() is None
+        assert conn.execute(select(channel_agreements.c.generation)).scalar_one() == 1
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()

@@ -188,9 +188,13 @@ def _unbind(pw) -> dict:  # noqa: ANN001 — as the patient API and the page do:
     return asyncio.run(agreements.terminate(pw.ctx(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
 
 
-def test_unbinding_terminates_the_agreement_at_the_institution_which_refuses_deductions_under_it(db, keyring, live):
+def test_unbinding_terminates_the_agreement_at_the_institution_and_signing_again_is_a_new_generation(db, keyring, live):
+    """The institution records the termination and refuses deductions under the agreement; the holder who binds again
+    and signs again gets the next generation's number — the terminated one's would be refused (the institution keeps it
+    terminated) — and pays under the new agreement."""
     from uuid import uuid4
 
+    from tests.support.identity import bind
     from yibao.channels.base import Declined, PaymentRequest
 
     pw = payment_world(db, keyring, live)
@@ -202,6 +206,14 @@ def test_unbinding_terminates_the_agreement_at_the_institution_which_refuses_ded
         asyncio.run(live.channel.pay(PaymentRequest(f"T{uuid4().hex[:20]}", 100, "免密扣款", signed.agreement_no)))
     actions = [e.action for e in db.run(lambda c: audit.entries(c, "440300", 50), write=False) if e.subject == pw.w.employee.id]
     assert "channel.agreement.terminating" in actions and "channel.agreement.terminated" in actions
+
+    bind(db, pw.w.employee.id, pw.pi_id, password_free_limit=100000, make_default=True)
+    again = sign_agreement(pw)
+    assert again["out_agreement_no"] != signed.out_agreement_no and _row(pw).generation == 2
+    assert [a.status for a in (live.runtime.books.agreements[signed.out_agreement_no], live.runtime.books.agreements[again["out_agreement_no"]])] \
+        == ["terminated", "active"]
+    order = pw.pay(key="signed-again")
+    assert order.status == po.COMPLETED and live.runtime.books.trades[order.id].agreement_no == again["agreement_no"]
 
 
 def test_an_unreachable_institution_leaves_the_agreement_terminating_until_recovery_terminates_it(db, keyring, wxpay, clock):

@@ -5,8 +5,9 @@ own page — never by the platform, and never during a payment.
     → the institution's signed notification (`apply_notification`, in the notification's unit) or our query
       (`refresh`: call, then unit) → active
 
-The row is ours from the start (`channel_agreements`, status ``pending``, our out_agreement_no derived from payer and
-institution, so starting again is the same agreement) and becomes ``active`` only from a verified notification or the
+The row is ours from the start (`channel_agreements`, status ``pending``, our out_agreement_no derived from payer,
+institution and generation, so starting again is the same agreement; signing again after a termination is the next
+generation, under a new number — an institution never reuses a terminated agreement's number) and becomes ``active`` only from a verified notification or the
 institution's answer to a query — each the one write path `activate`, idempotent (a resend, a notification after the
 query, a query after the notification change nothing). A password-free payment reads only active rows
 (`cash.agreement_for`); without one it is voided with `agreement_not_signed` (cash.py), never signed on the fly.
@@ -52,9 +53,15 @@ AGREEMENT_LIMIT_FEN = 50_000_00  # per deduction, agreed with the institution; o
 _RETURN_URL_MAX = 256
 
 
-def out_agreement_no(keyring: Keyring, payer_id: str, pi_id: str) -> str:
-    """Our agreement number for (payer, institution): the same every time, so a signing started again is the same one."""
-    digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}").hex().upper()
+def out_agreement_no(keyring: Keyring, payer_id: str, pi_id: str, generation: int = 1) -> str:
+    """Our agreement number for (payer, institution, generation): the same every time, so a signing started again is the
+    same one. A new generation — signing again after the agreement was terminated — is a new number: WeChat, Alipay and
+    UnionPay keep a terminated agreement under its number and will not sign it again (the first generation's number is
+    the one agreements signed before generations had)."""
+    if generation < 1:
+        raise ValueError("generation starts at 1")
+    suffix = "" if generation == 1 else f"\x00{generation}"
+    digest = keyring.purpose_key(f"channel agreement v1\x00{pi_id}\x00{payer_id}{suffix}").hex().upper()
     return f"AG{digest[:22]}"
 
 
@@ -72,11 +79,12 @@ class Row:
     limit_fen: int
     status: str
     signing_started_at: datetime | None
+    generation: int = 1
 
 
 def _from(r: Any) -> Row:
     return Row(r.person_id, r.payment_institution_id, r.region, r.out_agreement_no, r.agreement_no, int(r.limit_fen), r.status,
-               as_datetime(r.signing_started_at) if r.signing_started_at else None)
+               as_datetime(r.signing_started_at) if r.signing_started_at else None, int(r.generation))
 
 
 def _row(conn: Connection, payer_id: str, pi_id: str) -> Row | None:
@@ -116,13 +124,21 @@ def open_pending(conn: Connection, keyring: Keyring, now: datetime, *, holder_id
     row = _row(conn, holder_id, pi_id)
     if row is None:
         if insert_ignore(conn, AG, dict(person_id=holder_id, payment_institution_id=pi_id, region=cfg.region,
-                                        out_agreement_no=out_agreement_no(keyring, holder_id, pi_id), agreement_no=None,
+                                        out_agreement_no=out_agreement_no(keyring, holder_id, pi_id), generation=1, agreement_no=None,
                                         limit_fen=AGREEMENT_LIMIT_FEN, status="pending", signing_started_at=now, updated_at=now,
                                         created_at=now)):
             audit.append(conn, region=cfg.region, actor=actor, action="channel.agreement.start", subject=holder_id,
                          detail={"payment_institution_id": pi_id}, now=now)
     elif row.status == "terminating":
         raise _still_terminating()
+    elif row.status == "terminated":  # signing again after unbinding: the next generation, under a number of its own
+        generation = row.generation + 1
+        new_no = out_agreement_no(keyring, holder_id, pi_id, generation)
+        conn.execute(update(AG).where(AG.c.person_id == holder_id, AG.c.payment_institution_id == pi_id, AG.c.status == "terminated")
+                     .values(status="pending", out_agreement_no=new_no, generation=generation, agreement_no=None,
+                             limit_fen=AGREEMENT_LIMIT_FEN, signing_started_at=now, updated_at=now))
+        audit.append(conn, region=row.region, actor=actor, action="channel.agreement.start", subject=holder_id,
+                     detail={"payment_institution_id": pi_id, "generation": generation, "after": row.out_agreement_no}, now=now)
     elif row.status != "active":
         conn.execute(update(AG).where(AG.c.person_id == holder_id, AG.c.payment_institution_id == pi_id)
                      .values(status="pending", signing_started_at=now, updated_at=now))
