@@ -810,6 +810,7 @@ channel_configs = Table(  # how the platform reaches an admitted payment institu
     Column("platform_key_id", String(64)),
     Column("certificate_mode", String(12)),  # public_key | certificates | both
     Column("plan_id", Integer),
+    Column("deduct_notice", Boolean),  # wxpay: the template requires a 预扣费通知 before each deduction (connector sends it)
     Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

@@ -230,8 +230,9 @@ def test_0019_undone_forgets_pending_agreements_and_keeps_signed_ones(db, keyrin
 
 
 def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_code_before_saw_them(db, keyring):
-    """Down from 0021 the order's acceptance and the agreement's generation go (the rows stay); up again, the order reads
-    as never accepted — the short grace it had before — and the agreement as the first generation."""
+    """Down from 0021 the order's acceptance, the agreement's generation and the wxpay deduction notice go (the rows stay);
+    up again, the order reads as never accepted — the short grace it had before —, the agreement as the first generation,
+    and a wxpay configuration sends the notice (as the code always did)."""
     from sqlalchemy import inspect, select
 
     from tests.support.world import seed
@@ -252,8 +253,14 @@ def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_
                                      person_id=w.employee.id, payer_id=w.employee.id, paycode_id=None, terminal_id=None, actor="test")
     made = db.run(order)
     from tests.support.identity import admit
+    from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
+    from yibao.services.agency import connectors as channel_registry
 
     admit(db, "wxpay-440300")
+    db.run(lambda c: channel_registry.configure(
+        c, keyring, db.clock(), pi_id="wxpay-440300", connector="wxpay", base_url="https://api.mch.weixin.qq.com", merchant_id="1900000109",
+        app_id="wxd678efh567hg6787", private_key_pem=private_pem(generate_rsa_key()).decode(), shared_secret=b"k" * 32,
+        institution_public_key_pem=public_pem(generate_rsa_key().public_key()).decode(), deduct_notice=False, actor="test"))
     with db.engine.begin() as conn:
         conn.execute(payment_orders.update().values(cash_accepted_at=now))
         conn.execute(channel_agreements.insert().values(person_id=w.employee.id, payment_institution_id="wxpay-440300", region="440300",
@@ -263,12 +270,14 @@ def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_
     with db.engine.connect() as conn:
         assert "cash_accepted_at" not in {c["name"] for c in inspect(conn).get_columns("payment_orders")}
         assert "generation" not in {c["name"] for c in inspect(conn).get_columns("channel_agreements")}
+        assert "deduct_notice" not in {c["name"] for c in inspect(conn).get_columns("channel_configs")}
         assert conn.execute(text("SELECT id FROM payment_orders")).scalar_one() == made.id
         assert conn.execute(text("SELECT out_agreement_no FROM channel_agreements")).scalar_one() == "AGSECOND0001"
     _migrate_to(db, "head", up=True)
     with db.engine.connect() as conn:
         assert conn.execute(select(payment_orders.c.cash_accepted_at)).scalar_one() is None
         assert conn.execute(select(channel_agreements.c.generation)).scalar_one() == 1
+    assert db.run(lambda c: channel_registry.require(c, "wxpay-440300"), write=False).deduct_notice is True
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
