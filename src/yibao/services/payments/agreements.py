@@ -7,10 +7,11 @@ own page — never by the platform, and never during a payment.
 
 The row is ours from the start (`channel_agreements`, status ``pending``, our out_agreement_no derived from payer,
 institution and generation, so starting again is the same agreement; signing again after a termination is the next
-generation, under a new number — an institution never reuses a terminated agreement's number) and becomes ``active`` only from a verified notification or the
-institution's answer to a query — each the one write path `activate`, idempotent (a resend, a notification after the
-query, a query after the notification change nothing). A password-free payment reads only active rows
-(`cash.agreement_for`); without one it is voided with `agreement_not_signed` (cash.py), never signed on the fly.
+generation, under a new number — an institution never signs a terminated agreement's number again) and becomes
+``active`` only from a verified notification or the institution's answer to a query — each the one write path
+`activate`, idempotent (a resend, a notification after the query, a query after the notification change nothing). A
+password-free payment reads only active rows (`cash.agreement_for`); without one it is voided with
+`agreement_not_signed` (cash.py), never signed on the fly.
 
 Unbinding ends the agreement at the institution too:
 
@@ -315,7 +316,7 @@ async def _terminate_at(ctx: Context, row: Row, actor: str) -> str:
     return "terminated"
 
 
-_TERMINATING = 100  # per recovery round
+_TERMINATING = 20  # per recovery round: each is a call (an unreachable institution costs its timeout); the rest wait a round
 
 
 async def retry_terminations(ctx: Context, now: datetime, *, grace: timedelta, actor: str) -> dict[str, str]:
