@@ -30,3 +30,8 @@ def test_the_holder_starts_signing_in_the_app_signs_on_wechats_page_and_sees_it_
     assert again.status_code == 200 and again.json()["status"] == "active" and "signing" not in again.json()
     unbound = client.post("/api/v1/patient/ecard/bindings/alipay-440300/agreement", json={}, headers={**h, "Idempotency-Key": "sign-3"})
     assert unbound.status_code == 404 and unbound.json()["error"]["code"] == "not_bound"
+    # Unbinding in the app ends the agreement at WeChat too (its contract terminated: no deduction under it any more).
+    gone = client.delete(f"/api/v1/patient/ecard/bindings/{pw.pi_id}", headers={**h, "Idempotency-Key": "unbind-1"})
+    assert gone.status_code == 200 and pw.pi_id not in [b["payment_institution_id"] for b in gone.json()["items"]]
+    assert client.get(path, headers=h).json()["status"] == "terminated"
+    assert wxpay.runtime.books.agreements[started["out_agreement_no"]].status == "terminated"

@@ -124,9 +124,13 @@ def test_the_channel_registry_keeps_keys_encrypted_and_never_shows_them(client, 
     assert wx_only.status_code == 422 and (wx_only.json()["error"]["field"], wx_only.json()["error"]["code"]) == ("plan_id", "not_applicable")
     wx = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", headers={**OPERATOR, **key()},
                     json={**body, "connector": "wxpay", "app_id": "wxd678efh567hg6787", "shared_secret": base64.b64encode(b"k" * 32).decode(),
-                          "institution_public_key_pem": None, "certificate_mode": "certificates", "plan_id": 12535})
+                          "institution_public_key_pem": None, "certificate_mode": "certificates", "plan_id": 12535, "deduct_notice": False})
     assert wx.status_code == 200, wx.text
-    assert (wx.json()["certificate_mode"], wx.json()["plan_id"], wx.json()["platform_key_id"]) == ("certificates", 12535, None)
+    assert (wx.json()["certificate_mode"], wx.json()["plan_id"], wx.json()["platform_key_id"], wx.json()["deduct_notice"]) == \
+        ("certificates", 12535, None, False)
+    no_notice = client.put(f"/api/v1/admin/payment-institutions/{pw.pi_id}/channel", json={**body, "deduct_notice": True},
+                           headers={**OPERATOR, **key()})  # body: not wxpay
+    assert no_notice.status_code == 422 and no_notice.json()["error"]["field"] == "deduct_notice"
     missing = client.get("/api/v1/admin/payment-institutions/nobody/channel", headers=OPERATOR)
     assert missing.status_code == 404
 

@@ -68,6 +68,24 @@ def test_a_lost_answer_to_request_is_voided_once_the_wallet_can_no_longer_collec
     assert s.order(up["payOrdId"]).status == po.VOIDED and s.pw.balances() == before
 
 
+def test_a_wallet_order_asked_about_by_a_request_that_stores_its_answer_gets_it_stored_in_the_deciding_unit(stack):  # noqa: F811
+    """cash.ask with ``finish`` (a request keeping its answer under its Idempotency-Key) on a wallet order: the answer is
+    handed over in the unit that records the wallet's word, as for any order — once a RuntimeError (a 500)."""
+    from yibao.services.payments import cash as cash_leg
+    from yibao.services.payments import orders as payments
+
+    s = stack
+    up, _, mix = _held_and_ordered(s)
+    assert _request(s, up, mix).status == po.CASH_REQUESTED
+    s.clock.advance(minutes=6)  # past the wallet's request window: its SELF_PAY_CREATED can no longer be collected
+    seen = []
+
+    def finish(c, order):  # noqa: ANN001, ANN202
+        seen.append((order.status, payments.require(c, order.id).status))  # the same unit: it reads its own write
+    done = asyncio.run(cash_leg.ask(s.pw.ctx(), s.order(up["payOrdId"]), actor="test", finish=finish))
+    assert done.status == po.VOIDED and seen == [(po.VOIDED, po.VOIDED)]
+
+
 def test_request_is_refused_for_a_hold_about_to_expire(stack):  # noqa: F811
     s = stack
     up, _, mix = _held_and_ordered(s)

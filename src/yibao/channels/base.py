@@ -57,6 +57,12 @@ class OutcomeUnknown(ChannelError):
     moved. The caller must ask `query` (or `query_refund`) — never assume either way."""
 
 
+class AcceptedUnknown(OutcomeUnknown):
+    """The institution accepted the request, signed (WeChat's 204, UnionPay's 00 or 12), and what became of it is not
+    known yet: asking for it right after found nothing, or gave no answer. An accepted order may take a while to be
+    visible to the institution's query; until long after, its "not found" does not mean "never seen"."""
+
+
 class BadSignature(OutcomeUnknown):
     """A response or notification whose signature is missing or wrong: not from the institution, or
     altered. For a notification it is a refusal (answer non-2xx, query instead); for a response to a
@@ -77,6 +83,11 @@ def declined(channel: str, code: str, message: str) -> Declined:
 
 def unknown(channel: str, code: str, message_en: str) -> OutcomeUnknown:
     return OutcomeUnknown(channel, code, "支付机构未给出可信结果，须查询确认", f"{channel}: no trustworthy answer ({message_en}); query to learn the outcome")
+
+
+def accepted_unknown(channel: str, code: str, message_en: str) -> AcceptedUnknown:
+    return AcceptedUnknown(channel, code, "支付机构已受理，结果未知，须查询确认",
+                           f"{channel}: accepted, the outcome not known yet ({message_en}); query to learn it")
 
 
 def bad_signature(channel: str, what_en: str) -> BadSignature:

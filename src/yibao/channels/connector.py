@@ -12,7 +12,16 @@ from typing import Any, Callable, TypeVar
 
 import httpx
 
-from yibao.channels.base import ChannelError, OutcomeUnknown, PaymentResult, RefundResult, declined, unknown
+from yibao.channels.base import (
+    AcceptedUnknown,
+    ChannelError,
+    OutcomeUnknown,
+    PaymentResult,
+    RefundResult,
+    accepted_unknown,
+    declined,
+    unknown,
+)
 from yibao.channels.wire import WireError
 
 R = TypeVar("R", PaymentResult, RefundResult)
@@ -52,16 +61,24 @@ class Connector:
         or a later query tells: an error or a refusal of the question itself (a rate limit, no permission: nothing about
         the request), the request not yet visible, an answer about another request, or the number on the books with
         another amount (an operator looks; `services/payments/cash.py` `ask` reads it the same way). Turning any of these
-        into a decline would void a payment the institution goes on to collect, or fail a refund it makes."""
+        into a decline would void a payment the institution goes on to collect, or fail a refund it makes.
+
+        Each of these is `AcceptedUnknown`: the request was accepted (signed), which the caller keeps — an accepted
+        payment's "not found" later is not believed for long (services/payments/cash.py)."""
         try:
             result = await ask()
-        except OutcomeUnknown:
+        except AcceptedUnknown:
             raise
+        except OutcomeUnknown as exc:
+            raise accepted_unknown(self.name, exc.code, f"{what} was accepted; asking for it gave no answer") from None
         except ChannelError as exc:
-            raise unknown(self.name, "accepted_then_unclear", f"{what} was accepted; asking for it answered {exc.code}") from None
-        self._about(result, out_trade_no, out_refund_no)
+            raise accepted_unknown(self.name, "accepted_then_unclear", f"{what} was accepted; asking for it answered {exc.code}") from None
+        try:
+            self._about(result, out_trade_no, out_refund_no)
+        except OutcomeUnknown as exc:
+            raise accepted_unknown(self.name, exc.code, f"{what} was accepted; the answer names another order") from None
         if result.amount_fen != amount_fen:
-            raise unknown(self.name, "params_differ", f"{what} is on the institution's books with another amount")
+            raise accepted_unknown(self.name, "params_differ", f"{what} is on the institution's books with another amount")
         if result.status == "failed":
             raise declined(self.name, result.error_code or "failed", f"{what} failed")
         return result

@@ -649,6 +649,9 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
     Column("anomaly", String(40)),  # e.g. cash collected after the order was voided: refund it
     Column("cash_source", String(10)),  # NULL: the payer's payment institution (Channel.pay); "credit": the payer's credit line; "wallet": collected by the wallet for the hospital (med-ins order)
     Column("completed_at", DateTime(timezone=True)),
+    # When the institution accepted the cash request, signed (WeChat's 204, UnionPay's 00, Alipay's 10003) with its result
+    # still unknown: its "not found" is then not believed for cash.ACCEPTED_WAIT (services/payments/cash.py)
+    Column("cash_accepted_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
     UniqueConstraint("institution_id", "request_key"),
@@ -807,6 +810,7 @@ channel_configs = Table(  # how the platform reaches an admitted payment institu
     Column("platform_key_id", String(64)),
     Column("certificate_mode", String(12)),  # public_key | certificates | both
     Column("plan_id", Integer),
+    Column("deduct_notice", Boolean),  # wxpay: the template requires a 预扣费通知 before each deduction (connector sends it)
     Column("version", Integer, nullable=False),  # bumped on every change: built connectors are cached per version
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),
@@ -818,10 +822,12 @@ channel_agreements = Table(  # a holder's password-free agreement (免密协议)
     Column("person_id", String(24), ForeignKey("persons.id"), primary_key=True),
     Column("payment_institution_id", String(40), ForeignKey("payment_institutions.id"), primary_key=True),
     _region(),
-    Column("out_agreement_no", String(32), nullable=False, unique=True),
+    Column("out_agreement_no", String(32), nullable=False, unique=True),  # of this generation (agreements.out_agreement_no)
+    # 1, 2, …: a holder who unbound (the agreement terminated) and signs again gets a new number, never the terminated one's
+    Column("generation", Integer, nullable=False, server_default="1"),
     Column("agreement_no", String(64)),  # the institution's, once the holder has signed (NULL while pending)
     Column("limit_fen", BigInteger, nullable=False),
-    Column("status", String(12), nullable=False),  # pending | active | terminated
+    Column("status", String(12), nullable=False),  # pending | active | terminating (unbound, the institution not yet confirming) | terminated
     Column("signing_started_at", DateTime(timezone=True)),  # when the holder's signing was last started (UnionPay's query names it)
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

@@ -301,8 +301,10 @@ async def unbind(request: Request, pi_id: str) -> Response:
     who = await holder(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda c: ecard_bindings.unbind(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
+    done = await act(request, who, form, lambda c: agreements.unbind(c, p.now(), holder_id=who.principal, pi_id=pi_id, actor=who.actor),
                      back="/app/bindings", ok=("已解绑", "Unbound"))
+    await agreements.terminate(p.context, holder_id=who.principal, pi_id=pi_id, actor=who.actor)  # after the unit (api: the same)
+    return done
 
 
 # ---- card services -----------------------------------------------------------------------------

@@ -305,3 +305,58 @@ def test_0024_gives_every_active_institution_an_agreement_so_payments_go_on(db, 
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_code_before_saw_them(db, keyring):
+    """Down from 0021 the order's acceptance, the agreement's generation and the wxpay deduction notice go (the rows stay);
+    up again, the order reads as never accepted — the short grace it had before —, the agreement as the first generation,
+    and a wxpay configuration sends the notice (as the code always did)."""
+    from sqlalchemy import inspect, select
+
+    from tests.support.world import seed
+    from yibao.services.care import visits
+    from yibao.services.payments import orders as payments
+    from yibao.store.tables import channel_agreements, payment_orders
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    now = db.clock()
+
+    def order(c):  # noqa: ANN001, ANN202
+        visit = visits.open_visit_for(c, now, institution=w.hospital, person_id=w.employee.id, kind="outpatient").visit
+        return payments.insert_order(c, now, institution=w.hospital, request_key="K", request_hash="h", method="onecode", visit=visit,
+                                     person_id=w.employee.id, payer_id=w.employee.id, paycode_id=None, terminal_id=None, actor="test")
+    made = db.run(order)
+    from tests.support.identity import admit
+    from yibao.channels.crypto import generate_rsa_key, private_pem, public_pem
+    from yibao.services.agency import connectors as channel_registry
+
+    admit(db, "wxpay-440300")
+    db.run(lambda c: channel_registry.configure(
+        c, keyring, db.clock(), pi_id="wxpay-440300", connector="wxpay", base_url="https://api.mch.weixin.qq.com", merchant_id="1900000109",
+        app_id="wxd678efh567hg6787", private_key_pem=private_pem(generate_rsa_key()).decode(), shared_secret=b"k" * 32,
+        institution_public_key_pem=public_pem(generate_rsa_key().public_key()).decode(), deduct_notice=False, actor="test"))
+    with db.engine.begin() as conn:
+        conn.execute(payment_orders.update().values(cash_accepted_at=now))
+        conn.execute(channel_agreements.insert().values(person_id=w.employee.id, payment_institution_id="wxpay-440300", region="440300",
+                                                        out_agreement_no="AGSECOND0001", generation=2, agreement_no="WXA2", limit_fen=5_000_000,
+                                                        status="active", signing_started_at=now, updated_at=now, created_at=now))
+    _migrate_to(db, "0020", up=False)
+    with db.engine.connect() as conn:
+        assert "cash_accepted_at" not in {c["name"] for c in inspect(conn).get_columns("payment_orders")}
+        assert "generation" not in {c["name"] for c in inspect(conn).get_columns("channel_agreements")}
+        assert "deduct_notice" not in {c["name"] for c in inspect(conn).get_columns("channel_configs")}
+        assert conn.execute(text("SELECT id FROM payment_orders")).scalar_one() == made.id
+        assert conn.execute(text("SELECT out_agreement_no FROM channel_agreements")).scalar_one() == "AGSECOND0001"
+    _migrate_to(db, "head", up=True)
+    with db.engine.connect() as conn:
+        assert conn.execute(select(payment_orders.c.cash_accepted_at)).scalar_one() is None
+        assert conn.execute(select(channel_agreements.c.generation)).scalar_one() == 1
+    assert db.run(lambda c: channel_registry.require(c, "wxpay-440300"), write=False).deduct_notice is True
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

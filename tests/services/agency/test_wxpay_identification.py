@@ -36,6 +36,19 @@ def test_public_key_mode_stores_the_key_id_and_plan_and_the_built_connector_veri
         asyncio.run(built.query("NOSUCHORDER0001"))
 
 
+def test_the_deduction_notice_is_part_of_the_stored_configuration_on_by_default(db, keyring, wxpay):
+    """Whether the merchant's papay template requires the 预扣费通知 is stored with the other wxpay settings, shown, and
+    what the connector built from the database does; not said, it is on (WeChat's recurring templates require it)."""
+    admit(db, "wxpay-440300")
+    settings = {k: v for k, v in channel_registry.settings_of(wxpay.channel).items() if k != "deduct_notice"}
+    assert _configure(db, keyring, "wxpay-440300", **settings)["deduct_notice"] is True
+    assert channel_registry.build(_stored(db, "wxpay-440300"), keyring).config.deduct_notice is True
+    view = _configure(db, keyring, "wxpay-440300", **settings, deduct_notice=False)
+    assert view["deduct_notice"] is False and _stored(db, "wxpay-440300").deduct_notice is False
+    assert channel_registry.build(_stored(db, "wxpay-440300"), keyring).config.deduct_notice is False
+    assert channel_registry.settings_of(channel_registry.build(_stored(db, "wxpay-440300"), keyring))["deduct_notice"] is False
+
+
 def test_certificate_mode_needs_no_public_key_and_downloads_the_platform_certificates(db, keyring):
     from yibao.sandbox.channels import pair
 
@@ -64,6 +77,7 @@ def test_certificate_mode_needs_no_public_key_and_downloads_the_platform_certifi
     ({"platform_key_id": "PUB_KEY_ID_0114", "certificate_mode": "certificates"}, "platform_key_id", "not_applicable"),
     ({"plan_id": 0}, "plan_id", "out_of_range"),
     ({"plan_id": True}, "plan_id", "out_of_range"),
+    ({"deduct_notice": "yes"}, "deduct_notice", "invalid_choice"),
     ({"certificate_mode": "public_key", "institution_public_key_pem": None}, "institution_public_key_pem", "invalid_key"),
 ])
 def test_each_wxpay_field_is_checked_by_name(db, keyring, wxpay, override, field, code):
@@ -73,7 +87,8 @@ def test_each_wxpay_field_is_checked_by_name(db, keyring, wxpay, override, field
     assert (exc.value.field, exc.value.code) == (field, code)
 
 
-@pytest.mark.parametrize("field, value", [("platform_key_id", "PUB_KEY_ID_0114"), ("certificate_mode", "public_key"), ("plan_id", 1)])
+@pytest.mark.parametrize("field, value", [("platform_key_id", "PUB_KEY_ID_0114"), ("certificate_mode", "public_key"), ("plan_id", 1),
+                                          ("deduct_notice", False)])
 def test_another_connector_refuses_wxpay_fields(db, keyring, alipay, field, value):
     admit(db, "alipay-440300")
     with pytest.raises(InputError) as exc:

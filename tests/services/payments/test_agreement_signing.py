@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from tests.support.channels import play_holder
 from tests.support.payments import payment_world, sign_agreement, wait_until
-from yibao.channels.base import SigningStart
+from yibao.channels.base import Notification, SigningStart
 from yibao.domain import payment_order as po
+from yibao.services.books import audit
 from yibao.services.payments import agreements, notifications
 from yibao.store.tables import channel_agreements as AG
 from yibao.store.tables import channel_notifications as CN
@@ -143,3 +144,95 @@ def test_each_wechat_deduction_is_preceded_by_its_deduction_notice(db, keyring, 
     notice, apply = paths.index(f"/v3/papay/contracts/{contract_id}/notify"), paths.index("/v3/papay/pay/transactions/apply")
     assert notice < apply
     assert b'"estimated_amount":{"amount":%d,' % order.cash_pay in recorder.bodies[notice][1]
+
+
+def test_an_institutions_notification_naming_another_institutions_agreement_is_refused(db, keyring):
+    """WeChat's verified word about an agreement number that is Alipay's (a misrouted or replayed notification) activates
+    or terminates nothing: `activate` and `terminated` read and write only the notifying institution's row."""
+    from sqlalchemy import insert
+
+    from tests.support.identity import admit
+    from tests.support.world import seed
+
+    w = seed(db, keyring)
+    for pi in ("wxpay-440300", "alipay-440300"):
+        admit(db, pi)
+    now = db.clock()
+    with db.engine.begin() as conn:
+        for pi, no, status, agreement_no in (("wxpay-440300", "AGWXPAY00001", "pending", None), ("alipay-440300", "AGALIPAY0001", "pending", None),
+                                             ("alipay-440300", "AGALIPAY0002", "active", "ALI-2")):
+            person = w.employee.id if no != "AGALIPAY0002" else w.retiree.id
+            conn.execute(insert(AG).values(person_id=person, payment_institution_id=pi, region="440300", out_agreement_no=no,
+                                           agreement_no=agreement_no, limit_fen=5_000_000, status=status, signing_started_at=now,
+                                           updated_at=now, created_at=now))
+
+    def told(pi_id: str, status: str, out_no: str) -> str:
+        n = Notification("wxpay", "agreement", f"E-{status}-{out_no}", status, data={"subject": out_no, "agreement_no": "WX-FORGED"})
+        return db.run(lambda c: agreements.apply_notification(c, db.clock(), pi_id, n, "channel:wxpay-440300"))
+
+    def rows() -> dict:
+        return {r.out_agreement_no: (r.status, r.agreement_no)
+                for r in db.run(lambda c: c.execute(select(AG)).all(), write=False)}
+
+    before = rows()
+    assert told("wxpay-440300", "active", "AGALIPAY0001") == "unknown_agreement"
+    assert told("wxpay-440300", "terminated", "AGALIPAY0002") == "unknown_agreement"
+    assert rows() == before
+    assert told("wxpay-440300", "active", "AGWXPAY00001") == "agreement_active"  # its own agreement: applied
+    assert rows() == {**before, "AGWXPAY00001": ("active", "WX-FORGED")}
+
+
+def _unbind(pw) -> dict:  # noqa: ANN001 — as the patient API and the page do: the unit, then the institution told
+    items = pw.db.run(lambda c: agreements.unbind(c, pw.db.clock(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
+    assert pw.pi_id not in [b["payment_institution_id"] for b in items]  # unbound here whatever the institution says
+    return asyncio.run(agreements.terminate(pw.ctx(), holder_id=pw.w.employee.id, pi_id=pw.pi_id, actor="test"))
+
+
+def test_unbinding_terminates_the_agreement_at_the_institution_and_signing_again_is_a_new_generation(db, keyring, live):
+    """The institution records the termination and refuses deductions under the agreement; the holder who binds again
+    and signs again gets the next generation's number — the terminated one's would be refused (the institution keeps it
+    terminated) — and pays under the new agreement."""
+    from uuid import uuid4
+
+    from tests.support.identity import bind
+    from yibao.channels.base import Declined, PaymentRequest
+
+    pw = payment_world(db, keyring, live)
+    signed = _row(pw)
+    state = _unbind(pw)
+    assert (state["status"], state["out_agreement_no"]) == ("terminated", signed.out_agreement_no)
+    assert live.runtime.books.agreements[signed.out_agreement_no].status == "terminated"  # the sandbox recorded it
+    with pytest.raises(Declined):  # a deduction under it now: refused by the institution itself
+        asyncio.run(live.channel.pay(PaymentRequest(f"T{uuid4().hex[:20]}", 100, "免密扣款", signed.agreement_no)))
+    actions = [e.action for e in db.run(lambda c: audit.entries(c, "440300", 50), write=False) if e.subject == pw.w.employee.id]
+    assert "channel.agreement.terminating" in actions and "channel.agreement.terminated" in actions
+
+    bind(db, pw.w.employee.id, pw.pi_id, password_free_limit=100000, make_default=True)
+    again = sign_agreement(pw)
+    assert again["out_agreement_no"] != signed.out_agreement_no and _row(pw).generation == 2
+    assert [a.status for a in (live.runtime.books.agreements[signed.out_agreement_no], live.runtime.books.agreements[again["out_agreement_no"]])] \
+        == ["terminated", "active"]
+    order = pw.pay(key="signed-again")
+    assert order.status == po.COMPLETED and live.runtime.books.trades[order.id].agreement_no == again["agreement_no"]
+
+
+def test_an_unreachable_institution_leaves_the_agreement_terminating_until_recovery_terminates_it(db, keyring, wxpay, clock):
+    from yibao.services.payments import recovery
+
+    pw = payment_world(db, keyring, wxpay)
+    signed = _row(pw)
+    wxpay.runtime.set_knobs(server_error_rate=1.0)
+    assert _unbind(pw)["status"] == "terminating"  # visible: not yet ended at WeChat
+    assert wxpay.runtime.books.agreements[signed.out_agreement_no].status == "active"
+    from yibao.services.payments import cash
+
+    assert db.run(lambda c: cash.agreement_for(c, keyring, pw.w.employee.id, pw.pi_id), write=False).agreement_no is None  # no payment uses it
+    late = Notification("wxpay", "agreement", "E-late", "active", data={"subject": signed.out_agreement_no, "agreement_no": "WX-LATE"})
+    assert db.run(lambda c: agreements.apply_notification(c, db.clock(), pw.pi_id, late, "test")) == "agreement_ended"
+    clock.advance(minutes=2)
+    assert asyncio.run(recovery.recover(pw.ctx())).agreements == {signed.out_agreement_no: "terminating"}  # still down
+    wxpay.runtime.set_knobs(server_error_rate=0.0)
+    clock.advance(minutes=2)
+    assert asyncio.run(recovery.recover(pw.ctx())).agreements == {signed.out_agreement_no: "terminated"}
+    assert wxpay.runtime.books.agreements[signed.out_agreement_no].status == "terminated"
+    assert _row(pw).status == "terminated" and asyncio.run(recovery.recover(pw.ctx())).agreements == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -302,3 +303,41 @@ def test_a_retry_that_sends_a_requested_payment_again_never_voids_it_on_a_refusa
     stale = db.run(lambda c: payments.record_cash(c, db.clock(), order_id=first.id, outcome="not_found", actor="recovery",
                                                   seen=first.updated_at))
     assert stale.status == po.CASH_UNKNOWN  # a "not found" decided on the order as it was before the resend is dropped
+
+
+@pytest.mark.parametrize("name", ["wxpay", "alipay", "unionpay"])
+def test_a_payment_the_institution_accepted_is_not_voided_while_its_query_does_not_find_it_yet(db, keyring, channel_world, clock, name):
+    """Issue 14: WeChat answered the deduction 204, UnionPay the consume 00, Alipay 10003 — accepted, signed — and its query
+    still says no such order (a slow institution's books: the sandbox's visible_delay_ms). That "not found" is not
+    believed for cash.ACCEPTED_WAIT after the acceptance: the order stays in doubt and completes once the query finds it
+    paid. Past the wait, a signed "not found" voids it. (An order never accepted keeps the short grace:
+    test_payment_faults.py, the server error.)"""
+    from yibao.services.payments import cash
+
+    assert cash.ACCEPTED_WAIT + recovery.CASH_GRACE < payments.HOLD_TIMEOUT  # decided while the ledger holds last
+    live = channel_world[name]
+    live.reset()
+    try:
+        pw = payment_world(db, keyring, live)
+        # settle_delay: Alipay answers 10003 (in process) rather than 10000; the others accept and their query finds nothing
+        live.runtime.set_knobs(settle_delay_ms=1, visible_delay_ms=600_000, drop_notification_rate=1.0)
+        first = pw.pay(key="accepted-1")
+        assert first.status == po.CASH_UNKNOWN and first.cash_accepted_at is not None
+        clock.advance(minutes=2)  # past recovery's grace: the query answers, signed, that there is no such order
+        assert asyncio.run(recovery.recover(pw.ctx())).orders == {first.id: po.CASH_UNKNOWN}
+        live.runtime.set_knobs(visible_delay_ms=0)  # the institution's books catch up
+        clock.advance(minutes=2)
+        assert asyncio.run(recovery.recover(pw.ctx())).orders == {first.id: po.COMPLETED}
+        assert order(pw, first.id).trade_no == live.runtime.books.trades[first.id].trade_no
+
+        live.runtime.set_knobs(visible_delay_ms=600_000)
+        before = pw.balances()
+        second = pw.pay(key="accepted-2")
+        assert second.status == po.CASH_UNKNOWN and second.cash_accepted_at is not None
+        clock.advance(seconds=(cash.ACCEPTED_WAIT - timedelta(minutes=1)).total_seconds())
+        assert asyncio.run(recovery.recover(pw.ctx())).orders == {second.id: po.CASH_UNKNOWN}
+        clock.advance(minutes=2)  # the wait is over and the query still says, signed, no such order
+        assert asyncio.run(recovery.recover(pw.ctx())).orders == {second.id: po.VOIDED}
+        assert order(pw, second.id).void_reason == po.CASH_NOT_FOUND and pw.balances() == before
+    finally:
+        live.reset()

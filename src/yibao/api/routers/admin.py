@@ -282,6 +282,8 @@ class ChannelConfigIn(Strict):
     certificate_mode: str | None = Field(None, min_length=1, max_length=12,
                                          description="wxpay: public_key | certificates | both (how WeChat's signatures are identified)")
     plan_id: int | None = Field(None, description="wxpay: the papay template (委托代扣模板) id the contracts are signed under")
+    deduct_notice: bool | None = Field(None, description="wxpay: the template requires a 预扣费通知 (pre-deduction notice) before each "
+                                       "deduction, sent by the platform first (default true)")
 
 
 @router.put("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 Configure how the platform reaches a payment institution")
@@ -303,7 +305,7 @@ async def configure_channel(body: ChannelConfigIn, request: Request, pi_id: str 
         c, p.keyring, now, pi_id=pi_id, connector=body.connector, base_url=body.base_url, merchant_id=body.merchant_id, app_id=body.app_id,
         private_key_pem=body.private_key_pem, shared_secret=secret, institution_public_key_pem=body.institution_public_key_pem,
         notify_url=body.notify_url, timeout_ms=body.timeout_ms, platform_key_id=body.platform_key_id, certificate_mode=body.certificate_mode,
-        plan_id=body.plan_id, actor=caller.actor)))
+        plan_id=body.plan_id, deduct_notice=body.deduct_notice, actor=caller.actor)))
 
 
 @router.get("/payment-institutions/{pi_id}/channel", summary="支付机构接入配置 The channel configuration (no keys or secrets)")

@@ -248,12 +248,16 @@ async def binding_limit(body: LimitIn, request: Request, pi_id: str = PiId, key:
         c, now, holder_id=caller.principal, pi_id=pi_id, password_free_limit=limit, actor=caller.actor))))
 
 
-@router.delete("/ecard/bindings/{pi_id}", summary="解绑 Unbind a payment institution")
+@router.delete("/ecard/bindings/{pi_id}", summary="解绑 Unbind a payment institution (its password-free agreement is terminated there too)")
 async def unbind(request: Request, pi_id: str = PiId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
                  p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
-    return await idempotent(p, request, caller, key, lambda c: (200, _bindings(ecard_bindings.unbind(
+    answer = await idempotent(p, request, caller, key, lambda c: (200, _bindings(agreements.unbind(
         c, now, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor))))
+    # After the unbind's unit: the institution is told (an unreachable one is asked again by recovery; the agreement's
+    # state says `terminating` meanwhile). A replayed answer finds nothing left to terminate.
+    await agreements.terminate(p.context, holder_id=caller.principal, pi_id=pi_id, actor=caller.actor)
+    return answer
 
 
 class SigningIn(Strict):

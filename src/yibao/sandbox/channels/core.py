@@ -35,6 +35,8 @@ class Knobs(BaseModel):
     timeout_rate: float = Field(0.0, ge=0.0, le=1.0, description="the effect happens, then the answer hangs for hang_ms")
     hang_ms: int = Field(10_000, ge=0, le=600_000, description="how long a timed-out answer hangs (longer than the client waits)")
     settle_delay_ms: int = Field(0, ge=0, le=600_000, description="payments answer 'processing' and succeed after this delay")
+    visible_delay_ms: int = Field(0, ge=0, le=86_400_000, description="an accepted payment is not found by a query until this long "
+                                  "after it was booked (a slow institution's books: the order was accepted, the query says no such order)")
     drop_notification_rate: float = Field(0.0, ge=0.0, le=1.0, description="notifications never sent")
     duplicate_notification_rate: float = Field(0.0, ge=0.0, le=1.0, description="notifications sent twice")
     bad_notification_signature: bool = Field(False, description="notifications carry a wrong signature")
@@ -51,6 +53,7 @@ class KnobsPatch(BaseModel):
     timeout_rate: float | None = Field(None, ge=0.0, le=1.0)
     hang_ms: int | None = Field(None, ge=0, le=600_000)
     settle_delay_ms: int | None = Field(None, ge=0, le=600_000)
+    visible_delay_ms: int | None = Field(None, ge=0, le=86_400_000)
     drop_notification_rate: float | None = Field(None, ge=0.0, le=1.0)
     duplicate_notification_rate: float | None = Field(None, ge=0.0, le=1.0)
     bad_notification_signature: bool | None = None
@@ -336,10 +339,13 @@ class Books:
         """Called once for each payment that succeeds after a delay; an institution may book more (the bank: a bill)."""
 
     def trade(self, out_trade_no: str) -> TradeRec:
+        """A trade as a query (or a refund) finds it: not yet while `visible_delay_ms` hides it (measured now, so turning
+        the knob down shows it at once)."""
         self.settle_due()
         with self.lock:
             rec = self.trades.get(out_trade_no)
-        if rec is None:
+            hidden = rec is not None and self.now() < rec.created_at + timedelta(milliseconds=self.knobs.visible_delay_ms)
+        if rec is None or hidden:
             raise SandboxRefusal("ORDER_NOT_EXIST", "no such order", 404)
         return rec
 

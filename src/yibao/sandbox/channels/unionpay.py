@@ -351,7 +351,12 @@ def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             await books.before_call()
             order_id, txn_time = params.get("orderId", ""), params.get("txnTime", "")
             if by_order_and_time("trade", order_id, txn_time):
-                extra = trade_view(books.trade(order_id))
+                try:
+                    extra = trade_view(books.trade(order_id))
+                except SandboxRefusal as exc:
+                    if exc.code != "ORDER_NOT_EXIST":
+                        raise
+                    return answer(params, {}, "34", "查无此交易")  # booked but not visible yet (visible_delay_ms)
             elif by_order_and_time("refund", order_id, txn_time):
                 extra = refund_view(books.refund_of(order_id))
             else:

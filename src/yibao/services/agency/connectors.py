@@ -58,6 +58,7 @@ class ChannelConfig:
     platform_key_id: str | None = None  # wxpay: the platform public key's id (PUB_KEY_ID_…)
     certificate_mode: str | None = None  # wxpay: public_key | certificates | both
     plan_id: int | None = None  # wxpay: the papay template the contracts are signed under
+    deduct_notice: bool | None = None  # wxpay: the template requires a 预扣费通知 before each deduction (None elsewhere)
 
 
 def _row(r: Any) -> ChannelConfig:
@@ -65,13 +66,13 @@ def _row(r: Any) -> ChannelConfig:
                          None if r.private_key_enc is None else bytes(r.private_key_enc),
                          None if r.shared_secret_enc is None else bytes(r.shared_secret_enc), r.institution_public_key, r.notify_url,
                          int(r.timeout_ms), int(r.version), r.updated_at, r.platform_key_id, r.certificate_mode,
-                         None if r.plan_id is None else int(r.plan_id))
+                         None if r.plan_id is None else int(r.plan_id), None if r.deduct_notice is None else bool(r.deduct_notice))
 
 
 # Read for every payment and every notification: prepared SQL (store/sql.py), not Core (~100 µs).
 _GET = Sql("""SELECT payment_institution_id, region, connector, base_url, merchant_id, app_id, private_key_enc, shared_secret_enc,
-              institution_public_key, notify_url, timeout_ms, version, updated_at, platform_key_id, certificate_mode, plan_id
-              FROM channel_configs WHERE payment_institution_id = :id""")
+              institution_public_key, notify_url, timeout_ms, version, updated_at, platform_key_id, certificate_mode, plan_id,
+              deduct_notice FROM channel_configs WHERE payment_institution_id = :id""")
 
 
 def get(conn: Connection, pi_id: str) -> ChannelConfig | None:
@@ -110,14 +111,17 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
               app_id: str | None = None, private_key_pem: str | None = None, shared_secret: bytes | None = None,
               institution_public_key_pem: str | None = None, notify_url: str | None = None, timeout_ms: int = 5000,
               platform_key_id: str | None = None, certificate_mode: str | None = None, plan_id: int | None = None,
-              actor: str) -> dict[str, Any]:
+              deduct_notice: bool | None = None, actor: str) -> dict[str, Any]:
     """Create or replace the institution's channel configuration (an admitted institution only).
 
     WeChat Pay (wxpay) only: ``certificate_mode`` says how its answers and notifications are identified —
     ``public_key`` (the platform public key, named by ``platform_key_id``, the `PUB_KEY_ID_…` WeChat assigned it),
     ``certificates`` (platform certificates downloaded from /v3/certificates; no public key needed) or ``both``
     (during WeChat's migration from one to the other) — and ``plan_id`` the papay template the contracts are
-    signed under. Default: ``public_key``, and the key chosen by any id when none is given."""
+    signed under, and ``deduct_notice`` whether that template requires the 预扣费通知 (pre-deduction notice) before each
+    deduction — the connector then sends it first (docs/channels.md). Defaults: ``public_key``, the key chosen by any id
+    when none is given, and the notice sent (WeChat's templates for recurring deductions require it; a template that
+    does not can turn it off)."""
     pi = pis.get(conn, pi_id, lock=True)
     if pi is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "payment institution not found")
@@ -134,6 +138,7 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
     if not 100 <= timeout_ms <= 60_000:
         raise InputError("timeout_ms", "out_of_range", "超时应在100–60000毫秒之间", "must be 100–60000 ms")
     key_id, mode, plan = _wxpay_identification(connector, platform_key_id, certificate_mode, plan_id)
+    notice = _wxpay_deduct_notice(connector, deduct_notice)
     needs_keys = connector != "bank"
     needs_secret = connector in ("wxpay", "bank")
     key_enc = pub = secret_enc = None
@@ -162,7 +167,7 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
         raise InputError("app_id", "required", "微信类接入须填写 app_id", "a wxpay connector needs app_id")
     values = dict(region=pi.region, connector=connector, base_url=base, merchant_id=merchant_id, app_id=app_id, private_key_enc=key_enc,
                   shared_secret_enc=secret_enc, institution_public_key=pub, notify_url=notify, timeout_ms=timeout_ms, updated_at=now,
-                  platform_key_id=key_id, certificate_mode=mode, plan_id=plan)
+                  platform_key_id=key_id, certificate_mode=mode, plan_id=plan, deduct_notice=notice)
     existing = get(conn, pi_id)
     if existing is None:
         conn.execute(CC.insert().values(payment_institution_id=pi_id, version=1, created_at=now, **values))
@@ -198,6 +203,19 @@ def _wxpay_identification(connector: str, key_id: str | None, mode: str | None, 
     return key_id, mode, plan_id
 
 
+def _wxpay_deduct_notice(connector: str, value: bool | None) -> bool | None:
+    """Whether WeChat's template requires the 预扣费通知: yes unless said otherwise; any other connector takes none."""
+    if connector != "wxpay":
+        if value is not None:
+            raise InputError("deduct_notice", "not_applicable", "仅微信支付（wxpay）接入可填写此项", "only a wxpay connector takes this field")
+        return None
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise InputError("deduct_notice", "invalid_choice", "预扣费通知应为 true 或 false", "must be true or false")
+    return value
+
+
 def _serial(pem: str | None) -> str | None:
     """The institution key's serial; for UnionPay's certificate bundle, its middle certificate's key."""
     if not pem:
@@ -217,7 +235,8 @@ def view(cfg: ChannelConfig) -> dict[str, Any]:
             "timeout_ms": cfg.timeout_ms, "version": cfg.version, "has_private_key": cfg.private_key_enc is not None,
             "has_shared_secret": cfg.shared_secret_enc is not None,
             "institution_key_serial": _serial(cfg.institution_public_key),
-            **({"platform_key_id": cfg.platform_key_id, "certificate_mode": cfg.certificate_mode, "plan_id": cfg.plan_id}
+            **({"platform_key_id": cfg.platform_key_id, "certificate_mode": cfg.certificate_mode, "plan_id": cfg.plan_id,
+                "deduct_notice": cfg.deduct_notice is not False}
                if cfg.connector == "wxpay" else {}),
             "updated_at": iso_utc(cfg.updated_at)}
 
@@ -238,7 +257,7 @@ def build(cfg: ChannelConfig, keyring: Keyring, *, transport: httpx.AsyncBaseTra
         return wxpay.WxPayChannel(wxpay.WxPayConfig(
             cfg.base_url, cfg.merchant_id, cfg.app_id or "", key_serial(key), key, serial, pub if mode != "certificates" else None, secret,
             cfg.notify_url, timeout, plan_id=cfg.plan_id if cfg.plan_id is not None else wxpay.tx.DEFAULT_PLAN_ID,
-            platform_certificates=mode != "public_key"), transport=transport)
+            platform_certificates=mode != "public_key", deduct_notice=cfg.deduct_notice is not False), transport=transport)
     if cfg.connector == "alipay":
         from yibao.channels.alipay import connector as alipay
 
@@ -325,7 +344,7 @@ def settings_of(channel: Any) -> dict[str, Any]:
         mode = ("both" if c.platform_key is not None else "certificates") if c.platform_certificates else "public_key"
         return {**common, "merchant_id": c.mchid, "app_id": c.appid, "private_key_pem": private_pem(c.merchant_key).decode(),
                 "institution_public_key_pem": None if c.platform_key is None else public_pem(c.platform_key).decode(),
-                "shared_secret": c.api_v3_key, "certificate_mode": mode, "plan_id": c.plan_id,
+                "shared_secret": c.api_v3_key, "certificate_mode": mode, "plan_id": c.plan_id, "deduct_notice": c.deduct_notice,
                 "platform_key_id": c.platform_serial if c.platform_serial.startswith("PUB_KEY_ID_") and mode != "certificates" else None}
     if name == "alipay":
         return {**common, "merchant_id": c.app_id, "private_key_pem": private_pem(c.app_key).decode(),

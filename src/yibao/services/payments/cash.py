@@ -12,6 +12,12 @@ A crash after the hold leaves `held` (recovery voids it: no institution ever hea
 `cash_requested` recovery asks the institution (`ask`: the truth) and completes or voids. The
 institution's pay is idempotent by our out_trade_no (the order id), so asking again never charges twice.
 
+An order the institution *accepted* (signed: WeChat's 204, UnionPay's 00, Alipay's 10003) whose result is not known
+yet keeps that on the order (``cash_accepted_at``). The institution may take a while to make an accepted order visible
+to its query; so for such an order a signed "not found" is not believed until `ACCEPTED_WAIT` after the acceptance —
+voiding it sooner risks money collected on a voided order. An order never accepted (a timeout, a 5xx before anything
+happened) is voided on the first "not found" after recovery's short grace, as before.
+
 ``finish(conn, order)``, when given, runs inside the unit that leaves the order where this request ends it (the
 answer's unit, or the hold's when it ends there): the API stores its receipt under the Idempotency-Key there, so
 the answer needs no unit of its own.
@@ -21,12 +27,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy.engine import Connection
 
-from yibao.channels.base import BadSignature, Channel, ChannelError, Declined, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, sent_at_kw
+from yibao.channels.base import (
+    AcceptedUnknown,
+    BadSignature,
+    Channel,
+    ChannelError,
+    Declined,
+    NotFoundAtChannel,
+    OutcomeUnknown,
+    PaymentRequest,
+    sent_at_kw,
+)
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
 from yibao.domain.credit import BankOutcomeUnknown
@@ -44,11 +60,11 @@ log = logging.getLogger("yibao.payments")
 
 Finish = Callable[[Connection, Order], None]  # run in the unit where the order ends for this request (see above)
 
-
-def _finished_after(order: Order, finish: Finish | None) -> Order:
-    if finish is not None:  # a real check, not an assert: `python -O` must not let a stored answer go unwritten
-        raise RuntimeError("a med-ins order is driven by the wallet, never by a request that stores its answer")
-    return order
+# [guess] How long an institution may take to make a payment it accepted visible to its query. No institution publishes
+# a bound (WeChat's papay deduction and UnionPay's consume usually settle within minutes; Alipay says to keep querying a
+# 10003); half a day is far beyond any delay seen, and it must end well before the ledger holds do (orders.HOLD_TIMEOUT,
+# 24 h): an order still in doubt when its holds expire could no longer be completed.
+ACCEPTED_WAIT = timedelta(hours=12)
 
 
 def _finished(conn: Connection, order: Order, finish: Finish | None) -> Order:
@@ -221,12 +237,16 @@ async def collect(ctx: Context, order: Order, *, actor: str, route: CashRoute | 
 
 async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, actor: str, finish: Finish | None = None,
                resent: bool = False) -> Order:
-    trade_no = None
+    trade_no, accepted = None, False
     try:
         result = await channel.pay(PaymentRequest(order.id, order.cash_pay, payments.CASH_DESCRIPTION, agreement_no, sent_at=order.created_at))
         outcome, trade_no = ("succeeded" if result.status == "succeeded" else "unknown"), result.trade_no
+        accepted = outcome == "unknown"  # "processing": accepted, signed, its result to come
     except Declined:
         outcome = "unknown" if resent else "declined"  # resent: the refusal may be of a second pay of a collected trade
+    except AcceptedUnknown as exc:
+        outcome, accepted = "unknown", True  # accepted, then asking found nothing (yet) or gave no answer
+        log.info("payment %s: accepted by the institution, its result not known yet (%s); recovery will ask", order.id, exc.code)
     except (OutcomeUnknown, NotFoundAtChannel, ChannelError) as exc:
         outcome = "unknown"  # timeout, 5xx, unsigned answer: only a query (or a verified notification) may end it
         log.warning("payment %s: the cash outcome is unknown (%s: %s); recovery will ask", order.id, type(exc).__name__, exc.code)
@@ -235,7 +255,7 @@ async def _pay(ctx: Context, channel: Channel, order: Order, agreement_no: str, 
             log.info("payment %s: the institution answered %s; waiting for its result", order.id, result.status)
     now = ctx.now()
     return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, trade_no=trade_no,
-                                                                     actor=actor), finish))
+                                                                     actor=actor, accepted=accepted), finish))
 
 
 async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None = None) -> Order:
@@ -244,7 +264,7 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
     if order.cash_source == "credit":
         return await _credit_ask(ctx, order, actor, finish)
     if order.cash_source == "wallet":  # a med-ins order: the wallet collected the self-pay part; its mixed order says
-        return _finished_after(await medins.ask(ctx, order, actor=actor), finish)
+        return await medins.ask(ctx, order, actor=actor, finish=finish)  # `finish` in the unit that records it, as below
     trade_no = None
     try:
         channel = await ctx.channel(order.payment_institution_id)
@@ -256,6 +276,9 @@ async def ask(ctx: Context, order: Order, *, actor: str, finish: Finish | None =
             outcome = "unknown"  # never complete on an amount we did not ask for; an operator looks at it
     except NotFoundAtChannel:
         outcome = "not_found"  # signed: it never saw the order, so nothing was collected
+        if order.cash_accepted_at is not None and ctx.now() < order.cash_accepted_at + ACCEPTED_WAIT:
+            outcome = "unknown"  # it accepted the request: not visible yet is not "never seen" (module docstring)
+            log.info("payment %s: accepted at %s and not found yet; asked again later", order.id, order.cash_accepted_at)
     except (OutcomeUnknown, BadSignature, ChannelError, YibaoError) as exc:
         outcome = "unknown"
         log.warning("payment %s: the query gave no answer (%s: %s); asked again later", order.id, type(exc).__name__, exc.code)

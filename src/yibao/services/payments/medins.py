@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -349,9 +349,9 @@ def outcome_of(found: MedInsOrder, order: Order, requested_at: datetime | None, 
     return outcome
 
 
-async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
+async def ask(ctx: Context, order: Order, *, actor: str, finish: Callable[[Connection, Order], None] | None = None) -> Order:
     """Recovery of an order in doubt: the wallet's query of its mixed order decides (`outcome_of`); no answer keeps it
-    in doubt."""
+    in doubt. ``finish`` (cash.py's) runs in the unit that records the answer, as for any other order asked about."""
     auth = await ctx.run(lambda c: _of_order(c, order.id), write=False)
     try:
         found = await truth(ctx, order)
@@ -370,12 +370,19 @@ async def ask(ctx: Context, order: Order, *, actor: str) -> Order:
         def refunded(c: Connection) -> Order:
             voided = payments.record_cash(c, now, order_id=order.id, outcome="failed", actor=actor, seen=order.updated_at)
             if voided.status == po.VOIDED and voided.anomaly is None:
-                return payments.flag_anomaly(c, voided, "cash_refunded_before_settlement", now, actor)
-            return voided
+                voided = payments.flag_anomaly(c, voided, "cash_refunded_before_settlement", now, actor)
+            return _finished(c, voided, finish)
         log.error("med-ins order %s: the wallet shows its self-pay part refunded before the insurance part was settled: voided",
                   order.id)
         return await ctx.run(refunded)
-    return await ctx.run(lambda c: payments.record_cash(c, now, order_id=order.id, outcome=outcome, actor=actor, seen=order.updated_at))
+    return await ctx.run(lambda c: _finished(c, payments.record_cash(c, now, order_id=order.id, outcome=outcome, actor=actor,
+                                                                     seen=order.updated_at), finish))
+
+
+def _finished(conn: Connection, order: Order, finish: Callable[[Connection, Order], None] | None) -> Order:
+    if finish is not None:
+        finish(conn, order)
+    return order
 
 
 async def cash_refunded(ctx: Context, order: Order) -> bool:

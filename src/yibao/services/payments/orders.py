@@ -73,6 +73,7 @@ class Order:
     updated_at: datetime
     created_at: datetime
     cash_source: str | None = None  # None: a payment institution; "credit": the payer's credit line
+    cash_accepted_at: datetime | None = None  # the institution accepted the cash request (signed), its result not yet known
 
     @property
     def terminal(self) -> bool:
@@ -86,13 +87,13 @@ def from_row(r: Any) -> Order:
     return Order(r.id, r.region, r.institution_id, r.request_key, r.request_hash, r.method, r.visit_id, r.person_id, r.payer_id, r.setl_id,
                  r.terminal_id, r.payment_institution_id, r.status, r.void_reason, int(r.total), int(r.fund_total), int(r.account_pay),
                  int(r.cash_pay), r.trade_no, int(r.pin_attempts), _utc(r.confirm_expires_at), r.anomaly, _utc(r.completed_at),
-                 _utc(r.updated_at), _utc(r.created_at), r.cash_source)
+                 _utc(r.updated_at), _utc(r.created_at), r.cash_source, _utc(r.cash_accepted_at))
 
 
 # The payment path's statements as prepared SQL (store/sql.py): Core spent ~100 µs building and keying each of them.
 _ORDER = ("id, region, institution_id, request_key, request_hash, method, visit_id, person_id, payer_id, setl_id, terminal_id, "
           "payment_institution_id, status, void_reason, total, fund_total, account_pay, cash_pay, trade_no, pin_attempts, "
-          "confirm_expires_at, anomaly, completed_at, updated_at, created_at, cash_source")
+          "confirm_expires_at, anomaly, completed_at, updated_at, created_at, cash_source, cash_accepted_at")
 _GET = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE id = :id")
 _GET_LOCKED = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE id = :id {{lock}}")
 _FOR_REQUEST = Sql(f"SELECT {_ORDER} FROM payment_orders WHERE institution_id = :institution_id AND request_key = :request_key")
@@ -291,13 +292,16 @@ OUTCOMES = {"succeeded": po.CASH_SUCCEEDED, "declined": po.DECLINED, "failed": p
 
 
 def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str, trade_no: str | None = None, actor: str,
-                seen: datetime | None = None) -> Order:
+                seen: datetime | None = None, accepted: bool = False) -> Order:
     """What the institution said about the cash: complete, void, or keep asking.
 
     Only an order whose cash was requested can take it. A success for an order already voided (the
     institution collected after all) is not undone silently: it is marked as an anomaly to refund.
     ``seen``: the order's time when the caller decided to ask; an answer that would void it is dropped if the order
     moved since (a retry sent its request again meanwhile: the trade may be collected now) — it is asked again later.
+    ``accepted``: with outcome unknown, the institution answered, signed, that it accepted the request (its result comes
+    later): the first such answer is kept on the order (``cash_accepted_at``), and its "not found" is believed only after
+    a long wait (cash.ask).
     """
     event = OUTCOMES[outcome]
     order = require(conn, order_id, lock=True)
@@ -313,6 +317,8 @@ def record_cash(conn: Connection, now: datetime, *, order_id: str, outcome: str,
         settlement.post_settlement(conn, now, setl_id=order.setl_id, actor=actor)
         return move(conn, order, event, now, actor, trade_no=trade_no, completed_at=now)
     if event == po.CASH_UNKNOWN:
+        if accepted and order.cash_accepted_at is None:
+            return move(conn, order, event, now, actor, cash_accepted_at=now)
         return move(conn, order, event, now, actor)
     return void_now(conn, order, event, now, actor)
 

@@ -13,10 +13,10 @@ from typing import Any
 from yibao.domain import payment_order as po
 from yibao.services import Context
 from yibao.services.books import ledger
+from yibao.services.payments import agreements, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import orders as payments
-from yibao.services.payments import refunds
 from yibao.services.payments.orders import Order
 
 log = logging.getLogger("yibao.payments")
@@ -33,11 +33,14 @@ class RecoveryReport:
     holds_expired: int = 0
     orders: dict[str, str] = field(default_factory=dict)
     refunds: dict[str, str] = field(default_factory=dict)
+    agreements: dict[str, str] = field(default_factory=dict)  # unbound agreements told to their institution: terminated | terminating
     errors: dict[str, str] = field(default_factory=dict)  # an order or refund whose step raised: logged, left for the next round
 
     def as_dict(self) -> dict[str, Any]:
         return {"completed": self.completed, "voided": self.voided, "still_unknown": self.still_unknown,
-                "holds_expired": self.holds_expired, "errors": len(self.errors)}
+                "holds_expired": self.holds_expired, "errors": len(self.errors),
+                "agreements_terminated": sum(1 for s in self.agreements.values() if s == "terminated"),
+                "agreements_terminating": sum(1 for s in self.agreements.values() if s != "terminated")}
 
 
 async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: timedelta = CASH_GRACE,
@@ -47,6 +50,7 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
     - cash requested, answer unknown → ask the institution: completed, or voided (failed / never seen);
     - created or held, never sent to an institution, older than ``held_grace`` → voided (abandoned);
     - awaiting confirmation past its expiry → voided;
+    - agreements left terminating (the holder unbound, the institution not reached) → terminated at the institution again;
     - then ledger holds past their timeout are released.
     """
     now = now or ctx.now()
@@ -93,9 +97,11 @@ async def recover(ctx: Context, now: datetime | None = None, *, cash_grace: time
         done = await each(r.id, refunds.drive(ctx, r, actor=actor))
         if done is not None:
             report.refunds[done.id] = done.status
+    ended = await each("agreements", agreements.retry_terminations(ctx, now, grace=CASH_GRACE, actor=actor))
+    report.agreements = ended or {}
     report.holds_expired = await ctx.run(lambda c: ledger.expire_pending(c, now))
     await his_callbacks.deliver(ctx, now=now)  # hospital callbacks still due (a failed attempt waits its backoff)
-    if report.orders or report.holds_expired or report.errors:
+    if report.orders or report.holds_expired or report.errors or report.agreements:
         log.info("payment recovery: %s", report.as_dict())
     return report
 
