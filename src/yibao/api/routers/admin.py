@@ -12,7 +12,7 @@ from pydantic import Field
 from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, operator_caller, platform
-from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call
+from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
@@ -22,6 +22,8 @@ from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit, contributions, ledger
+from yibao.services.clearing import applications as clearing
+from yibao.services.clearing import payments as clearing_payments
 from yibao.services.payments import liabilities
 from yibao.services.people import account_credits, cards, filings, identity
 from yibao.services.people import persons as people
@@ -359,3 +361,58 @@ async def list_liabilities(region: str | None = Query(None, min_length=1, max_le
 async def get_liability(liability_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(operator_caller),
                         p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: liabilities.view(c, liability_id), write=False)
+
+
+# ---- monthly clearing (清算, services/clearing): review against the ledger, approve, pay --------------------------------
+
+class PayeeIn(Strict):
+    account_no: str = Field(min_length=8, max_length=32, description="the institution's bank account number")
+    account_name: str = Field(min_length=1, max_length=200)
+
+
+class ClearingPayIn(Strict):
+    bank: str | None = Field(None, min_length=1, max_length=40, description="the agency's bank (default: the region's one bank connection)")
+
+
+@router.put("/institutions/{code}/payee", summary="清算收款账户 Record the account an institution is paid into at clearing")
+async def set_payee(body: PayeeIn, request: Request, code: str = Path(min_length=1, max_length=20), key: str = IdempotencyKey,
+                    caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, clearing.set_payee(
+        c, now, institution_id=code, account_no=body.account_no, account_name=body.account_name, actor=caller.actor)))
+
+
+@router.get("/clearing-applications", summary="清算申请 Clearing applications (filter by month, region, institution, status)")
+async def list_clearing(setlym: str | None = Query(None, min_length=6, max_length=6), region: str | None = Query(None, min_length=1, max_length=6),
+                        fixmedins_code: str | None = Query(None, min_length=1, max_length=20),
+                        status: Literal["applied", "accepted", "cleared", "withdrawn"] | None = None,
+                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": clearing.listing(c, setlym=setlym, region=region, institution_id=fixmedins_code, status=status)},
+                       write=False)
+
+
+@router.get("/clearing-applications/{app_id}/review",
+            summary="清算审核 The application beside the platform's own figures (differences: declared − platform) and the payable")
+async def review_clearing(app_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(operator_caller),
+                          p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: clearing.review(c, app_id), write=False)
+
+
+@router.post("/clearing-applications/{app_id}/approve",
+             summary="清算受理 Accept (20): the platform's figures are frozen as what is paid, whatever was declared")
+async def approve_clearing(request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                           caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, clearing.approve(c, now, app_id=app_id, actor=caller.actor)))
+
+
+@router.post("/clearing-applications/{app_id}/pay",
+             summary="清算拨付 Pay an accepted application through the agency's bank; cleared (50) once the bank confirms")
+async def pay_clearing(body: ClearingPayIn, request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                       caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        outcome = await clearing_payments.pay(p.context(), app_id, bank_id=body.bank, actor=caller.actor)
+        view = await p.run(lambda c: clearing.view(c, app_id), write=False)
+        done = outcome.state == "cleared"
+        return (200 if done else 202), {**view, "outcome": outcome.state, "error": outcome.error}, done
+    return await idempotent_flow(p, request, caller, key, call)
