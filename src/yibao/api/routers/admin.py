@@ -411,7 +411,7 @@ async def approve_clearing(request: Request, app_id: str = Path(min_length=1, ma
 async def pay_clearing(body: ClearingPayIn, request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     async def call(_digest: str) -> tuple[int, Any, bool]:
-        outcome = await clearing_payments.pay(p.context(), app_id, bank_id=body.bank, actor=caller.actor)
+        outcome = await clearing_payments.pay(p.context, app_id, bank_id=body.bank, actor=caller.actor)
         view = await p.run(lambda c: clearing.view(c, app_id), write=False)
         done = outcome.state == "cleared"
         return (200 if done else 202), {**view, "outcome": outcome.state, "error": outcome.error}, done
