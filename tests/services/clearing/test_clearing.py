@@ -194,3 +194,29 @@ def test_the_month_rules():
     with pytest.raises(Conflict):
         rules.payable(fund=1_000, account=0, recoveries=2_000, rules=rules.ClearingRules())
     assert rules.Month(2026, 12).end - rules.Month(2026, 12).start == timedelta(days=31)
+
+
+def test_a_hospitals_outpatient_and_inpatient_months_are_cleared_apart_and_together_net_to_zero(db, keyring, clock, bank):
+    from tests.support.world import seed
+    from yibao.services.care import visits
+
+    w = seed(db, keyring)
+    admit(db, BANK, kind="bank")
+    connect(db, keyring, BANK, bank.channel)
+    h = w.hospital
+    settle(db, h, open_with_lines(db, h, w.employee.id).id, "MSG-O1")
+    stay = open_with_lines(db, h, w.retiree.id, kind="inpatient")
+    db.run(lambda c: visits.discharge(c, db.clock(), institution=h, visit_id=stay.id))
+    settle(db, h, stay.id, "MSG-I1", use=False)
+    rows = {r.msgid: r for r in db.run(lambda c: c.execute(select(S)).all(), write=False)}
+    clock.now = clock.now.replace(month=12, day=3)
+    db.run(lambda c: applications.set_payee(c, db.clock(), institution_id=h.id, account_no=GOOD_ACCOUNT, account_name="人民医院", actor="test"))
+    for clr_type, msgid in (("11", "MSG-O1"), ("21", "MSG-I1")):
+        r = rows[msgid]
+        apply(db, h, fund=int(r.fund_total), account=int(r.account_pay), psntime=1, clr_type=clr_type)
+    report = run(jobs.run_month(ctx(db, keyring), NOVEMBER))
+    assert (report["cleared"], report["awaiting_review"]) == (2, [])  # each declared its own kind's figures exactly
+    after = balances(db, h.id)
+    assert after["receivable"] == 0
+    deposits = sum(apply_ratio(int(r.fund_total), 50_000) for r in rows.values())
+    assert (after["deposit"], after["payout"]) == (deposits, sum(int(r.fund_total) + int(r.account_pay) for r in rows.values()) - deposits)

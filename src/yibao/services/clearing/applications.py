@@ -120,7 +120,7 @@ def review(conn: Connection, app_id: str) -> dict[str, Any]:
         problem = None
     except Conflict as exc:
         p, problem = None, exc.describe()
-    return {"application": view(conn, app_id), "figures": {k: {kk: _money(k, vv) for kk, vv in v.items()} for k, v in lines.items()},
+    return {"application": view(conn, app_id), "figures": _money_lines(lines),
             "agrees": all(v["difference"] == 0 for v in lines.values()),
             "payable": _payable_view(p) if p else None, "problem": problem,
             "deposit_ratio": f"{policy.clearing.quality_deposit_ratio / 10_000:g}%", "recoveries": format_yuan(f.recoveries)}
@@ -138,15 +138,34 @@ def _payable_view(p: rules.Payable) -> dict[str, str]:
 def approve(conn: Connection, now: datetime, *, app_id: str, actor: str) -> dict[str, Any]:
     """Accept (20) an application: the platform's figures are computed and frozen as what is paid, whatever the
     application declared. Approving again changes nothing."""
+    return _approve(conn, now, app_id=app_id, actor=actor, only_if_agrees=False)["application"]
+
+
+def approve_if_agrees(conn: Connection, now: datetime, *, app_id: str, actor: str) -> dict[str, Any]:
+    """The batch job's approval (services/clearing/jobs.py): only when the declared fund and account figures agree with
+    the platform's to the fen and something is payable; else nothing is written and the differences are answered
+    (`approved` False) for an operator's review. One computation of the figures either way."""
+    return _approve(conn, now, app_id=app_id, actor=actor, only_if_agrees=True)
+
+
+def _approve(conn: Connection, now: datetime, *, app_id: str, actor: str, only_if_agrees: bool) -> dict[str, Any]:
     row = _row(conn, app_id, lock=True)
     if row.status in (rules.ACCEPTED, rules.CLEARED):
-        return view(conn, app_id)
+        return {"approved": True, "application": view(conn, app_id)}
     if row.status != rules.APPLIED:
         raise Conflict("clr_appy_evt_id", f"application_{row.status}", f"清算申请状态为 {row.status}，不能受理",
                        f"the application is {row.status}; it cannot be accepted")
     month = rules.parse_month(row.setlym)
     f = figures(conn, institution_id=row.institution_id, month=month, clr_type=row.clr_type)
-    p = rules.payable(fund=f.fund, account=f.account, recoveries=f.recoveries, rules=policy_for(row.region, month.year).clearing)
+    differences = {"fund_appy_sum": _difference(int(row.fund_appy_sum), f.fund), "acct_pay": _difference(int(row.acct_pay), f.account)}
+    try:
+        p = rules.payable(fund=f.fund, account=f.account, recoveries=f.recoveries, rules=policy_for(row.region, month.year).clearing)
+    except Conflict as exc:
+        if not only_if_agrees:
+            raise
+        return {"approved": False, "differences": _money_lines(differences), "problem": exc.describe()}
+    if only_if_agrees and any(d["difference"] for d in differences.values()):
+        return {"approved": False, "differences": _money_lines(differences), "problem": None}
     conn.execute(update(A).where(A.c.id == app_id).values(
         status=rules.ACCEPTED, fund_paid=p.fund, account_paid=p.account, deposit=p.deposit, recoveries=p.recoveries, payable=p.payable,
         approved_by=actor, approved_at=now, updated_at=now))
@@ -154,7 +173,11 @@ def approve(conn: Connection, now: datetime, *, app_id: str, actor: str) -> dict
         "institution": row.institution_id, "setlym": row.setlym, "clr_type": row.clr_type, "fund": p.fund, "account": p.account,
         "deposit": p.deposit, "recoveries": p.recoveries, "payable": p.payable, "declared_fund": int(row.fund_appy_sum),
         "declared_account": int(row.acct_pay)}, now=now)
-    return view(conn, app_id)
+    return {"approved": True, "application": view(conn, app_id)}
+
+
+def _money_lines(lines: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    return {k: {kk: _money(k, vv) for kk, vv in v.items()} for k, v in lines.items()}
 
 
 def set_payee(conn: Connection, now: datetime, *, institution_id: str, account_no: str, account_name: str, actor: str) -> dict[str, Any]:

@@ -39,16 +39,15 @@ async def run_month(ctx: Context, month: rules.Month, *, region: str | None = No
             report["already_cleared"] += 1
         else:
             if status == rules.APPLIED:
-                review = await ctx.run(lambda c: applications.review(c, app_id), write=False)
-                f = review["figures"]
-                if f["fund_appy_sum"]["difference"] != "0.00" or f["acct_pay"]["difference"] != "0.00" or review["payable"] is None:
-                    report["awaiting_review"].append({"clr_appy_evt_id": app_id, "fixmedins_code": review["application"]["fixmedins_code"],
-                                                      "fund_appy_sum": f["fund_appy_sum"], "acct_pay": f["acct_pay"], "problem": review["problem"]})
+                now = ctx.now()
+                approval = await ctx.run(lambda c: applications.approve_if_agrees(c, now, app_id=app_id, actor=actor))
+                if not approval["approved"]:
+                    d = approval["differences"]
+                    report["awaiting_review"].append({"clr_appy_evt_id": app_id, "fund_appy_sum": d["fund_appy_sum"], "acct_pay": d["acct_pay"],
+                                                      "problem": approval["problem"]})
                     if progress:
                         progress(done, len(todo))
                     continue
-                now = ctx.now()
-                await ctx.run(lambda c: applications.approve(c, now, app_id=app_id, actor=actor))
             try:
                 outcome = await payments.pay(ctx, app_id, bank_id=bank_id, actor=actor)
             except YibaoError as exc:
