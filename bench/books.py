@@ -13,7 +13,7 @@ What is timed, as the agency runs it (services/clearing):
   query), then the ledger legs (receivable → payout, receivable → deposit) and status 50.
 `clearing_s` = approve + pay: the month's clearing of the institution. The figures are checked against what was
 inserted, to the fen. SQLite always; PostgreSQL when YIBAO_BENCH_POSTGRES_URL
-is set (its schema is dropped and made afresh: give it a database of its own).
+is set (in a database of its own, `yibao_bench_books`, made and dropped on that server).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ KEY = Keyring(bytes(range(32)))
 REGION, HOSPITAL, BANK = "440300", "HBENCH0015", "bank-bench"
 FUND, ACCOUNT = 70_00, 10_00  # each settlement's fund share; every second one's account share
 NOVEMBER = Month(2026, 11)
+BENCH_DB = "yibao_bench_books"
 
 
 def _serve(app) -> tuple[str, object]:  # noqa: ANN001
@@ -164,14 +165,23 @@ def main() -> None:
     if not pg:
         print(json.dumps({"bench": "books.clearing", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
         return
-    db = Database(pg)
-    db.drop_all()
-    db.create_all()
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    # A database of its own, made and dropped here: the 1M rows never meet a test's tables.
+    admin = create_engine(make_url(pg).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
+        c.execute(text(f"CREATE DATABASE {BENCH_DB}"))
+    db = Database(make_url(pg).set(database=BENCH_DB).render_as_string(hide_password=False))
     try:
+        db.create_all()
         print(json.dumps(one(db, "postgresql")), flush=True)
     finally:
-        db.drop_all()
         db.dispose()
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
+        admin.dispose()
 
 
 if __name__ == "__main__":

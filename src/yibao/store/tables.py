@@ -1102,3 +1102,24 @@ clearing_payments = Table(  # a payment instruction to the agency's bank for an 
     CheckConstraint("amount > 0", name="positive"),
     info={"owner": "services.clearing"},
 )
+
+interregion_clearings = Table(  # a month's cross-region settlements netted between two regions (3260-style detail, 3261 / 3262)
+    "interregion_clearings", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("region_a", String(6), nullable=False),  # the lower code of the pair
+    Column("region_b", String(6), nullable=False),
+    Column("setlym", String(6), nullable=False),
+    Column("active_key", String(20), unique=True),  # "{a}:{b}:{setlym}" while confirmed; NULL once rolled back
+    # A's insured treated in B, net of cancels, refunds and liabilities in the month (fen; below zero when a month's
+    # cancels of earlier settlements outweigh its settlements)
+    Column("a_owes_b", BigInteger, nullable=False),
+    Column("b_owes_a", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),  # the detail list's rows
+    Column("status", String(12), nullable=False),  # confirmed | rolled_back
+    Column("actor", String(80), nullable=False),
+    Column("rolled_back_by", String(80)),
+    Column("rolled_back_at", DateTime(timezone=True)),
+    _created(),
+    CheckConstraint("region_a < region_b", name="ordered_pair"),
+    info={"owner": "services.clearing"},
+)

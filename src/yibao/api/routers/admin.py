@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.domain.clearing import parse_month
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
@@ -23,6 +24,7 @@ from yibao.services.agency import institutions
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit, contributions, ledger
 from yibao.services.clearing import applications as clearing
+from yibao.services.clearing import interregion
 from yibao.services.clearing import payments as clearing_payments
 from yibao.services.payments import liabilities
 from yibao.services.people import account_credits, cards, filings, identity
@@ -416,3 +418,35 @@ async def pay_clearing(body: ClearingPayIn, request: Request, app_id: str = Path
         done = outcome.state == "cleared"
         return (200 if done else 202), {**view, "outcome": outcome.state, "error": outcome.error}, done
     return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- cross-region clearing (异地清算, 3260-style detail, 3261 confirm / 3262 roll back: services/clearing/interregion.py) --
+
+class InterregionIn(Strict):
+    region_a: str = Field(min_length=6, max_length=6)
+    region_b: str = Field(min_length=6, max_length=6)
+    setlym: str = Field(min_length=6, max_length=6, description="the month, yyyyMM (ended)")
+
+
+@router.get("/interregion-clearing", summary="异地清算明细 A month's cross-region settlements between two regions (3260 shape), netted")
+async def interregion_detail(region_a: str = Query(min_length=6, max_length=6), region_b: str = Query(min_length=6, max_length=6),
+                             setlym: str = Query(min_length=6, max_length=6), startrow: int = Query(1, ge=1),
+                             caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    month = parse_month(setlym)
+    return await p.run(lambda c: interregion.detail(c, region_a=region_a, region_b=region_b, month=month, startrow=startrow), write=False)
+
+
+@router.post("/interregion-clearing", status_code=201,
+             summary="异地清算确认 Net an ended month between two regions (3261): one leg in each region's books")
+async def interregion_confirm(body: InterregionIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                              p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, interregion.confirm(
+        c, now, region_a=body.region_a, region_b=body.region_b, setlym=body.setlym, actor=caller.actor)))
+
+
+@router.post("/interregion-clearing/{clearing_id}/rollback", summary="异地清算回退 Roll a confirmed netting back (3262)")
+async def interregion_rollback(request: Request, clearing_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, interregion.rollback(c, now, clearing_id=clearing_id, actor=caller.actor)))

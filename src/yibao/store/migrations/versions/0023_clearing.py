@@ -1,5 +1,5 @@
 """monthly clearing (3203–3205A): institutions' clearing applications, their payees and the payment instructions to the
-agency's bank (services/clearing)
+agency's bank; the months netted between two regions (3260–3262) (services/clearing)
 
 Revision ID: 0023
 Revises: 0019
@@ -104,7 +104,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_clearing_payments_region'), ['region'], unique=False)
 
 
+    op.create_table(
+        'interregion_clearings',
+        sa.Column('id', sa.String(length=32), nullable=False),
+        sa.Column('region_a', sa.String(length=6), nullable=False),
+        sa.Column('region_b', sa.String(length=6), nullable=False),
+        sa.Column('setlym', sa.String(length=6), nullable=False),
+        sa.Column('active_key', sa.String(length=20), nullable=True),
+        sa.Column('a_owes_b', sa.BigInteger(), nullable=False),
+        sa.Column('b_owes_a', sa.BigInteger(), nullable=False),
+        sa.Column('rows', sa.Integer(), nullable=False),
+        sa.Column('status', sa.String(length=12), nullable=False),
+        sa.Column('actor', sa.String(length=80), nullable=False),
+        sa.Column('rolled_back_by', sa.String(length=80), nullable=True),
+        sa.Column('rolled_back_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint('region_a < region_b', name=op.f('ck_interregion_clearings_ordered_pair')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_interregion_clearings')),
+        sa.UniqueConstraint('active_key', name=op.f('uq_interregion_clearings_active_key')),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table('interregion_clearings')
     op.drop_table('clearing_payments')
     op.drop_table('clearing_payees')
     op.drop_table('clearing_applications')
