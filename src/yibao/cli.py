@@ -42,6 +42,8 @@ app.add_typer(catalogue_app, name="catalogue")
 
 credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment: daily jobs.")
 app.add_typer(credit_app, name="credit")
+clearing_app = typer.Typer(no_args_is_help=True, help="清算 Monthly clearing: accept, pay and clear the institutions' applications.")
+app.add_typer(clearing_app, name="clearing")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -382,6 +384,68 @@ def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
 def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption) -> None:
     """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones."""
     _credit_job("overdue", database, bank, keys)
+
+
+@clearing_app.command("run")
+def clearing_run(month: str = typer.Option(..., "--month", help="the month cleared, YYYY-MM (ended)"),
+                 region: Optional[str] = typer.Option(None, "--region", help="one pooling region only"),
+                 database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
+                 as_json: bool = typer.Option(False, "--json", help="the report as JSON (for machines)")) -> None:
+    """月度清算 Accept the month's applications that agree with the platform's figures, pay every accepted one through the agency's
+    bank (`--bank ID=URL` for a sandbox bank run by `yibao sandbox bank`), clear those the bank confirmed. Re-running changes
+    nothing already done; applications that differ wait for an operator's review."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from yibao.domain.clearing import parse_month
+    from yibao.sandbox.channels import pair
+    from yibao.services.agency.connectors import Connectors
+    from yibao.services.clearing import jobs as clearing_jobs
+    from yibao.store.db import Database
+
+    try:
+        m = parse_month(month, "--month")
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    overrides, bank_id = {}, None
+    for item in bank:
+        pi_id, _, url = item.partition("=")
+        if not pi_id or not url.startswith(("http://", "https://")):
+            _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
+            raise typer.Exit(code=2)
+        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
+        bank_id = pi_id
+    db = Database(database)
+    keyring = _keyring()
+    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(f"清算 clearing {m}", total=None)
+        try:
+            report = asyncio.run(clearing_jobs.run_month(ctx, m, region=region, bank_id=bank_id,
+                                                         progress=lambda done, total: progress.update(task, completed=done, total=total)))
+        except YibaoError as exc:
+            raise _fail(exc) from None
+    db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return
+    console = Console(soft_wrap=True)
+    console.print(f"清算 clearing {report['month']}{' · ' + region if region else ''}: 申请 applications {report['applications']}, "
+                  f"本次清算 cleared now {report['cleared']}, 此前已清算 already cleared {report['already_cleared']}", highlight=False)
+    console.print(f"拨付 paid ¥{report['paid']} · 质量保证金 deposits held ¥{report['deposits']}", highlight=False)
+    table = Table(title="待处理 Waiting", title_justify="left")
+    for col in ("clr_appy_evt_id", "状态 state", "说明 detail"):
+        table.add_column(col, overflow="fold")
+    for x in report["awaiting_review"]:
+        diff = f"基金差额 fund diff {x['fund_appy_sum']['difference']}, 个账差额 account diff {x['acct_pay']['difference']}"
+        table.add_row(x["clr_appy_evt_id"], "待审核 awaiting review", x["problem"] or diff)
+    for x in report["awaiting_confirmation"]:
+        table.add_row(x["clr_appy_evt_id"], "待银行确认 awaiting the bank", f"{x['instruction_no']} {x['state']} {x['error'] or ''}".strip())
+    for x in report["failed"]:
+        table.add_row(x["clr_appy_evt_id"], "失败 failed", str(x.get("error")))
+    if table.row_count:
+        console.print(table)
 
 
 @app.command("serve")

@@ -64,6 +64,8 @@ def _write(tmp_path: Path, mutate) -> Path:
     (lambda d: d.update(paycode_ttl_seconds=3601), "paycode_ttl_seconds"),
     (lambda d: d.update(paycode_ttl_seconds="180"), "paycode_ttl_seconds"),
     (lambda d: d["schemes"]["employee"]["inpatient"][1].update(repeat_admission_factor=["1", "2"]), "schemes.employee.inpatient[1].repeat_admission_factor[1]"),
+    (lambda d: d.update(clearing={"quality_deposit_ratio": "0.06"}), "clearing.quality_deposit_ratio"),  # 质量保证金 ≤ 5 %
+    (lambda d: d.update(clearing={"deposit": "0.05"}), "clearing.deposit"),
 ])
 def test_invalid_policy_names_file_and_field(tmp_path, mutate, field):
     with pytest.raises(PolicyError) as err:
@@ -125,3 +127,8 @@ def test_policy_values_that_could_never_apply_are_refused(tmp_path, mutate, fiel
         load_policy_file(_write(tmp_path, lambda d: (d["schemes"]["employee"]["inpatient"][1].__setitem__(
             "deductible", dict(d["schemes"]["employee"]["inpatient"][1]["deductible"])), mutate(d))))
     assert err.value.field == f"broken.yaml: {field}"
+
+
+def test_a_region_sets_its_clearing_deposit_and_defaults_to_five_percent(tmp_path):
+    assert builtin_policy("440300", 2026).clearing.quality_deposit_ratio == 50_000  # none in the file: 5 %
+    assert load_policy_file(_write(tmp_path, lambda d: d.update(clearing={"quality_deposit_ratio": "0.03"}))).clearing.quality_deposit_ratio == 30_000

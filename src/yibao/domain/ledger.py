@@ -37,6 +37,17 @@ def institution_cash(institution_id: str) -> str:
     return f"institution:{institution_id}:cash"
 
 
+def institution_deposit(institution_id: str) -> str:
+    """The institution's quality-guarantee deposit (质量保证金) the agency holds back at each monthly clearing, released at
+    the annual clearing: moved out of the receivable, still owed to the institution."""
+    return f"institution:{institution_id}:deposit"
+
+
+def clearing_payout(region: str) -> str:
+    """Money leaving the ledger: what the agency's bank paid institutions at monthly clearing (services/clearing/)."""
+    return f"external:{region}:clearing_payout"
+
+
 def clearing_account(region: str, other: str) -> str:
     """In ``region``'s books: what is settled with ``other`` region (异地清算). A cross-region transfer is
     split in two through these, so each region's ledger sums to zero on its own."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from yibao.domain.clearing import ClearingRules
 from yibao.domain.credit import CreditRules
 from yibao.domain.money import RATIO_ONE, apply_ratio
 
@@ -268,6 +269,7 @@ class Policy:
     account: AccountRules
     references: tuple[str, ...] = field(default=())
     credit: CreditRules | None = None  # None: the region offers no credit payment
+    clearing: ClearingRules = field(default_factory=ClearingRules)  # monthly clearing: the quality-guarantee deposit
 
     @property
     def version(self) -> str:

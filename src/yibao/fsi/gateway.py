@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import Conflict, InputError, TooManyAttempts, Unauthorized, Unavailable, YibaoError
 from yibao.formats import fsi as wire
 from yibao.fsi import books_tx as _books  # noqa: F401 — registers reconciliation (3201, 3202)
-from yibao.fsi import catalogue_tx, codes  # noqa: F401 — catalogue_tx registers the 13xx and 9101/9102 handlers
+from yibao.fsi import catalogue_tx, clearing_tx, codes  # noqa: F401 — catalogue_tx registers the 13xx and 9101/9102 handlers, clearing_tx 3203–3205A
 from yibao.fsi import mobile_tx as _mobile  # noqa: F401 — registers the mobile payment transactions (6201–6401)
 from yibao.fsi.transactions import FLOWS, HANDLERS, Call, OnceOnly
 from yibao.runtime import idempotency

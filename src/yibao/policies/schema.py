@@ -10,6 +10,7 @@ import hashlib
 import re
 from typing import Any, Callable, Mapping
 
+from yibao.domain.clearing import MAX_DEPOSIT_RATIO, ClearingRules
 from yibao.domain.credit import CreditRules
 from yibao.domain.errors import InputError, PolicyError
 from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
@@ -362,6 +363,14 @@ def _credit(r: _Reader) -> CreditRules:
                        min_age=r.integer("min_age", 18, minimum=18, maximum=100))  # type: ignore[arg-type]
 
 
+def _clearing(r: _Reader) -> ClearingRules:
+    r.check_keys(("quality_deposit_ratio",))
+    ratio = r.ratio("quality_deposit_ratio", "0.05")
+    if ratio > MAX_DEPOSIT_RATIO:  # 质量保证金 ≤ 5 % (research/books.md §2)
+        raise r.fail("quality_deposit_ratio", "质量保证金比例不得超过5%", "the quality-guarantee deposit may not exceed 5%")
+    return ClearingRules(quality_deposit_ratio=ratio)
+
+
 def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Policy:
     """Build a Policy from a parsed YAML document; ``text`` (the file's bytes) gives the digest."""
     r = _Reader(source, data)
@@ -369,7 +378,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         raise r.fail("", "策略文件应为 YAML 映射", "a policy file must be a YAML mapping")
     r.check_keys(("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year",
                   "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
-                  "assistance", "cross_region", "personal_account", "references", "credit"))
+                  "assistance", "cross_region", "personal_account", "references", "credit", "clearing"))
     region = str(r.raw("region"))
     if not re.fullmatch(r"[0-9]{6}", region):
         raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
@@ -414,4 +423,5 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),
         references=tuple(references),
         credit=_credit(credit_r) if (credit_r := r.mapping("credit", required=False)) else None,
+        clearing=_clearing(clearing_r) if (clearing_r := r.mapping("clearing", required=False)) else ClearingRules(),
     )

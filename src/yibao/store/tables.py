@@ -1176,3 +1176,99 @@ pilot_agreements = Table(  # the agreement an approval signs: backstop liability
     _created(),
     info={"owner": "services.agency"},
 )
+
+
+# ---- monthly clearing (清算, 3203–3205A: services/clearing) ---------------------------------------------------
+
+clearing_applications = Table(  # an institution's application to clear a month (3203), the agency's review and payment
+    "clearing_applications", metadata,
+    Column("id", String(32), primary_key=True),  # clr_appy_evt_id
+    _region(),
+    Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False, index=True),
+    Column("clr_type", String(3), nullable=False),
+    Column("clr_way", String(3), nullable=False),
+    Column("setlym", String(6), nullable=False, index=True),
+    # "one application per institution, month and clr_type at a time": set while not withdrawn, NULL once withdrawn
+    Column("active_key", String(40), unique=True),
+    # what the institution declared (fen; psntime a count)
+    Column("psntime", Integer, nullable=False),
+    Column("medfee_sumamt", BigInteger, nullable=False),
+    Column("med_sumfee", BigInteger, nullable=False),
+    Column("fund_appy_sum", BigInteger, nullable=False),
+    Column("cash_payamt", BigInteger, nullable=False),
+    Column("acct_pay", BigInteger, nullable=False),
+    Column("begndate", Date, nullable=False),
+    Column("enddate", Date, nullable=False),
+    Column("late", Boolean, nullable=False),  # declared after the 10th of the next month
+    Column("status", String(10), nullable=False),  # applied | accepted | cleared | withdrawn
+    # the platform's figures frozen at approval (fen): what is paid
+    Column("fund_paid", BigInteger),
+    Column("account_paid", BigInteger),
+    Column("deposit", BigInteger),
+    Column("recoveries", BigInteger),
+    Column("payable", BigInteger),
+    Column("approved_by", String(80)),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("cleared_at", DateTime(timezone=True)),
+    Column("withdrawn_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    CheckConstraint("psntime >= 0 AND medfee_sumamt >= 0 AND med_sumfee >= 0 AND fund_appy_sum >= 0 AND cash_payamt >= 0 AND acct_pay >= 0",
+                    name="declared_amounts"),
+    CheckConstraint("payable IS NULL OR (payable >= 0 AND deposit >= 0 AND recoveries >= 0)", name="payable_amounts"),
+    info={"owner": "services.clearing"},
+)
+
+clearing_payees = Table(  # the bank account an institution is paid into at clearing, as the agency recorded it
+    "clearing_payees", metadata,
+    Column("institution_id", String(20), ForeignKey("institutions.id"), primary_key=True),
+    _region(),
+    Column("account_no", String(32), nullable=False),
+    Column("account_name", String(200), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.clearing"},
+)
+
+clearing_payments = Table(  # a payment instruction to the agency's bank for an accepted application; a failed one is followed by a new one
+    "clearing_payments", metadata,
+    Column("id", String(40), primary_key=True),  # our instruction number: the bank books it once
+    _region(),
+    Column("application_id", String(32), ForeignKey("clearing_applications.id"), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("bank_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("payee_account", String(32), nullable=False),
+    Column("payee_name", String(200), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False),  # sending | accepted | confirmed | failed
+    Column("bank_ref", String(64)),
+    Column("error_code", String(64)),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("application_id", "attempt"),
+    CheckConstraint("amount > 0", name="positive"),
+    info={"owner": "services.clearing"},
+)
+
+interregion_clearings = Table(  # a month's cross-region settlements netted between two regions (3260-style detail, 3261 / 3262)
+    "interregion_clearings", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("region_a", String(6), nullable=False),  # the lower code of the pair
+    Column("region_b", String(6), nullable=False),
+    Column("setlym", String(6), nullable=False),
+    Column("active_key", String(20), unique=True),  # "{a}:{b}:{setlym}" while confirmed; NULL once rolled back
+    # A's insured treated in B, net of cancels, refunds and liabilities in the month (fen; below zero when a month's
+    # cancels of earlier settlements outweigh its settlements)
+    Column("a_owes_b", BigInteger, nullable=False),
+    Column("b_owes_a", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),  # the detail list's rows
+    Column("status", String(12), nullable=False),  # confirmed | rolled_back
+    Column("actor", String(80), nullable=False),
+    Column("rolled_back_by", String(80)),
+    Column("rolled_back_at", DateTime(timezone=True)),
+    _created(),
+    CheckConstraint("region_a < region_b", name="ordered_pair"),
+    info={"owner": "services.clearing"},
+)

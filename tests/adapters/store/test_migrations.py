@@ -360,3 +360,36 @@ def test_0021_undone_drops_what_it_added_and_redone_leaves_existing_rows_as_the_
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0023_undone_drops_the_clearing_tables_and_redone_takes_an_application_again(db, keyring):
+    """Down from 0023 the clearing tables go (the ledger's transfers stay); up again, an application is written again."""
+    from datetime import date
+
+    from sqlalchemy import insert, inspect, select
+
+    from tests.support.world import seed
+    from yibao.store.tables import clearing_applications
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    now = db.clock()
+    row = dict(id="CA1", region="440300", institution_id=w.hospital.id, clr_type="11", clr_way="1", setlym="202611",
+               active_key=f"{w.hospital.id}:202611:11", psntime=1, medfee_sumamt=100, med_sumfee=100, fund_appy_sum=90, cash_payamt=10,
+               acct_pay=0, begndate=date(2026, 11, 1), enddate=date(2026, 11, 30), late=False, status="applied", updated_at=now, created_at=now)
+    with db.engine.begin() as conn:
+        conn.execute(insert(clearing_applications).values(**row))
+    _migrate_to(db, "0021", up=False)
+    with db.engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert not tables & {"clearing_applications", "clearing_payees", "clearing_payments", "interregion_clearings"} and "transfers" in tables
+    _migrate_to(db, "head", up=True)
+    with db.engine.begin() as conn:
+        conn.execute(insert(clearing_applications).values(**row))
+        assert conn.execute(select(clearing_applications.c.status)).scalars().all() == ["applied"]
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

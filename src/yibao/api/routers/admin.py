@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, PilotApplicationIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.domain.clearing import parse_month
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
@@ -23,6 +24,9 @@ from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions, pilots
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit, contributions, ledger
+from yibao.services.clearing import applications as clearing
+from yibao.services.clearing import interregion
+from yibao.services.clearing import payments as clearing_payments
 from yibao.services.payments import liabilities
 from yibao.services.people import account_credits, cards, filings, identity
 from yibao.services.people import persons as people
@@ -485,3 +489,90 @@ async def pilot_document(document_id: str = Path(min_length=1, max_length=24), c
     filename, content = await p.run(lambda c: pilots.document(c, document_id), write=False)
     return Response(content, media_type="application/octet-stream",
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
+# ---- monthly clearing (清算, services/clearing): review against the ledger, approve, pay --------------------------------
+
+class PayeeIn(Strict):
+    account_no: str = Field(min_length=8, max_length=32, description="the institution's bank account number")
+    account_name: str = Field(min_length=1, max_length=200)
+
+
+class ClearingPayIn(Strict):
+    bank: str | None = Field(None, min_length=1, max_length=40, description="the agency's bank (default: the region's one bank connection)")
+
+
+@router.put("/institutions/{code}/payee", summary="清算收款账户 Record the account an institution is paid into at clearing")
+async def set_payee(body: PayeeIn, request: Request, code: str = Path(min_length=1, max_length=20), key: str = IdempotencyKey,
+                    caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, clearing.set_payee(
+        c, now, institution_id=code, account_no=body.account_no, account_name=body.account_name, actor=caller.actor)))
+
+
+@router.get("/clearing-applications", summary="清算申请 Clearing applications (filter by month, region, institution, status)")
+async def list_clearing(setlym: str | None = Query(None, min_length=6, max_length=6), region: str | None = Query(None, min_length=1, max_length=6),
+                        fixmedins_code: str | None = Query(None, min_length=1, max_length=20),
+                        status: Literal["applied", "accepted", "cleared", "withdrawn"] | None = None,
+                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": clearing.listing(c, setlym=setlym, region=region, institution_id=fixmedins_code, status=status)},
+                       write=False)
+
+
+@router.get("/clearing-applications/{app_id}/review",
+            summary="清算审核 The application beside the platform's own figures (differences: declared − platform) and the payable")
+async def review_clearing(app_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(operator_caller),
+                          p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: clearing.review(c, app_id), write=False)
+
+
+@router.post("/clearing-applications/{app_id}/approve",
+             summary="清算受理 Accept (20): the platform's figures are frozen as what is paid, whatever was declared")
+async def approve_clearing(request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                           caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, clearing.approve(c, now, app_id=app_id, actor=caller.actor)))
+
+
+@router.post("/clearing-applications/{app_id}/pay",
+             summary="清算拨付 Pay an accepted application through the agency's bank; cleared (50) once the bank confirms")
+async def pay_clearing(body: ClearingPayIn, request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                       caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        outcome = await clearing_payments.pay(p.context, app_id, bank_id=body.bank, actor=caller.actor)
+        view = await p.run(lambda c: clearing.view(c, app_id), write=False)
+        done = outcome.state == "cleared"
+        return (200 if done else 202), {**view, "outcome": outcome.state, "error": outcome.error}, done
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+# ---- cross-region clearing (异地清算, 3260-style detail, 3261 confirm / 3262 roll back: services/clearing/interregion.py) --
+
+class InterregionIn(Strict):
+    region_a: str = Field(min_length=6, max_length=6)
+    region_b: str = Field(min_length=6, max_length=6)
+    setlym: str = Field(min_length=6, max_length=6, description="the month, yyyyMM (ended)")
+
+
+@router.get("/interregion-clearing", summary="异地清算明细 A month's cross-region settlements between two regions (3260 shape), netted")
+async def interregion_detail(region_a: str = Query(min_length=6, max_length=6), region_b: str = Query(min_length=6, max_length=6),
+                             setlym: str = Query(min_length=6, max_length=6), startrow: int = Query(1, ge=1),
+                             caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    month = parse_month(setlym)
+    return await p.run(lambda c: interregion.detail(c, region_a=region_a, region_b=region_b, month=month, startrow=startrow), write=False)
+
+
+@router.post("/interregion-clearing", status_code=201,
+             summary="异地清算确认 Net an ended month between two regions (3261): one leg in each region's books")
+async def interregion_confirm(body: InterregionIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                              p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, interregion.confirm(
+        c, now, region_a=body.region_a, region_b=body.region_b, setlym=body.setlym, actor=caller.actor)))
+
+
+@router.post("/interregion-clearing/{clearing_id}/rollback", summary="异地清算回退 Roll a confirmed netting back (3262)")
+async def interregion_rollback(request: Request, clearing_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, interregion.rollback(c, now, clearing_id=clearing_id, actor=caller.actor)))

@@ -7,7 +7,7 @@ own visits and settlements.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -29,7 +29,7 @@ from yibao.api.schemas import (
     VisitIn,
 )
 from yibao.domain.errors import InputError, YibaoError
-from yibao.domain.money import format_yuan
+from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats import his_statement as stmt_fmt
 from yibao.formats.bill_json import CHINA
 from yibao.formats.errors import error_body, status_for
@@ -41,6 +41,7 @@ from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
 from yibao.services.catalogue import mappings as catalogue_mappings
 from yibao.services.catalogue import versions as catalogue_versions
+from yibao.services.clearing import applications as clearing
 from yibao.services.payments import bills, card_pin, paycodes, refunds
 from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import face as face_pay
@@ -532,3 +533,44 @@ async def apply_pilot(body: PilotApplicationIn, request: Request, key: str = Ide
     return await idempotent(p, request, caller, key, lambda c: (201, pilots.apply(
         c, now, applicant="institution", institution_id=caller.institution.id, region=None, modes=body.modes, plan=plan, risk_report=risk,
         assessed_by=body.assessed_by, actor=caller.actor)))
+
+
+# ---- monthly clearing (清算申请 3203 / 撤销 3204 / 状态 3205A): services/clearing -------------------------------------
+
+class ClearingApplicationIn(Strict):
+    clr_type: str = Field(min_length=2, max_length=3, description="清算类别 11 门诊 / 21 住院 / 41 药店")
+    clr_way: str = Field(min_length=1, max_length=3, description="清算方式 (recorded)")
+    setlym: str = Field(min_length=6, max_length=6, description="清算年月 yyyyMM (an ended month)")
+    psntime: int = Field(ge=0, le=10**9, description="结算人次")
+    medfee_sumamt: str = Field(max_length=20, description="医疗费总额 (yuan)")
+    med_sumfee: str = Field(max_length=20, description="医保认可费用总额 (yuan)")
+    fund_appy_sum: str = Field(max_length=20, description="基金申报总额 (yuan)")
+    cash_payamt: str = Field(max_length=20, description="现金支付金额 (yuan)")
+    acct_pay: str = Field(max_length=20, description="个人账户支出 (yuan)")
+    begndate: date
+    enddate: date
+
+
+@router.post("/clearing-applications", status_code=201,
+             summary="清算申请 Apply to clear an ended month (3203); the platform pays its own figures, not these")
+async def apply_clearing(body: ClearingApplicationIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(institution_caller),
+                         p: Platform = Depends(platform)):  # noqa: ANN201
+    amounts = {k: parse_yuan(getattr(body, k), k) for k in ("medfee_sumamt", "med_sumfee", "fund_appy_sum", "cash_payamt", "acct_pay")}
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, clearing.apply(
+        c, now, institution=caller.institution, clr_type=body.clr_type, clr_way=body.clr_way, setlym=body.setlym, psntime=body.psntime,
+        begndate=body.begndate, enddate=body.enddate, actor=caller.actor, **amounts)))
+
+
+@router.post("/clearing-applications/{app_id}/withdraw", summary="清算申请撤销 Withdraw an application not yet accepted (3204)")
+async def withdraw_clearing(request: Request, app_id: str = Path(min_length=1, max_length=32), key: str = IdempotencyKey,
+                            caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, clearing.withdraw(c, now, institution=caller.institution, app_id=app_id,
+                                                                                        actor=caller.actor)))
+
+
+@router.get("/clearing-applications/{app_id}", summary="清算申请状态 An application's status (3205A): clr_stas 10 / 20 / 50")
+async def clearing_status(app_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
+                          p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: clearing.status(c, institution=caller.institution, app_id=app_id), write=False)

@@ -36,6 +36,7 @@ BankConfig = tx.BankConfig
 CreditBill = tx.CreditBill
 CreditConsent = tx.CreditConsent
 CreditLine = tx.CreditLine
+Payout = tx.Payout
 
 
 class BankChannel(Connector):
@@ -126,6 +127,24 @@ class BankChannel(Connector):
         data = await self._call("POST", f"/credit/bills/{quote(bill_no)}/repayments", tx.repay_body(out_repayment_no, amount_fen, payer_token),
                                 what=f"bill {bill_no}")
         return self._parse(tx.bill_from, data)
+
+    # -- payment instructions: the agency's bank pays institutions at monthly clearing (services/clearing/) --
+    async def payout(self, out_instruction_no: str, *, payee_account: str, payee_name: str, amount_fen: int, purpose: str) -> Payout:
+        """Instruct the bank to pay; the same instruction number is booked once (a resend answers the first booking).
+        The answer is `accepted` (or `failed`, e.g. INVALID_PAYEE_ACCOUNT); `query_payout` reads the confirmation."""
+        data = await self._call("POST", "/payouts", tx.payout_body(out_instruction_no, payee_account, payee_name, amount_fen, purpose),
+                                what=f"instruction {out_instruction_no}")
+        return self._payout_about(self._parse(tx.payout_from, data), out_instruction_no)
+
+    async def query_payout(self, out_instruction_no: str) -> Payout:
+        """The instruction at the bank: NotFoundAtChannel when it never arrived (safe to send)."""
+        return self._payout_about(self._parse(tx.payout_from, await self._call("GET", f"/payouts/{quote(out_instruction_no)}",
+                                                                               what=f"instruction {out_instruction_no}")), out_instruction_no)
+
+    def _payout_about(self, result: Payout, out_instruction_no: str) -> Payout:
+        if result.out_instruction_no != out_instruction_no:  # a signed answer about another instruction says nothing of ours
+            raise unknown(self.name, "answer_about_another_instruction", f"the answer is about {result.out_instruction_no}")
+        return result
 
     # -- notifications and statements --
     def verify_notification(self, headers: Mapping[str, str], body: bytes) -> Notification:

@@ -162,6 +162,35 @@ def error_from(name: str, status: int, data: Mapping[str, Any], what: str) -> Ex
 _AGREEMENT = {"ACTIVE": "active", "SUSPENDED": "active", "CLOSED": "terminated"}
 
 
+@dataclass(frozen=True)
+class Payout:
+    """A payment instruction at the agency's bank (monthly clearing): accepted, then confirmed (the money left), or failed."""
+
+    out_instruction_no: str
+    bank_ref: str | None
+    status: Literal["accepted", "confirmed", "failed"]
+    amount_fen: int
+    error_code: str | None = None
+    confirmed_at: datetime | None = None
+
+
+_PAYOUT = {"ACCEPTED": "accepted", "CONFIRMED": "confirmed", "FAILED": "failed"}
+
+
+def payout_body(out_instruction_no: str, payee_account: str, payee_name: str, amount_fen: int, purpose: str) -> dict[str, Any]:
+    return {"out_instruction_no": out_instruction_no, "payee_account": payee_account, "payee_name": payee_name,
+            "amount": fen_to_yuan(amount_fen), "purpose": purpose}
+
+
+def payout_from(data: Mapping[str, Any]) -> Payout:
+    status = _PAYOUT.get(data["status"])
+    if status is None:
+        raise WireError(f"unknown payout status {data['status']!r}")
+    at = data.get("confirmed_at")
+    return Payout(data["out_instruction_no"], data.get("bank_ref"), status, yuan_to_fen(data["amount"]), data.get("error_code"),  # type: ignore[arg-type]
+                  parse_rfc3339(at) if at else None)
+
+
 def agreement_from(data: Mapping[str, Any]) -> Agreement:
     return Agreement(data["out_agreement_no"], data["agreement_no"], _AGREEMENT[data["status"]], yuan_to_fen(data["single_limit"]))  # type: ignore[arg-type]
 

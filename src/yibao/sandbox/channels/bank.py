@@ -76,6 +76,35 @@ def limit_for(score: int) -> int:
     return 5000_00 if score >= 800 else 3000_00 if score >= 700 else 1000_00
 
 
+@dataclass(frozen=True)
+class PayoutRec:
+    """A payment instruction from the agency (monthly clearing): accepted when booked, confirmed once the bank has paid
+    (``settle_delay_ms`` after acceptance, seen on the next query), or failed at once (INVALID_PAYEE_ACCOUNT)."""
+
+    out_instruction_no: str
+    bank_ref: str
+    payee_account: str
+    payee_name: str
+    amount_fen: int
+    purpose: str
+    status: str  # ACCEPTED | CONFIRMED | FAILED
+    accepted_at: datetime
+    confirm_at: datetime
+    error_code: str | None = None
+    confirmed_at: datetime | None = None
+
+
+def valid_account(number: str) -> bool:
+    """SANDBOX rule: a payee account is 12–19 digits passing the Luhn check (as bank card numbers do)."""
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
 class CreditBooks(Books):
     """The shared books plus lines, reservations (processing trades), bills and repayments."""
 
@@ -85,6 +114,7 @@ class CreditBooks(Books):
         self.lines: dict[str, Line] = {}
         self.bills: dict[str, Bill] = {}
         self.repayments: dict[str, tuple[str, int, str]] = {}  # out_repayment_no → (bill_no, amount, payer)
+        self.payouts: dict[str, PayoutRec] = {}  # out_instruction_no → the instruction
 
     def today(self) -> date:
         return china_time(self.now()).date()
@@ -238,6 +268,31 @@ class CreditBooks(Books):
             self._emit("credit", ("repaid", b), None)
         return b
 
+    # -- payment instructions (the agency's clearing payouts) --
+    def payout(self, out_instruction_no: str, payee_account: str, payee_name: str, amount_fen: int, purpose: str) -> PayoutRec:
+        with self.lock:
+            existing = self.payouts.get(out_instruction_no)
+            if existing is not None:
+                if (existing.payee_account, existing.amount_fen) != (payee_account, amount_fen):
+                    raise SandboxRefusal("OUT_INSTRUCTION_NO_USED", "the instruction number was used with other parameters")
+                return existing  # booked once: a resend answers the first booking
+            now = self.now()
+            ok = valid_account(payee_account)
+            rec = PayoutRec(out_instruction_no, self.new_id("P"), payee_account, payee_name, amount_fen, purpose,
+                            "ACCEPTED" if ok else "FAILED", now, now + timedelta(milliseconds=self.knobs.settle_delay_ms),
+                            None if ok else "INVALID_PAYEE_ACCOUNT")
+            self.payouts[out_instruction_no] = rec
+            return rec
+
+    def payout_of(self, out_instruction_no: str) -> PayoutRec:
+        with self.lock:
+            rec = self.payouts.get(out_instruction_no)
+            if rec is None:
+                raise SandboxRefusal("INSTRUCTION_NOT_EXIST", "no such instruction", 404)
+            if rec.status == "ACCEPTED" and self.now() >= rec.confirm_at:
+                rec = self.payouts[out_instruction_no] = replace(rec, status="CONFIRMED", confirmed_at=self.now())
+            return rec
+
     # -- views --
     def bill_view(self, b: Bill) -> dict[str, Any]:
         with self.lock:
@@ -294,6 +349,14 @@ class RepayIn(_Strict):
     payer_token: str = Field(min_length=16, max_length=64)
 
 
+class PayoutIn(_Strict):
+    out_instruction_no: str = Field(min_length=1, max_length=40)
+    payee_account: str = Field(min_length=1, max_length=32)
+    payee_name: str = Field(min_length=1, max_length=200)
+    amount: str
+    purpose: str = Field(min_length=1, max_length=128)
+
+
 class Empty(_Strict):
     pass
 
@@ -322,6 +385,16 @@ def payment_view(t: TradeRec) -> dict[str, Any]:
 def refund_view(r: RefundRec) -> dict[str, Any]:
     return {"out_trade_no": r.out_trade_no, "out_refund_no": r.out_refund_no, "bank_ref": r.refund_id, "amount": fen_to_yuan(r.amount_fen),
             "status": "SUCCEEDED" if r.status == "succeeded" else "FAILED", **({"error_code": r.error_code} if r.error_code else {})}
+
+
+def payout_view(p: PayoutRec) -> dict[str, Any]:
+    view: dict[str, Any] = {"out_instruction_no": p.out_instruction_no, "bank_ref": p.bank_ref, "status": p.status,
+                            "amount": fen_to_yuan(p.amount_fen), "payee_account": p.payee_account, "accepted_at": rfc3339(p.accepted_at)}
+    if p.confirmed_at:
+        view["confirmed_at"] = rfc3339(p.confirmed_at)
+    if p.error_code:
+        view["error_code"] = p.error_code
+    return view
 
 
 def render_statement(day: date, trades: list[TradeRec], refunds: list[RefundRec]) -> str:
@@ -458,6 +531,15 @@ def create_app(config: BankSandboxConfig, *, clock: Any = None) -> FastAPI:
     async def repay(bill_no: str, request: Request) -> Response:
         return await handle(request, RepayIn, lambda r: books.bill_view(books.repay(bill_no, r.out_repayment_no, yuan(r.amount, "amount"),
                                                                                      r.payer_token)))
+
+    @app.post("/payouts", summary="Pay an institution on the agency's instruction (idempotent by out_instruction_no)")
+    async def post_payout(request: Request) -> Response:
+        return await handle(request, PayoutIn, lambda r: payout_view(books.payout(r.out_instruction_no, r.payee_account, r.payee_name,
+                                                                                   yuan(r.amount, "amount"), r.purpose)))
+
+    @app.get("/payouts/{no}", summary="A payment instruction: ACCEPTED, then CONFIRMED once paid; or FAILED")
+    async def get_payout(no: str, request: Request) -> Response:
+        return await handle(request, None, lambda _: payout_view(books.payout_of(no)))
 
     @app.get("/statements/{day}", summary="The day's statement (payments the bank made to hospitals, refunds)")
     async def statement(day: str, request: Request) -> Response:

@@ -3,7 +3,7 @@ implementation plan and risk-assessment report, and the agreements their approva
 recourse, a one-year term; active, suspended or superseded by a renewal)
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 Create Date: 2026-12-07 02:00:00
 
 Data: from this version a hospital takes one-code, face, mobile and credit payments only under an agreement in force.
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0024'
-down_revision = '0021'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
