@@ -300,7 +300,9 @@ async def cards_page(request: Request) -> HTMLResponse:
         return {"person": people.masked_view(person, p.keyring), "cards": [cards.view(conn, p.keyring, k) for k in cards.for_person(conn, person.id)]}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "admin/cards.html", nav="cards", psn=psn_no, stages=cards.STAGES, **data)
+    lang, year = render.lang_of(request), p.now().year
+    return _page(request, who, "admin/cards.html", nav="cards", psn=psn_no, stages=cards.STAGES, region_label=lambda r: region_name(r, year, lang),
+                 **data)
 
 
 @router.post("/admin/card-lookups")
