@@ -61,6 +61,9 @@ def report(conn: Connection, now: datetime) -> dict[str, Any]:
     by_institution, by_region = in_force_all(conn, day)
     insts = institutions.list_all(conn)
     regions = set(known_regions()) | {i.region for i in insts} | set(by_region)
+    by_region_insts: dict[str, list[institutions.Institution]] = {}
+    for i in insts:
+        by_region_insts.setdefault(i.region, []).append(i)
     provinces: dict[str, list[str]] = {}
     for region in sorted(regions):
         provinces.setdefault(rules.province_of(region), []).append(region)
@@ -71,7 +74,7 @@ def report(conn: Connection, now: datetime) -> dict[str, Any]:
         for province, members in sorted(provinces.items()):
             region_rows = []
             for region in members:
-                here = [i for i in insts if i.region == region]
+                here = by_region_insts.get(region, [])
                 eligible = [i.id for i in here if i.status == "active" and _covers(by_institution.get(i.id), mode, day)]
                 region_rows.append({"region": region, "live": region in live_regions, "pilot_city": _covers(by_region.get(region), mode, day),
                                     "institutions": len(here), "institutions_live": sum(1 for i in here if i.id in live[mode]),
