@@ -172,12 +172,18 @@ def test_card_life_cycle_photo_and_progress_over_http(api, db, keyring):
     error(api.send("POST", f"/api/v1/patient/cards/{cid}/activation", me), 409, "card_id", "not_issued")
     assert api.send("POST", f"/api/v1/admin/cards/{cid}/issue", OPERATOR).json()["status"] == "issued"
     assert api.send("POST", f"/api/v1/patient/cards/{cid}/activation", me).json()["status"] == "active"
+    error(api.send("POST", f"/api/v1/admin/cards/{cid}/replacement", OPERATOR), 409, "card_id", "not_lost")  # in use
     assert api.send("POST", f"/api/v1/patient/cards/{cid}/loss-report", me).json()["status"] == "lost"
+    r = api.send("POST", f"/api/v1/admin/cards/{cid}/replacement", OPERATOR)  # 补卡: a new card in production
+    assert r.status_code == 201 and (r.json()["status"], r.json()["production_stage"], r.json()["financial"]) == ("in_production", "accepted", True)
+    new_id = r.json()["card_id"]
+    error(api.send("POST", f"/api/v1/admin/cards/{cid}/replacement", OPERATOR), 409, "card_id", "already_replaced")
     r = api.send("POST", f"/api/v1/patient/cards/{cid}/cancellation", me)
     assert r.json()["status"] == "cancelled"
     assert [e["event"] for e in r.json()["events"]] == ["created", "photo_uploaded", "stage_printing", "stage_mailed", "stage_ready",
-                                                         "issued", "activated", "loss_reported", "cancelled"]
-    assert api.get(f"/api/v1/admin/persons/{psn}/cards", OPERATOR).json()["items"][0]["status"] == "cancelled"
+                                                         "issued", "activated", "loss_reported", "replaced", "cancelled"]
+    listed = {c["card_id"]: c["status"] for c in api.get(f"/api/v1/admin/persons/{psn}/cards", OPERATOR).json()["items"]}
+    assert listed == {cid: "cancelled", new_id: "in_production"}
     # no clear card number anywhere in what the holder sees
     assert "Q12345678" not in api.get(f"/api/v1/patient/persons/{psn}/cards", me).text
 

@@ -251,3 +251,22 @@ def test_an_expired_or_suspended_pilot_agreement_refuses_one_code_but_not_the_co
     assert r.status_code == 200, r.text
     listed = client.get("/api/v1/admin/pilots", headers=ops).json()
     assert {g["id"]: g["state"] for g in listed["agreements"]}[agreement.id] == "expired"
+
+
+def test_the_rollout_report_counts_a_region_live_after_a_completed_one_code_payment(client, pw):
+    """GET /api/v1/admin/rollout (operators only): Shenzhen goes live in one-code — not in face — once its hospital completes one."""
+    def shenzhen(mode):  # noqa: ANN001, ANN202
+        r = client.get("/api/v1/admin/rollout", headers=OPERATOR)
+        assert r.status_code == 200, r.text
+        m = next(m for m in r.json()["modes"] if m["mode"] == mode)
+        return next(p for p in m["provinces"] if p["province"] == "44")
+
+    assert client.get("/api/v1/admin/rollout", headers=his(pw)).status_code == 401
+    before = shenzhen("onecode")
+    assert (before["regions_live"], before["institutions_live"], before["targets"][1]["gap"]) == (0, 0, 1)
+    r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES}, headers={**his(pw), **key()})
+    assert r.json()["status"] == "completed", r.text
+    after = shenzhen("onecode")
+    assert (after["regions_live"], after["institutions_live"], after["institutions_eligible_live"]) == (1, 1, 1)
+    assert {t["key"]: (t["gap"], t["met"]) for t in after["targets"]} == {"pilot_cities": (1, False), "regions": (0, True), "institutions": (2, False)}
+    assert shenzhen("face")["regions_live"] == 0

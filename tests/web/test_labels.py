@@ -12,7 +12,7 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
 
 APP = ("/app/login", "/app", "/app/account", "/app/bindings", "/app/cards", "/app/family", "/app/bills", "/app/pin", "/app/credit")
 CASHIER = ("/cashier",)
-ADMIN = ("/admin", "/admin/institutions", "/admin/audit")
+ADMIN = ("/admin", "/admin/institutions", "/admin/pilots", "/admin/rollout", "/admin/cards", "/admin/audit")
 
 
 def _check(page, paths: tuple[str, ...]) -> dict[str, list[str]]:  # noqa: ANN001
@@ -40,5 +40,5 @@ def test_every_control_is_labelled(phone, desktop, live):
     visit = cashier.url.split("?")[0].replace(live.url, "")
     admin = desktop.new_page()
     log_in_operator(admin)
-    missing = {**_check(holder, APP[1:]), **_check(cashier, (*CASHIER, visit + "?presettle=1")), **_check(admin, ADMIN)}
+    missing = {**_check(holder, APP[1:]), **_check(cashier, (*CASHIER, visit + "?presettle=1")), **_check(admin, (*ADMIN, f"/admin/cards?psn={live.psn('李明')}"))}
     assert missing == {}

@@ -2,7 +2,8 @@
 
 Log in with an operator token; today's settlements and the money paid by each fund layer as SVG
 charts; the ledger's balance and the audit chains' verification; institutions and payment
-institutions with their admission (admit, suspend, admit again); the audit log. The same service
+institutions with their admission (admit, suspend, admit again); pilot governance; the rollout against
+seed 004's dates; card production (accept, stages, issue, replace after loss); the audit log. The same service
 functions as the admin API (api/routers/admin.py).
 """
 
@@ -19,12 +20,14 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services.access import sessions
-from yibao.services.agency import institutions, pilots
+from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.agency.policies import policy_for, require_known_region
 from yibao.services.books import audit, ledger, volumes
+from yibao.services.people import cards
+from yibao.services.people import persons as people
 from yibao.web import charts, forms, i18n, once, render, security
-from yibao.web.auth import Who, act, log_in_console, log_out_console, operator, platform
+from yibao.web.auth import Goto, Who, act, log_in_console, log_out_console, operator, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "admin"
@@ -263,6 +266,100 @@ async def restore_pilot(request: Request, code: str) -> Response:
     form = await forms.read(request, AREA, who.cookie)
     return await act(request, who, form, lambda conn: pilots.restore(conn, p.now(), institution_id=code, actor=who.actor),
                      back="/admin/pilots", ok=("已恢复", "Restored"))
+
+
+# ---- rollout (services/agency/rollout.py; docs/governance.md "Rollout") ---------------------------------------------
+
+@router.get("/admin/rollout")
+async def rollout_page(request: Request) -> HTMLResponse:
+    who = await operator(request)
+    p = platform(request)
+    lang = render.lang_of(request)
+    now = p.now()
+    data = await p.run(lambda c: rollout.report(c, now), write=False)
+    return _page(request, who, "admin/rollout.html", nav="rollout", report=data, region_label=lambda r: region_name(r, now.year, lang))
+
+
+# ---- card production (services/people/cards.py) ----------------------------------------------------------------
+
+def _cards_back(psn_no: str) -> str:
+    return f"/admin/cards?psn={quote(psn_no)}"
+
+
+@router.get("/admin/cards")
+async def cards_page(request: Request) -> HTMLResponse:
+    """A person's cards by person number (the ID-number look-up posts, so the number never sits in a URL)."""
+    who = await operator(request)
+    p = platform(request)
+    psn_no = (request.query_params.get("psn") or "").strip()[:24]
+
+    def read(conn: Connection) -> dict[str, Any]:
+        person = people.get(conn, psn_no) if psn_no else None
+        if person is None:
+            return {"person": None, "cards": []}
+        return {"person": people.masked_view(person, p.keyring), "cards": [cards.view(conn, p.keyring, k) for k in cards.for_person(conn, person.id)]}
+
+    data = await p.run(read, write=False)
+    lang, year = render.lang_of(request), p.now().year
+    return _page(request, who, "admin/cards.html", nav="cards", psn=psn_no, stages=cards.STAGES, region_label=lambda r: region_name(r, year, lang),
+                 **data)
+
+
+@router.post("/admin/card-lookups")
+async def find_card_holder(request: Request) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> Goto:
+        return Goto(_cards_back(cards.find_holder(conn, p.keyring, p.now(), query=form.get("query"), actor=who.actor).id))
+    return await act(request, who, form, work, back="/admin/cards")
+
+
+@router.post("/admin/persons/{psn_no}/cards")
+async def accept_card(request: Request, psn_no: str) -> Response:
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+
+    def work(conn: Connection) -> None:
+        cards.create_physical(conn, p.keyring, p.now(), person_id=psn_no, financial=form.flag("financial"), card_no=form.get("card_no") or None,
+                              actor=who.actor)
+    return await act(request, who, form, work, back=_cards_back(psn_no), ok=("已受理制卡申请", "The card application is accepted"),
+                     keep=("card_no",))
+
+
+async def _card_act(request: Request, change: Any, ok: tuple[str, str]) -> Response:
+    """A change to one card (``change(conn, now, who, form)`` answers the card), then back to its holder's cards."""
+    who = await operator(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    psn_no = form.get("psn")[:24]
+
+    def work(conn: Connection) -> Goto:
+        return Goto(_cards_back(change(conn, p.now(), who, form).person_id))
+    return await act(request, who, form, work, back=_cards_back(psn_no) if psn_no else "/admin/cards", ok=ok)
+
+
+@router.post("/admin/cards/{card_id}/production")
+async def card_production(request: Request, card_id: str) -> Response:
+    return await _card_act(request, lambda conn, now, who, form: cards.advance_production(
+        conn, now, card_id=card_id, stage=form.require("stage", "制卡进度", "the stage"), actor=who.actor),
+        ok=("已记录制卡进度", "The production stage is recorded"))
+
+
+@router.post("/admin/cards/{card_id}/issue")
+async def card_issue(request: Request, card_id: str) -> Response:
+    return await _card_act(request, lambda conn, now, who, form: cards.issue(conn, now, card_id=card_id, actor=who.actor),
+                           ok=("已发卡", "The card is issued"))
+
+
+@router.post("/admin/cards/{card_id}/replacement")
+async def card_replacement(request: Request, card_id: str) -> Response:
+    keyring = platform(request).keyring
+    return await _card_act(request, lambda conn, now, who, form: cards.replace(
+        conn, keyring, now, card_id=card_id, report_loss=form.flag("report_loss"), actor=who.actor),
+        ok=("已补办，新卡进入制作", "Replaced: a new card is in production"))
 
 
 # ---- the audit log -----------------------------------------------------------------------------

@@ -90,6 +90,38 @@ def test_card_numbers_are_encrypted_and_a_second_live_card_is_refused(db, keyrin
     assert keyring.decrypt(again.card_no_enc, "card_no").startswith("44")
 
 
+def test_a_lost_card_is_replaced_once_and_the_operator_finds_its_holder(db, keyring):
+    """Replacement after loss (补卡): a new card in production, financial as the old; the lost card stays lost and is
+    replaced once; an active card only when its loss is reported at the counter; the look-up by ID number is audited."""
+    w = seed(db, keyring)
+    card = active_card(db, keyring, w.employee.id, card_no="C11223344")
+    with pytest.raises(Conflict) as exc:  # in use: not replaced without the loss being reported
+        run(db, cards.replace, keyring=keyring, card_id=card.id, actor="op")
+    assert (exc.value.code, exc.value.field) == ("not_lost", "card_id")
+    run(db, cards.report_loss, card_id=card.id, holder_id=w.employee.id, actor="h")
+    new = run(db, cards.replace, keyring=keyring, card_id=card.id, actor="op")
+    assert (new.status, new.production_stage, new.financial, new.person_id) == ("in_production", "accepted", card.financial, w.employee.id)
+    assert db.run(lambda c: cards.get(c, card.id), write=False).status == "lost"
+    with pytest.raises(Conflict) as exc:
+        run(db, cards.replace, keyring=keyring, card_id=card.id, actor="op")
+    assert exc.value.code == "already_replaced"
+    assert [e.event for e in db.run(lambda c: cards.events(c, card.id), write=False)][-1] == "replaced"
+
+    other = active_card(db, keyring, w.retiree.id, card_no="C55667788")
+    replaced = run(db, cards.replace, keyring=keyring, card_id=other.id, actor="op", report_loss=True)  # reported at the counter
+    assert replaced.status == "in_production" and db.run(lambda c: cards.get(c, other.id), write=False).status == "lost"
+    with pytest.raises(NotFound):
+        run(db, cards.replace, keyring=keyring, card_id="CDnone", actor="op")
+
+    assert run(db, cards.find_holder, keyring=keyring, query=w.retiree.id, actor="op").id == w.retiree.id
+    by_id = run(db, cards.find_holder, keyring=keyring, query=id_number_of(2).lower(), actor="op")
+    assert by_id.id == w.retiree.id
+    assert db.run(lambda c: audit.entries(c, "440300", 5), write=False)[0].action == "pii.operator_lookup"
+    with pytest.raises(NotFound) as exc:
+        run(db, cards.find_holder, keyring=keyring, query="440300999999999999", actor="op")
+    assert exc.value.field == "query"
+
+
 def test_cancel_from_anywhere_even_in_production(db, keyring):
     w = seed(db, keyring)
     card = db.run(lambda c: cards.create_physical(c, keyring, db.clock(), person_id=w.resident.id, financial=False, actor="op"))

@@ -21,7 +21,7 @@ from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.runtime.platform import Platform
 from yibao.services.agency import connectors as channel_registry
-from yibao.services.agency import institutions, pilots
+from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit, contributions, ledger
 from yibao.services.clearing import applications as clearing
@@ -268,6 +268,19 @@ async def card_issue(request: Request, card_id: str = Path(min_length=1, max_len
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, cards.view(c, p.keyring, cards.issue(
         c, now, card_id=card_id, actor=caller.actor))))
+
+
+class ReplacementIn(Strict):
+    report_loss: bool = Field(False, description="an active or issued card is reported lost at the counter first (the holder is there)")
+
+
+@router.post("/cards/{card_id}/replacement", status_code=201, summary="补卡 Replace a lost card: a new card in production, the lost one stays lost")
+async def card_replacement(request: Request, body: ReplacementIn | None = None, card_id: str = Path(min_length=1, max_length=24),
+                           key: str = IdempotencyKey, caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    report_loss = body.report_loss if body is not None else False
+    return await idempotent(p, request, caller, key, lambda c: (201, cards.view(c, p.keyring, cards.replace(
+        c, p.keyring, now, card_id=card_id, report_loss=report_loss, actor=caller.actor))))
 
 
 # ---- the channel registry: how the platform reaches a payment institution ------------------------------
@@ -576,3 +589,10 @@ async def interregion_rollback(request: Request, clearing_id: str = Path(min_len
                                caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, interregion.rollback(c, now, clearing_id=clearing_id, actor=caller.actor)))
+
+
+@router.get("/rollout", summary="推广进度 Rollout per payment mode and province against seed 004's dates: pilot cities (2026), every region "
+            "(2027), every eligible institution (2028) — progress and the gap, as of today")
+async def rollout_report(caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    now = p.now()
+    return await p.run(lambda c: rollout.report(c, now), write=False)

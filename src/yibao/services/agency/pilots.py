@@ -67,6 +67,20 @@ def in_force(conn: Connection, day: date, *, institution_id: str | None = None, 
     return _agreement(begun[0] if begun else rows[-1]) if rows else None
 
 
+def in_force_all(conn: Connection, day: date) -> tuple[dict[str, Agreement], dict[str, Agreement]]:
+    """`in_force` for every holder at once (the rollout's read model): per institution, and per region (region agreements)."""
+    rows = conn.execute(select(AG).where(AG.c.status.in_(("active", "suspended"))).order_by(AG.c.starts_on.desc(), AG.c.created_at.desc())).all()
+    held: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        held.setdefault(("institution", r.institution_id) if r.applicant == "institution" else ("region", r.region), []).append(r)
+    by_institution: dict[str, Agreement] = {}
+    by_region: dict[str, Agreement] = {}
+    for (kind, key), mine in held.items():
+        begun = [r for r in mine if r.starts_on <= day]
+        (by_institution if kind == "institution" else by_region)[key] = _agreement(begun[0] if begun else mine[-1])
+    return by_institution, by_region
+
+
 def require(conn: Connection, now: datetime, *, institution_id: str, mode: str) -> None:
     """Raise the refusal (Forbidden, naming the agreement) unless the institution may take a ``mode`` payment today."""
     day = today(now)

@@ -1,7 +1,7 @@
 """Social-security cards (seed 003): physical cards made by the agency, and the electronic card.
 
 Physical card: status in_production → issued → active, then lost (report loss); cancelled from
-any status by the holder. While in production it moves through accepted → printing → mailed →
+any status by the holder. A lost card is replaced by the agency (`replace`): a new card in production. While in production it moves through accepted → printing → mailed →
 ready; only a ready card can be issued. The photo is uploaded before printing. The e-card is
 issued active, only to a holder who passed real-name and real-person authentication, one live
 e-card per person. Every transition is a card_events row; the holder sees the timeline.
@@ -157,6 +157,45 @@ def issue(conn: Connection, now: datetime, *, card_id: str, actor: str) -> Card:
     if card.status != "in_production" or card.production_stage != "ready":
         raise Conflict("card_id", "not_ready", "卡片尚未制成，不能发放", "the card is not ready to be issued")
     return _move(conn, card, now, "issued", actor, status="issued")
+
+
+def replace(conn: Connection, keyring: Keyring, now: datetime, *, card_id: str, actor: str, report_loss: bool = False) -> Card:
+    """Replacement after loss (补卡): the agency makes a new physical card for a lost one. The lost card stays lost (it
+    pays nothing); the new one starts in production (accepted), a financial card again if the old one was. An active
+    or issued card is reported lost at the counter first, with ``report_loss`` (the holder is there in person). Once
+    per lost card: the new card is the person's live card, and a second one is refused as any second card is."""
+    card = get(conn, card_id, lock=True)
+    if card is None or card.kind != "physical":
+        raise _not_found()
+    if card.status in ("active", "issued") and report_loss:
+        card = _move(conn, card, now, "loss_reported", actor, status="lost")
+    elif card.status != "lost":
+        raise Conflict("card_id", "not_lost", f"只有已挂失的卡可以补办（该卡状态：{card.status}）；卡片遗失请先挂失",
+                       f"only a card reported lost can be replaced (this one is {card.status}); report the loss first")
+    if conn.execute(select(E.c.id).where(E.c.card_id == card.id, E.c.event == "replaced")).first() is not None:
+        raise Conflict("card_id", "already_replaced", "该卡已补办过新卡", "a new card was already made for this one")
+    new = create_physical(conn, keyring, now, person_id=card.person_id, financial=card.financial, actor=actor)
+    _event(conn, card, now, "replaced", None, actor)
+    audit.append(conn, region=card.region, actor=actor, action="card.replace", subject=card.person_id,
+                 detail={"lost_card_id": card.id, "card_id": new.id, "reported_at_counter": report_loss}, now=now)
+    return new
+
+
+def find_holder(conn: Connection, keyring: Keyring, now: datetime, *, query: str, actor: str) -> people.Person:
+    """An operator's look-up for the card counter: a person number (psn_no), or an 18-character ID number found by its
+    keyed hash — the latter audited as a read of PII."""
+    query = (query or "").strip().upper()
+    if not query or len(query) > 24:
+        raise InputError("query", "required", "请输入人员编号或身份证号", "enter a person number (psn_no) or an ID number")
+    person = people.get(conn, query)
+    if person is None and len(query) == 18:
+        person = people.find_by_id_number(conn, keyring, query)
+        if person is not None:
+            audit.append(conn, region=person.region, actor=actor, action="pii.operator_lookup", subject=person.id,
+                         detail={"by": "id_number", "purpose": "cards"}, now=now)
+    if person is None:
+        raise NotFound("query", "not_found", "未找到该参保人（人员编号或身份证号）", "no insured person with this person number or ID number")
+    return person
 
 
 def activate(conn: Connection, now: datetime, *, card_id: str, holder_id: str, actor: str) -> Card:
