@@ -59,6 +59,11 @@ def test_a_day_is_reconciled_on_the_page_and_its_difference_resolved_there(deskt
     expect(page.locator("#recon-day")).to_have_value(yesterday)  # the default: yesterday, Beijing, every institution
     expect(page.locator("#recon-pi")).to_have_value("")
 
+    # Today has not ended: its statement is not whole, and the run is refused in words.
+    page.goto(f"/admin/reconciliation?day={live.clock().astimezone(CHINA).date().isoformat()}")
+    page.locator("#recon-run").click()
+    expect(page.locator("#flash")).to_have_text("对账日期：只能对账已结束的日期（北京时间）")
+
     page.locator("#recon-day").fill(RECON_DAY.isoformat())
     page.locator("#recon-pi").select_option("wechat-440300")
     page.locator("#recon-show").click()

@@ -110,7 +110,7 @@ async def reconciliation_page(request: Request) -> Response:
                 "differences": recon_runs.list_differences(conn, day=day, pi_id=pi or None)}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "admin/reconciliation.html", nav="reconciliation", day=day.isoformat(), pi=pi, max_day=volumes.local_day(now).isoformat(),
+    return _page(request, who, "admin/reconciliation.html", nav="reconciliation", day=day.isoformat(), pi=pi, max_day=yesterday.isoformat(),
                  region_label=lambda r: region_name(r, day.year, lang), open_count=sum(d["status"] == "open" for d in data["differences"]),
                  class_names=rc.CLASS_NAMES_ZH, **data)
 
