@@ -1,6 +1,6 @@
 """`make screenshots`: start the demo server, use the three pages as demo users, and save what they
 show into docs/screenshots/ — each of /app, /cashier and /admin at phone width (390×844, `*-phone.png`)
-and at desktop width (1366×900, `*-desktop.png`), and a few moments of a payment: the receipt, a
+and at desktop width (1366×900, `*-desktop.png`), /admin/reconciliation and /admin/clearing (desktop), and a few moments of a payment: the receipt, a
 completed one-code payment with its refund form, a bill on the phone (待支付), the credit page. Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
 (`apt-get install fonts-noto-cjk`), without which the pictures show boxes: the script refuses then.
 """
@@ -148,6 +148,13 @@ def main() -> None:
                 admin.click("#admin-log-in")
                 expect(admin.locator("#chart-counts")).to_be_visible()
                 _both(admin, "admin", DESKTOP)
+                # 对账: yesterday reconciled with every connected payment institution; 清算: last month, Ningbo–Shenzhen netting.
+                admin.goto("/admin/reconciliation")
+                admin.click("#recon-run")
+                expect(admin.locator("#flash")).to_be_visible()
+                admin.screenshot(path=OUT / "admin-reconciliation-desktop.png", full_page=True)
+                admin.goto("/admin/clearing?region_a=330200&region_b=440300")
+                admin.screenshot(path=OUT / "admin-clearing-desktop.png", full_page=True)
 
                 phone.goto("/app/account")
                 phone.screenshot(path=OUT / "app-account-phone.png")

@@ -56,6 +56,7 @@ class Live:
     keyring: object
     clock: ShiftedClock
     people: dict[str, dict]  # demo people by name
+    app: object = None  # the served app: a test reaches the mounted sandboxes' books through it (app.state.sandbox_institutions)
 
     def psn(self, name: str) -> str:
         return self.people[name]["psn_no"]
@@ -154,7 +155,7 @@ def live(request, tmp_path_factory):
     for hook in app.state.on_start:
         _in_thread(hook)
     server, thread, sock = _serve(app, sock)
-    yield Live(f"http://127.0.0.1:{port}", db, keyring, clock, {p["name"]: p for p in guide.people})
+    yield Live(f"http://127.0.0.1:{port}", db, keyring, clock, {p["name"]: p for p in guide.people}, app)
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()

@@ -19,6 +19,7 @@ from yibao.domain.ledger import clearing_account
 from yibao.domain.money import format_yuan
 from yibao.services.books import ledger
 from yibao.services.care import settlement
+from yibao.services.clearing import interregion
 from yibao.services.clearing.interregion import outside
 from yibao.services.people import filings
 from yibao.store.tables import settlements as S
@@ -86,5 +87,8 @@ def test_a_month_is_netted_between_two_regions_each_regions_books_summing_to_zer
         assert post(f"/api/v1/admin/interregion-clearing/{c1['id']}/rollback").json()["status"] == "rolled_back"  # again: nothing more
         c2 = post("/api/v1/admin/interregion-clearing", {"region_a": SZ, "region_b": NB, "setlym": "202611"}).json()
         assert c2["id"] != c1["id"] and c2["status"] == "confirmed"
+        # The pair's confirmations of the month, the rolled-back one too (the /admin/clearing page's list), either order of the pair.
+        listed_c = db.run(lambda c: interregion.listing(c, region_a=SZ, region_b=NB, setlym="202611"), write=False)
+        assert sorted((x["id"], x["status"]) for x in listed_c) == sorted([(c1["id"], "rolled_back"), (c2["id"], "confirmed")])
         final = _books(db)
         assert (final["nb_sz"], final["sz_nb"]) == (0, 0)

@@ -171,3 +171,12 @@ def view(conn: Connection, clearing_id: str) -> dict[str, Any]:
             "a_owes_b": format_yuan(int(r.a_owes_b)), "b_owes_a": format_yuan(int(r.b_owes_a)), "net": format_yuan(net),
             "debtor": (r.region_a if net > 0 else r.region_b) if net else None, "totalrow": int(r.rows), "actor": r.actor,
             "created_at": iso_utc(r.created_at), "rolled_back_by": r.rolled_back_by, "rolled_back_at": iso_utc(r.rolled_back_at)}
+
+
+def listing(conn: Connection, *, region_a: str, region_b: str, setlym: str) -> list[dict[str, Any]]:
+    """The confirmations of a pair's month, rolled back ones too, newest first (the /admin clearing page's list)."""
+    a, b = _pair(region_a, region_b)
+    month = rules.parse_month(setlym)
+    ids = conn.execute(select(IR.c.id).where(IR.c.region_a == a, IR.c.region_b == b, IR.c.setlym == month.setlym)
+                       .order_by(IR.c.created_at.desc(), IR.c.id)).scalars().all()
+    return [view(conn, i) for i in ids]
