@@ -86,16 +86,21 @@ def parse_csv(text: str) -> list[Row]:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise InputError("file", "empty", "文件为空", "the file is empty") from None
+    except csv.Error as exc:
+        raise InputError("file", "invalid_csv", "CSV 表头无法读取", f"the CSV header cannot be read: {exc}") from None
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown or "amount" not in header or not ({"psn_no", "id_number"} & set(header)):
         raise InputError("file", "invalid_header", f"表头应为 psn_no 或 id_number，及 amount；不认识：{','.join(unknown) or '-'}",
                          f"the header names psn_no or id_number, and amount; unknown: {','.join(unknown) or '-'}")
     rows = []
-    for n, values in enumerate(reader, start=1):
-        if not any(v.strip() for v in values):
-            continue
-        cells = dict(zip(header, (v.strip() for v in values)))
-        rows.append(Row(n, cells.get("psn_no") or None, cells.get("id_number") or None, cells.get("amount", "")))
+    try:
+        for n, values in enumerate(reader, start=1):
+            if not any(v.strip() for v in values):
+                continue
+            cells = dict(zip(header, (v.strip() for v in values)))
+            rows.append(Row(n, cells.get("psn_no") or None, cells.get("id_number") or None, cells.get("amount", "")))
+    except csv.Error as exc:
+        raise InputError("file", "invalid_csv", f"CSV 第{reader.line_num}行无法读取", f"CSV line {reader.line_num} cannot be read: {exc}") from None
     return rows
 
 
