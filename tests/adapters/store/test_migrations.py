@@ -288,7 +288,7 @@ def test_0024_gives_every_active_institution_an_agreement_so_payments_go_on(db, 
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     migrate.upgrade(db)
-    _migrate_to(db, "-1", up=False)  # the revision before 0024
+    _migrate_to(db, "0023", up=False)  # the revision before 0024 (named: later revisions follow it)
     assert "pilot_agreements" not in inspect(db.engine).get_table_names()
     now = datetime(2026, 11, 22, 9, tzinfo=timezone.utc)
     with db.engine.begin() as conn:
