@@ -94,7 +94,7 @@ def test_a_batch_is_credited_and_returned_to_the_fen_and_sending_it_again_change
     assert (e.value.field, e.value.code) == ("batch_no", "batch_no_used")
 
 
-def test_every_refused_row_is_named_and_nothing_is_recorded(db, keyring, holders):
+def test_every_refused_row_is_named_nothing_is_recorded_and_the_corrected_list_sent_at_once_is_one_batch(db, keyring, holders):
     w, _ = holders
     carded = enrol_adult(db, keyring, n=31, name="无卡者")  # insured, no financial card
     rows = [Row(1, w.employee.id, None, "10.00"), Row(2, "P-NOBODY", None, "10.00"), Row(3, None, id_number_of(9), "10.00"),
@@ -108,6 +108,14 @@ def test_every_refused_row_is_named_and_nothing_is_recorded(db, keyring, holders
                    (8, "psn_no", "person_unnamed"), (9, "id_number", "unknown_person"), (9, "amount", "invalid_number")]
     assert e.value.field == "rows[2].psn_no" and "9 行被拒绝" in e.value.message_zh
     assert count(db, benefit_credits) == 0
+
+    # The corrected list sent four times at once (a retrying agency, two operators): one batch.
+    from concurrent.futures import ThreadPoolExecutor
+
+    good = [Row(1, w.employee.id, None, "10.00"), Row(2, w.retiree.id, None, "20.00")]
+    with ThreadPoolExecutor(4) as pool:
+        ids = {b["batch_id"] for b in pool.map(lambda _: record(db, keyring, good, batch_no="MZ-RACE"), range(4))}
+    assert len(ids) == 1 and count(db, benefit_credits) == 2
 
 
 def test_an_unclear_answer_is_resolved_by_asking_the_bank_not_by_sending_again(db, keyring, holders, bank):

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from yibao.crypto.pii import Keyring
 from yibao.domain import benefits as rules
@@ -24,6 +25,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.books import audit
 from yibao.services.people import card_accounts
 from yibao.services.people import persons as people
+from yibao.store.db import Retry
 from yibao.store.tables import benefit_batches as B
 from yibao.store.tables import benefit_credits as CR
 
@@ -88,8 +90,11 @@ def record(conn: Connection, keyring: Keyring, now: datetime, *, region: str, ag
         return view(conn, existing.id)
     batch_id = f"BB{secrets.token_hex(8)}"
     total = sum(amount for *_, amount in good)
-    conn.execute(B.insert().values(id=batch_id, region=region, agency=agency, batch_no=batch_no, purpose=purpose, digest=digest, rows=len(good),
-                                   total=total, status="recorded", recorded_by=actor, updated_at=now, created_at=now))
+    try:
+        conn.execute(B.insert().values(id=batch_id, region=region, agency=agency, batch_no=batch_no, purpose=purpose, digest=digest,
+                                       rows=len(good), total=total, status="recorded", recorded_by=actor, updated_at=now, created_at=now))
+    except IntegrityError:  # the same batch recorded by a concurrent request: run again, and find it above
+        raise Retry() from None
     conn.execute(CR.insert(), [dict(id=f"{batch_id}-{n}", region=region, batch_id=batch_id, row_no=n, person_id=person.id,
                                     card_id=account.card_id, bank_id=account.bank_id, account_no_enc=account.account_no_enc,
                                     account_last4=account.account_last4, amount=amount, status="pending", updated_at=now, created_at=now)
