@@ -44,6 +44,8 @@ credit_app = typer.Typer(no_args_is_help=True, help="信用支付 Credit payment
 app.add_typer(credit_app, name="credit")
 clearing_app = typer.Typer(no_args_is_help=True, help="清算 Monthly clearing: accept, pay and clear the institutions' applications.")
 app.add_typer(clearing_app, name="clearing")
+benefits_app = typer.Typer(no_args_is_help=True, help="待遇到卡 Other agencies' subsidies paid to holders' card accounts.")
+app.add_typer(benefits_app, name="benefits")
 DatabaseOption = typer.Option(None, "--database", help="database URL (default: $YIBAO_DATABASE_URL, else the embedded SQLite file .yibao/yibao.db)")
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -785,3 +787,58 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@benefits_app.command("run")
+def benefits_run(batch: Optional[str] = typer.Option(None, "--batch", help="one batch only (it must be submitted)"),
+                 region: Optional[str] = typer.Option(None, "--region", help="one pooling region's batches only"),
+                 database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
+                 as_json: bool = typer.Option(False, "--json", help="the report as JSON (for machines)")) -> None:
+    """驱动待遇发放 Drive every submitted batch's open credits: ask the card's bank about each instruction, send it only if the
+    bank never had it, record credited or returned (`--bank ID=URL` for a sandbox bank run by `yibao sandbox bank`).
+    Re-running asks again about what is unclear and never sends a settled credit twice."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from yibao.sandbox.channels import pair
+    from yibao.services.agency.connectors import Connectors
+    from yibao.services.benefits import jobs as benefit_jobs
+    from yibao.store.db import Database
+
+    overrides = {}
+    for item in bank:
+        pi_id, _, url = item.partition("=")
+        if not pi_id or not url.startswith(("http://", "https://")):
+            _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
+            raise typer.Exit(code=2)
+        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
+    db = Database(database)
+    keyring = _keyring()
+    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("待遇到卡 benefits", total=None)
+        try:
+            report = asyncio.run(benefit_jobs.run(ctx, batch_id=batch, region=region, actor="cli:benefits",
+                                                  progress=lambda done, total: progress.update(task, completed=done, total=total)))
+        except YibaoError as exc:
+            raise _fail(exc) from None
+    db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return
+    console = Console(soft_wrap=True)
+    console.print(f"待遇到卡 benefits: 批次 batches {report['batches']}, 处理 credits driven {report['driven']}: 到账 credited "
+                  f"{report['credited']}, 退回 returned {report['returned']}, 待银行 awaiting the bank {report['awaiting_bank']}, "
+                  f"不明 unclear {len(report['unclear'])}", highlight=False)
+    table = Table(title="批次 Batches", title_justify="left")
+    for col in ("batch_id", "发放机构 agency", "项目 purpose", "状态 status", "到账 credited", "退回 returned", "未决 open", "合计 total"):
+        table.add_column(col, overflow="fold")
+    for b in report["summaries"]:
+        sm = b["summary"]
+        table.add_row(b["batch_id"], b["agency"], b["purpose"], b["status"], f"{sm['credited']['count']} ¥{sm['credited']['amount']}",
+                      f"{sm['returned']['count']} ¥{sm['returned']['amount']}", f"{sm['open']['count']} ¥{sm['open']['amount']}", f"¥{sm['total']}")
+    if table.row_count:
+        console.print(table)
+    for u in report["unclear"]:
+        console.print(f"不明 unclear {u['credit_id']}: {u['error']}", highlight=False)

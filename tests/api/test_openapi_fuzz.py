@@ -188,7 +188,9 @@ def yibao_error_shape(ctx, response, case) -> bool | None:  # noqa: ANN001, ARG0
     if 400 <= response.status_code < 500:
         assert isinstance(body, dict) and set(body) == {"error"}, f"{response.status_code} not in the error shape: {body!r}"
         err = body["error"]
-        assert isinstance(err, dict) and set(err) == ERROR_KEYS, f"error keys are not {sorted(ERROR_KEYS)}: {body!r}"
+        assert isinstance(err, dict) and set(err) - {"details"} == ERROR_KEYS, f"error keys are not {sorted(ERROR_KEYS)}: {body!r}"
+        for part in err.get("details", []):  # a refusal of many parts (a benefit batch's rows): each in the shape, by row
+            assert set(part) == {"row", "field", "code", "message_zh", "message_en"} and part["message_zh"] and part["message_en"], body
         assert all(isinstance(err[k], str) for k in ERROR_KEYS), f"an error member is not a string: {body!r}"
         for key in ("code", "message_zh", "message_en", "request_id"):
             assert err[key].strip(), f"error.{key} is empty: {body!r}"

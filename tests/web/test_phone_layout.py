@@ -13,7 +13,7 @@ from tests.support.pages import PHONE, log_in_holder, show_code, shown_code
 
 CHEN_JING = "13800138003"
 PAGES = ("/app", "/app/account", "/app/bindings", "/app/cards", "/app/family", "/app/bills", "/app/credit", "/app/pin")
-TABS = ("card", "account", "bindings", "cards", "family", "bills", "credit")
+TABS = ("card", "account", "bindings", "cards", "family", "bills", "credit", "benefits")
 
 # How many lines an element's text takes (a word broken over two lines takes two).
 LINES = """el => { const r = document.createRange(); r.selectNodeContents(el);

@@ -56,4 +56,8 @@ def error_body(code: str, field: str, zh: str, en: str, request_id: str) -> dict
 
 
 def body_of(exc: YibaoError, request_id: str) -> dict[str, Any]:
-    return error_body(exc.code, exc.field, exc.message_zh, exc.message_en, request_id)
+    body = error_body(exc.code, exc.field, exc.message_zh, exc.message_en, request_id)
+    details = getattr(exc, "details", None)
+    if details:  # a refusal of many parts (a benefit batch's rows): each named, beside the first in the fields above
+        body["error"]["details"] = details
+    return body

@@ -1272,3 +1272,65 @@ interregion_clearings = Table(  # a month's cross-region settlements netted betw
     CheckConstraint("region_a < region_b", name="ordered_pair"),
     info={"owner": "services.clearing"},
 )
+
+# ---- benefits onto the card (一卡多用, seed 001: services/benefits; the card's account: services/people) --------------------
+
+card_accounts = Table(  # the bank account behind a financial social-security card: the bank that holds it and its number
+    "card_accounts", metadata,
+    Column("card_id", String(24), ForeignKey("cards.id"), primary_key=True),
+    _region(),
+    Column("bank_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("account_no_enc", LargeBinary, nullable=False),  # encrypted: a bank account number is PII
+    Column("account_last4", String(4), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    info={"owner": "services.people"},
+)
+
+benefit_batches = Table(  # another agency's subsidy (民政, 残联 …) for holders' card accounts: one batch as the agency sent it
+    "benefit_batches", metadata,
+    Column("id", String(24), primary_key=True),
+    _region(),
+    Column("agency", String(100), nullable=False),  # the paying agency, by name (民政局 …)
+    Column("batch_no", String(40), nullable=False),  # the agency's own number: the same batch recorded twice is one batch
+    Column("purpose", String(200), nullable=False),
+    Column("digest", String(64), nullable=False),  # of the rows as recorded: a re-sent number with other rows is refused
+    Column("rows", Integer, nullable=False),
+    Column("total", BigInteger, nullable=False),  # fen
+    Column("status", String(10), nullable=False),  # recorded | submitted | done
+    Column("recorded_by", String(80), nullable=False),
+    Column("submitted_by", String(80)),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("region", "agency", "batch_no"),
+    CheckConstraint("total > 0", name="positive"),
+    info={"owner": "services.benefits"},
+)
+
+benefit_credits = Table(  # one credit of a batch = one payment instruction to the card's bank (its number is the credit's id)
+    "benefit_credits", metadata,
+    Column("id", String(32), primary_key=True),  # "{batch}-{row}": the instruction number the bank books once
+    _region(),
+    Column("batch_id", String(24), ForeignKey("benefit_batches.id"), nullable=False),
+    Column("row_no", Integer, nullable=False),  # the row in the agency's list, from 1
+    Column("person_id", String(24), ForeignKey("persons.id"), nullable=False, index=True),
+    Column("card_id", String(24), ForeignKey("cards.id"), nullable=False),
+    Column("bank_id", String(40), ForeignKey("payment_institutions.id"), nullable=False),
+    Column("account_no_enc", LargeBinary, nullable=False),  # the card's account as recorded with the batch (a resend is the same)
+    Column("account_last4", String(4), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(10), nullable=False),  # pending | sending | accepted | credited | returned
+    Column("bank_ref", String(64)),
+    Column("return_code", String(64)),  # the bank's reason for a returned credit (ACCOUNT_CLOSED …)
+    Column("settled_at", DateTime(timezone=True)),  # credited or returned, as the bank says
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    UniqueConstraint("batch_id", "row_no"),
+    CheckConstraint("amount > 0", name="positive"),
+    info={"owner": "services.benefits"},
+)
+
+Index("ix_benefit_credits_open", benefit_credits.c.status, benefit_credits.c.batch_id)

@@ -1,7 +1,7 @@
 """/app — the insured person's (or guardian's) phone app.
 
 Log-in by SMS code (in the demo, read in the SANDBOX gateway's outbox, which the demo aids link to); the e-card with its dynamic payment code; switching to a linked child's
-card; the personal account; payment-institution bindings; card services; family links (信用支付: holder_credit.py). Every page
+card; the personal account; subsidies paid to the card (benefits); payment-institution bindings; card services; family links (信用支付: holder_credit.py). Every page
 reads through services and every form posts to a route here that calls the same service function
 as the REST API does (api/routers/patient.py).
 """
@@ -22,6 +22,7 @@ from yibao.formats.paycode_svg import barcode_svg, qr_svg
 from yibao.runtime.clients import client_address
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
+from yibao.services.benefits import batches as benefit_batches
 from yibao.services.books import accounts, ledger
 from yibao.services.payments import agreements, cash, confirmation, paycodes
 from yibao.services.payments import pins as payment_pins
@@ -210,6 +211,18 @@ async def account(request: Request) -> Response:
 
     data = await p.run(read, write=False)
     return _page(request, who, "app/account.html", month=f"{year:04d}-{mon:02d}", **data)
+
+
+# ---- benefits paid to the card (一卡多用, seed 001) -----------------------------------------------
+
+@router.get("/app/benefits")
+async def benefits(request: Request) -> HTMLResponse:
+    """Other agencies' subsidies paid to my financial card's account: credited, returned (with the bank's reason) or on
+    their way — the same list as GET /api/v1/patient/benefits."""
+    who = await holder(request)
+    p = platform(request)
+    items = await p.run(lambda c: benefit_batches.for_holder(c, who.principal), write=False)
+    return _page(request, who, "app/benefits.html", nav="benefits", items=items)
 
 
 # ---- payment-institution bindings --------------------------------------------------------------

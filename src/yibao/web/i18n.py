@@ -88,6 +88,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav_family": ("家庭", "Family"),
     "nav_bills": ("待支付", "To pay"),
     "nav_credit": ("信用支付", "Credit"),
+    "nav_benefits": ("待遇到卡", "Benefits"),
+    "benefits_title": ("待遇到卡", "Benefits paid to my card"),
+    "benefits_intro": ("民政、残联等部门发放的补贴，通过社保卡的银行账户到账（一卡多用）。",
+                       "Subsidies from civil affairs, the disabled persons' federation and other agencies, paid into my "
+                       "social-security card's bank account."),
+    "no_benefits": ("暂无待遇到卡记录", "No benefits paid to the card yet"),
+    "benefit_account": ("入账账户", "Into account"),
+    "benefit_status_credited": ("已到账", "Credited"),
+    "benefit_status_returned": ("已退回", "Returned"),
+    "benefit_status_processing": ("处理中", "Processing"),
+    "benefit_return_ACCOUNT_CLOSED": ("卡账户已销户，款项退回发放部门", "the card account is closed; the money went back to the agency"),
+    "benefit_return_INVALID_PAYEE_ACCOUNT": ("卡账户无效，款项退回发放部门", "the card account is invalid; the money went back to the agency"),
     "main_nav": ("主菜单", "Main menu"),
 
     # ---- holder app: e-card and code

@@ -288,7 +288,7 @@ def test_0024_gives_every_active_institution_an_agreement_so_payments_go_on(db, 
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     migrate.upgrade(db)
-    _migrate_to(db, "-1", up=False)  # the revision before 0024
+    _migrate_to(db, "0023", up=False)  # the revision before 0024 (named: later revisions follow it)
     assert "pilot_agreements" not in inspect(db.engine).get_table_names()
     now = datetime(2026, 11, 22, 9, tzinfo=timezone.utc)
     with db.engine.begin() as conn:
@@ -390,6 +390,45 @@ def test_0023_undone_drops_the_clearing_tables_and_redone_takes_an_application_a
     with db.engine.begin() as conn:
         conn.execute(insert(clearing_applications).values(**row))
         assert conn.execute(select(clearing_applications.c.status)).scalars().all() == ["applied"]
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0027_undone_drops_the_benefit_tables_and_redone_takes_a_card_account_again(db, keyring):
+    """Down from 0027 the card accounts and benefit batches go (cards and persons stay); up again, a card's account is recorded
+    and a batch written again."""
+    from sqlalchemy import insert, inspect, select
+
+    from tests.support.identity import active_card, admit
+    from tests.support.world import seed
+    from yibao.store.tables import benefit_batches, card_accounts
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    admit(db, "bank-440300", kind="bank")
+    card = active_card(db, keyring, w.employee.id)
+    now = db.clock()
+
+    def write() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(insert(card_accounts).values(card_id=card.id, region="440300", bank_id="bank-440300", account_no_enc=b"x",
+                                                      account_last4="1234", actor="test", updated_at=now, created_at=now))
+            conn.execute(insert(benefit_batches).values(id="BB1", region="440300", agency="民政局", batch_no="1", purpose="津贴", digest="d",
+                                                        rows=1, total=100, status="recorded", recorded_by="test", updated_at=now, created_at=now))
+
+    write()
+    _migrate_to(db, "0024", up=False)
+    with db.engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+    assert not tables & {"card_accounts", "benefit_batches", "benefit_credits"} and {"cards", "persons"} <= tables
+    _migrate_to(db, "head", up=True)
+    write()
+    with db.engine.begin() as conn:
+        assert conn.execute(select(card_accounts.c.account_last4)).scalars().all() == ["1234"]
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it

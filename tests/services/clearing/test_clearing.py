@@ -169,6 +169,22 @@ def test_the_bank_failing_then_succeeding_pays_once(db, keyring, month, bank):
     assert balances(db, h.id)["payout"] - before["payout"] == books[f"{app}P2"].amount_fen
 
 
+def test_a_payment_returned_by_the_bank_is_a_failed_instruction_and_moves_nothing(db, keyring, month, bank):
+    from tests.support.benefits import close_account, luhn_account
+
+    pw, fund, account, _ = month
+    h = pw.w.hospital
+    closed = luhn_account(77)
+    close_account(bank.url, closed)  # the hospital's account was closed at the bank: accepted, then returned
+    db.run(lambda c: applications.set_payee(c, db.clock(), institution_id=h.id, account_no=closed, account_name="人民医院", actor="test"))
+    app = apply(db, h, fund=fund, account=account)["clr_appy_evt_id"]
+    db.run(lambda c: applications.approve(c, db.clock(), app_id=app, actor="operator:a"))
+    before = balances(db, h.id)
+    returned = run(payments.pay(ctx(db, keyring), app, actor="test"))
+    assert (returned.state, returned.error) == ("failed", "ACCOUNT_CLOSED") and balances(db, h.id) == before
+    assert bank.runtime.books.payouts[f"{app}P1"].status == "RETURNED"
+
+
 def test_an_instruction_whose_answer_was_lost_is_asked_about_not_sent_again(db, keyring, month, bank):
     pw, fund, account, _ = month
     h = pw.w.hospital

@@ -15,7 +15,9 @@ from sqlalchemy.engine import Connection
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, PilotApplicationIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.domain import benefits as benefit_rules
 from yibao.domain.clearing import parse_month
+from yibao.domain.errors import InputError
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
@@ -23,12 +25,14 @@ from yibao.runtime.platform import Platform
 from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
+from yibao.services.benefits import batches as benefit_batches
+from yibao.services.benefits import jobs as benefit_jobs
 from yibao.services.books import audit, contributions, ledger
 from yibao.services.clearing import applications as clearing
 from yibao.services.clearing import interregion
 from yibao.services.clearing import payments as clearing_payments
 from yibao.services.payments import liabilities
-from yibao.services.people import account_credits, cards, filings, identity
+from yibao.services.people import account_credits, card_accounts, cards, filings, identity
 from yibao.services.people import persons as people
 from yibao.services.reconciliation import resolutions as recon_resolutions
 from yibao.services.reconciliation import runs as recon_runs
@@ -596,3 +600,95 @@ async def interregion_rollback(request: Request, clearing_id: str = Path(min_len
 async def rollout_report(caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     now = p.now()
     return await p.run(lambda c: rollout.report(c, now), write=False)
+
+
+# ---- benefits onto the card (一卡多用, seed 001: services/benefits; the card's account: services/people/card_accounts.py) ----
+
+class CardAccountIn(Strict):
+    bank: str = Field(min_length=1, max_length=40, description="the card's bank: an admitted payment institution of kind bank")
+    account_no: str = Field(min_length=12, max_length=19, description="the account under the financial card, as the bank reported it")
+
+
+class BenefitRowIn(Strict):
+    psn_no: str | None = Field(None, max_length=24, description="the person by psn_no …")
+    id_number: str | None = Field(None, max_length=18, description="… or by ID number (one of the two)")
+    amount: str = Field(max_length=20, description="yuan as a decimal string, above zero", examples=["100.00"])
+
+
+class BenefitBatchIn(Strict):
+    region: str = Field(min_length=6, max_length=6)
+    agency: str = Field(min_length=1, max_length=100, description="the paying agency, e.g. 深圳市民政局", examples=["深圳市民政局"])
+    batch_no: str = Field(min_length=1, max_length=40, description="the agency's own batch number: the same batch sent again is one batch")
+    purpose: str = Field(min_length=1, max_length=200, examples=["高龄津贴 2026年12月"])
+    rows: list[BenefitRowIn] | None = Field(None, max_length=10_000, description="the list, numbered from 1 in this order …")
+    csv: str | None = Field(None, max_length=1_000_000, description="… or the list as CSV text: a header naming psn_no or id_number, "
+                            "and amount (yuan); rows numbered from 1 after the header")
+
+
+class BenefitRunIn(Strict):
+    batch_id: str | None = Field(None, min_length=1, max_length=24)
+    region: str | None = Field(None, min_length=6, max_length=6)
+
+
+@router.put("/cards/{card_id}/account", summary="社保卡银行账户 Record the bank account under a financial card (its bank, its number)")
+async def card_account(body: CardAccountIn, request: Request, card_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                       caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, card_accounts.record(
+        c, p.keyring, now, card_id=card_id, bank_id=body.bank, account_no=body.account_no, actor=caller.actor)))
+
+
+def _benefit_rows(body: BenefitBatchIn) -> list[benefit_rules.Row]:
+    if (body.rows is None) == (body.csv is None):
+        raise InputError("rows", "rows_or_csv", "须提供 rows 或 csv 之一", "send the list as rows or as csv, one of them")
+    if body.csv is not None:
+        return benefit_rules.parse_csv(body.csv)
+    return [benefit_rules.Row(n, r.psn_no or None, r.id_number or None, r.amount) for n, r in enumerate(body.rows or [], start=1)]
+
+
+@router.post("/benefit-batches", status_code=201,
+             summary="待遇发放批次 Record another agency's subsidy batch for card accounts; every refused row named (details)")
+async def record_benefits(body: BenefitBatchIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                          p: Platform = Depends(platform)):  # noqa: ANN201
+    """Refused rows (unknown person, not of the region, no financial card with an account, amount not above zero, a
+    person twice) refuse the batch: `422 rows_refused`, `error.details` listing each by row. The same agency's batch
+    number sent again with the same rows answers the batch already recorded; with other rows, `409 batch_no_used`."""
+    now = p.now()
+    rows = _benefit_rows(body)
+    return await idempotent(p, request, caller, key, lambda c: (201, benefit_batches.record(
+        c, p.keyring, now, region=body.region, agency=body.agency, batch_no=body.batch_no, purpose=body.purpose, rows=rows,
+        actor=caller.actor)))
+
+
+@router.get("/benefit-batches", summary="待遇发放批次 Batches, newest first, each with its summary")
+async def list_benefits(region: str | None = Query(None, min_length=6, max_length=6),
+                        status: Literal["recorded", "submitted", "done"] | None = None,
+                        caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: {"items": benefit_batches.listing(c, region=region, status=status)}, write=False)
+
+
+@router.get("/benefit-batches/{batch_id}", summary="批次详情 A batch: its summary (credited, returned, open; to the fen) and each credit")
+async def benefit_batch(batch_id: str = Path(min_length=1, max_length=24), caller: Caller = Depends(operator_caller),
+                        p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: benefit_batches.view(c, batch_id), write=False)
+
+
+@router.post("/benefit-batches/{batch_id}/submit",
+             summary="提交发放 Submit: one instruction per credit to the card's bank; 200 when every credit is credited or returned, 202 while "
+                     "the bank has not answered all (submit again: only what is open is asked about)")
+async def submit_benefits(request: Request, batch_id: str = Path(min_length=1, max_length=24), key: str = IdempotencyKey,
+                          caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        view = await benefit_jobs.submit(p.context, batch_id, actor=caller.actor)
+        done = view["status"] == "done"
+        return (200 if done else 202), view, done
+    return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.post("/benefit-batches/run", summary="驱动待遇发放 Drive open credits (one batch, a region's, or all): ask the bank, send what it never had")
+async def run_benefits(body: BenefitRunIn, request: Request, key: str = IdempotencyKey, caller: Caller = Depends(operator_caller),
+                       p: Platform = Depends(platform)):  # noqa: ANN201
+    async def call(_digest: str) -> tuple[int, Any, bool]:
+        report = await benefit_jobs.run(p.context, batch_id=body.batch_id, region=body.region, actor=caller.actor)
+        return 200, report, False  # a run answers as things stand: a retry with the key drives again
+    return await idempotent_flow(p, request, caller, key, call)

@@ -27,6 +27,7 @@ from yibao.runtime.clients import client_address
 from yibao.runtime.platform import Platform
 from yibao.services.access import face_login, sessions
 from yibao.services.agency import payment_institutions as pis
+from yibao.services.benefits import batches as benefit_batches
 from yibao.services.books import ledger
 from yibao.services.payments import agreements, bills, confirmation, medins, paycodes
 from yibao.services.payments import orders as payments
@@ -134,6 +135,13 @@ async def statement(psn_no: str = PsnNo, year: int = Path(ge=2000, le=2100), mon
 
 CardId = Path(min_length=1, max_length=24)
 PiId = Path(min_length=1, max_length=40)
+
+
+@router.get("/benefits", summary="待遇到卡 Subsidies paid to my social-security card's account (agency, purpose, amount, status, date)")
+async def my_benefits(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    """Newest first. ``status``: processing (the bank has not answered yet), credited, or returned (``return_code``: the
+    bank's reason, e.g. ACCOUNT_CLOSED — the paying agency pays it again once the card's account is in order)."""
+    return await p.run(lambda c: {"items": benefit_batches.for_holder(c, caller.principal)}, write=False)
 
 
 @router.get("/identity", summary="认证状态 Real-name and real-person status")

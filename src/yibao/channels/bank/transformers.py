@@ -164,17 +164,18 @@ _AGREEMENT = {"ACTIVE": "active", "SUSPENDED": "active", "CLOSED": "terminated"}
 
 @dataclass(frozen=True)
 class Payout:
-    """A payment instruction at the agency's bank (monthly clearing): accepted, then confirmed (the money left), or failed."""
+    """A payment instruction at a bank (monthly clearing, benefits onto the card): accepted, then confirmed (the money
+    left), or failed at once, or returned after acceptance (the payee's account could not take it: `error_code` says why)."""
 
     out_instruction_no: str
     bank_ref: str | None
-    status: Literal["accepted", "confirmed", "failed"]
+    status: Literal["accepted", "confirmed", "failed", "returned"]
     amount_fen: int
     error_code: str | None = None
     confirmed_at: datetime | None = None
 
 
-_PAYOUT = {"ACCEPTED": "accepted", "CONFIRMED": "confirmed", "FAILED": "failed"}
+_PAYOUT = {"ACCEPTED": "accepted", "CONFIRMED": "confirmed", "FAILED": "failed", "RETURNED": "returned"}
 
 
 def payout_body(out_instruction_no: str, payee_account: str, payee_name: str, amount_fen: int, purpose: str) -> dict[str, Any]:

@@ -78,8 +78,10 @@ def limit_for(score: int) -> int:
 
 @dataclass(frozen=True)
 class PayoutRec:
-    """A payment instruction from the agency (monthly clearing): accepted when booked, confirmed once the bank has paid
-    (``settle_delay_ms`` after acceptance, seen on the next query), or failed at once (INVALID_PAYEE_ACCOUNT)."""
+    """A payment instruction from the agency (monthly clearing, benefits onto the card): accepted when booked, confirmed
+    once the bank has paid (``settle_delay_ms`` after acceptance, seen on the next query), or failed at once
+    (INVALID_PAYEE_ACCOUNT); a credit to an account the bank has closed is accepted, then RETURNED (ACCOUNT_CLOSED) when
+    it would have been paid, as a bank's returned credit (退票) comes back after the batch was taken."""
 
     out_instruction_no: str
     bank_ref: str
@@ -87,7 +89,7 @@ class PayoutRec:
     payee_name: str
     amount_fen: int
     purpose: str
-    status: str  # ACCEPTED | CONFIRMED | FAILED
+    status: str  # ACCEPTED | CONFIRMED | FAILED | RETURNED
     accepted_at: datetime
     confirm_at: datetime
     error_code: str | None = None
@@ -115,9 +117,15 @@ class CreditBooks(Books):
         self.bills: dict[str, Bill] = {}
         self.repayments: dict[str, tuple[str, int, str]] = {}  # out_repayment_no → (bill_no, amount, payer)
         self.payouts: dict[str, PayoutRec] = {}  # out_instruction_no → the instruction
+        self.closed_accounts: set[str] = set()  # accounts the bank has closed: credits to them are returned
 
     def today(self) -> date:
         return china_time(self.now()).date()
+
+    def reset(self) -> None:
+        super().reset()
+        with self.lock:
+            self.closed_accounts.clear()
 
     def enrol(self, out_agreement_no: str, holder_token: str, single_limit: int) -> AgreementRec:
         score = score_of(holder_token)
@@ -290,7 +298,10 @@ class CreditBooks(Books):
             if rec is None:
                 raise SandboxRefusal("INSTRUCTION_NOT_EXIST", "no such instruction", 404)
             if rec.status == "ACCEPTED" and self.now() >= rec.confirm_at:
-                rec = self.payouts[out_instruction_no] = replace(rec, status="CONFIRMED", confirmed_at=self.now())
+                if rec.payee_account in self.closed_accounts:
+                    rec = self.payouts[out_instruction_no] = replace(rec, status="RETURNED", error_code="ACCOUNT_CLOSED", confirmed_at=self.now())
+                else:
+                    rec = self.payouts[out_instruction_no] = replace(rec, status="CONFIRMED", confirmed_at=self.now())
             return rec
 
     # -- views --
@@ -359,6 +370,10 @@ class PayoutIn(_Strict):
 
 class Empty(_Strict):
     pass
+
+
+class AccountIn(_Strict):
+    account: str = Field(min_length=12, max_length=19, pattern=r"^[0-9]+$")
 
 
 def yuan(text: str, field_name: str) -> int:
@@ -540,6 +555,12 @@ def create_app(config: BankSandboxConfig, *, clock: Any = None) -> FastAPI:
     @app.get("/payouts/{no}", summary="A payment instruction: ACCEPTED, then CONFIRMED once paid; or FAILED")
     async def get_payout(no: str, request: Request) -> Response:
         return await handle(request, None, lambda _: payout_view(books.payout_of(no)))
+
+    @app.post("/sandbox/accounts/closed", summary="SANDBOX: close an account (credits to it are then returned: ACCOUNT_CLOSED)")
+    async def close_account(body: AccountIn) -> dict[str, Any]:
+        with books.lock:
+            books.closed_accounts.add(body.account)
+        return {"closed": sorted(f"****{a[-4:]}" for a in books.closed_accounts)}
 
     @app.get("/statements/{day}", summary="The day's statement (payments the bank made to hospitals, refunds)")
     async def statement(day: str, request: Request) -> Response:

@@ -114,7 +114,7 @@ def _record(conn: Connection, now: datetime, app_id: str, instruction_id: str, r
         _post_cleared(conn, now, app, actor=actor, instruction=ins, confirmed_at=result.confirmed_at)
         conn.execute(update(PAY).where(PAY.c.id == ins.id).values(bank_ref=result.bank_ref))
         return "cleared"
-    if result.status == "failed":
+    if result.status in ("failed", "returned"):  # returned: paid nothing, like a failure (the payee's account refused it)
         conn.execute(update(PAY).where(PAY.c.id == ins.id).values(status="failed", bank_ref=result.bank_ref, error_code=result.error_code,
                                                                    updated_at=now))
         audit.append(conn, region=app.region, actor=actor, action="clearing.payment_failed", subject=app.id,
