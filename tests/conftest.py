@@ -46,13 +46,29 @@ def clock() -> Clock:
     return Clock()
 
 
+def _pg_empty(database) -> None:
+    """The tables emptied and their id sequences restarted, as `TRUNCATE … RESTART IDENTITY` leaves them, in one round
+    trip. DELETE rather than TRUNCATE: TRUNCATE gives each of the ~60 tables new files (0.3–1 s a test on a loaded
+    2-core machine); a test leaves a few rows, and deleting them takes milliseconds."""
+    from yibao.store.tables import metadata
+
+    tables = list(reversed(metadata.sorted_tables))  # children before parents: no foreign key is broken on the way
+    with database.engine.begin() as conn:
+        sequences = conn.execute(text(
+            "SELECT s.relname FROM pg_class s JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid"
+            " AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid"
+            " WHERE s.relkind = 'S' AND t.relnamespace = current_schema()::regnamespace AND t.relname = ANY(:names)"),
+            {"names": [t.name for t in tables]}).scalars().all()
+        statements = [f'DELETE FROM "{t.name}"' for t in tables] + [f'ALTER SEQUENCE "{name}" RESTART' for name in sorted(sequences)]
+        conn.exec_driver_sql("; ".join(statements))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request, tmp_path, clock):
     """A fresh, empty database of each kind, its audit chain keyed with the `keyring` fixture's master key."""
     from yibao.crypto.pii import Keyring
     from yibao.services.books import audit
     from yibao.store.db import Database
-    from yibao.store.tables import metadata
 
     if request.param == "sqlite":
         database = Database(f"sqlite:///{tmp_path}/yibao-test.db", clock=clock)
@@ -72,9 +88,7 @@ def db(request, tmp_path, clock):
             database.create_all()
             _pg_state["schema_ready"] = True
         else:
-            names = ", ".join(t.name for t in metadata.sorted_tables)
-            with database.engine.begin() as conn:
-                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            _pg_empty(database)
     audit.use_key(database, Keyring(TEST_KEY))
     yield database
     database.dispose()
