@@ -201,3 +201,26 @@ def signing_request(live: Live, out_agreement_no: str, token: str, limit_fen: in
     from yibao.channels.base import AgreementRequest
 
     return AgreementRequest(out_agreement_no, token, limit_fen, notify_url=kw.pop("notify_url", live.notify_url), **kw)
+
+
+def replay_sandbox_keys(monkeypatch: Any, keys: list[Any]) -> None:
+    """`pair()` draws fresh RSA key pairs (0.1–0.2 s each; eight for the sandboxes one app mounts). A test module whose
+    tests each build one such app keeps ``keys`` (module-scoped) and replays them: the n-th key a test draws is the n-th
+    any test drew, made on first use. One app's keys stay distinct from each other, as fresh ones are; only the tests
+    share them, and no test of such a module holds two apps."""
+    import itertools
+
+    from yibao.channels.crypto import generate_rsa_key
+    from yibao.sandbox import channels as sandbox_channels
+    from yibao.sandbox.channels import unionpay as sandbox_unionpay
+
+    drawn = itertools.count()
+
+    def replayed() -> Any:
+        n = next(drawn)
+        while len(keys) <= n:
+            keys.append(generate_rsa_key())
+        return keys[n]
+
+    monkeypatch.setattr(sandbox_channels, "generate_rsa_key", replayed)
+    monkeypatch.setattr(sandbox_unionpay, "generate_rsa_key", replayed)

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.support.channels import replay_sandbox_keys
 from tests.support.identity import admit, ecard, id_number_of, name_of
 from tests.support.pages import flash, tokens
 from tests.support.sms import gateway_url, texts_to
@@ -21,8 +22,14 @@ from yibao.services.people import bindings
 from yibao.store.tables import institutions as institutions_table
 
 
+@pytest.fixture(scope="module")
+def sandbox_keys() -> list:
+    return []
+
+
 @pytest.fixture
-def site(db, keyring, sms_gateway):
+def site(db, keyring, sms_gateway, monkeypatch, sandbox_keys):
+    replay_sandbox_keys(monkeypatch, sandbox_keys)  # the mounted sandboxes' eight RSA keys, made once for the module
     world = seed(db, keyring)
     ecard(db, keyring, world.employee.id, name_of(1), id_number_of(1))
     admit(db, "wechat")
