@@ -28,6 +28,8 @@ and 2 orders the platform still holds in doubt. What is timed: `parse` (the conn
 `parse_statement`: decompress, hash, parse the file), then `services/reconciliation/runs.record` — the unit
 `reconcile` runs once the connector has the statement — with its phases: `load` (the platform's legs), `match`,
 `write` (the run, its differences, the pool). The differences found are checked against those injected, exactly.
+`total_s` = parse + record (wall clock); `cpu_s` = the process's CPU seconds over the same span (on a shared machine
+the wall clock also counts other jobs' turns). PostgreSQL: in a database of its own, `yibao_bench_recon`.
 """
 
 from __future__ import annotations
@@ -211,7 +213,7 @@ def recon_bulk(db: Database, person: str, t: int, in_doubt: list[int]) -> None:
     start = START
     if d == "postgresql":
         num = lambda prefix, width: f"'{prefix}' || lpad(g.i::text, {width}, '0')"  # noqa: E731
-        at = lambda extra: f"(TIMESTAMPTZ '{start.isoformat()}' + make_interval(secs => 1 + (g.i * 85000) / {t} + {extra}))"  # noqa: E731
+        at = lambda extra: f"(TIMESTAMPTZ '{start.isoformat()}' + make_interval(secs => 1 + (g.i::bigint * 85000) / {t} + {extra}))"  # noqa: E731
     else:
         num = lambda prefix, width: f"printf('{prefix}%0{width}d', g.i)"  # noqa: E731
         at = lambda extra: f"strftime('%Y-%m-%d %H:%M:%S.000000', '{start:%Y-%m-%d %H:%M:%S}', '+' || (1 + (g.i * 85000) / {t} + {extra}) || ' seconds')"  # noqa: E731
@@ -281,13 +283,14 @@ def recon_one(db: Database, label: str) -> dict:
     gz, sha1 = gzip.compress(raw, 1), hashlib.sha1(raw).hexdigest()
     setup_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    load = round(os.getloadavg()[0], 2)  # as bench/limits.py reports the machine: a busy one reads slower
+    t0, cpu0 = time.perf_counter(), time.process_time()
     statement = wx.parse_statement("wxpay", wx.check_bill("wxpay", gz, "GZIP", "SHA1", sha1), DAY)
     parse_s = time.perf_counter() - t0
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     result = db.run(lambda c: runs.record(c, now, pi_id=PI, day=DAY, statement=statement, actor="bench", timings=phases))
-    record_s = time.perf_counter() - t0
+    record_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
 
     found = {(d["class"], d["key"]) for d in result.differences}
     want = ({(rc.AMOUNT_DIFFERS, f"BO{i:010d}") for i in inj["amount"]} | {(rc.MISSING_AT_INSTITUTION, f"BO{i:010d}") for i in inj["dropped"]}
@@ -300,7 +303,8 @@ def recon_one(db: Database, label: str) -> dict:
     assert result.run["matched"] == rows - len(inj["amount"]) - len(inj["in_doubt"]) - 2 - 1, result.run
     return {"bench": "books.reconciliation", "db": label, "statement_rows": rows, "platform_legs": result.run["platform"]["legs"],
             "refunds": refunds, "differences": len(found), "setup_s": round(setup_s, 1), "parse_s": round(parse_s, 2),
-            **{f"{k}_s": round(v, 2) for k, v in phases.items()}, "record_s": round(record_s, 2), "total_s": round(parse_s + record_s, 2)}
+            **{f"{k}_s": round(v, 2) for k, v in phases.items()}, "record_s": round(record_s, 2), "total_s": round(parse_s + record_s, 2),
+            "cpu_s": round(cpu_s, 2), "cores": os.cpu_count(), "loadavg_1m": load}
 
 
 def _pg(name: str):  # noqa: ANN202
@@ -329,14 +333,15 @@ def main() -> None:
             print(json.dumps({"bench": f"books.{name}", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
             continue
         # A database of its own, made and dropped here: the 1M rows never meet a test's tables.
-        admin, db = _pg(BENCH_DB)
+        name_db = {"clearing": BENCH_DB, "reconciliation": "yibao_bench_recon"}[name]
+        admin, db = _pg(name_db)
         try:
             db.create_all()
             print(json.dumps(halves[name](db, "postgresql")), flush=True)
         finally:
             db.dispose()
             with admin.connect() as c:
-                c.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
+                c.execute(text(f"DROP DATABASE IF EXISTS {name_db}"))
             admin.dispose()
 
 

@@ -26,6 +26,7 @@ from yibao.domain import payment_order as po
 from yibao.domain import reconciliation as rc
 from yibao.domain.errors import NotFound, YibaoError
 from yibao.domain.money import format_yuan
+from yibao.formats.bulk import collector_paused
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.agency import payment_institutions as pis
@@ -146,7 +147,11 @@ def legs_of_day(conn: Connection, pi_id: str, day: date) -> list[rc.Leg]:
     one streamed query per kind (a day may hold a million)."""
     start, end = rc.day_bounds(day)
     of_day = (O.c.payment_institution_id == pi_id, O.c.status.in_(_PAID), O.c.completed_at >= start, O.c.completed_at < end)
-    trades = [_trade_leg(r) for r in conn.execute(_trade_select().where(*of_day).execution_options(yield_per=20_000))]
+    trades = []
+    for key, region, state, ref, at, amount in conn.execute(_trade_select().where(*of_day).execution_options(yield_per=20_000)):
+        status = _order_status(state)  # as _trade_leg, unpacked: a million rows
+        trades.append(rc.Leg("trade", key, ref, key, int(amount or 0) if status == rc.DONE else 0, as_datetime(at), status, state, key,
+                             None, region))
     corrections = (select(T.c.ref, T.c.credit_account_id, T.c.amount).select_from(T.join(O, O.c.id == T.c.ref))
                    .where(T.c.code == "reconciliation", *of_day))
     refunds = [_refund_leg(r) for r in conn.execute(_refund_select().where(
@@ -158,9 +163,9 @@ def legs_of_day(conn: Connection, pi_id: str, day: date) -> list[rc.Leg]:
 def _offday(conn: Connection, pi_id: str, day: date, legs: list[rc.Leg]) -> set[tuple[str, str]]:
     """Legs of this day a statement of another day already matched. Such a leg is rare (one that crossed midnight between
     the two books): the institution's few are read at once and kept if they are among ``legs``."""
-    mine = {(leg.kind, leg.key) for leg in legs}
-    return {(r.kind, r.key) for r in conn.execute(select(OFF.c.kind, OFF.c.key).where(
-        OFF.c.payment_institution_id == pi_id, OFF.c.statement_day != day)) if (r.kind, r.key) in mine}
+    off = {(r.kind, r.key) for r in conn.execute(select(OFF.c.kind, OFF.c.key).where(
+        OFF.c.payment_institution_id == pi_id, OFF.c.statement_day != day))}
+    return {(leg.kind, leg.key) for leg in legs if (leg.kind, leg.key) in off} if off else set()
 
 
 # ---- the pool ---------------------------------------------------------------------------------------
@@ -240,13 +245,15 @@ def _platform_side(conn: Connection, pi_id: str, day: date, rows: list[rc.Row],
         missing = [k for k in keys if (kind, k) not in own_by_key]
         for leg in _lookup(conn, pi_id, kind, missing, refs):
             found.setdefault((leg.kind, leg.key), leg)
-    candidates = [rc.carried(leg) if k in carried_set else leg for k, leg in found.items()]  # type: ignore[misc]
+    candidates = ([rc.carried(leg) if k in carried_set else leg for k, leg in found.items()] if carried_set  # type: ignore[misc]
+                  else list(found.values()))
     # A carried leg no row names is looked up again too (it must be found or counted now).
     for kind, key in carried_keys:
         if (kind, key) not in found:
             candidates += [rc.carried(leg) for leg in _lookup(conn, pi_id, kind, [key], [])]  # type: ignore[misc]
     skip = _offday(conn, pi_id, day, own)
-    day_legs = [leg for leg in own if (leg.kind, leg.key) not in skip and (leg.kind, leg.key) not in carried_set]
+    leave = skip | carried_set
+    day_legs = [leg for leg in own if (leg.kind, leg.key) not in leave] if leave else list(own)
     day_legs += [leg for leg in candidates if leg.carried]
     return candidates, day_legs, carried_set
 
@@ -261,11 +268,12 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "no such payment institution")
     run_id = _claim(conn, now, pi, day)  # first: two runs of one day are one after the other, each seeing the other's result
     carried_rows, carried_keys = _carried(conn, pi_id, day)
-    rows = rows_of(statement) + carried_rows
-    candidates, day_legs, carried_set = _platform_side(conn, pi_id, day, rows, carried_keys)
-    loaded = time.perf_counter()
-    outcome = rc.match(day, rows, candidates, day_legs, cutoff=cutoff)
-    matched = time.perf_counter()
+    with collector_paused():  # a million rows and legs: formats/bulk.py
+        rows = rows_of(statement) + carried_rows
+        candidates, day_legs, carried_set = _platform_side(conn, pi_id, day, rows, carried_keys)
+        loaded = time.perf_counter()
+        outcome = rc.match(day, rows, candidates, day_legs, cutoff=cutoff)
+        matched = time.perf_counter()
 
     found_ids: list[str] = []
     for d in outcome.differences:
