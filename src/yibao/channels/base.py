@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, Mapping, Protocol, runtime_checkable
+from typing import Literal, Mapping, NamedTuple, Protocol, runtime_checkable
 
 from yibao.domain.errors import YibaoError
 
@@ -264,8 +264,7 @@ class Ack:
     media_type: str
 
 
-@dataclass(frozen=True)
-class StatementRow:
+class StatementRow(NamedTuple):  # a named tuple: a day's statement may hold a million rows, and a tuple is made fast
     kind: Literal["trade", "refund"]
     out_trade_no: str
     trade_no: str

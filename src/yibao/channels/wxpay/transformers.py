@@ -51,6 +51,7 @@ from yibao.channels.base import (
 )
 from yibao.channels.crypto import aes_gcm_decrypt, rsa_sign, rsa_verify
 from yibao.channels.wire import WireError, parse_plain_time, parse_rfc3339, yuan_to_fen
+from yibao.formats.bulk import collector_paused
 
 NAME = "wxpay"
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -426,33 +427,68 @@ def check_bill(name: str, content: bytes, tar_type: str, hash_type: Any, hash_va
 
 
 def parse_statement(name: str, text: str, day: date) -> Statement:
-    """Rows (SUCCESS: a trade, REFUND: a refund), then the summary, which must agree with them."""
+    """Rows (SUCCESS: a trade, REFUND: a refund), then the summary, which must agree with them (_parse_statement)."""
+    with collector_paused():
+        return _parse_statement(name, text, day)
+
+
+def _parse_statement(name: str, text: str, day: date) -> Statement:
+    """Rows (SUCCESS: a trade, REFUND: a refund), then the summary, which must agree with them. A day's file may hold a
+    million rows: a time or an amount is parsed once however often it recurs (a day has 86,400 seconds)."""
+    width, tick = len(HEADER), "`"
+    ticks = (tick,) * width
+    times: dict[str, datetime] = {}
+    fen: dict[str, int] = {}
+
+    def when_of(value: str) -> datetime:
+        at = times.get(value)
+        if at is None:
+            at = times[value] = parse_plain_time(value)
+        return at
+
+    def fen_of(value: str) -> int:
+        amount = fen.get(value)
+        if amount is None:
+            amount = fen[value] = yuan_to_fen(value)
+        return amount
     try:
-        lines = [row for row in csv.reader(io.StringIO(text)) if row]
-        if not lines or [c.strip() for c in lines[0]] != HEADER:
+        lines = (row for row in csv.reader(io.StringIO(text)) if row)  # streamed: a million rows are never all lists at once
+        if [c.strip() for c in next(lines, [])] != HEADER:
             raise WireError("the statement does not start with its header")
-        at = next(i for i, row in enumerate(lines) if [c.strip() for c in row] == SUMMARY)
         rows: list[StatementRow] = []
         settled = ordered = applied = 0
-        for cells in lines[1:at]:
-            if len(cells) != len(HEADER):
+        c_time, c_state, c_trade, c_out = _COL["交易时间"], _COL["交易状态"], _COL["微信订单号"], _COL["商户订单号"]
+        c_settled, c_ordered, c_refund, c_applied = _COL["应结订单金额"], _COL["订单金额"], _COL["退款金额"], _COL["申请退款金额"]
+        c_refund_id, c_out_refund = _COL["微信退款单号"], _COL["商户退款单号"]
+        summary: list[str] | None = None
+        for cells in lines:
+            if len(cells) != width:
+                if len(cells) == len(SUMMARY) and [c.strip() for c in cells] == SUMMARY:
+                    summary = [_cell(c) for c in next(lines)]  # the line after the summary's header
+                    if next(lines, None) is not None:
+                        summary = []
+                    break
                 raise WireError(f"a row has {len(cells)} fields")
-            v = [_cell(c) for c in cells]
-            when = parse_plain_time(v[_COL["交易时间"]])
-            state = v[_COL["交易状态"]]
+            if not all(map(str.startswith, cells, ticks)):
+                _cell(next(c for c in cells if not c.startswith(tick)))  # names the field without its backtick
+            state, at = cells[c_state][1:], cells[c_time][1:]
+            when = times.get(at) or when_of(at)
             if state == "REFUND":
-                rows.append(StatementRow("refund", v[_COL["商户订单号"]], v[_COL["微信订单号"]], yuan_to_fen(v[_COL["退款金额"]]), when,
-                                         out_refund_no=v[_COL["商户退款单号"]], refund_id=v[_COL["微信退款单号"]]))
-                applied += yuan_to_fen(v[_COL["申请退款金额"]])
+                refund, asked = cells[c_refund][1:], cells[c_applied][1:]
+                rows.append(StatementRow("refund", cells[c_out][1:], cells[c_trade][1:], fen.get(refund) or fen_of(refund), when,
+                                         cells[c_out_refund][1:], cells[c_refund_id][1:]))
+                applied += fen.get(asked) or fen_of(asked)
             elif state == "SUCCESS":
-                amount = yuan_to_fen(v[_COL["应结订单金额"]])
-                rows.append(StatementRow("trade", v[_COL["商户订单号"]], v[_COL["微信订单号"]], amount, when))
+                paid, total = cells[c_settled][1:], cells[c_ordered][1:]
+                amount = fen.get(paid) or fen_of(paid)
+                rows.append(StatementRow("trade", cells[c_out][1:], cells[c_trade][1:], amount, when))
                 settled += amount
-                ordered += yuan_to_fen(v[_COL["订单金额"]])
+                ordered += fen.get(total) or fen_of(total)
             else:
                 raise WireError(f"unknown 交易状态 {state!r}")
-        summary = [_cell(c) for c in lines[at + 1]]
-        if len(summary) != len(SUMMARY) or len(lines) > at + 2:
+        if summary is None:
+            raise WireError("the statement has no summary")
+        if len(summary) != len(SUMMARY):
             raise WireError("the summary line is not the last, or has other fields")
         trades = [r for r in rows if r.kind == "trade"]
         refunds = [r for r in rows if r.kind == "refund"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +26,7 @@ from yibao.domain import payment_order as po
 from yibao.domain import reconciliation as rc
 from yibao.domain.errors import NotFound, YibaoError
 from yibao.domain.money import format_yuan
+from yibao.formats.bulk import collector_paused
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.agency import payment_institutions as pis
@@ -44,6 +46,7 @@ CHUNK = 500  # numbers per IN (…) look-up
 RETURNED_PREFIX, RETURNED_PREFIX_DIFF = "RR", "RD"  # a `refund` resolution's out_refund_no: RR + its difference's number
 
 _PAID = tuple(po.PAID)
+_NO_LEG = rc.Leg("trade", "", None, "", 0, None, rc.PENDING, "", "")  # a row without a leg of the day
 _REFUND_STATUS = {"succeeded": rc.DONE, "requested": rc.PENDING, "unknown": rc.PENDING, "failed": rc.FAILED}
 
 
@@ -92,15 +95,26 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
         yield items[i:i + CHUNK]
 
 
-def _corrected(conn: Connection, legs: list[rc.Leg]) -> list[rc.Leg]:
+def _corrected(conn: Connection, legs: list[rc.Leg], corrections: Any = None) -> list[rc.Leg]:
     """A trade's cash leg as corrected by resolutions (`correcting_transfer`: code ``reconciliation``, ref the order): the
-    books' amount is the cash transfer plus its corrections, so a corrected trade matches its statement row after."""
-    done = [leg.key for leg in legs if leg.kind == "trade" and leg.status == rc.DONE]
+    books' amount is the cash transfer plus its corrections, so a corrected trade matches its statement row after.
+    ``corrections``: a select of those transfers' (ref, credit_account_id, amount) covering the legs, for a whole day's
+    legs in one query; without it they are looked up by the legs' numbers, one batch at a time."""
     delta: dict[str, int] = {}
-    for chunk in _chunks(done):
-        for t in conn.execute(select(T.c.ref, T.c.credit_account_id, T.c.amount).where(T.c.code == "reconciliation", T.c.ref.in_(chunk))):
+
+    def add(found: Any) -> None:
+        for t in found:
             delta[t.ref] = delta.get(t.ref, 0) + (int(t.amount) if t.credit_account_id.startswith("institution:") else -int(t.amount))
-    return [replace(leg, amount_fen=leg.amount_fen + delta[leg.key]) if leg.kind == "trade" and leg.key in delta else leg for leg in legs]
+    if corrections is not None:
+        add(conn.execute(corrections))
+    else:
+        done = [leg.key for leg in legs if leg.kind == "trade" and leg.status == rc.DONE]
+        for chunk in _chunks(done):
+            add(conn.execute(select(T.c.ref, T.c.credit_account_id, T.c.amount).where(T.c.code == "reconciliation", T.c.ref.in_(chunk))))
+    if not delta:
+        return legs
+    return [leg._replace(amount_fen=leg.amount_fen + delta[leg.key]) if leg.kind == "trade" and leg.status == rc.DONE and leg.key in delta
+            else leg for leg in legs]
 
 
 def _lookup(conn: Connection, pi_id: str, kind: str, keys: Iterable[str], refs: Iterable[str]) -> list[rc.Leg]:
@@ -129,28 +143,35 @@ def _lookup(conn: Connection, pi_id: str, kind: str, keys: Iterable[str], refs: 
 
 
 def legs_of_day(conn: Connection, pi_id: str, day: date) -> list[rc.Leg]:
-    """The cash legs the platform completed on ``day`` (Beijing) at the institution: orders paid, refunds given back."""
+    """The cash legs the platform completed on ``day`` (Beijing) at the institution: orders paid, refunds given back —
+    one streamed query per kind (a day may hold a million)."""
     start, end = rc.day_bounds(day)
-    trades = [_trade_leg(r) for r in conn.execute(_trade_select().where(
-        O.c.payment_institution_id == pi_id, O.c.status.in_(_PAID), O.c.completed_at >= start, O.c.completed_at < end))]
+    of_day = (O.c.payment_institution_id == pi_id, O.c.status.in_(_PAID), O.c.completed_at >= start, O.c.completed_at < end)
+    trades = []
+    for key, region, state, ref, at, amount in conn.execute(_trade_select().where(*of_day).execution_options(yield_per=20_000)):
+        status = _order_status(state)  # as _trade_leg, unpacked: a million rows
+        trades.append(rc.Leg("trade", key, ref, key, int(amount or 0) if status == rc.DONE else 0, as_datetime(at), status, state, key,
+                             None, region))
+    corrections = (select(T.c.ref, T.c.credit_account_id, T.c.amount).select_from(T.join(O, O.c.id == T.c.ref))
+                   .where(T.c.code == "reconciliation", *of_day))
     refunds = [_refund_leg(r) for r in conn.execute(_refund_select().where(
-        O.c.payment_institution_id == pi_id, R.c.status == "succeeded", R.c.completed_at >= start, R.c.completed_at < end))]
-    return _corrected(conn, trades) + refunds
+        O.c.payment_institution_id == pi_id, R.c.status == "succeeded", R.c.completed_at >= start, R.c.completed_at < end)
+        .execution_options(yield_per=20_000))]
+    return _corrected(conn, trades, corrections) + refunds
 
 
 def _offday(conn: Connection, pi_id: str, day: date, legs: list[rc.Leg]) -> set[tuple[str, str]]:
-    """Legs of this day a statement of another day already matched."""
-    out: set[tuple[str, str]] = set()
-    for chunk in _chunks(leg.key for leg in legs):
-        out |= {(r.kind, r.key) for r in conn.execute(select(OFF.c.kind, OFF.c.key).where(
-            OFF.c.payment_institution_id == pi_id, OFF.c.key.in_(chunk), OFF.c.statement_day != day))}
-    return out
+    """Legs of this day a statement of another day already matched. Such a leg is rare (one that crossed midnight between
+    the two books): the institution's few are read at once and kept if they are among ``legs``."""
+    off = {(r.kind, r.key) for r in conn.execute(select(OFF.c.kind, OFF.c.key).where(
+        OFF.c.payment_institution_id == pi_id, OFF.c.statement_day != day))}
+    return {(leg.kind, leg.key) for leg in legs if (leg.kind, leg.key) in off} if off else set()
 
 
 # ---- the pool ---------------------------------------------------------------------------------------
 
 def _row_json(row: rc.Row) -> str:
-    d = asdict(row)
+    d = row._asdict()
     d["at"] = iso_utc(row.at)
     d.pop("carried")
     return json.dumps(d, ensure_ascii=False)
@@ -188,41 +209,71 @@ def _utc(at: datetime) -> datetime:
 
 def rows_of(statement: Statement) -> list[rc.Row]:
     out = []
+    utc: dict[datetime, datetime] = {}  # a day has at most 86,400 distinct seconds and a million rows
     for s in statement.rows:
+        at = utc.get(s.at)
+        if at is None:
+            at = utc[s.at] = _utc(s.at)
         if s.kind == "trade":
-            out.append(rc.Row("trade", s.out_trade_no, s.trade_no, s.out_trade_no, s.amount_fen, _utc(s.at)))
+            out.append(rc.Row("trade", s.out_trade_no, s.trade_no, s.out_trade_no, s.amount_fen, at))
         else:
-            out.append(rc.Row("refund", s.out_refund_no or "", s.refund_id or "", s.out_trade_no, s.amount_fen, _utc(s.at)))
+            out.append(rc.Row("refund", s.out_refund_no or "", s.refund_id or "", s.out_trade_no, s.amount_fen, at))
     return out
 
 
+def _platform_side(conn: Connection, pi_id: str, day: date, rows: list[rc.Row],
+                   carried_keys: list[tuple[str, str]]) -> tuple[list[rc.Leg], list[rc.Leg], set[tuple[str, str]]]:
+    """The legs the rows may match (``candidates``, any day, any state), the legs of the day that must each find a row
+    (``day_legs``), and the carried (kind, key). The day's legs are read first, in one streamed query per kind; only the
+    numbers no leg of the day answers for (a row of another day's leg, an order in doubt, an unknown number, a carried
+    one) are looked up one batch at a time — on a day that balances, next to none."""
+    own = legs_of_day(conn, pi_id, day)
+    own_by_key = {(leg.kind, leg.key): leg for leg in own}
+    carried_set = set(carried_keys)
+    found: dict[tuple[str, str], rc.Leg] = {}
+    for kind in ("trade", "refund"):
+        mine = [r for r in rows if r.kind == kind]
+        keys = [r.key for r in mine] + [k for kd, k in carried_keys if kd == kind]
+        if kind == "trade":
+            keys += [r.out_trade_no for r in rows if r.kind == "refund"]  # a refund's order
+        # A row whose leg of the day has its institution's number too needs no look-up by that number.
+        refs = [r.ref for r in mine if (own_by_key.get((kind, r.key)) or _NO_LEG).ref != r.ref]
+        for key in keys:
+            leg = own_by_key.get((kind, key))
+            if leg is not None:
+                found.setdefault((kind, key), leg)
+        missing = [k for k in keys if (kind, k) not in own_by_key]
+        for leg in _lookup(conn, pi_id, kind, missing, refs):
+            found.setdefault((leg.kind, leg.key), leg)
+    candidates = ([rc.carried(leg) if k in carried_set else leg for k, leg in found.items()] if carried_set  # type: ignore[misc]
+                  else list(found.values()))
+    # A carried leg no row names is looked up again too (it must be found or counted now).
+    for kind, key in carried_keys:
+        if (kind, key) not in found:
+            candidates += [rc.carried(leg) for leg in _lookup(conn, pi_id, kind, [key], [])]  # type: ignore[misc]
+    skip = _offday(conn, pi_id, day, own)
+    leave = skip | carried_set
+    day_legs = [leg for leg in own if (leg.kind, leg.key) not in leave] if leave else list(own)
+    day_legs += [leg for leg in candidates if leg.carried]
+    return candidates, day_legs, carried_set
+
+
 def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement: Statement, actor: str,
-           cutoff: timedelta = rc.CUTOFF) -> RunResult:
-    """One unit: read the platform's legs, match the statement's rows, store the run, its differences and its pool."""
+           cutoff: timedelta = rc.CUTOFF, timings: dict[str, float] | None = None) -> RunResult:
+    """One unit: read the platform's legs, match the statement's rows, store the run, its differences and its pool.
+    ``timings``, if given, receives the seconds of each phase (``load``, ``match``, ``write``: bench/books.py)."""
+    clock = time.perf_counter()
     pi = pis.get(conn, pi_id)
     if pi is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "no such payment institution")
     run_id = _claim(conn, now, pi, day)  # first: two runs of one day are one after the other, each seeing the other's result
     carried_rows, carried_keys = _carried(conn, pi_id, day)
-    rows = rows_of(statement) + carried_rows
-    candidates = []
-    for kind in ("trade", "refund"):
-        mine = [r for r in rows if r.kind == kind]
-        carried_here = [k for kd, k in carried_keys if kd == kind]
-        parents = [r.out_trade_no for r in rows if r.kind == "refund"] if kind == "trade" else []  # a refund's order
-        candidates += _lookup(conn, pi_id, kind, [r.key for r in mine] + carried_here + parents, [r.ref for r in mine])
-    carried_set = set(carried_keys)
-    candidates = [rc.carried(leg) if (leg.kind, leg.key) in carried_set else leg for leg in candidates]  # type: ignore[misc]
-    # A carried leg no row names is looked up again too (it must be found or counted now).
-    known = {(leg.kind, leg.key) for leg in candidates}
-    for kind, key in carried_keys:
-        if (kind, key) not in known:
-            candidates += [rc.carried(leg) for leg in _lookup(conn, pi_id, kind, [key], [])]  # type: ignore[misc]
-    own = legs_of_day(conn, pi_id, day)
-    skip = _offday(conn, pi_id, day, own)
-    day_legs = [leg for leg in own if (leg.kind, leg.key) not in skip and (leg.kind, leg.key) not in carried_set]
-    day_legs += [leg for leg in candidates if leg.carried]
-    outcome = rc.match(day, rows, candidates, day_legs, cutoff=cutoff)
+    with collector_paused():  # a million rows and legs: formats/bulk.py
+        rows = rows_of(statement) + carried_rows
+        candidates, day_legs, carried_set = _platform_side(conn, pi_id, day, rows, carried_keys)
+        loaded = time.perf_counter()
+        outcome = rc.match(day, rows, candidates, day_legs, cutoff=cutoff)
+        matched = time.perf_counter()
 
     found_ids: list[str] = []
     for d in outcome.differences:
@@ -257,7 +308,10 @@ def record(conn: Connection, now: datetime, *, pi_id: str, day: date, statement:
                  detail={"payment_institution": pi_id, "day": day.isoformat(), "matched": outcome.matched,
                          "differences": len(found_ids), "open": open_count, "cleared": len(gone), "pooled": values["pooled"],
                          "carried": values["carried"]}, now=now)
-    return RunResult(run_view(get_run(conn, run_id)), [difference_view(r) for r in _differences_by_id(conn, found_ids)])
+    result = RunResult(run_view(get_run(conn, run_id)), [difference_view(r) for r in _differences_by_id(conn, found_ids)])
+    if timings is not None:
+        timings.update(load=loaded - clock, match=matched - loaded, write=time.perf_counter() - matched)
+    return result
 
 
 def _claim(conn: Connection, now: datetime, pi: pis.PaymentInstitution, day: date) -> str:
