@@ -73,3 +73,36 @@ def test_not_a_zip_or_two_files_is_refused():
     with pytest.raises(InputError) as e:
         fmt.read_detail(buf.getvalue())
     assert e.value.code == "detail_file_shape"
+
+
+def test_a_zip_bomb_is_stopped_as_it_inflates_whatever_size_it_claims():
+    """The size a zip claims is the sender's word: 40 MB of zeros claiming 10 bytes (a 40 KB upload) is refused by
+    counting what really comes out, and an entry compressed other than stored or deflated is refused unread."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("d.txt", b"0" * (40 * 1024 * 1024))
+    data = bytearray(buf.getvalue())
+    # Rewrite the claimed uncompressed size (local header offset 22, central directory offset 24) to 10 bytes.
+    local = data.find(b"PK\x03\x04")
+    data[local + 22:local + 26] = (10).to_bytes(4, "little")
+    central = data.find(b"PK\x01\x02")
+    data[central + 24:central + 28] = (10).to_bytes(4, "little")
+    with pytest.raises(InputError) as e:
+        fmt.read_detail(bytes(data))
+    assert e.value.code in ("detail_file_too_large", "not_a_zip")
+    lz = io.BytesIO()
+    with zipfile.ZipFile(lz, "w", zipfile.ZIP_LZMA) as z:
+        z.writestr("d.txt", b"S0\tV0\tP0\t1.00\t0.50\t0.00\t0")
+    with pytest.raises(InputError) as e:
+        fmt.read_detail(lz.getvalue())
+    assert e.value.code == "detail_file_shape"
+
+
+def test_millions_of_blank_lines_are_refused():
+    content = zip_one("d.txt", b"\n" * 300_000, AT)
+    with pytest.raises(InputError) as e:
+        fmt.read_detail(content)
+    assert e.value.code == "too_many_rows"

@@ -129,3 +129,14 @@ def test_totals_and_detail_over_rest(client, hospital, world):
     assert (out["stmt_rslt"], out["balanced_cnt"], out["unbalanced_cnt"]) == ("1", 1, 1)
     assert [(x["setl_id"], x["reason"]) for x in out["rows"]] == [(a["setl_id"], "balanced"), (b["setl_id"], "missing_at_hospital")]
     assert out["file_qury_no"]
+
+
+def test_a_reversal_on_a_later_day_is_a_reverse_row_there_and_the_first_day_stays(client, hospital, world, clock):
+    """冲正 the same day never happened; a 冲正 on a later day leaves the day already reconciled as it was and counts as
+    a reverse row on its own day, like a cancellation."""
+    kept, _ = settle(hospital, world.employee)
+    late, late_msgid = settle(hospital, world.employee, fsi.FEEDETAIL[:1])
+    clock.advance(hours=8)  # the next Beijing day
+    hospital.ok("2601", {"data": {"omsgid": late_msgid, "oinfno": "2207"}})
+    assert hospital.ok("3201", totals_payload([row(kept), row(late)], DAY1, DAY1))["stmtinfo"]["stmt_rslt"] == "0"
+    assert hospital.ok("3201", totals_payload([row(late, REVERSE)], DAY2, DAY2))["stmtinfo"]["stmt_rslt"] == "0"

@@ -11,6 +11,13 @@ from yibao.domain.errors import Forbidden, InputError
 MODES = ("onecode", "face", "mobile", "credit")  # 一码付, 刷脸付, 移动支付, 信用付 — the "mobile-mode" payments
 MODE_NAMES = {"onecode": ("一码付", "one-code payment"), "face": ("刷脸支付", "face payment"), "mobile": ("移动支付", "mobile payment"),
               "credit": ("信用支付", "credit payment")}
+
+
+def mode_of_method(method: str) -> str:
+    """The pilot mode a payment order's method is: a wallet's medical-insurance order (`medins`) is a mobile payment."""
+    return "mobile" if method == "medins" else method
+
+
 RENEW_WINDOW = timedelta(days=60)  # [guess] an agreement may be renewed from two months before it ends
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from yibao.domain.pilot import MODES
+from yibao.domain.pilot import MODES, mode_of_method
 
 PILOT_CITIES_PER_PROVINCE = 2  # 首批推进的城市原则上每个省份不少于2个
 # (key, the last day, zh, en): each target is judged on the day after its year ends.
@@ -44,7 +44,7 @@ def modes_of(method: str, cash_source: str | None) -> tuple[str, ...]:
     """The rollout modes a completed payment order shows: its method (a wallet's medical-insurance order, `medins`,
     is a mobile payment), and credit when the cash came from the payer's credit line (a credit payment rides on a
     one-code or mobile order: it counts in both)."""
-    mode = "mobile" if method == "medins" else method
+    mode = mode_of_method(method)
     modes = [mode] if mode in MODES else []
     if cash_source == "credit":
         modes.append("credit")

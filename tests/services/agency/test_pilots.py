@@ -72,6 +72,13 @@ def test_apply_review_expire_renew_suspend_restore(db, keyring, clock):
         db.run(lambda c: pilots.review(c, clock(), application_id=app["id"], approve=True, note=None, actor="op2"))
 
     order = publish(db, inst, visit.id, "k1")  # in force: the bill is published
+    # Suspended before the holder pays: the bill published under the agreement is not paid under a suspended one.
+    db.run(lambda c: pilots.suspend(c, clock(), institution_id=inst.id, reason="核查", actor="op"))
+    with pytest.raises(Forbidden) as e:
+        db.run(lambda c: bills.start_pay(c, clock(), order_id=order.id, holder_id=world.employee.id, use_account=False, pi_id=None,
+                                         pin_verified=True, actor="holder"))
+    assert e.value.code == "pilot_agreement_suspended"
+    db.run(lambda c: pilots.restore(c, clock(), institution_id=inst.id, actor="op"))
     db.run(lambda c: bills.withdraw(c, clock(), institution=inst, order_id=order.id, actor="test"))
 
     # A mode the agreement does not cover is refused by name.
@@ -89,6 +96,11 @@ def test_apply_review_expire_renew_suspend_restore(db, keyring, clock):
                                              actor="test"))
     assert doc["status"] == "settled"
 
+    # Suspended after its end (a renewal must not bring it back unnoticed), restored, then renewed.
+    db.run(lambda c: pilots.suspend(c, clock(), institution_id=inst.id, reason="到期后暂停", actor="op"))
+    with pytest.raises(Conflict):
+        db.run(lambda c: pilots.renew(c, clock(), agreement_id=ag["id"], actor="op"))
+    db.run(lambda c: pilots.restore(c, clock(), institution_id=inst.id, actor="op"))
     # Renewed (after the end: from today, for a year), it is in force again.
     renewed = db.run(lambda c: pilots.renew(c, clock(), agreement_id=ag["id"], actor="op"))
     assert renewed["renews"] == ag["id"] and renewed["starts_on"] == "2027-11-23" and renewed["state"] == "active"

@@ -288,8 +288,10 @@ def _set_institution_status(conn: Connection, now: datetime, *, institution_id: 
                        f"pilot agreement {current.id} is {current.status}")
     if to == "suspended" and not (reason or "").strip():
         raise InputError("reason", "required", "暂停须说明原因", "a suspension must say why")
-    # The renewal waiting to begin follows the one in force: a suspension is of the institution's pilot, not of one paper.
-    conn.execute(update(AG).where(AG.c.institution_id == institution_id, AG.c.status == frm, AG.c.expires_on >= day)
+    # The one in force (even past its end: suspended, a renewal must not bring it back unnoticed) and the renewal waiting
+    # to begin: a suspension is of the institution's pilot, not of one paper.
+    conn.execute(update(AG).where(AG.c.institution_id == institution_id, AG.c.status == frm,
+                                  (AG.c.id == current.id) | (AG.c.starts_on > day))
                  .values(status=to, status_reason=(reason or "").strip()[:300] or None, updated_at=now))
     inst = institutions.get(conn, institution_id)
     audit.append(conn, region=inst.region if inst else current.region, actor=actor, action="pilot.suspend" if to == "suspended" else "pilot.restore",

@@ -5,8 +5,9 @@ a file the hospital fetches with 9102 (services/files).
 
 The platform's rows for a period (domain/his_statement.py): a settlement is a forward row on the Beijing day it was
 settled and a reverse row on the day it was cancelled (2208/2305, or refunded in full through its payment); a
-settlement reversed by 2601 (冲正), a hold voided because its payment failed, and a hold still pending are no rows at
-all — none of them ever took effect. A settlement partly refunded through its payment (``partial``) stays a forward
+settlement reversed by 2601 (冲正) on the day it was made, a hold voided because its payment failed, and a hold still
+pending are no rows at all — none of them ever took effect; a 冲正 on a later day is a reverse row on its own day, like a
+cancellation, so a day already reconciled (or cleared) is never rewritten. A settlement partly refunded through its payment (``partial``) stays a forward
 row until it is refunded in full [guess: the national practice for a part-refunded mobile payment was not found]."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from yibao.domain.his_statement import (
 )
 from yibao.domain.money import format_yuan
 from yibao.formats import his_statement as files
-from yibao.formats.fsi import BEIJING
+from yibao.formats.fsi import BEIJING, beijing
 from yibao.services.agency.institutions import Institution
 from yibao.services.files import stored
 from yibao.store.tables import persons as P
@@ -63,10 +64,11 @@ def platform_rows(conn: Connection, institution_id: str, period: Period) -> list
         q = q.join(V, V.c.id == S.c.visit_id).where(V.c.kind.in_(period.visit_kinds))
     rows: list[Row] = []
     for r in conn.execute(q.order_by(S.c.created_at, S.c.id)):
-        if r.status == "cancelled" and r.cancel_reason == "reversal":
-            continue  # 冲正: as if it never happened
         created, cancelled = _aware(r.created_at), _aware(r.cancelled_at)
         assert created is not None
+        if r.status == "cancelled" and r.cancel_reason == "reversal" and cancelled is not None and \
+                beijing(created).date() == beijing(cancelled).date():
+            continue  # 冲正 the same day: as if it never happened (a later one is a cancellation: a day already reconciled stays as it was)
         if start <= created < stop:
             rows.append(Row(r.id, r.visit_id, r.person_id, r.total, r.fund_total, r.account_pay, FORWARD, r.cash_pay, r.msgid))
         if r.status == "cancelled" and cancelled is not None and start <= cancelled < stop:

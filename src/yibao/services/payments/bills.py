@@ -165,6 +165,8 @@ def start_pay(conn: Connection, now: datetime, *, order_id: str, holder_id: str,
         return order
     inst = institutions.get(conn, order.institution_id)
     assert inst is not None
+    # Published under an agreement in force, paid maybe days later: the agreement must still be in force now.
+    pilots.require(conn, now, institution_id=inst.id, mode="mobile")
     if order.payer_id != holder_id:
         conn.execute(update(O).where(O.c.id == order.id).values(payer_id=holder_id))
     # Paying in the app is the holder's own act: their presence for this visit, used by this hold (services/care/presence.py).

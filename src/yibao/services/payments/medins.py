@@ -48,7 +48,7 @@ from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound, TooMa
 from yibao.domain.med_ins import Parts, mix_pay_type
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
-from yibao.services.agency import connectors, payment_institutions
+from yibao.services.agency import connectors, payment_institutions, pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import presence, settlement
@@ -195,6 +195,7 @@ def hold(conn: Connection, now: datetime, *, institution: Institution, order: Or
     if order.status != po.BILLED:
         return order  # held (or further) by this authorisation already
     _live(auth, now, field)
+    pilots.require(conn, now, institution_id=institution.id, mode="mobile")  # the agreement in force when the wallet pays, not only at 6201
     used = presence.record(conn, now, kind="wallet", credential_id=auth.id, institution=institution, person_id=auth.person_id,
                            owner_id=auth.person_id, ttl=PAY_AUTH_TTL, visit_id=order.visit_id) if use_account else None
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=AccountRequest(use=use_account),

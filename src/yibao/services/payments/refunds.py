@@ -40,11 +40,12 @@ from yibao.channels.base import (
     unknown,
 )
 from yibao.domain import payment_order as po
+from yibao.domain import pilot as pilot_rules
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
-from yibao.services.agency import institutions
+from yibao.services.agency import institutions, pilots
 from yibao.services.agency.institutions import Institution
 from yibao.services.books import audit
 from yibao.services.care import presence, settlement, visits
@@ -150,6 +151,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
                        "uploads the kept lines again in a new 6201 with a fresh pay_auth_no")
     if lines_to_keep is not None:
         _check_lines(conn, order, scope, lines_to_keep)
+        # The kept lines are paid again by the same mode (`_rebill`): only under an agreement in force. Checked here,
+        # before anything is refunded; a full refund and counter settlement stay open to a suspended institution.
+        pilots.require(conn, now, institution_id=institution.id, mode=pilot_rules.mode_of_method(order.method))
         scope = "lines"
     insurance_done, cash_done = given_back(conn, order)
     # Items are refunded from a payment nothing was given back of yet. (Not "insurance_done or cash_done":
