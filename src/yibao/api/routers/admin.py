@@ -409,18 +409,33 @@ async def reconcile(body: ReconcileIn, request: Request, key: str = IdempotencyK
     return await idempotent_flow(p, request, caller, key, call)
 
 
+def _day(text: str | None) -> date | None:
+    """A query's day, parsed here: pydantic's lax date takes "2.2e-16" as a Unix time, which no operator means."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError("day", "invalid_date", "日期格式应为 yyyy-MM-dd", "must be a date yyyy-MM-dd") from None
+
+
+DayQuery = Query(None, alias="day", min_length=10, max_length=10, pattern=r"^\d{4}-\d{2}-\d{2}$", description="a Beijing day, yyyy-MM-dd")
+
+
 @router.get("/reconciliation/runs", summary="对账批次 Reconciliation runs, by day and payment institution")
-async def reconciliation_runs(day: date | None = Query(None), payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
+async def reconciliation_runs(day_text: str | None = DayQuery, payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    day = _day(day_text)
     return {"items": await p.run(lambda c: recon_runs.list_runs(c, day=day, pi_id=payment_institution_id), write=False)}
 
 
 @router.get("/reconciliation/differences", summary="对账差异 Differences, by day, payment institution and status; each with the "
                                                   "resolutions it allows")
-async def reconciliation_differences(day: date | None = Query(None),
+async def reconciliation_differences(day_text: str | None = DayQuery,
                                      payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
                                      status: Literal["open", "resolved", "cleared"] | None = Query(None),
                                      caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    day = _day(day_text)
     return {"items": await p.run(lambda c: recon_runs.list_differences(c, day=day, pi_id=payment_institution_id, status=status),
                                  write=False)}
 
