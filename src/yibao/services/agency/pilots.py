@@ -29,6 +29,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import institutions
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
+from yibao.store.sql import Sql, as_date
 from yibao.store.tables import pilot_agreements as AG
 from yibao.store.tables import pilot_applications as AP
 from yibao.store.tables import pilot_documents as D
@@ -57,12 +58,20 @@ def _holder(applicant: str, institution_id: str | None, region: str) -> Any:
     return AG.c.institution_id == institution_id if applicant == "institution" else (AG.c.region == region) & (AG.c.applicant == "region")
 
 
+_INSTITUTION_AGREEMENTS = Sql("""SELECT id, applicant, institution_id, region, modes, starts_on, expires_on, status, status_reason
+                                  FROM pilot_agreements WHERE institution_id = :institution_id AND status IN ('active', 'suspended')
+                                  ORDER BY starts_on DESC, created_at DESC""")
+
+
 def in_force(conn: Connection, day: date, *, institution_id: str | None = None, region: str | None = None) -> Agreement | None:
     """The agreement that governs ``day``: the latest one begun by then (active, suspended, or expired — the refusal
     names it); else one not yet begun; None: never any."""
-    q = select(AG).where(AG.c.status.in_(("active", "suspended")))
-    q = q.where(AG.c.institution_id == institution_id) if institution_id is not None else q.where(AG.c.applicant == "region", AG.c.region == region)
-    rows = conn.execute(q.order_by(AG.c.starts_on.desc(), AG.c.created_at.desc())).all()
+    if institution_id is not None:  # every payment asks this: prepared SQL (store/sql.py), not Core
+        rows = [r._replace(starts_on=as_date(r.starts_on), expires_on=as_date(r.expires_on))
+                for r in _INSTITUTION_AGREEMENTS(conn, {"institution_id": institution_id})]
+    else:
+        rows = conn.execute(select(AG).where(AG.c.status.in_(("active", "suspended")), AG.c.applicant == "region", AG.c.region == region)
+                            .order_by(AG.c.starts_on.desc(), AG.c.created_at.desc())).all()
     begun = [r for r in rows if r.starts_on <= day]
     return _agreement(begun[0] if begun else rows[-1]) if rows else None
 

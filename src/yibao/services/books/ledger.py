@@ -61,6 +61,17 @@ _SIDES = Sql("""SELECT
     (SELECT COALESCE(SUM(amount), 0) FROM transfers WHERE credit_account_id = :id AND kind IN ('single', 'post'))""")
 _SIDES_ROW = Sql("SELECT debits_pending, debits_posted, credits_pending, credits_posted FROM ledger_accounts WHERE id = :id")
 _EXISTS = Sql("SELECT 1 FROM ledger_accounts WHERE id = :id")
+# The payment path's posting (hold_many, resolve_many) as prepared SQL: Core spent ~100 µs building and keying each.
+_APPLY = Sql("""UPDATE ledger_accounts SET debits_pending = debits_pending + :debits_pending,
+                debits_posted = debits_posted + :debits_posted, credits_pending = credits_pending + :credits_pending,
+                credits_posted = credits_posted + :credits_posted WHERE id = :id""")
+_INSERT_TRANSFERS = Sql("""INSERT INTO transfers (client_id, region, debit_account_id, credit_account_id, amount, kind, state, pending_id,
+                           timeout_at, code, ref, created_at)
+                           VALUES (:client_id, :region, :debit_account_id, :credit_account_id, :amount, :kind, :state, :pending_id,
+                           :timeout_at, :code, :ref, :created_at)""")
+_HELD = Sql("""SELECT id, client_id, region, debit_account_id, credit_account_id, amount, state, code, ref FROM transfers
+               WHERE ref = :ref AND code = :code AND kind = 'pending' ORDER BY id {lock}""")
+_RESOLVE_HELD = Sql("""UPDATE transfers SET state = :to WHERE ref = :ref AND code = :code AND kind = 'pending' AND state = 'pending'""")
 _INSERT_POSTED = Sql("""INSERT INTO transfers (client_id, region, debit_account_id, credit_account_id, amount, kind, state, code, ref, created_at)
                         VALUES (:client_id, :region, :debit, :credit, :amount, 'single', 'posted', :code, :ref, :now)""")
 
@@ -235,9 +246,10 @@ def _apply(conn: Connection, deltas: dict[str, dict[str, int]]) -> None:
     for account_id in sorted(deltas, key=lock_order):
         if not keeps_balance(account_id):
             continue
-        changes = {k: getattr(A.c, k) + v for k, v in deltas[account_id].items() if v}
-        if changes:
-            conn.execute(update(A).where(A.c.id == account_id).values(**changes))
+        d = deltas[account_id]
+        if any(d.values()):
+            _APPLY(conn, {"id": account_id, "debits_pending": d.get("debits_pending", 0), "debits_posted": d.get("debits_posted", 0),
+                          "credits_pending": d.get("credits_pending", 0), "credits_posted": d.get("credits_posted", 0)})
 
 
 def _release(conn: Connection, row, state: str) -> None:  # noqa: ANN001
@@ -414,9 +426,9 @@ def hold_many(conn: Connection, legs: list[Leg], *, code: str, ref: str, now: da
     for account_id, side, amount in changes:  # one lock order, as post_many
         (_debit if side == "debit" else _credit)(conn, account_id, amount, pending=True)
     timeout_at = now + timeout if timeout else None
-    conn.execute(T.insert(), [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
-                                   amount=leg.amount, kind="pending", state="pending", timeout_at=timeout_at, code=code, ref=ref,
-                                   created_at=now) for leg in legs])
+    _INSERT_TRANSFERS(conn, [dict(client_id=leg.client_id, region=leg.region, debit_account_id=leg.debit, credit_account_id=leg.credit,
+                                  amount=leg.amount, kind="pending", state="pending", pending_id=None, timeout_at=timeout_at, code=code,
+                                  ref=ref, created_at=now) for leg in legs])
     audit.vouch(conn, [(leg.client_id, leg.region, leg.debit, leg.credit, leg.amount) for leg in legs], now)
 
 
@@ -427,7 +439,7 @@ def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: 
     writing nothing, if a hold has expired or been voided: its reservation is gone, so the money it
     held may have moved since. Balances are updated once per account, in lock order.
     """
-    rows = conn.execute(select(T).where(T.c.ref == ref, T.c.code == code, T.c.kind == "pending").order_by(T.c.id).with_for_update()).all()
+    rows = list(_HELD(conn, {"ref": ref, "code": code}))
     if post:
         gone = [r for r in rows if r.state in ("voided", "expired")]
         if gone:
@@ -445,11 +457,12 @@ def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: 
         c["credits_pending"] -= r.amount
         c["credits_posted"] += r.amount if post else 0
     _apply(conn, deltas)
-    conn.execute(update(T).where(T.c.id.in_([r.id for r in todo])).values(state="posted" if post else "voided"))
+    # The rows read above are locked (PostgreSQL) or the database is (SQLite): the still-pending ones are exactly ``todo``.
+    _RESOLVE_HELD(conn, {"to": "posted" if post else "voided", "ref": ref, "code": code})
     kind = "post" if post else "void"
-    conn.execute(T.insert(), [dict(client_id=f"{r.client_id}:{kind}", region=r.region, debit_account_id=r.debit_account_id,
-                                   credit_account_id=r.credit_account_id, amount=r.amount, kind=kind, state="posted", pending_id=r.id,
-                                   code=r.code, ref=r.ref, created_at=now) for r in todo])
+    _INSERT_TRANSFERS(conn, [dict(client_id=f"{r.client_id}:{kind}", region=r.region, debit_account_id=r.debit_account_id,
+                                  credit_account_id=r.credit_account_id, amount=r.amount, kind=kind, state="posted", pending_id=r.id,
+                                  timeout_at=None, code=r.code, ref=r.ref, created_at=now) for r in todo])
     audit.vouch(conn, [(f"{r.client_id}:{kind}", r.region, r.debit_account_id, r.credit_account_id, int(r.amount)) for r in todo], now)
     return len(todo)
 

@@ -402,8 +402,13 @@ def _refuse_unsettled(row: Any) -> None:
         raise Conflict("setl_id", "settlement_voided", "该结算已作废（支付未完成），无需撤销", "the settlement was voided (its payment did not complete)")
 
 
+_PENDING_ROW = Sql("""SELECT id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year, total, account_pay,
+                      cash_pay, accumulator_delta, document FROM settlements WHERE id = :id {lock}""")
+_RESTATE = Sql("UPDATE settlements SET status = :status, document = :document WHERE id = :id")
+
+
 def _pending_row(conn: Connection, setl_id: str) -> Any:
-    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    row = _PENDING_ROW(conn, {"id": setl_id}).first()
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
     return row
@@ -412,7 +417,7 @@ def _pending_row(conn: Connection, setl_id: str) -> Any:
 def _restate(conn: Connection, row: Any, status: str, now: datetime, **extra: Any) -> dict[str, Any]:
     doc = json.loads(row.document)
     doc.update(status=status, **extra)
-    conn.execute(update(S).where(S.c.id == row.id).values(status=status, document=fastjson.dumps(doc)))
+    _RESTATE(conn, {"status": status, "document": fastjson.dumps(doc), "id": row.id})
     return doc
 
 

@@ -23,7 +23,7 @@ from yibao.formats.bill_json import CHINA, upload_line_from_mapping
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for, policy_for
 from yibao.services.books import accumulators
-from yibao.services.catalogue import decisions, mappings
+from yibao.services.catalogue import decisions, mappings, versions
 from yibao.services.people import persons as people
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
@@ -219,6 +219,8 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     rows, seen = [], set()
     lines = [upload_line_from_mapping(item, f"lines[{i}]") for i, item in enumerate(items)]
     mapped = mappings.resolve_many(conn, institution.id, {line.medins_list_codg for line in lines if line.medins_list_codg is not None})
+    catalogue = versions.Upload(conn, v.region, {c for line in lines
+                                                 for c in (line.med_list_codg, mapped.get(line.medins_list_codg or "", (None,))[0]) if c})
     for i, line in enumerate(lines):
         path = f"lines[{i}]"
         if _line_total(line.unit_price, line.quantity) > MAX_FEN:
@@ -251,7 +253,8 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
                               quantity_before=counted.get(code.hilist_code, 0),
                               quantity_before_day=counted_day.get((code.hilist_code, day), 0), prescription=line.prescription,
                               prescriber=line.prescriber, hosp_appr_flag=line.hosp_appr_flag)
-            decided = decisions.decide(conn, region=v.region, hilist_code=code.hilist_code, facts=facts, default_b_ratio=b_ratio)
+            decided = decisions.decide(conn, region=v.region, hilist_code=code.hilist_code, facts=facts, default_b_ratio=b_ratio,
+                                       catalogue=catalogue)
             if not decided.decision.own_expense:  # what was paid counts against the visit's limit; what was refused does not
                 counted[code.hilist_code] = counted.get(code.hilist_code, 0) + line.quantity
                 counted_day[(code.hilist_code, day)] = counted_day.get((code.hilist_code, day), 0) + line.quantity

@@ -45,9 +45,11 @@ class Decided:
     entry_name: str | None
 
 
-def decide(conn: Connection, *, region: str, hilist_code: str, facts: rules.LineFacts, default_b_ratio: int) -> Decided:
-    """The decision for ``hilist_code`` on ``facts.day`` under the region's catalogue."""
-    found = versions.entry_on(conn, region, hilist_code, facts.day)
+def decide(conn: Connection, *, region: str, hilist_code: str, facts: rules.LineFacts, default_b_ratio: int,
+           catalogue: versions.Upload | None = None) -> Decided:
+    """The decision for ``hilist_code`` on ``facts.day`` under the region's catalogue (``catalogue``: the upload's view
+    of it, which reads each version and the upload's entries once)."""
+    found = catalogue.entry_on(hilist_code, facts.day) if catalogue is not None else versions.entry_on(conn, region, hilist_code, facts.day)
     if found.entry is None:
         if found.later is not None:
             return Decided(rules.own_expense(

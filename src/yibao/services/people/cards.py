@@ -27,6 +27,7 @@ from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.formats.timefmt import iso_utc
 from yibao.services.books import audit
 from yibao.services.people import persons as people
+from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import card_events as E
 from yibao.store.tables import cards as C
 from yibao.store.tables import ecard_bindings as B
@@ -63,10 +64,18 @@ def _not_found() -> NotFound:
     return NotFound("card_id", "not_found", "卡片不存在", "card not found")
 
 
+# Every payment code asks for its card: prepared SQL (store/sql.py), and never the photo itself.
+_GET = Sql("""SELECT id, region, person_id, kind, financial, status, production_stage, photo IS NOT NULL AS has_photo, card_no_enc,
+              created_at, updated_at FROM cards WHERE id = :id""")
+_GET_LOCKED = Sql(_GET.text + " {lock}")
+
+
 def get(conn: Connection, card_id: str, *, lock: bool = False) -> Card | None:
-    q = select(C).where(C.c.id == card_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    return _card(r) if r else None
+    r = (_GET_LOCKED if lock else _GET)(conn, {"id": card_id}).first()
+    if r is None:
+        return None
+    return Card(r.id, r.region, r.person_id, r.kind, bool(r.financial), r.status, r.production_stage, bool(r.has_photo),
+                bytes(r.card_no_enc), as_datetime(r.created_at), as_datetime(r.updated_at))  # type: ignore[arg-type]
 
 
 def _own(conn: Connection, card_id: str, holder_id: str) -> Card:
