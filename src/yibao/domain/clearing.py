@@ -91,7 +91,8 @@ def parse_month(value: object, field: str = "setlym") -> Month:
     """"202611" (setlym, yyyyMM) or "2026-11" (the CLI's --month)."""
     m = _SETLYM.match(value) if isinstance(value, str) else None
     if m is None or not (1 <= int(m.group(2)) <= 12) or not (2000 <= int(m.group(1)) <= 2100):
-        raise InputError(field, "invalid_month", "清算年月应为 yyyyMM（如 202611）", "must be a month as yyyyMM (e.g. 202611)")
+        raise InputError(field, "invalid_month", "清算年月应为 yyyyMM（如 202611）或 yyyy-MM（如 2026-11）",
+                         "must be a month as yyyyMM (e.g. 202611) or yyyy-MM (e.g. 2026-11)")
     return Month(int(m.group(1)), int(m.group(2)))
 
 

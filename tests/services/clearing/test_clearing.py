@@ -16,7 +16,7 @@ from tests.support.identity import admit
 from tests.support.payments import payment_world
 from tests.support.settlement import open_with_lines, settle
 from yibao.domain import clearing as rules
-from yibao.domain.errors import Conflict
+from yibao.domain.errors import Conflict, InputError
 from yibao.domain.ledger import clearing_payout, institution_deposit, institution_receivable
 from yibao.domain.money import apply_ratio
 from yibao.services import Context
@@ -236,3 +236,17 @@ def test_a_hospitals_outpatient_and_inpatient_months_are_cleared_apart_and_toget
     assert after["receivable"] == 0
     deposits = sum(apply_ratio(int(r.fund_total), 50_000) for r in rows.values())
     assert (after["deposit"], after["payout"]) == (deposits, sum(int(r.fund_total) + int(r.account_pay) for r in rows.values()) - deposits)
+
+
+def test_the_job_refuses_a_month_still_running_and_an_unknown_region_before_reading_anything(db, keyring, clock):
+    """The service checks what the CLI says (the new-user trial found `clearing run --month 2027-03` and `--region 999999`
+    accepted, exiting 0 with nothing done)."""
+    clock.now = clock.now.replace(year=2026, month=11, day=20)
+    with pytest.raises(Conflict) as running:
+        run(jobs.run_month(ctx(db, keyring), NOVEMBER))
+    assert running.value.code == "month_not_ended"
+    clock.now = clock.now.replace(month=12, day=2)
+    with pytest.raises(InputError) as unknown:
+        run(jobs.run_month(ctx(db, keyring), NOVEMBER, region="999999"))
+    assert (unknown.value.field, unknown.value.code) == ("region", "unknown_region")
+    assert run(jobs.run_month(ctx(db, keyring), NOVEMBER, region="440300"))["applications"] == 0

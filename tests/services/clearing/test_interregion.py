@@ -61,6 +61,9 @@ def test_a_month_is_netted_between_two_regions_each_regions_books_summing_to_zer
 
         early = post("/api/v1/admin/interregion-clearing", {"region_a": SZ, "region_b": NB, "setlym": "202611"})
         assert early.status_code == 409 and early.json()["error"]["code"] == "month_not_ended"
+        # A region no policy configures is refused, naming the field (it had opened books for 999999).
+        unknown = post("/api/v1/admin/interregion-clearing", {"region_a": "999999", "region_b": NB, "setlym": "202611"})
+        assert unknown.status_code == 422 and (unknown.json()["error"]["field"], unknown.json()["error"]["code"]) == ("region_a", "unknown_region")
         clock.now = clock.now.replace(month=12, day=2)
         listed = client.get(f"/api/v1/admin/interregion-clearing?region_a={SZ}&region_b={NB}&setlym=202611", headers=OPERATOR).json()
         assert (listed["region_a"], listed["a_owes_b"], listed["b_owes_a"], listed["net"], listed["totalrow"]) == (

@@ -242,3 +242,19 @@ def test_money_without_an_order_goes_back_and_a_confirmed_amount_is_corrected_in
     next_day = recon(d + timedelta(days=1))  # the refund asked for the stray trade is listed there: the platform knows it
     assert next_day.differences == [] and next_day.run["matched"] == 1
     assert db.run(lambda c: ledger.totals(c), write=False).balanced
+
+
+def test_a_day_not_ended_or_an_unknown_institution_is_refused_by_the_service_and_nothing_is_recorded(db, keyring, wxpay, clock):
+    """Every caller gets the page's rule (the new-user trial reconciled 2027-06-01 from the CLI and over REST, and a
+    mistyped institution was answered "no channel configuration")."""
+    pw = payment_world(db, keyring, wxpay)
+    ctx = pw.ctx()
+    today = clock.now.astimezone(CHINA).date()
+    for day in (today, today + timedelta(days=200)):
+        with pytest.raises(YibaoError) as early:
+            asyncio.run(runs.reconcile(ctx, day=day, pi_id=pw.pi_id, actor="operator:test"))
+        assert (early.value.field, early.value.code) == ("day", "day_not_ended")
+    with pytest.raises(YibaoError) as unknown:
+        asyncio.run(runs.reconcile(ctx, day=today - timedelta(days=1), pi_id="nosuch", actor="operator:test"))
+    assert (unknown.value.field, unknown.value.code) == ("institution", "unknown_payment_institution")
+    assert db.run(lambda c: c.execute(select(runs.RUN.c.id)).all(), write=False) == []

@@ -29,6 +29,7 @@ from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.ledger import clearing_account
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
+from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit, ledger
 from yibao.store.tables import interregion_clearings as IR
 from yibao.store.tables import settlements as S
@@ -44,8 +45,7 @@ def outside(region: str) -> str:
 
 def _pair(region_a: str, region_b: str) -> tuple[str, str]:
     for field, r in (("region_a", region_a), ("region_b", region_b)):
-        if not (len(r) == 6 and r.isdigit()):
-            raise InputError(field, "invalid_region", "统筹区代码应为6位数字", "must be a 6-digit region code")
+        require_known_region(r, field)  # a region no policy configures has no settlements, and netting it would open its books
     if region_a == region_b:
         raise InputError("region_b", "same_region", "两个统筹区不能相同", "the two regions must differ")
     a, b = sorted((region_a, region_b))

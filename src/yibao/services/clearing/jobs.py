@@ -18,12 +18,19 @@ from yibao.domain import clearing as rules
 from yibao.domain.errors import YibaoError
 from yibao.domain.money import format_yuan
 from yibao.services import Context
+from yibao.services.agency.policies import require_known_region
 from yibao.services.clearing import applications, payments
 from yibao.store.tables import clearing_applications as A
 
 
 async def run_month(ctx: Context, month: rules.Month, *, region: str | None = None, bank_id: str | None = None, actor: str = "job:clearing",
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    # Checked here, not only by the CLI: a month still running has no applications to clear yet, and an unknown region
+    # would list nothing and look like a month with nothing to do.
+    rules.check_month_ended(month, ctx.now())
+    if region is not None:
+        require_known_region(region)
+
     def ids(c: Any) -> list[tuple[str, str]]:
         q = select(A.c.id, A.c.status).where(A.c.setlym == month.setlym, A.c.status.in_((rules.APPLIED, rules.ACCEPTED, rules.CLEARED)))
         if region is not None:

@@ -24,13 +24,14 @@ from sqlalchemy.engine import Connection
 from yibao.channels.base import ChannelError, Statement
 from yibao.domain import payment_order as po
 from yibao.domain import reconciliation as rc
-from yibao.domain.errors import NotFound, YibaoError
+from yibao.domain.errors import InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.bulk import collector_paused
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
+from yibao.services.books.volumes import local_day
 from yibao.store.sql import as_date, as_datetime
 from yibao.store.tables import channel_configs as CFG
 from yibao.store.tables import payment_orders as O
@@ -350,7 +351,14 @@ def _store_difference(conn: Connection, now: datetime, *, run_id: str, pi: pis.P
 
 async def reconcile(ctx: Context, *, day: date, pi_id: str, actor: str, cutoff: timedelta = rc.CUTOFF) -> RunResult:
     """Fetch the institution's statement of ``day`` (outside any unit), then match and store it in one unit. A statement
-    that cannot be had (the institution refuses, the file does not add up) records a failed run and raises."""
+    that cannot be had (the institution refuses, the file does not add up) records a failed run and raises.
+
+    Checked here for every caller (page, REST, CLI): the day must have ended in Beijing (a statement of a day still running
+    is not final), and the institution must exist (else "no channel configuration" would hide a mistyped id)."""
+    if day >= local_day(ctx.now()):
+        raise InputError("day", "day_not_ended", "只能对账已结束的日期（北京时间）", "only a day that has ended (Beijing time) can be reconciled")
+    if await ctx.run(lambda c: pis.get(c, pi_id), write=False) is None:
+        raise NotFound("institution", "unknown_payment_institution", f"支付机构 {pi_id} 不存在", f"no payment institution {pi_id}")
     try:
         channel = await ctx.channel(pi_id)
         statement = await channel.statement(day)
