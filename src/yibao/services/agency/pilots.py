@@ -29,6 +29,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import institutions
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
+from yibao.store.rows import one_or
 from yibao.store.tables import pilot_agreements as AG
 from yibao.store.tables import pilot_applications as AP
 from yibao.store.tables import pilot_documents as D
@@ -147,11 +148,8 @@ def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: st
 
 
 def _application_row(conn: Connection, app_id: str, *, lock: bool = False) -> Any:
-    q = select(AP).where(AP.c.id == app_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("application_id", "not_found", "试点申请不存在", "no such pilot application")
-    return r
+    return one_or(conn, AP, AP.c.id == app_id, lock=lock,
+                  missing=NotFound("application_id", "not_found", "试点申请不存在", "no such pilot application"))
 
 
 def _application_view(r: Any, docs: list[Any]) -> dict[str, Any]:
@@ -220,11 +218,8 @@ def review(conn: Connection, now: datetime, *, application_id: str, approve: boo
 # ---- agreements --------------------------------------------------------------------------------
 
 def _agreement_row(conn: Connection, agreement_id: str, *, lock: bool = False) -> Any:
-    q = select(AG).where(AG.c.id == agreement_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("agreement_id", "not_found", "试点协议不存在", "no such pilot agreement")
-    return r
+    return one_or(conn, AG, AG.c.id == agreement_id, lock=lock,
+                  missing=NotFound("agreement_id", "not_found", "试点协议不存在", "no such pilot agreement"))
 
 
 def _agreement_view(r: Any, day: date) -> dict[str, Any]:
