@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from yibao.domain import files as file_rules
 from yibao.domain import pilot as rules
@@ -29,6 +30,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import institutions
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
+from yibao.store.db import Retry
 from yibao.store.rows import one_or
 from yibao.store.tables import pilot_agreements as AG
 from yibao.store.tables import pilot_applications as AP
@@ -109,6 +111,13 @@ def _check_document(doc: Document, field: str) -> None:
                          f"the file is larger than {file_rules.MAX_BYTES // (1024 * 1024)} MB")
 
 
+def _open_application(conn: Connection, applicant: str, institution_id: str | None, region: str) -> str | None:
+    """The applicant's submitted application still under review, if any (ux_pilot_applications_open_* hold it to one)."""
+    q = select(AP.c.id).where(AP.c.status == "submitted", AP.c.applicant == applicant)
+    q = q.where(AP.c.institution_id == institution_id) if applicant == "institution" else q.where(AP.c.region == region)
+    return conn.execute(q).scalar()
+
+
 def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: str | None, region: str | None, modes: object,
           plan: Document, risk_report: Document, assessed_by: str, actor: str) -> dict[str, Any]:
     """An application, its two documents kept with it. One open (submitted) application per applicant at a time."""
@@ -130,14 +139,15 @@ def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: st
         raise InputError("assessed_by", "required", "请填写风险评估的实施方（1–100 个字符）", "say who made the risk assessment (1–100 characters)")
     for doc, field in ((plan, "plan"), (risk_report, "risk_report")):
         _check_document(doc, field)
-    q = select(AP.c.id).where(AP.c.status == "submitted", AP.c.applicant == applicant)
-    q = q.where(AP.c.institution_id == institution_id) if applicant == "institution" else q.where(AP.c.region == region)
-    open_one = conn.execute(q).scalar()
+    open_one = _open_application(conn, applicant, institution_id, region)
     if open_one is not None:
         raise Conflict("applicant", "application_open", f"已有待审核的申请 {open_one}", f"application {open_one} is still under review")
     app_id = _new_id("PAP")
-    conn.execute(AP.insert().values(id=app_id, applicant=applicant, institution_id=institution_id, region=region, modes=",".join(parsed),
-                                    assessed_by=assessed_by.strip(), status="submitted", submitted_by=actor[:60], created_at=now))
+    try:
+        conn.execute(AP.insert().values(id=app_id, applicant=applicant, institution_id=institution_id, region=region, modes=",".join(parsed),
+                                        assessed_by=assessed_by.strip(), status="submitted", submitted_by=actor[:60], created_at=now))
+    except IntegrityError:  # a concurrent application of the same applicant won (ux_pilot_applications_open_*): run again, refused above
+        raise Retry() from None
     for doc in (plan, risk_report):
         conn.execute(D.insert().values(id=_new_id("PD"), application_id=app_id, kind=doc.kind, filename=doc.filename, content=doc.content,
                                        size=len(doc.content), sha256=hashlib.sha256(doc.content).hexdigest(), created_at=now))
