@@ -152,3 +152,20 @@ def test_a_query_date_is_only_an_iso_day(client, world, value):
 def test_a_query_time_is_only_an_iso_time_in_1900_2100(client, world, value, code):
     r = client.get("/api/v1/his/catalogue", params={"updated_since": value}, headers=his(world))
     error(r, 422, code, "updated_since")
+
+
+def test_a_regions_pilot_agreement_is_suspended_and_restored_over_rest(client, world, db):
+    """POST /admin/regions/{region}/pilot-suspension and -restoration: a region's own agreement, as an institution's."""
+    from yibao.services.agency import pilots
+
+    doc = pilots.Document
+    app = db.run(lambda c: pilots.apply(c, db.clock(), applicant="region", institution_id=None, region="440300", modes=["mobile"],
+                                        plan=doc("plan", "p.pdf", b"plan"), risk_report=doc("risk_report", "r.pdf", b"risk"),
+                                        assessed_by="省评估中心", actor="op"))
+    db.run(lambda c: pilots.review(c, db.clock(), application_id=app["id"], approve=True, note=None, actor="op"))
+    error(post(client, "/api/v1/admin/regions/440300/pilot-suspension", {}, OPERATOR), 422, "required", "reason")
+    r = post(client, "/api/v1/admin/regions/440300/pilot-suspension", {"reason": "省级核查"}, OPERATOR)
+    assert r.status_code == 200 and (r.json()["status"], r.json()["applicant"]) == ("suspended", "region"), r.text
+    error(post(client, "/api/v1/admin/regions/370200/pilot-restoration", {}, OPERATOR), 404, "no_pilot_agreement", "region")
+    r = post(client, "/api/v1/admin/regions/440300/pilot-restoration", {}, OPERATOR)
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.support import catalogue as tcat
 from tests.support.api import LINES
 from tests.support.world import seed
-from yibao.domain.errors import Conflict, Forbidden, InputError
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.services.agency import institutions, pilots
 from yibao.services.agency.pilots import Document
 from yibao.services.care import settlement, visits
@@ -172,3 +172,28 @@ def test_one_open_application_per_applicant_is_held_by_the_database_too(db, keyr
     assert e.value.code == "application_open" and second["id"] in e.value.message_zh and len(checks) == 2
     assert db.run(lambda c: c.execute(select(AP.c.id).where(AP.c.status == "submitted")).scalars().all(), write=False) == [second["id"]]
 
+
+def test_a_regions_agreement_is_suspended_and_restored_like_an_institutions(db, keyring, clock):
+    """A review finding: a region's own agreement (with the province) could not be suspended."""
+    seed(db, keyring)
+    app = db.run(lambda c: pilots.apply(c, clock(), applicant="region", institution_id=None, region="440300", modes=["mobile", "face"],
+                                        plan=PLAN, risk_report=RISK, assessed_by="省评估中心", actor="op"))
+    ag = db.run(lambda c: pilots.review(c, clock(), application_id=app["id"], approve=True, note=None, actor="op2"))["agreement"]
+    with pytest.raises(NotFound) as e:
+        db.run(lambda c: pilots.suspend(c, clock(), region="370200", reason="核查", actor="op"))
+    assert (e.value.field, e.value.code) == ("region", "no_pilot_agreement")
+    with pytest.raises(InputError):  # a suspension says why
+        db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason=" ", actor="op"))
+    with pytest.raises(InputError):  # one holder, never both or neither
+        db.run(lambda c: pilots.suspend(c, clock(), reason="核查", actor="op"))
+
+    out = db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason="省级核查", actor="op"))
+    assert (out["id"], out["status"], out["state"], out["status_reason"]) == (ag["id"], "suspended", "suspended", "省级核查")
+    assert db.run(lambda c: pilots.in_force_all(c, pilots.today(clock()))[1]["440300"].status, write=False) == "suspended"
+    with pytest.raises(Conflict) as e:
+        db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason="again", actor="op"))
+    assert e.value.code == "agreement_already_suspended"
+    out = db.run(lambda c: pilots.restore(c, clock(), region="440300", actor="op"))
+    assert (out["status"], out["state"], out["status_reason"]) == ("active", "active", None)
+    with pytest.raises(Conflict):
+        db.run(lambda c: pilots.restore(c, clock(), region="440300", actor="op"))

@@ -511,6 +511,21 @@ async def restore_pilot(request: Request, code: str = Path(min_length=1, max_len
     return await idempotent(p, request, caller, key, lambda c: (200, pilots.restore(c, now, institution_id=code, actor=caller.actor)))
 
 
+@router.post("/regions/{region}/pilot-suspension", summary="暂停统筹区试点 Suspend a region's own pilot agreement (with the province)")
+async def suspend_region_pilot(body: SuspensionIn, request: Request, region: str = Path(min_length=6, max_length=6), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.suspend(c, now, region=region, reason=body.reason,
+                                                                                    actor=caller.actor)))
+
+
+@router.post("/regions/{region}/pilot-restoration", summary="恢复统筹区试点 Restore a region's suspended pilot agreement")
+async def restore_region_pilot(request: Request, region: str = Path(min_length=6, max_length=6), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.restore(c, now, region=region, actor=caller.actor)))
+
+
 @router.get("/pilot-documents/{document_id}", summary="试点申请材料 An application's plan or risk report, as uploaded",
             response_class=Response)
 async def pilot_document(document_id: str = Path(min_length=1, max_length=24), caller: Caller = Depends(operator_caller),

@@ -282,34 +282,43 @@ def renew(conn: Connection, now: datetime, *, agreement_id: str, actor: str) -> 
     return agreement(conn, new_id, day)
 
 
-def _set_institution_status(conn: Connection, now: datetime, *, institution_id: str, to: str, reason: str | None, actor: str) -> dict[str, Any]:
+def _set_status(conn: Connection, now: datetime, *, institution_id: str | None, region: str | None, to: str, reason: str | None,
+                actor: str) -> dict[str, Any]:
+    """Suspend or restore a holder's pilot: an institution's, or a region's own (``region`` with no institution)."""
+    if (institution_id is None) == (region is None):
+        raise InputError("institution_id", "required", "应指定机构或统筹区之一", "name either an institution or a region")
     day = today(now)
-    current = in_force(conn, day, institution_id=institution_id)
+    field = "institution_id" if institution_id is not None else "region"
+    current = in_force(conn, day, institution_id=institution_id, region=region)
     if current is None:
-        raise NotFound("institution_id", "no_pilot_agreement", "该机构没有试点协议", "the institution has no pilot agreement")
+        raise NotFound(field, "no_pilot_agreement", "该机构没有试点协议" if institution_id is not None else "该统筹区没有试点协议",
+                       "the institution has no pilot agreement" if institution_id is not None else "the region has no pilot agreement")
     frm = "active" if to == "suspended" else "suspended"
     if current.status != frm:
-        raise Conflict("institution_id", f"agreement_already_{current.status}", f"试点协议 {current.id} 当前为 {current.status}",
+        raise Conflict(field, f"agreement_already_{current.status}", f"试点协议 {current.id} 当前为 {current.status}",
                        f"pilot agreement {current.id} is {current.status}")
     if to == "suspended" and not (reason or "").strip():
         raise InputError("reason", "required", "暂停须说明原因", "a suspension must say why")
     # The one in force (even past its end: suspended, a renewal must not bring it back unnoticed) and the renewal waiting
-    # to begin: a suspension is of the institution's pilot, not of one paper.
-    conn.execute(update(AG).where(AG.c.institution_id == institution_id, AG.c.status == frm,
-                                  (AG.c.id == current.id) | (AG.c.starts_on > day))
+    # to begin: a suspension is of the holder's pilot, not of one paper.
+    holder = _holder("institution" if institution_id is not None else "region", institution_id, region or "")
+    conn.execute(update(AG).where(holder, AG.c.status == frm, (AG.c.id == current.id) | (AG.c.starts_on > day))
                  .values(status=to, status_reason=(reason or "").strip()[:300] or None, updated_at=now))
-    inst = institutions.get(conn, institution_id)
+    inst = institutions.get(conn, institution_id) if institution_id is not None else None
     audit.append(conn, region=inst.region if inst else current.region, actor=actor, action="pilot.suspend" if to == "suspended" else "pilot.restore",
-                 subject=current.id, detail={"institution": institution_id, "reason": reason}, now=now)
+                 subject=current.id, detail={"institution": institution_id, "reason": reason} if region is None else {"region": region, "reason": reason},
+                 now=now)
     return agreement(conn, current.id, day)
 
 
-def suspend(conn: Connection, now: datetime, *, institution_id: str, reason: str, actor: str) -> dict[str, Any]:
-    return _set_institution_status(conn, now, institution_id=institution_id, to="suspended", reason=reason, actor=actor)
+def suspend(conn: Connection, now: datetime, *, institution_id: str | None = None, region: str | None = None, reason: str,
+            actor: str) -> dict[str, Any]:
+    """Suspend an institution's pilot, or a region's own (its agreement with the province)."""
+    return _set_status(conn, now, institution_id=institution_id, region=region, to="suspended", reason=reason, actor=actor)
 
 
-def restore(conn: Connection, now: datetime, *, institution_id: str, actor: str) -> dict[str, Any]:
-    return _set_institution_status(conn, now, institution_id=institution_id, to="active", reason=None, actor=actor)
+def restore(conn: Connection, now: datetime, *, institution_id: str | None = None, region: str | None = None, actor: str) -> dict[str, Any]:
+    return _set_status(conn, now, institution_id=institution_id, region=region, to="active", reason=None, actor=actor)
 
 
 def overview(conn: Connection, now: datetime, region: str | None = None) -> dict[str, Any]:
