@@ -5,6 +5,7 @@ refused payment is voided with the line's hold released."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -157,7 +158,7 @@ def test_recovery_leaves_a_credit_payment_in_doubt_while_its_bank_cannot_be_aske
     assert report.orders == {r.json()["payment_id"]: "voided"} and _books(db, cw) == before and balanced(db)
 
 
-def test_the_banks_statement_reconciles_a_credit_payment(db, keyring, setup, bank):
+def test_the_banks_statement_reconciles_a_credit_payment(db, keyring, setup, bank, clock):
     """A credit line's cash is the bank's to state (docs/reconciliation.md): its statement's row matches the order's
     ``credit-hold`` leg. The bank's books are the session's, so only this payment is looked for among the differences."""
     import asyncio
@@ -169,6 +170,7 @@ def test_the_banks_statement_reconciles_a_credit_payment(db, keyring, setup, ban
     r = _pay(db, keyring, cw, client, pay_by="credit")
     assert r.status_code == 200 and r.json()["status"] == "completed", r.text
     day = beijing_day(bank.runtime.books.trades[r.json()["payment_id"]].paid_at)
+    clock.now = max(clock.now, datetime.combine(day + timedelta(days=1), time(1), timezone(timedelta(hours=8))))  # the day has ended
     done = asyncio.run(recon.reconcile(cw.ctx, day=day, pi_id=BANK, actor="operator:test"))
     assert r.json()["payment_id"] not in {x["key"] for x in done.differences}, done.differences
     assert done.run["matched"] >= 1 and done.run["platform"]["legs"] >= 1

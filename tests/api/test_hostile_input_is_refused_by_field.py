@@ -127,3 +127,45 @@ def test_a_fee_lines_optional_fields_may_be_omitted_or_null(client, world):
 def test_a_nul_in_a_query_parameter_without_a_name_is_named_query(client, world):
     """Found by the fuzz run on GET /patient/bills/{id}: "?=%00" was refused with an empty field."""
     error(client.get("/api/v1/admin/audit?=a%00b", headers=OPERATOR), 422, "nul_character", "query")
+
+
+@pytest.mark.parametrize("value", [1700000000, 2.2e-16, "1700000000", "2.2e-16", "20261122", "2026-11-22T00:00:00", True])
+def test_a_body_date_is_only_an_iso_day(client, world, value):
+    """Pydantic's lax date took a number (or a numeric string) as a Unix time: 2.2e-16 became 1970-01-01. The API's one
+    date type (api/schemas.IsoDate) takes only "YYYY-MM-DD", for a visit's date as for any other body date."""
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient", "visit_date": value}, his(world))
+    error(r, 422, "date_parsing", "visit_date")
+    r = post(client, "/api/v1/admin/reconciliation/runs", {"day": value, "payment_institution_id": "x"}, OPERATOR)
+    error(r, 422, "date_parsing", "day")
+
+
+@pytest.mark.parametrize("value", ["1700000000", "2.2e-16", "20261122", "2026-13-01", "2026-11-22T00:00:00"])
+def test_a_query_date_is_only_an_iso_day(client, world, value):
+    for path in ("/api/v1/admin/reconciliation/runs", "/api/v1/admin/reconciliation/differences"):
+        error(client.get(path, params={"day": value}, headers=OPERATOR), 422, "date_parsing", "day")
+    assert client.get("/api/v1/admin/reconciliation/runs", params={"day": "2026-11-22"}, headers=OPERATOR).json() == {"items": []}
+
+
+@pytest.mark.parametrize(("value", "code"), [("2237388422223", "invalid_time"), ("2.2e-16", "invalid_time"), ("yesterday", "invalid_time"),
+                                             ("2026-11-22T25:00:00", "invalid_time"), ("0001-01-01T00:00:00", "time_out_of_range"),
+                                             ("9999-12-31T23:00:00-08:00", "time_out_of_range")])
+def test_a_query_time_is_only_an_iso_time_in_1900_2100(client, world, value, code):
+    r = client.get("/api/v1/his/catalogue", params={"updated_since": value}, headers=his(world))
+    error(r, 422, code, "updated_since")
+
+
+def test_a_regions_pilot_agreement_is_suspended_and_restored_over_rest(client, world, db):
+    """POST /admin/regions/{region}/pilot-suspension and -restoration: a region's own agreement, as an institution's."""
+    from yibao.services.agency import pilots
+
+    doc = pilots.Document
+    app = db.run(lambda c: pilots.apply(c, db.clock(), applicant="region", institution_id=None, region="440300", modes=["mobile"],
+                                        plan=doc("plan", "p.pdf", b"plan"), risk_report=doc("risk_report", "r.pdf", b"risk"),
+                                        assessed_by="省评估中心", actor="op"))
+    db.run(lambda c: pilots.review(c, db.clock(), application_id=app["id"], approve=True, note=None, actor="op"))
+    error(post(client, "/api/v1/admin/regions/440300/pilot-suspension", {}, OPERATOR), 422, "required", "reason")
+    r = post(client, "/api/v1/admin/regions/440300/pilot-suspension", {"reason": "省级核查"}, OPERATOR)
+    assert r.status_code == 200 and (r.json()["status"], r.json()["applicant"]) == ("suspended", "region"), r.text
+    error(post(client, "/api/v1/admin/regions/370200/pilot-restoration", {}, OPERATOR), 404, "no_pilot_agreement", "region")
+    r = post(client, "/api/v1/admin/regions/440300/pilot-restoration", {}, OPERATOR)
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text

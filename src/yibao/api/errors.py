@@ -56,6 +56,8 @@ _PYDANTIC_ZH = {
     "date_from_datetime_parsing": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
     "date_parsing": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
     "date_type": ("日期格式应为 YYYY-MM-DD", "must be a date YYYY-MM-DD"),
+    "invalid_time": ("时间应为 ISO 8601 格式（如 2026-11-01T08:00:00+08:00）", "must be an ISO 8601 time such as 2026-11-01T08:00:00+08:00"),
+    "time_out_of_range": ("时间应在1900–2100年之间", "must be a time in 1900–2100"),
     "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
     "string_unicode": ("应为有效的 Unicode 字符串", "must be a valid Unicode string"),
 }

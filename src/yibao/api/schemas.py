@@ -3,13 +3,55 @@ the field in its error; unknown fields are refused."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from yibao.domain.files import decode_upload
+from yibao.formats.bill_json import CHINA
 from yibao.services.agency.pilots import Document
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?")
+
+
+def _iso_day(value: Any) -> date:
+    """Only "YYYY-MM-DD": pydantic's lax date takes a number as a Unix time (2.2e-16 became 1970-01-01)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_parsing", "must be a date YYYY-MM-DD")
+
+
+def _iso_time(value: Any) -> datetime:
+    """Only an ISO 8601 string (a number is not a Unix time here); without an offset it is Beijing time, as in the
+    national interface; years outside 1900–2100 are refused (the year 1 cannot even be turned to UTC)."""
+    if isinstance(value, datetime):
+        at = value
+    elif isinstance(value, str) and _ISO_TIME.fullmatch(value):
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            raise PydanticCustomError("invalid_time", "must be an ISO 8601 time such as 2026-11-01T08:00:00+08:00") from None
+    else:
+        raise PydanticCustomError("invalid_time", "must be an ISO 8601 time such as 2026-11-01T08:00:00+08:00")
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=CHINA)
+    if not 1900 <= at.year <= 2100:
+        raise PydanticCustomError("time_out_of_range", "must be a time in 1900–2100")
+    return at
+
+
+# The one date and the one time of the REST API, for every query and body field (the hand-parsed ones are gone).
+IsoDate = Annotated[date, BeforeValidator(_iso_day)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 Yuan = Field(description="yuan as a decimal string with at most 2 places, e.g. \"12.50\"", examples=["12.50"], max_length=20)
 
@@ -26,7 +68,7 @@ class CredentialIn(Strict):
 class VisitIn(Strict):
     psn_no: str = Field(min_length=1, max_length=24, description="the person's number from /his/persons/lookup")
     kind: Literal["outpatient", "emergency", "inpatient", "pharmacy"]
-    visit_date: date | None = Field(None, description="defaults to today")
+    visit_date: IsoDate | None = Field(None, description="defaults to today")
 
 
 def _decided(what: str) -> Any:

@@ -662,6 +662,8 @@ payment_orders = Table(  # one per payment: the settlement held, then the cash c
 
 Index("ix_payment_orders_status_updated", payment_orders.c.status, payment_orders.c.updated_at)
 Index("ux_payment_orders_paycode", payment_orders.c.paycode_id, unique=True)  # one payment per code (or scan), ever
+# a day's reconciliation reads an institution's orders completed that day (services/reconciliation/runs.legs_of_day)
+Index("ix_payment_orders_pi_completed", payment_orders.c.payment_institution_id, payment_orders.c.completed_at)
 
 his_callbacks = Table(  # where a hospital wants payment results POSTed, and the secret they are signed with (HMAC-SHA256)
     "his_callbacks", metadata,
@@ -788,6 +790,7 @@ liability_recourses = Table(  # what the hospital recovered from the payment ins
 )
 
 Index("ix_payment_refunds_status_updated", payment_refunds.c.status, payment_refunds.c.updated_at)
+Index("ix_payment_refunds_status_completed", payment_refunds.c.status, payment_refunds.c.completed_at)  # and the refunds given back that day
 
 Index("ix_callback_deliveries_due", callback_deliveries.c.status, callback_deliveries.c.next_attempt_at)
 
@@ -1142,6 +1145,14 @@ pilot_applications = Table(  # an institution's application to its agency, or a 
     _created(),
     info={"owner": "services.agency"},
 )
+
+# One open (submitted) application per applicant at a time: an institution, or a region applying for itself.
+Index("ux_pilot_applications_open_institution", pilot_applications.c.institution_id, unique=True,
+      sqlite_where=(pilot_applications.c.status == "submitted") & (pilot_applications.c.applicant == "institution"),
+      postgresql_where=(pilot_applications.c.status == "submitted") & (pilot_applications.c.applicant == "institution"))
+Index("ux_pilot_applications_open_region", pilot_applications.c.region, unique=True,
+      sqlite_where=(pilot_applications.c.status == "submitted") & (pilot_applications.c.applicant == "region"),
+      postgresql_where=(pilot_applications.c.status == "submitted") & (pilot_applications.c.applicant == "region"))
 
 pilot_documents = Table(  # an application's implementation plan or risk-assessment report, kept as the record of the decision
     "pilot_documents", metadata,

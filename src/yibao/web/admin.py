@@ -10,6 +10,8 @@ functions as the admin API (api/routers/admin.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -19,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
+from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
@@ -27,7 +30,7 @@ from yibao.services.books import audit, ledger, volumes
 from yibao.services.people import cards
 from yibao.services.people import persons as people
 from yibao.web import charts, forms, i18n, once, render, security
-from yibao.web.auth import Goto, Who, act, log_in_console, log_out_console, operator, platform
+from yibao.web.auth import Goto, Who, act, act_flow, log_in_console, log_out_console, operator, platform
 
 router = APIRouter(include_in_schema=False)
 AREA = "admin"
@@ -38,6 +41,45 @@ LAYER_COLOURS = ("#0b5cad", "#2f7fd0", "#5c9ee0", "#8ab8ec", "#1b7f4b", "#c98a00
 
 def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResponse:
     return render.render(request, template, area=AREA, csrf_cookie=who.cookie, who=who, **context)
+
+
+@dataclass(frozen=True)
+class Post:
+    """An operator's posted form, read as every /admin post begins: the operator's session, the platform, the form
+    (its CSRF token checked against the session)."""
+
+    who: Who
+    p: Platform
+    form: forms.Form
+
+
+async def _post(request: Request) -> Post:
+    who = await operator(request)
+    p = platform(request)
+    return Post(who, p, await forms.read(request, AREA, who.cookie))
+
+
+Said = tuple[str, str] | None
+
+
+def _of_form(value: Any, form: forms.Form) -> Any:
+    return value(form) if callable(value) else value
+
+
+async def admin_action(request: Request, work: Callable[[Connection, Post], Any], *, back: str | Callable[[forms.Form], str],
+                       ok: Said | Callable[[forms.Form], Said] = None, keep: tuple[str, ...] = ()) -> Response:
+    """An /admin post that changes something in one unit (`act`): ``work(conn, post)``; ``back`` and ``ok`` may depend on
+    the form."""
+    post = await _post(request)
+    return await act(request, post.who, post.form, lambda conn: work(conn, post), back=_of_form(back, post.form),
+                     ok=_of_form(ok, post.form), keep=keep)
+
+
+async def admin_flow(request: Request, call: Callable[[Post], Awaitable[Any]], *, back: str | Callable[[forms.Form], str],
+                     ok: Said = None, keep: tuple[str, ...] = ()) -> Response:
+    """An /admin post whose change calls an institution between units (`act_flow`): ``await call(post)``."""
+    post = await _post(request)
+    return await act_flow(request, post.who, post.form, lambda: call(post), back=_of_form(back, post.form), ok=ok, keep=keep)
 
 
 def region_name(region: str, year: int, lang: str) -> str:
@@ -135,27 +177,20 @@ async def institutions_page(request: Request) -> HTMLResponse:
 @router.post("/admin/payment-institutions")
 async def admit_payment_institution(request: Request) -> Response:
     """Admit a payment institution, or admit a suspended one again (a new admission decision)."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-
-    def work(conn: Connection) -> None:
-        pis.admit(conn, p.now(), pi_id=form.require("id", "机构标识", "the id"), region=form.require("region", "统筹区", "the region"),
+    def work(conn: Connection, x: Post) -> None:
+        form = x.form
+        pis.admit(conn, x.p.now(), pi_id=form.require("id", "机构标识", "the id"), region=form.require("region", "统筹区", "the region"),
                   name=form.require("name", "名称", "the name"), kind=form.require("kind", "类型", "the kind"),
-                  admission_ref=form.require("admission_ref", "准入文号", "the admission reference"), actor=who.actor)
-    return await act(request, who, form, work, back="/admin/institutions", ok=("已准入", "Admitted"),
-                     keep=("id", "region", "name", "kind", "admission_ref"))
+                  admission_ref=form.require("admission_ref", "准入文号", "the admission reference"), actor=x.who.actor)
+    return await admin_action(request, work, back="/admin/institutions", ok=("已准入", "Admitted"),
+                              keep=("id", "region", "name", "kind", "admission_ref"))
 
 
 @router.post("/admin/payment-institutions/{pi_id}/suspension")
 async def suspend_payment_institution(request: Request, pi_id: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-
-    def work(conn: Connection) -> None:  # the operator says why: the reason is the record of the decision
-        pis.suspend(conn, p.now(), pi_id=pi_id, reason=form.require("reason", "暂停原因", "the reason for the suspension"), actor=who.actor)
-    return await act(request, who, form, work, back="/admin/institutions", ok=("已暂停", "Suspended"))
+    def work(conn: Connection, x: Post) -> None:  # the operator says why: the reason is the record of the decision
+        pis.suspend(conn, x.p.now(), pi_id=pi_id, reason=x.form.require("reason", "暂停原因", "the reason for the suspension"), actor=x.who.actor)
+    return await admin_action(request, work, back="/admin/institutions", ok=("已暂停", "Suspended"))
 
 
 @router.post("/admin/institutions")
@@ -227,45 +262,34 @@ async def pilot_document(request: Request, document_id: str) -> Response:
 
 @router.post("/admin/pilot-applications/{application_id}/review")
 async def review_pilot(request: Request, application_id: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    decision = form.get("decision")
-
-    def work(conn: Connection) -> None:
+    def work(conn: Connection, x: Post) -> None:
+        decision = x.form.get("decision")
         if decision not in ("approve", "reject"):
             raise InputError("decision", "invalid_choice", "请选择批准或驳回", "approve or reject")
-        pilots.review(conn, p.now(), application_id=application_id, approve=decision == "approve", note=form.get("note"), actor=who.actor)
-    ok = ("已批准，试点协议已签订", "Approved: the agreement is signed") if decision == "approve" else ("已驳回", "Rejected")
-    return await act(request, who, form, work, back="/admin/pilots", ok=ok)
+        pilots.review(conn, x.p.now(), application_id=application_id, approve=decision == "approve", note=x.form.get("note"), actor=x.who.actor)
+
+    def ok(form: forms.Form) -> tuple[str, str]:
+        return ("已批准，试点协议已签订", "Approved: the agreement is signed") if form.get("decision") == "approve" else ("已驳回", "Rejected")
+    return await admin_action(request, work, back="/admin/pilots", ok=ok)
 
 
 @router.post("/admin/pilot-agreements/{agreement_id}/renewal")
 async def renew_pilot(request: Request, agreement_id: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: pilots.renew(conn, p.now(), agreement_id=agreement_id, actor=who.actor),
-                     back="/admin/pilots", ok=("已续签一年", "Renewed for a year"))
+    return await admin_action(request, lambda conn, x: pilots.renew(conn, x.p.now(), agreement_id=agreement_id, actor=x.who.actor),
+                              back="/admin/pilots", ok=("已续签一年", "Renewed for a year"))
 
 
 @router.post("/admin/institutions/{code}/pilot-suspension")
 async def suspend_pilot(request: Request, code: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: pilots.suspend(
-        conn, p.now(), institution_id=code, reason=form.require("reason", "暂停原因", "the reason for the suspension"), actor=who.actor),
+    return await admin_action(request, lambda conn, x: pilots.suspend(
+        conn, x.p.now(), institution_id=code, reason=x.form.require("reason", "暂停原因", "the reason for the suspension"), actor=x.who.actor),
         back="/admin/pilots", ok=("已暂停该机构的移动支付", "The institution's mobile-mode payments are suspended"))
 
 
 @router.post("/admin/institutions/{code}/pilot-restoration")
 async def restore_pilot(request: Request, code: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: pilots.restore(conn, p.now(), institution_id=code, actor=who.actor),
-                     back="/admin/pilots", ok=("已恢复", "Restored"))
+    return await admin_action(request, lambda conn, x: pilots.restore(conn, x.p.now(), institution_id=code, actor=x.who.actor),
+                              back="/admin/pilots", ok=("已恢复", "Restored"))
 
 
 # ---- rollout (services/agency/rollout.py; docs/governance.md "Rollout") ---------------------------------------------
@@ -307,38 +331,29 @@ async def cards_page(request: Request) -> HTMLResponse:
 
 @router.post("/admin/card-lookups")
 async def find_card_holder(request: Request) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-
-    def work(conn: Connection) -> Goto:
-        return Goto(_cards_back(cards.find_holder(conn, p.keyring, p.now(), query=form.get("query"), actor=who.actor).id))
-    return await act(request, who, form, work, back="/admin/cards")
+    def work(conn: Connection, x: Post) -> Goto:
+        return Goto(_cards_back(cards.find_holder(conn, x.p.keyring, x.p.now(), query=x.form.get("query"), actor=x.who.actor).id))
+    return await admin_action(request, work, back="/admin/cards")
 
 
 @router.post("/admin/persons/{psn_no}/cards")
 async def accept_card(request: Request, psn_no: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-
-    def work(conn: Connection) -> None:
-        cards.create_physical(conn, p.keyring, p.now(), person_id=psn_no, financial=form.flag("financial"), card_no=form.get("card_no") or None,
-                              actor=who.actor)
-    return await act(request, who, form, work, back=_cards_back(psn_no), ok=("已受理制卡申请", "The card application is accepted"),
-                     keep=("card_no",))
+    def work(conn: Connection, x: Post) -> None:
+        cards.create_physical(conn, x.p.keyring, x.p.now(), person_id=psn_no, financial=x.form.flag("financial"),
+                              card_no=x.form.get("card_no") or None, actor=x.who.actor)
+    return await admin_action(request, work, back=_cards_back(psn_no), ok=("已受理制卡申请", "The card application is accepted"),
+                              keep=("card_no",))
 
 
 async def _card_act(request: Request, change: Any, ok: tuple[str, str]) -> Response:
     """A change to one card (``change(conn, now, who, form)`` answers the card), then back to its holder's cards."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    psn_no = form.get("psn")[:24]
+    def work(conn: Connection, x: Post) -> Goto:
+        return Goto(_cards_back(change(conn, x.p.now(), x.who, x.form).person_id))
 
-    def work(conn: Connection) -> Goto:
-        return Goto(_cards_back(change(conn, p.now(), who, form).person_id))
-    return await act(request, who, form, work, back=_cards_back(psn_no) if psn_no else "/admin/cards", ok=ok)
+    def back(form: forms.Form) -> str:
+        psn_no = form.get("psn")[:24]
+        return _cards_back(psn_no) if psn_no else "/admin/cards"
+    return await admin_action(request, work, back=back, ok=ok)
 
 
 @router.post("/admin/cards/{card_id}/production")

@@ -30,8 +30,8 @@ from yibao.services.clearing import payments as clearing_payments
 from yibao.services.reconciliation import resolutions as recon_resolutions
 from yibao.services.reconciliation import runs as recon_runs
 from yibao.web import forms, render
-from yibao.web.admin import AREA, _page, region_name
-from yibao.web.auth import Goto, act, act_flow, operator, platform
+from yibao.web.admin import Post, _page, admin_action, admin_flow, region_name
+from yibao.web.auth import Goto, operator, platform
 
 router = APIRouter(include_in_schema=False)
 
@@ -119,12 +119,8 @@ async def reconciliation_page(request: Request) -> Response:
 async def run_reconciliation(request: Request) -> Response:
     """Reconcile a day with one payment institution, or with every connected one (each institution is called for its
     statement: a flow, once per rendered form). A refused statement is said in words; the others still run."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    back = _back_recon(form)
-
-    async def call() -> tuple[Goto, tuple[str, str]]:
+    async def call(x: Post) -> tuple[Goto, tuple[str, str]]:
+        p, form = x.p, x.form
         day = _day(form.require("day", "对账日期", "the day"), date.min)
         if day >= volumes.local_day(p.now()):
             raise InputError("day", "day_not_ended", "只能对账已结束的日期（北京时间）", "only a day that has ended (Beijing time) can be reconciled")
@@ -135,7 +131,7 @@ async def run_reconciliation(request: Request) -> Response:
         found, failed = 0, []
         for pi_id in targets:
             try:
-                done = await recon_runs.reconcile(p.context, day=day, pi_id=pi_id, actor=who.actor)
+                done = await recon_runs.reconcile(p.context, day=day, pi_id=pi_id, actor=x.who.actor)
             except YibaoError as exc:
                 if pi:  # one institution asked for: its refusal is the answer
                     raise
@@ -149,22 +145,16 @@ async def run_reconciliation(request: Request) -> Response:
                         f"Reconciled {len(targets) - len(failed)}; {len(failed)} failed ({', '.join(i for i, _ in failed)}): {failed[0][1].message_en}")
         return to, (f"对账完成：{len(targets)} 家支付机构，待处理差异 {found} 条",
                     f"Reconciled {len(targets)} payment institution(s): {found} open difference(s)")
-    return await act_flow(request, who, form, call, back=back, keep=("day", "pi"))
+    return await admin_flow(request, call, back=_back_recon, keep=("day", "pi"))
 
 
 @router.post("/admin/reconciliation/differences/{difference_id}/resolution")
 async def resolve_difference(request: Request, difference_id: str) -> Response:
     """Resolve an open difference with a reason (and a note to accept it): the query and the refund call the institution."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    resolution = form.get("resolution")
-
-    async def call() -> Any:
-        return await recon_resolutions.resolve(p.context, difference_id=difference_id, resolution=resolution, reason=form.get("reason"),
-                                               note=form.get("note") or None, actor=who.actor)
-    return await act_flow(request, who, form, call, back=_back_recon(form), ok=("差异已处理", "The difference is resolved"),
-                          keep=("reason", "note"))
+    async def call(x: Post) -> Any:
+        return await recon_resolutions.resolve(x.p.context, difference_id=difference_id, resolution=x.form.get("resolution"),
+                                               reason=x.form.get("reason"), note=x.form.get("note") or None, actor=x.who.actor)
+    return await admin_flow(request, call, back=_back_recon, ok=("差异已处理", "The difference is resolved"), keep=("reason", "note"))
 
 
 # ---- /admin/clearing -------------------------------------------------------------------------------------------------
@@ -204,59 +194,44 @@ async def clearing_page(request: Request) -> Response:
 
 @router.post("/admin/clearing-applications/{app_id}/approve")
 async def approve_application(request: Request, app_id: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: clearing.approve(conn, p.now(), app_id=app_id, actor=who.actor),
-                     back=_back_clearing(form), ok=("已受理：按平台核定金额拨付", "Accepted: the platform's figures are what is paid"))
+    return await admin_action(request, lambda conn, x: clearing.approve(conn, x.p.now(), app_id=app_id, actor=x.who.actor),
+                              back=_back_clearing, ok=("已受理：按平台核定金额拨付", "Accepted: the platform's figures are what is paid"))
 
 
 @router.post("/admin/clearing-applications/{app_id}/pay")
 async def pay_application(request: Request, app_id: str) -> Response:
     """Pay through the agency's bank (a flow: the bank is called); cleared once the bank confirms, else said how it stands."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    back = _back_clearing(form)
-
-    async def call() -> tuple[Goto, tuple[str, str]]:
-        outcome = await clearing_payments.pay(p.context, app_id, actor=who.actor)
+    async def call(x: Post) -> tuple[Goto, tuple[str, str]]:
+        back = _back_clearing(x.form)
+        outcome = await clearing_payments.pay(x.p.context, app_id, actor=x.who.actor)
         if outcome.state == "cleared":
             return Goto(back), ("已拨付，银行已确认：已清算", "Paid and confirmed by the bank: cleared")
         if outcome.state == "failed":
             return Goto(back), (f"银行拒绝拨付（{outcome.error}），请核对收款账户后重试",
                                 f"The bank refused the payment ({outcome.error}): check the payee account and pay again")
         return Goto(back), ("拨付指令已发出，等待银行确认；稍后再点拨付查询", "The instruction is sent and awaits the bank's confirmation: pay again later to ask")
-    return await act_flow(request, who, form, call, back=back)
+    return await admin_flow(request, call, back=_back_clearing)
 
 
 @router.post("/admin/clearing/payees")
 async def set_payee(request: Request) -> Response:
     """Record (or change) the account an institution is paid into: the institution's code is a field of the form."""
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: clearing.set_payee(
-        conn, p.now(), institution_id=form.require("code", "机构编码", "the institution's code").strip(), account_no=form.require("account_no", "收款账号", "the account number"),
-        account_name=form.require("account_name", "收款户名", "the account name"), actor=who.actor),
-        back=_back_clearing(form), ok=("收款账户已保存", "The payee account is saved"), keep=("code", "account_no", "account_name"))
+    return await admin_action(request, lambda conn, x: clearing.set_payee(
+        conn, x.p.now(), institution_id=x.form.require("code", "机构编码", "the institution's code").strip(),
+        account_no=x.form.require("account_no", "收款账号", "the account number"),
+        account_name=x.form.require("account_name", "收款户名", "the account name"), actor=x.who.actor),
+        back=_back_clearing, ok=("收款账户已保存", "The payee account is saved"), keep=("code", "account_no", "account_name"))
 
 
 @router.post("/admin/interregion-clearing")
 async def confirm_interregion(request: Request) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: interregion.confirm(
-        conn, p.now(), region_a=form.require("region_a", "统筹区甲", "region A"), region_b=form.require("region_b", "统筹区乙", "region B"),
-        setlym=rules.parse_month(form.require("month", "清算年月", "the month"), field="month").setlym, actor=who.actor),
-        back=_back_clearing(form), ok=("异地清算已确认（轧差入账）", "The cross-region month is netted"))
+    return await admin_action(request, lambda conn, x: interregion.confirm(
+        conn, x.p.now(), region_a=x.form.require("region_a", "统筹区甲", "region A"), region_b=x.form.require("region_b", "统筹区乙", "region B"),
+        setlym=rules.parse_month(x.form.require("month", "清算年月", "the month"), field="month").setlym, actor=x.who.actor),
+        back=_back_clearing, ok=("异地清算已确认（轧差入账）", "The cross-region month is netted"))
 
 
 @router.post("/admin/interregion-clearing/{clearing_id}/rollback")
 async def roll_back_interregion(request: Request, clearing_id: str) -> Response:
-    who = await operator(request)
-    p = platform(request)
-    form = await forms.read(request, AREA, who.cookie)
-    return await act(request, who, form, lambda conn: interregion.rollback(conn, p.now(), clearing_id=clearing_id, actor=who.actor),
-                     back=_back_clearing(form), ok=("异地清算已回退", "The netting is rolled back"))
+    return await admin_action(request, lambda conn, x: interregion.rollback(conn, x.p.now(), clearing_id=clearing_id, actor=x.who.actor),
+                              back=_back_clearing, ok=("异地清算已回退", "The netting is rolled back"))

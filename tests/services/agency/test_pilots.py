@@ -8,17 +8,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from tests.support import catalogue as tcat
 from tests.support.api import LINES
 from tests.support.world import seed
-from yibao.domain.errors import Conflict, Forbidden, InputError
+from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.services.agency import institutions, pilots
 from yibao.services.agency.pilots import Document
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.payments import bills
 from yibao.store.tables import pilot_agreements as AG
+from yibao.store.tables import pilot_applications as AP
 
 PLAN = Document("plan", "实施方案.pdf", b"%PDF-1.4 plan")
 RISK = Document("risk_report", "风险评估报告.pdf", b"%PDF-1.4 risk")
@@ -141,3 +143,57 @@ def test_renewal_before_the_end_continues_the_term_and_a_new_approval_supersedes
     assert db.run(lambda c: pilots.in_force(c, pilots.today(clock()), region="440300")).id == out["agreement"]["id"]
     rows = db.run(lambda c: c.execute(AG.select().where(AG.c.institution_id == inst.id)).all())
     assert sorted(r.status for r in rows) == ["active", "active"]
+
+
+@pytest.mark.parametrize("applicant", ["institution", "region"])
+def test_one_open_application_per_applicant_is_held_by_the_database_too(db, keyring, clock, monkeypatch, applicant):
+    """A review finding: the service checked for an open application, but nothing kept a concurrent one from passing the
+    same check. Here the check misses once (as a concurrent application not yet committed is missed): the unique index
+    refuses the second row, the unit runs again and the check refuses it by name. Decided applications do not count."""
+    seed(db, keyring)
+    inst = new_hospital(db)
+    who = {"institution_id": inst.id, "region": None} if applicant == "institution" else {"institution_id": None, "region": "440300"}
+
+    def apply():
+        return db.run(lambda c: pilots.apply(c, clock(), applicant=applicant, modes=["mobile"], plan=PLAN, risk_report=RISK,
+                                             assessed_by="某评估公司", actor="op", **who))
+    first = apply()
+    db.run(lambda c: pilots.review(c, clock(), application_id=first["id"], approve=False, note="材料不全", actor="op2"))
+    second = apply()  # the first was decided: a new one may be open
+    checks = []
+    real = pilots._open_application
+
+    def racing(conn, *args):
+        checks.append(args)
+        return None if len(checks) == 1 else real(conn, *args)
+    monkeypatch.setattr(pilots, "_open_application", racing)
+    with pytest.raises(Conflict) as e:
+        apply()
+    assert e.value.code == "application_open" and second["id"] in e.value.message_zh and len(checks) == 2
+    assert db.run(lambda c: c.execute(select(AP.c.id).where(AP.c.status == "submitted")).scalars().all(), write=False) == [second["id"]]
+
+
+def test_a_regions_agreement_is_suspended_and_restored_like_an_institutions(db, keyring, clock):
+    """A review finding: a region's own agreement (with the province) could not be suspended."""
+    seed(db, keyring)
+    app = db.run(lambda c: pilots.apply(c, clock(), applicant="region", institution_id=None, region="440300", modes=["mobile", "face"],
+                                        plan=PLAN, risk_report=RISK, assessed_by="省评估中心", actor="op"))
+    ag = db.run(lambda c: pilots.review(c, clock(), application_id=app["id"], approve=True, note=None, actor="op2"))["agreement"]
+    with pytest.raises(NotFound) as e:
+        db.run(lambda c: pilots.suspend(c, clock(), region="370200", reason="核查", actor="op"))
+    assert (e.value.field, e.value.code) == ("region", "no_pilot_agreement")
+    with pytest.raises(InputError):  # a suspension says why
+        db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason=" ", actor="op"))
+    with pytest.raises(InputError):  # one holder, never both or neither
+        db.run(lambda c: pilots.suspend(c, clock(), reason="核查", actor="op"))
+
+    out = db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason="省级核查", actor="op"))
+    assert (out["id"], out["status"], out["state"], out["status_reason"]) == (ag["id"], "suspended", "suspended", "省级核查")
+    assert db.run(lambda c: pilots.in_force_all(c, pilots.today(clock()))[1]["440300"].status, write=False) == "suspended"
+    with pytest.raises(Conflict) as e:
+        db.run(lambda c: pilots.suspend(c, clock(), region="440300", reason="again", actor="op"))
+    assert e.value.code == "agreement_already_suspended"
+    out = db.run(lambda c: pilots.restore(c, clock(), region="440300", actor="op"))
+    assert (out["status"], out["state"], out["status_reason"]) == ("active", "active", None)
+    with pytest.raises(Conflict):
+        db.run(lambda c: pilots.restore(c, clock(), region="440300", actor="op"))

@@ -4,7 +4,6 @@ watch the ledger and the audit log. Authentication: `Authorization: Bearer <oper
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -14,7 +13,17 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.schemas import CardIn, FaceEnrolIn, PaymentInstitutionIn, PilotApplicationIn, ProductionIn, Strict, SuspensionIn, Yuan
+from yibao.api.schemas import (
+    CardIn,
+    FaceEnrolIn,
+    IsoDate,
+    PaymentInstitutionIn,
+    PilotApplicationIn,
+    ProductionIn,
+    Strict,
+    SuspensionIn,
+    Yuan,
+)
 from yibao.domain import benefits as benefit_rules
 from yibao.domain.clearing import parse_month
 from yibao.domain.errors import InputError
@@ -67,8 +76,8 @@ class CreditIn(Strict):
 class FilingIn(Strict):
     treatment_region: str = Field(min_length=1, max_length=6)
     filing_type: Literal["long_term", "temporary"]
-    valid_from: date
-    valid_to: date | None = None
+    valid_from: IsoDate
+    valid_to: IsoDate | None = None
 
 
 def _inst_view(i: institutions.Institution) -> dict[str, Any]:
@@ -390,7 +399,7 @@ async def get_liability(liability_id: str = Path(min_length=1, max_length=32), c
 # ---- reconciliation with the payment institutions (docs/reconciliation.md) ------------------------------------------
 
 class ReconcileIn(Strict):
-    day: date = Field(description="the Beijing day of the institution's statement")
+    day: IsoDate = Field(description="the Beijing day of the institution's statement")
     payment_institution_id: str = Field(min_length=1, max_length=40)
 
 
@@ -409,33 +418,21 @@ async def reconcile(body: ReconcileIn, request: Request, key: str = IdempotencyK
     return await idempotent_flow(p, request, caller, key, call)
 
 
-def _day(text: str | None) -> date | None:
-    """A query's day, parsed here: pydantic's lax date takes "2.2e-16" as a Unix time, which no operator means."""
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InputError("day", "invalid_date", "日期格式应为 yyyy-MM-dd", "must be a date yyyy-MM-dd") from None
-
-
-DayQuery = Query(None, alias="day", min_length=10, max_length=10, pattern=r"^\d{4}-\d{2}-\d{2}$", description="a Beijing day, yyyy-MM-dd")
+DayQuery = Query(None, description="a Beijing day, yyyy-MM-dd")
 
 
 @router.get("/reconciliation/runs", summary="对账批次 Reconciliation runs, by day and payment institution")
-async def reconciliation_runs(day_text: str | None = DayQuery, payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
+async def reconciliation_runs(day: IsoDate | None = DayQuery, payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    day = _day(day_text)
     return {"items": await p.run(lambda c: recon_runs.list_runs(c, day=day, pi_id=payment_institution_id), write=False)}
 
 
 @router.get("/reconciliation/differences", summary="对账差异 Differences, by day, payment institution and status; each with the "
                                                   "resolutions it allows")
-async def reconciliation_differences(day_text: str | None = DayQuery,
+async def reconciliation_differences(day: IsoDate | None = DayQuery,
                                      payment_institution_id: str | None = Query(None, min_length=1, max_length=40),
                                      status: Literal["open", "resolved", "cleared"] | None = Query(None),
                                      caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    day = _day(day_text)
     return {"items": await p.run(lambda c: recon_runs.list_differences(c, day=day, pi_id=payment_institution_id, status=status),
                                  write=False)}
 
@@ -512,6 +509,21 @@ async def restore_pilot(request: Request, code: str = Path(min_length=1, max_len
                         caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
     now = p.now()
     return await idempotent(p, request, caller, key, lambda c: (200, pilots.restore(c, now, institution_id=code, actor=caller.actor)))
+
+
+@router.post("/regions/{region}/pilot-suspension", summary="暂停统筹区试点 Suspend a region's own pilot agreement (with the province)")
+async def suspend_region_pilot(body: SuspensionIn, request: Request, region: str = Path(min_length=6, max_length=6), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.suspend(c, now, region=region, reason=body.reason,
+                                                                                    actor=caller.actor)))
+
+
+@router.post("/regions/{region}/pilot-restoration", summary="恢复统筹区试点 Restore a region's suspended pilot agreement")
+async def restore_region_pilot(request: Request, region: str = Path(min_length=6, max_length=6), key: str = IdempotencyKey,
+                               caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (200, pilots.restore(c, now, region=region, actor=caller.actor)))
 
 
 @router.get("/pilot-documents/{document_id}", summary="试点申请材料 An application's plan or risk report, as uploaded",

@@ -7,7 +7,6 @@ own visits and settlements.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -21,6 +20,8 @@ from yibao.api.schemas import (
     FaceAuthorizationIn,
     FeeLineIn,
     FeeLinesIn,
+    IsoDate,
+    IsoDateTime,
     PilotApplicationIn,
     PresettleIn,
     ReversalIn,
@@ -28,7 +29,7 @@ from yibao.api.schemas import (
     Strict,
     VisitIn,
 )
-from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.errors import YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats import his_statement as stmt_fmt
 from yibao.formats.bill_json import CHINA
@@ -188,23 +189,12 @@ async def get_item_mappings(medins_list_codg: str | None = Query(None, min_lengt
 
 @router.get("/catalogue", summary="医保目录查询 The region's catalogue in force today, a page at a time (1312)")
 async def get_catalogue(hilist_code: str | None = Query(None, min_length=1, max_length=30),
-                        updated_since_text: str | None = Query(None, alias="updated_since", min_length=10, max_length=40,
-                                                               pattern=r"^\d{4}-\d{2}-\d{2}",
-                                                               description="only entries whose content changed after this time (ISO 8601)"),
+                        updated_since: IsoDateTime | None = Query(None, description="only entries whose content changed after this time "
+                                                                 "(ISO 8601; without an offset, Beijing time)"),
                         page_num: int = Query(1, ge=1, le=100_000), page_size: int = Query(100, ge=1, le=1000),
                         caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     """National field names; `pric_uplmt_amt` in yuan, `selfpay_prop` a ratio ("0.1000"; null: the region's default applies),
     `fund_prop` (stored, not yet used by the settlement), the limited-use rules (`lmt_*`, `hosp_appr_flag`, `rx_flag`)."""
-    # Parsed here, not by pydantic: its lax datetime takes "2237388422223" as a Unix time, which no HIS means.
-    try:
-        updated_since = datetime.fromisoformat(updated_since_text) if updated_since_text is not None else None
-    except ValueError:
-        raise InputError("updated_since", "invalid_time", "时间应为 ISO 8601 格式（如 2026-11-01T08:00:00+08:00）",
-                         "must be an ISO 8601 time such as 2026-11-01T08:00:00+08:00") from None
-    if updated_since is not None and updated_since.tzinfo is None:
-        updated_since = updated_since.replace(tzinfo=CHINA)  # a time without an offset is Beijing time, as in the national interface
-    if updated_since is not None and not 1900 <= updated_since.year <= 2100:  # the year 1 cannot even be turned to UTC
-        raise InputError("updated_since", "invalid_time", "时间应在1900–2100年之间", "must be a time in 1900–2100")
     day = p.now().astimezone(CHINA).date()
     return await p.run(lambda c: catalogue_versions.query(c, region=caller.institution.region, day=day, hilist_code=hilist_code,
                                                           updated_since=updated_since, page_num=page_num, page_size=page_size), write=False)
@@ -547,8 +537,8 @@ class ClearingApplicationIn(Strict):
     fund_appy_sum: str = Field(max_length=20, description="基金申报总额 (yuan)")
     cash_payamt: str = Field(max_length=20, description="现金支付金额 (yuan)")
     acct_pay: str = Field(max_length=20, description="个人账户支出 (yuan)")
-    begndate: date
-    enddate: date
+    begndate: IsoDate
+    enddate: IsoDate
 
 
 @router.post("/clearing-applications", status_code=201,

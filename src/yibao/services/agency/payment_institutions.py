@@ -21,6 +21,7 @@ from yibao.domain.names import check_name
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
+from yibao.store.rows import one_or
 from yibao.store.tables import audit_log as L
 from yibao.store.tables import payment_institutions as PI
 
@@ -49,8 +50,7 @@ def view(pi: PaymentInstitution) -> dict[str, Any]:
 
 
 def get(conn: Connection, pi_id: str, *, lock: bool = False) -> PaymentInstitution | None:
-    q = select(PI).where(PI.c.id == pi_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
+    r = one_or(conn, PI, PI.c.id == pi_id, lock=lock)
     return _row(r) if r else None
 
 

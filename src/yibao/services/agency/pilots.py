@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from yibao.domain import files as file_rules
 from yibao.domain import pilot as rules
@@ -29,6 +30,8 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import institutions
 from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
+from yibao.store.db import Retry
+from yibao.store.rows import one_or
 from yibao.store.sql import Sql, as_date
 from yibao.store.tables import pilot_agreements as AG
 from yibao.store.tables import pilot_applications as AP
@@ -117,6 +120,13 @@ def _check_document(doc: Document, field: str) -> None:
                          f"the file is larger than {file_rules.MAX_BYTES // (1024 * 1024)} MB")
 
 
+def _open_application(conn: Connection, applicant: str, institution_id: str | None, region: str) -> str | None:
+    """The applicant's submitted application still under review, if any (ux_pilot_applications_open_* hold it to one)."""
+    q = select(AP.c.id).where(AP.c.status == "submitted", AP.c.applicant == applicant)
+    q = q.where(AP.c.institution_id == institution_id) if applicant == "institution" else q.where(AP.c.region == region)
+    return conn.execute(q).scalar()
+
+
 def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: str | None, region: str | None, modes: object,
           plan: Document, risk_report: Document, assessed_by: str, actor: str) -> dict[str, Any]:
     """An application, its two documents kept with it. One open (submitted) application per applicant at a time."""
@@ -138,14 +148,15 @@ def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: st
         raise InputError("assessed_by", "required", "请填写风险评估的实施方（1–100 个字符）", "say who made the risk assessment (1–100 characters)")
     for doc, field in ((plan, "plan"), (risk_report, "risk_report")):
         _check_document(doc, field)
-    q = select(AP.c.id).where(AP.c.status == "submitted", AP.c.applicant == applicant)
-    q = q.where(AP.c.institution_id == institution_id) if applicant == "institution" else q.where(AP.c.region == region)
-    open_one = conn.execute(q).scalar()
+    open_one = _open_application(conn, applicant, institution_id, region)
     if open_one is not None:
         raise Conflict("applicant", "application_open", f"已有待审核的申请 {open_one}", f"application {open_one} is still under review")
     app_id = _new_id("PAP")
-    conn.execute(AP.insert().values(id=app_id, applicant=applicant, institution_id=institution_id, region=region, modes=",".join(parsed),
-                                    assessed_by=assessed_by.strip(), status="submitted", submitted_by=actor[:60], created_at=now))
+    try:
+        conn.execute(AP.insert().values(id=app_id, applicant=applicant, institution_id=institution_id, region=region, modes=",".join(parsed),
+                                        assessed_by=assessed_by.strip(), status="submitted", submitted_by=actor[:60], created_at=now))
+    except IntegrityError:  # a concurrent application of the same applicant won (ux_pilot_applications_open_*): run again, refused above
+        raise Retry() from None
     for doc in (plan, risk_report):
         conn.execute(D.insert().values(id=_new_id("PD"), application_id=app_id, kind=doc.kind, filename=doc.filename, content=doc.content,
                                        size=len(doc.content), sha256=hashlib.sha256(doc.content).hexdigest(), created_at=now))
@@ -156,11 +167,8 @@ def apply(conn: Connection, now: datetime, *, applicant: str, institution_id: st
 
 
 def _application_row(conn: Connection, app_id: str, *, lock: bool = False) -> Any:
-    q = select(AP).where(AP.c.id == app_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("application_id", "not_found", "试点申请不存在", "no such pilot application")
-    return r
+    return one_or(conn, AP, AP.c.id == app_id, lock=lock,
+                  missing=NotFound("application_id", "not_found", "试点申请不存在", "no such pilot application"))
 
 
 def _application_view(r: Any, docs: list[Any]) -> dict[str, Any]:
@@ -229,11 +237,8 @@ def review(conn: Connection, now: datetime, *, application_id: str, approve: boo
 # ---- agreements --------------------------------------------------------------------------------
 
 def _agreement_row(conn: Connection, agreement_id: str, *, lock: bool = False) -> Any:
-    q = select(AG).where(AG.c.id == agreement_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("agreement_id", "not_found", "试点协议不存在", "no such pilot agreement")
-    return r
+    return one_or(conn, AG, AG.c.id == agreement_id, lock=lock,
+                  missing=NotFound("agreement_id", "not_found", "试点协议不存在", "no such pilot agreement"))
 
 
 def _agreement_view(r: Any, day: date) -> dict[str, Any]:
@@ -286,34 +291,43 @@ def renew(conn: Connection, now: datetime, *, agreement_id: str, actor: str) -> 
     return agreement(conn, new_id, day)
 
 
-def _set_institution_status(conn: Connection, now: datetime, *, institution_id: str, to: str, reason: str | None, actor: str) -> dict[str, Any]:
+def _set_status(conn: Connection, now: datetime, *, institution_id: str | None, region: str | None, to: str, reason: str | None,
+                actor: str) -> dict[str, Any]:
+    """Suspend or restore a holder's pilot: an institution's, or a region's own (``region`` with no institution)."""
+    if (institution_id is None) == (region is None):
+        raise InputError("institution_id", "required", "应指定机构或统筹区之一", "name either an institution or a region")
     day = today(now)
-    current = in_force(conn, day, institution_id=institution_id)
+    field = "institution_id" if institution_id is not None else "region"
+    current = in_force(conn, day, institution_id=institution_id, region=region)
     if current is None:
-        raise NotFound("institution_id", "no_pilot_agreement", "该机构没有试点协议", "the institution has no pilot agreement")
+        raise NotFound(field, "no_pilot_agreement", "该机构没有试点协议" if institution_id is not None else "该统筹区没有试点协议",
+                       "the institution has no pilot agreement" if institution_id is not None else "the region has no pilot agreement")
     frm = "active" if to == "suspended" else "suspended"
     if current.status != frm:
-        raise Conflict("institution_id", f"agreement_already_{current.status}", f"试点协议 {current.id} 当前为 {current.status}",
+        raise Conflict(field, f"agreement_already_{current.status}", f"试点协议 {current.id} 当前为 {current.status}",
                        f"pilot agreement {current.id} is {current.status}")
     if to == "suspended" and not (reason or "").strip():
         raise InputError("reason", "required", "暂停须说明原因", "a suspension must say why")
     # The one in force (even past its end: suspended, a renewal must not bring it back unnoticed) and the renewal waiting
-    # to begin: a suspension is of the institution's pilot, not of one paper.
-    conn.execute(update(AG).where(AG.c.institution_id == institution_id, AG.c.status == frm,
-                                  (AG.c.id == current.id) | (AG.c.starts_on > day))
+    # to begin: a suspension is of the holder's pilot, not of one paper.
+    holder = _holder("institution" if institution_id is not None else "region", institution_id, region or "")
+    conn.execute(update(AG).where(holder, AG.c.status == frm, (AG.c.id == current.id) | (AG.c.starts_on > day))
                  .values(status=to, status_reason=(reason or "").strip()[:300] or None, updated_at=now))
-    inst = institutions.get(conn, institution_id)
+    inst = institutions.get(conn, institution_id) if institution_id is not None else None
     audit.append(conn, region=inst.region if inst else current.region, actor=actor, action="pilot.suspend" if to == "suspended" else "pilot.restore",
-                 subject=current.id, detail={"institution": institution_id, "reason": reason}, now=now)
+                 subject=current.id, detail={"institution": institution_id, "reason": reason} if region is None else {"region": region, "reason": reason},
+                 now=now)
     return agreement(conn, current.id, day)
 
 
-def suspend(conn: Connection, now: datetime, *, institution_id: str, reason: str, actor: str) -> dict[str, Any]:
-    return _set_institution_status(conn, now, institution_id=institution_id, to="suspended", reason=reason, actor=actor)
+def suspend(conn: Connection, now: datetime, *, institution_id: str | None = None, region: str | None = None, reason: str,
+            actor: str) -> dict[str, Any]:
+    """Suspend an institution's pilot, or a region's own (its agreement with the province)."""
+    return _set_status(conn, now, institution_id=institution_id, region=region, to="suspended", reason=reason, actor=actor)
 
 
-def restore(conn: Connection, now: datetime, *, institution_id: str, actor: str) -> dict[str, Any]:
-    return _set_institution_status(conn, now, institution_id=institution_id, to="active", reason=None, actor=actor)
+def restore(conn: Connection, now: datetime, *, institution_id: str | None = None, region: str | None = None, actor: str) -> dict[str, Any]:
+    return _set_status(conn, now, institution_id=institution_id, region=region, to="active", reason=None, actor=actor)
 
 
 def overview(conn: Connection, now: datetime, region: str | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from yibao.services.agency.policies import policies_for, policy_for
 from yibao.services.books import accumulators
 from yibao.services.catalogue import decisions, mappings, versions
 from yibao.services.people import persons as people
+from yibao.store.rows import one_or
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
 from yibao.store.tables import filings as FL
@@ -107,11 +108,8 @@ def open_visit_for(conn: Connection, now: datetime, *, institution: Institution,
 
 
 def get(conn: Connection, institution_id: str, visit_id: str, *, lock: bool = False) -> Visit:
-    q = select(V).where(V.c.id == visit_id, V.c.institution_id == institution_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("visit_id", "not_found", "就诊记录不存在", "visit not found")
-    return _row(r)
+    return _row(one_or(conn, V, V.c.id == visit_id, V.c.institution_id == institution_id, lock=lock,
+                       missing=NotFound("visit_id", "not_found", "就诊记录不存在", "visit not found")))
 
 
 def discharge(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:

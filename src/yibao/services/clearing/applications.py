@@ -27,6 +27,7 @@ from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit
 from yibao.services.clearing.figures import figures
+from yibao.store.rows import one_or
 from yibao.store.tables import clearing_applications as A
 from yibao.store.tables import clearing_payees as P
 from yibao.store.tables import clearing_payments as PAY
@@ -75,10 +76,7 @@ def _row(conn: Connection, app_id: str, *, institution_id: str | None = None, lo
     q = select(A).where(A.c.id == app_id)
     if institution_id is not None:
         q = q.where(A.c.institution_id == institution_id)
-    row = conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
-        raise NotFound("clr_appy_evt_id", "not_found", "清算申请不存在", "clearing application not found")
-    return row
+    return one_or(conn, q, lock=lock, missing=NotFound("clr_appy_evt_id", "not_found", "清算申请不存在", "clearing application not found"))
 
 
 def withdraw(conn: Connection, now: datetime, *, institution: Institution, app_id: str, actor: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit, ledger
 from yibao.services.people import bindings, families
 from yibao.services.people import persons as people
+from yibao.store.rows import one_or
 from yibao.store.tables import credit_bills as CB
 from yibao.store.tables import credit_enrolments as CE
 from yibao.store.tables import credit_reservations as RS
@@ -74,11 +75,8 @@ def new_no(prefix: str) -> str:
 
 
 def enrolment_row(conn: Connection, enrolment_id: str, *, lock: bool = False) -> Any:
-    q = select(CE).where(CE.c.id == enrolment_id)
-    row = conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
-        raise NotFound("enrolment", "not_found", "信用支付签约不存在", "credit enrolment not found")
-    return row
+    return one_or(conn, CE, CE.c.id == enrolment_id, lock=lock,
+                  missing=NotFound("enrolment", "not_found", "信用支付签约不存在", "credit enrolment not found"))
 
 
 def holder_enrolment(conn: Connection, holder_id: str, pi_id: str | None = None, *, lock: bool = False) -> Any:
@@ -86,11 +84,8 @@ def holder_enrolment(conn: Connection, holder_id: str, pi_id: str | None = None,
     q = select(CE).where(CE.c.person_id == holder_id, CE.c.status.in_(("active", "suspended")))
     if pi_id is not None:
         q = q.where(CE.c.payment_institution_id == pi_id)
-    q = q.order_by(CE.c.created_at.desc(), CE.c.id).limit(1)
-    row = conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
-        raise Conflict("credit", "credit_not_enrolled", "尚未开通信用支付", "credit payment is not enrolled")
-    return row
+    return one_or(conn, q.order_by(CE.c.created_at.desc(), CE.c.id).limit(1), lock=lock,
+                  missing=Conflict("credit", "credit_not_enrolled", "尚未开通信用支付", "credit payment is not enrolled"))
 
 
 def bill_rows(conn: Connection, enrolment_id: str) -> list[Any]:

@@ -21,6 +21,7 @@ from yibao.services import Context
 from yibao.services.books import audit, ledger
 from yibao.services.credit import lines
 from yibao.services.people import families
+from yibao.store.rows import one_or
 from yibao.store.tables import credit_bills as CB
 from yibao.store.tables import credit_repayments as CR
 
@@ -46,11 +47,7 @@ def require_repayment_party(conn: Connection, repayment_id: str, person_id: str)
 
 
 def bill_row(conn: Connection, bill_no: str, *, lock: bool = False) -> Any:
-    q = select(CB).where(CB.c.bill_no == bill_no)
-    row = conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
-        raise NotFound("bill_no", "not_found", "账单不存在", "bill not found")
-    return row
+    return one_or(conn, CB, CB.c.bill_no == bill_no, lock=lock, missing=NotFound("bill_no", "not_found", "账单不存在", "bill not found"))
 
 
 def pending_sum(conn: Connection, bill_no: str) -> int:

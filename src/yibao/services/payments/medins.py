@@ -57,6 +57,7 @@ from yibao.services.payments import callbacks as his_callbacks
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
 from yibao.services.people import persons as people
+from yibao.store.rows import one_or
 from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import med_ins_auths as A
 from yibao.store.tables import settlements as S
@@ -174,8 +175,7 @@ def bind(conn: Connection, now: datetime, *, pay_auth_no: str, order: Order, fie
 
 
 def _of_order(conn: Connection, order_id: str, *, lock: bool = False) -> Auth | None:
-    q = select(A).where(A.c.order_id == order_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
+    r = one_or(conn, A, A.c.order_id == order_id, lock=lock)
     return _auth(r) if r else None
 
 

@@ -54,6 +54,7 @@ from yibao.services.payments import cash as cash_leg
 from yibao.services.payments import medins
 from yibao.services.payments import orders as payments
 from yibao.services.payments.orders import Order
+from yibao.store.rows import one_or
 from yibao.store.tables import payment_refunds as R
 
 log = logging.getLogger("yibao.payments")
@@ -103,11 +104,7 @@ def _refund(r: Any) -> Refund:
 
 
 def get(conn: Connection, refund_id: str, *, lock: bool = False) -> Refund:
-    q = select(R).where(R.c.id == refund_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("refund_id", "not_found", "退款记录不存在", "refund not found")
-    return _refund(r)
+    return _refund(one_or(conn, R, R.c.id == refund_id, lock=lock, missing=NotFound("refund_id", "not_found", "退款记录不存在", "refund not found")))
 
 
 def for_order(conn: Connection, order_id: str) -> list[Refund]:

@@ -24,6 +24,7 @@ from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.policies import policy_for
 from yibao.services.books import audit, contributions, ledger
 from yibao.services.people import persons
+from yibao.store.rows import one_or
 from yibao.store.tables import account_credits as C
 from yibao.store.tables import ledger_accounts as A
 
@@ -62,11 +63,7 @@ def _credit(r: Any) -> Credit:
 
 
 def get(conn: Connection, credit_id: str, *, lock: bool = False) -> Credit:
-    q = select(C).where(C.c.id == credit_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("credit_id", "not_found", "划入申请不存在", "no such account credit")
-    return _credit(r)
+    return _credit(one_or(conn, C, C.c.id == credit_id, lock=lock, missing=NotFound("credit_id", "not_found", "划入申请不存在", "no such account credit")))
 
 
 def listing(conn: Connection, *, status: str | None = None, region: str | None = None, limit: int = 100) -> list[Credit]:

@@ -27,6 +27,7 @@ from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.formats.timefmt import iso_utc
 from yibao.services.books import audit
 from yibao.services.people import persons as people
+from yibao.store.rows import one_or
 from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import card_events as E
 from yibao.store.tables import cards as C
@@ -284,8 +285,7 @@ def read_photo(conn: Connection, keyring: Keyring, now: datetime, *, card_id: st
 
 
 def active_ecard(conn: Connection, person_id: str, *, lock: bool = False) -> Card | None:
-    q = select(C).where(C.c.person_id == person_id, C.c.kind == "ecard", C.c.status == "active")
-    r = conn.execute(q.with_for_update() if lock else q).first()
+    r = one_or(conn, C, C.c.person_id == person_id, C.c.kind == "ecard", C.c.status == "active", lock=lock)
     return _card(r) if r else None
 
 

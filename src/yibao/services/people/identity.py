@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
@@ -23,15 +23,12 @@ from yibao.domain.names import check_name
 from yibao.formats.timefmt import iso_utc
 from yibao.services import Context
 from yibao.services.books import audit
+from yibao.store.rows import one_or
 from yibao.store.tables import persons as P
 
 
 def _person(conn: Connection, person_id: str, *, lock: bool = False) -> Any:
-    q = select(P).where(P.c.id == person_id)
-    row = conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
-        raise NotFound("psn_no", "not_found", "参保人不存在", "insured person not found")
-    return row
+    return one_or(conn, P, P.c.id == person_id, lock=lock, missing=NotFound("psn_no", "not_found", "参保人不存在", "insured person not found"))
 
 
 def status(conn: Connection, person_id: str) -> dict[str, Any]:

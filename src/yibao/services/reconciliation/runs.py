@@ -32,6 +32,7 @@ from yibao.services import Context
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
 from yibao.services.books.volumes import local_day
+from yibao.store.rows import one_or
 from yibao.store.sql import as_date, as_datetime
 from yibao.store.tables import channel_configs as CFG
 from yibao.store.tables import payment_orders as O
@@ -454,11 +455,8 @@ def list_differences(conn: Connection, *, day: date | None = None, pi_id: str | 
 
 
 def get_difference(conn: Connection, difference_id: str, *, lock: bool = False) -> Any:
-    q = select(D).where(D.c.id == difference_id)
-    r = conn.execute(q.with_for_update() if lock else q).first()
-    if r is None:
-        raise NotFound("difference_id", "not_found", "对账差异不存在", "no such reconciliation difference")
-    return r
+    return one_or(conn, D, D.c.id == difference_id, lock=lock,
+                  missing=NotFound("difference_id", "not_found", "对账差异不存在", "no such reconciliation difference"))
 
 
 def refresh_run(conn: Connection, run_id: str) -> None:
