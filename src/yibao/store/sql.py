@@ -61,6 +61,22 @@ class Sql:
         return Rows(cursor)
 
 
+LIST_CHUNK = 200  # the most values one IN list takes (the caller splits longer ones)
+
+
+@lru_cache(maxsize=512)
+def with_list(template: str, n: int) -> Sql:
+    """``template`` with ``{list}`` made ``:l0, …, :l{n-1}``: an IN list of ``n`` values, each length prepared once
+    (bind them with `list_params`)."""
+    return Sql(template.replace("{list}", ", ".join(f":l{i}" for i in range(n))))
+
+
+def list_params(values: list[Any], **params: Any) -> dict[str, Any]:
+    """The parameters of a `with_list` statement: the list's values, and the others by name."""
+    params.update((f"l{i}", v) for i, v in enumerate(values))
+    return params
+
+
 @lru_cache(maxsize=256)
 def _row_type(names: tuple[str, ...]) -> type:
     return namedtuple("Row", names, rename=True)  # type: ignore[misc]

@@ -74,6 +74,17 @@ def open_visit(conn: Connection, now: datetime, *, institution: Institution, per
     return open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind, visit_date=visit_date).visit
 
 
+# A payment opens a visit and uploads its lines in its first unit: prepared SQL (store/sql.py), not Core.
+_INSERT_VISIT = Sql("""INSERT INTO visits (id, region, insured_region, person_id, institution_id, kind, status, visit_date, admission_number,
+                       admitted_at, filing, updated_at, created_at)
+                       VALUES (:id, :region, :insured_region, :person_id, :institution_id, :kind, :status, :visit_date, :admission_number,
+                       :admitted_at, :filing, :now, :now)""")
+_LINE_COLUMNS = ("region", "visit_id", "feedetl_sn", "code", "name", "line_class", "unit_price", "quantity", "price_cap", "self_pay_ratio",
+                 "prescription", "prescriber", "status", "med_list_codg", "medins_list_codg", "chrgitm_lv", "catalogue_version",
+                 "lmt_used_flag", "hosp_appr_flag", "memo", "fee_ocur_time", "created_at")
+_INSERT_LINES = Sql(f"INSERT INTO fee_lines ({', '.join(_LINE_COLUMNS)}) VALUES ({', '.join(':' + c for c in _LINE_COLUMNS)})")
+
+
 def open_visit_for(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
                    visit_date: date | None = None) -> Opened:
     """`open_visit`, answering the patient too (a payment uploads the lines next: `upload_lines(opened=…)`)."""
@@ -99,10 +110,9 @@ def open_visit_for(conn: Connection, now: datetime, *, institution: Institution,
         admission_number = accumulators.count_admission(conn, person.region, person_id, day.year)
         status, admitted_at = "admitted", now
     visit_id = f"{day:%Y%m%d}{secrets.token_hex(6).upper()}"
-    conn.execute(V.insert().values(id=visit_id, region=institution.region, insured_region=person.region, person_id=person_id,
-                                   institution_id=institution.id, kind=kind, status=status, visit_date=day,
-                                   admission_number=admission_number, admitted_at=admitted_at, filing=filing, updated_at=now,
-                                   created_at=now))
+    _INSERT_VISIT(conn, dict(id=visit_id, region=institution.region, insured_region=person.region, person_id=person_id,
+                             institution_id=institution.id, kind=kind, status=status, visit_date=day, admission_number=admission_number,
+                             admitted_at=admitted_at, filing=filing, now=now))
     return Opened(Visit(visit_id, institution.region, person.region, person_id, institution.id, kind, status, day, admission_number,
                         filing, admitted_at, None), person)
 
@@ -269,7 +279,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
         if total + sum(_line_total(r["unit_price"], r["quantity"]) for r in rows) > MAX_FEN:
             raise InputError("lines", "visit_total_too_large", f"就诊费用合计超出上限¥{format_yuan(MAX_FEN)}",
                              f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
-        conn.execute(L.insert(), rows)
+        _INSERT_LINES(conn, rows)
     return [] if opened is not None else list_lines(conn, institution.id, visit_id)
 
 

@@ -13,7 +13,7 @@ from yibao.domain.errors import InputError
 from yibao.services.agency.institutions import Institution
 from yibao.services.catalogue import versions
 from yibao.services.catalogue.views import mapping_view
-from yibao.store.sql import Sql
+from yibao.store.sql import LIST_CHUNK, Sql, list_params, with_list
 from yibao.store.tables import item_mappings as M
 
 
@@ -73,12 +73,19 @@ def resolve(conn: Connection, institution_id: str, medins_list_codg: str) -> tup
     return (r.hilist_code, r.medins_list_name) if r else None
 
 
+_RESOLVE_MANY = """SELECT medins_list_codg, hilist_code, medins_list_name FROM item_mappings
+                   WHERE institution_id = :institution_id AND medins_list_codg IN ({list})"""
+
+
 def resolve_many(conn: Connection, institution_id: str, codes: set[str]) -> dict[str, tuple[str, str]]:
     """`resolve` for every code of an upload in one statement (a visit's lines in one round trip, not one each);
     a code with no mapping is absent."""
     if len(codes) <= 1:
         found = {code: resolve(conn, institution_id, code) for code in codes}
         return {code: hit for code, hit in found.items() if hit is not None}
-    rows = conn.execute(select(M.c.medins_list_codg, M.c.hilist_code, M.c.medins_list_name)
-                        .where(M.c.institution_id == institution_id, M.c.medins_list_codg.in_(sorted(codes)))).all()
-    return {r.medins_list_codg: (r.hilist_code, r.medins_list_name) for r in rows}
+    ordered, out = sorted(codes), {}
+    for i in range(0, len(ordered), LIST_CHUNK):
+        chunk = ordered[i:i + LIST_CHUNK]
+        for r in with_list(_RESOLVE_MANY, len(chunk))(conn, list_params(chunk, institution_id=institution_id)):
+            out[r.medins_list_codg] = (r.hilist_code, r.medins_list_name)
+    return out

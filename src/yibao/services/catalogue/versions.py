@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -16,7 +15,7 @@ from yibao.domain.errors import Conflict, InputError
 from yibao.formats.catalogue_csv import CatalogueFile
 from yibao.services.agency.policies import require_known_region
 from yibao.services.catalogue.views import entry_view
-from yibao.store.sql import Sql, as_date
+from yibao.store.sql import LIST_CHUNK, Sql, as_date, list_params, with_list
 from yibao.store.tables import catalogue_entries as E
 from yibao.store.tables import catalogue_versions as CV
 
@@ -154,10 +153,7 @@ def entry_on(conn: Connection, region: str, hilist_code: str, day: date) -> Foun
     return Found(None, version, _later(conn, region, hilist_code, day))
 
 
-@lru_cache(maxsize=64)
-def _entries_sql(n: int) -> Sql:
-    codes = ", ".join(f":c{i}" for i in range(n))
-    return Sql(f"SELECT {', '.join(_ENTRY_FIELDS)} FROM catalogue_entries WHERE version_id = :version_id AND hilist_code IN ({codes})")
+_ENTRIES = f"SELECT {', '.join(_ENTRY_FIELDS)} FROM catalogue_entries WHERE version_id = :version_id AND hilist_code IN ({{list}})"
 
 
 class Upload:
@@ -184,11 +180,9 @@ class Upload:
 
     def _read(self, version_id: int) -> dict[str, Entry]:
         out: dict[str, Entry] = {}
-        for i in range(0, len(self._codes), 200):  # a bounded statement, cached per size
-            chunk = self._codes[i:i + 200]
-            params: dict[str, Any] = {f"c{j}": c for j, c in enumerate(chunk)}
-            params["version_id"] = version_id
-            out.update((r.hilist_code, _entry(r)) for r in _entries_sql(len(chunk))(self._conn, params))
+        for i in range(0, len(self._codes), LIST_CHUNK):
+            chunk = self._codes[i:i + LIST_CHUNK]
+            out.update((r.hilist_code, _entry(r)) for r in with_list(_ENTRIES, len(chunk))(self._conn, list_params(chunk, version_id=version_id)))
         return out
 
 
