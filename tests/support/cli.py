@@ -2,7 +2,8 @@
 stdout and stderr — with the traceback on stderr when the command raised, as a process prints it — under the given
 environment, working directory and the umask `yibao.cli.main` sets. A `yibao` process costs 0.3–1 s of start-up on a
 loaded 2-core machine, this a few milliseconds; the entry point itself stays tested by the tests that keep a real
-process (tests/cli/test_quote_cli.py, test_serve_cli.py, test_sandbox_cli.py, one per job command)."""
+process (tests/cli/test_quote_cli.py, test_serve_cli.py, test_sandbox_cli.py, a refusal of each job command, `yibao
+reconcile` in tests/services/reconciliation)."""
 
 from __future__ import annotations
 
