@@ -6,21 +6,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from yibao.domain.errors import YibaoError
-from yibao.domain.money import format_yuan
-from yibao.domain.settlement import Settlement
-from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
-from yibao.formats.national import settlement_document
-from yibao.policies.loader import load_policy_file, unreadable
-from yibao.services import Context
-from yibao.services.care.quote import quote
-from yibao.services.payments import recovery
+
+if TYPE_CHECKING:
+    from yibao.domain.settlement import Settlement
+
+# Everything else is imported by the command that needs it: `yibao --help`, a refusal or a quote starts without the
+# database layer, the services and the sandboxes (~1 s of imports a process otherwise).
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="yibao 医保便捷支付平台 — medical-insurance convenient payment.")
 policy_app = typer.Typer(no_args_is_help=True, help="策略文件 Policy files.")
@@ -64,6 +62,8 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")  # a byte-order mark is harmless
     except OSError as exc:
+        from yibao.policies.loader import unreadable
+
         zh, en = unreadable(path, exc)
         _say_error(f"{path}: {zh} / {en}")
     except UnicodeDecodeError:
@@ -72,6 +72,8 @@ def _read(path: Path) -> str:
 
 
 def render(s: Settlement, console: Console) -> None:
+    from yibao.domain.money import format_yuan
+
     y = format_yuan
     lines = Table(title="费用明细 Fee lines", title_justify="left")
     for col in ("code", "名称 name", "类 class", "金额 total", "全自费 own", "超限价 over", "先行自付 pre", "范围内 in scope"):
@@ -125,6 +127,10 @@ def quote_cmd(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object with the national field names"),
 ) -> None:
     """预结算 Price a bill: split fund, personal account and cash, with the explanation."""
+    from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
+    from yibao.formats.national import settlement_document
+    from yibao.services.care.quote import quote
+
     try:
         settlement = quote(bill_from_mapping(loads_bill_text(_read(bill))), policy)
     except YibaoError as exc:
@@ -138,6 +144,8 @@ def quote_cmd(
 @policy_app.command("check")
 def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files")) -> None:
     """校验策略文件 Validate policy files; errors name the file and the field."""
+    from yibao.policies.loader import load_policy_file
+
     console = Console(soft_wrap=True)
     failed = 0
     for f in files:  # check every file, then report
@@ -155,6 +163,9 @@ def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files
 @app.command("demo")
 def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bills")) -> None:
     """演示 Quote every example bill shipped in examples/."""
+    from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
+    from yibao.services.care.quote import quote
+
     console = Console()
     files = sorted(examples.glob("*.json"))
     if not files:
@@ -192,6 +203,7 @@ def audit_verify(database: Optional[str] = DatabaseOption,
     import asyncio
 
     from yibao.crypto.pii import load_keyring
+    from yibao.services import Context
     from yibao.services.books import audit
     from yibao.store.anchors import AnchorLog
     from yibao.store.db import Database
@@ -226,6 +238,7 @@ def contributions_import(file: Path = typer.Argument(..., help="CSV with a heade
 
     from yibao.crypto.pii import load_keyring
     from yibao.domain.money import parse_yuan
+    from yibao.services import Context
     from yibao.services.books import contributions
     from yibao.store.db import Database
 
@@ -336,40 +349,68 @@ def catalogue_diff(old: Path = typer.Argument(..., help="the older catalogue fil
         console.print(f"~ {o.hilist_code} {n.hilist_name}: {what}", highlight=False, markup=False)
 
 
-def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:
-    """Run one credit job with a progress bar; banks are `ID=URL` (a bank run by `yibao sandbox bank --keys …`)."""
-    import asyncio
-
-    from rich.progress import Progress
-
-    from yibao.sandbox.channels import pair
-    from yibao.services import Context
-    from yibao.services.agency.connectors import Connectors
-    from yibao.services.credit import jobs as credit_jobs
-    from yibao.store.db import Database
-
+def _bank_overrides(bank: list[str], keys: Path) -> dict:
+    """`--bank ID=URL` (a bank run by `yibao sandbox bank --keys …`) as connector overrides; a malformed one exits 2."""
     overrides = {}
-    for item in banks:
+    for item in bank:
         pi_id, _, url = item.partition("=")
         if not pi_id or not url.startswith(("http://", "https://")):
             _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
             raise typer.Exit(code=2)
-        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
-    db = Database(database)
-    keyring = _keyring()
-    from yibao.sms import gateway_from_env
+        from yibao.sandbox.channels import pair
 
-    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), sms=gateway_from_env())
-    job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(job_name, total=None)
-        try:
-            report = asyncio.run(job(ctx, progress=lambda done, total: progress.update(task, completed=done, total=total)))
-        except YibaoError as exc:
-            raise _fail(exc) from None
-    db.dispose()
-    Console(soft_wrap=True).print_json(json.dumps(report, ensure_ascii=False))
+        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
+    return overrides
+
+
+def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), keys: Path = Path("."), sms: bool = False,  # noqa: ANN001
+         as_json: bool = False, render=None) -> dict:  # noqa: ANN001
+    """The skeleton of a CLI job (clearing, benefits, reconciliation, credit): the banks parsed, the database and the keyring
+    opened, ``work(ctx, progress)`` run to its report under a transient progress bar on stderr (``progress(done, total,
+    description=None)``), a refusal said on stderr with exit 2, the database disposed; then the report as one JSON line
+    (``--json``) or ``render(report, console)``."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from yibao.services import Context
+    from yibao.services.agency.connectors import Connectors
+    from yibao.store.db import Database
+
+    overrides = _bank_overrides(bank, keys)
+    db = Database(database)
+    try:
+        keyring = _keyring()
+        extra = {}
+        if sms:
+            from yibao.sms import gateway_from_env
+
+            extra["sms"] = gateway_from_env()
+        ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), **extra)
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(title, total=None)
+
+            def progress(done: int, total: Optional[int], description: Optional[str] = None) -> None:
+                bar.update(task, completed=done, total=total, **({"description": description} if description else {}))
+            report = asyncio.run(work(ctx, progress))
+    except YibaoError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+    elif render is not None:
+        render(report, Console(soft_wrap=True))
     return report
+
+
+def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:
+    """Run one credit job with a progress bar; banks are `ID=URL` (a bank run by `yibao sandbox bank --keys …`)."""
+    from yibao.services.credit import jobs as credit_jobs
+
+    job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
+    return _job(job_name, database, lambda ctx, progress: job(ctx, progress=progress), bank=banks, keys=keys, sms=True,
+                render=lambda report, console: console.print_json(json.dumps(report, ensure_ascii=False)))
 
 
 BankOption = typer.Option([], "--bank", help="a credit bank as PAYMENT_INSTITUTION_ID=URL (repeatable)")
@@ -396,58 +437,34 @@ def clearing_run(month: str = typer.Option(..., "--month", help="the month clear
     """月度清算 Accept the month's applications that agree with the platform's figures, pay every accepted one through the agency's
     bank (`--bank ID=URL` for a sandbox bank run by `yibao sandbox bank`), clear those the bank confirmed. Re-running changes
     nothing already done; applications that differ wait for an operator's review."""
-    import asyncio
-
-    from rich.progress import Progress
-
     from yibao.domain.clearing import parse_month
-    from yibao.sandbox.channels import pair
-    from yibao.services.agency.connectors import Connectors
     from yibao.services.clearing import jobs as clearing_jobs
-    from yibao.store.db import Database
 
     try:
         m = parse_month(month, "--month")
     except YibaoError as exc:
         raise _fail(exc) from None
-    overrides, bank_id = {}, None
-    for item in bank:
-        pi_id, _, url = item.partition("=")
-        if not pi_id or not url.startswith(("http://", "https://")):
-            _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
-            raise typer.Exit(code=2)
-        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
-        bank_id = pi_id
-    db = Database(database)
-    keyring = _keyring()
-    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(f"清算 clearing {m}", total=None)
-        try:
-            report = asyncio.run(clearing_jobs.run_month(ctx, m, region=region, bank_id=bank_id,
-                                                         progress=lambda done, total: progress.update(task, completed=done, total=total)))
-        except YibaoError as exc:
-            raise _fail(exc) from None
-    db.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
-        return
-    console = Console(soft_wrap=True)
-    console.print(f"清算 clearing {report['month']}{' · ' + region if region else ''}: 申请 applications {report['applications']}, "
-                  f"本次清算 cleared now {report['cleared']}, 此前已清算 already cleared {report['already_cleared']}", highlight=False)
-    console.print(f"拨付 paid ¥{report['paid']} · 质量保证金 deposits held ¥{report['deposits']}", highlight=False)
-    table = Table(title="待处理 Waiting", title_justify="left")
-    for col in ("clr_appy_evt_id", "状态 state", "说明 detail"):
-        table.add_column(col, overflow="fold")
-    for x in report["awaiting_review"]:
-        diff = f"基金差额 fund diff {x['fund_appy_sum']['difference']}, 个账差额 account diff {x['acct_pay']['difference']}"
-        table.add_row(x["clr_appy_evt_id"], "待审核 awaiting review", x["problem"] or diff)
-    for x in report["awaiting_confirmation"]:
-        table.add_row(x["clr_appy_evt_id"], "待银行确认 awaiting the bank", f"{x['instruction_no']} {x['state']} {x['error'] or ''}".strip())
-    for x in report["failed"]:
-        table.add_row(x["clr_appy_evt_id"], "失败 failed", str(x.get("error")))
-    if table.row_count:
-        console.print(table)
+    bank_id = bank[-1].partition("=")[0] if bank else None  # the last --bank pays (each one checked by _job)
+
+    def render(report: dict, console: Console) -> None:
+        console.print(f"清算 clearing {report['month']}{' · ' + region if region else ''}: 申请 applications {report['applications']}, "
+                      f"本次清算 cleared now {report['cleared']}, 此前已清算 already cleared {report['already_cleared']}", highlight=False)
+        console.print(f"拨付 paid ¥{report['paid']} · 质量保证金 deposits held ¥{report['deposits']}", highlight=False)
+        table = Table(title="待处理 Waiting", title_justify="left")
+        for col in ("clr_appy_evt_id", "状态 state", "说明 detail"):
+            table.add_column(col, overflow="fold")
+        for x in report["awaiting_review"]:
+            diff = f"基金差额 fund diff {x['fund_appy_sum']['difference']}, 个账差额 account diff {x['acct_pay']['difference']}"
+            table.add_row(x["clr_appy_evt_id"], "待审核 awaiting review", x["problem"] or diff)
+        for x in report["awaiting_confirmation"]:
+            table.add_row(x["clr_appy_evt_id"], "待银行确认 awaiting the bank", f"{x['instruction_no']} {x['state']} {x['error'] or ''}".strip())
+        for x in report["failed"]:
+            table.add_row(x["clr_appy_evt_id"], "失败 failed", str(x.get("error")))
+        if table.row_count:
+            console.print(table)
+
+    _job(f"清算 clearing {m}", database, lambda ctx, progress: clearing_jobs.run_month(ctx, m, region=region, bank_id=bank_id, progress=progress),
+         bank=bank, keys=keys, as_json=as_json, render=render)
 
 
 @app.command("serve")
@@ -556,6 +573,9 @@ def sandbox(
 def _recover(db, now=None, *, allow_private_callbacks: bool = False):  # noqa: ANN001, ANN202
     import asyncio
 
+    from yibao.services import Context
+    from yibao.services.payments import recovery
+
     return asyncio.run(recovery.recover(Context.for_database(db, _keyring(), allow_private_callbacks=allow_private_callbacks), now))
 
 
@@ -588,62 +608,54 @@ def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of th
               database: Optional[str] = DatabaseOption) -> None:
     """日对账 Reconcile the payment institutions' statements of a day with the platform's cash legs (a re-run is idempotent).
     Exit 0 when every run is balanced, 1 when differences are open, 2 when a statement could not be had."""
-    import asyncio
     from datetime import date as date_
 
-    from rich.progress import Progress
-
     from yibao.services.reconciliation import runs as recon
-    from yibao.store.db import Database
 
     try:
         the_day = date_.fromisoformat(day)
     except ValueError:
         _say_error(f"--date 应为 YYYY-MM-DD / --date must be YYYY-MM-DD, got {day!r}")
         raise typer.Exit(code=2) from None
-    db = Database(database)
-    ctx = Context.for_database(db, _keyring())
-    done: list[dict] = []
-    failed: list[dict] = []
-    try:
-        ids = [institution] if institution else db.run(recon.institutions_to_reconcile, write=False)
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task(f"对账 {the_day}", total=len(ids))
-            for pi_id in ids:
-                bar.update(task, description=f"对账 {the_day} {pi_id}")
-                try:
-                    result = asyncio.run(recon.reconcile(ctx, day=the_day, pi_id=pi_id, actor="cli:reconcile"))
-                    done.append({**result.run, "found": result.differences})
-                except YibaoError as exc:
-                    failed.append({"payment_institution_id": pi_id, "error": exc.describe()})
-                bar.advance(task)
-    finally:
-        db.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps({"day": the_day.isoformat(), "runs": done, "failed": failed}, ensure_ascii=False) + "\n")
-    else:
-        console = Console(soft_wrap=True)
+
+    async def work(ctx, progress) -> dict:  # noqa: ANN001
+        ids = [institution] if institution else await ctx.run(recon.institutions_to_reconcile, write=False)
+        done: list[dict] = []
+        failed: list[dict] = []
+        for n, pi_id in enumerate(ids):
+            progress(n, len(ids), f"对账 {the_day} {pi_id}")
+            try:
+                result = await recon.reconcile(ctx, day=the_day, pi_id=pi_id, actor="cli:reconcile")
+                done.append({**result.run, "found": result.differences})
+            except YibaoError as exc:
+                failed.append({"payment_institution_id": pi_id, "error": exc.describe()})
+        progress(len(ids), len(ids))
+        return {"day": the_day.isoformat(), "runs": done, "failed": failed}
+
+    def render(report: dict, console: Console) -> None:
         table = Table(title=f"日对账 Reconciliation {the_day}", title_justify="left")
         for col in ("支付机构 institution", "状态 status", "对账单 statement", "平台 platform", "匹配 matched", "待次日 pooled",
                     "差异 differences", "未处理 open"):
             table.add_column(col, no_wrap=True)
-        for r in done:
+        for r in report["runs"]:
             st = r["statement"]
             table.add_row(r["payment_institution_id"], r["status"], f"{st['trades']} / {st['trade_total']} − {st['refunds']} / {st['refund_total']}",
                           f"{r['platform']['legs']} / {r['platform']['net']}", str(r["matched"]), str(r["pooled"]), str(r["differences"]),
                           str(r["open_differences"]))
         console.print(table)
-        for r in done:
+        for r in report["runs"]:
             for x in r["found"]:
                 if x["status"] == "open":
                     console.print(f"  {r['payment_institution_id']} {x['class_zh']} {x['class']} {x['kind']} {x['key']}: "
                                   f"平台 platform {x['platform']['amount']} ({x['platform']['state']}) · "
                                   f"机构 institution {x['institution']['amount']}", highlight=False, markup=False)
-        for f in failed:
+        for f in report["failed"]:
             _say_error(f"{f['payment_institution_id']}: {f['error']}")
-    if failed:
+
+    report = _job(f"对账 {the_day}", database, work, as_json=as_json, render=render)
+    if report["failed"]:
         raise typer.Exit(code=2)
-    if any(r["open_differences"] for r in done):
+    if any(r["open_differences"] for r in report["runs"]):
         raise typer.Exit(code=1)
 
 
@@ -731,6 +743,7 @@ def fsi_issue(
     sm2_public: Optional[str] = typer.Option(None, "--sm2-public", help="hex: the institution's SM2 public key"),
 ) -> None:
     """签发国家接口网关令牌 Issue (or replace) an institution's gateway token; printed once."""
+    from yibao.services import Context
     from yibao.services.agency import gateway_credentials
     from yibao.store.db import Database
 
@@ -763,6 +776,7 @@ def fsi_revoke(
     database: Optional[str] = DatabaseOption,
 ) -> None:
     """吊销国家接口网关令牌 Revoke an institution's gateway token (a serving process notices within 30 s); `fsi issue` gives a new one."""
+    from yibao.services import Context
     from yibao.services.agency import gateway_credentials
     from yibao.store.db import Database
 
@@ -785,9 +799,6 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":
-    main()
-
 
 @benefits_app.command("run")
 def benefits_run(batch: Optional[str] = typer.Option(None, "--batch", help="one batch only (it must be submitted)"),
@@ -797,48 +808,29 @@ def benefits_run(batch: Optional[str] = typer.Option(None, "--batch", help="one 
     """驱动待遇发放 Drive every submitted batch's open credits: ask the card's bank about each instruction, send it only if the
     bank never had it, record credited or returned (`--bank ID=URL` for a sandbox bank run by `yibao sandbox bank`).
     Re-running asks again about what is unclear and never sends a settled credit twice."""
-    import asyncio
-
-    from rich.progress import Progress
-
-    from yibao.sandbox.channels import pair
-    from yibao.services.agency.connectors import Connectors
     from yibao.services.benefits import jobs as benefit_jobs
-    from yibao.store.db import Database
 
-    overrides = {}
-    for item in bank:
-        pi_id, _, url = item.partition("=")
-        if not pi_id or not url.startswith(("http://", "https://")):
-            _say_error(f"--bank 应为 ID=URL / --bank must be ID=URL, got {item!r}")
-            raise typer.Exit(code=2)
-        overrides[pi_id] = pair("bank", key_dir=keys).connector(url)
-    db = Database(database)
-    keyring = _keyring()
-    ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides))
-    with Progress(console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("待遇到卡 benefits", total=None)
-        try:
-            report = asyncio.run(benefit_jobs.run(ctx, batch_id=batch, region=region, actor="cli:benefits",
-                                                  progress=lambda done, total: progress.update(task, completed=done, total=total)))
-        except YibaoError as exc:
-            raise _fail(exc) from None
-    db.dispose()
-    if as_json:
-        sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
-        return
-    console = Console(soft_wrap=True)
-    console.print(f"待遇到卡 benefits: 批次 batches {report['batches']}, 处理 credits driven {report['driven']}: 到账 credited "
-                  f"{report['credited']}, 退回 returned {report['returned']}, 待银行 awaiting the bank {report['awaiting_bank']}, "
-                  f"不明 unclear {len(report['unclear'])}", highlight=False)
-    table = Table(title="批次 Batches", title_justify="left")
-    for col in ("batch_id", "发放机构 agency", "项目 purpose", "状态 status", "到账 credited", "退回 returned", "未决 open", "合计 total"):
-        table.add_column(col, overflow="fold")
-    for b in report["summaries"]:
-        sm = b["summary"]
-        table.add_row(b["batch_id"], b["agency"], b["purpose"], b["status"], f"{sm['credited']['count']} ¥{sm['credited']['amount']}",
-                      f"{sm['returned']['count']} ¥{sm['returned']['amount']}", f"{sm['open']['count']} ¥{sm['open']['amount']}", f"¥{sm['total']}")
-    if table.row_count:
-        console.print(table)
-    for u in report["unclear"]:
-        console.print(f"不明 unclear {u['credit_id']}: {u['error']}", highlight=False)
+    def render(report: dict, console: Console) -> None:
+        console.print(f"待遇到卡 benefits: 批次 batches {report['batches']}, 处理 credits driven {report['driven']}: 到账 credited "
+                      f"{report['credited']}, 退回 returned {report['returned']}, 待银行 awaiting the bank {report['awaiting_bank']}, "
+                      f"不明 unclear {len(report['unclear'])}", highlight=False)
+        table = Table(title="批次 Batches", title_justify="left")
+        for col in ("batch_id", "发放机构 agency", "项目 purpose", "状态 status", "到账 credited", "退回 returned", "未决 open", "合计 total"):
+            table.add_column(col, overflow="fold")
+        for b in report["summaries"]:
+            sm = b["summary"]
+            table.add_row(b["batch_id"], b["agency"], b["purpose"], b["status"], f"{sm['credited']['count']} ¥{sm['credited']['amount']}",
+                          f"{sm['returned']['count']} ¥{sm['returned']['amount']}", f"{sm['open']['count']} ¥{sm['open']['amount']}",
+                          f"¥{sm['total']}")
+        if table.row_count:
+            console.print(table)
+        for u in report["unclear"]:
+            console.print(f"不明 unclear {u['credit_id']}: {u['error']}", highlight=False)
+
+    _job("待遇到卡 benefits", database,
+         lambda ctx, progress: benefit_jobs.run(ctx, batch_id=batch, region=region, actor="cli:benefits", progress=progress),
+         bank=bank, keys=keys, as_json=as_json, render=render)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""`yibao audit verify` as a process, on SQLite and PostgreSQL: a sound book is OK (and anchored); a chain truncated,
+"""`yibao audit verify` (in this process, tests/support/cli.py; the refusal as a real process), on SQLite and PostgreSQL: a sound book is OK (and anchored); a chain truncated,
 a head rewound, an entry edited and the chain recomputed, or a transfer inserted behind the platform's back exit 1."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import TEST_KEY
 from tests.support import audit as attack
+from tests.support import cli
 from tests.support.world import seed
 from yibao.domain.ledger import fund_account, person_account
 from yibao.services.books import audit
@@ -20,9 +21,8 @@ REGION = "440300"
 
 
 def verify(db) -> subprocess.CompletedProcess:  # noqa: ANN001
-    exe = Path(sys.executable).with_name("yibao")
-    return subprocess.run([str(exe), "audit", "verify", "--database", db.url], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "YIBAO_SECRET_KEY": TEST_KEY.hex(), "NO_COLOR": "1", "COLUMNS": "400"})
+    return cli.yibao("audit", "verify", "--database", db.url, env={**os.environ, "YIBAO_SECRET_KEY": TEST_KEY.hex(), "NO_COLOR": "1",
+                                                                   "COLUMNS": "400"})
 
 
 @pytest.mark.parametrize("how, says", [("truncate", "(truncated or rewound)"), ("rewind", "(truncated or rewound)"),

@@ -1,11 +1,11 @@
-"""`yibao benefits run` as a process: drives a submitted batch's credits through the SANDBOX bank (one credited, one
+"""`yibao benefits run` (in this process, tests/support/cli.py; its refusal as a real process): drives a submitted batch's credits through the SANDBOX bank (one credited, one
 returned: the account closed), then a second run has nothing to drive; an unknown batch is refused by name."""
 
 from __future__ import annotations
 
 import json
 
-from tests.cli.test_credit_cli import KEY, yibao
+from tests.cli.test_credit_cli import KEY, yibao, yibao_process
 from tests.support.benefits import card_with_account, close_account, luhn_account
 from tests.support.credit import connect
 from tests.support.db import Clock
@@ -41,5 +41,5 @@ def test_a_submitted_batch_is_driven_by_the_job_once(tmp_path, bank):
     second = yibao("benefits", "run", "--database", url)
     assert second.returncode == 0, second.stderr
     assert "credits driven 0" in second.stdout and "batches 0" in second.stdout
-    bad = yibao("benefits", "run", "--database", url, "--batch", "BB-NOPE")
+    bad = yibao_process("benefits", "run", "--database", url, "--batch", "BB-NOPE")  # a real process's exit status
     assert bad.returncode != 0 and "batch_id" in bad.stderr

@@ -1,4 +1,4 @@
-"""`yibao catalogue check | import | diff` as processes (SQLite and PostgreSQL): a bad file listed error by error (file,
+"""`yibao catalogue check | import | diff` (in this process, tests/support/cli.py; `check` also as a real process; SQLite and PostgreSQL): a bad file listed error by error (file,
 row, field) with exit 1; an import written once however often it is run; what a new version adds, removes and changes."""
 
 from __future__ import annotations
@@ -10,11 +10,16 @@ import sys
 from pathlib import Path
 
 from tests.support import catalogue as tc
+from tests.support import cli
 from yibao.sandbox import catalogue as demo_catalogue
 from yibao.services.catalogue import versions
 
 
 def yibao(*args: str) -> subprocess.CompletedProcess:
+    return cli.yibao(*args, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "400"})
+
+
+def yibao_process(*args: str) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("yibao")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "400"})
 
@@ -23,7 +28,7 @@ def test_check_lists_every_error_by_file_row_and_field_and_exits_1(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(tc.text("440300", body=tc.CSV.replace(f"{tc.SERVICE},诊查费,201,01", f"{tc.SERVICE},诊查费,209,01")
                            .replace("头孢克肟胶囊,101,02,10.00", "头孢克肟胶囊,101,02,ten")), encoding="utf-8")
-    done = yibao("catalogue", "check", str(bad))
+    done = yibao_process("catalogue", "check", str(bad))
     assert done.returncode == 1, done.stderr
     assert "bad.csv:6: list_type: " in done.stderr and "bad.csv:10: pric_uplmt_amt: " in done.stderr, done.stderr
     assert "2 处错误 / error(s)" in done.stderr

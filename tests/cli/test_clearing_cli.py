@@ -1,4 +1,4 @@
-"""`yibao clearing run --month YYYY-MM` as a process: accepts and pays the month's applications through the SANDBOX bank,
+"""`yibao clearing run --month YYYY-MM` (in this process, tests/support/cli.py; its refusal as a real process): accepts and pays the month's applications through the SANDBOX bank,
 then changes nothing on a second run; a malformed month is refused by name."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 from sqlalchemy import select
 
-from tests.cli.test_credit_cli import KEY, yibao
+from tests.cli.test_credit_cli import KEY, yibao, yibao_process
 from tests.support.credit import connect
 from tests.support.db import Clock
 from tests.support.identity import admit
@@ -51,7 +51,7 @@ def test_the_month_is_cleared_by_the_job_once(tmp_path, bank):
     paid = db.run(lambda c: ledger.balance(c, clearing_payout("440300")), write=False)
     assert f"{paid / 100:.2f}" == report["paid"] and paid == int(row.fund_total) + int(row.account_pay) - report_deposit(report)
     db.dispose()
-    bad = yibao("clearing", "run", "--month", "2026-13", "--database", url)
+    bad = yibao_process("clearing", "run", "--month", "2026-13", "--database", url)  # a real process's exit status
     assert bad.returncode == 2 and "--month" in bad.stderr
 
 

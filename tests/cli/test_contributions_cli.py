@@ -1,4 +1,4 @@
-"""`yibao contributions import FILE.csv` records contributions collected as a process (SQLite and PostgreSQL): every row
+"""`yibao contributions import FILE.csv` records contributions collected (in this process, tests/support/cli.py; SQLite and PostgreSQL): every row
 or none, a row refused by its line number and field; the credits that follow draw from them."""
 
 from __future__ import annotations
@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 from tests.conftest import TEST_KEY
+from tests.support import cli
 from tests.support.world import seed
 from yibao.services.books import contributions
 
 
 def yibao(*args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("yibao")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "YIBAO_SECRET_KEY": TEST_KEY.hex(), "NO_COLOR": "1", "COLUMNS": "400"})
+    return cli.yibao(*args, env={**os.environ, "YIBAO_SECRET_KEY": TEST_KEY.hex(), "NO_COLOR": "1", "COLUMNS": "400"})
 
 
 def test_an_import_records_every_row_or_none(db, keyring, tmp_path):

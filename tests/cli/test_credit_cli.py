@@ -1,4 +1,5 @@
-"""`yibao credit reminders|overdue` run the daily jobs as processes, with a progress bar on stderr."""
+"""`yibao credit reminders|overdue` run the daily jobs, with a progress bar on stderr: in this process (tests/support/cli.py),
+and as a real process where its exit statuses are the point."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from tests.support import cli
 from tests.support.credit import credit_world, run
 from tests.support.db import Clock
 from yibao.crypto.pii import Keyring
@@ -23,9 +25,14 @@ KEY = bytes(range(32))
 
 
 def yibao(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return cli.yibao(*args, env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1", **(env or {})})
+
+
+def yibao_process(*args: str) -> subprocess.CompletedProcess:
+    """The same as a real `yibao` process: the entry point, its exit statuses."""
     exe = Path(sys.executable).with_name("yibao")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1", **(env or {})})
+                          env={**os.environ, "YIBAO_SECRET_KEY": KEY.hex(), "NO_COLOR": "1"})
 
 
 def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_path, bank, sms_gateway, sms_sandbox):
@@ -58,9 +65,9 @@ def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_pat
 def test_overdue_job_refuses_a_malformed_bank_option(tmp_path):
     url = f"sqlite:///{tmp_path}/empty.db"
     assert yibao("db", "upgrade", "--database", url).returncode == 0
-    bad = yibao("credit", "overdue", "--database", url, "--bank", "bank-440300")
+    bad = yibao_process("credit", "overdue", "--database", url, "--bank", "bank-440300")
     assert bad.returncode == 2 and "ID=URL" in bad.stderr
-    ok = yibao("credit", "overdue", "--database", url)
+    ok = yibao_process("credit", "overdue", "--database", url)
     assert ok.returncode == 0 and json.loads(ok.stdout)["checked"] == 0
 
 

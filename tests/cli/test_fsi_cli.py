@@ -1,5 +1,6 @@
-"""`yibao fsi issue` and `yibao fsi call` — the reference HIS client — against a real `yibao serve` (production), as
-processes: exit 0 when infcode is 0, 1 when -1, 2 on bad usage or no answer."""
+"""`yibao fsi issue` and `yibao fsi call` — the reference HIS client — against a real `yibao serve` (production); the
+client in this process (tests/support/cli.py), the refusals of bad usage also as real processes: exit 0 when infcode is 0,
+1 when -1, 2 on bad usage or no answer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_serve_cli import KEY, TOKEN, YIBAO, Server, env, free_port
+from tests.support import cli
 from tests.support.world import seed
 from yibao.crypto.pii import Keyring
 from yibao.store import migrate
@@ -25,8 +27,7 @@ def platform(tmp_path_factory):
     migrate.upgrade(db)
     world = seed(db, Keyring(bytes.fromhex(KEY)))
     db.dispose()
-    issued = subprocess.run([YIBAO, "fsi", "issue", world.hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
-                            capture_output=True, text=True, timeout=60)
+    issued = cli.yibao("fsi", "issue", world.hospital.id, "--database", url, cwd=home, env=env(YIBAO_SECRET_KEY=KEY))
     assert issued.returncode == 0, issued.stderr
     token = json.loads(issued.stdout)["token"]
     server = Server(["--database", url], home, env(YIBAO_ADMIN_TOKENS=f"ops:{TOKEN}", YIBAO_SECRET_KEY=KEY, YIBAO_RECOVERY_INTERVAL="0"))
@@ -39,9 +40,8 @@ def platform(tmp_path_factory):
 def call(platform, infno: str, payload, *extra: str, secret: str | None = None) -> subprocess.CompletedProcess:
     server, world, token, home = platform
     text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    args = [YIBAO, "fsi", "call", infno, "--url", server.url, "--institution", world.hospital.id, "--secret", secret or token,
-            "--input", text, *extra]
-    return subprocess.run(args, cwd=home, env=env(), capture_output=True, text=True, timeout=60)
+    return cli.yibao("fsi", "call", infno, "--url", server.url, "--institution", world.hospital.id, "--secret", secret or token,
+                     "--input", text, *extra, cwd=home, env=env())
 
 
 def test_the_client_signs_in_registers_and_exits_by_infcode(platform):
@@ -112,17 +112,13 @@ def test_a_token_is_revoked_from_the_command_line(platform):
     it within CREDENTIAL_CACHE_S notices within that time; this institution never called, so at once)."""
     server, world, _, home = platform
     url = f"sqlite:///{home}/data/yibao.db"  # the platform fixture's
-    issued = subprocess.run([YIBAO, "fsi", "issue", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
-                            capture_output=True, text=True, timeout=60)
+    issued = cli.yibao("fsi", "issue", world.other_hospital.id, "--database", url, cwd=home, env=env(YIBAO_SECRET_KEY=KEY))
     assert issued.returncode == 0, issued.stderr
-    revoked = subprocess.run([YIBAO, "fsi", "revoke", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
-                             capture_output=True, text=True, timeout=60)
+    revoked = cli.yibao("fsi", "revoke", world.other_hospital.id, "--database", url, cwd=home, env=env(YIBAO_SECRET_KEY=KEY))
     assert revoked.returncode == 0, revoked.stderr
     assert json.loads(revoked.stdout) == {"institution": world.other_hospital.id, "status": "revoked"}
-    args = [YIBAO, "fsi", "call", "9001", "--url", server.url, "--institution", world.other_hospital.id, "--secret",
-            json.loads(issued.stdout)["token"], "--input", json.dumps({"signIn": {"opter_no": "001"}})]
-    refused = subprocess.run(args, cwd=home, env=env(), capture_output=True, text=True, timeout=60)
+    refused = cli.yibao("fsi", "call", "9001", "--url", server.url, "--institution", world.other_hospital.id, "--secret",
+                        json.loads(issued.stdout)["token"], "--input", json.dumps({"signIn": {"opter_no": "001"}}), cwd=home, env=env())
     assert refused.returncode == 1 and "x-tif-paasid" in json.loads(refused.stdout)["err_msg"]
-    again = subprocess.run([YIBAO, "fsi", "revoke", world.other_hospital.id, "--database", url], cwd=home, env=env(YIBAO_SECRET_KEY=KEY),
-                           capture_output=True, text=True, timeout=60)
+    again = cli.yibao("fsi", "revoke", world.other_hospital.id, "--database", url, cwd=home, env=env(YIBAO_SECRET_KEY=KEY))
     assert again.returncode != 0 and "Traceback" not in again.stderr

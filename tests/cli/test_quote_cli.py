@@ -1,4 +1,5 @@
-"""`yibao quote` as a user runs it: a real process, exit codes, output."""
+"""`yibao quote` as a user runs it: exit codes, output — as a real process, and the many refusals of bad input in this
+process (tests/support/cli.py: the same statuses, output and tracebacks, without a process's second of start-up)."""
 
 import json
 import subprocess
@@ -7,18 +8,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cli
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sz-employee-inpatient.json"
 NATIONAL = ["medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt", "inscp_scp_amt", "act_pay_dedc",
             "hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "fund_pay_sumamt", "psn_part_amt", "acct_pay", "psn_cash_pay", "balc"]
 
 
-def run(*args, stdin=None):
+def process(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "yibao.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, input=stdin)
 
 
+def run(*args, stdin=None):
+    return cli.yibao(*args, cwd=ROOT, input=stdin)
+
+
 def test_quote_json_has_national_fields_and_policy_version():
-    r = run("quote", EXAMPLE, "--json")
+    r = process("quote", EXAMPLE, "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     for key in NATIONAL:
@@ -34,7 +41,7 @@ def test_quote_json_has_national_fields_and_policy_version():
 
 
 def test_quote_table_shows_split_and_explanation():
-    r = run("quote", EXAMPLE)
+    r = process("quote", EXAMPLE)
     assert r.returncode == 0, r.stderr
     assert "hifp_pay" in r.stdout and "4075.20" in r.stdout and "440300-2026.1" in r.stdout
     assert "统筹基金支付" in r.stdout and "Pooled fund" in r.stdout
@@ -120,9 +127,9 @@ def test_cross_region_result_names_both_policy_files():
 def test_not_json_and_missing_file(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text("{not json", encoding="utf-8")
-    r = run("quote", bad)
+    r = process("quote", bad)
     assert r.returncode == 2 and "JSON" in r.stderr and "Traceback" not in r.stderr
-    r = run("quote", tmp_path / "missing.json")
+    r = process("quote", tmp_path / "missing.json")
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 

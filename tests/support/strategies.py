@@ -44,13 +44,24 @@ def schedules(draw) -> RatioSchedule:
 
 
 @st.composite
-def policies(draw) -> Policy:
-    """A built-in policy with its money knobs redrawn: caps, ratios, bands, thresholds, ceilings."""
-    base = POLICIES[draw(st.sampled_from(REGIONS))]
+def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = None) -> Policy:
+    """A built-in policy with its money knobs redrawn: caps, ratios, bands, thresholds, ceilings.
+
+    With ``used`` (an insurance type and a visit kind: a bill's), only that scheme and that kind's benefits are redrawn,
+    the others kept as built in: a settlement reads no other (``settle`` reads ``policy.schemes[insurance_type]`` and
+    its ``variants_for(kind)``), so the knobs a bill meets are drawn as before, with a fifth of the draws."""
+    base = base if base is not None else POLICIES[draw(st.sampled_from(REGIONS))]
     schemes = {}
     for name, scheme in base.schemes.items():
+        if used is not None and name != used[0]:
+            schemes[name] = scheme
+            continue
         benefits = {}
+        read = scheme.variants_for(used[1])[0] if used is not None else None
         for kind, variants in scheme.benefits.items():
+            if read is not None and kind != read:
+                benefits[kind] = variants
+                continue
             new = []
             for v in variants:
                 ratio = {lvl: draw(schedules()) for lvl in v.ratio}
@@ -83,6 +94,8 @@ def policies(draw) -> Policy:
         assistance = dataclasses.replace(assistance, base_includes=draw(parts))
     account = dataclasses.replace(base.account, excludes=draw(st.frozensets(st.sampled_from(("own_expense", "over_limit")))))
     for name, scheme in schemes.items():
+        if scheme is base.schemes[name]:  # not redrawn (``used``)
+            continue
         inpatient = tuple(dataclasses.replace(v, repeat_admission_factors=tuple(draw(st.lists(ratios, min_size=1, max_size=3))))
                           for v in scheme.benefits["inpatient"])
         schemes[name] = dataclasses.replace(scheme, benefits={**scheme.benefits, "inpatient": inpatient})
@@ -144,8 +157,12 @@ def bills_for(draw, policy: Policy) -> Bill:
 
 @st.composite
 def priced(draw):
-    """(bill, insured policy, catalogue policy) — built-in or perturbed policies."""
-    policy = draw(st.one_of(st.sampled_from(list(POLICIES.values())), policies()))
+    """(bill, insured policy, catalogue policy) — built-in or perturbed policies. The bill is drawn against the built-in
+    policy (perturbing changes money knobs, never the schemes, tiers, levels or statuses a bill picks from), then the
+    policy perturbed where that bill reads it."""
+    policy = draw(st.sampled_from(list(POLICIES.values())))
     bill = draw(bills_for(policy))
+    if draw(st.booleans()):
+        policy = draw(policies(policy, used=(bill.person.insurance_type, bill.visit.kind)))
     catalogue = POLICIES[bill.treatment_region] if bill.cross_region else policy
     return bill, policy, catalogue
