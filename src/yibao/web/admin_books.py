@@ -204,6 +204,8 @@ async def pay_application(request: Request, app_id: str) -> Response:
     async def call(x: Post) -> tuple[Goto, tuple[str, str]]:
         back = _back_clearing(x.form)
         outcome = await clearing_payments.pay(x.p.context, app_id, actor=x.who.actor)
+        if outcome.state == "cleared" and outcome.instruction_no is None and outcome.payable == 0:  # nothing to pay: no bank asked
+            return Goto(back), ("应付金额为零，无需银行拨付：已清算", "Nothing is payable, so no bank was asked: cleared")
         if outcome.state == "cleared":
             return Goto(back), ("已拨付，银行已确认：已清算", "Paid and confirmed by the bank: cleared")
         if outcome.state == "failed":
