@@ -86,15 +86,17 @@ _INSERT_LINES = Sql(f"INSERT INTO fee_lines ({', '.join(_LINE_COLUMNS)}) VALUES 
 
 
 def open_visit_for(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
-                   visit_date: date | None = None) -> Opened:
-    """`open_visit`, answering the patient too (a payment uploads the lines next: `upload_lines(opened=…)`)."""
+                   visit_date: date | None = None, person: people.Person | None = None) -> Opened:
+    """`open_visit`, answering the patient too (a payment uploads the lines next: `upload_lines(opened=…)`).
+    ``person``: the patient as the caller's unit read them already (a payment's code check), not read again."""
     if kind not in VISIT_KINDS:
         raise InputError("kind", "invalid_choice", "就诊类型应为 outpatient | emergency | inpatient | pharmacy",
                          "must be outpatient, emergency, inpatient or pharmacy")
     if (kind == "pharmacy") != (institution.kind == "pharmacy"):
         raise InputError("kind", "kind_for_institution", "药店只能办理 pharmacy 类就诊，医院不能办理 pharmacy 类就诊",
                          "a pharmacy records pharmacy visits only, and a hospital never does")
-    person = people.get(conn, person_id)
+    if person is None or person.id != person_id:
+        person = people.get(conn, person_id)
     if person is None or person.status != "active":
         raise NotFound("person_id", "not_found", "参保人不存在或已停保", "insured person not found or not active")
     day = visit_date or now.date()

@@ -125,11 +125,12 @@ class Held:
 
 
 def hold_and_request(conn: Connection, keyring: Keyring, now: datetime, *, order_id: str, institution: Institution, use_account: bool,
-                     actor: str, pay_by: str = "channel", finish: Finish | None = None) -> Held:
+                     actor: str, pay_by: str = "channel", finish: Finish | None = None, created: Order | None = None) -> Held:
     """One unit: price and hold the order, then — when its cash goes password-free to an institution where the payer
     has signed the agreement, or to their credit line — record ``cash_requested`` too. An order that ends here (no
-    cash) is handed to ``finish``."""
-    order = payments.hold(conn, now, order_id=order_id, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by)
+    cash) is handed to ``finish``. ``created``: the order as this unit inserted it (not read again)."""
+    order = payments.hold(conn, now, order_id=order_id, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by,
+                          created=created)
     if order.status in po.CASH_IN_DOUBT:
         return Held(order, None, False)  # a twin of this request got there first (it is calling the institution, or died)
     if order.status != po.HELD:

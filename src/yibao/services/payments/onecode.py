@@ -76,8 +76,8 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
         if twin is not None and twin.request_hash == request_hash:
             return twin  # a concurrent copy of this request used the code first (we waited on its row): its order is ours
         return consumed
-    visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
-    scanned_now = presence.get(conn, consumed.presence_id) if consumed.presence_id else None
+    visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines, person=consumed.person)
+    scanned_now = consumed.presence or (presence.get(conn, consumed.presence_id) if consumed.presence_id else None)
     assert scanned_now is not None
     presence.bind(conn, now, scanned_now, visit_id=visit.id, field="code")  # the code shown now: the holder is present for this visit
     return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
@@ -120,7 +120,7 @@ async def pay(ctx: Context, *, institution: Institution, request_key: str, reque
             return started  # a refused code (its refusal row commits), or a retry's order as it stands
         try:
             return cash_leg.hold_and_request(c, ctx.keyring, now, order_id=started.id, institution=institution, use_account=use_account,
-                                             actor=actor, pay_by=pay_by, finish=finish)
+                                             actor=actor, pay_by=pay_by, finish=finish, created=started)
         except YibaoError as exc:
             raise _HoldFailed(exc) from None
 

@@ -160,7 +160,9 @@ def _new_id(now: datetime) -> str:
 
 
 def visit_for(conn: Connection, now: datetime, institution: Institution, person_id: str, visit_id: str | None,
-               lines: list[dict] | None) -> visits.Visit:
+               lines: list[dict] | None, person: Any = None) -> visits.Visit:
+    """The visit a payment pays: the one named, or one opened here with ``lines`` (``person``: the patient as this unit
+    read them already)."""
     if (visit_id is None) == (lines is None):
         raise InputError("visit_id", "visit_or_lines", "请给出 visit_id（已上传明细）或 lines（明细）之一",
                          "give either visit_id (fee lines already uploaded) or lines")
@@ -171,7 +173,7 @@ def visit_for(conn: Connection, now: datetime, institution: Institution, person_
         visits.refuse_if_billed(conn, visit.id)
         return visit
     kind = "pharmacy" if institution.kind == "pharmacy" else "outpatient"
-    opened = visits.open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind)
+    opened = visits.open_visit_for(conn, now, institution=institution, person_id=person_id, kind=kind, person=person)
     # Opened in this unit: no lines or bill to read back, the patient already read, no list wanted.
     visits.upload_lines(conn, now, institution=institution, visit_id=opened.visit.id, items=lines or [], opened=opened)
     return opened.visit
@@ -200,7 +202,7 @@ def existing_for(conn: Connection, institution: Institution, request_key: str, r
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
          pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel",
-         presence_id: str | None = None) -> Order:
+         presence_id: str | None = None, created: Order | None = None) -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
@@ -211,8 +213,14 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     password-free limit applies, but cash above 0 needs the PIN checked before (``pin_verified``).
 
     With the account, the settlement uses up the presence its flow bound to the visit (the code scanned, the face
-    verified) or ``presence_id`` (the holder's own act in the app): services/care/presence.py."""
-    order = require(conn, order_id, lock=True)
+    verified) or ``presence_id`` (the holder's own act in the app): services/care/presence.py.
+
+    ``created``: the order as this same unit inserted it (`insert_order`): nobody else can see it before the commit, so
+    it is neither read again nor locked."""
+    if created is not None and created.id == order_id and created.status == po.CREATED:
+        order = created
+    else:
+        order = require(conn, order_id, lock=True)
     if order.status not in (po.CREATED, po.BILLED):
         return order
     guardian_pays = order.payer_id != order.person_id  # a guardian showing a child's code pays from their own binding

@@ -18,8 +18,9 @@ The code value is never stored or audited in clear: the platform rebuilds it fro
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -78,6 +79,8 @@ class Consumed:
     terminal_id: str | None
     consumed_at: datetime
     presence_id: str | None = None  # the holder's presence it stands for here (services/care/presence.py)
+    presence: presence.Presence | None = field(default=None, compare=False)  # as this unit recorded it (none read back)
+    person: people.Person | None = field(default=None, compare=False)  # the patient as this unit read it
 
 
 _utc = as_datetime  # a row read through Core or the driver (store/sql.py): aware UTC either way
@@ -277,7 +280,8 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
         return _refuse(conn, now, institution, terminal_id, _unknown(), counted=True)
 
     card = cards.get(conn, row.card_id)  # read once: the holder's checks and the answer both need it
-    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now, card)
+    person = people.get(conn, row.person_id)  # likewise: the checks, and the visit the payment opens next (`Consumed.person`)
+    refusal = _state_refusal(row, now) or _holder_refusal(conn, row, institution, now, card, person)
     if refusal is not None:
         return _refuse(conn, now, institution, terminal_id, refusal, counted=False, card_id=row.card_id)
 
@@ -296,18 +300,22 @@ def consume(conn: Connection, keyring: Keyring, now: datetime, *, code: str, ins
                  detail={"card_id": row.card_id, "counter": counter, "holder": row.holder_id, "institution": institution.id,
                          "terminal": terminal_id, "presence": present.id}, now=now)
     return Consumed(int(row.id), row.person_id, row.card_id, card.kind, row.holder_id, relation, row.region, institution.id,
-                    terminal_id, now, present.id)
+                    terminal_id, now, present.id, present, person)
+
+
+_UNREAD: Any = object()
 
 
 def _holder_refusal(conn: Connection, row, institution: Institution, now: datetime,  # noqa: ANN001
-                    card: cards.Card | None = None) -> YibaoError | None:
+                    card: cards.Card | None = None, person: Any = _UNREAD) -> YibaoError | None:
     """Whether the card (read here unless given), the person, the guardian link and the region still allow this genuine code."""
     if card is None:
         card = cards.get(conn, row.card_id)
     if card is None or card.status != "active":
         return Conflict("code", "paycode_card_not_active", "该支付码对应的社保卡已挂失、注销或不在用",
                         "the card behind this code is lost, cancelled or otherwise not active")
-    person = people.get(conn, row.person_id)
+    if person is _UNREAD:
+        person = people.get(conn, row.person_id)
     if person is None or person.status != "active":
         return Forbidden("code", "paycode_person_not_active", "该参保人已停保，不能使用医保支付", "this insured person is not active")
     if row.holder_id != row.person_id and not families.can_view(conn, row.holder_id, row.person_id):
