@@ -8,10 +8,14 @@ from sqlalchemy.engine import Connection
 from yibao.domain.bill import ACCUMULATOR_FIELDS, Accumulators
 from yibao.store.sql import Sql
 from yibao.store.tables import accumulators as T
-from yibao.store.upsert import insert_ignore
 
 _COLUMNS = ", ".join(ACCUMULATOR_FIELDS)
 _LOCK = Sql(f"SELECT {_COLUMNS}, admissions FROM accumulators WHERE person_id = :person_id AND year = :year {{lock}}")
+# A person's first settlement of the year makes the row (most of a day's patients, in a busy region): prepared, and
+# answering whether it was made — a row made here is this transaction's (locked) and all zeros, so it is not read back.
+_CREATE = Sql(f"""INSERT INTO accumulators (region, person_id, year, admissions, {_COLUMNS})
+                 VALUES (:region, :person_id, :year, 0, {", ".join("0" for _ in ACCUMULATOR_FIELDS)})
+                 ON CONFLICT DO NOTHING RETURNING person_id""")
 _ADD = Sql("UPDATE accumulators SET " + ", ".join(f"{f} = {f} + :{f}" for f in ACCUMULATOR_FIELDS)
            + " WHERE person_id = :person_id AND year = :year")
 
@@ -20,8 +24,9 @@ def lock(conn: Connection, region: str, person_id: str, year: int) -> tuple[Accu
     """The year's totals and admission count, locked for this transaction (one settlement per person at a time)."""
     row = _LOCK(conn, {"person_id": person_id, "year": year}).first()
     if row is None:  # the person's first visit this year
-        insert_ignore(conn, T, dict(region=region, person_id=person_id, year=year, admissions=0, **{f: 0 for f in ACCUMULATOR_FIELDS}))
-        row = _LOCK(conn, {"person_id": person_id, "year": year}).first()
+        if _CREATE(conn, {"region": region, "person_id": person_id, "year": year}).first() is not None:
+            return Accumulators(), 0
+        row = _LOCK(conn, {"person_id": person_id, "year": year}).first()  # made by a concurrent settlement: wait for it
     return Accumulators(*(int(v) for v in row[:-1])), int(row[-1])
 
 
