@@ -342,7 +342,7 @@ def _history(db: Database, keyring: Keyring, ids: dict[str, str], month: clearin
     card was made (so an agency's subsidy batch can be paid onto it: docs/benefits.md). Returns each institution's settlement
     documents, as its HIS keeps them."""
     settled: dict[str, list[dict[str, Any]]] = {}
-    for key, (region, level), day, use_account, lines in HISTORY:
+    for key, (region, level), day, use_account, lines in sorted(HISTORY, key=lambda h: h[2]):  # on their days, in order
         when = _at(month, day, 10)
 
         def visit(conn: Connection, key: str = key, code: str = institution_code(region, level), use_account: bool = use_account,
