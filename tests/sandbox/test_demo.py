@@ -72,3 +72,85 @@ def test_the_guide_prints_every_token_whole_on_a_narrow_terminal(db, keyring):
     text = console.export_text()
     for row in guide.institutions:
         assert row["credential"] in text and row["fsi_token"] in text, row
+
+
+def _counts(db) -> dict[str, int]:  # noqa: ANN001
+    from sqlalchemy import func, select
+
+    from yibao.store.tables import card_accounts, clearing_applications, settlements, transfers
+
+    return db.run(lambda c: {t.name: c.execute(select(func.count()).select_from(t)).scalar_one()
+                             for t in (settlements, transfers, clearing_applications, card_accounts)}, write=False)
+
+
+def test_the_demo_books_have_an_ended_month_waiting_for_clearing_and_a_card_account(db, keyring):
+    """Issue 15's trial: the demo had nothing to clear and no card to pay a benefit onto. Its first start seeds the previous
+    month's counter settlements (through the services, on their days), the hospital's application for it, waiting, and
+    张建国's card account; a second start seeds nothing twice."""
+    from yibao.domain import clearing as rules
+    from yibao.services.clearing import applications
+    from yibao.services.clearing.figures import figures
+    from yibao.services.people import card_accounts
+
+    guide = demo.ensure(db, keyring)
+    month = demo.previous_month(db.clock())
+    assert str(month) == "2026-10"  # the test clock: 2026-11-22 09:00 UTC
+    [app] = guide.clearing
+    assert (app["fixmedins_code"], app["setlym"], app["status"], app["clr_stas"], app["clr_type"]) == ("H440300L3", "202610", "applied", "10", "11")
+    rules.check_month_ended(month, db.clock())  # the month has ended: it can be cleared
+    review = db.run(lambda c: applications.review(c, app["clr_appy_evt_id"]), write=False)
+    # The hospital declared its own settlements' totals: they agree with the platform's ledger to the fen, and something is payable.
+    assert review["agrees"] and review["problem"] is None, review
+    f = db.run(lambda c: figures(c, institution_id="H440300L3", month=month, clr_type="11"), write=False)
+    assert f.psntime == 3 and f.fund > 0 and f.account > 0  # three visits that month; the cross-region one used his account
+    assert review["payable"]["payable"] != "0.00"
+    assert db.run(lambda c: applications.payee(c, "H440300L3"), write=False) is not None  # the operator can pay it
+    # Nothing of this month's own hospital work was moved into it: the month of the test clock is untouched but for today's visit.
+    this_month = rules.Month(2026, 11)
+    assert db.run(lambda c: figures(c, institution_id="H440300L3", month=this_month, clr_type="11"), write=False).psntime == 1
+    assert db.run(ledger.totals, write=False).balanced
+
+    ids = {p["name"]: p["psn_no"] for p in guide.people}
+    account = db.run(lambda c: card_accounts.financial_account(c, ids["张建国"]), write=False)
+    assert account is not None and account.bank_id == "bank-370200"
+    assert guide.card_accounts == [{"name": "张建国", "psn_no": ids["张建国"], "region": "370200", "bank": "bank-370200",
+                                    "account": f"****{account.account_last4}"}]
+
+    before = _counts(db)
+    again = demo.ensure(db, keyring)
+    assert not again.created and _counts(db) == before and again.clearing == guide.clearing
+
+
+def test_the_seeded_month_is_paid_and_a_benefit_credited_through_the_demos_sandbox_bank(db, keyring):
+    """What the guide tells the operator to try works against the mounted SANDBOX bank: the waiting application approved and
+    paid to the recorded payee (cleared), a subsidy batch credited to 张建国's card account."""
+    import uuid
+
+    import httpx
+
+    from tests.support.payments import PlatformServer
+    from yibao.app import create_app
+
+    guide = demo.ensure(db, keyring)
+    psn = next(p["psn_no"] for p in guide.people if p["name"] == "张建国")
+    app_id = guide.clearing[0]["clr_appy_evt_id"]
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url))
+    try:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {demo.OPERATOR_TOKEN}"}) as client:
+            def post(path: str, body: dict | None = None) -> httpx.Response:
+                return client.post(path, json=body, headers={"Idempotency-Key": uuid.uuid4().hex})
+
+            approved = post(f"/api/v1/admin/clearing-applications/{app_id}/approve")
+            assert approved.status_code == 200 and approved.json()["status"] == "accepted", approved.text
+            paid = post(f"/api/v1/admin/clearing-applications/{app_id}/pay", {})
+            assert paid.status_code == 200 and paid.json()["status"] == "cleared", paid.text
+            batch = post("/api/v1/admin/benefit-batches", {"region": "370200", "agency": "青岛市民政局", "batch_no": "T-DEMO-1",
+                                                           "purpose": "高龄津贴", "rows": [{"psn_no": psn, "amount": "300.00"}]})
+            assert batch.status_code == 201, batch.text
+            submitted = post(f"/api/v1/admin/benefit-batches/{batch.json()['batch_id']}/submit")
+            assert submitted.status_code == 200, submitted.text
+            [credit] = submitted.json()["credits"]
+            assert credit["status"] == "credited", credit
+    finally:
+        server.stop()
+    assert db.run(ledger.totals, write=False).balanced

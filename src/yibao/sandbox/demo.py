@@ -10,8 +10,9 @@ Demo credentials are fixed and printed; they are for a demo database only.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -19,9 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain import clearing as clearing_rules
 from yibao.domain import pilot as pilot_rules
 from yibao.domain.errors import Conflict
 from yibao.domain.identity import make_id_number
+from yibao.domain.money import parse_yuan
 from yibao.face import FaceVerifier
 from yibao.runtime import marks
 from yibao.sandbox import catalogue as demo_catalogue
@@ -30,8 +33,9 @@ from yibao.services.agency import gateway_credentials, institutions, payment_ins
 from yibao.services.books import audit, contributions
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
+from yibao.services.clearing import applications as clearing
 from yibao.services.payments import paycodes
-from yibao.services.people import account_credits, bindings, cards, families, filings, identity
+from yibao.services.people import account_credits, bindings, card_accounts, cards, families, filings, identity
 from yibao.services.people import persons as people
 from yibao.store.db import Database
 from yibao.store.tables import institutions as INST
@@ -91,6 +95,33 @@ CARD_IN_PRODUCTION = ("resident",)  # her first financial card was just applied 
 CREDIT_HOLDERS = ("guardian",)  # bound to their region's sandbox credit bank (信用支付)
 CREDIT_BANKS = tuple(f"bank-{region}" for region in REGIONS)  # each region's bank: the SANDBOX bank as its credit bank
 
+# The books' history (issue 15's trial: "the demo has nothing to reconcile or clear"): the demo world has existed since the
+# first day of the month before its first start; counter visits settled on days of that month, which has ended, so its
+# level-3 hospital in Shenzhen has applied (3203) for the month's outpatient clearing and waits for the operator's review.
+# (holder, institution level and region, day of the month, account used, fee lines)
+HISTORY = (
+    ("spouse", ("440300", "level3"), 3, False,
+     [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+      {"feedetl_sn": "2", "medins_list_codg": "A310", "name": "血常规检查", "unit_price": "22.00", "quantity": "1"},
+      {"feedetl_sn": "3", "medins_list_codg": "XA11", "name": "阿莫西林胶囊", "unit_price": "18.60", "quantity": "2", "prescription": True,
+       "prescriber": "演示医师"}]),
+    ("cross_region", ("440300", "level3"), 10, True,
+     [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+      {"feedetl_sn": "2", "medins_list_codg": "A520", "name": "CT检查（平扫）", "unit_price": "360.00", "quantity": "1"}]),
+    ("spouse", ("440300", "level3"), 17, False,
+     [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+      {"feedetl_sn": "2", "medins_list_codg": "XB21", "name": "布洛芬缓释胶囊", "unit_price": "28.50", "quantity": "1", "prescription": True,
+       "prescriber": "演示医师"}]),
+    ("retiree", ("370200", "level3"), 12, True,
+     [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
+      {"feedetl_sn": "2", "medins_list_codg": "A310", "name": "血常规检查", "unit_price": "22.00", "quantity": "1"},
+      {"feedetl_sn": "3", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True,
+       "prescriber": "演示医师"}]),
+)
+CLEARING_APPLICANT = ("440300", "level3")  # applied for the ended month's outpatient (11) clearing; its payee account is recorded
+CLEARING_PAYEE = ("6222020000440300036", "深圳市第一人民医院（演示）")  # a DEMO account number (passes the sandbox bank's Luhn check)
+CARD_ACCOUNT = ("retiree", "bank-370200", "6228480000370200156")  # 张建国's card account at his region's (sandbox) bank: DEMO number
+
 
 @dataclass
 class DemoGuide:
@@ -98,6 +129,8 @@ class DemoGuide:
     institutions: list[dict[str, str]] = field(default_factory=list)
     people: list[dict[str, Any]] = field(default_factory=list)
     created: bool = False
+    clearing: list[dict[str, Any]] = field(default_factory=list)  # applications of the demo's hospitals waiting for review
+    card_accounts: list[dict[str, str]] = field(default_factory=list)  # holders whose financial card has a recorded bank account
 
 
 def institution_code(region: str, level: str) -> str:
@@ -143,6 +176,12 @@ def _guide(db: Database, keyring: Keyring, created: bool) -> DemoGuide:
             if person is not None:
                 guide.people.append({"name": p.name, "psn_no": person.id, "phone": p.phone, "region": p.region, "card_no": card_number(p),
                                      "role_zh": p.role_zh, "role_en": p.role_en})
+                account = card_accounts.financial_account(conn, person.id)
+                if account is not None:
+                    guide.card_accounts.append({"name": p.name, "psn_no": person.id, "region": p.region, "bank": account.bank_id,
+                                                "account": f"****{account.account_last4}"})
+        for region, level in (CLEARING_APPLICANT,):
+            guide.clearing += clearing.listing(conn, institution_id=institution_code(region, level), status=clearing_rules.APPLIED)
         return guide
 
     return db.run(read, write=False)
@@ -176,8 +215,23 @@ def ensure(db: Database, keyring: Keyring) -> DemoGuide:
     return _guide(db, keyring, created=exists is None)
 
 
+def previous_month(now: datetime) -> clearing_rules.Month:
+    """The month before ``now``'s (Beijing time): the demo's history is in it, and it has ended."""
+    first = now.astimezone(clearing_rules.CHINA).date().replace(day=1)
+    before = first - timedelta(days=1)
+    return clearing_rules.Month(before.year, before.month)
+
+
+def _at(month: clearing_rules.Month, day: int, hour: int) -> datetime:
+    return datetime.combine(month.first_day.replace(day=day), time(hour), clearing_rules.CHINA).astimezone(timezone.utc)
+
+
 def _seed(db: Database, keyring: Keyring) -> None:
-    now = db.clock()
+    today = db.clock()
+    history = previous_month(today)
+    # The world existed before its books' history: made on the first morning of the previous month, through the same services,
+    # each told that time (the services take `now`; none reads the wall clock). The visit of today and the application are today's.
+    now = _at(history, 1, 9)
     for region, city in REGIONS.items():
         def admit(conn: Connection, region: str = region, city: str = city) -> None:
             for level, (kind, name) in LEVEL_NAMES.items():
@@ -268,15 +322,70 @@ def _seed(db: Database, keyring: Keyring) -> None:
     lines = [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"},
              {"feedetl_sn": "2", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "演示医师"}]
 
+    settled = _history(db, keyring, ids, history)
+
     def first_visit(conn: Connection) -> None:
-        v = visits.open_visit(conn, now, institution=hospital, person_id=ids["guardian"], kind="outpatient")
-        visits.upload_lines(conn, now, institution=hospital, visit_id=v.id, items=lines)
+        v = visits.open_visit(conn, today, institution=hospital, person_id=ids["guardian"], kind="outpatient")
+        visits.upload_lines(conn, today, institution=hospital, visit_id=v.id, items=lines)
         # He showed his payment code at the counter for this visit: his presence, which the settlement with his account uses.
-        code = paycodes.issue(conn, keyring, now, holder_id=ids["guardian"], actor=ACTOR).code
-        paycodes.unwrap(paycodes.consume(conn, keyring, now, code=code, institution=hospital, terminal_id="DEMO", actor=ACTOR, visit_id=v.id))
-        settlement.settle(conn, now, institution=hospital, visit_id=v.id, msgid=f"DEMO{v.id}", account=AccountRequest(use=True),
+        code = paycodes.issue(conn, keyring, today, holder_id=ids["guardian"], actor=ACTOR).code
+        paycodes.unwrap(paycodes.consume(conn, keyring, today, code=code, institution=hospital, terminal_id="DEMO", actor=ACTOR,
+                                         visit_id=v.id))
+        settlement.settle(conn, today, institution=hospital, visit_id=v.id, msgid=f"DEMO{v.id}", account=AccountRequest(use=True),
                           actor=ACTOR)
     db.run(first_visit)
+    _apply_for_clearing(db, today, history, settled)
+
+
+def _history(db: Database, keyring: Keyring, ids: dict[str, str], month: clearing_rules.Month) -> dict[str, list[dict[str, Any]]]:
+    """The previous month's counter visits (HISTORY), each settled on its day; and 张建国's card account, recorded when his
+    card was made (so an agency's subsidy batch can be paid onto it: docs/benefits.md). Returns each institution's settlement
+    documents, as its HIS keeps them."""
+    settled: dict[str, list[dict[str, Any]]] = {}
+    for key, (region, level), day, use_account, lines in sorted(HISTORY, key=lambda h: h[2]):  # on their days, in order
+        when = _at(month, day, 10)
+
+        def visit(conn: Connection, key: str = key, code: str = institution_code(region, level), use_account: bool = use_account,
+                  lines: list[dict[str, Any]] = lines, when: datetime = when) -> dict[str, Any]:
+            hospital = institutions.get(conn, code)
+            v = visits.open_visit(conn, when, institution=hospital, person_id=ids[key], kind="outpatient")
+            visits.upload_lines(conn, when, institution=hospital, visit_id=v.id, items=lines)
+            if use_account:  # the holder's code scanned at the counter for the visit: the presence his account's debit needs
+                code_ = paycodes.issue(conn, keyring, when, holder_id=ids[key], actor=ACTOR).code
+                paycodes.unwrap(paycodes.consume(conn, keyring, when, code=code_, institution=hospital, terminal_id="DEMO", actor=ACTOR,
+                                                 visit_id=v.id))
+            return settlement.settle(conn, when, institution=hospital, visit_id=v.id, msgid=f"DEMO{v.id}",
+                                     account=AccountRequest(use=use_account), actor=ACTOR)
+        settled.setdefault(institution_code(region, level), []).append(db.run(visit))
+
+    key, bank, account_no = CARD_ACCOUNT
+
+    def card_account(conn: Connection) -> None:
+        card = next(c for c in cards.for_person(conn, ids[key]) if c.kind == "physical" and c.financial)
+        card_accounts.record(conn, keyring, _at(month, 1, 9), card_id=card.id, bank_id=bank, account_no=account_no, actor=ACTOR)
+    db.run(card_account)
+    return settled
+
+
+def _apply_for_clearing(db: Database, now: datetime, month: clearing_rules.Month, settled: dict[str, list[dict[str, Any]]]) -> None:
+    """The hospital applies (3203) for the ended month's outpatient clearing with the totals of its own settlements (what the
+    platform answered each), as its HIS would; the agency has its payee account. The operator reviews, approves and pays it
+    on /admin/clearing (through the SANDBOX bank)."""
+    region, level = CLEARING_APPLICANT
+    code = institution_code(region, level)
+    account_no, account_name = CLEARING_PAYEE
+    docs = settled[code]
+
+    def apply(conn: Connection) -> None:
+        hospital = institutions.get(conn, code)
+        total = {k: sum(parse_yuan(d[k]) for d in docs) for k in ("medfee_sumamt", "inscp_scp_amt", "fund_pay_sumamt", "acct_pay",
+                                                                   "psn_cash_pay")}
+        clearing.set_payee(conn, now, institution_id=code, account_no=account_no, account_name=account_name, actor=ACTOR)
+        clearing.apply(conn, now, institution=hospital, clr_type="11", clr_way="1", setlym=month.setlym, psntime=len(docs),
+                       medfee_sumamt=total["medfee_sumamt"], med_sumfee=total["inscp_scp_amt"], fund_appy_sum=total["fund_pay_sumamt"],
+                       cash_payamt=total["psn_cash_pay"], acct_pay=total["acct_pay"], begndate=month.first_day, enddate=month.last_day,
+                       actor=f"his:{code}")
+    db.run(apply)
 
 
 def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
@@ -304,6 +413,18 @@ def print_guide(guide: DemoGuide, base_url: str, console: Any) -> None:
     console.print("沙箱短信验证码 SMS codes (sandbox): the SANDBOX SMS gateway keeps what it sent — "
                   f"{base_url}/sandbox/sms/outbox, or GET {base_url}/sandbox/sms/messages?phone=… (the platform keeps no text).",
                   highlight=False)
+    for app in guide.clearing:  # the books' history: an ended month waiting for the agency
+        month = clearing_rules.parse_month(app["setlym"])
+        console.print(f"清算 Clearing: {app['fixmedins_code']} 已申请 {month} 门诊清算 applied for {month}'s outpatient clearing "
+                      f"({app['clr_appy_evt_id']}, {app['psntime']} 人次 settlements, 基金 fund ¥{app['fund_appy_sum']}, "
+                      f"个人账户 account ¥{app['acct_pay']}): 审核、受理、拨付 review, approve and pay it at "
+                      f"{base_url}/admin/clearing?month={app['setlym']}", highlight=False)
+    for row in guide.card_accounts:
+        batch = json.dumps({"region": row["region"], "agency": "民政局（演示）", "batch_no": "DEMO-0001", "purpose": "高龄津贴",
+                            "rows": [{"psn_no": row["psn_no"], "amount": "300.00"}]}, ensure_ascii=False)
+        console.print(f"待遇到卡 Benefits: {row['name']} 的社保卡已登记银行账户 {row['name']}'s card has an account at {row['bank']} "
+                      f"({row['account']}): POST {base_url}/api/v1/admin/benefit-batches '{batch}', then POST …/benefit-batches/"
+                      "{batch_id}/submit: the SANDBOX bank credits it (docs/benefits.md)", highlight=False)
 
 
 SANDBOX_OF = {"wechat": "wxpay", "alipay": "alipay", "unionpay": "unionpay", "bank": "bank"}
