@@ -164,21 +164,41 @@ async def _connect(origin: _Origin) -> _Conn:
 
 
 def _decoded(content: bytes, encoding: str | None) -> bytes:
-    # Asked for identity; a server that compresses anyway is still understood (as httpx did).
-    if not encoding or encoding == "identity":
+    # Asked for identity; a server that compresses anyway is still understood (as httpx did): the codings in the order
+    # applied, undone last first; an empty body (a 204, an empty refusal) is empty whatever it claims.
+    if not encoding or not content:
         return content
-    if encoding == "gzip":
-        return zlib.decompress(content, 16 + zlib.MAX_WBITS)
-    if encoding == "deflate":
-        try:
-            return zlib.decompress(content)
-        except zlib.error:
-            return zlib.decompress(content, -zlib.MAX_WBITS)
-    raise h11.RemoteProtocolError(f"unsupported Content-Encoding {encoding}")
+    for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            content = zlib.decompress(content, 16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            try:
+                content = zlib.decompress(content)
+            except zlib.error:
+                content = zlib.decompress(content, -zlib.MAX_WBITS)
+        else:
+            raise h11.RemoteProtocolError(f"unsupported Content-Encoding {encoding}")
+    return content
 
 
-async def _exchange(conn: _Conn, origin: _Origin, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[Answer, bool]:
-    """One request and its answer; True with it when the connection may carry another."""
+# What httpx leaves as it is in a request target (RFC 3986's unreserved and sub-delims, ":@/?", and "%" of an escape
+# already made); anything else (a space, a non-ASCII letter in a returned download URL) is percent-encoded.
+_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
+
+
+def _target(prefix: str, path: str) -> str:
+    target = prefix + path
+    if not target.startswith("/"):
+        target = "/" + target  # "?x" alone (a URL with no path): origin-form needs the "/"
+    return urllib.parse.quote(target, safe=_TARGET_SAFE)
+
+
+async def _exchange(conn: _Conn, origin: _Origin, method: str, path: str, body: bytes, headers: dict[str, str],
+                    timeout: float) -> tuple[Answer, bool]:
+    """One request and its answer; True with it when the connection may carry another. ``timeout`` bounds each wait
+    (the write, each read), as httpx's did: a large statement that keeps arriving is not cut off."""
     lowered = {k.lower() for k in headers}
     head = [("Host", origin.host_header)]
     head += [(k, v) for k, v in headers.items()]
@@ -190,18 +210,21 @@ async def _exchange(conn: _Conn, origin: _Origin, method: str, path: str, body: 
     if body or method in ("POST", "PUT", "PATCH"):
         head.append(("Content-Length", str(len(body))))
     h = conn.h11
-    out = h.send(h11.Request(method=method, target=origin.prefix + path, headers=head))
+    out = h.send(h11.Request(method=method, target=_target(origin.prefix, path), headers=head))
     if body:
         out += h.send(h11.Data(data=body))
     out += h.send(h11.EndOfMessage())
     conn.writer.write(out)
+    async with asyncio.timeout(timeout):
+        await conn.writer.drain()
     response: h11.Response | None = None
     parts: list[bytes] = []
     size = 0
     while True:
         event = h.next_event()
         if event is h11.NEED_DATA:
-            data = await conn.reader.read(65536)
+            async with asyncio.timeout(timeout):
+                data = await conn.reader.read(65536)
             h.receive_data(data)  # b"" is the end of the stream: h11 then says what it makes of it
             continue
         if isinstance(event, h11.InformationalResponse):
@@ -220,7 +243,8 @@ async def _exchange(conn: _Conn, origin: _Origin, method: str, path: str, body: 
     assert response is not None
     answer_headers = httpx.Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers])
     content = _decoded(b"".join(parts), answer_headers.get("content-encoding"))
-    again = h.our_state is h11.DONE and h.their_state is h11.DONE
+    # Bytes after the answer (a second answer nobody asked for) would be read as the next call's: such a connection ends.
+    again = h.our_state is h11.DONE and h.their_state is h11.DONE and not h.trailing_data[0]
     if again:
         h.start_next_cycle()
     return Answer(response.status_code, answer_headers, content), again
@@ -241,10 +265,10 @@ async def _lean(base_url: str, method: str, path: str, body: bytes, headers: dic
         kept.close()
     reuse = False
     try:
-        async with asyncio.timeout(timeout):
-            if conn is None:
+        if conn is None:
+            async with asyncio.timeout(timeout):
                 conn = await _connect(origin)
-            answer, reuse = await _exchange(conn, origin, method, path, body, headers)
+        answer, reuse = await _exchange(conn, origin, method, path, body, headers, timeout)
         return answer
     finally:
         if conn is not None:

@@ -214,3 +214,53 @@ def test_a_call_nobody_answers_is_an_unknown_outcome_inside_pooled():
                 await channel_http.send("test", "http://127.0.0.1:9", "GET", "/", b"", {}, 1.0)
 
     asyncio.run(story())
+
+
+def test_a_large_answer_that_keeps_arriving_is_not_cut_off_by_the_timeout():
+    """The timeout bounds each wait, as httpx's did: a statement arriving over longer than ``timeout`` is read whole."""
+    def slow(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+        for piece in (b"def", b"ghi"):
+            threading.Event().wait(0.9)  # the institution's pace (what is under test), each gap well inside the timeout
+            conn.sendall(piece)
+
+    server = RawServer(slow)
+    try:
+        answer = asyncio.run(channel_http.send("test", server.url, "GET", "/bill", b"", {}, 1.5))
+        assert answer.content == b"abcdefghi"
+    finally:
+        server.close()
+
+
+def test_an_empty_compressed_answer_is_empty_and_the_target_is_made_valid(port_server):
+    async def story():  # noqa: ANN202
+        spaced = await channel_http.send("test", port_server, "POST", "/echo?q=a b", b"", {}, 10.0)
+        no_path = await channel_http.send("test", port_server + "/echo", "POST", "?x=1", b"", {}, 10.0)
+        return spaced, no_path
+
+    spaced, no_path = asyncio.run(story())
+    assert spaced.content.decode().startswith("POST /echo?q=a%20b ")  # percent-encoded as httpx would, not refused
+    assert no_path.content.decode().startswith("POST /echo?x=1 ")  # the base URL's path, then the query
+    assert channel_http._decoded(b"", "gzip") == b""  # a 204 or an empty refusal claiming gzip is still an answer
+    assert channel_http._decoded(gzip.compress(b"x"), "GZIP") == b"x"
+
+
+def test_bytes_after_an_answer_end_its_connection():
+    """A second answer nobody asked for, in the same read, is never taken as the next call's answer."""
+    def two_answers(conn: socket.socket) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+        conn.recv(1)  # until the client hangs up
+
+    server = RawServer(two_answers)
+    try:
+        async def story() -> list[bytes]:
+            async with channel_http.pooled():
+                first = await channel_http.send("test", server.url, "GET", "/", b"", {}, 5.0)
+                assert not any(channel_http._pools[asyncio.get_running_loop()].idle.values())  # not kept
+                return [first.content]
+
+        assert asyncio.run(story()) == [b"first"]
+    finally:
+        server.close()

@@ -458,7 +458,9 @@ def resolve_many(conn: Connection, *, ref: str, code: str, now: datetime, post: 
         c["credits_posted"] += r.amount if post else 0
     _apply(conn, deltas)
     # The rows read above are locked (PostgreSQL) or the database is (SQLite): the still-pending ones are exactly ``todo``.
-    _RESOLVE_HELD(conn, {"to": "posted" if post else "voided", "ref": ref, "code": code})
+    resolved = _RESOLVE_HELD(conn, {"to": "posted" if post else "voided", "ref": ref, "code": code}).rowcount
+    if resolved != len(todo):  # never: the rows are locked — but a posting must not move other rows than it counted
+        raise RuntimeError(f"resolve_many {ref}/{code}: {resolved} rows resolved, {len(todo)} read")
     kind = "post" if post else "void"
     _INSERT_TRANSFERS(conn, [dict(client_id=f"{r.client_id}:{kind}", region=r.region, debit_account_id=r.debit_account_id,
                                   credit_account_id=r.credit_account_id, amount=r.amount, kind=kind, state="posted", pending_id=r.id,

@@ -29,7 +29,7 @@ from yibao.store.tables import payment_orders as O
 
 def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Institution, request_key: str, request_hash: str,
                   code: str | None, terminal_id: str | None, visit_id: str | None, lines: list[dict] | None, actor: str,
-                  paycode_id: int | None = None) -> Order | YibaoError:
+                  paycode_id: int | None = None, inserted: list[Order] | None = None) -> Order | YibaoError:
     """一码支付, first unit: verify and use the code, register the visit (with ``lines``), record the order ``created``.
 
     Instead of ``code``, ``paycode_id`` names a code this institution scanned within the last minutes
@@ -66,9 +66,10 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
                                 visit_id=visit_id)
         visit = payments.visit_for(conn, now, institution, consumed.person_id, visit_id, lines)
         presence.bind(conn, now, present, visit_id=visit.id, field="paycode_id")
-        return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
-                             visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
-                             terminal_id=terminal_id or consumed.terminal_id, actor=actor)
+        return _inserted(inserted, payments.insert_order(
+            conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode", visit=visit,
+            person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
+            terminal_id=terminal_id or consumed.terminal_id, actor=actor))
     assert code is not None
     consumed = paycodes.consume(conn, keyring, now, code=code, institution=institution, terminal_id=terminal_id, actor=actor)
     if isinstance(consumed, YibaoError):
@@ -80,9 +81,16 @@ def start(conn: Connection, keyring: Keyring, now: datetime, *, institution: Ins
     scanned_now = consumed.presence or (presence.get(conn, consumed.presence_id) if consumed.presence_id else None)
     assert scanned_now is not None
     presence.bind(conn, now, scanned_now, visit_id=visit.id, field="code")  # the code shown now: the holder is present for this visit
-    return payments.insert_order(conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode",
-                         visit=visit, person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id,
-                         terminal_id=terminal_id, actor=actor)
+    return _inserted(inserted, payments.insert_order(
+        conn, now, institution=institution, request_key=request_key, request_hash=request_hash, method="onecode", visit=visit,
+        person_id=consumed.person_id, payer_id=consumed.holder_id, paycode_id=consumed.paycode_id, terminal_id=terminal_id, actor=actor))
+
+
+def _inserted(out: list[Order] | None, order: Order) -> Order:
+    """Say (in ``out``) that this unit inserted ``order``: the hold in the same unit may take it as it is, unread."""
+    if out is not None:
+        out.append(order)
+    return order
 
 
 class _HoldFailed(Exception):
@@ -114,13 +122,15 @@ async def pay(ctx: Context, *, institution: Institution, request_key: str, reque
     def begin(c: Connection) -> Order | cash_leg.Held | YibaoError | None:
         if answered is not None and answered(c):
             return None
+        inserted: list[Order] = []
         started = start(c, ctx.keyring, now, institution=institution, request_key=request_key, request_hash=request_hash, code=code,
-                        terminal_id=terminal_id, visit_id=visit_id, lines=lines, actor=actor, paycode_id=paycode_id)
+                        terminal_id=terminal_id, visit_id=visit_id, lines=lines, actor=actor, paycode_id=paycode_id, inserted=inserted)
         if isinstance(started, YibaoError) or started.status != po.CREATED:
             return started  # a refused code (its refusal row commits), or a retry's order as it stands
         try:
             return cash_leg.hold_and_request(c, ctx.keyring, now, order_id=started.id, institution=institution, use_account=use_account,
-                                             actor=actor, pay_by=pay_by, finish=finish, created=started)
+                                             actor=actor, pay_by=pay_by, finish=finish,
+                                             created=started if inserted and inserted[0] is started else None)
         except YibaoError as exc:
             raise _HoldFailed(exc) from None
 

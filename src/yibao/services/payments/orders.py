@@ -215,8 +215,8 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     With the account, the settlement uses up the presence its flow bound to the visit (the code scanned, the face
     verified) or ``presence_id`` (the holder's own act in the app): services/care/presence.py.
 
-    ``created``: the order as this same unit inserted it (`insert_order`): nobody else can see it before the commit, so
-    it is neither read again nor locked."""
+    ``created``: the order as this same unit inserted it (`insert_order`; never one read from the table): nobody else can
+    see it before the commit, so it is neither read again nor locked."""
     if created is not None and created.id == order_id and created.status == po.CREATED:
         order = created
     else:
