@@ -98,14 +98,16 @@ def test_a_declined_payment_is_voided_and_balances_restored(stack, wxpay):
 
 def test_a_dropped_notification_is_made_up_for_by_the_query(stack, wxpay, clock):
     pw, server = stack
-    wxpay.runtime.set_knobs(settle_delay_ms=30, drop_notification_rate=1.0)
+    # The institution finishes 1.5 s after accepting: its answer to the platform's query right after the deduction is
+    # "processing" however loaded the machine (with 30 ms, a slow turn between the two calls saw it paid already).
+    wxpay.runtime.set_knobs(settle_delay_ms=1500, drop_notification_rate=1.0)
     before = pw.balances()
     r = onecode(pw, server)
     assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN  # "processing"
     oid = r.json()["payment_id"]
-    clock.advance(minutes=2)
-    # The institution finishes after its delay; recovery keeps asking until it says so.
-    wait_until(lambda: asyncio.run(recovery.recover(pw.ctx())).orders.get(oid) == po.COMPLETED, what="the query finds it paid")
+    # The institution finishes after its delay (and tells nobody); then recovery's query finds it paid.
+    wait_until(lambda: wxpay.runtime.books.trades[oid].status == "succeeded", what="the institution finishes the payment")
+    assert recover(pw, clock).orders.get(oid) == po.COMPLETED
     paid(pw, before, pw.balances(), order(pw, oid))
 
 
@@ -115,7 +117,9 @@ def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
     before = pw.balances()
     r = onecode(pw, server)
     oid = r.json()["payment_id"]
-    assert r.json()["status"] == po.CASH_UNKNOWN
+    # "processing" at the query, unless the notification (30 ms after acceptance) completed the order before the
+    # request recorded that answer: either way, what follows must hold.
+    assert r.json()["status"] in (po.CASH_UNKNOWN, po.COMPLETED)
     wait_until(lambda: order(pw, oid).status == po.COMPLETED, what="the notification completes the order")
     def deliveries():
         return [d for d in wxpay.runtime.notifier.deliveries if getattr(d.event.record, "out_trade_no", None) == oid]
@@ -130,7 +134,7 @@ def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
 
 def test_a_notification_with_a_bad_signature_is_refused_and_the_order_waits_for_the_query(stack, wxpay, db, clock):
     pw, server = stack
-    wxpay.runtime.set_knobs(settle_delay_ms=30, bad_notification_signature=True, notify_delays_ms=[60_000])
+    wxpay.runtime.set_knobs(settle_delay_ms=1500, bad_notification_signature=True, notify_delays_ms=[60_000])  # "processing" at first
     before = pw.balances()
     r = onecode(pw, server)
     oid = r.json()["payment_id"]
