@@ -122,8 +122,7 @@ async def run_reconciliation(request: Request) -> Response:
     async def call(x: Post) -> tuple[Goto, tuple[str, str]]:
         p, form = x.p, x.form
         day = _day(form.require("day", "对账日期", "the day"), date.min)
-        if day >= volumes.local_day(p.now()):
-            raise InputError("day", "day_not_ended", "只能对账已结束的日期（北京时间）", "only a day that has ended (Beijing time) can be reconciled")
+        recon_runs.require_ended(day, p.now())  # once for the form, before each institution is asked (the service checks it too)
         pi = form.get("pi")
         targets = [pi] if pi else await p.run(recon_runs.institutions_to_reconcile, write=False)
         if not targets:

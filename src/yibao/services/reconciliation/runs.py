@@ -350,14 +350,19 @@ def _store_difference(conn: Connection, now: datetime, *, run_id: str, pi: pis.P
     return found.id
 
 
+def require_ended(day: date, now: datetime) -> None:
+    """Only a day that has ended in Beijing is reconciled: the statement of a day still running is not final."""
+    if day >= local_day(now):
+        raise InputError("day", "day_not_ended", "只能对账已结束的日期（北京时间）", "only a day that has ended (Beijing time) can be reconciled")
+
+
 async def reconcile(ctx: Context, *, day: date, pi_id: str, actor: str, cutoff: timedelta = rc.CUTOFF) -> RunResult:
     """Fetch the institution's statement of ``day`` (outside any unit), then match and store it in one unit. A statement
     that cannot be had (the institution refuses, the file does not add up) records a failed run and raises.
 
     Checked here for every caller (page, REST, CLI): the day must have ended in Beijing (a statement of a day still running
     is not final), and the institution must exist (else "no channel configuration" would hide a mistyped id)."""
-    if day >= local_day(ctx.now()):
-        raise InputError("day", "day_not_ended", "只能对账已结束的日期（北京时间）", "only a day that has ended (Beijing time) can be reconciled")
+    require_ended(day, ctx.now())
     if await ctx.run(lambda c: pis.get(c, pi_id), write=False) is None:
         raise NotFound("institution", "unknown_payment_institution", f"支付机构 {pi_id} 不存在", f"no payment institution {pi_id}")
     try:
