@@ -126,10 +126,34 @@ def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
     wait_until(lambda: len(deliveries()) == 2 and all(d.state == "delivered" for d in deliveries()), what="both copies acknowledged")
     claims = db.run(lambda c: c.execute(select(channel_notifications.c.effect).where(channel_notifications.c.out_trade_no == oid)).scalars().all(),
                     write=False)
-    assert claims == [po.COMPLETED]
+    # Claimed once when a copy completed the order; when the query's answer completed it first, both copies found the
+    # success recorded and nothing was claimed (notifications._already_recorded). Never twice.
+    assert claims in ([po.COMPLETED], [])
     moves = [e for e in db.run(lambda c: audit.entries(c, "440300", 200), write=False) if e.subject == oid and e.action == "payment.cash_succeeded"]
     assert len(moves) == 1
     paid(pw, before, pw.balances(), order(pw, oid))
+
+
+def test_a_notification_of_a_success_already_recorded_is_acknowledged_and_claims_nothing(stack, wxpay, db):
+    """The common case: the answer to the request (WeChat's query) completes the order before the notification comes.
+    The notification is acknowledged after one read — no claim, no write unit (notifications._already_recorded)."""
+    pw, server = stack
+    # The first copy is refused (a wrong signature) and its resend waits: it comes only when flushed, after the answer.
+    wxpay.runtime.set_knobs(bad_notification_signature=True, notify_delays_ms=[600_000])
+    r = onecode(pw, server)
+    oid = r.json()["payment_id"]
+    assert r.json()["status"] == po.COMPLETED, r.text
+    o = order(pw, oid)
+
+    def sent():
+        return [d for d in wxpay.runtime.notifier.deliveries if getattr(d.event.record, "out_trade_no", None) == oid]
+    wait_until(lambda: [d.last_result for d in sent()] == ["HTTP 400"], what="the first copy refused")
+    wxpay.runtime.set_knobs(bad_notification_signature=False)
+    asyncio.run(wxpay.flush())
+    assert [d.state for d in sent()] == ["delivered"]
+    assert db.run(lambda c: c.execute(select(func.count()).select_from(channel_notifications)
+                                      .where(channel_notifications.c.out_trade_no == oid)).scalar_one(), write=False) == 0
+    assert order(pw, oid) == o
 
 
 def test_a_notification_with_a_bad_signature_is_refused_and_the_order_waits_for_the_query(stack, wxpay, db, clock):

@@ -25,7 +25,9 @@ def install(app: FastAPI) -> None:
     from yibao.api.routers import admin, channels, credit, his, patient
 
     errors.install(app)
-    for router in (his.router, patient.router, channels.router, admin.router, credit.patient_router, credit.admin_router,
+    # The institutions' notifications (one per payment) before the holders' 46 routes, which every request to a later
+    # router is matched against first.
+    for router in (his.router, channels.router, patient.router, admin.router, credit.patient_router, credit.admin_router,
                    credit.notify_router):
         app.include_router(router)
 

@@ -564,3 +564,10 @@ async def withdraw_clearing(request: Request, app_id: str = Path(min_length=1, m
 async def clearing_status(app_id: str = Path(min_length=1, max_length=32), caller: Caller = Depends(institution_caller),
                           p: Platform = Depends(platform)) -> dict[str, Any]:
     return await p.run(lambda c: clearing.status(c, institution=caller.institution, app_id=app_id), write=False)
+
+
+# Routes are tried in order, twice a request (FastAPI's included router matches, then selects): a counter's payment
+# endpoints, called once per patient, first. Moving a literal path forward cannot shadow it: a route before it that
+# matched it would have shadowed it already.
+_HOT = ("/api/v1/his/payments/onecode", "/api/v1/his/payments/face")
+router.routes.sort(key=lambda route: getattr(route, "path", "") not in _HOT)

@@ -65,6 +65,9 @@ async def _receive(ctx: Context, pi_id: str, cfg: connectors.ChannelConfig, chan
             return None
         log.warning("notification from %s refused: %s", pi_id, exc.code)
         return channel.ack(False)
+    if await _already_recorded(ctx, pi_id, notification):
+        log.info("notification from %s (%s %s): already recorded", pi_id, notification.kind, notification.status)
+        return channel.ack(True)
     now = ctx.now()
 
     def unit(c: Connection) -> str | None:
@@ -77,6 +80,20 @@ async def _receive(ctx: Context, pi_id: str, cfg: connectors.ChannelConfig, chan
         return None
     log.info("notification from %s (%s %s): %s", pi_id, notification.kind, notification.status, effect)
     return channel.ack(True)
+
+
+async def _already_recorded(ctx: Context, pi_id: str, n: Notification) -> bool:
+    """A payment's success the order already shows — the institution's answer to our request or query recorded it, as it
+    mostly does before the notification arrives: nothing to act on, so nothing is claimed (`apply` would claim the key
+    and change nothing). A read instead of a write unit and its commit, once per payment (issue 13). Acking it needs no
+    check of the configuration's version: nothing is applied. Everything else — an order still in doubt, a failure, an
+    amount that is not the order's — goes to `apply`."""
+    if n.kind != "payment" or n.status != "succeeded" or n.out_trade_no is None:
+        return False
+    out_trade_no = n.out_trade_no
+    order = await ctx.run(lambda c: payments.get(c, out_trade_no), write=False)
+    return (order is not None and order.payment_institution_id == pi_id and order.status == po.COMPLETED and order.anomaly is None
+            and (n.amount_fen is None or n.amount_fen == order.cash_pay))
 
 
 # One notification per payment: its claim and its effect as prepared SQL (store/sql.py), not Core (~100 µs each).

@@ -207,8 +207,13 @@ def _state_refusal(row, now: datetime) -> YibaoError | None:  # noqa: ANN001
 # The scan's statements as prepared SQL (store/sql.py): Core spent ~100 µs building and keying each, on every payment.
 _GUESSES = Sql("""SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id AND created_at > :since AND counted = :yes
                   ORDER BY created_at DESC, id DESC LIMIT :limit""")
-_TERMINAL_GUESSES = Sql("""SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id AND terminal_id = :terminal_id
-                           AND created_at > :since AND counted = :yes ORDER BY created_at DESC, id DESC LIMIT :limit""")
+# Both windows in one statement when the scan names a terminal (one round trip fewer on every payment).
+_BOTH_GUESSES = Sql("""SELECT 'i' AS scope, created_at FROM (SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id
+                           AND created_at > :since AND counted = :yes ORDER BY created_at DESC, id DESC LIMIT :limit) AS i
+                       UNION ALL
+                       SELECT 't' AS scope, created_at FROM (SELECT created_at FROM paycode_refusals WHERE institution_id = :institution_id
+                           AND terminal_id = :terminal_id AND created_at > :t_since AND counted = :yes
+                           ORDER BY created_at DESC, id DESC LIMIT :t_limit) AS t""")
 _SLOT = Sql("SELECT card_id, counter FROM paycode_slots WHERE slot = :slot")
 _CODE = ("id, region, card_id, person_id, holder_id, status, expires_at, ended_at")
 _CODE_OF = Sql(f"SELECT {_CODE} FROM paycodes WHERE card_id = :card_id AND counter = :counter")
@@ -225,10 +230,14 @@ def _lockout(conn: Connection, now: datetime, institution_id: str, terminal_id: 
     """Over a limit (the terminal's, or the institution's for all its terminals): no scan is looked at while
     locked, so no new guess is counted and the lock ends when the limit-th newest guess leaves the window."""
     # The rows `attempts.failures` would read (counted guesses in the window, newest first, at most the limit), prepared.
-    waits = [PER_INSTITUTION.retry_after(_guesses(conn, _GUESSES, PER_INSTITUTION, now, institution_id=institution_id), now)]
     if terminal_id:
-        waits.append(PER_TERMINAL.retry_after(_guesses(conn, _TERMINAL_GUESSES, PER_TERMINAL, now, institution_id=institution_id,
-                                                       terminal_id=terminal_id), now))
+        rows = list(_BOTH_GUESSES(conn, {"institution_id": institution_id, "terminal_id": terminal_id, "yes": True,
+                                         "since": PER_INSTITUTION.since(now), "limit": PER_INSTITUTION.limit,
+                                         "t_since": PER_TERMINAL.since(now), "t_limit": PER_TERMINAL.limit}))
+        waits = [PER_INSTITUTION.retry_after([_utc(r.created_at) for r in rows if r.scope == "i"], now),
+                 PER_TERMINAL.retry_after([_utc(r.created_at) for r in rows if r.scope == "t"], now)]
+    else:
+        waits = [PER_INSTITUTION.retry_after(_guesses(conn, _GUESSES, PER_INSTITUTION, now, institution_id=institution_id), now)]
     seconds = max((w for w in waits if w is not None), default=None)
     if seconds is None:
         return None
