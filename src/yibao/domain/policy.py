@@ -26,11 +26,28 @@ MUTUAL_AID_RELATIONS = ("spouse", "parent", "child")
 
 
 @dataclass(frozen=True, slots=True)
+class AgeRatio:
+    """A ratio that follows the patient's age: base + step × max(0, age − from_age), kept within [lo, hi] (ppm)."""
+
+    base: int
+    step: int  # ppm per year of age; may be negative
+    from_age: int = 0
+    lo: int = 0
+    hi: int = RATIO_ONE
+
+    def at(self, age: int) -> int:
+        return min(self.hi, max(self.lo, self.base + self.step * max(0, age - self.from_age)))
+
+
+@dataclass(frozen=True, slots=True)
 class Band:
-    """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound)."""
+    """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound).
+
+    With ``by_age`` the ratio is the patient's (``RatioSchedule.for_age``); ``ratio`` then holds its value at age 0."""
 
     upto: int | None
     ratio: int
+    by_age: AgeRatio | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +63,16 @@ class RatioSchedule:
     @property
     def is_flat(self) -> bool:
         return len(self.bands) == 1
+
+    @property
+    def by_age(self) -> bool:
+        return any(b.by_age is not None for b in self.bands)
+
+    def for_age(self, age: int) -> "RatioSchedule":
+        """The schedule with every age-dependent ratio taken at ``age`` (itself when none depends on age)."""
+        if not self.by_age:
+            return self
+        return RatioSchedule(tuple(Band(b.upto, b.ratio if b.by_age is None else b.by_age.at(age)) for b in self.bands))
 
     def cut(self, points: int) -> "RatioSchedule":
         """Every band's ratio lowered by ``points`` (ppm), not below zero (cross-region cut)."""
@@ -155,6 +182,14 @@ class BenefitVariant:
     bands_basis: str = "excess"  # "excess": bands measured above the deductible; "cumulative": deductible included
     annual_cap: int | None = None  # outpatient pooling's own yearly cap (inpatient uses the scheme cap)
     eligible_ceiling: int | None = None  # yearly in-scope cost above which the basic layer stops
+    # level -> share (ppm) of the previous year's average wage the deductible was set from (the file's `wage_share`);
+    # the amount itself is in ``deductible``, computed once when the file is read. Shown in the explanation.
+    deductible_shares: Mapping[str, int] = field(default_factory=dict)
+
+    def schedule_for(self, level: str, age: int) -> "RatioSchedule | None":
+        """The ratio schedule at ``level`` for a patient of ``age`` (None: the level is not covered)."""
+        schedule = self.ratio.get(level)
+        return None if schedule is None else schedule.for_age(age)
 
     def deductible_for(self, level: str, admission_number: int) -> int:
         base = self.deductible.get(level, 0)

@@ -257,7 +257,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     benefit_kind, variants = scheme.variants_for(visit.kind)
     variant = next(v for v in variants if v.when.matches(person.tier, person.retired, person.age))
     per_year = benefit_kind != "inpatient"
-    schedule = variant.ratio.get(visit.institution_level)
+    schedule = variant.schedule_for(visit.institution_level, person.age)
     level = visit.institution_level
     dedc = covered = hifp = overflow = pool_ratio = 0
     if schedule is None:
@@ -281,6 +281,10 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                                   "Inpatient deductible ({level_en} {base:y}, admission {n} this year: {full:y}): {a:y}",
                                   {"level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "base": variant.deductible.get(level, 0),
                                    "n": visit.admission_number, "full": full, "a": dedc}))
+        if level in variant.deductible_shares:  # the file set it as a share of the previous year's average wage
+            ex[-1] = ex[-1]._replace(zh_template=ex[-1].zh_template + "（起付线为上年度在岗职工平均工资{wage:y}的{share:p}）",
+                                     en_template=ex[-1].en_template + " (the deductible is {share:p} of the previous year's average wage {wage:y})",
+                                     params={**ex[-1].params, "wage": policy.avg_onpost_wage, "share": variant.deductible_shares[level]})
 
         eligible = t_in - dedc
         within = eligible
@@ -320,9 +324,12 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         elif raw > cap_left:
             zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
             en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
+        if variant.ratio[level].by_age:
+            zh += "；比例按年龄{age}岁确定"
+            en += "; the ratio is the one for age {age}"
         ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
             "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "s": sched,
-            "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
+            "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered, "age": person.age}))
 
     # Step 5: second layer. `parts` is what the patient still bears of each part; every later
     # layer's payment is allocated to the parts it was computed on (see _allocate).

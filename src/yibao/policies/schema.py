@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 from yibao.domain.clearing import MAX_DEPOSIT_RATIO, ClearingRules
 from yibao.domain.credit import CreditRules
 from yibao.domain.errors import InputError, PolicyError
-from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
+from yibao.domain.money import RATIO_ONE, apply_ratio, parse_ratio, parse_yuan
 from yibao.domain.policy import (
     BASE_PARTS,
     FILINGS,
@@ -22,6 +22,7 @@ from yibao.domain.policy import (
     MUTUAL_AID_RELATIONS,
     VISIT_KINDS,
     AccountRules,
+    AgeRatio,
     Assistance,
     AssistanceStatus,
     Band,
@@ -93,6 +94,19 @@ class _Reader:
     def ratio(self, key: str, default: Any = _MISSING) -> int:
         return self._convert(key, self.raw(key, default), parse_ratio)
 
+    def signed_ratio(self, key: str, default: Any = _MISSING) -> int:
+        """A ratio between −1 and 1 ("-0.005"): a step that may fall."""
+        value = self.raw(key, default)
+        if not isinstance(value, str):
+            return self._convert(key, value, parse_ratio)  # a float gets the quoting advice, an integer 0 or 1 passes
+        negative = value.strip().startswith("-")
+        try:
+            ppm = parse_ratio(value.strip()[1:] if negative else value, key)
+        except InputError:
+            raise self.fail(key, f"应为 −1 与 1 之间的比例（如 \"0.005\" 或 \"-0.005\"），收到 {value!r}",
+                            f"must be a ratio between -1 and 1 such as \"0.005\" or \"-0.005\", got {value!r}") from None
+        return -ppm if negative else ppm
+
     def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int = 10**6) -> int | None:
         value = self.raw(key, default)
         if value is None:
@@ -148,9 +162,31 @@ class _Reader:
                 raise self.fail(str(key), f"未知字段，可用字段：{', '.join(allowed)}", f"unknown field; known fields: {', '.join(allowed)}")
 
 
+def _age_ratio(r: _Reader, key: str) -> AgeRatio:
+    """{base: "0.50", step: "0.004", from_age: 0, min: "0.55", max: "0.75"}: base + step × max(0, age − from_age), within [min, max]."""
+    ar = r.child(key, r.raw(key))
+    ar.check_keys(("base", "step", "from_age", "min", "max"))
+    age = AgeRatio(base=ar.ratio("base"), step=ar.signed_ratio("step"),
+                   from_age=ar.integer("from_age", 0, minimum=0, maximum=150),  # type: ignore[arg-type]
+                   lo=ar.ratio("min", "0"), hi=ar.ratio("max", "1"))
+    if age.lo > age.hi:
+        raise ar.fail("min", "min 大于 max", "is above max")
+    return age
+
+
+def _band(r: _Reader, key: str, upto: int | None) -> Band:
+    """A band's ratio: a ratio, or a ratio by age (a mapping)."""
+    if isinstance(r.raw(key), Mapping):
+        age = _age_ratio(r, key)
+        return Band(upto, age.at(0), age)
+    return Band(upto, r.ratio(key))
+
+
 def _schedule(r: _Reader, key: str) -> RatioSchedule:
-    """A ratio ("0.9") or bands ([{upto: "50000", ratio: "0.6"}, {ratio: "0.7"}])."""
+    """A ratio ("0.9"), a ratio by age ({base, step, ...}) or bands ([{upto: "50000", ratio: "0.6"}, {ratio: "0.7"}])."""
     value = r.raw(key)
+    if isinstance(value, Mapping):
+        return RatioSchedule((_band(r, key, None),))
     if not isinstance(value, list):
         return RatioSchedule.flat(r.ratio(key))
     if not value:
@@ -168,17 +204,18 @@ def _schedule(r: _Reader, key: str) -> RatioSchedule:
             raise br.fail("upto", "只有最后一段可以不设上限", "only the last band may omit upto")
         if upto is not None and upto <= previous:
             raise br.fail("upto", "分段上限必须递增", "band limits must increase")
-        bands.append(Band(upto, br.ratio("ratio")))
+        bands.append(_band(br, "ratio", upto))
         previous = upto or previous
     if bands[-1].upto is not None:
         bands.append(Band(None, 0))  # nothing is paid above the last limit
     return RatioSchedule(tuple(bands))
 
 
-def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any]) -> dict[str, Any]:
-    """A value per institution level, or one scalar that applies to every level of ``ratio``."""
+def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any], scalar_key: str | None = None) -> dict[str, Any]:
+    """A value per institution level, or one scalar that applies to every level of ``ratio`` (a mapping holding
+    ``scalar_key`` is such a scalar: `deductible: {wage_share: "0.01"}`)."""
     value = r.raw(key)
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and not (scalar_key is not None and scalar_key in value):
         sub = r.child(key, value)
         sub.check_keys(LEVELS)
         return {level: convert(sub, level) for level in value}
@@ -205,7 +242,20 @@ def _condition(r: _Reader | None, tiers: tuple[int, ...] | None) -> Condition:
     return cond
 
 
-def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVariant:
+def _deductible(wage: int, shares: dict[str, int]) -> Callable[[_Reader, str], int]:
+    """An amount ("600"), or a share of the previous year's average wage ({wage_share: "0.05"}), rounded once."""
+    def convert(r: _Reader, key: str) -> int:
+        value = r.raw(key)
+        if not isinstance(value, Mapping):
+            return r.yuan(key)  # type: ignore[return-value]
+        wr = r.child(key, value)
+        wr.check_keys(("wage_share",))
+        shares[key] = wr.ratio("wage_share")
+        return apply_ratio(wage, shares[key])
+    return convert
+
+
+def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0) -> BenefitVariant:
     r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
                   "bands_basis", "annual_cap", "eligible_ceiling"))
     ratio = _by_level(r, "ratio", _schedule)
@@ -214,9 +264,11 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVar
                      "give the ratio per institution level (community, level1, level2, level3, pharmacy)")
     if not ratio:
         raise r.fail("ratio", "至少要有一个机构级别", "must cover at least one institution level")
-    deductible = _by_level(r, "deductible", lambda rr, k: rr.yuan(k))
+    shares: dict[str, int] = {}
+    deductible = _by_level(r, "deductible", _deductible(wage, shares), "wage_share")
     if "*" in deductible:
         deductible = {level: deductible["*"] for level in ratio}
+        shares = {level: shares["deductible"] for level in ratio} if shares else {}
     missing = [level for level in ratio if level not in deductible]
     if missing:  # a forgotten level must not silently mean "no deductible"
         raise r.fail("deductible", f"缺少这些级别的起付线：{', '.join(missing)}", f"has no amount for covered levels: {', '.join(missing)}")
@@ -243,10 +295,11 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVar
         bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
         annual_cap=annual_cap,
         eligible_ceiling=r.yuan("eligible_ceiling", None),
+        deductible_shares=shares,
     )
 
 
-def _scheme(r: _Reader, insurance_type: str) -> Scheme:
+def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
     r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
     tiers = r.raw("tiers", None)
     if tiers is not None and (not isinstance(tiers, list) or not tiers
@@ -273,7 +326,7 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
             vr = lr.child(i, item)
             if not isinstance(item, Mapping):
                 raise vr.fail("", "应为映射", "must be a mapping")
-            variants.append(_variant(vr, kind, tuple(tiers) if tiers else None))
+            variants.append(_variant(vr, kind, tuple(tiers) if tiers else None, wage))
         if variants[-1].when != Condition():
             raise lr.fail("", "最后一条规则不能带 when 条件（兜底规则）", "the last rule must have no `when`, so every person matches one")
         benefits[kind] = tuple(variants)
@@ -387,10 +440,11 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
     schemes_r = r.mapping("schemes")
     schemes_r.check_keys(INSURANCE_TYPES)
     schemes = {}
+    wage: int = r.yuan("avg_onpost_wage_prev_year")  # type: ignore[assignment]  # deductibles may be shares of it
     for insurance_type, value in schemes_r.data.items():
         if not isinstance(value, Mapping):
             raise schemes_r.fail(insurance_type, "应为映射", "must be a mapping")
-        schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type)
+        schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type, wage)
     si_r = r.mapping("serious_illness", required=False)
     la_r = r.mapping("large_amount", required=False)
     if la_r is not None:
@@ -411,7 +465,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         revision=r.integer("revision", 1, minimum=1),
         digest=hashlib.sha256(raw_text).hexdigest()[:12],
         source=source,
-        avg_onpost_wage=r.yuan("avg_onpost_wage_prev_year"),
+        avg_onpost_wage=wage,
         wage_year=r.integer("wage_year", minimum=2000, maximum=2100),
         paycode_ttl_seconds=r.integer("paycode_ttl_seconds", 180, minimum=10, maximum=3600),
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
