@@ -23,6 +23,10 @@ FILINGS = ("long_term", "temporary", "unfiled")
 LINE_CLASSES = ("A", "B", "C", "unlisted")
 BASE_PARTS = ("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")
 MUTUAL_AID_RELATIONS = ("spouse", "parent", "child")
+# Categories of catalogue entries a policy may pay at their own fund ratio (`item_ratios`): the catalogue's
+# `item_category` column names them, and so may a quoted bill's line. Our names [G]: no national code list was found.
+ITEM_CATEGORIES = {"implant": ("植入材料", "implants"), "imported": ("进口材料", "imported materials"),
+                   "negotiated": ("国家谈判药品", "nationally negotiated drugs")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,22 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRatio:
+    """A catalogue entry (by national ``code``) or a ``category`` of entries whose in-scope cost the pooled fund pays
+    at ``ratio`` instead of the visit's ratio (docs/engine.md step 4)."""
+
+    path: str  # where it stands in the policy file, cited in explanations
+    code: str | None
+    category: str | None
+    ratio: int
+    label_zh: str
+    label_en: str
+
+    def matches(self, code: str, categories: tuple[str, ...]) -> bool:
+        return code == self.code if self.code is not None else self.category in categories
+
+
+@dataclass(frozen=True, slots=True)
 class BenefitVariant:
     """Basic pooled-fund rules for one visit class and one group of people.
 
@@ -185,6 +205,7 @@ class BenefitVariant:
     # level -> share (ppm) of the previous year's average wage the deductible was set from (the file's `wage_share`);
     # the amount itself is in ``deductible``, computed once when the file is read. Shown in the explanation.
     deductible_shares: Mapping[str, int] = field(default_factory=dict)
+    item_ratios: tuple[ItemRatio, ...] = ()  # the first that matches a line pays it at its own ratio
 
     def schedule_for(self, level: str, age: int) -> "RatioSchedule | None":
         """The ratio schedule at ``level`` for a patient of ``age`` (None: the level is not covered)."""

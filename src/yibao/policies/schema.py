@@ -18,6 +18,7 @@ from yibao.domain.policy import (
     BASE_PARTS,
     FILINGS,
     INSURANCE_TYPES,
+    ITEM_CATEGORIES,
     LEVELS,
     MUTUAL_AID_RELATIONS,
     VISIT_KINDS,
@@ -30,6 +31,7 @@ from yibao.domain.policy import (
     Condition,
     CrossRegion,
     CrossRegionRule,
+    ItemRatio,
     LargeAmount,
     Policy,
     RatioSchedule,
@@ -255,9 +257,36 @@ def _deductible(wage: int, shares: dict[str, int]) -> Callable[[_Reader, str], i
     return convert
 
 
+def _item_ratios(r: _Reader) -> tuple[ItemRatio, ...]:
+    """[{category: implant, ratio: "0.80"}, {code: "XA01…", ratio: "1", label_zh: …, label_en: …}]"""
+    value = r.raw("item_ratios", [])
+    if not isinstance(value, list):
+        raise r.fail("item_ratios", "应为规则列表，如 [{category: implant, ratio: \"0.80\"}]",
+                     "must be a list of rules such as [{category: implant, ratio: \"0.80\"}]")
+    lr = r.child("item_ratios", value)
+    out, seen = [], {}
+    for i, item in enumerate(value):
+        ir = lr.child(i, item)
+        if not isinstance(item, Mapping):
+            raise ir.fail("", "应为映射 {code 或 category, ratio}", "must be a mapping {code or category, ratio}")
+        ir.check_keys(("code", "category", "ratio", "label_zh", "label_en"))
+        if ("code" in item) == ("category" in item):
+            raise ir.fail("", "须写 code（医保目录编码）或 category（项目类别）之一", "needs either code (a national catalogue code) or category, not both")
+        code = None if "code" not in item else ir.text("code")
+        category = None if "category" not in item else ir.choice("category", tuple(ITEM_CATEGORIES))
+        key = ("code", code) if code is not None else ("category", category)
+        if key in seen:
+            raise ir.fail("", f"与第 {seen[key]} 条规则重复（只有第一条会生效）", f"repeats rule {seen[key]} (only the first would ever apply)")
+        seen[key] = i
+        zh, en = ITEM_CATEGORIES[category] if category is not None else (code, code)
+        out.append(ItemRatio(path=ir.path, code=code, category=category, ratio=ir.ratio("ratio"),
+                             label_zh=ir.text("label_zh", zh), label_en=ir.text("label_en", en)))
+    return tuple(out)
+
+
 def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0) -> BenefitVariant:
     r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
-                  "bands_basis", "annual_cap", "eligible_ceiling"))
+                  "bands_basis", "annual_cap", "eligible_ceiling", "item_ratios"))
     ratio = _by_level(r, "ratio", _schedule)
     if "*" in ratio:
         raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
@@ -296,6 +325,7 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0
         annual_cap=annual_cap,
         eligible_ceiling=r.yuan("eligible_ceiling", None),
         deductible_shares=shares,
+        item_ratios=_item_ratios(r),
     )
 
 
