@@ -225,7 +225,7 @@ class Scheme:
     label_zh: str
     label_en: str
     tiers: tuple[int, ...] | None
-    annual_cap: int  # basic pooled fund, per person and year (pool_fund_paid)
+    annual_cap: int | None  # basic pooled fund, per person and year (pool_fund_paid); None: no cap
     personal_account_tiers: tuple[int, ...] | None  # None: every tier has an account
     has_personal_account: bool
     second_layer: str | None  # "serious_illness" | "large_amount" | None

@@ -372,7 +372,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         start = dedc if variant.bands_basis == "cumulative" else 0
         items = _with_items(bill, lines, variant, sched, start, t_in, dedc, within, xr.ratio_cut if xr else 0, ver)
         raw = div_round_half_up(items.schedule.pay_exact(start, within), RATIO_ONE)
-        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid) if scheme.annual_cap is not None else raw  # none: never binds
         cap_left = scheme_left
         if per_year and variant.annual_cap is not None:
             cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
@@ -399,7 +399,10 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         else:
             zh += ") × 比例 = {raw:y}"
             en += ") × ratio = {raw:y}"
-        if raw > cap_left and cap_left == scheme_left:
+        if raw > cap_left and cap_left == scheme_left and scheme.second_layer is None:
+            zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}由个人负担"
+            en += "; the yearly cap is reached, so only the remaining {a:y} is paid and the patient pays the rest ({beyond:y} of cost)"
+        elif raw > cap_left and cap_left == scheme_left:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
         elif raw > cap_left:

@@ -40,6 +40,13 @@ from yibao.domain.policy import (
 )
 
 _MISSING = object()
+# The keys each level of a file may hold (docs/policy.md names every one; a test checks it).
+TOP_LEVEL_KEYS = ("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year", "paycode_ttl_seconds",
+                  "catalogue", "schemes", "serious_illness", "large_amount", "assistance", "cross_region", "personal_account",
+                  "references", "credit", "clearing")
+SCHEME_KEYS = ("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS)
+VARIANT_KEYS = ("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio", "bands_basis", "annual_cap",
+                "eligible_ceiling", "item_ratios")
 
 
 class _Reader:
@@ -92,6 +99,13 @@ class _Reader:
                 raise self.fail(key, "缺少取值（不能为空）", "needs a value (it is empty)")
             return None
         return self._convert(key, value, parse_yuan)
+
+    def cap(self, key: str, required: bool = False) -> int | None:
+        """A yearly cap or ceiling: an amount, or the word ``none`` for no cap (absent, when not required, is none too)."""
+        value = self.raw(key, _MISSING if required else None)
+        if value == "none" or (value is None and not required):
+            return None
+        return self.yuan(key)
 
     def ratio(self, key: str, default: Any = _MISSING) -> int:
         return self._convert(key, self.raw(key, default), parse_ratio)
@@ -285,8 +299,7 @@ def _item_ratios(r: _Reader) -> tuple[ItemRatio, ...]:
 
 
 def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0) -> BenefitVariant:
-    r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
-                  "bands_basis", "annual_cap", "eligible_ceiling", "item_ratios"))
+    r.check_keys(VARIANT_KEYS)
     ratio = _by_level(r, "ratio", _schedule)
     if "*" in ratio:
         raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
@@ -310,8 +323,8 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0
             raise r.fail("repeat_admission_factor", "应为非空列表，如 [\"1\", \"0.5\", \"0\"]", "must be a non-empty list such as [\"1\", \"0.5\", \"0\"]")
         fr = r.child("repeat_admission_factor", raw_factors)
         factors = tuple(fr._convert(f"[{i}]", v, parse_ratio) for i, v in enumerate(raw_factors))
-    annual_cap = r.yuan("annual_cap", None)
-    if annual_cap is not None and kind == "inpatient":
+    annual_cap = r.cap("annual_cap")
+    if "annual_cap" in r.data and kind == "inpatient":
         raise r.fail("annual_cap", "住院统筹的年度限额在 schemes.<险种>.annual_cap 设置", "the inpatient yearly cap is the scheme's annual_cap")
     return BenefitVariant(
         path=r.path,
@@ -323,14 +336,14 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0
         repeat_admission_factors=factors,
         bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
         annual_cap=annual_cap,
-        eligible_ceiling=r.yuan("eligible_ceiling", None),
+        eligible_ceiling=r.cap("eligible_ceiling"),
         deductible_shares=shares,
         item_ratios=_item_ratios(r),
     )
 
 
 def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
-    r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
+    r.check_keys(SCHEME_KEYS)
     tiers = r.raw("tiers", None)
     if tiers is not None and (not isinstance(tiers, list) or not tiers
                               or not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 9 for t in tiers)):
@@ -368,7 +381,7 @@ def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
         label_zh=r.text("label_zh", insurance_type),
         label_en=r.text("label_en", insurance_type),
         tiers=tuple(tiers) if tiers else None,
-        annual_cap=r.yuan("annual_cap"),
+        annual_cap=r.cap("annual_cap", required=True),
         personal_account_tiers=account_tiers,
         has_personal_account=has_account,
         second_layer=None if r.raw("second_layer", None) is None else r.choice("second_layer", ("serious_illness", "large_amount")),
@@ -385,7 +398,7 @@ def _serious_illness(r: _Reader) -> SeriousIllness:
         threshold=r.yuan("threshold"),
         bands=_schedule(r, "bands"),
         basis=r.choice("basis", ("excess", "cumulative"), "excess"),
-        annual_cap=r.yuan("annual_cap", None),
+        annual_cap=r.cap("annual_cap"),
         base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay"]),
         hardship_statuses=h.names("statuses", []) if h else frozenset(),
         hardship_threshold_factor=h.ratio("threshold_factor", "1") if h else RATIO_ONE,
@@ -405,7 +418,7 @@ def _assistance(r: _Reader) -> Assistance:
         st.check_keys(("label_zh", "label_en", "threshold", "ratio", "annual_cap"))
         statuses[str(name)] = AssistanceStatus(
             label_zh=st.text("label_zh"), label_en=st.text("label_en"),
-            threshold=st.yuan("threshold"), ratio=st.ratio("ratio"), annual_cap=st.yuan("annual_cap", None),
+            threshold=st.yuan("threshold"), ratio=st.ratio("ratio"), annual_cap=st.cap("annual_cap"),
         )
     return Assistance(statuses=statuses, base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay", "pre_self_pay"]))
 
@@ -459,9 +472,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
     r = _Reader(source, data)
     if not isinstance(data, Mapping):
         raise r.fail("", "策略文件应为 YAML 映射", "a policy file must be a YAML mapping")
-    r.check_keys(("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year",
-                  "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
-                  "assistance", "cross_region", "personal_account", "references", "credit", "clearing"))
+    r.check_keys(TOP_LEVEL_KEYS)
     region = str(r.raw("region"))
     if not re.fullmatch(r"[0-9]{6}", region):
         raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
@@ -501,7 +512,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
         schemes=schemes,
         serious_illness=_serious_illness(si_r) if si_r else None,
-        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.yuan("annual_cap", None)) if la_r else None,
+        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.cap("annual_cap")) if la_r else None,
         assistance=_assistance(assistance_r) if assistance_r else None,
         cross_region=_cross_region(r.mapping("cross_region")),
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),
