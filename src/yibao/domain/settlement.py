@@ -189,7 +189,7 @@ class _Items(NamedTuple):
 
     schedule: RatioSchedule  # the visit's schedule up to the ordinary cost, then one band per item rule
     cost: int  # the items' cost within the basic layer (after the deductible and the eligible-cost ceiling)
-    pay: int  # the items' payment as shown on their own lines (each rounded once; the total is rounded again once)
+    pay: int  # the sum of the items' own explanation lines, each rounded once (hifp_pay is rounded once on its own)
     explanation: tuple[Explanation, ...]
 
 
