@@ -72,7 +72,7 @@ def test_the_catalogue_is_read_a_page_at_a_time(client, world):
     one = client.get("/api/v1/his/catalogue", params={"hilist_code": tc.APPROVAL}, headers=his(world)).json()["data"]
     assert one == [{"hilist_code": tc.APPROVAL, "hilist_name": "人工晶体", "list_type": "301", "chrgitm_lv": "02", "pric_uplmt_amt": "800.00",
                     "selfpay_prop": None, "fund_prop": None, "lmt_used_flag": "1", "lmt_med_type": [], "lmt_medins_lv": None, "lmt_cnt": None, "lmt_cnt_day": None,
-                    "lmt_age_min": None, "lmt_age_max": None, "hosp_appr_flag": "1", "rx_flag": "0", "begndate": "2026-01-01", "enddate": None,
+                    "lmt_age_min": None, "lmt_age_max": None, "hosp_appr_flag": "1", "rx_flag": "0", "item_category": [], "begndate": "2026-01-01", "enddate": None,
                     "updt_time": one[0]["updt_time"]}]
     later = client.get("/api/v1/his/catalogue", params={"updated_since": "2026-11-22T18:00:00"}, headers=his(world)).json()
     assert later["recordCounts"] == 0  # Beijing 18:00 is after the import at 09:00 UTC (17:00 Beijing)

@@ -40,7 +40,8 @@ def test_no_fund_pays_beyond_its_remaining_cap(case):
     s = settle(bill, policy, catalogue)
     acc = bill.accumulators
     scheme = policy.schemes[bill.person.insurance_type]
-    assert s.pool_fund <= max(0, scheme.annual_cap - acc.pool_fund_paid)
+    if scheme.annual_cap is not None:  # None: `annual_cap: none`
+        assert s.pool_fund <= max(0, scheme.annual_cap - acc.pool_fund_paid)
     kind, variants = scheme.variants_for(bill.visit.kind)
     variant = next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
     if kind != "inpatient" and variant.annual_cap is not None:
@@ -102,7 +103,7 @@ def test_settling_again_with_updated_accumulators_never_exceeds_caps(case):
     second = settle(second_bill, policy, catalogue)
     scheme = policy.schemes[bill.person.insurance_type]
     paid = bill.accumulators.pool_fund_paid
-    if paid <= scheme.annual_cap:
+    if scheme.annual_cap is not None and paid <= scheme.annual_cap:
         assert first.pool_fund + second.pool_fund <= scheme.annual_cap - paid
 
 
@@ -127,11 +128,15 @@ def test_one_fen_more_cap_headroom_moves_the_patients_share_by_little(case, fen)
 
     bill, policy, catalogue = case
     scheme = policy.schemes[bill.person.insurance_type]
-    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, pool_fund_paid=max(0, scheme.annual_cap - 10_000)))
+    cap = scheme.annual_cap  # None (`annual_cap: none`): what was paid before changes nothing
+    paid = max(0, cap - 10_000) if cap is not None else bill.accumulators.pool_fund_paid
+    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, pool_fund_paid=paid))
     more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators, pool_fund_paid=max(0, base.accumulators.pool_fund_paid - fen)))
     a, b = settle(base, policy, catalogue), settle(more, policy, catalogue)
     # fen more cap can lower the patient's share by at most fen / (lowest ratio) (cost the fund now covers) plus rounding
     assert abs(a.person_total - b.person_total) <= 1_000 * fen + 2
+    if cap is None:
+        assert (a.pool_fund, a.person_total) == (b.pool_fund, b.person_total)
 
 
 def test_the_domain_checks_its_own_inputs():
@@ -158,3 +163,35 @@ def test_the_domain_checks_its_own_inputs():
     for b in bad:
         with pytest.raises(InputError):
             settle(b, policy, policy)
+
+
+@given(priced())
+def test_items_at_the_visit_s_own_flat_ratio_change_nothing(case):
+    """Item rules that pay every category and code at the visit's own flat ratio price the bill exactly as without them:
+    the items' bands continue the visit's, so the deductible, a cap or a ceiling binding, the spill and the rounding
+    (once) all come out the same (docs/engine.md step 4)."""
+    import dataclasses
+
+    from hypothesis import assume
+
+    from tests.support.strategies import CODES
+    from yibao.domain.policy import ITEM_CATEGORIES, ItemRatio
+
+    bill, policy, catalogue = case
+    scheme = policy.schemes[bill.person.insurance_type]
+    kind, variants = scheme.variants_for(bill.visit.kind)
+    i, variant = next((i, v) for i, v in enumerate(variants) if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
+    schedule = variant.schedule_for(bill.visit.institution_level, bill.person.age)
+    assume(schedule is not None and schedule.is_flat)
+    r = schedule.bands[0].ratio
+
+    def with_rules(rules):
+        v = dataclasses.replace(variant, item_ratios=rules)
+        benefits = {**scheme.benefits, kind: variants[:i] + (v,) + variants[i + 1:]}
+        return dataclasses.replace(policy, schemes={**policy.schemes, bill.person.insurance_type: dataclasses.replace(scheme, benefits=benefits)})
+
+    rules = tuple(ItemRatio("p", None, c, r, "项目", "item") for c in ITEM_CATEGORIES) + tuple(ItemRatio("p", c, None, r, "项目", "item") for c in CODES)
+    plain, items = settle(bill, with_rules(()), catalogue), settle(bill, with_rules(rules), catalogue)
+    for name in AMOUNT_FIELDS:
+        assert getattr(plain, name) == getattr(items, name), name
+    assert plain.accumulator_delta == items.accumulator_delta

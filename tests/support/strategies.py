@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from yibao.domain.bill import AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
 from yibao.domain.family import GuardianFacts
-from yibao.domain.money import QTY_SCALE, RATIO_ONE
-from yibao.domain.policy import Band, Policy, RatioSchedule
+from yibao.domain.money import QTY_SCALE, RATIO_ONE, div_round_half_up
+from yibao.domain.policy import ITEM_CATEGORIES, AgeRatio, Band, ItemRatio, Policy, RatioSchedule
 from yibao.policies.loader import builtin_policy
 
 REGIONS = ("440300", "370200", "330200")
@@ -18,6 +18,8 @@ POLICIES = {r: builtin_policy(r, 2026) for r in REGIONS}
 
 fen = st.integers(min_value=0, max_value=5_000_000)  # up to 50,000 yuan
 ratios = st.integers(min_value=0, max_value=RATIO_ONE)
+CODES = tuple(f"L{i}" for i in range(6))  # the national codes lines draw from, so item_ratios by code match some
+categories = st.lists(st.sampled_from(tuple(ITEM_CATEGORIES)), max_size=2, unique=True).map(tuple)
 
 
 @st.composite
@@ -25,22 +27,45 @@ def fee_lines(draw) -> FeeLine:
     cls = draw(st.sampled_from(("A", "B", "C", "unlisted")))
     price = draw(st.one_of(st.integers(0, 2_000), st.integers(0, 3_000_000)))
     cap = draw(st.one_of(st.none(), st.integers(0, max(price * 2, 1))))
+    own_code = draw(st.booleans())  # the institution's own code, the national one beside it (as the platform stores lines)
+    national = draw(st.sampled_from(CODES))
     return FeeLine(
-        code=f"L{draw(st.integers(0, 999))}", name="item", line_class=cls,
+        code=f"H{draw(st.integers(0, 999))}" if own_code else national, name="item", line_class=cls,
         unit_price=price,
         quantity=draw(st.integers(1, 40 * QTY_SCALE)),
         price_cap=cap,
         self_pay_ratio=draw(st.one_of(st.none(), ratios)) if cls == "B" else None,
+        categories=draw(categories),
+        hilist_code=national if own_code else None,
     )
+
+
+@st.composite
+def band_ratio(draw, upto: int | None) -> Band:
+    """A band at a ratio, or at a ratio by age (base + step × max(0, age − from_age) within [lo, hi])."""
+    if draw(st.integers(0, 3)):
+        return Band(upto, draw(ratios))
+    lo, hi = sorted((draw(ratios), draw(ratios)))
+    age = AgeRatio(base=draw(ratios), step=draw(st.integers(-30_000, 30_000)), from_age=draw(st.integers(0, 80)), lo=lo, hi=hi)
+    return Band(upto, age.at(0), age)
 
 
 @st.composite
 def schedules(draw) -> RatioSchedule:
     if draw(st.booleans()):
-        return RatioSchedule.flat(draw(ratios))
+        return RatioSchedule((draw(band_ratio(None)),))
     limits = sorted(set(draw(st.lists(st.integers(1, 20_000_000), min_size=1, max_size=3))))
-    bands = tuple(Band(u, draw(ratios)) for u in limits) + (Band(None, draw(ratios)),)
+    bands = tuple(draw(band_ratio(u)) for u in limits) + (draw(band_ratio(None)),)
     return RatioSchedule(bands)
+
+
+@st.composite
+def item_ratios(draw, path: str) -> tuple[ItemRatio, ...]:
+    """Rules by category or by code, in a drawn order (the first that matches a line pays it)."""
+    keys = draw(st.lists(st.one_of(st.sampled_from(tuple(ITEM_CATEGORIES)).map(lambda c: ("category", c)),
+                                   st.sampled_from(CODES).map(lambda c: ("code", c))), max_size=4, unique=True))
+    return tuple(ItemRatio(f"{path}.item_ratios[{i}]", value if kind == "code" else None, value if kind == "category" else None,
+                           draw(st.one_of(ratios, st.just(RATIO_ONE))), "项目", "item") for i, (kind, value) in enumerate(keys))
 
 
 @st.composite
@@ -65,15 +90,19 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
             new = []
             for v in variants:
                 ratio = {lvl: draw(schedules()) for lvl in v.ratio}
+                deductible = {lvl: draw(st.integers(0, 200_000)) for lvl in v.deductible}
+                shares = {lvl: draw(st.integers(0, 20_000)) for lvl in v.deductible if draw(st.booleans())}
+                deductible.update({lvl: div_round_half_up(base.avg_onpost_wage * share, RATIO_ONE) for lvl, share in shares.items()})
                 new.append(dataclasses.replace(
                     v, ratio=ratio,
-                    deductible={lvl: draw(st.integers(0, 200_000)) for lvl in v.deductible},
+                    deductible=deductible, deductible_shares=shares, item_ratios=draw(item_ratios(v.path)),
                     bands_basis=draw(st.sampled_from(("excess", "cumulative"))),
                     annual_cap=None if kind == "inpatient" else draw(st.one_of(st.none(), st.integers(0, 2_000_000))),
                     eligible_ceiling=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
                 ))
             benefits[kind] = tuple(new)
-        schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.integers(0, 60_000_000)))
+        schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.one_of(st.none(), st.integers(0, 60_000_000))),
+                                            second_layer=draw(st.sampled_from((scheme.second_layer, None))))
     si = base.serious_illness
     if si is not None:
         si = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),

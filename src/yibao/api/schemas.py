@@ -98,6 +98,8 @@ class FeeLineIn(BaseModel):
                             "the platform from the catalogue, never taken from the institution")
     price_cap: Any = _decided("price cap")
     self_pay_ratio: Any = _decided("self-pay ratio")
+    categories: Any = _decided("item category (implant, imported, …)")
+    item_category: Any = _decided("item category (implant, imported, …)")
 
 
 class FeeLinesIn(Strict):

@@ -34,6 +34,8 @@ class FeeLine:
     quantity: int  # 1/10000 units
     price_cap: int | None = None  # fen per unit (限价)
     self_pay_ratio: int | None = None  # ppm; B lines only (None: the catalogue default)
+    categories: tuple[str, ...] = ()  # the catalogue entry's item categories (implant, imported, ...): item_ratios
+    hilist_code: str | None = None  # the national code when ``code`` is the institution's own (item_ratios match it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import date
 
 from yibao.domain.errors import InputError
 from yibao.domain.money import QTY_SCALE, apply_ratio, div_round_half_up, format_yuan, parse_quantity, parse_ratio, parse_yuan
-from yibao.domain.policy import VISIT_KINDS
+from yibao.domain.policy import ITEM_CATEGORIES, VISIT_KINDS
 
 # list_type (目录类别). The national code list was not available: these codes are a GUESS (docs/catalogue.md).
 LIST_TYPES = {"101": ("西药", "western medicine"), "102": ("中成药", "Chinese patent medicine"),
@@ -29,10 +29,11 @@ _KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院"
 
 # The file's columns (docs/catalogue.md). The first ones are national field names (1312 目录信息, 1318 限价, 1319 先自付
 # 比例); lmt_* beyond lmt_used_flag, rx_flag and fund_prop are OUR names for the limited-use rules (a guess at no
-# national spelling). lmt_cnt_day came last, so files written before it still read the same.
+# national spelling). lmt_cnt_day came last, so files written before it still read the same; item_category (OUR
+# name too: the item categories a policy's item_ratios may pay at their own ratio) came after it.
 COLUMNS = ("hilist_code", "hilist_name", "list_type", "chrgitm_lv", "pric_uplmt_amt", "selfpay_prop", "fund_prop",
            "lmt_med_type", "lmt_medins_lv", "lmt_cnt", "lmt_age_min", "lmt_age_max", "hosp_appr_flag", "rx_flag",
-           "begndate", "enddate", "lmt_cnt_day")
+           "begndate", "enddate", "lmt_cnt_day", "item_category")
 REQUIRED = ("hilist_code", "hilist_name", "list_type", "chrgitm_lv", "begndate")
 
 _CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{2,29}$")
@@ -60,6 +61,7 @@ class Entry:
     hosp_appr_flag: bool = False  # paid only with the hospital's approval on the line
     rx_flag: bool = False  # paid only on a prescription naming its prescriber
     lmt_cnt_day: int | None = None  # the most paid per day of the fee (a stay's daily dose, e.g. bed days)
+    item_category: tuple[str, ...] = ()  # implant | imported | negotiated: what a policy's item_ratios may name
 
     @property
     def limited(self) -> bool:
@@ -75,6 +77,7 @@ class Entry:
         """The entry as stored (store column names are the field names)."""
         row = {f.name: getattr(self, f.name) for f in fields(self)}
         row["lmt_med_type"] = "|".join(self.lmt_med_type) or None
+        row["item_category"] = "|".join(self.item_category) or None
         return row
 
 
@@ -82,6 +85,7 @@ def entry_from_row(row: dict[str, object]) -> Entry:
     """An entry from a stored row (the inverse of as_row)."""
     values = {f.name: row[f.name] for f in fields(Entry)}
     values["lmt_med_type"] = tuple(str(values["lmt_med_type"]).split("|")) if values["lmt_med_type"] else ()
+    values["item_category"] = tuple(str(values["item_category"]).split("|")) if values["item_category"] else ()
     for k in ("pric_uplmt_amt", "selfpay_prop", "fund_prop", "lmt_cnt", "lmt_cnt_day", "lmt_age_min", "lmt_age_max"):
         values[k] = None if values[k] is None else int(values[k])  # type: ignore[arg-type]
     values["hosp_appr_flag"], values["rx_flag"] = bool(values["hosp_appr_flag"]), bool(values["rx_flag"])
@@ -166,6 +170,11 @@ def parse_entry(raw: dict[str, str]) -> Entry:
         if k not in VISIT_KINDS:
             raise InputError("lmt_med_type", "invalid_choice", f"就诊类型应为 {' | '.join(VISIT_KINDS)}，以 | 分隔",
                              f"visit kinds separated by |, each one of {', '.join(VISIT_KINDS)}")
+    categories = tuple(k for k in v["item_category"].split("|") if k) if v["item_category"] else ()
+    for k in categories:
+        if k not in ITEM_CATEGORIES:
+            raise InputError("item_category", "invalid_choice", f"项目类别应为 {' | '.join(ITEM_CATEGORIES)}，以 | 分隔",
+                             f"item categories separated by |, each one of {', '.join(ITEM_CATEGORIES)}")
     level = v["lmt_medins_lv"] or None
     if level is not None and level not in MIN_LEVELS:
         raise InputError("lmt_medins_lv", "invalid_choice", f"最低机构级别应为 {' | '.join(MIN_LEVELS)}", f"must be one of {', '.join(MIN_LEVELS)}")
@@ -180,7 +189,7 @@ def parse_entry(raw: dict[str, str]) -> Entry:
     if end is not None and end < begin:
         raise InputError("enddate", "end_before_begin", "结束日期早于开始日期", "is before begndate")
     return Entry(code, v["hilist_name"], v["list_type"], v["chrgitm_lv"], begin, end, cap, prop, fund, kinds, level, cnt, age_min, age_max,
-                 _flag(v["hosp_appr_flag"], "hosp_appr_flag"), _flag(v["rx_flag"], "rx_flag"), cnt_day)
+                 _flag(v["hosp_appr_flag"], "hosp_appr_flag"), _flag(v["rx_flag"], "rx_flag"), cnt_day, tuple(dict.fromkeys(categories)))
 
 
 def parse_rows(file: str, header: list[str], rows: list[tuple[int, dict[str, str]]], header_line: int = 1) -> list[Entry]:
@@ -268,6 +277,7 @@ class Decision:
     lmt_used_flag: str  # "1": the entry is limited-use (its rules were applied), else "0"
     code: str  # why: in_scope | class_c | not_in_catalogue | unmapped | not_yet_valid | expired | no_catalogue | lmt_*
     memo: str  # Chinese / English
+    categories: tuple[str, ...] = ()  # the entry's item categories, on a line the fund pays (item_ratios of the policy)
 
     @property
     def own_expense(self) -> bool:
@@ -347,7 +357,8 @@ def decide(entry: Entry, facts: LineFacts, default_b_ratio: int) -> Decision:
     if e.limited:
         words[0] += "，符合限定支付范围"
         words[1] += ", within its limited-use rules"
-    return Decision(CHRGITM_LV[lv], lv, e.pric_uplmt_amt, ratio, "1" if e.limited else "0", "in_scope", f"{words[0]} / {words[1]}")
+    return Decision(CHRGITM_LV[lv], lv, e.pric_uplmt_amt, ratio, "1" if e.limited else "0", "in_scope", f"{words[0]} / {words[1]}",
+                    e.item_category)
 
 
 # ---- the national per-line result -------------------------------------------------------------------------

@@ -23,14 +23,35 @@ FILINGS = ("long_term", "temporary", "unfiled")
 LINE_CLASSES = ("A", "B", "C", "unlisted")
 BASE_PARTS = ("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")
 MUTUAL_AID_RELATIONS = ("spouse", "parent", "child")
+# Categories of catalogue entries a policy may pay at their own fund ratio (`item_ratios`): the catalogue's
+# `item_category` column names them, and so may a quoted bill's line. Our names [G]: no national code list was found.
+ITEM_CATEGORIES = {"implant": ("植入材料", "implants"), "imported": ("进口材料", "imported materials"),
+                   "negotiated": ("国家谈判药品", "nationally negotiated drugs")}
+
+
+@dataclass(frozen=True, slots=True)
+class AgeRatio:
+    """A ratio that follows the patient's age: base + step × max(0, age − from_age), kept within [lo, hi] (ppm)."""
+
+    base: int
+    step: int  # ppm per year of age; may be negative
+    from_age: int = 0
+    lo: int = 0
+    hi: int = RATIO_ONE
+
+    def at(self, age: int) -> int:
+        return min(self.hi, max(self.lo, self.base + self.step * max(0, age - self.from_age)))
 
 
 @dataclass(frozen=True, slots=True)
 class Band:
-    """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound)."""
+    """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound).
+
+    With ``by_age`` the ratio is the patient's (``RatioSchedule.for_age``); ``ratio`` then holds its value at age 0."""
 
     upto: int | None
     ratio: int
+    by_age: AgeRatio | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +67,16 @@ class RatioSchedule:
     @property
     def is_flat(self) -> bool:
         return len(self.bands) == 1
+
+    @property
+    def by_age(self) -> bool:
+        return any(b.by_age is not None for b in self.bands)
+
+    def for_age(self, age: int) -> "RatioSchedule":
+        """The schedule with every age-dependent ratio taken at ``age`` (itself when none depends on age)."""
+        if not self.by_age:
+            return self
+        return RatioSchedule(tuple(Band(b.upto, b.ratio if b.by_age is None else b.by_age.at(age)) for b in self.bands))
 
     def cut(self, points: int) -> "RatioSchedule":
         """Every band's ratio lowered by ``points`` (ppm), not below zero (cross-region cut)."""
@@ -138,6 +169,22 @@ class Condition:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemRatio:
+    """A catalogue entry (by national ``code``) or a ``category`` of entries whose in-scope cost the pooled fund pays
+    at ``ratio`` instead of the visit's ratio (docs/engine.md step 4)."""
+
+    path: str  # where it stands in the policy file, cited in explanations
+    code: str | None
+    category: str | None
+    ratio: int
+    label_zh: str
+    label_en: str
+
+    def matches(self, code: str, categories: tuple[str, ...]) -> bool:
+        return code == self.code if self.code is not None else self.category in categories
+
+
+@dataclass(frozen=True, slots=True)
 class BenefitVariant:
     """Basic pooled-fund rules for one visit class and one group of people.
 
@@ -155,6 +202,15 @@ class BenefitVariant:
     bands_basis: str = "excess"  # "excess": bands measured above the deductible; "cumulative": deductible included
     annual_cap: int | None = None  # outpatient pooling's own yearly cap (inpatient uses the scheme cap)
     eligible_ceiling: int | None = None  # yearly in-scope cost above which the basic layer stops
+    # level -> share (ppm) of the previous year's average wage the deductible was set from (the file's `wage_share`);
+    # the amount itself is in ``deductible``, computed once when the file is read. Shown in the explanation.
+    deductible_shares: Mapping[str, int] = field(default_factory=dict)
+    item_ratios: tuple[ItemRatio, ...] = ()  # the first that matches a line pays it at its own ratio
+
+    def schedule_for(self, level: str, age: int) -> "RatioSchedule | None":
+        """The ratio schedule at ``level`` for a patient of ``age`` (None: the level is not covered)."""
+        schedule = self.ratio.get(level)
+        return None if schedule is None else schedule.for_age(age)
 
     def deductible_for(self, level: str, admission_number: int) -> int:
         base = self.deductible.get(level, 0)
@@ -169,7 +225,7 @@ class Scheme:
     label_zh: str
     label_en: str
     tiers: tuple[int, ...] | None
-    annual_cap: int  # basic pooled fund, per person and year (pool_fund_paid)
+    annual_cap: int | None  # basic pooled fund, per person and year (pool_fund_paid); None: no cap
     personal_account_tiers: tuple[int, ...] | None  # None: every tier has an account
     has_personal_account: bool
     second_layer: str | None  # "serious_illness" | "large_amount" | None

@@ -17,7 +17,19 @@ from yibao.domain.errors import InputError
 from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
 from yibao.domain.money import RATIO_ONE, apply_ratio, div_round_half_up
-from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
+from yibao.domain.policy import (
+    INSURANCE_TYPES,
+    ITEM_CATEGORIES,
+    LEVEL_EN,
+    LEVEL_ZH,
+    LEVELS,
+    LINE_CLASSES,
+    VISIT_KINDS,
+    Band,
+    BenefitVariant,
+    Policy,
+    RatioSchedule,
+)
 
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
 FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
@@ -100,6 +112,10 @@ def _check_values(bill: Bill) -> None:
             raise InputError(f"lines[{i}]", "out_of_range", "数量须大于0，价格不能为负", "quantity must be positive and prices not negative")
         if line.self_pay_ratio is not None and not 0 <= line.self_pay_ratio <= RATIO_ONE:
             raise InputError(f"lines[{i}].self_pay_ratio", "out_of_range", "比例应在0–1之间", "the ratio must be between 0 and 1")
+        for category in line.categories:
+            if category not in ITEM_CATEGORIES:
+                raise InputError(f"lines[{i}].categories", "invalid_choice", f"项目类别应为 {' | '.join(ITEM_CATEGORIES)}",
+                                 f"unknown item category {category!r}; known: {', '.join(ITEM_CATEGORIES)}")
     if min(bill.accumulators.as_dict().values()) < 0 or account.balance < 0:
         raise InputError("accumulators", "negative", "累计值和余额不能为负", "accumulators and balances must not be negative")
 
@@ -166,6 +182,66 @@ def _allocate(parts: dict[str, int], paid: int, includes: frozenset[str] | tuple
             used = min(paid, parts[part])
             parts[part] -= used
             paid -= used
+
+
+class _Items(NamedTuple):
+    """The items of a visit paid at their own fund ratios (``_with_items``)."""
+
+    schedule: RatioSchedule  # the visit's schedule up to the ordinary cost, then one band per item rule
+    cost: int  # the items' cost within the basic layer (after the deductible and the eligible-cost ceiling)
+    pay: int  # the sum of the items' own explanation lines, each rounded once (hifp_pay is rounded once on its own)
+    explanation: tuple[Explanation, ...]
+
+
+def _with_items(bill: Bill, lines: list[LineResult], variant: BenefitVariant, sched: RatioSchedule, start: int, t_in: int,
+                dedc: int, within: int, cut: int, ver: str) -> _Items:
+    """Step 4's items paid at their own ratio (`item_ratios`, the first rule that matches a line).
+
+    Their in-scope cost is not measured in the visit's bands: the schedule the fund pays by becomes the visit's, cut at
+    the ordinary cost it pays on, followed by one band per item rule at that rule's ratio (less any cross-region cut).
+    So the deductible is met from the ordinary cost first, and a yearly cap or eligible-cost ceiling reaches the items
+    last; the total is still rounded once. [G] for each of these orders: docs/engine.md."""
+    rules = variant.item_ratios
+    if not rules:
+        return _Items(sched, 0, 0, ())
+    cost = [0] * len(rules)
+    for fee, line in zip(bill.lines, lines):
+        if line.in_scope:
+            code = fee.hilist_code or fee.code
+            k = next((k for k, rule in enumerate(rules) if rule.matches(code, fee.categories)), None)
+            if k is not None:
+                cost[k] += line.in_scope
+    if not any(cost):
+        return _Items(sched, 0, 0, ())
+    ordinary = t_in - sum(cost)
+    left = max(0, dedc - ordinary)  # the deductible the ordinary cost did not meet
+    room = max(0, within - max(0, ordinary - dedc))  # what the ceiling leaves the items
+    for k in range(len(rules)):
+        used = min(left, cost[k])
+        left -= used
+        cost[k] = min(cost[k] - used, room)
+        room -= cost[k]
+    end = start + within - sum(cost)  # where the ordinary cost stops
+    bands = []
+    for band in sched.bands:
+        if band.upto is not None and band.upto < end:
+            bands.append(band)
+            continue
+        bands.append(Band(end, band.ratio))
+        break
+    ex, pay = [], 0
+    for rule, amount in zip(rules, cost):
+        if amount:
+            ratio = max(0, rule.ratio - cut)
+            end += amount
+            bands.append(Band(end, ratio))
+            paid = apply_ratio(amount, ratio)
+            pay += paid
+            ex.append(Explanation(4, "item_ratio", paid, f"{ver} {rule.path}", "按项目比例支付（{label_zh}）：{cost:y} × {r:p} = {a:y}",
+                                  "Paid at the item's own ratio ({label_en}): {cost:y} × {r:p} = {a:y}",
+                                  {"label_zh": rule.label_zh, "label_en": rule.label_en, "cost": amount, "r": ratio, "a": paid}))
+    bands.append(Band(None, 0))
+    return _Items(RatioSchedule(tuple(bands)), sum(cost), pay, tuple(ex))
 
 
 def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
@@ -257,7 +333,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     benefit_kind, variants = scheme.variants_for(visit.kind)
     variant = next(v for v in variants if v.when.matches(person.tier, person.retired, person.age))
     per_year = benefit_kind != "inpatient"
-    schedule = variant.ratio.get(visit.institution_level)
+    schedule = variant.schedule_for(visit.institution_level, person.age)
     level = visit.institution_level
     dedc = covered = hifp = overflow = pool_ratio = 0
     if schedule is None:
@@ -281,6 +357,10 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                                   "Inpatient deductible ({level_en} {base:y}, admission {n} this year: {full:y}): {a:y}",
                                   {"level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "base": variant.deductible.get(level, 0),
                                    "n": visit.admission_number, "full": full, "a": dedc}))
+        if level in variant.deductible_shares:  # the file set it as a share of the previous year's average wage
+            ex[-1] = ex[-1]._replace(zh_template=ex[-1].zh_template + "（起付线为上年度在岗职工平均工资{wage:y}的{share:p}）",
+                                     en_template=ex[-1].en_template + " (the deductible is {share:p} of the previous year's average wage {wage:y})",
+                                     params={**ex[-1].params, "wage": policy.avg_onpost_wage, "share": variant.deductible_shares[level]})
 
         eligible = t_in - dedc
         within = eligible
@@ -290,8 +370,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         sched = schedule.cut(xr.ratio_cut) if xr else schedule
         pool_ratio = sched.bands[0].ratio
         start = dedc if variant.bands_basis == "cumulative" else 0
-        raw = div_round_half_up(sched.pay_exact(start, within), RATIO_ONE)
-        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        items = _with_items(bill, lines, variant, sched, start, t_in, dedc, within, xr.ratio_cut if xr else 0, ver)
+        raw = div_round_half_up(items.schedule.pay_exact(start, within), RATIO_ONE)
+        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid) if scheme.annual_cap is not None else raw  # none: never binds
         cap_left = scheme_left
         if per_year and variant.annual_cap is not None:
             cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
@@ -300,29 +381,41 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         if raw > cap_left:
             # The cap binds inside this bill: the fund stops at the cost where it reached the cap.
             hifp = cap_left
-            num, den = sched.cost_to_pay(start, cap_left)
+            num, den = items.schedule.cost_to_pay(start, cap_left)
             covered = min(within, div_round_half_up(num, den))
         # Only cost the basic layer would have paid on, but could not because its yearly cap ran
         # out, moves to the second layer (with cost above the eligible ceiling). Cost in bands that
         # pay nothing never does, cap or no cap; cost beyond the outpatient-pooling cap stays co-pay.
-        beyond = sched.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
+        beyond = items.schedule.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
         overflow = spill + beyond
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
         en = "Pooled fund ({label_en}, {level_en}, {s:en}): ({inscope:y} − deductible {dedc:y}"
         if spill:
             zh += " − 超过年度合规费用上限{spill:y}"
             en += " − {spill:y} above the yearly eligible-cost ceiling"
-        zh += ") × 比例 = {raw:y}"
-        en += ") × ratio = {raw:y}"
-        if raw > cap_left and cap_left == scheme_left:
+        if items.cost:
+            zh += " − 按项目比例支付的费用{icost:y}) × 比例 + 按项目比例支付{ipay:y} = {raw:y}"
+            en += " − {icost:y} paid at item ratios) × ratio + {ipay:y} at item ratios = {raw:y}"
+        else:
+            zh += ") × 比例 = {raw:y}"
+            en += ") × ratio = {raw:y}"
+        if raw > cap_left and cap_left == scheme_left and scheme.second_layer is None:
+            zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}由个人负担"
+            en += "; the yearly cap is reached, so only the remaining {a:y} is paid and the patient pays the rest ({beyond:y} of cost)"
+        elif raw > cap_left and cap_left == scheme_left:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
         elif raw > cap_left:
             zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
             en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
+        if variant.ratio[level].by_age:
+            zh += "；比例按年龄{age}岁确定"
+            en += "; the ratio is the one for age {age}"
+        ex.extend(items.explanation)
         ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
             "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "s": sched,
-            "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
+            "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered, "age": person.age,
+            "icost": items.cost, "ipay": items.pay}))
 
     # Step 5: second layer. `parts` is what the patient still bears of each part; every later
     # layer's payment is allocated to the parts it was computed on (see _allocate).

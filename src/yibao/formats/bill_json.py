@@ -13,7 +13,7 @@ from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, B
 from yibao.domain.errors import InputError
 from yibao.domain.family import GuardianFacts
 from yibao.domain.money import parse_quantity, parse_ratio, parse_yuan
-from yibao.domain.policy import FILINGS, INSURANCE_TYPES, LEVELS, LINE_CLASSES, MUTUAL_AID_RELATIONS, VISIT_KINDS
+from yibao.domain.policy import FILINGS, INSURANCE_TYPES, ITEM_CATEGORIES, LEVELS, LINE_CLASSES, MUTUAL_AID_RELATIONS, VISIT_KINDS
 
 _ABSENT = object()
 GUARDIAN_FACT_FIELDS = {
@@ -138,7 +138,7 @@ class _Obj:
         return None if value is None else parse_yuan(value, self.f(key))
 
 
-LINE_FIELDS = ("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio",
+LINE_FIELDS = ("code", "name", "class", "unit_price", "quantity", "price_cap", "self_pay_ratio", "categories",
                # what a hospital's upload adds (the engine ignores them)
                "feedetl_sn", "prescription", "prescriber")
 
@@ -153,6 +153,13 @@ def fee_line_from_mapping(item: Any, path: str) -> FeeLine:
     if ratio_ppm and cls != "B":
         raise InputError(ln.f("self_pay_ratio"), "self_pay_ratio_not_b", "只有乙类（B）项目有先行自付比例",
                          f"only class B lines carry a self-pay ratio; this line is class {cls}")
+    categories = ln.get("categories", [])
+    if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+        raise InputError(ln.f("categories"), "invalid_list", "项目类别应为列表，如 [\"implant\"]", "must be a list such as [\"implant\"]")
+    for c in categories:
+        if c not in ITEM_CATEGORIES:
+            raise InputError(ln.f("categories"), "invalid_choice", f"项目类别应为 {' | '.join(ITEM_CATEGORIES)}，收到 {show(c)}",
+                             f"each category must be one of {' | '.join(ITEM_CATEGORIES)}, got {show(c)}")
     return FeeLine(
         code=ln.text("code"),
         name=ln.text("name", ln.data.get("code") or "-"),
@@ -161,6 +168,7 @@ def fee_line_from_mapping(item: Any, path: str) -> FeeLine:
         quantity=parse_quantity(ln.get("quantity"), ln.f("quantity")),
         price_cap=ln.yuan("price_cap", None),
         self_pay_ratio=ratio_ppm,
+        categories=tuple(dict.fromkeys(categories)),
     )
 
 
@@ -241,7 +249,7 @@ def bill_from_mapping(data: Any) -> Bill:
 # ---- what a hospital uploads: codes and quantities; the platform decides class, cap and ratio --------------------
 
 # Fields the platform decides from the catalogue (services/catalogue): a hospital sending one is refused, never trusted.
-DECIDED_FIELDS = ("class", "price_cap", "self_pay_ratio", "chrgitm_lv", "pric_uplmt_amt", "selfpay_prop")
+DECIDED_FIELDS = ("class", "price_cap", "self_pay_ratio", "chrgitm_lv", "pric_uplmt_amt", "selfpay_prop", "categories", "item_category")
 UPLOAD_FIELDS = ("feedetl_sn", "med_list_codg", "medins_list_codg", "name", "unit_price", "quantity", "fee_ocur_time",
                  "prescription", "prescriber", "hosp_appr_flag")
 CHINA = timezone(timedelta(hours=8))

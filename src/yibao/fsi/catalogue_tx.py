@@ -198,7 +198,8 @@ def hilist(v: dict[str, Any], region: str) -> dict[str, Any]:
             "list_type": v["list_type"], "pric_uplmt_amt": _num(v["pric_uplmt_amt"]), "selfpay_prop": _num(v["selfpay_prop"]),
             "fund_prop": _num(v["fund_prop"]), "lmt_med_type": "|".join(v["lmt_med_type"]) or None, "lmt_medins_lv": v["lmt_medins_lv"],
             "lmt_cnt": _num(v["lmt_cnt"]), "lmt_cnt_day": _num(v["lmt_cnt_day"]), "lmt_age_min": v["lmt_age_min"], "lmt_age_max": v["lmt_age_max"],
-            "hosp_appr_flag": v["hosp_appr_flag"], "rx_flag": v["rx_flag"], "vali_flag": "1", "updt_time": _updt(v)}
+            "hosp_appr_flag": v["hosp_appr_flag"], "rx_flag": v["rx_flag"], "vali_flag": "1", "updt_time": _updt(v),
+            "item_category": "|".join(v["item_category"]) or None}
 
 
 @handles("1312")

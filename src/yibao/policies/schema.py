@@ -13,15 +13,17 @@ from typing import Any, Callable, Mapping
 from yibao.domain.clearing import MAX_DEPOSIT_RATIO, ClearingRules
 from yibao.domain.credit import CreditRules
 from yibao.domain.errors import InputError, PolicyError
-from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
+from yibao.domain.money import RATIO_ONE, apply_ratio, parse_ratio, parse_yuan
 from yibao.domain.policy import (
     BASE_PARTS,
     FILINGS,
     INSURANCE_TYPES,
+    ITEM_CATEGORIES,
     LEVELS,
     MUTUAL_AID_RELATIONS,
     VISIT_KINDS,
     AccountRules,
+    AgeRatio,
     Assistance,
     AssistanceStatus,
     Band,
@@ -29,6 +31,7 @@ from yibao.domain.policy import (
     Condition,
     CrossRegion,
     CrossRegionRule,
+    ItemRatio,
     LargeAmount,
     Policy,
     RatioSchedule,
@@ -37,6 +40,13 @@ from yibao.domain.policy import (
 )
 
 _MISSING = object()
+# The keys each level of a file may hold (docs/policy.md names every one; a test checks it).
+TOP_LEVEL_KEYS = ("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year", "paycode_ttl_seconds",
+                  "catalogue", "schemes", "serious_illness", "large_amount", "assistance", "cross_region", "personal_account",
+                  "references", "credit", "clearing")
+SCHEME_KEYS = ("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS)
+VARIANT_KEYS = ("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio", "bands_basis", "annual_cap",
+                "eligible_ceiling", "item_ratios")
 
 
 class _Reader:
@@ -90,8 +100,28 @@ class _Reader:
             return None
         return self._convert(key, value, parse_yuan)
 
+    def cap(self, key: str, required: bool = False) -> int | None:
+        """A yearly cap or ceiling: an amount, or the word ``none`` for no cap (absent, when not required, is none too)."""
+        value = self.raw(key, _MISSING if required else None)
+        if value == "none" or (value is None and not required):
+            return None
+        return self.yuan(key)
+
     def ratio(self, key: str, default: Any = _MISSING) -> int:
         return self._convert(key, self.raw(key, default), parse_ratio)
+
+    def signed_ratio(self, key: str, default: Any = _MISSING) -> int:
+        """A ratio between −1 and 1 ("-0.005"): a step that may fall."""
+        value = self.raw(key, default)
+        if not isinstance(value, str):
+            return self._convert(key, value, parse_ratio)  # a float gets the quoting advice, an integer 0 or 1 passes
+        negative = value.strip().startswith("-")
+        try:
+            ppm = parse_ratio(value.strip()[1:] if negative else value, key)
+        except InputError:
+            raise self.fail(key, f"应为 −1 与 1 之间的比例（如 \"0.005\" 或 \"-0.005\"），收到 {value!r}",
+                            f"must be a ratio between -1 and 1 such as \"0.005\" or \"-0.005\", got {value!r}") from None
+        return -ppm if negative else ppm
 
     def integer(self, key: str, default: Any = _MISSING, minimum: int | None = None, maximum: int = 10**6) -> int | None:
         value = self.raw(key, default)
@@ -148,9 +178,31 @@ class _Reader:
                 raise self.fail(str(key), f"未知字段，可用字段：{', '.join(allowed)}", f"unknown field; known fields: {', '.join(allowed)}")
 
 
+def _age_ratio(r: _Reader, key: str) -> AgeRatio:
+    """{base: "0.50", step: "0.004", from_age: 0, min: "0.55", max: "0.75"}: base + step × max(0, age − from_age), within [min, max]."""
+    ar = r.child(key, r.raw(key))
+    ar.check_keys(("base", "step", "from_age", "min", "max"))
+    age = AgeRatio(base=ar.ratio("base"), step=ar.signed_ratio("step"),
+                   from_age=ar.integer("from_age", 0, minimum=0, maximum=150),  # type: ignore[arg-type]
+                   lo=ar.ratio("min", "0"), hi=ar.ratio("max", "1"))
+    if age.lo > age.hi:
+        raise ar.fail("min", "min 大于 max", "is above max")
+    return age
+
+
+def _band(r: _Reader, key: str, upto: int | None) -> Band:
+    """A band's ratio: a ratio, or a ratio by age (a mapping)."""
+    if isinstance(r.raw(key), Mapping):
+        age = _age_ratio(r, key)
+        return Band(upto, age.at(0), age)
+    return Band(upto, r.ratio(key))
+
+
 def _schedule(r: _Reader, key: str) -> RatioSchedule:
-    """A ratio ("0.9") or bands ([{upto: "50000", ratio: "0.6"}, {ratio: "0.7"}])."""
+    """A ratio ("0.9"), a ratio by age ({base, step, ...}) or bands ([{upto: "50000", ratio: "0.6"}, {ratio: "0.7"}])."""
     value = r.raw(key)
+    if isinstance(value, Mapping):
+        return RatioSchedule((_band(r, key, None),))
     if not isinstance(value, list):
         return RatioSchedule.flat(r.ratio(key))
     if not value:
@@ -168,17 +220,18 @@ def _schedule(r: _Reader, key: str) -> RatioSchedule:
             raise br.fail("upto", "只有最后一段可以不设上限", "only the last band may omit upto")
         if upto is not None and upto <= previous:
             raise br.fail("upto", "分段上限必须递增", "band limits must increase")
-        bands.append(Band(upto, br.ratio("ratio")))
+        bands.append(_band(br, "ratio", upto))
         previous = upto or previous
     if bands[-1].upto is not None:
         bands.append(Band(None, 0))  # nothing is paid above the last limit
     return RatioSchedule(tuple(bands))
 
 
-def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any]) -> dict[str, Any]:
-    """A value per institution level, or one scalar that applies to every level of ``ratio``."""
+def _by_level(r: _Reader, key: str, convert: Callable[[_Reader, str], Any], scalar_key: str | None = None) -> dict[str, Any]:
+    """A value per institution level, or one scalar that applies to every level of ``ratio`` (a mapping holding
+    ``scalar_key`` is such a scalar: `deductible: {wage_share: "0.01"}`)."""
     value = r.raw(key)
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and not (scalar_key is not None and scalar_key in value):
         sub = r.child(key, value)
         sub.check_keys(LEVELS)
         return {level: convert(sub, level) for level in value}
@@ -205,18 +258,59 @@ def _condition(r: _Reader | None, tiers: tuple[int, ...] | None) -> Condition:
     return cond
 
 
-def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVariant:
-    r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
-                  "bands_basis", "annual_cap", "eligible_ceiling"))
+def _deductible(wage: int, shares: dict[str, int]) -> Callable[[_Reader, str], int]:
+    """An amount ("600"), or a share of the previous year's average wage ({wage_share: "0.05"}), rounded once."""
+    def convert(r: _Reader, key: str) -> int:
+        value = r.raw(key)
+        if not isinstance(value, Mapping):
+            return r.yuan(key)  # type: ignore[return-value]
+        wr = r.child(key, value)
+        wr.check_keys(("wage_share",))
+        shares[key] = wr.ratio("wage_share")
+        return apply_ratio(wage, shares[key])
+    return convert
+
+
+def _item_ratios(r: _Reader) -> tuple[ItemRatio, ...]:
+    """[{category: implant, ratio: "0.80"}, {code: "XA01…", ratio: "1", label_zh: …, label_en: …}]"""
+    value = r.raw("item_ratios", [])
+    if not isinstance(value, list):
+        raise r.fail("item_ratios", "应为规则列表，如 [{category: implant, ratio: \"0.80\"}]",
+                     "must be a list of rules such as [{category: implant, ratio: \"0.80\"}]")
+    lr = r.child("item_ratios", value)
+    out, seen = [], {}
+    for i, item in enumerate(value):
+        ir = lr.child(i, item)
+        if not isinstance(item, Mapping):
+            raise ir.fail("", "应为映射 {code 或 category, ratio}", "must be a mapping {code or category, ratio}")
+        ir.check_keys(("code", "category", "ratio", "label_zh", "label_en"))
+        if ("code" in item) == ("category" in item):
+            raise ir.fail("", "须写 code（医保目录编码）或 category（项目类别）之一", "needs either code (a national catalogue code) or category, not both")
+        code = None if "code" not in item else ir.text("code")
+        category = None if "category" not in item else ir.choice("category", tuple(ITEM_CATEGORIES))
+        key = ("code", code) if code is not None else ("category", category)
+        if key in seen:
+            raise ir.fail("", f"与第 {seen[key]} 条规则重复（只有第一条会生效）", f"repeats rule {seen[key]} (only the first would ever apply)")
+        seen[key] = i
+        zh, en = ITEM_CATEGORIES[category] if category is not None else (code, code)
+        out.append(ItemRatio(path=ir.path, code=code, category=category, ratio=ir.ratio("ratio"),
+                             label_zh=ir.text("label_zh", zh), label_en=ir.text("label_en", en)))
+    return tuple(out)
+
+
+def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0) -> BenefitVariant:
+    r.check_keys(VARIANT_KEYS)
     ratio = _by_level(r, "ratio", _schedule)
     if "*" in ratio:
         raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
                      "give the ratio per institution level (community, level1, level2, level3, pharmacy)")
     if not ratio:
         raise r.fail("ratio", "至少要有一个机构级别", "must cover at least one institution level")
-    deductible = _by_level(r, "deductible", lambda rr, k: rr.yuan(k))
+    shares: dict[str, int] = {}
+    deductible = _by_level(r, "deductible", _deductible(wage, shares), "wage_share")
     if "*" in deductible:
         deductible = {level: deductible["*"] for level in ratio}
+        shares = {level: shares["deductible"] for level in ratio} if shares else {}
     missing = [level for level in ratio if level not in deductible]
     if missing:  # a forgotten level must not silently mean "no deductible"
         raise r.fail("deductible", f"缺少这些级别的起付线：{', '.join(missing)}", f"has no amount for covered levels: {', '.join(missing)}")
@@ -229,8 +323,8 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVar
             raise r.fail("repeat_admission_factor", "应为非空列表，如 [\"1\", \"0.5\", \"0\"]", "must be a non-empty list such as [\"1\", \"0.5\", \"0\"]")
         fr = r.child("repeat_admission_factor", raw_factors)
         factors = tuple(fr._convert(f"[{i}]", v, parse_ratio) for i, v in enumerate(raw_factors))
-    annual_cap = r.yuan("annual_cap", None)
-    if annual_cap is not None and kind == "inpatient":
+    annual_cap = r.cap("annual_cap")
+    if "annual_cap" in r.data and kind == "inpatient":
         raise r.fail("annual_cap", "住院统筹的年度限额在 schemes.<险种>.annual_cap 设置", "the inpatient yearly cap is the scheme's annual_cap")
     return BenefitVariant(
         path=r.path,
@@ -242,12 +336,14 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVar
         repeat_admission_factors=factors,
         bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
         annual_cap=annual_cap,
-        eligible_ceiling=r.yuan("eligible_ceiling", None),
+        eligible_ceiling=r.cap("eligible_ceiling"),
+        deductible_shares=shares,
+        item_ratios=_item_ratios(r),
     )
 
 
-def _scheme(r: _Reader, insurance_type: str) -> Scheme:
-    r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
+def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
+    r.check_keys(SCHEME_KEYS)
     tiers = r.raw("tiers", None)
     if tiers is not None and (not isinstance(tiers, list) or not tiers
                               or not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 9 for t in tiers)):
@@ -273,7 +369,7 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
             vr = lr.child(i, item)
             if not isinstance(item, Mapping):
                 raise vr.fail("", "应为映射", "must be a mapping")
-            variants.append(_variant(vr, kind, tuple(tiers) if tiers else None))
+            variants.append(_variant(vr, kind, tuple(tiers) if tiers else None, wage))
         if variants[-1].when != Condition():
             raise lr.fail("", "最后一条规则不能带 when 条件（兜底规则）", "the last rule must have no `when`, so every person matches one")
         benefits[kind] = tuple(variants)
@@ -285,7 +381,7 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
         label_zh=r.text("label_zh", insurance_type),
         label_en=r.text("label_en", insurance_type),
         tiers=tuple(tiers) if tiers else None,
-        annual_cap=r.yuan("annual_cap"),
+        annual_cap=r.cap("annual_cap", required=True),
         personal_account_tiers=account_tiers,
         has_personal_account=has_account,
         second_layer=None if r.raw("second_layer", None) is None else r.choice("second_layer", ("serious_illness", "large_amount")),
@@ -302,7 +398,7 @@ def _serious_illness(r: _Reader) -> SeriousIllness:
         threshold=r.yuan("threshold"),
         bands=_schedule(r, "bands"),
         basis=r.choice("basis", ("excess", "cumulative"), "excess"),
-        annual_cap=r.yuan("annual_cap", None),
+        annual_cap=r.cap("annual_cap"),
         base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay"]),
         hardship_statuses=h.names("statuses", []) if h else frozenset(),
         hardship_threshold_factor=h.ratio("threshold_factor", "1") if h else RATIO_ONE,
@@ -322,7 +418,7 @@ def _assistance(r: _Reader) -> Assistance:
         st.check_keys(("label_zh", "label_en", "threshold", "ratio", "annual_cap"))
         statuses[str(name)] = AssistanceStatus(
             label_zh=st.text("label_zh"), label_en=st.text("label_en"),
-            threshold=st.yuan("threshold"), ratio=st.ratio("ratio"), annual_cap=st.yuan("annual_cap", None),
+            threshold=st.yuan("threshold"), ratio=st.ratio("ratio"), annual_cap=st.cap("annual_cap"),
         )
     return Assistance(statuses=statuses, base_includes=r.subset("base_includes", BASE_PARTS, ["in_scope_self_pay", "pre_self_pay"]))
 
@@ -376,9 +472,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
     r = _Reader(source, data)
     if not isinstance(data, Mapping):
         raise r.fail("", "策略文件应为 YAML 映射", "a policy file must be a YAML mapping")
-    r.check_keys(("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year",
-                  "paycode_ttl_seconds", "catalogue", "schemes", "serious_illness", "large_amount",
-                  "assistance", "cross_region", "personal_account", "references", "credit", "clearing"))
+    r.check_keys(TOP_LEVEL_KEYS)
     region = str(r.raw("region"))
     if not re.fullmatch(r"[0-9]{6}", region):
         raise r.fail("region", "统筹区代码应为6位数字（如 \"440300\"）", "must be a 6-digit admdvs code such as \"440300\"")
@@ -387,10 +481,11 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
     schemes_r = r.mapping("schemes")
     schemes_r.check_keys(INSURANCE_TYPES)
     schemes = {}
+    wage: int = r.yuan("avg_onpost_wage_prev_year")  # type: ignore[assignment]  # deductibles may be shares of it
     for insurance_type, value in schemes_r.data.items():
         if not isinstance(value, Mapping):
             raise schemes_r.fail(insurance_type, "应为映射", "must be a mapping")
-        schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type)
+        schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type, wage)
     si_r = r.mapping("serious_illness", required=False)
     la_r = r.mapping("large_amount", required=False)
     if la_r is not None:
@@ -411,13 +506,13 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         revision=r.integer("revision", 1, minimum=1),
         digest=hashlib.sha256(raw_text).hexdigest()[:12],
         source=source,
-        avg_onpost_wage=r.yuan("avg_onpost_wage_prev_year"),
+        avg_onpost_wage=wage,
         wage_year=r.integer("wage_year", minimum=2000, maximum=2100),
         paycode_ttl_seconds=r.integer("paycode_ttl_seconds", 180, minimum=10, maximum=3600),
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
         schemes=schemes,
         serious_illness=_serious_illness(si_r) if si_r else None,
-        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.yuan("annual_cap", None)) if la_r else None,
+        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.cap("annual_cap")) if la_r else None,
         assistance=_assistance(assistance_r) if assistance_r else None,
         cross_region=_cross_region(r.mapping("cross_region")),
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),

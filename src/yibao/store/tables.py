@@ -352,6 +352,7 @@ fee_lines = Table(
     Column("hosp_appr_flag", Boolean),
     Column("memo", String(300)),
     Column("fee_ocur_time", DateTime(timezone=True)),
+    Column("item_category", String(80)),  # the entry's item categories, |-separated, on a line the fund pays (0029)
     _created(),
     UniqueConstraint("visit_id", "feedetl_sn"),
     info={"owner": "services.care"},
@@ -1001,6 +1002,7 @@ catalogue_entries = Table(
     Column("begndate", Date, nullable=False),
     Column("enddate", Date),
     Column("updt_time", DateTime(timezone=True), nullable=False),  # when this content first appeared in the region's catalogue
+    Column("item_category", String(80)),  # implant | imported | negotiated, |-separated (0029)
     UniqueConstraint("version_id", "hilist_code"),
     Index("ix_catalogue_entries_region_hilist_code", "region", "hilist_code"),
     info={"owner": "services.catalogue"},

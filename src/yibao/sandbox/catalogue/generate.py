@@ -44,8 +44,13 @@ CONSUMABLES = ("一次性输液器", "一次性注射器", "医用纱布", "医�
                "弹力袜（自费）", "助听器（自费）", "轮椅（自费）", "颈托", "护膝（自费）")
 
 
-def _row(*values: object, per_day: str = "") -> str:
-    return ",".join("" if v is None else str(v) for v in (*values, per_day))  # lmt_cnt_day is the last column
+# Consumables a policy's item_ratios may pay at their own ratio (the item_category column); DEMO choices.
+IMPLANTS = {"冠脉支架（药物洗脱）": "implant", "人工晶体": "implant", "人工髋关节": "implant", "心脏起搏器": "implant|imported",
+            "骨科钢板": "implant", "骨科螺钉": "implant"}
+
+
+def _row(*values: object, per_day: str = "", category: str = "") -> str:
+    return ",".join("" if v is None else str(v) for v in (*values, per_day, category))  # lmt_cnt_day, item_category: the last columns
 
 
 def rows(region: str) -> list[str]:
@@ -105,7 +110,7 @@ def rows(region: str) -> list[str]:
         if "自费" in name:
             lv, cap, prop = "03", "", ""
         out.append(_row(f"C{rng.randint(1, 19):02d}{rng.randint(1, 99):02d}{rng.randint(0, 999999):06d}{i:09d}", name, "301", lv, cap, prop, "",
-                        *limits(lv), "0", begin, ""))
+                        *limits(lv), "0", begin, "", category=IMPLANTS.get(name, "") if lv != "03" else ""))
     return out
 
 

@@ -62,7 +62,7 @@ _VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, ki
                 FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
 _PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
                   FROM persons WHERE id = :id""")
-_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio
+_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg
                 FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
 _LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
@@ -146,8 +146,11 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
 
 def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
     patient = _load_patient(conn, visit.person_id)
+    # The categories the catalogue gave the line and its national code: a policy's item_ratios name them.
     lines = [FeeLine(r.code, r.name, r.line_class, int(r.unit_price), int(r.quantity), None if r.price_cap is None else int(r.price_cap),
-                     None if r.self_pay_ratio is None else int(r.self_pay_ratio)) for r in _LINES(conn, {"visit_id": visit.id})]
+                     None if r.self_pay_ratio is None else int(r.self_pay_ratio),
+                     tuple(r.item_category.split("|")) if r.item_category else (), r.med_list_codg)
+             for r in _LINES(conn, {"visit_id": visit.id})]
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year

@@ -81,7 +81,7 @@ _INSERT_VISIT = Sql("""INSERT INTO visits (id, region, insured_region, person_id
                        :admitted_at, :filing, :now, :now)""")
 _LINE_COLUMNS = ("region", "visit_id", "feedetl_sn", "code", "name", "line_class", "unit_price", "quantity", "price_cap", "self_pay_ratio",
                  "prescription", "prescriber", "status", "med_list_codg", "medins_list_codg", "chrgitm_lv", "catalogue_version",
-                 "lmt_used_flag", "hosp_appr_flag", "memo", "fee_ocur_time", "created_at")
+                 "lmt_used_flag", "hosp_appr_flag", "memo", "fee_ocur_time", "item_category", "created_at")
 _INSERT_LINES = Sql(f"INSERT INTO fee_lines ({', '.join(_LINE_COLUMNS)}) VALUES ({', '.join(':' + c for c in _LINE_COLUMNS)})")
 
 
@@ -275,7 +275,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
                          self_pay_ratio=d.self_pay_ratio, prescription=line.prescription, prescriber=line.prescriber, status="active",
                          med_list_codg=code.hilist_code, medins_list_codg=line.medins_list_codg, chrgitm_lv=d.chrgitm_lv,
                          catalogue_version=decided.catalogue_version, lmt_used_flag=d.lmt_used_flag, hosp_appr_flag=line.hosp_appr_flag,
-                         memo=d.memo[:300], fee_ocur_time=at, created_at=now))
+                         memo=d.memo[:300], fee_ocur_time=at, item_category="|".join(d.categories) or None, created_at=now))
     if rows:
         total = sum(_line_total(r.unit_price, r.quantity) for r in existing.values() if r.status == "active")
         if total + sum(_line_total(r["unit_price"], r["quantity"]) for r in rows) > MAX_FEN:

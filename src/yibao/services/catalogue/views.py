@@ -24,6 +24,7 @@ def entry_view(e: Entry, updt_time: datetime | None = None) -> dict[str, Any]:
             "lmt_cnt": None if e.lmt_cnt is None else _qty(e.lmt_cnt),
             "lmt_cnt_day": None if e.lmt_cnt_day is None else _qty(e.lmt_cnt_day), "lmt_age_min": e.lmt_age_min, "lmt_age_max": e.lmt_age_max,
             "hosp_appr_flag": "1" if e.hosp_appr_flag else "0", "rx_flag": "1" if e.rx_flag else "0",
+            "item_category": list(e.item_category),
             "begndate": e.begndate.isoformat(), "enddate": e.enddate.isoformat() if e.enddate else None,
             "updt_time": iso_utc(updt_time) if updt_time else None}
 
