@@ -148,9 +148,20 @@ def record(k: Key, status: int, body: str) -> Callable[[Connection], None]:
     return unit
 
 
+_STORE = Sql("""INSERT INTO idempotency_records (scope, key, region, request_hash, status_code, body, created_at)
+                VALUES (:scope, :key, :region, :hash, :status, :body, :now) ON CONFLICT DO NOTHING RETURNING key""")
+
+
 def store(k: Key, now: datetime, status: int, body: str) -> Callable[[Connection], Answer]:
-    """A unit storing the answer of a flow that did not claim the key first (the first answer stored wins)."""
-    return once(k, now, lambda _: (status, body))
+    """A unit storing the answer of a flow that did not claim the key first (the first answer stored wins): the claim
+    and the answer in one statement — nothing runs between them (a payment's last unit stores its receipt so)."""
+    def unit(conn: Connection) -> Answer:
+        if _STORE(conn, {**k.ids, "region": k.region, "hash": k.digest, "status": status, "body": body, "now": now}).first() is None:
+            found = _stored(conn, k)
+            assert found is not None
+            return found
+        return Answer(status, body, False)
+    return unit
 
 
 def close(conn: Connection, k: Key, now: datetime, status: int, body: str) -> Answer | None:

@@ -226,11 +226,14 @@ def year_totals(conn: Connection, now: datetime, *, institution: Institution, vi
 
 def settle(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, msgid: str, account: AccountRequest,
            actor: str, pending: bool = False, hold_timeout: timedelta | None = None, cash_leg: bool = True,
-           presence_id: str | None = None) -> dict[str, Any]:
+           presence_id: str | None = None, priced: list[Any] | None = None) -> dict[str, Any]:
     """Settle the visit (2207): the fund, account and cash shares in one step, or nothing.
 
     With the account (``account.use``), a credential the account's owner presented here for this visit is used
     up in this unit (`presence.claim`; ``presence_id``: that one), else `403 presence_required` and nothing is written.
+
+    ``priced``: when given, the Settlement priced now is appended to it (a payment's hold takes its split from it instead
+    of reading the row back); a replayed message appends nothing.
 
     ``pending``: the first phase of a two-phase settlement (a payment order). Every leg is held as a
     pending transfer (expiring after ``hold_timeout``), the year's totals are reserved, the visit is
@@ -303,6 +306,8 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         "visit": visit.id, "person": patient.id, "insured_region": patient.region, "total": s.total, "fund_total": s.fund_total,
         "account_pay": s.account_pay, "account": paying_account if s.account_pay else None, "cash_pay": s.cash_pay,
         "policy": s.policy_version, "msgid": msgid, "presence": f"{present.kind}:{present.id}" if present else None}, now=now)
+    if priced is not None:
+        priced.append(s)
     return doc
 
 

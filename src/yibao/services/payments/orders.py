@@ -237,9 +237,10 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
         pilots.require(conn, now, institution_id=institution.id, mode="credit")
 
         pi_id = credit.holder_enrolment(conn, order.payer_id, pi_id).payment_institution_id
+    priced: list[Any] = []
     doc = settlement.settle(conn, now, institution=institution, visit_id=order.visit_id, msgid=order.id, account=account, actor=actor,
-                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit, presence_id=presence_id)
-    s = _SPLIT(conn, {"id": doc["setl_id"]}).first()
+                            pending=True, hold_timeout=HOLD_TIMEOUT, cash_leg=not by_credit, presence_id=presence_id, priced=priced)
+    s = priced[0] if priced else _SPLIT(conn, {"id": doc["setl_id"]}).first()  # the split as priced now, or as stored (a replay)
     binding = bindings.default_binding(conn, order.payer_id, pi_id) if s.cash_pay else None
     if by_credit and s.cash_pay and binding is None:  # the line is the bank's; a payer who has not bound it confirms every time
         binding = bindings.Binding(pi_id, 0)
