@@ -16,6 +16,11 @@ AMOUNT_FIELDS = ("total", "own_expense", "over_limit", "pre_self_pay", "in_scope
                  "mutual_aid_pay", "cash_pay", "balance_after")
 
 
+def _variant(bill, policy):  # noqa: ANN001, ANN202
+    _, variants = policy.schemes[bill.person.insurance_type].variants_for(bill.visit.kind)
+    return next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
+
+
 @given(priced())
 def test_identities_hold(case):
     bill, policy, catalogue = case
@@ -40,17 +45,28 @@ def test_no_fund_pays_beyond_its_remaining_cap(case):
     s = settle(bill, policy, catalogue)
     acc = bill.accumulators
     scheme = policy.schemes[bill.person.insurance_type]
-    assert s.pool_fund <= max(0, scheme.annual_cap - acc.pool_fund_paid)
     kind, variants = scheme.variants_for(bill.visit.kind)
     variant = next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
+    if scheme.annual_cap_counts_against in ("pool_fund_paid", variant.pool_counts_against):
+        assert s.pool_fund <= max(0, scheme.annual_cap - getattr(acc, scheme.annual_cap_counts_against))
     if kind != "inpatient" and variant.annual_cap is not None:
-        assert s.pool_fund <= max(0, variant.annual_cap - acc.outpatient_pool_paid)
+        assert s.pool_fund <= max(0, variant.annual_cap - getattr(acc, variant.pool_counts_against))
+    delta = s.accumulator_delta
     if variant.eligible_ceiling is not None:
-        assert s.accumulator_delta.pool_eligible_used <= max(0, variant.eligible_ceiling - acc.pool_eligible_used)
-    la = policy.large_amount
+        room = max(0, variant.eligible_ceiling - getattr(acc, variant.eligible_counts_against))
+        # what the basic layer covered stays within the room the rule's own accumulator left
+        measured = s.deductible if variant.eligible_ceiling_basis == "cumulative" else 0
+        assert getattr(delta, variant.eligible_counts_against) - measured <= max(0, room - measured)
+    # a visit adds only to its own rule's accumulators
+    for name in ("inpatient_eligible_used", "outpatient_eligible_used"):
+        if name != variant.eligible_counts_against:
+            assert getattr(delta, name) == 0
+    for name in ("inpatient_pool_paid", "outpatient_pool_paid"):
+        assert getattr(delta, name) == (s.pool_fund if name == variant.pool_counts_against else 0)
+    la = policy.large_amount_for(bill.person.insurance_type)
     if la is not None and la.annual_cap is not None:
         assert s.large_amount <= max(0, la.annual_cap - acc.large_amount_paid)
-    si = policy.serious_illness
+    si = policy.serious_illness_for(bill.person.insurance_type)
     hard = si is not None and bill.person.hardship in si.hardship_statuses
     if si is not None and si.annual_cap is not None and not (hard and si.hardship_no_cap):
         assert s.serious_illness <= max(0, si.annual_cap - acc.serious_illness_paid)
@@ -101,8 +117,8 @@ def test_settling_again_with_updated_accumulators_never_exceeds_caps(case):
     second_bill = dataclasses.replace(bill, accumulators=bill.accumulators.plus(first.accumulator_delta))
     second = settle(second_bill, policy, catalogue)
     scheme = policy.schemes[bill.person.insurance_type]
-    paid = bill.accumulators.pool_fund_paid
-    if paid <= scheme.annual_cap:
+    paid = getattr(bill.accumulators, scheme.annual_cap_counts_against)
+    if paid <= scheme.annual_cap and scheme.annual_cap_counts_against in ("pool_fund_paid", _variant(bill, policy).pool_counts_against):
         assert first.pool_fund + second.pool_fund <= scheme.annual_cap - paid
 
 
@@ -127,8 +143,10 @@ def test_one_fen_more_cap_headroom_moves_the_patients_share_by_little(case, fen)
 
     bill, policy, catalogue = case
     scheme = policy.schemes[bill.person.insurance_type]
-    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, pool_fund_paid=max(0, scheme.annual_cap - 10_000)))
-    more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators, pool_fund_paid=max(0, base.accumulators.pool_fund_paid - fen)))
+    field = scheme.annual_cap_counts_against  # the accumulator the scheme cap reads
+    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, **{field: max(0, scheme.annual_cap - 10_000)}))
+    more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators,
+                                                                      **{field: max(0, getattr(base.accumulators, field) - fen)}))
     a, b = settle(base, policy, catalogue), settle(more, policy, catalogue)
     # fen more cap can lower the patient's share by at most fen / (lowest ratio) (cost the fund now covers) plus rounding
     assert abs(a.person_total - b.person_total) <= 1_000 * fen + 2

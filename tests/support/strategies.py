@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 from yibao.domain.bill import AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
 from yibao.domain.family import GuardianFacts
 from yibao.domain.money import QTY_SCALE, RATIO_ONE
-from yibao.domain.policy import Band, Policy, RatioSchedule
+from yibao.domain.policy import (
+    ELIGIBLE_ACCUMULATORS,
+    RULE_CAP_ACCUMULATORS,
+    SCHEME_CAP_ACCUMULATORS,
+    Band,
+    LargeAmount,
+    Policy,
+    RatioSchedule,
+    SeriousIllness,
+)
 from yibao.policies.loader import builtin_policy
 
 REGIONS = ("440300", "370200", "330200")
@@ -71,9 +80,13 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
                     bands_basis=draw(st.sampled_from(("excess", "cumulative"))),
                     annual_cap=None if kind == "inpatient" else draw(st.one_of(st.none(), st.integers(0, 2_000_000))),
                     eligible_ceiling=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
+                    eligible_ceiling_basis=draw(st.sampled_from(("excess", "cumulative"))),
+                    eligible_counts_against=draw(st.sampled_from(ELIGIBLE_ACCUMULATORS)),
+                    pool_counts_against=draw(st.sampled_from(RULE_CAP_ACCUMULATORS)),
                 ))
             benefits[kind] = tuple(new)
-        schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.integers(0, 60_000_000)))
+        schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.integers(0, 60_000_000)),
+                                            annual_cap_counts_against=draw(st.sampled_from(SCHEME_CAP_ACCUMULATORS)))
     si = base.serious_illness
     if si is not None:
         si = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
@@ -83,6 +96,17 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
     la = base.large_amount
     if la is not None:
         la = dataclasses.replace(la, ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
+    # A scheme's own second-layer section (issue 16 item 5), drawn beside the file's: the scheme's wins.
+    for name, scheme in schemes.items():
+        if scheme is base.schemes[name] or not draw(st.booleans()):
+            continue
+        if scheme.second_layer == "large_amount":
+            own_la = LargeAmount(ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
+            schemes[name] = dataclasses.replace(scheme, large_amount=own_la)
+        elif scheme.second_layer == "serious_illness" and si is not None:
+            own_si: SeriousIllness = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
+                                                         annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))))
+            schemes[name] = dataclasses.replace(scheme, serious_illness=own_si)
     cross = dataclasses.replace(base.cross_region, rules={
         k: dataclasses.replace(r, extra_self_pay=draw(st.integers(0, 300_000)), ratio_cut=draw(st.integers(0, 300_000)))
         for k, r in base.cross_region.rules.items()})
@@ -122,8 +146,8 @@ def bills_for(draw, policy: Policy) -> Bill:
     else:
         level = draw(st.sampled_from(("community", "level1", "level2", "level3", "pharmacy")))
     statuses = set(policy.assistance.statuses) if policy.assistance else set()
-    if policy.serious_illness:
-        statuses |= policy.serious_illness.hardship_statuses
+    if (si := policy.serious_illness_for(insurance_type)) is not None:
+        statuses |= si.hardship_statuses
     cross = draw(st.booleans())
     treatment = draw(st.sampled_from([r for r in REGIONS if r != policy.region])) if cross else policy.region
     person = Person(

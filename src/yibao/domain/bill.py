@@ -42,8 +42,11 @@ class Accumulators:
 
     outpatient_deductible_used: int = 0
     pool_fund_paid: int = 0
-    outpatient_pool_paid: int = 0
-    pool_eligible_used: int = 0
+    outpatient_pool_paid: int = 0  # pooled fund paid by outpatient-class rules (outpatient, emergency, pharmacy)
+    inpatient_pool_paid: int = 0  # pooled fund paid by inpatient rules
+    # Eligible cost counted against yearly ceilings: each rule names one of these (policy.ELIGIBLE_ACCUMULATORS).
+    inpatient_eligible_used: int = 0
+    outpatient_eligible_used: int = 0
     serious_illness_base: int = 0
     serious_illness_paid: int = 0
     large_amount_paid: int = 0

@@ -23,6 +23,12 @@ FILINGS = ("long_term", "temporary", "unfiled")
 LINE_CLASSES = ("A", "B", "C", "unlisted")
 BASE_PARTS = ("in_scope_self_pay", "pre_self_pay", "over_limit", "own_expense")
 MUTUAL_AID_RELATIONS = ("spouse", "parent", "child")
+# The accumulators a yearly eligible-cost ceiling or an annual cap may count against (bill.Accumulators fields). A visit
+# adds its covered eligible cost to the one its rule's ceiling names, and its pooled payment to pool_fund_paid and to the
+# one its rule's cap names; rules naming the same accumulator share it.
+ELIGIBLE_ACCUMULATORS = ("inpatient_eligible_used", "outpatient_eligible_used")
+RULE_CAP_ACCUMULATORS = ("outpatient_pool_paid", "inpatient_pool_paid")
+SCHEME_CAP_ACCUMULATORS = ("pool_fund_paid", "inpatient_pool_paid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,11 @@ class BenefitVariant:
     bands_basis: str = "excess"  # "excess": bands measured above the deductible; "cumulative": deductible included
     annual_cap: int | None = None  # outpatient pooling's own yearly cap (inpatient uses the scheme cap)
     eligible_ceiling: int | None = None  # yearly in-scope cost above which the basic layer stops
+    # "excess": the ceiling measures eligible cost (in-scope above the deductible); "cumulative": the deductible counts too
+    eligible_ceiling_basis: str = "excess"
+    # Where this rule's covered eligible cost and pooled payment count (and its ceiling and cap read): by visit class.
+    eligible_counts_against: str = "inpatient_eligible_used"
+    pool_counts_against: str = "inpatient_pool_paid"
 
     def deductible_for(self, level: str, admission_number: int) -> int:
         base = self.deductible.get(level, 0)
@@ -174,6 +185,12 @@ class Scheme:
     has_personal_account: bool
     second_layer: str | None  # "serious_illness" | "large_amount" | None
     benefits: Mapping[str, tuple[BenefitVariant, ...]]  # visit kind -> variants, first match wins
+    # The accumulator annual_cap counts against: pool_fund_paid (every pooled payment: every visit is capped by it) or one
+    # class's (only visits whose rule counts there are capped by it).
+    annual_cap_counts_against: str = "pool_fund_paid"
+    # The scheme's own second-layer sections; None: the file's top-level one (Policy.serious_illness / large_amount).
+    serious_illness: "SeriousIllness | None" = None
+    large_amount: "LargeAmount | None" = None
 
     def account_for(self, tier: int | None) -> bool:
         if not self.has_personal_account:
@@ -270,6 +287,13 @@ class Policy:
     references: tuple[str, ...] = field(default=())
     credit: CreditRules | None = None  # None: the region offers no credit payment
     clearing: ClearingRules = field(default_factory=ClearingRules)  # monthly clearing: the quality-guarantee deposit
+
+    def serious_illness_for(self, insurance_type: str) -> SeriousIllness | None:
+        """The scheme's own serious-illness section, else the file's."""
+        return self.schemes[insurance_type].serious_illness or self.serious_illness
+
+    def large_amount_for(self, insurance_type: str) -> LargeAmount | None:
+        return self.schemes[insurance_type].large_amount or self.large_amount
 
     @property
     def version(self) -> str:

@@ -127,8 +127,8 @@ def validate_bill(bill: Bill, policy: Policy) -> None:
                          f"tier {what_en}must be {' or '.join(map(str, scheme.tiers))} for {person.insurance_type} in {policy.region}")
     if person.hardship is not None:
         known = set(policy.assistance.statuses) if policy.assistance else set()
-        if policy.serious_illness:
-            known |= policy.serious_illness.hardship_statuses
+        if (si := policy.serious_illness_for(person.insurance_type)) is not None:
+            known |= si.hardship_statuses
         if person.hardship not in known:
             raise InputError("person.hardship", "unknown_hardship", f"困难身份 {person.hardship!r} 未在策略中定义，可选：{', '.join(sorted(known)) or '无'}",
                              f"hardship status {person.hardship!r} is not in the policy; known: {', '.join(sorted(known)) or 'none'}")
@@ -285,19 +285,31 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         eligible = t_in - dedc
         within = eligible
         if variant.eligible_ceiling is not None:
-            within = min(eligible, max(0, variant.eligible_ceiling - acc.pool_eligible_used))
+            # The ceiling counts against the accumulator the rule names (by default its visit class's), never one
+            # shared by every visit: a stay must not use up an outpatient ceiling nor outpatient visits an inpatient one.
+            room = max(0, variant.eligible_ceiling - getattr(acc, variant.eligible_counts_against))
+            if variant.eligible_ceiling_basis == "cumulative":
+                room = max(0, room - dedc)  # the deductible is measured too, and comes first
+            within = min(eligible, room)
         spill = eligible - within
         sched = schedule.cut(xr.ratio_cut) if xr else schedule
         pool_ratio = sched.bands[0].ratio
         start = dedc if variant.bands_basis == "cumulative" else 0
         raw = div_round_half_up(sched.pay_exact(start, within), RATIO_ONE)
-        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid)
+        # The scheme cap caps every visit when it counts pool_fund_paid, else only visits whose rule counts where it does.
+        scheme_acc = scheme.annual_cap_counts_against
+        scheme_left = (max(0, scheme.annual_cap - getattr(acc, scheme_acc))
+                       if scheme_acc in ("pool_fund_paid", variant.pool_counts_against) else None)
         cap_left = scheme_left
         if per_year and variant.annual_cap is not None:
-            cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
+            rule_left = max(0, variant.annual_cap - getattr(acc, variant.pool_counts_against))
+            cap_left = rule_left if cap_left is None else min(cap_left, rule_left)
+        binds = cap_left is not None and raw > cap_left
+        scheme_binds = binds and cap_left == scheme_left
         covered = within
         hifp = raw
-        if raw > cap_left:
+        if binds:
+            assert cap_left is not None
             # The cap binds inside this bill: the fund stops at the cost where it reached the cap.
             hifp = cap_left
             num, den = sched.cost_to_pay(start, cap_left)
@@ -305,7 +317,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         # Only cost the basic layer would have paid on, but could not because its yearly cap ran
         # out, moves to the second layer (with cost above the eligible ceiling). Cost in bands that
         # pay nothing never does, cap or no cap; cost beyond the outpatient-pooling cap stays co-pay.
-        beyond = sched.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
+        beyond = sched.paying_width(start + covered, start + within) if scheme_binds else 0
         overflow = spill + beyond
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
         en = "Pooled fund ({label_en}, {level_en}, {s:en}): ({inscope:y} − deductible {dedc:y}"
@@ -314,10 +326,10 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             en += " − {spill:y} above the yearly eligible-cost ceiling"
         zh += ") × 比例 = {raw:y}"
         en += ") × ratio = {raw:y}"
-        if raw > cap_left and cap_left == scheme_left:
+        if scheme_binds:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
-        elif raw > cap_left:
+        elif binds:
             zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
             en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
         ex.append(Explanation(4, "pool_fund", hifp, f"{ver} {variant.path}.ratio; schemes.{person.insurance_type}.annual_cap", zh, en, {
@@ -328,8 +340,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     # layer's payment is allocated to the parts it was computed on (see _allocate).
     hifmi = hifob = si_base = 0
     parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
-    if scheme.second_layer == "large_amount" and policy.large_amount is not None:
-        la = policy.large_amount
+    la = policy.large_amount_for(person.insurance_type) if scheme.second_layer == "large_amount" else None
+    si = policy.serious_illness_for(person.insurance_type) if scheme.second_layer == "serious_illness" else None
+    if la is not None:
         if overflow:
             raw = apply_ratio(overflow, la.ratio)
             left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
@@ -338,8 +351,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
                                   "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
                                   {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
-    elif scheme.second_layer == "serious_illness" and policy.serious_illness is not None:
-        si = policy.serious_illness
+    elif si is not None:
         si_base = sum(parts[p] for p in si.base_includes)
         hard = person.hardship in si.hardship_statuses
         thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
@@ -435,11 +447,17 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                           "Funds pay {funds:y}; the patient's share is {person:y}, of which cash: {a:y}",
                           {"funds": fund_total, "person": person_total, "a": cash}))
 
+    # What the visit used of its rule's eligible-cost ceiling: the cost the basic layer covered, and the deductible
+    # when the ceiling is measured with it.
+    used = covered + (dedc if schedule is not None and variant.eligible_ceiling_basis == "cumulative" else 0)
+
     delta = Accumulators(
         outpatient_deductible_used=dedc if per_year else 0,
         pool_fund_paid=hifp,
-        outpatient_pool_paid=hifp if per_year else 0,
-        pool_eligible_used=covered,
+        outpatient_pool_paid=hifp if variant.pool_counts_against == "outpatient_pool_paid" else 0,
+        inpatient_pool_paid=hifp if variant.pool_counts_against == "inpatient_pool_paid" else 0,
+        inpatient_eligible_used=used if variant.eligible_counts_against == "inpatient_eligible_used" else 0,
+        outpatient_eligible_used=used if variant.eligible_counts_against == "outpatient_eligible_used" else 0,
         serious_illness_base=si_base,
         serious_illness_paid=hifmi,
         large_amount_paid=hifob,

@@ -16,10 +16,13 @@ from yibao.domain.errors import InputError, PolicyError
 from yibao.domain.money import RATIO_ONE, parse_ratio, parse_yuan
 from yibao.domain.policy import (
     BASE_PARTS,
+    ELIGIBLE_ACCUMULATORS,
     FILINGS,
     INSURANCE_TYPES,
     LEVELS,
     MUTUAL_AID_RELATIONS,
+    RULE_CAP_ACCUMULATORS,
+    SCHEME_CAP_ACCUMULATORS,
     VISIT_KINDS,
     AccountRules,
     Assistance,
@@ -207,7 +210,8 @@ def _condition(r: _Reader | None, tiers: tuple[int, ...] | None) -> Condition:
 
 def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVariant:
     r.check_keys(("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio",
-                  "bands_basis", "annual_cap", "eligible_ceiling"))
+                  "bands_basis", "annual_cap", "eligible_ceiling", "eligible_ceiling_basis",
+                  "eligible_ceiling_counts_against", "annual_cap_counts_against"))
     ratio = _by_level(r, "ratio", _schedule)
     if "*" in ratio:
         raise r.fail("ratio", "请按机构级别给出比例（community, level1, level2, level3, pharmacy）",
@@ -243,11 +247,18 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None) -> BenefitVar
         bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
         annual_cap=annual_cap,
         eligible_ceiling=r.yuan("eligible_ceiling", None),
+        eligible_ceiling_basis=r.choice("eligible_ceiling_basis", ("excess", "cumulative"), "excess"),
+        # By default a rule counts against its visit class's accumulators: a stay never uses up an outpatient ceiling.
+        eligible_counts_against=r.choice("eligible_ceiling_counts_against", ELIGIBLE_ACCUMULATORS,
+                                         "inpatient_eligible_used" if kind == "inpatient" else "outpatient_eligible_used"),
+        pool_counts_against=r.choice("annual_cap_counts_against", RULE_CAP_ACCUMULATORS,
+                                     "inpatient_pool_paid" if kind == "inpatient" else "outpatient_pool_paid"),
     )
 
 
 def _scheme(r: _Reader, insurance_type: str) -> Scheme:
-    r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS))
+    r.check_keys(("label_zh", "label_en", "tiers", "annual_cap", "annual_cap_counts_against", "personal_account", "second_layer",
+                  "serious_illness", "large_amount", *VISIT_KINDS))
     tiers = r.raw("tiers", None)
     if tiers is not None and (not isinstance(tiers, list) or not tiers
                               or not all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t <= 9 for t in tiers)):
@@ -290,6 +301,9 @@ def _scheme(r: _Reader, insurance_type: str) -> Scheme:
         has_personal_account=has_account,
         second_layer=None if r.raw("second_layer", None) is None else r.choice("second_layer", ("serious_illness", "large_amount")),
         benefits=benefits,
+        annual_cap_counts_against=r.choice("annual_cap_counts_against", SCHEME_CAP_ACCUMULATORS, "pool_fund_paid"),
+        serious_illness=_serious_illness(si_r) if (si_r := r.mapping("serious_illness", required=False)) else None,
+        large_amount=_large_amount(la_r) if (la_r := r.mapping("large_amount", required=False)) else None,
     )
 
 
@@ -309,6 +323,11 @@ def _serious_illness(r: _Reader) -> SeriousIllness:
         hardship_ratio_bonus=h.ratio("ratio_bonus", "0") if h else 0,
         hardship_no_cap=h.boolean("no_cap", False) if h else False,
     )
+
+
+def _large_amount(r: _Reader) -> LargeAmount:
+    r.check_keys(("ratio", "annual_cap"))
+    return LargeAmount(ratio=r.ratio("ratio"), annual_cap=r.yuan("annual_cap", None))
 
 
 def _assistance(r: _Reader) -> Assistance:
@@ -393,11 +412,11 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type)
     si_r = r.mapping("serious_illness", required=False)
     la_r = r.mapping("large_amount", required=False)
-    if la_r is not None:
-        la_r.check_keys(("ratio", "annual_cap"))
     for insurance_type, scheme in schemes.items():
+        # A scheme's own section, else the file's top-level one (the default for every scheme).
+        own = {"serious_illness": scheme.serious_illness, "large_amount": scheme.large_amount}.get(scheme.second_layer or "")
         needed = {"serious_illness": si_r, "large_amount": la_r}.get(scheme.second_layer or "", True)
-        if needed is None:
+        if needed is None and own is None:
             raise r.fail(scheme.second_layer or "", f"险种 {insurance_type} 使用了该层但文件未定义", f"scheme {insurance_type} uses this layer but the file does not define it")
     assistance_r = r.mapping("assistance", required=False)
     references = r.raw("references", [])
@@ -417,7 +436,7 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
         schemes=schemes,
         serious_illness=_serious_illness(si_r) if si_r else None,
-        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.yuan("annual_cap", None)) if la_r else None,
+        large_amount=_large_amount(la_r) if la_r else None,
         assistance=_assistance(assistance_r) if assistance_r else None,
         cross_region=_cross_region(r.mapping("cross_region")),
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),
