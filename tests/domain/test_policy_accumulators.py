@@ -62,7 +62,7 @@ def year(policy: Policy, *bills: Any) -> list[Settlement]:
     for b in bills:
         s = settle(dataclasses.replace(b, accumulators=acc), policy)
         assert s.total == s.fund_total + s.person_total and s.person_total == s.account_pay + s.cash_pay
-        assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+        assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.other + s.assistance
         acc = acc.plus(s.accumulator_delta)
         out.append(s)
     return out

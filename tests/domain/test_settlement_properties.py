@@ -12,7 +12,7 @@ from yibao.domain.bill import Accumulators
 from yibao.domain.settlement import settle
 
 AMOUNT_FIELDS = ("total", "own_expense", "over_limit", "pre_self_pay", "in_scope", "deductible", "pool_fund",
-                 "serious_illness", "large_amount", "assistance", "fund_total", "person_total", "account_pay",
+                 "serious_illness", "large_amount", "other", "assistance", "fund_total", "person_total", "account_pay",
                  "mutual_aid_pay", "cash_pay", "balance_after")
 
 
@@ -32,7 +32,7 @@ def test_identities_hold(case):
     assert s.total == s.own_expense + s.over_limit + s.pre_self_pay + s.in_scope
     assert s.total == s.fund_total + s.person_total
     assert s.person_total == s.account_pay + s.cash_pay
-    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.other + s.assistance
     for name in AMOUNT_FIELDS:
         assert getattr(s, name) >= 0, name
     assert s.deductible <= s.in_scope
@@ -69,7 +69,15 @@ def test_no_fund_pays_beyond_its_remaining_cap(case):
     si = policy.serious_illness_for(bill.person.insurance_type)
     hard = si is not None and bill.person.hardship in si.hardship_statuses
     if si is not None and si.annual_cap is not None and not (hard and si.hardship_no_cap):
-        assert s.serious_illness <= max(0, si.annual_cap - acc.serious_illness_paid)
+        assert delta.serious_illness_paid <= max(0, si.annual_cap - acc.serious_illness_paid)
+    bl = policy.beyond_large_amount_for(bill.person.insurance_type)
+    if bl is not None and bl.annual_cap is not None:
+        assert delta.beyond_cap_paid <= max(0, bl.annual_cap - acc.beyond_cap_paid)
+    layers = policy.schemes[bill.person.insurance_type].layer_order
+    if "beyond_large_amount" not in layers:
+        assert s.other == 0 and delta.beyond_cap_paid == 0
+    # every layer's payment is in exactly one reported field
+    assert s.serious_illness + s.other == delta.serious_illness_paid + delta.beyond_cap_paid
     if s.assistance:
         status = policy.assistance.statuses[bill.person.hardship]
         if status.annual_cap is not None:
@@ -95,7 +103,7 @@ def test_deltas_then_their_negation_restore_the_accumulators(case):
     assert after.plus(s.accumulator_delta.negated()) == acc
     assert all(v >= 0 for v in s.accumulator_delta.as_dict().values())
     assert after.pool_fund_paid - acc.pool_fund_paid == s.pool_fund
-    assert after.serious_illness_paid - acc.serious_illness_paid == s.serious_illness
+    assert (after.serious_illness_paid - acc.serious_illness_paid) + (after.beyond_cap_paid - acc.beyond_cap_paid) == s.serious_illness + s.other
     assert after.large_amount_paid - acc.large_amount_paid == s.large_amount
     assert after.assistance_paid - acc.assistance_paid == s.assistance
 

@@ -15,7 +15,7 @@ Conventions of the table:
   ``refusal=`` (code) / ``failed=`` (failed condition codes) are given.
   ``lines=`` lists per line (total, own_expense, over_limit, pre_self_pay, in_scope);
   ``extra=`` the per-line ``cross_region_extra``; ``delta=`` the accumulator deltas (all
-  fields compared, unlisted ones 0).
+  fields compared, unlisted ones 0 but the visit class's ``*_in_scope``, which must be the bill's in-scope amount).
 - Every case is also checked against the identities of docs/engine.md.
 """
 
@@ -236,7 +236,7 @@ SHENZHEN = [
          large_amount=328695,  # 3652.17*0.90 = 3286.953 -> 3286.95
          fund_total=434295, person_total=65705, cash_pay=65705,  # 5000-1056-3286.95 = 657.05
          # inpatient_eligible_used grows by the cost the basic layer covered: 1147.83
-         delta={"pool_fund_paid": 105600, "inpatient_pool_paid": 105600, "inpatient_eligible_used": 114783, "large_amount_paid": 328695}),
+         delta={"pool_fund_paid": 105600, "inpatient_pool_paid": 105600, "inpatient_eligible_used": 114783, "large_amount_base": 365217, "large_amount_paid": 328695}),
     case("sz-emp-pool-cap-used-up-large-amount-cap",
          bill(SZ, a("3000.00"), level="level3",
               acc={"pool_fund_paid": "601056.00", "large_amount_paid": "999000.00"}),
@@ -244,7 +244,7 @@ SHENZHEN = [
          pool_fund=0,  # cap left 0; overflow = all of (3000-600) = 2400.00
          large_amount=100000,  # min(2400*0.90 = 2160.00, 1000000-999000 = 1000.00)
          fund_total=100000, person_total=200000, cash_pay=200000,
-         delta={"inpatient_eligible_used": 0, "large_amount_paid": 100000}),  # the basic layer covered nothing
+         delta={"inpatient_eligible_used": 0, "large_amount_base": 240000, "large_amount_paid": 100000}),  # the basic layer covered nothing
     # ---- personal account
     case("sz-emp-account-pays-all-incl-own-expense",
          bill(SZ, a("400.00"), c("100.00"), kind="outpatient", acc={"outpatient_deductible_used": "300.00"},
@@ -494,7 +494,7 @@ QINGDAO = [
          pool_fund=901500,  # [300, 10000] 9700*0.90 + [10000, 10300] 300*0.95 = 8730+285 = 9015.00
          large_amount=873000,  # spill 9700*0.90 = 8730.00
          fund_total=1774500, person_total=225500, cash_pay=225500,  # 20000-9015-8730
-         delta={"pool_fund_paid": 901500, "inpatient_pool_paid": 901500, "inpatient_eligible_used": 1000000, "large_amount_paid": 873000}),
+         delta={"pool_fund_paid": 901500, "inpatient_pool_paid": 901500, "inpatient_eligible_used": 1000000, "large_amount_base": 970000, "large_amount_paid": 873000}),
     case("qd-emp-pool-cap-mid-second-band", bill(QD, a("20000.00"), acc={"pool_fund_paid": "390000.00"}),
          deductible=30000,
          # raw 9700*0.90 + 10000*0.95 = 18230 > cap left 400000-390000 = 10000
@@ -503,7 +503,7 @@ QINGDAO = [
          # overflow 19700-11036.84 = 8663.16
          large_amount=779684,  # 8663.16*0.90 = 7796.844 -> 7796.84
          fund_total=1779684, person_total=220316, cash_pay=220316,
-         delta={"pool_fund_paid": 1000000, "inpatient_pool_paid": 1000000, "inpatient_eligible_used": 1103684, "large_amount_paid": 779684}),  # covered 11036.84
+         delta={"pool_fund_paid": 1000000, "inpatient_pool_paid": 1000000, "inpatient_eligible_used": 1103684, "large_amount_base": 866316, "large_amount_paid": 779684}),  # covered 11036.84
     # ---- employee outpatient, account excludes own_expense
     case("qd-emp-outpatient-account-excludes-own-expense",
          bill(QD, a("200.00"), c("150.00"), b("100.00"), kind="outpatient",
@@ -651,7 +651,7 @@ NINGBO = [
          # covered 1000/0.98 = 1020.408 -> 1020.41; overflow 1700-1020.41 = 679.59
          large_amount=57765,  # 679.59*0.85 = 577.6515 -> 577.65
          fund_total=157765, person_total=42235, cash_pay=42235,  # 2000-1000-577.65
-         delta={"pool_fund_paid": 100000, "inpatient_pool_paid": 100000, "inpatient_eligible_used": 102041, "large_amount_paid": 57765}),  # covered 1020.41
+         delta={"pool_fund_paid": 100000, "inpatient_pool_paid": 100000, "inpatient_eligible_used": 102041, "large_amount_base": 67959, "large_amount_paid": 57765}),  # covered 1020.41
     # ---- resident and child
     case("nb-res-inpatient-si-base-includes-pre",
          bill(NB, a("7000.00"), b("1000.00"), insurance="resident", level="level2"),
@@ -784,6 +784,9 @@ def test_settlement_table(data: dict[str, Any], expected: dict[str, Any]) -> Non
     if extra is not None:
         assert [ln.cross_region_extra for ln in s.lines] == extra
     if delta is not None:
+        # A visit adds its in-scope cost to its class's yearly in-scope accumulator (unless the case lists it).
+        kind = "inpatient" if data["visit"]["kind"] == "inpatient" else "outpatient"
+        delta = {f"{kind}_in_scope": s.in_scope, **delta}
         assert s.accumulator_delta.as_dict() == {f: delta.get(f, 0) for f in ACCUMULATOR_FIELDS}
     if refusal is None:
         assert s.account_refusal is None
@@ -798,7 +801,7 @@ def test_settlement_table(data: dict[str, Any], expected: dict[str, Any]) -> Non
         assert ln.total == ln.own_expense + ln.over_limit + ln.pre_self_pay + ln.in_scope
     assert s.total == s.fund_total + s.person_total
     assert s.person_total == s.account_pay + s.cash_pay
-    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.other + s.assistance
     assert s.balance_after == s.balance_before - s.account_pay >= 0
 
 

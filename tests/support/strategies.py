@@ -15,6 +15,7 @@ from yibao.domain.policy import (
     RULE_CAP_ACCUMULATORS,
     SCHEME_CAP_ACCUMULATORS,
     Band,
+    BeyondLargeAmount,
     LargeAmount,
     Policy,
     RatioSchedule,
@@ -77,7 +78,7 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
                 new.append(dataclasses.replace(
                     v, ratio=ratio,
                     deductible={lvl: draw(st.integers(0, 200_000)) for lvl in v.deductible},
-                    bands_basis=draw(st.sampled_from(("excess", "cumulative"))),
+                    bands_basis=draw(st.sampled_from(("excess", "cumulative", "yearly"))),
                     annual_cap=None if kind == "inpatient" else draw(st.one_of(st.none(), st.integers(0, 2_000_000))),
                     eligible_ceiling=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
                     eligible_ceiling_basis=draw(st.sampled_from(("excess", "cumulative"))),
@@ -95,14 +96,31 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
                                  hardship_ratio_bonus=draw(st.integers(0, 200_000)))
     la = base.large_amount
     if la is not None:
-        la = dataclasses.replace(la, ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
+        la = dataclasses.replace(la, bands=draw(st.one_of(st.builds(RatioSchedule.flat, ratios), schedules())),
+                                 annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))),
+                                 threshold=draw(st.one_of(st.just(0), st.integers(0, 5_000_000))),
+                                 basis=draw(st.sampled_from(("excess", "cumulative"))))
     # A scheme's own second-layer section (issue 16 item 5), drawn beside the file's: the scheme's wins.
     for name, scheme in schemes.items():
         if scheme is base.schemes[name] or not draw(st.booleans()):
             continue
         if scheme.second_layer == "large_amount":
-            own_la = LargeAmount(ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
-            schemes[name] = dataclasses.replace(scheme, large_amount=own_la)
+            own_la = LargeAmount(bands=draw(schedules()), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))),
+                                 threshold=draw(st.integers(0, 2_000_000)))
+            # Stacked layers (issue 16 item 4): above the large-amount cap (oth_pay or hifmi_pay), then a subsidy on the
+            # year's personal share (the serious-illness machinery, hifmi_pay) unless the layer above the cap reports there.
+            beyond = BeyondLargeAmount(bands=draw(schedules()), annual_cap=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
+                                       reported_as=draw(st.sampled_from(("oth_pay", "hifmi_pay"))),
+                                       threshold=draw(st.integers(0, 1_000_000)))
+            layers = ["large_amount"] + (["beyond_large_amount"] if draw(st.booleans()) else [])
+            if beyond.reported_as == "oth_pay" and draw(st.booleans()):
+                layers.insert(draw(st.integers(1, len(layers))), "serious_illness")
+            subsidy = SeriousIllness(threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()), basis="excess",
+                                     annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))),
+                                     base_includes=frozenset({"in_scope_self_pay"}), hardship_statuses=frozenset(),
+                                     hardship_threshold_factor=RATIO_ONE, hardship_ratio_bonus=0, hardship_no_cap=False)
+            schemes[name] = dataclasses.replace(scheme, large_amount=own_la, beyond_large_amount=beyond, serious_illness=subsidy,
+                                                layers=tuple(layers))
         elif scheme.second_layer == "serious_illness" and si is not None:
             own_si: SeriousIllness = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
                                                          annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))))

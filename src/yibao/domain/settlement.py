@@ -17,7 +17,7 @@ from yibao.domain.errors import InputError
 from yibao.domain.explain import Explanation
 from yibao.domain.family import check_guardian_account
 from yibao.domain.money import RATIO_ONE, apply_ratio, div_round_half_up
-from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy
+from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, LINE_CLASSES, VISIT_KINDS, Policy, RatioSchedule
 
 KIND_ZH = {"outpatient": "门诊", "emergency": "急诊", "inpatient": "住院", "pharmacy": "药店购药"}
 FILING_ZH = {"long_term": "长期异地备案", "temporary": "临时外出备案", "unfiled": "未备案"}
@@ -66,6 +66,7 @@ class Settlement:
     pool_ratio: int  # the basic ratio applied (first band), ppm
     serious_illness: int
     large_amount: int
+    other: int  # oth_pay: a layer the policy reports as other funds (beyond_large_amount)
     assistance: int
     fund_total: int
     person_total: int
@@ -166,6 +167,22 @@ def _allocate(parts: dict[str, int], paid: int, includes: frozenset[str] | tuple
             used = min(paid, parts[part])
             parts[part] -= used
             paid -= used
+
+
+def _yearly_layer(bands: RatioSchedule, threshold: int, basis: str, b0: int, base: int, left: int | None) -> tuple[int, int, int]:
+    """A layer measured on a yearly base: it pays ``bands`` on the part of [b0, b0 + base) above ``threshold`` (measured
+    from the threshold, "excess", or from 0, "cumulative"), at most ``left``. Returns (paid, raw, cost above the cap):
+    the last is the paying cost it could not pay on because the cap ran out (rounded once, as the basic layer's)."""
+    b1, lo = b0 + base, max(b0, threshold)
+    if b1 <= lo:
+        return 0, 0, 0
+    offset = threshold if basis == "excess" else 0
+    raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
+    if left is None or raw <= left:
+        return raw, raw, 0
+    num, den = bands.cost_to_pay(lo - offset, left)
+    covered = min(b1 - lo, div_round_half_up(num, den))
+    return left, raw, bands.paying_width(lo - offset + covered, b1 - offset)
 
 
 def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
@@ -294,7 +311,9 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         spill = eligible - within
         sched = schedule.cut(xr.ratio_cut) if xr else schedule
         pool_ratio = sched.bands[0].ratio
-        start = dedc if variant.bands_basis == "cumulative" else 0
+        # Bands measured per visit from the deductible (excess) or from 0 (cumulative), or on the year's in-scope cost
+        # of the rule's class so far (yearly: across admissions).
+        start = {"cumulative": dedc, "yearly": getattr(acc, variant.in_scope_accumulator) + dedc}.get(variant.bands_basis, 0)
         raw = div_round_half_up(sched.pay_exact(start, within), RATIO_ONE)
         # The scheme cap caps every visit when it counts pool_fund_paid, else only visits whose rule counts where it does.
         scheme_acc = scheme.annual_cap_counts_against
@@ -336,42 +355,64 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             "label_zh": variant.label_zh, "label_en": variant.label_en, "level_zh": LEVEL_ZH[level], "level": level, "level_en": LEVEL_EN[level], "s": sched,
             "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered}))
 
-    # Step 5: second layer. `parts` is what the patient still bears of each part; every later
-    # layer's payment is allocated to the parts it was computed on (see _allocate).
-    hifmi = hifob = si_base = 0
+    # Step 5: the layers above the basic fund, in the scheme's order. `parts` is what the patient still bears of each
+    # part; every later layer's payment is allocated to the parts it was computed on (see _allocate).
+    hifmi = hifob = oth = si_base = si_paid = la_base = bl_base = bl_paid = 0
     parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
-    la = policy.large_amount_for(person.insurance_type) if scheme.second_layer == "large_amount" else None
-    si = policy.serious_illness_for(person.insurance_type) if scheme.second_layer == "serious_illness" else None
-    if la is not None:
-        if overflow:
-            raw = apply_ratio(overflow, la.ratio)
+    above_la_cap = 0  # cost the large-amount layer could not pay on because its yearly cap ran out
+    for layer in scheme.layer_order:
+        la = policy.large_amount_for(person.insurance_type) if layer == "large_amount" else None
+        si = policy.serious_illness_for(person.insurance_type) if layer == "serious_illness" else None
+        bl = policy.beyond_large_amount_for(person.insurance_type) if layer == "beyond_large_amount" else None
+        if la is not None and overflow:
+            la_base = overflow
             left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
-            hifob = raw if left is None else min(raw, left)
+            hifob, raw, above_la_cap = _yearly_layer(la.bands, la.threshold, la.basis, acc.large_amount_base, overflow, left)
             _allocate(parts, hifob, ("in_scope_self_pay",))
-            ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
-                                  "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
-                                  {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
-    elif si is not None:
-        si_base = sum(parts[p] for p in si.base_includes)
-        hard = person.hardship in si.hardship_statuses
-        thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
-        b0 = acc.serious_illness_base
-        b1 = b0 + si_base
-        lo = max(b0, thr)
-        if b1 > lo:
-            bands = si.bands.bonus(si.hardship_ratio_bonus) if hard else si.bands
-            offset = thr if si.basis == "excess" else 0
-            raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
-            left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
-            hifmi = raw if left is None else min(raw, left)
-            _allocate(parts, hifmi, si.base_includes)
-            ex.append(Explanation(5, "serious_illness", hifmi, f"{ver} serious_illness",
-                                  "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
-                                  "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
-                                  {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": hifmi}))
-        elif si_base:
-            ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
-                                  "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
+            if la.bands.is_flat and not la.threshold:
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
+                                      "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
+                                      {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
+            else:
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount",
+                                      "职工大额医疗费用补助：本年累计{b1:y}，起付线{thr:y}（{s:zh}）= {raw:y}，支付{a:y}",
+                                      "Employee large-amount subsidy: yearly cost beyond the basic layer {b1:y}, threshold {thr:y} ({s:en}) = {raw:y}, paid {a:y}",
+                                      {"b1": acc.large_amount_base + overflow, "thr": la.threshold, "s": la.bands, "raw": raw, "a": hifob}))
+        elif bl is not None and above_la_cap:
+            bl_base = above_la_cap
+            left = None if bl.annual_cap is None else max(0, bl.annual_cap - acc.beyond_cap_paid)
+            bl_paid, raw, _ = _yearly_layer(bl.bands, bl.threshold, bl.basis, acc.beyond_cap_base, above_la_cap, left)
+            _allocate(parts, bl_paid, ("in_scope_self_pay",))
+            if bl.reported_as == "oth_pay":
+                oth += bl_paid
+            else:
+                hifmi += bl_paid
+            ex.append(Explanation(5, "beyond_large_amount", bl_paid, f"{ver} beyond_large_amount",
+                                  "大额封顶线以上费用{base:y}（{s:zh}）= {raw:y}，支付{a:y}（{field}）",
+                                  "Cost above the large-amount cap {base:y} ({s:en}) = {raw:y}, paid {a:y} ({field})",
+                                  {"base": above_la_cap, "s": bl.bands, "raw": raw, "a": bl_paid, "field": bl.reported_as}))
+        elif si is not None:
+            si_base = sum(parts[p] for p in si.base_includes)
+            hard = person.hardship in si.hardship_statuses
+            thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
+            b0 = acc.serious_illness_base
+            b1 = b0 + si_base
+            lo = max(b0, thr)
+            if b1 > lo:
+                bands = si.bands.bonus(si.hardship_ratio_bonus) if hard else si.bands
+                offset = thr if si.basis == "excess" else 0
+                raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
+                left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
+                si_paid = raw if left is None else min(raw, left)
+                hifmi += si_paid
+                _allocate(parts, si_paid, si.base_includes)
+                ex.append(Explanation(5, "serious_illness", si_paid, f"{ver} serious_illness",
+                                      "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
+                                      "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
+                                      {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": si_paid}))
+            elif si_base:
+                ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
+                                      "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
 
     # Step 6: medical assistance.
     maf = a_base = 0
@@ -393,7 +434,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                               {"label_zh": st.label_zh, "label_en": st.label_en, "a1": a1, "thr": st.threshold,
                                "above": max(0, a1 - lo), "r": st.ratio, "a": maf}))
 
-    fund_total = hifp + hifmi + hifob + maf
+    fund_total = hifp + hifmi + hifob + oth + maf
     person_total = t_total - fund_total
 
     # Step 7: personal account.
@@ -458,9 +499,14 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         inpatient_pool_paid=hifp if variant.pool_counts_against == "inpatient_pool_paid" else 0,
         inpatient_eligible_used=used if variant.eligible_counts_against == "inpatient_eligible_used" else 0,
         outpatient_eligible_used=used if variant.eligible_counts_against == "outpatient_eligible_used" else 0,
+        inpatient_in_scope=t_in if variant.in_scope_accumulator == "inpatient_in_scope" else 0,
+        outpatient_in_scope=t_in if variant.in_scope_accumulator == "outpatient_in_scope" else 0,
         serious_illness_base=si_base,
-        serious_illness_paid=hifmi,
+        serious_illness_paid=si_paid,
+        large_amount_base=la_base,
         large_amount_paid=hifob,
+        beyond_cap_base=bl_base,
+        beyond_cap_paid=bl_paid,
         assistance_base=a_base,
         assistance_paid=maf,
     )
@@ -468,7 +514,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         policy_version=ver, policy_digest=policy.digest, catalogue_version=cat.version, catalogue_digest=cat.digest,
         insured_region=bill.insured_region, treatment_region=bill.treatment_region,
         total=t_total, own_expense=t_own, over_limit=t_over, pre_self_pay=t_pre, in_scope=t_in,
-        deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob,
+        deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob, other=oth,
         assistance=maf, fund_total=fund_total, person_total=person_total, account_pay=acct,
         mutual_aid_pay=mulaid, cash_pay=cash, balance_before=account.balance, balance_after=account.balance - acct,
         lines=tuple(lines), accumulator_delta=delta, explanation=tuple(ex), account_refusal=refusal,

@@ -466,6 +466,8 @@ def test_0029_splits_the_shared_eligible_cost_accumulator_by_the_settlements_vis
     # 5000.00 − 600.00 = 4400.00 (paid 90 %: 3960.00), the reversed one nothing any more.
     assert (before.outpatient_eligible_used, before.inpatient_eligible_used) == (1800, 440000)
     assert before.inpatient_pool_paid == 396000 and before.pool_fund_paid == 396000 + before.outpatient_pool_paid
+    # the year's in-scope cost per class (yearly bands, 0029 too): 318.00 outpatient, 5000.00 of the standing stay
+    assert (before.outpatient_in_scope, before.inpatient_in_scope) == (31800, 500000)
 
     def deltas() -> dict[str, dict[str, int]]:
         with db.engine.connect() as conn:
@@ -484,6 +486,7 @@ def test_0029_splits_the_shared_eligible_cost_accumulator_by_the_settlements_vis
     db.run(lambda c: settlement.cancel(c, db.clock(), institution=w.hospital, setl_id=out["setl_id"], actor="test"))
     after = acc(db, w.employee.id)
     assert (after.outpatient_eligible_used, after.inpatient_eligible_used, after.outpatient_pool_paid) == (0, 440000, 0)
+    assert (after.outpatient_in_scope, after.inpatient_in_scope) == (0, 500000)
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
