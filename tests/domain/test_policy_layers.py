@@ -126,3 +126,19 @@ def test_layers_must_follow_the_rules_of_stacking() -> None:
         qd_policy(beyond_first)
     with pytest.raises(PolicyError, match="hifmi_pay"):
         qd_policy(two_hifmi)
+
+
+def test_the_stacked_example_of_docs_policy_md() -> None:
+    # docs/policy.md "Stacked layers": large amount capped at 5000, then 70 % above its cap (oth_pay), then the
+    # employees' subsidy on the personal share (threshold 1000, 50 %). Stay, A 20000: pool 9015.00; large amount 5000.00;
+    # above its cap 4144.44*0.70 = 2901.11; in-scope share left 20000 - 9015 - 5000 - 2901.11 = 3083.89 ->
+    # (3083.89 - 1000)*0.50 = 1041.945 -> 1041.95; cash 20000 - 17958.06 = 2041.94
+    def edit(data: dict[str, Any]) -> None:
+        stacked(data, "large_amount", "beyond_large_amount", "serious_illness")
+        data["schemes"]["employee"]["serious_illness"] = {"threshold": "1000", "bands": "0.50"}
+        data["large_amount"]["annual_cap"] = "5000"
+        data["beyond_large_amount"] = {"ratio": "0.70", "reported_as": "oth_pay"}
+
+    (s,) = year(qd_policy(edit), bill(amount="20000.00"))
+    assert (s.pool_fund, s.large_amount, s.other, s.serious_illness) == (901_500, 500_000, 290_111, 104_195)
+    assert (s.fund_total, s.cash_pay) == (1_795_806, 204_194)
