@@ -533,8 +533,10 @@ def query_lines(call: Call, conn: Connection) -> dict[str, Any]:
 
 
 ACCUMULATORS = (("outpatient_deductible_used", "门诊起付线累计"), ("pool_fund_paid", "统筹基金支付累计"),
-                ("outpatient_pool_paid", "门诊统筹支付累计"), ("serious_illness_paid", "大病保险支付累计"),
-                ("large_amount_paid", "大额补助支付累计"), ("assistance_paid", "医疗救助支付累计"))
+                ("outpatient_pool_paid", "门诊统筹支付累计"), ("inpatient_pool_paid", "住院统筹支付累计"),
+                ("inpatient_eligible_used", "住院合规费用累计"), ("outpatient_eligible_used", "门诊合规费用累计"),
+                ("serious_illness_paid", "大病保险支付累计"), ("large_amount_paid", "大额补助支付累计"),
+                ("beyond_cap_paid", "大额封顶线以上支付累计"), ("assistance_paid", "医疗救助支付累计"))
 
 
 @handles("5206")
