@@ -99,6 +99,7 @@ def render(s: Settlement, console: Console) -> None:
         ("统筹基金 pooled fund", "hifp_pay", s.pool_fund),
         ("大病保险 serious illness", "hifmi_pay", s.serious_illness),
         ("职工大额 large amount", "hifob_pay", s.large_amount),
+        ("其他基金 other funds", "oth_pay", s.other),
         ("医疗救助 assistance", "maf_pay", s.assistance),
         ("基金合计 funds total", "fund_pay_sumamt", s.fund_total),
         ("个人负担 patient share", "psn_part_amt", s.person_total),

@@ -366,6 +366,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pool_fund": ("统筹基金支付", "Pooled fund"),
     "serious_illness": ("大病保险支付", "Serious-illness insurance"),
     "large_amount": ("职工大额医疗支付", "Large-amount medical insurance"),
+    "other": ("其他基金支付", "Other funds"),
     "assistance": ("医疗救助支付", "Medical assistance"),
     "fund_total": ("基金支付合计", "Funds in total"),
     "account_pay": ("个人账户支付", "Personal account"),

@@ -67,10 +67,10 @@ _LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, 
 _LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
-        total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+        total, fund_total, pool_fund, serious_illness, large_amount, other, assistance, account_pay, account_id, cash_pay, policy_version,
         accumulator_delta, document, created_at)
     VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, :status, :year, :total, :fund_total,
-        :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
+        :pool_fund, :serious_illness, :large_amount, :other, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
         :accumulator_delta, :document, :now)""")
 
 
@@ -263,7 +263,10 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
 
     receivable = institution_receivable(institution.id)
     paid_from = [(layer, fund_account(patient.region, layer), amount) for layer, amount in (
-        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("assistance", s.assistance))]
+        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("other", s.other),
+        ("assistance", s.assistance))]
+    if s.other:  # regions made before the oth_pay layer (0030) get its fund account on first use
+        ledger.ensure_account(conn, fund_account(patient.region, "other"), patient.region, "fund_other", now)
     if s.account_pay:
         assert paying_account is not None
         paid_from.append(("account", paying_account, s.account_pay))
@@ -295,7 +298,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         id=setl_id, status=status, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
         institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
         fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
-        assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
+        other=s.other, assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
         policy_version=s.policy_version, accumulator_delta=fastjson.dumps(s.accumulator_delta.as_dict()),
         document=fastjson.dumps(doc), now=now))
     visits.set_status(conn, visit.id, "settling" if pending else "settled", now)
