@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import String, and_, case, exists, func, literal, select, type_coerce
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import Accumulators
+from yibao.domain.bill import Accumulators, FeeLine
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.domain.policy import INSURANCE_TYPES, LEVEL_EN, LEVEL_ZH, LEVELS, Policy
@@ -70,6 +70,8 @@ MAX_TOP = 1000
 _STORED = tuple(attr for attr, *_ in LAYERS if attr in S.c)
 _FROM_DOCUMENT = tuple((i, fld) for i, (attr, fld, *_) in enumerate(LAYERS) if attr not in S.c)
 _PAGE = 2000  # rows fetched per round trip from the server-side cursor
+_LINE = slice(15, 22)  # the fee line's columns in the stream (see _stream_query)
+_OLD = slice(22, 22 + len(_STORED))
 
 Progress = Callable[[int, int | None], None]
 
@@ -207,13 +209,16 @@ def check_period(policy: Policy, start: date, end: date, region: str | None) -> 
 def _stream_query(region: str, year: int, start_utc: Any, end_utc: Any) -> Any:
     insurance_refunded = and_(S.c.status == "partial", exists(
         select(literal(1)).where(T.c.ref == S.c.id, T.c.code == "refund", T.c.client_id != S.c.id + literal(":cash:refund"))))
+    # Read by position in replay (the _COL_* offsets): a Row's attribute look-up costs more than the engine's arithmetic.
     columns = [
-        S.c.id, S.c.person_id, S.c.region, *(getattr(S.c, attr) for attr in _STORED),
+        S.c.id, S.c.person_id, S.c.region,
         case((S.c.created_at >= start_utc, 1), else_=0).label("in_period"),
         case((insurance_refunded, 1), else_=0).label("insurance_refunded"),
         type_coerce(V.c.visit_date, String).label("visit_date"), V.c.kind, V.c.admission_number, V.c.filing, I.c.level,
         P.c.insurance_type, P.c.tier, P.c.employment_status, P.c.hardship, type_coerce(P.c.birth_date, String).label("birth_date"),
+        # The fee line in FeeLine's field order, as settlement reads it (settlement._LINES, bills.fee_line).
         L.c.code, L.c.name, L.c.line_class, L.c.unit_price, L.c.quantity, L.c.price_cap, L.c.self_pay_ratio,
+        *(getattr(S.c, attr) for attr in _STORED),
     ]
     if _FROM_DOCUMENT:
         columns.append(S.c.document)
@@ -246,9 +251,9 @@ class _Stored:
 
 
 def _old_amounts(row: Any) -> list[int]:
-    old = [int(getattr(row, attr)) for attr in _STORED]
+    old = [int(v) for v in row[_OLD]]
     if _FROM_DOCUMENT:
-        doc = json.loads(row.document)
+        doc = json.loads(row[-1])
         for i, fld in _FROM_DOCUMENT:
             old.insert(i, parse_yuan(doc.get(fld) or "0"))
     return old
@@ -281,20 +286,22 @@ def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: 
 
     rows = conn.execution_options(stream_results=True, yield_per=_PAGE).execute(_stream_query(region, year, start_utc, end_utc))
     for row in rows:
-        if current is None or row.id != current.id:
-            if row.person_id != person_id:
+        setl_id, psn, treatment_region, in_period, refunded, visit_date, kind, admission, filing, level = row[:10]
+        if current is None or setl_id != current.id:
+            if psn != person_id:
                 finish_person()
-                person_id, year_rows = row.person_id, []
-                patient = bills.Patient(row.person_id, region, row.insurance_type, row.tier, row.employment_status == "retired", row.hardship,
-                                        _day(row.birth_date))
-            current = _Stored(row.id, row.region, bool(row.in_period), bool(row.insurance_refunded), _day(row.visit_date), row.kind,
-                              int(row.admission_number), row.filing, row.level, _old_amounts(row), [])
+                insurance_type, tier, employment, hardship, born = row[10:15]
+                person_id, year_rows = psn, []
+                patient = bills.Patient(psn, region, insurance_type, tier, employment == "retired", hardship, _day(born))
+            current = _Stored(setl_id, treatment_region, bool(in_period), bool(refunded), _day(visit_date), kind, int(admission), filing,
+                              level, _old_amounts(row), [])
             year_rows.append(current)
             done += 1
             if progress is not None and done % _PAGE == 0:
                 progress(done, total)
-        if row.code is not None:
-            current.lines.append(bills.fee_line(row))
+        line = row[_LINE]
+        if line[0] is not None:
+            current.lines.append(FeeLine(*line))
     finish_person()
     if progress is not None:
         progress(done, total)
