@@ -12,7 +12,8 @@ the services).
 
 What is timed: `services/care/whatif.replay` over the whole year under a new Shenzhen 2026 policy (outpatient
 ratios up five points, the serious-illness threshold halved) — one read unit streaming the rows, the year replayed
-person by person with the engine. `replay_s` wall clock, `cpu_s` the process's CPU seconds over it; `rss_mb` at each
+person by person with the engine: in this process, or with YIBAO_BENCH_WHATIF_WORKERS=N in N worker processes while
+this one reads. `replay_s` wall clock, `cpu_s` this process's CPU seconds over it (not the workers'); `rss_mb` at each
 checkpoint (every 10 % of the settlements) and `peak_rss_mb` (VmHWM) — the set-up's own peak is reset before the
 replay where the kernel allows it. SQLite always; PostgreSQL when YIBAO_BENCH_POSTGRES_URL is set (in a database of
 its own, `yibao_bench_whatif`, made and dropped on that server).
@@ -44,6 +45,7 @@ KEY = Keyring(bytes(range(32)))
 REGION = "440300"
 HOSPITALS = (("HWI0001", "community"), ("HWI0002", "level1"), ("HWI0003", "level2"), ("HWI0004", "level3"))
 BENCH_DB = "yibao_bench_whatif"
+WORKERS = int(os.environ.get("YIBAO_BENCH_WHATIF_WORKERS", "1"))  # worker processes pricing persons (`yibao whatif --workers`)
 
 
 def _memory() -> tuple[float, float]:
@@ -54,6 +56,23 @@ def _memory() -> tuple[float, float]:
             key, value = line.split(":", 1)
             got[key] = int(value.split()[0]) / 1024
     return round(got["VmRSS"], 1), round(got["VmHWM"], 1)
+
+
+def _children_rss() -> float:
+    """The worker processes' RSS in MB (children listed by /proc; 0 without workers)."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
+            except (OSError, StopIteration):
+                continue
+            total += int(line.split()[1])
+    return round(total / 1024, 1)
 
 
 def _reset_peak() -> bool:
@@ -149,18 +168,19 @@ def one(db: Database, label: str) -> dict:
         if done >= mark["next"] or done == total:
             mark["next"] += step
             rss, hwm = _memory()
-            point = {"settlements": done, "s": round(time.perf_counter() - t0, 1), "rss_mb": rss, "peak_mb": hwm}
+            point = {"settlements": done, "s": round(time.perf_counter() - t0, 1), "rss_mb": rss, "peak_mb": hwm, "workers_rss_mb": _children_rss()}
             checkpoints.append(point)
             print(json.dumps({"db": label, **point}), file=sys.stderr, flush=True)
 
     load = round(os.getloadavg()[0], 2)
-    report = db.run(lambda c: whatif.replay(c, policy, start=date(2026, 1, 1), end=date(2026, 12, 31), progress=progress), write=False)
+    report = db.run(lambda c: whatif.replay(c, policy, start=date(2026, 1, 1), end=date(2026, 12, 31), progress=progress, workers=WORKERS),
+                    write=False)
     replay_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
     standing = N - N // 100
     assert report.repriced + report.failed == standing, (report.repriced, report.failed, standing)
     assert report.not_repriced["cancelled"] == N // 100
     rss, hwm = _memory()
-    return {"bench": "whatif", "db": label, "settlements": N, "fee_lines": 2 * N, "persons": PERSONS, "repriced": report.repriced,
+    return {"bench": "whatif", "db": label, "workers": WORKERS, "settlements": N, "fee_lines": 2 * N, "persons": PERSONS, "repriced": report.repriced,
             "failed": report.failed, "setup_s": round(setup_s, 1), "replay_s": round(replay_s, 1), "cpu_s": round(cpu_s, 1),
             "us_per_settlement": round(replay_s * 1e6 / N, 1), "checkpoints": checkpoints, "peak_rss_mb": hwm,
             "peak_reset_before_replay": reset, "fund_change": report.as_dict()["fund_total"], "cores": os.cpu_count(), "loadavg_1m": load}

@@ -473,6 +473,7 @@ def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy
                end: str = typer.Option(..., "--to", help="the last Beijing day of the period, YYYY-MM-DD"),
                region: Optional[str] = typer.Option(None, "--region", help="the insured region (must be the policy's; default: it)"),
                top: int = typer.Option(10, "--top", help="how many of the most affected persons to list"),
+               workers: int = typer.Option(1, "--workers", help="worker processes pricing persons in parallel (a long history: the cores)"),
                as_json: bool = typer.Option(False, "--json", help="the report as one JSON object"),
                as_csv: bool = typer.Option(False, "--csv", help="the report as CSV (section,key,zh,en,settlements,old,new,change)"),
                database: Optional[str] = DatabaseOption) -> None:
@@ -500,6 +501,8 @@ def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy
         whatif.check_period(new, days["--from"], days["--to"], region)
         if not 1 <= top <= whatif.MAX_TOP:
             raise InputError("top", "out_of_range", f"人数应在1–{whatif.MAX_TOP}之间", f"must be between 1 and {whatif.MAX_TOP}")
+        if not 1 <= workers <= whatif.MAX_WORKERS:
+            raise InputError("workers", "out_of_range", f"进程数应在1–{whatif.MAX_WORKERS}之间", f"must be between 1 and {whatif.MAX_WORKERS}")
     except YibaoError as exc:
         if isinstance(exc, InputError):  # the service names its arguments; here they are options
             exc = InputError(f"--{exc.field}", exc.code, exc.message_zh, exc.message_en)
@@ -507,7 +510,7 @@ def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy
 
     async def work(ctx, progress):  # noqa: ANN001, ANN202
         return await ctx.run(lambda c: whatif.replay(c, new, start=days["--from"], end=days["--to"], region=region, top=top,
-                                                     progress=progress), write=False)
+                                                     progress=progress, workers=workers), write=False)
 
     report = _job(f"政策测算 what-if {new.version}", database, work)
     if as_json:

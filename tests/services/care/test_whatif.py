@@ -87,6 +87,14 @@ def test_a_later_period_replays_the_year_from_its_start(db, keyring, tmp_path):
     assert {g.key: g.change for g in only_v2.levels()} == {"community": V2_NEW - V2_OLD, "level3": RET_NEW - RET_OLD}
 
 
+def test_worker_processes_give_the_same_report(db, keyring, tmp_path, monkeypatch):
+    history(db, keyring)
+    policy = load_policy_file(new_policy(tmp_path))
+    one = _replay(db, policy, DAY1, DAY3).as_dict()
+    monkeypatch.setattr(whatif, "_BATCH", 1)  # a batch per person: the shares come back from both workers and are merged
+    assert _replay(db, policy, DAY1, DAY3, workers=2).as_dict() == one
+
+
 def test_the_policy_in_force_changes_nothing(db, keyring):
     history(db, keyring)
     r = _replay(db, builtin_policy("440300", 2026), DAY1, DAY3)

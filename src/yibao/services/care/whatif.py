@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -67,6 +68,8 @@ NOT_REPRICED = {  # reason: (zh, en) — the period's settlements the what-if le
     "voided": ("支付未完成，已作废", "voided: their payment did not go through"),
 }
 MAX_TOP = 1000
+MAX_WORKERS = 64
+_BATCH = 4000  # settlements per batch sent to a worker process
 _STORED = tuple(attr for attr, *_ in LAYERS if attr in S.c)
 _FROM_DOCUMENT = tuple((i, fld) for i, (attr, fld, *_) in enumerate(LAYERS) if attr not in S.c)
 _PAGE = 2000  # rows fetched per round trip from the server-side cursor
@@ -104,6 +107,12 @@ class Group:
         for i in range(len(LAYERS)):
             self.old[i] += old[i]
             self.new[i] += new[i]
+
+    def merge(self, other: "Group") -> None:
+        self.settlements += other.settlements
+        for i in range(len(LAYERS)):
+            self.old[i] += other.old[i]
+            self.new[i] += other.new[i]
 
     def as_dict(self) -> dict[str, Any]:
         y = format_yuan
@@ -154,6 +163,24 @@ class Report:
     failures: list[Failure] = field(default_factory=list)  # the first `listed` of them
     failure_codes: dict[str, int] = field(default_factory=dict)
     not_repriced: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NOT_REPRICED, 0))
+    heap: list[tuple[int, str, PersonChange]] = field(default_factory=list, repr=False)  # the top persons while replaying
+
+    def merge(self, part: "Report", top: int, listed: int) -> None:
+        """Add a worker's share (persons the main process never priced itself), in the order the shares were sent."""
+        self.total.merge(part.total)
+        for mine, theirs in ((self.by_insurance_type, part.by_insurance_type), (self.by_level, part.by_level)):
+            for key, g in theirs.items():
+                mine.setdefault(key, Group(g.key, g.zh, g.en)).merge(g)
+        for entry in part.heap:
+            _keep(self.heap, entry, top)
+        self.persons_replayed += part.persons_replayed
+        self.replayed_before_period += part.replayed_before_period
+        self.failed += part.failed
+        self.failed_before_period += part.failed_before_period
+        for code, n in part.failure_codes.items():
+            self.failure_codes[code] = self.failure_codes.get(code, 0) + n
+        self.failures.extend(part.failures[:max(0, listed - len(self.failures))])
+        self.not_repriced["insurance_refunded"] += part.not_repriced["insurance_refunded"]
 
     @property
     def repriced(self) -> int:
@@ -260,11 +287,16 @@ def _old_amounts(row: Any) -> list[int]:
 
 
 def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: str | None = None, top: int = 10, listed: int = 50,
-           progress: Progress | None = None) -> Report:
-    """Re-price the period's settlements [start, end] (Beijing days) under ``policy`` and compare (see the module)."""
+           progress: Progress | None = None, workers: int = 1) -> Report:
+    """Re-price the period's settlements [start, end] (Beijing days) under ``policy`` and compare (see the module).
+
+    ``workers`` > 1: persons are priced in that many worker processes (persons are independent; this process reads
+    and groups the stream, and merges the workers' shares in the order it sent them, so the report is the same)."""
     region = check_period(policy, start, end, region)
     if not 1 <= top <= MAX_TOP:
         raise InputError("top", "out_of_range", f"人数应在1–{MAX_TOP}之间", f"must be between 1 and {MAX_TOP}")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InputError("workers", "out_of_range", f"进程数应在1–{MAX_WORKERS}之间", f"must be between 1 and {MAX_WORKERS}")
     year = policy.year
     start_utc, end_utc = day_bounds(start)[0], day_bounds(end)[1]
     report = Report(policy, region, start, end)
@@ -272,8 +304,19 @@ def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: 
 
     total = conn.execute(select(func.count()).select_from(S).where(
         S.c.insured_region == region, S.c.year == year, S.c.status.in_(STANDING), S.c.created_at < end_utc)).scalar_one()
-    catalogues: dict[str, Policy | None] = {region: policy}
-    heap: list[tuple[int, str, PersonChange]] = []
+    pricer: _Inline | _Pooled = _Inline(report, top, listed) if workers == 1 else _Pooled(report, top, listed, workers)
+    try:
+        _stream(conn, region, year, start_utc, end_utc, pricer, progress, total)
+        pricer.close()  # the workers' last shares merged
+    finally:
+        pricer.shutdown()
+    report.persons = [p for _, _, p in sorted(report.heap, key=lambda e: (-e[0], e[1]))]
+    return report
+
+
+def _stream(conn: Connection, region: str, year: int, start_utc: Any, end_utc: Any, pricer: "_Inline | _Pooled", progress: Progress | None,
+            total: int) -> None:
+    """Read the year's rows in order and hand each person's year to ``pricer`` (one person's rows at a time in memory)."""
     done = 0
     person_id: str | None = None
     patient: bills.Patient | None = None
@@ -282,7 +325,7 @@ def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: 
 
     def finish_person() -> None:
         if patient is not None and any(s.in_period for s in year_rows):
-            _replay_person(report, policy, catalogues, patient, year_rows, heap, top, listed)
+            pricer.person(patient, year_rows)
 
     rows = conn.execution_options(stream_results=True, yield_per=_PAGE).execute(_stream_query(region, year, start_utc, end_utc))
     for row in rows:
@@ -305,8 +348,83 @@ def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: 
     finish_person()
     if progress is not None:
         progress(done, total)
-    report.persons = [p for _, _, p in sorted(heap, key=lambda e: (-e[0], e[1]))]
-    return report
+
+
+class _Inline:
+    """Prices each person's year here, as it is read."""
+
+    def __init__(self, report: Report, top: int, listed: int) -> None:
+        self.report, self.top, self.listed = report, top, listed
+        self.catalogues: dict[str, Policy | None] = {report.region: report.policy}
+
+    def person(self, patient: bills.Patient, year_rows: list[_Stored]) -> None:
+        _replay_person(self.report, self.report.policy, self.catalogues, patient, year_rows, self.top, self.listed)
+
+    def close(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _Pooled:
+    """Sends persons' years in batches to worker processes (spawned: nothing of this process — its connection, its
+    threads — is inherited); at most two batches per worker are in flight, so memory stays bounded."""
+
+    def __init__(self, report: Report, top: int, listed: int, workers: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.report, self.top, self.listed, self.workers = report, top, listed, workers
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                                        initargs=(report.policy, report.region, report.start, report.end, top, listed))
+        self.pending: deque = deque()
+        self.batch: list[tuple[bills.Patient, list[_Stored]]] = []
+        self.size = 0
+
+    def person(self, patient: bills.Patient, year_rows: list[_Stored]) -> None:
+        self.batch.append((patient, year_rows))
+        self.size += len(year_rows)
+        if self.size >= _BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        if self.batch:
+            self.pending.append(self.pool.submit(_price_batch, self.batch))
+            self.batch, self.size = [], 0
+        while len(self.pending) > 2 * self.workers:
+            self.report.merge(self.pending.popleft().result(), self.top, self.listed)
+
+    def close(self) -> None:
+        self._send()
+        while self.pending:
+            self.report.merge(self.pending.popleft().result(), self.top, self.listed)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(policy: Policy, region: str, start: date, end: date, top: int, listed: int) -> None:
+    _WORKER.update(policy=policy, region=region, start=start, end=end, top=top, listed=listed, catalogues={region: policy})
+
+
+def _price_batch(batch: list[tuple[bills.Patient, list[_Stored]]]) -> Report:
+    """In a worker: price the batch's persons into a report of their own (merged by the main process)."""
+    w = _WORKER
+    part = Report(w["policy"], w["region"], w["start"], w["end"])
+    for patient, year_rows in batch:
+        _replay_person(part, w["policy"], w["catalogues"], patient, year_rows, w["top"], w["listed"])
+    return part
+
+
+def _keep(heap: list[tuple[int, str, PersonChange]], entry: tuple[int, str, PersonChange], top: int) -> None:
+    if len(heap) < top:
+        heapq.heappush(heap, entry)
+    elif entry[:2] > heap[0][:2]:
+        heapq.heapreplace(heap, entry)
 
 
 def _count_not_repriced(conn: Connection, report: Report, start_utc: Any, end_utc: Any) -> None:
@@ -323,7 +441,7 @@ def _count_not_repriced(conn: Connection, report: Report, start_utc: Any, end_ut
 
 
 def _replay_person(report: Report, policy: Policy, catalogues: dict[str, Policy | None], patient: bills.Patient,
-                   year_rows: list[_Stored], heap: list, top: int, listed: int) -> None:
+                   year_rows: list[_Stored], top: int, listed: int) -> None:
     acc = Accumulators()
     last = max(i for i, s in enumerate(year_rows) if s.in_period)
     old_sum = new_sum = count = 0
@@ -359,11 +477,7 @@ def _replay_person(report: Report, policy: Policy, catalogues: dict[str, Policy 
         new_sum += sum(new)
         count += 1
     if count and new_sum != old_sum:
-        entry = (abs(new_sum - old_sum), patient.id, PersonChange(patient.id, patient.insurance_type, count, old_sum, new_sum))
-        if len(heap) < top:
-            heapq.heappush(heap, entry)
-        elif entry[:2] > heap[0][:2]:
-            heapq.heapreplace(heap, entry)
+        _keep(report.heap, (abs(new_sum - old_sum), patient.id, PersonChange(patient.id, patient.insurance_type, count, old_sum, new_sum)), top)
 
 
 def _failed(report: Report, patient: bills.Patient, s: _Stored, exc: YibaoError, listed: int) -> None:
