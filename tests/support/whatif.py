@@ -45,6 +45,8 @@ class History:
     v2: str
     cancelled: str
     child_setl: str
+    retiree_setl: str
+    resident_setl: str
 
 
 def _inpatient(db: Database, inst, person_id: str, msgid: str, lines) -> dict:  # noqa: ANN001
@@ -66,10 +68,10 @@ def history(db: Database, keyring: Keyring) -> History:
     settle(db, qd.hospital, open_with_lines(db, qd.hospital, qd.employee.id).id, "WI-Q")
     db.clock.advance(days=1)
     v2 = settle(db, w.other_hospital, open_with_lines(db, w.other_hospital, w.employee.id).id, "WI-2")
-    _inpatient(db, w.hospital, w.retiree.id, "WI-R", SURGERY)
+    retiree = _inpatient(db, w.hospital, w.retiree.id, "WI-R", SURGERY)
     db.clock.advance(days=1)
-    _inpatient(db, w.hospital, w.resident.id, "WI-S", BIG_SURGERY)
-    return History(w, child, v1["setl_id"], v2["setl_id"], gone["setl_id"], kid["setl_id"])
+    resident = _inpatient(db, w.hospital, w.resident.id, "WI-S", BIG_SURGERY)
+    return History(w, child, v1["setl_id"], v2["setl_id"], gone["setl_id"], kid["setl_id"], retiree["setl_id"], resident["setl_id"])
 
 
 def new_policy(folder: Path, year: int = 2026) -> Path:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.support.whatif import DAY1, DAY2, DAY3, history, new_policy
 from yibao.domain.errors import InputError
 from yibao.policies.loader import builtin_policy, load_policy_file
-from yibao.services.care import whatif
+from yibao.services.care import settlement, whatif
 from yibao.store import tables
 
 # Hand-computed, fen (the sample lines: 318.00 in scope).
@@ -93,6 +93,17 @@ def test_worker_processes_give_the_same_report(db, keyring, tmp_path, monkeypatc
     one = _replay(db, policy, DAY1, DAY3).as_dict()
     monkeypatch.setattr(whatif, "_BATCH", 1)  # a batch per person: the shares come back from both workers and are merged
     assert _replay(db, policy, DAY1, DAY3, workers=2).as_dict() == one
+
+
+def test_a_refunded_insurance_part_is_left_out_a_refunded_cash_part_is_not(db, keyring, tmp_path):
+    h = history(db, keyring)
+    policy = load_policy_file(new_policy(tmp_path))
+    # The retiree's fund share given back (the settlement is partial, its accumulators returned); the resident's cash only.
+    db.run(lambda c: settlement.refund_part(c, db.clock(), setl_id=h.retiree_setl, part="insurance", refund_id="R1", actor="test"))
+    db.run(lambda c: settlement.refund_part(c, db.clock(), setl_id=h.resident_setl, part="cash", refund_id="R2", actor="test"))
+    r = _replay(db, policy, DAY1, DAY3)
+    assert r.not_repriced["insurance_refunded"] == 1 and r.repriced == 3
+    assert (r.total.fund_old, r.total.fund_new) == (V1_OLD + V2_OLD + RES_POOL, V1_NEW + V2_NEW + RES_POOL + RES_SI_NEW)
 
 
 def test_the_policy_in_force_changes_nothing(db, keyring):
