@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -69,7 +69,7 @@ NOT_REPRICED = {  # reason: (zh, en) — the period's settlements the what-if le
 }
 MAX_TOP = 1000
 MAX_WORKERS = 64
-_BATCH = 4000  # settlements per batch sent to a worker process
+_BATCH = 8000  # rows (fee lines) per batch sent to a worker process
 _STORED = tuple(attr for attr, *_ in LAYERS if attr in S.c)
 _FROM_DOCUMENT = tuple((i, fld) for i, (attr, fld, *_) in enumerate(LAYERS) if attr not in S.c)
 _PAGE = 2000  # rows fetched per round trip from the server-side cursor
@@ -236,7 +236,7 @@ def check_period(policy: Policy, start: date, end: date, region: str | None) -> 
 def _stream_query(region: str, year: int, start_utc: Any, end_utc: Any) -> Any:
     insurance_refunded = and_(S.c.status == "partial", exists(
         select(literal(1)).where(T.c.ref == S.c.id, T.c.code == "refund", T.c.client_id != S.c.id + literal(":cash:refund"))))
-    # Read by position in replay (the _COL_* offsets): a Row's attribute look-up costs more than the engine's arithmetic.
+    # Read by position (_group, _LINE, _OLD): a Row's attribute look-up costs more than the engine's arithmetic.
     columns = [
         S.c.id, S.c.person_id, S.c.region,
         case((S.c.created_at >= start_utc, 1), else_=0).label("in_period"),
@@ -316,23 +316,25 @@ def replay(conn: Connection, policy: Policy, *, start: date, end: date, region: 
 
 def _stream(conn: Connection, region: str, year: int, start_utc: Any, end_utc: Any, pricer: "_Inline | _Pooled", progress: Progress | None,
             total: int) -> None:
-    """Read the year's rows in order and hand each person's year to ``pricer`` (one person's rows at a time in memory)."""
+    rows = conn.execution_options(stream_results=True, yield_per=_PAGE).execute(_stream_query(region, year, start_utc, end_utc))
+    pricer.feed(rows, progress, total)
+
+
+def _group(rows: Iterable[Any], region: str, on_person: Callable[[bills.Patient, list[_Stored]], None], progress: Progress | None = None,
+           total: int | None = None) -> int:
+    """Turn the ordered rows (one per fee line) into each person's year of settlements, and hand every person with a
+    settlement in the period to ``on_person`` — one person's rows at a time in memory. Returns the settlements read."""
     done = 0
     person_id: str | None = None
     patient: bills.Patient | None = None
     year_rows: list[_Stored] = []  # the current person's settlements of the year, in the order they were made
     current: _Stored | None = None
-
-    def finish_person() -> None:
-        if patient is not None and any(s.in_period for s in year_rows):
-            pricer.person(patient, year_rows)
-
-    rows = conn.execution_options(stream_results=True, yield_per=_PAGE).execute(_stream_query(region, year, start_utc, end_utc))
     for row in rows:
         setl_id, psn, treatment_region, in_period, refunded, visit_date, kind, admission, filing, level = row[:10]
         if current is None or setl_id != current.id:
             if psn != person_id:
-                finish_person()
+                if patient is not None and any(s.in_period for s in year_rows):
+                    on_person(patient, year_rows)
                 insurance_type, tier, employment, hardship, born = row[10:15]
                 person_id, year_rows = psn, []
                 patient = bills.Patient(psn, region, insurance_type, tier, employment == "retired", hardship, _day(born))
@@ -345,9 +347,9 @@ def _stream(conn: Connection, region: str, year: int, start_utc: Any, end_utc: A
         line = row[_LINE]
         if line[0] is not None:
             current.lines.append(FeeLine(*line))
-    finish_person()
-    if progress is not None:
-        progress(done, total)
+    if patient is not None and any(s.in_period for s in year_rows):
+        on_person(patient, year_rows)
+    return done
 
 
 class _Inline:
@@ -356,6 +358,11 @@ class _Inline:
     def __init__(self, report: Report, top: int, listed: int) -> None:
         self.report, self.top, self.listed = report, top, listed
         self.catalogues: dict[str, Policy | None] = {report.region: report.policy}
+
+    def feed(self, rows: Iterable[Any], progress: Progress | None, total: int) -> None:
+        done = _group(rows, self.report.region, self.person, progress, total)
+        if progress is not None:
+            progress(done, total)
 
     def person(self, patient: bills.Patient, year_rows: list[_Stored]) -> None:
         _replay_person(self.report, self.report.policy, self.catalogues, patient, year_rows, self.top, self.listed)
@@ -368,8 +375,9 @@ class _Inline:
 
 
 class _Pooled:
-    """Sends persons' years in batches to worker processes (spawned: nothing of this process — its connection, its
-    threads — is inherited); at most two batches per worker are in flight, so memory stays bounded."""
+    """Sends the rows, cut at persons' boundaries, in batches to worker processes (spawned: nothing of this process — its
+    connection, its threads — is inherited), which group and price them; this process only reads. At most two batches
+    per worker are in flight, so memory stays bounded."""
 
     def __init__(self, report: Report, top: int, listed: int, workers: int) -> None:
         import multiprocessing
@@ -379,24 +387,34 @@ class _Pooled:
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                                         initargs=(report.policy, report.region, report.start, report.end, top, listed))
         self.pending: deque = deque()
-        self.batch: list[tuple[bills.Patient, list[_Stored]]] = []
-        self.size = 0
 
-    def person(self, patient: bills.Patient, year_rows: list[_Stored]) -> None:
-        self.batch.append((patient, year_rows))
-        self.size += len(year_rows)
-        if self.size >= _BATCH:
-            self._send()
+    def feed(self, rows: Iterable[Any], progress: Progress | None, total: int) -> None:
+        batch: list[tuple] = []
+        done = 0
+        person_id = setl_id = None
+        for row in rows:
+            if row[1] != person_id:  # a batch holds whole persons: their years are replayed in one worker
+                if len(batch) >= _BATCH:
+                    self._send(batch)
+                    batch = []
+                person_id = row[1]
+            if row[0] != setl_id:
+                setl_id = row[0]
+                done += 1
+                if progress is not None and done % _PAGE == 0:
+                    progress(done, total)
+            batch.append(tuple(row))  # plain tuples: pickled in C, the rows' objects built in the worker
+        self._send(batch)
+        if progress is not None:
+            progress(done, total)
 
-    def _send(self) -> None:
-        if self.batch:
-            self.pending.append(self.pool.submit(_price_batch, self.batch))
-            self.batch, self.size = [], 0
+    def _send(self, batch: list[tuple]) -> None:
+        if batch:
+            self.pending.append(self.pool.submit(_price_rows, batch))
         while len(self.pending) > 2 * self.workers:
             self.report.merge(self.pending.popleft().result(), self.top, self.listed)
 
     def close(self) -> None:
-        self._send()
         while self.pending:
             self.report.merge(self.pending.popleft().result(), self.top, self.listed)
 
@@ -411,12 +429,12 @@ def _init_worker(policy: Policy, region: str, start: date, end: date, top: int, 
     _WORKER.update(policy=policy, region=region, start=start, end=end, top=top, listed=listed, catalogues={region: policy})
 
 
-def _price_batch(batch: list[tuple[bills.Patient, list[_Stored]]]) -> Report:
-    """In a worker: price the batch's persons into a report of their own (merged by the main process)."""
+def _price_rows(rows: list[tuple]) -> Report:
+    """In a worker: group and price the batch's persons into a report of their own (merged by the main process)."""
     w = _WORKER
     part = Report(w["policy"], w["region"], w["start"], w["end"])
-    for patient, year_rows in batch:
-        _replay_person(part, w["policy"], w["catalogues"], patient, year_rows, w["top"], w["listed"])
+    _group(rows, w["region"], lambda patient, year_rows: _replay_person(part, w["policy"], w["catalogues"], patient, year_rows,
+                                                                       w["top"], w["listed"]))
     return part
 
 
