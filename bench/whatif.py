@@ -165,7 +165,7 @@ def one(db: Database, label: str) -> dict:
     mark = {"next": step}
 
     def progress(done: int, total: int | None) -> None:
-        if done >= mark["next"] or done == total:
+        if (done >= mark["next"] or done == total) and not (checkpoints and checkpoints[-1]["settlements"] == done):
             mark["next"] += step
             rss, hwm = _memory()
             point = {"settlements": done, "s": round(time.perf_counter() - t0, 1), "rss_mb": rss, "peak_mb": hwm, "workers_rss_mb": _children_rss()}
