@@ -7,24 +7,56 @@ tests/services/care/test_whatif.py; here the page must show the service's, to th
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta, timezone
+import secrets
+from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.support.pages import PHONE, fen, log_in_operator
 from tests.support.whatif import new_policy
 from yibao.policies.loader import load_policy_file
-from yibao.services.care import whatif
+from yibao.sandbox.catalogue import load as load_catalogue
+from yibao.sandbox.demo import make_id_number
+from yibao.services.agency import institutions
+from yibao.services.care import settlement, visits, whatif
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.people import persons as people
 
 CHINA = timezone(timedelta(hours=8))
+CT = [{"feedetl_sn": "1", "medins_list_codg": "A520", "name": "CT检查（平扫）", "unit_price": "360.00", "quantity": "3"}]
 
 
+def _two_visits(live) -> str:  # noqa: ANN001
+    """A Shenzhen employee of this test's own with two outpatient settlements (1,080.00 in scope each) at a level-3 hospital
+    of its own, in October. Hand-computed: stored (1,080 − 300) × 0.50 + 1,080 × 0.50 = 390.00 + 540.00; under the new file
+    (deductible 400, level-3 ratio 0.60) (1,080 − 400) × 0.60 + 1,080 × 0.60 = 408.00 + 648.00: +126.00."""
+    db, keyring = live.db, live.keyring
+    when = datetime(2026, 10, 20, 10, tzinfo=CHINA).astimezone(timezone.utc)
+    code = "H4403WI" + secrets.token_hex(3).upper()
+    inst, _ = db.run(lambda c: institutions.admit(c, when, code=code, region="440300", name="测算页面测试医院", kind="hospital",
+                                                  level="level3", actor="test"))
+    db.run(lambda c: load_catalogue(c, when, [inst], actor="test"))
+    serial = secrets.randbelow(900) + 100
+    person = db.run(lambda c: people.enrol(c, keyring, when, region="440300", id_number=make_id_number("440303", date(1980, 4, 4), serial),
+                                           name="测算测试", insurance_type="employee", employment_status="employed", tier=1, actor="test"))
+    for n in (1, 2):
+        at = when + timedelta(days=n)
+        visit = db.run(lambda c, at=at: visits.open_visit(c, at, institution=inst, person_id=person.id, kind="outpatient"))
+        db.run(lambda c, at=at, visit=visit: visits.upload_lines(c, at, institution=inst, visit_id=visit.id, items=CT))
+        db.run(lambda c, at=at, visit=visit, n=n: settlement.settle(c, at, institution=inst, visit_id=visit.id, msgid=f"WI-PAGE-{n}",
+                                                                   account=AccountRequest(use=False), actor="test"))
+    return person.id
+
+
+@pytest.mark.both_databases  # the stream (a server-side cursor on PostgreSQL) under the page, on both
 def test_the_what_if_on_the_page_shows_the_services_figures(desktop, live, tmp_path):
+    psn = _two_visits(live)
     path = new_policy(tmp_path)
     today = live.clock().astimezone(CHINA).date()
     start = date(today.year, 1, 1)
-    expected = live.db.run(lambda c: whatif.replay(c, load_policy_file(path), start=start, end=today), write=False)
-    assert expected.repriced > 0  # the demo's month of counter settlements, and what earlier page tests settled
+    expected = live.db.run(lambda c: whatif.replay(c, load_policy_file(path), start=start, end=today, top=1000), write=False)
+    assert expected.repriced >= 2 and expected.total.change != 0  # this test's two, the demo's month, what earlier page tests settled
 
     page = desktop.new_page()
     log_in_operator(page)
@@ -32,8 +64,12 @@ def test_the_what_if_on_the_page_shows_the_services_figures(desktop, live, tmp_p
     expect(page.locator("#whatif-from")).to_have_value(start.isoformat())
     page.locator("#whatif-policy").set_input_files(str(path))
     page.locator("#whatif-to").fill(today.isoformat())
+    page.locator("#whatif-top").fill("1000")
     page.locator("#whatif-run").click()
 
+    mine = page.locator(f"#person-{psn} td")  # the hand-computed person: 930.00 → 1,056.00
+    expect(mine.nth(1)).to_have_text("2")
+    assert [int(mine.nth(i).get_attribute("data-fen")) for i in (2, 3, 4)] == [93000, 105600, 12600]
     expect(page.locator("#whatif-fund-change")).to_have_attribute("data-fen", str(expected.total.change))
     expect(page.locator("#whatif-summary")).to_contain_text("440300-2026.2")
     expect(page.locator("#whatif-counts")).to_contain_text(f"重算结算 {expected.repriced} 笔")
