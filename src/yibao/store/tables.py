@@ -388,6 +388,9 @@ settlements = Table(
     UniqueConstraint("institution_id", "msgid"),
     info={"owner": "services.care"},
 )
+# A pooling region's year person by person, in the order the settlements were made: the policy what-if replays it
+# (services/care/whatif.py) without sorting the year.
+Index("ix_settlements_replay", settlements.c.insured_region, settlements.c.year, settlements.c.person_id, settlements.c.created_at)
 
 messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
     "messages", metadata,

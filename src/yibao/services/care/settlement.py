@@ -22,9 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine
-from yibao.domain.bill import Person as BillPerson
-from yibao.domain.bill import Visit as BillVisit
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.ledger import (
     InsufficientFunds,
@@ -42,7 +40,7 @@ from yibao.formats.national import settlement_document
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for
 from yibao.services.books import accumulators, audit, ledger
-from yibao.services.care import presence, visits
+from yibao.services.care import bills, presence, visits
 from yibao.services.people import families
 from yibao.services.people import persons as people
 from yibao.store.db import Retry
@@ -74,20 +72,7 @@ _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region,
         :accumulator_delta, :document, :now)""")
 
 
-@dataclass(frozen=True)
-class _Patient:
-    id: str
-    region: str
-    insurance_type: str
-    tier: int | None
-    retired: bool
-    hardship: str | None
-    birth_date: Any
-
-    def age_on(self, day: Any) -> int:
-        from yibao.domain.identity import age_on
-
-        return age_on(self.birth_date, day)
+_Patient = bills.Patient
 
 
 def _load_visit(conn: Connection, institution_id: str, visit_id: str, *, lock: bool) -> visits.Visit:
@@ -146,11 +131,7 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
 
 def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
     patient = _load_patient(conn, visit.person_id)
-    # The categories the catalogue gave the line and its national code: a policy's item_ratios name them.
-    lines = [FeeLine(r.code, r.name, r.line_class, int(r.unit_price), int(r.quantity), None if r.price_cap is None else int(r.price_cap),
-                     None if r.self_pay_ratio is None else int(r.self_pay_ratio),
-                     tuple(r.item_category.split("|")) if r.item_category else (), r.med_list_codg)
-             for r in _LINES(conn, {"visit_id": visit.id})]
+    lines = tuple(bills.fee_line(r) for r in _LINES(conn, {"visit_id": visit.id}))
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year
@@ -160,13 +141,8 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: st
     else:
         acc = accumulators.read(conn, patient.id, year)
     choice, paying_account = _account_choice(conn, patient, req, patient.region)
-    bill = Bill(
-        insured_region=patient.region, treatment_region=visit.region, date=visit.visit_date,
-        person=BillPerson(insurance_type=patient.insurance_type, tier=patient.tier, retired=patient.retired,
-                          age=patient.age_on(visit.visit_date), hardship=patient.hardship, filing=visit.filing),
-        visit=BillVisit(kind=visit.kind, institution_level=level, admission_number=visit.admission_number),
-        lines=tuple(lines), accumulators=acc, account=choice,
-    )
+    bill = bills.build(patient, treatment_region=visit.region, visit_date=visit.visit_date, kind=visit.kind, level=level,
+                       admission_number=visit.admission_number, filing=visit.filing, lines=lines, accumulators=acc, account=choice)
     return price(bill, policy, catalogue), paying_account, patient
 
 
