@@ -99,6 +99,7 @@ def render(s: Settlement, console: Console) -> None:
         ("统筹基金 pooled fund", "hifp_pay", s.pool_fund),
         ("大病保险 serious illness", "hifmi_pay", s.serious_illness),
         ("职工大额 large amount", "hifob_pay", s.large_amount),
+        ("其他基金 other funds", "oth_pay", s.other),
         ("医疗救助 assistance", "maf_pay", s.assistance),
         ("基金合计 funds total", "fund_pay_sumamt", s.fund_total),
         ("个人负担 patient share", "psn_part_amt", s.person_total),
@@ -465,6 +466,122 @@ def clearing_run(month: str = typer.Option(..., "--month", help="the month clear
 
     _job(f"清算 clearing {m}", database, lambda ctx, progress: clearing_jobs.run_month(ctx, m, region=region, bank_id=bank_id, progress=progress),
          bank=bank, keys=keys, as_json=as_json, render=render)
+
+
+@app.command("whatif")
+def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy YAML (its region and year choose what is re-priced)"),
+               start: str = typer.Option(..., "--from", help="the first Beijing day of the period, YYYY-MM-DD"),
+               end: str = typer.Option(..., "--to", help="the last Beijing day of the period, YYYY-MM-DD"),
+               region: Optional[str] = typer.Option(None, "--region", help="the insured region (must be the policy's; default: it)"),
+               top: int = typer.Option(10, "--top", help="how many of the most affected persons to list"),
+               workers: int = typer.Option(1, "--workers", help="worker processes pricing persons in parallel (a long history: the cores)"),
+               as_json: bool = typer.Option(False, "--json", help="the report as one JSON object"),
+               as_csv: bool = typer.Option(False, "--csv", help="the report as CSV (section,key,zh,en,settlements,old,new,change)"),
+               database: Optional[str] = DatabaseOption) -> None:
+    """政策测算 Policy what-if: re-price the period's stored settlements under a new policy (the year replayed person by person)
+    and report the change in fund spend per layer, insurance type and institution level, and the persons most affected.
+    Reads only (docs/whatif.md)."""
+    from datetime import date as date_
+
+    from yibao.domain.errors import InputError
+    from yibao.policies.loader import load_policy_file
+    from yibao.services.care import whatif
+
+    if as_json and as_csv:
+        _say_error("--json 与 --csv 只能选一个 / choose one of --json and --csv")
+        raise typer.Exit(code=2)
+    days = {}
+    for name, value in (("--from", start), ("--to", end)):
+        try:
+            days[name] = date_.fromisoformat(value)
+        except ValueError:
+            _say_error(f"{name} 应为 YYYY-MM-DD / {name} must be a date as YYYY-MM-DD, got {value!r}")
+            raise typer.Exit(code=2) from None
+    try:
+        new = load_policy_file(policy)
+        whatif.check_period(new, days["--from"], days["--to"], region)
+        if not 1 <= top <= whatif.MAX_TOP:
+            raise InputError("top", "out_of_range", f"人数应在1–{whatif.MAX_TOP}之间", f"must be between 1 and {whatif.MAX_TOP}")
+        if not 1 <= workers <= whatif.MAX_WORKERS:
+            raise InputError("workers", "out_of_range", f"进程数应在1–{whatif.MAX_WORKERS}之间", f"must be between 1 and {whatif.MAX_WORKERS}")
+    except YibaoError as exc:
+        if isinstance(exc, InputError):  # the service names its arguments; here they are options
+            exc = InputError(f"--{exc.field}", exc.code, exc.message_zh, exc.message_en)
+        raise _fail(exc) from None
+
+    async def work(ctx, progress):  # noqa: ANN001, ANN202
+        return await ctx.run(lambda c: whatif.replay(c, new, start=days["--from"], end=days["--to"], region=region, top=top,
+                                                     progress=progress, workers=workers), write=False)
+
+    report = _job(f"政策测算 what-if {new.version}", database, work)
+    if as_json:
+        sys.stdout.write(json.dumps(report.as_dict(), ensure_ascii=False) + "\n")
+    elif as_csv:
+        _whatif_csv(report, sys.stdout)
+    else:
+        _whatif_table(report, Console(soft_wrap=True))
+
+
+def _whatif_csv(report, out) -> None:  # noqa: ANN001
+    import csv
+
+    from yibao.domain.money import format_yuan as y
+    from yibao.services.care.whatif import NOT_REPRICED
+
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(("section", "key", "zh", "en", "settlements", "old", "new", "change"))
+    for row in report.layer_rows():
+        w.writerow(("layer", row["layer"], row["zh"], row["en"], report.repriced, y(row["old"]), y(row["new"]), y(row["change"])))
+    t = report.total
+    w.writerow(("fund_total", "fund_pay_sumamt", "基金支付合计", "all fund layers", t.settlements, y(t.fund_old), y(t.fund_new), y(t.change)))
+    for section, groups in (("insurance_type", report.insurance_types()), ("level", report.levels())):
+        for g in groups:
+            w.writerow((section, g.key, g.zh, g.en, g.settlements, y(g.fund_old), y(g.fund_new), y(g.change)))
+    for p in report.persons:
+        w.writerow(("person", p.psn_no, "", p.insurance_type, p.settlements, y(p.old), y(p.new), y(p.change)))
+    for f in report.failures:
+        w.writerow(("failure", f.setl_id, f.zh, f.en, 1, y(f.fund_old), "", ""))
+    for reason, n in report.not_repriced.items():
+        w.writerow(("not_repriced", reason, *NOT_REPRICED[reason], n, "", "", ""))
+
+
+def _whatif_table(report, console: Console) -> None:  # noqa: ANN001
+    from yibao.domain.money import format_yuan as y
+    from yibao.services.care.whatif import NOT_REPRICED
+
+    p = report.policy
+    console.print(f"政策测算 policy what-if: {p.version} (sha256 {p.digest[:12]}…) · 参保地 insured region {report.region} · "
+                  f"{report.start} – {report.end}", highlight=False)
+    console.print(f"重算结算 settlements re-priced {report.repriced} · 参保人 persons {report.persons_replayed} · "
+                  f"期前重放 replayed before the period {report.replayed_before_period} · 无法重算 could not be priced {report.failed}",
+                  highlight=False)
+
+    def signed(fen: int) -> str:
+        return ("+" if fen > 0 else "") + y(fen)
+
+    def table(title: str, first: str, rows) -> None:  # noqa: ANN001
+        tab = Table(title=title, title_justify="left")
+        for col in (first, "笔数 settlements", "现行 stored", "新政策 new", "变化 change"):
+            tab.add_column(col, justify="left" if col == first else "right", overflow="fold")
+        for label, n, old, new in rows:
+            tab.add_row(label, str(n), y(old), y(new), signed(new - old))
+        console.print(tab)
+
+    t = report.total
+    table("按基金 By fund layer", "基金 layer", [*((f"{r['zh']} {r['en']} ({r['field']})", report.repriced, r["old"], r["new"])
+                                                  for r in report.layer_rows()), ("合计 total", t.settlements, t.fund_old, t.fund_new)])
+    table("按险种 By insurance type", "险种 type", [(f"{g.zh} {g.en}", g.settlements, g.fund_old, g.fund_new) for g in report.insurance_types()])
+    table("按机构级别 By institution level", "级别 level", [(f"{g.zh} {g.en}", g.settlements, g.fund_old, g.fund_new) for g in report.levels()])
+    table("影响最大的参保人 Persons most affected", "psn_no", [(f"{x.psn_no} {x.insurance_type}", x.settlements, x.old, x.new) for x in report.persons])
+    if report.failed or report.failed_before_period:
+        console.print(f"无法按新政策重算 could not be priced under the new policy: {report.failed} "
+                      f"({', '.join(f'{k} {v}' for k, v in report.failure_codes.items())}); 期前 before the period {report.failed_before_period}",
+                      highlight=False)
+        for f in report.failures:
+            console.print(f"  {f.setl_id} {f.psn_no} 现行基金 stored fund {y(f.fund_old)}: {f.field}: {f.zh} / {f.en}", highlight=False, markup=False)
+    left = [f"{NOT_REPRICED[k][0]} {NOT_REPRICED[k][1]}: {n}" for k, n in report.not_repriced.items() if n]
+    if left:
+        console.print("未重算 not re-priced — " + "; ".join(left), highlight=False)
 
 
 @app.command("serve")

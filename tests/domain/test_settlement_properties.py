@@ -12,8 +12,13 @@ from yibao.domain.bill import Accumulators
 from yibao.domain.settlement import settle
 
 AMOUNT_FIELDS = ("total", "own_expense", "over_limit", "pre_self_pay", "in_scope", "deductible", "pool_fund",
-                 "serious_illness", "large_amount", "assistance", "fund_total", "person_total", "account_pay",
+                 "serious_illness", "large_amount", "other", "assistance", "fund_total", "person_total", "account_pay",
                  "mutual_aid_pay", "cash_pay", "balance_after")
+
+
+def _variant(bill, policy):  # noqa: ANN001, ANN202
+    _, variants = policy.schemes[bill.person.insurance_type].variants_for(bill.visit.kind)
+    return next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
 
 
 @given(priced())
@@ -27,7 +32,7 @@ def test_identities_hold(case):
     assert s.total == s.own_expense + s.over_limit + s.pre_self_pay + s.in_scope
     assert s.total == s.fund_total + s.person_total
     assert s.person_total == s.account_pay + s.cash_pay
-    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.other + s.assistance
     for name in AMOUNT_FIELDS:
         assert getattr(s, name) >= 0, name
     assert s.deductible <= s.in_scope
@@ -40,21 +45,39 @@ def test_no_fund_pays_beyond_its_remaining_cap(case):
     s = settle(bill, policy, catalogue)
     acc = bill.accumulators
     scheme = policy.schemes[bill.person.insurance_type]
-    if scheme.annual_cap is not None:  # None: `annual_cap: none`
-        assert s.pool_fund <= max(0, scheme.annual_cap - acc.pool_fund_paid)
     kind, variants = scheme.variants_for(bill.visit.kind)
     variant = next(v for v in variants if v.when.matches(bill.person.tier, bill.person.retired, bill.person.age))
+    if scheme.annual_cap is not None and scheme.annual_cap_counts_against in ("pool_fund_paid", variant.pool_counts_against):
+        assert s.pool_fund <= max(0, scheme.annual_cap - getattr(acc, scheme.annual_cap_counts_against))  # None: `annual_cap: none`
     if kind != "inpatient" and variant.annual_cap is not None:
-        assert s.pool_fund <= max(0, variant.annual_cap - acc.outpatient_pool_paid)
+        assert s.pool_fund <= max(0, variant.annual_cap - getattr(acc, variant.pool_counts_against))
+    delta = s.accumulator_delta
     if variant.eligible_ceiling is not None:
-        assert s.accumulator_delta.pool_eligible_used <= max(0, variant.eligible_ceiling - acc.pool_eligible_used)
-    la = policy.large_amount
+        room = max(0, variant.eligible_ceiling - getattr(acc, variant.eligible_counts_against))
+        # what the basic layer covered stays within the room the rule's own accumulator left
+        measured = s.deductible if variant.eligible_ceiling_basis == "cumulative" else 0
+        assert getattr(delta, variant.eligible_counts_against) - measured <= max(0, room - measured)
+    # a visit adds only to its own rule's accumulators
+    for name in ("inpatient_eligible_used", "outpatient_eligible_used"):
+        if name != variant.eligible_counts_against:
+            assert getattr(delta, name) == 0
+    for name in ("inpatient_pool_paid", "outpatient_pool_paid"):
+        assert getattr(delta, name) == (s.pool_fund if name == variant.pool_counts_against else 0)
+    la = policy.large_amount_for(bill.person.insurance_type)
     if la is not None and la.annual_cap is not None:
         assert s.large_amount <= max(0, la.annual_cap - acc.large_amount_paid)
-    si = policy.serious_illness
+    si = policy.serious_illness_for(bill.person.insurance_type)
     hard = si is not None and bill.person.hardship in si.hardship_statuses
     if si is not None and si.annual_cap is not None and not (hard and si.hardship_no_cap):
-        assert s.serious_illness <= max(0, si.annual_cap - acc.serious_illness_paid)
+        assert delta.serious_illness_paid <= max(0, si.annual_cap - acc.serious_illness_paid)
+    bl = policy.beyond_large_amount_for(bill.person.insurance_type)
+    if bl is not None and bl.annual_cap is not None:
+        assert delta.beyond_cap_paid <= max(0, bl.annual_cap - acc.beyond_cap_paid)
+    layers = policy.schemes[bill.person.insurance_type].layer_order
+    if "beyond_large_amount" not in layers:
+        assert s.other == 0 and delta.beyond_cap_paid == 0
+    # every layer's payment is in exactly one reported field
+    assert s.serious_illness + s.other == delta.serious_illness_paid + delta.beyond_cap_paid
     if s.assistance:
         status = policy.assistance.statuses[bill.person.hardship]
         if status.annual_cap is not None:
@@ -80,7 +103,7 @@ def test_deltas_then_their_negation_restore_the_accumulators(case):
     assert after.plus(s.accumulator_delta.negated()) == acc
     assert all(v >= 0 for v in s.accumulator_delta.as_dict().values())
     assert after.pool_fund_paid - acc.pool_fund_paid == s.pool_fund
-    assert after.serious_illness_paid - acc.serious_illness_paid == s.serious_illness
+    assert (after.serious_illness_paid - acc.serious_illness_paid) + (after.beyond_cap_paid - acc.beyond_cap_paid) == s.serious_illness + s.other
     assert after.large_amount_paid - acc.large_amount_paid == s.large_amount
     assert after.assistance_paid - acc.assistance_paid == s.assistance
 
@@ -102,8 +125,9 @@ def test_settling_again_with_updated_accumulators_never_exceeds_caps(case):
     second_bill = dataclasses.replace(bill, accumulators=bill.accumulators.plus(first.accumulator_delta))
     second = settle(second_bill, policy, catalogue)
     scheme = policy.schemes[bill.person.insurance_type]
-    paid = bill.accumulators.pool_fund_paid
-    if scheme.annual_cap is not None and paid <= scheme.annual_cap:
+    paid = getattr(bill.accumulators, scheme.annual_cap_counts_against)
+    if scheme.annual_cap is not None and paid <= scheme.annual_cap and \
+            scheme.annual_cap_counts_against in ("pool_fund_paid", _variant(bill, policy).pool_counts_against):
         assert first.pool_fund + second.pool_fund <= scheme.annual_cap - paid
 
 
@@ -129,9 +153,11 @@ def test_one_fen_more_cap_headroom_moves_the_patients_share_by_little(case, fen)
     bill, policy, catalogue = case
     scheme = policy.schemes[bill.person.insurance_type]
     cap = scheme.annual_cap  # None (`annual_cap: none`): what was paid before changes nothing
-    paid = max(0, cap - 10_000) if cap is not None else bill.accumulators.pool_fund_paid
-    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, pool_fund_paid=paid))
-    more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators, pool_fund_paid=max(0, base.accumulators.pool_fund_paid - fen)))
+    field = scheme.annual_cap_counts_against  # the accumulator the scheme cap reads
+    paid = max(0, cap - 10_000) if cap is not None else getattr(bill.accumulators, field)
+    base = dataclasses.replace(bill, accumulators=dataclasses.replace(bill.accumulators, **{field: paid}))
+    more = dataclasses.replace(base, accumulators=dataclasses.replace(base.accumulators,
+                                                                      **{field: max(0, getattr(base.accumulators, field) - fen)}))
     a, b = settle(base, policy, catalogue), settle(more, policy, catalogue)
     # fen more cap can lower the patient's share by at most fen / (lowest ratio) (cost the fund now covers) plus rounding
     assert abs(a.person_total - b.person_total) <= 1_000 * fen + 2

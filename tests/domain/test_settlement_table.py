@@ -15,7 +15,7 @@ Conventions of the table:
   ``refusal=`` (code) / ``failed=`` (failed condition codes) are given.
   ``lines=`` lists per line (total, own_expense, over_limit, pre_self_pay, in_scope);
   ``extra=`` the per-line ``cross_region_extra``; ``delta=`` the accumulator deltas (all
-  nine compared, unlisted ones 0).
+  fields compared, unlisted ones 0 but the visit class's ``*_in_scope``, which must be the bill's in-scope amount).
 - Every case is also checked against the identities of docs/engine.md.
 """
 
@@ -137,7 +137,7 @@ def sz_res_l3_20000(**kw: Any) -> dict[str, Any]:
 
 
 SZ_RES_POOL = 1140000
-SZ_RES_DELTA = {"pool_fund_paid": 1140000, "pool_eligible_used": 1900000, "serious_illness_base": 860000}
+SZ_RES_DELTA = {"pool_fund_paid": 1140000, "inpatient_pool_paid": 1140000, "inpatient_eligible_used": 1900000, "serious_illness_base": 860000}
 
 
 def qd_res_l3_50000(**kw: Any) -> dict[str, Any]:
@@ -169,7 +169,7 @@ SHENZHEN = [
          total=512800, in_scope=512800, deductible=60000,
          pool_fund=407520,  # (5128.00-600.00)*0.90 = 4075.20
          fund_total=407520, person_total=105280, cash_pay=105280,  # 5128.00-4075.20 = 1052.80
-         delta={"pool_fund_paid": 407520, "pool_eligible_used": 452800}),
+         delta={"pool_fund_paid": 407520, "inpatient_pool_paid": 407520, "inpatient_eligible_used": 452800}),
     case("sz-emp-retired-inpatient", bill(SZ, a("8000.00"), level="level2", retired=True),
          total=800000, in_scope=800000, deductible=40000,
          pool_fund=722000,  # (8000-400)*0.95 = 7220.00
@@ -179,7 +179,7 @@ SHENZHEN = [
          pool_fund=14000,  # (500-300)*0.70 = 140.00
          person_total=36000, cash_pay=36000,
          delta={"outpatient_deductible_used": 30000, "pool_fund_paid": 14000,
-                "outpatient_pool_paid": 14000, "pool_eligible_used": 20000}),
+                "outpatient_pool_paid": 14000, "outpatient_eligible_used": 20000}),
     case("sz-emp-retired-outpatient", bill(SZ, a("450.00"), kind="outpatient", level="community", retired=True),
          deductible=20000,  # retirees' yearly deductible 200.00
          pool_fund=20000,  # (450-200)*0.80 = 200.00
@@ -190,7 +190,7 @@ SHENZHEN = [
          pool_fund=13200,  # (400-180)*0.60 = 132.00
          person_total=26800, cash_pay=26800,
          delta={"outpatient_deductible_used": 18000, "pool_fund_paid": 13200,
-                "outpatient_pool_paid": 13200, "pool_eligible_used": 22000}),
+                "outpatient_pool_paid": 13200, "outpatient_eligible_used": 22000}),
     case("sz-emp-outpatient-deductible-fully-used",
          bill(SZ, a("333.33"), kind="outpatient", level="level3", acc={"outpatient_deductible_used": "300.00"}),
          total=33333, deductible=0,
@@ -235,8 +235,8 @@ SHENZHEN = [
          # covered = 1056/0.92 = 1147.826 -> 1147.83; overflow 4800-1147.83 = 3652.17
          large_amount=328695,  # 3652.17*0.90 = 3286.953 -> 3286.95
          fund_total=434295, person_total=65705, cash_pay=65705,  # 5000-1056-3286.95 = 657.05
-         # pool_eligible_used grows by the cost the basic layer covered: 1147.83
-         delta={"pool_fund_paid": 105600, "pool_eligible_used": 114783, "large_amount_paid": 328695}),
+         # inpatient_eligible_used grows by the cost the basic layer covered: 1147.83
+         delta={"pool_fund_paid": 105600, "inpatient_pool_paid": 105600, "inpatient_eligible_used": 114783, "large_amount_base": 365217, "large_amount_paid": 328695}),
     case("sz-emp-pool-cap-used-up-large-amount-cap",
          bill(SZ, a("3000.00"), level="level3",
               acc={"pool_fund_paid": "601056.00", "large_amount_paid": "999000.00"}),
@@ -244,7 +244,7 @@ SHENZHEN = [
          pool_fund=0,  # cap left 0; overflow = all of (3000-600) = 2400.00
          large_amount=100000,  # min(2400*0.90 = 2160.00, 1000000-999000 = 1000.00)
          fund_total=100000, person_total=200000, cash_pay=200000,
-         delta={"pool_eligible_used": 0, "large_amount_paid": 100000}),  # the basic layer covered nothing
+         delta={"inpatient_eligible_used": 0, "large_amount_base": 240000, "large_amount_paid": 100000}),  # the basic layer covered nothing
     # ---- personal account
     case("sz-emp-account-pays-all-incl-own-expense",
          bill(SZ, a("400.00"), c("100.00"), kind="outpatient", acc={"outpatient_deductible_used": "300.00"},
@@ -273,7 +273,7 @@ SHENZHEN = [
          # covered 50/0.70 = 71.428 -> 71.43; cost beyond the outpatient-pooling cap stays co-pay,
          # it does not move to the large-amount layer (only the scheme cap / ceiling overflow does)
          fund_total=5000, person_total=15000, cash_pay=15000,  # 200-50
-         delta={"pool_fund_paid": 5000, "outpatient_pool_paid": 5000, "pool_eligible_used": 7143}),
+         delta={"pool_fund_paid": 5000, "outpatient_pool_paid": 5000, "outpatient_eligible_used": 7143}),
     # ---- resident and child
     case("sz-res-inpatient-below-si-threshold",
          bill(SZ, a("10000.00"), b("2000.00"), insurance="resident", level="level2"),
@@ -281,12 +281,12 @@ SHENZHEN = [
          pool_fund=847500,  # (11800-500)*0.75 = 8475.00
          serious_illness=0,  # base 11800-8475 = 3325.00 < 20000
          person_total=352500, cash_pay=352500,  # 12000-8475
-         delta={"pool_fund_paid": 847500, "pool_eligible_used": 1130000, "serious_illness_base": 332500}),
+         delta={"pool_fund_paid": 847500, "inpatient_pool_paid": 847500, "inpatient_eligible_used": 1130000, "serious_illness_base": 332500}),
     case("sz-res-outpatient", bill(SZ, a("180.50"), insurance="resident", kind="outpatient", level="community"),
          deductible=0,
          pool_fund=9025,  # 180.50*0.50
          person_total=9025, cash_pay=9025,
-         delta={"pool_fund_paid": 9025, "outpatient_pool_paid": 9025, "pool_eligible_used": 18050,
+         delta={"pool_fund_paid": 9025, "outpatient_pool_paid": 9025, "outpatient_eligible_used": 18050,
                 "serious_illness_base": 9025}),
     case("sz-res-outpatient-pool-cap",
          bill(SZ, a("100.00"), insurance="resident", kind="outpatient",
@@ -294,7 +294,7 @@ SHENZHEN = [
          pool_fund=2000,  # raw 100*0.50 = 50.00 > 500-480 = 20.00
          person_total=8000, cash_pay=8000,
          # covered 20/0.50 = 40.00
-         delta={"pool_fund_paid": 2000, "outpatient_pool_paid": 2000, "pool_eligible_used": 4000,
+         delta={"pool_fund_paid": 2000, "outpatient_pool_paid": 2000, "outpatient_eligible_used": 4000,
                 "serious_illness_base": 8000}),
     case("sz-res-account-refused",
          bill(SZ, a("100.00"), insurance="resident", kind="outpatient", level="community", account=own("300.00")),
@@ -304,7 +304,7 @@ SHENZHEN = [
          deductible=30000,
          pool_fund=513000,  # (6000-300)*0.90 = 5130.00
          person_total=87000, cash_pay=87000,
-         delta={"pool_fund_paid": 513000, "pool_eligible_used": 570000, "serious_illness_base": 87000}),
+         delta={"pool_fund_paid": 513000, "inpatient_pool_paid": 513000, "inpatient_eligible_used": 570000, "serious_illness_base": 87000}),
     # ---- guardian account (Shenzhen five conditions); min balance 100176.00*5% = 5008.80
     case("sz-child-inpatient-guardian-refused-visit-kind",
          bill(SZ, a("6000.00"), insurance="child", level="level2", account=guardian("6000.00")),
@@ -412,7 +412,7 @@ SHENZHEN = [
          # base = in-scope self-pay (6028-4885.20 = 1142.80) + pre 100.00 = 1242.80
          assistance=50000,  # min(1242.80*0.70 = 869.96, 50000-49500 = 500.00)
          fund_total=538520, person_total=74280, cash_pay=74280,  # 6128-4885.20-500
-         delta={"pool_fund_paid": 488520, "pool_eligible_used": 542800,
+         delta={"pool_fund_paid": 488520, "inpatient_pool_paid": 488520, "inpatient_eligible_used": 542800,
                 "assistance_base": 124280, "assistance_paid": 50000}),
     case("sz-res-fanpin-assistance-threshold-4000",
          bill(SZ, a("6000.00"), insurance="resident", level="level2", hardship="fanpin",
@@ -422,7 +422,7 @@ SHENZHEN = [
          serious_illness=0,  # fanpin threshold 10000 not reached
          assistance=56875,  # (3000+1875 = 4875) - 4000 = 875*0.65 = 568.75
          fund_total=469375, person_total=130625, cash_pay=130625,  # 6000-4125-568.75
-         delta={"pool_fund_paid": 412500, "pool_eligible_used": 550000, "serious_illness_base": 187500,
+         delta={"pool_fund_paid": 412500, "inpatient_pool_paid": 412500, "inpatient_eligible_used": 550000, "serious_illness_base": 187500,
                 "assistance_base": 187500, "assistance_paid": 56875}),
     # ---- cross-region, Shenzhen insured: extra self-pay 0 / 10% / 20%
     case("sz-xr-long-term", bill(SZ, a("5000.00"), b("1000.00"), treated=QD, level="level3", filing="long_term"),
@@ -453,7 +453,7 @@ SHENZHEN = [
          pool_fund=25200,  # (720-300)*0.60 = 252.00
          person_total=54800, cash_pay=54800,
          delta={"outpatient_deductible_used": 30000, "pool_fund_paid": 25200,
-                "outpatient_pool_paid": 25200, "pool_eligible_used": 42000}),
+                "outpatient_pool_paid": 25200, "outpatient_eligible_used": 42000}),
     case("sz-xr-treated-in-ningbo-b-default-0.15",
          bill(SZ, a("1000.00"), b("3000.00"), treated=NB, filing="long_term"),
          lines=[(100000, 0, 0, 0, 100000), (300000, 0, 0, 45000, 255000)],  # Ningbo catalogue: 3000*0.15
@@ -474,7 +474,7 @@ QINGDAO = [
          # [500, 10000] 9500*0.85 = 8075 + [10000, 31800.33] 21800.33*0.90 = 19620.297 -> 27695.297 -> 27695.30
          pool_fund=2769530,
          person_total=430503, cash_pay=430503,  # 32000.33-27695.30
-         delta={"pool_fund_paid": 2769530, "pool_eligible_used": 3130033}),
+         delta={"pool_fund_paid": 2769530, "inpatient_pool_paid": 2769530, "inpatient_eligible_used": 3130033}),
     case("qd-emp-retired-inpatient-banded", bill(QD, a("15000.00"), retired=True),
          deductible=30000,
          pool_fund=1387100,  # 9700*0.93 + 5000*0.97 = 9021 + 4850 = 13871.00
@@ -488,13 +488,13 @@ QINGDAO = [
          pool_fund=436500,  # [150, 5000] 4850*0.90 = 4365.00
          person_total=63500, cash_pay=63500),
     case("qd-emp-eligible-ceiling-spill",
-         bill(QD, a("20000.00"), acc={"pool_eligible_used": "440000.00", "pool_fund_paid": "300000.00"}),
+         bill(QD, a("20000.00"), acc={"inpatient_eligible_used": "440000.00", "pool_fund_paid": "300000.00"}),
          deductible=30000,
          # eligible 19700; within min(19700, 450000-440000 = 10000) = 10000; spill 9700
          pool_fund=901500,  # [300, 10000] 9700*0.90 + [10000, 10300] 300*0.95 = 8730+285 = 9015.00
          large_amount=873000,  # spill 9700*0.90 = 8730.00
          fund_total=1774500, person_total=225500, cash_pay=225500,  # 20000-9015-8730
-         delta={"pool_fund_paid": 901500, "pool_eligible_used": 1000000, "large_amount_paid": 873000}),
+         delta={"pool_fund_paid": 901500, "inpatient_pool_paid": 901500, "inpatient_eligible_used": 1000000, "large_amount_base": 970000, "large_amount_paid": 873000}),
     case("qd-emp-pool-cap-mid-second-band", bill(QD, a("20000.00"), acc={"pool_fund_paid": "390000.00"}),
          deductible=30000,
          # raw 9700*0.90 + 10000*0.95 = 18230 > cap left 400000-390000 = 10000
@@ -503,7 +503,7 @@ QINGDAO = [
          # overflow 19700-11036.84 = 8663.16
          large_amount=779684,  # 8663.16*0.90 = 7796.844 -> 7796.84
          fund_total=1779684, person_total=220316, cash_pay=220316,
-         delta={"pool_fund_paid": 1000000, "pool_eligible_used": 1103684, "large_amount_paid": 779684}),  # covered 11036.84
+         delta={"pool_fund_paid": 1000000, "inpatient_pool_paid": 1000000, "inpatient_eligible_used": 1103684, "large_amount_base": 866316, "large_amount_paid": 779684}),  # covered 11036.84
     # ---- employee outpatient, account excludes own_expense
     case("qd-emp-outpatient-account-excludes-own-expense",
          bill(QD, a("200.00"), c("150.00"), b("100.00"), kind="outpatient",
@@ -521,7 +521,7 @@ QINGDAO = [
          pool_fund=48000,  # (1000-200)*0.60 = 480.00
          person_total=52000, cash_pay=52000,
          delta={"outpatient_deductible_used": 20000, "pool_fund_paid": 48000,
-                "outpatient_pool_paid": 48000, "pool_eligible_used": 80000}),
+                "outpatient_pool_paid": 48000, "outpatient_eligible_used": 80000}),
     case("qd-emp-tekun-assistance-cap",
          bill(QD, a("900.00"), kind="outpatient", level="level2", hardship="tekun",
               acc={"assistance_paid": "59800.00"}),
@@ -530,13 +530,13 @@ QINGDAO = [
          assistance=20000,  # min((900-360)*0.75 = 405.00, 60000-59800 = 200.00)
          fund_total=56000, person_total=34000, cash_pay=34000,
          delta={"outpatient_deductible_used": 30000, "pool_fund_paid": 36000, "outpatient_pool_paid": 36000,
-                "pool_eligible_used": 60000, "assistance_base": 54000, "assistance_paid": 20000}),
+                "outpatient_eligible_used": 60000, "assistance_base": 54000, "assistance_paid": 20000}),
     # ---- resident and child
     case("qd-res-inpatient", bill(QD, a("9000.00"), insurance="resident", level="level2"),
          deductible=50000,
          pool_fund=637500,  # (9000-500)*0.75
          person_total=262500, cash_pay=262500,
-         delta={"pool_fund_paid": 637500, "pool_eligible_used": 850000, "serious_illness_base": 262500}),
+         delta={"pool_fund_paid": 637500, "inpatient_pool_paid": 637500, "inpatient_eligible_used": 850000, "serious_illness_base": 262500}),
     case("qd-res-70-plus-inpatient", bill(QD, a("9000.00"), insurance="resident", level="level2", age=72),
          deductible=50000,
          pool_fund=680000,  # (9000-500)*0.80
@@ -562,14 +562,14 @@ QINGDAO = [
          pool_fund=1000,  # min(100*0.60 = 60.00, 800-790 = 10.00)
          person_total=9000, cash_pay=9000,
          # covered 10/0.60 = 16.667 -> 16.67
-         delta={"pool_fund_paid": 1000, "outpatient_pool_paid": 1000, "pool_eligible_used": 1667,
+         delta={"pool_fund_paid": 1000, "outpatient_pool_paid": 1000, "outpatient_eligible_used": 1667,
                 "serious_illness_base": 9000}),
     # ---- serious illness, excess basis: threshold 18000, bands on the amount above it (<100000 60%, 75%)
     case("qd-si-excess", qd_res_l3_50000(),
          deductible=100000, pool_fund=2940000,
          serious_illness=156000,  # (20600-18000) = 2600*0.60 = 1560.00
          fund_total=3096000, person_total=1904000, cash_pay=1904000,  # 50000-29400-1560
-         delta={"pool_fund_paid": 2940000, "pool_eligible_used": 4900000,
+         delta={"pool_fund_paid": 2940000, "inpatient_pool_paid": 2940000, "inpatient_eligible_used": 4900000,
                 "serious_illness_base": 2060000, "serious_illness_paid": 156000}),
     case("qd-si-excess-crosses-band", qd_res_l3_50000(acc={"serious_illness_base": "110000.00"}),
          pool_fund=2940000,
@@ -587,7 +587,7 @@ QINGDAO = [
          serious_illness=754000,
          assistance=914200,  # (20600 + pre 0 - 7540) = 13060*0.70 = 9142.00
          fund_total=4608200, person_total=391800, cash_pay=391800,  # 50000-29400-7540-9142
-         delta={"pool_fund_paid": 2940000, "pool_eligible_used": 4900000, "serious_illness_base": 2060000,
+         delta={"pool_fund_paid": 2940000, "inpatient_pool_paid": 2940000, "inpatient_eligible_used": 4900000, "serious_illness_base": 2060000,
                 "serious_illness_paid": 754000, "assistance_base": 1306000, "assistance_paid": 914200}),
 ]
 
@@ -618,7 +618,7 @@ NINGBO = [
          deductible=0,
          pool_fund=5999,  # 99.99*0.60 = 59.994 -> 59.99
          person_total=4000, cash_pay=4000,
-         delta={"pool_fund_paid": 5999, "outpatient_pool_paid": 5999, "pool_eligible_used": 9999}),
+         delta={"pool_fund_paid": 5999, "outpatient_pool_paid": 5999, "outpatient_eligible_used": 9999}),
     case("nb-emp-account-excludes-own-and-over-limit",
          bill(NB, a("500.00"), b("200.00", ratio="0.05"), a("60.00", "2", cap="50.00"), c("80.00"),
               kind="outpatient", level="level2", account=own("1000.00")),
@@ -651,7 +651,7 @@ NINGBO = [
          # covered 1000/0.98 = 1020.408 -> 1020.41; overflow 1700-1020.41 = 679.59
          large_amount=57765,  # 679.59*0.85 = 577.6515 -> 577.65
          fund_total=157765, person_total=42235, cash_pay=42235,  # 2000-1000-577.65
-         delta={"pool_fund_paid": 100000, "pool_eligible_used": 102041, "large_amount_paid": 57765}),  # covered 1020.41
+         delta={"pool_fund_paid": 100000, "inpatient_pool_paid": 100000, "inpatient_eligible_used": 102041, "large_amount_base": 67959, "large_amount_paid": 57765}),  # covered 1020.41
     # ---- resident and child
     case("nb-res-inpatient-si-base-includes-pre",
          bill(NB, a("7000.00"), b("1000.00"), insurance="resident", level="level2"),
@@ -659,14 +659,14 @@ NINGBO = [
          pool_fund=543750,  # (7850-600)*0.75 = 5437.50
          serious_illness=0,  # base (7850-5437.50) + 150 = 2562.50 < 25000
          person_total=256250, cash_pay=256250,
-         delta={"pool_fund_paid": 543750, "pool_eligible_used": 725000, "serious_illness_base": 256250}),
+         delta={"pool_fund_paid": 543750, "inpatient_pool_paid": 543750, "inpatient_eligible_used": 725000, "serious_illness_base": 256250}),
     case("nb-res-outpatient-deductible",
          bill(NB, a("150.00"), insurance="resident", kind="outpatient", level="community"),
          deductible=10000,  # yearly 100.00
          pool_fund=2750,  # (150-100)*0.55 = 27.50
          person_total=12250, cash_pay=12250,
          delta={"outpatient_deductible_used": 10000, "pool_fund_paid": 2750, "outpatient_pool_paid": 2750,
-                "pool_eligible_used": 5000, "serious_illness_base": 12250}),
+                "outpatient_eligible_used": 5000, "serious_illness_base": 12250}),
     case("nb-res-outpatient-deductible-partly-used",
          bill(NB, a("240.00"), insurance="resident", kind="outpatient", level="level2",
               acc={"outpatient_deductible_used": "60.00"}),
@@ -693,7 +693,7 @@ NINGBO = [
          # base 40000 -> 59125: 10000*0.60 + 9125*0.70 = 6000 + 6387.50 = 12387.50
          serious_illness=1238750,
          fund_total=4326250, person_total=673750, cash_pay=673750,  # 50000-30875-12387.50
-         delta={"pool_fund_paid": 3087500, "pool_eligible_used": 4750000,
+         delta={"pool_fund_paid": 3087500, "inpatient_pool_paid": 3087500, "inpatient_eligible_used": 4750000,
                 "serious_illness_base": 1912500, "serious_illness_paid": 1238750}),
     case("nb-si-hardship-tekun-capped",
          nb_res_l3(hardship="tekun", acc={"serious_illness_base": "10000.00", "serious_illness_paid": "399000.00"}),
@@ -703,7 +703,7 @@ NINGBO = [
          # assistance tekun 80%: (17625 + 1500 + over 0 - 1000) = 18125*0.80 = 14500.00
          assistance=1450000,
          fund_total=4637500, person_total=362500, cash_pay=362500,  # 50000-30875-1000-14500
-         delta={"pool_fund_paid": 3087500, "pool_eligible_used": 4750000, "serious_illness_base": 1912500,
+         delta={"pool_fund_paid": 3087500, "inpatient_pool_paid": 3087500, "inpatient_eligible_used": 4750000, "serious_illness_base": 1912500,
                 "serious_illness_paid": 100000, "assistance_base": 1812500, "assistance_paid": 1450000}),
     # ---- assistance: dibao_edge, threshold 5000, 60%, cap 40000; base includes over_limit
     case("nb-dibao-edge-crosses-threshold",
@@ -713,13 +713,13 @@ NINGBO = [
          pool_fund=292500,
          assistance=40500,  # (4000+1675 = 5675) - 5000 = 675*0.60 = 405.00
          fund_total=333000, person_total=127000, cash_pay=127000,  # 4600-2925-405
-         delta={"pool_fund_paid": 292500, "pool_eligible_used": 390000, "serious_illness_base": 157500,
+         delta={"pool_fund_paid": 292500, "inpatient_pool_paid": 292500, "inpatient_eligible_used": 390000, "serious_illness_base": 157500,
                 "assistance_base": 167500, "assistance_paid": 40500}),
     case("nb-dibao-edge-below-threshold", nb_res_l2_capped_line(hardship="dibao_edge"),
          pool_fund=292500,
          assistance=0,  # 1675 < 5000
          person_total=167500, cash_pay=167500,
-         delta={"pool_fund_paid": 292500, "pool_eligible_used": 390000, "serious_illness_base": 157500,
+         delta={"pool_fund_paid": 292500, "inpatient_pool_paid": 292500, "inpatient_eligible_used": 390000, "serious_illness_base": 157500,
                 "assistance_base": 167500}),
     case("nb-dibao-edge-annual-cap",
          nb_res_l2_capped_line(hardship="dibao_edge",
@@ -784,6 +784,9 @@ def test_settlement_table(data: dict[str, Any], expected: dict[str, Any]) -> Non
     if extra is not None:
         assert [ln.cross_region_extra for ln in s.lines] == extra
     if delta is not None:
+        # A visit adds its in-scope cost to its class's yearly in-scope accumulator (unless the case lists it).
+        kind = "inpatient" if data["visit"]["kind"] == "inpatient" else "outpatient"
+        delta = {f"{kind}_in_scope": s.in_scope, **delta}
         assert s.accumulator_delta.as_dict() == {f: delta.get(f, 0) for f in ACCUMULATOR_FIELDS}
     if refusal is None:
         assert s.account_refusal is None
@@ -798,7 +801,7 @@ def test_settlement_table(data: dict[str, Any], expected: dict[str, Any]) -> Non
         assert ln.total == ln.own_expense + ln.over_limit + ln.pre_self_pay + ln.in_scope
     assert s.total == s.fund_total + s.person_total
     assert s.person_total == s.account_pay + s.cash_pay
-    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.assistance
+    assert s.fund_total == s.pool_fund + s.serious_illness + s.large_amount + s.other + s.assistance
     assert s.balance_after == s.balance_before - s.account_pay >= 0
 
 

@@ -10,7 +10,20 @@ from hypothesis import strategies as st
 from yibao.domain.bill import AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
 from yibao.domain.family import GuardianFacts
 from yibao.domain.money import QTY_SCALE, RATIO_ONE, div_round_half_up
-from yibao.domain.policy import ITEM_CATEGORIES, AgeRatio, Band, ItemRatio, Policy, RatioSchedule
+from yibao.domain.policy import (
+    ELIGIBLE_ACCUMULATORS,
+    ITEM_CATEGORIES,
+    RULE_CAP_ACCUMULATORS,
+    SCHEME_CAP_ACCUMULATORS,
+    AgeRatio,
+    Band,
+    BeyondLargeAmount,
+    ItemRatio,
+    LargeAmount,
+    Policy,
+    RatioSchedule,
+    SeriousIllness,
+)
 from yibao.policies.loader import builtin_policy
 
 REGIONS = ("440300", "370200", "330200")
@@ -96,13 +109,18 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
                 new.append(dataclasses.replace(
                     v, ratio=ratio,
                     deductible=deductible, deductible_shares=shares, item_ratios=draw(item_ratios(v.path)),
-                    bands_basis=draw(st.sampled_from(("excess", "cumulative"))),
+                    bands_basis=draw(st.sampled_from(("excess", "cumulative", "yearly"))),
                     annual_cap=None if kind == "inpatient" else draw(st.one_of(st.none(), st.integers(0, 2_000_000))),
                     eligible_ceiling=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
+                    eligible_ceiling_basis=draw(st.sampled_from(("excess", "cumulative"))),
+                    eligible_counts_against=draw(st.sampled_from(ELIGIBLE_ACCUMULATORS)),
+                    pool_counts_against=draw(st.sampled_from(RULE_CAP_ACCUMULATORS)),
                 ))
             benefits[kind] = tuple(new)
+        second = draw(st.sampled_from((scheme.second_layer, None)))  # None: a scheme with no layer above the basic fund
         schemes[name] = dataclasses.replace(scheme, benefits=benefits, annual_cap=draw(st.one_of(st.none(), st.integers(0, 60_000_000))),
-                                            second_layer=draw(st.sampled_from((scheme.second_layer, None))))
+                                            annual_cap_counts_against=draw(st.sampled_from(SCHEME_CAP_ACCUMULATORS)),
+                                            second_layer=second, layers=scheme.layers if second else ())
     si = base.serious_illness
     if si is not None:
         si = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
@@ -111,7 +129,35 @@ def policies(draw, base: Policy | None = None, used: tuple[str, str] | None = No
                                  hardship_ratio_bonus=draw(st.integers(0, 200_000)))
     la = base.large_amount
     if la is not None:
-        la = dataclasses.replace(la, ratio=draw(ratios), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))))
+        la = dataclasses.replace(la, bands=draw(st.one_of(st.builds(RatioSchedule.flat, ratios), schedules())),
+                                 annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))),
+                                 threshold=draw(st.one_of(st.just(0), st.integers(0, 5_000_000))),
+                                 basis=draw(st.sampled_from(("excess", "cumulative"))))
+    # A scheme's own second-layer section (issue 16 item 5), drawn beside the file's: the scheme's wins.
+    for name, scheme in schemes.items():
+        if scheme is base.schemes[name] or not draw(st.booleans()):
+            continue
+        if scheme.second_layer == "large_amount":
+            own_la = LargeAmount(bands=draw(schedules()), annual_cap=draw(st.one_of(st.none(), st.integers(0, 100_000_000))),
+                                 threshold=draw(st.integers(0, 2_000_000)))
+            # Stacked layers (issue 16 item 4): above the large-amount cap (oth_pay or hifmi_pay), then a subsidy on the
+            # year's personal share (the serious-illness machinery, hifmi_pay) unless the layer above the cap reports there.
+            beyond = BeyondLargeAmount(bands=draw(schedules()), annual_cap=draw(st.one_of(st.none(), st.integers(0, 50_000_000))),
+                                       reported_as=draw(st.sampled_from(("oth_pay", "hifmi_pay"))),
+                                       threshold=draw(st.integers(0, 1_000_000)))
+            layers = ["large_amount"] + (["beyond_large_amount"] if draw(st.booleans()) else [])
+            if beyond.reported_as == "oth_pay" and draw(st.booleans()):
+                layers.insert(draw(st.integers(1, len(layers))), "serious_illness")
+            subsidy = SeriousIllness(threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()), basis="excess",
+                                     annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))),
+                                     base_includes=frozenset({"in_scope_self_pay"}), hardship_statuses=frozenset(),
+                                     hardship_threshold_factor=RATIO_ONE, hardship_ratio_bonus=0, hardship_no_cap=False)
+            schemes[name] = dataclasses.replace(scheme, large_amount=own_la, beyond_large_amount=beyond, serious_illness=subsidy,
+                                                layers=tuple(layers))
+        elif scheme.second_layer == "serious_illness" and si is not None:
+            own_si: SeriousIllness = dataclasses.replace(si, threshold=draw(st.integers(0, 5_000_000)), bands=draw(schedules()),
+                                                         annual_cap=draw(st.one_of(st.none(), st.integers(0, 40_000_000))))
+            schemes[name] = dataclasses.replace(scheme, serious_illness=own_si)
     cross = dataclasses.replace(base.cross_region, rules={
         k: dataclasses.replace(r, extra_self_pay=draw(st.integers(0, 300_000)), ratio_cut=draw(st.integers(0, 300_000)))
         for k, r in base.cross_region.rules.items()})
@@ -151,8 +197,8 @@ def bills_for(draw, policy: Policy) -> Bill:
     else:
         level = draw(st.sampled_from(("community", "level1", "level2", "level3", "pharmacy")))
     statuses = set(policy.assistance.statuses) if policy.assistance else set()
-    if policy.serious_illness:
-        statuses |= policy.serious_illness.hardship_statuses
+    if (si := policy.serious_illness_for(insurance_type)) is not None:
+        statuses |= si.hardship_statuses
     cross = draw(st.booleans())
     treatment = draw(st.sampled_from([r for r in REGIONS if r != policy.region])) if cross else policy.region
     person = Person(

@@ -37,7 +37,7 @@ def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, liv
     expect(ningbo).to_have_count(1)
     assert int(ningbo.get_attribute("data-value")) >= 1
     assert int(page.locator("#today-count").inner_text()) == sum(int(b.get_attribute("data-value")) for b in bars.all())
-    expect(page.locator("#chart-layers g.bar")).to_have_count(6)
+    expect(page.locator("#chart-layers g.bar")).to_have_count(7)  # pool, serious illness, large amount, other (oth_pay), assistance, account, cash
     expect(page.locator("#chain-status")).to_have_text("全部审计链完整")
     expect(page.locator("#ledger-balanced")).to_have_text("借贷平衡")
     page.locator("#lang-toggle").click()

@@ -44,11 +44,20 @@ class Accumulators:
 
     outpatient_deductible_used: int = 0
     pool_fund_paid: int = 0
-    outpatient_pool_paid: int = 0
-    pool_eligible_used: int = 0
+    outpatient_pool_paid: int = 0  # pooled fund paid by outpatient-class rules (outpatient, emergency, pharmacy)
+    inpatient_pool_paid: int = 0  # pooled fund paid by inpatient rules
+    # Eligible cost counted against yearly ceilings: each rule names one of these (policy.ELIGIBLE_ACCUMULATORS).
+    inpatient_eligible_used: int = 0
+    outpatient_eligible_used: int = 0
+    # The year's in-scope cost per visit class (yearly basic-fund bands measure on it).
+    inpatient_in_scope: int = 0
+    outpatient_in_scope: int = 0
     serious_illness_base: int = 0
     serious_illness_paid: int = 0
+    large_amount_base: int = 0  # the year's cost beyond the basic layer (the large-amount layer's measure)
     large_amount_paid: int = 0
+    beyond_cap_base: int = 0  # the year's cost above the large-amount cap, and what its layer paid
+    beyond_cap_paid: int = 0
     assistance_base: int = 0
     assistance_paid: int = 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from yibao.domain.errors import YibaoError
 
-FUND_LAYERS = ("pool", "serious_illness", "large_amount", "assistance")
+FUND_LAYERS = ("pool", "serious_illness", "large_amount", "other", "assistance")  # other: oth_pay (a layer the policy reports so)
 
 
 def person_account(person_id: str) -> str:

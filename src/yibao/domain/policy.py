@@ -43,6 +43,16 @@ class AgeRatio:
         return min(self.hi, max(self.lo, self.base + self.step * max(0, age - self.from_age)))
 
 
+# The layers above the basic fund a scheme may stack (second_layer: one name or a list, in paying order).
+LAYERS = ("large_amount", "serious_illness", "beyond_large_amount")
+# The accumulators a yearly eligible-cost ceiling or an annual cap may count against (bill.Accumulators fields). A visit
+# adds its covered eligible cost to the one its rule's ceiling names, and its pooled payment to pool_fund_paid and to the
+# one its rule's cap names; rules naming the same accumulator share it.
+ELIGIBLE_ACCUMULATORS = ("inpatient_eligible_used", "outpatient_eligible_used")
+RULE_CAP_ACCUMULATORS = ("outpatient_pool_paid", "inpatient_pool_paid")
+SCHEME_CAP_ACCUMULATORS = ("pool_fund_paid", "inpatient_pool_paid")
+
+
 @dataclass(frozen=True, slots=True)
 class Band:
     """Pays ``ratio`` on the measured amount below ``upto`` (fen; None = no upper bound).
@@ -199,13 +209,25 @@ class BenefitVariant:
     deductible: Mapping[str, int]
     ratio: Mapping[str, RatioSchedule]
     repeat_admission_factors: tuple[int, ...] = (RATIO_ONE,)
-    bands_basis: str = "excess"  # "excess": bands measured above the deductible; "cumulative": deductible included
+    # "excess": bands measured above the deductible; "cumulative": deductible included; "yearly": on the year's cumulative
+    # in-scope cost of the rule's visit class (accumulator in_scope_accumulator), this visit's deductible included
+    bands_basis: str = "excess"
     annual_cap: int | None = None  # outpatient pooling's own yearly cap (inpatient uses the scheme cap)
     eligible_ceiling: int | None = None  # yearly in-scope cost above which the basic layer stops
     # level -> share (ppm) of the previous year's average wage the deductible was set from (the file's `wage_share`);
     # the amount itself is in ``deductible``, computed once when the file is read. Shown in the explanation.
     deductible_shares: Mapping[str, int] = field(default_factory=dict)
     item_ratios: tuple[ItemRatio, ...] = ()  # the first that matches a line pays it at its own ratio
+    # "excess": the ceiling measures eligible cost (in-scope above the deductible); "cumulative": the deductible counts too
+    eligible_ceiling_basis: str = "excess"
+    # Where this rule's covered eligible cost and pooled payment count (and its ceiling and cap read): by visit class.
+    eligible_counts_against: str = "inpatient_eligible_used"
+    pool_counts_against: str = "inpatient_pool_paid"
+
+    @property
+    def in_scope_accumulator(self) -> str:
+        """The year's in-scope cost of this rule's class (what ``bands_basis: yearly`` measures on)."""
+        return "inpatient_in_scope" if self.pool_counts_against == "inpatient_pool_paid" else "outpatient_in_scope"
 
     def schedule_for(self, level: str, age: int) -> "RatioSchedule | None":
         """The ratio schedule at ``level`` for a patient of ``age`` (None: the level is not covered)."""
@@ -228,8 +250,21 @@ class Scheme:
     annual_cap: int | None  # basic pooled fund, per person and year (pool_fund_paid); None: no cap
     personal_account_tiers: tuple[int, ...] | None  # None: every tier has an account
     has_personal_account: bool
-    second_layer: str | None  # "serious_illness" | "large_amount" | None
+    second_layer: str | None  # the first layer above the basic fund: "serious_illness" | "large_amount" | None
     benefits: Mapping[str, tuple[BenefitVariant, ...]]  # visit kind -> variants, first match wins
+    # The accumulator annual_cap counts against: pool_fund_paid (every pooled payment: every visit is capped by it) or one
+    # class's (only visits whose rule counts there are capped by it).
+    annual_cap_counts_against: str = "pool_fund_paid"
+    # The scheme's own second-layer sections; None: the file's top-level one (Policy.serious_illness / large_amount).
+    serious_illness: "SeriousIllness | None" = None
+    large_amount: "LargeAmount | None" = None
+    beyond_large_amount: "BeyondLargeAmount | None" = None
+    # Every layer above the basic fund, in the order they pay (LAYERS); () with second_layer set means (second_layer,).
+    layers: tuple[str, ...] = ()
+
+    @property
+    def layer_order(self) -> tuple[str, ...]:
+        return self.layers or ((self.second_layer,) if self.second_layer else ())
 
     def account_for(self, tier: int | None) -> bool:
         if not self.has_personal_account:
@@ -260,10 +295,31 @@ class SeriousIllness:
 
 @dataclass(frozen=True, slots=True)
 class LargeAmount:
-    """Employees' large-amount subsidy (职工大额, hifob_pay): pays on cost beyond the basic layer."""
+    """Employees' large-amount subsidy (职工大额, hifob_pay): pays on cost beyond the basic layer.
 
-    ratio: int
+    Measured on the year's cost beyond the basic layer (accumulator large_amount_base): nothing below ``threshold``,
+    then ``bands`` (a flat ratio is one band), measured above the threshold ("excess") or from 0 ("cumulative")."""
+
+    bands: RatioSchedule
     annual_cap: int | None
+    threshold: int = 0
+    basis: str = "excess"
+
+    @property
+    def ratio(self) -> int:
+        return self.bands.bands[0].ratio
+
+
+@dataclass(frozen=True, slots=True)
+class BeyondLargeAmount:
+    """A layer for cost above the large-amount cap: the cost the large-amount layer could not pay on because its yearly
+    cap ran out, measured yearly (beyond_cap_base) like the large-amount layer; reported as oth_pay or hifmi_pay."""
+
+    bands: RatioSchedule
+    annual_cap: int | None
+    reported_as: str  # "oth_pay" | "hifmi_pay"
+    threshold: int = 0
+    basis: str = "excess"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +382,17 @@ class Policy:
     references: tuple[str, ...] = field(default=())
     credit: CreditRules | None = None  # None: the region offers no credit payment
     clearing: ClearingRules = field(default_factory=ClearingRules)  # monthly clearing: the quality-guarantee deposit
+    beyond_large_amount: BeyondLargeAmount | None = None  # the default for schemes stacking it without their own
+
+    def serious_illness_for(self, insurance_type: str) -> SeriousIllness | None:
+        """The scheme's own serious-illness section, else the file's."""
+        return self.schemes[insurance_type].serious_illness or self.serious_illness
+
+    def large_amount_for(self, insurance_type: str) -> LargeAmount | None:
+        return self.schemes[insurance_type].large_amount or self.large_amount
+
+    def beyond_large_amount_for(self, insurance_type: str) -> BeyondLargeAmount | None:
+        return self.schemes[insurance_type].beyond_large_amount or self.beyond_large_amount
 
     @property
     def version(self) -> str:

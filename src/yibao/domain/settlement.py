@@ -78,6 +78,7 @@ class Settlement:
     pool_ratio: int  # the basic ratio applied (first band), ppm
     serious_illness: int
     large_amount: int
+    other: int  # oth_pay: a layer the policy reports as other funds (beyond_large_amount)
     assistance: int
     fund_total: int
     person_total: int
@@ -143,8 +144,8 @@ def validate_bill(bill: Bill, policy: Policy) -> None:
                          f"tier {what_en}must be {' or '.join(map(str, scheme.tiers))} for {person.insurance_type} in {policy.region}")
     if person.hardship is not None:
         known = set(policy.assistance.statuses) if policy.assistance else set()
-        if policy.serious_illness:
-            known |= policy.serious_illness.hardship_statuses
+        if (si := policy.serious_illness_for(person.insurance_type)) is not None:
+            known |= si.hardship_statuses
         if person.hardship not in known:
             raise InputError("person.hardship", "unknown_hardship", f"困难身份 {person.hardship!r} 未在策略中定义，可选：{', '.join(sorted(known)) or '无'}",
                              f"hardship status {person.hardship!r} is not in the policy; known: {', '.join(sorted(known)) or 'none'}")
@@ -242,6 +243,22 @@ def _with_items(bill: Bill, lines: list[LineResult], variant: BenefitVariant, sc
                                   {"label_zh": rule.label_zh, "label_en": rule.label_en, "cost": amount, "r": ratio, "a": paid}))
     bands.append(Band(None, 0))
     return _Items(RatioSchedule(tuple(bands)), sum(cost), pay, tuple(ex))
+
+
+def _yearly_layer(bands: RatioSchedule, threshold: int, basis: str, b0: int, base: int, left: int | None) -> tuple[int, int, int]:
+    """A layer measured on a yearly base: it pays ``bands`` on the part of [b0, b0 + base) above ``threshold`` (measured
+    from the threshold, "excess", or from 0, "cumulative"), at most ``left``. Returns (paid, raw, cost above the cap):
+    the last is the paying cost it could not pay on because the cap ran out (rounded once, as the basic layer's)."""
+    b1, lo = b0 + base, max(b0, threshold)
+    if b1 <= lo:
+        return 0, 0, 0
+    offset = threshold if basis == "excess" else 0
+    raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
+    if left is None or raw <= left:
+        return raw, raw, 0
+    num, den = bands.cost_to_pay(lo - offset, left)
+    covered = min(b1 - lo, div_round_half_up(num, den))
+    return left, raw, bands.paying_width(lo - offset + covered, b1 - offset)
 
 
 def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settlement:
@@ -365,20 +382,35 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         eligible = t_in - dedc
         within = eligible
         if variant.eligible_ceiling is not None:
-            within = min(eligible, max(0, variant.eligible_ceiling - acc.pool_eligible_used))
+            # The ceiling counts against the accumulator the rule names (by default its visit class's), never one
+            # shared by every visit: a stay must not use up an outpatient ceiling nor outpatient visits an inpatient one.
+            room = max(0, variant.eligible_ceiling - getattr(acc, variant.eligible_counts_against))
+            if variant.eligible_ceiling_basis == "cumulative":
+                room = max(0, room - dedc)  # the deductible is measured too, and comes first
+            within = min(eligible, room)
         spill = eligible - within
         sched = schedule.cut(xr.ratio_cut) if xr else schedule
         pool_ratio = sched.bands[0].ratio
-        start = dedc if variant.bands_basis == "cumulative" else 0
+        # Bands measured per visit from the deductible (excess) or from 0 (cumulative), or on the year's in-scope cost
+        # of the rule's class so far (yearly: across admissions).
+        start = {"cumulative": dedc, "yearly": getattr(acc, variant.in_scope_accumulator) + dedc}.get(variant.bands_basis, 0)
         items = _with_items(bill, lines, variant, sched, start, t_in, dedc, within, xr.ratio_cut if xr else 0, ver)
         raw = div_round_half_up(items.schedule.pay_exact(start, within), RATIO_ONE)
-        scheme_left = max(0, scheme.annual_cap - acc.pool_fund_paid) if scheme.annual_cap is not None else raw  # none: never binds
+        # The scheme cap caps every visit when it counts pool_fund_paid, else only visits whose rule counts where it does;
+        # a scheme with no cap (annual_cap: none) never binds.
+        scheme_acc = scheme.annual_cap_counts_against
+        scheme_left = (max(0, scheme.annual_cap - getattr(acc, scheme_acc))
+                       if scheme.annual_cap is not None and scheme_acc in ("pool_fund_paid", variant.pool_counts_against) else None)
         cap_left = scheme_left
         if per_year and variant.annual_cap is not None:
-            cap_left = min(cap_left, max(0, variant.annual_cap - acc.outpatient_pool_paid))
+            rule_left = max(0, variant.annual_cap - getattr(acc, variant.pool_counts_against))
+            cap_left = rule_left if cap_left is None else min(cap_left, rule_left)
+        binds = cap_left is not None and raw > cap_left
+        scheme_binds = binds and cap_left == scheme_left
         covered = within
         hifp = raw
-        if raw > cap_left:
+        if binds:
+            assert cap_left is not None
             # The cap binds inside this bill: the fund stops at the cost where it reached the cap.
             hifp = cap_left
             num, den = items.schedule.cost_to_pay(start, cap_left)
@@ -386,7 +418,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         # Only cost the basic layer would have paid on, but could not because its yearly cap ran
         # out, moves to the second layer (with cost above the eligible ceiling). Cost in bands that
         # pay nothing never does, cap or no cap; cost beyond the outpatient-pooling cap stays co-pay.
-        beyond = items.schedule.paying_width(start + covered, start + within) if raw > cap_left and cap_left == scheme_left else 0
+        beyond = items.schedule.paying_width(start + covered, start + within) if scheme_binds else 0
         overflow = spill + beyond
         zh = "统筹基金支付（{label_zh}，{level_zh}，{s:zh}）：({inscope:y} − 起付线{dedc:y}"
         en = "Pooled fund ({label_en}, {level_en}, {s:en}): ({inscope:y} − deductible {dedc:y}"
@@ -399,13 +431,13 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         else:
             zh += ") × 比例 = {raw:y}"
             en += ") × ratio = {raw:y}"
-        if raw > cap_left and cap_left == scheme_left and scheme.second_layer is None:
+        if scheme_binds and not scheme.layer_order:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}由个人负担"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and the patient pays the rest ({beyond:y} of cost)"
-        elif raw > cap_left and cap_left == scheme_left:
+        elif scheme_binds:
             zh += "；已达年度最高支付限额，本次只支付剩余额度{a:y}，超出部分费用{beyond:y}转入下一层"
             en += "; the yearly cap is reached, so only the remaining {a:y} is paid and {beyond:y} of cost moves to the next layer"
-        elif raw > cap_left:
+        elif binds:
             zh += "；已达门诊统筹年度限额，本次只支付剩余额度{a:y}"
             en += "; the yearly outpatient-pooling cap is reached, so only the remaining {a:y} is paid"
         if variant.ratio[level].by_age:
@@ -417,42 +449,64 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             "inscope": t_in, "dedc": dedc, "spill": spill, "raw": raw, "a": hifp, "beyond": within - covered, "age": person.age,
             "icost": items.cost, "ipay": items.pay}))
 
-    # Step 5: second layer. `parts` is what the patient still bears of each part; every later
-    # layer's payment is allocated to the parts it was computed on (see _allocate).
-    hifmi = hifob = si_base = 0
+    # Step 5: the layers above the basic fund, in the scheme's order. `parts` is what the patient still bears of each
+    # part; every later layer's payment is allocated to the parts it was computed on (see _allocate).
+    hifmi = hifob = oth = si_base = si_paid = la_base = bl_base = bl_paid = 0
     parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
-    if scheme.second_layer == "large_amount" and policy.large_amount is not None:
-        la = policy.large_amount
-        if overflow:
-            raw = apply_ratio(overflow, la.ratio)
+    above_la_cap = 0  # cost the large-amount layer could not pay on because its yearly cap ran out
+    for layer in scheme.layer_order:
+        la = policy.large_amount_for(person.insurance_type) if layer == "large_amount" else None
+        si = policy.serious_illness_for(person.insurance_type) if layer == "serious_illness" else None
+        bl = policy.beyond_large_amount_for(person.insurance_type) if layer == "beyond_large_amount" else None
+        if la is not None and overflow:
+            la_base = overflow
             left = None if la.annual_cap is None else max(0, la.annual_cap - acc.large_amount_paid)
-            hifob = raw if left is None else min(raw, left)
+            hifob, raw, above_la_cap = _yearly_layer(la.bands, la.threshold, la.basis, acc.large_amount_base, overflow, left)
             _allocate(parts, hifob, ("in_scope_self_pay",))
-            ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
-                                  "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
-                                  {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
-    elif scheme.second_layer == "serious_illness" and policy.serious_illness is not None:
-        si = policy.serious_illness
-        si_base = sum(parts[p] for p in si.base_includes)
-        hard = person.hardship in si.hardship_statuses
-        thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
-        b0 = acc.serious_illness_base
-        b1 = b0 + si_base
-        lo = max(b0, thr)
-        if b1 > lo:
-            bands = si.bands.bonus(si.hardship_ratio_bonus) if hard else si.bands
-            offset = thr if si.basis == "excess" else 0
-            raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
-            left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
-            hifmi = raw if left is None else min(raw, left)
-            _allocate(parts, hifmi, si.base_includes)
-            ex.append(Explanation(5, "serious_illness", hifmi, f"{ver} serious_illness",
-                                  "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
-                                  "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
-                                  {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": hifmi}))
-        elif si_base:
-            ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
-                                  "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
+            if la.bands.is_flat and not la.threshold:
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
+                                      "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
+                                      {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
+            else:
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount",
+                                      "职工大额医疗费用补助：本年累计{b1:y}，起付线{thr:y}（{s:zh}）= {raw:y}，支付{a:y}",
+                                      "Employee large-amount subsidy: yearly cost beyond the basic layer {b1:y}, threshold {thr:y} ({s:en}) = {raw:y}, paid {a:y}",
+                                      {"b1": acc.large_amount_base + overflow, "thr": la.threshold, "s": la.bands, "raw": raw, "a": hifob}))
+        elif bl is not None and above_la_cap:
+            bl_base = above_la_cap
+            left = None if bl.annual_cap is None else max(0, bl.annual_cap - acc.beyond_cap_paid)
+            bl_paid, raw, _ = _yearly_layer(bl.bands, bl.threshold, bl.basis, acc.beyond_cap_base, above_la_cap, left)
+            _allocate(parts, bl_paid, ("in_scope_self_pay",))
+            if bl.reported_as == "oth_pay":
+                oth += bl_paid
+            else:
+                hifmi += bl_paid
+            ex.append(Explanation(5, "beyond_large_amount", bl_paid, f"{ver} beyond_large_amount",
+                                  "大额封顶线以上费用{base:y}（{s:zh}）= {raw:y}，支付{a:y}（{field}）",
+                                  "Cost above the large-amount cap {base:y} ({s:en}) = {raw:y}, paid {a:y} ({field})",
+                                  {"base": above_la_cap, "s": bl.bands, "raw": raw, "a": bl_paid, "field": bl.reported_as}))
+        elif si is not None:
+            si_base = sum(parts[p] for p in si.base_includes)
+            hard = person.hardship in si.hardship_statuses
+            thr = apply_ratio(si.threshold, si.hardship_threshold_factor) if hard else si.threshold
+            b0 = acc.serious_illness_base
+            b1 = b0 + si_base
+            lo = max(b0, thr)
+            if b1 > lo:
+                bands = si.bands.bonus(si.hardship_ratio_bonus) if hard else si.bands
+                offset = thr if si.basis == "excess" else 0
+                raw = div_round_half_up(bands.pay_exact(lo - offset, b1 - lo), RATIO_ONE)
+                left = None if (hard and si.hardship_no_cap) or si.annual_cap is None else max(0, si.annual_cap - acc.serious_illness_paid)
+                si_paid = raw if left is None else min(raw, left)
+                hifmi += si_paid
+                _allocate(parts, si_paid, si.base_includes)
+                ex.append(Explanation(5, "serious_illness", si_paid, f"{ver} serious_illness",
+                                      "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
+                                      "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
+                                      {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": si_paid}))
+            elif si_base:
+                ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
+                                      "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
 
     # Step 6: medical assistance.
     maf = a_base = 0
@@ -474,7 +528,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                               {"label_zh": st.label_zh, "label_en": st.label_en, "a1": a1, "thr": st.threshold,
                                "above": max(0, a1 - lo), "r": st.ratio, "a": maf}))
 
-    fund_total = hifp + hifmi + hifob + maf
+    fund_total = hifp + hifmi + hifob + oth + maf
     person_total = t_total - fund_total
 
     # Step 7: personal account.
@@ -528,14 +582,25 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                           "Funds pay {funds:y}; the patient's share is {person:y}, of which cash: {a:y}",
                           {"funds": fund_total, "person": person_total, "a": cash}))
 
+    # What the visit used of its rule's eligible-cost ceiling: the cost the basic layer covered, and the deductible
+    # when the ceiling is measured with it.
+    used = covered + (dedc if schedule is not None and variant.eligible_ceiling_basis == "cumulative" else 0)
+
     delta = Accumulators(
         outpatient_deductible_used=dedc if per_year else 0,
         pool_fund_paid=hifp,
-        outpatient_pool_paid=hifp if per_year else 0,
-        pool_eligible_used=covered,
+        outpatient_pool_paid=hifp if variant.pool_counts_against == "outpatient_pool_paid" else 0,
+        inpatient_pool_paid=hifp if variant.pool_counts_against == "inpatient_pool_paid" else 0,
+        inpatient_eligible_used=used if variant.eligible_counts_against == "inpatient_eligible_used" else 0,
+        outpatient_eligible_used=used if variant.eligible_counts_against == "outpatient_eligible_used" else 0,
+        inpatient_in_scope=t_in if variant.in_scope_accumulator == "inpatient_in_scope" else 0,
+        outpatient_in_scope=t_in if variant.in_scope_accumulator == "outpatient_in_scope" else 0,
         serious_illness_base=si_base,
-        serious_illness_paid=hifmi,
+        serious_illness_paid=si_paid,
+        large_amount_base=la_base,
         large_amount_paid=hifob,
+        beyond_cap_base=bl_base,
+        beyond_cap_paid=bl_paid,
         assistance_base=a_base,
         assistance_paid=maf,
     )
@@ -543,7 +608,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         policy_version=ver, policy_digest=policy.digest, catalogue_version=cat.version, catalogue_digest=cat.digest,
         insured_region=bill.insured_region, treatment_region=bill.treatment_region,
         total=t_total, own_expense=t_own, over_limit=t_over, pre_self_pay=t_pre, in_scope=t_in,
-        deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob,
+        deductible=dedc, pool_fund=hifp, pool_ratio=pool_ratio, serious_illness=hifmi, large_amount=hifob, other=oth,
         assistance=maf, fund_total=fund_total, person_total=person_total, account_pay=acct,
         mutual_aid_pay=mulaid, cash_pay=cash, balance_before=account.balance, balance_after=account.balance - acct,
         lines=tuple(lines), accumulator_delta=delta, explanation=tuple(ex), account_refusal=refusal,

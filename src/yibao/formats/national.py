@@ -24,7 +24,7 @@ def setlinfo(s: Settlement) -> dict[str, Any]:
         "maf_pay": y(s.assistance),
         "cvlserv_pay": y(0),  # civil-servant subsidy and enterprise supplement: not modelled, always 0
         "hifes_pay": y(0),
-        "oth_pay": y(0),
+        "oth_pay": y(s.other),
         "fund_pay_sumamt": y(s.fund_total),
         "psn_part_amt": y(s.person_total),
         "acct_pay": y(s.account_pay),

@@ -301,6 +301,7 @@ CLR_TYPES = {"outpatient": "11", "emergency": "11", "inpatient": "21", "pharmacy
 FUND_TYPES = (("hifp_pay", {"310": "310100", "390": "390100"}, "基本医疗保险统筹基金"),
               ("hifob_pay", {"310": "330100", "390": "330100"}, "职工大额医疗费用补助"),
               ("hifmi_pay", {"310": "390200", "390": "390200"}, "居民大病保险资金"),
+              ("oth_pay", {"310": "999900", "390": "999900"}, "其他基金"),  # a policy's layer reported as oth_pay (issue 16)
               ("maf_pay", {"310": "610100", "390": "610100"}, "医疗救助基金"))
 
 
@@ -532,8 +533,10 @@ def query_lines(call: Call, conn: Connection) -> dict[str, Any]:
 
 
 ACCUMULATORS = (("outpatient_deductible_used", "门诊起付线累计"), ("pool_fund_paid", "统筹基金支付累计"),
-                ("outpatient_pool_paid", "门诊统筹支付累计"), ("serious_illness_paid", "大病保险支付累计"),
-                ("large_amount_paid", "大额补助支付累计"), ("assistance_paid", "医疗救助支付累计"))
+                ("outpatient_pool_paid", "门诊统筹支付累计"), ("inpatient_pool_paid", "住院统筹支付累计"),
+                ("inpatient_eligible_used", "住院合规费用累计"), ("outpatient_eligible_used", "门诊合规费用累计"),
+                ("serious_illness_paid", "大病保险支付累计"), ("large_amount_paid", "大额补助支付累计"),
+                ("beyond_cap_paid", "大额封顶线以上支付累计"), ("assistance_paid", "医疗救助支付累计"))
 
 
 @handles("5206")

@@ -50,20 +50,25 @@ def load_policy_file(path: str | Path) -> Policy:
     except OSError as exc:
         zh, en = unreadable(p, exc)
         raise PolicyError(str(p), "policy_unreadable", f"无法读取策略文件：{zh}", f"cannot read the policy file: {en}") from None
+    return load_policy_bytes(raw, p.name)
+
+
+def load_policy_bytes(raw: bytes, name: str) -> Policy:
+    """Load and validate a policy file's content (an upload: the what-if page); ``name`` is how errors call it."""
     try:
         data = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{p.name}:{mark.line + 1}:{mark.column + 1}" if mark else p.name
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         if isinstance(exc, yaml.reader.ReaderError):
             problem = "the file is not UTF-8 text"
         raise PolicyError(where, "policy_yaml", f"YAML 格式错误：{problem}", f"invalid YAML: {problem}") from None
     except RecursionError:
-        raise PolicyError(p.name, "policy_yaml", "YAML 嵌套层级过深", "the YAML is nested too deeply") from None
+        raise PolicyError(name, "policy_yaml", "YAML 嵌套层级过深", "the YAML is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise PolicyError(p.name, "policy_yaml", "YAML 中的数字过大", f"a number in the file is too large ({str(exc)[:60]})") from None
-    return policy_from_mapping(data, p.name, raw)
+        raise PolicyError(name, "policy_yaml", "YAML 中的数字过大", f"a number in the file is too large ({str(exc)[:60]})") from None
+    return policy_from_mapping(data, name, raw)
 
 
 @lru_cache(maxsize=64)

@@ -16,11 +16,15 @@ from yibao.domain.errors import InputError, PolicyError
 from yibao.domain.money import RATIO_ONE, apply_ratio, parse_ratio, parse_yuan
 from yibao.domain.policy import (
     BASE_PARTS,
+    ELIGIBLE_ACCUMULATORS,
     FILINGS,
     INSURANCE_TYPES,
     ITEM_CATEGORIES,
+    LAYERS,
     LEVELS,
     MUTUAL_AID_RELATIONS,
+    RULE_CAP_ACCUMULATORS,
+    SCHEME_CAP_ACCUMULATORS,
     VISIT_KINDS,
     AccountRules,
     AgeRatio,
@@ -28,6 +32,7 @@ from yibao.domain.policy import (
     AssistanceStatus,
     Band,
     BenefitVariant,
+    BeyondLargeAmount,
     Condition,
     CrossRegion,
     CrossRegionRule,
@@ -42,11 +47,13 @@ from yibao.domain.policy import (
 _MISSING = object()
 # The keys each level of a file may hold (docs/policy.md names every one; a test checks it).
 TOP_LEVEL_KEYS = ("region", "region_name", "year", "revision", "avg_onpost_wage_prev_year", "wage_year", "paycode_ttl_seconds",
-                  "catalogue", "schemes", "serious_illness", "large_amount", "assistance", "cross_region", "personal_account",
-                  "references", "credit", "clearing")
-SCHEME_KEYS = ("label_zh", "label_en", "tiers", "annual_cap", "personal_account", "second_layer", *VISIT_KINDS)
+                  "catalogue", "schemes", "serious_illness", "large_amount", "beyond_large_amount", "assistance", "cross_region",
+                  "personal_account", "references", "credit", "clearing")
+SCHEME_KEYS = ("label_zh", "label_en", "tiers", "annual_cap", "annual_cap_counts_against", "personal_account", "second_layer",
+               "serious_illness", "large_amount", "beyond_large_amount", *VISIT_KINDS)
 VARIANT_KEYS = ("label_zh", "label_en", "when", "deductible", "repeat_admission_factor", "ratio", "bands_basis", "annual_cap",
-                "eligible_ceiling", "item_ratios")
+                "eligible_ceiling", "eligible_ceiling_basis", "eligible_ceiling_counts_against", "annual_cap_counts_against",
+                "item_ratios")
 
 
 class _Reader:
@@ -334,11 +341,17 @@ def _variant(r: _Reader, kind: str, tiers: tuple[int, ...] | None, wage: int = 0
         deductible=deductible,
         ratio=ratio,
         repeat_admission_factors=factors,
-        bands_basis=r.choice("bands_basis", ("excess", "cumulative"), "excess"),
+        bands_basis=r.choice("bands_basis", ("excess", "cumulative", "yearly"), "excess"),
         annual_cap=annual_cap,
         eligible_ceiling=r.cap("eligible_ceiling"),
         deductible_shares=shares,
         item_ratios=_item_ratios(r),
+        eligible_ceiling_basis=r.choice("eligible_ceiling_basis", ("excess", "cumulative"), "excess"),
+        # By default a rule counts against its visit class's accumulators: a stay never uses up an outpatient ceiling.
+        eligible_counts_against=r.choice("eligible_ceiling_counts_against", ELIGIBLE_ACCUMULATORS,
+                                         "inpatient_eligible_used" if kind == "inpatient" else "outpatient_eligible_used"),
+        pool_counts_against=r.choice("annual_cap_counts_against", RULE_CAP_ACCUMULATORS,
+                                     "inpatient_pool_paid" if kind == "inpatient" else "outpatient_pool_paid"),
     )
 
 
@@ -376,6 +389,7 @@ def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
     for kind in ("outpatient", "inpatient"):
         if kind not in benefits:
             raise r.fail(kind, "缺少必填项", "is required")
+    layers = _layers(r)
     return Scheme(
         insurance_type=insurance_type,
         label_zh=r.text("label_zh", insurance_type),
@@ -384,8 +398,13 @@ def _scheme(r: _Reader, insurance_type: str, wage: int = 0) -> Scheme:
         annual_cap=r.cap("annual_cap", required=True),
         personal_account_tiers=account_tiers,
         has_personal_account=has_account,
-        second_layer=None if r.raw("second_layer", None) is None else r.choice("second_layer", ("serious_illness", "large_amount")),
+        second_layer=layers[0] if layers else None,
+        layers=layers,
         benefits=benefits,
+        annual_cap_counts_against=r.choice("annual_cap_counts_against", SCHEME_CAP_ACCUMULATORS, "pool_fund_paid"),
+        serious_illness=_serious_illness(si_r) if (si_r := r.mapping("serious_illness", required=False)) else None,
+        large_amount=_large_amount(la_r) if (la_r := r.mapping("large_amount", required=False)) else None,
+        beyond_large_amount=_beyond(bl_r) if (bl_r := r.mapping("beyond_large_amount", required=False)) else None,
     )
 
 
@@ -405,6 +424,40 @@ def _serious_illness(r: _Reader) -> SeriousIllness:
         hardship_ratio_bonus=h.ratio("ratio_bonus", "0") if h else 0,
         hardship_no_cap=h.boolean("no_cap", False) if h else False,
     )
+
+
+def _layers(r: _Reader) -> tuple[str, ...]:
+    """second_layer: one layer's name, or the layers above the basic fund in the order they pay."""
+    value = r.raw("second_layer", None)
+    if value is None:
+        return ()
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) and n in LAYERS for n in names) or len(set(names)) != len(names):
+        raise r.fail("second_layer", f"应为 {' | '.join(LAYERS)} 之一或其不重复的列表",
+                     f"must be one of {' | '.join(LAYERS)} or a list of them without repeats, got {value!r}")
+    if "beyond_large_amount" in names and ("large_amount" not in names or names.index("beyond_large_amount") < names.index("large_amount")):
+        raise r.fail("second_layer", "beyond_large_amount 须排在 large_amount 之后（它支付大额封顶线以上的费用）",
+                     "beyond_large_amount must come after large_amount (it pays on cost above the large-amount cap)")
+    return tuple(names)
+
+
+def _bands_or_ratio(r: _Reader) -> RatioSchedule:
+    if ("ratio" in r.data) == ("bands" in r.data):
+        raise r.fail("bands", "须给出 ratio 或 bands 之一", "give either ratio or bands")
+    return RatioSchedule.flat(r.ratio("ratio")) if "ratio" in r.data else _schedule(r, "bands")
+
+
+def _large_amount(r: _Reader) -> LargeAmount:
+    r.check_keys(("ratio", "bands", "threshold", "basis", "annual_cap"))
+    return LargeAmount(bands=_bands_or_ratio(r), annual_cap=r.cap("annual_cap"), threshold=r.yuan("threshold", "0") or 0,
+                       basis=r.choice("basis", ("excess", "cumulative"), "excess"))
+
+
+def _beyond(r: _Reader) -> BeyondLargeAmount:
+    r.check_keys(("ratio", "bands", "threshold", "basis", "annual_cap", "reported_as"))
+    return BeyondLargeAmount(bands=_bands_or_ratio(r), annual_cap=r.cap("annual_cap"),
+                             reported_as=r.choice("reported_as", ("oth_pay", "hifmi_pay")),
+                             threshold=r.yuan("threshold", "0") or 0, basis=r.choice("basis", ("excess", "cumulative"), "excess"))
 
 
 def _assistance(r: _Reader) -> Assistance:
@@ -488,12 +541,18 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         schemes[insurance_type] = _scheme(schemes_r.child(insurance_type, value), insurance_type, wage)
     si_r = r.mapping("serious_illness", required=False)
     la_r = r.mapping("large_amount", required=False)
-    if la_r is not None:
-        la_r.check_keys(("ratio", "annual_cap"))
+    bl_r = r.mapping("beyond_large_amount", required=False)
+    beyond = _beyond(bl_r) if bl_r else None
     for insurance_type, scheme in schemes.items():
-        needed = {"serious_illness": si_r, "large_amount": la_r}.get(scheme.second_layer or "", True)
-        if needed is None:
-            raise r.fail(scheme.second_layer or "", f"险种 {insurance_type} 使用了该层但文件未定义", f"scheme {insurance_type} uses this layer but the file does not define it")
+        for layer in scheme.layer_order:
+            # A scheme's own section, else the file's top-level one (the default for every scheme).
+            own = getattr(scheme, layer)
+            if own is None and {"serious_illness": si_r, "large_amount": la_r, "beyond_large_amount": bl_r}[layer] is None:
+                raise r.fail(layer, f"险种 {insurance_type} 使用了该层但文件未定义", f"scheme {insurance_type} uses this layer but the file does not define it")
+        b = scheme.beyond_large_amount or beyond
+        if "beyond_large_amount" in scheme.layer_order and "serious_illness" in scheme.layer_order and b and b.reported_as == "hifmi_pay":
+            raise r.fail(f"schemes.{insurance_type}.second_layer", "大病保险与 reported_as: hifmi_pay 的封顶线以上层不能同在一个险种（同一字段 hifmi_pay）",
+                         "serious_illness and a beyond_large_amount reported as hifmi_pay cannot both be in one scheme (one hifmi_pay)")
     assistance_r = r.mapping("assistance", required=False)
     references = r.raw("references", [])
     if not isinstance(references, list) or not all(isinstance(x, str) for x in references):
@@ -512,7 +571,8 @@ def policy_from_mapping(data: Any, source: str, text: bytes | str = b"") -> Poli
         b_self_pay_ratio=catalogue.ratio("b_self_pay_ratio"),
         schemes=schemes,
         serious_illness=_serious_illness(si_r) if si_r else None,
-        large_amount=LargeAmount(ratio=la_r.ratio("ratio"), annual_cap=la_r.cap("annual_cap")) if la_r else None,
+        large_amount=_large_amount(la_r) if la_r else None,
+        beyond_large_amount=beyond,
         assistance=_assistance(assistance_r) if assistance_r else None,
         cross_region=_cross_region(r.mapping("cross_region")),
         account=_account(r.mapping("personal_account", required=False) or _Reader(source, {}, "personal_account")),

@@ -374,6 +374,7 @@ settlements = Table(
     Column("pool_fund", BigInteger, nullable=False),
     Column("serious_illness", BigInteger, nullable=False),
     Column("large_amount", BigInteger, nullable=False),
+    Column("other", BigInteger, nullable=False),  # oth_pay: a layer the policy reports as other funds (0030)
     Column("assistance", BigInteger, nullable=False),
     Column("account_pay", BigInteger, nullable=False),
     Column("account_id", String(60)),  # the paying personal account (own, guardian's or relative's)
@@ -387,6 +388,9 @@ settlements = Table(
     UniqueConstraint("institution_id", "msgid"),
     info={"owner": "services.care"},
 )
+# A pooling region's year person by person, in the order the settlements were made: the policy what-if replays it
+# (services/care/whatif.py) without sorting the year.
+Index("ix_settlements_replay", settlements.c.insured_region, settlements.c.year, settlements.c.person_id, settlements.c.created_at)
 
 messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
     "messages", metadata,
@@ -426,6 +430,11 @@ presences = Table(  # a credential an account's owner presented at an institutio
 Index("ix_presences_owner_live", presences.c.owner_id, presences.c.status)
 Index("ix_presences_person_live", presences.c.person_id, presences.c.status)
 
+NON_NEGATIVE_ACCUMULATORS = (
+    "outpatient_deductible_used >= 0 AND pool_fund_paid >= 0 AND outpatient_pool_paid >= 0 AND inpatient_pool_paid >= 0 AND "
+    "inpatient_eligible_used >= 0 AND outpatient_eligible_used >= 0 AND inpatient_in_scope >= 0 AND outpatient_in_scope >= 0 AND "
+    "serious_illness_base >= 0 AND serious_illness_paid >= 0 AND large_amount_base >= 0 AND large_amount_paid >= 0 AND "
+    "beyond_cap_base >= 0 AND beyond_cap_paid >= 0 AND assistance_base >= 0 AND assistance_paid >= 0")
 accumulators = Table(
     "accumulators", metadata,
     Column("region", String(6), nullable=False),
@@ -434,16 +443,21 @@ accumulators = Table(
     Column("outpatient_deductible_used", BigInteger, nullable=False),
     Column("pool_fund_paid", BigInteger, nullable=False),
     Column("outpatient_pool_paid", BigInteger, nullable=False),
-    Column("pool_eligible_used", BigInteger, nullable=False),
+    Column("inpatient_pool_paid", BigInteger, nullable=False),
+    Column("inpatient_eligible_used", BigInteger, nullable=False),  # one per eligible-cost ceiling accumulator (0030)
+    Column("outpatient_eligible_used", BigInteger, nullable=False),
+    Column("inpatient_in_scope", BigInteger, nullable=False),
+    Column("outpatient_in_scope", BigInteger, nullable=False),
     Column("serious_illness_base", BigInteger, nullable=False),
     Column("serious_illness_paid", BigInteger, nullable=False),
+    Column("large_amount_base", BigInteger, nullable=False),
     Column("large_amount_paid", BigInteger, nullable=False),
+    Column("beyond_cap_base", BigInteger, nullable=False),
+    Column("beyond_cap_paid", BigInteger, nullable=False),
     Column("assistance_base", BigInteger, nullable=False),
     Column("assistance_paid", BigInteger, nullable=False),
     Column("admissions", Integer, nullable=False),
-    CheckConstraint("outpatient_deductible_used >= 0 AND pool_fund_paid >= 0 AND outpatient_pool_paid >= 0 AND "
-                    "pool_eligible_used >= 0 AND serious_illness_base >= 0 AND serious_illness_paid >= 0 AND "
-                    "large_amount_paid >= 0 AND assistance_base >= 0 AND assistance_paid >= 0", name="non_negative"),
+    CheckConstraint(NON_NEGATIVE_ACCUMULATORS, name="non_negative"),
     info={"owner": "services.books"},
 )
 

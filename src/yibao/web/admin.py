@@ -36,7 +36,7 @@ router = APIRouter(include_in_schema=False)
 AREA = "admin"
 COOKIE = security.SESSION_COOKIES[AREA]
 # The four fund layers in blue shades, the patient's own money (account, cash) in green and amber.
-LAYER_COLOURS = ("#0b5cad", "#2f7fd0", "#5c9ee0", "#8ab8ec", "#1b7f4b", "#c98a00")
+LAYER_COLOURS = ("#0b5cad", "#2f7fd0", "#5c9ee0", "#7aa9d8", "#8ab8ec", "#1b7f4b", "#c98a00")  # fund layers (oth_pay too), account, cash
 
 
 def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResponse:

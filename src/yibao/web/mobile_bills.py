@@ -96,7 +96,8 @@ def _split(view: dict[str, Any]) -> dict[str, Any]:
     pre = view["preview"]
     if pre is None:
         return view
-    fund = {"pool": pre["hifp_pay"], "serious_illness": pre["hifmi_pay"], "large_amount": pre["hifob_pay"], "assistance": pre["maf_pay"],
+    fund = {"pool": pre["hifp_pay"], "serious_illness": pre["hifmi_pay"], "large_amount": pre["hifob_pay"], "other": pre.get("oth_pay", "0.00"),
+            "assistance": pre["maf_pay"],
             "total": pre["fund_pay_sumamt"]}
     return {"total": pre["medfee_sumamt"], "fund": fund, "account": {"amount": pre["acct_pay"]}, "cash": {"amount": pre["psn_cash_pay"]},
             "payment_institution_name": None}

@@ -432,3 +432,62 @@ def test_0027_undone_drops_the_benefit_tables_and_redone_takes_a_card_account_ag
         conn.execute(text("DROP TABLE alembic_version"))
     db.drop_all()
     db.create_all()  # leave the fixture's database as other tests expect it
+
+
+def test_0030_splits_the_shared_eligible_cost_accumulator_by_the_settlements_visit_class(db, keyring):
+    """Down from 0030 (the shape every settlement before it had: one pool_eligible_used), then up: each person-year's
+    value is split into the inpatient and outpatient accumulators by its standing settlements' deltas and their visits'
+    kind (a reversed stay's delta no longer counts), inpatient_pool_paid = pool_fund_paid − outpatient_pool_paid, and
+    every stored delta is in the new shape again — so the rows and deltas come back exactly, and a cancel after the
+    migration gives back exactly what the visit added."""
+    import json
+
+    from sqlalchemy import select
+
+    from tests.support.settlement import acc, open_with_lines, settle
+    from tests.support.world import seed
+    from yibao.services.care import settlement, visits
+    from yibao.store.tables import settlements
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(db)
+    w = seed(db, keyring)
+    out = settle(db, w.hospital, open_with_lines(db, w.hospital, w.employee.id).id, "OUT-1")
+    stay = [{"feedetl_sn": "1", "medins_list_codg": "A010", "name": "阑尾切除术", "unit_price": "5000.00", "quantity": "1"}]
+    for msgid in ("IP-1", "IP-2"):
+        v = open_with_lines(db, w.hospital, w.employee.id, kind="inpatient", lines=stay)
+        db.run(lambda c, v=v: visits.discharge(c, db.clock(), institution=w.hospital, visit_id=v.id))
+        settle(db, w.hospital, v.id, msgid)
+    db.run(lambda c: settlement.reverse(c, db.clock(), institution=w.hospital, omsgid="IP-2", oinfno="2207", actor="test"))
+    before = acc(db, w.employee.id)
+    # Shenzhen employee: the outpatient visit covered 318.00 − 300.00 deductible = 18.00; the standing stay
+    # 5000.00 − 600.00 = 4400.00 (paid 90 %: 3960.00), the reversed one nothing any more.
+    assert (before.outpatient_eligible_used, before.inpatient_eligible_used) == (1800, 440000)
+    assert before.inpatient_pool_paid == 396000 and before.pool_fund_paid == 396000 + before.outpatient_pool_paid
+    # the year's in-scope cost per class (yearly bands, 0030 too): 318.00 outpatient, 5000.00 of the standing stay
+    assert (before.outpatient_in_scope, before.inpatient_in_scope) == (31800, 500000)
+
+    def deltas() -> dict[str, dict[str, int]]:
+        with db.engine.connect() as conn:
+            return {r.id: json.loads(r.accumulator_delta) for r in conn.execute(select(settlements.c.id, settlements.c.accumulator_delta))}
+
+    new_deltas = deltas()
+    _migrate_to(db, "0029", up=False)
+    with db.engine.connect() as conn:
+        row = conn.execute(text("SELECT pool_eligible_used FROM accumulators WHERE person_id = :p"), {"p": w.employee.id}).one()
+    assert row.pool_eligible_used == 441800
+    old_deltas = deltas()
+    assert all("pool_eligible_used" in d and "inpatient_eligible_used" not in d for d in old_deltas.values())
+    _migrate_to(db, "head", up=True)
+    assert acc(db, w.employee.id) == before
+    assert deltas() == new_deltas
+    db.run(lambda c: settlement.cancel(c, db.clock(), institution=w.hospital, setl_id=out["setl_id"], actor="test"))
+    after = acc(db, w.employee.id)
+    assert (after.outpatient_eligible_used, after.inpatient_eligible_used, after.outpatient_pool_paid) == (0, 440000, 0)
+    assert (after.outpatient_in_scope, after.inpatient_in_scope) == (0, 500000)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    db.drop_all()
+    db.create_all()  # leave the fixture's database as other tests expect it

@@ -112,10 +112,10 @@ def test_a_day_with_every_settlement_status_counts_and_sums_exactly(db, keyring,
     # settled A, B (cash back), C (insurance back); cancelled D (refunded in full) and E; G in progress; F not counted
     assert (d.settled, d.partial, d.cancelled, d.in_progress) == (3, 2, 2, 1)
     # paid, net: pool 3 × 159.00 − C's 159.00; account 3 × 100.00 − C's 100.00; cash 3 × 116.00 − B's 116.00
-    assert d.paid == {"pool_fund": 318_00, "serious_illness": 0, "large_amount": 0, "assistance": 0, "account_pay": 200_00,
+    assert d.paid == {"pool_fund": 318_00, "serious_illness": 0, "large_amount": 0, "other": 0, "assistance": 0, "account_pay": 200_00,
                       "cash_pay": 232_00}
     assert d.total == 750_00 == sum(d.paid.values())  # 3 × 375.00 − 259.00 − 116.00
-    assert d.refunded == {"pool_fund": 159_00, "serious_illness": 0, "large_amount": 0, "assistance": 0, "account_pay": 100_00,
+    assert d.refunded == {"pool_fund": 159_00, "serious_illness": 0, "large_amount": 0, "other": 0, "assistance": 0, "account_pay": 100_00,
                           "cash_pay": 116_00}
     assert (d.refunded_insurance, d.refunded_cash) == (259_00, 116_00)
 
@@ -152,5 +152,5 @@ def test_a_cross_region_refund_is_taken_off_once_not_with_its_clearing_half(db, 
 
     d = _day(db, clock().astimezone(volumes.CHINA).date())["370200"]
     assert (d.settled, d.partial, d.cancelled) == (1, 1, 0)
-    assert (d.paid["pool_fund"] + d.paid["serious_illness"] + d.paid["large_amount"] + d.paid["assistance"], d.paid["account_pay"]) == (0, 0)
+    assert (d.paid["pool_fund"] + d.paid["serious_illness"] + d.paid["large_amount"] + d.paid["other"] + d.paid["assistance"], d.paid["account_pay"]) == (0, 0)
     assert (d.paid["cash_pay"], d.total, d.refunded_insurance, d.refunded_cash) == (cash, cash, fund + account, 0)

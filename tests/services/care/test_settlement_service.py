@@ -196,3 +196,43 @@ def test_two_hundred_concurrent_settlements_of_one_region_add_up_and_the_trail_v
         lanes = db.run(lambda c: c.execute(select(audit_log.c.lane).where(audit_log.c.region == "440300").distinct()).scalars().all(),
                        write=False)
         assert len(lanes) > 1
+
+
+def test_a_layer_reported_as_oth_pay_is_stored_posted_documented_and_given_back(db, keyring, monkeypatch):
+    """Issue 16 item 4: a policy's layer above the large-amount cap reported as oth_pay goes where every fund layer goes —
+    the settlement row (other), the fund's own ledger account (fund:<region>:other), the setlinfo document (oth_pay) —
+    and a cancel gives it back with the year's accumulators."""
+    import dataclasses
+
+    from yibao.domain.ledger import fund_account
+    from yibao.domain.policy import BeyondLargeAmount, LargeAmount, RatioSchedule
+    from yibao.policies.loader import builtin_policy
+    from yibao.services.agency import policies
+
+    base = builtin_policy("440300", 2026)
+    emp = base.schemes["employee"]
+    edited = dataclasses.replace(base, schemes={**base.schemes, "employee": dataclasses.replace(
+        emp, annual_cap=100_000, layers=("large_amount", "beyond_large_amount"),
+        large_amount=LargeAmount(bands=RatioSchedule.flat(900_000), annual_cap=100_000),
+        beyond_large_amount=BeyondLargeAmount(bands=RatioSchedule.flat(500_000), annual_cap=None, reported_as="oth_pay"))})
+    monkeypatch.setattr(policies, "builtin_policy", lambda region, year: edited if region == "440300" else builtin_policy(region, year))
+    w = seed(db, keyring)
+    stay = [{"feedetl_sn": "1", "medins_list_codg": "A010", "name": "阑尾切除术", "unit_price": "5000.00", "quantity": "1"}]
+    v = open_with_lines(db, w.hospital, w.employee.id, kind="inpatient", lines=stay)
+    db.run(lambda c: visits.discharge(c, db.clock(), institution=w.hospital, visit_id=v.id))
+    doc = settle(db, w.hospital, v.id, "OTH-1")
+    # Shenzhen employee, level 3: deductible 600.00, eligible 4400.00 at 90 %: raw 3960.00 > the cap 1000.00; covered
+    # 1000/0.90 = 1111.11, overflow 4400 - 1111.11 = 3288.89; large amount 90 % capped at 1000.00 (covering 1111.11);
+    # above its cap 3288.89 - 1111.11 = 2177.78 × 50 % = 1088.89 (oth_pay); funds 3088.89; the account pays 1911.11
+    assert (doc["hifp_pay"], doc["hifob_pay"], doc["oth_pay"], doc["fund_pay_sumamt"]) == ("1000.00", "1000.00", "1088.89", "3088.89")
+    assert doc["acct_pay"] == "1911.11" and doc["psn_cash_pay"] == "0.00"
+    row = db.run(lambda c: c.execute(select(settlement.S.c.other, settlement.S.c.fund_total).where(settlement.S.c.id == doc["setl_id"])).one(),
+                 write=False)
+    assert (row.other, row.fund_total) == (108_889, 308_889)
+    assert db.run(lambda c: ledger.balance(c, fund_account("440300", "other")), write=False) == -108_889
+    assert acc(db, w.employee.id).beyond_cap_paid == 108_889 and acc(db, w.employee.id).beyond_cap_base == 217_778
+    assert db.run(ledger.totals, write=False).balanced
+    db.run(lambda c: settlement.cancel(c, db.clock(), institution=w.hospital, setl_id=doc["setl_id"], actor="test"))
+    assert db.run(lambda c: ledger.balance(c, fund_account("440300", "other")), write=False) == 0
+    assert acc(db, w.employee.id).as_dict() == {k: 0 for k in acc(db, w.employee.id).as_dict()}
+    assert db.run(ledger.totals, write=False).balanced

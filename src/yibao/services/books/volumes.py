@@ -30,11 +30,11 @@ from yibao.store.tables import settlements as S
 from yibao.store.tables import transfers as T
 
 CHINA = timezone(timedelta(hours=8))
-LAYERS = ("pool_fund", "serious_illness", "large_amount", "assistance", "account_pay", "cash_pay")
-FUND_LAYERS = LAYERS[:4]
+LAYERS = ("pool_fund", "serious_illness", "large_amount", "other", "assistance", "account_pay", "cash_pay")
+FUND_LAYERS = LAYERS[:5]
 # A settlement's ledger legs are named <setl_id>:<leg> (services/care/settlement.py); a refund reverses one as <...>:refund.
 # Cross-region legs have a second half, <setl_id>:<leg>:cleared, between the regions' clearing accounts: the same money.
-_LEG_LAYER = {"pool": "pool_fund", "serious_illness": "serious_illness", "large_amount": "large_amount", "assistance": "assistance",
+_LEG_LAYER = {"pool": "pool_fund", "serious_illness": "serious_illness", "large_amount": "large_amount", "other": "other", "assistance": "assistance",
               "account": "account_pay", "cash": "cash_pay"}
 COUNTED = ("settled", "partial")
 

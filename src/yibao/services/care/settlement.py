@@ -22,9 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine
-from yibao.domain.bill import Person as BillPerson
-from yibao.domain.bill import Visit as BillVisit
+from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.ledger import (
     InsufficientFunds,
@@ -42,7 +40,7 @@ from yibao.formats.national import settlement_document
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for
 from yibao.services.books import accumulators, audit, ledger
-from yibao.services.care import presence, visits
+from yibao.services.care import bills, presence, visits
 from yibao.services.people import families
 from yibao.services.people import persons as people
 from yibao.store.db import Retry
@@ -67,27 +65,14 @@ _LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, 
 _LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
-        total, fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+        total, fund_total, pool_fund, serious_illness, large_amount, other, assistance, account_pay, account_id, cash_pay, policy_version,
         accumulator_delta, document, created_at)
     VALUES (:id, :region, :insured_region, :visit_id, :person_id, :institution_id, :msgid, :status, :year, :total, :fund_total,
-        :pool_fund, :serious_illness, :large_amount, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
+        :pool_fund, :serious_illness, :large_amount, :other, :assistance, :account_pay, :account_id, :cash_pay, :policy_version,
         :accumulator_delta, :document, :now)""")
 
 
-@dataclass(frozen=True)
-class _Patient:
-    id: str
-    region: str
-    insurance_type: str
-    tier: int | None
-    retired: bool
-    hardship: str | None
-    birth_date: Any
-
-    def age_on(self, day: Any) -> int:
-        from yibao.domain.identity import age_on
-
-        return age_on(self.birth_date, day)
+_Patient = bills.Patient
 
 
 def _load_visit(conn: Connection, institution_id: str, visit_id: str, *, lock: bool) -> visits.Visit:
@@ -146,11 +131,7 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
 
 def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
     patient = _load_patient(conn, visit.person_id)
-    # The categories the catalogue gave the line and its national code: a policy's item_ratios name them.
-    lines = [FeeLine(r.code, r.name, r.line_class, int(r.unit_price), int(r.quantity), None if r.price_cap is None else int(r.price_cap),
-                     None if r.self_pay_ratio is None else int(r.self_pay_ratio),
-                     tuple(r.item_category.split("|")) if r.item_category else (), r.med_list_codg)
-             for r in _LINES(conn, {"visit_id": visit.id})]
+    lines = tuple(bills.fee_line(r) for r in _LINES(conn, {"visit_id": visit.id}))
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year
@@ -160,13 +141,8 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: st
     else:
         acc = accumulators.read(conn, patient.id, year)
     choice, paying_account = _account_choice(conn, patient, req, patient.region)
-    bill = Bill(
-        insured_region=patient.region, treatment_region=visit.region, date=visit.visit_date,
-        person=BillPerson(insurance_type=patient.insurance_type, tier=patient.tier, retired=patient.retired,
-                          age=patient.age_on(visit.visit_date), hardship=patient.hardship, filing=visit.filing),
-        visit=BillVisit(kind=visit.kind, institution_level=level, admission_number=visit.admission_number),
-        lines=tuple(lines), accumulators=acc, account=choice,
-    )
+    bill = bills.build(patient, treatment_region=visit.region, visit_date=visit.visit_date, kind=visit.kind, level=level,
+                       admission_number=visit.admission_number, filing=visit.filing, lines=lines, accumulators=acc, account=choice)
     return price(bill, policy, catalogue), paying_account, patient
 
 
@@ -266,7 +242,10 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
 
     receivable = institution_receivable(institution.id)
     paid_from = [(layer, fund_account(patient.region, layer), amount) for layer, amount in (
-        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("assistance", s.assistance))]
+        ("pool", s.pool_fund), ("serious_illness", s.serious_illness), ("large_amount", s.large_amount), ("other", s.other),
+        ("assistance", s.assistance))]
+    if s.other:  # regions made before the oth_pay layer (0030) get its fund account on first use
+        ledger.ensure_account(conn, fund_account(patient.region, "other"), patient.region, "fund_other", now)
     if s.account_pay:
         assert paying_account is not None
         paid_from.append(("account", paying_account, s.account_pay))
@@ -298,7 +277,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         id=setl_id, status=status, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
         institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
         fund_total=s.fund_total, pool_fund=s.pool_fund, serious_illness=s.serious_illness, large_amount=s.large_amount,
-        assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
+        other=s.other, assistance=s.assistance, account_pay=s.account_pay, account_id=paying_account if s.account_pay else None, cash_pay=s.cash_pay,
         policy_version=s.policy_version, accumulator_delta=fastjson.dumps(s.accumulator_delta.as_dict()),
         document=fastjson.dumps(doc), now=now))
     visits.set_status(conn, visit.id, "settling" if pending else "settled", now)

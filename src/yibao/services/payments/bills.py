@@ -88,7 +88,7 @@ def preview(conn: Connection, order: Order, payer_id: str, use_account: bool) ->
     assert inst is not None
     doc = settlement.presettle(conn, institution=inst, visit_id=order.visit_id, account=account_request(order, payer_id, use_account),
                                holder_present=True)  # the holder's (or guardian's) own view, in the app
-    return {k: doc[k] for k in ("medfee_sumamt", "hifp_pay", "hifmi_pay", "hifob_pay", "maf_pay", "fund_pay_sumamt", "acct_pay",
+    return {k: doc[k] for k in ("medfee_sumamt", "hifp_pay", "hifmi_pay", "hifob_pay", "oth_pay", "maf_pay", "fund_pay_sumamt", "acct_pay",
                                 "acct_mulaid_pay", "psn_cash_pay", "account_refusal") if k in doc}
 
 

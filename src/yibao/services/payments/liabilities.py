@@ -29,7 +29,8 @@ from yibao.store.tables import backstop_liabilities as L
 from yibao.store.tables import liability_recourses as RC
 from yibao.store.tables import settlements as S
 
-LAYERS = (("pool", "pool_fund"), ("serious_illness", "serious_illness"), ("large_amount", "large_amount"), ("assistance", "assistance"))
+LAYERS = (("pool", "pool_fund"), ("serious_illness", "serious_illness"), ("large_amount", "large_amount"), ("other", "other"),
+          ("assistance", "assistance"))
 
 
 def _charged(conn: Connection, order_id: str) -> int:
