@@ -127,7 +127,7 @@ def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
     claims = db.run(lambda c: c.execute(select(channel_notifications.c.effect).where(channel_notifications.c.out_trade_no == oid)).scalars().all(),
                     write=False)
     # Claimed once when a copy completed the order; when the query's answer completed it first, both copies found the
-    # success recorded and nothing was claimed (notifications._already_recorded). Never twice.
+    # success recorded and nothing was claimed (notifications.ALREADY_RECORDED). Never twice.
     assert claims in ([po.COMPLETED], [])
     moves = [e for e in db.run(lambda c: audit.entries(c, "440300", 200), write=False) if e.subject == oid and e.action == "payment.cash_succeeded"]
     assert len(moves) == 1
@@ -136,7 +136,7 @@ def test_a_duplicated_notification_is_applied_once(stack, wxpay, db):
 
 def test_a_notification_of_a_success_already_recorded_is_acknowledged_and_claims_nothing(stack, wxpay, db):
     """The common case: the answer to the request (WeChat's query) completes the order before the notification comes.
-    The notification is acknowledged after one read — no claim, no write unit (notifications._already_recorded)."""
+    The notification is acknowledged and claims nothing — its unit writes nothing (notifications.ALREADY_RECORDED)."""
     pw, server = stack
     # The first copy is refused (a wrong signature) and its resend waits: it comes only when flushed, after the answer.
     wxpay.runtime.set_knobs(bad_notification_signature=True, notify_delays_ms=[600_000])

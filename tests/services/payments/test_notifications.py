@@ -36,7 +36,7 @@ def test_a_wrong_amount_is_an_anomaly_and_the_right_notification_after_it_comple
     assert _notified(pw, order, order.cash_pay + 1) == "duplicate"  # the same wrong one again: recorded once
     assert db.run(lambda c: payments.require(c, order.id), write=False).status == po.CASH_UNKNOWN
     assert _notified(pw, order, order.cash_pay) == po.COMPLETED
-    assert _notified(pw, order, order.cash_pay) == "duplicate"
+    assert _notified(pw, order, order.cash_pay) == notifications.ALREADY_RECORDED  # nothing to act on, nothing claimed
     assert db.run(lambda c: payments.require(c, order.id), write=False).status == po.COMPLETED
 
     effects = db.run(lambda c: sorted(c.execute(select(channel_notifications.c.effect).where(

@@ -65,9 +65,6 @@ async def _receive(ctx: Context, pi_id: str, cfg: connectors.ChannelConfig, chan
             return None
         log.warning("notification from %s refused: %s", pi_id, exc.code)
         return channel.ack(False)
-    if await _already_recorded(ctx, pi_id, notification):
-        log.info("notification from %s (%s %s): already recorded", pi_id, notification.kind, notification.status)
-        return channel.ack(True)
     now = ctx.now()
 
     def unit(c: Connection) -> str | None:
@@ -82,18 +79,15 @@ async def _receive(ctx: Context, pi_id: str, cfg: connectors.ChannelConfig, chan
     return channel.ack(True)
 
 
-async def _already_recorded(ctx: Context, pi_id: str, n: Notification) -> bool:
-    """A payment's success the order already shows — the institution's answer to our request or query recorded it, as it
-    mostly does before the notification arrives: nothing to act on, so nothing is claimed (`apply` would claim the key
-    and change nothing). A read instead of a write unit and its commit, once per payment (issue 13). Acking it needs no
-    check of the configuration's version: nothing is applied. Everything else — an order still in doubt, a failure, an
-    amount that is not the order's — goes to `apply`."""
-    if n.kind != "payment" or n.status != "succeeded" or n.out_trade_no is None:
-        return False
-    out_trade_no = n.out_trade_no
-    order = await ctx.run(lambda c: payments.get(c, out_trade_no), write=False)
-    return (order is not None and order.payment_institution_id == pi_id and order.status == po.COMPLETED and order.anomaly is None
-            and (n.amount_fen is None or n.amount_fen == order.cash_pay))
+ALREADY_RECORDED = "already_recorded"  # apply's answer for a payment's success the order already shows: nothing claimed
+
+
+def _already_recorded(order: payments.Order | None, pi_id: str, n: Notification) -> bool:
+    """A payment's success the order already shows — the institution's answer to our request or query recorded it
+    first: nothing to act on, so `apply` claims nothing and its unit writes nothing (a read-only commit, no WAL flush;
+    issue 13). Everything else — an order still in doubt, a failure, an amount that is not the order's — is claimed."""
+    return (n.kind == "payment" and n.status == "succeeded" and order is not None and order.payment_institution_id == pi_id
+            and order.status == po.COMPLETED and order.anomaly is None and (n.amount_fen is None or n.amount_fen == order.cash_pay))
 
 
 # One notification per payment: its claim and its effect as prepared SQL (store/sql.py), not Core (~100 µs each).
@@ -105,13 +99,17 @@ _EFFECT = Sql("UPDATE channel_notifications SET effect = :effect WHERE payment_i
 
 def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notification: Notification, actor: str) -> str:
     """Act on a verified notification once: the dedup claim is inserted in this same unit as its effect,
-    so a crash between the two cannot lose the event or apply it twice. Returns what was done."""
+    so a crash between the two cannot lose the event or apply it twice. Returns what was done (`ALREADY_RECORDED`, with
+    nothing claimed, for a success the order already shows)."""
     key = "|".join(notification.dedup_key)[:200]
+    order = payments.get(conn, notification.out_trade_no) if notification.kind == "payment" and notification.out_trade_no else None
+    if _already_recorded(order, pi_id, notification):
+        return ALREADY_RECORDED
     claimed = _CLAIM(conn, dict(payment_institution_id=pi_id, dedup_key=key, region=region, kind=notification.kind,
                                 out_trade_no=notification.out_trade_no, status=notification.status, now=now)).first() is not None
     if not claimed:
         return "duplicate"
-    effect = _effect(conn, now, pi_id, notification, actor)
+    effect = _effect(conn, now, pi_id, notification, actor, order)
     if effect == WRONG_AMOUNT:
         # Not applied, so not this event: free its key, and remember the anomaly under one of its own (a resend of the
         # same wrong notification is a duplicate of that, audited once).
@@ -128,12 +126,12 @@ def apply(conn: Connection, now: datetime, *, pi_id: str, region: str, notificat
     return effect
 
 
-def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor: str) -> str:
+def _effect(conn: Connection, now: datetime, pi_id: str, n: Notification, actor: str, order: payments.Order | None) -> str:
+    """``order``: the payment's order as `apply` read it before the claim (record_cash reads it again, locked)."""
     if n.kind == "agreement":
         return agreements.apply_notification(conn, now, pi_id, n, actor)
     if n.kind != "payment" or n.out_trade_no is None or n.status not in ("succeeded", "failed"):
         return "ignored"
-    order = payments.get(conn, n.out_trade_no)
     if order is None or order.payment_institution_id != pi_id:
         return "unknown_order"
     if n.amount_fen is not None and n.amount_fen != order.cash_pay:  # signed, but not what we asked for: never complete on it
