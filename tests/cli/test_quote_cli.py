@@ -119,7 +119,7 @@ def test_byte_order_mark_is_accepted(tmp_path):
 def test_cross_region_result_names_both_policy_files():
     r = run("quote", ROOT / "examples" / "nb-employee-cross-region-temporary.json", "--json")
     doc = json.loads(r.stdout)
-    assert doc["policy_version"] == "330200-2026.1" and doc["catalogue_version"] == "440300-2026.1"
+    assert doc["policy_version"] == "330200-2026.2" and doc["catalogue_version"] == "440300-2026.1"
     assert len(doc["catalogue_digest"]) == 12 and doc["catalogue_digest"] != doc["policy_digest"]
     assert doc["pool_prop_selfpay"] == "0.8200" and doc["cvlserv_pay"] == "0.00" and doc["hifes_pay"] == "0.00"
 
