@@ -2,6 +2,7 @@
 process (tests/support/cli.py: the same statuses, output and tracebacks, without a process's second of start-up)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ def process(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "yibao.cli", *map(str, args)], capture_output=True, text=True, cwd=ROOT, input=stdin)
 
 
-def run(*args, stdin=None):
-    return cli.yibao(*args, cwd=ROOT, input=stdin)
+def run(*args, stdin=None, env=None):
+    return cli.yibao(*args, cwd=ROOT, input=stdin, env=env)
 
 
 def test_quote_json_has_national_fields_and_policy_version():
@@ -119,9 +120,39 @@ def test_byte_order_mark_is_accepted(tmp_path):
 def test_cross_region_result_names_both_policy_files():
     r = run("quote", ROOT / "examples" / "nb-employee-cross-region-temporary.json", "--json")
     doc = json.loads(r.stdout)
-    assert doc["policy_version"] == "330200-2026.1" and doc["catalogue_version"] == "440300-2026.1"
+    assert doc["policy_version"] == "330200-2026.2" and doc["catalogue_version"] == "440300-2026.1"
     assert len(doc["catalogue_digest"]) == 12 and doc["catalogue_digest"] != doc["policy_digest"]
     assert doc["pool_prop_selfpay"] == "0.8200" and doc["cvlserv_pay"] == "0.00" and doc["hifes_pay"] == "0.00"
+
+
+def test_readme_example_implants_at_their_own_ratio():
+    """README's quote example (examples/nb-employee-implant.json): Ningbo's implants paid at their own fund ratio, the
+    level-3 deductible a share of the average wage. By hand: deductible 126600.00 × 0.8% = 1012.80; screws 4800.00,
+    15% first = 720.00, 4080.00 in scope; the implants 32000.00 + 4080.00 = 36080.00 × 80% = 28864.00; the ordinary
+    15800.00 + 800.00 = 16600.00, less the deductible, 15587.20 × 88% = 13716.736; fund 42580.736 → 42580.74; patient
+    53400.00 − 42580.74 = 10819.26, the account 3000.00, cash 7819.26."""
+    r = run("quote", ROOT / "examples" / "nb-employee-implant.json", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert (doc["act_pay_dedc"], doc["hifp_pay"], doc["psn_part_amt"], doc["acct_pay"], doc["psn_cash_pay"]) == (
+        "1012.80", "42580.74", "10819.26", "3000.00", "7819.26")
+    item = [e for e in doc["explanation"] if e["clause"].endswith("item_ratios[1]")]
+    assert [(e["zh"], e["en"]) for e in item] == [("按项目比例支付（植入材料）：¥36080.00 × 80% = ¥28864.00",
+                                                  "Paid at the item's own ratio (implants): ¥36080.00 × 80% = ¥28864.00")]
+
+
+def test_readme_quote_example_is_the_real_output():
+    """Every line of README's abridged `yibao quote` output is a line the command prints (the policy digest included,
+    so an edit of Ningbo's file that changes it is caught here)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "$ yibao quote examples/nb-employee-implant.json\n"
+    assert command in readme
+    shown = [ln[2:].rstrip() for ln in readme.split(command, 1)[1].split("  ```", 1)[0].splitlines()]
+    assert len(shown) >= 10
+    r = run("quote", "examples/nb-employee-implant.json", env={**os.environ, "COLUMNS": "110"})
+    assert r.returncode == 0, r.stderr
+    printed = {ln.rstrip() for ln in r.stdout.splitlines()}
+    assert [ln for ln in shown if ln not in printed] == []
 
 
 def test_not_json_and_missing_file(tmp_path):

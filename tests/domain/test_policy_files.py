@@ -11,7 +11,7 @@ from yibao.policies.loader import BUILTIN_DIR, builtin_policies, builtin_policy,
 
 def test_builtin_policies_load_with_version_and_digest():
     versions = {p.version for p in builtin_policies()}
-    assert versions == {"440300-2026.1", "370200-2026.1", "330200-2026.1"}
+    assert versions == {"440300-2026.1", "370200-2026.1", "330200-2026.2"}
     for p in builtin_policies():
         assert len(p.digest) == 12 and set(p.schemes) == {"employee", "resident", "child"}
         assert p.paycode_ttl_seconds == 180  # every demo region states it: Qingdao's 3 minutes (seed 003)

@@ -35,18 +35,21 @@ NO_POLICY = "110000"  # a treatment region with no policy file on record
 # ---------------------------------------------------------------------------- helpers
 
 
-def _line(cls: str, price: str, qty: str, cap: str | None = None, ratio: str | None = None) -> dict[str, Any]:
+def _line(cls: str, price: str, qty: str, cap: str | None = None, ratio: str | None = None,
+          categories: list[str] | None = None) -> dict[str, Any]:
     d: dict[str, Any] = {"code": f"{cls}-{price}", "class": cls, "unit_price": price, "quantity": qty}
     if cap is not None:
         d["price_cap"] = cap
     if ratio is not None:
         d["self_pay_ratio"] = ratio
+    if categories is not None:
+        d["categories"] = categories
     return d
 
 
-def a(price: str, qty: str = "1", cap: str | None = None) -> dict[str, Any]:
-    """甲 (class A) line."""
-    return _line("A", price, qty, cap)
+def a(price: str, qty: str = "1", cap: str | None = None, categories: list[str] | None = None) -> dict[str, Any]:
+    """甲 (class A) line; ``categories`` as the catalogue's item_category would give them (implant, imported…)."""
+    return _line("A", price, qty, cap, categories=categories)
 
 
 def b(price: str, qty: str = "1", ratio: str | None = None, cap: str | None = None) -> dict[str, Any]:
@@ -593,11 +596,12 @@ QINGDAO = [
 
 NINGBO = [
     # ---- employee
+    # level-3 deductible: 0.8% of the previous year's average wage, 126600.00*0.008 = 1012.80 (revision 2; was 1000.00)
     case("nb-emp-inpatient-b-default-0.15", bill(NB, a("10000.00"), b("2000.00"), level="level3"),
          lines=[(1000000, 0, 0, 0, 1000000), (200000, 0, 0, 30000, 170000)],  # 2000*0.15 = 300
-         total=1200000, pre_self_pay=30000, in_scope=1170000, deductible=100000,
-         pool_fund=941600,  # (11700-1000)*0.88 = 9416.00
-         person_total=258400, cash_pay=258400),
+         total=1200000, pre_self_pay=30000, in_scope=1170000, deductible=101280,
+         pool_fund=940474,  # (11700-1012.80)*0.88 = 10687.20*0.88 = 9404.736 -> 9404.74
+         person_total=259526, cash_pay=259526),  # 12000-9404.74
     case("nb-emp-retired-inpatient", bill(NB, a("4321.09"), level="level2", retired=True),
          deductible=50000,
          pool_fund=366825,  # (4321.09-500)*0.96 = 3668.2464 -> 3668.25
@@ -642,8 +646,8 @@ NINGBO = [
          cash_pay=19800, balance_after=494000),
     case("nb-emp-account-balance-short",
          bill(NB, a("10000.00"), b("2000.00"), level="level3", account=own("1000.00")),
-         pool_fund=941600, person_total=258400,  # as nb-emp-inpatient-b-default-0.15
-         account_pay=100000, cash_pay=158400, balance_after=0),
+         pool_fund=940474, person_total=259526,  # as nb-emp-inpatient-b-default-0.15
+         account_pay=100000, cash_pay=159526, balance_after=0),  # 2595.26-1000
     case("nb-emp-pool-cap-mid-bill-to-large-amount",
          bill(NB, a("2000.00"), retired=True, acc={"pool_fund_paid": "359000.00"}),
          deductible=30000,
@@ -652,6 +656,28 @@ NINGBO = [
          large_amount=57765,  # 679.59*0.85 = 577.6515 -> 577.65
          fund_total=157765, person_total=42235, cash_pay=42235,  # 2000-1000-577.65
          delta={"pool_fund_paid": 100000, "inpatient_pool_paid": 100000, "inpatient_eligible_used": 102041, "large_amount_base": 67959, "large_amount_paid": 57765}),  # covered 1020.41
+    # ---- employee inpatient: implants at their own fund ratio (item_ratios: imported 0.60, then implant 0.80)
+    case("nb-emp-implant-own-ratio",
+         bill(NB, a("5000.00"), a("20000.00", categories=["implant"]), level="level3"),
+         in_scope=2500000, deductible=101280,  # met from the ordinary cost first
+         # ordinary (5000-1012.80)*0.88 = 3987.20*0.88 = 3508.736; implant 20000*0.80 = 16000.00;
+         # rounded once over both: 19508.736 -> 19508.74
+         pool_fund=1950874, pool_ratio=880000,
+         person_total=549126, cash_pay=549126),  # 25000-19508.74
+    case("nb-emp-implant-meets-rest-of-deductible",
+         bill(NB, a("400.00"), a("10000.00", categories=["implant"]), level="level3"),
+         deductible=101280,
+         # the ordinary 400.00 meets part of the deductible, the implant the other 612.80:
+         # (10000-612.80)*0.80 = 9387.20*0.80 = 7509.76
+         pool_fund=750976,
+         person_total=289024, cash_pay=289024),  # 10400-7509.76
+    case("nb-emp-retired-imported-implant-first-rule",
+         bill(NB, a("2000.00"), a("30000.00", categories=["implant", "imported"]), level="level2", retired=True),
+         deductible=50000,
+         # a pacemaker is both: the first rule it matches (imported, 0.60) applies, not implant's 0.80:
+         # ordinary (2000-500)*0.96 = 1440.00; pacemaker 30000*0.60 = 18000.00
+         pool_fund=1944000,
+         person_total=1256000, cash_pay=1256000),  # 32000-19440
     # ---- resident and child
     case("nb-res-inpatient-si-base-includes-pre",
          bill(NB, a("7000.00"), b("1000.00"), insurance="resident", level="level2"),
@@ -680,6 +706,26 @@ NINGBO = [
          deductible=0,
          pool_fund=1000,  # min(100*0.50 = 50.00, 600-590 = 10.00)
          person_total=9000, cash_pay=9000),
+    # ---- resident outpatient ratio by age: base until 60, then one point a year, at most ten points more
+    case("nb-res-outpatient-ratio-by-age-66",
+         bill(NB, a("300.00"), insurance="resident", kind="outpatient", level="community", age=66),
+         deductible=10000,
+         pool_fund=12200,  # 0.55 + 0.01*(66-60) = 0.61; (300-100)*0.61 = 122.00
+         pool_ratio=610000,
+         person_total=17800, cash_pay=17800),
+    case("nb-res-outpatient-ratio-by-age-75-capped",
+         bill(NB, a("200.00"), insurance="resident", kind="outpatient", level="level2", age=75,
+              acc={"outpatient_deductible_used": "100.00"}),
+         deductible=0,
+         pool_fund=11000,  # 0.45 + 0.01*15 = 0.60 -> max 0.55; 200*0.55 = 110.00
+         pool_ratio=550000,
+         person_total=9000, cash_pay=9000),
+    case("nb-res-outpatient-ratio-by-age-60-base",
+         bill(NB, a("100.00"), insurance="resident", kind="outpatient", level="level1", age=60,
+              acc={"outpatient_deductible_used": "100.00"}),
+         pool_fund=5000,  # from_age 60: nothing added at 60; 100*0.50
+         pool_ratio=500000,
+         person_total=5000, cash_pay=5000),
     case("nb-child-inpatient", bill(NB, a("3000.00"), insurance="child"),
          deductible=20000,
          pool_fund=252000,  # (3000-200)*0.90
@@ -687,6 +733,26 @@ NINGBO = [
     case("nb-child-outpatient", bill(NB, a("80.00"), insurance="child", kind="outpatient", level="community"),
          pool_fund=5200,  # 80*0.65
          person_total=2800, cash_pay=2800),
+    # ---- children's own serious-illness section: threshold 12500, 70% of the excess (residents: 25000, bands)
+    case("nb-child-own-serious-illness-section",
+         bill(NB, a("20000.00"), insurance="child", level="level3", acc={"serious_illness_base": "10000.00"}),
+         deductible=60000,
+         pool_fund=1455000,  # (20000-600)*0.75 = 14550.00; in-scope self-pay 5450.00
+         # base 10000 -> 15450, above 12500 by 2950*0.70 = 2065.00 (the residents' 25000 would pay nothing)
+         serious_illness=206500,
+         fund_total=1661500, person_total=338500, cash_pay=338500,  # 20000-14550-2065
+         delta={"pool_fund_paid": 1455000, "inpatient_pool_paid": 1455000, "inpatient_eligible_used": 1940000,
+                "serious_illness_base": 545000, "serious_illness_paid": 206500}),
+    case("nb-child-own-section-hardship-halves-its-threshold",
+         bill(NB, a("10000.00"), insurance="child", level="level3", hardship="dibao",
+              acc={"serious_illness_base": "5000.00"}),
+         pool_fund=705000,  # (10000-600)*0.75 = 7050.00; in-scope self-pay 2950.00
+         # base 5000 -> 7950; dibao: the section's threshold halved, 12500*0.5 = 6250, ratio 0.70+0.05 = 0.75:
+         # (7950-6250)*0.75 = 1275.00 (without the status 7950 < 12500 pays nothing)
+         serious_illness=127500,
+         # assistance dibao 70%, threshold 0: base 2950.00 less the serious-illness 1275.00 = 1675*0.70 = 1172.50
+         assistance=117250,
+         fund_total=949750, person_total=50250, cash_pay=50250),  # 10000-7050-1275-1172.50
     # ---- serious illness (cumulative: 25000-50000 60%, above 70%; base includes pre_self_pay)
     case("nb-si-crosses-50000", nb_res_l3(acc={"serious_illness_base": "40000.00"}),
          pre_self_pay=150000, in_scope=4850000, deductible=100000, pool_fund=3087500,

@@ -58,7 +58,7 @@ def test_a_child_pays_from_the_guardians_account_and_the_cross_region_patient_se
 
     v, doc = db.run(cross_region)
     assert v.filing == "long_term" and doc["insuplc_admdvs"] == "330200" and doc["mdtrtarea_admvs"] == "440300"
-    assert doc["catalogue_version"] == "440300-2026.1" and doc["policy_version"] == "330200-2026.1"
+    assert doc["catalogue_version"] == "440300-2026.1" and doc["policy_version"] == "330200-2026.2"
 
 
 def test_the_guide_prints_every_token_whole_on_a_narrow_terminal(db, keyring):

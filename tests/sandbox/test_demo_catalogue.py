@@ -1,6 +1,6 @@
 """The DEMO catalogue: the files are exactly what the generator writes (deterministic), valid, marked DEMO, a few hundred
 entries with every class, caps, own ratios and limited-use rules; the example bills (examples/, yibao quote) state for
-each catalogue code the class, cap and ratio the treatment region's demo catalogue has."""
+each catalogue code the class, cap, ratio and item categories the treatment region's demo catalogue has."""
 
 from __future__ import annotations
 
@@ -48,5 +48,7 @@ def test_the_example_bills_agree_with_the_demo_catalogue():
             assert e.pric_uplmt_amt == (parse_yuan(line["price_cap"]) if "price_cap" in line else None), (path.name, line["code"])
             if "self_pay_ratio" in line and e.selfpay_prop is not None:
                 assert e.selfpay_prop == parse_ratio(line["self_pay_ratio"]), (path.name, line["code"])
+            # a bill's categories are what the platform would take from the catalogue's item_category
+            assert line.get("categories", []) == list(e.item_category), (path.name, line["code"])
             checked += 1
     assert checked >= 10
