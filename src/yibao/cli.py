@@ -681,6 +681,7 @@ def sandbox(
     import uvicorn
 
     p = pair(name, callback_url=callback, seed=seed, key_dir=keys)
+    p.runtime.notifier.keep_connections = True  # a long-lived process: one HTTP client, its connections kept
     Console(soft_wrap=True).print(
         f"[bold yellow]沙箱 SANDBOX[/] {p.app.title}\n  http://{host}:{port}  (admin: /sandbox/knobs, /sandbox/notifications/flush, /docs)\n"
         f"  keys: {keys}/{name}-*  ·  notifications → {callback or '(none: set --callback)'}", highlight=False)

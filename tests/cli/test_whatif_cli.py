@@ -28,7 +28,7 @@ def test_the_report_as_a_table_as_json_and_as_csv(tmp_path):
     doc = json.loads(as_json.stdout)
     assert doc["fund_total"] == {"old": "21827.50", "new": "23097.00", "change": "1269.50"}
     assert [(x["layer"], x["change"]) for x in doc["layers"]] == [("pool_fund", "-290.50"), ("serious_illness", "1560.00"),
-                                                                  ("large_amount", "0.00"), ("assistance", "0.00")]
+                                                                  ("large_amount", "0.00"), ("other", "0.00"), ("assistance", "0.00")]
     assert [(g["key"], g["change"]) for g in doc["by_insurance_type"]] == [("employee", "-290.50"), ("resident", "1560.00")]
     assert [(g["key"], g["change"]) for g in doc["by_level"]] == [("community", "-61.50"), ("level3", "1331.00")]
     assert [(p["psn_no"], p["change"]) for p in doc["persons"]] == [(h.world.resident.id, "1560.00"), (h.world.retiree.id, "-220.00"),

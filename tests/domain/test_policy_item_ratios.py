@@ -89,7 +89,8 @@ CASES = [
     # In-scope self-pay 15000.00 − 10400.00 = 4600.00 (the serious-illness base, below its 18000.00 threshold).
     pytest.param((RES_IN,), bill(line("5000.00"), line("10000.00", categories=IMPLANT)),
                  dict(deductible=100000, pool_fund=1040000, items=[800000],
-                      delta=dict(pool_fund_paid=1040000, pool_eligible_used=1400000, serious_illness_base=460000)),
+                      delta=dict(pool_fund_paid=1040000, inpatient_pool_paid=1040000, inpatient_eligible_used=1400000,
+                                 inpatient_in_scope=1500000, serious_illness_base=460000)),
                  id="implant-at-its-own-ratio"),
     # ordinary 500.00 meets half the 1000.00 deductible, the implant the other 500.00: (10000.00 − 500.00) × 0.80 = 7600.00
     pytest.param((RES_IN,), bill(line("500.00"), line("10000.00", categories=IMPLANT)),
@@ -116,17 +117,19 @@ CASES = [
     # In-scope self-pay 15000.00 − 5000.00 = 10000.00 (the serious-illness base, still below 18000.00)
     pytest.param((RES_IN,), bill(line("5000.00"), line("10000.00", categories=IMPLANT), acc={"pool_fund_paid": "245000.00"}),
                  dict(deductible=100000, pool_fund=500000, items=[800000],
-                      delta=dict(pool_fund_paid=500000, pool_eligible_used=725000, serious_illness_base=1000000),
+                      delta=dict(pool_fund_paid=500000, inpatient_pool_paid=500000, inpatient_eligible_used=725000, inpatient_in_scope=1500000,
+                                 serious_illness_base=1000000),
                       says=("下一层", "next layer")),
                  id="basic-cap-reaches-the-item-last"),
-    # employee, ceiling 450000.00 with 445000.00 used: 5000.00 left. Ordinary 3800.00 − deductible 800.00 = 3000.00,
+    # employee, inpatient ceiling 450000.00 with 445000.00 used (inpatient_eligible_used): 5000.00 left. Ordinary 3800.00 − deductible 800.00 = 3000.00,
     # implant 5000.00: within the ceiling 3000.00 + 2000.00 of the implant, 3000.00 of the implant spills.
     # Bands with the deductible: [800, 3800) at 0.80 = 2400.00; implant 2000.00 × 0.90 = 1800.00; pool 4200.00.
-    # Large amount: 3000.00 × 0.90 = 2700.00
+    # Large amount: 3000.00 × 0.90 = 2700.00 on a base of 3000.00 (large_amount_base); in scope 3800.00 + 5000.00 = 8800.00
     pytest.param((EMP_IN,), bill(line("3800.00"), line("5000.00", categories=IMPLANT), insurance="employee",
-                                 acc={"pool_eligible_used": "445000.00"}),
+                                 acc={"inpatient_eligible_used": "445000.00"}),
                  dict(deductible=80000, pool_fund=420000, large_amount=270000, items=[180000],
-                      delta=dict(pool_fund_paid=420000, pool_eligible_used=500000, large_amount_paid=270000)),
+                      delta=dict(pool_fund_paid=420000, inpatient_pool_paid=420000, inpatient_eligible_used=500000, inpatient_in_scope=880000,
+                                 large_amount_base=300000, large_amount_paid=270000)),
                  id="eligible-ceiling-reaches-the-item-last"),
     # the implant is not measured in the bands: ordinary 12000.00: [800, 10000) at 0.80 = 7360.00, [10000, 12000) at
     # 0.88 = 1760.00; implant 20000.00 × 0.90 = 18000.00; pool 27120.00
@@ -139,7 +142,8 @@ CASES = [
     # covered 400.00 + 300.00 / 0.70 = 828.571… → 828.57; the cost beyond stays the patient's (no second layer for it)
     pytest.param((RES_OUT,), bill(line("400.00"), line("600.00", categories=["negotiated"]), kind="outpatient", level="community"),
                  dict(deductible=0, pool_fund=50000, items=[42000],
-                      delta=dict(pool_fund_paid=50000, outpatient_pool_paid=50000, pool_eligible_used=82857, serious_illness_base=50000)),
+                      delta=dict(pool_fund_paid=50000, outpatient_pool_paid=50000, outpatient_eligible_used=82857, outpatient_in_scope=100000,
+                                 serious_illness_base=50000)),
                  id="outpatient-cap-reaches-the-item-last"),
 ]
 

@@ -104,7 +104,7 @@ def test_a_binding_cap_with_no_next_layer_leaves_the_rest_to_the_patient():
     # 248000.00 paid: 2000.00 left of 5400.00; the fund stops at 2000.00 / 0.60 = 3333.33 of cost: 9000.00 − 3333.33
     # = 5666.67 of cost is the patient's
     s = settle(res_bill("10000.00", acc={"pool_fund_paid": "248000.00"}), qd(edit))
-    assert (s.pool_fund, s.serious_illness, s.accumulator_delta.pool_eligible_used) == (200000, 0, 333333)
+    assert (s.pool_fund, s.serious_illness, s.accumulator_delta.inpatient_eligible_used) == (200000, 0, 333333)
     pool = next(e for e in s.explanation if e.code == "pool_fund")
     assert "¥5666.67" in pool.zh and "由个人负担" in pool.zh and "下一层" not in pool.zh
     assert "¥5666.67" in pool.en and "the patient pays the rest" in pool.en and "next layer" not in pool.en

@@ -92,8 +92,9 @@ def test_the_overview_counts_settled_and_cancelled_apart_and_the_money_of_the_se
     assert re.search(r'id="today-in-progress" data-n="0">支付中 0 笔<', page) and "撤销 1 笔" in page
     row = re.search(r'<tr id="region-440300">(.*?)</tr>', page, re.S).group(1)
     cells = re.findall(r'<td class="num">([^<]*)</td>', row)
-    # settled, partial, cancelled, in progress, total, pool, serious illness, large amount, assistance, account, cash, returned ×2
-    assert cells == ["1", "0", "1", "0", "¥375.00", "¥9.00", "¥0.00", "¥0.00", "¥0.00", "¥366.00", "¥0.00", "¥0.00", "¥0.00"]
+    # settled, partial, cancelled, in progress, total, pool, serious illness, large amount, other (oth_pay), assistance, account,
+    # cash, returned ×2
+    assert cells == ["1", "0", "1", "0", "¥375.00", "¥9.00", "¥0.00", "¥0.00", "¥0.00", "¥0.00", "¥366.00", "¥0.00", "¥0.00", "¥0.00"]
 
 
 @pytest.mark.parametrize("region, said", [("abc", "统筹区代码应为6位数字"), ("123456", "统筹区 123456 不存在")])

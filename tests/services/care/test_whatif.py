@@ -51,7 +51,7 @@ def test_the_year_is_replayed_under_the_new_policy(db, keyring, tmp_path):
     layers = {row["layer"]: (row["old"], row["new"], row["change"]) for row in r.layer_rows()}
     pool_old, pool_new = V1_OLD + V2_OLD + RET_OLD + RES_POOL, V1_NEW + V2_NEW + RET_NEW + RES_POOL
     assert layers == {"pool_fund": (pool_old, pool_new, pool_new - pool_old), "serious_illness": (0, RES_SI_NEW, RES_SI_NEW),
-                      "large_amount": (0, 0, 0), "assistance": (0, 0, 0)}
+                      "large_amount": (0, 0, 0), "other": (0, 0, 0), "assistance": (0, 0, 0)}
     assert (r.total.fund_old, r.total.fund_new, r.total.change) == (2182750, 2309700, 126950)
     assert r.repriced == 4 and r.persons_replayed == 4 and r.replayed_before_period == 0
     by_type = {g.key: (g.settlements, g.fund_old, g.fund_new) for g in r.insurance_types()}
