@@ -78,17 +78,6 @@ _HEAD = Sql("SELECT lane, seq, hash FROM audit_heads WHERE region = :region AND 
 _APPEND = Sql("""INSERT INTO audit_log (region, lane, seq, at, actor, action, subject, detail, prev_hash, hash, transfers)
                  VALUES (:region, :lane, :seq, :at, :actor, :action, :subject, :detail, :prev, :hash, :transfers)""")
 _MOVE_HEAD = Sql("UPDATE audit_heads SET seq = :seq, hash = :hash WHERE region = :region AND lane = :lane")
-_COLUMNS = ("seq", "at", "actor", "action", "subject", "detail", "prev", "hash", "transfers")
-
-
-@lru_cache(maxsize=32)
-def _append_and_move(n: int) -> Sql:
-    """PostgreSQL: a unit's ``n`` entries and its head's move in ONE statement (a data-modifying WITH) — a round trip
-    fewer per unit, twice a payment (issue 13). SQLite has no INSERT inside WITH: there the two statements stay."""
-    values = ", ".join("(:region, :lane, " + ", ".join(f":{c}{i}" for c in _COLUMNS) + ")" for i in range(n))
-    return Sql(f"""WITH appended AS (INSERT INTO audit_log (region, lane, seq, at, actor, action, subject, detail, prev_hash, hash, transfers)
-                   VALUES {values})
-                   UPDATE audit_heads SET seq = :head_seq, hash = :head_hash WHERE region = :region AND lane = :lane""")
 
 
 class AuditKeyMissing(RuntimeError):
@@ -207,14 +196,8 @@ def _write(conn: Connection, pending: _Pending) -> None:
             rows.append(dict(region=region, lane=lane, seq=seq, at=at, actor=actor, action=action, subject=subject, detail=detail,
                              prev=prev, hash=digest, transfers=carried))
             prev = digest
-        if conn.dialect.name == "postgresql" and len(rows) <= 16:  # a job's long unit keeps the batch insert
-            params = {"region": region, "lane": lane, "head_seq": seq, "head_hash": prev}
-            for i, row in enumerate(rows):
-                params.update((f"{c}{i}", row[c]) for c in _COLUMNS)
-            _append_and_move(len(rows))(conn, params)
-        else:
-            _APPEND(conn, rows if len(rows) > 1 else rows[0])
-            _MOVE_HEAD(conn, {"region": region, "lane": lane, "seq": seq, "hash": prev})
+        _APPEND(conn, rows if len(rows) > 1 else rows[0])
+        _MOVE_HEAD(conn, {"region": region, "lane": lane, "seq": seq, "hash": prev})
     pending.entries.clear()
     pending.transfers.clear()
 
