@@ -118,10 +118,10 @@ def bulk(db: Database, person: str, n: int, *, month: int, offset: int) -> None:
                            SELECT 'V' {cat} g.i, '{REGION}', '{REGION}', '{person}', '{HOSPITAL}', 'outpatient', 'settled', '2026-{month:02d}-01', 1,
                            {at}, {at} FROM {series}"""))
         c.execute(text(f"""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year, total,
-                           fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+                           fund_total, pool_fund, serious_illness, large_amount, other, assistance, account_pay, account_id, cash_pay, policy_version,
                            accumulator_delta, document, created_at)
                            SELECT 'S' {cat} g.i, '{REGION}', '{REGION}', 'V' {cat} g.i, '{person}', '{HOSPITAL}', 'M' {cat} g.i,
-                           CASE WHEN g.i % 100 = 0 THEN 'cancelled' ELSE 'settled' END, 2026, 10000, {FUND}, {FUND}, 0, 0, 0,
+                           CASE WHEN g.i % 100 = 0 THEN 'cancelled' ELSE 'settled' END, 2026, 10000, {FUND}, {FUND}, 0, 0, 0, 0,
                            CASE WHEN g.i % 2 = 0 THEN {ACCOUNT} ELSE 0 END, '{acct}', 2000, 'bench', '{{}}', '{{}}', {at} FROM {series}"""))
         legs = [(f"'{fund}'", f"'{receivable}'", FUND, "pool", "settlement", "1 = 1"),
                 (f"'{acct}'", f"'{receivable}'", ACCOUNT, "account", "settlement", "g.i % 2 = 0"),

@@ -129,10 +129,10 @@ def bulk(db: Database) -> None:
                            SELECT '{REGION}', 'V' || g.i, '2', 'XJ01DDC078A001010100483', '头孢克肟胶囊', 'B', 1250, 20000, 1000, NULL, true,
                            'active', {at} FROM {settlements}"""))
         c.execute(text(f"""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year, total,
-                           fund_total, pool_fund, serious_illness, large_amount, assistance, account_pay, account_id, cash_pay, policy_version,
+                           fund_total, pool_fund, serious_illness, large_amount, other, assistance, account_pay, account_id, cash_pay, policy_version,
                            accumulator_delta, document, created_at)
                            SELECT 'S' || g.i, '{REGION}', '{REGION}', 'V' || g.i, {person}, {hospital}, 'M' || g.i,
-                           CASE WHEN g.i % 100 = 0 THEN 'cancelled' ELSE 'settled' END, 2026, 10000, 7000, 7000, 0, 0, 0, 0, NULL, 3000,
+                           CASE WHEN g.i % 100 = 0 THEN 'cancelled' ELSE 'settled' END, 2026, 10000, 7000, 7000, 0, 0, 0, 0, 0, NULL, 3000,
                            '440300-2026.1', '{{}}', '{{}}', {at} FROM {settlements}"""))
         c.execute(text("ANALYZE"))
 
