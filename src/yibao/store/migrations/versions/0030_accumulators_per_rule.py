@@ -144,7 +144,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     conn = op.get_bind()
     if conn.execute(sa.text("SELECT COUNT(*) FROM settlements WHERE other <> 0")).scalar_one():
-        raise RuntimeError("settlements with an oth_pay amount exist: the schema before 0029 cannot hold them")
+        raise RuntimeError("settlements with an oth_pay amount exist: the schema before 0030 cannot hold them")
     with op.batch_alter_table('accumulators', schema=None, recreate='always') as batch_op:
         batch_op.drop_constraint(op.f('ck_accumulators_non_negative'), type_='check')
         batch_op.add_column(sa.Column('pool_eligible_used', sa.BigInteger(), nullable=False, server_default='0'))
