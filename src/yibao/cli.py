@@ -364,6 +364,34 @@ def _bank_overrides(bank: list[str], keys: Path) -> dict:
     return overrides
 
 
+def _migrated_database(database: Optional[str]):  # noqa: ANN202
+    """The database a job works on, refused (exit 2) unless it exists with the platform's schema at its head revision: a
+    job never creates a database file, its folder or a key where it was pointed at the wrong place."""
+    from sqlalchemy import inspect
+
+    from yibao.domain.errors import Conflict
+    from yibao.store import migrate
+    from yibao.store.db import Database, database_url
+
+    url = database or database_url()
+    path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+    missing = Conflict("database", "no_schema", f"数据库 {url} 中没有平台的数据表（或版本不是最新）：请先运行 yibao db upgrade，或用 --database 指向平台的数据库",
+                       f"the database {url} holds no platform schema (or not the latest): run `yibao db upgrade`, or point --database at the platform's")
+    if path and path != ":memory:" and not os.path.exists(path):
+        raise _fail(missing)
+    db = Database(url)
+    try:
+        # The platform's tables, at the latest revision when Alembic made them (a test's create_all stamps none).
+        ok = inspect(db.engine).has_table("settlements")
+        at = migrate.current(db) if ok else None
+    except Exception:  # noqa: BLE001 — a server that cannot be reached is refused as a missing schema is
+        ok, at = False, None
+    if not ok or (at is not None and at != migrate.head()):
+        db.dispose()
+        raise _fail(missing)
+    return db
+
+
 def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), keys: Path = Path("."), sms: bool = False,  # noqa: ANN001
          as_json: bool = False, render=None) -> dict:  # noqa: ANN001
     """The skeleton of a CLI job (clearing, benefits, reconciliation, credit): the banks parsed, the database and the keyring
@@ -376,10 +404,9 @@ def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), key
 
     from yibao.services import Context
     from yibao.services.agency.connectors import Connectors
-    from yibao.store.db import Database
 
     overrides = _bank_overrides(bank, keys)
-    db = Database(database)
+    db = _migrated_database(database)
     try:
         keyring = _keyring()
         extra = {}
@@ -526,7 +553,7 @@ def _whatif_csv(report, out) -> None:  # noqa: ANN001
     import csv
 
     from yibao.domain.money import format_yuan as y
-    from yibao.services.care.whatif import NOT_REPRICED
+    from yibao.services.care.whatif import INSURANCE_TYPE_LABELS, NOT_REPRICED
 
     w = csv.writer(out, lineterminator="\n")
     w.writerow(("section", "key", "zh", "en", "settlements", "old", "new", "change"))
@@ -537,8 +564,9 @@ def _whatif_csv(report, out) -> None:  # noqa: ANN001
     for section, groups in (("insurance_type", report.insurance_types()), ("level", report.levels())):
         for g in groups:
             w.writerow((section, g.key, g.zh, g.en, g.settlements, y(g.fund_old), y(g.fund_new), y(g.change)))
-    for p in report.persons:
-        w.writerow(("person", p.psn_no, "", p.insurance_type, p.settlements, y(p.old), y(p.new), y(p.change)))
+    for p in report.persons:  # the zh and en columns name the person's scheme, as the insurance-type rows do
+        zh, en = INSURANCE_TYPE_LABELS.get(p.insurance_type, (p.insurance_type, p.insurance_type))
+        w.writerow(("person", p.psn_no, zh, en, p.settlements, y(p.old), y(p.new), y(p.change)))
     for f in report.failures:
         w.writerow(("failure", f.setl_id, f.zh, f.en, 1, y(f.fund_old), "", ""))
     for reason, n in report.not_repriced.items():
@@ -573,6 +601,9 @@ def _whatif_table(report, console: Console) -> None:  # noqa: ANN001
     table("按险种 By insurance type", "险种 type", [(f"{g.zh} {g.en}", g.settlements, g.fund_old, g.fund_new) for g in report.insurance_types()])
     table("按机构级别 By institution level", "级别 level", [(f"{g.zh} {g.en}", g.settlements, g.fund_old, g.fund_new) for g in report.levels()])
     table("影响最大的参保人 Persons most affected", "psn_no", [(f"{x.psn_no} {x.insurance_type}", x.settlements, x.old, x.new) for x in report.persons])
+    if not report.repriced and not report.failed:
+        console.print("期间内没有属于该策略统筹区和年度的有效结算：请核对策略文件的统筹区、年度和日期范围 / no standing settlement of the "
+                      "period belongs to the policy's region and year: check the file's region and year and the dates", highlight=False)
     if report.failed or report.failed_before_period:
         console.print(f"无法按新政策重算 could not be priced under the new policy: {report.failed} "
                       f"({', '.join(f'{k} {v}' for k, v in report.failure_codes.items())}); 期前 before the period {report.failed_before_period}",

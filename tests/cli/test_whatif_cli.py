@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.cli.test_credit_cli import KEY, yibao, yibao_process
 from tests.support.db import Clock
@@ -65,3 +69,17 @@ def test_bad_arguments_are_refused_by_name(tmp_path):
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr
     bad = yibao_process("whatif", "--policy", str(policy), "--from", "2026-13-01", "--to", "2026-11-24", "--database", url)
     assert bad.returncode == 2 and "--from" in bad.stderr
+
+
+def test_a_job_pointed_at_no_platform_database_is_refused_and_writes_nothing(tmp_path):
+    """Run where there is no platform database (the default path, or a --database in a folder that does not exist): one
+    line naming the database and what to do, exit 2 — and no database file, folder or key made where it was pointed."""
+    policy = new_policy(tmp_path)
+    exe = Path(sys.executable).with_name("yibao")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YIBAO_")} | {"NO_COLOR": "1"}
+    for extra in ((), ("--database", f"sqlite:///{tmp_path}/nodir/x.db")):
+        done = subprocess.run([str(exe), "whatif", "--policy", str(policy), "--from", "2026-01-01", "--to", "2026-01-31", *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert "yibao db upgrade" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / ".yibao").exists() and not (tmp_path / "nodir").exists()

@@ -142,3 +142,19 @@ def test_the_stacked_example_of_docs_policy_md() -> None:
     (s,) = year(qd_policy(edit), bill(amount="20000.00"))
     assert (s.pool_fund, s.large_amount, s.other, s.serious_illness) == (901_500, 500_000, 290_111, 104_195)
     assert (s.fund_total, s.cash_pay) == (1_795_806, 204_194)
+
+
+def test_an_explanation_cites_the_schemes_own_section_when_it_priced_the_layer():
+    """Ningbo's children have their own serious-illness section (threshold 12500.00, 70 %): a stay of 100000.00 in scope
+    at level 3 leaves 12950.00 above it after the basic fund — 9065.00 — and the explanation cites that section, not the
+    file's top-level one (which Ningbo's residents use)."""
+    from yibao.domain.settlement import settle
+    from yibao.formats.bill_json import bill_from_mapping
+    from yibao.policies.loader import builtin_policy
+
+    child = bill_from_mapping({"insured_region": "330200", "treatment_region": "330200", "date": "2026-06-01",
+                               "person": {"insurance_type": "child", "age": 8}, "visit": {"kind": "inpatient", "institution_level": "level3"},
+                               "lines": [{"code": "A1", "class": "A", "unit_price": "100000.00", "quantity": "1"}]})
+    s = settle(child, builtin_policy("330200", 2026))
+    si = next(e for e in s.explanation if e.code == "serious_illness")
+    assert (si.amount, si.clause) == (906500, "330200-2026.2 schemes.child.serious_illness")

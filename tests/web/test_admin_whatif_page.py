@@ -95,7 +95,7 @@ def test_the_what_if_on_the_page_shows_the_services_figures(desktop, live, tmp_p
     page.locator("#whatif-policy").set_input_files(str(path))
     page.locator("#whatif-to").fill(today.isoformat())
     page.locator("#whatif-run").click()
-    expect(page.locator("#whatif-counts")).to_contain_text(f"{expected.repriced} settlements re-priced")
+    expect(page.locator("#whatif-counts")).to_contain_text(f"settlements re-priced: {expected.repriced}")
     expect(page.locator("#layer-pool_fund td").first).to_contain_text("pooled fund")
     expect(page.locator("#whatif-fund-change")).to_have_attribute("data-fen", str(expected.total.change))
     page.goto("/lang?to=zh&next=/admin/whatif")

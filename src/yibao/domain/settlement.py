@@ -455,6 +455,8 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     parts = {"in_scope_self_pay": t_in - hifp, "pre_self_pay": t_pre, "over_limit": t_over, "own_expense": t_own}
     above_la_cap = 0  # cost the large-amount layer could not pay on because its yearly cap ran out
     for layer in scheme.layer_order:
+        # The clause an explanation cites: the scheme's own section when it has one, else the file's.
+        section = f"schemes.{person.insurance_type}.{layer}" if getattr(scheme, layer) is not None else layer
         la = policy.large_amount_for(person.insurance_type) if layer == "large_amount" else None
         si = policy.serious_illness_for(person.insurance_type) if layer == "serious_illness" else None
         bl = policy.beyond_large_amount_for(person.insurance_type) if layer == "beyond_large_amount" else None
@@ -464,11 +466,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
             hifob, raw, above_la_cap = _yearly_layer(la.bands, la.threshold, la.basis, acc.large_amount_base, overflow, left)
             _allocate(parts, hifob, ("in_scope_self_pay",))
             if la.bands.is_flat and not la.threshold:
-                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} {section}", "职工大额医疗费用补助：{base:y} × {r:p} = {raw:y}，支付{a:y}",
                                       "Employee large-amount subsidy: {base:y} × {r:p} = {raw:y}, paid {a:y}",
                                       {"base": overflow, "r": la.ratio, "raw": raw, "a": hifob}))
             else:
-                ex.append(Explanation(5, "large_amount", hifob, f"{ver} large_amount",
+                ex.append(Explanation(5, "large_amount", hifob, f"{ver} {section}",
                                       "职工大额医疗费用补助：本年累计{b1:y}，起付线{thr:y}（{s:zh}）= {raw:y}，支付{a:y}",
                                       "Employee large-amount subsidy: yearly cost beyond the basic layer {b1:y}, threshold {thr:y} ({s:en}) = {raw:y}, paid {a:y}",
                                       {"b1": acc.large_amount_base + overflow, "thr": la.threshold, "s": la.bands, "raw": raw, "a": hifob}))
@@ -481,7 +483,7 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                 oth += bl_paid
             else:
                 hifmi += bl_paid
-            ex.append(Explanation(5, "beyond_large_amount", bl_paid, f"{ver} beyond_large_amount",
+            ex.append(Explanation(5, "beyond_large_amount", bl_paid, f"{ver} {section}",
                                   "大额封顶线以上费用{base:y}（{s:zh}）= {raw:y}，支付{a:y}（{field}）",
                                   "Cost above the large-amount cap {base:y} ({s:en}) = {raw:y}, paid {a:y} ({field})",
                                   {"base": above_la_cap, "s": bl.bands, "raw": raw, "a": bl_paid, "field": bl.reported_as}))
@@ -500,12 +502,12 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
                 si_paid = raw if left is None else min(raw, left)
                 hifmi += si_paid
                 _allocate(parts, si_paid, si.base_includes)
-                ex.append(Explanation(5, "serious_illness", si_paid, f"{ver} serious_illness",
+                ex.append(Explanation(5, "serious_illness", si_paid, f"{ver} {section}",
                                       "大病保险：本年累计{b1:y}，起付线{thr:y}，本次超过起付线{above:y}（{s:zh}）= {raw:y}，支付{a:y}",
                                       "Serious-illness insurance: yearly base {b1:y}, threshold {thr:y}, {above:y} above it this bill ({s:en}) = {raw:y}, paid {a:y}",
                                       {"b1": b1, "thr": thr, "above": b1 - lo, "s": bands, "raw": raw, "a": si_paid}))
             elif si_base:
-                ex.append(Explanation(5, "serious_illness", 0, f"{ver} serious_illness.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
+                ex.append(Explanation(5, "serious_illness", 0, f"{ver} {section}.threshold", "大病保险：本年累计{b1:y}，未达起付线{thr:y}",
                                       "Serious-illness insurance: yearly base {b1:y} is below the threshold {thr:y}", {"b1": b1, "thr": thr}))
 
     # Step 6: medical assistance.

@@ -62,7 +62,7 @@ def load_policy_bytes(raw: bytes, name: str) -> Policy:
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         if isinstance(exc, yaml.reader.ReaderError):
-            problem = "the file is not UTF-8 text"
+            raise PolicyError(where, "policy_yaml", "文件不是 UTF-8 文本", "the file is not UTF-8 text") from None
         raise PolicyError(where, "policy_yaml", f"YAML 格式错误：{problem}", f"invalid YAML: {problem}") from None
     except RecursionError:
         raise PolicyError(name, "policy_yaml", "YAML 嵌套层级过深", "the YAML is nested too deeply") from None

@@ -112,6 +112,8 @@ class _Reader:
         value = self.raw(key, _MISSING if required else None)
         if value == "none" or (value is None and not required):
             return None
+        if isinstance(value, str) and value.strip().lower() in ("none", "null", "unlimited", "no", "inf", "infinity", "无", "不限"):
+            raise self.fail(key, f"无上限请写 none（小写），而不是 {value!r}", f"write none (lower case) for no cap, not {value!r}")
         return self.yuan(key)
 
     def ratio(self, key: str, default: Any = _MISSING) -> int:
@@ -292,7 +294,8 @@ def _item_ratios(r: _Reader) -> tuple[ItemRatio, ...]:
             raise ir.fail("", "应为映射 {code 或 category, ratio}", "must be a mapping {code or category, ratio}")
         ir.check_keys(("code", "category", "ratio", "label_zh", "label_en"))
         if ("code" in item) == ("category" in item):
-            raise ir.fail("", "须写 code（医保目录编码）或 category（项目类别）之一", "needs either code (a national catalogue code) or category, not both")
+            both_en = "not both" if "code" in item else "one of the two is missing"
+            raise ir.fail("", "须写 code（医保目录编码）或 category（项目类别）之一", f"needs either code (a national catalogue code) or category: {both_en}")
         code = None if "code" not in item else ir.text("code")
         category = None if "category" not in item else ir.choice("category", tuple(ITEM_CATEGORIES))
         key = ("code", code) if code is not None else ("category", category)

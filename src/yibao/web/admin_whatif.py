@@ -8,13 +8,14 @@ to, nothing to do twice).
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.errors import InputError, PolicyError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.policies.loader import load_policy_bytes
 from yibao.services.books import volumes
@@ -75,7 +76,10 @@ async def run_whatif(request: Request) -> Response:
         if len(raw) > MAX_POLICY_BYTES:
             raise InputError("policy", "too_large", f"策略文件不能超过 {MAX_POLICY_BYTES // 1024} KB",
                              f"the policy file must not exceed {MAX_POLICY_BYTES // 1024} KB")
-        policy = load_policy_bytes(raw, name)
+        try:
+            policy = load_policy_bytes(raw, name)
+        except PolicyError as exc:  # the page shows a message only: where in the file goes into it, as the CLI says it
+            raise PolicyError(exc.field, exc.code, f"{exc.field}：{exc.message_zh}", f"{exc.field}: {exc.message_en}") from None
         start, end = _date(form, "from", "开始日期", "the first day"), _date(form, "to", "结束日期", "the last day")
         top = _top(form)
         whatif.check_period(policy, start, end, None)
@@ -90,13 +94,19 @@ async def run_whatif(request: Request) -> Response:
         return zh if lang == "zh" else en
 
     def pairs(rows: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
-        return [item for name, old, new in rows for item in ((f"{name} · {t('whatif_stored')}", old), (f"{name} · {t('whatif_new')}", new))]
+        # A chart's label without its parenthesis (the tables beside it give the full names): it must fit the label room.
+        def short(name: str) -> str:
+            return re.sub(r"\s*[（(].*?[）)]", "", name)
+        return [item for name, old, new in rows
+                for item in ((f"{short(name)} · {t('whatif_stored')}", old), (f"{short(name)} · {t('whatif_new')}", new))]
 
     money = lambda fen: f"¥{format_yuan(fen)}"  # noqa: E731
     layers = charts.bar_chart(pairs([(label(r["zh"], r["en"]), r["old"], r["new"]) for r in report.layer_rows()]), chart_id="chart-whatif-layers",
-                              title=t("whatif_chart_layers"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=640)
+                              title=t("whatif_chart_layers"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=680,
+                              label_w=260)
     levels = charts.bar_chart(pairs([(label(g.zh, g.en), g.fund_old, g.fund_new) for g in report.levels()]), chart_id="chart-whatif-levels",
-                              title=t("whatif_chart_levels"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=640)
+                              title=t("whatif_chart_levels"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=680,
+                              label_w=260)
     return _page(request, who, "admin/whatif.html", nav="whatif", report=report, default_from=start.isoformat(), default_to=end.isoformat(),
                  top=top, max_kb=MAX_POLICY_BYTES // 1024, layers_svg=render.markup_svg(layers), levels_svg=render.markup_svg(levels),
                  not_repriced=whatif.NOT_REPRICED, region_label=region_name(report.region, report.policy.year, lang),

@@ -18,12 +18,13 @@ BLUE = "#0b5cad"
 
 
 def bar_chart(items: Sequence[tuple[str, int]], *, title: str, empty: str, fmt: Callable[[int], str] = str, width: int = 560,
-              chart_id: str = "", colours: Sequence[str] = (BLUE,)) -> str:
+              chart_id: str = "", colours: Sequence[str] = (BLUE,), label_w: int = LABEL_W) -> str:
     """An SVG of ``items`` (label, value): bar lengths proportional to the values, the largest full width.
-    ``colours`` are used in turn (one colour by default: the bars differ by length, not by hue)."""
+    ``colours`` are used in turn (one colour by default: the bars differ by length, not by hue); ``label_w``: the room
+    for the labels (px), for a chart whose labels are longer than most."""
     if any(value < 0 for _, value in items):
         raise ValueError("bar_chart: values must not be negative")
-    bar_space = width - LABEL_W - VALUE_W - 2 * PAD
+    bar_space = width - label_w - VALUE_W - 2 * PAD
     top = 28
     height = top + max(1, len(items)) * ROW + PAD
     ident = f' id="{escape(chart_id)}"' if chart_id else ""
@@ -39,8 +40,8 @@ def bar_chart(items: Sequence[tuple[str, int]], *, title: str, empty: str, fmt: 
         length = 0 if largest == 0 else round(bar_space * value / largest)
         colour = colours[i % len(colours)]
         parts.append(f'<g class="bar" data-value="{value}">'
-                     f'<text x="{LABEL_W - 6 + PAD}" y="{y + 19}" text-anchor="end" fill="#1d2330">{escape(label)}</text>'
-                     f'<rect x="{LABEL_W + PAD}" y="{y + 5}" width="{length}" height="{ROW - 10}" rx="3" fill="{colour}"/>'
-                     f'<text x="{LABEL_W + PAD + length + 6}" y="{y + 19}" fill="#1d2330">{escape(fmt(value))}</text></g>')
+                     f'<text x="{label_w - 6 + PAD}" y="{y + 19}" text-anchor="end" fill="#1d2330">{escape(label)}</text>'
+                     f'<rect x="{label_w + PAD}" y="{y + 5}" width="{length}" height="{ROW - 10}" rx="3" fill="{colour}"/>'
+                     f'<text x="{label_w + PAD + length + 6}" y="{y + 19}" fill="#1d2330">{escape(fmt(value))}</text></g>')
     parts.append("</svg>")
     return "".join(parts)

@@ -558,7 +558,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "whatif_run": ("开始测算", "Run the what-if"),
     "whatif_summary": ("策略 {version}（{file}）· 参保地 {region} · {start} 至 {end}", "Policy {version} ({file}) · insured in {region} · {start} to {end}"),
     "whatif_counts": ("重算结算 {n} 笔 · 参保人 {p} 人 · 期前重放 {b} 笔 · 无法重算 {f} 笔",
-                      "{n} settlements re-priced · {p} persons · {b} replayed before the period · {f} could not be priced"),
+                      "settlements re-priced: {n} · persons: {p} · replayed before the period: {b} · could not be priced: {f}"),
     "whatif_fund_change": ("基金支出变化", "Change in fund spend"),
     "whatif_stored": ("现行", "stored"),
     "whatif_new": ("新政策", "new policy"),
