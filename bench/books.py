@@ -44,6 +44,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -307,8 +309,10 @@ def recon_one(db: Database, label: str) -> dict:
             "cpu_s": round(cpu_s, 2), "cores": os.cpu_count(), "loadavg_1m": load}
 
 
-def _pg(name: str):  # noqa: ANN202
-    """A PostgreSQL database of its own on YIBAO_BENCH_POSTGRES_URL's server (made here; the caller drops it)."""
+@contextmanager
+def own_postgres_database(name: str) -> Iterator[Database]:
+    """A PostgreSQL database of its own on YIBAO_BENCH_POSTGRES_URL's server, made here and dropped after: a benchmark's
+    million rows never meet a test's tables (bench/whatif.py uses it too)."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
@@ -317,7 +321,14 @@ def _pg(name: str):  # noqa: ANN202
     with admin.connect() as c:
         c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         c.execute(text(f"CREATE DATABASE {name}"))
-    return admin, Database(make_url(pg).set(database=name).render_as_string(hide_password=False))
+    db = Database(make_url(pg).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield db
+    finally:
+        db.dispose()
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
 
 
 def main() -> None:
@@ -332,17 +343,9 @@ def main() -> None:
         if not os.environ.get("YIBAO_BENCH_POSTGRES_URL"):
             print(json.dumps({"bench": f"books.{name}", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
             continue
-        # A database of its own, made and dropped here: the 1M rows never meet a test's tables.
-        name_db = {"clearing": BENCH_DB, "reconciliation": "yibao_bench_recon"}[name]
-        admin, db = _pg(name_db)
-        try:
+        with own_postgres_database({"clearing": BENCH_DB, "reconciliation": "yibao_bench_recon"}[name]) as db:
             db.create_all()
             print(json.dumps(halves[name](db, "postgresql")), flush=True)
-        finally:
-            db.dispose()
-            with admin.connect() as c:
-                c.execute(text(f"DROP DATABASE IF EXISTS {name_db}"))
-            admin.dispose()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import yaml
+from books import own_postgres_database  # bench/books.py: a database of its own on the benchmark's server
 from sqlalchemy import text
 
 from yibao.crypto.pii import Keyring
@@ -186,18 +187,6 @@ def one(db: Database, label: str) -> dict:
             "peak_reset_before_replay": reset, "fund_change": report.as_dict()["fund_total"], "cores": os.cpu_count(), "loadavg_1m": load}
 
 
-def _pg():  # noqa: ANN202
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    url = os.environ["YIBAO_BENCH_POSTGRES_URL"]
-    admin = create_engine(make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
-        c.execute(text(f"CREATE DATABASE {BENCH_DB}"))
-    return admin, Database(make_url(url).set(database=BENCH_DB).render_as_string(hide_password=False))
-
-
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{Path(tmp) / 'whatif.db'}")
@@ -207,15 +196,9 @@ def main() -> None:
     if not os.environ.get("YIBAO_BENCH_POSTGRES_URL"):
         print(json.dumps({"bench": "whatif", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
         return
-    admin, db = _pg()  # a database of its own, made and dropped here: the 1M rows never meet a test's tables
-    try:
+    with own_postgres_database(BENCH_DB) as db:
         db.create_all()
         print(json.dumps(one(db, "postgresql")), flush=True)
-    finally:
-        db.dispose()
-        with admin.connect() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS {BENCH_DB}"))
-        admin.dispose()
 
 
 if __name__ == "__main__":
