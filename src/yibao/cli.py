@@ -121,7 +121,7 @@ def render(s: Settlement, console: Console) -> None:
         console.print(f"  {e.en}  [dim]({e.clause})[/]", highlight=False, soft_wrap=True)
 
 
-@app.command("quote")
+@app.command("quote", short_help="预结算 Price a bill: fund, account and cash, explained.")
 def quote_cmd(
     bill: Path = typer.Argument(..., help="bill JSON file (docs/quote.md)", show_default=False),
     policy: Optional[Path] = typer.Option(None, "--policy", help="policy YAML for the insured region (default: the built-in one)"),
@@ -142,7 +142,7 @@ def quote_cmd(
         render(settlement, Console())
 
 
-@policy_app.command("check")
+@policy_app.command("check", short_help="校验策略文件 Validate policy files (errors name file and field).")
 def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files")) -> None:
     """校验策略文件 Validate policy files; errors name the file and the field."""
     from yibao.policies.loader import load_policy_file
@@ -161,7 +161,7 @@ def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files
         raise typer.Exit(code=2)
 
 
-@app.command("demo")
+@app.command("demo", short_help="演示 Quote every example bill in examples/.")
 def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bills")) -> None:
     """演示 Quote every example bill shipped in examples/."""
     from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
@@ -184,7 +184,7 @@ def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bil
         raise typer.Exit(code=2)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", short_help="建表/迁移 Create or migrate the schema to the newest revision.")
 def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
     """建表/迁移 Create or migrate the schema to the newest revision (Alembic)."""
     from yibao.store import migrate
@@ -195,7 +195,7 @@ def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
     Console().print(f"[green]OK[/] {db.dialect} schema at revision {migrate.current(db)}", highlight=False)
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", short_help="校验审计链 Verify the audit chains and anchor them; exit 1 if altered.")
 def audit_verify(database: Optional[str] = DatabaseOption,
                  anchor: Optional[Path] = typer.Option(None, "--anchor", help="the anchor file (default: $YIBAO_AUDIT_ANCHOR, else "
                                                                               ".yibao/audit-anchors.log)")) -> None:
@@ -230,7 +230,7 @@ def audit_verify(database: Optional[str] = DatabaseOption,
         raise typer.Exit(code=1)
 
 
-@contributions_app.command("import")
+@contributions_app.command("import", short_help="导入缴费归集 Record the contributions listed in a CSV file.")
 def contributions_import(file: Path = typer.Argument(..., help="CSV with a header: region,amount,reference (amount in yuan, e.g. 1200.00)"),
                          database: Optional[str] = DatabaseOption) -> None:
     """导入缴费归集 Record the contributions collected listed in a CSV file (all rows or none); a reference already
@@ -289,7 +289,7 @@ def _catalogue_file(path: Path):  # noqa: ANN202
         raise typer.Exit(code=1) from None
 
 
-@catalogue_app.command("check")
+@catalogue_app.command("check", short_help="校验目录文件 Validate a catalogue file without loading it.")
 def catalogue_check(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)")) -> None:
     """校验目录文件 Validate a catalogue file without loading it: exit 1 listing every error (file, row, field)."""
     f = _catalogue_file(file)
@@ -297,7 +297,7 @@ def catalogue_check(file: Path = typer.Argument(..., help="a catalogue file (doc
                                  "entries": len(f.entries), "digest": f.digest, "ok": True}, ensure_ascii=False) + "\n")
 
 
-@catalogue_app.command("import")
+@catalogue_app.command("import", short_help="导入目录 Import a catalogue file as its region's version.")
 def catalogue_import(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)"),
                      region: Optional[str] = typer.Option(None, "--region", help="the region it is for (must match the file's insu_admdvs)"),
                      database: Optional[str] = DatabaseOption) -> None:
@@ -322,7 +322,7 @@ def catalogue_import(file: Path = typer.Argument(..., help="a catalogue file (do
     sys.stdout.write(json.dumps(done.view(), ensure_ascii=False) + "\n")
 
 
-@catalogue_app.command("diff")
+@catalogue_app.command("diff", short_help="比较目录版本 What a newer catalogue file adds, removes, changes.")
 def catalogue_diff(old: Path = typer.Argument(..., help="the older catalogue file"), new: Path = typer.Argument(..., help="the newer one"),
                    as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """比较目录版本 What a new catalogue file adds, removes and changes against an older one."""
@@ -445,19 +445,19 @@ BankOption = typer.Option([], "--bank", help="a credit bank as PAYMENT_INSTITUTI
 KeysOption = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of the bank's shared secret (as `yibao sandbox bank --keys`)")
 
 
-@credit_app.command("reminders")
+@credit_app.command("reminders", short_help="还款提醒 Record and text today's reminders for unpaid bills.")
 def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
     """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent ones wait for the next run)."""
     _credit_job("reminders", database, [], Path("."))
 
 
-@credit_app.command("overdue")
+@credit_app.command("overdue", short_help="逾期处理 Suspend lines past due + grace, restore repaid ones.")
 def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption) -> None:
     """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones."""
     _credit_job("overdue", database, bank, keys)
 
 
-@clearing_app.command("run")
+@clearing_app.command("run", short_help="月度清算 Accept, pay and clear the month's applications.")
 def clearing_run(month: str = typer.Option(..., "--month", help="the month cleared, YYYY-MM (ended)"),
                  region: Optional[str] = typer.Option(None, "--region", help="one pooling region only"),
                  database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
@@ -495,7 +495,7 @@ def clearing_run(month: str = typer.Option(..., "--month", help="the month clear
          bank=bank, keys=keys, as_json=as_json, render=render)
 
 
-@app.command("whatif")
+@app.command("whatif", short_help="政策测算 Policy what-if: re-price a period under a new policy.")
 def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy YAML (its region and year choose what is re-priced)"),
                start: str = typer.Option(..., "--from", help="the first Beijing day of the period, YYYY-MM-DD"),
                end: str = typer.Option(..., "--to", help="the last Beijing day of the period, YYYY-MM-DD"),
@@ -615,7 +615,7 @@ def _whatif_table(report, console: Console) -> None:  # noqa: ANN001
         console.print("未重算 not re-priced — " + "; ".join(left), highlight=False)
 
 
-@app.command("serve")
+@app.command("serve", short_help="启动平台 Migrate and serve the API and pages (--demo: the demo).")
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port"),
@@ -694,7 +694,7 @@ def _keyring():  # noqa: ANN202
         raise _fail(exc) from None
 
 
-@app.command("sandbox")
+@app.command("sandbox", short_help="运行沙箱支付机构 Run one SANDBOX payment institution (not real).")
 def sandbox(
     name: str = typer.Argument(..., help="wxpay | alipay | unionpay | bank"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -737,7 +737,7 @@ def _recover_at_start(db, console: Console, *, allow_private_callbacks: bool) ->
         console.print(f"支付恢复 Payment recovery at start-up: {report.as_dict()}", highlight=False)
 
 
-@payments_app.command("recover")
+@payments_app.command("recover", short_help="恢复中断的支付 Finish or undo payments stopped midway.")
 def payments_recover(database: Optional[str] = DatabaseOption) -> None:
     """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones."""
     from yibao.store.db import Database
@@ -750,7 +750,7 @@ def payments_recover(database: Optional[str] = DatabaseOption) -> None:
     sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
 
 
-@app.command("reconcile")
+@app.command("reconcile", short_help="日对账 Reconcile a day's statements with the platform's cash legs.")
 def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of the statements, YYYY-MM-DD"),
               institution: Optional[str] = typer.Option(None, "--institution", help="one payment institution (default: every one configured)"),
               as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -808,9 +808,9 @@ def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of th
         raise typer.Exit(code=1)
 
 
-@fsi_app.command("call")
+@fsi_app.command("call", short_help="调用国家接口 Send one national-interface transaction; print the answer.")
 def fsi_call(
-    infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 … (docs/fsi.md)"),
+    infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 and others (docs/fsi.md)"),
     url: str = typer.Option(..., "--url", help="the platform, e.g. http://127.0.0.1:8000 (the gateway path is added)"),
     institution: str = typer.Option(..., "--institution", help="fixmedins_code, also the x-tif-paasid"),
     secret: str = typer.Option(..., "--secret", help="the institution's gateway token (yibao fsi issue)"),
@@ -884,7 +884,7 @@ def fsi_call(
     raise typer.Exit(code=0 if answer.get("infcode") == 0 else 1)
 
 
-@fsi_app.command("issue")
+@fsi_app.command("issue", short_help="签发网关令牌 Issue (or replace) an institution's gateway token.")
 def fsi_issue(
     code: str = typer.Argument(..., help="the institution's fixmedins_code"),
     database: Optional[str] = DatabaseOption,
@@ -919,7 +919,7 @@ def fsi_issue(
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
-@fsi_app.command("revoke")
+@fsi_app.command("revoke", short_help="吊销网关令牌 Revoke an institution's gateway token.")
 def fsi_revoke(
     code: str = typer.Argument(..., help="the institution's fixmedins_code"),
     database: Optional[str] = DatabaseOption,
@@ -949,7 +949,7 @@ def main() -> None:
 
 
 
-@benefits_app.command("run")
+@benefits_app.command("run", short_help="驱动待遇发放 Pay submitted benefit batches' open credits to cards.")
 def benefits_run(batch: Optional[str] = typer.Option(None, "--batch", help="one batch only (it must be submitted)"),
                  region: Optional[str] = typer.Option(None, "--region", help="one pooling region's batches only"),
                  database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
