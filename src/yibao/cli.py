@@ -71,23 +71,75 @@ def _read(path: Path) -> str:
     raise typer.Exit(code=2)
 
 
+_AMOUNT_HEADS = (("金额", "total"), ("全自费", "own"), ("超限价", "over"), ("先行自付", "pre"), ("范围内", "in scope"))
+
+
+def _fee_lines(s: Settlement, console: Console) -> None:
+    """The fee lines in the widest of three layouts that fits the console, so no column is ever squeezed to nothing:
+    one column each for code, name and class (wide, when every cell fits unwrapped); the item (name · class over its
+    code) beside the five amounts, each head on two lines (compact: 80 columns); or each line a small block of its
+    amounts (stacked, narrower still). Amounts are never cut or wrapped; a long name or code folds."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    from yibao.domain.money import format_yuan as y
+
+    def natural(head: str, cells) -> int:  # noqa: ANN001 — the width a column needs to show every line of it whole
+        return max(cell_len(part) for text in (head, *cells) for part in text.split("\n"))
+
+    title = "费用明细 Fee lines"
+    amounts = [(y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope)) for ln in s.lines]
+    columns = list(zip(*amounts))
+    heads = [f"{zh} {en}" for zh, en in _AMOUNT_HEADS]
+    # A heavy-boxed table: 3 cells a column (its padding and border) and the left edge; the compact one: 3 a column less
+    # one (a space between columns, none outside the first and last).
+    wide_needs = (natural("code", [ln.code for ln in s.lines]) + natural("名称 name", [ln.name for ln in s.lines])
+                  + natural("类 class", [ln.line_class for ln in s.lines]) + sum(map(natural, heads, columns)) + 3 * 8 + 1)
+    if wide_needs <= console.width:
+        wide = Table(title=title, title_justify="left")
+        wide.add_column("code", no_wrap=True)
+        wide.add_column("名称 name", no_wrap=True)
+        wide.add_column("类 class", no_wrap=True)
+        for head in heads:
+            wide.add_column(head, justify="right", no_wrap=True)
+        for ln, row in zip(s.lines, amounts):
+            wide.add_row(ln.code, ln.name, ln.line_class, *row)
+        console.print(wide)
+        return
+
+    heads = [f"{zh}\n{en}" for zh, en in _AMOUNT_HEADS]
+    if sum(map(natural, heads, columns)) + 12 + 3 * 6 - 1 <= console.width:  # the item column at least 12 wide
+        compact = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        compact.add_column("项目 · 类\nitem · class", overflow="fold")
+        for head in heads:
+            compact.add_column(head, justify="right", no_wrap=True)
+        for ln, row in zip(s.lines, amounts):
+            compact.add_row(Text.assemble(f"{ln.name} · {ln.line_class}\n", (ln.code, "dim")), *row)
+        console.print(compact)
+        return
+
+    stacked = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    stacked.add_column(overflow="fold")
+    stacked.add_column(justify="right", no_wrap=True)
+    for ln, row in zip(s.lines, amounts):
+        stacked.add_row(Text.assemble((f"{ln.name} · {ln.line_class}", "bold"), " ", (ln.code, "dim")), "")
+        for (zh, en), amount in zip(_AMOUNT_HEADS, row):
+            stacked.add_row(f"  {zh} {en}", amount)
+        stacked.add_section()
+    console.print(stacked)
+
+
 def render(s: Settlement, console: Console) -> None:
     from yibao.domain.money import format_yuan
 
     y = format_yuan
-    lines = Table(title="费用明细 Fee lines", title_justify="left")
-    for col in ("code", "名称 name", "类 class", "金额 total", "全自费 own", "超限价 over", "先行自付 pre", "范围内 in scope"):
-        numeric = col[0] not in "cn名类"
-        # Amounts are never cut or wrapped; long names fold instead.
-        lines.add_column(col, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
-    for ln in s.lines:
-        lines.add_row(ln.code, ln.name, ln.line_class, y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope))
-    console.print(lines)
+    _fee_lines(s, console)
 
     catalogue = "" if s.catalogue_version == s.policy_version else f" · 目录 catalogue {s.catalogue_version} ({s.catalogue_digest})"
     split = Table(title=f"结算 Settlement · 策略 policy {s.policy_version} ({s.policy_digest}){catalogue}", title_justify="left")
-    split.add_column("项目 item")
-    split.add_column("字段 field")
+    split.add_column("项目 item", overflow="fold")
+    split.add_column("字段 field", overflow="fold")
     split.add_column("金额 yuan", justify="right", no_wrap=True)
     rows = [
         ("医疗费总额 total", "medfee_sumamt", s.total),
