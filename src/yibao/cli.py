@@ -467,7 +467,8 @@ def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), key
 
             extra["sms"] = gateway_from_env()
         ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), **extra)
-        with Progress(console=Console(stderr=True), transient=True) as bar:
+        stderr = Console(stderr=True)
+        with Progress(console=stderr, transient=True, disable=not stderr.is_terminal) as bar:  # a bar only on a terminal
             task = bar.add_task(title, total=None)
 
             def progress(done: int, total: Optional[int], description: Optional[str] = None) -> None:
@@ -484,29 +485,78 @@ def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), key
     return report
 
 
-def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:
+def _reminder_kind(kind: str) -> str:
+    if kind.startswith("d-"):
+        return f"到期前{kind[2:]}天 due in {kind[2:]} day(s)"
+    return {"d0": "到期日 due today", "overdue": "已逾期 overdue"}.get(kind, kind)
+
+
+def _render_reminders(report: dict, console: Console) -> None:
+    console.print(f"还款提醒 credit reminders {report['day']}: 未还账单 unpaid bills {report['bills']}, 新提醒 reminders recorded "
+                  f"{report['sent']} (待还 outstanding ¥{_yuan_sum(report['amounts'].values())}), 短信已发 texts sent {report['texted']}",
+                  highlight=False)
+    table = Table(title="本次提醒 Reminders recorded", title_justify="left")
+    table.add_column("类型 kind", overflow="fold")
+    table.add_column("笔数 bills", justify="right", no_wrap=True)
+    table.add_column("待还 outstanding ¥", justify="right", no_wrap=True)
+    for kind, n in report["by_kind"].items():
+        table.add_row(_reminder_kind(kind), str(n), report["amounts"].get(kind, "0.00"))
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("今天没有需要新记录的提醒 no new reminder is due today", highlight=False)
+    if report.get("unsent"):
+        console.print(f"[bold yellow]短信未发 texts waiting {report['unsent']}[/] ({report['sms_problem']}): 下次运行时再发 "
+                      "the next run sends them", highlight=False)
+
+
+_LINE_STATUS = {"checked": "检查 lines checked", "suspended": "暂停 suspended", "active": "正常 active",
+                "bank_unreachable": "银行未应答 bank unreachable"}
+
+
+def _render_overdue(report: dict, console: Console) -> None:
+    counts = [f"{_LINE_STATUS.get(k, k)} {v}" for k, v in report.items() if k not in ("day", "past_due")]
+    console.print(f"逾期处理 credit overdue {report['day']}: " + ", ".join(counts), highlight=False)
+    console.print(f"逾期未还 past due on these lines ¥{report['past_due']}", highlight=False)
+    if report.get("bank_unreachable"):
+        console.print("[bold yellow]有银行未应答[/]：按平台账单处理，下次运行再同步 / a bank did not answer: the platform's own bills "
+                      "decided; the next run applies the bank's view", highlight=False)
+
+
+def _yuan_sum(amounts) -> str:  # noqa: ANN001
+    from yibao.domain.money import format_yuan, parse_yuan
+
+    return format_yuan(sum(parse_yuan(a) for a in amounts))
+
+
+def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path, as_json: bool) -> dict:
     """Run one credit job with a progress bar; banks are `ID=URL` (a bank run by `yibao sandbox bank --keys …`)."""
     from yibao.services.credit import jobs as credit_jobs
 
     job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
-    return _job(job_name, database, lambda ctx, progress: job(ctx, progress=progress), bank=banks, keys=keys, sms=True,
-                render=lambda report, console: console.print_json(json.dumps(report, ensure_ascii=False)))
+    title = "还款提醒 reminders" if job_name == "reminders" else "逾期处理 overdue"
+    return _job(title, database, lambda ctx, progress: job(ctx, progress=progress), bank=banks, keys=keys, sms=True,
+                as_json=as_json, render=_render_reminders if job_name == "reminders" else _render_overdue)
 
 
 BankOption = typer.Option([], "--bank", help="a credit bank as PAYMENT_INSTITUTION_ID=URL (repeatable)")
 KeysOption = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of the bank's shared secret (as `yibao sandbox bank --keys`)")
+JsonOption = typer.Option(False, "--json", help="the report as one JSON line (for scripts)")
 
 
 @credit_app.command("reminders", short_help="还款提醒 Record and text today's reminders for unpaid bills.")
-def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
-    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent ones wait for the next run)."""
-    _credit_job("reminders", database, [], Path("."))
+def credit_reminders(database: Optional[str] = DatabaseOption, as_json: bool = JsonOption) -> None:
+    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent
+    ones wait for the next run). Prints what was recorded and texted, with the bills' outstanding yuan; --json for scripts."""
+    _credit_job("reminders", database, [], Path("."), as_json)
 
 
 @credit_app.command("overdue", short_help="逾期处理 Suspend lines past due + grace, restore repaid ones.")
-def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption) -> None:
-    """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones."""
-    _credit_job("overdue", database, bank, keys)
+def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
+                   as_json: bool = JsonOption) -> None:
+    """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones. Prints the
+    lines checked, suspended and active, and what they owe past due; --json for scripts."""
+    _credit_job("overdue", database, bank, keys, as_json)
 
 
 @clearing_app.command("run", short_help="月度清算 Accept, pay and clear the month's applications.")
@@ -790,16 +840,43 @@ def _recover_at_start(db, console: Console, *, allow_private_callbacks: bool) ->
 
 
 @payments_app.command("recover", short_help="恢复中断的支付 Finish or undo payments stopped midway.")
-def payments_recover(database: Optional[str] = DatabaseOption) -> None:
-    """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones."""
-    from yibao.store.db import Database
+def payments_recover(database: Optional[str] = DatabaseOption, as_json: bool = JsonOption) -> None:
+    """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones.
+    Prints what was completed and voided (with the orders' yuan) and what is still unknown; --json for scripts."""
+    from yibao.domain.money import format_yuan
+    from yibao.services.payments import recovery
 
-    db = Database(database)
-    try:
-        report = _recover(db)
-    finally:
-        db.dispose()
-    sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
+    async def work(ctx, progress) -> dict:  # noqa: ANN001
+        report = await recovery.recover(ctx, progress=progress)
+        return {**report.as_dict(), "orders": report.orders, "amounts": {k: format_yuan(v) for k, v in report.totals.items()},
+                "refunds": report.refunds, "error_details": report.errors}
+
+    _job("支付恢复 recovery", database, work, as_json=as_json, render=_render_recovery)
+
+
+_ORDER_STATUS = {"completed": "完成 completed", "voided": "撤销 voided"}
+
+
+def _render_recovery(report: dict, console: Console) -> None:
+    console.print(f"支付恢复 payment recovery: 完成 completed {report['completed']} (¥{report['completed_amount']}), 撤销 voided "
+                  f"{report['voided']} (¥{report['voided_amount']}), 仍不明 still unknown {report['still_unknown']}, 到期冻结释放 "
+                  f"holds released {report['holds_expired']}, 退款 refunds driven {len(report['refunds'])}, 协议解约 agreements "
+                  f"terminated {report['agreements_terminated']} (待解约 terminating {report['agreements_terminating']}), "
+                  f"出错 errors {report['errors']}", highlight=False)
+    table = Table(title="订单 Orders", title_justify="left")
+    table.add_column("order_id", overflow="fold")
+    table.add_column("状态 status", overflow="fold")
+    table.add_column("金额 total ¥", justify="right", no_wrap=True)
+    for order_id, status in report["orders"].items():
+        table.add_row(order_id, _ORDER_STATUS.get(status, f"未定 {status}"), report["amounts"].get(order_id, ""))
+    for refund_id, status in report["refunds"].items():
+        table.add_row(refund_id, f"退款 refund {status}", "")
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("没有中断的支付 nothing was left midway", highlight=False)
+    for subject, error in report["error_details"].items():
+        _say_error(f"{subject}: {error}")
 
 
 @app.command("reconcile", short_help="日对账 Reconcile a day's statements with the platform's cash legs.")
