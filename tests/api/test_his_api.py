@@ -145,6 +145,12 @@ def test_json_numbers_are_amounts_read_exactly_from_their_text(client, world):
     assert r.status_code == 422 and r.json()["error"]["field"] == "lines[0].quantity" and r.json()["error"]["code"] == "too_many_decimals"
     r = upload({"unit_price": True})
     assert r.status_code == 422 and r.json()["error"]["field"] == "lines[0].unit_price"
+    # A number where an object belongs is still refused (were numbers read as Decimal, pydantic would take one for an
+    # object of defaults: {"account": 1.5} as "no account").
+    vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+    for body in ({"account": 1.5}, 2.5):
+        r = client.post(f"/api/v1/his/visits/{vid}/presettle", json=body, headers=his(world))
+        assert r.status_code == 422 and r.json()["error"]["field"] in ("account", "body"), (body, r.text)
 
 
 def _lines(doc):

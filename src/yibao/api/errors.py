@@ -46,6 +46,7 @@ _PYDANTIC_ZH = {
     "list_type": ("应为列表", "must be a list"),
     "dict_type": ("应为 JSON 对象", "must be a JSON object"),
     "model_type": ("应为 JSON 对象", "must be a JSON object"),
+    "model_attributes_type": ("应为 JSON 对象", "must be a JSON object"),
     "json_invalid": ("请求体不是有效的 JSON", "the body is not valid JSON"),
     "extra_forbidden": ("未知字段", "is not a known field"),
     "string_too_short": ("长度不足", "is too short"),

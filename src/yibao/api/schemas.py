@@ -1,6 +1,7 @@
 """Request bodies. Amounts are yuan ("12.50" or 12.50), parsed exactly by the domain, which names the field in its
-error; unknown fields are refused. A JSON body's numbers are read as Decimal from their own text (ExactJsonRoute), never
-through a float, so 12.50 and "12.50" are the same amount and 0.1000000000000000055 is refused as 0.10 would never be."""
+error; unknown fields are refused. A JSON body's numbers keep their own text (ExactJsonRoute, JsonNumber) and a money or
+quantity field reads that exactly, never through a float, so 12.50 and "12.50" are the same amount and 0.1000000000000000055
+is refused for its places as 0.10 would never be."""
 
 from __future__ import annotations
 
@@ -61,12 +62,27 @@ def _iso_time(value: Any) -> datetime:
 IsoDate = Annotated[date, BeforeValidator(_iso_day)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent: the float every field has always been given, carrying the number's
+    own text for the money and quantity fields (YuanText, QuantityText), which read it exactly. Named a builtin so that
+    pydantic treats it as the float it is — FastAPI validates bodies with from_attributes, which pydantic-core applies to
+    any object not of a builtin type (a Decimal there would pass as an empty object where one is expected)."""
+
+    __module__ = "builtins"
+    text: str
+
+    def __new__(cls, text: str) -> "JsonNumber":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 class ExactJsonRequest(Request):
-    """A request whose JSON numbers with a fraction or an exponent are Decimal, from the number's own text."""
+    """A request whose JSON numbers with a fraction or an exponent are JsonNumber."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = json.loads(await self.body(), parse_float=Decimal)
+            self._json = json.loads(await self.body(), parse_float=JsonNumber)
         return self._json
 
 
@@ -88,11 +104,12 @@ def _number_as_text(parse: Callable[[object, str], int]) -> Callable[[Any, Any],
     def check(value: Any, info: Any) -> Any:
         if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             return value
+        exact = Decimal(value.text) if isinstance(value, JsonNumber) else value  # a bare float (NaN, Infinity) is refused
         try:
-            parse(value, info.field_name or "amount")
+            parse(exact, info.field_name or "amount")
         except InputError as exc:
             raise PydanticCustomError(exc.code, "{en}", {"zh": exc.message_zh, "en": exc.message_en}) from None
-        return format(value, "f") if isinstance(value, Decimal) else str(value)
+        return format(exact, "f") if isinstance(exact, Decimal) else str(exact)
     return check
 
 
