@@ -6,13 +6,23 @@ rows; and a pharmacy's counter that goes straight to the purchase, never asking 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
+import pytest
+from fastapi.testclient import TestClient
 from playwright.sync_api import expect
+from sqlalchemy import select
 
-from tests.support.pages import fen, log_in_cashier, look_up_card, present_card_on_visit
+from tests.support.identity import enrol_adult
+from tests.support.pages import fen, flash, log_in_cashier, look_up_card, present_card_on_visit, tokens
+from tests.support.presence import card_with_pin, present
+from tests.support.world import seed
+from yibao.app import create_app
+from yibao.domain.identity import make_id_number
 from yibao.domain.ledger import person_account
 from yibao.services.books import ledger, volumes
+from yibao.services.people import families
+from yibao.store.tables import settlements as S
 
 PHARMACY = "P440300P1.demo-p440300p1"
 
@@ -152,3 +162,81 @@ def test_a_pharmacy_goes_straight_to_the_purchase_without_registering_a_visit(de
     expect(cashier.locator("#lines tbody tr")).to_have_count(3)
     _settle_without_account(cashier)
     expect(cashier.locator("#receipt")).to_contain_text("药店购药")
+
+
+# ---- the same counter through HTTP without a browser (the ASGI app in-process), on SQLite and PostgreSQL ----------
+
+@pytest.fixture
+def counter(db, keyring):
+    world = seed(db, keyring)
+    with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False, follow_redirects=True) as client:
+        page = client.get("/cashier/login").text
+        client.post("/cashier/sessions", data={**tokens(page), "credential": world.hospital_credential})
+        yield world, client
+
+
+def _form(html: str, form_id: str) -> dict[str, str]:
+    return tokens(html[html.index(f'id="{form_id}"'):])
+
+
+def _open_by_card(client, card_no: str, **extra: str):  # noqa: ANN001, ANN202
+    page = client.get("/cashier").text
+    return client.post("/cashier/lookup", data={**_form(page, "lookup-form"), "card_no": card_no, "kind": "outpatient", **extra})
+
+
+def test_a_relatives_shared_account_is_offered_only_once_shared_and_pays_only_with_its_owner_present(counter, db, keyring):
+    world, client = counter
+    spouse = enrol_adult(db, keyring, n=21, name="配偶甲")
+    card_no = card_with_pin(db, keyring, spouse.id)
+    r = _open_by_card(client, card_no)
+    base = str(r.url).split("?")[0]
+    assert f"family:{world.employee.id}" not in r.text  # nothing shared with her yet
+    db.run(lambda c: families.grant_mutual_aid(c, keyring, db.clock(), holder_id=world.employee.id, relation="spouse",
+                                               id_number=make_id_number("440301", date(1980, 1, 21), 21), name="配偶甲", actor="test"))
+    page = client.get(base).text
+    # Her own account first (she has one), then his, named, then none.
+    assert re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', page[page.index('id="account"'):].split("</select>")[0]) == [
+        ("self", "本人个人账户"), (f"family:{world.employee.id}", "测**的个人账户（家庭共济）"), ("none", "不使用个人账户")]
+    r = client.post(base + "/sample-lines", data={**_form(page, "sample-form"), "account": f"family:{world.employee.id}"})
+    # Someone who shares nothing with her, even present: refused in words by the settlement's own rule.
+    present(db, world.hospital, world.retiree.id, base.rsplit("/", 1)[1], person_id=spouse.id)
+    page = client.get(base, params={"account": f"family:{world.retiree.id}", "presettle": "1"}).text
+    assert "该参保人未授权家庭共济" in page
+    before = db.run(lambda c: ledger.balance(c, person_account(world.employee.id)), write=False)
+    settle = {"account": f"family:{world.employee.id}", "payer_psn_no": ""}
+    r = client.post(base + "/settle", data={**_form(page, "presence-card-form"), **settle})
+    assert flash(r.text).startswith("从个人账户支付须账户所有人本人到场")  # the owner is not here: nothing moves
+    present(db, world.hospital, world.employee.id, base.rsplit("/", 1)[1], person_id=spouse.id)  # he presents a credential
+    page = client.get(base, params={"account": f"family:{world.employee.id}", "presettle": "1"}).text
+    r = client.post(base + "/settle", data={**_form(page, "settle-form"), **settle})
+    assert "/cashier/settlements/" in str(r.url), flash(r.text)
+    setl_id = str(r.url).rsplit("/", 1)[1]
+    row = db.run(lambda c: c.execute(select(S.c.account_id, S.c.account_pay).where(S.c.id == setl_id)).one(), write=False)
+    assert row.account_id == person_account(world.employee.id) and row.account_pay > 0
+    assert db.run(lambda c: ledger.balance(c, person_account(world.employee.id)), write=False) == before - row.account_pay
+
+
+def test_an_admission_takes_fees_within_the_stay_and_settles_only_after_discharge(counter, db, keyring):
+    world, client = counter
+    card_no = card_with_pin(db, keyring, world.employee.id)
+    today = volumes.local_day(db.clock())
+    r = _open_by_card(client, card_no, kind="inpatient", admit_date="2026-13-01")
+    assert flash(r.text) == "入院日期格式应为 yyyy-mm-dd"
+    r = _open_by_card(client, card_no, kind="inpatient", admit_date=(today - timedelta(days=1)).isoformat())
+    assert flash(r.text) == "已办理入院，请逐日录入住院费用"
+    base = str(r.url).split("?")[0]
+    line = {"medins_list_codg": "A310", "name": "血常规检查", "unit_price": "20.00", "quantity": "1", "account": "none"}
+    r = client.post(base + "/lines", data={**_form(r.text, "line-form"), **line, "fee_date": (today - timedelta(days=2)).isoformat()})
+    assert "费用发生时间应在就诊日期" in flash(r.text)  # before the admission: refused, naming the rule
+    for day in (today - timedelta(days=1), today):
+        r = client.post(base + "/lines", data={**_form(r.text, "line-form"), **line, "fee_date": day.isoformat()})
+        assert flash(r.text) == "已添加费用明细"
+    assert [d for d in re.findall(r'data-day="([\d-]+)"', r.text)] == [(today - timedelta(days=1)).isoformat(), today.isoformat()]
+    r = client.post(base + "/settle", data={**_form(r.text, "discharge-form"), "account": "none"})
+    assert flash(r.text) == "住院费用在出院后结算"
+    r = client.post(base + "/discharge", data={**_form(r.text, "discharge-form"), "account": "none"})
+    assert flash(r.text) == "已办理出院，请预结算后办理出院结算"
+    page = client.get(base, params={"account": "none", "presettle": "1"}).text
+    assert 'id="split-total">¥40.00<' in page
+    r = client.post(base + "/settle", data={**_form(page, "settle-form"), "account": "none"})
+    assert "/cashier/settlements/" in str(r.url), flash(r.text)
