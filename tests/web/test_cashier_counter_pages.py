@@ -236,6 +236,10 @@ def test_an_admission_takes_fees_within_the_stay_and_settles_only_after_discharg
     assert flash(r.text) == "住院费用在出院后结算"
     r = client.post(base + "/discharge", data={**_form(r.text, "discharge-form"), "account": "none"})
     assert flash(r.text) == "已办理出院，请预结算后办理出院结算"
+    r = client.post(base + "/undo-discharge", data={**_form(r.text, "undo-discharge-form"), "account": "none"})  # 撤销出院: admitted again
+    assert flash(r.text) == "已撤销出院，可继续录入住院费用" and 'id="discharge-form"' in r.text
+    r = client.post(base + "/discharge", data={**_form(r.text, "discharge-form"), "account": "none"})
+    assert 'id="undo-discharge-form"' in r.text
     page = client.get(base, params={"account": "none", "presettle": "1"}).text
     assert 'id="split-total">¥40.00<' in page
     r = client.post(base + "/settle", data={**_form(page, "settle-form"), "account": "none"})

@@ -313,7 +313,7 @@ async def add_line(request: Request, visit_id: str) -> Response:
         serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
         now = p.now()
         visit = visits.get(conn, who.principal, visit_id)
-        fee_time = cashier_counter.fee_time(form.get("fee_date"), visit, now) if visit.kind == "inpatient" else None
+        fee_time = cashier_counter.fee_time(form.get("fee_date"), now) if visit.kind == "inpatient" else None
         visits.upload_lines(conn, now, institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial, fee_time)])
     return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
                      keep=("medins_list_codg", "med_list_codg", "name", "unit_price", "quantity", "prescription", "prescriber", "fee_date"))
@@ -332,7 +332,7 @@ async def load_sample(request: Request, visit_id: str) -> Response:
         visit = visits.get(conn, who.principal, visit_id)
         if visit.kind == "inpatient":  # a day of the stay: the set on that fee day, its serials named by the day
             day = form.get("fee_date") or volumes.local_day(now).isoformat()
-            fee_time = cashier_counter.fee_time(day, visit, now)
+            fee_time = cashier_counter.fee_time(day, now)
             items = [{**x, "feedetl_sn": f"D{day.replace('-', '')}{x['feedetl_sn']}", "fee_ocur_time": fee_time} for x in items]
         visits.upload_lines(conn, now, institution=who.institution, visit_id=visit_id, items=items)
     return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))

@@ -86,7 +86,7 @@ async def undo_discharge(request: Request, visit_id: str) -> Response:
                      back=links.visit_back(visit_id, form), ok=("已撤销出院，可继续录入住院费用", "Discharge undone: fees may be entered again"))
 
 
-def fee_time(fee_date: str, visit: visits.Visit, now: datetime) -> str | None:
+def fee_time(fee_date: str, now: datetime) -> str | None:
     """An inpatient line's fee day (住院费用录入, day by day) as the national fee time: noon of that Beijing day, or
     None for today (the time of entry). Days before admission or after today are refused by visits.upload_lines."""
     if not fee_date:
