@@ -159,11 +159,11 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
     expect(cashier.locator("#patient-name")).to_have_text("李**")
     # The pre-settlement the guardian will see: the child's account share from the guardian's account —
     # offered first, as a child has no account of her own.
-    expect(cashier.locator("#account option:checked")).to_have_text("使用监护人个人账户")
-    expect(cashier.locator("#account option[value='self']")).to_have_count(1)  # still there to choose
+    expect(cashier.locator("#account option:checked")).to_have_text("李*的个人账户（监护人）")  # the guardian named
+    expect(cashier.locator("#account option[value='none']")).to_have_count(1)  # still there to choose (she has no account of her own)
     present_card_on_visit(cashier, live, "李明")  # the guardian, at the counter, reads his card with its PIN
     cashier.locator("#presettle").click()
-    expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?(?=.*account=guardian)(?=.*payer_psn_no={live.psn('李明')})"))
+    expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?(?=.*account=guardian%3A{live.psn('李明')})"))
     presettled = split_of(cashier)
     assert fen(presettled["split-account"]) > 0
     payment_id = publish(cashier)

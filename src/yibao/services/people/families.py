@@ -232,3 +232,23 @@ def linked_people(conn: Connection, person_id: str) -> list[str]:
     rows = conn.execute(select(F.c.holder_id, F.c.member_id).where(F.c.status == "active",
                                                                     (F.c.holder_id == person_id) | (F.c.member_id == person_id))).all()
     return sorted({r.member_id if r.holder_id == person_id else r.holder_id for r in rows} - {person_id})
+
+
+def account_payers(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
+    """Whose personal account may pay the patient's bills at a counter, besides their own: each linked guardian
+    (payer "guardian", a child) and each relative who shares their account with the patient (payer "family", 家庭共济),
+    in the order the links were made, names masked — the choices the settlement's AccountRequest takes (services/care/
+    settlement.py decides, at pricing, whether that account may pay this bill). No balance: that is read only once the
+    account's owner is present."""
+    rows = conn.execute(select(F.c.holder_id, F.c.relation).where(F.c.status == "active", F.c.member_id == patient_id,
+                                                                  F.c.relation.in_(("guardian", "child_card", *MUTUAL_AID)))
+                        .order_by(F.c.id)).all()
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        payer = "guardian" if r.relation in ("guardian", "child_card") else "family"
+        if (payer, r.holder_id) in out:
+            continue
+        holder = people.require(conn, r.holder_id)
+        out[(payer, r.holder_id)] = {"payer": payer, "psn_no": r.holder_id, "relation": "guardian" if payer == "guardian" else r.relation,
+                                     "name": mask_name(keyring.decrypt(holder.name_enc, "name"))}
+    return list(out.values())
