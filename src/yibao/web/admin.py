@@ -176,7 +176,7 @@ async def overview(request: Request) -> Response:
     layer_rows = [(t(k), v) for k, v in layers.items()] if days else []
     paid = charts.bar_chart(layer_rows, chart_id="chart-layers", title=t("chart_layers" if one_day else "chart_layers_period", day=when),
                             empty=empty, fmt=lambda fen: f"¥{format_yuan(fen)}", colours=LAYER_COLOURS)
-    return _page(request, who, "admin/overview.html", nav="overview", day=first, first=first, last=last, today=today, preset=preset,
+    return _page(request, who, "admin/overview.html", nav="overview", first=first, last=last, today=today, preset=preset,
                  presets=volumes.PRESETS, max_days=volumes.MAX_DAYS, days=days, layers=layers, count_rows=count_rows, layer_rows=layer_rows,
                  region_label=lambda r: region_name(r, first.year, lang), counts_svg=render.markup_svg(counts),
                  layers_svg=render.markup_svg(paid), totals=data["totals"], chains=data["chains"],
