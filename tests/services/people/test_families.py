@@ -153,6 +153,11 @@ def test_mutual_aid_grant_and_revoke(db, keyring):
         grant(relation="child")
     listed = db.run(lambda c: families.links(c, keyring, spouse.id), write=False)
     assert [(x["relation"], x["other_psn_no"], x["other_name"]) for x in listed] == [("spouse", w.employee.id, "测**")]
+    # the holder reading their own family sees the relative they added in full; the relative still sees the holder masked
+    mine = db.run(lambda c: families.links(c, keyring, w.employee.id, own_in_full=True), write=False)
+    assert [(x["other_psn_no"], x["other_name"]) for x in mine] == [(spouse.id, "配偶甲")]
+    theirs = db.run(lambda c: families.links(c, keyring, spouse.id, own_in_full=True), write=False)
+    assert [x["other_name"] for x in theirs] == ["测**"]
 
     done = db.run(lambda c: families.revoke_mutual_aid(c, now, holder_id=w.employee.id, member_id=spouse.id, actor="h"))
     assert done["status"] == "removed"
