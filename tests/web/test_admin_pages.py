@@ -36,7 +36,7 @@ def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, liv
     page = desktop.new_page()
     log_in_operator(page)
     bars = page.locator("#chart-counts g.bar")
-    ningbo = bars.filter(has_text="宁波市 330200")
+    ningbo = bars.filter(has_text="宁波市（330200）")
     expect(ningbo).to_have_count(1)
     assert int(ningbo.get_attribute("data-value")) >= 1
     assert int(page.locator("#today-count").inner_text()) == sum(int(b.get_attribute("data-value")) for b in bars.all())
@@ -44,7 +44,7 @@ def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, liv
     expect(page.locator("#chain-status")).to_have_text("全部审计链完整")
     expect(page.locator("#ledger-balanced")).to_have_text("借贷平衡")
     page.locator("#lang-toggle").click()
-    expect(page.locator("#chart-counts g.bar").filter(has_text="Ningbo 330200")).to_have_count(1)
+    expect(page.locator("#chart-counts g.bar").filter(has_text="Ningbo (330200)")).to_have_count(1)
     expect(page.locator("#chart-layers title")).to_have_text(re.compile(r"^Paid on \d{4}-\d\d-\d\d \(yuan\)$"))
     expect(page.locator("#chain-status")).to_have_text("Every audit chain is intact")
 

@@ -92,7 +92,9 @@ def test_a_mobile_bill_paid_with_the_pin(phone, desktop, live):
     holder.goto("/app/bills")
     item = holder.locator(f"#bill-{payment_id}")
     expect(item).to_contain_text("深圳")
-    expect(item.locator(".bill-patient")).to_have_text("赵*")
+    expect(item.locator(".bill-patient")).to_have_text("赵磊")  # his own name, in full to him
+    expect(item.locator(".row-head .tag")).to_have_text("待支付（医院发来的账单）")  # the holder's wording, not the counter's
+    expect(item.locator(f"#pi-{payment_id} option[selected]")).to_have_text(re.compile("（默认）$"))  # full-width brackets
     assert fen(item.locator(".bill-amount").inner_text()) == fen(presettled["split-total"])
     same_split(presettled, bill_split(holder, payment_id))
     holder.get_by_label("使用个人账户").uncheck()
@@ -170,7 +172,7 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
 
     holder.goto("/app/bills")
     item = holder.locator(f"#bill-{payment_id}")
-    expect(item.locator(".bill-patient")).to_have_text("李**")
+    expect(item.locator(".bill-patient")).to_have_text("李小雨")  # the holder's own child, in full
     expect(item).to_contain_text("为家庭成员支付")
     same_split(presettled, bill_split(holder, payment_id))
     # Shenzhen's account pays the whole personal share: no cash, so no PIN is asked for.

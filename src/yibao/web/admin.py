@@ -20,14 +20,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
-from yibao.domain import audit_actions
+from yibao.domain import audit_actions, regions
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
-from yibao.services.agency.policies import known_regions, policy_for, require_known_region
+from yibao.services.agency.policies import known_regions, require_known_region
 from yibao.services.books import audit, ledger, volumes
 from yibao.services.people import cards
 from yibao.services.people import persons as people
@@ -85,13 +85,9 @@ async def admin_flow(request: Request, call: Callable[[Post], Awaitable[Any]], *
 
 
 def region_name(region: str, year: int, lang: str) -> str:
-    """深圳市 or Shenzhen from the region's policy file ("深圳市 Shenzhen"); the code if it has none."""
-    try:
-        name = policy_for(region, year).region_name
-    except YibaoError:
-        return region
-    zh, _, en = name.partition(" ")
-    return f"{(en or zh) if lang == 'en' else zh} {region}"
+    """深圳市（440300） or Shenzhen (440300), from the one table of region names (domain/regions.py); the code if it has
+    none. (``year``: kept for the callers; a region's name does not change with the policy year.)"""
+    return regions.label(region, lang)
 
 
 # ---- log-in ----------------------------------------------------------------------------------
