@@ -197,7 +197,7 @@ def test_the_charts_are_readable_on_a_phone_and_their_numbers_are_in_a_table(pho
         expect(cells).to_have_count(len(values))
         shown = [c.get_attribute("data-fen") or c.inner_text() for c in cells.all()]
         assert [int(v) for v in shown] == values
-    expect(page.locator("#chart-counts-table tbody tr").filter(has_text="宁波市 330200")).to_have_count(1)
+    expect(page.locator("#chart-counts-table tbody tr").filter(has_text="宁波市（330200）")).to_have_count(1)
 
 
 def test_the_dashboard_shows_a_chosen_period_and_refuses_a_reversed_or_too_long_one(desktop, live):
@@ -243,7 +243,7 @@ def test_a_region_is_chosen_by_name_and_an_unknown_one_is_refused_naming_the_fie
     page.locator("#nav-institutions").click()
     page.locator("summary", has_text="准入新的支付机构").click()
     region = page.locator("#pi-new-region")
-    expect(region.locator("option[value='330200']")).to_have_text("宁波市 330200")
+    expect(region.locator("option[value='330200']")).to_have_text("宁波市（330200）")
     assert region.locator("option").count() > 3
     page.locator("#pi-new-id").fill("page-pi-330200")
     page.locator("#pi-new-name").fill("页面支付")
@@ -256,9 +256,9 @@ def test_a_region_is_chosen_by_name_and_an_unknown_one_is_refused_naming_the_fie
     page.locator("#pi-new-region").select_option("330200")
     page.locator("#admit-pi").click()
     expect(page.locator("#flash")).to_have_text("已准入")
-    expect(page.locator("#pis tbody tr").filter(has_text="page-pi-330200")).to_contain_text("宁波市 330200")
+    expect(page.locator("#pis tbody tr").filter(has_text="page-pi-330200")).to_contain_text("宁波市（330200）")
     page.locator("#lang-toggle").click()
-    expect(page.locator("#pi-new-region option[value='330200']")).to_have_text("Ningbo 330200")
+    expect(page.locator("#pi-new-region option[value='330200']")).to_have_text("Ningbo (330200)")
 
 
 def test_the_audit_log_names_actions_and_regions_pages_back_and_filters(desktop, live):
@@ -271,7 +271,7 @@ def test_the_audit_log_names_actions_and_regions_pages_back_and_filters(desktop,
     for row in rows.all()[:10]:
         code = row.get_attribute("data-action")
         assert row.locator(".action-name").inner_text() == NAMES[code][0]
-    expect(rows.filter(has_text="宁波市 330200").first).to_be_visible()
+    expect(rows.filter(has_text="宁波市（330200）").first).to_be_visible()
 
     def entries() -> list[tuple[str, str, str]]:  # (time, region / sequence, hash) of each row, read off the page at once
         return [tuple(x) for x in page.eval_on_selector_all("#audit tbody tr", "rows => rows.map(r => [0, 1, 5].map(i => r.cells[i].title || "
@@ -297,7 +297,7 @@ def test_the_audit_log_names_actions_and_regions_pages_back_and_filters(desktop,
     expect(page.locator("#action-filter")).to_have_value("settlement.settle")
     page.locator("#lang-toggle").click()
     expect(rows.first.locator(".action-name")).to_have_text("Settled")
-    expect(rows.first).to_contain_text("Ningbo 330200")
+    expect(rows.first).to_contain_text("Ningbo (330200)")
 
     page.goto(f"/admin/audit?date_from={today}&date_to=2000-01-01")
     expect(page.locator("#flash")).to_contain_text(f"the start date {today} is after the end date 2000-01-01")

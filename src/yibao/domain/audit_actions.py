@@ -20,6 +20,7 @@ NAMES: dict[str, tuple[str, str]] = {
     "benefits.returned": ("待遇被银行退回", "Benefit returned by the bank"),
     # cards, PINs and the e-card
     "card.account": ("社保卡金融账户登记", "Card's bank account recorded"),
+    "card.found": ("社保卡解挂", "Lost card reported found"),
     "card.replace": ("社保卡补换", "Card replaced"),
     "card_pin.present": ("持卡输密就医", "Card and PIN presented"),
     "card_pin.wrong": ("社保卡密码错误", "Wrong card PIN"),
