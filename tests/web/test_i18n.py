@@ -116,3 +116,10 @@ def test_the_script_moves_python_entries_into_both_catalogues_once(tmp_path):
     before = {p: p.read_bytes() for p in locale.rglob("*.po")}
     assert script.main(["--from-python", str(source), "--locale-dir", str(locale)]) == 0
     assert {p: p.read_bytes() for p in locale.rglob("*.po")} == before  # idempotent
+    # An older branch's whole file: with --new-only its stale text of a known key is not applied, its new key is.
+    old = tmp_path / "old.py"
+    old.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "h98_x": ("新", "New"),\n}\n', encoding="utf-8")
+    assert script.main(["--new-only", "--keep", "--from-python", str(old), "--locale-dir", str(locale)]) == 0
+    texts = i18n.load(locale)
+    assert texts["logout"] == ("退出", "Sign out") and texts["h98_x"] == ("新", "New")
+    assert "h98_x" in old.read_text(encoding="utf-8")  # --keep

@@ -50,6 +50,14 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
 
+    def format(self, record: logging.LogRecord) -> str:
+        rid = getattr(record, "request_id", None)
+        record.request_id = rid or "-"  # outside a request
+        try:
+            return super().format(record)
+        finally:
+            record.request_id = rid
+
 
 def format_from_env(default: str) -> str:
     fmt = os.environ.get("YIBAO_LOG_FORMAT", default).strip().lower()
@@ -69,8 +77,10 @@ def configure(fmt: str, *, stream=None, level: int = logging.INFO) -> logging.Ha
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")  # ours is yibao.access (observe/metrics.py), with the request's fields
+    access.handlers, access.propagate = [], False
     return handler
