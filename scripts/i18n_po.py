@@ -8,11 +8,12 @@ developer who prefers may still write new entries as Python, `"key": ("中文", 
 moves them into both catalogues:
 
     python scripts/i18n_po.py --from-python src/yibao/web/i18n.py
-    python scripts/i18n_po.py --from-python <(git show other-branch:src/yibao/web/i18n.py)
+    python scripts/i18n_po.py --new-only --from-python <(git show other-branch:src/yibao/web/i18n.py)
 
 For each entry of every top-level dict literal of key -> (zh, en): a new key is appended to both
 catalogues (with the Python comments above it as extracted comments, `#.`); a key already there with
-other text gets the new text (printed, so a reviewer sees it); an equal one is left alone. Existing
+other text gets the new text (printed, so a reviewer sees it; with --new-only it keeps its text and the difference
+is only printed); an equal one is left alone. Existing
 entries keep their order and their translator comments (`# `) and flags. The entries are then removed from
 the Python file when it is a regular file (not a pipe; `--keep` leaves them). Running it twice changes
 nothing the second time. Without --from-python it only rewrites the catalogues in their canonical form and
@@ -95,8 +96,9 @@ def python_entries(source: str) -> tuple[list[tuple[str, str, str, list[str]]], 
     return entries, spans
 
 
-def merge(entries: list[tuple[str, str, str, list[str]]], catalogs: dict[str, Catalog]) -> list[str]:
-    """Puts the entries into the catalogues; returns what changed, one line each."""
+def merge(entries: list[tuple[str, str, str, list[str]]], catalogs: dict[str, Catalog], *, new_only: bool = False) -> list[str]:
+    """Puts the entries into the catalogues; returns what changed, one line each. ``new_only``: a key the catalogues
+    have keeps its text there (the difference is printed, not applied)."""
     said = []
     for key, zh, en, notes in entries:
         for lang, text in (("zh", zh), ("en", en)):
@@ -105,6 +107,8 @@ def merge(entries: list[tuple[str, str, str, list[str]]], catalogs: dict[str, Ca
             if message is None:
                 catalog.add(key, text, auto_comments=[n for n in notes if n])
                 said.append(f"added   {lang} {key}: {text}")
+            elif message.string != text and new_only:
+                said.append(f"kept    {lang} {key}: {message.string!r} (the Python says {text!r})")
             elif message.string != text:
                 said.append(f"changed {lang} {key}: {message.string!r} -> {text!r}")
                 message.string = text
@@ -134,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-python", nargs="*", default=[], metavar="FILE", help="files with dict literals of key -> (zh, en)")
     parser.add_argument("--keep", action="store_true", help="leave the entries in the Python files")
+    parser.add_argument("--new-only", action="store_true", help="add only keys the catalogues lack; print, not apply, other differences "
+                        "(for a whole file from an older branch, whose texts of existing keys may be stale)")
     parser.add_argument("--locale-dir", type=Path, default=LOCALE)
     args = parser.parse_args(argv)
 
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(name)
         source = path.read_text(encoding="utf-8")
         entries, spans = python_entries(source)
-        for line in merge(entries, catalogs):
+        for line in merge(entries, catalogs, new_only=args.new_only):
             print(line)
         print(f"{name}: {len(entries)} entries read")
         if spans and not args.keep and path.is_file():
