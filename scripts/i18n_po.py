@@ -8,12 +8,15 @@ developer who prefers may still write new entries as Python, `"key": ("中文", 
 moves them into both catalogues:
 
     python scripts/i18n_po.py --from-python src/yibao/web/i18n.py
-    python scripts/i18n_po.py --new-only --from-python <(git show other-branch:src/yibao/web/i18n.py)
+    python scripts/i18n_po.py --from-python <(git show BRANCH:src/yibao/web/i18n.py) \
+                              --base <(git show $(git merge-base BRANCH HEAD):src/yibao/web/i18n.py)
 
 For each entry of every top-level dict literal of key -> (zh, en): a new key is appended to both
 catalogues (with the Python comments above it as extracted comments, `#.`); a key already there with
 other text gets the new text (printed, so a reviewer sees it; with --new-only it keeps its text and the difference
-is only printed); an equal one is left alone. Existing
+is only printed); an equal one is left alone. With --base (the file where a branch began) only the branch's own
+edits are applied — keys it added or whose text it changed, and keys it removed are removed — so a branch that
+began before other texts changed cannot undo them. Existing
 entries keep their order and their translator comments (`# `) and flags. The entries are then removed from
 the Python file when it is a regular file (not a pipe; `--keep` leaves them). Running it twice changes
 nothing the second time. Without --from-python it only rewrites the catalogues in their canonical form and
@@ -140,8 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the entries in the Python files")
     parser.add_argument("--new-only", action="store_true", help="add only keys the catalogues lack; print, not apply, other differences "
                         "(for a whole file from an older branch, whose texts of existing keys may be stale)")
+    parser.add_argument("--base", type=Path, metavar="FILE", help="the same Python file where the branch began "
+                        "(git show $(git merge-base BRANCH HEAD):src/yibao/web/i18n.py): only what the branch added, changed or removed is applied")
     parser.add_argument("--locale-dir", type=Path, default=LOCALE)
     args = parser.parse_args(argv)
+    base = None
+    if args.base is not None:
+        base = {key: (zh, en) for key, zh, en, _ in python_entries(args.base.read_text(encoding="utf-8"))[0]}
 
     catalogs = {lang: load(lang, args.locale_dir) for lang in LANGS}
     before = {lang: render(c) if catalogue_path(lang, args.locale_dir).exists() else b"" for lang, c in catalogs.items()}
@@ -150,9 +158,17 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(name)
         source = path.read_text(encoding="utf-8")
         entries, spans = python_entries(source)
+        read = len(entries)
+        if base is not None:  # three-way: the branch's own edits only
+            keys = {e[0] for e in entries}
+            for key in [k for k in base if k not in keys and catalogs["zh"].get(k) is not None]:
+                for catalog in catalogs.values():
+                    catalog.delete(key)
+                print(f"removed {key} (the branch removed it)")
+            entries = [e for e in entries if base.get(e[0]) != (e[1], e[2])]
         for line in merge(entries, catalogs, new_only=args.new_only):
             print(line)
-        print(f"{name}: {len(entries)} entries read")
+        print(f"{name}: {read} entries read" + (f", {len(entries)} added or changed since the base" if base is not None else ""))
         if spans and not args.keep and path.is_file():
             moved.append((path, source, spans))
 

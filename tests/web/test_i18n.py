@@ -123,3 +123,14 @@ def test_the_script_moves_python_entries_into_both_catalogues_once(tmp_path):
     texts = i18n.load(locale)
     assert texts["logout"] == ("退出", "Sign out") and texts["h98_x"] == ("新", "New")
     assert "h98_x" in old.read_text(encoding="utf-8")  # --keep
+    # Three-way, as at a merge: only what the branch did since its base — a key added, a text changed, a key removed.
+    base = tmp_path / "base.py"
+    base.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "brand": ("医保便捷支付", "yibao medical-insurance payment"),\n'
+                    '    "h98_x": ("新", "New"),\n}\n', encoding="utf-8")
+    branch = tmp_path / "branch.py"
+    branch.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "brand": ("医保支付", "yibao payment"),\n'
+                      '    "h97_y": ("另", "Other"),\n}\n', encoding="utf-8")
+    assert script.main(["--from-python", str(branch), "--base", str(base), "--locale-dir", str(locale)]) == 0
+    texts = i18n.load(locale)
+    assert texts["logout"] == ("退出", "Sign out")  # changed since the base elsewhere, not by the branch: kept
+    assert texts["brand"] == ("医保支付", "yibao payment") and texts["h97_y"] == ("另", "Other") and "h98_x" not in texts
