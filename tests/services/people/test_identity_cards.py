@@ -8,7 +8,7 @@ from sqlalchemy import select
 from tests.support.identity import active_card, authenticate, ecard, id_number_of, name_of
 from tests.support.world import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
-from yibao.face.png import encode_grey
+from yibao.face.image import encode_grey
 from yibao.services.books import audit
 from yibao.services.people import cards, identity
 from yibao.services.people import persons as people
