@@ -71,23 +71,75 @@ def _read(path: Path) -> str:
     raise typer.Exit(code=2)
 
 
+_AMOUNT_HEADS = (("金额", "total"), ("全自费", "own"), ("超限价", "over"), ("先行自付", "pre"), ("范围内", "in scope"))
+
+
+def _fee_lines(s: Settlement, console: Console) -> None:
+    """The fee lines in the widest of three layouts that fits the console, so no column is ever squeezed to nothing:
+    one column each for code, name and class (wide, when every cell fits unwrapped); the item (name · class over its
+    code) beside the five amounts, each head on two lines (compact: 80 columns); or each line a small block of its
+    amounts (stacked, narrower still). Amounts are never cut or wrapped; a long name or code folds."""
+    from rich import box
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    from yibao.domain.money import format_yuan as y
+
+    def natural(head: str, cells) -> int:  # noqa: ANN001 — the width a column needs to show every line of it whole
+        return max(cell_len(part) for text in (head, *cells) for part in text.split("\n"))
+
+    title = "费用明细 Fee lines"
+    amounts = [(y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope)) for ln in s.lines]
+    columns = list(zip(*amounts))
+    heads = [f"{zh} {en}" for zh, en in _AMOUNT_HEADS]
+    # A heavy-boxed table: 3 cells a column (its padding and border) and the left edge; the compact one: 3 a column less
+    # one (a space between columns, none outside the first and last).
+    wide_needs = (natural("code", [ln.code for ln in s.lines]) + natural("名称 name", [ln.name for ln in s.lines])
+                  + natural("类 class", [ln.line_class for ln in s.lines]) + sum(map(natural, heads, columns)) + 3 * 8 + 1)
+    if wide_needs <= console.width:
+        wide = Table(title=title, title_justify="left")
+        wide.add_column("code", no_wrap=True)
+        wide.add_column("名称 name", no_wrap=True)
+        wide.add_column("类 class", no_wrap=True)
+        for head in heads:
+            wide.add_column(head, justify="right", no_wrap=True)
+        for ln, row in zip(s.lines, amounts):
+            wide.add_row(ln.code, ln.name, ln.line_class, *row)
+        console.print(wide)
+        return
+
+    heads = [f"{zh}\n{en}" for zh, en in _AMOUNT_HEADS]
+    if sum(map(natural, heads, columns)) + 12 + 3 * 6 - 1 <= console.width:  # the item column at least 12 wide
+        compact = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        compact.add_column("项目 · 类\nitem · class", overflow="fold")
+        for head in heads:
+            compact.add_column(head, justify="right", no_wrap=True)
+        for ln, row in zip(s.lines, amounts):
+            compact.add_row(Text.assemble(f"{ln.name} · {ln.line_class}\n", (ln.code, "dim")), *row)
+        console.print(compact)
+        return
+
+    stacked = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_header=False)
+    stacked.add_column(overflow="fold")
+    stacked.add_column(justify="right", no_wrap=True)
+    for ln, row in zip(s.lines, amounts):
+        stacked.add_row(Text.assemble((f"{ln.name} · {ln.line_class}", "bold"), " ", (ln.code, "dim")), "")
+        for (zh, en), amount in zip(_AMOUNT_HEADS, row):
+            stacked.add_row(f"  {zh} {en}", amount)
+        stacked.add_section()
+    console.print(stacked)
+
+
 def render(s: Settlement, console: Console) -> None:
     from yibao.domain.money import format_yuan
 
     y = format_yuan
-    lines = Table(title="费用明细 Fee lines", title_justify="left")
-    for col in ("code", "名称 name", "类 class", "金额 total", "全自费 own", "超限价 over", "先行自付 pre", "范围内 in scope"):
-        numeric = col[0] not in "cn名类"
-        # Amounts are never cut or wrapped; long names fold instead.
-        lines.add_column(col, justify="right" if numeric else "left", no_wrap=numeric, overflow="fold")
-    for ln in s.lines:
-        lines.add_row(ln.code, ln.name, ln.line_class, y(ln.total), y(ln.own_expense), y(ln.over_limit), y(ln.pre_self_pay), y(ln.in_scope))
-    console.print(lines)
+    _fee_lines(s, console)
 
     catalogue = "" if s.catalogue_version == s.policy_version else f" · 目录 catalogue {s.catalogue_version} ({s.catalogue_digest})"
     split = Table(title=f"结算 Settlement · 策略 policy {s.policy_version} ({s.policy_digest}){catalogue}", title_justify="left")
-    split.add_column("项目 item")
-    split.add_column("字段 field")
+    split.add_column("项目 item", overflow="fold")
+    split.add_column("字段 field", overflow="fold")
     split.add_column("金额 yuan", justify="right", no_wrap=True)
     rows = [
         ("医疗费总额 total", "medfee_sumamt", s.total),
@@ -121,7 +173,7 @@ def render(s: Settlement, console: Console) -> None:
         console.print(f"  {e.en}  [dim]({e.clause})[/]", highlight=False, soft_wrap=True)
 
 
-@app.command("quote")
+@app.command("quote", short_help="预结算 Price a bill: fund, account and cash, explained.")
 def quote_cmd(
     bill: Path = typer.Argument(..., help="bill JSON file (docs/quote.md)", show_default=False),
     policy: Optional[Path] = typer.Option(None, "--policy", help="policy YAML for the insured region (default: the built-in one)"),
@@ -142,7 +194,7 @@ def quote_cmd(
         render(settlement, Console())
 
 
-@policy_app.command("check")
+@policy_app.command("check", short_help="校验策略文件 Validate policy files (errors name file and field).")
 def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files")) -> None:
     """校验策略文件 Validate policy files; errors name the file and the field."""
     from yibao.policies.loader import load_policy_file
@@ -161,7 +213,7 @@ def policy_check(files: list[Path] = typer.Argument(..., help="policy YAML files
         raise typer.Exit(code=2)
 
 
-@app.command("demo")
+@app.command("demo", short_help="演示 Quote every example bill in examples/.")
 def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bills")) -> None:
     """演示 Quote every example bill shipped in examples/."""
     from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
@@ -184,7 +236,7 @@ def demo(examples: Path = typer.Option(EXAMPLES_DIR, help="folder of example bil
         raise typer.Exit(code=2)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", short_help="建表/迁移 Create or migrate the schema to the newest revision.")
 def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
     """建表/迁移 Create or migrate the schema to the newest revision (Alembic)."""
     from yibao.store import migrate
@@ -195,7 +247,7 @@ def db_upgrade(database: Optional[str] = DatabaseOption) -> None:
     Console().print(f"[green]OK[/] {db.dialect} schema at revision {migrate.current(db)}", highlight=False)
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", short_help="校验审计链 Verify the audit chains and anchor them; exit 1 if altered.")
 def audit_verify(database: Optional[str] = DatabaseOption,
                  anchor: Optional[Path] = typer.Option(None, "--anchor", help="the anchor file (default: $YIBAO_AUDIT_ANCHOR, else "
                                                                               ".yibao/audit-anchors.log)")) -> None:
@@ -230,7 +282,7 @@ def audit_verify(database: Optional[str] = DatabaseOption,
         raise typer.Exit(code=1)
 
 
-@contributions_app.command("import")
+@contributions_app.command("import", short_help="导入缴费归集 Record the contributions listed in a CSV file.")
 def contributions_import(file: Path = typer.Argument(..., help="CSV with a header: region,amount,reference (amount in yuan, e.g. 1200.00)"),
                          database: Optional[str] = DatabaseOption) -> None:
     """导入缴费归集 Record the contributions collected listed in a CSV file (all rows or none); a reference already
@@ -289,7 +341,7 @@ def _catalogue_file(path: Path):  # noqa: ANN202
         raise typer.Exit(code=1) from None
 
 
-@catalogue_app.command("check")
+@catalogue_app.command("check", short_help="校验目录文件 Validate a catalogue file without loading it.")
 def catalogue_check(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)")) -> None:
     """校验目录文件 Validate a catalogue file without loading it: exit 1 listing every error (file, row, field)."""
     f = _catalogue_file(file)
@@ -297,7 +349,7 @@ def catalogue_check(file: Path = typer.Argument(..., help="a catalogue file (doc
                                  "entries": len(f.entries), "digest": f.digest, "ok": True}, ensure_ascii=False) + "\n")
 
 
-@catalogue_app.command("import")
+@catalogue_app.command("import", short_help="导入目录 Import a catalogue file as its region's version.")
 def catalogue_import(file: Path = typer.Argument(..., help="a catalogue file (docs/catalogue.md)"),
                      region: Optional[str] = typer.Option(None, "--region", help="the region it is for (must match the file's insu_admdvs)"),
                      database: Optional[str] = DatabaseOption) -> None:
@@ -322,7 +374,7 @@ def catalogue_import(file: Path = typer.Argument(..., help="a catalogue file (do
     sys.stdout.write(json.dumps(done.view(), ensure_ascii=False) + "\n")
 
 
-@catalogue_app.command("diff")
+@catalogue_app.command("diff", short_help="比较目录版本 What a newer catalogue file adds, removes, changes.")
 def catalogue_diff(old: Path = typer.Argument(..., help="the older catalogue file"), new: Path = typer.Argument(..., help="the newer one"),
                    as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """比较目录版本 What a new catalogue file adds, removes and changes against an older one."""
@@ -415,7 +467,8 @@ def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), key
 
             extra["sms"] = gateway_from_env()
         ctx = Context.for_database(db, keyring, Connectors(keyring, overrides=overrides), **extra)
-        with Progress(console=Console(stderr=True), transient=True) as bar:
+        stderr = Console(stderr=True)
+        with Progress(console=stderr, transient=True, disable=not stderr.is_terminal) as bar:  # a bar only on a terminal
             task = bar.add_task(title, total=None)
 
             def progress(done: int, total: Optional[int], description: Optional[str] = None) -> None:
@@ -432,32 +485,81 @@ def _job(title: str, database: Optional[str], work, *, bank: list[str] = (), key
     return report
 
 
-def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path) -> dict:
+def _reminder_kind(kind: str) -> str:
+    if kind.startswith("d-"):
+        return f"到期前{kind[2:]}天 due in {kind[2:]} day(s)"
+    return {"d0": "到期日 due today", "overdue": "已逾期 overdue"}.get(kind, kind)
+
+
+def _render_reminders(report: dict, console: Console) -> None:
+    console.print(f"还款提醒 credit reminders {report['day']}: 未还账单 unpaid bills {report['bills']}, 新提醒 reminders recorded "
+                  f"{report['sent']} (待还 outstanding ¥{_yuan_sum(report['amounts'].values())}), 短信已发 texts sent {report['texted']}",
+                  highlight=False)
+    table = Table(title="本次提醒 Reminders recorded", title_justify="left")
+    table.add_column("类型 kind", overflow="fold")
+    table.add_column("笔数 bills", justify="right", no_wrap=True)
+    table.add_column("待还 outstanding ¥", justify="right", no_wrap=True)
+    for kind, n in report["by_kind"].items():
+        table.add_row(_reminder_kind(kind), str(n), report["amounts"].get(kind, "0.00"))
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("今天没有需要新记录的提醒 no new reminder is due today", highlight=False)
+    if report.get("unsent"):
+        console.print(f"[bold yellow]短信未发 texts waiting {report['unsent']}[/] ({report['sms_problem']}): 下次运行时再发 "
+                      "the next run sends them", highlight=False)
+
+
+_LINE_STATUS = {"checked": "检查 lines checked", "suspended": "暂停 suspended", "active": "正常 active",
+                "bank_unreachable": "银行未应答 bank unreachable"}
+
+
+def _render_overdue(report: dict, console: Console) -> None:
+    counts = [f"{_LINE_STATUS.get(k, k)} {v}" for k, v in report.items() if k not in ("day", "past_due")]
+    console.print(f"逾期处理 credit overdue {report['day']}: " + ", ".join(counts), highlight=False)
+    console.print(f"逾期未还 past due on these lines ¥{report['past_due']}", highlight=False)
+    if report.get("bank_unreachable"):
+        console.print("[bold yellow]有银行未应答[/]：按平台账单处理，下次运行再同步 / a bank did not answer: the platform's own bills "
+                      "decided; the next run applies the bank's view", highlight=False)
+
+
+def _yuan_sum(amounts) -> str:  # noqa: ANN001
+    from yibao.domain.money import format_yuan, parse_yuan
+
+    return format_yuan(sum(parse_yuan(a) for a in amounts))
+
+
+def _credit_job(job_name: str, database: Optional[str], banks: list[str], keys: Path, as_json: bool) -> dict:
     """Run one credit job with a progress bar; banks are `ID=URL` (a bank run by `yibao sandbox bank --keys …`)."""
     from yibao.services.credit import jobs as credit_jobs
 
     job = credit_jobs.run_reminders if job_name == "reminders" else credit_jobs.run_overdue
-    return _job(job_name, database, lambda ctx, progress: job(ctx, progress=progress), bank=banks, keys=keys, sms=True,
-                render=lambda report, console: console.print_json(json.dumps(report, ensure_ascii=False)))
+    title = "还款提醒 reminders" if job_name == "reminders" else "逾期处理 overdue"
+    return _job(title, database, lambda ctx, progress: job(ctx, progress=progress), bank=banks, keys=keys, sms=True,
+                as_json=as_json, render=_render_reminders if job_name == "reminders" else _render_overdue)
 
 
 BankOption = typer.Option([], "--bank", help="a credit bank as PAYMENT_INSTITUTION_ID=URL (repeatable)")
 KeysOption = typer.Option(Path(".yibao/sandbox-keys"), "--keys", help="folder of the bank's shared secret (as `yibao sandbox bank --keys`)")
+JsonOption = typer.Option(False, "--json", help="the report as one JSON line (for scripts)")
 
 
-@credit_app.command("reminders")
-def credit_reminders(database: Optional[str] = DatabaseOption) -> None:
-    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent ones wait for the next run)."""
-    _credit_job("reminders", database, [], Path("."))
+@credit_app.command("reminders", short_help="还款提醒 Record and text today's reminders for unpaid bills.")
+def credit_reminders(database: Optional[str] = DatabaseOption, as_json: bool = JsonOption) -> None:
+    """还款提醒 Record today's reminders for unpaid bills (once per bill and kind) and text them (YIBAO_SMS_URL/KEY; unsent
+    ones wait for the next run). Prints what was recorded and texted, with the bills' outstanding yuan; --json for scripts."""
+    _credit_job("reminders", database, [], Path("."), as_json)
 
 
-@credit_app.command("overdue")
-def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption) -> None:
-    """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones."""
-    _credit_job("overdue", database, bank, keys)
+@credit_app.command("overdue", short_help="逾期处理 Suspend lines past due + grace, restore repaid ones.")
+def credit_overdue(database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
+                   as_json: bool = JsonOption) -> None:
+    """逾期处理 Ask each bank for lines with a bill past due; suspend past due + grace, restore repaid ones. Prints the
+    lines checked, suspended and active, and what they owe past due; --json for scripts."""
+    _credit_job("overdue", database, bank, keys, as_json)
 
 
-@clearing_app.command("run")
+@clearing_app.command("run", short_help="月度清算 Accept, pay and clear the month's applications.")
 def clearing_run(month: str = typer.Option(..., "--month", help="the month cleared, YYYY-MM (ended)"),
                  region: Optional[str] = typer.Option(None, "--region", help="one pooling region only"),
                  database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,
@@ -495,7 +597,7 @@ def clearing_run(month: str = typer.Option(..., "--month", help="the month clear
          bank=bank, keys=keys, as_json=as_json, render=render)
 
 
-@app.command("whatif")
+@app.command("whatif", short_help="政策测算 Policy what-if: re-price a period under a new policy.")
 def whatif_cmd(policy: Path = typer.Option(..., "--policy", help="the new policy YAML (its region and year choose what is re-priced)"),
                start: str = typer.Option(..., "--from", help="the first Beijing day of the period, YYYY-MM-DD"),
                end: str = typer.Option(..., "--to", help="the last Beijing day of the period, YYYY-MM-DD"),
@@ -615,7 +717,7 @@ def _whatif_table(report, console: Console) -> None:  # noqa: ANN001
         console.print("未重算 not re-priced — " + "; ".join(left), highlight=False)
 
 
-@app.command("serve")
+@app.command("serve", short_help="启动平台 Migrate and serve the API and pages (--demo: the demo).")
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port"),
@@ -700,7 +802,7 @@ def _keyring():  # noqa: ANN202
         raise _fail(exc) from None
 
 
-@app.command("sandbox")
+@app.command("sandbox", short_help="运行沙箱支付机构 Run one SANDBOX payment institution (not real).")
 def sandbox(
     name: str = typer.Argument(..., help="wxpay | alipay | unionpay | bank"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -743,20 +845,47 @@ def _recover_at_start(db, console: Console, *, allow_private_callbacks: bool) ->
         console.print(f"支付恢复 Payment recovery at start-up: {report.as_dict()}", highlight=False)
 
 
-@payments_app.command("recover")
-def payments_recover(database: Optional[str] = DatabaseOption) -> None:
-    """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones."""
-    from yibao.store.db import Database
+@payments_app.command("recover", short_help="恢复中断的支付 Finish or undo payments stopped midway.")
+def payments_recover(database: Optional[str] = DatabaseOption, as_json: bool = JsonOption) -> None:
+    """恢复中断的支付 Finish or undo payments stopped midway: ask the institutions, void abandoned holds, release expired ones.
+    Prints what was completed and voided (with the orders' yuan) and what is still unknown; --json for scripts."""
+    from yibao.domain.money import format_yuan
+    from yibao.services.payments import recovery
 
-    db = Database(database)
-    try:
-        report = _recover(db)
-    finally:
-        db.dispose()
-    sys.stdout.write(json.dumps({**report.as_dict(), "orders": report.orders}, ensure_ascii=False) + "\n")
+    async def work(ctx, progress) -> dict:  # noqa: ANN001
+        report = await recovery.recover(ctx, progress=progress)
+        return {**report.as_dict(), "orders": report.orders, "amounts": {k: format_yuan(v) for k, v in report.totals.items()},
+                "refunds": report.refunds, "error_details": report.errors}
+
+    _job("支付恢复 recovery", database, work, as_json=as_json, render=_render_recovery)
 
 
-@app.command("reconcile")
+_ORDER_STATUS = {"completed": "完成 completed", "voided": "撤销 voided"}
+
+
+def _render_recovery(report: dict, console: Console) -> None:
+    console.print(f"支付恢复 payment recovery: 完成 completed {report['completed']} (¥{report['completed_amount']}), 撤销 voided "
+                  f"{report['voided']} (¥{report['voided_amount']}), 仍不明 still unknown {report['still_unknown']}, 到期冻结释放 "
+                  f"holds released {report['holds_expired']}, 退款 refunds driven {len(report['refunds'])}, 协议解约 agreements "
+                  f"terminated {report['agreements_terminated']} (待解约 terminating {report['agreements_terminating']}), "
+                  f"出错 errors {report['errors']}", highlight=False)
+    table = Table(title="订单 Orders", title_justify="left")
+    table.add_column("order_id", overflow="fold")
+    table.add_column("状态 status", overflow="fold")
+    table.add_column("金额 total ¥", justify="right", no_wrap=True)
+    for order_id, status in report["orders"].items():
+        table.add_row(order_id, _ORDER_STATUS.get(status, f"未定 {status}"), report["amounts"].get(order_id, ""))
+    for refund_id, status in report["refunds"].items():
+        table.add_row(refund_id, f"退款 refund {status}", "")
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("没有中断的支付 nothing was left midway", highlight=False)
+    for subject, error in report["error_details"].items():
+        _say_error(f"{subject}: {error}")
+
+
+@app.command("reconcile", short_help="日对账 Reconcile a day's statements with the platform's cash legs.")
 def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of the statements, YYYY-MM-DD"),
               institution: Optional[str] = typer.Option(None, "--institution", help="one payment institution (default: every one configured)"),
               as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -814,9 +943,9 @@ def reconcile(day: str = typer.Option(..., "--date", help="the Beijing day of th
         raise typer.Exit(code=1)
 
 
-@fsi_app.command("call")
+@fsi_app.command("call", short_help="调用国家接口 Send one national-interface transaction; print the answer.")
 def fsi_call(
-    infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 … (docs/fsi.md)"),
+    infno: str = typer.Argument(..., help="the transaction: 9001, 1101, 2201, 2204, 2207 and others (docs/fsi.md)"),
     url: str = typer.Option(..., "--url", help="the platform, e.g. http://127.0.0.1:8000 (the gateway path is added)"),
     institution: str = typer.Option(..., "--institution", help="fixmedins_code, also the x-tif-paasid"),
     secret: str = typer.Option(..., "--secret", help="the institution's gateway token (yibao fsi issue)"),
@@ -890,7 +1019,7 @@ def fsi_call(
     raise typer.Exit(code=0 if answer.get("infcode") == 0 else 1)
 
 
-@fsi_app.command("issue")
+@fsi_app.command("issue", short_help="签发网关令牌 Issue (or replace) an institution's gateway token.")
 def fsi_issue(
     code: str = typer.Argument(..., help="the institution's fixmedins_code"),
     database: Optional[str] = DatabaseOption,
@@ -925,7 +1054,7 @@ def fsi_issue(
     sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
 
 
-@fsi_app.command("revoke")
+@fsi_app.command("revoke", short_help="吊销网关令牌 Revoke an institution's gateway token.")
 def fsi_revoke(
     code: str = typer.Argument(..., help="the institution's fixmedins_code"),
     database: Optional[str] = DatabaseOption,
@@ -955,7 +1084,7 @@ def main() -> None:
 
 
 
-@benefits_app.command("run")
+@benefits_app.command("run", short_help="驱动待遇发放 Pay submitted benefit batches' open credits to cards.")
 def benefits_run(batch: Optional[str] = typer.Option(None, "--batch", help="one batch only (it must be submitted)"),
                  region: Optional[str] = typer.Option(None, "--region", help="one pooling region's batches only"),
                  database: Optional[str] = DatabaseOption, bank: list[str] = BankOption, keys: Path = KeysOption,

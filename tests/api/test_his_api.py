@@ -113,3 +113,62 @@ def test_unknown_route_and_wrong_method_use_the_error_shape(client):
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = client.delete("/api/v1/his/visits")
     assert r.status_code == 405 and r.json()["error"]["message_zh"]
+
+
+def test_json_numbers_are_amounts_read_exactly_from_their_text(client, world):
+    """A JSON number for a price or a quantity is the same amount as the string (as the CLI's bill format takes it), read
+    from the number's own text: more than 2 places is refused naming the field even where a float would have rounded it
+    away (0.1000000000000000055511151231257827 is the float 0.1)."""
+    def upload(line):
+        vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+        return post(client, f"/api/v1/his/visits/{vid}/fee-lines", {"lines": [{**LINES[0], **line}]}, his(world))
+
+    as_text = upload({"unit_price": "12.50", "quantity": "2"})
+    assert as_text.status_code == 200, as_text.text
+    for numbers in ({"unit_price": 12.5, "quantity": 2}, {"unit_price": 12.50, "quantity": 2.0}, {"unit_price": 1.25e1, "quantity": 2}):
+        r = upload(numbers)
+        assert r.status_code == 200, (numbers, r.text)
+        assert _lines(r.json()) == _lines(as_text.json()), numbers
+        assert (r.json()["lines"][0]["pric"], r.json()["lines"][0]["cnt"], r.json()["lines"][0]["det_item_fee_sumamt"]) == ("12.50", "2", "25.00")
+    for bad, field, code in ((12.345, "lines[0].unit_price", "too_many_decimals"),
+                             ("0.1000000000000000055511151231257827", "lines[0].unit_price", "too_many_decimals"),
+                             (-1.5, "lines[0].unit_price", "negative"), (1e40, "lines[0].unit_price", "too_large")):
+        body = '{"lines": [{"feedetl_sn": "1", "medins_list_codg": "A001", "unit_price": %s, "quantity": 1}]}' % bad  # the number as written
+        vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+        r = client.post(f"/api/v1/his/visits/{vid}/fee-lines", content=body,
+                        headers={**his(world), **key(), "Content-Type": "application/json"})
+        assert r.status_code == 422, (bad, r.text)
+        err = r.json()["error"]
+        assert (err["field"], err["code"]) == (field, code), (bad, err)
+        assert "金额" in err["message_zh"] and "amount" in err["message_en"]
+    r = upload({"quantity": 0.00001})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "lines[0].quantity" and r.json()["error"]["code"] == "too_many_decimals"
+    r = upload({"unit_price": True})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "lines[0].unit_price"
+    # A number where an object belongs is still refused (were numbers read as Decimal, pydantic would take one for an
+    # object of defaults: {"account": 1.5} as "no account").
+    vid = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "outpatient"}, his(world)).json()["mdtrt_id"]
+    for body in ({"account": 1.5}, 2.5):
+        r = client.post(f"/api/v1/his/visits/{vid}/presettle", json=body, headers=his(world))
+        assert r.status_code == 422 and r.json()["error"]["field"] in ("account", "body"), (body, r.text)
+
+
+def _lines(doc):
+    return [{k: v for k, v in ln.items() if k != "fee_ocur_time"} for ln in doc["lines"]]
+
+
+def test_a_choice_is_refused_in_chinese_and_in_english_apart(client, world):
+    r = post(client, "/api/v1/his/visits", {"psn_no": world.employee.id, "kind": "dental"}, his(world))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["field"] == "kind"
+    assert err["message_zh"] == "取值应为 outpatient、emergency、inpatient 或 pharmacy 之一"
+    assert err["message_en"] == "must be one of outpatient, emergency, inpatient or pharmacy"
+
+
+def test_openapi_says_money_and_quantities_take_numbers(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    line = schemas["FeeLineIn"]["properties"]
+    for name in ("unit_price", "quantity"):
+        assert {"type": "number"} in line[name]["anyOf"] and any(s.get("type") == "string" for s in line[name]["anyOf"]), line[name]
+        assert "JSON number" in line[name]["description"]

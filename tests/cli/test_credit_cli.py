@@ -51,11 +51,16 @@ def test_reminders_job_from_the_command_line_runs_once_per_bill_and_kind(tmp_pat
 
     # Set-up changed with issue 11 (point 2): the texts go out through an SMS gateway — the sandbox one on loopback.
     gateway = {"YIBAO_SMS_URL": sms_sandbox.url, "YIBAO_SMS_KEY": sms_sandbox.key}
+    # What a person reads (no --json): the counts, the outstanding yuan, what was done; no progress bar off a terminal.
     first = yibao("credit", "reminders", "--database", url, env=gateway)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}}
-    second = yibao("credit", "reminders", "--database", url, env=gateway)
-    assert json.loads(second.stdout)["sent"] == 0
+    assert f"还款提醒 credit reminders {today.isoformat()}: 未还账单 unpaid bills 1, 新提醒 reminders recorded 1 (待还 outstanding ¥25.00), " \
+           "短信已发 texts sent 1" in first.stdout
+    [row] = [ln for ln in first.stdout.splitlines() if "到期前3天 due in 3 day(s)" in ln]
+    assert [c.strip() for c in row.split("│")[1:-1]] == ["到期前3天 due in 3 day(s)", "1", "25.00"]
+    assert "{" not in first.stdout and first.stderr == ""
+    second = yibao("credit", "reminders", "--database", url, "--json", env=gateway)
+    assert json.loads(second.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 0, "by_kind": {}, "amounts": {}, "texted": 0}
     db = Database(url)
     rows = db.run(lambda c: c.execute(select(credit_reminders)).all(), write=False)
     assert [(x.bill_no, x.kind) for x in rows] == [(done.bill_no, "d-3")] and rows[0].sms_id is not None
@@ -67,8 +72,11 @@ def test_overdue_job_refuses_a_malformed_bank_option(tmp_path):
     assert yibao("db", "upgrade", "--database", url).returncode == 0
     bad = yibao_process("credit", "overdue", "--database", url, "--bank", "bank-440300")
     assert bad.returncode == 2 and "ID=URL" in bad.stderr
-    ok = yibao_process("credit", "overdue", "--database", url)
-    assert ok.returncode == 0 and json.loads(ok.stdout)["checked"] == 0
+    ok = yibao_process("credit", "overdue", "--database", url, "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["checked"] == 0 and json.loads(ok.stdout)["past_due"] == "0.00"
+    said = yibao("credit", "overdue", "--database", url)
+    assert said.returncode == 0 and "检查 lines checked 0, 暂停 suspended 0, 正常 active 0, 银行未应答 bank unreachable 0" in said.stdout
+    assert "逾期未还 past due on these lines ¥0.00" in said.stdout
 
 
 def test_reminders_without_a_gateway_wait_for_the_next_run(tmp_path, bank, sms_gateway, sms_sandbox):
@@ -86,14 +94,15 @@ def test_reminders_without_a_gateway_wait_for_the_next_run(tmp_path, bank, sms_g
     db.run(lambda c: c.execute(update(credit_bills).where(credit_bills.c.bill_no == done.bill_no).values(due_date=today + timedelta(days=3))))
     db.dispose()
     none = {"YIBAO_SMS_URL": "", "YIBAO_SMS_KEY": ""}
-    first = yibao("credit", "reminders", "--database", url, env=none)
+    first = yibao("credit", "reminders", "--database", url, "--json", env=none)
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}, "unsent": 1,
-                                        "sms_problem": "sms_gateway_not_configured"}
+    assert json.loads(first.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 1, "by_kind": {"d-3": 1}, "amounts": {"d-3": "25.00"},
+                                        "texted": 0, "unsent": 1, "sms_problem": "sms_gateway_not_configured"}
     assert sms_sandbox.state.sent_to(cw.world.phones["employee"]) == []
     gateway = {"YIBAO_SMS_URL": sms_sandbox.url, "YIBAO_SMS_KEY": sms_sandbox.key}
     for _ in range(2):
-        again = yibao("credit", "reminders", "--database", url, env=gateway)
-        assert json.loads(again.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 0, "by_kind": {}}
+        again = yibao("credit", "reminders", "--database", url, "--json", env=gateway)
+        assert json.loads(again.stdout) == {"day": today.isoformat(), "bills": 1, "sent": 0, "by_kind": {}, "amounts": {},
+                                            "texted": 1 if _ == 0 else 0}
     [text] = [m["text"] for m in sms_sandbox.state.sent_to(cw.world.phones["employee"])]
     assert done.bill_no in text and "25.00" in text

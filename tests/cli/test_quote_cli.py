@@ -188,3 +188,40 @@ def test_policy_check_and_demo(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stdout
     for example in (ROOT / "examples").glob("*.json"):
         assert example.name in r.stdout
+
+
+@pytest.mark.parametrize("width", [130, 120, 80, 60, 40])
+def test_fee_lines_are_whole_at_every_width(width):
+    """At any width the fee lines keep every code, name, class and amount whole — no column squeezed to nothing or cut
+    with "…" (at 80 columns the code, name and class columns used to be zero wide)."""
+    import io
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    from yibao.cli import render
+    from yibao.formats.bill_json import bill_from_mapping, loads_bill_text
+    from yibao.services.care.quote import quote
+
+    s = quote(bill_from_mapping(loads_bill_text((ROOT / "examples" / "nb-employee-implant.json").read_text(encoding="utf-8"))))
+    out = io.StringIO()
+    render(s, Console(file=out, width=width, color_system=None))
+    text = out.getvalue()
+    tables = text.split("说明 Explanation", 1)[0].splitlines()  # the explanation is soft-wrapped: the terminal folds it
+    assert max(cell_len(ln) for ln in tables) <= width
+    assert "…" not in text
+    fee_lines = text.split("结算 Settlement", 1)[0]
+    words = set(fee_lines.replace("│", " ").split())
+    for ln in s.lines:
+        assert {ln.code, ln.name, ln.line_class} <= words, (width, ln.code, ln.name)
+    assert {"15800.00", "32000.00", "4800.00", "720.00", "4080.00", "800.00"} <= words
+    for head in ("total", "own", "over", "pre", "scope"):
+        assert head in words, (width, head)
+
+
+def test_quote_at_80_columns_and_in_a_pipe_shows_the_codes():
+    for env in ({**os.environ, "COLUMNS": "80"}, {k: v for k, v in os.environ.items() if k != "COLUMNS"}):
+        r = run("quote", ROOT / "examples" / "nb-employee-implant.json", env=env)
+        assert r.returncode == 0, r.stderr
+        assert "C1906807976000000010" in r.stdout and "人工髋关节" in r.stdout and "┃┃" not in r.stdout
+        assert max(len(ln) for ln in r.stdout.split("说明 Explanation", 1)[0].splitlines()) <= 80

@@ -13,7 +13,8 @@ DESCRIPTION = """医保便捷支付平台 yibao — medical-insurance convenient
 
 Audiences: `his` (hospitals and pharmacies: `Bearer <fixmedins_code>.<secret>`), `patient` (the holder's
 session token) and `admin` (an operator token). Every mutating call takes an `Idempotency-Key`
-header. Amounts are yuan strings ("12.50"). Errors have one shape:
+header. Amounts are yuan strings ("12.50"); a request may also send money and quantities as JSON numbers (12.50), read
+exactly from their text. Errors have one shape:
 `{"error": {"code", "field", "message_zh", "message_en", "request_id"}}`.
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.errors import InputError, YibaoError, one_of
 from yibao.formats.errors import HTTP_TEXTS, body_of, error_body, headers_for, status_for
 
 log = logging.getLogger("yibao.api")
@@ -45,6 +46,7 @@ _PYDANTIC_ZH = {
     "list_type": ("应为列表", "must be a list"),
     "dict_type": ("应为 JSON 对象", "must be a JSON object"),
     "model_type": ("应为 JSON 对象", "must be a JSON object"),
+    "model_attributes_type": ("应为 JSON 对象", "must be a JSON object"),
     "json_invalid": ("请求体不是有效的 JSON", "the body is not valid JSON"),
     "extra_forbidden": ("未知字段", "is not a known field"),
     "string_too_short": ("长度不足", "is too short"),
@@ -61,6 +63,17 @@ _PYDANTIC_ZH = {
     "string_pattern_mismatch": ("格式不正确", "has the wrong format"),
     "string_unicode": ("应为有效的 Unicode 字符串", "must be a valid Unicode string"),
 }
+
+
+_CHOICE = re.compile(r"'((?:[^'\\]|\\.)*)'|([^,' ]+)")
+
+
+def _choices(expected: str) -> tuple[str, str]:
+    """Pydantic's list of the allowed values ("'A', 'B', 'C' or 'unlisted'") as each language says it, without Python's
+    quotes: ("取值应为 A、B、C 或 unlisted 之一", "must be one of A, B, C or unlisted")."""
+    items = [quoted or bare for quoted, bare in _CHOICE.findall(expected.replace(" or ", ", ")) if (quoted or bare)]
+    zh, en = one_of(items) if items else (expected, expected)
+    return f"取值应为 {zh}", f"must be {en}"
 
 
 _NUL = "\x00"
@@ -138,9 +151,11 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {"type": "invalid", "loc": ("body",), "msg": "invalid request"}
         kind = first.get("type", "invalid")
         zh, en = _PYDANTIC_ZH.get(kind, ("取值无效", str(first.get("msg", "is invalid"))))
-        if kind == "literal_error":
-            expected = first.get("ctx", {}).get("expected", "")
-            zh, en = f"取值应为 {expected}", f"must be one of {expected}"
+        ctx = first.get("ctx") or {}
+        if kind in ("literal_error", "enum"):
+            zh, en = _choices(str(ctx.get("expected", "")))
+        elif "zh" in ctx and "en" in ctx:  # a domain rule's own words (schemas.YuanText: a JSON number's decimal places, its range)
+            zh, en = str(ctx["zh"]), str(ctx["en"])
         # A JSON syntax error's loc is ("body", <character offset>): the field is the body, not "[17]".
         field = "body" if kind == "json_invalid" else _loc(tuple(first.get("loc", ())))
         return JSONResponse(error_body(kind, field, zh, en, _rid(request)), status_code=422)

@@ -1,16 +1,25 @@
-"""Request bodies. Amounts are yuan strings ("12.50"), parsed exactly by the domain, which names
-the field in its error; unknown fields are refused."""
+"""Request bodies. Amounts are yuan ("12.50" or 12.50), parsed exactly by the domain, which names the field in its
+error; unknown fields are refused. A JSON body's numbers keep their own text (ExactJsonRoute, JsonNumber) and a money or
+quantity field reads that exactly, never through a float, so 12.50 and "12.50" are the same amount and 0.1000000000000000055
+is refused for its places as 0.10 would never be."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Coroutine
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from yibao.domain.errors import InputError
 from yibao.domain.files import decode_upload
+from yibao.domain.money import parse_quantity, parse_yuan
 from yibao.formats.bill_json import CHINA
 from yibao.services.agency.pilots import Document
 
@@ -53,7 +62,68 @@ def _iso_time(value: Any) -> datetime:
 IsoDate = Annotated[date, BeforeValidator(_iso_day)]
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
-Yuan = Field(description="yuan as a decimal string with at most 2 places, e.g. \"12.50\"", examples=["12.50"], max_length=20)
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent: the float every field has always been given, carrying the number's
+    own text for the money and quantity fields (YuanText, QuantityText), which read it exactly. Named a builtin so that
+    pydantic treats it as the float it is — FastAPI validates bodies with from_attributes, which pydantic-core applies to
+    any object not of a builtin type (a Decimal there would pass as an empty object where one is expected)."""
+
+    __module__ = "builtins"
+    text: str
+
+    def __new__(cls, text: str) -> "JsonNumber":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+class ExactJsonRequest(Request):
+    """A request whose JSON numbers with a fraction or an exponent are JsonNumber."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_float=JsonNumber)
+        return self._json
+
+
+class ExactJsonRoute(APIRoute):
+    """Every REST route's class (``APIRouter(route_class=ExactJsonRoute)``): its body parsed by ExactJsonRequest."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact(request: Request) -> Response:
+            return await handler(ExactJsonRequest(request.scope, request.receive))
+        return exact
+
+
+def _number_as_text(parse: Callable[[object, str], int]) -> Callable[[Any, Any], Any]:
+    """A JSON number given for a decimal-string field becomes its exact text ("12.50" for 12.50) once the domain's rule
+    holds for it (at most 2 places for money, 4 for a quantity, in range; the refusal names the field by its path).
+    Strings pass through unchanged: the route parses them as before."""
+    def check(value: Any, info: Any) -> Any:
+        if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+            return value
+        exact = Decimal(value.text) if isinstance(value, JsonNumber) else value  # a bare float (NaN, Infinity) is refused
+        try:
+            parse(exact, info.field_name or "amount")
+        except InputError as exc:
+            raise PydanticCustomError(exc.code, "{en}", {"zh": exc.message_zh, "en": exc.message_en}) from None
+        return format(exact, "f") if isinstance(exact, Decimal) else str(exact)
+    return check
+
+
+def _decimal_schema(what: str) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 20}, {"type": "number"}],
+                           "description": f"{what}: a decimal string or a JSON number, read exactly from its text (never as a float)"})
+
+
+# Money and quantity fields: a decimal string or a JSON number, the same amount either way.
+YuanText = Annotated[str, BeforeValidator(_number_as_text(parse_yuan)), _decimal_schema("yuan, at most 2 places")]
+QuantityText = Annotated[str, BeforeValidator(_number_as_text(parse_quantity)), _decimal_schema("a quantity > 0, at most 4 places")]
+
+Yuan = Field(description="yuan with at most 2 places, a decimal string or a JSON number: \"12.50\" or 12.50", examples=["12.50"],
+             max_length=20)
 
 
 class Strict(BaseModel):
@@ -87,8 +157,10 @@ class FeeLineIn(BaseModel):
     medins_list_codg: str | None = Field(None, min_length=1, max_length=50,
                                          description="your own item code, resolved through your mapping (POST /his/item-mappings)")
     name: str | None = Field(None, max_length=200)
-    unit_price: str = Field(description="pric: yuan as a decimal string with at most 2 places", examples=["12.50"], max_length=20)
-    quantity: str = Field(description="cnt: decimal string > 0, at most 4 places", examples=["2"], max_length=20)
+    unit_price: YuanText = Field(description="pric: yuan with at most 2 places, a decimal string or a JSON number (\"12.50\" or 12.50, "
+                                 "read exactly from its text)", examples=["12.50"], max_length=20)
+    quantity: QuantityText = Field(description="cnt: > 0, at most 4 places, a decimal string or a JSON number (\"2\" or 2)", examples=["2"],
+                                   max_length=20)
     fee_ocur_time: str | None = Field(None, max_length=40, description="when the fee arose: yyyy-MM-dd HH:mm:ss (Beijing time) or ISO 8601; "
                                       "default now. The catalogue in force on its date decides")
     prescription: bool = False
@@ -195,12 +267,12 @@ class SuspensionIn(Strict):
 
 class BindingIn(Strict):
     payment_institution_id: str = Field(min_length=1, max_length=40)
-    password_free_limit: str = Field("0.00", max_length=20, description="yuan, 0.00–2000.00: cash up to it is paid without asking again")
+    password_free_limit: YuanText = Field("0.00", max_length=20, description="yuan, 0.00–2000.00: cash up to it is paid without asking again")
     default: bool = Field(False, description="make it the default institution (the first binding always is)")
 
 
 class LimitIn(Strict):
-    password_free_limit: str = Field(max_length=20, description="yuan, 0.00–2000.00", examples=["200.00"])
+    password_free_limit: YuanText = Field(max_length=20, description="yuan, 0.00–2000.00", examples=["200.00"])
 
 
 class ChildCardIn(Strict):

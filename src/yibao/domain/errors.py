@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 
+def one_of(values) -> tuple[str, str]:  # noqa: ANN001 — any iterable of choices
+    """An allowed list as each language says it: ("A、B、C 或 unlisted 之一", "one of A, B, C or unlisted") — the Chinese
+    text with Chinese punctuation, no English words or Python quotes in it; a single choice is just itself."""
+    items = [str(v) for v in values]
+    if len(items) == 1:
+        return items[0], items[0]
+    return f"{'、'.join(items[:-1])} 或 {items[-1]} 之一", f"one of {', '.join(items[:-1])} or {items[-1]}"
+
+
 class YibaoError(Exception):
     """Base of every error yibao reports to a user (never shown as a traceback)."""
 

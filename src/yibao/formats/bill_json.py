@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, Mapping
 
 from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators, Bill, FeeLine, Person, Visit
-from yibao.domain.errors import InputError
+from yibao.domain.errors import InputError, one_of
 from yibao.domain.family import GuardianFacts
 from yibao.domain.money import parse_quantity, parse_ratio, parse_yuan
 from yibao.domain.policy import FILINGS, INSURANCE_TYPES, ITEM_CATEGORIES, LEVELS, LINE_CLASSES, MUTUAL_AID_RELATIONS, VISIT_KINDS
@@ -101,8 +101,8 @@ class _Obj:
         if value is None and default is None:
             return None
         if value not in allowed:
-            raise InputError(self.f(key), "invalid_choice", f"取值应为 {' | '.join(allowed)}，收到 {show(value)}",
-                             f"must be one of {' | '.join(allowed)}, got {show(value)}")
+            zh, en = one_of(allowed)
+            raise InputError(self.f(key), "invalid_choice", f"取值应为 {zh}，收到 {show(value)}", f"must be {en}, got {show(value)}")
         return value
 
     def boolean(self, key: str, default: Any = _ABSENT) -> bool:

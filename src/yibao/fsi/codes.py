@@ -8,7 +8,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.errors import InputError, YibaoError, one_of
 
 # med_type 医疗类别 → visit kind. 14 门诊慢特病 is not modelled (its own benefits): refused, not priced as 11.
 MED_TYPES = {"11": "outpatient", "12": "outpatient", "13": "emergency", "21": "inpatient", "41": "pharmacy"}
@@ -25,8 +25,8 @@ def med_type_kind(value: Any, field: str, *, allowed: tuple[str, ...]) -> str:
         if value == "14":
             raise InputError(field, "med_type_not_supported", "门诊慢特病（14）待遇尚未在本平台开通，请按普通门诊（11）办理",
                              "chronic and special outpatient care (14) is not offered here yet; register it as 11")
-        names = "、".join(allowed)
-        raise InputError(field, "invalid_med_type", f"医疗类别应为 {names} 之一", f"must be one of {', '.join(allowed)}")
+        zh, en = one_of(allowed)
+        raise InputError(field, "invalid_med_type", f"医疗类别应为 {zh}", f"must be {en}")
     return MED_TYPES[value]
 
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from yibao.domain.clearing import MAX_DEPOSIT_RATIO, ClearingRules
 from yibao.domain.credit import CreditRules
-from yibao.domain.errors import InputError, PolicyError
+from yibao.domain.errors import InputError, PolicyError, one_of
 from yibao.domain.money import RATIO_ONE, apply_ratio, parse_ratio, parse_yuan
 from yibao.domain.policy import (
     BASE_PARTS,
@@ -161,7 +161,8 @@ class _Reader:
     def choice(self, key: str, allowed: tuple[str, ...], default: Any = _MISSING) -> str:
         value = self.raw(key, default)
         if value not in allowed:
-            raise self.fail(key, f"取值应为 {' | '.join(allowed)}", f"must be one of {' | '.join(allowed)}, got {value!r}")
+            zh, en = one_of(allowed)
+            raise self.fail(key, f"取值应为 {zh}", f"must be {en}, got {value!r}")
         return value
 
     def names(self, key: str, default: Any = _MISSING) -> frozenset[str]:
@@ -436,8 +437,8 @@ def _layers(r: _Reader) -> tuple[str, ...]:
         return ()
     names = value if isinstance(value, list) else [value]
     if not names or not all(isinstance(n, str) and n in LAYERS for n in names) or len(set(names)) != len(names):
-        raise r.fail("second_layer", f"应为 {' | '.join(LAYERS)} 之一或其不重复的列表",
-                     f"must be one of {' | '.join(LAYERS)} or a list of them without repeats, got {value!r}")
+        zh, en = one_of(LAYERS)
+        raise r.fail("second_layer", f"应为 {zh}，或由它们组成的不重复列表", f"must be {en}, or a list of them without repeats, got {value!r}")
     if "beyond_large_amount" in names and ("large_amount" not in names or names.index("beyond_large_amount") < names.index("large_amount")):
         raise r.fail("second_layer", "beyond_large_amount 须排在 large_amount 之后（它支付大额封顶线以上的费用）",
                      "beyond_large_amount must come after large_amount (it pays on cost above the large-amount cap)")

@@ -234,7 +234,7 @@ def test_overdue_suspends_the_line_and_full_repayment_restores_it(db, cw, clock)
     assert run(credit_jobs.run_overdue(cw.ctx))["suspended"] == 0
     advance(clock, cw.bank, 1)
     report = run(credit_jobs.run_overdue(cw.ctx))
-    assert report["suspended"] == 1
+    assert report["suspended"] == 1 and report["past_due"] == "100.00"  # what the lines checked owe past due, in yuan
     view = line(db, cw)
     assert (view["status"], view["suspended"], view["overdue"], view["available"]) == ("suspended", True, True, "0.00")
     with pytest.raises(CreditError) as exc:
@@ -257,7 +257,8 @@ def test_reminders_are_recorded_once_per_bill_and_kind(db, cw, clock):
     assert run(credit_jobs.run_reminders(cw.ctx))["by_kind"] == {"d-3": 1}
     assert run(credit_jobs.run_reminders(cw.ctx))["sent"] == 0  # twice on one day: once
     advance(clock, cw.bank, 3)
-    assert run(credit_jobs.run_reminders(cw.ctx))["by_kind"] == {"d0": 1}
+    report = run(credit_jobs.run_reminders(cw.ctx))
+    assert (report["by_kind"], report["amounts"], report["texted"]) == ({"d0": 1}, {"d0": "66.00"}, 1)
     assert run(credit_jobs.run_reminders(cw.ctx))["sent"] == 0
     rows = db.run(lambda c: c.execute(select(credit_reminders).order_by(credit_reminders.c.created_at)).all(), write=False)
     assert [(r.bill_no, r.kind) for r in rows] == [(done.bill_no, "d-3"), (done.bill_no, "d0")]

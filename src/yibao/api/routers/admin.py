@@ -15,6 +15,7 @@ from yibao.api.deps import Caller, operator_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
 from yibao.api.schemas import (
     CardIn,
+    ExactJsonRoute,
     FaceEnrolIn,
     IsoDate,
     PaymentInstitutionIn,
@@ -23,6 +24,7 @@ from yibao.api.schemas import (
     Strict,
     SuspensionIn,
     Yuan,
+    YuanText,
 )
 from yibao.domain import benefits as benefit_rules
 from yibao.domain.clearing import parse_month
@@ -46,7 +48,7 @@ from yibao.services.people import persons as people
 from yibao.services.reconciliation import resolutions as recon_resolutions
 from yibao.services.reconciliation import runs as recon_runs
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin 经办机构"])
+router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/admin", tags=["admin 经办机构"])
 
 
 class InstitutionIn(Strict):
@@ -70,7 +72,7 @@ class PersonIn(Strict):
 
 
 class CreditIn(Strict):
-    amount: str = Yuan
+    amount: YuanText = Yuan
 
 
 class FilingIn(Strict):
@@ -153,7 +155,7 @@ async def approve_credit(request: Request, credit_id: str = Path(min_length=1, m
 
 
 class CollectionIn(Strict):
-    amount: str = Yuan
+    amount: YuanText = Yuan
     reference: str = Field(min_length=1, max_length=60, description="the bank receipt or import batch the money came with; "
                                                                     "the same reference twice is one collection")
 
@@ -355,12 +357,12 @@ async def channel_config(pi_id: str = Path(min_length=1, max_length=40), caller:
 
 class LiabilityIn(Strict):
     payment_id: str = Field(min_length=1, max_length=32, description="the payment order whose fund share was lost")
-    amount: str = Yuan
+    amount: YuanText = Yuan
     cause: str = Field(min_length=1, max_length=500, description="what caused the loss")
 
 
 class RecourseIn(Strict):
-    amount: str = Yuan
+    amount: YuanText = Yuan
     note: str | None = Field(None, max_length=500)
 
 
@@ -639,7 +641,7 @@ class CardAccountIn(Strict):
 class BenefitRowIn(Strict):
     psn_no: str | None = Field(None, max_length=24, description="the person by psn_no …")
     id_number: str | None = Field(None, max_length=18, description="… or by ID number (one of the two)")
-    amount: str = Field(max_length=20, description="yuan as a decimal string, above zero", examples=["100.00"])
+    amount: YuanText = Field(max_length=20, description="yuan, above zero", examples=["100.00"])
 
 
 class BenefitBatchIn(Strict):

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
 
 from yibao.api.deps import platform
+from yibao.api.schemas import ExactJsonRoute
 from yibao.runtime.platform import Platform
 from yibao.services.payments import medins, notifications
 
-router = APIRouter(prefix="/api/v1/channels", tags=["channels 支付机构通知"])
+router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/channels", tags=["channels 支付机构通知"])
 log = logging.getLogger("yibao.api.channels")
 
 

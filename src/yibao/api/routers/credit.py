@@ -17,7 +17,7 @@ from pydantic import Field
 
 from yibao.api.deps import Caller, operator_caller, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent_after_call
-from yibao.api.schemas import Strict, Yuan
+from yibao.api.schemas import ExactJsonRoute, Strict, Yuan, YuanText
 from yibao.domain.money import parse_yuan
 from yibao.formats.errors import error_body
 from yibao.runtime.platform import Platform
@@ -27,9 +27,9 @@ from yibao.services.credit import lines as credit
 from yibao.services.credit import repayments as credit_repayments
 from yibao.services.credit import sync as credit_sync
 
-patient_router = APIRouter(prefix="/api/v1/patient/credit", tags=["patient 参保人"])
-admin_router = APIRouter(prefix="/api/v1/admin/credit", tags=["admin 经办机构"])
-notify_router = APIRouter(prefix="/api/v1/credit", tags=["banks 银行"])
+patient_router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/patient/credit", tags=["patient 参保人"])
+admin_router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/admin/credit", tags=["admin 经办机构"])
+notify_router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/credit", tags=["banks 银行"])
 
 BillNo = Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
 PiId = Path(min_length=2, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]+$")
@@ -42,7 +42,7 @@ class EnrolIn(Strict):
 
 
 class RepayIn(Strict):
-    amount: str = Yuan
+    amount: YuanText = Yuan
 
 
 @patient_router.get("", summary="信用支付：额度、账单、逾期状态 My credit lines, bills and overdue state (and the terms to accept)")

@@ -17,6 +17,7 @@ from yibao.api.deps import Caller, institution_caller, platform
 from yibao.api.idempotency import IdempotencyKey, LastUnit, idempotent, idempotent_after_call, idempotent_flow, idempotent_flow_kept
 from yibao.api.schemas import (
     CredentialIn,
+    ExactJsonRoute,
     FaceAuthorizationIn,
     FeeLineIn,
     FeeLinesIn,
@@ -28,6 +29,7 @@ from yibao.api.schemas import (
     SettleIn,
     Strict,
     VisitIn,
+    YuanText,
 )
 from yibao.domain.errors import YibaoError
 from yibao.domain.money import format_yuan, parse_yuan
@@ -50,7 +52,7 @@ from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.people import persons as people
 
-router = APIRouter(prefix="/api/v1/his", tags=["his 医药机构"])
+router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/his", tags=["his 医药机构"])
 VisitId = Path(min_length=1, max_length=30)
 
 
@@ -532,11 +534,11 @@ class ClearingApplicationIn(Strict):
     clr_way: str = Field(min_length=1, max_length=3, description="清算方式 (recorded)")
     setlym: str = Field(min_length=6, max_length=6, description="清算年月 yyyyMM (an ended month)")
     psntime: int = Field(ge=0, le=10**9, description="结算人次")
-    medfee_sumamt: str = Field(max_length=20, description="医疗费总额 (yuan)")
-    med_sumfee: str = Field(max_length=20, description="医保认可费用总额 (yuan)")
-    fund_appy_sum: str = Field(max_length=20, description="基金申报总额 (yuan)")
-    cash_payamt: str = Field(max_length=20, description="现金支付金额 (yuan)")
-    acct_pay: str = Field(max_length=20, description="个人账户支出 (yuan)")
+    medfee_sumamt: YuanText = Field(max_length=20, description="医疗费总额 (yuan)")
+    med_sumfee: YuanText = Field(max_length=20, description="医保认可费用总额 (yuan)")
+    fund_appy_sum: YuanText = Field(max_length=20, description="基金申报总额 (yuan)")
+    cash_payamt: YuanText = Field(max_length=20, description="现金支付金额 (yuan)")
+    acct_pay: YuanText = Field(max_length=20, description="个人账户支出 (yuan)")
     begndate: IsoDate
     enddate: IsoDate
 

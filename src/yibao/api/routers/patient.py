@@ -17,7 +17,19 @@ from sqlalchemy.engine import Connection
 
 from yibao.api.deps import Caller, patient_caller, platform
 from yibao.api.idempotency import IdempotencyKey, idempotent, idempotent_after_call, idempotent_flow
-from yibao.api.schemas import BindingIn, ChildCardIn, LimitIn, LivenessIn, MutualAidIn, PhotoIn, RealNameIn, RealPersonIn, Strict
+from yibao.api.schemas import (
+    BindingIn,
+    ChildCardIn,
+    ExactJsonRoute,
+    LimitIn,
+    LivenessIn,
+    MutualAidIn,
+    PhotoIn,
+    RealNameIn,
+    RealPersonIn,
+    Strict,
+    YuanText,
+)
 from yibao.domain.errors import InputError, NotFound
 from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
@@ -36,7 +48,7 @@ from yibao.services.people import bindings as ecard_bindings
 from yibao.services.people import cards, families, identity
 from yibao.services.people import persons as people
 
-router = APIRouter(prefix="/api/v1/patient", tags=["patient 参保人"])
+router = APIRouter(route_class=ExactJsonRoute, prefix="/api/v1/patient", tags=["patient 参保人"])
 PsnNo = Path(min_length=1, max_length=24)
 
 
@@ -470,10 +482,10 @@ class BillPayIn(Strict):
     payment_institution_id: str | None = Field(None, min_length=1, max_length=40, description="a bound institution; default: my default")
     pin: str | None = Field(None, min_length=1, max_length=12, description="the 6-digit payment PIN: required when the cash share is above 0")
     pay_by: Literal["channel", "credit"] = Field("channel", description="the cash from my payment institution, or my credit line")
-    expected_account: str | None = Field(None, max_length=20, description="the account share I was shown (yuan, from the bill's "
+    expected_account: YuanText | None = Field(None, max_length=20, description="the account share I was shown (yuan, from the bill's "
                                                                         "preview); with expected_cash, the bill is paid only if it "
                                                                         "still comes to both, else 409 bill_amount_changed")
-    expected_cash: str | None = Field(None, max_length=20, description="the cash share I was shown (yuan)")
+    expected_cash: YuanText | None = Field(None, max_length=20, description="the cash share I was shown (yuan)")
 
 
 def _expected(body: BillPayIn) -> bills.Expected | None:

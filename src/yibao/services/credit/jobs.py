@@ -92,19 +92,24 @@ def mark_sent(conn: Connection, bill_no: str, kind: str, message_id: str) -> Non
 
 
 async def run_reminders(ctx: Context, *, progress: Progress | None = None) -> dict[str, Any]:
-    """Record today's reminders for every unpaid bill, then text every reminder not texted yet (SMS gateway)."""
-    bill_nos = await ctx.run(lambda c: [r.bill_no for r in c.execute(select(CB.c.bill_no).where(CB.c.repaid < CB.c.amount)
-                                                                          .order_by(CB.c.due_date, CB.c.bill_no)).all()])
+    """Record today's reminders for every unpaid bill, then text every reminder not texted yet (SMS gateway). The report
+    counts the reminders recorded (``sent``, per kind in ``by_kind``), the bills' outstanding yuan per kind
+    (``amounts``) and the texts the gateway took (``texted``)."""
+    bills = await ctx.run(lambda c: [(r.bill_no, r.amount - r.repaid) for r in c.execute(
+        select(CB.c.bill_no, CB.c.amount, CB.c.repaid).where(CB.c.repaid < CB.c.amount).order_by(CB.c.due_date, CB.c.bill_no)).all()])
     sent: dict[str, int] = {}
-    for i, bill_no in enumerate(bill_nos, 1):
+    amounts: dict[str, int] = {}
+    for i, (bill_no, outstanding) in enumerate(bills, 1):
         kind = await ctx.run(lambda c, b=bill_no: remind_bill(c, ctx.keyring, ctx.now(), b))
         if kind:
             sent[kind] = sent.get(kind, 0) + 1
+            amounts[kind] = amounts.get(kind, 0) + outstanding
         if progress:
-            progress(i, len(bill_nos))
+            progress(i, len(bills))
     problem = None
+    texted = 0
     todo = await ctx.run(unsent, write=False)
-    for bill_no, kind in todo:
+    for n, (bill_no, kind) in enumerate(todo, 1):
         try:
             gateway = ctx.texter()
             message = await ctx.run(lambda c, b=bill_no, k=kind: message_of(c, ctx.keyring, b, k))
@@ -115,9 +120,12 @@ async def run_reminders(ctx: Context, *, progress: Progress | None = None) -> di
             problem = exc.code  # no gateway, or it is down: the rest stay pending for the next run
             break
         await ctx.run(lambda c, b=bill_no, k=kind, m=message_id: mark_sent(c, b, k, m))
+        texted += 1
+        if progress:
+            progress(len(bills) + n, len(bills) + len(todo))
     left = len(await ctx.run(unsent, write=False))
-    report: dict[str, Any] = {"day": credit.beijing_day(ctx.now()).isoformat(), "bills": len(bill_nos), "sent": sum(sent.values()),
-                              "by_kind": sent}
+    report: dict[str, Any] = {"day": credit.beijing_day(ctx.now()).isoformat(), "bills": len(bills), "sent": sum(sent.values()),
+                              "by_kind": sent, "amounts": {k: format_yuan(v) for k, v in amounts.items()}, "texted": texted}
     if left:  # texts that could not go out (said only then: a run that texted everything reports as it always did)
         report.update(unsent=left, sms_problem=problem)
     return report
@@ -152,4 +160,14 @@ async def run_overdue(ctx: Context, *, progress: Progress | None = None) -> dict
         counts[status] = counts.get(status, 0) + 1
         if progress:
             progress(i, len(ids))
-    return {"day": credit.beijing_day(ctx.now()).isoformat(), **counts}
+    past_due = await ctx.run(lambda c: _past_due(c, ids, credit.beijing_day(ctx.now())), write=False)
+    return {"day": credit.beijing_day(ctx.now()).isoformat(), **counts, "past_due": format_yuan(past_due)}
+
+
+def _past_due(conn: Connection, enrolment_ids: list[str], today: date) -> int:
+    """What the lines checked still owe on bills past their due date, in fen."""
+    total = 0
+    for start in range(0, len(enrolment_ids), 500):
+        total += sum(r.amount - r.repaid for r in conn.execute(select(CB.c.amount, CB.c.repaid).where(
+            CB.c.enrolment_id.in_(enrolment_ids[start:start + 500]), CB.c.repaid < CB.c.amount, CB.c.due_date < today)))
+    return total

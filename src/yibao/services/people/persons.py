@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
-from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
+from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError, one_of
 from yibao.domain.identity import age_on, parse_id_number
 from yibao.domain.ledger import person_account
 from yibao.domain.names import check_name
@@ -78,7 +78,8 @@ def enrol(conn: Connection, keyring: Keyring, now: datetime, *, region: str, id_
     if scheme is None:
         raise InputError("insurance_type", "scheme_not_in_policy", f"统筹区 {region} 没有该险种", f"region {region} has no {insurance_type} scheme")
     if scheme.tiers is not None and tier not in scheme.tiers:
-        raise InputError("tier", "unknown_tier", f"档次应为 {list(scheme.tiers)} 之一", f"tier must be one of {list(scheme.tiers)}")
+        zh, en = one_of(scheme.tiers)
+        raise InputError("tier", "unknown_tier", f"档次应为 {zh}", f"tier must be {en}")
     if insurance_type == "child" and guardian_id is None:
         raise InputError("guardian_id", "guardian_required", "少儿参保须登记监护人", "a child's enrolment must record the guardian")
     if guardian_id is not None and get(conn, guardian_id) is None:
