@@ -496,6 +496,8 @@ def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, ref
     row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status == "cancelled" and row.cancel_reason == "refund":
+        return {"amount": 0, "cancelled": 1}  # refunded already, every leg and the year's totals: nothing is left to move
     if row.status not in ("settled", "partial"):
         raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
     done = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
@@ -506,7 +508,7 @@ def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, ref
             for t in mine if f"{t.client_id}:refund" not in done]
     _lock_person(conn, row)  # before any account, as settle; the visit may reopen below
     ledger.post_many(conn, legs, code="refund", ref=setl_id, now=now)
-    if part == "insurance" and legs:
+    if part == "insurance":  # the year's totals too — even of a settlement the fund paid nothing of (a deductible used)
         delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
         accumulators.add(conn, row.person_id, row.year, delta.negated())
         conn.execute(update(S).where(S.c.id == setl_id).values(accumulator_delta=fastjson.dumps(Accumulators().as_dict())))

@@ -304,7 +304,9 @@ def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, ref
         assert refund.items is not None and refund.legs is not None and refund.accumulator_delta is not None
         settlement.refund_items(conn, now, setl_id=order.setl_id, refund_id=refund.id, items=list(refund.items), legs=_legs_of(refund),
                                 accumulator_delta=Accumulators(**refund.accumulator_delta), actor=actor)
-    elif refund.insurance_fen:
+    elif refund.insurance_fen or refund.scope != "cash" or given_back(conn, order)[0]:
+        # Also with nothing of the fund or account to give back (a bill inside the deductible): the year's totals it moved
+        # are given back with the insurance part (refund_part gives them back once: the settlement's delta is then zero).
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="insurance", refund_id=refund.id, actor=actor)
     if refund.scope != "items" and refund.cash_fen and order.cash_source != "wallet":  # a wallet's cash never passed our books: the hospital refunded it there
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="cash", refund_id=refund.id, actor=actor)
