@@ -269,10 +269,10 @@ def preview(conn: Connection, *, institution: Institution, order_id: str, items:
                        "refund it in full instead")
     assert order.setl_id is not None
     priced = settlement.price_items_refund(conn, setl_id=order.setl_id, items=items, lock=False)
-    return {"payment_id": order.id, "items": sorted(items), "legs": _leg_view(priced.legs), "remaining": _leg_view(priced.remaining)}
+    return {"payment_id": order.id, "items": sorted(items), "legs": leg_view(priced.legs), "remaining": leg_view(priced.remaining)}
 
 
-def _leg_view(legs: dict[str, int]) -> dict[str, Any]:
+def leg_view(legs: dict[str, int]) -> dict[str, Any]:
     fund = sum(legs.get(name, 0) for name in settlement.INSURANCE_LEGS if name != "account")
     return {"fund": {**{name: format_yuan(legs.get(name, 0)) for name in settlement.INSURANCE_LEGS if name != "account"},
                      "total": format_yuan(fund)},
@@ -370,8 +370,8 @@ def view(conn: Connection, refund: Refund) -> dict[str, Any]:
             "out_refund_no": refund.id, "refund_no": refund.refund_no, "error_code": refund.error_code,
             "lines_to_keep": list(refund.lines_to_keep) if refund.lines_to_keep is not None else None,
             "items": list(refund.items) if refund.items is not None else None,
-            "legs": _leg_view(refund.legs) if refund.legs is not None else None,
-            "payment_legs": {k: _leg_view(v) for k, v in summary(conn, order).items()},
+            "legs": leg_view(refund.legs) if refund.legs is not None else None,
+            "payment_legs": {k: leg_view(v) for k, v in summary(conn, order).items()},
             "rebill": payments.receipt(conn, payments.require(conn, refund.rebill_order_id)) if refund.rebill_order_id else None,
             "created_at": iso_utc(refund.created_at), "updated_at": iso_utc(refund.updated_at), "payment": payments.receipt(conn, order)}
 
