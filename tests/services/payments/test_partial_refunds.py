@@ -115,3 +115,23 @@ def test_invalid_items_are_refused_before_anything_moves_and_a_retry_is_the_same
         raise AssertionError("a reused key")
     except Conflict as exc:
         assert exc.code == "idempotency_key_reused"
+
+
+
+def test_items_refunded_after_a_later_payment_of_the_same_person_and_both_refunded_restore_the_books(db, keyring, wxpay):
+    """The second payment used the deductible the first left: the first's remaining items are priced on the year's totals
+    without the first (the second's use kept), so they take no more of the fund than they did; refunding both after
+    leaves every balance and the year's totals as before either."""
+    pw = payment_world(db, keyring, wxpay, balance=20000)
+    start = pw.balances(), db.run(lambda c: accumulators.read(c, pw.w.employee.id, db.clock().year), write=False)
+    first = pw.pay(key="A")
+    second = pw.pay(key="B")
+    assert second.fund_total > first.fund_total > 0  # the first used part of the deductible, the second paid past it
+    part = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=first.id, request_key="R", request_hash="h",
+                                      scope="items", items=["3"], actor="test"))  # 保健品: own expense, cash only
+    assert part.status == "succeeded" and part.legs == {**dict.fromkeys(settlement.LEGS, 0), "cash": 50_00}
+    for order_id in (second.id, first.id):
+        done = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=order_id, request_key=f"W{order_id}",
+                                          request_hash="h", scope="all", actor="test"))
+        assert done.status == "succeeded"
+    assert (pw.balances(), db.run(lambda c: accumulators.read(c, pw.w.employee.id, db.clock().year), write=False)) == start
