@@ -1,7 +1,7 @@
 """a refund of some items gives back part of each leg: what of each leg, which items, the remaining items' totals delta
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0033
+Revises: 0032
 Create Date: 2026-12-07 10:45:00
 
 Data: none moves (earlier refunds gave back whole parts: their legs stay null). Down: the columns go.
@@ -9,8 +9,8 @@ Data: none moves (earlier refunds gave back whole parts: their legs stay null). 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0032'
-down_revision = '0031'
+revision = '0033'
+down_revision = '0032'
 branch_labels = None
 depends_on = None
 
