@@ -266,3 +266,90 @@ def test_a_refund_reason_is_audited_and_an_unknown_one_refused_before_anything_m
     details = db.run(lambda c: c.execute(select(audit_log.c.detail).where(audit_log.c.action == "refund.reason",
                                                                           audit_log.c.subject == done.id)).scalars().all(), write=False)
     assert len(details) == 1 and "duplicate_charge" in str(details[0])
+
+
+# ---- refunds of some items: one refund, each leg its difference (h17c) ---------------------------------------------
+
+def _fen(yuan: str) -> int:
+    whole, _, frac = yuan.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2]) if not whole.startswith("-") else -_fen(yuan[1:])
+
+
+def _items(client, pw, payment_id: str, items: list[str], k: str | None = None):  # noqa: ANN001, ANN202
+    return client.post(f"/api/v1/his/payments/{payment_id}/refunds", json={"scope": "items", "items": items},
+                       headers={**his(pw), "Idempotency-Key": k or uuid.uuid4().hex})
+
+
+def _split(doc: dict) -> dict[str, int]:
+    return {"fund": _fen(doc["fund"]["total"]), "account": _fen(doc["account"]), "cash": _fen(doc["cash"])}
+
+
+def test_refunding_some_items_is_one_refund_of_each_legs_difference_and_the_rest_is_what_those_items_settle_to(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    preview = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds/preview", json={"items": ["3"]}, headers=his(pw))
+    assert preview.status_code == 200, preview.text
+    legs = _split(preview.json()["legs"])
+    assert _fen(preview.json()["legs"]["total"]) == 50_00 and legs["cash"] > 0  # 保健品 50.00: every fen of it, some in cash
+    assert _books(pw) == paid  # a preview writes nothing
+    k = uuid.uuid4().hex
+    r = _items(client, pw, doc["payment_id"], ["3"], k)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["status"], out["scope"], out["items"], out["rebill"], out["payment"]["status"]) == (
+        "succeeded", "items", ["3"], None, "partially_refunded")
+    assert _split(out["legs"]) == legs and (_fen(out["insurance"]), _fen(out["cash"])) == (legs["fund"] + legs["account"], legs["cash"])
+    pl = out["payment_legs"]
+    for leg in ("fund", "account", "cash", "total"):  # paid = refunded + remaining, each leg, to the fen
+        get = (lambda part: _fen(pl[part][leg]["total"])) if leg == "fund" else (lambda part: _fen(pl[part][leg]))  # noqa: B023
+        assert get("paid") == get("refunded") + get("remaining"), leg
+    assert _split(pl["refunded"]) == legs and _split(pl["remaining"]) == _split(preview.json()["remaining"])
+    assert _sandbox_refunded(wxpay, doc["payment_id"]) == legs["cash"]  # the institution refunded the cash leg only
+    now = _books(pw)
+    assert now["holder"] - paid["holder"] == legs["account"] and paid["hospital_cash"] - now["hospital_cash"] == legs["cash"]
+    assert paid["receivable"] - now["receivable"] == legs["fund"] + legs["account"]
+    again = _items(client, pw, doc["payment_id"], ["3"], k)
+    assert again.json() == out and again.headers["Idempotent-Replayed"] == "true" and _books(pw) == now
+    gone = _items(client, pw, doc["payment_id"], ["3"])
+    assert gone.status_code == 422 and (gone.json()["error"]["field"], gone.json()["error"]["code"]) == ("items", "unknown_line")
+    rest = _items(client, pw, doc["payment_id"], ["1", "2"])  # the last items: everything left, the payment refunded in full
+    assert rest.status_code == 200 and rest.json()["payment"]["status"] == "refunded", rest.text
+    assert _split(rest.json()["legs"]) == _split(pl["remaining"])
+    assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    assert client.get(f"/api/v1/his/settlements/{doc['setl_id']}", headers=his(pw)).json()["status"] == "cancelled"
+    # the remaining settlement was exactly what those items settle to: paid alone, from the same books, the same split
+    alone = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES[:2], "account": {"use": True}},
+                        headers={**his(pw), **key()}).json()
+    assert _split({"fund": alone["fund"], "account": alone["account"]["amount"], "cash": alone["cash"]["amount"]}) == _split(pl["remaining"])
+
+
+def test_items_then_the_rest_by_scope_all_gives_back_exactly_what_is_left(client, pw, wxpay):
+    before = _books(pw)
+    doc = _pay(client, pw)
+    first = _items(client, pw, doc["payment_id"], ["2"])
+    assert first.status_code == 200 and first.json()["payment"]["status"] == "partially_refunded", first.text
+    old = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "lines_to_keep": ["1"]},
+                      headers={**his(pw), **key()})
+    assert old.status_code == 409 and old.json()["error"]["code"] == "already_partly_refunded"
+    rest = _refund(client, pw, doc["payment_id"], "all")
+    assert rest.status_code == 200 and rest.json()["payment"]["status"] == "refunded", rest.text
+    assert _fen(rest.json()["cash"]) + _fen(first.json()["cash"]) == 166_00
+    assert _books(pw) == before and _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+    bad = _items(client, pw, doc["payment_id"], ["1"])
+    assert bad.status_code == 409 and bad.json()["error"]["code"] == "already_refunded"
+
+
+def test_a_declined_items_refund_moves_nothing_and_can_be_asked_again(client, pw, wxpay):
+    doc = _pay(client, pw)
+    paid = _books(pw)
+    wxpay.runtime.set_knobs(error_rate=1.0)
+    r = _items(client, pw, doc["payment_id"], ["3"])
+    assert r.status_code == 200 and (r.json()["status"], r.json()["payment"]["status"]) == ("failed", "completed"), r.text
+    assert _books(pw) == paid and _fen(r.json()["payment_legs"]["refunded"]["total"]) == 0
+    wxpay.runtime.set_knobs(error_rate=0.0)
+    ok = _items(client, pw, doc["payment_id"], ["3"])
+    assert ok.status_code == 200 and ok.json()["status"] == "succeeded", ok.text
+    bad = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "items": ["1"]},
+                      headers={**his(pw), **key()})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "items"

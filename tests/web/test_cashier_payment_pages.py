@@ -3,8 +3,8 @@
 The cashier pays a visit by face with a chosen capture sample: the app's face verifier (the SANDBOX one
 mounted in the app, reached over HTTP) matches the payer on another day and refuses another person or a
 photo held up; failures are said with the tries left, then the payment code is asked for. A completed
-payment is refunded to the payment institution: everything, or some items (the kept ones are settled
-again in a new payment); a refund whose answer is unknown is asked about with 查询.
+payment is refunded to the payment institution: everything, or some items (previewed per leg, then one
+refund: the payment is partly refunded); a refund whose answer is unknown is asked about with 查询.
 
 赵磊 (Ningbo, filed in Shenzhen; wechat-330200, password-free up to 1000.00) pays here, so that 李明 and
 王芳, whose limits other tests change, are left alone; 王芳 (no personal account) tries wrong faces.
@@ -65,11 +65,9 @@ def pay_by_code(cashier, holder, live) -> dict[str, str]:
     return presettled
 
 
-def refund(cashier, scope: str, lines: tuple[str, ...] = ()) -> None:
+def refund(cashier, scope: str) -> None:
     cashier.locator(f"#refund-scope-{scope}").check()
-    for sn in lines:
-        cashier.locator(f"#refund-line-{sn}").check()
-    cashier.get_by_label("退款原因").select_option("items_returned")
+    cashier.locator("#refund-reason").select_option("items_returned")
     cashier.once("dialog", lambda dialog: dialog.accept())
     cashier.locator("#refund-submit").click()
 
@@ -173,7 +171,16 @@ def test_a_refund_gives_everything_back_through_the_institution(phone, desktop, 
 
 
 @pytest.mark.both_databases
-def test_a_refund_of_some_items_settles_the_kept_lines_again(phone, desktop, live):
+def legs(page, table: str) -> dict[str, dict[str, int]]:
+    """A legs table (#refund-legs, #refund-preview-legs): {column key: {leg: fen}}."""
+    out: dict[str, dict[str, int]] = {}
+    for row in page.locator(f"#{table} tbody tr").all():
+        for cell in row.locator("td[data-k]").all():
+            out.setdefault(cell.get_attribute("data-k"), {})[row.get_attribute("data-leg")] = fen(cell.inner_text())
+    return out
+
+
+def test_a_refund_of_some_items_is_previewed_per_leg_then_one_refund_and_the_payment_partly_refunded(phone, desktop, live):
     holder = phone.new_page()
     log_in_holder(holder, live, ZHAO_LEI)
     before = balance(holder)
@@ -182,33 +189,37 @@ def test_a_refund_of_some_items_settles_the_kept_lines_again(phone, desktop, liv
     pay_by_code(cashier, holder, live)
     payment_id = cashier.locator("#payment-id").inner_text()
     visit_page = cashier.locator("a[href^='/cashier/visits/']").first.get_attribute("href")
+    paid = legs(cashier, "refund-legs")["refund_leg_paid"]
+    assert paid["total"] == SAMPLE_TOTAL and balance(holder) == before - paid["account"]
 
-    refund(cashier, "lines")  # no item ticked: said in words
+    cashier.locator("#refund-preview").click()  # no item ticked: said in words
     expect(cashier.locator("#flash")).to_have_text("请勾选要退款的项目")
-    refund(cashier, "lines", ("S4", "S5"))  # the own-expense item and the CT scan go back; S1–S3 are kept
+    for sn in ("S4", "S5"):  # the own-expense item and the CT scan go back; S1–S3 remain
+        cashier.locator(f"#refund-line-{sn}").check()
+    cashier.locator("#refund-preview").click()
+    expect(cashier.locator("#refund-preview-items li")).to_have_count(2)
+    preview = legs(cashier, "refund-preview-legs")
+    this, after = preview["refund_leg_this"], preview["refund_leg_after"]
+    assert this["total"] == 3000 + 36000 and after["total"] == SAMPLE_TOTAL - this["total"]  # every fen of the items
+    for leg in ("fund", "account", "cash"):
+        assert this[leg] + after[leg] == paid[leg] and this[leg] >= 0, leg
+    cashier.locator("#refund-confirm").click()  # no PIN from the holder: the hospital's own refund
     expect(cashier.locator("#flash")).to_have_text("退款成功")
-    expect(cashier.locator("#pay-status")).to_have_text("已全额退款")
+    expect(cashier.locator("#pay-status")).to_have_text("部分退款")
+    assert cashier.locator("#payment-id").inner_text() == payment_id
     row = cashier.locator("#refunds tbody tr")
+    expect(row).to_have_count(1)  # one refund, no new payment
     expect(row.locator("[data-k=scope]")).to_have_text("部分项目")
-    expect(row.locator("[data-k=status]")).to_have_text("退款成功")
-    assert row.locator("[data-k=refund-no]").inner_text().strip() not in ("", "—")
-    # What refunds.py does: the whole payment is refunded, the lines not kept revoked, and the kept
-    # ones settled again in a new order of the same method and payer, driven to completion.
-    rebill = row.locator("[data-k=rebill]")
-    expect(rebill).to_contain_text("¥70.00")  # 25 + 12.50×2 + 20
-    expect(rebill).to_contain_text("支付完成")
-    rebill.click()
-    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
-    assert cashier.locator("#payment-id").inner_text() != payment_id
-    expect(cashier.locator("#pay-method")).to_have_text("一码支付")
-    again = pay_split(cashier)
-    assert again["total"] == 7000
-    assert cashier.locator("#trade-no").inner_text().strip()
-    assert balance(holder) == before - again["account"]  # the first account share came back, the new one went out
+    expect(row.locator("[data-k=items]")).to_have_text("S4, S5")
+    assert row.locator("[data-k=rebill]").count() == 0
+    assert fen(row.locator("[data-k=cash]").inner_text()) == this["cash"]
+    shown = legs(cashier, "refund-legs")
+    assert (shown["refund_leg_refunded"], shown["refund_leg_remaining"]) == (this, after)
+    assert balance(holder) == before - after["account"]
 
     cashier.goto(visit_page)
     statuses = {r.locator("td").first.inner_text(): r.locator("td").nth(5).inner_text() for r in cashier.locator("#lines tbody tr").all()}
-    assert statuses == {"S1": "有效", "S2": "有效", "S3": "有效", "S4": "已撤销", "S5": "已撤销"}
+    assert statuses == {"S1": "有效", "S2": "有效", "S3": "有效", "S4": "已退款", "S5": "已退款"}
 
 
 @pytest.mark.both_databases

@@ -2,7 +2,7 @@
 
 One side is the institution's statement of a Beijing day (rows: a trade collected, or a refund given back). The other
 is the platform's cash legs at that institution: an order's cash (the ledger's ``{setl_id}:cash`` transfer) and a
-refund's cash (``{setl_id}:cash:refund``). A row is matched to a leg by our own number first — the order id is our
+refund's cash (``{setl_id}:cash:refund``; a refund of items: ``…:cash:refund:{refund id}``). A row is matched to a leg by our own number first — the order id is our
 out_trade_no, the refund id our out_refund_no — and by the institution's number second (trade_no, refund_id).
 
 Each difference gets exactly one class:

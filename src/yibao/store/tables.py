@@ -340,7 +340,7 @@ fee_lines = Table(
     Column("self_pay_ratio", Integer),  # ppm
     Column("prescription", Boolean, nullable=False),
     Column("prescriber", String(60)),
-    Column("status", String(10), nullable=False),  # active | revoked
+    Column("status", String(10), nullable=False),  # active | revoked | refunded (a refund of items, after settlement)
     # What the platform decided from the catalogue (services/catalogue): the line_class, price_cap and self_pay_ratio
     # above, and beside them the codes it came from, the entry's level, the version, the limited-use flag and the reason.
     # Null on lines uploaded before the catalogue (0012).
@@ -720,7 +720,7 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     Column("institution_id", String(20), ForeignKey("institutions.id"), nullable=False),
     Column("request_key", String(100), nullable=False),  # the hospital's Idempotency-Key: a retry resumes this refund
     Column("request_hash", String(64), nullable=False),
-    Column("scope", String(10), nullable=False),  # all | cash | insurance | lines
+    Column("scope", String(10), nullable=False),  # all | cash | insurance | lines | items
     Column("status", String(12), nullable=False),  # requested | unknown | succeeded | failed
     Column("insurance_fen", BigInteger, nullable=False),  # fund + account given back
     Column("cash_fen", BigInteger, nullable=False),  # cash asked back from the institution
@@ -728,6 +728,9 @@ payment_refunds = Table(  # one per refund of a payment order: what it gives bac
     Column("error_code", String(40)),
     Column("lines_to_keep", Text),  # scope lines: JSON list of the feedetl_sn re-settled in a new order
     Column("rebill_order_id", String(32)),  # scope lines: the new order for the lines kept
+    Column("items", Text),  # scope items: JSON list of the feedetl_sn refunded (the rest priced again, same settlement)
+    Column("legs", Text),  # scope items: JSON {leg: fen} given back of each leg (settlement.LEGS); null: whole parts
+    Column("accumulator_delta", Text),  # scope items: the remaining items' delta to the year's totals (applied on success)
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     _created(),

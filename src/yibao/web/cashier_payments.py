@@ -11,7 +11,9 @@ would count against a real person's tries.
 
 退款 runs `refunds.refund` as POST /api/v1/his/payments/{id}/refunds (the form's nonce is the
 request key); 查询 sends the same refund request again, which is the API's retry: `refunds.drive`
-asks the institution, and the kept lines of a refund of some items are settled again.
+asks the institution. A refund of some items (scope items: one refund, each leg its difference) is
+previewed first — GET …/refunds/preview shows what each leg gives back and what remains, priced as the
+refund will be (`refunds.preview`, nothing written) — and confirmed from there.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from yibao.services.payments.orders import Order
 from yibao.services.people import families
 from yibao.services.people import persons as people
 from yibao.web import aids as page_aids
-from yibao.web import forms, payviews
+from yibao.web import forms, payviews, render
 from yibao.web.auth import Goto, act_flow, cashier, platform
 
 router = APIRouter(include_in_schema=False)
@@ -155,12 +157,43 @@ async def face_pay_visit(request: Request, visit_id: str) -> Response:
 # ---- refunds ---------------------------------------------------------------------------------------
 
 def refund_section(conn: Connection, order: Order) -> dict[str, Any]:
-    """The payment page's refunds (the API's view of each) and, while it can be refunded, the fee lines to choose from."""
+    """The payment page's refunds (the API's view of each), each leg as paid, refunded and remaining, and, while it can be
+    refunded, the fee lines to choose from (a refund of items: of a payment whose cash an institution collected)."""
     refundable = order.status in (po.COMPLETED, po.PARTIALLY_REFUNDED)
-    lines = [ln for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"] if refundable else []
+    lines = [ln for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"] \
+        if refundable and order.cash_source is None else []
+    paid = order.status in po.PAID
     return {"refunds": [refunds.view(conn, r) for r in refunds.for_order(conn, order.id)], "refundable": refundable,
             "refund_lines": [line_view(ln) for ln in lines],
+            "refund_legs": {k: refunds.leg_view(v) for k, v in refunds.summary(conn, order).items()} if paid else None,
             "refund_reasons": refunds.REASONS}
+
+
+@router.get("/cashier/payments/{payment_id}/refunds/preview")
+async def refund_preview(request: Request, payment_id: str) -> Response:
+    """The amounts a refund of the ticked items gives back of each leg and what remains (nothing written); its form confirms."""
+    who = await cashier(request)
+    p = platform(request)
+    chosen = request.query_params.getlist("item")
+    reason = request.query_params.get("reason") or ""
+    back = f"/cashier/payments/{payment_id}"
+
+    def read(conn: Connection) -> dict[str, Any]:
+        if not chosen:
+            raise InputError("refund_lines", "no_lines_chosen", "请勾选要退款的项目", "tick the items to refund")
+        if reason not in refunds.REASONS:
+            raise InputError("reason", "invalid_reason", "退款原因无效", "not a valid refund reason")
+        order = payments.for_institution(conn, who.principal, payment_id)
+        preview = refunds.preview(conn, institution=who.institution, order_id=payment_id, items=chosen)
+        lines = {ln["feedetl_sn"]: line_view(ln) for ln in visits.list_lines(conn, who.principal, order.visit_id)}
+        return {"pay": payviews.view(conn, p, order), "preview": preview, "reason": reason,
+                "chosen": [lines[sn] for sn in preview["items"]]}
+
+    try:
+        context = await p.run(read, write=False)
+    except YibaoError as exc:
+        return render.redirect(request, back, error=exc)
+    return render.render(request, "cashier/refund_preview.html", area=AREA, csrf_cookie=who.cookie, who=who, **context)
 
 
 def _active_lines(conn: Connection, institution_id: str, payment_id: str) -> list[str]:
@@ -170,7 +203,8 @@ def _active_lines(conn: Connection, institution_id: str, payment_id: str) -> lis
 
 @router.post("/cashier/payments/{payment_id}/refunds")
 async def refund(request: Request, payment_id: str) -> Response:
-    """退款: all, the cash only, the insurance only, or some items (the rest settled again in a new order)."""
+    """退款: all (what is left), the cash only, the insurance only, or some items (scope items, from the preview: one refund,
+    each leg its difference)."""
     who = await cashier(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
@@ -180,19 +214,15 @@ async def refund(request: Request, payment_id: str) -> Response:
     key = f"W{form.nonce}"[:64]
 
     async def call() -> tuple[Goto, tuple[str, str]]:
-        keep: list[str] | None = None
-        if scope == "lines":  # the checkboxes name the lines to refund; the service takes the lines to keep
+        items: list[str] | None = None
+        if scope == "items":  # the preview's form names the lines to refund
             active = await p.run(lambda c: _active_lines(c, who.principal, payment_id), write=False)
-            chosen = [sn for sn in active if form.flag(f"refund_line_{sn}")]
-            if not chosen:
+            items = [sn for sn in active if form.flag(f"refund_line_{sn}")]
+            if not items:
                 raise InputError("refund_lines", "no_lines_chosen", "请勾选要退款的项目", "tick the items to refund")
-            if len(chosen) == len(active):
-                raise InputError("refund_lines", "all_lines_chosen", "全部项目都退款时请选择“全部退款”", "to refund every item, choose “refund everything”")
-            keep = [sn for sn in active if sn not in chosen]
-        service_scope = "all" if scope == "lines" else scope
-        digest = hashlib.sha256(f"web refund {payment_id} {service_scope} {keep} {reason}".encode()).hexdigest()
+        digest = hashlib.sha256(f"web refund {payment_id} {scope} {items} {reason}".encode()).hexdigest()
         r = await refunds.refund(p.context, institution=who.institution, order_id=payment_id, request_key=key,
-                                      request_hash=digest, scope=service_scope, actor=who.actor, lines_to_keep=keep, reason=reason)
+                                      request_hash=digest, scope=scope, actor=who.actor, reason=reason, items=items)
         return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
     return await act_flow(request, who, form, call, back=back)
 
@@ -209,6 +239,7 @@ async def query_refund(request: Request, payment_id: str, refund_id: str) -> Res
         r = await p.run(lambda c: refunds.for_request(c, who.principal, payment_id, refund_id), write=False)
         if not r.final:
             r = await refunds.refund(p.context, institution=who.institution, order_id=payment_id, request_key=r.request_key,
-                                          request_hash=r.request_hash, scope=r.scope, actor=who.actor)
+                                          request_hash=r.request_hash, scope=r.scope, actor=who.actor,
+                                          items=list(r.items) if r.items is not None else None)
         return Goto(back), _REFUNDED.get(r.status, _REFUND_PENDING)
     return await act_flow(request, who, form, call, back=back)

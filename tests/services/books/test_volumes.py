@@ -183,3 +183,19 @@ def test_a_cross_region_refund_is_taken_off_once_not_with_its_clearing_half(db, 
     assert (d.settled, d.partial, d.cancelled) == (1, 1, 0)
     assert (d.paid["pool_fund"] + d.paid["serious_illness"] + d.paid["large_amount"] + d.paid["other"] + d.paid["assistance"], d.paid["account_pay"]) == (0, 0)
     assert (d.paid["cash_pay"], d.total, d.refunded_insurance, d.refunded_cash) == (cash, cash, fund + account, 0)
+
+
+def test_a_refund_of_items_is_taken_off_each_layer_by_what_it_gave_back(db, keyring, wxpay, clock):
+    """A refund of some items gives back part of each leg (``<leg>:refund:<refund id>`` transfers): the day's figures take
+    exactly that off each layer, and net + given back is what was paid."""
+    pw = payment_world(db, keyring, wxpay, balance=20000)
+    paid = _pay(pw, "items")
+    r = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=paid.id, request_key="items-refund", request_hash="h",
+                                   scope="items", items=["2", "3"], actor="his:test"))
+    assert r.status == "succeeded" and r.legs["cash"] > 0 and r.legs["pool"] + r.legs["account"] > 0, r
+    d = _day(db, clock().astimezone(volumes.CHINA).date())["440300"]
+    assert (d.settled, d.partial) == (1, 1)
+    assert (d.refunded_insurance, d.refunded_cash) == (r.insurance_fen, r.cash_fen)
+    assert d.total + d.refunded_insurance + d.refunded_cash == paid.total
+    assert (d.paid["pool_fund"], d.paid["account_pay"], d.paid["cash_pay"]) == (
+        paid.fund_total - r.legs["pool"], paid.account_pay - r.legs["account"], paid.cash_pay - r.legs["cash"])

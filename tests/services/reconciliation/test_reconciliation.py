@@ -258,3 +258,26 @@ def test_a_day_not_ended_or_an_unknown_institution_is_refused_by_the_service_and
         asyncio.run(runs.reconcile(ctx, day=today - timedelta(days=1), pi_id="nosuch", actor="operator:test"))
     assert (unknown.value.field, unknown.value.code) == ("institution", "unknown_payment_institution")
     assert db.run(lambda c: c.execute(select(runs.RUN.c.id)).all(), write=False) == []
+
+
+ITEMS_DAYS = {"sqlite": date(2026, 12, 3), "postgresql": date(2026, 12, 5)}
+
+
+def test_a_refund_of_items_then_of_the_rest_matches_the_statement_by_its_own_cash_leg(db, keyring, wxpay, clock):
+    """Two refunds of one payment, each of part of the cash (items, then all that is left): each refund's cash leg is its
+    own transfer, so each matches its row of the institution's statement — no amount or status differences."""
+    d = ITEMS_DAYS[db.engine.dialect.name]
+    pw = payment_world(db, keyring, wxpay)
+    at(clock, wxpay, beijing(d, 10))
+    paid = pw.pay(key="p-items")
+    at(clock, wxpay, beijing(d, 11))
+    part = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=paid.id, request_key="r-items", request_hash="h",
+                                      scope="items", items=["3"], actor="test"))
+    at(clock, wxpay, beijing(d, 12))
+    rest = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=paid.id, request_key="r-rest", request_hash="h",
+                                      scope="all", actor="test"))
+    assert (part.status, rest.status) == ("succeeded", "succeeded") and 0 < part.cash_fen < paid.cash_pay
+    assert part.cash_fen + rest.cash_fen == paid.cash_pay
+    at(clock, wxpay, beijing(d + timedelta(days=1), 9))
+    run = asyncio.run(runs.reconcile(pw.ctx(), day=d, pi_id=pw.pi_id, actor="operator:test"))
+    assert run.differences == [] and run.run["matched"] == 3 and run.run["statement"]["refunds"] == 2, run.run

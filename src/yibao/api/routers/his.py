@@ -414,12 +414,26 @@ async def callback_deliveries(payment_id: str | None = Query(None, min_length=1,
 
 # ---- refunds of completed payments (services/payments/refunds.py) ---------------------------------------------
 
+FeeLineSn = Annotated[str, Field(min_length=1, max_length=30)]
+
+
 class RefundIn(Strict):
-    scope: Literal["all", "cash", "insurance"] = Field(description="all: fund, account and cash; cash: the cash share only; "
-                                                                   "insurance: the fund and account shares only")
-    lines_to_keep: list[Annotated[str, Field(min_length=1, max_length=30)]] | None = Field(None, min_length=1, max_length=500,
-                                            description="refund some items (scope all): the whole settlement is cancelled and these "
-                                                        "lines (feedetl_sn) settled again in a new order (`rebill`)")
+    scope: Literal["all", "cash", "insurance", "items"] = Field(
+        description="all: fund, account and cash (what is left of each); cash: the cash share only; insurance: the fund and "
+                    "account shares only; items: the `items` named, one refund — the other items priced again by the "
+                    "settlement engine and each leg (fund, account, cash) giving back its difference; no new payment, no PIN")
+    items: list[FeeLineSn] | None = Field(None, min_length=1, max_length=500,
+                                          description="scope items: the fee lines (feedetl_sn) refunded. More refunds of items may "
+                                                      "follow, until every item is refunded; the answer's `legs` is what this "
+                                                      "refund gives back, `payment_legs` the payment's paid, refunded and remaining")
+    lines_to_keep: list[FeeLineSn] | None = Field(None, min_length=1, max_length=500,
+                                                  description="(older) refund some items (scope all): the whole settlement is "
+                                                              "cancelled and these lines (feedetl_sn) settled again in a new order "
+                                                              "(`rebill`); prefer scope items")
+
+
+class RefundPreviewIn(Strict):
+    items: list[FeeLineSn] = Field(min_length=1, max_length=500, description="the fee lines (feedetl_sn) a refund would give back")
 
 
 @router.post("/payments/{payment_id}/refunds", responses={202: {"description": "在途 The institution's answer about the cash is not "
@@ -431,10 +445,18 @@ async def refund_payment(body: RefundIn, request: Request, payment_id: str = Pat
 
     async def call(digest: str) -> tuple[int, Any, bool]:
         r = await refunds.refund(ctx, institution=caller.institution, order_id=payment_id, request_key=key, request_hash=digest,
-                                      scope=body.scope, actor=caller.actor, lines_to_keep=body.lines_to_keep)
+                                      scope=body.scope, actor=caller.actor, lines_to_keep=body.lines_to_keep, items=body.items)
         view = await p.run(lambda c: refunds.view(c, r), write=False)
         return (200 if r.final else 202), view, r.final
     return await idempotent_flow(p, request, caller, key, call)
+
+
+@router.post("/payments/{payment_id}/refunds/preview",
+             summary="退款试算 What a refund of some items would give back of each leg (fund, account, cash) and what would remain; "
+                     "nothing is written")
+async def refund_preview(body: RefundPreviewIn, payment_id: str = Path(min_length=1, max_length=32),
+                         caller: Caller = Depends(institution_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
+    return await p.run(lambda c: refunds.preview(c, institution=caller.institution, order_id=payment_id, items=body.items), write=False)
 
 
 @router.get("/payments/{payment_id}/refunds", summary="退款记录 A payment's refunds")

@@ -11,7 +11,8 @@ today, this week (from Monday) and this month):
 - ``settled`` and ``partial`` (partly refunded: the cash only or the insurance only, services/payments/refunds.py)
   are the day's settlements. Their money is what was paid **net of what has been given back**: each
   layer (the four fund layers, the personal account, the cash) less its refund legs in the ledger
-  (transfers ``code='refund'``, ``ref=<setl_id>``, client ids ``<setl_id>:<leg>:refund``). What was
+  (transfers ``code='refund'``, ``ref=<setl_id>``, client ids ``<setl_id>:<leg>:refund``, or ``…:refund:<refund id>``
+  for part of a leg given back by a refund of items). What was
   given back is also kept per layer (``refunded``), so the gross is ``paid + refunded``.
 - ``cancelled`` (cancelled, reversed, or refunded in full) are counted apart and none of their money is
   in the paid figures: everything they moved was moved back.
@@ -112,10 +113,11 @@ def period(first: date, last: date) -> tuple[date, date]:
 
 def _refund_layer(setl_id: str, client_id: str) -> str | None:
     """The layer a refund leg gives back, or None for the clearing half of a cross-region leg (counted once)."""
-    prefix, suffix = f"{setl_id}:", ":refund"
-    if not (client_id.startswith(prefix) and client_id.endswith(suffix)):
+    prefix = f"{setl_id}:"
+    # <leg>:refund gives back what was left of a leg; <leg>:refund:<refund id> part of it (a refund of items)
+    leg, refund, refund_id = client_id.removeprefix(prefix).partition(":refund")
+    if not (client_id.startswith(prefix) and refund and (not refund_id or refund_id.startswith(":") and len(refund_id) > 1)):
         raise ValueError(f"refund transfer {client_id!r} is not a leg of settlement {setl_id}")
-    leg = client_id[len(prefix):-len(suffix)]
     if leg.endswith(":cleared"):
         return None
     if leg not in _LEG_LAYER:

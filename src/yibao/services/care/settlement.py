@@ -37,6 +37,7 @@ from yibao.domain.settlement import Settlement
 from yibao.domain.settlement import settle as price
 from yibao.formats import fastjson
 from yibao.formats.national import settlement_document
+from yibao.services.agency import institutions as agency
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for
 from yibao.services.books import accumulators, audit, ledger
@@ -460,39 +461,176 @@ def _is_cash_leg(setl_id: str, client_id: str) -> bool:
     return client_id == f"{setl_id}:cash"
 
 
+def _posted(conn: Connection, setl_id: str) -> list[Any]:
+    return [t for t in ledger.journal(conn, setl_id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
+
+
+def _refunded_by_leg(conn: Connection, setl_id: str) -> dict[str, int]:
+    """What was given back of each posted leg (by its client id): a whole-part refund posts ``<leg>:refund``, a refund
+    of items ``<leg>:refund:<refund id>`` — so a leg is never given back twice and every fen is accounted."""
+    out: dict[str, int] = {}
+    for t in ledger.journal(conn, setl_id, "refund"):
+        leg, sep, _ = t.client_id.partition(":refund")
+        if sep:
+            out[leg] = out.get(leg, 0) + t.amount
+    return out
+
+
+def legs_left(conn: Connection, setl_id: str) -> dict[str, tuple[int, int]]:
+    """Each leg of the settlement (`LEGS`) as (paid, given back so far), fen, from the ledger itself: the fund's layers,
+    the account and the cash (0 for a leg that never moved, e.g. a wallet's cash, which never passes our books)."""
+    back = _refunded_by_leg(conn, setl_id)
+    paid = {t.client_id: t.amount for t in _posted(conn, setl_id)}
+    return {name: (paid.get(f"{setl_id}:{name}", 0), back.get(f"{setl_id}:{name}", 0)) for name in LEGS}
+
+
 def refund_part(conn: Connection, now: datetime, *, setl_id: str, part: str, refund_id: str, actor: str) -> dict[str, int]:
     """Reverse one part of a posted settlement, exactly: ``insurance`` = every fund and account leg (clearing legs
     too) with the year's accumulators given back; ``cash`` = the cash leg (hospital cash back to the patient's
-    cash source, after the institution refunded it). A part already reversed is not reversed again. When both
-    parts are reversed the settlement is ``cancelled`` (reason ``refund``) and the visit open again; after one
-    it is ``partial`` — which HIS cancel refuses, so nothing is ever reversed twice. Returns what moved (fen)."""
+    cash source, after the institution refunded it). Only what is left of each leg moves (a refund of items,
+    `refund_items`, may have given part of it back); a part already reversed is not reversed again. When nothing is
+    left the settlement is ``cancelled`` (reason ``refund``) and the visit open again; else it is ``partial`` — which
+    HIS cancel refuses, so nothing is ever reversed twice. Returns what moved (fen)."""
     if part not in REFUND_PARTS:
         raise ValueError(part)
     row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status == "cancelled" and row.cancel_reason == "refund":
+        return {"amount": 0, "cancelled": 1}  # refunded already, every leg and the year's totals: nothing is left to move
     if row.status not in ("settled", "partial"):
         raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
     done = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
-    posted = [t for t in ledger.journal(conn, setl_id, "settlement") if t.kind in ("single", "pending") and t.state == "posted"]
+    back = _refunded_by_leg(conn, setl_id)
+    posted = _posted(conn, setl_id)
     mine = [t for t in posted if _is_cash_leg(setl_id, t.client_id) == (part == "cash")]
-    legs = [ledger.Leg(f"{t.client_id}:refund", t.credit_account_id, t.debit_account_id, t.amount, t.region)
+    legs = [ledger.Leg(f"{t.client_id}:refund", t.credit_account_id, t.debit_account_id, t.amount - back.get(t.client_id, 0), t.region)
             for t in mine if f"{t.client_id}:refund" not in done]
     _lock_person(conn, row)  # before any account, as settle; the visit may reopen below
     ledger.post_many(conn, legs, code="refund", ref=setl_id, now=now)
-    if part == "insurance" and legs:
+    if part == "insurance":  # the year's totals too — even of a settlement the fund paid nothing of (a deductible used)
         delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
         accumulators.add(conn, row.person_id, row.year, delta.negated())
-    reversed_now = {t.client_id for t in ledger.journal(conn, setl_id, "refund")}
-    everything = all(f"{t.client_id}:refund" in reversed_now for t in posted if t.amount > 0)
+        conn.execute(update(S).where(S.c.id == setl_id).values(accumulator_delta=fastjson.dumps(Accumulators().as_dict())))
+    moved = sum(leg.amount for leg in legs if leg.amount > 0 and not leg.client_id.endswith(":cleared:refund"))
+    everything = _close_if_nothing_left(conn, now, row, posted)
+    audit.append(conn, region=row.region, actor=actor, action=f"settlement.refund_{part}", subject=setl_id,
+                 detail={"refund": refund_id, "amount": moved, "settlement_status": "cancelled" if everything else "partial"}, now=now)
+    return {"amount": moved, "cancelled": int(everything)}
+
+
+def _close_if_nothing_left(conn: Connection, now: datetime, row: Any, posted: list[Any]) -> bool:
+    """Nothing left of any leg: the settlement is ``cancelled`` (reason refund) and the visit open again; else ``partial``."""
+    back = _refunded_by_leg(conn, row.id)
+    everything = all(back.get(t.client_id, 0) >= t.amount for t in posted)
     if everything:
-        conn.execute(update(S).where(S.c.id == setl_id).values(cancelled_at=now, cancel_reason="refund"))
+        conn.execute(update(S).where(S.c.id == row.id).values(cancelled_at=now, cancel_reason="refund"))
         _restate(conn, row, "cancelled", now, cancel_reason="refund", cancelled_at=now.isoformat())
         visit = conn.execute(select(visits.V).where(visits.V.c.id == row.visit_id)).one()
         visits.set_status(conn, row.visit_id, "discharged" if visit.kind == "inpatient" else "open", now)
     else:
         _restate(conn, row, "partial", now)
-    moved = sum(leg.amount for leg in legs if not leg.client_id.endswith(":cleared:refund"))
-    audit.append(conn, region=row.region, actor=actor, action=f"settlement.refund_{part}", subject=setl_id,
-                 detail={"refund": refund_id, "amount": moved, "settlement_status": "cancelled" if everything else "partial"}, now=now)
+    return everything
+
+
+# ---- a refund of some items: the rest priced again by the engine -------------------------------------------------
+
+LEGS = ("pool", "serious_illness", "large_amount", "other", "assistance", "account", "cash")
+INSURANCE_LEGS = LEGS[:-1]
+_LINES_SN = Sql("""SELECT feedetl_sn, code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg
+                   FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+
+
+@dataclass(frozen=True)
+class ItemsRefund:
+    """What a refund of ``items`` gives back of each leg (`LEGS`, fen), and the settlement's new accumulator delta:
+    the remaining items as the engine prices them now, each leg's difference from what is left of it."""
+
+    legs: dict[str, int]
+    accumulator_delta: Accumulators
+    remaining: dict[str, int]
+
+
+def price_items_refund(conn: Connection, *, setl_id: str, items: list[str], lock: bool) -> ItemsRefund:
+    """Price the settlement's active lines other than ``items`` again (the engine decides the fund's share, on the year's
+    totals without this settlement, with the account's share capped at what the account has still paid here), and give
+    back the difference per leg. Every fen is accounted: for each leg, paid = given back before + this + what remains.
+    A leg the engine would now pay more of is refused (a refund never takes money), as are unknown or revoked items."""
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update() if lock else select(S).where(S.c.id == setl_id)).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if row.status not in ("settled", "partial"):
+        raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
+    active = list(_LINES_SN(conn, {"visit_id": row.visit_id}))
+    sns = {r.feedetl_sn for r in active}
+    unknown = sorted(set(items) - sns)
+    if unknown:
+        raise InputError("items", "unknown_line", f"明细不存在或已退款：{unknown[0]}", f"no such fee line, or it was refunded: {unknown[0]}")
+    if not items or len(set(items)) != len(items):
+        raise InputError("items", "items_invalid", "退款的明细应不为空且不重复", "the items to refund must be given, each once")
+    left = {name: paid - back for name, (paid, back) in legs_left(conn, setl_id).items()}
+    old_delta = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    keep = tuple(bills.fee_line(r) for r in active if r.feedetl_sn not in set(items))
+    if not keep:  # the last items: everything left goes back
+        return ItemsRefund(dict(left), Accumulators(), {name: 0 for name in LEGS})
+    visit = _load_visit(conn, row.institution_id, row.visit_id, lock=lock)
+    patient = _load_patient(conn, row.person_id)
+    if lock:
+        acc, _ = accumulators.lock(conn, row.insured_region, row.person_id, row.year)
+    else:
+        acc = accumulators.read(conn, row.person_id, row.year)
+    before = acc.plus(old_delta.negated())  # the year's totals as if this settlement's remaining items had not been
+    inst = agency.get(conn, row.institution_id)
+    assert inst is not None
+    level = inst.level
+    policy, catalogue = policies_for(patient.region, visit.region, row.year)
+    choice = AccountChoice(use=left["account"] > 0, balance=left["account"], payer="self")
+    bill = bills.build(patient, treatment_region=visit.region, visit_date=visit.visit_date, kind=visit.kind, level=level,
+                       admission_number=visit.admission_number, filing=visit.filing, lines=keep, accumulators=before, account=choice)
+    s = price(bill, policy, catalogue)
+    remaining = {"pool": s.pool_fund, "serious_illness": s.serious_illness, "large_amount": s.large_amount, "other": s.other,
+                 "assistance": s.assistance, "account": s.account_pay, "cash": s.cash_pay}
+    higher = [name for name in LEGS if remaining[name] > left[name]]
+    if higher:
+        raise Conflict("items", "items_refund_reprices_higher",
+                       f"按剩余项目重新结算后，{higher[0]} 部分将高于原支付，不能按项目退款：请全额退款后重新结算",
+                       f"priced again, the remaining items would take more of {higher[0]} than was paid: refund the whole "
+                       "payment and settle the rest again")
+    return ItemsRefund({name: left[name] - remaining[name] for name in LEGS}, s.accumulator_delta, remaining)
+
+
+def refund_items(conn: Connection, now: datetime, *, setl_id: str, refund_id: str, items: list[str], legs: dict[str, int],
+                 accumulator_delta: Accumulators, actor: str) -> dict[str, int]:
+    """Give back ``legs`` (fen by `LEGS`, priced by `price_items_refund`) of a posted settlement: each leg (and its
+    clearing twin) by a transfer of its own (``<leg>:refund:<refund id>``), the year's totals moved from the old delta to
+    the remaining items' one, the items marked refunded. Once only per refund. Returns what moved (fen)."""
+    row = conn.execute(select(S).where(S.c.id == setl_id).with_for_update()).first()
+    if row is None:
+        raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    if any(t.client_id.endswith(f":refund:{refund_id}") for t in ledger.journal(conn, setl_id, "refund")):
+        return {"amount": sum(legs.values()), "cancelled": int(row.status == "cancelled")}
+    if row.status not in ("settled", "partial"):
+        raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
+    _lock_person(conn, row)
+    left = {name: paid - back for name, (paid, back) in legs_left(conn, setl_id).items()}
+    if any(not 0 <= legs.get(name, 0) <= left[name] for name in LEGS):
+        raise Conflict("items", "refund_exceeds_leg", "退款金额超过该部分剩余金额", "the refund exceeds what is left of a leg")
+    posted = _posted(conn, setl_id)
+    moves = []
+    for t in posted:
+        name, _, cleared = t.client_id.removeprefix(f"{setl_id}:").partition(":")
+        amount = legs.get(name, 0)
+        if amount:
+            moves.append(ledger.Leg(f"{t.client_id}:refund:{refund_id}", t.credit_account_id, t.debit_account_id, amount, t.region))
+    ledger.post_many(conn, moves, code="refund", ref=setl_id, now=now)
+    old = Accumulators(**{k: v for k, v in json.loads(row.accumulator_delta).items() if k in ACCUMULATOR_FIELDS})
+    accumulators.add(conn, row.person_id, row.year, old.negated())
+    accumulators.add(conn, row.person_id, row.year, accumulator_delta)
+    conn.execute(update(S).where(S.c.id == setl_id).values(accumulator_delta=fastjson.dumps(accumulator_delta.as_dict())))
+    visits.mark_refunded(conn, row.visit_id, items)
+    everything = _close_if_nothing_left(conn, now, row, posted)
+    moved = sum(legs.values())
+    audit.append(conn, region=row.region, actor=actor, action="settlement.refund_items", subject=setl_id,
+                 detail={"refund": refund_id, "items": sorted(items), "legs": {k: v for k, v in legs.items() if v}, "amount": moved,
+                         "settlement_status": "cancelled" if everything else "partial"}, now=now)
     return {"amount": moved, "cancelled": int(everything)}

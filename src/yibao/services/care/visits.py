@@ -321,6 +321,14 @@ def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, fe
         raise NotFound("feedetl_sn", "not_found", "明细不存在或已撤销", "line not found or already revoked")
 
 
+def mark_refunded(conn: Connection, visit_id: str, feedetl_sns: list[str]) -> None:
+    """Lines of a settled visit given back by a refund of items (services/payments/refunds.py): no longer active, so the
+    settlement's remaining items are the active ones."""
+    if feedetl_sns:
+        conn.execute(update(L).where(L.c.visit_id == visit_id, L.c.feedetl_sn.in_(feedetl_sns), L.c.status == "active")
+                     .values(status="refunded"))
+
+
 def list_lines(conn: Connection, institution_id: str, visit_id: str) -> list[dict]:
     get(conn, institution_id, visit_id)
     rows = conn.execute(select(L).where(L.c.visit_id == visit_id).order_by(L.c.id)).all()

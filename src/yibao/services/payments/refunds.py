@@ -7,7 +7,12 @@ A refund gives back one or both parts of a payment, exactly:
 - ``cash``: the institution is asked to refund the cash (`Channel.refund` with our own out_refund_no = the
   refund's id), and only when it says so is the cash leg reversed;
 - ``all``: both, in the unit that records the institution's success — so a refused or unknown cash refund
-  never leaves the insurance half given back on its own.
+  never leaves the insurance half given back on its own;
+- ``items``: some items (feedetl_sn) of the payment, ONE refund, no new payment and no PIN: the settlement's other
+  items are priced again by the engine (`settlement.price_items_refund`) and each leg — the fund's layers, the
+  account, the cash — gives back its difference; the institution is asked for that cash only (a partial amount,
+  same out_refund_no rule), and on its success the legs move (`settlement.refund_items`). More refunds of items (or
+  ``all``, the rest) may follow; every leg satisfies paid = given back + remaining, to the fen (docs/payments.md).
 
 The order moves `completed`/`partially_refunded` → `refunding` (recorded before the call) → `refunded`
 (nothing left), `partially_refunded` (one part left) or back (the institution refused). While the answer
@@ -41,6 +46,7 @@ from yibao.channels.base import (
 )
 from yibao.domain import payment_order as po
 from yibao.domain import pilot as pilot_rules
+from yibao.domain.bill import Accumulators
 from yibao.domain.errors import Conflict, InputError, NotFound, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
@@ -59,7 +65,7 @@ from yibao.store.tables import payment_refunds as R
 
 log = logging.getLogger("yibao.payments")
 
-SCOPES = ("all", "cash", "insurance")
+SCOPES = ("all", "cash", "insurance", "items")
 OUTCOMES = ("succeeded", "failed", "unknown")
 # [guess] a wallet order's cash refund: the hospital refunds at the wallet at once (WeChat shows SELF_PAY_REFUND when it
 # accepts the refund); not seen within this, the refund failed and the order is refundable again (`_drive_wallet`)
@@ -87,6 +93,9 @@ class Refund:
     created_at: datetime
     lines_to_keep: tuple[str, ...] | None = None
     rebill_order_id: str | None = None
+    items: tuple[str, ...] | None = None  # scope items: the feedetl_sn refunded
+    legs: dict[str, int] | None = None  # scope items: fen given back of each leg (settlement.LEGS)
+    accumulator_delta: dict[str, int] | None = None  # scope items: the remaining items' delta to the year's totals
 
     @property
     def final(self) -> bool:
@@ -100,7 +109,9 @@ def _utc(at: datetime) -> datetime:
 def _refund(r: Any) -> Refund:
     return Refund(r.id, r.order_id, r.institution_id, r.request_key, r.request_hash, r.scope, r.status, int(r.insurance_fen),
                   int(r.cash_fen), r.refund_no, r.error_code, _utc(r.updated_at), _utc(r.created_at),
-                  tuple(json.loads(r.lines_to_keep)) if r.lines_to_keep else None, r.rebill_order_id)
+                  tuple(json.loads(r.lines_to_keep)) if r.lines_to_keep else None, r.rebill_order_id,
+                  tuple(json.loads(r.items)) if r.items else None, json.loads(r.legs) if r.legs else None,
+                  json.loads(r.accumulator_delta) if r.accumulator_delta else None)
 
 
 def get(conn: Connection, refund_id: str, *, lock: bool = False) -> Refund:
@@ -111,18 +122,47 @@ def for_order(conn: Connection, order_id: str) -> list[Refund]:
     return [_refund(r) for r in conn.execute(select(R).where(R.c.order_id == order_id).order_by(R.c.created_at, R.c.id)).all()]
 
 
-def given_back(conn: Connection, order: Order) -> tuple[bool, bool]:
-    """(insurance given back, cash given back): by succeeded refunds, or nothing to give back."""
+def left(conn: Connection, order: Order) -> tuple[int, int]:
+    """(insurance, cash) not given back yet, fen: the order's shares less what succeeded refunds gave back."""
     done = [r for r in for_order(conn, order.id) if r.status == "succeeded"]
-    insurance = order.fund_total + order.account_pay == 0 or any(r.scope in ("all", "insurance", "lines") for r in done)
-    cash = order.cash_pay == 0 or any(r.scope in ("all", "cash", "lines") for r in done)
-    return insurance, cash
+    return (order.fund_total + order.account_pay - sum(r.insurance_fen for r in done), order.cash_pay - sum(r.cash_fen for r in done))
+
+
+def given_back(conn: Connection, order: Order) -> tuple[bool, bool]:
+    """(insurance given back, cash given back): all of it by succeeded refunds, or nothing to give back."""
+    insurance, cash = left(conn, order)
+    return insurance <= 0, cash <= 0
+
+
+def _legs_of(refund: Refund) -> dict[str, int]:
+    """What a refund gives back of each leg (settlement.LEGS): its own legs (items), else the whole parts it names."""
+    if refund.legs is not None:
+        return {name: int(refund.legs.get(name, 0)) for name in settlement.LEGS}
+    return {}
+
+
+def summary(conn: Connection, order: Order) -> dict[str, Any]:
+    """The payment's legs as paid, given back (by succeeded refunds) and remaining, fen, from the ledger: the fund (by
+    layer and total), the account and the cash. paid = refunded + remaining for every leg. A wallet's cash never
+    passes our books (nor a credit line's): its cash is the order's, given back by the refunds that recorded it."""
+    legs = settlement.legs_left(conn, order.setl_id) if order.setl_id else {name: (0, 0) for name in settlement.LEGS}
+    out: dict[str, dict[str, int]] = {"paid": {}, "refunded": {}, "remaining": {}}
+    for name, (paid, back) in legs.items():
+        out["paid"][name], out["refunded"][name], out["remaining"][name] = paid, back, paid - back
+    if order.cash_source is not None:  # a wallet's or a credit line's cash: not a ledger leg of the settlement
+        back = order.cash_pay - left(conn, order)[1]
+        out["paid"]["cash"], out["refunded"]["cash"], out["remaining"]["cash"] = order.cash_pay, back, order.cash_pay - back
+    for part in out.values():
+        part["fund"] = sum(part[name] for name in settlement.INSURANCE_LEGS if name != "account")
+        part["total"] = part["fund"] + part["account"] + part["cash"]
+    return out
 
 
 def start(conn: Connection, now: datetime, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
-          actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Refund:
-    """Record the refund and move the order to ``refunding`` (before any call). Insurance only: done here, in this unit.
-    ``reason`` (one of REASONS) goes into the audit log with the request."""
+          actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None, items: list[str] | None = None) -> Refund:
+    """Record the refund and move the order to ``refunding`` (before any call). Nothing to ask the institution (insurance
+    only, or items whose cash share is 0): done here, in this unit. ``reason`` (one of REASONS) goes into the audit log
+    with the request. ``items`` (scope ``items``): the feedetl_sn refunded, priced here (`_start_items`)."""
     existing = conn.execute(select(R).where(R.c.institution_id == institution.id, R.c.request_key == request_key)).first()
     if existing is not None:
         if existing.request_hash != request_hash:
@@ -130,7 +170,12 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
                            "this Idempotency-Key was already used for a different request")
         return _refund(existing)
     if scope not in SCOPES:
-        raise InputError("scope", "invalid_scope", "退款范围应为 all、cash 或 insurance", "scope must be all, cash or insurance")
+        raise InputError("scope", "invalid_scope", "退款范围应为 all、cash、insurance 或 items", "scope must be all, cash, insurance or items")
+    if (scope == "items") != (items is not None):
+        raise InputError("items", "items_need_scope_items", "按项目退款时 scope 应为 items，并列出要退的明细（items）",
+                         "a refund of some items takes scope items and the items (feedetl_sn) to refund")
+    if items is not None and lines_to_keep is not None:
+        raise InputError("items", "items_and_lines_to_keep", "items 与 lines_to_keep 只能用其一", "give items or lines_to_keep, not both")
     if reason is not None and reason not in REASONS:
         raise InputError("reason", "invalid_reason", "退款原因无效", "not a valid refund reason")
     payments.for_institution(conn, institution.id, order_id)  # the hospital's own payment, else not found
@@ -141,6 +186,9 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
         raise Conflict("scope", "already_refunded", "该支付已全额退款", "this payment was refunded in full")
     if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
         raise Conflict("payment_id", "not_refundable", f"支付单状态为 {order.status}，不能退款", f"a {order.status} payment cannot be refunded")
+    if scope == "items":
+        return _start_items(conn, now, institution=institution, order=order, request_key=request_key, request_hash=request_hash,
+                            items=items or [], actor=actor, reason=reason)
     if lines_to_keep is not None and order.cash_source == "wallet":
         raise Conflict("lines_to_keep", "lines_refund_not_for_wallet",
                        "钱包医保移动支付订单不能按明细退款（lines_to_keep）：请医院全额退款，再以新的 payAuthNo 重新 6201 上传保留的明细",
@@ -152,7 +200,8 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
         # before anything is refunded; a full refund and counter settlement stay open to a suspended institution.
         pilots.require(conn, now, institution_id=institution.id, mode=pilot_rules.mode_of_method(order.method))
         scope = "lines"
-    insurance_done, cash_done = given_back(conn, order)
+    insurance_left, cash_left = left(conn, order)
+    insurance_done, cash_done = insurance_left <= 0, cash_left <= 0
     # Items are refunded from a payment nothing was given back of yet. (Not "insurance_done or cash_done":
     # those are also true of a part that was 0 — a payment whose account paid all has no cash to give back.)
     if scope == "lines" and any(r.status == "succeeded" for r in for_order(conn, order.id)):
@@ -168,8 +217,8 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
     refund_id = f"RF{now:%Y%m%d}{secrets.token_hex(7).upper()}"
     conn.execute(R.insert().values(id=refund_id, region=order.region, order_id=order.id, institution_id=institution.id,
                                    request_key=request_key, request_hash=request_hash, scope=scope, status="requested",
-                                   insurance_fen=order.fund_total + order.account_pay if want_insurance else 0,
-                                   cash_fen=order.cash_pay if want_cash else 0, updated_at=now, created_at=now,
+                                   insurance_fen=insurance_left if want_insurance else 0,
+                                   cash_fen=cash_left if want_cash else 0, updated_at=now, created_at=now,
                                    lines_to_keep=json.dumps(sorted(lines_to_keep)) if lines_to_keep is not None else None))
     payments.move(conn, order, po.REFUND_REQUESTED, now, actor)
     if reason is not None:
@@ -178,6 +227,57 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
     if not want_cash:  # nothing to ask an institution: give the insurance part back now
         return record(conn, now, refund_id=refund_id, outcome="succeeded", actor=actor)
     return get(conn, refund_id)
+
+
+def _start_items(conn: Connection, now: datetime, *, institution: Institution, order: Order, request_key: str, request_hash: str,
+                 items: list[str], actor: str, reason: str | None) -> Refund:
+    """A refund of some items: priced now (the rest by the engine; what each leg gives back), recorded with its legs."""
+    if order.cash_source is not None:
+        raise Conflict("items", "items_refund_not_for_source",
+                       "该支付的现金不经支付机构收取（钱包医保订单或信用支付），不能按项目退款：请全额退款",
+                       "this payment's cash was not collected by a payment institution (a wallet's order or a credit line): "
+                       "refund it in full instead")
+    assert order.setl_id is not None
+    priced = settlement.price_items_refund(conn, setl_id=order.setl_id, items=items, lock=True)
+    insurance = sum(priced.legs[name] for name in settlement.INSURANCE_LEGS)
+    cash = priced.legs["cash"]
+    refund_id = f"RF{now:%Y%m%d}{secrets.token_hex(7).upper()}"
+    conn.execute(R.insert().values(id=refund_id, region=order.region, order_id=order.id, institution_id=institution.id,
+                                   request_key=request_key, request_hash=request_hash, scope="items", status="requested",
+                                   insurance_fen=insurance, cash_fen=cash, updated_at=now, created_at=now,
+                                   items=json.dumps(sorted(items)), legs=json.dumps(priced.legs),
+                                   accumulator_delta=json.dumps(priced.accumulator_delta.as_dict())))
+    payments.move(conn, order, po.REFUND_REQUESTED, now, actor)
+    audit.append(conn, region=order.region, actor=actor, action="refund.items", subject=refund_id,
+                 detail={"payment": order.id, "items": sorted(items), "legs": {k: v for k, v in priced.legs.items() if v},
+                         **({"reason": reason} if reason is not None else {})}, now=now)
+    if not cash:  # nothing to ask an institution: give the insurance legs back now
+        return record(conn, now, refund_id=refund_id, outcome="succeeded", actor=actor)
+    return get(conn, refund_id)
+
+
+def preview(conn: Connection, *, institution: Institution, order_id: str, items: list[str]) -> dict[str, Any]:
+    """What a refund of ``items`` would give back of each leg, and what would remain, priced as `start` would (nothing is
+    written): the cashier's form shows it before the refund is confirmed."""
+    order = payments.for_institution(conn, institution.id, order_id)
+    if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
+        raise Conflict("payment_id", "not_refundable", f"支付单状态为 {order.status}，不能退款", f"a {order.status} payment cannot be refunded")
+    if order.cash_source is not None:
+        raise Conflict("items", "items_refund_not_for_source",
+                       "该支付的现金不经支付机构收取（钱包医保订单或信用支付），不能按项目退款：请全额退款",
+                       "this payment's cash was not collected by a payment institution (a wallet's order or a credit line): "
+                       "refund it in full instead")
+    assert order.setl_id is not None
+    priced = settlement.price_items_refund(conn, setl_id=order.setl_id, items=items, lock=False)
+    return {"payment_id": order.id, "items": sorted(items), "legs": leg_view(priced.legs), "remaining": leg_view(priced.remaining)}
+
+
+def leg_view(legs: dict[str, int]) -> dict[str, Any]:
+    fund = sum(legs.get(name, 0) for name in settlement.INSURANCE_LEGS if name != "account")
+    return {"fund": {**{name: format_yuan(legs.get(name, 0)) for name in settlement.INSURANCE_LEGS if name != "account"},
+                     "total": format_yuan(fund)},
+            "account": format_yuan(legs.get("account", 0)), "cash": format_yuan(legs.get("cash", 0)),
+            "total": format_yuan(fund + legs.get("account", 0) + legs.get("cash", 0))}
 
 
 def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, refund_no: str | None = None, error_code: str | None = None,
@@ -194,16 +294,21 @@ def record(conn: Connection, now: datetime, *, refund_id: str, outcome: str, ref
         payments.move(conn, order, po.REFUND_UNKNOWN, now, actor)
         return get(conn, refund.id)
     if outcome == "failed":
-        before = given_back(conn, order)
+        partly = any(r.status == "succeeded" for r in for_order(conn, order.id))
         conn.execute(update(R).where(R.c.id == refund.id).values(status="failed", error_code=error_code, refund_no=refund_no, updated_at=now,
                                                                  completed_at=now))
-        partly = order.fund_total + order.account_pay > 0 and before[0] or order.cash_pay > 0 and before[1]
         payments.move(conn, order, po.REFUND_FAILED_AFTER_PART if partly else po.REFUND_FAILED, now, actor)
         return get(conn, refund.id)
     assert order.setl_id is not None
-    if refund.insurance_fen:
+    if refund.scope == "items":
+        assert refund.items is not None and refund.legs is not None and refund.accumulator_delta is not None
+        settlement.refund_items(conn, now, setl_id=order.setl_id, refund_id=refund.id, items=list(refund.items), legs=_legs_of(refund),
+                                accumulator_delta=Accumulators(**refund.accumulator_delta), actor=actor)
+    elif refund.insurance_fen or refund.scope != "cash" or given_back(conn, order)[0]:
+        # Also with nothing of the fund or account to give back (a bill inside the deductible): the year's totals it moved
+        # are given back with the insurance part (refund_part gives them back once: the settlement's delta is then zero).
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="insurance", refund_id=refund.id, actor=actor)
-    if refund.cash_fen and order.cash_source != "wallet":  # a wallet's cash never passed our books: the hospital refunded it there
+    if refund.scope != "items" and refund.cash_fen and order.cash_source != "wallet":  # a wallet's cash never passed our books: the hospital refunded it there
         settlement.refund_part(conn, now, setl_id=order.setl_id, part="cash", refund_id=refund.id, actor=actor)
     conn.execute(update(R).where(R.c.id == refund.id).values(status="succeeded", refund_no=refund_no, updated_at=now, completed_at=now))
     insurance_done, cash_done = given_back(conn, order)
@@ -264,6 +369,9 @@ def view(conn: Connection, refund: Refund) -> dict[str, Any]:
             "in_progress": not refund.final, "insurance": format_yuan(refund.insurance_fen), "cash": format_yuan(refund.cash_fen),
             "out_refund_no": refund.id, "refund_no": refund.refund_no, "error_code": refund.error_code,
             "lines_to_keep": list(refund.lines_to_keep) if refund.lines_to_keep is not None else None,
+            "items": list(refund.items) if refund.items is not None else None,
+            "legs": leg_view(refund.legs) if refund.legs is not None else None,
+            "payment_legs": {k: leg_view(v) for k, v in summary(conn, order).items()},
             "rebill": payments.receipt(conn, payments.require(conn, refund.rebill_order_id)) if refund.rebill_order_id else None,
             "created_at": iso_utc(refund.created_at), "updated_at": iso_utc(refund.updated_at), "payment": payments.receipt(conn, order)}
 
@@ -274,12 +382,13 @@ REFUND_REASON = "医保支付退款"
 
 
 async def refund(ctx: Context, *, institution: Institution, order_id: str, request_key: str, request_hash: str, scope: str,
-                 actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None) -> Any:
-    """Refund a completed payment (all, cash only, insurance only). A retry of the same request drives its refund on."""
+                 actor: str, lines_to_keep: list[str] | None = None, reason: str | None = None, items: list[str] | None = None) -> Any:
+    """Refund a completed payment (all, cash only, insurance only, some items). A retry of the same request drives its
+    refund on."""
     now = ctx.now()
     started = await ctx.run(lambda c: start(c, now, institution=institution, order_id=order_id, request_key=request_key,
                                                     request_hash=request_hash, scope=scope, actor=actor, lines_to_keep=lines_to_keep,
-                                                    reason=reason))
+                                                    reason=reason, items=items))
     done = await drive(ctx, started, actor=actor)
     if done.rebill_order_id is not None:  # some items refunded: the kept lines are settled again in a new order
         rest = await ctx.run(lambda c: payments.require(c, done.rebill_order_id), write=False)

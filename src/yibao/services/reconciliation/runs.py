@@ -75,7 +75,10 @@ def _refund_select() -> Any:
     cash = T.alias("cash")
     return (select(R.c.id, R.c.order_id, R.c.region, R.c.status, R.c.refund_no, R.c.completed_at, cash.c.amount)
             .select_from(R.join(O, O.c.id == R.c.order_id)
-                         .outerjoin(cash, and_(cash.c.client_id == O.c.setl_id + ":cash:refund", cash.c.state == "posted")))
+                         .outerjoin(cash, and_(or_(and_(R.c.scope != "items", cash.c.client_id == O.c.setl_id + ":cash:refund"),
+                                                   # a refund of items gives back part of the cash leg, by a transfer of its own
+                                                   and_(R.c.scope == "items", cash.c.client_id == O.c.setl_id + ":cash:refund:" + R.c.id)),
+                                               cash.c.state == "posted")))
             .where(O.c.cash_source.is_(None), R.c.cash_fen > 0))
 
 
