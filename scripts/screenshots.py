@@ -1,7 +1,8 @@
 """`make screenshots`: start the demo server, use the three pages as demo users, and save what they
 show into docs/screenshots/ — each of /app, /cashier and /admin at phone width (390×844, `*-phone.png`)
 and at desktop width (1366×900, `*-desktop.png`), /admin/reconciliation and /admin/clearing (desktop), and a few moments of a payment: the receipt, a
-completed one-code payment with its refund form, a bill on the phone (待支付), the credit page. Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
+completed one-code payment with its refund form, a bill on the phone (待支付), the credit page, the holder's 支付记录,
+the cashier's 交班汇总 and the audit log. Chromium is Debian's (/usr/bin/chromium); Chinese text needs a CJK font
 (`apt-get install fonts-noto-cjk`), without which the pictures show boxes: the script refuses then.
 """
 
@@ -163,6 +164,13 @@ def main() -> None:
                 phone.screenshot(path=OUT / "app-bills-phone.png", full_page=True)
                 phone.goto("/app/credit")
                 phone.screenshot(path=OUT / "app-credit-phone.png", full_page=True)
+                # 支付记录: the holder's payments with their refunds and splits; the cashier's 交班汇总; the audit log, named.
+                phone.goto("/app/payments")
+                phone.screenshot(path=OUT / "app-payments-phone.png", full_page=True)
+                cashier.goto("/cashier/shift")
+                cashier.screenshot(path=OUT / "cashier-shift-desktop.png", full_page=True)
+                admin.goto("/admin/audit")
+                admin.screenshot(path=OUT / "admin-audit-desktop.png")
                 browser.close()
         finally:
             server.terminate()
