@@ -72,6 +72,26 @@ def test_suspending_a_payment_institution_takes_it_off_the_holders_list(desktop,
     expect(page.locator("#audit tbody tr").filter(has_text="payment_institution.suspend").first).to_contain_text("operator:demo-operator")
 
 
+def test_a_payment_institution_without_a_working_connector_is_not_admitted(desktop, live):
+    """No connector configured: the admission is refused in words and the institution is left registered (待接入), so
+    nobody can bind it; admitting it again is refused again until its connector answers (docs/pages.md)."""
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.locator("#nav-institutions").click()
+    page.locator("#admit-pi-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
+    page.locator("#pi-new-id").fill("newpay-440300")
+    page.locator("#pi-new-region").fill("440300")
+    page.locator("#pi-new-name").fill("新支付")
+    page.locator("#pi-new-ref").fill("深医保准〔2026〕新")
+    page.locator("#admit-pi").click()
+    expect(page.locator("#flash")).to_contain_text("尚未配置接入参数（连接器），不能准入")
+    expect(page.locator("#pi-status-newpay-440300")).to_have_text("已登记，待接入")
+    page.locator("#ref-newpay-440300").fill("深医保准〔2026〕新")
+    page.locator("#readmit-newpay-440300").click()
+    expect(page.locator("#flash")).to_contain_text("不能准入")
+    expect(page.locator("#pi-status-newpay-440300")).to_have_text("已登记，待接入")
+
+
 def test_a_wrong_operator_token_is_refused_in_words(desktop, live):
     page = desktop.new_page()
     page.goto("/admin")
