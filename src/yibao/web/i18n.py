@@ -945,7 +945,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "record_resettled_as": ("保留的项目已重新结算：", "The items kept were settled again: "),
     "record_resettles": ("本次为部分退款后保留项目的重新结算，原结算：", "This settles again the items kept by a partial refund of: "),
     "record_void": ("支付未完成，已撤销", "Not paid: voided"),
-    "waiting_count_sr": ("笔待处理", "waiting"),
     "waiting_notice": ("有 {n} 笔支付等待您输入支付密码确认（现金 {amount}）", "{n} payment(s) wait for your PIN (cash {amount})"),
     "waiting_expires": ("请于 {at} 前确认，逾期自动撤销", "Confirm before {at}; after that it is voided"),
     "waiting_go": ("去确认", "Confirm now"),
