@@ -51,6 +51,7 @@ def test_admission_requires_a_connector_that_answers_and_binding_requires_one(ap
     # A holder cannot bind an institution the platform has no connector for (recorded directly, as an old database may have
     # it), and a binding to it left from before is not the default a payment goes through.
     admit(db, "oldpay", connected=False)
+    assert [i["id"] for i in api.get("/api/v1/patient/payment-institutions", me).json()["items"]] == ["newpay"]  # not offered
     error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "oldpay"}), 409, "payment_institution_id",
           "not_connected")
     configure_channel(db, keyring, "oldpay", alipay.channel)

@@ -23,6 +23,7 @@ from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
 from yibao.store.rows import one_or
 from yibao.store.tables import audit_log as L
+from yibao.store.tables import channel_configs as CC
 from yibao.store.tables import payment_institutions as PI
 
 KINDS = ("wallet", "bank")
@@ -156,5 +157,11 @@ def list_all(conn: Connection, region: str | None = None, status: str | None = N
     return [_row(r) for r in conn.execute(q).all()]
 
 
-def list_admitted(conn: Connection, region: str) -> list[PaymentInstitution]:
-    return list_all(conn, region, "admitted")
+def list_admitted(conn: Connection, region: str, *, connected: bool = False) -> list[PaymentInstitution]:
+    """The region's admitted institutions; ``connected``: only those the platform has a connector for (what a holder is
+    offered to bind)."""
+    found = list_all(conn, region, "admitted")
+    if not connected:
+        return found
+    configured = set(conn.execute(select(CC.c.payment_institution_id).where(CC.c.region == region)).scalars())
+    return [pi for pi in found if pi.id in configured]
