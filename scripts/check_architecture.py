@@ -11,7 +11,7 @@ prints every breach and exits 1 if there is one. The rules:
 4. No production module imports the sandbox wing (`yibao.sandbox`): only the composition root
    (`yibao.app`) and the CLI (`yibao.cli`) may.
 5. Layers point down: services import no entrypoint, no runtime and not the root; the runtime
-   imports no entrypoint; adapters (store, channels, face, sms, crypto, policies, formats) import none of those.
+   imports no entrypoint; adapters (store, channels, face, sms, crypto, policies, formats, observe) import none of those.
 6. `services/` holds capability packages only, not modules.
 7. A table is written only by the package that owns it (`info={"owner": ...}` in store/tables.py).
 """
@@ -29,7 +29,7 @@ PKG = "yibao"
 
 ENTRYPOINTS = ("yibao.api", "yibao.web", "yibao.fsi")
 ROOT = ("yibao.app", "yibao.cli")
-ADAPTERS = ("yibao.store", "yibao.channels", "yibao.face", "yibao.sms", "yibao.crypto", "yibao.policies", "yibao.formats")
+ADAPTERS = ("yibao.store", "yibao.channels", "yibao.face", "yibao.sms", "yibao.crypto", "yibao.policies", "yibao.formats", "yibao.observe")
 SANDBOX = "yibao.sandbox"
 MAY_IMPORT_SANDBOX = ROOT
 

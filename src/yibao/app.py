@@ -20,7 +20,9 @@ from yibao.channels import http as channel_http
 from yibao.crypto.pii import Keyring, load_keyring
 from yibao.face import FaceVerifier, verifier_from_env
 from yibao.fsi import gateway as fsi
-from yibao.runtime import production
+from yibao.observe import logs
+from yibao.observe.metrics import RequestMiddleware
+from yibao.runtime import production, scrape
 from yibao.runtime.platform import Platform, operator_tokens_from_env
 from yibao.services.agency.connectors import Connectors
 from yibao.sms import SmsGateway, gateway_from_env
@@ -113,6 +115,11 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "database": db.dialect}
 
+    # Prometheus's scrape, behind its own token (runtime/scrape.py; docs/security.md).
+    app.state.metrics_token = scrape.metrics_token(demo)
+    app.add_api_route("/metrics", scrape.endpoint, methods=["GET"], include_in_schema=False)
+    # Outermost: every request's id (X-Request-ID), its access line and its metrics (observe/metrics.py).
+    app.add_middleware(RequestMiddleware)
     log.setLevel(logging.INFO)
     return app
 
@@ -122,6 +129,7 @@ def app_from_env() -> FastAPI:
     Production unless YIBAO_DEMO=1 (`yibao serve --demo` sets it after checking the database is the demo's);
     production refuses to build without what it needs (runtime/production.py)."""
     demo = os.environ.get("YIBAO_DEMO", "0") == "1"
+    logs.configure(logs.format_from_env("text" if demo else "json"))  # JSON lines in production; `yibao serve --log-format`
     interval = float(os.environ.get("YIBAO_RECOVERY_INTERVAL", "30"))  # seconds; 0 turns background recovery off
     db = Database()
     if not demo:

@@ -623,8 +623,14 @@ def serve(
     demo: bool = typer.Option(False, "--demo/--no-demo", help="the demo: its world loaded into an empty database (or the one it "
                               "loaded before), its public credentials, the sandboxes; without it, production"),
     workers: int = typer.Option(1, min=1, max=16, help="worker processes"),
+    log_format: Optional[str] = typer.Option(None, "--log-format", help="json (one object per line, with the request id) or text; "
+                                             "default $YIBAO_LOG_FORMAT, else json in production and text for the demo"),
 ) -> None:
     """启动平台 Migrate the database and serve the API and pages (OpenAPI at /docs): production unless --demo."""
+    if log_format is not None:
+        if log_format not in ("json", "text"):
+            raise typer.BadParameter("json or text", param_hint="--log-format")
+        os.environ["YIBAO_LOG_FORMAT"] = log_format  # read by each worker's app (app.app_from_env)
     from yibao.runtime import production
     from yibao.store import migrate
     from yibao.store.db import Database

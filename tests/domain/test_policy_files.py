@@ -132,3 +132,16 @@ def test_policy_values_that_could_never_apply_are_refused(tmp_path, mutate, fiel
 def test_a_region_sets_its_clearing_deposit_and_defaults_to_five_percent(tmp_path):
     assert builtin_policy("440300", 2026).clearing.quality_deposit_ratio == 50_000  # none in the file: 5 %
     assert load_policy_file(_write(tmp_path, lambda d: d.update(clearing={"quality_deposit_ratio": "0.03"}))).clearing.quality_deposit_ratio == 30_000
+
+
+def test_the_region_names_table_agrees_with_the_policy_files_and_labels_read_as_names():
+    """domain/regions.py is the one table of region names the pages read; each policy file names its region the same."""
+    from yibao.domain import regions
+    from yibao.domain.explain import render
+
+    for p in builtin_policies():
+        zh, _, en = p.region_name.partition(" ")
+        assert regions.NAMES[p.region] == (zh, en)
+    assert regions.label("330200") == "宁波市（330200）" and regions.label("330200", "en") == "Ningbo (330200)"
+    assert regions.label("999999") == "999999"  # outside the table: the code as it is
+    assert render("按参保地{a:rzh}政策、就医地{b:rzh}目录", {"a": "330200", "b": "440300"}) == "按参保地宁波市（330200）政策、就医地深圳市（440300）目录"

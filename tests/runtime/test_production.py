@@ -63,6 +63,13 @@ def test_production_says_each_missing_thing(tmp_path):
     assert not key.with_name(".yibao").exists()  # production generates no key
 
 
+@pytest.mark.parametrize("token, ok", [("", True), ("9e1b7c3a5f2d4e6081c9a7b3f5d1e2c4", True), ("short-token", False),
+                                       ("demo-metrics-token", False), (STRONG, False)], ids=["none", "strong", "short", "demo", "operator's"])
+def test_a_metrics_token_is_optional_but_strong_and_never_an_operators(token, ok):
+    found = production.problems({"YIBAO_ADMIN_TOKENS": f"op:{STRONG}", "YIBAO_SECRET_KEY": KEY, "YIBAO_METRICS_TOKEN": token})
+    assert [(p.field, p.code) for p in found] == ([] if ok else [("YIBAO_METRICS_TOKEN", "weak_metrics_token")])
+
+
 def test_a_database_file_others_can_read_is_refused(tmp_path):
     path = tmp_path / "yibao.db"
     path.write_bytes(b"")

@@ -11,7 +11,7 @@ import pytest
 
 from yibao.domain.errors import Conflict, InputError
 from yibao.face import FaceUnavailable, FaceVerifier, signing
-from yibao.face.png import encode_grey
+from yibao.face.image import encode_grey
 from yibao.sandbox.face_samples import capture, reshot
 
 BLANK = base64.b64encode(encode_grey([[90] * 32] * 32)).decode()
@@ -97,7 +97,7 @@ def test_unknown_template_and_bad_capture(face_sandbox, face_verifier):
     with pytest.raises(InputError) as exc:
         run(face_verifier.enrol(BLANK))  # a PNG, but nothing to recognise: the verifier says so
     assert exc.value.field == "capture" and exc.value.code == "bad_capture" and "blank" in exc.value.message_en
-    for bad, code in [("aGVsbG8=", "capture_not_png"), ("***", "bad_capture")]:  # refused before any call
+    for bad, code in [("aGVsbG8=", "capture_type"), ("***", "bad_capture")]:  # refused before any call
         calls = face_sandbox.state.calls
         with pytest.raises(InputError) as exc:
             run(face_verifier.verify("tpl_x", bad, LIVE))

@@ -10,13 +10,25 @@ Registered for every test by ``pytest_plugins`` in tests/conftest.py.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 
 import pytest
 
 FACE_KEY = "test-face-key-shared-with-the-platform"
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A PNG declaring width×height grey pixels whose data is a few hundred bytes of zeros (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = zlib.compress(bytes(200_000), 9)  # the start of the zeros; a decoder would go on inflating for gigabytes
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IDAT", rows)
+            + chunk(b"IEND", b""))
 
 
 @dataclass

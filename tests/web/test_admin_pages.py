@@ -4,12 +4,15 @@ and admitting again a payment institution (and the holder's app following), the 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from playwright.sync_api import expect
 
 from tests.support.pages import log_in_holder, log_in_operator
+from yibao.domain.audit_actions import NAMES
 from yibao.sandbox.demo import institution_code
 from yibao.services.agency.institutions import get as get_institution
+from yibao.services.books import volumes
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 
@@ -33,7 +36,7 @@ def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, liv
     page = desktop.new_page()
     log_in_operator(page)
     bars = page.locator("#chart-counts g.bar")
-    ningbo = bars.filter(has_text="宁波市 330200")
+    ningbo = bars.filter(has_text="宁波市（330200）")
     expect(ningbo).to_have_count(1)
     assert int(ningbo.get_attribute("data-value")) >= 1
     assert int(page.locator("#today-count").inner_text()) == sum(int(b.get_attribute("data-value")) for b in bars.all())
@@ -41,7 +44,7 @@ def test_the_dashboard_draws_todays_volumes_and_verifies_the_chains(desktop, liv
     expect(page.locator("#chain-status")).to_have_text("全部审计链完整")
     expect(page.locator("#ledger-balanced")).to_have_text("借贷平衡")
     page.locator("#lang-toggle").click()
-    expect(page.locator("#chart-counts g.bar").filter(has_text="Ningbo 330200")).to_have_count(1)
+    expect(page.locator("#chart-counts g.bar").filter(has_text="Ningbo (330200)")).to_have_count(1)
     expect(page.locator("#chart-layers title")).to_have_text(re.compile(r"^Paid on \d{4}-\d\d-\d\d \(yuan\)$"))
     expect(page.locator("#chain-status")).to_have_text("Every audit chain is intact")
 
@@ -72,26 +75,6 @@ def test_suspending_a_payment_institution_takes_it_off_the_holders_list(desktop,
     expect(page.locator("#audit tbody tr").filter(has_text="payment_institution.suspend").first).to_contain_text("operator:demo-operator")
 
 
-def test_a_payment_institution_without_a_working_connector_is_not_admitted(desktop, live):
-    """No connector configured: the admission is refused in words and the institution is left registered (待接入), so
-    nobody can bind it; admitting it again is refused again until its connector answers (docs/pages.md)."""
-    page = desktop.new_page()
-    log_in_operator(page)
-    page.locator("#nav-institutions").click()
-    page.locator("#admit-pi-form").evaluate("f => { const d = f.closest('details'); if (d) d.open = true; }")
-    page.locator("#pi-new-id").fill("newpay-440300")
-    page.locator("#pi-new-region").fill("440300")
-    page.locator("#pi-new-name").fill("新支付")
-    page.locator("#pi-new-ref").fill("深医保准〔2026〕新")
-    page.locator("#admit-pi").click()
-    expect(page.locator("#flash")).to_contain_text("尚未配置接入参数（连接器），不能准入")
-    expect(page.locator("#pi-status-newpay-440300")).to_have_text("已登记，待接入")
-    page.locator("#ref-newpay-440300").fill("深医保准〔2026〕新")
-    page.locator("#readmit-newpay-440300").click()
-    expect(page.locator("#flash")).to_contain_text("不能准入")
-    expect(page.locator("#pi-status-newpay-440300")).to_have_text("已登记，待接入")
-
-
 def test_a_wrong_operator_token_is_refused_in_words(desktop, live):
     page = desktop.new_page()
     page.goto("/admin")
@@ -107,7 +90,7 @@ def test_admitting_an_institution_shows_its_credential_once_and_it_logs_in(deskt
     page.locator("#nav-institutions").click()
     page.locator("summary", has_text="准入新的定点医药机构").click()
     page.locator("#inst-new-code").fill("P44030099")
-    page.locator("#inst-new-region").fill("440300")
+    page.locator("#inst-new-region").select_option("440300")
     page.locator("#inst-new-name").fill("演示新药房")
     page.locator("#inst-new-kind").select_option("pharmacy")
     page.locator("#inst-new-level").select_option("level2")  # a pharmacy's level is "pharmacy": refused in words
@@ -182,3 +165,154 @@ def test_a_pilot_application_is_approved_suspended_and_restored_on_the_page(desk
     expect(page.locator(f"#agreement-state-{agreement.id}")).to_have_text("生效")
     live.db.run(lambda c: pilots.require(c, live.clock(), institution_id=code, mode="onecode"))
     page.close()
+
+
+# Every text of a chart, measured where the browser drew it (CSS px), and the page's width against the viewport's.
+CHART_TEXT = """(id) => {
+  const svg = document.getElementById(id);
+  const box = svg.getBoundingClientRect();
+  // The drawn size of a text's font: its font size in the SVG's units times the SVG's scale on the screen.
+  const texts = [...svg.querySelectorAll('text')].map(t => { const r = t.getBoundingClientRect();
+    return {text: t.textContent, height: r.height, font: parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a,
+            left: r.left, right: r.right}; });
+  return {box: {left: box.left, right: box.right}, texts,
+          scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth};
+}"""
+
+
+def test_the_charts_are_readable_on_a_phone_and_their_numbers_are_in_a_table(phone, live):
+    settle_one(live)
+    page = phone.new_page()
+    log_in_operator(page)
+    for chart, table in (("chart-counts", "chart-counts-table"), ("chart-layers", "chart-layers-table")):
+        got = page.evaluate(CHART_TEXT, chart)
+        assert got["scrollWidth"] <= got["clientWidth"], f"/admin scrolls sideways on a phone: {got['scrollWidth']} > {got['clientWidth']}"
+        assert len(got["texts"]) >= 3
+        for t in got["texts"]:
+            assert t["height"] >= 11 and t["font"] >= 11, f"{chart}: {t['text']!r} is drawn {t['height']:.1f} px tall ({t['font']:.1f} px font)"
+            assert got["box"]["left"] - 1 <= t["left"] and t["right"] <= got["box"]["right"] + 1, f"{chart}: {t['text']!r} leaves the chart"
+        # The same numbers in the table under the chart, row for row.
+        values = [int(b.get_attribute("data-value")) for b in page.locator(f"#{chart} g.bar").all()]
+        cells = page.locator(f"#{table} tbody td.num")
+        expect(cells).to_have_count(len(values))
+        shown = [c.get_attribute("data-fen") or c.inner_text() for c in cells.all()]
+        assert [int(v) for v in shown] == values
+    expect(page.locator("#chart-counts-table tbody tr").filter(has_text="宁波市（330200）")).to_have_count(1)
+
+
+def test_the_dashboard_shows_a_chosen_period_and_refuses_a_reversed_or_too_long_one(desktop, live):
+    settle_one(live)
+    today = volumes.local_day(live.clock())
+    page = desktop.new_page()
+    log_in_operator(page)
+    expect(page.locator("#preset-today")).to_have_attribute("aria-current", "true")
+    # From the first of last month (the demo's history: its counter settlements) to today, typed as dates.
+    first = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    page.locator("#date-from").fill(first.isoformat())
+    page.locator("#date-to").fill(today.isoformat())
+    page.locator("#period-show").click()
+    expect(page.locator("#period-shown")).to_have_attribute("data-from", first.isoformat())
+    days = live.db.run(lambda c: volumes.by_region(c, first, today), write=False)
+    only_today = live.db.run(lambda c: volumes.by_region(c, today), write=False)
+    assert sum(d.settled for d in days) > sum(d.settled for d in only_today)  # the history is in it
+    expect(page.locator("#today-count")).to_have_text(str(sum(d.settled for d in days)))
+    expect(page.locator("#layers-total")).to_have_attribute("data-fen", str(sum(d.total for d in days)))
+    expect(page.locator("#period-total")).to_have_attribute("data-fen", str(sum(d.total for d in days)))
+    assert [int(b.get_attribute("data-value")) for b in page.locator("#chart-counts g.bar").all()] == [d.settled for d in days]
+    expect(page.locator("#chart-counts title")).to_have_text(f"{first.isoformat()} 至 {today.isoformat()} 结算笔数")
+
+    page.locator("#preset-month").click()
+    expect(page.locator("#period-shown")).to_have_attribute("data-from", today.replace(day=1).isoformat())
+    expect(page.locator("#preset-month")).to_have_attribute("aria-current", "true")
+    month = live.db.run(lambda c: volumes.by_region(c, today.replace(day=1), today), write=False)
+    expect(page.locator("#today-count")).to_have_text(str(sum(d.settled for d in month)))
+
+    page.locator("#date-from").fill(today.isoformat())
+    page.locator("#date-to").fill((today - timedelta(days=1)).isoformat())
+    page.locator("#period-show").click()
+    expect(page.locator("#flash")).to_have_text(f"开始日期 {today.isoformat()} 晚于结束日期 {(today - timedelta(days=1)).isoformat()}")
+    expect(page.locator("#date-from")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#period-shown")).to_have_attribute("data-from", today.isoformat())  # today's figures meanwhile
+    page.goto(f"/admin?date_from={(today - timedelta(days=400)).isoformat()}&date_to={today.isoformat()}")
+    expect(page.locator("#flash")).to_have_text("时间范围最长 366 天（所选为 401 天）")
+
+
+def test_a_region_is_chosen_by_name_and_an_unknown_one_is_refused_naming_the_field(desktop, live):
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.locator("#nav-institutions").click()
+    page.locator("summary", has_text="准入新的支付机构").click()
+    region = page.locator("#pi-new-region")
+    expect(region.locator("option[value='330200']")).to_have_text("宁波市（330200）")
+    assert region.locator("option").count() > 3
+    page.locator("#pi-new-id").fill("page-pi-330200")
+    page.locator("#pi-new-name").fill("页面支付")
+    page.locator("#pi-new-ref").fill("甬医保准〔2026〕9号")
+    # A value no option offers (a hand-made request): refused in words naming the region.
+    region.evaluate("s => { const o = document.createElement('option'); o.value = '999999'; o.text = 'x'; s.add(o); s.value = '999999'; }")
+    page.locator("#admit-pi").click()
+    expect(page.locator("#flash")).to_contain_text("统筹区 999999 不存在")
+    expect(page.locator("#pi-new-id")).to_have_value("page-pi-330200")
+    page.locator("#pi-new-region").select_option("330200")
+    page.locator("#admit-pi").click()
+    # No connector configured: not admitted, said in words; it stays registered (待接入), so nobody can bind it.
+    expect(page.locator("#flash")).to_contain_text("尚未配置接入参数（连接器），不能准入")
+    expect(page.locator("#pi-status-page-pi-330200")).to_have_text("已登记，待接入")
+    # Its connector configured (the sandbox Alipay's, as for alipay-330200): admitting it again passes the signed check.
+    from yibao.services.agency import connectors as channel_registry
+
+    def connect(c):  # noqa: ANN001, ANN202
+        built = channel_registry.build(channel_registry.require(c, "alipay-330200"), live.keyring)
+        channel_registry.configure(c, live.keyring, live.clock(), pi_id="page-pi-330200", actor="test", **channel_registry.settings_of(built))
+    live.db.run(connect)
+    page.locator("#ref-page-pi-330200").fill("甬医保准〔2026〕9号")
+    page.locator("#readmit-page-pi-330200").click()
+    expect(page.locator("#flash")).to_have_text("已准入")
+    expect(page.locator("#pis tbody tr").filter(has_text="page-pi-330200")).to_contain_text("宁波市（330200）")
+    expect(page.locator("#pi-status-page-pi-330200")).to_have_text("已准入")
+    page.locator("#lang-toggle").click()
+    expect(page.locator("#pi-new-region option[value='330200']")).to_have_text("Ningbo (330200)")
+
+
+def test_the_audit_log_names_actions_and_regions_pages_back_and_filters(desktop, live):
+    settle_one(live)
+    page = desktop.new_page()
+    log_in_operator(page)
+    page.goto("/admin/audit")
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(50)
+    for row in rows.all()[:10]:
+        code = row.get_attribute("data-action")
+        assert row.locator(".action-name").inner_text() == NAMES[code][0]
+    expect(rows.filter(has_text="宁波市（330200）").first).to_be_visible()
+
+    def entries() -> list[tuple[str, str, str]]:  # (time, region / sequence, hash) of each row, read off the page at once
+        return [tuple(x) for x in page.eval_on_selector_all("#audit tbody tr", "rows => rows.map(r => [0, 1, 5].map(i => r.cells[i].title || "
+                                                            "r.cells[i].innerText))")]
+    first_page = entries()
+    page.locator("#audit-older").click()
+    expect(page.locator("#audit-newest")).to_be_visible()
+    second = entries()
+    assert second and not {e[2] for e in second} & {e[2] for e in first_page}  # no entry twice (by its hash)
+    assert second[0][0] <= first_page[-1][0]  # older, or the same second
+
+    today = volumes.local_day(live.clock()).isoformat()
+    page.goto("/admin/audit")
+    page.locator("#region-filter").select_option("330200")
+    page.locator("#action-filter").select_option("settlement.settle")
+    page.locator("#actor-filter").fill("te")
+    page.locator("#audit-from").fill(today)
+    page.locator("#audit-to").fill(today)
+    page.locator("#audit-filter").click()
+    expect(rows.first).to_contain_text("结算")
+    shown = page.eval_on_selector_all("#audit tbody tr", "rows => rows.map(r => [r.dataset.action, r.dataset.region, r.cells[2].innerText])")
+    assert {(a, r) for a, r, _ in shown} == {("settlement.settle", "330200")} and all(who.startswith("te") for _, _, who in shown)
+    expect(page.locator("#action-filter")).to_have_value("settlement.settle")
+    page.locator("#lang-toggle").click()
+    expect(rows.first.locator(".action-name")).to_have_text("Settled")
+    expect(rows.first).to_contain_text("Ningbo (330200)")
+
+    page.goto(f"/admin/audit?date_from={today}&date_to=2000-01-01")
+    expect(page.locator("#flash")).to_contain_text(f"the start date {today} is after the end date 2000-01-01")
+    page.goto("/admin/audit?action=no.such")
+    expect(page.locator("#flash")).to_contain_text("there is no action no.such")

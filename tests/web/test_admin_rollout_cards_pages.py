@@ -84,11 +84,11 @@ def test_a_card_is_made_issued_and_replaced_after_loss_on_the_page(desktop, live
     page.locator("#accept").click()
     expect(page.locator("#flash")).to_contain_text("已受理制卡申请")
     card = live.db.run(lambda c: cards.for_person(c, person.id), write=False)[0]
-    expect(page.locator(f"#card-status-{card.id}")).to_have_text("制作中")
+    expect(page.locator(f"#card-status-{card.id}")).to_have_text("制卡中")
     expect(page.locator(f"#card-stage-{card.id}")).to_have_text("已受理")
     page.locator("#accept").click()  # a second live card is refused in words
     expect(page.locator("#flash")).to_contain_text("已有在制或在用的社保卡")
-    for shown in ("制作中", "已寄出", "可领取"):
+    for shown in ("印制中", "已寄出", "可领取"):
         page.locator(f"#stage-{card.id}").click()
         expect(page.locator(f"#card-stage-{card.id}")).to_have_text(shown)
     page.locator(f"#issue-{card.id}").click()
@@ -102,5 +102,5 @@ def test_a_card_is_made_issued_and_replaced_after_loss_on_the_page(desktop, live
     expect(page.locator(f"#replace-{card.id}")).to_have_count(0)  # replaced once
     new = [k for k in live.db.run(lambda c: cards.for_person(c, person.id), write=False) if k.id != card.id]
     assert len(new) == 1 and (new[0].status, new[0].production_stage, new[0].financial) == ("in_production", "accepted", True)
-    expect(page.locator(f"#card-status-{new[0].id}")).to_have_text("制作中")
+    expect(page.locator(f"#card-status-{new[0].id}")).to_have_text("制卡中")
     page.close()

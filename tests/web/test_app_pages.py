@@ -66,12 +66,15 @@ def test_a_guardian_switches_to_the_childs_card(phone, live):
     page = phone.new_page()
     log_in_holder(page, live, LI_MING)
     chooser = page.get_by_label(re.compile("出示谁的码|Whose code"))
-    expect(chooser.locator(f"option[value='{live.psn('李小雨')}']")).to_have_text("李**（少儿）")
+    # The holder's own child, in full (the holder's family is not masked to the holder).
+    expect(chooser.locator(f"option[value='{live.psn('李小雨')}']")).to_have_text("李小雨（少儿）")
     chooser.select_option(value=live.psn("李小雨"))
     page.locator("#switch-button").click()
-    expect(page.locator("#ecard-title")).to_contain_text("李**")
+    expect(page.locator("#ecard-title")).to_contain_text("李小雨")
+    # A child has no account: the guardian's pays, and the screen says whose (not "该参保人没有医保个人账户").
+    expect(page.locator("#paid-by-guardian")).to_contain_text("由监护人李明的个人账户支付")
     code = show_code(page)
-    expect(page.locator("#ecard-title")).to_contain_text("李**")
+    expect(page.locator("#ecard-title")).to_contain_text("李小雨")
     consumed = scan_directly(live, code)
     assert consumed.person_id == live.psn("李小雨") and consumed.holder_id == live.psn("李明") and consumed.relation == "guardian"
 

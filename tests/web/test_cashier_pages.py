@@ -97,7 +97,7 @@ def test_a_childs_code_settles_on_the_guardians_account(phone, desktop, live):
     cashier.locator("#code").fill(code)
     cashier.locator("#verify-code").click()
     expect(cashier.locator("#patient-name")).to_have_text("李**")
-    expect(cashier.locator("#account")).to_have_value("guardian")
+    expect(cashier.locator("#account")).to_have_value(f"guardian:{live.psn('李明')}")
     cashier.locator("#line-form").evaluate("f => f.closest('details').open = true")
     cashier.get_by_label(re.compile("项目编码|Item code")).fill("A201")
     cashier.get_by_label(re.compile("项目名称|Item name")).fill("儿科诊查费")

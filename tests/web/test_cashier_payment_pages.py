@@ -246,7 +246,7 @@ def test_a_guardian_pays_a_childs_visit_by_face(desktop, live):
     expect(cashier.locator("#face-payer-current")).to_contain_text("患者本人")
     cashier.locator(f"#face-payer-{live.psn('李明')}").click()  # the linked guardian's face, and his account
     expect(cashier.locator("#face-payer-current")).to_contain_text("监护人")
-    expect(cashier.locator("#account")).to_have_value("guardian")
+    expect(cashier.locator("#account")).to_have_value(f"guardian:{live.psn('李明')}")
     presettled = split_of(cashier)
     assert fen(presettled["split-account"]) > 0
     pay_by_face(cashier, "same")

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from yibao.web.charts import LABEL_W, PAD, VALUE_W, bar_chart
+from yibao.web.charts import FONT, WIDTH, bar_chart, bar_space
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 
@@ -21,8 +21,9 @@ def bars(svg: str) -> list[tuple[str, int, str]]:
 
 
 def test_bars_are_proportional_and_the_largest_fills_the_space():
-    svg = bar_chart([("深圳", 4), ("青岛", 2), ("宁波", 1), ("空", 0)], title="t", empty="none", width=560)
-    space = 560 - LABEL_W - VALUE_W - 2 * PAD
+    svg = bar_chart([("深圳", 4), ("青岛", 2), ("宁波", 1), ("空", 0)], title="t", empty="none")
+    space = bar_space()
+    assert 0 < space < WIDTH
     assert bars(svg) == [("深圳", space, "4"), ("青岛", round(space / 2), "2"), ("宁波", round(space / 4), "1"), ("空", 0, "0")]
 
 
@@ -30,7 +31,7 @@ def test_values_are_formatted_and_text_is_escaped():
     svg = bar_chart([("<a&b>", 12345)], title="x<y", empty="none", fmt=lambda fen: f"¥{fen // 100}.{fen % 100:02d}")
     root = ET.fromstring(svg)  # parses: nothing unescaped
     assert root.find("s:title", NS).text == "x<y"
-    assert bars(svg) == [("<a&b>", 560 - LABEL_W - VALUE_W - 2 * PAD, "¥123.45")]
+    assert bars(svg) == [("<a&b>", bar_space(), "¥123.45")]
 
 
 def test_all_zero_and_empty_charts_draw_no_bar_lengths_and_say_so():
@@ -42,3 +43,11 @@ def test_all_zero_and_empty_charts_draw_no_bar_lengths_and_say_so():
 def test_negative_values_are_refused():
     with pytest.raises(ValueError):
         bar_chart([("a", -1)], title="t", empty="none")
+
+
+def test_the_chart_scales_with_its_box_and_its_text_is_large_for_its_width():
+    """A viewBox (the page scales it to its column) as narrow as a phone's column; the label above its bar, at the left."""
+    root = ET.fromstring(bar_chart([("宁波市 330200", 3)], title="t", empty="none"))
+    assert root.get("viewBox").split()[2] == str(WIDTH) and root.get("font-size") == str(FONT)
+    label, rect, _ = root.find("s:g", NS)
+    assert float(label.get("y")) < float(rect.get("y")) and label.get("x") == rect.get("x")

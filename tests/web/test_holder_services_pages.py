@@ -13,8 +13,13 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.support.pages import fen, log_in_holder
+from tests.support.pages import fen, log_in_cashier, log_in_holder
+from yibao.sandbox.demo import institution_code
 from yibao.sandbox.face_samples import face_png
+from yibao.services.agency import institutions
+from yibao.services.care import settlement, visits
+from yibao.services.care.settlement import AccountRequest
+from yibao.services.payments import paycodes
 
 CHEN_JING, ZHANG_JIANGUO, LI_MING = "13800138003", "13800138002", "13800138001"
 
@@ -74,8 +79,9 @@ def test_the_photo_of_a_card_being_made_is_uploaded(phone, live, tmp_path):
     log_in_holder(page, live, CHEN_JING)
     page.goto("/app/cards")
     card = page.locator("li.card-item", has_text="0027")
-    expect(card.locator(".tag")).to_have_text("制作中")
+    expect(card.locator(".tag")).to_have_text("制卡中 · 已受理")  # the stage it is at, as the progress says it
     expect(card.locator("ol.progress li.done")).to_have_count(1)  # accepted; printing, mailed, ready to come
+    expect(card.locator("ol.progress li.done")).to_contain_text("已受理")
     photo = tmp_path / "photo.png"
     photo.write_bytes(face_png("陈静"))
     not_an_image = tmp_path / "photo.txt"
@@ -92,21 +98,36 @@ def test_the_photo_of_a_card_being_made_is_uploaded(phone, live, tmp_path):
     expect(card.locator(".timeline")).not_to_contain_text("photo_uploaded")
 
 
-def test_a_card_reported_lost_then_cancelled(phone, live):
+def test_a_card_reported_lost_found_lost_again_replaced_then_cancelled(phone, live):
+    """挂失, 解挂 (back in use), 挂失 again, 补卡 (a new card being made; the old one neither found nor replaced again), 注销."""
     page = phone.new_page()
     log_in_holder(page, live, ZHANG_JIANGUO)
     page.goto("/app/cards")
     card = page.locator("li.card-item", has_text="0015")
     expect(card.locator(".tag")).to_have_text("正常使用")
+    for round_ in range(2):
+        page.once("dialog", lambda dialog: dialog.accept())
+        card.get_by_role("button", name="挂失").click()
+        expect(card.locator(".tag")).to_have_text("已挂失")
+        if round_ == 0:
+            page.once("dialog", lambda dialog: dialog.accept())
+            card.get_by_role("button", name="解挂").click()
+            expect(page.locator("#flash")).to_have_text("已解挂，卡片恢复使用")
+            expect(card.locator(".tag")).to_have_text("正常使用")
     page.once("dialog", lambda dialog: dialog.accept())
-    card.get_by_role("button", name="挂失").click()
-    expect(card.locator(".tag")).to_have_text("已挂失")
+    card.get_by_role("button", name="补卡").click()
+    expect(page.locator("#flash")).to_have_text("已申请补卡，新卡已受理")
+    expect(card.locator(".tag")).to_have_text("已挂失 · 已补卡")
+    expect(card.get_by_role("button", name=re.compile("^(解挂|补卡)$"))).to_have_count(0)
+    new = page.locator("li.card-item", has=page.locator(".tag", has_text="制卡中 · 已受理"))
+    expect(new).to_have_count(1)
     card.locator("details summary").click()
-    expect(card.locator(".timeline")).to_contain_text("挂失")
+    expect(card.locator(".timeline")).to_contain_text("解挂")
+    expect(card.locator(".timeline")).to_contain_text("补卡")
     expect(card.locator(".timeline")).to_contain_text("可领取")  # the production stages in words, not stage_ready
     page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="注销").click()
-    expect(card.locator(".tag")).to_have_text("已注销")
+    expect(card.locator(".tag")).to_have_text("已注销 · 已补卡")
     expect(card.get_by_role("button")).to_have_count(0)  # nothing more to do with a cancelled card
 
 
@@ -114,9 +135,9 @@ def test_the_monthly_statement_adds_up_and_the_guardian_conditions_are_a_checkli
     page = phone.new_page()
     log_in_holder(page, live, LI_MING)
     page.goto("/app/account")
-    figures = [fen(page.locator("#statement dd").nth(i).inner_text()) for i in range(4)]
-    opening, credits, debits, closing = figures
-    assert opening + credits - debits == closing and debits >= 5000  # the demo's visit paid ¥50.00 from it this month
+    figures = [fen(page.locator("#statement dd").nth(i).inner_text()) for i in range(5)]
+    opening, income, refunds, debits, closing = figures
+    assert opening + income + refunds - debits == closing and debits >= 5000  # the demo's visit paid ¥50.00 from it this month
     assert closing == fen(page.locator("#balance").inner_text())
     page.goto("/app/account?month=2026-13")  # not a month: this month's statement, the refusal said, the field marked
     expect(page).to_have_url(re.compile("/app/account$"))
@@ -164,3 +185,50 @@ def test_the_holder_signs_the_password_free_agreement_on_the_institutions_own_pa
         page.once("dialog", lambda dialog: dialog.accept())
         page.locator(f"#unbind-{pi_id}").click()  # leave his bindings as they were
         expect(page.locator(f"#binding-{pi_id}")).to_have_count(0)
+
+
+def _childs_visit_settled_on_the_guardians_account_then_cancelled(live) -> tuple[str, int, str]:
+    """李明 shows 李小雨's code at the demo's level-3 hospital; her visit is settled on his account, then cancelled
+    (the money comes back to him). Straight through the services: the cashier's pages for it are tested elsewhere."""
+    guardian, child, now = live.psn("李明"), live.psn("李小雨"), live.clock()
+
+    def work(conn):
+        hospital = institutions.get(conn, institution_code("440300", "level3"))
+        v = visits.open_visit(conn, now, institution=hospital, person_id=child, kind="outpatient")
+        visits.upload_lines(conn, now, institution=hospital, visit_id=v.id, items=[
+            {"feedetl_sn": "1", "medins_list_codg": "A001", "name": "普通门诊诊查费", "unit_price": "25.00", "quantity": "1"}])
+        code = paycodes.issue(conn, live.keyring, now, holder_id=guardian, person_id=child, actor="test").code
+        paycodes.unwrap(paycodes.consume(conn, live.keyring, now, code=code, institution=hospital, terminal_id="T", actor="test", visit_id=v.id))
+        doc = settlement.settle(conn, now, institution=hospital, visit_id=v.id, msgid=f"H17D{v.id}", actor="test",
+                                account=AccountRequest(use=True, payer="guardian", payer_person_id=guardian))
+        settlement.cancel(conn, now, institution=hospital, setl_id=doc["setl_id"], actor="test")
+        return doc["setl_id"], fen(doc["acct_pay"]), hospital.name
+    return live.db.run(work)
+
+
+def test_the_guardians_statement_names_the_hospital_and_the_child_and_a_refund_is_not_income(phone, desktop, live):
+    """Issue 17: the account's lines say the hospital and whose visit (the holder's own child in full); the month's
+    statement shows what came back as 退款, apart from income, and the figures add up; the cancelled receipt says 已撤销
+    with neither the balance after settlement nor a print button, and names the insured region."""
+    setl_id, paid, hospital = _childs_visit_settled_on_the_guardians_account_then_cancelled(live)
+    assert paid > 0
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    page.goto("/app/account")
+    rows = page.locator("#transactions tbody tr", has_text=setl_id)
+    expect(rows).to_have_count(2)  # paid, then given back
+    for row in (rows.nth(0), rows.nth(1)):
+        expect(row.locator("[data-k=about]")).to_contain_text(f"{hospital} · 就诊人：李小雨")
+    statement = page.locator("#statement")
+    opening, closing = (fen(statement.locator("dd").nth(i).inner_text()) for i in (0, 4))
+    income, refunds, payments = (fen(statement.locator(f"[data-k={k}]").inner_text()) for k in ("income", "refunds", "payments"))
+    assert refunds >= paid and opening + income + refunds - payments == closing
+    expect(page.locator("table.list tr", has=page.locator(".tag", has_text="退款"))).not_to_have_count(0)
+
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    cashier.goto(f"/cashier/settlements/{setl_id}")
+    expect(cashier.locator("#cancelled-stamp")).to_have_text("已撤销")
+    expect(cashier.locator("#receipt")).to_contain_text("参保地 深圳市（440300）")
+    expect(cashier.locator("#balance-after")).to_have_count(0)
+    expect(cashier.locator("#print")).to_have_count(0)

@@ -3,9 +3,13 @@ same placeholders; no template writes a visible Chinese or English sentence arou
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import shutil
 import string
 from pathlib import Path
+
+import pytest
 
 from yibao.web import i18n
 
@@ -56,3 +60,77 @@ def test_every_catalogue_entry_is_used_somewhere():
     prefixes = {"field_"} | set(re.findall(r"""label\(\s*'([a-z0-9_]+_)'""", sources)) | set(re.findall(r"""'([a-z0-9_]+_)'\s*~""", sources))
     unused = [k for k in i18n.MESSAGES if not re.search(rf"""['"]{k}['"]""", sources) and not any(k.startswith(p) for p in prefixes)]
     assert unused == []
+
+
+# ---- the catalogues themselves (gettext .po, read with Babel) and scripts/i18n_po.py
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "i18n_po.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("i18n_po", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_text_is_left_written_in_python():
+    assert i18n.PENDING == (), "run: python scripts/i18n_po.py --from-python src/yibao/web/i18n.py"
+
+
+def test_the_pages_refuse_catalogues_that_disagree_or_lack_a_text(tmp_path):
+    locale = tmp_path / "locale"
+    shutil.copytree(i18n.LOCALE, locale)
+    assert i18n.load(locale) == i18n.MESSAGES
+    en = locale / "en" / "LC_MESSAGES" / "yibao.po"
+    original = en.read_text(encoding="utf-8")
+    en.write_text(original.replace('msgid "brand"\n', 'msgid "brand_typo"\n'), encoding="utf-8")
+    with pytest.raises(i18n.CatalogueError, match=r"only in zh \['brand'\], only in en \['brand_typo'\]"):
+        i18n.load(locale)
+    en.write_text(original.replace('msgid "logout"\nmsgstr "Log out"', 'msgid "logout"\nmsgstr ""'), encoding="utf-8")
+    with pytest.raises(i18n.CatalogueError, match="logout has no text"):
+        i18n.load(locale)
+
+
+def test_the_script_moves_python_entries_into_both_catalogues_once(tmp_path):
+    locale = tmp_path / "locale"
+    shutil.copytree(i18n.LOCALE, locale)
+    zh_po = locale / "zh" / "LC_MESSAGES" / "yibao.po"
+    zh_po.write_text(zh_po.read_text(encoding="utf-8").replace('msgid "logout"', '# translator: keep it short\nmsgid "logout"'),
+                     encoding="utf-8")
+    source = tmp_path / "more.py"
+    source.write_text('X = 1\n\nMESSAGES: dict[str, tuple[str, str]] = {\n'
+                      '    # ---- h99: a new page\n'
+                      '    "h99_title": ("新页面{n}", "New page {n}"),\n'
+                      '    "logout": ("退出", "Sign out"),  # changed wording\n'
+                      '}\n\n\ndef f():\n    return X\n', encoding="utf-8")
+    script = _script()
+    assert script.main(["--from-python", str(source), "--locale-dir", str(locale)]) == 0
+    texts = i18n.load(locale)
+    assert texts["h99_title"] == ("新页面{n}", "New page {n}") and texts["logout"] == ("退出", "Sign out")
+    assert len(texts) == len(i18n.MESSAGES) + 1
+    assert source.read_text(encoding="utf-8") == 'X = 1\n\nMESSAGES: dict[str, tuple[str, str]] = {\n}\n\n\ndef f():\n    return X\n'
+    zh_text = zh_po.read_text(encoding="utf-8")
+    assert "# translator: keep it short\n" in zh_text and '#. ---- h99: a new page\nmsgid "h99_title"\nmsgstr "新页面{n}"' in zh_text
+    assert zh_text.index('"h99_title"') > zh_text.index('"pay_by_credit"')  # appended: existing order kept
+    before = {p: p.read_bytes() for p in locale.rglob("*.po")}
+    assert script.main(["--from-python", str(source), "--locale-dir", str(locale)]) == 0
+    assert {p: p.read_bytes() for p in locale.rglob("*.po")} == before  # idempotent
+    # An older branch's whole file: with --new-only its stale text of a known key is not applied, its new key is.
+    old = tmp_path / "old.py"
+    old.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "h98_x": ("新", "New"),\n}\n', encoding="utf-8")
+    assert script.main(["--new-only", "--keep", "--from-python", str(old), "--locale-dir", str(locale)]) == 0
+    texts = i18n.load(locale)
+    assert texts["logout"] == ("退出", "Sign out") and texts["h98_x"] == ("新", "New")
+    assert "h98_x" in old.read_text(encoding="utf-8")  # --keep
+    # Three-way, as at a merge: only what the branch did since its base — a key added, a text changed, a key removed.
+    base = tmp_path / "base.py"
+    base.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "brand": ("医保便捷支付", "yibao medical-insurance payment"),\n'
+                    '    "h98_x": ("新", "New"),\n}\n', encoding="utf-8")
+    branch = tmp_path / "branch.py"
+    branch.write_text('MESSAGES = {\n    "logout": ("退出登录", "Log out"),\n    "brand": ("医保支付", "yibao payment"),\n'
+                      '    "h97_y": ("另", "Other"),\n}\n', encoding="utf-8")
+    assert script.main(["--from-python", str(branch), "--base", str(base), "--locale-dir", str(locale)]) == 0
+    texts = i18n.load(locale)
+    assert texts["logout"] == ("退出", "Sign out")  # changed since the base elsewhere, not by the branch: kept
+    assert texts["brand"] == ("医保支付", "yibao payment") and texts["h97_y"] == ("另", "Other") and "h98_x" not in texts

@@ -92,7 +92,9 @@ def test_a_mobile_bill_paid_with_the_pin(phone, desktop, live):
     holder.goto("/app/bills")
     item = holder.locator(f"#bill-{payment_id}")
     expect(item).to_contain_text("深圳")
-    expect(item.locator(".bill-patient")).to_have_text("赵*")
+    expect(item.locator(".bill-patient")).to_have_text("赵磊")  # his own name, in full to him
+    expect(item.locator(".row-head .tag")).to_have_text("待支付（医院发来的账单）")  # the holder's wording, not the counter's
+    expect(item.locator(f"#pi-{payment_id} option[selected]")).to_have_text(re.compile("（默认）$"))  # full-width brackets
     assert fen(item.locator(".bill-amount").inner_text()) == fen(presettled["split-total"])
     same_split(presettled, bill_split(holder, payment_id))
     holder.get_by_label("使用个人账户").uncheck()
@@ -159,18 +161,18 @@ def test_a_guardian_pays_a_childs_published_bill_from_the_guardians_account(phon
     expect(cashier.locator("#patient-name")).to_have_text("李**")
     # The pre-settlement the guardian will see: the child's account share from the guardian's account —
     # offered first, as a child has no account of her own.
-    expect(cashier.locator("#account option:checked")).to_have_text("使用监护人个人账户")
-    expect(cashier.locator("#account option[value='self']")).to_have_count(1)  # still there to choose
+    expect(cashier.locator("#account option:checked")).to_have_text("李*的个人账户（监护人）")  # the guardian named
+    expect(cashier.locator("#account option[value='none']")).to_have_count(1)  # still there to choose (she has no account of her own)
     present_card_on_visit(cashier, live, "李明")  # the guardian, at the counter, reads his card with its PIN
     cashier.locator("#presettle").click()
-    expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?(?=.*account=guardian)(?=.*payer_psn_no={live.psn('李明')})"))
+    expect(cashier).to_have_url(re.compile(f"/cashier/visits/{visit_id}\\?(?=.*account=guardian%3A{live.psn('李明')})"))
     presettled = split_of(cashier)
     assert fen(presettled["split-account"]) > 0
     payment_id = publish(cashier)
 
     holder.goto("/app/bills")
     item = holder.locator(f"#bill-{payment_id}")
-    expect(item.locator(".bill-patient")).to_have_text("李**")
+    expect(item.locator(".bill-patient")).to_have_text("李小雨")  # the holder's own child, in full
     expect(item).to_contain_text("为家庭成员支付")
     same_split(presettled, bill_split(holder, payment_id))
     # Shenzhen's account pays the whole personal share: no cash, so no PIN is asked for.

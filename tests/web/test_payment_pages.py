@@ -222,6 +222,12 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     expect(cashier.locator("#status-stamp")).to_have_text("已作废")
     expect(cashier.locator("#not-collected")).to_be_visible()
     expect(cashier.locator("#print")).to_have_count(0)
+    expect(cashier.locator("#balance-after")).to_have_count(0)  # nothing was settled: no balance "after settlement"
+    cashier.goto(f"/cashier/payments/{payment_id}")  # the voided payment: nothing to print, nothing to refund
+    expect(cashier.locator("#pay-status")).to_have_text("已撤销")
+    expect(cashier.locator("#print")).to_have_count(0)
+    expect(cashier.locator("#refunds-section")).to_have_count(0)
+    cashier.goto(receipt)
     cashier.locator("#lang-toggle").click()
     expect(cashier.locator("#status-stamp")).to_have_text("Voided")
     cashier.locator("#lang-toggle").click()

@@ -63,31 +63,6 @@ _PYDANTIC_ZH = {
 }
 
 
-class RequestIdMiddleware:
-    """Give every request an id (the caller's X-Request-Id or a new one) and echo it in the response.
-
-    Plain ASGI rather than @app.middleware("http"), which runs the app in an extra task per request.
-    """
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:64]
-        rid = given or uuid.uuid4().hex[:16]
-        scope.setdefault("state", {})["request_id"] = rid
-
-        async def send_with_id(message) -> None:  # noqa: ANN001
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode("latin-1"))]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
 _NUL = "\x00"
 
 
@@ -149,8 +124,7 @@ def install(app: FastAPI) -> None:
     """
     if any(isinstance(route, APIRoute) for route in app.routes):
         raise RuntimeError("errors.install(app) must run before the routers are included")
-    app.router.dependencies.append(Depends(refuse_nul))
-    app.add_middleware(RequestIdMiddleware)
+    app.router.dependencies.append(Depends(refuse_nul))  # the request id: observe.metrics.RequestMiddleware (app.py)
 
     @app.exception_handler(YibaoError)
     async def yibao_error(request: Request, exc: YibaoError) -> JSONResponse:

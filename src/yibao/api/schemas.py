@@ -129,7 +129,7 @@ class ReversalIn(Strict):
 # ---- identity, cards, payment institutions, families ------------------------------------------
 
 def _capture() -> Any:
-    return Field(min_length=1, max_length=350_000, description="the terminal's capture: a PNG image, base64")
+    return Field(min_length=1, max_length=350_000, description="the terminal's capture: a JPEG or PNG image (at most 1024 pixels a side), base64")
 
 
 class LivenessIn(Strict):

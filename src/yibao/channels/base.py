@@ -246,6 +246,7 @@ class Notification:
     trade_no: str | None = None
     amount_fen: int | None = None
     data: Mapping[str, str] = field(default_factory=dict)  # the remaining verified fields, as strings
+    event_at: datetime | None = None  # when the institution says the event happened (a payment's paid time), if it says
 
     @property
     def dedup_key(self) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 The engine records each step as templates plus raw values (fen, ppm); the zh/en text is
 formatted on access, so pricing a bill does no string work that no one reads. In a template,
 ``{x:y}`` prints fen as yuan (¥12.50) and ``{x:p}`` a ppm ratio as a percentage (10%), ``{x:pt}`` as points (10);
-``{x:zh}`` / ``{x:en}`` a RatioSchedule described in that language.
+``{x:zh}`` / ``{x:en}`` a RatioSchedule described in that language; ``{x:rzh}`` / ``{x:ren}`` a region code with its name
+(宁波市（330200）, domain/regions.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Mapping, NamedTuple
 
 from yibao.domain.money import format_ratio, format_yuan
 from yibao.domain.policy import RatioSchedule
+from yibao.domain.regions import label as region_label
 
 
 def describe_schedule(s: RatioSchedule, lang: str) -> str:
@@ -41,6 +43,8 @@ def _field(value: Any, format_spec: str) -> str:
         return format_ratio(value)[:-1]  # percentage points: "10"
     if format_spec in ("zh", "en"):
         return describe_schedule(value, format_spec)
+    if format_spec in ("rzh", "ren"):
+        return region_label(value, format_spec[1:])
     return format(value, format_spec)
 
 

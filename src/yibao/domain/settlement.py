@@ -328,11 +328,11 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
     ex.append(Explanation(1, "in_scope", t_in, clause, "符合政策范围金额：{a:y}", "Within the policy scope: {a:y}", {"a": t_in}))
 
     if xr is not None:
-        zh = "异地就医（{filing_zh}）：按参保地{insured}政策、就医地{treatment}目录"
-        en = "Treated outside the insured region ({filing_en}): policy of {insured}, catalogue of {treatment}"
+        zh = "异地就医（{filing_zh}）：按参保地{insured:rzh}政策、就医地{treatment:rzh}目录"
+        en = "Treated outside the insured region ({filing_en}): policy of {insured:ren}, catalogue of {treatment:ren}"
         if emergency_deemed:
-            zh = "异地就医（未备案急诊，视同临时外出备案）：按参保地{insured}政策、就医地{treatment}目录"
-            en = "Treated outside the insured region (unfiled emergency, counted as a temporary filing): policy of {insured}, catalogue of {treatment}"
+            zh = "异地就医（未备案急诊，视同临时外出备案）：按参保地{insured:rzh}政策、就医地{treatment:rzh}目录"
+            en = "Treated outside the insured region (unfiled emergency, counted as a temporary filing): policy of {insured:ren}, catalogue of {treatment:ren}"
         if catalogue is None:
             zh += "（就医地目录未配置，乙类默认比例按参保地）"
             en += " (no catalogue on file for the treatment region; the insured region's default class-B ratio applies)"

@@ -1,5 +1,5 @@
-"""Face verification: the client the platform uses (`FaceVerifier`), signed both ways, and the PNG
-reading and features it shares with the sandbox verifier (yibao.sandbox.face).
+"""Face verification: the client the platform uses (`FaceVerifier`), signed both ways, and the image
+reading (JPEG and PNG through Pillow) and features it shares with the sandbox verifier (yibao.sandbox.face).
 
 `verifier_from_env` builds the production verifier from YIBAO_FACE_URL and YIBAO_FACE_KEY; the
 composition root puts it on the platform, whose `Context.verifier()` refuses with 503 when there is none.

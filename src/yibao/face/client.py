@@ -21,7 +21,7 @@ from yibao.crypto import signed_http
 from yibao.domain.errors import Conflict, InputError, Unavailable, YibaoError
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture
-from yibao.face.png import SIGNATURE
+from yibao.face.image import ImageError, check_image
 
 
 class FaceUnavailable(Unavailable):
@@ -42,13 +42,15 @@ class Verification:
 
 
 def check_capture(capture: str) -> None:
-    """Refuse what is plainly not a PNG capture here, before it costs a call to the verifier."""
+    """Refuse here, from its header, a capture that is no JPEG or PNG or is too large, before it costs a call to the verifier."""
     try:
         data = decode_capture(capture)
     except CaptureError as exc:
-        raise InputError("capture", "bad_capture", "人脸图像应为base64编码的PNG图像，且不超过256KB", str(exc)) from None
-    if not data.startswith(SIGNATURE):
-        raise InputError("capture", "capture_not_png", "人脸图像应为PNG格式", "the capture must be a PNG image")
+        raise InputError("capture", "bad_capture", "人脸图像应为base64编码的JPEG或PNG图像，且不超过256KB", str(exc)) from None
+    try:
+        check_image(data)
+    except ImageError as exc:
+        raise InputError("capture", exc.code, f"人脸图像（capture）：{exc.zh}", f"capture: {exc.en}") from None
 
 
 def _unavailable(code: str, en: str) -> FaceUnavailable:
@@ -66,7 +68,7 @@ class FaceVerifier:
         return f"FaceVerifier({self.base_url!r})"
 
     async def enrol(self, capture: str) -> str:
-        """Enrol a reference template from a capture (base64 PNG); returns the verifier's template id."""
+        """Enrol a reference template from a capture (base64 JPEG or PNG); returns the verifier's template id."""
         check_capture(capture)
         return str((await self._call("/templates", {"capture": capture}))["template_id"])
 
@@ -98,7 +100,7 @@ class FaceVerifier:
 def _refusal(status: int, err: dict[str, Any]) -> YibaoError:
     code, message = str(err.get("code", "")), str(err.get("message", ""))
     if status == 422 and code == "bad_capture":
-        return InputError("capture", "bad_capture", "人脸图像无法使用（须为清晰的PNG图像）", f"the capture cannot be used: {message}")
+        return InputError("capture", "bad_capture", "人脸图像无法使用（须为清晰的JPEG或PNG图像）", f"the capture cannot be used: {message}")
     if status == 404 and code == "unknown_template":
         return Conflict("face_template", "face_template_unknown", "人脸模板已失效，请到经办机构重新采集",
                         "the enrolled face template is no longer known to the verifier; enrol the face again at the agency")

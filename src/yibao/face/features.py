@@ -11,7 +11,7 @@ import base64
 import binascii
 import math
 
-from yibao.face.png import PngError, decode_grey
+from yibao.face.image import ImageError, decode_grey
 
 GRID = 16
 MIN_SIDE = 16
@@ -19,7 +19,7 @@ MAX_CAPTURE_BYTES = 256 * 1024
 
 
 class CaptureError(ValueError):
-    """The capture cannot be used: not base64, not a readable PNG, too small or blank."""
+    """The capture cannot be used: not base64, not a readable JPEG or PNG, too small or blank."""
 
 
 def decode_capture(capture_b64: str) -> bytes:
@@ -32,10 +32,10 @@ def decode_capture(capture_b64: str) -> bytes:
     return data
 
 
-def feature_vector(png: bytes) -> list[float]:
+def feature_vector(image: bytes) -> list[float]:
     try:
-        width, height, rows = decode_grey(png)
-    except PngError as exc:
+        width, height, rows = decode_grey(image)
+    except ImageError as exc:
         raise CaptureError(str(exc)) from None
     if width < MIN_SIDE or height < MIN_SIDE:
         raise CaptureError(f"the capture must be at least {MIN_SIDE}×{MIN_SIDE} pixels")

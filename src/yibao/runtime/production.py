@@ -73,6 +73,12 @@ def problems(environ: Mapping[str, str] | None = None, *, sqlite_path: str | Non
         load_keyring(create=False, environ=env)
     except YibaoError as exc:
         found.append(exc)
+    metrics = env.get("YIBAO_METRICS_TOKEN", "")  # optional: without it production serves no /metrics (runtime/scrape.py)
+    if metrics and (len(metrics) < TOKEN_MIN_LENGTH or len(set(metrics)) < TOKEN_MIN_DISTINCT or metrics == "demo-metrics-token"
+                    or any(metrics == part.partition(":")[2].strip() for part in raw.split(","))):
+        found.append(InputError("YIBAO_METRICS_TOKEN", "weak_metrics_token",
+                                f"监控令牌太弱或与经办人员令牌相同（{TOKEN_RULE_ZH}，且不同于任何经办人员令牌）",
+                                f"the metrics token is weak or an operator's token ({TOKEN_RULE_EN}, and no operator's token)"))
     return found + file_problems(sqlite_path)
 
 

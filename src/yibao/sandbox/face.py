@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from yibao.face import signing
 from yibao.face.features import CaptureError, decode_capture, feature_vector, similarity
-from yibao.face.png import PngError, decode_grey
+from yibao.face.image import ImageError, decode_grey
 
 DEMO_FACE_KEY = "demo-face-sandbox-key"  # the demo's shared key with its own sandbox verifier
 
@@ -104,7 +104,7 @@ class KnobsPatch(_Strict):
 
 class TemplateIn(_Strict):
     request_id: str = Field(min_length=1, max_length=64)
-    capture: str = Field(min_length=1, max_length=400_000, description="base64 PNG")
+    capture: str = Field(min_length=1, max_length=400_000, description="base64 JPEG or PNG")
 
 
 class Liveness(_Strict):
@@ -122,10 +122,10 @@ class VerifyIn(_Strict):
     liveness: Liveness | None = None
 
 
-def sensor_noise(png: bytes) -> float:
+def sensor_noise(image: bytes) -> float:
     """The median absolute Laplacian of the capture's grey levels (a sample of at most ~128×128 pixels): near 0
     for a smooth still image, several grey levels for a camera's live frame."""
-    _, _, rows = decode_grey(png)
+    _, _, rows = decode_grey(image)
     height, width = len(rows), len(rows[0])
     step = max(1, max(width, height) // 128)
     values = sorted(abs(rows[y][x] - (rows[y - 1][x] + rows[y + 1][x] + rows[y][x - 1] + rows[y][x + 1]) / 4)
@@ -184,7 +184,7 @@ def create_app(key: bytes | str, *, latency_ms: int = 0, error_rate: float = 0.0
         """The sandbox's liveness rule (module docstring): sensor noise, and not the enrolled image again."""
         try:
             noise = sensor_noise(decode_capture(capture))
-        except (CaptureError, PngError):
+        except (CaptureError, ImageError):
             return False
         return noise >= state.knobs.noise_threshold and score < state.knobs.replay_similarity
 

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from yibao.face.png import encode_grey
+from yibao.face.image import encode_grey
 
 SIZE = 64
 
@@ -77,6 +77,15 @@ def _level(f: _Face, x: float, y: float) -> float:
 
 def face_png(key: str, day: int = 0, size: int = SIZE) -> bytes:
     """The face of person ``key`` as a greyscale PNG; ``day`` > 0 varies the capture, not the person."""
+    return encode_grey(_rows(key, day, size))
+
+
+def face_jpeg(key: str, day: int = 0, size: int = SIZE, quality: int = 92) -> bytes:
+    """The same face as a camera's JPEG."""
+    return encode_grey(_rows(key, day, size), "JPEG", quality=quality)
+
+
+def _rows(key: str, day: int, size: int) -> list[list[int]]:
     f = _face(key)
     r = _rng("day", key, day)
     gain, offset = (1.0, 0.0) if day == 0 else (r.uniform(0.8, 1.2), r.uniform(-25, 25))
@@ -90,12 +99,12 @@ def face_png(key: str, day: int = 0, size: int = SIZE) -> bytes:
             v = _level(f, (px + 0.5) * scale + sx, (py + 0.5) * scale + sy)
             row.append(round(v * gain + offset + (r.gauss(0, noise) if noise else 0.0)))
         rows.append(row)
-    return encode_grey(rows)
+    return rows
 
 
-def capture(key: str, day: int = 0) -> str:
-    """The face as a capture, ready for the verifier API (base64 PNG)."""
-    return base64.b64encode(face_png(key, day)).decode("ascii")
+def capture(key: str, day: int = 0, fmt: str = "PNG") -> str:
+    """The face as a capture, ready for the verifier API (base64 PNG, or JPEG)."""
+    return base64.b64encode(face_jpeg(key, day) if fmt == "JPEG" else face_png(key, day)).decode("ascii")
 
 
 def reshot(key: str, gain: float = 1.15, offset: float = -12.0) -> str:

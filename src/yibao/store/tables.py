@@ -391,6 +391,7 @@ settlements = Table(
 # A pooling region's year person by person, in the order the settlements were made: the policy what-if replays it
 # (services/care/whatif.py) without sorting the year.
 Index("ix_settlements_replay", settlements.c.insured_region, settlements.c.year, settlements.c.person_id, settlements.c.created_at)
+Index("ix_settlements_made", settlements.c.created_at)  # /admin: a period's settlements (services/books/volumes.py)
 
 messages = Table(  # message ids of money-changing requests: a settle and a reversal claim the same key
     "messages", metadata,
@@ -541,6 +542,7 @@ audit_log = Table(  # append-only, hash-chained per region and lane (services/bo
     Column("transfers", Text),
     info={"owner": "services.books"},
 )
+Index("ix_audit_log_at", audit_log.c.at)  # /admin/audit: the log newest first, a page at a time (services/books/audit.py search)
 
 audit_heads = Table(  # one head per lane of a region's trail
     "audit_heads", metadata,

@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection
 
+from yibao.domain import audit_actions, regions
 from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency import admission, institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
-from yibao.services.agency.policies import policy_for, require_known_region
+from yibao.services.agency.policies import known_regions, require_known_region
 from yibao.services.books import audit, ledger, volumes
 from yibao.services.people import cards
 from yibao.services.people import persons as people
@@ -83,13 +85,9 @@ async def admin_flow(request: Request, call: Callable[[Post], Awaitable[Any]], *
 
 
 def region_name(region: str, year: int, lang: str) -> str:
-    """深圳市 or Shenzhen from the region's policy file ("深圳市 Shenzhen"); the code if it has none."""
-    try:
-        name = policy_for(region, year).region_name
-    except YibaoError:
-        return region
-    zh, _, en = name.partition(" ")
-    return f"{(en or zh) if lang == 'en' else zh} {region}"
+    """深圳市（440300） or Shenzhen (440300), from the one table of region names (domain/regions.py); the code if it has
+    none. (``year``: kept for the callers; a region's name does not change with the policy year.)"""
+    return regions.label(region, lang)
 
 
 # ---- log-in ----------------------------------------------------------------------------------
@@ -125,18 +123,37 @@ async def log_out(request: Request) -> Response:
 
 # ---- overview ----------------------------------------------------------------------------------
 
+def _period(request: Request, today: date) -> tuple[date, date, str]:
+    """The dashboard's period from its query: ``date_from``/``date_to`` (either alone is one day), else a preset
+    (today by default). Answers (first, last, the preset chosen or "")."""
+    q = request.query_params
+    typed_from, typed_to = (q.get("date_from") or "").strip(), (q.get("date_to") or "").strip()
+    if typed_from or typed_to:
+        first = volumes.parse_day(typed_from or typed_to, "date_from", "开始日期", "The start date")
+        last = volumes.parse_day(typed_to or typed_from, "date_to", "结束日期", "The end date")
+        first, last = volumes.period(first, last)
+        return first, last, next((name for name in volumes.PRESETS if volumes.preset(name, today) == (first, last)), "")
+    name = q.get("preset") or "today"
+    first, last = volumes.preset(name, today)
+    return first, last, name
+
+
 @router.get("/admin")
-async def overview(request: Request) -> HTMLResponse:
+async def overview(request: Request) -> Response:
     who = await operator(request)
     p = platform(request)
     now = p.now()
     lang = render.lang_of(request)
-    day = volumes.local_day(now)
+    today = volumes.local_day(now)
+    try:
+        first, last, preset = _period(request, today)
+    except YibaoError as exc:  # said in words, on today's figures, the dates as typed kept in the form
+        return render.redirect(request, "/admin", error=exc, values={k: (request.query_params.get(k) or "")[:10] for k in ("date_from", "date_to")})
 
     anchored = await asyncio.to_thread(p.anchors.read) if p.anchors is not None else None
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"days": volumes.by_region(conn, day), "totals": ledger.totals(conn), "chains": audit.verify(conn, anchored)}
+        return {"days": volumes.by_region(conn, first, last), "totals": ledger.totals(conn), "chains": audit.verify(conn, anchored)}
 
     data = await p.run(read, write=False)
     await audit.anchor_reports(p.anchors, data["chains"])
@@ -144,15 +161,20 @@ async def overview(request: Request) -> HTMLResponse:
     def t(key: str, **kw: Any) -> str:
         return i18n.text(lang, key, **kw)
 
-    counts = charts.bar_chart([(region_name(d.region, day.year, lang), d.settled) for d in days], chart_id="chart-counts",
-                              title=t("chart_counts", day=day.isoformat()), empty=t("chart_empty"))
-    # Every layer is drawn, the empty ones too: a fund layer that paid nothing today is news as well.
+    one_day = first == last
+    when = first.isoformat() if one_day else t("period_range", a=first.isoformat(), b=last.isoformat())
+    empty = t("chart_empty") if (one_day and first == today) else t("period_empty")
+    count_rows = [(region_name(d.region, first.year, lang), d.settled) for d in days]
+    counts = charts.bar_chart(count_rows, chart_id="chart-counts", title=t("chart_counts" if one_day else "chart_counts_period", day=when),
+                              empty=empty)
+    # Every layer is drawn, the empty ones too: a fund layer that paid nothing is news as well.
     layers = {key: sum(d.paid[key] for d in days) for key in volumes.LAYERS}
-    paid = charts.bar_chart([(t(k), v) for k, v in layers.items()] if days else [], chart_id="chart-layers",
-                            title=t("chart_layers", day=day.isoformat()), empty=t("chart_empty"), fmt=lambda fen: f"¥{format_yuan(fen)}",
-                            colours=LAYER_COLOURS)
-    return _page(request, who, "admin/overview.html", nav="overview", day=day, days=days, layers=layers,
-                 region_label=lambda r: region_name(r, day.year, lang), counts_svg=render.markup_svg(counts),
+    layer_rows = [(t(k), v) for k, v in layers.items()] if days else []
+    paid = charts.bar_chart(layer_rows, chart_id="chart-layers", title=t("chart_layers" if one_day else "chart_layers_period", day=when),
+                            empty=empty, fmt=lambda fen: f"¥{format_yuan(fen)}", colours=LAYER_COLOURS)
+    return _page(request, who, "admin/overview.html", nav="overview", first=first, last=last, today=today, preset=preset,
+                 presets=volumes.PRESETS, max_days=volumes.MAX_DAYS, days=days, layers=layers, count_rows=count_rows, layer_rows=layer_rows,
+                 region_label=lambda r: region_name(r, first.year, lang), counts_svg=render.markup_svg(counts),
                  layers_svg=render.markup_svg(paid), totals=data["totals"], chains=data["chains"],
                  chains_ok=all(c.ok for c in data["chains"]))
 
@@ -171,7 +193,8 @@ async def institutions_page(request: Request) -> HTMLResponse:
         return {"hospitals": institutions.list_all(conn), "pis": listed, "suspensions": pis.suspensions(conn, listed)}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "admin/institutions.html", nav="institutions", region_label=lambda r: region_name(r, year, lang), **data)
+    return _page(request, who, "admin/institutions.html", nav="institutions", region_label=lambda r: region_name(r, year, lang),
+                 regions=known_regions(), **data)
 
 
 @router.post("/admin/payment-institutions")
@@ -380,23 +403,51 @@ async def card_replacement(request: Request, card_id: str) -> Response:
 
 # ---- the audit log -----------------------------------------------------------------------------
 
+def _audit_search(request: Request) -> tuple[audit.Search, audit.Position | None, dict[str, str]]:
+    """The audit page's filters from its query, each checked (refused naming the field), and where the page starts."""
+    q = request.query_params
+    typed = {k: (q.get(k) or "").strip()[:80] for k in ("region", "action", "actor", "date_from", "date_to", "before")}
+    if typed["region"]:
+        require_known_region(typed["region"])  # "abc" or 123456 would just list nothing: say why instead
+    if typed["action"] and typed["action"] not in audit_actions.NAMES:
+        raise InputError("action", "unknown_action", f"动作 {typed['action']} 不存在", f"there is no action {typed['action']}")
+    first = volumes.parse_day(typed["date_from"], "date_from", "开始日期", "The start date") if typed["date_from"] else None
+    last = volumes.parse_day(typed["date_to"], "date_to", "结束日期", "The end date") if typed["date_to"] else None
+    if first and last and first > last:
+        volumes.period(first, last)  # refused: reversed (the log's period may be as long as the log)
+    since = volumes.day_bounds(first)[0] if first else None
+    until = volumes.day_bounds(last)[1] if last else None
+    before = audit.Position.parse(typed["before"]) if typed["before"] else None
+    what = audit.Search(region=typed["region"] or None, action=typed["action"] or None, actor=typed["actor"] or None, since=since, until=until)
+    return what, before, typed
+
+
 @router.get("/admin/audit")
 async def audit_page(request: Request) -> Response:
+    """The chains' verification and the log, 50 entries a page newest first (keyset: "older" links carry the last
+    entry's position), filtered by region, action, actor (from its start) and a period of Beijing days."""
     who = await operator(request)
     p = platform(request)
-    region = request.query_params.get("region") or None
-    if region is not None:
-        try:
-            require_known_region(region)  # "abc" or 123456 would just list nothing: say why instead
-        except YibaoError as exc:
-            return render.redirect(request, "/admin/audit", error=exc)
+    lang = render.lang_of(request)
+    try:
+        what, before, typed = _audit_search(request)
+    except YibaoError as exc:
+        kept = {k: (request.query_params.get(k) or "")[:80] for k in ("region", "action", "actor", "date_from", "date_to")}
+        return render.redirect(request, "/admin/audit", error=exc, values=kept)
 
     anchored = await asyncio.to_thread(p.anchors.read) if p.anchors is not None else None
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"entries": audit.entries(conn, region, 50), "chains": audit.verify(conn, anchored)}
+        return {"page": audit.search(conn, what, before), "chains": audit.verify(conn, anchored)}
 
     data = await p.run(read, write=False)
     await audit.anchor_reports(p.anchors, data["chains"])
-    return _page(request, who, "admin/audit.html", nav="audit", region=region or "", chains_ok=all(c.ok for c in data["chains"]), **data)
-
+    filters = {k: v for k, v in typed.items() if v and k != "before"}
+    older = data["page"].older
+    year = p.now().year
+    actions = sorted(audit_actions.NAMES, key=lambda code: (code.split(".")[0], code))
+    return _page(request, who, "admin/audit.html", nav="audit", entries=data["page"].entries, chains=data["chains"],
+                 chains_ok=all(c.ok for c in data["chains"]), filters=filters, regions=known_regions(), actions=actions,
+                 action_name=lambda code: audit_actions.name(code, lang), region_label=lambda r: region_name(r, year, lang),
+                 older_url=f"/admin/audit?{urlencode({**filters, 'before': older.token()})}" if older else None,
+                 newest_url=f"/admin/audit?{urlencode(filters)}" if before is not None else None, page_size=audit.PAGE_SIZE)

@@ -94,7 +94,7 @@ async def run_whatif(request: Request) -> Response:
         return zh if lang == "zh" else en
 
     def pairs(rows: list[tuple[str, int, int]]) -> list[tuple[str, int]]:
-        # A chart's label without its parenthesis (the tables beside it give the full names): it must fit the label room.
+        # A chart's label without its parenthesis (the tables beside it give the full names): it must fit the chart's width.
         def short(name: str) -> str:
             return re.sub(r"\s*[（(].*?[）)]", "", name)
         return [item for name, old, new in rows
@@ -102,11 +102,9 @@ async def run_whatif(request: Request) -> Response:
 
     money = lambda fen: f"¥{format_yuan(fen)}"  # noqa: E731
     layers = charts.bar_chart(pairs([(label(r["zh"], r["en"]), r["old"], r["new"]) for r in report.layer_rows()]), chart_id="chart-whatif-layers",
-                              title=t("whatif_chart_layers"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=680,
-                              label_w=260)
+                              title=t("whatif_chart_layers"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED))
     levels = charts.bar_chart(pairs([(label(g.zh, g.en), g.fund_old, g.fund_new) for g in report.levels()]), chart_id="chart-whatif-levels",
-                              title=t("whatif_chart_levels"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED), width=680,
-                              label_w=260)
+                              title=t("whatif_chart_levels"), empty=t("whatif_nothing"), fmt=money, colours=(STORED, REPRICED))
     return _page(request, who, "admin/whatif.html", nav="whatif", report=report, default_from=start.isoformat(), default_to=end.isoformat(),
                  top=top, max_kb=MAX_POLICY_BYTES // 1024, layers_svg=render.markup_svg(layers), levels_svg=render.markup_svg(levels),
                  not_repriced=whatif.NOT_REPRICED, region_label=region_name(report.region, report.policy.year, lang),

@@ -13,6 +13,7 @@ cash collected from the payer's payment institution, then all posted or all void
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
 from yibao.services.access import sessions
-from yibao.services.books import accounts, volumes
+from yibao.services.books import volumes
 from yibao.services.care import presence, settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.services.care.views import line_view, visit_view
@@ -32,7 +33,7 @@ from yibao.services.payments import onecode as onecode_pay
 from yibao.services.payments import orders as payments
 from yibao.services.people import persons as people
 from yibao.web import aids as page_aids
-from yibao.web import cashier_payments, forms, links, once, payviews, render, security
+from yibao.web import cashier_counter, cashier_payments, forms, links, once, payviews, render, security
 from yibao.web.auth import Goto, Who, act, act_flow, cashier, log_in_console, log_out_console, platform
 
 router = APIRouter(include_in_schema=False)
@@ -119,8 +120,33 @@ async def console(request: Request) -> HTMLResponse:
     return _page(request, who, "cashier/console.html", **(await p.run(read, write=False)))
 
 
+def _pharmacy(who: Who) -> bool:
+    return bool(who.institution and who.institution.kind == "pharmacy")
+
+
 def _kind(form: forms.Form, who: Who) -> str:
-    return "pharmacy" if who.institution and who.institution.kind == "pharmacy" else (form.get("kind") or "outpatient")
+    """A pharmacy's visit is a purchase (pharmacy), opened with the scan, no registration asked; a hospital's the kind
+    chosen: outpatient, emergency, or inpatient (办理入院)."""
+    return "pharmacy" if _pharmacy(who) else (form.get("kind") or "outpatient")
+
+
+def _admission_date(form: forms.Form, kind: str) -> date | None:
+    """An admission's date (入院日期): today unless the counter enters an earlier day (a stay admitted before it is keyed in)."""
+    text = form.get("admit_date") if kind == "inpatient" else ""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError("admit_date", "invalid_date", "入院日期格式应为 yyyy-mm-dd", "the admission date must be yyyy-mm-dd") from None
+
+
+def _opened(who: Who, kind: str) -> tuple[str, str]:
+    if _pharmacy(who):
+        return ("已核验，请录入所购药品", "Verified: enter the medicines bought")
+    if kind == "inpatient":
+        return ("已办理入院，请逐日录入住院费用", "Admitted: enter the stay's fees day by day")
+    return ("已登记就诊", "The visit is open")
 
 
 @router.post("/cashier/scan")
@@ -134,13 +160,15 @@ async def scan(request: Request) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
     code = "".join(form.get("code").split())  # a typed code may carry the spaces it is printed with
+    kind = _kind(form, who)
 
     def work(conn: Connection) -> once.Outcome:
         now = p.now()
         result = paycodes.consume(conn, p.keyring, now, code=code, institution=who.institution, terminal_id=TERMINAL, actor=who.actor)
         if isinstance(result, YibaoError):
             return {"refusal": {"code": result.code, "zh": result.message_zh, "en": result.message_en}}
-        visit = visits.open_visit(conn, now, institution=who.institution, person_id=result.person_id, kind=_kind(form, who))
+        visit = visits.open_visit(conn, now, institution=who.institution, person_id=result.person_id, kind=kind,
+                                  visit_date=_admission_date(form, kind))
         scanned = presence.get(conn, result.presence_id) if result.presence_id else None
         if scanned is not None:  # the code was shown for the visit it opens: the holder's presence for this one, not another
             presence.bind(conn, now, scanned, visit_id=visit.id, field="code")
@@ -155,7 +183,8 @@ async def scan(request: Request) -> Response:
     if "refusal" in outcome:
         r = outcome["refusal"]
         return render.redirect(request, "/cashier", error=InputError("code", r["code"], r["zh"], r["en"]), values={"code": code})
-    return render.redirect(request, outcome["to"], ok=("支付码核验通过，已登记就诊", "Payment code verified; the visit is open"))
+    zh, en = _opened(who, kind)
+    return render.redirect(request, outcome["to"], ok=(f"支付码核验通过，{zh}", f"Payment code verified. {en}"))
 
 
 @router.post("/cashier/lookup")
@@ -180,11 +209,13 @@ async def lookup(request: Request) -> Response:
                 now = p.now()
                 taken = presence.take(conn, now, kind="card_pin", credential_id=read.credential_id, institution_id=who.principal,
                                       field="card_no")
-                visit = visits.open_visit(conn, now, institution=who.institution, person_id=read.person_id, kind=kind)
+                visit = visits.open_visit(conn, now, institution=who.institution, person_id=read.person_id, kind=kind,
+                                          visit_date=_admission_date(form, kind))
                 presence.bind(conn, now, taken, visit_id=visit.id, field="card_no")
                 return visit.id
             visit_id = await p.run(open_for)
-            return Goto(f"/cashier/visits/{visit_id}"), ("读卡验密通过，已登记就诊", "Card and PIN checked; the visit is open")
+            zh, en = _opened(who, kind)
+            return Goto(f"/cashier/visits/{visit_id}"), (f"读卡验密通过，{zh}", f"Card and PIN checked. {en}")
         return await act_flow(request, who, form, call, back="/cashier", keep=("card_no",))
 
     def work(conn: Connection) -> once.Outcome:
@@ -193,7 +224,8 @@ async def lookup(request: Request) -> Response:
                                                credential_no=form.require("card_no", "社保卡号", "the card number"))
         if isinstance(person, YibaoError):  # the miss commits (it counts), then it is said
             return {"refusal": {"field": person.field, "code": person.code, "zh": person.message_zh, "en": person.message_en}}
-        visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=kind)
+        visit = visits.open_visit(conn, now, institution=who.institution, person_id=person["psn_no"], kind=kind,
+                                  visit_date=_admission_date(form, kind))
         return {"to": f"/cashier/visits/{visit.id}"}  # the account to offer first is decided there (a child: her guardian's)
 
     try:
@@ -204,7 +236,7 @@ async def lookup(request: Request) -> Response:
     if "refusal" in outcome:
         r = outcome["refusal"]
         return render.redirect(request, "/cashier", error=InputError(r["field"], r["code"], r["zh"], r["en"]), values=form.values("card_no"))
-    return render.redirect(request, outcome["to"], ok=("已登记就诊", "The visit is open"))
+    return render.redirect(request, outcome["to"], ok=_opened(who, kind))
 
 
 # ---- a visit: fee lines, pre-settlement, settlement ----------------------------------------------
@@ -214,10 +246,9 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
     who = await cashier(request)
     p = platform(request)
     aids = page_aids.aids(request)
-    choice = request.query_params.get("account", "self")
-    payer_psn_no = request.query_params.get("payer_psn_no") or None
-    if choice.startswith("guardian:"):  # a linked guardian chosen in the select (a child looked up by card)
-        choice, payer_psn_no = "guardian", choice.split(":", 1)[1] or None
+    # A guardian's or a relative's account chosen in the select: "guardian:<psn_no>" / "family:<psn_no>".
+    choice, payer_psn_no = cashier_counter.parse_choice(request.query_params.get("account", "self"),
+                                                        request.query_params.get("payer_psn_no") or None)
     want_split = request.query_params.get("presettle") == "1"
 
     def read(conn: Connection) -> dict[str, Any]:
@@ -225,9 +256,10 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         lines = [line_view(r) for r in visits.list_lines(conn, who.principal, visit_id)]
         person = people.masked_view(people.require(conn, visit.person_id), p.keyring)
         guardians = cashier_payments.guardians_of(conn, p.keyring, visit.person_id)
+        options = cashier_counter.account_options(conn, p.keyring, visit.person_id)
         account, payer = choice, payer_psn_no
-        if "account" not in request.query_params and guardians and accounts.summary(conn, visit.person_id) is None:
-            account, payer = "guardian", guardians[0]["psn_no"]  # a child has no account: her guardian's is the one to offer first
+        if "account" not in request.query_params:  # no own account (a child, a tier-2 employee): a shared one is offered first
+            account, payer = cashier_counter.default_choice(options)
         now = p.now()
         split, problem, needs_presence = None, None, None
         if want_split and visit.status in ("open", "discharged"):
@@ -245,23 +277,27 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
         scan = paycodes.recent_scan(conn, now, institution_id=who.principal, person_id=visit.person_id, visit_id=visit.id)
         presences = [presence.view(x) for x in presence.live_for_visit(conn, now, institution_id=who.principal, visit_id=visit.id,
                                                                        person_id=visit.person_id)]
-        return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem,
+        return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem, "options": options,
+                "balance": cashier_counter.balance_before(split, needs_presence, account),
+                "days": cashier_counter.days_of(lines, visit) if visit.kind == "inpatient" else None,
+                "today": volumes.local_day(now).isoformat(),
                 "needs_presence": needs_presence, "presences": presences,
                 "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
                 "choice": account, "payer_psn_no": payer or "",
                 "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer, aids.samples if aids else ()) if split else None}
 
     data = await p.run(read, write=False)
-    return _page(request, who, "cashier/visit.html", choices=ACCOUNT_CHOICES,
+    return _page(request, who, "cashier/visit.html", choices=ACCOUNT_CHOICES, pharmacy=_pharmacy(who),
                  here_query=links.visit_url(visit_id, data["choice"], data["payer_psn_no"] or None), **data)
 
 
-def _line_from(form: forms.Form, serial: str) -> dict[str, Any]:
-    """A line as the counter enters it: codes, price, quantity — the platform decides its class, cap and ratio."""
+def _line_from(form: forms.Form, serial: str, fee_time: str | None = None) -> dict[str, Any]:
+    """A line as the counter enters it: codes, price, quantity — the platform decides its class, cap and ratio. An
+    inpatient stay's line carries its fee day (fee_time, national format)."""
     item: dict[str, Any] = {"feedetl_sn": serial, "medins_list_codg": form.get("medins_list_codg") or None,
                             "med_list_codg": form.get("med_list_codg") or None, "name": form.get("name") or None,
                             "unit_price": form.require("unit_price", "单价", "the unit price"),
-                            "quantity": form.require("quantity", "数量", "the quantity")}
+                            "quantity": form.require("quantity", "数量", "the quantity"), "fee_ocur_time": fee_time}
     if form.flag("prescription"):
         item.update(prescription=True, prescriber=form.get("prescriber") or None)
     return {k: v for k, v in item.items() if v is not None}
@@ -275,9 +311,12 @@ async def add_line(request: Request, visit_id: str) -> Response:
 
     def work(conn: Connection) -> None:
         serial = str(len(visits.list_lines(conn, who.principal, visit_id)) + 1)  # the console numbers its lines 1, 2, …
-        visits.upload_lines(conn, p.now(), institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial)])
+        now = p.now()
+        visit = visits.get(conn, who.principal, visit_id)
+        fee_time = cashier_counter.fee_time(form.get("fee_date"), now) if visit.kind == "inpatient" else None
+        visits.upload_lines(conn, now, institution=who.institution, visit_id=visit_id, items=[_line_from(form, serial, fee_time)])
     return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已添加费用明细", "Fee line added"),
-                     keep=("medins_list_codg", "med_list_codg", "name", "unit_price", "quantity", "prescription", "prescriber"))
+                     keep=("medins_list_codg", "med_list_codg", "name", "unit_price", "quantity", "prescription", "prescriber", "fee_date"))
 
 
 @router.post("/cashier/visits/{visit_id}/sample-lines")
@@ -286,9 +325,17 @@ async def load_sample(request: Request, visit_id: str) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
     kind = "pharmacy" if who.institution and who.institution.kind == "pharmacy" else "hospital"
-    return await act(request, who, form, lambda c: visits.upload_lines(c, p.now(), institution=who.institution, visit_id=visit_id,
-                                                                      items=[dict(x) for x in SAMPLE_LINES[kind]]),
-                     back=links.visit_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))
+
+    def work(conn: Connection) -> None:
+        now = p.now()
+        items = [dict(x) for x in SAMPLE_LINES[kind]]
+        visit = visits.get(conn, who.principal, visit_id)
+        if visit.kind == "inpatient":  # a day of the stay: the set on that fee day, its serials named by the day
+            day = form.get("fee_date") or volumes.local_day(now).isoformat()
+            fee_time = cashier_counter.fee_time(day, now)
+            items = [{**x, "feedetl_sn": f"D{day.replace('-', '')}{x['feedetl_sn']}", "fee_ocur_time": fee_time} for x in items]
+        visits.upload_lines(conn, now, institution=who.institution, visit_id=visit_id, items=items)
+    return await act(request, who, form, work, back=links.visit_back(visit_id, form), ok=("已载入示例费用", "Sample fee lines loaded"))
 
 
 @router.post("/cashier/visits/{visit_id}/lines/{feedetl_sn}/revoke")
@@ -304,8 +351,7 @@ async def settle(request: Request, visit_id: str) -> Response:
     who = await cashier(request)
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
-    account = form.get("account") or "self"
-    payer_psn_no = form.get("payer_psn_no") or None
+    account, payer_psn_no = cashier_counter.parse_choice(form.get("account") or "self", form.get("payer_psn_no") or None)
 
     def work(conn: Connection) -> Goto:
         # The message id comes from the form's nonce: the same form sent twice is one settlement.

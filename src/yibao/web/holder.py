@@ -44,11 +44,12 @@ def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResp
 
 
 def _family_cards(conn: Connection, request: Request, who: Who) -> list[dict[str, str]]:
-    """Whose cards this holder may show and see: themselves, then the children linked to them."""
+    """Whose cards this holder may show and see: themselves, then the children linked to them — their own names and
+    their own children's in full (the holder's family is not masked to the holder)."""
     keyring = platform(request).keyring
-    me = people.masked_view(people.require(conn, who.principal), keyring)
-    out = [{"psn_no": who.principal, "name": me["psn_name"], "self": True}]
-    for link in families.links(conn, keyring, who.principal):
+    me = people.require(conn, who.principal)
+    out = [{"psn_no": who.principal, "name": keyring.decrypt(me.name_enc, "name"), "self": True}]
+    for link in families.links(conn, keyring, who.principal, own_in_full=True):
         if link["holder_psn_no"] == who.principal and link["relation"] in ("child_card", "guardian") \
                 and all(o["psn_no"] != link["member_psn_no"] for o in out):
             out.append({"psn_no": link["member_psn_no"], "name": link["other_name"], "self": False})
@@ -159,8 +160,9 @@ async def card(request: Request) -> HTMLResponse:
         except YibaoError as exc:
             if exc.code != "no_live_paycode":
                 problem = exc
-        return {"choices": choices, "chosen": chosen, "issued": issued, "problem": problem,
-                "account": accounts.summary(conn, chosen["psn_no"])}
+        account = accounts.summary(conn, chosen["psn_no"])
+        return {"choices": choices, "chosen": chosen, "issued": issued, "problem": problem, "account": account,
+                "guardian": _paying_guardian(conn, who, chosen, choices) if account is None else None}
 
     data = await p.run(read, write=False)
     issued = data["issued"]
@@ -188,6 +190,33 @@ async def issue_code(request: Request) -> Response:
 
 # ---- the personal account ----------------------------------------------------------------------
 
+def _paying_guardian(conn: Connection, who: Who, chosen: dict[str, Any], choices: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A linked child has no account of their own: the guardian showing their code pays from the guardian's (the
+    holder's) account, once the holder linked it as the child's family account (家庭账户关联) and has one — its name
+    (the holder's own, in full) and summary."""
+    if chosen["self"] or not families.has_family_account(conn, guardian_id=who.principal, child_id=chosen["psn_no"]):
+        return None
+    summary = accounts.summary(conn, who.principal)
+    return None if summary is None else {"name": choices[0]["name"], "account": summary}
+
+
+def _described(conn: Connection, who: Who, owner_id: str, transfers: list[Any], choices: list[dict[str, Any]],
+               keyring: Any) -> dict[str, dict[str, str | None]]:
+    """Per settlement id: the hospital's name and, when the care was not the account owner's (the holder's child, a
+    relative sharing the account), whose — in full for the holder's own family, masked otherwise."""
+    names = {link["other_psn_no"]: link["other_name"] for link in families.links(conn, keyring, who.principal, own_in_full=True)}
+    names.update({c["psn_no"]: c["name"] for c in choices})
+    out: dict[str, dict[str, str | None]] = {}
+    for ref, a in accounts.about(conn, [t for t, _ in transfers]).items():
+        patient = None
+        if a.patient_id != owner_id:
+            patient = names.get(a.patient_id)
+            if patient is None:
+                other = people.get(conn, a.patient_id)
+                patient = people.masked_view(other, keyring)["psn_name"] if other else None
+        out[ref] = {"institution": a.institution, "patient": patient}
+    return out
+
 @router.get("/app/account")
 async def account(request: Request) -> Response:
     who = await holder(request)
@@ -204,10 +233,12 @@ async def account(request: Request) -> Response:
         chosen = _chosen(request, choices, who)
         summary = accounts.summary(conn, chosen["psn_no"])
         if summary is None:
-            return {"choices": choices, "chosen": chosen, "account": None}
-        return {"choices": choices, "chosen": chosen, "account": summary,
-                "history": ledger.history(conn, summary.account_id, limit=20),
-                "statement": ledger.monthly_statement(conn, summary.account_id, year, mon)}
+            return {"choices": choices, "chosen": chosen, "account": None, "guardian": _paying_guardian(conn, who, chosen, choices)}
+        history = ledger.history(conn, summary.account_id, limit=20)
+        statement = ledger.monthly_statement(conn, summary.account_id, year, mon)
+        return {"choices": choices, "chosen": chosen, "account": summary, "history": history, "statement": statement,
+                "figures": accounts.month_figures(statement), "refund_codes": accounts.REFUND_CODES,
+                "about": _described(conn, who, chosen["psn_no"], history + statement.lines, choices, p.keyring)}
 
     data = await p.run(read, write=False)
     return _page(request, who, "app/account.html", month=f"{year:04d}-{mon:02d}", **data)
@@ -352,6 +383,18 @@ def _card_action(action: Any, ok: tuple[str, str]):  # noqa: ANN202
 router.post("/app/cards/{card_id}/activation")(_card_action(cards.activate, ("卡已激活", "Card activated")))
 router.post("/app/cards/{card_id}/loss-report")(_card_action(cards.report_loss, ("已挂失", "Reported lost")))
 router.post("/app/cards/{card_id}/cancellation")(_card_action(cards.cancel, ("卡已注销", "Card cancelled")))
+router.post("/app/cards/{card_id}/found-report")(_card_action(cards.report_found, ("已解挂，卡片恢复使用", "Reported found: the card works again")))
+
+
+@router.post("/app/cards/{card_id}/replacement")
+async def replace_card(request: Request, card_id: str) -> Response:
+    """补卡: the holder's lost physical card replaced (cards.replace_own, as the counter's /admin replacement)."""
+    who = await holder(request)
+    p = platform(request)
+    form = await forms.read(request, AREA, who.cookie)
+    return await act(request, who, form, lambda c: cards.replace_own(c, p.keyring, p.now(), card_id=card_id, holder_id=who.principal,
+                                                                     actor=who.actor),
+                     back="/app/cards", ok=("已申请补卡，新卡已受理", "Replacement requested: the new card is accepted for making"))
 
 
 @router.post("/app/cards/{card_id}/photo")
@@ -404,7 +447,7 @@ async def family(request: Request) -> HTMLResponse:
     now = p.now()
 
     def read(conn: Connection) -> dict[str, Any]:
-        links = families.links(conn, p.keyring, who.principal)
+        links = families.links(conn, p.keyring, who.principal, own_in_full=True)
         children = []
         for c in _family_cards(conn, request, who)[1:]:
             checklist = families.checklist(conn, now, guardian_id=who.principal, child_id=c["psn_no"])
@@ -475,7 +518,7 @@ async def bills(request: Request) -> HTMLResponse:
     use_account = mobile_bills.use_account_choice(request)
 
     def read(conn: Connection) -> dict[str, Any]:
-        return {"pending": [payviews.view(conn, p, o) for o in confirmation.pending_for(conn, who.principal, now)],
+        return {"pending": [payviews.view(conn, p, o, reader_id=who.principal) for o in confirmation.pending_for(conn, who.principal, now)],
                 "pin_set": payment_pins.stored(conn, who.principal) is not None,
                 "mobile": mobile_bills.for_page(conn, p, who.principal, use_account)}
 
@@ -486,7 +529,7 @@ async def bills(request: Request) -> HTMLResponse:
 async def payment(request: Request, payment_id: str) -> HTMLResponse:
     who = await holder(request)
     p = platform(request)
-    doc = await p.run(lambda c: payviews.view(c, p, confirmation.payer_order(c, payment_id, who.principal)), write=False)
+    doc = await p.run(lambda c: payviews.view(c, p, confirmation.payer_order(c, payment_id, who.principal), reader_id=who.principal), write=False)
     return _page(request, who, "app/payment.html", nav="bills", pay=doc)
 
 

@@ -21,8 +21,7 @@ from yibao.domain.money import parse_yuan
 from yibao.runtime.platform import Platform
 from yibao.services.agency import institutions
 from yibao.services.payments import bills
-from yibao.services.people import bindings
-from yibao.services.people import persons as people
+from yibao.services.people import bindings, families
 from yibao.web import forms, links, payviews, render
 from yibao.web.auth import Goto, act, act_flow, cashier, holder, platform
 
@@ -112,7 +111,7 @@ def for_page(conn: Connection, p: Platform, holder_id: str, use_account: bool) -
         if code not in names:
             inst = institutions.get(conn, code)
             names[code] = inst.name if inst else code
-        patient = people.masked_view(people.require(conn, view["psn_no"]), p.keyring)["psn_name"]
+        patient = families.display_name(conn, p.keyring, reader_id=holder_id, person_id=view["psn_no"])  # my child in full
         return {**view, "institution_name": names[code], "patient": patient, "for_child": view["psn_no"] != holder_id,
                 "mine": view["payer_psn_no"] == holder_id, "split": _split(view)}
 

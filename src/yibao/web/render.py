@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from yibao.domain import regions
 from yibao.domain.errors import YibaoError
 from yibao.domain.money import format_yuan
 from yibao.web import i18n, security
@@ -113,6 +114,7 @@ def render(request: Request, template: str, *, area: str, csrf_cookie: str | Non
 
     html = ENV.get_template(template).render(
         lang=lang, t=t, both=both, label=label, message=message, invalid=invalid, area=area, flash=flash, values=(flash or {}).get("values", {}),
+        region_name=lambda code: regions.label(code, lang),  # 宁波市（330200）: the one table of region names
         csrf=security.csrf_token(keyring, area, csrf_cookie) if csrf_cookie else "", nonce=lambda: secrets.token_urlsafe(18),
         lang_toggle=f"/lang?to={'en' if lang == 'zh' else 'zh'}&next={quote(here, safe='')}", here=here,
         demo=getattr(request.app.state, "demo_aids", None) is not None, **context)

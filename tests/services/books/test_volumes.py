@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timezone
 
+import pytest
 from sqlalchemy import select
 
 from tests.support.payments import BIG_LINES, LINES, payment_world
@@ -18,6 +19,7 @@ from tests.support.presence import present
 from tests.support.settlement import open_with_lines
 from tests.support.world import credit, seed
 from yibao.domain import payment_order as po
+from yibao.domain.errors import InputError
 from yibao.domain.ledger import person_account
 from yibao.domain.money import parse_yuan
 from yibao.services.books import ledger, volumes
@@ -130,6 +132,33 @@ def test_a_day_with_every_settlement_status_counts_and_sums_exactly(db, keyring,
     assert (y.settled, y.partial, y.cancelled, y.in_progress, y.total) == (1, 1, 0, 0, 900)
     assert (y.paid["pool_fund"], y.paid["account_pay"], y.paid["cash_pay"], y.refunded_insurance, y.refunded_cash) == (900, 0, 0, 0, 366_00)
     assert _day(db, date(2026, 11, 23)) == {}
+
+    # A period is its days added up: yesterday and today together; today to tomorrow is today alone.
+    both = {d.region: d for d in db.run(lambda c: volumes.by_region(c, YESTERDAY, TODAY), write=False)}["440300"]
+    assert (both.settled, both.partial, both.cancelled, both.in_progress) == (4, 3, 2, 1)
+    assert both.paid == {k: d.paid[k] + y.paid[k] for k in volumes.LAYERS} and both.total == d.total + y.total == 750_00 + 900
+    assert both.refunded == {k: d.refunded[k] + y.refunded[k] for k in volumes.LAYERS}
+    assert db.run(lambda c: volumes.by_region(c, TODAY, date(2026, 11, 23)), write=False) == [d]
+    with pytest.raises(InputError) as e:  # refused before any reading
+        db.run(lambda c: volumes.by_region(c, TODAY, YESTERDAY), write=False)
+    assert e.value.code == "range_reversed" and e.value.field == "date_from"
+
+
+def test_a_period_is_checked_and_presets_name_today_this_week_and_this_month():
+    wednesday = date(2026, 12, 9)
+    assert volumes.preset("today", wednesday) == (wednesday, wednesday)
+    assert volumes.preset("week", wednesday) == (date(2026, 12, 7), wednesday)  # from Monday
+    assert volumes.preset("month", wednesday) == (date(2026, 12, 1), wednesday)
+    assert volumes.preset("week", date(2026, 12, 7)) == (date(2026, 12, 7), date(2026, 12, 7))
+    assert volumes.period(date(2026, 1, 1), date(2026, 12, 31)) == (date(2026, 1, 1), date(2026, 12, 31))  # 365 days
+    with pytest.raises(InputError) as e:
+        volumes.period(date(2025, 1, 1), date(2026, 1, 2))  # 367 days
+    assert e.value.code == "range_too_long" and "366" in e.value.message_zh and e.value.field == "date_to"
+    with pytest.raises(InputError) as e:
+        volumes.parse_day("2026-13-01", "date_to", "结束日期", "The end date")
+    assert e.value.field == "date_to" and "结束日期" in e.value.message_zh
+    with pytest.raises(InputError):
+        volumes.preset("year", wednesday)
 
 
 def test_a_cross_region_refund_is_taken_off_once_not_with_its_clearing_half(db, keyring, clock):

@@ -11,7 +11,8 @@ from tests.support.presence import present
 from tests.support.settlement import acc, balance, open_with_lines, settle
 from tests.support.world import seed
 from yibao.domain.errors import Conflict, NotFound
-from yibao.services.books import ledger
+from yibao.domain.ledger import person_account
+from yibao.services.books import accounts, ledger
 from yibao.services.care import settlement, visits
 from yibao.services.care.settlement import AccountRequest
 from yibao.store.tables import transfers
@@ -42,6 +43,18 @@ def test_outpatient_path_presettle_settle_cancel(db, keyring):
     again = settle(db, w.hospital, v.id, "MSG-2")
     assert again["medfee_sumamt"] == "325.00" and again["acct_pay"] == "316.00"
     assert balance(db, w.employee.id) == 300000 - 31600
+
+    # as the holder reads the account: each movement's hospital and patient; the month's refund apart from income
+    now = db.clock()
+
+    def read(c):
+        account = person_account(w.employee.id)
+        statement = ledger.monthly_statement(c, account, now.year, now.month)
+        return statement, accounts.month_figures(statement), accounts.about(c, [t for t, _ in ledger.history(c, account)])
+    statement, figures, about = db.run(read, write=False)
+    assert (figures.refunds, figures.payments, figures.income) == (36600, 36600 + 31600, statement.credits - 36600)
+    assert statement.opening + figures.income + figures.refunds - figures.payments == statement.closing
+    assert about[doc["setl_id"]] == accounts.About(w.hospital.name, w.employee.id) and again["setl_id"] in about
 
 
 def test_inpatient_path_with_admission_counting_and_reversal(db, keyring):

@@ -93,3 +93,27 @@ def test_a_notification_is_verified_under_the_configuration_in_force_when_it_is_
     claimed = db.run(lambda c: sorted(c.execute(select(channel_notifications.c.out_trade_no).where(
         channel_notifications.c.payment_institution_id == pi_id)).scalars().all()), write=False)
     assert claimed == ["POE1", "POE4", "POE5"]
+
+    # The lag from the bank's paid time to our record of its notification (/metrics: yibao_notification_lag_seconds).
+    from datetime import timedelta
+
+    from yibao.observe.metrics import NOTIFICATION_LAG
+
+    def lag() -> tuple[float, float]:
+        sample = {s.name.rsplit("_", 1)[-1]: s.value for m in NOTIFICATION_LAG.collect() for s in m.samples
+                  if s.labels.get("institution") == pi_id and s.name.endswith(("_count", "_sum"))}
+        return sample.get("count", 0.0), sample.get("sum", 0.0)
+
+    count, total = lag()
+    paid_at = (db.clock() - timedelta(seconds=90)).isoformat()
+    body = json.dumps({"event": "payment.succeeded", "event_id": "E7",
+                       "data": {"out_trade_no": "POE7", "status": "PAID", "amount": "1.00", "paid_at": paid_at}}).encode()
+    ts = str(int(time.time()))
+    headers = {"X-Bank-Merchant": "H440300-ROT", "X-Bank-Timestamp": ts, "X-Bank-Nonce": "nE7",
+               "X-Bank-Signature": bank_wire.notify_signature(new, ts, "nE7", body)}
+    assert asyncio.run(notifications.receive(ctx, pi_id, headers, body)).status_code == 200
+    count_after, total_after = lag()
+    assert count_after == count + 1 and 90 <= total_after - total < 120
+    assert asyncio.run(notifications.receive(ctx, pi_id, headers | {"X-Bank-Nonce": "nE7b", "X-Bank-Signature": bank_wire.notify_signature(
+        new, ts, "nE7b", body)}, body)).status_code == 200
+    assert lag()[0] == count + 1  # a resend is a duplicate: recorded once, measured once

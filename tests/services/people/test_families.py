@@ -42,6 +42,8 @@ def test_guardian_links_the_child_card_then_the_family_account(db, keyring):
     assert check["child_psn_no"] == child.id and check["allowed"] is False
     assert _met(check) == {1: True, 2: True, 3: False, 4: True, 5: True}
     assert db.run(lambda c: families.can_view(c, w.employee.id, child.id), write=False)
+    payers = db.run(lambda c: families.account_payers(c, keyring, child.id), write=False)
+    assert [(x["payer"], x["psn_no"], x["relation"]) for x in payers] == [("guardian", w.employee.id, "guardian")]
     with pytest.raises(Conflict) as exc:
         link_child(db, keyring, w.employee.id)
     assert exc.value.code == "already_linked"
@@ -153,11 +155,21 @@ def test_mutual_aid_grant_and_revoke(db, keyring):
         grant(relation="child")
     listed = db.run(lambda c: families.links(c, keyring, spouse.id), write=False)
     assert [(x["relation"], x["other_psn_no"], x["other_name"]) for x in listed] == [("spouse", w.employee.id, "测**")]
+    # The counter offers the spouse the holder's account, named (settlement's payer "family"); not the other way round.
+    assert db.run(lambda c: families.account_payers(c, keyring, spouse.id), write=False) == [
+        {"payer": "family", "psn_no": w.employee.id, "relation": "spouse", "name": "测**"}]
+    assert db.run(lambda c: families.account_payers(c, keyring, w.employee.id), write=False) == []
+    # the holder reading their own family sees the relative they added in full; the relative still sees the holder masked
+    mine = db.run(lambda c: families.links(c, keyring, w.employee.id, own_in_full=True), write=False)
+    assert [(x["other_psn_no"], x["other_name"]) for x in mine] == [(spouse.id, "配偶甲")]
+    theirs = db.run(lambda c: families.links(c, keyring, spouse.id, own_in_full=True), write=False)
+    assert [x["other_name"] for x in theirs] == ["测**"]
 
     done = db.run(lambda c: families.revoke_mutual_aid(c, now, holder_id=w.employee.id, member_id=spouse.id, actor="h"))
     assert done["status"] == "removed"
     assert db.run(lambda c: families.mutual_aid_relation(c, holder_id=w.employee.id, member_id=spouse.id), write=False) is None
     assert not db.run(lambda c: families.can_view(c, spouse.id, w.employee.id), write=False)
+    assert db.run(lambda c: families.account_payers(c, keyring, spouse.id), write=False) == []  # revoked: no longer offered
     with pytest.raises(NotFound):
         db.run(lambda c: families.revoke_mutual_aid(c, now, holder_id=w.employee.id, member_id=spouse.id, actor="h"))
     assert grant(relation="parent")["relation"] == "parent"  # granting again reactivates the row

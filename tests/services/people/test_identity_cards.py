@@ -8,7 +8,7 @@ from sqlalchemy import select
 from tests.support.identity import active_card, authenticate, ecard, id_number_of, name_of
 from tests.support.world import seed
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
-from yibao.face.png import encode_grey
+from yibao.face.image import encode_grey
 from yibao.services.books import audit
 from yibao.services.people import cards, identity
 from yibao.services.people import persons as people
@@ -120,6 +120,41 @@ def test_a_lost_card_is_replaced_once_and_the_operator_finds_its_holder(db, keyr
     with pytest.raises(NotFound) as exc:
         run(db, cards.find_holder, keyring=keyring, query="440300999999999999", actor="op")
     assert exc.value.field == "query"
+
+
+def test_the_holder_reports_a_lost_card_found_or_replaces_it(db, keyring):
+    """解挂: a lost card active again (its holder's only, not once replaced, not beside another live card); 补卡 by the
+    holder: the counter's replacement of their own lost physical card, once."""
+    w = seed(db, keyring)
+    card = active_card(db, keyring, w.employee.id, card_no="D11223344")
+    with pytest.raises(Conflict) as exc:  # not lost
+        run(db, cards.report_found, card_id=card.id, holder_id=w.employee.id, actor="h")
+    assert (exc.value.code, exc.value.field) == ("not_lost", "card_id")
+    run(db, cards.report_loss, card_id=card.id, holder_id=w.employee.id, actor="h")
+    with pytest.raises(NotFound):  # someone else's card
+        run(db, cards.report_found, card_id=card.id, holder_id=w.retiree.id, actor="x")
+    found = run(db, cards.report_found, card_id=card.id, holder_id=w.employee.id, actor="h")
+    assert found.status == "active"
+    assert db.run(lambda c: people.find_by_card_no(c, keyring, "D11223344", kind="physical"), write=False).id == w.employee.id
+    assert [e.event for e in db.run(lambda c: cards.events(c, card.id), write=False)][-2:] == ["loss_reported", "found"]
+
+    run(db, cards.report_loss, card_id=card.id, holder_id=w.employee.id, actor="h")
+    with pytest.raises(NotFound):
+        run(db, cards.replace_own, keyring=keyring, card_id=card.id, holder_id=w.retiree.id, actor="x")
+    new = run(db, cards.replace_own, keyring=keyring, card_id=card.id, holder_id=w.employee.id, actor="h")
+    assert (new.status, new.production_stage, new.financial) == ("in_production", "accepted", card.financial)
+    assert db.run(lambda c: cards.view(c, keyring, cards.get(c, card.id)), write=False)["replaced"] is True
+    for action, kw in ((cards.report_found, {}), (cards.replace_own, {"keyring": keyring})):  # replaced: neither again
+        with pytest.raises(Conflict) as exc:
+            run(db, action, card_id=card.id, holder_id=w.employee.id, actor="h", **kw)
+        assert exc.value.code == "already_replaced"
+
+    other = active_card(db, keyring, w.retiree.id, card_no="D55667788")
+    run(db, cards.report_loss, card_id=other.id, holder_id=w.retiree.id, actor="h")
+    db.run(lambda c: cards.create_physical(c, keyring, db.clock(), person_id=w.retiree.id, financial=True, actor="op"))
+    with pytest.raises(Conflict) as exc:  # a new card is already being made: the old one is not revived beside it
+        run(db, cards.report_found, card_id=other.id, holder_id=w.retiree.id, actor="h")
+    assert exc.value.code == "card_exists"
 
 
 def test_cancel_from_anywhere_even_in_production(db, keyring):

@@ -190,6 +190,17 @@ router.post("/cards/{card_id}/activation", name="card_activation", summary="激�
 router.post("/cards/{card_id}/loss-report", name="card_loss_report", summary="挂失 Report an active card lost")(_card_action(cards.report_loss))
 router.post("/cards/{card_id}/cancellation", name="card_cancellation",
             summary="注销 Cancel a card, from any status and anywhere")(_card_action(cards.cancel))
+router.post("/cards/{card_id}/found-report", name="card_found_report",
+            summary="解挂 Report a lost card found: active again (not once replaced)")(_card_action(cards.report_found))
+
+
+@router.post("/cards/{card_id}/replacement", status_code=201, name="card_replacement",
+             summary="补卡 Replace a lost physical card: a new card in production (an active one is reported lost first)")
+async def card_replacement(request: Request, card_id: str = CardId, key: str = IdempotencyKey, caller: Caller = Depends(patient_caller),
+                           p: Platform = Depends(platform)) -> Any:
+    now = p.now()
+    return await idempotent(p, request, caller, key, lambda c: (201, cards.view(c, p.keyring, cards.replace_own(
+        c, p.keyring, now, card_id=card_id, holder_id=caller.principal, actor=caller.actor))))
 
 
 @router.put("/cards/{card_id}/photo", summary="上传照片 Upload the card photo (PNG or JPEG, at most 200 KB) before printing")
@@ -291,7 +302,7 @@ async def agreement_state(pi_id: str = PiId, caller: Caller = Depends(patient_ca
 
 @router.get("/family", summary="家庭关联 My family links (names masked)")
 async def family(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    return {"items": await p.run(lambda c: families.links(c, p.keyring, caller.principal), write=False)}
+    return {"items": await p.run(lambda c: families.links(c, p.keyring, caller.principal, own_in_full=True), write=False)}
 
 
 @router.post("/family/child-cards", status_code=201, summary="关联少儿社保卡 Link a child's card (conditions 1, 2, 4)")

@@ -289,10 +289,11 @@ def parse_notification(cfg: AlipayConfig, body: bytes) -> Notification:
                                 out_refund_no=params["out_biz_no"], trade_no=params.get("trade_no"), amount_fen=this, data=data)
         if kind == "trade_status_sync":
             status = _TRADE_STATUS[params["trade_status"]]
+            paid_at = None
             if status == "succeeded":
-                parse_plain_time(params["gmt_payment"])  # a paid trade says when; a notification without it is not Alipay's
+                paid_at = parse_plain_time(params["gmt_payment"])  # a paid trade says when; a notification without it is not Alipay's
             return Notification(cfg.name, "payment", notify_id, status, out_trade_no=params["out_trade_no"], trade_no=params.get("trade_no"),
-                                amount_fen=yuan_to_fen(params["total_amount"]), data=data)
+                                amount_fen=yuan_to_fen(params["total_amount"]), data=data, event_at=paid_at)
         if kind in ("dut_user_sign", "dut_user_unsign"):
             state = {"NORMAL": "active", "UNSIGN": "terminated", "STOP": "terminated"}[params["status"]]
             return Notification(cfg.name, "agreement", notify_id, state,

@@ -242,7 +242,7 @@ def parse_notification(cfg: BankConfig, headers: Mapping[str, str], body: bytes,
         if kind == "payment":
             p = payment_from(data)
             return Notification(cfg.name, "payment", event_id, status, out_trade_no=p.out_trade_no, trade_no=p.trade_no,
-                                amount_fen=p.amount_fen, data={"event": event})
+                                amount_fen=p.amount_fen, data={"event": event}, event_at=p.paid_at)
         if kind == "refund":
             r = refund_from(data)
             return Notification(cfg.name, "refund", event_id, status, out_trade_no=r.out_trade_no, out_refund_no=r.out_refund_no,

@@ -350,8 +350,9 @@ def parse_notification(cfg: UnionPayConfig, body: bytes, now: datetime) -> Notif
         state = "succeeded" if ok else "processing" if code in UNKNOWN_CODES else "failed"  # 03/04/05: not decided yet
         data = {k: v for k, v in params.items() if k not in ("signature", "signPubKeyCert")}
         if txn == "01":
+            paid_at = _year_of(params["traceTime"], parse_compact_time(params["txnTime"])) if ok and params.get("traceTime") else None
             return Notification(cfg.name, "payment", params["queryId"], state, out_trade_no=params["orderId"],
-                                trade_no=params["queryId"], amount_fen=digits_to_fen(params["txnAmt"]), data=data)
+                                trade_no=params["queryId"], amount_fen=digits_to_fen(params["txnAmt"]), data=data, event_at=paid_at)
         if txn == "04":
             return Notification(cfg.name, "refund", params["queryId"], state,
                                 out_trade_no=params.get("reqReserved") or None, out_refund_no=params["orderId"],

@@ -374,7 +374,7 @@ def parse_notification(cfg: WxPayConfig, headers: Mapping[str, str], body: bytes
             if p.status != status:
                 raise WireError(f"{event_type} carries trade_state {data.get('trade_state')!r}")
             return Notification(cfg.name, "payment", event_id, status, out_trade_no=p.out_trade_no, trade_no=p.trade_no,
-                                amount_fen=p.amount_fen, data={"event_type": event_type})
+                                amount_fen=p.amount_fen, data={"event_type": event_type}, event_at=p.paid_at)
         if kind == "refund":
             r = refund_from(data, key="refund_status")
             if r.status != status:

@@ -249,3 +249,11 @@ def end_console(conn: Connection, token: str) -> None:
     """Log out of the console: the cookie stops working at once."""
     if token:
         conn.execute(delete(CS).where(CS.c.token_hash == _h(token)))
+
+
+def console_since(conn: Connection, token: str) -> datetime | None:
+    """When the console session this token opened began (the log-in): the start of the cashier's shift."""
+    if not token:
+        return None
+    row = conn.execute(select(CS.c.created_at).where(CS.c.token_hash == _h(token))).first()
+    return _utc(row.created_at) if row else None

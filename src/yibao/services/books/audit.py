@@ -50,10 +50,11 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
+from yibao.domain.errors import InputError
 from yibao.formats import fastjson
 from yibao.store.anchors import AnchorLog
 from yibao.store.db import Database, audit_key, unit_end
@@ -414,6 +415,82 @@ def entries(conn: Connection, region: str | None = None, limit: int = 100) -> li
     if region:
         q = q.where(L.c.region == region)
     return conn.execute(q).all()
+
+
+# ---- reading the log a page at a time (the /admin audit page) ---------------------------------------------
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an entry stands in the log's order, newest first: its time, then its place in its region's lane
+    (region, lane, sequence) — unique (the table's key), so a page that starts after it misses and repeats nothing
+    while entries are appended in front."""
+
+    at: datetime
+    region: str
+    lane: int
+    seq: int
+
+    def token(self) -> str:
+        """For a page's link: 20261207T103000123456.440300.0.812 (the time in UTC, to the microsecond)."""
+        return f"{_utc(self.at).strftime('%Y%m%dT%H%M%S%f')}.{self.region}.{self.lane}.{self.seq}"
+
+    @staticmethod
+    def parse(token: str) -> Position:
+        try:
+            at, region, lane, seq = token.split(".")
+            if not (len(region) == 6 and region.isdigit()):
+                raise ValueError(region)
+            return Position(datetime.strptime(at, "%Y%m%dT%H%M%S%f").replace(tzinfo=timezone.utc), region, int(lane), int(seq))
+        except ValueError:
+            raise InputError("before", "invalid_position", "翻页位置无效", "not a position in the audit log") from None
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the audit page filters by; each empty one filters nothing. ``since``/``until`` are instants in UTC
+    (until excluded); ``actor`` matches from its start ("operator:" is every operator)."""
+
+    region: str | None = None
+    action: str | None = None
+    actor: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass
+class Page:
+    entries: list[Any]
+    older: Position | None  # where the next (older) page starts after; None on the last page
+
+
+def search(conn: Connection, what: Search, before: Position | None = None, size: int = PAGE_SIZE) -> Page:
+    """A page of the log newest first, matching ``what``, after ``before`` (keyset: no offset, so an old page costs
+    what the first does and entries appended meanwhile shift nothing)."""
+    q = select(L)
+    if what.region:
+        q = q.where(L.c.region == what.region)
+    if what.action:
+        q = q.where(L.c.action == what.action)
+    if what.actor:
+        q = q.where(L.c.actor.startswith(what.actor, autoescape=True))
+    if what.since is not None:
+        q = q.where(L.c.at >= _utc(what.since))
+    if what.until is not None:
+        q = q.where(L.c.at < _utc(what.until))
+    if before is not None:
+        at = _utc(before.at)
+        q = q.where(or_(L.c.at < at,
+                        and_(L.c.at == at, or_(L.c.region < before.region,
+                                                and_(L.c.region == before.region, or_(L.c.lane < before.lane,
+                                                                                      and_(L.c.lane == before.lane, L.c.seq < before.seq)))))))
+    rows = conn.execute(q.order_by(L.c.at.desc(), L.c.region.desc(), L.c.lane.desc(), L.c.seq.desc()).limit(size + 1)).all()
+    if len(rows) <= size:
+        return Page(rows, None)
+    last = rows[size - 1]
+    return Page(rows[:size], Position(last.at, last.region, last.lane, last.seq))
 
 
 # ---- anchoring: after commit, outside every unit ---------------------------------------------------------

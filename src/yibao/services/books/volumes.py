@@ -3,7 +3,10 @@ cashier console. Read only.
 
 A "day" is the regions' calendar day (China Standard Time, UTC+8): [00:00, 24:00) local, compared with
 ``created_at`` in UTC (every time is stored in UTC). A settlement belongs to the day it was made (for a
-payment order: when its money was held), whatever became of it since, and is counted by its status now:
+payment order: when its money was held), whatever became of it since, and is counted by its status now.
+A period is a run of whole days, first to last (both included; at most ``MAX_DAYS``): its figures are its days'
+figures added up (`by_region` with ``last``; `period` checks a period the dashboard was asked for, `preset` names
+today, this week (from Monday) and this month):
 
 - ``settled`` and ``partial`` (partly refunded: the cash only or the insurance only, services/payments/refunds.py)
   are the day's settlements. Their money is what was paid **net of what has been given back**: each
@@ -26,6 +29,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from yibao.domain.errors import InputError
 from yibao.store.tables import settlements as S
 from yibao.store.tables import transfers as T
 
@@ -37,6 +41,8 @@ FUND_LAYERS = LAYERS[:5]
 _LEG_LAYER = {"pool": "pool_fund", "serious_illness": "serious_illness", "large_amount": "large_amount", "other": "other", "assistance": "assistance",
               "account": "account_pay", "cash": "cash_pay"}
 COUNTED = ("settled", "partial")
+MAX_DAYS = 366  # the longest period the dashboard sums (a year, a leap one too)
+PRESETS = ("today", "week", "month")
 
 
 def _zero() -> dict[str, int]:
@@ -74,6 +80,36 @@ def local_day(now: datetime) -> date:
     return now.astimezone(CHINA).date()
 
 
+def preset(name: str, today: date) -> tuple[date, date]:
+    """今天 / 本周 / 本月: today; Monday of this week to today; the 1st of this month to today."""
+    if name == "today":
+        return today, today
+    if name == "week":
+        return today - timedelta(days=today.weekday()), today
+    if name == "month":
+        return today.replace(day=1), today
+    raise InputError("preset", "invalid_choice", "时间范围应为今天、本周或本月", "must be today, this week or this month")
+
+
+def parse_day(text: str, field: str, zh: str, en: str) -> date:
+    """A day typed as YYYY-MM-DD (a date field's value); refused naming the field."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(field, "invalid_date", f"{zh}应为日期（年-月-日）", f"{en} must be a date (YYYY-MM-DD)") from None
+
+
+def period(first: date, last: date) -> tuple[date, date]:
+    """A period the dashboard may sum: first no later than last, at most MAX_DAYS days."""
+    if first > last:
+        raise InputError("date_from", "range_reversed", f"开始日期 {first.isoformat()} 晚于结束日期 {last.isoformat()}",
+                         f"the start date {first.isoformat()} is after the end date {last.isoformat()}")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InputError("date_to", "range_too_long", f"时间范围最长 {MAX_DAYS} 天（所选为 {(last - first).days + 1} 天）",
+                         f"the period may be at most {MAX_DAYS} days long ({(last - first).days + 1} chosen)")
+    return first, last
+
+
 def _refund_layer(setl_id: str, client_id: str) -> str | None:
     """The layer a refund leg gives back, or None for the clearing half of a cross-region leg (counted once)."""
     prefix, suffix = f"{setl_id}:", ":refund"
@@ -87,9 +123,11 @@ def _refund_layer(setl_id: str, client_id: str) -> str | None:
     return _LEG_LAYER[leg]
 
 
-def by_region(conn: Connection, day: date) -> list[RegionDay]:
-    """Per treatment region: the day's settlements by status, and the money they paid per layer, net of refunds (fen)."""
-    start, end = day_bounds(day)
+def by_region(conn: Connection, day: date, last: date | None = None) -> list[RegionDay]:
+    """Per treatment region: the day's settlements by status, and the money they paid per layer, net of refunds (fen).
+    With ``last``: the period from ``day`` to ``last`` (both included), checked by `period`."""
+    first, last = period(day, last or day)
+    start, end = day_bounds(first)[0], day_bounds(last)[1]
     made = (S.c.created_at >= start, S.c.created_at < end)
     sums = [func.coalesce(func.sum(getattr(S.c, layer)), 0) for layer in LAYERS]
     rows = conn.execute(select(S.c.region, S.c.status, func.count(), func.coalesce(func.sum(S.c.total), 0), *sums).where(*made)

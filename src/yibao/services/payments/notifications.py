@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from yibao.channels.base import Ack, Channel, ChannelError, Notification
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
+from yibao.observe import metrics
 from yibao.services import Context
 from yibao.services.agency import connectors
 from yibao.services.books import audit
@@ -76,6 +77,8 @@ async def _receive(ctx: Context, pi_id: str, cfg: connectors.ChannelConfig, chan
     if effect is None:
         return None
     log.info("notification from %s (%s %s): %s", pi_id, notification.kind, notification.status, effect)
+    if effect not in ("duplicate", ALREADY_RECORDED):  # recorded now, for the first time: how long after the event
+        metrics.notification_recorded(pi_id, notification.kind, notification.event_at, now)
     return channel.ack(True)
 
 

@@ -1,7 +1,8 @@
 """Social-security cards (seed 003): physical cards made by the agency, and the electronic card.
 
-Physical card: status in_production → issued → active, then lost (report loss); cancelled from
-any status by the holder. A lost card is replaced by the agency (`replace`): a new card in production. While in production it moves through accepted → printing → mailed →
+Physical card: status in_production → issued → active, then lost (report loss) and back to active when
+found (解挂, `report_found`); cancelled from any status by the holder. A lost card is replaced (补卡,
+`replace` at the agency's counter, `replace_own` by the holder in the app): a new card in production. While in production it moves through accepted → printing → mailed →
 ready; only a ready card can be issued. The photo is uploaded before printing. The e-card is
 issued active, only to a holder who passed real-name and real-person authentication, one live
 e-card per person. Every transition is a card_events row; the holder sees the timeline.
@@ -224,6 +225,35 @@ def report_loss(conn: Connection, now: datetime, *, card_id: str, holder_id: str
     return card
 
 
+def report_found(conn: Connection, now: datetime, *, card_id: str, holder_id: str, actor: str) -> Card:
+    """解挂: the holder found the card again — lost → active. Not once a new card was made for it (补卡: the new card is
+    the live one), and not while another card of the kind is live (a second e-card, or a physical card in production
+    or in use). An e-card's bindings, ended by the loss, stay ended: the holder binds again."""
+    card = _own(conn, card_id, holder_id)
+    if card.status != "lost":
+        raise Conflict("card_id", "not_lost", "只有已挂失的卡可以解挂", f"only a card reported lost can be reported found; this one is {card.status}")
+    if conn.execute(select(E.c.id).where(E.c.card_id == card.id, E.c.event == "replaced")).first() is not None:
+        raise Conflict("card_id", "already_replaced", "该卡已补办新卡，不能解挂", "a new card was made for this one; it cannot be reported found")
+    _lock_person(conn, card.person_id)
+    live = ("active",) if card.kind == "ecard" else LIVE
+    other = conn.execute(select(C.c.id).where(C.c.person_id == card.person_id, C.c.kind == card.kind, C.c.id != card.id,
+                                              C.c.status.in_(live))).first()
+    if other is not None:
+        raise Conflict("card_id", "card_exists", "已有另一张在制或在用的同类卡，不能解挂", "another card of this kind is in production or in use")
+    card = _move(conn, card, now, "found", actor, status="active")
+    audit.append(conn, region=card.region, actor=actor, action="card.found", subject=card.person_id, detail={"card_id": card.id}, now=now)
+    return card
+
+
+def replace_own(conn: Connection, keyring: Keyring, now: datetime, *, card_id: str, holder_id: str, actor: str) -> Card:
+    """补卡 by the holder in the app: their own lost physical card replaced as at the counter (`replace`); an active card
+    is reported lost first (挂失), here as in the counter's flow. A lost e-card is not replaced: a new one is issued."""
+    card = _own(conn, card_id, holder_id)
+    if card.kind != "physical":
+        raise Conflict("card_id", "not_physical", "电子社保卡无需补卡，请重新申领", "an e-card is not replaced: issue a new one")
+    return replace(conn, keyring, now, card_id=card.id, actor=actor)
+
+
 def cancel(conn: Connection, now: datetime, *, card_id: str, holder_id: str, actor: str) -> Card:
     """Cancel from any status and from anywhere (seed 003: no trip to the issuing city)."""
     card = _own(conn, card_id, holder_id)
@@ -327,6 +357,7 @@ def view(conn: Connection, keyring: Keyring, card: Card) -> dict[str, Any]:
         "card_id": card.id, "psn_no": card.person_id, "region": card.region, "kind": card.kind,
         "card_no": mask_card_no(keyring.decrypt(card.card_no_enc, "card_no")), "financial": card.financial,
         "status": card.status, "production_stage": card.production_stage, "photo": card.has_photo,
+        "replaced": any(e.event == "replaced" for e in timeline),
         "progress": [{"stage": s, "done": s in reached, "at": iso_utc(reached[s]) if s in reached else None}
                      for s in STAGES] if card.kind == "physical" else [],
         "events": [{"event": e.event, "from": e.from_status, "to": e.to_status, "at": iso_utc(e.created_at)} for e in timeline],

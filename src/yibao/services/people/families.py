@@ -45,6 +45,27 @@ def _link_active(conn: Connection, holder_id: str, member_id: str, relation: str
                                              F.c.status == "active")).first() is not None
 
 
+def has_family_account(conn: Connection, *, guardian_id: str, child_id: str) -> bool:
+    """Whether the guardian linked their account as the child's family account (家庭账户关联): theirs pays the child's care."""
+    return _link_active(conn, guardian_id, child_id, "guardian")
+
+
+def is_own_family(conn: Connection, *, holder_id: str, person_id: str) -> bool:
+    """Whether ``person_id`` is the holder themself or a member the holder linked (their child, a relative they share
+    their account with): someone whose name the holder sees in full (`links`'s ``own_in_full``)."""
+    return person_id == holder_id or conn.execute(select(F.c.id).where(F.c.holder_id == holder_id, F.c.member_id == person_id,
+                                                                         F.c.status == "active")).first() is not None
+
+
+def display_name(conn: Connection, keyring: Keyring, *, reader_id: str | None, person_id: str) -> str:
+    """A person's name as a reader sees it: in full for the reader's own family (themself, the members they linked),
+    masked otherwise — and always masked to an institution (``reader_id`` None)."""
+    name = keyring.decrypt(people.require(conn, person_id).name_enc, "name")
+    if reader_id is not None and is_own_family(conn, holder_id=reader_id, person_id=person_id):
+        return name
+    return mask_name(name)
+
+
 def guardian_facts(conn: Connection, *, guardian_id: str, child_id: str, region: str) -> GuardianFacts:
     """What the platform knows about the pair now, for the engine's five-condition rule."""
     child = conn.execute(select(P).where(P.c.id == child_id)).one()
@@ -206,15 +227,20 @@ def revoke_mutual_aid(conn: Connection, now: datetime, *, holder_id: str, member
     return {"holder_psn_no": holder.id, "member_psn_no": member_id, "relation": relation, "status": "removed"}
 
 
-def links(conn: Connection, keyring: Keyring, person_id: str) -> list[dict[str, Any]]:
-    """The person's active links in either direction, the other person's name masked."""
+def links(conn: Connection, keyring: Keyring, person_id: str, *, own_in_full: bool = False) -> list[dict[str, Any]]:
+    """The person's active links in either direction, the other person's name masked — except, with ``own_in_full``
+    (the person themself reading: the app, the patient API), the members of their own family: those they linked
+    (their child, a relative they share their account with), whose name and ID number they typed. Someone who
+    linked *them* stays masked, and so does everyone to an institution."""
     rows = conn.execute(select(F).where(F.c.status == "active", (F.c.holder_id == person_id) | (F.c.member_id == person_id))
                         .order_by(F.c.id)).all()
     out = []
     for r in rows:
         other = people.require(conn, r.member_id if r.holder_id == person_id else r.holder_id)
+        name = keyring.decrypt(other.name_enc, "name")
+        full = own_in_full and r.holder_id == person_id
         out.append({"holder_psn_no": r.holder_id, "member_psn_no": r.member_id, "relation": r.relation,
-                    "other_psn_no": other.id, "other_name": mask_name(keyring.decrypt(other.name_enc, "name")), "since": iso_utc(r.updated_at)})
+                    "other_psn_no": other.id, "other_name": name if full else mask_name(name), "since": iso_utc(r.updated_at)})
     return out
 
 
@@ -232,3 +258,23 @@ def linked_people(conn: Connection, person_id: str) -> list[str]:
     rows = conn.execute(select(F.c.holder_id, F.c.member_id).where(F.c.status == "active",
                                                                     (F.c.holder_id == person_id) | (F.c.member_id == person_id))).all()
     return sorted({r.member_id if r.holder_id == person_id else r.holder_id for r in rows} - {person_id})
+
+
+def account_payers(conn: Connection, keyring: Keyring, patient_id: str) -> list[dict[str, str]]:
+    """Whose personal account may pay the patient's bills at a counter, besides their own: each linked guardian
+    (payer "guardian", a child) and each relative who shares their account with the patient (payer "family", 家庭共济),
+    in the order the links were made, names masked — the choices the settlement's AccountRequest takes (services/care/
+    settlement.py decides, at pricing, whether that account may pay this bill). No balance: that is read only once the
+    account's owner is present."""
+    rows = conn.execute(select(F.c.holder_id, F.c.relation).where(F.c.status == "active", F.c.member_id == patient_id,
+                                                                  F.c.relation.in_(("guardian", "child_card", *MUTUAL_AID)))
+                        .order_by(F.c.id)).all()
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        payer = "guardian" if r.relation in ("guardian", "child_card") else "family"
+        if (payer, r.holder_id) in out:
+            continue
+        holder = people.require(conn, r.holder_id)
+        out[(payer, r.holder_id)] = {"payer": payer, "psn_no": r.holder_id, "relation": "guardian" if payer == "guardian" else r.relation,
+                                     "name": mask_name(keyring.decrypt(holder.name_enc, "name"))}
+    return list(out.values())
