@@ -4,22 +4,68 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import Any
 
 from tests.support.api import LIVE, OPERATOR, Api, authenticated_ecard, error
 from tests.support.face import png_bomb
-from tests.support.identity import active_card, enrol_child, id_number_of, name_of
+from tests.support.identity import active_card, admit, enrol_child, id_number_of, name_of
+from tests.support.payments import configure_channel
 from tests.support.world import seed
 from yibao.face import FaceVerifier
 from yibao.face.image import encode_grey
 from yibao.sandbox.face_samples import capture
+from yibao.services.agency import payment_institutions as pis
+from yibao.services.people import bindings
+from yibao.store.tables import channel_configs
 
 
-def _admit(api: Api, pi_id: str, region: str = "440300"):  # noqa: ANN202
+def _admit(api: Api, pi_id: str, region: str = "440300", *, connect: tuple[Any, Any, Any] | None = None):  # noqa: ANN202
+    """Admission over the API; ``connect`` (db, keyring, a sandbox institution): registered and its connector configured
+    first, as admission requires a connector that answers (agency/admission.py)."""
+    if connect is not None:
+        db, keyring, live = connect
+        db.run(lambda c: pis.register(c, db.clock(), pi_id=pi_id, region=region, name=f"{pi_id} 支付", kind="wallet", actor="test"))
+        configure_channel(db, keyring, pi_id, live.channel)
     return api.send("POST", "/api/v1/admin/payment-institutions", OPERATOR,
                     {"id": pi_id, "region": region, "name": f"{pi_id} 支付", "kind": "wallet", "admission_ref": f"准入〔2026〕{pi_id}"})
 
 
-def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):
+def test_admission_requires_a_connector_that_answers_and_binding_requires_one(api, db, keyring, alipay, face_sandbox):
+    w = seed(db, keyring)
+    me = authenticated_ecard(api, w, 1, "13800000001", "张伟")
+    # No connector: refused in words, the institution registered (待接入) so that its connector can be configured.
+    err = error(_admit(api, "newpay"), 409, "connector", "connector_missing")
+    assert "尚未配置接入参数" in err["message_zh"] and "no connector configured" in err["message_en"]
+    assert [(i["id"], i["status"]) for i in api.get("/api/v1/admin/payment-institutions?status=registered", OPERATOR).json()["items"]] \
+        == [("newpay", "registered")]
+    assert api.get("/api/v1/patient/payment-institutions", me).json()["items"] == []
+    # A connector configured at an address nothing answers: the check fails, still not admitted.
+    configure_channel(db, keyring, "newpay", alipay.channel, base_url="http://127.0.0.1:9")
+    err = error(_admit(api, "newpay"), 409, "connector", "connector_check_failed")
+    assert "连接器检测未通过" in err["message_zh"]
+    assert db.run(lambda c: pis.get(c, "newpay"), write=False).status == "registered"
+    # The sandbox Alipay's own address: its signed "no such order" passes the check.
+    configure_channel(db, keyring, "newpay", alipay.channel)
+    r = _admit(api, "newpay")
+    assert r.status_code == 201 and r.json()["status"] == "admitted", r.text
+
+    # A holder cannot bind an institution the platform has no connector for (recorded directly, as an old database may have
+    # it), and a binding to it left from before is not the default a payment goes through.
+    admit(db, "oldpay", connected=False)
+    assert [i["id"] for i in api.get("/api/v1/patient/payment-institutions", me).json()["items"]] == ["newpay"]  # not offered
+    error(api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "oldpay"}), 409, "payment_institution_id",
+          "not_connected")
+    configure_channel(db, keyring, "oldpay", alipay.channel)
+    assert api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "oldpay", "default": True}).status_code == 201
+    assert api.send("POST", "/api/v1/patient/ecard/bindings", me, {"payment_institution_id": "newpay"}).status_code == 201
+    db.run(lambda c: c.execute(channel_configs.delete().where(channel_configs.c.payment_institution_id == "oldpay")))
+    listed = api.get("/api/v1/patient/ecard/bindings", me).json()["items"]
+    assert [(b["payment_institution_id"], b["default"], b["connected"]) for b in listed] == [("oldpay", True, False), ("newpay", False, True)]
+    assert db.run(lambda c: bindings.default_binding(c, w.employee.id), write=False).payment_institution_id == "newpay"
+    error(api.send("PUT", "/api/v1/patient/ecard/bindings/oldpay/default", me), 409, "payment_institution_id", "not_connected")
+
+
+def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox, alipay):
     w = seed(db, keyring)
     me = api.login("13800000001")
     psn = w.employee.id
@@ -53,7 +99,7 @@ def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):
     error(api.send("POST", "/api/v1/patient/ecards", me), 409, "ecard", "ecard_exists")
 
     for pi_id, region in [("wechat", "440300"), ("alipay", "440300"), ("suspended-pay", "440300"), ("qd-bank", "370200")]:
-        assert _admit(api, pi_id, region).status_code == 201
+        assert _admit(api, pi_id, region, connect=(db, keyring, alipay)).status_code == 201
     assert api.send("POST", "/api/v1/admin/payment-institutions/suspended-pay/suspension", OPERATOR, {"reason": "整改"}).status_code == 200
     listed = api.get("/api/v1/patient/payment-institutions", me).json()["items"]
     assert [i["id"] for i in listed] == ["alipay", "wechat"]
@@ -82,7 +128,7 @@ def test_identity_then_ecard_then_bindings(api, db, keyring, face_sandbox):
     assert api.get("/api/v1/patient/ecard/bindings", me).json()["items"][0]["payment_institution_id"] == "wechat"
 
 
-def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face_sandbox):
+def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face_sandbox, alipay):
     w = seed(db, keyring)
     psn = w.retiree.id
     enrol = {"capture": capture("王芳")}
@@ -108,7 +154,7 @@ def test_retries_replay_and_never_call_the_verifier_twice(api, db, keyring, face
     assert api.send("POST", "/api/v1/patient/ecards", me, key="ec-1").json() == ecard.json()
     assert len(api.get(f"/api/v1/patient/persons/{psn}/cards", me).json()["items"]) == 1
 
-    assert _admit(api, "wechat").status_code == 201
+    assert _admit(api, "wechat", connect=(db, keyring, alipay)).status_code == 201
     assert _admit(api, "wechat").status_code == 409  # a new key: a real second admission, refused
     bind = {"payment_institution_id": "wechat", "password_free_limit": "50.00"}
     r1 = api.send("POST", "/api/v1/patient/ecard/bindings", me, bind, key="bind-1")
@@ -197,7 +243,7 @@ def test_card_life_cycle_photo_and_progress_over_http(api, db, keyring):
     assert "Q12345678" not in api.get(f"/api/v1/patient/persons/{psn}/cards", me).text
 
 
-def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sandbox):
+def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sandbox, alipay):
     w = seed(db, keyring, balance=600000)
     child = enrol_child(db, keyring, w.employee.id)
     active_card(db, keyring, child.id, card_no="CHILD0001")
@@ -207,7 +253,7 @@ def test_guardian_links_a_child_and_sees_the_checklist(api, db, keyring, face_sa
     assert "条件2" in err["message_zh"] and "condition 2 not met" in err["message_en"] and "条件1" not in err["message_zh"]
     error(api.get(f"/api/v1/patient/family/children/{child.id}/checklist", guardian), 404, "psn_no")
 
-    assert _admit(api, "wechat").status_code == 201
+    assert _admit(api, "wechat", connect=(db, keyring, alipay)).status_code == 201
     api.send("POST", "/api/v1/patient/ecard/bindings", guardian, {"payment_institution_id": "wechat"})
     error(api.send("POST", "/api/v1/patient/family/child-cards", guardian, {**link, "child_name": "小红"}), 404, "card_no")
     r = api.send("POST", "/api/v1/patient/family/child-cards", guardian, link, key="link-1")

@@ -14,9 +14,10 @@ from tests.support.api import his, key
 from tests.support.channels import CLIENT_TIMEOUT_S, HANG_MS
 from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
+from yibao.domain.errors import NotFound
 from yibao.services import Context
 from yibao.services.books import accumulators
-from yibao.services.payments import recovery, refunds
+from yibao.services.payments import history, recovery, refunds
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_a_full_refund_restores_every_balance_and_the_accumulators_exactly(clien
     assert [x["refund_id"] for x in listed] == [out["refund_id"]]
 
 
-def test_cash_then_insurance_each_gives_back_exactly_its_part(client, pw, wxpay):
+def test_cash_then_insurance_each_gives_back_exactly_its_part(client, pw, wxpay, clock):
     before = _books(pw)
     doc = _pay(client, pw)
     paid = _books(pw)
@@ -94,11 +95,23 @@ def test_cash_then_insurance_each_gives_back_exactly_its_part(client, pw, wxpay)
     assert cancel.status_code == 409 and cancel.json()["error"]["code"] == "settlement_partially_refunded"
     again = _refund(client, pw, doc["payment_id"], "cash")
     assert again.status_code == 409 and again.json()["error"]["code"] == "already_refunded"
+    clock.advance(minutes=1)
     ins = _refund(client, pw, doc["payment_id"], "insurance")
     assert ins.status_code == 200, ins.text
     assert (ins.json()["insurance"], ins.json()["cash"], ins.json()["payment"]["status"]) == ("209.00", "0.00", "refunded")
     assert _books(pw) == before
     assert _sandbox_refunded(wxpay, doc["payment_id"]) == 166_00
+
+    # The holder's 支付记录 (payments/history.py) explains every fen: the split adds up, each refund names its parts.
+    rec = pw.db.run(lambda c: history.record(c, pw.w.employee.id, doc["setl_id"]), write=False)
+    assert (rec.method, rec.status, rec.institution_name, rec.payment_id) == ("onecode", "refunded", pw.w.hospital.name, doc["payment_id"])
+    assert rec.explained and rec.total == 375_00 and (rec.fund_total + rec.account, rec.cash) == (209_00, 166_00) and rec.fund_total > 0
+    assert [(f.scope, f.status, f.fund, f.account, f.cash) for f in rec.refunds] == [
+        ("cash", "succeeded", 0, 0, 166_00), ("insurance", "succeeded", rec.fund_total, rec.account, 0)]
+    assert (rec.refunded, rec.net) == (375_00, 0)
+    assert [r.setl_id for r in pw.db.run(lambda c: history.for_holder(c, pw.w.employee.id), write=False)] == [doc["setl_id"]]
+    with pytest.raises(NotFound):  # someone else's record: as one that does not exist
+        pw.db.run(lambda c: history.record(c, pw.w.retiree.id, doc["setl_id"]), write=False)
 
 
 def test_insurance_only_gives_back_fund_account_and_accumulators_and_keeps_the_cash(client, pw, wxpay):

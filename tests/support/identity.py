@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 
+from tests.conftest import TEST_KEY
 from yibao.crypto.pii import Keyring
 from yibao.domain.identity import make_id_number
+from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.people import bindings, cards, families, identity
 from yibao.services.people import persons as people
@@ -48,9 +51,27 @@ def ecard(db: Database, keyring: Keyring, person_id: str, name: str, id_number: 
     return db.run(lambda c: cards.issue_ecard(c, keyring, db.clock(), person_id=person_id, actor="test"))
 
 
-def admit(db: Database, pi_id: str, region: str = "440300", kind: str = "wallet") -> pis.PaymentInstitution:
-    return db.run(lambda c: pis.admit(c, db.clock(), pi_id=pi_id, region=region, name=f"{pi_id} 支付", kind=kind,
-                                      admission_ref=f"深医保准〔2026〕{pi_id}", actor="test"))
+def admit(db: Database, pi_id: str, region: str = "440300", kind: str = "wallet", *, connected: bool = True) -> pis.PaymentInstitution:
+    """An admitted institution recorded directly (no connector check); ``connected``: with a connector configured (an
+    Alipay-shaped one at an address nothing answers), as every admitted institution has — what bindings require."""
+    pi = db.run(lambda c: pis.admit(c, db.clock(), pi_id=pi_id, region=region, name=f"{pi_id} 支付", kind=kind,
+                                    admission_ref=f"深医保准〔2026〕{pi_id}", actor="test"))
+    if connected:
+        key = _test_key_pem()
+        db.run(lambda c: channel_registry.configure(c, Keyring(TEST_KEY), db.clock(), pi_id=pi_id, connector="alipay",
+                                                    base_url="http://127.0.0.1:9", merchant_id=f"test-{pi_id}"[:64], private_key_pem=key[0],
+                                                    institution_public_key_pem=key[1], actor="test"))
+    return pi
+
+
+@functools.cache
+def _test_key_pem() -> tuple[str, str]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from yibao.channels.crypto import private_pem, public_pem
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return private_pem(key).decode(), public_pem(key.public_key()).decode()
 
 
 def active_card(db: Database, keyring: Keyring, person_id: str, *, financial: bool = True, card_no: str | None = None) -> cards.Card:

@@ -255,8 +255,21 @@ def test_a_region_is_chosen_by_name_and_an_unknown_one_is_refused_naming_the_fie
     expect(page.locator("#pi-new-id")).to_have_value("page-pi-330200")
     page.locator("#pi-new-region").select_option("330200")
     page.locator("#admit-pi").click()
+    # No connector configured: not admitted, said in words; it stays registered (待接入), so nobody can bind it.
+    expect(page.locator("#flash")).to_contain_text("尚未配置接入参数（连接器），不能准入")
+    expect(page.locator("#pi-status-page-pi-330200")).to_have_text("已登记，待接入")
+    # Its connector configured (the sandbox Alipay's, as for alipay-330200): admitting it again passes the signed check.
+    from yibao.services.agency import connectors as channel_registry
+
+    def connect(c):  # noqa: ANN001, ANN202
+        built = channel_registry.build(channel_registry.require(c, "alipay-330200"), live.keyring)
+        channel_registry.configure(c, live.keyring, live.clock(), pi_id="page-pi-330200", actor="test", **channel_registry.settings_of(built))
+    live.db.run(connect)
+    page.locator("#ref-page-pi-330200").fill("甬医保准〔2026〕9号")
+    page.locator("#readmit-page-pi-330200").click()
     expect(page.locator("#flash")).to_have_text("已准入")
     expect(page.locator("#pis tbody tr").filter(has_text="page-pi-330200")).to_contain_text("宁波市（330200）")
+    expect(page.locator("#pi-status-page-pi-330200")).to_have_text("已准入")
     page.locator("#lang-toggle").click()
     expect(page.locator("#pi-new-region option[value='330200']")).to_have_text("Ningbo (330200)")
 

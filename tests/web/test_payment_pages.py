@@ -5,6 +5,7 @@ institutions mounted in the app and reached over HTTP, as in `yibao serve`'s dem
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from playwright.sync_api import expect
@@ -194,6 +195,15 @@ def test_above_the_limit_the_holder_confirms_with_the_pin_in_the_app_and_the_cas
 
 def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_it_is_refused(phone, desktop, live):
     holder, cashier, _, payment_id = awaiting_the_holders_pin(phone, desktop, live)
+    # The holder is told where the code is shown: 待支付 carries a count, the code screen says what waits and until when.
+    holder.goto("/app")
+    expect(holder.locator("#nav-bills-count")).to_have_text("1")
+    expect(holder.locator("#waiting-notice")).to_contain_text("等待您输入支付密码")
+    shown = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", holder.locator("#waiting-expires").inner_text()).group(0)
+    expires = datetime.strptime(shown, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone(timedelta(hours=8)))
+    assert timedelta(minutes=9) < expires - live.clock() <= timedelta(minutes=10)  # a waiting payment expires in 10 minutes
+    holder.locator("#waiting-go").click()
+    expect(holder.locator(f"#pending-{payment_id}")).to_be_visible()
     cashier.locator("#pay-setl-id").click()  # the settlement, held for the payment
     expect(cashier.locator("#status-stamp")).to_have_text("待支付")
     expect(cashier.locator("#not-collected")).to_contain_text("个人自付未收取")
@@ -205,6 +215,9 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     holder.once("dialog", lambda dialog: dialog.accept())
     holder.locator(f"#decline-{payment_id}").click()
     expect(holder.locator("#pay-status")).to_have_text("已撤销")
+    expect(holder.locator("#nav-bills-count")).to_have_count(0)
+    holder.goto("/app")
+    expect(holder.locator("#waiting-notice")).to_have_count(0)
     cashier.goto(receipt)
     expect(cashier.locator("#status-stamp")).to_have_text("已作废")
     expect(cashier.locator("#not-collected")).to_be_visible()
@@ -218,3 +231,47 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     cashier.locator("#lang-toggle").click()
     expect(cashier.locator("#status-stamp")).to_have_text("Voided")
     cashier.locator("#lang-toggle").click()
+
+
+def test_the_holders_payment_records_explain_every_fen_of_a_payment_and_its_refund(phone, desktop, live):
+    """李明 pays his visit by one code, the cashier refunds all of it: 支付记录 (/app/payments, phone width) lists it under the
+    hospital's name, refunded; its detail splits the total to the fen and gives the refund back with a minus sign and its date."""
+    holder = phone.new_page()
+    log_in_holder(holder, live, LI_MING)
+    cashier = desktop.new_page()
+    log_in_cashier(cashier)
+    holder.goto("/app")
+    presettled = open_visit_with_sample(cashier, show_code(holder), "none")
+    holder.goto("/app")
+    cashier.locator("#onecode-code").fill(show_code(holder))
+    cashier.locator("#onecode-pay").click()
+    expect(cashier.locator("#pay-status")).to_have_text("支付完成")
+    setl_id = cashier.locator("#pay-setl-id").inner_text().strip()
+    hospital = cashier.locator("#who").inner_text().split(" · ")[0].strip()
+    cashier.locator("#refund-scope-all").check()
+    cashier.get_by_label("退款原因").select_option("items_returned")
+    cashier.once("dialog", lambda dialog: dialog.accept())
+    cashier.locator("#refund-submit").click()
+    expect(cashier.locator("#pay-status")).to_have_text("已全额退款")
+
+    holder.goto("/app")
+    holder.locator("#nav-payments").click()
+    record = holder.locator(f"#record-{setl_id}")
+    expect(record.locator(".hospital")).to_have_text(hospital)  # by its name, not its code
+    expect(record).to_contain_text("已全额退款")
+    record.locator("a").click()
+    expect(holder.locator("#record-hospital")).to_have_text(hospital)
+    cells = holder.locator("#record-split td[data-k]")
+    split = {cells.nth(i).get_attribute("data-k"): fen(cells.nth(i).inner_text()) for i in range(cells.count())}
+    same_split(presettled, split)
+    layers = sum(v for k, v in split.items() if k not in ("total", "fund", "account", "cash"))
+    assert layers == split["fund"] and split["fund"] + split["account"] + split["cash"] == split["total"]
+    refund = holder.locator(".refund-table")
+    expect(refund).to_have_count(1)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", refund.locator("time").inner_text())
+    given = {k: fen(refund.locator(f"td[data-k={k}]").inner_text()) for k in ("total", "fund", "account", "cash")
+             if refund.locator(f"td[data-k={k}]").count()}
+    assert given["total"] == -split["total"] and sum(v for k, v in given.items() if k != "total") == given["total"]
+    assert given.get("cash") == -split["cash"] and given.get("fund", 0) == -split["fund"]
+    expect(holder.locator("#record-net td[data-k=net]")).to_have_text("¥0.00")
+    assert holder.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll at 390 px

@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 from tests.support.pages import PHONE, log_in_holder, show_code, shown_code
 
 CHEN_JING = "13800138003"
-PAGES = ("/app", "/app/account", "/app/bindings", "/app/cards", "/app/family", "/app/bills", "/app/credit", "/app/pin")
-TABS = ("card", "account", "bindings", "cards", "family", "bills", "credit", "benefits")
+PAGES = ("/app", "/app/account", "/app/bindings", "/app/cards", "/app/family", "/app/bills", "/app/payments", "/app/credit", "/app/pin")
+TABS = ("card", "account", "bindings", "cards", "family", "bills", "payments", "credit", "benefits")
 
 # How many lines an element's text takes (a word broken over two lines takes two).
 LINES = """el => { const r = document.createRange(); r.selectNodeContents(el);

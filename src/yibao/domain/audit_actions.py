@@ -41,6 +41,7 @@ NAMES: dict[str, tuple[str, str]] = {
     "channel.agreement.terminating": ("解约中", "Agreement being terminated"),
     "channel.agreement.terminated": ("已解约", "Agreement terminated"),
     "channel.configure": ("配置支付机构", "Payment institution configured"),
+    "payment_institution.register": ("支付机构登记（待接入）", "Payment institution registered (not connected)"),
     "payment_institution.admit": ("支付机构准入", "Payment institution admitted"),
     "payment_institution.suspend": ("支付机构暂停", "Payment institution suspended"),
     "med_ins.authorise": ("医保移动支付授权", "Mobile insurance payment authorised"),

@@ -298,10 +298,10 @@ def _seed(db: Database, keyring: Keyring) -> None:
             identity.record_real_person(conn, keyring, now, person_id=pid, template_id=template, match=check.match, liveness=check.liveness,
                                         similarity=check.similarity, actor=ACTOR)
             cards.issue_ecard(conn, keyring, now, person_id=pid, actor=ACTOR)
-            bindings.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True,
+            bindings.bind(conn, now, holder_id=pid, pi_id=f"wechat-{p.region}", password_free_limit=100000, make_default=True, connector_later=True,
                                       actor=ACTOR)
             if p.key in CREDIT_HOLDERS:  # the e-card bound to the sandbox credit bank: he can enrol in 信用支付 in the app
-                bindings.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR)
+                bindings.bind(conn, now, holder_id=pid, pi_id=f"bank-{p.region}", password_free_limit=100000, actor=ACTOR, connector_later=True)
         db.run(authenticate)
 
     def family(conn: Connection) -> None:

@@ -67,7 +67,7 @@ payment_institutions = Table(
     _region(),
     Column("name", String(200), nullable=False),
     Column("kind", String(20), nullable=False),  # wallet | bank
-    Column("status", String(12), nullable=False),  # admitted | suspended | withdrawn
+    Column("status", String(12), nullable=False),  # registered (connector not yet tested) | admitted | suspended | withdrawn
     Column("admitted_at", DateTime(timezone=True)),
     Column("admission_ref", String(80)),  # the agency's admission decision
     _created(),

@@ -38,10 +38,21 @@ def install(app: FastAPI, *, aids: DemoAids | None = None) -> None:
 
     Call after the API's routers and error handlers are installed. ``aids`` (demo only) shows the demo's
     aids: the sandbox SMS outbox, the demo people and credentials, the synthetic face captures."""
-    from yibao.web import admin, admin_books, admin_whatif, cashier, cashier_counter, cashier_payments, holder, holder_credit, mobile_bills
+    from yibao.web import (
+        admin,
+        admin_books,
+        admin_whatif,
+        cashier,
+        cashier_counter,
+        cashier_payments,
+        holder,
+        holder_credit,
+        holder_payments,
+        mobile_bills,
+    )
 
     app.state.demo_aids = aids
     errors.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in (common, holder.router, holder_credit.router, cashier.router, cashier_counter.router, cashier_payments.router, admin.router, admin_books.router, admin_whatif.router, mobile_bills.router):
+    for router in (common, holder.router, holder_credit.router, holder_payments.router, cashier.router, cashier_counter.router, cashier_payments.router, admin.router, admin_books.router, admin_whatif.router, mobile_bills.router):
         app.include_router(router)

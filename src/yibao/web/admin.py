@@ -25,7 +25,7 @@ from yibao.domain.errors import InputError, YibaoError
 from yibao.domain.money import format_yuan
 from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
-from yibao.services.agency import institutions, pilots, rollout
+from yibao.services.agency import admission, institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.agency.policies import known_regions, require_known_region
 from yibao.services.books import audit, ledger, volumes
@@ -199,14 +199,15 @@ async def institutions_page(request: Request) -> HTMLResponse:
 
 @router.post("/admin/payment-institutions")
 async def admit_payment_institution(request: Request) -> Response:
-    """Admit a payment institution, or admit a suspended one again (a new admission decision)."""
-    def work(conn: Connection, x: Post) -> None:
+    """Admit a payment institution, or admit a suspended one again (a new admission decision): registered if new, its
+    connector tested with a signed call, then admitted (agency/admission.py) — refused in words without a working one."""
+    async def call(x: Post) -> None:
         form = x.form
-        pis.admit(conn, x.p.now(), pi_id=form.require("id", "机构标识", "the id"), region=form.require("region", "统筹区", "the region"),
-                  name=form.require("name", "名称", "the name"), kind=form.require("kind", "类型", "the kind"),
-                  admission_ref=form.require("admission_ref", "准入文号", "the admission reference"), actor=x.who.actor)
-    return await admin_action(request, work, back="/admin/institutions", ok=("已准入", "Admitted"),
-                              keep=("id", "region", "name", "kind", "admission_ref"))
+        await admission.admit(x.p.context, pi_id=form.require("id", "机构标识", "the id"), region=form.require("region", "统筹区", "the region"),
+                              name=form.require("name", "名称", "the name"), kind=form.require("kind", "类型", "the kind"),
+                              admission_ref=form.require("admission_ref", "准入文号", "the admission reference"), actor=x.who.actor)
+    return await admin_flow(request, call, back="/admin/institutions", ok=("已准入", "Admitted"),
+                            keep=("id", "region", "name", "kind", "admission_ref"))
 
 
 @router.post("/admin/payment-institutions/{pi_id}/suspension")

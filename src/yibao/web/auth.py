@@ -23,6 +23,7 @@ from yibao.runtime.platform import Platform
 from yibao.services.access import sessions
 from yibao.services.agency import institutions
 from yibao.services.agency.institutions import Institution
+from yibao.services.payments import history as payment_history
 from yibao.services.people import persons as people
 from yibao.web import once, render, security
 from yibao.web.errors import LoginRequired
@@ -44,6 +45,7 @@ class Who:
     cookie: str  # the session cookie's value; the CSRF token derives from it
     label: str  # shown in the header
     institution: Institution | None = None
+    waiting: Any = None  # /app: what waits for the holder (payments.history.Waiting): the 待支付 badge, the code screen's notice
 
     @property
     def actor(self) -> str:
@@ -60,17 +62,18 @@ async def holder(request: Request) -> Who:
     token = request.cookies.get(security.SESSION_COOKIES["app"], "")
     now = p.now()
 
-    def load(conn: Connection) -> tuple[sessions.Holder, str] | None:
+    def load(conn: Connection) -> tuple[sessions.Holder, str, Any] | None:
         found = sessions.holder_of(conn, token, now)
         if found is None:
             return None
-        return found, people.masked_view(people.require(conn, found.person_id), p.keyring)["psn_name"]
+        return (found, people.masked_view(people.require(conn, found.person_id), p.keyring)["psn_name"],
+                payment_history.waiting(conn, found.person_id, now))
 
     found = await p.run(load, write=False) if token else None
     if found is None:
         raise LoginRequired("app")
-    (person_id, region), name = found
-    return Who("app", person_id, region, token, name)
+    (person_id, region), name, waiting = found
+    return Who("app", person_id, region, token, name, waiting=waiting)
 
 
 async def cashier(request: Request) -> Who:

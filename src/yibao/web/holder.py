@@ -266,7 +266,7 @@ async def bindings(request: Request) -> HTMLResponse:
     def read(conn: Connection) -> dict[str, Any]:
         bound = ecard_bindings.of_holder(conn, who.principal)
         taken = {b["payment_institution_id"] for b in bound}
-        admitted = [i for i in pis.list_admitted(conn, who.region) if i.id not in taken]
+        admitted = [i for i in pis.list_admitted(conn, who.region, connected=True) if i.id not in taken]
         signed = {pi: agreements.status_of(conn, who.principal, pi)["status"] for pi in taken}
         return {"bound": bound, "admitted": admitted, "has_ecard": cards.active_ecard(conn, who.principal) is not None, "signed": signed}
 

@@ -13,7 +13,7 @@ from yibao.domain import payment_order as po
 from yibao.domain.errors import Conflict, InputError, YibaoError
 from yibao.services.books import audit
 from yibao.services.care import visits
-from yibao.services.payments import confirmation, onecode, recovery
+from yibao.services.payments import confirmation, history, onecode, recovery
 from yibao.services.payments import orders as payments
 from yibao.services.people import bindings
 
@@ -100,6 +100,10 @@ def test_above_the_limit_the_holder_confirms_with_the_pin(db, keyring, wxpay):
     waiting = pw.pay(key="K8", lines=BIG_LINES)
     assert waiting.status == po.AWAITING_CONFIRMATION and waiting.cash_pay > 50000
     assert [o.id for o in db.run(lambda c: confirmation.pending_for(c, pw.w.employee.id, db.clock()), write=False)] == [waiting.id]
+    # what the app's 待支付 badge and the code screen's notice show: one payment, its cash, expiring in 10 minutes
+    told = db.run(lambda c: history.waiting(c, pw.w.employee.id, db.clock()), write=False)
+    assert (told.count, told.confirm) == (1, [(waiting.id, db.clock() + timedelta(minutes=10), waiting.cash_pay)])
+    assert db.run(lambda c: history.waiting(c, pw.w.employee.id, db.clock() + timedelta(minutes=10)), write=False).count == 0
     assert waiting.id not in wxpay.runtime.books.trades
     held = pw.balances()
     assert held["pending"] > 0

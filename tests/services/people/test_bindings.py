@@ -32,7 +32,7 @@ def test_bindings_default_limit_and_unbind(db, keyring):
     card = ecard(db, keyring, pid, name_of(1), id_number_of(1))
 
     items = bind(db, pid, "wechat")
-    assert items == [{"payment_institution_id": "wechat", "name": "wechat 支付", "kind": "wallet", "institution_status": "admitted",
+    assert items == [{"payment_institution_id": "wechat", "name": "wechat 支付", "kind": "wallet", "institution_status": "admitted", "connected": True,
                       "default": True, "password_free_limit": "0.00", "updated_at": items[0]["updated_at"]}]
     items = bind(db, pid, "alipay", password_free_limit=50000)
     assert [(i["payment_institution_id"], i["default"], i["password_free_limit"]) for i in items] == \

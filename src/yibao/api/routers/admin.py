@@ -33,8 +33,8 @@ from yibao.domain.ledger import person_account
 from yibao.domain.money import format_yuan, parse_yuan
 from yibao.formats.timefmt import iso_utc
 from yibao.runtime.platform import Platform
+from yibao.services.agency import admission, institutions, pilots, rollout
 from yibao.services.agency import connectors as channel_registry
-from yibao.services.agency import institutions, pilots, rollout
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.benefits import batches as benefit_batches
 from yibao.services.benefits import jobs as benefit_jobs
@@ -219,9 +219,12 @@ async def audit_verify(caller: Caller = Depends(operator_caller), p: Platform = 
 @router.post("/payment-institutions", status_code=201, summary="支付机构准入 Admit a payment institution (none is designated)")
 async def admit_payment_institution(body: PaymentInstitutionIn, request: Request, key: str = IdempotencyKey,
                                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)):  # noqa: ANN201
-    now = p.now()
-    return await idempotent(p, request, caller, key, lambda c: (201, pis.view(pis.admit(
-        c, now, pi_id=body.id, region=body.region, name=body.name, kind=body.kind, admission_ref=body.admission_ref, actor=caller.actor))))
+    # Registered if new, its connector tested (a signed query), then admitted: agency/admission.py.
+    async def call() -> Callable[[Connection], pis.PaymentInstitution]:
+        return await admission.prepare(p.context, pi_id=body.id, region=body.region, name=body.name, kind=body.kind,
+                                       admission_ref=body.admission_ref, actor=caller.actor)
+
+    return await idempotent_after_call(p, request, caller, key, call, lambda c, record: (201, pis.view(record(c))))
 
 
 @router.post("/payment-institutions/{pi_id}/suspension", summary="暂停支付机构 Suspend a payment institution")
@@ -235,7 +238,7 @@ async def suspend_payment_institution(body: SuspensionIn, request: Request, pi_i
 
 @router.get("/payment-institutions", summary="支付机构准入记录 Payment institutions")
 async def list_payment_institutions(region: str | None = Query(None, max_length=6),
-                                    status: Literal["admitted", "suspended", "withdrawn"] | None = Query(None),
+                                    status: Literal["registered", "admitted", "suspended", "withdrawn"] | None = Query(None),
                                     caller: Caller = Depends(operator_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
     return {"items": [pis.view(i) for i in await p.run(lambda c: pis.list_all(c, region, status), write=False)]}
 

@@ -241,7 +241,7 @@ async def issue_ecard(request: Request, key: str = IdempotencyKey, caller: Calle
 
 @router.get("/payment-institutions", summary="可绑定的支付机构 Admitted payment institutions of my region")
 async def payment_institutions(caller: Caller = Depends(patient_caller), p: Platform = Depends(platform)) -> dict[str, Any]:
-    items = await p.run(lambda c: pis.list_admitted(c, people.region_of(c, caller.principal)), write=False)
+    items = await p.run(lambda c: pis.list_admitted(c, people.region_of(c, caller.principal), connected=True), write=False)
     return {"items": [pis.view(i) for i in items]}
 
 

@@ -125,7 +125,7 @@ def configure(conn: Connection, keyring: Keyring, now: datetime, *, pi_id: str, 
     pi = pis.get(conn, pi_id, lock=True)
     if pi is None:
         raise NotFound("payment_institution_id", "not_found", "支付机构不存在", "payment institution not found")
-    if pi.status != "admitted":
+    if pi.status not in ("admitted", "registered"):  # registered: configured, then tested at its admission (agency.admission)
         raise Conflict("payment_institution_id", "not_admitted", "该支付机构未准入或已暂停", "this payment institution is not admitted")
     if connector not in CONNECTORS:
         raise InputError("connector", "invalid_choice", "接入类型应为 wxpay | alipay | unionpay | bank", "must be wxpay, alipay, unionpay or bank")
@@ -328,6 +328,11 @@ class Connectors:
         channel = self.get(cfg)
         assert isinstance(channel, BankChannel)
         return channel
+
+
+def is_configured(conn: Connection, pi_id: str) -> bool:
+    """Whether the platform has a connector for the institution (tested when it was admitted)."""
+    return version_of(conn, pi_id) is not None
 
 
 def connected_banks(conn: Connection) -> set[str]:

@@ -23,6 +23,7 @@ from yibao.services.agency.policies import require_known_region
 from yibao.services.books import audit
 from yibao.store.rows import one_or
 from yibao.store.tables import audit_log as L
+from yibao.store.tables import channel_configs as CC
 from yibao.store.tables import payment_institutions as PI
 
 KINDS = ("wallet", "bank")
@@ -54,17 +55,42 @@ def get(conn: Connection, pi_id: str, *, lock: bool = False) -> PaymentInstituti
     return _row(r) if r else None
 
 
-def admit(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str, kind: str, admission_ref: str,
-          actor: str) -> PaymentInstitution:
-    """Record the agency's admission decision; a suspended institution is admitted again by a new decision."""
+def check_details(*, pi_id: str, region: str, name: str, kind: str, admission_ref: str | None) -> str:
+    """The admission's fields, each refused by name; the name as it will be stored."""
     if not _ID.match(pi_id or ""):
         raise InputError("id", "invalid_id", "机构标识应为2–40位字母、数字、_ . -", "must be 2–40 letters, digits, _ . or -")
     require_known_region(region)
     if kind not in KINDS:
         raise InputError("kind", "invalid_choice", "类型应为 wallet 或 bank", "must be wallet or bank")
     name = check_name(name, max_length=200, noun_zh="名称")
-    if not admission_ref.strip() or len(admission_ref) > 80:
+    if admission_ref is not None and (not admission_ref.strip() or len(admission_ref) > 80):
         raise InputError("admission_ref", "invalid_text", "准入文号应为1–80个字符", "must be 1–80 characters")
+    return name
+
+
+def register(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str, kind: str, actor: str) -> PaymentInstitution:
+    """Record an institution the agency is about to admit (status ``registered``, 已登记待接入): its connector can then be
+    configured and tested; nobody can bind it until it is admitted (`agency.admission`). An institution already on
+    record is returned as it is, if it is in the same region."""
+    name = check_details(pi_id=pi_id, region=region, name=name, kind=kind, admission_ref=None)
+    existing = get(conn, pi_id, lock=True)
+    if existing is not None:
+        if existing.region != region:
+            raise Conflict("region", "region_differs", "该支付机构属于另一个统筹区", f"payment institution {pi_id} belongs to region {existing.region}")
+        return existing
+    conn.execute(PI.insert().values(id=pi_id, region=region, name=name.strip(), kind=kind, status="registered", created_at=now))
+    audit.append(conn, region=region, actor=actor, action="payment_institution.register", subject=pi_id, detail={"kind": kind}, now=now)
+    return get(conn, pi_id)  # type: ignore[return-value]
+
+
+def admit(conn: Connection, now: datetime, *, pi_id: str, region: str, name: str, kind: str, admission_ref: str,
+          actor: str) -> PaymentInstitution:
+    """Record the agency's admission decision; a suspended (or registered) institution is admitted by a new decision.
+
+    The record only: the pages and the API admit through `agency.admission`, which first tests the institution's
+    connector (an institution nobody can pay through is not admitted); the demo's and the tests' worlds record it
+    directly and configure the connector in the same start-up."""
+    name = check_details(pi_id=pi_id, region=region, name=name, kind=kind, admission_ref=admission_ref)
     existing = get(conn, pi_id, lock=True)
     if existing is None:
         conn.execute(PI.insert().values(id=pi_id, region=region, name=name.strip(), kind=kind, status="admitted", admitted_at=now,
@@ -131,5 +157,11 @@ def list_all(conn: Connection, region: str | None = None, status: str | None = N
     return [_row(r) for r in conn.execute(q).all()]
 
 
-def list_admitted(conn: Connection, region: str) -> list[PaymentInstitution]:
-    return list_all(conn, region, "admitted")
+def list_admitted(conn: Connection, region: str, *, connected: bool = False) -> list[PaymentInstitution]:
+    """The region's admitted institutions; ``connected``: only those the platform has a connector for (what a holder is
+    offered to bind)."""
+    found = list_all(conn, region, "admitted")
+    if not connected:
+        return found
+    configured = set(conn.execute(select(CC.c.payment_institution_id).where(CC.c.region == region)).scalars())
+    return [pi for pi in found if pi.id in configured]

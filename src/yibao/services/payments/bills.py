@@ -66,6 +66,11 @@ def _visible(conn: Connection, holder_id: str) -> Any:
     return or_(O.c.person_id == holder_id, O.c.person_id.in_(children))
 
 
+def visible(holder_id: str) -> Any:
+    """The condition on payment_orders for the bills a holder sees: theirs and their linked children's."""
+    return _visible(None, holder_id)  # type: ignore[arg-type]
+
+
 def holder_bill(conn: Connection, order_id: str, holder_id: str, *, lock: bool = False) -> Order:
     """A mobile bill the holder may see: their own, or a linked child's (else "not found")."""
     order = payments.get(conn, order_id, lock=lock)

@@ -19,10 +19,12 @@ from sqlalchemy.engine import Connection
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
+from yibao.services.agency import connectors as channel_registry
 from yibao.services.agency import payment_institutions as pis
 from yibao.services.books import audit
 from yibao.services.people import cards
 from yibao.store.sql import Sql
+from yibao.store.tables import channel_configs as CC
 from yibao.store.tables import ecard_bindings as B
 from yibao.store.tables import payment_institutions as PI
 
@@ -66,8 +68,10 @@ def _audit(conn: Connection, card: cards.Card, now: datetime, actor: str, action
 
 
 def bind(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, password_free_limit: int = 0, make_default: bool = False,
-         actor: str) -> list[dict[str, Any]]:
-    """Bind the holder's e-card to an admitted institution of their region; the first binding is the default."""
+         actor: str, connector_later: bool = False) -> list[dict[str, Any]]:
+    """Bind the holder's e-card to an admitted institution of their region that the platform reaches (a connector
+    configured); the first binding is the default. ``connector_later``: the demo's seed only, whose sandbox connectors are
+    configured at every start of the server, before anyone can pay (sandbox/demo.py)."""
     _check_limit(password_free_limit)
     card = _holder_ecard(conn, holder_id)
     pi = pis.get(conn, pi_id)
@@ -76,6 +80,8 @@ def bind(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, passwor
     if pi.status != "admitted":
         raise Conflict("payment_institution_id", "not_admitted", "该支付机构未准入或已暂停，不能绑定",
                        "this payment institution is not admitted (or suspended); it cannot be bound")
+    if not connector_later:
+        _require_connected(conn, pi_id)
     row = _binding(conn, card.id, pi_id)
     if row is not None and row.status == "bound":
         raise Conflict("payment_institution_id", "already_bound", "已绑定该支付机构", "the e-card is already bound to this payment institution")
@@ -91,9 +97,17 @@ def bind(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, passwor
     return of_holder(conn, holder_id)
 
 
+def _require_connected(conn: Connection, pi_id: str) -> None:
+    """An institution the platform has no connector for cannot take a payment: neither bound nor made the default."""
+    if not channel_registry.is_configured(conn, pi_id):
+        raise Conflict("payment_institution_id", "not_connected", "平台尚未接通该支付机构，暂不能绑定或设为默认",
+                       "the platform has no working connection to this payment institution yet: it cannot be bound or made the default")
+
+
 def set_default(conn: Connection, now: datetime, *, holder_id: str, pi_id: str, actor: str) -> list[dict[str, Any]]:
     card = _holder_ecard(conn, holder_id)
     _bound(conn, card.id, pi_id)
+    _require_connected(conn, pi_id)
     _make_default(conn, card.id, pi_id, now)
     _audit(conn, card, now, actor, "ecard.default", pi_id)
     return of_holder(conn, holder_id)
@@ -127,10 +141,12 @@ def of_holder(conn: Connection, holder_id: str) -> list[dict[str, Any]]:
     card = cards.active_ecard(conn, holder_id)
     if card is None:
         return []
-    rows = conn.execute(select(B, PI.c.name, PI.c.kind, PI.c.status.label("institution_status"))
+    rows = conn.execute(select(B, PI.c.name, PI.c.kind, PI.c.status.label("institution_status"), CC.c.version.label("connector_version"))
                         .join(PI, PI.c.id == B.c.payment_institution_id)
+                        .outerjoin(CC, CC.c.payment_institution_id == B.c.payment_institution_id)
                         .where(B.c.card_id == card.id, B.c.status == "bound").order_by(B.c.is_default.desc(), B.c.created_at, B.c.id)).all()
     return [{"payment_institution_id": r.payment_institution_id, "name": r.name, "kind": r.kind, "institution_status": r.institution_status,
+             "connected": r.connector_version is not None and r.institution_status == "admitted",
              "default": r.is_default, "password_free_limit": format_yuan(r.password_free_limit), "updated_at": iso_utc(r.updated_at)}
             for r in rows]
 
@@ -144,9 +160,10 @@ class Binding:
 
 
 def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -> Binding | None:
-    """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted."""
+    """The payer's default institution (or the bound ``pi_id``), if bound through their active e-card and still admitted; the
+    default must also be connected (a connector configured): one that is not is passed over for the earliest bound one that is."""
     if pi_id is None:
-        r = _DEFAULT(conn, {"person_id": payer_id, "yes": True}).first()
+        r = _DEFAULT(conn, {"person_id": payer_id}).first()
     else:
         r = _BOUND_TO(conn, {"person_id": payer_id, "pi_id": pi_id}).first()
     return Binding(r.payment_institution_id, int(r.password_free_limit)) if r else None
@@ -155,10 +172,13 @@ def default_binding(conn: Connection, payer_id: str, pi_id: str | None = None) -
 # Asked on every payment with cash: one prepared statement (store/sql.py) through the active e-card, not two in Core.
 _BINDING = """SELECT b.payment_institution_id, b.password_free_limit FROM cards c
               JOIN ecard_bindings b ON b.card_id = c.id AND b.status = 'bound'
-              JOIN payment_institutions pi ON pi.id = b.payment_institution_id AND pi.status = 'admitted'
-              WHERE c.person_id = :person_id AND c.kind = 'ecard' AND c.status = 'active' AND """
-_DEFAULT = Sql(_BINDING + "b.is_default = :yes")
-_BOUND_TO = Sql(_BINDING + "b.payment_institution_id = :pi_id")
+              JOIN payment_institutions pi ON pi.id = b.payment_institution_id AND pi.status = 'admitted'{connected}
+              WHERE c.person_id = :person_id AND c.kind = 'ecard' AND c.status = 'active'"""
+# The default: a connected institution only (the holder's default first, else the earliest bound). An institution named
+# by the request is taken as bound; whether the platform reaches it is the cash request's to find out (and say).
+_DEFAULT = Sql(_BINDING.format(connected="\n              JOIN channel_configs cc ON cc.payment_institution_id = b.payment_institution_id")
+               + " ORDER BY b.is_default DESC, b.created_at, b.id LIMIT 1")
+_BOUND_TO = Sql(_BINDING.format(connected="") + " AND b.payment_institution_id = :pi_id")
 
 
 def is_bound(conn: Connection, person_id: str, pi_id: str) -> bool:
