@@ -366,3 +366,59 @@ def test_a_declined_items_refund_moves_nothing_and_can_be_asked_again(client, pw
     bad = client.post(f"/api/v1/his/payments/{doc['payment_id']}/refunds", json={"scope": "all", "items": ["1"]},
                       headers={**his(pw), **key()})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "items"
+
+
+# ---- the holder's 支付记录 of refunds of items (h17h) -----------------------------------------------------------------
+
+LAYER_KEYS = ("pool", "serious_illness", "large_amount", "other", "assistance")
+
+
+def _legs_fen(doc: dict) -> dict[str, int]:
+    """A leg view the API answers (refunds.leg_view) as fen by leg: each fund layer, the account, the cash."""
+    return {**{k: _fen(doc["fund"][k]) for k in LAYER_KEYS}, "account": _fen(doc["account"]), "cash": _fen(doc["cash"])}
+
+
+def _line_fen(f: history.RefundLine) -> dict[str, int]:
+    return {**f.layers, "account": f.account, "cash": f.cash}
+
+
+def test_the_holders_record_of_items_refunded_in_turn_then_the_rest_adds_up_to_the_fen_against_the_refunds_legs(client, pw, wxpay, clock):
+    doc = _pay(client, pw)
+
+    def rec() -> history.Record:
+        return pw.db.run(lambda c: history.record(c, pw.w.employee.id, doc["setl_id"]), write=False)
+
+    paid = rec()
+    assert paid.explained and paid.given == dict.fromkeys(history.LEGS, 0) and paid.remaining["total"] == paid.total == 375_00
+    answers = []
+    for items in (["3"], ["2"]):
+        clock.advance(minutes=1)  # the record lists refunds in the order they were made
+        r = _items(client, pw, doc["payment_id"], items)
+        assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
+        answers.append(r.json())
+        now = rec()
+        assert (now.status, now.partly_refunded) == ("partially_refunded", True)
+        # each refund of items as the refunds API answered it: its legs (fund by layer, account, cash) and its items, named
+        assert [(f.scope, f.status, _line_fen(f), f.items, f.insurance_other) for f in now.refunds] == [
+            ("items", "succeeded", _legs_fen(a["legs"]), [(sn, next(x["name"] for x in LINES if x["feedetl_sn"] == sn)) for sn in a["items"]], 0)
+            for a in answers]
+        assert all(f.fund == sum(f.layers.values()) and f.total == _fen(a["legs"]["total"]) for f, a in zip(now.refunds, answers, strict=True))
+        # what remains of each leg is the payment's remaining legs (the ledger's), and paid = given back + remaining, each leg
+        pl = answers[-1]["payment_legs"]
+        left = now.remaining
+        assert {k: left[k] for k in history.LEGS} == _legs_fen(pl["remaining"]) and now.given == _legs_fen(pl["refunded"])
+        assert all(now.paid[k] == now.given[k] + left[k] for k in history.LEGS)
+        assert (now.refunded, now.net, left["total"]) == (_fen(pl["refunded"]["total"]), now.total - now.refunded, now.net)
+        assert left["fund"] == sum(left[k] for k in LAYER_KEYS) and now.refunded > 0 and now.net > 0
+    before_rest = rec().remaining
+    clock.advance(minutes=1)
+    rest = _refund(client, pw, doc["payment_id"], "all")  # what is left, as whole parts
+    assert rest.status_code == 200 and rest.json()["payment"]["status"] == "refunded", rest.text
+    done = rec()
+    last = done.refunds[-1]
+    assert (last.scope, last.status, last.items, last.insurance_other) == ("all", "succeeded", [], 0)
+    assert _line_fen(last) == {k: before_rest[k] for k in history.LEGS}  # every leg left, each by its layer
+    assert (last.fund + last.account, last.cash) == (_fen(rest.json()["insurance"]), _fen(rest.json()["cash"]))
+    assert (done.status, done.partly_refunded, done.refunded, done.net) == ("refunded", False, 375_00, 0)
+    assert done.remaining == dict.fromkeys((*history.LEGS, "fund", "total"), 0)
+    assert done.given == _legs_fen(rest.json()["payment_legs"]["refunded"]) == {k: done.paid[k] for k in history.LEGS}

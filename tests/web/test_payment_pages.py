@@ -233,9 +233,19 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     cashier.locator("#lang-toggle").click()
 
 
-def test_the_holders_payment_records_explain_every_fen_of_a_payment_and_its_refund(phone, desktop, live):
-    """李明 pays his visit by one code, the cashier refunds all of it: 支付记录 (/app/payments, phone width) lists it under the
-    hospital's name, refunded; its detail splits the total to the fen and gives the refund back with a minus sign and its date."""
+def _cells(table) -> dict[str, int]:  # noqa: ANN001
+    cells = table.locator("td[data-k]")
+    return {cells.nth(i).get_attribute("data-k"): fen(cells.nth(i).inner_text()) for i in range(cells.count())}
+
+
+LAYER_KEYS = ("pool", "serious_illness", "large_amount", "other", "assistance")
+
+
+def test_the_holders_payment_records_explain_every_fen_of_a_payment_and_its_refunds(phone, desktop, live):
+    """李明 pays his visit by one code; the cashier refunds one item, then all the rest: 支付记录 (/app/payments, phone
+    width) lists it under the hospital's name, 部分退款 then refunded; its detail splits the total to the fen, gives each
+    refund back leg by leg (fund by layer, account, cash) with a minus sign and its date, names the item refunded, shows
+    what remains of each leg while some remains, and what was finally paid = total − refunded."""
     holder = phone.new_page()
     log_in_holder(holder, live, LI_MING)
     cashier = desktop.new_page()
@@ -248,30 +258,52 @@ def test_the_holders_payment_records_explain_every_fen_of_a_payment_and_its_refu
     expect(cashier.locator("#pay-status")).to_have_text("支付完成")
     setl_id = cashier.locator("#pay-setl-id").inner_text().strip()
     hospital = cashier.locator("#who").inner_text().split(" · ")[0].strip()
-    cashier.locator("#refund-scope-all").check()
-    cashier.get_by_label("退款原因").select_option("items_returned")
-    cashier.once("dialog", lambda dialog: dialog.accept())
-    cashier.locator("#refund-submit").click()
-    expect(cashier.locator("#pay-status")).to_have_text("已全额退款")
+    cashier.locator("#refund-line-S5").check()  # one item first (the CT scan: the fund pays part of it)
+    cashier.locator("#refund-preview").click()
+    item = cashier.locator("#refund-preview-items li").first.evaluate("li => li.firstChild.textContent").strip()
+    cashier.locator("#refund-confirm").click()
+    expect(cashier.locator("#pay-status")).to_have_text("部分退款")
 
     holder.goto("/app")
     holder.locator("#nav-payments").click()
     record = holder.locator(f"#record-{setl_id}")
     expect(record.locator(".hospital")).to_have_text(hospital)  # by its name, not its code
-    expect(record).to_contain_text("已全额退款")
+    expect(record).to_contain_text("部分退款")
     record.locator("a").click()
     expect(holder.locator("#record-hospital")).to_have_text(hospital)
-    cells = holder.locator("#record-split td[data-k]")
-    split = {cells.nth(i).get_attribute("data-k"): fen(cells.nth(i).inner_text()) for i in range(cells.count())}
+    expect(holder.locator("#record-status")).to_have_text("部分退款")
+    split = _cells(holder.locator("#record-split"))
     same_split(presettled, split)
     layers = sum(v for k, v in split.items() if k not in ("total", "fund", "account", "cash"))
     assert layers == split["fund"] and split["fund"] + split["account"] + split["cash"] == split["total"]
-    refund = holder.locator(".refund-table")
-    expect(refund).to_have_count(1)
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", refund.locator("time").inner_text())
-    given = {k: fen(refund.locator(f"td[data-k={k}]").inner_text()) for k in ("total", "fund", "account", "cash")
-             if refund.locator(f"td[data-k={k}]").count()}
-    assert given["total"] == -split["total"] and sum(v for k, v in given.items() if k != "total") == given["total"]
-    assert given.get("cash") == -split["cash"] and given.get("fund", 0) == -split["fund"]
-    expect(holder.locator("#record-net td[data-k=net]")).to_have_text("¥0.00")
+    part = holder.locator(".refund-table")
+    expect(part).to_have_count(1)
+    expect(part.locator(".refund-items")).to_contain_text(item)  # the item refunded, by its name
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d", part.locator("time").inner_text())
+    given = _cells(part)
+    assert given["total"] < 0 and all(v <= 0 for v in given.values())  # each leg with a minus sign
+    assert given.get("fund", 0) == sum(given.get(k, 0) for k in LAYER_KEYS) and given.get("fund", 0) < 0  # the fund by layer
+    assert given.get("fund", 0) + given.get("account", 0) + given.get("cash", 0) == given["total"]
+    left = _cells(holder.locator("#record-remaining"))  # what remains of each leg: paid less given back, to the fen
+    for k in ("total", "fund", "account", "cash", *(k for k in LAYER_KEYS if k in split)):
+        assert left[k] == split[k] + given.get(k, 0), k
+    net = fen(holder.locator("#record-net td[data-k=net]").inner_text())
+    assert net == split["total"] + given["total"] == left["total"] > 0  # what he finally paid = total − refunded
+    expect(holder.locator("#record-net-check")).to_contain_text("实际支付")
     assert holder.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll at 390 px
+
+    cashier.locator("#refund-scope-all").check()  # then all the rest
+    cashier.locator("#refund-reason").select_option("items_returned")
+    cashier.once("dialog", lambda dialog: dialog.accept())
+    cashier.locator("#refund-submit").click()
+    expect(cashier.locator("#pay-status")).to_have_text("已全额退款")
+    holder.goto("/app/payments")
+    expect(holder.locator(f"#record-{setl_id}")).to_contain_text("已全额退款")
+    holder.goto(f"/app/payments/settlements/{setl_id}")
+    refunds = holder.locator(".refund-table")
+    expect(refunds).to_have_count(2)
+    rest = _cells(refunds.nth(1))
+    assert all(rest.get(k, 0) == -left[k] for k in ("total", "fund", "account", "cash", *LAYER_KEYS) if k in left), rest
+    expect(holder.locator("#record-remaining")).to_have_count(0)
+    expect(holder.locator("#record-net td[data-k=net]")).to_have_text("¥0.00")
+    assert holder.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

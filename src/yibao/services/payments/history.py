@@ -7,12 +7,15 @@ is the one query the app's 支付记录 page (web/holder_payments.py) reads thro
 
 Every fen is explained: ``total = fund + account + cash`` for the settlement (the fund by layer: 统筹 pool, 大病
 serious illness, 大额 large amount, other funds, 医疗救助 assistance); a refund gives back, with a minus sign and its
-date, the fund and the account it names (the whole insurance part: the settlement is cancelled) and the cash the
-institution returned; what the holder finally paid is the total less what was given back.
+date, each leg by layer: a refund of some items (scope ``items``) the legs it recorded and the items it named, a refund
+of a whole part (``all``, ``insurance``, ``cash``, ``lines``) what was left of each leg of that part after the refunds
+that succeeded before it. What remains of each leg is what was paid less what succeeded refunds gave back; what the
+holder finally paid is the total less what was given back — the remaining legs' sum, to the fen.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +26,7 @@ from sqlalchemy.engine import Connection
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
 from yibao.services.payments import bills
+from yibao.store.tables import fee_lines as F
 from yibao.store.tables import institutions as I
 from yibao.store.tables import payment_institutions as PI
 from yibao.store.tables import payment_orders as O
@@ -31,6 +35,7 @@ from yibao.store.tables import settlements as S
 
 LIMIT = 50
 LAYERS = ("pool", "serious_illness", "large_amount", "other", "assistance")
+LEGS = (*LAYERS, "account", "cash")  # as care/settlement.LEGS: a refund's legs are stored by these names
 
 
 def _at(at: datetime | None) -> datetime | None:
@@ -43,12 +48,14 @@ class RefundLine:
     id: str
     at: datetime
     status: str  # requested | unknown | succeeded | failed
-    scope: str  # all | cash | insurance | lines
-    fund: int  # fen given back, each a positive number (shown with a minus sign)
+    scope: str  # all | cash | insurance | lines | items
+    fund: int  # fen given back, each a positive number (shown with a minus sign): the fund layers' sum
     account: int
-    insurance_other: int  # an insurance refund that is not the whole fund + account (not split further)
+    insurance_other: int  # an insurance amount the legs left could not explain (not split further; never expected)
     cash: int
     resettled_as: str | None  # scope lines: the settlement the kept items were settled again in
+    layers: dict[str, int] = field(default_factory=dict)  # the fund given back by layer (LAYERS), summing to ``fund``
+    items: list[tuple[str, str]] = field(default_factory=list)  # scope items: (feedetl_sn, name) refunded
 
     @property
     def total(self) -> int:
@@ -78,6 +85,28 @@ class Record:
     void_reason: str | None = None
     refunds: list[RefundLine] = field(default_factory=list)
     resettles: str | None = None  # this settlement re-settles the items kept by a refund of that settlement
+    given: dict[str, int] = field(default_factory=dict)  # each leg (LEGS) given back by the refunds that succeeded
+
+    @property
+    def paid(self) -> dict[str, int]:
+        """Each leg (LEGS) as the settlement paid it."""
+        return {**self.fund, "account": self.account, "cash": self.cash}
+
+    @property
+    def remaining(self) -> dict[str, int]:
+        """Each leg (LEGS) still paid: as paid less what succeeded refunds gave back; ``fund`` (layers' sum) and
+        ``total`` beside them. A counter settlement cancelled keeps nothing."""
+        if self.method == "counter" and self.status == "cancelled":
+            left = {name: 0 for name in LEGS}
+        else:
+            left = {name: v - self.given.get(name, 0) for name, v in self.paid.items()}
+        fund = sum(left[name] for name in LAYERS)
+        return {**left, "fund": fund, "total": fund + left["account"] + left["cash"]}
+
+    @property
+    def partly_refunded(self) -> bool:
+        """Some of it given back, some of it still paid."""
+        return 0 < self.refunded < self.total and self.status != po.VOIDED
 
     @property
     def refunded(self) -> int:
@@ -120,21 +149,72 @@ def _records(conn: Connection, holder_id: str, where: Any) -> list[Record]:
     if orders:
         resettles = {r.rebill_order_id: r.setl_id for r in conn.execute(
             select(R.c.rebill_order_id, O.c.setl_id).join(O, O.c.id == R.c.order_id).where(R.c.rebill_order_id.in_(orders))).all()}
+    names = _item_names(conn, [(r.visit_id, f) for r in rows for f in refunds.get(r.order_id, [])])
     out = []
     for r in rows:
+        paid = {"pool": int(r.pool_fund), "serious_illness": int(r.serious_illness), "large_amount": int(r.large_amount),
+                "other": int(r.other), "assistance": int(r.assistance), "account": int(r.account_pay), "cash": int(r.cash_pay)}
+        fs = refunds.get(r.order_id, [])
+        # What a refund of a whole part gives back is what was left of that part's legs. Not read in the order of the
+        # rows (two refunds of one second have no order): a part is reversed once, so the part a succeeded whole refund
+        # gave back is what was paid less what the succeeded refunds of items gave back; one not (yet) succeeded is
+        # measured against what every succeeded refund left.
+        by_items = _sum(_legs(f, paid)[0] for f in fs if f.status == "succeeded" and f.legs)
+        whole = _sum(_legs(f, _minus(paid, by_items))[0] for f in fs if f.status == "succeeded" and not f.legs)
+        given = _sum([by_items, whole])
         lines = []
-        for f in refunds.get(r.order_id, []):
-            whole = bool(f.insurance_fen) and int(f.insurance_fen) == int(r.fund_total) + int(r.account_pay)
+        for f in fs:
+            legs, other = _legs(f, _minus(paid, by_items if f.status == "succeeded" else given))
+            items = [(sn, names.get((r.visit_id, sn), "")) for sn in json.loads(f.items)] if f.items else []
             lines.append(RefundLine(f.id, _at(f.completed_at) or _at(f.created_at), f.status, f.scope,  # type: ignore[arg-type]
-                                    int(r.fund_total) if whole else 0, int(r.account_pay) if whole else 0,
-                                    0 if whole else int(f.insurance_fen), int(f.cash_fen), setl_of.get(f.rebill_order_id or "")))
+                                    sum(legs[name] for name in LAYERS), legs["account"], other, legs["cash"],
+                                    setl_of.get(f.rebill_order_id or ""), {name: legs[name] for name in LAYERS}, items))
         out.append(Record(
             r.id, _at(r.created_at), r.method or "counter", r.order_status or r.status, r.institution_id, r.institution_name,  # type: ignore[arg-type]
-            r.person_id, r.payer_id or r.person_id, int(r.total),
-            {"pool": int(r.pool_fund), "serious_illness": int(r.serious_illness), "large_amount": int(r.large_amount),
-             "other": int(r.other), "assistance": int(r.assistance)},
+            r.person_id, r.payer_id or r.person_id, int(r.total), {name: paid[name] for name in LAYERS},
             int(r.fund_total), int(r.account_pay), int(r.cash_pay), r.order_id, r.pi_name, r.trade_no,
-            _at(r.cancelled_at), r.cancel_reason, r.void_reason, lines, resettles.get(r.order_id or "")))
+            _at(r.cancelled_at), r.cancel_reason, r.void_reason, lines, resettles.get(r.order_id or ""), given))
+    return out
+
+
+def _sum(legs: Any) -> dict[str, int]:
+    out = {name: 0 for name in LEGS}
+    for each in legs:
+        out = {name: out[name] + each[name] for name in LEGS}
+    return out
+
+
+def _minus(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {name: a[name] - b[name] for name in LEGS}
+
+
+def _legs(f: Any, left: dict[str, int]) -> tuple[dict[str, int], int]:
+    """What a refund gives back of each leg (LEGS), and any insurance fen the legs cannot explain: a refund of items
+    recorded its legs; a refund of a whole part gives back what was left of that part's legs when it was made."""
+    if f.legs:
+        stored = json.loads(f.legs)
+        return {name: int(stored.get(name, 0)) for name in LEGS}, 0
+    legs = {name: 0 for name in LEGS}
+    legs["cash"] = int(f.cash_fen)
+    insurance = int(f.insurance_fen)
+    if insurance and insurance == sum(left[name] for name in LEGS if name != "cash"):
+        legs.update({name: left[name] for name in LEGS if name != "cash"})
+        insurance = 0
+    return legs, insurance
+
+
+def _item_names(conn: Connection, refunds: list[tuple[str, Any]]) -> dict[tuple[str, str], str]:
+    """(visit, feedetl_sn) → the fee line's name, for the items the refunds named (a refunded line before any other)."""
+    wanted = {(visit, sn) for visit, f in refunds if f.items for sn in json.loads(f.items)}
+    if not wanted:
+        return {}
+    out: dict[tuple[str, str], str] = {}
+    q = (select(F.c.visit_id, F.c.feedetl_sn, F.c.name, F.c.status)
+         .where(F.c.visit_id.in_(sorted({v for v, _ in wanted})), F.c.feedetl_sn.in_(sorted({sn for _, sn in wanted}))))
+    for row in conn.execute(q).all():
+        k = (row.visit_id, row.feedetl_sn)
+        if k in wanted and (k not in out or row.status == "refunded"):
+            out[k] = row.name
     return out
 
 
