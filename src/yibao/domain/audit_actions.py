@@ -122,7 +122,7 @@ NAMES: dict[str, tuple[str, str]] = {
     "settlement.reversal_before_arrival": ("冲正先于结算到达", "Reversal before the settlement arrived"),
     "settlement.refund_insurance": ("退回医保部分", "Insurance part refunded"),
     "settlement.refund_cash": ("退回自付部分", "Cash part refunded"),
-    "settlement.refund_items": ("按项目退回医保部分", "Insurance part of some items refunded"),
+    "settlement.refund_items": ("结算按项目退款", "Some items of a settlement refunded"),
     # refunds
     "refund.adopted": ("退款认领", "Refund adopted"),
     "refund.items": ("按项目退款", "Some items refunded"),
