@@ -79,6 +79,7 @@ def test_an_inpatient_stay_is_admitted_charged_day_by_day_discharged_and_settled
     expect(cashier.locator("#visit-status")).to_have_text("在院")
     expect(cashier.locator("#admitted-on")).to_contain_text(days[0].isoformat())
     expect(cashier.locator("#settle-after-discharge")).to_be_visible()
+    expect(cashier.locator("#visit-closed")).to_have_count(0)  # an admitted stay is not "already settled"
     expect(cashier.locator("#presettle")).to_have_count(0)  # not settled while admitted
     for n, day in enumerate(days, start=1):
         cashier.locator("#sample-day").fill(day.isoformat())
