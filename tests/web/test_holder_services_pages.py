@@ -234,6 +234,9 @@ def test_the_guardians_statement_names_the_hospital_and_the_child_and_a_refund_i
     income, refunds, payments = (fen(statement.locator(f"[data-k={k}]").inner_text()) for k in ("income", "refunds", "payments"))
     assert refunds >= paid and opening + income + refunds - payments == closing
     expect(page.locator("table.list tr", has=page.locator(".tag", has_text="退款"))).not_to_have_count(0)
+    # a credit says where it came from, never the raw psn_no it was filed under (trial 17 point 7)
+    expect(page.locator("main")).to_contain_text("个人账户划入（单位/个人缴费）")
+    expect(page.locator("main")).not_to_contain_text(live.psn("李明"))
     # 支付记录: the holder's own child in full (not 李**), and the account share came from the holder's own account
     page.goto("/app/payments")
     expect(page.locator("#records, main").first).to_contain_text("李小雨")
