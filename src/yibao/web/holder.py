@@ -566,7 +566,7 @@ async def payment(request: Request, payment_id: str) -> HTMLResponse:
 
 _OUTCOME = {
     "completed": ("支付成功", "Paid"),
-    "voided": ("支付已撤销", "The payment was voided"),
+    "voided": ("支付已撤销", "The payment was voided", "notice"),  # not a success: said as a notice
 }
 
 
@@ -576,10 +576,10 @@ async def confirm_payment(request: Request, payment_id: str) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
 
-    async def call() -> tuple[Goto, tuple[str, str] | None]:
+    async def call() -> tuple[Goto, tuple[str, ...] | None]:
         pin = form.require("pin", "支付密码", "the payment PIN")
         order = await confirmation.confirm(p.context, order_id=payment_id, payer_id=who.principal, pin=pin, actor=who.actor)
-        said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked"))
+        said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked", "notice"))
         return Goto(f"/app/payments/{payment_id}"), said
     return await act_flow(request, who, form, call, back="/app/bills")
 
