@@ -48,6 +48,20 @@ def test_tapping_the_code_refreshes_it_and_the_old_one_dies(phone, live):
     assert scan_directly(live, new).person_id == live.psn("李明")
 
 
+def test_a_code_used_at_a_counter_does_not_stay_up_with_its_countdown(phone, live):
+    """Trial 17, point 9: the screen polls its code; once a counter used it, the countdown stops and says 已使用, and a
+    tap on the dimmed code gets a fresh one."""
+    page = phone.new_page()
+    log_in_holder(page, live, LI_MING)
+    used = show_code(page)
+    assert scan_directly(live, used).person_id == live.psn("李明")
+    expect(page.locator("#countdown")).to_have_text("已使用，点击二维码获取新码")
+    expect(page.locator("#refresh-form")).to_have_class(re.compile(r"\bused\b"))
+    page.locator("#qr").click()
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^[0-3]:\d\d$"))
+    assert shown_code(page) != used
+
+
 def test_the_code_refreshes_itself_when_its_time_is_up(phone, live):
     page = phone.new_page()
     page.clock.install()  # the page's timers run on a clock the test moves
@@ -147,3 +161,17 @@ def test_real_name_log_in_with_the_face_and_a_photo_refused(phone, live):
     page.locator("#real-name-log-in").click()
     expect(page.locator("#qr svg, #show-code").first).to_be_visible()
     assert page.url.endswith("/app")
+
+
+def test_a_relative_sharing_an_account_is_named_in_full_and_said_to_pay(phone, live):
+    """Trial 17, points 3 and 12: 王芳 has no account; 李明 shares his with her (家庭共济). The link is mutual: her family
+    page names him in full, and her code and account screens say his account can pay for her."""
+    page = phone.new_page()
+    log_in_holder(page, live, "13800138005")  # 王芳
+    said = "李明与您家庭共济：看病时可由李明的个人账户支付。"
+    expect(page.locator("#paid-by-family")).to_have_text(said)
+    page.goto("/app/account")
+    expect(page.locator("#paid-by-family")).to_have_text(said)
+    page.goto("/app/family")
+    expect(page.locator("#links")).to_contain_text("李明")
+    expect(page.locator("#links")).not_to_contain_text("李*")

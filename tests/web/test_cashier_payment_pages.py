@@ -163,6 +163,9 @@ def test_a_refund_gives_everything_back_through_the_institution(phone, desktop, 
     expect(newest).to_contain_text("退款退回")
     expect(newest).to_contain_text(cashier.locator("#pay-setl-id").inner_text())
     assert fen(newest.locator("td.num").inner_text()) == paid["account"]
+    # the month's statement tags it 退款 and does not say 退款 twice ("退款 退款退回", trial 17 point 12)
+    tagged = holder.locator("#statement-lines tbody tr", has_text=cashier.locator("#pay-setl-id").inner_text()).last
+    expect(tagged).to_contain_text("退款 退回个人账户")
 
     # The second tab's form: refused in words, nothing moves.
     refund(stale, "all")

@@ -105,12 +105,18 @@ def test_a_card_reported_lost_found_lost_again_replaced_then_cancelled(phone, li
     page.goto("/app/cards")
     card = page.locator("li.card-item", has_text="0015")
     expect(card.locator(".tag")).to_have_text("正常使用")
+    said: list[str] = []  # the confirmation dialogs say what happens to a physical card: bindings are the e-card's
+
+    def accept(dialog):
+        said.append(dialog.message)
+        dialog.accept()
+
     for round_ in range(2):
-        page.once("dialog", lambda dialog: dialog.accept())
+        page.once("dialog", accept)
         card.get_by_role("button", name="挂失").click()
         expect(card.locator(".tag")).to_have_text("已挂失")
         if round_ == 0:
-            page.once("dialog", lambda dialog: dialog.accept())
+            page.once("dialog", accept)
             card.get_by_role("button", name="解挂").click()
             expect(page.locator("#flash")).to_have_text("已解挂，卡片恢复使用")
             expect(card.locator(".tag")).to_have_text("正常使用")
@@ -121,6 +127,10 @@ def test_a_card_reported_lost_found_lost_again_replaced_then_cancelled(phone, li
     expect(card.get_by_role("button", name=re.compile("^(解挂|补卡)$"))).to_have_count(0)
     new = page.locator("li.card-item", has=page.locator(".tag", has_text="制卡中 · 已受理"))
     expect(new).to_have_count(1)
+    assert "不能使用" in said[0] and "不受影响" in said[0] and "解除" not in said[0]
+    assert said[1] == "确定解挂该卡？解挂后该卡恢复使用。"  # nothing about e-card bindings
+    old_no, new_no = (c.locator("dd").first.inner_text() for c in (card, new))
+    assert re.fullmatch(r"\w{2}\*{6}\d{4}", old_no) and re.fullmatch(r"\d{2}\*{6}\d{4}", new_no)  # one mask format
     card.locator("details summary").click()
     expect(card.locator(".timeline")).to_contain_text("解挂")
     expect(card.locator(".timeline")).to_contain_text("补卡")
@@ -224,6 +234,15 @@ def test_the_guardians_statement_names_the_hospital_and_the_child_and_a_refund_i
     income, refunds, payments = (fen(statement.locator(f"[data-k={k}]").inner_text()) for k in ("income", "refunds", "payments"))
     assert refunds >= paid and opening + income + refunds - payments == closing
     expect(page.locator("table.list tr", has=page.locator(".tag", has_text="退款"))).not_to_have_count(0)
+    # a credit says where it came from, never the raw psn_no it was filed under (trial 17 point 7)
+    expect(page.locator("main")).to_contain_text("个人账户划入（单位/个人缴费）")
+    expect(page.locator("main")).not_to_contain_text(live.psn("李明"))
+    # 支付记录: the holder's own child in full (not 李**), and the account share came from the holder's own account
+    page.goto("/app/payments")
+    expect(page.locator("#records, main").first).to_contain_text("李小雨")
+    page.goto(f"/app/payments/settlements/{setl_id}")
+    expect(page.locator("#record .meta")).to_contain_text("李小雨")
+    expect(page.locator("#record-account-owner")).to_have_text("（从您本人的个人账户支付 · 监护人账户）")
 
     cashier = desktop.new_page()
     log_in_cashier(cashier)

@@ -150,6 +150,7 @@ def awaiting_the_holders_pin(phone, desktop, live):  # noqa: ANN001, ANN201
     expect(cashier.locator("#onecode-account")).not_to_be_checked()
     cashier.locator("#onecode-pay").click()
     expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
+    expect(cashier.locator("#flash")).to_have_class(re.compile(r"\bflash-notice\b"))  # waiting is no green success
     return holder, cashier, presettled, cashier.locator("#payment-id").inner_text()
 
 

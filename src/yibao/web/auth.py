@@ -126,7 +126,7 @@ async def log_out_console(request: Request, area: str) -> None:
 
 
 async def act(request: Request, who: Who, form: Form, work: Callable[[Connection], Any], *, back: str,
-              ok: tuple[str, str] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
+              ok: tuple[str, ...] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
     """Run a form's change once per rendered form (nonce), then 303 to the page to show next.
 
     On a refusal the reader goes back to ``back`` with the refusal in words and the fields in
@@ -149,7 +149,7 @@ async def act(request: Request, who: Who, form: Form, work: Callable[[Connection
 
 
 async def act_flow(request: Request, who: Who, form: Form, call: Callable[[], Awaitable[Any]], *, back: str,
-                   ok: tuple[str, str] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
+                   ok: tuple[str, ...] | None = None, keep: tuple[str, ...] = ()) -> RedirectResponse:
     """Like `act`, for a change made of several units with an institution called between them (a payment).
 
     The form's nonce is claimed first (its own unit); ``call`` runs the flow; its outcome — where to

@@ -453,8 +453,9 @@ async def cancel(request: Request, setl_id: str) -> Response:
 
 _PAID = {
     po.COMPLETED: ("一码支付成功", "One-code payment completed"),
-    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
-    po.AWAITING_CONFIRMATION: ("个人自付超过免密额度，等待参保人在手机上输入支付密码确认", "The cash is above the password-free limit: waiting for the holder to confirm with the PIN"),
+    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided", "notice"),
+    po.AWAITING_CONFIRMATION: ("个人自付超过免密额度，等待参保人在手机上输入支付密码确认", "The cash is above the password-free limit: waiting for the holder to confirm with the PIN",
+                               "notice"),  # not a success: a notice (trial 17 point 11)
 }
 
 

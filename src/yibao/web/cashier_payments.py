@@ -48,9 +48,9 @@ TERMINAL = payviews.TERMINAL
 
 _FACE_PAID = {
     po.COMPLETED: ("刷脸支付成功", "Face payment completed"),
-    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
+    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided", "notice"),
     po.AWAITING_CONFIRMATION: ("个人自付超过免密额度，等待参保人在手机上输入支付密码确认",
-                               "The cash is above the password-free limit: waiting for the holder to confirm with the PIN"),
+                               "The cash is above the password-free limit: waiting for the holder to confirm with the PIN", "notice"),
 }
 _REFUNDED = {
     "succeeded": ("退款成功", "Refunded"),

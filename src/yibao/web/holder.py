@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Connection
 
 from yibao.domain.errors import InputError, NotFound, YibaoError
@@ -162,15 +162,37 @@ async def card(request: Request) -> HTMLResponse:
                 problem = exc
         account = accounts.summary(conn, chosen["psn_no"])
         return {"choices": choices, "chosen": chosen, "issued": issued, "problem": problem, "account": account,
-                "guardian": _paying_guardian(conn, who, chosen, choices) if account is None else None}
+                "guardian": _paying_guardian(conn, who, chosen, choices) if account is None else None,
+                "sharing": _sharing_relatives(conn, who, chosen, p.keyring) if account is None else []}
 
     data = await p.run(read, write=False)
     issued = data["issued"]
     code = None
     if issued is not None:
         code = {"qr": render.markup_svg(qr_svg(issued.code)), "barcode": render.markup_svg(barcode_svg(issued.code)),
-                "expires_in": max(0, int((issued.expires_at - now).total_seconds())), "ttl": issued.ttl_seconds}
+                "expires_in": max(0, int((issued.expires_at - now).total_seconds())), "ttl": issued.ttl_seconds,
+                "state_url": "/app/paycodes/state?" + urlencode({"counter": issued.counter,
+                                                                 **({"psn_no": data["chosen"]["psn_no"]} if not data["chosen"]["self"] else {})})}
     return _page(request, who, "app/card.html", code=code, **{k: v for k, v in data.items() if k != "issued"})
+
+
+@router.get("/app/paycodes/state")
+async def code_state(request: Request) -> JSONResponse:
+    """What became of the code on the screen (``counter``, for ``psn_no`` or the holder): live, used, replaced or
+    expired. The /app screen polls it so a code a counter has just used does not stay up with its countdown."""
+    who = await holder(request)
+    p = platform(request)
+    psn_no = request.query_params.get("psn_no") or None
+    counter = request.query_params.get("counter", "")
+    if not counter.isdigit() or len(counter) > 18:
+        return JSONResponse({"state": "unknown"}, status_code=400, headers=render.HEADERS)
+
+    def read(conn: Connection) -> str:
+        try:
+            return paycodes.state(conn, p.now(), holder_id=who.principal, person_id=psn_no, counter=int(counter))
+        except YibaoError:
+            return "unknown"
+    return JSONResponse({"state": await p.run(read, write=False)}, headers=render.HEADERS)
 
 
 @router.post("/app/paycodes")
@@ -189,6 +211,14 @@ async def issue_code(request: Request) -> Response:
 
 
 # ---- the personal account ----------------------------------------------------------------------
+
+def _sharing_relatives(conn: Connection, who: Who, chosen: dict[str, Any], keyring: Any) -> list[str]:
+    """A person without an account of their own whose relatives share theirs with them (家庭共济): those relatives'
+    names as the holder sees them (their own family in full), in the order the links were made — whose account can pay
+    the person's bills at a counter."""
+    return [families.display_name(conn, keyring, reader_id=who.principal, person_id=payer["psn_no"])
+            for payer in families.account_payers(conn, keyring, chosen["psn_no"]) if payer["payer"] == "family"]
+
 
 def _paying_guardian(conn: Connection, who: Who, chosen: dict[str, Any], choices: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A linked child has no account of their own: the guardian showing their code pays from the guardian's (the
@@ -233,7 +263,8 @@ async def account(request: Request) -> Response:
         chosen = _chosen(request, choices, who)
         summary = accounts.summary(conn, chosen["psn_no"])
         if summary is None:
-            return {"choices": choices, "chosen": chosen, "account": None, "guardian": _paying_guardian(conn, who, chosen, choices)}
+            return {"choices": choices, "chosen": chosen, "account": None, "guardian": _paying_guardian(conn, who, chosen, choices),
+                    "sharing": _sharing_relatives(conn, who, chosen, p.keyring)}
         history = ledger.history(conn, summary.account_id, limit=20)
         statement = ledger.monthly_statement(conn, summary.account_id, year, mon)
         return {"choices": choices, "chosen": chosen, "account": summary, "history": history, "statement": statement,
@@ -535,7 +566,7 @@ async def payment(request: Request, payment_id: str) -> HTMLResponse:
 
 _OUTCOME = {
     "completed": ("支付成功", "Paid"),
-    "voided": ("支付已撤销", "The payment was voided"),
+    "voided": ("支付已撤销", "The payment was voided", "notice"),  # not a success: said as a notice
 }
 
 
@@ -545,10 +576,10 @@ async def confirm_payment(request: Request, payment_id: str) -> Response:
     p = platform(request)
     form = await forms.read(request, AREA, who.cookie)
 
-    async def call() -> tuple[Goto, tuple[str, str] | None]:
+    async def call() -> tuple[Goto, tuple[str, ...] | None]:
         pin = form.require("pin", "支付密码", "the payment PIN")
         order = await confirmation.confirm(p.context, order_id=payment_id, payer_id=who.principal, pin=pin, actor=who.actor)
-        said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked"))
+        said = _OUTCOME.get(order.status, ("已确认，支付结果确认中", "Confirmed; the payment's outcome is being checked", "notice"))
         return Goto(f"/app/payments/{payment_id}"), said
     return await act_flow(request, who, form, call, back="/app/bills")
 

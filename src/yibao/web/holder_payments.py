@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
 from yibao.services.payments import history
-from yibao.services.people import persons as people
+from yibao.services.people import families
 from yibao.web import render
 from yibao.web.auth import Who, holder, platform
 
@@ -29,13 +29,25 @@ def _page(request: Request, who: Who, template: str, **context: Any) -> HTMLResp
 
 
 def _names(conn: Connection, request: Request, records: list[history.Record], who: Who) -> dict[str, str]:
-    """The patients' names as the app shows them (masked); the holder is "本人" in the template."""
+    """The names of the patients and of the accounts' owners as the holder sees them: their own family (a child, a
+    relative linked either way) in full, anyone else masked (`families.display_name`); the holder is "本人" in the
+    template."""
     keyring = platform(request).keyring
     out: dict[str, str] = {}
     for r in records:
-        if r.patient_id != who.principal and r.patient_id not in out:
-            out[r.patient_id] = people.masked_view(people.require(conn, r.patient_id), keyring)["psn_name"]
+        for person in (r.patient_id, r.account_owner):
+            if person and person != who.principal and person not in out:
+                out[person] = families.display_name(conn, keyring, reader_id=who.principal, person_id=person)
     return out
+
+
+def _account_source(conn: Connection, rec: history.Record) -> str | None:
+    """Why someone else's personal account paid the patient's bill: "guardian" (a child's guardian) or "family"
+    (家庭共济); None when the patient's own account paid (or none did)."""
+    if not rec.account or not rec.account_owner or rec.account_owner == rec.patient_id:
+        return None
+    relation = families.relation_between(conn, rec.account_owner, rec.patient_id)
+    return "family" if relation in families.MUTUAL_AID else "guardian"
 
 
 @router.get("/app/payments")
@@ -57,6 +69,6 @@ async def payment_record(request: Request, setl_id: str = Path(min_length=1, max
 
     def read(conn: Connection) -> dict[str, Any]:
         rec = history.record(conn, who.principal, setl_id)
-        return {"rec": rec, "names": _names(conn, request, [rec], who)}
+        return {"rec": rec, "names": _names(conn, request, [rec], who), "account_source": _account_source(conn, rec)}
 
     return _page(request, who, "app/payment_record.html", **(await p.run(read, write=False)))

@@ -29,7 +29,7 @@ router = APIRouter(include_in_schema=False)
 
 _PAID = {
     po.COMPLETED: ("支付成功", "Paid"),
-    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided"),
+    po.VOIDED: ("支付未成功，已全部撤销", "The payment did not go through; everything was voided", "notice"),
 }
 _CHECKING = payviews.CHECKING
 

@@ -16,7 +16,7 @@ from yibao.services.payments.orders import Order
 from yibao.services.people import families
 
 TERMINAL = "web-cashier"  # the cashier console's terminal id: code guesses and face attempts are limited per terminal
-CHECKING = ("支付结果确认中", "The payment's outcome is being checked")  # said when a payment has not ended yet
+CHECKING = ("支付结果确认中", "The payment's outcome is being checked", "notice")  # said (a notice) when a payment has not ended yet
 
 
 def view(conn: Connection, p: Platform, order: Order, *, reader_id: str | None = None) -> dict[str, Any]:

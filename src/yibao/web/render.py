@@ -126,7 +126,7 @@ def render(request: Request, template: str, *, area: str, csrf_cookie: str | Non
     return response
 
 
-def redirect(request: Request, to: str, *, ok: tuple[str, str] | None = None, error: YibaoError | None = None,
+def redirect(request: Request, to: str, *, ok: tuple[str, ...] | None = None, error: YibaoError | None = None,
              values: dict[str, str] | None = None) -> RedirectResponse:
     """303 to a page of ours, with a message (and form values to show again) for it. A refusal that says when to
     try again (a lock-out, an outage) carries Retry-After too, as the API's does; its words say it to the reader."""
@@ -137,8 +137,8 @@ def redirect(request: Request, to: str, *, ok: tuple[str, str] | None = None, er
     flash: dict[str, Any] | None = None
     if error is not None:
         flash = {"level": "error", "zh": error.message_zh, "en": error.message_en, "code": error.code, "field": error.field}
-    elif ok is not None:
-        flash = {"level": "ok", "zh": ok[0], "en": ok[1]}
+    elif ok is not None:  # (zh, en) says it went well; a third element names another level: "notice" (waiting, not done)
+        flash = {"level": ok[2] if len(ok) > 2 else "ok", "zh": ok[0], "en": ok[1]}
     if flash is not None:
         if values:
             flash["values"] = values

@@ -127,6 +127,24 @@ def test_current_redraws_the_live_code_and_nothing_else(db, keyring):
         current()
 
 
+def test_the_holders_screen_learns_what_became_of_its_code(db, keyring):
+    """The /app screen polls the code it shows: used at a counter, replaced by a newer one, expired."""
+    w = holder_with_ecard(db, keyring)
+
+    def state(counter, holder=w.employee.id):
+        return db.run(lambda c: paycodes.state(c, db.clock(), holder_id=holder, counter=counter), write=False)
+
+    first = issue(db, keyring, w.employee.id)
+    assert state(first.counter) == "live"
+    second = issue(db, keyring, w.employee.id)
+    assert (state(first.counter), state(second.counter)) == ("replaced", "live")
+    scan(db, keyring, second.code, w.hospital)
+    assert state(second.counter) == "used" and state(second.counter + 5) == "unknown"
+    third = issue(db, keyring, w.employee.id)
+    db.clock.advance(seconds=181)
+    assert state(third.counter) == "expired"
+
+
 def test_a_holder_without_an_ecard_gets_no_code(db, keyring):
     w = seed(db, keyring)
     with pytest.raises(Forbidden) as exc:

@@ -159,11 +159,17 @@ def test_mutual_aid_grant_and_revoke(db, keyring):
     assert db.run(lambda c: families.account_payers(c, keyring, spouse.id), write=False) == [
         {"payer": "family", "psn_no": w.employee.id, "relation": "spouse", "name": "测**"}]
     assert db.run(lambda c: families.account_payers(c, keyring, w.employee.id), write=False) == []
-    # the holder reading their own family sees the relative they added in full; the relative still sees the holder masked
+    # a family link is mutual: the holder sees the relative they added in full, and the relative sees the holder in full
     mine = db.run(lambda c: families.links(c, keyring, w.employee.id, own_in_full=True), write=False)
     assert [(x["other_psn_no"], x["other_name"]) for x in mine] == [(spouse.id, "配偶甲")]
     theirs = db.run(lambda c: families.links(c, keyring, spouse.id, own_in_full=True), write=False)
-    assert [x["other_name"] for x in theirs] == ["测**"]
+    assert [x["other_name"] for x in theirs] == [granted_holder_name := db.run(
+        lambda c: families.display_name(c, keyring, reader_id=spouse.id, person_id=w.employee.id), write=False)]
+    assert granted_holder_name != "测**" and granted_holder_name.startswith("测")
+    assert db.run(lambda c: families.display_name(c, keyring, reader_id=w.employee.id, person_id=spouse.id), write=False) == "配偶甲"
+    # a stranger (no link) and an institution (no reader) still see masked names
+    assert db.run(lambda c: families.display_name(c, keyring, reader_id=w.resident.id, person_id=spouse.id), write=False) == "配**"
+    assert db.run(lambda c: families.display_name(c, keyring, reader_id=None, person_id=spouse.id), write=False) == "配**"
 
     done = db.run(lambda c: families.revoke_mutual_aid(c, now, holder_id=w.employee.id, member_id=spouse.id, actor="h"))
     assert done["status"] == "removed"

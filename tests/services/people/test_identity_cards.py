@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from tests.support.identity import active_card, authenticate, ecard, id_number_of, name_of
 from tests.support.world import seed
+from yibao.crypto.pii import mask_card_no
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.face.image import encode_grey
 from yibao.services.books import audit
@@ -87,7 +88,9 @@ def test_card_numbers_are_encrypted_and_a_second_live_card_is_refused(db, keyrin
     # after a loss a replacement can be made; generated numbers are unique and region-prefixed
     run(db, cards.report_loss, card_id=card.id, holder_id=w.employee.id, actor="h")
     again = db.run(lambda c: cards.create_physical(c, keyring, now, person_id=w.employee.id, financial=False, actor="op"))
-    assert keyring.decrypt(again.card_no_enc, "card_no").startswith("44")
+    number = keyring.decrypt(again.card_no_enc, "card_no")
+    assert number.startswith("440300") and len(number) == 12  # masked like the demo's cards: 44******1234 beside D4******0011
+    assert mask_card_no(number)[2:8] == mask_card_no("D44030000011")[2:8] == "******"
 
 
 def test_a_lost_card_is_replaced_once_and_the_operator_finds_its_holder(db, keyring):

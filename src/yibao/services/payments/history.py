@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
+from yibao.domain.ledger import person_account
 from yibao.services.payments import bills
 from yibao.store.tables import fee_lines as F
 from yibao.store.tables import institutions as I
@@ -86,6 +87,7 @@ class Record:
     refunds: list[RefundLine] = field(default_factory=list)
     resettles: str | None = None  # this settlement re-settles the items kept by a refund of that settlement
     given: dict[str, int] = field(default_factory=dict)  # each leg (LEGS) given back by the refunds that succeeded
+    account_owner: str | None = None  # whose personal account paid ``account``: the patient's own, a guardian's, a relative's
 
     @property
     def paid(self) -> dict[str, int]:
@@ -133,7 +135,7 @@ def _records(conn: Connection, holder_id: str, where: Any) -> list[Record]:
          .join(I, I.c.id == S.c.institution_id)
          .outerjoin(O, (O.c.setl_id == S.c.id) & (O.c.institution_id == S.c.institution_id))
          .outerjoin(PI, PI.c.id == O.c.payment_institution_id)
-         .where(or_(S.c.person_id == holder_id, S.c.id.in_(paid)), where)
+         .where(or_(S.c.person_id == holder_id, S.c.id.in_(paid), S.c.account_id == person_account(holder_id)), where)
          .order_by(S.c.created_at.desc(), S.c.id.desc()).limit(LIMIT))
     rows = conn.execute(q).all()
     orders = [r.order_id for r in rows if r.order_id]
@@ -173,8 +175,14 @@ def _records(conn: Connection, holder_id: str, where: Any) -> list[Record]:
             r.id, _at(r.created_at), r.method or "counter", r.order_status or r.status, r.institution_id, r.institution_name,  # type: ignore[arg-type]
             r.person_id, r.payer_id or r.person_id, int(r.total), {name: paid[name] for name in LAYERS},
             int(r.fund_total), int(r.account_pay), int(r.cash_pay), r.order_id, r.pi_name, r.trade_no,
-            _at(r.cancelled_at), r.cancel_reason, r.void_reason, lines, resettles.get(r.order_id or ""), given))
+            _at(r.cancelled_at), r.cancel_reason, r.void_reason, lines, resettles.get(r.order_id or ""), given,
+            _owner(r.account_id)))
     return out
+
+
+def _owner(account_id: str | None) -> str | None:
+    """The person whose personal account a settlement's ``account_id`` ("person:<psn_no>") names."""
+    return account_id.split(":", 1)[1] if account_id and account_id.startswith("person:") else None
 
 
 def _sum(legs: Any) -> dict[str, int]:

@@ -167,6 +167,21 @@ def current(conn: Connection, keyring: Keyring, now: datetime, *, holder_id: str
                   _utc(row.created_at), _utc(row.expires_at), ttl)
 
 
+def state(conn: Connection, now: datetime, *, holder_id: str, person_id: str | None = None, counter: int) -> str:
+    """What became of the code this holder was shown for the person (by its counter): "live", "used" (a counter
+    scanned it), "replaced" (a newer code), "expired" — what the holder's screen polls, to take a used code away. A
+    counter that is not the holder's code for the card is "unknown"; read only."""
+    holder, own = _holder(conn, holder_id)
+    _person, card = _target(conn, holder, own, person_id)
+    row = conn.execute(select(PC.c.status, PC.c.expires_at).where(PC.c.card_id == card.id, PC.c.holder_id == holder.id,
+                                                                   PC.c.counter == counter)).first()
+    if row is None:
+        return "unknown"
+    if row.status == "live" and _utc(row.expires_at) <= now:
+        return "expired"
+    return str(row.status)
+
+
 def issued_view(issued: Issued) -> dict:
     return {"code": issued.code, "psn_no": issued.person_id, "holder_psn_no": issued.holder_id, "card_id": issued.card_id,
             "card_kind": issued.card_kind, "issued_at": iso_utc(issued.issued_at), "expires_at": iso_utc(issued.expires_at),

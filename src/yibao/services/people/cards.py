@@ -138,7 +138,9 @@ def create_physical(conn: Connection, keyring: Keyring, now: datetime, *, person
     if live:
         raise Conflict("psn_no", "card_exists", "该参保人已有在制或在用的社保卡，须先挂失或注销",
                        "this person already has a card in production or in use; report it lost or cancel it first")
-    number = card_no or _new_number(conn, keyring, person.region[:2], 9)
+    # a generated number is the region code and six digits: 12 characters like the cards already issued (D4403000011),
+    # so it shows masked the same way (first 2, six stars, last 4) beside them
+    number = card_no or _new_number(conn, keyring, person.region, 6)
     return _insert(conn, keyring, now, person=person, kind="physical", number=number, financial=financial, status="in_production",
                    stage="accepted", event="created", actor=actor)
 

@@ -51,10 +51,10 @@ def has_family_account(conn: Connection, *, guardian_id: str, child_id: str) -> 
 
 
 def is_own_family(conn: Connection, *, holder_id: str, person_id: str) -> bool:
-    """Whether ``person_id`` is the holder themself or a member the holder linked (their child, a relative they share
-    their account with): someone whose name the holder sees in full (`links`'s ``own_in_full``)."""
-    return person_id == holder_id or conn.execute(select(F.c.id).where(F.c.holder_id == holder_id, F.c.member_id == person_id,
-                                                                         F.c.status == "active")).first() is not None
+    """Whether ``person_id`` is the holder themself or family the holder has an active link with, in either direction
+    (their child or guardian, a relative who shares an account with them or with whom they share theirs): a family link
+    is mutual, so both sides see each other's name in full (`links`'s ``own_in_full``)."""
+    return person_id == holder_id or relation_between(conn, holder_id, person_id) is not None
 
 
 def display_name(conn: Connection, keyring: Keyring, *, reader_id: str | None, person_id: str) -> str:
@@ -229,16 +229,16 @@ def revoke_mutual_aid(conn: Connection, now: datetime, *, holder_id: str, member
 
 def links(conn: Connection, keyring: Keyring, person_id: str, *, own_in_full: bool = False) -> list[dict[str, Any]]:
     """The person's active links in either direction, the other person's name masked — except, with ``own_in_full``
-    (the person themself reading: the app, the patient API), the members of their own family: those they linked
-    (their child, a relative they share their account with), whose name and ID number they typed. Someone who
-    linked *them* stays masked, and so does everyone to an institution."""
+    (the person themself reading: the app, the patient API), their own family: a link is mutual, so the person sees
+    in full both those they linked (their child, a relative they share their account with) and those who linked them
+    (a guardian, a relative sharing an account with them). Everyone stays masked to an institution."""
     rows = conn.execute(select(F).where(F.c.status == "active", (F.c.holder_id == person_id) | (F.c.member_id == person_id))
                         .order_by(F.c.id)).all()
     out = []
     for r in rows:
         other = people.require(conn, r.member_id if r.holder_id == person_id else r.holder_id)
         name = keyring.decrypt(other.name_enc, "name")
-        full = own_in_full and r.holder_id == person_id
+        full = own_in_full
         out.append({"holder_psn_no": r.holder_id, "member_psn_no": r.member_id, "relation": r.relation,
                     "other_psn_no": other.id, "other_name": name if full else mask_name(name), "since": iso_utc(r.updated_at)})
     return out

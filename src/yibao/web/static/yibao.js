@@ -31,11 +31,41 @@
       sent = true;
       form.requestSubmit ? form.requestSubmit() : form.submit();
     }
+    // Used at a counter (or replaced from another screen): the code is taken away — the countdown stops and
+    // says so, the code is dimmed (a tap on it gets a fresh one); a code replaced elsewhere shows the new one.
+    // Asked every few seconds while the page is seen, and at once when it is shown again.
+    var stateUrl = form.getAttribute("data-state-url");
+    var ended = false;
+    var poller = null;
+    function stop() {
+      ended = true;
+      if (timer !== null) { clearInterval(timer); timer = null; }
+      if (poller !== null) { clearInterval(poller); poller = null; }
+    }
+    function check() {
+      if (!stateUrl || ended || expired || document.hidden || !window.fetch) return;
+      fetch(stateUrl, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (doc) {
+        if (!doc || ended) return;
+        if (doc.state === "used") {
+          stop();
+          form.setAttribute("data-state", "used");
+          form.classList.add("used");
+          out.textContent = form.getAttribute("data-used-text") || "";
+        } else if (doc.state === "replaced") {
+          stop();
+          window.location.reload();
+        }
+      }).catch(function () { /* offline: asked again at the next turn */ });
+    }
+    function tickUnlessEnded() { if (!ended) tick(); }
     tick();
-    if (!expired) timer = setInterval(tick, 1000);
+    if (!expired) timer = setInterval(tickUnlessEnded, 1000);
+    if (stateUrl && !expired) poller = setInterval(check, 3000);
     // Shown again (a hidden page's timers are slowed down): the countdown catches up at once, and an
-    // expired code is replaced then.
-    document.addEventListener("visibilitychange", function () { if (!document.hidden) tick(); });
+    // expired code is replaced then; a code used meanwhile is taken away.
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) { tickUnlessEnded(); check(); } });
   }
 
   // A tab strip wider than the screen scrolls sideways: the current tab is brought into view (centred
