@@ -38,6 +38,7 @@ def _settle_without_account(cashier) -> str:  # noqa: ANN001
     expect(cashier.locator("#split")).to_be_visible()
     cashier.locator("#confirm-settle").click()
     expect(cashier.locator("#receipt")).to_be_visible()
+    expect(cashier.locator("#balance-after")).to_have_count(0)  # the account was not used: no balance "after" it
     return cashier.locator("#setl-id").inner_text()
 
 
@@ -60,6 +61,7 @@ def test_mutual_aid_offers_the_relatives_account_by_name_and_settles_on_it(deskt
     cashier.locator("#confirm-settle").click()
     expect(cashier.locator("#receipt")).to_be_visible()
     assert _balance(live, "李明") == before - account_pay
+    assert fen(cashier.locator("#balance-after").inner_text().split()[-1]) == before - account_pay  # the account that paid: 李明's
 
 
 def test_an_inpatient_stay_is_admitted_charged_day_by_day_discharged_and_settled(desktop, live):
