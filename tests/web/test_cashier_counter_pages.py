@@ -159,6 +159,7 @@ def test_a_pharmacy_goes_straight_to_the_purchase_without_registering_a_visit(de
     look_up_card(cashier, live, "李明")
     expect(cashier.locator("#flash")).to_have_text("已核验，请录入所购药品")
     expect(cashier.locator("#lines-title")).to_have_text("所购药品")
+    expect(cashier.locator("#visit-status")).to_have_text("购药中")  # a purchase, not a visit (就诊中)
     assert "登记" not in cashier.locator("main").inner_text()
     cashier.locator("#load-sample").click()
     expect(cashier.locator("#lines tbody tr")).to_have_count(3)
