@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -15,6 +16,8 @@ from rich.table import Table
 from yibao.domain.errors import YibaoError
 
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from yibao.domain.settlement import Settlement
 
 # Everything else is imported by the command that needs it: `yibao --help`, a refusal or a quote starts without the
@@ -131,6 +134,8 @@ def _fee_lines(s: Settlement, console: Console) -> None:
 
 
 def render(s: Settlement, console: Console) -> None:
+    from rich.text import Text
+
     from yibao.domain.money import format_yuan
 
     y = format_yuan
@@ -169,8 +174,36 @@ def render(s: Settlement, console: Console) -> None:
         if e.step != step:
             step = e.step
             console.print(f"[bold]步骤{step} Step {step}[/]", highlight=False)
-        console.print(f"  {e.zh}", highlight=False, soft_wrap=True)
-        console.print(f"  {e.en}  [dim]({e.clause})[/]", highlight=False, soft_wrap=True)
+        _indented(console, Text(e.zh), chinese=True)
+        _indented(console, Text.assemble(e.en, "  ", (f"({e.clause})", "dim")))
+
+
+# A Chinese sentence breaks after any Chinese character, never inside a number or a word in Latin letters (¥126600.00
+# stays whole), nor before closing punctuation or after opening (，：） stay with what precedes them).
+_CJK_PIECE = re.compile(r"[（《“‘(\[]*(?:[!-~¥×−]+|\s+|.)[，。、；：！？）》”’)\]]*", re.S)
+
+
+def _indented(console: Console, text: Text, chinese: bool = False) -> None:
+    """``text`` wrapped to the console's width less an indent of two, each line indented. Lines are measured in cells
+    (rich.cells: a Chinese character is two wide): Rich wraps English at its spaces; Chinese, which has none, is
+    wrapped here between its pieces (_CJK_PIECE); a piece longer than a line is folded by Rich."""
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    width = max(console.width - 2, 20)
+    if chinese:
+        lines, line = [], ""
+        for piece in _CJK_PIECE.findall(text.plain):
+            if line and cell_len(line + piece.rstrip()) > width:
+                lines.append(line.rstrip())
+                line = piece.lstrip()
+            else:
+                line += piece
+        lines.append(line.rstrip())
+        text = Text("\n".join(lines), style=text.style)
+    for line in text.wrap(console, width, overflow="fold"):
+        line.rstrip()
+        console.print("  ", line, sep="", soft_wrap=True, highlight=False)
 
 
 @app.command("quote", short_help="预结算 Price a bill: fund, account and cash, explained.")

@@ -155,6 +155,28 @@ def test_readme_quote_example_is_the_real_output():
     assert [ln for ln in shown if ln not in printed] == []
 
 
+@pytest.mark.parametrize("bill", ["docs/quote.md", "examples/nb-employee-implant.json"])
+def test_quote_fits_an_80_column_terminal(bill, tmp_path):
+    """At COLUMNS=80 no line is wider than 80 cells (a Chinese character is two; the explanation's lines were up to 176
+    wide), and every word of every explanation is still printed (whitespace aside, where a line was broken)."""
+    from rich.cells import cell_len
+
+    if bill.endswith(".md"):  # the example bill docs/quote.md shows under "## Bill"
+        text = (ROOT / bill).read_text(encoding="utf-8").split("## Bill\n```json\n", 1)[1].split("```", 1)[0]
+        bill = tmp_path / "bill.json"
+        bill.write_text(text, encoding="utf-8")
+    r = run("quote", bill, env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    wide = [(cell_len(ln), ln) for ln in r.stdout.splitlines() if cell_len(ln) > 80]
+    assert wide == []
+    explanation = json.loads(run("quote", bill, "--json").stdout)["explanation"]
+    assert len(explanation) >= 5
+    printed = "".join(r.stdout.split())
+    for e in explanation:
+        for said in (e["zh"], f"{e['en']} ({e['clause']})"):
+            assert "".join(said.split()) in printed, said
+
+
 def test_not_json_and_missing_file(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text("{not json", encoding="utf-8")

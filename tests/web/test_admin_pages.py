@@ -200,6 +200,40 @@ def test_the_charts_are_readable_on_a_phone_and_their_numbers_are_in_a_table(pho
     expect(page.locator("#chart-counts-table tbody tr").filter(has_text="宁波市（330200）")).to_have_count(1)
 
 
+ADMIN_PAGES = ("/admin", "/admin/institutions", "/admin/pilots", "/admin/rollout", "/admin/cards", "/admin/audit",
+               "/admin/reconciliation", "/admin/clearing", "/admin/whatif")
+PAGE_WIDTH = "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+# Each cell of a row of the payment institutions' table: where it is and how many lines its text takes.
+PI_CELLS = """(id) => [...document.getElementById(id).cells].map(td => { const r = td.getBoundingClientRect();
+  const range = document.createRange(); range.selectNodeContents(td);
+  const lines = new Set([...range.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top))).size;
+  return {text: td.innerText, left: r.left, right: r.right, label: td.dataset.label, lines}; })"""
+
+
+def test_no_admin_page_scrolls_sideways_on_a_phone_and_institutions_are_cards(phone, live):
+    page = phone.new_page()
+    log_in_operator(page)
+    for lang in ("zh", "en"):
+        for path in ADMIN_PAGES:
+            page.goto(path)
+            scroll, client = page.evaluate(PAGE_WIDTH)
+            assert scroll <= client, f"{path} ({lang}) scrolls sideways on a phone: {scroll} > {client}"
+        # /admin/institutions: one card per institution, every cell on the screen under its column's name, a name on one line.
+        page.goto("/admin/institutions")
+        cells = page.evaluate(PI_CELLS, "pi-bank-440300")
+        assert len(cells) == 7
+        for c in cells:
+            assert 0 <= c["left"] and c["right"] <= client, f"{c['label']}: {c['text']!r} leaves the screen"
+            assert c["label"]
+        name = next(c for c in cells if "医保信用银行" in c["text"])
+        assert name["lines"] == 1, f"the name {name['text']!r} takes {name['lines']} lines"
+        button = page.locator("#suspend-bank-440300").bounding_box()
+        assert 0 <= button["x"] and button["x"] + button["width"] <= client
+        if lang == "zh":
+            page.locator("#lang-toggle").click()
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
 def test_the_dashboard_shows_a_chosen_period_and_refuses_a_reversed_or_too_long_one(desktop, live):
     settle_one(live)
     today = volumes.local_day(live.clock())

@@ -122,8 +122,10 @@ NAMES: dict[str, tuple[str, str]] = {
     "settlement.reversal_before_arrival": ("冲正先于结算到达", "Reversal before the settlement arrived"),
     "settlement.refund_insurance": ("退回医保部分", "Insurance part refunded"),
     "settlement.refund_cash": ("退回自付部分", "Cash part refunded"),
+    "settlement.refund_items": ("结算按项目退款", "Some items of a settlement refunded"),
     # refunds
     "refund.adopted": ("退款认领", "Refund adopted"),
+    "refund.items": ("按项目退款", "Some items refunded"),
     "refund.reason": ("退款原因", "Refund reason"),
     "refund.unowned": ("无主退款", "Unowned refund"),
     # payment orders (domain/payment_order.py, one per event)

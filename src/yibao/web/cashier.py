@@ -54,6 +54,14 @@ SAMPLE_LINES = {
         {"feedetl_sn": "S4", "medins_list_codg": "C900", "name": "医用护肤品（自费）", "unit_price": "30.00", "quantity": "1"},
         {"feedetl_sn": "S5", "medins_list_codg": "A520", "name": "CT检查（平扫）", "unit_price": "360.00", "quantity": "1"},
     ],
+    # a day of an inpatient stay (住院): bed, nursing, a drug over its price cap, a test, own-expense supplies
+    "inpatient": [
+        {"feedetl_sn": "S1", "medins_list_codg": "A002", "name": "床位费", "unit_price": "50.00", "quantity": "1"},
+        {"feedetl_sn": "S2", "medins_list_codg": "A003", "name": "护理费（二级护理）", "unit_price": "20.00", "quantity": "1"},
+        {"feedetl_sn": "S3", "medins_list_codg": "XB01", "name": "头孢克肟胶囊", "unit_price": "12.50", "quantity": "2", "prescription": True, "prescriber": "演示医师"},
+        {"feedetl_sn": "S4", "medins_list_codg": "A310", "name": "血常规检查", "unit_price": "20.00", "quantity": "1"},
+        {"feedetl_sn": "S5", "medins_list_codg": "C901", "name": "护理用品（自费）", "unit_price": "15.00", "quantity": "1"},
+    ],
     "pharmacy": [
         {"feedetl_sn": "S1", "medins_list_codg": "XA11", "name": "阿莫西林胶囊", "unit_price": "18.60", "quantity": "1",
          "prescription": True, "prescriber": "演示医师"},
@@ -255,6 +263,8 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
     def read(conn: Connection) -> dict[str, Any]:
         visit = visits.get(conn, who.principal, visit_id)
         lines = [line_view(r) for r in visits.list_lines(conn, who.principal, visit_id)]
+        if visit.kind == "inpatient":  # the daily fee list: each line with its fee day, by day
+            lines = cashier_counter.by_fee_day(lines, visit.visit_date)
         person = people.masked_view(people.require(conn, visit.person_id), p.keyring)
         guardians = cashier_payments.guardians_of(conn, p.keyring, visit.person_id)
         options = cashier_counter.account_options(conn, p.keyring, visit.person_id)
@@ -280,7 +290,7 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
                                                                        person_id=visit.person_id)]
         return {"visit": visit_view(visit), "lines": lines, "person": person, "split": split, "problem": problem, "options": options,
                 "balance": cashier_counter.balance_before(split, needs_presence, account),
-                "days": cashier_counter.days_of(lines, visit) if visit.kind == "inpatient" else None,
+                "days": cashier_counter.days_of(lines, visit) if visit.kind == "inpatient" else None, "line_note": cashier_counter.line_note,
                 "today": volumes.local_day(now).isoformat(),
                 "needs_presence": needs_presence, "presences": presences,
                 "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
@@ -329,8 +339,8 @@ async def load_sample(request: Request, visit_id: str) -> Response:
 
     def work(conn: Connection) -> None:
         now = p.now()
-        items = [dict(x) for x in SAMPLE_LINES[kind]]
         visit = visits.get(conn, who.principal, visit_id)
+        items = [dict(x) for x in SAMPLE_LINES["inpatient" if visit.kind == "inpatient" else kind]]
         if visit.kind == "inpatient":  # a day of the stay: the set on that fee day, its serials named by the day
             day = form.get("fee_date") or volumes.local_day(now).isoformat()
             fee_time = cashier_counter.fee_time(day, now)
@@ -423,8 +433,10 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
 
     def read(conn: Connection) -> dict[str, Any]:
         doc = settlement.get_settlement(conn, institution=who.institution, setl_id=setl_id)
+        stay = cashier_counter.stay_of(visits.get(conn, who.institution.id, doc["mdtrt_id"])) if doc.get("med_type") == "inpatient" else None
         return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring),
-                "paid_by": payments.of_settlement(conn, who.principal, setl_id),
+                "paid_by": payments.of_settlement(conn, who.principal, setl_id), "stay": stay,
+                "lines": cashier_counter.by_fee_day(doc["lines"], date.fromisoformat(stay["admitted"])) if stay else doc["lines"],
                 # the balance after settlement is the paying account's: none when no account paid (not used, or none)
                 "account_used": parse_yuan(doc["acct_pay"]) > 0}
 

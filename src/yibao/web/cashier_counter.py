@@ -8,7 +8,9 @@ visits.discharge (POST /api/v1/his/visits/{id}/discharge, 2402), its undo visits
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +24,7 @@ from yibao.services.access import sessions
 from yibao.services.books import accounts, shifts, volumes
 from yibao.services.care import visits
 from yibao.services.people import families
-from yibao.web import forms, links, render
+from yibao.web import forms, i18n, links, render
 from yibao.web.auth import act, cashier, platform
 
 router = APIRouter(include_in_schema=False)
@@ -98,6 +100,48 @@ def fee_time(fee_date: str, now: datetime) -> str | None:
     if day == volumes.local_day(now):
         return None
     return datetime.combine(day, time(12)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_SAID_BY_COLUMNS = re.compile(r"^(甲类|乙类|丙类项目|丙类|class [ABC]|限价.*|price cap .*|全自费|own expense)$")
+
+
+def line_note(line: dict[str, Any], lang: str) -> str:
+    """A fee line's note in the reader's language only, without what the line's columns already say: the stored note
+    (the national per-line result's memo) reads "中文 / English" and, for a listed line, restates its class (目录类别)
+    and price cap; what it adds (符合限定支付范围) is kept, with the class B line's self-pay ratio. An own-expense line's
+    note is its reason, kept whole."""
+    zh, sep, en = (line.get("memo") or "").partition(" / ")
+    text = en if lang == "en" and sep else zh
+    parts = [text] if text else []
+    if line.get("class") in ("A", "B", "C"):
+        parts = [p for p in re.split(r"[，,：:]\s*", text) if p and not _SAID_BY_COLUMNS.match(p.strip())]
+        if line.get("class") == "B" and line.get("self_pay_ratio"):
+            pct = format((Decimal(line["self_pay_ratio"]) * 100).normalize(), "f")
+            parts.insert(0, f"{i18n.text(lang, 'pre_self_pay')} {pct}%")
+    return ("，" if lang == "zh" else ", ").join(parts)
+
+
+def _fee_day(at: str | None, default: date) -> str:
+    """A line's fee day (Beijing) from its national fee time, else the visit's date."""
+    return volumes.local_day(datetime.fromisoformat(at.replace("Z", "+00:00"))).isoformat() if at else default.isoformat()
+
+
+def by_fee_day(lines: list[dict[str, Any]], visit_date: date) -> list[dict[str, Any]]:
+    """An inpatient stay's lines with their fee day (fee_day), ordered by day (entry order within a day)."""
+    out = [{**line, "fee_day": _fee_day(line.get("fee_ocur_time"), visit_date)} for line in lines]
+    return sorted(out, key=lambda line: line["fee_day"])
+
+
+def stay_of(visit: visits.Visit) -> dict[str, Any]:
+    """An inpatient stay's admission and discharge days (Beijing) and its length in days (住院天数: discharge day less
+    admission day, at least 1), for the discharge settlement's receipt (住院结算单)."""
+    def day(at: datetime) -> date:  # SQLite hands back naive UTC
+        return volumes.local_day(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+
+    admitted = visit.visit_date  # the admission date entered at 入院 (admitted_at: when it was entered)
+    discharged = day(visit.discharged_at) if visit.discharged_at else None
+    return {"admitted": admitted.isoformat(), "discharged": discharged.isoformat() if discharged else None,
+            "days": max(1, (discharged - admitted).days) if discharged else None}
 
 
 def days_of(lines: list[dict[str, Any]], visit: visits.Visit) -> list[dict[str, Any]]:

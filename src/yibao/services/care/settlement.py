@@ -37,6 +37,7 @@ from yibao.domain.settlement import Settlement
 from yibao.domain.settlement import settle as price
 from yibao.formats import fastjson
 from yibao.formats.national import settlement_document
+from yibao.formats.timefmt import iso_utc
 from yibao.services.agency import institutions as agency
 from yibao.services.agency.institutions import Institution
 from yibao.services.agency.policies import policies_for
@@ -45,7 +46,7 @@ from yibao.services.care import bills, presence, visits
 from yibao.services.people import families
 from yibao.services.people import persons as people
 from yibao.store.db import Retry
-from yibao.store.sql import Sql, as_date
+from yibao.store.sql import Sql, as_date, as_datetime
 from yibao.store.tables import messages as M
 from yibao.store.tables import settlements as S
 from yibao.store.upsert import insert_ignore
@@ -61,8 +62,8 @@ _VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, ki
                 FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
 _PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
                   FROM persons WHERE id = :id""")
-_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg
-                FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg,
+                feedetl_sn, fee_ocur_time FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
 _LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
@@ -130,9 +131,12 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
     raise InputError("account.payer", "invalid_choice", "付款方应为 self | guardian | family", "must be self, guardian or family")
 
 
-def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *, lock: bool) -> tuple[Settlement, str | None, _Patient]:
+def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *,
+           lock: bool) -> tuple[Settlement, str | None, _Patient, list[Any]]:
+    """The visit priced, the account that would pay, the patient, and the active fee rows in the settlement's line order."""
     patient = _load_patient(conn, visit.person_id)
-    lines = tuple(bills.fee_line(r) for r in _LINES(conn, {"visit_id": visit.id}))
+    rows = list(_LINES(conn, {"visit_id": visit.id}))
+    lines = tuple(bills.fee_line(r) for r in rows)
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
     year = visit.visit_date.year
@@ -144,7 +148,7 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: st
     choice, paying_account = _account_choice(conn, patient, req, patient.region)
     bill = bills.build(patient, treatment_region=visit.region, visit_date=visit.visit_date, kind=visit.kind, level=level,
                        admission_number=visit.admission_number, filing=visit.filing, lines=lines, accumulators=acc, account=choice)
-    return price(bill, policy, catalogue), paying_account, patient
+    return price(bill, policy, catalogue), paying_account, patient, rows
 
 
 def _check_settleable(visit: visits.Visit) -> None:
@@ -155,8 +159,11 @@ def _check_settleable(visit: visits.Visit) -> None:
 
 
 def _document(s: Settlement, *, setl_id: str, visit: visits.Visit, patient: _Patient, msgid: str, status: str,
-              setl_time: datetime | None) -> dict[str, Any]:
+              setl_time: datetime | None, rows: list[Any]) -> dict[str, Any]:
     doc = settlement_document(s)
+    if len(rows) == len(doc["lines"]):  # each line's serial and fee time (an inpatient stay's receipt lists them by day)
+        for line, row in zip(doc["lines"], rows, strict=True):
+            line.update(feedetl_sn=row.feedetl_sn, fee_ocur_time=iso_utc(as_datetime(row.fee_ocur_time)))
     doc.update(setl_id=setl_id, mdtrt_id=visit.id, psn_no=patient.id, insutype=patient.insurance_type, med_type=visit.kind,
                fixmedins_code=visit.institution_id, msgid=msgid, status=status,
                setl_time=setl_time.isoformat() if setl_time else None)
@@ -186,8 +193,8 @@ def presettle(conn: Connection, now: datetime | None = None, *, institution: Ins
             raise ValueError("a pre-settlement with the account needs the time, to look for its owner's presence")
         if presence.covered(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=_owner(visit, account)) is None:
             raise presence.required()
-    s, _, patient = _price(conn, visit, account, institution.level, lock=False)
-    return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None)
+    s, _, patient, rows = _price(conn, visit, account, institution.level, lock=False)
+    return _document(s, setl_id="", visit=visit, patient=patient, msgid="", status="presettled", setl_time=None, rows=rows)
 
 
 def year_totals(conn: Connection, now: datetime, *, institution: Institution, visit_id: str, year: int | None = None) -> Accumulators:
@@ -237,7 +244,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     # used up in this unit — before anything about the account is read.
     present = presence.claim(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=_owner(visit, account),
                              setl_id=setl_id, presence_id=presence_id) if account.use else None
-    s, paying_account, patient = _price(conn, visit, account, institution.level, lock=True)
+    s, paying_account, patient, rows = _price(conn, visit, account, institution.level, lock=True)
     if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:
         raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
 
@@ -273,7 +280,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
         raise Retry() from None  # the balance moved since it was read: price again
     accumulators.add(conn, patient.id, visit.visit_date.year, s.accumulator_delta)
     status = "pending" if pending else "settled"
-    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status=status, setl_time=now)
+    doc = _document(s, setl_id=setl_id, visit=visit, patient=patient, msgid=msgid, status=status, setl_time=now, rows=rows)
     _INSERT_SETTLEMENT(conn, dict(
         id=setl_id, status=status, region=visit.region, insured_region=patient.region, visit_id=visit.id, person_id=patient.id,
         institution_id=institution.id, msgid=msgid, year=visit.visit_date.year, total=s.total,
