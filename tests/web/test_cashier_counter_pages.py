@@ -38,6 +38,7 @@ def _settle_without_account(cashier) -> str:  # noqa: ANN001
     expect(cashier.locator("#split")).to_be_visible()
     cashier.locator("#confirm-settle").click()
     expect(cashier.locator("#receipt")).to_be_visible()
+    expect(cashier.locator("#balance-after")).to_have_count(0)  # the account was not used: no balance "after" it
     return cashier.locator("#setl-id").inner_text()
 
 
@@ -63,6 +64,7 @@ def test_mutual_aid_offers_the_relatives_account_by_name_and_settles_on_it(deskt
     cashier.locator("#confirm-settle").click()
     expect(cashier.locator("#receipt")).to_be_visible()
     assert _balance(live, "李明") == before - account_pay
+    assert fen(cashier.locator("#balance-after").inner_text().split()[-1]) == before - account_pay  # the account that paid: 李明's
 
 
 def test_an_inpatient_stay_is_admitted_charged_day_by_day_discharged_and_settled(desktop, live):
@@ -171,6 +173,7 @@ def test_a_pharmacy_goes_straight_to_the_purchase_without_registering_a_visit(de
     look_up_card(cashier, live, "李明")
     expect(cashier.locator("#flash")).to_have_text("已核验，请录入所购药品")
     expect(cashier.locator("#lines-title")).to_have_text("所购药品")
+    expect(cashier.locator("#visit-status")).to_have_text("购药中")  # a purchase, not a visit (就诊中)
     assert "登记" not in cashier.locator("main").inner_text()
     cashier.locator("#load-sample").click()
     expect(cashier.locator("#lines tbody tr")).to_have_count(3)

@@ -107,8 +107,11 @@ def test_a_childs_code_settles_on_the_guardians_account(phone, desktop, live):
     cashier.locator("#presettle").click()
     account_pay = fen(cashier.locator("#split-account").inner_text())
     assert account_pay > 0
+    guardians = re.compile(r"^个人账户支付（其中监护人账户 ¥[\d.]+）")  # the guardian's money, not 共济
+    expect(cashier.locator("#split-account").locator("xpath=..").locator("th")).to_have_text(guardians)
     cashier.locator("#confirm-settle").click()
     expect(cashier.locator("#receipt")).to_be_visible()
+    expect(cashier.locator("#split-account").locator("xpath=..").locator("th")).to_have_text(guardians)
     assert balance(holder) == before - account_pay
 
 

@@ -194,6 +194,7 @@ def test_a_refund_of_some_items_is_previewed_per_leg_then_one_refund_and_the_pay
     visit_page = cashier.locator("a[href^='/cashier/visits/']").first.get_attribute("href")
     paid = legs(cashier, "refund-legs")["refund_leg_paid"]
     assert paid["total"] == SAMPLE_TOTAL and balance(holder) == before - paid["account"]
+    assert cashier.locator("#pay-split tr.cash th").inner_text().startswith("个人现金支付（")  # no space before a full-width bracket
 
     cashier.locator("#refund-preview").click()  # no item ticked: said in words
     expect(cashier.locator("#flash")).to_have_text("请勾选要退款的项目")
@@ -201,6 +202,7 @@ def test_a_refund_of_some_items_is_previewed_per_leg_then_one_refund_and_the_pay
         cashier.locator(f"#refund-line-{sn}").check()
     cashier.locator("#refund-preview").click()
     expect(cashier.locator("#refund-preview-items li")).to_have_count(2)
+    expect(cashier.locator("#refund-preview-hint")).not_to_contain_text("勾选")  # nothing to tick here
     preview = legs(cashier, "refund-preview-legs")
     this, after = preview["refund_leg_this"], preview["refund_leg_after"]
     assert this["total"] == 3000 + 36000 and after["total"] == SAMPLE_TOTAL - this["total"]  # every fen of the items
@@ -213,13 +215,16 @@ def test_a_refund_of_some_items_is_previewed_per_leg_then_one_refund_and_the_pay
     row = cashier.locator("#refunds tbody tr")
     expect(row).to_have_count(1)  # one refund, no new payment
     expect(row.locator("[data-k=scope]")).to_have_text("部分项目")
-    expect(row.locator("[data-k=items]")).to_have_text("S4, S5")
+    expect(row.locator("[data-k=items]")).to_have_text("医用护肤品（自费）、CT检查（平扫）")  # named, not coded
     assert row.locator("[data-k=rebill]").count() == 0
     assert fen(row.locator("[data-k=cash]").inner_text()) == this["cash"]
     shown = legs(cashier, "refund-legs")
     assert (shown["refund_leg_refunded"], shown["refund_leg_remaining"]) == (this, after)
     assert balance(holder) == before - after["account"]
 
+    cashier.goto("/cashier/payments/NOPE/refunds/preview?item=S9")  # no such payment: only the 404, no other refusal
+    expect(cashier.locator("#flash")).to_have_count(0)
+    assert "退款原因无效" not in cashier.locator("main").inner_text() and "支付单不存在" in cashier.locator("main").inner_text()
     cashier.goto(visit_page)
     statuses = {r.locator("td").first.inner_text(): r.locator("td").nth(5).inner_text() for r in cashier.locator("#lines tbody tr").all()}
     assert statuses == {"S1": "有效", "S2": "有效", "S3": "有效", "S4": "已退款", "S5": "已退款"}

@@ -151,6 +151,7 @@ def awaiting_the_holders_pin(phone, desktop, live):  # noqa: ANN001, ANN201
     cashier.locator("#onecode-pay").click()
     expect(cashier.locator("#pay-status")).to_have_text("待参保人确认")
     expect(cashier.locator("#flash")).to_have_class(re.compile(r"\bflash-notice\b"))  # waiting is no green success
+    expect(cashier.locator("#refunds-section")).to_have_count(0)  # nothing paid, nothing refunded: no empty 退款 section
     return holder, cashier, presettled, cashier.locator("#payment-id").inner_text()
 
 
@@ -211,6 +212,9 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     expect(cashier.locator("#paid-onecode")).to_have_count(0)
     expect(cashier.locator("#print")).to_have_count(0)  # nothing to hand over as a receipt
     receipt = cashier.url
+    cashier.goto(f"/cashier/payments/{payment_id}")
+    made_at = cashier.locator("#pay-time").inner_text()
+    live.clock.advance(seconds=61)  # the decline comes later: the payment's time stays when it was made
 
     holder.goto("/app/bills")
     holder.once("dialog", lambda dialog: dialog.accept())
@@ -220,12 +224,18 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     holder.goto("/app")
     expect(holder.locator("#waiting-notice")).to_have_count(0)
     cashier.goto(receipt)
-    expect(cashier.locator("#status-stamp")).to_have_text("已作废")
+    expect(cashier.locator("#status-stamp")).to_have_text("已撤销")  # named as the payment is (the app, its payment page)
+    setl_id = receipt.rsplit("/", 1)[-1]
+    cashier.goto("/cashier")  # and so in the recent settlements
+    expect(cashier.locator(f"#recent tr:has(a[href$='{setl_id}']) .tag")).to_have_text("已撤销")
+    cashier.goto(receipt)
     expect(cashier.locator("#not-collected")).to_be_visible()
     expect(cashier.locator("#print")).to_have_count(0)
     expect(cashier.locator("#balance-after")).to_have_count(0)  # nothing was settled: no balance "after settlement"
     cashier.goto(f"/cashier/payments/{payment_id}")  # the voided payment: nothing to print, nothing to refund
     expect(cashier.locator("#pay-status")).to_have_text("已撤销")
+    expect(cashier.locator("#pay-time")).to_have_text(made_at)
+    assert cashier.locator("#pay-voided-at").inner_text() != made_at
     expect(cashier.locator("#print")).to_have_count(0)
     expect(cashier.locator("#refunds-section")).to_have_count(0)
     cashier.goto(receipt)

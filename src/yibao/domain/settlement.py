@@ -91,6 +91,7 @@ class Settlement:
     accumulator_delta: Accumulators
     explanation: tuple[Explanation, ...]
     account_refusal: AccountRefusal | None
+    account_payer: str | None = None  # whose account paid (self | guardian | family), None when no account paid
 
 
 def _check_values(bill: Bill) -> None:
@@ -614,4 +615,5 @@ def settle(bill: Bill, policy: Policy, catalogue: Policy | None = None) -> Settl
         assistance=maf, fund_total=fund_total, person_total=person_total, account_pay=acct,
         mutual_aid_pay=mulaid, cash_pay=cash, balance_before=account.balance, balance_after=account.balance - acct,
         lines=tuple(lines), accumulator_delta=delta, explanation=tuple(ex), account_refusal=refusal,
+        account_payer=account.payer if acct else None,
     )

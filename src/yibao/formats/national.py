@@ -57,6 +57,7 @@ def settlement_document(s: Settlement) -> dict[str, Any]:
         "code": s.account_refusal.code, "zh": s.account_refusal.zh, "en": s.account_refusal.en,
         "failed_conditions": list(s.account_refusal.failed_conditions),
     }
+    doc["acct_payer"] = s.account_payer  # whose account paid: self | guardian | family, None when none did
     doc["policy_version"] = s.policy_version
     doc["policy_digest"] = s.policy_digest
     doc["catalogue_version"] = s.catalogue_version

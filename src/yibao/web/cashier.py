@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain import payment_order as po
 from yibao.domain.errors import InputError, YibaoError
+from yibao.domain.money import parse_yuan
 from yibao.services.access import sessions
 from yibao.services.books import volumes
 from yibao.services.care import presence, settlement, visits
@@ -435,7 +436,9 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
         stay = cashier_counter.stay_of(visits.get(conn, who.institution.id, doc["mdtrt_id"])) if doc.get("med_type") == "inpatient" else None
         return {"doc": doc, "person": people.masked_view(people.require(conn, doc["psn_no"]), p.keyring),
                 "paid_by": payments.of_settlement(conn, who.principal, setl_id), "stay": stay,
-                "lines": cashier_counter.by_fee_day(doc["lines"], date.fromisoformat(stay["admitted"])) if stay else doc["lines"]}
+                "lines": cashier_counter.by_fee_day(doc["lines"], date.fromisoformat(stay["admitted"])) if stay else doc["lines"],
+                # the balance after settlement is the paying account's: none when no account paid (not used, or none)
+                "account_used": parse_yuan(doc["acct_pay"]) > 0}
 
     return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
 

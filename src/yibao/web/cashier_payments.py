@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.crypto.pii import Keyring
 from yibao.domain import payment_order as po
-from yibao.domain.errors import Forbidden, InputError, YibaoError
+from yibao.domain.errors import Forbidden, InputError, NotFound, YibaoError
 from yibao.services.care import visits
 from yibao.services.care.views import line_view
 from yibao.services.care.visits import Visit
@@ -160,10 +160,14 @@ def refund_section(conn: Connection, order: Order) -> dict[str, Any]:
     """The payment page's refunds (the API's view of each), each leg as paid, refunded and remaining, and, while it can be
     refunded, the fee lines to choose from (a refund of items: of a payment whose cash an institution collected)."""
     refundable = order.status in (po.COMPLETED, po.PARTIALLY_REFUNDED)
-    lines = [ln for ln in visits.list_lines(conn, order.institution_id, order.visit_id) if ln["status"] == "active"] \
-        if refundable and order.cash_source is None else []
+    every = visits.list_lines(conn, order.institution_id, order.visit_id)
+    lines = [ln for ln in every if ln["status"] == "active"] if refundable and order.cash_source is None else []
     paid = order.status in po.PAID
-    return {"refunds": [refunds.view(conn, r) for r in refunds.for_order(conn, order.id)], "refundable": refundable,
+    names = {ln["feedetl_sn"]: ln["name"] for ln in every}  # a refund of items names them as the fee lines do
+    views = [refunds.view(conn, r) for r in refunds.for_order(conn, order.id)]
+    for v in views:
+        v["item_names"] = [names.get(sn, sn) for sn in v["items"] or ()]
+    return {"refunds": views, "refundable": refundable,
             "refund_lines": [line_view(ln) for ln in lines],
             "refund_legs": {k: refunds.leg_view(v) for k, v in refunds.summary(conn, order).items()} if paid else None,
             "refund_reasons": refunds.REASONS}
@@ -179,11 +183,11 @@ async def refund_preview(request: Request, payment_id: str) -> Response:
     back = f"/cashier/payments/{payment_id}"
 
     def read(conn: Connection) -> dict[str, Any]:
+        order = payments.for_institution(conn, who.principal, payment_id)  # no such payment: its 404 page, nothing else said
         if not chosen:
             raise InputError("refund_lines", "no_lines_chosen", "请勾选要退款的项目", "tick the items to refund")
         if reason not in refunds.REASONS:
             raise InputError("reason", "invalid_reason", "退款原因无效", "not a valid refund reason")
-        order = payments.for_institution(conn, who.principal, payment_id)
         preview = refunds.preview(conn, institution=who.institution, order_id=payment_id, items=chosen)
         lines = {ln["feedetl_sn"]: line_view(ln) for ln in visits.list_lines(conn, who.principal, order.visit_id)}
         return {"pay": payviews.view(conn, p, order), "preview": preview, "reason": reason,
@@ -191,6 +195,10 @@ async def refund_preview(request: Request, payment_id: str) -> Response:
 
     try:
         context = await p.run(read, write=False)
+    except NotFound as exc:
+        if exc.field == "payment_id":
+            raise
+        return render.redirect(request, back, error=exc)
     except YibaoError as exc:
         return render.redirect(request, back, error=exc)
     return render.render(request, "cashier/refund_preview.html", area=AREA, csrf_cookie=who.cookie, who=who, **context)

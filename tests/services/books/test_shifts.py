@@ -82,3 +82,28 @@ def test_a_shift_counts_settlements_and_refunds_by_layer_and_mode(db, keyring, w
     assert (early.settled.count, early.refunded.count, len(early.pending)) == (2, 0, 1)
     # Another institution's counter sees none of it.
     assert _summary(db, pw.w.other_hospital, start, end).settled.count == 0
+
+
+def test_a_refund_of_some_items_is_one_row_with_its_legs_by_layer(db, keyring, wxpay, clock):
+    """A refund of items posts ``<leg>:refund:<refund id>`` (docs/payments.md): one refund row, each layer what that
+    refund gave back — and a later refund of the rest (``<leg>:refund``) a second row; together all that was paid."""
+    pw = payment_world(db, keyring, wxpay, limit=1000_00, balance=50_00)
+    start = clock()
+    clock.advance(seconds=1)
+    paid = pw.pay(key="I", use_account=True)
+    assert paid.status == po.COMPLETED and paid.account_pay > 0 and paid.cash_pay > 0
+    clock.advance(seconds=1)
+    part = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=paid.id, request_key="R-items", request_hash="items",
+                                      scope="items", items=["2", "3"], actor="his:test"))
+    assert part.status == "succeeded" and part.legs is not None and sum(part.legs.values()) > part.legs["cash"] > 0
+    clock.advance(seconds=1)
+    rest = asyncio.run(refunds.refund(pw.ctx(), institution=pw.w.hospital, order_id=paid.id, request_key="R-rest", request_hash="all",
+                                      scope="all", actor="his:test"))
+    assert rest.status == "succeeded"
+    s = _summary(db, pw.w.hospital, start, clock() + timedelta(seconds=1))
+    assert [(x["setl_id"], x["kind"], x["mode"]) for x in s.refunds] == [(paid.setl_id, "refund", "onecode")] * 2
+    first = {"fund": sum(part.legs[x] for x in settlement.INSURANCE_LEGS if x != "account"), "account": part.legs["account"],
+             "cash": part.legs["cash"]}
+    assert {k: s.refunds[0][k] for k in shifts.SHARES} == {**first, "total": sum(part.legs.values())}
+    assert s.refunded.money == {"total": paid.total, "fund": paid.fund_total, "account": paid.account_pay, "cash": paid.cash_pay}
+    assert s.net == dict.fromkeys(shifts.SHARES, 0)

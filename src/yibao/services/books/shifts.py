@@ -9,8 +9,8 @@ console session's shift, or the Beijing day) and the money given back in it, eac
 - A refund row is one giving-back of a settlement of this institution made in the window (its legs posted together:
   a cancellation at the counter, a reversal, a payment's refund of the cash or of the insurance), read from the
   ledger: transfers with code ``cancel`` / ``reversal`` / ``refund`` and ``ref=<setl_id>``, their client ids
-  ``<setl_id>:<leg>:<code>`` naming the layer (the clearing half of a cross-region leg, ``…:cleared:…``, is the same
-  money and is counted once).
+  ``<setl_id>:<leg>:<code>`` naming the layer (a refund of some items ``<setl_id>:<leg>:refund:<refund id>``, one row
+  per refund; the clearing half of a cross-region leg, ``…:cleared:…``, is the same money and is counted once).
 - The payment mode: ``counter`` (settled at the counter, the cash collected there), else the payment order's method
   (``onecode``, ``face``, ``mobile``, ``medins``), or ``credit`` when the cash went on the payer's credit line.
 
@@ -82,11 +82,13 @@ def _mode(method: str | None, cash_source: str | None) -> str:
 
 
 def _share(setl_id: str, client_id: str, code: str) -> str | None:
-    """The share a give-back leg returns, or None for the clearing half of a cross-region leg (counted once)."""
-    prefix, suffix = f"{setl_id}:", f":{code}"
-    if not (client_id.startswith(prefix) and client_id.endswith(suffix)):
+    """The share a give-back leg returns, or None for the clearing half of a cross-region leg (counted once). Its client
+    id is ``<setl_id>:<leg>[:cleared]:<code>``, or for a refund of some items ``…:refund:<refund id>``."""
+    prefix, marker = f"{setl_id}:", f":{code}"
+    rest = client_id.removeprefix(prefix)
+    leg, sep, tail = rest.partition(marker)
+    if rest == client_id or not sep or (tail and (code != "refund" or not tail.startswith(":") or ":" in tail[1:])):
         raise ValueError(f"{code} transfer {client_id!r} is not a leg of settlement {setl_id}")
-    leg = client_id[len(prefix):-len(suffix)]
     if leg.endswith(":cleared"):
         return None
     if leg not in _LEG_SHARE:
