@@ -23,6 +23,9 @@ from tests.support.pages import (
     show_code,
     split_of,
 )
+from tests.support.world import credit
+from yibao.domain.ledger import person_account
+from yibao.services.books import ledger
 
 
 @pytest.mark.both_databases
@@ -95,6 +98,12 @@ def test_the_scan_that_opened_the_visit_pays_it_without_a_second_code(phone, des
 
 @pytest.mark.both_databases
 def test_a_guardian_showing_a_childs_code_pays_for_the_child_from_the_guardians_account(phone, desktop, live):
+    # His account pays for family only above Shenzhen's ¥5008.80 line, and other tests of the session spend it: brought
+    # back to the demo's ¥6150.00 first, so this test does not depend on which ran before it.
+    li_ming = live.psn("李明")
+    short = 6150_00 - live.db.run(lambda c: ledger.balance(c, person_account(li_ming)), write=False)
+    if short > 0:
+        credit(live.db, li_ming, short, f"guardian-test-{live.clock().timestamp()}")
     holder = phone.new_page()
     log_in_holder(holder, live, LI_MING)
     before = balance(holder)
