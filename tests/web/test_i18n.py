@@ -134,3 +134,27 @@ def test_the_script_moves_python_entries_into_both_catalogues_once(tmp_path):
     texts = i18n.load(locale)
     assert texts["logout"] == ("退出", "Sign out")  # changed since the base elsewhere, not by the branch: kept
     assert texts["brand"] == ("医保支付", "yibao payment") and texts["h97_y"] == ("另", "Other") and "h98_x" not in texts
+
+
+SERVICES = Path(i18n.__file__).parents[1] / "services"
+# Where a visit's status is written: set_status(conn, id, <expr>, now) anywhere in services; in care/visits.py an
+# update of the visits table and the status a visit opens with (`status, admitted_at = "open", None`).
+SET_STATUS = re.compile(r"""\bvisits\.set_status\(conn, [^,]+, (.+?), now\)""")
+UPDATE_VISIT = re.compile(r"""update\(V\)[^\n]*?\.values\(status="(\w+)\"""")
+OPENED_AS = re.compile(r"""^\s*status(?:, \w+)* = "(\w+)\"""", re.M)
+LITERAL = re.compile(r"""(?<!== )"(\w+)\"""")
+
+
+def test_every_status_a_visit_can_have_has_a_label_in_both_languages():
+    """The visit page's badge is label('visit_status_', status): a status without an entry showed its raw code
+    (a payment waiting for the holder's PIN leaves the visit "settling")."""
+    written: set[str] = set()
+    for path in SERVICES.rglob("*.py"):
+        for expr in SET_STATUS.findall(path.read_text(encoding="utf-8")):
+            written |= set(LITERAL.findall(expr)) - {"inpatient"}  # `... if visit.kind == "inpatient" else ...`
+    visits = (SERVICES / "care" / "visits.py").read_text(encoding="utf-8")
+    written |= set(UPDATE_VISIT.findall(visits)) | set(OPENED_AS.findall(visits))
+    assert {"open", "admitted", "discharged", "settled", "cancelled", "settling"} <= written, written  # the scan works
+    missing = sorted(s for s in written if f"visit_status_{s}" not in i18n.MESSAGES)
+    assert missing == []
+    assert all(re.search(r"[\u4e00-\u9fff]", i18n.MESSAGES[f"visit_status_{s}"][0]) for s in written)  # a label, not the code

@@ -127,6 +127,10 @@ def test_a_guardian_showing_a_childs_code_pays_for_the_child_from_the_guardians_
     newest = holder.locator("#transactions tbody tr").first
     expect(newest).to_contain_text(setl_id)
     assert fen(newest.locator("td.num").inner_text()) == -fen(presettled["split-account"])
+    # The receipt says whose balance it prints (the guardian's, not the child's), and runs the colon into the payment id.
+    cashier.locator("#pay-setl-id").click()
+    expect(cashier.locator("#balance-after")).to_contain_text(re.compile(r"^付款人李\*+的个人账户余额（结算后） ¥"))
+    expect(cashier.locator("#paid-onecode")).to_contain_text(re.compile(r"（一码支付）：PO"))
 
 
 def every_cash_share_asks_for_the_pin(holder) -> None:
@@ -215,6 +219,20 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     assert timedelta(minutes=9) < expires - live.clock() <= timedelta(minutes=10)  # a waiting payment expires in 10 minutes
     holder.locator("#waiting-go").click()
     expect(holder.locator(f"#pending-{payment_id}")).to_be_visible()
+    # The visit waits for the holder: its badge says so in words, and it is not called settled but points to the payment.
+    cashier.locator("a[href^='/cashier/visits/']").first.click()
+    expect(cashier.locator("#visit-status")).to_have_text("待参保人确认（结算中）")
+    expect(cashier.locator("#visit-closed")).to_have_count(0)
+    expect(cashier.locator("#visit-settling-payment")).to_have_text(payment_id)
+    cashier.locator("#visit-settling-payment").click()
+    expect(cashier.locator("#payment-id")).to_have_text(payment_id)
+    setl = cashier.locator("#pay-setl-id").inner_text()
+    # The holder's record of it says what waits to be paid, not what was paid, and lists no (empty) refunds.
+    holder.goto(f"/app/payments/settlements/{setl}")
+    expect(holder.locator("#record-to-pay td[data-k=to_pay]")).to_have_text(holder.locator("#record-split td[data-k=cash]").inner_text())
+    expect(holder.locator("#record-net")).to_have_count(0)
+    expect(holder.locator("#record-no-refunds")).to_have_count(0)
+    expect(holder.get_by_text("实际支付")).to_have_count(0)
     cashier.locator("#pay-setl-id").click()  # the settlement, held for the payment
     expect(cashier.locator("#status-stamp")).to_have_text("待支付")
     expect(cashier.locator("#not-collected")).to_contain_text("个人自付未收取")
@@ -230,6 +248,10 @@ def test_a_receipt_says_no_cash_was_collected_while_the_payment_waits_and_after_
     holder.locator(f"#decline-{payment_id}").click()
     expect(holder.locator("#pay-status")).to_have_text("已撤销")
     expect(holder.locator("#nav-bills-count")).to_have_count(0)
+    holder.goto(f"/app/payments/settlements/{setl}")  # declined: nothing paid, nothing to refund
+    expect(holder.locator("#record-not-paid")).to_contain_text("没有扣款")
+    expect(holder.locator("#record-net")).to_have_count(0)
+    expect(holder.locator("#record-no-refunds")).to_have_count(0)
     holder.goto("/app")
     expect(holder.locator("#waiting-notice")).to_have_count(0)
     cashier.goto(receipt)

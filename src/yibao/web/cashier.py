@@ -293,7 +293,8 @@ async def visit_page(request: Request, visit_id: str) -> HTMLResponse:
                 "days": cashier_counter.days_of(lines, visit) if visit.kind == "inpatient" else None, "line_note": cashier_counter.line_note,
                 "today": volumes.local_day(now).isoformat(),
                 "needs_presence": needs_presence, "presences": presences,
-                "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id), "guardians": guardians,
+                "scan_until": scan[1] if scan else None, "open_bill": visits.open_bill(conn, visit.id),
+                "open_payment": visits.open_payment(conn, visit.id) if visit.status == "settling" else None, "guardians": guardians,
                 "choice": account, "payer_psn_no": payer or "",
                 "face": cashier_payments.face_section(conn, p.keyring, visit, account, payer, aids.samples if aids else ()) if split else None}
 
@@ -438,7 +439,14 @@ async def receipt(request: Request, setl_id: str) -> HTMLResponse:
                 "paid_by": payments.of_settlement(conn, who.principal, setl_id), "stay": stay,
                 "lines": cashier_counter.by_fee_day(doc["lines"], date.fromisoformat(stay["admitted"])) if stay else doc["lines"],
                 # the balance after settlement is the paying account's: none when no account paid (not used, or none)
-                "account_used": parse_yuan(doc["acct_pay"]) > 0}
+                "account_used": parse_yuan(doc["acct_pay"]) > 0, "balance_of": _payer_name(conn, doc, setl_id)}
+
+    def _payer_name(conn: Connection, doc: dict[str, Any], setl_id: str) -> str | None:
+        """The masked name of whoever's account paid when it is not the patient's own (a guardian, a relative)."""
+        owner = settlement.paying_account_owner(conn, institution=who.institution, setl_id=setl_id)
+        if owner is None or owner == doc["psn_no"]:
+            return None
+        return str(people.masked_view(people.require(conn, owner), p.keyring)["psn_name"])
 
     return _page(request, who, "cashier/receipt.html", **(await p.run(read, write=False)))
 

@@ -375,6 +375,12 @@ def get_settlement(conn: Connection, *, institution: Institution, setl_id: str) 
     return json.loads(row.document)
 
 
+def paying_account_owner(conn: Connection, *, institution: Institution, setl_id: str) -> str | None:
+    """Whose personal account paid the settlement's account share (the patient, a guardian, a relative), if any."""
+    account = conn.execute(select(S.c.account_id).where(S.c.id == setl_id, S.c.institution_id == institution.id)).scalar()
+    return account.split(":", 1)[1] if account and account.startswith("person:") else None
+
+
 def _refuse_paid_through_institution(conn: Connection, row: Any) -> None:
     """A settlement a payment order carried had its cash collected by a payment institution: cancelling or
     reversing it here would give back the fund and account shares but leave the holder's cash with the

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection
 
+from yibao.domain import payment_order as po
 from yibao.domain.catalogue import LineFacts
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.identity import age_on
@@ -183,6 +184,17 @@ _OPEN_BILL = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND s
 def open_bill(conn: Connection, visit_id: str) -> str | None:
     """The mobile bill published for this visit and not yet paid or withdrawn (services/payments/bills.py), if any."""
     row = _OPEN_BILL(conn, {"visit_id": visit_id}).first()
+    return row.id if row else None
+
+
+_OPEN_PAYMENT = Sql("SELECT id FROM payment_orders WHERE visit_id = :visit_id AND status IN ("
+                    + ", ".join(f"'{s}'" for s in po.OPEN if s != po.BILLED) + ") ORDER BY updated_at DESC LIMIT 1")
+
+
+def open_payment(conn: Connection, visit_id: str) -> str | None:
+    """The payment that holds this visit's settlement while it waits (the holder's PIN, the cash), if any: what a
+    visit in status "settling" waits for (services/payments)."""
+    row = _OPEN_PAYMENT(conn, {"visit_id": visit_id}).first()
     return row.id if row else None
 
 

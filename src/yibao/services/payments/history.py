@@ -118,6 +118,17 @@ class Record:
         return sum(r.total for r in self.refunds if r.status == "succeeded")
 
     @property
+    def waiting(self) -> bool:
+        """A payment not yet decided (the holder's PIN, the cash in doubt): nothing was paid yet, nothing refunded."""
+        return self.method != "counter" and self.status in po.OPEN
+
+    @property
+    def money_moved(self) -> bool:
+        """Whether the settlement was paid: a counter settlement always was; an order once it completed (and what
+        refunds make of it), never while it waits nor once voided (declined, expired, refused)."""
+        return self.method == "counter" or self.status in po.PAID
+
+    @property
     def net(self) -> int:
         """What the settlement finally cost all payers together: the total less what was given back (a payment voided
         before it completed cost nothing: its held settlement was cancelled)."""
