@@ -197,3 +197,56 @@ def test_binding_a_card_is_what_condition_two_sees(db, keyring):
     db.run(lambda c: bindings.unbind(c, db.clock(), holder_id=w.employee.id, pi_id="wechat", actor="h"))
     check = db.run(lambda c: families.checklist(c, db.clock(), guardian_id=w.employee.id, child_id=child.id), write=False)
     assert _met(check)[2] is False
+
+
+def _settle_and_refund_items(db, w, patient_id, payer_id, payer, lines, items, between=None):
+    """Settle the patient's visit from ``payer_id``'s account, refund ``items``: (the settlement, the legs given back,
+    the payer's balance before the refund, after it)."""
+    from yibao.domain.ledger import person_account
+    from yibao.services.books import ledger
+
+    now = db.clock()
+    v = db.run(lambda c: visits.open_visit(c, now, institution=w.hospital, person_id=patient_id, kind="outpatient"))
+    db.run(lambda c: visits.upload_lines(c, now, institution=w.hospital, visit_id=v.id, items=lines))
+    present(db, w.hospital, payer_id, v.id, person_id=patient_id)
+    doc = db.run(lambda c: settlement.settle(c, now, institution=w.hospital, visit_id=v.id, msgid=f"R-{payer}", actor="test",
+                                             account=AccountRequest(use=True, payer=payer, payer_person_id=payer_id)))
+    assert doc["acct_payer"] == payer and doc["acct_pay"] != "0.00" and doc["account_refusal"] is None
+    balance = lambda: db.run(lambda c: ledger.available(c, person_account(payer_id)), write=False)  # noqa: E731
+    if between is not None:
+        between()
+    before = balance()
+    paid = {k: p for k, (p, _) in db.run(lambda c: settlement.legs_left(c, doc["setl_id"]), write=False).items()}
+    priced = db.run(lambda c: settlement.price_items_refund(c, setl_id=doc["setl_id"], items=items, lock=False), write=False)
+    db.run(lambda c: settlement.refund_items(c, now, setl_id=doc["setl_id"], refund_id="R1", items=items, legs=priced.legs,
+                                             accumulator_delta=priced.accumulator_delta, actor="test"))
+    left = db.run(lambda c: settlement.legs_left(c, doc["setl_id"]), write=False)
+    for name in settlement.LEGS:  # paid = given back + remaining, each leg
+        assert left[name] == (paid[name], priced.legs[name]) and paid[name] == priced.legs[name] + priced.remaining[name], name
+    return priced, before, balance()
+
+
+LINES_TWO = [{"feedetl_sn": "1", "medins_list_codg": "A001", "name": "诊查费", "unit_price": "50.00", "quantity": "1"},
+             {"feedetl_sn": "2", "medins_list_codg": "C900", "name": "保健品", "unit_price": "30.00", "quantity": "1"}]
+
+
+def test_items_of_a_payment_from_a_guardians_or_relatives_account_are_refunded_to_that_account(db, keyring):
+    """The rest is priced again with the account that paid (not the patient's own, which a child has not): its share
+    of the refunded self-paid item goes back to it, and no leg of the rest is priced higher."""
+    w = seed(db, keyring, balance=RICH)
+    child = guardian_ready(db, keyring, w.employee, 1)
+    link_child(db, keyring, w.employee.id)
+    _link_account(db, w.employee.id, child.id)
+    priced, before, after = _settle_and_refund_items(db, w, child.id, w.employee.id, "guardian", LINES_TWO, ["2"])
+    assert priced.legs["account"] == 3000 and priced.legs["cash"] == 0 and after - before == 3000
+    assert priced.remaining["account"] > 0
+
+    spouse = enrol_adult(db, keyring, n=21, name="配偶甲")
+    db.run(lambda c: families.grant_mutual_aid(c, keyring, db.clock(), holder_id=w.employee.id, relation="spouse",
+                                               id_number=id_number_of_adult(21), name="配偶甲", actor="h"))
+    revoke = lambda: db.run(lambda c: families.revoke_mutual_aid(c, db.clock(), holder_id=w.employee.id,  # noqa: E731
+                                                                 member_id=spouse.id, actor="h"))
+    # the grant revoked after the payment: the refund still goes to the relative's account, priced as it was paid
+    priced, before, after = _settle_and_refund_items(db, w, spouse.id, w.employee.id, "family", LINES_TWO, ["2"], between=revoke)
+    assert priced.legs["account"] == 3000 and priced.legs["cash"] == 0 and after - before == 3000
+

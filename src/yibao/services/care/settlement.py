@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
+from yibao.domain.family import GuardianFacts
 from yibao.domain.ledger import (
     InsufficientFunds,
     clearing_account,
@@ -33,6 +34,7 @@ from yibao.domain.ledger import (
     patient_cash_source,
     person_account,
 )
+from yibao.domain.money import parse_yuan
 from yibao.domain.settlement import Settlement
 from yibao.domain.settlement import settle as price
 from yibao.formats import fastjson
@@ -554,6 +556,33 @@ _LINES_SN = Sql("""SELECT feedetl_sn, code, name, line_class, unit_price, quanti
                    FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
 
 
+LEG_NAMES = {"pool": ("统筹基金", "pooled fund"), "serious_illness": ("大病保险", "serious-illness insurance"),
+             "large_amount": ("职工大额医疗补助", "employee large-amount subsidy"), "other": ("其他基金", "other funds"),
+             "assistance": ("医疗救助", "medical assistance"), "account": ("个人账户", "personal account"), "cash": ("个人现金", "cash")}
+
+
+def _refund_account(conn: Connection, row: Any, left: int) -> AccountChoice:
+    """The account the settlement was paid from, for pricing its remaining items again: the same owner (own, a
+    guardian's or a relative's) under the conditions it met when it paid (a guardian's five were met, or it would not
+    have paid; a relative's relation, even if the grant was revoked since), with what it has still paid here
+    (``left``, fen) as its balance — it never pays more of the remaining items than it paid of them all."""
+    if left <= 0:
+        return AccountChoice(use=False)
+    doc = json.loads(row.document)
+    payer = doc.get("acct_payer") or "self"
+    if payer == "guardian":
+        then = parse_yuan(doc["balc"]) + parse_yuan(doc["acct_pay"])  # the guardian's balance when the settlement paid
+        facts = GuardianFacts(child_insured_in_region=True, child_has_financial_card=True, guardian_ecard_bound=True,
+                              child_card_linked=True, family_account_linked=True, guardian_matches_enrolment=True,
+                              guardian_balance=then)
+        return AccountChoice(use=True, balance=left, payer="guardian", guardian=facts)
+    if payer == "family":
+        relation = families.mutual_aid_relation(conn, holder_id=row.account_id.removeprefix(person_account("")), member_id=row.person_id,
+                                                active_only=False)
+        return AccountChoice(use=True, balance=left, payer="family", relation=relation)
+    return AccountChoice(use=True, balance=left, payer="self")
+
+
 @dataclass(frozen=True)
 class ItemsRefund:
     """What a refund of ``items`` gives back of each leg (`LEGS`, fen), and the settlement's new accumulator delta:
@@ -597,7 +626,7 @@ def price_items_refund(conn: Connection, *, setl_id: str, items: list[str], lock
     assert inst is not None
     level = inst.level
     policy, catalogue = policies_for(patient.region, visit.region, row.year)
-    choice = AccountChoice(use=left["account"] > 0, balance=left["account"], payer="self")
+    choice = _refund_account(conn, row, left["account"])
     bill = bills.build(patient, treatment_region=visit.region, visit_date=visit.visit_date, kind=visit.kind, level=level,
                        admission_number=visit.admission_number, filing=visit.filing, lines=keep, accumulators=before, account=choice)
     s = price(bill, policy, catalogue)
@@ -605,9 +634,10 @@ def price_items_refund(conn: Connection, *, setl_id: str, items: list[str], lock
                  "assistance": s.assistance, "account": s.account_pay, "cash": s.cash_pay}
     higher = [name for name in LEGS if remaining[name] > left[name]]
     if higher:
+        zh, en = LEG_NAMES[higher[0]]
         raise Conflict("items", "items_refund_reprices_higher",
-                       f"按剩余项目重新结算后，{higher[0]} 部分将高于原支付，不能按项目退款：请全额退款后重新结算",
-                       f"priced again, the remaining items would take more of {higher[0]} than was paid: refund the whole "
+                       f"按剩余项目重新结算后，{zh}部分将高于原支付，不能按项目退款：请全额退款后重新结算",
+                       f"priced again, the remaining items would take more of the {en} than was paid: refund the whole "
                        "payment and settle the rest again")
     return ItemsRefund({name: left[name] - remaining[name] for name in LEGS}, s.accumulator_delta, remaining)
 

@@ -86,10 +86,11 @@ def guardian_facts(conn: Connection, *, guardian_id: str, child_id: str, region:
     )
 
 
-def mutual_aid_relation(conn: Connection, *, holder_id: str, member_id: str) -> str | None:
-    """The relation under which ``holder_id`` lets ``member_id`` use their account, if any."""
-    row = conn.execute(select(F.c.relation).where(F.c.holder_id == holder_id, F.c.member_id == member_id,
-                                                  F.c.relation.in_(("spouse", "parent", "child")), F.c.status == "active")).first()
+def mutual_aid_relation(conn: Connection, *, holder_id: str, member_id: str, active_only: bool = True) -> str | None:
+    """The relation under which ``holder_id`` lets ``member_id`` use their account, if any (``active_only=False``: or
+    did, the grant since revoked — what a refund of a payment made under it prices with)."""
+    q = select(F.c.relation).where(F.c.holder_id == holder_id, F.c.member_id == member_id, F.c.relation.in_(("spouse", "parent", "child")))
+    row = conn.execute(q.where(F.c.status == "active") if active_only else q.order_by((F.c.status == "active").desc(), F.c.id.desc())).first()
     return row.relation if row else None
 
 
