@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from yibao.domain.ledger import FUND_LAYERS
 from yibao.store.tables import payment_orders as O
 from yibao.store.tables import settlements as S
 from yibao.store.tables import transfers as T
@@ -33,8 +34,7 @@ from yibao.store.tables import transfers as T
 SHARES = ("total", "fund", "account", "cash")
 MODES = ("counter", "onecode", "face", "mobile", "medins", "credit")
 GIVE_BACK = ("cancel", "reversal", "refund")
-_LEG_SHARE = {"pool": "fund", "serious_illness": "fund", "large_amount": "fund", "other": "fund", "assistance": "fund",
-              "account": "account", "cash": "cash"}
+_LEG_SHARE = {**dict.fromkeys(FUND_LAYERS, "fund"), "account": "account", "cash": "cash"}
 
 
 def _zero() -> dict[str, int]:

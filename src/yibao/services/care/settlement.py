@@ -26,6 +26,7 @@ from yibao.domain.bill import ACCUMULATOR_FIELDS, AccountChoice, Accumulators
 from yibao.domain.errors import Conflict, Forbidden, InputError, NotFound
 from yibao.domain.family import GuardianFacts
 from yibao.domain.ledger import (
+    FUND_LAYERS,
     InsufficientFunds,
     clearing_account,
     fund_account,
@@ -550,12 +551,8 @@ def _close_if_nothing_left(conn: Connection, now: datetime, row: Any, posted: li
 
 # ---- a refund of some items: the rest priced again by the engine -------------------------------------------------
 
-LEGS = ("pool", "serious_illness", "large_amount", "other", "assistance", "account", "cash")
+LEGS = (*FUND_LAYERS, "account", "cash")  # a payment's legs, as its transfers name them
 INSURANCE_LEGS = LEGS[:-1]
-_LINES_SN = Sql("""SELECT feedetl_sn, code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg
-                   FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
-
-
 LEG_NAMES = {"pool": ("统筹基金", "pooled fund"), "serious_illness": ("大病保险", "serious-illness insurance"),
              "large_amount": ("职工大额医疗补助", "employee large-amount subsidy"), "other": ("其他基金", "other funds"),
              "assistance": ("医疗救助", "medical assistance"), "account": ("个人账户", "personal account"), "cash": ("个人现金", "cash")}
@@ -603,7 +600,7 @@ def price_items_refund(conn: Connection, *, setl_id: str, items: list[str], lock
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
     if row.status not in ("settled", "partial"):
         raise Conflict("setl_id", "settlement_not_refundable", f"结算状态为 {row.status}，不能退款", f"a {row.status} settlement cannot be refunded")
-    active = list(_LINES_SN(conn, {"visit_id": row.visit_id}))
+    active = list(_LINES(conn, {"visit_id": row.visit_id}))  # the same rows, in the same order, as settle priced
     sns = {r.feedetl_sn for r in active}
     unknown = sorted(set(items) - sns)
     if unknown:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from yibao.domain import payment_order as po
 from yibao.domain.errors import NotFound
-from yibao.domain.ledger import person_account
+from yibao.domain.ledger import FUND_LAYERS, person_account
 from yibao.services.payments import bills
 from yibao.store.tables import fee_lines as F
 from yibao.store.tables import institutions as I
@@ -35,7 +35,7 @@ from yibao.store.tables import payment_refunds as R
 from yibao.store.tables import settlements as S
 
 LIMIT = 50
-LAYERS = ("pool", "serious_illness", "large_amount", "other", "assistance")
+LAYERS = FUND_LAYERS
 LEGS = (*LAYERS, "account", "cash")  # as care/settlement.LEGS: a refund's legs are stored by these names
 
 

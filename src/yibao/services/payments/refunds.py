@@ -229,15 +229,21 @@ def start(conn: Connection, now: datetime, *, institution: Institution, order_id
     return get(conn, refund_id)
 
 
-def _start_items(conn: Connection, now: datetime, *, institution: Institution, order: Order, request_key: str, request_hash: str,
-                 items: list[str], actor: str, reason: str | None) -> Refund:
-    """A refund of some items: priced now (the rest by the engine; what each leg gives back), recorded with its legs."""
+def _require_items_refundable(order: Order) -> None:
+    """Items are refunded only of a payment whose cash an institution collected (a wallet's or a credit line's cash is
+    refunded whole), and which has its settlement."""
     if order.cash_source is not None:
         raise Conflict("items", "items_refund_not_for_source",
                        "该支付的现金不经支付机构收取（钱包医保订单或信用支付），不能按项目退款：请全额退款",
                        "this payment's cash was not collected by a payment institution (a wallet's order or a credit line): "
                        "refund it in full instead")
     assert order.setl_id is not None
+
+
+def _start_items(conn: Connection, now: datetime, *, institution: Institution, order: Order, request_key: str, request_hash: str,
+                 items: list[str], actor: str, reason: str | None) -> Refund:
+    """A refund of some items: priced now (the rest by the engine; what each leg gives back), recorded with its legs."""
+    _require_items_refundable(order)
     priced = settlement.price_items_refund(conn, setl_id=order.setl_id, items=items, lock=True)
     insurance = sum(priced.legs[name] for name in settlement.INSURANCE_LEGS)
     cash = priced.legs["cash"]
@@ -262,12 +268,7 @@ def preview(conn: Connection, *, institution: Institution, order_id: str, items:
     order = payments.for_institution(conn, institution.id, order_id)
     if order.status not in (po.COMPLETED, po.PARTIALLY_REFUNDED):
         raise Conflict("payment_id", "not_refundable", f"支付单状态为 {order.status}，不能退款", f"a {order.status} payment cannot be refunded")
-    if order.cash_source is not None:
-        raise Conflict("items", "items_refund_not_for_source",
-                       "该支付的现金不经支付机构收取（钱包医保订单或信用支付），不能按项目退款：请全额退款",
-                       "this payment's cash was not collected by a payment institution (a wallet's order or a credit line): "
-                       "refund it in full instead")
-    assert order.setl_id is not None
+    _require_items_refundable(order)
     priced = settlement.price_items_refund(conn, setl_id=order.setl_id, items=items, lock=False)
     return {"payment_id": order.id, "items": sorted(items), "legs": leg_view(priced.legs), "remaining": leg_view(priced.remaining)}
 
