@@ -103,12 +103,30 @@ def seed(db: Database, keyring: Keyring, visits_needed: int) -> tuple[str, list[
     return f"{inst.id}.{secret}", ids
 
 
+def popen_logged(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A child process whose log (stderr: one JSON line per request) goes to an unnamed temporary file. A pipe nobody
+    reads fills after 64 KiB and then blocks the server in the middle of a request: the run stalls."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def log_tail(proc: subprocess.Popen, size: int = 2000) -> str:
+    log = getattr(proc, "log", None)
+    if log is None:
+        return ""
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - size))
+    return log.read().decode(errors="replace")
+
+
 def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60, *, path: str = "/healthz", what: str = "yibao serve") -> None:
     """Wait until ``proc`` answers 200 at ``base + path`` (or exits, or the timeout passes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with {proc.returncode}")
+            raise SystemExit(f"{what} exited with {proc.returncode}: {log_tail(proc)}")
         try:
             if httpx.get(f"{base}{path}", timeout=1).status_code == 200:
                 return
@@ -355,8 +373,8 @@ def serve(url: str, key: bytes, workers: int, **env: str) -> tuple[subprocess.Po
     port = free_port()
     environ = {**os.environ, "YIBAO_SECRET_KEY": key.hex(), "YIBAO_DATABASE_URL": url, "YIBAO_ADMIN_TOKENS": f"bench:{os.urandom(32).hex()}",
                **env}
-    proc = subprocess.Popen([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
-                             "--workers", str(workers)], env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = popen_logged([sys.executable, "-m", "yibao.cli", "serve", "--no-demo", "--port", str(port), "--database", url,
+                         "--workers", str(workers)], environ)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc)

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import LINES, CpuMeter, NextRequest, analyze, closed_loop, figures, free_port, open_loop, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
+from api import LINES, CpuMeter, NextRequest, analyze, closed_loop, figures, free_port, open_loop, popen_logged, stop, wait_ready  # noqa: E402  (the same minimal HTTP client and bill as bench/api.py)
 
 from yibao.crypto.pii import Keyring  # noqa: E402
 from yibao.domain.identity import make_id_number  # noqa: E402
@@ -139,7 +139,7 @@ async def run_paced(base: str, credential: str, codes: list[str], clients: int, 
 
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "yibao.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return popen_logged([sys.executable, "-m", "yibao.cli", *args], env)
 
 
 def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
@@ -184,6 +184,8 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
                 print(json.dumps({"bench": "payments", "warning": "ran out of codes: raise the holder count"}), flush=True)
 
         for clients in RUNS:
+            if os.environ.get("YIBAO_BENCH_MARK"):  # a file touched as each measured run starts (to attach a profiler then)
+                Path(os.environ["YIBAO_BENCH_MARK"]).touch()
             platform_cpu.start(), sandbox_cpu.start()
             t0 = time.perf_counter()
             lat = asyncio.run(run_clients(base, credential, codes, clients, SECONDS))
@@ -201,10 +203,14 @@ def bench(db_name: str, url: str, workers: int, tmp: Path) -> None:
 
 def main() -> None:
     workers = int(os.environ.get("YIBAO_BENCH_WORKERS", "2"))
+    dbs = os.environ.get("YIBAO_BENCH_DBS", "sqlite,postgresql").split(",")  # one of them, to study a change
     with tempfile.TemporaryDirectory() as tmp:
-        bench("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", workers, Path(tmp))
+        if "sqlite" in dbs:
+            bench("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", workers, Path(tmp))
         pg = os.environ.get("YIBAO_BENCH_POSTGRES_URL")
-        if pg:
+        if "postgresql" not in dbs:
+            pass
+        elif pg:
             bench("postgresql", pg, workers, Path(tmp))
         else:
             print(json.dumps({"bench": "payments", "db": "postgresql", "skipped": "set YIBAO_BENCH_POSTGRES_URL"}), flush=True)
