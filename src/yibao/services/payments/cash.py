@@ -129,21 +129,29 @@ def hold_and_request(conn: Connection, keyring: Keyring, now: datetime, *, order
     """One unit: price and hold the order, then — when its cash goes password-free to an institution where the payer
     has signed the agreement, or to their credit line — record ``cash_requested`` too. An order that ends here (no
     cash) is handed to ``finish``. ``created``: the order as this unit inserted it (not read again)."""
+    routes: list[CashRoute | None] = []
+
+    def request_now(held: Order) -> bool:
+        # Decided on the order as held, before its row is written: the hold and the cash request are then one UPDATE.
+        if held.cash_source == "credit":  # the bank is asked next: recorded before, as for an institution
+            routes.append(None)
+            return True
+        try:
+            route = cash_route(conn, keyring, held)
+        except YibaoError:
+            return False  # no configuration: `collect` voids it (no channel), as before any request
+        routes.append(route)
+        return route.agreement.agreement_no is not None  # no signed agreement: `collect` voids it (agreement_not_signed)
+
     order = payments.hold(conn, now, order_id=order_id, institution=institution, use_account=use_account, actor=actor, pay_by=pay_by,
-                          created=created)
+                          created=created, request_cash_if=request_now)
+    if order.status == po.CASH_REQUESTED and routes:
+        return Held(order, routes[0], True)  # held and requested here, in this unit
     if order.status in po.CASH_IN_DOUBT:
         return Held(order, None, False)  # a twin of this request got there first (it is calling the institution, or died)
     if order.status != po.HELD:
         return Held(_finished(conn, order, finish), None, False)  # completed (no cash) or waiting for the holder: this request ends here
-    if order.cash_source == "credit":  # the bank is asked next: recorded before, as for an institution
-        return Held(payments.request_cash_locked(conn, now, order, actor=actor), None, True)
-    try:
-        route = cash_route(conn, keyring, order)
-    except YibaoError:
-        return Held(order, None, False)  # no configuration: `collect` voids it (no channel), as before any request
-    if route.agreement.agreement_no is None:
-        return Held(order, route, False)  # no signed agreement: `collect` voids it (agreement_not_signed)
-    return Held(payments.request_cash_locked(conn, now, order, actor=actor), route, True)
+    return Held(order, routes[0] if routes else None, False)
 
 
 async def hold(ctx: Context, order: Order, *, institution: Institution, use_account: bool, actor: str, pay_by: str = "channel",

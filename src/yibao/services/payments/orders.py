@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,19 +134,29 @@ def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, 
 
     ``order`` is the row as this unit read it under its lock (or wrote it since): the moved order is that plus what
     this move set, with no second read."""
-    after = po.transition(order.status, event)
-    names = tuple(sorted(values))
-    assert set(names) <= _MOVED, names
-    _update(names)(conn, {**values, "status": after, "updated_at": now, "id": order.id})
-    audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
-                 detail={"from": order.status, "to": after, "cash_pay": order.cash_pay,
-                         **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
-    moved = replace(order, status=after, updated_at=now, **values)
-    if moved.method in ("mobile", "medins") and after in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
+    return moves(conn, order, ((event, values),), now, actor)
+
+
+def moves(conn: Connection, order: Order, steps: tuple[tuple[str, dict[str, Any]], ...], now: datetime, actor: str) -> Order:
+    """Several events in a row, in one unit: each decided by the domain and audited as `move` would, the row updated
+    ONCE with where they end. payment_orders has its status indexed, so each UPDATE writes a new entry in every index
+    of the table: the hold and the cash request in one statement instead of two (issue 13)."""
+    moved, written = order, {}
+    for event, values in steps:
+        after = po.transition(moved.status, event)
+        assert set(values) <= _MOVED, values
+        audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
+                     detail={"from": moved.status, "to": after, "cash_pay": moved.cash_pay,
+                             **{k: (iso_utc(v) if isinstance(v, datetime) else v) for k, v in values.items()}}, now=now)
+        moved = replace(moved, status=after, updated_at=now, **values)
+        written.update(values)
+    names = tuple(sorted(written))
+    _update(names)(conn, {**written, "status": moved.status, "updated_at": now, "id": order.id})
+    if moved.method in ("mobile", "medins") and moved.status in (po.COMPLETED, po.VOIDED, po.PARTIALLY_REFUNDED, po.REFUNDED):
         # The hospital did not see this payment happen (the holder paid in the app, or in a wallet): it learns the
         # result by a signed callback, written to the outbox in this same unit (delivered after it: callbacks.py).
         his_callbacks.enqueue(conn, now, institution_id=moved.institution_id, region=moved.region, order_id=moved.id,
-                              event=f"payment.{after}", payload=receipt(conn, moved))
+                              event=f"payment.{moved.status}", payload=receipt(conn, moved))
     return moved
 
 
@@ -202,7 +213,8 @@ def existing_for(conn: Connection, institution: Institution, request_key: str, r
 
 def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institution, use_account: bool, actor: str,
          pi_id: str | None = None, holder_present: bool = False, pin_verified: bool = False, pay_by: str = "channel",
-         presence_id: str | None = None, created: Order | None = None) -> Order:
+         presence_id: str | None = None, created: Order | None = None,
+         request_cash_if: Callable[[Order], bool] | None = None) -> Order:
     """Second unit: price the visit and hold every fund and account leg (a pending settlement), reserve the
     year's totals, and decide what follows: cash 0 completes here; cash above the payer's password-free
     limit waits for the holder; else the order stays ``held`` for the cash request. An order past
@@ -216,7 +228,10 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     verified) or ``presence_id`` (the holder's own act in the app): services/care/presence.py.
 
     ``created``: the order as this same unit inserted it (`insert_order`; never one read from the table): nobody else can
-    see it before the commit, so it is neither read again nor locked."""
+    see it before the commit, so it is neither read again nor locked.
+
+    ``request_cash_if``: asked, with the order as it is about to be held, whether its cash is requested now (the
+    institution is called after this unit commits): if so the order goes on to ``cash_requested`` in the same UPDATE."""
     if created is not None and created.id == order_id and created.status == po.CREATED:
         order = created
     else:
@@ -251,18 +266,19 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
                        "the payer has no usable default payment institution for the cash share")
     if holder_present and s.cash_pay and not pin_verified:  # the amount changed since the preview the PIN was asked for
         raise Conflict("pin", "pin_required", "需要支付密码确认现金部分", "the cash share needs the payment PIN")
-    order = move(conn, order, po.HOLD, now, actor, setl_id=doc["setl_id"], total=int(s.total), fund_total=int(s.fund_total),
-                  account_pay=int(s.account_pay), cash_pay=int(s.cash_pay),
-                  payment_institution_id=binding.payment_institution_id if binding else None,
-                  cash_source="credit" if by_credit and s.cash_pay else None)
-    limit = order.cash_pay if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
-    event = po.first_event_after_hold(order.cash_pay, limit)
+    held = (po.HOLD, {"setl_id": doc["setl_id"], "total": int(s.total), "fund_total": int(s.fund_total), "account_pay": int(s.account_pay),
+                      "cash_pay": int(s.cash_pay), "payment_institution_id": binding.payment_institution_id if binding else None,
+                      "cash_source": "credit" if by_credit and s.cash_pay else None})
+    limit = int(s.cash_pay) if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
+    event = po.first_event_after_hold(int(s.cash_pay), limit)
     if event == po.NO_CASH:
         settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
-        return move(conn, order, po.NO_CASH, now, actor, completed_at=now)
+        return moves(conn, order, (held, (po.NO_CASH, {"completed_at": now})), now, actor)
     if event == po.ASK_HOLDER:
-        return move(conn, order, po.ASK_HOLDER, now, actor, confirm_expires_at=now + CONFIRM_TTL)
-    return order  # held: the flow records the cash request next, then calls the institution
+        return moves(conn, order, (held, (po.ASK_HOLDER, {"confirm_expires_at": now + CONFIRM_TTL})), now, actor)
+    if request_cash_if is not None and request_cash_if(replace(order, status=po.HELD, updated_at=now, **held[1])):
+        return moves(conn, order, (held, (po.REQUEST_CASH, {})), now, actor)  # held and the cash requested: one UPDATE
+    return moves(conn, order, (held,), now, actor)  # held: the flow records the cash request next, then calls the institution
 
 
 # ---- 2. the cash request ---------------------------------------------------------------------------
@@ -286,11 +302,6 @@ def request_cash(conn: Connection, now: datetime, *, order_id: str, actor: str, 
         return require(conn, order.id)
     if order.status in po.CASH_IN_DOUBT or order.terminal:
         return order
-    return move(conn, order, po.REQUEST_CASH, now, actor)
-
-
-def request_cash_locked(conn: Connection, now: datetime, order: Order, *, actor: str) -> Order:
-    """`request_cash` for an order this unit holds locked and has just moved (the hold's unit): no second read."""
     return move(conn, order, po.REQUEST_CASH, now, actor)
 
 
