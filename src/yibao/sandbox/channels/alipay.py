@@ -246,8 +246,7 @@ def create_app(config: AlipaySandboxConfig, *, clock: Any = None) -> FastAPI:
         elif event.kind == "refund":
             with books.lock:  # refund_fee: what the trade had given back when this refund was made
                 trade = books.trades[rec.out_trade_no]
-                refunded = sum(r.amount_fen for r in books.refunds.values()
-                               if r.out_trade_no == rec.out_trade_no and r.status == "succeeded" and r.at <= rec.at)
+                refunded = sum(r.amount_fen for r in books.refunds.of_trade(rec.out_trade_no) if r.status == "succeeded" and r.at <= rec.at)
             params.update(notify_type="trade_status_sync", out_trade_no=rec.out_trade_no, trade_no=rec.trade_no, out_biz_no=rec.out_refund_no,
                           trade_status="TRADE_CLOSED" if refunded == trade.amount_fen else "TRADE_SUCCESS",
                           total_amount=fen_to_yuan(trade.amount_fen), refund_fee=fen_to_yuan(refunded), send_back_fee=fen_to_yuan(rec.amount_fen),

@@ -141,6 +141,7 @@ class AlipayMedIns:
         self.key, self.platform_app_id, self.wall = key, platform_app_id, wall
         self.apps: dict[str, RSAPublicKey] = {}
         self.trades: dict[str, MedTrade] = {}
+        self.by_out_trade_no: dict[tuple[str, str], MedTrade] = {}  # (app_id, out_trade_no) → its first trade: no scan per call
         self.platform_url: str | None = None  # yibao's wallet API for this sandbox: …/api/v1/channels/{pi}/med-ins
         self.lock = threading.Lock()
 
@@ -215,7 +216,7 @@ def install(app: FastAPI, *, config: Any, books: Any, methods: dict[str, Any], a
             if b.trade_no:
                 t = med.trades.get(b.trade_no)
             else:
-                t = next((x for x in med.trades.values() if x.app_id == app_id and x.request["out_trade_no"] == b.out_trade_no), None)
+                t = med.by_out_trade_no.get((app_id, b.out_trade_no))
         if not b.trade_no and not b.out_trade_no:
             raise SandboxRefusal("INVALID_PARAMETER", "trade_no 与 out_trade_no 不能同时为空 (name the trade)")
         if t is None or not (t.app_id == app_id or (platform_may and app_id == config.app_id)):
@@ -250,7 +251,7 @@ def install(app: FastAPI, *, config: Any, books: Any, methods: dict[str, Any], a
             raise SandboxRefusal("INVALID_PARAMETER", "order_type=OWN_PAY 不含医保部分 (a self-pay trade has no insurance part)")
         request = b.model_dump(exclude_none=True)
         with med.lock:
-            again = next((t for t in med.trades.values() if t.app_id == app_id and t.request["out_trade_no"] == b.out_trade_no), None)
+            again = med.by_out_trade_no.get((app_id, b.out_trade_no))
         if again is not None:
             if again.request != request:
                 raise SandboxRefusal("CONTEXT_INCONSISTENT", "out_trade_no 已用于另一笔交易 (out_trade_no was used for another trade)")
@@ -270,6 +271,7 @@ def install(app: FastAPI, *, config: Any, books: Any, methods: dict[str, Any], a
                      own_pay_status="WAIT_PAY" if parts.cash else None)
         with med.lock:
             med.trades[trade_no] = t
+            med.by_out_trade_no.setdefault((app_id, b.out_trade_no), t)
         return created(t, base)
 
     def created(t: MedTrade, base: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yibao.channels.crypto import hmac_equal, hmac_sha256_hex
 from yibao.channels.wire import WireError, china_time, fen_to_yuan, rfc3339, yuan_to_fen
 from yibao.sandbox.channels import admin
-from yibao.sandbox.channels.core import AgreementRec, Books, Event, RefundRec, SandboxInfo, SandboxRefusal, TradeRec
+from yibao.sandbox.channels.core import AgreementRec, Books, Event, IndexedDict, RefundRec, SandboxInfo, SandboxRefusal, TradeRec
 from yibao.sandbox.channels.notifier import REAL_WORLD_DELAYS_MS, Notifier
 
 SCHEME = "HMAC-SHA256 (shared secret) over direction-labelled strings"
@@ -107,6 +107,36 @@ def valid_account(number: str) -> bool:
     return total % 10 == 0
 
 
+class Bills(IndexedDict):
+    """bill_no → bill, indexed by line (agreement_no) and by whether its going overdue is still untold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_agreement: dict[str, dict[str, None]] = {}
+        self._untold: dict[str, None] = {}
+
+    def _index(self, key: str, b: Bill) -> None:
+        self._add(self._by_agreement, b.agreement_no, key)
+        if not b.overdue_told:
+            self._untold[key] = None
+
+    def _unindex(self, key: str, b: Bill) -> None:
+        self._drop(self._by_agreement, b.agreement_no, key)
+        self._untold.pop(key, None)
+
+    def _in_order(self, keys: Any) -> list[Bill]:
+        return [dict.__getitem__(self, key) for key in sorted(keys, key=self._seq.__getitem__)]
+
+    def of_line(self, agreement_no: str) -> list[Bill]:
+        """The line's bills, in the dict's order."""
+        return self._in_order(self._by_agreement.get(agreement_no, ()))
+
+    def untold(self, where: Callable[[Bill], bool]) -> list[tuple[str, Bill]]:
+        """The bills ``where`` picks among those whose going overdue has not been told, in the dict's order."""
+        keys = [key for key in self._untold if where(dict.__getitem__(self, key))]
+        return [(key, dict.__getitem__(self, key)) for key in sorted(keys, key=self._seq.__getitem__)]
+
+
 class CreditBooks(Books):
     """The shared books plus lines, reservations (processing trades), bills and repayments."""
 
@@ -114,7 +144,7 @@ class CreditBooks(Books):
         super().__init__("BK", seed=config.seed, clock=clock)
         self.config = config
         self.lines: dict[str, Line] = {}
-        self.bills: dict[str, Bill] = {}
+        self.bills = Bills()
         self.repayments: dict[str, tuple[str, int, str]] = {}  # out_repayment_no → (bill_no, amount, payer)
         self.payouts: dict[str, PayoutRec] = {}  # out_instruction_no → the instruction
         self.closed_accounts: set[str] = set()  # accounts the bank has closed: credits to them are returned
@@ -163,23 +193,24 @@ class CreditBooks(Books):
         return "overdue" if self.today() > b.due_date else "open"
 
     def _used(self, agreement_no: str) -> int:
-        reserved = sum(t.amount_fen for t in self.trades.values() if t.agreement_no == agreement_no and t.status == "processing")
-        return reserved + sum(self._outstanding(b) for b in self.bills.values() if b.agreement_no == agreement_no)
+        reserved = sum(t.amount_fen for _, t in self.trades.open() if t.agreement_no == agreement_no and t.status == "processing")
+        return reserved + sum(self._outstanding(b) for b in self.bills.of_line(agreement_no))
 
     def _line_status(self, agreement: AgreementRec) -> str:
         if agreement.status != "active":
             return "CLOSED"
-        overdue = any(self._bill_status(b) == "overdue" for b in self.bills.values() if b.agreement_no == agreement.agreement_no)
+        overdue = any(self._bill_status(b) == "overdue" for b in self.bills.of_line(agreement.agreement_no))
         return "SUSPENDED" if overdue else "ACTIVE"
 
     def sweep_overdue(self) -> None:
         """Tell the platform once about each bill that has gone overdue."""
         told: list[Bill] = []
         with self.lock:
-            for no, b in self.bills.items():
-                if not b.overdue_told and self._bill_status(b) == "overdue":
-                    self.bills[no] = replace(b, overdue_told=True)
-                    told.append(self.bills[no])
+            today = self.today()  # once: this runs before every request
+            # _bill_status(b) == "overdue", the date (cheapest) first
+            for no, b in self.bills.untold(lambda b: today > b.due_date and self._outstanding(b) > 0):
+                self.bills[no] = replace(b, overdue_told=True)
+                told.append(self.bills[no])
         for b in told:
             self._emit("credit", ("overdue", b), None)
 
@@ -192,7 +223,7 @@ class CreditBooks(Books):
                 if (existing.amount_fen, existing.agreement_no) != (amount_fen, agreement_no):
                     raise SandboxRefusal("OUT_TRADE_NO_USED", "the order number was used with other parameters")
                 return existing
-            agreement = next((a for a in self.agreements.values() if a.agreement_no == agreement_no), None)
+            agreement = self.agreements.by_no(agreement_no)
             line = self.lines.get(agreement_no)
             code = None
             if agreement is None or line is None or agreement.status != "active":
@@ -317,7 +348,7 @@ class CreditBooks(Books):
             line = self.lines[a.agreement_no]
             used = self._used(a.agreement_no)
             status = self._line_status(a)
-            bills = [b for b in self.bills.values() if b.agreement_no == a.agreement_no]
+            bills = self.bills.of_line(a.agreement_no)
         views = [self.bill_view(b) for b in bills]
         return {"out_agreement_no": a.out_agreement_no, "agreement_no": a.agreement_no, "status": status, "score": line.score,
                 "credit_limit": fen_to_yuan(line.limit_fen), "used": fen_to_yuan(used), "available": fen_to_yuan(max(0, line.limit_fen - used)),

@@ -139,6 +139,159 @@ class StatementFaults(BaseModel):
     duplicate: list[str] = Field(default_factory=list, max_length=1000, description="keys listed twice")
 
 
+class IndexedDict(dict):  # type: ignore[type-arg]
+    """A dict that keeps indexes beside it in step with every write, whoever writes (the books, the bank's restore, the
+    demo, a test), so that a lookup by something other than the key costs no scan of the whole history.
+
+    ``_seq`` is each key's place in the dict's order (a key written again keeps its place, as in a dict): where a scan
+    found the first match in dict order, the index finds the same one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seq: dict[Any, int] = {}
+        self._count = itertools.count()
+
+    def _index(self, key: Any, value: Any) -> None:
+        raise NotImplementedError
+
+    def _unindex(self, key: Any, value: Any) -> None:
+        raise NotImplementedError
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key in self:
+            self._unindex(key, dict.__getitem__(self, key))
+        else:
+            self._seq[key] = next(self._count)
+        dict.__setitem__(self, key, value)
+        self._index(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._unindex(key, dict.__getitem__(self, key))  # out of the indexes first: a lookup never finds a key gone
+        dict.__delitem__(self, key)
+        del self._seq[key]
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key in self:
+            value = dict.__getitem__(self, key)
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def popitem(self) -> tuple[Any, Any]:
+        if not self:
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(self))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
+
+    def update(self, *args: Any, **kw: Any) -> None:
+        for key, value in dict(*args, **kw).items():
+            self[key] = value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def __ior__(self, other: Any) -> IndexedDict:
+        self.update(other)
+        return self
+
+    def _first(self, keys: dict[Any, None] | None) -> Any:
+        """The value under the first of ``keys`` in dict order, or None."""
+        if not keys:
+            return None
+        key = next(iter(keys)) if len(keys) == 1 else min(keys, key=self._seq.__getitem__)
+        return dict.__getitem__(self, key)
+
+    @staticmethod
+    def _add(index: dict[Any, dict[Any, None]], value: Any, key: Any) -> None:
+        index.setdefault(value, {})[key] = None
+
+    @staticmethod
+    def _drop(index: dict[Any, dict[Any, None]], value: Any, key: Any) -> None:
+        keys = index.get(value)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del index[value]
+
+
+class Agreements(IndexedDict):
+    """out_agreement_no → agreement, indexed by the institution's agreement_no too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_no: dict[str, dict[str, None]] = {}
+
+    def _index(self, key: str, rec: AgreementRec) -> None:
+        self._add(self._by_no, rec.agreement_no, key)
+
+    def _unindex(self, key: str, rec: AgreementRec) -> None:
+        self._drop(self._by_no, rec.agreement_no, key)
+
+    def by_no(self, agreement_no: str) -> AgreementRec | None:
+        """The first agreement (in the dict's order) with this agreement_no."""
+        return self._first(self._by_no.get(agreement_no))
+
+
+class Trades(IndexedDict):
+    """out_trade_no → trade, indexed by the institution's trade number (or what an institution finds a trade by: a key of
+    the trade number, ``trade_key``), and the trades still open: processing, or due to settle (``settles_at``)."""
+
+    def __init__(self, trade_key: Callable[[str], str] | None = None) -> None:
+        super().__init__()
+        self._trade_key = trade_key or (lambda trade_no: trade_no)
+        self._by_trade_no: dict[str, dict[str, None]] = {}
+        self._open: dict[str, None] = {}
+
+    def _index(self, key: str, rec: TradeRec) -> None:
+        self._add(self._by_trade_no, self._trade_key(rec.trade_no), key)
+        if rec.status == "processing" or rec.settles_at is not None:
+            self._open[key] = None
+
+    def _unindex(self, key: str, rec: TradeRec) -> None:
+        self._drop(self._by_trade_no, self._trade_key(rec.trade_no), key)
+        self._open.pop(key, None)
+
+    def by_trade_no(self, trade_no: str | None) -> TradeRec | None:
+        """The first trade (in the dict's order) whose ``trade_key(trade_no)`` is this."""
+        return None if trade_no is None else self._first(self._by_trade_no.get(trade_no))
+
+    def open(self) -> list[tuple[str, TradeRec]]:
+        """The open trades (processing or due to settle), in the dict's order."""
+        keys = sorted(self._open, key=self._seq.__getitem__) if len(self._open) > 1 else list(self._open)
+        return [(key, dict.__getitem__(self, key)) for key in keys]
+
+    def settling(self) -> bool:
+        """Whether a trade is due to settle later (a delayed payment)."""
+        return any(dict.__getitem__(self, key).settles_at is not None for key in self._open)
+
+
+class Refunds(IndexedDict):
+    """out_refund_no → refund, indexed by the trade refunded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_trade: dict[str, dict[str, None]] = {}
+
+    def _index(self, key: str, rec: RefundRec) -> None:
+        self._add(self._by_trade, rec.out_trade_no, key)
+
+    def _unindex(self, key: str, rec: RefundRec) -> None:
+        self._drop(self._by_trade, rec.out_trade_no, key)
+
+    def of_trade(self, out_trade_no: str) -> list[RefundRec]:
+        """The trade's refunds, in the dict's order."""
+        keys = sorted(self._by_trade.get(out_trade_no, ()), key=self._seq.__getitem__)
+        return [dict.__getitem__(self, key) for key in keys]
+
+
 class SandboxRefusal(Exception):
     """A business refusal the sandbox answers, in its own words, with a stable code."""
 
@@ -151,16 +304,18 @@ class Books:
     """One sandbox institution's books, knobs, clock and random."""
 
     def __init__(self, prefix: str, *, seed: int | None = None, clock: Callable[[], datetime] | None = None,
-                 knobs: Knobs | None = None) -> None:
+                 knobs: Knobs | None = None, trade_key: Callable[[str], str] | None = None) -> None:
+        """``trade_key``: what the institution finds a trade by, from its trade number (``trades.by_trade_no``)."""
         self.prefix = prefix
         self.lock = threading.Lock()
         self.knobs = knobs or Knobs(seed=seed)
         self.random = random.Random(seed)
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self.clock_offset = timedelta(0)
-        self.agreements: dict[str, AgreementRec] = {}
-        self.trades: dict[str, TradeRec] = {}
-        self.refunds: dict[str, RefundRec] = {}
+        # Indexed dicts: a payment, a query or the notifier's turn costs the same with a long history as with none.
+        self.agreements = Agreements()
+        self.trades = Trades(trade_key)
+        self.refunds = Refunds()
         self.signings: dict[str, SigningSession] = {}
         self.calls = 0
         self.faults = StatementFaults()
@@ -273,7 +428,7 @@ class Books:
 
     def agreement_by_no(self, agreement_no: str) -> AgreementRec | None:
         with self.lock:
-            return next((a for a in self.agreements.values() if a.agreement_no == agreement_no), None)
+            return self.agreements.by_no(agreement_no)
 
     def terminate_agreement(self, out_agreement_no: str) -> AgreementRec:
         with self.lock:
@@ -297,7 +452,7 @@ class Books:
                 if (existing.amount_fen, existing.agreement_no) != (amount_fen, agreement_no):
                     raise SandboxRefusal("OUT_TRADE_NO_USED", "the order number was used with other parameters")
                 return existing
-            agreement = next((a for a in self.agreements.values() if a.agreement_no == agreement_no), None)
+            agreement = self.agreements.by_no(agreement_no)
             now = self.now()
             code = None
             if agreement is None or agreement.status != "active":
@@ -327,7 +482,7 @@ class Books:
         now = self.now()
         done: list[TradeRec] = []
         with self.lock:
-            for no, t in self.trades.items():
+            for no, t in self.trades.open():
                 if t.status == "processing" and t.settles_at is not None and t.settles_at <= now:
                     done.append(replace(t, status="succeeded", paid_at=t.settles_at, settles_at=None))
                     self.trades[no] = done[-1]

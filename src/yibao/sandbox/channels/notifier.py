@@ -55,7 +55,10 @@ class Notifier:
         self.callback_url = callback_url
         self.delays_ms = tuple(delays_ms)
         self.timeout = timeout
-        self.deliveries: list[Delivery] = []
+        self.deliveries: list[Delivery] = []  # every delivery ever made (the admin view)
+        # The pending ones, by id (so in the order made): the resend loop and a flush look at these, not at the whole
+        # history. Written under books.lock (enqueue may run on a test's thread); a delivery leaves when it is done.
+        self._pending: dict[int, Delivery] = {}
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -81,8 +84,10 @@ class Notifier:
             if not dropped and knobs.duplicate_notification_rate > 0 and self.books.random.random() < knobs.duplicate_notification_rate:
                 copies = 2
             for _ in range(copies):
-                self.deliveries.append(Delivery(next(self._ids), event, url, state="dropped" if dropped else "pending",
-                                                next_at=time.monotonic()))
+                d = Delivery(next(self._ids), event, url, state="dropped" if dropped else "pending", next_at=time.monotonic())
+                self.deliveries.append(d)
+                if not dropped:
+                    self._pending[d.id] = d
         self._poke()
 
     def _poke(self) -> None:
@@ -112,11 +117,11 @@ class Notifier:
         while True:
             self.books.settle_due()
             now = time.monotonic()
-            for d in [d for d in self.deliveries if d.state == "pending" and d.next_at <= now]:
+            for d in [d for d in self.pending() if d.next_at <= now]:
                 await self._attempt(d)
-            waits = [d.next_at - time.monotonic() for d in self.deliveries if d.state == "pending"]
+            waits = [d.next_at - time.monotonic() for d in self.pending()]
             with self.books.lock:
-                pending_settlement = any(t.settles_at is not None for t in self.books.trades.values())
+                pending_settlement = self.books.trades.settling()
             if pending_settlement:
                 waits.append(0.02)  # a delayed payment is due soon: look again shortly
             self._wake.clear()
@@ -149,12 +154,20 @@ class Notifier:
                     d.state = "given_up"
                 else:
                     d.next_at = time.monotonic() + max(0, delays[d.attempts - 1]) / 1000
+            if d.state != "pending":
+                with self.books.lock:
+                    self._pending.pop(d.id, None)
+
+    def pending(self) -> list[Delivery]:
+        """The deliveries still pending, in the order they were made."""
+        with self.books.lock:
+            return [d for d in self._pending.values() if d.state == "pending"]
 
     async def flush(self) -> dict[str, int]:
         """Send every pending notification now (one attempt each), then report the counts by state."""
         self.ensure_started()
         self.books.settle_due()
-        for d in [d for d in self.deliveries if d.state == "pending"]:
+        for d in self.pending():
             await self._attempt(d)
         return self.counts()
 

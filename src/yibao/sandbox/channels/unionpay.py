@@ -140,6 +140,11 @@ class UnionPaySandboxConfig:
         return self.ca.key
 
 
+def query_id(rec_id: str) -> str:
+    """The queryId UnionPay names a trade or refund by: the end of its number."""
+    return rec_id[-21:]
+
+
 # ---- the statement file ----------------------------------------------------------------------------
 
 def _trace(query_id: str) -> str:
@@ -186,7 +191,7 @@ def day_of_settle_date(mmdd: str, today: date) -> date:
 
 def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
     app = FastAPI(title=TITLE, version="1", description="SANDBOX. Answers are signed by this sandbox's own certificate; nothing here moves money.")
-    books = Books("UP", seed=config.seed, clock=clock)
+    books = Books("UP", seed=config.seed, clock=clock, trade_key=query_id)  # a refund names its trade by queryId
     ca = config.ca
     merchant_cert_id = cert_id_of(config.merchant_key)
     txn_times: dict[tuple[str, str], str] = {}  # (kind, orderId) → the txnTime it came with
@@ -202,9 +207,6 @@ def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
         base = {k: req[k] for k in ("version", "encoding", "signMethod", "txnType", "txnSubType", "bizType", "accessType", "merId",
                                     "orderId", "txnTime") if k in req}
         return Response(answer_text(signed({**base, **extra, "respCode": code, "respMsg": msg})).encode(), media_type="text/plain;charset=UTF-8")
-
-    def query_id(rec_id: str) -> str:
-        return rec_id[-21:]
 
     def trace_fields(at: datetime, qid: str) -> dict[str, str]:
         c = china_time(at)
@@ -316,7 +318,8 @@ def create_app(config: UnionPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             elif txn == "04":
                 if ("refund", order_id) in txn_times:
                     return answer(params, {}, "12", "重复交易")
-                trade = next((t for t in list(books.trades.values()) if query_id(t.trade_no) == params.get("origQryId")), None)
+                with books.lock:
+                    trade = books.trades.by_trade_no(params.get("origQryId"))
                 if trade is None:
                     raise SandboxRefusal("ORDER_NOT_EXIST", "no trade with this origQryId")
                 r = books.refund(trade.out_trade_no, order_id, amount(params), params.get("backUrl"))

@@ -524,7 +524,7 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             check_mchid(mchid)
             books.settle_due()
             with books.lock:
-                t = next((t for t in books.trades.values() if t.trade_no == transaction_id), None)
+                t = books.trades.by_trade_no(transaction_id)
             if t is None:
                 raise SandboxRefusal("ORDER_NOT_EXIST", "订单不存在 (no such order)", 404)
             return trade_view(t, config, openid_of(t.agreement_no))
@@ -545,7 +545,8 @@ def create_app(config: WxPaySandboxConfig, *, clock: Any = None) -> FastAPI:
             out_trade_no = req.out_trade_no
             if out_trade_no is None and req.transaction_id is not None:
                 with books.lock:
-                    out_trade_no = next((t.out_trade_no for t in books.trades.values() if t.trade_no == req.transaction_id), None)
+                    found = books.trades.by_trade_no(req.transaction_id)
+                    out_trade_no = found.out_trade_no if found is not None else None
             if out_trade_no is None:
                 raise SandboxRefusal("PARAM_ERROR", "transaction_id 与 out_trade_no 须填一个 (transaction_id or out_trade_no)")
             trade = books.trade(out_trade_no)

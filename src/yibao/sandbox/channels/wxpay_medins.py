@@ -165,6 +165,7 @@ class MedIns:
         self.signer, self.wall, self.appid = signer, wall, appid
         self.merchants: dict[str, Merchant] = {}
         self.orders: dict[str, MixOrder] = {}
+        self.by_out_trade_no: dict[tuple[str, str], MixOrder] = {}  # (mchid, out_trade_no) → its first order: no scan per call
         self.platform_url: str | None = None  # yibao's wallet API for this sandbox: …/api/v1/channels/{pi}/med-ins
         self.lock = threading.Lock()
         self.callbacks: list[asyncio.Task[Any]] = []
@@ -315,7 +316,7 @@ def install(app: FastAPI, *, config: Any, books: Any, platform: Any, answer: Cal
             if (req.mix_pay_type != "CASH_ONLY" or req.pay_order_id) and not (req.pay_order_id and req.pay_auth_no):
                 raise SandboxRefusal("PARAM_ERROR", "含医保结算时 pay_order_id 与 pay_auth_no 必填 (an insurance settlement needs both)")
             with med.lock:
-                again = next((o for o in med.orders.values() if o.mchid == mchid and o.request["out_trade_no"] == req.out_trade_no), None)
+                again = med.by_out_trade_no.get((mchid, req.out_trade_no))
             if again is not None:
                 if again.request != req.model_dump():
                     raise SandboxRefusal("INVALID_REQUEST", "out_trade_no 已用于另一笔订单 (out_trade_no was used for another order)")
@@ -334,6 +335,7 @@ def install(app: FastAPI, *, config: Any, books: Any, platform: Any, answer: Cal
                          med_ins_pay_status="MED_INS_PAY_CREATED" if parts.insurance else "NO_MED_INS_PAY")
             with med.lock:
                 med.orders[mix] = o
+                med.by_out_trade_no.setdefault((mchid, req.out_trade_no), o)
             return answer({"mix_trade_no": mix, "mix_pay_status": o.mix_pay_status, "self_pay_status": o.self_pay_status,
                            "med_ins_pay_status": o.med_ins_pay_status})
         except SandboxRefusal as exc:
@@ -439,7 +441,7 @@ def install(app: FastAPI, *, config: Any, books: Any, platform: Any, answer: Cal
         try:
             req: CashRefundIn = parse(CashRefundIn, body)
             with med.lock:
-                o = next((x for x in med.orders.values() if x.mchid == mchid and x.request["out_trade_no"] == req.out_trade_no), None)
+                o = med.by_out_trade_no.get((mchid, req.out_trade_no))
             if o is None:
                 raise SandboxRefusal("RESOURCE_NOT_EXISTS", "订单不存在 (no such order)", 404)
             amount = req.amount.get("refund")
