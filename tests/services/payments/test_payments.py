@@ -32,6 +32,11 @@ def test_zero_cash_completes_at_once_without_any_institution(db, keyring, wxpay)
     assert after["holder"] == before["holder"] - 36600 and after["pending"] == 0
     assert after["receivable"] - before["receivable"] == done.fund_total + done.account_pay
     assert done.id not in wxpay.runtime.books.trades  # the institution never heard of it
+    # One unit, one lane: the trail says what happened in the order it happened — held, posted, completed — though the
+    # order's row is written once (orders.moves).
+    trail = [e.action for e in reversed(db.run(lambda c: audit.entries(c, "440300", 50), write=False))
+             if e.subject in (done.id, done.setl_id)]
+    assert trail[-3:] == ["payment.hold", "settlement.post", "payment.no_cash"]
 
 
 def test_password_free_cash_is_collected_and_everything_posted(db, keyring, wxpay):

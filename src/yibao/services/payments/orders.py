@@ -137,12 +137,16 @@ def move(conn: Connection, order: Order, event: str, now: datetime, actor: str, 
     return moves(conn, order, ((event, values),), now, actor)
 
 
-def moves(conn: Connection, order: Order, steps: tuple[tuple[str, dict[str, Any]], ...], now: datetime, actor: str) -> Order:
+def moves(conn: Connection, order: Order, steps: tuple[tuple[str, dict[str, Any]], ...], now: datetime, actor: str, *,
+          after_first: Callable[[], None] | None = None) -> Order:
     """Several events in a row, in one unit: each decided by the domain and audited as `move` would, the row updated
     ONCE with where they end. payment_orders has its status indexed, so each UPDATE writes a new entry in every index
-    of the table: the hold and the cash request in one statement instead of two (issue 13)."""
+    of the table: the hold and the cash request in one statement instead of two (issue 13). ``after_first`` runs
+    between the first event and the next (the posting of a payment with no cash: the audit trail keeps that order)."""
     moved, written = order, {}
-    for event, values in steps:
+    for i, (event, values) in enumerate(steps):
+        if i == 1 and after_first is not None:
+            after_first()
         after = po.transition(moved.status, event)
         assert set(values) <= _MOVED, values
         audit.append(conn, region=order.region, actor=actor, action=f"payment.{event}", subject=order.id,
@@ -272,8 +276,8 @@ def hold(conn: Connection, now: datetime, *, order_id: str, institution: Institu
     limit = int(s.cash_pay) if holder_present else (binding.password_free_limit if binding else 0)  # present: confirmed in the app
     event = po.first_event_after_hold(int(s.cash_pay), limit)
     if event == po.NO_CASH:
-        settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor)
-        return moves(conn, order, (held, (po.NO_CASH, {"completed_at": now})), now, actor)
+        return moves(conn, order, (held, (po.NO_CASH, {"completed_at": now})), now, actor,
+                     after_first=lambda: settlement.post_settlement(conn, now, setl_id=doc["setl_id"], actor=actor))
     if event == po.ASK_HOLDER:
         return moves(conn, order, (held, (po.ASK_HOLDER, {"confirm_expires_at": now + CONFIRM_TTL})), now, actor)
     if request_cash_if is not None and request_cash_if(replace(order, status=po.HELD, updated_at=now, **held[1])):
