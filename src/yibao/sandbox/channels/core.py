@@ -152,10 +152,10 @@ class IndexedDict(dict):  # type: ignore[type-arg]
         self._count = itertools.count()
 
     def _index(self, key: Any, value: Any) -> None:
-        raise NotImplementedError
+        """Add ``value`` under ``key`` to the subclass's indexes (here: none, a dict that only keeps each key's place)."""
 
     def _unindex(self, key: Any, value: Any) -> None:
-        raise NotImplementedError
+        """Take ``value`` under ``key`` out of the subclass's indexes (here: none)."""
 
     def __setitem__(self, key: Any, value: Any) -> None:
         if key in self:
