@@ -11,6 +11,7 @@ it matters (bench/api.py).
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections import namedtuple
 from datetime import date, datetime, timezone
 from functools import lru_cache
@@ -22,15 +23,20 @@ _UNKNOWN: Any = object()
 _PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_][a-zA-Z0-9_]*)")
 
 
-def _sqlite_value(value: Any) -> Any:
-    # Store as SQLAlchemy's SQLite DateTime does (naive UTC text), so Core reads it back unchanged.
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+def _sqlite_datetime(value: datetime) -> str:
+    # Stored as SQLAlchemy's SQLite DateTime stores it (naive UTC text), so Core reads it back unchanged.
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# sqlite3 asks an adapter only for a value that is not an int, float, str or bytes — so the statements below pass their
+# parameters to it unconverted, where a Python pass over every value of every statement cost ~3 % of a payment's CPU
+# (bench/payments.py, py-spy). The registry is the sqlite3 module's: these replace its default (deprecated) adapters,
+# which wrote an aware time with its offset and a whole second without ".000000" — text that no longer compares with
+# what SQLAlchemy stores. Core binds through its own type processors and never reaches them.
+sqlite3.register_adapter(datetime, _sqlite_datetime)
+sqlite3.register_adapter(date, date.isoformat)
 
 
 class Sql:
@@ -38,13 +44,15 @@ class Sql:
     it takes them skipping rows other transactions hold (FOR UPDATE SKIP LOCKED); SQLite's single writer
     already holds the whole database, so there both are dropped."""
 
-    __slots__ = ("text", "_pg", "_types")
+    __slots__ = ("text", "_pg", "_types", "_pg_rows", "_many")
 
     def __init__(self, text: str) -> None:
         text = " ".join(text.split())
         self.text = text.replace(" {lock}", "").replace(" {skip_locked}", "")
         pg = text.replace("%", "%%").replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")
         self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", pg)
+        self._pg_rows = _values_split(pg)  # an INSERT … VALUES (…) …: its parts, to send a few rows as one statement
+        self._many: dict[int, str] = {}
         # The row type per dialect, from the first single execution's column names: a statement's columns never change,
         # and psycopg builds the cursor's description anew on every read of it (~15 µs a statement, ~50 a payment).
         self._types: dict[str, type | None] = {}
@@ -52,22 +60,49 @@ class Sql:
     def __call__(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> "Rows":
         params = params or {}
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        if conn.dialect.name == "postgresql":
-            text = self._pg
-        else:
-            text = self.text
-            params = [{k: _sqlite_value(v) for k, v in p.items()} for p in params] if isinstance(params, list) else \
-                {k: _sqlite_value(v) for k, v in params.items()}
+        dialect = conn.dialect.name
+        text = self._pg if dialect == "postgresql" else self.text  # SQLite's dates: the adapters above
         if isinstance(params, list):
-            cursor.executemany(text, params)
+            if dialect == "postgresql" and self._pg_rows is not None and 1 < len(params) <= MANY_ROWS:
+                # A few rows as one multi-row INSERT: psycopg's executemany sends one Bind/Execute per row, each a
+                # statement for the server (an audit trail's entries, a posting's transfers, a visit's fee lines).
+                cursor.execute(self._rows_text(len(params)), {f"{k}__r{i}": v for i, p in enumerate(params) for k, v in p.items()})
+            else:
+                cursor.executemany(text, params)
             return Rows(cursor, None)  # nothing is read after a batch
         cursor.execute(text, params)
-        dialect = conn.dialect.name
         row_type = self._types.get(dialect, _UNKNOWN)
         if row_type is _UNKNOWN:
             desc = cursor.description
             row_type = self._types[dialect] = _row_type(tuple(d[0] for d in desc)) if desc else None
         return Rows(cursor, row_type)
+
+    def _rows_text(self, n: int) -> str:
+        text = self._many.get(n)
+        if text is None:
+            head, group, tail = self._pg_rows  # type: ignore[misc]
+            groups = ", ".join(_PARAM.sub(lambda m, i=i: f"%({m.group(1)}__r{i})s", group) for i in range(n))
+            text = self._many[n] = f"{head}{groups}{tail}"
+        return text
+
+
+MANY_ROWS = 16  # at most this many rows become one statement: each count is a statement the server prepares and keeps
+
+
+def _values_split(text: str) -> tuple[str, str, str] | None:
+    """``INSERT … VALUES (group) tail`` as (``INSERT … VALUES ``, ``(group)``, `` tail``); None for any other statement."""
+    if not text.upper().startswith("INSERT INTO "):
+        return None
+    start = text.upper().find(" VALUES (")
+    if start < 0:
+        return None
+    start += len(" VALUES ")
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[:start], text[start:end + 1], text[end + 1:]
+    return None
 
 
 LIST_CHUNK = 200  # the most values one IN list takes (the caller splits longer ones)
