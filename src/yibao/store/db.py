@@ -67,6 +67,30 @@ def unit_end(conn: Connection) -> list[Callable[[Connection], None]] | None:
     return conn.get_execution_options().get(_UNIT_END)
 
 
+class UnitMemo(dict):
+    """What this unit wrote and may use again without reading it back (`unit_memo`). Kept among the unit's end hooks,
+    so it ends with the unit: a re-run (a transient failure, a batch's savepoint rolled back) starts with none."""
+
+    def __call__(self, conn: Connection) -> None:  # as an end hook: nothing to write
+        return None
+
+
+def unit_memo(conn: Connection, *, create: bool = True) -> UnitMemo | None:
+    """This unit's memo (made on first use, unless not ``create``); None on a connection no unit runs. The service that
+    owns a table is the only one to put its rows there and the one to drop them when it changes them again."""
+    hooks = unit_end(conn)
+    if hooks is None:
+        return None
+    for hook in hooks:
+        if type(hook) is UnitMemo:
+            return hook
+    if not create:
+        return None
+    memo = UnitMemo()
+    hooks.append(memo)
+    return memo
+
+
 def audit_key(conn: Connection) -> bytes | None:
     """The audit chain's key configured on this database (`Database.use_audit_key`), None if none."""
     return conn.get_execution_options().get(_AUDIT_KEY)

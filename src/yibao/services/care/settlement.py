@@ -48,7 +48,7 @@ from yibao.services.books import accumulators, audit, ledger
 from yibao.services.care import bills, presence, visits
 from yibao.services.people import families
 from yibao.services.people import persons as people
-from yibao.store.db import Retry
+from yibao.store.db import Retry, unit_memo
 from yibao.store.sql import Sql, as_date, as_datetime
 from yibao.store.tables import messages as M
 from yibao.store.tables import settlements as S
@@ -135,10 +135,16 @@ def _account_choice(conn: Connection, patient: _Patient, req: AccountRequest, re
 
 
 def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: str, *,
-           lock: bool) -> tuple[Settlement, str | None, _Patient, list[Any]]:
-    """The visit priced, the account that would pay, the patient, and the active fee rows in the settlement's line order."""
-    patient = _load_patient(conn, visit.person_id)
-    rows = list(_LINES(conn, {"visit_id": visit.id}))
+           lock: bool, fresh: visits.Fresh | None = None) -> tuple[Settlement, str | None, _Patient, list[Any]]:
+    """The visit priced, the account that would pay, the patient, and the active fee rows in the settlement's line order.
+    ``fresh``: the visit as this unit opened it, its patient and lines not read back."""
+    if fresh is not None:
+        p = fresh.patient
+        patient = _Patient(p.id, p.region, p.insurance_type, p.tier, p.employment_status == "retired", p.hardship, p.birth_date)
+        rows: list[Any] = list(fresh.lines)
+    else:
+        patient = _load_patient(conn, visit.person_id)
+        rows = list(_LINES(conn, {"visit_id": visit.id}))
     lines = tuple(bills.fee_line(r) for r in rows)
     if not lines:
         raise Conflict("visit_id", "no_fee_lines", "该就诊没有有效的费用明细", "the visit has no fee lines to settle")
@@ -238,7 +244,10 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
             raise Conflict("msgid", "msgid_used_for_other_visit", "该报文ID已用于另一就诊的结算",
                            "this message id already settled a different visit")
         raise Conflict("msgid", "msgid_used", "该报文ID已使用或已被冲正", "this message id was already used or reversed")
-    visit = _load_visit(conn, institution.id, visit_id, lock=True)
+    fresh = visits.fresh(conn, visit_id)  # opened with its lines by this unit (a payment's): not read back, nor locked (it is ours)
+    if fresh is not None and fresh.visit.institution_id != institution.id:
+        fresh = None
+    visit = fresh.visit if fresh is not None else _load_visit(conn, institution.id, visit_id, lock=True)
     _check_settleable(visit)
     if not pending:  # a payment order's hold (pending) is the bill being paid; anything else must wait for its withdrawal
         visits.refuse_if_billed(conn, visit_id)
@@ -247,7 +256,7 @@ def settle(conn: Connection, now: datetime, *, institution: Institution, visit_i
     # used up in this unit — before anything about the account is read.
     present = presence.claim(conn, now, institution_id=institution.id, visit_id=visit.id, owner_id=_owner(visit, account),
                              setl_id=setl_id, presence_id=presence_id) if account.use else None
-    s, paying_account, patient, rows = _price(conn, visit, account, institution.level, lock=True)
+    s, paying_account, patient, rows = _price(conn, visit, account, institution.level, lock=True, fresh=fresh)
     if _CLAIM_MESSAGE(conn, {"msgid": msgid, "region": visit.region, "institution_id": institution.id, "ref": setl_id, "now": now}).first() is None:
         raise Retry()  # a concurrent request claimed it first; re-run and answer as it did
 
@@ -407,15 +416,28 @@ def _refuse_unsettled(row: Any) -> None:
 
 
 _PENDING_ROW = Sql("""SELECT id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year, total, account_pay,
-                      cash_pay, accumulator_delta, document FROM settlements WHERE id = :id {lock}""")
+                      cash_pay, accumulator_delta, document, pool_fund, serious_illness, large_amount, other, assistance, account_id
+                      FROM settlements WHERE id = :id {lock}""")
 _RESTATE = Sql("UPDATE settlements SET status = :status, document = :document WHERE id = :id")
+_SPLIT = Sql("SELECT pool_fund, serious_illness, large_amount, other, assistance, account_id FROM settlements WHERE id = :id")
 
 
 def _pending_row(conn: Connection, setl_id: str) -> Any:
     row = _PENDING_ROW(conn, {"id": setl_id}).first()
     if row is None:
         raise NotFound("setl_id", "not_found", "结算记录不存在", "settlement not found")
+    memo = unit_memo(conn)
+    if memo is not None:  # a settlement's split never changes: the payment's receipt in this unit takes it from here (`split`)
+        memo[("split", row.id)] = row
     return row
+
+
+def split(conn: Connection, setl_id: str) -> Any:
+    """A settlement's fund layers and paying account (pool_fund, serious_illness, large_amount, other, assistance,
+    account_id), or None: as this unit read them already, else from the table."""
+    memo = unit_memo(conn, create=False)
+    row = memo.get(("split", setl_id)) if memo else None
+    return row if row is not None else _SPLIT(conn, {"id": setl_id}).first()
 
 
 def _restate(conn: Connection, row: Any, status: str, now: datetime, **extra: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ answers "not found" for anyone else's.
 from __future__ import annotations
 
 import secrets
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -26,6 +27,7 @@ from yibao.services.agency.policies import policies_for, policy_for
 from yibao.services.books import accumulators
 from yibao.services.catalogue import decisions, mappings, versions
 from yibao.services.people import persons as people
+from yibao.store.db import unit_memo
 from yibao.store.rows import one_or
 from yibao.store.sql import Sql
 from yibao.store.tables import fee_lines as L
@@ -67,6 +69,36 @@ class Opened:
 
     visit: Visit
     patient: people.Person
+
+
+# A visit's fee lines as the settlement reads them (settlement.py `_LINES`), in the order it reads them.
+FreshLine = namedtuple("FreshLine", "code name line_class unit_price quantity price_cap self_pay_ratio item_category med_list_codg "
+                                    "feedetl_sn fee_ocur_time")
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """A visit this unit opened and gave its lines (a payment's): what a settlement in the same unit would read back."""
+
+    visit: Visit
+    patient: people.Person
+    lines: tuple[FreshLine, ...]
+
+
+def fresh(conn: Connection, visit_id: str) -> Fresh | None:
+    """The visit as this unit opened it with its lines, taken once (the settlement that follows in the unit); None when
+    this unit did not, or changed it since. The inserted rows are this unit's alone until its commit: nobody else can have
+    changed them, and no lock is needed on them."""
+    memo = unit_memo(conn, create=False)
+    return memo.pop(("visit", visit_id), None) if memo else None
+
+
+def _forget(conn: Connection) -> None:
+    """A visit or its lines change: what `fresh` would answer is stale."""
+    memo = unit_memo(conn, create=False)
+    if memo:
+        for key in [k for k in memo if k[0] == "visit"]:
+            del memo[key]
 
 
 def open_visit(conn: Connection, now: datetime, *, institution: Institution, person_id: str, kind: str,
@@ -126,6 +158,7 @@ def get(conn: Connection, institution_id: str, visit_id: str, *, lock: bool = Fa
 
 
 def discharge(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
+    _forget(conn)
     v = get(conn, institution.id, visit_id, lock=True)
     if v.kind != "inpatient":
         raise Conflict("visit_id", "not_inpatient", "只有住院就诊可以办理出院", "only an inpatient visit can be discharged")
@@ -142,6 +175,7 @@ def _active_lines(conn: Connection, visit_id: str) -> int:
 def cancel_visit(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
     """Cancel a registration (2202) or undo an admission (2404): only before any fee line stands and before discharge or
     settlement; the year's admission count falls back and later unsettled stays move down one (their deductible)."""
+    _forget(conn)
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status == "cancelled":
         return v  # cancelled already: again changes nothing
@@ -167,6 +201,7 @@ def cancel_visit(conn: Connection, now: datetime, *, institution: Institution, v
 
 def undo_discharge(conn: Connection, now: datetime, *, institution: Institution, visit_id: str) -> Visit:
     """Undo a discharge (2405): the stay is admitted again, before it is settled."""
+    _forget(conn)
     v = get(conn, institution.id, visit_id, lock=True)
     if v.kind != "inpatient":
         raise Conflict("visit_id", "not_inpatient", "只有住院就诊可以撤销出院", "only an inpatient stay has a discharge to undo")
@@ -219,6 +254,7 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
     if opened is not None:
         v, patient, existing = opened.visit, opened.patient, {}
     else:
+        _forget(conn)
         v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能再上传明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
@@ -294,7 +330,12 @@ def upload_lines(conn: Connection, now: datetime, *, institution: Institution, v
             raise InputError("lines", "visit_total_too_large", f"就诊费用合计超出上限¥{format_yuan(MAX_FEN)}",
                              f"the visit's fee lines would total more than the limit of ¥{format_yuan(MAX_FEN)}")
         _INSERT_LINES(conn, rows)
-    return [] if opened is not None else list_lines(conn, institution.id, visit_id)
+    if opened is None:
+        return list_lines(conn, institution.id, visit_id)
+    memo = unit_memo(conn)
+    if memo is not None:  # the settlement that follows in this unit needs none of it read back (`fresh`)
+        memo[("visit", visit_id)] = Fresh(v, patient, tuple(FreshLine(*(row[f] for f in FreshLine._fields)) for row in rows))
+    return []
 
 
 def _fee_day(at: datetime | None, visit_date: date) -> date:
@@ -324,6 +365,7 @@ def _line_total(unit_price: int, quantity: int) -> int:
 
 def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, feedetl_sn: str) -> None:
     """Revoke one uploaded line before settlement (2205)."""
+    _forget(conn)
     v = get(conn, institution.id, visit_id, lock=True)
     if v.status in ("settled", "cancelled", "settling"):
         raise Conflict("visit_id", f"visit_{v.status}", "已结算或支付中的就诊不能撤销明细，请先撤销结算", f"the visit is {v.status}; cancel the settlement first")
@@ -336,6 +378,7 @@ def revoke_line(conn: Connection, *, institution: Institution, visit_id: str, fe
 def mark_refunded(conn: Connection, visit_id: str, feedetl_sns: list[str]) -> None:
     """Lines of a settled visit given back by a refund of items (services/payments/refunds.py): no longer active, so the
     settlement's remaining items are the active ones."""
+    _forget(conn)
     if feedetl_sns:
         conn.execute(update(L).where(L.c.visit_id == visit_id, L.c.feedetl_sn.in_(feedetl_sns), L.c.status == "active")
                      .values(status="refunded"))
@@ -351,4 +394,5 @@ _SET_STATUS = Sql("UPDATE visits SET status = :status, updated_at = :now WHERE i
 
 
 def set_status(conn: Connection, visit_id: str, status: str, now: datetime) -> None:
+    _forget(conn)
     _SET_STATUS(conn, {"id": visit_id, "status": status, "now": now})

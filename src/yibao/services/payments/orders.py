@@ -103,7 +103,6 @@ _INSERT = Sql("""INSERT INTO payment_orders (id, region, institution_id, request
                  VALUES (:id, :region, :institution_id, :request_key, :request_hash, :method, :visit_id, :person_id, :payer_id,
                  :paycode_id, :terminal_id, :status, 0, 0, 0, 0, 0, :now, :now)""")
 _SPLIT = Sql("SELECT total, fund_total, account_pay, cash_pay FROM settlements WHERE id = :id")
-_RECEIPT = Sql("SELECT pool_fund, serious_illness, large_amount, other, assistance, account_id FROM settlements WHERE id = :id")
 _MOVED = {f.name for f in fields(Order)}  # what `move` may set besides status and updated_at (paycode_id is not an Order field)
 
 
@@ -417,7 +416,7 @@ def stranded(conn: Connection, now: datetime, *, cash_grace: timedelta, held_gra
 
 def receipt(conn: Connection, order: Order) -> dict[str, Any]:
     """The one document a payment answers with: the split (fund by layer, account, cash) and where the cash went."""
-    s = _RECEIPT(conn, {"id": order.setl_id}).first() if order.setl_id else None
+    s = settlement.split(conn, order.setl_id) if order.setl_id else None
     fund = {"pool": 0, "serious_illness": 0, "large_amount": 0, "other": 0, "assistance": 0}
     if s is not None:
         fund = {"pool": int(s.pool_fund), "serious_illness": int(s.serious_illness), "large_amount": int(s.large_amount),
