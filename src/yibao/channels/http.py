@@ -254,7 +254,8 @@ def _target(prefix: str, path: str) -> str:
 
 # What may be written as a header field: a token for the name, a value of visible ASCII and inner spaces or tabs, each
 # line ended by CRLF. A CR or LF in a name or value (a caller's header built from an institution's or user's text)
-# would start another field or end the head early: refused.
+# would start another field or end the head early: refused. The block is checked at once, and its LFs counted (one per
+# field), so that "a\r\nX-Injected: 1" in a value, though each line would pass, does not.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _FIELDS = re.compile(rf"(?:{_TOKEN}: (?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?\r\n)*")
 _METHOD = re.compile(_TOKEN)
@@ -272,7 +273,7 @@ def _request_head(origin: _Origin, method: str, path: str, body: bytes, headers:
     if body or method in ("POST", "PUT", "PATCH"):
         fields.append(f"Content-Length: {len(body)}\r\n")
     block = "".join(fields)
-    if not _FIELDS.fullmatch(block) or not _METHOD.fullmatch(method):
+    if block.count("\n") != len(fields) or not _FIELDS.fullmatch(block) or not _METHOD.fullmatch(method):
         raise ValueError(f"请求头或方法含非法字符 / a header field or the method would break the request: {method} {list(headers)}")
     # The target is percent-encoded by _target: nothing in it can break the request line.
     return f"{method} {_target(origin.prefix, path)} HTTP/1.1\r\n{block}\r\n".encode("ascii")
