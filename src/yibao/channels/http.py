@@ -349,8 +349,11 @@ async def _exchange(conn: _Conn, origin: _Origin, method: str, path: str, body: 
             conn.writer.writelines((head, body))
     else:
         conn.writer.write(head)
-    async with asyncio.timeout(timeout):
-        await conn.writer.drain()
+    if conn.writer.transport.get_write_buffer_size():  # drain waits only while the buffer is over its limit
+        async with asyncio.timeout(timeout):
+            await conn.writer.drain()
+    else:
+        await conn.writer.drain()  # (still raises a connection lost meanwhile)
     reading = _Reading(method == "HEAD")
     parser = reading.parser = httptools.HttpResponseParser(reading)
     reader = conn.reader
