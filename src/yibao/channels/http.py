@@ -14,7 +14,8 @@ The requests are written here as bytes and the answers parsed with httptools (ll
 uses) over asyncio streams, not through httpx: httpx and httpcore spent ~0.45 ms of the platform's CPU per request
 on their layers (a loop of requests to a local server: httpx 576 µs, httpcore 360 µs, h11 on streams 124 µs),
 and a one-code payment makes two; h11's own validation, event objects and an httpx.Headers per answer were still
-~6 % of the platform's CPU per payment. What h11 did is done here: the header names and values written are
+~6 % of the platform's CPU per payment (the layer alone, a request written and its answer read: ~140 µs with h11,
+~16 µs here; the client's CPU per request to a local server, end to end: ~330 → ~180 µs). What h11 did is done here: the header names and values written are
 refused (ValueError) if they could break the request's framing (CR, LF, a name that is not a token); an answer is
 framed by Content-Length, chunks, or the connection's close (HTTP/1.0 style; that connection then ends); 1xx
 answers are skipped; a 204, a 304 and the answer to a HEAD have no body; a server that hangs up before the answer
