@@ -15,15 +15,16 @@ uses) over asyncio streams, not through httpx: httpx and httpcore spent ~0.45 ms
 on their layers (a loop of requests to a local server: httpx 576 µs, httpcore 360 µs, h11 on streams 124 µs),
 and a one-code payment makes two; h11's own validation, event objects and an httpx.Headers per answer were still
 ~6 % of the platform's CPU per payment (the layer alone, a request written and its answer read: ~140 µs with h11,
-~16 µs here; the client's CPU per request to a local server, end to end: ~330 → ~180 µs). What h11 did is done here: the header names and values written are
-refused (ValueError) if they could break the request's framing (CR, LF, a name that is not a token); an answer is
-framed by Content-Length, chunks, or the connection's close (HTTP/1.0 style; that connection then ends); 1xx
-answers are skipped; a 204, a 304 and the answer to a HEAD have no body; a server that hangs up before the answer
-is whole, or says something that is not HTTP/1.1, is a `RemoteProtocolError`. A connection is kept for the next
-call only when its answer was whole, the server keeps it alive (HTTP/1.1 without `Connection: close`, or HTTP/1.0
-with `Connection: keep-alive`) and nothing followed the answer. httpx is still used where a test hands the connector
-a transport (a MockTransport), and when the process is told to use a proxy (HTTP(S)_PROXY), which only httpx
-honours here.
+~16 µs here; the client's CPU per request to a local server, end to end: ~330 → ~180 µs).
+
+What h11 did is done here: the header names and values written are refused (ValueError) if they could break the
+request's framing (CR, LF, a name that is not a token); an answer is framed by Content-Length, chunks, or the
+connection's close (HTTP/1.0 style; that connection then ends); 1xx answers are skipped; a 204, a 304 and the
+answer to a HEAD have no body; a server that hangs up before the answer is whole, or says something that is not
+HTTP/1.1, is a `RemoteProtocolError`. A connection is kept for the next call only when its answer was whole, the
+server keeps it alive (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`) and
+nothing followed the answer. httpx is still used where a test hands the connector a transport (a MockTransport),
+and when the process is told to use a proxy (HTTP(S)_PROXY), which only httpx honours here.
 """
 
 from __future__ import annotations
