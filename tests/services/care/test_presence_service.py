@@ -79,3 +79,36 @@ def test_the_years_totals_are_shown_only_with_the_person_present_for_the_visit(d
         totals(visit_id)
     present(db, w.hospital, w.employee.id, visit_id)
     assert totals(visit_id).pool_fund_paid == 0
+
+
+def test_the_presence_a_unit_bound_is_the_one_its_settlement_uses_and_another_owners_is_never(db, keyring, clock):
+    from datetime import timedelta
+
+    from yibao.services.care import presence
+
+    w = seed(db, keyring)
+    v = open_with_lines(db, w.hospital, w.employee.id)
+    older = present(db, w.hospital, w.employee.id, v.id)  # presented at the counter before, for this visit
+    now = db.clock()
+
+    def unit(c, owner, msgid):  # noqa: ANN001, ANN202 — a flow that records a presence, binds it and settles in one unit
+        p = presence.record(c, now, kind="card_pin", credential_id=f"card-{msgid}", institution=w.hospital, person_id=owner.id,
+                            owner_id=owner.id, ttl=timedelta(minutes=5))
+        presence.bind(c, now, p, visit_id=v.id, field="card_no")
+        doc = settlement.settle(c, now, institution=w.hospital, visit_id=v.id, msgid=msgid, account=AccountRequest(use=True), actor="test")
+        return p.id, doc
+
+    # the retiree's bound presence cannot pay the employee's account: the search finds the employee's older one instead
+    bound, doc = db.run(lambda c: unit(c, w.retiree, "BOUND-OTHER"))
+    used = db.run(lambda c: {r.id: r.status for r in presence.live_for_visit(c, now, institution_id=w.hospital.id, visit_id=v.id,
+                                                                             person_id=w.employee.id)}, write=False)
+    assert bound in used and older not in used  # the retiree's stays live; the older one paid
+    db.run(lambda c: settlement.cancel(c, db.clock(), institution=w.hospital, setl_id=doc["setl_id"], actor="test"))
+    # the employee's own, bound in the unit, is used — not an older one of theirs for the visit, nor the retiree's
+    older_again = present(db, w.hospital, w.employee.id, v.id)
+    clock.advance(seconds=1)  # the older one first in the search's order
+    now = db.clock()
+    mine, _ = db.run(lambda c: unit(c, w.employee, "BOUND-MINE"))
+    live = db.run(lambda c: [r.id for r in presence.live_for_visit(c, now, institution_id=w.hospital.id, visit_id=v.id,
+                                                                  person_id=w.employee.id)], write=False)
+    assert mine not in live and older_again in live and bound in live

@@ -36,6 +36,7 @@ from yibao.domain.errors import Conflict, Forbidden, NotFound
 from yibao.formats.timefmt import iso_utc
 from yibao.services.agency.institutions import Institution
 from yibao.services.care import visits
+from yibao.store.db import unit_memo
 from yibao.store.sql import Sql, as_datetime
 from yibao.store.tables import presences as PR
 
@@ -152,6 +153,9 @@ def bind(conn: Connection, now: datetime, presence: Presence, *, visit_id: str, 
     refusal = _refusal(presence, now, field, visit_id)
     if refusal is not None:
         raise refusal
+    memo = unit_memo(conn)
+    if memo is not None:  # the settlement that follows in this unit tries this one first, by its id (`claim`)
+        memo[("presence", visit_id)] = presence.id
     if presence.visit_id is None:
         _BIND(conn, {"id": presence.id, "visit_id": visit_id})
         return replace(presence, visit_id=visit_id)  # the row as this unit now has it: no read back
@@ -182,6 +186,9 @@ _CANDIDATES = Sql("""SELECT id FROM presences WHERE institution_id = :institutio
 _USE = Sql("""UPDATE presences SET status = 'used', used_at = :now, visit_id = :visit_id, setl_id = :setl_id
               WHERE id = :id AND status = 'live' AND expires_at > :now AND (visit_id = :visit_id OR visit_id IS NULL)
               RETURNING id, kind""")
+_USE_BOUND = Sql("""UPDATE presences SET status = 'used', used_at = :now, setl_id = :setl_id
+                    WHERE id = :id AND institution_id = :institution_id AND status = 'live' AND expires_at > :now
+                    AND visit_id = :visit_id AND (owner_id = :owner_id OR person_id = :owner_id) RETURNING id, kind""")
 
 
 @dataclass(frozen=True)
@@ -193,10 +200,18 @@ class Claimed:
 def claim(conn: Connection, now: datetime, *, institution_id: str, visit_id: str, owner_id: str, setl_id: str,
           field: str = "account", presence_id: str | None = None) -> Claimed:
     """Use a presence up for the settlement ``setl_id`` of this visit, debiting ``owner_id``'s account (the settlement's
-    unit): one bound to this visit first, else the oldest bound to none (it is bound to this one); ``presence_id``: that
-    one only (a flow that recorded its own). Of two settlements racing for one presence, one wins; the other tries the
+    unit): the one this unit bound to the visit (`bind`), else one bound to this visit, else the oldest bound to none (it
+    is bound to this one); ``presence_id``: that one only (a flow that recorded its own). Of two settlements racing for one presence, one wins; the other tries the
     next or is refused (`presence_required`)."""
     ids = {"institution_id": institution_id, "visit_id": visit_id, "owner_id": owner_id, "now": now}
+    memo = unit_memo(conn, create=False)
+    bound = memo.pop(("presence", visit_id), None) if memo else None
+    if bound is not None and presence_id in (None, bound):
+        # The one this unit's flow bound to the visit (the code it scanned), used at once by its id: a candidate for this
+        # visit whatever the others are, and one statement where the search took two. Not usable (another owner's): search.
+        won = _USE_BOUND(conn, {**ids, "id": bound, "setl_id": setl_id}).first()
+        if won is not None:
+            return Claimed(won.id, won.kind)
     for candidate in [c for c in _CANDIDATES(conn, ids) if presence_id is None or c.id == presence_id]:
         won = _USE(conn, {"id": candidate.id, "visit_id": visit_id, "setl_id": setl_id, "now": now}).first()
         if won is not None:
