@@ -201,8 +201,8 @@ def claim(conn: Connection, now: datetime, *, institution_id: str, visit_id: str
           field: str = "account", presence_id: str | None = None) -> Claimed:
     """Use a presence up for the settlement ``setl_id`` of this visit, debiting ``owner_id``'s account (the settlement's
     unit): the one this unit bound to the visit (`bind`), else one bound to this visit, else the oldest bound to none (it
-    is bound to this one); ``presence_id``: that one only (a flow that recorded its own). Of two settlements racing for one presence, one wins; the other tries the
-    next or is refused (`presence_required`)."""
+    is bound to this one); ``presence_id``: that one only (a flow that recorded its own). Of two settlements racing for
+    one presence, one wins; the other tries the next or is refused (`presence_required`)."""
     ids = {"institution_id": institution_id, "visit_id": visit_id, "owner_id": owner_id, "now": now}
     memo = unit_memo(conn, create=False)
     bound = memo.pop(("presence", visit_id), None) if memo else None
