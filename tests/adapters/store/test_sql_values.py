@@ -45,9 +45,9 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
     def work(c):
         cursor_texts: list[str] = []
         raw = c.connection.dbapi_connection
-        if c.dialect.name == "postgresql":
-            from psycopg import Cursor
+        from psycopg import Cursor
 
+        if c.dialect.name == "postgresql":
             class Counting(Cursor):
                 def execute(self, query, params=None, **kw):
                     cursor_texts.append(str(query))
@@ -58,15 +58,18 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
                     cursor_texts.extend([str(query)] * len(params_seq))  # one statement per row for the server
                     return super().executemany(query, params_seq, **kw)
             raw.cursor_factory = Counting  # what the statements send, under Sql (which runs on the driver's cursor)
-        for n in (1, 3, 16, 40):  # one row, a few, the most made one, and more than that
-            rows = [{"region": "440300", "kind": f"k{n}", "subject": None if i == 0 else f"s{i}", "failed": False,
-                     "at": now + timedelta(seconds=i)} for i in range(n)]
-            _MANY(c, rows if n > 1 else rows[0])
-            got = list(_SUBJECTS(c, {"kind": f"k{n}"}))
-            assert [r.subject for r in got] == ["none"] + [f"s{i}" for i in range(1, n)]
-            assert [as_datetime(r.created_at) for r in got] == [now + timedelta(seconds=i) for i in range(n)]
+        try:
+            for n in (1, 3, 16, 40):  # one row, a few, the most made one, and more than that
+                rows = [{"region": "440300", "kind": f"k{n}", "subject": None if i == 0 else f"s{i}", "failed": False,
+                         "at": now + timedelta(seconds=i)} for i in range(n)]
+                _MANY(c, rows if n > 1 else rows[0])
+                got = list(_SUBJECTS(c, {"kind": f"k{n}"}))
+                assert [r.subject for r in got] == ["none"] + [f"s{i}" for i in range(1, n)]
+                assert [as_datetime(r.created_at) for r in got] == [now + timedelta(seconds=i) for i in range(n)]
+        finally:
+            if c.dialect.name == "postgresql":
+                raw.cursor_factory = Cursor  # the pooled connection goes back as it came
         if c.dialect.name == "postgresql":
-            raw.cursor_factory = Cursor
             inserts = [t for t in cursor_texts if t.startswith("INSERT")]
             assert len(inserts) == 1 + 1 + 1 + 40, inserts  # 3 and 16 rows: one statement each; 40: one per row
     db.run(work)
