@@ -65,8 +65,9 @@ _VISIT = Sql("""SELECT id, region, insured_region, person_id, institution_id, ki
                 FROM visits WHERE id = :id AND institution_id = :institution_id {lock}""")
 _PATIENT = Sql("""SELECT id, region, insurance_type, tier, employment_status, hardship, birth_date, status
                   FROM persons WHERE id = :id""")
-_LINES = Sql("""SELECT code, name, line_class, unit_price, quantity, price_cap, self_pay_ratio, item_category, med_list_codg,
-                feedetl_sn, fee_ocur_time FROM fee_lines WHERE visit_id = :visit_id AND status = 'active' ORDER BY id""")
+# The columns a fresh visit's lines carry too (visits.FreshLine): one list, so the two never differ.
+_LINES = Sql(f"""SELECT {', '.join(visits.FreshLine._fields)} FROM fee_lines WHERE visit_id = :visit_id AND status = 'active'
+                 ORDER BY id""")
 _LOCK_VISIT = Sql("SELECT id FROM visits WHERE id = :id {lock}")
 _SETTLED_DOC = Sql("SELECT visit_id, document FROM settlements WHERE institution_id = :institution_id AND msgid = :msgid")
 _INSERT_SETTLEMENT = Sql("""INSERT INTO settlements (id, region, insured_region, visit_id, person_id, institution_id, msgid, status, year,
@@ -90,11 +91,16 @@ def _load_visit(conn: Connection, institution_id: str, visit_id: str, *, lock: b
                         int(r.admission_number), r.filing, None, None)
 
 
+def _patient_of(r: Any) -> _Patient:
+    """The engine's patient from a person as read (a row, or the Person a unit read already)."""
+    return _Patient(r.id, r.region, r.insurance_type, r.tier, r.employment_status == "retired", r.hardship, as_date(r.birth_date))
+
+
 def _load_patient(conn: Connection, person_id: str) -> _Patient:
     r = _PATIENT(conn, {"id": person_id}).first()
     if r is None:
         raise NotFound("person_id", "not_found", "参保人不存在", "insured person not found")
-    return _Patient(r.id, r.region, r.insurance_type, r.tier, r.employment_status == "retired", r.hardship, as_date(r.birth_date))
+    return _patient_of(r)
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,7 @@ def _price(conn: Connection, visit: visits.Visit, req: AccountRequest, level: st
     """The visit priced, the account that would pay, the patient, and the active fee rows in the settlement's line order.
     ``fresh``: the visit as this unit opened it, its patient and lines not read back."""
     if fresh is not None:
-        p = fresh.patient
-        patient = _Patient(p.id, p.region, p.insurance_type, p.tier, p.employment_status == "retired", p.hardship, p.birth_date)
+        patient = _patient_of(fresh.patient)
         rows: list[Any] = list(fresh.lines)
     else:
         patient = _load_patient(conn, visit.person_id)

@@ -71,7 +71,7 @@ class Opened:
     patient: people.Person
 
 
-# A visit's fee lines as the settlement reads them (settlement.py `_LINES`), in the order it reads them.
+# A visit's fee lines as the settlement reads them: settlement.py `_LINES` selects exactly these columns, in this order.
 FreshLine = namedtuple("FreshLine", "code name line_class unit_price quantity price_cap self_pay_ratio item_category med_list_codg "
                                     "feedetl_sn fee_ocur_time")
 
