@@ -87,6 +87,6 @@ async def enrol(ctx: Context, *, holder_id: str, pi_id: str, consent_version: st
     except Declined as exc:
         await ctx.run(lambda c, e=exc: _refuse_enrolment(c, ctx.now(), enrolment_id, e.code, actor))
         raise rules_.bank_refusal("payment_institution_id", exc.code) from None
-    except ChannelError:
-        raise BankOutcomeUnknown("payment_institution_id", "开通", "enrolment") from None  # stays pending; enrolling again resends it
+    except ChannelError as exc:
+        raise BankOutcomeUnknown("payment_institution_id", "开通", "enrolment") from exc  # stays pending; enrolling again resends it
     return await ctx.run(lambda c: _activate(c, ctx.now(), enrolment_id, agreement.agreement_no, line, actor))

@@ -118,9 +118,9 @@ async def _send_repayment(ctx: Context, *, repayment_id: str, bill_no: str, amou
     except Declined as exc:
         await ctx.run(lambda c, e=exc: _repayment_failed(c, ctx.now(), repayment_id, e.code))
         raise rules_.bank_refusal("amount", exc.code) from None
-    except ChannelError:
+    except ChannelError as exc:
         await ctx.run(lambda c: _repayment_unknown(c, ctx.now(), repayment_id))
-        raise BankOutcomeUnknown("repayment_no", "还款", "the repayment") from None
+        raise BankOutcomeUnknown("repayment_no", "还款", "the repayment") from exc
     return await ctx.run(lambda c: repaid(c, ctx.now(), repayment_id, actor))
 
 
@@ -156,8 +156,8 @@ async def resolve_repayment(ctx: Context, repayment_id: str, *, actor: str) -> d
     enrolment = await ctx.run(lambda c: lines.enrolment_row(c, rp.enrolment_id))
     try:
         line = await (await ctx.bank(enrolment.payment_institution_id)).credit_line(enrolment.id)
-    except ChannelError:
-        raise BankOutcomeUnknown("repayment_no", "查询", "the query") from None
+    except ChannelError as exc:
+        raise BankOutcomeUnknown("repayment_no", "查询", "the query") from exc
     at_bank = next((b for b in line.bills if b.bill_no == rp.bill_no), None)
     others = await ctx.run(lambda c: pending_sum(c, rp.bill_no)) - rp.amount
     if at_bank is not None and others == 0 and at_bank.repaid_fen >= rp.bill_repaid + rp.amount:

@@ -140,9 +140,9 @@ async def reserve(ctx: Context, *, order_ref: str, holder_id: str, institution_i
         if exc.code == "LINE_SUSPENDED_OVERDUE":
             raise rules_.suspended_error() from None
         raise rules_.bank_refusal("amount", exc.code) from None
-    except ChannelError:
+    except ChannelError as exc:
         await ctx.run(lambda c: _set_state(c, order_ref, ctx.now(), "unknown") if _reservation(c, order_ref).state == "holding" else None)
-        raise BankOutcomeUnknown("order_ref", "信用额度占用", "the reservation") from None
+        raise BankOutcomeUnknown("order_ref", "信用额度占用", "the reservation") from exc
     return await ctx.run(lambda c: _reserved(c, ctx.now(), order_ref, result.trade_no))
 
 
@@ -185,8 +185,8 @@ async def capture(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
     except Declined as exc:
         await ctx.run(lambda c, e=exc: _refused_by_bank(c, ctx.now(), order_ref, e.code))
         raise rules_.bank_refusal("order_ref", exc.code) from None
-    except ChannelError:
-        raise BankOutcomeUnknown("order_ref", "扣款", "the capture") from None  # capture again: the bank answers the same payment
+    except ChannelError as exc:
+        raise BankOutcomeUnknown("order_ref", "扣款", "the capture") from exc  # capture again: the bank answers the same payment
     try:
         line: CreditLine | None = await bank.credit_line(enrolment.id)
     except ChannelError:
@@ -208,8 +208,8 @@ async def release(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
         pass  # the reservation never reached the bank: nothing to give back there
     except Declined as exc:
         raise rules_.bank_refusal("order_ref", exc.code) from None  # ALREADY_CAPTURED: resolve learns the capture
-    except ChannelError:
-        raise BankOutcomeUnknown("order_ref", "释放", "the release") from None
+    except ChannelError as exc:
+        raise BankOutcomeUnknown("order_ref", "释放", "the release") from exc
     return await ctx.run(lambda c: _void(c, ctx.now(), order_ref, "released"))
 
 
@@ -224,8 +224,8 @@ async def resolve(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
         found = await bank.query(order_ref)
     except NotFoundAtChannel:
         return await ctx.run(lambda c: _void(c, ctx.now(), order_ref, "failed", "NOT_AT_BANK"))
-    except ChannelError:
-        raise BankOutcomeUnknown("order_ref", "查询", "the query") from None
+    except ChannelError as exc:
+        raise BankOutcomeUnknown("order_ref", "查询", "the query") from exc
     if found.status == "processing":
         return await ctx.run(lambda c: _reserved(c, ctx.now(), order_ref, found.trade_no))
     if found.status == "failed":
