@@ -45,9 +45,11 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
     def work(c):
         cursor_texts: list[str] = []
         raw = c.connection.dbapi_connection
-        from psycopg import Cursor
-
         if c.dialect.name == "postgresql":
+            from psycopg import Cursor
+
+            found = raw.cursor_factory
+
             class Counting(Cursor):
                 def execute(self, query, params=None, **kw):
                     cursor_texts.append(str(query))
@@ -68,7 +70,7 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
                 assert [as_datetime(r.created_at) for r in got] == [now + timedelta(seconds=i) for i in range(n)]
         finally:
             if c.dialect.name == "postgresql":
-                raw.cursor_factory = Cursor  # the pooled connection goes back as it came
+                raw.cursor_factory = found  # the pooled connection goes back as it came
         if c.dialect.name == "postgresql":
             inserts = [t for t in cursor_texts if t.startswith("INSERT")]
             assert len(inserts) == 1 + 1 + 1 + 40, inserts  # 3 and 16 rows: one statement each; 40: one per row

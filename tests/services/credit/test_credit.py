@@ -208,7 +208,7 @@ def test_a_repayment_number_is_one_repayment(db, cw):
         repay(cw, cw.holder, done.bill_no, 50_00, rid=rid)
 
 
-def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(db, cw):
+def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(db, cw, caplog):
     cw.enrol()
     done = paid(cw, 150_00)
     rid = order()
@@ -217,6 +217,7 @@ def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(d
         repay(cw, cw.holder, done.bill_no, 150_00, rid=rid)
     assert exc.value.code == "bank_outcome_unknown"
     assert exc.value.__cause__.code == "timeout"  # the channel's own error is kept: a log or a failed test says which
+    assert any(r.name == "yibao.credit" and rid in r.getMessage() and "timeout" in r.getMessage() for r in caplog.records)
     state = db.run(lambda c: credit_repayments.repayment_view(c, rid, db.clock()), write=False)
     assert (state["state"], state["bill"]["repaid"]) == ("unknown", "0.00")
     run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))

@@ -13,7 +13,7 @@ from yibao.channels import AgreementRequest, ChannelError, Declined
 from yibao.channels.bank.connector import CreditConsent, CreditLine
 from yibao.crypto.pii import Keyring
 from yibao.domain import credit as rules_
-from yibao.domain.credit import BankOutcomeUnknown, EligibilityFacts
+from yibao.domain.credit import EligibilityFacts
 from yibao.domain.errors import Conflict, NotFound
 from yibao.services import Context
 from yibao.services.agency import payment_institutions as pis
@@ -88,5 +88,5 @@ async def enrol(ctx: Context, *, holder_id: str, pi_id: str, consent_version: st
         await ctx.run(lambda c, e=exc: _refuse_enrolment(c, ctx.now(), enrolment_id, e.code, actor))
         raise rules_.bank_refusal("payment_institution_id", exc.code) from None
     except ChannelError as exc:
-        raise BankOutcomeUnknown("payment_institution_id", "开通", "enrolment") from exc  # stays pending; enrolling again resends it
+        raise lines.outcome_unknown("payment_institution_id", "开通", "enrolment", enrolment_id, exc) from exc  # stays pending; enrolling again resends it
     return await ctx.run(lambda c: _activate(c, ctx.now(), enrolment_id, agreement.agreement_no, line, actor))

@@ -17,6 +17,7 @@ Only the cash share, our order number and an opaque holder token ever reach the 
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Collection
 from datetime import date, datetime, timedelta, timezone
@@ -25,10 +26,10 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from yibao.channels import holder_token
+from yibao.channels import ChannelError, holder_token
 from yibao.crypto.pii import Keyring, mask_name
 from yibao.domain import credit as rules_
-from yibao.domain.credit import Bill, CreditRules, EligibilityFacts, Line
+from yibao.domain.credit import BankOutcomeUnknown, Bill, CreditRules, EligibilityFacts, Line
 from yibao.domain.errors import Conflict, InputError, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
@@ -44,6 +45,8 @@ from yibao.store.tables import credit_enrolments as CE
 from yibao.store.tables import credit_reservations as RS
 from yibao.store.tables import institutions as I
 from yibao.store.tables import transfers as T
+
+log = logging.getLogger("yibao.credit")
 
 HOLDER_TOKEN_PURPOSE = "holder-token"
 
@@ -68,6 +71,14 @@ def credit_rules(region: str, at: datetime) -> CreditRules:
 
 def token_for(keyring: Keyring, person_id: str, pi_id: str) -> str:
     return holder_token(keyring.purpose_key(HOLDER_TOKEN_PURPOSE), person_id, pi_id)
+
+
+def outcome_unknown(field: str, what_zh: str, what_en: str, subject: str, cause: ChannelError) -> BankOutcomeUnknown:
+    """The error for a bank that gave no definite answer, said once in the log with the channel's own error (a timeout,
+    a lost connection, a 5xx, a bad signature): the holder is told only that it will be queried, an operator needs
+    which. The caller raises it ``from cause``, so a traceback names it too."""
+    log.warning("credit %s %s: the bank gave no definite answer (%s: %s)", what_en, subject, type(cause).__name__, cause.code)
+    return BankOutcomeUnknown(field, what_zh, what_en)
 
 
 def new_no(prefix: str) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from yibao.channels import ChannelError, Declined
 from yibao.crypto.pii import Keyring
 from yibao.domain import credit as rules_
-from yibao.domain.credit import BankOutcomeUnknown, Bill
+from yibao.domain.credit import Bill
 from yibao.domain.errors import Conflict, NotFound
 from yibao.domain.money import format_yuan
 from yibao.formats.timefmt import iso_utc
@@ -120,7 +120,7 @@ async def _send_repayment(ctx: Context, *, repayment_id: str, bill_no: str, amou
         raise rules_.bank_refusal("amount", exc.code) from None
     except ChannelError as exc:
         await ctx.run(lambda c: _repayment_unknown(c, ctx.now(), repayment_id))
-        raise BankOutcomeUnknown("repayment_no", "还款", "the repayment") from exc
+        raise lines.outcome_unknown("repayment_no", "还款", "the repayment", repayment_id, exc) from exc
     return await ctx.run(lambda c: repaid(c, ctx.now(), repayment_id, actor))
 
 
@@ -157,7 +157,7 @@ async def resolve_repayment(ctx: Context, repayment_id: str, *, actor: str) -> d
     try:
         line = await (await ctx.bank(enrolment.payment_institution_id)).credit_line(enrolment.id)
     except ChannelError as exc:
-        raise BankOutcomeUnknown("repayment_no", "查询", "the query") from exc
+        raise lines.outcome_unknown("repayment_no", "查询", "the query", repayment_id, exc) from exc
     at_bank = next((b for b in line.bills if b.bill_no == rp.bill_no), None)
     others = await ctx.run(lambda c: pending_sum(c, rp.bill_no)) - rp.amount
     if at_bank is not None and others == 0 and at_bank.repaid_fen >= rp.bill_repaid + rp.amount:

@@ -13,7 +13,6 @@ from sqlalchemy.engine import Connection
 from yibao.channels import ChannelError, Declined, NotFoundAtChannel, PaymentRequest
 from yibao.channels.bank.connector import CreditLine
 from yibao.domain import credit as rules_
-from yibao.domain.credit import BankOutcomeUnknown
 from yibao.domain.errors import Conflict, NotFound
 from yibao.domain.ledger import institution_cash
 from yibao.services import Context
@@ -142,7 +141,7 @@ async def reserve(ctx: Context, *, order_ref: str, holder_id: str, institution_i
         raise rules_.bank_refusal("amount", exc.code) from None
     except ChannelError as exc:
         await ctx.run(lambda c: _set_state(c, order_ref, ctx.now(), "unknown") if _reservation(c, order_ref).state == "holding" else None)
-        raise BankOutcomeUnknown("order_ref", "信用额度占用", "the reservation") from exc
+        raise lines.outcome_unknown("order_ref", "信用额度占用", "the reservation", order_ref, exc) from exc
     return await ctx.run(lambda c: _reserved(c, ctx.now(), order_ref, result.trade_no))
 
 
@@ -186,7 +185,7 @@ async def capture(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
         await ctx.run(lambda c, e=exc: _refused_by_bank(c, ctx.now(), order_ref, e.code))
         raise rules_.bank_refusal("order_ref", exc.code) from None
     except ChannelError as exc:
-        raise BankOutcomeUnknown("order_ref", "扣款", "the capture") from exc  # capture again: the bank answers the same payment
+        raise lines.outcome_unknown("order_ref", "扣款", "the capture", order_ref, exc) from exc  # capture again: the bank answers the same payment
     try:
         line: CreditLine | None = await bank.credit_line(enrolment.id)
     except ChannelError:
@@ -209,7 +208,7 @@ async def release(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
     except Declined as exc:
         raise rules_.bank_refusal("order_ref", exc.code) from None  # ALREADY_CAPTURED: resolve learns the capture
     except ChannelError as exc:
-        raise BankOutcomeUnknown("order_ref", "释放", "the release") from exc
+        raise lines.outcome_unknown("order_ref", "释放", "the release", order_ref, exc) from exc
     return await ctx.run(lambda c: _void(c, ctx.now(), order_ref, "released"))
 
 
@@ -225,7 +224,7 @@ async def resolve(ctx: Context, order_ref: str, *, actor: str) -> Reservation:
     except NotFoundAtChannel:
         return await ctx.run(lambda c: _void(c, ctx.now(), order_ref, "failed", "NOT_AT_BANK"))
     except ChannelError as exc:
-        raise BankOutcomeUnknown("order_ref", "查询", "the query") from exc
+        raise lines.outcome_unknown("order_ref", "查询", "the query", order_ref, exc) from exc
     if found.status == "processing":
         return await ctx.run(lambda c: _reserved(c, ctx.now(), order_ref, found.trade_no))
     if found.status == "failed":
