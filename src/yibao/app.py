@@ -73,13 +73,13 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
                face_verifier: FaceVerifier | None = None, sandboxes: bool = False, base_url: str | None = None,
                recovery_interval: float | None = None, channel_transport: Any = None, sms_gateway: SmsGateway | None = None,
                audit_anchor: AnchorLog | None = None, anchor_interval: float | None = None,
-               allow_private_callbacks: bool = False) -> FastAPI:
+               allow_private_callbacks: bool = False, sandbox_timeout_s: float = 5.0) -> FastAPI:
     """The platform; production unless told otherwise.
 
     ``demo`` accepts the demo's operator tokens (when YIBAO_ADMIN_TOKENS names none); production refuses weak
     operator tokens (runtime/production.py) and never knows the demo's. ``sandboxes`` mounts the sandbox wing (face
     verifier, SMS gateway, payment institutions, the pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL) — the
-    demo's, so it implies ``demo``. ``face_verifier`` and ``sms_gateway`` default to the ones configured in the
+    demo's, so it implies ``demo``; the platform waits ``sandbox_timeout_s`` for each of them. ``face_verifier`` and ``sms_gateway`` default to the ones configured in the
     environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``allow_private_callbacks`` lets
     hospitals' callbacks go to loopback and private addresses over plain HTTP (tests, the demo); production posts
     only to public HTTPS addresses. ``recovery_interval`` (seconds) runs payment recovery in the background;
@@ -106,7 +106,7 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
         from yibao import sandbox
 
         base = (base_url or os.environ.get("YIBAO_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
-        aids = sandbox.install(app, platform, base)
+        aids = sandbox.install(app, platform, base, timeout_s=sandbox_timeout_s)
     # The pages (/app, /cashier, /admin): after the API, whose error handlers they wrap for their own paths.
     web.install(app, aids=aids)
     api.install_docs(app)

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.api import his, key
-from tests.support.channels import CLIENT_TIMEOUT_S, HANG_MS
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.payments import LINES, payment_world
 from yibao.app import create_app
 from yibao.services import Context
@@ -47,12 +47,12 @@ def _refunds_at_alipay(alipay, payment_id: str) -> list[int]:  # noqa: ANN001
 def test_a_lost_refund_answer_is_settled_by_alipays_refund_query(client, pw, alipay):
     payment_id = _pay(client, pw)
     cash = alipay.runtime.books.trades[payment_id].amount_fen
-    alipay.runtime.set_knobs(timeout_rate=1.0, hang_ms=HANG_MS, drop_notification_rate=1.0)
+    alipay.runtime.set_knobs(cut_answer_rate=1.0, drop_notification_rate=1.0)
     k = uuid.uuid4().hex
     r = _refund(client, pw, payment_id, k)
     assert r.status_code == 202 and r.json()["status"] == "unknown", r.text
     assert _refunds_at_alipay(alipay, payment_id) == [cash]  # Alipay refunded; only its answer was lost
-    alipay.runtime.set_knobs(timeout_rate=0.0)
+    alipay.runtime.set_knobs(cut_answer_rate=0.0)
     resolved = _refund(client, pw, payment_id, k)
     assert (resolved.status_code, resolved.json()["status"], resolved.json()["payment"]["status"]) == (200, "succeeded", "refunded")
     assert _refunds_at_alipay(alipay, payment_id) == [cash]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.channels import CLIENT_TIMEOUT_S, HANG_MS
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.payments import LINES, PlatformServer, payment_world, wait_until
 from yibao.app import create_app
 from yibao.domain import payment_order as po
@@ -27,7 +27,7 @@ from yibao.store.tables import channel_notifications
 @pytest.fixture
 def stack(db, keyring, wxpay):
     server = PlatformServer(lambda url: create_app(db, keyring=keyring))
-    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=int(CLIENT_TIMEOUT_S * 1000),  # just under the hang below
+    pw = payment_world(db, keyring, wxpay, balance=20000, timeout_ms=int(CLIENT_TIMEOUT_S * 1000),
                        notify_url=f"{server.url}/api/v1/channels/wxpay-440300/notify")
     pw.pay(key="warm-up")  # signs the holder's agreement before any knob is turned
     yield pw, server
@@ -57,15 +57,15 @@ def paid(pw, before, after, o):
     assert after["receivable"] - before["receivable"] == o.fund_total + o.account_pay
 
 
-def test_a_timeout_leaves_the_cash_unknown_until_the_query_finds_it_paid(stack, wxpay, clock):
+def test_a_lost_answer_leaves_the_cash_unknown_until_the_query_finds_it_paid(stack, wxpay, clock):
     pw, server = stack
-    wxpay.runtime.set_knobs(timeout_rate=1.0, hang_ms=HANG_MS, drop_notification_rate=1.0)
+    wxpay.runtime.set_knobs(cut_answer_rate=1.0, drop_notification_rate=1.0)
     before = pw.balances()
     r = onecode(pw, server)
     assert r.status_code == 202 and r.json()["status"] == po.CASH_UNKNOWN, r.text
     held = pw.balances()
     assert held["pending"] > 0 and held["holder_available"] == 0
-    wxpay.runtime.set_knobs(timeout_rate=0.0)
+    wxpay.runtime.set_knobs(cut_answer_rate=0.0)
     report = recover(pw, clock)
     o = order(pw, r.json()["payment_id"])
     assert report.orders == {o.id: po.COMPLETED} and o.trade_no

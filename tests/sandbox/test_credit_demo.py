@@ -9,6 +9,7 @@ import uuid
 import httpx
 
 from tests.support.api import login
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.payments import PlatformServer
 from yibao.app import create_app
 from yibao.domain import credit as rules_
@@ -35,7 +36,7 @@ def test_the_demo_enrols_li_ming_with_its_sandbox_bank_and_a_restart_keeps_his_l
     guide = demo.ensure(db, keyring)
     li_ming = next(p for p in guide.people if p["name"] == "李明")
     credential = next(i["credential"] for i in guide.institutions if i["region"].startswith("440300") and i["level"] == "level3")
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url))
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url, sandbox_timeout_s=CLIENT_TIMEOUT_S))
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             holder = login(client, li_ming["phone"])
@@ -54,7 +55,7 @@ def test_the_demo_enrols_li_ming_with_its_sandbox_bank_and_a_restart_keeps_his_l
         server.stop()
 
     # A restart: the sandboxes are made afresh (new books, new secret); the line and its bill are told to the new bank.
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url))
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url, sandbox_timeout_s=CLIENT_TIMEOUT_S))
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:  # the session is the platform's: it outlives the process
             again = _pay_by_credit(db, keyring, server, li_ming["psn_no"], credential, "20.00")

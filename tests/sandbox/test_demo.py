@@ -128,13 +128,14 @@ def test_the_seeded_month_is_paid_and_a_benefit_credited_through_the_demos_sandb
 
     import httpx
 
+    from tests.support.channels import CLIENT_TIMEOUT_S
     from tests.support.payments import PlatformServer
     from yibao.app import create_app
 
     guide = demo.ensure(db, keyring)
     psn = next(p["psn_no"] for p in guide.people if p["name"] == "张建国")
     app_id = guide.clearing[0]["clr_appy_evt_id"]
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url))
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url, sandbox_timeout_s=CLIENT_TIMEOUT_S))
     try:
         with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {demo.OPERATOR_TOKEN}"}) as client:
             def post(path: str, body: dict | None = None) -> httpx.Response:

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.payments import PlatformServer
 from yibao.app import create_app
 from yibao.sandbox import demo
@@ -16,7 +17,7 @@ def test_the_demo_pays_a_childs_bill_from_the_guardians_binding_through_its_moun
     guide = demo.ensure(db, keyring)
     ids = {p["name"]: p["psn_no"] for p in guide.people}
     credential = next(i["credential"] for i in guide.institutions if i["region"].startswith("440300") and i["level"] == "level3")
-    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url))
+    server = PlatformServer(lambda url: create_app(db, keyring=keyring, sandboxes=True, base_url=url, sandbox_timeout_s=CLIENT_TIMEOUT_S))
     try:
         def pay(unit_price: str) -> httpx.Response:
             code = db.run(lambda c: paycodes.issue(c, keyring, db.clock(), holder_id=ids["李明"], person_id=ids["李小雨"], actor="test")).code

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 
 import httpx
 
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.identity import admit, bind, ecard, enrol_adult, id_number_of, name_of
 from tests.support.world import World, seed
 from yibao.domain import credit as rules_
@@ -65,7 +66,7 @@ def relative(db, keyring, cw: CreditWorld, *, n: int = 21, name: str = "亲属�
 
 
 async def move_bank_clock(bank, days: int) -> None:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
         (await client.post(f"{bank.url}/sandbox/clock", json={"days": days})).raise_for_status()
 
 

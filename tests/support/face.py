@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.support.channels import CLIENT_TIMEOUT_S
+
 FACE_KEY = "test-face-key-shared-with-the-platform"
 
 
@@ -73,5 +75,5 @@ def face_verifier(face_sandbox):
     from yibao.face import FaceVerifier
 
     face_sandbox.reset()
-    yield FaceVerifier(face_sandbox.url, face_sandbox.key, timeout=5.0)
+    yield FaceVerifier(face_sandbox.url, face_sandbox.key, timeout=CLIENT_TIMEOUT_S)
     face_sandbox.reset()

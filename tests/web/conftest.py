@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from playwright.sync_api import expect
 
+from tests.support.channels import CLIENT_TIMEOUT_S
 from tests.support.db import PG_URL
 from tests.support.pages import DESKTOP, PHONE
 
@@ -151,7 +152,10 @@ def live(request, tmp_path_factory):
     # (create_app points its face verifier at the mounted one when no other is configured.)
     # Its own audit anchor file: the anchors belong to one database (the SQLite and PostgreSQL servers run side by side).
     anchors = AnchorLog(tmp_path_factory.mktemp(f"anchors-{request.param}") / "audit-anchors.log")
-    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}", audit_anchor=anchors)
+    # It waits for its mounted sandboxes as every test's connector does (room for a loaded machine: once a CI run's
+    # call to the mounted WeChat Pay took 5.6 s, past the demo's 5 s); no page test needs a lost answer.
+    app = create_app(db, keyring=keyring, sandboxes=True, base_url=f"http://127.0.0.1:{port}", audit_anchor=anchors,
+                     sandbox_timeout_s=CLIENT_TIMEOUT_S)
     for hook in app.state.on_start:
         _in_thread(hook)
     server, thread, sock = _serve(app, sock)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 
-def install(app: Any, platform: Any, base_url: str) -> Any:
+def install(app: Any, platform: Any, base_url: str, *, timeout_s: float = 5.0) -> Any:
     """Mount the sandbox face verifier, SMS gateway and payment institutions on ``app`` at ``base_url``, point
-    the demo's institutions at them at start-up, and return the pages' demo aids (`aids.DemoAids`)."""
+    the demo's institutions at them at start-up, and return the pages' demo aids (`aids.DemoAids`). ``timeout_s``:
+    how long the platform waits for each of them (below the institutions' default hang_ms knob, 10 s, so the demo
+    shows a lost answer as one; a test server waits longer, room for a loaded machine)."""
     from yibao.face import FaceVerifier
     from yibao.sandbox import demo
     from yibao.sandbox.aids import DemoAids
@@ -28,15 +30,15 @@ def install(app: Any, platform: Any, base_url: str) -> Any:
 
     if platform.face is None:
         # The demo's checks go to the sandbox verifier mounted here, over HTTP, as they would to a real one.
-        platform.face = FaceVerifier(f"{base_url}/sandbox/face", face_key())
+        platform.face = FaceVerifier(f"{base_url}/sandbox/face", face_key(), timeout=timeout_s)
     app.mount("/sandbox/face", face_sandbox(face_key()))
     if platform.sms is None:
         # Likewise its text messages: to the sandbox gateway mounted here, which keeps them in its own memory.
-        platform.sms = SmsGateway(f"{base_url}/sandbox/sms", sms_key())
+        platform.sms = SmsGateway(f"{base_url}/sandbox/sms", sms_key(), timeout=timeout_s)
     app.mount("/sandbox/sms", sms_sandbox(sms_key()))
     pairs = mount_all(app, base_url=base_url)
     db, keyring = platform.db, platform.keyring
     # Their keys are made afresh in this process: point the demo's institutions (credit banks included) at them at start-up.
-    app.state.on_start.append(lambda: demo.configure_sandbox_channels(db, keyring, pairs, base_url))
+    app.state.on_start.append(lambda: demo.configure_sandbox_channels(db, keyring, pairs, base_url, timeout_s=timeout_s))
     app.state.on_start.append(lambda: demo.restore_sandbox_credit(db, keyring, pairs))  # the credit lines of a previous start
     return DemoAids(sms_outbox_url="/sandbox/sms/outbox")

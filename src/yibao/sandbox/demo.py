@@ -434,7 +434,8 @@ def _channel_mark(pi_id: str) -> str:
     return f"demo_channel:{pi_id}"
 
 
-def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str) -> None:
+def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, Any], base_url: str, *,
+                               timeout_s: float = 5.0) -> None:
     """Point the demo's admitted payment institutions (credit banks included) at the SANDBOX institutions mounted in this process.
 
     The sandboxes' keys and books are made afresh at each start, so each configuration is written
@@ -458,7 +459,8 @@ def configure_sandbox_channels(db: Database, keyring: Keyring, pairs: dict[str, 
             pi_id, name = f"{wallet}-{region}", SANDBOX_OF[wallet]
             if name not in pairs:
                 continue
-            connector = pairs[name].connector(f"{base_url}/sandbox/{name}", notify_url=f"{base_url}/api/v1/channels/{pi_id}/notify")
+            connector = pairs[name].connector(f"{base_url}/sandbox/{name}", notify_url=f"{base_url}/api/v1/channels/{pi_id}/notify",
+                                              timeout=timeout_s)
 
             def configure(conn: Connection, pi_id: str = pi_id, name: str = name, connector: Any = connector) -> None:
                 pi = payment_institutions.get(conn, pi_id)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from tests.support.channels import sign_on_page
+from tests.support.channels import CLIENT_TIMEOUT_S, sign_on_page
 from yibao.channels import AgreementRequest, BadSignature, Declined, PaymentRequest, RefundRequest, holder_token
 from yibao.channels.bank import transformers as tx
 from yibao.channels.bank.connector import CreditConsent
@@ -36,7 +36,7 @@ async def enrolled(bank, single_limit: int = 2000_00):
 
 
 async def move_clock(bank, days: int) -> None:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT_S) as client:
         (await client.post(f"{bank.url}/sandbox/clock", json={"days": days})).raise_for_status()
 
 

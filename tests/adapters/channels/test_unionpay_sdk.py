@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from tests.adapters.channels import acp_reference as sdk
-from tests.support.channels import serve_in_thread
+from tests.support.channels import CLIENT_TIMEOUT_S, serve_in_thread
 from yibao.channels import BadSignature, Declined, NotFoundAtChannel, OutcomeUnknown, PaymentRequest, RefundRequest, StatementError
 from yibao.channels.crypto import generate_rsa_key
 from yibao.channels.unionpay.connector import UnionPayChannel, UnionPayConfig
@@ -449,7 +449,7 @@ def test_the_platform_sends_each_order_with_its_own_time_and_asks_with_it_again(
     from yibao.services import Context
     from yibao.services.payments import orders, recovery
 
-    pw = payment_world(db, keyring, unionpay, limit=50000, balance=20000, timeout_ms=5000)
+    pw = payment_world(db, keyring, unionpay, limit=50000, balance=20000, timeout_ms=int(CLIENT_TIMEOUT_S * 1000))
     with TestClient(create_app(db, keyring=keyring), raise_server_exceptions=False) as client:
         r = client.post("/api/v1/his/payments/onecode", json={"code": pw.code(), "lines": LINES, "account": {"use": True}},
                         headers={**his(pw), **key()})

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.channels import HANG_MS
 from tests.support.credit import BANK, advance, balanced, credit_world, relative, run
 from tests.support.sms import texts_to
 from yibao.channels.bank import transformers as tx
@@ -208,19 +207,19 @@ def test_a_repayment_number_is_one_repayment(db, cw):
         repay(cw, cw.holder, done.bill_no, 50_00, rid=rid)
 
 
-def test_a_bank_timeout_on_repay_leaves_it_unknown_until_the_query_resolves_it(db, cw, caplog):
+def test_a_lost_bank_answer_on_repay_leaves_it_unknown_until_the_query_resolves_it(db, cw, caplog):
     cw.enrol()
     done = paid(cw, 150_00)
     rid = order()
-    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=HANG_MS))  # booked at the bank, the answer lost
+    run(cw.bank.knobs(cut_answer_rate=1.0))  # booked at the bank, the answer lost
     with pytest.raises(BankOutcomeUnknown) as exc:
         repay(cw, cw.holder, done.bill_no, 150_00, rid=rid)
     assert exc.value.code == "bank_outcome_unknown"
-    assert exc.value.__cause__.code == "timeout"  # the channel's own error is kept: a log or a failed test says which
-    assert any(r.name == "yibao.credit" and rid in r.getMessage() and "timeout" in r.getMessage() for r in caplog.records)
+    assert exc.value.__cause__.code == "unreachable"  # the channel's own error is kept: a log or a failed test says which
+    assert any(r.name == "yibao.credit" and rid in r.getMessage() and "unreachable" in r.getMessage() for r in caplog.records)
     state = db.run(lambda c: credit_repayments.repayment_view(c, rid, db.clock()), write=False)
     assert (state["state"], state["bill"]["repaid"]) == ("unknown", "0.00")
-    run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))
+    run(cw.bank.knobs(cut_answer_rate=0.0))
     resolved = run(credit_repayments.resolve_repayment(cw.ctx, rid, actor="test"))
     assert (resolved["state"], resolved["bill"]["repaid"], resolved["bill"]["status"]) == ("succeeded", "150.00", "repaid")
     assert run(cw.bank.channel.credit_line(done.enrolment_id)).bills[0].repaid_fen == 150_00  # once, not twice
@@ -325,10 +324,10 @@ def test_the_banks_own_refusal_is_committed_with_the_hold_released_then_raised(d
 def test_a_reservation_whose_answer_was_lost_is_resolved_by_asking_the_bank(db, cw):
     cw.enrol()
     ref = order()
-    run(cw.bank.knobs(timeout_rate=1.0, hang_ms=HANG_MS))
+    run(cw.bank.knobs(cut_answer_rate=1.0))
     with pytest.raises(BankOutcomeUnknown):
         reserve(cw, 40_00, ref)
-    run(cw.bank.knobs(timeout_rate=0.0, hang_ms=0))
+    run(cw.bank.knobs(cut_answer_rate=0.0))
     assert db.run(lambda c: credit_reservations.reservation(c, ref), write=False).state == "unknown"
     assert line(db, cw)["used"] == "40.00"  # still held while unknown
     assert run(credit_reservations.resolve(cw.ctx, ref, actor="test")).state == "reserved"

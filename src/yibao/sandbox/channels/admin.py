@@ -10,12 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from yibao.channels.crypto import public_pem
-from yibao.sandbox.channels.core import Books, KnobsPatch, SandboxInfo, SandboxRefusal, StatementFaults
+from yibao.sandbox.channels.core import AnswerCut, Books, KnobsPatch, SandboxInfo, SandboxRefusal, StatementFaults
 from yibao.sandbox.channels.notifier import Notifier
 
 
@@ -67,8 +67,25 @@ class StartNotifier:
         await self.app(scope, receive, send)
 
 
+class CutAnswer(Response):
+    """An answer that begins (200, a Content-Length it never reaches) and is then cut off: the exception raised after
+    the start makes the server close the connection (ASGI: an app that fails after starting its answer has the
+    connection closed), as a network that drops mid-answer would. The server logs that exception; it names the knob."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")]})
+        await send({"type": "http.response.body", "body": b'{"', "more_body": True})
+        raise AnswerCut("SANDBOX: the answer is cut on purpose (cut_answer_rate knob)")
+
+
+async def _cut(request: Request, exc: Exception) -> Response:
+    return CutAnswer()
+
+
 def install(app: FastAPI, runtime: Runtime) -> None:
     app.state.sandbox = runtime
+    app.add_exception_handler(AnswerCut, _cut)  # the cut_answer_rate knob, from any business call of this sandbox
     router = APIRouter(prefix="/sandbox", tags=["SANDBOX admin"])
 
     app.add_middleware(StartNotifier, notifier=runtime.notifier)

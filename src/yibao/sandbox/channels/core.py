@@ -34,6 +34,8 @@ class Knobs(BaseModel):
     server_error_rate: float = Field(0.0, ge=0.0, le=1.0, description="answered 5xx before anything happens")
     timeout_rate: float = Field(0.0, ge=0.0, le=1.0, description="the effect happens, then the answer hangs for hang_ms")
     hang_ms: int = Field(10_000, ge=0, le=600_000, description="how long a timed-out answer hangs (longer than the client waits)")
+    cut_answer_rate: float = Field(0.0, ge=0.0, le=1.0, description="the effect happens, then the connection is cut mid-answer "
+                                   "(a lost answer at once, without waiting out the client's timeout)")
     settle_delay_ms: int = Field(0, ge=0, le=600_000, description="payments answer 'processing' and succeed after this delay")
     visible_delay_ms: int = Field(0, ge=0, le=86_400_000, description="an accepted payment is not found by a query until this long "
                                   "after it was booked (a slow institution's books: the order was accepted, the query says no such order)")
@@ -52,6 +54,7 @@ class KnobsPatch(BaseModel):
     server_error_rate: float | None = Field(None, ge=0.0, le=1.0)
     timeout_rate: float | None = Field(None, ge=0.0, le=1.0)
     hang_ms: int | None = Field(None, ge=0, le=600_000)
+    cut_answer_rate: float | None = Field(None, ge=0.0, le=1.0)
     settle_delay_ms: int | None = Field(None, ge=0, le=600_000)
     visible_delay_ms: int | None = Field(None, ge=0, le=86_400_000)
     drop_notification_rate: float | None = Field(None, ge=0.0, le=1.0)
@@ -300,6 +303,11 @@ class SandboxRefusal(Exception):
         self.code, self.message, self.status = code, message, status
 
 
+class AnswerCut(Exception):
+    """The cut_answer_rate knob fired: the effect is booked and the answer must not arrive whole. Turned by the
+    sandbox app (admin.install) into an answer begun and then cut off with the connection."""
+
+
 class Books:
     """One sandbox institution's books, knobs, clock and random."""
 
@@ -356,9 +364,12 @@ class Books:
             raise SandboxRefusal("SYSTEM_ERROR", "injected server error (server_error_rate knob)", 500)
 
     async def after_effect(self) -> None:
-        """The effect is booked; now, perhaps, the answer is lost: hang past the client's patience."""
+        """The effect is booked; now, perhaps, the answer is lost: hang past the client's patience (timeout_rate), or
+        cut the connection mid-answer (cut_answer_rate: `AnswerCut`)."""
         if self.chance(self.knobs.timeout_rate):
             await asyncio.sleep(self.knobs.hang_ms / 1000)
+        if self.chance(self.knobs.cut_answer_rate):
+            raise AnswerCut("SANDBOX: the answer is cut on purpose (cut_answer_rate knob)")
 
     def _emit(self, kind: str, record: Any, notify_url: str | None) -> None:
         self.on_event(Event(kind, self.new_id("N"), record, notify_url))
