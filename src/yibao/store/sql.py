@@ -51,7 +51,11 @@ class Sql:
         self.text = text.replace(" {lock}", "").replace(" {skip_locked}", "")
         pg = text.replace("%", "%%").replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")
         self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", pg)
-        self._pg_rows = _values_split(pg)  # an INSERT … VALUES (…) …: its parts, to send a few rows as one statement
+        # An INSERT … VALUES (…) …: its parts, to send a few rows as one statement. Written with PostgreSQL's own $n
+        # placeholders (so with % as it is): such a statement is over psycopg's 4 KB / 50 parameters, past which psycopg
+        # parses every %(name)s statement anew on each call (its cache stops there) — 8.6 % of the platform's CPU per
+        # one-code payment went there (py-spy --gil, bench/payments.py on PostgreSQL: a visit's fee lines, the audit trail).
+        self._pg_rows = _values_split(text.replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"))
         self._many: dict[int, str] = {}
         # The row type per dialect, from the first single execution's column names: a statement's columns never change,
         # and psycopg builds the cursor's description anew on every read of it (~15 µs a statement, ~50 a payment).
@@ -59,17 +63,21 @@ class Sql:
 
     def __call__(self, conn: Connection, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> "Rows":
         params = params or {}
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = conn.connection.dbapi_connection
         dialect = conn.dialect.name
         text = self._pg if dialect == "postgresql" else self.text  # SQLite's dates: the adapters above
         if isinstance(params, list):
             if dialect == "postgresql" and self._pg_rows is not None and 1 < len(params) <= MANY_ROWS:
                 # A few rows as one multi-row INSERT: psycopg's executemany sends one Bind/Execute per row, each a
                 # statement for the server (an audit trail's entries, a posting's transfers, a visit's fee lines).
-                cursor.execute(self._rows_text(len(params)), {f"{k}__r{i}": v for i, p in enumerate(params) for k, v in p.items()})
+                names = self._pg_rows[3]
+                cursor = raw_cursor(dbapi)
+                cursor.execute(self._rows_text(len(params)), [p[name] for p in params for name in names])
             else:
+                cursor = dbapi.cursor()  # type: ignore[union-attr]
                 cursor.executemany(text, params)
             return Rows(cursor, None)  # nothing is read after a batch
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
         cursor.execute(text, params)
         row_type = self._types.get(dialect, _UNKNOWN)
         if row_type is _UNKNOWN:
@@ -78,10 +86,12 @@ class Sql:
         return Rows(cursor, row_type)
 
     def _rows_text(self, n: int) -> str:
+        """The statement for ``n`` rows: row i's parameters are $(i·k+1) … $(i·k+k), k the group's distinct names."""
         text = self._many.get(n)
         if text is None:
-            head, group, tail = self._pg_rows  # type: ignore[misc]
-            groups = ", ".join(_PARAM.sub(lambda m, i=i: f"%({m.group(1)}__r{i})s", group) for i in range(n))
+            head, group, tail, names = self._pg_rows  # type: ignore[misc]
+            at = {name: j for j, name in enumerate(names)}
+            groups = ", ".join(_PARAM.sub(lambda m, i=i: f"${i * len(names) + at[m.group(1)] + 1}", group) for i in range(n))
             text = self._many[n] = f"{head}{groups}{tail}"
         return text
 
@@ -89,8 +99,17 @@ class Sql:
 MANY_ROWS = 16  # at most this many rows become one statement: each count is a statement the server prepares and keeps
 
 
-def _values_split(text: str) -> tuple[str, str, str] | None:
-    """``INSERT … VALUES (group) tail`` as (``INSERT … VALUES ``, ``(group)``, `` tail``); None for any other statement."""
+def raw_cursor(dbapi_connection: Any) -> Any:
+    """A psycopg cursor taking PostgreSQL's own $n placeholders and a sequence of values: no parsing of the statement."""
+    from psycopg import RawCursor
+
+    return RawCursor(dbapi_connection)
+
+
+def _values_split(text: str) -> tuple[str, str, str, tuple[str, ...]] | None:
+    """``INSERT … VALUES (group) tail`` as (``INSERT … VALUES ``, ``(group)``, `` tail``, the group's parameter names,
+    each once, in order); None for any other statement, and for one whose head or tail takes parameters (one per
+    statement, not per row) or holds a ``$`` (it would be read as a placeholder)."""
     if not text.upper().startswith("INSERT INTO "):
         return None
     start = text.upper().find(" VALUES (")
@@ -101,7 +120,10 @@ def _values_split(text: str) -> tuple[str, str, str] | None:
     for end in range(start, len(text)):
         depth += {"(": 1, ")": -1}.get(text[end], 0)
         if depth == 0:
-            return text[:start], text[start:end + 1], text[end + 1:]
+            head, group, tail = text[:start], text[start:end + 1], text[end + 1:]
+            if _PARAM.search(head) or _PARAM.search(tail) or "$" in text:
+                return None
+            return head, group, tail, tuple(dict.fromkeys(_PARAM.findall(group)))
     return None
 
 

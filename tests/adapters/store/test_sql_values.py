@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from yibao.store import sql
 from yibao.store.sql import Sql, as_date, as_datetime
 from yibao.store.tables import attempts as A
 
@@ -39,14 +40,14 @@ _MANY = Sql("INSERT INTO attempts (region, kind, subject, failed, created_at) VA
 _SUBJECTS = Sql("SELECT subject, created_at FROM attempts WHERE kind = :kind ORDER BY id")
 
 
-def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
+def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock, monkeypatch):
     now = clock()
 
     def work(c):
         cursor_texts: list[str] = []
         raw = c.connection.dbapi_connection
         if c.dialect.name == "postgresql":
-            from psycopg import Cursor
+            from psycopg import Cursor, RawCursor
 
             found = raw.cursor_factory
 
@@ -60,6 +61,12 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
                     cursor_texts.extend([str(query)] * len(params_seq))  # one statement per row for the server
                     return super().executemany(query, params_seq, **kw)
             raw.cursor_factory = Counting  # what the statements send, under Sql (which runs on the driver's cursor)
+
+            class CountingRaw(RawCursor):  # a few rows' one statement, in PostgreSQL's own $n placeholders
+                def execute(self, query, params=None, **kw):
+                    cursor_texts.append(str(query))
+                    return super().execute(query, params, **kw)
+            monkeypatch.setattr(sql, "raw_cursor", CountingRaw)
         try:
             for n in (1, 3, 16, 40):  # one row, a few, the most made one, and more than that
                 rows = [{"region": "440300", "kind": f"k{n}", "subject": None if i == 0 else f"s{i}", "failed": False,
@@ -74,4 +81,16 @@ def test_a_few_rows_are_one_statement_and_many_rows_still_all_arrive(db, clock):
         if c.dialect.name == "postgresql":
             inserts = [t for t in cursor_texts if t.startswith("INSERT")]
             assert len(inserts) == 1 + 1 + 1 + 40, inserts  # 3 and 16 rows: one statement each; 40: one per row
+            assert inserts[2].endswith("$76, $77, coalesce($78, 'none'), $79, $80)")  # 16 rows of 5 parameters, PostgreSQL's own
     db.run(work)
+
+
+_TWICE = Sql("INSERT INTO attempts (region, kind, subject, failed, created_at) VALUES (:region, :kind, :kind, :failed, :at)")
+
+
+def test_a_parameter_named_twice_in_a_row_binds_that_rows_value_in_both_places(db, clock):
+    rows = [{"region": "440300", "kind": f"twice{i}", "failed": i == 1, "at": clock()} for i in range(3)]
+    db.run(lambda c: _TWICE(c, rows))
+    got = db.run(lambda c: [(r.kind, r.subject, bool(r.failed)) for r in c.execute(select(A).where(A.c.kind.like("twice%")).order_by(A.c.id))],
+                 write=False)
+    assert got == [("twice0", "twice0", False), ("twice1", "twice1", True), ("twice2", "twice2", False)]
