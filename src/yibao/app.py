@@ -79,8 +79,9 @@ def create_app(db: Database | None = None, *, keyring: Keyring | None = None, de
     ``demo`` accepts the demo's operator tokens (when YIBAO_ADMIN_TOKENS names none); production refuses weak
     operator tokens (runtime/production.py) and never knows the demo's. ``sandboxes`` mounts the sandbox wing (face
     verifier, SMS gateway, payment institutions, the pages' demo aids) at ``base_url`` (default $YIBAO_BASE_URL) — the
-    demo's, so it implies ``demo``; the platform waits ``sandbox_timeout_s`` for each of them. ``face_verifier`` and ``sms_gateway`` default to the ones configured in the
-    environment (else, with ``sandboxes``, the mounted sandboxes; else none). ``allow_private_callbacks`` lets
+    demo's, so it implies ``demo``; the platform waits ``sandbox_timeout_s`` for each of them. ``face_verifier`` and
+    ``sms_gateway`` default to the ones configured in the environment (else, with ``sandboxes``, the mounted
+    sandboxes; else none). ``allow_private_callbacks`` lets
     hospitals' callbacks go to loopback and private addresses over plain HTTP (tests, the demo); production posts
     only to public HTTPS addresses. ``recovery_interval`` (seconds) runs payment recovery in the background;
     ``channel_transport`` (an httpx transport) carries every call to a payment institution or credit bank (tests

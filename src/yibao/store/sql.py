@@ -15,7 +15,7 @@ import sqlite3
 from collections import namedtuple
 from datetime import date, datetime, timezone
 from functools import lru_cache
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from sqlalchemy.engine import Connection
 
@@ -70,7 +70,7 @@ class Sql:
             if dialect == "postgresql" and self._pg_rows is not None and 1 < len(params) <= MANY_ROWS:
                 # A few rows as one multi-row INSERT: psycopg's executemany sends one Bind/Execute per row, each a
                 # statement for the server (an audit trail's entries, a posting's transfers, a visit's fee lines).
-                names = self._pg_rows[3]
+                names = self._pg_rows.names
                 cursor = raw_cursor(dbapi)
                 cursor.execute(self._rows_text(len(params)), [p[name] for p in params for name in names])
             else:
@@ -106,10 +106,16 @@ def raw_cursor(dbapi_connection: Any) -> Any:
     return RawCursor(dbapi_connection)
 
 
-def _values_split(text: str) -> tuple[str, str, str, tuple[str, ...]] | None:
-    """``INSERT … VALUES (group) tail`` as (``INSERT … VALUES ``, ``(group)``, `` tail``, the group's parameter names,
-    each once, in order); None for any other statement, and for one whose head or tail takes parameters (one per
-    statement, not per row) or holds a ``$`` (it would be read as a placeholder)."""
+class _ValuesParts(NamedTuple):
+    head: str  # ``INSERT … VALUES ``
+    group: str  # ``(…)``: one row's values
+    tail: str  # `` RETURNING …``, `` ON CONFLICT …`` or nothing
+    names: tuple[str, ...]  # the group's parameter names, each once, in order
+
+
+def _values_split(text: str) -> _ValuesParts | None:
+    """``INSERT … VALUES (group) tail`` in its parts; None for any other statement, and for one whose head or tail
+    takes parameters (one per statement, not per row) or holds a ``$`` (it would be read as a placeholder)."""
     if not text.upper().startswith("INSERT INTO "):
         return None
     start = text.upper().find(" VALUES (")
@@ -123,7 +129,7 @@ def _values_split(text: str) -> tuple[str, str, str, tuple[str, ...]] | None:
             head, group, tail = text[:start], text[start:end + 1], text[end + 1:]
             if _PARAM.search(head) or _PARAM.search(tail) or "$" in text:
                 return None
-            return head, group, tail, tuple(dict.fromkeys(_PARAM.findall(group)))
+            return _ValuesParts(head, group, tail, tuple(dict.fromkeys(_PARAM.findall(group))))
     return None
 
 

@@ -68,19 +68,25 @@ class StartNotifier:
 
 
 class CutAnswer(Response):
-    """An answer that begins (200, a Content-Length it never reaches) and is then cut off: the exception raised after
-    the start makes the server close the connection (ASGI: an app that fails after starting its answer has the
-    connection closed), as a network that drops mid-answer would. The server logs that exception; it names the knob."""
+    """An answer that begins (200, a Content-Length it never reaches) and is then cut off: the knob's exception,
+    raised again after the start, makes the server close the connection (ASGI: an app that fails after starting its
+    answer has the connection closed), as a network that drops mid-answer would. The server logs that exception; its
+    message names the knob."""
+
+    def __init__(self, cut: AnswerCut) -> None:
+        super().__init__()
+        self.cut = cut
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")]})
         await send({"type": "http.response.body", "body": b'{"', "more_body": True})
-        raise AnswerCut("SANDBOX: the answer is cut on purpose (cut_answer_rate knob)")
+        raise self.cut
 
 
 async def _cut(request: Request, exc: Exception) -> Response:
-    return CutAnswer()
+    assert isinstance(exc, AnswerCut)  # registered for AnswerCut only (install)
+    return CutAnswer(exc)
 
 
 def install(app: FastAPI, runtime: Runtime) -> None:
