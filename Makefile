@@ -17,9 +17,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/yibao serve --demo
 
+# Two processes (pytest-xdist): a test file stays in one, files go out in order, so each runs the page tests last;
+# each has a PostgreSQL database of its own (tests/support/db.py). TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	@scripts/ensure-chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

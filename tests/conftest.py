@@ -123,13 +123,25 @@ def keyring():
 def pytest_collection_modifyitems(items):
     """The page tests run last, whatever directory names sort after tests/web: once Playwright's sync API
     is up (the session's browser), it keeps an event loop on the main thread, and a later test that calls
-    asyncio.run fails. A stable sort: the order within each part is kept."""
+    asyncio.run fails. A stable sort: the order within each part is kept (and `make test` sends files out to its
+    processes in this order: Makefile)."""
     web = Path(__file__).parent / "web"
     items.sort(key=lambda item: item.path.is_relative_to(web))
+    for item in items:
+        # Under pytest 9.2 schemathesis gives each operation's test (tests/api/test_openapi_fuzz.py) the function's node
+        # id, its name alone naming the operation; pytest-xdist sends tests out by node id, and of ~150 alike ran only the
+        # first (test_every_operation_is_fuzzed says so). The operation is made the id's parameter, as pytest does.
+        if getattr(item, "operation_label", None) and "[" not in item.nodeid:
+            if hasattr(item, "_id"):  # pytest ≥ 9.2: a NodeId
+                item._id = item._id.with_params(item.operation_label)
+            else:
+                item._nodeid = f"{item.nodeid}[{item.operation_label}]"
 
 
 def pytest_terminal_summary(terminalreporter):
     if PG_URL:
-        terminalreporter.write_line(f"PostgreSQL: storage tests ran against {PG_URL.split('@')[-1]}")
+        workers = terminalreporter.config.getoption("numprocesses", None)
+        own = " (each worker in a database of its own: tests/support/db.py)" if workers else ""
+        terminalreporter.write_line(f"PostgreSQL: storage tests ran against {PG_URL.split('@')[-1]}{own}")
     else:
         terminalreporter.write_line("PostgreSQL: skipped — YIBAO_TEST_POSTGRES_URL is not set; the storage tests ran on SQLite only")
