@@ -20,6 +20,8 @@ def _worker_database(url: str | None) -> str | None:
     from psycopg import sql
 
     parts = urlsplit(url)
+    if parts.path.endswith(f"_{worker}"):
+        return url  # a process the worker started, given the worker's database already
     name = f"{parts.path.lstrip('/') or 'postgres'}_{worker}"
     with psycopg.connect(urlunsplit(parts._replace(scheme="postgresql")), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
