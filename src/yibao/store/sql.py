@@ -49,13 +49,13 @@ class Sql:
     def __init__(self, text: str) -> None:
         text = " ".join(text.split())
         self.text = text.replace(" {lock}", "").replace(" {skip_locked}", "")
-        pg = text.replace("%", "%%").replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")
-        self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", pg)
+        locked = text.replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED")  # PostgreSQL's
+        self._pg = _PARAM.sub(lambda m: f"%({m.group(1)})s", locked.replace("%", "%%"))
         # An INSERT … VALUES (…) …: its parts, to send a few rows as one statement. Written with PostgreSQL's own $n
         # placeholders (so with % as it is): such a statement is over psycopg's 4 KB / 50 parameters, past which psycopg
         # parses every %(name)s statement anew on each call (its cache stops there) — 8.6 % of the platform's CPU per
         # one-code payment went there (py-spy --gil, bench/payments.py on PostgreSQL: a visit's fee lines, the audit trail).
-        self._pg_rows = _values_split(text.replace("{lock}", "FOR UPDATE").replace("{skip_locked}", "FOR UPDATE SKIP LOCKED"))
+        self._pg_rows = _values_split(locked)
         self._many: dict[int, str] = {}
         # The row type per dialect, from the first single execution's column names: a statement's columns never change,
         # and psycopg builds the cursor's description anew on every read of it (~15 µs a statement, ~50 a payment).
